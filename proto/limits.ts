@@ -1,0 +1,91 @@
+/**
+ * Every bound in the product lives here, units last (TigerBeetle style). Each layer has its own
+ * section; relations between bounds are asserted at the bottom, at load time, so a bad edit
+ * fails the first test rather than a production node.
+ *
+ * Edit a section in place; do not move bounds into other files.
+ */
+
+// ---------------------------------------------------------------------------------------------
+// raft/ — consensus core and driver
+// ---------------------------------------------------------------------------------------------
+export const raft = {
+  /** Ticks a follower waits without hearing a leader before it campaigns; randomized in [min, 2*min). */
+  electionTicksMin: 10,
+  /** Ticks between leader heartbeats. */
+  heartbeatTicks: 1,
+  /** Milliseconds per tick in the real driver (the simulator counts ticks, not ms). */
+  tickMs: 100,
+  /** Most bytes of entries in one append message (batching). */
+  appendBytesMax: 1024 * 1024,
+  /** Most append messages in flight to one follower before the leader waits (pipelining). */
+  inflightMsgsMax: 256,
+  /** Most bytes of entries in flight to one follower (flow control). */
+  inflightBytesMax: 16 * 1024 * 1024,
+  /** Most bytes proposed but not yet committed; further proposals are dropped (backpressure). */
+  uncommittedBytesMax: 64 * 1024 * 1024,
+  /** Largest single proposal. */
+  proposalBytesMax: 1024 * 1024,
+  /** Bytes per InstallSnapshot chunk. */
+  snapshotChunkBytes: 256 * 1024,
+  /** Largest snapshot a follower will assemble in memory. */
+  snapshotBytesMax: 512 * 1024 * 1024,
+  /** Applied entries kept in the log after a snapshot, so slow followers can still catch up by log. */
+  compactionKeepEntries: 1000,
+  /** Applied entries between automatic snapshots. */
+  snapshotEveryEntries: 10_000,
+  /** Most pending ReadIndex requests held by a leader. */
+  readIndexPendingMax: 4096,
+  /** Ticks a leader transfer may take before it is abandoned (in election timeouts). */
+  transferTimeoutElections: 1,
+  /** Client sessions remembered for idempotent proposals. */
+  clientSessionsMax: 10_000,
+} as const;
+
+// ---------------------------------------------------------------------------------------------
+// ledger/ — governance state machine and operation journal
+// ---------------------------------------------------------------------------------------------
+export const ledger = {
+  /** Largest canonical encoding of one ledger event. */
+  eventBytesMax: 256 * 1024,
+  /** Most approvers on a roster. */
+  approversMax: 64,
+  /** Most nodes on a roster. */
+  nodesMax: 64,
+  /** Longest a governance decision may stay valid after it is stamped. */
+  decisionTtlMsMax: 7 * 24 * 3600 * 1000,
+  /** Longest an identifier (key id, cluster id, idempotency key) may be. */
+  idBytesMax: 128,
+} as const;
+
+// ---------------------------------------------------------------------------------------------
+// kernel/ — secret kernel process and socket protocol
+// ---------------------------------------------------------------------------------------------
+export const kernel = {
+  /** Largest request frame accepted on the kernel socket. */
+  frameBytesMax: 256 * 1024,
+} as const;
+
+// ---------------------------------------------------------------------------------------------
+// node/ — daemon, gRPC, admin API
+// ---------------------------------------------------------------------------------------------
+export const node = {
+  /** Largest gRPC message between peers (must hold one full append batch plus framing). */
+  peerMessageBytesMax: 4 * 1024 * 1024,
+  /** Largest admin API request. */
+  adminRequestBytesMax: 1024 * 1024,
+} as const;
+
+// ---------------------------------------------------------------------------------------------
+// Relations between bounds.
+// ---------------------------------------------------------------------------------------------
+function check(cond: boolean, what: string): void {
+  if (!cond) throw new Error(`limits: ${what}`);
+}
+check(raft.heartbeatTicks < raft.electionTicksMin, 'heartbeats must come faster than elections');
+check(raft.proposalBytesMax <= raft.appendBytesMax, 'one proposal must fit one append');
+check(raft.appendBytesMax * 2 <= node.peerMessageBytesMax, 'an append batch must fit a peer message');
+check(raft.snapshotChunkBytes * 2 <= node.peerMessageBytesMax, 'a snapshot chunk must fit a peer message');
+check(raft.inflightBytesMax >= raft.appendBytesMax, 'flow control must admit at least one full append');
+check(raft.compactionKeepEntries < raft.snapshotEveryEntries, 'keep fewer entries than a snapshot interval');
+check(ledger.eventBytesMax <= raft.proposalBytesMax, 'a ledger event must fit one proposal');

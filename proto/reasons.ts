@@ -1,0 +1,75 @@
+/**
+ * The one table of reason codes. Every refusal that crosses a boundary (ledger apply result,
+ * kernel frame, gRPC status, CLI exit) names exactly one of these. The gRPC status each maps to
+ * is decided here, once, so a client sees the same code whichever layer refused.
+ *
+ * Codes are stable API: never rename or reuse one; add new codes at the end of their group.
+ */
+import { status as GrpcStatus } from '@grpc/grpc-js';
+
+export const REASONS = {
+  // Binding and session integrity (seed 001).
+  BINDING_MISMATCH: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'the request is not bound to the object, key or epoch it names' },
+  WRONG_RECIPIENT: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'the message was addressed to another party' },
+  SESSION_MISMATCH: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'the message belongs to another session' },
+  PAYLOAD_REJECTED: { grpc: GrpcStatus.INVALID_ARGUMENT, text: 'the payload failed validation' },
+  REPLAY_OR_CONFLICT: { grpc: GrpcStatus.ALREADY_EXISTS, text: 'an idempotency key was reused with different content' },
+  STEP_PERMIT_REUSED: { grpc: GrpcStatus.ALREADY_EXISTS, text: 'a one-time step permit was presented again' },
+  SPLIT_BRAIN_FENCED: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'the node or passport is fenced' },
+  EQUIVOCATION: { grpc: GrpcStatus.ABORTED, text: 'one party signed two conflicting statements' },
+  REMOTE_TIMEOUT: { grpc: GrpcStatus.DEADLINE_EXCEEDED, text: 'a peer did not answer in time' },
+  PUBLICATION_DENIED: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'the publication gate refused to release the artifact' },
+  STALE_EPOCH: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'the key epoch or governance epoch is not the current one' },
+
+  // Governance.
+  QUORUM_NOT_MET: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'not enough valid approver signatures' },
+  SIGNATURE_INVALID: { grpc: GrpcStatus.UNAUTHENTICATED, text: 'a signature does not verify' },
+  DECISION_EXPIRED: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'the decision is past its expiry' },
+  UNKNOWN_APPROVER: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'the signer is not on the approver roster in force' },
+  ROLE_NOT_ALLOWED: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'the caller\'s role may not perform this action' },
+  FROZEN: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'the cluster is under emergency freeze' },
+  GENESIS_MISSING: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'the cluster has no genesis yet' },
+  GENESIS_EXISTS: { grpc: GrpcStatus.ALREADY_EXISTS, text: 'the cluster already has a genesis' },
+
+  // Keys.
+  UNKNOWN_KEY: { grpc: GrpcStatus.NOT_FOUND, text: 'no such key' },
+  KEY_NOT_ACTIVE: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'the key is not active' },
+  KEY_NOT_PUBLISHED: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'the key object has not been published' },
+  DKG_INCOMPLETE: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'the key generation ceremony has not completed' },
+  INVALID_TRANSITION: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'the object is not in a state that allows this transition' },
+
+  // Signing acts and kernel.
+  UNKNOWN_SESSION: { grpc: GrpcStatus.NOT_FOUND, text: 'no such session or operation' },
+  PERMIT_MISSING: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'the step carries no valid permit' },
+  DIGEST_MISMATCH: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'the message digest does not match the permit' },
+  NONCE_REUSED: { grpc: GrpcStatus.ALREADY_EXISTS, text: 'a nonce commitment was presented again' },
+  STORE_ROLLED_BACK: { grpc: GrpcStatus.DATA_LOSS, text: 'the local store is older than the record it must follow' },
+  POLICY_DENIED: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'the policy engine denied the act' },
+
+  // Consensus and node.
+  NOT_LEADER: { grpc: GrpcStatus.UNAVAILABLE, text: 'this node is not the leader' },
+  PROPOSAL_DROPPED: { grpc: GrpcStatus.UNAVAILABLE, text: 'the proposal was dropped (no leader, transfer in progress, or queue full)' },
+  STORAGE_CORRUPT: { grpc: GrpcStatus.DATA_LOSS, text: 'stored data failed its checksum' },
+  PEER_IDENTITY_MISMATCH: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'the peer certificate does not match the node it claims to be' },
+  UNAUTHENTICATED: { grpc: GrpcStatus.UNAUTHENTICATED, text: 'no valid client certificate' },
+
+  // Input and limits.
+  FRAME_MALFORMED: { grpc: GrpcStatus.INVALID_ARGUMENT, text: 'the frame could not be decoded' },
+  FRAME_TOO_LARGE: { grpc: GrpcStatus.RESOURCE_EXHAUSTED, text: 'the frame exceeds its size limit' },
+  LIMIT_EXCEEDED: { grpc: GrpcStatus.RESOURCE_EXHAUSTED, text: 'a configured bound was exceeded' },
+  INVALID_ARGUMENT: { grpc: GrpcStatus.INVALID_ARGUMENT, text: 'an argument is missing or out of range' },
+  CONFIG_INVALID: { grpc: GrpcStatus.INVALID_ARGUMENT, text: 'the configuration is invalid' },
+  INTERNAL: { grpc: GrpcStatus.INTERNAL, text: 'an internal error' },
+} as const;
+
+export type ReasonCode = keyof typeof REASONS;
+
+export const REASON_CODES = Object.freeze(Object.keys(REASONS) as ReasonCode[]);
+
+export function isReasonCode(x: unknown): x is ReasonCode {
+  return typeof x === 'string' && Object.prototype.hasOwnProperty.call(REASONS, x);
+}
+
+export function grpcStatusOf(code: ReasonCode): GrpcStatus {
+  return REASONS[code].grpc;
+}
