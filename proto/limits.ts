@@ -64,6 +64,26 @@ export const ledger = {
 export const kernel = {
   /** Largest request frame accepted on the kernel socket. */
   frameBytesMax: 256 * 1024,
+  /** Largest response frame the kernel writes (a DKG round-2 bundle for the largest committee). */
+  responseBytesMax: 256 * 1024,
+  /** Largest message a signing step may carry (the digest in the permit covers it). */
+  messageBytesMax: 64 * 1024,
+  /** Most participants in one key's committee (DKG, refresh, reshare). */
+  participantsMax: 32,
+  /** Most nonce pairs presigned in one batch request. */
+  nonceBatchMax: 256,
+  /** Most unused presigned nonce pairs held for one key epoch. */
+  noncesOutstandingMax: 4096,
+  /** Most signed decisions in one governance update frame. */
+  decisionsPerUpdateMax: 256,
+  /** Most DKG / redeal ceremonies open at once (their secret state lives in memory only). */
+  ceremoniesOpenMax: 16,
+  /** Longest identifier (key id, request id, ceremony id, node id) in bytes. */
+  idBytesMax: 128,
+  /** Most concurrent connections on the kernel socket (the daemon needs one or two). */
+  connectionsMax: 8,
+  /** Most requests queued on the kernel before new ones are refused with LIMIT_EXCEEDED. */
+  queuedRequestsMax: 1024,
 } as const;
 
 // ---------------------------------------------------------------------------------------------
