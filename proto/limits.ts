@@ -56,6 +56,18 @@ export const ledger = {
   decisionTtlMsMax: 7 * 24 * 3600 * 1000,
   /** Longest an identifier (key id, cluster id, idempotency key) may be. */
   idBytesMax: 128,
+  /** Longest free text in an event (a freeze reason, a fencing reason). */
+  textBytesMax: 1024,
+  /** Most amount tiers in an act policy. */
+  policyTiersMax: 16,
+  /** Most assets with a destination allow-list. */
+  policyAssetsMax: 64,
+  /** Most destinations on one asset's allow-list. */
+  policyDestinationsMax: 1024,
+  /** Most admitted acts per key inside one velocity window; one more is refused LIMIT_EXCEEDED. */
+  velocityEntriesMax: 4096,
+  /** Largest whole-ledger snapshot (canonical encoding of the state). */
+  snapshotBytesMax: 256 * 1024 * 1024,
 } as const;
 
 // ---------------------------------------------------------------------------------------------
