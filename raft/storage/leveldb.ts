@@ -1,0 +1,310 @@
+/**
+ * Durable Raft storage on LevelDB (`level` / classic-level), with a MemoryStorage mirror that
+ * serves the core's synchronous reads (types.ts `Storage`).
+ *
+ * Contract (DESIGN.md §2):
+ * - `persist()` writes one Ready's hard state, entries and snapshot, plus the application's state
+ *   writes and its applied index, as ONE LevelDB batch; with `sync: true` whenever the Ready says
+ *   mustSync. The driver sends no message depending on a batch until its promise resolves. One
+ *   batch per Ready is the group commit: everything the core produced since the last fsync shares
+ *   one fsync.
+ * - The mirror is updated only after the batch is durable, so the core never reads from memory
+ *   what the disk does not yet hold.
+ * - Every stored value is checksummed (codec.ts). `open()` reads and verifies the whole store and
+ *   refuses to start on any mismatch, gap or inconsistency with STORAGE_CORRUPT naming the key
+ *   and the recovery command. A corrupt node must never serve or vote from a log it cannot trust.
+ */
+import { Level } from 'level';
+import { rm } from 'node:fs/promises';
+import { CustodyError, assert } from '../../proto/errors.js';
+import { MemoryStorage } from '../core/storage.js';
+import type { ConfState, Entry, HardState, Snapshot, Storage } from '../core/types.js';
+import {
+  APP_PREFIX,
+  KEY_HS,
+  KEY_SNAP,
+  LOG_PREFIX,
+  appKey,
+  decodeEntry,
+  decodeHardState,
+  decodeSnapshot,
+  describeKey,
+  encodeEntry,
+  encodeHardState,
+  encodeSnapshot,
+  logKey,
+  logKeyIndex,
+  seal,
+  unseal,
+} from './codec.js';
+
+type Db = Level<Buffer, Buffer>;
+type Op = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer };
+
+/** One application state write; `value: null` deletes. `key` is relative to the `app/` prefix. */
+export interface AppWrite {
+  readonly key: string;
+  readonly value: Uint8Array | null;
+}
+
+export interface PersistBatch {
+  readonly hardState: HardState | null;
+  readonly entries: readonly Entry[];
+  readonly snapshot: Snapshot | null;
+  readonly app: readonly AppWrite[];
+  readonly sync: boolean;
+}
+
+export interface OpenOptions {
+  readonly dir: string;
+  /** Membership used when the store holds no snapshot yet (the configured roster). */
+  readonly bootstrapConf: ConfState;
+  /** How an operator recovers this node, quoted in STORAGE_CORRUPT errors. */
+  readonly recoveryHint: string;
+}
+
+export interface PersistStats {
+  readonly ops: number;
+  readonly bytes: number;
+  /** Wall time of the batch write, including fsync when synced. */
+  readonly writeMs: number;
+}
+
+export class LevelStorage implements Storage {
+  private constructor(
+    private readonly db: Db,
+    readonly mem: MemoryStorage,
+    private readonly app: Map<string, Uint8Array>,
+    readonly dir: string,
+  ) {}
+
+  static async open(opts: OpenOptions): Promise<LevelStorage> {
+    const db: Db = new Level<Buffer, Buffer>(opts.dir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+    try {
+      await db.open();
+    } catch (e) {
+      throw new CustodyError('INTERNAL', `cannot open the data directory ${opts.dir}: ${(e as Error).message}` +
+        ((e as { cause?: { message?: string } }).cause?.message ? ` (${(e as { cause: { message: string } }).cause.message})` : ''), { cause: e });
+    }
+    try {
+      const loaded = await load(db, opts);
+      const mem = new MemoryStorage(loaded.snap ? loaded.snap.meta.conf : opts.bootstrapConf);
+      if (loaded.snap && loaded.snap.meta.index > 0) mem.applySnapshot(loaded.snap);
+      mem.append(loaded.entries);
+      if (loaded.hs) mem.setHardState(loaded.hs);
+      return new LevelStorage(db, mem, loaded.app, opts.dir);
+    } catch (e) {
+      await db.close();
+      throw e;
+    }
+  }
+
+  // --- Storage (synchronous reads from the mirror) ---
+  initialState(): { hardState: HardState; conf: ConfState } {
+    // Before any snapshot, the mirror was built with the configured roster as its conf.
+    return this.mem.initialState();
+  }
+  entries(lo: number, hi: number, maxBytes: number): Entry[] {
+    return this.mem.entries(lo, hi, maxBytes);
+  }
+  term(index: number): number {
+    return this.mem.term(index);
+  }
+  firstIndex(): number {
+    return this.mem.firstIndex();
+  }
+  lastIndex(): number {
+    return this.mem.lastIndex();
+  }
+  snapshot(): Snapshot {
+    return this.mem.snapshot();
+  }
+  hardState(): HardState {
+    return this.mem.hardState();
+  }
+
+  /** Application state as verified at open (key relative to `app/`). Updated by every persist. */
+  appValue(key: string): Uint8Array | undefined {
+    return this.app.get(key);
+  }
+  appKeys(): IterableIterator<string> {
+    return this.app.keys();
+  }
+
+  /** Write one Ready (and the application's writes) durably, then update the mirror. */
+  async persist(p: PersistBatch): Promise<PersistStats> {
+    const ops: Op[] = [];
+    let bytes = 0;
+    const put = (key: Buffer, value: Buffer): void => {
+      ops.push({ type: 'put', key, value });
+      bytes += key.length + value.length;
+    };
+    let last = this.mem.lastIndex();
+    if (p.snapshot) {
+      // Installing a snapshot replaces the whole log (MemoryStorage.applySnapshot does the same).
+      for (let i = this.mem.firstIndex(); i <= last; i++) ops.push({ type: 'del', key: logKey(i) });
+      put(KEY_SNAP, encodeSnapshot(p.snapshot));
+      last = p.snapshot.meta.index;
+    }
+    if (p.entries.length > 0) {
+      const first = (p.entries[0] as Entry).index;
+      const newLast = first + p.entries.length - 1;
+      // Raft §5.3: a conflicting suffix is deleted before the new entries are appended.
+      for (let i = Math.max(newLast + 1, this.mem.firstIndex()); i <= last; i++) ops.push({ type: 'del', key: logKey(i) });
+      for (const e of p.entries) put(logKey(e.index), encodeEntry(e));
+    }
+    if (p.hardState) put(KEY_HS, encodeHardState(p.hardState));
+    for (const w of p.app) {
+      if (w.value === null) ops.push({ type: 'del', key: appKey(w.key) });
+      else put(appKey(w.key), seal(w.value)); // same envelope as the log: a corrupt ledger row is caught too
+    }
+    const t0 = performance.now();
+    if (ops.length > 0) await this.db.batch(ops, { sync: p.sync });
+    const writeMs = performance.now() - t0;
+    if (p.snapshot) this.mem.applySnapshot(p.snapshot);
+    if (p.entries.length > 0) this.mem.append(p.entries);
+    if (p.hardState) this.mem.setHardState(p.hardState);
+    for (const w of p.app) {
+      if (w.value === null) this.app.delete(w.key);
+      else this.app.set(w.key, w.value);
+    }
+    return { ops: ops.length, bytes, writeMs };
+  }
+
+  /**
+   * Record a snapshot the application took at `index` (already applied and persisted) and drop
+   * log entries up to `compactTo` (<= index), in one batch. Unsynced: the batch is atomic, and a
+   * later synced batch carries it to disk (LevelDB's log is ordered); losing it on a crash only
+   * means the log is compacted later.
+   */
+  async snapshotAndCompact(index: number, conf: ConfState, data: Uint8Array, compactTo: number): Promise<void> {
+    assert(compactTo <= index, 'compaction stays within the snapshot');
+    if (index <= this.mem.snapshot().meta.index) return;
+    const snap: Snapshot = { meta: { index, term: this.mem.term(index), conf }, data };
+    const ops: Op[] = [{ type: 'put', key: KEY_SNAP, value: encodeSnapshot(snap) }];
+    for (let i = this.mem.firstIndex(); i <= compactTo; i++) ops.push({ type: 'del', key: logKey(i) });
+    await this.db.batch(ops, { sync: false });
+    this.mem.createSnapshot(index, conf, data);
+    this.mem.compact(compactTo);
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+}
+
+interface Loaded {
+  hs: HardState | null;
+  snap: Snapshot | null;
+  entries: Entry[];
+  app: Map<string, Uint8Array>;
+}
+
+async function load(db: Db, opts: OpenOptions): Promise<Loaded> {
+  const corrupt = (key: Uint8Array | string, why: string): CustodyError =>
+    new CustodyError(
+      'STORAGE_CORRUPT',
+      `${typeof key === 'string' ? key : describeKey(key)} in ${opts.dir}: ${why}. The store is corrupt or torn and this node ` +
+        `refuses to start rather than serve or vote from it. Recover: ${opts.recoveryHint}`,
+    );
+
+  let hs: HardState | null = null;
+  const hsRaw = await db.get(KEY_HS);
+  if (hsRaw !== undefined) {
+    const p = unseal(hsRaw);
+    if (typeof p === 'string') throw corrupt(KEY_HS, p);
+    const d = decodeHardState(p);
+    if (typeof d === 'string') throw corrupt(KEY_HS, d);
+    hs = d;
+  }
+
+  let snap: Snapshot | null = null;
+  const snapRaw = await db.get(KEY_SNAP);
+  if (snapRaw !== undefined) {
+    const p = unseal(snapRaw);
+    if (typeof p === 'string') throw corrupt(KEY_SNAP, p);
+    const d = decodeSnapshot(p);
+    if (typeof d === 'string') throw corrupt(KEY_SNAP, d);
+    snap = d;
+  }
+  const snapIndex = snap?.meta.index ?? 0;
+
+  const entries: Entry[] = [];
+  const upper = Buffer.concat([LOG_PREFIX, Buffer.alloc(8, 0xff)]);
+  for await (const [k, v] of db.iterator({ gte: LOG_PREFIX, lte: upper })) {
+    const idx = logKeyIndex(k);
+    if (idx === null) throw corrupt(k, 'malformed log key');
+    const p = unseal(v);
+    if (typeof p === 'string') throw corrupt(k, p);
+    const e = decodeEntry(p);
+    if (typeof e === 'string') throw corrupt(k, e);
+    if (e.index !== idx) throw corrupt(k, `holds entry index ${e.index}, not ${idx} (a misplaced value)`);
+    // Entries the snapshot covers were kept only so slow followers could catch up by log; after a
+    // restart the mirror starts at the snapshot (MemoryStorage keeps no entries below it).
+    if (idx <= snapIndex) continue;
+    const prev = entries.length > 0 ? (entries[entries.length - 1] as Entry).index : snapIndex;
+    if (idx !== prev + 1) throw corrupt(k, `the log has a gap: entries ${prev + 1}..${idx - 1} are missing`);
+    if (entries.length > 0 && e.term < (entries[entries.length - 1] as Entry).term) throw corrupt(k, 'entry terms decrease along the log');
+    entries.push(e);
+  }
+  const lastIndex = entries.length > 0 ? (entries[entries.length - 1] as Entry).index : snapIndex;
+  if (hs && hs.commit > lastIndex) {
+    throw corrupt(KEY_HS, `commit index ${hs.commit} is past the last stored entry ${lastIndex} (the log tail is missing)`);
+  }
+
+  const app = new Map<string, Uint8Array>();
+  const appUpper = Buffer.concat([APP_PREFIX.subarray(0, APP_PREFIX.length - 1), Buffer.from([APP_PREFIX[APP_PREFIX.length - 1]! + 1])]);
+  for await (const [k, v] of db.iterator({ gte: APP_PREFIX, lt: appUpper })) {
+    const p = unseal(v);
+    if (typeof p === 'string') throw corrupt(k, p);
+    app.set(Buffer.from(k.subarray(APP_PREFIX.length)).toString('utf8'), new Uint8Array(p));
+  }
+  return { hs, snap, entries, app };
+}
+
+/**
+ * The documented recovery for a corrupt node: delete its log, snapshot and application state so it
+ * re-syncs from its peers (the leader sends a snapshot and the log suffix).
+ *
+ * The term and vote are kept when their checksum verifies: a voter that forgot its vote could vote
+ * twice in one term and let two leaders be elected (Raft §5.2, Figure 2 "persistent state"). If the
+ * hard state itself is corrupt the wipe refuses unless `discardVote` is set, which the operator
+ * may only do after the node has been removed from the voters or the cluster has moved past every
+ * term this node could have voted in.
+ */
+export async function wipeStore(dir: string, opts: { discardVote: boolean }): Promise<{ keptTerm: number | null }> {
+  let kept: HardState | null = null;
+  const db: Db = new Level<Buffer, Buffer>(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer', createIfMissing: false });
+  let opened = false;
+  try {
+    await db.open();
+    opened = true;
+  } catch {
+    // No store (or not a LevelDB directory): nothing to keep.
+  }
+  if (opened) {
+    try {
+      const raw = await db.get(KEY_HS);
+      if (raw !== undefined) {
+        const p = unseal(raw);
+        const d = typeof p === 'string' ? p : decodeHardState(p);
+        if (typeof d === 'string') {
+          if (!opts.discardVote) {
+            throw new CustodyError('STORAGE_CORRUPT', `the hard state (term and vote) in ${dir} is itself corrupt (${d}); wiping it could let this node vote twice in one term. Remove the node from the voters first, then wipe with --discard-vote`);
+          }
+        } else kept = d;
+      }
+    } finally {
+      await db.close();
+    }
+  }
+  await rm(dir, { recursive: true, force: true });
+  if (kept) {
+    const fresh: Db = new Level<Buffer, Buffer>(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+    await fresh.open();
+    // commit 0: the log is gone, and commit must never exceed the last stored index.
+    await fresh.put(KEY_HS, encodeHardState({ term: kept.term, vote: kept.vote, commit: 0 }), { sync: true });
+    await fresh.close();
+  }
+  return { keptTerm: kept ? kept.term : null };
+}
