@@ -1,0 +1,371 @@
+/**
+ * The kernel's wire format: length-prefixed protobuf frames (proto/kernel.proto) and the strict
+ * validation that turns a decoded frame into a typed request. Pure: no sockets here, so the
+ * parser is tested byte by byte without a server (kernel/server.ts owns the socket).
+ */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import protobuf from 'protobufjs';
+import { CustodyError } from '../proto/errors.js';
+import { kernel as limits } from '../proto/limits.js';
+import { isReasonCode, type ReasonCode } from '../proto/reasons.js';
+
+// ---------------------------------------------------------------------------------------------
+// Schema
+// ---------------------------------------------------------------------------------------------
+
+function protoPath(): string {
+  for (const rel of ['../../proto/kernel.proto', '../proto/kernel.proto']) {
+    const p = fileURLToPath(new URL(rel, import.meta.url));
+    if (existsSync(p)) return p;
+  }
+  throw new Error('proto/kernel.proto not found beside the kernel build');
+}
+
+export const schema: protobuf.Root = protobuf.loadSync(protoPath());
+const RequestType = schema.lookupType('custody.kernel.v1.Request');
+const ResponseType = schema.lookupType('custody.kernel.v1.Response');
+
+// ---------------------------------------------------------------------------------------------
+// Typed messages (mirror proto/kernel.proto; snake_case fields become camelCase)
+// ---------------------------------------------------------------------------------------------
+
+export interface Participant { identifier: string; nodeId: string; transportPublicKey: Uint8Array }
+export interface Round1Package { identifier: string; commitment: Uint8Array[]; proofOfKnowledge: Uint8Array }
+export interface SealedPackage { sender: string; recipient: string; enc: Uint8Array; ciphertext: Uint8Array }
+export interface VerifyingShare { identifier: string; point: Uint8Array }
+export interface PublicPackage { min: number; max: number; commitments: Uint8Array[]; verifyingShares: VerifyingShare[] }
+export interface Permit { keyId: string; keyEpoch: number; requestId: string; messageDigest: Uint8Array; ledgerIndex: number }
+export interface SigningCommitment { identifier: string; hiding: Uint8Array; binding: Uint8Array }
+export interface CommittedDecision { decision: Uint8Array; ledgerIndex: number; stampMs: number }
+export interface Deal { dealer: string; commitments: Uint8Array[]; package: SealedPackage }
+
+export type RequestBody =
+  | { kind: 'status' }
+  | { kind: 'governance'; decisions: CommittedDecision[] }
+  | { kind: 'fence'; passport: string; reason: string }
+  | { kind: 'dkgBegin'; ceremonyId: string; keyId: string; suite: string; min: number; participants: Participant[]; identifier: string }
+  | { kind: 'dkgRound2'; ceremonyId: string; round1: Round1Package[] }
+  | { kind: 'dkgFinish'; ceremonyId: string; round1: Round1Package[]; packages: SealedPackage[] }
+  | {
+      kind: 'redealBegin'; ceremonyId: string; keyId: string; fromEpoch: number; toEpoch: number; dealers: string[];
+      min: number; committee: Participant[]; suite: string; current: PublicPackage; identifier: string;
+    }
+  | { kind: 'redealFinish'; ceremonyId: string; deals: Deal[] }
+  | { kind: 'nonces'; keyId: string; keyEpoch: number; count: number }
+  | {
+      kind: 'sign'; permit: Permit; message: Uint8Array; commitments: SigningCommitment[]; counter: number;
+      ledgerConsumedCounter: number;
+    };
+
+export interface Request { callId: number; body: RequestBody }
+
+export interface KeyInfo {
+  keyId: string; epoch: number; suite: string; identifier: string; groupPublicKey: Uint8Array; active: boolean;
+  commitmentsAvailable: number; consumedCounter: number;
+}
+export interface NonceCommitment { counter: number; identifier: string; hiding: Uint8Array; binding: Uint8Array }
+
+export type ResponseBody =
+  | { kind: 'error'; reason: ReasonCode; detail: string }
+  | {
+      kind: 'status'; nodeId: string; profile: string; transportPublicKey: Uint8Array; keys: KeyInfo[];
+      governanceIndex: number; frozen: boolean; fenced: boolean;
+    }
+  | { kind: 'governance'; governanceIndex: number; applied: number; frozen: boolean; fenced: boolean }
+  | { kind: 'dkgRound1'; package: Round1Package }
+  | { kind: 'dkgRound2'; packages: SealedPackage[] }
+  | { kind: 'keyPackage'; keyId: string; epoch: number; suite: string; identifier: string; public: PublicPackage }
+  | { kind: 'redealDealt'; dealer: string; commitments: Uint8Array[]; packages: SealedPackage[] }
+  | { kind: 'nonces'; commitments: NonceCommitment[] }
+  | { kind: 'signatureShare'; identifier: string; sigShare: Uint8Array; counter: number };
+
+export interface Response { callId: number; body: ResponseBody }
+
+// ---------------------------------------------------------------------------------------------
+// Framing
+// ---------------------------------------------------------------------------------------------
+
+export const FRAME_HEADER_BYTES = 4;
+
+export function frame(payload: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(FRAME_HEADER_BYTES + payload.length);
+  out.writeUInt32BE(payload.length, 0);
+  out.set(payload, FRAME_HEADER_BYTES);
+  return out;
+}
+
+export type FrameEvent =
+  | { kind: 'frame'; payload: Buffer }
+  /** A header announced more than the bound; the stream cannot be trusted further. */
+  | { kind: 'tooLarge'; announced: number };
+
+/**
+ * Byte-level frame parser, a pure state machine: feed chunks, get whole frames. Memory is
+ * bounded by `bytesMax` + header: a frame announcing more is reported at once, before any of
+ * its body is buffered.
+ */
+export class FrameDecoder {
+  private buf: Buffer = Buffer.alloc(0);
+  private dead = false;
+  constructor(private readonly bytesMax: number) {}
+
+  push(chunk: Buffer): FrameEvent[] {
+    if (this.dead) return [];
+    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    const out: FrameEvent[] = [];
+    while (this.buf.length >= FRAME_HEADER_BYTES) {
+      const n = this.buf.readUInt32BE(0);
+      if (n > this.bytesMax) {
+        this.dead = true;
+        this.buf = Buffer.alloc(0);
+        out.push({ kind: 'tooLarge', announced: n });
+        return out;
+      }
+      if (this.buf.length < FRAME_HEADER_BYTES + n) break;
+      out.push({ kind: 'frame', payload: this.buf.subarray(FRAME_HEADER_BYTES, FRAME_HEADER_BYTES + n) });
+      this.buf = this.buf.subarray(FRAME_HEADER_BYTES + n);
+    }
+    return out;
+  }
+
+  /** Bytes of an incomplete frame still held (non-zero at end of stream means truncation). */
+  get pending(): number {
+    return this.buf.length;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decoding and validation
+// ---------------------------------------------------------------------------------------------
+
+function reject(detail: string): never {
+  throw new CustodyError('PAYLOAD_REJECTED', detail);
+}
+
+type Obj = Record<string, unknown>;
+
+function obj(x: unknown, what: string): Obj {
+  if (x === null || typeof x !== 'object' || Array.isArray(x)) reject(`${what} is missing`);
+  return x as Obj;
+}
+
+function str(o: Obj, f: string, what: string, opts: { empty?: boolean } = {}): string {
+  const v = o[f];
+  if (typeof v !== 'string') reject(`${what}.${f} is missing`);
+  if (!opts.empty && v.length === 0) reject(`${what}.${f} is empty`);
+  if (Buffer.byteLength(v) > limits.idBytesMax) reject(`${what}.${f} is longer than ${limits.idBytesMax} bytes`);
+  if (!/^[\x21-\x7e]*$/.test(v)) reject(`${what}.${f} has characters outside printable ASCII`);
+  return v;
+}
+
+function bytes(o: Obj, f: string, what: string, lenMin: number, lenMax: number): Uint8Array {
+  const v = o[f];
+  if (!(v instanceof Uint8Array)) reject(`${what}.${f} is missing`);
+  if (v.length < lenMin || v.length > lenMax) reject(`${what}.${f} has ${v.length} bytes, expected ${lenMin}..${lenMax}`);
+  return new Uint8Array(v);
+}
+
+function u(o: Obj, f: string, what: string, min: number, max: number): number {
+  const raw = o[f];
+  const s = typeof raw === 'string' ? raw : typeof raw === 'number' ? String(raw) : undefined;
+  if (s === undefined || !/^[0-9]+$/.test(s)) reject(`${what}.${f} is missing`);
+  const n = Number(s);
+  if (!Number.isSafeInteger(n) || n < min || n > max) reject(`${what}.${f} = ${s} is outside ${min}..${max}`);
+  return n;
+}
+
+function arr(o: Obj, f: string, what: string, min: number, max: number): unknown[] {
+  const v = o[f];
+  if (!Array.isArray(v)) reject(`${what}.${f} is missing`);
+  if (v.length < min || v.length > max) reject(`${what}.${f} has ${v.length} entries, expected ${min}..${max}`);
+  return v;
+}
+
+/** Points are at most 33 bytes (SEC1 compressed) in every suite; scalars 32. */
+const POINT_BYTES_MAX = 33;
+const U32 = 0xffff_ffff;
+const EPOCH_MAX = U32;
+const INDEX_MAX = Number.MAX_SAFE_INTEGER;
+const P = limits.participantsMax;
+
+const participant = (x: unknown, w: string): Participant => {
+  const o = obj(x, w);
+  return { identifier: str(o, 'identifier', w), nodeId: str(o, 'nodeId', w), transportPublicKey: bytes(o, 'transportPublicKey', w, 32, 32) };
+};
+const points = (o: Obj, f: string, w: string): Uint8Array[] =>
+  arr(o, f, w, 1, P).map((b, i) => bytes({ b }, 'b', `${w}.${f}[${i}]`, 32, POINT_BYTES_MAX));
+const round1 = (x: unknown, w: string): Round1Package => {
+  const o = obj(x, w);
+  return { identifier: str(o, 'identifier', w), commitment: points(o, 'commitment', w), proofOfKnowledge: bytes(o, 'proofOfKnowledge', w, 64, 65) };
+};
+const sealed = (x: unknown, w: string): SealedPackage => {
+  const o = obj(x, w);
+  return {
+    sender: str(o, 'sender', w), recipient: str(o, 'recipient', w), enc: bytes(o, 'enc', w, 32, 32),
+    ciphertext: bytes(o, 'ciphertext', w, 1, 1024),
+  };
+};
+const publicPackage = (x: unknown, w: string): PublicPackage => {
+  const o = obj(x, w);
+  return {
+    min: u(o, 'min', w, 2, P), max: u(o, 'max', w, 2, P), commitments: points(o, 'commitments', w),
+    verifyingShares: arr(o, 'verifyingShares', w, 2, P).map((v, i) => {
+      const vo = obj(v, `${w}.verifyingShares[${i}]`);
+      return { identifier: str(vo, 'identifier', w), point: bytes(vo, 'point', w, 32, POINT_BYTES_MAX) };
+    }),
+  };
+};
+
+function validateBody(o: Obj): RequestBody {
+  const which = o['body'];
+  switch (which) {
+    case 'status':
+      return { kind: 'status' };
+    case 'governance': {
+      const b = obj(o['governance'], 'governance');
+      const decisions = arr(b, 'decisions', 'governance', 1, limits.decisionsPerUpdateMax).map((d, i) => {
+        const w = `governance.decisions[${i}]`;
+        const dob = obj(d, w);
+        return {
+          decision: bytes(dob, 'decision', w, 1, limits.frameBytesMax), ledgerIndex: u(dob, 'ledgerIndex', w, 1, INDEX_MAX),
+          stampMs: u(dob, 'stampMs', w, 0, INDEX_MAX),
+        };
+      });
+      return { kind: 'governance', decisions };
+    }
+    case 'fence': {
+      const b = obj(o['fence'], 'fence');
+      return { kind: 'fence', passport: str(b, 'passport', 'fence', { empty: true }), reason: str(b, 'reason', 'fence', { empty: true }) };
+    }
+    case 'dkgBegin': {
+      const w = 'dkgBegin';
+      const b = obj(o[w], w);
+      return {
+        kind: w, ceremonyId: str(b, 'ceremonyId', w), keyId: str(b, 'keyId', w), suite: str(b, 'suite', w),
+        min: u(b, 'min', w, 2, P), participants: arr(b, 'participants', w, 2, P).map((p, i) => participant(p, `${w}.participants[${i}]`)),
+        identifier: str(b, 'identifier', w),
+      };
+    }
+    case 'dkgRound2': {
+      const w = 'dkgRound2';
+      const b = obj(o[w], w);
+      return { kind: w, ceremonyId: str(b, 'ceremonyId', w), round1: arr(b, 'round1', w, 1, P).map((r, i) => round1(r, `${w}.round1[${i}]`)) };
+    }
+    case 'dkgFinish': {
+      const w = 'dkgFinish';
+      const b = obj(o[w], w);
+      return {
+        kind: w, ceremonyId: str(b, 'ceremonyId', w), round1: arr(b, 'round1', w, 1, P).map((r, i) => round1(r, `${w}.round1[${i}]`)),
+        packages: arr(b, 'packages', w, 1, P).map((s, i) => sealed(s, `${w}.packages[${i}]`)),
+      };
+    }
+    case 'redealBegin': {
+      const w = 'redealBegin';
+      const b = obj(o[w], w);
+      return {
+        kind: w, ceremonyId: str(b, 'ceremonyId', w), keyId: str(b, 'keyId', w), fromEpoch: u(b, 'fromEpoch', w, 1, EPOCH_MAX),
+        toEpoch: u(b, 'toEpoch', w, 1, EPOCH_MAX),
+        dealers: arr(b, 'dealers', w, 2, P).map((d, i) => str({ d }, 'd', `${w}.dealers[${i}]`)),
+        min: u(b, 'min', w, 2, P), committee: arr(b, 'committee', w, 2, P).map((p, i) => participant(p, `${w}.committee[${i}]`)),
+        suite: str(b, 'suite', w), current: publicPackage(b['current'], `${w}.current`), identifier: str(b, 'identifier', w, { empty: true }),
+      };
+    }
+    case 'redealFinish': {
+      const w = 'redealFinish';
+      const b = obj(o[w], w);
+      return {
+        kind: w, ceremonyId: str(b, 'ceremonyId', w),
+        deals: arr(b, 'deals', w, 2, P).map((d, i) => {
+          const dw = `${w}.deals[${i}]`;
+          const dob = obj(d, dw);
+          return { dealer: str(dob, 'dealer', dw), commitments: points(dob, 'commitments', dw), package: sealed(dob['package'], `${dw}.package`) };
+        }),
+      };
+    }
+    case 'nonces': {
+      const w = 'nonces';
+      const b = obj(o[w], w);
+      return { kind: w, keyId: str(b, 'keyId', w), keyEpoch: u(b, 'keyEpoch', w, 1, EPOCH_MAX), count: u(b, 'count', w, 1, limits.nonceBatchMax) };
+    }
+    case 'sign': {
+      const w = 'sign';
+      const b = obj(o[w], w);
+      // A signing step without a permit is refused as such, not as a malformed payload.
+      if (b['permit'] === null || b['permit'] === undefined) throw new CustodyError('PERMIT_MISSING', 'the signing request carries no permit');
+      const p = obj(b['permit'], 'permit');
+      return {
+        kind: w,
+        permit: {
+          keyId: str(p, 'keyId', 'permit'), keyEpoch: u(p, 'keyEpoch', 'permit', 1, EPOCH_MAX), requestId: str(p, 'requestId', 'permit'),
+          messageDigest: bytes(p, 'messageDigest', 'permit', 32, 32), ledgerIndex: u(p, 'ledgerIndex', 'permit', 1, INDEX_MAX),
+        },
+        message: bytes(b, 'message', w, 0, limits.messageBytesMax),
+        commitments: arr(b, 'commitments', w, 2, P).map((c, i) => {
+          const cw = `${w}.commitments[${i}]`;
+          const co = obj(c, cw);
+          return { identifier: str(co, 'identifier', cw), hiding: bytes(co, 'hiding', cw, 32, POINT_BYTES_MAX), binding: bytes(co, 'binding', cw, 32, POINT_BYTES_MAX) };
+        }),
+        counter: u(b, 'counter', w, 1, INDEX_MAX),
+        ledgerConsumedCounter: u(b, 'ledgerConsumedCounter', w, 0, INDEX_MAX),
+      };
+    }
+    default:
+      reject('the request names no known operation');
+  }
+}
+
+/** Decodes one frame payload. FRAME_MALFORMED if it is not a Request; PAYLOAD_REJECTED if invalid. */
+export function decodeRequest(payload: Uint8Array): Request {
+  let msg: protobuf.Message;
+  try {
+    msg = RequestType.decode(payload);
+  } catch (e) {
+    throw new CustodyError('FRAME_MALFORMED', `the frame is not a kernel Request: ${(e as Error).message}`);
+  }
+  const o = RequestType.toObject(msg, { longs: String, defaults: true, oneofs: true, arrays: true }) as Obj;
+  let callId = 0;
+  try {
+    callId = u(o, 'callId', 'request', 0, INDEX_MAX);
+  } catch {
+    throw new CustodyError('PAYLOAD_REJECTED', 'call_id is out of range');
+  }
+  try {
+    return { callId, body: validateBody(o) };
+  } catch (e) {
+    if (e instanceof CustodyError) throw Object.assign(e, { callId });
+    throw e;
+  }
+}
+
+export function encodeRequest(req: Request): Uint8Array {
+  const { kind, ...fields } = req.body;
+  const m = RequestType.fromObject({ callId: req.callId, [kind]: fields });
+  return RequestType.encode(m).finish();
+}
+
+export function encodeResponse(res: Response): Uint8Array {
+  const { kind, ...fields } = res.body;
+  const m = ResponseType.fromObject({ callId: res.callId, [kind]: fields });
+  const out = ResponseType.encode(m).finish();
+  if (out.length > limits.responseBytesMax) {
+    return encodeResponse({ callId: res.callId, body: { kind: 'error', reason: 'LIMIT_EXCEEDED', detail: 'response exceeds its bound' } });
+  }
+  return out;
+}
+
+/** The client side: a Response payload to a typed response. */
+export function decodeResponse(payload: Uint8Array): Response {
+  let msg: protobuf.Message;
+  try {
+    msg = ResponseType.decode(payload);
+  } catch (e) {
+    throw new CustodyError('FRAME_MALFORMED', `the frame is not a kernel Response: ${(e as Error).message}`);
+  }
+  const o = ResponseType.toObject(msg, { longs: Number, defaults: true, oneofs: true, arrays: true }) as Obj;
+  const kind = o['body'];
+  if (typeof kind !== 'string') throw new CustodyError('FRAME_MALFORMED', 'response without a body');
+  const body = { kind, ...obj(o[kind], kind) } as ResponseBody;
+  if (body.kind === 'error' && !isReasonCode(body.reason)) throw new CustodyError('FRAME_MALFORMED', `unknown reason code ${String(body.reason)}`);
+  return { callId: Number(o['callId']), body };
+}
