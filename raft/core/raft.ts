@@ -839,11 +839,8 @@ export class RaftCore implements RaftApi {
   /** §7: install a snapshot unless our log already covers it. */
   private restore(s: Snapshot): boolean {
     if (s.meta.index <= this.log.committed) return false;
-    if (!allMembers(s.meta.conf).includes(this.id)) {
-      // A snapshot whose configuration does not include us: we were removed; do not install.
-      this.stats.snapshotsRefused++;
-      return false;
-    }
+    // A snapshot whose configuration does not name us is still installed: a node added after the
+    // snapshot was taken learns of its own addition from the entries that follow it.
     if (this.log.matchTerm(s.meta.index, s.meta.term)) {
       // We already have the entry: fast-forward the commit index instead (etcd-io/raft does too).
       this.log.commitTo(s.meta.index);

@@ -32,9 +32,17 @@ export class MemoryStorage implements Storage {
   private snap: Snapshot;
   private ents: Entry[];
 
-  constructor(conf: ConfState = emptyConf) {
-    this.snap = { meta: { index: 0, term: 0, conf }, data: new Uint8Array(0) };
-    this.ents = [{ term: 0, index: 0, type: 'normal', data: new Uint8Array(0) }];
+  /**
+   * A node that bootstraps a cluster passes the initial membership; it is recorded as a snapshot
+   * at index 1, term 1, so that a node added later (which starts with no configuration) receives
+   * it as a snapshot from the leader before it replays later membership changes from the log.
+   * A joining node passes nothing and starts at index 0. `bootstrapIndex` 0 records the
+   * membership at index 0 instead: a static configuration that every node is given up front.
+   */
+  constructor(conf: ConfState = emptyConf, bootstrapIndex: 0 | 1 = conf.voters.length > 0 ? 1 : 0) {
+    const boot = bootstrapIndex;
+    this.snap = { meta: { index: boot, term: boot, conf }, data: new Uint8Array(0) };
+    this.ents = [{ term: boot, index: boot, type: 'normal', data: new Uint8Array(0) }];
   }
 
   initialState(): { hardState: HardState; conf: ConfState } {
@@ -126,7 +134,7 @@ export class MemoryStorage implements Storage {
 
   /** Deep-enough copy for the simulator's disk images. */
   clone(): MemoryStorage {
-    const c = new MemoryStorage(this.snap.meta.conf);
+    const c = new MemoryStorage(this.snap.meta.conf, 0);
     c.hs = this.hs;
     c.snap = this.snap;
     c.ents = this.ents.slice();

@@ -21,6 +21,8 @@ export interface NodeOptions {
   appendBytesMax?: number;
   inflightMsgsMax?: number;
   snapshotChunkBytes?: number;
+  /** 0: static membership at index 0 (the paper's logs start at 1); 1: bootstrap snapshot at index 1. */
+  bootstrapIndex?: 0 | 1;
 }
 
 export function makeConfig(id: NodeId, storage: MemoryStorage, seed: number, o: NodeOptions = {}, applied = 0): RaftConfig {
@@ -57,7 +59,7 @@ export class TestNode {
     readonly seed: number,
     readonly opts: NodeOptions = {},
   ) {
-    this.storage = new MemoryStorage(members);
+    this.storage = new MemoryStorage(members, members.voters.length > 0 ? (opts.bootstrapIndex ?? 0) : 0);
     this.core = new RaftCore(makeConfig(id, this.storage, seed, opts));
   }
 
