@@ -40,6 +40,22 @@ export const raft = {
   transferTimeoutElections: 1,
   /** Client sessions remembered for idempotent proposals. */
   clientSessionsMax: 10_000,
+  /** Simulator (test/sim): delivery slots per tick; a message waits 1..delay slots. */
+  simStepsPerTick: 4,
+  /** Simulator: most ticks a message may be delayed once faults heal (the liveness phase). */
+  simHealedDelayTicksMax: 1,
+  /** Simulator: the network's drop probability is at most this. */
+  simDropRateMax: 0.3,
+  /**
+   * Simulator liveness bound, in election timeouts E = electionTicksMin, counted from the moment
+   * every fault heals until a leader has committed a new proposal. Derivation: 2E for what was
+   * heard before the heal to expire (a cut-off leader steps down by check-quorum within E, and a
+   * follower ignores votes for E after it last heard a leader); then up to 12 election rounds,
+   * each over within the largest randomized timeout 2E (a round splits the vote with probability
+   * well under 1/2, so 12 splits in a row is below 1/4096); then 4E to catch a restarted majority
+   * up by log or chunked snapshot, leave a joint configuration and commit: 2E + 24E + 4E = 30E.
+   */
+  simLivenessElectionsMax: 30,
 } as const;
 
 // ---------------------------------------------------------------------------------------------
@@ -66,6 +82,8 @@ export const ledger = {
   policyDestinationsMax: 1024,
   /** Most admitted acts per key inside one velocity window; one more is refused LIMIT_EXCEEDED. */
   velocityEntriesMax: 4096,
+  /** Most signing acts the journal holds. */
+  opsMax: 1_000_000,
   /** Largest whole-ledger snapshot (canonical encoding of the state). */
   snapshotBytesMax: 256 * 1024 * 1024,
 } as const;
@@ -106,6 +124,26 @@ export const node = {
   peerMessageBytesMax: 4 * 1024 * 1024,
   /** Largest admin API request. */
   adminRequestBytesMax: 1024 * 1024,
+  /** Most bytes of Raft messages packed into one peer stream frame (batching). */
+  peerBatchBytesMax: 3 * 1024 * 1024,
+  /** Most bytes queued for one peer before further messages to it are dropped (backpressure). */
+  peerQueueBytesMax: 64 * 1024 * 1024,
+  /** Most messages queued for one peer before further messages to it are dropped. */
+  peerQueueMsgsMax: 20_000,
+  /** First and largest wait before re-dialling a peer whose stream failed (doubling, jittered). */
+  peerReconnectMsMin: 100,
+  peerReconnectMsMax: 5_000,
+  /** Largest client-facing request (one proposal plus its envelope). */
+  clientRequestBytesMax: 1024 * 1024 + 64 * 1024,
+  /** Deadline of a client proposal or read when the client names none, and the most it may name. */
+  clientTimeoutMsDefault: 10_000,
+  clientTimeoutMsMax: 120_000,
+  /** Most inbound peer messages queued in the driver while a batch is being written. */
+  driverInboxMax: 200_000,
+  /** Most client proposals waiting for commit on one node. */
+  pendingProposalsMax: 100_000,
+  /** Longest a graceful shutdown waits for in-flight work before the process exits anyway. */
+  shutdownGraceMs: 10_000,
 } as const;
 
 // ---------------------------------------------------------------------------------------------
@@ -118,6 +156,11 @@ check(raft.heartbeatTicks < raft.electionTicksMin, 'heartbeats must come faster 
 check(raft.proposalBytesMax <= raft.appendBytesMax, 'one proposal must fit one append');
 check(raft.appendBytesMax * 2 <= node.peerMessageBytesMax, 'an append batch must fit a peer message');
 check(raft.snapshotChunkBytes * 2 <= node.peerMessageBytesMax, 'a snapshot chunk must fit a peer message');
+check(raft.appendBytesMax + raft.snapshotChunkBytes < node.peerBatchBytesMax && node.peerBatchBytesMax < node.peerMessageBytesMax, 'a peer batch holds a full append and fits a peer message');
+check(raft.proposalBytesMax < node.clientRequestBytesMax, 'a client request holds a full proposal');
+check(node.peerReconnectMsMin < node.peerReconnectMsMax, 'reconnect backoff grows');
 check(raft.inflightBytesMax >= raft.appendBytesMax, 'flow control must admit at least one full append');
 check(raft.compactionKeepEntries < raft.snapshotEveryEntries, 'keep fewer entries than a snapshot interval');
+check(raft.simHealedDelayTicksMax * 2 <= raft.heartbeatTicks * raft.electionTicksMin, 'healed network round trips must fit an election timeout');
+check(raft.simLivenessElectionsMax >= 2 + 2 * 12 + 4, 'sim liveness bound below its derivation');
 check(ledger.eventBytesMax <= raft.proposalBytesMax, 'a ledger event must fit one proposal');

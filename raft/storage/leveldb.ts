@@ -227,7 +227,9 @@ async function load(db: Db, opts: OpenOptions): Promise<Loaded> {
     if (typeof d === 'string') throw corrupt(KEY_SNAP, d);
     snap = d;
   }
-  const snapIndex = snap?.meta.index ?? 0;
+  // Without a stored snapshot the log continues from the bootstrap point MemoryStorage records
+  // for the configured roster.
+  const snapIndex = snap?.meta.index ?? new MemoryStorage(opts.bootstrapConf).snapshot().meta.index;
 
   const entries: Entry[] = [];
   const upper = Buffer.concat([LOG_PREFIX, Buffer.alloc(8, 0xff)]);

@@ -11,6 +11,8 @@ import { CustodyError } from '../../proto/errors.js';
 
 const conf: ConfState = { voters: ['n1', 'n2', 'n3'], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false };
 const hint = 'custody node wipe --config n1.yaml';
+// Log-layout tests use a store without a bootstrap roster, so the log starts at index 1.
+const noRoster: ConfState = { voters: [], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false };
 
 function ents(from: number, to: number, term: number): Entry[] {
   const out: Entry[] = [];
@@ -45,11 +47,14 @@ t.test('CRC-32C matches the RFC 3720 §B.4 check value', async (t) => {
 
 t.test('hard state, entries and application state survive a reopen', async (t) => {
   const dir = await tempDir(t);
-  let s = await LevelStorage.open({ dir, bootstrapConf: conf, recoveryHint: hint });
-  t.same(s.initialState().conf.voters, ['n1', 'n2', 'n3'], 'bootstrap roster before any snapshot');
+  const boot = await LevelStorage.open({ dir: dir + '-boot', bootstrapConf: conf, recoveryHint: hint });
+  t.same(boot.initialState().conf.voters, ['n1', 'n2', 'n3'], 'bootstrap roster before any snapshot');
+  await boot.close();
+  await rm(dir + '-boot', { recursive: true, force: true });
+  let s = await LevelStorage.open({ dir, bootstrapConf: noRoster, recoveryHint: hint });
   await s.persist({ hardState: { term: 2, vote: 'n1', commit: 3 }, entries: ents(1, 5, 2), snapshot: null, app: [{ key: 'applied', value: Buffer.from('3') }], sync: true });
   await s.close();
-  s = await LevelStorage.open({ dir, bootstrapConf: conf, recoveryHint: hint });
+  s = await LevelStorage.open({ dir, bootstrapConf: noRoster, recoveryHint: hint });
   t.same(s.initialState().hardState, { term: 2, vote: 'n1', commit: 3 });
   t.equal(s.lastIndex(), 5);
   t.equal(s.term(4), 2);
@@ -60,12 +65,12 @@ t.test('hard state, entries and application state survive a reopen', async (t) =
 
 t.test('appending at a conflicting index deletes the old suffix on disk (§5.3)', async (t) => {
   const dir = await tempDir(t);
-  let s = await LevelStorage.open({ dir, bootstrapConf: conf, recoveryHint: hint });
+  let s = await LevelStorage.open({ dir, bootstrapConf: noRoster, recoveryHint: hint });
   await s.persist({ hardState: { term: 1, vote: null, commit: 0 }, entries: ents(1, 10, 1), snapshot: null, app: [], sync: true });
   await s.persist({ hardState: { term: 3, vote: null, commit: 0 }, entries: ents(4, 6, 3), snapshot: null, app: [], sync: true });
   t.equal(s.lastIndex(), 6);
   await s.close();
-  s = await LevelStorage.open({ dir, bootstrapConf: conf, recoveryHint: hint });
+  s = await LevelStorage.open({ dir, bootstrapConf: noRoster, recoveryHint: hint });
   t.equal(s.lastIndex(), 6, 'entries 7..10 of the old term are gone from disk too');
   t.equal(s.term(5), 3);
   t.equal(s.term(3), 1);
@@ -74,12 +79,12 @@ t.test('appending at a conflicting index deletes the old suffix on disk (§5.3)'
 
 t.test('a snapshot with compaction, and an installed snapshot, survive a reopen', async (t) => {
   const dir = await tempDir(t);
-  let s = await LevelStorage.open({ dir, bootstrapConf: conf, recoveryHint: hint });
+  let s = await LevelStorage.open({ dir, bootstrapConf: noRoster, recoveryHint: hint });
   await s.persist({ hardState: { term: 1, vote: null, commit: 20 }, entries: ents(1, 20, 1), snapshot: null, app: [], sync: true });
   await s.snapshotAndCompact(15, conf, Buffer.from('image@15'), 12);
   t.equal(s.firstIndex(), 13, 'entries after the compaction point stay for slow followers');
   await s.close();
-  s = await LevelStorage.open({ dir, bootstrapConf: conf, recoveryHint: hint });
+  s = await LevelStorage.open({ dir, bootstrapConf: noRoster, recoveryHint: hint });
   t.equal(s.firstIndex(), 16, 'after a restart the log resumes at the snapshot');
   t.equal(s.lastIndex(), 20);
   t.equal(s.snapshot().meta.index, 15);
@@ -89,7 +94,7 @@ t.test('a snapshot with compaction, and an installed snapshot, survive a reopen'
   await s.persist({ hardState: { term: 4, vote: null, commit: 100 }, entries: [], snapshot: snap, app: [{ key: 'applied', value: Buffer.from('100') }], sync: true });
   await s.persist({ hardState: null, entries: ents(101, 102, 4), snapshot: null, app: [], sync: true });
   await s.close();
-  s = await LevelStorage.open({ dir, bootstrapConf: conf, recoveryHint: hint });
+  s = await LevelStorage.open({ dir, bootstrapConf: noRoster, recoveryHint: hint });
   t.equal(s.firstIndex(), 101);
   t.equal(s.lastIndex(), 102);
   t.equal(s.term(100), 4);
@@ -99,7 +104,7 @@ t.test('a snapshot with compaction, and an installed snapshot, survive a reopen'
 
 t.test('a flipped bit in a stored entry is refused at open, naming the key and the recovery', async (t) => {
   const dir = await tempDir(t);
-  const s = await LevelStorage.open({ dir, bootstrapConf: conf, recoveryHint: hint });
+  const s = await LevelStorage.open({ dir, bootstrapConf: noRoster, recoveryHint: hint });
   await s.persist({ hardState: { term: 1, vote: 'n2', commit: 5 }, entries: ents(1, 8, 1), snapshot: null, app: [], sync: true });
   await s.close();
   const db = await rawDb(dir);
@@ -107,7 +112,7 @@ t.test('a flipped bit in a stored entry is refused at open, naming the key and t
   v[v.length - 1] = v[v.length - 1]! ^ 0x01;
   await db.put(logKey(4), v);
   await db.close();
-  const err = await LevelStorage.open({ dir, bootstrapConf: conf, recoveryHint: hint }).catch((e: unknown) => e);
+  const err = await LevelStorage.open({ dir, bootstrapConf: noRoster, recoveryHint: hint }).catch((e: unknown) => e);
   t.ok(err instanceof CustodyError, 'a CustodyError');
   t.equal((err as CustodyError).reason, 'STORAGE_CORRUPT');
   t.match((err as CustodyError).detail, /raft\/log\/0000000000000004 \(entry index 4\)/);
@@ -117,25 +122,25 @@ t.test('a flipped bit in a stored entry is refused at open, naming the key and t
 
 t.test('a torn log tail (commit past the last entry) and a gap are refused at open', async (t) => {
   const dir = await tempDir(t);
-  const s = await LevelStorage.open({ dir, bootstrapConf: conf, recoveryHint: hint });
+  const s = await LevelStorage.open({ dir, bootstrapConf: noRoster, recoveryHint: hint });
   await s.persist({ hardState: { term: 1, vote: null, commit: 8 }, entries: ents(1, 8, 1), snapshot: null, app: [], sync: true });
   await s.close();
   const db = await rawDb(dir);
   await db.del(logKey(8));
   await db.close();
-  let err = await LevelStorage.open({ dir, bootstrapConf: conf, recoveryHint: hint }).catch((e: unknown) => e);
+  let err = await LevelStorage.open({ dir, bootstrapConf: noRoster, recoveryHint: hint }).catch((e: unknown) => e);
   t.equal((err as CustodyError).reason, 'STORAGE_CORRUPT');
   t.match((err as CustodyError).detail, /commit index 8 is past the last stored entry 7/);
   const db2 = await rawDb(dir);
   await db2.del(logKey(3));
   await db2.close();
-  err = await LevelStorage.open({ dir, bootstrapConf: conf, recoveryHint: hint }).catch((e: unknown) => e);
+  err = await LevelStorage.open({ dir, bootstrapConf: noRoster, recoveryHint: hint }).catch((e: unknown) => e);
   t.match((err as CustodyError).detail, /entries 3\.\.3 are missing/);
 });
 
 t.test('a corrupt hard state is refused; wipe keeps a verified term and vote', async (t) => {
   const dir = await tempDir(t);
-  const s = await LevelStorage.open({ dir, bootstrapConf: conf, recoveryHint: hint });
+  const s = await LevelStorage.open({ dir, bootstrapConf: noRoster, recoveryHint: hint });
   await s.persist({ hardState: { term: 7, vote: 'n3', commit: 4 }, entries: ents(1, 8, 7), snapshot: null, app: [{ key: 'x', value: Buffer.from('y') }], sync: true });
   await s.close();
   // Corrupt an entry, then recover by wiping: the vote for term 7 must survive.
@@ -144,10 +149,10 @@ t.test('a corrupt hard state is refused; wipe keeps a verified term and vote', a
   v[6] = v[6]! ^ 0xff;
   await db.put(logKey(2), v);
   await db.close();
-  t.equal(await reasonOf(LevelStorage.open({ dir, bootstrapConf: conf, recoveryHint: hint })), 'STORAGE_CORRUPT');
+  t.equal(await reasonOf(LevelStorage.open({ dir, bootstrapConf: noRoster, recoveryHint: hint })), 'STORAGE_CORRUPT');
   const r = await wipeStore(dir, { discardVote: false });
   t.equal(r.keptTerm, 7);
-  const s2 = await LevelStorage.open({ dir, bootstrapConf: conf, recoveryHint: hint });
+  const s2 = await LevelStorage.open({ dir, bootstrapConf: noRoster, recoveryHint: hint });
   t.same(s2.initialState().hardState, { term: 7, vote: 'n3', commit: 0 });
   t.equal(s2.lastIndex(), 0);
   t.equal(s2.appValue('x'), undefined);
@@ -158,7 +163,7 @@ t.test('a corrupt hard state is refused; wipe keeps a verified term and vote', a
   h[h.length - 2] = h[h.length - 2]! ^ 0x10;
   await db3.put(KEY_HS, h);
   await db3.close();
-  const e = await LevelStorage.open({ dir, bootstrapConf: conf, recoveryHint: hint }).catch((x: unknown) => x);
+  const e = await LevelStorage.open({ dir, bootstrapConf: noRoster, recoveryHint: hint }).catch((x: unknown) => x);
   t.match((e as CustodyError).detail, /raft\/hs/);
   t.equal(await reasonOf(wipeStore(dir, { discardVote: false })), 'STORAGE_CORRUPT', 'wipe refuses to forget a vote it cannot read');
   t.same(await wipeStore(dir, { discardVote: true }), { keptTerm: null });

@@ -1,0 +1,573 @@
+/**
+ * The Raft driver: the only place where the consensus core meets I/O (DESIGN.md §2). It owns the
+ * loop documented in core/types.ts:
+ *
+ *   1. persist the Ready (hard state, entries, snapshot) together with the application state it
+ *      produces and the applied index, as ONE LevelDB batch, synced when the Ready says mustSync;
+ *   2. only then send the Ready's messages;
+ *   3. only then acknowledge clients and hand out read states;
+ *   4. advance the core.
+ *
+ * Applying committed entries is computed before the batch is written so the application's state
+ * and its applied index land in the same atomic batch as the log (apply is exactly-once across
+ * restarts) and share its fsync. Nothing computed from an entry is visible outside the process
+ * (no client ack, no message) until that batch is durable.
+ *
+ * Everything that touches the core runs inside the loop, one step at a time: incoming messages,
+ * ticks and proposals queue in an inbox while a batch is being written, and are all handed to the
+ * core before the next Ready. That queueing is the group commit: whatever arrived during one fsync
+ * shares the next.
+ *
+ * Client proposals carry (client id, sequence) (Raft thesis §6.3): the state machine keeps the
+ * last sequence and result per client, so a proposal applied twice (a retry after a timeout, a
+ * re-forward after a leader change) takes effect once and the retry gets the original result.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { CustodyError, assert } from '../proto/errors.js';
+import { raft as raftLimits, node as nodeLimits } from '../proto/limits.js';
+import type { ReasonCode } from '../proto/reasons.js';
+import type { Entry, Message, NodeId, RaftApi, RaftConfig, Ready, Role, Status, Storage } from './core/types.js';
+import type { AppWrite, LevelStorage, PersistStats } from './storage/leveldb.js';
+import type { Clock, Timer, Transport } from './transport.js';
+
+/** The replicated state machine the driver applies committed commands to. Deterministic. */
+export interface Application {
+  /** Load state persisted under the application's keys (relative to `sm/`). */
+  load(get: (key: string) => Uint8Array | undefined, keys: () => Iterable<string>): void;
+  /** Apply one command; returns its result and the state writes (keys relative to `sm/`). */
+  apply(index: number, command: Uint8Array): { result: Uint8Array; writes: AppWrite[] } | { reason: ReasonCode; detail: string };
+  /** The whole state as bytes (for a Raft snapshot). */
+  snapshot(): Uint8Array;
+  /** Replace the whole state; returns writes that replace the persisted state (deletes included). */
+  restore(data: Uint8Array): AppWrite[];
+  /** A digest of the state, comparable across nodes at the same applied index. */
+  root(): string;
+}
+
+export type Outcome =
+  | { readonly ok: true; readonly index: number; readonly result: Uint8Array; readonly duplicate: boolean }
+  | { readonly ok: false; readonly reason: ReasonCode; readonly detail: string };
+
+export interface DriverMetrics {
+  persisted?(stats: PersistStats, synced: boolean, entries: number): void;
+  applied?(count: number): void;
+  proposal?(result: 'committed' | 'duplicate' | 'refused' | 'timeout'): void;
+  dropped?(what: 'inbound' | 'proposal'): void;
+}
+
+export interface DriverOptions {
+  readonly id: NodeId;
+  readonly storage: LevelStorage;
+  readonly app: Application;
+  readonly transport: Transport;
+  readonly clock: Clock;
+  /** Builds the core; the driver supplies storage, applied index and the tunables. */
+  readonly newCore: (cfg: RaftConfig) => RaftApi;
+  readonly rng: RaftConfig['rng'];
+  readonly tickMs: number;
+  readonly electionTicks: number;
+  readonly heartbeatTicks: number;
+  readonly preVote: boolean;
+  readonly checkQuorum: boolean;
+  readonly snapshotEveryEntries: number;
+  readonly compactionKeepEntries: number;
+  readonly metrics?: DriverMetrics;
+  /** Called when the driver cannot go on (a failed disk write): the process must stop. */
+  readonly onFatal: (e: unknown) => void;
+}
+
+export interface DriverStatus extends Status {
+  readonly appliedIndex: number;
+  readonly snapshotIndex: number;
+  readonly firstIndex: number;
+  readonly root: string;
+}
+
+const META_APPLIED = 'meta/applied';
+const SESSION_PREFIX = 'session/';
+const SM_PREFIX = 'sm/';
+const ENVELOPE_VERSION = 1;
+const CLIENT_ID_BYTES_MAX = 128;
+
+interface Session {
+  seq: number;
+  digest: string;
+  index: number;
+  outcome: Outcome;
+}
+
+interface PendingProposal {
+  readonly key: string;
+  readonly data: Uint8Array;
+  readonly digest: string;
+  readonly deadlineMs: number;
+  nextTryMs: number;
+  lastReason: ReasonCode | null;
+  readonly waiters: ((o: Outcome) => void)[];
+}
+
+interface PendingRead {
+  readonly ctx: Uint8Array;
+  readonly deadlineMs: number;
+  nextTryMs: number;
+  index: number | null;
+  readonly resolve: (index: number) => void;
+  readonly reject: (e: CustodyError) => void;
+}
+
+/** Encodes a client command: version | clientIdLen:u16 | clientId | seq:u64 | payload. */
+export function encodeCommand(clientId: string, seq: number, payload: Uint8Array): Uint8Array {
+  const id = Buffer.from(clientId, 'utf8');
+  const b = Buffer.alloc(1 + 2 + id.length + 8 + payload.length);
+  b[0] = ENVELOPE_VERSION;
+  b.writeUInt16BE(id.length, 1);
+  id.copy(b, 3);
+  b.writeBigUInt64BE(BigInt(seq), 3 + id.length);
+  b.set(payload, 11 + id.length);
+  return b;
+}
+
+export function decodeCommand(data: Uint8Array): { clientId: string; seq: number; payload: Uint8Array } | null {
+  const b = Buffer.from(data.buffer, data.byteOffset, data.length);
+  if (b.length < 11 || b[0] !== ENVELOPE_VERSION) return null;
+  const n = b.readUInt16BE(1);
+  if (n === 0 || n > CLIENT_ID_BYTES_MAX || b.length < 11 + n) return null;
+  const seq = b.readBigUInt64BE(3 + n);
+  if (seq > BigInt(Number.MAX_SAFE_INTEGER)) return null;
+  return { clientId: b.subarray(3, 3 + n).toString('utf8'), seq: Number(seq), payload: b.subarray(11 + n) };
+}
+
+function digestOf(payload: Uint8Array): string {
+  return createHash('sha256').update(payload).digest('hex');
+}
+
+export class Driver {
+  private core!: RaftApi;
+  private readonly o: DriverOptions;
+  private inbox: (() => void)[] = [];
+  private ticksDue = 0;
+  private running = false;
+  private stopped = false;
+  private fatal = false;
+  private timer: Timer | null = null;
+  private appliedIndex = 0;
+  private appliedTerm = 0;
+  private readonly sessions = new Map<string, Session>();
+  private readonly proposals = new Map<string, PendingProposal>();
+  private readonly reads = new Map<string, PendingRead>();
+  private role: Role = 'follower';
+  private leader: NodeId | null = null;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(o: DriverOptions) {
+    this.o = o;
+  }
+
+  /** Load persisted state, build the core and start ticking. */
+  start(): void {
+    const st = this.o.storage;
+    const applied = st.appValue(META_APPLIED);
+    // A fresh store has applied everything up to its bootstrap snapshot (the roster, no data).
+    this.appliedIndex = st.snapshot().meta.index;
+    this.appliedTerm = st.snapshot().meta.term;
+    if (applied) {
+      const a = JSON.parse(Buffer.from(applied).toString('utf8')) as { index: number; term: number };
+      this.appliedIndex = a.index;
+      this.appliedTerm = a.term;
+    }
+    for (const k of st.appKeys()) {
+      if (!k.startsWith(SESSION_PREFIX)) continue;
+      const s = JSON.parse(Buffer.from(st.appValue(k) as Uint8Array).toString('utf8')) as SessionJson;
+      this.sessions.set(k.slice(SESSION_PREFIX.length), sessionFromJson(s));
+    }
+    // Sessions are evicted oldest-applied first; a Map iterates in insertion order.
+    const sorted = [...this.sessions.entries()].sort((a, b) => a[1].index - b[1].index);
+    this.sessions.clear();
+    for (const [k, v] of sorted) this.sessions.set(k, v);
+    this.o.app.load(
+      (k) => st.appValue(SM_PREFIX + k),
+      function* () {
+        for (const k of st.appKeys()) if (k.startsWith(SM_PREFIX)) yield k.slice(SM_PREFIX.length);
+      },
+    );
+    const snapIndex = st.snapshot().meta.index;
+    assert(this.appliedIndex >= snapIndex, `applied index ${this.appliedIndex} is at or past the snapshot ${snapIndex}`);
+    // The application's applied index is durable with its state, so the core resumes right after
+    // it (it replays membership changes from the log up to there by itself). The driver still
+    // skips any committed entry at or below appliedIndex: the application applies each entry
+    // exactly once.
+    this.core = this.o.newCore({
+      id: this.o.id,
+      storage: st as Storage,
+      rng: this.o.rng,
+      electionTicks: this.o.electionTicks,
+      heartbeatTicks: this.o.heartbeatTicks,
+      preVote: this.o.preVote,
+      checkQuorum: this.o.checkQuorum,
+      applied: this.appliedIndex,
+      appendBytesMax: raftLimits.appendBytesMax,
+      inflightMsgsMax: raftLimits.inflightMsgsMax,
+      inflightBytesMax: raftLimits.inflightBytesMax,
+      uncommittedBytesMax: raftLimits.uncommittedBytesMax,
+      snapshotChunkBytes: raftLimits.snapshotChunkBytes,
+      readIndexPendingMax: raftLimits.readIndexPendingMax,
+    });
+    this.timer = this.o.clock.every(this.o.tickMs, () => {
+      this.ticksDue++;
+      this.kick();
+    });
+    this.kick();
+  }
+
+  /** Stop ticking and wait for the batch in flight; pending clients are refused. */
+  async stop(): Promise<void> {
+    this.timer?.cancel();
+    this.timer = null;
+    this.stopped = true;
+    await this.idle();
+    for (const p of this.proposals.values()) this.finish(p, { ok: false, reason: 'PROPOSAL_DROPPED', detail: 'the node is shutting down' });
+    for (const [k, r] of this.reads) {
+      this.reads.delete(k);
+      r.reject(new CustodyError('PROPOSAL_DROPPED', 'the node is shutting down'));
+    }
+  }
+
+  /** A message from a peer (already authenticated and validated by the transport). */
+  receive(msg: Message): void {
+    if (this.stopped) return;
+    if (this.inbox.length >= nodeLimits.driverInboxMax) {
+      this.o.metrics?.dropped?.('inbound');
+      return; // Raft tolerates a lost message; an unbounded queue would not be tolerated by memory.
+    }
+    this.inbox.push(() => this.core.step(msg));
+    this.kick();
+  }
+
+  /**
+   * Propose a client command and wait until it is applied (locally) or the deadline passes.
+   * Idempotent per (clientId, seq): a retry returns the original outcome.
+   */
+  propose(clientId: string, seq: number, payload: Uint8Array, timeoutMs: number): Promise<Outcome> {
+    if (this.stopped) return Promise.resolve(refuse('PROPOSAL_DROPPED', 'the node is shutting down'));
+    const idBytes = Buffer.byteLength(clientId, 'utf8');
+    if (idBytes === 0 || idBytes > CLIENT_ID_BYTES_MAX) return Promise.resolve(refuse('INVALID_ARGUMENT', `client id must be 1..${CLIENT_ID_BYTES_MAX} bytes`));
+    if (!Number.isSafeInteger(seq) || seq < 1) return Promise.resolve(refuse('INVALID_ARGUMENT', 'sequence must be a positive integer'));
+    if (payload.length > raftLimits.proposalBytesMax - CLIENT_ID_BYTES_MAX - 11) {
+      return Promise.resolve(refuse('LIMIT_EXCEEDED', `proposal of ${payload.length} bytes exceeds ${raftLimits.proposalBytesMax}`));
+    }
+    const digest = digestOf(payload);
+    const known = this.sessionOutcome(clientId, seq, digest);
+    if (known) return Promise.resolve(known);
+    const key = `${clientId}\u0000${seq}`;
+    const existing = this.proposals.get(key);
+    if (existing) {
+      if (existing.digest !== digest) return Promise.resolve(refuse('REPLAY_OR_CONFLICT', `client ${clientId} sequence ${seq} is pending with different content`));
+      return new Promise((res) => existing.waiters.push(res));
+    }
+    if (this.proposals.size >= nodeLimits.pendingProposalsMax) {
+      this.o.metrics?.dropped?.('proposal');
+      return Promise.resolve(refuse('LIMIT_EXCEEDED', `more than ${nodeLimits.pendingProposalsMax} proposals pending on this node`));
+    }
+    const now = this.o.clock.now();
+    const p: PendingProposal = { key, data: encodeCommand(clientId, seq, payload), digest, deadlineMs: now + timeoutMs, nextTryMs: now, lastReason: null, waiters: [] };
+    this.proposals.set(key, p);
+    const done = new Promise<Outcome>((res) => p.waiters.push(res));
+    this.inbox.push(() => this.tryPropose(p));
+    this.kick();
+    return done;
+  }
+
+  /**
+   * A linearizable read point (ReadIndex, thesis §6.4): resolves with an index once the local
+   * state machine has applied at least that index, so a read served now reflects every write
+   * acknowledged before the call.
+   */
+  readIndex(timeoutMs: number): Promise<number> {
+    if (this.stopped) return Promise.reject(new CustodyError('PROPOSAL_DROPPED', 'the node is shutting down'));
+    if (this.reads.size >= raftLimits.readIndexPendingMax) return Promise.reject(new CustodyError('LIMIT_EXCEEDED', 'too many reads pending'));
+    const ctx = randomBytes(16);
+    const now = this.o.clock.now();
+    return new Promise<number>((resolve, reject) => {
+      const r: PendingRead = { ctx, deadlineMs: now + timeoutMs, nextTryMs: now, index: null, resolve, reject };
+      this.reads.set(ctx.toString('hex'), r);
+      this.inbox.push(() => this.tryRead(r));
+      this.kick();
+    });
+  }
+
+  transferLeadership(to: NodeId): void {
+    this.inbox.push(() => this.core.transferLeadership(to));
+    this.kick();
+  }
+
+  campaign(): void {
+    this.inbox.push(() => this.core.campaign());
+    this.kick();
+  }
+
+  status(): DriverStatus {
+    const s = this.core.status();
+    const snap = this.o.storage.snapshot();
+    return { ...s, appliedIndex: this.appliedIndex, snapshotIndex: snap.meta.index, firstIndex: this.o.storage.firstIndex(), root: this.o.app.root() };
+  }
+
+  get isLeader(): boolean {
+    return this.role === 'leader';
+  }
+  get leaderId(): NodeId | null {
+    return this.leader;
+  }
+
+  // --- the loop ---
+
+  private kick(): void {
+    if (this.running || this.fatal) return;
+    this.running = true;
+    setImmediate(() => void this.loop());
+  }
+
+  private idle(): Promise<void> {
+    if (!this.running) return Promise.resolve();
+    return new Promise((res) => this.idleWaiters.push(res));
+  }
+
+  private async loop(): Promise<void> {
+    try {
+      for (;;) {
+        const ops = this.inbox;
+        this.inbox = [];
+        for (const op of ops) op();
+        if (!this.stopped) {
+          for (; this.ticksDue > 0; this.ticksDue--) this.core.tick();
+          this.onTime();
+        }
+        if (this.core.hasReady()) {
+          const rd = this.core.ready();
+          await this.handle(rd);
+          this.core.advance(rd);
+          await this.maybeSnapshot();
+          continue;
+        }
+        if (this.inbox.length === 0 && (this.ticksDue === 0 || this.stopped)) break;
+      }
+    } catch (e) {
+      this.fatal = true;
+      this.running = false;
+      this.o.onFatal(e);
+      return;
+    }
+    this.running = false;
+    const w = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const f of w) f();
+  }
+
+  private async handle(rd: Ready): Promise<void> {
+    if (rd.softState) {
+      this.role = rd.softState.role;
+      this.leader = rd.softState.leader;
+    }
+    const writes: AppWrite[] = [];
+    const acks: [PendingProposal | undefined, Outcome][] = [];
+    if (rd.snapshot) writes.push(...this.restoreFrom(rd.snapshot.data, rd.snapshot.meta.index, rd.snapshot.meta.term));
+    let appliedNow = 0;
+    for (const e of rd.committedEntries) {
+      if (e.index <= this.appliedIndex) continue; // applied before a restart: exactly once
+      assert(e.index === this.appliedIndex + 1, `committed entries are applied in order (got ${e.index} after ${this.appliedIndex})`);
+      this.applyEntry(e, writes, acks);
+      appliedNow++;
+    }
+    if (appliedNow > 0 || rd.snapshot) {
+      writes.push({ key: META_APPLIED, value: Buffer.from(JSON.stringify({ index: this.appliedIndex, term: this.appliedTerm })) });
+    }
+    const sync = rd.mustSync || rd.snapshot !== null;
+    const stats = await this.o.storage.persist({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot, app: writes, sync });
+    this.o.metrics?.persisted?.(stats, sync, rd.entries.length);
+    if (appliedNow > 0) this.o.metrics?.applied?.(appliedNow);
+    // Durable: now the world may learn about it.
+    if (rd.messages.length > 0) this.o.transport.send(rd.messages);
+    for (const [p, o] of acks) if (p) this.finish(p, o);
+    for (const rs of rd.readStates) {
+      const r = this.reads.get(Buffer.from(rs.context).toString('hex'));
+      if (r && r.index === null) r.index = rs.index;
+    }
+    this.serveReads();
+  }
+
+  private applyEntry(e: Entry, writes: AppWrite[], acks: [PendingProposal | undefined, Outcome][]): void {
+    this.appliedIndex = e.index;
+    this.appliedTerm = e.term;
+    // Conf entries change the core's membership on advance(); empty entries are a new leader's
+    // no-op (§5.4.2 commits it to commit earlier terms' entries). Neither reaches the application.
+    if (e.type !== 'normal' || e.data.length === 0) return;
+    const cmd = decodeCommand(e.data);
+    if (!cmd) return; // not a client command: every node skips it identically
+    const digest = digestOf(cmd.payload);
+    const key = `${cmd.clientId}\u0000${cmd.seq}`;
+    const s = this.sessions.get(cmd.clientId);
+    if (s && cmd.seq <= s.seq) {
+      // A duplicate of an applied command (a retry or a re-forward): never applied twice.
+      acks.push([this.proposals.get(key), this.sessionOutcome(cmd.clientId, cmd.seq, digest) as Outcome]);
+      return;
+    }
+    const r = this.o.app.apply(e.index, cmd.payload);
+    let outcome: Outcome;
+    if ('reason' in r) outcome = { ok: false, reason: r.reason, detail: r.detail };
+    else {
+      outcome = { ok: true, index: e.index, result: r.result, duplicate: false };
+      for (const w of r.writes) writes.push({ key: SM_PREFIX + w.key, value: w.value });
+    }
+    const ns: Session = { seq: cmd.seq, digest, index: e.index, outcome };
+    this.sessions.delete(cmd.clientId);
+    this.sessions.set(cmd.clientId, ns);
+    writes.push({ key: SESSION_PREFIX + cmd.clientId, value: Buffer.from(JSON.stringify(sessionToJson(ns))) });
+    // Bounded sessions, evicted oldest-applied first: deterministic on every node.
+    while (this.sessions.size > raftLimits.clientSessionsMax) {
+      const oldest = this.sessions.keys().next().value as string;
+      this.sessions.delete(oldest);
+      writes.push({ key: SESSION_PREFIX + oldest, value: null });
+    }
+    acks.push([this.proposals.get(key), outcome]);
+  }
+
+  private sessionOutcome(clientId: string, seq: number, digest: string): Outcome | null {
+    const s = this.sessions.get(clientId);
+    if (!s || seq > s.seq) return null;
+    if (seq < s.seq) return refuse('REPLAY_OR_CONFLICT', `client ${clientId} already applied sequence ${s.seq}; ${seq} is older`);
+    if (s.digest !== digest) return refuse('REPLAY_OR_CONFLICT', `client ${clientId} sequence ${seq} was applied with different content`);
+    return s.outcome.ok ? { ...s.outcome, duplicate: true } : s.outcome;
+  }
+
+  private finish(p: PendingProposal, o: Outcome): void {
+    this.proposals.delete(p.key);
+    this.o.metrics?.proposal?.(o.ok ? (o.duplicate ? 'duplicate' : 'committed') : 'refused');
+    for (const w of p.waiters) w(o);
+  }
+
+  /** Retry interval for proposals and reads that may have been lost (a leader change, a drop). */
+  private retryMs(): number {
+    return this.o.tickMs * this.o.electionTicks;
+  }
+
+  private tryPropose(p: PendingProposal): void {
+    if (!this.proposals.has(p.key)) return;
+    const r = this.core.propose(p.data);
+    const now = this.o.clock.now();
+    if (r.ok) {
+      p.nextTryMs = now + this.retryMs();
+      p.lastReason = null;
+    } else {
+      // No leader yet, or a transfer in progress: try again soon, until the deadline.
+      p.nextTryMs = now + this.o.tickMs * this.o.heartbeatTicks * 2;
+      p.lastReason = r.reason;
+    }
+  }
+
+  private tryRead(r: PendingRead): void {
+    if (!this.reads.has(Buffer.from(r.ctx).toString('hex')) || r.index !== null) return;
+    this.core.readIndex(r.ctx);
+    r.nextTryMs = this.o.clock.now() + (this.leader ? this.retryMs() : this.o.tickMs * this.o.heartbeatTicks * 2);
+  }
+
+  private serveReads(): void {
+    for (const [k, r] of this.reads) {
+      if (r.index !== null && r.index <= this.appliedIndex) {
+        this.reads.delete(k);
+        r.resolve(r.index);
+      }
+    }
+  }
+
+  /** Deadlines and retries, checked once per loop turn after ticks. */
+  private onTime(): void {
+    const now = this.o.clock.now();
+    for (const p of this.proposals.values()) {
+      if (now >= p.deadlineMs) {
+        this.proposals.delete(p.key);
+        this.o.metrics?.proposal?.('timeout');
+        const reason: ReasonCode = p.lastReason ?? 'REMOTE_TIMEOUT';
+        const detail = p.lastReason
+          ? `the proposal could not be placed before its deadline (last refusal: ${p.lastReason}); retry with the same client id and sequence`
+          : 'the proposal was not applied before its deadline (it may still commit; retry with the same client id and sequence to learn its result)';
+        for (const w of p.waiters) w({ ok: false, reason, detail });
+      } else if (now >= p.nextTryMs) this.tryPropose(p);
+    }
+    for (const [k, r] of this.reads) {
+      if (now >= r.deadlineMs) {
+        this.reads.delete(k);
+        r.reject(new CustodyError(this.leader ? 'REMOTE_TIMEOUT' : 'NOT_LEADER', this.leader ? 'the read point was not reached before the deadline' : 'no leader is known: the read cannot be linearized'));
+      } else if (r.index === null && now >= r.nextTryMs) this.tryRead(r);
+    }
+  }
+
+  private async maybeSnapshot(): Promise<void> {
+    const st = this.o.storage;
+    if (this.appliedIndex - st.snapshot().meta.index < this.o.snapshotEveryEntries) return;
+    const data = this.snapshotData();
+    const compactTo = Math.max(st.firstIndex() - 1, this.appliedIndex - this.o.compactionKeepEntries);
+    await st.snapshotAndCompact(this.appliedIndex, this.core.status().conf, data, compactTo);
+  }
+
+  private snapshotData(): Uint8Array {
+    const sessions: [string, SessionJson][] = [];
+    for (const [k, s] of this.sessions) sessions.push([k, sessionToJson(s)]);
+    const sm = Buffer.from(this.o.app.snapshot());
+    const head = Buffer.from(JSON.stringify({ v: 1, appliedTerm: this.appliedTerm, sessions }), 'utf8');
+    const b = Buffer.alloc(4 + head.length + sm.length);
+    b.writeUInt32BE(head.length, 0);
+    head.copy(b, 4);
+    sm.copy(b, 4 + head.length);
+    return b;
+  }
+
+  /** Replace sessions and application state with a snapshot's; returns the writes doing so. */
+  private restoreFrom(data: Uint8Array, index: number, term: number): AppWrite[] {
+    const writes: AppWrite[] = [];
+    for (const k of this.sessions.keys()) writes.push({ key: SESSION_PREFIX + k, value: null });
+    this.sessions.clear();
+    if (index === 0 || data.length === 0) {
+      for (const w of this.o.app.restore(new Uint8Array(0))) writes.push({ key: SM_PREFIX + w.key, value: w.value });
+    } else {
+      const b = Buffer.from(data.buffer, data.byteOffset, data.length);
+      const n = b.readUInt32BE(0);
+      const head = JSON.parse(b.subarray(4, 4 + n).toString('utf8')) as { v: number; sessions: [string, SessionJson][] };
+      assert(head.v === 1, 'snapshot envelope version');
+      for (const [k, s] of head.sessions) {
+        const ss = sessionFromJson(s);
+        this.sessions.set(k, ss);
+        writes.push({ key: SESSION_PREFIX + k, value: Buffer.from(JSON.stringify(s)) });
+      }
+      for (const w of this.o.app.restore(b.subarray(4 + n))) writes.push({ key: SM_PREFIX + w.key, value: w.value });
+    }
+    this.appliedIndex = index;
+    this.appliedTerm = term;
+    return writes;
+  }
+}
+
+function refuse(reason: ReasonCode, detail: string): Outcome {
+  return { ok: false, reason, detail };
+}
+
+interface SessionJson {
+  seq: number;
+  digest: string;
+  index: number;
+  ok: boolean;
+  result?: string;
+  reason?: ReasonCode;
+  detail?: string;
+}
+
+function sessionToJson(s: Session): SessionJson {
+  return s.outcome.ok
+    ? { seq: s.seq, digest: s.digest, index: s.index, ok: true, result: Buffer.from(s.outcome.result).toString('base64') }
+    : { seq: s.seq, digest: s.digest, index: s.index, ok: false, reason: s.outcome.reason, detail: s.outcome.detail };
+}
+
+function sessionFromJson(j: SessionJson): Session {
+  const outcome: Outcome = j.ok
+    ? { ok: true, index: j.index, result: Buffer.from(j.result ?? '', 'base64'), duplicate: false }
+    : { ok: false, reason: j.reason as ReasonCode, detail: j.detail ?? '' };
+  return { seq: j.seq, digest: j.digest, index: j.index, outcome };
+}
