@@ -202,11 +202,10 @@ export class RaftCore implements RaftApi {
       if (id === this.id) pr.match = this.lastStableIndex();
       this.prs.set(id, pr);
     }
-    // No membership change until an entry of this term commits (see confchange.ts).
-    this.pendingConfIndex = last;
     // §5.4.2 / §8: a new leader commits an entry of its own term to learn and advance the commit
-    // index; this no-op is that entry.
-    this.appendEntries([{ term: 0, index: 0, type: 'normal', data: new Uint8Array(0) }]);
+    // index; this no-op is that entry. No membership change is accepted until it is applied (see
+    // the safety argument in confchange.ts).
+    this.pendingConfIndex = this.appendEntries([{ term: 0, index: 0, type: 'normal', data: new Uint8Array(0) }]);
     this.bcastAppend();
   }
 
@@ -546,6 +545,10 @@ export class RaftCore implements RaftApi {
     pr.probeSent = false;
     if (pr.state === 'replicate' && pr.inflights.full()) pr.inflights.freeFirst();
     if (pr.match < this.log.lastIndex() && pr.state !== 'snapshot') this.sendAppend(pr.id, true);
+    else if (pr.id === this.leadTransferee) {
+      // The transferee is up to date but has not campaigned: our TimeoutNow was lost, send again.
+      this.send(msg('timeoutNow', this.id, pr.id, this.term));
+    }
     if (m.context.length === 0) return;
     const acks = this.readOnly.ack(m.from, m.context);
     if (acks === null) return;

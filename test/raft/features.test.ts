@@ -1,0 +1,159 @@
+/**
+ * Features beyond the paper's core: flow control, leases, leader transfer, proposal forwarding
+ * and backpressure, membership-change guards.
+ */
+import t from 'tap';
+import { msg } from '../../raft/core/message.js';
+import { conf, Network, TestNode } from './harness.js';
+
+const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
+
+function leaderOf3(opts = {}): TestNode {
+  const n = new TestNode('1', conf(['1', '2', '3']), 3, opts);
+  n.core.campaign();
+  n.process();
+  n.core.step(msg('voteResp', '2', '1', 1));
+  n.process();
+  return n;
+}
+
+t.test('a follower in replicate state gets at most inflightMsgsMax unacknowledged appends (flow control)', async (t) => {
+  const n = leaderOf3({ inflightMsgsMax: 4 });
+  n.core.step(msg('appResp', '2', '1', 1, { index: 1 })); // 2 -> replicate
+  n.process();
+  for (let i = 0; i < 10; i++) n.core.propose(enc(`p${i}`));
+  const toTwo = n.process().filter((m) => m.type === 'app' && m.to === '2' && m.entries.length > 0);
+  t.equal(toTwo.length, 4, 'four appends in flight, the rest wait');
+  const st = n.core.status().progress?.['2'];
+  t.equal(st?.state, 'replicate');
+  t.equal(st?.inflightMsgs, 4);
+  n.core.step(msg('appResp', '2', '1', 1, { index: 3 }));
+  const more = n.process().filter((m) => m.type === 'app' && m.to === '2' && m.entries.length > 0);
+  t.ok(more.length >= 1, 'an acknowledgement opens the window again');
+});
+
+t.test('appends are batched up to appendBytesMax', async (t) => {
+  const n = leaderOf3({ appendBytesMax: 100 });
+  n.core.step(msg('appResp', '2', '1', 1, { index: 1 }));
+  n.process();
+  for (let i = 0; i < 10; i++) n.core.propose(new Uint8Array(40));
+  const apps = n.process().filter((m) => m.type === 'app' && m.to === '2' && m.entries.length > 0);
+  t.ok(apps.every((m) => m.entries.reduce((s, e) => s + e.data.length, 0) <= 100 || m.entries.length === 1), 'no batch exceeds the byte cap');
+  t.equal(apps.reduce((s, m) => s + m.entries.length, 0), 10, 'every entry is sent');
+});
+
+t.test('a probing follower receives one append at a time until it answers', async (t) => {
+  const n = leaderOf3();
+  for (let i = 0; i < 5; i++) n.core.propose(enc(`p${i}`));
+  const toThree = n.process().filter((m) => m.type === 'app' && m.to === '3');
+  t.equal(toThree.length, 0, 'the probe sent on election is still unanswered');
+});
+
+t.test('check-quorum: a follower ignores a vote request while its leader lease is live (thesis §4.2.3)', async (t) => {
+  const net = new Network(['1', '2', '3'], { checkQuorum: true });
+  net.campaign('1');
+  net.node('2').core.step(msg('vote', '3', '2', 5, { index: 99, logTerm: 99 }));
+  t.equal(net.node('2').core.status().term, 1, 'term unchanged');
+  t.equal(net.node('2').process().filter((m) => m.type === 'voteResp').length, 0, 'no answer at all');
+});
+
+t.test('leader transfer hands leadership to an up-to-date follower, and proposals are refused meanwhile', async (t) => {
+  const net = new Network(['1', '2', '3']);
+  net.campaign('1');
+  net.propose('1', 'x');
+  net.isolated.add('3');
+  net.node('1').core.transferLeadership('3');
+  net.stabilize();
+  const r = net.node('1').core.propose(enc('during'));
+  t.equal(r.ok, false, 'proposals are dropped while a transfer is pending');
+  net.isolated.clear();
+  net.tickAll(2);
+  t.equal(net.node('3').core.status().role, 'leader');
+  t.equal(net.node('1').core.status().role, 'follower');
+});
+
+t.test('a transfer that cannot finish within an election timeout is abandoned', async (t) => {
+  const net = new Network(['1', '2', '3']);
+  net.campaign('1');
+  net.isolated.add('3');
+  net.node('1').core.transferLeadership('3');
+  net.stabilize();
+  t.equal(net.node('1').core.status().leadTransferee, '3');
+  for (let i = 0; i < 10; i++) net.node('1').core.tick();
+  net.stabilize();
+  t.equal(net.node('1').core.status().leadTransferee, null);
+  t.equal(net.node('1').core.propose(enc('after')).ok, true, 'proposals resume');
+});
+
+t.test('a follower forwards a proposal to the leader; with no leader it refuses NOT_LEADER', async (t) => {
+  const net = new Network(['1', '2', '3']);
+  const lonely = net.node('2').core.propose(enc('early'));
+  t.same(lonely.ok ? 'ok' : lonely.reason, 'NOT_LEADER');
+  net.campaign('1');
+  const r = net.propose('2', 'via-follower');
+  t.same(r, { ok: true, forwarded: true });
+  t.ok(net.node('1').applied.includes('via-follower'));
+});
+
+t.test('the leader refuses proposals beyond the uncommitted byte budget (backpressure)', async (t) => {
+  const n = new TestNode('1', conf(['1', '2', '3']), 3);
+  n.core.campaign();
+  n.process();
+  n.core.step(msg('voteResp', '2', '1', 1));
+  n.process();
+  // Followers never answer, so nothing commits.
+  const big = new Uint8Array(1024 * 1024);
+  let refused = 0;
+  for (let i = 0; i < 80; i++) {
+    const r = n.core.propose(big);
+    if (!r.ok) {
+      t.equal(r.reason, 'LIMIT_EXCEEDED');
+      refused++;
+    }
+    n.process();
+  }
+  t.ok(refused > 0, `${refused} proposals refused once 64 MiB were uncommitted`);
+});
+
+t.test('a second membership change is refused until the first is applied', async (t) => {
+  const n = leaderOf3();
+  n.core.step(msg('appResp', '2', '1', 1, { index: 1 }));
+  n.process();
+  const a = n.core.proposeConfChange({ changes: [{ type: 'addLearner', node: '4' }], transition: 'auto' });
+  t.equal(a.ok, true);
+  const b = n.core.proposeConfChange({ changes: [{ type: 'addLearner', node: '5' }], transition: 'auto' });
+  t.equal(b.ok, false);
+  if (!b.ok) t.match(b.detail, /pending/);
+});
+
+t.test('a new leader accepts no membership change before an entry of its term commits', async (t) => {
+  const n = leaderOf3();
+  const r = n.core.proposeConfChange({ changes: [{ type: 'addLearner', node: '4' }], transition: 'auto' });
+  t.equal(r.ok, false, 'the no-op of this term is not yet committed');
+});
+
+t.test('a leader removed from the configuration steps down once the change applies', async (t) => {
+  const net = new Network(['1', '2', '3'], { preVote: true, checkQuorum: true });
+  net.campaign('1');
+  net.propose('1', 'x');
+  net.node('1').core.proposeConfChange({ changes: [{ type: 'remove', node: '1' }], transition: 'auto' });
+  net.stabilize();
+  t.not(net.node('1').core.status().role, 'leader');
+  net.tickAll(40);
+  const leader = net.leader();
+  t.ok(leader === '2' || leader === '3', `the remaining voters elected ${leader}`);
+  t.same(net.node(leader as string).core.status().conf.voters, ['2', '3']);
+});
+
+t.test('ReadIndex on a new leader waits for an entry of its own term to commit (thesis §6.4)', async (t) => {
+  const n = leaderOf3();
+  n.core.readIndex(enc('r'));
+  n.process();
+  t.equal(n.readStates.length, 0, 'no read state before the no-op commits');
+  n.core.step(msg('appResp', '2', '1', 1, { index: 1 }));
+  const beats = n.process().filter((m) => m.type === 'heartbeat' && m.context.length > 0);
+  t.ok(beats.length > 0, 'the read is confirmed by a heartbeat round');
+  n.core.step(msg('heartbeatResp', '2', '1', 1, { context: enc('r') }));
+  n.process();
+  t.same(n.readStates, [{ index: 1, context: 'r' }]);
+});
