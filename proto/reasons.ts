@@ -52,6 +52,7 @@ export const REASONS = {
   STORAGE_CORRUPT: { grpc: GrpcStatus.DATA_LOSS, text: 'stored data failed its checksum' },
   PEER_IDENTITY_MISMATCH: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'the peer certificate does not match the node it claims to be' },
   UNAUTHENTICATED: { grpc: GrpcStatus.UNAUTHENTICATED, text: 'no valid client certificate' },
+  UNKNOWN_NODE: { grpc: GrpcStatus.NOT_FOUND, text: 'the node is not on the cluster roster' },
 
   // Input and limits.
   FRAME_MALFORMED: { grpc: GrpcStatus.INVALID_ARGUMENT, text: 'the frame could not be decoded' },

@@ -1,0 +1,792 @@
+/**
+ * apply(state, entry) -> { state, result }: the deterministic state machine of the ledger.
+ *
+ * Pure: no clock, no randomness, no I/O; the input state is never modified. Time is the entry's
+ * stamp, clamped so it never runs backwards (`clockMs = max(clockMs, stampMs)`), so a proposer with
+ * a slow clock cannot revive an expired decision or reopen a velocity window.
+ *
+ * Every entry advances `index` and `clockMs`. Then one of three things happens:
+ *   accepted  the event takes effect and extends the hash chain            result.ok = true
+ *   recorded  the event is journaled as a denial (a Denied act, equivocation caught in the act)
+ *             and extends the chain, but what it asked for did not happen  result.ok = false, applied = true
+ *   refused   nothing else changes                                          result.ok = false, applied = false
+ * Every refusal and denial carries one code from proto/reasons.ts.
+ *
+ * Hash chain: chainHead' = sha256("custody-ledger/v1/chain" || 0 || CBOR({prev, index, stampMs,
+ * eventCid})) for each accepted or recorded event; eventCid = sha256("custody-ledger/v1/event" ||
+ * 0 || event bytes). The state root after any index is stateRoot(state) (ledger/state.ts).
+ *
+ * Invariants it enforces (DESIGN §3): no key transition without a valid approver quorum from the
+ * roster in force; KeyActivated only after KeyObjectPublished whose key_ready_cid it names, after
+ * the ceremony completed; signing only for an active key at its current epoch; idempotency keys
+ * and one-time step permits; a fenced passport is refused; admission and publication stop while
+ * frozen; policy receipts never enter the state.
+ */
+import { CustodyError, assert } from '../proto/errors.js';
+import { ledger as limits } from '../proto/limits.js';
+import type { ReasonCode } from '../proto/reasons.js';
+import { type CborValue, bytesEqual, decode, digest, encode, toHex } from './encoding.js';
+import {
+  type DecisionAction, type GovernanceDecision, type NodeInfo, ShapeError, obj, bytes,
+  decisionToCbor, ed25519Verify, isAcceptablePublicKey, validateRoster, verifyDecision,
+} from './decision.js';
+import {
+  type Act, type EventType, type LedgerEntry, type LedgerEvent, type Proposer, type SignedStatement,
+  actCid, actToCbor, decisionCidOrNull, eventCid, eventFromCbor, statementCid, verifyStatement,
+} from './events.js';
+import { type PolicyReceipt, evaluatePolicy } from './policy.js';
+import { admissionReceipt, permitReceipt, publicationReceipt, type ReceiptAnchor } from './receipts.js';
+import { type ClusterState, type EpochRecord, type KeyRecord, type LedgerState, type NodeRecord, type OpRecord, type OpState, type PermitRecord, OP_TRANSITIONS } from './state.js';
+
+export type ApplyResult =
+  | {
+    readonly ok: true;
+    readonly index: number;
+    readonly type: EventType;
+    readonly eventCid: Uint8Array;
+    /** What took effect, for logs and operators. */
+    readonly effect: string;
+    /** The entry repeated an earlier one (same idempotency key and content, or the same statement). */
+    readonly replayed: boolean;
+    readonly opState?: OpState;
+    readonly permitId?: Uint8Array;
+    /** Local only: never stored in the ledger state. */
+    readonly policyReceipt?: PolicyReceipt;
+  }
+  | {
+    readonly ok: false;
+    readonly index: number;
+    readonly type: EventType | null;
+    readonly reason: ReasonCode;
+    readonly detail: string;
+    /** True when the refusal itself was journaled (a Denied act, equivocation) and chained. */
+    readonly applied: boolean;
+    readonly eventCid: Uint8Array | null;
+    readonly replayed: boolean;
+    readonly opState?: OpState;
+    readonly policyReceipt?: PolicyReceipt;
+  };
+
+export const CHAIN_DOMAIN = 'custody-ledger/v1/chain';
+const SLOT_DOMAIN = 'custody-ledger/v1/slot';
+const EVIDENCE_DOMAIN = 'custody-ledger/v1/evidence';
+const PERMIT_DOMAIN = 'custody-ledger/v1/permit';
+const SUBMISSION_DOMAIN = 'custody-ledger/v1/submission';
+const KEY_READY_DOMAIN = 'custody-ledger/v1/key-ready';
+const ARTIFACT_DOMAIN = 'custody-ledger/v1/artifact';
+
+export function chainLink(prev: Uint8Array, index: number, stampMs: number, evCid: Uint8Array): Uint8Array {
+  return digest(CHAIN_DOMAIN, encode({ prev, index, stampMs, eventCid: evCid }));
+}
+
+/** The cid a KeyObjectPublished must name: the participants' KeyReady statements, in roster order. */
+export function keyReadyCid(keyId: string, keyEpoch: number, groupKey: Uint8Array, readyStatementCids: readonly Uint8Array[]): Uint8Array {
+  return digest(KEY_READY_DOMAIN, encode({ keyId, keyEpoch, groupKey, ready: [...readyStatementCids] }));
+}
+
+export function permitIdOf(p: { clusterId: string; opId: string; keyId: string; keyEpoch: number; messageDigest: Uint8Array; index: number; nodeId: string }): Uint8Array {
+  return digest(PERMIT_DOMAIN, encode({ ...p }));
+}
+
+export function submissionCid(opId: string, act: Act, approval: GovernanceDecision | null): Uint8Array {
+  return digest(SUBMISSION_DOMAIN, encode({ opId, act: actToCbor(act), approval: approval === null ? null : decisionToCbor(approval) }));
+}
+
+export function artifactDigest(signature: Uint8Array): Uint8Array {
+  return digest(ARTIFACT_DOMAIN, signature);
+}
+
+// ------------------------------------------------------------------------------------------------
+// Outcomes of one handler
+// ------------------------------------------------------------------------------------------------
+
+interface Extra {
+  readonly opState?: OpState;
+  readonly permitId?: Uint8Array;
+  readonly policyReceipt?: PolicyReceipt;
+}
+
+type Outcome =
+  | { readonly kind: 'accept'; readonly cluster: ClusterState; readonly effect: string; readonly extra?: Extra }
+  | { readonly kind: 'record'; readonly cluster: ClusterState; readonly reason: ReasonCode; readonly detail: string; readonly extra?: Extra }
+  | { readonly kind: 'refuse'; readonly reason: ReasonCode; readonly detail: string; readonly extra?: Extra }
+  | { readonly kind: 'replay'; readonly ok: boolean; readonly reason: ReasonCode | null; readonly detail: string; readonly extra?: Extra };
+
+const refuse = (reason: ReasonCode, detail: string, extra?: Extra): Outcome => ({ kind: 'refuse', reason, detail, ...(extra ? { extra } : {}) });
+
+/** Everything a handler may read about the entry being applied. */
+interface Ctx {
+  readonly index: number;
+  readonly stampMs: number;
+  readonly nowMs: number;
+  readonly eventCid: Uint8Array;
+  /** Chain head after this event, if it is accepted or recorded (receipts name it). */
+  readonly chainHead: Uint8Array;
+}
+
+function own<T>(m: { readonly [k: string]: T }, k: string): T | undefined {
+  return Object.hasOwn(m, k) ? m[k] : undefined;
+}
+
+function put<T>(m: { readonly [k: string]: T }, k: string, v: T): { readonly [k: string]: T } {
+  return { ...m, [k]: v };
+}
+
+// ------------------------------------------------------------------------------------------------
+// apply
+// ------------------------------------------------------------------------------------------------
+
+export function apply(state: LedgerState, entry: LedgerEntry): { state: LedgerState; result: ApplyResult } {
+  // The driver hands entries in log order; anything else is a bug upstream, not an input error.
+  assert(Number.isSafeInteger(entry.index) && entry.index > state.index, `entry index ${entry.index} after ${state.index}`);
+  assert(Number.isSafeInteger(entry.stampMs) && entry.stampMs >= 0, `entry stamp ${entry.stampMs}`);
+  const nowMs = Math.max(state.clockMs, entry.stampMs);
+  const base: LedgerState = { ...state, index: entry.index, clockMs: nowMs };
+
+  const refused = (reason: ReasonCode, detail: string, type: EventType | null, evCid: Uint8Array | null) => ({
+    state: base,
+    result: { ok: false as const, index: entry.index, type, reason, detail, applied: false, eventCid: evCid, replayed: false },
+  });
+
+  if (entry.event.length > limits.eventBytesMax) {
+    return refused('PAYLOAD_REJECTED', `event of ${entry.event.length} bytes exceeds ${limits.eventBytesMax}`, null, null);
+  }
+  let event: LedgerEvent;
+  try {
+    event = eventFromCbor(decode(entry.event));
+  } catch (e) {
+    if (e instanceof ShapeError || (e instanceof CustodyError && e.reason === 'PAYLOAD_REJECTED')) {
+      return refused('PAYLOAD_REJECTED', e.message, null, null);
+    }
+    throw e;
+  }
+  const evCid = eventCid(entry.event);
+  const ctx: Ctx = { index: entry.index, stampMs: entry.stampMs, nowMs, eventCid: evCid, chainHead: chainLink(state.chainHead, entry.index, entry.stampMs, evCid) };
+
+  let out: Outcome;
+  if (event.type === 'ClusterGenesis') {
+    out = state.cluster !== null ? refuse('GENESIS_EXISTS', 'the cluster already has a genesis') : genesis(event, ctx);
+  } else if (state.cluster === null) {
+    out = refuse('GENESIS_MISSING', `${event.type} before genesis`);
+  } else {
+    out = dispatch(state.cluster, event, ctx);
+  }
+
+  const extra = out.extra ?? {};
+  switch (out.kind) {
+    case 'accept':
+    case 'record': {
+      const next: LedgerState = { ...base, cluster: out.cluster, chainHead: ctx.chainHead, height: state.height + 1 };
+      const result: ApplyResult = out.kind === 'accept'
+        ? { ok: true, index: entry.index, type: event.type, eventCid: evCid, effect: out.effect, replayed: false, ...extra }
+        : { ok: false, index: entry.index, type: event.type, reason: out.reason, detail: out.detail, applied: true, eventCid: evCid, replayed: false, ...extra };
+      return { state: next, result };
+    }
+    case 'refuse':
+      return { state: base, result: { ok: false, index: entry.index, type: event.type, reason: out.reason, detail: out.detail, applied: false, eventCid: evCid, replayed: false, ...extra } };
+    case 'replay':
+      return {
+        state: base,
+        result: out.ok
+          ? { ok: true, index: entry.index, type: event.type, eventCid: evCid, effect: out.detail, replayed: true, ...extra }
+          : { ok: false, index: entry.index, type: event.type, reason: out.reason as ReasonCode, detail: out.detail, applied: false, eventCid: evCid, replayed: true, ...extra },
+      };
+  }
+}
+
+/** Applies entries in order; returns the final state and every result. */
+export function applyAll(state: LedgerState, entries: readonly LedgerEntry[]): { state: LedgerState; results: ApplyResult[] } {
+  const results: ApplyResult[] = [];
+  let s = state;
+  for (const e of entries) {
+    const r = apply(s, e);
+    s = r.state;
+    results.push(r.result);
+  }
+  return { state: s, results };
+}
+
+function dispatch(c: ClusterState, e: Exclude<LedgerEvent, { type: 'ClusterGenesis' }>, ctx: Ctx): Outcome {
+  switch (e.type) {
+    case 'GovernanceDecision': return governanceDecision(c, e.decision, ctx);
+    case 'DkgRound1Published': return round1(c, e.statement, ctx);
+    case 'KeyReady': return keyReady(c, e.statement, ctx);
+    case 'KeyObjectPublished': return keyObjectPublished(c, e, ctx);
+    case 'FencingRecord': return fencing(c, e.statement, ctx);
+    case 'EquivocationEvidence': return equivocationEvidence(c, e.first, e.second, ctx);
+    case 'ActSubmitted': return actSubmitted(c, e, ctx);
+    case 'ActPermitIssued': return actPermitIssued(c, e, ctx);
+    case 'ActExecuted': return actExecuted(c, e, ctx);
+    case 'ActPublished': return actPublished(c, e, ctx);
+    case 'ActSettled': return actSettled(c, e, ctx);
+    case 'ActAborted': return actAborted(c, e, ctx);
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Genesis
+// ------------------------------------------------------------------------------------------------
+
+function validateNewNode(c: { readonly nodes: { readonly [id: string]: NodeRecord } }, n: NodeInfo): Outcome | null {
+  if (own(c.nodes, n.id) !== undefined) return refuse('INVALID_TRANSITION', `node id ${n.id} is already in use`);
+  if (!isAcceptablePublicKey(n.identityKey)) return refuse('PAYLOAD_REJECTED', `node ${n.id} has an unacceptable identity key`);
+  for (const other of Object.values(c.nodes)) {
+    if (bytesEqual(other.identityKey, n.identityKey)) return refuse('PAYLOAD_REJECTED', `node ${n.id} shares an identity key with ${other.id}`);
+  }
+  if (Object.keys(c.nodes).length >= limits.nodesMax) return refuse('LIMIT_EXCEEDED', `more than ${limits.nodesMax} nodes`);
+  return null;
+}
+
+function newNode(n: NodeInfo): NodeRecord {
+  return { id: n.id, identityKey: n.identityKey, passport: n.passport, status: 'active', fencedPassports: [], equivocated: false };
+}
+
+function genesis(e: Extract<LedgerEvent, { type: 'ClusterGenesis' }>, ctx: Ctx): Outcome {
+  const rv = validateRoster(e.roster);
+  if (!rv.ok) return refuse(rv.reason, rv.detail);
+  let nodes: { readonly [id: string]: NodeRecord } = {};
+  if (e.nodes.length === 0) return refuse('PAYLOAD_REJECTED', 'genesis needs at least one node');
+  for (const n of e.nodes) {
+    const bad = validateNewNode({ nodes }, n);
+    if (bad !== null) return bad;
+    nodes = put(nodes, n.id, newNode(n));
+  }
+  const cluster: ClusterState = {
+    clusterId: e.clusterId,
+    genesisCid: ctx.eventCid,
+    governance: { epoch: 0, headCid: ctx.eventCid, roster: e.roster, policy: e.policy, frozen: null },
+    nodes, keys: {}, ops: {}, opCount: 0, permits: {}, velocity: {}, statements: {}, evidence: {},
+  };
+  return { kind: 'accept', cluster, effect: `genesis of ${e.clusterId} with ${e.nodes.length} nodes and ${e.roster.approvers.length} approvers` };
+}
+
+// ------------------------------------------------------------------------------------------------
+// Governance decisions
+// ------------------------------------------------------------------------------------------------
+
+/** Actions still allowed under an emergency freeze: leaving it and containing a compromise. */
+const ALLOWED_WHILE_FROZEN: readonly DecisionAction['kind'][] = ['Unfreeze', 'EmergencyFreeze', 'ApproversChanged', 'NodeRemoved', 'NodeRebound', 'KeyRetired'];
+
+function governanceDecision(c: ClusterState, d: GovernanceDecision, ctx: Ctx): Outcome {
+  const g = c.governance;
+  const v = verifyDecision(d, g.roster, c.clusterId, g.epoch, ctx.nowMs);
+  if (!v.ok) return refuse(v.reason, v.detail);
+  const a = d.body.action;
+  if (a.kind === 'ActApproved') return refuse('PAYLOAD_REJECTED', 'an ActApproved decision travels inside its ActSubmitted');
+  if (g.frozen !== null && !ALLOWED_WHILE_FROZEN.includes(a.kind)) return refuse('FROZEN', `${a.kind} while frozen since index ${g.frozen.sinceIndex}`);
+  if (a.kind === 'PublicationReleased') return publicationReleased(c, d, a, v.cid);
+  // Governance actions form one chain: each names the decision before it (authority continuity).
+  if (!bytesEqual(d.body.parentCid, g.headCid)) {
+    return refuse('BINDING_MISMATCH', `decision follows ${toHex(d.body.parentCid)}, the governance head is ${toHex(g.headCid)}`);
+  }
+  const r = governanceAction(c, a, v.cid, ctx);
+  if (r.kind !== 'accept') return r;
+  const bump = a.kind === 'ApproversChanged' || a.kind === 'PolicyChanged';
+  const cluster: ClusterState = {
+    ...r.cluster,
+    governance: { ...r.cluster.governance, headCid: v.cid, epoch: bump ? g.epoch + 1 : g.epoch },
+  };
+  return { ...r, cluster };
+}
+
+function activeNodeForCeremony(c: ClusterState, id: string): Outcome | null {
+  const n = own(c.nodes, id);
+  if (n === undefined || n.status === 'removed') return refuse('UNKNOWN_NODE', `participant ${id} is not on the roster`);
+  if (n.status === 'fenced') return refuse('SPLIT_BRAIN_FENCED', `participant ${id} is fenced`);
+  if (n.equivocated) return refuse('EQUIVOCATION', `participant ${id} is flagged for equivocation`);
+  return null;
+}
+
+function newEpoch(epoch: number, threshold: number, participants: readonly string[], authorizedBy: Uint8Array): EpochRecord {
+  return { epoch, threshold, participants: [...participants], authorizedBy, status: 'ceremony', round1: {}, ready: {}, keyReadyCid: null, groupKey: null, activatedBy: null };
+}
+
+function epochsOf(k: KeyRecord): EpochRecord[] {
+  return Object.values(k.epochs);
+}
+
+function nextEpoch(k: KeyRecord): number {
+  return epochsOf(k).reduce((m, e) => Math.max(m, e.epoch), -1) + 1;
+}
+
+function withKey(c: ClusterState, k: KeyRecord): ClusterState {
+  return { ...c, keys: put(c.keys, k.id, k) };
+}
+
+function withEpoch(k: KeyRecord, e: EpochRecord): KeyRecord {
+  return { ...k, epochs: put(k.epochs, String(e.epoch), e) };
+}
+
+function ceremonyCheck(c: ClusterState, threshold: number, participants: readonly string[]): Outcome | null {
+  // t >= 2: one compromised node must never be able to sign alone (DESIGN §4).
+  if (threshold < 2 || threshold > participants.length) return refuse('PAYLOAD_REJECTED', `threshold ${threshold} must be in [2, ${participants.length}]`);
+  for (const p of participants) {
+    const bad = activeNodeForCeremony(c, p);
+    if (bad !== null) return bad;
+  }
+  return null;
+}
+
+function governanceAction(c: ClusterState, a: Exclude<DecisionAction, { kind: 'ActApproved' | 'PublicationReleased' }>, dCid: Uint8Array, ctx: Ctx): Outcome {
+  const accept = (cluster: ClusterState, effect: string): Outcome => ({ kind: 'accept', cluster, effect });
+  switch (a.kind) {
+    case 'DkgAuthorized': {
+      if (own(c.keys, a.keyId) !== undefined) return refuse('INVALID_TRANSITION', `key ${a.keyId} already exists`);
+      const bad = ceremonyCheck(c, a.threshold, a.participants);
+      if (bad !== null) return bad;
+      const k: KeyRecord = { id: a.keyId, scheme: a.scheme, status: 'pending', activeEpoch: null, publicKey: null, epochs: {} };
+      return accept(withKey(c, withEpoch(k, newEpoch(0, a.threshold, a.participants, dCid))), `DKG authorized for ${a.keyId}`);
+    }
+    case 'KeyActivated': {
+      const k = own(c.keys, a.keyId);
+      if (k === undefined) return refuse('UNKNOWN_KEY', `no key ${a.keyId}`);
+      if (k.status === 'retired') return refuse('KEY_NOT_ACTIVE', `key ${a.keyId} is retired`);
+      const e = own(k.epochs, String(a.keyEpoch));
+      if (e === undefined) return refuse('STALE_EPOCH', `key ${a.keyId} has no epoch ${a.keyEpoch}`);
+      if (e.status === 'ceremony') {
+        const missing = e.participants.filter((p) => own(e.ready, p) === undefined);
+        if (missing.length > 0) return refuse('DKG_INCOMPLETE', `no KeyReady yet from ${missing.join(', ')}`);
+        return refuse('KEY_NOT_PUBLISHED', `key ${a.keyId} epoch ${a.keyEpoch} has no KeyObjectPublished`);
+      }
+      if (e.status === 'active') return refuse('INVALID_TRANSITION', `key ${a.keyId} epoch ${a.keyEpoch} is already active`);
+      if (e.status !== 'published') return refuse('STALE_EPOCH', `key ${a.keyId} epoch ${a.keyEpoch} is ${e.status}`);
+      if (e.keyReadyCid === null || !bytesEqual(e.keyReadyCid, a.keyReadyCid)) {
+        return refuse('BINDING_MISMATCH', 'the activation names another key_ready_cid than the published key object');
+      }
+      let next: KeyRecord = { ...k, status: 'active', activeEpoch: a.keyEpoch };
+      if (k.activeEpoch !== null) {
+        const old = own(k.epochs, String(k.activeEpoch)) as EpochRecord;
+        next = withEpoch(next, { ...old, status: 'superseded' });
+      }
+      next = withEpoch(next, { ...e, status: 'active', activatedBy: dCid });
+      return accept(withKey(c, next), `key ${a.keyId} active at epoch ${a.keyEpoch}`);
+    }
+    case 'KeyRefreshed':
+    case 'KeyReshared': {
+      const k = own(c.keys, a.keyId);
+      if (k === undefined) return refuse('UNKNOWN_KEY', `no key ${a.keyId}`);
+      if (k.status !== 'active' || k.activeEpoch === null) return refuse('KEY_NOT_ACTIVE', `key ${a.keyId} is ${k.status}`);
+      if (epochsOf(k).some((e) => e.status === 'ceremony' || e.status === 'published')) {
+        return refuse('INVALID_TRANSITION', `key ${a.keyId} already has a ceremony in progress`);
+      }
+      const expected = nextEpoch(k);
+      if (a.keyEpoch !== expected) return refuse('STALE_EPOCH', `the next epoch of ${a.keyId} is ${expected}, not ${a.keyEpoch}`);
+      const current = own(k.epochs, String(k.activeEpoch)) as EpochRecord;
+      const threshold = a.kind === 'KeyReshared' ? a.threshold : current.threshold;
+      const participants = a.kind === 'KeyReshared' ? a.participants : current.participants;
+      const bad = ceremonyCheck(c, threshold, participants);
+      if (bad !== null) return bad;
+      return accept(withKey(c, withEpoch(k, newEpoch(a.keyEpoch, threshold, participants, dCid))), `${a.kind === 'KeyRefreshed' ? 'refresh' : 'reshare'} of ${a.keyId} to epoch ${a.keyEpoch} authorized`);
+    }
+    case 'KeyRetired': {
+      const k = own(c.keys, a.keyId);
+      if (k === undefined) return refuse('UNKNOWN_KEY', `no key ${a.keyId}`);
+      if (k.status === 'retired') return refuse('INVALID_TRANSITION', `key ${a.keyId} is already retired`);
+      let next: KeyRecord = { ...k, status: 'retired', activeEpoch: null };
+      for (const e of epochsOf(k)) {
+        if (e.status === 'active' || e.status === 'ceremony' || e.status === 'published') next = withEpoch(next, { ...e, status: 'retired' });
+      }
+      return accept(withKey(c, next), `key ${a.keyId} retired`);
+    }
+    case 'NodeAdded': {
+      const bad = validateNewNode(c, a.node);
+      if (bad !== null) return bad;
+      return accept({ ...c, nodes: put(c.nodes, a.node.id, newNode(a.node)) }, `node ${a.node.id} added`);
+    }
+    case 'NodeRemoved': {
+      const n = own(c.nodes, a.nodeId);
+      if (n === undefined || n.status === 'removed') return refuse('UNKNOWN_NODE', `no node ${a.nodeId}`);
+      return accept({ ...c, nodes: put(c.nodes, n.id, { ...n, status: 'removed' }) }, `node ${a.nodeId} removed`);
+    }
+    case 'NodeRebound': {
+      const n = own(c.nodes, a.nodeId);
+      if (n === undefined || n.status === 'removed') return refuse('UNKNOWN_NODE', `no node ${a.nodeId}`);
+      if (a.passport === n.passport || n.fencedPassports.includes(a.passport)) {
+        return refuse('BINDING_MISMATCH', `passport ${a.passport} was used before; a rebind needs a fresh one`);
+      }
+      // The old passport is retired with the rebind: whatever still holds it stays fenced.
+      const fenced = n.fencedPassports.includes(n.passport) ? n.fencedPassports : [...n.fencedPassports, n.passport];
+      return accept({ ...c, nodes: put(c.nodes, n.id, { ...n, passport: a.passport, status: 'active', fencedPassports: fenced, equivocated: false }) }, `node ${a.nodeId} rebound`);
+    }
+    case 'ApproversChanged': {
+      const rv = validateRoster(a.roster);
+      if (!rv.ok) return refuse(rv.reason, rv.detail);
+      return accept({ ...c, governance: { ...c.governance, roster: a.roster } }, `approver roster replaced (${a.roster.approvers.length} approvers, ${a.roster.quorum.threshold} to decide)`);
+    }
+    case 'PolicyChanged':
+      return accept({ ...c, governance: { ...c.governance, policy: a.policy } }, 'act policy replaced');
+    case 'EmergencyFreeze':
+      if (c.governance.frozen !== null) return refuse('INVALID_TRANSITION', 'already frozen');
+      return accept({ ...c, governance: { ...c.governance, frozen: { reason: a.reason, decisionCid: dCid, sinceIndex: ctx.index } } }, `frozen: ${a.reason}`);
+    case 'Unfreeze':
+      if (c.governance.frozen === null) return refuse('INVALID_TRANSITION', 'not frozen');
+      return accept({ ...c, governance: { ...c.governance, frozen: null } }, 'unfrozen');
+  }
+}
+
+function publicationReleased(c: ClusterState, d: GovernanceDecision, a: Extract<DecisionAction, { kind: 'PublicationReleased' }>, dCid: Uint8Array): Outcome {
+  const op = own(c.ops, a.opId);
+  if (op === undefined) return refuse('UNKNOWN_SESSION', `no act ${a.opId}`);
+  if (!bytesEqual(a.actCid, op.actCid) || !bytesEqual(d.body.parentCid, op.actCid)) return refuse('BINDING_MISMATCH', 'the release names another act');
+  if (!['Admitted', 'PendingRemote', 'Executed'].includes(op.state)) return refuse('INVALID_TRANSITION', `act ${a.opId} is ${op.state}`);
+  if (op.releasedBy !== null) return refuse('INVALID_TRANSITION', `act ${a.opId} is already released`);
+  return { kind: 'accept', cluster: putOp(c, { ...op, releasedBy: dCid }), effect: `publication of ${a.opId} released by decision`, extra: { opState: op.state } };
+}
+
+// ------------------------------------------------------------------------------------------------
+// Node statements: DKG, KeyReady, fencing, equivocation
+// ------------------------------------------------------------------------------------------------
+
+function slotId(s: SignedStatement): string {
+  return toHex(digest(SLOT_DOMAIN, encode({ nodeId: s.nodeId, kind: s.kind, slot: s.slot })));
+}
+
+function evidenceId(a: SignedStatement, b: SignedStatement): string {
+  const [x, y] = [statementCid(a), statementCid(b)].sort((p, q) => (toHex(p) < toHex(q) ? -1 : 1)) as [Uint8Array, Uint8Array];
+  return toHex(digest(EVIDENCE_DOMAIN, encode({ first: x, second: y })));
+}
+
+/**
+ * Flags a node that signed two conflicting statements: recorded for operator review, its
+ * ceremonies and in-flight acts aborted (its word can no longer be relied on), until a NodeRebound
+ * decision clears it.
+ */
+function flagEquivocation(c: ClusterState, nodeId: string, kind: string, evId: string, ctx: Ctx): ClusterState {
+  const n = own(c.nodes, nodeId) as NodeRecord;
+  let next: ClusterState = { ...c, nodes: put(c.nodes, nodeId, { ...n, equivocated: true }), evidence: put(c.evidence, evId, { nodeId, kind, index: ctx.index }) };
+  for (const k of Object.values(c.keys)) {
+    let nk = k;
+    for (const e of epochsOf(k)) {
+      if ((e.status === 'ceremony' || e.status === 'published') && e.participants.includes(nodeId)) nk = withEpoch(nk, { ...e, status: 'aborted' });
+    }
+    if (nk !== k) next = withKey(next, nk);
+  }
+  for (const op of Object.values(c.ops)) {
+    if (op.state === 'PendingRemote' && op.permitId !== null) {
+      const p = own(c.permits, toHex(op.permitId)) as PermitRecord;
+      if (p.nodeId === nodeId) next = abortOp(next, op, 'EQUIVOCATION', ctx);
+    }
+  }
+  return next;
+}
+
+/**
+ * Checks a node statement's signer and signature, then its slot: the same statement again is a
+ * replay, a different one for the same slot is equivocation (recorded, refused EQUIVOCATION).
+ * Returns null when the statement is new and valid.
+ */
+function admitStatement(c: ClusterState, s: SignedStatement, kind: string, ctx: Ctx): Outcome | null {
+  if (s.kind !== kind) return refuse('PAYLOAD_REJECTED', `statement kind ${s.kind} in a ${kind} event`);
+  if (s.clusterId !== c.clusterId) return refuse('BINDING_MISMATCH', `statement for cluster ${s.clusterId}`);
+  const n = own(c.nodes, s.nodeId);
+  if (n === undefined || n.status === 'removed') return refuse('UNKNOWN_NODE', `no node ${s.nodeId}`);
+  if (!verifyStatement(s, n.identityKey)) return refuse('SIGNATURE_INVALID', `the statement is not signed by ${s.nodeId}`);
+  const slot = slotId(s);
+  const prior = own(c.statements, slot);
+  if (prior !== undefined) {
+    if (bytesEqual(statementCid(prior.statement), statementCid(s))) return { kind: 'replay', ok: true, reason: null, detail: `${kind} already recorded` };
+    const evId = evidenceId(prior.statement, s);
+    if (own(c.evidence, evId) !== undefined) return { kind: 'replay', ok: false, reason: 'EQUIVOCATION', detail: 'equivocation already recorded' };
+    return { kind: 'record', cluster: flagEquivocation(c, s.nodeId, kind, evId, ctx), reason: 'EQUIVOCATION', detail: `${s.nodeId} signed two different ${kind} statements for one slot` };
+  }
+  if (n.status === 'fenced') return refuse('SPLIT_BRAIN_FENCED', `node ${s.nodeId} is fenced`);
+  if (n.equivocated) return refuse('EQUIVOCATION', `node ${s.nodeId} is flagged for equivocation`);
+  return null;
+}
+
+function recordStatement(c: ClusterState, s: SignedStatement): ClusterState {
+  return { ...c, statements: put(c.statements, slotId(s), { statement: s }) };
+}
+
+function keyEpochSlot(s: SignedStatement): { keyId: string; keyEpoch: number } | null {
+  try {
+    const o = obj(s.slot, 'slot', ['keyId', 'keyEpoch']);
+    if (typeof o.keyId !== 'string' || typeof o.keyEpoch !== 'number' || !Number.isSafeInteger(o.keyEpoch) || o.keyEpoch < 0) return null;
+    return { keyId: o.keyId, keyEpoch: o.keyEpoch };
+  } catch {
+    return null;
+  }
+}
+
+function ceremonyFor(c: ClusterState, s: SignedStatement): { k: KeyRecord; e: EpochRecord } | Outcome {
+  const slot = keyEpochSlot(s);
+  if (slot === null) return refuse('PAYLOAD_REJECTED', 'slot must be { keyId, keyEpoch }');
+  const k = own(c.keys, slot.keyId);
+  if (k === undefined) return refuse('UNKNOWN_KEY', `no key ${slot.keyId}`);
+  const e = own(k.epochs, String(slot.keyEpoch));
+  if (e === undefined) return refuse('STALE_EPOCH', `key ${slot.keyId} has no epoch ${slot.keyEpoch}`);
+  if (e.status !== 'ceremony') return refuse('INVALID_TRANSITION', `the ceremony of ${slot.keyId} epoch ${slot.keyEpoch} is ${e.status}`);
+  if (!e.participants.includes(s.nodeId)) return refuse('WRONG_RECIPIENT', `${s.nodeId} is not a participant of ${slot.keyId} epoch ${slot.keyEpoch}`);
+  return { k, e };
+}
+
+function isOutcome(x: unknown): x is Outcome {
+  return typeof x === 'object' && x !== null && 'kind' in x;
+}
+
+function round1(c: ClusterState, s: SignedStatement, ctx: Ctx): Outcome {
+  const early = admitStatement(c, s, 'DkgRound1Published', ctx);
+  if (early !== null) return early;
+  const ce = ceremonyFor(c, s);
+  if (isOutcome(ce)) return ce;
+  let round1Cid: Uint8Array;
+  try {
+    round1Cid = bytes(obj(s.content, 'content', ['round1Cid']).round1Cid, 'round1Cid', 32);
+  } catch (e) {
+    return refuse('PAYLOAD_REJECTED', (e as Error).message);
+  }
+  const e: EpochRecord = { ...ce.e, round1: put(ce.e.round1, s.nodeId, round1Cid) };
+  return { kind: 'accept', cluster: recordStatement(withKey(c, withEpoch(ce.k, e)), s), effect: `DKG round 1 of ${s.nodeId} for ${ce.k.id} epoch ${e.epoch}` };
+}
+
+function keyReady(c: ClusterState, s: SignedStatement, ctx: Ctx): Outcome {
+  const early = admitStatement(c, s, 'KeyReady', ctx);
+  if (early !== null) return early;
+  const ce = ceremonyFor(c, s);
+  if (isOutcome(ce)) return ce;
+  const missing = ce.e.participants.filter((p) => own(ce.e.round1, p) === undefined);
+  if (missing.length > 0) return refuse('DKG_INCOMPLETE', `round 1 missing from ${missing.join(', ')}`);
+  let groupKey: Uint8Array;
+  try {
+    groupKey = bytes(obj(s.content, 'content', ['groupKey']).groupKey, 'groupKey');
+    if (groupKey.length !== 32 && groupKey.length !== 33) throw new ShapeError('groupKey: expected 32 or 33 bytes');
+  } catch (e) {
+    return refuse('PAYLOAD_REJECTED', (e as Error).message);
+  }
+  const e: EpochRecord = { ...ce.e, ready: put(ce.e.ready, s.nodeId, { statementCid: statementCid(s), groupKey }) };
+  return { kind: 'accept', cluster: recordStatement(withKey(c, withEpoch(ce.k, e)), s), effect: `KeyReady from ${s.nodeId} for ${ce.k.id} epoch ${e.epoch}` };
+}
+
+function keyObjectPublished(c: ClusterState, ev: Extract<LedgerEvent, { type: 'KeyObjectPublished' }>, _ctx: Ctx): Outcome {
+  const k = own(c.keys, ev.keyId);
+  if (k === undefined) return refuse('UNKNOWN_KEY', `no key ${ev.keyId}`);
+  const e = own(k.epochs, String(ev.keyEpoch));
+  if (e === undefined) return refuse('STALE_EPOCH', `key ${ev.keyId} has no epoch ${ev.keyEpoch}`);
+  if (e.status !== 'ceremony') return refuse('INVALID_TRANSITION', `key ${ev.keyId} epoch ${ev.keyEpoch} is ${e.status}`);
+  const ready = e.participants.map((p) => own(e.ready, p));
+  const missing = e.participants.filter((_, i) => ready[i] === undefined);
+  if (missing.length > 0) return refuse('DKG_INCOMPLETE', `no KeyReady yet from ${missing.join(', ')}`);
+  const readies = ready as { statementCid: Uint8Array; groupKey: Uint8Array }[];
+  const groupKey = (readies[0] as { groupKey: Uint8Array }).groupKey;
+  if (!readies.every((r) => bytesEqual(r.groupKey, groupKey))) return refuse('BINDING_MISMATCH', 'participants report different group keys');
+  // Refresh and reshare change the shares, never the public key (DESIGN §4).
+  if (k.publicKey !== null && !bytesEqual(k.publicKey, groupKey)) return refuse('BINDING_MISMATCH', 'the new epoch reports another public key');
+  const want = keyReadyCid(k.id, e.epoch, groupKey, readies.map((r) => r.statementCid));
+  if (!bytesEqual(want, ev.keyReadyCid)) return refuse('BINDING_MISMATCH', 'key_ready_cid does not name the recorded KeyReady statements');
+  const next = withEpoch({ ...k, publicKey: groupKey }, { ...e, status: 'published', keyReadyCid: want, groupKey });
+  return { kind: 'accept', cluster: withKey(c, next), effect: `key object ${k.id} epoch ${e.epoch} published` };
+}
+
+function fencing(c: ClusterState, s: SignedStatement, ctx: Ctx): Outcome {
+  const early = admitStatement(c, s, 'FencingRecord', ctx);
+  if (early !== null) return early;
+  let target: { nodeId: string; passport: string };
+  try {
+    const o = obj(s.slot, 'slot', ['nodeId', 'passport']);
+    obj(s.content, 'content', ['reason']);
+    if (typeof o.nodeId !== 'string' || typeof o.passport !== 'string') throw new ShapeError('slot: nodeId and passport are text');
+    target = { nodeId: o.nodeId, passport: o.passport };
+  } catch (e) {
+    return refuse('PAYLOAD_REJECTED', (e as Error).message);
+  }
+  const n = own(c.nodes, target.nodeId);
+  if (n === undefined || n.status === 'removed') return refuse('UNKNOWN_NODE', `no node ${target.nodeId}`);
+  if (n.fencedPassports.includes(target.passport)) return { kind: 'replay', ok: true, reason: null, detail: 'passport already fenced' };
+  const status = target.passport === n.passport ? 'fenced' : n.status;
+  const next: NodeRecord = { ...n, status, fencedPassports: [...n.fencedPassports, target.passport] };
+  return { kind: 'accept', cluster: recordStatement({ ...c, nodes: put(c.nodes, n.id, next) }, s), effect: `passport ${target.passport} of ${n.id} fenced` };
+}
+
+function equivocationEvidence(c: ClusterState, a: SignedStatement, b: SignedStatement, ctx: Ctx): Outcome {
+  if (a.nodeId !== b.nodeId || a.kind !== b.kind || !bytesEqual(encode(a.slot), encode(b.slot))) {
+    return refuse('PAYLOAD_REJECTED', 'evidence must be two statements by one node about one slot');
+  }
+  if (bytesEqual(statementCid(a), statementCid(b))) return refuse('PAYLOAD_REJECTED', 'the two statements are the same');
+  if (a.clusterId !== c.clusterId || b.clusterId !== c.clusterId) return refuse('BINDING_MISMATCH', 'evidence from another cluster');
+  const n = own(c.nodes, a.nodeId);
+  if (n === undefined) return refuse('UNKNOWN_NODE', `no node ${a.nodeId}`);
+  if (!verifyStatement(a, n.identityKey) || !verifyStatement(b, n.identityKey)) return refuse('SIGNATURE_INVALID', `a statement is not signed by ${a.nodeId}`);
+  const evId = evidenceId(a, b);
+  if (own(c.evidence, evId) !== undefined) return { kind: 'replay', ok: true, reason: null, detail: 'evidence already recorded' };
+  return { kind: 'accept', cluster: flagEquivocation(c, a.nodeId, a.kind, evId, ctx), effect: `${a.nodeId} flagged for equivocation (${a.kind})` };
+}
+
+// ------------------------------------------------------------------------------------------------
+// The operation journal
+// ------------------------------------------------------------------------------------------------
+
+function checkProposer(c: ClusterState, p: Proposer): Outcome | null {
+  const n = own(c.nodes, p.nodeId);
+  if (n === undefined || n.status === 'removed') return refuse('UNKNOWN_NODE', `no node ${p.nodeId}`);
+  if (n.fencedPassports.includes(p.passport) || (n.status === 'fenced' && p.passport === n.passport)) {
+    return refuse('SPLIT_BRAIN_FENCED', `passport ${p.passport} of ${p.nodeId} is fenced`);
+  }
+  if (p.passport !== n.passport) return refuse('BINDING_MISMATCH', `${p.nodeId} holds another passport`);
+  return null;
+}
+
+function putOp(c: ClusterState, op: OpRecord): ClusterState {
+  return { ...c, ops: put(c.ops, op.opId, op) };
+}
+
+function moved(op: OpRecord, to: OpState, ctx: Ctx): Pick<OpRecord, 'state' | 'history'> {
+  assert((OP_TRANSITIONS[op.state] as readonly OpState[]).includes(to), `act transition ${op.state} -> ${to}`);
+  return { state: to, history: [...op.history, { state: to, index: ctx.index }] };
+}
+
+function abortOp(c: ClusterState, op: OpRecord, reason: ReasonCode, ctx: Ctx): ClusterState {
+  let next = putOp(c, { ...op, ...moved(op, 'Aborted', ctx), reason });
+  // An aborted act's permit can never be used: mark it spent.
+  if (op.permitId !== null) {
+    const hex = toHex(op.permitId);
+    const p = own(c.permits, hex) as PermitRecord;
+    if (!p.used) next = { ...next, permits: put(next.permits, hex, { ...p, used: true }) };
+  }
+  return next;
+}
+
+function anchor(c: ClusterState, opId: string, ctx: Ctx): ReceiptAnchor {
+  return { clusterId: c.clusterId, opId, index: ctx.index, stampMs: ctx.stampMs, eventCid: ctx.eventCid, chainHead: ctx.chainHead };
+}
+
+/** Key usable for signing at `epoch`: active, and `epoch` is its current epoch. */
+function keyUsable(c: ClusterState, keyId: string, epoch: number): Outcome | KeyRecord {
+  const k = own(c.keys, keyId);
+  if (k === undefined) return refuse('UNKNOWN_KEY', `no key ${keyId}`);
+  if (k.status !== 'active' || k.activeEpoch === null) return refuse('KEY_NOT_ACTIVE', `key ${keyId} is ${k.status}`);
+  if (epoch !== k.activeEpoch) return refuse('STALE_EPOCH', `key ${keyId} is at epoch ${k.activeEpoch}, not ${epoch}`);
+  return k;
+}
+
+function actSubmitted(c: ClusterState, e: Extract<LedgerEvent, { type: 'ActSubmitted' }>, ctx: Ctx): Outcome {
+  const bad = checkProposer(c, e);
+  if (bad !== null) return bad;
+  const subCid = submissionCid(e.opId, e.act, e.approval);
+  const prior = own(c.ops, e.opId);
+  if (prior !== undefined) {
+    if (!bytesEqual(prior.submissionCid, subCid)) return refuse('REPLAY_OR_CONFLICT', `idempotency key ${e.opId} was used for other content`);
+    // Same content: the original result, unchanged.
+    const admitted = prior.state !== 'Denied';
+    return { kind: 'replay', ok: admitted, reason: prior.reason, detail: `act ${e.opId} already ${prior.state}`, extra: { opState: prior.state } };
+  }
+  if (c.opCount >= limits.opsMax) return refuse('LIMIT_EXCEEDED', `the journal holds ${limits.opsMax} acts`);
+
+  const aCid = actCid(e.act);
+  const g = c.governance;
+  const deny = (reason: ReasonCode, detail: string, policyReceipt?: PolicyReceipt): Outcome => {
+    const op: OpRecord = {
+      opId: e.opId, submissionCid: subCid, act: e.act, actCid: aCid, nodeId: e.nodeId, state: 'Denied', reason,
+      history: [{ state: 'Submitted', index: ctx.index }, { state: 'Denied', index: ctx.index }],
+      approvalCid: decisionCidOrNull(e.approval), permitId: null, releasedBy: null, signature: null, confirmation: null, receipts: [],
+    };
+    return { kind: 'record', cluster: { ...putOp(c, op), opCount: c.opCount + 1 }, reason, detail, extra: { opState: 'Denied', ...(policyReceipt ? { policyReceipt } : {}) } };
+  };
+  if (g.frozen !== null) return deny('FROZEN', `admission refused: frozen since index ${g.frozen.sinceIndex}`);
+  const k = keyUsable(c, e.act.keyId, e.act.keyEpoch);
+  if (isOutcome(k)) return deny((k as { reason: ReasonCode }).reason, (k as { detail: string }).detail);
+
+  let approvals = 0;
+  if (e.approval !== null) {
+    const v = verifyDecision(e.approval, g.roster, c.clusterId, g.epoch, ctx.nowMs);
+    if (!v.ok) return deny(v.reason, `approval: ${v.detail}`);
+    const a = e.approval.body.action;
+    if (a.kind !== 'ActApproved' || a.opId !== e.opId || !bytesEqual(a.actCid, aCid) || !bytesEqual(e.approval.body.parentCid, aCid)) {
+      return deny('BINDING_MISMATCH', 'the approval does not approve this act');
+    }
+    approvals = v.approvers.length;
+  }
+  const verdict = evaluatePolicy(g.policy, e.opId, e.act, own(c.velocity, e.act.keyId) ?? [], ctx.nowMs, approvals);
+  if (!verdict.allowed) return deny(verdict.reason as ReasonCode, verdict.receipt.detail, verdict.receipt);
+
+  const approvalCid = decisionCidOrNull(e.approval);
+  const receipt = admissionReceipt(anchor(c, e.opId, ctx), { actCid: aCid, keyId: e.act.keyId, keyEpoch: e.act.keyEpoch, governanceEpoch: g.epoch, approvalCid });
+  const op: OpRecord = {
+    opId: e.opId, submissionCid: subCid, act: e.act, actCid: aCid, nodeId: e.nodeId, state: 'Admitted', reason: null,
+    history: [{ state: 'Submitted', index: ctx.index }, { state: 'Admitted', index: ctx.index }],
+    approvalCid, permitId: null, releasedBy: null, signature: null, confirmation: null, receipts: [receipt],
+  };
+  const cluster: ClusterState = { ...putOp(c, op), opCount: c.opCount + 1, velocity: put(c.velocity, e.act.keyId, verdict.velocity) };
+  return { kind: 'accept', cluster, effect: `act ${e.opId} admitted`, extra: { opState: 'Admitted', policyReceipt: verdict.receipt } };
+}
+
+function opFor(c: ClusterState, opId: string): OpRecord | Outcome {
+  const op = own(c.ops, opId);
+  return op === undefined ? refuse('UNKNOWN_SESSION', `no act ${opId}`) : op;
+}
+
+function actPermitIssued(c: ClusterState, e: Extract<LedgerEvent, { type: 'ActPermitIssued' }>, ctx: Ctx): Outcome {
+  const bad = checkProposer(c, e);
+  if (bad !== null) return bad;
+  const op = opFor(c, e.opId);
+  if (isOutcome(op)) return op;
+  if (op.state !== 'Admitted') return refuse('INVALID_TRANSITION', `act ${e.opId} is ${op.state}`);
+  if (c.governance.frozen !== null) return refuse('FROZEN', 'no permits while frozen');
+  if ((own(c.nodes, e.nodeId) as NodeRecord).equivocated) return refuse('EQUIVOCATION', `${e.nodeId} is flagged for equivocation`);
+  const k = keyUsable(c, op.act.keyId, op.act.keyEpoch);
+  if (isOutcome(k)) return k;
+  const p = { clusterId: c.clusterId, opId: op.opId, keyId: op.act.keyId, keyEpoch: op.act.keyEpoch, messageDigest: op.act.messageDigest, index: ctx.index, nodeId: e.nodeId };
+  const permitId = permitIdOf(p);
+  const permit: PermitRecord = { opId: op.opId, nodeId: e.nodeId, keyId: p.keyId, keyEpoch: p.keyEpoch, messageDigest: p.messageDigest, index: ctx.index, used: false };
+  const receipt = permitReceipt(anchor(c, op.opId, ctx), op.receipts[0] as CborValue, { permitId, nodeId: e.nodeId, keyId: p.keyId, keyEpoch: p.keyEpoch, messageDigest: p.messageDigest });
+  const next = putOp({ ...c, permits: put(c.permits, toHex(permitId), permit) }, { ...op, ...moved(op, 'PendingRemote', ctx), permitId, receipts: [...op.receipts, receipt] });
+  return { kind: 'accept', cluster: next, effect: `step permit issued for ${op.opId}`, extra: { opState: 'PendingRemote', permitId } };
+}
+
+function actExecuted(c: ClusterState, e: Extract<LedgerEvent, { type: 'ActExecuted' }>, ctx: Ctx): Outcome {
+  const bad = checkProposer(c, e);
+  if (bad !== null) return bad;
+  const op = opFor(c, e.opId);
+  if (isOutcome(op)) return op;
+  const permit = own(c.permits, toHex(e.permitId));
+  if (permit === undefined) return refuse('PERMIT_MISSING', 'no such step permit');
+  if (permit.opId !== op.opId) return refuse('BINDING_MISMATCH', `the permit belongs to act ${permit.opId}`);
+  if (permit.used) return refuse('STEP_PERMIT_REUSED', `the permit of ${op.opId} was already used`);
+  if (op.state !== 'PendingRemote') return refuse('INVALID_TRANSITION', `act ${e.opId} is ${op.state}`);
+  if ((own(c.nodes, e.nodeId) as NodeRecord).equivocated) return refuse('EQUIVOCATION', `${e.nodeId} is flagged for equivocation`);
+  const k = keyUsable(c, permit.keyId, permit.keyEpoch);
+  if (isOutcome(k)) return k;
+  // FROST over Ed25519 yields a plain RFC 8032 signature over the message (the act's digest), so
+  // the ledger checks it against the group key. The other schemes are checked by their publisher.
+  if (k.scheme === 'ed25519' && (k.publicKey === null || !ed25519Verify(e.signature, permit.messageDigest, k.publicKey))) {
+    return refuse('SIGNATURE_INVALID', 'the signature does not verify under the group key');
+  }
+  const next = putOp({ ...c, permits: put(c.permits, toHex(e.permitId), { ...permit, used: true }) }, { ...op, ...moved(op, 'Executed', ctx), signature: e.signature });
+  return { kind: 'accept', cluster: next, effect: `act ${op.opId} executed; waiting at the publication gate`, extra: { opState: 'Executed' } };
+}
+
+function actPublished(c: ClusterState, e: Extract<LedgerEvent, { type: 'ActPublished' }>, ctx: Ctx): Outcome {
+  const bad = checkProposer(c, e);
+  if (bad !== null) return bad;
+  const op = opFor(c, e.opId);
+  if (isOutcome(op)) return op;
+  if (op.state !== 'Executed') return refuse('INVALID_TRANSITION', `act ${e.opId} is ${op.state}`);
+  if (c.governance.frozen !== null) return refuse('FROZEN', 'publication held while frozen');
+  // The gate applies the policy in force now, not at admission: a destination removed since then
+  // is no longer released.
+  const pol = c.governance.policy;
+  const list = Object.hasOwn(pol.destinations, op.act.asset) ? pol.destinations[op.act.asset] : undefined;
+  if (list === undefined || !list.includes(op.act.destination)) return refuse('PUBLICATION_DENIED', `destination ${op.act.destination} is no longer allowed`);
+  if (op.act.amount > pol.autoReleaseAmountMax && op.releasedBy === null) {
+    return refuse('PUBLICATION_DENIED', `amount ${op.act.amount} above ${pol.autoReleaseAmountMax} needs a PublicationReleased decision`);
+  }
+  const receipt = publicationReceipt(anchor(c, op.opId, ctx), op.receipts[1] as CborValue, { signatureDigest: artifactDigest(op.signature as Uint8Array), releasedBy: op.releasedBy });
+  return { kind: 'accept', cluster: putOp(c, { ...op, ...moved(op, 'Published', ctx), receipts: [...op.receipts, receipt] }), effect: `act ${op.opId} published`, extra: { opState: 'Published' } };
+}
+
+function actSettled(c: ClusterState, e: Extract<LedgerEvent, { type: 'ActSettled' }>, ctx: Ctx): Outcome {
+  const bad = checkProposer(c, e);
+  if (bad !== null) return bad;
+  const op = opFor(c, e.opId);
+  if (isOutcome(op)) return op;
+  if (op.state !== 'Published') return refuse('INVALID_TRANSITION', `act ${e.opId} is ${op.state}`);
+  return { kind: 'accept', cluster: putOp(c, { ...op, ...moved(op, 'Settled', ctx), confirmation: e.confirmation }), effect: `act ${op.opId} settled`, extra: { opState: 'Settled' } };
+}
+
+function actAborted(c: ClusterState, e: Extract<LedgerEvent, { type: 'ActAborted' }>, ctx: Ctx): Outcome {
+  const bad = checkProposer(c, e);
+  if (bad !== null) return bad;
+  const op = opFor(c, e.opId);
+  if (isOutcome(op)) return op;
+  if (!(OP_TRANSITIONS[op.state] as readonly OpState[]).includes('Aborted')) return refuse('INVALID_TRANSITION', `act ${e.opId} is ${op.state}`);
+  return { kind: 'accept', cluster: abortOp(c, op, e.reason, ctx), effect: `act ${op.opId} aborted: ${e.reason}`, extra: { opState: 'Aborted' } };
+}

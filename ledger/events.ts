@@ -1,0 +1,274 @@
+/**
+ * The events of the cluster event log and the operation journal, and the log entry that carries
+ * one of them.
+ *
+ *   interface LedgerEntry { index; stampMs; event: Uint8Array }
+ *     index    the Raft log index of the entry (strictly increasing; gaps are Raft's own entries)
+ *     stampMs  the proposer's wall-clock stamp in ms; the ledger's only source of time
+ *     event    encodeEvent(e): the canonical CBOR of one LedgerEvent
+ *
+ * Events fall in three groups:
+ *  - governance, authorized by a GovernanceDecision (ledger/decision.ts) carried in the event:
+ *    `GovernanceDecision` whose action kind names the effect (KeyActivated, NodeAdded, ...);
+ *  - node statements, signed by a node's identity key (SignedStatement): DkgRound1Published,
+ *    KeyReady, FencingRecord; two conflicting statements by one node are EquivocationEvidence;
+ *  - the operation journal, proposed by a node under its passport: ActSubmitted ... ActSettled.
+ * ClusterGenesis and KeyObjectPublished need no signature: genesis is the root of trust (its cid is
+ * the cluster's identity) and KeyObjectPublished is derived entirely from signed KeyReady
+ * statements already in the log.
+ */
+import { ledger as limits } from '../proto/limits.js';
+import { isReasonCode, type ReasonCode } from '../proto/reasons.js';
+import { type CborValue, decode, encode, digest } from './encoding.js';
+import {
+  type ActPolicy, type ApproverRoster, type GovernanceDecision, type NodeInfo,
+  ShapeError, obj, str, int, amount, bytes, arr,
+  decisionCid, decisionFromCbor, decisionToCbor, nodeFromCbor, nodeToCbor, policyFromCbor, policyToCbor, rosterFromCbor, rosterToCbor,
+  ed25519Sign, ed25519Verify,
+} from './decision.js';
+
+export interface LedgerEntry {
+  readonly index: number;
+  readonly stampMs: number;
+  readonly event: Uint8Array;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Node statements
+// ------------------------------------------------------------------------------------------------
+
+export const STATEMENT_DOMAIN = 'custody-ledger/v1/statement';
+
+/**
+ * A statement a node signs with its identity key. `kind` and `slot` name what is stated about
+ * (e.g. KeyReady for key k1 epoch 0); `content` is what the node says. One node signing two
+ * different contents for one (kind, slot) is equivocation.
+ */
+export interface SignedStatement {
+  readonly clusterId: string;
+  readonly nodeId: string;
+  readonly kind: string;
+  readonly slot: CborValue;
+  readonly content: CborValue;
+  /** Raw 64-byte Ed25519 signature over statementSigningBytes. */
+  readonly signature: Uint8Array;
+}
+
+export type UnsignedStatement = Omit<SignedStatement, 'signature'>;
+
+function statementBodyToCbor(s: UnsignedStatement): CborValue {
+  return { clusterId: s.clusterId, nodeId: s.nodeId, kind: s.kind, slot: s.slot, content: s.content };
+}
+
+export function statementSigningBytes(s: UnsignedStatement): Uint8Array {
+  const tag = new TextEncoder().encode(STATEMENT_DOMAIN);
+  const enc = encode(statementBodyToCbor(s));
+  const out = new Uint8Array(tag.length + 1 + enc.length);
+  out.set(tag, 0);
+  out.set(enc, tag.length + 1);
+  return out;
+}
+
+/** The statement's identity (signature excluded, like a decision's). */
+export function statementCid(s: UnsignedStatement): Uint8Array {
+  return digest(STATEMENT_DOMAIN, encode(statementBodyToCbor(s)));
+}
+
+export function signStatement(s: UnsignedStatement, identitySecretKey: Uint8Array): SignedStatement {
+  return { ...s, signature: ed25519Sign(statementSigningBytes(s), identitySecretKey) };
+}
+
+export function verifyStatement(s: SignedStatement, identityKey: Uint8Array): boolean {
+  return ed25519Verify(s.signature, statementSigningBytes(s), identityKey);
+}
+
+export function statementToCbor(s: SignedStatement): CborValue {
+  return { ...(statementBodyToCbor(s) as object), signature: s.signature } as CborValue;
+}
+
+export function statementFromCbor(v: CborValue | undefined): SignedStatement {
+  const o = obj(v, 'statement', ['clusterId', 'nodeId', 'kind', 'slot', 'content', 'signature']);
+  return {
+    clusterId: str(o.clusterId, 'statement.clusterId'),
+    nodeId: str(o.nodeId, 'statement.nodeId'),
+    kind: str(o.kind, 'statement.kind'),
+    slot: o.slot as CborValue,
+    content: o.content as CborValue,
+    signature: bytes(o.signature, 'statement.signature', 64),
+  };
+}
+
+// ------------------------------------------------------------------------------------------------
+// The typed act
+// ------------------------------------------------------------------------------------------------
+
+/** A transfer to be signed by a threshold key. Amounts are integers in the asset's smallest unit. */
+export interface Act {
+  readonly keyId: string;
+  readonly keyEpoch: number;
+  readonly asset: string;
+  readonly amount: bigint;
+  readonly destination: string;
+  /** Hash of what the operator was shown (the human-readable rendering), bound into approvals. */
+  readonly displayHash: Uint8Array;
+  /** The 32-byte digest the threshold key will sign. */
+  readonly messageDigest: Uint8Array;
+}
+
+export const ACT_DOMAIN = 'custody-ledger/v1/act';
+
+export function actToCbor(a: Act): CborValue {
+  return { keyId: a.keyId, keyEpoch: a.keyEpoch, asset: a.asset, amount: a.amount, destination: a.destination, displayHash: a.displayHash, messageDigest: a.messageDigest };
+}
+
+export function actFromCbor(v: CborValue | undefined): Act {
+  const o = obj(v, 'act', ['keyId', 'keyEpoch', 'asset', 'amount', 'destination', 'displayHash', 'messageDigest']);
+  return {
+    keyId: str(o.keyId, 'act.keyId'),
+    keyEpoch: int(o.keyEpoch, 'act.keyEpoch'),
+    asset: str(o.asset, 'act.asset'),
+    amount: amount(o.amount, 'act.amount'),
+    destination: str(o.destination, 'act.destination', limits.textBytesMax),
+    displayHash: bytes(o.displayHash, 'act.displayHash', 32),
+    messageDigest: bytes(o.messageDigest, 'act.messageDigest', 32),
+  };
+}
+
+/** The act's identity: approvals (ActApproved, PublicationReleased) name it as their parent. */
+export function actCid(a: Act): Uint8Array {
+  return digest(ACT_DOMAIN, encode(actToCbor(a)));
+}
+
+// ------------------------------------------------------------------------------------------------
+// Events
+// ------------------------------------------------------------------------------------------------
+
+/** Proposer identity carried by journal events: a fenced passport is refused. */
+export interface Proposer {
+  readonly nodeId: string;
+  readonly passport: string;
+}
+
+export type LedgerEvent =
+  | { readonly type: 'ClusterGenesis'; readonly clusterId: string; readonly nodes: readonly NodeInfo[]; readonly roster: ApproverRoster; readonly policy: ActPolicy }
+  | { readonly type: 'GovernanceDecision'; readonly decision: GovernanceDecision }
+  /** statement.kind 'DkgRound1Published', slot { keyId, keyEpoch }, content { round1Cid } */
+  | { readonly type: 'DkgRound1Published'; readonly statement: SignedStatement }
+  /** statement.kind 'KeyReady', slot { keyId, keyEpoch }, content { groupKey } */
+  | { readonly type: 'KeyReady'; readonly statement: SignedStatement }
+  | { readonly type: 'KeyObjectPublished'; readonly keyId: string; readonly keyEpoch: number; readonly keyReadyCid: Uint8Array }
+  /** statement.kind 'FencingRecord' by the reporting node, slot { nodeId, passport }, content { reason } */
+  | { readonly type: 'FencingRecord'; readonly statement: SignedStatement }
+  | { readonly type: 'EquivocationEvidence'; readonly first: SignedStatement; readonly second: SignedStatement }
+  | ({ readonly type: 'ActSubmitted'; readonly opId: string; readonly act: Act; readonly approval: GovernanceDecision | null } & Proposer)
+  | ({ readonly type: 'ActPermitIssued'; readonly opId: string } & Proposer)
+  | ({ readonly type: 'ActExecuted'; readonly opId: string; readonly permitId: Uint8Array; readonly signature: Uint8Array } & Proposer)
+  | ({ readonly type: 'ActPublished'; readonly opId: string } & Proposer)
+  | ({ readonly type: 'ActSettled'; readonly opId: string; readonly confirmation: string } & Proposer)
+  | ({ readonly type: 'ActAborted'; readonly opId: string; readonly reason: ReasonCode } & Proposer);
+
+export type EventType = LedgerEvent['type'];
+
+export function eventToCbor(e: LedgerEvent): CborValue {
+  switch (e.type) {
+    case 'ClusterGenesis':
+      return { type: e.type, clusterId: e.clusterId, nodes: e.nodes.map(nodeToCbor), roster: rosterToCbor(e.roster), policy: policyToCbor(e.policy) };
+    case 'GovernanceDecision':
+      return { type: e.type, decision: decisionToCbor(e.decision) };
+    case 'DkgRound1Published':
+    case 'KeyReady':
+    case 'FencingRecord':
+      return { type: e.type, statement: statementToCbor(e.statement) };
+    case 'EquivocationEvidence':
+      return { type: e.type, first: statementToCbor(e.first), second: statementToCbor(e.second) };
+    case 'ActSubmitted':
+      return { type: e.type, opId: e.opId, act: actToCbor(e.act), approval: e.approval === null ? null : decisionToCbor(e.approval), nodeId: e.nodeId, passport: e.passport };
+    default:
+      return { ...e } as CborValue;
+  }
+}
+
+export function encodeEvent(e: LedgerEvent): Uint8Array {
+  return encode(eventToCbor(e));
+}
+
+const PROPOSER = ['nodeId', 'passport'] as const;
+
+export function eventFromCbor(v: CborValue): LedgerEvent {
+  const type = (v !== null && typeof v === 'object' && !(v instanceof Uint8Array) && !Array.isArray(v)) ? (v as { type?: unknown }).type : undefined;
+  switch (type) {
+    case 'ClusterGenesis': {
+      const o = obj(v, 'event', ['type', 'clusterId', 'nodes', 'roster', 'policy']);
+      return { type, clusterId: str(o.clusterId, 'clusterId'), nodes: arr(o.nodes, 'nodes', limits.nodesMax).map(nodeFromCbor), roster: rosterFromCbor(o.roster), policy: policyFromCbor(o.policy) };
+    }
+    case 'GovernanceDecision': {
+      const o = obj(v, 'event', ['type', 'decision']);
+      return { type, decision: decisionFromCbor(o.decision) };
+    }
+    case 'DkgRound1Published':
+    case 'KeyReady':
+    case 'FencingRecord': {
+      const o = obj(v, 'event', ['type', 'statement']);
+      return { type, statement: statementFromCbor(o.statement) };
+    }
+    case 'KeyObjectPublished': {
+      const o = obj(v, 'event', ['type', 'keyId', 'keyEpoch', 'keyReadyCid']);
+      return { type, keyId: str(o.keyId, 'keyId'), keyEpoch: int(o.keyEpoch, 'keyEpoch'), keyReadyCid: bytes(o.keyReadyCid, 'keyReadyCid', 32) };
+    }
+    case 'EquivocationEvidence': {
+      const o = obj(v, 'event', ['type', 'first', 'second']);
+      return { type, first: statementFromCbor(o.first), second: statementFromCbor(o.second) };
+    }
+    case 'ActSubmitted': {
+      const o = obj(v, 'event', ['type', 'opId', 'act', 'approval', ...PROPOSER]);
+      return { type, opId: str(o.opId, 'opId'), act: actFromCbor(o.act), approval: o.approval === null ? null : decisionFromCbor(o.approval), ...proposer(o) };
+    }
+    case 'ActPermitIssued':
+    case 'ActPublished': {
+      const o = obj(v, 'event', ['type', 'opId', ...PROPOSER]);
+      return { type, opId: str(o.opId, 'opId'), ...proposer(o) };
+    }
+    case 'ActExecuted': {
+      const o = obj(v, 'event', ['type', 'opId', 'permitId', 'signature', ...PROPOSER]);
+      return { type, opId: str(o.opId, 'opId'), permitId: bytes(o.permitId, 'permitId', 32), signature: sigBytes(o.signature), ...proposer(o) };
+    }
+    case 'ActSettled': {
+      const o = obj(v, 'event', ['type', 'opId', 'confirmation', ...PROPOSER]);
+      return { type, opId: str(o.opId, 'opId'), confirmation: str(o.confirmation, 'confirmation', limits.textBytesMax), ...proposer(o) };
+    }
+    case 'ActAborted': {
+      const o = obj(v, 'event', ['type', 'opId', 'reason', ...PROPOSER]);
+      const reason = o.reason;
+      if (!isReasonCode(reason)) throw new ShapeError('ActAborted.reason: not a reason code');
+      return { type, opId: str(o.opId, 'opId'), reason, ...proposer(o) };
+    }
+    default:
+      throw new ShapeError(`event: unknown type ${String(type)}`);
+  }
+}
+
+function proposer(o: { readonly [k: string]: CborValue | undefined }): Proposer {
+  return { nodeId: str(o.nodeId, 'nodeId'), passport: str(o.passport, 'passport') };
+}
+
+/** Threshold signatures: 64 bytes for Ed25519 and BIP340, 65 for FROST secp256k1 (R || z). */
+function sigBytes(v: CborValue | undefined): Uint8Array {
+  const b = bytes(v, 'signature');
+  if (b.length !== 64 && b.length !== 65) throw new ShapeError('signature: expected 64 or 65 bytes');
+  return b;
+}
+
+export function decisionCidOrNull(d: GovernanceDecision | null): Uint8Array | null {
+  return d === null ? null : decisionCid(d.body);
+}
+
+/** Strict: the bytes must be the canonical encoding of a well-formed event. */
+export function decodeEvent(b: Uint8Array): LedgerEvent {
+  return eventFromCbor(decode(b));
+}
+
+export const EVENT_DOMAIN = 'custody-ledger/v1/event';
+
+export function eventCid(eventBytes: Uint8Array): Uint8Array {
+  return digest(EVENT_DOMAIN, eventBytes);
+}

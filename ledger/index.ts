@@ -1,0 +1,23 @@
+/**
+ * The governance ledger: the cluster event log and the operation journal as one deterministic
+ * state machine. Import from here; each module documents its own part of the API.
+ *
+ *   encoding.ts    canonical CBOR (RFC 8949 §4.2.1), cid, strict decoder
+ *   decision.ts    GovernanceDecision, approver rosters, verifyDecision (shared with the kernel)
+ *   events.ts      LedgerEntry, LedgerEvent, node statements, the typed act
+ *   apply.ts       apply(state, entry) -> { state, result }
+ *   state.ts       LedgerState, stateRoot, snapshot / restore
+ *   policy.ts      the act policy engine (its receipts stay local)
+ *   receipts.ts    hash-linked receipts, evidence bundle export and offline verification
+ *   invariants.ts  checkInvariants(state)
+ *   scenario.ts    ScriptedCluster, deterministic histories for tests, bench, demo and simulator
+ */
+export * from './encoding.js';
+export * from './decision.js';
+export * from './events.js';
+export * from './apply.js';
+export * from './state.js';
+export * from './policy.js';
+export * from './receipts.js';
+export * from './invariants.js';
+export * from './scenario.js';

@@ -1,0 +1,108 @@
+/**
+ * checkInvariants(state): the properties of DESIGN §3 that must hold in every reachable state,
+ * checked from the state alone. Returns the violations found (empty when all hold). The property
+ * tests and the cluster simulator call it after every step; a violation is a bug in apply.
+ */
+import { bytesEqual, toHex } from './encoding.js';
+import { validateRoster } from './decision.js';
+import { keyReadyCid } from './apply.js';
+import { receiptCid } from './receipts.js';
+import { type CborValue } from './encoding.js';
+import { type EpochRecord, type LedgerState, type OpState, OP_TRANSITIONS } from './state.js';
+
+function own<T>(m: { readonly [k: string]: T }, k: string): T | undefined {
+  return Object.hasOwn(m, k) ? m[k] : undefined;
+}
+
+const RECEIPTS_BY_STATE: { readonly [s in OpState]: readonly number[] } = {
+  Submitted: [0], Admitted: [1], PendingRemote: [2], Executed: [2], Published: [3], Settled: [3], Denied: [0], Aborted: [1, 2],
+};
+
+export function checkInvariants(s: LedgerState): string[] {
+  const bad: string[] = [];
+  const c = s.cluster;
+  if (c === null) {
+    if (s.height !== 0) bad.push('events were accepted before genesis');
+    return bad;
+  }
+  const g = c.governance;
+  const rv = validateRoster(g.roster);
+  if (!rv.ok) bad.push(`roster in force is invalid: ${rv.detail}`);
+  if (g.epoch < 0 || g.headCid.length !== 32) bad.push('governance head malformed');
+
+  for (const k of Object.values(c.keys)) {
+    const epochs = Object.values(k.epochs);
+    const active = epochs.filter((e) => e.status === 'active');
+    const open = epochs.filter((e) => e.status === 'ceremony' || e.status === 'published');
+    if (active.length > 1) bad.push(`key ${k.id} has ${active.length} active epochs`);
+    if (open.length > 1) bad.push(`key ${k.id} has ${open.length} ceremonies open`);
+    if ((k.status === 'active') !== (k.activeEpoch !== null)) bad.push(`key ${k.id} is ${k.status} with active epoch ${k.activeEpoch}`);
+    if (k.activeEpoch !== null) {
+      const e = k.epochs[String(k.activeEpoch)];
+      if (e === undefined || e.status !== 'active') bad.push(`key ${k.id} active at epoch ${k.activeEpoch} without an active epoch record`);
+    }
+    for (const e of epochs) bad.push(...checkEpoch(k.id, k.publicKey, e));
+  }
+
+  let ops = 0;
+  for (const op of Object.values(c.ops)) {
+    ops++;
+    const h = op.history;
+    if (h.length < 2 || h[0]?.state !== 'Submitted') bad.push(`act ${op.opId} history does not start Submitted`);
+    for (let i = 1; i < h.length; i++) {
+      const from = (h[i - 1] as { state: OpState }).state;
+      const to = (h[i] as { state: OpState }).state;
+      if (!OP_TRANSITIONS[from].includes(to)) bad.push(`act ${op.opId} moved ${from} -> ${to}`);
+      if ((h[i] as { index: number }).index < (h[i - 1] as { index: number }).index) bad.push(`act ${op.opId} history runs backwards`);
+    }
+    if (h[h.length - 1]?.state !== op.state) bad.push(`act ${op.opId} is ${op.state} but its history ends elsewhere`);
+    if ((op.state === 'Denied' || op.state === 'Aborted') !== (op.reason !== null)) bad.push(`act ${op.opId} is ${op.state} with reason ${op.reason}`);
+    if (!RECEIPTS_BY_STATE[op.state].includes(op.receipts.length)) bad.push(`act ${op.opId} is ${op.state} with ${op.receipts.length} receipts`);
+    for (let i = 0; i < op.receipts.length; i++) {
+      const prev = (op.receipts[i] as { prev?: CborValue }).prev;
+      const ok = i === 0 ? prev === null : prev instanceof Uint8Array && bytesEqual(prev, receiptCid(op.receipts[i - 1] as CborValue));
+      if (!ok) bad.push(`act ${op.opId} receipt ${i} is not linked to its predecessor`);
+    }
+    const admittedAt = h.find((x) => x.state === 'Admitted')?.index;
+    if (g.frozen !== null && admittedAt !== undefined && admittedAt > g.frozen.sinceIndex) bad.push(`act ${op.opId} admitted while frozen`);
+    const pastPermit = ['Executed', 'Published', 'Settled'].includes(op.state);
+    if (op.state === 'PendingRemote' || pastPermit) {
+      const p = op.permitId === null ? undefined : c.permits[toHex(op.permitId)];
+      if (p === undefined || p.opId !== op.opId) bad.push(`act ${op.opId} is ${op.state} without its permit`);
+      else if (p.used !== pastPermit) bad.push(`act ${op.opId} is ${op.state} with a permit ${p.used ? 'used' : 'unused'}`);
+      if (pastPermit && op.signature === null) bad.push(`act ${op.opId} is ${op.state} without a signature`);
+    }
+    if (op.state === 'Aborted' && op.permitId !== null && c.permits[toHex(op.permitId)]?.used !== true) bad.push(`aborted act ${op.opId} left a usable permit`);
+  }
+  if (ops !== c.opCount) bad.push(`opCount ${c.opCount} but ${ops} acts`);
+  for (const [hex, p] of Object.entries(c.permits)) {
+    const op = own(c.ops, p.opId);
+    if (op === undefined || op.permitId === null || toHex(op.permitId) !== hex) bad.push(`permit ${hex} is not the permit of act ${p.opId}`);
+  }
+  for (const n of Object.values(c.nodes)) {
+    const fenced = n.fencedPassports.includes(n.passport);
+    if ((n.status === 'fenced') !== fenced && n.status !== 'removed') bad.push(`node ${n.id} is ${n.status} but its passport is ${fenced ? '' : 'not '}fenced`);
+  }
+  return bad;
+}
+
+function checkEpoch(keyId: string, publicKey: Uint8Array | null, e: EpochRecord): string[] {
+  const bad: string[] = [];
+  const at = `key ${keyId} epoch ${e.epoch}`;
+  if (e.threshold < 2 || e.threshold > e.participants.length) bad.push(`${at}: threshold ${e.threshold} of ${e.participants.length}`);
+  const everPublished = e.keyReadyCid !== null;
+  if (['published', 'active', 'superseded'].includes(e.status) && !everPublished) bad.push(`${at} is ${e.status} but was never published`);
+  if (everPublished) {
+    // Published means every participant completed both rounds and named one group key.
+    const ready = e.participants.map((p) => own(e.ready, p));
+    if (ready.some((r) => r === undefined) || e.participants.some((p) => own(e.round1, p) === undefined)) bad.push(`${at} published before the ceremony completed`);
+    else if (e.groupKey === null || !bytesEqual(e.keyReadyCid as Uint8Array, keyReadyCid(keyId, e.epoch, e.groupKey, ready.map((r) => (r as { statementCid: Uint8Array }).statementCid)))) {
+      bad.push(`${at} key_ready_cid does not name its KeyReady statements`);
+    }
+    if (publicKey === null || e.groupKey === null || !bytesEqual(publicKey, e.groupKey)) bad.push(`${at} group key differs from the key's public key`);
+  }
+  // Key exists != key is authority: an epoch becomes authority only through an activation decision.
+  if ((e.activatedBy !== null) !== ['active', 'superseded'].includes(e.status) && e.status !== 'retired') bad.push(`${at} is ${e.status} with activatedBy ${e.activatedBy === null ? 'unset' : 'set'}`);
+  if (e.activatedBy !== null && !everPublished) bad.push(`${at} activated without KeyObjectPublished`);
+  return bad;
+}

@@ -1,0 +1,247 @@
+/**
+ * ScriptedCluster: builds a ledger log the way a real cluster would, one signed event at a time,
+ * and applies each entry as it goes. Every key (approvers, node identities, the stand-in group key
+ * of each threshold key) is derived from a label, so a script replays byte for byte.
+ *
+ * Used by the tests, the benchmark, the demo and the cluster simulator to produce valid histories
+ * (and, by editing what it returns, invalid ones). Nothing here runs in a production node: the
+ * group key stands in for what a FROST ceremony of the kernels would produce (FROST over Ed25519
+ * yields an ordinary RFC 8032 signature, so a single Ed25519 key models it for the ledger).
+ */
+import { sha256 } from '@noble/hashes/sha2.js';
+import { ed25519 } from '@noble/curves/ed25519.js';
+import type { ReasonCode } from '../proto/reasons.js';
+import {
+  type ActPolicy, type ApproverKey, type ApproverRoster, type DecisionAction, type DecisionBody, type GovernanceDecision, type NodeInfo,
+  ed25519Sign, makeApproverKey, signDecision,
+} from './decision.js';
+import { type Act, type LedgerEntry, type LedgerEvent, type SignedStatement, actCid, encodeEvent, signStatement, statementCid } from './events.js';
+import { type ApplyResult, apply, keyReadyCid } from './apply.js';
+import { type LedgerState, emptyState } from './state.js';
+
+export interface ScriptOptions {
+  readonly clusterId?: string;
+  readonly nodes?: number;
+  readonly approvers?: number;
+  readonly threshold?: number;
+  readonly startMs?: number;
+  readonly stepMs?: number;
+  readonly policy?: ActPolicy;
+  /** Distinguishes the keys of two scripts (two clusters). */
+  readonly label?: string;
+}
+
+export interface ScriptNode {
+  readonly info: NodeInfo;
+  readonly secretKey: Uint8Array;
+}
+
+export const DEFAULT_POLICY: ActPolicy = {
+  tiers: [{ amountMax: 10_000n, approvals: 0 }, { amountMax: 1_000_000n, approvals: 2 }],
+  velocity: { windowMs: 3_600_000, amountMax: 5_000_000n },
+  destinations: { BTC: ['bc1-treasury', 'bc1-exchange'], ETH: ['0xcold'] },
+  autoReleaseAmountMax: 10_000n,
+};
+
+export function seedOf(label: string): Uint8Array {
+  return sha256(new TextEncoder().encode(label));
+}
+
+export class ScriptedCluster {
+  readonly clusterId: string;
+  readonly nodes: ScriptNode[];
+  readonly approvers: ApproverKey[];
+  readonly roster: ApproverRoster;
+  readonly policy: ActPolicy;
+  readonly stepMs: number;
+  state: LedgerState = emptyState();
+  readonly log: LedgerEntry[] = [];
+  readonly results: ApplyResult[] = [];
+  nowMs: number;
+  private readonly label: string;
+
+  constructor(o: ScriptOptions = {}) {
+    this.label = o.label ?? 'script';
+    this.clusterId = o.clusterId ?? 'cluster-1';
+    this.stepMs = o.stepMs ?? 1000;
+    this.nowMs = o.startMs ?? 1_700_000_000_000;
+    this.policy = o.policy ?? DEFAULT_POLICY;
+    const n = o.nodes ?? 3;
+    const m = o.approvers ?? 3;
+    this.nodes = Array.from({ length: n }, (_, i) => {
+      const secretKey = seedOf(`${this.label}/node/${i}`);
+      return { info: { id: `node-${i}`, identityKey: ed25519.getPublicKey(secretKey), passport: `passport-${i}-0` }, secretKey };
+    });
+    this.approvers = Array.from({ length: m }, (_, i) => makeApproverKey(`approver-${i}`, seedOf(`${this.label}/approver/${i}`)));
+    this.roster = {
+      // The last approver of a roster larger than its threshold also holds the security role.
+      approvers: this.approvers.map((a, i) => ({ id: a.id, publicKey: a.publicKey, roles: i === m - 1 && m > (o.threshold ?? 2) ? ['governor', 'security'] : ['governor'] })),
+      quorum: { threshold: o.threshold ?? 2, freezeThreshold: 1 },
+    };
+  }
+
+  get threshold(): number {
+    return this.roster.quorum.threshold;
+  }
+
+  node(id: string): ScriptNode {
+    const n = this.nodes.find((x) => x.info.id === id);
+    if (n === undefined) throw new Error(`no scripted node ${id}`);
+    return n;
+  }
+
+  /** Appends an entry (an event or raw bytes) stamped at the script clock and applies it. */
+  entry(event: LedgerEvent | Uint8Array, stampMs?: number): { entry: LedgerEntry; result: ApplyResult } {
+    const entry: LedgerEntry = { index: this.state.index + 1, stampMs: stampMs ?? this.nowMs, event: event instanceof Uint8Array ? event : encodeEvent(event) };
+    this.nowMs += this.stepMs;
+    const r = apply(this.state, entry);
+    this.state = r.state;
+    this.log.push(entry);
+    this.results.push(r.result);
+    return { entry, result: r.result };
+  }
+
+  genesisEvent(): LedgerEvent {
+    return { type: 'ClusterGenesis', clusterId: this.clusterId, nodes: this.nodes.map((n) => n.info), roster: this.roster, policy: this.policy };
+  }
+
+  genesis(): ApplyResult {
+    return this.entry(this.genesisEvent()).result;
+  }
+
+  /** A decision bound to the governance head and epoch in force now, valid for an hour. */
+  decisionBody(action: DecisionAction, over: Partial<DecisionBody> = {}): DecisionBody {
+    const g = this.state.cluster?.governance;
+    return {
+      clusterId: this.clusterId, governanceEpoch: g?.epoch ?? 0, parentCid: g?.headCid ?? new Uint8Array(32),
+      action, issuedMs: this.nowMs, expiresMs: this.nowMs + 3_600_000, ...over,
+    };
+  }
+
+  decision(action: DecisionAction, signers?: readonly ApproverKey[], over: Partial<DecisionBody> = {}): GovernanceDecision {
+    return signDecision(this.decisionBody(action, over), signers ?? this.approvers.slice(0, this.threshold));
+  }
+
+  decide(action: DecisionAction, signers?: readonly ApproverKey[], over: Partial<DecisionBody> = {}): ApplyResult {
+    return this.entry({ type: 'GovernanceDecision', decision: this.decision(action, signers, over) }).result;
+  }
+
+  statement(nodeId: string, kind: string, slot: SignedStatement['slot'], content: SignedStatement['content']): SignedStatement {
+    return signStatement({ clusterId: this.clusterId, nodeId, kind, slot, content }, this.node(nodeId).secretKey);
+  }
+
+  /** The stand-in group key of a threshold key: fixed per key id, kept by refresh and reshare. */
+  groupSecret(keyId: string): Uint8Array {
+    return seedOf(`${this.label}/group/${keyId}`);
+  }
+
+  groupKey(keyId: string): Uint8Array {
+    return ed25519.getPublicKey(this.groupSecret(keyId));
+  }
+
+  round1(nodeId: string, keyId: string, keyEpoch: number): ApplyResult {
+    const round1Cid = seedOf(`${this.label}/round1/${keyId}/${keyEpoch}/${nodeId}`);
+    return this.entry({ type: 'DkgRound1Published', statement: this.statement(nodeId, 'DkgRound1Published', { keyId, keyEpoch }, { round1Cid }) }).result;
+  }
+
+  readyStatement(nodeId: string, keyId: string, keyEpoch: number, groupKey?: Uint8Array): SignedStatement {
+    return this.statement(nodeId, 'KeyReady', { keyId, keyEpoch }, { groupKey: groupKey ?? this.groupKey(keyId) });
+  }
+
+  keyReady(nodeId: string, keyId: string, keyEpoch: number, groupKey?: Uint8Array): ApplyResult {
+    return this.entry({ type: 'KeyReady', statement: this.readyStatement(nodeId, keyId, keyEpoch, groupKey) }).result;
+  }
+
+  /** key_ready_cid computed from the KeyReady statements this script would sign. */
+  keyReadyCidOf(keyId: string, keyEpoch: number, participants: readonly string[]): Uint8Array {
+    return keyReadyCid(keyId, keyEpoch, this.groupKey(keyId), participants.map((p) => statementCid(this.readyStatement(p, keyId, keyEpoch))));
+  }
+
+  participants(keyId: string, keyEpoch: number): readonly string[] {
+    return this.state.cluster?.keys[keyId]?.epochs[String(keyEpoch)]?.participants ?? [];
+  }
+
+  publishKeyObject(keyId: string, keyEpoch: number): ApplyResult {
+    return this.entry({ type: 'KeyObjectPublished', keyId, keyEpoch, keyReadyCid: this.keyReadyCidOf(keyId, keyEpoch, this.participants(keyId, keyEpoch)) }).result;
+  }
+
+  activate(keyId: string, keyEpoch: number, signers?: readonly ApproverKey[]): ApplyResult {
+    return this.decide({ kind: 'KeyActivated', keyId, keyEpoch, keyReadyCid: this.keyReadyCidOf(keyId, keyEpoch, this.participants(keyId, keyEpoch)) }, signers);
+  }
+
+  /** Runs both ceremony rounds for every participant of an authorized epoch, then publishes. */
+  runCeremony(keyId: string, keyEpoch: number): ApplyResult[] {
+    const ps = this.participants(keyId, keyEpoch);
+    return [...ps.map((p) => this.round1(p, keyId, keyEpoch)), ...ps.map((p) => this.keyReady(p, keyId, keyEpoch)), this.publishKeyObject(keyId, keyEpoch)];
+  }
+
+  /** DkgAuthorized, both rounds, KeyObjectPublished and KeyActivated: a key ready to sign at epoch 0. */
+  createKey(keyId: string, participants?: readonly string[], threshold = 2): ApplyResult[] {
+    const ps = participants ?? this.nodes.map((n) => n.info.id);
+    return [
+      this.decide({ kind: 'DkgAuthorized', keyId, scheme: 'ed25519', threshold, participants: ps }),
+      ...this.runCeremony(keyId, 0),
+      this.activate(keyId, 0),
+    ];
+  }
+
+  /** KeyRefreshed for the next epoch, the ceremony, and activation of the new epoch. */
+  refreshKey(keyId: string): ApplyResult[] {
+    const k = this.state.cluster?.keys[keyId];
+    const epoch = k === undefined ? 1 : Object.keys(k.epochs).length;
+    return [this.decide({ kind: 'KeyRefreshed', keyId, keyEpoch: epoch }), ...this.runCeremony(keyId, epoch), this.activate(keyId, epoch)];
+  }
+
+  act(keyId: string, over: Partial<Act> = {}): Act {
+    const k = this.state.cluster?.keys[keyId];
+    const base: Act = {
+      keyId, keyEpoch: k?.activeEpoch ?? 0, asset: 'BTC', amount: 1_000n, destination: 'bc1-treasury',
+      displayHash: seedOf(`display/${keyId}/${this.log.length}`), messageDigest: seedOf(`digest/${keyId}/${this.log.length}`),
+    };
+    return { ...base, ...over };
+  }
+
+  /** An ActApproved decision for an act (its parent is the act's cid). */
+  approveAct(opId: string, act: Act, signers?: readonly ApproverKey[]): GovernanceDecision {
+    const aCid = actCid(act);
+    return this.decision({ kind: 'ActApproved', opId, actCid: aCid }, signers, { parentCid: aCid });
+  }
+
+  proposer(nodeId = 'node-0'): { nodeId: string; passport: string } {
+    const rec = this.state.cluster?.nodes[nodeId];
+    return { nodeId, passport: rec?.passport ?? this.node(nodeId).info.passport };
+  }
+
+  submit(opId: string, act: Act, approval: GovernanceDecision | null = null, nodeId = 'node-0'): ApplyResult {
+    return this.entry({ type: 'ActSubmitted', opId, act, approval, ...this.proposer(nodeId) }).result;
+  }
+
+  issuePermit(opId: string, nodeId = 'node-0'): ApplyResult {
+    return this.entry({ type: 'ActPermitIssued', opId, ...this.proposer(nodeId) }).result;
+  }
+
+  /** Executes with the op's own permit and a signature by the key's group key over the act digest. */
+  execute(opId: string, over: { permitId?: Uint8Array; signature?: Uint8Array; nodeId?: string } = {}): ApplyResult {
+    const op = this.state.cluster?.ops[opId];
+    const permitId = over.permitId ?? op?.permitId ?? new Uint8Array(32);
+    const signature = over.signature ?? (op === undefined ? new Uint8Array(64) : ed25519Sign(op.act.messageDigest, this.groupSecret(op.act.keyId)));
+    return this.entry({ type: 'ActExecuted', opId, permitId, signature, ...this.proposer(over.nodeId) }).result;
+  }
+
+  publish(opId: string, nodeId = 'node-0'): ApplyResult {
+    return this.entry({ type: 'ActPublished', opId, ...this.proposer(nodeId) }).result;
+  }
+
+  settle(opId: string, confirmation = 'txid-1', nodeId = 'node-0'): ApplyResult {
+    return this.entry({ type: 'ActSettled', opId, confirmation, ...this.proposer(nodeId) }).result;
+  }
+
+  abort(opId: string, reason: ReasonCode, nodeId = 'node-0'): ApplyResult {
+    return this.entry({ type: 'ActAborted', opId, reason, ...this.proposer(nodeId) }).result;
+  }
+
+  fence(reporter: string, nodeId: string, passport?: string, reason = 'two leaders seen for one term'): ApplyResult {
+    const target = passport ?? this.proposer(nodeId).passport;
+    return this.entry({ type: 'FencingRecord', statement: this.statement(reporter, 'FencingRecord', { nodeId, passport: target }, { reason }) }).result;
+  }
+}

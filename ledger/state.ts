@@ -1,0 +1,361 @@
+/**
+ * The whole ledger state, its canonical form, the state root and snapshot / restore.
+ *
+ *   emptyState(): LedgerState            before genesis
+ *   stateRoot(state): Uint8Array         sha256("custody-ledger/v1/state" || 0 || CBOR(state)):
+ *                                        equal on every node that applied the same log
+ *   snapshot(state): Uint8Array          the canonical CBOR of the state
+ *   restore(bytes): LedgerState          strict inverse of snapshot (refuses anything else)
+ *
+ * The state holds only values of the canonical data model (maps with text keys, arrays, byte
+ * strings, integers, text, booleans, null), so its canonical encoding is itself; amounts are
+ * bigint throughout. Maps are keyed by ids; nothing depends on JS property order, because the
+ * encoding sorts keys and apply never iterates a map to decide anything order-dependent.
+ */
+import { ledger as limits } from '../proto/limits.js';
+import { isReasonCode, type ReasonCode } from '../proto/reasons.js';
+import { type CborValue, decode, digest, encode } from './encoding.js';
+import {
+  type ActPolicy, type ApproverRoster, type KeyScheme, KEY_SCHEMES, ShapeError,
+  obj, str, int, amount, bytes, arr, oneOf, uniqueStrings, policyFromCbor, policyToCbor, rosterFromCbor, rosterToCbor,
+} from './decision.js';
+import { type Act, type SignedStatement, actFromCbor, actToCbor, statementFromCbor, statementToCbor } from './events.js';
+import { CustodyError } from '../proto/errors.js';
+
+export type NodeStatus = 'active' | 'fenced' | 'removed';
+export const NODE_STATUSES: readonly NodeStatus[] = ['active', 'fenced', 'removed'];
+
+export interface NodeRecord {
+  readonly id: string;
+  readonly identityKey: Uint8Array;
+  readonly passport: string;
+  readonly status: NodeStatus;
+  /** Every passport ever fenced for this node; none of them is accepted again. */
+  readonly fencedPassports: readonly string[];
+  /** Set by validated EquivocationEvidence; cleared only by a NodeRebound decision. */
+  readonly equivocated: boolean;
+}
+
+/** Per key epoch: the ceremony (DKG, refresh or reshare), its publication and activation. */
+export type EpochStatus = 'ceremony' | 'published' | 'active' | 'superseded' | 'aborted' | 'retired';
+export const EPOCH_STATUSES: readonly EpochStatus[] = ['ceremony', 'published', 'active', 'superseded', 'aborted', 'retired'];
+
+export interface EpochRecord {
+  readonly epoch: number;
+  readonly threshold: number;
+  readonly participants: readonly string[];
+  readonly authorizedBy: Uint8Array;
+  readonly status: EpochStatus;
+  /** node id -> cid of its DkgRound1Published statement. */
+  readonly round1: { readonly [nodeId: string]: Uint8Array };
+  /** node id -> cid of its KeyReady statement and the group key it states. */
+  readonly ready: { readonly [nodeId: string]: { readonly statementCid: Uint8Array; readonly groupKey: Uint8Array } };
+  readonly keyReadyCid: Uint8Array | null;
+  readonly groupKey: Uint8Array | null;
+  readonly activatedBy: Uint8Array | null;
+}
+
+export type KeyStatus = 'pending' | 'active' | 'retired';
+export const KEY_STATUSES: readonly KeyStatus[] = ['pending', 'active', 'retired'];
+
+export interface KeyRecord {
+  readonly id: string;
+  readonly scheme: KeyScheme;
+  readonly status: KeyStatus;
+  readonly activeEpoch: number | null;
+  /** The group public key, fixed by the first published epoch; refresh and reshare keep it. */
+  readonly publicKey: Uint8Array | null;
+  /** Epoch number (decimal text) -> record. */
+  readonly epochs: { readonly [epoch: string]: EpochRecord };
+}
+
+export type OpState = 'Submitted' | 'Admitted' | 'PendingRemote' | 'Executed' | 'Published' | 'Settled' | 'Denied' | 'Aborted';
+export const OP_STATES: readonly OpState[] = ['Submitted', 'Admitted', 'PendingRemote', 'Executed', 'Published', 'Settled', 'Denied', 'Aborted'];
+export const TERMINAL_OP_STATES: readonly OpState[] = ['Settled', 'Denied', 'Aborted'];
+
+/** The transitions of a signing act (DESIGN §3). */
+export const OP_TRANSITIONS: { readonly [s in OpState]: readonly OpState[] } = {
+  Submitted: ['Admitted', 'Denied'],
+  Admitted: ['PendingRemote', 'Aborted'],
+  PendingRemote: ['Executed', 'Aborted'],
+  Executed: ['Published', 'Aborted'],
+  Published: ['Settled'],
+  Settled: [],
+  Denied: [],
+  Aborted: [],
+};
+
+export interface OpRecord {
+  readonly opId: string;
+  /** cid of the submission (act, approval, proposer): an idempotency key re-used with other content conflicts. */
+  readonly submissionCid: Uint8Array;
+  readonly act: Act;
+  readonly actCid: Uint8Array;
+  readonly nodeId: string;
+  readonly state: OpState;
+  readonly reason: ReasonCode | null;
+  readonly history: readonly { readonly state: OpState; readonly index: number }[];
+  readonly approvalCid: Uint8Array | null;
+  readonly permitId: Uint8Array | null;
+  readonly releasedBy: Uint8Array | null;
+  readonly signature: Uint8Array | null;
+  readonly confirmation: string | null;
+  /** Hash-linked receipts, each a canonical value (ledger/receipts.ts). */
+  readonly receipts: readonly CborValue[];
+}
+
+export interface PermitRecord {
+  readonly opId: string;
+  readonly nodeId: string;
+  readonly keyId: string;
+  readonly keyEpoch: number;
+  readonly messageDigest: Uint8Array;
+  readonly index: number;
+  readonly used: boolean;
+}
+
+export interface StatementRecord {
+  readonly statement: SignedStatement;
+}
+
+export interface GovernanceState {
+  readonly epoch: number;
+  /** cid of the last applied governance decision (the genesis cid before the first). */
+  readonly headCid: Uint8Array;
+  readonly roster: ApproverRoster;
+  readonly policy: ActPolicy;
+  readonly frozen: null | { readonly reason: string; readonly decisionCid: Uint8Array; readonly sinceIndex: number };
+}
+
+export interface ClusterState {
+  readonly clusterId: string;
+  readonly genesisCid: Uint8Array;
+  readonly governance: GovernanceState;
+  readonly nodes: { readonly [id: string]: NodeRecord };
+  readonly keys: { readonly [id: string]: KeyRecord };
+  readonly ops: { readonly [opId: string]: OpRecord };
+  readonly opCount: number;
+  /** hex(permit id) -> permit. */
+  readonly permits: { readonly [permitHex: string]: PermitRecord };
+  /** key id -> admitted amounts with their stamps, oldest first, pruned to the velocity window. */
+  readonly velocity: { readonly [keyId: string]: readonly { readonly stampMs: number; readonly amount: bigint }[] };
+  /** hex(slot id) -> the first statement a node signed for that slot. */
+  readonly statements: { readonly [slotHex: string]: StatementRecord };
+  /** hex(evidence cid) -> the offender, for operator review. */
+  readonly evidence: { readonly [evidenceHex: string]: { readonly nodeId: string; readonly kind: string; readonly index: number } };
+}
+
+export interface LedgerState {
+  /** Raft index of the last entry applied (accepted or refused). */
+  readonly index: number;
+  /** Largest entry stamp seen: time never runs backwards inside the ledger. */
+  readonly clockMs: number;
+  /** Head of the hash chain over accepted events; 32 zero bytes before the first. */
+  readonly chainHead: Uint8Array;
+  /** Accepted events so far (length of the hash chain). */
+  readonly height: number;
+  readonly cluster: ClusterState | null;
+}
+
+export function emptyState(): LedgerState {
+  return { index: 0, clockMs: 0, chainHead: new Uint8Array(32), height: 0, cluster: null };
+}
+
+// ------------------------------------------------------------------------------------------------
+// Canonical form
+// ------------------------------------------------------------------------------------------------
+
+function mapValues<T>(m: { readonly [k: string]: T }, f: (v: T) => CborValue): CborValue {
+  const out: { [k: string]: CborValue } = {};
+  for (const k of Object.keys(m)) Object.defineProperty(out, k, { value: f(m[k] as T), enumerable: true, writable: true, configurable: true });
+  return out;
+}
+
+export function stateToCbor(s: LedgerState): CborValue {
+  const c = s.cluster;
+  return {
+    index: s.index,
+    clockMs: s.clockMs,
+    chainHead: s.chainHead,
+    height: s.height,
+    cluster: c === null ? null : {
+      clusterId: c.clusterId,
+      genesisCid: c.genesisCid,
+      governance: {
+        epoch: c.governance.epoch,
+        headCid: c.governance.headCid,
+        roster: rosterToCbor(c.governance.roster),
+        policy: policyToCbor(c.governance.policy),
+        frozen: c.governance.frozen === null ? null : { ...c.governance.frozen },
+      },
+      nodes: mapValues(c.nodes, (n) => ({ ...n, fencedPassports: [...n.fencedPassports] })),
+      keys: mapValues(c.keys, (k) => ({ ...k, epochs: mapValues(k.epochs, (e) => ({
+        ...e, participants: [...e.participants], round1: { ...e.round1 }, ready: mapValues(e.ready, (r) => ({ ...r })),
+      })) })),
+      ops: mapValues(c.ops, (o) => ({ ...o, act: actToCbor(o.act), history: o.history.map((h) => ({ ...h })), receipts: [...o.receipts] })),
+      opCount: c.opCount,
+      permits: mapValues(c.permits, (p) => ({ ...p })),
+      velocity: mapValues(c.velocity, (v) => v.map((x) => ({ ...x }))),
+      statements: mapValues(c.statements, (r) => ({ statement: statementToCbor(r.statement) })),
+      evidence: mapValues(c.evidence, (e) => ({ ...e })),
+    },
+  };
+}
+
+export const STATE_DOMAIN = 'custody-ledger/v1/state';
+
+const roots = new WeakMap<LedgerState, Uint8Array>();
+
+/** The state root: equal on two nodes iff they hold the same state. Memoized per state object. */
+export function stateRoot(s: LedgerState): Uint8Array {
+  let r = roots.get(s);
+  if (r === undefined) {
+    r = digest(STATE_DOMAIN, encode(stateToCbor(s)));
+    roots.set(s, r);
+  }
+  return r;
+}
+
+export function snapshot(s: LedgerState): Uint8Array {
+  return encode(stateToCbor(s));
+}
+
+/** Restores a snapshot. Anything but the canonical encoding of a well-formed state is refused. */
+export function restore(b: Uint8Array): LedgerState {
+  try {
+    return stateFromCbor(decode(b, { bytesMax: limits.snapshotBytesMax }));
+  } catch (e) {
+    if (e instanceof ShapeError) throw new CustodyError('STORAGE_CORRUPT', `snapshot: ${e.message}`);
+    throw e;
+  }
+}
+
+type Obj = { readonly [k: string]: CborValue | undefined };
+
+function mapOf<T>(v: CborValue | undefined, what: string, f: (key: string, v: CborValue) => T): { [k: string]: T } {
+  if (v === null || v === undefined || typeof v !== 'object' || v instanceof Uint8Array || Array.isArray(v)) throw new ShapeError(`${what}: expected a map`);
+  const out: { [k: string]: T } = {};
+  for (const k of Object.keys(v)) Object.defineProperty(out, k, { value: f(k, (v as Obj)[k] as CborValue), enumerable: true, writable: true, configurable: true });
+  return out;
+}
+
+function nullable<T>(v: CborValue | undefined, f: (v: CborValue) => T): T | null {
+  return v === null ? null : f(v as CborValue);
+}
+
+function bool(v: CborValue | undefined, what: string): boolean {
+  if (typeof v !== 'boolean') throw new ShapeError(`${what}: expected a boolean`);
+  return v;
+}
+
+function reason(v: CborValue | undefined): ReasonCode | null {
+  if (v === null) return null;
+  if (!isReasonCode(v)) throw new ShapeError('reason: not a reason code');
+  return v;
+}
+
+const IDS = Number.MAX_SAFE_INTEGER;
+
+export function stateFromCbor(v: CborValue): LedgerState {
+  const o = obj(v, 'state', ['index', 'clockMs', 'chainHead', 'height', 'cluster']);
+  return {
+    index: int(o.index, 'index'),
+    clockMs: int(o.clockMs, 'clockMs'),
+    chainHead: bytes(o.chainHead, 'chainHead', 32),
+    height: int(o.height, 'height'),
+    cluster: nullable(o.cluster, clusterFromCbor),
+  };
+}
+
+function clusterFromCbor(v: CborValue): ClusterState {
+  const o = obj(v, 'cluster', ['clusterId', 'genesisCid', 'governance', 'nodes', 'keys', 'ops', 'opCount', 'permits', 'velocity', 'statements', 'evidence']);
+  const g = obj(o.governance, 'governance', ['epoch', 'headCid', 'roster', 'policy', 'frozen']);
+  return {
+    clusterId: str(o.clusterId, 'clusterId'),
+    genesisCid: bytes(o.genesisCid, 'genesisCid', 32),
+    governance: {
+      epoch: int(g.epoch, 'governance.epoch'),
+      headCid: bytes(g.headCid, 'governance.headCid', 32),
+      roster: rosterFromCbor(g.roster),
+      policy: policyFromCbor(g.policy),
+      frozen: nullable(g.frozen, (f) => {
+        const fo = obj(f, 'frozen', ['reason', 'decisionCid', 'sinceIndex']);
+        return { reason: str(fo.reason, 'frozen.reason', limits.textBytesMax), decisionCid: bytes(fo.decisionCid, 'frozen.decisionCid', 32), sinceIndex: int(fo.sinceIndex, 'frozen.sinceIndex') };
+      }),
+    },
+    nodes: mapOf(o.nodes, 'nodes', (id, n) => {
+      const no = obj(n, 'node', ['id', 'identityKey', 'passport', 'status', 'fencedPassports', 'equivocated']);
+      if (no.id !== id) throw new ShapeError('node: id differs from its key');
+      return {
+        id, identityKey: bytes(no.identityKey, 'node.identityKey', 32), passport: str(no.passport, 'node.passport'),
+        status: oneOf(no.status, 'node.status', NODE_STATUSES), fencedPassports: uniqueStrings(no.fencedPassports, 'node.fencedPassports', IDS),
+        equivocated: bool(no.equivocated, 'node.equivocated'),
+      };
+    }),
+    keys: mapOf(o.keys, 'keys', (id, k) => {
+      const ko = obj(k, 'key', ['id', 'scheme', 'status', 'activeEpoch', 'publicKey', 'epochs']);
+      if (ko.id !== id) throw new ShapeError('key: id differs from its key');
+      return {
+        id, scheme: oneOf(ko.scheme, 'key.scheme', KEY_SCHEMES), status: oneOf(ko.status, 'key.status', KEY_STATUSES),
+        activeEpoch: nullable(ko.activeEpoch, (x) => int(x, 'key.activeEpoch')), publicKey: nullable(ko.publicKey, (x) => bytes(x, 'key.publicKey')),
+        epochs: mapOf(ko.epochs, 'key.epochs', (e, r) => epochFromCbor(e, r)),
+      };
+    }),
+    ops: mapOf(o.ops, 'ops', (id, op) => opFromCbor(id, op)),
+    opCount: int(o.opCount, 'opCount'),
+    permits: mapOf(o.permits, 'permits', (_, p) => {
+      const po = obj(p, 'permit', ['opId', 'nodeId', 'keyId', 'keyEpoch', 'messageDigest', 'index', 'used']);
+      return {
+        opId: str(po.opId, 'permit.opId'), nodeId: str(po.nodeId, 'permit.nodeId'), keyId: str(po.keyId, 'permit.keyId'),
+        keyEpoch: int(po.keyEpoch, 'permit.keyEpoch'), messageDigest: bytes(po.messageDigest, 'permit.messageDigest', 32),
+        index: int(po.index, 'permit.index'), used: bool(po.used, 'permit.used'),
+      };
+    }),
+    velocity: mapOf(o.velocity, 'velocity', (_, list) => arr(list, 'velocity', limits.velocityEntriesMax).map((x) => {
+      const xo = obj(x, 'velocity entry', ['stampMs', 'amount']);
+      return { stampMs: int(xo.stampMs, 'velocity.stampMs'), amount: amount(xo.amount, 'velocity.amount') };
+    })),
+    statements: mapOf(o.statements, 'statements', (_, r) => ({ statement: statementFromCbor(obj(r, 'statement record', ['statement']).statement) })),
+    evidence: mapOf(o.evidence, 'evidence', (_, e) => {
+      const eo = obj(e, 'evidence', ['nodeId', 'kind', 'index']);
+      return { nodeId: str(eo.nodeId, 'evidence.nodeId'), kind: str(eo.kind, 'evidence.kind'), index: int(eo.index, 'evidence.index') };
+    }),
+  };
+}
+
+function epochFromCbor(key: string, v: CborValue): EpochRecord {
+  const o = obj(v, 'epoch', ['epoch', 'threshold', 'participants', 'authorizedBy', 'status', 'round1', 'ready', 'keyReadyCid', 'groupKey', 'activatedBy']);
+  const epoch = int(o.epoch, 'epoch.epoch');
+  if (String(epoch) !== key) throw new ShapeError('epoch: number differs from its key');
+  return {
+    epoch, threshold: int(o.threshold, 'epoch.threshold', 1), participants: uniqueStrings(o.participants, 'epoch.participants', limits.nodesMax),
+    authorizedBy: bytes(o.authorizedBy, 'epoch.authorizedBy', 32), status: oneOf(o.status, 'epoch.status', EPOCH_STATUSES),
+    round1: mapOf(o.round1, 'epoch.round1', (_, c) => bytes(c, 'round1 cid', 32)),
+    ready: mapOf(o.ready, 'epoch.ready', (_, r) => {
+      const ro = obj(r, 'ready', ['statementCid', 'groupKey']);
+      return { statementCid: bytes(ro.statementCid, 'ready.statementCid', 32), groupKey: bytes(ro.groupKey, 'ready.groupKey') };
+    }),
+    keyReadyCid: nullable(o.keyReadyCid, (x) => bytes(x, 'epoch.keyReadyCid', 32)),
+    groupKey: nullable(o.groupKey, (x) => bytes(x, 'epoch.groupKey')),
+    activatedBy: nullable(o.activatedBy, (x) => bytes(x, 'epoch.activatedBy', 32)),
+  };
+}
+
+function opFromCbor(id: string, v: CborValue): OpRecord {
+  const o = obj(v, 'op', ['opId', 'submissionCid', 'act', 'actCid', 'nodeId', 'state', 'reason', 'history', 'approvalCid', 'permitId', 'releasedBy', 'signature', 'confirmation', 'receipts']);
+  if (o.opId !== id) throw new ShapeError('op: id differs from its key');
+  return {
+    opId: id, submissionCid: bytes(o.submissionCid, 'op.submissionCid', 32), act: actFromCbor(o.act), actCid: bytes(o.actCid, 'op.actCid', 32),
+    nodeId: str(o.nodeId, 'op.nodeId'), state: oneOf(o.state, 'op.state', OP_STATES), reason: reason(o.reason),
+    history: arr(o.history, 'op.history', OP_STATES.length).map((h) => {
+      const ho = obj(h, 'op.history', ['state', 'index']);
+      return { state: oneOf(ho.state, 'history.state', OP_STATES), index: int(ho.index, 'history.index') };
+    }),
+    approvalCid: nullable(o.approvalCid, (x) => bytes(x, 'op.approvalCid', 32)),
+    permitId: nullable(o.permitId, (x) => bytes(x, 'op.permitId', 32)),
+    releasedBy: nullable(o.releasedBy, (x) => bytes(x, 'op.releasedBy', 32)),
+    signature: nullable(o.signature, (x) => bytes(x, 'op.signature')),
+    confirmation: nullable(o.confirmation, (x) => str(x, 'op.confirmation', limits.textBytesMax)),
+    receipts: arr(o.receipts, 'op.receipts', 3),
+  };
+}
