@@ -7,8 +7,9 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import type { CommandModule } from 'yargs';
 import { CustodyError } from '../proto/errors.js';
+import { simCommand } from './commands/sim.js';
 
-const commands: CommandModule<any, any>[] = [];
+const commands: CommandModule<any, any>[] = [simCommand];
 
 export async function main(argv: string[]): Promise<void> {
   let parser = yargs(hideBin(argv))

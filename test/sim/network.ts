@@ -1,0 +1,110 @@
+/**
+ * The simulated network: every message is delayed by a random number of steps, may be dropped or
+ * duplicated, and is delivered in a random order among those due in the same step. Links can be
+ * cut one direction at a time, which gives symmetric partitions, asymmetric ones and an isolated
+ * leader. A cut link drops what it carries at delivery time, so messages already in flight when a
+ * partition starts are lost as well (as on a real network).
+ */
+import type { Message, NodeId } from '../../raft/core/types.js';
+import type { SeededRng } from '../../raft/core/rng.js';
+
+export interface NetworkFaults {
+  /** Probability that one message is lost (at most 0.3). */
+  dropRate: number;
+  /** Probability that one message is delivered twice. */
+  duplicateRate: number;
+  /** Each message waits between 1 and this many steps. */
+  delayStepsMax: number;
+}
+
+export interface NetworkStats {
+  sent: number;
+  delivered: number;
+  dropped: number;
+  duplicated: number;
+  cut: number;
+}
+
+export class SimNetwork {
+  private readonly buckets = new Map<number, Message[]>();
+  private readonly cutLinks = new Set<string>();
+  readonly stats: NetworkStats = { sent: 0, delivered: 0, dropped: 0, duplicated: 0, cut: 0 };
+
+  constructor(
+    private readonly rng: SeededRng,
+    public faults: NetworkFaults,
+  ) {
+    if (faults.dropRate < 0 || faults.dropRate > 0.3) throw new RangeError(`network: dropRate ${faults.dropRate} outside [0, 0.3]`);
+    if (!Number.isInteger(faults.delayStepsMax) || faults.delayStepsMax < 1) throw new RangeError(`network: delayStepsMax ${faults.delayStepsMax}`);
+  }
+
+  send(m: Message, now: number): void {
+    this.stats.sent++;
+    if (this.faults.dropRate > 0 && this.rng.chance(this.faults.dropRate)) {
+      this.stats.dropped++;
+      return;
+    }
+    this.enqueue(m, now);
+    if (this.faults.duplicateRate > 0 && this.rng.chance(this.faults.duplicateRate)) {
+      this.stats.duplicated++;
+      this.enqueue(m, now);
+    }
+  }
+
+  private enqueue(m: Message, now: number): void {
+    const at = now + 1 + (this.faults.delayStepsMax > 1 ? this.rng.int(this.faults.delayStepsMax) : 0);
+    const b = this.buckets.get(at);
+    if (b) b.push(m);
+    else this.buckets.set(at, [m]);
+  }
+
+  /** Messages due at `now`, in a random order, with cut links already filtered out. */
+  due(now: number): Message[] {
+    const b = this.buckets.get(now);
+    if (!b) return [];
+    this.buckets.delete(now);
+    for (let i = b.length - 1; i > 0; i--) {
+      const j = this.rng.int(i + 1);
+      const t = b[i] as Message;
+      b[i] = b[j] as Message;
+      b[j] = t;
+    }
+    const out: Message[] = [];
+    for (const m of b) {
+      if (this.isCut(m.from, m.to)) this.stats.cut++;
+      else out.push(m);
+    }
+    this.stats.delivered += out.length;
+    return out;
+  }
+
+  inFlight(): number {
+    let n = 0;
+    for (const b of this.buckets.values()) n += b.length;
+    return n;
+  }
+
+  cut(from: NodeId, to: NodeId): void {
+    this.cutLinks.add(`${from}>${to}`);
+  }
+
+  isCut(from: NodeId, to: NodeId): boolean {
+    return this.cutLinks.size > 0 && this.cutLinks.has(`${from}>${to}`);
+  }
+
+  /** Cut every link between the two groups, both directions. */
+  partition(a: readonly NodeId[], b: readonly NodeId[]): void {
+    for (const x of a) for (const y of b) {
+      this.cut(x, y);
+      this.cut(y, x);
+    }
+  }
+
+  healLinks(): void {
+    this.cutLinks.clear();
+  }
+
+  cutCount(): number {
+    return this.cutLinks.size;
+  }
+}

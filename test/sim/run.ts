@@ -1,0 +1,143 @@
+/**
+ * Running many seeds and reporting: shared by `custody sim` and the tests. A failing seed is
+ * printed with its checker, a trace tail and the exact command that replays it.
+ */
+import { randomInt } from 'node:crypto';
+import { runSim, type FaultStats, type SimResult } from './cluster.js';
+import { replayCommand, type FaultName, type NodeCount, type Profile, type SimOptions } from './options.js';
+
+export const SEED_SPACE = 0x1_0000_0000;
+
+/** A fresh base seed (not derived from anything; printed so a run can be repeated). */
+export function randomBase(): number {
+  return randomInt(0, 2 ** 47) % SEED_SPACE;
+}
+
+export interface SeedsRun {
+  readonly base: number;
+  readonly count: number;
+  /** Node counts to cycle through, seed by seed. */
+  readonly nodes: readonly NodeCount[];
+  readonly ticks: number;
+  readonly profile: Profile;
+  readonly fault: FaultName | null;
+}
+
+export interface SeedsSummary {
+  seeds: number;
+  violations: number;
+  base: number;
+  nodes: NodeCount[];
+  ticks: number;
+  profile: Profile;
+  fault: FaultName | null;
+  elections: number;
+  committed: number;
+  acked: number;
+  proposals: number;
+  confChanges: number;
+  transfers: number;
+  snapshots: number;
+  livenessTicksMax: number;
+  faults: FaultStats;
+  failed: { seed: number; nodes: NodeCount; checker: string }[];
+}
+
+export function seedAt(base: number, i: number): number {
+  return (base + i) % SEED_SPACE;
+}
+
+export function optionsFor(run: SeedsRun, i: number): SimOptions {
+  return {
+    seed: seedAt(run.base, i),
+    nodes: run.nodes[i % run.nodes.length] as NodeCount,
+    ticks: run.ticks,
+    profile: run.profile,
+    fault: run.fault,
+  };
+}
+
+function emptyFaults(): FaultStats {
+  return { dropped: 0, duplicated: 0, cut: 0, partitions: 0, asymmetric: 0, isolations: 0, crashes: 0, torn: 0, lostWrites: 0, fsyncStalls: 0, clockFaults: 0, forgottenVotes: 0 };
+}
+
+/** Run `count` seeds; `onResult` sees every result as it completes (progress, early reporting). */
+export function runSeeds(run: SeedsRun, onResult?: (r: SimResult, i: number) => void): SeedsSummary {
+  const s: SeedsSummary = {
+    seeds: 0, violations: 0, base: run.base, nodes: [...run.nodes], ticks: run.ticks, profile: run.profile, fault: run.fault,
+    elections: 0, committed: 0, acked: 0, proposals: 0, confChanges: 0, transfers: 0, snapshots: 0, livenessTicksMax: 0,
+    faults: emptyFaults(), failed: [],
+  };
+  for (let i = 0; i < run.count; i++) {
+    const r = runSim(optionsFor(run, i));
+    s.seeds++;
+    s.elections += r.stats.elections;
+    s.committed += r.stats.committed;
+    s.acked += r.stats.acked;
+    s.proposals += r.stats.proposals;
+    s.confChanges += r.stats.confChanges;
+    s.transfers += r.stats.transfers;
+    s.snapshots += r.stats.snapshots;
+    s.livenessTicksMax = Math.max(s.livenessTicksMax, r.stats.livenessTicks ?? 0);
+    for (const k of Object.keys(s.faults) as (keyof FaultStats)[]) s.faults[k] += r.stats.faults[k];
+    if (r.violation) {
+      s.violations++;
+      s.failed.push({ seed: r.options.seed, nodes: r.options.nodes, checker: r.violation.checker });
+    }
+    onResult?.(r, i);
+  }
+  return s;
+}
+
+/** The one JSON line a multi-seed run ends with. */
+export function summaryLine(s: SeedsSummary): string {
+  return JSON.stringify({
+    seeds: s.seeds,
+    violations: s.violations,
+    base: s.base,
+    nodes: s.nodes.length === 1 ? s.nodes[0] : s.nodes,
+    ticks: s.ticks,
+    profile: s.profile,
+    ...(s.fault ? { fault: s.fault } : {}),
+    elections: s.elections,
+    committed: s.committed,
+    acked: s.acked,
+    proposals: s.proposals,
+    confChanges: s.confChanges,
+    transfers: s.transfers,
+    snapshots: s.snapshots,
+    livenessTicksMax: s.livenessTicksMax,
+    faults: s.faults,
+    ...(s.failed.length > 0 ? { failed: s.failed } : {}),
+  });
+}
+
+export function formatViolation(r: SimResult, tailLines = 24): string {
+  if (!r.violation) return '';
+  const tail = r.traceTail.slice(-tailLines);
+  return [
+    `VIOLATION seed ${r.options.seed} (${r.options.nodes} nodes): ${r.violation.checker}`,
+    `  ${r.violation.detail}`,
+    `  at tick ${r.tick}, step ${r.step}; trace hash ${r.traceHash}`,
+    `  trace tail (last ${tail.length} events):`,
+    ...tail.map((l) => `    ${l}`),
+    `  replay: ${replayCommand(r.options)}`,
+  ].join('\n');
+}
+
+export function formatResult(r: SimResult): string {
+  const st = r.stats;
+  const f = st.faults;
+  const lines = [
+    `seed ${r.options.seed}: ${r.violation ? `VIOLATION (${r.violation.checker})` : 'ok'}`,
+    `  ${r.options.nodes} nodes, profile ${r.options.profile}${r.options.fault ? `, fault ${r.options.fault}` : ''}; ${st.ticks} ticks (${r.options.ticks} with faults), ${st.steps} steps`,
+    `  elections ${st.elections}, committed ${st.committed}, proposals ${st.proposals} (${st.proposalsRefused} refused), acked ${st.acked}`,
+    `  membership changes ${st.confChanges} (${st.confRefused} refused), nodes retired ${st.retired}, leader transfers ${st.transfers}, snapshots ${st.snapshots}`,
+    `  faults: dropped ${f.dropped}, duplicated ${f.duplicated}, cut ${f.cut}, partitions ${f.partitions}, one-way ${f.asymmetric}, leader isolations ${f.isolations}, ` +
+      `crashes ${f.crashes}, torn ${f.torn}, lost writes ${f.lostWrites}, fsync stalls ${f.fsyncStalls}, clock faults ${f.clockFaults}, forgotten votes ${f.forgottenVotes}`,
+    `  liveness: ${st.livenessTicks === null ? 'not reached' : `new proposal committed ${st.livenessTicks} ticks after healing`}`,
+    `  trace hash ${r.traceHash}`,
+  ];
+  if (r.violation) lines.push(formatViolation(r));
+  return lines.join('\n');
+}
