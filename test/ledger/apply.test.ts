@@ -1,0 +1,494 @@
+/**
+ * apply(): one named test per invariant of DESIGN §3 and per refusal, each driving the real state
+ * machine through a ScriptedCluster and checking the reason code and that nothing else changed.
+ */
+import t, { type Test } from 'tap';
+import {
+  ScriptedCluster, apply, checkInvariants, encodeEvent, snapshot, stateRoot, bytesEqual, makeApproverKey, seedOf,
+  addApprovals, signDecision, type ApplyResult, type LedgerState,
+} from '../../ledger/index.js';
+
+function ok(t: Test, r: ApplyResult, what?: string): void {
+  t.ok(r.ok, what ?? (r.ok ? r.effect : `${r.reason}: ${r.detail}`));
+}
+
+/** Asserts a refusal with `reason` and that the state moved only its index and clock. */
+function refusedWith(t: Test, s: ScriptedCluster, reason: string, run: () => ApplyResult): ApplyResult {
+  const before = s.state;
+  const r = run();
+  t.match(r, { ok: false, reason }, `refused ${reason}`);
+  if (!r.ok && !r.applied) {
+    t.ok(bytesEqual(stateRoot({ ...s.state, index: before.index, clockMs: before.clockMs }), stateRoot(before)), 'nothing but index and clock changed');
+  }
+  t.same(checkInvariants(s.state), []);
+  return r;
+}
+
+/** A cluster with genesis and one active key k1 at epoch 0. */
+function withKey(): ScriptedCluster {
+  const s = new ScriptedCluster();
+  s.genesis();
+  for (const r of s.createKey('k1')) if (!r.ok) throw new Error(`setup: ${r.reason} ${r.detail}`);
+  return s;
+}
+
+t.test('a full signing act moves Submitted -> Admitted -> PendingRemote -> Executed -> Published -> Settled', async (t) => {
+  const s = withKey();
+  ok(t, s.submit('op-1', s.act('k1')));
+  t.match(s.issuePermit('op-1'), { ok: true, opState: 'PendingRemote' });
+  t.match(s.execute('op-1'), { ok: true, opState: 'Executed' });
+  t.match(s.publish('op-1'), { ok: true, opState: 'Published' });
+  t.match(s.settle('op-1'), { ok: true, opState: 'Settled' });
+  const op = s.state.cluster!.ops['op-1']!;
+  t.same(op.history.map((h) => h.state), ['Submitted', 'Admitted', 'PendingRemote', 'Executed', 'Published', 'Settled']);
+  t.equal(op.receipts.length, 3);
+  t.same(checkInvariants(s.state), []);
+});
+
+t.test('events before genesis are refused GENESIS_MISSING, a second genesis GENESIS_EXISTS', async (t) => {
+  const s = new ScriptedCluster();
+  refusedWith(t, s, 'GENESIS_MISSING', () => s.decide({ kind: 'Unfreeze' }));
+  ok(t, s.genesis());
+  refusedWith(t, s, 'GENESIS_EXISTS', () => s.genesis());
+});
+
+t.test('bytes that are not the canonical encoding of an event are refused PAYLOAD_REJECTED', async (t) => {
+  const s = new ScriptedCluster();
+  s.genesis();
+  const good = encodeEvent({ type: 'ActPublished', opId: 'x', nodeId: 'node-0', passport: 'passport-0-0' });
+  const longForm = new Uint8Array([good[0]!, 0x78, ...good.subarray(1)]); // a text length not in shortest form
+  refusedWith(t, s, 'PAYLOAD_REJECTED', () => s.entry(new Uint8Array([0xa1, 0x61, 0x78, 0xf9, 0x3c, 0x00])).result);
+  refusedWith(t, s, 'PAYLOAD_REJECTED', () => s.entry(longForm).result);
+  refusedWith(t, s, 'PAYLOAD_REJECTED', () => s.entry(encodeEvent({ type: 'ActPublished', opId: 'x', nodeId: 'node-0', passport: 'p' }).subarray(1)).result);
+});
+
+t.test('apply never modifies the state it is given', async (t) => {
+  const s = withKey();
+  const before = s.state;
+  const bytes = snapshot(before);
+  s.submit('op-1', s.act('k1'));
+  s.issuePermit('op-1');
+  t.ok(bytesEqual(snapshot(before), bytes));
+});
+
+// ------------------------------------------------------------------------------------------------
+// Governance decisions through apply
+// ------------------------------------------------------------------------------------------------
+
+t.test('a decision with a forged approver signature is refused SIGNATURE_INVALID', async (t) => {
+  const s = withKey();
+  const d = s.decision({ kind: 'KeyRetired', keyId: 'k1' });
+  const sig = d.approvals[0]!.signature.slice();
+  sig[10]! ^= 0x40;
+  const forged = { ...d, approvals: [{ ...d.approvals[0]!, signature: sig }, d.approvals[1]!] };
+  refusedWith(t, s, 'SIGNATURE_INVALID', () => s.entry({ type: 'GovernanceDecision', decision: forged }).result);
+  t.equal(s.state.cluster!.keys['k1']!.status, 'active');
+});
+
+t.test('a decision carrying one approval twice is refused and the duplicate never counts toward quorum', async (t) => {
+  const s = withKey();
+  const d = s.decision({ kind: 'KeyRetired', keyId: 'k1' }, [s.approvers[0]!]);
+  refusedWith(t, s, 'PAYLOAD_REJECTED', () => s.entry({ type: 'GovernanceDecision', decision: { ...d, approvals: [d.approvals[0]!, d.approvals[0]!] } }).result);
+});
+
+t.test('a decision applied a second time is refused BINDING_MISMATCH (its parent is no longer the head)', async (t) => {
+  const s = withKey();
+  const d = s.decision({ kind: 'EmergencyFreeze', reason: 'drill' });
+  ok(t, s.entry({ type: 'GovernanceDecision', decision: d }).result);
+  ok(t, s.decide({ kind: 'Unfreeze' }));
+  refusedWith(t, s, 'BINDING_MISMATCH', () => s.entry({ type: 'GovernanceDecision', decision: d }).result);
+  t.equal(s.state.cluster!.governance.frozen, null);
+});
+
+t.test('a decision applied after its expiry is refused DECISION_EXPIRED, even if a later entry carries an earlier stamp', async (t) => {
+  const s = withKey();
+  const d = s.decision({ kind: 'KeyRetired', keyId: 'k1' }, undefined, { expiresMs: s.nowMs + 10 });
+  refusedWith(t, s, 'DECISION_EXPIRED', () => s.entry({ type: 'GovernanceDecision', decision: d }, s.nowMs + 10).result);
+  // The ledger clock never runs backwards: a proposer with a slow clock cannot revive it.
+  refusedWith(t, s, 'DECISION_EXPIRED', () => s.entry({ type: 'GovernanceDecision', decision: d }, d.body.issuedMs).result);
+});
+
+t.test('a decision signed under an earlier governance epoch is refused STALE_EPOCH', async (t) => {
+  const s = withKey();
+  const stale = s.decision({ kind: 'KeyRetired', keyId: 'k1' });
+  ok(t, s.decide({ kind: 'PolicyChanged', policy: s.policy }));
+  t.equal(s.state.cluster!.governance.epoch, 1);
+  refusedWith(t, s, 'STALE_EPOCH', () => s.entry({ type: 'GovernanceDecision', decision: stale }).result);
+});
+
+t.test('a decision with fewer approvals than the quorum is refused QUORUM_NOT_MET', async (t) => {
+  const s = withKey();
+  refusedWith(t, s, 'QUORUM_NOT_MET', () => s.decide({ kind: 'KeyRetired', keyId: 'k1' }, [s.approvers[1]!]));
+  // The missing approval added later in the ceremony completes it.
+  const d = s.decision({ kind: 'KeyRetired', keyId: 'k1' }, [s.approvers[1]!]);
+  ok(t, s.entry({ type: 'GovernanceDecision', decision: addApprovals(d, [s.approvers[2]!]) }).result);
+});
+
+t.test('a decision signed by an approver not on the roster in force is refused UNKNOWN_APPROVER', async (t) => {
+  const s = withKey();
+  const outsider = makeApproverKey('approver-9', seedOf('outsider'));
+  refusedWith(t, s, 'UNKNOWN_APPROVER', () => s.decide({ kind: 'KeyRetired', keyId: 'k1' }, [s.approvers[0]!, outsider]));
+});
+
+t.test('authority continuity: after ApproversChanged only the new roster decides, and old approvers are unknown', async (t) => {
+  const s = withKey();
+  const fresh = [0, 1, 2].map((i) => makeApproverKey(`new-${i}`, seedOf(`new-approver-${i}`)));
+  const roster = { approvers: fresh.map((a) => ({ id: a.id, publicKey: a.publicKey, roles: ['governor' as const] })), quorum: { threshold: 2, freezeThreshold: 2 } };
+  ok(t, s.decide({ kind: 'ApproversChanged', roster }));
+  t.equal(s.state.cluster!.governance.epoch, 1);
+  refusedWith(t, s, 'UNKNOWN_APPROVER', () => s.decide({ kind: 'KeyRetired', keyId: 'k1' }));
+  ok(t, s.decide({ kind: 'KeyRetired', keyId: 'k1' }, fresh.slice(1)));
+});
+
+t.test('a roster change that could never reach quorum is refused and the old roster stays in force', async (t) => {
+  const s = withKey();
+  const roster = { approvers: s.roster.approvers, quorum: { threshold: 5, freezeThreshold: 1 } };
+  refusedWith(t, s, 'PAYLOAD_REJECTED', () => s.decide({ kind: 'ApproversChanged', roster }));
+  t.equal(s.state.cluster!.governance.roster.quorum.threshold, 2);
+});
+
+// ------------------------------------------------------------------------------------------------
+// Key lifecycle
+// ------------------------------------------------------------------------------------------------
+
+t.test('KeyActivated without KeyObjectPublished is refused KEY_NOT_PUBLISHED', async (t) => {
+  const s = new ScriptedCluster();
+  s.genesis();
+  ok(t, s.decide({ kind: 'DkgAuthorized', keyId: 'k1', scheme: 'ed25519', threshold: 2, participants: ['node-0', 'node-1', 'node-2'] }));
+  for (const n of ['node-0', 'node-1', 'node-2']) ok(t, s.round1(n, 'k1', 0));
+  for (const n of ['node-0', 'node-1', 'node-2']) ok(t, s.keyReady(n, 'k1', 0));
+  refusedWith(t, s, 'KEY_NOT_PUBLISHED', () => s.activate('k1', 0));
+  t.equal(s.state.cluster!.keys['k1']!.status, 'pending');
+});
+
+t.test('activation before the DKG completes is refused DKG_INCOMPLETE', async (t) => {
+  const s = new ScriptedCluster();
+  s.genesis();
+  ok(t, s.decide({ kind: 'DkgAuthorized', keyId: 'k1', scheme: 'ed25519', threshold: 2, participants: ['node-0', 'node-1', 'node-2'] }));
+  for (const n of ['node-0', 'node-1', 'node-2']) ok(t, s.round1(n, 'k1', 0));
+  ok(t, s.keyReady('node-0', 'k1', 0));
+  refusedWith(t, s, 'DKG_INCOMPLETE', () => s.activate('k1', 0));
+  refusedWith(t, s, 'DKG_INCOMPLETE', () => s.publishKeyObject('k1', 0));
+});
+
+t.test('KeyReady before every participant published round 1 is refused DKG_INCOMPLETE', async (t) => {
+  const s = new ScriptedCluster();
+  s.genesis();
+  ok(t, s.decide({ kind: 'DkgAuthorized', keyId: 'k1', scheme: 'ed25519', threshold: 2, participants: ['node-0', 'node-1'] }));
+  ok(t, s.round1('node-0', 'k1', 0));
+  refusedWith(t, s, 'DKG_INCOMPLETE', () => s.keyReady('node-0', 'k1', 0));
+  refusedWith(t, s, 'WRONG_RECIPIENT', () => s.round1('node-2', 'k1', 0));
+});
+
+t.test('KeyObjectPublished must name the key_ready_cid of the recorded KeyReady statements', async (t) => {
+  const s = new ScriptedCluster();
+  s.genesis();
+  ok(t, s.decide({ kind: 'DkgAuthorized', keyId: 'k1', scheme: 'ed25519', threshold: 2, participants: ['node-0', 'node-1'] }));
+  for (const n of ['node-0', 'node-1']) ok(t, s.round1(n, 'k1', 0));
+  for (const n of ['node-0', 'node-1']) ok(t, s.keyReady(n, 'k1', 0));
+  refusedWith(t, s, 'BINDING_MISMATCH', () => s.entry({ type: 'KeyObjectPublished', keyId: 'k1', keyEpoch: 0, keyReadyCid: new Uint8Array(32) }).result);
+  ok(t, s.publishKeyObject('k1', 0));
+  const wrong = s.decide({ kind: 'KeyActivated', keyId: 'k1', keyEpoch: 0, keyReadyCid: seedOf('other') });
+  t.match(wrong, { ok: false, reason: 'BINDING_MISMATCH' });
+  ok(t, s.activate('k1', 0));
+});
+
+t.test('participants that disagree on the group key never publish a key object', async (t) => {
+  const s = new ScriptedCluster();
+  s.genesis();
+  ok(t, s.decide({ kind: 'DkgAuthorized', keyId: 'k1', scheme: 'ed25519', threshold: 2, participants: ['node-0', 'node-1'] }));
+  for (const n of ['node-0', 'node-1']) ok(t, s.round1(n, 'k1', 0));
+  ok(t, s.keyReady('node-0', 'k1', 0));
+  ok(t, s.keyReady('node-1', 'k1', 0, s.groupKey('k-other')));
+  refusedWith(t, s, 'BINDING_MISMATCH', () => s.publishKeyObject('k1', 0));
+});
+
+t.test('a DKG with threshold 1 is refused: one node must never sign alone', async (t) => {
+  const s = new ScriptedCluster();
+  s.genesis();
+  refusedWith(t, s, 'PAYLOAD_REJECTED', () => s.decide({ kind: 'DkgAuthorized', keyId: 'k1', scheme: 'ed25519', threshold: 1, participants: ['node-0', 'node-1'] }));
+});
+
+t.test('refresh moves the key to a new epoch with the same public key; the old epoch becomes stale', async (t) => {
+  const s = withKey();
+  const pk = s.state.cluster!.keys['k1']!.publicKey!;
+  for (const r of s.refreshKey('k1')) ok(t, r);
+  const k = s.state.cluster!.keys['k1']!;
+  t.equal(k.activeEpoch, 1);
+  t.ok(bytesEqual(k.publicKey!, pk));
+  t.equal(k.epochs['0']!.status, 'superseded');
+  t.same(checkInvariants(s.state), []);
+});
+
+t.test('a refresh for an epoch other than the next one is refused STALE_EPOCH', async (t) => {
+  const s = withKey();
+  refusedWith(t, s, 'STALE_EPOCH', () => s.decide({ kind: 'KeyRefreshed', keyId: 'k1', keyEpoch: 5 }));
+});
+
+t.test('reshare to a new committee keeps the public key and refuses a key object with another one', async (t) => {
+  const s = withKey();
+  ok(t, s.decide({ kind: 'KeyReshared', keyId: 'k1', keyEpoch: 1, threshold: 2, participants: ['node-1', 'node-2'] }));
+  for (const n of ['node-1', 'node-2']) ok(t, s.round1(n, 'k1', 1));
+  ok(t, s.keyReady('node-1', 'k1', 1, s.groupKey('other')));
+  ok(t, s.keyReady('node-2', 'k1', 1, s.groupKey('other')));
+  refusedWith(t, s, 'BINDING_MISMATCH', () => s.entry({ type: 'KeyObjectPublished', keyId: 'k1', keyEpoch: 1, keyReadyCid: new Uint8Array(32) }).result);
+});
+
+t.test('a retired key admits no more acts: KEY_NOT_ACTIVE', async (t) => {
+  const s = withKey();
+  ok(t, s.decide({ kind: 'KeyRetired', keyId: 'k1' }));
+  const r = s.submit('op-1', s.act('k1', { keyEpoch: 0 }));
+  t.match(r, { ok: false, reason: 'KEY_NOT_ACTIVE', applied: true, opState: 'Denied' });
+});
+
+// ------------------------------------------------------------------------------------------------
+// Signing acts
+// ------------------------------------------------------------------------------------------------
+
+t.test('signing with a stale key epoch is refused STALE_EPOCH', async (t) => {
+  const s = withKey();
+  ok(t, s.submit('op-old', s.act('k1')));
+  for (const r of s.refreshKey('k1')) ok(t, r);
+  t.match(s.submit('op-1', s.act('k1', { keyEpoch: 0 })), { ok: false, reason: 'STALE_EPOCH', opState: 'Denied' });
+  // An act admitted before the refresh cannot get a permit for the old epoch either.
+  refusedWith(t, s, 'STALE_EPOCH', () => s.issuePermit('op-old'));
+  ok(t, s.submit('op-2', s.act('k1', { keyEpoch: 1 })));
+});
+
+t.test('an act whose key refreshed between permit and execution is refused STALE_EPOCH at execution', async (t) => {
+  const s = withKey();
+  ok(t, s.submit('op-1', s.act('k1')));
+  ok(t, s.issuePermit('op-1'));
+  for (const r of s.refreshKey('k1')) ok(t, r);
+  refusedWith(t, s, 'STALE_EPOCH', () => s.execute('op-1'));
+});
+
+t.test('a proposal under a fenced passport is refused SPLIT_BRAIN_FENCED until a decision rebinds the node', async (t) => {
+  const s = withKey();
+  const fencedPassport = s.proposer('node-1').passport;
+  ok(t, s.fence('node-0', 'node-1'));
+  t.equal(s.state.cluster!.nodes['node-1']!.status, 'fenced');
+  refusedWith(t, s, 'SPLIT_BRAIN_FENCED', () => s.submit('op-1', s.act('k1'), null, 'node-1'));
+  ok(t, s.submit('op-2', s.act('k1'), null, 'node-0'));
+  refusedWith(t, s, 'SPLIT_BRAIN_FENCED', () => s.issuePermit('op-2', 'node-1'));
+  ok(t, s.decide({ kind: 'NodeRebound', nodeId: 'node-1', passport: 'passport-1-1' }));
+  ok(t, s.submit('op-3', s.act('k1'), null, 'node-1'));
+  // The old passport stays fenced for good.
+  refusedWith(t, s, 'SPLIT_BRAIN_FENCED', () => s.entry({ type: 'ActPermitIssued', opId: 'op-3', nodeId: 'node-1', passport: fencedPassport }).result);
+  refusedWith(t, s, 'BINDING_MISMATCH', () => s.decide({ kind: 'NodeRebound', nodeId: 'node-1', passport: fencedPassport }));
+});
+
+t.test('a fenced node cannot take part in a new ceremony', async (t) => {
+  const s = withKey();
+  ok(t, s.fence('node-0', 'node-2'));
+  refusedWith(t, s, 'SPLIT_BRAIN_FENCED', () => s.decide({ kind: 'DkgAuthorized', keyId: 'k2', scheme: 'ed25519', threshold: 2, participants: ['node-1', 'node-2'] }));
+});
+
+t.test('a step permit presented a second time is refused STEP_PERMIT_REUSED', async (t) => {
+  const s = withKey();
+  ok(t, s.submit('op-1', s.act('k1')));
+  ok(t, s.issuePermit('op-1'));
+  const permitId = s.state.cluster!.ops['op-1']!.permitId!;
+  ok(t, s.execute('op-1'));
+  refusedWith(t, s, 'STEP_PERMIT_REUSED', () => s.execute('op-1', { permitId }));
+  // A permit is bound to its act: another act cannot borrow it.
+  ok(t, s.submit('op-2', s.act('k1')));
+  ok(t, s.issuePermit('op-2'));
+  refusedWith(t, s, 'BINDING_MISMATCH', () => s.execute('op-2', { permitId }));
+  refusedWith(t, s, 'PERMIT_MISSING', () => s.execute('op-2', { permitId: new Uint8Array(32) }));
+});
+
+t.test('an aborted act leaves its permit spent', async (t) => {
+  const s = withKey();
+  ok(t, s.submit('op-1', s.act('k1')));
+  ok(t, s.issuePermit('op-1'));
+  const permitId = s.state.cluster!.ops['op-1']!.permitId!;
+  ok(t, s.abort('op-1', 'REMOTE_TIMEOUT'));
+  refusedWith(t, s, 'STEP_PERMIT_REUSED', () => s.execute('op-1', { permitId }));
+  t.match(s.state.cluster!.ops['op-1'], { state: 'Aborted', reason: 'REMOTE_TIMEOUT' });
+});
+
+t.test('an executed signature that does not verify under the group key is refused SIGNATURE_INVALID', async (t) => {
+  const s = withKey();
+  ok(t, s.submit('op-1', s.act('k1')));
+  ok(t, s.issuePermit('op-1'));
+  refusedWith(t, s, 'SIGNATURE_INVALID', () => s.execute('op-1', { signature: new Uint8Array(64).fill(1) }));
+  ok(t, s.execute('op-1'));
+});
+
+t.test('an idempotency key replayed with different content is refused REPLAY_OR_CONFLICT', async (t) => {
+  const s = withKey();
+  const act = s.act('k1');
+  ok(t, s.submit('op-1', act));
+  refusedWith(t, s, 'REPLAY_OR_CONFLICT', () => s.submit('op-1', { ...act, amount: act.amount + 1n }));
+  t.equal(s.state.cluster!.ops['op-1']!.act.amount, act.amount);
+});
+
+t.test('an idempotency key replayed with the same content returns the original result', async (t) => {
+  const s = withKey();
+  const act = s.act('k1');
+  ok(t, s.submit('op-1', act));
+  const again = s.submit('op-1', act, null, 'node-2');
+  t.match(again, { ok: true, replayed: true, opState: 'Admitted' });
+  t.equal(s.state.cluster!.opCount, 1);
+  const denied = s.act('k1', { destination: 'bc1-attacker' });
+  t.match(s.submit('op-2', denied), { ok: false, reason: 'POLICY_DENIED', applied: true });
+  t.match(s.submit('op-2', denied), { ok: false, reason: 'POLICY_DENIED', applied: false, replayed: true });
+});
+
+t.test('admission while frozen is refused FROZEN; the freeze holds publication too; unfreeze restores both', async (t) => {
+  const s = withKey();
+  ok(t, s.submit('op-1', s.act('k1')));
+  ok(t, s.issuePermit('op-1'));
+  ok(t, s.execute('op-1'));
+  ok(t, s.decide({ kind: 'EmergencyFreeze', reason: 'suspected compromise' }, [s.approvers[2]!]));
+  t.match(s.submit('op-2', s.act('k1')), { ok: false, reason: 'FROZEN', opState: 'Denied' });
+  refusedWith(t, s, 'FROZEN', () => s.publish('op-1'));
+  refusedWith(t, s, 'FROZEN', () => s.decide({ kind: 'DkgAuthorized', keyId: 'k2', scheme: 'ed25519', threshold: 2, participants: ['node-0', 'node-1'] }));
+  ok(t, s.decide({ kind: 'Unfreeze' }));
+  ok(t, s.publish('op-1'));
+  ok(t, s.submit('op-3', s.act('k1')));
+});
+
+t.test('an emergency freeze needs only freezeThreshold signers, but an auditor can approve nothing: ROLE_NOT_ALLOWED', async (t) => {
+  const s = withKey();
+  const auditor = makeApproverKey('auditor', seedOf('auditor'));
+  const roster = { approvers: [...s.roster.approvers, { id: 'auditor', publicKey: auditor.publicKey, roles: ['auditor' as const] }], quorum: s.roster.quorum };
+  ok(t, s.decide({ kind: 'ApproversChanged', roster }));
+  refusedWith(t, s, 'ROLE_NOT_ALLOWED', () => s.decide({ kind: 'EmergencyFreeze', reason: 'drill' }, [auditor]));
+  refusedWith(t, s, 'QUORUM_NOT_MET', () => s.decide({ kind: 'KeyRetired', keyId: 'k1' }, [s.approvers[2]!]));
+  ok(t, s.decide({ kind: 'EmergencyFreeze', reason: 'drill' }, [s.approvers[2]!]));
+});
+
+// ------------------------------------------------------------------------------------------------
+// Policy and the publication gate
+// ------------------------------------------------------------------------------------------------
+
+t.test('the policy engine denies destinations off the allow-list, amounts above every tier, and velocity overruns', async (t) => {
+  const s = withKey();
+  t.match(s.submit('a', s.act('k1', { destination: 'bc1-unknown' })), { ok: false, reason: 'POLICY_DENIED' });
+  t.match(s.submit('b', s.act('k1', { asset: 'DOGE' })), { ok: false, reason: 'POLICY_DENIED' });
+  t.match(s.submit('c', s.act('k1', { amount: 2_000_000n })), { ok: false, reason: 'POLICY_DENIED' });
+  // 5 acts of 10_000 fit the 5_000_000 velocity... use approved mid-tier acts to reach the limit.
+  let i = 0;
+  for (; i < 5; i++) {
+    const act = s.act('k1', { amount: 1_000_000n });
+    t.match(s.submit(`v${i}`, act, s.approveAct(`v${i}`, act)), { ok: true }, `act ${i} within velocity`);
+  }
+  const over = s.act('k1', { amount: 1n });
+  const r = s.submit('v-over', over);
+  t.match(r, { ok: false, reason: 'POLICY_DENIED' });
+  t.match(r, { policyReceipt: { velocityUsed: 5_000_000n } }, 'the policy receipt explains the denial');
+  t.notOk('policyReceipt' in (s.state.cluster!.ops['v-over'] as object), 'the policy receipt is not stored in the ledger');
+  // One hour later (by entry stamps) the window has moved on.
+  s.nowMs += 3_600_000;
+  ok(t, s.submit('v-later', s.act('k1', { amount: 1n })));
+});
+
+t.test('an act in an approval tier needs an ActApproved decision with enough approvers bound to that act', async (t) => {
+  const s = withKey();
+  const act = s.act('k1', { amount: 50_000n });
+  t.match(s.submit('a', act), { ok: false, reason: 'QUORUM_NOT_MET' });
+  const other = s.act('k1', { amount: 60_000n });
+  t.match(s.submit('b', act, s.approveAct('b', other)), { ok: false, reason: 'BINDING_MISMATCH' });
+  t.match(s.submit('c', act, s.approveAct('c', act, [s.approvers[0]!])), { ok: false, reason: 'QUORUM_NOT_MET' });
+  t.match(s.submit('d', act, s.approveAct('d', act)), { ok: true, opState: 'Admitted' });
+  const forged = s.approveAct('e', act);
+  const sig = forged.approvals[0]!.signature.slice();
+  sig[0]! ^= 1;
+  t.match(s.submit('e', act, { ...forged, approvals: [{ ...forged.approvals[0]!, signature: sig }, forged.approvals[1]!] }), { ok: false, reason: 'SIGNATURE_INVALID' });
+});
+
+t.test('an executed signature above the auto-release amount waits at the publication gate until released by decision', async (t) => {
+  const s = withKey();
+  const act = s.act('k1', { amount: 50_000n });
+  ok(t, s.submit('op-1', act, s.approveAct('op-1', act)));
+  ok(t, s.issuePermit('op-1'));
+  ok(t, s.execute('op-1'));
+  refusedWith(t, s, 'PUBLICATION_DENIED', () => s.publish('op-1'));
+  t.equal(s.state.cluster!.ops['op-1']!.state, 'Executed', 'executed is not published');
+  const aCid = s.state.cluster!.ops['op-1']!.actCid;
+  ok(t, s.decide({ kind: 'PublicationReleased', opId: 'op-1', actCid: aCid }, undefined, { parentCid: aCid }));
+  ok(t, s.publish('op-1'));
+});
+
+t.test('publication is denied when the destination left the allow-list after admission', async (t) => {
+  const s = withKey();
+  ok(t, s.submit('op-1', s.act('k1', { destination: 'bc1-exchange' })));
+  ok(t, s.issuePermit('op-1'));
+  ok(t, s.execute('op-1'));
+  ok(t, s.decide({ kind: 'PolicyChanged', policy: { ...s.policy, destinations: { BTC: ['bc1-treasury'] } } }));
+  refusedWith(t, s, 'PUBLICATION_DENIED', () => s.publish('op-1'));
+});
+
+// ------------------------------------------------------------------------------------------------
+// Equivocation
+// ------------------------------------------------------------------------------------------------
+
+t.test('two conflicting statements signed by one node are validated as equivocation: node flagged, its ceremonies and acts aborted', async (t) => {
+  const s = withKey();
+  ok(t, s.submit('op-1', s.act('k1')));
+  ok(t, s.issuePermit('op-1', 'node-1'));
+  ok(t, s.decide({ kind: 'DkgAuthorized', keyId: 'k2', scheme: 'ed25519', threshold: 2, participants: ['node-0', 'node-1'] }));
+  const a = s.statement('node-1', 'RaftVote', { term: 7 }, { votedFor: 'node-0' });
+  const b = s.statement('node-1', 'RaftVote', { term: 7 }, { votedFor: 'node-2' });
+  ok(t, s.entry({ type: 'EquivocationEvidence', first: a, second: b }).result);
+  const c = s.state.cluster!;
+  t.equal(c.nodes['node-1']!.equivocated, true);
+  t.equal(Object.keys(c.evidence).length, 1);
+  t.equal(c.keys['k2']!.epochs['0']!.status, 'aborted');
+  t.match(c.ops['op-1'], { state: 'Aborted', reason: 'EQUIVOCATION' });
+  t.match(s.entry({ type: 'EquivocationEvidence', first: b, second: a }).result, { ok: true, replayed: true });
+  t.same(checkInvariants(s.state), []);
+});
+
+t.test('evidence that is not two different statements by one node about one slot is refused', async (t) => {
+  const s = withKey();
+  const a = s.statement('node-1', 'RaftVote', { term: 7 }, { votedFor: 'node-0' });
+  refusedWith(t, s, 'PAYLOAD_REJECTED', () => s.entry({ type: 'EquivocationEvidence', first: a, second: a }).result);
+  refusedWith(t, s, 'PAYLOAD_REJECTED', () => s.entry({ type: 'EquivocationEvidence', first: a, second: s.statement('node-1', 'RaftVote', { term: 8 }, { votedFor: 'node-2' }) }).result);
+  const forged = { ...s.statement('node-1', 'RaftVote', { term: 7 }, { votedFor: 'node-2' }), signature: a.signature };
+  refusedWith(t, s, 'SIGNATURE_INVALID', () => s.entry({ type: 'EquivocationEvidence', first: a, second: forged }).result);
+});
+
+t.test('a node that signs two different KeyReady statements for one ceremony is caught in the act: EQUIVOCATION', async (t) => {
+  const s = new ScriptedCluster();
+  s.genesis();
+  ok(t, s.decide({ kind: 'DkgAuthorized', keyId: 'k1', scheme: 'ed25519', threshold: 2, participants: ['node-0', 'node-1'] }));
+  for (const n of ['node-0', 'node-1']) ok(t, s.round1(n, 'k1', 0));
+  ok(t, s.keyReady('node-0', 'k1', 0));
+  t.match(s.keyReady('node-0', 'k1', 0), { ok: true, replayed: true }, 'the same statement again is a replay');
+  t.match(s.keyReady('node-0', 'k1', 0, s.groupKey('other')), { ok: false, reason: 'EQUIVOCATION', applied: true });
+  t.equal(s.state.cluster!.nodes['node-0']!.equivocated, true);
+  t.equal(s.state.cluster!.keys['k1']!.epochs['0']!.status, 'aborted');
+});
+
+// ------------------------------------------------------------------------------------------------
+// Chain, root, snapshot
+// ------------------------------------------------------------------------------------------------
+
+t.test('two replicas applying the same log reach the same state root at every index', async (t) => {
+  const s = withKey();
+  s.submit('op-1', s.act('k1'));
+  s.issuePermit('op-1');
+  let replica: LedgerState = new ScriptedCluster().state;
+  for (const e of s.log) replica = apply(replica, e).state;
+  t.ok(bytesEqual(stateRoot(replica), stateRoot(s.state)));
+  t.ok(bytesEqual(replica.chainHead, s.state.chainHead));
+});
+
+t.test('a refused entry moves the index but not the hash chain', async (t) => {
+  const s = withKey();
+  const head = s.state.chainHead;
+  const height = s.state.height;
+  s.decide({ kind: 'Unfreeze' });
+  t.equal(s.state.height, height);
+  t.ok(bytesEqual(s.state.chainHead, head));
+  t.equal(s.state.index, s.log.length);
+});
+
+t.test('signDecision helper signs in key order and verifies against the script roster', async (t) => {
+  const s = withKey();
+  const d = signDecision(s.decisionBody({ kind: 'Unfreeze' }), s.approvers.slice(1));
+  t.same(d.approvals.map((a) => a.approverId), ['approver-1', 'approver-2']);
+});
