@@ -8,8 +8,9 @@ import { hideBin } from 'yargs/helpers';
 import type { CommandModule } from 'yargs';
 import { CustodyError } from '../proto/errors.js';
 import { simCommand } from './commands/sim.js';
+import { kernelCommand } from './commands/kernel.js';
 
-const commands: CommandModule<any, any>[] = [simCommand];
+const commands: CommandModule<any, any>[] = [simCommand, kernelCommand];
 
 export async function main(argv: string[]): Promise<void> {
   let parser = yargs(hideBin(argv))

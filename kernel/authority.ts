@@ -1,0 +1,203 @@
+/**
+ * The kernel's own view of governance, followed from its pinned genesis through approver-signed
+ * decisions that the daemon forwards (DESIGN.md §4: the kernel verifies authority itself, so a
+ * compromised daemon cannot make it sign for a key or epoch the approvers did not activate).
+ *
+ * Each forwarded decision is decoded strictly (canonical CBOR, ledger/encoding.ts), verified with
+ * the ledger's own `verifyDecision` against the roster in force at the current governance epoch,
+ * stamped with its log entry's time, and must name the previous governance decision as its parent
+ * (the genesis cid before the first). The daemon can therefore withhold decisions, but it cannot
+ * forge, reorder, replay or skip one.
+ *
+ * Pure: apply(state, decision) -> state. The kernel persists the state after each update.
+ */
+import { CustodyError } from '../proto/errors.js';
+import { decode, fromHex, toHex } from '../ledger/encoding.js';
+import {
+  ShapeError,
+  decisionFromCbor,
+  validateRoster,
+  verifyDecision,
+  type ApproverRoster,
+  type GovernanceDecision,
+  type KeyScheme,
+} from '../ledger/decision.js';
+import type { CommittedDecision } from './wire.js';
+
+export interface RosterJson {
+  approvers: { id: string; publicKey: string; roles: string[] }[];
+  quorum: { threshold: number; freezeThreshold: number };
+}
+
+/** What the kernel pins at installation (its config): the cluster and its genesis approvers. */
+export interface GenesisPin {
+  clusterId: string;
+  /** cid of the ClusterGenesis event: the parent of the first governance decision. */
+  genesisCid: string;
+  governanceEpoch: number;
+  roster: RosterJson;
+}
+
+export interface KeyAuthority {
+  scheme: KeyScheme;
+  threshold: number;
+  participants: string[];
+  authorizedIndex: number;
+  /** 0 until a KeyActivated decision. */
+  activeEpoch: number;
+  activatedIndex: number;
+  retired: boolean;
+}
+
+export interface GovernanceState {
+  clusterId: string;
+  governanceEpoch: number;
+  roster: RosterJson;
+  lastCid: string;
+  index: number;
+  stampMs: number;
+  frozen: boolean;
+  /** This node was removed from the cluster by decision: permanently fenced. */
+  removed: boolean;
+  /** Passport this node was last rebound under (NodeRebound), if any. */
+  passport: string | null;
+  keys: Record<string, KeyAuthority>;
+}
+
+export function genesisState(pin: GenesisPin): GovernanceState {
+  const roster = rosterFromJson(pin.roster);
+  const ok = validateRoster(roster);
+  if (!ok.ok) throw new CustodyError('CONFIG_INVALID', `pinned genesis roster: ${ok.detail}`);
+  if (!/^[0-9a-f]{64}$/.test(pin.genesisCid)) throw new CustodyError('CONFIG_INVALID', 'genesisCid must be 32 bytes of hex');
+  return {
+    clusterId: pin.clusterId,
+    governanceEpoch: pin.governanceEpoch,
+    roster: pin.roster,
+    lastCid: pin.genesisCid,
+    index: 0,
+    stampMs: 0,
+    frozen: false,
+    removed: false,
+    passport: null,
+    keys: {},
+  };
+}
+
+export function rosterFromJson(r: RosterJson): ApproverRoster {
+  return {
+    approvers: r.approvers.map((a) => ({ id: a.id, publicKey: fromHex(a.publicKey), roles: a.roles as ApproverRoster['approvers'][number]['roles'] })),
+    quorum: { threshold: r.quorum.threshold, freezeThreshold: r.quorum.freezeThreshold },
+  };
+}
+
+export function rosterToJson(r: ApproverRoster): RosterJson {
+  return {
+    approvers: r.approvers.map((a) => ({ id: a.id, publicKey: toHex(a.publicKey), roles: [...a.roles] })),
+    quorum: { threshold: r.quorum.threshold, freezeThreshold: r.quorum.freezeThreshold },
+  };
+}
+
+/** What changed, so the kernel can act on it (erase superseded shares, burn their nonces). */
+export type Effect =
+  | { kind: 'epochActivated'; keyId: string; epoch: number }
+  | { kind: 'keyRetired'; keyId: string }
+  | { kind: 'rebound'; passport: string };
+
+export function decodeDecision(bytes: Uint8Array): GovernanceDecision {
+  try {
+    return decisionFromCbor(decode(bytes));
+  } catch (e) {
+    if (e instanceof ShapeError) throw new CustodyError('PAYLOAD_REJECTED', `decision: ${e.message}`);
+    throw e;
+  }
+}
+
+/**
+ * Verifies and applies one committed decision. Returns the new state and its effects; throws a
+ * CustodyError carrying the verifier's reason code when the decision is refused. A decision at
+ * or below the last applied index is a re-delivery and is skipped if it is the same decision.
+ */
+export function applyDecision(
+  state: GovernanceState,
+  committed: CommittedDecision,
+  nodeId: string,
+): { state: GovernanceState; effects: Effect[]; applied: boolean } {
+  const d = decodeDecision(committed.decision);
+  if (committed.ledgerIndex <= state.index) {
+    return { state, effects: [], applied: false };
+  }
+  if (committed.stampMs < state.stampMs) throw new CustodyError('PAYLOAD_REJECTED', 'decision stamps must not go backwards');
+  const verdict = verifyDecision(d, rosterFromJson(state.roster), state.clusterId, state.governanceEpoch, committed.stampMs);
+  if (!verdict.ok) throw new CustodyError(verdict.reason, verdict.detail);
+  if (toHex(d.body.parentCid) !== state.lastCid) {
+    throw new CustodyError('BINDING_MISMATCH', `decision at index ${committed.ledgerIndex} does not follow the last applied decision`);
+  }
+  const s: GovernanceState = structuredClone(state);
+  const effects: Effect[] = [];
+  const a = d.body.action;
+  const key = (id: string): KeyAuthority => {
+    const k = s.keys[id];
+    if (k === undefined) throw new CustodyError('UNKNOWN_KEY', `decision names key ${id}, which was never authorized`);
+    return k;
+  };
+  switch (a.kind) {
+    case 'DkgAuthorized':
+      s.keys[a.keyId] = {
+        scheme: a.scheme, threshold: a.threshold, participants: [...a.participants], authorizedIndex: committed.ledgerIndex,
+        activeEpoch: 0, activatedIndex: 0, retired: false,
+      };
+      break;
+    case 'KeyActivated':
+    case 'KeyRefreshed':
+    case 'KeyReshared': {
+      const k = key(a.keyId);
+      if (a.keyEpoch <= k.activeEpoch) throw new CustodyError('STALE_EPOCH', `key ${a.keyId} epoch ${a.keyEpoch} is not newer than ${k.activeEpoch}`);
+      k.activeEpoch = a.keyEpoch;
+      k.activatedIndex = committed.ledgerIndex;
+      if (a.kind === 'KeyReshared') {
+        k.threshold = a.threshold;
+        k.participants = [...a.participants];
+      }
+      effects.push({ kind: 'epochActivated', keyId: a.keyId, epoch: a.keyEpoch });
+      break;
+    }
+    case 'KeyRetired':
+      key(a.keyId).retired = true;
+      effects.push({ kind: 'keyRetired', keyId: a.keyId });
+      break;
+    case 'NodeRemoved':
+      if (a.nodeId === nodeId) s.removed = true;
+      break;
+    case 'NodeRebound':
+      if (a.nodeId === nodeId) {
+        s.passport = a.passport;
+        effects.push({ kind: 'rebound', passport: a.passport });
+      }
+      break;
+    case 'ApproversChanged': {
+      const ok = validateRoster(a.roster);
+      if (!ok.ok) throw new CustodyError(ok.reason, ok.detail);
+      s.roster = rosterToJson(a.roster);
+      // A new roster opens a new governance epoch: decisions signed under the old roster no
+      // longer verify (verifyDecision binds body.governanceEpoch).
+      s.governanceEpoch += 1;
+      break;
+    }
+    case 'EmergencyFreeze':
+      s.frozen = true;
+      break;
+    case 'Unfreeze':
+      s.frozen = false;
+      break;
+    case 'NodeAdded':
+    case 'PolicyChanged':
+      break;
+    case 'ActApproved':
+    case 'PublicationReleased':
+      throw new CustodyError('PAYLOAD_REJECTED', `${a.kind} is an operation-journal approval, not a governance decision`);
+  }
+  s.lastCid = toHex(verdict.cid);
+  s.index = committed.ledgerIndex;
+  s.stampMs = committed.stampMs;
+  return { state: s, effects, applied: true };
+}

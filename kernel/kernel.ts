@@ -1,0 +1,659 @@
+/**
+ * The secret kernel's core: one request in, one response out, no sockets (kernel/server.ts owns
+ * the transport). Requests run strictly one at a time, so every check-then-write below is atomic
+ * with respect to other requests.
+ *
+ * Nonce discipline (RFC 9591 §5.1 requires each nonce pair to be used at most once; reuse across
+ * two messages reveals the signing share):
+ *   - every presigned nonce pair gets a counter from a per-kernel monotonic sequence; the sealed
+ *     pair and its public commitments are stored before the commitments are returned;
+ *   - a key's nonces are consumed in increasing counter order: using counter c burns every older
+ *     unused pair of the key, and the key's consumed counter becomes c;
+ *   - consumption is one atomic, fsynced store batch (and, in the hsm profile, first a raise of
+ *     the token counter) that completes BEFORE the signature share is returned: a crash before
+ *     it leaves the nonce unused and no share out; a crash after it burns the nonce;
+ *   - a restored older store is caught by its consumed counter: in the software profile the
+ *     daemon passes the highest counter the ledger records as consumed and a store behind it is
+ *     refused (STORE_ROLLED_BACK); in the hsm profile the token counter is authoritative, so
+ *     the old store's stale nonces are refused as consumed (NONCE_REUSED) — safe either way.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
+import type { FrostPublic, FrostSecret, NonceCommitments, Nonces } from '@noble/curves/abstract/frost.js';
+import { CustodyError } from '../proto/errors.js';
+import { kernel as limits } from '../proto/limits.js';
+import { applyDecision, genesisState, type GenesisPin, type GovernanceState, type Effect } from './authority.js';
+import * as redeal from './redeal.js';
+import { counterKey, json, u64, type BatchOp, type KernelStore } from './store.js';
+import { isSuiteName, suiteOf, type PublicKeyPackage, type Rng, type Suite, type SuiteName } from './suites.js';
+import { generateTransportKey, openFrom, sealTo, type TransportKey } from './transport.js';
+import { checkVault, type Vault } from './vault.js';
+import type {
+  Participant, PublicPackage, RequestBody, ResponseBody, Round1Package, SealedPackage, SigningCommitment, KeyInfo,
+} from './wire.js';
+
+type Body<K extends RequestBody['kind']> = Extract<RequestBody, { kind: K }>;
+
+/** Named points between the steps of signing; a test-only hook may kill the process there. */
+export type CrashPoint = 'sign:checked' | 'sign:consumed' | 'sign:replied' | 'nonces:generated' | 'nonces:stored';
+
+export interface KernelOptions {
+  nodeId: string;
+  store: KernelStore;
+  vault: Vault;
+  genesis: GenesisPin;
+  /** Called at each CrashPoint (the crash tests kill the process from here). */
+  crashPoint?: (p: CrashPoint) => void;
+}
+
+interface PublicJson { min: number; max: number; commitments: string[]; verifyingShares: Record<string, string> }
+interface EpochRecord { identifier: string; public: PublicJson }
+interface KeyRecord { keyId: string; suite: SuiteName; epochs: Record<string, EpochRecord> }
+interface NonceRecord { epoch: number; hiding: string; binding: string; sealed: string }
+interface FenceRecord { fenced: boolean; passport: string; reason: string }
+
+interface DkgCeremony {
+  kind: 'dkg';
+  keyId: string;
+  suite: Suite;
+  min: number;
+  me: Participant;
+  participants: Participant[];
+  secret: ReturnType<Suite['frost']['DKG']['round1']>['secret'];
+  round2Done: boolean;
+}
+interface RedealCeremony {
+  kind: 'redeal';
+  keyId: string;
+  suite: Suite;
+  fromEpoch: number;
+  toEpoch: number;
+  me: Participant;
+  plan: redeal.RedealPlan;
+  current: PublicKeyPackage;
+}
+
+const sha256 = (b: Uint8Array): Uint8Array => createHash('sha256').update(b).digest();
+
+function toPublicJson(p: PublicKeyPackage): PublicJson {
+  return {
+    min: p.signers.min, max: p.signers.max, commitments: p.commitments.map(bytesToHex),
+    verifyingShares: Object.fromEntries(Object.entries(p.verifyingShares).map(([k, v]) => [k, bytesToHex(v)])),
+  };
+}
+function fromPublicJson(p: PublicJson): PublicKeyPackage {
+  return {
+    signers: { min: p.min, max: p.max }, commitments: p.commitments.map((c) => hexToBytes(c)),
+    verifyingShares: Object.fromEntries(Object.entries(p.verifyingShares).map(([k, v]) => [k, hexToBytes(v)])),
+  };
+}
+function toWirePublic(p: PublicKeyPackage): PublicPackage {
+  return {
+    min: p.signers.min, max: p.signers.max, commitments: p.commitments,
+    verifyingShares: Object.entries(p.verifyingShares).map(([identifier, point]) => ({ identifier, point })),
+  };
+}
+function fromWirePublic(p: PublicPackage): PublicKeyPackage {
+  const verifyingShares: Record<string, Uint8Array> = {};
+  for (const v of p.verifyingShares) {
+    if (verifyingShares[v.identifier] !== undefined) throw new CustodyError('PAYLOAD_REJECTED', `verifying share ${v.identifier} listed twice`);
+    verifyingShares[v.identifier] = v.point;
+  }
+  if (p.verifyingShares.length !== p.max) throw new CustodyError('PAYLOAD_REJECTED', 'public package: verifying shares do not match max');
+  if (p.commitments.length !== p.min) throw new CustodyError('PAYLOAD_REJECTED', 'public package: commitments do not match min');
+  return { signers: { min: p.min, max: p.max }, commitments: p.commitments, verifyingShares };
+}
+/** Canonical form for comparing packages (verifying shares in identifier order). */
+function canonicalPublic(p: PublicKeyPackage): string {
+  const j = toPublicJson(p);
+  return JSON.stringify({ ...j, verifyingShares: Object.entries(j.verifyingShares).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)) });
+}
+const samePublic = (a: PublicKeyPackage, b: PublicKeyPackage): boolean => canonicalPublic(a) === canonicalPublic(b);
+
+const asFrostPublic = (p: PublicKeyPackage): FrostPublic => p as unknown as FrostPublic;
+
+function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+export class Kernel {
+  private gov!: GovernanceState;
+  private fence: FenceRecord = { fenced: false, passport: '', reason: '' };
+  private transport!: TransportKey;
+  private readonly ceremonies = new Map<string, DkgCeremony | RedealCeremony>();
+  private tail: Promise<unknown> = Promise.resolve();
+  private closed = false;
+
+  private constructor(private readonly o: KernelOptions) {}
+
+  static async open(o: KernelOptions): Promise<Kernel> {
+    const k = new Kernel(o);
+    await checkVault(o.vault, o.store);
+    const gov = await o.store.getJson<GovernanceState>('meta/governance');
+    const pinned = genesisState(o.genesis);
+    if (gov !== undefined && (gov.clusterId !== pinned.clusterId)) throw new CustodyError('CONFIG_INVALID', 'the store belongs to another cluster');
+    k.gov = gov ?? pinned;
+    k.fence = (await o.store.getJson<FenceRecord>('meta/fence')) ?? k.fence;
+    const sealedTransport = await o.store.get('meta/transport');
+    if (sealedTransport === undefined) {
+      const t = await generateTransportKey();
+      await o.store.write([
+        { type: 'put', key: 'meta/transport', value: o.vault.seal(t.privateKey, 'meta/transport') },
+        { type: 'put', key: 'meta/transport-public', value: t.publicKey },
+      ]);
+      k.transport = t;
+    } else {
+      k.transport = {
+        privateKey: o.vault.open(sealedTransport, 'meta/transport'),
+        publicKey: (await o.store.get('meta/transport-public'))!,
+      };
+    }
+    return k;
+  }
+
+  get transportPublicKey(): Uint8Array {
+    return this.transport.publicKey;
+  }
+
+  /** Runs requests strictly one after another. */
+  handle(body: RequestBody): Promise<ResponseBody> {
+    const run = this.tail.then(() => this.dispatch(body));
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.tail;
+    this.transport.privateKey.fill(0);
+    this.ceremonies.clear();
+  }
+
+  private crash(p: CrashPoint): void {
+    this.o.crashPoint?.(p);
+  }
+
+  private async dispatch(b: RequestBody): Promise<ResponseBody> {
+    if (this.closed) throw new CustodyError('INTERNAL', 'the kernel is shutting down');
+    switch (b.kind) {
+      case 'status': return this.status();
+      case 'governance': return this.governance(b);
+      case 'fence': return this.fenceSelf(b);
+      case 'dkgBegin': return this.dkgBegin(b);
+      case 'dkgRound2': return this.dkgRound2(b);
+      case 'dkgFinish': return this.dkgFinish(b);
+      case 'redealBegin': return this.redealBegin(b);
+      case 'redealFinish': return this.redealFinish(b);
+      case 'nonces': return this.nonces(b);
+      case 'sign': return this.sign(b);
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Status and governance
+  // -------------------------------------------------------------------------------------------
+
+  private isFenced(): boolean {
+    return this.gov.removed || this.fence.fenced;
+  }
+
+  /** Every secret step passes here first. */
+  private guard(): void {
+    if (this.isFenced()) throw new CustodyError('SPLIT_BRAIN_FENCED', this.gov.removed ? 'this node was removed from the cluster' : `this node is fenced (${this.fence.reason || 'no reason given'})`);
+    if (this.gov.frozen) throw new CustodyError('FROZEN');
+  }
+
+  private async status(): Promise<ResponseBody> {
+    const keys: KeyInfo[] = [];
+    for (const { value } of await this.o.store.list('key/', limits.participantsMax * 64)) {
+      const rec = JSON.parse(Buffer.from(value).toString('utf8')) as KeyRecord;
+      const auth = this.gov.keys[rec.keyId];
+      const epochs = Object.keys(rec.epochs).map(Number).sort((a, b) => b - a);
+      const epoch = auth && rec.epochs[auth.activeEpoch] ? auth.activeEpoch : epochs[0] ?? 0;
+      const e = rec.epochs[epoch];
+      if (e === undefined) continue;
+      const available = (await this.o.store.list(`nonce/${rec.keyId}/`, limits.noncesOutstandingMax + 1)).length;
+      keys.push({
+        keyId: rec.keyId, epoch, suite: rec.suite, identifier: e.identifier, groupPublicKey: hexToBytes(e.public.commitments[0]!),
+        active: auth !== undefined && !auth.retired && auth.activeEpoch === epoch, commitmentsAvailable: available,
+        consumedCounter: await this.consumedCounter(rec.keyId),
+      });
+    }
+    return {
+      kind: 'status', nodeId: this.o.nodeId, profile: this.o.vault.profile, transportPublicKey: this.transport.publicKey, keys,
+      governanceIndex: this.gov.index, frozen: this.gov.frozen, fenced: this.isFenced(),
+    };
+  }
+
+  private async governance(b: Body<'governance'>): Promise<ResponseBody> {
+    let state = this.gov;
+    let applied = 0;
+    const effects: Effect[] = [];
+    let refusal: unknown;
+    for (const d of b.decisions) {
+      try {
+        const r = applyDecision(state, d, this.o.nodeId);
+        state = r.state;
+        if (r.applied) applied++;
+        effects.push(...r.effects);
+      } catch (e) {
+        // Decisions before the refused one stay applied (each was valid in order).
+        refusal = e;
+        break;
+      }
+    }
+    const ops: BatchOp[] = [{ type: 'put', key: 'meta/governance', value: json(state) }];
+    for (const e of effects) ops.push(...(await this.effectOps(e, state)));
+    await this.o.store.write(ops);
+    this.gov = state;
+    if (refusal !== undefined) throw refusal;
+    return { kind: 'governance', governanceIndex: state.index, applied, frozen: state.frozen, fenced: this.isFenced() };
+  }
+
+  /** Store changes a governance effect implies: superseded epochs and their nonces are erased. */
+  private async effectOps(e: Effect, state: GovernanceState): Promise<BatchOp[]> {
+    const ops: BatchOp[] = [];
+    if (e.kind === 'rebound') {
+      if (this.fence.fenced && this.fence.passport !== e.passport) {
+        this.fence = { fenced: false, passport: e.passport, reason: '' };
+        ops.push({ type: 'put', key: 'meta/fence', value: json(this.fence) });
+      }
+      return ops;
+    }
+    const rec = await this.o.store.getJson<KeyRecord>(`key/${e.keyId}`);
+    if (rec === undefined) return ops;
+    const keep = e.kind === 'epochActivated' ? e.epoch : Infinity;
+    for (const epoch of Object.keys(rec.epochs).map(Number)) {
+      if (epoch < keep) {
+        ops.push({ type: 'del', key: `share/${e.keyId}/${epoch}` });
+        delete rec.epochs[epoch];
+      }
+    }
+    for (const { key, value } of await this.o.store.list(`nonce/${e.keyId}/`, limits.noncesOutstandingMax + 1)) {
+      const n = JSON.parse(Buffer.from(value).toString('utf8')) as NonceRecord;
+      if (n.epoch < keep) ops.push({ type: 'del', key });
+    }
+    ops.push({ type: 'put', key: `key/${e.keyId}`, value: json(rec) });
+    void state;
+    return ops;
+  }
+
+  private async fenceSelf(b: Body<'fence'>): Promise<ResponseBody> {
+    this.fence = { fenced: true, passport: b.passport, reason: b.reason };
+    await this.o.store.write([{ type: 'put', key: 'meta/fence', value: json(this.fence) }]);
+    return { kind: 'governance', governanceIndex: this.gov.index, applied: 0, frozen: this.gov.frozen, fenced: true };
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // DKG (RFC 9591 Appendix C secret sharing with proofs of knowledge; noble's split rounds)
+  // -------------------------------------------------------------------------------------------
+
+  private openCeremony(id: string, c: DkgCeremony | RedealCeremony): void {
+    if (this.ceremonies.has(id)) throw new CustodyError('REPLAY_OR_CONFLICT', `ceremony ${id} is already open`);
+    if (this.ceremonies.size >= limits.ceremoniesOpenMax) throw new CustodyError('LIMIT_EXCEEDED', 'too many open ceremonies');
+    this.ceremonies.set(id, c);
+  }
+
+  private ceremony<K extends 'dkg' | 'redeal'>(id: string, kind: K): Extract<DkgCeremony | RedealCeremony, { kind: K }> {
+    const c = this.ceremonies.get(id);
+    if (c === undefined || c.kind !== kind) throw new CustodyError('UNKNOWN_SESSION', `no open ${kind} ceremony ${id}`);
+    return c as Extract<DkgCeremony | RedealCeremony, { kind: K }>;
+  }
+
+  /** Validates a committee and finds this kernel in it (by node id, transport key and identifier). */
+  private committee(suite: Suite, ps: Participant[], identifier: string, what: string): { me: Participant | undefined } {
+    redeal.validateParticipants(suite, ps.map((p) => p.identifier), what);
+    if (new Set(ps.map((p) => p.nodeId)).size !== ps.length) throw new CustodyError('PAYLOAD_REJECTED', `${what}: a node is listed twice`);
+    const mine = ps.filter((p) => p.nodeId === this.o.nodeId);
+    const me = mine[0];
+    if (me === undefined) {
+      if (identifier !== '') throw new CustodyError('WRONG_RECIPIENT', `${what}: this node is not listed`);
+      return { me: undefined };
+    }
+    if (me.identifier !== identifier) throw new CustodyError('BINDING_MISMATCH', `${what}: this node's identifier is ${me.identifier}, not ${identifier}`);
+    if (!bytesEqual(me.transportPublicKey, this.transport.publicKey)) throw new CustodyError('BINDING_MISMATCH', `${what}: the transport key listed for this node is not this kernel's`);
+    return { me };
+  }
+
+  private async dkgBegin(b: Body<'dkgBegin'>): Promise<ResponseBody> {
+    this.guard();
+    if (!isSuiteName(b.suite)) throw new CustodyError('PAYLOAD_REJECTED', `unknown suite ${b.suite}`);
+    const suite = suiteOf(b.suite);
+    const auth = this.gov.keys[b.keyId];
+    if (auth === undefined) throw new CustodyError('PERMIT_MISSING', `no DkgAuthorized decision for key ${b.keyId}`);
+    const nodes = b.participants.map((p) => p.nodeId).sort();
+    if (auth.scheme !== b.suite || auth.threshold !== b.min || JSON.stringify(nodes) !== JSON.stringify([...auth.participants].sort())) {
+      throw new CustodyError('BINDING_MISMATCH', `the ceremony does not match the DkgAuthorized decision for key ${b.keyId}`);
+    }
+    if (auth.activeEpoch !== 0 || (await this.o.store.get(`key/${b.keyId}`)) !== undefined) {
+      throw new CustodyError('REPLAY_OR_CONFLICT', `key ${b.keyId} already exists`);
+    }
+    redeal.validateThreshold(b.min, b.participants.length, 'dkg');
+    const { me } = this.committee(suite, b.participants, b.identifier, 'dkg participants');
+    if (me === undefined) throw new CustodyError('WRONG_RECIPIENT', 'this node is not a participant');
+    for (const c of this.ceremonies.values()) {
+      if (c.keyId === b.keyId) throw new CustodyError('REPLAY_OR_CONFLICT', `a ceremony for key ${b.keyId} is already open`);
+    }
+    const r1 = suite.frost.DKG.round1(b.identifier, { min: b.min, max: b.participants.length });
+    this.openCeremony(b.ceremonyId, { kind: 'dkg', keyId: b.keyId, suite, min: b.min, me, participants: b.participants, secret: r1.secret, round2Done: false });
+    return { kind: 'dkgRound1', package: { identifier: r1.public.identifier, commitment: r1.public.commitment, proofOfKnowledge: r1.public.proofOfKnowledge } };
+  }
+
+  private others(c: DkgCeremony, round1: Round1Package[]): Round1Package[] {
+    const expected = c.participants.filter((p) => p.identifier !== c.me.identifier).map((p) => p.identifier).sort();
+    const got = round1.map((r) => r.identifier).sort();
+    if (JSON.stringify(expected) !== JSON.stringify(got)) throw new CustodyError('SESSION_MISMATCH', 'round-1 packages do not come from exactly the other participants');
+    return round1;
+  }
+
+  private async dkgRound2(b: Body<'dkgRound2'>): Promise<ResponseBody> {
+    this.guard();
+    const c = this.ceremony(b.ceremonyId, 'dkg');
+    const others = this.others(c, b.round1);
+    let out: Record<string, { signingShare: Uint8Array }>;
+    try {
+      out = c.suite.frost.DKG.round2(c.secret, others as never) as Record<string, { signingShare: Uint8Array }>;
+    } catch (e) {
+      throw new CustodyError('PAYLOAD_REJECTED', `round 2: ${(e as Error).message}`);
+    }
+    const packages: SealedPackage[] = [];
+    for (const p of c.participants) {
+      if (p.identifier === c.me.identifier) continue;
+      const share = out[p.identifier];
+      if (share === undefined) throw new CustodyError('INTERNAL', 'round 2 produced no package for a participant');
+      packages.push(await sealTo(p.transportPublicKey, { purpose: 'dkg-round2', ceremonyId: b.ceremonyId, keyId: c.keyId, sender: c.me.identifier, recipient: p.identifier }, share.signingShare));
+    }
+    c.round2Done = true;
+    return { kind: 'dkgRound2', packages };
+  }
+
+  private async dkgFinish(b: Body<'dkgFinish'>): Promise<ResponseBody> {
+    this.guard();
+    const c = this.ceremony(b.ceremonyId, 'dkg');
+    if (!c.round2Done) throw new CustodyError('INVALID_TRANSITION', 'round 2 has not run');
+    const others = this.others(c, b.round1);
+    const round2: { identifier: string; signingShare: Uint8Array }[] = [];
+    const senders = new Set<string>();
+    for (const p of b.packages) {
+      if (p.recipient !== c.me.identifier) throw new CustodyError('WRONG_RECIPIENT', `package for ${p.recipient}`);
+      if (senders.has(p.sender)) throw new CustodyError('PAYLOAD_REJECTED', `two packages from ${p.sender}`);
+      senders.add(p.sender);
+      if (!others.some((r) => r.identifier === p.sender)) throw new CustodyError('SESSION_MISMATCH', `package from ${p.sender}, who is not a participant`);
+      const share = await openFrom(this.transport.privateKey, { purpose: 'dkg-round2', ceremonyId: b.ceremonyId, keyId: c.keyId, sender: p.sender, recipient: c.me.identifier }, p);
+      round2.push({ identifier: p.sender, signingShare: share });
+    }
+    let key: { public: PublicKeyPackage; secret: { identifier: string; signingShare: Uint8Array } };
+    try {
+      key = c.suite.frost.DKG.round3(c.secret, others as never, round2 as never) as never;
+      c.suite.frost.validateSecret(key.secret as FrostSecret, asFrostPublic(key.public));
+    } catch (e) {
+      throw new CustodyError('PAYLOAD_REJECTED', `round 3: ${(e as Error).message}`);
+    } finally {
+      for (const r of round2) r.signingShare.fill(0);
+    }
+    this.ceremonies.delete(b.ceremonyId);
+    const rec: KeyRecord = { keyId: c.keyId, suite: c.suite.name, epochs: { 1: { identifier: c.me.identifier, public: toPublicJson(key.public) } } };
+    await this.o.store.write([
+      { type: 'put', key: `share/${c.keyId}/1`, value: this.o.vault.seal(key.secret.signingShare, `share/${c.keyId}/1`) },
+      { type: 'put', key: `key/${c.keyId}`, value: json(rec) },
+    ]);
+    key.secret.signingShare.fill(0);
+    return { kind: 'keyPackage', keyId: c.keyId, epoch: 1, suite: c.suite.name, identifier: c.me.identifier, public: toWirePublic(key.public) };
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Refresh / reshare (kernel/redeal.ts)
+  // -------------------------------------------------------------------------------------------
+
+  private async keyRecord(keyId: string): Promise<KeyRecord | undefined> {
+    return this.o.store.getJson<KeyRecord>(`key/${keyId}`);
+  }
+
+  private async openShare(keyId: string, epoch: number): Promise<Uint8Array> {
+    const sealed = await this.o.store.get(`share/${keyId}/${epoch}`);
+    if (sealed === undefined) throw new CustodyError('KEY_NOT_ACTIVE', `this kernel holds no share of ${keyId} epoch ${epoch}`);
+    return this.o.vault.open(sealed, `share/${keyId}/${epoch}`);
+  }
+
+  private async redealBegin(b: Body<'redealBegin'>): Promise<ResponseBody> {
+    this.guard();
+    if (!isSuiteName(b.suite)) throw new CustodyError('PAYLOAD_REJECTED', `unknown suite ${b.suite}`);
+    const suite = suiteOf(b.suite);
+    const auth = this.gov.keys[b.keyId];
+    if (auth === undefined || auth.retired || auth.activeEpoch === 0) throw new CustodyError('KEY_NOT_ACTIVE', `key ${b.keyId} is not active`);
+    if (auth.scheme !== b.suite) throw new CustodyError('BINDING_MISMATCH', `key ${b.keyId} is ${auth.scheme}`);
+    if (b.fromEpoch !== auth.activeEpoch) throw new CustodyError('STALE_EPOCH', `key ${b.keyId} is at epoch ${auth.activeEpoch}, not ${b.fromEpoch}`);
+    if (b.toEpoch !== b.fromEpoch + 1) throw new CustodyError('PAYLOAD_REJECTED', 'the new epoch must follow the current one');
+    const current = fromWirePublic(b.current);
+    const plan: redeal.RedealPlan = { dealers: b.dealers, committee: b.committee.map((p) => p.identifier), min: b.min };
+    const { me } = this.committee(suite, b.committee, b.identifier, 'new committee');
+    const rec = await this.keyRecord(b.keyId);
+    const held = rec?.epochs[b.fromEpoch];
+    if (held !== undefined && !samePublic(fromPublicJson(held.public), current)) {
+      throw new CustodyError('BINDING_MISMATCH', `the package presented is not key ${b.keyId} epoch ${b.fromEpoch} as this kernel holds it`);
+    }
+    let reply: ResponseBody = { kind: 'redealDealt', dealer: '', commitments: [], packages: [] };
+    if (held !== undefined && b.dealers.includes(held.identifier)) {
+      const share = await this.openShare(b.keyId, b.fromEpoch);
+      let dealt: redeal.RedealDeal;
+      try {
+        dealt = redeal.deal(suite, current, held.identifier, share, plan);
+      } finally {
+        share.fill(0);
+      }
+      const packages: SealedPackage[] = [];
+      for (const p of b.committee) {
+        const s = dealt.shares.get(p.identifier)!;
+        packages.push(await sealTo(p.transportPublicKey, { purpose: 'redeal', ceremonyId: b.ceremonyId, keyId: b.keyId, sender: held.identifier, recipient: p.identifier }, s));
+        s.fill(0);
+      }
+      reply = { kind: 'redealDealt', dealer: held.identifier, commitments: dealt.commitments, packages };
+    } else {
+      // Not a dealer: still validate the plan now, so a bad plan fails before anyone deals.
+      redeal.validateParticipants(suite, plan.dealers, 'dealers');
+      redeal.validateThreshold(plan.min, plan.committee.length, 'new committee');
+    }
+    if (me !== undefined) {
+      this.openCeremony(b.ceremonyId, { kind: 'redeal', keyId: b.keyId, suite, fromEpoch: b.fromEpoch, toEpoch: b.toEpoch, me, plan, current });
+    }
+    return reply;
+  }
+
+  private async redealFinish(b: Body<'redealFinish'>): Promise<ResponseBody> {
+    this.guard();
+    const c = this.ceremony(b.ceremonyId, 'redeal');
+    const deals: redeal.ReceivedDeal[] = [];
+    try {
+      for (const d of b.deals) {
+        if (d.package.sender !== d.dealer) throw new CustodyError('SESSION_MISMATCH', `deal from ${d.dealer} carries a package from ${d.package.sender}`);
+        const share = await openFrom(this.transport.privateKey, { purpose: 'redeal', ceremonyId: b.ceremonyId, keyId: c.keyId, sender: d.dealer, recipient: c.me.identifier }, d.package);
+        deals.push({ dealer: d.dealer, commitments: d.commitments, share });
+      }
+      const out = redeal.combine(c.suite, c.current, c.me.identifier, c.plan, deals);
+      this.ceremonies.delete(b.ceremonyId);
+      const rec: KeyRecord = (await this.keyRecord(c.keyId)) ?? { keyId: c.keyId, suite: c.suite.name, epochs: {} };
+      rec.epochs[c.toEpoch] = { identifier: c.me.identifier, public: toPublicJson(out.public) };
+      await this.o.store.write([
+        { type: 'put', key: `share/${c.keyId}/${c.toEpoch}`, value: this.o.vault.seal(out.share, `share/${c.keyId}/${c.toEpoch}`) },
+        { type: 'put', key: `key/${c.keyId}`, value: json(rec) },
+      ]);
+      out.share.fill(0);
+      return { kind: 'keyPackage', keyId: c.keyId, epoch: c.toEpoch, suite: c.suite.name, identifier: c.me.identifier, public: toWirePublic(out.public) };
+    } finally {
+      for (const d of deals) d.share.fill(0);
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Presigned nonces (RFC 9591 §5.1 commit)
+  // -------------------------------------------------------------------------------------------
+
+  /** Highest consumed counter for the key: the larger of the store's and (hsm) the token's. */
+  private async consumedCounter(keyId: string): Promise<number> {
+    const local = await this.o.store.getU64(`consumed/${keyId}`);
+    const token = this.o.vault.counter?.get(keyId) ?? 0;
+    return Math.max(local, token);
+  }
+
+  private async nonces(b: Body<'nonces'>, rng?: Rng): Promise<ResponseBody> {
+    this.guard();
+    const rec = await this.keyRecord(b.keyId);
+    const e = rec?.epochs[b.keyEpoch];
+    if (rec === undefined || e === undefined) throw new CustodyError('UNKNOWN_KEY', `this kernel holds no share of ${b.keyId} epoch ${b.keyEpoch}`);
+    const auth = this.gov.keys[b.keyId];
+    if (auth !== undefined && (auth.retired || b.keyEpoch < auth.activeEpoch)) throw new CustodyError('STALE_EPOCH', `key ${b.keyId} epoch ${b.keyEpoch} is superseded`);
+    const outstanding = (await this.o.store.list(`nonce/${b.keyId}/`, limits.noncesOutstandingMax + 1)).length;
+    if (outstanding + b.count > limits.noncesOutstandingMax) throw new CustodyError('LIMIT_EXCEEDED', `key ${b.keyId} already holds ${outstanding} presigned nonces`);
+    const suite = suiteOf(rec.suite);
+    const consumed = await this.consumedCounter(b.keyId);
+    let next = Math.max(await this.o.store.getU64('meta/counter'), consumed + 1, 1);
+    const share = await this.openShare(b.keyId, b.keyEpoch);
+    const secret = { identifier: e.identifier, signingShare: share } as FrostSecret;
+    const ops: BatchOp[] = [];
+    const commitments: { counter: number; identifier: string; hiding: Uint8Array; binding: Uint8Array }[] = [];
+    try {
+      for (let i = 0; i < b.count; i++, next++) {
+        const g = suite.frost.commit(secret, rng as never);
+        const plain = new Uint8Array(64);
+        plain.set(g.nonces.hiding, 0);
+        plain.set(g.nonces.binding, 32);
+        const aad = `nonce/${b.keyId}/${b.keyEpoch}/${next}`;
+        const record: NonceRecord = { epoch: b.keyEpoch, hiding: bytesToHex(g.commitments.hiding), binding: bytesToHex(g.commitments.binding), sealed: bytesToHex(this.o.vault.seal(plain, aad)) };
+        plain.fill(0);
+        g.nonces.hiding.fill(0);
+        g.nonces.binding.fill(0);
+        ops.push({ type: 'put', key: `nonce/${b.keyId}/${counterKey(next)}`, value: json(record) });
+        commitments.push({ counter: next, identifier: e.identifier, hiding: g.commitments.hiding, binding: g.commitments.binding });
+      }
+    } finally {
+      share.fill(0);
+    }
+    ops.push({ type: 'put', key: 'meta/counter', value: u64(next) });
+    this.crash('nonces:generated');
+    await this.o.store.write(ops);
+    this.crash('nonces:stored');
+    return { kind: 'nonces', commitments };
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Signing (RFC 9591 §5.2 sign)
+  // -------------------------------------------------------------------------------------------
+
+  private async sign(b: Body<'sign'>): Promise<ResponseBody> {
+    this.guard();
+    const { permit } = b;
+    const rec = await this.keyRecord(permit.keyId);
+    const auth = this.gov.keys[permit.keyId];
+    if (rec === undefined) throw new CustodyError('UNKNOWN_KEY', `this kernel holds no key ${permit.keyId}`);
+    // The permit must name the key epoch that an approver-signed decision made active.
+    if (auth === undefined || auth.activeEpoch === 0 || auth.retired) throw new CustodyError('KEY_NOT_ACTIVE', `key ${permit.keyId} is not active`);
+    if (permit.keyEpoch !== auth.activeEpoch) throw new CustodyError('STALE_EPOCH', `permit names epoch ${permit.keyEpoch}; epoch ${auth.activeEpoch} is active`);
+    if (permit.ledgerIndex <= auth.activatedIndex) throw new CustodyError('STALE_EPOCH', `permit at ledger index ${permit.ledgerIndex} predates the activation at ${auth.activatedIndex}`);
+    const e = rec.epochs[permit.keyEpoch];
+    if (e === undefined) throw new CustodyError('KEY_NOT_ACTIVE', `this kernel holds no share of ${permit.keyId} epoch ${permit.keyEpoch}`);
+    if (!bytesEqual(sha256(b.message), permit.messageDigest)) throw new CustodyError('DIGEST_MISMATCH');
+    if ((await this.o.store.get(`permit/${permit.requestId}`)) !== undefined) throw new CustodyError('STEP_PERMIT_REUSED', `permit for request ${permit.requestId} was already used`);
+
+    const localConsumed = await this.o.store.getU64(`consumed/${permit.keyId}`);
+    const consumed = await this.consumedCounter(permit.keyId);
+    if (b.ledgerConsumedCounter > consumed) {
+      throw new CustodyError('STORE_ROLLED_BACK', `the ledger records nonce ${b.ledgerConsumedCounter} of ${permit.keyId} as consumed; this store has only reached ${localConsumed}`);
+    }
+    if (b.counter <= consumed) throw new CustodyError('NONCE_REUSED', `nonce ${b.counter} of ${permit.keyId} is consumed or burned (consumed up to ${consumed})`);
+    const nonceKey = `nonce/${permit.keyId}/${counterKey(b.counter)}`;
+    const nrec = await this.o.store.getJson<NonceRecord>(nonceKey);
+    if (nrec === undefined) throw new CustodyError('PAYLOAD_REJECTED', `no presigned nonce ${b.counter} for ${permit.keyId}`);
+    if (nrec.epoch !== permit.keyEpoch) throw new CustodyError('STALE_EPOCH', `nonce ${b.counter} belongs to epoch ${nrec.epoch}`);
+
+    const suite = suiteOf(rec.suite);
+    const pub = fromPublicJson(e.public);
+    const list = this.commitmentList(suite, pub, e.identifier, b.commitments, nrec);
+
+    const share = await this.openShare(permit.keyId, permit.keyEpoch);
+    const plain = this.o.vault.open(hexToBytes(nrec.sealed), `nonce/${permit.keyId}/${nrec.epoch}/${b.counter}`);
+    let sigShare: Uint8Array;
+    try {
+      const nonces = { hiding: plain.slice(0, 32), binding: plain.slice(32, 64) } as Nonces;
+      sigShare = suite.frost.signShare({ identifier: e.identifier, signingShare: share } as FrostSecret, asFrostPublic(pub), nonces, list, b.message);
+    } catch (err) {
+      throw new CustodyError('PAYLOAD_REJECTED', `signing: ${(err as Error).message}`);
+    } finally {
+      share.fill(0);
+      plain.fill(0);
+    }
+    // A share that does not verify would be a fault in this kernel (RFC 9591 §5.4 check on
+    // ourselves); it must never leave, and the nonce is burned regardless below.
+    const good = suite.frost.verifyShare(asFrostPublic(pub), list, b.message, e.identifier, sigShare);
+    this.crash('sign:checked');
+
+    // Consume durably before anything leaves: token counter first (hsm), then one fsynced batch
+    // that burns this and every older nonce of the key and records the permit as used.
+    this.o.vault.counter?.raise(permit.keyId, b.counter);
+    const ops: BatchOp[] = [];
+    for (const { key } of await this.o.store.list(`nonce/${permit.keyId}/`, limits.noncesOutstandingMax + 1)) {
+      if (key > nonceKey) break;
+      ops.push({ type: 'del', key });
+    }
+    ops.push({ type: 'put', key: `consumed/${permit.keyId}`, value: u64(b.counter) });
+    ops.push({ type: 'put', key: `permit/${permit.requestId}`, value: json({ keyId: permit.keyId, keyEpoch: permit.keyEpoch, digest: bytesToHex(permit.messageDigest), ledgerIndex: permit.ledgerIndex, counter: b.counter }) });
+    await this.o.store.write(ops);
+    this.crash('sign:consumed');
+    if (!good) throw new CustodyError('INTERNAL', 'the computed signature share does not verify; nonce burned');
+    return { kind: 'signatureShare', identifier: e.identifier, sigShare, counter: b.counter };
+  }
+
+  /** Validates the signing set's commitment list (RFC 9591 §5.2 inputs) and finds ours in it. */
+  private commitmentList(suite: Suite, pub: PublicKeyPackage, me: string, list: SigningCommitment[], mine: NonceRecord): NonceCommitments[] {
+    const ids = list.map((c) => c.identifier);
+    redeal.validateParticipants(suite, ids, 'signing set');
+    if (ids.length < pub.signers.min || ids.length > pub.signers.max) throw new CustodyError('PAYLOAD_REJECTED', `signing set of ${ids.length} for a ${pub.signers.min}-of-${pub.signers.max} key`);
+    for (const id of ids) if (pub.verifyingShares[id] === undefined) throw new CustodyError('PAYLOAD_REJECTED', `signer ${id} holds no share of this key epoch`);
+    const own = list.find((c) => c.identifier === me);
+    if (own === undefined) throw new CustodyError('PAYLOAD_REJECTED', 'this kernel is not in the signing set');
+    if (bytesToHex(own.hiding) !== mine.hiding || bytesToHex(own.binding) !== mine.binding) {
+      throw new CustodyError('BINDING_MISMATCH', 'the commitment listed for this kernel is not the presigned one named by the counter');
+    }
+    for (const c of list) {
+      try {
+        suite.parsePoint(c.hiding);
+        suite.parsePoint(c.binding);
+      } catch (e) {
+        throw new CustodyError('PAYLOAD_REJECTED', `commitment of ${c.identifier}: ${(e as Error).message}`);
+      }
+    }
+    return list.map((c) => ({ identifier: c.identifier, hiding: c.hiding, binding: c.binding }) as NonceCommitments);
+  }
+
+  /**
+   * Installs a share produced by a trusted dealer (RFC 9591 Appendix C), for migrating an existing
+   * key into custody. Not reachable over the socket: an operator runs it against a stopped
+   * kernel's store. The share is checked against the public package before it is sealed.
+   */
+  importDealerShare(keyId: string, suiteName: SuiteName, identifier: string, pub: PublicKeyPackage, share: Uint8Array): Promise<void> {
+    const run = this.tail.then(async () => {
+      const suite = suiteOf(suiteName);
+      if ((await this.keyRecord(keyId)) !== undefined) throw new CustodyError('REPLAY_OR_CONFLICT', `key ${keyId} already exists`);
+      try {
+        suite.frost.validateSecret({ identifier, signingShare: share } as FrostSecret, asFrostPublic(pub));
+      } catch (e) {
+        throw new CustodyError('PAYLOAD_REJECTED', `dealer share: ${(e as Error).message}`);
+      }
+      const rec: KeyRecord = { keyId, suite: suiteName, epochs: { 1: { identifier, public: toPublicJson(pub) } } };
+      await this.o.store.write([
+        { type: 'put', key: `share/${keyId}/1`, value: this.o.vault.seal(share, `share/${keyId}/1`) },
+        { type: 'put', key: `key/${keyId}`, value: json(rec) },
+      ]);
+    });
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Test seam for RFC 9591 Appendix E: the production nonce path with the vector's randomness. */
+  presignWithRng(b: Body<'nonces'>, rng: Rng): Promise<ResponseBody> {
+    const run = this.tail.then(() => this.nonces(b, rng));
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+}
+

@@ -1,0 +1,37 @@
+/**
+ * `custody kernel --config <file>`: run this node's secret kernel (kernel/).
+ * `custody kernel hsm-init --config <file> --so-pin-file <file>`: initialize the hsm profile's
+ * token (if needed) and generate the non-extractable wrapping key inside it.
+ */
+import type { CommandModule } from 'yargs';
+import { CustodyError } from '../../proto/errors.js';
+import { loadConfig } from '../../kernel/config.js';
+import { hsmInit, wrappingKeyAttributes } from '../../kernel/hsm.js';
+import { kernelProcess } from '../../kernel/main.js';
+
+interface Args {
+  action: string;
+  config: string;
+  'so-pin-file'?: string;
+}
+
+export const kernelCommand: CommandModule<object, Args> = {
+  command: 'kernel [action]',
+  describe: 'run the secret kernel (action "run"), or prepare its HSM token (action "hsm-init")',
+  builder: (y) =>
+    y
+      .positional('action', { choices: ['run', 'hsm-init'] as const, default: 'run', describe: 'what to do' })
+      .option('config', { type: 'string', demandOption: true, describe: 'kernel config file (YAML or JSON)' })
+      .option('so-pin-file', { type: 'string', describe: 'hsm-init: security-officer PIN file, to initialize a new token' }) as never,
+  handler: async (argv) => {
+    const cfg = loadConfig(argv.config);
+    if (argv.action === 'hsm-init') {
+      if (cfg.profile !== 'hsm' || cfg.hsm === undefined) throw new CustodyError('CONFIG_INVALID', 'hsm-init needs profile: hsm');
+      const did = hsmInit({ ...cfg.hsm, ...(argv['so-pin-file'] ? { soPinFile: argv['so-pin-file'] } : {}) });
+      const attrs = wrappingKeyAttributes(cfg.hsm);
+      process.stdout.write(`${JSON.stringify({ ...did, wrappingKey: attrs })}\n`);
+      return;
+    }
+    await kernelProcess(cfg);
+  },
+};

@@ -1,0 +1,325 @@
+/**
+ * Test harness for the kernel: a governance twin that issues real approver-signed decisions
+ * (ledger/decision.ts), kernel processes on real Unix sockets (or in-process kernels), SoftHSM2
+ * tokens in temp folders, and a coordinator that plays the daemons' part in DKG and signing.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash, createPublicKey, randomBytes, verify as nodeVerify } from 'node:crypto';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { schnorr } from '@noble/curves/secp256k1.js';
+import { makeApproverKey, signDecision, decisionToCbor, decisionCid, type ApproverKey, type DecisionAction } from '../../ledger/decision.js';
+import { encode, toHex } from '../../ledger/encoding.js';
+import type { GenesisPin } from '../../kernel/authority.js';
+import { KernelClient } from '../../kernel/client.js';
+import { hsmInit, type HsmConfig } from '../../kernel/hsm.js';
+import { Kernel, type CrashPoint } from '../../kernel/kernel.js';
+import { KernelStore } from '../../kernel/store.js';
+import { externalPublicKey, suiteOf, type PublicKeyPackage, type SuiteName } from '../../kernel/suites.js';
+import { SoftwareVault, type Vault } from '../../kernel/vault.js';
+import { HsmVault } from '../../kernel/hsm.js';
+import type { CommittedDecision, NonceCommitment, Participant, PublicPackage, SigningCommitment } from '../../kernel/wire.js';
+
+export const REPO = fileURLToPath(new URL('../../../', import.meta.url));
+export const KERNEL_BIN = join(REPO, 'dist/kernel/bin.js');
+export const SOFTHSM_MODULE = '/usr/lib/softhsm/libsofthsm2.so';
+export type Profile = 'software' | 'hsm';
+export const PROFILES: Profile[] = ['software', 'hsm'];
+
+export const sha256 = (b: Uint8Array): Uint8Array => createHash('sha256').update(b).digest();
+
+export function tempDir(prefix: string): { dir: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), `custody-${prefix}-`));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Governance twin
+// ---------------------------------------------------------------------------------------------
+
+export class Governance {
+  readonly approvers: ApproverKey[] = [makeApproverKey('alice'), makeApproverKey('bob'), makeApproverKey('carol')];
+  readonly clusterId = `cluster-${randomBytes(4).toString('hex')}`;
+  readonly genesisCid = randomBytes(32);
+  governanceEpoch = 1;
+  index = 0;
+  stampMs = 1_700_000_000_000;
+  private lastCid: Uint8Array = this.genesisCid;
+  /** Every decision issued, in order (what the ledger would hold). */
+  readonly log: CommittedDecision[] = [];
+
+  pin(): GenesisPin {
+    return {
+      clusterId: this.clusterId,
+      genesisCid: toHex(this.genesisCid),
+      governanceEpoch: this.governanceEpoch,
+      roster: {
+        approvers: this.approvers.map((a) => ({ id: a.id, publicKey: toHex(a.publicKey), roles: ['governor'] })),
+        quorum: { threshold: 2, freezeThreshold: 1 },
+      },
+    };
+  }
+
+  /** A decision signed by two of the three approvers, chained to the previous one. */
+  decide(action: DecisionAction, signers: ApproverKey[] = this.approvers.slice(0, 2)): CommittedDecision {
+    this.index += 1;
+    this.stampMs += 1000;
+    const body = {
+      clusterId: this.clusterId, governanceEpoch: this.governanceEpoch, parentCid: this.lastCid, action,
+      issuedMs: this.stampMs, expiresMs: this.stampMs + 3_600_000,
+    };
+    const d = signDecision(body, signers);
+    this.lastCid = decisionCid(body);
+    const c = { decision: encode(decisionToCbor(d)), ledgerIndex: this.index, stampMs: this.stampMs };
+    this.log.push(c);
+    return c;
+  }
+
+  /** A ledger index for a signing permit (after everything decided so far). */
+  permitIndex(): number {
+    this.index += 1;
+    return this.index;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Kernel processes
+// ---------------------------------------------------------------------------------------------
+
+export interface SoftHsm {
+  env: Record<string, string>;
+  hsm: HsmConfig;
+}
+
+/** A SoftHSM2 token in its own temp folder (never the system token store). */
+export function makeSoftHsm(dir: string, label: string): SoftHsm {
+  const tokens = join(dir, 'tokens');
+  mkdirSync(tokens, { recursive: true });
+  const conf = join(dir, 'softhsm2.conf');
+  writeFileSync(conf, `directories.tokendir = ${tokens}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n`);
+  writeFileSync(join(dir, 'pin'), '246810\n', { mode: 0o600 });
+  writeFileSync(join(dir, 'so-pin'), '13579111\n', { mode: 0o600 });
+  const hsm: HsmConfig = { module: SOFTHSM_MODULE, tokenLabel: label, pinFile: join(dir, 'pin'), keyLabel: 'custody-wrap' };
+  const prev = process.env['SOFTHSM2_CONF'];
+  process.env['SOFTHSM2_CONF'] = conf;
+  try {
+    hsmInit({ ...hsm, soPinFile: join(dir, 'so-pin') });
+  } finally {
+    if (prev === undefined) delete process.env['SOFTHSM2_CONF'];
+    else process.env['SOFTHSM2_CONF'] = prev;
+  }
+  return { env: { SOFTHSM2_CONF: conf }, hsm };
+}
+
+export interface KernelSetup {
+  nodeId: string;
+  dir: string;
+  configPath: string;
+  socketPath: string;
+  storeDir: string;
+  profile: Profile;
+  env: Record<string, string>;
+  hsm?: HsmConfig;
+}
+
+/** Writes a kernel's config (and its key file or SoftHSM token) under `root`. */
+export function setupKernel(root: string, nodeId: string, profile: Profile, gov: Governance): KernelSetup {
+  const dir = join(root, nodeId);
+  mkdirSync(dir, { recursive: true });
+  const socketPath = join(dir, 'run', 'kernel.sock');
+  const storeDir = join(dir, 'store');
+  const cfg: Record<string, unknown> = { nodeId, socketPath, storeDir, profile, genesis: gov.pin() };
+  let env: Record<string, string> = {};
+  let hsm: HsmConfig | undefined;
+  if (profile === 'software') {
+    writeFileSync(join(dir, 'kernel.key'), randomBytes(32).toString('hex'), { mode: 0o600 });
+    cfg['software'] = { keyFile: join(dir, 'kernel.key') };
+  } else {
+    const h = makeSoftHsm(join(dir, 'hsm'), nodeId);
+    env = h.env;
+    hsm = h.hsm;
+    cfg['hsm'] = h.hsm;
+  }
+  const configPath = join(dir, 'kernel.json');
+  writeFileSync(configPath, JSON.stringify(cfg, null, 2));
+  return { nodeId, dir, configPath, socketPath, storeDir, profile, env, ...(hsm ? { hsm } : {}) };
+}
+
+export interface KernelProcess {
+  setup: KernelSetup;
+  proc: ChildProcess;
+  client: KernelClient;
+  transportPublicKey: Uint8Array;
+  /** Resolves with the exit signal/code once the process is gone. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  stop(): Promise<void>;
+}
+
+const READY_TIMEOUT_MS = 120_000;
+
+/** Spawns `node dist/kernel/bin.js --config ...` and waits for its readiness line. */
+export async function startKernel(setup: KernelSetup, extraEnv: Record<string, string> = {}): Promise<KernelProcess> {
+  const proc = spawn(process.execPath, [KERNEL_BIN, '--config', setup.configPath], {
+    env: { ...process.env, ...setup.env, ...extraEnv },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
+  let stderr = '';
+  proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const ready = await new Promise<{ transportPublicKey: string }>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`kernel ${setup.nodeId} not ready in time; stderr: ${stderr}`)), READY_TIMEOUT_MS);
+    proc.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const nl = out.indexOf('\n');
+      if (nl >= 0) {
+        clearTimeout(timer);
+        try {
+          resolve(JSON.parse(out.slice(0, nl)) as { transportPublicKey: string });
+        } catch (e) {
+          reject(e as Error);
+        }
+      }
+    });
+    void exited.then(({ code, signal }) => {
+      clearTimeout(timer);
+      reject(new Error(`kernel ${setup.nodeId} exited (${code ?? signal}) before ready; stderr: ${stderr}`));
+    });
+  });
+  const client = await KernelClient.connect(setup.socketPath);
+  return {
+    setup, proc, client, exited,
+    transportPublicKey: Buffer.from(ready.transportPublicKey, 'hex'),
+    async stop() {
+      client.close();
+      if (proc.exitCode === null && proc.signalCode === null) {
+        proc.kill('SIGTERM');
+        await exited;
+      }
+    },
+  };
+}
+
+/** An in-process kernel over a temp store (unit tests that need no socket). */
+export async function openInProcess(root: string, nodeId: string, profile: Profile, gov: Governance, crashPoint?: (p: CrashPoint) => void): Promise<{ kernel: Kernel; close: () => Promise<void>; setup: KernelSetup }> {
+  const setup = setupKernel(root, nodeId, profile, gov);
+  const store = await KernelStore.open(setup.storeDir);
+  let vault: Vault;
+  if (profile === 'software') {
+    vault = SoftwareVault.fromKeyFile(join(setup.dir, 'kernel.key'));
+  } else {
+    process.env['SOFTHSM2_CONF'] = setup.env['SOFTHSM2_CONF']!;
+    vault = HsmVault.open(setup.hsm!);
+  }
+  const kernel = await Kernel.open({ nodeId, store, vault, genesis: gov.pin(), ...(crashPoint ? { crashPoint } : {}) });
+  return {
+    kernel, setup,
+    async close() {
+      await kernel.close();
+      vault.close();
+      await store.close();
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The daemons' part: DKG and signing across kernels
+// ---------------------------------------------------------------------------------------------
+
+export interface Member { nodeId: string; client: KernelClient; transportPublicKey: Uint8Array }
+
+export interface KeyResult { keyId: string; suite: SuiteName; public: PublicPackage; identifiers: Record<string, string> }
+
+export function identifierFor(suite: SuiteName, index: number): string {
+  return suiteOf(suite).frost.Identifier.fromNumber(index);
+}
+
+/** DKG across `members` (authorized and activated by decisions) — RFC 9591 App. C via noble. */
+export async function runDkg(gov: Governance, members: Member[], keyId: string, suite: SuiteName, min: number, activate = true): Promise<KeyResult> {
+  const participants: Participant[] = members.map((m, i) => ({ identifier: identifierFor(suite, i + 1), nodeId: m.nodeId, transportPublicKey: m.transportPublicKey }));
+  const authz = gov.decide({ kind: 'DkgAuthorized', keyId, scheme: suite, threshold: min, participants: members.map((m) => m.nodeId) });
+  for (const m of members) await m.client.call({ kind: 'governance', decisions: [authz] }, 'governance');
+  const ceremonyId = `dkg-${keyId}`;
+  const r1 = await Promise.all(members.map((m, i) =>
+    m.client.call({ kind: 'dkgBegin', ceremonyId, keyId, suite, min, participants, identifier: participants[i]!.identifier }, 'dkgRound1')));
+  const pk = r1.map((r) => r.package);
+  const r2 = await Promise.all(members.map((m, i) =>
+    m.client.call({ kind: 'dkgRound2', ceremonyId, round1: pk.filter((_, j) => j !== i) }, 'dkgRound2')));
+  const all = r2.flatMap((r) => r.packages);
+  const finals = await Promise.all(members.map((m, i) =>
+    m.client.call({ kind: 'dkgFinish', ceremonyId, round1: pk.filter((_, j) => j !== i), packages: all.filter((p) => p.recipient === participants[i]!.identifier) }, 'keyPackage')));
+  const first = finals[0]!;
+  for (const f of finals) {
+    if (Buffer.compare(Buffer.from(f.public.commitments[0]!), Buffer.from(first.public.commitments[0]!)) !== 0) throw new Error('kernels disagree on the group key');
+  }
+  if (activate) {
+    const act = gov.decide({ kind: 'KeyActivated', keyId, keyEpoch: 1, keyReadyCid: randomBytes(32) });
+    for (const m of members) await m.client.call({ kind: 'governance', decisions: [act] }, 'governance');
+  }
+  return { keyId, suite, public: first.public, identifiers: Object.fromEntries(members.map((m, i) => [m.nodeId, participants[i]!.identifier])) };
+}
+
+export function toPackage(p: PublicPackage): PublicKeyPackage {
+  return {
+    signers: { min: p.min, max: p.max }, commitments: p.commitments,
+    verifyingShares: Object.fromEntries(p.verifyingShares.map((v) => [v.identifier, v.point])),
+  };
+}
+
+export interface SignOutcome {
+  signature: Uint8Array;
+  commitments: SigningCommitment[];
+  shares: Record<string, Uint8Array>;
+}
+
+/** Full signing: one presigned commitment from each signer, a permit per kernel, aggregate. */
+export async function signAcross(gov: Governance, signers: Member[], key: KeyResult, message: Uint8Array, epoch = 1, pub?: PublicPackage, ledgerConsumed?: Record<string, number>): Promise<SignOutcome> {
+  const nonces: NonceCommitment[] = [];
+  for (const m of signers) {
+    const r = await m.client.call({ kind: 'nonces', keyId: key.keyId, keyEpoch: epoch, count: 1 }, 'nonces');
+    nonces.push(r.commitments[0]!);
+  }
+  const commitments = nonces.map((n) => ({ identifier: n.identifier, hiding: n.hiding, binding: n.binding }));
+  const ledgerIndex = gov.permitIndex();
+  const requestId = `req-${randomBytes(6).toString('hex')}`;
+  const shares: Record<string, Uint8Array> = {};
+  await Promise.all(signers.map(async (m, i) => {
+    const r = await m.client.call({
+      kind: 'sign',
+      permit: { keyId: key.keyId, keyEpoch: epoch, requestId, messageDigest: sha256(message), ledgerIndex },
+      message, commitments, counter: nonces[i]!.counter, ledgerConsumedCounter: ledgerConsumed?.[m.nodeId] ?? 0,
+    }, 'signatureShare');
+    shares[r.identifier] = r.sigShare;
+  }));
+  const suite = suiteOf(key.suite);
+  const pkg = toPackage(pub ?? key.public);
+  const signature = suite.frost.aggregate(pkg as never, commitments as never, message, shares as never);
+  return { signature, commitments, shares };
+}
+
+/** Verifies with a verifier independent of the FROST code: OpenSSL Ed25519, BIP340 Schnorr. */
+export function independentVerify(suiteName: SuiteName, groupKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
+  const suite = suiteOf(suiteName);
+  const pk = externalPublicKey(suite, groupKey);
+  if (suiteName === 'ed25519') {
+    const key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(pk).toString('base64url') }, format: 'jwk' });
+    return nodeVerify(null, message, key, signature);
+  }
+  if (suiteName === 'taproot') return schnorr.verify(signature, message, pk);
+  // RFC 9591 §6.5 secp256k1 signatures have no non-FROST verifier; the suite's single-party
+  // verification (RFC 9591 §6.5 / Appendix B) is used.
+  return suite.frost.verify(signature, message, pk);
+}
+
+/** The reason code a kernel call was refused with, or 'OK' if it succeeded. */
+export async function reasonOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return 'OK';
+  } catch (e) {
+    if (e instanceof Error && 'reason' in e) return String((e as { reason: unknown }).reason);
+    throw e;
+  }
+}
