@@ -9,8 +9,11 @@ import type { CommandModule } from 'yargs';
 import { CustodyError } from '../proto/errors.js';
 import { simCommand } from './commands/sim.js';
 import { kernelCommand } from './commands/kernel.js';
+import { nodeCommand } from './commands/node.js';
+import { certsCommand } from './commands/certs.js';
+import { clusterCommand } from './commands/cluster.js';
 
-const commands: CommandModule<any, any>[] = [simCommand, kernelCommand];
+const commands: CommandModule<any, any>[] = [simCommand, kernelCommand, nodeCommand, certsCommand, clusterCommand];
 
 export async function main(argv: string[]): Promise<void> {
   let parser = yargs(hideBin(argv))

@@ -281,8 +281,13 @@ export async function wipeStore(dir: string, opts: { discardVote: boolean }): Pr
   try {
     await db.open();
     opened = true;
-  } catch {
-    // No store (or not a LevelDB directory): nothing to keep.
+  } catch (e) {
+    // A missing store has nothing to keep; anything else (held by a running node, unreadable)
+    // must not be deleted from under its owner.
+    const why = `${(e as Error).message} ${(e as { cause?: Error }).cause?.message ?? ''}`;
+    if (!/does not exist/.test(why)) {
+      throw new CustodyError('INVALID_ARGUMENT', `cannot open ${dir} to wipe it (${why.trim()}); is the node still running? Stop it first`);
+    }
   }
   if (opened) {
     try {

@@ -1,0 +1,55 @@
+/**
+ * `custody certs ...`: the cluster CA and the node, operator and client certificates that mutual
+ * TLS on the peer and client ports requires.
+ */
+import type { CommandModule } from 'yargs';
+import { ensureCa, issue } from '../certs.js';
+
+interface Common {
+  dir: string;
+}
+
+const ca: CommandModule<object, Common & { name: string; days: number }> = {
+  command: 'ca',
+  describe: 'create the cluster CA (ca.crt, ca.key) in --dir; an existing CA is kept',
+  builder: (y) =>
+    y
+      .option('dir', { type: 'string', demandOption: true, describe: 'directory holding the CA and issued certificates' })
+      .option('name', { type: 'string', default: 'custody cluster CA', describe: 'CA subject common name' })
+      .option('days', { type: 'number', default: 3650, describe: 'validity in days' }) as never,
+  handler: (a) => {
+    const r = ensureCa(a.dir, a.name, a.days);
+    process.stdout.write(`${r.created ? 'created' : 'kept existing'} CA: ${r.cert}\n`);
+  },
+};
+
+function leaf(role: 'node' | 'operator' | 'client', describe: string): CommandModule<object, Common & { id: string; host: string[]; days: number; force: boolean }> {
+  return {
+    command: role,
+    describe,
+    builder: (y) =>
+      y
+        .option('dir', { type: 'string', demandOption: true, describe: 'directory holding ca.crt and ca.key' })
+        .option('id', { type: 'string', demandOption: true, describe: role === 'node' ? 'node id (as in the cluster roster)' : `${role} name` })
+        .option('host', { type: 'string', array: true, default: [], describe: 'extra subjectAltName: an IP address or DNS name the holder is reached at (repeatable)' })
+        .option('days', { type: 'number', default: 825, describe: 'validity in days' })
+        .option('force', { type: 'boolean', default: false, describe: 'replace an existing certificate and key' }) as never,
+    handler: (a) => {
+      const r = issue(a.dir, role, a.id, a.host, a.days, a.force);
+      process.stdout.write(`${r.created ? 'issued' : 'kept existing'} ${role} certificate ${r.cert} (key ${r.key})\n`);
+    },
+  };
+}
+
+export const certsCommand: CommandModule<object, object> = {
+  command: 'certs',
+  describe: 'create the cluster CA and node, operator and client certificates (uses the openssl tool)',
+  builder: (y) =>
+    y
+      .command(ca)
+      .command(leaf('node', 'issue a node certificate: CN = node id, OU = node, usable for serving and dialling peers'))
+      .command(leaf('operator', 'issue an operator certificate: CN = name, OU = operator (client port only)'))
+      .command(leaf('client', 'issue a client certificate: CN = name, OU = client (client port only)'))
+      .demandCommand(1) as never,
+  handler: () => {},
+};

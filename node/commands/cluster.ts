@@ -1,0 +1,51 @@
+/**
+ * `custody cluster up|down|status --config <dir>`: run a cluster of local nodes from a directory
+ * of node configs (cluster-configs/local-3, local-5).
+ */
+import type { CommandModule } from 'yargs';
+import { clusterDown, clusterStatus, clusterUp } from '../cluster.js';
+
+const say = (line: string): void => {
+  process.stdout.write(`${line}\n`);
+};
+
+const up: CommandModule<object, { config: string; timeout: number }> = {
+  command: 'up',
+  describe: 'create missing certificates, start every node of the directory in the background, wait until each is ready',
+  builder: (y) => y.option('config', { type: 'string', demandOption: true, describe: 'cluster config directory' }).option('timeout', { type: 'number', default: 60_000, describe: 'readiness deadline in ms' }) as never,
+  handler: async (a) => clusterUp(a.config, say, a.timeout),
+};
+
+const down: CommandModule<object, { config: string }> = {
+  command: 'down',
+  describe: 'stop every node of the directory gracefully (SIGTERM) and wait for each to exit',
+  builder: (y) => y.option('config', { type: 'string', demandOption: true, describe: 'cluster config directory' }) as never,
+  handler: async (a) => clusterDown(a.config, say),
+};
+
+const status: CommandModule<object, { config: string; json: boolean }> = {
+  command: 'status',
+  describe: "each node's role, term, leader, commit and applied index",
+  builder: (y) => y.option('config', { type: 'string', demandOption: true, describe: 'cluster config directory' }).option('json', { type: 'boolean', default: false, describe: 'print JSON' }) as never,
+  handler: async (a) => {
+    const rows = await clusterStatus(a.config);
+    if (a.json) {
+      say(JSON.stringify(rows.map((r) => (r.status ? { id: r.id, up: true, role: r.status.role, term: r.status.term, leader: r.status.leader, commit: r.status.commit, applied: r.status.applied, lastIndex: r.status.lastIndex, snapshotIndex: r.status.snapshotIndex, root: r.status.root } : { id: r.id, up: false })), null, 2));
+      return;
+    }
+    say('node  state     role        term   leader  commit    applied   http');
+    for (const r of rows) {
+      const s = r.status;
+      say(s
+        ? `${r.id.padEnd(5)} up        ${s.role.padEnd(11)} ${String(s.term).padEnd(6)} ${(s.leader ?? '-').padEnd(7)} ${String(s.commit).padEnd(9)} ${String(s.applied).padEnd(9)} ${r.http}`
+        : `${r.id.padEnd(5)} down      ${'-'.padEnd(11)} ${'-'.padEnd(6)} ${'-'.padEnd(7)} ${'-'.padEnd(9)} ${'-'.padEnd(9)} ${r.http}`);
+    }
+  },
+};
+
+export const clusterCommand: CommandModule<object, object> = {
+  command: 'cluster',
+  describe: 'run a cluster of local nodes from a directory of node configs (up, down, status)',
+  builder: (y) => y.command(up).command(down).command(status).demandCommand(1) as never,
+  handler: () => {},
+};

@@ -1,0 +1,147 @@
+/**
+ * One custody node: LevelDB storage, the Raft driver, the gRPC server (peers and clients), the
+ * outbound peer transport, and the HTTP port for /metrics, /healthz, /readyz and /status.
+ *
+ * Lifecycle: start refuses on any problem before the node takes part in the cluster (invalid
+ * config, fault switches, corrupt store, unusable TLS material, port in use). Stop (SIGTERM or
+ * SIGINT) refuses new client work, lets in-flight batches finish, and closes the store so the next
+ * start needs no recovery. A failed disk write stops the process at once: a node that cannot
+ * persist must not go on answering (crash-only; restart recovers from the durable state).
+ */
+import { randomInt } from 'node:crypto';
+import { createServer, type Server as HttpServer } from 'node:http';
+import { CustodyError } from '../proto/errors.js';
+import { node as nodeLimits } from '../proto/limits.js';
+import { RaftCore } from '../raft/core/raft.js';
+import { SeededRng } from '../raft/core/rng.js';
+import type { ConfState } from '../raft/core/types.js';
+import { Driver } from '../raft/driver.js';
+import { LevelStorage } from '../raft/storage/leveldb.js';
+import { systemClock } from '../raft/transport.js';
+import { faultsSet, type NodeConfig } from './config.js';
+import { KvApp } from './kv.js';
+import { NodeMetrics } from './metrics.js';
+import { PeerTransport } from './peers.js';
+import { NodeServer } from './server.js';
+import { loadTls } from './tls.js';
+
+export interface RunningNode {
+  readonly driver: Driver;
+  readonly grpcPort: number;
+  readonly httpPort: number;
+  stop(): Promise<void>;
+}
+
+export function recoveryHint(configFile: string): string {
+  return `stop this node, run \`custody node wipe --config ${configFile}\`, then start it again; it re-syncs from its peers (README "Recovering a node")`;
+}
+
+export async function startNode(cfg: NodeConfig, log: (line: string) => void, onFatal: (e: unknown) => void): Promise<RunningNode> {
+  const faults = faultsSet(cfg.raft.faults);
+  if (faults.length > 0) {
+    throw new CustodyError('CONFIG_INVALID', `${cfg.file}: raft.faults: fault switches (${faults.join(', ')}) exist only for the simulator's checkers; a node refuses to start with any set`);
+  }
+  const tls = loadTls(cfg.tls);
+  if (tls.id !== cfg.id || tls.role !== 'node') {
+    throw new CustodyError('CONFIG_INVALID', `${cfg.file}: tls.cert: the certificate names ${tls.id} (role ${tls.role ?? 'none'}), not node ${cfg.id}`);
+  }
+  const bootstrapConf: ConfState = { voters: [...cfg.peers.keys()].sort(), learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false };
+  const storage = await LevelStorage.open({ dir: cfg.dataDir, bootstrapConf, recoveryHint: recoveryHint(cfg.file) });
+  const metrics = new NodeMetrics();
+  const app = new KvApp();
+  const transport = new PeerTransport(cfg.id, cfg.peers, tls, metrics.transportHooks, log);
+  const seed = randomInt(0, 2 ** 32);
+  const driver = new Driver({
+    id: cfg.id,
+    storage,
+    app,
+    transport,
+    clock: systemClock,
+    newCore: (c) => new RaftCore(c),
+    // Election jitter only needs to differ between nodes; seeding from the OS keeps the core
+    // itself deterministic given the seed (logged for post-mortems).
+    rng: new SeededRng(seed),
+    tickMs: cfg.raft.tickMs,
+    electionTicks: cfg.raft.electionTicks,
+    heartbeatTicks: cfg.raft.heartbeatTicks,
+    preVote: cfg.raft.preVote,
+    checkQuorum: cfg.raft.checkQuorum,
+    snapshotEveryEntries: cfg.raft.snapshotEveryEntries,
+    compactionKeepEntries: cfg.raft.compactionKeepEntries,
+    metrics: metrics.driverHooks,
+    onFatal,
+  });
+  const server = new NodeServer({ id: cfg.id, listen: cfg.listen, roster: new Set(cfg.peers.keys()), tls, driver, app, metrics: metrics.serverHooks, log });
+  let grpcPort: number;
+  try {
+    grpcPort = await server.start();
+  } catch (e) {
+    await storage.close();
+    throw e;
+  }
+  driver.start();
+  metrics.attach(driver, transport.peerIds());
+  transport.start();
+  const http = createServer((req, res) => {
+    void (async () => {
+      const url = (req.url ?? '/').split('?')[0];
+      if (url === '/metrics') {
+        res.setHeader('content-type', metrics.registry.contentType);
+        res.end(await metrics.registry.metrics());
+      } else if (url === '/healthz') {
+        res.end('ok\n');
+      } else if (url === '/readyz') {
+        // Ready = part of a working cluster: a leader is known and this node has applied what it
+        // knows to be committed, up to a small lag.
+        const s = driver.status();
+        const ok = s.leader !== null && s.commit - s.appliedIndex <= 1000;
+        res.statusCode = ok ? 200 : 503;
+        res.end(ok ? 'ready\n' : `not ready: leader ${s.leader ?? 'unknown'}, commit ${s.commit}, applied ${s.appliedIndex}\n`);
+      } else if (url === '/status') {
+        const s = driver.status();
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({
+          id: s.id, role: s.role, term: s.term, leader: s.leader, commit: s.commit, applied: s.appliedIndex, lastIndex: s.lastIndex,
+          firstIndex: s.firstIndex, snapshotIndex: s.snapshotIndex, root: s.root, voters: s.conf.voters, pid: process.pid,
+          peers: Object.fromEntries(transport.peerIds().map((p) => [p, transport.reachable(p)])),
+        }) + '\n');
+      } else {
+        res.statusCode = 404;
+        res.end('not found\n');
+      }
+    })().catch((e: unknown) => {
+      res.statusCode = 500;
+      res.end(String(e));
+    });
+  });
+  const httpPort = await listenHttp(http, cfg.http);
+  log(`node ${cfg.id} serving: grpc ${cfg.listen} (port ${grpcPort}), http ${cfg.http} (port ${httpPort}), data ${cfg.dataDir}, rng seed ${seed}`);
+
+  let stopping: Promise<void> | null = null;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      log(`node ${cfg.id} stopping`);
+      await driver.stop();
+      await server.stop(nodeLimits.shutdownGraceMs);
+      await transport.close();
+      await new Promise<void>((r) => http.close(() => r()));
+      await storage.close();
+      log(`node ${cfg.id} stopped`);
+    })();
+    return stopping;
+  };
+  return { driver, grpcPort, httpPort, stop };
+}
+
+function listenHttp(s: HttpServer, address: string): Promise<number> {
+  const i = address.lastIndexOf(':');
+  const host = address.slice(0, i).replace(/^\[|\]$/g, '');
+  const port = Number(address.slice(i + 1));
+  return new Promise((res, rej) => {
+    s.once('error', (e) => rej(new CustodyError('CONFIG_INVALID', `http ${address}: ${e.message}`)));
+    s.listen(port, host, () => {
+      const a = s.address();
+      res(typeof a === 'object' && a ? a.port : port);
+    });
+  });
+}

@@ -1,0 +1,180 @@
+/**
+ * The gRPC server of a node (proto/raft.proto): the inbound half of the peer transport and the
+ * client-facing Custody service, on one mutual-TLS port.
+ *
+ * Every refusal ends the call with the gRPC status that proto/reasons.ts maps the reason to, and
+ * the reason code itself in the `custody-reason` trailing metadata. A refused stream or call
+ * never affects others: the node keeps serving.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { CustodyError, isCustodyError } from '../proto/errors.js';
+import { node as nodeLimits } from '../proto/limits.js';
+import { grpcStatusOf, type ReasonCode } from '../proto/reasons.js';
+import type { NodeId } from '../raft/core/types.js';
+import type { Driver } from '../raft/driver.js';
+import { encodePut, type KvApp } from './kv.js';
+import { callIdentity, serverCredentials, type HasAuthContext, type TlsMaterial } from './tls.js';
+import { REASON_METADATA_KEY, fromWire, guardedService, isBadFrame, type BadFrame, type WireBatch } from './wire.js';
+
+export interface ServerMetrics {
+  refused?(service: 'peer' | 'client', reason: ReasonCode): void;
+  received?(peer: NodeId, messages: number): void;
+}
+
+export interface NodeServerOptions {
+  readonly id: NodeId;
+  readonly listen: string;
+  readonly roster: ReadonlySet<NodeId>;
+  readonly tls: TlsMaterial;
+  readonly driver: Driver;
+  readonly app: KvApp;
+  readonly metrics?: ServerMetrics;
+  readonly log?: (line: string) => void;
+}
+
+export function refusal(reason: ReasonCode, detail: string): Partial<grpc.StatusObject> {
+  const metadata = new grpc.Metadata();
+  metadata.set(REASON_METADATA_KEY, reason);
+  return { code: grpcStatusOf(reason), details: `${reason}: ${detail}`, metadata };
+}
+
+function clampTimeout(ms: number): number {
+  if (!ms) return nodeLimits.clientTimeoutMsDefault;
+  return Math.min(ms, nodeLimits.clientTimeoutMsMax);
+}
+
+export class NodeServer {
+  private readonly server: grpc.Server;
+  private boundPort = 0;
+
+  constructor(private readonly o: NodeServerOptions) {
+    this.server = new grpc.Server({
+      'grpc.max_receive_message_length': nodeLimits.peerMessageBytesMax,
+      'grpc.max_send_message_length': nodeLimits.peerMessageBytesMax,
+      'grpc.keepalive_permit_without_calls': 1,
+      'grpc.http2.min_ping_interval_without_data_ms': 5_000,
+    });
+    this.server.addService(guardedService('custody.raft.v1.RaftPeer', nodeLimits.peerBatchBytesMax), { Stream: this.peerStream.bind(this) });
+    this.server.addService(guardedService('custody.raft.v1.Custody', nodeLimits.clientRequestBytesMax), {
+      Propose: this.propose.bind(this),
+      Read: this.read.bind(this),
+      Status: this.status.bind(this),
+    });
+  }
+
+  async start(): Promise<number> {
+    this.boundPort = await new Promise<number>((res, rej) =>
+      this.server.bindAsync(this.o.listen, serverCredentials(this.o.tls), (e, port) => (e ? rej(new CustodyError('CONFIG_INVALID', `listen ${this.o.listen}: ${e.message}`)) : res(port))),
+    );
+    return this.boundPort;
+  }
+
+  async stop(graceMs: number): Promise<void> {
+    await new Promise<void>((res) => {
+      const t = setTimeout(() => {
+        this.server.forceShutdown();
+        res();
+      }, graceMs);
+      this.server.tryShutdown(() => {
+        clearTimeout(t);
+        res();
+      });
+    });
+  }
+
+  private refused(service: 'peer' | 'client', reason: ReasonCode, who: string, detail: string): Partial<grpc.StatusObject> {
+    this.o.metrics?.refused?.(service, reason);
+    this.o.log?.(`refused ${service} ${who}: ${reason}: ${detail}`);
+    return refusal(reason, detail);
+  }
+
+  private peerStream(call: grpc.ServerReadableStream<WireBatch | BadFrame, object>, cb: grpc.sendUnaryData<object>): void {
+    const who = callIdentity(call);
+    let batches = 0;
+    let messages = 0;
+    let done = false;
+    const end = (s: Partial<grpc.StatusObject> | null): void => {
+      if (done) return;
+      done = true;
+      call.removeAllListeners('data');
+      if (s) cb(s as grpc.ServiceError);
+      else cb(null, { batches, messages });
+    };
+    if (!who) {
+      end(this.refused('peer', 'UNAUTHENTICATED', call.getPeer(), 'no client certificate'));
+      return;
+    }
+    if (who.role !== 'node' || !this.o.roster.has(who.id)) {
+      end(this.refused('peer', 'PEER_IDENTITY_MISMATCH', who.id, `certificate ${who.id} (role ${who.role ?? 'none'}) is not a node on this cluster's roster`));
+      return;
+    }
+    call.on('data', (b: WireBatch | BadFrame) => {
+      if (done) return;
+      if (isBadFrame(b)) return end(this.refused('peer', b.bad, who.id, b.detail));
+      if (b.from !== who.id) return end(this.refused('peer', 'PEER_IDENTITY_MISMATCH', who.id, `frame claims to be from ${b.from} but the certificate names ${who.id}`));
+      if (!Array.isArray(b.messages)) return end(this.refused('peer', 'FRAME_MALFORMED', who.id, 'no message list'));
+      const ok = [];
+      for (const w of b.messages) {
+        const m = fromWire(w);
+        if (typeof m === 'string') return end(this.refused('peer', 'FRAME_MALFORMED', who.id, m));
+        if (m.from !== who.id) return end(this.refused('peer', 'PEER_IDENTITY_MISMATCH', who.id, `message claims to be from ${m.from} but the certificate names ${who.id}`));
+        if (m.to !== this.o.id) return end(this.refused('peer', 'WRONG_RECIPIENT', who.id, `message addressed to ${m.to}, this node is ${this.o.id}`));
+        ok.push(m);
+      }
+      // Only a frame that validated completely reaches the core: no partial batches.
+      for (const m of ok) this.o.driver.receive(m);
+      batches++;
+      messages += ok.length;
+      this.o.metrics?.received?.(who.id, ok.length);
+    });
+    call.on('end', () => end(null));
+    call.on('error', () => end(null));
+  }
+
+  private clientCheck(call: HasAuthContext & { getPeer(): string }): Partial<grpc.StatusObject> | null {
+    const who = callIdentity(call);
+    if (!who || who.role === null) return this.refused('client', 'UNAUTHENTICATED', call.getPeer(), 'a certificate with a node, operator or client role is required');
+    return null;
+  }
+
+  private propose(call: grpc.ServerUnaryCall<{ clientId: string; seq: number; key: string; value: Buffer; timeoutMs: number } | BadFrame, object>, cb: grpc.sendUnaryData<object>): void {
+    const denied = this.clientCheck(call);
+    if (denied) return cb(denied as grpc.ServiceError);
+    const r = call.request;
+    if (isBadFrame(r)) return cb(this.refused('client', r.bad, 'client', r.detail) as grpc.ServiceError);
+    if (!r.key || Buffer.byteLength(r.key) > 256) return cb(this.refused('client', 'INVALID_ARGUMENT', r.clientId, 'key must be 1..256 bytes') as grpc.ServiceError);
+    this.o.driver
+      .propose(r.clientId, r.seq, encodePut(r.key, r.value), clampTimeout(r.timeoutMs))
+      .then((o) => {
+        if (o.ok) cb(null, { index: o.index, result: Buffer.from(o.result), duplicate: o.duplicate });
+        else cb(refusal(o.reason, o.detail) as grpc.ServiceError);
+      })
+      .catch((e: unknown) => cb(errorStatus(e) as grpc.ServiceError));
+  }
+
+  private read(call: grpc.ServerUnaryCall<{ key: string; timeoutMs: number } | BadFrame, object>, cb: grpc.sendUnaryData<object>): void {
+    const denied = this.clientCheck(call);
+    if (denied) return cb(denied as grpc.ServiceError);
+    const r = call.request;
+    if (isBadFrame(r)) return cb(this.refused('client', r.bad, 'client', r.detail) as grpc.ServiceError);
+    this.o.driver
+      .readIndex(clampTimeout(r.timeoutMs))
+      .then((index) => {
+        const v = this.o.app.get(r.key);
+        cb(null, { index, found: v !== undefined, value: v ? Buffer.from(v) : Buffer.alloc(0) });
+      })
+      .catch((e: unknown) => cb(errorStatus(e) as grpc.ServiceError));
+  }
+
+  private status(call: grpc.ServerUnaryCall<object, object>, cb: grpc.sendUnaryData<object>): void {
+    const denied = this.clientCheck(call);
+    if (denied) return cb(denied as grpc.ServiceError);
+    const s = this.o.driver.status();
+    cb(null, { id: s.id, role: s.role, term: s.term, leader: s.leader ?? '', commit: s.commit, applied: s.appliedIndex, lastIndex: s.lastIndex, snapshotIndex: s.snapshotIndex, root: s.root, voters: [...s.conf.voters] });
+  }
+}
+
+function errorStatus(e: unknown): Partial<grpc.StatusObject> {
+  if (isCustodyError(e)) return refusal(e.reason, e.detail);
+  return refusal('INTERNAL', e instanceof Error ? e.message : String(e));
+}
