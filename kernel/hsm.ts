@@ -44,7 +44,40 @@ function wrapErr(what: string, e: unknown): CustodyError {
 
 interface Session {
   p11: pkcs11js.PKCS11;
+  module: string;
   session: Buffer;
+}
+
+/**
+ * One loaded module per process, reference-counted: PKCS#11 allows C_Initialize once per process
+ * (a second call fails with CKR_CRYPTOKI_ALREADY_INITIALIZED) and C_Finalize ends every session.
+ */
+const modules = new Map<string, { p11: pkcs11js.PKCS11; refs: number }>();
+
+function acquire(module: string): pkcs11js.PKCS11 {
+  let m = modules.get(module);
+  if (m === undefined) {
+    const p11 = new pkcs11js.PKCS11();
+    try {
+      p11.load(module);
+      p11.C_Initialize();
+    } catch (e) {
+      throw wrapErr(`cannot load PKCS#11 module ${module}`, e);
+    }
+    m = { p11, refs: 0 };
+    modules.set(module, m);
+  }
+  m.refs++;
+  return m.p11;
+}
+
+function release(module: string): void {
+  const m = modules.get(module);
+  if (m === undefined) return;
+  if (--m.refs === 0) {
+    modules.delete(module);
+    m.p11.C_Finalize();
+  }
 }
 
 function findSlot(p11: pkcs11js.PKCS11, label: string): Buffer | undefined {
@@ -56,20 +89,37 @@ function findSlot(p11: pkcs11js.PKCS11, label: string): Buffer | undefined {
 }
 
 function openSession(module: string, tokenLabel: string): Session {
-  const p11 = new pkcs11js.PKCS11();
-  try {
-    p11.load(module);
-    p11.C_Initialize();
-  } catch (e) {
-    throw wrapErr(`cannot load PKCS#11 module ${module}`, e);
-  }
+  const p11 = acquire(module);
   const slot = findSlot(p11, tokenLabel);
   if (slot === undefined) {
-    p11.C_Finalize();
+    release(module);
     throw new CustodyError('CONFIG_INVALID', `no initialized token labelled ${JSON.stringify(tokenLabel)}; run \`custody kernel hsm-init\``);
   }
   const session = p11.C_OpenSession(slot, pkcs11js.CKF_RW_SESSION | pkcs11js.CKF_SERIAL_SESSION);
-  return { p11, session };
+  return { p11, module, session };
+}
+
+/** Logs the user in; a login this process already holds on the token is fine (PKCS#11 §5.6). */
+function login(s: Session, pin: string): void {
+  try {
+    s.p11.C_Login(s.session, pkcs11js.CKU_USER, pin);
+  } catch (e) {
+    if (!(e instanceof Error) || !e.message.includes('CKR_USER_ALREADY_LOGGED_IN')) throw e;
+  }
+}
+
+function closeSession(s: Session, loggedIn: boolean): void {
+  try {
+    if (loggedIn) s.p11.C_Logout(s.session);
+  } catch {
+    // Another session of this process may hold the login (PKCS#11 logins are per token and
+    // application); logging out once is enough.
+  }
+  try {
+    s.p11.C_CloseSession(s.session);
+  } finally {
+    release(s.module);
+  }
 }
 
 function findOne(s: Session, template: pkcs11js.Template): Buffer | null {
@@ -156,14 +206,14 @@ export class HsmVault implements Vault {
   static open(cfg: HsmConfig): HsmVault {
     const s = openSession(cfg.module, cfg.tokenLabel);
     try {
-      s.p11.C_Login(s.session, pkcs11js.CKU_USER, readPin(cfg.pinFile));
+      login(s, readPin(cfg.pinFile));
     } catch (e) {
-      s.p11.C_Finalize();
+      closeSession(s, false);
       throw new CustodyError('CONFIG_INVALID', `token login failed: ${(e as Error).message}`, { cause: e });
     }
     const key = findWrappingKey(s, cfg.keyLabel);
     if (key === null) {
-      s.p11.C_Finalize();
+      closeSession(s, true);
       throw new CustodyError('CONFIG_INVALID', `no wrapping key labelled ${JSON.stringify(cfg.keyLabel)} in the token; run \`custody kernel hsm-init\``);
     }
     return new HsmVault(s, key);
@@ -198,12 +248,7 @@ export class HsmVault implements Vault {
   }
 
   close(): void {
-    try {
-      this.s.p11.C_Logout(this.s.session);
-      this.s.p11.C_CloseSession(this.s.session);
-    } finally {
-      this.s.p11.C_Finalize();
-    }
+    closeSession(this.s, true);
   }
 }
 
@@ -218,9 +263,7 @@ export interface HsmInitOptions extends HsmConfig {
  * Idempotent. Returns what it did.
  */
 export function hsmInit(opts: HsmInitOptions): { tokenInitialized: boolean; keyGenerated: boolean } {
-  const p11 = new pkcs11js.PKCS11();
-  p11.load(opts.module);
-  p11.C_Initialize();
+  const p11 = acquire(opts.module);
   let tokenInitialized = false;
   try {
     if (findSlot(p11, opts.tokenLabel) === undefined) {
@@ -240,11 +283,11 @@ export function hsmInit(opts: HsmInitOptions): { tokenInitialized: boolean; keyG
       tokenInitialized = true;
     }
   } finally {
-    p11.C_Finalize();
+    release(opts.module);
   }
   const s = openSession(opts.module, opts.tokenLabel);
   try {
-    s.p11.C_Login(s.session, pkcs11js.CKU_USER, readPin(opts.pinFile));
+    login(s, readPin(opts.pinFile));
     if (findWrappingKey(s, opts.keyLabel) !== null) return { tokenInitialized, keyGenerated: false };
     s.p11.C_GenerateKey(s.session, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, [
       { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
@@ -263,9 +306,7 @@ export function hsmInit(opts: HsmInitOptions): { tokenInitialized: boolean; keyG
     ]);
     return { tokenInitialized, keyGenerated: true };
   } finally {
-    s.p11.C_Logout(s.session);
-    s.p11.C_CloseSession(s.session);
-    s.p11.C_Finalize();
+    closeSession(s, true);
   }
 }
 
@@ -273,7 +314,7 @@ export function hsmInit(opts: HsmInitOptions): { tokenInitialized: boolean; keyG
 export function wrappingKeyAttributes(cfg: HsmConfig): { extractable: boolean; sensitive: boolean; neverExtractable: boolean; alwaysSensitive: boolean; valueReadable: boolean } {
   const s = openSession(cfg.module, cfg.tokenLabel);
   try {
-    s.p11.C_Login(s.session, pkcs11js.CKU_USER, readPin(cfg.pinFile));
+    login(s, readPin(cfg.pinFile));
     const key = findWrappingKey(s, cfg.keyLabel);
     if (key === null) throw new CustodyError('CONFIG_INVALID', 'no wrapping key');
     const attrs = s.p11.C_GetAttributeValue(s.session, key, [
@@ -294,8 +335,6 @@ export function wrappingKeyAttributes(cfg: HsmConfig): { extractable: boolean; s
     }
     return { extractable: bool(0), sensitive: bool(1), neverExtractable: bool(2), alwaysSensitive: bool(3), valueReadable };
   } finally {
-    s.p11.C_Logout(s.session);
-    s.p11.C_CloseSession(s.session);
-    s.p11.C_Finalize();
+    closeSession(s, true);
   }
 }

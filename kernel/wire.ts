@@ -159,6 +159,15 @@ function str(o: Obj, f: string, what: string, opts: { empty?: boolean } = {}): s
   return v;
 }
 
+/** Human text (reasons): printable ASCII and spaces, bounded. */
+function text(o: Obj, f: string, what: string): string {
+  const v = o[f];
+  if (typeof v !== 'string') reject(`${what}.${f} is missing`);
+  if (Buffer.byteLength(v) > TEXT_BYTES_MAX) reject(`${what}.${f} is longer than ${TEXT_BYTES_MAX} bytes`);
+  if (!/^[\x20-\x7e]*$/.test(v)) reject(`${what}.${f} has characters outside printable ASCII`);
+  return v;
+}
+
 function bytes(o: Obj, f: string, what: string, lenMin: number, lenMax: number): Uint8Array {
   const v = o[f];
   if (!(v instanceof Uint8Array)) reject(`${what}.${f} is missing`);
@@ -185,6 +194,7 @@ function arr(o: Obj, f: string, what: string, min: number, max: number): unknown
 /** Points are at most 33 bytes (SEC1 compressed) in every suite; scalars 32. */
 const POINT_BYTES_MAX = 33;
 const U32 = 0xffff_ffff;
+const TEXT_BYTES_MAX = 512;
 const EPOCH_MAX = U32;
 const INDEX_MAX = Number.MAX_SAFE_INTEGER;
 const P = limits.participantsMax;
@@ -236,7 +246,7 @@ function validateBody(o: Obj): RequestBody {
     }
     case 'fence': {
       const b = obj(o['fence'], 'fence');
-      return { kind: 'fence', passport: str(b, 'passport', 'fence', { empty: true }), reason: str(b, 'reason', 'fence', { empty: true }) };
+      return { kind: 'fence', passport: str(b, 'passport', 'fence', { empty: true }), reason: text(b, 'reason', 'fence') };
     }
     case 'dkgBegin': {
       const w = 'dkgBegin';

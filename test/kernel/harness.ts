@@ -125,7 +125,7 @@ export interface KernelSetup {
 }
 
 /** Writes a kernel's config (and its key file or SoftHSM token) under `root`. */
-export function setupKernel(root: string, nodeId: string, profile: Profile, gov: Governance): KernelSetup {
+export function setupKernel(root: string, nodeId: string, profile: Profile, gov: Governance, opts: { sharedHsmDir?: string } = {}): KernelSetup {
   const dir = join(root, nodeId);
   mkdirSync(dir, { recursive: true });
   const socketPath = join(dir, 'run', 'kernel.sock');
@@ -137,7 +137,7 @@ export function setupKernel(root: string, nodeId: string, profile: Profile, gov:
     writeFileSync(join(dir, 'kernel.key'), randomBytes(32).toString('hex'), { mode: 0o600 });
     cfg['software'] = { keyFile: join(dir, 'kernel.key') };
   } else {
-    const h = makeSoftHsm(join(dir, 'hsm'), nodeId);
+    const h = makeSoftHsm(opts.sharedHsmDir ?? join(dir, 'hsm'), nodeId);
     env = h.env;
     hsm = h.hsm;
     cfg['hsm'] = h.hsm;
@@ -204,7 +204,9 @@ export async function startKernel(setup: KernelSetup, extraEnv: Record<string, s
 
 /** An in-process kernel over a temp store (unit tests that need no socket). */
 export async function openInProcess(root: string, nodeId: string, profile: Profile, gov: Governance, crashPoint?: (p: CrashPoint) => void): Promise<{ kernel: Kernel; close: () => Promise<void>; setup: KernelSetup }> {
-  const setup = setupKernel(root, nodeId, profile, gov);
+  // One process can load a PKCS#11 module once, with one SoftHSM2 config: in-process kernels of
+  // the hsm profile share a token folder (one token each).
+  const setup = setupKernel(root, nodeId, profile, gov, { sharedHsmDir: join(root, 'softhsm-shared') });
   const store = await KernelStore.open(setup.storeDir);
   let vault: Vault;
   if (profile === 'software') {
