@@ -66,11 +66,11 @@ export class CustodyClient {
     });
   }
 
-  propose(clientId: string, seq: number, key: string, value: Uint8Array, timeoutMs = nodeLimits.clientTimeoutMsDefault): Promise<ProposeReply> {
+  propose(clientId: string, seq: number, key: string, value: Uint8Array, timeoutMs: number = nodeLimits.clientTimeoutMsDefault): Promise<ProposeReply> {
     return this.call('Propose', { clientId, seq, key, value: Buffer.from(value), timeoutMs }, timeoutMs + 5_000);
   }
 
-  read(key: string, timeoutMs = nodeLimits.clientTimeoutMsDefault): Promise<ReadReply> {
+  read(key: string, timeoutMs: number = nodeLimits.clientTimeoutMsDefault): Promise<ReadReply> {
     return this.call('Read', { key, timeoutMs }, timeoutMs + 5_000);
   }
 
