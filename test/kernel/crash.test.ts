@@ -1,0 +1,165 @@
+/**
+ * Nonces are never used twice, across kill -9 at every step boundary of presigning and signing,
+ * and across a restored older copy of the kernel store. A recorder keeps every signature share
+ * any kernel ever released, with the nonce commitment it used and the message; the final check
+ * fails if one commitment ever signed two different messages (or signed twice at all).
+ *
+ * The kernel SIGKILLs itself at the named point (CUSTODY_KERNEL_CRASH_AT, kernel/main.ts), so
+ * each crash lands exactly on a boundary without sleeps or races. Run in both profiles.
+ */
+import t from 'tap';
+import { randomBytes } from 'node:crypto';
+import { cpSync, rmSync } from 'node:fs';
+import type { NonceCommitment, RequestBody } from '../../kernel/wire.js';
+import {
+  Governance, PROFILES, independentVerify, reasonOf, runDkg, setupKernel, sha256, signAcross, startKernel, tempDir,
+  type KernelProcess, type KeyResult, type Member,
+} from './harness.js';
+
+class ShareRecorder {
+  private readonly byCommitment = new Map<string, { message: string; count: number }[]>();
+  record(commitment: { hiding: Uint8Array; binding: Uint8Array }, message: Uint8Array): void {
+    const k = Buffer.concat([commitment.hiding, commitment.binding]).toString('hex');
+    const list = this.byCommitment.get(k) ?? [];
+    const m = Buffer.from(message).toString('hex');
+    const hit = list.find((x) => x.message === m);
+    if (hit) hit.count++;
+    else list.push({ message: m, count: 1 });
+    this.byCommitment.set(k, list);
+  }
+  /** Commitments that released more than one share (the reuse this suite must never see). */
+  reused(): string[] {
+    return [...this.byCommitment.entries()].filter(([, l]) => l.length > 1 || l.some((x) => x.count > 1)).map(([k]) => k);
+  }
+  get size(): number {
+    return this.byCommitment.size;
+  }
+}
+
+t.test('the recorder flags a commitment that signs two messages', async (t) => {
+  const r = new ShareRecorder();
+  const c = { hiding: new Uint8Array([1]), binding: new Uint8Array([2]) };
+  r.record(c, Buffer.from('a'));
+  t.same(r.reused(), [], 'one share is fine');
+  r.record(c, Buffer.from('b'));
+  t.equal(r.reused().length, 1, 'a second message under the same commitment is caught');
+});
+
+const SIGN_POINTS = ['sign:checked', 'sign:consumed', 'sign:replied'] as const;
+const NONCE_POINTS = ['nonces:generated', 'nonces:stored'] as const;
+
+for (const profile of PROFILES) {
+  t.test(`kill -9 at every step boundary never reuses a nonce (${profile})`, { timeout: 900_000 }, async (t) => {
+    const { dir, cleanup } = tempDir(`crash-${profile}`);
+    const gov = new Governance();
+    const rec = new ShareRecorder();
+    const setups = ['n1', 'n2'].map((id) => setupKernel(dir, id, profile, gov));
+    let victim: KernelProcess = await startKernel(setups[0]!);
+    const helper: KernelProcess = await startKernel(setups[1]!);
+    t.teardown(async () => {
+      await victim.stop();
+      await helper.stop();
+      cleanup();
+    });
+    const member = (p: KernelProcess): Member => ({ nodeId: p.setup.nodeId, client: p.client, transportPublicKey: p.transportPublicKey });
+    const key: KeyResult = await runDkg(gov, [member(victim), member(helper)], 'key-crash', 'ed25519', 2);
+    const presign = async (p: KernelProcess, count: number): Promise<NonceCommitment[]> =>
+      (await p.client.call({ kind: 'nonces', keyId: key.keyId, keyEpoch: 1, count }, 'nonces')).commitments;
+    const signOn = async (p: KernelProcess, mine: NonceCommitment, other: NonceCommitment, message: Uint8Array): Promise<string> => {
+      const body: RequestBody = {
+        kind: 'sign',
+        permit: { keyId: key.keyId, keyEpoch: 1, requestId: `r-${randomBytes(6).toString('hex')}`, messageDigest: sha256(message), ledgerIndex: gov.permitIndex() },
+        message, commitments: [mine, other].map((n) => ({ identifier: n.identifier, hiding: n.hiding, binding: n.binding })),
+        counter: mine.counter, ledgerConsumedCounter: 0,
+      };
+      try {
+        await p.client.call(body, 'signatureShare');
+        rec.record(mine, message);
+        return 'OK';
+      } catch (e) {
+        return reasonOf(Promise.reject(e));
+      }
+    };
+    const restart = async (env: Record<string, string> = {}): Promise<void> => {
+      await victim.stop();
+      victim = await startKernel(victim.setup, env);
+    };
+
+    for (const point of NONCE_POINTS) {
+      t.test(`presign interrupted at ${point}`, async (t) => {
+        await restart({ CUSTODY_KERNEL_CRASH_AT: point });
+        t.equal(await reasonOf(presign(victim, 4)), 'REMOTE_TIMEOUT', 'no commitments came back');
+        t.equal((await victim.exited).signal, 'SIGKILL', 'the kernel died at the boundary');
+        await restart();
+        const [mine] = await presign(victim, 1);
+        const [other] = await presign(helper, 1);
+        t.equal(await signOn(victim, mine!, other!, Buffer.from(`after ${point}`)), 'OK', 'signing resumes with a fresh nonce');
+      });
+    }
+
+    for (const point of SIGN_POINTS) {
+      t.test(`signing interrupted at ${point}`, async (t) => {
+        const [mine] = await presign(victim, 1);
+        const [other] = await presign(helper, 1);
+        await restart({ CUSTODY_KERNEL_CRASH_AT: point });
+        const first = await signOn(victim, mine!, other!, Buffer.from(`first message, ${point}`));
+        t.equal(first, point === 'sign:replied' ? 'OK' : 'REMOTE_TIMEOUT', point === 'sign:replied' ? 'the share left, then the kernel died' : 'nothing left the kernel');
+        t.equal((await victim.exited).signal, 'SIGKILL', 'the kernel died at the boundary');
+        await restart();
+        // A daemon now tries the same nonce for another message.
+        const retry = await signOn(victim, mine!, other!, Buffer.from(`second message, ${point}`));
+        if (point === 'sign:checked') {
+          t.equal(retry, 'OK', 'a crash before consumption left the nonce unused and no share out: it may sign once');
+        } else {
+          t.equal(retry, 'NONCE_REUSED', 'a crash after consumption burned the nonce');
+        }
+      });
+    }
+
+    t.test('the kernel still signs end to end after all the crashes', async (t) => {
+      const message = Buffer.from('healthy after crashes');
+      const out = await signAcross(gov, [member(victim), member(helper)], key, message);
+      for (const c of out.commitments) rec.record(c, message);
+      t.ok(independentVerify('ed25519', key.public.commitments[0]!, message, out.signature), 'signature verifies (OpenSSL Ed25519)');
+    });
+
+    t.test('restored older store', async (t) => {
+      const nonces = await presign(victim, 3);
+      const [other] = await presign(helper, 1);
+      await victim.stop();
+      const backup = `${victim.setup.storeDir}.backup`;
+      cpSync(victim.setup.storeDir, backup, { recursive: true });
+      victim = await startKernel(victim.setup);
+      t.equal(await signOn(victim, nonces[0]!, other!, Buffer.from('before restore')), 'OK', 'nonce used after the backup was taken');
+      // The ledger now records this kernel's consumed counter for the key.
+      const ledgerConsumed = nonces[0]!.counter;
+      await victim.stop();
+      rmSync(victim.setup.storeDir, { recursive: true, force: true });
+      cpSync(backup, victim.setup.storeDir, { recursive: true });
+      victim = await startKernel(victim.setup);
+      const again = async (n: NonceCommitment, message: string): Promise<string> => {
+        const body: RequestBody = {
+          kind: 'sign',
+          permit: { keyId: key.keyId, keyEpoch: 1, requestId: `r-${randomBytes(6).toString('hex')}`, messageDigest: sha256(Buffer.from(message)), ledgerIndex: gov.permitIndex() },
+          message: Buffer.from(message), commitments: [n, other!].map((x) => ({ identifier: x.identifier, hiding: x.hiding, binding: x.binding })),
+          counter: n.counter, ledgerConsumedCounter: ledgerConsumed,
+        };
+        const r = await reasonOf(victim.client.call(body, 'signatureShare'));
+        if (r === 'OK') rec.record(n, Buffer.from(message));
+        return r;
+      };
+      if (profile === 'software') {
+        t.equal(await again(nonces[0]!, 'after restore'), 'STORE_ROLLED_BACK', 'the consumed nonce is refused: the store is behind the ledger');
+        t.equal(await again(nonces[1]!, 'after restore, next nonce'), 'STORE_ROLLED_BACK', 'every step is refused until the store is reconciled');
+      } else {
+        t.equal(await again(nonces[0]!, 'after restore'), 'NONCE_REUSED', 'the token counter outlives the store: the consumed nonce stays burned');
+        t.equal(await again(nonces[1]!, 'after restore, next nonce'), 'OK', 'an unused nonce from the backup is safe to use once');
+      }
+    });
+
+    t.test('no nonce commitment ever signed twice', async (t) => {
+      t.ok(rec.size >= SIGN_POINTS.length + NONCE_POINTS.length, `recorded ${rec.size} commitments`);
+      t.same(rec.reused(), [], 'every commitment released at most one share');
+    });
+  });
+}
