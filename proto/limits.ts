@@ -147,6 +147,26 @@ export const node = {
 } as const;
 
 // ---------------------------------------------------------------------------------------------
+// node/splitbrain/ — split-brain, equivocation and rollback detection
+// ---------------------------------------------------------------------------------------------
+export const splitBrain = {
+  /** Terms whose leader the split-brain detector remembers, counted back from the highest seen. */
+  termsTrackedMax: 4096,
+  /** Applied indexes whose state root it remembers, counted back from the highest seen. */
+  rootsTrackedMax: 16_384,
+  /** Signed statements (one per node, kind and slot) the equivocation detector remembers. */
+  statementsTrackedMax: 65_536,
+  /** Largest canonical encoding of one signed statement (a vote is ~200 bytes, a DKG round-1 cid ~250). */
+  statementBytesMax: 4096,
+  /** Milliseconds between two observation exchanges with each peer. */
+  observationIntervalMs: 1000,
+  /** Most signed statements relayed in one observation exchange; older ones wait for the next. */
+  statementsPerExchangeMax: 256,
+  /** Evidence pairs waiting to be proposed to the ledger; beyond this the oldest is kept, new ones counted and dropped. */
+  evidencePendingMax: 64,
+} as const;
+
+// ---------------------------------------------------------------------------------------------
 // Relations between bounds.
 // ---------------------------------------------------------------------------------------------
 function check(cond: boolean, what: string): void {
@@ -164,3 +184,6 @@ check(raft.compactionKeepEntries < raft.snapshotEveryEntries, 'keep fewer entrie
 check(raft.simHealedDelayTicksMax * 2 <= raft.heartbeatTicks * raft.electionTicksMin, 'healed network round trips must fit an election timeout');
 check(raft.simLivenessElectionsMax >= 2 + 2 * 12 + 4, 'sim liveness bound below its derivation');
 check(ledger.eventBytesMax <= raft.proposalBytesMax, 'a ledger event must fit one proposal');
+check(splitBrain.termsTrackedMax >= 2 * raft.electionTicksMin && splitBrain.rootsTrackedMax >= raft.compactionKeepEntries, 'split-brain windows cover a burst of elections and the entries a follower may lag by');
+check(splitBrain.statementBytesMax <= ledger.eventBytesMax / 2, 'two statements must fit one EquivocationEvidence event');
+check(splitBrain.statementsPerExchangeMax * splitBrain.statementBytesMax < node.peerMessageBytesMax, 'one observation exchange fits a peer message');
