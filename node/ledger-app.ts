@@ -1,0 +1,140 @@
+/**
+ * The governance ledger as the Raft driver's replicated state machine (raft/driver.ts
+ * `Application`). Every node applies the same committed commands in the same order to
+ * ledger/apply.ts, so every node holds the same LedgerState and the same state root.
+ *
+ * Command (what a node proposes):   0x4c 'L' | stampMs:u64be | event bytes (canonical CBOR)
+ *   The proposer stamps its wall clock into the command: apply() never reads a host clock
+ *   (DESIGN §3), and the ledger clamps the stamp so time never runs backwards.
+ *   A command that is not of this form is still applied, as the event bytes themselves stamped
+ *   at the ledger's own clock; the ledger refuses it (PAYLOAD_REJECTED) identically on every node.
+ *
+ * Result (what the proposer gets back through the driver): the JSON of a LedgerVerdict. A ledger
+ * refusal is a *result*, not a driver error: the entry still advanced the ledger's index and clock,
+ * and that state must be persisted with the applied index, or a restarted node would compute
+ * another state root than its peers.
+ *
+ * Persistence: the whole state is written under `ledger/state` (the driver prefixes `sm/`) in
+ * the same LevelDB batch as the applied index, so apply is exactly-once across restarts. That is
+ * one canonical encoding per entry, O(state); the ledger's own apply already copies maps of the
+ * same size, so this does not change the order of cost.
+ */
+import type { Application } from '../raft/driver.js';
+import type { AppWrite } from '../raft/storage/leveldb.js';
+import { toHex } from '../ledger/encoding.js';
+import { apply, type ApplyResult } from '../ledger/apply.js';
+import { emptyState, restore, snapshot, stateRoot, type LedgerState, type OpState } from '../ledger/state.js';
+import type { EventType, LedgerEntry } from '../ledger/events.js';
+import type { ReasonCode } from '../proto/reasons.js';
+
+const COMMAND_TAG = 0x4c;
+const COMMAND_HEADER_BYTES = 9;
+const STATE_KEY = 'ledger/state';
+
+export function encodeLedgerCommand(stampMs: number, event: Uint8Array): Uint8Array {
+  if (!Number.isSafeInteger(stampMs) || stampMs < 0) throw new RangeError(`stampMs ${stampMs}`);
+  const b = Buffer.alloc(COMMAND_HEADER_BYTES + event.length);
+  b[0] = COMMAND_TAG;
+  b.writeBigUInt64BE(BigInt(stampMs), 1);
+  b.set(event, COMMAND_HEADER_BYTES);
+  return b;
+}
+
+export function decodeLedgerCommand(cmd: Uint8Array): { stampMs: number; event: Uint8Array } | null {
+  if (cmd.length < COMMAND_HEADER_BYTES || cmd[0] !== COMMAND_TAG) return null;
+  const b = Buffer.from(cmd.buffer, cmd.byteOffset, cmd.length);
+  const stamp = b.readBigUInt64BE(1);
+  if (stamp > BigInt(Number.MAX_SAFE_INTEGER)) return null;
+  return { stampMs: Number(stamp), event: cmd.subarray(COMMAND_HEADER_BYTES) };
+}
+
+/** What the ledger said about one entry, as it travels back to the proposer. */
+export interface LedgerVerdict {
+  readonly ok: boolean;
+  readonly index: number;
+  readonly type: EventType | null;
+  /** Set when ok is false. */
+  readonly reason?: ReasonCode;
+  readonly detail: string;
+  /** The refusal was journaled (a Denied act) and chained. */
+  readonly applied: boolean;
+  readonly replayed: boolean;
+  readonly opState?: OpState;
+  readonly permitId?: string;
+  readonly eventCid?: string;
+}
+
+export function verdictOf(r: ApplyResult): LedgerVerdict {
+  const common = {
+    index: r.index, type: r.type, replayed: r.replayed,
+    ...(r.opState !== undefined ? { opState: r.opState } : {}),
+    ...(r.eventCid ? { eventCid: toHex(r.eventCid) } : {}),
+  };
+  if (r.ok) return { ok: true, ...common, detail: r.effect, applied: true, ...(r.permitId ? { permitId: toHex(r.permitId) } : {}) };
+  return { ok: false, ...common, reason: r.reason, detail: r.detail, applied: r.applied };
+}
+
+export function encodeVerdict(v: LedgerVerdict): Uint8Array {
+  return Buffer.from(JSON.stringify(v), 'utf8');
+}
+
+export function decodeVerdict(b: Uint8Array): LedgerVerdict {
+  return JSON.parse(Buffer.from(b).toString('utf8')) as LedgerVerdict;
+}
+
+/** Called after each applied entry with the state it produced (synchronously, inside apply). */
+export type AppliedListener = (entry: LedgerEntry, result: ApplyResult, state: LedgerState) => void;
+
+export class LedgerApp implements Application {
+  private current: LedgerState = emptyState();
+  private readonly listeners = new Set<AppliedListener>();
+
+  get state(): LedgerState {
+    return this.current;
+  }
+
+  /**
+   * Observe applied entries. Listeners run inside the driver's apply step, before the batch is
+   * durable on this node (the entry itself is committed on a quorum): they must only record what
+   * they saw and schedule work, never block or throw.
+   */
+  subscribe(l: AppliedListener): () => void {
+    this.listeners.add(l);
+    return () => this.listeners.delete(l);
+  }
+
+  load(get: (key: string) => Uint8Array | undefined): void {
+    const b = get(STATE_KEY);
+    this.current = b === undefined ? emptyState() : restore(b);
+  }
+
+  apply(index: number, command: Uint8Array): { result: Uint8Array; writes: AppWrite[] } {
+    const cmd = decodeLedgerCommand(command);
+    const entry: LedgerEntry = cmd === null
+      ? { index, stampMs: this.current.clockMs, event: command }
+      : { index, stampMs: cmd.stampMs, event: cmd.event };
+    const r = apply(this.current, entry);
+    this.current = r.state;
+    for (const l of this.listeners) {
+      try {
+        l(entry, r.result, r.state);
+      } catch {
+        // A listener's fault must not make nodes diverge: the state is already computed.
+      }
+    }
+    return { result: encodeVerdict(verdictOf(r.result)), writes: [{ key: STATE_KEY, value: snapshot(r.state) }] };
+  }
+
+  snapshot(): Uint8Array {
+    return snapshot(this.current);
+  }
+
+  restore(data: Uint8Array): AppWrite[] {
+    this.current = data.length === 0 ? emptyState() : restore(data);
+    return [{ key: STATE_KEY, value: data.length === 0 ? null : snapshot(this.current) }];
+  }
+
+  root(): string {
+    return toHex(stateRoot(this.current));
+  }
+}
