@@ -53,10 +53,12 @@ export class Checkers {
   /** client -> its highest acknowledged sequence number and the index it was applied at. */
   private readonly acked = new Map<number, { seq: number; index: number }>();
 
-  constructor() {
-    // A bootstrapped log starts with the membership snapshot at index 1, term 1 (storage.ts): it
-    // is the same empty prefix on every node.
-    this.entryChains.set(this.key(1, 1), 0);
+  /**
+   * `bootstrapIndex` 1: the cluster's logs start with the membership snapshot at index 1, term 1
+   * (storage.ts), the same empty prefix on every node; 0: logs start empty.
+   */
+  constructor(bootstrapIndex: 0 | 1 = 1) {
+    if (bootstrapIndex === 1) this.entryChains.set(this.key(1, 1), 0);
   }
 
   electionsSeen(): number {

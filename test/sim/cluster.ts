@@ -32,6 +32,7 @@ const LIVENESS_CLIENT = 1_000_000;
 export interface FaultStats {
   dropped: number;
   duplicated: number;
+  delayedLong: number;
   cut: number;
   partitions: number;
   asymmetric: number;
@@ -86,6 +87,8 @@ interface SimNode {
   skipTicks: number;
   extraTicks: number;
   stallNext: boolean;
+  /** A crash scheduled for this step (a new leader failing early), or null. */
+  crashAtStep: number | null;
   /** The last term whose leadership by this node has been checked for completeness. */
   completeTerm: number;
 }
@@ -145,6 +148,8 @@ export class Simulation {
       dropRate: this.params.dropRate,
       duplicateRate: this.params.duplicateRate,
       delayStepsMax: this.params.delayStepsMax,
+      longDelayRate: this.params.longDelayRate,
+      longDelayStepsMax: this.params.longDelayStepsMax,
     });
     this.faultRng = root.fork();
     this.workRng = root.fork();
@@ -155,7 +160,7 @@ export class Simulation {
       ticks: 0, steps: 0, elections: 0, committed: 0, acked: 0, proposals: 0, proposalsRefused: 0,
       confChanges: 0, confRefused: 0, transfers: 0, retired: 0, snapshots: 0, livenessTicks: null,
       faults: {
-        dropped: 0, duplicated: 0, cut: 0, partitions: 0, asymmetric: 0, isolations: 0, crashes: 0,
+        dropped: 0, duplicated: 0, delayedLong: 0, cut: 0, partitions: 0, asymmetric: 0, isolations: 0, crashes: 0,
         torn: 0, lostWrites: 0, fsyncStalls: 0, clockFaults: 0, forgottenVotes: 0,
       },
     };
@@ -193,6 +198,7 @@ export class Simulation {
     const f = this.stats.faults;
     f.dropped = this.net.stats.dropped;
     f.duplicated = this.net.stats.duplicated;
+    f.delayedLong = this.net.stats.delayedLong;
     f.cut = this.net.stats.cut;
     this.stats.ticks = this.tick;
     this.stats.steps = this.now;
@@ -236,6 +242,15 @@ export class Simulation {
 
   private step(): void {
     const now = ++this.now;
+    for (const n of this.order) {
+      if (n.alive && n.crashAtStep !== null && n.crashAtStep <= now) {
+        n.crashAtStep = null;
+        if (this.faultsOn) {
+          const [lo, hi] = this.params.downTicks;
+          this.crash(n, lo + this.faultRng.int(hi - lo + 1));
+        }
+      }
+    }
     for (const n of this.order) {
       if (n.alive && n.pending !== null && n.pending.doneAt <= now) {
         this.complete(n, true);
@@ -317,6 +332,9 @@ export class Simulation {
     if (rd.entries.length > 0 || rd.snapshot || rd.softState) {
       this.trace.add(this.now, 'ready', n.id, [st?.term ?? 0, rd.entries.length, rd.hardState?.commit ?? -1, rd.messages.length],
         rd.softState ? `${rd.softState.role}${rd.snapshot ? ` snap@${rd.snapshot.meta.index}` : ''}` : rd.snapshot ? `snap@${rd.snapshot.meta.index}` : '');
+    }
+    if (rd.softState?.role === 'leader' && this.faultsOn && n.crashAtStep === null && this.params.newLeaderCrashRate > 0 && this.faultRng.chance(this.params.newLeaderCrashRate)) {
+      n.crashAtStep = this.now + 1 + this.faultRng.int(2 * this.params.stepsPerTick);
     }
     if (this.checks) {
       this.chk.written(n.id, written);
@@ -425,6 +443,7 @@ export class Simulation {
       skipTicks: 0,
       extraTicks: 0,
       stallNext: false,
+      crashAtStep: null,
       completeTerm: 0,
     };
     this.nodes.set(id, n);
@@ -474,6 +493,7 @@ export class Simulation {
     n.alive = false;
     n.core = null;
     n.pending = null;
+    n.crashAtStep = null;
     n.downUntilTick = this.tick + downTicks;
     const out = n.disk.crash(this.diskRng, this.params.tornRate > 0 && this.diskRng.chance(this.params.tornRate));
     this.stats.faults.crashes++;
@@ -544,7 +564,10 @@ export class Simulation {
       // the cluster is not kept dark for the whole run.
       if (up.length > 0 && down < Math.ceil(this.order.length / 2)) {
         const [lo, hi] = p.downTicks;
-        this.crash(r.pick(up), lo + r.int(hi - lo + 1));
+        // Half the crashes hit a node mid-fsync, the window where writes are lost or torn.
+        const syncing = up.filter((n) => n.pending !== null);
+        const victim = syncing.length > 0 && r.chance(0.5) ? r.pick(syncing) : r.pick(up);
+        this.crash(victim, lo + r.int(hi - lo + 1));
       }
     }
     if (p.stallRate > 0 && r.chance(p.stallRate)) {
@@ -615,11 +638,14 @@ export class Simulation {
       dropRate: 0,
       duplicateRate: 0,
       delayStepsMax: Math.min(this.params.delayStepsMax, raft.simHealedDelayTicksMax * this.params.stepsPerTick),
+      longDelayRate: 0,
+      longDelayStepsMax: 1,
     };
     for (const n of this.order) {
       n.skipTicks = 0;
       n.extraTicks = 0;
       n.stallNext = false;
+      n.crashAtStep = null;
       if (n.pending) n.pending.doneAt = Math.min(n.pending.doneAt, this.now + 1);
       if (!n.alive && !n.retired) this.restart(n);
     }
@@ -680,7 +706,9 @@ export class Simulation {
     c.pending = { seq: c.seq, sentTick: this.tick, target: n.id, refused: !res.ok };
     this.stats.proposals++;
     if (!res.ok) this.stats.proposalsRefused++;
-    this.trace.add(this.now, 'propose', n.id, [c.id, c.seq], res.ok ? (res.forwarded ? 'forwarded' : `at ${res.index}`) : res.reason);
+    // Refusals (no leader known) are frequent and uninteresting: hashed, not shown in the tail.
+    if (res.ok) this.trace.add(this.now, 'propose', n.id, [c.id, c.seq], res.forwarded ? 'forwarded' : `at ${res.index}`);
+    else this.trace.mix(this.now, 'propose', n.id);
     this.drain(n);
   }
 

@@ -15,11 +15,19 @@ export interface NetworkFaults {
   duplicateRate: number;
   /** Each message waits between 1 and this many steps. */
   delayStepsMax: number;
+  /**
+   * Probability that one message is held far longer (a retransmission after a stall, a queue
+   * behind a slow peer): it then waits up to longDelayStepsMax. This is what brings answers from
+   * an earlier term into a later one.
+   */
+  longDelayRate: number;
+  longDelayStepsMax: number;
 }
 
 export interface NetworkStats {
   sent: number;
   delivered: number;
+  delayedLong: number;
   dropped: number;
   duplicated: number;
   cut: number;
@@ -28,7 +36,7 @@ export interface NetworkStats {
 export class SimNetwork {
   private readonly buckets = new Map<number, Message[]>();
   private readonly cutLinks = new Set<string>();
-  readonly stats: NetworkStats = { sent: 0, delivered: 0, dropped: 0, duplicated: 0, cut: 0 };
+  readonly stats: NetworkStats = { sent: 0, delivered: 0, delayedLong: 0, dropped: 0, duplicated: 0, cut: 0 };
 
   constructor(
     private readonly rng: SeededRng,
@@ -52,7 +60,11 @@ export class SimNetwork {
   }
 
   private enqueue(m: Message, now: number): void {
-    const at = now + 1 + (this.faults.delayStepsMax > 1 ? this.rng.int(this.faults.delayStepsMax) : 0);
+    let at = now + 1 + (this.faults.delayStepsMax > 1 ? this.rng.int(this.faults.delayStepsMax) : 0);
+    if (this.faults.longDelayRate > 0 && this.rng.chance(this.faults.longDelayRate)) {
+      at = now + 1 + this.rng.int(this.faults.longDelayStepsMax);
+      this.stats.delayedLong++;
+    }
     const b = this.buckets.get(at);
     if (b) b.push(m);
     else this.buckets.set(at, [m]);

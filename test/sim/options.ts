@@ -29,7 +29,7 @@ export interface SimOptions {
   readonly profile: Profile;
 }
 
-export const simDefaults = { nodes: 5 as NodeCount, ticks: 300, profile: 'default' as Profile };
+export const simDefaults = { nodes: 5 as NodeCount, ticks: 500, profile: 'default' as Profile };
 
 /** Ticks the liveness phase may take (see the derivation beside simLivenessElectionsMax). */
 export const livenessTicksMax = raft.simLivenessElectionsMax * raft.electionTicksMin;
@@ -48,9 +48,16 @@ export interface SimParams {
   readonly dropRate: number;
   readonly duplicateRate: number;
   readonly delayStepsMax: number;
+  readonly longDelayRate: number;
+  readonly longDelayStepsMax: number;
   readonly partitionRate: number;
   readonly partitionTicks: readonly [number, number];
   readonly crashRate: number;
+  /**
+   * Probability that a node which has just become leader crashes within the next two ticks — the
+   * short, failing terms of the paper's Figure 8, where old-term entries are half replicated.
+   */
+  readonly newLeaderCrashRate: number;
   readonly downTicks: readonly [number, number];
   readonly tornRate: number;
   readonly fsyncStepsMax: number;
@@ -81,26 +88,31 @@ export function drawParams(rng: SeededRng, o: SimOptions): SimParams {
   const heavy = o.profile === 'heavy';
   const calm = o.profile === 'calm';
   const pick = <T>(xs: readonly T[]): T => rng.pick(xs);
-  const appendBytesMax = pick([64, 512, raft.appendBytesMax]);
+  // Small appends put one entry per message, so an old-term entry and the new leader's own
+  // entry travel (and are acknowledged) separately: the window §5.4.2 is about.
+  const appendBytesMax = heavy ? 64 : pick([64, 512, raft.appendBytesMax]);
   return {
     stepsPerTick: spt,
     dropRate: calm ? 0 : pick(heavy ? [0.05, 0.1, 0.2] : [0, 0.02, 0.05, 0.1, 0.2, raft.simDropRateMax]),
     duplicateRate: calm ? 0 : pick([0, 0.02, 0.1]),
     delayStepsMax: calm ? 1 : pick(heavy ? [2, spt, 2 * spt, 4 * spt] : [1, 2, spt, 2 * spt, 4 * spt]),
+    longDelayRate: calm ? 0 : pick(heavy ? [0.05, 0.1, 0.2] : [0, 0, 0.005, 0.02]),
+    longDelayStepsMax: 3 * raft.electionTicksMin * spt,
     partitionRate: calm ? 0 : pick(heavy ? [0.05, 0.1] : [0, 0.01, 0.03, 0.05]),
     partitionTicks: heavy ? [2, 25] : [5, 60],
     crashRate: calm ? 0 : pick(heavy ? [0.05, 0.1, 0.15] : [0, 0.005, 0.02, 0.04]),
+    newLeaderCrashRate: calm ? 0 : pick(heavy ? [0.3, 0.5] : [0, 0, 0.05, 0.1]),
     downTicks: heavy ? [1, 20] : [3, 50],
     tornRate: calm ? 0 : pick([0, 0.5, 1]),
     fsyncStepsMax: calm ? 0 : pick([0, 1, 3, 8]),
     stallRate: calm ? 0 : pick([0, 0.005, 0.02]),
     stallSteps: [10 * spt, 80 * spt],
-    clockFaultRate: calm ? 0 : pick([0, 0.01, 0.05]),
+    clockFaultRate: calm ? 0 : pick(heavy ? [0.1, 0.3] : [0, 0.01, 0.05]),
     confChangeRate: calm ? 0 : pick(heavy ? [0, 0.02] : [0, 0.01, 0.03, 0.06]),
     transferRate: calm ? 0 : pick(heavy ? [0.02, 0.05] : [0, 0.005, 0.02]),
     clients: 2 + rng.int(7),
     proposeRate: pick([0.2, 0.5, 0.9]),
-    payloadBytes: pick([0, 8, 40]),
+    payloadBytes: heavy ? 40 : pick([0, 8, 40]),
     retryTicks: pick([raft.electionTicksMin, 2 * raft.electionTicksMin, 4 * raft.electionTicksMin]),
     // Pre-vote and check-quorum are independent defenses; safety must hold with either off.
     // The heavy profile leans to both off, where stale-term and vote bugs are most exposed.

@@ -58,7 +58,7 @@ export function optionsFor(run: SeedsRun, i: number): SimOptions {
 }
 
 function emptyFaults(): FaultStats {
-  return { dropped: 0, duplicated: 0, cut: 0, partitions: 0, asymmetric: 0, isolations: 0, crashes: 0, torn: 0, lostWrites: 0, fsyncStalls: 0, clockFaults: 0, forgottenVotes: 0 };
+  return { dropped: 0, duplicated: 0, delayedLong: 0, cut: 0, partitions: 0, asymmetric: 0, isolations: 0, crashes: 0, torn: 0, lostWrites: 0, fsyncStalls: 0, clockFaults: 0, forgottenVotes: 0 };
 }
 
 /** Run `count` seeds; `onResult` sees every result as it completes (progress, early reporting). */
@@ -133,7 +133,7 @@ export function formatResult(r: SimResult): string {
     `  ${r.options.nodes} nodes, profile ${r.options.profile}${r.options.fault ? `, fault ${r.options.fault}` : ''}; ${st.ticks} ticks (${r.options.ticks} with faults), ${st.steps} steps`,
     `  elections ${st.elections}, committed ${st.committed}, proposals ${st.proposals} (${st.proposalsRefused} refused), acked ${st.acked}`,
     `  membership changes ${st.confChanges} (${st.confRefused} refused), nodes retired ${st.retired}, leader transfers ${st.transfers}, snapshots ${st.snapshots}`,
-    `  faults: dropped ${f.dropped}, duplicated ${f.duplicated}, cut ${f.cut}, partitions ${f.partitions}, one-way ${f.asymmetric}, leader isolations ${f.isolations}, ` +
+    `  faults: dropped ${f.dropped}, duplicated ${f.duplicated}, delayed long ${f.delayedLong}, cut ${f.cut}, partitions ${f.partitions}, one-way ${f.asymmetric}, leader isolations ${f.isolations}, ` +
       `crashes ${f.crashes}, torn ${f.torn}, lost writes ${f.lostWrites}, fsync stalls ${f.fsyncStalls}, clock faults ${f.clockFaults}, forgotten votes ${f.forgottenVotes}`,
     `  liveness: ${st.livenessTicks === null ? 'not reached' : `new proposal committed ${st.livenessTicks} ticks after healing`}`,
     `  trace hash ${r.traceHash}`,
