@@ -1,19 +1,33 @@
 #!/usr/bin/env node
 /**
- * The kernel process entry without the rest of the CLI: `node dist/kernel/bin.js --config <file>`
- * (what `custody kernel --config <file>` runs). A supervisor that starts only the kernel uses it.
+ * The kernel process entry without the rest of the CLI (what `custody kernel` runs):
+ *   node dist/kernel/bin.js --config <file>                                  run the kernel
+ *   node dist/kernel/bin.js hsm-init --config <file> [--so-pin-file <file>]  prepare the token
  */
 import { CustodyError } from '../proto/errors.js';
 import { loadConfig } from './config.js';
-import { kernelProcess } from './main.js';
+import { hsmInitCommand, kernelProcess } from './main.js';
 
-const i = process.argv.indexOf('--config');
-const path = i >= 0 ? process.argv[i + 1] : undefined;
-if (path === undefined) {
-  process.stderr.write('usage: kernel/bin.js --config <file>\n');
-  process.exit(2);
+function arg(name: string): string | undefined {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : undefined;
 }
-kernelProcess(loadConfig(path)).catch((e: unknown) => {
+
+async function main(): Promise<void> {
+  const path = arg('--config');
+  if (path === undefined) {
+    process.stderr.write('usage: kernel/bin.js [hsm-init] --config <file> [--so-pin-file <file>]\n');
+    process.exit(2);
+  }
+  const cfg = loadConfig(path);
+  if (process.argv[2] === 'hsm-init') {
+    process.stdout.write(`${JSON.stringify(hsmInitCommand(cfg, arg('--so-pin-file')))}\n`);
+    return;
+  }
+  await kernelProcess(cfg);
+}
+
+main().catch((e: unknown) => {
   if (e instanceof CustodyError) {
     process.stderr.write(`custody kernel: ${e.reason}: ${e.detail}\n`);
     process.exit(3);

@@ -533,7 +533,7 @@ export class Kernel {
     this.crash('nonces:generated');
     await this.o.store.write(ops);
     this.crash('nonces:stored');
-    return { kind: 'nonces', commitments };
+    return { kind: 'nonceCommitments', commitments };
   }
 
   // -------------------------------------------------------------------------------------------

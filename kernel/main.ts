@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import type { Server } from 'node:net';
 import { CustodyError } from '../proto/errors.js';
 import type { KernelConfig } from './config.js';
-import { HsmVault } from './hsm.js';
+import { HsmVault, hsmInit, wrappingKeyAttributes } from './hsm.js';
 import { Kernel, type CrashPoint } from './kernel.js';
 import { serve } from './server.js';
 import { KernelStore } from './store.js';
@@ -79,4 +79,11 @@ export async function kernelProcess(cfg: KernelConfig): Promise<never> {
   process.once('SIGINT', stop);
   process.stdout.write(`${JSON.stringify({ ready: true, nodeId: cfg.nodeId, socket: cfg.socketPath, profile: cfg.profile, transportPublicKey: Buffer.from(running.kernel.transportPublicKey).toString('hex') })}\n`);
   return new Promise<never>(() => undefined);
+}
+
+/** `hsm-init`: token (if new) and wrapping key; reports what it did and the key's attributes. */
+export function hsmInitCommand(cfg: KernelConfig, soPinFile: string | undefined): object {
+  if (cfg.profile !== 'hsm' || cfg.hsm === undefined) throw new CustodyError('CONFIG_INVALID', 'hsm-init needs profile: hsm');
+  const did = hsmInit({ ...cfg.hsm, ...(soPinFile ? { soPinFile } : {}) });
+  return { ...did, wrappingKey: wrappingKeyAttributes(cfg.hsm) };
 }

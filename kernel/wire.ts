@@ -77,7 +77,7 @@ export type ResponseBody =
   | { kind: 'dkgRound2'; packages: SealedPackage[] }
   | { kind: 'keyPackage'; keyId: string; epoch: number; suite: string; identifier: string; public: PublicPackage }
   | { kind: 'redealDealt'; dealer: string; commitments: Uint8Array[]; packages: SealedPackage[] }
-  | { kind: 'nonces'; commitments: NonceCommitment[] }
+  | { kind: 'nonceCommitments'; commitments: NonceCommitment[] }
   | { kind: 'signatureShare'; identifier: string; sigShare: Uint8Array; counter: number };
 
 export interface Response { callId: number; body: ResponseBody }

@@ -4,10 +4,8 @@
  * token (if needed) and generate the non-extractable wrapping key inside it.
  */
 import type { CommandModule } from 'yargs';
-import { CustodyError } from '../../proto/errors.js';
 import { loadConfig } from '../../kernel/config.js';
-import { hsmInit, wrappingKeyAttributes } from '../../kernel/hsm.js';
-import { kernelProcess } from '../../kernel/main.js';
+import { hsmInitCommand, kernelProcess } from '../../kernel/main.js';
 
 interface Args {
   action: string;
@@ -26,10 +24,7 @@ export const kernelCommand: CommandModule<object, Args> = {
   handler: async (argv) => {
     const cfg = loadConfig(argv.config);
     if (argv.action === 'hsm-init') {
-      if (cfg.profile !== 'hsm' || cfg.hsm === undefined) throw new CustodyError('CONFIG_INVALID', 'hsm-init needs profile: hsm');
-      const did = hsmInit({ ...cfg.hsm, ...(argv['so-pin-file'] ? { soPinFile: argv['so-pin-file'] } : {}) });
-      const attrs = wrappingKeyAttributes(cfg.hsm);
-      process.stdout.write(`${JSON.stringify({ ...did, wrappingKey: attrs })}\n`);
+      process.stdout.write(`${JSON.stringify(hsmInitCommand(cfg, argv['so-pin-file']))}\n`);
       return;
     }
     await kernelProcess(cfg);

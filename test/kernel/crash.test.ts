@@ -64,7 +64,7 @@ for (const profile of PROFILES) {
     const member = (p: KernelProcess): Member => ({ nodeId: p.setup.nodeId, client: p.client, transportPublicKey: p.transportPublicKey });
     const key: KeyResult = await runDkg(gov, [member(victim), member(helper)], 'key-crash', 'ed25519', 2);
     const presign = async (p: KernelProcess, count: number): Promise<NonceCommitment[]> =>
-      (await p.client.call({ kind: 'nonces', keyId: key.keyId, keyEpoch: 1, count }, 'nonces')).commitments;
+      (await p.client.call({ kind: 'nonces', keyId: key.keyId, keyEpoch: 1, count }, 'nonceCommitments')).commitments;
     const signOn = async (p: KernelProcess, mine: NonceCommitment, other: NonceCommitment, message: Uint8Array): Promise<string> => {
       const body: RequestBody = {
         kind: 'sign',

@@ -280,7 +280,7 @@ export interface SignOutcome {
 export async function signAcross(gov: Governance, signers: Member[], key: KeyResult, message: Uint8Array, epoch = 1, pub?: PublicPackage, ledgerConsumed?: Record<string, number>): Promise<SignOutcome> {
   const nonces: NonceCommitment[] = [];
   for (const m of signers) {
-    const r = await m.client.call({ kind: 'nonces', keyId: key.keyId, keyEpoch: epoch, count: 1 }, 'nonces');
+    const r = await m.client.call({ kind: 'nonces', keyId: key.keyId, keyEpoch: epoch, count: 1 }, 'nonceCommitments');
     nonces.push(r.commitments[0]!);
   }
   const commitments = nonces.map((n) => ({ identifier: n.identifier, hiding: n.hiding, binding: n.binding }));

@@ -60,7 +60,7 @@ for (const profile of PROFILES) {
       const message = Buffer.from('after refresh');
       const out = await signAcross(gov, [members[1]!, members[2]!], key, message, 2, next);
       t.ok(independentVerify('ed25519', key.public.commitments[0]!, message, out.signature), 'epoch-2 signature verifies under the unchanged key');
-      t.equal(await reasonOf(members[0]!.client.call({ kind: 'nonces', keyId: key.keyId, keyEpoch: 1, count: 1 }, 'nonces')), 'UNKNOWN_KEY', 'epoch-1 shares are erased');
+      t.equal(await reasonOf(members[0]!.client.call({ kind: 'nonces', keyId: key.keyId, keyEpoch: 1, count: 1 }, 'nonceCommitments')), 'UNKNOWN_KEY', 'epoch-1 shares are erased');
     });
 
     t.test('reshare: 2-of-3 becomes 3-of-3 under the same key (taproot)', async (t) => {

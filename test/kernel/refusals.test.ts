@@ -26,7 +26,7 @@ for (const profile of PROFILES) {
     // Authorized but not yet activated: signing is refused (key exists != key is authority).
     const key = await runDkg(gov, [a, b], 'key-m', 'ed25519', 2, false);
     const presign = async (m: Member, count = 1): Promise<NonceCommitment[]> =>
-      (await m.client.call({ kind: 'nonces', keyId: key.keyId, keyEpoch: 1, count }, 'nonces')).commitments;
+      (await m.client.call({ kind: 'nonces', keyId: key.keyId, keyEpoch: 1, count }, 'nonceCommitments')).commitments;
     const [na] = await presign(a, 1);
     const [nb] = await presign(b, 1);
     const commitments = [na!, nb!].map((n) => ({ identifier: n.identifier, hiding: n.hiding, binding: n.binding }));

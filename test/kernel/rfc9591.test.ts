@@ -64,7 +64,7 @@ for (const profile of PROFILES) {
         const r = v.round_one[n]!;
         const feed = [hexToBytes(r.hiding_nonce_randomness), hexToBytes(r.binding_nonce_randomness)];
         const res = await kernels[i]!.kernel.presignWithRng({ kind: 'nonces', keyId, keyEpoch: 1, count: 1 }, () => feed.shift()!);
-        if (res.kind !== 'nonces') throw new Error(`presign refused: ${JSON.stringify(res)}`);
+        if (res.kind !== 'nonceCommitments') throw new Error(`presign refused: ${JSON.stringify(res)}`);
         const c = res.commitments[0]!;
         t.equal(bytesToHex(c.hiding), r.hiding_nonce_commitment, `participant ${n} hiding nonce commitment`);
         t.equal(bytesToHex(c.binding), r.binding_nonce_commitment, `participant ${n} binding nonce commitment`);
