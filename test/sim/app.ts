@@ -5,7 +5,7 @@
  * running hash that every node must agree on at every applied index.
  */
 import type { Entry } from '../../raft/core/types.js';
-import { Hasher, entryDigest } from './hash.js';
+import { entryDigest, hashNums } from './hash.js';
 
 const OP_MAGIC = 0xc1;
 const OP_HEADER_BYTES = 9;
@@ -13,18 +13,27 @@ const OP_HEADER_BYTES = 9;
 /** A client command: client id, sequence number, and filler bytes to give it a size. */
 export function encodeOp(client: number, seq: number, payloadBytes: number): Uint8Array {
   const b = new Uint8Array(OP_HEADER_BYTES + payloadBytes);
-  const v = new DataView(b.buffer);
   b[0] = OP_MAGIC;
-  v.setUint32(1, client);
-  v.setUint32(5, seq);
+  putU32(b, 1, client);
+  putU32(b, 5, seq);
   for (let i = 0; i < payloadBytes; i++) b[OP_HEADER_BYTES + i] = (seq + i) & 0xff;
   return b;
 }
 
+function putU32(b: Uint8Array, at: number, x: number): void {
+  b[at] = x >>> 24;
+  b[at + 1] = (x >>> 16) & 0xff;
+  b[at + 2] = (x >>> 8) & 0xff;
+  b[at + 3] = x & 0xff;
+}
+
+function getU32(b: Uint8Array, at: number): number {
+  return (((b[at] as number) << 24) | ((b[at + 1] as number) << 16) | ((b[at + 2] as number) << 8) | (b[at + 3] as number)) >>> 0;
+}
+
 export function decodeOp(data: Uint8Array): { client: number; seq: number } | null {
   if (data.length < OP_HEADER_BYTES || data[0] !== OP_MAGIC) return null;
-  const v = new DataView(data.buffer, data.byteOffset, data.byteLength);
-  return { client: v.getUint32(1), seq: v.getUint32(5) };
+  return { client: getU32(data, 1), seq: getU32(data, 5) };
 }
 
 export interface Session {
@@ -46,7 +55,7 @@ export class AppState {
   apply(e: Entry): ApplyKind {
     this.applied = e.index;
     if (e.type === 'conf') {
-      this.root = new Hasher(0x33).num(this.root).num(entryDigest(e)).value();
+      this.root = hashNums(0x33, this.root, entryDigest(e));
       return 'conf';
     }
     const op = decodeOp(e.data);
@@ -55,7 +64,7 @@ export class AppState {
     if (s !== undefined && op.seq <= s.seq) return 'duplicate';
     this.sessions.set(op.client, { seq: op.seq, index: e.index });
     this.opsApplied++;
-    this.root = new Hasher(0x44).num(this.root).num(op.client).num(op.seq).value();
+    this.root = hashNums(0x44, this.root, op.client, op.seq);
     return 'op';
   }
 

@@ -111,6 +111,8 @@ export interface SimHooks {
   readonly firehosePerTick?: number;
   /** Skip the liveness phase (the benchmark). */
   readonly skipLiveness?: boolean;
+  /** Override parameters drawn from the seed (the benchmark uses the production limits). */
+  readonly params?: Partial<SimParams>;
 }
 
 export class Simulation {
@@ -143,7 +145,7 @@ export class Simulation {
     private readonly hooks: SimHooks = {},
   ) {
     const root = new SeededRng(options.seed);
-    this.params = drawParams(root.fork(), options);
+    this.params = { ...drawParams(root.fork(), options), ...hooks.params };
     this.net = new SimNetwork(root.fork(), {
       dropRate: this.params.dropRate,
       duplicateRate: this.params.duplicateRate,
@@ -433,7 +435,7 @@ export class Simulation {
     const n: SimNode = {
       id,
       core: null,
-      disk: new SimDisk(conf),
+      disk: new SimDisk(conf, this.checks),
       app: new AppState(),
       alive: false,
       retired: false,

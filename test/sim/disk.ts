@@ -51,8 +51,8 @@ export class SimDisk {
   view: SimLog;
   private unsynced: Batch[] = [];
 
-  constructor(conf?: ConfState) {
-    this.durable = SimLog.empty(conf);
+  constructor(conf?: ConfState, chained = true) {
+    this.durable = SimLog.empty(conf, chained);
     this.view = this.durable.clone();
   }
 

@@ -36,6 +36,13 @@ export class Hasher {
     this.b = (seed ^ 0x5bd1e995) | 0;
   }
 
+  /** Start over with a new seed (lets hot paths reuse one instance). */
+  reset(seed: number): this {
+    this.a = seed | 0;
+    this.b = (seed ^ 0x5bd1e995) | 0;
+    return this;
+  }
+
   /** Feed a 32-bit integer. */
   u32(x: number): this {
     this.a = round(this.a, x | 0);
@@ -76,8 +83,15 @@ export class Hasher {
 }
 
 /** Digest of one entry's content (term, type, data) — not its position. */
+const scratch = new Hasher();
+
 export function entryDigest(e: Entry): number {
-  return new Hasher(0x11).num(e.term).u32(e.type === 'conf' ? 2 : 1).bytes(e.data).value();
+  return scratch.reset(0x11).num(e.term).u32(e.type === 'conf' ? 2 : 1).bytes(e.data).value();
+}
+
+/** A hash of a few numbers, without allocating. */
+export function hashNums(seed: number, a: number, b: number, c = 0): number {
+  return scratch.reset(seed).num(a).num(b).num(c).value();
 }
 
 /**
@@ -86,7 +100,8 @@ export function entryDigest(e: Entry): number {
  * property (§5.3) is checked in O(1) per entry.
  */
 export function chainOf(prev: number, e: Entry): number {
-  return new Hasher(0x22).num(prev).num(e.index).num(entryDigest(e)).value();
+  const d = entryDigest(e);
+  return scratch.reset(0x22).num(prev).num(e.index).num(d).value();
 }
 
 /** The chain value of the empty log (index 0). */

@@ -22,12 +22,14 @@ export class SimLog {
   private constructor(
     readonly store: MemoryStorage,
     chains: number[],
+    /** Keep chains (the checkers need them; the benchmark runs without). */
+    private readonly chained: boolean,
   ) {
     this.chains = chains;
   }
 
-  static empty(conf?: ConfState): SimLog {
-    return new SimLog(new MemoryStorage(conf), [chainGenesis]);
+  static empty(conf?: ConfState, chained = true): SimLog {
+    return new SimLog(new MemoryStorage(conf), [chainGenesis], chained);
   }
 
   /** Index of the dummy entry (the snapshot index after compaction). */
@@ -63,6 +65,7 @@ export class SimLog {
   append(entries: readonly Entry[]): Chained[] {
     if (entries.length === 0) return [];
     this.store.append(entries); // throws on a gap: a Ready that does not continue the log
+    if (!this.chained) return [];
     const b = this.base();
     const first = (entries[0] as Entry).index;
     const skip = Math.max(0, b + 1 - first);
@@ -116,10 +119,10 @@ export class SimLog {
     const b = this.base();
     if (to <= b) return;
     this.store.compact(to);
-    this.chains = this.chains.slice(to - b);
+    if (this.chained) this.chains = this.chains.slice(to - b);
   }
 
   clone(): SimLog {
-    return new SimLog(this.store.clone(), this.chains.slice());
+    return new SimLog(this.store.clone(), this.chains.slice(), this.chained);
   }
 }
