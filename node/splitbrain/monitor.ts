@@ -1,0 +1,200 @@
+/**
+ * One object per node that holds the three checks of this folder and their metrics, so the
+ * daemon wires them with a handful of calls and no logic of its own:
+ *
+ *   const sb = new SplitBrainMonitor({ self, clusterId, voters, identityKey, atStart, metrics, log });
+ *   driver receive path:   sb.noteMessage(m)                    every authenticated peer message
+ *                          sb.mayVote(durableNow)               false: drop vote/preVote, skip campaigns
+ *   every observationIntervalMs, per peer:
+ *                          send encodeExchange(sb.outgoing(peer, ownObservation))
+ *   on an exchange from an authenticated peer:
+ *                          sb.incoming(peer, decodeExchange(bytes, peer))
+ *   on granting a vote / winning an election:
+ *                          sb.statement(signVote(...)) / sb.statement(signLeaderAnnouncement(...))
+ *   each apply loop:       for (const ev of sb.takeEvidence()) propose(encodeEvent(ev))
+ *
+ * Pure: no timers, sockets or storage. The design and safety arguments are in detector.ts,
+ * equivocation.ts and rollback.ts.
+ */
+import { splitBrain as limits } from '../../proto/limits.js';
+import type { CatalogMetrics, SplitBrainKind } from '../metrics-catalog.js';
+import { SplitBrainDetector, describeAlarm, type Alarm, type Observation, type ObserveResult } from './detector.js';
+import { EquivocationDetector, type EquivocationEvidence, type SignedStatement, type SubmitResult } from './equivocation.js';
+import type { Decoded, Exchange } from './exchange.js';
+import { RollbackGate, WitnessBook, describeVerdict, type DurableState, type Verdict, type Witness } from './rollback.js';
+import type { Message } from '../../raft/core/types.js';
+
+export interface MonitorOptions {
+  readonly self: string;
+  readonly clusterId: string;
+  /** Voters of the configuration in force at start (rollback check asks each of them). */
+  readonly voters: readonly string[];
+  /** Identity key of a roster node, from the ledger's node roster. */
+  readonly identityKey: (nodeId: string) => Uint8Array | undefined;
+  /** The node's durable Raft state as loaded at start. */
+  readonly atStart: DurableState;
+  readonly metrics?: CatalogMetrics;
+  readonly log?: (line: string) => void;
+}
+
+export interface IncomingOutcome {
+  readonly alarms: readonly Alarm[];
+  readonly evidence: readonly EquivocationEvidence[];
+  readonly verdict: Verdict | null;
+}
+
+export class SplitBrainMonitor {
+  readonly detector = new SplitBrainDetector();
+  readonly equivocation: EquivocationDetector;
+  readonly witnesses: WitnessBook;
+  readonly gate: RollbackGate;
+  /** Statements new to this node, waiting to be relayed to each peer. */
+  private readonly relay = new Map<string, SignedStatement[]>();
+  private readonly evidence: EquivocationEvidence[] = [];
+  /** Peers that asked what this node witnessed of them, answered in the next exchange to them. */
+  private readonly asked = new Set<string>();
+  private evidenceDropped = 0;
+  private readonly peers: readonly string[];
+
+  constructor(private readonly o: MonitorOptions) {
+    this.equivocation = new EquivocationDetector({ clusterId: o.clusterId, identityKey: o.identityKey });
+    this.witnesses = new WitnessBook(o.self, new Set(o.voters));
+    this.gate = new RollbackGate(o.self, o.voters, o.atStart);
+    this.peers = [...new Set(o.voters)].filter((v) => v !== o.self);
+    for (const p of this.peers) this.relay.set(p, []);
+    this.noteVerdict(this.gate.verdict());
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Observations
+  // -------------------------------------------------------------------------------------------
+
+  /** This node's own observation (call each interval, before building exchanges). */
+  observeLocal(obs: Observation): Alarm | null {
+    return this.observe(obs);
+  }
+
+  private observe(obs: Observation): Alarm | null {
+    const before: Record<ObserveResult, number> = { ...this.detector.counts };
+    const a = this.detector.observe(obs);
+    for (const r of Object.keys(before) as ObserveResult[]) {
+      const d = this.detector.counts[r] - before[r];
+      if (d > 0) this.o.metrics?.observations.inc({ result: r }, d);
+    }
+    if (a) this.raise(a.kind, describeAlarm(a));
+    return a;
+  }
+
+  private raise(kind: SplitBrainKind, line: string): void {
+    this.o.metrics?.splitBrainActive.set({ kind }, 1);
+    this.o.metrics?.splitBrainAlarms.inc({ kind });
+    this.o.log?.(line);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Signed statements
+  // -------------------------------------------------------------------------------------------
+
+  /** A statement this node signed or received. New ones are relayed to every peer. */
+  statement(s: SignedStatement, from: string | null = null): SubmitResult {
+    const r = this.equivocation.submit(s);
+    switch (r.kind) {
+      case 'new':
+        for (const [peer, q] of this.relay) {
+          if (peer === from) continue;
+          // Bounded: beyond this the oldest unsent statement goes; relays from other nodes
+          // cover it (every node that saw it new relays it too).
+          if (q.length >= limits.statementsPerExchangeMax * 4) q.shift();
+          q.push(s);
+        }
+        break;
+      case 'rejected':
+        this.o.metrics?.statementsRejected.inc({ reason: r.reason });
+        break;
+      case 'equivocation':
+        this.o.metrics?.equivocationEvidence.inc({ kind: r.evidence.first.kind });
+        this.o.log?.(`equivocation: ${r.evidence.first.nodeId} signed two different ${r.evidence.first.kind} statements for one slot`);
+        if (this.evidence.length < limits.evidencePendingMax) this.evidence.push(r.evidence);
+        else this.evidenceDropped++;
+        // Relay the second statement too, so every node can build the same evidence.
+        for (const [peer, q] of this.relay) if (peer !== from) q.push(s);
+        break;
+      case 'duplicate':
+        break;
+    }
+    return r;
+  }
+
+  /** Evidence to propose to the ledger as EquivocationEvidence events; each is handed out once. */
+  takeEvidence(): EquivocationEvidence[] {
+    return this.evidence.splice(0, this.evidence.length);
+  }
+
+  /** Evidence pairs dropped because `evidencePendingMax` were already waiting. */
+  droppedEvidence(): number {
+    return this.evidenceDropped;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Rollback
+  // -------------------------------------------------------------------------------------------
+
+  /** Every Raft message received from an authenticated peer. True: persist the witness book. */
+  noteMessage(m: Pick<Message, 'type' | 'from' | 'to' | 'term' | 'index' | 'reject'>): boolean {
+    return this.witnesses.noteMessage(m);
+  }
+
+  mayVote(now: DurableState): boolean {
+    const ok = this.gate.mayVote(now);
+    this.o.metrics?.rollbackVoteWithheld.set(ok ? 0 : 1);
+    return ok;
+  }
+
+  private noteVerdict(v: Verdict): void {
+    this.o.metrics?.rollbackVoteWithheld.set(v.kind === 'consistent' ? 0 : 1);
+    this.o.log?.(describeVerdict(this.o.self, v));
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // The exchange
+  // -------------------------------------------------------------------------------------------
+
+  /** The exchange to send to `peer` now. Asks for the rollback witness until every voter answered. */
+  outgoing(peer: string, own: Observation): Exchange {
+    const q = this.relay.get(peer) ?? [];
+    const statements = q.splice(0, limits.statementsPerExchangeMax);
+    const query = this.gate.verdict().kind === 'waiting' && this.peers.includes(peer);
+    const e: Exchange = { from: this.o.self, observation: own, statements, query };
+    if (!this.asked.delete(peer)) return e;
+    const answer: Witness | null = this.witnesses.report(peer);
+    return { ...e, answer };
+  }
+
+  /** An exchange received from `peer` (already authenticated and decoded). */
+  incoming(peer: string, d: Decoded): IncomingOutcome {
+    if (!d.ok) {
+      this.o.log?.(`refused exchange from ${peer}: ${d.reason}: ${d.detail}`);
+      return { alarms: [], evidence: [], verdict: null };
+    }
+    const e = d.exchange;
+    const alarms: Alarm[] = [];
+    const a = this.observe(e.observation);
+    if (a) alarms.push(a);
+    const evidence: EquivocationEvidence[] = [];
+    for (const s of e.statements) {
+      const r = this.statement(s, peer);
+      if (r.kind === 'equivocation') evidence.push(r.evidence);
+    }
+    if (e.query) this.asked.add(peer);
+    let verdict: Verdict | null = null;
+    if (e.answer !== undefined) {
+      const before = this.gate.verdict();
+      verdict = this.gate.answer(peer, e.answer);
+      if (verdict.kind !== before.kind || verdict.kind === 'rolled_back') {
+        if (verdict.kind === 'rolled_back' && before.kind !== 'rolled_back') this.raise('rollback', describeVerdict(this.o.self, verdict));
+        else this.noteVerdict(verdict);
+      }
+    }
+    return { alarms, evidence, verdict };
+  }
+}
