@@ -70,6 +70,7 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
     compactionKeepEntries: cfg.raft.compactionKeepEntries,
     metrics: metrics.driverHooks,
     onFatal,
+    log,
   });
   const server = new NodeServer({ id: cfg.id, listen: cfg.listen, roster: new Set(cfg.peers.keys()), tls, driver, app, metrics: metrics.serverHooks, log });
   let grpcPort: number;
@@ -104,6 +105,7 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
           id: s.id, role: s.role, term: s.term, leader: s.leader, commit: s.commit, applied: s.appliedIndex, lastIndex: s.lastIndex,
           firstIndex: s.firstIndex, snapshotIndex: s.snapshotIndex, root: s.root, voters: s.conf.voters, pid: process.pid,
           peers: Object.fromEntries(transport.peerIds().map((p) => [p, transport.reachable(p)])),
+          progress: s.progress,
         }) + '\n');
       } else {
         res.statusCode = 404;
@@ -122,7 +124,9 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
     stopping ??= (async () => {
       log(`node ${cfg.id} stopping`);
       await driver.stop();
-      await server.stop(nodeLimits.shutdownGraceMs);
+      // Client calls were answered by driver.stop(); what remains are peers' long-lived streams,
+      // which never end on their own, so the grace period only covers responses in flight.
+      await server.stop(Math.min(1_000, nodeLimits.shutdownGraceMs));
       await transport.close();
       await new Promise<void>((r) => http.close(() => r()));
       await storage.close();

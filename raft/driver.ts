@@ -74,6 +74,7 @@ export interface DriverOptions {
   readonly metrics?: DriverMetrics;
   /** Called when the driver cannot go on (a failed disk write): the process must stop. */
   readonly onFatal: (e: unknown) => void;
+  readonly log?: (line: string) => void;
 }
 
 export interface DriverStatus extends Status {
@@ -84,6 +85,8 @@ export interface DriverStatus extends Status {
 }
 
 const META_APPLIED = 'meta/applied';
+/** Set by `custody node wipe` (storage/leveldb.ts wipeStore); see `Recovering` below. */
+export const META_RECOVERING = 'meta/recovering';
 const SESSION_PREFIX = 'session/';
 const SM_PREFIX = 'sm/';
 const ENVELOPE_VERSION = 1;
@@ -104,6 +107,24 @@ interface PendingProposal {
   nextTryMs: number;
   lastReason: ReasonCode | null;
   readonly waiters: ((o: Outcome) => void)[];
+}
+
+/**
+ * A node whose log was wiped (after corruption) has lost entries it may have acknowledged, some
+ * possibly committed with its help. Raft assumes acknowledged entries are never lost (§5.4), so
+ * until the node again holds everything that was committed when it came back, it:
+ * - grants no votes (dropping a grant is always safe: it is a lost message). Otherwise it could
+ *   help elect a candidate missing a committed entry that only the crashed majority held;
+ * - if the leader keeps probing it above its (now empty) log — a leader never backs off below a
+ *   follower's match index, which the wipe made stale — asks for leadership to move to another
+ *   voter; the new leader starts progress afresh and sends the node a snapshot and the log.
+ * It ends once the node has applied the leader commit index seen in its first append.
+ */
+interface Recovering {
+  leaderCommit: number | null;
+  lastIndexSeen: number;
+  lastProgressMs: number;
+  done: boolean;
 }
 
 interface PendingRead {
@@ -158,6 +179,7 @@ export class Driver {
   private role: Role = 'follower';
   private leader: NodeId | null = null;
   private idleWaiters: (() => void)[] = [];
+  private recovering: Recovering | null = null;
 
   constructor(o: DriverOptions) {
     this.o = o;
@@ -190,6 +212,10 @@ export class Driver {
         for (const k of st.appKeys()) if (k.startsWith(SM_PREFIX)) yield k.slice(SM_PREFIX.length);
       },
     );
+    if (st.appValue(META_RECOVERING)) {
+      this.recovering = { leaderCommit: null, lastIndexSeen: st.lastIndex(), lastProgressMs: this.o.clock.now(), done: false };
+      this.o.log?.('recovering after a wipe: this node grants no votes until it holds everything committed');
+    }
     const snapIndex = st.snapshot().meta.index;
     assert(this.appliedIndex >= snapIndex, `applied index ${this.appliedIndex} is at or past the snapshot ${snapIndex}`);
     // The application's applied index is durable with its state, so the core resumes right after
@@ -238,6 +264,9 @@ export class Driver {
     if (this.inbox.length >= nodeLimits.driverInboxMax) {
       this.o.metrics?.dropped?.('inbound');
       return; // Raft tolerates a lost message; an unbounded queue would not be tolerated by memory.
+    }
+    if (this.recovering && this.recovering.leaderCommit === null && msg.type === 'app' && msg.term >= this.o.storage.hardState().term) {
+      this.recovering.leaderCommit = msg.commit;
     }
     this.inbox.push(() => this.core.step(msg));
     this.kick();
@@ -377,6 +406,11 @@ export class Driver {
       this.applyEntry(e, writes, acks);
       appliedNow++;
     }
+    if (this.recovering?.done) {
+      writes.push({ key: META_RECOVERING, value: null });
+      this.recovering = null;
+      this.o.log?.(`recovered: applied ${this.appliedIndex}, holding everything committed when the node came back; voting again`);
+    }
     if (appliedNow > 0 || rd.snapshot) {
       writes.push({ key: META_APPLIED, value: Buffer.from(JSON.stringify({ index: this.appliedIndex, term: this.appliedTerm })) });
     }
@@ -385,7 +419,8 @@ export class Driver {
     this.o.metrics?.persisted?.(stats, sync, rd.entries.length);
     if (appliedNow > 0) this.o.metrics?.applied?.(appliedNow);
     // Durable: now the world may learn about it.
-    if (rd.messages.length > 0) this.o.transport.send(rd.messages);
+    const out = this.recovering ? rd.messages.filter((m) => !((m.type === 'voteResp' || m.type === 'preVoteResp') && !m.reject)) : rd.messages;
+    if (out.length > 0) this.o.transport.send(out);
     for (const [p, o] of acks) if (p) this.finish(p, o);
     for (const rs of rd.readStates) {
       const r = this.reads.get(Buffer.from(rs.context).toString('hex'));
@@ -481,6 +516,7 @@ export class Driver {
   /** Deadlines and retries, checked once per loop turn after ticks. */
   private onTime(): void {
     const now = this.o.clock.now();
+    if (this.recovering && !this.recovering.done) this.checkRecovery(now);
     for (const p of this.proposals.values()) {
       if (now >= p.deadlineMs) {
         this.proposals.delete(p.key);
@@ -497,6 +533,30 @@ export class Driver {
         this.reads.delete(k);
         r.reject(new CustodyError(this.leader ? 'REMOTE_TIMEOUT' : 'NOT_LEADER', this.leader ? 'the read point was not reached before the deadline' : 'no leader is known: the read cannot be linearized'));
       } else if (r.index === null && now >= r.nextTryMs) this.tryRead(r);
+    }
+  }
+
+  private checkRecovery(now: number): void {
+    const r = this.recovering as Recovering;
+    if (r.leaderCommit !== null && this.appliedIndex >= r.leaderCommit) {
+      r.done = true; // cleared durably with the next batch
+      this.inbox.push(() => {}); // make sure a loop turn follows
+      return;
+    }
+    const last = this.o.storage.lastIndex();
+    if (last !== r.lastIndexSeen) {
+      r.lastIndexSeen = last;
+      r.lastProgressMs = now;
+      return;
+    }
+    const stuckMs = 3 * this.o.tickMs * this.o.electionTicks;
+    if (this.leader && this.leader !== this.o.id && now - r.lastProgressMs > stuckMs) {
+      const to = this.core.status().conf.voters.find((v) => v !== this.leader && v !== this.o.id);
+      r.lastProgressMs = now;
+      if (to) {
+        this.o.log?.(`recovering: leader ${this.leader} is not sending the log this node lost; asking it to hand leadership to ${to}`);
+        this.core.transferLeadership(to);
+      }
     }
   }
 

@@ -306,12 +306,15 @@ export async function wipeStore(dir: string, opts: { discardVote: boolean }): Pr
     }
   }
   await rm(dir, { recursive: true, force: true });
-  if (kept) {
-    const fresh: Db = new Level<Buffer, Buffer>(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
-    await fresh.open();
-    // commit 0: the log is gone, and commit must never exceed the last stored index.
-    await fresh.put(KEY_HS, encodeHardState({ term: kept.term, vote: kept.vote, commit: 0 }), { sync: true });
-    await fresh.close();
-  }
+  const fresh: Db = new Level<Buffer, Buffer>(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+  await fresh.open();
+  const ops: Op[] = [
+    // Tells the driver the log was lost: it grants no votes until it has caught up (driver.ts).
+    { type: 'put', key: appKey('meta/recovering'), value: seal(Buffer.from(JSON.stringify({ keptTerm: kept?.term ?? null }))) },
+  ];
+  // commit 0: the log is gone, and commit must never exceed the last stored index.
+  if (kept) ops.push({ type: 'put', key: KEY_HS, value: encodeHardState({ term: kept.term, vote: kept.vote, commit: 0 }) });
+  await fresh.batch(ops, { sync: true });
+  await fresh.close();
   return { keptTerm: kept ? kept.term : null };
 }
