@@ -617,9 +617,18 @@ export function makeApproverKey(id: string, seed?: Uint8Array): ApproverKey {
 
 /** Signs `msg` with a raw 32-byte Ed25519 seed (node:crypto; deterministic per RFC 8032). */
 export function ed25519Sign(msg: Uint8Array, secretKey: Uint8Array): Uint8Array {
-  const key = createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, secretKey]), format: 'der', type: 'pkcs8' });
+  const hex = toHex(secretKey);
+  let key = privateKeys.get(hex);
+  if (key === undefined) {
+    key = createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, secretKey]), format: 'der', type: 'pkcs8' });
+    if (privateKeys.size >= KEY_CACHE_MAX) privateKeys.clear();
+    privateKeys.set(hex, key);
+  }
   return new Uint8Array(nodeSign(null, msg, key));
 }
+
+/** Parsed signing keys of the helpers above (tests and the demo sign many times with few keys). */
+const privateKeys = new Map<string, KeyObject>();
 
 /** Every key in `keys` signs `body`; approvals keep the order of `keys`. */
 export function signDecision(body: DecisionBody, keys: readonly ApproverKey[]): GovernanceDecision {

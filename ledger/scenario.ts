@@ -18,6 +18,7 @@ import {
 import { type Act, type LedgerEntry, type LedgerEvent, type SignedStatement, actCid, encodeEvent, signStatement, statementCid } from './events.js';
 import { type ApplyResult, apply, keyReadyCid } from './apply.js';
 import { type LedgerState, emptyState } from './state.js';
+import { bytesEqual } from './encoding.js';
 
 export interface ScriptOptions {
   readonly clusterId?: string;
@@ -78,10 +79,30 @@ export class ScriptedCluster {
       approvers: this.approvers.map((a, i) => ({ id: a.id, publicKey: a.publicKey, roles: i === m - 1 && m > (o.threshold ?? 2) ? ['governor', 'security'] : ['governor'] })),
       quorum: { threshold: o.threshold ?? 2, freezeThreshold: 1 },
     };
+    this.keyring.push(...this.approvers);
   }
 
+  /** Approver keys this script can sign with (the genesis roster's, plus any added). */
+  readonly keyring: ApproverKey[] = [];
+
   get threshold(): number {
-    return this.roster.quorum.threshold;
+    return this.state.cluster?.governance.roster.quorum.threshold ?? this.roster.quorum.threshold;
+  }
+
+  /** Makes more approver keys available to defaultSigners (e.g. a roster a decision installs). */
+  addKeys(keys: readonly ApproverKey[]): void {
+    for (const k of keys) if (!this.keyring.some((x) => x.id === k.id)) this.keyring.push(k);
+  }
+
+  /** `n` (default: the quorum) governors of the roster in force that this script holds keys for. */
+  defaultSigners(n = this.threshold): ApproverKey[] {
+    const roster = this.state.cluster?.governance.roster ?? this.roster;
+    const governors = roster.approvers.filter((a) => a.roles.includes('governor'));
+    const others = roster.approvers.filter((a) => !a.roles.includes('governor'));
+    return [...governors, ...others]
+      .map((a) => this.keyring.find((k) => k.id === a.id && bytesEqual(k.publicKey, a.publicKey)))
+      .filter((k): k is ApproverKey => k !== undefined)
+      .slice(0, n);
   }
 
   node(id: string): ScriptNode {
@@ -119,7 +140,7 @@ export class ScriptedCluster {
   }
 
   decision(action: DecisionAction, signers?: readonly ApproverKey[], over: Partial<DecisionBody> = {}): GovernanceDecision {
-    return signDecision(this.decisionBody(action, over), signers ?? this.approvers.slice(0, this.threshold));
+    return signDecision(this.decisionBody(action, over), signers ?? this.defaultSigners());
   }
 
   decide(action: DecisionAction, signers?: readonly ApproverKey[], over: Partial<DecisionBody> = {}): ApplyResult {
@@ -136,8 +157,15 @@ export class ScriptedCluster {
   }
 
   groupKey(keyId: string): Uint8Array {
-    return ed25519.getPublicKey(this.groupSecret(keyId));
+    let pk = this.groupKeys.get(keyId);
+    if (pk === undefined) {
+      pk = ed25519.getPublicKey(this.groupSecret(keyId));
+      this.groupKeys.set(keyId, pk);
+    }
+    return pk;
   }
+
+  private readonly groupKeys = new Map<string, Uint8Array>();
 
   round1(nodeId: string, keyId: string, keyEpoch: number): ApplyResult {
     const round1Cid = seedOf(`${this.label}/round1/${keyId}/${keyEpoch}/${nodeId}`);

@@ -136,7 +136,7 @@ t.test('authority continuity: after ApproversChanged only the new roster decides
   const roster = { approvers: fresh.map((a) => ({ id: a.id, publicKey: a.publicKey, roles: ['governor' as const] })), quorum: { threshold: 2, freezeThreshold: 2 } };
   ok(t, s.decide({ kind: 'ApproversChanged', roster }));
   t.equal(s.state.cluster!.governance.epoch, 1);
-  refusedWith(t, s, 'UNKNOWN_APPROVER', () => s.decide({ kind: 'KeyRetired', keyId: 'k1' }));
+  refusedWith(t, s, 'UNKNOWN_APPROVER', () => s.decide({ kind: 'KeyRetired', keyId: 'k1' }, s.approvers.slice(0, 2)));
   ok(t, s.decide({ kind: 'KeyRetired', keyId: 'k1' }, fresh.slice(1)));
 });
 
