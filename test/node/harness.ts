@@ -152,9 +152,14 @@ export class Cluster {
     }));
   }
 
-  status(id: string): Promise<HttpStatus | null> {
+  /** How status is fetched; a test whose nodes live in network namespaces replaces it. */
+  statusFn: (id: string) => Promise<HttpStatus | null> = (id) => {
     const s = this.spec(id);
     return fetchStatus(`${s.host}:${s.httpPort}`);
+  };
+
+  status(id: string): Promise<HttpStatus | null> {
+    return this.statusFn(id);
   }
 
   async statuses(ids = this.specs.map((s) => s.id)): Promise<Map<string, HttpStatus>> {
