@@ -200,7 +200,12 @@ export function combine(
     }
     const Yi = suite.parsePoint(pub.verifyingShares[dealer]!);
     if (!F[0]!.equals(Yi.multiply(lagrangeAtZero(suite, D, D[i]!)))) reject(`deal from ${dealer} does not re-deal its own share (check 1)`);
-    const fi = d.share.length === Fn.BYTES ? Fn.fromBytes(d.share) : 0n;
+    let fi = 0n;
+    try {
+      if (d.share.length === Fn.BYTES) fi = Fn.fromBytes(d.share);
+    } catch {
+      fi = 0n; // not a canonical scalar: refused just below
+    }
     // A zero share is refused outright (an honest dealer produces one with probability 1/q).
     if (fi === 0n || !Fn.isValid(fi) || !suite.base.multiply(fi).equals(evalCommitment(suite, F, me))) {
       reject(`share from ${dealer} does not match its commitments (check 2)`);

@@ -44,6 +44,7 @@ export type RequestBody =
   | { kind: 'status' }
   | { kind: 'governance'; decisions: CommittedDecision[] }
   | { kind: 'fence'; passport: string; reason: string }
+  | { kind: 'reconcile'; keyId: string; ledgerConsumedCounter: number }
   | { kind: 'dkgBegin'; ceremonyId: string; keyId: string; suite: string; min: number; participants: Participant[]; identifier: string }
   | { kind: 'dkgRound2'; ceremonyId: string; round1: Round1Package[] }
   | { kind: 'dkgFinish'; ceremonyId: string; round1: Round1Package[]; packages: SealedPackage[] }
@@ -78,7 +79,8 @@ export type ResponseBody =
   | { kind: 'keyPackage'; keyId: string; epoch: number; suite: string; identifier: string; public: PublicPackage }
   | { kind: 'redealDealt'; dealer: string; commitments: Uint8Array[]; packages: SealedPackage[] }
   | { kind: 'nonceCommitments'; commitments: NonceCommitment[] }
-  | { kind: 'signatureShare'; identifier: string; sigShare: Uint8Array; counter: number };
+  | { kind: 'signatureShare'; identifier: string; sigShare: Uint8Array; counter: number }
+  | { kind: 'reconcile'; consumedCounter: number; burned: number };
 
 export interface Response { callId: number; body: ResponseBody }
 
@@ -243,6 +245,10 @@ function validateBody(o: Obj): RequestBody {
         };
       });
       return { kind: 'governance', decisions };
+    }
+    case 'reconcile': {
+      const b = obj(o['reconcile'], 'reconcile');
+      return { kind: 'reconcile', keyId: str(b, 'keyId', 'reconcile'), ledgerConsumedCounter: u(b, 'ledgerConsumedCounter', 'reconcile', 0, INDEX_MAX) };
     }
     case 'fence': {
       const b = obj(o['fence'], 'fence');

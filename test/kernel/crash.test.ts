@@ -151,6 +151,10 @@ for (const profile of PROFILES) {
       if (profile === 'software') {
         t.equal(await again(nonces[0]!, 'after restore'), 'STORE_ROLLED_BACK', 'the consumed nonce is refused: the store is behind the ledger');
         t.equal(await again(nonces[1]!, 'after restore, next nonce'), 'STORE_ROLLED_BACK', 'every step is refused until the store is reconciled');
+        const r = await victim.client.call({ kind: 'reconcile', keyId: key.keyId, ledgerConsumedCounter: ledgerConsumed }, 'reconcile');
+        t.equal(r.consumedCounter, ledgerConsumed, 'reconciled up to the ledger');
+        t.equal(await again(nonces[0]!, 'after reconcile'), 'NONCE_REUSED', 'the nonce consumed after the backup stays burned');
+        t.equal(await again(nonces[1]!, 'after reconcile, next nonce'), 'OK', 'an unused nonce from the backup signs once');
       } else {
         t.equal(await again(nonces[0]!, 'after restore'), 'NONCE_REUSED', 'the token counter outlives the store: the consumed nonce stays burned');
         t.equal(await again(nonces[1]!, 'after restore, next nonce'), 'OK', 'an unused nonce from the backup is safe to use once');
