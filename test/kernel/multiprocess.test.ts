@@ -10,7 +10,7 @@ import { statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { SUITE_NAMES } from '../../kernel/suites.js';
 import {
-  Governance, PROFILES, independentVerify, reasonOf, runDkg, setupKernel, signAcross, startKernel, tempDir, sha256, toPackage,
+  Governance, PROFILES, identifierFor, independentVerify, reasonOf, runDkg, setupKernel, signAcross, startKernel, tempDir, sha256, toPackage,
   type KernelProcess, type Member,
 } from './harness.js';
 import type { Participant, PublicPackage } from '../../kernel/wire.js';
@@ -75,12 +75,37 @@ for (const profile of PROFILES) {
       t.ok(independentVerify('taproot', key.public.commitments[0]!, message, all.signature), '3-of-3 signature verifies (BIP340)');
       t.equal(await reasonOf(signAcross(gov, [members[0]!, members[1]!], key, message, 2, next)), 'PAYLOAD_REJECTED', 'two signers no longer suffice');
     });
+
+    t.test('reshare to a new committee: n1 leaves, a fresh kernel n4 joins (secp256k1)', async (t) => {
+      const key = await runDkg(gov, members, 'key-move', 'secp256k1', 2);
+      const n4 = await startKernel(setupKernel(dir, 'n4', profile, gov));
+      procs.push(n4);
+      const m4: Member = { nodeId: 'n4', client: n4.client, transportPublicKey: n4.transportPublicKey };
+      // The newcomer follows governance from its pinned genesis through the whole decision log.
+      const caught = await m4.client.call({ kind: 'governance', decisions: gov.log }, 'governance');
+      t.equal(caught.applied, gov.log.length, 'n4 verified and applied every decision since genesis');
+      const [, m2, m3] = members as [Member, Member, Member];
+      const committee: Participant[] = [
+        { identifier: key.identifiers['n2']!, nodeId: 'n2', transportPublicKey: m2.transportPublicKey },
+        { identifier: key.identifiers['n3']!, nodeId: 'n3', transportPublicKey: m3.transportPublicKey },
+        { identifier: identifierFor('secp256k1', 4), nodeId: 'n4', transportPublicKey: m4.transportPublicKey },
+      ];
+      const next = await redeal([...members, m4], key.keyId, 'secp256k1', 1, 2, [key.identifiers['n2']!, key.identifiers['n3']!], committee, 2, key.public);
+      t.equal(Buffer.from(next.commitments[0]!).toString('hex'), Buffer.from(key.public.commitments[0]!).toString('hex'), 'same group public key');
+      const act = gov.decide({ kind: 'KeyReshared', keyId: key.keyId, keyEpoch: 2, threshold: 2, participants: ['n2', 'n3', 'n4'] });
+      for (const m of [...members, m4]) await m.client.call({ kind: 'governance', decisions: [act] }, 'governance');
+      const message = Buffer.from('signed by the new committee');
+      const out = await signAcross(gov, [m3, m4], key, message, 2, next);
+      t.ok(independentVerify('secp256k1', key.public.commitments[0]!, message, out.signature), 'n3 + n4 sign under the unchanged key');
+      t.equal(await reasonOf(members[0]!.client.call({ kind: 'nonces', keyId: key.keyId, keyEpoch: 2, count: 1 }, 'nonceCommitments')), 'UNKNOWN_KEY', 'n1 left the committee and holds nothing of epoch 2');
+      t.equal(await reasonOf(members[0]!.client.call({ kind: 'nonces', keyId: key.keyId, keyEpoch: 1, count: 1 }, 'nonceCommitments')), 'UNKNOWN_KEY', 'and its epoch-1 share is erased');
+    });
   });
 }
 
 /** Drives a redeal ceremony across the kernels (what the daemons do). */
 async function redeal(
-  members: Member[], keyId: string, suite: 'ed25519' | 'taproot', fromEpoch: number, _oldMin: number, dealers: string[],
+  members: Member[], keyId: string, suite: 'ed25519' | 'taproot' | 'secp256k1', fromEpoch: number, _oldMin: number, dealers: string[],
   committee: Participant[], min: number, current: PublicPackage,
 ): Promise<PublicPackage> {
   const ceremonyId = `redeal-${keyId}-${fromEpoch}`;
@@ -89,7 +114,8 @@ async function redeal(
     identifier: committee.find((c) => c.nodeId === m.nodeId)?.identifier ?? '',
   }, 'redealDealt')));
   const deals = dealt.filter((d) => d.dealer !== '');
-  const results = await Promise.all(members.map((m) => {
+  const stay = members.filter((m) => committee.some((c) => c.nodeId === m.nodeId));
+  const results = await Promise.all(stay.map((m) => {
     const me = committee.find((c) => c.nodeId === m.nodeId)!.identifier;
     return m.client.call({
       kind: 'redealFinish', ceremonyId,

@@ -1,0 +1,377 @@
+/**
+ * What the admin API does on a node, independent of gRPC: every method takes the calling
+ * operator (from its certificate), checks its role first, then works through the ledger. The
+ * service (service.ts) only converts messages and maps errors to statuses.
+ *
+ * Pending decisions (proposed, collecting approvals) live on the node they were proposed to, in
+ * memory and bounded: they are not authority until the ledger applies them, so losing them costs
+ * a re-proposal, never safety. A decision reaching its quorum is submitted to the log at once,
+ * except an ActApproved, which waits to travel inside its act's submission.
+ */
+import { CustodyError } from '../../proto/errors.js';
+import type { ReasonCode } from '../../proto/reasons.js';
+import { type CborValue, bytesEqual, decode, encode, fromHex, toHex } from '../../ledger/encoding.js';
+import {
+  type DecisionBody, type GovernanceDecision, ShapeError,
+  decisionBodyFromCbor, decisionBodyToCbor, decisionCid, decisionFromCbor, decisionSigningBytes, ed25519Verify, quorumFor, verifyDecision,
+} from '../../ledger/decision.js';
+import { actCid, type Act } from '../../ledger/events.js';
+import type { ClusterState, KeyRecord, OpRecord } from '../../ledger/state.js';
+import { TERMINAL_OP_STATES } from '../../ledger/state.js';
+import { receiptCid } from '../../ledger/receipts.js';
+import type { LedgerVerdict } from '../ledger-app.js';
+import type { LedgerPort } from '../lifecycle/ports.js';
+import type { ChronicleNote } from '../lifecycle/coordinator.js';
+import { actFor, decisionBodyFor, type ActRequest } from '../lifecycle/acts.js';
+import { evidenceBundle } from '../lifecycle/evidence.js';
+import { type Operator, mayPropose, requireAction } from './roles.js';
+
+export const PENDING_DECISIONS_MAX = 256;
+export const CHRONICLE_ACTS_MAX = 10_000;
+
+export interface PendingDecision {
+  readonly cid: string;
+  readonly body: DecisionBody;
+  approvals: { approverId: string; signature: Uint8Array }[];
+  state: 'pending' | 'approved' | 'applied' | 'refused';
+  verdict: LedgerVerdict | null;
+  /** For an ActApproved: the act it approves, submitted later with it. */
+  readonly act: Act | null;
+}
+
+export interface NotesSource {
+  notesOf(opId: string): readonly ChronicleNote[];
+  onNote(l: (n: ChronicleNote) => void): () => void;
+}
+
+export interface ActSummary {
+  readonly op: OpRecord;
+  readonly notes: readonly ChronicleNote[];
+  readonly verdict?: LedgerVerdict;
+}
+
+function cluster(ledger: LedgerPort): ClusterState {
+  const c = ledger.state().cluster;
+  if (c === null) throw new CustodyError('GENESIS_MISSING', 'the cluster has no genesis yet');
+  return c;
+}
+
+const BYTE_FIELDS = new Set(['keyReadyCid', 'actCid', 'identityKey', 'publicKey']);
+const AMOUNT_FIELDS = new Set(['amountMax', 'autoReleaseAmountMax']);
+
+/** JSON (hex for bytes, decimal strings or numbers for amounts) to the canonical value form. */
+function jsonToCbor(v: unknown, key = ''): CborValue {
+  if (v === null) return null;
+  if (typeof v === 'string') {
+    if (BYTE_FIELDS.has(key)) {
+      if (!/^([0-9a-f]{2})*$/i.test(v)) throw new CustodyError('INVALID_ARGUMENT', `${key} must be hex`);
+      return fromHex(v.toLowerCase());
+    }
+    if (AMOUNT_FIELDS.has(key)) {
+      if (!/^[0-9]{1,30}$/.test(v)) throw new CustodyError('INVALID_ARGUMENT', `${key} must be a decimal integer`);
+      return BigInt(v);
+    }
+    return v;
+  }
+  if (typeof v === 'number') {
+    if (AMOUNT_FIELDS.has(key) && Number.isSafeInteger(v)) return BigInt(v);
+    return v;
+  }
+  if (typeof v === 'boolean') return v;
+  if (Array.isArray(v)) return v.map((x) => jsonToCbor(x, key === 'roles' || key === 'participants' || key === 'destinations' ? '' : key));
+  if (typeof v === 'object') {
+    const out: { [k: string]: CborValue } = {};
+    for (const [k, x] of Object.entries(v as Record<string, unknown>)) out[k] = jsonToCbor(x, k);
+    return out;
+  }
+  throw new CustodyError('INVALID_ARGUMENT', 'unsupported JSON value');
+}
+
+/** Canonical value form to JSON for display (bytes as hex, bigints as decimal strings). */
+export function cborToJson(v: CborValue): unknown {
+  if (v instanceof Uint8Array) return toHex(v);
+  if (typeof v === 'bigint') return v.toString();
+  if (Array.isArray(v)) return v.map(cborToJson);
+  if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, cborToJson(x as CborValue)]));
+  return v;
+}
+
+export class AdminBackend {
+  private readonly pending = new Map<string, PendingDecision>();
+
+  constructor(readonly nodeId: string, readonly ledger: LedgerPort, private readonly notes: NotesSource) {}
+
+  status(caller: Operator) {
+    requireAction(caller, 'read', 'read the status');
+    const s = this.ledger.state();
+    const r = this.ledger.raftStatus();
+    const c = s.cluster;
+    return {
+      nodeId: this.nodeId, caller: `${caller.id} (${caller.role})`, term: r.term, leader: r.leader ?? '', commit: r.commit, applied: r.applied, stateRoot: r.root,
+      clusterId: c?.clusterId ?? '', governanceEpoch: c?.governance.epoch ?? 0, governanceHead: c ? toHex(c.governance.headCid) : '',
+      frozen: c?.governance.frozen?.reason ?? '',
+      nodes: c ? Object.values(c.nodes).map((n) => ({ id: n.id, status: n.status, passport: n.passport, equivocated: n.equivocated })) : [],
+      keys: c ? Object.values(c.keys).map(keyView) : [],
+      acts: c?.opCount ?? 0, height: s.height,
+    };
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Decisions
+  // ---------------------------------------------------------------------------------------------
+
+  proposeDecision(caller: Operator, actionJson: string, ttlMs: number): PendingDecision {
+    requireAction(caller, 'propose', 'propose decisions');
+    let raw: unknown;
+    try {
+      raw = JSON.parse(actionJson);
+    } catch (e) {
+      throw new CustodyError('INVALID_ARGUMENT', `action_json is not JSON: ${(e as Error).message}`);
+    }
+    if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new CustodyError('INVALID_ARGUMENT', 'action_json must be an object with a "kind"');
+    const o = { ...(raw as Record<string, unknown>) };
+    const c = cluster(this.ledger);
+    let act: Act | null = null;
+    if (o.kind === 'KeyActivated' && o.keyReadyCid === undefined) {
+      const e = c.keys[String(o.keyId)]?.epochs[String(o.keyEpoch)];
+      if (e?.keyReadyCid == null) throw new CustodyError('KEY_NOT_PUBLISHED', `key ${String(o.keyId)} epoch ${String(o.keyEpoch)} has no published key object`);
+      o.keyReadyCid = toHex(e.keyReadyCid);
+    }
+    if ((o.kind === 'PublicationReleased' || o.kind === 'ActApproved') && o.actCid === undefined) {
+      const op = c.ops[String(o.opId)];
+      if (op !== undefined) o.actCid = toHex(op.actCid);
+      else if (o.kind === 'ActApproved' && o.act !== undefined) {
+        act = actFor(this.ledger.state(), actRequestOf(o.act));
+        o.actCid = toHex(actCid(act));
+      } else throw new CustodyError('UNKNOWN_SESSION', `no act ${String(o.opId)}; an ActApproved for a new act names it as "act": {keyId, asset, amount, destination, display}`);
+    }
+    delete o.act;
+    let action: DecisionBody['action'];
+    try {
+      const tmpl = decisionBodyFor(this.ledger.state(), { kind: 'Unfreeze' }, Date.now(), ttlMs || undefined);
+      action = decisionBodyFromCbor({ ...(decisionBodyToCbor(tmpl) as object), action: jsonToCbor(o) } as CborValue).action;
+    } catch (e) {
+      if (e instanceof ShapeError) throw new CustodyError('PAYLOAD_REJECTED', `action: ${e.message}`);
+      throw e;
+    }
+    if (!mayPropose(caller.role, action.kind)) throw new CustodyError('ROLE_NOT_ALLOWED', `${caller.id} (${caller.role}) may not propose ${action.kind}`);
+    const body = decisionBodyFor(this.ledger.state(), action, Date.now(), ttlMs || undefined);
+    const cid = toHex(decisionCid(body));
+    this.prune();
+    if (this.pending.size >= PENDING_DECISIONS_MAX) throw new CustodyError('LIMIT_EXCEEDED', `${PENDING_DECISIONS_MAX} decisions are pending on this node`);
+    const p: PendingDecision = { cid, body, approvals: [], state: 'pending', verdict: null, act };
+    this.pending.set(cid, p);
+    return p;
+  }
+
+  private prune(): void {
+    const now = Date.now();
+    for (const [k, p] of this.pending) if (p.body.expiresMs <= now && p.state !== 'applied') this.pending.delete(k);
+  }
+
+  getDecision(caller: Operator, cid: string): PendingDecision {
+    requireAction(caller, 'read', 'read decisions');
+    const p = this.pending.get(cid.toLowerCase());
+    if (p === undefined) throw new CustodyError('UNKNOWN_SESSION', `no decision ${cid} on node ${this.nodeId}`);
+    return p;
+  }
+
+  listDecisions(caller: Operator): PendingDecision[] {
+    requireAction(caller, 'read', 'read decisions');
+    this.prune();
+    return [...this.pending.values()];
+  }
+
+  needed(p: PendingDecision): number {
+    return quorumFor(p.body.action.kind, cluster(this.ledger).governance.roster.quorum).needed;
+  }
+
+  async approveDecision(caller: Operator, cid: string, approverId: string, signature: Uint8Array): Promise<PendingDecision> {
+    requireAction(caller, 'approve', 'approve decisions');
+    if (approverId !== caller.id) throw new CustodyError('ROLE_NOT_ALLOWED', `${caller.id} may only approve as itself, not as ${approverId}`);
+    const p = this.getDecision(caller, cid);
+    if (p.state !== 'pending') throw new CustodyError('INVALID_TRANSITION', `decision ${cid} is ${p.state}`);
+    const c = cluster(this.ledger);
+    const approver = c.governance.roster.approvers.find((a) => a.id === approverId);
+    if (approver === undefined) throw new CustodyError('UNKNOWN_APPROVER', `${approverId} is not on the roster of governance epoch ${c.governance.epoch}`);
+    if (!ed25519Verify(signature, decisionSigningBytes(p.body), approver.publicKey)) throw new CustodyError('SIGNATURE_INVALID', `the signature of ${approverId} does not verify over decision ${cid}`);
+    if (!p.approvals.some((a) => a.approverId === approverId)) p.approvals.push({ approverId, signature });
+    const d: GovernanceDecision = { body: p.body, approvals: p.approvals };
+    const v = verifyDecision(d, c.governance.roster, c.clusterId, c.governance.epoch, Date.now());
+    if (!v.ok) {
+      if (v.reason === 'QUORUM_NOT_MET') return p; // still collecting
+      p.state = 'refused';
+      throw new CustodyError(v.reason, v.detail);
+    }
+    if (p.body.action.kind === 'ActApproved') {
+      p.state = 'approved';
+      return p;
+    }
+    return this.submitPending(p, d);
+  }
+
+  private async submitPending(p: PendingDecision, d: GovernanceDecision): Promise<PendingDecision> {
+    const v = await this.ledger.propose({ type: 'GovernanceDecision', decision: d });
+    p.verdict = v;
+    p.state = v.ok ? 'applied' : 'refused';
+    if (!v.ok) throw new CustodyError(v.reason ?? 'INTERNAL', v.detail);
+    return p;
+  }
+
+  /** A complete decision as it is; the ledger decides (an under-quorum one is refused QUORUM_NOT_MET). */
+  async submitDecision(caller: Operator, cbor: Uint8Array): Promise<PendingDecision> {
+    requireAction(caller, 'submit-decision', 'submit decisions');
+    let d: GovernanceDecision;
+    try {
+      d = decisionFromCbor(decode(cbor));
+    } catch (e) {
+      if (e instanceof ShapeError || e instanceof CustodyError) throw new CustodyError('PAYLOAD_REJECTED', `decision: ${(e as Error).message}`);
+      throw e;
+    }
+    const cid = toHex(decisionCid(d.body));
+    const p: PendingDecision = this.pending.get(cid) ?? { cid, body: d.body, approvals: [...d.approvals], state: 'pending', verdict: null, act: null };
+    p.approvals = [...d.approvals];
+    if (this.pending.size < PENDING_DECISIONS_MAX) this.pending.set(cid, p);
+    return this.submitPending(p, d);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Acts and the chronicle
+  // ---------------------------------------------------------------------------------------------
+
+  act(caller: Operator, opId: string): ActSummary {
+    requireAction(caller, 'read', 'read acts');
+    const op = cluster(this.ledger).ops[opId];
+    if (op === undefined) throw new CustodyError('UNKNOWN_SESSION', `no act ${opId}`);
+    return { op, notes: this.notes.notesOf(opId) };
+  }
+
+  chronicle(caller: Operator, limit: number): { acts: ActSummary[]; keys: KeyRecord[] } {
+    requireAction(caller, 'read', 'read the chronicle');
+    const c = cluster(this.ledger);
+    const ops = Object.values(c.ops).sort((a, b) => (a.history[0]?.index ?? 0) - (b.history[0]?.index ?? 0));
+    const n = Math.min(limit || CHRONICLE_ACTS_MAX, CHRONICLE_ACTS_MAX);
+    return { acts: ops.slice(-n).map((op) => ({ op, notes: this.notes.notesOf(op.opId) })), keys: Object.values(c.keys) };
+  }
+
+  async submitAct(caller: Operator, opId: string, req: ActRequest, approvalCid: string): Promise<ActSummary> {
+    requireAction(caller, 'submit-act', 'submit signing acts');
+    const c = cluster(this.ledger);
+    let approval: GovernanceDecision | null = null;
+    let act: Act;
+    if (approvalCid !== '') {
+      const p = this.pending.get(approvalCid.toLowerCase());
+      if (p === undefined || p.body.action.kind !== 'ActApproved' || p.act === null) throw new CustodyError('UNKNOWN_SESSION', `no ActApproved decision ${approvalCid} for a new act on node ${this.nodeId}`);
+      if (p.state !== 'approved') throw new CustodyError('QUORUM_NOT_MET', `decision ${approvalCid} has ${p.approvals.length} of ${this.needed(p)} approvals`);
+      approval = { body: p.body, approvals: p.approvals };
+      act = p.act;
+    } else {
+      act = actFor(this.ledger.state(), req);
+    }
+    const me = c.nodes[this.nodeId];
+    if (me === undefined) throw new CustodyError('UNKNOWN_NODE', `${this.nodeId} is not on the roster`);
+    const v = await this.ledger.propose({ type: 'ActSubmitted', opId, act, approval, nodeId: me.id, passport: me.passport });
+    if (!v.ok) throw new CustodyError(v.reason ?? 'INTERNAL', `${v.detail}${v.applied ? ` (act ${opId} journaled ${v.opState ?? 'Denied'})` : ''}`);
+    this.approvalsByOp.set(opId, approval);
+    return { ...this.act(caller, opId), verdict: v };
+  }
+
+  private readonly approvalsByOp = new Map<string, GovernanceDecision | null>();
+
+  async settleAct(caller: Operator, opId: string, confirmation: string): Promise<ActSummary> {
+    requireAction(caller, 'settle-act', 'settle acts');
+    const c = cluster(this.ledger);
+    const me = c.nodes[this.nodeId] as { id: string; passport: string };
+    const v = await this.ledger.propose({ type: 'ActSettled', opId, confirmation, nodeId: me.id, passport: me.passport });
+    if (!v.ok) throw new CustodyError(v.reason ?? 'INTERNAL', v.detail);
+    return { ...this.act(caller, opId), verdict: v };
+  }
+
+  evidence(caller: Operator, opId: string): string {
+    requireAction(caller, 'read', 'export evidence');
+    const c = cluster(this.ledger);
+    const op = c.ops[opId];
+    if (op === undefined) throw new CustodyError('UNKNOWN_SESSION', `no act ${opId}`);
+    let approval = this.approvalsByOp.get(opId) ?? null;
+    if (approval === null && op.approvalCid !== null) {
+      const p = [...this.pending.values()].find((x) => bytesEqual(fromHex(x.cid), op.approvalCid as Uint8Array));
+      if (p !== undefined) approval = { body: p.body, approvals: p.approvals };
+      else throw new CustodyError('UNKNOWN_SESSION', `the approval of ${opId} is not held on node ${this.nodeId}; export from the node it was submitted to`);
+    }
+    return JSON.stringify(evidenceBundle(c, opId, approval), null, 2);
+  }
+
+  /** Calls `l` with the act now and after every change, until `l` returns false or the act ends. */
+  watch(caller: Operator, opId: string, l: (a: ActSummary) => boolean, onEnd: () => void): () => void {
+    requireAction(caller, 'read', 'watch acts');
+    let last = '';
+    let done = false;
+    const emit = (): void => {
+      if (done) return;
+      const op = this.ledger.state().cluster?.ops[opId];
+      if (op === undefined) return;
+      const notes = this.notes.notesOf(opId);
+      const sig = `${op.state}/${op.history.length}/${notes.length}/${op.releasedBy ? 'r' : ''}`;
+      if (sig === last) return;
+      last = sig;
+      const more = l({ op, notes });
+      if (!more || TERMINAL_OP_STATES.includes(op.state)) stop();
+    };
+    const unsubs = [this.ledger.subscribe(() => queueMicrotask(emit)), this.notes.onNote((n) => n.opId === opId && queueMicrotask(emit))];
+    const stop = (): void => {
+      if (done) return;
+      done = true;
+      for (const u of unsubs) u();
+      onEnd();
+    };
+    if (this.ledger.state().cluster?.ops[opId] === undefined) {
+      stop();
+      throw new CustodyError('UNKNOWN_SESSION', `no act ${opId}`);
+    }
+    emit();
+    return stop;
+  }
+}
+
+function actRequestOf(x: unknown): ActRequest {
+  if (x === null || typeof x !== 'object') throw new CustodyError('INVALID_ARGUMENT', 'act must be an object');
+  const o = x as Record<string, unknown>;
+  const s = (k: string): string => {
+    if (typeof o[k] !== 'string' || (o[k] as string).length === 0) throw new CustodyError('INVALID_ARGUMENT', `act.${k} is required`);
+    return o[k] as string;
+  };
+  const amount = String(o.amount ?? '');
+  if (!/^[0-9]{1,30}$/.test(amount)) throw new CustodyError('INVALID_ARGUMENT', 'act.amount must be a decimal integer');
+  return { keyId: s('keyId'), asset: s('asset'), amount: BigInt(amount), destination: s('destination'), display: s('display') };
+}
+
+export function keyView(k: KeyRecord) {
+  return {
+    id: k.id, scheme: k.scheme, status: k.status, activeEpoch: k.activeEpoch ?? -1, publicKey: k.publicKey ? toHex(k.publicKey) : '',
+    epochs: Object.values(k.epochs).map((e) => `${e.epoch}:${e.status}`),
+  };
+}
+
+export function actView(a: ActSummary) {
+  const op = a.op;
+  return {
+    opId: op.opId, state: op.state, reason: op.reason ?? '', keyId: op.act.keyId, keyEpoch: op.act.keyEpoch, asset: op.act.asset,
+    amount: op.act.amount.toString(), destination: op.act.destination, messageDigest: toHex(op.act.messageDigest),
+    history: op.history.map((h) => ({ state: h.state, index: h.index })),
+    receipts: op.receipts.map((r) => ({ type: String((r as { type?: unknown }).type), cid: toHex(receiptCid(r)), index: Number((r as { index?: unknown }).index) })),
+    signature: op.signature ? toHex(op.signature) : '', confirmation: op.confirmation ?? '',
+    notes: a.notes.map((n) => ({ atMs: n.atMs, text: n.text, reason: n.reason ?? '' })),
+    ...(a.verdict ? { verdict: verdictView(a.verdict) } : {}),
+  };
+}
+
+export function verdictView(v: LedgerVerdict) {
+  return { ok: v.ok, index: v.index, reason: (v.reason ?? '') as ReasonCode | '', detail: v.detail };
+}
+
+export function decisionView(p: PendingDecision, needed: number) {
+  return {
+    cid: p.cid, bodyCbor: Buffer.from(encode(decisionBodyToCbor(p.body))), bodyJson: JSON.stringify(cborToJson(decisionBodyToCbor(p.body))),
+    approvals: p.approvals.map((a) => a.approverId), needed, state: p.state, ...(p.verdict ? { verdict: verdictView(p.verdict) } : {}),
+  };
+}

@@ -1,0 +1,99 @@
+/**
+ * A client of the admin API (proto/admin.proto) over mutual TLS with an operator certificate.
+ * Refusals come back as CustodyErrors carrying the server's reason code (node/client.ts errorOf).
+ */
+import * as grpc from '@grpc/grpc-js';
+import { CustodyError } from '../../proto/errors.js';
+import { node as nodeLimits } from '../../proto/limits.js';
+import { errorOf } from '../client.js';
+import { channelCredentials, identityOptions, loadTls, type TlsFiles } from '../tls.js';
+import { adminPackage } from './server.js';
+
+type Unary = (req: object, md: grpc.Metadata, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r?: unknown) => void) => void;
+
+export interface Verdict { ok: boolean; index: number; reason: string; detail: string }
+export interface DecisionReply { cid: string; bodyCbor: Buffer; bodyJson: string; approvals: string[]; needed: number; state: string; verdict: Verdict | null }
+export interface Note { atMs: number; text: string; reason: string }
+export interface ActView {
+  opId: string; state: string; reason: string; keyId: string; keyEpoch: number; asset: string; amount: string; destination: string; messageDigest: string;
+  history: { state: string; index: number }[]; receipts: { type: string; cid: string; index: number }[]; signature: string; confirmation: string;
+  notes: Note[]; verdict: Verdict | null;
+}
+export interface KeyView { id: string; scheme: string; status: string; activeEpoch: number; publicKey: string; epochs: string[] }
+export interface StatusReply {
+  nodeId: string; caller: string; term: number; leader: string; commit: number; applied: number; stateRoot: string; clusterId: string;
+  governanceEpoch: number; governanceHead: string; frozen: string; nodes: { id: string; status: string; passport: string; equivocated: boolean }[];
+  keys: KeyView[]; acts: number; height: number;
+}
+
+export class AdminClient {
+  private readonly client: grpc.Client;
+
+  /** `serverId` is the node id the server's certificate must name. */
+  constructor(address: string, serverId: string, tls: TlsFiles) {
+    const def = adminPackage()['custody.admin.v1.Admin'] as grpc.ServiceDefinition;
+    const Ctor = grpc.makeGenericClientConstructor(def, 'Admin');
+    this.client = new Ctor(address, channelCredentials(loadTls(tls)), {
+      ...identityOptions(serverId),
+      'grpc.max_send_message_length': nodeLimits.adminRequestBytesMax * 2,
+      'grpc.max_receive_message_length': 16 * 1024 * 1024,
+    });
+  }
+
+  call<T>(method: string, req: object, deadlineMs = 30_000): Promise<T> {
+    const f = (this.client as unknown as Record<string, Unary>)[method];
+    if (f === undefined) return Promise.reject(new CustodyError('INVALID_ARGUMENT', `no method ${method}`));
+    return new Promise<T>((resolve, reject) => {
+      f.call(this.client, req, new grpc.Metadata(), { deadline: Date.now() + deadlineMs }, (e, r) => (e ? reject(errorOf(e)) : resolve(r as T)));
+    });
+  }
+
+  status(): Promise<StatusReply> { return this.call('Status', {}); }
+  proposeDecision(actionJson: string, ttlMs = 0): Promise<DecisionReply> { return this.call('ProposeDecision', { actionJson, ttlMs }); }
+  getDecision(cid: string): Promise<DecisionReply> { return this.call('GetDecision', { cid }); }
+  listDecisions(): Promise<{ decisions: DecisionReply[] }> { return this.call('ListDecisions', {}); }
+  approveDecision(cid: string, approverId: string, signature: Uint8Array): Promise<DecisionReply> { return this.call('ApproveDecision', { cid, approverId, signature: Buffer.from(signature) }); }
+  submitDecision(decisionCbor: Uint8Array): Promise<DecisionReply> { return this.call('SubmitDecision', { decisionCbor: Buffer.from(decisionCbor) }); }
+  chronicle(limit = 0): Promise<{ acts: ActView[]; keys: KeyView[] }> { return this.call('ListChronicle', { limit }); }
+  submitAct(req: { opId: string; keyId: string; asset: string; amount: string; destination: string; display: string; messageDigest?: Uint8Array; keyEpoch?: number; approvalCid?: string }): Promise<ActView> {
+    return this.call('SubmitAct', { ...req, keyEpoch: req.keyEpoch ?? -1, messageDigest: Buffer.from(req.messageDigest ?? new Uint8Array(0)) });
+  }
+  showAct(opId: string): Promise<ActView> { return this.call('ShowAct', { opId }); }
+  settleAct(opId: string, confirmation: string): Promise<ActView> { return this.call('SettleAct', { opId, confirmation }); }
+  exportEvidence(opId: string): Promise<{ bundleJson: string }> { return this.call('ExportEvidence', { opId }); }
+
+  /** Streams the act's views until `until` returns true for one, the act ends, or the deadline. */
+  watch(opId: string, onView: (v: ActView) => void, until: (v: ActView) => boolean, deadlineMs = 120_000): Promise<ActView> {
+    const f = (this.client as unknown as Record<string, (req: object, md: grpc.Metadata, opts: grpc.CallOptions) => grpc.ClientReadableStream<ActView>>)['WatchAct'] as
+      (req: object, md: grpc.Metadata, opts: grpc.CallOptions) => grpc.ClientReadableStream<ActView>;
+    return new Promise<ActView>((resolve, reject) => {
+      const s = f.call(this.client, { opId }, new grpc.Metadata(), { deadline: Date.now() + deadlineMs });
+      let last: ActView | null = null;
+      let settled = false;
+      s.on('data', (v: ActView) => {
+        last = v;
+        onView(v);
+        if (!settled && until(v)) {
+          settled = true;
+          s.cancel();
+          resolve(v);
+        }
+      });
+      s.on('error', (e: grpc.ServiceError) => {
+        if (settled) return;
+        settled = true;
+        reject(errorOf(e));
+      });
+      s.on('end', () => {
+        if (settled) return;
+        settled = true;
+        if (last) resolve(last);
+        else reject(new CustodyError('UNKNOWN_SESSION', `no view of act ${opId}`));
+      });
+    });
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}

@@ -1,0 +1,187 @@
+/**
+ * The admin gRPC service (proto/admin.proto) over mutual TLS. Every request is bounded
+ * (limits.node.adminRequestBytesMax, checked before decoding), decoded defensively (an
+ * undecodable frame is refused FRAME_MALFORMED instead of failing inside grpc-js), attributed to
+ * the operator its certificate names (roles.ts), and refused with exactly one reason code in the
+ * status details ("REASON: detail") and the `custody-reason` trailer. A refused request changes
+ * nothing and the server keeps serving.
+ */
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { fileURLToPath } from 'node:url';
+import type { PeerCertificate } from 'node:tls';
+import { CustodyError, isCustodyError } from '../../proto/errors.js';
+import { node as nodeLimits } from '../../proto/limits.js';
+import { grpcStatusOf, type ReasonCode } from '../../proto/reasons.js';
+import { REASON_METADATA_KEY } from '../wire.js';
+import { serverCredentials, type TlsMaterial } from '../tls.js';
+import { actView, decisionView, keyView, type AdminBackend } from './backend.js';
+import { operatorOf, type Operator } from './roles.js';
+
+export const ADMIN_PROTO_PATH = fileURLToPath(new URL('../../../proto/admin.proto', import.meta.url));
+const loaderOptions: protoLoader.Options = { keepCase: false, longs: Number, enums: String, bytes: Buffer, defaults: true, oneofs: true };
+
+let cached: protoLoader.PackageDefinition | null = null;
+export function adminPackage(): protoLoader.PackageDefinition {
+  cached ??= protoLoader.loadSync(ADMIN_PROTO_PATH, loaderOptions);
+  return cached;
+}
+
+export function refusal(reason: ReasonCode, detail: string): grpc.ServiceError {
+  const metadata = new grpc.Metadata();
+  metadata.set(REASON_METADATA_KEY, reason);
+  return Object.assign(new Error(`${reason}: ${detail}`), { code: grpcStatusOf(reason), details: `${reason}: ${detail}`, metadata });
+}
+
+function errorOf(e: unknown): grpc.ServiceError {
+  if (isCustodyError(e)) return refusal(e.reason, e.detail);
+  return refusal('INTERNAL', e instanceof Error ? e.message : String(e));
+}
+
+interface BadFrame { readonly bad: 'FRAME_MALFORMED' | 'FRAME_TOO_LARGE'; readonly detail: string }
+const isBad = (x: unknown): x is BadFrame => typeof x === 'object' && x !== null && 'bad' in x;
+
+/** The service definition with size-checked, non-throwing request deserializers. */
+function guardedAdminService(): grpc.ServiceDefinition {
+  const def = adminPackage()['custody.admin.v1.Admin'] as unknown as Record<string, protoLoader.MethodDefinition<object, object>>;
+  const out: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  for (const [m, d] of Object.entries(def)) {
+    out[m] = {
+      ...d,
+      requestDeserialize: (buf: Buffer): unknown => {
+        if (buf.length > nodeLimits.adminRequestBytesMax) return { bad: 'FRAME_TOO_LARGE', detail: `request of ${buf.length} bytes exceeds ${nodeLimits.adminRequestBytesMax}` } satisfies BadFrame;
+        try {
+          return d.requestDeserialize(buf);
+        } catch (e) {
+          return { bad: 'FRAME_MALFORMED', detail: `undecodable request: ${(e as Error).message}` } satisfies BadFrame;
+        }
+      },
+    } as grpc.MethodDefinition<unknown, unknown>;
+  }
+  return out as grpc.ServiceDefinition;
+}
+
+type Call = { request: unknown; getAuthContext(): { sslPeerCertificate?: PeerCertificate } | null };
+
+function caller(call: Call): Operator {
+  if (isBad(call.request)) throw new CustodyError(call.request.bad, call.request.detail);
+  return operatorOf(call.getAuthContext()?.sslPeerCertificate);
+}
+
+function unary<Req, Res>(f: (op: Operator, req: Req) => Res | Promise<Res>): grpc.handleUnaryCall<Req, Res> {
+  return (call, cb) => {
+    Promise.resolve()
+      .then(() => f(caller(call as unknown as Call), call.request))
+      .then((r) => cb(null, r), (e: unknown) => cb(errorOf(e)));
+  };
+}
+
+function str(v: unknown, what: string, maxBytes = 1024): string {
+  if (typeof v !== 'string') throw new CustodyError('INVALID_ARGUMENT', `${what} is required`);
+  if (Buffer.byteLength(v) > maxBytes) throw new CustodyError('LIMIT_EXCEEDED', `${what} exceeds ${maxBytes} bytes`);
+  return v;
+}
+
+function need(v: unknown, what: string, maxBytes = 128): string {
+  const s = str(v, what, maxBytes);
+  if (s.length === 0) throw new CustodyError('INVALID_ARGUMENT', `${what} is required`);
+  return s;
+}
+
+export interface AdminServerOptions {
+  readonly listen: string;
+  readonly tls: TlsMaterial;
+  readonly backend: AdminBackend;
+  readonly log?: (line: string) => void;
+}
+
+export class AdminServer {
+  private readonly server = new grpc.Server({
+    'grpc.max_receive_message_length': nodeLimits.adminRequestBytesMax + 1024,
+    'grpc.max_send_message_length': 16 * 1024 * 1024,
+  });
+
+  constructor(private readonly o: AdminServerOptions) {
+    const b = o.backend;
+    type R = Record<string, unknown>;
+    this.server.addService(guardedAdminService(), {
+      Status: unary<R, unknown>((op) => b.status(op)),
+      ProposeDecision: unary<R, unknown>((op, r) => {
+        const p = b.proposeDecision(op, str(r.actionJson, 'action_json', nodeLimits.adminRequestBytesMax), Number(r.ttlMs ?? 0));
+        return decisionView(p, b.needed(p));
+      }),
+      GetDecision: unary<R, unknown>((op, r) => {
+        const p = b.getDecision(op, need(r.cid, 'cid'));
+        return decisionView(p, b.needed(p));
+      }),
+      ListDecisions: unary<R, unknown>((op) => ({ decisions: b.listDecisions(op).map((p) => decisionView(p, b.needed(p))) })),
+      ApproveDecision: unary<R, unknown>(async (op, r) => {
+        const sig = r.signature;
+        if (!Buffer.isBuffer(sig) || sig.length !== 64) throw new CustodyError('INVALID_ARGUMENT', 'signature must be 64 bytes');
+        const p = await b.approveDecision(op, need(r.cid, 'cid'), need(r.approverId, 'approver_id'), new Uint8Array(sig));
+        return decisionView(p, b.needed(p));
+      }),
+      SubmitDecision: unary<R, unknown>(async (op, r) => {
+        const c = r.decisionCbor;
+        if (!Buffer.isBuffer(c) || c.length === 0) throw new CustodyError('INVALID_ARGUMENT', 'decision_cbor is required');
+        const p = await b.submitDecision(op, new Uint8Array(c));
+        return decisionView(p, b.needed(p));
+      }),
+      ListChronicle: unary<R, unknown>((op, r) => {
+        const ch = b.chronicle(op, Number(r.limit ?? 0));
+        return { acts: ch.acts.map(actView), keys: ch.keys.map(keyView) };
+      }),
+      SubmitAct: unary<R, unknown>(async (op, r) => {
+        const amount = need(r.amount, 'amount', 40);
+        if (!/^[0-9]{1,30}$/.test(amount)) throw new CustodyError('INVALID_ARGUMENT', 'amount must be a decimal integer in the asset\'s smallest unit');
+        const digest = r.messageDigest;
+        if (digest !== undefined && !Buffer.isBuffer(digest)) throw new CustodyError('INVALID_ARGUMENT', 'message_digest must be bytes');
+        if (digest !== undefined && digest.length !== 0 && digest.length !== 32) throw new CustodyError('INVALID_ARGUMENT', 'message_digest must be 32 bytes');
+        const keyEpoch = Number(r.keyEpoch ?? -1);
+        const a = await b.submitAct(op, need(r.opId, 'op_id'), {
+          keyId: need(r.keyId, 'key_id'), asset: need(r.asset, 'asset'), amount: BigInt(amount), destination: need(r.destination, 'destination', 1024),
+          display: need(r.display, 'display', 4096),
+          ...(digest !== undefined && digest.length === 32 ? { messageDigest: new Uint8Array(digest) } : {}),
+          ...(keyEpoch >= 0 ? { keyEpoch } : {}),
+        }, str(r.approvalCid ?? '', 'approval_cid', 128));
+        return actView(a);
+      }),
+      ShowAct: unary<R, unknown>((op, r) => actView(b.act(op, need(r.opId, 'op_id')))),
+      SettleAct: unary<R, unknown>(async (op, r) => actView(await b.settleAct(op, need(r.opId, 'op_id'), need(r.confirmation, 'confirmation', 1024)))),
+      ExportEvidence: unary<R, unknown>((op, r) => ({ bundleJson: b.evidence(op, need(r.opId, 'op_id')) })),
+      WatchAct: (call: grpc.ServerWritableStream<R, unknown>) => {
+        let stop: (() => void) | null = null;
+        try {
+          const op = caller(call as unknown as Call);
+          stop = b.watch(op, need(call.request.opId, 'op_id'), (a) => call.write(actView(a)), () => call.end());
+          call.on('cancelled', () => stop?.());
+        } catch (e) {
+          call.destroy(errorOf(e));
+        }
+      },
+    });
+  }
+
+  /** Binds and serves; resolves with the bound port. */
+  start(): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.bindAsync(this.o.listen, serverCredentials(this.o.tls), (e, port) => {
+        if (e) return reject(new CustodyError('CONFIG_INVALID', `admin ${this.o.listen}: ${e.message}`));
+        resolve(port);
+      });
+    });
+  }
+
+  stop(graceMs: number = nodeLimits.shutdownGraceMs): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        this.server.forceShutdown();
+        resolve();
+      }, graceMs);
+      this.server.tryShutdown(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+  }
+}

@@ -1,0 +1,304 @@
+/**
+ * `custody admin ...`: the operator CLI of the admin API (proto/admin.proto). Every call goes over
+ * mutual TLS with the operator's certificate; a refusal prints `REASON: detail` on stderr and the
+ * command exits 3 (2 for usage errors).
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Argv, CommandModule } from 'yargs';
+import { CustodyError, isCustodyError } from '../../proto/errors.js';
+import { decode, fromHex, toHex } from '../../ledger/encoding.js';
+import { decisionBodyFromCbor, decisionCid, decisionSigningBytes, ed25519Sign, makeApproverKey } from '../../ledger/decision.js';
+import { AdminClient, type ActView, type DecisionReply } from '../admin/client.js';
+import { OPERATOR_ROLES, issueOperatorCert, type OperatorRole } from '../admin/roles.js';
+import { ensureCa } from '../certs.js';
+
+interface Conn {
+  node: string;
+  'node-id': string;
+  certs?: string;
+  as?: string;
+  ca?: string;
+  cert?: string;
+  key?: string;
+  json: boolean;
+}
+
+const CONN_HELP = 'Connection: --node host:port --node-id <id the node certificate names>, and the operator\'s TLS material as --certs <dir> --as <operator id> (dir/ca.crt, dir/<id>.crt, dir/<id>.key) or --ca/--cert/--key. Every option may also come from the environment as CUSTODY_ADMIN_<OPTION> (e.g. CUSTODY_ADMIN_NODE).';
+
+function connOptions<T>(y: Argv<T>): Argv<T & Conn> {
+  return y
+    .option('node', { type: 'string', demandOption: true, describe: 'admin address of a node (host:port)' })
+    .option('node-id', { type: 'string', demandOption: true, describe: 'the node id its certificate names (checked during the TLS handshake)' })
+    .option('certs', { type: 'string', describe: 'directory holding ca.crt and the operator\'s <id>.crt / <id>.key' })
+    .option('as', { type: 'string', describe: 'operator id inside --certs' })
+    .option('ca', { type: 'string', describe: 'cluster CA certificate (instead of --certs)' })
+    .option('cert', { type: 'string', describe: 'operator certificate (instead of --certs)' })
+    .option('key', { type: 'string', describe: 'operator private key (instead of --certs)' })
+    .option('json', { type: 'boolean', default: false, describe: 'print machine-readable JSON' }) as unknown as Argv<T & Conn>;
+}
+
+function client(a: Conn): AdminClient {
+  let files: { ca: string; cert: string; key: string };
+  if (a.certs !== undefined) {
+    if (a.as === undefined) throw new CustodyError('INVALID_ARGUMENT', '--certs needs --as <operator id>');
+    files = { ca: join(a.certs, 'ca.crt'), cert: join(a.certs, `${a.as}.crt`), key: join(a.certs, `${a.as}.key`) };
+  } else {
+    if (a.ca === undefined || a.cert === undefined || a.key === undefined) throw new CustodyError('INVALID_ARGUMENT', 'give --certs and --as, or all of --ca, --cert and --key');
+    files = { ca: a.ca, cert: a.cert, key: a.key };
+  }
+  return new AdminClient(a.node, a['node-id'], files);
+}
+
+/** Runs a handler; a refusal becomes `REASON: detail` on stderr and exit status 3. */
+function run<A extends Conn>(f: (c: AdminClient, a: A) => Promise<void>): (a: A) => Promise<void> {
+  return async (a) => {
+    let c: AdminClient | null = null;
+    try {
+      c = client(a);
+      await f(c, a);
+    } catch (e) {
+      if (!isCustodyError(e)) throw e;
+      process.stderr.write(`${e.reason}: ${e.detail}\n`);
+      process.exitCode = 3;
+    } finally {
+      c?.close();
+    }
+  };
+}
+
+const out = (s: string): void => void process.stdout.write(`${s}\n`);
+
+export function formatAct(v: ActView): string {
+  const lines = [`act ${v.opId}: ${v.state}${v.reason ? ` (${v.reason})` : ''}  key ${v.keyId}@${v.keyEpoch}  ${v.amount} ${v.asset} -> ${v.destination}`];
+  lines.push(`  history: ${v.history.map((h) => `${h.state}@${h.index}`).join(' -> ')}`);
+  for (const r of v.receipts) lines.push(`  receipt ${r.type} at index ${r.index}: ${r.cid}`);
+  if (v.signature) lines.push(`  signature: ${v.signature}`);
+  if (v.confirmation) lines.push(`  confirmation: ${v.confirmation}`);
+  for (const n of v.notes) lines.push(`  note ${new Date(n.atMs).toISOString()}: ${n.reason ? `${n.reason}: ` : ''}${n.text}`);
+  return lines.join('\n');
+}
+
+function formatDecision(d: DecisionReply): string {
+  const v = d.verdict ? `  ledger: ${d.verdict.ok ? `applied at index ${d.verdict.index}` : `${d.verdict.reason}: ${d.verdict.detail}`}` : '';
+  return [`decision ${d.cid}: ${d.state}, ${d.approvals.length} of ${d.needed} approvals${d.approvals.length ? ` (${d.approvals.join(', ')})` : ''}`, `  body: ${d.bodyJson}`, v].filter(Boolean).join('\n');
+}
+
+/** An approver key file: {"id", "secretKey": hex, "publicKey": hex}, written 0600. */
+export function readApproverKey(path: string): { id: string; secretKey: Uint8Array; publicKey: Uint8Array } {
+  let j: { id?: unknown; secretKey?: unknown; publicKey?: unknown };
+  try {
+    j = JSON.parse(readFileSync(path, 'utf8')) as typeof j;
+  } catch (e) {
+    throw new CustodyError('INVALID_ARGUMENT', `${path}: not an approver key file: ${(e as Error).message}`);
+  }
+  if (typeof j.id !== 'string' || typeof j.secretKey !== 'string' || !/^[0-9a-f]{64}$/.test(j.secretKey)) throw new CustodyError('INVALID_ARGUMENT', `${path}: needs "id" and a 32-byte hex "secretKey"`);
+  const k = makeApproverKey(j.id, fromHex(j.secretKey));
+  return { id: k.id, secretKey: k.secretKey, publicKey: k.publicKey };
+}
+
+type Cmd<A> = CommandModule<object, A>;
+
+const status: Cmd<Conn> = {
+  command: 'status',
+  describe: 'cluster status as this node sees it: Raft, governance, nodes, keys',
+  builder: (y) => connOptions(y),
+  handler: run(async (c, a) => {
+    const s = await c.status();
+    if (a.json) return out(JSON.stringify(s, null, 2));
+    out(`node ${s.nodeId} (you are ${s.caller}); leader ${s.leader || 'unknown'}, term ${s.term}, commit ${s.commit}, applied ${s.applied}`);
+    out(`cluster ${s.clusterId || '(no genesis)'}; governance epoch ${s.governanceEpoch}, head ${s.governanceHead.slice(0, 16)}; ${s.frozen ? `FROZEN: ${s.frozen}` : 'not frozen'}; state root ${s.stateRoot.slice(0, 16)}`);
+    for (const n of s.nodes) out(`  node ${n.id}: ${n.status}${n.equivocated ? ', EQUIVOCATED' : ''}, passport ${n.passport}`);
+    for (const k of s.keys) out(`  key ${k.id} (${k.scheme}): ${k.status}${k.activeEpoch >= 0 ? ` at epoch ${k.activeEpoch}` : ''}, epochs ${k.epochs.join(' ')}${k.publicKey ? `, public key ${k.publicKey}` : ''}`);
+    out(`  ${s.acts} signing acts, ${s.height} events in the hash chain`);
+  }),
+};
+
+const decision: Cmd<object> = {
+  command: 'decision <action>',
+  describe: 'governance decisions: propose, show, list, approve (sign with your approver key), submit',
+  builder: (y) => y
+    .command<Conn & { 'action-json': string; 'ttl-ms': number }>({
+      command: 'propose',
+      describe: 'put a decision up for approval; prints its cid and the exact body approvers sign',
+      builder: (y2) => connOptions(y2)
+        .option('action-json', { type: 'string', demandOption: true, describe: 'the action, e.g. \'{"kind":"DkgAuthorized","keyId":"k1","scheme":"ed25519","threshold":2,"participants":["n1","n2","n3"]}\'; byte fields in hex; KeyActivated may omit keyReadyCid' })
+        .option('ttl-ms', { type: 'number', default: 0, describe: 'how long the decision stays valid (0 = 24 h)' })
+        .example('$0 admin decision propose --action-json \'{"kind":"EmergencyFreeze","reason":"incident 42"}\' --node 127.0.0.1:7201 --node-id n1 --certs certs --as alice', 'propose a freeze'),
+      handler: run(async (c, a) => {
+        const d = await c.proposeDecision(a['action-json'], a['ttl-ms']);
+        out(a.json ? JSON.stringify({ ...d, bodyCbor: d.bodyCbor.toString('hex') }, null, 2) : formatDecision(d));
+      }),
+    })
+    .command<Conn & { cid: string; 'key-file': string }>({
+      command: 'approve',
+      describe: 'sign a pending decision with your Ed25519 approver key (the key never leaves this machine); at quorum the node submits it',
+      builder: (y2) => connOptions(y2)
+        .option('cid', { type: 'string', demandOption: true, describe: 'the decision\'s cid' })
+        .option('key-file', { type: 'string', demandOption: true, describe: 'approver key file {"id","secretKey"} (see `custody admin approver-key`)' }),
+      handler: run(async (c, a) => {
+        const key = readApproverKey(a['key-file']);
+        const d = await c.getDecision(a.cid);
+        // Sign only what was shown: the body must hash to the cid that was asked for.
+        const body = decisionBodyFromCbor(decode(new Uint8Array(d.bodyCbor)));
+        if (toHex(decisionCid(body)) !== a.cid.toLowerCase()) throw new CustodyError('BINDING_MISMATCH', 'the node returned a body that is not the decision asked for');
+        process.stderr.write(`signing as ${key.id}: ${d.bodyJson}\n`);
+        const r = await c.approveDecision(a.cid, key.id, ed25519Sign(decisionSigningBytes(body), key.secretKey));
+        out(a.json ? JSON.stringify({ ...r, bodyCbor: r.bodyCbor.toString('hex') }, null, 2) : formatDecision(r));
+      }),
+    })
+    .command<Conn & { cid: string }>({
+      command: 'show',
+      describe: 'a decision held on this node, with its approvals and ledger verdict',
+      builder: (y2) => connOptions(y2).option('cid', { type: 'string', demandOption: true }),
+      handler: run(async (c, a) => out(formatDecision(await c.getDecision(a.cid)))),
+    })
+    .command<Conn>({
+      command: 'list',
+      describe: 'decisions held on this node',
+      builder: (y2) => connOptions(y2),
+      handler: run(async (c) => {
+        for (const d of (await c.listDecisions()).decisions) out(formatDecision(d));
+      }),
+    })
+    .command<Conn & { file: string }>({
+      command: 'submit',
+      describe: 'submit a complete decision (hex of canonical CBOR {body, approvals}) as it is; the ledger judges its quorum',
+      builder: (y2) => connOptions(y2).option('file', { type: 'string', demandOption: true, describe: 'file with the decision in hex' }),
+      handler: run(async (c, a) => out(formatDecision(await c.submitDecision(fromHex(readFileSync(a.file, 'utf8').trim()))))),
+    })
+    .demandCommand(1, 'name a decision action'),
+  handler: () => undefined,
+};
+
+interface ActArgs extends Conn {
+  op: string; 'key-id': string; asset: string; amount: string; destination: string; display: string; digest?: string; 'key-epoch': number; approval: string; watch: boolean;
+}
+
+const act: Cmd<object> = {
+  command: 'act <action>',
+  describe: 'signing acts: submit a typed act, watch it, show it, settle it',
+  builder: (y) => y
+    .command<ActArgs>({
+      command: 'submit',
+      describe: 'submit a typed signing act (custodian); it is admitted or denied by policy in the ledger',
+      builder: (y2) => connOptions(y2)
+        .option('op', { type: 'string', demandOption: true, describe: 'idempotency key of the act (re-submitting the same content returns the original result)' })
+        .option('key-id', { type: 'string', demandOption: true })
+        .option('asset', { type: 'string', demandOption: true })
+        .option('amount', { type: 'string', demandOption: true, describe: 'integer, in the asset\'s smallest unit' })
+        .option('destination', { type: 'string', demandOption: true })
+        .option('display', { type: 'string', demandOption: true, describe: 'what you were shown; its hash is bound into the act' })
+        .option('digest', { type: 'string', describe: '32-byte hex digest to sign (a transaction sighash); default: derived from --display' })
+        .option('key-epoch', { type: 'number', default: -1, describe: 'key epoch (default: the active one)' })
+        .option('approval', { type: 'string', default: '', describe: 'cid of an approved ActApproved decision held on this node' })
+        .option('watch', { type: 'boolean', default: false, describe: 'then follow it until Published or it ends' }),
+      handler: run(async (c, a) => {
+        const v = await c.submitAct({
+          opId: a.op, keyId: a['key-id'], asset: a.asset, amount: a.amount, destination: a.destination, display: a.display, keyEpoch: a['key-epoch'], approvalCid: a.approval,
+          ...(a.digest ? { messageDigest: fromHex(a.digest) } : {}),
+        });
+        out(a.json ? JSON.stringify(v, null, 2) : formatAct(v));
+        if (a.watch) await watchUntil(c, a.op, a.json, 'Published');
+      }),
+    })
+    .command<Conn & { op: string; until: string }>({
+      command: 'watch',
+      describe: 'follow an act as it moves (states, receipts, notes with reason codes)',
+      builder: (y2) => connOptions(y2).option('op', { type: 'string', demandOption: true }).option('until', { type: 'string', default: 'Settled', describe: 'stop at this state (or when the act ends)' }),
+      handler: run(async (c, a) => watchUntil(c, a.op, a.json, a.until)),
+    })
+    .command<Conn & { op: string }>({
+      command: 'show',
+      describe: 'one act with its history, receipts and notes',
+      builder: (y2) => connOptions(y2).option('op', { type: 'string', demandOption: true }),
+      handler: run(async (c, a) => {
+        const v = await c.showAct(a.op);
+        out(a.json ? JSON.stringify(v, null, 2) : formatAct(v));
+      }),
+    })
+    .command<Conn & { op: string; confirmation: string }>({
+      command: 'settle',
+      describe: 'attach the external confirmation (e.g. a transaction id) to a Published act (custodian)',
+      builder: (y2) => connOptions(y2).option('op', { type: 'string', demandOption: true }).option('confirmation', { type: 'string', demandOption: true }),
+      handler: run(async (c, a) => out(formatAct(await c.settleAct(a.op, a.confirmation)))),
+    })
+    .demandCommand(1, 'name an act action'),
+  handler: () => undefined,
+};
+
+async function watchUntil(c: AdminClient, opId: string, json: boolean, until: string): Promise<void> {
+  let printed = 0;
+  const v = await c.watch(opId, (x) => {
+    if (json) return out(JSON.stringify(x));
+    for (const n of x.notes.slice(printed)) out(`  ${n.reason ? `${n.reason}: ` : ''}${n.text}`);
+    printed = x.notes.length;
+    out(`${x.opId}: ${x.state}${x.reason ? ` (${x.reason})` : ''}`);
+  }, (x) => x.state === until || ['Settled', 'Denied', 'Aborted'].includes(x.state));
+  if (v.state === 'Denied' || v.state === 'Aborted') throw new CustodyError((v.reason || 'INTERNAL') as never, `act ${opId} ended ${v.state}`);
+}
+
+const chronicle: Cmd<Conn & { limit: number }> = {
+  command: 'chronicle',
+  describe: 'the chronicle: every act with its states, receipts and reason codes, and every key',
+  builder: (y) => connOptions(y).option('limit', { type: 'number', default: 0, describe: 'only the last N acts' }),
+  handler: run(async (c, a) => {
+    const ch = await c.chronicle(a.limit);
+    if (a.json) return out(JSON.stringify(ch, null, 2));
+    for (const k of ch.keys) out(`key ${k.id} (${k.scheme}): ${k.status}${k.activeEpoch >= 0 ? ` at epoch ${k.activeEpoch}` : ''}; epochs ${k.epochs.join(' ')}`);
+    for (const v of ch.acts) out(formatAct(v));
+  }),
+};
+
+const evidence: Cmd<Conn & { op: string; out: string }> = {
+  command: 'evidence',
+  describe: 'export the evidence bundle of an act (receipts, act, approval, signature) to a file',
+  builder: (y) => connOptions(y).option('op', { type: 'string', demandOption: true }).option('out', { type: 'string', demandOption: true, describe: 'file to write' }),
+  handler: run(async (c, a) => {
+    const r = await c.exportEvidence(a.op);
+    writeFileSync(a.out, r.bundleJson + '\n');
+    out(`evidence bundle of ${a.op} written to ${a.out}`);
+  }),
+};
+
+const operatorCert: Cmd<{ dir: string; id: string; role: OperatorRole }> = {
+  command: 'operator-cert',
+  describe: 'issue an operator certificate carrying one role (CN = id, OU = operator, SAN URI urn:custody:role:<role>) from the cluster CA in --dir',
+  builder: (y) => y
+    .option('dir', { type: 'string', demandOption: true, describe: 'directory holding ca.crt and ca.key (created if missing)' })
+    .option('id', { type: 'string', demandOption: true, describe: 'operator id (an approver\'s must equal its roster id)' })
+    .option('role', { choices: OPERATOR_ROLES, demandOption: true, describe: 'key-generator | custodian | approver | auditor (read-only)' }) as never,
+  handler: (a) => {
+    ensureCa(a.dir);
+    const r = issueOperatorCert(a.dir, a.id, a.role);
+    out(`issued ${a.role} certificate ${r.cert} (key ${r.key})`);
+  },
+};
+
+const approverKey: Cmd<{ id: string; out: string }> = {
+  command: 'approver-key',
+  describe: 'create an Ed25519 approver key file (0600) and print its public key for the roster',
+  builder: (y) => y.option('id', { type: 'string', demandOption: true }).option('out', { type: 'string', demandOption: true }) as never,
+  handler: (a) => {
+    const k = makeApproverKey(a.id);
+    writeFileSync(a.out, JSON.stringify({ id: k.id, secretKey: toHex(k.secretKey), publicKey: toHex(k.publicKey) }, null, 2) + '\n', { mode: 0o600, flag: 'wx' });
+    out(`approver ${a.id}: public key ${toHex(k.publicKey)} (secret in ${a.out})`);
+  },
+};
+
+export const adminCommand: CommandModule<object, object> = {
+  command: 'admin <command>',
+  describe: 'operate a cluster over the admin API (mTLS operator certificates; roles key-generator, custodian, approver, auditor)',
+  builder: (y) => y
+    .env('CUSTODY_ADMIN')
+    .command(status)
+    .command(decision)
+    .command(act)
+    .command(chronicle)
+    .command(evidence)
+    .command(operatorCert)
+    .command(approverKey)
+    .epilogue(`${CONN_HELP}\n\nA refusal prints "REASON: detail" (reason codes of proto/reasons.ts) and exits 3.`)
+    .demandCommand(1, 'name an admin command'),
+  handler: () => undefined,
+};

@@ -1,0 +1,46 @@
+/**
+ * LedgerPort over a Raft driver whose application is the LedgerApp: proposals are stamped with
+ * this node's wall clock (the ledger's only source of time, DESIGN §3) and travel through Raft;
+ * the verdict is the ledger's, as this node applied the entry.
+ */
+import { randomBytes } from 'node:crypto';
+import { CustodyError } from '../../proto/errors.js';
+import { node as nodeLimits } from '../../proto/limits.js';
+import type { Driver } from '../../raft/driver.js';
+import { encodeEvent, type LedgerEvent } from '../../ledger/events.js';
+import { decodeVerdict, encodeLedgerCommand, type LedgerApp, type LedgerVerdict } from '../ledger-app.js';
+import type { LedgerPort } from './ports.js';
+
+export class DriverLedgerPort implements LedgerPort {
+  private readonly boot = randomBytes(8).toString('hex');
+  private n = 0;
+
+  constructor(readonly nodeId: string, private readonly driver: Driver, private readonly app: LedgerApp, private readonly timeoutMs = nodeLimits.clientTimeoutMsDefault) {}
+
+  state() {
+    return this.app.state;
+  }
+
+  subscribe(l: Parameters<LedgerApp['subscribe']>[0]): () => void {
+    return this.app.subscribe(l);
+  }
+
+  async propose(event: LedgerEvent): Promise<LedgerVerdict> {
+    // One client session per proposal: proposals of one node run concurrently (participant and
+    // coordinator), and a session orders its sequence numbers; the driver still retries each
+    // proposal idempotently under its own (client id, 1).
+    const clientId = `${this.nodeId}/${this.boot}/${++this.n}`;
+    const o = await this.driver.propose(clientId, 1, encodeLedgerCommand(Date.now(), encodeEvent(event)), this.timeoutMs);
+    if (!o.ok) throw new CustodyError(o.reason, o.detail);
+    return decodeVerdict(o.result);
+  }
+
+  isLeader(): boolean {
+    return this.driver.isLeader;
+  }
+
+  raftStatus() {
+    const s = this.driver.status();
+    return { term: s.term, leader: s.leader, commit: s.commit, applied: s.appliedIndex, root: s.root };
+  }
+}

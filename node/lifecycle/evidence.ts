@@ -1,0 +1,71 @@
+/**
+ * The evidence bundle of one act: the ledger's bundle (ledger/receipts.ts: act, approval,
+ * hash-linked receipts) plus what an outside verifier needs to check the public effect itself:
+ *
+ *   "signature": { "ciphersuite": "ed25519" | "taproot" | "secp256k1",
+ *                  "groupPublicKey": hex (the key as its ecosystem's verifiers take it),
+ *                  "message": hex (the act's 32-byte digest, the exact bytes signed),
+ *                  "signature": hex }
+ *
+ * verifyBundleSignature checks that block against the bundle: the message is the act's digest,
+ * the PublicationReceipt names the digest of this very signature, and the signature verifies
+ * under the group key with an independent verifier (verify.ts).
+ */
+import { CustodyError } from '../../proto/errors.js';
+import { bytesEqual, decode, fromHex, toHex } from '../../ledger/encoding.js';
+import { artifactDigest } from '../../ledger/apply.js';
+import { actFromCbor } from '../../ledger/events.js';
+import { exportEvidenceBundle, type EvidenceBundle } from '../../ledger/receipts.js';
+import type { GovernanceDecision, KeyScheme } from '../../ledger/decision.js';
+import { KEY_SCHEMES } from '../../ledger/decision.js';
+import type { ClusterState } from '../../ledger/state.js';
+import { verifierKey, verifySignature } from './verify.js';
+
+export interface SignatureBlock {
+  readonly ciphersuite: KeyScheme;
+  readonly groupPublicKey: string;
+  readonly message: string;
+  readonly signature: string;
+}
+
+export type Bundle = EvidenceBundle & { readonly signature?: SignatureBlock };
+
+export function evidenceBundle(c: ClusterState, opId: string, approval: GovernanceDecision | null): Bundle {
+  const op = c.ops[opId];
+  if (op === undefined) throw new CustodyError('UNKNOWN_SESSION', `no act ${opId}`);
+  const base = exportEvidenceBundle(c.clusterId, op, approval);
+  const k = c.keys[op.act.keyId];
+  if (op.signature === null || k === undefined || k.publicKey === null) return base;
+  return {
+    ...base,
+    signature: { ciphersuite: k.scheme, groupPublicKey: toHex(verifierKey(k.scheme, k.publicKey)), message: toHex(op.act.messageDigest), signature: toHex(op.signature) },
+  };
+}
+
+export type SignatureVerdict = { readonly ok: true } | { readonly ok: false; readonly reason: 'BINDING_MISMATCH' | 'SIGNATURE_INVALID' | 'PAYLOAD_REJECTED'; readonly detail: string };
+
+export function verifyBundleSignature(b: Bundle): SignatureVerdict {
+  const s = b.signature;
+  if (s === undefined) return { ok: false, reason: 'PAYLOAD_REJECTED', detail: 'the bundle carries no signature block' };
+  try {
+    if (!KEY_SCHEMES.includes(s.ciphersuite)) return { ok: false, reason: 'PAYLOAD_REJECTED', detail: `unknown ciphersuite ${String(s.ciphersuite)}` };
+    const act = actFromCbor(decode(fromHex(b.act)));
+    const message = fromHex(s.message);
+    const signature = fromHex(s.signature);
+    const pk = fromHex(s.groupPublicKey);
+    if (!bytesEqual(message, act.messageDigest)) return { ok: false, reason: 'BINDING_MISMATCH', detail: 'the signed message is not the act\'s digest' };
+    const pub = b.receipts.find((r) => r.type === 'PublicationReceipt');
+    if (pub === undefined) return { ok: false, reason: 'BINDING_MISMATCH', detail: 'no PublicationReceipt: the signature was never released' };
+    const r = decode(fromHex(pub.cbor)) as { signatureDigest?: unknown };
+    if (!(r.signatureDigest instanceof Uint8Array) || !bytesEqual(r.signatureDigest, artifactDigest(signature))) {
+      return { ok: false, reason: 'BINDING_MISMATCH', detail: 'the PublicationReceipt names another signature' };
+    }
+    // The verifier takes the external key form; re-derive nothing from it, verify as given.
+    const ok = s.ciphersuite === 'taproot'
+      ? verifySignature('taproot', Uint8Array.of(0x02, ...pk), message, signature)
+      : verifySignature(s.ciphersuite, pk, message, signature);
+    return ok ? { ok: true } : { ok: false, reason: 'SIGNATURE_INVALID', detail: `the ${s.ciphersuite} signature does not verify under the group key` };
+  } catch (e) {
+    return { ok: false, reason: 'PAYLOAD_REJECTED', detail: `signature block: ${(e as Error).message}` };
+  }
+}

@@ -1,0 +1,317 @@
+/**
+ * A whole cluster on one machine for the demo, tests and benchmarks: N real Raft drivers (real
+ * core, real LevelDB storage, the ledger as their application) in this process, connected by an
+ * in-memory transport, and N real secret-kernel processes (`node dist/kernel/bin.js`) on Unix
+ * sockets, each driven by its node's participant. What differs from N daemons: the peer network
+ * is an in-memory queue instead of gRPC over mTLS, and participants reach each other by direct
+ * calls and a shared in-memory exchange instead of node-to-node RPC. The kernels, the ledger,
+ * Raft, the storage and every check are the production code.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ed25519 } from '@noble/curves/ed25519.js';
+import { CustodyError } from '../../proto/errors.js';
+import { RaftCore } from '../../raft/core/raft.js';
+import { SeededRng } from '../../raft/core/rng.js';
+import type { ConfState, Message, NodeId } from '../../raft/core/types.js';
+import { Driver } from '../../raft/driver.js';
+import { LevelStorage } from '../../raft/storage/leveldb.js';
+import { systemClock, type Transport } from '../../raft/transport.js';
+import { KernelClient } from '../../kernel/client.js';
+import { toHex } from '../../ledger/encoding.js';
+import { makeApproverKey, type ActPolicy, type ApproverKey, type ApproverRoster } from '../../ledger/decision.js';
+import { encodeEvent, eventCid, type LedgerEvent } from '../../ledger/events.js';
+import { rosterToJson } from '../../kernel/authority.js';
+import { LedgerApp } from '../ledger-app.js';
+import { DriverLedgerPort } from './driver-ledger.js';
+import { LifecycleParticipant } from './participant.js';
+import { Coordinator, type CoordinatorPoint } from './coordinator.js';
+import { MemoryExchange, type ParticipantPort } from './ports.js';
+import type { ChronicleNote } from './coordinator.js';
+import { AdminBackend, type NotesSource } from '../admin/backend.js';
+import { AdminServer } from '../admin/server.js';
+import { ensureCa, issue } from '../certs.js';
+import { loadTls } from '../tls.js';
+
+export const KERNEL_BIN = fileURLToPath(new URL('../../kernel/bin.js', import.meta.url));
+
+/** Delivers Raft messages asynchronously; a node in `cut` neither sends nor receives. */
+export class Hub {
+  readonly drivers = new Map<NodeId, Driver>();
+  readonly cut = new Set<NodeId>();
+  transport(id: NodeId): Transport {
+    return {
+      send: (msgs: readonly Message[]) => {
+        for (const m of msgs) {
+          if (this.cut.has(id) || this.cut.has(m.to)) continue;
+          setImmediate(() => this.drivers.get(m.to)?.receive(m));
+        }
+      },
+      reachable: (p) => !this.cut.has(p) && !this.cut.has(id),
+    };
+  }
+}
+
+export interface KernelProc {
+  readonly proc: ChildProcess;
+  readonly client: KernelClient;
+  readonly exited: Promise<void>;
+}
+
+const KERNEL_READY_MS = 60_000;
+
+/** Starts a kernel process and waits for its readiness line (never a fixed sleep). */
+export async function startKernelProcess(configPath: string, nodeId: string): Promise<KernelProc> {
+  const proc = spawn(process.execPath, [KERNEL_BIN, '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+  let stderr = '';
+  proc.stderr?.on('data', (d: Buffer) => (stderr += d.toString()).length > 65536 && (stderr = stderr.slice(-32768)));
+  const ready = await new Promise<{ socket: string }>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new CustodyError('REMOTE_TIMEOUT', `kernel ${nodeId} not ready in ${KERNEL_READY_MS} ms: ${stderr}`)), KERNEL_READY_MS);
+    proc.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+      const nl = out.indexOf('\n');
+      if (nl < 0) return;
+      clearTimeout(timer);
+      try {
+        resolve(JSON.parse(out.slice(0, nl)) as { socket: string });
+      } catch (e) {
+        reject(e as Error);
+      }
+    });
+    void exited.then(() => {
+      clearTimeout(timer);
+      reject(new CustodyError('INTERNAL', `kernel ${nodeId} exited before ready: ${stderr}`));
+    });
+  });
+  const client = await KernelClient.connect(ready.socket);
+  return { proc, client, exited };
+}
+
+export interface LocalNode {
+  readonly id: string;
+  readonly dir: string;
+  readonly identitySecretKey: Uint8Array;
+  storage: LevelStorage;
+  app: LedgerApp;
+  driver: Driver;
+  ledger: DriverLedgerPort;
+  kernel: KernelProc;
+  participant: LifecycleParticipant;
+  coordinator: Coordinator;
+  admin: AdminBackend;
+  adminServer: AdminServer | null;
+  /** host:port of the admin API, when served. */
+  adminAddress: string | null;
+  /** False once crashed or stopped. */
+  up: boolean;
+}
+
+export interface LocalClusterOptions {
+  readonly dir: string;
+  readonly nodes?: number;
+  readonly approvers?: number;
+  readonly policy: ActPolicy;
+  readonly log?: (line: string) => void;
+  readonly remoteTimeoutMs?: number;
+  readonly tickMs?: number;
+  /** Wraps each node's participant as the coordinators see it (fault injection in tests). */
+  readonly wrapParticipant?: (p: ParticipantPort) => ParticipantPort;
+  readonly point?: (node: string, p: CoordinatorPoint, opId: string) => void | Promise<void>;
+  /** Serve each node's admin API on loopback with certificates from this CA directory. */
+  readonly certsDir?: string;
+}
+
+export class LocalCluster {
+  readonly hub = new Hub();
+  readonly exchange = new MemoryExchange();
+  readonly nodes: LocalNode[] = [];
+  readonly approvers: ApproverKey[];
+  readonly roster: ApproverRoster;
+  readonly clusterId: string;
+  readonly genesisEvent: LedgerEvent;
+  private readonly ports = new Map<string, ParticipantPort>();
+  /**
+   * Notes of every coordinator in this process: whichever node leads writes them, and the admin
+   * API of any node shows them (a daemon shows its own coordinator's).
+   */
+  readonly notes: NotesSource = {
+    notesOf: (opId: string): readonly ChronicleNote[] => this.nodes.flatMap((n) => [...n.coordinator.notesOf(opId)]).sort((a, b) => a.atMs - b.atMs),
+    onNote: (l: (n: ChronicleNote) => void): (() => void) => {
+      const unsubs = this.nodes.map((n) => n.coordinator.onNote(l));
+      return () => unsubs.forEach((u) => u());
+    },
+  };
+
+  private constructor(readonly o: LocalClusterOptions) {
+    const n = o.nodes ?? 3;
+    const m = o.approvers ?? 3;
+    this.clusterId = `cluster-${randomBytes(4).toString('hex')}`;
+    this.approvers = Array.from({ length: m }, (_, i) => makeApproverKey(`approver-${i + 1}`));
+    // Two of three governors decide; the last approver also holds the security role, so one
+    // signature can freeze the cluster in an emergency (ledger/decision.ts quorumFor).
+    this.roster = {
+      approvers: this.approvers.map((a, i) => ({ id: a.id, publicKey: a.publicKey, roles: i === m - 1 ? ['governor', 'security'] : ['governor'] })),
+      quorum: { threshold: 2, freezeThreshold: 1 },
+    };
+    const ids = Array.from({ length: n }, (_, i) => `n${i + 1}`);
+    const seeds = ids.map(() => randomBytes(32));
+    this.genesisEvent = {
+      type: 'ClusterGenesis', clusterId: this.clusterId,
+      nodes: ids.map((id, i) => ({ id, identityKey: ed25519.getPublicKey(seeds[i] as Uint8Array), passport: `${id}-p1` })),
+      roster: this.roster, policy: o.policy,
+    };
+    this.seeds = new Map(ids.map((id, i) => [id, seeds[i] as Uint8Array]));
+  }
+
+  private readonly seeds: Map<string, Uint8Array>;
+
+  get log(): (line: string) => void {
+    return this.o.log ?? (() => undefined);
+  }
+
+  /** Creates the directories, keys and kernel configs, starts kernels and drivers. */
+  static async start(o: LocalClusterOptions): Promise<LocalCluster> {
+    const c = new LocalCluster(o);
+    try {
+      await c.startAll();
+    } catch (e) {
+      await c.close();
+      throw e;
+    }
+    return c;
+  }
+
+  private async startAll(): Promise<void> {
+    const genesisCid = toHex(eventCid(encodeEvent(this.genesisEvent)));
+    const ids = [...this.seeds.keys()];
+    const conf: ConfState = { voters: ids, learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false };
+    mkdirSync(join(this.o.dir, 'approvers'), { recursive: true, mode: 0o700 });
+    for (const a of this.approvers) {
+      writeFileSync(join(this.o.dir, 'approvers', `${a.id}.key`), JSON.stringify({ id: a.id, secretKey: toHex(a.secretKey), publicKey: toHex(a.publicKey) }, null, 2) + '\n', { mode: 0o600 });
+    }
+    const kernels = await Promise.all(ids.map(async (id) => {
+      const dir = join(this.o.dir, 'nodes', id);
+      mkdirSync(join(dir, 'kernel'), { recursive: true, mode: 0o700 });
+      writeFileSync(join(dir, 'kernel', 'kernel.key'), randomBytes(32).toString('hex'), { mode: 0o600 });
+      writeFileSync(join(dir, 'identity.key'), toHex(this.seeds.get(id) as Uint8Array), { mode: 0o600 });
+      const cfg = {
+        nodeId: id, socketPath: join(dir, 'kernel', 'run', 'kernel.sock'), storeDir: join(dir, 'kernel', 'store'), profile: 'software',
+        software: { keyFile: join(dir, 'kernel', 'kernel.key') },
+        genesis: { clusterId: this.clusterId, genesisCid, governanceEpoch: 0, roster: rosterToJson(this.roster) },
+      };
+      const path = join(dir, 'kernel', 'kernel.json');
+      writeFileSync(path, JSON.stringify(cfg, null, 2) + '\n');
+      return startKernelProcess(path, id);
+    }));
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i] as string;
+      const dir = join(this.o.dir, 'nodes', id);
+      const storage = await LevelStorage.open({ dir: join(dir, 'raft'), bootstrapConf: conf, recoveryHint: `remove ${dir} and restart the demo` });
+      const app = new LedgerApp();
+      const tickMs = this.o.tickMs ?? 50;
+      const driver = new Driver({
+        id, storage, app, transport: this.hub.transport(id), clock: systemClock, newCore: (cfg) => new RaftCore(cfg),
+        rng: new SeededRng(randomBytes(4).readUInt32BE(0)), tickMs, electionTicks: 10, heartbeatTicks: 1, preVote: true, checkQuorum: true,
+        snapshotEveryEntries: 10_000, compactionKeepEntries: 1_000,
+        onFatal: (e) => this.log(`${id}: driver stopped: ${(e as Error).message}`),
+      });
+      this.hub.drivers.set(id, driver);
+      const ledger = new DriverLedgerPort(id, driver, app);
+      const kernel = kernels[i] as KernelProc;
+      const participant = new LifecycleParticipant({ nodeId: id, identitySecretKey: this.seeds.get(id) as Uint8Array, ledger, kernel: kernel.client, exchange: this.exchange, log: this.log });
+      this.ports.set(id, this.o.wrapParticipant ? this.o.wrapParticipant(participant) : participant);
+      const coordinator = new Coordinator({
+        nodeId: id, ledger, exchange: this.exchange, participants: this.ports, log: this.log,
+        ...(this.o.remoteTimeoutMs !== undefined ? { remoteTimeoutMs: this.o.remoteTimeoutMs } : {}),
+        ...(this.o.point ? { point: (p: CoordinatorPoint, opId: string) => this.o.point?.(id, p, opId) } : {}),
+      });
+      const admin = new AdminBackend(id, ledger, this.notes);
+      this.nodes.push({ id, dir, identitySecretKey: this.seeds.get(id) as Uint8Array, storage, app, driver, ledger, kernel, participant, coordinator, admin, adminServer: null, adminAddress: null, up: true });
+    }
+    for (const n of this.nodes) {
+      n.driver.start();
+      await n.participant.start();
+      n.coordinator.start();
+      if (this.o.certsDir !== undefined) {
+        ensureCa(this.o.certsDir);
+        const files = issue(this.o.certsDir, 'node', n.id, ['127.0.0.1', 'localhost']);
+        n.adminServer = new AdminServer({ listen: '127.0.0.1:0', tls: loadTls({ ca: join(this.o.certsDir, 'ca.crt'), cert: files.cert, key: files.key }), backend: n.admin, log: this.log });
+        n.adminAddress = `127.0.0.1:${await n.adminServer.start()}`;
+      }
+    }
+  }
+
+  node(id: string): LocalNode {
+    const n = this.nodes.find((x) => x.id === id);
+    if (n === undefined) throw new Error(`no node ${id}`);
+    return n;
+  }
+
+  leader(): LocalNode | undefined {
+    return this.nodes.find((n) => n.up && n.driver.isLeader);
+  }
+
+  async waitLeader(timeoutMs = 30_000): Promise<LocalNode> {
+    return until('a leader', () => this.leader(), timeoutMs);
+  }
+
+  /** ClusterGenesis, proposed through the leader. */
+  async genesis(): Promise<void> {
+    const l = await this.waitLeader();
+    const v = await l.ledger.propose(this.genesisEvent);
+    if (!v.ok) throw new CustodyError(v.reason ?? 'INTERNAL', v.detail);
+  }
+
+  /**
+   * Crash a node: its kernel process gets SIGKILL, its driver and lifecycle stop at once and it
+   * drops off the network. What it persisted stays on disk.
+   */
+  async crash(id: string): Promise<void> {
+    const n = this.node(id);
+    if (!n.up) return;
+    n.up = false;
+    this.hub.cut.add(id);
+    n.coordinator.stop();
+    n.participant.stop();
+    await n.adminServer?.stop(0);
+    n.kernel.proc.kill('SIGKILL');
+    n.kernel.client.close();
+    await n.kernel.exited;
+    await n.driver.stop();
+    this.hub.drivers.delete(id);
+    await n.storage.close();
+  }
+
+  async close(): Promise<void> {
+    for (const n of this.nodes) {
+      if (!n.up) continue;
+      n.up = false;
+      n.coordinator.stop();
+      n.participant.stop();
+      await n.adminServer?.stop(1_000);
+      await n.driver.stop().catch(() => undefined);
+      this.hub.drivers.delete(n.id);
+      n.kernel.client.close();
+      if (n.kernel.proc.exitCode === null && n.kernel.proc.signalCode === null) {
+        n.kernel.proc.kill('SIGTERM');
+        await n.kernel.exited;
+      }
+      await n.storage.close().catch(() => undefined);
+    }
+  }
+}
+
+export async function until<T>(what: string, f: () => T | null | undefined | false, timeoutMs = 60_000, stepMs = 20): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = f();
+    if (v) return v;
+    if (Date.now() > end) throw new CustodyError('REMOTE_TIMEOUT', `timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, stepMs));
+  }
+}

@@ -1,0 +1,347 @@
+/**
+ * The participant: what every node does for the lifecycle with its own kernel, driven only by
+ * what its own replica of the ledger has applied (see coordinator.ts for the whole message flow
+ * and the safety argument).
+ *
+ *   - forwards every applied governance decision to its kernel, in log order, stamped with the
+ *     ledger's clock at that entry, so the kernel verifies authority itself (kernel/authority.ts);
+ *   - forwards a FencingRecord of its own passport to its kernel, and takes no part while fenced;
+ *   - runs its part of each DKG ceremony it is named in: round 1 (package to the exchange, its cid
+ *     in the log by a signed DkgRound1Published statement), round 2 (sealed to each recipient's
+ *     kernel, to the exchange), finish (KeyReady with the group key, signed, in the log);
+ *   - answers a coordinator's nonce-commitment and signature-share requests only for an act its
+ *     replica shows PendingRemote under a ledger permit, for the act's key epoch, with the act's
+ *     digest: a coordinator cannot obtain a share for anything the ledger did not authorize.
+ */
+import { createHash } from 'node:crypto';
+import { CustodyError } from '../../proto/errors.js';
+import { type CborValue, bytesEqual, decode, digest, encode, toHex } from '../../ledger/encoding.js';
+import { decisionToCbor, type GovernanceDecision } from '../../ledger/decision.js';
+import { type LedgerEvent, decodeEvent, signStatement, statementFromCbor, statementToCbor, verifyStatement } from '../../ledger/events.js';
+import type { ClusterState, EpochRecord, LedgerState, OpRecord } from '../../ledger/state.js';
+import { suiteOf, type SuiteName } from '../../kernel/suites.js';
+import type { Participant, PublicPackage, Round1Package, SealedPackage, SigningCommitment } from '../../kernel/wire.js';
+import type { Exchange, KernelPort, LedgerPort, NonceOffer, ParticipantPort } from './ports.js';
+import { kernelEpoch } from './kernel-port.js';
+
+export const ROUND1_DOMAIN = 'custody-ledger/v1/dkg-round1';
+
+export const keys = {
+  transport: (nodeId: string) => `transport/${nodeId}`,
+  round1: (keyId: string, epoch: number, nodeId: string) => `dkg/${keyId}/${epoch}/round1/${nodeId}`,
+  round2: (keyId: string, epoch: number, sender: string, recipient: string) => `dkg/${keyId}/${epoch}/round2/${sender}/${recipient}`,
+  publicPackage: (keyId: string, epoch: number, nodeId: string) => `dkg/${keyId}/${epoch}/public/${nodeId}`,
+};
+
+export function round1ToCbor(p: Round1Package): CborValue {
+  return { identifier: p.identifier, commitment: p.commitment.map((c) => new Uint8Array(c)), proofOfKnowledge: new Uint8Array(p.proofOfKnowledge) };
+}
+
+export function round1FromBytes(b: Uint8Array): Round1Package {
+  const o = decode(b) as { identifier: string; commitment: Uint8Array[]; proofOfKnowledge: Uint8Array };
+  return { identifier: o.identifier, commitment: o.commitment, proofOfKnowledge: o.proofOfKnowledge };
+}
+
+export function round1Cid(bytes: Uint8Array): Uint8Array {
+  return digest(ROUND1_DOMAIN, bytes);
+}
+
+export function publicToBytes(p: PublicPackage): Uint8Array {
+  return encode({ min: p.min, max: p.max, commitments: p.commitments.map((c) => new Uint8Array(c)), verifyingShares: p.verifyingShares.map((v) => ({ identifier: v.identifier, point: new Uint8Array(v.point) })) });
+}
+
+export function publicFromBytes(b: Uint8Array): PublicPackage {
+  const o = decode(b) as { min: number; max: number; commitments: Uint8Array[]; verifyingShares: { identifier: string; point: Uint8Array }[] };
+  return { min: o.min, max: o.max, commitments: o.commitments, verifyingShares: o.verifyingShares };
+}
+
+function sealedToBytes(p: SealedPackage): Uint8Array {
+  return encode({ sender: p.sender, recipient: p.recipient, enc: new Uint8Array(p.enc), ciphertext: new Uint8Array(p.ciphertext) });
+}
+
+function sealedFromBytes(b: Uint8Array): SealedPackage {
+  return decode(b) as unknown as SealedPackage;
+}
+
+/** FROST identifiers follow the order of the authorized participants (1-based, RFC 9591 §4.1). */
+export function identifierOf(suite: SuiteName, participants: readonly string[], nodeId: string): string {
+  const i = participants.indexOf(nodeId);
+  if (i < 0) throw new CustodyError('WRONG_RECIPIENT', `${nodeId} is not a participant`);
+  return suiteOf(suite).frost.Identifier.fromNumber(i + 1);
+}
+
+const sha256 = (b: Uint8Array): Uint8Array => createHash('sha256').update(b).digest();
+
+/** The act's permit as the kernel takes it (kernel/wire.ts Permit). */
+export function kernelPermit(c: ClusterState, op: OpRecord): { keyId: string; keyEpoch: number; requestId: string; messageDigest: Uint8Array; ledgerIndex: number } {
+  if (op.permitId === null) throw new CustodyError('PERMIT_MISSING', `act ${op.opId} has no permit`);
+  const p = c.permits[toHex(op.permitId)];
+  if (p === undefined) throw new CustodyError('PERMIT_MISSING', `act ${op.opId}: permit not in the ledger`);
+  // The threshold key signs the act's 32-byte digest itself (ledger/events.ts Act.messageDigest);
+  // the kernel's permit names the SHA-256 of the message it signs (kernel/kernel.ts sign).
+  return { keyId: p.keyId, keyEpoch: kernelEpoch(p.keyEpoch), requestId: toHex(op.permitId), messageDigest: sha256(op.act.messageDigest), ledgerIndex: p.index };
+}
+
+interface CeremonyProgress {
+  begun: boolean;
+  round2Sent: boolean;
+  finished: boolean;
+}
+
+export interface ParticipantOptions {
+  readonly nodeId: string;
+  readonly identitySecretKey: Uint8Array;
+  readonly ledger: LedgerPort;
+  readonly kernel: KernelPort;
+  readonly exchange: Exchange;
+  readonly log: (line: string) => void;
+  /** How long a request waits for this node's replica to catch up with the coordinator's. */
+  readonly catchUpMs?: number;
+}
+
+export class LifecycleParticipant implements ParticipantPort {
+  readonly nodeId: string;
+  private readonly o: ParticipantOptions;
+  private queue: Promise<unknown> = Promise.resolve();
+  private readonly ceremonies = new Map<string, CeremonyProgress>();
+  private readonly unsubs: (() => void)[] = [];
+  private transportPublicKey: Uint8Array | null = null;
+  private reconciling = false;
+  private again = false;
+  private stopped = false;
+  /** The last refusal of a forwarded decision by the kernel (its chain stops there). */
+  kernelGovernanceError: string | null = null;
+  forwardedIndex = 0;
+  /** Permits this node's kernel was asked to sign under (the kernel itself refuses a second use). */
+  private readonly signedPermits = new Set<string>();
+
+  constructor(o: ParticipantOptions) {
+    this.o = o;
+    this.nodeId = o.nodeId;
+  }
+
+  async start(): Promise<void> {
+    const st = await this.kernelCall({ kind: 'status' }, 'status');
+    this.transportPublicKey = st.transportPublicKey;
+    this.forwardedIndex = st.governanceIndex;
+    this.unsubs.push(this.o.ledger.subscribe((entry, result, state) => {
+      if (!result.ok || result.replayed) {
+        this.kick();
+        return;
+      }
+      const ev = decodeEvent(entry.event);
+      if (ev.type === 'GovernanceDecision' && ev.decision.body.action.kind !== 'PublicationReleased') {
+        this.forwardDecision(ev.decision, entry.index, state.clockMs);
+      }
+      if (ev.type === 'FencingRecord') this.maybeFence(ev, state);
+      this.kick();
+    }));
+    this.unsubs.push(this.o.exchange.watch(() => this.kick()));
+    this.kick();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const u of this.unsubs.splice(0)) u();
+  }
+
+  /** Every kernel call of this participant goes through one queue, in order. */
+  private kernelCall<K extends Parameters<KernelPort['call']>[1]>(body: Parameters<KernelPort['call']>[0], expect: K) {
+    const run = this.queue.then(() => this.o.kernel.call(body, expect));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private forwardDecision(d: GovernanceDecision, ledgerIndex: number, stampMs: number): void {
+    if (ledgerIndex <= this.forwardedIndex) return;
+    this.forwardedIndex = ledgerIndex;
+    const decision = encode(decisionToCbor(d));
+    void this.kernelCall({ kind: 'governance', decisions: [{ decision, ledgerIndex, stampMs }] }, 'governance').catch((e: unknown) => {
+      this.kernelGovernanceError = `${(e as Error).message} (decision at index ${ledgerIndex})`;
+      this.o.log(`${this.nodeId}: kernel refused the decision at index ${ledgerIndex}: ${(e as Error).message}`);
+    });
+  }
+
+  private maybeFence(ev: Extract<LedgerEvent, { type: 'FencingRecord' }>, state: LedgerState): void {
+    const slot = ev.statement.slot as { nodeId?: unknown; passport?: unknown };
+    if (slot.nodeId !== this.nodeId || typeof slot.passport !== 'string') return;
+    const reason = (ev.statement.content as { reason?: unknown }).reason;
+    if (state.cluster?.nodes[this.nodeId]?.status !== 'fenced') return;
+    void this.kernelCall({ kind: 'fence', passport: slot.passport, reason: typeof reason === 'string' ? reason.slice(0, 100).replace(/[^\x21-\x7e]/g, '_') : 'fenced' }, 'governance')
+      .then(() => this.o.log(`${this.nodeId}: kernel fenced (passport ${String(slot.passport)})`))
+      .catch((e: unknown) => this.o.log(`${this.nodeId}: fencing the kernel failed: ${(e as Error).message}`));
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // DKG
+  // ---------------------------------------------------------------------------------------------
+
+  private kick(): void {
+    if (this.stopped) return;
+    if (this.reconciling) {
+      this.again = true;
+      return;
+    }
+    this.reconciling = true;
+    void (async () => {
+      do {
+        this.again = false;
+        try {
+          await this.reconcile();
+        } catch (e) {
+          this.o.log(`${this.nodeId}: ceremony step failed: ${(e as Error).message}`);
+        }
+      } while (this.again && !this.stopped);
+      this.reconciling = false;
+    })();
+  }
+
+  private async reconcile(): Promise<void> {
+    const c = this.o.ledger.state().cluster;
+    if (c === null) return;
+    const me = c.nodes[this.nodeId];
+    if (me === undefined || me.status !== 'active' || me.equivocated) return;
+    await this.publishTransportKey(c);
+    for (const k of Object.values(c.keys)) {
+      for (const e of Object.values(k.epochs)) {
+        // Epoch 0 is the DKG; later epochs are refresh/reshare ceremonies (kernel/redeal.ts).
+        if (e.status !== 'ceremony' || e.epoch !== 0 || !e.participants.includes(this.nodeId)) continue;
+        await this.dkgStep(c, k.id, k.scheme, e);
+      }
+    }
+  }
+
+  private async publishTransportKey(c: ClusterState): Promise<void> {
+    const key = keys.transport(this.nodeId);
+    if (this.transportPublicKey === null || (await this.o.exchange.get(key)) !== undefined) return;
+    const s = signStatement({ clusterId: c.clusterId, nodeId: this.nodeId, kind: 'KernelTransportKey', slot: { nodeId: this.nodeId }, content: { transportPublicKey: this.transportPublicKey } }, this.o.identitySecretKey);
+    await this.o.exchange.put(key, encode(statementToCbor(s)));
+  }
+
+  /** A participant's kernel transport key, accepted only if its node's identity key signed it. */
+  private async transportKeyOf(c: ClusterState, nodeId: string): Promise<Uint8Array | null> {
+    const b = await this.o.exchange.get(keys.transport(nodeId));
+    const n = c.nodes[nodeId];
+    if (b === undefined || n === undefined) return null;
+    const s = statementFromCbor(decode(b));
+    if (s.nodeId !== nodeId || s.kind !== 'KernelTransportKey' || s.clusterId !== c.clusterId || !verifyStatement(s, n.identityKey)) return null;
+    const k = (s.content as { transportPublicKey?: unknown }).transportPublicKey;
+    return k instanceof Uint8Array && k.length === 32 ? k : null;
+  }
+
+  private async dkgStep(c: ClusterState, keyId: string, scheme: SuiteName, e: EpochRecord): Promise<void> {
+    const id = `${keyId}/${e.epoch}`;
+    const prog = this.ceremonies.get(id) ?? { begun: false, round2Sent: false, finished: false };
+    this.ceremonies.set(id, prog);
+    const ceremonyId = `dkg-${keyId}-${e.epoch}-${toHex(e.authorizedBy).slice(0, 16)}`;
+
+    if (!prog.begun) {
+      if (e.round1[this.nodeId] !== undefined) return; // begun before a restart: the kernel lost the ceremony
+      const participants: Participant[] = [];
+      for (const p of e.participants) {
+        const tk = await this.transportKeyOf(c, p);
+        if (tk === null) return; // wait for every participant's transport key
+        participants.push({ identifier: identifierOf(scheme, e.participants, p), nodeId: p, transportPublicKey: tk });
+      }
+      prog.begun = true;
+      const r1 = await this.kernelCall({ kind: 'dkgBegin', ceremonyId, keyId, suite: scheme, min: e.threshold, participants, identifier: identifierOf(scheme, e.participants, this.nodeId) }, 'dkgRound1');
+      const bytes = encode(round1ToCbor(r1.package));
+      await this.o.exchange.put(keys.round1(keyId, e.epoch, this.nodeId), bytes);
+      await this.statement(c, 'DkgRound1Published', { keyId, keyEpoch: e.epoch }, { round1Cid: round1Cid(bytes) });
+      return;
+    }
+    const others = e.participants.filter((p) => p !== this.nodeId);
+    if (!prog.round2Sent) {
+      const pk = await this.round1Of(e, keyId, others);
+      if (pk === null) return;
+      prog.round2Sent = true;
+      const r2 = await this.kernelCall({ kind: 'dkgRound2', ceremonyId, round1: pk }, 'dkgRound2');
+      for (const p of r2.packages) {
+        const recipient = e.participants.find((n) => identifierOf(scheme, e.participants, n) === p.recipient);
+        if (recipient === undefined) throw new CustodyError('WRONG_RECIPIENT', `sealed package for unknown identifier ${p.recipient}`);
+        await this.o.exchange.put(keys.round2(keyId, e.epoch, this.nodeId, recipient), sealedToBytes(p));
+      }
+      return;
+    }
+    if (!prog.finished) {
+      const pk = await this.round1Of(e, keyId, others);
+      if (pk === null) return;
+      const packages: SealedPackage[] = [];
+      for (const o of others) {
+        const b = await this.o.exchange.get(keys.round2(keyId, e.epoch, o, this.nodeId));
+        if (b === undefined) return;
+        packages.push(sealedFromBytes(b));
+      }
+      prog.finished = true;
+      const kp = await this.kernelCall({ kind: 'dkgFinish', ceremonyId, round1: pk, packages }, 'keyPackage');
+      await this.o.exchange.put(keys.publicPackage(keyId, e.epoch, this.nodeId), publicToBytes(kp.public));
+      const groupKey = new Uint8Array(kp.public.commitments[0] as Uint8Array);
+      await this.statement(c, 'KeyReady', { keyId, keyEpoch: e.epoch }, { groupKey });
+    }
+  }
+
+  /** Everyone else's round-1 packages, each checked against the cid its author put in the log. */
+  private async round1Of(e: EpochRecord, keyId: string, others: readonly string[]): Promise<Round1Package[] | null> {
+    const out: Round1Package[] = [];
+    for (const o of others) {
+      const want = e.round1[o];
+      if (want === undefined) return null;
+      const b = await this.o.exchange.get(keys.round1(keyId, e.epoch, o));
+      if (b === undefined) return null;
+      if (!bytesEqual(round1Cid(b), want)) throw new CustodyError('BINDING_MISMATCH', `round-1 package of ${o} does not match its cid in the log`);
+      out.push(round1FromBytes(b));
+    }
+    return out;
+  }
+
+  private async statement(c: ClusterState, kind: 'DkgRound1Published' | 'KeyReady', slot: CborValue, content: CborValue): Promise<void> {
+    const statement = signStatement({ clusterId: c.clusterId, nodeId: this.nodeId, kind, slot, content }, this.o.identitySecretKey);
+    const v = await this.o.ledger.propose({ type: kind, statement });
+    if (!v.ok && !v.replayed) this.o.log(`${this.nodeId}: ${kind} refused: ${v.reason}: ${v.detail}`);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Signing (asked by the coordinator)
+  // ---------------------------------------------------------------------------------------------
+
+  /** Waits until this replica shows the act PendingRemote under a permit, then checks who we are. */
+  private async authorizedAct(opId: string): Promise<{ c: ClusterState; op: OpRecord; e: EpochRecord; scheme: SuiteName }> {
+    const deadline = Date.now() + (this.o.catchUpMs ?? 5_000);
+    for (;;) {
+      const c = this.o.ledger.state().cluster;
+      const op = c?.ops[opId];
+      if (c !== null && c !== undefined && op !== undefined && op.state !== 'Admitted' && op.state !== 'Submitted') {
+        if (op.state !== 'PendingRemote') throw new CustodyError('INVALID_TRANSITION', `act ${opId} is ${op.state}`);
+        const me = c.nodes[this.nodeId];
+        if (me === undefined || me.status !== 'active') throw new CustodyError('SPLIT_BRAIN_FENCED', `node ${this.nodeId} is ${me?.status ?? 'unknown'}: its kernel takes no part`);
+        if (me.equivocated) throw new CustodyError('EQUIVOCATION', `node ${this.nodeId} is flagged for equivocation`);
+        const k = c.keys[op.act.keyId];
+        const e = k?.epochs[String(op.act.keyEpoch)];
+        if (k === undefined || e === undefined || k.activeEpoch !== op.act.keyEpoch) throw new CustodyError('STALE_EPOCH', `key ${op.act.keyId} epoch ${op.act.keyEpoch} is not active`);
+        if (!e.participants.includes(this.nodeId)) throw new CustodyError('WRONG_RECIPIENT', `${this.nodeId} holds no share of ${k.id} epoch ${e.epoch}`);
+        return { c, op, e, scheme: k.scheme };
+      }
+      if (Date.now() >= deadline) throw new CustodyError('UNKNOWN_SESSION', `act ${opId} has no permit on ${this.nodeId}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  async commit(opId: string): Promise<NonceOffer> {
+    const { op } = await this.authorizedAct(opId);
+    // Offer nothing under a permit this kernel has already signed under: the coordinator then
+    // picks a fresh signer (coordinator.ts, safety (1)).
+    if (op.permitId !== null && this.signedPermits.has(toHex(op.permitId))) throw new CustodyError('STEP_PERMIT_REUSED', `${this.nodeId} already signed under the permit of ${opId}`);
+    const r = await this.kernelCall({ kind: 'nonces', keyId: op.act.keyId, keyEpoch: kernelEpoch(op.act.keyEpoch), count: 1 }, 'nonceCommitments');
+    const n = r.commitments[0];
+    if (n === undefined) throw new CustodyError('INTERNAL', 'the kernel returned no commitment');
+    return { nodeId: this.nodeId, identifier: n.identifier, counter: n.counter, hiding: n.hiding, binding: n.binding };
+  }
+
+  async sign(opId: string, commitments: readonly SigningCommitment[], counter: number): Promise<{ identifier: string; share: Uint8Array }> {
+    const { c, op } = await this.authorizedAct(opId);
+    const permit = kernelPermit(c, op);
+    this.signedPermits.add(permit.requestId);
+    const r = await this.kernelCall({ kind: 'sign', permit, message: op.act.messageDigest, commitments: [...commitments], counter, ledgerConsumedCounter: 0 }, 'signatureShare');
+    return { identifier: r.identifier, share: r.sigShare };
+  }
+}

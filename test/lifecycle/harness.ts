@@ -1,0 +1,117 @@
+/**
+ * Test harness for the lifecycle: a LocalCluster (three real Raft drivers with the ledger, three
+ * real kernel processes, admin API on loopback with mTLS) plus operator certificates for every
+ * role, admin clients, and the `custody admin` CLI as a child process.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CustodyError } from '../../proto/errors.js';
+import type { ActPolicy } from '../../ledger/decision.js';
+import { decisionBodyFromCbor, decisionSigningBytes, ed25519Sign } from '../../ledger/decision.js';
+import { decode } from '../../ledger/encoding.js';
+import { LocalCluster, until, type LocalClusterOptions } from '../../node/lifecycle/local-cluster.js';
+import { AdminClient, type ActView } from '../../node/admin/client.js';
+import { issueOperatorCert, type OperatorRole } from '../../node/admin/roles.js';
+
+export const CLI = fileURLToPath(new URL('../../node/cli.js', import.meta.url));
+
+export const POLICY: ActPolicy = {
+  tiers: [{ amountMax: 10_000n, approvals: 0 }, { amountMax: 1_000_000n, approvals: 2 }],
+  velocity: { windowMs: 3_600_000, amountMax: 10_000_000n },
+  destinations: { SOL: ['sol-treasury', 'sol-exchange'], BTC: ['bc1p-treasury'] },
+  autoReleaseAmountMax: 5_000n,
+};
+
+export interface Harness {
+  readonly dir: string;
+  readonly certs: string;
+  readonly cluster: LocalCluster;
+  /** An admin client of node `nodeId` (default the first) authenticated as operator `as`. */
+  client(as: string, nodeId?: string): AdminClient;
+  /** Runs `custody admin <args>` as operator `as` against node `nodeId`. */
+  cli(as: string, args: string[], nodeId?: string): Promise<{ code: number | null; stdout: string; stderr: string }>;
+  approve(cid: string, approverIds: readonly string[], nodeId?: string): Promise<void>;
+  /** kim proposes DkgAuthorized, two approvers approve, the ceremony runs, activation by two approvers. */
+  createKey(keyId: string, scheme: 'ed25519' | 'taproot' | 'secp256k1'): Promise<void>;
+  close(): Promise<void>;
+}
+
+export const OPERATORS: Record<string, OperatorRole> = { kim: 'key-generator', cara: 'custodian', audra: 'auditor', 'approver-1': 'approver', 'approver-2': 'approver', 'approver-3': 'approver' };
+
+export async function startHarness(extra: Partial<LocalClusterOptions> = {}): Promise<Harness> {
+  const dir = mkdtempSync(join(tmpdir(), 'custody-lifecycle-'));
+  const certs = join(dir, 'certs');
+  const cluster = await LocalCluster.start({ dir, policy: POLICY, certsDir: certs, remoteTimeoutMs: 3_000, ...extra });
+  for (const [id, role] of Object.entries(OPERATORS)) issueOperatorCert(certs, id, role);
+  await cluster.genesis();
+  const clients: AdminClient[] = [];
+  const node = (nodeId?: string) => cluster.node(nodeId ?? cluster.nodes[0]!.id);
+  const h: Harness = {
+    dir, certs, cluster,
+    client(as, nodeId) {
+      const n = node(nodeId);
+      const c = new AdminClient(n.adminAddress as string, n.id, { ca: join(certs, 'ca.crt'), cert: join(certs, `${as}.crt`), key: join(certs, `${as}.key`) });
+      clients.push(c);
+      return c;
+    },
+    cli(as, args, nodeId) {
+      const n = node(nodeId);
+      return new Promise((resolve) => {
+        const p = spawn(process.execPath, [CLI, 'admin', ...args, '--node', n.adminAddress as string, '--node-id', n.id, '--certs', certs, '--as', as], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let stdout = '';
+        let stderr = '';
+        p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+        p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+        p.on('exit', (code) => resolve({ code, stdout, stderr }));
+      });
+    },
+    async approve(cid, approverIds, nodeId) {
+      for (const id of approverIds) {
+        const c = h.client(id, nodeId);
+        const d = await c.getDecision(cid);
+        const body = decisionBodyFromCbor(decode(new Uint8Array(d.bodyCbor)));
+        const key = cluster.approvers.find((a) => a.id === id);
+        if (key === undefined) throw new Error(`no approver ${id}`);
+        await c.approveDecision(cid, id, ed25519Sign(decisionSigningBytes(body), key.secretKey));
+      }
+    },
+    async createKey(keyId, scheme) {
+      const kim = h.client('kim');
+      const authz = await kim.proposeDecision(JSON.stringify({ kind: 'DkgAuthorized', keyId, scheme, threshold: 2, participants: cluster.nodes.map((n) => n.id) }));
+      await h.approve(authz.cid, ['approver-1', 'approver-2']);
+      const l = await cluster.waitLeader();
+      await until(`${keyId} published`, () => l.ledger.state().cluster?.keys[keyId]?.epochs['0']?.status === 'published', 120_000);
+      const act = await kim.proposeDecision(JSON.stringify({ kind: 'KeyActivated', keyId, keyEpoch: 0 }));
+      await h.approve(act.cid, ['approver-2', 'approver-3']);
+      await until(`${keyId} active everywhere`, () => cluster.nodes.every((n) => !n.up || n.ledger.state().cluster?.keys[keyId]?.status === 'active'), 30_000);
+    },
+    async close() {
+      for (const c of clients) c.close();
+      await cluster.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return h;
+}
+
+/** Watches until the act reaches `state` (or ends); returns the last view. */
+export async function waitAct(c: AdminClient, opId: string, state: string, timeoutMs = 120_000): Promise<ActView> {
+  return c.watch(opId, () => undefined, (v) => v.state === state || ['Settled', 'Denied', 'Aborted'].includes(v.state), timeoutMs);
+}
+
+/** The reason code a call was refused with ('resolved' if it was not refused). */
+export async function reasonOfCall(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return 'resolved';
+  } catch (e) {
+    return reasonOf(e);
+  }
+}
+
+export function reasonOf(e: unknown): string {
+  return e instanceof CustodyError ? e.reason : `not a CustodyError: ${String(e)}`;
+}
