@@ -12,8 +12,9 @@ import { kernelCommand } from './commands/kernel.js';
 import { nodeCommand } from './commands/node.js';
 import { certsCommand } from './commands/certs.js';
 import { clusterCommand } from './commands/cluster.js';
+import { adminCommand } from './commands/admin.js';
 
-const commands: CommandModule<any, any>[] = [simCommand, kernelCommand, nodeCommand, certsCommand, clusterCommand];
+const commands: CommandModule<any, any>[] = [simCommand, kernelCommand, nodeCommand, certsCommand, clusterCommand, adminCommand];
 
 export async function main(argv: string[]): Promise<void> {
   let parser = yargs(hideBin(argv))
