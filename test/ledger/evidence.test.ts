@@ -1,0 +1,111 @@
+/**
+ * Evidence bundles: an intact bundle verifies offline; changing any byte of any receipt (its
+ * canonical bytes or its stated cid) breaks the chain at exactly that receipt, both through the
+ * function and through the real CLI (`custody evidence verify`).
+ */
+import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ScriptedCluster, exportEvidenceBundle, verifyEvidenceBundle, digest, fromHex, toHex, type EvidenceBundle, type GovernanceDecision } from '../../ledger/index.js';
+
+const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'node', 'cli.js');
+
+/** A published act that needed approvals and a release decision: the fullest bundle there is. */
+function publishedBundle(): EvidenceBundle {
+  const s = new ScriptedCluster();
+  s.genesis();
+  for (const r of s.createKey('k1')) if (!r.ok) throw new Error(`setup: ${r.reason}`);
+  const act = s.act('k1', { amount: 50_000n });
+  const approval: GovernanceDecision = s.approveAct('op-1', act);
+  const steps = [s.submit('op-1', act, approval), s.issuePermit('op-1'), s.execute('op-1')];
+  const aCid = s.state.cluster!.ops['op-1']!.actCid;
+  steps.push(s.decide({ kind: 'PublicationReleased', opId: 'op-1', actCid: aCid }, undefined, { parentCid: aCid }), s.publish('op-1'));
+  for (const r of steps) if (!r.ok) throw new Error(`setup: ${r.reason} ${r.detail}`);
+  return JSON.parse(JSON.stringify(exportEvidenceBundle(s.clusterId, s.state.cluster!.ops['op-1']!, approval))) as EvidenceBundle;
+}
+
+function withReceipt(b: EvidenceBundle, i: number, field: 'cbor' | 'cid', hex: string): EvidenceBundle {
+  return { ...b, receipts: b.receipts.map((r, j) => (j === i ? { ...r, [field]: hex } : r)) };
+}
+
+function flipByte(hex: string, at: number): string {
+  const bytes = fromHex(hex);
+  bytes[at] = (bytes[at] as number) ^ 0x01;
+  return toHex(bytes);
+}
+
+const bundle = publishedBundle();
+
+t.test('an intact bundle verifies: AdmissionReceipt -> PermitReceipt -> PublicationReceipt', async (t) => {
+  t.same(verifyEvidenceBundle(bundle), { ok: true, links: ['AdmissionReceipt', 'PermitReceipt', 'PublicationReceipt'] });
+});
+
+t.test('changing any byte of any receipt breaks the chain at that receipt', async (t) => {
+  for (let i = 0; i < bundle.receipts.length; i++) {
+    const r = bundle.receipts[i]!;
+    const n = fromHex(r.cbor).length;
+    let broken = 0;
+    for (let at = 0; at < n; at++) {
+      const v = verifyEvidenceBundle(withReceipt(bundle, i, 'cbor', flipByte(r.cbor, at)));
+      if (!v.ok && v.link === i + 1 && v.name === r.type) broken++;
+      else t.fail(`receipt ${i + 1} byte ${at}: ${JSON.stringify(v)}`);
+    }
+    t.equal(broken, n, `all ${n} one-byte changes of ${r.type} are caught at link ${i + 1}`);
+    let cidBroken = 0;
+    for (let at = 0; at < 32; at++) {
+      const v = verifyEvidenceBundle(withReceipt(bundle, i, 'cid', flipByte(r.cid, at)));
+      if (!v.ok && v.link === i + 1 && v.reason === 'BINDING_MISMATCH') cidBroken++;
+    }
+    t.equal(cidBroken, 32, `all 32 one-byte changes of the stated cid of ${r.type} are caught`);
+  }
+});
+
+t.test('a receipt recomputed to hide a change still breaks the next link', async (t) => {
+  // Re-hashing a forged receipt makes its own cid consistent, but its successor names the original.
+  const tampered = fromHex(bundle.receipts[0]!.cbor);
+  const ix = tampered.length - 40;
+  tampered[ix] = (tampered[ix] as number) ^ 0x01;
+  const rehashed = { ...bundle, receipts: bundle.receipts.map((r, j) => (j === 0 ? { ...r, cbor: toHex(tampered), cid: toHex(digest('custody-ledger/v1/receipt', tampered)) } : r)) };
+  const w = verifyEvidenceBundle(rehashed);
+  t.ok(!w.ok && (w.link === 1 || w.link === 2), `caught at link ${w.ok ? '-' : w.link}: ${w.ok ? '' : w.detail}`);
+});
+
+t.test('dropped, reordered or foreign receipts and a changed act are refused', async (t) => {
+  t.match(verifyEvidenceBundle({ ...bundle, receipts: [bundle.receipts[0]!, bundle.receipts[2]!] }), { ok: false, link: 2, name: 'PermitReceipt' });
+  t.match(verifyEvidenceBundle({ ...bundle, receipts: [...bundle.receipts].reverse() }), { ok: false, link: 1 });
+  t.match(verifyEvidenceBundle({ ...bundle, opId: 'op-2' }), { ok: false });
+  t.match(verifyEvidenceBundle({ ...bundle, clusterId: 'elsewhere' }), { ok: false });
+  const act = fromHex(bundle.act);
+  for (let at = 0; at < act.length; at += 5) {
+    t.match(verifyEvidenceBundle({ ...bundle, act: flipByte(bundle.act, at) }), { ok: false }, `act byte ${at}`);
+  }
+  t.match(verifyEvidenceBundle({ ...bundle, approval: null }), { ok: false, link: 1, reason: 'BINDING_MISMATCH' });
+  t.match(verifyEvidenceBundle({ format: 'other' }), { ok: false, link: 0, reason: 'PAYLOAD_REJECTED' });
+  t.match(verifyEvidenceBundle(null), { ok: false, link: 0 });
+});
+
+t.test('custody evidence verify (the real CLI) passes an intact bundle and names the broken link of a tampered one', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'evidence-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const run = (b: unknown) => {
+    const f = join(dir, 'bundle.json');
+    writeFileSync(f, typeof b === 'string' ? b : JSON.stringify(b));
+    return spawnSync(process.execPath, [CLI, 'evidence', 'verify', f], { encoding: 'utf8', timeout: 120_000 });
+  };
+  const intact = run(bundle);
+  t.equal(intact.status, 0, intact.stderr);
+  t.match(intact.stdout, /ok: act op-1 .*AdmissionReceipt -> PermitReceipt -> PublicationReceipt/);
+  for (let i = 0; i < bundle.receipts.length; i++) {
+    const r = bundle.receipts[i]!;
+    const at = Math.floor(fromHex(r.cbor).length / 2);
+    const res = run(withReceipt(bundle, i, 'cbor', flipByte(r.cbor, at)));
+    t.equal(res.status, 3, `tampered ${r.type}: exit 3`);
+    t.match(res.stderr, new RegExp(`link ${i + 1} \\(${r.type}\\) is broken`), `names ${r.type}`);
+  }
+  const junk = run('{ not json');
+  t.equal(junk.status, 3);
+  t.match(junk.stderr, /PAYLOAD_REJECTED/);
+});
