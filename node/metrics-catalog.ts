@@ -18,6 +18,7 @@
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { REASON_CODES } from '../proto/reasons.js';
+import { OP_STATES } from '../ledger/state.js';
 
 export type MetricType = 'counter' | 'gauge' | 'histogram';
 
@@ -34,8 +35,8 @@ export interface MetricSpec {
 export const SPLIT_BRAIN_KINDS = ['two_leaders', 'two_roots', 'rollback'] as const;
 export type SplitBrainKind = (typeof SPLIT_BRAIN_KINDS)[number];
 
-/** Signing-act states of the operation journal (ledger/state.ts OpState), the `state` label. */
-export const SIGNING_ACT_STATES = ['Submitted', 'Admitted', 'PendingRemote', 'Executed', 'Published', 'Settled', 'Denied', 'Aborted'] as const;
+/** Signing-act states of the operation journal, the `state` label: the ledger's own list. */
+export const SIGNING_ACT_STATES = OP_STATES;
 
 /** Kernel request kinds (kernel/wire.ts), the `step` label of custody_kernel_steps_total. */
 export const KERNEL_STEPS = ['status', 'governance', 'fence', 'dkgBegin', 'dkgRound2', 'dkgFinish', 'redealBegin', 'redealFinish', 'nonces', 'sign'] as const;

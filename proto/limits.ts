@@ -162,6 +162,8 @@ export const splitBrain = {
   observationIntervalMs: 1000,
   /** Most signed statements relayed in one observation exchange; older ones wait for the next. */
   statementsPerExchangeMax: 256,
+  /** Most statements queued for relay to one peer; beyond this the oldest unsent one is dropped. */
+  statementsRelayQueuedMax: 1024,
   /** Evidence pairs waiting to be proposed to the ledger; beyond this the oldest is kept, new ones counted and dropped. */
   evidencePendingMax: 64,
 } as const;
@@ -187,3 +189,4 @@ check(ledger.eventBytesMax <= raft.proposalBytesMax, 'a ledger event must fit on
 check(splitBrain.termsTrackedMax >= 2 * raft.electionTicksMin && splitBrain.rootsTrackedMax >= raft.compactionKeepEntries, 'split-brain windows cover a burst of elections and the entries a follower may lag by');
 check(splitBrain.statementBytesMax <= ledger.eventBytesMax / 2, 'two statements must fit one EquivocationEvidence event');
 check(splitBrain.statementsPerExchangeMax * splitBrain.statementBytesMax < node.peerMessageBytesMax, 'one observation exchange fits a peer message');
+check(splitBrain.statementsRelayQueuedMax >= splitBrain.statementsPerExchangeMax, 'a relay queue holds at least one full exchange');

@@ -109,7 +109,7 @@ class Window {
     }
   }
 
-  size_(): number {
+  held(): number {
     return this.slots.size;
   }
 }
@@ -150,7 +150,7 @@ export class SplitBrainDetector {
 
   /** Slots held now (for tests of the memory bound). */
   tracked(): { terms: number; roots: number } {
-    return { terms: this.leaders.size_(), roots: this.roots.size_() };
+    return { terms: this.leaders.held(), roots: this.roots.held() };
   }
 
   private check(o: Observation): { result: ObserveResult; alarm: Alarm | null } {

@@ -100,13 +100,7 @@ export class SplitBrainMonitor {
     const r = this.equivocation.submit(s);
     switch (r.kind) {
       case 'new':
-        for (const [peer, q] of this.relay) {
-          if (peer === from) continue;
-          // Bounded: beyond this the oldest unsent statement goes; relays from other nodes
-          // cover it (every node that saw it new relays it too).
-          if (q.length >= limits.statementsPerExchangeMax * 4) q.shift();
-          q.push(s);
-        }
+        this.enqueue(s, from);
         break;
       case 'rejected':
         this.o.metrics?.statementsRejected.inc({ reason: r.reason });
@@ -117,12 +111,25 @@ export class SplitBrainMonitor {
         if (this.evidence.length < limits.evidencePendingMax) this.evidence.push(r.evidence);
         else this.evidenceDropped++;
         // Relay the second statement too, so every node can build the same evidence.
-        for (const [peer, q] of this.relay) if (peer !== from) q.push(s);
+        this.enqueue(s, from);
         break;
       case 'duplicate':
         break;
     }
     return r;
+  }
+
+  /**
+   * Queues a statement for every peer but the one it came from. Bounded by
+   * `statementsRelayQueuedMax` per peer: beyond it the oldest unsent statement goes, which other
+   * nodes cover (every node that saw a statement new relays it too).
+   */
+  private enqueue(s: SignedStatement, from: string | null): void {
+    for (const [peer, q] of this.relay) {
+      if (peer === from) continue;
+      if (q.length >= limits.statementsRelayQueuedMax) q.shift();
+      q.push(s);
+    }
   }
 
   /** Evidence to propose to the ledger as EquivocationEvidence events; each is handed out once. */

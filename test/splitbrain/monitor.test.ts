@@ -122,3 +122,19 @@ t.test('the exchange decoder refuses what a peer must not send', async (t) => {
   const oversize = encode({ v: 1, from: 'n1', observation: { ...obs }, statements: many.map(statementToCbor), query: false });
   t.match(decodeExchange(oversize, 'n1'), { ok: false, reason: 'LIMIT_EXCEEDED' }, 'the receiver refuses one built elsewhere');
 });
+
+t.test('relay is bounded: at most one exchange\'s worth per send, at most the relay queue per peer', async (t) => {
+  const [n1] = cluster() as [Node, Node, Node];
+  const secret = sc.node(ids[1]).secretKey;
+  const total = splitBrain.statementsRelayQueuedMax + 10;
+  let fresh = 0;
+  for (let term = 1; term <= total; term++) if (n1.mon.statement(signVote(sc.clusterId, ids[1], term, ids[2], secret)).kind === 'new') fresh++;
+  t.equal(fresh, total, 'every vote is new');
+  let sent = 0;
+  for (let k = 0; k < Math.ceil(total / splitBrain.statementsPerExchangeMax) + 1; k++) {
+    const e = n1.mon.outgoing(ids[1], n1.obs);
+    t.ok(e.statements.length <= splitBrain.statementsPerExchangeMax);
+    sent += e.statements.length;
+  }
+  t.equal(sent, splitBrain.statementsRelayQueuedMax, 'the oldest statements beyond the queue bound were dropped');
+});
