@@ -55,6 +55,9 @@ export interface SimStats {
   proposalsRefused: number;
   confChanges: number;
   confRefused: number;
+  /** Membership changes seen applied, and of those the ones entering a joint configuration. */
+  confApplied: number;
+  jointApplied: number;
   transfers: number;
   retired: number;
   snapshots: number;
@@ -152,6 +155,7 @@ export class Simulation {
       delayStepsMax: this.params.delayStepsMax,
       longDelayRate: this.params.longDelayRate,
       longDelayStepsMax: this.params.longDelayStepsMax,
+      fifo: false,
     });
     this.faultRng = root.fork();
     this.workRng = root.fork();
@@ -160,7 +164,7 @@ export class Simulation {
     this.checks = hooks.checks ?? true;
     this.stats = {
       ticks: 0, steps: 0, elections: 0, committed: 0, acked: 0, proposals: 0, proposalsRefused: 0,
-      confChanges: 0, confRefused: 0, transfers: 0, retired: 0, snapshots: 0, livenessTicks: null,
+      confChanges: 0, confRefused: 0, confApplied: 0, jointApplied: 0, transfers: 0, retired: 0, snapshots: 0, livenessTicks: null,
       faults: {
         dropped: 0, duplicated: 0, delayedLong: 0, cut: 0, partitions: 0, asymmetric: 0, isolations: 0, crashes: 0,
         torn: 0, lostWrites: 0, fsyncStalls: 0, clockFaults: 0, forgottenVotes: 0,
@@ -415,6 +419,8 @@ export class Simulation {
       return;
     }
     for (const c of cc.changes) if (c.type === 'remove' && !this.removedAt.has(c.node)) this.removedAt.set(c.node, e.index);
+    if (cc.changes.length > 0) this.stats.confApplied++;
+    if (cc.changes.length > 1) this.stats.jointApplied++;
     this.trace.add(this.now, 'conf', '-', [e.index], cc.changes.map((c) => `${c.type} ${c.node}`).join(', ') || 'leave joint');
   }
 
@@ -642,6 +648,7 @@ export class Simulation {
       delayStepsMax: Math.min(this.params.delayStepsMax, raft.simHealedDelayTicksMax * this.params.stepsPerTick),
       longDelayRate: 0,
       longDelayStepsMax: 1,
+      fifo: true,
     };
     for (const n of this.order) {
       n.skipTicks = 0;

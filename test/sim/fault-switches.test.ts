@@ -4,14 +4,16 @@
  * seeds of the heavy profile, by the checker the defect offends:
  *
  *   countStaleTermVotes      two leaders in one term (§5.2: votes are per term)     election-safety
+ *                            (or a leader elected by stale votes without a          leader-completeness
+ *                            committed entry)
  *   forgetVoteOnRestart      two leaders in one term (Figure 2: votedFor durable)   election-safety
  *   voteIgnoringLog          a leader missing a committed entry (§5.4.1)            leader-completeness
  *   commitOldTermByCounting  Figure 8: a committed entry overwritten (§5.4.2)       leader-completeness
  *
  * The seeds are fixed (base 1), so the outcome is deterministic. The bounds were set from the
  * first catch over eight bases (1, 10001, ..., 70001) on 3 nodes x 1000 ticks: voteIgnoringLog
- * <= 3 seeds, forgetVoteOnRestart <= 54, commitOldTermByCounting <= 156, countStaleTermVotes
- * <= 203; each bound below has about twice that worst case as margin.
+ * <= 2 seeds, forgetVoteOnRestart <= 42, commitOldTermByCounting <= 204, countStaleTermVotes
+ * <= 270; each bound below has at least twice that worst case as margin.
  */
 import t from 'tap';
 import { runSim } from './cluster.js';
@@ -24,8 +26,8 @@ const TICKS = 1000;
 const expectations: { fault: FaultName; within: number; checkers: string[] }[] = [
   { fault: 'voteIgnoringLog', within: 20, checkers: ['leader-completeness'] },
   { fault: 'forgetVoteOnRestart', within: 120, checkers: ['election-safety'] },
-  { fault: 'commitOldTermByCounting', within: 320, checkers: ['leader-completeness', 'state-machine-safety'] },
-  { fault: 'countStaleTermVotes', within: 400, checkers: ['election-safety'] },
+  { fault: 'commitOldTermByCounting', within: 450, checkers: ['leader-completeness', 'state-machine-safety'] },
+  { fault: 'countStaleTermVotes', within: 600, checkers: ['election-safety', 'leader-completeness'] },
 ];
 
 for (const x of expectations) {
@@ -48,7 +50,7 @@ for (const x of expectations) {
 
 t.test('Checkers: the same seeds with a correct core raise nothing', (t) => {
   // The seeds that catch each defect above, minus the defect: the violation is the defect's.
-  for (const seed of [1, 5, 49, 69]) {
+  for (const seed of [1, 3, 269]) {
     const r = runSim({ seed, nodes: NODES, ticks: TICKS, profile: 'heavy', fault: null });
     t.equal(r.violation, null, `seed ${seed}: ${r.violation ? `${r.violation.checker}: ${r.violation.detail}` : 'no violation'}`);
   }

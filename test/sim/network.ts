@@ -22,6 +22,11 @@ export interface NetworkFaults {
    */
   longDelayRate: number;
   longDelayStepsMax: number;
+  /**
+   * Deliver each link's messages in the order sent (a healed network: reordering is one of the
+   * faults that heal). When false, delays are independent and messages overtake each other.
+   */
+  fifo: boolean;
 }
 
 export interface NetworkStats {
@@ -36,6 +41,8 @@ export interface NetworkStats {
 export class SimNetwork {
   private readonly buckets = new Map<number, Message[]>();
   private readonly cutLinks = new Set<string>();
+  /** Per link, the step its last message is due (FIFO mode). */
+  private readonly lastDue = new Map<string, number>();
   readonly stats: NetworkStats = { sent: 0, delivered: 0, delayedLong: 0, dropped: 0, duplicated: 0, cut: 0 };
 
   constructor(
@@ -65,6 +72,11 @@ export class SimNetwork {
       at = now + 1 + this.rng.int(this.faults.longDelayStepsMax);
       this.stats.delayedLong++;
     }
+    if (this.faults.fifo) {
+      const link = `${m.from}>${m.to}`;
+      at = Math.max(at, this.lastDue.get(link) ?? 0);
+      this.lastDue.set(link, at);
+    }
     const b = this.buckets.get(at);
     if (b) b.push(m);
     else this.buckets.set(at, [m]);
@@ -75,7 +87,8 @@ export class SimNetwork {
     const b = this.buckets.get(now);
     if (!b) return [];
     this.buckets.delete(now);
-    for (let i = b.length - 1; i > 0; i--) {
+    // Shuffle what is due together, unless links must stay FIFO (then keep the send order).
+    for (let i = this.faults.fifo ? 0 : b.length - 1; i > 0; i--) {
       const j = this.rng.int(i + 1);
       const t = b[i] as Message;
       b[i] = b[j] as Message;

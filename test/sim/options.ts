@@ -91,6 +91,7 @@ export function drawParams(rng: SeededRng, o: SimOptions): SimParams {
   // Small appends put one entry per message, so an old-term entry and the new leader's own
   // entry travel (and are acknowledged) separately: the window §5.4.2 is about.
   const appendBytesMax = heavy ? 64 : pick([64, 512, raft.appendBytesMax]);
+  const inflightMsgsMax = pick([1, 4, raft.inflightMsgsMax]);
   return {
     stepsPerTick: spt,
     dropRate: calm ? 0 : pick(heavy ? [0.05, 0.1, 0.2] : [0, 0.02, 0.05, 0.1, 0.2, raft.simDropRateMax]),
@@ -119,9 +120,12 @@ export function drawParams(rng: SeededRng, o: SimOptions): SimParams {
     preVote: heavy ? rng.chance(0.3) : rng.chance(0.8),
     checkQuorum: heavy ? rng.chance(0.3) : rng.chance(0.7),
     appendBytesMax,
-    inflightMsgsMax: pick([1, 4, raft.inflightMsgsMax]),
+    inflightMsgsMax,
     inflightBytesMax: Math.max(appendBytesMax, pick([256, 4096, raft.inflightBytesMax])),
-    uncommittedBytesMax: pick([2048, raft.uncommittedBytesMax]),
+    // Backpressure sized to a few full pipelines: a follower that is needed for a quorum then
+    // catches up on the leader's uncommitted tail within a few round trips, which is the
+    // catch-up allowance in the liveness bound (simLivenessElectionsMax).
+    uncommittedBytesMax: Math.min(raft.uncommittedBytesMax, appendBytesMax * inflightMsgsMax * pick([1, 4, 16])),
     snapshotChunkBytes: pick([16, 200, raft.snapshotChunkBytes]),
     snapshotEveryEntries: pick([8, 30, 100, raft.snapshotEveryEntries]),
     compactionKeepEntries: pick([0, 3, 20]),

@@ -36,6 +36,8 @@ export interface SeedsSummary {
   acked: number;
   proposals: number;
   confChanges: number;
+  confApplied: number;
+  jointApplied: number;
   transfers: number;
   snapshots: number;
   livenessTicksMax: number;
@@ -65,7 +67,7 @@ function emptyFaults(): FaultStats {
 export function runSeeds(run: SeedsRun, onResult?: (r: SimResult, i: number) => void): SeedsSummary {
   const s: SeedsSummary = {
     seeds: 0, violations: 0, base: run.base, nodes: [...run.nodes], ticks: run.ticks, profile: run.profile, fault: run.fault,
-    elections: 0, committed: 0, acked: 0, proposals: 0, confChanges: 0, transfers: 0, snapshots: 0, livenessTicksMax: 0,
+    elections: 0, committed: 0, acked: 0, proposals: 0, confChanges: 0, confApplied: 0, jointApplied: 0, transfers: 0, snapshots: 0, livenessTicksMax: 0,
     faults: emptyFaults(), failed: [],
   };
   for (let i = 0; i < run.count; i++) {
@@ -76,6 +78,8 @@ export function runSeeds(run: SeedsRun, onResult?: (r: SimResult, i: number) => 
     s.acked += r.stats.acked;
     s.proposals += r.stats.proposals;
     s.confChanges += r.stats.confChanges;
+    s.confApplied += r.stats.confApplied;
+    s.jointApplied += r.stats.jointApplied;
     s.transfers += r.stats.transfers;
     s.snapshots += r.stats.snapshots;
     s.livenessTicksMax = Math.max(s.livenessTicksMax, r.stats.livenessTicks ?? 0);
@@ -104,6 +108,8 @@ export function summaryLine(s: SeedsSummary): string {
     acked: s.acked,
     proposals: s.proposals,
     confChanges: s.confChanges,
+    confApplied: s.confApplied,
+    jointApplied: s.jointApplied,
     transfers: s.transfers,
     snapshots: s.snapshots,
     livenessTicksMax: s.livenessTicksMax,
@@ -132,7 +138,7 @@ export function formatResult(r: SimResult): string {
     `seed ${r.options.seed}: ${r.violation ? `VIOLATION (${r.violation.checker})` : 'ok'}`,
     `  ${r.options.nodes} nodes, profile ${r.options.profile}${r.options.fault ? `, fault ${r.options.fault}` : ''}; ${st.ticks} ticks (${r.options.ticks} with faults), ${st.steps} steps`,
     `  elections ${st.elections}, committed ${st.committed}, proposals ${st.proposals} (${st.proposalsRefused} refused), acked ${st.acked}`,
-    `  membership changes ${st.confChanges} (${st.confRefused} refused), nodes retired ${st.retired}, leader transfers ${st.transfers}, snapshots ${st.snapshots}`,
+    `  membership changes proposed ${st.confChanges} (${st.confRefused} refused), applied ${st.confApplied} (${st.jointApplied} joint), nodes retired ${st.retired}, leader transfers ${st.transfers}, snapshots ${st.snapshots}`,
     `  faults: dropped ${f.dropped}, duplicated ${f.duplicated}, delayed long ${f.delayedLong}, cut ${f.cut}, partitions ${f.partitions}, one-way ${f.asymmetric}, leader isolations ${f.isolations}, ` +
       `crashes ${f.crashes}, torn ${f.torn}, lost writes ${f.lostWrites}, fsync stalls ${f.fsyncStalls}, clock faults ${f.clockFaults}, forgotten votes ${f.forgottenVotes}`,
     `  liveness: ${st.livenessTicks === null ? 'not reached' : `new proposal committed ${st.livenessTicks} ticks after healing`}`,
