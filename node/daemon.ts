@@ -21,6 +21,7 @@ import { systemClock } from '../raft/transport.js';
 import { faultsSet, type NodeConfig } from './config.js';
 import { KvApp } from './kv.js';
 import { NodeMetrics } from './metrics.js';
+import { registerCatalogMetrics } from './metrics-catalog.js';
 import { PeerTransport } from './peers.js';
 import { NodeServer } from './server.js';
 import { loadTls } from './tls.js';
@@ -82,6 +83,7 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
   }
   driver.start();
   metrics.attach(driver, transport.peerIds());
+  registerCatalogMetrics(metrics.registry, { raft: () => driver.status(), coreStats: () => driver.coreStats() });
   transport.start();
   const http = createServer((req, res) => {
     void (async () => {

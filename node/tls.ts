@@ -55,7 +55,23 @@ export function loadTls(files: TlsFiles): TlsMaterial {
 export function serverCredentials(t: TlsMaterial): grpc.ServerCredentials {
   // checkClientCertificate=true: the handshake fails for a client without a certificate from the
   // cluster CA (a foreign CA is refused before any frame is read).
-  return grpc.ServerCredentials.createSsl(t.ca, [{ private_key: t.key, cert_chain: t.cert }], true);
+  const creds = grpc.ServerCredentials.createSsl(t.ca, [{ private_key: t.key, cert_chain: t.cert }], true);
+  return withNoDelay(creds);
+}
+
+/**
+ * grpc-js disables Nagle's algorithm on client sockets (grpc-node PR #2936) but not on server
+ * sockets; there, a small response queued behind an unacknowledged segment waits for the peer's
+ * delayed ACK (up to 40 ms on Linux), which dominated the latency of a Raft round trip. The
+ * secure server's constructor options are handed to tls.createServer, whose net.Server accepts
+ * `noDelay`. grpc-js is pinned exactly; the check below fails loudly if that hook ever moves.
+ */
+function withNoDelay(creds: grpc.ServerCredentials): grpc.ServerCredentials {
+  const c = creds as unknown as { _getConstructorOptions?: () => object | null };
+  const inner = c._getConstructorOptions;
+  if (typeof inner !== 'function') throw new Error('grpc-js ServerCredentials no longer exposes _getConstructorOptions; revisit withNoDelay');
+  c._getConstructorOptions = () => ({ ...(inner.call(creds) ?? {}), noDelay: true });
+  return creds;
 }
 
 export function channelCredentials(t: TlsMaterial): grpc.ChannelCredentials {

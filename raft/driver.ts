@@ -90,6 +90,8 @@ export const META_RECOVERING = 'meta/recovering';
 const SESSION_PREFIX = 'session/';
 const SM_PREFIX = 'sm/';
 const ENVELOPE_VERSION = 1;
+/** Leader-to-follower messages that promise nothing about the leader's own disk (see handle()). */
+const LEADER_EARLY: ReadonlySet<Message['type']> = new Set(['app', 'heartbeat', 'snap']);
 const CLIENT_ID_BYTES_MAX = 128;
 
 interface Session {
@@ -340,6 +342,11 @@ export class Driver {
     return { ...s, appliedIndex: this.appliedIndex, snapshotIndex: snap.meta.index, firstIndex: this.o.storage.firstIndex(), root: this.o.app.root() };
   }
 
+  /** The core's own counters (elections, leader changes, ...) when it keeps them, for metrics. */
+  coreStats(): { readonly elections: number; readonly leaderChanges: number } | null {
+    return (this.core as unknown as { stats?: { elections: number; leaderChanges: number } }).stats ?? null;
+  }
+
   get isLeader(): boolean {
     return this.role === 'leader';
   }
@@ -415,11 +422,25 @@ export class Driver {
       writes.push({ key: META_APPLIED, value: Buffer.from(JSON.stringify({ index: this.appliedIndex, term: this.appliedTerm })) });
     }
     const sync = rd.mustSync || rd.snapshot !== null;
+    // Raft thesis §10.2.1: a leader may send its appends in parallel with writing them to its own
+    // disk, because it counts itself toward a commit quorum only for entries it has made durable
+    // (the core's advance() does exactly that). This holds only while the Ready changes neither
+    // term nor vote: those must be durable before anything that depends on them leaves. Every
+    // other message (votes, acknowledgements) still waits for the batch.
+    const early: Message[] = [];
+    let late: readonly Message[] = rd.messages;
+    const durable = this.o.storage.hardState();
+    if (this.role === 'leader' && (!rd.hardState || (rd.hardState.term === durable.term && rd.hardState.vote === durable.vote))) {
+      const rest: Message[] = [];
+      for (const m of rd.messages) (LEADER_EARLY.has(m.type) ? early : rest).push(m);
+      late = rest;
+      if (early.length > 0) this.o.transport.send(early);
+    }
     const stats = await this.o.storage.persist({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot, app: writes, sync });
     this.o.metrics?.persisted?.(stats, sync, rd.entries.length);
     if (appliedNow > 0) this.o.metrics?.applied?.(appliedNow);
     // Durable: now the world may learn about it.
-    const out = this.recovering ? rd.messages.filter((m) => !((m.type === 'voteResp' || m.type === 'preVoteResp') && !m.reject)) : rd.messages;
+    const out = this.recovering ? late.filter((m) => !((m.type === 'voteResp' || m.type === 'preVoteResp') && !m.reject)) : late;
     if (out.length > 0) this.o.transport.send(out);
     for (const [p, o] of acks) if (p) this.finish(p, o);
     for (const rs of rd.readStates) {
