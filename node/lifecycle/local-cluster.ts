@@ -21,7 +21,7 @@ import { Driver } from '../../raft/driver.js';
 import { LevelStorage } from '../../raft/storage/leveldb.js';
 import { systemClock, type Transport } from '../../raft/transport.js';
 import { KernelClient } from '../../kernel/client.js';
-import { toHex } from '../../ledger/encoding.js';
+import { fromHex, toHex } from '../../ledger/encoding.js';
 import { makeApproverKey, type ActPolicy, type ApproverKey, type ApproverRoster } from '../../ledger/decision.js';
 import { encodeEvent, eventCid, type LedgerEvent } from '../../ledger/events.js';
 import { rosterToJson } from '../../kernel/authority.js';
@@ -29,7 +29,8 @@ import { LedgerApp } from '../ledger-app.js';
 import { DriverLedgerPort } from './driver-ledger.js';
 import { LifecycleParticipant } from './participant.js';
 import { Coordinator, type CoordinatorPoint } from './coordinator.js';
-import { MemoryExchange, type ParticipantPort } from './ports.js';
+import { MemoryExchange, type KernelPort, type ParticipantPort } from './ports.js';
+import { KernelTwin } from './kernel-twin.js';
 import type { ChronicleNote } from './coordinator.js';
 import { AdminBackend, type NotesSource } from '../admin/backend.js';
 import { AdminServer } from '../admin/server.js';
@@ -59,6 +60,34 @@ export interface KernelProc {
   readonly proc: ChildProcess;
   readonly client: KernelClient;
   readonly exited: Promise<void>;
+}
+
+/** A node's kernel: a real kernel process, or the in-memory twin (kernel-twin.ts). */
+export interface KernelHandle {
+  readonly kind: 'process' | 'twin';
+  readonly port: KernelPort;
+  /** SIGKILL for a process. */
+  crash(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+function processHandle(k: KernelProc): KernelHandle {
+  return {
+    kind: 'process',
+    port: k.client,
+    async crash() {
+      k.proc.kill('SIGKILL');
+      k.client.close();
+      await k.exited;
+    },
+    async stop() {
+      k.client.close();
+      if (k.proc.exitCode === null && k.proc.signalCode === null) {
+        k.proc.kill('SIGTERM');
+        await k.exited;
+      }
+    },
+  };
 }
 
 const KERNEL_READY_MS = 60_000;
@@ -100,7 +129,7 @@ export interface LocalNode {
   app: LedgerApp;
   driver: Driver;
   ledger: DriverLedgerPort;
-  kernel: KernelProc;
+  kernel: KernelHandle;
   participant: LifecycleParticipant;
   coordinator: Coordinator;
   admin: AdminBackend;
@@ -122,6 +151,11 @@ export interface LocalClusterOptions {
   /** Wraps each node's participant as the coordinators see it (fault injection in tests). */
   readonly wrapParticipant?: (p: ParticipantPort) => ParticipantPort;
   readonly point?: (node: string, p: CoordinatorPoint, opId: string) => void | Promise<void>;
+  /**
+   * `process` (default): real kernel processes on Unix sockets. `twin`: the in-memory kernel twin
+   * (same cryptography and refusals, no durability), for hosts without the kernel build.
+   */
+  readonly kernels?: 'process' | 'twin';
   /** Serve each node's admin API on loopback with certificates from this CA directory. */
   readonly certsDir?: string;
 }
@@ -194,7 +228,8 @@ export class LocalCluster {
     for (const a of this.approvers) {
       writeFileSync(join(this.o.dir, 'approvers', `${a.id}.key`), JSON.stringify({ id: a.id, secretKey: toHex(a.secretKey), publicKey: toHex(a.publicKey) }, null, 2) + '\n', { mode: 0o600 });
     }
-    const kernels = await Promise.all(ids.map(async (id) => {
+    const twin = this.o.kernels === 'twin';
+    const kernels: KernelHandle[] = await Promise.all(ids.map(async (id): Promise<KernelHandle> => {
       const dir = join(this.o.dir, 'nodes', id);
       mkdirSync(join(dir, 'kernel'), { recursive: true, mode: 0o700 });
       writeFileSync(join(dir, 'kernel', 'kernel.key'), randomBytes(32).toString('hex'), { mode: 0o600 });
@@ -206,7 +241,11 @@ export class LocalCluster {
       };
       const path = join(dir, 'kernel', 'kernel.json');
       writeFileSync(path, JSON.stringify(cfg, null, 2) + '\n');
-      return startKernelProcess(path, id);
+      if (twin) {
+        const k = await KernelTwin.open(id, this.clusterId, fromHex(genesisCid), this.roster);
+        return { kind: 'twin', port: k, crash: async () => undefined, stop: async () => undefined };
+      }
+      return processHandle(await startKernelProcess(path, id));
     }));
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i] as string;
@@ -222,8 +261,8 @@ export class LocalCluster {
       });
       this.hub.drivers.set(id, driver);
       const ledger = new DriverLedgerPort(id, driver, app);
-      const kernel = kernels[i] as KernelProc;
-      const participant = new LifecycleParticipant({ nodeId: id, identitySecretKey: this.seeds.get(id) as Uint8Array, ledger, kernel: kernel.client, exchange: this.exchange, log: this.log });
+      const kernel = kernels[i] as KernelHandle;
+      const participant = new LifecycleParticipant({ nodeId: id, identitySecretKey: this.seeds.get(id) as Uint8Array, ledger, kernel: kernel.port, exchange: this.exchange, log: this.log });
       this.ports.set(id, this.o.wrapParticipant ? this.o.wrapParticipant(participant) : participant);
       const coordinator = new Coordinator({
         nodeId: id, ledger, exchange: this.exchange, participants: this.ports, log: this.log,
@@ -279,9 +318,7 @@ export class LocalCluster {
     n.coordinator.stop();
     n.participant.stop();
     await n.adminServer?.stop(0);
-    n.kernel.proc.kill('SIGKILL');
-    n.kernel.client.close();
-    await n.kernel.exited;
+    await n.kernel.crash();
     await n.driver.stop();
     this.hub.drivers.delete(id);
     await n.storage.close();
@@ -296,11 +333,7 @@ export class LocalCluster {
       await n.adminServer?.stop(1_000);
       await n.driver.stop().catch(() => undefined);
       this.hub.drivers.delete(n.id);
-      n.kernel.client.close();
-      if (n.kernel.proc.exitCode === null && n.kernel.proc.signalCode === null) {
-        n.kernel.proc.kill('SIGTERM');
-        await n.kernel.exited;
-      }
+      await n.kernel.stop();
       await n.storage.close().catch(() => undefined);
     }
   }

@@ -1,0 +1,239 @@
+/**
+ * An in-memory twin of the secret kernel behind the KernelPort contract (kernel/wire.ts frames),
+ * for tests and the in-process demo mode. It runs the same cryptography as the kernel process —
+ * FROST via @noble/curves (RFC 9591: DKG with proofs of knowledge, commit, sign share,
+ * self-check), round-2 packages sealed with the kernel's own HPKE transport (kernel/transport.ts)
+ * — and the same refusals: no secret step without a governance decision verified by the twin
+ * itself (ledger/decision.ts verifyDecision, chained from the genesis cid), one signature share
+ * per permit (STEP_PERMIT_REUSED), a nonce used at most once and older ones burned, fenced or
+ * frozen refuses every secret step.
+ *
+ * It follows the ledger's key epochs (the first epoch, opened by DkgAuthorized, is 0; KeyActivated
+ * names the epoch it activates; PolicyChanged and ApproversChanged open a governance epoch).
+ * What it does not have: durability (everything is lost with the process) and an HSM profile.
+ */
+import { createHash } from 'node:crypto';
+import { CustodyError } from '../../proto/errors.js';
+import { kernel as limits } from '../../proto/limits.js';
+import { decode, toHex } from '../../ledger/encoding.js';
+import { type ApproverRoster, decisionFromCbor, verifyDecision } from '../../ledger/decision.js';
+import { suiteOf, type Suite, type SuiteName } from '../../kernel/suites.js';
+import { generateTransportKey, openFrom, sealTo, type TransportKey } from '../../kernel/transport.js';
+import type { Participant, RequestBody, ResponseBody, Round1Package, SealedPackage } from '../../kernel/wire.js';
+import type { KernelPort } from './ports.js';
+
+interface Authority { scheme: SuiteName; threshold: number; participants: string[]; activeEpoch: number | null; activatedIndex: number; retired: boolean }
+interface Held { suite: Suite; identifier: string; share: Uint8Array; pub: { signers: { min: number; max: number }; commitments: Uint8Array[]; verifyingShares: Record<string, Uint8Array> } }
+interface Ceremony { keyId: string; suite: Suite; me: Participant; participants: Participant[]; secret: unknown; round2Done: boolean }
+
+const sha256 = (b: Uint8Array): Uint8Array => createHash('sha256').update(b).digest();
+function refuse(reason: ConstructorParameters<typeof CustodyError>[0], detail: string): never {
+  throw new CustodyError(reason, detail);
+}
+
+export class KernelTwin implements KernelPort {
+  private transport!: TransportKey;
+  private roster: ApproverRoster;
+  private governanceEpoch: number;
+  private lastCid: string;
+  private index = 0;
+  private stampMs = 0;
+  private frozen = false;
+  private fenced = false;
+  private readonly keys = new Map<string, Authority>();
+  private readonly held = new Map<string, Held>();
+  private readonly ceremonies = new Map<string, Ceremony>();
+  private readonly nonces = new Map<string, { counter: number; epoch: number; nonces: { hiding: Uint8Array; binding: Uint8Array }; hiding: Uint8Array; binding: Uint8Array }[]>();
+  private readonly usedPermits = new Set<string>();
+  private counter = 1;
+  private tail: Promise<unknown> = Promise.resolve();
+
+  private constructor(readonly nodeId: string, private readonly clusterId: string, genesisCid: Uint8Array, roster: ApproverRoster) {
+    this.roster = roster;
+    this.governanceEpoch = 0;
+    this.lastCid = toHex(genesisCid);
+  }
+
+  static async open(nodeId: string, clusterId: string, genesisCid: Uint8Array, roster: ApproverRoster): Promise<KernelTwin> {
+    const k = new KernelTwin(nodeId, clusterId, genesisCid, roster);
+    k.transport = await generateTransportKey();
+    return k;
+  }
+
+  /** Requests run one at a time, like the kernel's. */
+  call<K extends ResponseBody['kind']>(body: RequestBody, expect: K): Promise<Extract<ResponseBody, { kind: K }>> {
+    const run = this.tail.then(async () => {
+      const r = await this.dispatch(body);
+      if (r.kind !== expect) throw new CustodyError('PAYLOAD_REJECTED', `expected ${expect}, got ${r.kind}`);
+      return r as Extract<ResponseBody, { kind: K }>;
+    });
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+
+  private guard(): void {
+    if (this.fenced) refuse('SPLIT_BRAIN_FENCED', `node ${this.nodeId} is fenced`);
+    if (this.frozen) refuse('FROZEN', 'the cluster is frozen');
+  }
+
+  private async dispatch(b: RequestBody): Promise<ResponseBody> {
+    switch (b.kind) {
+      case 'status':
+        return { kind: 'status', nodeId: this.nodeId, profile: 'twin', transportPublicKey: this.transport.publicKey, keys: [], governanceIndex: this.index, frozen: this.frozen, fenced: this.fenced };
+      case 'fence':
+        this.fenced = true;
+        return { kind: 'governance', governanceIndex: this.index, applied: 0, frozen: this.frozen, fenced: true };
+      case 'governance': {
+        let applied = 0;
+        for (const d of b.decisions) if (this.apply(d.decision, d.ledgerIndex, d.stampMs)) applied++;
+        return { kind: 'governance', governanceIndex: this.index, applied, frozen: this.frozen, fenced: this.fenced };
+      }
+      case 'dkgBegin': return this.dkgBegin(b);
+      case 'dkgRound2': return this.dkgRound2(b);
+      case 'dkgFinish': return this.dkgFinish(b);
+      case 'nonces': return this.presign(b);
+      case 'sign': return this.sign(b);
+      default:
+        return refuse('PAYLOAD_REJECTED', `${b.kind} is not supported by the twin`);
+    }
+  }
+
+  /** kernel/authority.ts applyDecision, with the ledger's epochs. */
+  private apply(bytes: Uint8Array, ledgerIndex: number, stampMs: number): boolean {
+    if (ledgerIndex <= this.index) return false;
+    const d = decisionFromCbor(decode(bytes));
+    const v = verifyDecision(d, this.roster, this.clusterId, this.governanceEpoch, stampMs);
+    if (!v.ok) refuse(v.reason, v.detail);
+    if (toHex(d.body.parentCid) !== this.lastCid) refuse('BINDING_MISMATCH', `decision at ${ledgerIndex} does not follow the last applied decision`);
+    const a = d.body.action;
+    const key = (id: string): Authority => this.keys.get(id) ?? refuse('UNKNOWN_KEY', `no key ${id}`);
+    switch (a.kind) {
+      case 'DkgAuthorized':
+        this.keys.set(a.keyId, { scheme: a.scheme, threshold: a.threshold, participants: [...a.participants], activeEpoch: null, activatedIndex: 0, retired: false });
+        break;
+      case 'KeyActivated': {
+        const k = key(a.keyId);
+        if (k.activeEpoch !== null && a.keyEpoch <= k.activeEpoch) refuse('STALE_EPOCH', `epoch ${a.keyEpoch} is not newer than ${k.activeEpoch}`);
+        k.activeEpoch = a.keyEpoch;
+        k.activatedIndex = ledgerIndex;
+        for (const [hk] of this.held) if (hk.startsWith(`${a.keyId}/`) && Number(hk.split('/')[1]) < a.keyEpoch) this.held.delete(hk);
+        break;
+      }
+      case 'KeyRetired': key(a.keyId).retired = true; break;
+      case 'NodeRemoved': if (a.nodeId === this.nodeId) this.fenced = true; break;
+      case 'NodeRebound': if (a.nodeId === this.nodeId) this.fenced = false; break;
+      case 'ApproversChanged': this.roster = a.roster; this.governanceEpoch++; break;
+      case 'PolicyChanged': this.governanceEpoch++; break;
+      case 'EmergencyFreeze': this.frozen = true; break;
+      case 'Unfreeze': this.frozen = false; break;
+      default: break;
+    }
+    this.lastCid = toHex(v.cid);
+    this.index = ledgerIndex;
+    this.stampMs = stampMs;
+    return true;
+  }
+
+  private async dkgBegin(b: Extract<RequestBody, { kind: 'dkgBegin' }>): Promise<ResponseBody> {
+    this.guard();
+    const auth = this.keys.get(b.keyId) ?? refuse('PERMIT_MISSING', `no DkgAuthorized decision for ${b.keyId}`);
+    if (auth.scheme !== b.suite || auth.threshold !== b.min || [...auth.participants].sort().join() !== b.participants.map((p) => p.nodeId).sort().join()) refuse('BINDING_MISMATCH', 'the ceremony does not match its DkgAuthorized decision');
+    if (this.ceremonies.has(b.ceremonyId) || this.held.has(`${b.keyId}/0`)) refuse('REPLAY_OR_CONFLICT', `key ${b.keyId} already exists`);
+    if (this.ceremonies.size >= limits.ceremoniesOpenMax) refuse('LIMIT_EXCEEDED', 'too many open ceremonies');
+    const me = b.participants.find((p) => p.nodeId === this.nodeId) ?? refuse('WRONG_RECIPIENT', 'this node is not a participant');
+    if (me.identifier !== b.identifier || toHex(me.transportPublicKey) !== toHex(this.transport.publicKey)) refuse('BINDING_MISMATCH', 'this node is listed with another identifier or transport key');
+    const suite = suiteOf(b.suite);
+    const r1 = suite.frost.DKG.round1(b.identifier, { min: b.min, max: b.participants.length });
+    this.ceremonies.set(b.ceremonyId, { keyId: b.keyId, suite, me, participants: b.participants, secret: r1.secret, round2Done: false });
+    return { kind: 'dkgRound1', package: { identifier: r1.public.identifier, commitment: r1.public.commitment, proofOfKnowledge: r1.public.proofOfKnowledge } };
+  }
+
+  private ceremony(id: string): Ceremony {
+    return this.ceremonies.get(id) ?? refuse('UNKNOWN_SESSION', `no ceremony ${id}`);
+  }
+
+  private async dkgRound2(b: Extract<RequestBody, { kind: 'dkgRound2' }>): Promise<ResponseBody> {
+    this.guard();
+    const c = this.ceremony(b.ceremonyId);
+    let out: Record<string, { signingShare: Uint8Array }>;
+    try {
+      out = c.suite.frost.DKG.round2(c.secret as never, b.round1 as never) as Record<string, { signingShare: Uint8Array }>;
+    } catch (e) {
+      return refuse('PAYLOAD_REJECTED', `round 2: ${(e as Error).message}`);
+    }
+    const packages: SealedPackage[] = [];
+    for (const p of c.participants) {
+      if (p.identifier === c.me.identifier) continue;
+      const s = out[p.identifier] ?? refuse('INTERNAL', 'no round-2 package for a participant');
+      packages.push(await sealTo(p.transportPublicKey, { purpose: 'dkg-round2', ceremonyId: b.ceremonyId, keyId: c.keyId, sender: c.me.identifier, recipient: p.identifier }, s.signingShare));
+    }
+    c.round2Done = true;
+    return { kind: 'dkgRound2', packages };
+  }
+
+  private async dkgFinish(b: Extract<RequestBody, { kind: 'dkgFinish' }>): Promise<ResponseBody> {
+    this.guard();
+    const c = this.ceremony(b.ceremonyId);
+    if (!c.round2Done) refuse('INVALID_TRANSITION', 'round 2 has not run');
+    const round2 = [];
+    for (const p of b.packages) {
+      if (p.recipient !== c.me.identifier) refuse('WRONG_RECIPIENT', `package for ${p.recipient}`);
+      round2.push({ identifier: p.sender, signingShare: await openFrom(this.transport.privateKey, { purpose: 'dkg-round2', ceremonyId: b.ceremonyId, keyId: c.keyId, sender: p.sender, recipient: c.me.identifier }, p) });
+    }
+    let key: { public: Held['pub']; secret: { identifier: string; signingShare: Uint8Array } };
+    try {
+      key = c.suite.frost.DKG.round3(c.secret as never, b.round1 as Round1Package[] as never, round2 as never) as never;
+    } catch (e) {
+      return refuse('PAYLOAD_REJECTED', `round 3: ${(e as Error).message}`);
+    }
+    this.ceremonies.delete(b.ceremonyId);
+    this.held.set(`${c.keyId}/0`, { suite: c.suite, identifier: c.me.identifier, share: key.secret.signingShare, pub: key.public });
+    return {
+      kind: 'keyPackage', keyId: c.keyId, epoch: 0, suite: c.suite.name, identifier: c.me.identifier,
+      public: { min: key.public.signers.min, max: key.public.signers.max, commitments: key.public.commitments, verifyingShares: Object.entries(key.public.verifyingShares).map(([identifier, point]) => ({ identifier, point })) },
+    };
+  }
+
+  private async presign(b: Extract<RequestBody, { kind: 'nonces' }>): Promise<ResponseBody> {
+    this.guard();
+    const h = this.held.get(`${b.keyId}/${b.keyEpoch}`) ?? refuse('UNKNOWN_KEY', `no share of ${b.keyId} epoch ${b.keyEpoch}`);
+    const list = this.nonces.get(b.keyId) ?? [];
+    if (list.length + b.count > limits.noncesOutstandingMax) refuse('LIMIT_EXCEEDED', 'too many presigned nonces');
+    const commitments = [];
+    for (let i = 0; i < b.count; i++) {
+      const g = h.suite.frost.commit({ identifier: h.identifier, signingShare: h.share } as never);
+      const counter = this.counter++;
+      list.push({ counter, epoch: b.keyEpoch, nonces: g.nonces as never, hiding: g.commitments.hiding, binding: g.commitments.binding });
+      commitments.push({ counter, identifier: h.identifier, hiding: g.commitments.hiding, binding: g.commitments.binding });
+    }
+    this.nonces.set(b.keyId, list);
+    return { kind: 'nonceCommitments', commitments };
+  }
+
+  private async sign(b: Extract<RequestBody, { kind: 'sign' }>): Promise<ResponseBody> {
+    this.guard();
+    const { permit } = b;
+    const auth = this.keys.get(permit.keyId);
+    if (auth === undefined || auth.activeEpoch === null || auth.retired) refuse('KEY_NOT_ACTIVE', `key ${permit.keyId} is not active`);
+    const a = auth as Authority;
+    if (permit.keyEpoch !== a.activeEpoch) refuse('STALE_EPOCH', `permit names epoch ${permit.keyEpoch}; epoch ${String(a.activeEpoch)} is active`);
+    if (permit.ledgerIndex <= a.activatedIndex) refuse('STALE_EPOCH', 'the permit predates the activation');
+    if (toHex(sha256(b.message)) !== toHex(permit.messageDigest)) refuse('DIGEST_MISMATCH', 'the message does not match the permit');
+    if (this.usedPermits.has(permit.requestId)) refuse('STEP_PERMIT_REUSED', `permit ${permit.requestId} was already used`);
+    const h = this.held.get(`${permit.keyId}/${permit.keyEpoch}`) ?? refuse('KEY_NOT_ACTIVE', 'no share of this epoch');
+    const list = this.nonces.get(permit.keyId) ?? [];
+    const n = list.find((x) => x.counter === b.counter) ?? refuse('NONCE_REUSED', `nonce ${b.counter} is consumed or unknown`);
+    const mine = b.commitments.find((x) => x.identifier === h.identifier) ?? refuse('PAYLOAD_REJECTED', 'this kernel is not in the signing set');
+    if (toHex(mine.hiding) !== toHex(n.hiding) || toHex(mine.binding) !== toHex(n.binding)) refuse('BINDING_MISMATCH', 'the commitment listed for this kernel is not the one named by the counter');
+    // Consume first (this and every older nonce), and the permit with it, then compute.
+    this.nonces.set(permit.keyId, list.filter((x) => x.counter > b.counter));
+    this.usedPermits.add(permit.requestId);
+    let share: Uint8Array;
+    try {
+      share = h.suite.frost.signShare({ identifier: h.identifier, signingShare: h.share } as never, h.pub as never, n.nonces as never, b.commitments as never, b.message);
+    } catch (e) {
+      return refuse('PAYLOAD_REJECTED', `signing: ${(e as Error).message}`);
+    }
+    return { kind: 'signatureShare', identifier: h.identifier, sigShare: share, counter: b.counter };
+  }
+}
