@@ -3,8 +3,8 @@
  * loopback (issue 7, acceptance 2 and 4, the parts that stand before the daemon exports the
  * split-brain metrics): the shipped alerts.yml loads, every node's live /metrics serves the
  * metrics the rules and dashboard name from node/metrics.ts, a healthy cluster raises no alert,
- * and killing two of the three nodes makes CustodyQuorumLost firing as Prometheus's own HTTP API
- * reports it.
+ * killing the leader and restarting it raises no split-brain alert, and killing two of the three
+ * nodes makes CustodyQuorumLost firing as Prometheus's own HTTP API reports it.
  *
  * Everything runs on free loopback ports in a temporary directory; the test stops every process
  * it started. Waits have generous deadlines (a loaded 2-core machine) and assert states, never
@@ -54,7 +54,7 @@ async function until<T>(what: string, deadlineMs: number, probe: () => Promise<T
 
 interface PromAlert { labels: Record<string, string>; state: string }
 
-t.test('a real Prometheus scraping a real 3-node cluster: rules load, live metrics match, quorum loss fires', async (t) => {
+t.test('a real Prometheus scraping a real 3-node cluster: rules load, live metrics match, a leader change raises no split-brain alert, quorum loss fires', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'custody-e2e-prom-'));
   const children: ChildProcess[] = [];
   const nodePids: number[] = [];
@@ -163,6 +163,32 @@ t.test('a real Prometheus scraping a real 3-node cluster: rules load, live metri
   const terms = await scalar('count(count_values("term", custody_raft_term{cluster="e2e"}))');
   t.equal(terms, 1, 'all three nodes report one term');
   t.same((await firing()).filter((a) => a.state === 'firing').map((a) => a.labels.alertname), [], 'a healthy cluster fires nothing');
+
+  // A leader change and a restart (acceptance 3, multi-process half): the split-brain rule that
+  // Prometheus evaluates itself (two nodes scraped as leaders of one term) must stay quiet, not
+  // even pending, while the old leader dies, a new one is elected and the old one rejoins.
+  const before = await until('a leader known', 30_000, async () => {
+    const s = await fetchStatus(`127.0.0.1:${http[2]}`);
+    return s && s.leader ? s : null;
+  });
+  const oldLeader = before.leader as string;
+  const oldPid = readPid(clusterDir, oldLeader);
+  if (oldPid !== null) process.kill(oldPid, 'SIGKILL');
+  t.comment(`killed leader ${oldLeader} of term ${before.term} with SIGKILL`);
+  const newTerm = await until('a new leader in a later term', 120_000, async () => {
+    const term = await scalar('max(custody_raft_term{cluster="e2e"} and on (node) (custody_raft_is_leader{cluster="e2e"} == 1))');
+    return term !== null && term > before.term ? term : null;
+  });
+  t.ok(newTerm > before.term, `a new leader was elected in term ${newTerm}`);
+  await clusterUp(clusterDir, (line) => t.comment(line), 120_000);
+  await until('the restarted node scraped and every node in one term', 120_000, async () => {
+    const up = await scalar('sum(up{job="custody-e2e"})');
+    const terms = await scalar('count(count_values("term", custody_raft_term{cluster="e2e"}))');
+    const leaders = await scalar('sum(custody_raft_is_leader{cluster="e2e"})');
+    return up === 3 && terms === 1 && leaders === 1 ? true : null;
+  });
+  const safety = await scalar('count(count_over_time(ALERTS{cluster="e2e", alertname=~"CustodySplitBrain|CustodyEquivocation"}[30m]))');
+  t.equal(safety, null, 'no split-brain or equivocation alert was ever pending or firing through the leader change and restart');
 
   // Kill two of three: no live majority. CustodyQuorumLost (for: 30s) must become firing.
   const leader = (await fetchStatus(`127.0.0.1:${http[0]}`))?.leader ?? null;
