@@ -73,6 +73,25 @@ interface RedealCeremony {
   current: PublicKeyPackage;
 }
 
+/**
+ * Store keys. Key ids and request ids are hex-encoded, so no id's range is a prefix of another's
+ * (key "a" must never see the nonces of key "a/b"); the sealed blobs' AAD is their store key.
+ */
+const hexId = (s: string): string => Buffer.from(s, 'utf8').toString('hex');
+const K = {
+  key: (id: string): string => `key/${hexId(id)}`,
+  share: (id: string, epoch: number): string => `share/${hexId(id)}/${epoch}`,
+  nonces: (id: string): string => `nonce/${hexId(id)}/`,
+  nonce: (id: string, counter: number): string => `nonce/${hexId(id)}/${counterKey(counter)}`,
+  nonceAad: (id: string, epoch: number, counter: number): string => `nonce/${hexId(id)}/${epoch}/${counter}`,
+  consumed: (id: string): string => `consumed/${hexId(id)}`,
+  permits: (id: string): string => `permit/${hexId(id)}/`,
+  permit: (id: string, requestId: string): string => `permit/${hexId(id)}/${hexId(requestId)}`,
+};
+
+/** Most used-permit records examined when an epoch is superseded. */
+const PERMITS_SCAN_MAX = 1_000_000;
+
 const sha256 = (b: Uint8Array): Uint8Array => createHash('sha256').update(b).digest();
 
 function toPublicJson(p: PublicKeyPackage): PublicJson {
@@ -214,7 +233,7 @@ export class Kernel {
       const epoch = auth && rec.epochs[auth.activeEpoch] ? auth.activeEpoch : epochs[0] ?? 0;
       const e = rec.epochs[epoch];
       if (e === undefined) continue;
-      const available = (await this.o.store.list(`nonce/${rec.keyId}/`, limits.noncesOutstandingMax + 1)).length;
+      const available = (await this.o.store.list(K.nonces(rec.keyId), limits.noncesOutstandingMax + 1)).length;
       keys.push({
         keyId: rec.keyId, epoch, suite: rec.suite, identifier: e.identifier, groupPublicKey: hexToBytes(e.public.commitments[0]!),
         active: auth !== undefined && !auth.retired && auth.activeEpoch === epoch, commitmentsAvailable: available,
@@ -262,20 +281,26 @@ export class Kernel {
       }
       return ops;
     }
-    const rec = await this.o.store.getJson<KeyRecord>(`key/${e.keyId}`);
+    const rec = await this.o.store.getJson<KeyRecord>(K.key(e.keyId));
     if (rec === undefined) return ops;
     const keep = e.kind === 'epochActivated' ? e.epoch : Infinity;
     for (const epoch of Object.keys(rec.epochs).map(Number)) {
       if (epoch < keep) {
-        ops.push({ type: 'del', key: `share/${e.keyId}/${epoch}` });
+        ops.push({ type: 'del', key: K.share(e.keyId, epoch) });
         delete rec.epochs[epoch];
       }
     }
-    for (const { key, value } of await this.o.store.list(`nonce/${e.keyId}/`, limits.noncesOutstandingMax + 1)) {
+    for (const { key, value } of await this.o.store.list(K.nonces(e.keyId), limits.noncesOutstandingMax + 1)) {
       const n = JSON.parse(Buffer.from(value).toString('utf8')) as NonceRecord;
       if (n.epoch < keep) ops.push({ type: 'del', key });
     }
-    ops.push({ type: 'put', key: `key/${e.keyId}`, value: json(rec) });
+    // Permits name their epoch; once it is superseded they can never pass again (STALE_EPOCH),
+    // so their records are dropped with it. This keeps the permit set bounded per epoch.
+    for (const { key, value } of await this.o.store.list(K.permits(e.keyId), PERMITS_SCAN_MAX)) {
+      const used = JSON.parse(Buffer.from(value).toString('utf8')) as { keyEpoch: number };
+      if (used.keyEpoch < keep) ops.push({ type: 'del', key });
+    }
+    ops.push({ type: 'put', key: K.key(e.keyId), value: json(rec) });
     void state;
     return ops;
   }
@@ -327,7 +352,7 @@ export class Kernel {
     if (auth.scheme !== b.suite || auth.threshold !== b.min || JSON.stringify(nodes) !== JSON.stringify([...auth.participants].sort())) {
       throw new CustodyError('BINDING_MISMATCH', `the ceremony does not match the DkgAuthorized decision for key ${b.keyId}`);
     }
-    if (auth.activeEpoch !== 0 || (await this.o.store.get(`key/${b.keyId}`)) !== undefined) {
+    if (auth.activeEpoch !== 0 || (await this.o.store.get(K.key(b.keyId))) !== undefined) {
       throw new CustodyError('REPLAY_OR_CONFLICT', `key ${b.keyId} already exists`);
     }
     redeal.validateThreshold(b.min, b.participants.length, 'dkg');
@@ -396,8 +421,8 @@ export class Kernel {
     this.ceremonies.delete(b.ceremonyId);
     const rec: KeyRecord = { keyId: c.keyId, suite: c.suite.name, epochs: { 1: { identifier: c.me.identifier, public: toPublicJson(key.public) } } };
     await this.o.store.write([
-      { type: 'put', key: `share/${c.keyId}/1`, value: this.o.vault.seal(key.secret.signingShare, `share/${c.keyId}/1`) },
-      { type: 'put', key: `key/${c.keyId}`, value: json(rec) },
+      { type: 'put', key: K.share(c.keyId, 1), value: this.o.vault.seal(key.secret.signingShare, K.share(c.keyId, 1)) },
+      { type: 'put', key: K.key(c.keyId), value: json(rec) },
     ]);
     key.secret.signingShare.fill(0);
     return { kind: 'keyPackage', keyId: c.keyId, epoch: 1, suite: c.suite.name, identifier: c.me.identifier, public: toWirePublic(key.public) };
@@ -408,13 +433,13 @@ export class Kernel {
   // -------------------------------------------------------------------------------------------
 
   private async keyRecord(keyId: string): Promise<KeyRecord | undefined> {
-    return this.o.store.getJson<KeyRecord>(`key/${keyId}`);
+    return this.o.store.getJson<KeyRecord>(K.key(keyId));
   }
 
   private async openShare(keyId: string, epoch: number): Promise<Uint8Array> {
-    const sealed = await this.o.store.get(`share/${keyId}/${epoch}`);
+    const sealed = await this.o.store.get(K.share(keyId, epoch));
     if (sealed === undefined) throw new CustodyError('KEY_NOT_ACTIVE', `this kernel holds no share of ${keyId} epoch ${epoch}`);
-    return this.o.vault.open(sealed, `share/${keyId}/${epoch}`);
+    return this.o.vault.open(sealed, K.share(keyId, epoch));
   }
 
   private async redealBegin(b: Body<'redealBegin'>): Promise<ResponseBody> {
@@ -476,8 +501,8 @@ export class Kernel {
       const rec: KeyRecord = (await this.keyRecord(c.keyId)) ?? { keyId: c.keyId, suite: c.suite.name, epochs: {} };
       rec.epochs[c.toEpoch] = { identifier: c.me.identifier, public: toPublicJson(out.public) };
       await this.o.store.write([
-        { type: 'put', key: `share/${c.keyId}/${c.toEpoch}`, value: this.o.vault.seal(out.share, `share/${c.keyId}/${c.toEpoch}`) },
-        { type: 'put', key: `key/${c.keyId}`, value: json(rec) },
+        { type: 'put', key: K.share(c.keyId, c.toEpoch), value: this.o.vault.seal(out.share, K.share(c.keyId, c.toEpoch)) },
+        { type: 'put', key: K.key(c.keyId), value: json(rec) },
       ]);
       out.share.fill(0);
       return { kind: 'keyPackage', keyId: c.keyId, epoch: c.toEpoch, suite: c.suite.name, identifier: c.me.identifier, public: toWirePublic(out.public) };
@@ -492,7 +517,7 @@ export class Kernel {
 
   /** Highest consumed counter for the key: the larger of the store's and (hsm) the token's. */
   private async consumedCounter(keyId: string): Promise<number> {
-    const local = await this.o.store.getU64(`consumed/${keyId}`);
+    const local = await this.o.store.getU64(K.consumed(keyId));
     const token = this.o.vault.counter?.get(keyId) ?? 0;
     return Math.max(local, token);
   }
@@ -504,7 +529,7 @@ export class Kernel {
     if (rec === undefined || e === undefined) throw new CustodyError('UNKNOWN_KEY', `this kernel holds no share of ${b.keyId} epoch ${b.keyEpoch}`);
     const auth = this.gov.keys[b.keyId];
     if (auth !== undefined && (auth.retired || b.keyEpoch < auth.activeEpoch)) throw new CustodyError('STALE_EPOCH', `key ${b.keyId} epoch ${b.keyEpoch} is superseded`);
-    const outstanding = (await this.o.store.list(`nonce/${b.keyId}/`, limits.noncesOutstandingMax + 1)).length;
+    const outstanding = (await this.o.store.list(K.nonces(b.keyId), limits.noncesOutstandingMax + 1)).length;
     if (outstanding + b.count > limits.noncesOutstandingMax) throw new CustodyError('LIMIT_EXCEEDED', `key ${b.keyId} already holds ${outstanding} presigned nonces`);
     const suite = suiteOf(rec.suite);
     const consumed = await this.consumedCounter(b.keyId);
@@ -519,12 +544,12 @@ export class Kernel {
         const plain = new Uint8Array(64);
         plain.set(g.nonces.hiding, 0);
         plain.set(g.nonces.binding, 32);
-        const aad = `nonce/${b.keyId}/${b.keyEpoch}/${next}`;
+        const aad = K.nonceAad(b.keyId, b.keyEpoch, next);
         const record: NonceRecord = { epoch: b.keyEpoch, hiding: bytesToHex(g.commitments.hiding), binding: bytesToHex(g.commitments.binding), sealed: bytesToHex(this.o.vault.seal(plain, aad)) };
         plain.fill(0);
         g.nonces.hiding.fill(0);
         g.nonces.binding.fill(0);
-        ops.push({ type: 'put', key: `nonce/${b.keyId}/${counterKey(next)}`, value: json(record) });
+        ops.push({ type: 'put', key: K.nonce(b.keyId, next), value: json(record) });
         commitments.push({ counter: next, identifier: e.identifier, hiding: g.commitments.hiding, binding: g.commitments.binding });
       }
     } finally {
@@ -554,15 +579,15 @@ export class Kernel {
     const e = rec.epochs[permit.keyEpoch];
     if (e === undefined) throw new CustodyError('KEY_NOT_ACTIVE', `this kernel holds no share of ${permit.keyId} epoch ${permit.keyEpoch}`);
     if (!bytesEqual(sha256(b.message), permit.messageDigest)) throw new CustodyError('DIGEST_MISMATCH');
-    if ((await this.o.store.get(`permit/${permit.requestId}`)) !== undefined) throw new CustodyError('STEP_PERMIT_REUSED', `permit for request ${permit.requestId} was already used`);
+    if ((await this.o.store.get(K.permit(permit.keyId, permit.requestId))) !== undefined) throw new CustodyError('STEP_PERMIT_REUSED', `permit for request ${permit.requestId} was already used`);
 
-    const localConsumed = await this.o.store.getU64(`consumed/${permit.keyId}`);
+    const localConsumed = await this.o.store.getU64(K.consumed(permit.keyId));
     const consumed = await this.consumedCounter(permit.keyId);
     if (b.ledgerConsumedCounter > consumed) {
       throw new CustodyError('STORE_ROLLED_BACK', `the ledger records nonce ${b.ledgerConsumedCounter} of ${permit.keyId} as consumed; this store has only reached ${localConsumed}`);
     }
     if (b.counter <= consumed) throw new CustodyError('NONCE_REUSED', `nonce ${b.counter} of ${permit.keyId} is consumed or burned (consumed up to ${consumed})`);
-    const nonceKey = `nonce/${permit.keyId}/${counterKey(b.counter)}`;
+    const nonceKey = K.nonce(permit.keyId, b.counter);
     const nrec = await this.o.store.getJson<NonceRecord>(nonceKey);
     if (nrec === undefined) throw new CustodyError('PAYLOAD_REJECTED', `no presigned nonce ${b.counter} for ${permit.keyId}`);
     if (nrec.epoch !== permit.keyEpoch) throw new CustodyError('STALE_EPOCH', `nonce ${b.counter} belongs to epoch ${nrec.epoch}`);
@@ -572,7 +597,7 @@ export class Kernel {
     const list = this.commitmentList(suite, pub, e.identifier, b.commitments, nrec);
 
     const share = await this.openShare(permit.keyId, permit.keyEpoch);
-    const plain = this.o.vault.open(hexToBytes(nrec.sealed), `nonce/${permit.keyId}/${nrec.epoch}/${b.counter}`);
+    const plain = this.o.vault.open(hexToBytes(nrec.sealed), K.nonceAad(permit.keyId, nrec.epoch, b.counter));
     let sigShare: Uint8Array;
     try {
       const nonces = { hiding: plain.slice(0, 32), binding: plain.slice(32, 64) } as Nonces;
@@ -593,12 +618,12 @@ export class Kernel {
     // that burns this and every older nonce of the key and records the permit as used.
     this.o.vault.counter?.raise(permit.keyId, b.counter);
     const ops: BatchOp[] = [];
-    for (const { key } of await this.o.store.list(`nonce/${permit.keyId}/`, limits.noncesOutstandingMax + 1)) {
+    for (const { key } of await this.o.store.list(K.nonces(permit.keyId), limits.noncesOutstandingMax + 1)) {
       if (key > nonceKey) break;
       ops.push({ type: 'del', key });
     }
-    ops.push({ type: 'put', key: `consumed/${permit.keyId}`, value: u64(b.counter) });
-    ops.push({ type: 'put', key: `permit/${permit.requestId}`, value: json({ keyId: permit.keyId, keyEpoch: permit.keyEpoch, digest: bytesToHex(permit.messageDigest), ledgerIndex: permit.ledgerIndex, counter: b.counter }) });
+    ops.push({ type: 'put', key: K.consumed(permit.keyId), value: u64(b.counter) });
+    ops.push({ type: 'put', key: K.permit(permit.keyId, permit.requestId), value: json({ keyId: permit.keyId, keyEpoch: permit.keyEpoch, digest: bytesToHex(permit.messageDigest), ledgerIndex: permit.ledgerIndex, counter: b.counter }) });
     await this.o.store.write(ops);
     this.crash('sign:consumed');
     return { kind: 'signatureShare', identifier: e.identifier, sigShare, counter: b.counter };
@@ -609,15 +634,15 @@ export class Kernel {
     if ((await this.keyRecord(b.keyId)) === undefined) throw new CustodyError('UNKNOWN_KEY', `this kernel holds no key ${b.keyId}`);
     const consumed = await this.consumedCounter(b.keyId);
     const target = Math.max(consumed, b.ledgerConsumedCounter);
-    const last = `nonce/${b.keyId}/${counterKey(target)}`;
+    const last = K.nonce(b.keyId, target);
     const ops: BatchOp[] = [];
-    for (const { key } of await this.o.store.list(`nonce/${b.keyId}/`, limits.noncesOutstandingMax + 1)) {
+    for (const { key } of await this.o.store.list(K.nonces(b.keyId), limits.noncesOutstandingMax + 1)) {
       if (key > last) break;
       ops.push({ type: 'del', key });
     }
     const burned = ops.length;
     this.o.vault.counter?.raise(b.keyId, target);
-    ops.push({ type: 'put', key: `consumed/${b.keyId}`, value: u64(target) });
+    ops.push({ type: 'put', key: K.consumed(b.keyId), value: u64(target) });
     if (target >= (await this.o.store.getU64('meta/counter'))) ops.push({ type: 'put', key: 'meta/counter', value: u64(target + 1) });
     await this.o.store.write(ops);
     return { kind: 'reconcile', consumedCounter: target, burned };
@@ -661,8 +686,8 @@ export class Kernel {
       }
       const rec: KeyRecord = { keyId, suite: suiteName, epochs: { 1: { identifier, public: toPublicJson(pub) } } };
       await this.o.store.write([
-        { type: 'put', key: `share/${keyId}/1`, value: this.o.vault.seal(share, `share/${keyId}/1`) },
-        { type: 'put', key: `key/${keyId}`, value: json(rec) },
+        { type: 'put', key: K.share(keyId, 1), value: this.o.vault.seal(share, K.share(keyId, 1)) },
+        { type: 'put', key: K.key(keyId), value: json(rec) },
       ]);
     });
     this.tail = run.catch(() => undefined);

@@ -9,19 +9,19 @@
  * be observed after a crash. The daemon uses the same engine, so operators back up and inspect
  * one kind of store.
  *
- * Key layout (all under one database; values are bytes, secrets always sealed by the vault):
- *   meta/format                    store format version
+ * Key layout (one database; values are bytes, secrets always sealed by the vault; <key> and
+ * <request> are hex-encoded ids, so one id's range never contains another's):
+ *   meta/format, meta/scrypt-salt, meta/vault-check   store and vault bookkeeping
  *   meta/counter                   next nonce counter to allocate (big-endian u64)
- *   meta/transport                 sealed X25519 transport private key
- *   meta/vault-check               sealed known plaintext (detects a wrong passphrase / key)
+ *   meta/transport[-public]        sealed X25519 transport private key, and its public half
  *   meta/governance                JSON governance view (kernel/authority.ts)
  *   meta/fence                     JSON fence record
- *   key/<keyId>                    JSON key record (suite, identifier, epochs, public packages)
- *   share/<keyId>/<epoch>          sealed signing share
- *   nonce/<keyId>/<epoch>/<ctr16>  sealed presigned nonce pair (counter as 16 hex digits, so
- *                                  lexicographic order is numeric order)
- *   consumed/<keyId>               highest consumed nonce counter for the key (u64)
- *   permit/<requestId>             a used permit (JSON)
+ *   key/<key>                      JSON key record (suite, identifier and public package per epoch)
+ *   share/<key>/<epoch>            sealed signing share
+ *   nonce/<key>/<ctr16>            presigned nonce pair: public commitments + sealed nonces
+ *                                  (counter as 16 hex digits: key order is counter order)
+ *   consumed/<key>                 highest consumed nonce counter for the key (u64)
+ *   permit/<key>/<request>         a used permit (JSON), dropped when its epoch is superseded
  */
 import { Level } from 'level';
 

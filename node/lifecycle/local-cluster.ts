@@ -66,6 +66,8 @@ export interface KernelProc {
 export interface KernelHandle {
   readonly kind: 'process' | 'twin';
   readonly port: KernelPort;
+  /** The kernel's process id, for a process. */
+  readonly pid?: number;
   /** SIGKILL for a process. */
   crash(): Promise<void>;
   stop(): Promise<void>;
@@ -75,6 +77,7 @@ function processHandle(k: KernelProc): KernelHandle {
   return {
     kind: 'process',
     port: k.client,
+    ...(k.proc.pid !== undefined ? { pid: k.proc.pid } : {}),
     async crash() {
       k.proc.kill('SIGKILL');
       k.client.close();

@@ -1,0 +1,198 @@
+/**
+ * `custody demo`: the whole governed lifecycle on one machine, narrated as it runs.
+ *
+ *   1. certificates (cluster CA, node certificates, one operator certificate per role) and
+ *      approver keys in a data directory (default ./.custody/demo)
+ *   2. three nodes (Raft + the ledger, with their admin API on loopback over mTLS) and three
+ *      secret kernels as child processes
+ *   3. genesis; a 2-of-3 DKG for ed25519 and one for Taproot driven through the ledger; activation
+ *      of each key by 2-of-3 approvers
+ *   4. one signing act per key through the publication gate (the Taproot act is above the
+ *      auto-release amount, so it waits at the gate with PUBLICATION_DENIED until approvers release
+ *      it), settlement with an external confirmation
+ *   5. the chronicle; an evidence bundle per act written to a named file and checked with
+ *      `custody evidence verify` and an independent signature verifier; everything stopped.
+ *
+ * Every operator step goes through the admin API exactly as `custody admin ...` does.
+ */
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { CommandModule } from 'yargs';
+import { CustodyError, isCustodyError } from '../../proto/errors.js';
+import { decode } from '../../ledger/encoding.js';
+import { decisionBodyFromCbor, decisionSigningBytes, ed25519Sign, type ActPolicy } from '../../ledger/decision.js';
+import { verifyEvidenceBundle } from '../../ledger/receipts.js';
+import { LocalCluster, until } from '../lifecycle/local-cluster.js';
+import { verifyBundleSignature, type Bundle } from '../lifecycle/evidence.js';
+import { AdminClient, type ActView } from '../admin/client.js';
+import { issueOperatorCert, type OperatorRole } from '../admin/roles.js';
+import { ensureCa } from '../certs.js';
+import { CLI_PATH } from '../cluster.js';
+import { formatAct } from './admin.js';
+
+export const DEMO_POLICY: ActPolicy = {
+  tiers: [{ amountMax: 10_000n, approvals: 0 }, { amountMax: 1_000_000n, approvals: 2 }],
+  velocity: { windowMs: 3_600_000, amountMax: 10_000_000n },
+  destinations: { SOL: ['sol-treasury'], BTC: ['bc1p-treasury'] },
+  autoReleaseAmountMax: 5_000n,
+};
+
+const OPERATORS: Record<string, OperatorRole> = { kim: 'key-generator', cara: 'custodian', audra: 'auditor', 'approver-1': 'approver', 'approver-2': 'approver', 'approver-3': 'approver' };
+const MARKER = '.custody-demo';
+
+interface Args { dir: string; kernels: 'auto' | 'process' | 'twin' }
+
+function say(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
+
+/** A directory the demo may use: missing, empty, or one it made before (then it is cleared). */
+function prepareDir(dir: string): void {
+  if (existsSync(dir) && readdirSync(dir).length > 0) {
+    if (!existsSync(join(dir, MARKER))) throw new CustodyError('INVALID_ARGUMENT', `${dir} is not empty and was not made by the demo; choose another --dir`);
+    rmSync(dir, { recursive: true, force: true });
+  }
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  writeFileSync(join(dir, MARKER), 'made by custody demo; removed and recreated by the next run\n');
+}
+
+/** Whether the kernel processes accept the ledger's first key epoch (0). */
+async function kernelsTakeEpochZero(c: LocalCluster): Promise<boolean> {
+  try {
+    await c.nodes[0]!.kernel.port.call({ kind: 'nonces', keyId: 'epoch-probe', keyEpoch: 0, count: 1 }, 'nonceCommitments');
+    return true;
+  } catch (e) {
+    return !(isCustodyError(e) && e.reason === 'PAYLOAD_REJECTED' && /keyEpoch/.test(e.detail));
+  }
+}
+
+async function run(a: Args): Promise<void> {
+  const t0 = Date.now();
+  const dir = resolve(a.dir);
+  prepareDir(dir);
+  say(`custody demo: data directory ${dir}`);
+  const certs = join(dir, 'certs');
+  ensureCa(certs);
+  for (const [id, role] of Object.entries(OPERATORS)) issueOperatorCert(certs, id, role);
+  say(`[1/7] certificates in ${certs}: cluster CA, node certificates, operators ${Object.entries(OPERATORS).map(([i, r]) => `${i} (${r})`).join(', ')}`);
+
+  const log = (l: string): void => {
+    if (/refused|failed|stopped/.test(l)) say(`      ${l}`);
+  };
+  let mode: 'process' | 'twin' = a.kernels === 'twin' ? 'twin' : 'process';
+  let cluster = await LocalCluster.start({ dir: join(dir, 'cluster'), policy: DEMO_POLICY, certsDir: certs, kernels: mode, log, remoteTimeoutMs: 10_000 });
+  if (mode === 'process' && !(await kernelsTakeEpochZero(cluster))) {
+    if (a.kernels === 'process') throw new CustodyError('CONFIG_INVALID', 'the kernel processes refuse key epoch 0, the ledger\'s first epoch; run with --kernels twin');
+    say('      the kernel build refuses key epoch 0 (the ledger\'s first epoch), so signing could not be authorized: using the in-memory kernel twins');
+    await cluster.close();
+    mode = 'twin';
+    cluster = await LocalCluster.start({ dir: join(dir, 'cluster-twin'), policy: DEMO_POLICY, certsDir: certs, kernels: mode, log, remoteTimeoutMs: 10_000 });
+  }
+  const clients: AdminClient[] = [];
+  try {
+    say(`[2/7] 3 nodes (Raft + ledger, admin API ${cluster.nodes.map((n) => `${n.id}=${n.adminAddress}`).join(' ')}) and 3 kernels (${mode === 'process' ? `child processes, pids ${cluster.nodes.map((n) => n.kernel.pid).join(' ')}` : 'in-memory twins'})`);
+    const n1 = cluster.nodes[0]!;
+    const client = (as: string): AdminClient => {
+      const c = new AdminClient(n1.adminAddress as string, n1.id, { ca: join(certs, 'ca.crt'), cert: join(certs, `${as}.crt`), key: join(certs, `${as}.key`) });
+      clients.push(c);
+      return c;
+    };
+    const approve = async (cid: string, who: string[]): Promise<void> => {
+      for (const id of who) {
+        const c = client(id);
+        const d = await c.getDecision(cid);
+        const key = cluster.approvers.find((x) => x.id === id)!;
+        const r = await c.approveDecision(cid, id, ed25519Sign(decisionSigningBytes(decisionBodyFromCbor(decode(new Uint8Array(d.bodyCbor)))), key.secretKey));
+        say(`      ${id} signed ${cid.slice(0, 16)}: ${r.state}${r.verdict ? (r.verdict.ok ? ` at ledger index ${r.verdict.index}` : ` ${r.verdict.reason}`) : ''}`);
+      }
+    };
+
+    await cluster.genesis();
+    const st = await client('audra').status();
+    say(`[3/7] genesis of ${st.clusterId}: leader ${st.leader}, ${st.nodes.length} nodes, approvers approver-1..3 (2 of 3 decide), state root ${st.stateRoot.slice(0, 16)}`);
+
+    const kim = client('kim');
+    for (const [keyId, scheme] of [['treasury-ed25519', 'ed25519'], ['treasury-taproot', 'taproot']] as const) {
+      const d = await kim.proposeDecision(JSON.stringify({ kind: 'DkgAuthorized', keyId, scheme, threshold: 2, participants: cluster.nodes.map((n) => n.id) }));
+      say(`[4/7] kim proposes a 2-of-3 ${scheme} DKG for ${keyId}: decision ${d.cid.slice(0, 16)}`);
+      await approve(d.cid, ['approver-1', 'approver-2']);
+      const l = await cluster.waitLeader();
+      await until(`${keyId} published`, () => l.ledger.state().cluster?.keys[keyId]?.epochs['0']?.status === 'published', 120_000);
+      const e = l.ledger.state().cluster!.keys[keyId]!.epochs['0']!;
+      say(`      round 1 in the log from ${Object.keys(e.round1).join(', ')}; sealed round 2 kernel to kernel; KeyReady from ${Object.keys(e.ready).join(', ')}; KeyObjectPublished`);
+      const act = await kim.proposeDecision(JSON.stringify({ kind: 'KeyActivated', keyId, keyEpoch: 0 }));
+      say(`      kim proposes activation ${act.cid.slice(0, 16)} (key exists != key is authority)`);
+      await approve(act.cid, ['approver-2', 'approver-3']);
+    }
+    for (const k of (await client('audra').status()).keys) say(`      key ${k.id} (${k.scheme}) ${k.status} at epoch ${k.activeEpoch}: group public key ${k.publicKey}`);
+
+    const cara = client('cara');
+    const acts = [
+      { opId: 'pay-sol-1', keyId: 'treasury-ed25519', asset: 'SOL', amount: '1000', destination: 'sol-treasury' },
+      { opId: 'pay-btc-1', keyId: 'treasury-taproot', asset: 'BTC', amount: '8000', destination: 'bc1p-treasury' },
+    ];
+    for (const x of acts) {
+      const v = await cara.submitAct({ ...x, display: `pay ${x.amount} ${x.asset} to ${x.destination}`, messageDigest: randomBytes(32) });
+      say(`[5/7] cara submits ${x.opId}: ${x.amount} ${x.asset} -> ${x.destination} with ${x.keyId}: ${v.state} (${v.receipts.map((r) => r.type).join(', ')})`);
+      let shown = 0;
+      const progress = (w: ActView): void => {
+        for (const n of w.notes.slice(shown)) say(`      ${n.reason ? `${n.reason}: ` : ''}${n.text}`);
+        shown = w.notes.length;
+      };
+      let w = await cara.watch(x.opId, progress, (y) => y.state === 'Published' || (y.state === 'Executed' && y.notes.some((n) => n.reason === 'PUBLICATION_DENIED')) || ['Denied', 'Aborted'].includes(y.state));
+      if (w.state === 'Executed') {
+        const rel = await cara.proposeDecision(JSON.stringify({ kind: 'PublicationReleased', opId: x.opId }));
+        say(`      cara asks approvers to release ${x.opId}: decision ${rel.cid.slice(0, 16)}`);
+        await approve(rel.cid, ['approver-1', 'approver-3']);
+        w = await cara.watch(x.opId, progress, (y) => ['Published', 'Denied', 'Aborted'].includes(y.state));
+      }
+      if (w.state !== 'Published') throw new CustodyError((w.reason || 'INTERNAL') as never, `${x.opId} ended ${w.state}`);
+      const s = await cara.settleAct(x.opId, `confirmed-${x.opId}-${randomBytes(4).toString('hex')}`);
+      say(`      ${x.opId}: ${s.state}; confirmation ${s.confirmation}`);
+    }
+
+    say('[6/7] the chronicle:');
+    const ch = await client('audra').chronicle();
+    for (const v of ch.acts) for (const line of formatAct(v).split('\n')) say(`      ${line}`);
+
+    say('[7/7] evidence:');
+    for (const x of acts) {
+      const json = (await client('audra').exportEvidence(x.opId)).bundleJson;
+      const file = join(dir, `evidence-${x.opId}.json`);
+      writeFileSync(file, json + '\n');
+      const b = JSON.parse(json) as Bundle;
+      const chain = verifyEvidenceBundle(b);
+      const sig = verifyBundleSignature(b);
+      const cli = spawnSync(process.execPath, [CLI_PATH, 'evidence', 'verify', file], { encoding: 'utf8' });
+      say(`      ${file}: ${b.signature?.ciphersuite} group key ${b.signature?.groupPublicKey}`);
+      say(`        message ${b.signature?.message}`);
+      say(`        signature ${b.signature?.signature}`);
+      say(`        custody evidence verify: exit ${cli.status}: ${(cli.stdout + cli.stderr).trim()}`);
+      say(`        receipt chain ${chain.ok ? 'ok' : `BROKEN ${chain.reason}`}; signature ${sig.ok ? `verifies (${b.signature?.ciphersuite === 'taproot' ? 'BIP340' : 'RFC 8032'})` : `${sig.reason}: ${sig.detail}`}`);
+      if (cli.status !== 0 || !chain.ok || !sig.ok) throw new CustodyError('SIGNATURE_INVALID', `evidence of ${x.opId} does not verify`);
+    }
+    say(`custody demo: done in ${((Date.now() - t0) / 1000).toFixed(1)} s; everything stopped; files in ${dir}`);
+  } finally {
+    for (const c of clients) c.close();
+    await cluster.close();
+  }
+}
+
+export const demoCommand: CommandModule<object, Args> = {
+  command: 'demo',
+  describe: 'run the whole governed lifecycle on this machine: 3 nodes, 3 kernels, DKG for ed25519 and Taproot, approvals, signing through the publication gate, chronicle and evidence',
+  builder: (y) => y
+    .option('dir', { type: 'string', default: './.custody/demo', describe: 'data directory (created; a previous demo run there is replaced)' })
+    .option('kernels', { choices: ['auto', 'process', 'twin'] as const, default: 'auto' as const, describe: 'secret kernels as child processes, or in-memory twins; auto uses processes when they accept the ledger\'s key epochs' }) as never,
+  handler: async (a) => {
+    try {
+      await run(a);
+    } catch (e) {
+      if (!isCustodyError(e)) throw e;
+      process.stderr.write(`${e.reason}: ${e.detail}\n`);
+      process.exitCode = 3;
+    }
+  },
+};
