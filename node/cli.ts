@@ -12,9 +12,11 @@ import { kernelCommand } from './commands/kernel.js';
 import { nodeCommand } from './commands/node.js';
 import { certsCommand } from './commands/certs.js';
 import { clusterCommand } from './commands/cluster.js';
+import { adminCommand } from './commands/admin.js';
+import { demoCommand } from './commands/demo.js';
 import { evidenceCommand } from './commands/evidence.js';
 
-const commands: CommandModule<any, any>[] = [simCommand, kernelCommand, nodeCommand, certsCommand, clusterCommand, evidenceCommand];
+const commands: CommandModule<any, any>[] = [simCommand, kernelCommand, nodeCommand, certsCommand, clusterCommand, adminCommand, demoCommand, evidenceCommand];
 
 export async function main(argv: string[]): Promise<void> {
   let parser = yargs(hideBin(argv))
