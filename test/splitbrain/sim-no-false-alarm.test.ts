@@ -33,18 +33,20 @@ const TEN_MINUTES_MS = 10 * 60 * 1000;
 const TICKS = TEN_MINUTES_MS / raftLimits.tickMs;
 
 /**
- * Seeds and shapes: 3- and 5-node clusters, moderate and fault-dense profiles. Fault rates are
- * drawn from the seed (test/sim/options.ts), and some seeds draw zero crashes or partitions; these
- * draw all of them, and the test asserts that they happened rather than trusting the choice.
+ * Seeds and shapes. Fault rates are drawn from the seed (test/sim/options.ts) and some seeds draw
+ * no crashes or no partitions, so seeds are taken in order from SEED_BASE, cycling through the
+ * shapes below, until QUALIFYING runs have had leader changes, crashes with restarts and
+ * partitions that healed (asserted, not assumed). Every run, qualifying or not, must stay silent.
  */
-const RUNS: { seed: number; nodes: NodeCount; profile: Profile }[] = [
-  { seed: 121, nodes: 3, profile: 'default' },
-  { seed: 202, nodes: 5, profile: 'default' },
-  { seed: 303, nodes: 3, profile: 'heavy' },
-  { seed: 404, nodes: 5, profile: 'heavy' },
-  { seed: 505, nodes: 3, profile: 'default' },
-  { seed: 606, nodes: 5, profile: 'heavy' },
+const SHAPES: { nodes: NodeCount; profile: Profile }[] = [
+  { nodes: 3, profile: 'default' },
+  { nodes: 5, profile: 'default' },
+  { nodes: 3, profile: 'heavy' },
+  { nodes: 5, profile: 'heavy' },
 ];
+const SEED_BASE = 100;
+const QUALIFYING = 6;
+const ATTEMPTS_MAX = 24;
 
 interface Watch {
   detector: SplitBrainDetector;
@@ -115,13 +117,16 @@ class ObservedCore implements RaftApi {
   }
 }
 
-t.test(`no split-brain alarm over ${RUNS.length} seeds of ${TICKS} ticks (10 minutes at ${raftLimits.tickMs} ms per tick) with leader changes, restarts and healed partitions`, async (t) => {
+t.test(`no split-brain alarm over ${QUALIFYING} seeds of ${TICKS} ticks (10 minutes at ${raftLimits.tickMs} ms per tick) with leader changes, restarts and healed partitions`, async (t) => {
   // Absolute URLs: tap resolves relative specifiers against the source-mapped .ts location.
   const { runSim } = await t.mockImport<typeof import('../sim/cluster.js')>(new URL('../sim/cluster.js', import.meta.url).href, {
     [new URL('../sim/core.js', import.meta.url).href]: { newCore: (cfg: RaftConfig): RaftApi => new ObservedCore(cfg), decodeConfChange },
   });
   const totals = { observations: 0, elections: 0, crashes: 0, partitions: 0, transfers: 0, ticks: 0 };
-  for (const run of RUNS) {
+  let qualified = 0;
+  let attempts = 0;
+  for (; qualified < QUALIFYING && attempts < ATTEMPTS_MAX; attempts++) {
+    const run = { seed: SEED_BASE + attempts, ...(SHAPES[attempts % SHAPES.length] as (typeof SHAPES)[number]) };
     watch = { detector: new SplitBrainDetector(), alarms: [], observations: 0, withLeader: 0, terms: new Set(), last: null };
     const r: SimResult = runSim({ seed: run.seed, nodes: run.nodes, ticks: TICKS, profile: run.profile, fault: null });
     const w = watch;
@@ -131,10 +136,9 @@ t.test(`no split-brain alarm over ${RUNS.length} seeds of ${TICKS} ticks (10 min
     t.equal(r.violation, null, `${label}: the simulator's own safety checkers pass${r.violation ? `: ${r.violation.checker} ${r.violation.detail}` : ''}`);
     t.same(w.alarms.map(describeAlarm), [], `${label}: no alarm in ${w.observations} observations`);
     t.ok(r.stats.ticks >= TICKS, `${label}: ran ${r.stats.ticks} ticks`);
-    t.ok(r.stats.elections >= 2, `${label}: leadership changed (${r.stats.elections} terms with a leader)`);
-    t.ok(f.crashes > 0, `${label}: nodes crashed and restarted (${f.crashes})`);
-    t.ok(f.partitions + f.isolations + f.asymmetric > 0, `${label}: partitions formed and healed (${f.partitions} splits, ${f.isolations} leader isolations, ${f.asymmetric} one-way)`);
-    t.ok(w.terms.size >= 2, `${label}: observations named a leader in ${w.terms.size} terms (${w.withLeader} observations)`);
+    const partitions = f.partitions + f.isolations + f.asymmetric;
+    if (r.stats.elections >= 2 && f.crashes > 0 && partitions > 0 && w.terms.size >= 2) qualified++;
+    t.comment(`${label}: ${r.stats.elections} terms with a leader (${w.terms.size} named in observations), ${f.crashes} crashes and restarts, ${partitions} partitions healed`);
     t.equal(w.detector.counts.invalid, 0, `${label}: every observation well-formed`);
     t.ok(w.detector.counts.accepted > r.stats.ticks, `${label}: the detector compared ${w.detector.counts.accepted} observations`);
 
@@ -157,7 +161,8 @@ t.test(`no split-brain alarm over ${RUNS.length} seeds of ${TICKS} ticks (10 min
     totals.transfers += r.stats.transfers;
     totals.ticks += r.stats.ticks;
   }
-  t.comment(`totals over ${RUNS.length} seeds: ${JSON.stringify(totals)}`);
+  t.equal(qualified, QUALIFYING, `${QUALIFYING} of ${attempts} runs had leader changes, crashes with restarts and healed partitions`);
+  t.comment(`totals over ${attempts} runs: ${JSON.stringify(totals)}`);
 });
 
 /** Bound on the seeds searched for a run in which forgotten votes elect two leaders. */
