@@ -306,6 +306,7 @@ export class LifecycleParticipant implements ParticipantPort {
 
   /** Waits until this replica shows the act PendingRemote under a permit, then checks who we are. */
   private async authorizedAct(opId: string): Promise<{ c: ClusterState; op: OpRecord; e: EpochRecord; scheme: SuiteName }> {
+    if (this.stopped) throw new CustodyError('REMOTE_TIMEOUT', `node ${this.nodeId} is not running`);
     const deadline = Date.now() + (this.o.catchUpMs ?? 5_000);
     for (;;) {
       const c = this.o.ledger.state().cluster;

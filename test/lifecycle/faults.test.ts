@@ -1,0 +1,194 @@
+/**
+ * Denials and faults of the lifecycle, end to end through the admin CLI and API:
+ *   - frozen cluster, stale epoch, fenced node, publication denied: each refusal carries its
+ *     reason code to the CLI (exit 3, `REASON: detail`);
+ *   - a signer that does not answer: REMOTE_TIMEOUT, another signer subset, one signature;
+ *   - a signer of the fixed set that does not answer: the act aborts, never retried under its permit;
+ *   - the leader dies mid-act: the next leader resumes from the ledger; never two signatures for
+ *     one permit (every share any kernel produced is recorded and checked).
+ * Kernels are the in-memory twins here (kernel-twin.ts), so the faults are injected exactly.
+ */
+import t, { type Test } from 'tap';
+import { toHex } from '../../ledger/encoding.js';
+import { signStatement } from '../../ledger/events.js';
+import type { SigningCommitment } from '../../kernel/wire.js';
+import type { CoordinatorPoint } from '../../node/lifecycle/coordinator.js';
+import type { ParticipantPort } from '../../node/lifecycle/ports.js';
+import { until } from '../../node/lifecycle/local-cluster.js';
+import { startHarness, waitAct, reasonOfCall, type Harness } from './harness.js';
+
+/** Every signature share handed out, keyed by act and by commitment list (one signing set). */
+class ShareLog {
+  readonly shares = new Map<string, Map<string, Set<string>>>();
+  record(opId: string, list: readonly SigningCommitment[], identifier: string): void {
+    const setKey = list.map((c) => `${c.identifier}:${toHex(c.hiding)}`).join('|');
+    const byOp = this.shares.get(opId) ?? new Map<string, Set<string>>();
+    const signers = byOp.get(setKey) ?? new Set<string>();
+    signers.add(identifier);
+    byOp.set(setKey, signers);
+    this.shares.set(opId, byOp);
+  }
+  /** Signing sets of the act that gathered `t` shares: each could yield one signature. */
+  completeSets(opId: string, threshold: number): number {
+    return [...(this.shares.get(opId)?.values() ?? [])].filter((s) => s.size >= threshold).length;
+  }
+}
+
+interface Faults {
+  /** Ops whose first commitment request (whoever gets it) never answers. */
+  hangFirstCommit: Set<string>;
+  firstCommitSeen: Set<string>;
+  /** Ops for which every sign request never answers. */
+  hangSign: Set<string>;
+}
+
+function wrap(p: ParticipantPort, log: ShareLog, f: Faults): ParticipantPort {
+  return {
+    nodeId: p.nodeId,
+    commit(opId) {
+      if (f.hangFirstCommit.has(opId) && !f.firstCommitSeen.has(opId)) {
+        f.firstCommitSeen.add(opId);
+        return new Promise(() => undefined);
+      }
+      return p.commit(opId);
+    },
+    async sign(opId, list, counter) {
+      if (f.hangSign.has(opId)) return new Promise(() => undefined);
+      const r = await p.sign(opId, list, counter);
+      log.record(opId, list, r.identifier);
+      return r;
+    },
+  };
+}
+
+async function setup(t: Test, point?: (node: string, p: CoordinatorPoint, opId: string) => void | Promise<void>): Promise<{ h: Harness; log: ShareLog; faults: Faults }> {
+  const log = new ShareLog();
+  const faults: Faults = { hangFirstCommit: new Set(), firstCommitSeen: new Set(), hangSign: new Set() };
+  const h = await startHarness({ kernels: 'twin', remoteTimeoutMs: 1_500, wrapParticipant: (p) => wrap(p, log, faults), ...(point ? { point } : {}) });
+  t.teardown(() => h.close());
+  await h.createKey('k', 'ed25519');
+  return { h, log, faults };
+}
+
+const act = (opId: string, amount = '1000') => ['act', 'submit', '--op', opId, '--key-id', 'k', '--asset', 'SOL', '--amount', amount, '--destination', 'sol-treasury', '--display', `pay ${amount}`];
+
+t.test('denials carry their reason codes to the CLI', { timeout: 600_000 }, async (t) => {
+  const { h, log } = await setup(t);
+
+  t.test('stale epoch: an act naming a key epoch that is not the active one is denied STALE_EPOCH', async (t) => {
+    const r = await h.cli('cara', [...act('stale-1'), '--key-epoch', '1']);
+    t.equal(r.code, 3);
+    t.match(r.stderr, /^STALE_EPOCH: key k is at epoch 0, not 1 \(act stale-1 journaled Denied\)/m);
+    const v = await h.client('audra').showAct('stale-1');
+    t.equal(v.state, 'Denied', 'the denial is journaled');
+    t.equal(v.reason, 'STALE_EPOCH');
+  });
+
+  t.test('publication denied: an executed act above the auto-release amount waits at the gate until released', async (t) => {
+    const r = await h.cli('cara', act('big-1', '8000'));
+    t.equal(r.code, 0, r.stderr);
+    const cara = h.client('cara');
+    const held = await cara.watch('big-1', () => undefined, (v) => v.state === 'Executed' && v.notes.some((n) => n.reason === 'PUBLICATION_DENIED'));
+    t.equal(held.state, 'Executed', 'executed is not published');
+    t.match(held.notes.find((n) => n.reason === 'PUBLICATION_DENIED')?.text ?? '', /needs a PublicationReleased decision/);
+    t.ok(held.signature.length > 0, 'the signature exists and is withheld');
+    const watch = await h.cli('audra', ['act', 'show', '--op', 'big-1']);
+    t.match(watch.stdout, /PUBLICATION_DENIED: held at the publication gate/);
+    const rel = await cara.proposeDecision(JSON.stringify({ kind: 'PublicationReleased', opId: 'big-1' }));
+    await h.approve(rel.cid, ['approver-1', 'approver-2']);
+    t.equal((await waitAct(cara, 'big-1', 'Published')).state, 'Published', 'released by decision');
+  });
+
+  t.test('frozen cluster: admission is denied FROZEN until an unfreeze decision', async (t) => {
+    const freeze = await h.client('approver-3').proposeDecision('{"kind":"EmergencyFreeze","reason":"incident drill"}');
+    await h.approve(freeze.cid, ['approver-3']); // the security role freezes alone (freezeThreshold 1)
+    const r = await h.cli('cara', act('frozen-1'));
+    t.equal(r.code, 3);
+    t.match(r.stderr, /^FROZEN: admission refused: frozen since index \d+/m);
+    const s = await h.cli('audra', ['status']);
+    t.match(s.stdout, /FROZEN: incident drill/);
+    const un = await h.client('approver-1').proposeDecision('{"kind":"Unfreeze"}');
+    await h.approve(un.cid, ['approver-1', 'approver-2']);
+    const ok = await h.cli('cara', act('after-thaw'));
+    t.equal(ok.code, 0, ok.stderr);
+    t.equal((await waitAct(h.client('cara'), 'after-thaw', 'Published')).state, 'Published');
+  });
+
+  t.test('fenced node: its proposals are refused SPLIT_BRAIN_FENCED and its kernel takes no part', async (t) => {
+    const c = h.cluster;
+    const n3 = c.node('n3');
+    const passport = n3.ledger.state().cluster!.nodes['n3']!.passport;
+    const statement = signStatement({ clusterId: c.clusterId, nodeId: 'n2', kind: 'FencingRecord', slot: { nodeId: 'n3', passport }, content: { reason: 'two leaders seen for one term' } }, c.node('n2').identitySecretKey);
+    const v = await c.node('n2').ledger.propose({ type: 'FencingRecord', statement });
+    t.ok(v.ok, 'fencing record applied');
+    await until('n3 sees itself fenced', () => n3.ledger.state().cluster?.nodes['n3']?.status === 'fenced');
+    const r = await h.cli('cara', act('via-fenced'), 'n3');
+    t.equal(r.code, 3);
+    t.match(r.stderr, /^SPLIT_BRAIN_FENCED: passport n3-p1 of n3 is fenced/m);
+    t.equal(await reasonOfCall(n3.participant.commit('via-fenced')), 'UNKNOWN_SESSION', 'no such act anywhere');
+    const ok = await h.cli('cara', act('without-n3'), 'n1');
+    t.equal(ok.code, 0, ok.stderr);
+    const done = await waitAct(h.client('cara'), 'without-n3', 'Published');
+    t.equal(done.state, 'Published', 'the two unfenced kernels sign');
+    t.ok(done.notes.some((n) => n.reason === 'SPLIT_BRAIN_FENCED' && /n3 excluded: fenced/.test(n.text)), 'the coordinator excluded n3');
+    t.notOk(done.notes.some((n) => /from n3/.test(n.text)), 'no commitment or share came from n3');
+    t.equal(log.completeSets('without-n3', 2), 1, 'one signing set');
+  });
+});
+
+t.test('a signer that does not answer: REMOTE_TIMEOUT, another subset, exactly one signature', { timeout: 600_000 }, async (t) => {
+  const { h, log, faults } = await setup(t);
+  faults.hangFirstCommit.add('slow-1');
+  const r = await h.cli('cara', act('slow-1'));
+  t.equal(r.code, 0, r.stderr);
+  const v = await waitAct(h.client('cara'), 'slow-1', 'Published');
+  t.equal(v.state, 'Published');
+  t.ok(v.notes.some((n) => n.reason === 'REMOTE_TIMEOUT' && /asking another signer/.test(n.text)), 'the timeout is noted with its reason code');
+  t.equal(log.completeSets('slow-1', 2), 1, 'exactly one signing set completed');
+});
+
+t.test('a signer of the fixed set that does not answer: the act aborts REMOTE_TIMEOUT and the permit is spent', { timeout: 600_000 }, async (t) => {
+  const { h, log, faults } = await setup(t);
+  faults.hangSign.add('stuck-1');
+  await h.cli('cara', act('stuck-1'));
+  const v = await waitAct(h.client('cara'), 'stuck-1', 'Aborted');
+  t.equal(v.state, 'Aborted');
+  t.equal(v.reason, 'REMOTE_TIMEOUT');
+  t.equal(v.signature, '', 'no signature recorded');
+  t.equal(log.completeSets('stuck-1', 2), 0, 'no signing set completed');
+  const watch = await h.cli('cara', ['act', 'watch', '--op', 'stuck-1']);
+  t.equal(watch.code, 3, 'watching an aborted act exits non-zero');
+  t.match(watch.stderr, /^REMOTE_TIMEOUT: act stuck-1 ended Aborted/m);
+});
+
+for (const at of ['act:permit-issued', 'act:commitments', 'act:shares'] as const) {
+  t.test(`the leader dies at ${at}: the next leader resumes from the ledger; never two signatures for one permit`, { timeout: 600_000 }, async (t) => {
+    let crashed: string | null = null;
+    let h: Harness | null = null;
+    const { h: hh, log } = await setup(t, async (node, p, opId) => {
+      if (p !== at || opId !== 'crash-1' || crashed !== null || h === null) return;
+      crashed = node;
+      await h.cluster.crash(node);
+      await new Promise(() => undefined); // a dead process does not continue
+    });
+    h = hh;
+    const submit = await h.cli('cara', act('crash-1'), 'n1');
+    t.equal(submit.code, 0, submit.stderr);
+    await until('the leader crashed', () => crashed !== null, 60_000);
+    const live = h.cluster.nodes.find((n) => n.up) as (typeof h.cluster.nodes)[number];
+    const end = await waitAct(h.client('audra', live.id), 'crash-1', 'Published');
+    const op = live.ledger.state().cluster!.ops['crash-1']!;
+    t.ok(log.completeSets('crash-1', 2) <= 1, `at most one signing set ever completed (${log.completeSets('crash-1', 2)})`);
+    if (at === 'act:shares') {
+      // The dead leader held the only complete set; the live kernels refuse the spent permit.
+      t.equal(end.state, 'Aborted', 'no second signature: the act ends aborted');
+      t.equal(end.reason, 'REMOTE_TIMEOUT');
+      t.equal(op.signature, null);
+    } else {
+      t.equal(end.state, 'Published', 'completed by the new leader');
+      t.equal(op.history.filter((s) => s.state === 'Executed').length, 1, 'executed exactly once');
+      t.equal(log.completeSets('crash-1', 2), 1, 'one signature');
+    }
+    t.notOk(h.cluster.nodes.find((n) => n.id === crashed)?.up, `${String(crashed)} is down`);
+  });
+}
