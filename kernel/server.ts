@@ -49,7 +49,6 @@ export async function serve(o: ServerOptions): Promise<Server> {
   removeStaleSocket(o.socketPath);
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   let connections = 0;
-  let queued = 0;
 
   const server = createServer({ allowHalfOpen: true }, (sock: Socket) => {
     if (connections >= limits.connectionsMax) {
@@ -60,6 +59,7 @@ export async function serve(o: ServerOptions): Promise<Server> {
     const decoder = new FrameDecoder(limits.frameBytesMax);
     let chain: Promise<void> = Promise.resolve();
     let closing = false;
+    let backlog = 0;
 
     const send = (callId: number, body: ResponseBody): Promise<void> =>
       new Promise((resolve) => {
@@ -72,14 +72,7 @@ export async function serve(o: ServerOptions): Promise<Server> {
       try {
         const req = decodeRequest(payload);
         callId = req.callId;
-        if (queued >= limits.queuedRequestsMax) throw new CustodyError('LIMIT_EXCEEDED', 'the kernel request queue is full');
-        queued++;
-        let res: ResponseBody;
-        try {
-          res = await o.kernel.handle(req.body);
-        } finally {
-          queued--;
-        }
+        const res = await o.kernel.handle(req.body);
         await send(callId, res);
         if (res.kind === 'signatureShare') o.crashPoint?.('sign:replied');
       } catch (e) {
@@ -105,8 +98,20 @@ export async function serve(o: ServerOptions): Promise<Server> {
           });
           return;
         }
+        // A client that pipelines faster than the kernel answers is cut off at the bound rather
+        // than buffered without limit.
+        if (++backlog > limits.queuedRequestsMax) {
+          closing = true;
+          chain = chain.then(async () => {
+            await send(0, { kind: 'error', reason: 'LIMIT_EXCEEDED', detail: `more than ${limits.queuedRequestsMax} requests queued on one connection` });
+            sock.end();
+          });
+          return;
+        }
         const payload = Buffer.from(ev.payload);
-        chain = chain.then(() => handleFrame(payload));
+        chain = chain.then(() => handleFrame(payload)).finally(() => {
+          backlog--;
+        });
       }
     });
     sock.on('end', () => {

@@ -112,7 +112,7 @@ export const kernel = {
   idBytesMax: 128,
   /** Most concurrent connections on the kernel socket (the daemon needs one or two). */
   connectionsMax: 8,
-  /** Most requests queued on the kernel before new ones are refused with LIMIT_EXCEEDED. */
+  /** Most requests queued on one kernel connection; beyond it LIMIT_EXCEEDED and the connection closes. */
   queuedRequestsMax: 1024,
 } as const;
 
