@@ -436,10 +436,14 @@ export class Driver {
       late = rest;
       if (early.length > 0) this.o.transport.send(early);
     }
-    const stats = await this.o.storage.persist({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot, app: writes, sync });
-    this.o.metrics?.persisted?.(stats, sync, rd.entries.length);
-    if (appliedNow > 0) this.o.metrics?.applied?.(appliedNow);
-    // Durable: now the world may learn about it.
+    const write = this.o.storage.persist({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot, app: writes, sync });
+    // A synced batch must be durable before anything that depends on it leaves. An unsynced one
+    // (only the commit index and applied state changed) promises no durability, so waiting for it
+    // would delay acknowledgements without making anything safer: the acknowledged entries are
+    // already durable in a majority's logs, and the applied state is re-derived from the log if
+    // this batch is lost. The loop still waits for it before the next batch, so batches land on
+    // disk in order and the applied index never moves backwards.
+    if (sync) await write;
     const out = this.recovering ? late.filter((m) => !((m.type === 'voteResp' || m.type === 'preVoteResp') && !m.reject)) : late;
     if (out.length > 0) this.o.transport.send(out);
     for (const [p, o] of acks) if (p) this.finish(p, o);
@@ -447,6 +451,9 @@ export class Driver {
       const r = this.reads.get(Buffer.from(rs.context).toString('hex'));
       if (r && r.index === null) r.index = rs.index;
     }
+    const stats = await write;
+    this.o.metrics?.persisted?.(stats, sync, rd.entries.length);
+    if (appliedNow > 0) this.o.metrics?.applied?.(appliedNow);
     this.serveReads();
   }
 
