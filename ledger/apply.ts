@@ -366,9 +366,6 @@ function governanceAction(c: ClusterState, a: Exclude<DecisionAction, { kind: 'A
       const k = own(c.keys, a.keyId);
       if (k === undefined) return refuse('UNKNOWN_KEY', `no key ${a.keyId}`);
       if (k.status !== 'active' || k.activeEpoch === null) return refuse('KEY_NOT_ACTIVE', `key ${a.keyId} is ${k.status}`);
-      if (epochsOf(k).some((e) => e.status === 'ceremony' || e.status === 'published')) {
-        return refuse('INVALID_TRANSITION', `key ${a.keyId} already has a ceremony in progress`);
-      }
       const expected = nextEpoch(k);
       if (a.keyEpoch !== expected) return refuse('STALE_EPOCH', `the next epoch of ${a.keyId} is ${expected}, not ${a.keyEpoch}`);
       const current = own(k.epochs, String(k.activeEpoch)) as EpochRecord;
@@ -376,7 +373,11 @@ function governanceAction(c: ClusterState, a: Exclude<DecisionAction, { kind: 'A
       const participants = a.kind === 'KeyReshared' ? a.participants : current.participants;
       const bad = ceremonyCheck(c, threshold, participants);
       if (bad !== null) return bad;
-      return accept(withKey(c, withEpoch(k, newEpoch(a.keyEpoch, threshold, participants, dCid))), `${a.kind === 'KeyRefreshed' ? 'refresh' : 'reshare'} of ${a.keyId} to epoch ${a.keyEpoch} authorized`);
+      // A ceremony still open (stuck on a removed or silent participant) is superseded: the new
+      // decision aborts it, so one decision is always enough to get a key moving again.
+      let next = k;
+      for (const e of epochsOf(k)) if (e.status === 'ceremony' || e.status === 'published') next = withEpoch(next, { ...e, status: 'aborted' });
+      return accept(withKey(c, withEpoch(next, newEpoch(a.keyEpoch, threshold, participants, dCid))), `${a.kind === 'KeyRefreshed' ? 'refresh' : 'reshare'} of ${a.keyId} to epoch ${a.keyEpoch} authorized`);
     }
     case 'KeyRetired': {
       const k = own(c.keys, a.keyId);
@@ -475,14 +476,13 @@ function flagEquivocation(c: ClusterState, nodeId: string, kind: string, evId: s
  * replay, a different one for the same slot is equivocation (recorded, refused EQUIVOCATION).
  * Returns null when the statement is new and valid.
  */
-function admitStatement(c: ClusterState, s: SignedStatement, kind: string, ctx: Ctx): Outcome | null {
+function admitStatement(c: ClusterState, s: SignedStatement, kind: string, ctx: Ctx, slotted = true): Outcome | null {
   if (s.kind !== kind) return refuse('PAYLOAD_REJECTED', `statement kind ${s.kind} in a ${kind} event`);
   if (s.clusterId !== c.clusterId) return refuse('BINDING_MISMATCH', `statement for cluster ${s.clusterId}`);
   const n = own(c.nodes, s.nodeId);
   if (n === undefined || n.status === 'removed') return refuse('UNKNOWN_NODE', `no node ${s.nodeId}`);
   if (!verifyStatement(s, n.identityKey)) return refuse('SIGNATURE_INVALID', `the statement is not signed by ${s.nodeId}`);
-  const slot = slotId(s);
-  const prior = own(c.statements, slot);
+  const prior = slotted ? own(c.statements, slotId(s)) : undefined;
   if (prior !== undefined) {
     if (bytesEqual(statementCid(prior.statement), statementCid(s))) return { kind: 'replay', ok: true, reason: null, detail: `${kind} already recorded` };
     const evId = evidenceId(prior.statement, s);
@@ -578,7 +578,9 @@ function keyObjectPublished(c: ClusterState, ev: Extract<LedgerEvent, { type: 'K
 }
 
 function fencing(c: ClusterState, s: SignedStatement, ctx: Ctx): Outcome {
-  const early = admitStatement(c, s, 'FencingRecord', ctx);
+  // Two fencing reports for one passport (with other words for the reason) do not conflict: they
+  // are not slotted for equivocation, and the second one is a replay below.
+  const early = admitStatement(c, s, 'FencingRecord', ctx, false);
   if (early !== null) return early;
   let target: { nodeId: string; passport: string };
   try {
@@ -594,7 +596,7 @@ function fencing(c: ClusterState, s: SignedStatement, ctx: Ctx): Outcome {
   if (n.fencedPassports.includes(target.passport)) return { kind: 'replay', ok: true, reason: null, detail: 'passport already fenced' };
   const status = target.passport === n.passport ? 'fenced' : n.status;
   const next: NodeRecord = { ...n, status, fencedPassports: [...n.fencedPassports, target.passport] };
-  return { kind: 'accept', cluster: recordStatement({ ...c, nodes: put(c.nodes, n.id, next) }, s), effect: `passport ${target.passport} of ${n.id} fenced` };
+  return { kind: 'accept', cluster: { ...c, nodes: put(c.nodes, n.id, next) }, effect: `passport ${target.passport} of ${n.id} fenced` };
 }
 
 function equivocationEvidence(c: ClusterState, a: SignedStatement, b: SignedStatement, ctx: Ctx): Outcome {
@@ -602,6 +604,7 @@ function equivocationEvidence(c: ClusterState, a: SignedStatement, b: SignedStat
     return refuse('PAYLOAD_REJECTED', 'evidence must be two statements by one node about one slot');
   }
   if (bytesEqual(statementCid(a), statementCid(b))) return refuse('PAYLOAD_REJECTED', 'the two statements are the same');
+  if (a.kind === 'FencingRecord') return refuse('PAYLOAD_REJECTED', 'fencing reports for one passport do not conflict');
   if (a.clusterId !== c.clusterId || b.clusterId !== c.clusterId) return refuse('BINDING_MISMATCH', 'evidence from another cluster');
   const n = own(c.nodes, a.nodeId);
   if (n === undefined) return refuse('UNKNOWN_NODE', `no node ${a.nodeId}`);

@@ -82,8 +82,8 @@ export const ledger = {
   policyDestinationsMax: 1024,
   /** Most admitted acts per key inside one velocity window; one more is refused LIMIT_EXCEEDED. */
   velocityEntriesMax: 4096,
-  /** Most signing acts the journal holds. */
-  opsMax: 1_000_000,
+  /** Most signing acts the journal holds (about 1.5 KiB each in a snapshot: 100k fit snapshotBytesMax). */
+  opsMax: 100_000,
   /** Largest whole-ledger snapshot (canonical encoding of the state). */
   snapshotBytesMax: 256 * 1024 * 1024,
 } as const;

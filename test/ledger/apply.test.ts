@@ -234,6 +234,20 @@ t.test('reshare to a new committee keeps the public key and refuses a key object
   refusedWith(t, s, 'BINDING_MISMATCH', () => s.entry({ type: 'KeyObjectPublished', keyId: 'k1', keyEpoch: 1, keyReadyCid: new Uint8Array(32) }).result);
 });
 
+t.test('a ceremony stuck on a removed participant is superseded by the next reshare decision', async (t) => {
+  const s = withKey();
+  ok(t, s.decide({ kind: 'KeyRefreshed', keyId: 'k1', keyEpoch: 1 }));
+  ok(t, s.round1('node-0', 'k1', 1));
+  ok(t, s.decide({ kind: 'NodeRemoved', nodeId: 'node-2' }));
+  refusedWith(t, s, 'UNKNOWN_NODE', () => s.decide({ kind: 'KeyRefreshed', keyId: 'k1', keyEpoch: 2 }));
+  ok(t, s.decide({ kind: 'KeyReshared', keyId: 'k1', keyEpoch: 2, threshold: 2, participants: ['node-0', 'node-1'] }));
+  t.equal(s.state.cluster!.keys['k1']!.epochs['1']!.status, 'aborted');
+  for (const r of s.runCeremony('k1', 2)) ok(t, r);
+  ok(t, s.activate('k1', 2));
+  t.equal(s.state.cluster!.keys['k1']!.activeEpoch, 2);
+  t.same(checkInvariants(s.state), []);
+});
+
 t.test('a retired key admits no more acts: KEY_NOT_ACTIVE', async (t) => {
   const s = withKey();
   ok(t, s.decide({ kind: 'KeyRetired', keyId: 'k1' }));
@@ -276,6 +290,16 @@ t.test('a proposal under a fenced passport is refused SPLIT_BRAIN_FENCED until a
   // The old passport stays fenced for good.
   refusedWith(t, s, 'SPLIT_BRAIN_FENCED', () => s.entry({ type: 'ActPermitIssued', opId: 'op-3', nodeId: 'node-1', passport: fencedPassport }).result);
   refusedWith(t, s, 'BINDING_MISMATCH', () => s.decide({ kind: 'NodeRebound', nodeId: 'node-1', passport: fencedPassport }));
+});
+
+t.test('two fencing reports for one passport are one fence, not equivocation by the reporter', async (t) => {
+  const s = withKey();
+  ok(t, s.fence('node-0', 'node-1', undefined, 'two leaders in term 4'));
+  t.match(s.fence('node-0', 'node-1', 'passport-1-0', 'state roots differ at index 90'), { ok: true, replayed: true });
+  t.equal(s.state.cluster!.nodes['node-0']!.equivocated, false);
+  const a = s.statement('node-0', 'FencingRecord', { nodeId: 'node-1', passport: 'passport-1-0' }, { reason: 'a' });
+  const b = s.statement('node-0', 'FencingRecord', { nodeId: 'node-1', passport: 'passport-1-0' }, { reason: 'b' });
+  refusedWith(t, s, 'PAYLOAD_REJECTED', () => s.entry({ type: 'EquivocationEvidence', first: a, second: b }).result);
 });
 
 t.test('a fenced node cannot take part in a new ceremony', async (t) => {
