@@ -37,7 +37,8 @@ export const simCommand: CommandModule<object, SimArgs> = {
           'disks (unsynced writes lost on crash, torn last write, slow and stalled fsync) and a simulated clock, ' +
           'with random membership changes, leader transfers and an idempotent client workload. After every step ' +
           'it checks: at most one leader per term, log matching, leader completeness, the same applied sequence ' +
-          'on every node, and that no acknowledged proposal is lost. Then every fault heals and a leader must ' +
+          'on every node, that no acknowledged proposal is lost, and that a linearizable (ReadIndex) read sees every ' +
+          'write acknowledged before it began. Then every fault heals and a leader must ' +
           `commit a new proposal within ${livenessTicksMax} ticks. A run is a pure function of its seed and options.`,
       )
       .option('seed', { type: 'number', describe: 'replay this one seed (0 <= N < 2^32)' })

@@ -88,3 +88,16 @@ t.test('an acknowledged proposal missing from a node that applied past it is cau
   t.equal(violation(() => c.ackedKept('n3', lost)), 'acked-proposal-lost', 'a node past index 10 without it');
   t.end();
 });
+
+t.test('a ReadIndex read that misses a write acknowledged before it began is caught (thesis §6.4)', (t) => {
+  const c = new Checkers(0);
+  c.ack(3, 2, 5);
+  const before = c.ackedNow();
+  c.ack(3, 3, 6); // acknowledged after the read began: the read may or may not see it
+  const app = AppState.empty(0);
+  for (let i = 1; i <= 5; i++) app.apply({ index: i, term: 1, type: 'normal', data: encodeOp(3, i === 5 ? 2 : 1, 0) });
+  t.equal(violation(() => c.readSeesAcked('n1', 1, before, 5, app)), null, 'served at index 5, which holds seq 2');
+  const stale = AppState.empty(4);
+  t.equal(violation(() => c.readSeesAcked('n2', 2, before, 4, stale)), 'linearizable-read', 'served from state missing seq 2');
+  t.end();
+});

@@ -1,6 +1,7 @@
 /**
  * The safety properties of Raft (paper §5.2–§5.4, Figure 3), checked against the whole simulated
- * cluster after every event, plus the client-visible one: an acknowledged proposal is never lost.
+ * cluster after every event, plus the client-visible ones: an acknowledged proposal is never lost,
+ * and a linearizable read sees every write acknowledged before it began.
  *
  * Each check is incremental (O(1) or O(new entries) per event) so it can run after every step.
  * The first violation throws a SimViolation naming its checker.
@@ -15,6 +16,7 @@ export type CheckerName =
   | 'leader-completeness' // a committed entry is in every later leader's log (§5.4)
   | 'state-machine-safety' // every node applies the same entry at each index (§5.4.3)
   | 'acked-proposal-lost' // an acknowledged client proposal stays applied everywhere
+  | 'linearizable-read' // a ReadIndex read sees every write acknowledged before it began (thesis §6.4)
   | 'liveness' // after faults heal, a leader commits a new proposal within the bound
   | 'core-threw' // the core raised an exception (a broken internal invariant)
   | 'driver-contract'; // the core's Ready broke the documented driver contract
@@ -175,6 +177,26 @@ export class Checkers {
       const s = app.sessions.get(client);
       if (s === undefined || s.seq < a.seq) {
         fail('acked-proposal-lost', `${id} applied through ${app.applied} but lacks client ${client} seq ${a.seq}, acknowledged at index ${a.index}`);
+      }
+    }
+  }
+
+  /** client -> highest acknowledged sequence number, as of now (what a read issued now must see). */
+  ackedNow(): Map<number, number> {
+    const m = new Map<number, number>();
+    for (const [c, a] of this.acked) m.set(c, a.seq);
+    return m;
+  }
+
+  /**
+   * A read issued when `ackedAtIssue` had been acknowledged, answered by a ReadIndex read point
+   * and served from `app` once it applied through that point (thesis §6.4), sees all of them.
+   */
+  readSeesAcked(id: NodeId, readId: number, ackedAtIssue: ReadonlyMap<number, number>, readIndex: number, app: AppState): void {
+    for (const [client, seq] of ackedAtIssue) {
+      const s = app.sessions.get(client);
+      if (s === undefined || s.seq < seq) {
+        fail('linearizable-read', `${id} served read ${readId} at read index ${readIndex} (applied ${app.applied}) without client ${client} seq ${seq}, acknowledged before the read began`);
       }
     }
   }

@@ -61,6 +61,8 @@ export interface SimStats {
   transfers: number;
   retired: number;
   snapshots: number;
+  readsIssued: number;
+  readsServed: number;
   livenessTicks: number | null;
   faults: FaultStats;
 }
@@ -94,6 +96,16 @@ interface SimNode {
   crashAtStep: number | null;
   /** The last term whose leadership by this node has been checked for completeness. */
   completeTerm: number;
+  /** Reads answered with a read index, waiting until this node has applied through it. */
+  readsWaiting: { read: PendingRead; index: number }[];
+}
+
+/** A linearizable read: issued at `node` when `ackedAtIssue` had been acknowledged. */
+interface PendingRead {
+  readonly id: number;
+  readonly node: NodeId;
+  readonly issuedTick: number;
+  readonly ackedAtIssue: ReadonlyMap<number, number>;
 }
 
 interface Client {
@@ -128,11 +140,17 @@ export class Simulation {
   private readonly workRng: SeededRng;
   private readonly coreRng: SeededRng;
   private readonly diskRng: SeededRng;
+  private readonly readRng: SeededRng;
+  /** Reads issued and not yet answered, by id. */
+  private readonly reads = new Map<number, PendingRead>();
+  private nextReadId = 1;
   private readonly nodes = new Map<NodeId, SimNode>();
   private readonly order: SimNode[] = [];
   private readonly clients: Client[] = [];
   private readonly liveClient: Client = { id: LIVENESS_CLIENT, seq: 0, pending: null };
   private readonly removedAt = new Map<NodeId, number>();
+  /** The leader's applied index when a removed node was first seen outside its configuration. */
+  private readonly excludedAt = new Map<NodeId, number>();
   private readonly confSeen = new Set<number>();
   private nextId: number;
   private readonly idsMax: number;
@@ -161,10 +179,11 @@ export class Simulation {
     this.workRng = root.fork();
     this.coreRng = root.fork();
     this.diskRng = root.fork();
+    this.readRng = root.fork();
     this.checks = hooks.checks ?? true;
     this.stats = {
       ticks: 0, steps: 0, elections: 0, committed: 0, acked: 0, proposals: 0, proposalsRefused: 0,
-      confChanges: 0, confRefused: 0, confApplied: 0, jointApplied: 0, transfers: 0, retired: 0, snapshots: 0, livenessTicks: null,
+      confChanges: 0, confRefused: 0, confApplied: 0, jointApplied: 0, transfers: 0, retired: 0, snapshots: 0, readsIssued: 0, readsServed: 0, livenessTicks: null,
       faults: {
         dropped: 0, duplicated: 0, delayedLong: 0, cut: 0, partitions: 0, asymmetric: 0, isolations: 0, crashes: 0,
         torn: 0, lostWrites: 0, fsyncStalls: 0, clockFaults: 0, forgottenVotes: 0,
@@ -240,6 +259,8 @@ export class Simulation {
     this.retireRemoved();
     if (this.hooks.firehosePerTick !== undefined) this.firehose(this.hooks.firehosePerTick);
     else this.workload();
+    this.expireReads();
+    if (this.params.readRate > 0 && this.readRng.chance(this.params.readRate)) this.issueRead();
     if (this.faultsOn) {
       if (this.params.confChangeRate > 0 && this.workRng.chance(this.params.confChangeRate)) this.changeMembership();
       if (this.params.transferRate > 0 && this.workRng.chance(this.params.transferRate)) this.transferLeader();
@@ -382,11 +403,60 @@ export class Simulation {
     for (const m of rd.messages) this.net.send(m, this.now);
     for (const e of rd.committedEntries) this.applyEntry(n, e);
     this.callCore(n, 'advance', (c) => c.advance(rd));
+    for (const rs of rd.readStates) this.readAnswered(n, rs.context, rs.index);
     if (rd.committedEntries.length > 0 || rd.snapshot) {
       this.maybeSnapshot(n);
       this.ackClients(n);
       if (this.checks) this.chk.ackedKept(n.id, n.app);
     }
+    if (n.readsWaiting.length > 0) this.serveReads(n);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Linearizable reads (ReadIndex, thesis §6.4)
+  // -------------------------------------------------------------------------------------------
+
+  private issueRead(): void {
+    const live = this.liveNodes();
+    if (live.length === 0 || this.reads.size >= 16) return;
+    const n = this.readRng.pick(live);
+    const id = this.nextReadId++;
+    const read: PendingRead = { id, node: n.id, issuedTick: this.tick, ackedAtIssue: this.checks ? this.chk.ackedNow() : new Map() };
+    this.reads.set(id, read);
+    this.stats.readsIssued++;
+    const ctx = new Uint8Array(4);
+    new DataView(ctx.buffer).setUint32(0, id);
+    this.callCore(n, 'readIndex', (c) => c.readIndex(ctx));
+    this.drain(n);
+  }
+
+  private readAnswered(n: SimNode, ctx: Uint8Array, index: number): void {
+    if (ctx.length !== 4) return;
+    const id = new DataView(ctx.buffer, ctx.byteOffset, 4).getUint32(0);
+    const read = this.reads.get(id);
+    if (!read || read.node !== n.id) return;
+    this.reads.delete(id);
+    this.trace.add(this.now, 'read', n.id, [id, index]);
+    n.readsWaiting.push({ read, index });
+  }
+
+  /** Serve every waiting read whose read index this node has applied. */
+  private serveReads(n: SimNode): void {
+    const still: SimNode['readsWaiting'] = [];
+    for (const w of n.readsWaiting) {
+      if (n.app.applied < w.index) {
+        still.push(w);
+        continue;
+      }
+      if (this.checks) this.chk.readSeesAcked(n.id, w.read.id, w.read.ackedAtIssue, w.index, n.app);
+      this.stats.readsServed++;
+    }
+    n.readsWaiting = still;
+  }
+
+  /** A read unanswered for a while was lost with a message or a crash; the client gives up. */
+  private expireReads(): void {
+    for (const [id, r] of this.reads) if (this.tick - r.issuedTick > 4 * raft.electionTicksMin) this.reads.delete(id);
   }
 
   private restoreApp(n: SimNode, index: number, data: Uint8Array): AppState {
@@ -453,6 +523,7 @@ export class Simulation {
       stallNext: false,
       crashAtStep: null,
       completeTerm: 0,
+      readsWaiting: [],
     };
     this.nodes.set(id, n);
     this.order.push(n);
@@ -502,6 +573,7 @@ export class Simulation {
     n.core = null;
     n.pending = null;
     n.crashAtStep = null;
+    n.readsWaiting = [];
     n.downUntilTick = this.tick + downTicks;
     const out = n.disk.crash(this.diskRng, this.params.tornRate > 0 && this.diskRng.chance(this.params.tornRate));
     this.stats.faults.crashes++;
@@ -518,22 +590,34 @@ export class Simulation {
   }
 
   /**
-   * A node whose removal is committed and applied by the current leader is shut down for good, as
-   * an operator would. Ids are never reused, so the removal is final.
+   * A removed node is shut down for good, as an operator would — but only once every voter of the
+   * configuration without it has that configuration durably committed. The core adopts a
+   * configuration when it applies it (etcd's rule, not the thesis's "use the latest in the log"),
+   * so a voter that has not yet learned the leave-joint entry is committed still needs the
+   * outgoing half, removed node included, to elect a leader. Ids are never reused, so the
+   * removal is final.
    */
   private retireRemoved(): void {
     if (this.removedAt.size === 0) return;
     const lead = this.leader();
     if (!lead) return;
+    const conf = lead.status.conf;
     for (const [id, at] of this.removedAt) {
       const n = this.nodes.get(id);
-      if (!n || n.retired || lead.status.applied < at || members(lead.status.conf).includes(id) || id === lead.node.id) continue;
+      if (!n || n.retired || id === lead.node.id || lead.status.applied < at || members(conf).includes(id)) continue;
+      const ex = this.excludedAt.get(id) ?? lead.status.applied;
+      this.excludedAt.set(id, ex);
+      const known = conf.voters.every((v) => {
+        const x = this.nodes.get(v);
+        return x !== undefined && !x.retired && x.disk.durable.hardState().commit >= ex;
+      });
+      if (!known) continue;
       n.retired = true;
       n.alive = false;
       n.core = null;
       n.pending = null;
       this.stats.retired++;
-      this.trace.add(this.now, 'retire', id, [at]);
+      this.trace.add(this.now, 'retire', id, [at, ex]);
     }
   }
 

@@ -30,6 +30,7 @@ export function freshSeeds(t: Test, count: number, nodes: readonly NodeCount[], 
   t.ok(s.elections >= count, `at least one election per seed on average (${s.elections})`);
   t.ok(s.committed > count * 5, `entries committed (${s.committed})`);
   t.ok(s.acked > 0, `client proposals acknowledged (${s.acked})`);
+  t.ok(s.readsServed > 0, `linearizable reads served and checked (${s.readsServed})`);
   if (profile !== 'calm') {
     t.ok(s.faults.crashes > 0 && s.faults.partitions > 0 && s.faults.dropped > 0, 'crashes, partitions and message loss were injected');
   }

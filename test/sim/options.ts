@@ -67,6 +67,8 @@ export interface SimParams {
   readonly confChangeRate: number;
   readonly transferRate: number;
   readonly clients: number;
+  /** Probability per tick that a reader issues a linearizable (ReadIndex) read. */
+  readonly readRate: number;
   readonly proposeRate: number;
   readonly payloadBytes: number;
   readonly retryTicks: number;
@@ -130,5 +132,6 @@ export function drawParams(rng: SeededRng, o: SimOptions): SimParams {
     snapshotEveryEntries: pick([8, 30, 100, raft.snapshotEveryEntries]),
     compactionKeepEntries: pick([0, 3, 20]),
     sparesMax: pick([0, 1, 2, 3]),
+    readRate: calm ? 0 : pick([0, 0.1, 0.5]),
   };
 }

@@ -40,6 +40,7 @@ export interface SeedsSummary {
   jointApplied: number;
   transfers: number;
   snapshots: number;
+  readsServed: number;
   livenessTicksMax: number;
   faults: FaultStats;
   failed: { seed: number; nodes: NodeCount; checker: string }[];
@@ -67,7 +68,7 @@ function emptyFaults(): FaultStats {
 export function runSeeds(run: SeedsRun, onResult?: (r: SimResult, i: number) => void): SeedsSummary {
   const s: SeedsSummary = {
     seeds: 0, violations: 0, base: run.base, nodes: [...run.nodes], ticks: run.ticks, profile: run.profile, fault: run.fault,
-    elections: 0, committed: 0, acked: 0, proposals: 0, confChanges: 0, confApplied: 0, jointApplied: 0, transfers: 0, snapshots: 0, livenessTicksMax: 0,
+    elections: 0, committed: 0, acked: 0, proposals: 0, confChanges: 0, confApplied: 0, jointApplied: 0, transfers: 0, snapshots: 0, readsServed: 0, livenessTicksMax: 0,
     faults: emptyFaults(), failed: [],
   };
   for (let i = 0; i < run.count; i++) {
@@ -82,6 +83,7 @@ export function runSeeds(run: SeedsRun, onResult?: (r: SimResult, i: number) => 
     s.jointApplied += r.stats.jointApplied;
     s.transfers += r.stats.transfers;
     s.snapshots += r.stats.snapshots;
+    s.readsServed += r.stats.readsServed;
     s.livenessTicksMax = Math.max(s.livenessTicksMax, r.stats.livenessTicks ?? 0);
     for (const k of Object.keys(s.faults) as (keyof FaultStats)[]) s.faults[k] += r.stats.faults[k];
     if (r.violation) {
@@ -112,6 +114,7 @@ export function summaryLine(s: SeedsSummary): string {
     jointApplied: s.jointApplied,
     transfers: s.transfers,
     snapshots: s.snapshots,
+    readsServed: s.readsServed,
     livenessTicksMax: s.livenessTicksMax,
     faults: s.faults,
     ...(s.failed.length > 0 ? { failed: s.failed } : {}),
@@ -138,7 +141,7 @@ export function formatResult(r: SimResult): string {
     `seed ${r.options.seed}: ${r.violation ? `VIOLATION (${r.violation.checker})` : 'ok'}`,
     `  ${r.options.nodes} nodes, profile ${r.options.profile}${r.options.fault ? `, fault ${r.options.fault}` : ''}; ${st.ticks} ticks (${r.options.ticks} with faults), ${st.steps} steps`,
     `  elections ${st.elections}, committed ${st.committed}, proposals ${st.proposals} (${st.proposalsRefused} refused), acked ${st.acked}`,
-    `  membership changes proposed ${st.confChanges} (${st.confRefused} refused), applied ${st.confApplied} (${st.jointApplied} joint), nodes retired ${st.retired}, leader transfers ${st.transfers}, snapshots ${st.snapshots}`,
+    `  membership changes proposed ${st.confChanges} (${st.confRefused} refused), applied ${st.confApplied} (${st.jointApplied} joint), nodes retired ${st.retired}, leader transfers ${st.transfers}, snapshots ${st.snapshots}, linearizable reads ${st.readsServed} of ${st.readsIssued}`,
     `  faults: dropped ${f.dropped}, duplicated ${f.duplicated}, delayed long ${f.delayedLong}, cut ${f.cut}, partitions ${f.partitions}, one-way ${f.asymmetric}, leader isolations ${f.isolations}, ` +
       `crashes ${f.crashes}, torn ${f.torn}, lost writes ${f.lostWrites}, fsync stalls ${f.fsyncStalls}, clock faults ${f.clockFaults}, forgotten votes ${f.forgottenVotes}`,
     `  liveness: ${st.livenessTicks === null ? 'not reached' : `new proposal committed ${st.livenessTicks} ticks after healing`}`,
