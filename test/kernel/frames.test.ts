@@ -10,7 +10,8 @@ import fc from 'fast-check';
 import { isReasonCode } from '../../proto/reasons.js';
 import { kernel as limits } from '../../proto/limits.js';
 import { KernelClient } from '../../kernel/client.js';
-import { encodeRequest, frame, type RequestBody, type Response } from '../../kernel/wire.js';
+import { connect } from 'node:net';
+import { FrameDecoder, decodeResponse, encodeRequest, frame, type RequestBody, type Response } from '../../kernel/wire.js';
 import { Governance, PROFILES, setupKernel, startKernel, tempDir, type KernelProcess } from './harness.js';
 
 const RUNS = { payload: 1000, raw: 500, truncated: 200, oversized: 100, wireTypes: 500, garbage: 500 };
@@ -127,6 +128,26 @@ for (const profile of PROFILES) {
       ) as fc.Arbitrary<RequestBody>;
       await fc.assert(fc.asyncProperty(body, async (b) => clear(await k.client.exchange(b))), { numRuns: RUNS.garbage });
       t.pass(`${RUNS.garbage} garbage requests answered`);
+    });
+
+    await t.test('a connection that pipelines past the bound is answered LIMIT_EXCEEDED and closed', async (t) => {
+      const n = limits.queuedRequestsMax * 2;
+      const burst = Buffer.concat(Array.from({ length: n }, (_, i) => frame(encodeRequest({ callId: i + 1, body: { kind: 'status' } }))));
+      const answers = await new Promise<Response[]>((resolve, reject) => {
+        const sock = connect(k.setup.socketPath);
+        const dec = new FrameDecoder(limits.responseBytesMax);
+        const got: Response[] = [];
+        sock.on('data', (d: Buffer) => {
+          for (const ev of dec.push(d)) if (ev.kind === 'frame') got.push(decodeResponse(ev.payload));
+        });
+        sock.on('close', () => resolve(got));
+        sock.on('error', reject);
+        sock.write(burst);
+      });
+      const last = answers[answers.length - 1]!;
+      t.equal(last.body.kind === 'error' ? last.body.reason : last.body.kind, 'LIMIT_EXCEEDED', 'the overflow is refused with a reason');
+      t.ok(answers.length <= limits.queuedRequestsMax + 1, `at most the bound was served (${answers.length - 1} answers before the refusal)`);
+      t.ok(answers.slice(0, -1).every((a) => a.body.kind === 'status'), 'everything within the bound was served');
     });
 
     await t.test('the kernel keeps serving', async (t) => {
