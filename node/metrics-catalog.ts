@@ -69,7 +69,7 @@ export const METRICS: readonly MetricSpec[] = [
   m('custody_refused_total', 'counter', 'Calls or streams refused, by service and reason code', ['service', 'reason'], 'node/metrics.ts'),
 
   // Raft, read from the core at scrape time (catalog).
-  m('custody_raft_leader_changes_total', 'counter', 'Times the leader known to this node changed (to another node or to none), counted by the Raft core', [], 'catalog'),
+  m('custody_raft_leader_changes_total', 'counter', 'Times this node learned of a leader other than the one it knew (including after knowing none), counted by the Raft core', [], 'catalog'),
   m('custody_raft_elections_total', 'counter', 'Elections this node started as a candidate, counted by the Raft core', [], 'catalog'),
   m('custody_raft_voters', 'gauge', 'Voters in the configuration this node is using', [], 'catalog'),
   m('custody_raft_apply_lag_entries', 'gauge', 'Committed entries not yet applied on this node (commit index minus applied index)', [], 'catalog'),
