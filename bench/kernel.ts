@@ -1,19 +1,17 @@
 /**
  * Kernel signing throughput against the crypto-only limit, measured in the same run.
  *
- *   node dist/bench/kernel.js [--suites ed25519,secp256k1,taproot] [--shares 200] [--signings 50] [--profile software|hsm]
+ *   node dist/bench/kernel.js [--suites ed25519,secp256k1,taproot] [--blocks 10] [--per-block 10] [--profile software|hsm]
  *
- * For each suite:
- *   crypto-only (this process, noble, no I/O): commit (RFC 9591 §5.1) and sign_share (§5.2)
- *     timed apart; one full 2-of-3 signature = 2 commits + 2 shares + aggregate, which
- *     verifies (§5.3), and the same without the commits (nonces presigned ahead);
- *   kernel (three real kernel processes on Unix sockets): signature shares per second from one
- *     kernel (each a framed request, permit checks, share and nonce unsealed, the share
- *     self-verified, the nonce consumed in an fsynced batch — and in the hsm profile a token
- *     counter raise — before the reply); and full 2-of-3 signing across processes
- *     (presign one nonce on each signer, sign on both in parallel, aggregate), with and without
- *     the presign round trip.
- * The ratios kernel / crypto-only are printed at the end, and a JSON line for tooling.
+ * For each suite, three kernel processes on Unix sockets hold a 2-of-3 key from a real DKG, and
+ *   crypto-only (this process, noble, no I/O) times commit (RFC 9591 §5.1), sign_share (§5.2),
+ *     and a full 2-of-3 signature: 2 commits + 2 shares + aggregate with its verification (§5.3);
+ *   kernel times one signature share from one kernel (a framed request; permit checks; share and
+ *     nonce unsealed; the nonce consumed in an fsynced batch — in the hsm profile after a token
+ *     counter raise — before the reply), and a full 2-of-3 signing across processes (presign a
+ *     nonce on each signer, both sign in parallel, aggregate), with and without the presign.
+ * The crypto and kernel measurements alternate in small blocks and the medians are reported, so
+ * both see the same machine load; the ratio is kernel / crypto-only. A JSON line follows.
  */
 import { randomBytes } from 'node:crypto';
 import { loadavg } from 'node:os';
@@ -21,8 +19,8 @@ import { performance } from 'node:perf_hooks';
 import { suiteOf, SUITE_NAMES, type SuiteName } from '../kernel/suites.js';
 import type { NonceCommitment } from '../kernel/wire.js';
 import {
-  Governance, runDkg, setupKernel, sha256, signAcross, startKernel, tempDir, toPackage, independentVerify,
-  type KernelProcess, type Member, type Profile,
+  Governance, independentVerify, runDkg, setupKernel, sha256, signAcross, startKernel, tempDir, toPackage,
+  type KernelProcess, type KeyResult, type Member, type Profile,
 } from '../test/kernel/harness.js';
 
 function arg(name: string, dflt: string): string {
@@ -31,109 +29,108 @@ function arg(name: string, dflt: string): string {
 }
 
 const suites = arg('suites', SUITE_NAMES.join(',')).split(',') as SuiteName[];
-const SHARES = Number(arg('shares', '200'));
-const SIGNINGS = Number(arg('signings', '50'));
+const BLOCKS = Number(arg('blocks', '10'));
+const PER_BLOCK = Number(arg('per-block', '10'));
 const profile = arg('profile', 'software') as Profile;
 
-interface CryptoCost {
-  /** RFC 9591 §5.1 commit for one signer. */
-  commitMs: number;
-  /** RFC 9591 §5.2 sign for one signer (the work of the kernel's sign step). */
-  shareMs: number;
-  /** 2 commits + 2 shares + aggregate with its verification (§5.3). */
-  fullMs: number;
-  /** 2 shares + aggregate, nonces committed ahead (the presigned steady state). */
-  fullPresignedMs: number;
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+async function time(samples: number[], f: () => unknown): Promise<void> {
+  const t0 = performance.now();
+  await f();
+  samples.push(performance.now() - t0);
 }
 
-function cryptoOnly(name: SuiteName): CryptoCost {
+function cryptoSetup(name: SuiteName) {
   const { frost } = suiteOf(name);
   const deal = frost.trustedDealer({ min: 2, max: 3 });
   const ids = Object.keys(deal.secretShares);
   const [s1, s2] = [deal.secretShares[ids[0]!]!, deal.secretShares[ids[1]!]!];
-  const msg = name === 'taproot' ? randomBytes(32) : Buffer.from('bench message');
-  const other = frost.commit(s2);
-  for (let i = 0; i < 5; i++) {
-    const g = frost.commit(s1);
-    frost.signShare(s1, deal.public, g.nonces, [g.commitments, other.commitments], msg);
-  }
-  let commitMs = 0;
-  let shareMs = 0;
-  for (let i = 0; i < SHARES; i++) {
-    const t0 = performance.now();
-    const g = frost.commit(s1);
-    const t1 = performance.now();
-    frost.signShare(s1, deal.public, g.nonces, [g.commitments, other.commitments], msg);
-    shareMs += performance.now() - t1;
-    commitMs += t1 - t0;
-  }
-  const rounds = Math.max(10, SIGNINGS);
-  let fullMs = 0;
-  let fullPresignedMs = 0;
-  for (let i = 0; i < rounds; i++) {
-    const t0 = performance.now();
-    const a = frost.commit(s1);
-    const b = frost.commit(s2);
-    const t1 = performance.now();
-    const list = [a.commitments, b.commitments];
-    const z1 = frost.signShare(s1, deal.public, a.nonces, list, msg);
-    const z2 = frost.signShare(s2, deal.public, b.nonces, list, msg);
-    frost.aggregate(deal.public, list, msg, { [s1.identifier]: z1, [s2.identifier]: z2 });
-    const t2 = performance.now();
-    fullMs += t2 - t0;
-    fullPresignedMs += t2 - t1;
-  }
-  return { commitMs: commitMs / SHARES, shareMs: shareMs / SHARES, fullMs: fullMs / rounds, fullPresignedMs: fullPresignedMs / rounds };
+  return { frost, deal, s1, s2, other: frost.commit(s2) };
 }
 
-async function kernelRun(name: SuiteName, members: Member[], gov: Governance): Promise<{ shareMs: number; fullMs: number; fullPresignedMs: number }> {
-  const key = await runDkg(gov, members, `bench-${name}-${randomBytes(3).toString('hex')}`, name, 2);
-  const [a, b] = members as [Member, Member];
+async function benchSuite(name: SuiteName, members: Member[], gov: Governance) {
   const msg = name === 'taproot' ? randomBytes(32) : Buffer.from('bench message');
-
-  // Signature shares per second from one kernel.
-  const mine: NonceCommitment[] = [];
-  for (let left = SHARES; left > 0; left -= 256) {
-    mine.push(...(await a.client.call({ kind: 'nonces', keyId: key.keyId, keyEpoch: 1, count: Math.min(256, left) }, 'nonceCommitments')).commitments);
-  }
-  const [other] = (await b.client.call({ kind: 'nonces', keyId: key.keyId, keyEpoch: 1, count: 1 }, 'nonceCommitments')).commitments;
-  const ledgerIndex = gov.permitIndex();
-  let t0 = performance.now();
-  for (const n of mine) {
-    await a.client.call({
-      kind: 'sign', permit: { keyId: key.keyId, keyEpoch: 1, requestId: `s-${n.counter}-${key.keyId}`, messageDigest: sha256(msg), ledgerIndex },
-      message: msg, commitments: [n, other!].map((c) => ({ identifier: c.identifier, hiding: c.hiding, binding: c.binding })), counter: n.counter, ledgerConsumedCounter: 0,
-    }, 'signatureShare');
-  }
-  const shareMs = (performance.now() - t0) / mine.length;
-
-  // Full 2-of-3 signing across processes, presign included.
-  t0 = performance.now();
-  for (let i = 0; i < SIGNINGS; i++) {
-    const out = await signAcross(gov, [a, b], key, msg);
-    if (i === 0 && !independentVerify(name, key.public.commitments[0]!, msg, out.signature)) throw new Error('bench signature does not verify');
-  }
-  const fullMs = (performance.now() - t0) / SIGNINGS;
-
-  // Full signing with nonces presigned ahead (the steady state with presign batches).
-  const na = (await a.client.call({ kind: 'nonces', keyId: key.keyId, keyEpoch: 1, count: SIGNINGS }, 'nonceCommitments')).commitments;
-  const nb = (await b.client.call({ kind: 'nonces', keyId: key.keyId, keyEpoch: 1, count: SIGNINGS }, 'nonceCommitments')).commitments;
-  const { frost } = suiteOf(name);
+  const c = cryptoSetup(name);
+  const key: KeyResult = await runDkg(gov, members, `bench-${name}-${randomBytes(3).toString('hex')}`, name, 2);
+  // A second key for the runs that presign as they go: one key's nonces are consumed in counter
+  // order, so those runs must not share a key with the presigned-ahead ones.
+  const key2: KeyResult = await runDkg(gov, members, `bench2-${name}-${randomBytes(3).toString('hex')}`, name, 2);
+  const [a, b] = members as [Member, Member];
   const pub = toPackage(key.public);
-  t0 = performance.now();
-  for (let i = 0; i < SIGNINGS; i++) {
-    const pair = [na[i]!, nb[i]!];
-    const commitments = pair.map((c) => ({ identifier: c.identifier, hiding: c.hiding, binding: c.binding }));
-    const idx = gov.permitIndex();
-    const requestId = `f-${i}-${key.keyId}`;
-    const shares = await Promise.all([a, b].map((m, j) => m.client.call({
-      kind: 'sign', permit: { keyId: key.keyId, keyEpoch: 1, requestId, messageDigest: sha256(msg), ledgerIndex: idx },
-      message: msg, commitments, counter: pair[j]!.counter, ledgerConsumedCounter: 0,
-    }, 'signatureShare')));
-    frost.aggregate(pub as never, commitments as never, msg, Object.fromEntries(shares.map((s) => [s.identifier, s.sigShare])) as never);
+  const presign = async (m: Member, count: number): Promise<NonceCommitment[]> => {
+    const out: NonceCommitment[] = [];
+    for (let left = count; left > 0; left -= 256) {
+      out.push(...(await m.client.call({ kind: 'nonces', keyId: key.keyId, keyEpoch: 1, count: Math.min(256, left) }, 'nonceCommitments')).commitments);
+    }
+    return out;
+  };
+  const total = BLOCKS * PER_BLOCK;
+  // Presigned ahead (not timed): nonces for the share runs and for the presigned full runs.
+  const mine = await presign(a, total * 2);
+  const theirs = await presign(b, total + 1);
+  const fixedOther = theirs.pop()!;
+  const sign = (m: Member, n: NonceCommitment, list: NonceCommitment[], requestId: string) =>
+    m.client.call({
+      kind: 'sign', permit: { keyId: key.keyId, keyEpoch: 1, requestId, messageDigest: sha256(msg), ledgerIndex: gov.permitIndex() },
+      message: msg, commitments: list.map((x) => ({ identifier: x.identifier, hiding: x.hiding, binding: x.binding })), counter: n.counter, ledgerConsumedCounter: 0,
+    }, 'signatureShare');
+
+  const s = { commit: [] as number[], share: [] as number[], full: [] as number[], fullPresigned: [] as number[], kShare: [] as number[], kFull: [] as number[], kFullPresigned: [] as number[] };
+  let mi = 0;
+  let ti = 0;
+  for (let blk = 0; blk < BLOCKS; blk++) {
+    for (let i = 0; i < PER_BLOCK; i++) {
+      // crypto-only
+      let g = c.frost.commit(c.s1);
+      await time(s.commit, () => (g = c.frost.commit(c.s1)));
+      await time(s.share, () => c.frost.signShare(c.s1, c.deal.public, g.nonces, [g.commitments, c.other.commitments], msg));
+      let x = c.frost.commit(c.s1);
+      let y = c.frost.commit(c.s2);
+      const t0 = performance.now();
+      x = c.frost.commit(c.s1);
+      y = c.frost.commit(c.s2);
+      const t1 = performance.now();
+      const list = [x.commitments, y.commitments];
+      const z1 = c.frost.signShare(c.s1, c.deal.public, x.nonces, list, msg);
+      const z2 = c.frost.signShare(c.s2, c.deal.public, y.nonces, list, msg);
+      c.frost.aggregate(c.deal.public, list, msg, { [c.s1.identifier]: z1, [c.s2.identifier]: z2 });
+      const t2 = performance.now();
+      s.full.push(t2 - t0);
+      s.fullPresigned.push(t2 - t1);
+    }
+    for (let i = 0; i < PER_BLOCK; i++) {
+      // kernel: one share from one kernel
+      const n = mine[mi++]!;
+      await time(s.kShare, () => sign(a, n, [n, fixedOther], `s-${n.counter}`));
+      // kernel: full 2-of-3 with presign round trips
+      await time(s.kFull, async () => {
+        const out = await signAcross(gov, [a, b], key2, msg);
+        if (blk === 0 && i === 0 && !independentVerify(name, key2.public.commitments[0]!, msg, out.signature)) throw new Error('bench signature does not verify');
+      });
+      // kernel: full 2-of-3 from presigned nonces
+      const pa = mine[mi++]!;
+      const pb = theirs[ti++]!;
+      await time(s.kFullPresigned, async () => {
+        const rid = `f-${pa.counter}`;
+        const shares = await Promise.all([sign(a, pa, [pa, pb], rid), sign(b, pb, [pa, pb], rid)]);
+        c.frost.aggregate(pub as never, [pa, pb].map((q) => ({ identifier: q.identifier, hiding: q.hiding, binding: q.binding })) as never, msg,
+          Object.fromEntries(shares.map((r) => [r.identifier, r.sigShare])) as never);
+      });
+    }
   }
-  const fullPresignedMs = (performance.now() - t0) / SIGNINGS;
-  return { shareMs, fullMs, fullPresignedMs };
+  const m = Object.fromEntries(Object.entries(s).map(([k, v]) => [k, median(v)])) as Record<keyof typeof s, number>;
+  return {
+    suite: name, profile, samples: total,
+    cryptoCommitMs: +m.commit.toFixed(3), cryptoShareMs: +m.share.toFixed(3), cryptoFullMs: +m.full.toFixed(3), cryptoFullPresignedMs: +m.fullPresigned.toFixed(3),
+    kernelShareMs: +m.kShare.toFixed(3), kernelFullMs: +m.kFull.toFixed(3), kernelFullPresignedMs: +m.kFullPresigned.toFixed(3),
+    cryptoSharesPerSec: +(1000 / m.share).toFixed(1), kernelSharesPerSec: +(1000 / m.kShare).toFixed(1), kernelSignaturesPerSec: +(1000 / m.kFullPresigned).toFixed(1),
+    shareRatio: +(m.kShare / m.share).toFixed(2), fullRatio: +(m.kFull / m.full).toFixed(2), fullPresignedRatio: +(m.kFullPresigned / m.fullPresigned).toFixed(2),
+  };
 }
 
 async function main(): Promise<void> {
@@ -143,24 +140,16 @@ async function main(): Promise<void> {
   try {
     for (const id of ['n1', 'n2', 'n3']) procs.push(await startKernel(setupKernel(dir, id, profile, gov)));
     const members = procs.map((p): Member => ({ nodeId: p.setup.nodeId, client: p.client, transportPublicKey: p.transportPublicKey }));
-    const rows: Record<string, unknown>[] = [];
-    console.log(`kernel bench: profile=${profile} shares=${SHARES} signings=${SIGNINGS} (node ${process.version})`);
-    const f = (x: number): string => x.toFixed(2).padStart(8);
-    console.log('suite     |  crypto: commit    share  2-of-3 (presigned) |  kernel: share  shares/s  2-of-3 (presigned) | ratio: share  2-of-3 (presigned)');
+    const rows: Awaited<ReturnType<typeof benchSuite>>[] = [];
+    console.log(`kernel bench: profile=${profile}, ${BLOCKS} blocks x ${PER_BLOCK}, medians in ms (node ${process.version}, load ${loadavg().map((x) => x.toFixed(1)).join(' ')})`);
+    const f = (x: number): string => x.toFixed(2).padStart(7);
+    console.log('suite     | crypto: commit   share  2-of-3 (presigned) | kernel: share shares/s  2-of-3 (presigned) | ratio: share 2-of-3 (presigned)');
     for (const name of suites) {
-      const c = cryptoOnly(name);
-      const k = await kernelRun(name, members, gov);
-      const row = {
-        suite: name, profile,
-        cryptoCommitMs: +c.commitMs.toFixed(3), cryptoShareMs: +c.shareMs.toFixed(3), cryptoFullMs: +c.fullMs.toFixed(3), cryptoFullPresignedMs: +c.fullPresignedMs.toFixed(3),
-        kernelShareMs: +k.shareMs.toFixed(3), kernelSharesPerSec: +(1000 / k.shareMs).toFixed(1), cryptoSharesPerSec: +(1000 / c.shareMs).toFixed(1),
-        kernelFullMs: +k.fullMs.toFixed(3), kernelFullPresignedMs: +k.fullPresignedMs.toFixed(3),
-        shareRatio: +(k.shareMs / c.shareMs).toFixed(2), fullRatio: +(k.fullMs / c.fullMs).toFixed(2), fullPresignedRatio: +(k.fullPresignedMs / c.fullPresignedMs).toFixed(2),
-      };
-      rows.push(row);
-      console.log(`${name.padEnd(9)} | ${f(c.commitMs)} ${f(c.shareMs)} ${f(c.fullMs)} (${f(c.fullPresignedMs)}) | ${f(k.shareMs)} ${(1000 / k.shareMs).toFixed(1).padStart(9)} ${f(k.fullMs)} (${f(k.fullPresignedMs)}) | ${row.shareRatio.toFixed(2).padStart(11)} ${row.fullRatio.toFixed(2).padStart(7)} (${row.fullPresignedRatio.toFixed(2)})`);
+      const r = await benchSuite(name, members, gov);
+      rows.push(r);
+      console.log(`${name.padEnd(9)} | ${f(r.cryptoCommitMs)} ${f(r.cryptoShareMs)} ${f(r.cryptoFullMs)} (${f(r.cryptoFullPresignedMs)}) | ${f(r.kernelShareMs)} ${r.kernelSharesPerSec.toFixed(1).padStart(8)} ${f(r.kernelFullMs)} (${f(r.kernelFullPresignedMs)}) | ${r.shareRatio.toFixed(2).padStart(11)} ${r.fullRatio.toFixed(2).padStart(6)} (${r.fullPresignedRatio.toFixed(2)})`);
     }
-    console.log(`times in ms per operation; ratio = kernel / crypto-only; load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+    console.log(`load average at the end: ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
     console.log(JSON.stringify({ bench: 'kernel', rows }));
   } finally {
     for (const p of procs) await p.stop();
