@@ -4,24 +4,33 @@
  * code and exits 3 (through the CLI's CustodyError handler).
  *
  * Links, in order: 0 the bundle itself (format, act, approval), 1 AdmissionReceipt,
- * 2 PermitReceipt, 3 PublicationReceipt (ledger/receipts.ts).
+ * 2 PermitReceipt, 3 PublicationReceipt (ledger/receipts.ts), then, when the bundle carries one,
+ * the signature block (the released signature verifies under the group key and is the one the
+ * PublicationReceipt names; node/lifecycle/evidence.ts).
  */
 import { readFileSync } from 'node:fs';
 import type { CommandModule } from 'yargs';
 import { CustodyError } from '../../proto/errors.js';
 import type { ReasonCode } from '../../proto/reasons.js';
 import { verifyEvidenceBundle } from '../../ledger/receipts.js';
+import { verifyBundleSignature, type Bundle } from '../lifecycle/evidence.js';
 
 export type EvidenceVerdict =
   | { readonly ok: true; readonly opId: string; readonly clusterId: string; readonly links: readonly string[] }
   | { readonly ok: false; readonly link: number; readonly name: string; readonly reason: ReasonCode; readonly detail: string };
 
-/** Verifies a parsed bundle's receipt chain. */
+/** Verifies a parsed bundle: the receipt chain first, then the signature block if present. */
 export function verifyEvidence(bundle: unknown): EvidenceVerdict {
   const chain = verifyEvidenceBundle(bundle);
   if (!chain.ok) return chain;
-  const b = bundle as { opId: string; clusterId: string };
-  return { ok: true, opId: b.opId, clusterId: b.clusterId, links: chain.links };
+  const b = bundle as Bundle;
+  const links = [...chain.links];
+  if (b.signature !== undefined) {
+    const s = verifyBundleSignature(b);
+    if (!s.ok) return { ok: false, link: links.length + 1, name: 'signature', reason: s.reason, detail: s.detail };
+    links.push('signature');
+  }
+  return { ok: true, opId: b.opId, clusterId: b.clusterId, links };
 }
 
 /** Reads and verifies a bundle file; throws CustodyError naming the first broken link. */

@@ -9,12 +9,14 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { evidenceBundle } from '../../node/lifecycle/evidence.js';
+import { verifyEvidence } from '../../node/commands/evidence.js';
 import { ScriptedCluster, exportEvidenceBundle, verifyEvidenceBundle, digest, fromHex, toHex, type EvidenceBundle, type GovernanceDecision } from '../../ledger/index.js';
 
 const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'node', 'cli.js');
 
 /** A published act that needed approvals and a release decision: the fullest bundle there is. */
-function publishedBundle(): EvidenceBundle {
+function publishedCluster(): { s: ScriptedCluster; approval: GovernanceDecision } {
   const s = new ScriptedCluster();
   s.genesis();
   for (const r of s.createKey('k1')) if (!r.ok) throw new Error(`setup: ${r.reason}`);
@@ -24,6 +26,11 @@ function publishedBundle(): EvidenceBundle {
   const aCid = s.state.cluster!.ops['op-1']!.actCid;
   steps.push(s.decide({ kind: 'PublicationReleased', opId: 'op-1', actCid: aCid }, undefined, { parentCid: aCid }), s.publish('op-1'));
   for (const r of steps) if (!r.ok) throw new Error(`setup: ${r.reason} ${r.detail}`);
+  return { s, approval };
+}
+
+function publishedBundle(): EvidenceBundle {
+  const { s, approval } = publishedCluster();
   return JSON.parse(JSON.stringify(exportEvidenceBundle(s.clusterId, s.state.cluster!.ops['op-1']!, approval))) as EvidenceBundle;
 }
 
@@ -85,6 +92,15 @@ t.test('dropped, reordered or foreign receipts and a changed act are refused', a
   t.match(verifyEvidenceBundle({ ...bundle, approval: null }), { ok: false, link: 1, reason: 'BINDING_MISMATCH' });
   t.match(verifyEvidenceBundle({ format: 'other' }), { ok: false, link: 0, reason: 'PAYLOAD_REJECTED' });
   t.match(verifyEvidenceBundle(null), { ok: false, link: 0 });
+});
+
+t.test('a bundle with the released signature verifies it under the group key; a changed signature breaks that link', async (t) => {
+  const { s, approval } = publishedCluster();
+  const full = JSON.parse(JSON.stringify(evidenceBundle(s.state.cluster!, 'op-1', approval))) as EvidenceBundle & { signature: { signature: string } };
+  t.same(verifyEvidence(full), { ok: true, opId: 'op-1', clusterId: s.clusterId, links: ['AdmissionReceipt', 'PermitReceipt', 'PublicationReceipt', 'signature'] });
+  const forged = { ...full, signature: { ...full.signature, signature: flipByte(full.signature.signature, 3) } };
+  t.match(verifyEvidence(forged), { ok: false, link: 4, name: 'signature' });
+  t.match(verifyEvidence({ ...full, receipts: full.receipts.slice(0, 2) }), { ok: false, link: 3, name: 'signature', reason: 'BINDING_MISMATCH' }, 'a signature never released');
 });
 
 t.test('custody evidence verify (the real CLI) passes an intact bundle and names the broken link of a tampered one', async (t) => {
