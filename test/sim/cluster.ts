@@ -214,7 +214,7 @@ export class Simulation {
     } catch (e) {
       if (!(e instanceof SimViolation)) throw e;
       violation = { checker: e.checker, detail: e.detail };
-      this.trace.add(this.now, 'liveness', '-', [], `VIOLATION ${e.checker}: ${e.detail}`);
+      this.trace.add(this.now, 'violation', '-', [], `${e.checker}: ${e.detail}`);
     }
     return this.result(violation);
   }

@@ -139,7 +139,7 @@ export function formatResult(r: SimResult): string {
   const f = st.faults;
   const lines = [
     `seed ${r.options.seed}: ${r.violation ? `VIOLATION (${r.violation.checker})` : 'ok'}`,
-    `  ${r.options.nodes} nodes, profile ${r.options.profile}${r.options.fault ? `, fault ${r.options.fault}` : ''}; ${st.ticks} ticks (${r.options.ticks} with faults), ${st.steps} steps`,
+    `  ${r.options.nodes} nodes, profile ${r.options.profile}${r.options.fault ? `, fault ${r.options.fault}` : ''}; ran ${st.ticks} ticks, ${st.steps} steps (fault phase ${r.options.ticks} ticks, then healing and liveness)`,
     `  elections ${st.elections}, committed ${st.committed}, proposals ${st.proposals} (${st.proposalsRefused} refused), acked ${st.acked}`,
     `  membership changes proposed ${st.confChanges} (${st.confRefused} refused), applied ${st.confApplied} (${st.jointApplied} joint), nodes retired ${st.retired}, leader transfers ${st.transfers}, snapshots ${st.snapshots}, linearizable reads ${st.readsServed} of ${st.readsIssued}`,
     `  faults: dropped ${f.dropped}, duplicated ${f.duplicated}, delayed long ${f.delayedLong}, cut ${f.cut}, partitions ${f.partitions}, one-way ${f.asymmetric}, leader isolations ${f.isolations}, ` +
