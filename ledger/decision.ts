@@ -14,7 +14,9 @@
  *   verifyDecision(decision, rosterInForce, clusterId, governanceEpoch, nowMs): DecisionVerdict
  *       ok: { ok: true, cid, approvers }   or   { ok: false, reason, detail }
  *       Checks, in this order (the first failure is reported):
- *         PAYLOAD_REJECTED   malformed body or approvals (sizes, types, an approver listed twice)
+ *         QUORUM_NOT_MET     no approvals at all
+ *         PAYLOAD_REJECTED   malformed approvals or expiry (too many, an approver listed twice,
+ *                            not 64 bytes, expiry not within decisionTtlMsMax after issue)
  *         BINDING_MISMATCH   body.clusterId !== clusterId
  *         STALE_EPOCH        body.governanceEpoch !== governanceEpoch
  *         DECISION_EXPIRED   nowMs >= body.expiresMs
