@@ -18,10 +18,10 @@ interface SimArgs {
   progress: boolean;
 }
 
-function seedArg(v: number | undefined, name: string): number | undefined {
-  if (v === undefined) return undefined;
-  if (!Number.isInteger(v) || v < 0 || v >= SEED_SPACE) throw new Error(`--${name} must be an integer in [0, 2^32), got ${v}`);
-  return v;
+/** A usage problem with a seed option, or null when it is fine. */
+function seedProblem(v: number | undefined, name: string): string | null {
+  if (v === undefined || (Number.isInteger(v) && v >= 0 && v < SEED_SPACE)) return null;
+  return `--${name} must be an integer in [0, 2^32), got ${v}`;
 }
 
 export const simCommand: CommandModule<object, SimArgs> = {
@@ -50,13 +50,12 @@ export const simCommand: CommandModule<object, SimArgs> = {
       .option('profile', { type: 'string', choices: [...PROFILES], default: simDefaults.profile, describe: 'fault rates: default, heavy (fault-dense), calm (none)' })
       .option('progress', { type: 'boolean', default: true, describe: 'progress on stderr during --seeds runs' })
       .conflicts('seed', ['seeds', 'base'])
-      .check((a) => {
-        if (a.seed === undefined && a.seeds === undefined) throw new Error('give --seed N or --seeds K');
-        if (a.seeds !== undefined && (!Number.isInteger(a.seeds) || a.seeds < 1)) throw new Error('--seeds must be a positive integer');
-        if (!Number.isInteger(a.ticks) || a.ticks < 1 || a.ticks > 1_000_000) throw new Error('--ticks must be an integer in [1, 1000000]');
-        seedArg(a.seed, 'seed');
-        seedArg(a.base, 'base');
-        return true;
+      // Usage problems are returned as strings, so yargs prints them with the help text.
+      .check((a): string | true => {
+        if (a.seed === undefined && a.seeds === undefined) return 'give --seed N or --seeds K';
+        if (a.seeds !== undefined && (!Number.isInteger(a.seeds) || a.seeds < 1)) return '--seeds must be a positive integer';
+        if (!Number.isInteger(a.ticks) || a.ticks < 1 || a.ticks > 1_000_000) return '--ticks must be an integer in [1, 1000000]';
+        return seedProblem(a.seed, 'seed') ?? seedProblem(a.base, 'base') ?? true;
       })
       .example('$0 sim --seed 42', 'replay seed 42 on 5 nodes')
       .example('$0 sim --seeds 2000 --nodes 5', '2000 fresh seeds; ends with {"seeds":2000,"violations":0,...}')
