@@ -118,9 +118,9 @@ async function run(a: Args): Promise<void> {
       const d = await kim.proposeDecision(JSON.stringify({ kind: 'DkgAuthorized', keyId, scheme, threshold: 2, participants: cluster.nodes.map((n) => n.id) }));
       say(`[4/7] kim proposes a 2-of-3 ${scheme} DKG for ${keyId}: decision ${d.cid.slice(0, 16)}`);
       await approve(d.cid, ['approver-1', 'approver-2']);
-      const l = await cluster.waitLeader();
-      await until(`${keyId} published`, () => l.ledger.state().cluster?.keys[keyId]?.epochs['0']?.status === 'published', 120_000);
-      const e = l.ledger.state().cluster!.keys[keyId]!.epochs['0']!;
+      // n1 serves the operators' calls, so wait until its replica holds the published key object.
+      await until(`${keyId} published`, () => n1.ledger.state().cluster?.keys[keyId]?.epochs['0']?.status === 'published', 120_000);
+      const e = n1.ledger.state().cluster!.keys[keyId]!.epochs['0']!;
       say(`      round 1 in the log from ${Object.keys(e.round1).join(', ')}; sealed round 2 kernel to kernel; KeyReady from ${Object.keys(e.ready).join(', ')}; KeyObjectPublished`);
       const act = await kim.proposeDecision(JSON.stringify({ kind: 'KeyActivated', keyId, keyEpoch: 0 }));
       say(`      kim proposes activation ${act.cid.slice(0, 16)} (key exists != key is authority)`);

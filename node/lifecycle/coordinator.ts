@@ -1,6 +1,7 @@
 /**
  * The coordinator: drives key ceremonies and signing acts through the ledger. It runs on every
- * node and acts only while its node leads the Raft group; everything it knows comes from the
+ * node and acts only while its node leads the Raft group (or, when the leader's node is fenced,
+ * on the first active node); everything it knows comes from the
  * ledger (this node's replica), so a new leader picks up exactly where the log says the work is.
  *
  * Message flow (L = an entry in the replicated log, X = the exchange, K = a kernel call, each
@@ -189,11 +190,28 @@ export class Coordinator {
     }
   }
 
+  /**
+   * Whether this node drives the lifecycle now: its node is active in the ledger, and it leads
+   * the Raft group, or the leader's node is fenced, removed or equivocating (its proposals would
+   * all be refused) and this is the first active node by id. Two coordinators at once are safe
+   * (see the safety argument): the ledger applies each step once.
+   */
+  private shouldCoordinate(c: ClusterState): boolean {
+    const usable = (id: string | null): boolean => {
+      const n = id === null ? undefined : c.nodes[id];
+      return n !== undefined && n.status === 'active' && !n.equivocated;
+    };
+    if (!usable(this.o.nodeId)) return false;
+    if (this.o.ledger.isLeader()) return true;
+    const leader = this.o.ledger.raftStatus().leader;
+    if (leader === null || usable(leader)) return false;
+    return Object.values(c.nodes).filter((n) => usable(n.id)).map((n) => n.id).sort()[0] === this.o.nodeId;
+  }
+
   /** One pass: derive every due step from the ledger and start it. */
   private async reconcile(): Promise<void> {
-    if (!this.o.ledger.isLeader()) return;
     const c = this.o.ledger.state().cluster;
-    if (c === null) return;
+    if (c === null || !this.shouldCoordinate(c)) return;
     for (const k of Object.values(c.keys)) {
       for (const e of Object.values(k.epochs)) {
         if (e.status === 'ceremony' && e.participants.every((p) => e.ready[p] !== undefined)) await this.publishKeyObject(k.id, e);

@@ -82,8 +82,7 @@ export async function startHarness(extra: Partial<LocalClusterOptions> = {}): Pr
       const kim = h.client('kim');
       const authz = await kim.proposeDecision(JSON.stringify({ kind: 'DkgAuthorized', keyId, scheme, threshold: 2, participants: cluster.nodes.map((n) => n.id) }));
       await h.approve(authz.cid, ['approver-1', 'approver-2']);
-      const l = await cluster.waitLeader();
-      await until(`${keyId} published`, () => l.ledger.state().cluster?.keys[keyId]?.epochs['0']?.status === 'published', 120_000);
+      await until(`${keyId} published on every node`, () => cluster.nodes.every((n) => !n.up || n.ledger.state().cluster?.keys[keyId]?.epochs['0']?.status === 'published'), 120_000);
       const act = await kim.proposeDecision(JSON.stringify({ kind: 'KeyActivated', keyId, keyEpoch: 0 }));
       await h.approve(act.cid, ['approver-2', 'approver-3']);
       await until(`${keyId} active everywhere`, () => cluster.nodes.every((n) => !n.up || n.ledger.state().cluster?.keys[keyId]?.status === 'active'), 30_000);
