@@ -160,6 +160,47 @@ export function decodeCommand(data: Uint8Array): { clientId: string; seq: number
   return { clientId: b.subarray(3, 3 + n).toString('utf8'), seq: Number(seq), payload: b.subarray(11 + n) };
 }
 
+const BATCH_VERSION = 2;
+
+/**
+ * Many client commands in one Raft entry: version 2 | count:u32 | (length:u32 | command)*. The
+ * driver packs every proposal waiting in one loop turn into one entry (up to proposalBytesMax), so
+ * a burst of N proposals costs one append message per follower and one acknowledgement, not N.
+ */
+export function encodeBatch(commands: readonly Uint8Array[]): Uint8Array {
+  let n = 5;
+  for (const c of commands) n += 4 + c.length;
+  const b = Buffer.alloc(n);
+  b[0] = BATCH_VERSION;
+  b.writeUInt32BE(commands.length, 1);
+  let o = 5;
+  for (const c of commands) {
+    b.writeUInt32BE(c.length, o);
+    b.set(c, o + 4);
+    o += 4 + c.length;
+  }
+  return b;
+}
+
+/** The client commands an entry carries (one, or a batch), or null if it carries none. */
+export function decodeEntryCommands(data: Uint8Array): Uint8Array[] | null {
+  if (data.length === 0) return null;
+  if (data[0] === ENVELOPE_VERSION) return [data];
+  if (data[0] !== BATCH_VERSION || data.length < 5) return null;
+  const b = Buffer.from(data.buffer, data.byteOffset, data.length);
+  const count = b.readUInt32BE(1);
+  const out: Uint8Array[] = [];
+  let o = 5;
+  for (let i = 0; i < count; i++) {
+    if (o + 4 > b.length) return null;
+    const n = b.readUInt32BE(o);
+    if (o + 4 + n > b.length) return null;
+    out.push(b.subarray(o + 4, o + 4 + n));
+    o += 4 + n;
+  }
+  return o === b.length ? out : null;
+}
+
 function digestOf(payload: Uint8Array): string {
   return createHash('sha256').update(payload).digest('hex');
 }
@@ -182,6 +223,8 @@ export class Driver {
   private leader: NodeId | null = null;
   private idleWaiters: (() => void)[] = [];
   private recovering: Recovering | null = null;
+  /** Proposals to hand to the core at the next loop turn, packed into batch entries. */
+  private toPropose: PendingProposal[] = [];
 
   constructor(o: DriverOptions) {
     this.o = o;
@@ -303,7 +346,7 @@ export class Driver {
     const p: PendingProposal = { key, data: encodeCommand(clientId, seq, payload), digest, deadlineMs: now + timeoutMs, nextTryMs: now, lastReason: null, waiters: [] };
     this.proposals.set(key, p);
     const done = new Promise<Outcome>((res) => p.waiters.push(res));
-    this.inbox.push(() => this.tryPropose(p));
+    this.toPropose.push(p);
     this.kick();
     return done;
   }
@@ -377,6 +420,7 @@ export class Driver {
           for (; this.ticksDue > 0; this.ticksDue--) this.core.tick();
           this.onTime();
         }
+        if (this.toPropose.length > 0) this.flushProposals();
         if (this.core.hasReady()) {
           const rd = this.core.ready();
           await this.handle(rd);
@@ -384,7 +428,7 @@ export class Driver {
           await this.maybeSnapshot();
           continue;
         }
-        if (this.inbox.length === 0 && (this.ticksDue === 0 || this.stopped)) break;
+        if (this.inbox.length === 0 && this.toPropose.length === 0 && (this.ticksDue === 0 || this.stopped)) break;
       }
     } catch (e) {
       this.fatal = true;
@@ -463,8 +507,13 @@ export class Driver {
     // Conf entries change the core's membership on advance(); empty entries are a new leader's
     // no-op (§5.4.2 commits it to commit earlier terms' entries). Neither reaches the application.
     if (e.type !== 'normal' || e.data.length === 0) return;
-    const cmd = decodeCommand(e.data);
-    if (!cmd) return; // not a client command: every node skips it identically
+    // Anything that is not a client command is skipped identically on every node.
+    for (const c of decodeEntryCommands(e.data) ?? []) this.applyCommand(e, c, writes, acks);
+  }
+
+  private applyCommand(e: Entry, data: Uint8Array, writes: AppWrite[], acks: [PendingProposal | undefined, Outcome][]): void {
+    const cmd = decodeCommand(data);
+    if (!cmd) return;
     const digest = digestOf(cmd.payload);
     const key = `${cmd.clientId}\u0000${cmd.seq}`;
     const s = this.sessions.get(cmd.clientId);
@@ -512,18 +561,38 @@ export class Driver {
     return this.o.tickMs * this.o.electionTicks;
   }
 
-  private tryPropose(p: PendingProposal): void {
-    if (!this.proposals.has(p.key)) return;
-    const r = this.core.propose(p.data);
-    const now = this.o.clock.now();
-    if (r.ok) {
-      p.nextTryMs = now + this.retryMs();
-      p.lastReason = null;
-    } else {
-      // No leader yet, or a transfer in progress: try again soon, until the deadline.
-      p.nextTryMs = now + this.o.tickMs * this.o.heartbeatTicks * 2;
-      p.lastReason = r.reason;
+  private flushProposals(): void {
+    const queued = this.toPropose;
+    this.toPropose = [];
+    const seen = new Set<string>();
+    let group: PendingProposal[] = [];
+    let bytes = 5;
+    const send = (): void => {
+      if (group.length === 0) return;
+      const data = group.length === 1 ? (group[0] as PendingProposal).data : encodeBatch(group.map((p) => p.data));
+      const r = this.core.propose(data);
+      const now = this.o.clock.now();
+      for (const p of group) {
+        if (r.ok) {
+          p.nextTryMs = now + this.retryMs();
+          p.lastReason = null;
+        } else {
+          // No leader yet, or a transfer in progress: try again soon, until the deadline.
+          p.nextTryMs = now + this.o.tickMs * this.o.heartbeatTicks * 2;
+          p.lastReason = r.reason;
+        }
+      }
+      group = [];
+      bytes = 5;
+    };
+    for (const p of queued) {
+      if (!this.proposals.has(p.key) || seen.has(p.key)) continue;
+      seen.add(p.key);
+      if (group.length > 0 && bytes + 4 + p.data.length > raftLimits.proposalBytesMax) send();
+      group.push(p);
+      bytes += 4 + p.data.length;
     }
+    send();
   }
 
   private tryRead(r: PendingRead): void {
@@ -554,7 +623,10 @@ export class Driver {
           ? `the proposal could not be placed before its deadline (last refusal: ${p.lastReason}); retry with the same client id and sequence`
           : 'the proposal was not applied before its deadline (it may still commit; retry with the same client id and sequence to learn its result)';
         for (const w of p.waiters) w({ ok: false, reason, detail });
-      } else if (now >= p.nextTryMs) this.tryPropose(p);
+      } else if (now >= p.nextTryMs) {
+        p.nextTryMs = Infinity; // queued; flushProposals sets the next retry
+        this.toPropose.push(p);
+      }
     }
     for (const [k, r] of this.reads) {
       if (now >= r.deadlineMs) {

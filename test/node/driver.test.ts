@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { RaftCore } from '../../raft/core/raft.js';
 import { SeededRng } from '../../raft/core/rng.js';
 import type { ConfState, Message, NodeId } from '../../raft/core/types.js';
-import { Driver, type Outcome } from '../../raft/driver.js';
+import { Driver, decodeEntryCommands, encodeBatch, encodeCommand, type Outcome } from '../../raft/driver.js';
 import { LevelStorage } from '../../raft/storage/leveldb.js';
 import { systemClock, type Transport } from '../../raft/transport.js';
 import { KvApp, encodePut } from '../../node/kv.js';
@@ -205,4 +205,26 @@ t.test('a minority node refuses writes with a reason once its deadline passes', 
   const newLeader = await until('majority elects', () => others.find((n) => n.driver.isLeader));
   const w = await newLeader.driver.propose('m2', 1, put('m2', 'y'), 30_000);
   t.ok(w.ok, 'the majority keeps accepting writes');
+});
+
+t.test('proposals arriving together are packed into one entry and each applies once with its own result', async (t) => {
+  const { nodes } = await cluster(t);
+  const leader = await until('a leader', () => leaderOf(nodes));
+  const outs = await Promise.all(Array.from({ length: 40 }, (_, i) => leader.driver.propose(`b${i}`, 1, put(`b${i}`, `${i}`), 30_000)));
+  t.ok(outs.every((o) => o.ok), 'all 40 committed');
+  const indexes = new Set(outs.map((o) => (o.ok ? o.index : -1)));
+  t.ok(indexes.size < 40, `40 commands in ${indexes.size} entries`);
+  await until('applied everywhere', () => nodes.every((n) => n.app.size === 40));
+  t.equal(new Set(nodes.map((n) => n.app.root())).size, 1, 'one state root');
+  const again = await leader.driver.propose('b7', 1, put('b7', '7'), 30_000);
+  t.ok(again.ok && again.duplicate, 'a command from a batch is still deduplicated by its client id and sequence');
+});
+
+t.test('batch entries round-trip and malformed ones carry no commands', async (t) => {
+  const cmds = [encodeCommand('x', 1, Buffer.from('a')), encodeCommand('y', 2, Buffer.alloc(0))];
+  const got = decodeEntryCommands(encodeBatch(cmds));
+  t.same(got?.map((c) => Buffer.from(c).toString('hex')), cmds.map((c) => Buffer.from(c).toString('hex')));
+  t.equal(decodeEntryCommands(Buffer.from([2, 0, 0, 0, 2, 0, 0, 0, 9, 1])), null, 'a truncated batch');
+  t.equal(decodeEntryCommands(Buffer.from([7, 1, 2])), null, 'an unknown version');
+  t.same(decodeEntryCommands(cmds[0] as Uint8Array)?.length, 1, 'a single command');
 });
