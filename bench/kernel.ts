@@ -65,7 +65,7 @@ async function benchSuite(name: SuiteName, members: Member[], gov: Governance) {
   const presign = async (m: Member, count: number): Promise<NonceCommitment[]> => {
     const out: NonceCommitment[] = [];
     for (let left = count; left > 0; left -= 256) {
-      out.push(...(await m.client.call({ kind: 'nonces', keyId: key.keyId, keyEpoch: 1, count: Math.min(256, left) }, 'nonceCommitments')).commitments);
+      out.push(...(await m.client.call({ kind: 'nonces', keyId: key.keyId, keyEpoch: 0, count: Math.min(256, left) }, 'nonceCommitments')).commitments);
     }
     return out;
   };
@@ -76,7 +76,7 @@ async function benchSuite(name: SuiteName, members: Member[], gov: Governance) {
   const fixedOther = theirs.pop()!;
   const sign = (m: Member, n: NonceCommitment, list: NonceCommitment[], requestId: string) =>
     m.client.call({
-      kind: 'sign', permit: { keyId: key.keyId, keyEpoch: 1, requestId, messageDigest: sha256(msg), ledgerIndex: gov.permitIndex() },
+      kind: 'sign', permit: { keyId: key.keyId, keyEpoch: 0, requestId, messageDigest: sha256(msg), ledgerIndex: gov.permitIndex() },
       message: msg, commitments: list.map((x) => ({ identifier: x.identifier, hiding: x.hiding, binding: x.binding })), counter: n.counter, ledgerConsumedCounter: 0,
     }, 'signatureShare');
 

@@ -38,14 +38,21 @@ export interface GenesisPin {
   roster: RosterJson;
 }
 
+/**
+ * A key as governance sees it. Epochs follow the ledger: DkgAuthorized opens the ceremony of
+ * epoch 0; KeyRefreshed / KeyReshared authorize the ceremony of a later epoch; only KeyActivated
+ * makes an epoch the one that signs (and supersedes the one before).
+ */
 export interface KeyAuthority {
   scheme: KeyScheme;
+  /** Threshold and node set of the active epoch (empty before the first activation). */
   threshold: number;
   participants: string[];
-  authorizedIndex: number;
-  /** 0 until a KeyActivated decision. */
-  activeEpoch: number;
+  /** null until a KeyActivated decision. */
+  activeEpoch: number | null;
   activatedIndex: number;
+  /** The ceremony a decision authorized and no activation has closed yet. */
+  pending: { epoch: number; threshold: number; participants: string[]; authorizedIndex: number } | null;
   retired: boolean;
 }
 
@@ -142,22 +149,32 @@ export function applyDecision(
   };
   switch (a.kind) {
     case 'DkgAuthorized':
+      if (s.keys[a.keyId] !== undefined) throw new CustodyError('REPLAY_OR_CONFLICT', `key ${a.keyId} was already authorized`);
       s.keys[a.keyId] = {
-        scheme: a.scheme, threshold: a.threshold, participants: [...a.participants], authorizedIndex: committed.ledgerIndex,
-        activeEpoch: 0, activatedIndex: 0, retired: false,
+        scheme: a.scheme, threshold: 0, participants: [], activeEpoch: null, activatedIndex: 0, retired: false,
+        pending: { epoch: 0, threshold: a.threshold, participants: [...a.participants], authorizedIndex: committed.ledgerIndex },
       };
       break;
-    case 'KeyActivated':
     case 'KeyRefreshed':
     case 'KeyReshared': {
       const k = key(a.keyId);
+      if (k.activeEpoch === null || k.retired) throw new CustodyError('KEY_NOT_ACTIVE', `key ${a.keyId} is not active`);
       if (a.keyEpoch <= k.activeEpoch) throw new CustodyError('STALE_EPOCH', `key ${a.keyId} epoch ${a.keyEpoch} is not newer than ${k.activeEpoch}`);
+      // A newer authorization supersedes a ceremony that never completed (as the ledger does).
+      k.pending = a.kind === 'KeyReshared'
+        ? { epoch: a.keyEpoch, threshold: a.threshold, participants: [...a.participants], authorizedIndex: committed.ledgerIndex }
+        : { epoch: a.keyEpoch, threshold: k.threshold, participants: [...k.participants], authorizedIndex: committed.ledgerIndex };
+      break;
+    }
+    case 'KeyActivated': {
+      const k = key(a.keyId);
+      if (k.retired) throw new CustodyError('KEY_NOT_ACTIVE', `key ${a.keyId} is retired`);
+      if (k.pending === null || k.pending.epoch !== a.keyEpoch) throw new CustodyError('STALE_EPOCH', `key ${a.keyId} has no authorized ceremony for epoch ${a.keyEpoch}`);
       k.activeEpoch = a.keyEpoch;
       k.activatedIndex = committed.ledgerIndex;
-      if (a.kind === 'KeyReshared') {
-        k.threshold = a.threshold;
-        k.participants = [...a.participants];
-      }
+      k.threshold = k.pending.threshold;
+      k.participants = k.pending.participants;
+      k.pending = null;
       effects.push({ kind: 'epochActivated', keyId: a.keyId, epoch: a.keyEpoch });
       break;
     }
@@ -178,11 +195,14 @@ export function applyDecision(
       const ok = validateRoster(a.roster);
       if (!ok.ok) throw new CustodyError(ok.reason, ok.detail);
       s.roster = rosterToJson(a.roster);
-      // A new roster opens a new governance epoch: decisions signed under the old roster no
-      // longer verify (verifyDecision binds body.governanceEpoch).
+      // A new roster or policy opens a new governance epoch (as ledger/apply.ts does): decisions
+      // signed for the old epoch no longer verify (verifyDecision binds body.governanceEpoch).
       s.governanceEpoch += 1;
       break;
     }
+    case 'PolicyChanged':
+      s.governanceEpoch += 1;
+      break;
     case 'EmergencyFreeze':
       s.frozen = true;
       break;
@@ -190,7 +210,6 @@ export function applyDecision(
       s.frozen = false;
       break;
     case 'NodeAdded':
-    case 'PolicyChanged':
       break;
     case 'ActApproved':
     case 'PublicationReleased':

@@ -230,7 +230,7 @@ export class Kernel {
       const rec = JSON.parse(Buffer.from(value).toString('utf8')) as KeyRecord;
       const auth = this.gov.keys[rec.keyId];
       const epochs = Object.keys(rec.epochs).map(Number).sort((a, b) => b - a);
-      const epoch = auth && rec.epochs[auth.activeEpoch] ? auth.activeEpoch : epochs[0] ?? 0;
+      const epoch = auth && auth.activeEpoch !== null && rec.epochs[auth.activeEpoch] ? auth.activeEpoch : epochs[0] ?? 0;
       const e = rec.epochs[epoch];
       if (e === undefined) continue;
       const available = (await this.o.store.list(K.nonces(rec.keyId), limits.noncesOutstandingMax + 1)).length;
@@ -347,14 +347,15 @@ export class Kernel {
     if (!isSuiteName(b.suite)) throw new CustodyError('PAYLOAD_REJECTED', `unknown suite ${b.suite}`);
     const suite = suiteOf(b.suite);
     const auth = this.gov.keys[b.keyId];
-    if (auth === undefined) throw new CustodyError('PERMIT_MISSING', `no DkgAuthorized decision for key ${b.keyId}`);
+    const pending = auth?.pending;
+    if (auth === undefined || pending === null || pending === undefined || pending.epoch !== 0 || auth.activeEpoch !== null) {
+      throw new CustodyError('PERMIT_MISSING', `no DkgAuthorized decision opens a key generation for ${b.keyId}`);
+    }
     const nodes = b.participants.map((p) => p.nodeId).sort();
-    if (auth.scheme !== b.suite || auth.threshold !== b.min || JSON.stringify(nodes) !== JSON.stringify([...auth.participants].sort())) {
+    if (auth.scheme !== b.suite || pending.threshold !== b.min || JSON.stringify(nodes) !== JSON.stringify([...pending.participants].sort())) {
       throw new CustodyError('BINDING_MISMATCH', `the ceremony does not match the DkgAuthorized decision for key ${b.keyId}`);
     }
-    if (auth.activeEpoch !== 0 || (await this.o.store.get(K.key(b.keyId))) !== undefined) {
-      throw new CustodyError('REPLAY_OR_CONFLICT', `key ${b.keyId} already exists`);
-    }
+    if ((await this.o.store.get(K.key(b.keyId))) !== undefined) throw new CustodyError('REPLAY_OR_CONFLICT', `key ${b.keyId} already exists`);
     redeal.validateThreshold(b.min, b.participants.length, 'dkg');
     const { me } = this.committee(suite, b.participants, b.identifier, 'dkg participants');
     if (me === undefined) throw new CustodyError('WRONG_RECIPIENT', 'this node is not a participant');
@@ -419,13 +420,13 @@ export class Kernel {
       for (const r of round2) r.signingShare.fill(0);
     }
     this.ceremonies.delete(b.ceremonyId);
-    const rec: KeyRecord = { keyId: c.keyId, suite: c.suite.name, epochs: { 1: { identifier: c.me.identifier, public: toPublicJson(key.public) } } };
+    const rec: KeyRecord = { keyId: c.keyId, suite: c.suite.name, epochs: { 0: { identifier: c.me.identifier, public: toPublicJson(key.public) } } };
     await this.o.store.write([
-      { type: 'put', key: K.share(c.keyId, 1), value: this.o.vault.seal(key.secret.signingShare, K.share(c.keyId, 1)) },
+      { type: 'put', key: K.share(c.keyId, 0), value: this.o.vault.seal(key.secret.signingShare, K.share(c.keyId, 0)) },
       { type: 'put', key: K.key(c.keyId), value: json(rec) },
     ]);
     key.secret.signingShare.fill(0);
-    return { kind: 'keyPackage', keyId: c.keyId, epoch: 1, suite: c.suite.name, identifier: c.me.identifier, public: toWirePublic(key.public) };
+    return { kind: 'keyPackage', keyId: c.keyId, epoch: 0, suite: c.suite.name, identifier: c.me.identifier, public: toWirePublic(key.public) };
   }
 
   // -------------------------------------------------------------------------------------------
@@ -447,10 +448,17 @@ export class Kernel {
     if (!isSuiteName(b.suite)) throw new CustodyError('PAYLOAD_REJECTED', `unknown suite ${b.suite}`);
     const suite = suiteOf(b.suite);
     const auth = this.gov.keys[b.keyId];
-    if (auth === undefined || auth.retired || auth.activeEpoch === 0) throw new CustodyError('KEY_NOT_ACTIVE', `key ${b.keyId} is not active`);
+    if (auth === undefined || auth.retired || auth.activeEpoch === null) throw new CustodyError('KEY_NOT_ACTIVE', `key ${b.keyId} is not active`);
     if (auth.scheme !== b.suite) throw new CustodyError('BINDING_MISMATCH', `key ${b.keyId} is ${auth.scheme}`);
     if (b.fromEpoch !== auth.activeEpoch) throw new CustodyError('STALE_EPOCH', `key ${b.keyId} is at epoch ${auth.activeEpoch}, not ${b.fromEpoch}`);
-    if (b.toEpoch !== b.fromEpoch + 1) throw new CustodyError('PAYLOAD_REJECTED', 'the new epoch must follow the current one');
+    const pending = auth.pending;
+    if (pending === null || pending.epoch !== b.toEpoch || pending.epoch === 0) {
+      throw new CustodyError('PERMIT_MISSING', `no KeyRefreshed or KeyReshared decision authorizes epoch ${b.toEpoch} of ${b.keyId}`);
+    }
+    const nodes = b.committee.map((p) => p.nodeId).sort();
+    if (pending.threshold !== b.min || JSON.stringify(nodes) !== JSON.stringify([...pending.participants].sort())) {
+      throw new CustodyError('BINDING_MISMATCH', `the ceremony does not match the decision authorizing epoch ${b.toEpoch} of ${b.keyId}`);
+    }
     const current = fromWirePublic(b.current);
     const plan: redeal.RedealPlan = { dealers: b.dealers, committee: b.committee.map((p) => p.identifier), min: b.min };
     const { me } = this.committee(suite, b.committee, b.identifier, 'new committee');
@@ -528,7 +536,7 @@ export class Kernel {
     const e = rec?.epochs[b.keyEpoch];
     if (rec === undefined || e === undefined) throw new CustodyError('UNKNOWN_KEY', `this kernel holds no share of ${b.keyId} epoch ${b.keyEpoch}`);
     const auth = this.gov.keys[b.keyId];
-    if (auth !== undefined && (auth.retired || b.keyEpoch < auth.activeEpoch)) throw new CustodyError('STALE_EPOCH', `key ${b.keyId} epoch ${b.keyEpoch} is superseded`);
+    if (auth !== undefined && (auth.retired || (auth.activeEpoch !== null && b.keyEpoch < auth.activeEpoch))) throw new CustodyError('STALE_EPOCH', `key ${b.keyId} epoch ${b.keyEpoch} is superseded`);
     const outstanding = (await this.o.store.list(K.nonces(b.keyId), limits.noncesOutstandingMax + 1)).length;
     if (outstanding + b.count > limits.noncesOutstandingMax) throw new CustodyError('LIMIT_EXCEEDED', `key ${b.keyId} already holds ${outstanding} presigned nonces`);
     const suite = suiteOf(rec.suite);
@@ -573,7 +581,7 @@ export class Kernel {
     const auth = this.gov.keys[permit.keyId];
     if (rec === undefined) throw new CustodyError('UNKNOWN_KEY', `this kernel holds no key ${permit.keyId}`);
     // The permit must name the key epoch that an approver-signed decision made active.
-    if (auth === undefined || auth.activeEpoch === 0 || auth.retired) throw new CustodyError('KEY_NOT_ACTIVE', `key ${permit.keyId} is not active`);
+    if (auth === undefined || auth.activeEpoch === null || auth.retired) throw new CustodyError('KEY_NOT_ACTIVE', `key ${permit.keyId} is not active`);
     if (permit.keyEpoch !== auth.activeEpoch) throw new CustodyError('STALE_EPOCH', `permit names epoch ${permit.keyEpoch}; epoch ${auth.activeEpoch} is active`);
     if (permit.ledgerIndex <= auth.activatedIndex) throw new CustodyError('STALE_EPOCH', `permit at ledger index ${permit.ledgerIndex} predates the activation at ${auth.activatedIndex}`);
     const e = rec.epochs[permit.keyEpoch];
@@ -684,9 +692,9 @@ export class Kernel {
       } catch (e) {
         throw new CustodyError('PAYLOAD_REJECTED', `dealer share: ${(e as Error).message}`);
       }
-      const rec: KeyRecord = { keyId, suite: suiteName, epochs: { 1: { identifier, public: toPublicJson(pub) } } };
+      const rec: KeyRecord = { keyId, suite: suiteName, epochs: { 0: { identifier, public: toPublicJson(pub) } } };
       await this.o.store.write([
-        { type: 'put', key: K.share(keyId, 1), value: this.o.vault.seal(share, K.share(keyId, 1)) },
+        { type: 'put', key: K.share(keyId, 0), value: this.o.vault.seal(share, K.share(keyId, 0)) },
         { type: 'put', key: K.key(keyId), value: json(rec) },
       ]);
     });

@@ -280,8 +280,8 @@ function validateBody(o: Obj): RequestBody {
       const w = 'redealBegin';
       const b = obj(o[w], w);
       return {
-        kind: w, ceremonyId: str(b, 'ceremonyId', w), keyId: str(b, 'keyId', w), fromEpoch: u(b, 'fromEpoch', w, 1, EPOCH_MAX),
-        toEpoch: u(b, 'toEpoch', w, 1, EPOCH_MAX),
+        kind: w, ceremonyId: str(b, 'ceremonyId', w), keyId: str(b, 'keyId', w), fromEpoch: u(b, 'fromEpoch', w, 0, EPOCH_MAX),
+        toEpoch: u(b, 'toEpoch', w, 0, EPOCH_MAX),
         dealers: arr(b, 'dealers', w, 2, P).map((d, i) => str({ d }, 'd', `${w}.dealers[${i}]`)),
         min: u(b, 'min', w, 2, P), committee: arr(b, 'committee', w, 2, P).map((p, i) => participant(p, `${w}.committee[${i}]`)),
         suite: str(b, 'suite', w), current: publicPackage(b['current'], `${w}.current`), identifier: str(b, 'identifier', w, { empty: true }),
@@ -302,7 +302,7 @@ function validateBody(o: Obj): RequestBody {
     case 'nonces': {
       const w = 'nonces';
       const b = obj(o[w], w);
-      return { kind: w, keyId: str(b, 'keyId', w), keyEpoch: u(b, 'keyEpoch', w, 1, EPOCH_MAX), count: u(b, 'count', w, 1, limits.nonceBatchMax) };
+      return { kind: w, keyId: str(b, 'keyId', w), keyEpoch: u(b, 'keyEpoch', w, 0, EPOCH_MAX), count: u(b, 'count', w, 1, limits.nonceBatchMax) };
     }
     case 'sign': {
       const w = 'sign';
@@ -313,7 +313,7 @@ function validateBody(o: Obj): RequestBody {
       return {
         kind: w,
         permit: {
-          keyId: str(p, 'keyId', 'permit'), keyEpoch: u(p, 'keyEpoch', 'permit', 1, EPOCH_MAX), requestId: str(p, 'requestId', 'permit'),
+          keyId: str(p, 'keyId', 'permit'), keyEpoch: u(p, 'keyEpoch', 'permit', 0, EPOCH_MAX), requestId: str(p, 'requestId', 'permit'),
           messageDigest: bytes(p, 'messageDigest', 'permit', 32, 32), ledgerIndex: u(p, 'ledgerIndex', 'permit', 1, INDEX_MAX),
         },
         message: bytes(b, 'message', w, 0, limits.messageBytesMax),

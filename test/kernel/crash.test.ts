@@ -64,11 +64,11 @@ for (const profile of PROFILES) {
     const member = (p: KernelProcess): Member => ({ nodeId: p.setup.nodeId, client: p.client, transportPublicKey: p.transportPublicKey });
     const key: KeyResult = await runDkg(gov, [member(victim), member(helper)], 'key-crash', 'ed25519', 2);
     const presign = async (p: KernelProcess, count: number): Promise<NonceCommitment[]> =>
-      (await p.client.call({ kind: 'nonces', keyId: key.keyId, keyEpoch: 1, count }, 'nonceCommitments')).commitments;
+      (await p.client.call({ kind: 'nonces', keyId: key.keyId, keyEpoch: 0, count }, 'nonceCommitments')).commitments;
     const signOn = async (p: KernelProcess, mine: NonceCommitment, other: NonceCommitment, message: Uint8Array): Promise<string> => {
       const body: RequestBody = {
         kind: 'sign',
-        permit: { keyId: key.keyId, keyEpoch: 1, requestId: `r-${randomBytes(6).toString('hex')}`, messageDigest: sha256(message), ledgerIndex: gov.permitIndex() },
+        permit: { keyId: key.keyId, keyEpoch: 0, requestId: `r-${randomBytes(6).toString('hex')}`, messageDigest: sha256(message), ledgerIndex: gov.permitIndex() },
         message, commitments: [mine, other].map((n) => ({ identifier: n.identifier, hiding: n.hiding, binding: n.binding })),
         counter: mine.counter, ledgerConsumedCounter: 0,
       };
@@ -140,7 +140,7 @@ for (const profile of PROFILES) {
       const again = async (n: NonceCommitment, message: string): Promise<string> => {
         const body: RequestBody = {
           kind: 'sign',
-          permit: { keyId: key.keyId, keyEpoch: 1, requestId: `r-${randomBytes(6).toString('hex')}`, messageDigest: sha256(Buffer.from(message)), ledgerIndex: gov.permitIndex() },
+          permit: { keyId: key.keyId, keyEpoch: 0, requestId: `r-${randomBytes(6).toString('hex')}`, messageDigest: sha256(Buffer.from(message)), ledgerIndex: gov.permitIndex() },
           message: Buffer.from(message), commitments: [n, other!].map((x) => ({ identifier: x.identifier, hiding: x.hiding, binding: x.binding })),
           counter: n.counter, ledgerConsumedCounter: ledgerConsumed,
         };

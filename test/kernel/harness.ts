@@ -43,7 +43,7 @@ export class Governance {
   readonly approvers: ApproverKey[] = [makeApproverKey('alice'), makeApproverKey('bob'), makeApproverKey('carol')];
   readonly clusterId = `cluster-${randomBytes(4).toString('hex')}`;
   readonly genesisCid = randomBytes(32);
-  governanceEpoch = 1;
+  governanceEpoch = 0;
   index = 0;
   stampMs = 1_700_000_000_000;
   private lastCid: Uint8Array = this.genesisCid;
@@ -257,7 +257,7 @@ export async function runDkg(gov: Governance, members: Member[], keyId: string, 
     if (Buffer.compare(Buffer.from(f.public.commitments[0]!), Buffer.from(first.public.commitments[0]!)) !== 0) throw new Error('kernels disagree on the group key');
   }
   if (activate) {
-    const act = gov.decide({ kind: 'KeyActivated', keyId, keyEpoch: 1, keyReadyCid: randomBytes(32) });
+    const act = gov.decide({ kind: 'KeyActivated', keyId, keyEpoch: 0, keyReadyCid: randomBytes(32) });
     for (const m of members) await m.client.call({ kind: 'governance', decisions: [act] }, 'governance');
   }
   return { keyId, suite, public: first.public, identifiers: Object.fromEntries(members.map((m, i) => [m.nodeId, participants[i]!.identifier])) };
@@ -277,7 +277,7 @@ export interface SignOutcome {
 }
 
 /** Full signing: one presigned commitment from each signer, a permit per kernel, aggregate. */
-export async function signAcross(gov: Governance, signers: Member[], key: KeyResult, message: Uint8Array, epoch = 1, pub?: PublicPackage, ledgerConsumed?: Record<string, number>): Promise<SignOutcome> {
+export async function signAcross(gov: Governance, signers: Member[], key: KeyResult, message: Uint8Array, epoch = 0, pub?: PublicPackage, ledgerConsumed?: Record<string, number>): Promise<SignOutcome> {
   const nonces: NonceCommitment[] = [];
   for (const m of signers) {
     const r = await m.client.call({ kind: 'nonces', keyId: key.keyId, keyEpoch: epoch, count: 1 }, 'nonceCommitments');

@@ -51,29 +51,33 @@ for (const profile of PROFILES) {
     t.test('refresh: new epoch, same group key; the old epoch is refused', async (t) => {
       const key = await runDkg(gov, members, 'key-refresh', 'ed25519', 2);
       const committee: Participant[] = members.map((m) => ({ identifier: key.identifiers[m.nodeId]!, nodeId: m.nodeId, transportPublicKey: m.transportPublicKey }));
-      const next = await redeal(members, key.keyId, 'ed25519', 1, 2, [members[0]!, members[2]!].map((m) => key.identifiers[m.nodeId]!), committee, 2, key.public);
+      const authz = gov.decide({ kind: 'KeyRefreshed', keyId: key.keyId, keyEpoch: 1 });
+      for (const m of members) await m.client.call({ kind: 'governance', decisions: [authz] }, 'governance');
+      const next = await redeal(members, key.keyId, 'ed25519', 0, 2, [members[0]!, members[2]!].map((m) => key.identifiers[m.nodeId]!), committee, 2, key.public);
       t.equal(Buffer.from(next.commitments[0]!).toString('hex'), Buffer.from(key.public.commitments[0]!).toString('hex'), 'same group public key');
       const hex = (p: PublicPackage): string[] => p.verifyingShares.map((v) => Buffer.from(v.point).toString('hex')).sort();
       t.notSame(hex(next), hex(key.public), 'fresh verifying shares');
-      const act = gov.decide({ kind: 'KeyRefreshed', keyId: key.keyId, keyEpoch: 2 });
+      const act = gov.decide({ kind: 'KeyActivated', keyId: key.keyId, keyEpoch: 1, keyReadyCid: randomBytes(32) });
       for (const m of members) await m.client.call({ kind: 'governance', decisions: [act] }, 'governance');
       const message = Buffer.from('after refresh');
-      const out = await signAcross(gov, [members[1]!, members[2]!], key, message, 2, next);
-      t.ok(independentVerify('ed25519', key.public.commitments[0]!, message, out.signature), 'epoch-2 signature verifies under the unchanged key');
-      t.equal(await reasonOf(members[0]!.client.call({ kind: 'nonces', keyId: key.keyId, keyEpoch: 1, count: 1 }, 'nonceCommitments')), 'UNKNOWN_KEY', 'epoch-1 shares are erased');
+      const out = await signAcross(gov, [members[1]!, members[2]!], key, message, 1, next);
+      t.ok(independentVerify('ed25519', key.public.commitments[0]!, message, out.signature), 'epoch-1 signature verifies under the unchanged key');
+      t.equal(await reasonOf(members[0]!.client.call({ kind: 'nonces', keyId: key.keyId, keyEpoch: 0, count: 1 }, 'nonceCommitments')), 'UNKNOWN_KEY', 'epoch-0 shares are erased');
     });
 
     t.test('reshare: 2-of-3 becomes 3-of-3 under the same key (taproot)', async (t) => {
       const key = await runDkg(gov, members, 'key-reshare', 'taproot', 2);
       const committee: Participant[] = members.map((m) => ({ identifier: key.identifiers[m.nodeId]!, nodeId: m.nodeId, transportPublicKey: m.transportPublicKey }));
-      const next = await redeal(members, key.keyId, 'taproot', 1, 2, [members[0]!, members[1]!].map((m) => key.identifiers[m.nodeId]!), committee, 3, key.public);
+      const authz = gov.decide({ kind: 'KeyReshared', keyId: key.keyId, keyEpoch: 1, threshold: 3, participants: members.map((m) => m.nodeId) });
+      for (const m of members) await m.client.call({ kind: 'governance', decisions: [authz] }, 'governance');
+      const next = await redeal(members, key.keyId, 'taproot', 0, 2, [members[0]!, members[1]!].map((m) => key.identifiers[m.nodeId]!), committee, 3, key.public);
       t.equal(next.min, 3);
-      const act = gov.decide({ kind: 'KeyReshared', keyId: key.keyId, keyEpoch: 2, threshold: 3, participants: members.map((m) => m.nodeId) });
+      const act = gov.decide({ kind: 'KeyActivated', keyId: key.keyId, keyEpoch: 1, keyReadyCid: randomBytes(32) });
       for (const m of members) await m.client.call({ kind: 'governance', decisions: [act] }, 'governance');
       const message = randomBytes(32);
-      const all = await signAcross(gov, members, key, message, 2, next);
+      const all = await signAcross(gov, members, key, message, 1, next);
       t.ok(independentVerify('taproot', key.public.commitments[0]!, message, all.signature), '3-of-3 signature verifies (BIP340)');
-      t.equal(await reasonOf(signAcross(gov, [members[0]!, members[1]!], key, message, 2, next)), 'PAYLOAD_REJECTED', 'two signers no longer suffice');
+      t.equal(await reasonOf(signAcross(gov, [members[0]!, members[1]!], key, message, 1, next)), 'PAYLOAD_REJECTED', 'two signers no longer suffice');
     });
 
     t.test('reshare to a new committee: n1 leaves, a fresh kernel n4 joins (secp256k1)', async (t) => {
@@ -90,15 +94,17 @@ for (const profile of PROFILES) {
         { identifier: key.identifiers['n3']!, nodeId: 'n3', transportPublicKey: m3.transportPublicKey },
         { identifier: identifierFor('secp256k1', 4), nodeId: 'n4', transportPublicKey: m4.transportPublicKey },
       ];
-      const next = await redeal([...members, m4], key.keyId, 'secp256k1', 1, 2, [key.identifiers['n2']!, key.identifiers['n3']!], committee, 2, key.public);
+      const authz = gov.decide({ kind: 'KeyReshared', keyId: key.keyId, keyEpoch: 1, threshold: 2, participants: ['n2', 'n3', 'n4'] });
+      for (const m of [...members, m4]) await m.client.call({ kind: 'governance', decisions: [authz] }, 'governance');
+      const next = await redeal([...members, m4], key.keyId, 'secp256k1', 0, 2, [key.identifiers['n2']!, key.identifiers['n3']!], committee, 2, key.public);
       t.equal(Buffer.from(next.commitments[0]!).toString('hex'), Buffer.from(key.public.commitments[0]!).toString('hex'), 'same group public key');
-      const act = gov.decide({ kind: 'KeyReshared', keyId: key.keyId, keyEpoch: 2, threshold: 2, participants: ['n2', 'n3', 'n4'] });
+      const act = gov.decide({ kind: 'KeyActivated', keyId: key.keyId, keyEpoch: 1, keyReadyCid: randomBytes(32) });
       for (const m of [...members, m4]) await m.client.call({ kind: 'governance', decisions: [act] }, 'governance');
       const message = Buffer.from('signed by the new committee');
-      const out = await signAcross(gov, [m3, m4], key, message, 2, next);
+      const out = await signAcross(gov, [m3, m4], key, message, 1, next);
       t.ok(independentVerify('secp256k1', key.public.commitments[0]!, message, out.signature), 'n3 + n4 sign under the unchanged key');
-      t.equal(await reasonOf(members[0]!.client.call({ kind: 'nonces', keyId: key.keyId, keyEpoch: 2, count: 1 }, 'nonceCommitments')), 'UNKNOWN_KEY', 'n1 left the committee and holds nothing of epoch 2');
-      t.equal(await reasonOf(members[0]!.client.call({ kind: 'nonces', keyId: key.keyId, keyEpoch: 1, count: 1 }, 'nonceCommitments')), 'UNKNOWN_KEY', 'and its epoch-1 share is erased');
+      t.equal(await reasonOf(members[0]!.client.call({ kind: 'nonces', keyId: key.keyId, keyEpoch: 1, count: 1 }, 'nonceCommitments')), 'UNKNOWN_KEY', 'n1 left the committee and holds nothing of epoch 1');
+      t.equal(await reasonOf(members[0]!.client.call({ kind: 'nonces', keyId: key.keyId, keyEpoch: 0, count: 1 }, 'nonceCommitments')), 'UNKNOWN_KEY', 'and its epoch-0 share is erased');
     });
   });
 }

@@ -26,7 +26,7 @@ for (const profile of PROFILES) {
     // Authorized but not yet activated: signing is refused (key exists != key is authority).
     const key = await runDkg(gov, [a, b], 'key-m', 'ed25519', 2, false);
     const presign = async (m: Member, count = 1): Promise<NonceCommitment[]> =>
-      (await m.client.call({ kind: 'nonces', keyId: key.keyId, keyEpoch: 1, count }, 'nonceCommitments')).commitments;
+      (await m.client.call({ kind: 'nonces', keyId: key.keyId, keyEpoch: 0, count }, 'nonceCommitments')).commitments;
     const [na] = await presign(a, 1);
     const [nb] = await presign(b, 1);
     const commitments = [na!, nb!].map((n) => ({ identifier: n.identifier, hiding: n.hiding, binding: n.binding }));
@@ -34,7 +34,7 @@ for (const profile of PROFILES) {
     const signBody = (over: Partial<{ keyEpoch: number; requestId: string; digest: Uint8Array; counter: number; ledgerIndex: number }> = {}): RequestBody => ({
       kind: 'sign',
       permit: {
-        keyId: key.keyId, keyEpoch: over.keyEpoch ?? 1, requestId: over.requestId ?? `r-${randomBytes(4).toString('hex')}`,
+        keyId: key.keyId, keyEpoch: over.keyEpoch ?? 0, requestId: over.requestId ?? `r-${randomBytes(4).toString('hex')}`,
         messageDigest: over.digest ?? sha256(message), ledgerIndex: over.ledgerIndex ?? gov.permitIndex(),
       },
       message, commitments, counter: over.counter ?? na!.counter, ledgerConsumedCounter: 0,
@@ -45,7 +45,7 @@ for (const profile of PROFILES) {
     };
 
     t.equal(await sign(signBody()), 'KEY_NOT_ACTIVE', 'key generated but not activated');
-    await govern(gov.decide({ kind: 'KeyActivated', keyId: key.keyId, keyEpoch: 1, keyReadyCid: randomBytes(32) }));
+    await govern(gov.decide({ kind: 'KeyActivated', keyId: key.keyId, keyEpoch: 0, keyReadyCid: randomBytes(32) }));
 
     // The matrix.
     const noPermit: RequestBody = { ...(signBody() as Extract<RequestBody, { kind: 'sign' }>) };
@@ -56,6 +56,14 @@ for (const profile of PROFILES) {
     t.equal(await sign(signBody({ digest: sha256(Buffer.from('transfer 500 units elsewhere')) })), 'DIGEST_MISMATCH', 'wrong digest');
     t.equal(await reasonOf(a.client.call({ kind: 'dkgRound2', ceremonyId: 'no-such-ceremony', round1: [{ identifier: na!.identifier, commitment: [na!.hiding], proofOfKnowledge: new Uint8Array(64) }] }, 'dkgRound2')), 'UNKNOWN_SESSION', 'unknown session (DKG)');
     t.equal(await reasonOf(a.client.call({ kind: 'redealFinish', ceremonyId: 'no-such-ceremony', deals: [0, 1].map(() => ({ dealer: na!.identifier, commitments: [na!.hiding], package: { sender: na!.identifier, recipient: na!.identifier, enc: new Uint8Array(32), ciphertext: new Uint8Array(48) } })) }, 'keyPackage')), 'UNKNOWN_SESSION', 'unknown session (redeal)');
+
+    // Ceremonies need their own decisions.
+    const committee = [a, b].map((m) => ({ identifier: key.identifiers[m.nodeId]!, nodeId: m.nodeId, transportPublicKey: m.transportPublicKey }));
+    t.equal(await reasonOf(a.client.call({ kind: 'dkgBegin', ceremonyId: 'c-x', keyId: 'key-unauthorized', suite: 'ed25519', min: 2, participants: committee, identifier: committee[0]!.identifier }, 'dkgRound1')), 'PERMIT_MISSING', 'DKG without a DkgAuthorized decision');
+    t.equal(await reasonOf(a.client.call({
+      kind: 'redealBegin', ceremonyId: 'c-y', keyId: key.keyId, fromEpoch: 0, toEpoch: 1, dealers: committee.map((c) => c.identifier), min: 2, committee,
+      suite: 'ed25519', current: key.public, identifier: committee[0]!.identifier,
+    }, 'redealDealt')), 'PERMIT_MISSING', 'refresh without a KeyRefreshed decision');
 
     // Freeze and fencing come from signed decisions (and the daemon may fence, never unfence).
     await govern(gov.decide({ kind: 'EmergencyFreeze', reason: 'incident 42' }));

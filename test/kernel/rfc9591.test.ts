@@ -50,7 +50,7 @@ for (const profile of PROFILES) {
       const keyId = `rfc-${v.suite}`;
       const decisions = [
         gov.decide({ kind: 'DkgAuthorized', keyId, scheme: v.suite, threshold: 2, participants: ['n1', 'n2', 'n3'] }),
-        gov.decide({ kind: 'KeyActivated', keyId, keyEpoch: 1, keyReadyCid: new Uint8Array(32) }),
+        gov.decide({ kind: 'KeyActivated', keyId, keyEpoch: 0, keyReadyCid: new Uint8Array(32) }),
       ];
       for (const [i, n] of ids.entries()) {
         const k = kernels[i]!.kernel;
@@ -63,7 +63,7 @@ for (const profile of PROFILES) {
       for (const [i, n] of ids.entries()) {
         const r = v.round_one[n]!;
         const feed = [hexToBytes(r.hiding_nonce_randomness), hexToBytes(r.binding_nonce_randomness)];
-        const res = await kernels[i]!.kernel.presignWithRng({ kind: 'nonces', keyId, keyEpoch: 1, count: 1 }, () => feed.shift()!);
+        const res = await kernels[i]!.kernel.presignWithRng({ kind: 'nonces', keyId, keyEpoch: 0, count: 1 }, () => feed.shift()!);
         if (res.kind !== 'nonceCommitments') throw new Error(`presign refused: ${JSON.stringify(res)}`);
         const c = res.commitments[0]!;
         t.equal(bytesToHex(c.hiding), r.hiding_nonce_commitment, `participant ${n} hiding nonce commitment`);
@@ -78,7 +78,7 @@ for (const profile of PROFILES) {
       const shares: Record<string, Uint8Array> = {};
       for (const [i, n] of ids.entries()) {
         const res = await kernels[i]!.kernel.handle({
-          kind: 'sign', permit: { keyId, keyEpoch: 1, requestId: `rfc-${n}`, messageDigest: sha256(message), ledgerIndex },
+          kind: 'sign', permit: { keyId, keyEpoch: 0, requestId: `rfc-${n}`, messageDigest: sha256(message), ledgerIndex },
           message, commitments, counter: presigned[i]!.counter, ledgerConsumedCounter: 0,
         });
         if (res.kind !== 'signatureShare') throw new Error(`sign refused: ${JSON.stringify(res)}`);
