@@ -22,9 +22,10 @@
  *   LeaderAnnouncement  slot { term }   content { startIndex }    leadership of `term`, whose
  *                                                                  first own entry is `startIndex`
  *
- * and the ledger's own node statements (DkgRound1Published, KeyReady, FencingRecord: slot
- * { keyId, keyEpoch } or { nodeId, passport }) go through the same detector unchanged: the
- * detector only knows "(clusterId, nodeId, kind, slot) may carry one content". An honest node
+ * and the ledger's own node statements (DkgRound1Published, KeyReady: slot { keyId, keyEpoch })
+ * go through the same detector unchanged: the detector only knows "(clusterId, nodeId, kind,
+ * slot) may carry one content". FencingRecord statements are relayed and deduplicated but never
+ * compared (UNSLOTTED_KINDS), as the ledger never counts them as equivocation. An honest node
  * never signs two contents for one slot: it votes once per term (Figure 2, votedFor), it leads a
  * term at most once (a node re-elected must first start a new term, §5.2) and appends its first
  * entry of that term once, and it publishes one DKG package per key epoch.
@@ -48,6 +49,13 @@ export type { SignedStatement } from '../../ledger/events.js';
 
 export const RAFT_VOTE = 'RaftVote';
 export const LEADER_ANNOUNCEMENT = 'LeaderAnnouncement';
+
+/**
+ * Statement kinds that may legitimately be signed more than once per slot, so two of them never
+ * conflict. A FencingRecord reports a passport to fence; two reports with other words for the
+ * reason fence the same passport, and the ledger refuses them as evidence (ledger/apply.ts).
+ */
+export const UNSLOTTED_KINDS: ReadonlySet<string> = new Set(['FencingRecord']);
 
 /** A node's signed vote for `candidate` in `term`. */
 export function signVote(clusterId: string, nodeId: string, term: number, candidate: string, identitySecretKey: Uint8Array): SignedStatement {
@@ -159,8 +167,9 @@ export class EquivocationDetector {
   submit(s: SignedStatement): SubmitResult {
     const bad = verifyNodeStatement(s, this.o.clusterId, this.o.identityKey, this.bytesMax);
     if (bad !== null) return { kind: 'rejected', ...bad };
-    const key = slotKey(s);
     const cid = statementCid(s);
+    // Unslotted kinds are remembered per statement, only so that relays stay deduplicated.
+    const key = UNSLOTTED_KINDS.has(s.kind) ? `${slotKey(s)}:${Buffer.from(cid).toString('hex')}` : slotKey(s);
     const had = this.first.get(key);
     if (had === undefined) {
       if (this.first.size >= this.trackedMax) {
@@ -191,6 +200,7 @@ export function evidenceOf(a: SignedStatement, b: SignedStatement): Equivocation
   if (a.nodeId !== b.nodeId || a.kind !== b.kind || !bytesEqual(encode(a.slot), encode(b.slot))) {
     throw new Error('evidenceOf: the statements must be by one node about one slot');
   }
+  if (UNSLOTTED_KINDS.has(a.kind)) throw new Error(`evidenceOf: ${a.kind} statements do not conflict`);
   const [first, second] = compareBytes(statementCid(a), statementCid(b)) <= 0 ? [a, b] : [b, a];
   return { type: 'EquivocationEvidence', first, second };
 }

@@ -121,3 +121,15 @@ t.test('memory is bounded: the oldest slot is forgotten first', async (t) => {
   t.same(d.submit(signVote(sc.clusterId, a, 1, c, secretOf(a))), { kind: 'new' }, 'term 1 was forgotten');
   t.equal(d.submit(signVote(sc.clusterId, a, 10, c, secretOf(a))).kind, 'equivocation', 'term 10 is remembered');
 });
+
+t.test('two fencing reports by one node for one passport do not conflict, as in the ledger', async (t) => {
+  const d = detector();
+  const report = (reason: string): SignedStatement =>
+    signStatement({ clusterId: sc.clusterId, nodeId: a, kind: 'FencingRecord', slot: { nodeId: c, passport: 'passport-x' }, content: { reason } }, secretOf(a));
+  t.same(d.submit(report('two leaders seen for term 9')), { kind: 'new' });
+  t.same(d.submit(report('equivocated in term 9')), { kind: 'new' }, 'another reason is another report, not a conflict');
+  t.same(d.submit(report('equivocated in term 9')), { kind: 'duplicate' }, 'the same report relayed again');
+  t.throws(() => evidenceOf(report('one'), report('two')), /do not conflict/);
+  const refused = apply(sc.state, { index: sc.state.index + 1, stampMs: 1_000_000, event: encodeEvent({ type: 'EquivocationEvidence', first: report('one'), second: report('two') }) });
+  t.match(refused.result, { ok: false, reason: 'PAYLOAD_REJECTED' }, 'the ledger refuses such a pair as evidence too');
+});
