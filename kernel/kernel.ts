@@ -264,7 +264,7 @@ export class Kernel {
       }
     }
     const ops: BatchOp[] = [{ type: 'put', key: 'meta/governance', value: json(state) }];
-    for (const e of effects) ops.push(...(await this.effectOps(e, state)));
+    for (const e of effects) ops.push(...(await this.effectOps(e)));
     await this.o.store.write(ops);
     this.gov = state;
     if (refusal !== undefined) throw refusal;
@@ -272,7 +272,7 @@ export class Kernel {
   }
 
   /** Store changes a governance effect implies: superseded epochs and their nonces are erased. */
-  private async effectOps(e: Effect, state: GovernanceState): Promise<BatchOp[]> {
+  private async effectOps(e: Effect): Promise<BatchOp[]> {
     const ops: BatchOp[] = [];
     if (e.kind === 'rebound') {
       if (this.fence.fenced && this.fence.passport !== e.passport) {
@@ -301,7 +301,6 @@ export class Kernel {
       if (used.keyEpoch < keep) ops.push({ type: 'del', key });
     }
     ops.push({ type: 'put', key: K.key(e.keyId), value: json(rec) });
-    void state;
     return ops;
   }
 

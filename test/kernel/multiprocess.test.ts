@@ -10,7 +10,7 @@ import { statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { SUITE_NAMES } from '../../kernel/suites.js';
 import {
-  Governance, PROFILES, identifierFor, independentVerify, reasonOf, runDkg, setupKernel, signAcross, startKernel, tempDir, sha256, toPackage,
+  Governance, PROFILES, identifierFor, independentVerify, reasonOf, runDkg, setupKernel, signAcross, startKernel, tempDir, toPackage,
   type KernelProcess, type Member,
 } from './harness.js';
 import type { Participant, PublicPackage } from '../../kernel/wire.js';
@@ -53,7 +53,7 @@ for (const profile of PROFILES) {
       const committee: Participant[] = members.map((m) => ({ identifier: key.identifiers[m.nodeId]!, nodeId: m.nodeId, transportPublicKey: m.transportPublicKey }));
       const authz = gov.decide({ kind: 'KeyRefreshed', keyId: key.keyId, keyEpoch: 1 });
       for (const m of members) await m.client.call({ kind: 'governance', decisions: [authz] }, 'governance');
-      const next = await redeal(members, key.keyId, 'ed25519', 0, 2, [members[0]!, members[2]!].map((m) => key.identifiers[m.nodeId]!), committee, 2, key.public);
+      const next = await redeal(members, key.keyId, 'ed25519', 0, [members[0]!, members[2]!].map((m) => key.identifiers[m.nodeId]!), committee, 2, key.public);
       t.equal(Buffer.from(next.commitments[0]!).toString('hex'), Buffer.from(key.public.commitments[0]!).toString('hex'), 'same group public key');
       const hex = (p: PublicPackage): string[] => p.verifyingShares.map((v) => Buffer.from(v.point).toString('hex')).sort();
       t.notSame(hex(next), hex(key.public), 'fresh verifying shares');
@@ -70,7 +70,7 @@ for (const profile of PROFILES) {
       const committee: Participant[] = members.map((m) => ({ identifier: key.identifiers[m.nodeId]!, nodeId: m.nodeId, transportPublicKey: m.transportPublicKey }));
       const authz = gov.decide({ kind: 'KeyReshared', keyId: key.keyId, keyEpoch: 1, threshold: 3, participants: members.map((m) => m.nodeId) });
       for (const m of members) await m.client.call({ kind: 'governance', decisions: [authz] }, 'governance');
-      const next = await redeal(members, key.keyId, 'taproot', 0, 2, [members[0]!, members[1]!].map((m) => key.identifiers[m.nodeId]!), committee, 3, key.public);
+      const next = await redeal(members, key.keyId, 'taproot', 0, [members[0]!, members[1]!].map((m) => key.identifiers[m.nodeId]!), committee, 3, key.public);
       t.equal(next.min, 3);
       const act = gov.decide({ kind: 'KeyActivated', keyId: key.keyId, keyEpoch: 1, keyReadyCid: randomBytes(32) });
       for (const m of members) await m.client.call({ kind: 'governance', decisions: [act] }, 'governance');
@@ -96,7 +96,7 @@ for (const profile of PROFILES) {
       ];
       const authz = gov.decide({ kind: 'KeyReshared', keyId: key.keyId, keyEpoch: 1, threshold: 2, participants: ['n2', 'n3', 'n4'] });
       for (const m of [...members, m4]) await m.client.call({ kind: 'governance', decisions: [authz] }, 'governance');
-      const next = await redeal([...members, m4], key.keyId, 'secp256k1', 0, 2, [key.identifiers['n2']!, key.identifiers['n3']!], committee, 2, key.public);
+      const next = await redeal([...members, m4], key.keyId, 'secp256k1', 0, [key.identifiers['n2']!, key.identifiers['n3']!], committee, 2, key.public);
       t.equal(Buffer.from(next.commitments[0]!).toString('hex'), Buffer.from(key.public.commitments[0]!).toString('hex'), 'same group public key');
       const act = gov.decide({ kind: 'KeyActivated', keyId: key.keyId, keyEpoch: 1, keyReadyCid: randomBytes(32) });
       for (const m of [...members, m4]) await m.client.call({ kind: 'governance', decisions: [act] }, 'governance');
@@ -111,7 +111,7 @@ for (const profile of PROFILES) {
 
 /** Drives a redeal ceremony across the kernels (what the daemons do). */
 async function redeal(
-  members: Member[], keyId: string, suite: 'ed25519' | 'taproot' | 'secp256k1', fromEpoch: number, _oldMin: number, dealers: string[],
+  members: Member[], keyId: string, suite: 'ed25519' | 'taproot' | 'secp256k1', fromEpoch: number, dealers: string[],
   committee: Participant[], min: number, current: PublicPackage,
 ): Promise<PublicPackage> {
   const ceremonyId = `redeal-${keyId}-${fromEpoch}`;
@@ -134,6 +134,5 @@ async function redeal(
       throw new Error('kernels disagree on the new package');
     }
   }
-  void sha256;
   return first;
 }
