@@ -860,6 +860,14 @@ export class Simulation {
     }
     if (conf.voters.length > minVoters && others.length > 0) {
       options.push({ name: 'remove voter', cc: auto([{ type: 'remove', node: r.pick(others) }]) });
+      options.push({ name: 'demote voter', cc: auto([{ type: 'addLearner', node: r.pick(others) }]) });
+      // The leader removes itself (thesis §4.2.2): it steps down once the change is applied.
+      options.push({ name: 'remove leader', cc: auto([{ type: 'remove', node: lead.node.id }]) });
+    }
+    if (conf.learners.length > 0 && others.length > 0) {
+      // A voter demoted inside a joint change stays a voter of the outgoing half until it is left
+      // (confchange.ts: learnersNext).
+      options.push({ name: 'joint demote and promote', cc: auto([{ type: 'addLearner', node: r.pick(others) }, { type: 'addVoter', node: r.pick(conf.learners) }]) });
     }
     if (options.length === 0) return;
     const choice = r.pick(options);

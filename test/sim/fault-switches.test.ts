@@ -12,8 +12,8 @@
  *
  * The seeds are fixed (base 1), so the outcome is deterministic. The bounds were set from the
  * first catch over eight bases (1, 10001, ..., 70001) on 3 nodes x 1000 ticks: voteIgnoringLog
- * <= 2 seeds, forgetVoteOnRestart <= 107, commitOldTermByCounting <= 244, countStaleTermVotes
- * <= 218; each bound below has at least twice that worst case as margin.
+ * <= 3 seeds, forgetVoteOnRestart <= 41, commitOldTermByCounting <= 234, countStaleTermVotes
+ * <= 222; each bound below has about twice that worst case (or more) as margin.
  */
 import t from 'tap';
 import { runSim } from './cluster.js';
@@ -27,7 +27,7 @@ const expectations: { fault: FaultName; within: number; checkers: string[] }[] =
   { fault: 'voteIgnoringLog', within: 20, checkers: ['leader-completeness'] },
   { fault: 'forgetVoteOnRestart', within: 250, checkers: ['election-safety'] },
   { fault: 'commitOldTermByCounting', within: 500, checkers: ['leader-completeness', 'state-machine-safety'] },
-  { fault: 'countStaleTermVotes', within: 450, checkers: ['election-safety', 'leader-completeness'] },
+  { fault: 'countStaleTermVotes', within: 500, checkers: ['election-safety', 'leader-completeness'] },
 ];
 
 for (const x of expectations) {
@@ -50,7 +50,7 @@ for (const x of expectations) {
 
 t.test('Checkers: the same seeds with a correct core raise nothing', (t) => {
   // The seeds that catch each defect above, minus the defect: the violation is the defect's.
-  for (const seed of [1, 41, 107, 152]) {
+  for (const seed of [1, 41, 222, 234]) {
     const r = runSim({ seed, nodes: NODES, ticks: TICKS, profile: 'heavy', fault: null });
     t.equal(r.violation, null, `seed ${seed}: ${r.violation ? `${r.violation.checker}: ${r.violation.detail}` : 'no violation'}`);
   }
