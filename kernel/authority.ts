@@ -110,6 +110,9 @@ export type Effect =
   | { kind: 'keyRetired'; keyId: string }
   | { kind: 'rebound'; passport: string };
 
+/** Governance actions the ledger accepts under an emergency freeze (leave it, contain a compromise). */
+const ALLOWED_WHILE_FROZEN: readonly string[] = ['Unfreeze', 'EmergencyFreeze', 'ApproversChanged', 'NodeRemoved', 'NodeRebound', 'KeyRetired'];
+
 export function decodeDecision(bytes: Uint8Array): GovernanceDecision {
   try {
     return decisionFromCbor(decode(bytes));
@@ -138,6 +141,11 @@ export function applyDecision(
   if (!verdict.ok) throw new CustodyError(verdict.reason, verdict.detail);
   if (toHex(d.body.parentCid) !== state.lastCid) {
     throw new CustodyError('BINDING_MISMATCH', `decision at index ${committed.ledgerIndex} does not follow the last applied decision`);
+  }
+  // The ledger refuses most governance while frozen (ledger/apply.ts ALLOWED_WHILE_FROZEN); the
+  // kernel applies the same rule, so a decision the ledger refused cannot be slipped in here.
+  if (state.frozen && !ALLOWED_WHILE_FROZEN.includes(d.body.action.kind)) {
+    throw new CustodyError('FROZEN', `${d.body.action.kind} while the cluster is frozen`);
   }
   const s: GovernanceState = structuredClone(state);
   const effects: Effect[] = [];

@@ -1,0 +1,94 @@
+/**
+ * The kernel's governance follower (kernel/authority.ts), pure: from the pinned genesis it
+ * follows roster changes, governance epochs, key epochs, freeze and fencing only through
+ * decisions it verifies itself with the ledger's verifyDecision, in chain order.
+ */
+import t from 'tap';
+import { randomBytes } from 'node:crypto';
+import { makeApproverKey, signDecision, decisionToCbor, type ApproverKey, type DecisionAction } from '../../ledger/decision.js';
+import { encode, toHex } from '../../ledger/encoding.js';
+import { applyDecision, genesisState, type GovernanceState } from '../../kernel/authority.js';
+import type { CommittedDecision } from '../../kernel/wire.js';
+
+/** Decisions built against the follower's own head, so a refused one never breaks the chain. */
+class Follower {
+  readonly genesis = [makeApproverKey('alice'), makeApproverKey('bob'), makeApproverKey('carol')];
+  state: GovernanceState = genesisState({
+    clusterId: 'c1', genesisCid: toHex(randomBytes(32)), governanceEpoch: 0,
+    roster: { approvers: this.genesis.map((a) => ({ id: a.id, publicKey: toHex(a.publicKey), roles: ['governor'] })), quorum: { threshold: 2, freezeThreshold: 1 } },
+  });
+
+  make(action: DecisionAction, signers: ApproverKey[], over: { epoch?: number; index?: number; stampMs?: number; expiresInMs?: number; parent?: Uint8Array } = {}): CommittedDecision {
+    const stampMs = over.stampMs ?? this.state.stampMs + 1000;
+    const body = {
+      clusterId: 'c1', governanceEpoch: over.epoch ?? this.state.governanceEpoch, parentCid: over.parent ?? Buffer.from(this.state.lastCid, 'hex'), action,
+      issuedMs: this.state.stampMs + 1000, expiresMs: this.state.stampMs + 1000 + (over.expiresInMs ?? 60_000),
+    };
+    return { decision: encode(decisionToCbor(signDecision(body, signers))), ledgerIndex: over.index ?? this.state.index + 1, stampMs };
+  }
+
+  /** Applies; returns 'applied', 'skipped' or the refusal's reason code. */
+  apply(d: CommittedDecision): string {
+    try {
+      const r = applyDecision(this.state, d, 'n1');
+      this.state = r.state;
+      return r.applied ? 'applied' : 'skipped';
+    } catch (e) {
+      return (e as { reason: string }).reason;
+    }
+  }
+}
+
+t.test('roster changes: the new approvers rule, the old ones no longer count', async (t) => {
+  const f = new Follower();
+  const next = [makeApproverKey('dave'), makeApproverKey('erin'), makeApproverKey('frank')];
+  const roster = { approvers: next.map((a) => ({ id: a.id, publicKey: a.publicKey, roles: ['governor' as const] })), quorum: { threshold: 2, freezeThreshold: 1 } };
+  t.equal(f.apply(f.make({ kind: 'ApproversChanged', roster }, f.genesis.slice(0, 1))), 'QUORUM_NOT_MET', 'one genesis approver cannot change the roster');
+  t.equal(f.apply(f.make({ kind: 'ApproversChanged', roster }, f.genesis.slice(0, 2))), 'applied');
+  t.equal(f.state.governanceEpoch, 1, 'a new roster opens governance epoch 1');
+  t.same(f.state.roster.approvers.map((a) => a.id), ['dave', 'erin', 'frank']);
+  t.equal(f.apply(f.make({ kind: 'EmergencyFreeze', reason: 'old keys' }, f.genesis.slice(0, 2))), 'UNKNOWN_APPROVER', 'the old approvers are refused');
+  t.equal(f.apply(f.make({ kind: 'EmergencyFreeze', reason: 'old epoch' }, next.slice(0, 1), { epoch: 0 })), 'STALE_EPOCH', 'a decision for the previous governance epoch');
+  t.equal(f.apply(f.make({ kind: 'EmergencyFreeze', reason: 'late' }, next.slice(0, 1), { stampMs: f.state.stampMs + 120_000 })), 'DECISION_EXPIRED', 'an expired decision');
+  t.equal(f.apply(f.make({ kind: 'EmergencyFreeze', reason: 'fork' }, next.slice(0, 1), { parent: randomBytes(32) })), 'BINDING_MISMATCH', 'a decision that does not follow the head');
+  const freeze = f.make({ kind: 'EmergencyFreeze', reason: 'incident' }, next.slice(0, 1));
+  t.equal(f.apply(freeze), 'applied', 'one freezer suffices under the new roster');
+  t.ok(f.state.frozen, 'frozen');
+  t.equal(f.apply(freeze), 'skipped', 'a re-delivered decision is skipped, never applied twice');
+  t.equal(f.apply(f.make({ kind: 'DkgAuthorized', keyId: 'k9', scheme: 'taproot', threshold: 2, participants: ['n1', 'n2'] }, next.slice(0, 2))), 'FROZEN', 'no key ceremonies while frozen (the ledger refuses them too)');
+  t.equal(f.apply(f.make({ kind: 'Unfreeze' }, next.slice(0, 1))), 'QUORUM_NOT_MET', 'unfreezing needs the full quorum');
+  t.equal(f.apply(f.make({ kind: 'Unfreeze' }, next.slice(0, 2))), 'applied');
+  t.notOk(f.state.frozen, 'unfrozen');
+});
+
+t.test('key epochs: authorization, activation, refresh, retirement', async (t) => {
+  const f = new Follower();
+  const q = f.genesis.slice(0, 2);
+  const cid = new Uint8Array(32);
+  t.equal(f.apply(f.make({ kind: 'KeyActivated', keyId: 'k', keyEpoch: 0, keyReadyCid: cid }, q)), 'UNKNOWN_KEY', 'no activation before authorization');
+  t.equal(f.apply(f.make({ kind: 'DkgAuthorized', keyId: 'k', scheme: 'ed25519', threshold: 2, participants: ['n1', 'n2', 'n3'] }, q)), 'applied');
+  t.equal(f.state.keys['k']!.activeEpoch, null, 'authorized is not active');
+  t.equal(f.apply(f.make({ kind: 'KeyRefreshed', keyId: 'k', keyEpoch: 1 }, q)), 'KEY_NOT_ACTIVE', 'no refresh of a key that never signed');
+  t.equal(f.apply(f.make({ kind: 'KeyActivated', keyId: 'k', keyEpoch: 1, keyReadyCid: cid }, q)), 'STALE_EPOCH', 'only the authorized epoch can activate');
+  t.equal(f.apply(f.make({ kind: 'KeyActivated', keyId: 'k', keyEpoch: 0, keyReadyCid: cid }, q)), 'applied');
+  t.equal(f.state.keys['k']!.activeEpoch, 0, 'epoch 0 active');
+  t.equal(f.apply(f.make({ kind: 'KeyReshared', keyId: 'k', keyEpoch: 1, threshold: 3, participants: ['n1', 'n2', 'n3', 'n4'] }, q)), 'applied');
+  t.equal(f.state.keys['k']!.activeEpoch, 0, 'a reshare authorization does not change the signing epoch');
+  t.same(f.state.keys['k']!.pending, { epoch: 1, threshold: 3, participants: ['n1', 'n2', 'n3', 'n4'], authorizedIndex: f.state.index });
+  t.equal(f.apply(f.make({ kind: 'KeyActivated', keyId: 'k', keyEpoch: 1, keyReadyCid: cid }, q)), 'applied');
+  t.same([f.state.keys['k']!.activeEpoch, f.state.keys['k']!.threshold], [1, 3], 'epoch 1 active with the new threshold');
+  t.equal(f.apply(f.make({ kind: 'KeyRetired', keyId: 'k' }, q)), 'applied');
+  t.ok(f.state.keys['k']!.retired, 'retired');
+});
+
+t.test('policy changes and node decisions', async (t) => {
+  const f = new Follower();
+  const q = f.genesis.slice(0, 2);
+  const policy = { tiers: [{ amountMax: 10n, approvals: 0 }], velocity: { windowMs: 1000, amountMax: 100n }, destinations: {}, autoReleaseAmountMax: 5n };
+  t.equal(f.apply(f.make({ kind: 'PolicyChanged', policy }, q)), 'applied');
+  t.equal(f.state.governanceEpoch, 1, 'a policy change opens a new governance epoch, as the ledger does');
+  t.equal(f.apply(f.make({ kind: 'NodeRebound', nodeId: 'n1', passport: 'p-2' }, q)), 'applied');
+  t.equal(f.state.passport, 'p-2', 'this node was rebound');
+  t.equal(f.apply(f.make({ kind: 'NodeRemoved', nodeId: 'n1' }, q)), 'applied');
+  t.ok(f.state.removed, 'removal fences this node for good');
+});
