@@ -47,7 +47,7 @@ export const simCommand: CommandModule<object, SimArgs> = {
       .option('nodes', { type: 'number', choices: [...NODE_COUNTS], default: simDefaults.nodes, describe: 'voters at start' })
       .option('ticks', { type: 'number', default: simDefaults.ticks, describe: 'ticks of the fault phase (the liveness phase follows)' })
       .option('fault', { type: 'string', choices: [...FAULT_NAMES], describe: 'break the core on purpose (test-only defect) to show the checkers catch it' })
-      .option('profile', { type: 'string', choices: [...PROFILES], default: simDefaults.profile, describe: 'fault rates: default, heavy (fault-dense), calm (none)' })
+      .option('profile', { type: 'string', choices: [...PROFILES], default: simDefaults.profile, describe: 'fault rates: default, heavy (fault-dense), churn (membership changes and transfers), calm (none)' })
       .option('progress', { type: 'boolean', default: true, describe: 'progress on stderr during --seeds runs' })
       .conflicts('seed', ['seeds', 'base'])
       // Usage problems are returned as strings, so yargs prints them with the help text.

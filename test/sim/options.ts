@@ -12,9 +12,10 @@ export type FaultName = (typeof FAULT_NAMES)[number];
 
 /**
  * default: every fault at moderate rates; heavy: frequent crashes, partitions and leader changes,
- * the profile that exposes broken election and commit rules fastest; calm: no faults at all.
+ * the profile that exposes broken election and commit rules fastest; churn: default faults with
+ * membership changes and leader transfers many times more often; calm: no faults at all.
  */
-export const PROFILES = ['default', 'heavy', 'calm'] as const;
+export const PROFILES = ['default', 'heavy', 'churn', 'calm'] as const;
 export type Profile = (typeof PROFILES)[number];
 
 export const NODE_COUNTS = [3, 5, 7] as const;
@@ -89,6 +90,7 @@ export function drawParams(rng: SeededRng, o: SimOptions): SimParams {
   const spt = raft.simStepsPerTick;
   const heavy = o.profile === 'heavy';
   const calm = o.profile === 'calm';
+  const churn = o.profile === 'churn';
   const pick = <T>(xs: readonly T[]): T => rng.pick(xs);
   // Small appends put one entry per message, so an old-term entry and the new leader's own
   // entry travel (and are acknowledged) separately: the window §5.4.2 is about.
@@ -111,8 +113,8 @@ export function drawParams(rng: SeededRng, o: SimOptions): SimParams {
     stallRate: calm ? 0 : pick([0, 0.005, 0.02]),
     stallSteps: [10 * spt, 80 * spt],
     clockFaultRate: calm ? 0 : pick(heavy ? [0.1, 0.3] : [0, 0.01, 0.05]),
-    confChangeRate: calm ? 0 : pick(heavy ? [0, 0.02] : [0, 0.01, 0.03, 0.06]),
-    transferRate: calm ? 0 : pick(heavy ? [0.02, 0.05] : [0, 0.005, 0.02]),
+    confChangeRate: calm ? 0 : pick(heavy ? [0, 0.02] : churn ? [0.1, 0.2, 0.3] : [0, 0.01, 0.03, 0.06]),
+    transferRate: calm ? 0 : pick(heavy ? [0.02, 0.05] : churn ? [0.05, 0.1] : [0, 0.005, 0.02]),
     clients: 2 + rng.int(7),
     proposeRate: pick([0.2, 0.5, 0.9]),
     payloadBytes: heavy ? 40 : pick([0, 8, 40]),
@@ -131,7 +133,7 @@ export function drawParams(rng: SeededRng, o: SimOptions): SimParams {
     snapshotChunkBytes: pick([16, 200, raft.snapshotChunkBytes]),
     snapshotEveryEntries: pick([8, 30, 100, raft.snapshotEveryEntries]),
     compactionKeepEntries: pick([0, 3, 20]),
-    sparesMax: pick([0, 1, 2, 3]),
+    sparesMax: churn ? 6 + rng.int(10) : pick([0, 1, 2, 3]),
     readRate: calm ? 0 : pick([0, 0.1, 0.5]),
   };
 }
