@@ -93,6 +93,11 @@ export class LedgerApp implements Application {
     return this.current;
   }
 
+  /** The key-value read of the node's client service: the ledger is read through the admin API. */
+  get(_key: string): Uint8Array | undefined {
+    return undefined;
+  }
+
   /**
    * Observe applied entries. Listeners run inside the driver's apply step, before the batch is
    * durable on this node (the entry itself is committed on a quorum): they must only record what

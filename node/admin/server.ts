@@ -93,6 +93,8 @@ export interface AdminServerOptions {
   readonly tls: TlsMaterial;
   readonly backend: AdminBackend;
   readonly log?: (line: string) => void;
+  /** The lifecycle's node-to-node service (node/lifecycle/peer.ts), served on the same port. */
+  readonly peer?: grpc.UntypedServiceImplementation;
 }
 
 export class AdminServer {
@@ -163,7 +165,13 @@ export class AdminServer {
   }
 
   /** Binds and serves; resolves with the bound port. */
+  private peerAdded = false;
+
   start(): Promise<number> {
+    if (this.o.peer && !this.peerAdded) {
+      this.peerAdded = true;
+      this.server.addService(adminPackage()['custody.admin.v1.LifecyclePeer'] as grpc.ServiceDefinition, this.o.peer);
+    }
     return new Promise((resolve, reject) => {
       this.server.bindAsync(this.o.listen, serverCredentials(this.o.tls), (e, port) => {
         if (e) return reject(new CustodyError('CONFIG_INVALID', `admin ${this.o.listen}: ${e.message}`));

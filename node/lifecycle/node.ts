@@ -1,0 +1,133 @@
+/**
+ * The lifecycle inside a `custody node` daemon: participant, coordinator, admin API and the
+ * node-to-node lifecycle service, wired to the daemon's driver and its LedgerApp.
+ *
+ * Configured by a file beside the node's config, `<config>.lifecycle.yaml` (n1.yaml ->
+ * n1.lifecycle.yaml); without it the daemon runs without the lifecycle. Relative paths resolve
+ * against the file's folder.
+ *
+ *   admin: 127.0.0.1:7201              # this node's admin API and lifecycle peer service (mTLS)
+ *   peers:                             # every node's admin address, this one included
+ *     n1: 127.0.0.1:7201
+ *     n2: 127.0.0.1:7202
+ *     n3: 127.0.0.1:7203
+ *   identity: secrets/n1.identity      # hex Ed25519 seed: the key of this node's statements
+ *   kernel: { socket: n1/kernel/run/kernel.sock }   # this node's kernel process; or `kernel: twin`
+ *   genesis: genesis.hex               # the ClusterGenesis event (hex of its canonical CBOR),
+ *                                      # identical on every node; the leader proposes it once
+ *   remoteTimeoutMs: 5000              # optional: how long a peer may take per request
+ */
+import { readFileSync, existsSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parse } from 'yaml';
+import { CustodyError } from '../../proto/errors.js';
+import type { Driver } from '../../raft/driver.js';
+import { KernelClient } from '../../kernel/client.js';
+import { fromHex } from '../../ledger/encoding.js';
+import { decodeEvent, eventCid } from '../../ledger/events.js';
+import type { LedgerApp } from '../ledger-app.js';
+import type { TlsMaterial } from '../tls.js';
+import { AdminBackend } from '../admin/backend.js';
+import { AdminServer } from '../admin/server.js';
+import { DriverLedgerPort } from './driver-ledger.js';
+import { LifecycleParticipant } from './participant.js';
+import { Coordinator } from './coordinator.js';
+import { KernelTwin } from './kernel-twin.js';
+import { PeerClient, PeerExchange, RemoteParticipant, peerHandlers } from './peer.js';
+import type { KernelPort, ParticipantPort } from './ports.js';
+
+export interface LifecycleConfig {
+  readonly admin: string;
+  readonly peers: ReadonlyMap<string, string>;
+  readonly identitySecretKey: Uint8Array;
+  readonly kernel: { readonly socket: string } | 'twin';
+  readonly genesis: Uint8Array;
+  readonly remoteTimeoutMs: number;
+}
+
+export function lifecycleConfigPath(nodeConfigFile: string): string {
+  return nodeConfigFile.replace(/\.ya?ml$/, '') + '.lifecycle.yaml';
+}
+
+export function loadLifecycleConfig(file: string): LifecycleConfig {
+  const bad = (f: string, why: string): CustodyError => new CustodyError('CONFIG_INVALID', `${file}: ${f}: ${why}`);
+  let d: Record<string, unknown>;
+  try {
+    d = parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  } catch (e) {
+    throw bad('(file)', (e as Error).message);
+  }
+  const base = dirname(resolve(file));
+  const s = (v: unknown, f: string): string => {
+    if (typeof v !== 'string' || v.length === 0) throw bad(f, 'required, a non-empty string');
+    return v;
+  };
+  if (typeof d.peers !== 'object' || d.peers === null) throw bad('peers', 'required: node id -> admin address');
+  const peers = new Map(Object.entries(d.peers as Record<string, unknown>).map(([k, v]) => [k, s(v, `peers.${k}`)] as const));
+  const seedHex = readFileSync(resolve(base, s(d.identity, 'identity')), 'utf8').trim();
+  if (!/^[0-9a-f]{64}$/.test(seedHex)) throw bad('identity', 'the file must hold a 32-byte hex seed');
+  const kernel = d.kernel === 'twin' ? 'twin' as const : { socket: resolve(base, s((d.kernel as { socket?: unknown } | undefined)?.socket, 'kernel.socket')) };
+  const genesisHex = readFileSync(resolve(base, s(d.genesis, 'genesis')), 'utf8').trim();
+  const remoteTimeoutMs = d.remoteTimeoutMs === undefined ? 5_000 : Number(d.remoteTimeoutMs);
+  if (!Number.isInteger(remoteTimeoutMs) || remoteTimeoutMs < 100 || remoteTimeoutMs > 120_000) throw bad('remoteTimeoutMs', 'an integer in [100, 120000]');
+  return { admin: s(d.admin, 'admin'), peers, identitySecretKey: fromHex(seedHex), kernel, genesis: fromHex(genesisHex), remoteTimeoutMs };
+}
+
+export interface NodeLifecycle {
+  readonly adminPort: number;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the lifecycle of a daemon if `<config>.lifecycle.yaml` exists; returns null otherwise.
+ * `app` must be the driver's application.
+ */
+export async function startNodeLifecycle(o: { nodeId: string; configFile: string; driver: Driver; app: LedgerApp; tls: TlsMaterial; log: (l: string) => void }): Promise<NodeLifecycle | null> {
+  const file = lifecycleConfigPath(o.configFile);
+  if (!existsSync(file)) return null;
+  const cfg = loadLifecycleConfig(file);
+  const genesis = decodeEvent(cfg.genesis);
+  if (genesis.type !== 'ClusterGenesis') throw new CustodyError('CONFIG_INVALID', `${file}: genesis is a ${genesis.type}, not a ClusterGenesis`);
+  const ledger = new DriverLedgerPort(o.nodeId, o.driver, o.app);
+  let kernel: KernelPort;
+  let closeKernel = (): void => undefined;
+  if (cfg.kernel === 'twin') kernel = await KernelTwin.open(o.nodeId, genesis.clusterId, eventCid(cfg.genesis), genesis.roster);
+  else {
+    const kc = await KernelClient.connect(cfg.kernel.socket);
+    kernel = kc;
+    closeKernel = () => kc.close();
+  }
+  const peerClients = [...cfg.peers].filter(([id]) => id !== o.nodeId).map(([id, addr]) => new PeerClient(id, addr, o.tls));
+  const exchange = new PeerExchange(peerClients, o.log);
+  const participant = new LifecycleParticipant({ nodeId: o.nodeId, identitySecretKey: cfg.identitySecretKey, ledger, kernel, exchange, log: o.log });
+  const ports = new Map<string, ParticipantPort>([[o.nodeId, participant], ...peerClients.map((p) => [p.nodeId, new RemoteParticipant(p.nodeId, p, cfg.remoteTimeoutMs)] as const)]);
+  const coordinator = new Coordinator({ nodeId: o.nodeId, ledger, exchange, participants: ports, log: o.log, remoteTimeoutMs: cfg.remoteTimeoutMs });
+  const backend = new AdminBackend(o.nodeId, ledger, coordinator);
+  const server = new AdminServer({ listen: cfg.admin, tls: o.tls, backend, log: o.log, peer: peerHandlers({ participant, exchange, isNode: (id) => cfg.peers.has(id) }) });
+  const adminPort = await server.start();
+  await participant.start();
+  coordinator.start();
+  // The genesis every node was installed with: the leader proposes it until the ledger has one.
+  let stopped = false;
+  const genesisTimer = setInterval(() => {
+    if (stopped || ledger.state().cluster !== null) {
+      clearInterval(genesisTimer);
+      return;
+    }
+    if (ledger.isLeader()) void ledger.propose(genesis).catch(() => undefined);
+  }, 500);
+  o.log(`node ${o.nodeId}: lifecycle serving admin API on ${cfg.admin} (port ${adminPort}), kernel ${cfg.kernel === 'twin' ? 'twin' : cfg.kernel.socket}`);
+  return {
+    adminPort,
+    async stop() {
+      stopped = true;
+      clearInterval(genesisTimer);
+      coordinator.stop();
+      participant.stop();
+      exchange.close();
+      await server.stop(2_000);
+      for (const p of peerClients) p.close();
+      closeKernel();
+    },
+  };
+}
