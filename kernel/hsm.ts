@@ -149,7 +149,8 @@ function findWrappingKey(s: Session, keyLabel: string): Buffer | null {
  * moves backwards.
  */
 class TokenCounter implements ExternalCounter {
-  private readonly cache = new Map<string, number>();
+  /** The objects last seen per key (their handles stay valid while this session is open). */
+  private readonly cache = new Map<string, { value: number; handles: Buffer[] }>();
   constructor(private readonly s: Session) {}
 
   private objects(keyId: string): { handle: Buffer; value: number }[] {
@@ -170,20 +171,26 @@ class TokenCounter implements ExternalCounter {
     });
   }
 
+  private load(keyId: string): { value: number; handles: Buffer[] } {
+    let hit = this.cache.get(keyId);
+    if (hit === undefined) {
+      const objs = this.objects(keyId);
+      hit = { value: Math.max(0, ...objs.map((o) => o.value)), handles: objs.map((o) => o.handle) };
+      this.cache.set(keyId, hit);
+    }
+    return hit;
+  }
+
   get(keyId: string): number {
-    const hit = this.cache.get(keyId);
-    if (hit !== undefined) return hit;
-    const value = Math.max(0, ...this.objects(keyId).map((o) => o.value));
-    this.cache.set(keyId, value);
-    return value;
+    return this.load(keyId).value;
   }
 
   raise(keyId: string, value: number): void {
-    if (value <= this.get(keyId)) return;
-    const older = this.objects(keyId);
+    const cur = this.load(keyId);
+    if (value <= cur.value) return;
     const b = Buffer.alloc(8);
     b.writeBigUInt64BE(BigInt(value));
-    this.s.p11.C_CreateObject(this.s.session, [
+    const handle = this.s.p11.C_CreateObject(this.s.session, [
       { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_DATA },
       { type: pkcs11js.CKA_TOKEN, value: true },
       { type: pkcs11js.CKA_PRIVATE, value: true },
@@ -191,8 +198,8 @@ class TokenCounter implements ExternalCounter {
       { type: pkcs11js.CKA_APPLICATION, value: COUNTER_APP },
       { type: pkcs11js.CKA_VALUE, value: b },
     ]);
-    this.cache.set(keyId, value);
-    for (const o of older) this.s.p11.C_DestroyObject(this.s.session, o.handle);
+    for (const old of cur.handles) this.s.p11.C_DestroyObject(this.s.session, old);
+    this.cache.set(keyId, { value, handles: [handle] });
   }
 }
 
