@@ -35,6 +35,7 @@ import {
   actCid, actToCbor, decisionCidOrNull, eventCid, eventFromCbor, statementCid, verifyStatement,
 } from './events.js';
 import { type PolicyReceipt, evaluatePolicy } from './policy.js';
+import { pmapSet } from './pmap.js';
 import { admissionReceipt, permitReceipt, publicationReceipt, type ReceiptAnchor } from './receipts.js';
 import { type ClusterState, type EpochRecord, type KeyRecord, type LedgerState, type NodeRecord, type OpRecord, type OpState, type PermitRecord, OP_TRANSITIONS } from './state.js';
 
@@ -128,8 +129,9 @@ function own<T>(m: { readonly [k: string]: T }, k: string): T | undefined {
   return Object.hasOwn(m, k) ? m[k] : undefined;
 }
 
+/** Every map of the state is persistent (ledger/pmap.ts): a write shares all but one shard. */
 function put<T>(m: { readonly [k: string]: T }, k: string, v: T): { readonly [k: string]: T } {
-  return { ...m, [k]: v };
+  return pmapSet(m, k, v);
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -9,8 +9,9 @@
  *
  * The state holds only values of the canonical data model (maps with text keys, arrays, byte
  * strings, integers, text, booleans, null), so its canonical encoding is itself; amounts are
- * bigint throughout. Maps are keyed by ids; nothing depends on JS property order, because the
- * encoding sorts keys and apply never iterates a map to decide anything order-dependent.
+ * bigint throughout. Maps are keyed by ids and persistent (ledger/pmap.ts): apply shares what it
+ * does not change with the previous state. Nothing depends on property order: the encoding sorts
+ * keys, and apply never iterates a map to decide anything order-dependent.
  */
 import { ledger as limits } from '../proto/limits.js';
 import { isReasonCode, type ReasonCode } from '../proto/reasons.js';
@@ -21,6 +22,7 @@ import {
 } from './decision.js';
 import { type Act, type SignedStatement, actFromCbor, actToCbor, statementFromCbor, statementToCbor } from './events.js';
 import { CustodyError } from '../proto/errors.js';
+import { pmapFrom } from './pmap.js';
 
 export type NodeStatus = 'active' | 'fenced' | 'removed';
 export const NODE_STATUSES: readonly NodeStatus[] = ['active', 'fenced', 'removed'];
@@ -232,11 +234,10 @@ export function restore(b: Uint8Array): LedgerState {
 
 type Obj = { readonly [k: string]: CborValue | undefined };
 
-function mapOf<T>(v: CborValue | undefined, what: string, f: (key: string, v: CborValue) => T): { [k: string]: T } {
+/** Restored maps are persistent maps, like the live state's, so both iterate alike. */
+function mapOf<T>(v: CborValue | undefined, what: string, f: (key: string, v: CborValue) => T): { readonly [k: string]: T } {
   if (v === null || v === undefined || typeof v !== 'object' || v instanceof Uint8Array || Array.isArray(v)) throw new ShapeError(`${what}: expected a map`);
-  const out: { [k: string]: T } = {};
-  for (const k of Object.keys(v)) Object.defineProperty(out, k, { value: f(k, (v as Obj)[k] as CborValue), enumerable: true, writable: true, configurable: true });
-  return out;
+  return pmapFrom(Object.keys(v).map((k) => [k, f(k, (v as Obj)[k] as CborValue)] as const));
 }
 
 function nullable<T>(v: CborValue | undefined, f: (v: CborValue) => T): T | null {
