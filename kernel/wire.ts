@@ -252,7 +252,9 @@ function validateBody(o: Obj): RequestBody {
     }
     case 'fence': {
       const b = obj(o['fence'], 'fence');
-      return { kind: 'fence', passport: str(b, 'passport', 'fence', { empty: true }), reason: text(b, 'reason', 'fence') };
+      const reason = text(b, 'reason', 'fence');
+      if (reason.length === 0) reject('fence.reason is empty: a fence says why');
+      return { kind: 'fence', passport: str(b, 'passport', 'fence'), reason };
     }
     case 'dkgBegin': {
       const w = 'dkgBegin';
