@@ -1,7 +1,7 @@
 /**
  * Governance decisions applied per second, and how much of that is Ed25519 verification.
  *
- *   node dist/bench/ledger.js [--decisions 2000] [--rounds 7]
+ *   node dist/bench/ledger.js [--decisions 2000] [--rounds 7] [--acts 5000]
  *
  * For 2-of-3 and 3-of-5 approver rosters: a log of `decisions` chained governance decisions
  * (EmergencyFreeze / Unfreeze alternating, each signed by exactly `threshold` approvers) is built
@@ -14,10 +14,11 @@
  *   share        verify time / apply time
  *   noble apply  decisions/s if apply verified with noble: apply - node verify + noble verify
  *                (projected from the two measurements; the ledger has one verifier)
+ * Then the operation journal: entries/s early and late in a long journal (see journal()).
  * A JSON line for tooling closes the output.
  */
 import {
-  ScriptedCluster, apply, emptyState, decodeEvent, decisionSigningBytes, ed25519Verify, ed25519VerifyNoble,
+  ScriptedCluster, DEFAULT_POLICY, apply, emptyState, decodeEvent, decisionSigningBytes, ed25519Verify, ed25519VerifyNoble,
   type GovernanceDecision, type LedgerEntry, type ApproverRoster,
 } from '../ledger/index.js';
 
@@ -118,10 +119,42 @@ function measure(approvers: number, threshold: number): Row {
   };
 }
 
+/**
+ * The operation journal: `acts` acts each taken Submitted -> ... -> Settled (five entries), then
+ * the whole log replayed; entries/s for the first and the last fifth show whether apply slows
+ * as the journal grows (it must not: the state's maps are persistent, ledger/pmap.ts).
+ */
+function journal(acts: number): { acts: number; entriesPerSecFirstFifth: number; entriesPerSecLastFifth: number } {
+  const s = new ScriptedCluster({ label: 'bench-journal', policy: { ...DEFAULT_POLICY, velocity: { windowMs: 1, amountMax: 1n << 62n } } });
+  s.genesis();
+  s.createKey('k1');
+  const start = s.log.length;
+  for (let i = 0; i < acts; i++) {
+    const id = `op-${i}`;
+    const rs = [s.submit(id, s.act('k1')), s.issuePermit(id), s.execute(id), s.publish(id), s.settle(id)];
+    for (const r of rs) if (!r.ok) throw new Error(`bench setup: ${r.reason} ${r.detail}`);
+  }
+  let st = emptyState();
+  for (const e of s.log.slice(0, start)) st = apply(st, e).state;
+  const body = s.log.slice(start);
+  const fifth = Math.floor(body.length / 5);
+  const rate = (entries: readonly LedgerEntry[]): number => {
+    const ms = timed(() => { for (const e of entries) st = apply(st, e).state; });
+    return Math.round(entries.length / (ms / 1000));
+  };
+  const first = rate(body.slice(0, fifth));
+  rate(body.slice(fifth, body.length - fifth));
+  const last = rate(body.slice(body.length - fifth));
+  return { acts, entriesPerSecFirstFifth: first, entriesPerSecLastFifth: last };
+}
+
 const rows = [measure(3, 2), measure(5, 3)];
+const ACTS = Number(arg('acts', '5000'));
+const j = journal(ACTS);
 process.stdout.write(`ledger bench: ${DECISIONS} chained governance decisions per roster, best of ${ROUNDS}, CPU time\n\n`);
 process.stdout.write('roster  apply/s  µs/decision  verify µs (node:crypto)  verify µs (noble)  verify share (node)  verify share (noble)  noble apply/s (projected)\n');
 for (const r of rows) {
   process.stdout.write(`${r.roster.padEnd(7)} ${String(r.applyPerSec).padStart(7)}  ${String(r.applyUsPerDecision).padStart(11)}  ${String(r.verifyNodeUsPerDecision).padStart(23)}  ${String(r.verifyNobleUsPerDecision).padStart(17)}  ${(r.verifyShareNode * 100).toFixed(1).padStart(18)}%  ${(r.verifyShareNoble * 100).toFixed(1).padStart(19)}%  ${String(r.noblePerSecProjected).padStart(25)}\n`);
 }
-process.stdout.write(`\n${JSON.stringify({ bench: 'ledger', decisions: DECISIONS, rounds: ROUNDS, rows })}\n`);
+process.stdout.write(`\njournal: ${j.acts} acts to Settled (${j.acts * 5} entries): ${j.entriesPerSecFirstFifth} entries/s over the first fifth, ${j.entriesPerSecLastFifth} over the last\n`);
+process.stdout.write(`\n${JSON.stringify({ bench: 'ledger', decisions: DECISIONS, rounds: ROUNDS, rows, journal: j })}\n`);

@@ -35,9 +35,9 @@
  *
  * Signature scheme: Ed25519 (RFC 8032) verified with node:crypto (OpenSSL), chosen by measurement
  * (bench/ledger.ts, CPU time on a shared 2-core machine): node:crypto verifies one approver
- * signature in ~0.13 ms, @noble/curves in ~1.7 ms (13x). Verification is 73% (2-of-3) to 80%
- * (3-of-5) of the whole cost of applying a decision with node:crypto, and would be 97-98% with
- * noble: apply runs at ~2,800 / ~2,050 decisions/s instead of ~300 / ~190.
+ * signature in ~0.13 ms, @noble/curves in ~1.6 ms (12x). Verification is ~75-80% (2-of-3) and
+ * ~80-85% (3-of-5) of the whole cost of applying a decision with node:crypto, and would be 98%
+ * with noble: apply runs at ~2,900 / ~2,100 decisions/s instead of ~300 / ~200.
  * Every node must reach the same verdict for the state root to agree, so inputs where RFC 8032
  * implementations are known to differ are refused before either library sees them: a
  * non-canonical S (S >= L, RFC 8032 §5.1.7 step 1) and, at roster admission, public keys that are
