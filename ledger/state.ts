@@ -222,12 +222,15 @@ export function snapshot(s: LedgerState): Uint8Array {
   return encode(stateToCbor(s));
 }
 
-/** Restores a snapshot. Anything but the canonical encoding of a well-formed state is refused. */
+/**
+ * Restores a snapshot. Anything but the canonical encoding of a well-formed state is refused with
+ * STORAGE_CORRUPT: a snapshot is our own stored data, so a bad one means damage, not bad input.
+ */
 export function restore(b: Uint8Array): LedgerState {
   try {
     return stateFromCbor(decode(b, { bytesMax: limits.snapshotBytesMax }));
   } catch (e) {
-    if (e instanceof ShapeError) throw new CustodyError('STORAGE_CORRUPT', `snapshot: ${e.message}`);
+    if (e instanceof ShapeError || e instanceof CustodyError) throw new CustodyError('STORAGE_CORRUPT', `snapshot: ${e.message}`, { cause: e });
     throw e;
   }
 }
