@@ -302,6 +302,18 @@ t.test('two fencing reports for one passport are one fence, not equivocation by 
   refusedWith(t, s, 'PAYLOAD_REJECTED', () => s.entry({ type: 'EquivocationEvidence', first: a, second: b }).result);
 });
 
+t.test('a node joins by decision with a fresh identity, and a removed node proposes nothing more: UNKNOWN_NODE', async (t) => {
+  const s = withKey();
+  const identityKey = s.groupKey('node-9-identity');
+  ok(t, s.decide({ kind: 'NodeAdded', node: { id: 'node-9', identityKey, passport: 'passport-9-0' } }));
+  refusedWith(t, s, 'INVALID_TRANSITION', () => s.decide({ kind: 'NodeAdded', node: { id: 'node-9', identityKey: s.groupKey('other-identity'), passport: 'p' } }));
+  refusedWith(t, s, 'PAYLOAD_REJECTED', () => s.decide({ kind: 'NodeAdded', node: { id: 'node-10', identityKey, passport: 'p' } }));
+  t.equal(s.state.cluster!.nodes['node-9']!.status, 'active');
+  ok(t, s.decide({ kind: 'NodeRemoved', nodeId: 'node-1' }));
+  refusedWith(t, s, 'UNKNOWN_NODE', () => s.submit('op-1', s.act('k1'), null, 'node-1'));
+  refusedWith(t, s, 'UNKNOWN_NODE', () => s.decide({ kind: 'NodeRemoved', nodeId: 'node-1' }));
+});
+
 t.test('a fenced node cannot take part in a new ceremony', async (t) => {
   const s = withKey();
   ok(t, s.fence('node-0', 'node-2'));
