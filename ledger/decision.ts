@@ -48,7 +48,7 @@ import { createPublicKey, createPrivateKey, sign as nodeSign, verify as nodeVeri
 import { ed25519 } from '@noble/curves/ed25519.js';
 import type { ReasonCode } from '../proto/reasons.js';
 import { ledger as limits } from '../proto/limits.js';
-import { type CborValue, digest, encode, toHex, bytesEqual } from './encoding.js';
+import { type CborValue, digest, domainMessage, encode, toHex, bytesEqual } from './encoding.js';
 
 // ------------------------------------------------------------------------------------------------
 // Types
@@ -225,12 +225,7 @@ export function decisionToCbor(d: GovernanceDecision): CborValue {
 
 /** The bytes every approver signs: domain tag, a zero byte, then the canonical body. */
 export function decisionSigningBytes(body: DecisionBody): Uint8Array {
-  const tag = new TextEncoder().encode(DECISION_DOMAIN);
-  const enc = encode(decisionBodyToCbor(body));
-  const out = new Uint8Array(tag.length + 1 + enc.length);
-  out.set(tag, 0);
-  out.set(enc, tag.length + 1);
-  return out;
+  return domainMessage(DECISION_DOMAIN, encode(decisionBodyToCbor(body)));
 }
 
 export function decisionCid(body: DecisionBody): Uint8Array {
@@ -575,12 +570,13 @@ export function verifyDecision(
     if (approver === undefined) return refuse('UNKNOWN_APPROVER', `${a.approverId} is not on the roster of epoch ${governanceEpoch}`);
     signers.push(approver);
   }
-  let msg: Uint8Array;
+  let enc: Uint8Array;
   try {
-    msg = decisionSigningBytes(body);
+    enc = encode(decisionBodyToCbor(body));
   } catch (e) {
     return refuse('PAYLOAD_REJECTED', `decision body has no canonical encoding: ${(e as Error).message}`);
   }
+  const msg = domainMessage(DECISION_DOMAIN, enc);
   for (let i = 0; i < approvals.length; i++) {
     const a = approvals[i] as Approval;
     const approver = signers[i] as Approver;
@@ -597,7 +593,7 @@ export function verifyDecision(
   if (signers.length < needed) {
     return refuse('QUORUM_NOT_MET', `${signers.length} of ${needed} required approvals for ${body.action.kind}`);
   }
-  return { ok: true, cid: digest(DECISION_DOMAIN, msg.subarray(DECISION_DOMAIN.length + 1)), approvers: signers.map((s) => s.id) };
+  return { ok: true, cid: digest(DECISION_DOMAIN, enc), approvers: signers.map((s) => s.id) };
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -7,7 +7,8 @@
  *   encode(value): Uint8Array              the one canonical encoding of `value`
  *   decode(bytes, opts?): CborValue        strict: throws CustodyError(PAYLOAD_REJECTED) unless
  *                                          `bytes` is exactly what `encode` would produce
- *   digest(domain, bytes): Uint8Array      sha256(domain tag || bytes), the domain-separated hash
+ *   digest(domain, bytes): Uint8Array      sha256(domain tag || 0 || bytes), the domain-separated hash
+ *   domainMessage(domain, bytes)           domain tag || 0 || bytes (what a signer signs)
  *   cid(domain, value): Uint8Array         digest(domain, encode(value)), a content identifier
  *   bytesEqual, compareBytes, toHex, fromHex
  *
@@ -376,6 +377,19 @@ export function digest(domain: string, bytes: Uint8Array): Uint8Array {
   // node:crypto (OpenSSL) SHA-256: the same function as any other implementation, several times
   // faster than a JavaScript one on the state-root path, which hashes the whole state.
   return new Uint8Array(createHash('sha256').update(domain).update(ZERO_BYTE).update(bytes).digest());
+}
+
+/**
+ * tag || 0x00 || bytes: the message a signer signs under a domain (decisions, node statements),
+ * so digest(domain, bytes) is exactly the SHA-256 of what was signed.
+ */
+export function domainMessage(domain: string, bytes: Uint8Array): Uint8Array {
+  if (domain.length === 0 || domain.includes('\0')) throw new Error(`bad domain tag ${JSON.stringify(domain)}`);
+  const tag = utf8Encoder.encode(domain);
+  const out = new Uint8Array(tag.length + 1 + bytes.length);
+  out.set(tag, 0);
+  out.set(bytes, tag.length + 1);
+  return out;
 }
 
 /** The content identifier of a value: digest(domain, encode(value)). */

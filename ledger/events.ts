@@ -19,7 +19,7 @@
  */
 import { ledger as limits } from '../proto/limits.js';
 import { isReasonCode, type ReasonCode } from '../proto/reasons.js';
-import { type CborValue, decode, encode, digest } from './encoding.js';
+import { type CborValue, decode, encode, digest, domainMessage } from './encoding.js';
 import {
   type ActPolicy, type ApproverRoster, type GovernanceDecision, type NodeInfo,
   ShapeError, obj, str, int, amount, bytes, arr,
@@ -61,12 +61,7 @@ function statementBodyToCbor(s: UnsignedStatement): CborValue {
 }
 
 export function statementSigningBytes(s: UnsignedStatement): Uint8Array {
-  const tag = new TextEncoder().encode(STATEMENT_DOMAIN);
-  const enc = encode(statementBodyToCbor(s));
-  const out = new Uint8Array(tag.length + 1 + enc.length);
-  out.set(tag, 0);
-  out.set(enc, tag.length + 1);
-  return out;
+  return domainMessage(STATEMENT_DOMAIN, encode(statementBodyToCbor(s)));
 }
 
 /** The statement's identity (signature excluded, like a decision's). */
