@@ -66,7 +66,7 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'custody-bench-lifecycle-'));
   const policy = { ...DEMO_POLICY, velocity: { windowMs: 3_600_000, amountMax: 10n ** 15n }, destinations: { ...DEMO_POLICY.destinations, SOL: ['sol-treasury'] } };
   let kernels: 'process' | 'twin' = kernelsArg === 'twin' ? 'twin' : 'process';
-  let c = await LocalCluster.start({ dir: join(dir, 'a'), policy, kernels, remoteTimeoutMs: 30_000 });
+  let c = await LocalCluster.start({ dir: join(dir, 'a'), policy, kernels, remoteTimeoutMs: 30_000, log: (l) => { if (/driver stopped|refused|failed/.test(l)) process.stderr.write(`${l}\n`); } });
   if (kernels === 'process' && kernelsArg === 'auto') {
     try {
       await c.nodes[0]!.kernel.port.call({ kind: 'nonces', keyId: 'epoch-probe', keyEpoch: 0, count: 1 }, 'nonceCommitments');
@@ -74,7 +74,7 @@ async function main(): Promise<void> {
       if (isCustodyError(e) && e.reason === 'PAYLOAD_REJECTED' && /keyEpoch/.test(e.detail)) {
         await c.close();
         kernels = 'twin';
-        c = await LocalCluster.start({ dir: join(dir, 'b'), policy, kernels, remoteTimeoutMs: 30_000 });
+        c = await LocalCluster.start({ dir: join(dir, 'b'), policy, kernels, remoteTimeoutMs: 30_000, log: (l) => { if (/driver stopped|refused|failed/.test(l)) process.stderr.write(`${l}\n`); } });
       }
     }
   }
@@ -125,9 +125,13 @@ async function main(): Promise<void> {
       return performance.now() - t0;
     };
 
+    const progress = (l: string): void => void process.stderr.write(`${l}\n`);
+    progress('key active; warming up');
     await oneAct(); // warm-up
     const seqMs: number[] = [];
     for (let i = 0; i < acts; i++) seqMs.push(await oneAct());
+    progress(`sequential: ${seqMs.length} acts`);
+    const dump = setInterval(() => progress(JSON.stringify(Object.values(l.ledger.state().cluster!.ops).slice(-6).map((o) => [o.opId, o.state, o.reason]))), 5000);
     const t0 = performance.now();
     const parMs: number[] = [];
     let left = acts;
@@ -136,6 +140,8 @@ async function main(): Promise<void> {
     }));
     const parWallMs = performance.now() - t0;
 
+    clearInterval(dump);
+    progress(`concurrent: ${parMs.length} acts`);
     const decMs: number[] = [];
     for (let i = 0; i < decisions; i++) {
       const t1 = performance.now();

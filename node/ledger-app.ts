@@ -14,6 +14,9 @@
  * and that state must be persisted with the applied index, or a restarted node would compute
  * another state root than its peers.
  *
+ * Index: the ledger's index of an entry is its own count of applied commands (see apply), not the
+ * Raft index: receipts, permits and forwarded decisions all name ledger indexes.
+ *
  * Persistence: the whole state is written under `ledger/state` (the driver prefixes `sm/`) in
  * the same LevelDB batch as the applied index, so apply is exactly-once across restarts. That is
  * one canonical encoding per entry, O(state); the ledger's own apply already copies maps of the
@@ -113,12 +116,20 @@ export class LedgerApp implements Application {
     this.current = b === undefined ? emptyState() : restore(b);
   }
 
-  apply(index: number, command: Uint8Array): { result: Uint8Array; writes: AppWrite[] } {
+  apply(_raftIndex: number, command: Uint8Array): { result: Uint8Array; writes: AppWrite[] } {
+    // The ledger numbers its entries itself, one per applied command: the driver may carry several
+    // commands in one Raft entry (batching), and the ledger needs strictly increasing indexes.
+    // Every node applies the same commands in the same order, so every node assigns the same one.
+    const index = this.current.index + 1;
     const cmd = decodeLedgerCommand(command);
     const entry: LedgerEntry = cmd === null
       ? { index, stampMs: this.current.clockMs, event: command }
       : { index, stampMs: cmd.stampMs, event: cmd.event };
     const r = apply(this.current, entry);
+    // Everything that can fail is computed before the state moves, so a failed step leaves the
+    // application where it was (the driver may retry the same entry).
+    const value = snapshot(r.state);
+    const result = encodeVerdict(verdictOf(r.result));
     this.current = r.state;
     for (const l of this.listeners) {
       try {
@@ -127,7 +138,7 @@ export class LedgerApp implements Application {
         // A listener's fault must not make nodes diverge: the state is already computed.
       }
     }
-    return { result: encodeVerdict(verdictOf(r.result)), writes: [{ key: STATE_KEY, value: snapshot(r.state) }] };
+    return { result, writes: [{ key: STATE_KEY, value }] };
   }
 
   snapshot(): Uint8Array {

@@ -260,7 +260,7 @@ export class LocalCluster {
         id, storage, app, transport: this.hub.transport(id), clock: systemClock, newCore: (cfg) => new RaftCore(cfg),
         rng: new SeededRng(randomBytes(4).readUInt32BE(0)), tickMs, electionTicks: 10, heartbeatTicks: 1, preVote: true, checkQuorum: true,
         snapshotEveryEntries: 10_000, compactionKeepEntries: 1_000,
-        onFatal: (e) => this.log(`${id}: driver stopped: ${(e as Error).message}`),
+        onFatal: (e) => this.log(`${id}: driver stopped: ${(e as Error).stack ?? (e as Error).message}`),
       });
       this.hub.drivers.set(id, driver);
       const ledger = new DriverLedgerPort(id, driver, app);

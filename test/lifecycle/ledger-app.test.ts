@@ -122,7 +122,9 @@ t.test('a command that is not an envelope is refused identically by every node a
   const app = new LedgerApp();
   const r = app.apply(5, new Uint8Array([0xff, 0x00]));
   t.equal(decodeVerdict(r.result).reason, 'PAYLOAD_REJECTED');
-  t.equal(app.state.index, 5, 'the index advanced');
+  t.equal(app.state.index, 1, 'the ledger index advanced (the ledger counts its own entries)');
+  app.apply(5, new Uint8Array([0xfe]));
+  t.equal(app.state.index, 2, 'two commands carried by one Raft entry get two ledger indexes');
   const copy = new LedgerApp();
   copy.restore(app.snapshot());
   t.equal(copy.root(), app.root(), 'snapshot and restore keep the root');
