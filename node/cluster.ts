@@ -57,6 +57,8 @@ export interface HttpStatus {
   firstIndex: number;
   snapshotIndex: number;
   root: string;
+  /** Keys in the replicated key-value state. */
+  keys: number;
   voters: string[];
   pid: number;
   peers: Record<string, boolean>;

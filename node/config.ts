@@ -19,13 +19,14 @@
  *   heartbeatTicks: 1
  *   snapshotEveryEntries: 10000
  *   compactionKeepEntries: 1000
+ *   proposalsPerEntryMax: 1024     # client commands packed into one entry (1 = no batching)
  * ```
  */
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse } from 'yaml';
 import { CustodyError } from '../proto/errors.js';
-import { raft as raftLimits } from '../proto/limits.js';
+import { node as nodeLimits, raft as raftLimits } from '../proto/limits.js';
 import type { FaultSwitches, NodeId } from '../raft/core/types.js';
 import { checkId } from './certs.js';
 
@@ -45,11 +46,12 @@ export interface NodeConfig {
     readonly checkQuorum: boolean;
     readonly snapshotEveryEntries: number;
     readonly compactionKeepEntries: number;
+    readonly proposalsPerEntryMax: number;
     readonly faults: FaultSwitches;
   };
 }
 
-const RAFT_KEYS = ['tickMs', 'electionTicks', 'heartbeatTicks', 'preVote', 'checkQuorum', 'snapshotEveryEntries', 'compactionKeepEntries', 'faults'];
+const RAFT_KEYS = ['tickMs', 'electionTicks', 'heartbeatTicks', 'preVote', 'checkQuorum', 'snapshotEveryEntries', 'compactionKeepEntries', 'proposalsPerEntryMax', 'faults'];
 const TOP_KEYS = ['id', 'dataDir', 'listen', 'http', 'peers', 'tls', 'raft'];
 
 export function loadConfig(file: string): NodeConfig {
@@ -130,6 +132,7 @@ export function validateConfig(doc: unknown, file: string): NodeConfig {
   const snapshotEveryEntries = int('snapshotEveryEntries', raftLimits.snapshotEveryEntries, 2, 100_000_000);
   const compactionKeepEntries = int('compactionKeepEntries', raftLimits.compactionKeepEntries, 0, 100_000_000);
   if (compactionKeepEntries >= snapshotEveryEntries) throw bad('raft.compactionKeepEntries', 'must be smaller than raft.snapshotEveryEntries');
+  const proposalsPerEntryMax = int('proposalsPerEntryMax', nodeLimits.proposalsPerEntryMax, 1, nodeLimits.proposalsPerEntryMax);
   const faults = (r.faults ?? {}) as FaultSwitches;
   if (typeof faults !== 'object' || faults === null || Array.isArray(faults)) throw bad('raft.faults', 'must be a mapping');
 
@@ -141,7 +144,7 @@ export function validateConfig(doc: unknown, file: string): NodeConfig {
     http,
     peers,
     tls,
-    raft: { tickMs, electionTicks, heartbeatTicks, preVote: bool('preVote', true), checkQuorum: bool('checkQuorum', true), snapshotEveryEntries, compactionKeepEntries, faults },
+    raft: { tickMs, electionTicks, heartbeatTicks, preVote: bool('preVote', true), checkQuorum: bool('checkQuorum', true), snapshotEveryEntries, compactionKeepEntries, proposalsPerEntryMax, faults },
   };
 }
 

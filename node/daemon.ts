@@ -69,6 +69,7 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
     checkQuorum: cfg.raft.checkQuorum,
     snapshotEveryEntries: cfg.raft.snapshotEveryEntries,
     compactionKeepEntries: cfg.raft.compactionKeepEntries,
+    proposalsPerEntryMax: cfg.raft.proposalsPerEntryMax,
     metrics: metrics.driverHooks,
     onFatal,
     log,
@@ -105,7 +106,7 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
         res.setHeader('content-type', 'application/json');
         res.end(JSON.stringify({
           id: s.id, role: s.role, term: s.term, leader: s.leader, commit: s.commit, applied: s.appliedIndex, lastIndex: s.lastIndex,
-          firstIndex: s.firstIndex, snapshotIndex: s.snapshotIndex, root: s.root, voters: s.conf.voters, pid: process.pid,
+          firstIndex: s.firstIndex, snapshotIndex: s.snapshotIndex, root: s.root, keys: app.size, voters: s.conf.voters, pid: process.pid,
           peers: Object.fromEntries(transport.peerIds().map((p) => [p, transport.reachable(p)])),
           progress: s.progress,
         }) + '\n');

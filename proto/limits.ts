@@ -142,6 +142,8 @@ export const node = {
   driverInboxMax: 200_000,
   /** Most client proposals waiting for commit on one node. */
   pendingProposalsMax: 100_000,
+  /** Most client commands packed into one Raft entry (proposal batching); 1 turns batching off. */
+  proposalsPerEntryMax: 1024,
   /** Longest a graceful shutdown waits for in-flight work before the process exits anyway. */
   shutdownGraceMs: 10_000,
 } as const;

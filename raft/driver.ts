@@ -71,6 +71,8 @@ export interface DriverOptions {
   readonly checkQuorum: boolean;
   readonly snapshotEveryEntries: number;
   readonly compactionKeepEntries: number;
+  /** Most client commands packed into one entry (default nodeLimits.proposalsPerEntryMax). */
+  readonly proposalsPerEntryMax?: number;
   readonly metrics?: DriverMetrics;
   /** Called when the driver cannot go on (a failed disk write): the process must stop. */
   readonly onFatal: (e: unknown) => void;
@@ -565,6 +567,7 @@ export class Driver {
     const queued = this.toPropose;
     this.toPropose = [];
     const seen = new Set<string>();
+    const perEntry = this.o.proposalsPerEntryMax ?? nodeLimits.proposalsPerEntryMax;
     let group: PendingProposal[] = [];
     let bytes = 5;
     const send = (): void => {
@@ -588,7 +591,7 @@ export class Driver {
     for (const p of queued) {
       if (!this.proposals.has(p.key) || seen.has(p.key)) continue;
       seen.add(p.key);
-      if (group.length > 0 && bytes + 4 + p.data.length > raftLimits.proposalBytesMax) send();
+      if (group.length > 0 && (bytes + 4 + p.data.length > raftLimits.proposalBytesMax || group.length >= perEntry)) send();
       group.push(p);
       bytes += 4 + p.data.length;
     }

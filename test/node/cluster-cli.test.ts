@@ -28,6 +28,10 @@ t.test('cluster up starts every node and waits for readiness; status --json; dow
   const table = await c.cli(['cluster', 'status', '--config', c.dir]);
   t.match(table.out, /node\s+state\s+role\s+term\s+leader\s+commit\s+applied/, 'a human-readable table too');
 
+  const cl = c.client(leader.id);
+  t.teardown(() => cl.close());
+  const w = await cl.propose('cli-test', 1, 'k', Buffer.from('v'), 30_000);
+  t.ok(w.index > 0, 'a write commits');
   const s = c.spec(leader.id);
   const base = `http://${s.host}:${s.httpPort}`;
   t.equal((await fetch(`${base}/healthz`)).status, 200, '/healthz');
@@ -38,6 +42,7 @@ t.test('cluster up starts every node and waits for readiness; status --json; dow
     t.match(metrics, new RegExp(`^${name}`, 'm'), `/metrics exports ${name}`);
   }
   t.match(metrics, /^custody_raft_is_leader 1$/m, 'the leader reports itself as leader');
+  t.match(metrics, /^custody_proposals_total\{result="committed"\} [1-9]/m, 'the committed proposal is counted');
   t.match(metrics, /^custody_peer_reachable\{peer="n\d"\} 1$/m, 'peer reachability');
 
   const down = await c.cli(['cluster', 'down', '--config', c.dir]);

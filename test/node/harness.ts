@@ -31,7 +31,7 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
   });
 }
 
-export async function until<T>(what: string, f: () => Promise<T | null | undefined | false> | T | null | undefined | false, timeoutMs = 90_000, everyMs = 100): Promise<T> {
+export async function until<T>(what: string, f: () => Promise<T | null | undefined | false> | T | null | undefined | false, timeoutMs = 180_000, everyMs = 100): Promise<T> {
   const end = Date.now() + timeoutMs;
   let last: unknown = null;
   for (;;) {
@@ -52,6 +52,7 @@ export interface RaftOverrides {
   heartbeatTicks?: number;
   snapshotEveryEntries?: number;
   compactionKeepEntries?: number;
+  proposalsPerEntryMax?: number;
 }
 
 export interface NodeSpec {
@@ -90,13 +91,15 @@ export class Cluster {
         http: `${opts.hosts ? '0.0.0.0' : s.host}:${s.httpPort}`,
         peers: Object.fromEntries(specs.map((p) => [p.id, `${p.host}:${p.grpcPort}`])),
         tls: { ca: 'certs/ca.crt', cert: `certs/${s.id}.crt`, key: `certs/${s.id}.key` },
-        raft: { tickMs: 100, electionTicks: 10, heartbeatTicks: 1, ...raft },
+        // Election timeouts of 2-4 s: tests share a loaded machine, where a starved process must
+        // not look dead to its peers after one second.
+        raft: { tickMs: 100, electionTicks: 20, heartbeatTicks: 1, ...raft },
       }));
     }
     issue(certs, 'client', 'tester');
     t.teardown(async () => {
       await c.killAll();
-      if (!opts.keepDir) rmSync(dir, { recursive: true, force: true });
+      if (!opts.keepDir && !process.env.CUSTODY_KEEP_TEST_DIRS) rmSync(dir, { recursive: true, force: true });
     });
     return c;
   }
@@ -172,7 +175,7 @@ export class Cluster {
   }
 
   /** A leader that every listed node agrees on, in one term. */
-  async stableLeader(ids = this.specs.map((s) => s.id), timeoutMs = 90_000): Promise<HttpStatus> {
+  async stableLeader(ids = this.specs.map((s) => s.id), timeoutMs = 180_000): Promise<HttpStatus> {
     return until(`a leader agreed by ${ids.join(',')}`, async () => {
       const st = await this.statuses(ids);
       if (st.size !== ids.length) return null;
@@ -184,7 +187,7 @@ export class Cluster {
   }
 
   /** Wait until the nodes have applied the same index with the same state root. */
-  async converged(ids = this.specs.map((s) => s.id), minApplied = 0, timeoutMs = 120_000): Promise<HttpStatus[]> {
+  async converged(ids = this.specs.map((s) => s.id), minApplied = 0, timeoutMs = 180_000): Promise<HttpStatus[]> {
     return until(`${ids.join(',')} converged at applied >= ${minApplied}`, async () => {
       const st = await this.statuses(ids);
       if (st.size !== ids.length) return null;
