@@ -63,35 +63,27 @@ async function signAndSettle(t: Test, h: Harness, opId: string, keyId: string, a
   t.equal(bad.status, 3, 'a tampered bundle is refused');
 }
 
-t.test('lifecycle on in-process kernel twins: DKG ed25519 + Taproot, activation, signing through the gate, evidence', { timeout: 600_000 }, async (t) => {
-  const h = await startHarness({ kernels: 'twin' });
-  t.teardown(() => h.close());
-  await h.createKey('k-ed', 'ed25519');
-  await h.createKey('k-tr', 'taproot');
-  const st = await h.client('audra').status();
-  t.same(st.keys.map((k) => [k.id, k.status, k.activeEpoch]), [['k-ed', 'active', 0], ['k-tr', 'active', 0]]);
-  t.equal(Buffer.from(st.keys[1]!.publicKey, 'hex').length, 33, 'the Taproot group key is a compressed point');
-  await signAndSettle(t, h, 'pay-ed', 'k-ed', 'SOL', 'sol-treasury', 'ed25519');
-  await signAndSettle(t, h, 'pay-tr', 'k-tr', 'BTC', 'bc1p-treasury', 'taproot');
-  await until('every node applied the same entries', () => h.cluster.nodes.every((n) => n.driver.status().appliedIndex === h.cluster.nodes[0]!.driver.status().appliedIndex));
-  t.equal(new Set(h.cluster.nodes.map((n) => n.app.root())).size, 1, 'one state root on every node');
-});
-
-t.test('DKG through the ledger with three real kernel processes: every kernel holds the key the ledger published', { timeout: 600_000 }, async (t) => {
-  const h = await startHarness({ kernels: 'process' });
-  t.teardown(() => h.close());
-  const kim = h.client('kim');
-  for (const [keyId, scheme] of [['p-ed', 'ed25519'], ['p-tr', 'taproot']] as const) {
-    const d = await kim.proposeDecision(JSON.stringify({ kind: 'DkgAuthorized', keyId, scheme, threshold: 2, participants: ['n1', 'n2', 'n3'] }));
-    await h.approve(d.cid, ['approver-1', 'approver-3']);
+for (const kernels of ['process', 'twin'] as const) {
+  t.test(`lifecycle with ${kernels === 'process' ? 'three kernel processes' : 'in-process kernel twins'}: DKG ed25519 + Taproot, activation, signing through the gate, evidence`, { timeout: 600_000 }, async (t) => {
+    const h = await startHarness({ kernels });
+    t.teardown(() => h.close());
+    await h.createKey('k-ed', 'ed25519');
+    await h.createKey('k-tr', 'taproot');
+    const st = await h.client('audra').status();
+    t.same(st.keys.map((k) => [k.id, k.status, k.activeEpoch]), [['k-ed', 'active', 0], ['k-tr', 'active', 0]]);
+    t.equal(Buffer.from(st.keys[1]!.publicKey, 'hex').length, 33, 'the Taproot group key is a compressed point');
     const l = await h.cluster.waitLeader();
-    await until(`${keyId} published`, () => l.ledger.state().cluster?.keys[keyId]?.epochs['0']?.status === 'published', 180_000);
-    const e = l.ledger.state().cluster!.keys[keyId]!.epochs['0']!;
-    t.same(Object.keys(e.round1).sort(), ['n1', 'n2', 'n3'], `${keyId}: round 1 of every kernel is in the log`);
-    t.same(Object.keys(e.ready).sort(), ['n1', 'n2', 'n3'], `${keyId}: KeyReady from every node`);
-    for (const n of ['n1', 'n2', 'n3']) {
-      const b = await h.cluster.exchange.get(exchangeKeys.publicPackage(keyId, 0, n));
-      t.same(Buffer.from(publicFromBytes(b!).commitments[0]!), Buffer.from(e.groupKey!), `${keyId}: kernel of ${n} derived the published group key`);
+    for (const keyId of ['k-ed', 'k-tr']) {
+      const e = l.ledger.state().cluster!.keys[keyId]!.epochs['0']!;
+      t.same(Object.keys(e.round1).sort(), ['n1', 'n2', 'n3'], `${keyId}: round 1 of every kernel is in the log`);
+      for (const n of ['n1', 'n2', 'n3']) {
+        const b = await h.cluster.exchange.get(exchangeKeys.publicPackage(keyId, 0, n));
+        t.same(Buffer.from(publicFromBytes(b!).commitments[0]!), Buffer.from(e.groupKey!), `${keyId}: the kernel of ${n} holds the published group key`);
+      }
     }
-  }
-});
+    await signAndSettle(t, h, 'pay-ed', 'k-ed', 'SOL', 'sol-treasury', 'ed25519');
+    await signAndSettle(t, h, 'pay-tr', 'k-tr', 'BTC', 'bc1p-treasury', 'taproot');
+    await until('every node applied the same entries', () => h.cluster.nodes.every((n) => n.driver.status().appliedIndex === h.cluster.nodes[0]!.driver.status().appliedIndex));
+    t.equal(new Set(h.cluster.nodes.map((n) => n.app.root())).size, 1, 'one state root on every node');
+  });
+}
