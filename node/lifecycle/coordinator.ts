@@ -106,6 +106,7 @@ const NOTED_OPS_MAX = 10_000;
 export class Coordinator {
   private readonly o: CoordinatorOptions;
   private readonly running = new Set<string>();
+  private readonly keyQueues = new Map<string, Promise<void>>();
   private readonly gateDenied = new Map<string, string>();
   private readonly publishing = new Set<string>();
   private readonly published = new Set<string>();
@@ -225,7 +226,16 @@ export class Coordinator {
         case 'PendingRemote':
           if (!this.running.has(op.opId)) {
             this.running.add(op.opId);
-            void this.signAct(op.opId).finally(() => this.running.delete(op.opId));
+            // Acts on one key are signed one after another: a kernel consumes a key's nonces in
+            // counter order and burns the older ones (kernel/kernel.ts), so two acts interleaving
+            // their commitments on one kernel would burn the first act's nonce.
+            const keyId = op.act.keyId;
+            const run = (this.keyQueues.get(keyId) ?? Promise.resolve()).then(() => this.signAct(op.opId)).finally(() => this.running.delete(op.opId));
+            const tail = run.catch(() => undefined);
+            this.keyQueues.set(keyId, tail);
+            void tail.then(() => {
+              if (this.keyQueues.get(keyId) === tail) this.keyQueues.delete(keyId);
+            });
           }
           break;
         case 'Executed':
@@ -279,6 +289,7 @@ export class Coordinator {
 
   /** The signing of one PendingRemote act, from the ledger's permit to ActExecuted. */
   private async signAct(opId: string): Promise<void> {
+    if (this.stopped || !this.stillPending(opId)) return;
     const c0 = this.o.ledger.state().cluster as ClusterState;
     const op = c0.ops[opId] as OpRecord;
     const key = c0.keys[op.act.keyId];

@@ -192,3 +192,15 @@ for (const at of ['act:permit-issued', 'act:commitments', 'act:shares'] as const
     t.notOk(h.cluster.nodes.find((n) => n.id === crashed)?.up, `${String(crashed)} is down`);
   });
 }
+
+t.test('concurrent acts on one key all complete, one signature each (a kernel consumes a key\'s nonces in order)', { timeout: 600_000 }, async (t) => {
+  const { h, log } = await setup(t);
+  const cara = h.client('cara');
+  const ops = ['c-1', 'c-2', 'c-3', 'c-4'];
+  await Promise.all(ops.map((op) => cara.submitAct({ opId: op, keyId: 'k', asset: 'SOL', amount: '10', destination: 'sol-treasury', display: op })));
+  for (const op of ops) {
+    const v = await waitAct(cara, op, 'Published');
+    t.equal(v.state, 'Published', `${op} published`);
+    t.equal(log.completeSets(op, 2), 1, `${op}: one signing set`);
+  }
+});
