@@ -20,7 +20,17 @@
  *     coordinator    L KeyObjectPublished{keyReadyCid}    once every participant is ready
  *     operators      L GovernanceDecision{KeyActivated k, 0, keyReadyCid}: key is now authority
  *
- *   Signing act a on key k
+ *   Refresh / reshare of key k to epoch n (the same steps, a different round 1)
+ *     operators      L GovernanceDecision{KeyRefreshed|KeyReshared k, n}
+ *     each node      K redealBegin: the first t holders of the active epoch deal fresh shares of the
+ *                    same secret, sealed to each new member's kernel; X dkg/k/n/round1/<node>;
+ *                    L DkgRound1Published{cid of the dealing}
+ *     each node      K redealFinish(the dealings addressed to it); L KeyReady{the same group key}
+ *     coordinator    L KeyObjectPublished; operators L KeyActivated{k, n}: epoch n-1 is now stale
+ *                    (the ledger denies it STALE_EPOCH, and each kernel refuses its permits)
+ *
+ *   Signing act a on key k (acts on one key are signed one after another: a kernel consumes a
+ *   key's nonces in counter order, so interleaved acts would burn each other's commitments)
  *     any node       L ActSubmitted (policy, approvals, velocity, epoch)  -> Admitted | Denied
  *     coordinator    L ActPermitIssued                                    -> PendingRemote, permit P
  *     coordinator    ask participants, in turn, for a nonce commitment (K nonces) until t answer;

@@ -6,7 +6,7 @@
  *   - forwards every applied governance decision to its kernel, in log order, stamped with the
  *     ledger's clock at that entry, so the kernel verifies authority itself (kernel/authority.ts);
  *   - forwards a FencingRecord of its own passport to its kernel, and takes no part while fenced;
- *   - runs its part of each DKG ceremony it is named in: round 1 (package to the exchange, its cid
+ *   - runs its part of each refresh / reshare it is named in (redealStep), and of each DKG ceremony: round 1 (package to the exchange, its cid
  *     in the log by a signed DkgRound1Published statement), round 2 (sealed to each recipient's
  *     kernel, to the exchange), finish (KeyReady with the group key, signed, in the log);
  *   - answers a coordinator's nonce-commitment and signature-share requests only for an act its
@@ -205,8 +205,9 @@ export class LifecycleParticipant implements ParticipantPort {
     for (const k of Object.values(c.keys)) {
       for (const e of Object.values(k.epochs)) {
         // Epoch 0 is the DKG; later epochs are refresh/reshare ceremonies (kernel/redeal.ts).
-        if (e.status !== 'ceremony' || e.epoch !== 0 || !e.participants.includes(this.nodeId)) continue;
-        await this.dkgStep(c, k.id, k.scheme, e);
+        if (e.status !== 'ceremony' || !e.participants.includes(this.nodeId)) continue;
+        if (e.epoch === 0) await this.dkgStep(c, k.id, k.scheme, e);
+        else if (k.activeEpoch !== null) await this.redealStep(c, k.id, k.scheme, k.activeEpoch, e);
       }
     }
   }
@@ -278,6 +279,72 @@ export class LifecycleParticipant implements ParticipantPort {
       const groupKey = new Uint8Array(kp.public.commitments[0] as Uint8Array);
       await this.statement(c, 'KeyReady', { keyId, keyEpoch: e.epoch }, { groupKey });
     }
+  }
+
+  /**
+   * Refresh / reshare of an active key to epoch e (kernel/redeal.ts): the first t holders of the
+   * active epoch deal fresh shares of the same secret to the new committee, sealed to each member's
+   * kernel. "Round 1" of a redeal is each member's dealing (or, for a member that does not deal,
+   * its joining), bound by cid in a DkgRound1Published statement like a DKG round 1; each member
+   * then combines the dealings addressed to it and states KeyReady with the (unchanged) group key.
+   */
+  private async redealStep(c: ClusterState, keyId: string, scheme: SuiteName, fromEpoch: number, e: EpochRecord): Promise<void> {
+    const id = `${keyId}/${e.epoch}`;
+    const prog = this.ceremonies.get(id) ?? { begun: false, round2Sent: false, finished: false };
+    this.ceremonies.set(id, prog);
+    const old = c.keys[keyId]?.epochs[String(fromEpoch)];
+    if (old === undefined) return;
+    const dealerNodes = old.participants.slice(0, old.threshold);
+    const dealers = dealerNodes.map((n) => identifierOf(scheme, old.participants, n));
+    const ceremonyId = `redeal-${keyId}-${e.epoch}-${toHex(e.authorizedBy).slice(0, 16)}`;
+    if (!prog.begun) {
+      if (e.round1[this.nodeId] !== undefined) return;
+      const currentBytes = await this.o.exchange.get(keys.publicPackage(keyId, fromEpoch, this.nodeId)) ?? await this.anyPublic(keyId, fromEpoch, old.participants);
+      if (currentBytes === undefined) return;
+      const committee: Participant[] = [];
+      for (const p of e.participants) {
+        const tk = await this.transportKeyOf(c, p);
+        if (tk === null) return;
+        committee.push({ identifier: identifierOf(scheme, e.participants, p), nodeId: p, transportPublicKey: tk });
+      }
+      prog.begun = true;
+      const r = await this.kernelCall({
+        kind: 'redealBegin', ceremonyId, keyId, fromEpoch, toEpoch: e.epoch, dealers, min: e.threshold, committee, suite: scheme,
+        current: publicFromBytes(currentBytes), identifier: identifierOf(scheme, e.participants, this.nodeId),
+      }, 'redealDealt');
+      const bytes = r.dealer === ''
+        ? encode({ joined: this.nodeId, keyId, epoch: e.epoch })
+        : encode({ dealer: r.dealer, commitments: r.commitments.map((x) => new Uint8Array(x)), packages: r.packages.map((x) => ({ sender: x.sender, recipient: x.recipient, enc: new Uint8Array(x.enc), ciphertext: new Uint8Array(x.ciphertext) })) });
+      await this.o.exchange.put(keys.round1(keyId, e.epoch, this.nodeId), bytes);
+      await this.statement(c, 'DkgRound1Published', { keyId, keyEpoch: e.epoch }, { round1Cid: round1Cid(bytes) });
+      return;
+    }
+    if (!prog.finished) {
+      const me = identifierOf(scheme, e.participants, this.nodeId);
+      const deals: { dealer: string; commitments: Uint8Array[]; package: SealedPackage }[] = [];
+      for (const d of dealerNodes) {
+        const want = e.round1[d];
+        const b = await this.o.exchange.get(keys.round1(keyId, e.epoch, d));
+        if (want === undefined || b === undefined) return;
+        if (!bytesEqual(round1Cid(b), want)) throw new CustodyError('BINDING_MISMATCH', `the dealing of ${d} does not match its cid in the log`);
+        const o = decode(b) as unknown as { dealer: string; commitments: Uint8Array[]; packages: SealedPackage[] };
+        const pkg = o.packages.find((x) => x.recipient === me);
+        if (pkg === undefined) throw new CustodyError('WRONG_RECIPIENT', `the dealing of ${d} has nothing for ${this.nodeId}`);
+        deals.push({ dealer: o.dealer, commitments: o.commitments, package: pkg });
+      }
+      prog.finished = true;
+      const kp = await this.kernelCall({ kind: 'redealFinish', ceremonyId, deals }, 'keyPackage');
+      await this.o.exchange.put(keys.publicPackage(keyId, e.epoch, this.nodeId), publicToBytes(kp.public));
+      await this.statement(c, 'KeyReady', { keyId, keyEpoch: e.epoch }, { groupKey: new Uint8Array(kp.public.commitments[0] as Uint8Array) });
+    }
+  }
+
+  private async anyPublic(keyId: string, epoch: number, nodes: readonly string[]): Promise<Uint8Array | undefined> {
+    for (const n of nodes) {
+      const b = await this.o.exchange.get(keys.publicPackage(keyId, epoch, n));
+      if (b !== undefined) return b;
+    }
+    return undefined;
   }
 
   /** Everyone else's round-1 packages, each checked against the cid its author put in the log. */
