@@ -36,7 +36,7 @@ t.test('refresh: new epoch, same group key; the old epoch is refused', { timeout
   t.ok(verifySignature('ed25519', Buffer.from(before, 'hex'), digest, Buffer.from(v.signature, 'hex')), 'an epoch-1 signature verifies under the unchanged key');
 
   const stale = await h.cli('cara', ['act', 'submit', '--op', 'old-epoch', '--key-id', 'k', '--asset', 'SOL', '--amount', '10', '--destination', 'sol-treasury', '--display', 'old', '--key-epoch', '0']);
-  t.equal(stale.code, 3);
+  t.equal(stale.code, 3, 'the CLI exits 3');
   t.match(stale.stderr, /^STALE_EPOCH: key k is at epoch 1, not 0/m, 'the ledger refuses the old epoch');
   // The kernels refuse it on their own too: a permit naming epoch 0 is stale.
   const message = randomBytes(32);
