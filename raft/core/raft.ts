@@ -282,6 +282,7 @@ export class RaftCore implements RaftApi {
     if (this.heartbeatElapsed >= this.cfg.heartbeatTicks) {
       this.heartbeatElapsed = 0;
       this.bcastHeartbeat(this.readOnly.lastContext());
+      this.handOver();
     }
   }
 
@@ -382,9 +383,9 @@ export class RaftCore implements RaftApi {
           // Deliberately wrong (test-only): fall through and count a vote from an earlier term.
         } else {
           this.stats.staleMessages++;
-          if ((this.cfg.checkQuorum || this.cfg.preVote) && (m.type === 'app' || m.type === 'heartbeat')) {
-            // Tell a deposed leader about the newer term so it steps down; without this, a leader
-            // cut off by check-quorum peers could stay stuck (etcd-io/raft#TestFreeStuckCandidate).
+          if (m.type === 'app' || m.type === 'heartbeat') {
+            // §5.1: a stale request is answered with our term, so a deposed leader steps down. This
+            // matters most for a leader that removed itself: the new leader never contacts it.
             this.send(msg('appResp', this.id, m.from, this.term));
           } else if (m.type === 'preVote') {
             this.send(msg('preVoteResp', this.id, m.from, this.term, { reject: true }));
@@ -472,9 +473,9 @@ export class RaftCore implements RaftApi {
       this.stats.proposalsDropped++;
       return { ok: false, reason: 'PROPOSAL_DROPPED', detail: `leadership is being transferred to ${this.leadTransferee}` };
     }
-    if (!this.prs.has(this.id)) {
+    if (!isVoter(this.conf, this.id)) {
       this.stats.proposalsDropped++;
-      return { ok: false, reason: 'NOT_LEADER', detail: 'this leader has been removed from the configuration' };
+      return { ok: false, reason: 'NOT_LEADER', detail: 'this leader has been removed from the voters and is handing over' };
     }
     const bytes = dataBytes(ents);
     if (this.uncommittedBytes > 0 && this.uncommittedBytes + bytes > this.cfg.uncommittedBytesMax) {
@@ -873,13 +874,25 @@ export class RaftCore implements RaftApi {
     for (const id of members) if (!this.prs.has(id)) this.prs.set(id, this.newProgress(id, this.log.lastIndex() + 1));
     for (const id of [...this.prs.keys()]) if (!members.includes(id)) this.prs.delete(id);
     if (this.leadTransferee !== null && !members.includes(this.leadTransferee)) this.leadTransferee = null;
-    if (!isVoter(next, this.id)) {
-      // A leader removed from the voters steps down; the remaining voters elect among themselves.
-      this.becomeFollower(this.term, null);
-      return;
+    // A leader removed from the voters keeps leading for now (it takes no new proposals): the
+    // remaining voters may not yet know the change committed, and while they do not, they still
+    // need a quorum of the old configuration, which includes us. Stepping down here could leave
+    // no electable node at all. We keep replicating until a voter of the new configuration holds
+    // our whole log, then hand leadership to it (handOver) and step down on seeing its term.
+    this.maybeCommit();
+    this.bcastAppend();
+    this.handOver();
+  }
+
+  /** A leader that is no longer a voter transfers leadership to the best-placed voter. */
+  private handOver(): void {
+    if (this.role !== 'leader' || isVoter(this.conf, this.id) || this.leadTransferee !== null) return;
+    let best: Progress | null = null;
+    for (const id of this.conf.voters) {
+      const pr = this.prs.get(id);
+      if (pr && (best === null || pr.match > best.match)) best = pr;
     }
-    if (this.maybeCommit()) this.bcastAppend();
-    else this.bcastAppend();
+    if (best) this.leaderTransfer(best.id);
   }
 
   // -------------------------------------------------------------------------------------------

@@ -132,17 +132,20 @@ t.test('a new leader accepts no membership change before an entry of its term co
   t.equal(r.ok, false, 'the no-op of this term is not yet committed');
 });
 
-t.test('a leader removed from the configuration steps down once the change applies', async (t) => {
+t.test('a leader that removes itself hands leadership to an up-to-date voter, then steps down', async (t) => {
   const net = new Network(['1', '2', '3'], { preVote: true, checkQuorum: true });
   net.campaign('1');
   net.propose('1', 'x');
   net.node('1').core.proposeConfChange({ changes: [{ type: 'remove', node: '1' }], transition: 'auto' });
   net.stabilize();
-  t.not(net.node('1').core.status().role, 'leader');
-  net.tickAll(40);
+  const r = net.node('1').core.propose(enc('after-removal'));
+  t.equal(r.ok, false, 'the departing leader takes no new proposals');
+  net.tickAll(5);
+  t.not(net.node('1').core.status().role, 'leader', 'the old leader stepped down');
   const leader = net.leader();
-  t.ok(leader === '2' || leader === '3', `the remaining voters elected ${leader}`);
+  t.ok(leader === '2' || leader === '3', `leadership passed to ${leader}`);
   t.same(net.node(leader as string).core.status().conf.voters, ['2', '3']);
+  t.ok(net.propose(leader as string, 'y').ok, 'the new configuration commits new entries');
 });
 
 t.test('ReadIndex on a new leader waits for an entry of its own term to commit (thesis §6.4)', async (t) => {
