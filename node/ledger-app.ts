@@ -17,6 +17,9 @@
  * Index: the ledger's index of an entry is its own count of applied commands (see apply), not the
  * Raft index: receipts, permits and forwarded decisions all name ledger indexes.
  *
+ * Applied governance decisions are kept too (`decision/<index>`, and in snapshots), so a kernel
+ * that missed some catches up from its daemon (participant.ts).
+ *
  * Persistence: the whole state is written under `ledger/state` (the driver prefixes `sm/`) in
  * the same LevelDB batch as the applied index, so apply is exactly-once across restarts. That is
  * one canonical encoding per entry, O(state); the ledger's own apply already copies maps of the
@@ -24,10 +27,12 @@
  */
 import type { Application } from '../raft/driver.js';
 import type { AppWrite } from '../raft/storage/leveldb.js';
-import { toHex } from '../ledger/encoding.js';
+import { decode, encode, toHex } from '../ledger/encoding.js';
+import { decisionToCbor } from '../ledger/decision.js';
+import { CustodyError } from '../proto/errors.js';
 import { apply, type ApplyResult } from '../ledger/apply.js';
 import { emptyState, restore, snapshot, stateRoot, type LedgerState, type OpState } from '../ledger/state.js';
-import type { EventType, LedgerEntry } from '../ledger/events.js';
+import { decodeEvent, type EventType, type LedgerEntry } from '../ledger/events.js';
 import type { ReasonCode } from '../proto/reasons.js';
 
 const COMMAND_TAG = 0x4c;
@@ -88,9 +93,28 @@ export function decodeVerdict(b: Uint8Array): LedgerVerdict {
 /** Called after each applied entry with the state it produced (synchronously, inside apply). */
 export type AppliedListener = (entry: LedgerEntry, result: ApplyResult, state: LedgerState) => void;
 
+/** An applied governance decision as the kernels take it (kernel/wire.ts CommittedDecision). */
+export interface AppliedDecision {
+  readonly index: number;
+  /** The ledger clock after the entry: the time the decision took effect. */
+  readonly stampMs: number;
+  /** Canonical CBOR of the decision. */
+  readonly decision: Uint8Array;
+}
+
+const DECISION_PREFIX = 'decision/';
+const decisionKey = (index: number): string => `${DECISION_PREFIX}${String(index).padStart(16, '0')}`;
+const SNAPSHOT_TAG = 'custody-ledger-app/v1';
+
 export class LedgerApp implements Application {
   private current: LedgerState = emptyState();
   private readonly listeners = new Set<AppliedListener>();
+  /**
+   * Every applied governance decision, in log order, kept beside the state (and in snapshots):
+   * a kernel that missed some (its daemon crashed between applying and forwarding, or it was
+   * replaced) catches up from here, because the ledger state itself keeps only their effects.
+   */
+  private decisions: AppliedDecision[] = [];
 
   get state(): LedgerState {
     return this.current;
@@ -111,9 +135,15 @@ export class LedgerApp implements Application {
     return () => this.listeners.delete(l);
   }
 
-  load(get: (key: string) => Uint8Array | undefined): void {
+  /** Applied governance decisions after ledger index `index`, oldest first. */
+  decisionsAfter(index: number): readonly AppliedDecision[] {
+    return this.decisions.filter((d) => d.index > index);
+  }
+
+  load(get: (key: string) => Uint8Array | undefined, keys: () => Iterable<string>): void {
     const b = get(STATE_KEY);
     this.current = b === undefined ? emptyState() : restore(b);
+    this.decisions = [...keys()].filter((k) => k.startsWith(DECISION_PREFIX)).sort().map((k) => decisionFromStored(get(k) as Uint8Array));
   }
 
   apply(_raftIndex: number, command: Uint8Array): { result: Uint8Array; writes: AppWrite[] } {
@@ -130,7 +160,19 @@ export class LedgerApp implements Application {
     // application where it was (the driver may retry the same entry).
     const value = snapshot(r.state);
     const result = encodeVerdict(verdictOf(r.result));
+    const writes: AppWrite[] = [{ key: STATE_KEY, value }];
+    let applied: AppliedDecision | null = null;
+    if (r.result.ok && !r.result.replayed && r.result.type === 'GovernanceDecision') {
+      const ev = decodeEvent(entry.event);
+      // PublicationReleased belongs to the operation journal, not to the governance chain the
+      // kernels follow (kernel/authority.ts refuses it).
+      if (ev.type === 'GovernanceDecision' && ev.decision.body.action.kind !== 'PublicationReleased') {
+        applied = { index, stampMs: r.state.clockMs, decision: encode(decisionToCbor(ev.decision)) };
+        writes.push({ key: decisionKey(index), value: decisionToStored(applied) });
+      }
+    }
     this.current = r.state;
+    if (applied !== null) this.decisions.push(applied);
     for (const l of this.listeners) {
       try {
         l(entry, r.result, r.state);
@@ -138,19 +180,43 @@ export class LedgerApp implements Application {
         // A listener's fault must not make nodes diverge: the state is already computed.
       }
     }
-    return { result, writes: [{ key: STATE_KEY, value }] };
+    return { result, writes };
   }
 
+  /** The state and the applied decisions: canonical CBOR {tag, state, decisions}. */
   snapshot(): Uint8Array {
-    return snapshot(this.current);
+    return encode({ tag: SNAPSHOT_TAG, state: snapshot(this.current), decisions: this.decisions.map((d) => ({ index: d.index, stampMs: d.stampMs, decision: d.decision })) });
   }
 
   restore(data: Uint8Array): AppWrite[] {
-    this.current = data.length === 0 ? emptyState() : restore(data);
-    return [{ key: STATE_KEY, value: data.length === 0 ? null : snapshot(this.current) }];
+    const writes: AppWrite[] = this.decisions.map((d) => ({ key: decisionKey(d.index), value: null }));
+    if (data.length === 0) {
+      this.current = emptyState();
+      this.decisions = [];
+      return [...writes, { key: STATE_KEY, value: null }];
+    }
+    let o: { tag?: unknown; state?: unknown; decisions?: unknown };
+    try {
+      o = decode(data) as typeof o;
+    } catch (e) {
+      throw new CustodyError('STORAGE_CORRUPT', `ledger snapshot: ${(e as Error).message}`);
+    }
+    if (o.tag !== SNAPSHOT_TAG || !(o.state instanceof Uint8Array) || !Array.isArray(o.decisions)) throw new CustodyError('STORAGE_CORRUPT', 'ledger snapshot: not a ledger application snapshot');
+    this.current = restore(o.state);
+    this.decisions = (o.decisions as { index: number; stampMs: number; decision: Uint8Array }[]).map((d) => ({ index: d.index, stampMs: d.stampMs, decision: d.decision }));
+    return [...writes, { key: STATE_KEY, value: o.state }, ...this.decisions.map((d) => ({ key: decisionKey(d.index), value: decisionToStored(d) }))];
   }
 
   root(): string {
     return toHex(stateRoot(this.current));
   }
+}
+
+function decisionToStored(d: AppliedDecision): Uint8Array {
+  return encode({ index: d.index, stampMs: d.stampMs, decision: d.decision });
+}
+
+function decisionFromStored(b: Uint8Array): AppliedDecision {
+  const o = decode(b) as unknown as AppliedDecision;
+  return { index: o.index, stampMs: o.stampMs, decision: o.decision };
 }

@@ -35,6 +35,10 @@ export class DriverLedgerPort implements LedgerPort {
     return decodeVerdict(o.result);
   }
 
+  decisionsAfter(index: number) {
+    return this.app.decisionsAfter(index);
+  }
+
   isLeader(): boolean {
     return this.driver.isLeader;
   }

@@ -124,6 +124,9 @@ export class LifecycleParticipant implements ParticipantPort {
     const st = await this.kernelCall({ kind: 'status' }, 'status');
     this.transportPublicKey = st.transportPublicKey;
     this.forwardedIndex = st.governanceIndex;
+    // Catch the kernel up on decisions it missed (its daemon stopped between applying and
+    // forwarding, or the kernel is new), oldest first; the kernel skips what it already holds.
+    for (const d of this.o.ledger.decisionsAfter(st.governanceIndex)) this.forwardBytes(d.decision, d.index, d.stampMs);
     this.unsubs.push(this.o.ledger.subscribe((entry, result, state) => {
       if (!result.ok || result.replayed) {
         this.kick();
@@ -153,9 +156,12 @@ export class LifecycleParticipant implements ParticipantPort {
   }
 
   private forwardDecision(d: GovernanceDecision, ledgerIndex: number, stampMs: number): void {
+    this.forwardBytes(encode(decisionToCbor(d)), ledgerIndex, stampMs);
+  }
+
+  private forwardBytes(decision: Uint8Array, ledgerIndex: number, stampMs: number): void {
     if (ledgerIndex <= this.forwardedIndex) return;
     this.forwardedIndex = ledgerIndex;
-    const decision = encode(decisionToCbor(d));
     void this.kernelCall({ kind: 'governance', decisions: [{ decision, ledgerIndex, stampMs }] }, 'governance').catch((e: unknown) => {
       this.kernelGovernanceError = `${(e as Error).message} (decision at index ${ledgerIndex})`;
       this.o.log(`${this.nodeId}: kernel refused the decision at index ${ledgerIndex}: ${(e as Error).message}`);

@@ -33,6 +33,8 @@ export interface LedgerPort {
   propose(event: LedgerEvent): Promise<LedgerVerdict>;
   /** Whether this node currently leads the Raft group (the coordinator runs only there). */
   isLeader(): boolean;
+  /** Applied governance decisions after ledger index `index` (kernels catch up from these). */
+  decisionsAfter(index: number): readonly { index: number; stampMs: number; decision: Uint8Array }[];
   /** Raft status for operators. */
   raftStatus(): { term: number; leader: string | null; commit: number; applied: number; root: string };
 }

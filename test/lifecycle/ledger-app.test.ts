@@ -112,6 +112,8 @@ t.test('three drivers applying a governance history reach the state root of a di
   nodes[nodes.indexOf(victim)] = again;
   t.equal(again.driver.status().appliedIndex, before.applied, 'applied index restored');
   t.equal(again.app.root(), before.root, 'state restored without re-applying');
+  t.same(again.app.decisionsAfter(0).map((d) => d.index), leader.app.decisionsAfter(0).map((d) => d.index), 'the applied governance decisions are restored too');
+  t.equal(leader.app.decisionsAfter(0).length, 2, 'DkgAuthorized and KeyActivated are kept for the kernels');
   const late = await leader.driver.propose('late', 1, encodeLedgerCommand(script.nowMs, encodeEvent({ type: 'ActSettled', opId: 'op-1', confirmation: 'tx-1', ...script.proposer() })), 30_000);
   t.ok(late.ok && decodeVerdict(late.result).ok, 'a later entry applies');
   await until('the restarted node converges', () => again.app.root() === leader.app.root() && again.app.state.cluster?.ops['op-1']?.state === 'Settled');
@@ -128,5 +130,6 @@ t.test('a command that is not an envelope is refused identically by every node a
   const copy = new LedgerApp();
   copy.restore(app.snapshot());
   t.equal(copy.root(), app.root(), 'snapshot and restore keep the root');
+  t.throws(() => copy.restore(new Uint8Array([1, 2, 3])), { name: 'CustodyError' }, 'a damaged snapshot is refused');
   t.equal(r.writes.length, 1, 'the state is persisted with the entry');
 });
