@@ -66,7 +66,25 @@ export class NodeServer {
     this.boundPort = await new Promise<number>((res, rej) =>
       this.server.bindAsync(this.o.listen, serverCredentials(this.o.tls), (e, port) => (e ? rej(new CustodyError('CONFIG_INVALID', `listen ${this.o.listen}: ${e.message}`)) : res(port))),
     );
+    this.watchHandshakes();
     return this.boundPort;
+  }
+
+  /**
+   * A client whose certificate is not from the cluster CA (or that presents none) is refused in
+   * the TLS handshake, before gRPC exists to carry a status. The refusal is still logged and
+   * counted with a reason code, like every other: grpc-js keeps its HTTP/2 servers in a private
+   * map (stable in the exactly pinned @grpc/grpc-js), so the listener is attached there.
+   */
+  private watchHandshakes(): void {
+    const servers = (this.server as unknown as { http2Servers?: Map<{ on(ev: string, f: (e: Error & { code?: string }, s: { remoteAddress?: string }) => void): void }, unknown> }).http2Servers;
+    if (!servers) return;
+    for (const h of servers.keys()) {
+      h.on('tlsClientError', (e, socket) => {
+        const why = /certificate|unknown ca|alert/i.test(e.message) ? 'the client certificate is not issued by the cluster CA' : 'the TLS handshake failed';
+        this.refused('peer', 'UNAUTHENTICATED', socket?.remoteAddress ?? 'unknown', `${why} (${e.code ?? e.message})`);
+      });
+    }
   }
 
   async stop(graceMs: number): Promise<void> {

@@ -12,7 +12,7 @@ import { ensureCa, issue } from '../../node/certs.js';
 import { channelCredentials, identityOptions, loadTls, type TlsMaterial } from '../../node/tls.js';
 import { packageDefinition, REASON_METADATA_KEY } from '../../node/wire.js';
 import { node as nodeLimits } from '../../proto/limits.js';
-import { Cluster } from './harness.js';
+import { Cluster, until } from './harness.js';
 
 interface Refusal {
   code: number;
@@ -105,7 +105,13 @@ t.test('bad input on the peer port is refused with a reason code and the node ke
   t.equal(clientOnPeer.reason, 'PEER_IDENTITY_MISMATCH', 'a non-node certificate may not use the peer service');
   await stillServing('identity mismatches');
 
-  // 5. A certificate from another CA: refused at the TLS handshake, before any frame is read.
+  // 5. A certificate from another CA: refused at the TLS handshake, before any frame is read; the
+  //    node still logs and counts the refusal with its reason code.
+  const unauthenticated = async (): Promise<number> => {
+    const m = await (await fetch(`http://${spec.host}:${spec.httpPort}/metrics`)).text();
+    return Number(/custody_refused_total\{service="peer",reason="UNAUTHENTICATED"\} (\d+)/.exec(m)?.[1] ?? 0);
+  };
+  const before = await unauthenticated();
   const foreignDir = mkdtempSync(join(tmpdir(), 'custody-foreign-ca-'));
   t.teardown(() => rmSync(foreignDir, { recursive: true, force: true }));
   ensureCa(foreignDir, 'some other CA');
@@ -115,6 +121,9 @@ t.test('bad input on the peer port is refused with a reason code and the node ke
   const alien = await rawStream(address, target, foreign, [encodeBatch({ from: other, messages: [heartbeat(other, target)] })]);
   t.equal(alien.code, grpc.status.UNAVAILABLE, `a certificate from another CA gets no channel at all: ${alien.details}`);
   await stillServing('a foreign-CA certificate');
+  const after = await until('the handshake refusal is counted', async () => ((await unauthenticated()) > before ? unauthenticated() : null));
+  t.ok(after > before, `UNAUTHENTICATED refusals counted: ${before} -> ${after}`);
+  t.match(c.log(target), /refused peer .*: UNAUTHENTICATED: the (TLS handshake failed|client certificate is not issued by the cluster CA)/, 'the node logs the refusal with its reason code');
 
   // The refusals are counted by reason.
   const metrics = await (await fetch(`http://${spec.host}:${spec.httpPort}/metrics`)).text();
