@@ -419,7 +419,15 @@ export class Driver {
         this.inbox = [];
         for (const op of ops) op();
         if (!this.stopped) {
-          for (; this.ticksDue > 0; this.ticksDue--) this.core.tick();
+          // One tick per turn, and ticks that piled up while a batch was being written are
+          // dropped: a node stalled by a slow fsync or a starved CPU must not wake up and fire a
+          // whole election timeout's worth of ticks at once, before the heartbeats that arrived
+          // meanwhile have been handed to the core. Losing ticks only slows this node's timers,
+          // which Raft's safety does not depend on (reads use ReadIndex, not clock leases).
+          if (this.ticksDue > 0) {
+            this.core.tick();
+            this.ticksDue = 0;
+          }
           this.onTime();
         }
         if (this.toPropose.length > 0) this.flushProposals();
