@@ -13,7 +13,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server } from 'node:http';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
@@ -27,33 +26,7 @@ import { SplitBrainMonitor } from '../../node/splitbrain/monitor.js';
 import type { Observation } from '../../node/splitbrain/detector.js';
 import type { DurableState } from '../../node/splitbrain/rollback.js';
 import { prometheusDir } from './paths.js';
-
-async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      const port = typeof a === 'object' && a ? a.port : 0;
-      s.close(() => res(port));
-    });
-  });
-}
-
-async function until<T>(what: string, deadlineMs: number, probe: () => Promise<T | null>): Promise<T> {
-  const end = Date.now() + deadlineMs;
-  let last: unknown = null;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== null) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > end) throw new Error(`${what}: not reached within ${deadlineMs} ms${last ? ` (last error: ${String(last)})` : ''}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
+import { freePort, until } from './procs.js';
 
 interface PromAlert { labels: Record<string, string>; state: string }
 

@@ -14,7 +14,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -23,36 +22,10 @@ import { clusterUp, fetchStatus, isAlive, readPid } from '../../node/cluster.js'
 import { METRICS, exportedBase } from '../../node/metrics-catalog.js';
 import { metricNamesIn } from './promql.js';
 import { grafanaDir, prometheusDir } from './paths.js';
+import { freePort, until } from './procs.js';
 
 const PROMETHEUS = '/usr/bin/prometheus';
 const IDS = ['n1', 'n2', 'n3'] as const;
-
-async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      const port = typeof a === 'object' && a ? a.port : 0;
-      s.close(() => res(port));
-    });
-  });
-}
-
-async function until<T>(what: string, deadlineMs: number, probe: () => Promise<T | null>): Promise<T> {
-  const end = Date.now() + deadlineMs;
-  let last: unknown = null;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== null) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > end) throw new Error(`${what}: not reached within ${deadlineMs} ms${last ? ` (last error: ${String(last)})` : ''}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
 
 interface PromAlert { labels: Record<string, string>; state: string }
 
