@@ -3,8 +3,9 @@
  *
  *   1. certificates (cluster CA, node certificates, one operator certificate per role) and
  *      approver keys in a data directory (default ./.custody/demo)
- *   2. three nodes (Raft + the ledger, with their admin API on loopback over mTLS) and three
- *      secret kernels as child processes
+ *   2. three `custody node` daemons (Raft + the ledger + the lifecycle, admin API on loopback over
+ *      mTLS; `--nodes in-process` runs the same nodes inside this process) and three secret
+ *      kernels, all as child processes
  *   3. genesis; a 2-of-3 DKG for ed25519 and one for Taproot driven through the ledger; activation
  *      of each key by 2-of-3 approvers
  *   4. one signing act per key through the publication gate (the Taproot act is above the
@@ -24,7 +25,8 @@ import { CustodyError, isCustodyError } from '../../proto/errors.js';
 import { decode } from '../../ledger/encoding.js';
 import { decisionBodyFromCbor, decisionSigningBytes, ed25519Sign, type ActPolicy } from '../../ledger/decision.js';
 import { verifyEvidenceBundle } from '../../ledger/receipts.js';
-import { LocalCluster, until } from '../lifecycle/local-cluster.js';
+import { LocalCluster } from '../lifecycle/local-cluster.js';
+import { DaemonCluster } from '../lifecycle/daemon-cluster.js';
 import { verifyBundleSignature, type Bundle } from '../lifecycle/evidence.js';
 import { AdminClient, type ActView } from '../admin/client.js';
 import { issueOperatorCert, type OperatorRole } from '../admin/roles.js';
@@ -42,7 +44,7 @@ export const DEMO_POLICY: ActPolicy = {
 const OPERATORS: Record<string, OperatorRole> = { kim: 'key-generator', cara: 'custodian', audra: 'auditor', 'approver-1': 'approver', 'approver-2': 'approver', 'approver-3': 'approver' };
 const MARKER = '.custody-demo';
 
-interface Args { dir: string; kernels: 'auto' | 'process' | 'twin' }
+interface Args { dir: string; kernels: 'auto' | 'process' | 'twin'; nodes: 'daemons' | 'in-process'; strict: boolean }
 
 function say(line: string): void {
   process.stdout.write(`${line}\n`);
@@ -68,6 +70,54 @@ async function kernelsTakeEpochZero(c: LocalCluster): Promise<boolean> {
   }
 }
 
+interface Running {
+  /** How the nodes and kernels run, for the narration. */
+  readonly what: string;
+  readonly approvers: readonly { id: string; secretKey: Uint8Array }[];
+  client(as: string): AdminClient;
+  stop(): Promise<void>;
+}
+
+/** Three `custody node` daemons and three `custody kernel` processes (node/lifecycle/daemon-cluster.ts). */
+async function startDaemons(dir: string): Promise<Running> {
+  const dc = await DaemonCluster.create(dir, DEMO_POLICY);
+  for (const [id, role] of Object.entries(OPERATORS)) issueOperatorCert(dc.certs, id, role);
+  try {
+    await dc.start('audra', CLI_PATH, 30_000);
+  } catch (e) {
+    await dc.stop();
+    throw e;
+  }
+  return {
+    what: `3 node daemons (pids ${dc.nodes.map((n) => n.daemon?.pid).join(' ')}; admin API ${dc.nodes.map((n) => `${n.id}=${n.admin}`).join(' ')}; configs ${join(dir, 'n1.yaml')} and n1.lifecycle.yaml ...) and 3 kernel processes (pids ${dc.nodes.map((n) => n.kernel?.proc.pid).join(' ')})`,
+    approvers: dc.approvers,
+    client: (as) => dc.client('n1', as),
+    stop: () => dc.stop(),
+  };
+}
+
+/** Three Raft nodes in this process, three kernel processes (node/lifecycle/local-cluster.ts). */
+async function startInProcess(dir: string, certs: string, kernels: Args['kernels'], log: (l: string) => void): Promise<Running> {
+  let mode: 'process' | 'twin' = kernels === 'twin' ? 'twin' : 'process';
+  let cluster = await LocalCluster.start({ dir: join(dir, 'cluster'), policy: DEMO_POLICY, certsDir: certs, kernels: mode, log, remoteTimeoutMs: 10_000 });
+  if (mode === 'process' && !(await kernelsTakeEpochZero(cluster))) {
+    if (kernels === 'process') throw new CustodyError('CONFIG_INVALID', 'the kernel processes refuse key epoch 0, the ledger\'s first epoch; run with --kernels twin');
+    say('      the kernel build refuses key epoch 0 (the ledger\'s first epoch), so signing could not be authorized: using the in-memory kernel twins');
+    await cluster.close();
+    mode = 'twin';
+    cluster = await LocalCluster.start({ dir: join(dir, 'cluster-twin'), policy: DEMO_POLICY, certsDir: certs, kernels: mode, log, remoteTimeoutMs: 10_000 });
+  }
+  await cluster.genesis();
+  const n1 = cluster.nodes[0]!;
+  const c = cluster;
+  return {
+    what: `3 nodes in this process (Raft + ledger, admin API ${c.nodes.map((n) => `${n.id}=${n.adminAddress}`).join(' ')}) and 3 kernels (${mode === 'process' ? `child processes, pids ${c.nodes.map((n) => n.kernel.pid).join(' ')}` : 'in-memory twins'})`,
+    approvers: c.approvers,
+    client: (as) => new AdminClient(n1.adminAddress as string, n1.id, { ca: join(certs, 'ca.crt'), cert: join(certs, `${as}.crt`), key: join(certs, `${as}.key`) }),
+    stop: () => c.close(),
+  };
+}
+
 async function run(a: Args): Promise<void> {
   const t0 = Date.now();
   const dir = resolve(a.dir);
@@ -81,21 +131,23 @@ async function run(a: Args): Promise<void> {
   const log = (l: string): void => {
     if (/refused|failed|stopped/.test(l)) say(`      ${l}`);
   };
-  let mode: 'process' | 'twin' = a.kernels === 'twin' ? 'twin' : 'process';
-  let cluster = await LocalCluster.start({ dir: join(dir, 'cluster'), policy: DEMO_POLICY, certsDir: certs, kernels: mode, log, remoteTimeoutMs: 10_000 });
-  if (mode === 'process' && !(await kernelsTakeEpochZero(cluster))) {
-    if (a.kernels === 'process') throw new CustodyError('CONFIG_INVALID', 'the kernel processes refuse key epoch 0, the ledger\'s first epoch; run with --kernels twin');
-    say('      the kernel build refuses key epoch 0 (the ledger\'s first epoch), so signing could not be authorized: using the in-memory kernel twins');
-    await cluster.close();
-    mode = 'twin';
-    cluster = await LocalCluster.start({ dir: join(dir, 'cluster-twin'), policy: DEMO_POLICY, certsDir: certs, kernels: mode, log, remoteTimeoutMs: 10_000 });
+  let running: Running;
+  if (a.nodes === 'daemons' && a.kernels !== 'twin') {
+    try {
+      running = await startDaemons(join(dir, 'daemons'));
+    } catch (e) {
+      if (!isCustodyError(e) || a.strict) throw e;
+      say(`      the node daemons did not serve the lifecycle (${e.reason}: ${e.detail}); running the nodes in this process instead`);
+      running = await startInProcess(dir, certs, a.kernels, log);
+    }
+  } else {
+    running = await startInProcess(dir, certs, a.kernels, log);
   }
   const clients: AdminClient[] = [];
   try {
-    say(`[2/7] 3 nodes (Raft + ledger, admin API ${cluster.nodes.map((n) => `${n.id}=${n.adminAddress}`).join(' ')}) and 3 kernels (${mode === 'process' ? `child processes, pids ${cluster.nodes.map((n) => n.kernel.pid).join(' ')}` : 'in-memory twins'})`);
-    const n1 = cluster.nodes[0]!;
+    say(`[2/7] ${running.what}`);
     const client = (as: string): AdminClient => {
-      const c = new AdminClient(n1.adminAddress as string, n1.id, { ca: join(certs, 'ca.crt'), cert: join(certs, `${as}.crt`), key: join(certs, `${as}.key`) });
+      const c = running.client(as);
       clients.push(c);
       return c;
     };
@@ -103,30 +155,33 @@ async function run(a: Args): Promise<void> {
       for (const id of who) {
         const c = client(id);
         const d = await c.getDecision(cid);
-        const key = cluster.approvers.find((x) => x.id === id)!;
+        const key = running.approvers.find((x) => x.id === id)!;
         const r = await c.approveDecision(cid, id, ed25519Sign(decisionSigningBytes(decisionBodyFromCbor(decode(new Uint8Array(d.bodyCbor)))), key.secretKey));
         say(`      ${id} signed ${cid.slice(0, 16)}: ${r.state}${r.verdict ? (r.verdict.ok ? ` at ledger index ${r.verdict.index}` : ` ${r.verdict.reason}`) : ''}`);
       }
     };
-
-    await cluster.genesis();
-    const st = await client('audra').status();
+    const audra = client('audra');
+    const st = await audra.status();
     say(`[3/7] genesis of ${st.clusterId}: leader ${st.leader}, ${st.nodes.length} nodes, approvers approver-1..3 (2 of 3 decide), state root ${st.stateRoot.slice(0, 16)}`);
 
     const kim = client('kim');
     for (const [keyId, scheme] of [['treasury-ed25519', 'ed25519'], ['treasury-taproot', 'taproot']] as const) {
-      const d = await kim.proposeDecision(JSON.stringify({ kind: 'DkgAuthorized', keyId, scheme, threshold: 2, participants: cluster.nodes.map((n) => n.id) }));
+      const d = await kim.proposeDecision(JSON.stringify({ kind: 'DkgAuthorized', keyId, scheme, threshold: 2, participants: st.nodes.map((n) => n.id) }));
       say(`[4/7] kim proposes a 2-of-3 ${scheme} DKG for ${keyId}: decision ${d.cid.slice(0, 16)}`);
       await approve(d.cid, ['approver-1', 'approver-2']);
-      // n1 serves the operators' calls, so wait until its replica holds the published key object.
-      await until(`${keyId} published`, () => n1.ledger.state().cluster?.keys[keyId]?.epochs['0']?.status === 'published', 120_000);
-      const e = n1.ledger.state().cluster!.keys[keyId]!.epochs['0']!;
-      say(`      round 1 in the log from ${Object.keys(e.round1).join(', ')}; sealed round 2 kernel to kernel; KeyReady from ${Object.keys(e.ready).join(', ')}; KeyObjectPublished`);
+      const deadline = Date.now() + 120_000;
+      for (;;) {
+        const k = (await audra.status()).keys.find((x) => x.id === keyId);
+        if (k?.epochs.includes('0:published')) break;
+        if (Date.now() > deadline) throw new CustodyError('REMOTE_TIMEOUT', `the ${keyId} ceremony did not complete`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      say('      round 1 of every node in the log; round 2 sealed kernel to kernel; KeyReady from every node; KeyObjectPublished');
       const act = await kim.proposeDecision(JSON.stringify({ kind: 'KeyActivated', keyId, keyEpoch: 0 }));
       say(`      kim proposes activation ${act.cid.slice(0, 16)} (key exists != key is authority)`);
       await approve(act.cid, ['approver-2', 'approver-3']);
     }
-    for (const k of (await client('audra').status()).keys) say(`      key ${k.id} (${k.scheme}) ${k.status} at epoch ${k.activeEpoch}: group public key ${k.publicKey}`);
+    for (const k of (await audra.status()).keys) say(`      key ${k.id} (${k.scheme}) ${k.status} at epoch ${k.activeEpoch}: group public key ${k.publicKey}`);
 
     const cara = client('cara');
     const acts = [
@@ -140,6 +195,7 @@ async function run(a: Args): Promise<void> {
       const progress = (w: ActView): void => {
         for (const n of w.notes.slice(shown)) say(`      ${n.reason ? `${n.reason}: ` : ''}${n.text}`);
         shown = w.notes.length;
+        say(`      ${w.opId}: ${w.state}`);
       };
       let w = await cara.watch(x.opId, progress, (y) => y.state === 'Published' || (y.state === 'Executed' && y.notes.some((n) => n.reason === 'PUBLICATION_DENIED')) || ['Denied', 'Aborted'].includes(y.state));
       if (w.state === 'Executed') {
@@ -154,12 +210,12 @@ async function run(a: Args): Promise<void> {
     }
 
     say('[6/7] the chronicle:');
-    const ch = await client('audra').chronicle();
+    const ch = await audra.chronicle();
     for (const v of ch.acts) for (const line of formatAct(v).split('\n')) say(`      ${line}`);
 
     say('[7/7] evidence:');
     for (const x of acts) {
-      const json = (await client('audra').exportEvidence(x.opId)).bundleJson;
+      const json = (await audra.exportEvidence(x.opId)).bundleJson;
       const file = join(dir, `evidence-${x.opId}.json`);
       writeFileSync(file, json + '\n');
       const b = JSON.parse(json) as Bundle;
@@ -176,7 +232,7 @@ async function run(a: Args): Promise<void> {
     say(`custody demo: done in ${((Date.now() - t0) / 1000).toFixed(1)} s; everything stopped; files in ${dir}`);
   } finally {
     for (const c of clients) c.close();
-    await cluster.close();
+    await running.stop();
   }
 }
 
@@ -185,7 +241,9 @@ export const demoCommand: CommandModule<object, Args> = {
   describe: 'run the whole governed lifecycle on this machine: 3 nodes, 3 kernels, DKG for ed25519 and Taproot, approvals, signing through the publication gate, chronicle and evidence',
   builder: (y) => y
     .option('dir', { type: 'string', default: './.custody/demo', describe: 'data directory (created; a previous demo run there is replaced)' })
-    .option('kernels', { choices: ['auto', 'process', 'twin'] as const, default: 'auto' as const, describe: 'secret kernels as child processes, or in-memory twins; auto uses processes when they accept the ledger\'s key epochs' }) as never,
+    .option('nodes', { choices: ['daemons', 'in-process'] as const, default: 'daemons' as const, describe: 'nodes as `custody node` child processes, or as Raft drivers in this process' })
+    .option('kernels', { choices: ['auto', 'process', 'twin'] as const, default: 'auto' as const, describe: 'secret kernels as child processes, or in-memory twins (in-process nodes only); auto uses processes when they accept the ledger\'s key epochs' })
+    .option('strict', { type: 'boolean', default: false, describe: 'fail instead of falling back to in-process nodes when the daemons do not serve the lifecycle' }) as never,
   handler: async (a) => {
     try {
       await run(a);

@@ -1,0 +1,182 @@
+/**
+ * A cluster of `custody node` daemons and `custody kernel` processes on loopback, made from
+ * scratch in a directory: certificates (cluster CA, node certificates), one identity key per node,
+ * the genesis every node is installed with, and per node a node config, a lifecycle config
+ * (`<config>.lifecycle.yaml`, node/lifecycle/node.ts) and a kernel config. Used by the demo and the
+ * multi-process tests; every process is a child of the caller and is stopped by `stop()`.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createWriteStream, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { ed25519 } from '@noble/curves/ed25519.js';
+import { CustodyError } from '../../proto/errors.js';
+import { toHex } from '../../ledger/encoding.js';
+import { makeApproverKey, type ActPolicy, type ApproverKey } from '../../ledger/decision.js';
+import { encodeEvent, eventCid, type LedgerEvent } from '../../ledger/events.js';
+import { rosterToJson } from '../../kernel/authority.js';
+import { ensureCa, issue } from '../certs.js';
+import { CLI_PATH } from '../cluster.js';
+import { AdminClient } from '../admin/client.js';
+import { startKernelProcess, type KernelProc } from './local-cluster.js';
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      const p = typeof a === 'object' && a ? a.port : 0;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+export interface DaemonNode {
+  readonly id: string;
+  readonly admin: string;
+  daemon: ChildProcess | null;
+  kernel: KernelProc | null;
+}
+
+export class DaemonCluster {
+  readonly nodes: DaemonNode[] = [];
+  readonly approvers: ApproverKey[];
+  readonly genesis: Extract<LedgerEvent, { type: 'ClusterGenesis' }>;
+  readonly certs: string;
+
+  private constructor(readonly dir: string, ids: string[], policy: ActPolicy, private readonly ports: number[]) {
+    this.certs = join(dir, 'certs');
+    this.approvers = [1, 2, 3].map((i) => makeApproverKey(`approver-${i}`));
+    const seeds = ids.map(() => randomBytes(32));
+    this.genesis = {
+      type: 'ClusterGenesis', clusterId: `cluster-${randomBytes(4).toString('hex')}`,
+      nodes: ids.map((id, i) => ({ id, identityKey: ed25519.getPublicKey(seeds[i] as Uint8Array), passport: `${id}-p1` })),
+      // Two of three governors decide; approver-3 also holds the security role (one may freeze).
+      roster: { approvers: this.approvers.map((a, i) => ({ id: a.id, publicKey: a.publicKey, roles: i === 2 ? ['governor', 'security'] : ['governor'] })), quorum: { threshold: 2, freezeThreshold: 1 } },
+      policy,
+    };
+    ensureCa(this.certs);
+    writeFileSync(join(dir, 'genesis.hex'), toHex(encodeEvent(this.genesis)));
+    mkdirSync(join(dir, 'approvers'), { recursive: true, mode: 0o700 });
+    for (const a of this.approvers) writeFileSync(join(dir, 'approvers', `${a.id}.key`), JSON.stringify({ id: a.id, secretKey: toHex(a.secretKey), publicKey: toHex(a.publicKey) }, null, 2) + '\n', { mode: 0o600 });
+    const addr = (i: number, k: number): string => `127.0.0.1:${ports[i * 3 + k]}`;
+    ids.forEach((id, i) => {
+      issue(this.certs, 'node', id, ['127.0.0.1', 'localhost']);
+      writeFileSync(join(dir, `${id}.identity`), toHex(seeds[i] as Uint8Array), { mode: 0o600 });
+      writeFileSync(join(dir, `${id}.yaml`), [
+        `# Node ${id}: custody node --config ${id}.yaml`,
+        `id: ${id}`, `dataDir: data/${id}`, `listen: ${addr(i, 0)}`, `http: ${addr(i, 1)}`,
+        'peers:', ...ids.map((p, j) => `  ${p}: ${addr(j, 0)}`),
+        `tls: { ca: certs/ca.crt, cert: certs/${id}.crt, key: certs/${id}.key }`,
+        'raft: { tickMs: 50, electionTicks: 10, heartbeatTicks: 1 }', '',
+      ].join('\n'));
+      writeFileSync(join(dir, `${id}.lifecycle.yaml`), [
+        `# The lifecycle of node ${id} (node/lifecycle/node.ts)`,
+        `admin: ${addr(i, 2)}`, 'peers:', ...ids.map((p, j) => `  ${p}: ${addr(j, 2)}`),
+        `identity: ${id}.identity`, `kernel: { socket: ${id}-kernel/run/kernel.sock }`, 'genesis: genesis.hex', 'remoteTimeoutMs: 5000', '',
+      ].join('\n'));
+      this.nodes.push({ id, admin: addr(i, 2), daemon: null, kernel: null });
+    });
+  }
+
+  static async create(dir: string, policy: ActPolicy, n = 3): Promise<DaemonCluster> {
+    const ids = Array.from({ length: n }, (_, i) => `n${i + 1}`);
+    const ports = await Promise.all(ids.flatMap(() => [freePort(), freePort(), freePort()]));
+    return new DaemonCluster(dir, ids, policy, ports);
+  }
+
+  node(id: string): DaemonNode {
+    const n = this.nodes.find((x) => x.id === id);
+    if (n === undefined) throw new Error(`no node ${id}`);
+    return n;
+  }
+
+  async startKernel(id: string): Promise<KernelProc> {
+    const kdir = join(this.dir, `${id}-kernel`);
+    mkdirSync(kdir, { recursive: true, mode: 0o700 });
+    if (!existsSync(join(kdir, 'kernel.key'))) writeFileSync(join(kdir, 'kernel.key'), randomBytes(32).toString('hex'), { mode: 0o600 });
+    writeFileSync(join(kdir, 'kernel.json'), JSON.stringify({
+      nodeId: id, socketPath: join(kdir, 'run', 'kernel.sock'), storeDir: join(kdir, 'store'), profile: 'software', software: { keyFile: join(kdir, 'kernel.key') },
+      genesis: { clusterId: this.genesis.clusterId, genesisCid: toHex(eventCid(encodeEvent(this.genesis))), governanceEpoch: 0, roster: rosterToJson(this.genesis.roster) },
+    }, null, 2) + '\n');
+    const k = await startKernelProcess(join(kdir, 'kernel.json'), id);
+    k.client.close(); // the daemon holds its own connection
+    this.node(id).kernel = k;
+    return k;
+  }
+
+  startDaemon(id: string, cli = CLI_PATH): ChildProcess {
+    const p = spawn(process.execPath, [cli, 'node', '--config', join(this.dir, `${id}.yaml`)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const log = createWriteStream(join(this.dir, `${id}.log`), { flags: 'a' });
+    p.stdout?.pipe(log);
+    p.stderr?.pipe(log);
+    this.node(id).daemon = p;
+    return p;
+  }
+
+  /**
+   * Starts every kernel, then every daemon, and waits until each serves the genesis, asking as
+   * operator `probeAs` (an operator certificate in `certs`; any role may read).
+   */
+  async start(probeAs: string, cli = CLI_PATH, readyMs = 60_000): Promise<void> {
+    for (const n of this.nodes) await this.startKernel(n.id);
+    for (const n of this.nodes) this.startDaemon(n.id, cli);
+    for (const n of this.nodes) {
+      const c = this.client(n.id, probeAs);
+      try {
+        await waitFor(`node ${n.id} serving the genesis`, async () => (await c.status()).clusterId === this.genesis.clusterId, readyMs, () => {
+          const d = n.daemon;
+          if (d !== null && (d.exitCode !== null || d.signalCode !== null)) throw new CustodyError('INTERNAL', `node ${n.id} exited (${d.exitCode ?? d.signalCode}); see ${join(this.dir, `${n.id}.log`)}`);
+        });
+      } finally {
+        c.close();
+      }
+    }
+  }
+
+  /** An admin client of node `id` as operator `as` (its certificate and key in `certs`). */
+  client(id: string, as: string): AdminClient {
+    return new AdminClient(this.node(id).admin, id, { ca: join(this.certs, 'ca.crt'), cert: join(this.certs, `${as}.crt`), key: join(this.certs, `${as}.key`) });
+  }
+
+  /** SIGKILL a node: its daemon and its kernel. */
+  async kill(id: string): Promise<void> {
+    const n = this.node(id);
+    const waits: Promise<unknown>[] = [];
+    if (n.daemon && n.daemon.exitCode === null && n.daemon.signalCode === null) {
+      waits.push(new Promise((r) => n.daemon?.once('exit', r)));
+      n.daemon.kill('SIGKILL');
+    }
+    if (n.kernel) {
+      n.kernel.proc.kill('SIGKILL');
+      waits.push(n.kernel.exited);
+    }
+    await Promise.all(waits);
+  }
+
+  async stop(): Promise<void> {
+    for (const p of this.nodes.flatMap((n) => [n.daemon, n.kernel?.proc ?? null])) {
+      if (p === null || p.exitCode !== null || p.signalCode !== null) continue;
+      const exited = new Promise((r) => p.once('exit', r));
+      p.kill('SIGTERM');
+      await exited;
+    }
+  }
+}
+
+async function waitFor(what: string, f: () => Promise<boolean>, timeoutMs: number, check: () => void): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  let last = '';
+  for (;;) {
+    check();
+    try {
+      if (await f()) return;
+    } catch (e) {
+      last = (e as Error).message;
+    }
+    if (Date.now() > end) throw new CustodyError('REMOTE_TIMEOUT', `timed out waiting for ${what} (${last})`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
