@@ -197,8 +197,13 @@ async function run(a: Args): Promise<void> {
         shown = w.notes.length;
         say(`      ${w.opId}: ${w.state}`);
       };
-      let w = await cara.watch(x.opId, progress, (y) => y.state === 'Published' || (y.state === 'Executed' && y.notes.some((n) => n.reason === 'PUBLICATION_DENIED')) || ['Denied', 'Aborted'].includes(y.state));
+      // Above the auto-release amount the gate holds an executed act (PUBLICATION_DENIED) until a
+      // release decision; the coordinator's note of the refusal lives on the leader, which need not
+      // be the node this client talks to, so the policy says when to stop waiting.
+      const held = BigInt(x.amount) > DEMO_POLICY.autoReleaseAmountMax;
+      let w = await cara.watch(x.opId, progress, (y) => y.state === 'Published' || (y.state === 'Executed' && held) || ['Denied', 'Aborted'].includes(y.state));
       if (w.state === 'Executed') {
+        say(`      PUBLICATION_DENIED: ${x.opId} is executed and held at the publication gate: ${x.amount} is above the auto-release amount ${DEMO_POLICY.autoReleaseAmountMax}`);
         const rel = await cara.proposeDecision(JSON.stringify({ kind: 'PublicationReleased', opId: x.opId }));
         say(`      cara asks approvers to release ${x.opId}: decision ${rel.cid.slice(0, 16)}`);
         await approve(rel.cid, ['approver-1', 'approver-3']);
