@@ -20,6 +20,9 @@ import { LevelStorage } from '../raft/storage/leveldb.js';
 import { systemClock } from '../raft/transport.js';
 import { faultsSet, type NodeConfig } from './config.js';
 import { KvApp } from './kv.js';
+import { existsSync } from 'node:fs';
+import { LedgerApp } from './ledger-app.js';
+import { lifecycleConfigPath, startNodeLifecycle } from './lifecycle/node.js';
 import { NodeMetrics } from './metrics.js';
 import { registerCatalogMetrics } from './metrics-catalog.js';
 import { PeerTransport } from './peers.js';
@@ -49,7 +52,7 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
   const bootstrapConf: ConfState = { voters: [...cfg.peers.keys()].sort(), learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false };
   const storage = await LevelStorage.open({ dir: cfg.dataDir, bootstrapConf, recoveryHint: recoveryHint(cfg.file) });
   const metrics = new NodeMetrics();
-  const app = new KvApp();
+  const app = existsSync(lifecycleConfigPath(cfg.file)) ? new LedgerApp() : new KvApp();
   const transport = new PeerTransport(cfg.id, cfg.peers, tls, metrics.transportHooks, log);
   const seed = randomInt(0, 2 ** 32);
   const driver = new Driver({
@@ -86,6 +89,7 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
   metrics.attach(driver, transport.peerIds());
   registerCatalogMetrics(metrics.registry, { raft: () => driver.status(), coreStats: () => driver.coreStats() });
   transport.start();
+  const lifecycle = app instanceof LedgerApp ? await startNodeLifecycle({ nodeId: cfg.id, configFile: cfg.file, driver, app, tls, log }) : null;
   const http = createServer((req, res) => {
     void (async () => {
       const url = (req.url ?? '/').split('?')[0];
@@ -126,6 +130,7 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       log(`node ${cfg.id} stopping`);
+      await lifecycle?.stop();
       await driver.stop();
       // Client calls were answered by driver.stop(); what remains are peers' long-lived streams,
       // which never end on their own, so the grace period only covers responses in flight.

@@ -120,6 +120,11 @@ export class LedgerApp implements Application {
     return this.current;
   }
 
+  /** How many events the ledger has accepted into its hash chain (the node's /status `keys`). */
+  get size(): number {
+    return this.current.height;
+  }
+
   /** The key-value read of the node's client service: the ledger is read through the admin API. */
   get(_key: string): Uint8Array | undefined {
     return undefined;

@@ -27,7 +27,7 @@ export interface NodeServerOptions {
   readonly roster: ReadonlySet<NodeId>;
   readonly tls: TlsMaterial;
   readonly driver: Driver;
-  readonly app: KvApp;
+  readonly app: Pick<KvApp, 'get'>;
   readonly metrics?: ServerMetrics;
   readonly log?: (line: string) => void;
 }
