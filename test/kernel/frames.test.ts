@@ -74,40 +74,48 @@ for (const profile of PROFILES) {
     });
 
     await t.test('random raw streams, each on its own connection', async (t) => {
+      let answered = 0;
       await fc.assert(fc.asyncProperty(fc.uint8Array({ minLength: 1, maxLength: 96 }), async (bytes) =>
-        fresh(async (c) => clear(await c.rawExchange(bytes, true)))), { numRuns: RUNS.raw });
-      t.pass(`${RUNS.raw} raw streams answered`);
+        fresh(async (c) => clear(await c.rawExchange(bytes, true)) && ++answered > 0)), { numRuns: RUNS.raw });
+      t.equal(answered, RUNS.raw, `${RUNS.raw} raw streams answered with a clear error`);
     });
 
     await t.test('truncated valid frames', async (t) => {
+      let malformed = 0;
       const valid = frame(encodeRequest({ callId: 7, body: { kind: 'nonces', keyId: 'some-key', keyEpoch: 1, count: 3 } }));
       await fc.assert(fc.asyncProperty(fc.integer({ min: 1, max: valid.length - 1 }), async (cut) =>
         fresh(async (c) => {
           const r = await c.rawExchange(valid.subarray(0, cut), true);
           note(r);
-          return r.body.kind === 'error' && r.body.reason === 'FRAME_MALFORMED';
+          const ok = r.body.kind === 'error' && r.body.reason === 'FRAME_MALFORMED';
+          if (ok) malformed++;
+          return ok;
         })), { numRuns: RUNS.truncated });
-      t.pass('every truncation answered FRAME_MALFORMED');
+      t.equal(malformed, RUNS.truncated, 'every truncation answered FRAME_MALFORMED');
     });
 
     await t.test('oversized frames are refused from the header alone', async (t) => {
+      let tooLarge = 0;
       await fc.assert(fc.asyncProperty(fc.integer({ min: limits.frameBytesMax + 1, max: 0xffff_ffff }), fc.uint8Array({ maxLength: 64 }), async (n, tail) =>
         fresh(async (c) => {
           const head = Buffer.alloc(4);
           head.writeUInt32BE(n >>> 0);
           const r = await c.rawExchange(Buffer.concat([head, tail]));
           note(r);
-          return r.body.kind === 'error' && r.body.reason === 'FRAME_TOO_LARGE';
+          const ok = r.body.kind === 'error' && r.body.reason === 'FRAME_TOO_LARGE';
+          if (ok) tooLarge++;
+          return ok;
         })), { numRuns: RUNS.oversized });
-      t.pass('every oversized header answered FRAME_TOO_LARGE');
+      t.equal(tooLarge, RUNS.oversized, 'every oversized header answered FRAME_TOO_LARGE');
     });
 
     await t.test('wrong protobuf wire types for request fields', async (t) => {
+      let mistyped = 0;
       await fc.assert(fc.asyncProperty(
         fc.integer({ min: 1, max: 25 }), fc.constantFrom(0, 1, 3, 4, 5, 6, 7), fc.uint8Array({ maxLength: 40 }),
-        async (num, wireType, payload) => clear(await k.client.rawExchange(frame(Uint8Array.from(field(num, wireType, payload)))))),
+        async (num, wireType, payload) => clear(await k.client.rawExchange(frame(Uint8Array.from(field(num, wireType, payload))))) && ++mistyped > 0),
       { numRuns: RUNS.wireTypes });
-      t.pass(`${RUNS.wireTypes} mistyped frames answered`);
+      t.equal(mistyped, RUNS.wireTypes, `${RUNS.wireTypes} mistyped frames answered with a clear error`);
     });
 
     await t.test('well-typed requests full of garbage', async (t) => {
@@ -126,8 +134,9 @@ for (const profile of PROFILES) {
         fc.record({ kind: fc.constant('governance' as const), decisions: fc.array(fc.record({ decision: bytes, ledgerIndex: num, stampMs: num }), { maxLength: 3 }) }),
         fc.record({ kind: fc.constant('dkgRound2' as const), ceremonyId: str, round1: fc.array(fc.record({ identifier: str, commitment: fc.array(bytes, { maxLength: 3 }), proofOfKnowledge: bytes }), { maxLength: 3 }) }),
       ) as fc.Arbitrary<RequestBody>;
-      await fc.assert(fc.asyncProperty(body, async (b) => clear(await k.client.exchange(b))), { numRuns: RUNS.garbage });
-      t.pass(`${RUNS.garbage} garbage requests answered`);
+      let garbage = 0;
+      await fc.assert(fc.asyncProperty(body, async (b) => clear(await k.client.exchange(b)) && ++garbage > 0), { numRuns: RUNS.garbage });
+      t.equal(garbage, RUNS.garbage, `${RUNS.garbage} garbage requests answered with a clear error`);
     });
 
     await t.test('a connection that pipelines past the bound is answered LIMIT_EXCEEDED and closed', async (t) => {
