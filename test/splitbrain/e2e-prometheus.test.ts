@@ -128,12 +128,12 @@ t.test('a real Prometheus scraping a real 3-node cluster: rules load, live metri
   });
   t.same(groups.map((g) => g.name).sort(), ['custody-consensus', 'custody-kernel', 'custody-safety'], 'Prometheus loaded the shipped rule groups');
 
-  await until('three targets up and one leader scraped', 120_000, async () => {
+  const scraped = await until('three targets up and one leader scraped', 120_000, async () => {
     const up = await scalar('sum(up{job="custody-e2e"})');
     const leaders = await scalar('sum(custody_raft_is_leader{cluster="e2e"})');
-    return up === 3 && leaders === 1 ? true : null;
+    return up === 3 && leaders === 1 ? { up, leaders } : null;
   });
-  t.pass('Prometheus scrapes three nodes and sees exactly one leader');
+  t.same(scraped, { up: 3, leaders: 1 }, 'Prometheus scrapes three nodes and sees exactly one leader');
   const terms = await scalar('count(count_values("term", custody_raft_term{cluster="e2e"}))');
   t.equal(terms, 1, 'all three nodes report one term');
   t.same((await firing()).filter((a) => a.state === 'firing').map((a) => a.labels.alertname), [], 'a healthy cluster fires nothing');
