@@ -85,6 +85,7 @@ import type { Exchange, LedgerPort, NonceOffer, ParticipantPort } from './ports.
 import { keys, publicFromBytes } from './participant.js';
 import { withDeadline } from './kernel-port.js';
 import { verifySignature } from './verify.js';
+import { Rerunner } from './rerun.js';
 
 export interface ChronicleNote {
   readonly opId: string;
@@ -125,8 +126,6 @@ export class Coordinator {
   private unsub: (() => void) | null = null;
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
-  private busy = false;
-  private again = false;
 
   constructor(o: CoordinatorOptions) {
     this.o = o;
@@ -171,24 +170,14 @@ export class Coordinator {
     this.o.log(`${this.o.nodeId}: ${opId}: ${reason ? `${reason}: ` : ''}${text}`);
   }
 
+  private readonly rerun = new Rerunner(
+    () => this.reconcile(),
+    (e) => this.o.log(`${this.o.nodeId}: coordinator: ${e.message}`),
+    () => this.stopped,
+  );
+
   private kick(): void {
-    if (this.stopped) return;
-    if (this.busy) {
-      this.again = true;
-      return;
-    }
-    this.busy = true;
-    void (async () => {
-      do {
-        this.again = false;
-        try {
-          await this.reconcile();
-        } catch (e) {
-          this.o.log(`${this.o.nodeId}: coordinator: ${(e as Error).message}`);
-        }
-      } while (this.again && !this.stopped);
-      this.busy = false;
-    })();
+    this.rerun.kick();
   }
 
   private async propose(event: LedgerEvent): Promise<LedgerVerdict | null> {

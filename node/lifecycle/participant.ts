@@ -23,6 +23,7 @@ import { suiteOf, type SuiteName } from '../../kernel/suites.js';
 import type { Participant, PublicPackage, Round1Package, SealedPackage, SigningCommitment } from '../../kernel/wire.js';
 import type { Exchange, KernelPort, LedgerPort, NonceOffer, ParticipantPort } from './ports.js';
 import { kernelEpoch } from './kernel-port.js';
+import { Rerunner } from './rerun.js';
 
 export const ROUND1_DOMAIN = 'custody-ledger/v1/dkg-round1';
 
@@ -106,8 +107,6 @@ export class LifecycleParticipant implements ParticipantPort {
   private readonly ceremonies = new Map<string, CeremonyProgress>();
   private readonly unsubs: (() => void)[] = [];
   private transportPublicKey: Uint8Array | null = null;
-  private reconciling = false;
-  private again = false;
   private stopped = false;
   /** The last refusal of a forwarded decision by the kernel (its chain stops there). */
   kernelGovernanceError: string | null = null;
@@ -182,24 +181,14 @@ export class LifecycleParticipant implements ParticipantPort {
   // DKG
   // ---------------------------------------------------------------------------------------------
 
+  private readonly rerun = new Rerunner(
+    () => this.reconcile(),
+    (e) => this.o.log(`${this.nodeId}: ceremony step failed: ${e.message}`),
+    () => this.stopped,
+  );
+
   private kick(): void {
-    if (this.stopped) return;
-    if (this.reconciling) {
-      this.again = true;
-      return;
-    }
-    this.reconciling = true;
-    void (async () => {
-      do {
-        this.again = false;
-        try {
-          await this.reconcile();
-        } catch (e) {
-          this.o.log(`${this.nodeId}: ceremony step failed: ${(e as Error).message}`);
-        }
-      } while (this.again && !this.stopped);
-      this.reconciling = false;
-    })();
+    this.rerun.kick();
   }
 
   private async reconcile(): Promise<void> {

@@ -10,7 +10,6 @@ import t from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ed25519 } from '@noble/curves/ed25519.js';
@@ -24,18 +23,7 @@ import { CLI, OPERATORS, POLICY } from './harness.js';
 import { startKernelProcess, type KernelProc } from '../../node/lifecycle/local-cluster.js';
 import { rosterToJson } from '../../kernel/authority.js';
 import { eventCid } from '../../ledger/events.js';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      const p = typeof a === 'object' && a ? a.port : 0;
-      s.close(() => resolve(p));
-    });
-  });
-}
+import { freePort } from '../../node/lifecycle/daemon-cluster.js';
 
 async function eventually<T>(what: string, f: () => Promise<T | null | undefined | false>, timeoutMs = 120_000): Promise<T> {
   const end = Date.now() + timeoutMs;
@@ -129,7 +117,8 @@ t.test('three daemons: lifecycle over the admin API; kill -9 of the leader mid-a
 
   const audra = (id: string) => client('audra', id);
   for (const id of ids) await eventually(`${id} serves with the genesis`, async () => (await audra(id).status()).clusterId === genesis.clusterId);
-  t.pass('three daemons up; the leader proposed the genesis they were installed with');
+  const served = await Promise.all(ids.map(async (id) => (await audra(id).status()).clusterId));
+  t.same(served, ids.map(() => genesis.clusterId), 'three daemons up, each serving the genesis they were installed with');
 
   const approve = async (cid: string, who: string[], id: string): Promise<void> => {
     for (const a of who) {
@@ -158,8 +147,11 @@ t.test('three daemons: lifecycle over the admin API; kill -9 of the leader mid-a
   await client('audra', survivor).watch('k9-1', () => undefined, (v) => v.state !== 'Admitted', 30_000).catch(() => undefined);
   procs.get(leaderId)!.kill('SIGKILL');
   kernels.get(leaderId)!.proc.kill('SIGKILL');
-  await Promise.all([new Promise((r) => procs.get(leaderId)!.once('exit', r)), kernels.get(leaderId)!.exited]);
-  t.pass(`leader ${leaderId} and its kernel killed with SIGKILL`);
+  const [daemonSignal] = await Promise.all([
+    new Promise<NodeJS.Signals | null>((r) => procs.get(leaderId)!.once('exit', (_code, signal) => r(signal))),
+    kernels.get(leaderId)!.exited,
+  ]);
+  t.equal(daemonSignal, 'SIGKILL', `leader ${leaderId} killed with SIGKILL (its kernel too)`);
 
   const ends: ActView[] = [];
   for (const op of opIds) ends.push(await eventually(`${op} ends`, async () => {
