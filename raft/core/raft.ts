@@ -52,6 +52,13 @@ function isTransfer(ctx: Uint8Array): boolean {
   return ctx.length === TRANSFER.length && ctx.every((b, i) => b === TRANSFER[i]);
 }
 
+/** Both results must win; either losing loses. */
+function both(a: VoteResult, b: VoteResult): VoteResult {
+  if (a === 'won' && b === 'won') return 'won';
+  if (a === 'lost' || b === 'lost') return 'lost';
+  return 'pending';
+}
+
 function dataBytes(ents: readonly Entry[]): number {
   let n = 0;
   for (const e of ents) n += e.data.length;
@@ -106,6 +113,10 @@ export class RaftCore implements RaftApi {
   private prevHard: HardState;
   private outstanding: Ready | null = null;
   private readonly snapshotBytesMax: number;
+  private logConfKey = '';
+  private logConfCache: ConfState | null = null;
+  /** Bumped whenever `conf` changes, so the cached log configuration is recomputed. */
+  private confVersion = 0;
   readonly stats: CoreStats = {
     invalidMessages: 0,
     staleMessages: 0,
@@ -197,7 +208,7 @@ export class RaftCore implements RaftApi {
     this.role = 'leader';
     this.setLeader(this.id);
     const last = this.log.lastIndex();
-    for (const id of allMembers(this.conf)) {
+    for (const id of new Set([...allMembers(this.conf), ...allMembers(this.logConf())])) {
       const pr = this.newProgress(id, last + 1);
       if (id === this.id) pr.match = this.lastStableIndex();
       this.prs.set(id, pr);
@@ -220,6 +231,47 @@ export class RaftCore implements RaftApi {
     if (this.log.pendingSnapshot()) return this.log.firstIndex() - 1;
     if (unstable.length > 0) return (unstable[0] as Entry).index - 1;
     return this.log.lastIndex();
+  }
+
+  /**
+   * The configuration the log ends with: the applied one plus membership changes appended but not
+   * yet applied. Elections, commits and ReadIndex need a quorum of BOTH this and the applied
+   * configuration. With the applied one alone, a node that restarted with its applied index behind
+   * a committed change (its commit index is only what it knew when it stopped) would count votes
+   * of a removed voter and win without entries the new configuration committed (simulator seed
+   * 429865202). Using the log's latest configuration is the thesis's rule (§4.1); also requiring the
+   * applied one keeps every decision etcd's apply-time rule makes.
+   */
+  private logConf(): ConfState {
+    const lo = this.log.applied + 1;
+    const hi = this.log.lastIndex();
+    if (lo > hi) return this.conf;
+    const key = `${lo}:${hi}:${this.log.lastTerm()}:${this.confVersion}`;
+    if (this.logConfKey === key && this.logConfCache) return this.logConfCache;
+    let c = this.conf;
+    for (const e of this.log.slice(lo, hi + 1, Infinity) ?? []) {
+      if (e.type !== 'conf') continue;
+      try {
+        const next = applyConfChange(c, decodeConfChange(e.data));
+        if (typeof next !== 'string') c = next;
+      } catch {
+        // a malformed entry is skipped on apply too
+      }
+    }
+    this.logConfKey = key;
+    this.logConfCache = c;
+    return c;
+  }
+
+  private voteOf(votes: ReadonlyMap<NodeId, boolean>): VoteResult {
+    const a = jointVote(this.conf.voters, this.conf.votersOutgoing, votes);
+    const l = this.logConf();
+    return l === this.conf ? a : both(a, jointVote(l.voters, l.votersOutgoing, votes));
+  }
+
+  private electorate(): Set<NodeId> {
+    const l = this.logConf();
+    return new Set([...this.conf.voters, ...this.conf.votersOutgoing, ...l.voters, ...l.votersOutgoing]);
   }
 
   private promotable(): boolean {
@@ -246,7 +298,7 @@ export class RaftCore implements RaftApi {
 
   private poll(from: NodeId, granted: boolean): VoteResult {
     if (!this.votes.has(from)) this.votes.set(from, granted);
-    return jointVote(this.conf.voters, this.conf.votersOutgoing, this.votes);
+    return this.voteOf(this.votes);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -309,7 +361,7 @@ export class RaftCore implements RaftApi {
     }
     const last = this.log.lastIndex();
     const lastTerm = this.log.lastTerm();
-    for (const id of new Set([...this.conf.voters, ...this.conf.votersOutgoing])) {
+    for (const id of this.electorate()) {
       if (id === this.id) continue;
       this.send(msg(kind, this.id, id, term, { index: last, logTerm: lastTerm, context: transfer ? TRANSFER : NO_CONTEXT }));
     }
@@ -503,6 +555,7 @@ export class RaftCore implements RaftApi {
     }
     const last = this.appendEntries(ents);
     for (let i = 0; i < ents.length; i++) if ((ents[i] as Entry).type === 'conf') this.pendingConfIndex = last - ents.length + 1 + i;
+    for (const id of allMembers(this.logConf())) if (!this.prs.has(id)) this.prs.set(id, this.newProgress(id, last + 1));
     this.bcastAppend();
     return { ok: true, index: last, term: this.term, forwarded: false };
   }
@@ -555,7 +608,7 @@ export class RaftCore implements RaftApi {
     if (acks === null) return;
     const votes = new Map<NodeId, boolean>();
     for (const id of acks) votes.set(id, true);
-    if (jointVote(this.conf.voters, this.conf.votersOutgoing, votes) !== 'won') return;
+    if (this.voteOf(votes) !== 'won') return;
     for (const r of this.readOnly.release(m.context)) this.answerRead(r.from, r.index, r.context);
   }
 
@@ -576,7 +629,9 @@ export class RaftCore implements RaftApi {
 
   /** Commit the highest index replicated on a quorum, if it is of the current term (§5.4.2). */
   private maybeCommit(): boolean {
-    const idx = jointCommitted(this.conf.voters, this.conf.votersOutgoing, (id) => this.prs.get(id)?.match ?? 0);
+    const match = (id: NodeId): number => this.prs.get(id)?.match ?? 0;
+    const l = this.logConf();
+    const idx = Math.min(jointCommitted(this.conf.voters, this.conf.votersOutgoing, match), l === this.conf ? Infinity : jointCommitted(l.voters, l.votersOutgoing, match));
     if (!Number.isFinite(idx)) return false;
     const before = this.log.committed;
     const ok = this.log.maybeCommit(idx, this.term, this.cfg.faults?.commitOldTermByCounting === true);
@@ -852,6 +907,7 @@ export class RaftCore implements RaftApi {
     }
     this.log.restore(s);
     this.conf = s.meta.conf;
+    this.confVersion++;
     return true;
   }
 
@@ -869,8 +925,9 @@ export class RaftCore implements RaftApi {
     const next = applyConfChange(this.conf, cc);
     if (typeof next === 'string') return; // refused identically on every replica
     this.conf = next;
+    this.confVersion++;
     if (this.role !== 'leader') return;
-    const members = allMembers(next);
+    const members = [...new Set([...allMembers(next), ...allMembers(this.logConf())])];
     for (const id of members) if (!this.prs.has(id)) this.prs.set(id, this.newProgress(id, this.log.lastIndex() + 1));
     for (const id of [...this.prs.keys()]) if (!members.includes(id)) this.prs.delete(id);
     if (this.leadTransferee !== null && !members.includes(this.leadTransferee)) this.leadTransferee = null;
