@@ -11,6 +11,9 @@
  * - Reconnect: a failed stream is re-dialled after a jittered, doubling backoff; while a peer is
  *   unreachable its queue is dropped (stale appends would only be rejected and re-sent).
  * - Identity: the channel checks the peer's certificate names the peer's node id.
+ * - Observation exchange (node/splitbrain/exchange.ts): at most one waiting per peer, sent in a
+ *   frame of its own ahead of queued messages. The sender builds the next one only once the last
+ *   has left (`exchangeWanted`), so the signed statements it relays are never overwritten unsent.
  */
 import * as grpc from '@grpc/grpc-js';
 import { node as nodeLimits } from '../proto/limits.js';
@@ -35,6 +38,7 @@ interface Peer {
   waitingDrain: boolean;
   queue: { m: Message; bytes: number }[];
   queueBytes: number;
+  exchange: Uint8Array | null;
   backoffMs: number;
   retryTimer: NodeJS.Timeout | null;
 }
@@ -64,7 +68,7 @@ export class PeerTransport implements Transport {
         'grpc.initial_reconnect_backoff_ms': nodeLimits.peerReconnectMsMin,
         'grpc.max_reconnect_backoff_ms': nodeLimits.peerReconnectMsMax,
       });
-      this.peers.set(id, { id, address, client, stream: null, connecting: false, up: false, waitingDrain: false, queue: [], queueBytes: 0, backoffMs: nodeLimits.peerReconnectMsMin, retryTimer: null });
+      this.peers.set(id, { id, address, client, stream: null, connecting: false, up: false, waitingDrain: false, queue: [], queueBytes: 0, exchange: null, backoffMs: nodeLimits.peerReconnectMsMin, retryTimer: null });
     }
   }
 
@@ -78,6 +82,21 @@ export class PeerTransport implements Transport {
 
   peerIds(): NodeId[] {
     return [...this.peers.keys()];
+  }
+
+  /** True when `peer` is reachable and its last observation exchange has been written. */
+  exchangeWanted(peer: NodeId): boolean {
+    const p = this.peers.get(peer);
+    return p !== undefined && p.up && p.exchange === null;
+  }
+
+  /** Sends one observation exchange to `peer`; dropped (false) while the peer is unreachable. */
+  sendExchange(peer: NodeId, bytes: Uint8Array): boolean {
+    const p = this.peers.get(peer);
+    if (!p || !p.up) return false;
+    p.exchange = bytes;
+    this.flush(p);
+    return true;
   }
 
   send(msgs: readonly Message[]): void {
@@ -113,7 +132,16 @@ export class PeerTransport implements Transport {
   private flush(p: Peer): void {
     const s = p.stream;
     if (!s || !p.up || p.waitingDrain) return;
-    while (p.queue.length > 0) {
+    while (p.queue.length > 0 || p.exchange !== null) {
+      if (p.exchange !== null) {
+        const exchange = Buffer.from(p.exchange.buffer, p.exchange.byteOffset, p.exchange.length);
+        p.exchange = null;
+        if (!s.write({ from: this.selfId, messages: [], exchange } satisfies WireBatch)) {
+          this.waitDrain(p, s);
+          return;
+        }
+        continue;
+      }
       const messages: WireMessage[] = [];
       let bytes = 0;
       while (p.queue.length > 0) {
@@ -127,14 +155,18 @@ export class PeerTransport implements Transport {
       const ok = s.write({ from: this.selfId, messages } satisfies WireBatch);
       this.metrics.sent?.(p.id, messages.length, bytes);
       if (!ok) {
-        p.waitingDrain = true;
-        s.once('drain', () => {
-          p.waitingDrain = false;
-          this.flush(p);
-        });
+        this.waitDrain(p, s);
         return;
       }
     }
+  }
+
+  private waitDrain(p: Peer, s: grpc.ClientWritableStream<WireBatch>): void {
+    p.waitingDrain = true;
+    s.once('drain', () => {
+      p.waitingDrain = false;
+      this.flush(p);
+    });
   }
 
   private connect(p: Peer): void {
@@ -176,6 +208,7 @@ export class PeerTransport implements Transport {
     if (p.queue.length > 0) this.metrics.dropped?.(p.id, p.queue.length);
     p.queue = [];
     p.queueBytes = 0;
+    p.exchange = null;
     if (wasUp) this.metrics.reachability?.(p.id, false);
   }
 

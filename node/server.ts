@@ -30,6 +30,10 @@ export interface NodeServerOptions {
   readonly app: Pick<KvApp, 'get'>;
   readonly metrics?: ServerMetrics;
   readonly log?: (line: string) => void;
+  /** An observation exchange from an authenticated roster peer (node/splitbrain/exchange.ts). */
+  readonly onExchange?: (peer: NodeId, bytes: Uint8Array) => void;
+  /** A roster peer opened a stream (it started, or reconnected), before any of its frames is read. */
+  readonly onPeerStream?: (peer: NodeId) => void;
 }
 
 export function refusal(reason: ReasonCode, detail: string): Partial<grpc.StatusObject> {
@@ -126,6 +130,7 @@ export class NodeServer {
       end(this.refused('peer', 'PEER_IDENTITY_MISMATCH', who.id, `certificate ${who.id} (role ${who.role ?? 'none'}) is not a node on this cluster's roster`));
       return;
     }
+    this.o.onPeerStream?.(who.id);
     call.on('data', (b: WireBatch | BadFrame) => {
       if (done) return;
       if (isBadFrame(b)) return end(this.refused('peer', b.bad, who.id, b.detail));
@@ -141,6 +146,7 @@ export class NodeServer {
       }
       // Only a frame that validated completely reaches the core: no partial batches.
       for (const m of ok) this.o.driver.receive(m);
+      if (b.exchange && b.exchange.length > 0) this.o.onExchange?.(who.id, b.exchange);
       batches++;
       messages += ok.length;
       this.o.metrics?.received?.(who.id, ok.length);

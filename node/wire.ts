@@ -110,6 +110,8 @@ export interface WireMessage {
 export interface WireBatch {
   from: string;
   messages: WireMessage[];
+  /** Observation exchange bytes (node/splitbrain/exchange.ts); empty or absent when none. */
+  exchange?: Buffer;
 }
 
 const buf = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.length);
