@@ -55,6 +55,37 @@ export interface DriverMetrics {
   dropped?(what: 'inbound' | 'proposal'): void;
 }
 
+/** A node's durable Raft state: Figure 2's persistent term and vote, and where its log ends. */
+export interface DurableRaftState {
+  readonly term: number;
+  readonly vote: NodeId | null;
+  readonly lastIndex: number;
+  /** Term of the last entry (of the snapshot when the log is empty). */
+  readonly lastLogTerm: number;
+}
+
+/**
+ * Checks that run beside Raft in the node (node/splitbrain/): the rollback gate and witness book
+ * (rollback.ts) and signed votes and leader announcements (equivocation.ts).
+ *
+ * - `received` sees every message from an authenticated peer before the core steps it.
+ * - While `mayVote` says no, incoming vote and pre-vote requests are dropped (a lost message, which
+ *   Raft tolerates), outgoing grants too, and a node that is not leader does not tick, so it never
+ *   starts an election. It still follows a leader and acknowledges appends.
+ * - `takeWrites` is called once per batch; its writes land in that batch, before any message the
+ *   batch releases. `sync` forces the batch to be fsynced (a witnessed vote must be durable
+ *   before the leadership it helped win acts on it).
+ * - `voted` / `leads` report, after the batch is durable, a vote this node granted and a term it
+ *   began to lead with the index of its first entry in that term.
+ */
+export interface VoteGuard {
+  received(m: Message): void;
+  mayVote(now: DurableRaftState): boolean;
+  takeWrites(): { readonly writes: AppWrite[]; readonly sync: boolean };
+  voted(term: number, candidate: NodeId): void;
+  leads(term: number, startIndex: number): void;
+}
+
 export interface DriverOptions {
   readonly id: NodeId;
   readonly storage: LevelStorage;
@@ -74,6 +105,7 @@ export interface DriverOptions {
   /** Most client commands packed into one entry (default nodeLimits.proposalsPerEntryMax). */
   readonly proposalsPerEntryMax?: number;
   readonly metrics?: DriverMetrics;
+  readonly guard?: VoteGuard;
   /** Called when the driver cannot go on (a failed disk write): the process must stop. */
   readonly onFatal: (e: unknown) => void;
   readonly log?: (line: string) => void;
@@ -315,6 +347,11 @@ export class Driver {
     if (this.recovering && this.recovering.leaderCommit === null && msg.type === 'app' && msg.term >= this.o.storage.hardState().term) {
       this.recovering.leaderCommit = msg.commit;
     }
+    const g = this.o.guard;
+    if (g) {
+      g.received(msg);
+      if ((msg.type === 'vote' || msg.type === 'preVote') && !g.mayVote(this.durableState())) return;
+    }
     this.inbox.push(() => this.core.step(msg));
     this.kick();
   }
@@ -376,7 +413,24 @@ export class Driver {
     this.kick();
   }
 
+  /** The durable Raft state as of the last persisted batch. */
+  durableState(): DurableRaftState {
+    const st = this.o.storage;
+    const hs = st.hardState();
+    const lastIndex = st.lastIndex();
+    return { term: hs.term, vote: hs.vote, lastIndex, lastLogTerm: st.term(lastIndex) };
+  }
+
+  /** False while the vote guard withholds this node's vote (it then starts no elections either). */
+  private votingAllowed(): boolean {
+    return this.o.guard?.mayVote(this.durableState()) ?? true;
+  }
+
   campaign(): void {
+    if (!this.votingAllowed()) {
+      this.o.log?.('not campaigning: this node\'s vote is withheld until its peers confirm its stored state');
+      return;
+    }
     this.inbox.push(() => this.core.campaign());
     this.kick();
   }
@@ -425,7 +479,8 @@ export class Driver {
           // meanwhile have been handed to the core. Losing ticks only slows this node's timers,
           // which Raft's safety does not depend on (reads use ReadIndex, not clock leases).
           if (this.ticksDue > 0) {
-            this.core.tick();
+            // A node whose vote is withheld starts no election: its follower clock stands still.
+            if (this.role === 'leader' || this.votingAllowed()) this.core.tick();
             this.ticksDue = 0;
           }
           this.onTime();
@@ -453,11 +508,14 @@ export class Driver {
   }
 
   private async handle(rd: Ready): Promise<void> {
+    const wasLeader = this.role === 'leader';
     if (rd.softState) {
       this.role = rd.softState.role;
       this.leader = rd.softState.leader;
     }
     const writes: AppWrite[] = [];
+    const guarded = this.o.guard?.takeWrites() ?? { writes: [], sync: false };
+    writes.push(...guarded.writes);
     const acks: [PendingProposal | undefined, Outcome][] = [];
     if (rd.snapshot) writes.push(...this.restoreFrom(rd.snapshot.data, rd.snapshot.meta.index, rd.snapshot.meta.term));
     let appliedNow = 0;
@@ -475,7 +533,7 @@ export class Driver {
     if (appliedNow > 0 || rd.snapshot) {
       writes.push({ key: META_APPLIED, value: Buffer.from(JSON.stringify({ index: this.appliedIndex, term: this.appliedTerm })) });
     }
-    const sync = rd.mustSync || rd.snapshot !== null;
+    const sync = rd.mustSync || rd.snapshot !== null || guarded.sync;
     // Raft thesis §10.2.1: a leader may send its appends in parallel with writing them to its own
     // disk, because it counts itself toward a commit quorum only for entries it has made durable
     // (the core's advance() does exactly that). This holds only while the Ready changes neither
@@ -498,7 +556,18 @@ export class Driver {
     // this batch is lost. The loop still waits for it before the next batch, so batches land on
     // disk in order and the applied index never moves backwards.
     if (sync) await write;
-    const out = this.recovering ? late.filter((m) => !((m.type === 'voteResp' || m.type === 'preVoteResp') && !m.reject)) : late;
+    // A wiped node in recovery, or one whose vote the guard withholds, grants nothing.
+    const withhold = this.recovering !== null || !this.votingAllowed();
+    const out = withhold ? late.filter((m) => !((m.type === 'voteResp' || m.type === 'preVoteResp') && !m.reject)) : late;
+    const g = this.o.guard;
+    if (g) {
+      for (const m of out) if (m.type === 'voteResp' && !m.reject) g.voted(m.term, m.to);
+      if (this.role === 'leader' && !wasLeader) {
+        const term = this.o.storage.hardState().term;
+        const first = rd.entries.find((e) => e.term === term);
+        if (first) g.leads(term, first.index);
+      }
+    }
     if (out.length > 0) this.o.transport.send(out);
     for (const [p, o] of acks) if (p) this.finish(p, o);
     for (const rs of rd.readStates) {
