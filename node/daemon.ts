@@ -22,9 +22,14 @@ import { faultsSet, type NodeConfig } from './config.js';
 import { KvApp } from './kv.js';
 import { existsSync } from 'node:fs';
 import { LedgerApp } from './ledger-app.js';
-import { lifecycleConfigPath, startNodeLifecycle } from './lifecycle/node.js';
+import { lifecycleConfigPath, loadLifecycleConfig, startNodeLifecycle } from './lifecycle/node.js';
+import { DriverLedgerPort } from './lifecycle/driver-ledger.js';
+import { decodeEvent } from '../ledger/events.js';
+import { ledgerSource } from './splitbrain/ledger-source.js';
+import { NodeGuard, WITNESS_KEY, type NodeIdentity } from './splitbrain/node-guard.js';
 import { NodeMetrics } from './metrics.js';
 import { registerCatalogMetrics } from './metrics-catalog.js';
+import { countActTransitions } from './kernel-metrics.js';
 import { PeerTransport } from './peers.js';
 import { NodeServer } from './server.js';
 import { loadTls } from './tls.js';
@@ -52,8 +57,25 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
   const bootstrapConf: ConfState = { voters: [...cfg.peers.keys()].sort(), learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false };
   const storage = await LevelStorage.open({ dir: cfg.dataDir, bootstrapConf, recoveryHint: recoveryHint(cfg.file) });
   const metrics = new NodeMetrics();
-  const app = existsSync(lifecycleConfigPath(cfg.file)) ? new LedgerApp() : new KvApp();
+  const ledgerNode = existsSync(lifecycleConfigPath(cfg.file));
+  const app = ledgerNode ? new LedgerApp() : new KvApp();
   const transport = new PeerTransport(cfg.id, cfg.peers, tls, metrics.transportHooks, log);
+  // Declared before the driver exists: the catalog reads it lazily, at scrape time.
+  let driverRef: Driver | null = null;
+  const catalog = registerCatalogMetrics(metrics.registry, {
+    raft: () => (driverRef as Driver).status(),
+    coreStats: () => (driverRef as Driver).coreStats(),
+    ledger: ledgerSource(() => (app instanceof LedgerApp ? app.state : null)),
+  });
+  const guard = new NodeGuard({
+    self: cfg.id,
+    voters: bootstrapConf.voters,
+    atStart: durableStateOf(storage),
+    stored: storage.appValue(WITNESS_KEY),
+    identity: ledgerNode && app instanceof LedgerApp ? nodeIdentity(cfg.file, app) : null,
+    metrics: catalog,
+    log,
+  });
   const seed = randomInt(0, 2 ** 32);
   const driver = new Driver({
     id: cfg.id,
@@ -74,10 +96,16 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
     compactionKeepEntries: cfg.raft.compactionKeepEntries,
     proposalsPerEntryMax: cfg.raft.proposalsPerEntryMax,
     metrics: metrics.driverHooks,
+    guard,
     onFatal,
     log,
   });
-  const server = new NodeServer({ id: cfg.id, listen: cfg.listen, roster: new Set(cfg.peers.keys()), tls, driver, app, metrics: metrics.serverHooks, log });
+  driverRef = driver;
+  const server = new NodeServer({
+    id: cfg.id, listen: cfg.listen, roster: new Set(cfg.peers.keys()), tls, driver, app, metrics: metrics.serverHooks, log,
+    onExchange: (peer, bytes) => guard.incoming(peer, bytes),
+    onPeerStream: (peer) => guard.peerConnected(peer),
+  });
   let grpcPort: number;
   try {
     grpcPort = await server.start();
@@ -87,9 +115,27 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
   }
   driver.start();
   metrics.attach(driver, transport.peerIds());
-  registerCatalogMetrics(metrics.registry, { raft: () => driver.status(), coreStats: () => driver.coreStats() });
   transport.start();
-  const lifecycle = app instanceof LedgerApp ? await startNodeLifecycle({ nodeId: cfg.id, configFile: cfg.file, driver, app, tls, log }) : null;
+  const evidencePort = app instanceof LedgerApp ? new DriverLedgerPort(cfg.id, driver, app) : null;
+  guard.start({
+    peers: transport.peerIds(),
+    exchangeWanted: (p) => transport.exchangeWanted(p),
+    sendExchange: (p, b) => transport.sendExchange(p, b),
+    view: () => {
+      const s = driver.status();
+      return { term: s.term, leader: s.leader, appliedIndex: s.appliedIndex, root: s.root };
+    },
+    ...(evidencePort
+      ? {
+          proposeEvidence: async (ev) => {
+            const v = await evidencePort.propose(ev);
+            return v.ok ? { accepted: true } : { accepted: false, ...(v.reason ? { reason: v.reason } : {}) };
+          },
+        }
+      : {}),
+  });
+  if (app instanceof LedgerApp) countActTransitions(app, catalog);
+  const lifecycle = app instanceof LedgerApp ? await startNodeLifecycle({ nodeId: cfg.id, configFile: cfg.file, driver, app, tls, log, metrics: catalog }) : null;
   const http = createServer((req, res) => {
     void (async () => {
       const url = (req.url ?? '/').split('?')[0];
@@ -131,6 +177,7 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
     stopping ??= (async () => {
       log(`node ${cfg.id} stopping`);
       await lifecycle?.stop();
+      guard.stop();
       await driver.stop();
       // Client calls were answered by driver.stop(); what remains are peers' long-lived streams,
       // which never end on their own, so the grace period only covers responses in flight.
@@ -143,6 +190,28 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
     return stopping;
   };
   return { driver, grpcPort, httpPort, stop };
+}
+
+function durableStateOf(storage: LevelStorage): { term: number; vote: string | null; lastIndex: number; lastLogTerm: number } {
+  const hs = storage.hardState();
+  const lastIndex = storage.lastIndex();
+  return { term: hs.term, vote: hs.vote, lastIndex, lastLogTerm: storage.term(lastIndex) };
+}
+
+/**
+ * The identity a ledger node signs its votes and leader announcements with (its lifecycle
+ * config's identity seed), and the roster's keys to check others' statements: the ledger's node
+ * records once it has them, the genesis the node was installed with before.
+ */
+function nodeIdentity(configFile: string, app: LedgerApp): NodeIdentity {
+  const lc = loadLifecycleConfig(lifecycleConfigPath(configFile));
+  const genesis = decodeEvent(lc.genesis);
+  if (genesis.type !== 'ClusterGenesis') throw new CustodyError('CONFIG_INVALID', `${lifecycleConfigPath(configFile)}: genesis is a ${genesis.type}, not a ClusterGenesis`);
+  return {
+    clusterId: genesis.clusterId,
+    secretKey: lc.identitySecretKey,
+    publicKey: (id) => app.state.cluster?.nodes[id]?.identityKey ?? genesis.nodes.find((n) => n.id === id)?.identityKey,
+  };
 }
 
 function listenHttp(s: HttpServer, address: string): Promise<number> {

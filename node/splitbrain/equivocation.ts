@@ -190,6 +190,11 @@ export class EquivocationDetector {
   tracked(): number {
     return this.first.size;
   }
+
+  /** The first statement held for each tracked slot, oldest first (for inspection). */
+  statements(): SignedStatement[] {
+    return [...this.first.values()].map((f) => f.statement);
+  }
 }
 
 /**

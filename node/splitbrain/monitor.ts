@@ -53,6 +53,8 @@ export class SplitBrainMonitor {
   private readonly evidence: EquivocationEvidence[] = [];
   /** Peers that asked what this node witnessed of them, answered in the next exchange to them. */
   private readonly asked = new Set<string>();
+  /** What this node had witnessed of each peer when that peer last opened a stream to it. */
+  private readonly beforeConnect = new Map<string, Witness | null>();
   private evidenceDropped = 0;
   private readonly peers: readonly string[];
 
@@ -151,6 +153,18 @@ export class SplitBrainMonitor {
     return this.witnesses.noteMessage(m);
   }
 
+  /**
+   * `peer` opened a new stream to this node: it restarted (or reconnected), and nothing it sends
+   * from now on has been read yet. A restarted peer asks what this node witnessed of it *before*
+   * its restart; answering from the book as it is later would count the restarted node's own new
+   * messages (a term it learned since) against its old store. Every message of a new incarnation
+   * arrives on a stream it opened, so the book as of the stream's opening is exactly the record of
+   * what came before.
+   */
+  peerConnected(peer: string): void {
+    this.beforeConnect.set(peer, this.witnesses.report(peer));
+  }
+
   mayVote(now: DurableState): boolean {
     const ok = this.gate.mayVote(now);
     this.o.metrics?.rollbackVoteWithheld.set(ok ? 0 : 1);
@@ -173,7 +187,7 @@ export class SplitBrainMonitor {
     const query = this.gate.verdict().kind === 'waiting' && this.peers.includes(peer);
     const e: Exchange = { from: this.o.self, observation: own, statements, query };
     if (!this.asked.delete(peer)) return e;
-    const answer: Witness | null = this.witnesses.report(peer);
+    const answer: Witness | null = this.beforeConnect.has(peer) ? (this.beforeConnect.get(peer) ?? null) : this.witnesses.report(peer);
     return { ...e, answer };
   }
 

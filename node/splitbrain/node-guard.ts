@@ -1,0 +1,232 @@
+/**
+ * The split-brain, equivocation and rollback checks inside a `custody node` daemon: the
+ * SplitBrainMonitor (monitor.ts) wired to the Raft driver, the peer transport and the ledger.
+ *
+ *   driver receive      every authenticated peer message -> WitnessBook; the book is written under
+ *                       `meta/witnesses` in the batch of the step that changed it (fsynced when a
+ *                       vote was witnessed), before any message that batch releases
+ *   driver votes        while the RollbackGate withholds the vote: vote and pre-vote requests are
+ *                       dropped, grants are not sent, and the node starts no election
+ *   driver outgoing     a vote this node granted -> signed RaftVote; a term it began to lead ->
+ *                       signed LeaderAnnouncement (equivocation.ts), both after they are durable
+ *   every observationIntervalMs, and at once to a peer that asks
+ *                       own observation (term, leader, applied index, state root) -> detector;
+ *                       one exchange per peer (exchange.ts) on the peer stream (proto/raft.proto
+ *                       Batch.exchange); the next is built only once the last one has left
+ *   exchange received   -> detector, equivocation detector, rollback gate (monitor.incoming)
+ *   evidence            each EquivocationEvidence found is proposed to the ledger until the ledger
+ *                       has ruled on it (accepted, or refused as already recorded); the ledger
+ *                       verifies both signatures against its roster again
+ *
+ * Signing needs the node's identity key and the cluster's roster, which only a ledger node has
+ * (`<config>.lifecycle.yaml`); a node without them still exchanges observations and runs the
+ * rollback gate, and relays and checks the statements of others when it can verify them.
+ */
+import { splitBrain as limits } from '../../proto/limits.js';
+import type { ReasonCode } from '../../proto/reasons.js';
+import type { AppWrite } from '../../raft/storage/leveldb.js';
+import type { DurableRaftState, VoteGuard } from '../../raft/driver.js';
+import type { Message, NodeId } from '../../raft/core/types.js';
+import type { CatalogMetrics } from '../metrics-catalog.js';
+import { describeAlarm } from './detector.js';
+import { signLeaderAnnouncement, signVote, type EquivocationEvidence } from './equivocation.js';
+import { decodeExchange, encodeExchange } from './exchange.js';
+import { SplitBrainMonitor } from './monitor.js';
+import type { Witness } from './rollback.js';
+
+/** Where the witness book lives in the node's store (beside the Raft hard state). */
+export const WITNESS_KEY = 'meta/witnesses';
+
+export interface NodeIdentity {
+  readonly clusterId: string;
+  /** The node's Ed25519 identity seed (32 bytes). */
+  readonly secretKey: Uint8Array;
+  /** A roster node's identity public key, as the ledger (or the genesis) records it. */
+  readonly publicKey: (nodeId: NodeId) => Uint8Array | undefined;
+}
+
+export interface NodeGuardOptions {
+  readonly self: NodeId;
+  readonly voters: readonly NodeId[];
+  readonly atStart: DurableRaftState;
+  /** The witness book as stored (WITNESS_KEY), if any. */
+  readonly stored: Uint8Array | undefined;
+  readonly identity: NodeIdentity | null;
+  readonly metrics?: CatalogMetrics;
+  readonly log: (line: string) => void;
+}
+
+/** What the guard needs of the running node once it has started. */
+export interface NodeGuardIo {
+  readonly peers: readonly NodeId[];
+  exchangeWanted(peer: NodeId): boolean;
+  sendExchange(peer: NodeId, bytes: Uint8Array): boolean;
+  /** The node's current view: term, known leader, applied index and the state root after it. */
+  view(): { readonly term: number; readonly leader: NodeId | null; readonly appliedIndex: number; readonly root: string };
+  /** Proposes an evidence event; resolves once the ledger ruled (either way), rejects if it could not be placed. */
+  proposeEvidence?(ev: EquivocationEvidence): Promise<{ readonly accepted: boolean; readonly reason?: ReasonCode }>;
+}
+
+export function encodeWitnesses(entries: readonly [NodeId, Witness][]): Uint8Array {
+  return Buffer.from(JSON.stringify(entries.map(([id, w]) => [id, w.term, w.vote, w.ackIndex])), 'utf8');
+}
+
+export function decodeWitnesses(bytes: Uint8Array): [NodeId, Witness][] {
+  const raw = JSON.parse(Buffer.from(bytes).toString('utf8')) as unknown;
+  if (!Array.isArray(raw)) throw new Error('witness book: expected an array');
+  return raw.map((r: unknown) => {
+    if (!Array.isArray(r) || r.length !== 4) throw new Error('witness book: expected [node, term, vote, ackIndex]');
+    const [id, term, vote, ackIndex] = r as unknown[];
+    if (typeof id !== 'string' || !Number.isSafeInteger(term) || !Number.isSafeInteger(ackIndex) || (vote !== null && typeof vote !== 'string')) {
+      throw new Error('witness book: malformed record');
+    }
+    return [id, { term: term as number, vote: vote as NodeId | null, ackIndex: ackIndex as number }];
+  });
+}
+
+export class NodeGuard implements VoteGuard {
+  readonly monitor: SplitBrainMonitor;
+  private dirty = false;
+  private voteWitnessed = false;
+  private io: NodeGuardIo | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  /** Evidence waiting for the ledger's ruling, by a key of the pair. */
+  private readonly evidence = new Map<string, { ev: EquivocationEvidence; inFlight: boolean }>();
+  private lastWithheld: boolean | null = null;
+
+  constructor(private readonly o: NodeGuardOptions) {
+    this.monitor = new SplitBrainMonitor({
+      self: o.self,
+      clusterId: o.identity?.clusterId ?? '',
+      voters: o.voters,
+      identityKey: (id) => o.identity?.publicKey(id),
+      atStart: o.atStart,
+      ...(o.metrics ? { metrics: o.metrics } : {}),
+      log: o.log,
+    });
+    if (o.stored) {
+      try {
+        this.monitor.witnesses.restore(decodeWitnesses(o.stored));
+      } catch (e) {
+        // The book only strengthens peers' rollback checks; a node never refuses to start over it.
+        o.log(`${o.self}: ignoring an unreadable witness book (${(e as Error).message}); peers restarted after this one cannot be checked against it`);
+      }
+    }
+  }
+
+  // --- VoteGuard (called by the driver) ---
+
+  received(m: Message): void {
+    if (!this.monitor.noteMessage(m)) return;
+    this.dirty = true;
+    if (m.type === 'voteResp' && !m.reject) this.voteWitnessed = true;
+  }
+
+  mayVote(now: DurableRaftState): boolean {
+    const ok = this.monitor.mayVote(now);
+    if (ok !== this.lastWithheld) {
+      // Said once per change: the verdict lines come from the monitor, this marks the gate itself.
+      if (this.lastWithheld !== null) this.o.log(`${this.o.self}: ${ok ? 'voting again: the rollback gate is open' : 'vote withheld by the rollback gate'}`);
+      this.lastWithheld = ok;
+    }
+    return ok;
+  }
+
+  takeWrites(): { writes: AppWrite[]; sync: boolean } {
+    if (!this.dirty) return { writes: [], sync: false };
+    const sync = this.voteWitnessed;
+    this.dirty = false;
+    this.voteWitnessed = false;
+    return { writes: [{ key: WITNESS_KEY, value: encodeWitnesses(this.monitor.witnesses.entries()) }], sync };
+  }
+
+  voted(term: number, candidate: NodeId): void {
+    const id = this.o.identity;
+    if (!id || term < 1) return;
+    this.monitor.statement(signVote(id.clusterId, this.o.self, term, candidate, id.secretKey));
+  }
+
+  leads(term: number, startIndex: number): void {
+    const id = this.o.identity;
+    if (!id || term < 1 || startIndex < 1) return;
+    this.monitor.statement(signLeaderAnnouncement(id.clusterId, this.o.self, term, startIndex, id.secretKey));
+  }
+
+  // --- the exchange ---
+
+  start(io: NodeGuardIo): void {
+    this.io = io;
+    this.round();
+    this.timer = setInterval(() => this.round(), limits.observationIntervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    this.io = null;
+  }
+
+  /** `peer` opened a peer stream to this node (monitor.peerConnected). */
+  peerConnected(peer: NodeId): void {
+    this.monitor.peerConnected(peer);
+  }
+
+  /** An exchange received from the authenticated peer `peer`. */
+  incoming(peer: NodeId, bytes: Uint8Array): void {
+    const d = decodeExchange(bytes, peer);
+    const out = this.monitor.incoming(peer, d);
+    for (const a of out.alarms) this.o.log(`split-brain: ${describeAlarm(a)}`);
+    for (const ev of out.evidence) this.queueEvidence(ev);
+    for (const ev of this.monitor.takeEvidence()) this.queueEvidence(ev);
+    // A peer that asks what this node witnessed of it is waiting to vote: answer now.
+    if (d.ok && d.exchange.query) this.sendTo(peer);
+  }
+
+  private round(): void {
+    const io = this.io;
+    if (!io) return;
+    this.monitor.observeLocal(this.own(io));
+    for (const p of io.peers) this.sendTo(p);
+    for (const ev of this.monitor.takeEvidence()) this.queueEvidence(ev);
+    this.proposeEvidence();
+  }
+
+  private own(io: NodeGuardIo): { node: NodeId; term: number; leader: NodeId | null; appliedIndex: number; stateRoot: string } {
+    const v = io.view();
+    return { node: this.o.self, term: v.term, leader: v.leader, appliedIndex: v.appliedIndex, stateRoot: v.root };
+  }
+
+  private sendTo(peer: NodeId): void {
+    const io = this.io;
+    if (!io || !io.exchangeWanted(peer)) return;
+    io.sendExchange(peer, encodeExchange(this.monitor.outgoing(peer, this.own(io))));
+  }
+
+  // --- evidence to the ledger ---
+
+  private queueEvidence(ev: EquivocationEvidence): void {
+    const key = `${ev.first.nodeId}|${ev.first.kind}|${Buffer.from(ev.first.signature).toString('hex')}|${Buffer.from(ev.second.signature).toString('hex')}`;
+    if (this.evidence.has(key) || this.evidence.size >= limits.evidencePendingMax) return;
+    this.evidence.set(key, { ev, inFlight: false });
+    this.proposeEvidence();
+  }
+
+  private proposeEvidence(): void {
+    const propose = this.io?.proposeEvidence;
+    if (!propose) return;
+    for (const [key, e] of this.evidence) {
+      if (e.inFlight) continue;
+      e.inFlight = true;
+      propose(e.ev).then(
+        (v) => {
+          this.evidence.delete(key);
+          this.o.log(`equivocation evidence against ${e.ev.first.nodeId} (${e.ev.first.kind}): ${v.accepted ? 'recorded in the ledger' : `not recorded (${v.reason ?? 'refused'}): the ledger already holds it or refuses it`}`);
+        },
+        () => {
+          e.inFlight = false; // not placed (no leader yet, timeout): the next round retries it
+        },
+      );
+    }
+  }
+}
