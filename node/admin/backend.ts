@@ -15,7 +15,7 @@ import {
   type DecisionBody, type GovernanceDecision, ShapeError,
   decisionBodyFromCbor, decisionBodyToCbor, decisionCid, decisionFromCbor, decisionSigningBytes, ed25519Verify, quorumFor, verifyDecision,
 } from '../../ledger/decision.js';
-import { actCid, type Act } from '../../ledger/events.js';
+import { actCid, signStatement, type Act } from '../../ledger/events.js';
 import type { ClusterState, KeyRecord, OpRecord } from '../../ledger/state.js';
 import { TERMINAL_OP_STATES } from '../../ledger/state.js';
 import { receiptCid } from '../../ledger/receipts.js';
@@ -99,7 +99,7 @@ export function cborToJson(v: CborValue): unknown {
 export class AdminBackend {
   private readonly pending = new Map<string, PendingDecision>();
 
-  constructor(readonly nodeId: string, readonly ledger: LedgerPort, private readonly notes: NotesSource) {}
+  constructor(readonly nodeId: string, readonly ledger: LedgerPort, private readonly notes: NotesSource, private readonly identitySecretKey: Uint8Array | null = null) {}
 
   status(caller: Operator) {
     requireAction(caller, 'read', 'read the status');
@@ -285,6 +285,23 @@ export class AdminBackend {
     const v = await this.ledger.propose({ type: 'ActSettled', opId, confirmation, nodeId: me.id, passport: me.passport });
     if (!v.ok) throw new CustodyError(v.reason ?? 'INTERNAL', v.detail);
     return { ...this.act(caller, opId), verdict: v };
+  }
+
+  /**
+   * Fences `nodeId`'s passport: this node reports it in a FencingRecord signed with its identity
+   * key. Fencing only takes a node's standing away (a NodeRebound decision gives it back under a
+   * new passport), so one approver may do it, as the security role may freeze alone.
+   */
+  async fenceNode(caller: Operator, nodeId: string, passport: string, reason: string): Promise<LedgerVerdict> {
+    requireAction(caller, 'fence', 'fence a node');
+    const c = cluster(this.ledger);
+    const target = c.nodes[nodeId];
+    if (target === undefined) throw new CustodyError('INVALID_ARGUMENT', `no node ${nodeId} on the roster`);
+    if (this.identitySecretKey === null) throw new CustodyError('INTERNAL', `node ${this.nodeId} holds no identity key to sign a fencing record`);
+    const statement = signStatement({ clusterId: c.clusterId, nodeId: this.nodeId, kind: 'FencingRecord', slot: { nodeId, passport: passport || target.passport }, content: { reason: `${reason} (fenced by ${caller.id})` } }, this.identitySecretKey);
+    const v = await this.ledger.propose({ type: 'FencingRecord', statement });
+    if (!v.ok) throw new CustodyError(v.reason ?? 'INTERNAL', v.detail);
+    return v;
   }
 
   evidence(caller: Operator, opId: string): string {

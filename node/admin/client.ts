@@ -60,6 +60,7 @@ export class AdminClient {
   }
   showAct(opId: string): Promise<ActView> { return this.call('ShowAct', { opId }); }
   settleAct(opId: string, confirmation: string): Promise<ActView> { return this.call('SettleAct', { opId, confirmation }); }
+  fenceNode(nodeId: string, reason: string, passport = ''): Promise<{ ok: boolean; index: number; reason: string; detail: string }> { return this.call('FenceNode', { nodeId, passport, reason }); }
   exportEvidence(opId: string): Promise<{ bundleJson: string }> { return this.call('ExportEvidence', { opId }); }
 
   /** Streams the act's views until `until` returns true for one, the act ends, or the deadline. */

@@ -150,6 +150,7 @@ export class AdminServer {
       }),
       ShowAct: unary<R, unknown>((op, r) => actView(b.act(op, need(r.opId, 'op_id')))),
       SettleAct: unary<R, unknown>(async (op, r) => actView(await b.settleAct(op, need(r.opId, 'op_id'), need(r.confirmation, 'confirmation', 1024)))),
+      FenceNode: unary<R, unknown>(async (op, r) => b.fenceNode(op, need(r.nodeId, 'node_id'), str(r.passport, 'passport', 256), need(r.reason, 'reason', 256))),
       ExportEvidence: unary<R, unknown>((op, r) => ({ bundleJson: b.evidence(op, need(r.opId, 'op_id')) })),
       WatchAct: (call: grpc.ServerWritableStream<R, unknown>) => {
         let stop: (() => void) | null = null;

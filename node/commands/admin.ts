@@ -250,6 +250,20 @@ const chronicle: Cmd<Conn & { limit: number }> = {
   }),
 };
 
+const fence: Cmd<Conn & { target: string; reason: string; passport: string }> = {
+  command: 'fence',
+  describe: 'fence a node\'s passport (approver), e.g. after equivocation evidence: the ledger refuses its proposals and its kernel takes no part (SPLIT_BRAIN_FENCED) until a NodeRebound decision gives it a new passport',
+  builder: (y) => connOptions(y)
+    .option('target', { type: 'string', demandOption: true, describe: 'the node to fence' })
+    .option('reason', { type: 'string', demandOption: true, describe: 'why, recorded in the ledger' })
+    .option('passport', { type: 'string', default: '', describe: 'the passport to fence (default: the node\'s current one)' }),
+  handler: run(async (c, a) => {
+    const v = await c.fenceNode(a.target, a.reason, a.passport);
+    if (a.json) return out(JSON.stringify(v));
+    out(`${a.target} fenced at ledger index ${v.index}: ${v.detail}`);
+  }),
+};
+
 const evidence: Cmd<Conn & { op: string; out: string }> = {
   command: 'evidence',
   describe: 'export the evidence bundle of an act (receipts, act, approval, signature) to a file',
@@ -295,6 +309,7 @@ export const adminCommand: CommandModule<object, object> = {
     .command(decision)
     .command(act)
     .command(chronicle)
+    .command(fence)
     .command(evidence)
     .command(operatorCert)
     .command(approverKey)

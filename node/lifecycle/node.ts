@@ -35,6 +35,8 @@ import { Coordinator } from './coordinator.js';
 import { KernelTwin } from './kernel-twin.js';
 import { PeerClient, PeerExchange, RemoteParticipant, peerHandlers } from './peer.js';
 import type { KernelPort, ParticipantPort } from './ports.js';
+import type { CatalogMetrics } from '../metrics-catalog.js';
+import { countedKernel } from '../kernel-metrics.js';
 
 export interface LifecycleConfig {
   readonly admin: string;
@@ -82,7 +84,7 @@ export interface NodeLifecycle {
  * Starts the lifecycle of a daemon if `<config>.lifecycle.yaml` exists; returns null otherwise.
  * `app` must be the driver's application.
  */
-export async function startNodeLifecycle(o: { nodeId: string; configFile: string; driver: Driver; app: LedgerApp; tls: TlsMaterial; log: (l: string) => void }): Promise<NodeLifecycle | null> {
+export async function startNodeLifecycle(o: { nodeId: string; configFile: string; driver: Driver; app: LedgerApp; tls: TlsMaterial; log: (l: string) => void; metrics?: CatalogMetrics }): Promise<NodeLifecycle | null> {
   const file = lifecycleConfigPath(o.configFile);
   if (!existsSync(file)) return null;
   const cfg = loadLifecycleConfig(file);
@@ -94,7 +96,7 @@ export async function startNodeLifecycle(o: { nodeId: string; configFile: string
   if (cfg.kernel === 'twin') kernel = await KernelTwin.open(o.nodeId, genesis.clusterId, eventCid(cfg.genesis), genesis.roster);
   else {
     const kc = await KernelClient.connect(cfg.kernel.socket);
-    kernel = kc;
+    kernel = o.metrics ? countedKernel(kc, o.metrics) : kc;
     closeKernel = () => kc.close();
   }
   const peerClients = [...cfg.peers].filter(([id]) => id !== o.nodeId).map(([id, addr]) => new PeerClient(id, addr, o.tls));
@@ -102,7 +104,7 @@ export async function startNodeLifecycle(o: { nodeId: string; configFile: string
   const participant = new LifecycleParticipant({ nodeId: o.nodeId, identitySecretKey: cfg.identitySecretKey, ledger, kernel, exchange, log: o.log });
   const ports = new Map<string, ParticipantPort>([[o.nodeId, participant], ...peerClients.map((p) => [p.nodeId, new RemoteParticipant(p.nodeId, p, cfg.remoteTimeoutMs)] as const)]);
   const coordinator = new Coordinator({ nodeId: o.nodeId, ledger, exchange, participants: ports, log: o.log, remoteTimeoutMs: cfg.remoteTimeoutMs });
-  const backend = new AdminBackend(o.nodeId, ledger, coordinator);
+  const backend = new AdminBackend(o.nodeId, ledger, coordinator, cfg.identitySecretKey);
   const server = new AdminServer({ listen: cfg.admin, tls: o.tls, backend, log: o.log, peer: peerHandlers({ participant, exchange, isNode: (id) => cfg.peers.has(id) }) });
   const adminPort = await server.start();
   await participant.start();
