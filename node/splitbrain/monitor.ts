@@ -14,7 +14,7 @@
  *   each apply loop:       for (const ev of sb.takeEvidence()) propose(encodeEvent(ev))
  *
  * Pure: no timers, sockets or storage. The design and safety arguments are in detector.ts,
- * equivocation.ts and rollback.ts.
+ * equivocation.ts and rollback.ts; the daemon's wiring is node-guard.ts.
  */
 import { splitBrain as limits } from '../../proto/limits.js';
 import type { CatalogMetrics, SplitBrainKind } from '../metrics-catalog.js';

@@ -20,7 +20,9 @@
  *     before anything that depends on it (a commit counted from an acknowledgement, a leadership
  *     won with a vote) leaves the node.
  *  2. At start, before taking part in elections, a node asks every other voter "what have you seen
- *     from me?" (RollbackQuery) and each answers with its Witness for the asker.
+ *     from me?" (RollbackQuery) and each answers with its Witness for the asker as it stood when
+ *     the asker opened its peer stream (monitor.ts peerConnected): what the previous incarnation
+ *     said, not the term the restarted node has learned and spoken in since.
  *  3. `RollbackGate` compares each answer with the node's own durable state (term, vote, last
  *     index). A peer that saw it in a later term, saw it vote for someone else in its current term,
  *     or saw it acknowledge an index beyond its log in its current term, proves the store went

@@ -7,8 +7,8 @@
  * conflicting signed vote — and reads the resulting alerts from Prometheus's HTTP API; then
  * fences the offender's passport and shows the ledger refusing it (SPLIT_BRAIN_FENCED).
  *
- * What this cannot show until the daemon wires the monitor in: the same with real Raft daemons.
- * The wiring is the handful of calls listed in node/splitbrain/monitor.ts.
+ * The same with real Raft daemons, each running its monitor (node/splitbrain/node-guard.ts), is
+ * e2e-daemons.test.ts; this one isolates the monitors, the ledger and the rules.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
