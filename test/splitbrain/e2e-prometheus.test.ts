@@ -3,10 +3,11 @@
  * loopback: the shipped alerts.yml loads; every node's live /metrics serves every metric the rules
  * and the dashboard name (issue 7, acceptance 4); a healthy cluster raises no alert; killing the
  * leader and restarting it raises no split-brain alert, not even pending (acceptance 3, the
- * multi-process half, for the rule Prometheus evaluates itself); and killing two of the three
- * nodes makes CustodyQuorumLost firing as Prometheus's own HTTP API reports it. The rollback and
- * double-vote alerts need the daemon to feed its SplitBrainMonitor; alerts-from-monitors.test.ts
- * shows them firing from the monitors themselves.
+ * multi-process half); neither does cutting the leader off (SIGSTOP) until the others elect
+ * another and healing the cut: each daemon's own monitor (node/splitbrain/node-guard.ts) raises
+ * nothing either. Killing two of the three nodes makes CustodyQuorumLost firing as Prometheus's
+ * own HTTP API reports it. The rollback and double-vote alerts firing from real daemons are in
+ * e2e-daemons.test.ts.
  *
  * Everything runs on free loopback ports in a temporary directory; the test stops every process
  * it started. Waits have generous deadlines (a loaded 2-core machine) and assert states, never
@@ -23,11 +24,10 @@ import { METRICS, exportedBase } from '../../node/metrics-catalog.js';
 import { metricNamesIn } from './promql.js';
 import { grafanaDir, prometheusDir } from './paths.js';
 import { freePort, until } from './procs.js';
+import { startPrometheus } from './prometheus.js';
 
-const PROMETHEUS = '/usr/bin/prometheus';
 const IDS = ['n1', 'n2', 'n3'] as const;
 
-interface PromAlert { labels: Record<string, string>; state: string }
 
 t.test('a real Prometheus scraping a real 3-node cluster: rules load, live metrics match, a leader change raises no split-brain alert, quorum loss fires', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'custody-e2e-prom-'));
@@ -93,40 +93,11 @@ t.test('a real Prometheus scraping a real 3-node cluster: rules load, live metri
   }
 
   // Prometheus with the shipped rules, scraping the cluster every second.
-  const promPort = await freePort();
-  const promDir = join(dir, 'prometheus');
-  mkdirSync(promDir, { recursive: true });
-  writeFileSync(join(promDir, 'prometheus.yml'), [
-    'global:', '  scrape_interval: 1s', '  scrape_timeout: 900ms', '  evaluation_interval: 1s',
-    'rule_files:', `  - ${join(prometheusDir, 'alerts.yml')}`,
-    'scrape_configs:', '  - job_name: custody-e2e', '    static_configs:',
-    ...IDS.map((id, i) => `      - targets: ['127.0.0.1:${http[i]}']\n        labels: { cluster: e2e, node: ${id} }`), '',
-  ].join('\n'));
-  const promLog = join(promDir, 'prometheus.log');
-  const prom = spawn(PROMETHEUS, [
-    `--config.file=${join(promDir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(promDir, 'data')}`,
-    `--web.listen-address=127.0.0.1:${promPort}`, '--log.level=warn',
-  ], { stdio: ['ignore', 'ignore', 'pipe'] });
-  children.push(prom);
-  let promErr = '';
-  prom.stderr?.on('data', (b: Buffer) => { promErr += b.toString(); });
-  const api = async <T>(path: string): Promise<T> => {
-    const r = await fetch(`http://127.0.0.1:${promPort}${path}`, { signal: AbortSignal.timeout(5_000) });
-    const j = (await r.json()) as { status: string; data: T };
-    if (j.status !== 'success') throw new Error(`${path}: ${JSON.stringify(j)}`);
-    return j.data;
-  };
-  const scalar = async (q: string): Promise<number | null> => {
-    const d = await api<{ result: { value: [number, string] }[] }>(`/api/v1/query?query=${encodeURIComponent(q)}`);
-    return d.result.length === 0 ? null : Number(d.result[0]?.value[1]);
-  };
-  const firing = async (): Promise<PromAlert[]> => (await api<{ alerts: PromAlert[] }>('/api/v1/alerts')).alerts.filter((a) => a.labels.cluster === 'e2e');
-
-  const groups = await until('rules loaded', 60_000, async () => {
-    const d = await api<{ groups: { name: string; rules: { name: string }[] }[] }>('/api/v1/rules');
-    return d.groups.length > 0 ? d.groups : null;
-  });
-  t.same(groups.map((g) => g.name).sort(), ['custody-consensus', 'custody-kernel', 'custody-safety'], 'Prometheus loaded the shipped rule groups');
+  const prom = await startPrometheus(join(dir, 'prometheus'), 'e2e', IDS.map((id, i) => ({ node: id, http: `127.0.0.1:${http[i]}` })));
+  children.push(prom.proc);
+  const { scalar } = prom;
+  const groups = await prom.api<{ groups: { name: string }[] }>('/api/v1/rules');
+  t.same(groups.groups.map((g) => g.name).sort(), ['custody-consensus', 'custody-kernel', 'custody-safety'], 'Prometheus loaded the shipped rule groups');
 
   const scraped = await until('three targets up and one leader scraped', 120_000, async () => {
     const up = await scalar('sum(up{job="custody-e2e"})');
@@ -136,7 +107,14 @@ t.test('a real Prometheus scraping a real 3-node cluster: rules load, live metri
   t.same(scraped, { up: 3, leaders: 1 }, 'Prometheus scrapes three nodes and sees exactly one leader');
   const terms = await scalar('count(count_values("term", custody_raft_term{cluster="e2e"}))');
   t.equal(terms, 1, 'all three nodes report one term');
-  t.same((await firing()).filter((a) => a.state === 'firing').map((a) => a.labels.alertname), [], 'a healthy cluster fires nothing');
+  t.same((await prom.alerts()).filter((a) => a.state === 'firing').map((a) => a.labels.alertname), [], 'a healthy cluster fires nothing');
+  const gates = await until('every node past its rollback gate', 60_000, async () => ((await scalar('sum(custody_rollback_vote_withheld{cluster="e2e"})')) === 0 ? 0 : null));
+  t.equal(gates, 0, 'each node heard what its peers witnessed of it and votes (the daemons run the split-brain monitor)');
+  const exchanged = await until('observations exchanged', 60_000, async () => {
+    const n = await scalar('sum(custody_split_brain_observations_total{cluster="e2e", result="accepted"})');
+    return n !== null && n > 0 ? n : null;
+  });
+  t.ok(exchanged > 0, `${exchanged} observations from peers accepted and compared`);
 
   // A leader change and a restart (acceptance 3, multi-process half): the split-brain rule that
   // Prometheus evaluates itself (two nodes scraped as leaders of one term) must stay quiet, not
@@ -161,8 +139,41 @@ t.test('a real Prometheus scraping a real 3-node cluster: rules load, live metri
     const leaders = await scalar('sum(custody_raft_is_leader{cluster="e2e"})');
     return up === 3 && terms === 1 && leaders === 1 ? true : null;
   });
+  // The restarted node votes again only once every other voter has said what it witnessed of it
+  // (node/splitbrain/rollback.ts): cut nothing off before that, or the remaining two cannot elect.
+  await until('the restarted node past its rollback gate', 60_000, async () => ((await scalar('sum(custody_rollback_vote_withheld{cluster="e2e"})')) === 0 ? true : null));
+
+  // A partition that heals: the leader is frozen (SIGSTOP: it hears nothing and says nothing),
+  // the other two elect a new leader, and the old one comes back believing it still leads an
+  // older term until it hears the new one. Two leaders exist at once, in different terms: the
+  // detectors must tell that apart from split-brain.
+  const cut = await until('a leader to cut off', 30_000, async () => {
+    const s = await fetchStatus(`127.0.0.1:${http[0]}`);
+    return s && s.leader ? s : null;
+  });
+  const cutPid = readPid(clusterDir, cut.leader as string) as number;
+  process.kill(cutPid, 'SIGSTOP');
+  t.comment(`cut off leader ${cut.leader} of term ${cut.term} (SIGSTOP)`);
+  try {
+    const healedTerm = await until('a new leader while the old one is cut off', 120_000, async () => {
+      const term = await scalar(`max(custody_raft_term{cluster="e2e", node!="${cut.leader}"} and on (node) (custody_raft_is_leader{cluster="e2e"} == 1))`);
+      return term !== null && term > cut.term ? term : null;
+    });
+    t.ok(healedTerm > cut.term, `the majority elected a leader in term ${healedTerm}`);
+  } finally {
+    process.kill(cutPid, 'SIGCONT');
+  }
+  await until('the partition healed: one term, one leader', 120_000, async () => {
+    const terms = await scalar('count(count_values("term", custody_raft_term{cluster="e2e"}))');
+    const leaders = await scalar('sum(custody_raft_is_leader{cluster="e2e"})');
+    return terms === 1 && leaders === 1 ? true : null;
+  });
+  // Let every node exchange observations again after the heal before asking.
+  await new Promise((r) => setTimeout(r, 5_000));
   const safety = await scalar('count(count_over_time(ALERTS{cluster="e2e", alertname=~"CustodySplitBrain|CustodyEquivocation"}[30m]))');
-  t.equal(safety, null, 'no split-brain or equivocation alert was ever pending or firing through the leader change and restart');
+  t.equal(safety, null, 'no split-brain or equivocation alert was ever pending or firing through the leader change, restart and healed partition');
+  const raised = await scalar('sum(custody_split_brain_alarms_total{cluster="e2e"})');
+  t.equal(raised, 0, 'no node\'s monitor raised a split-brain alarm of any kind (two leaders, two roots, rollback)');
 
   // Kill two of three: no live majority. CustodyQuorumLost (for: 30s) must become firing.
   const leader = (await fetchStatus(`127.0.0.1:${http[0]}`))?.leader ?? null;
@@ -171,10 +182,7 @@ t.test('a real Prometheus scraping a real 3-node cluster: rules load, live metri
     if (pid !== null) process.kill(pid, 'SIGKILL');
   }
   t.comment(`killed n1 and n2 with SIGKILL (the leader was ${leader ?? 'unknown'})`);
-  const alert = await until('CustodyQuorumLost firing', 180_000, async () => {
-    const a = (await firing()).find((x) => x.labels.alertname === 'CustodyQuorumLost' && x.state === 'firing');
-    return a ?? null;
-  });
+  const alert = await prom.firing('CustodyQuorumLost firing', { alertname: 'CustodyQuorumLost' }, 180_000);
   t.same({ cluster: alert.labels.cluster, severity: alert.labels.severity }, { cluster: 'e2e', severity: 'page' }, 'CustodyQuorumLost fires for the cluster, as a page');
-  t.equal(promErr.includes('level=error'), false, `Prometheus logged no error${promErr ? `:\n${promErr}` : ''}`);
+  t.equal(prom.stderr().includes('level=error'), false, `Prometheus logged no error${prom.stderr() ? `:\n${prom.stderr()}` : ''}`);
 });

@@ -1,0 +1,269 @@
+/**
+ * The split-brain checks wired to real Raft drivers (node/splitbrain/node-guard.ts and the
+ * driver's VoteGuard): three drivers over real LevelDB stores with an in-memory transport, each
+ * with a NodeGuard whose exchanges go through the wire encoding, as the daemon wires them.
+ *  - a fresh cluster elects only once the rollback gates open; the leader's announcement and the
+ *    votes that elected it are signed and reach every node; no alarm;
+ *  - the witness book is written to the store and read back at start;
+ *  - a node whose store is older than what its peers witnessed withholds its vote: it grants none,
+ *    starts no election, and raises the rollback alarm, while the others go on;
+ *  - a forged double vote that reaches one node becomes evidence proposed until the ledger rules.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Registry } from 'prom-client';
+import t from 'tap';
+import { ScriptedCluster } from '../../ledger/index.js';
+import { RaftCore } from '../../raft/core/raft.js';
+import { SeededRng } from '../../raft/core/rng.js';
+import type { ConfState, Message, NodeId } from '../../raft/core/types.js';
+import { Driver } from '../../raft/driver.js';
+import { LevelStorage } from '../../raft/storage/leveldb.js';
+import { systemClock } from '../../raft/transport.js';
+import { KvApp, encodePut } from '../../node/kv.js';
+import { registerCatalogMetrics } from '../../node/metrics-catalog.js';
+import { LEADER_ANNOUNCEMENT, RAFT_VOTE, signVote, type EquivocationEvidence } from '../../node/splitbrain/equivocation.js';
+import { encodeExchange } from '../../node/splitbrain/exchange.js';
+import { NodeGuard, WITNESS_KEY, decodeWitnesses, encodeWitnesses } from '../../node/splitbrain/node-guard.js';
+
+const sc = new ScriptedCluster({ nodes: 3, label: 'node-guard' });
+sc.genesis();
+const ids = sc.nodes.map((n) => n.info.id) as [string, string, string];
+const conf: ConfState = { voters: ids, learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false };
+const publicKey = (id: string): Uint8Array | undefined => sc.nodes.find((n) => n.info.id === id)?.info.identityKey;
+
+interface Node {
+  id: NodeId;
+  dir: string;
+  storage: LevelStorage;
+  driver: Driver;
+  guard: NodeGuard;
+  reg: Registry;
+  logs: string[];
+  /** Vote grants this node handed to the transport. */
+  grants: Message[];
+  proposed: EquivocationEvidence[];
+}
+
+class Net {
+  readonly nodes = new Map<NodeId, Node>();
+  readonly cut = new Set<NodeId>();
+  deliver(from: NodeId, to: NodeId, f: () => void): void {
+    if (this.cut.has(from) || this.cut.has(to)) return;
+    setImmediate(f);
+  }
+}
+
+async function start(net: Net, id: NodeId, dir: string, opts: { atStartOverride?: boolean; evidence?: (ev: EquivocationEvidence) => Promise<{ accepted: boolean }> } = {}): Promise<Node> {
+  const storage = await LevelStorage.open({ dir, bootstrapConf: conf, recoveryHint: 'wipe' });
+  const reg = new Registry();
+  const metrics = registerCatalogMetrics(reg);
+  const logs: string[] = [];
+  const hs = storage.hardState();
+  const last = storage.lastIndex();
+  const node: Partial<Node> & { grants: Message[]; proposed: EquivocationEvidence[] } = { id, dir, storage, reg, logs, grants: [], proposed: [] };
+  const guard = new NodeGuard({
+    self: id, voters: ids,
+    atStart: { term: hs.term, vote: hs.vote, lastIndex: last, lastLogTerm: storage.term(last) },
+    stored: storage.appValue(WITNESS_KEY),
+    identity: { clusterId: sc.clusterId, secretKey: sc.node(id).secretKey, publicKey },
+    metrics, log: (l) => logs.push(l),
+  });
+  const driver = new Driver({
+    id, storage, app: new KvApp(), clock: systemClock, newCore: (cfg) => new RaftCore(cfg), rng: new SeededRng(id.length * 7919 + Date.now()),
+    transport: {
+      send: (msgs) => {
+        for (const m of msgs) {
+          if ((m.type === 'voteResp' || m.type === 'preVoteResp') && !m.reject) node.grants.push(m);
+          net.deliver(id, m.to, () => net.nodes.get(m.to)?.driver.receive(m));
+        }
+      },
+      reachable: (p) => !net.cut.has(p),
+    },
+    tickMs: 10, electionTicks: 10, heartbeatTicks: 1, preVote: true, checkQuorum: true, snapshotEveryEntries: 10_000, compactionKeepEntries: 5,
+    guard,
+    onFatal: (e) => {
+      throw e;
+    },
+  });
+  Object.assign(node, { driver, guard });
+  // As a daemon's peer streams do: the others see this incarnation connect before it says anything.
+  for (const other of net.nodes.values()) other.guard.peerConnected(id);
+  net.nodes.set(id, node as Node);
+  driver.start();
+  guard.start({
+    peers: ids.filter((p) => p !== id),
+    exchangeWanted: (p) => net.nodes.has(p) && !net.cut.has(p) && !net.cut.has(id),
+    sendExchange: (p, bytes) => {
+      net.deliver(id, p, () => net.nodes.get(p)?.guard.incoming(id, bytes));
+      return true;
+    },
+    view: () => {
+      const s = driver.status();
+      return { term: s.term, leader: s.leader, appliedIndex: s.appliedIndex, root: s.root };
+    },
+    proposeEvidence: async (ev) => {
+      node.proposed.push(ev);
+      if (opts.evidence) return opts.evidence(ev);
+      return { accepted: true };
+    },
+  });
+  return node as Node;
+}
+
+async function stop(net: Net, n: Node): Promise<void> {
+  n.guard.stop();
+  await n.driver.stop();
+  net.nodes.delete(n.id);
+  await n.storage.close();
+}
+
+async function until<T>(what: string, f: () => T | null | undefined | false | Promise<T | null | undefined | false>, timeoutMs = 60_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await f();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+async function cluster(t: { teardown(f: () => unknown): void }): Promise<{ net: Net; nodes: Node[]; dirs: string[] }> {
+  const net = new Net();
+  const dirs: string[] = [];
+  const nodes: Node[] = [];
+  for (const id of ids) {
+    const dir = await mkdtemp(join(tmpdir(), `custody-guard-${id}-`));
+    dirs.push(dir);
+    t.teardown(() => rm(dir, { recursive: true, force: true }));
+    nodes.push(await start(net, id, dir));
+  }
+  t.teardown(async () => {
+    for (const n of [...net.nodes.values()]) await stop(net, n);
+  });
+  return { net, nodes, dirs };
+}
+
+const metricValue = async (n: Node, re: RegExp): Promise<number | null> => {
+  const m = re.exec(await n.reg.metrics());
+  return m ? Number(m[1]) : null;
+};
+
+t.test('witness books round-trip through their stored form, and a malformed one is refused', async (t) => {
+  const entries: [NodeId, { term: number; vote: NodeId | null; ackIndex: number }][] = [['b', { term: 4, vote: 'a', ackIndex: 17 }], ['c', { term: 3, vote: null, ackIndex: 0 }]];
+  t.same(decodeWitnesses(encodeWitnesses(entries)), entries);
+  t.throws(() => decodeWitnesses(Buffer.from('[["b", 4, 7, 1]]')), /malformed/);
+  t.throws(() => decodeWitnesses(Buffer.from('{}')), /expected an array/);
+});
+
+t.test('a fresh cluster: gates open, one leader, its announcement and the votes that elected it are signed and reach every node; no alarm', async (t) => {
+  const { nodes } = await cluster(t);
+  const leader = await until('a leader', () => nodes.find((n) => n.driver.isLeader));
+  for (const n of nodes) t.equal(n.guard.monitor.gate.verdict().kind, 'consistent', `${n.id}: every voter answered and nothing contradicts its store`);
+  const term = leader.driver.status().term;
+  const voters = nodes.filter((n) => n !== leader && n.grants.some((m) => m.type === 'voteResp' && m.term === term && m.to === leader.id));
+  t.ok(voters.length >= 1, `${leader.id} was elected with ${voters.map((v) => v.id).join(', ')}'s vote`);
+  const holds = (n: Node, kind: string, by: string): boolean => n.guard.monitor.equivocation.statements().some((s) => s.kind === kind && s.nodeId === by && (s.slot as { term: number }).term === term);
+  // Statements travel in the next observation exchange (one interval).
+  await until('the signed announcement and votes relayed to every node', () => nodes.every((n) => holds(n, LEADER_ANNOUNCEMENT, leader.id) && voters.every((v) => holds(n, RAFT_VOTE, v.id))));
+  for (const n of nodes) {
+    t.ok(holds(n, LEADER_ANNOUNCEMENT, leader.id), `${n.id} holds ${leader.id}'s signed announcement of term ${term}`);
+    for (const v of voters) t.ok(holds(n, RAFT_VOTE, v.id), `${n.id} holds ${v.id}'s signed vote of term ${term}`);
+  }
+  for (const n of nodes) t.equal(await metricValue(n, /^custody_split_brain_alarms_total\{kind="two_leaders"\} (\d+)/m), 0, `${n.id} raised no alarm`);
+  const o = await leader.driver.propose('c', 1, encodePut('k', Buffer.from('v')), 30_000);
+  t.ok(o.ok, 'the cluster commits');
+});
+
+t.test('the witness book is written with the Raft state and read back at start', async (t) => {
+  const { net, nodes, dirs } = await cluster(t);
+  const leader = await until('a leader', () => nodes.find((n) => n.driver.isLeader));
+  for (let i = 1; i <= 5; i++) await leader.driver.propose('w', i, encodePut(`k${i}`, Buffer.from('v')), 30_000);
+  const follower = nodes.find((n) => n !== leader) as Node;
+  // What the leader witnessed of the follower, before and after a restart of the leader.
+  const seen = await until('acknowledgements witnessed', () => {
+    const w = leader.guard.monitor.witnesses.report(follower.id);
+    return w && w.ackIndex >= 5 ? w : null;
+  });
+  const i = nodes.indexOf(leader);
+  await stop(net, leader);
+  const stored = decodeWitnesses(leader.storage.appValue(WITNESS_KEY) ?? new Uint8Array());
+  const rec = stored.find(([id]) => id === follower.id)?.[1];
+  t.ok(rec && rec.term >= seen.term && rec.ackIndex >= 1, `the store holds ${leader.id}'s record of ${follower.id} (term ${rec?.term}, acknowledged index ${rec?.ackIndex})`);
+  const again = await start(net, leader.id, dirs[i] as string);
+  const back = again.guard.monitor.witnesses.report(follower.id);
+  t.ok(back && back.term === rec?.term && back.ackIndex === rec.ackIndex, 'read back at start');
+});
+
+t.test('a clean restart after the cluster moved on to a later term is not taken for a rollback', async (t) => {
+  const { net, nodes, dirs } = await cluster(t);
+  const leader = await until('a leader', () => nodes.find((n) => n.driver.isLeader));
+  const f = nodes.find((n) => n !== leader) as Node;
+  const third = nodes.find((n) => n !== leader && n !== f) as Node;
+  const fi = nodes.indexOf(f);
+  await stop(net, f);
+  const before = leader.driver.status().term;
+  leader.driver.transferLeadership(third.id);
+  await until(`${third.id} leads a later term`, () => third.driver.isLeader && third.driver.status().term > before);
+  const back = await start(net, f.id, dirs[fi] as string);
+  await until(`${f.id} heard from every voter`, () => back.guard.monitor.gate.verdict().kind !== 'waiting');
+  t.equal(back.guard.monitor.gate.verdict().kind, 'consistent', 'its peers answer with what they saw before it restarted, so the term it learns on its way back is not held against its store');
+  t.equal(await metricValue(back, /^custody_split_brain_active\{kind="rollback"\} (\d+)/m), 0, 'no rollback alarm');
+});
+
+t.test('a node whose store went backwards withholds its vote and raises the rollback alarm; the others go on', async (t) => {
+  const { net, nodes, dirs } = await cluster(t);
+  const leader = await until('a leader', () => nodes.find((n) => n.driver.isLeader));
+  const victim = nodes.find((n) => n !== leader) as Node;
+  const vi = nodes.indexOf(victim);
+  // Its old copy: the empty store it started from (term 0). Take it back to that by wiping the
+  // directory while stopped, after the cluster has seen it in a later term.
+  for (let i = 1; i <= 3; i++) await leader.driver.propose('r', i, encodePut(`k${i}`, Buffer.from('v')), 30_000);
+  await until(`${victim.id} acknowledged entries`, () => (leader.guard.monitor.witnesses.report(victim.id)?.ackIndex ?? 0) >= 3);
+  await stop(net, victim);
+  await rm(dirs[vi] as string, { recursive: true, force: true });
+  const restored = await start(net, victim.id, dirs[vi] as string);
+  await until('the peers told it', () => restored.guard.monitor.gate.verdict().kind === 'rolled_back');
+  t.match(restored.logs.join('\n'), /stored state went backwards/, 'it says so');
+  t.equal(await metricValue(restored, /^custody_split_brain_active\{kind="rollback"\} (\d+)/m), 1, 'custody_split_brain_active{kind="rollback"} is 1');
+  // The others elect without it: cut the leader off; the victim is then needed for any majority
+  // only once it caught up, and it must not vote before.
+  const grantsBefore = restored.grants.length;
+  t.equal(grantsBefore, 0, 'it granted no vote while withheld');
+  t.equal(restored.driver.isLeader, false, 'and does not lead');
+  const s = restored.driver.status();
+  t.ok(s.leader === leader.id || s.leader === null, 'it follows the existing leader');
+  const o = await leader.driver.propose('r', 10, encodePut('after', Buffer.from('v')), 30_000);
+  t.ok(o.ok, 'the cluster commits with the other two');
+  // It may vote again once its log reached what it acknowledged and its term is above every term
+  // a peer saw it in: a new term, here by handing leadership to the third node.
+  const third = nodes.find((n) => n !== leader && n !== victim) as Node;
+  const witnessedTerm = leader.driver.status().term;
+  leader.driver.transferLeadership(third.id);
+  await until(`${third.id} leads a later term`, () => third.driver.isLeader);
+  await until(`${restored.id} caught up and votes again`, () => restored.guard.mayVote(restored.driver.durableState()));
+  t.ok(restored.driver.durableState().term > witnessedTerm, `${restored.id} votes again in term ${restored.driver.durableState().term}, past term ${witnessedTerm} its peers saw it in`);
+  t.equal(await metricValue(restored, /^custody_rollback_vote_withheld (\d+)/m), 0, 'custody_rollback_vote_withheld is back to 0');
+});
+
+t.test('a forged double vote reaching one node becomes evidence, proposed until the ledger rules', async (t) => {
+  let refusals = 1;
+  const net = new Net();
+  const dir = await mkdtemp(join(tmpdir(), 'custody-guard-ev-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const n = await start(net, ids[0], dir, {
+    evidence: async () => {
+      if (refusals-- > 0) throw new Error('no leader yet');
+      return { accepted: true };
+    },
+  });
+  t.teardown(() => stop(net, n));
+  const [, b] = ids;
+  const votes = [signVote(sc.clusterId, b, 7, ids[0], sc.node(b).secretKey), signVote(sc.clusterId, b, 7, ids[2], sc.node(b).secretKey)];
+  n.guard.incoming(b, encodeExchange({ from: b, observation: { node: b, term: 0, leader: null, appliedIndex: 0, stateRoot: '' }, statements: votes, query: false }));
+  await until('the evidence recorded after one failed attempt', () => n.logs.some((l) => /recorded in the ledger/.test(l)), 30_000);
+  t.equal(n.proposed.length, 2, 'proposed twice: the first attempt could not be placed, the retry was ruled on');
+  t.equal(n.proposed[0]?.first.nodeId, b, `the evidence names ${b}`);
+  t.match(n.logs.join('\n'), new RegExp(`equivocation evidence against ${b} \\(RaftVote\\): recorded in the ledger`));
+});
