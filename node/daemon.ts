@@ -15,7 +15,7 @@ import { node as nodeLimits } from '../proto/limits.js';
 import { RaftCore } from '../raft/core/raft.js';
 import { SeededRng } from '../raft/core/rng.js';
 import type { ConfState } from '../raft/core/types.js';
-import { Driver } from '../raft/driver.js';
+import { Driver, META_RECOVERING } from '../raft/driver.js';
 import { LevelStorage } from '../raft/storage/leveldb.js';
 import { systemClock } from '../raft/transport.js';
 import { faultsSet, type NodeConfig } from './config.js';
@@ -45,7 +45,12 @@ export function recoveryHint(configFile: string): string {
   return `stop this node, run \`custody node wipe --config ${configFile}\`, then start it again; it re-syncs from its peers (README "Recovering a node")`;
 }
 
-export async function startNode(cfg: NodeConfig, log: (line: string) => void, onFatal: (e: unknown) => void): Promise<RunningNode> {
+export interface StartOptions {
+  /** Vote without waiting for every voter's rollback answer (node-guard.ts trustStore). */
+  readonly trustStore?: boolean;
+}
+
+export async function startNode(cfg: NodeConfig, log: (line: string) => void, onFatal: (e: unknown) => void, opts: StartOptions = {}): Promise<RunningNode> {
   const faults = faultsSet(cfg.raft.faults);
   if (faults.length > 0) {
     throw new CustodyError('CONFIG_INVALID', `${cfg.file}: raft.faults: fault switches (${faults.join(', ')}) exist only for the simulator's checkers; a node refuses to start with any set`);
@@ -72,6 +77,8 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
     voters: bootstrapConf.voters,
     atStart: durableStateOf(storage),
     stored: storage.appValue(WITNESS_KEY),
+    logLossExpected: storage.appValue(META_RECOVERING) !== undefined,
+    trustStore: opts.trustStore === true,
     identity: ledgerNode && app instanceof LedgerApp ? nodeIdentity(cfg.file, app) : null,
     metrics: catalog,
     log,

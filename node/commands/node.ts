@@ -33,13 +33,17 @@ const wipe: CommandModule<object, { config: string; 'discard-vote': boolean; yes
   },
 };
 
-export const nodeCommand: CommandModule<object, { config?: string }> = {
+export const nodeCommand: CommandModule<object, { config?: string; 'trust-store': boolean }> = {
   command: 'node',
   describe: 'run a custody node daemon (Raft over mutual TLS, LevelDB, /metrics /healthz /readyz); `node wipe` recovers a corrupt node',
   builder: (y) =>
     y
       .command(wipe)
       .option('config', { type: 'string', describe: 'the node config file (YAML)' })
+      .option('trust-store', {
+        type: 'boolean', default: false,
+        describe: 'vote without waiting for every other voter to say what it saw from this node (normally a restarted node waits, to catch a store restored from an old copy). Use only to restart while a voter is down for good, and only if this store was never restored; an answer that contradicts the store still withholds the vote',
+      })
       .epilogue(
         'Recovering a node whose store is corrupt (it refuses to start with STORAGE_CORRUPT):\n' +
           '  1. keep it stopped;  2. custody node wipe --config <file> --yes;  3. custody node --config <file>\n' +
@@ -52,7 +56,7 @@ export const nodeCommand: CommandModule<object, { config?: string }> = {
       log(`fatal: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
       process.exit(70);
     };
-    const n = await startNode(cfg, log, fatal);
+    const n = await startNode(cfg, log, fatal, { trustStore: a['trust-store'] });
     await new Promise<void>((resolve) => {
       const onSignal = (sig: string): void => {
         log(`received ${sig}`);

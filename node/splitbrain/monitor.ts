@@ -35,6 +35,12 @@ export interface MonitorOptions {
   readonly atStart: DurableState;
   readonly metrics?: CatalogMetrics;
   readonly log?: (line: string) => void;
+  /**
+   * The operator wiped this node's log (`custody node wipe`, which keeps term and vote): peers
+   * will have seen it acknowledge entries it no longer holds. That is still a rollback for the
+   * gate, which withholds the vote until the node holds them again, but not an alarm.
+   */
+  readonly logLossExpected?: boolean;
 }
 
 export interface IncomingOutcome {
@@ -212,7 +218,8 @@ export class SplitBrainMonitor {
       const before = this.gate.verdict();
       verdict = this.gate.answer(peer, e.answer);
       if (verdict.kind !== before.kind || verdict.kind === 'rolled_back') {
-        if (verdict.kind === 'rolled_back' && before.kind !== 'rolled_back') this.raise('rollback', describeVerdict(this.o.self, verdict));
+        const expected = this.o.logLossExpected === true && verdict.kind === 'rolled_back' && verdict.evidence.every((x) => x.what === 'log');
+        if (verdict.kind === 'rolled_back' && before.kind !== 'rolled_back' && !expected) this.raise('rollback', describeVerdict(this.o.self, verdict));
         else this.noteVerdict(verdict);
       }
     }

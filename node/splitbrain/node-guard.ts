@@ -54,6 +54,14 @@ export interface NodeGuardOptions {
   readonly identity: NodeIdentity | null;
   readonly metrics?: CatalogMetrics;
   readonly log: (line: string) => void;
+  /** The store was wiped by the operator (monitor.ts logLossExpected). */
+  readonly logLossExpected?: boolean;
+  /**
+   * The operator vouches that this store is the node's latest (`custody node --trust-store`): vote
+   * without waiting for every voter to answer, for restarting while a voter is down for good. An
+   * answer that contradicts the store still withholds the vote and raises the alarm.
+   */
+  readonly trustStore?: boolean;
 }
 
 /** What the guard needs of the running node once it has started. */
@@ -103,7 +111,9 @@ export class NodeGuard implements VoteGuard {
       atStart: o.atStart,
       ...(o.metrics ? { metrics: o.metrics } : {}),
       log: o.log,
+      logLossExpected: o.logLossExpected === true,
     });
+    if (o.trustStore) o.log(`${o.self}: the operator vouches for this store (--trust-store): voting without waiting for every voter to answer`);
     if (o.stored) {
       try {
         this.monitor.witnesses.restore(decodeWitnesses(o.stored));
@@ -123,7 +133,11 @@ export class NodeGuard implements VoteGuard {
   }
 
   mayVote(now: DurableRaftState): boolean {
-    const ok = this.monitor.mayVote(now);
+    let ok = this.monitor.mayVote(now);
+    if (!ok && this.o.trustStore === true && this.monitor.gate.verdict().kind === 'waiting') {
+      ok = true;
+      this.o.metrics?.rollbackVoteWithheld.set(0);
+    }
     if (ok !== this.lastWithheld) {
       // Said once per change: the verdict lines come from the monitor, this marks the gate itself.
       if (this.lastWithheld !== null) this.o.log(`${this.o.self}: ${ok ? 'voting again: the rollback gate is open' : 'vote withheld by the rollback gate'}`);

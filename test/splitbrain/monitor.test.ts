@@ -22,12 +22,12 @@ const keyOf = (id: string): Uint8Array | undefined => sc.nodes.find((n) => n.inf
 
 interface Node { id: string; mon: SplitBrainMonitor; reg: Registry; metrics: CatalogMetrics; obs: Observation; logs: string[] }
 
-function cluster(atStart: (id: string) => DurableState = () => ({ term: 3, vote: null, lastIndex: 10, lastLogTerm: 3 })): Node[] {
+function cluster(atStart: (id: string) => DurableState = () => ({ term: 3, vote: null, lastIndex: 10, lastLogTerm: 3 }), logLossExpected: (id: string) => boolean = () => false): Node[] {
   return ids.map((id) => {
     const reg = new Registry();
     const metrics = registerCatalogMetrics(reg);
     const logs: string[] = [];
-    const mon = new SplitBrainMonitor({ self: id, clusterId: sc.clusterId, voters: ids, identityKey: keyOf, atStart: atStart(id), metrics, log: (l) => logs.push(l) });
+    const mon = new SplitBrainMonitor({ self: id, clusterId: sc.clusterId, voters: ids, identityKey: keyOf, atStart: atStart(id), metrics, log: (l) => logs.push(l), logLossExpected: logLossExpected(id) });
     return { id, mon, reg, metrics, obs: { node: id, term: 3, leader: ids[0], appliedIndex: 10, stateRoot: 'root-10' }, logs };
   });
 }
@@ -94,6 +94,27 @@ t.test('a node restored from an old copy is told by its peers, withholds its vot
   t.match(n1.logs.join('\n'), /stored state went backwards .*saw term 6 > stored 2/);
   t.ok(n1.mon.mayVote({ term: 7, vote: null, lastIndex: 40, lastLogTerm: 6 }), 'votes again once past term 6 with index 40');
   t.ok(await metric(n1, /^custody_rollback_vote_withheld 0$/m));
+});
+
+t.test('an operator-wiped log (term and vote kept) withholds the vote without raising the alarm; a lost term still alarms', async (t) => {
+  const wiped = { term: 6, vote: ids[1], lastIndex: 0, lastLogTerm: 0 };
+  const nodes = cluster((id) => (id === ids[0] ? wiped : { term: 6, vote: ids[1], lastIndex: 40, lastLogTerm: 6 }), (id) => id === ids[0]);
+  const [n1, n2] = nodes as [Node, Node, Node];
+  n2.mon.noteMessage({ type: 'appResp', from: n1.id, to: n2.id, term: 6, index: 40, reject: false });
+  round(nodes);
+  round(nodes);
+  const v = n1.mon.gate.verdict();
+  t.equal(v.kind, 'rolled_back', 'the acknowledged entries are gone: a rollback for the gate');
+  t.same(v.kind === 'rolled_back' ? v.evidence.map((e) => e.what) : [], ['log'], 'proven by the log only');
+  t.notOk(n1.mon.mayVote(wiped), 'the vote is withheld until the node holds them again');
+  t.ok(await metric(n1, /^custody_split_brain_active\{kind="rollback"\} 0$/m), 'no alarm: the operator wiped it');
+  t.ok(await metric(n1, /^custody_rollback_vote_withheld 1$/m));
+  // The same expectation does not cover a store whose term went backwards.
+  const older = cluster((id) => (id === ids[0] ? { term: 4, vote: null, lastIndex: 0, lastLogTerm: 0 } : { term: 6, vote: null, lastIndex: 40, lastLogTerm: 6 }), (id) => id === ids[0]);
+  (older[1] as Node).mon.noteMessage({ type: 'appResp', from: ids[0], to: ids[1], term: 6, index: 40, reject: false });
+  round(older);
+  round(older);
+  t.ok(await metric(older[0] as Node, /^custody_split_brain_active\{kind="rollback"\} 1$/m), 'a lost term is not explained by a wipe: the alarm fires');
 });
 
 t.test('two leaders for one term raise the two_leaders alarm and its metric', async (t) => {

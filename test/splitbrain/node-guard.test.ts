@@ -247,6 +247,27 @@ t.test('a node whose store went backwards withholds its vote and raises the roll
   t.equal(await metricValue(restored, /^custody_rollback_vote_withheld (\d+)/m), 0, 'custody_rollback_vote_withheld is back to 0');
 });
 
+t.test('--trust-store: a restarted node votes while a voter is silent, but not against a contradicting answer', async (t) => {
+  const atStart = { term: 5, vote: null, lastIndex: 20, lastLogTerm: 5 };
+  const mk = (trustStore: boolean): { g: NodeGuard; logs: string[]; reg: Registry } => {
+    const reg = new Registry();
+    const logs: string[] = [];
+    const g = new NodeGuard({ self: ids[0], voters: ids, atStart, stored: undefined, identity: null, metrics: registerCatalogMetrics(reg), log: (l) => logs.push(l), trustStore });
+    return { g, logs, reg };
+  };
+  const plain = mk(false);
+  t.notOk(plain.g.mayVote(atStart), 'by default a restarted node waits for every voter');
+  const trusted = mk(true);
+  t.ok(trusted.g.mayVote(atStart), 'vouched for: it votes while the others have not answered');
+  t.match(await trusted.reg.metrics(), /^custody_rollback_vote_withheld 0$/m);
+  t.match(trusted.logs.join('\n'), /vouches for this store/, 'and says so');
+  const [, b] = ids;
+  trusted.g.peerConnected(b);
+  trusted.g.incoming(b, encodeExchange({ from: b, observation: { node: b, term: 7, leader: b, appliedIndex: 30, stateRoot: 'r' }, statements: [], query: false, answer: { term: 7, vote: ids[0], ackIndex: 30 } }));
+  t.equal(trusted.g.monitor.gate.verdict().kind, 'rolled_back', 'a peer saw it in a later term');
+  t.notOk(trusted.g.mayVote(atStart), 'a contradicting answer withholds the vote all the same');
+});
+
 t.test('a forged double vote reaching one node becomes evidence, proposed until the ledger rules', async (t) => {
   let refusals = 1;
   const net = new Net();
