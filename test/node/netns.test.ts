@@ -116,4 +116,15 @@ t.test('netns: cutting off the leader\'s host stops the minority, the majority c
   t.same(back.ok ? (back.result as { value: string }).value : back, '50', 'the healed node serves the majority\'s writes');
   const stale = await leaderAgent.ask({ op: 'read', key: 'm1', timeoutMs: 30_000 });
   t.same(stale.ok ? (stale.result as { found: boolean }).found : stale, false, 'the refused minority write never appeared');
+
+  // No false alarm: the cut and the heal put two leaders in two terms, never two in one, and one
+  // history. Each daemon's split-brain monitor (node/splitbrain/node-guard.ts) must agree.
+  for (const [id, a] of agents) {
+    const m = await a.ask({ op: 'metrics' });
+    const text = m.ok ? (m.result as string) : '';
+    const sum = (name: string): number => [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))].reduce((s, x) => s + Number(x[1]), 0);
+    t.ok(/^custody_split_brain_observations_total\{result="accepted"\} [1-9]/m.test(text), `${id} compared its peers' observations`);
+    t.equal(sum('custody_split_brain_alarms_total'), 0, `${id} raised no split-brain alarm (two leaders, two roots, rollback)`);
+    t.equal(sum('custody_equivocation_evidence_total'), 0, `${id} found no equivocation`);
+  }
 });
