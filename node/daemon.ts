@@ -141,7 +141,13 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
         }
       : {}),
   });
-  if (app instanceof LedgerApp) countActTransitions(app, catalog);
+  if (app instanceof LedgerApp) {
+    countActTransitions(app, catalog);
+    app.subscribe((entry) => {
+      const ev = decodeEventOrNull(entry.event);
+      if (ev !== null && 'statement' in ev) guard.statementInLog(ev.statement);
+    });
+  }
   const lifecycle = app instanceof LedgerApp ? await startNodeLifecycle({ nodeId: cfg.id, configFile: cfg.file, driver, app, tls, log, metrics: catalog }) : null;
   const http = createServer((req, res) => {
     void (async () => {
@@ -197,6 +203,14 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
     return stopping;
   };
   return { driver, grpcPort, httpPort, stop };
+}
+
+function decodeEventOrNull(bytes: Uint8Array): ReturnType<typeof decodeEvent> | null {
+  try {
+    return decodeEvent(bytes);
+  } catch {
+    return null; // the ledger refused it already; there is no statement to check
+  }
 }
 
 function durableStateOf(storage: LevelStorage): { term: number; vote: string | null; lastIndex: number; lastLogTerm: number } {

@@ -14,6 +14,9 @@
  *                       one exchange per peer (exchange.ts) on the peer stream (proto/raft.proto
  *                       Batch.exchange); the next is built only once the last one has left
  *   exchange received   -> detector, equivocation detector, rollback gate (monitor.incoming)
+ *   ledger entries      the signed node statements every log entry carries (DKG round-1 packages,
+ *                       KeyReady, fencing reports), accepted or refused by the ledger: a second,
+ *                       different package for one key epoch is equivocation like a double vote
  *   evidence            each EquivocationEvidence found is proposed to the ledger until the ledger
  *                       has ruled on it (accepted, or refused as already recorded); the ledger
  *                       verifies both signatures against its roster again
@@ -29,7 +32,7 @@ import type { DurableRaftState, VoteGuard } from '../../raft/driver.js';
 import type { Message, NodeId } from '../../raft/core/types.js';
 import type { CatalogMetrics } from '../metrics-catalog.js';
 import { describeAlarm } from './detector.js';
-import { signLeaderAnnouncement, signVote, type EquivocationEvidence } from './equivocation.js';
+import { signLeaderAnnouncement, signVote, type EquivocationEvidence, type SignedStatement } from './equivocation.js';
 import { decodeExchange, encodeExchange } from './exchange.js';
 import { SplitBrainMonitor } from './monitor.js';
 import type { Witness } from './rollback.js';
@@ -164,6 +167,13 @@ export class NodeGuard implements VoteGuard {
     const id = this.o.identity;
     if (!id || term < 1 || startIndex < 1) return;
     this.monitor.statement(signLeaderAnnouncement(id.clusterId, this.o.self, term, startIndex, id.secretKey));
+  }
+
+  /** A signed node statement carried by a log entry (ledger statements share the detector). */
+  statementInLog(s: SignedStatement): void {
+    if (!this.o.identity) return;
+    this.monitor.statement(s);
+    for (const ev of this.monitor.takeEvidence()) this.queueEvidence(ev);
   }
 
   // --- the exchange ---

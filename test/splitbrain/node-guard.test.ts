@@ -268,6 +268,32 @@ t.test('--trust-store: a restarted node votes while a voter is silent, but not a
   t.notOk(trusted.g.mayVote(atStart), 'a contradicting answer withholds the vote all the same');
 });
 
+t.test('two different DKG round-1 packages by one node for one key epoch, seen in the log, become evidence', async (t) => {
+  const logs: string[] = [];
+  const proposed: EquivocationEvidence[] = [];
+  const g = new NodeGuard({
+    self: ids[0], voters: ids, atStart: { term: 1, vote: null, lastIndex: 1, lastLogTerm: 1 }, stored: undefined,
+    identity: { clusterId: sc.clusterId, secretKey: sc.node(ids[0]).secretKey, publicKey }, log: (l) => logs.push(l),
+  });
+  g.start({
+    peers: [], exchangeWanted: () => false, sendExchange: () => false, view: () => ({ term: 1, leader: null, appliedIndex: 1, root: 'r' }),
+    proposeEvidence: async (ev) => {
+      proposed.push(ev);
+      return { accepted: true };
+    },
+  });
+  t.teardown(() => g.stop());
+  const [, b] = ids;
+  const pkg = (cid: string) => sc.statement(b, 'DkgRound1Published', { keyId: 'k1', keyEpoch: 0 }, { round1Cid: cid });
+  g.statementInLog(pkg('aa'));
+  g.statementInLog(pkg('aa'));
+  t.equal(proposed.length, 0, 'the same package twice is no conflict');
+  g.statementInLog(pkg('bb'));
+  await until('proposed', () => proposed.length > 0);
+  t.equal(proposed[0]?.first.kind, 'DkgRound1Published', 'a second package for the slot is equivocation evidence');
+  t.equal(proposed[0]?.first.nodeId, b);
+});
+
 t.test('a forged double vote reaching one node becomes evidence, proposed until the ledger rules', async (t) => {
   let refusals = 1;
   const net = new Net();
