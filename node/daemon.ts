@@ -127,6 +127,7 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
   guard.start({
     peers: transport.peerIds(),
     exchangeWanted: (p) => transport.exchangeWanted(p),
+    onRolledBack: (why) => driver.recover(why),
     sendExchange: (p, b) => transport.sendExchange(p, b),
     view: () => {
       const s = driver.status();

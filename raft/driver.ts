@@ -413,6 +413,22 @@ export class Driver {
     this.kick();
   }
 
+  /**
+   * This node's store lost entries it had acknowledged (its peers proved it: a store restored
+   * from an old copy, node/splitbrain/rollback.ts). It recovers as a wiped node does (`Recovering`
+   * above): no votes until it holds what was committed, and if the leader keeps probing it above
+   * its log — its match index for this node is stale — it asks for leadership to move, so a new
+   * leader's fresh progress sends it the log.
+   */
+  recover(why: string): void {
+    this.inbox.push(() => {
+      if (this.recovering) return;
+      this.recovering = { leaderCommit: null, lastIndexSeen: this.o.storage.lastIndex(), lastProgressMs: this.o.clock.now(), done: false };
+      this.o.log?.(`recovering: ${why}; this node grants no votes until it holds everything committed`);
+    });
+    this.kick();
+  }
+
   /** The durable Raft state as of the last persisted batch. */
   durableState(): DurableRaftState {
     const st = this.o.storage;

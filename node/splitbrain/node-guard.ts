@@ -74,6 +74,8 @@ export interface NodeGuardIo {
   sendExchange(peer: NodeId, bytes: Uint8Array): boolean;
   /** The node's current view: term, known leader, applied index and the state root after it. */
   view(): { readonly term: number; readonly leader: NodeId | null; readonly appliedIndex: number; readonly root: string };
+  /** The peers proved this node's store went backwards: catch up as a wiped node does (Driver.recover). */
+  onRolledBack?(why: string): void;
   /** Proposes an evidence event; resolves once the ledger ruled (either way), rejects if it could not be placed. */
   proposeEvidence?(ev: EquivocationEvidence): Promise<{ readonly accepted: boolean; readonly reason?: ReasonCode }>;
 }
@@ -104,6 +106,7 @@ export class NodeGuard implements VoteGuard {
   /** Evidence waiting for the ledger's ruling, by a key of the pair. */
   private readonly evidence = new Map<string, { ev: EquivocationEvidence; inFlight: boolean }>();
   private lastWithheld: boolean | null = null;
+  private recoveryAsked = false;
 
   constructor(private readonly o: NodeGuardOptions) {
     this.monitor = new SplitBrainMonitor({
@@ -200,6 +203,10 @@ export class NodeGuard implements VoteGuard {
   incoming(peer: NodeId, bytes: Uint8Array): void {
     const d = decodeExchange(bytes, peer);
     const out = this.monitor.incoming(peer, d);
+    if (out.verdict?.kind === 'rolled_back' && !this.recoveryAsked) {
+      this.recoveryAsked = true;
+      this.io?.onRolledBack?.(`${peer} witnessed this node beyond its stored state (restored from an old copy?)`);
+    }
     for (const a of out.alarms) this.o.log(`split-brain: ${describeAlarm(a)}`);
     for (const ev of out.evidence) this.queueEvidence(ev);
     for (const ev of this.monitor.takeEvidence()) this.queueEvidence(ev);

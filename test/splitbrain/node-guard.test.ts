@@ -83,6 +83,7 @@ async function start(net: Net, id: NodeId, dir: string, opts: { atStartOverride?
     },
     tickMs: 10, electionTicks: 10, heartbeatTicks: 1, preVote: true, checkQuorum: true, snapshotEveryEntries: 10_000, compactionKeepEntries: 5,
     guard,
+    log: (l) => logs.push(l),
     onFatal: (e) => {
       throw e;
     },
@@ -95,6 +96,7 @@ async function start(net: Net, id: NodeId, dir: string, opts: { atStartOverride?
   guard.start({
     peers: ids.filter((p) => p !== id),
     exchangeWanted: (p) => net.nodes.has(p) && !net.cut.has(p) && !net.cut.has(id),
+    onRolledBack: (why) => driver.recover(why),
     sendExchange: (p, bytes) => {
       net.deliver(id, p, () => net.nodes.get(p)?.guard.incoming(id, bytes));
       return true;
@@ -226,6 +228,8 @@ t.test('a node whose store went backwards withholds its vote and raises the roll
   const restored = await start(net, victim.id, dirs[vi] as string);
   await until('the peers told it', () => restored.guard.monitor.gate.verdict().kind === 'rolled_back');
   t.match(restored.logs.join('\n'), /stored state went backwards/, 'it says so');
+  await until('recovery begun', () => restored.logs.some((l) => /^recovering: .*witnessed this node beyond its stored state/.test(l)));
+  t.ok(restored.logs.some((l) => /^recovering: /.test(l)), 'and recovers as a wiped node does: no votes until it holds what was committed');
   t.equal(await metricValue(restored, /^custody_split_brain_active\{kind="rollback"\} (\d+)/m), 1, 'custody_split_brain_active{kind="rollback"} is 1');
   // The others elect without it: cut the leader off; the victim is then needed for any majority
   // only once it caught up, and it must not vote before.
