@@ -78,6 +78,8 @@ import { bytesEqual, toHex } from '../../ledger/encoding.js';
 import { keyReadyCid } from '../../ledger/apply.js';
 import type { LedgerEvent } from '../../ledger/events.js';
 import type { ClusterState, EpochRecord, OpRecord } from '../../ledger/state.js';
+import type { SigningSetMember } from '../../ledger/events.js';
+import { lifecycle } from '../../proto/limits.js';
 import { suiteOf } from '../../kernel/suites.js';
 import type { SigningCommitment } from '../../kernel/wire.js';
 import type { LedgerVerdict } from '../ledger-app.js';
@@ -95,7 +97,7 @@ export interface ChronicleNote {
 }
 
 /** Test-only: named points where a test may stop the coordinator (like the kernel's crash points). */
-export type CoordinatorPoint = 'act:permit-issued' | 'act:commitments' | 'act:shares' | 'act:executed';
+export type CoordinatorPoint = 'act:permit-issued' | 'act:commitments' | 'act:signing-set-fixed' | 'act:shares' | 'act:executed';
 
 export interface CoordinatorOptions {
   readonly nodeId: string;
@@ -106,12 +108,17 @@ export interface CoordinatorOptions {
   readonly log: (line: string) => void;
   /** How long a participant may take to answer one request. */
   readonly remoteTimeoutMs?: number;
+  /** How long the members of a fixed signing set are asked for their shares before the act aborts. */
+  readonly signingSetWaitMs?: number;
   /** How often the coordinator re-reads the ledger without a new entry (leadership changes). */
   readonly pollMs?: number;
   readonly point?: (p: CoordinatorPoint, opId: string) => void | Promise<void>;
 }
 
 const NOTES_PER_OP_MAX = 64;
+
+/** Refusals a member of a fixed signing set may get over by itself: it is down, restarting or behind. */
+const RETRYABLE: readonly ReasonCode[] = ['REMOTE_TIMEOUT', 'UNKNOWN_SESSION', 'INTERNAL', 'NOT_LEADER', 'PROPOSAL_DROPPED'];
 const NOTED_OPS_MAX = 10_000;
 
 export class Coordinator {
@@ -133,6 +140,10 @@ export class Coordinator {
 
   get remoteTimeoutMs(): number {
     return this.o.remoteTimeoutMs ?? 5_000;
+  }
+
+  get signingSetWaitMs(): number {
+    return this.o.signingSetWaitMs ?? lifecycle.signingSetWaitMsDefault;
   }
 
   start(): void {
@@ -217,7 +228,13 @@ export class Coordinator {
         if (e.status === 'ceremony' && e.participants.every((p) => e.ready[p] !== undefined)) await this.publishKeyObject(k.id, e);
       }
     }
-    for (const op of Object.values(c.ops)) {
+    // Acts whose signing set is already fixed go first, then in permit order: their members'
+    // kernels hold the fixed nonces, which a later act's signing on the same key would burn.
+    const pendingFirst = (o: OpRecord): number => (o.state !== 'PendingRemote' ? 2 : o.signingSet === null ? 1 : 0);
+    const permitIndex = (o: OpRecord): number => (o.permitId === null ? 0 : c.permits[toHex(o.permitId)]?.index ?? 0);
+    const ops = Object.values(c.ops).filter((o) => o.state === 'Admitted' || o.state === 'PendingRemote' || o.state === 'Executed')
+      .sort((a, b) => pendingFirst(a) - pendingFirst(b) || permitIndex(a) - permitIndex(b));
+    for (const op of ops) {
       switch (op.state) {
         case 'Admitted':
           if (c.governance.frozen === null) await this.issuePermit(op);
@@ -286,7 +303,11 @@ export class Coordinator {
     throw new CustodyError('KEY_NOT_PUBLISHED', `no public package of ${keyId} epoch ${e.epoch} matches the group key in the log`);
   }
 
-  /** The signing of one PendingRemote act, from the ledger's permit to ActExecuted. */
+  /**
+   * The signing of one PendingRemote act, from the ledger's permit to ActExecuted: the commitment
+   * phase and ActSigningSetFixed if the permit has no signing set yet, then the shares of exactly
+   * the set the ledger holds (a set fixed by an earlier leader is resumed, never replaced).
+   */
   private async signAct(opId: string): Promise<void> {
     if (this.stopped || !this.stillPending(opId)) return;
     const c0 = this.o.ledger.state().cluster as ClusterState;
@@ -294,55 +315,22 @@ export class Coordinator {
     const key = c0.keys[op.act.keyId];
     const e = key?.epochs[String(op.act.keyEpoch)];
     if (key === undefined || e === undefined || e.groupKey === null) return this.abort(opId, 'STALE_EPOCH', `key ${op.act.keyId} epoch ${op.act.keyEpoch} is gone`);
-    const t = e.threshold;
-    // Candidates: participants whose node may take part now (a fenced or equivocating node's
-    // kernel takes no part), starting at a point derived from the act so load spreads.
-    const eligible = e.participants.filter((p) => {
-      const n = c0.nodes[p];
-      return n !== undefined && n.status === 'active' && !n.equivocated && this.o.participants.has(p);
-    });
-    for (const p of e.participants) if (!eligible.includes(p)) this.note(opId, `${p} excluded: ${c0.nodes[p]?.status ?? 'unknown'}`, 'SPLIT_BRAIN_FENCED');
-    const start = (op.permitId?.[0] ?? 0) % Math.max(1, eligible.length);
-    const order = [...eligible.slice(start), ...eligible.slice(0, start)];
-
-    // Commitment phase: no share exists yet, so asking another participant is always safe.
-    const offers: NonceOffer[] = [];
-    for (const p of order) {
-      if (offers.length === t) break;
-      const port = this.o.participants.get(p) as ParticipantPort;
-      try {
-        offers.push(await withDeadline(port.commit(opId), this.remoteTimeoutMs, `nonce commitment from ${p}`));
-        this.note(opId, `nonce commitment from ${p}`);
-      } catch (err) {
-        const reason: ReasonCode = isCustodyError(err) ? err.reason : 'INTERNAL';
-        this.note(opId, `${p} did not commit (${(err as Error).message}); asking another signer`, reason);
-        if (reason === 'INVALID_TRANSITION') return; // the act moved on (another coordinator finished it)
-      }
+    if (op.signingSet === null) {
+      const fixed = await this.fixSigningSet(c0, op, e);
+      if (!fixed) return;
+    } else {
+      this.note(opId, `resuming the signing set fixed at index ${op.signingSet.index}: ${op.signingSet.commitments.map((m) => m.nodeId).join(', ')}`);
     }
+    const set = this.o.ledger.state().cluster?.ops[opId]?.signingSet ?? null;
+    if (set === null || !this.stillPending(opId)) return;
+
+    // Share phase: only the members of the fixed set, only with the fixed list (see the safety
+    // argument). A member that already signed answers from its kernel's record (K4).
+    const list: SigningCommitment[] = set.commitments.map((m) => ({ identifier: m.identifier, hiding: m.hiding, binding: m.binding }));
+    const shares = await this.gatherShares(opId, set.commitments, list);
     if (!this.stillPending(opId)) return;
-    if (offers.length < t) return this.abort(opId, 'REMOTE_TIMEOUT', `only ${offers.length} of ${t} signers answered`);
-    await this.o.point?.('act:commitments', opId);
-
-    // Share phase: from here on the set is fixed; any failure aborts (see the safety argument).
-    offers.sort((a, b) => e.participants.indexOf(a.nodeId) - e.participants.indexOf(b.nodeId));
-    const list: SigningCommitment[] = offers.map((x) => ({ identifier: x.identifier, hiding: x.hiding, binding: x.binding }));
-    const results = await Promise.allSettled(offers.map((x) =>
-      withDeadline((this.o.participants.get(x.nodeId) as ParticipantPort).sign(opId, list, x.counter), this.remoteTimeoutMs, `signature share from ${x.nodeId}`)));
-    const shares: Record<string, Uint8Array> = {};
-    for (let i = 0; i < results.length; i++) {
-      const r = results[i] as PromiseSettledResult<{ identifier: string; share: Uint8Array }>;
-      const who = (offers[i] as NonceOffer).nodeId;
-      if (r.status === 'fulfilled') {
-        shares[r.value.identifier] = r.value.share;
-        this.note(opId, `signature share from ${who}`);
-      } else {
-        const reason: ReasonCode = isCustodyError(r.reason) ? r.reason.reason : 'INTERNAL';
-        this.note(opId, `${who} gave no share: ${(r.reason as Error).message}`, reason);
-      }
-    }
-    if (Object.keys(shares).length < t) {
-      if (!this.stillPending(opId)) return;
-      return this.abort(opId, 'REMOTE_TIMEOUT', 'a signer of the fixed set did not answer; the permit is spent, never retried with another set');
+    if (Object.keys(shares).length < set.commitments.length) {
+      return this.abort(opId, 'REMOTE_TIMEOUT', `a signer of the fixed set did not answer within ${this.signingSetWaitMs} ms; the permit is spent, never signed with another set`);
     }
     await this.o.point?.('act:shares', opId);
     const suite = suiteOf(key.scheme);
@@ -366,6 +354,100 @@ export class Coordinator {
     } else {
       this.note(opId, `execution refused: ${v.detail}`, v.reason);
     }
+  }
+
+  /**
+   * Commitment phase and ActSigningSetFixed. No share exists yet, so asking another participant
+   * is always safe. True when the ledger holds a signing set for the act afterwards (this one,
+   * or one another coordinator fixed first).
+   */
+  private async fixSigningSet(c0: ClusterState, op: OpRecord, e: EpochRecord): Promise<boolean> {
+    const opId = op.opId;
+    const t = e.threshold;
+    // Candidates: participants whose node may take part now (a fenced or equivocating node's
+    // kernel takes no part), starting at a point derived from the act so load spreads.
+    const eligible = e.participants.filter((p) => {
+      const n = c0.nodes[p];
+      return n !== undefined && n.status === 'active' && !n.equivocated && this.o.participants.has(p);
+    });
+    for (const p of e.participants) if (!eligible.includes(p)) this.note(opId, `${p} excluded: ${c0.nodes[p]?.status ?? 'unknown'}`, 'SPLIT_BRAIN_FENCED');
+    const start = (op.permitId?.[0] ?? 0) % Math.max(1, eligible.length);
+    const order = [...eligible.slice(start), ...eligible.slice(0, start)];
+
+    const offers: NonceOffer[] = [];
+    for (const p of order) {
+      if (offers.length === t) break;
+      const port = this.o.participants.get(p) as ParticipantPort;
+      try {
+        offers.push(await withDeadline(port.commit(opId), this.remoteTimeoutMs, `nonce commitment from ${p}`));
+        this.note(opId, `nonce commitment from ${p}`);
+      } catch (err) {
+        const reason: ReasonCode = isCustodyError(err) ? err.reason : 'INTERNAL';
+        this.note(opId, `${p} did not commit (${(err as Error).message}); asking another signer`, reason);
+        if (reason === 'INVALID_TRANSITION') return false; // the act moved on (another coordinator finished it)
+        if (this.fixedNow(opId)) return true; // another coordinator fixed the set meanwhile
+      }
+    }
+    if (!this.stillPending(opId)) return false;
+    if (this.fixedNow(opId)) return true;
+    if (offers.length < t) {
+      await this.abort(opId, 'REMOTE_TIMEOUT', `only ${offers.length} of ${t} signers answered`);
+      return false;
+    }
+    await this.o.point?.('act:commitments', opId);
+
+    // The list, sorted by identifier (RFC 9591 §5.2), goes into the ledger before any share is asked.
+    offers.sort((a, b) => e.participants.indexOf(a.nodeId) - e.participants.indexOf(b.nodeId));
+    const commitments = offers.map((x) => ({ nodeId: x.nodeId, identifier: x.identifier, hiding: x.hiding, binding: x.binding, counter: x.counter }));
+    const v = await this.propose({ type: 'ActSigningSetFixed', opId, permitId: op.permitId as Uint8Array, commitments, ...this.proposer() });
+    if (v === null) return false; // not placed: the next pass re-reads the log
+    if (!v.ok) {
+      if (this.fixedNow(opId)) {
+        this.note(opId, 'another coordinator fixed the signing set first; continuing with that one', v.reason);
+        return true;
+      }
+      this.note(opId, `signing set refused: ${v.detail}`, v.reason);
+      return false;
+    }
+    this.note(opId, `signing set fixed at index ${v.index}: ${commitments.map((m) => m.nodeId).join(', ')}`);
+    await this.o.point?.('act:signing-set-fixed', opId);
+    return true;
+  }
+
+  private fixedNow(opId: string): boolean {
+    return (this.o.ledger.state().cluster?.ops[opId]?.signingSet ?? null) !== null;
+  }
+
+  /**
+   * Asks every member of the fixed set for its share with the fixed list, re-asking a member that
+   * did not answer (down, restarting, its replica behind) every signingSetRetryMs until
+   * signingSetWaitMs has passed; a definite refusal is not re-asked.
+   */
+  private async gatherShares(opId: string, members: readonly SigningSetMember[], list: readonly SigningCommitment[]): Promise<Record<string, Uint8Array>> {
+    const shares: Record<string, Uint8Array> = {};
+    const deadline = Date.now() + this.signingSetWaitMs;
+    await Promise.all(members.map(async (m) => {
+      const port = this.o.participants.get(m.nodeId);
+      let tries = 0;
+      for (;;) {
+        if (this.stopped || !this.stillPending(opId)) return;
+        tries++;
+        try {
+          if (port === undefined) throw new CustodyError('UNKNOWN_NODE', `no participant ${m.nodeId} to ask`);
+          const r = await withDeadline(port.sign(opId, list, m.counter), this.remoteTimeoutMs, `signature share from ${m.nodeId}`);
+          shares[r.identifier] = r.share;
+          this.note(opId, `signature share from ${m.nodeId}${tries > 1 ? ` (request ${tries})` : ''}`);
+          return;
+        } catch (err) {
+          const reason: ReasonCode = isCustodyError(err) ? err.reason : 'INTERNAL';
+          const retry = RETRYABLE.includes(reason) && Date.now() + lifecycle.signingSetRetryMs < deadline;
+          if (tries === 1 || !retry) this.note(opId, `${m.nodeId} gave no share: ${(err as Error).message}${retry ? '; asking again' : ''}`, reason);
+          if (!retry) return;
+          await new Promise((r) => setTimeout(r, lifecycle.signingSetRetryMs));
+        }
+      }
+    }));
+    return shares;
   }
 
   private stillPending(opId: string): boolean {
