@@ -34,43 +34,61 @@
  *     any node       L ActSubmitted (policy, approvals, velocity, epoch)  -> Admitted | Denied
  *     coordinator    L ActPermitIssued                                    -> PendingRemote, permit P
  *     coordinator    ask participants, in turn, for a nonce commitment (K nonces) until t answer;
- *                    one that does not answer within remoteTimeoutMs, or refuses (fenced, P
- *                    already used), is noted REMOTE_TIMEOUT / its reason and the next one is
+ *                    one that does not answer within remoteTimeoutMs, or refuses (fenced, the set
+ *                    of P already fixed), is noted REMOTE_TIMEOUT / its reason and the next one is
  *                    asked: a retry with another signer subset
- *     coordinator    send the fixed commitment list to those t (K sign with P) -> shares
+ *     coordinator    L ActSigningSetFixed{P, the t commitments sorted by identifier, each with its
+ *                    node and nonce counter}: the one signing set S of P, before any share exists
+ *     coordinator    send the fixed list to the members of S (K sign with P) -> shares; a member
+ *                    that does not answer is asked again until signingSetWaitMs has passed
  *     coordinator    aggregate, verify with an independent verifier, L ActExecuted{P, signature}
+ *                    (the ledger checks, for Ed25519, that the signature's R is S's group
+ *                    commitment, RFC 9591 §4.5/§5.3)
  *     coordinator    L ActPublished  (the publication gate: the policy in force now, or a
  *                    PublicationReleased decision; a refusal leaves the act Executed and is
  *                    retried only when the governance head or the release changes)
  *     operator       L ActSettled{confirmation}
  *
  * Safety: one permit never yields two signatures.
- *   (1) A kernel computes at most one signature share per permit: it records permit P as used
- *       in the same fsynced batch that consumes the nonce, before the share leaves
- *       (kernel/kernel.ts sign), and refuses P again with STEP_PERMIT_REUSED. Participants also
- *       refuse to offer a commitment for a P they have already signed under.
- *   (2) A share is bound to one commitment list, i.e. one signing set S (RFC 9591 §5.2: the
- *       binding factors hash the whole list), so a signature needs t shares over the same S.
- *   (3) Two different signatures for P would need two signing sets S1 != S2, each with t shares;
- *       by (1) no kernel is in both, so |S1| + |S2| = 2t <= n. The coordinator retries only
- *       *before* any share is requested (the commitment phase). Once sign requests are out, a
- *       failure aborts the act (ActAborted REMOTE_TIMEOUT marks P spent in the ledger) and is
- *       never retried under P with another set. So even where 2t <= n, at most one set is ever
- *       sent sign requests by one coordinator; across coordinators (a leader change) (3) needs
- *       2t > n, which every threshold the product creates for a 3-node cluster (2-of-3) meets,
- *       and the ledger accepts only one ActExecuted per P in any case (STEP_PERMIT_REUSED).
+ *   (1) The ledger holds at most one signing set per permit P: ActSigningSetFixed applies only
+ *       while the act is PendingRemote under P and only once; the same list again is a replay,
+ *       any other list is refused STEP_PERMIT_REUSED, identically on every node.
+ *   (2) A share is bound to one commitment list, i.e. one signing set (RFC 9591 §5.2: the binding
+ *       factors hash the whole list, §4.3/§4.4), so a signature needs a share from every member
+ *       over the same list (§5.3).
+ *   (3) A participant asks its kernel for a share only for the list its replica shows fixed
+ *       under P, with its own counter in it (participant.ts sign), and offers no new commitment
+ *       once the set is fixed. So every share ever produced under P is over the fixed list S.
+ *   (4) A kernel computes at most one share per permit: it records P as used, with the list,
+ *       counter and message and the share itself, in the same fsynced batch that consumes the
+ *       nonce, before the share leaves (kernel/kernel.ts sign). The identical request again is
+ *       answered with the stored share (K4); anything else under P is refused STEP_PERMIT_REUSED.
+ *       Re-sending the share reveals nothing new: it is the same value, from a nonce used once.
+ *   By (1)-(4) all shares under P are the single shares of the members of S over S, so they
+ *   aggregate to one signature: FROST aggregation over a fixed list and fixed shares is
+ *   deterministic (§5.3: R from the list, z the sum of the shares). This needs no relation
+ *   between t and n, and holds across any number of coordinators. The ledger also accepts only
+ *   one ActExecuted per P (STEP_PERMIT_REUSED) and only over S. Against a daemon that bypasses
+ *   (3), (4) alone still bounds the damage: two signatures would need two sets with no kernel in
+ *   both, which 2t > n excludes (every threshold the product creates for a 3-node cluster, 2-of-3).
  *
  * Exactly-once after a leader change.
  *   The log is the only memory of the act: the new leader's coordinator reads its state and
- *   continues from it. Admitted -> issue the permit; PendingRemote -> run the signing under the
- *   existing permit P (participants whose kernel already signed under P decline to commit, so
- *   fresh ones are chosen); Executed -> publish; Published -> wait for settlement. Each
- *   transition is a ledger event that applies at most once (ActPermitIssued only from Admitted,
- *   ActExecuted only with an unused P, ActPublished only from Executed, ActSettled only from
- *   Published): a second coordinator proposing the same step (the old leader before it learns it
- *   lost) is refused by the ledger, identically on every node. If the old leader died after t
- *   kernels signed but before ActExecuted committed, and fewer than t fresh kernels remain, the
- *   act ends Aborted(REMOTE_TIMEOUT) — never a second signature — and the operator resubmits.
+ *   continues from it. Admitted -> issue the permit; PendingRemote without a signing set -> run
+ *   the commitment phase under the existing permit P (if another coordinator fixes a set first,
+ *   the ledger refuses this one and the fixed one is used); PendingRemote with a signing set ->
+ *   ask the members of that set again with the fixed list and counters, aggregate and execute
+ *   (members whose kernel already signed answer from K4, so a leader that died after the shares
+ *   and before ActExecuted costs nothing, and the signature is byte for byte the one it would
+ *   have made); Executed -> publish; Published -> wait for settlement. Acts whose set is fixed go
+ *   first, in permit order, so a later act on the same key does not burn their fixed nonces.
+ *   Each transition is a ledger event that applies at most once (ActPermitIssued only from
+ *   Admitted, ActSigningSetFixed once per P, ActExecuted only with an unused P, ActPublished only
+ *   from Executed, ActSettled only from Published): a second coordinator proposing the same step
+ *   (the old leader before it learns it lost) is refused by the ledger, identically on every
+ *   node. If a member of the fixed set stays unreachable for signingSetWaitMs (its node and
+ *   kernel lost, or its nonce burned), the act ends Aborted(REMOTE_TIMEOUT) — never a second set
+ *   under P — and the operator resubmits.
  */
 import { CustodyError, isCustodyError } from '../../proto/errors.js';
 import type { ReasonCode } from '../../proto/reasons.js';
