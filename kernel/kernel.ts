@@ -110,7 +110,7 @@ interface PermitUse {
 }
 
 /** SHA-256 over the commitment list as the request gives it (identifier, hiding, binding each). */
-function signingListDigest(list: readonly SigningCommitment[]): Uint8Array {
+export function signingListDigest(list: readonly SigningCommitment[]): Uint8Array {
   const h = createHash('sha256');
   for (const c of list) {
     const id = Buffer.from(c.identifier, 'utf8');
