@@ -439,3 +439,180 @@ t.test('the fixed signing set is part of the state root and survives snapshot ->
   const altered = restore(encode(raw as never));
   t.notOk(bytesEqual(stateRoot(altered), stateRoot(s.state)), 'the fixed list is in the state root');
 });
+
+t.test('an idempotency key replayed with different content is refused REPLAY_OR_CONFLICT', async (t) => {
+  const s = withKey();
+  const act = s.act('k1');
+  ok(t, s.submit('op-1', act));
+  refusedWith(t, s, 'REPLAY_OR_CONFLICT', () => s.submit('op-1', { ...act, amount: act.amount + 1n }));
+  t.equal(s.state.cluster!.ops['op-1']!.act.amount, act.amount);
+});
+
+t.test('an idempotency key replayed with the same content returns the original result', async (t) => {
+  const s = withKey();
+  const act = s.act('k1');
+  ok(t, s.submit('op-1', act));
+  const again = s.submit('op-1', act, null, 'node-2');
+  t.match(again, { ok: true, replayed: true, opState: 'Admitted' });
+  t.equal(s.state.cluster!.opCount, 1);
+  const denied = s.act('k1', { destination: 'bc1-attacker' });
+  t.match(s.submit('op-2', denied), { ok: false, reason: 'POLICY_DENIED', applied: true });
+  t.match(s.submit('op-2', denied), { ok: false, reason: 'POLICY_DENIED', applied: false, replayed: true });
+});
+
+t.test('admission while frozen is refused FROZEN; the freeze holds publication too; unfreeze restores both', async (t) => {
+  const s = withKey();
+  ok(t, s.submit('op-1', s.act('k1')));
+  ok(t, s.issuePermit('op-1'));
+  ok(t, s.execute('op-1'));
+  ok(t, s.decide({ kind: 'EmergencyFreeze', reason: 'suspected compromise' }, [s.approvers[2]!]));
+  t.match(s.submit('op-2', s.act('k1')), { ok: false, reason: 'FROZEN', opState: 'Denied' });
+  refusedWith(t, s, 'FROZEN', () => s.publish('op-1'));
+  refusedWith(t, s, 'FROZEN', () => s.decide({ kind: 'DkgAuthorized', keyId: 'k2', scheme: 'ed25519', threshold: 2, participants: ['node-0', 'node-1'] }));
+  ok(t, s.decide({ kind: 'Unfreeze' }));
+  ok(t, s.publish('op-1'));
+  ok(t, s.submit('op-3', s.act('k1')));
+});
+
+t.test('an emergency freeze needs only freezeThreshold signers, but an auditor can approve nothing: ROLE_NOT_ALLOWED', async (t) => {
+  const s = withKey();
+  const auditor = makeApproverKey('auditor', seedOf('auditor'));
+  const roster = { approvers: [...s.roster.approvers, { id: 'auditor', publicKey: auditor.publicKey, roles: ['auditor' as const] }], quorum: s.roster.quorum };
+  ok(t, s.decide({ kind: 'ApproversChanged', roster }));
+  refusedWith(t, s, 'ROLE_NOT_ALLOWED', () => s.decide({ kind: 'EmergencyFreeze', reason: 'drill' }, [auditor]));
+  refusedWith(t, s, 'QUORUM_NOT_MET', () => s.decide({ kind: 'KeyRetired', keyId: 'k1' }, [s.approvers[2]!]));
+  ok(t, s.decide({ kind: 'EmergencyFreeze', reason: 'drill' }, [s.approvers[2]!]));
+});
+
+// ------------------------------------------------------------------------------------------------
+// Policy and the publication gate
+// ------------------------------------------------------------------------------------------------
+
+t.test('the policy engine denies destinations off the allow-list, amounts above every tier, and velocity overruns', async (t) => {
+  const s = withKey();
+  t.match(s.submit('a', s.act('k1', { destination: 'bc1-unknown' })), { ok: false, reason: 'POLICY_DENIED' });
+  t.match(s.submit('b', s.act('k1', { asset: 'DOGE' })), { ok: false, reason: 'POLICY_DENIED' });
+  t.match(s.submit('c', s.act('k1', { amount: 2_000_000n })), { ok: false, reason: 'POLICY_DENIED' });
+  // 5 acts of 10_000 fit the 5_000_000 velocity... use approved mid-tier acts to reach the limit.
+  let i = 0;
+  for (; i < 5; i++) {
+    const act = s.act('k1', { amount: 1_000_000n });
+    t.match(s.submit(`v${i}`, act, s.approveAct(`v${i}`, act)), { ok: true }, `act ${i} within velocity`);
+  }
+  const over = s.act('k1', { amount: 1n });
+  const r = s.submit('v-over', over);
+  t.match(r, { ok: false, reason: 'POLICY_DENIED' });
+  t.match(r, { policyReceipt: { velocityUsed: 5_000_000n } }, 'the policy receipt explains the denial');
+  t.notOk('policyReceipt' in (s.state.cluster!.ops['v-over'] as object), 'the policy receipt is not stored in the ledger');
+  // One hour later (by entry stamps) the window has moved on.
+  s.nowMs += 3_600_000;
+  ok(t, s.submit('v-later', s.act('k1', { amount: 1n })));
+});
+
+t.test('an act in an approval tier needs an ActApproved decision with enough approvers bound to that act', async (t) => {
+  const s = withKey();
+  const act = s.act('k1', { amount: 50_000n });
+  t.match(s.submit('a', act), { ok: false, reason: 'QUORUM_NOT_MET' });
+  const other = s.act('k1', { amount: 60_000n });
+  t.match(s.submit('b', act, s.approveAct('b', other)), { ok: false, reason: 'BINDING_MISMATCH' });
+  t.match(s.submit('c', act, s.approveAct('c', act, [s.approvers[0]!])), { ok: false, reason: 'QUORUM_NOT_MET' });
+  t.match(s.submit('d', act, s.approveAct('d', act)), { ok: true, opState: 'Admitted' });
+  const forged = s.approveAct('e', act);
+  const sig = forged.approvals[0]!.signature.slice();
+  sig[0]! ^= 1;
+  t.match(s.submit('e', act, { ...forged, approvals: [{ ...forged.approvals[0]!, signature: sig }, forged.approvals[1]!] }), { ok: false, reason: 'SIGNATURE_INVALID' });
+});
+
+t.test('an executed signature above the auto-release amount waits at the publication gate until released by decision', async (t) => {
+  const s = withKey();
+  const act = s.act('k1', { amount: 50_000n });
+  ok(t, s.submit('op-1', act, s.approveAct('op-1', act)));
+  ok(t, s.issuePermit('op-1'));
+  ok(t, s.execute('op-1'));
+  refusedWith(t, s, 'PUBLICATION_DENIED', () => s.publish('op-1'));
+  t.equal(s.state.cluster!.ops['op-1']!.state, 'Executed', 'executed is not published');
+  const aCid = s.state.cluster!.ops['op-1']!.actCid;
+  ok(t, s.decide({ kind: 'PublicationReleased', opId: 'op-1', actCid: aCid }, undefined, { parentCid: aCid }));
+  ok(t, s.publish('op-1'));
+});
+
+t.test('publication is denied when the destination left the allow-list after admission', async (t) => {
+  const s = withKey();
+  ok(t, s.submit('op-1', s.act('k1', { destination: 'bc1-exchange' })));
+  ok(t, s.issuePermit('op-1'));
+  ok(t, s.execute('op-1'));
+  ok(t, s.decide({ kind: 'PolicyChanged', policy: { ...s.policy, destinations: { BTC: ['bc1-treasury'] } } }));
+  refusedWith(t, s, 'PUBLICATION_DENIED', () => s.publish('op-1'));
+});
+
+// ------------------------------------------------------------------------------------------------
+// Equivocation
+// ------------------------------------------------------------------------------------------------
+
+t.test('two conflicting statements signed by one node are validated as equivocation: node flagged, its ceremonies and acts aborted', async (t) => {
+  const s = withKey();
+  ok(t, s.submit('op-1', s.act('k1')));
+  ok(t, s.issuePermit('op-1', 'node-1'));
+  ok(t, s.decide({ kind: 'DkgAuthorized', keyId: 'k2', scheme: 'ed25519', threshold: 2, participants: ['node-0', 'node-1'] }));
+  const a = s.statement('node-1', 'RaftVote', { term: 7 }, { votedFor: 'node-0' });
+  const b = s.statement('node-1', 'RaftVote', { term: 7 }, { votedFor: 'node-2' });
+  ok(t, s.entry({ type: 'EquivocationEvidence', first: a, second: b }).result);
+  const c = s.state.cluster!;
+  t.equal(c.nodes['node-1']!.equivocated, true);
+  t.equal(Object.keys(c.evidence).length, 1);
+  t.equal(c.keys['k2']!.epochs['0']!.status, 'aborted');
+  t.match(c.ops['op-1'], { state: 'Aborted', reason: 'EQUIVOCATION' });
+  t.match(s.entry({ type: 'EquivocationEvidence', first: b, second: a }).result, { ok: true, replayed: true });
+  t.same(checkInvariants(s.state), []);
+});
+
+t.test('evidence that is not two different statements by one node about one slot is refused', async (t) => {
+  const s = withKey();
+  const a = s.statement('node-1', 'RaftVote', { term: 7 }, { votedFor: 'node-0' });
+  refusedWith(t, s, 'PAYLOAD_REJECTED', () => s.entry({ type: 'EquivocationEvidence', first: a, second: a }).result);
+  refusedWith(t, s, 'PAYLOAD_REJECTED', () => s.entry({ type: 'EquivocationEvidence', first: a, second: s.statement('node-1', 'RaftVote', { term: 8 }, { votedFor: 'node-2' }) }).result);
+  const forged = { ...s.statement('node-1', 'RaftVote', { term: 7 }, { votedFor: 'node-2' }), signature: a.signature };
+  refusedWith(t, s, 'SIGNATURE_INVALID', () => s.entry({ type: 'EquivocationEvidence', first: a, second: forged }).result);
+});
+
+t.test('a node that signs two different KeyReady statements for one ceremony is caught in the act: EQUIVOCATION', async (t) => {
+  const s = new ScriptedCluster();
+  s.genesis();
+  ok(t, s.decide({ kind: 'DkgAuthorized', keyId: 'k1', scheme: 'ed25519', threshold: 2, participants: ['node-0', 'node-1'] }));
+  for (const n of ['node-0', 'node-1']) ok(t, s.round1(n, 'k1', 0));
+  ok(t, s.keyReady('node-0', 'k1', 0));
+  t.match(s.keyReady('node-0', 'k1', 0), { ok: true, replayed: true }, 'the same statement again is a replay');
+  t.match(s.keyReady('node-0', 'k1', 0, s.groupKey('other')), { ok: false, reason: 'EQUIVOCATION', applied: true });
+  t.equal(s.state.cluster!.nodes['node-0']!.equivocated, true);
+  t.equal(s.state.cluster!.keys['k1']!.epochs['0']!.status, 'aborted');
+});
+
+// ------------------------------------------------------------------------------------------------
+// Chain, root, snapshot
+// ------------------------------------------------------------------------------------------------
+
+t.test('two replicas applying the same log reach the same state root at every index', async (t) => {
+  const s = withKey();
+  s.submit('op-1', s.act('k1'));
+  s.issuePermit('op-1');
+  let replica: LedgerState = new ScriptedCluster().state;
+  for (const e of s.log) replica = apply(replica, e).state;
+  t.ok(bytesEqual(stateRoot(replica), stateRoot(s.state)));
+  t.ok(bytesEqual(replica.chainHead, s.state.chainHead));
+});
+
+t.test('a refused entry moves the index but not the hash chain', async (t) => {
+  const s = withKey();
+  const head = s.state.chainHead;
+  const height = s.state.height;
+  s.decide({ kind: 'Unfreeze' });
+  t.equal(s.state.height, height);
+  t.ok(bytesEqual(s.state.chainHead, head));
+  t.equal(s.state.index, s.log.length);
+});
+
+t.test('signDecision helper signs in key order and verifies against the script roster', async (t) => {
+  const s = withKey();
+  const d = signDecision(s.decisionBody({ kind: 'Unfreeze' }), s.approvers.slice(1));
+  t.same(d.approvals.map((a) => a.approverId), ['approver-1', 'approver-2']);
+});
