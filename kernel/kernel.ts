@@ -12,6 +12,10 @@
  *   - consumption is one atomic, fsynced store batch (and, in the hsm profile, first a raise of
  *     the token counter) that completes BEFORE the signature share is returned: a crash before
  *     it leaves the nonce unused and no share out; a crash after it burns the nonce;
+ *   - the same batch records the permit as used, with the commitment list, counter and message it
+ *     signed and the share itself; the identical request again is answered with that stored
+ *     share (a daemon or a new coordinator resuming after a crash), anything else under the
+ *     permit is refused STEP_PERMIT_REUSED: one permit, one share, however often it is asked;
  *   - a restored older store is caught by its consumed counter: in the software profile the
  *     daemon passes the highest counter the ledger records as consumed and a store behind it is
  *     refused (STORE_ROLLED_BACK); in the hsm profile the token counter is authoritative, so
@@ -88,6 +92,32 @@ const K = {
   permits: (id: string): string => `permit/${hexId(id)}/`,
   permit: (id: string, requestId: string): string => `permit/${hexId(id)}/${hexId(requestId)}`,
 };
+
+/**
+ * A used permit (store key `permit/<keyId>/<requestId>`), written in the batch that consumes the
+ * nonce: what the permit signed (counter, commitment list, message digest) and the share it
+ * produced, so the identical request can be answered again (kernel.replaySign).
+ */
+interface PermitUse {
+  keyId: string;
+  keyEpoch: number;
+  digest: string;
+  ledgerIndex: number;
+  counter: number;
+  /** signingListDigest of the commitment list; absent in records of older kernels. */
+  list?: string;
+  share?: string;
+}
+
+/** SHA-256 over the commitment list as the request gives it (identifier, hiding, binding each). */
+export function signingListDigest(list: readonly SigningCommitment[]): Uint8Array {
+  const h = createHash('sha256');
+  for (const c of list) {
+    const id = Buffer.from(c.identifier, 'utf8');
+    h.update(u64(id.length)).update(id).update(u64(c.hiding.length)).update(c.hiding).update(u64(c.binding.length)).update(c.binding);
+  }
+  return h.digest();
+}
 
 /** Most used-permit records examined when an epoch is superseded. */
 const PERMITS_SCAN_MAX = 1_000_000;
@@ -586,7 +616,9 @@ export class Kernel {
     const e = rec.epochs[permit.keyEpoch];
     if (e === undefined) throw new CustodyError('KEY_NOT_ACTIVE', `this kernel holds no share of ${permit.keyId} epoch ${permit.keyEpoch}`);
     if (!bytesEqual(sha256(b.message), permit.messageDigest)) throw new CustodyError('DIGEST_MISMATCH');
-    if ((await this.o.store.get(K.permit(permit.keyId, permit.requestId))) !== undefined) throw new CustodyError('STEP_PERMIT_REUSED', `permit for request ${permit.requestId} was already used`);
+    const listDigest = signingListDigest(b.commitments);
+    const used = await this.o.store.getJson<PermitUse>(K.permit(permit.keyId, permit.requestId));
+    if (used !== undefined) return this.replaySign(used, b, listDigest, e.identifier);
 
     const localConsumed = await this.o.store.getU64(K.consumed(permit.keyId));
     const consumed = await this.consumedCounter(permit.keyId);
@@ -630,10 +662,28 @@ export class Kernel {
       ops.push({ type: 'del', key });
     }
     ops.push({ type: 'put', key: K.consumed(permit.keyId), value: u64(b.counter) });
-    ops.push({ type: 'put', key: K.permit(permit.keyId, permit.requestId), value: json({ keyId: permit.keyId, keyEpoch: permit.keyEpoch, digest: bytesToHex(permit.messageDigest), ledgerIndex: permit.ledgerIndex, counter: b.counter }) });
+    const use: PermitUse = {
+      keyId: permit.keyId, keyEpoch: permit.keyEpoch, digest: bytesToHex(permit.messageDigest), ledgerIndex: permit.ledgerIndex, counter: b.counter,
+      list: bytesToHex(listDigest), share: bytesToHex(sigShare),
+    };
+    ops.push({ type: 'put', key: K.permit(permit.keyId, permit.requestId), value: json(use) });
     await this.o.store.write(ops);
     this.crash('sign:consumed');
     return { kind: 'signatureShare', identifier: e.identifier, sigShare, counter: b.counter };
+  }
+
+  /**
+   * K4: a used permit presented again. The identical request (same permit, counter, commitment
+   * list and message) gets the share stored when the nonce was consumed: the same bytes that
+   * left (or would have left) the first time, so nothing new is revealed and no nonce is touched.
+   * Anything else under a used permit is refused STEP_PERMIT_REUSED.
+   */
+  private replaySign(used: PermitUse, b: Body<'sign'>, listDigest: Uint8Array, identifier: string): ResponseBody {
+    const { permit } = b;
+    const same = used.share !== undefined && used.list !== undefined && used.keyEpoch === permit.keyEpoch && used.ledgerIndex === permit.ledgerIndex &&
+      used.counter === b.counter && used.digest === bytesToHex(permit.messageDigest) && used.list === bytesToHex(listDigest);
+    if (!same) throw new CustodyError('STEP_PERMIT_REUSED', `permit for request ${permit.requestId} was already used for another signing request`);
+    return { kind: 'signatureShare', identifier, sigShare: hexToBytes(used.share as string), counter: b.counter };
   }
 
   /** Burns every nonce of the key up to the ledger's consumed counter (after a store restore). */

@@ -19,7 +19,8 @@
  * Invariants it enforces (DESIGN §3): no key transition without a valid approver quorum from the
  * roster in force; KeyActivated only after KeyObjectPublished whose key_ready_cid it names, after
  * the ceremony completed; signing only for an active key at its current epoch; idempotency keys
- * and one-time step permits; a fenced passport is refused; admission and publication stop while
+ * and one-time step permits, each with at most one signing set, fixed before execution, and an
+ * execution only by a signature over that set (checked for Ed25519); a fenced passport is refused; admission and publication stop while
  * frozen; policy receipts never enter the state.
  */
 import { CustodyError, assert } from '../proto/errors.js';
@@ -32,10 +33,11 @@ import {
 } from './decision.js';
 import {
   type Act, type EventType, type LedgerEntry, type LedgerEvent, type Proposer, type SignedStatement,
-  actCid, actToCbor, decisionCidOrNull, eventCid, eventFromCbor, statementCid, verifyStatement,
+  type SigningSetMember, actCid, actToCbor, decisionCidOrNull, eventCid, eventFromCbor, memberToCbor, statementCid, verifyStatement,
 } from './events.js';
 import { type PolicyReceipt, evaluatePolicy } from './policy.js';
 import { pmapSet } from './pmap.js';
+import { ed25519GroupCommitment, frostIdentifier, isGroupElement } from './signing-set.js';
 import { admissionReceipt, permitReceipt, publicationReceipt, type ReceiptAnchor } from './receipts.js';
 import { type ClusterState, type EpochRecord, type KeyRecord, type LedgerState, type NodeRecord, type OpRecord, type OpState, type PermitRecord, OP_TRANSITIONS } from './state.js';
 
@@ -218,6 +220,7 @@ function dispatch(c: ClusterState, e: Exclude<LedgerEvent, { type: 'ClusterGenes
     case 'EquivocationEvidence': return equivocationEvidence(c, e.first, e.second, ctx);
     case 'ActSubmitted': return actSubmitted(c, e, ctx);
     case 'ActPermitIssued': return actPermitIssued(c, e, ctx);
+    case 'ActSigningSetFixed': return actSigningSetFixed(c, e, ctx);
     case 'ActExecuted': return actExecuted(c, e, ctx);
     case 'ActPublished': return actPublished(c, e, ctx);
     case 'ActSettled': return actSettled(c, e, ctx);
@@ -682,7 +685,7 @@ function actSubmitted(c: ClusterState, e: Extract<LedgerEvent, { type: 'ActSubmi
     const op: OpRecord = {
       opId: e.opId, submissionCid: subCid, act: e.act, actCid: aCid, nodeId: e.nodeId, state: 'Denied', reason,
       history: [{ state: 'Submitted', index: ctx.index }, { state: 'Denied', index: ctx.index }],
-      approvalCid: decisionCidOrNull(e.approval), permitId: null, releasedBy: null, signature: null, confirmation: null, receipts: [],
+      approvalCid: decisionCidOrNull(e.approval), permitId: null, signingSet: null, releasedBy: null, signature: null, confirmation: null, receipts: [],
     };
     return { kind: 'record', cluster: { ...putOp(c, op), opCount: c.opCount + 1 }, reason, detail, extra: { opState: 'Denied', ...(policyReceipt ? { policyReceipt } : {}) } };
   };
@@ -708,7 +711,7 @@ function actSubmitted(c: ClusterState, e: Extract<LedgerEvent, { type: 'ActSubmi
   const op: OpRecord = {
     opId: e.opId, submissionCid: subCid, act: e.act, actCid: aCid, nodeId: e.nodeId, state: 'Admitted', reason: null,
     history: [{ state: 'Submitted', index: ctx.index }, { state: 'Admitted', index: ctx.index }],
-    approvalCid, permitId: null, releasedBy: null, signature: null, confirmation: null, receipts: [receipt],
+    approvalCid, permitId: null, signingSet: null, releasedBy: null, signature: null, confirmation: null, receipts: [receipt],
   };
   const cluster: ClusterState = { ...putOp(c, op), opCount: c.opCount + 1, velocity: put(c.velocity, e.act.keyId, verdict.velocity) };
   return { kind: 'accept', cluster, effect: `act ${e.opId} admitted`, extra: { opState: 'Admitted', policyReceipt: verdict.receipt } };
@@ -737,6 +740,49 @@ function actPermitIssued(c: ClusterState, e: Extract<LedgerEvent, { type: 'ActPe
   return { kind: 'accept', cluster: next, effect: `step permit issued for ${op.opId}`, extra: { opState: 'PendingRemote', permitId } };
 }
 
+/**
+ * The one signing set of a permit (RFC 9591 §5.2: every share binds the whole commitment list, so
+ * one list is one possible signature). Fixed once, before any signer is asked for a share; the
+ * same list again is a replay, another list under the permit is refused STEP_PERMIT_REUSED.
+ */
+function actSigningSetFixed(c: ClusterState, e: Extract<LedgerEvent, { type: 'ActSigningSetFixed' }>, ctx: Ctx): Outcome {
+  const bad = checkProposer(c, e);
+  if (bad !== null) return bad;
+  const op = opFor(c, e.opId);
+  if (isOutcome(op)) return op;
+  const permit = own(c.permits, toHex(e.permitId));
+  if (permit === undefined) return refuse('PERMIT_MISSING', 'no such step permit');
+  if (permit.opId !== op.opId) return refuse('BINDING_MISMATCH', `the permit belongs to act ${permit.opId}`);
+  if (op.signingSet !== null) {
+    const same = op.signingSet.commitments.length === e.commitments.length && op.signingSet.commitments.every((m, i) => bytesEqual(encode(memberToCbor(m)), encode(memberToCbor(e.commitments[i] as SigningSetMember))));
+    if (same) return { kind: 'replay', ok: true, reason: null, detail: `the signing set of ${op.opId} is already fixed`, extra: { opState: op.state } };
+    return refuse('STEP_PERMIT_REUSED', `the permit of ${op.opId} already has another signing set (fixed at index ${op.signingSet.index})`);
+  }
+  if (permit.used) return refuse('STEP_PERMIT_REUSED', `the permit of ${op.opId} was already used`);
+  if (op.state !== 'PendingRemote') return refuse('INVALID_TRANSITION', `act ${e.opId} is ${op.state}`);
+  if ((own(c.nodes, e.nodeId) as NodeRecord).equivocated) return refuse('EQUIVOCATION', `${e.nodeId} is flagged for equivocation`);
+  const k = keyUsable(c, permit.keyId, permit.keyEpoch);
+  if (isOutcome(k)) return k;
+  const ep = own(k.epochs, String(permit.keyEpoch)) as EpochRecord;
+  const n = e.commitments.length;
+  if (n < ep.threshold || n > ep.participants.length) return refuse('PAYLOAD_REJECTED', `a signing set of ${n} for a ${ep.threshold}-of-${ep.participants.length} key`);
+  let last = -1;
+  for (const m of e.commitments) {
+    const at = ep.participants.indexOf(m.nodeId);
+    if (at < 0) return refuse('WRONG_RECIPIENT', `${m.nodeId} holds no share of ${k.id} epoch ${ep.epoch}`);
+    // Sorted by identifier, each once: the list has one encoding, so "the same list" is byte equality.
+    if (at <= last) return refuse('PAYLOAD_REJECTED', 'the signing set is not sorted by identifier, or names a signer twice');
+    last = at;
+    if (m.identifier !== frostIdentifier(k.scheme, at + 1)) return refuse('BINDING_MISMATCH', `${m.nodeId} is identifier ${frostIdentifier(k.scheme, at + 1)} in this key epoch`);
+    const node = own(c.nodes, m.nodeId);
+    if (node === undefined || node.status !== 'active') return refuse('SPLIT_BRAIN_FENCED', `${m.nodeId} is ${node?.status ?? 'unknown'}: its kernel takes no part`);
+    if (node.equivocated) return refuse('EQUIVOCATION', `${m.nodeId} is flagged for equivocation`);
+    if (!isGroupElement(k.scheme, m.hiding) || !isGroupElement(k.scheme, m.binding)) return refuse('PAYLOAD_REJECTED', `the commitments of ${m.nodeId} are not ${k.scheme} group elements`);
+  }
+  const next = putOp(c, { ...op, signingSet: { index: ctx.index, commitments: e.commitments } });
+  return { kind: 'accept', cluster: next, effect: `signing set of ${op.opId} fixed: ${e.commitments.map((m) => m.nodeId).join(', ')}`, extra: { opState: 'PendingRemote' } };
+}
+
 function actExecuted(c: ClusterState, e: Extract<LedgerEvent, { type: 'ActExecuted' }>, ctx: Ctx): Outcome {
   const bad = checkProposer(c, e);
   if (bad !== null) return bad;
@@ -750,10 +796,17 @@ function actExecuted(c: ClusterState, e: Extract<LedgerEvent, { type: 'ActExecut
   if ((own(c.nodes, e.nodeId) as NodeRecord).equivocated) return refuse('EQUIVOCATION', `${e.nodeId} is flagged for equivocation`);
   const k = keyUsable(c, permit.keyId, permit.keyEpoch);
   if (isOutcome(k)) return k;
+  const set = op.signingSet;
+  if (set === null) return refuse('INVALID_TRANSITION', `act ${e.opId} has no signing set fixed under its permit`);
   // FROST over Ed25519 yields a plain RFC 8032 signature over the message (the act's digest), so
   // the ledger checks it against the group key. The other schemes are checked by their publisher.
   if (k.scheme === 'ed25519' && (k.publicKey === null || !ed25519Verify(e.signature, permit.messageDigest, k.publicKey))) {
     return refuse('SIGNATURE_INVALID', 'the signature does not verify under the group key');
+  }
+  // A FROST signature is (R, z) with R the group commitment of the list it was aggregated over
+  // (RFC 9591 §5.3): for Ed25519 the ledger recomputes R from the fixed list and the message.
+  if (k.scheme === 'ed25519' && !bytesEqual(e.signature.subarray(0, 32), ed25519GroupCommitment(k.publicKey as Uint8Array, permit.messageDigest, set.commitments).R)) {
+    return refuse('BINDING_MISMATCH', 'the signature is not over the fixed signing set');
   }
   const next = putOp({ ...c, permits: put(c.permits, toHex(e.permitId), { ...permit, used: true }) }, { ...op, ...moved(op, 'Executed', ctx), signature: e.signature });
   return { kind: 'accept', cluster: next, effect: `act ${op.opId} executed; waiting at the publication gate`, extra: { opState: 'Executed' } };

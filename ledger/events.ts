@@ -12,7 +12,8 @@
  *    `GovernanceDecision` whose action kind names the effect (KeyActivated, NodeAdded, ...);
  *  - node statements, signed by a node's identity key (SignedStatement): DkgRound1Published,
  *    KeyReady, FencingRecord; two conflicting statements by one node are EquivocationEvidence;
- *  - the operation journal, proposed by a node under its passport: ActSubmitted ... ActSettled.
+ *  - the operation journal, proposed by a node under its passport: ActSubmitted ... ActSettled,
+ *    with ActSigningSetFixed between the permit and the execution (the one signing set of a permit).
  * ClusterGenesis and KeyObjectPublished need no signature: genesis is the root of trust (its cid is
  * the cluster's identity) and KeyObjectPublished is derived entirely from signed KeyReady
  * statements already in the log.
@@ -135,6 +136,46 @@ export function actCid(a: Act): Uint8Array {
 }
 
 // ------------------------------------------------------------------------------------------------
+// The signing set of a permit
+// ------------------------------------------------------------------------------------------------
+
+/**
+ * One signer's entry in a permit's signing set: the node, its FROST identifier in the key epoch
+ * (RFC 9591 §4.1, 1-based in the order of the epoch's participants), its round-one nonce
+ * commitments (RFC 9591 §5.1: hiding D, binding E, serialized group elements) and the kernel's
+ * counter of that presigned nonce pair.
+ */
+export interface SigningSetMember {
+  readonly nodeId: string;
+  readonly identifier: string;
+  readonly hiding: Uint8Array;
+  readonly binding: Uint8Array;
+  readonly counter: number;
+}
+
+export function memberToCbor(m: SigningSetMember): CborValue {
+  return { nodeId: m.nodeId, identifier: m.identifier, hiding: m.hiding, binding: m.binding, counter: m.counter };
+}
+
+export function memberFromCbor(v: CborValue | undefined, what: string): SigningSetMember {
+  const o = obj(v, what, ['nodeId', 'identifier', 'hiding', 'binding', 'counter']);
+  return {
+    nodeId: str(o.nodeId, `${what}.nodeId`),
+    identifier: str(o.identifier, `${what}.identifier`),
+    hiding: elementBytes(o.hiding, `${what}.hiding`),
+    binding: elementBytes(o.binding, `${what}.binding`),
+    counter: int(o.counter, `${what}.counter`, 1),
+  };
+}
+
+/** A serialized group element: 32 bytes (Ed25519) or 33 (SEC1 compressed secp256k1). */
+function elementBytes(v: CborValue | undefined, what: string): Uint8Array {
+  const b = bytes(v, what);
+  if (b.length !== 32 && b.length !== 33) throw new ShapeError(`${what}: expected 32 or 33 bytes`);
+  return b;
+}
+
+// ------------------------------------------------------------------------------------------------
 // Events
 // ------------------------------------------------------------------------------------------------
 
@@ -157,6 +198,11 @@ export type LedgerEvent =
   | { readonly type: 'EquivocationEvidence'; readonly first: SignedStatement; readonly second: SignedStatement }
   | ({ readonly type: 'ActSubmitted'; readonly opId: string; readonly act: Act; readonly approval: GovernanceDecision | null } & Proposer)
   | ({ readonly type: 'ActPermitIssued'; readonly opId: string } & Proposer)
+  /**
+   * The commitment list the act's permit is signed with, fixed before any signer is asked for a
+   * share: sorted by identifier, as RFC 9591 §5.2/§5.3 take it. At most one per permit.
+   */
+  | ({ readonly type: 'ActSigningSetFixed'; readonly opId: string; readonly permitId: Uint8Array; readonly commitments: readonly SigningSetMember[] } & Proposer)
   | ({ readonly type: 'ActExecuted'; readonly opId: string; readonly permitId: Uint8Array; readonly signature: Uint8Array } & Proposer)
   | ({ readonly type: 'ActPublished'; readonly opId: string } & Proposer)
   | ({ readonly type: 'ActSettled'; readonly opId: string; readonly confirmation: string } & Proposer)
@@ -178,6 +224,8 @@ export function eventToCbor(e: LedgerEvent): CborValue {
       return { type: e.type, first: statementToCbor(e.first), second: statementToCbor(e.second) };
     case 'ActSubmitted':
       return { type: e.type, opId: e.opId, act: actToCbor(e.act), approval: e.approval === null ? null : decisionToCbor(e.approval), nodeId: e.nodeId, passport: e.passport };
+    case 'ActSigningSetFixed':
+      return { type: e.type, opId: e.opId, permitId: e.permitId, commitments: e.commitments.map(memberToCbor), nodeId: e.nodeId, passport: e.passport };
     default:
       return { ...e } as CborValue;
   }
@@ -222,6 +270,11 @@ export function eventFromCbor(v: CborValue): LedgerEvent {
     case 'ActPublished': {
       const o = obj(v, 'event', ['type', 'opId', ...PROPOSER]);
       return { type, opId: str(o.opId, 'opId'), ...proposer(o) };
+    }
+    case 'ActSigningSetFixed': {
+      const o = obj(v, 'event', ['type', 'opId', 'permitId', 'commitments', ...PROPOSER]);
+      const commitments = arr(o.commitments, 'commitments', limits.nodesMax).map((m, i) => memberFromCbor(m, `commitments[${i}]`));
+      return { type, opId: str(o.opId, 'opId'), permitId: bytes(o.permitId, 'permitId', 32), commitments, ...proposer(o) };
     }
     case 'ActExecuted': {
       const o = obj(v, 'event', ['type', 'opId', 'permitId', 'signature', ...PROPOSER]);

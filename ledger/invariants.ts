@@ -71,8 +71,10 @@ export function checkInvariants(s: LedgerState): string[] {
       if (p === undefined || p.opId !== op.opId) bad.push(`act ${op.opId} is ${op.state} without its permit`);
       else if (p.used !== pastPermit) bad.push(`act ${op.opId} is ${op.state} with a permit ${p.used ? 'used' : 'unused'}`);
       if (pastPermit && op.signature === null) bad.push(`act ${op.opId} is ${op.state} without a signature`);
+      if (pastPermit && op.signingSet === null) bad.push(`act ${op.opId} is ${op.state} without a fixed signing set`);
     }
     if (op.state === 'Aborted' && op.permitId !== null && c.permits[toHex(op.permitId)]?.used !== true) bad.push(`aborted act ${op.opId} left a usable permit`);
+    if (op.signingSet !== null && (op.permitId === null || op.signingSet.index < (h.find((x) => x.state === 'PendingRemote')?.index ?? Infinity))) bad.push(`act ${op.opId} has a signing set without a permit before it`);
   }
   if (ops !== c.opCount) bad.push(`opCount ${c.opCount} but ${ops} acts`);
   for (const [hex, p] of Object.entries(c.permits)) {

@@ -6,19 +6,23 @@
  * Used by the tests, the benchmark, the demo and the cluster simulator to produce valid histories
  * (and, by editing what it returns, invalid ones). Nothing here runs in a production node: the
  * group key stands in for what a FROST ceremony of the kernels would produce (FROST over Ed25519
- * yields an ordinary RFC 8032 signature, so a single Ed25519 key models it for the ledger).
+ * yields an ordinary RFC 8032 signature, so a single Ed25519 key models it for the ledger). A
+ * signing set's nonce commitments come from nonces the script knows, so its signature has the
+ * FROST group commitment of that set as R (RFC 9591 §4.5, §5.3), as the ledger checks.
  */
-import { sha256 } from '@noble/hashes/sha2.js';
+import { sha256, sha512 } from '@noble/hashes/sha2.js';
+import { bytesToNumberLE } from '@noble/curves/utils.js';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import type { ReasonCode } from '../proto/reasons.js';
 import {
   type ActPolicy, type ApproverKey, type ApproverRoster, type DecisionAction, type DecisionBody, type GovernanceDecision, type NodeInfo,
   ed25519Sign, makeApproverKey, signDecision,
 } from './decision.js';
-import { type Act, type LedgerEntry, type LedgerEvent, type SignedStatement, actCid, encodeEvent, signStatement, statementCid } from './events.js';
+import { type Act, type LedgerEntry, type LedgerEvent, type SignedStatement, type SigningSetMember, actCid, encodeEvent, signStatement, statementCid } from './events.js';
+import { ed25519GroupCommitment, frostIdentifier } from './signing-set.js';
 import { type ApplyResult, apply, keyReadyCid } from './apply.js';
 import { type LedgerState, emptyState } from './state.js';
-import { bytesEqual } from './encoding.js';
+import { bytesEqual, toHex } from './encoding.js';
 
 export interface ScriptOptions {
   readonly clusterId?: string;
@@ -248,11 +252,72 @@ export class ScriptedCluster {
     return this.entry({ type: 'ActPermitIssued', opId, ...this.proposer(nodeId) }).result;
   }
 
-  /** Executes with the op's own permit and a signature by the key's group key over the act digest. */
-  execute(opId: string, over: { permitId?: Uint8Array; signature?: Uint8Array; nodeId?: string } = {}): ApplyResult {
+  /** Nonce scalars (hiding d, binding e) of every commitment this script made, by hex(D). */
+  private readonly nonces = new Map<string, { d: bigint; e: bigint }>();
+
+  /**
+   * A signing set for the op's permit: the first `threshold` active participants of its key epoch
+   * (or `signers`), each with fresh commitments D = d*G, E = e*G from nonces the script keeps.
+   */
+  signingSet(opId: string, signers?: readonly string[]): SigningSetMember[] {
+    const op = this.state.cluster?.ops[opId];
+    const ep = op === undefined ? undefined : this.state.cluster?.keys[op.act.keyId]?.epochs[String(op.act.keyEpoch)];
+    if (op === undefined || ep === undefined) return [];
+    const nodes = this.state.cluster?.nodes ?? {};
+    const usable = ep.participants.filter((p) => nodes[p]?.status === 'active' && nodes[p]?.equivocated === false);
+    const chosen = signers ?? (usable.length >= ep.threshold ? usable : ep.participants).slice(0, ep.threshold);
+    const members = chosen.map((nodeId) => {
+      const at = ep.participants.indexOf(nodeId);
+      const scalar = (x: string): bigint => ed25519.Point.Fn.create(bytesToNumberLE(seedOf(`${this.label}/nonce/${opId}/${this.log.length}/${nodeId}/${x}`))) || 1n;
+      const n = { d: scalar('hiding'), e: scalar('binding') };
+      const hiding = ed25519.Point.BASE.multiply(n.d).toBytes();
+      this.nonces.set(toHex(hiding), n);
+      return { nodeId, identifier: frostIdentifier('ed25519', at + 1), hiding, binding: ed25519.Point.BASE.multiply(n.e).toBytes(), counter: this.log.length + 1 };
+    });
+    return members;
+  }
+
+  fixSigningSet(opId: string, over: { commitments?: readonly SigningSetMember[]; permitId?: Uint8Array; nodeId?: string } = {}): ApplyResult {
     const op = this.state.cluster?.ops[opId];
     const permitId = over.permitId ?? op?.permitId ?? new Uint8Array(32);
-    const signature = over.signature ?? (op === undefined ? new Uint8Array(64) : ed25519Sign(op.act.messageDigest, this.groupSecret(op.act.keyId)));
+    return this.entry({ type: 'ActSigningSetFixed', opId, permitId, commitments: over.commitments ?? this.signingSet(opId), ...this.proposer(over.nodeId) }).result;
+  }
+
+  /**
+   * The signature a FROST signing over the op's fixed set would produce: R is the set's group
+   * commitment and z = r + c*x with r the sum of d_i + rho_i*e_i (RFC 9591 §5.2/§5.3), x the
+   * stand-in group secret. Null when the set is not one this script made.
+   */
+  frostSignature(opId: string): Uint8Array | null {
+    const op = this.state.cluster?.ops[opId];
+    if (op === undefined || op.signingSet === null) return null;
+    const Fn = ed25519.Point.Fn;
+    const list = op.signingSet.commitments;
+    const gk = this.groupKey(op.act.keyId);
+    const { R, bindingFactors } = ed25519GroupCommitment(gk, op.act.messageDigest, list);
+    let r = 0n;
+    for (const [i, m] of list.entries()) {
+      const n = this.nonces.get(toHex(m.hiding));
+      if (n === undefined || !bytesEqual(ed25519.Point.BASE.multiply(n.e).toBytes(), m.binding)) return null;
+      r = Fn.add(r, Fn.add(n.d, Fn.mul(n.e, bindingFactors[i] as bigint)));
+    }
+    const c = Fn.create(bytesToNumberLE(sha512(new Uint8Array([...R, ...gk, ...op.act.messageDigest]))));
+    const x = ed25519.utils.getExtendedPublicKey(this.groupSecret(op.act.keyId)).scalar;
+    return new Uint8Array([...R, ...Fn.toBytes(Fn.add(r, Fn.mul(c, x)))]);
+  }
+
+  /**
+   * Executes with the op's own permit and a signature by the key's group key over the act digest,
+   * fixing a signing set first if the op has none (unless `fixSet` is false).
+   */
+  execute(opId: string, over: { permitId?: Uint8Array; signature?: Uint8Array; nodeId?: string; fixSet?: boolean } = {}): ApplyResult {
+    let op = this.state.cluster?.ops[opId];
+    if (op !== undefined && op.state === 'PendingRemote' && op.signingSet === null && over.fixSet !== false) {
+      this.fixSigningSet(opId, over.nodeId === undefined ? {} : { nodeId: over.nodeId });
+      op = this.state.cluster?.ops[opId];
+    }
+    const permitId = over.permitId ?? op?.permitId ?? new Uint8Array(32);
+    const signature = over.signature ?? (op === undefined ? new Uint8Array(64) : this.frostSignature(opId) ?? ed25519Sign(op.act.messageDigest, this.groupSecret(op.act.keyId)));
     return this.entry({ type: 'ActExecuted', opId, permitId, signature, ...this.proposer(over.nodeId) }).result;
   }
 

@@ -20,7 +20,7 @@ import {
   type ActPolicy, type ApproverRoster, type KeyScheme, KEY_SCHEMES, ShapeError,
   obj, str, int, amount, bytes, arr, oneOf, uniqueStrings, policyFromCbor, policyToCbor, rosterFromCbor, rosterToCbor,
 } from './decision.js';
-import { type Act, type SignedStatement, actFromCbor, actToCbor, statementFromCbor, statementToCbor } from './events.js';
+import { type Act, type SignedStatement, type SigningSetMember, actFromCbor, actToCbor, memberFromCbor, memberToCbor, statementFromCbor, statementToCbor } from './events.js';
 import { CustodyError } from '../proto/errors.js';
 import { pmapFrom } from './pmap.js';
 
@@ -99,11 +99,20 @@ export interface OpRecord {
   readonly history: readonly { readonly state: OpState; readonly index: number }[];
   readonly approvalCid: Uint8Array | null;
   readonly permitId: Uint8Array | null;
+  /** The permit's one signing set (ActSigningSetFixed), null until it is fixed. */
+  readonly signingSet: SigningSetRecord | null;
   readonly releasedBy: Uint8Array | null;
   readonly signature: Uint8Array | null;
   readonly confirmation: string | null;
   /** Hash-linked receipts, each a canonical value (ledger/receipts.ts). */
   readonly receipts: readonly CborValue[];
+}
+
+export interface SigningSetRecord {
+  /** Raft index of the ActSigningSetFixed entry. */
+  readonly index: number;
+  /** The commitment list, sorted by identifier (RFC 9591 §5.2). */
+  readonly commitments: readonly SigningSetMember[];
 }
 
 export interface PermitRecord {
@@ -194,7 +203,10 @@ export function stateToCbor(s: LedgerState): CborValue {
       keys: mapValues(c.keys, (k) => ({ ...k, epochs: mapValues(k.epochs, (e) => ({
         ...e, participants: [...e.participants], round1: { ...e.round1 }, ready: mapValues(e.ready, (r) => ({ ...r })),
       })) })),
-      ops: mapValues(c.ops, (o) => ({ ...o, act: actToCbor(o.act), history: o.history.map((h) => ({ ...h })), receipts: [...o.receipts] })),
+      ops: mapValues(c.ops, (o) => ({
+        ...o, act: actToCbor(o.act), history: o.history.map((h) => ({ ...h })), receipts: [...o.receipts],
+        signingSet: o.signingSet === null ? null : { index: o.signingSet.index, commitments: o.signingSet.commitments.map(memberToCbor) },
+      })),
       opCount: c.opCount,
       permits: mapValues(c.permits, (p) => ({ ...p })),
       velocity: mapValues(c.velocity, (v) => v.map((x) => ({ ...x }))),
@@ -346,7 +358,7 @@ function epochFromCbor(key: string, v: CborValue): EpochRecord {
 }
 
 function opFromCbor(id: string, v: CborValue): OpRecord {
-  const o = obj(v, 'op', ['opId', 'submissionCid', 'act', 'actCid', 'nodeId', 'state', 'reason', 'history', 'approvalCid', 'permitId', 'releasedBy', 'signature', 'confirmation', 'receipts']);
+  const o = obj(v, 'op', ['opId', 'submissionCid', 'act', 'actCid', 'nodeId', 'state', 'reason', 'history', 'approvalCid', 'permitId', 'signingSet', 'releasedBy', 'signature', 'confirmation', 'receipts']);
   if (o.opId !== id) throw new ShapeError('op: id differs from its key');
   return {
     opId: id, submissionCid: bytes(o.submissionCid, 'op.submissionCid', 32), act: actFromCbor(o.act), actCid: bytes(o.actCid, 'op.actCid', 32),
@@ -357,6 +369,10 @@ function opFromCbor(id: string, v: CborValue): OpRecord {
     }),
     approvalCid: nullable(o.approvalCid, (x) => bytes(x, 'op.approvalCid', 32)),
     permitId: nullable(o.permitId, (x) => bytes(x, 'op.permitId', 32)),
+    signingSet: nullable(o.signingSet, (x) => {
+      const so = obj(x, 'op.signingSet', ['index', 'commitments']);
+      return { index: int(so.index, 'signingSet.index'), commitments: arr(so.commitments, 'signingSet.commitments', limits.nodesMax).map((m, i) => memberFromCbor(m, `signingSet.commitments[${i}]`)) };
+    }),
     releasedBy: nullable(o.releasedBy, (x) => bytes(x, 'op.releasedBy', 32)),
     signature: nullable(o.signature, (x) => bytes(x, 'op.signature')),
     confirmation: nullable(o.confirmation, (x) => str(x, 'op.confirmation', limits.textBytesMax)),

@@ -89,6 +89,19 @@ export const ledger = {
 } as const;
 
 // ---------------------------------------------------------------------------------------------
+// node/lifecycle/ — coordinator and participants of the signing acts
+// ---------------------------------------------------------------------------------------------
+export const lifecycle = {
+  /**
+   * Longest a coordinator keeps asking the members of a signing set fixed in the ledger for their
+   * shares (a member restarting, a new leader resuming) before it aborts the act REMOTE_TIMEOUT.
+   */
+  signingSetWaitMsDefault: 60_000,
+  /** Pause between two requests to a member of a fixed signing set that has not answered. */
+  signingSetRetryMs: 250,
+} as const;
+
+// ---------------------------------------------------------------------------------------------
 // kernel/ — secret kernel process and socket protocol
 // ---------------------------------------------------------------------------------------------
 export const kernel = {
@@ -188,6 +201,7 @@ check(raft.compactionKeepEntries < raft.snapshotEveryEntries, 'keep fewer entrie
 check(raft.simHealedDelayTicksMax * 2 <= raft.heartbeatTicks * raft.electionTicksMin, 'healed network round trips must fit an election timeout');
 check(raft.simLivenessElectionsMax >= 2 + 2 * 12 + 4, 'sim liveness bound below its derivation');
 check(ledger.eventBytesMax <= raft.proposalBytesMax, 'a ledger event must fit one proposal');
+check(lifecycle.signingSetRetryMs < lifecycle.signingSetWaitMsDefault, 'a fixed signing set is asked more than once before the act aborts');
 check(splitBrain.termsTrackedMax >= 2 * raft.electionTicksMin && splitBrain.rootsTrackedMax >= raft.compactionKeepEntries, 'split-brain windows cover a burst of elections and the entries a follower may lag by');
 check(splitBrain.statementBytesMax <= ledger.eventBytesMax / 2, 'two statements must fit one EquivocationEvidence event');
 check(splitBrain.statementsPerExchangeMax * splitBrain.statementBytesMax < node.peerMessageBytesMax, 'one observation exchange fits a peer message');

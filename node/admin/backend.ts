@@ -377,6 +377,8 @@ export function actView(a: ActSummary) {
     history: op.history.map((h) => ({ state: h.state, index: h.index })),
     receipts: op.receipts.map((r) => ({ type: String((r as { type?: unknown }).type), cid: toHex(receiptCid(r)), index: Number((r as { index?: unknown }).index) })),
     signature: op.signature ? toHex(op.signature) : '', confirmation: op.confirmation ?? '',
+    permitId: op.permitId ? toHex(op.permitId) : '',
+    signingSet: (op.signingSet?.commitments ?? []).map((m) => ({ nodeId: m.nodeId, identifier: m.identifier, hiding: toHex(m.hiding), binding: toHex(m.binding), counter: m.counter })),
     notes: a.notes.map((n) => ({ atMs: n.atMs, text: n.text, reason: n.reason ?? '' })),
     ...(a.verdict ? { verdict: verdictView(a.verdict) } : {}),
   };

@@ -18,6 +18,7 @@ export interface ActView {
   opId: string; state: string; reason: string; keyId: string; keyEpoch: number; asset: string; amount: string; destination: string; messageDigest: string;
   history: { state: string; index: number }[]; receipts: { type: string; cid: string; index: number }[]; signature: string; confirmation: string;
   notes: Note[]; verdict: Verdict | null;
+  permitId: string; signingSet: { nodeId: string; identifier: string; hiding: string; binding: string; counter: number }[];
 }
 export interface KeyView { id: string; scheme: string; status: string; activeEpoch: number; publicKey: string; epochs: string[] }
 export interface StatusReply {

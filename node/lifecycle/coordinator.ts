@@ -34,43 +34,61 @@
  *     any node       L ActSubmitted (policy, approvals, velocity, epoch)  -> Admitted | Denied
  *     coordinator    L ActPermitIssued                                    -> PendingRemote, permit P
  *     coordinator    ask participants, in turn, for a nonce commitment (K nonces) until t answer;
- *                    one that does not answer within remoteTimeoutMs, or refuses (fenced, P
- *                    already used), is noted REMOTE_TIMEOUT / its reason and the next one is
+ *                    one that does not answer within remoteTimeoutMs, or refuses (fenced, the set
+ *                    of P already fixed), is noted REMOTE_TIMEOUT / its reason and the next one is
  *                    asked: a retry with another signer subset
- *     coordinator    send the fixed commitment list to those t (K sign with P) -> shares
+ *     coordinator    L ActSigningSetFixed{P, the t commitments sorted by identifier, each with its
+ *                    node and nonce counter}: the one signing set S of P, before any share exists
+ *     coordinator    send the fixed list to the members of S (K sign with P) -> shares; a member
+ *                    that does not answer is asked again until signingSetWaitMs has passed
  *     coordinator    aggregate, verify with an independent verifier, L ActExecuted{P, signature}
+ *                    (the ledger checks, for Ed25519, that the signature's R is S's group
+ *                    commitment, RFC 9591 §4.5/§5.3)
  *     coordinator    L ActPublished  (the publication gate: the policy in force now, or a
  *                    PublicationReleased decision; a refusal leaves the act Executed and is
  *                    retried only when the governance head or the release changes)
  *     operator       L ActSettled{confirmation}
  *
  * Safety: one permit never yields two signatures.
- *   (1) A kernel computes at most one signature share per permit: it records permit P as used
- *       in the same fsynced batch that consumes the nonce, before the share leaves
- *       (kernel/kernel.ts sign), and refuses P again with STEP_PERMIT_REUSED. Participants also
- *       refuse to offer a commitment for a P they have already signed under.
- *   (2) A share is bound to one commitment list, i.e. one signing set S (RFC 9591 §5.2: the
- *       binding factors hash the whole list), so a signature needs t shares over the same S.
- *   (3) Two different signatures for P would need two signing sets S1 != S2, each with t shares;
- *       by (1) no kernel is in both, so |S1| + |S2| = 2t <= n. The coordinator retries only
- *       *before* any share is requested (the commitment phase). Once sign requests are out, a
- *       failure aborts the act (ActAborted REMOTE_TIMEOUT marks P spent in the ledger) and is
- *       never retried under P with another set. So even where 2t <= n, at most one set is ever
- *       sent sign requests by one coordinator; across coordinators (a leader change) (3) needs
- *       2t > n, which every threshold the product creates for a 3-node cluster (2-of-3) meets,
- *       and the ledger accepts only one ActExecuted per P in any case (STEP_PERMIT_REUSED).
+ *   (1) The ledger holds at most one signing set per permit P: ActSigningSetFixed applies only
+ *       while the act is PendingRemote under P and only once; the same list again is a replay,
+ *       any other list is refused STEP_PERMIT_REUSED, identically on every node.
+ *   (2) A share is bound to one commitment list, i.e. one signing set (RFC 9591 §5.2: the binding
+ *       factors hash the whole list, §4.3/§4.4), so a signature needs a share from every member
+ *       over the same list (§5.3).
+ *   (3) A participant asks its kernel for a share only for the list its replica shows fixed
+ *       under P, with its own counter in it (participant.ts sign), and offers no new commitment
+ *       once the set is fixed. So every share ever produced under P is over the fixed list S.
+ *   (4) A kernel computes at most one share per permit: it records P as used, with the list,
+ *       counter and message and the share itself, in the same fsynced batch that consumes the
+ *       nonce, before the share leaves (kernel/kernel.ts sign). The identical request again is
+ *       answered with the stored share (K4); anything else under P is refused STEP_PERMIT_REUSED.
+ *       Re-sending the share reveals nothing new: it is the same value, from a nonce used once.
+ *   By (1)-(4) all shares under P are the single shares of the members of S over S, so they
+ *   aggregate to one signature: FROST aggregation over a fixed list and fixed shares is
+ *   deterministic (§5.3: R from the list, z the sum of the shares). This needs no relation
+ *   between t and n, and holds across any number of coordinators. The ledger also accepts only
+ *   one ActExecuted per P (STEP_PERMIT_REUSED) and only over S. Against a daemon that bypasses
+ *   (3), (4) alone still bounds the damage: two signatures would need two sets with no kernel in
+ *   both, which 2t > n excludes (every threshold the product creates for a 3-node cluster, 2-of-3).
  *
  * Exactly-once after a leader change.
  *   The log is the only memory of the act: the new leader's coordinator reads its state and
- *   continues from it. Admitted -> issue the permit; PendingRemote -> run the signing under the
- *   existing permit P (participants whose kernel already signed under P decline to commit, so
- *   fresh ones are chosen); Executed -> publish; Published -> wait for settlement. Each
- *   transition is a ledger event that applies at most once (ActPermitIssued only from Admitted,
- *   ActExecuted only with an unused P, ActPublished only from Executed, ActSettled only from
- *   Published): a second coordinator proposing the same step (the old leader before it learns it
- *   lost) is refused by the ledger, identically on every node. If the old leader died after t
- *   kernels signed but before ActExecuted committed, and fewer than t fresh kernels remain, the
- *   act ends Aborted(REMOTE_TIMEOUT) — never a second signature — and the operator resubmits.
+ *   continues from it. Admitted -> issue the permit; PendingRemote without a signing set -> run
+ *   the commitment phase under the existing permit P (if another coordinator fixes a set first,
+ *   the ledger refuses this one and the fixed one is used); PendingRemote with a signing set ->
+ *   ask the members of that set again with the fixed list and counters, aggregate and execute
+ *   (members whose kernel already signed answer from K4, so a leader that died after the shares
+ *   and before ActExecuted costs nothing, and the signature is byte for byte the one it would
+ *   have made); Executed -> publish; Published -> wait for settlement. Acts whose set is fixed go
+ *   first, in permit order, so a later act on the same key does not burn their fixed nonces.
+ *   Each transition is a ledger event that applies at most once (ActPermitIssued only from
+ *   Admitted, ActSigningSetFixed once per P, ActExecuted only with an unused P, ActPublished only
+ *   from Executed, ActSettled only from Published): a second coordinator proposing the same step
+ *   (the old leader before it learns it lost) is refused by the ledger, identically on every
+ *   node. If a member of the fixed set stays unreachable for signingSetWaitMs (its node and
+ *   kernel lost, or its nonce burned), the act ends Aborted(REMOTE_TIMEOUT) — never a second set
+ *   under P — and the operator resubmits.
  */
 import { CustodyError, isCustodyError } from '../../proto/errors.js';
 import type { ReasonCode } from '../../proto/reasons.js';
@@ -78,6 +96,8 @@ import { bytesEqual, toHex } from '../../ledger/encoding.js';
 import { keyReadyCid } from '../../ledger/apply.js';
 import type { LedgerEvent } from '../../ledger/events.js';
 import type { ClusterState, EpochRecord, OpRecord } from '../../ledger/state.js';
+import type { SigningSetMember } from '../../ledger/events.js';
+import { lifecycle } from '../../proto/limits.js';
 import { suiteOf } from '../../kernel/suites.js';
 import type { SigningCommitment } from '../../kernel/wire.js';
 import type { LedgerVerdict } from '../ledger-app.js';
@@ -95,7 +115,7 @@ export interface ChronicleNote {
 }
 
 /** Test-only: named points where a test may stop the coordinator (like the kernel's crash points). */
-export type CoordinatorPoint = 'act:permit-issued' | 'act:commitments' | 'act:shares' | 'act:executed';
+export type CoordinatorPoint = 'act:permit-issued' | 'act:commitments' | 'act:signing-set-fixed' | 'act:shares' | 'act:executed';
 
 export interface CoordinatorOptions {
   readonly nodeId: string;
@@ -106,12 +126,17 @@ export interface CoordinatorOptions {
   readonly log: (line: string) => void;
   /** How long a participant may take to answer one request. */
   readonly remoteTimeoutMs?: number;
+  /** How long the members of a fixed signing set are asked for their shares before the act aborts. */
+  readonly signingSetWaitMs?: number;
   /** How often the coordinator re-reads the ledger without a new entry (leadership changes). */
   readonly pollMs?: number;
   readonly point?: (p: CoordinatorPoint, opId: string) => void | Promise<void>;
 }
 
 const NOTES_PER_OP_MAX = 64;
+
+/** Refusals a member of a fixed signing set may get over by itself: it is down, restarting or behind. */
+const RETRYABLE: readonly ReasonCode[] = ['REMOTE_TIMEOUT', 'UNKNOWN_SESSION', 'INTERNAL', 'NOT_LEADER', 'PROPOSAL_DROPPED'];
 const NOTED_OPS_MAX = 10_000;
 
 export class Coordinator {
@@ -133,6 +158,10 @@ export class Coordinator {
 
   get remoteTimeoutMs(): number {
     return this.o.remoteTimeoutMs ?? 5_000;
+  }
+
+  get signingSetWaitMs(): number {
+    return this.o.signingSetWaitMs ?? lifecycle.signingSetWaitMsDefault;
   }
 
   start(): void {
@@ -217,7 +246,13 @@ export class Coordinator {
         if (e.status === 'ceremony' && e.participants.every((p) => e.ready[p] !== undefined)) await this.publishKeyObject(k.id, e);
       }
     }
-    for (const op of Object.values(c.ops)) {
+    // Acts whose signing set is already fixed go first, then in permit order: their members'
+    // kernels hold the fixed nonces, which a later act's signing on the same key would burn.
+    const pendingFirst = (o: OpRecord): number => (o.state !== 'PendingRemote' ? 2 : o.signingSet === null ? 1 : 0);
+    const permitIndex = (o: OpRecord): number => (o.permitId === null ? 0 : c.permits[toHex(o.permitId)]?.index ?? 0);
+    const ops = Object.values(c.ops).filter((o) => o.state === 'Admitted' || o.state === 'PendingRemote' || o.state === 'Executed')
+      .sort((a, b) => pendingFirst(a) - pendingFirst(b) || permitIndex(a) - permitIndex(b));
+    for (const op of ops) {
       switch (op.state) {
         case 'Admitted':
           if (c.governance.frozen === null) await this.issuePermit(op);
@@ -286,7 +321,11 @@ export class Coordinator {
     throw new CustodyError('KEY_NOT_PUBLISHED', `no public package of ${keyId} epoch ${e.epoch} matches the group key in the log`);
   }
 
-  /** The signing of one PendingRemote act, from the ledger's permit to ActExecuted. */
+  /**
+   * The signing of one PendingRemote act, from the ledger's permit to ActExecuted: the commitment
+   * phase and ActSigningSetFixed if the permit has no signing set yet, then the shares of exactly
+   * the set the ledger holds (a set fixed by an earlier leader is resumed, never replaced).
+   */
   private async signAct(opId: string): Promise<void> {
     if (this.stopped || !this.stillPending(opId)) return;
     const c0 = this.o.ledger.state().cluster as ClusterState;
@@ -294,55 +333,22 @@ export class Coordinator {
     const key = c0.keys[op.act.keyId];
     const e = key?.epochs[String(op.act.keyEpoch)];
     if (key === undefined || e === undefined || e.groupKey === null) return this.abort(opId, 'STALE_EPOCH', `key ${op.act.keyId} epoch ${op.act.keyEpoch} is gone`);
-    const t = e.threshold;
-    // Candidates: participants whose node may take part now (a fenced or equivocating node's
-    // kernel takes no part), starting at a point derived from the act so load spreads.
-    const eligible = e.participants.filter((p) => {
-      const n = c0.nodes[p];
-      return n !== undefined && n.status === 'active' && !n.equivocated && this.o.participants.has(p);
-    });
-    for (const p of e.participants) if (!eligible.includes(p)) this.note(opId, `${p} excluded: ${c0.nodes[p]?.status ?? 'unknown'}`, 'SPLIT_BRAIN_FENCED');
-    const start = (op.permitId?.[0] ?? 0) % Math.max(1, eligible.length);
-    const order = [...eligible.slice(start), ...eligible.slice(0, start)];
-
-    // Commitment phase: no share exists yet, so asking another participant is always safe.
-    const offers: NonceOffer[] = [];
-    for (const p of order) {
-      if (offers.length === t) break;
-      const port = this.o.participants.get(p) as ParticipantPort;
-      try {
-        offers.push(await withDeadline(port.commit(opId), this.remoteTimeoutMs, `nonce commitment from ${p}`));
-        this.note(opId, `nonce commitment from ${p}`);
-      } catch (err) {
-        const reason: ReasonCode = isCustodyError(err) ? err.reason : 'INTERNAL';
-        this.note(opId, `${p} did not commit (${(err as Error).message}); asking another signer`, reason);
-        if (reason === 'INVALID_TRANSITION') return; // the act moved on (another coordinator finished it)
-      }
+    if (op.signingSet === null) {
+      const fixed = await this.fixSigningSet(c0, op, e);
+      if (!fixed) return;
+    } else {
+      this.note(opId, `resuming the signing set fixed at index ${op.signingSet.index}: ${op.signingSet.commitments.map((m) => m.nodeId).join(', ')}`);
     }
+    const set = this.o.ledger.state().cluster?.ops[opId]?.signingSet ?? null;
+    if (set === null || !this.stillPending(opId)) return;
+
+    // Share phase: only the members of the fixed set, only with the fixed list (see the safety
+    // argument). A member that already signed answers from its kernel's record (K4).
+    const list: SigningCommitment[] = set.commitments.map((m) => ({ identifier: m.identifier, hiding: m.hiding, binding: m.binding }));
+    const shares = await this.gatherShares(opId, set.commitments, list);
     if (!this.stillPending(opId)) return;
-    if (offers.length < t) return this.abort(opId, 'REMOTE_TIMEOUT', `only ${offers.length} of ${t} signers answered`);
-    await this.o.point?.('act:commitments', opId);
-
-    // Share phase: from here on the set is fixed; any failure aborts (see the safety argument).
-    offers.sort((a, b) => e.participants.indexOf(a.nodeId) - e.participants.indexOf(b.nodeId));
-    const list: SigningCommitment[] = offers.map((x) => ({ identifier: x.identifier, hiding: x.hiding, binding: x.binding }));
-    const results = await Promise.allSettled(offers.map((x) =>
-      withDeadline((this.o.participants.get(x.nodeId) as ParticipantPort).sign(opId, list, x.counter), this.remoteTimeoutMs, `signature share from ${x.nodeId}`)));
-    const shares: Record<string, Uint8Array> = {};
-    for (let i = 0; i < results.length; i++) {
-      const r = results[i] as PromiseSettledResult<{ identifier: string; share: Uint8Array }>;
-      const who = (offers[i] as NonceOffer).nodeId;
-      if (r.status === 'fulfilled') {
-        shares[r.value.identifier] = r.value.share;
-        this.note(opId, `signature share from ${who}`);
-      } else {
-        const reason: ReasonCode = isCustodyError(r.reason) ? r.reason.reason : 'INTERNAL';
-        this.note(opId, `${who} gave no share: ${(r.reason as Error).message}`, reason);
-      }
-    }
-    if (Object.keys(shares).length < t) {
-      if (!this.stillPending(opId)) return;
-      return this.abort(opId, 'REMOTE_TIMEOUT', 'a signer of the fixed set did not answer; the permit is spent, never retried with another set');
+    if (Object.keys(shares).length < set.commitments.length) {
+      return this.abort(opId, 'REMOTE_TIMEOUT', `a signer of the fixed set did not answer within ${this.signingSetWaitMs} ms; the permit is spent, never signed with another set`);
     }
     await this.o.point?.('act:shares', opId);
     const suite = suiteOf(key.scheme);
@@ -366,6 +372,100 @@ export class Coordinator {
     } else {
       this.note(opId, `execution refused: ${v.detail}`, v.reason);
     }
+  }
+
+  /**
+   * Commitment phase and ActSigningSetFixed. No share exists yet, so asking another participant
+   * is always safe. True when the ledger holds a signing set for the act afterwards (this one,
+   * or one another coordinator fixed first).
+   */
+  private async fixSigningSet(c0: ClusterState, op: OpRecord, e: EpochRecord): Promise<boolean> {
+    const opId = op.opId;
+    const t = e.threshold;
+    // Candidates: participants whose node may take part now (a fenced or equivocating node's
+    // kernel takes no part), starting at a point derived from the act so load spreads.
+    const eligible = e.participants.filter((p) => {
+      const n = c0.nodes[p];
+      return n !== undefined && n.status === 'active' && !n.equivocated && this.o.participants.has(p);
+    });
+    for (const p of e.participants) if (!eligible.includes(p)) this.note(opId, `${p} excluded: ${c0.nodes[p]?.status ?? 'unknown'}`, 'SPLIT_BRAIN_FENCED');
+    const start = (op.permitId?.[0] ?? 0) % Math.max(1, eligible.length);
+    const order = [...eligible.slice(start), ...eligible.slice(0, start)];
+
+    const offers: NonceOffer[] = [];
+    for (const p of order) {
+      if (offers.length === t) break;
+      const port = this.o.participants.get(p) as ParticipantPort;
+      try {
+        offers.push(await withDeadline(port.commit(opId), this.remoteTimeoutMs, `nonce commitment from ${p}`));
+        this.note(opId, `nonce commitment from ${p}`);
+      } catch (err) {
+        const reason: ReasonCode = isCustodyError(err) ? err.reason : 'INTERNAL';
+        this.note(opId, `${p} did not commit (${(err as Error).message}); asking another signer`, reason);
+        if (reason === 'INVALID_TRANSITION') return false; // the act moved on (another coordinator finished it)
+        if (this.fixedNow(opId)) return true; // another coordinator fixed the set meanwhile
+      }
+    }
+    if (!this.stillPending(opId)) return false;
+    if (this.fixedNow(opId)) return true;
+    if (offers.length < t) {
+      await this.abort(opId, 'REMOTE_TIMEOUT', `only ${offers.length} of ${t} signers answered`);
+      return false;
+    }
+    await this.o.point?.('act:commitments', opId);
+
+    // The list, sorted by identifier (RFC 9591 §5.2), goes into the ledger before any share is asked.
+    offers.sort((a, b) => e.participants.indexOf(a.nodeId) - e.participants.indexOf(b.nodeId));
+    const commitments = offers.map((x) => ({ nodeId: x.nodeId, identifier: x.identifier, hiding: x.hiding, binding: x.binding, counter: x.counter }));
+    const v = await this.propose({ type: 'ActSigningSetFixed', opId, permitId: op.permitId as Uint8Array, commitments, ...this.proposer() });
+    if (v === null) return false; // not placed: the next pass re-reads the log
+    if (!v.ok) {
+      if (this.fixedNow(opId)) {
+        this.note(opId, 'another coordinator fixed the signing set first; continuing with that one', v.reason);
+        return true;
+      }
+      this.note(opId, `signing set refused: ${v.detail}`, v.reason);
+      return false;
+    }
+    this.note(opId, `signing set fixed at index ${v.index}: ${commitments.map((m) => m.nodeId).join(', ')}`);
+    await this.o.point?.('act:signing-set-fixed', opId);
+    return true;
+  }
+
+  private fixedNow(opId: string): boolean {
+    return (this.o.ledger.state().cluster?.ops[opId]?.signingSet ?? null) !== null;
+  }
+
+  /**
+   * Asks every member of the fixed set for its share with the fixed list, re-asking a member that
+   * did not answer (down, restarting, its replica behind) every signingSetRetryMs until
+   * signingSetWaitMs has passed; a definite refusal is not re-asked.
+   */
+  private async gatherShares(opId: string, members: readonly SigningSetMember[], list: readonly SigningCommitment[]): Promise<Record<string, Uint8Array>> {
+    const shares: Record<string, Uint8Array> = {};
+    const deadline = Date.now() + this.signingSetWaitMs;
+    await Promise.all(members.map(async (m) => {
+      const port = this.o.participants.get(m.nodeId);
+      let tries = 0;
+      for (;;) {
+        if (this.stopped || !this.stillPending(opId)) return;
+        tries++;
+        try {
+          if (port === undefined) throw new CustodyError('UNKNOWN_NODE', `no participant ${m.nodeId} to ask`);
+          const r = await withDeadline(port.sign(opId, list, m.counter), this.remoteTimeoutMs, `signature share from ${m.nodeId}`);
+          shares[r.identifier] = r.share;
+          this.note(opId, `signature share from ${m.nodeId}${tries > 1 ? ` (request ${tries})` : ''}`);
+          return;
+        } catch (err) {
+          const reason: ReasonCode = isCustodyError(err) ? err.reason : 'INTERNAL';
+          const retry = RETRYABLE.includes(reason) && Date.now() + lifecycle.signingSetRetryMs < deadline;
+          if (tries === 1 || !retry) this.note(opId, `${m.nodeId} gave no share: ${(err as Error).message}${retry ? '; asking again' : ''}`, reason);
+          if (!retry) return;
+          await new Promise((r) => setTimeout(r, lifecycle.signingSetRetryMs));
+        }
+      }
+    }));
+    return shares;
   }
 
   private stillPending(opId: string): boolean {

@@ -5,8 +5,9 @@
  * self-check), round-2 packages sealed with the kernel's own HPKE transport (kernel/transport.ts)
  * — and the same refusals: no secret step without a governance decision verified by the twin
  * itself (ledger/decision.ts verifyDecision, chained from the genesis cid), one signature share
- * per permit (STEP_PERMIT_REUSED), a nonce used at most once and older ones burned, fenced or
- * frozen refuses every secret step.
+ * per permit (the identical request again gets the same share back, anything else
+ * STEP_PERMIT_REUSED), a nonce used at most once and older ones burned, fenced or frozen refuses
+ * every secret step.
  *
  * It follows the ledger's key epochs (the first epoch, opened by DkgAuthorized, is 0; KeyActivated
  * names the epoch it activates; PolicyChanged and ApproversChanged open a governance epoch).
@@ -44,7 +45,8 @@ export class KernelTwin implements KernelPort {
   private readonly held = new Map<string, Held>();
   private readonly ceremonies = new Map<string, Ceremony>();
   private readonly nonces = new Map<string, { counter: number; epoch: number; nonces: { hiding: Uint8Array; binding: Uint8Array }; hiding: Uint8Array; binding: Uint8Array }[]>();
-  private readonly usedPermits = new Set<string>();
+  /** Used permits: what each signed (epoch, index, counter, list, digest) and the share it gave. */
+  private readonly usedPermits = new Map<string, { request: string; share: Uint8Array }>();
   private counter = 1;
   private tail: Promise<unknown> = Promise.resolve();
 
@@ -219,21 +221,27 @@ export class KernelTwin implements KernelPort {
     if (permit.keyEpoch !== a.activeEpoch) refuse('STALE_EPOCH', `permit names epoch ${permit.keyEpoch}; epoch ${String(a.activeEpoch)} is active`);
     if (permit.ledgerIndex <= a.activatedIndex) refuse('STALE_EPOCH', 'the permit predates the activation');
     if (toHex(sha256(b.message)) !== toHex(permit.messageDigest)) refuse('DIGEST_MISMATCH', 'the message does not match the permit');
-    if (this.usedPermits.has(permit.requestId)) refuse('STEP_PERMIT_REUSED', `permit ${permit.requestId} was already used`);
     const h = this.held.get(`${permit.keyId}/${permit.keyEpoch}`) ?? refuse('KEY_NOT_ACTIVE', 'no share of this epoch');
+    const request = [permit.keyEpoch, permit.ledgerIndex, b.counter, toHex(permit.messageDigest), ...b.commitments.map((c) => `${c.identifier}:${toHex(c.hiding)}:${toHex(c.binding)}`)].join('|');
+    const used = this.usedPermits.get(permit.requestId);
+    if (used !== undefined) {
+      if (used.request !== request) refuse('STEP_PERMIT_REUSED', `permit ${permit.requestId} was already used for another signing request`);
+      return { kind: 'signatureShare', identifier: h.identifier, sigShare: used.share.slice(), counter: b.counter };
+    }
     const list = this.nonces.get(permit.keyId) ?? [];
     const n = list.find((x) => x.counter === b.counter) ?? refuse('NONCE_REUSED', `nonce ${b.counter} is consumed or unknown`);
     const mine = b.commitments.find((x) => x.identifier === h.identifier) ?? refuse('PAYLOAD_REJECTED', 'this kernel is not in the signing set');
     if (toHex(mine.hiding) !== toHex(n.hiding) || toHex(mine.binding) !== toHex(n.binding)) refuse('BINDING_MISMATCH', 'the commitment listed for this kernel is not the one named by the counter');
     // Consume first (this and every older nonce), and the permit with it, then compute.
     this.nonces.set(permit.keyId, list.filter((x) => x.counter > b.counter));
-    this.usedPermits.add(permit.requestId);
     let share: Uint8Array;
     try {
       share = h.suite.frost.signShare({ identifier: h.identifier, signingShare: h.share } as never, h.pub as never, n.nonces as never, b.commitments as never, b.message);
     } catch (e) {
+      this.usedPermits.set(permit.requestId, { request: '', share: new Uint8Array() });
       return refuse('PAYLOAD_REJECTED', `signing: ${(e as Error).message}`);
     }
+    this.usedPermits.set(permit.requestId, { request, share: share.slice() });
     return { kind: 'signatureShare', identifier: h.identifier, sigShare: share, counter: b.counter };
   }
 }

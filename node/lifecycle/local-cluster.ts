@@ -150,6 +150,8 @@ export interface LocalClusterOptions {
   readonly policy: ActPolicy;
   readonly log?: (line: string) => void;
   readonly remoteTimeoutMs?: number;
+  /** How long a coordinator asks the members of a fixed signing set before aborting the act. */
+  readonly signingSetWaitMs?: number;
   readonly tickMs?: number;
   /** Wraps each node's participant as the coordinators see it (fault injection in tests). */
   readonly wrapParticipant?: (p: ParticipantPort) => ParticipantPort;
@@ -270,6 +272,7 @@ export class LocalCluster {
       const coordinator = new Coordinator({
         nodeId: id, ledger, exchange: this.exchange, participants: this.ports, log: this.log,
         ...(this.o.remoteTimeoutMs !== undefined ? { remoteTimeoutMs: this.o.remoteTimeoutMs } : {}),
+        ...(this.o.signingSetWaitMs !== undefined ? { signingSetWaitMs: this.o.signingSetWaitMs } : {}),
         ...(this.o.point ? { point: (p: CoordinatorPoint, opId: string) => this.o.point?.(id, p, opId) } : {}),
       });
       const admin = new AdminBackend(id, ledger, this.notes);

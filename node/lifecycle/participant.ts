@@ -11,7 +11,11 @@
  *     kernel, to the exchange), finish (KeyReady with the group key, signed, in the log);
  *   - answers a coordinator's nonce-commitment and signature-share requests only for an act its
  *     replica shows PendingRemote under a ledger permit, for the act's key epoch, with the act's
- *     digest: a coordinator cannot obtain a share for anything the ledger did not authorize.
+ *     digest, and shares only for the signing set the ledger fixed under that permit: a
+ *     coordinator cannot obtain a share for anything the ledger did not authorize, nor a share
+ *     over a second commitment list for one permit;
+ *   - tells its kernel the nonce counter the ledger proves it consumed (ledgerConsumedCounter), so
+ *     a kernel restored from an older store refuses to sign (STORE_ROLLED_BACK).
  */
 import { createHash } from 'node:crypto';
 import { CustodyError } from '../../proto/errors.js';
@@ -83,6 +87,23 @@ export function kernelPermit(c: ClusterState, op: OpRecord): { keyId: string; ke
   return { keyId: p.keyId, keyEpoch: kernelEpoch(p.keyEpoch), requestId: toHex(op.permitId), messageDigest: sha256(op.act.messageDigest), ledgerIndex: p.index };
 }
 
+/**
+ * The highest nonce counter of `nodeId` the ledger proves its kernel consumed for the act's key
+ * epoch: the counters in the fixed signing sets of executed acts (an execution needs a share from
+ * every member of its set, and a kernel consumes the nonce before its share leaves). A kernel whose
+ * store is behind it was rolled back (kernel/kernel.ts STORE_ROLLED_BACK). Sets of acts that did
+ * not execute prove nothing: their members may never have been asked.
+ */
+export function ledgerConsumedCounter(c: ClusterState, act: OpRecord, nodeId: string): number {
+  let max = 0;
+  for (const op of Object.values(c.ops)) {
+    if (op.signingSet === null || op.signature === null || op.act.keyId !== act.act.keyId || op.act.keyEpoch !== act.act.keyEpoch) continue;
+    const m = op.signingSet.commitments.find((x) => x.nodeId === nodeId);
+    if (m !== undefined && m.counter > max) max = m.counter;
+  }
+  return max;
+}
+
 interface CeremonyProgress {
   begun: boolean;
   round2Sent: boolean;
@@ -111,8 +132,6 @@ export class LifecycleParticipant implements ParticipantPort {
   /** The last refusal of a forwarded decision by the kernel (its chain stops there). */
   kernelGovernanceError: string | null = null;
   forwardedIndex = 0;
-  /** Permits this node's kernel was asked to sign under (the kernel itself refuses a second use). */
-  private readonly signedPermits = new Set<string>();
 
   constructor(o: ParticipantOptions) {
     this.o = o;
@@ -366,14 +385,18 @@ export class LifecycleParticipant implements ParticipantPort {
   // Signing (asked by the coordinator)
   // ---------------------------------------------------------------------------------------------
 
-  /** Waits until this replica shows the act PendingRemote under a permit, then checks who we are. */
-  private async authorizedAct(opId: string): Promise<{ c: ClusterState; op: OpRecord; e: EpochRecord; scheme: SuiteName }> {
+  /**
+   * Waits until this replica shows the act PendingRemote under a permit (and, with `needSet`, its
+   * signing set fixed), then checks who we are.
+   */
+  private async authorizedAct(opId: string, needSet = false): Promise<{ c: ClusterState; op: OpRecord; e: EpochRecord; scheme: SuiteName }> {
     if (this.stopped) throw new CustodyError('REMOTE_TIMEOUT', `node ${this.nodeId} is not running`);
     const deadline = Date.now() + (this.o.catchUpMs ?? 5_000);
     for (;;) {
       const c = this.o.ledger.state().cluster;
       const op = c?.ops[opId];
-      if (c !== null && c !== undefined && op !== undefined && op.state !== 'Admitted' && op.state !== 'Submitted') {
+      const behind = op === undefined || op.state === 'Admitted' || op.state === 'Submitted' || (needSet && op.state === 'PendingRemote' && op.signingSet === null);
+      if (c !== null && c !== undefined && op !== undefined && !behind) {
         if (op.state !== 'PendingRemote') throw new CustodyError('INVALID_TRANSITION', `act ${opId} is ${op.state}`);
         const me = c.nodes[this.nodeId];
         if (me === undefined || me.status !== 'active') throw new CustodyError('SPLIT_BRAIN_FENCED', `node ${this.nodeId} is ${me?.status ?? 'unknown'}: its kernel takes no part`);
@@ -384,27 +407,39 @@ export class LifecycleParticipant implements ParticipantPort {
         if (!e.participants.includes(this.nodeId)) throw new CustodyError('WRONG_RECIPIENT', `${this.nodeId} holds no share of ${k.id} epoch ${e.epoch}`);
         return { c, op, e, scheme: k.scheme };
       }
-      if (Date.now() >= deadline) throw new CustodyError('UNKNOWN_SESSION', `act ${opId} has no permit on ${this.nodeId}`);
+      if (Date.now() >= deadline) throw new CustodyError('UNKNOWN_SESSION', `act ${opId} has no permit${needSet ? ' or no signing set' : ''} on ${this.nodeId}`);
       await new Promise((r) => setTimeout(r, 20));
     }
   }
 
   async commit(opId: string): Promise<NonceOffer> {
     const { op } = await this.authorizedAct(opId);
-    // Offer nothing under a permit this kernel has already signed under: the coordinator then
-    // picks a fresh signer (coordinator.ts, safety (1)).
-    if (op.permitId !== null && this.signedPermits.has(toHex(op.permitId))) throw new CustodyError('STEP_PERMIT_REUSED', `${this.nodeId} already signed under the permit of ${opId}`);
+    // Once the permit's signing set is fixed no other commitment can be used under it
+    // (coordinator.ts, safety (1)): the coordinator resumes the fixed set instead.
+    if (op.signingSet !== null) throw new CustodyError('STEP_PERMIT_REUSED', `the signing set of ${opId} is already fixed (index ${op.signingSet.index})`);
     const r = await this.kernelCall({ kind: 'nonces', keyId: op.act.keyId, keyEpoch: kernelEpoch(op.act.keyEpoch), count: 1 }, 'nonceCommitments');
     const n = r.commitments[0];
     if (n === undefined) throw new CustodyError('INTERNAL', 'the kernel returned no commitment');
     return { nodeId: this.nodeId, identifier: n.identifier, counter: n.counter, hiding: n.hiding, binding: n.binding };
   }
 
+  /**
+   * A share only for the signing set the ledger fixed under the act's permit, with exactly its
+   * list and this node's counter in it; asked again (a new coordinator resuming), the kernel
+   * answers with the share it already gave (kernel/kernel.ts K4).
+   */
   async sign(opId: string, commitments: readonly SigningCommitment[], counter: number): Promise<{ identifier: string; share: Uint8Array }> {
-    const { c, op } = await this.authorizedAct(opId);
+    const { c, op } = await this.authorizedAct(opId, true);
+    const set = op.signingSet as NonNullable<OpRecord['signingSet']>;
+    const mine = set.commitments.find((m) => m.nodeId === this.nodeId);
+    if (mine === undefined) throw new CustodyError('WRONG_RECIPIENT', `${this.nodeId} is not in the signing set fixed for ${opId}`);
+    const same = commitments.length === set.commitments.length && set.commitments.every((m, i) => {
+      const x = commitments[i] as SigningCommitment;
+      return x.identifier === m.identifier && bytesEqual(x.hiding, m.hiding) && bytesEqual(x.binding, m.binding);
+    });
+    if (!same || counter !== mine.counter) throw new CustodyError('BINDING_MISMATCH', `not the signing set fixed for ${opId} at index ${set.index}`);
     const permit = kernelPermit(c, op);
-    this.signedPermits.add(permit.requestId);
-    const r = await this.kernelCall({ kind: 'sign', permit, message: op.act.messageDigest, commitments: [...commitments], counter, ledgerConsumedCounter: 0 }, 'signatureShare');
+    const r = await this.kernelCall({ kind: 'sign', permit, message: op.act.messageDigest, commitments: [...commitments], counter, ledgerConsumedCounter: ledgerConsumedCounter(c, op, this.nodeId) }, 'signatureShare');
     return { identifier: r.identifier, share: r.sigShare };
   }
 }

@@ -80,7 +80,9 @@ for (const profile of PROFILES) {
     // Finally the same nonce signs once the step is authorized, and only once.
     const good = signBody({ requestId: 'r-good' });
     t.equal(await sign(good), 'OK', 'authorized step signs with the nonce every refusal left intact');
-    t.equal(await sign(good), 'STEP_PERMIT_REUSED', 'reused permit');
+    const first = await a.client.call(good, 'signatureShare');
+    t.same(Buffer.from((await a.client.call(good, 'signatureShare')).sigShare), Buffer.from(first.sigShare), 'the identical request again gets the same share (K4)');
+    t.equal(await sign({ ...(good as Extract<RequestBody, { kind: 'sign' }>), message: Buffer.from('transfer 6 units to treasury'), permit: { ...(good as Extract<RequestBody, { kind: 'sign' }>).permit, messageDigest: sha256(Buffer.from('transfer 6 units to treasury')) } }), 'STEP_PERMIT_REUSED', 'reused permit for another message');
     t.equal(await sign(signBody({ requestId: 'r-other' })), 'NONCE_REUSED', 'reused nonce commitment');
     const [fresh] = await presign(a, 1);
     t.equal(await sign(signBody({ requestId: 'r-good', counter: fresh!.counter })), 'STEP_PERMIT_REUSED', 'a used permit stays used with a fresh nonce');

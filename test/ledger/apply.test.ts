@@ -5,8 +5,9 @@
 import t, { type Test } from 'tap';
 import {
   ScriptedCluster, apply, checkInvariants, encodeEvent, snapshot, stateRoot, bytesEqual, makeApproverKey, seedOf,
-  addApprovals, signDecision, type ApplyResult, type LedgerState,
+  addApprovals, signDecision, restore, decode, encode, type ApplyResult, type LedgerState,
 } from '../../ledger/index.js';
+import { ed25519 } from '@noble/curves/ed25519.js';
 
 function ok(t: Test, r: ApplyResult, what?: string): void {
   t.ok(r.ok, what ?? (r.ok ? r.effect : `${r.reason}: ${r.detail}`));
@@ -330,6 +331,7 @@ t.test('a step permit presented a second time is refused STEP_PERMIT_REUSED', as
   // A permit is bound to its act: another act cannot borrow it.
   ok(t, s.submit('op-2', s.act('k1')));
   ok(t, s.issuePermit('op-2'));
+  ok(t, s.fixSigningSet('op-2'));
   refusedWith(t, s, 'BINDING_MISMATCH', () => s.execute('op-2', { permitId }));
   refusedWith(t, s, 'PERMIT_MISSING', () => s.execute('op-2', { permitId: new Uint8Array(32) }));
 });
@@ -348,8 +350,94 @@ t.test('an executed signature that does not verify under the group key is refuse
   const s = withKey();
   ok(t, s.submit('op-1', s.act('k1')));
   ok(t, s.issuePermit('op-1'));
+  ok(t, s.fixSigningSet('op-1'));
   refusedWith(t, s, 'SIGNATURE_INVALID', () => s.execute('op-1', { signature: new Uint8Array(64).fill(1) }));
   ok(t, s.execute('op-1'));
+});
+
+// ------------------------------------------------------------------------------------------------
+// The signing set of a permit (ActSigningSetFixed)
+// ------------------------------------------------------------------------------------------------
+
+t.test('a permit gets one signing set: the same list again is a replay, another list is refused STEP_PERMIT_REUSED', async (t) => {
+  const s = withKey();
+  ok(t, s.submit('op-1', s.act('k1')));
+  ok(t, s.issuePermit('op-1'));
+  const list = s.signingSet('op-1');
+  t.match(s.fixSigningSet('op-1', { commitments: list }), { ok: true, replayed: false, opState: 'PendingRemote' });
+  t.same(s.state.cluster!.ops['op-1']!.signingSet?.commitments.map((m) => m.nodeId), ['node-0', 'node-1'], 'the op keeps the fixed list');
+  const replay = s.fixSigningSet('op-1', { commitments: list, nodeId: 'node-2' });
+  t.match(replay, { ok: true, replayed: true }, 'the same list again, from any proposer, is a replay');
+  refusedWith(t, s, 'STEP_PERMIT_REUSED', () => s.fixSigningSet('op-1', { commitments: s.signingSet('op-1') }));
+  refusedWith(t, s, 'STEP_PERMIT_REUSED', () => s.fixSigningSet('op-1', { commitments: s.signingSet('op-1', ['node-1', 'node-2']) }));
+  refusedWith(t, s, 'STEP_PERMIT_REUSED', () => s.fixSigningSet('op-1', { commitments: list.map((m, i) => (i === 0 ? { ...m, counter: m.counter + 1 } : m)) }));
+  t.equal(s.state.cluster!.ops['op-1']!.signingSet?.commitments[0]?.counter, list[0]!.counter, 'the first list stays');
+});
+
+t.test('a signing set is fixed only while the act is PendingRemote under its own permit', async (t) => {
+  const s = withKey();
+  ok(t, s.submit('op-1', s.act('k1')));
+  refusedWith(t, s, 'PERMIT_MISSING', () => s.fixSigningSet('op-1', { permitId: new Uint8Array(32), commitments: [] }));
+  ok(t, s.issuePermit('op-1'));
+  ok(t, s.submit('op-2', s.act('k1')));
+  ok(t, s.issuePermit('op-2'));
+  const other = s.state.cluster!.ops['op-2']!.permitId!;
+  refusedWith(t, s, 'BINDING_MISMATCH', () => s.fixSigningSet('op-1', { permitId: other }));
+  ok(t, s.abort('op-2', 'REMOTE_TIMEOUT'));
+  refusedWith(t, s, 'STEP_PERMIT_REUSED', () => s.fixSigningSet('op-2'));
+  refusedWith(t, s, 'UNKNOWN_SESSION', () => s.fixSigningSet('op-9', { permitId: s.state.cluster!.ops['op-1']!.permitId!, commitments: [] }));
+});
+
+t.test('a signing set names t..n participants of the key epoch, sorted, each with its FROST identifier and valid group elements', async (t) => {
+  const s = withKey();
+  ok(t, s.submit('op-1', s.act('k1')));
+  ok(t, s.issuePermit('op-1'));
+  const [a, b, c] = s.signingSet('op-1', ['node-0', 'node-1', 'node-2']) as [never, never, never];
+  const m = (x: object, over: object) => ({ ...x, ...over }) as typeof a;
+  refusedWith(t, s, 'PAYLOAD_REJECTED', () => s.fixSigningSet('op-1', { commitments: [a] }));
+  refusedWith(t, s, 'PAYLOAD_REJECTED', () => s.fixSigningSet('op-1', { commitments: [b, a] }));
+  refusedWith(t, s, 'PAYLOAD_REJECTED', () => s.fixSigningSet('op-1', { commitments: [a, a] }));
+  refusedWith(t, s, 'WRONG_RECIPIENT', () => s.fixSigningSet('op-1', { commitments: [a, m(b, { nodeId: 'node-3' })] }));
+  refusedWith(t, s, 'BINDING_MISMATCH', () => s.fixSigningSet('op-1', { commitments: [a, m(b, { identifier: (c as { identifier: string }).identifier })] }));
+  refusedWith(t, s, 'PAYLOAD_REJECTED', () => s.fixSigningSet('op-1', { commitments: [a, m(b, { binding: new Uint8Array(32).fill(0xff) })] }));
+  refusedWith(t, s, 'PAYLOAD_REJECTED', () => s.fixSigningSet('op-1', { commitments: [a, m(b, { hiding: new Uint8Array(32) })] }));
+  ok(t, s.fence('node-0', 'node-1'));
+  refusedWith(t, s, 'SPLIT_BRAIN_FENCED', () => s.fixSigningSet('op-1', { commitments: [a, b] }));
+  ok(t, s.fixSigningSet('op-1', { commitments: [a, c] }), 'two of three, the fenced node left out');
+  ok(t, s.execute('op-1'));
+});
+
+t.test('execution needs the fixed signing set, and a signature whose R is that set\'s group commitment (RFC 9591 §4.5, §5.3)', async (t) => {
+  const s = withKey();
+  ok(t, s.submit('op-1', s.act('k1')));
+  ok(t, s.issuePermit('op-1'));
+  const op = s.state.cluster!.ops['op-1']!;
+  // A valid Ed25519 signature under the group key, but with a nonce of no signing set.
+  const plain = ed25519.sign(op.act.messageDigest, s.groupSecret('k1'));
+  refusedWith(t, s, 'INVALID_TRANSITION', () => s.execute('op-1', { signature: plain, fixSet: false }));
+  ok(t, s.fixSigningSet('op-1'));
+  refusedWith(t, s, 'BINDING_MISMATCH', () => s.execute('op-1', { signature: plain }));
+  const sig = s.frostSignature('op-1')!;
+  t.ok(ed25519.verify(sig, op.act.messageDigest, s.groupKey('k1')), 'the set\'s signature is an ordinary RFC 8032 signature');
+  t.match(s.execute('op-1', { signature: sig }), { ok: true, opState: 'Executed' });
+  t.same(s.state.cluster!.ops['op-1']!.signature, sig);
+  refusedWith(t, s, 'STEP_PERMIT_REUSED', () => s.fixSigningSet('op-1', { commitments: s.signingSet('op-1') }));
+  t.match(s.fixSigningSet('op-1', { commitments: s.state.cluster!.ops['op-1']!.signingSet!.commitments }), { ok: true, replayed: true }, 'the executed set itself is still a replay');
+});
+
+t.test('the fixed signing set is part of the state root and survives snapshot -> restore', async (t) => {
+  const s = withKey();
+  ok(t, s.submit('op-1', s.act('k1')));
+  ok(t, s.issuePermit('op-1'));
+  ok(t, s.fixSigningSet('op-1'));
+  const back = restore(snapshot(s.state));
+  t.ok(bytesEqual(stateRoot(back), stateRoot(s.state)), 'same root after restore');
+  t.same(back.cluster!.ops['op-1']!.signingSet, s.state.cluster!.ops['op-1']!.signingSet);
+  // The same state with one counter of the fixed list changed has another root.
+  const raw = decode(snapshot(s.state)) as { cluster: { ops: Record<string, { signingSet: { commitments: { counter: number }[] } }> } };
+  raw.cluster.ops['op-1']!.signingSet.commitments[0]!.counter += 1;
+  const altered = restore(encode(raw as never));
+  t.notOk(bytesEqual(stateRoot(altered), stateRoot(s.state)), 'the fixed list is in the state root');
 });
 
 t.test('an idempotency key replayed with different content is refused REPLAY_OR_CONFLICT', async (t) => {

@@ -65,7 +65,7 @@ class Recorded extends ScriptedCluster {
  * Command kinds of run() with weights: the journal steps come often enough for acts to reach
  * Settled between the freezes, fences and roster changes that interrupt them.
  */
-const WEIGHTED = [24, 24, 24, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 8, 8, 8, 9, 10, 10, 10, 11, 11, 11, 12, 12, 12, 13, 13, 14, 15, 16, 17, 17, 18, 19, 20, 21, 22, 22, 23];
+const WEIGHTED = [24, 24, 24, 25, 25, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 8, 8, 8, 9, 10, 10, 10, 11, 11, 11, 12, 12, 12, 13, 13, 14, 15, 16, 17, 17, 18, 19, 20, 21, 22, 22, 23];
 
 type Cmd = readonly [kind: number, a: number, b: number, c: number];
 
@@ -178,6 +178,15 @@ function run(s: Recorded, [kind, a, b, c]: Cmd): void {
       if (c % 3 !== 0) s.settle(id, `tx-${c}`, nodeId);
       break;
     }
+    case 25: {
+      // A signing set under a permit: a fresh one, the fixed one again, or a perturbed one.
+      const id = opId(['PendingRemote']);
+      const fixed = s.state.cluster?.ops[id]?.signingSet?.commitments;
+      const fresh = s.signingSet(id, c % 4 === 0 ? NODES.slice(b % 3, (b % 3) + 2) : undefined);
+      const list = fixed !== undefined && c % 2 === 0 ? fixed : c % 5 === 0 ? [...fresh].reverse() : fresh;
+      s.fixSigningSet(id, { commitments: list, nodeId });
+      break;
+    }
     case 23: {
       if (c % 3 === 0) s.entry(new Uint8Array([a & 0xff, b & 0xff, c & 0xff]));
       else if (c % 3 === 1) s.nowMs += 600_000 * (1 + (b % 8)); // time passes (by proposer stamps)
@@ -215,6 +224,13 @@ function checkStep(before: LedgerState, after: LedgerState, entry: LedgerEntry, 
   if (ev.type === 'ActExecuted' && r.ok) {
     const p = c.permits[toHex(ev.permitId)];
     if (p === undefined || p.used) bad.push('a permit was used twice (or never issued)');
+    if (c.ops[ev.opId]?.signingSet === null) bad.push('executed without a fixed signing set');
+  }
+  if (ev.type === 'ActSigningSetFixed') {
+    const prior = c.ops[ev.opId]?.signingSet ?? null;
+    const now = after.cluster?.ops[ev.opId]?.signingSet ?? null;
+    if (prior !== null && (now === null || now.index !== prior.index || now.commitments.length !== prior.commitments.length)) bad.push('a fixed signing set was replaced');
+    if (r.ok && !r.replayed && (prior !== null || c.ops[ev.opId]?.state !== 'PendingRemote')) bad.push('a signing set fixed outside PendingRemote or over another one');
   }
   if (ev.type === 'GovernanceDecision' && r.ok) {
     const v = verifyDecision(ev.decision, c.governance.roster, c.clusterId, c.governance.epoch, after.clockMs);
@@ -257,12 +273,12 @@ t.test('every invariant holds after every step of random valid and invalid comma
   }), { numRuns: RUNS, ...replay });
   t.ok(steps > RUNS * 5, `${steps} steps checked over ${RUNS} runs`);
   // The generator must actually reach the refusals this suite is about.
-  for (const code of ['SIGNATURE_INVALID', 'QUORUM_NOT_MET', 'DECISION_EXPIRED', 'STALE_EPOCH', 'UNKNOWN_APPROVER', 'BINDING_MISMATCH', 'PAYLOAD_REJECTED', 'INVALID_TRANSITION']) {
+  for (const code of ['SIGNATURE_INVALID', 'QUORUM_NOT_MET', 'DECISION_EXPIRED', 'STALE_EPOCH', 'UNKNOWN_APPROVER', 'BINDING_MISMATCH', 'PAYLOAD_REJECTED', 'INVALID_TRANSITION', 'STEP_PERMIT_REUSED']) {
     t.ok(seen.has(code), `runs produced ${code}`);
   }
   t.ok([...seen].every((c) => REASON_CODES.includes(c as never)));
   // ... and the effects: deep states of both the key lifecycle and the journal are reached.
-  for (const type of ['KeyObjectPublished', 'ActSubmitted', 'ActPermitIssued', 'ActExecuted', 'ActPublished', 'ActSettled', 'ActAborted', 'FencingRecord', 'EquivocationEvidence']) {
+  for (const type of ['KeyObjectPublished', 'ActSubmitted', 'ActPermitIssued', 'ActSigningSetFixed', 'ActExecuted', 'ActPublished', 'ActSettled', 'ActAborted', 'FencingRecord', 'EquivocationEvidence']) {
     t.ok(effects.has(type), `runs reached an accepted ${type}`);
   }
   t.comment(`refusals seen: ${[...seen].sort().join(' ')}`);

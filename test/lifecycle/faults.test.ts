@@ -4,12 +4,17 @@
  *     reason code to the CLI (exit 3, `REASON: detail`);
  *   - a signer that does not answer: REMOTE_TIMEOUT, another signer subset, one signature;
  *   - a signer of the fixed set that does not answer: the act aborts, never retried under its permit;
- *   - the leader dies mid-act: the next leader resumes from the ledger; never two signatures for
- *     one permit (every share any kernel produced is recorded and checked).
+ *   - the leader dies mid-act: the next leader resumes from the ledger and completes the act once;
+ *     in the window after the shares and before ActExecuted it re-asks the fixed set and executes
+ *     the byte-identical signature; a fixed set with a dead member aborts, never replaced (every
+ *     share any kernel produced is recorded and checked).
  * Kernels are the in-memory twins here (kernel-twin.ts), so the faults are injected exactly.
  */
 import t, { type Test } from 'tap';
-import { toHex } from '../../ledger/encoding.js';
+import { fromHex, toHex } from '../../ledger/encoding.js';
+import { CustodyError } from '../../proto/errors.js';
+import { suiteOf } from '../../kernel/suites.js';
+import { keys, publicFromBytes } from '../../node/lifecycle/participant.js';
 import { signStatement } from '../../ledger/events.js';
 import type { SigningCommitment } from '../../kernel/wire.js';
 import type { CoordinatorPoint } from '../../node/lifecycle/coordinator.js';
@@ -19,18 +24,29 @@ import { startHarness, waitAct, reasonOfCall, type Harness } from './harness.js'
 
 /** Every signature share handed out, keyed by act and by commitment list (one signing set). */
 class ShareLog {
-  readonly shares = new Map<string, Map<string, Set<string>>>();
-  record(opId: string, list: readonly SigningCommitment[], identifier: string): void {
+  /** opId -> list -> identifier -> every share (hex) handed out for it, one entry per answer. */
+  readonly shares = new Map<string, Map<string, Map<string, string[]>>>();
+  readonly lists = new Map<string, readonly SigningCommitment[]>();
+  record(opId: string, list: readonly SigningCommitment[], identifier: string, share: Uint8Array): void {
     const setKey = list.map((c) => `${c.identifier}:${toHex(c.hiding)}`).join('|');
-    const byOp = this.shares.get(opId) ?? new Map<string, Set<string>>();
-    const signers = byOp.get(setKey) ?? new Set<string>();
-    signers.add(identifier);
+    this.lists.set(setKey, list);
+    const byOp = this.shares.get(opId) ?? new Map<string, Map<string, string[]>>();
+    const signers = byOp.get(setKey) ?? new Map<string, string[]>();
+    signers.set(identifier, [...(signers.get(identifier) ?? []), toHex(share)]);
     byOp.set(setKey, signers);
     this.shares.set(opId, byOp);
   }
   /** Signing sets of the act that gathered `t` shares: each could yield one signature. */
   completeSets(opId: string, threshold: number): number {
     return [...(this.shares.get(opId)?.values() ?? [])].filter((s) => s.size >= threshold).length;
+  }
+  /** Distinct share values per signer, over every set of the act. */
+  distinctShares(opId: string): Map<string, Set<string>> {
+    const out = new Map<string, Set<string>>();
+    for (const signers of this.shares.get(opId)?.values() ?? []) {
+      for (const [id, list] of signers) out.set(id, new Set([...(out.get(id) ?? []), ...list]));
+    }
+    return out;
   }
 }
 
@@ -40,6 +56,8 @@ interface Faults {
   firstCommitSeen: Set<string>;
   /** Ops for which every sign request never answers. */
   hangSign: Set<string>;
+  /** Per op: a node whose participant refuses to commit (it is left out of the signing set). */
+  noCommit: Map<string, () => string | undefined>;
 }
 
 function wrap(p: ParticipantPort, log: ShareLog, f: Faults): ParticipantPort {
@@ -50,12 +68,13 @@ function wrap(p: ParticipantPort, log: ShareLog, f: Faults): ParticipantPort {
         f.firstCommitSeen.add(opId);
         return new Promise(() => undefined);
       }
+      if (f.noCommit.get(opId)?.() === p.nodeId) return Promise.reject(new CustodyError('REMOTE_TIMEOUT', `${p.nodeId} does not commit to ${opId} (test fault)`));
       return p.commit(opId);
     },
     async sign(opId, list, counter) {
       if (f.hangSign.has(opId)) return new Promise(() => undefined);
       const r = await p.sign(opId, list, counter);
-      log.record(opId, list, r.identifier);
+      log.record(opId, list, r.identifier, r.share);
       return r;
     },
   };
@@ -63,8 +82,8 @@ function wrap(p: ParticipantPort, log: ShareLog, f: Faults): ParticipantPort {
 
 async function setup(t: Test, point?: (node: string, p: CoordinatorPoint, opId: string) => void | Promise<void>): Promise<{ h: Harness; log: ShareLog; faults: Faults }> {
   const log = new ShareLog();
-  const faults: Faults = { hangFirstCommit: new Set(), firstCommitSeen: new Set(), hangSign: new Set() };
-  const h = await startHarness({ kernels: 'twin', remoteTimeoutMs: 1_500, wrapParticipant: (p) => wrap(p, log, faults), ...(point ? { point } : {}) });
+  const faults: Faults = { hangFirstCommit: new Set(), firstCommitSeen: new Set(), hangSign: new Set(), noCommit: new Map() };
+  const h = await startHarness({ kernels: 'twin', remoteTimeoutMs: 1_500, signingSetWaitMs: 4_000, wrapParticipant: (p) => wrap(p, log, faults), ...(point ? { point } : {}) });
   t.teardown(() => h.close());
   await h.createKey('k', 'ed25519');
   return { h, log, faults };
@@ -161,37 +180,101 @@ t.test('a signer of the fixed set that does not answer: the act aborts REMOTE_TI
   t.match(watch.stderr, /^REMOTE_TIMEOUT: act stuck-1 ended Aborted/m);
 });
 
-for (const at of ['act:permit-issued', 'act:commitments', 'act:shares'] as const) {
-  t.test(`the leader dies at ${at}: the next leader resumes from the ledger; never two signatures for one permit`, { timeout: 600_000 }, async (t) => {
+/**
+ * The leader dies at a step of the act, its own node kept out of the signing set (it refuses to
+ * commit), so the two live nodes can always finish: whatever the step, the act completes once.
+ */
+for (const at of ['act:permit-issued', 'act:commitments', 'act:signing-set-fixed', 'act:shares'] as const) {
+  t.test(`the leader dies at ${at}: the next leader resumes from the ledger and completes the act once, one signature for the permit`, { timeout: 600_000 }, async (t) => {
     let crashed: string | null = null;
     let h: Harness | null = null;
-    const { h: hh, log } = await setup(t, async (node, p, opId) => {
+    const { h: hh, log, faults } = await setup(t, async (node, p, opId) => {
       if (p !== at || opId !== 'crash-1' || crashed !== null || h === null) return;
       crashed = node;
       await h.cluster.crash(node);
       await new Promise(() => undefined); // a dead process does not continue
     });
     h = hh;
+    faults.noCommit.set('crash-1', () => (crashed === null ? h?.cluster.leader()?.id : undefined));
     const submit = await h.cli('cara', act('crash-1'), 'n1');
     t.equal(submit.code, 0, submit.stderr);
     await until('the leader crashed', () => crashed !== null, 60_000);
     const live = h.cluster.nodes.find((n) => n.up) as (typeof h.cluster.nodes)[number];
     const end = await waitAct(h.client('audra', live.id), 'crash-1', 'Published');
     const op = live.ledger.state().cluster!.ops['crash-1']!;
-    t.ok(log.completeSets('crash-1', 2) <= 1, `at most one signing set ever completed (${log.completeSets('crash-1', 2)})`);
-    if (at === 'act:shares') {
-      // The dead leader held the only complete set; the live kernels refuse the spent permit.
-      t.equal(end.state, 'Aborted', 'no second signature: the act ends aborted');
-      t.equal(end.reason, 'REMOTE_TIMEOUT');
-      t.equal(op.signature, null);
-    } else {
-      t.equal(end.state, 'Published', 'completed by the new leader');
-      t.equal(op.history.filter((s) => s.state === 'Executed').length, 1, 'executed exactly once');
-      t.equal(log.completeSets('crash-1', 2), 1, 'one signature');
-    }
+    t.equal(end.state, 'Published', 'completed by the new leader');
+    t.equal(op.history.filter((s) => s.state === 'Executed').length, 1, 'executed exactly once');
+    t.equal(log.completeSets('crash-1', 2), 1, 'one signing set ever gathered shares: one possible signature');
+    t.notOk(op.signingSet!.commitments.some((m) => m.nodeId === crashed), 'the dead leader was not in the set');
+    for (const [id, values] of log.distinctShares('crash-1')) t.equal(values.size, 1, `signer ${id.slice(0, 4)}: one share value however often asked`);
     t.notOk(h.cluster.nodes.find((n) => n.id === crashed)?.up, `${String(crashed)} is down`);
   });
 }
+
+t.test('the leader dies after the kernels returned their shares, before ActExecuted: the next leader re-asks the fixed set and executes the byte-identical signature', { timeout: 600_000 }, async (t) => {
+  let crashed: string | null = null;
+  let h: Harness | null = null;
+  let firstRound: Record<string, string> | null = null;
+  const { h: hh, log, faults } = await setup(t, async (node, p, opId) => {
+    if (p !== 'act:shares' || opId !== 'window-1' || crashed !== null || h === null) return;
+    // The shares are back at the coordinator and nothing is in the log yet: the dangerous window.
+    firstRound = Object.fromEntries([...log.distinctShares('window-1')].map(([id, v]) => [id, [...v][0] as string]));
+    crashed = node;
+    await h.cluster.crash(node);
+    await new Promise(() => undefined);
+  });
+  h = hh;
+  faults.noCommit.set('window-1', () => (crashed === null ? h?.cluster.leader()?.id : undefined));
+  t.equal((await h.cli('cara', act('window-1'), 'n1')).code, 0);
+  await until('the leader crashed in the window', () => crashed !== null, 60_000);
+  const live = h.cluster.nodes.find((n) => n.up) as (typeof h.cluster.nodes)[number];
+  t.equal((await waitAct(h.client('audra', live.id), 'window-1', 'Published')).state, 'Published', 'the act completes');
+  const op = live.ledger.state().cluster!.ops['window-1']!;
+  t.equal(op.history.filter((s) => s.state === 'Executed').length, 1, 'executed exactly once');
+  t.equal(log.completeSets('window-1', 2), 1, 'one signing set, asked twice');
+  const [setKey, signers] = [...log.shares.get('window-1')!][0]!;
+  t.same([...signers.values()].map((v) => v.length), [2, 2], 'each member of the fixed set answered the old and the new leader');
+  const list = log.lists.get(setKey)!;
+  t.same(list.map((c) => toHex(c.hiding)), op.signingSet!.commitments.map((m) => toHex(m.hiding)), 'the list signed is the one fixed in the ledger');
+  for (const [id, values] of log.distinctShares('window-1')) t.same([...values], [firstRound![id]], `signer ${id.slice(0, 4)}: the resumed share is byte-identical`);
+  // The signature the dead leader would have produced, from the shares it had gathered.
+  const e = live.ledger.state().cluster!.keys['k']!.epochs['0']!;
+  const pub = publicFromBytes((await h.cluster.exchange.get(keys.publicPackage('k', 0, e.participants[0]!)))!);
+  const pkg = { signers: { min: pub.min, max: pub.max }, commitments: pub.commitments, verifyingShares: Object.fromEntries(pub.verifyingShares.map((v) => [v.identifier, v.point])) };
+  const expected = suiteOf('ed25519').frost.aggregate(pkg as never, list as never, op.act.messageDigest, Object.fromEntries(Object.entries(firstRound!).map(([id, hex]) => [id, fromHex(hex)])) as never);
+  t.equal(toHex(op.signature!), toHex(expected), 'the executed signature is the one the first round\'s shares make');
+});
+
+t.test('the leader dies after the shares with its own node in the fixed set: after the wait the act aborts REMOTE_TIMEOUT, never a second set', { timeout: 600_000 }, async (t) => {
+  let crashed: string | null = null;
+  let h: Harness | null = null;
+  const { h: hh, log, faults } = await setup(t, async (node, p, opId) => {
+    if (p !== 'act:shares' || opId !== 'crash-in' || crashed !== null || h === null) return;
+    crashed = node;
+    await h.cluster.crash(node);
+    await new Promise(() => undefined);
+  });
+  h = hh;
+  // The follower with the larger id does not commit: the set is the leader and the other follower.
+  faults.noCommit.set('crash-in', () => {
+    const leader = h?.cluster.leader()?.id;
+    return crashed === null ? h?.cluster.nodes.map((n) => n.id).filter((id) => id !== leader).sort().pop() : undefined;
+  });
+  t.equal((await h.cli('cara', act('crash-in'), 'n1')).code, 0);
+  await until('the leader crashed', () => crashed !== null, 60_000);
+  const live = h.cluster.nodes.find((n) => n.up) as (typeof h.cluster.nodes)[number];
+  const fixed = live.ledger.state().cluster!.ops['crash-in']!.signingSet;
+  const end = await waitAct(h.client('audra', live.id), 'crash-in', 'Aborted');
+  t.equal(end.state, 'Aborted');
+  t.equal(end.reason, 'REMOTE_TIMEOUT');
+  const op = live.ledger.state().cluster!.ops['crash-in']!;
+  t.ok(op.signingSet!.commitments.some((m) => m.nodeId === crashed), 'the dead leader was in the fixed set');
+  t.ok(fixed !== null, 'the set was fixed before the crash');
+  t.same(op.signingSet, fixed, 'and never replaced');
+  t.equal(op.signature, null, 'no signature');
+  t.equal(log.shares.get('crash-in')?.size ?? 0, 1, 'shares only ever over the one fixed list');
+  t.ok(end.notes.some((n) => n.reason === 'REMOTE_TIMEOUT' && /fixed set/.test(n.text)), 'the abort names the fixed set');
+});
 
 t.test('concurrent acts on one key all complete, one signature each (a kernel consumes a key\'s nonces in order)', { timeout: 600_000 }, async (t) => {
   const { h, log } = await setup(t);

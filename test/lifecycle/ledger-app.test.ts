@@ -15,10 +15,9 @@ import { Driver } from '../../raft/driver.js';
 import { LevelStorage } from '../../raft/storage/leveldb.js';
 import { systemClock } from '../../raft/transport.js';
 import { ScriptedCluster } from '../../ledger/scenario.js';
-import { encodeEvent } from '../../ledger/events.js';
+import { encodeEvent, type LedgerEvent } from '../../ledger/events.js';
 import { stateRoot } from '../../ledger/state.js';
 import { toHex } from '../../ledger/encoding.js';
-import { ed25519Sign } from '../../ledger/decision.js';
 import { LedgerApp, decodeLedgerCommand, decodeVerdict, encodeLedgerCommand } from '../../node/ledger-app.js';
 import { Hub, until } from '../../node/lifecycle/local-cluster.js';
 
@@ -86,8 +85,17 @@ t.test('three drivers applying a governance history reach the state root of a di
   t.equal(refused?.reason, 'REPLAY_OR_CONFLICT', 'a refusal travels back with its reason code');
   // The permit id binds the Raft index of its entry, so execution names the replicated permit.
   const permitId = leader.app.state.cluster?.ops['op-1']?.permitId as Uint8Array;
-  const signature = ed25519Sign(act.messageDigest, script.groupSecret('k1'));
-  for (const [i, ev] of [{ type: 'ActExecuted' as const, opId: 'op-1', permitId, signature, ...script.proposer() }, { type: 'ActPublished' as const, opId: 'op-1', ...script.proposer() }].entries()) {
+  // The signing set goes through the script too, so the script can sign over it (its own permit
+  // differs, the list, message and group key do not).
+  const commitments = script.signingSet('op-1');
+  script.fixSigningSet('op-1', { commitments });
+  const signature = script.frostSignature('op-1') as Uint8Array;
+  const tail: LedgerEvent[] = [
+    { type: 'ActSigningSetFixed', opId: 'op-1', permitId, commitments, ...script.proposer() },
+    { type: 'ActExecuted', opId: 'op-1', permitId, signature, ...script.proposer() },
+    { type: 'ActPublished', opId: 'op-1', ...script.proposer() },
+  ];
+  for (const [i, ev] of tail.entries()) {
     const o = await leader.driver.propose(`tail-${i}`, 1, encodeLedgerCommand(script.nowMs + i, encodeEvent(ev)), 30_000);
     t.ok(o.ok && decodeVerdict(o.result).ok, `${ev.type} applied`);
   }
