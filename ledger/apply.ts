@@ -745,7 +745,8 @@ function actPermitIssued(c: ClusterState, e: Extract<LedgerEvent, { type: 'ActPe
  * one list is one possible signature). Fixed once, before any signer is asked for a share; the
  * same list again is a replay, another list under the permit is refused STEP_PERMIT_REUSED.
  */
-function actSigningSetFixed(c: ClusterState, e: Extract<LedgerEvent, { type: 'ActSigningSetFixed' }>, ctx: Ctx): Outcome {
+/** The act and step permit a signing event names, once its proposer may propose and the permit is the act's. */
+function actAndPermit(c: ClusterState, e: Proposer & { readonly opId: string; readonly permitId: Uint8Array }): { op: OpRecord; permit: PermitRecord } | Outcome {
   const bad = checkProposer(c, e);
   if (bad !== null) return bad;
   const op = opFor(c, e.opId);
@@ -753,6 +754,13 @@ function actSigningSetFixed(c: ClusterState, e: Extract<LedgerEvent, { type: 'Ac
   const permit = own(c.permits, toHex(e.permitId));
   if (permit === undefined) return refuse('PERMIT_MISSING', 'no such step permit');
   if (permit.opId !== op.opId) return refuse('BINDING_MISMATCH', `the permit belongs to act ${permit.opId}`);
+  return { op, permit };
+}
+
+function actSigningSetFixed(c: ClusterState, e: Extract<LedgerEvent, { type: 'ActSigningSetFixed' }>, ctx: Ctx): Outcome {
+  const found = actAndPermit(c, e);
+  if (isOutcome(found)) return found;
+  const { op, permit } = found;
   if (op.signingSet !== null) {
     const same = op.signingSet.commitments.length === e.commitments.length && op.signingSet.commitments.every((m, i) => bytesEqual(encode(memberToCbor(m)), encode(memberToCbor(e.commitments[i] as SigningSetMember))));
     if (same) return { kind: 'replay', ok: true, reason: null, detail: `the signing set of ${op.opId} is already fixed`, extra: { opState: op.state } };
@@ -784,13 +792,9 @@ function actSigningSetFixed(c: ClusterState, e: Extract<LedgerEvent, { type: 'Ac
 }
 
 function actExecuted(c: ClusterState, e: Extract<LedgerEvent, { type: 'ActExecuted' }>, ctx: Ctx): Outcome {
-  const bad = checkProposer(c, e);
-  if (bad !== null) return bad;
-  const op = opFor(c, e.opId);
-  if (isOutcome(op)) return op;
-  const permit = own(c.permits, toHex(e.permitId));
-  if (permit === undefined) return refuse('PERMIT_MISSING', 'no such step permit');
-  if (permit.opId !== op.opId) return refuse('BINDING_MISMATCH', `the permit belongs to act ${permit.opId}`);
+  const found = actAndPermit(c, e);
+  if (isOutcome(found)) return found;
+  const { op, permit } = found;
   if (permit.used) return refuse('STEP_PERMIT_REUSED', `the permit of ${op.opId} was already used`);
   if (op.state !== 'PendingRemote') return refuse('INVALID_TRANSITION', `act ${e.opId} is ${op.state}`);
   if ((own(c.nodes, e.nodeId) as NodeRecord).equivocated) return refuse('EQUIVOCATION', `${e.nodeId} is flagged for equivocation`);
