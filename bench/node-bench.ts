@@ -17,7 +17,6 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, openSync, closeSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,6 +24,7 @@ import { stringify } from 'yaml';
 import { ensureCa, issue } from '../node/certs.js';
 import { CustodyClient } from '../node/client.js';
 import { fetchStatus, spawnNode } from '../node/cluster.js';
+import { freePort, until } from '../node/probe.js';
 import { channelCredentials, identityOptions, loadTls, type TlsMaterial } from '../node/tls.js';
 
 const args = new Map<string, string>();
@@ -38,28 +38,6 @@ const ETCD_PROTO = fileURLToPath(new URL('../../bench/node-etcd-kv.proto', impor
 
 function say(line: string): void {
   process.stdout.write(`${line}\n`);
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      const p = typeof a === 'object' && a ? a.port : 0;
-      s.close(() => res(p));
-    });
-  });
-}
-
-async function until<T>(what: string, f: () => Promise<T | null>, timeoutMs = 60_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await f().catch(() => null);
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 /** What the load generator needs from a system under test. */
@@ -122,7 +100,7 @@ async function custodyTarget(dir: string, tls: TlsMaterial): Promise<Target> {
         const st = await Promise.all(among.map((id) => fetchStatus(http(id), 1_000)));
         const l = st.find((s) => s?.role === 'leader');
         return l && st.every((s) => s && s.leader === l.id && s.term === l.term) ? l.id : null;
-      }),
+      }, 60_000, 50),
     connect: (id) => {
       const c = new CustodyClient(`127.0.0.1:${(ports.get(id) as { grpc: number }).grpc}`, id, tls);
       return {
@@ -190,7 +168,7 @@ async function etcdTarget(dir: string, tls: TlsMaterial): Promise<Target> {
         if (!st.every((s) => s && s.leader === lid)) return null;
         const i = st.findIndex((s) => s && s.header.memberId === lid);
         return i >= 0 ? (among[i] as string) : null;
-      }),
+      }, 60_000, 50),
     connect: (id) => {
       const c = new pkg.etcdserverpb.KV(addr(id), creds, identityOptions(id)) as unknown as grpc.Client & {
         Put(r: object, o: grpc.CallOptions, cb: (e: grpc.ServiceError | null) => void): void;

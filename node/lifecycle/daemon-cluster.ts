@@ -8,7 +8,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { CustodyError } from '../../proto/errors.js';
@@ -20,18 +19,11 @@ import { ensureCa, issue } from '../certs.js';
 import { CLI_PATH } from '../cluster.js';
 import { AdminClient } from '../admin/client.js';
 import { startKernelProcess, type KernelProc } from './local-cluster.js';
+import { until } from '../probe.js';
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      const p = typeof a === 'object' && a ? a.port : 0;
-      s.close(() => resolve(p));
-    });
-  });
-}
+import { freePort } from '../probe.js';
+
+export { freePort };
 
 export interface DaemonNode {
   readonly id: string;
@@ -46,7 +38,7 @@ export class DaemonCluster {
   readonly genesis: Extract<LedgerEvent, { type: 'ClusterGenesis' }>;
   readonly certs: string;
 
-  private constructor(readonly dir: string, ids: string[], policy: ActPolicy, private readonly ports: number[]) {
+  private constructor(readonly dir: string, ids: string[], policy: ActPolicy, private readonly ports: number[], remoteTimeoutMs: number) {
     this.certs = join(dir, 'certs');
     this.approvers = [1, 2, 3].map((i) => makeApproverKey(`approver-${i}`));
     const seeds = ids.map(() => randomBytes(32));
@@ -75,16 +67,17 @@ export class DaemonCluster {
       writeFileSync(join(dir, `${id}.lifecycle.yaml`), [
         `# The lifecycle of node ${id} (node/lifecycle/node.ts)`,
         `admin: ${addr(i, 2)}`, 'peers:', ...ids.map((p, j) => `  ${p}: ${addr(j, 2)}`),
-        `identity: ${id}.identity`, `kernel: { socket: ${id}-kernel/run/kernel.sock }`, 'genesis: genesis.hex', 'remoteTimeoutMs: 5000', '',
+        `identity: ${id}.identity`, `kernel: { socket: ${id}-kernel/run/kernel.sock }`, 'genesis: genesis.hex', `remoteTimeoutMs: ${remoteTimeoutMs}`, '',
       ].join('\n'));
       this.nodes.push({ id, admin: addr(i, 2), daemon: null, kernel: null });
     });
   }
 
-  static async create(dir: string, policy: ActPolicy, n = 3): Promise<DaemonCluster> {
+  /** `remoteTimeoutMs`: how long a peer may take per lifecycle request (node/lifecycle/node.ts). */
+  static async create(dir: string, policy: ActPolicy, n = 3, remoteTimeoutMs = 5_000): Promise<DaemonCluster> {
     const ids = Array.from({ length: n }, (_, i) => `n${i + 1}`);
     const ports = await Promise.all(ids.flatMap(() => [freePort(), freePort(), freePort()]));
-    return new DaemonCluster(dir, ids, policy, ports);
+    return new DaemonCluster(dir, ids, policy, ports, remoteTimeoutMs);
   }
 
   node(id: string): DaemonNode {
@@ -126,10 +119,12 @@ export class DaemonCluster {
     for (const n of this.nodes) {
       const c = this.client(n.id, probeAs);
       try {
-        await waitFor(`node ${n.id} serving the genesis`, async () => (await c.status()).clusterId === this.genesis.clusterId, readyMs, () => {
-          const d = n.daemon;
-          if (d !== null && (d.exitCode !== null || d.signalCode !== null)) throw new CustodyError('INTERNAL', `node ${n.id} exited (${d.exitCode ?? d.signalCode}); see ${join(this.dir, `${n.id}.log`)}`);
-        });
+        const d = n.daemon;
+        const r = await until(`node ${n.id} serving the genesis`, async () => {
+          if (d !== null && (d.exitCode !== null || d.signalCode !== null)) return 'exited';
+          return (await c.status()).clusterId === this.genesis.clusterId ? 'serving' : null;
+        }, readyMs);
+        if (r === 'exited') throw new CustodyError('INTERNAL', `node ${n.id} exited (${d?.exitCode ?? d?.signalCode}); see ${join(this.dir, `${n.id}.log`)}`);
       } finally {
         c.close();
       }
@@ -163,20 +158,5 @@ export class DaemonCluster {
       p.kill('SIGTERM');
       await exited;
     }
-  }
-}
-
-async function waitFor(what: string, f: () => Promise<boolean>, timeoutMs: number, check: () => void): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  let last = '';
-  for (;;) {
-    check();
-    try {
-      if (await f()) return;
-    } catch (e) {
-      last = (e as Error).message;
-    }
-    if (Date.now() > end) throw new CustodyError('REMOTE_TIMEOUT', `timed out waiting for ${what} (${last})`);
-    await new Promise((r) => setTimeout(r, 100));
   }
 }

@@ -36,6 +36,7 @@ import { AdminBackend, type NotesSource } from '../admin/backend.js';
 import { AdminServer } from '../admin/server.js';
 import { ensureCa, issue } from '../certs.js';
 import { loadTls } from '../tls.js';
+import { until as pollUntil } from '../probe.js';
 
 export const KERNEL_BIN = fileURLToPath(new URL('../../kernel/bin.js', import.meta.url));
 
@@ -345,12 +346,7 @@ export class LocalCluster {
   }
 }
 
-export async function until<T>(what: string, f: () => T | null | undefined | false, timeoutMs = 60_000, stepMs = 20): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = f();
-    if (v) return v;
-    if (Date.now() > end) throw new CustodyError('REMOTE_TIMEOUT', `timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, stepMs));
-  }
+/** node/probe.ts `until`, polling every 20 ms: in-process clusters move fast. */
+export function until<T>(what: string, f: () => T | null | undefined | false, timeoutMs = 60_000, stepMs = 20): Promise<T> {
+  return pollUntil(what, f, timeoutMs, stepMs);
 }

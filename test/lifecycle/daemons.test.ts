@@ -8,119 +8,45 @@
  * Each daemon talks to its own kernel process over a Unix socket; killing a node kills both.
  */
 import t from 'tap';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ed25519 } from '@noble/curves/ed25519.js';
-import { decisionBodyFromCbor, decisionSigningBytes, ed25519Sign, makeApproverKey } from '../../ledger/decision.js';
+import { decisionBodyFromCbor, decisionSigningBytes, ed25519Sign } from '../../ledger/decision.js';
 import { decode, fromHex, toHex } from '../../ledger/encoding.js';
 import { ed25519GroupCommitment } from '../../ledger/signing-set.js';
 import { signingListDigest } from '../../kernel/kernel.js';
 import { KernelStore } from '../../kernel/store.js';
-import { encodeEvent, type LedgerEvent } from '../../ledger/events.js';
-import { ensureCa, issue } from '../../node/certs.js';
-import { AdminClient, type ActView } from '../../node/admin/client.js';
+import type { AdminClient, ActView } from '../../node/admin/client.js';
 import { issueOperatorCert } from '../../node/admin/roles.js';
+import { DaemonCluster } from '../../node/lifecycle/daemon-cluster.js';
+import { until } from '../../node/probe.js';
 import { CLI, OPERATORS, POLICY } from './harness.js';
-import { startKernelProcess, type KernelProc } from '../../node/lifecycle/local-cluster.js';
-import { rosterToJson } from '../../kernel/authority.js';
-import { eventCid } from '../../ledger/events.js';
-import { freePort } from '../../node/lifecycle/daemon-cluster.js';
 
-async function eventually<T>(what: string, f: () => Promise<T | null | undefined | false>, timeoutMs = 120_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last = '';
-  for (;;) {
-    try {
-      const v = await f();
-      if (v) return v;
-    } catch (e) {
-      last = (e as Error).message;
-    }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what} (${last})`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const eventually = <T>(what: string, f: () => Promise<T | null | undefined | false>, timeoutMs = 120_000): Promise<T> => until(what, f, timeoutMs);
 
 t.test('three daemons: lifecycle over the admin API; kill -9 of the leader mid-act completes each act exactly once, one signature per permit', { timeout: 900_000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'custody-daemons-'));
-  const certs = join(dir, 'certs');
-  ensureCa(certs);
-  const ids = ['n1', 'n2', 'n3'];
-  const ports = await Promise.all(ids.flatMap(() => [freePort(), freePort(), freePort()]));
-  const addr = (i: number, k: number) => `127.0.0.1:${ports[i * 3 + k]}`;
-  const approvers = [1, 2, 3].map((i) => makeApproverKey(`approver-${i}`));
-  const seeds = ids.map(() => randomBytes(32));
-  const genesis: LedgerEvent = {
-    type: 'ClusterGenesis', clusterId: `cluster-${randomBytes(3).toString('hex')}`,
-    nodes: ids.map((id, i) => ({ id, identityKey: ed25519.getPublicKey(seeds[i]!), passport: `${id}-p1` })),
-    roster: { approvers: approvers.map((a, i) => ({ id: a.id, publicKey: a.publicKey, roles: i === 2 ? ['governor', 'security'] : ['governor'] })), quorum: { threshold: 2, freezeThreshold: 1 } },
-    policy: POLICY,
-  };
-  writeFileSync(join(dir, 'genesis.hex'), toHex(encodeEvent(genesis)));
-  for (const [id, role] of Object.entries(OPERATORS)) issueOperatorCert(certs, id, role);
-  ids.forEach((id, i) => {
-    issue(certs, 'node', id, ['127.0.0.1', 'localhost']);
-    writeFileSync(join(dir, `${id}.identity`), toHex(seeds[i]!), { mode: 0o600 });
-    writeFileSync(join(dir, `${id}.yaml`), [
-      `id: ${id}`, `dataDir: data/${id}`, `listen: ${addr(i, 0)}`, `http: ${addr(i, 1)}`,
-      'peers:', ...ids.map((p, j) => `  ${p}: ${addr(j, 0)}`),
-      `tls: { ca: certs/ca.crt, cert: certs/${id}.crt, key: certs/${id}.key }`,
-      'raft: { tickMs: 50, electionTicks: 10, heartbeatTicks: 1 }', '',
-    ].join('\n'));
-    writeFileSync(join(dir, `${id}.lifecycle.yaml`), [
-      `admin: ${addr(i, 2)}`, 'peers:', ...ids.map((p, j) => `  ${p}: ${addr(j, 2)}`),
-      `identity: ${id}.identity`, `kernel: { socket: ${id}-kernel/run/kernel.sock }`, 'genesis: genesis.hex', 'remoteTimeoutMs: 3000', '',
-    ].join('\n'));
-  });
-
-  const kernels = new Map<string, KernelProc>();
-  const startKernel = async (id: string): Promise<void> => {
-    const kdir = join(dir, `${id}-kernel`);
-    mkdirSync(kdir, { recursive: true, mode: 0o700 });
-    if (!existsSync(join(kdir, 'kernel.key'))) writeFileSync(join(kdir, 'kernel.key'), randomBytes(32).toString('hex'), { mode: 0o600 });
-    writeFileSync(join(kdir, 'kernel.json'), JSON.stringify({
-      nodeId: id, socketPath: join(kdir, 'run', 'kernel.sock'), storeDir: join(kdir, 'store'), profile: 'software', software: { keyFile: join(kdir, 'kernel.key') },
-      genesis: { clusterId: genesis.type === 'ClusterGenesis' ? genesis.clusterId : '', genesisCid: toHex(eventCid(encodeEvent(genesis))), governanceEpoch: 0, roster: rosterToJson(genesis.type === 'ClusterGenesis' ? genesis.roster : (undefined as never)) },
-    }));
-    const k = await startKernelProcess(join(kdir, 'kernel.json'), id);
-    k.client.close(); // the daemon holds its own connection
-    kernels.set(id, k);
-  };
-  const procs = new Map<string, ChildProcess>();
-  const start = (id: string): void => {
-    const p = spawn(process.execPath, [CLI, 'node', '--config', join(dir, `${id}.yaml`)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const log = createWriteStream(join(dir, `${id}.log`), { flags: 'a' });
-    p.stdout?.pipe(log);
-    p.stderr?.pipe(log);
-    procs.set(id, p);
-  };
+  const cluster = await DaemonCluster.create(dir, POLICY, 3, 3_000);
+  const ids = cluster.nodes.map((n) => n.id);
+  const genesis = cluster.genesis;
+  for (const [id, role] of Object.entries(OPERATORS)) issueOperatorCert(cluster.certs, id, role);
   const clients: AdminClient[] = [];
   const client = (as: string, id: string): AdminClient => {
-    const i = ids.indexOf(id);
-    const c = new AdminClient(addr(i, 2), id, { ca: join(certs, 'ca.crt'), cert: join(certs, `${as}.crt`), key: join(certs, `${as}.key`) });
+    const c = cluster.client(id, as);
     clients.push(c);
     return c;
   };
   t.teardown(async () => {
     for (const c of clients) c.close();
-    for (const p of [...procs.values(), ...[...kernels.values()].map((k) => k.proc)]) {
-      if (p.exitCode === null && p.signalCode === null) {
-        p.kill('SIGTERM');
-        await new Promise((r) => p.once('exit', r));
-      }
-    }
+    await cluster.stop();
     // The daemons' logs tell what went wrong when a test fails.
     if (!t.passing()) for (const id of ids) t.comment(`--- ${id}.log (last lines)\n${readFileSync(join(dir, `${id}.log`), 'utf8').split('\n').slice(-40).join('\n')}`);
     rmSync(dir, { recursive: true, force: true });
   });
-  for (const id of ids) await startKernel(id);
-  for (const id of ids) start(id);
+  await cluster.start('audra', CLI, 120_000);
 
   const audra = (id: string) => client('audra', id);
-  for (const id of ids) await eventually(`${id} serves with the genesis`, async () => (await audra(id).status()).clusterId === genesis.clusterId);
   const served = await Promise.all(ids.map(async (id) => (await audra(id).status()).clusterId));
   t.same(served, ids.map(() => genesis.clusterId), 'three daemons up, each serving the genesis they were installed with');
 
@@ -128,7 +54,7 @@ t.test('three daemons: lifecycle over the admin API; kill -9 of the leader mid-a
     for (const a of who) {
       const c = client(a, id);
       const d = await c.getDecision(cid);
-      await c.approveDecision(cid, a, ed25519Sign(decisionSigningBytes(decisionBodyFromCbor(decode(new Uint8Array(d.bodyCbor)))), approvers.find((x) => x.id === a)!.secretKey));
+      await c.approveDecision(cid, a, ed25519Sign(decisionSigningBytes(decisionBodyFromCbor(decode(new Uint8Array(d.bodyCbor)))), cluster.approvers.find((x) => x.id === a)!.secretKey));
     }
   };
   const d = await client('kim', 'n1').proposeDecision(JSON.stringify({ kind: 'DkgAuthorized', keyId: 'k', scheme: 'ed25519', threshold: 2, participants: ids }));
@@ -149,13 +75,9 @@ t.test('three daemons: lifecycle over the admin API; kill -9 of the leader mid-a
   const opIds = ['k9-1', 'k9-2', 'k9-3'];
   for (const op of opIds) await client('cara', survivor).submitAct({ opId: op, keyId: 'k', asset: 'SOL', amount: '100', destination: 'sol-treasury', display: op });
   await client('audra', survivor).watch('k9-1', () => undefined, (v) => v.state !== 'Admitted', 30_000).catch(() => undefined);
-  procs.get(leaderId)!.kill('SIGKILL');
-  kernels.get(leaderId)!.proc.kill('SIGKILL');
-  const [daemonSignal] = await Promise.all([
-    new Promise<NodeJS.Signals | null>((r) => procs.get(leaderId)!.once('exit', (_code, signal) => r(signal))),
-    kernels.get(leaderId)!.exited,
-  ]);
-  t.equal(daemonSignal, 'SIGKILL', `leader ${leaderId} killed with SIGKILL (its kernel too)`);
+  const killed = cluster.node(leaderId).daemon!;
+  await cluster.kill(leaderId);
+  t.equal(killed.signalCode, 'SIGKILL', `leader ${leaderId} killed with SIGKILL (its kernel too)`);
 
   // A leader change: the survivors elect one of themselves; then the killed node restarts (kernel
   // first), as a supervisor would restart it, so a signing set it belongs to can still complete.
@@ -163,8 +85,8 @@ t.test('three daemons: lifecycle over the admin API; kill -9 of the leader mid-a
     const l = (await audra(survivor).status()).leader;
     return l !== '' && l !== leaderId;
   });
-  await startKernel(leaderId);
-  start(leaderId);
+  await cluster.startKernel(leaderId);
+  cluster.startDaemon(leaderId, CLI);
 
   const ends: ActView[] = [];
   for (const op of opIds) ends.push(await eventually(`${op} ends`, async () => {
@@ -198,14 +120,7 @@ t.test('three daemons: lifecycle over the admin API; kill -9 of the leader mid-a
   // signature for a permit would need a share over another list, or a second share of a kernel.
   const views = await Promise.all(['warm', ...opIds, 'after-restart'].map((op) => audra(survivor).showAct(op)));
   const groupKey = (await audra(survivor).status()).keys[0]!.publicKey;
-  for (const p of procs.values()) {
-    p.kill('SIGTERM');
-    await new Promise((r) => (p.exitCode !== null || p.signalCode !== null ? r(null) : p.once('exit', r)));
-  }
-  for (const k of kernels.values()) {
-    k.proc.kill('SIGTERM');
-    await k.exited;
-  }
+  await cluster.stop();
   /** hex(permit id) -> every share a kernel recorded under it. */
   const used = new Map<string, { nodeId: string; list: string; share: string; counter: number }[]>();
   for (const id of ids) {

@@ -4,6 +4,7 @@
  * snapshot, without processes or sockets.
  */
 import t from 'tap';
+import { until as pollUntil } from '../../node/probe.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -80,15 +81,7 @@ async function stopNode(hub: Hub, n: Node): Promise<void> {
   await n.storage.close();
 }
 
-async function until<T>(what: string, f: () => T | null | undefined | false, timeoutMs = 60_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+const until = <T>(what: string, f: () => T | null | undefined | false, timeoutMs = 60_000): Promise<T> => pollUntil(what, f, timeoutMs, 10);
 
 async function cluster(t: { teardown(f: () => unknown): void }, snapshotEvery = 10_000): Promise<{ hub: Hub; nodes: Node[] }> {
   const hub = new Hub();

@@ -5,7 +5,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
@@ -13,37 +12,20 @@ import { ensureCa, issue } from '../../node/certs.js';
 import { CustodyClient } from '../../node/client.js';
 import { CLI_PATH, fetchStatus, spawnNode, type HttpStatus } from '../../node/cluster.js';
 import { loadTls, type TlsMaterial } from '../../node/tls.js';
+import { until as pollUntil } from '../../node/probe.js';
 
 export interface TestLike {
   teardown(fn: () => unknown): void;
   comment(...args: unknown[]): void;
 }
 
-export async function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once('error', rej);
-    s.listen(0, host, () => {
-      const a = s.address();
-      const p = typeof a === 'object' && a ? a.port : 0;
-      s.close(() => res(p));
-    });
-  });
-}
+import { freePort } from '../../node/probe.js';
 
-export async function until<T>(what: string, f: () => Promise<T | null | undefined | false> | T | null | undefined | false, timeoutMs = 180_000, everyMs = 100): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown = null;
-  for (;;) {
-    try {
-      const v = await f();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
+export { freePort };
+
+/** node/probe.ts `until`, with the generous default these multi-process tests want. */
+export function until<T>(what: string, f: () => Promise<T | null | undefined | false> | T | null | undefined | false, timeoutMs = 180_000, everyMs = 100): Promise<T> {
+  return pollUntil(what, f, timeoutMs, everyMs);
 }
 
 export interface RaftOverrides {

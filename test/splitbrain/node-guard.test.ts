@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import t from 'tap';
+import { until as pollUntil } from '../../node/probe.js';
 import { ScriptedCluster } from '../../ledger/index.js';
 import { RaftCore } from '../../raft/core/raft.js';
 import { SeededRng } from '../../raft/core/rng.js';
@@ -121,15 +122,7 @@ async function stop(net: Net, n: Node): Promise<void> {
   await n.storage.close();
 }
 
-async function until<T>(what: string, f: () => T | null | undefined | false | Promise<T | null | undefined | false>, timeoutMs = 60_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+const until = <T>(what: string, f: () => T | null | undefined | false | Promise<T | null | undefined | false>, timeoutMs = 60_000): Promise<T> => pollUntil(what, f, timeoutMs, 10);
 
 async function cluster(t: { teardown(f: () => unknown): void }): Promise<{ net: Net; nodes: Node[]; dirs: string[] }> {
   const net = new Net();
@@ -228,8 +221,8 @@ t.test('a node whose store went backwards withholds its vote and raises the roll
   const restored = await start(net, victim.id, dirs[vi] as string);
   await until('the peers told it', () => restored.guard.monitor.gate.verdict().kind === 'rolled_back');
   t.match(restored.logs.join('\n'), /stored state went backwards/, 'it says so');
-  await until('recovery begun', () => restored.logs.some((l) => /^recovering: .*witnessed this node beyond its stored state/.test(l)));
-  t.ok(restored.logs.some((l) => /^recovering: /.test(l)), 'and recovers as a wiped node does: no votes until it holds what was committed');
+  await until('recovery begun', () => restored.logs.some((l) => /^recovering because .*witnessed this node beyond its stored state/.test(l)));
+  t.ok(restored.logs.some((l) => /^recovering because /.test(l)), 'and recovers as a wiped node does: no votes until it holds what was committed');
   t.equal(await metricValue(restored, /^custody_split_brain_active\{kind="rollback"\} (\d+)/m), 1, 'custody_split_brain_active{kind="rollback"} is 1');
   // The others elect without it: cut the leader off; the victim is then needed for any majority
   // only once it caught up, and it must not vote before.
