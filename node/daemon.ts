@@ -22,7 +22,7 @@ import { faultsSet, type NodeConfig } from './config.js';
 import { KvApp } from './kv.js';
 import { existsSync } from 'node:fs';
 import { LedgerApp } from './ledger-app.js';
-import { lifecycleConfigPath, loadLifecycleConfig, startNodeLifecycle } from './lifecycle/node.js';
+import { lifecycleConfigPath, loadLifecycleConfig, startNodeLifecycle, type LifecycleConfig } from './lifecycle/node.js';
 import { DriverLedgerPort } from './lifecycle/driver-ledger.js';
 import { decodeEvent } from '../ledger/events.js';
 import { ledgerSource } from './splitbrain/ledger-source.js';
@@ -59,11 +59,13 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
   if (tls.id !== cfg.id || tls.role !== 'node') {
     throw new CustodyError('CONFIG_INVALID', `${cfg.file}: tls.cert: the certificate names ${tls.id} (role ${tls.role ?? 'none'}), not node ${cfg.id}`);
   }
+  // A ledger node (with the lifecycle) has `<config>.lifecycle.yaml`; read once, refused before the store opens.
+  const lifecycleFile = lifecycleConfigPath(cfg.file);
+  const lifecycleCfg = existsSync(lifecycleFile) ? loadLifecycleConfig(lifecycleFile) : null;
   const bootstrapConf: ConfState = { voters: [...cfg.peers.keys()].sort(), learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false };
   const storage = await LevelStorage.open({ dir: cfg.dataDir, bootstrapConf, recoveryHint: recoveryHint(cfg.file) });
   const metrics = new NodeMetrics();
-  const ledgerNode = existsSync(lifecycleConfigPath(cfg.file));
-  const app = ledgerNode ? new LedgerApp() : new KvApp();
+  const app = lifecycleCfg ? new LedgerApp() : new KvApp();
   const transport = new PeerTransport(cfg.id, cfg.peers, tls, metrics.transportHooks, log);
   // Declared before the driver exists: the catalog reads it lazily, at scrape time.
   let driverRef: Driver | null = null;
@@ -79,7 +81,7 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
     stored: storage.appValue(WITNESS_KEY),
     logLossExpected: storage.appValue(META_RECOVERING) !== undefined,
     trustStore: opts.trustStore === true,
-    identity: ledgerNode && app instanceof LedgerApp ? nodeIdentity(cfg.file, app) : null,
+    identity: lifecycleCfg && app instanceof LedgerApp ? nodeIdentity(lifecycleCfg, app) : null,
     metrics: catalog,
     log,
   });
@@ -149,7 +151,7 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
       if (ev !== null && 'statement' in ev) guard.statementInLog(ev.statement);
     });
   }
-  const lifecycle = app instanceof LedgerApp ? await startNodeLifecycle({ nodeId: cfg.id, configFile: cfg.file, driver, app, tls, log, metrics: catalog }) : null;
+  const lifecycle = lifecycleCfg && app instanceof LedgerApp ? await startNodeLifecycle({ nodeId: cfg.id, config: lifecycleCfg, driver, app, tls, log, metrics: catalog }) : null;
   const http = createServer((req, res) => {
     void (async () => {
       const url = (req.url ?? '/').split('?')[0];
@@ -225,10 +227,8 @@ function durableStateOf(storage: LevelStorage): { term: number; vote: string | n
  * config's identity seed), and the roster's keys to check others' statements: the ledger's node
  * records once it has them, the genesis the node was installed with before.
  */
-function nodeIdentity(configFile: string, app: LedgerApp): NodeIdentity {
-  const lc = loadLifecycleConfig(lifecycleConfigPath(configFile));
-  const genesis = decodeEvent(lc.genesis);
-  if (genesis.type !== 'ClusterGenesis') throw new CustodyError('CONFIG_INVALID', `${lifecycleConfigPath(configFile)}: genesis is a ${genesis.type}, not a ClusterGenesis`);
+function nodeIdentity(lc: LifecycleConfig, app: LedgerApp): NodeIdentity {
+  const genesis = lc.genesisEvent;
   return {
     clusterId: genesis.clusterId,
     secretKey: lc.identitySecretKey,

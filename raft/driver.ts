@@ -291,10 +291,7 @@ export class Driver {
         for (const k of st.appKeys()) if (k.startsWith(SM_PREFIX)) yield k.slice(SM_PREFIX.length);
       },
     );
-    if (st.appValue(META_RECOVERING)) {
-      this.recovering = { leaderCommit: null, lastIndexSeen: st.lastIndex(), lastProgressMs: this.o.clock.now(), done: false };
-      this.o.log?.('recovering after a wipe: this node grants no votes until it holds everything committed');
-    }
+    if (st.appValue(META_RECOVERING)) this.beginRecovery('after a wipe');
     const snapIndex = st.snapshot().meta.index;
     assert(this.appliedIndex >= snapIndex, `applied index ${this.appliedIndex} is at or past the snapshot ${snapIndex}`);
     // The application's applied index is durable with its state, so the core resumes right after
@@ -422,11 +419,14 @@ export class Driver {
    */
   recover(why: string): void {
     this.inbox.push(() => {
-      if (this.recovering) return;
-      this.recovering = { leaderCommit: null, lastIndexSeen: this.o.storage.lastIndex(), lastProgressMs: this.o.clock.now(), done: false };
-      this.o.log?.(`recovering: ${why}; this node grants no votes until it holds everything committed`);
+      if (!this.recovering) this.beginRecovery(why);
     });
     this.kick();
+  }
+
+  private beginRecovery(why: string): void {
+    this.recovering = { leaderCommit: null, lastIndexSeen: this.o.storage.lastIndex(), lastProgressMs: this.o.clock.now(), done: false };
+    this.o.log?.(`recovering ${why}: this node grants no votes until it holds everything committed`);
   }
 
   /** The durable Raft state as of the last persisted batch. */

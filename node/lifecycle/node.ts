@@ -17,14 +17,14 @@
  *                                      # identical on every node; the leader proposes it once
  *   remoteTimeoutMs: 5000              # optional: how long a peer may take per request
  */
-import { readFileSync, existsSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse } from 'yaml';
 import { CustodyError } from '../../proto/errors.js';
 import type { Driver } from '../../raft/driver.js';
 import { KernelClient } from '../../kernel/client.js';
 import { fromHex } from '../../ledger/encoding.js';
-import { decodeEvent, eventCid } from '../../ledger/events.js';
+import { decodeEvent, eventCid, type LedgerEvent } from '../../ledger/events.js';
 import type { LedgerApp } from '../ledger-app.js';
 import type { TlsMaterial } from '../tls.js';
 import { AdminBackend } from '../admin/backend.js';
@@ -43,7 +43,9 @@ export interface LifecycleConfig {
   readonly peers: ReadonlyMap<string, string>;
   readonly identitySecretKey: Uint8Array;
   readonly kernel: { readonly socket: string } | 'twin';
+  /** The genesis as installed (canonical CBOR) and decoded. */
   readonly genesis: Uint8Array;
+  readonly genesisEvent: Extract<LedgerEvent, { type: 'ClusterGenesis' }>;
   readonly remoteTimeoutMs: number;
 }
 
@@ -72,7 +74,15 @@ export function loadLifecycleConfig(file: string): LifecycleConfig {
   const genesisHex = readFileSync(resolve(base, s(d.genesis, 'genesis')), 'utf8').trim();
   const remoteTimeoutMs = d.remoteTimeoutMs === undefined ? 5_000 : Number(d.remoteTimeoutMs);
   if (!Number.isInteger(remoteTimeoutMs) || remoteTimeoutMs < 100 || remoteTimeoutMs > 120_000) throw bad('remoteTimeoutMs', 'an integer in [100, 120000]');
-  return { admin: s(d.admin, 'admin'), peers, identitySecretKey: fromHex(seedHex), kernel, genesis: fromHex(genesisHex), remoteTimeoutMs };
+  const genesis = fromHex(genesisHex);
+  let genesisEvent: LedgerEvent;
+  try {
+    genesisEvent = decodeEvent(genesis);
+  } catch (e) {
+    throw bad('genesis', (e as Error).message);
+  }
+  if (genesisEvent.type !== 'ClusterGenesis') throw bad('genesis', `a ${genesisEvent.type}, not a ClusterGenesis`);
+  return { admin: s(d.admin, 'admin'), peers, identitySecretKey: fromHex(seedHex), kernel, genesis, genesisEvent, remoteTimeoutMs };
 }
 
 export interface NodeLifecycle {
@@ -80,16 +90,10 @@ export interface NodeLifecycle {
   stop(): Promise<void>;
 }
 
-/**
- * Starts the lifecycle of a daemon if `<config>.lifecycle.yaml` exists; returns null otherwise.
- * `app` must be the driver's application.
- */
-export async function startNodeLifecycle(o: { nodeId: string; configFile: string; driver: Driver; app: LedgerApp; tls: TlsMaterial; log: (l: string) => void; metrics?: CatalogMetrics }): Promise<NodeLifecycle | null> {
-  const file = lifecycleConfigPath(o.configFile);
-  if (!existsSync(file)) return null;
-  const cfg = loadLifecycleConfig(file);
-  const genesis = decodeEvent(cfg.genesis);
-  if (genesis.type !== 'ClusterGenesis') throw new CustodyError('CONFIG_INVALID', `${file}: genesis is a ${genesis.type}, not a ClusterGenesis`);
+/** Starts the lifecycle of a daemon configured by `cfg` (loadLifecycleConfig). `app` must be the driver's application. */
+export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleConfig; driver: Driver; app: LedgerApp; tls: TlsMaterial; log: (l: string) => void; metrics?: CatalogMetrics }): Promise<NodeLifecycle> {
+  const cfg = o.config;
+  const genesis = cfg.genesisEvent;
   const ledger = new DriverLedgerPort(o.nodeId, o.driver, o.app);
   let kernel: KernelPort;
   let closeKernel = (): void => undefined;

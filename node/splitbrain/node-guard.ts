@@ -31,7 +31,6 @@ import type { AppWrite } from '../../raft/storage/leveldb.js';
 import type { DurableRaftState, VoteGuard } from '../../raft/driver.js';
 import type { Message, NodeId } from '../../raft/core/types.js';
 import type { CatalogMetrics } from '../metrics-catalog.js';
-import { describeAlarm } from './detector.js';
 import { signLeaderAnnouncement, signVote, type EquivocationEvidence, type SignedStatement } from './equivocation.js';
 import { decodeExchange, encodeExchange } from './exchange.js';
 import { SplitBrainMonitor } from './monitor.js';
@@ -105,7 +104,6 @@ export class NodeGuard implements VoteGuard {
   private timer: NodeJS.Timeout | null = null;
   /** Evidence waiting for the ledger's ruling, by a key of the pair. */
   private readonly evidence = new Map<string, { ev: EquivocationEvidence; inFlight: boolean }>();
-  private lastWithheld: boolean | null = null;
   private recoveryAsked = false;
 
   constructor(private readonly o: NodeGuardOptions) {
@@ -144,11 +142,6 @@ export class NodeGuard implements VoteGuard {
       ok = true;
       this.o.metrics?.rollbackVoteWithheld.set(0);
     }
-    if (ok !== this.lastWithheld) {
-      // Said once per change: the verdict lines come from the monitor, this marks the gate itself.
-      if (this.lastWithheld !== null) this.o.log(`${this.o.self}: ${ok ? 'voting again: the rollback gate is open' : 'vote withheld by the rollback gate'}`);
-      this.lastWithheld = ok;
-    }
     return ok;
   }
 
@@ -176,7 +169,7 @@ export class NodeGuard implements VoteGuard {
   statementInLog(s: SignedStatement): void {
     if (!this.o.identity) return;
     this.monitor.statement(s);
-    for (const ev of this.monitor.takeEvidence()) this.queueEvidence(ev);
+    this.collectEvidence();
   }
 
   // --- the exchange ---
@@ -205,11 +198,9 @@ export class NodeGuard implements VoteGuard {
     const out = this.monitor.incoming(peer, d);
     if (out.verdict?.kind === 'rolled_back' && !this.recoveryAsked) {
       this.recoveryAsked = true;
-      this.io?.onRolledBack?.(`${peer} witnessed this node beyond its stored state (restored from an old copy?)`);
+      this.io?.onRolledBack?.(`because ${peer} witnessed this node beyond its stored state (restored from an old copy?)`);
     }
-    for (const a of out.alarms) this.o.log(`split-brain: ${describeAlarm(a)}`);
-    for (const ev of out.evidence) this.queueEvidence(ev);
-    for (const ev of this.monitor.takeEvidence()) this.queueEvidence(ev);
+    this.collectEvidence(); // the monitor logged any alarm and counted it
     // A peer that asks what this node witnessed of it is waiting to vote: answer now.
     if (d.ok && d.exchange.query) this.sendTo(peer);
   }
@@ -219,8 +210,8 @@ export class NodeGuard implements VoteGuard {
     if (!io) return;
     this.monitor.observeLocal(this.own(io));
     for (const p of io.peers) this.sendTo(p);
-    for (const ev of this.monitor.takeEvidence()) this.queueEvidence(ev);
-    this.proposeEvidence();
+    this.collectEvidence();
+    this.proposeEvidence(); // retries what could not be placed before
   }
 
   private own(io: NodeGuardIo): { node: NodeId; term: number; leader: NodeId | null; appliedIndex: number; stateRoot: string } {
@@ -236,11 +227,16 @@ export class NodeGuard implements VoteGuard {
 
   // --- evidence to the ledger ---
 
-  private queueEvidence(ev: EquivocationEvidence): void {
-    const key = `${ev.first.nodeId}|${ev.first.kind}|${Buffer.from(ev.first.signature).toString('hex')}|${Buffer.from(ev.second.signature).toString('hex')}`;
-    if (this.evidence.has(key) || this.evidence.size >= limits.evidencePendingMax) return;
-    this.evidence.set(key, { ev, inFlight: false });
-    this.proposeEvidence();
+  /** Moves what the monitor found into the queue of evidence waiting for the ledger's ruling. */
+  private collectEvidence(): void {
+    let added = false;
+    for (const ev of this.monitor.takeEvidence()) {
+      const key = `${ev.first.nodeId}|${ev.first.kind}|${Buffer.from(ev.first.signature).toString('hex')}|${Buffer.from(ev.second.signature).toString('hex')}`;
+      if (this.evidence.has(key) || this.evidence.size >= limits.evidencePendingMax) continue;
+      this.evidence.set(key, { ev, inFlight: false });
+      added = true;
+    }
+    if (added) this.proposeEvidence();
   }
 
   private proposeEvidence(): void {
