@@ -92,11 +92,19 @@ export const ledger = {
 // node/lifecycle/ — coordinator and participants of the signing acts
 // ---------------------------------------------------------------------------------------------
 export const lifecycle = {
+  /** How long a peer may take per lifecycle request (a nonce commitment, a share) by default... */
+  remoteTimeoutMsDefault: 5_000,
+  /** ... and the range `remoteTimeoutMs` may be set to in `<node>.lifecycle.yaml`. */
+  remoteTimeoutMsMin: 100,
+  remoteTimeoutMsMax: 120_000,
   /**
    * Longest a coordinator keeps asking the members of a signing set fixed in the ledger for their
    * shares (a member restarting, a new leader resuming) before it aborts the act REMOTE_TIMEOUT.
    */
   signingSetWaitMsDefault: 60_000,
+  /** The range `signingSetWaitMs` may be set to in `<node>.lifecycle.yaml`. */
+  signingSetWaitMsMin: 1_000,
+  signingSetWaitMsMax: 3_600_000,
   /** Pause between two requests to a member of a fixed signing set that has not answered. */
   signingSetRetryMs: 250,
 } as const;

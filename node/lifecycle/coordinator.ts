@@ -157,7 +157,7 @@ export class Coordinator {
   }
 
   get remoteTimeoutMs(): number {
-    return this.o.remoteTimeoutMs ?? 5_000;
+    return this.o.remoteTimeoutMs ?? lifecycle.remoteTimeoutMsDefault;
   }
 
   get signingSetWaitMs(): number {

@@ -331,15 +331,21 @@ export class LocalCluster {
     await n.storage.close();
   }
 
+  /**
+   * Stops every node's consensus first and only then the kernels, so no node still applying the
+   * log hands a decision to a kernel that has already gone.
+   */
   async close(): Promise<void> {
-    for (const n of this.nodes) {
-      if (!n.up) continue;
+    const up = this.nodes.filter((n) => n.up);
+    for (const n of up) {
       n.up = false;
       n.coordinator.stop();
       n.participant.stop();
       await n.adminServer?.stop(1_000);
       await n.driver.stop().catch(() => undefined);
       this.hub.drivers.delete(n.id);
+    }
+    for (const n of up) {
       await n.kernel.stop();
       await n.storage.close().catch(() => undefined);
     }

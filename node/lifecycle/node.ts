@@ -16,11 +16,14 @@
  *   genesis: genesis.hex               # the ClusterGenesis event (hex of its canonical CBOR),
  *                                      # identical on every node; the leader proposes it once
  *   remoteTimeoutMs: 5000              # optional: how long a peer may take per request
+ *   signingSetWaitMs: 60000            # optional: how long a signing set fixed in the ledger
+ *                                      # waits for a silent member before the act aborts
  */
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse } from 'yaml';
 import { CustodyError } from '../../proto/errors.js';
+import { lifecycle as limits } from '../../proto/limits.js';
 import type { Driver } from '../../raft/driver.js';
 import { KernelClient } from '../../kernel/client.js';
 import { fromHex } from '../../ledger/encoding.js';
@@ -47,6 +50,7 @@ export interface LifecycleConfig {
   readonly genesis: Uint8Array;
   readonly genesisEvent: Extract<LedgerEvent, { type: 'ClusterGenesis' }>;
   readonly remoteTimeoutMs: number;
+  readonly signingSetWaitMs: number;
 }
 
 export function lifecycleConfigPath(nodeConfigFile: string): string {
@@ -72,8 +76,13 @@ export function loadLifecycleConfig(file: string): LifecycleConfig {
   if (!/^[0-9a-f]{64}$/.test(seedHex)) throw bad('identity', 'the file must hold a 32-byte hex seed');
   const kernel = d.kernel === 'twin' ? 'twin' as const : { socket: resolve(base, s((d.kernel as { socket?: unknown } | undefined)?.socket, 'kernel.socket')) };
   const genesisHex = readFileSync(resolve(base, s(d.genesis, 'genesis')), 'utf8').trim();
-  const remoteTimeoutMs = d.remoteTimeoutMs === undefined ? 5_000 : Number(d.remoteTimeoutMs);
-  if (!Number.isInteger(remoteTimeoutMs) || remoteTimeoutMs < 100 || remoteTimeoutMs > 120_000) throw bad('remoteTimeoutMs', 'an integer in [100, 120000]');
+  const ms = (f: 'remoteTimeoutMs' | 'signingSetWaitMs', dflt: number, min: number, max: number): number => {
+    const v = d[f] === undefined ? dflt : Number(d[f]);
+    if (!Number.isInteger(v) || v < min || v > max) throw bad(f, `an integer in [${min}, ${max}]`);
+    return v;
+  };
+  const remoteTimeoutMs = ms('remoteTimeoutMs', limits.remoteTimeoutMsDefault, limits.remoteTimeoutMsMin, limits.remoteTimeoutMsMax);
+  const signingSetWaitMs = ms('signingSetWaitMs', limits.signingSetWaitMsDefault, limits.signingSetWaitMsMin, limits.signingSetWaitMsMax);
   const genesis = fromHex(genesisHex);
   let genesisEvent: LedgerEvent;
   try {
@@ -82,7 +91,7 @@ export function loadLifecycleConfig(file: string): LifecycleConfig {
     throw bad('genesis', (e as Error).message);
   }
   if (genesisEvent.type !== 'ClusterGenesis') throw bad('genesis', `a ${genesisEvent.type}, not a ClusterGenesis`);
-  return { admin: s(d.admin, 'admin'), peers, identitySecretKey: fromHex(seedHex), kernel, genesis, genesisEvent, remoteTimeoutMs };
+  return { admin: s(d.admin, 'admin'), peers, identitySecretKey: fromHex(seedHex), kernel, genesis, genesisEvent, remoteTimeoutMs, signingSetWaitMs };
 }
 
 export interface NodeLifecycle {
@@ -107,7 +116,7 @@ export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleC
   const exchange = new PeerExchange(peerClients, o.log);
   const participant = new LifecycleParticipant({ nodeId: o.nodeId, identitySecretKey: cfg.identitySecretKey, ledger, kernel, exchange, log: o.log });
   const ports = new Map<string, ParticipantPort>([[o.nodeId, participant], ...peerClients.map((p) => [p.nodeId, new RemoteParticipant(p.nodeId, p, cfg.remoteTimeoutMs)] as const)]);
-  const coordinator = new Coordinator({ nodeId: o.nodeId, ledger, exchange, participants: ports, log: o.log, remoteTimeoutMs: cfg.remoteTimeoutMs });
+  const coordinator = new Coordinator({ nodeId: o.nodeId, ledger, exchange, participants: ports, log: o.log, remoteTimeoutMs: cfg.remoteTimeoutMs, signingSetWaitMs: cfg.signingSetWaitMs });
   const backend = new AdminBackend(o.nodeId, ledger, coordinator, cfg.identitySecretKey);
   const server = new AdminServer({ listen: cfg.admin, tls: o.tls, backend, log: o.log, peer: peerHandlers({ participant, exchange, isNode: (id) => cfg.peers.has(id) }) });
   const adminPort = await server.start();

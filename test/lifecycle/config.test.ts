@@ -1,0 +1,71 @@
+/**
+ * `<node>.lifecycle.yaml` is validated field by field as the daemon starts: relative paths resolve
+ * against the file's folder, the two timing options default from proto/limits.ts and are refused
+ * CONFIG_INVALID outside their range, and a file that is not a genesis is refused by name.
+ */
+import t from 'tap';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DaemonCluster } from '../../node/lifecycle/daemon-cluster.js';
+import { loadLifecycleConfig } from '../../node/lifecycle/node.js';
+import { CustodyError } from '../../proto/errors.js';
+import { lifecycle as limits } from '../../proto/limits.js';
+import { POLICY } from './harness.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'custody-lifecycle-config-'));
+t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+const cluster = await DaemonCluster.create(dir, POLICY, 3, 3_000);
+const written = readFileSync(join(dir, 'n1.lifecycle.yaml'), 'utf8');
+
+/** Loads `text` (n1's lifecycle file by default) with its remoteTimeoutMs line replaced by `extra`. */
+function load(extra: string, text = written): string | ReturnType<typeof loadLifecycleConfig> {
+  const file = join(dir, 'variant.lifecycle.yaml');
+  writeFileSync(file, text.replace(/^remoteTimeoutMs: .*$/m, extra));
+  try {
+    return loadLifecycleConfig(file);
+  } catch (e) {
+    return e instanceof CustodyError ? `${e.reason} ${e.detail}` : `thrown ${String(e)}`;
+  }
+}
+
+t.test('the written file loads: paths resolve beside it, the genesis decodes, timings default', async (t) => {
+  const c = load('');
+  if (typeof c === 'string') throw new Error(c);
+  t.same([...c.peers.keys()], ['n1', 'n2', 'n3']);
+  t.same(c.kernel, { socket: join(dir, 'n1-kernel/run/kernel.sock') });
+  t.equal(c.genesisEvent.clusterId, cluster.genesis.clusterId);
+  t.equal(c.identitySecretKey.length, 32);
+  t.equal(c.remoteTimeoutMs, limits.remoteTimeoutMsDefault);
+  t.equal(c.signingSetWaitMs, limits.signingSetWaitMsDefault);
+});
+
+t.test('both timings are taken when in range and refused by name when not', async (t) => {
+  const c = load('remoteTimeoutMs: 2500\nsigningSetWaitMs: 90000');
+  if (typeof c === 'string') throw new Error(c);
+  t.equal(c.remoteTimeoutMs, 2_500);
+  t.equal(c.signingSetWaitMs, 90_000);
+  const cases: [string, string][] = [
+    [`remoteTimeoutMs: ${limits.remoteTimeoutMsMin - 1}`, 'remoteTimeoutMs'],
+    [`remoteTimeoutMs: ${limits.remoteTimeoutMsMax + 1}`, 'remoteTimeoutMs'],
+    ['remoteTimeoutMs: soon', 'remoteTimeoutMs'],
+    ['remoteTimeoutMs: 1500.5', 'remoteTimeoutMs'],
+    [`signingSetWaitMs: ${limits.signingSetWaitMsMin - 1}`, 'signingSetWaitMs'],
+    [`signingSetWaitMs: ${limits.signingSetWaitMsMax + 1}`, 'signingSetWaitMs'],
+  ];
+  for (const [line, field] of cases) {
+    const r = load(line);
+    t.match(r, new RegExp(`^CONFIG_INVALID .*variant\\.lifecycle\\.yaml: ${field}: an integer in \\[`), line);
+  }
+});
+
+t.test('a genesis that does not decode, a missing field or a file that is not YAML is refused CONFIG_INVALID', async (t) => {
+  writeFileSync(join(dir, 'garbage.hex'), 'a1ff00');
+  t.match(load('', written.replace(/^genesis: .*$/m, 'genesis: garbage.hex')), /^CONFIG_INVALID .*: genesis: /);
+  const noPeers = join(dir, 'no-peers.lifecycle.yaml');
+  writeFileSync(noPeers, written.replace(/^peers:\n(  .*\n)+/m, ''));
+  t.throws(() => loadLifecycleConfig(noPeers), { reason: 'CONFIG_INVALID', message: /peers: required/ });
+  const notYaml = join(dir, 'broken.lifecycle.yaml');
+  writeFileSync(notYaml, 'admin: [127.0.0.1\n');
+  t.throws(() => loadLifecycleConfig(notYaml), { reason: 'CONFIG_INVALID', message: /\(file\)/ });
+});
