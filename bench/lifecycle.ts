@@ -131,9 +131,9 @@ async function main(): Promise<void> {
     const seqMs: number[] = [];
     for (let i = 0; i < acts; i++) seqMs.push(await oneAct());
     progress(`sequential: ${seqMs.length} acts`);
-    const dump = setInterval(() => progress(JSON.stringify(Object.values(l.ledger.state().cluster!.ops).slice(-6).map((o) => [o.opId, o.state, o.reason]))), 5000);
-    const t0 = performance.now();
     const parMs: number[] = [];
+    const dump = setInterval(() => progress(`concurrent: ${parMs.length} of ${acts} acts published`), 5000);
+    const t0 = performance.now();
     let left = acts;
     await Promise.all(Array.from({ length: concurrency }, async () => {
       while (left-- > 0) parMs.push(await oneAct());

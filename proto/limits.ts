@@ -107,6 +107,8 @@ export const lifecycle = {
   signingSetWaitMsMax: 3_600_000,
   /** Pause between two requests to a member of a fixed signing set that has not answered. */
   signingSetRetryMs: 250,
+  /** Longest a stopping participant waits for the kernel calls it already queued. */
+  kernelDrainMs: 2_000,
 } as const;
 
 // ---------------------------------------------------------------------------------------------

@@ -323,7 +323,7 @@ export class LocalCluster {
     n.up = false;
     this.hub.cut.add(id);
     n.coordinator.stop();
-    n.participant.stop();
+    void n.participant.stop(); // a crash waits for nothing
     await n.adminServer?.stop(0);
     await n.kernel.crash();
     await n.driver.stop();
@@ -340,7 +340,7 @@ export class LocalCluster {
     for (const n of up) {
       n.up = false;
       n.coordinator.stop();
-      n.participant.stop();
+      await n.participant.stop();
       await n.adminServer?.stop(1_000);
       await n.driver.stop().catch(() => undefined);
       this.hub.drivers.delete(n.id);

@@ -138,7 +138,7 @@ export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleC
       stopped = true;
       clearInterval(genesisTimer);
       coordinator.stop();
-      participant.stop();
+      await participant.stop();
       exchange.close();
       await server.stop(2_000);
       for (const p of peerClients) p.close();

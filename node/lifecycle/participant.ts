@@ -19,6 +19,7 @@
  */
 import { createHash } from 'node:crypto';
 import { CustodyError } from '../../proto/errors.js';
+import { lifecycle as lifecycleLimits } from '../../proto/limits.js';
 import { type CborValue, bytesEqual, decode, digest, encode, toHex } from '../../ledger/encoding.js';
 import { decisionToCbor, type GovernanceDecision } from '../../ledger/decision.js';
 import { type LedgerEvent, decodeEvent, signStatement, statementFromCbor, statementToCbor, verifyStatement } from '../../ledger/events.js';
@@ -161,9 +162,16 @@ export class LifecycleParticipant implements ParticipantPort {
     this.kick();
   }
 
-  stop(): void {
+  /**
+   * Stops reacting to the ledger, then waits for the kernel calls already queued (a decision just
+   * forwarded) to finish, at most lifecycle.kernelDrainMs, so the kernel can be stopped after.
+   */
+  async stop(): Promise<void> {
     this.stopped = true;
     for (const u of this.unsubs.splice(0)) u();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.queue, new Promise<void>((r) => { timer = setTimeout(r, lifecycleLimits.kernelDrainMs); timer.unref(); })]);
+    clearTimeout(timer);
   }
 
   /** Every kernel call of this participant goes through one queue, in order. */
