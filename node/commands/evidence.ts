@@ -6,7 +6,8 @@
  * Links, in order: 0 the bundle itself (format, act, approval), 1 AdmissionReceipt,
  * 2 PermitReceipt, 3 PublicationReceipt (ledger/receipts.ts), then, when the bundle carries one,
  * the signature block (the released signature verifies under the group key and is the one the
- * PublicationReceipt names; node/lifecycle/evidence.ts).
+ * PublicationReceipt names; for ed25519 it was aggregated over the listed signing set;
+ * node/lifecycle/evidence.ts).
  */
 import { readFileSync } from 'node:fs';
 import type { CommandModule } from 'yargs';
@@ -29,6 +30,8 @@ export function verifyEvidence(bundle: unknown): EvidenceVerdict {
     const s = verifyBundleSignature(b);
     if (!s.ok) return { ok: false, link: links.length + 1, name: 'signature', reason: s.reason, detail: s.detail };
     links.push('signature');
+    const signers = b.signature.signers;
+    if (signers !== undefined) links.push(`signers ${signers.map((m) => m.node).join('+')} (${b.signature.ciphersuite === 'ed25519' ? 'the signature\'s R is their group commitment' : 'listed; the ledger fixed them'})`);
   }
   return { ok: true, opId: b.opId, clusterId: b.clusterId, links };
 }

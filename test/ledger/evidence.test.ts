@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { evidenceBundle } from '../../node/lifecycle/evidence.js';
+import { evidenceBundle, verifyBundleSignature, type Bundle, type SignatureBlock, type SignerEntry } from '../../node/lifecycle/evidence.js';
 import { verifyEvidence } from '../../node/commands/evidence.js';
 import { ScriptedCluster, exportEvidenceBundle, verifyEvidenceBundle, digest, fromHex, toHex, type EvidenceBundle, type GovernanceDecision } from '../../ledger/index.js';
 
@@ -97,10 +97,32 @@ t.test('dropped, reordered or foreign receipts and a changed act are refused', a
 t.test('a bundle with the released signature verifies it under the group key; a changed signature breaks that link', async (t) => {
   const { s, approval } = publishedCluster();
   const full = JSON.parse(JSON.stringify(evidenceBundle(s.state.cluster!, 'op-1', approval))) as EvidenceBundle & { signature: { signature: string } };
-  t.same(verifyEvidence(full), { ok: true, opId: 'op-1', clusterId: s.clusterId, links: ['AdmissionReceipt', 'PermitReceipt', 'PublicationReceipt', 'signature'] });
+  const set = s.state.cluster!.ops['op-1']!.signingSet!.commitments.map((m) => m.nodeId);
+  t.same(verifyEvidence(full), { ok: true, opId: 'op-1', clusterId: s.clusterId, links: ['AdmissionReceipt', 'PermitReceipt', 'PublicationReceipt', 'signature', `signers ${set.join('+')} (the signature's R is their group commitment)`] });
   const forged = { ...full, signature: { ...full.signature, signature: flipByte(full.signature.signature, 3) } };
   t.match(verifyEvidence(forged), { ok: false, link: 4, name: 'signature' });
   t.match(verifyEvidence({ ...full, receipts: full.receipts.slice(0, 2) }), { ok: false, link: 3, name: 'signature', reason: 'BINDING_MISMATCH' }, 'a signature never released');
+});
+
+t.test('the signing set in the bundle is the one the signature was aggregated over: another set, order or commitment is refused', async (t) => {
+  const { s, approval } = publishedCluster();
+  const full = JSON.parse(JSON.stringify(evidenceBundle(s.state.cluster!, 'op-1', approval))) as Bundle & { signature: SignatureBlock & { signers: SignerEntry[] } };
+  const signers = full.signature.signers;
+  t.equal(signers.length, 2, 'a 2-of-3 key lists the two signers the ledger fixed');
+  t.same(signers.map((m) => m.node), s.state.cluster!.ops['op-1']!.signingSet!.commitments.map((m) => m.nodeId));
+  const withSigners = (list: unknown) => verifyBundleSignature({ ...full, signature: { ...full.signature, signers: list as SignerEntry[] } });
+  t.same(withSigners(signers), { ok: true });
+  const [a, b] = signers as [SignerEntry, SignerEntry];
+  t.match(withSigners([a]), { ok: false, reason: 'BINDING_MISMATCH', detail: /not aggregated over the listed signers/ }, 'one signer left out');
+  t.match(withSigners([a, { ...b, hiding: a.hiding }]), { ok: false, reason: 'BINDING_MISMATCH' }, 'a commitment replaced by another valid point');
+  t.match(withSigners([a, { ...b, identifier: '03'.padEnd(64, '0') }]), { ok: false, reason: 'BINDING_MISMATCH' }, 'another identifier');
+  t.match(withSigners([b, a]), { ok: false, reason: 'PAYLOAD_REJECTED', detail: /sorted/ }, 'the same set out of order');
+  t.match(withSigners([a, { ...b, binding: '00'.repeat(32) }]), { ok: false, reason: 'PAYLOAD_REJECTED', detail: /group element/ }, 'a commitment that is no point');
+  t.match(withSigners([]), { ok: false, reason: 'PAYLOAD_REJECTED' });
+  t.match(withSigners('n1'), { ok: false, reason: 'PAYLOAD_REJECTED' });
+  t.match(verifyEvidence({ ...full, signature: { ...full.signature, signers: [a] } }), { ok: false, link: 4, name: 'signature', reason: 'BINDING_MISMATCH' });
+  const { signers: _dropped, ...withoutSigners } = full.signature;
+  t.same(verifyBundleSignature({ ...full, signature: withoutSigners }), { ok: true }, 'a bundle without the block still verifies its signature');
 });
 
 t.test('custody evidence verify (the real CLI) passes an intact bundle and names the broken link of a tampered one', async (t) => {

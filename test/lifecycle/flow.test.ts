@@ -57,6 +57,8 @@ async function signAndSettle(t: Test, h: Harness, opId: string, keyId: string, a
   writeFileSync(file, JSON.stringify(bundle));
   const v = spawnSync(process.execPath, [CLI, 'evidence', 'verify', file], { encoding: 'utf8' });
   t.equal(v.status, 0, `custody evidence verify accepts it: ${v.stdout}${v.stderr}`);
+  t.equal(bundle.signature?.signers?.length, 2, 'the bundle names the two signers the ledger fixed');
+  t.match(v.stdout, new RegExp(`signers ${bundle.signature!.signers!.map((m) => m.node).join('\\+')} \\(${scheme === 'ed25519' ? 'the signature\'s R is their group commitment' : 'listed'}`), 'and the CLI reports them');
   const tampered = { ...bundle, receipts: bundle.receipts.map((r, i) => (i === 1 ? { ...r, cbor: r.cbor.replace(/.$/, (c) => (c === '0' ? '1' : '0')) } : r)) };
   writeFileSync(file, JSON.stringify(tampered));
   const bad = spawnSync(process.execPath, [CLI, 'evidence', 'verify', file], { encoding: 'utf8' });
