@@ -12,8 +12,8 @@ import { randomBytes } from 'node:crypto';
 import { cpSync, rmSync } from 'node:fs';
 import type { NonceCommitment, RequestBody } from '../../kernel/wire.js';
 import {
-  Governance, PROFILES, independentVerify, reasonOf, runDkg, setupKernel, sha256, signAcross, startKernel, tempDir,
-  type KernelProcess, type KeyResult, type Member,
+  independentVerify, kernelPair, memberOf, PROFILES, reasonOf, sha256, signAcross, startKernel,
+  type KernelProcess,
 } from './harness.js';
 
 class ShareRecorder {
@@ -50,19 +50,8 @@ const NONCE_POINTS = ['nonces:generated', 'nonces:stored'] as const;
 
 for (const profile of PROFILES) {
   t.test(`kill -9 at every step boundary never reuses a nonce (${profile})`, { timeout: 900_000 }, async (t) => {
-    const { dir, cleanup } = tempDir(`crash-${profile}`);
-    const gov = new Governance();
     const rec = new ShareRecorder();
-    const setups = ['n1', 'n2'].map((id) => setupKernel(dir, id, profile, gov));
-    let victim: KernelProcess = await startKernel(setups[0]!);
-    const helper: KernelProcess = await startKernel(setups[1]!);
-    t.teardown(async () => {
-      await victim.stop();
-      await helper.stop();
-      cleanup();
-    });
-    const member = (p: KernelProcess): Member => ({ nodeId: p.setup.nodeId, client: p.client, transportPublicKey: p.transportPublicKey });
-    const key: KeyResult = await runDkg(gov, [member(victim), member(helper)], 'key-crash', 'ed25519', 2);
+    const { gov, kernels: k, key } = await kernelPair(t, 'crash', profile, 'key-crash');
     const presign = async (p: KernelProcess, count: number): Promise<NonceCommitment[]> =>
       (await p.client.call({ kind: 'nonces', keyId: key.keyId, keyEpoch: 0, count }, 'nonceCommitments')).commitments;
     const signOn = async (p: KernelProcess, mine: NonceCommitment, other: NonceCommitment, message: Uint8Array): Promise<string> => {
@@ -81,33 +70,33 @@ for (const profile of PROFILES) {
       }
     };
     const restart = async (env: Record<string, string> = {}): Promise<void> => {
-      await victim.stop();
-      victim = await startKernel(victim.setup, env);
+      await k.victim.stop();
+      k.victim = await startKernel(k.victim.setup, env);
     };
 
     for (const point of NONCE_POINTS) {
       t.test(`presign interrupted at ${point}`, async (t) => {
         await restart({ CUSTODY_KERNEL_CRASH_AT: point });
-        t.equal(await reasonOf(presign(victim, 4)), 'REMOTE_TIMEOUT', 'no commitments came back');
-        t.equal((await victim.exited).signal, 'SIGKILL', 'the kernel died at the boundary');
+        t.equal(await reasonOf(presign(k.victim, 4)), 'REMOTE_TIMEOUT', 'no commitments came back');
+        t.equal((await k.victim.exited).signal, 'SIGKILL', 'the kernel died at the boundary');
         await restart();
-        const [mine] = await presign(victim, 1);
-        const [other] = await presign(helper, 1);
-        t.equal(await signOn(victim, mine!, other!, Buffer.from(`after ${point}`)), 'OK', 'signing resumes with a fresh nonce');
+        const [mine] = await presign(k.victim, 1);
+        const [other] = await presign(k.helper, 1);
+        t.equal(await signOn(k.victim, mine!, other!, Buffer.from(`after ${point}`)), 'OK', 'signing resumes with a fresh nonce');
       });
     }
 
     for (const point of SIGN_POINTS) {
       t.test(`signing interrupted at ${point}`, async (t) => {
-        const [mine] = await presign(victim, 1);
-        const [other] = await presign(helper, 1);
+        const [mine] = await presign(k.victim, 1);
+        const [other] = await presign(k.helper, 1);
         await restart({ CUSTODY_KERNEL_CRASH_AT: point });
-        const first = await signOn(victim, mine!, other!, Buffer.from(`first message, ${point}`));
+        const first = await signOn(k.victim, mine!, other!, Buffer.from(`first message, ${point}`));
         t.equal(first, point === 'sign:replied' ? 'OK' : 'REMOTE_TIMEOUT', point === 'sign:replied' ? 'the share left, then the kernel died' : 'nothing left the kernel');
-        t.equal((await victim.exited).signal, 'SIGKILL', 'the kernel died at the boundary');
+        t.equal((await k.victim.exited).signal, 'SIGKILL', 'the kernel died at the boundary');
         await restart();
         // A daemon now tries the same nonce for another message.
-        const retry = await signOn(victim, mine!, other!, Buffer.from(`second message, ${point}`));
+        const retry = await signOn(k.victim, mine!, other!, Buffer.from(`second message, ${point}`));
         if (point === 'sign:checked') {
           t.equal(retry, 'OK', 'a crash before consumption left the nonce unused and no share out: it may sign once');
         } else {
@@ -118,25 +107,25 @@ for (const profile of PROFILES) {
 
     t.test('the kernel still signs end to end after all the crashes', async (t) => {
       const message = Buffer.from('healthy after crashes');
-      const out = await signAcross(gov, [member(victim), member(helper)], key, message);
+      const out = await signAcross(gov, [memberOf(k.victim), memberOf(k.helper)], key, message);
       for (const c of out.commitments) rec.record(c, message);
       t.ok(independentVerify('ed25519', key.public.commitments[0]!, message, out.signature), 'signature verifies (OpenSSL Ed25519)');
     });
 
     t.test('restored older store', async (t) => {
-      const nonces = await presign(victim, 3);
-      const [other] = await presign(helper, 1);
-      await victim.stop();
-      const backup = `${victim.setup.storeDir}.backup`;
-      cpSync(victim.setup.storeDir, backup, { recursive: true });
-      victim = await startKernel(victim.setup);
-      t.equal(await signOn(victim, nonces[0]!, other!, Buffer.from('before restore')), 'OK', 'nonce used after the backup was taken');
+      const nonces = await presign(k.victim, 3);
+      const [other] = await presign(k.helper, 1);
+      await k.victim.stop();
+      const backup = `${k.victim.setup.storeDir}.backup`;
+      cpSync(k.victim.setup.storeDir, backup, { recursive: true });
+      k.victim = await startKernel(k.victim.setup);
+      t.equal(await signOn(k.victim, nonces[0]!, other!, Buffer.from('before restore')), 'OK', 'nonce used after the backup was taken');
       // The ledger now records this kernel's consumed counter for the key.
       const ledgerConsumed = nonces[0]!.counter;
-      await victim.stop();
-      rmSync(victim.setup.storeDir, { recursive: true, force: true });
-      cpSync(backup, victim.setup.storeDir, { recursive: true });
-      victim = await startKernel(victim.setup);
+      await k.victim.stop();
+      rmSync(k.victim.setup.storeDir, { recursive: true, force: true });
+      cpSync(backup, k.victim.setup.storeDir, { recursive: true });
+      k.victim = await startKernel(k.victim.setup);
       const again = async (n: NonceCommitment, message: string): Promise<string> => {
         const body: RequestBody = {
           kind: 'sign',
@@ -144,14 +133,14 @@ for (const profile of PROFILES) {
           message: Buffer.from(message), commitments: [n, other!].map((x) => ({ identifier: x.identifier, hiding: x.hiding, binding: x.binding })),
           counter: n.counter, ledgerConsumedCounter: ledgerConsumed,
         };
-        const r = await reasonOf(victim.client.call(body, 'signatureShare'));
+        const r = await reasonOf(k.victim.client.call(body, 'signatureShare'));
         if (r === 'OK') rec.record(n, Buffer.from(message));
         return r;
       };
       if (profile === 'software') {
         t.equal(await again(nonces[0]!, 'after restore'), 'STORE_ROLLED_BACK', 'the consumed nonce is refused: the store is behind the ledger');
         t.equal(await again(nonces[1]!, 'after restore, next nonce'), 'STORE_ROLLED_BACK', 'every step is refused until the store is reconciled');
-        const r = await victim.client.call({ kind: 'reconcile', keyId: key.keyId, ledgerConsumedCounter: ledgerConsumed }, 'reconcile');
+        const r = await k.victim.client.call({ kind: 'reconcile', keyId: key.keyId, ledgerConsumedCounter: ledgerConsumed }, 'reconcile');
         t.equal(r.consumedCounter, ledgerConsumed, 'reconciled up to the ledger');
         t.equal(await again(nonces[0]!, 'after reconcile'), 'NONCE_REUSED', 'the nonce consumed after the backup stays burned');
         t.equal(await again(nonces[1]!, 'after reconcile, next nonce'), 'OK', 'an unused nonce from the backup signs once');

@@ -234,6 +234,28 @@ export interface Member { nodeId: string; client: KernelClient; transportPublicK
 
 export interface KeyResult { keyId: string; suite: SuiteName; public: PublicPackage; identifiers: Record<string, string> }
 
+/** A kernel process as a DKG or signing member. */
+export const memberOf = (p: KernelProcess): Member => ({ nodeId: p.setup.nodeId, client: p.client, transportPublicKey: p.transportPublicKey });
+
+/**
+ * Two kernel processes, n1 and n2, holding a 2-of-2 ed25519 key `keyId` at epoch 0. `kernels.victim`
+ * is the one a test kills and restarts (assign the restarted process back to it); whatever
+ * processes the pair holds at teardown are stopped and the folder removed.
+ */
+export async function kernelPair(t: { teardown(f: () => unknown): void }, prefix: string, profile: Profile, keyId: string): Promise<{ gov: Governance; kernels: { victim: KernelProcess; helper: KernelProcess }; key: KeyResult }> {
+  const { dir, cleanup } = tempDir(`${prefix}-${profile}`);
+  const gov = new Governance();
+  const [s1, s2] = ['n1', 'n2'].map((id) => setupKernel(dir, id, profile, gov)) as [KernelSetup, KernelSetup];
+  const kernels = { victim: await startKernel(s1), helper: await startKernel(s2) };
+  t.teardown(async () => {
+    await kernels.victim.stop();
+    await kernels.helper.stop();
+    cleanup();
+  });
+  const key = await runDkg(gov, [memberOf(kernels.victim), memberOf(kernels.helper)], keyId, 'ed25519', 2);
+  return { gov, kernels, key };
+}
+
 export function identifierFor(suite: SuiteName, index: number): string {
   return suiteOf(suite).frost.Identifier.fromNumber(index);
 }

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { makeApproverKey } from '../../ledger/decision.js';
 import type { RequestBody, NonceCommitment } from '../../kernel/wire.js';
 import {
-  Governance, PROFILES, reasonOf, runDkg, setupKernel, sha256, startKernel, tempDir, type KernelProcess, type Member,
+  Governance, PROFILES, reasonOf, runDkg, setupKernel, sha256, startKernel, tempDir, memberOf, type KernelProcess, type Member,
 } from './harness.js';
 
 for (const profile of PROFILES) {
@@ -21,7 +21,7 @@ for (const profile of PROFILES) {
       cleanup();
     });
     for (const id of ['n1', 'n2']) procs.push(await startKernel(setupKernel(dir, id, profile, gov)));
-    const [a, b] = procs.map((p): Member => ({ nodeId: p.setup.nodeId, client: p.client, transportPublicKey: p.transportPublicKey })) as [Member, Member];
+    const [a, b] = procs.map(memberOf) as [Member, Member];
 
     // Authorized but not yet activated: signing is refused (key exists != key is authority).
     const key = await runDkg(gov, [a, b], 'key-m', 'ed25519', 2, false);

@@ -11,24 +11,13 @@ import { randomBytes } from 'node:crypto';
 import type { NonceCommitment, RequestBody } from '../../kernel/wire.js';
 import { suiteOf } from '../../kernel/suites.js';
 import {
-  Governance, PROFILES, independentVerify, reasonOf, runDkg, setupKernel, sha256, startKernel, tempDir, toPackage,
-  type KernelProcess, type KeyResult, type Member,
+  independentVerify, kernelPair, PROFILES, reasonOf, sha256, startKernel, toPackage,
+  type KernelProcess,
 } from './harness.js';
 
 for (const profile of PROFILES) {
   t.test(`a used permit answers the identical request with its stored share, and nothing else (${profile})`, { timeout: 600_000 }, async (t) => {
-    const { dir, cleanup } = tempDir(`replay-${profile}`);
-    const gov = new Governance();
-    const setups = ['n1', 'n2'].map((id) => setupKernel(dir, id, profile, gov));
-    let victim: KernelProcess = await startKernel(setups[0]!);
-    const helper: KernelProcess = await startKernel(setups[1]!);
-    t.teardown(async () => {
-      await victim.stop();
-      await helper.stop();
-      cleanup();
-    });
-    const member = (p: KernelProcess): Member => ({ nodeId: p.setup.nodeId, client: p.client, transportPublicKey: p.transportPublicKey });
-    const key: KeyResult = await runDkg(gov, [member(victim), member(helper)], 'key-replay', 'ed25519', 2);
+    const { gov, kernels: k, key } = await kernelPair(t, 'replay', profile, 'key-replay');
     const presign = async (p: KernelProcess): Promise<NonceCommitment> =>
       (await p.client.call({ kind: 'nonces', keyId: key.keyId, keyEpoch: 0, count: 1 }, 'nonceCommitments')).commitments[0]!;
     const listOf = (...ns: NonceCommitment[]) => ns.map((n) => ({ identifier: n.identifier, hiding: n.hiding, binding: n.binding }));
@@ -40,37 +29,40 @@ for (const profile of PROFILES) {
     });
     const share = async (p: KernelProcess, body: RequestBody): Promise<Uint8Array> => (await p.client.call(body, 'signatureShare')).sigShare;
     const restart = async (env: Record<string, string> = {}): Promise<void> => {
-      await victim.stop();
-      victim = await startKernel(victim.setup, env);
+      await k.victim.stop();
+      k.victim = await startKernel(k.victim.setup, env);
     };
     const aggregateVerifies = (list: ReturnType<typeof listOf>, message: Uint8Array, shares: Record<string, Uint8Array>): boolean => {
       const sig = suiteOf('ed25519').frost.aggregate(toPackage(key.public) as never, list as never, message, shares as never);
       return independentVerify('ed25519', key.public.commitments[0]!, message, sig);
     };
 
-    t.test('the identical request again returns identical bytes', async (t) => {
-      const [mine, other] = [await presign(victim), await presign(helper)];
+    /** A fresh permit over a new nonce of each kernel: the parts and the victim's signing request. */
+    const permitFor = async (text: string) => {
+      const [mine, other] = [await presign(k.victim), await presign(k.helper)];
       const list = listOf(mine, other);
-      const message = Buffer.from('pay 10 to treasury');
-      const body = step(`r-${randomBytes(4).toString('hex')}`, gov.permitIndex(), mine, list, message);
-      const first = await share(victim, body);
-      const again = await share(victim, body);
+      const message = Buffer.from(text);
+      const requestId = `r-${randomBytes(4).toString('hex')}`;
+      const index = gov.permitIndex();
+      return { mine, other, list, message, requestId, index, body: step(requestId, index, mine, list, message) };
+    };
+
+    t.test('the identical request again returns identical bytes', async (t) => {
+      const { mine, other, list, message, requestId, index, body } = await permitFor('pay 10 to treasury');
+      const first = await share(k.victim, body);
+      const again = await share(k.victim, body);
       t.same(Buffer.from(again), Buffer.from(first), 'the same share, byte for byte');
-      const third = await share(victim, body);
+      const third = await share(k.victim, body);
       t.same(Buffer.from(third), Buffer.from(first), 'and again');
-      const otherShare = await share(helper, step((body as { permit: { requestId: string } }).permit.requestId, (body as { permit: { ledgerIndex: number } }).permit.ledgerIndex, other, list, message));
+      const otherShare = await share(k.helper, step(requestId, index, other, list, message));
       t.ok(aggregateVerifies(list, message, { [mine.identifier]: again, [other.identifier]: otherShare }), 'the replayed share aggregates into a valid signature');
     });
 
     t.test('any difference under a used permit is refused STEP_PERMIT_REUSED', async (t) => {
-      const [mine, other] = [await presign(victim), await presign(helper)];
-      const list = listOf(mine, other);
-      const message = Buffer.from('pay 20 to treasury');
-      const requestId = `r-${randomBytes(4).toString('hex')}`;
-      const index = gov.permitIndex();
-      await share(victim, step(requestId, index, mine, list, message));
-      const fresh = await presign(victim);
-      const stranger = await presign(helper);
+      const { mine, other, list, message, requestId, index, body } = await permitFor('pay 20 to treasury');
+      await share(k.victim, body);
+      const fresh = await presign(k.victim);
+      const stranger = await presign(k.helper);
       const variants: [string, RequestBody][] = [
         ['another counter (a fresh nonce)', step(requestId, index, fresh, listOf(fresh, other), message)],
         ['another co-signer commitment in the list', step(requestId, index, mine, listOf(mine, stranger), message)],
@@ -79,39 +71,31 @@ for (const profile of PROFILES) {
         ['another ledger index for the permit', step(requestId, index + 1, mine, list, message)],
         ['the same counter named with another nonce\'s commitment', step(requestId, index, mine, listOf(fresh, other), message, { counter: mine.counter })],
       ];
-      for (const [what, body] of variants) t.equal(await reasonOf(victim.client.call(body, 'signatureShare')), 'STEP_PERMIT_REUSED', what);
-      const again = await reasonOf(victim.client.call(step(requestId, index, mine, list, message), 'signatureShare'));
+      for (const [what, body] of variants) t.equal(await reasonOf(k.victim.client.call(body, 'signatureShare')), 'STEP_PERMIT_REUSED', what);
+      const again = await reasonOf(k.victim.client.call(body, 'signatureShare'));
       t.equal(again, 'OK', 'the identical request still answers after the refusals');
     });
 
     t.test('after kill -9 and a restart the stored share is returned', async (t) => {
-      const [mine, other] = [await presign(victim), await presign(helper)];
-      const list = listOf(mine, other);
-      const message = Buffer.from('pay 30 to treasury');
-      const body = step(`r-${randomBytes(4).toString('hex')}`, gov.permitIndex(), mine, list, message);
-      const first = await share(victim, body);
-      victim.proc.kill('SIGKILL');
-      t.equal((await victim.exited).signal, 'SIGKILL', 'the kernel was killed');
+      const { body } = await permitFor('pay 30 to treasury');
+      const first = await share(k.victim, body);
+      k.victim.proc.kill('SIGKILL');
+      t.equal((await k.victim.exited).signal, 'SIGKILL', 'the kernel was killed');
       await restart();
-      t.same(Buffer.from(await share(victim, body)), Buffer.from(first), 'the same share from the restarted kernel');
+      t.same(Buffer.from(await share(k.victim, body)), Buffer.from(first), 'the same share from the restarted kernel');
     });
 
     t.test('a kernel killed after consuming the nonce, before the share left, gives that share on the identical request', async (t) => {
-      const [mine, other] = [await presign(victim), await presign(helper)];
-      const list = listOf(mine, other);
-      const message = Buffer.from('pay 40 to treasury');
-      const requestId = `r-${randomBytes(4).toString('hex')}`;
-      const index = gov.permitIndex();
-      const body = step(requestId, index, mine, list, message);
+      const { mine, other, list, message, requestId, index, body } = await permitFor('pay 40 to treasury');
       await restart({ CUSTODY_KERNEL_CRASH_AT: 'sign:consumed' });
-      t.equal(await reasonOf(victim.client.call(body, 'signatureShare')), 'REMOTE_TIMEOUT', 'no share came back');
-      t.equal((await victim.exited).signal, 'SIGKILL', 'the kernel died right after the consuming batch');
+      t.equal(await reasonOf(k.victim.client.call(body, 'signatureShare')), 'REMOTE_TIMEOUT', 'no share came back');
+      t.equal((await k.victim.exited).signal, 'SIGKILL', 'the kernel died right after the consuming batch');
       await restart();
-      const stored = await share(victim, body);
-      const otherShare = await share(helper, step(requestId, index, other, list, message));
+      const stored = await share(k.victim, body);
+      const otherShare = await share(k.helper, step(requestId, index, other, list, message));
       t.ok(aggregateVerifies(list, message, { [mine.identifier]: stored, [other.identifier]: otherShare }), 'the stored share completes the signature');
-      const fresh = await presign(victim);
-      t.equal(await reasonOf(victim.client.call(step(requestId, index, fresh, listOf(fresh, other), message), 'signatureShare')), 'STEP_PERMIT_REUSED', 'and the permit yields no second share');
+      const fresh = await presign(k.victim);
+      t.equal(await reasonOf(k.victim.client.call(step(requestId, index, fresh, listOf(fresh, other), message), 'signatureShare')), 'STEP_PERMIT_REUSED', 'and the permit yields no second share');
     });
   });
 }
