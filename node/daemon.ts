@@ -66,9 +66,16 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
   const storage = await LevelStorage.open({ dir: cfg.dataDir, bootstrapConf, recoveryHint: recoveryHint(cfg.file) });
   const metrics = new NodeMetrics();
   const app = lifecycleCfg ? new LedgerApp() : new KvApp();
-  const transport = new PeerTransport(cfg.id, cfg.peers, tls, metrics.transportHooks, log);
-  // Declared before the driver exists: the catalog reads it lazily, at scrape time.
+  // Declared before the driver and guard exist: read lazily (at scrape time, when a stream comes up).
   let driverRef: Driver | null = null;
+  let guardRef: NodeGuard | null = null;
+  const transport = new PeerTransport(cfg.id, cfg.peers, tls, {
+    ...metrics.transportHooks,
+    reachability: (peer, up) => {
+      metrics.transportHooks.reachability?.(peer, up);
+      if (up) guardRef?.peerUp(peer); // ask for its rollback answer now, not at the next round
+    },
+  }, log);
   const catalog = registerCatalogMetrics(metrics.registry, {
     raft: () => (driverRef as Driver).status(),
     coreStats: () => (driverRef as Driver).coreStats(),
@@ -85,6 +92,7 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
     metrics: catalog,
     log,
   });
+  guardRef = guard;
   const seed = randomInt(0, 2 ** 32);
   const driver = new Driver({
     id: cfg.id,
