@@ -34,6 +34,8 @@ const TRIALS = Number(args.get('trials') ?? 5);
 const CONCURRENCY = (args.get('concurrency') ?? '1,100,1000').split(',').map(Number);
 const CONNS_MAX = 8;
 const VALUE_BYTES = 256;
+/** After a kill, the bench fails (naming the phase) if no write commits within this. */
+const FAILOVER_WAIT_MS = 60_000;
 const ETCD_PROTO = fileURLToPath(new URL('../../bench/node-etcd-kv.proto', import.meta.url));
 
 function say(line: string): void {
@@ -250,6 +252,11 @@ async function failover(target: Target, trial: number): Promise<{ leader: string
   let seq = 2;
   const inflight: Promise<void>[] = [];
   while (Number.isNaN(ms)) {
+    if (performance.now() - t0 > FAILOVER_WAIT_MS) {
+      await Promise.all(inflight);
+      for (const c of conns) c.close();
+      throw new Error(`${target.name} failover ${trial + 1}: no write committed through ${survivors.join(', ')} within ${FAILOVER_WAIT_MS} ms of killing ${leader}`);
+    }
     const s = seq++;
     const c = conns[s % conns.length] as Conn;
     inflight.push(c.put(`failover/${trial}/${s}`, Buffer.alloc(VALUE_BYTES), `failover-${trial}-${s}`, 1, 10_000).then(
@@ -263,7 +270,7 @@ async function failover(target: Target, trial: number): Promise<{ leader: string
   await Promise.all(inflight);
   for (const c of conns) c.close();
   target.start(leader);
-  await target.leader();
+  await target.leader(); // bounded: throws after 60 s without one leader all nodes follow
   return { leader, ms };
 }
 

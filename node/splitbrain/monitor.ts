@@ -219,7 +219,8 @@ export class SplitBrainMonitor {
     if (e.answer !== undefined) {
       const before = this.gate.verdict();
       verdict = this.gate.answer(peer, e.answer);
-      if (verdict.kind !== before.kind || verdict.kind === 'rolled_back') {
+      const lastAnswer = verdict.kind === 'consistent' && before.kind === 'consistent' && verdict.missing.length === 0 && before.missing.length > 0;
+      if (verdict.kind !== before.kind || verdict.kind === 'rolled_back' || lastAnswer) {
         const history = this.o.history ?? 'intact';
         const expected = verdict.kind === 'rolled_back' && (history === 'vote_lost' || (history === 'log_lost' && verdict.evidence.every((x) => x.what === 'log')));
         if (verdict.kind === 'rolled_back' && before.kind !== 'rolled_back' && !expected) this.raise('rollback', describeVerdict(this.o.self, verdict));
