@@ -15,7 +15,7 @@ import { node as nodeLimits } from '../proto/limits.js';
 import { RaftCore } from '../raft/core/raft.js';
 import { SeededRng } from '../raft/core/rng.js';
 import type { ConfState } from '../raft/core/types.js';
-import { Driver, META_RECOVERING } from '../raft/driver.js';
+import { Driver } from '../raft/driver.js';
 import { LevelStorage } from '../raft/storage/leveldb.js';
 import { systemClock } from '../raft/transport.js';
 import { faultsSet, type NodeConfig } from './config.js';
@@ -26,7 +26,7 @@ import { lifecycleConfigPath, loadLifecycleConfig, startNodeLifecycle, type Life
 import { DriverLedgerPort } from './lifecycle/driver-ledger.js';
 import { decodeEvent } from '../ledger/events.js';
 import { ledgerSource } from './splitbrain/ledger-source.js';
-import { NodeGuard, WITNESS_KEY, type NodeIdentity } from './splitbrain/node-guard.js';
+import { NodeGuard, WITNESS_KEY, storeHistory, type NodeIdentity } from './splitbrain/node-guard.js';
 import { NodeMetrics } from './metrics.js';
 import { registerCatalogMetrics } from './metrics-catalog.js';
 import { countActTransitions } from './kernel-metrics.js';
@@ -46,7 +46,7 @@ export function recoveryHint(configFile: string): string {
 }
 
 export interface StartOptions {
-  /** Vote without waiting for every voter's rollback answer (node-guard.ts trustStore). */
+  /** Stop waiting for voters that have not given their rollback answer (node-guard.ts trustStore). */
   readonly trustStore?: boolean;
 }
 
@@ -66,9 +66,16 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
   const storage = await LevelStorage.open({ dir: cfg.dataDir, bootstrapConf, recoveryHint: recoveryHint(cfg.file) });
   const metrics = new NodeMetrics();
   const app = lifecycleCfg ? new LedgerApp() : new KvApp();
-  const transport = new PeerTransport(cfg.id, cfg.peers, tls, metrics.transportHooks, log);
-  // Declared before the driver exists: the catalog reads it lazily, at scrape time.
+  // Declared before the driver and guard exist: read lazily (at scrape time, when a stream comes up).
   let driverRef: Driver | null = null;
+  let guardRef: NodeGuard | null = null;
+  const transport = new PeerTransport(cfg.id, cfg.peers, tls, {
+    ...metrics.transportHooks,
+    reachability: (peer, up) => {
+      metrics.transportHooks.reachability?.(peer, up);
+      if (up) guardRef?.peerUp(peer); // ask for its rollback answer now, not at the next round
+    },
+  }, log);
   const catalog = registerCatalogMetrics(metrics.registry, {
     raft: () => (driverRef as Driver).status(),
     coreStats: () => (driverRef as Driver).coreStats(),
@@ -79,12 +86,13 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
     voters: bootstrapConf.voters,
     atStart: durableStateOf(storage),
     stored: storage.appValue(WITNESS_KEY),
-    logLossExpected: storage.appValue(META_RECOVERING) !== undefined,
+    ...storeHistory((k) => storage.appValue(k)),
     trustStore: opts.trustStore === true,
     identity: lifecycleCfg && app instanceof LedgerApp ? nodeIdentity(lifecycleCfg, app) : null,
     metrics: catalog,
     log,
   });
+  guardRef = guard;
   const seed = randomInt(0, 2 ** 32);
   const driver = new Driver({
     id: cfg.id,

@@ -13,7 +13,7 @@ function log(line: string): void {
   process.stderr.write(`${new Date().toISOString()} ${line}\n`);
 }
 
-const wipe: CommandModule<object, { config: string; 'discard-vote': boolean; yes: boolean }> = {
+const wipe: CommandModule<object, { config: string; 'discard-vote': boolean; restored: boolean; yes: boolean }> = {
   command: 'wipe',
   describe:
     'recover a node whose store is corrupt: delete its log, snapshot and state so that, once started again, it re-syncs ' +
@@ -22,12 +22,17 @@ const wipe: CommandModule<object, { config: string; 'discard-vote': boolean; yes
   builder: (y) =>
     y
       .option('config', { type: 'string', demandOption: true, describe: 'the node config file (its dataDir is wiped)' })
-      .option('discard-vote', { type: 'boolean', default: false, describe: 'also wipe a hard state whose checksum fails (only after removing the node from the voters)' })
+      .option('discard-vote', { type: 'boolean', default: false, describe: 'also wipe a hard state whose checksum fails; the node then votes again only once every other voter has answered (README "Restarts, restores and the rollback gate")' })
+      .option('restored', {
+        type: 'boolean', default: false,
+        describe: 'the data directory was restored from a copy (backup, disk image, VM snapshot): forget its term and vote too, which may be older than a vote the node gave; ' +
+          'the node then votes again only once every other voter has answered. Never start a restored store without this',
+      })
       .option('yes', { type: 'boolean', default: false, describe: 'do not ask for confirmation' }) as never,
   handler: async (a) => {
     const cfg = loadConfig(a.config);
     if (!a.yes) throw new CustodyError('INVALID_ARGUMENT', `this deletes the data of node ${cfg.id} in ${cfg.dataDir}; repeat with --yes to confirm`);
-    const r = await wipeStore(cfg.dataDir, { discardVote: a['discard-vote'] });
+    const r = await wipeStore(cfg.dataDir, { discardVote: a['discard-vote'], restored: a.restored });
     process.stdout.write(`wiped ${cfg.dataDir} (node ${cfg.id}); ${r.keptTerm !== null ? `kept term ${r.keptTerm} and its vote` : 'no hard state kept'}. ` +
       `Start the node again: it re-syncs from its peers.\n`);
   },
@@ -42,7 +47,10 @@ export const nodeCommand: CommandModule<object, { config?: string; 'trust-store'
       .option('config', { type: 'string', describe: 'the node config file (YAML)' })
       .option('trust-store', {
         type: 'boolean', default: false,
-        describe: 'vote without waiting for every other voter to say what it saw from this node (normally a restarted node waits, to catch a store restored from an old copy). Use only to restart while a voter is down for good, and only if this store was never restored; an answer that contradicts the store still withholds the vote',
+        describe: 'do not wait for voters that have not said what they saw from this node. A plain restart never needs this: it votes once enough voters answered to make a quorum with it. ' +
+          'A node wiped with --restored or --discard-vote, or one a peer proved out of date, waits for every voter, since a silent one may hold a vote the store forgot; ' +
+          'use this only when a voter is down for good and you know this node gave it no vote in a term the others did not see (README "Restarts, restores and the rollback gate"). ' +
+          'An answer that contradicts the store still withholds the vote until the node has caught up past it',
       })
       .epilogue(
         'Recovering a node whose store is corrupt (it refuses to start with STORAGE_CORRUPT):\n' +

@@ -21,7 +21,7 @@ import type { CatalogMetrics, SplitBrainKind } from '../metrics-catalog.js';
 import { SplitBrainDetector, describeAlarm, type Alarm, type Observation, type ObserveResult } from './detector.js';
 import { EquivocationDetector, type EquivocationEvidence, type SignedStatement, type SubmitResult } from './equivocation.js';
 import type { Decoded, Exchange } from './exchange.js';
-import { RollbackGate, WitnessBook, describeVerdict, type DurableState, type Verdict, type Witness } from './rollback.js';
+import { RollbackGate, WitnessBook, describeVerdict, type DurableState, type StoreHistory, type Verdict, type Witness } from './rollback.js';
 import type { Message } from '../../raft/core/types.js';
 
 export interface MonitorOptions {
@@ -36,11 +36,13 @@ export interface MonitorOptions {
   readonly metrics?: CatalogMetrics;
   readonly log?: (line: string) => void;
   /**
-   * The operator wiped this node's log (`custody node wipe`, which keeps term and vote): peers
-   * will have seen it acknowledge entries it no longer holds. That is still a rollback for the
-   * gate, which withholds the vote until the node holds them again, but not an alarm.
+   * What the store's marker says it lost (`custody node wipe`, rollback.ts StoreHistory). The
+   * gate's rule depends on it; and a rollback it explains is withheld for, but not an alarm:
+   * `log_lost` explains evidence about the log only, `vote_lost` any evidence.
    */
-  readonly logLossExpected?: boolean;
+  readonly history?: StoreHistory;
+  /** Stop waiting for voters that have not answered (`custody node --trust-store`, rollback.ts GateOptions). */
+  readonly waiveSilent?: boolean;
 }
 
 export interface IncomingOutcome {
@@ -67,7 +69,7 @@ export class SplitBrainMonitor {
   constructor(private readonly o: MonitorOptions) {
     this.equivocation = new EquivocationDetector({ clusterId: o.clusterId, identityKey: o.identityKey });
     this.witnesses = new WitnessBook(o.self, new Set(o.voters));
-    this.gate = new RollbackGate(o.self, o.voters, o.atStart);
+    this.gate = new RollbackGate(o.self, o.voters, o.atStart, { history: o.history ?? 'intact', waiveSilent: o.waiveSilent === true });
     this.peers = [...new Set(o.voters)].filter((v) => v !== o.self);
     for (const p of this.peers) this.relay.set(p, []);
     this.noteVerdict(this.gate.verdict());
@@ -178,7 +180,7 @@ export class SplitBrainMonitor {
   }
 
   private noteVerdict(v: Verdict): void {
-    this.o.metrics?.rollbackVoteWithheld.set(v.kind === 'consistent' ? 0 : 1);
+    this.o.metrics?.rollbackVoteWithheld.set(this.gate.mayVote(this.o.atStart) ? 0 : 1);
     this.o.log?.(describeVerdict(this.o.self, v));
   }
 
@@ -186,11 +188,11 @@ export class SplitBrainMonitor {
   // The exchange
   // -------------------------------------------------------------------------------------------
 
-  /** The exchange to send to `peer` now. Asks for the rollback witness until every voter answered. */
+  /** The exchange to send to `peer` now. Asks `peer` for its rollback witness until it has answered. */
   outgoing(peer: string, own: Observation): Exchange {
     const q = this.relay.get(peer) ?? [];
     const statements = q.splice(0, limits.statementsPerExchangeMax);
-    const query = this.gate.verdict().kind === 'waiting' && this.peers.includes(peer);
+    const query = this.gate.wantsAnswer(peer);
     const e: Exchange = { from: this.o.self, observation: own, statements, query };
     if (!this.asked.delete(peer)) return e;
     const answer: Witness | null = this.beforeConnect.has(peer) ? (this.beforeConnect.get(peer) ?? null) : this.witnesses.report(peer);
@@ -218,7 +220,8 @@ export class SplitBrainMonitor {
       const before = this.gate.verdict();
       verdict = this.gate.answer(peer, e.answer);
       if (verdict.kind !== before.kind || verdict.kind === 'rolled_back') {
-        const expected = this.o.logLossExpected === true && verdict.kind === 'rolled_back' && verdict.evidence.every((x) => x.what === 'log');
+        const history = this.o.history ?? 'intact';
+        const expected = verdict.kind === 'rolled_back' && (history === 'vote_lost' || (history === 'log_lost' && verdict.evidence.every((x) => x.what === 'log')));
         if (verdict.kind === 'rolled_back' && before.kind !== 'rolled_back' && !expected) this.raise('rollback', describeVerdict(this.o.self, verdict));
         else this.noteVerdict(verdict);
       }

@@ -4,8 +4,10 @@
  *
  *   driver receive      every authenticated peer message -> WitnessBook; the book is written under
  *                       `meta/witnesses` in the batch of the step that changed it (fsynced when a
- *                       vote was witnessed), before any message that batch releases
- *   driver votes        while the RollbackGate withholds the vote: vote and pre-vote requests are
+ *                       vote was witnessed), before any message that batch releases; likewise
+ *                       RESTORE_PENDING_KEY while the gate waits for every voter
+ *   driver votes        while the RollbackGate withholds the vote (rollback.ts: a quorum's answers
+ *                       after a plain restart, every voter's after a restore): vote and pre-vote requests are
  *                       dropped, grants are not sent, and the node starts no election
  *   driver outgoing     a vote this node granted -> signed RaftVote; a term it began to lead ->
  *                       signed LeaderAnnouncement (equivocation.ts), both after they are durable
@@ -28,17 +30,44 @@
 import { splitBrain as limits } from '../../proto/limits.js';
 import type { ReasonCode } from '../../proto/reasons.js';
 import type { AppWrite } from '../../raft/storage/leveldb.js';
-import type { DurableRaftState, VoteGuard } from '../../raft/driver.js';
+import { META_RECOVERING, type DurableRaftState, type VoteGuard } from '../../raft/driver.js';
 import type { Clock, Timer } from '../../raft/transport.js';
 import type { Message, NodeId } from '../../raft/core/types.js';
 import type { CatalogMetrics } from '../metrics-catalog.js';
 import { signLeaderAnnouncement, signVote, type EquivocationEvidence, type SignedStatement } from './equivocation.js';
 import { decodeExchange, encodeExchange } from './exchange.js';
 import { SplitBrainMonitor } from './monitor.js';
-import type { Witness } from './rollback.js';
+import { storeHistoryOf, type StoreHistory, type Witness } from './rollback.js';
 
 /** Where the witness book lives in the node's store (beside the Raft hard state). */
 export const WITNESS_KEY = 'meta/witnesses';
+/**
+ * Present while the rollback gate holds to its rule for a store that may have lost a vote
+ * (rollback.ts rule (b)) and has not yet let the node vote under it: a node restarted meanwhile
+ * holds to the rule again, even once the wipe's own marker (META_RECOVERING) is gone.
+ */
+export const RESTORE_PENDING_KEY = 'meta/rollback-restore-pending';
+
+/**
+ * The store's history (rollback.ts StoreHistory) from its markers: the one `custody node wipe`
+ * leaves (META_RECOVERING, with the term it kept, until the driver has recovered) and the gate's
+ * own RESTORE_PENDING_KEY. A wipe marker that cannot be read says nothing of what was kept: the
+ * vote may be lost.
+ */
+export function storeHistory(appValue: (key: string) => Uint8Array | undefined): { history: StoreHistory; restorePendingStored: boolean } {
+  const restorePendingStored = appValue(RESTORE_PENDING_KEY) !== undefined;
+  if (restorePendingStored) return { history: 'vote_lost', restorePendingStored };
+  const raw = appValue(META_RECOVERING);
+  if (raw === undefined) return { history: storeHistoryOf(null), restorePendingStored };
+  let keptTerm: number | null = null;
+  try {
+    const m = JSON.parse(Buffer.from(raw).toString('utf8')) as { keptTerm?: unknown };
+    if (Number.isSafeInteger(m.keptTerm)) keptTerm = m.keptTerm as number;
+  } catch {
+    keptTerm = null;
+  }
+  return { history: storeHistoryOf({ keptTerm }), restorePendingStored };
+}
 
 export interface NodeIdentity {
   readonly clusterId: string;
@@ -57,12 +86,16 @@ export interface NodeGuardOptions {
   readonly identity: NodeIdentity | null;
   readonly metrics?: CatalogMetrics;
   readonly log: (line: string) => void;
-  /** The store was wiped by the operator (monitor.ts logLossExpected). */
-  readonly logLossExpected?: boolean;
+  /** What the store's marker says it lost (rollback.ts StoreHistory; default `intact`). */
+  readonly history?: StoreHistory;
+  /** RESTORE_PENDING_KEY was in the store at start. */
+  readonly restorePendingStored?: boolean;
   /**
-   * The operator vouches that this store is the node's latest (`custody node --trust-store`): vote
-   * without waiting for every voter to answer, for restarting while a voter is down for good. An
-   * answer that contradicts the store still withholds the vote and raises the alarm.
+   * The operator vouches that voters which have not answered hold no promise from this node that
+   * the answering ones did not witness (`custody node --trust-store`): vote without waiting for
+   * them. Matters only where the gate waits for every voter (a store marked as having lost its
+   * vote, or contradicted by a peer); a contradicting answer still withholds the vote until the
+   * node has caught up past it, and raises the alarm.
    */
   readonly trustStore?: boolean;
   /** Paces the observation exchange (default: the process's timers). The simulator passes its clock. */
@@ -108,8 +141,11 @@ export class NodeGuard implements VoteGuard {
   /** Evidence waiting for the ledger's ruling, by a key of the pair. */
   private readonly evidence = new Map<string, { ev: EquivocationEvidence; inFlight: boolean }>();
   private recoveryAsked = false;
+  /** Whether RESTORE_PENDING_KEY is in the store (as far as this process wrote it). */
+  private pendingStored: boolean;
 
   constructor(private readonly o: NodeGuardOptions) {
+    this.pendingStored = o.restorePendingStored === true;
     this.monitor = new SplitBrainMonitor({
       self: o.self,
       clusterId: o.identity?.clusterId ?? '',
@@ -118,9 +154,10 @@ export class NodeGuard implements VoteGuard {
       atStart: o.atStart,
       ...(o.metrics ? { metrics: o.metrics } : {}),
       log: o.log,
-      logLossExpected: o.logLossExpected === true,
+      history: o.history ?? 'intact',
+      waiveSilent: o.trustStore === true,
     });
-    if (o.trustStore) o.log(`${o.self}: the operator vouches for this store (--trust-store): voting without waiting for every voter to answer`);
+    if (o.trustStore) o.log(`${o.self}: the operator vouches for this store (--trust-store): not waiting for voters that have not answered; an answer that contradicts the store still withholds the vote`);
     if (o.stored) {
       try {
         this.monitor.witnesses.restore(decodeWitnesses(o.stored));
@@ -140,20 +177,24 @@ export class NodeGuard implements VoteGuard {
   }
 
   mayVote(now: DurableRaftState): boolean {
-    let ok = this.monitor.mayVote(now);
-    if (!ok && this.o.trustStore === true && this.monitor.gate.verdict().kind === 'waiting') {
-      ok = true;
-      this.o.metrics?.rollbackVoteWithheld.set(0);
-    }
-    return ok;
+    return this.monitor.mayVote(now);
   }
 
   takeWrites(): { writes: AppWrite[]; sync: boolean } {
-    if (!this.dirty) return { writes: [], sync: false };
-    const sync = this.voteWitnessed;
-    this.dirty = false;
-    this.voteWitnessed = false;
-    return { writes: [{ key: WITNESS_KEY, value: encodeWitnesses(this.monitor.witnesses.entries()) }], sync };
+    const writes: AppWrite[] = [];
+    let sync = false;
+    const pending = this.monitor.gate.restorePending();
+    if (pending !== this.pendingStored) {
+      writes.push({ key: RESTORE_PENDING_KEY, value: pending ? Buffer.from(JSON.stringify({ since: this.monitor.gate.verdict().kind })) : null });
+      this.pendingStored = pending;
+    }
+    if (this.dirty) {
+      sync = this.voteWitnessed;
+      this.dirty = false;
+      this.voteWitnessed = false;
+      writes.push({ key: WITNESS_KEY, value: encodeWitnesses(this.monitor.witnesses.entries()) });
+    }
+    return { writes, sync };
   }
 
   voted(term: number, candidate: NodeId): void {
@@ -193,6 +234,14 @@ export class NodeGuard implements VoteGuard {
     this.timer?.cancel();
     this.timer = null;
     this.io = null;
+  }
+
+  /**
+   * This node's stream to `peer` is up: ask it at once if its rollback answer is still wanted,
+   * rather than at the next round, so a restarted node votes as soon as its peers have answered.
+   */
+  peerUp(peer: NodeId): void {
+    if (this.monitor.gate.wantsAnswer(peer)) this.sendTo(peer);
   }
 
   /** `peer` opened a peer stream to this node (monitor.peerConnected). */

@@ -1,15 +1,22 @@
 /**
  * Rollback detection: a node whose stored state went backwards (restored from an old disk image
- * or VM snapshot, or a disk that lost acknowledged writes) finds out at start, says so, and
- * withholds its vote until it has caught up past everything it may have promised before.
+ * or VM snapshot, or a disk that lost acknowledged writes) finds out at start when a peer can tell,
+ * says so, and withholds its vote until it has caught up past everything it may have promised.
+ * A plain restart of an intact store is not held up beyond what an election needs anyway.
  *
- * Why. Raft's safety needs currentTerm, votedFor and the log to be on stable storage before a
- * server answers any RPC (Raft paper §5.1, Figure 2). A node that forgets a vote can vote twice in
- * one term and give two candidates a majority each (Election Safety, §5.2, gone); a node that
- * forgets entries it acknowledged can help elect a leader lacking a committed entry (Leader
- * Completeness, §5.4, gone). The node itself cannot tell an old copy from the latest: its store is
- * internally consistent. Its peers can, because every message it sent them was sent only after
- * the state it reflects was durable (the driver persists before sending, raft/driver.ts).
+ * What a rolled-back node could break. Raft's safety needs currentTerm, votedFor and the log to be
+ * on stable storage before a server answers any RPC (Raft paper §5.1, Figure 2). Two promises rest
+ * on that storage:
+ *  (V) a vote: a node that forgets a vote it granted in term T can vote again in T and give two
+ *      candidates a majority each (Election Safety, §5.2, gone; with it Log Matching, since two
+ *      leaders of T write different entries under the same term);
+ *  (A) an acknowledgement: a node that forgets entries it acknowledged can help elect a leader
+ *      lacking a committed entry (Leader Completeness, §5.4, gone).
+ * The node itself cannot tell an old copy from the latest: its store is internally consistent.
+ * Its peers can, partly: every message it sent was sent only after the state it reflects was
+ * durable (the driver persists before sending, raft/driver.ts), and a peer remembers what it heard.
+ * A vote (V) is witnessed only by the candidate that received it; an acknowledgement (A) only by
+ * the leader that received it; a term by whoever heard the node speak in it.
  *
  * Message flow.
  *  1. Every node keeps a WitnessBook: for each peer, the highest term it has heard that peer speak
@@ -19,35 +26,69 @@
  *     same LevelDB batch as the Ready of the step that updated it, so what it witnessed is durable
  *     before anything that depends on it (a commit counted from an acknowledgement, a leadership
  *     won with a vote) leaves the node.
- *  2. At start, before taking part in elections, a node asks every other voter "what have you seen
- *     from me?" (RollbackQuery) and each answers with its Witness for the asker as it stood when
- *     the asker opened its peer stream (monitor.ts peerConnected): what the previous incarnation
- *     said, not the term the restarted node has learned and spoken in since.
+ *  2. At start a node asks every other voter "what have you seen from me?" (RollbackQuery), and
+ *     keeps asking each voter until that voter has answered, however long it is away. Each answers
+ *     with its Witness for the asker as it stood when the asker opened its peer stream
+ *     (monitor.ts peerConnected): what the previous incarnation said, not the term the restarted
+ *     node has learned and spoken in since.
  *  3. `RollbackGate` compares each answer with the node's own durable state (term, vote, last
  *     index). A peer that saw it in a later term, saw it vote for someone else in its current term,
  *     or saw it acknowledge an index beyond its log in its current term, proves the store went
  *     backwards: verdict `rolled_back`, with the peer's record as evidence (raises
- *     custody_split_brain_active{kind="rollback"}).
+ *     custody_split_brain_active{kind="rollback"} unless the store's own marker explains it).
  *  4. Until the gate allows it, the driver drops incoming vote and pre-vote requests and does not
  *     start elections; it still follows a leader, appends and acknowledges entries (an
  *     acknowledgement states the current durable log, which is true whatever happened before).
  *
+ * The store's history (`StoreHistory`), from the marker `custody node wipe` leaves (META_RECOVERING
+ * in raft/driver.ts, with the term it kept):
+ *  - `intact`: no marker. The store holds every vote and acknowledgement the node ever made.
+ *  - `log_lost`: wiped, term and vote kept (their checksum verified). Votes are intact; entries it
+ *    acknowledged are gone, which the driver's recovery (raft/driver.ts `Recovering`) and the
+ *    gate's catch-up below cover.
+ *  - `vote_lost`: wiped without a term and vote it could trust (`--discard-vote` on a corrupt hard
+ *    state, or `--restored` for a store restored from an old copy). It may have voted in terms it
+ *    no longer knows.
+ * A store restored from a copy outside these commands (VM snapshot, disk image) looks `intact`;
+ * only a peer's answer can reveal it (below).
+ *
  * When the gate allows voting, and why that is safe.
- *  - No proof of rollback and every other voter has answered: every vote the node ever granted
- *    was witnessed by the candidate that received it, and every acknowledgement by the leader
- *    that received it; all of them have answered and none contradicts the store, so the store
- *    holds at least what the node promised.
- *  - After a proven rollback: once the node's term is above every term any peer saw it in, a vote
- *    can only go to a term it never voted in before (Raft never votes below its current term); and
- *    once its log reaches the highest index it acknowledged in that term, or ends in an entry of a
- *    later term (such an entry came from a later leader, which holds every committed entry, §5.4,
- *    and Log Matching, §5.3, makes the prefix equal), it cannot help elect a leader missing an
- *    entry it acknowledged.
- *  - Until every voter has answered the gate waits, even when the answers so far are clean. A
- *    silent peer may be the one candidate that holds the forgotten vote, and a node that cannot
- *    rule that out must not vote: safety is chosen over liveness here. A cluster keeps electing
- *    leaders as long as a majority of voters can vote; an operator sees
- *    custody_rollback_vote_withheld=1 and the missing peers in the log.
+ *  (a) `intact` or `log_lost`, no contradicting answer, and answers from enough voters that with
+ *      this node they form a quorum of the voters. Safety needs no answer here: the store holds
+ *      every vote (V), and for `log_lost` the driver withholds votes until the node holds what was
+ *      committed (A); this is what every Raft assumes of a restart. The quorum of answers is a
+ *      check on that assumption, and under node failures (every node that is up reaches every
+ *      other one) it costs no availability: no election can be won without a quorum of voters up,
+ *      and this node can only matter to an election (vote in it, or win it) when a quorum that
+ *      includes it is up, which is exactly the quorum whose answers it waits for. (Under a partial
+ *      partition it may wait until it reaches that quorum itself; the others elect without it
+ *      meanwhile whenever they can.) With f of 2f+1 voters down and this node restarting, the f others
+ *      that are up are the f answers it needs (3 voters, one down: one answer; 5 voters, two down:
+ *      two). The node keeps asking the voters that have not answered; a contradiction arriving
+ *      later still withholds the vote from then on, and raises the alarm.
+ *      What this catches: an out-of-band restore, whenever an answering peer witnessed a later
+ *      term, a different vote in the stored term, or an acknowledgement past the stored log. What
+ *      it cannot catch: a vote (V) forgotten by such a restore, granted in a term no answering peer
+ *      heard the node in, to a candidate that has not answered. No rule that lets a node vote
+ *      while any voter is silent can catch that; the rule for it is (b), and only a marker or a
+ *      contradiction tells the node it needs (b).
+ *  (b) `vote_lost`, or any contradicting answer (evidence of a restore): every other voter has
+ *      answered, and the node has caught up past what they witnessed. Every vote the node ever
+ *      granted was witnessed by its candidate, a voter, whose record shows that term or a later
+ *      one; every acknowledgement by its leader, whose record shows that index or a later term.
+ *      So once the node's term is above every term any voter saw it in, a vote can only go to a
+ *      term it never voted in before (Raft never votes below its current term); and once its log
+ *      reaches the highest index it acknowledged in that term, or ends in an entry of a later term
+ *      (such an entry came from a later leader, which holds every committed entry, §5.4, and Log
+ *      Matching, §5.3, makes the prefix equal), it cannot help elect a leader missing an entry it
+ *      acknowledged. Waiting for every voter is the price: a silent voter may be the one candidate
+ *      that holds the forgotten vote, so the gate cannot rule it out, and chooses safety over
+ *      liveness. The operator's override (`custody node --trust-store`, `waiveSilent` below)
+ *      stops waiting for silent voters, never the catch-up to what the answers showed; it is for a
+ *      voter that is down for good, when the operator knows this node made no promise to it that
+ *      the others did not witness (for instance, the dead voter never led or campaigned after this
+ *      node's store was copied).
+ *  An operator sees custody_rollback_vote_withheld=1 and the missing voters in the log.
  * Residual risk: a peer that itself lost the witness record (both rolled back at once) cannot
  * testify; detection then rests on the split-brain detector and signed votes (equivocation.ts).
  */
@@ -131,10 +172,25 @@ export interface RollbackEvidence {
   readonly what: 'term' | 'vote' | 'log';
 }
 
+/** What the store's own marker says it lost (see the header). */
+export type StoreHistory = 'intact' | 'log_lost' | 'vote_lost';
+
+/**
+ * The store's history from the marker `custody node wipe` writes (raft/storage/leveldb.ts
+ * wipeStore): absent, intact; with a kept term, the log was lost; without one, the vote may have been.
+ */
+export function storeHistoryOf(marker: { readonly keptTerm: number | null } | null): StoreHistory {
+  if (marker === null) return 'intact';
+  return marker.keptTerm === null ? 'vote_lost' : 'log_lost';
+}
+
 export type Verdict =
-  | { readonly kind: 'waiting'; readonly missing: readonly NodeId[] }
-  | { readonly kind: 'consistent' }
-  | { readonly kind: 'rolled_back'; readonly evidence: readonly RollbackEvidence[]; readonly catchUp: { readonly term: number; readonly index: number } };
+  /** Too few answers yet: `wanted` more of the `missing` voters (every one of them when a vote may be lost). */
+  | { readonly kind: 'waiting'; readonly missing: readonly NodeId[]; readonly wanted: number }
+  /** Enough answers and none contradicts the store; the `missing` voters are still asked. */
+  | { readonly kind: 'consistent'; readonly missing: readonly NodeId[] }
+  /** Proven: the store went backwards. Votes once every voter answered (`missing` empty) and caught up. */
+  | { readonly kind: 'rolled_back'; readonly evidence: readonly RollbackEvidence[]; readonly catchUp: { readonly term: number; readonly index: number }; readonly missing: readonly NodeId[] };
 
 /** Compares one peer's witness with the local durable state. */
 export function contradiction(witness: NodeId, saw: Witness, local: DurableState): RollbackEvidence | null {
@@ -146,6 +202,17 @@ export function contradiction(witness: NodeId, saw: Witness, local: DurableState
   return null;
 }
 
+export interface GateOptions {
+  /** What the store's marker says (default `intact`). */
+  readonly history?: StoreHistory;
+  /**
+   * The operator vouches that silent voters hold no promise from this node beyond what the
+   * answering ones witnessed (`custody node --trust-store`): stop waiting for them. Never waives
+   * the catch-up a contradicting answer asks for.
+   */
+  readonly waiveSilent?: boolean;
+}
+
 /**
  * The start-up check. Construct with the node's durable state as loaded, feed each voter's answer
  * with `answer()`, and ask `mayVote()` before handling a vote request or starting an election.
@@ -153,24 +220,44 @@ export function contradiction(witness: NodeId, saw: Witness, local: DurableState
 export class RollbackGate {
   private readonly answers = new Map<NodeId, Witness | null>();
   private readonly others: readonly NodeId[];
+  /** Answers that, with this node's own, make a quorum of the voters (rule (a)). */
+  private readonly quorumAnswers: number;
+  readonly history: StoreHistory;
+  private readonly waiveSilent: boolean;
+  /** The evidence once a rollback was proven: it stays proven whatever later answers say. */
+  private proof: readonly RollbackEvidence[] | null = null;
+  /** The node has once been allowed to vote under rule (b). */
+  private ruleBMet = false;
   private current: Verdict;
 
   constructor(
     readonly self: NodeId,
     voters: readonly NodeId[],
     readonly atStart: DurableState,
+    opts: GateOptions = {},
   ) {
-    this.others = [...new Set(voters)].filter((v) => v !== self).sort();
-    this.current = this.others.length === 0 ? { kind: 'consistent' } : { kind: 'waiting', missing: this.others };
+    const all = [...new Set(voters)];
+    this.others = all.filter((v) => v !== self).sort();
+    this.quorumAnswers = Math.max(0, Math.floor(all.length / 2) + 1 - (all.includes(self) ? 1 : 0));
+    this.history = opts.history ?? 'intact';
+    this.waiveSilent = opts.waiveSilent === true;
+    this.current = this.decide();
   }
 
   verdict(): Verdict {
     return this.current;
   }
 
-  /** A voter's answer (null: it has witnessed nothing from this node). Answers from non-voters are ignored. */
+  /** True while `peer` is a voter that has not answered yet: keep asking it. */
+  wantsAnswer(peer: NodeId): boolean {
+    return this.others.includes(peer) && !this.answers.has(peer);
+  }
+
+  /** A voter's answer (null: it has witnessed nothing from this node). Answers from non-voters, and repeated ones, are ignored. */
   answer(from: NodeId, saw: Witness | null): Verdict {
-    if (!this.others.includes(from)) return this.current;
+    // The first answer stands: it is the record closest to this incarnation's start (a later one,
+    // sent after a reconnect, may already count what this incarnation said since).
+    if (!this.others.includes(from) || this.answers.has(from)) return this.current;
     this.answers.set(from, saw);
     this.current = this.decide();
     return this.current;
@@ -191,21 +278,43 @@ export class RollbackGate {
         index = Math.max(index, saw.ackIndex);
       }
     }
-    // A proven rollback stays proven whatever later answers say.
-    if (evidence.length > 0 || this.current.kind === 'rolled_back') {
-      const prior = this.current.kind === 'rolled_back' ? this.current : null;
-      return { kind: 'rolled_back', evidence: prior && evidence.length === 0 ? prior.evidence : evidence, catchUp: { term, index } };
-    }
     const missing = this.others.filter((v) => !this.answers.has(v));
-    return missing.length > 0 ? { kind: 'waiting', missing } : { kind: 'consistent' };
+    if (evidence.length > 0) this.proof = evidence;
+    if (this.proof) return { kind: 'rolled_back', evidence: this.proof, catchUp: { term, index }, missing };
+    const needed = this.history === 'vote_lost' ? this.others.length : this.quorumAnswers;
+    const answered = this.others.length - missing.length;
+    return answered >= needed ? { kind: 'consistent', missing } : { kind: 'waiting', missing, wanted: needed - answered };
+  }
+
+  /**
+   * True while the gate holds to rule (b), every voter's answer and the catch-up past them, and
+   * has not yet let the node vote under it. A node restarted meanwhile must hold to it again
+   * (node-guard.ts persists this as RESTORE_PENDING_KEY).
+   */
+  restorePending(): boolean {
+    return !this.ruleBMet && this.needsEveryVoter();
+  }
+
+  /**
+   * Rule (b) applies: the store may have lost a vote. A store wiped with its term and vote kept
+   * (`log_lost`) that peers contradict only about the log lost what the wipe says, not a vote; the
+   * driver's recovery and the catch-up cover the log.
+   */
+  private needsEveryVoter(): boolean {
+    const v = this.current;
+    if (v.kind !== 'rolled_back') return this.history === 'vote_lost';
+    return !(this.history === 'log_lost' && v.evidence.every((e) => e.what === 'log'));
   }
 
   /** May the node grant a vote or start an election now, with durable state `now`? */
   mayVote(now: DurableState): boolean {
     const v = this.current;
-    if (v.kind === 'consistent') return true;
-    if (v.kind === 'waiting') return false;
-    return caughtUp(now, v.catchUp);
+    let ok: boolean;
+    if (v.kind === 'consistent') ok = true;
+    else if (v.kind === 'waiting') ok = this.waiveSilent;
+    else ok = (v.missing.length === 0 || this.waiveSilent || !this.needsEveryVoter()) && caughtUp(now, v.catchUp);
+    if (ok && this.needsEveryVoter()) this.ruleBMet = true;
+    return ok;
   }
 }
 
@@ -220,10 +329,10 @@ export function caughtUp(now: DurableState, catchUp: { readonly term: number; re
 export function describeVerdict(self: NodeId, v: Verdict): string {
   switch (v.kind) {
     case 'consistent':
-      return `${self}: stored state agrees with what every voter witnessed; voting`;
+      return `${self}: stored state agrees with what ${v.missing.length === 0 ? 'every voter' : 'a quorum of voters'} witnessed; voting${v.missing.length > 0 ? ` (still asking ${v.missing.join(', ')})` : ''}`;
     case 'waiting':
-      return `${self}: withholding votes until every voter has said what it saw from this node; missing ${v.missing.join(', ')}`;
+      return `${self}: withholding votes until ${v.wanted} more voter(s) said what they saw from this node; missing ${v.missing.join(', ')}`;
     case 'rolled_back':
-      return `${self}: stored state went backwards (${v.evidence.map((e) => `${e.witness} saw ${e.what === 'term' ? `term ${e.saw.term} > stored ${e.local.term}` : e.what === 'vote' ? `a vote for ${e.saw.vote} in term ${e.saw.term}, stored vote ${e.local.vote ?? 'none'}` : `index ${e.saw.ackIndex} acknowledged in term ${e.saw.term}, stored last index ${e.local.lastIndex}`}`).join('; ')}); withholding votes until past term ${v.catchUp.term} and index ${v.catchUp.index}`;
+      return `${self}: stored state went backwards (${v.evidence.map((e) => `${e.witness} saw ${e.what === 'term' ? `term ${e.saw.term} > stored ${e.local.term}` : e.what === 'vote' ? `a vote for ${e.saw.vote} in term ${e.saw.term}, stored vote ${e.local.vote ?? 'none'}` : `index ${e.saw.ackIndex} acknowledged in term ${e.saw.term}, stored last index ${e.local.lastIndex}`}`).join('; ')}); withholding votes until ${v.missing.length > 0 ? `every voter answered (missing ${v.missing.join(', ')}) and ` : ''}past term ${v.catchUp.term} and index ${v.catchUp.index}`;
   }
 }

@@ -291,11 +291,12 @@ async function load(db: Db, opts: OpenOptions): Promise<Loaded> {
  *
  * The term and vote are kept when their checksum verifies: a voter that forgot its vote could vote
  * twice in one term and let two leaders be elected (Raft §5.2, Figure 2 "persistent state"). If the
- * hard state itself is corrupt the wipe refuses unless `discardVote` is set, which the operator
- * may only do after the node has been removed from the voters or the cluster has moved past every
- * term this node could have voted in.
+ * hard state itself is corrupt the wipe refuses unless `discardVote` is set. `restored` (a store
+ * copied back from an old image) keeps no term and vote either: they may be older than a vote the
+ * node gave. Without a kept term the marker tells the node's rollback gate that a vote may be lost,
+ * so it waits for every voter's answer before voting again (node/splitbrain/rollback.ts rule (b)).
  */
-export async function wipeStore(dir: string, opts: { discardVote: boolean }): Promise<{ keptTerm: number | null }> {
+export async function wipeStore(dir: string, opts: { discardVote: boolean; restored?: boolean }): Promise<{ keptTerm: number | null }> {
   let kept: HardState | null = null;
   const db = levelDb(dir, false);
   let opened = false;
@@ -310,7 +311,8 @@ export async function wipeStore(dir: string, opts: { discardVote: boolean }): Pr
       throw new CustodyError('INVALID_ARGUMENT', `cannot open ${dir} to wipe it (${why.trim()}); is the node still running? Stop it first`);
     }
   }
-  if (opened) {
+  if (opened && opts.restored === true) await db.close();
+  else if (opened) {
     try {
       const raw = await db.get(KEY_HS);
       if (raw !== undefined) {
@@ -318,7 +320,7 @@ export async function wipeStore(dir: string, opts: { discardVote: boolean }): Pr
         const d = typeof p === 'string' ? p : decodeHardState(p);
         if (typeof d === 'string') {
           if (!opts.discardVote) {
-            throw new CustodyError('STORAGE_CORRUPT', `the hard state (term and vote) in ${dir} is itself corrupt (${d}); wiping it could let this node vote twice in one term. Remove the node from the voters first, then wipe with --discard-vote`);
+            throw new CustodyError('STORAGE_CORRUPT', `the hard state (term and vote) in ${dir} is itself corrupt (${d}); wiping it could let this node vote twice in one term. Wipe with --discard-vote: the node then votes again only once every other voter has answered`);
           }
         } else kept = d;
       }

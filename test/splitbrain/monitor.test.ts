@@ -12,7 +12,7 @@ import { signVote } from '../../node/splitbrain/equivocation.js';
 import { decodeExchange, encodeExchange, type Exchange } from '../../node/splitbrain/exchange.js';
 import { SplitBrainMonitor } from '../../node/splitbrain/monitor.js';
 import type { Observation } from '../../node/splitbrain/detector.js';
-import type { DurableState } from '../../node/splitbrain/rollback.js';
+import type { DurableState, StoreHistory } from '../../node/splitbrain/rollback.js';
 import { splitBrain } from '../../proto/limits.js';
 
 const sc = new ScriptedCluster({ nodes: 3, label: 'monitor' });
@@ -22,12 +22,12 @@ const keyOf = (id: string): Uint8Array | undefined => sc.nodes.find((n) => n.inf
 
 interface Node { id: string; mon: SplitBrainMonitor; reg: Registry; metrics: CatalogMetrics; obs: Observation; logs: string[] }
 
-function cluster(atStart: (id: string) => DurableState = () => ({ term: 3, vote: null, lastIndex: 10, lastLogTerm: 3 }), logLossExpected: (id: string) => boolean = () => false): Node[] {
+function cluster(atStart: (id: string) => DurableState = () => ({ term: 3, vote: null, lastIndex: 10, lastLogTerm: 3 }), history: (id: string) => StoreHistory = () => 'intact'): Node[] {
   return ids.map((id) => {
     const reg = new Registry();
     const metrics = registerCatalogMetrics(reg);
     const logs: string[] = [];
-    const mon = new SplitBrainMonitor({ self: id, clusterId: sc.clusterId, voters: ids, identityKey: keyOf, atStart: atStart(id), metrics, log: (l) => logs.push(l), logLossExpected: logLossExpected(id) });
+    const mon = new SplitBrainMonitor({ self: id, clusterId: sc.clusterId, voters: ids, identityKey: keyOf, atStart: atStart(id), metrics, log: (l) => logs.push(l), history: history(id) });
     return { id, mon, reg, metrics, obs: { node: id, term: 3, leader: ids[0], appliedIndex: 10, stateRoot: 'root-10' }, logs };
   });
 }
@@ -98,7 +98,7 @@ t.test('a node restored from an old copy is told by its peers, withholds its vot
 
 t.test('an operator-wiped log (term and vote kept) withholds the vote without raising the alarm; a lost term still alarms', async (t) => {
   const wiped = { term: 6, vote: ids[1], lastIndex: 0, lastLogTerm: 0 };
-  const nodes = cluster((id) => (id === ids[0] ? wiped : { term: 6, vote: ids[1], lastIndex: 40, lastLogTerm: 6 }), (id) => id === ids[0]);
+  const nodes = cluster((id) => (id === ids[0] ? wiped : { term: 6, vote: ids[1], lastIndex: 40, lastLogTerm: 6 }), (id) => (id === ids[0] ? 'log_lost' : 'intact'));
   const [n1, n2] = nodes as [Node, Node, Node];
   n2.mon.noteMessage({ type: 'appResp', from: n1.id, to: n2.id, term: 6, index: 40, reject: false });
   round(nodes);
@@ -110,7 +110,7 @@ t.test('an operator-wiped log (term and vote kept) withholds the vote without ra
   t.ok(await metric(n1, /^custody_split_brain_active\{kind="rollback"\} 0$/m), 'no alarm: the operator wiped it');
   t.ok(await metric(n1, /^custody_rollback_vote_withheld 1$/m));
   // The same expectation does not cover a store whose term went backwards.
-  const older = cluster((id) => (id === ids[0] ? { term: 4, vote: null, lastIndex: 0, lastLogTerm: 0 } : { term: 6, vote: null, lastIndex: 40, lastLogTerm: 6 }), (id) => id === ids[0]);
+  const older = cluster((id) => (id === ids[0] ? { term: 4, vote: null, lastIndex: 0, lastLogTerm: 0 } : { term: 6, vote: null, lastIndex: 40, lastLogTerm: 6 }), (id) => (id === ids[0] ? 'log_lost' : 'intact'));
   (older[1] as Node).mon.noteMessage({ type: 'appResp', from: ids[0], to: ids[1], term: 6, index: 40, reject: false });
   round(older);
   round(older);

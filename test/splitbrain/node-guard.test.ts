@@ -5,6 +5,8 @@
  *  - a fresh cluster elects only once the rollback gates open; the leader's announcement and the
  *    votes that elected it are signed and reach every node; no alarm;
  *  - the witness book is written to the store and read back at start;
+ *  - with one voter down for good, a restarted node votes on the answer of the live one;
+ *  - a store wiped without its vote waits for every voter, across restarts;
  *  - a node whose store is older than what its peers witnessed withholds its vote: it grants none,
  *    starts no election, and raises the rollback alarm, while the others go on;
  *  - a forged double vote that reaches one node becomes evidence proposed until the ledger rules.
@@ -26,7 +28,8 @@ import { KvApp, encodePut } from '../../node/kv.js';
 import { registerCatalogMetrics } from '../../node/metrics-catalog.js';
 import { LEADER_ANNOUNCEMENT, RAFT_VOTE, signVote, type EquivocationEvidence } from '../../node/splitbrain/equivocation.js';
 import { encodeExchange } from '../../node/splitbrain/exchange.js';
-import { NodeGuard, WITNESS_KEY, decodeWitnesses, encodeWitnesses } from '../../node/splitbrain/node-guard.js';
+import { NodeGuard, RESTORE_PENDING_KEY, WITNESS_KEY, decodeWitnesses, encodeWitnesses, storeHistory } from '../../node/splitbrain/node-guard.js';
+import { wipeStore } from '../../raft/storage/leveldb.js';
 
 const sc = new ScriptedCluster({ nodes: 3, label: 'node-guard' });
 sc.genesis();
@@ -68,6 +71,7 @@ async function start(net: Net, id: NodeId, dir: string, opts: { atStartOverride?
     self: id, voters: ids,
     atStart: { term: hs.term, vote: hs.vote, lastIndex: last, lastLogTerm: storage.term(last) },
     stored: storage.appValue(WITNESS_KEY),
+    ...storeHistory((k) => storage.appValue(k)),
     identity: { clusterId: sc.clusterId, secretKey: sc.node(id).secretKey, publicKey },
     metrics, log: (l) => logs.push(l),
   });
@@ -207,6 +211,57 @@ t.test('a clean restart after the cluster moved on to a later term is not taken 
   t.equal(await metricValue(back, /^custody_split_brain_active\{kind="rollback"\} (\d+)/m), 0, 'no rollback alarm');
 });
 
+t.test('one voter down for good: restarting the leader, and then the other node, elects a leader each time', async (t) => {
+  const { net, nodes, dirs } = await cluster(t);
+  const first = await until('a leader', () => nodes.find((n) => n.driver.isLeader));
+  await first.driver.propose('d', 1, encodePut('before', Buffer.from('v')), 30_000);
+  const dead = nodes.find((n) => n !== first) as Node;
+  await stop(net, dead);
+  let live = nodes.filter((n) => n !== dead);
+  for (const victim of [first, live.find((n) => n !== first) as Node]) {
+    const i = nodes.indexOf(victim);
+    await stop(net, victim);
+    const t0 = Date.now();
+    const back = await start(net, victim.id, dirs[i] as string);
+    live = live.map((n) => (n.id === back.id ? back : n));
+    // A leader both live nodes follow: with two of three up, it needs the restarted node's vote or its following.
+    const leader = await until(`a leader after restarting ${back.id} with ${dead.id} down`, () => live.find((n) => n.driver.isLeader && back.driver.status().leader === n.id));
+    t.comment(`restart of ${back.id}: ${leader.id} leads, followed by ${back.id}, ${Date.now() - t0} ms after the restart (election timeout 100 ms)`);
+    await until(`${back.id} heard the live peer`, () => back.guard.monitor.gate.verdict().kind !== 'waiting');
+    t.same(back.guard.monitor.gate.verdict(), { kind: 'consistent', missing: [dead.id] }, `${back.id} votes on the answer of the one live peer and still asks ${dead.id}`);
+    const o = await leader.driver.propose(`after-${back.id}`, 1, encodePut(`after-${back.id}`, Buffer.from('v')), 30_000);
+    t.ok(o.ok, 'and the cluster commits');
+  }
+});
+
+t.test('a store wiped without its vote waits for every voter, and holds to that across a restart until it voted', async (t) => {
+  const { net, nodes, dirs } = await cluster(t);
+  const leader = await until('a leader', () => nodes.find((n) => n.driver.isLeader));
+  await leader.driver.propose('v', 1, encodePut('k', Buffer.from('v')), 30_000);
+  const victim = nodes.find((n) => n !== leader) as Node;
+  const silent = nodes.find((n) => n !== leader && n !== victim) as Node;
+  const vi = nodes.indexOf(victim);
+  await stop(net, victim);
+  await stop(net, silent);
+  // Forget the term and vote, as `custody node wipe --restored` does for a store copied back from an old image.
+  t.same(await wipeStore(dirs[vi] as string, { discardVote: true, restored: true }), { keptTerm: null });
+  let back = await start(net, victim.id, dirs[vi] as string);
+  t.equal(back.guard.monitor.gate.history, 'vote_lost');
+  await until(`${leader.id} answered`, () => !back.guard.monitor.gate.wantsAnswer(leader.id));
+  t.equal(back.guard.monitor.gate.verdict().kind, 'rolled_back', `${leader.id} saw it in a later term than its emptied store`);
+  t.equal(await metricValue(back, /^custody_split_brain_active\{kind="rollback"\} (\d+)/m), 0, 'no alarm: the operator said the store was restored');
+  t.notOk(back.guard.mayVote(back.driver.durableState()), `no vote while ${silent.id} is silent: it may hold the vote the store forgot`);
+  await until('the pending rule written to the store', () => back.storage.appValue(RESTORE_PENDING_KEY) !== undefined);
+  // Restarted before it could vote: the wipe marker may be gone once the log is back, the pending rule is not.
+  await stop(net, back);
+  back = await start(net, victim.id, dirs[vi] as string);
+  t.equal(back.guard.monitor.gate.history, 'vote_lost', 'restarted, it still waits for every voter');
+  const again = await start(net, silent.id, dirs[nodes.indexOf(silent)] as string);
+  await until(`${back.id} votes once ${again.id} answered and it caught up`, () => back.guard.mayVote(back.driver.durableState()) || null);
+  await until('the pending rule cleared', () => back.storage.appValue(RESTORE_PENDING_KEY) === undefined);
+  t.pass(`${back.id} votes again in term ${back.driver.durableState().term}`);
+});
+
 t.test('a node whose store went backwards withholds its vote and raises the rollback alarm; the others go on', async (t) => {
   const { net, nodes, dirs } = await cluster(t);
   const leader = await until('a leader', () => nodes.find((n) => n.driver.isLeader));
@@ -253,7 +308,7 @@ t.test('--trust-store: a restarted node votes while a voter is silent, but not a
     return { g, logs, reg };
   };
   const plain = mk(false);
-  t.notOk(plain.g.mayVote(atStart), 'by default a restarted node waits for every voter');
+  t.notOk(plain.g.mayVote(atStart), 'by default a restarted node waits for a quorum\'s answers');
   const trusted = mk(true);
   t.ok(trusted.g.mayVote(atStart), 'vouched for: it votes while the others have not answered');
   t.match(await trusted.reg.metrics(), /^custody_rollback_vote_withheld 0$/m);

@@ -1,11 +1,13 @@
 /**
  * Rollback detection (node/splitbrain/rollback.ts): peers witness what a node promised (its term,
  * its votes, its acknowledgements — each durable before it was sent, Raft §5.1 Figure 2); a node
- * restored from an old copy is contradicted by them and withholds its vote until caught up.
+ * restored from an old copy is contradicted by them and withholds its vote until caught up. A plain
+ * restart votes once a quorum's answers are in; a store that may have lost a vote waits for every voter.
  */
+import fc from 'fast-check';
 import t from 'tap';
 import type { Message } from '../../raft/core/types.js';
-import { RollbackGate, WitnessBook, caughtUp, contradiction, describeVerdict, type DurableState, type Witness } from '../../node/splitbrain/rollback.js';
+import { RollbackGate, WitnessBook, caughtUp, contradiction, describeVerdict, storeHistoryOf, type DurableState, type StoreHistory, type Witness } from '../../node/splitbrain/rollback.js';
 
 const msg = (type: Message['type'], from: string, to: string, term: number, over: Partial<Pick<Message, 'index' | 'reject'>> = {}) => ({ type, from, to, term, index: 0, reject: false, ...over });
 const state = (term: number, vote: string | null, lastIndex: number, lastLogTerm = term): DurableState => ({ term, vote, lastIndex, lastLogTerm });
@@ -92,28 +94,183 @@ t.test('scenario: a forgotten vote in the same term is caught by the candidate t
   t.notOk(gate.mayVote(state(12, null, 340)));
 });
 
-t.test('a clean restart votes once every other voter has answered, and not before', async (t) => {
+t.test('a clean restart votes once answers from a quorum are in, keeps asking the rest, and a late contradiction withholds', async (t) => {
   const gate = new RollbackGate('n1', voters, state(12, 'n2', 340));
-  gate.answer('n2', { term: 12, vote: 'n2', ackIndex: 0 });
-  t.same(gate.verdict(), { kind: 'waiting', missing: ['n3'] });
-  t.notOk(gate.mayVote(state(12, 'n2', 340)), 'a silent voter may hold the forgotten vote');
-  t.match(describeVerdict('n1', gate.verdict()), /missing n3/);
+  t.same(gate.verdict(), { kind: 'waiting', missing: ['n2', 'n3'], wanted: 1 });
+  t.notOk(gate.mayVote(state(12, 'n2', 340)), 'no answer yet');
+  t.match(describeVerdict('n1', gate.verdict()), /1 more voter.*missing n2, n3/);
   gate.answer('n9', null);
   t.equal(gate.verdict().kind, 'waiting', 'answers from non-voters do not count');
-  t.same(gate.answer('n3', null), { kind: 'consistent' });
-  t.ok(gate.mayVote(state(12, 'n2', 340)));
+  t.same(gate.answer('n2', { term: 12, vote: 'n2', ackIndex: 0 }), { kind: 'consistent', missing: ['n3'] }, 'n2 and n1 are a quorum of three');
+  t.ok(gate.mayVote(state(12, 'n2', 340)), 'votes with one voter down: the store holds every vote it made');
+  t.ok(gate.wantsAnswer('n3'), 'and still asks n3');
+  t.notOk(gate.wantsAnswer('n2'), 'not n2, which answered');
+  t.notOk(gate.restorePending(), 'nothing to hold to after a restart');
+  // n3 comes back and saw the node acknowledge more than its store holds: a disk that lost writes.
+  const v = gate.answer('n3', { term: 12, vote: null, ackIndex: 400 });
+  t.equal(v.kind, 'rolled_back');
+  t.notOk(gate.mayVote(state(12, 'n2', 340)), 'a contradiction withholds the vote from then on');
+  t.ok(gate.restorePending(), 'and holds to every voter\'s answer across a restart');
+  t.ok(gate.mayVote(state(13, null, 400, 13)), 'until caught up past it');
+  t.notOk(gate.restorePending(), 'once it voted under that rule, a restart need not hold to it again');
+});
+
+t.test('five voters, two down: two answers are enough', async (t) => {
+  const five = ['n1', 'n2', 'n3', 'n4', 'n5'];
+  const gate = new RollbackGate('n3', five, state(4, null, 10));
+  gate.answer('n1', { term: 4, vote: null, ackIndex: 10 });
+  t.same(gate.verdict(), { kind: 'waiting', missing: ['n2', 'n4', 'n5'], wanted: 1 });
+  t.same(gate.answer('n5', null), { kind: 'consistent', missing: ['n2', 'n4'] });
+});
+
+t.test('a repeated answer does not replace the first', async (t) => {
+  const gate = new RollbackGate('n1', voters, state(5, null, 10));
+  gate.answer('n2', { term: 5, vote: null, ackIndex: 10 });
+  t.same(gate.answer('n2', { term: 6, vote: null, ackIndex: 0 }), { kind: 'consistent', missing: ['n3'] }, 'after a reconnect a peer may count what this incarnation said since; the first answer stands');
+});
+
+t.test('a store wiped without its vote waits for every voter; --trust-store waives the silent ones', async (t) => {
+  t.equal(storeHistoryOf(null), 'intact');
+  t.equal(storeHistoryOf({ keptTerm: 6 }), 'log_lost');
+  t.equal(storeHistoryOf({ keptTerm: null }), 'vote_lost');
+  const gate = new RollbackGate('n1', voters, state(0, null, 0, 0), { history: 'vote_lost' });
+  t.ok(gate.restorePending());
+  gate.answer('n2', null);
+  t.same(gate.verdict(), { kind: 'waiting', missing: ['n3'], wanted: 1 }, 'a quorum is not enough: n3 may hold the forgotten vote');
+  t.notOk(gate.mayVote(state(0, null, 0, 0)));
+  t.same(gate.answer('n3', null), { kind: 'consistent', missing: [] }, 'nobody saw it vote or speak');
+  t.ok(gate.mayVote(state(0, null, 0, 0)));
+  t.notOk(gate.restorePending());
+  const waived = new RollbackGate('n1', voters, state(0, null, 0, 0), { history: 'vote_lost', waiveSilent: true });
+  t.ok(waived.mayVote(state(0, null, 0, 0)), 'the operator vouches for the silent voters');
+  waived.answer('n2', { term: 9, vote: null, ackIndex: 20 });
+  t.notOk(waived.mayVote(state(9, null, 20, 9)), 'but never past a contradicting answer');
+  t.ok(waived.mayVote(state(10, null, 20, 9)), 'caught up past it, with n3 still silent');
+});
+
+t.test('a wipe that kept term and vote, contradicted about the log only, needs the catch-up but not every voter', async (t) => {
+  const gate = new RollbackGate('n1', voters, state(6, 'n2', 0, 0), { history: 'log_lost' });
+  const v = gate.answer('n2', { term: 6, vote: 'n2', ackIndex: 40 });
+  t.same(v.kind === 'rolled_back' ? v.missing : null, ['n3']);
+  t.notOk(gate.restorePending(), 'its votes are intact');
+  t.notOk(gate.mayVote(state(6, 'n2', 40, 6)), 'not caught up: still in the term it acknowledged 40 in');
+  t.ok(gate.mayVote(state(7, null, 40, 7)), 'caught up, with n3 silent');
+  const lost = new RollbackGate('n1', voters, state(4, null, 0, 0), { history: 'log_lost' });
+  lost.answer('n2', { term: 6, vote: null, ackIndex: 40 });
+  t.ok(lost.restorePending(), 'a term the wipe kept cannot be behind: that store lost more than its log');
+  t.notOk(lost.mayVote(state(7, null, 40, 7)), 'so it waits for every voter');
 });
 
 t.test('a proven rollback stays proven when later answers are clean', async (t) => {
   const gate = new RollbackGate('n1', voters, state(5, null, 10));
   gate.answer('n2', { term: 8, vote: null, ackIndex: 30 });
+  t.notOk(gate.mayVote(state(9, null, 30, 9)), 'caught up past n2, but n3 has not answered: it may hold a vote of a later term');
   const v = gate.answer('n3', null);
   t.equal(v.kind, 'rolled_back');
   t.same(v.kind === 'rolled_back' ? v.catchUp : null, { term: 8, index: 30 });
+  t.ok(gate.mayVote(state(9, null, 30, 9)));
 });
 
 t.test('a single-voter cluster has nobody to ask and votes at once', async (t) => {
-  t.same(new RollbackGate('n1', ['n1'], state(1, 'n1', 1)).verdict(), { kind: 'consistent' });
+  t.same(new RollbackGate('n1', ['n1'], state(1, 'n1', 1)).verdict(), { kind: 'consistent', missing: [] });
+  t.same(new RollbackGate('n1', ['n1'], state(1, 'n1', 1), { history: 'vote_lost' }).verdict(), { kind: 'consistent', missing: [] });
+});
+
+// --- Properties over answer orders and subsets --------------------------------------------------
+
+const seed = Number(process.env.FC_SEED ?? Math.floor(Math.random() * 2 ** 31));
+const runs = { numRuns: 400, seed };
+t.comment(`fast-check seed ${seed} (replay with FC_SEED=${seed})`);
+
+const SELF = 'n1';
+/** A cluster, the node's store at start, and what each other voter will answer, in answer order. */
+const scenario = fc
+  .record({ n: fc.integer({ min: 1, max: 7 }), term: fc.integer({ min: 1, max: 20 }), voted: fc.boolean(), lastIndex: fc.integer({ min: 0, max: 50 }) })
+  .chain(({ n, term, voted, lastIndex }) => {
+    const all = Array.from({ length: n }, (_, i) => `n${i + 1}`);
+    const others = all.slice(1);
+    const local = state(term, voted && n > 1 ? (others[0] as string) : null, lastIndex);
+    // A witness that agrees with the store: an older term, or the stored term with its vote and no more than its log.
+    const clean: fc.Arbitrary<Witness | null> = fc.oneof(
+      fc.constant(null),
+      fc.record({ term: fc.integer({ min: 0, max: term - 1 }), vote: fc.constantFrom(null, ...others, SELF), ackIndex: fc.integer({ min: 0, max: 80 }) }),
+      fc.record({ term: fc.constant(term), vote: fc.constantFrom(null, local.vote), ackIndex: fc.integer({ min: 0, max: lastIndex }) }),
+    );
+    const contradicting: fc.Arbitrary<Witness> = fc.oneof(
+      fc.record({ term: fc.integer({ min: term + 1, max: term + 5 }), vote: fc.constantFrom(null, ...others, SELF), ackIndex: fc.integer({ min: 0, max: 80 }) }),
+      fc.record({ term: fc.constant(term), vote: fc.constantFrom(...others.filter((o) => o !== local.vote), SELF), ackIndex: fc.integer({ min: 0, max: lastIndex }) }),
+      fc.record({ term: fc.constant(term), vote: fc.constantFrom(null, local.vote), ackIndex: fc.integer({ min: lastIndex + 1, max: lastIndex + 30 }) }),
+    );
+    const answer = fc.record({ bad: fc.boolean(), clean, contradicting }).map((a) => (a.bad ? a.contradicting : a.clean));
+    return fc.record({
+      all: fc.constant(all),
+      local: fc.constant(local),
+      order: fc.shuffledSubarray(others),
+      answers: fc.array(answer, { minLength: others.length, maxLength: others.length }),
+      history: fc.constantFrom<StoreHistory>('intact', 'log_lost', 'vote_lost'),
+    });
+  });
+
+const quorum = (n: number): number => Math.floor(n / 2) + 1;
+
+t.test('property: an intact store with no contradicting answer votes exactly once a quorum (itself included) answered', async (t) => {
+  fc.assert(
+    fc.property(scenario, ({ all, local, order, answers }) => {
+      const gate = new RollbackGate(SELF, all, local);
+      const check = (answered: number): boolean => gate.mayVote(local) === (answered + 1 >= quorum(all.length));
+      if (!check(0)) return false;
+      for (const [k, from] of order.entries()) {
+        const w = answers[k] ?? null;
+        if (w !== null && contradiction(from, w, local)) return true; // covered by the next property
+        gate.answer(from, w);
+        if (!check(k + 1) || gate.wantsAnswer(from)) return false;
+      }
+      return true;
+    }),
+    runs,
+  );
+  t.pass(`${runs.numRuns} runs`);
+});
+
+t.test('property: any contradicting answer withholds the vote until every voter answered and the node caught up past them all', async (t) => {
+  fc.assert(
+    fc.property(scenario, ({ all, local, order, answers, history }) => {
+      const gate = new RollbackGate(SELF, all, local, { history });
+      let proven = false;
+      const seen: Witness[] = [];
+      for (const [k, from] of order.entries()) {
+        const w = answers[k] ?? null;
+        gate.answer(from, w);
+        if (w !== null) seen.push(w);
+        if (w !== null && contradiction(from, w, local)) proven = true;
+        if (proven && gate.mayVote(local)) return false; // never at the state that was contradicted
+      }
+      if (!proven) return true;
+      const top = Math.max(...seen.map((w) => w.term));
+      const index = Math.max(0, ...seen.filter((w) => w.term === top).map((w) => w.ackIndex));
+      const caught = state(top + 1, null, index, top);
+      const logOnly = history === 'log_lost' && seen.every((w) => { const c = contradiction('x', w, local); return c === null || c.what === 'log'; });
+      const everyone = order.length === all.length - 1;
+      return gate.mayVote(caught) === (everyone || logOnly) && !gate.mayVote(state(top, null, index + 100, top));
+    }),
+    runs,
+  );
+  t.pass(`${runs.numRuns} runs`);
+});
+
+t.test('property: a store marked as having lost its vote waits for every voter, in any order', async (t) => {
+  fc.assert(
+    fc.property(scenario, ({ all, local, order }) => {
+      const gate = new RollbackGate(SELF, all, local, { history: 'vote_lost' });
+      for (const [k, from] of order.entries()) {
+        if (gate.mayVote(local) !== (k === all.length - 1)) return false;
+        gate.answer(from, null);
+      }
+      return gate.mayVote(local) === (order.length === all.length - 1);
+    }),
+    runs,
+  );
+  t.pass(`${runs.numRuns} runs`);
 });
 
 t.test('caughtUp is strict about the term', async (t) => {

@@ -35,7 +35,7 @@
  *   than half) runs and every link delivers: a leader commits a new proposal within
  *   wholeLivenessTicksMax.
  */
-import { Driver, META_RECOVERING, type DurableRaftState, type Outcome, type VoteGuard } from '../../../raft/driver.js';
+import { Driver, type DurableRaftState, type Outcome, type VoteGuard } from '../../../raft/driver.js';
 import { LevelStorage, wipedStoreOps, type PersistBatch } from '../../../raft/storage/leveldb.js';
 import { APP_PREFIX, KEY_HS, KEY_SNAP, LOG_PREFIX, decodeHardState, unseal } from '../../../raft/storage/codec.js';
 import { RaftCore } from '../../../raft/core/raft.js';
@@ -46,7 +46,7 @@ import { CustodyError } from '../../../proto/errors.js';
 import { raft } from '../../../proto/limits.js';
 import { LedgerApp } from '../../../node/ledger-app.js';
 import type { CatalogMetrics } from '../../../node/metrics-catalog.js';
-import { NodeGuard, WITNESS_KEY } from '../../../node/splitbrain/node-guard.js';
+import { NodeGuard, WITNESS_KEY, storeHistory } from '../../../node/splitbrain/node-guard.js';
 import { decodeEvent } from '../../../ledger/events.js';
 import { SimViolation, fail, type CheckerName } from '../checkers.js';
 import { SimNetwork } from '../network.js';
@@ -157,6 +157,8 @@ interface WNode {
   everRestored: boolean;
   /** A restore or wipe whose node does not vote yet. */
   unsettled: RestoreKind | null;
+  /** The commit index it must apply before it counts as settled again. */
+  settleIndex: number;
   startedTick: number;
   voteAllowedSeen: boolean;
   rollbackCounted: boolean;
@@ -234,7 +236,7 @@ class WholeCluster {
         id, rng, offsetMs: rng.int(p.stepsPerTick) * msPerStep,
         disk: new SimKvDisk(rng.fork(), { stepsMax: p.fsyncStepsMax, stallRate: p.stallRate, stallSteps: p.stallSteps }, () => this.step),
         up: false, failed: false, inc: 0, driver: null, guard: null, vote: null, store: null, app: null, timers: [], chains: new Map(),
-        downUntil: null, pausedUntilStep: 0, copies: [], everRestored: false, unsettled: null, startedTick: 0, voteAllowedSeen: false, rollbackCounted: false,
+        downUntil: null, pausedUntilStep: 0, copies: [], everRestored: false, unsettled: null, settleIndex: 0, startedTick: 0, voteAllowedSeen: false, rollbackCounted: false,
         alarms: { rollback: 0, two_leaders: 0, two_roots: 0, equivocation: 0 },
       };
       this.nodes.push(n);
@@ -383,8 +385,7 @@ class WholeCluster {
       const kept = await this.keptHardState(n);
       n.disk.replace(wipedStoreOps(kept));
       this.stats.faults.wipes++;
-      n.everRestored = true;
-      n.unsettled = 'wiped';
+      this.unsettle(n, 'wiped');
       this.trace.add(this.step, 'wipe', n.id, [kept?.term ?? 0], e.message.slice(0, 80));
       st = await LevelStorage.openOn(n.disk.handle(), opts);
     }
@@ -438,7 +439,7 @@ class WholeCluster {
       voters: this.voters,
       atStart,
       stored: st.appValue(WITNESS_KEY),
-      logLossExpected: st.appValue(META_RECOVERING) !== undefined,
+      ...storeHistory((k) => st.appValue(k)),
       identity: this.work.identity(n.id),
       metrics: alarmMetrics(n.alarms),
       log: (line) => this.trace.add(this.step, 'guard', n.id, [], line.slice(0, 160)),
@@ -502,6 +503,12 @@ class WholeCluster {
       },
       onRolledBack: (why) => driver.recover(why),
     });
+    // The streams are up: a node waiting for rollback answers asks at once (daemon: reachability).
+    for (const p of this.nodes) {
+      if (p === n || !p.up || !p.guard) continue;
+      guard.peerUp(p.id);
+      p.guard.peerUp(n.id);
+    }
     app.subscribe((entry) => {
       const ev = decodeEventOrNull(entry.event);
       if (ev !== null && 'statement' in ev) guard.statementInLog(ev.statement);
@@ -649,7 +656,10 @@ class WholeCluster {
       const n = pickUp();
       if (n) {
         this.stop(n, true, 'media error');
-        if (n.disk.corrupt([LOG_PREFIX, APP_PREFIX, KEY_SNAP])) this.trace.add(this.step, 'wipe', n.id, [], 'a stored value is corrupt');
+        if (n.disk.corrupt([LOG_PREFIX, APP_PREFIX, KEY_SNAP])) {
+          this.trace.add(this.step, 'wipe', n.id, [], 'a stored value is corrupt');
+          this.unsettle(n, 'wiped');
+        }
         n.downUntil = this.tick + this.between(p.downTicks);
       }
     }
@@ -721,14 +731,20 @@ class WholeCluster {
     this.trace.add(this.step, 'partition', '-', [kind, this.partitionEnd]);
   }
 
+  /** `n`'s store went backwards: until it votes again and holds what was committed, no other store may. */
+  private unsettle(n: WNode, kind: RestoreKind): void {
+    n.everRestored = true;
+    n.unsettled = kind;
+    n.settleIndex = Math.max(n.settleIndex, this.chk.committedHigh);
+  }
+
   /** Stop a node and replace its store with one of its older copies, marked or not. */
   private restore(n: WNode): void {
     const copy = n.copies[this.faultRng.int(n.copies.length)] as ReadonlyMap<string, Buffer>;
     if (n.up) this.stop(n, true, 'stopped to restore an old copy');
     const marked = this.faultRng.chance(this.params.restoreMarked);
     n.disk.restore(copy, marked ? wipedStoreOps(null) : []);
-    n.everRestored = true;
-    n.unsettled = marked ? 'marked' : 'unmarked';
+    this.unsettle(n, marked ? 'marked' : 'unmarked');
     if (marked) this.stats.faults.restoresMarked++;
     else this.stats.faults.restoresUnmarked++;
     if (!n.failed) n.downUntil = this.tick + 1 + this.faultRng.int(10);
@@ -843,12 +859,14 @@ class WholeCluster {
       const lastIndex = st.lastIndex();
       const chainAt = (i: number): number | undefined => (i >= snapIndex && i <= lastIndex ? chains.get(i) : undefined);
       if (s.role === 'leader') this.chk.leader(n.id, s.term, chainAt, snapIndex);
-      this.chk.committed(n.id, s.commit, chainAt);
+      // The stored commit index: it names entries of the stored log (the core's may name entries
+      // it has appended but not yet written, while the store still holds the ones they replace).
+      this.chk.committed(n.id, st.hardState().commit, chainAt);
       if (!n.voteAllowedSeen && n.vote.mayVote(d.durableState())) {
         n.voteAllowedSeen = true;
         this.stats.recoveryTicksMax = Math.max(this.stats.recoveryTicksMax, this.tick - n.startedTick);
       }
-      if (n.unsettled !== null && n.voteAllowedSeen && s.appliedIndex >= s.commit && s.leader !== null) n.unsettled = null;
+      if (n.unsettled !== null && n.voteAllowedSeen && s.appliedIndex >= n.settleIndex && s.leader !== null) n.unsettled = null;
       if (!n.rollbackCounted && n.guard?.monitor.gate.verdict().kind === 'rolled_back') {
         n.rollbackCounted = true;
         this.stats.rollbacksDetected++;
