@@ -56,6 +56,17 @@ export const raft = {
    * up by log or chunked snapshot, leave a joint configuration and commit: 2E + 24E + 4E = 30E.
    */
   simLivenessElectionsMax: 30,
+  /**
+   * Whole-node simulator liveness bound, in election timeouts E, from the heal (every node but
+   * the permanently failed ones up, every link up) until a leader has committed a new proposal.
+   * Derivation: the core's 30E above; plus 1E for a restarted node's rollback query to be asked
+   * again and answered (one observation interval, splitBrain.observationIntervalMs = 1E at the
+   * default tickMs, the answer coming back at once); plus 3E + 2E for a node recovering a lost log
+   * behind a leader that keeps probing above it: it asks for a transfer after 3E without progress
+   * (raft/driver.ts checkRecovery) and the transfer and the next commit take at most 2E more.
+   * 30E + 1E + 5E = 36E.
+   */
+  simWholeLivenessElectionsMax: 36,
 } as const;
 
 // ---------------------------------------------------------------------------------------------
@@ -210,6 +221,7 @@ check(raft.inflightBytesMax >= raft.appendBytesMax, 'flow control must admit at 
 check(raft.compactionKeepEntries < raft.snapshotEveryEntries, 'keep fewer entries than a snapshot interval');
 check(raft.simHealedDelayTicksMax * 2 <= raft.heartbeatTicks * raft.electionTicksMin, 'healed network round trips must fit an election timeout');
 check(raft.simLivenessElectionsMax >= 2 + 2 * 12 + 4, 'sim liveness bound below its derivation');
+check(raft.simWholeLivenessElectionsMax >= raft.simLivenessElectionsMax + 1 + 3 + 2, 'whole-node sim liveness bound below its derivation');
 check(ledger.eventBytesMax <= raft.proposalBytesMax, 'a ledger event must fit one proposal');
 check(lifecycle.signingSetRetryMs < lifecycle.signingSetWaitMsDefault, 'a fixed signing set is asked more than once before the act aborts');
 check(splitBrain.termsTrackedMax >= 2 * raft.electionTicksMin && splitBrain.rootsTrackedMax >= raft.compactionKeepEntries, 'split-brain windows cover a burst of elections and the entries a follower may lag by');

@@ -106,6 +106,11 @@ export interface DriverOptions {
   readonly proposalsPerEntryMax?: number;
   readonly metrics?: DriverMetrics;
   readonly guard?: VoteGuard;
+  /**
+   * Runs a loop turn soon, after the current one returns (default: setImmediate). The simulator
+   * passes its own queue so that every node's loop runs in an order its seed decides.
+   */
+  readonly schedule?: (turn: () => void) => void;
   /** Called when the driver cannot go on (a failed disk write): the process must stop. */
   readonly onFatal: (e: unknown) => void;
   readonly log?: (line: string) => void;
@@ -474,7 +479,7 @@ export class Driver {
   private kick(): void {
     if (this.running || this.fatal) return;
     this.running = true;
-    setImmediate(() => void this.loop());
+    (this.o.schedule ?? setImmediate)(() => void this.loop());
   }
 
   private idle(): Promise<void> {

@@ -31,6 +31,7 @@ import { splitBrain as limits } from '../../proto/limits.js';
 import type { ReasonCode } from '../../proto/reasons.js';
 import type { AppWrite } from '../../raft/storage/leveldb.js';
 import { META_RECOVERING, type DurableRaftState, type VoteGuard } from '../../raft/driver.js';
+import type { Clock, Timer } from '../../raft/transport.js';
 import type { Message, NodeId } from '../../raft/core/types.js';
 import type { CatalogMetrics } from '../metrics-catalog.js';
 import { signLeaderAnnouncement, signVote, type EquivocationEvidence, type SignedStatement } from './equivocation.js';
@@ -97,6 +98,8 @@ export interface NodeGuardOptions {
    * node has caught up past it, and raises the alarm.
    */
   readonly trustStore?: boolean;
+  /** Paces the observation exchange (default: the process's timers). The simulator passes its clock. */
+  readonly clock?: Clock;
 }
 
 /** What the guard needs of the running node once it has started. */
@@ -134,7 +137,7 @@ export class NodeGuard implements VoteGuard {
   private dirty = false;
   private voteWitnessed = false;
   private io: NodeGuardIo | null = null;
-  private timer: NodeJS.Timeout | null = null;
+  private timer: Timer | null = null;
   /** Evidence waiting for the ledger's ruling, by a key of the pair. */
   private readonly evidence = new Map<string, { ev: EquivocationEvidence; inFlight: boolean }>();
   private recoveryAsked = false;
@@ -218,12 +221,17 @@ export class NodeGuard implements VoteGuard {
   start(io: NodeGuardIo): void {
     this.io = io;
     this.round();
-    this.timer = setInterval(() => this.round(), limits.observationIntervalMs);
-    this.timer.unref();
+    if (this.o.clock) {
+      this.timer = this.o.clock.every(limits.observationIntervalMs, () => this.round());
+    } else {
+      const h = setInterval(() => this.round(), limits.observationIntervalMs);
+      h.unref();
+      this.timer = { cancel: () => clearInterval(h) };
+    }
   }
 
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
+    this.timer?.cancel();
     this.timer = null;
     this.io = null;
   }

@@ -38,8 +38,24 @@ import {
   unseal,
 } from './codec.js';
 
-type Db = Level<Buffer, Buffer>;
-type Op = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer };
+export type Op = { type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer };
+
+/**
+ * The part of a LevelDB handle the store uses. `level` provides it on disk; the simulator
+ * (test/sim/whole/) provides it over a simulated disk, so the same storage code runs in both.
+ */
+export interface KvDb {
+  open(): Promise<void>;
+  close(): Promise<void>;
+  get(key: Buffer): Promise<Buffer | undefined>;
+  batch(ops: Op[], options: { sync: boolean }): Promise<void>;
+  iterator(range: { gte?: Buffer; lte?: Buffer; lt?: Buffer }): AsyncIterable<[Buffer, Buffer]>;
+}
+type Db = KvDb;
+
+function levelDb(dir: string, createIfMissing = true): Db {
+  return new Level<Buffer, Buffer>(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer', createIfMissing }) as unknown as Db;
+}
 
 /** One application state write; `value: null` deletes. `key` is relative to the `app/` prefix. */
 export interface AppWrite {
@@ -79,13 +95,18 @@ export class LevelStorage implements Storage {
   ) {}
 
   static async open(opts: OpenOptions): Promise<LevelStorage> {
-    const db: Db = new Level<Buffer, Buffer>(opts.dir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+    const db = levelDb(opts.dir);
     try {
       await db.open();
     } catch (e) {
       throw new CustodyError('INTERNAL', `cannot open the data directory ${opts.dir}: ${(e as Error).message}` +
         ((e as { cause?: { message?: string } }).cause?.message ? ` (${(e as { cause: { message: string } }).cause.message})` : ''), { cause: e });
     }
+    return LevelStorage.openOn(db, opts);
+  }
+
+  /** Load and verify a store from an opened database handle (closed again if the store is refused). */
+  static async openOn(db: KvDb, opts: OpenOptions): Promise<LevelStorage> {
     try {
       const loaded = await load(db, opts);
       const mem = new MemoryStorage(loaded.snap ? loaded.snap.meta.conf : opts.bootstrapConf);
@@ -277,7 +298,7 @@ async function load(db: Db, opts: OpenOptions): Promise<Loaded> {
  */
 export async function wipeStore(dir: string, opts: { discardVote: boolean; restored?: boolean }): Promise<{ keptTerm: number | null }> {
   let kept: HardState | null = null;
-  const db: Db = new Level<Buffer, Buffer>(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer', createIfMissing: false });
+  const db = levelDb(dir, false);
   let opened = false;
   try {
     await db.open();
@@ -308,15 +329,20 @@ export async function wipeStore(dir: string, opts: { discardVote: boolean; resto
     }
   }
   await rm(dir, { recursive: true, force: true });
-  const fresh: Db = new Level<Buffer, Buffer>(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+  const fresh = levelDb(dir);
   await fresh.open();
+  await fresh.batch(wipedStoreOps(kept), { sync: true });
+  await fresh.close();
+  return { keptTerm: kept ? kept.term : null };
+}
+
+/** What a wiped store holds: the kept term and vote, and the marker that the log was lost. */
+export function wipedStoreOps(kept: HardState | null): Op[] {
   const ops: Op[] = [
     // Tells the driver the log was lost: it grants no votes until it has caught up (driver.ts).
     { type: 'put', key: appKey('meta/recovering'), value: seal(Buffer.from(JSON.stringify({ keptTerm: kept?.term ?? null }))) },
   ];
   // commit 0: the log is gone, and commit must never exceed the last stored index.
   if (kept) ops.push({ type: 'put', key: KEY_HS, value: encodeHardState({ term: kept.term, vote: kept.vote, commit: 0 }) });
-  await fresh.batch(ops, { sync: true });
-  await fresh.close();
-  return { keptTerm: kept ? kept.term : null };
+  return ops;
 }

@@ -19,7 +19,9 @@ export type CheckerName =
   | 'linearizable-read' // a ReadIndex read sees every write acknowledged before it began (thesis §6.4)
   | 'liveness' // after faults heal, a leader commits a new proposal within the bound
   | 'core-threw' // the core raised an exception (a broken internal invariant)
-  | 'driver-contract'; // the core's Ready broke the documented driver contract
+  | 'driver-contract' // the core's Ready broke the documented driver contract
+  | 'false-alarm' // whole-node mode: a split-brain, equivocation or rollback alarm no fault explains
+  | 'node-fatal'; // whole-node mode: the driver stopped the node (a failed write, a broken assertion)
 
 export class SimViolation extends Error {
   override readonly name = 'SimViolation';

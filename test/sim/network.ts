@@ -3,7 +3,8 @@
  * duplicated, and is delivered in a random order among those due in the same step. Links can be
  * cut one direction at a time, which gives symmetric partitions, asymmetric ones and an isolated
  * leader. A cut link drops what it carries at delivery time, so messages already in flight when a
- * partition starts are lost as well (as on a real network).
+ * partition starts are lost as well (as on a real network). It carries Raft messages by default,
+ * and any addressed payload (the whole-node mode's observation exchanges) the same way.
  */
 import type { Message, NodeId } from '../../raft/core/types.js';
 import type { SeededRng } from '../../raft/core/rng.js';
@@ -38,8 +39,8 @@ export interface NetworkStats {
   cut: number;
 }
 
-export class SimNetwork {
-  private readonly buckets = new Map<number, Message[]>();
+export class SimNetwork<M extends { readonly from: NodeId; readonly to: NodeId } = Message> {
+  private readonly buckets = new Map<number, M[]>();
   private readonly cutLinks = new Set<string>();
   /** Per link, the step its last message is due (FIFO mode). */
   private readonly lastDue = new Map<string, number>();
@@ -53,7 +54,7 @@ export class SimNetwork {
     if (!Number.isInteger(faults.delayStepsMax) || faults.delayStepsMax < 1) throw new RangeError(`network: delayStepsMax ${faults.delayStepsMax}`);
   }
 
-  send(m: Message, now: number): void {
+  send(m: M, now: number): void {
     this.stats.sent++;
     if (this.faults.dropRate > 0 && this.rng.chance(this.faults.dropRate)) {
       this.stats.dropped++;
@@ -66,7 +67,7 @@ export class SimNetwork {
     }
   }
 
-  private enqueue(m: Message, now: number): void {
+  private enqueue(m: M, now: number): void {
     let at = now + 1 + (this.faults.delayStepsMax > 1 ? this.rng.int(this.faults.delayStepsMax) : 0);
     if (this.faults.longDelayRate > 0 && this.rng.chance(this.faults.longDelayRate)) {
       at = now + 1 + this.rng.int(this.faults.longDelayStepsMax);
@@ -82,19 +83,19 @@ export class SimNetwork {
     else this.buckets.set(at, [m]);
   }
 
-  /** Messages due at `now`, in a random order, with cut links already filtered out. */
-  due(now: number): Message[] {
+  /** Ms due at `now`, in a random order, with cut links already filtered out. */
+  due(now: number): M[] {
     const b = this.buckets.get(now);
     if (!b) return [];
     this.buckets.delete(now);
     // Shuffle what is due together, unless links must stay FIFO (then keep the send order).
     for (let i = this.faults.fifo ? 0 : b.length - 1; i > 0; i--) {
       const j = this.rng.int(i + 1);
-      const t = b[i] as Message;
-      b[i] = b[j] as Message;
+      const t = b[i] as M;
+      b[i] = b[j] as M;
       b[j] = t;
     }
-    const out: Message[] = [];
+    const out: M[] = [];
     for (const m of b) {
       if (this.isCut(m.from, m.to)) this.stats.cut++;
       else out.push(m);

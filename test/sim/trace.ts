@@ -9,6 +9,7 @@ import { Hasher } from './hash.js';
 const KINDS = [
   'deliver', 'tick', 'ready', 'apply', 'propose', 'crash', 'restart', 'partition', 'heal',
   'isolate', 'stall', 'clock', 'conf', 'transfer', 'ack', 'retire', 'liveness', 'config', 'read', 'violation',
+  'restore', 'wipe', 'fail', 'rolling', 'exchange', 'alarm', 'guard',
 ] as const;
 export type TraceKind = (typeof KINDS)[number];
 const KIND_CODE = new Map<string, number>(KINDS.map((k, i) => [k, i + 1]));
