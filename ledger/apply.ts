@@ -40,7 +40,7 @@ import { pmapDelete, pmapSet } from './pmap.js';
 import { type ArchiveReader, type ArchiveRecord, type MemoryArchive, EMPTY_ARCHIVE_HEAD, archiveLink, encodeArchived } from './archive.js';
 import { ed25519GroupCommitment, frostIdentifier, isGroupElement } from './signing-set.js';
 import { admissionReceipt, permitReceipt, publicationReceipt, type ReceiptAnchor } from './receipts.js';
-import { type ClusterState, type EpochRecord, type KeyRecord, type LedgerState, type NodeRecord, type OpRecord, type OpState, type PermitRecord, OP_TRANSITIONS, TERMINAL_OP_STATES } from './state.js';
+import { type ClusterState, type EpochRecord, type KeyRecord, type LedgerState, type NodeRecord, type OpRecord, type OpState, type PermitRecord, OP_TRANSITIONS, TERMINAL_OP_STATES, consumedKey } from './state.js';
 
 export type ApplyResult =
   | {
@@ -309,7 +309,7 @@ function genesis(e: Extract<LedgerEvent, { type: 'ClusterGenesis' }>, ctx: Ctx):
     clusterId: e.clusterId,
     genesisCid: ctx.eventCid,
     governance: { epoch: 0, headCid: ctx.eventCid, roster: e.roster, policy: e.policy, frozen: null },
-    nodes, keys: {}, ops: {}, opCount: 0, inFlight: 0, archived: EMPTY_ARCHIVE_HEAD, permits: {}, velocity: {}, statements: {}, evidence: {},
+    nodes, keys: {}, ops: {}, opCount: 0, inFlight: 0, archived: EMPTY_ARCHIVE_HEAD, permits: {}, velocity: {}, consumed: {}, statements: {}, evidence: {},
   };
   return { kind: 'accept', cluster, effect: `genesis of ${e.clusterId} with ${e.nodes.length} nodes and ${e.roster.approvers.length} approvers` };
 }
@@ -863,7 +863,13 @@ function actExecuted(c: ClusterState, e: Extract<LedgerEvent, { type: 'ActExecut
   if (k.scheme === 'ed25519' && !bytesEqual(e.signature.subarray(0, 32), ed25519GroupCommitment(k.publicKey as Uint8Array, permit.messageDigest, set.commitments).R)) {
     return refuse('BINDING_MISMATCH', 'the signature is not over the fixed signing set');
   }
-  const next = putOp({ ...c, permits: put(c.permits, toHex(e.permitId), { ...permit, used: true }) }, { ...op, ...moved(op, 'Executed', ctx), signature: e.signature });
+  // Every member of the set gave a share, so each consumed the nonce it committed to.
+  let consumed = c.consumed;
+  for (const m of set.commitments) {
+    const k = consumedKey(permit.keyId, permit.keyEpoch, m.nodeId);
+    if (m.counter > (own(consumed, k) ?? 0)) consumed = put(consumed, k, m.counter);
+  }
+  const next = putOp({ ...c, consumed, permits: put(c.permits, toHex(e.permitId), { ...permit, used: true }) }, { ...op, ...moved(op, 'Executed', ctx), signature: e.signature });
   return { kind: 'accept', cluster: next, effect: `act ${op.opId} executed; waiting at the publication gate`, extra: { opState: 'Executed' } };
 }
 

@@ -166,6 +166,12 @@ export interface ClusterState {
   readonly permits: { readonly [permitHex: string]: PermitRecord };
   /** key id -> admitted amounts with their stamps, oldest first, pruned to the velocity window. */
   readonly velocity: { readonly [keyId: string]: readonly { readonly stampMs: number; readonly amount: bigint }[] };
+  /**
+   * consumedKey(key, epoch, node) -> the highest nonce counter of that node in the signing set of
+   * an executed act of that key epoch: what the ledger proves the node's kernel consumed, kept
+   * here because the executed acts themselves may have moved to the archive.
+   */
+  readonly consumed: { readonly [keyEpochNode: string]: number };
   /** hex(slot id) -> the first statement a node signed for that slot. */
   readonly statements: { readonly [slotHex: string]: StatementRecord };
   /** hex(evidence cid) -> the offender, for operator review. */
@@ -259,6 +265,7 @@ export function stateToCbor(s0: LedgerState, rootForm = false): CborValue {
       archived: { count: c.archived.count, head: c.archived.head },
       permits: mapValues(c.permits, permitToCbor),
       velocity: mapValues(c.velocity, (v) => v.map((x) => ({ ...x }))),
+      consumed: mapValues(c.consumed, (n) => n),
       statements: mapValues(c.statements, (r) => ({ statement: statementToCbor(r.statement) })),
       evidence: mapValues(c.evidence, (e) => ({ ...e })),
     },
@@ -266,6 +273,11 @@ export function stateToCbor(s0: LedgerState, rootForm = false): CborValue {
 }
 
 export const STATE_DOMAIN = 'custody-ledger/v1/state';
+
+/** The key of ClusterState.consumed. */
+export function consumedKey(keyId: string, keyEpoch: number, nodeId: string): string {
+  return JSON.stringify([keyId, keyEpoch, nodeId]);
+}
 
 const roots = new WeakMap<LedgerState, Uint8Array>();
 
@@ -346,7 +358,7 @@ export function stateFromCbor(v: CborValue): LedgerState {
 }
 
 function clusterFromCbor(v: CborValue): ClusterState {
-  const o = obj(v, 'cluster', ['clusterId', 'genesisCid', 'governance', 'nodes', 'keys', 'ops', 'opCount', 'inFlight', 'archived', 'permits', 'velocity', 'statements', 'evidence']);
+  const o = obj(v, 'cluster', ['clusterId', 'genesisCid', 'governance', 'nodes', 'keys', 'ops', 'opCount', 'inFlight', 'archived', 'permits', 'velocity', 'consumed', 'statements', 'evidence']);
   const ar = obj(o.archived, 'archived', ['count', 'head']);
   const g = obj(o.governance, 'governance', ['epoch', 'headCid', 'roster', 'policy', 'frozen']);
   return {
@@ -389,6 +401,7 @@ function clusterFromCbor(v: CborValue): ClusterState {
       const xo = obj(x, 'velocity entry', ['stampMs', 'amount']);
       return { stampMs: int(xo.stampMs, 'velocity.stampMs'), amount: amount(xo.amount, 'velocity.amount') };
     })),
+    consumed: mapOf(o.consumed, 'consumed', (_, n) => int(n, 'consumed counter')),
     statements: mapOf(o.statements, 'statements', (_, r) => ({ statement: statementFromCbor(obj(r, 'statement record', ['statement']).statement) })),
     evidence: mapOf(o.evidence, 'evidence', (_, e) => {
       const eo = obj(e, 'evidence', ['nodeId', 'kind', 'index']);
