@@ -198,6 +198,8 @@ export interface LedgerAppOptions {
 export class LedgerApp implements Application {
   private current: LedgerState = emptyState();
   private readonly cold: ColdStore | null;
+  /** Inside a batch (prepare .. finish): the state is written once at its end. */
+  private deferState = false;
   private batch = new BatchArchive();
 
   constructor(o: LedgerAppOptions = {}) {
@@ -249,6 +251,7 @@ export class LedgerApp implements Application {
   /** Reads from the archive every ended act and permit the batch's events name (see the header). */
   async prepare(commands: readonly Uint8Array[]): Promise<void> {
     this.batch = new BatchArchive();
+    this.deferState = true;
     if (this.cold === null) return;
     const c = this.current.cluster;
     for (const command of commands) {
@@ -271,6 +274,17 @@ export class LedgerApp implements Application {
         this.batch.permits.set(hex, a?.permit ?? null);
       }
     }
+  }
+
+  /**
+   * The state after the batch, written in the batch's one LevelDB write with the applied index
+   * (the driver persists every write of a batch atomically, so writing the state once per batch
+   * instead of once per entry changes nothing a crash could observe).
+   */
+  finish(): AppWrite[] {
+    if (!this.deferState) return [];
+    this.deferState = false;
+    return [{ key: STATE_KEY, value: snapshot(this.current) }];
   }
 
   private async readArchived(opId: string): Promise<ArchivedAct | undefined> {
@@ -314,9 +328,9 @@ export class LedgerApp implements Application {
     const r = this.cold === null ? apply(this.current, entry) : apply(this.current, entry, this.batch);
     // Everything that can fail is computed before the state moves, so a failed step leaves the
     // application where it was (the driver may retry the same entry).
-    const value = snapshot(r.state);
+    // Between prepare() and finish() the state is written once, by finish(), for the whole batch.
+    const writes: AppWrite[] = this.deferState ? [] : [{ key: STATE_KEY, value: snapshot(r.state) }];
     const result = encodeVerdict(verdictOf(r.result));
-    const writes: AppWrite[] = [{ key: STATE_KEY, value }];
     if (this.cold !== null) {
       for (const a of r.archived) {
         this.batch.add(a);

@@ -42,6 +42,11 @@ export interface Application {
    * need (apply stays synchronous). Nothing is applied or written while it runs.
    */
   prepare?(commands: readonly Uint8Array[]): Promise<void>;
+  /**
+   * Optional, with prepare: called after the batch's commands are applied; returns writes that
+   * belong once per batch (the state as it stands after the batch), persisted in the same batch.
+   */
+  finish?(): AppWrite[];
   /** The whole state as bytes (for a Raft snapshot); the loop waits, so it is consistent. */
   snapshot(): Uint8Array | Promise<Uint8Array>;
   /** Replace the whole state; returns writes that replace the persisted state (deletes included). */
@@ -558,6 +563,7 @@ export class Driver {
       this.applyEntry(e, writes, acks);
       appliedNow++;
     }
+    if (appliedNow > 0 && this.o.app.finish) for (const w of this.o.app.finish()) writes.push({ key: SM_PREFIX + w.key, value: w.value });
     if (this.recovering?.done) {
       writes.push({ key: META_RECOVERING, value: null });
       this.recovering = null;

@@ -160,7 +160,9 @@ t.test('a restore checks the archive against its accumulator and replaces what w
     const command = encodeLedgerCommand(e.stampMs, e.event);
     await app.prepare([command]);
     const r = app.apply(e.index, command);
-    await storage.persist({ hardState: null, entries: [], snapshot: null, app: r.writes.map((w) => ({ key: `sm/${w.key}`, value: w.value })), sync: false });
+    const writes = [...r.writes, ...app.finish()];
+    t.ok(writes.some((w) => w.key === 'ledger/state'), 'the state is written with its batch');
+    await storage.persist({ hardState: null, entries: [], snapshot: null, app: writes.map((w) => ({ key: `sm/${w.key}`, value: w.value })), sync: false });
   }
   t.equal(app.root(), toHex(stateRoot(script.state)));
   const snap = await app.snapshot();
