@@ -36,10 +36,11 @@ import {
   type SigningSetMember, actCid, actToCbor, decisionCidOrNull, eventCid, eventFromCbor, memberToCbor, statementCid, verifyStatement,
 } from './events.js';
 import { type PolicyReceipt, evaluatePolicy } from './policy.js';
-import { pmapSet } from './pmap.js';
+import { pmapDelete, pmapSet } from './pmap.js';
+import { type ArchiveReader, type ArchiveRecord, type MemoryArchive, EMPTY_ARCHIVE_HEAD, archiveLink, encodeArchived } from './archive.js';
 import { ed25519GroupCommitment, frostIdentifier, isGroupElement } from './signing-set.js';
 import { admissionReceipt, permitReceipt, publicationReceipt, type ReceiptAnchor } from './receipts.js';
-import { type ClusterState, type EpochRecord, type KeyRecord, type LedgerState, type NodeRecord, type OpRecord, type OpState, type PermitRecord, OP_TRANSITIONS } from './state.js';
+import { type ClusterState, type EpochRecord, type KeyRecord, type LedgerState, type NodeRecord, type OpRecord, type OpState, type PermitRecord, OP_TRANSITIONS, TERMINAL_OP_STATES, consumedKey } from './state.js';
 
 export type ApplyResult =
   | {
@@ -125,6 +126,10 @@ interface Ctx {
   readonly eventCid: Uint8Array;
   /** Chain head after this event, if it is accepted or recorded (receipts name it). */
   readonly chainHead: Uint8Array;
+  /** Where ended acts are, when they are not kept in memory. */
+  readonly archive: ArchiveReader | null;
+  /** Acts that end in this entry, in the order they end (moved to the archive after the handler). */
+  readonly ended: string[];
 }
 
 function own<T>(m: { readonly [k: string]: T }, k: string): T | undefined {
@@ -140,7 +145,11 @@ function put<T>(m: { readonly [k: string]: T }, k: string, v: T): { readonly [k:
 // apply
 // ------------------------------------------------------------------------------------------------
 
-export function apply(state: LedgerState, entry: LedgerEntry): { state: LedgerState; result: ApplyResult } {
+/**
+ * Applies one entry. With `archive`, acts that end leave the state and come back in `archived`
+ * (ledger/archive.ts): the caller must make the archive answer for them before the next entry.
+ */
+export function apply(state: LedgerState, entry: LedgerEntry, archive?: ArchiveReader): { state: LedgerState; result: ApplyResult; archived: readonly ArchiveRecord[] } {
   // The driver hands entries in log order; anything else is a bug upstream, not an input error.
   assert(Number.isSafeInteger(entry.index) && entry.index > state.index, `entry index ${entry.index} after ${state.index}`);
   assert(Number.isSafeInteger(entry.stampMs) && entry.stampMs >= 0, `entry stamp ${entry.stampMs}`);
@@ -150,6 +159,7 @@ export function apply(state: LedgerState, entry: LedgerEntry): { state: LedgerSt
   const refused = (reason: ReasonCode, detail: string, type: EventType | null, evCid: Uint8Array | null) => ({
     state: base,
     result: { ok: false as const, index: entry.index, type, reason, detail, applied: false, eventCid: evCid, replayed: false },
+    archived: [],
   });
 
   if (entry.event.length > limits.eventBytesMax) {
@@ -165,7 +175,7 @@ export function apply(state: LedgerState, entry: LedgerEntry): { state: LedgerSt
     throw e;
   }
   const evCid = eventCid(entry.event);
-  const ctx: Ctx = { index: entry.index, stampMs: entry.stampMs, nowMs, eventCid: evCid, chainHead: chainLink(state.chainHead, entry.index, entry.stampMs, evCid) };
+  const ctx: Ctx = { index: entry.index, stampMs: entry.stampMs, nowMs, eventCid: evCid, chainHead: chainLink(state.chainHead, entry.index, entry.stampMs, evCid), archive: archive ?? null, ended: [] };
 
   let out: Outcome;
   if (event.type === 'ClusterGenesis') {
@@ -180,17 +190,19 @@ export function apply(state: LedgerState, entry: LedgerEntry): { state: LedgerSt
   switch (out.kind) {
     case 'accept':
     case 'record': {
-      const next: LedgerState = { ...base, cluster: out.cluster, chainHead: ctx.chainHead, height: state.height + 1 };
+      const ended = endActs(out.cluster, ctx);
+      const next: LedgerState = { ...base, cluster: ended.cluster, chainHead: ctx.chainHead, height: state.height + 1 };
       const result: ApplyResult = out.kind === 'accept'
         ? { ok: true, index: entry.index, type: event.type, eventCid: evCid, effect: out.effect, replayed: false, ...extra }
         : { ok: false, index: entry.index, type: event.type, reason: out.reason, detail: out.detail, applied: true, eventCid: evCid, replayed: false, ...extra };
-      return { state: next, result };
+      return { state: next, result, archived: ended.archived };
     }
     case 'refuse':
-      return { state: base, result: { ok: false, index: entry.index, type: event.type, reason: out.reason, detail: out.detail, applied: false, eventCid: evCid, replayed: false, ...extra } };
+      return { state: base, result: { ok: false, index: entry.index, type: event.type, reason: out.reason, detail: out.detail, applied: false, eventCid: evCid, replayed: false, ...extra }, archived: [] };
     case 'replay':
       return {
         state: base,
+        archived: [],
         result: out.ok
           ? { ok: true, index: entry.index, type: event.type, eventCid: evCid, effect: out.detail, replayed: true, ...extra }
           : { ok: false, index: entry.index, type: event.type, reason: out.reason as ReasonCode, detail: out.detail, applied: false, eventCid: evCid, replayed: true, ...extra },
@@ -198,16 +210,53 @@ export function apply(state: LedgerState, entry: LedgerEntry): { state: LedgerSt
   }
 }
 
-/** Applies entries in order; returns the final state and every result. */
-export function applyAll(state: LedgerState, entries: readonly LedgerEntry[]): { state: LedgerState; results: ApplyResult[] } {
+/** Applies entries in order (ended acts going to `archive` when one is given); returns the final state and every result. */
+export function applyAll(state: LedgerState, entries: readonly LedgerEntry[], archive?: MemoryArchive): { state: LedgerState; results: ApplyResult[] } {
   const results: ApplyResult[] = [];
   let s = state;
   for (const e of entries) {
-    const r = apply(s, e);
+    const r = apply(s, e, archive);
+    archive?.add(r.archived);
     s = r.state;
     results.push(r.result);
   }
   return { state: s, results };
+}
+
+/**
+ * Acts that ended in this entry are chained into `archived` (with or without an archive, so the
+ * root is the same either way) and, with an archive, leave the in-memory maps with their permits.
+ */
+function endActs(c0: ClusterState, ctx: Ctx): { cluster: ClusterState; archived: readonly ArchiveRecord[] } {
+  if (ctx.ended.length === 0) return { cluster: c0, archived: [] };
+  let c = c0;
+  let acc = c.archived;
+  let inFlight = c.inFlight;
+  const archived: ArchiveRecord[] = [];
+  for (const id of ctx.ended) {
+    const op = own(c.ops, id) as OpRecord;
+    assert(TERMINAL_OP_STATES.includes(op.state), `act ${id} ended as ${op.state}`);
+    const hex = op.permitId === null ? null : toHex(op.permitId);
+    const permit = hex === null ? null : (own(c.permits, hex) ?? null);
+    const bytes = encodeArchived({ op, permit });
+    archived.push({ op, permit, bytes, seq: acc.count });
+    acc = archiveLink(acc, bytes);
+    // A Denied act ends at its submission: it was never in flight.
+    if (op.state !== 'Denied') inFlight--;
+    if (ctx.archive !== null) {
+      c = { ...c, ops: pmapDelete(c.ops, id), permits: hex === null ? c.permits : pmapDelete(c.permits, hex) };
+    }
+  }
+  return { cluster: { ...c, archived: acc, inFlight }, archived };
+}
+
+/** An act by idempotency key: in flight (or kept in memory), else from the archive. */
+function opById(c: ClusterState, opId: string, ctx: Ctx): OpRecord | undefined {
+  return own(c.ops, opId) ?? ctx.archive?.act(opId);
+}
+
+function permitByHex(c: ClusterState, hex: string, ctx: Ctx): PermitRecord | undefined {
+  return own(c.permits, hex) ?? ctx.archive?.permit(hex);
 }
 
 function dispatch(c: ClusterState, e: Exclude<LedgerEvent, { type: 'ClusterGenesis' }>, ctx: Ctx): Outcome {
@@ -260,7 +309,7 @@ function genesis(e: Extract<LedgerEvent, { type: 'ClusterGenesis' }>, ctx: Ctx):
     clusterId: e.clusterId,
     genesisCid: ctx.eventCid,
     governance: { epoch: 0, headCid: ctx.eventCid, roster: e.roster, policy: e.policy, frozen: null },
-    nodes, keys: {}, ops: {}, opCount: 0, permits: {}, velocity: {}, statements: {}, evidence: {},
+    nodes, keys: {}, ops: {}, opCount: 0, inFlight: 0, archived: EMPTY_ARCHIVE_HEAD, permits: {}, velocity: {}, consumed: {}, statements: {}, evidence: {},
   };
   return { kind: 'accept', cluster, effect: `genesis of ${e.clusterId} with ${e.nodes.length} nodes and ${e.roster.approvers.length} approvers` };
 }
@@ -279,7 +328,7 @@ function governanceDecision(c: ClusterState, d: GovernanceDecision, ctx: Ctx): O
   const a = d.body.action;
   if (a.kind === 'ActApproved') return refuse('PAYLOAD_REJECTED', 'an ActApproved decision travels inside its ActSubmitted');
   if (g.frozen !== null && !ALLOWED_WHILE_FROZEN.includes(a.kind)) return refuse('FROZEN', `${a.kind} while frozen since index ${g.frozen.sinceIndex}`);
-  if (a.kind === 'PublicationReleased') return publicationReleased(c, d, a, v.cid);
+  if (a.kind === 'PublicationReleased') return publicationReleased(c, d, a, v.cid, ctx);
   // Governance actions form one chain: each names the decision before it (authority continuity).
   if (!bytesEqual(d.body.parentCid, g.headCid)) {
     return refuse('BINDING_MISMATCH', `decision follows ${toHex(d.body.parentCid)}, the governance head is ${toHex(g.headCid)}`);
@@ -430,8 +479,8 @@ function governanceAction(c: ClusterState, a: Exclude<DecisionAction, { kind: 'A
   }
 }
 
-function publicationReleased(c: ClusterState, d: GovernanceDecision, a: Extract<DecisionAction, { kind: 'PublicationReleased' }>, dCid: Uint8Array): Outcome {
-  const op = own(c.ops, a.opId);
+function publicationReleased(c: ClusterState, d: GovernanceDecision, a: Extract<DecisionAction, { kind: 'PublicationReleased' }>, dCid: Uint8Array, ctx: Ctx): Outcome {
+  const op = opById(c, a.opId, ctx);
   if (op === undefined) return refuse('UNKNOWN_SESSION', `no act ${a.opId}`);
   if (!bytesEqual(a.actCid, op.actCid) || !bytesEqual(d.body.parentCid, op.actCid)) return refuse('BINDING_MISMATCH', 'the release names another act');
   if (!['Admitted', 'PendingRemote', 'Executed'].includes(op.state)) return refuse('INVALID_TRANSITION', `act ${a.opId} is ${op.state}`);
@@ -644,6 +693,7 @@ function moved(op: OpRecord, to: OpState, ctx: Ctx): Pick<OpRecord, 'state' | 'h
 
 function abortOp(c: ClusterState, op: OpRecord, reason: ReasonCode, ctx: Ctx): ClusterState {
   let next = putOp(c, { ...op, ...moved(op, 'Aborted', ctx), reason });
+  ctx.ended.push(op.opId);
   // An aborted act's permit can never be used: mark it spent.
   if (op.permitId !== null) {
     const hex = toHex(op.permitId);
@@ -670,14 +720,14 @@ function actSubmitted(c: ClusterState, e: Extract<LedgerEvent, { type: 'ActSubmi
   const bad = checkProposer(c, e);
   if (bad !== null) return bad;
   const subCid = submissionCid(e.opId, e.act, e.approval);
-  const prior = own(c.ops, e.opId);
+  const prior = opById(c, e.opId, ctx);
   if (prior !== undefined) {
     if (!bytesEqual(prior.submissionCid, subCid)) return refuse('REPLAY_OR_CONFLICT', `idempotency key ${e.opId} was used for other content`);
     // Same content: the original result, unchanged.
     const admitted = prior.state !== 'Denied';
     return { kind: 'replay', ok: admitted, reason: prior.reason, detail: `act ${e.opId} already ${prior.state}`, extra: { opState: prior.state } };
   }
-  if (c.opCount >= limits.opsMax) return refuse('LIMIT_EXCEEDED', `the journal holds ${limits.opsMax} acts`);
+  if (c.inFlight >= limits.actsInFlightMax) return refuse('LIMIT_EXCEEDED', `${limits.actsInFlightMax} acts are in flight; settle or abort some first`);
 
   const aCid = actCid(e.act);
   const g = c.governance;
@@ -687,6 +737,7 @@ function actSubmitted(c: ClusterState, e: Extract<LedgerEvent, { type: 'ActSubmi
       history: [{ state: 'Submitted', index: ctx.index }, { state: 'Denied', index: ctx.index }],
       approvalCid: decisionCidOrNull(e.approval), permitId: null, signingSet: null, releasedBy: null, signature: null, confirmation: null, receipts: [],
     };
+    ctx.ended.push(e.opId);
     return { kind: 'record', cluster: { ...putOp(c, op), opCount: c.opCount + 1 }, reason, detail, extra: { opState: 'Denied', ...(policyReceipt ? { policyReceipt } : {}) } };
   };
   if (g.frozen !== null) return deny('FROZEN', `admission refused: frozen since index ${g.frozen.sinceIndex}`);
@@ -713,19 +764,19 @@ function actSubmitted(c: ClusterState, e: Extract<LedgerEvent, { type: 'ActSubmi
     history: [{ state: 'Submitted', index: ctx.index }, { state: 'Admitted', index: ctx.index }],
     approvalCid, permitId: null, signingSet: null, releasedBy: null, signature: null, confirmation: null, receipts: [receipt],
   };
-  const cluster: ClusterState = { ...putOp(c, op), opCount: c.opCount + 1, velocity: put(c.velocity, e.act.keyId, verdict.velocity) };
+  const cluster: ClusterState = { ...putOp(c, op), opCount: c.opCount + 1, inFlight: c.inFlight + 1, velocity: put(c.velocity, e.act.keyId, verdict.velocity) };
   return { kind: 'accept', cluster, effect: `act ${e.opId} admitted`, extra: { opState: 'Admitted', policyReceipt: verdict.receipt } };
 }
 
-function opFor(c: ClusterState, opId: string): OpRecord | Outcome {
-  const op = own(c.ops, opId);
+function opFor(c: ClusterState, opId: string, ctx: Ctx): OpRecord | Outcome {
+  const op = opById(c, opId, ctx);
   return op === undefined ? refuse('UNKNOWN_SESSION', `no act ${opId}`) : op;
 }
 
 function actPermitIssued(c: ClusterState, e: Extract<LedgerEvent, { type: 'ActPermitIssued' }>, ctx: Ctx): Outcome {
   const bad = checkProposer(c, e);
   if (bad !== null) return bad;
-  const op = opFor(c, e.opId);
+  const op = opFor(c, e.opId, ctx);
   if (isOutcome(op)) return op;
   if (op.state !== 'Admitted') return refuse('INVALID_TRANSITION', `act ${e.opId} is ${op.state}`);
   if (c.governance.frozen !== null) return refuse('FROZEN', 'no permits while frozen');
@@ -746,19 +797,19 @@ function actPermitIssued(c: ClusterState, e: Extract<LedgerEvent, { type: 'ActPe
  * same list again is a replay, another list under the permit is refused STEP_PERMIT_REUSED.
  */
 /** The act and step permit a signing event names, once its proposer may propose and the permit is the act's. */
-function actAndPermit(c: ClusterState, e: Proposer & { readonly opId: string; readonly permitId: Uint8Array }): { op: OpRecord; permit: PermitRecord } | Outcome {
+function actAndPermit(c: ClusterState, e: Proposer & { readonly opId: string; readonly permitId: Uint8Array }, ctx: Ctx): { op: OpRecord; permit: PermitRecord } | Outcome {
   const bad = checkProposer(c, e);
   if (bad !== null) return bad;
-  const op = opFor(c, e.opId);
+  const op = opFor(c, e.opId, ctx);
   if (isOutcome(op)) return op;
-  const permit = own(c.permits, toHex(e.permitId));
+  const permit = permitByHex(c, toHex(e.permitId), ctx);
   if (permit === undefined) return refuse('PERMIT_MISSING', 'no such step permit');
   if (permit.opId !== op.opId) return refuse('BINDING_MISMATCH', `the permit belongs to act ${permit.opId}`);
   return { op, permit };
 }
 
 function actSigningSetFixed(c: ClusterState, e: Extract<LedgerEvent, { type: 'ActSigningSetFixed' }>, ctx: Ctx): Outcome {
-  const found = actAndPermit(c, e);
+  const found = actAndPermit(c, e, ctx);
   if (isOutcome(found)) return found;
   const { op, permit } = found;
   if (op.signingSet !== null) {
@@ -792,7 +843,7 @@ function actSigningSetFixed(c: ClusterState, e: Extract<LedgerEvent, { type: 'Ac
 }
 
 function actExecuted(c: ClusterState, e: Extract<LedgerEvent, { type: 'ActExecuted' }>, ctx: Ctx): Outcome {
-  const found = actAndPermit(c, e);
+  const found = actAndPermit(c, e, ctx);
   if (isOutcome(found)) return found;
   const { op, permit } = found;
   if (permit.used) return refuse('STEP_PERMIT_REUSED', `the permit of ${op.opId} was already used`);
@@ -812,14 +863,20 @@ function actExecuted(c: ClusterState, e: Extract<LedgerEvent, { type: 'ActExecut
   if (k.scheme === 'ed25519' && !bytesEqual(e.signature.subarray(0, 32), ed25519GroupCommitment(k.publicKey as Uint8Array, permit.messageDigest, set.commitments).R)) {
     return refuse('BINDING_MISMATCH', 'the signature is not over the fixed signing set');
   }
-  const next = putOp({ ...c, permits: put(c.permits, toHex(e.permitId), { ...permit, used: true }) }, { ...op, ...moved(op, 'Executed', ctx), signature: e.signature });
+  // Every member of the set gave a share, so each consumed the nonce it committed to.
+  let consumed = c.consumed;
+  for (const m of set.commitments) {
+    const k = consumedKey(permit.keyId, permit.keyEpoch, m.nodeId);
+    if (m.counter > (own(consumed, k) ?? 0)) consumed = put(consumed, k, m.counter);
+  }
+  const next = putOp({ ...c, consumed, permits: put(c.permits, toHex(e.permitId), { ...permit, used: true }) }, { ...op, ...moved(op, 'Executed', ctx), signature: e.signature });
   return { kind: 'accept', cluster: next, effect: `act ${op.opId} executed; waiting at the publication gate`, extra: { opState: 'Executed' } };
 }
 
 function actPublished(c: ClusterState, e: Extract<LedgerEvent, { type: 'ActPublished' }>, ctx: Ctx): Outcome {
   const bad = checkProposer(c, e);
   if (bad !== null) return bad;
-  const op = opFor(c, e.opId);
+  const op = opFor(c, e.opId, ctx);
   if (isOutcome(op)) return op;
   if (op.state !== 'Executed') return refuse('INVALID_TRANSITION', `act ${e.opId} is ${op.state}`);
   if (c.governance.frozen !== null) return refuse('FROZEN', 'publication held while frozen');
@@ -838,16 +895,17 @@ function actPublished(c: ClusterState, e: Extract<LedgerEvent, { type: 'ActPubli
 function actSettled(c: ClusterState, e: Extract<LedgerEvent, { type: 'ActSettled' }>, ctx: Ctx): Outcome {
   const bad = checkProposer(c, e);
   if (bad !== null) return bad;
-  const op = opFor(c, e.opId);
+  const op = opFor(c, e.opId, ctx);
   if (isOutcome(op)) return op;
   if (op.state !== 'Published') return refuse('INVALID_TRANSITION', `act ${e.opId} is ${op.state}`);
+  ctx.ended.push(op.opId);
   return { kind: 'accept', cluster: putOp(c, { ...op, ...moved(op, 'Settled', ctx), confirmation: e.confirmation }), effect: `act ${op.opId} settled`, extra: { opState: 'Settled' } };
 }
 
 function actAborted(c: ClusterState, e: Extract<LedgerEvent, { type: 'ActAborted' }>, ctx: Ctx): Outcome {
   const bad = checkProposer(c, e);
   if (bad !== null) return bad;
-  const op = opFor(c, e.opId);
+  const op = opFor(c, e.opId, ctx);
   if (isOutcome(op)) return op;
   if (!(OP_TRANSITIONS[op.state] as readonly OpState[]).includes('Aborted')) return refuse('INVALID_TRANSITION', `act ${e.opId} is ${op.state}`);
   return { kind: 'accept', cluster: abortOp(c, op, e.reason, ctx), effect: `act ${op.opId} aborted: ${e.reason}`, extra: { opState: 'Aborted' } };

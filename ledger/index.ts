@@ -5,7 +5,8 @@
  *   encoding.ts    canonical CBOR (RFC 8949 §4.2.1), cid, strict decoder
  *   decision.ts    GovernanceDecision, approver rosters, verifyDecision (shared with the kernel)
  *   events.ts      LedgerEntry, LedgerEvent, node statements, the typed act
- *   apply.ts       apply(state, entry) -> { state, result }
+ *   apply.ts       apply(state, entry, archive?) -> { state, result, archived }
+ *   archive.ts     ended acts out of memory: the archive reader, its records and accumulator
  *   state.ts       LedgerState, stateRoot, snapshot / restore
  *   policy.ts      the act policy engine (its receipts stay local)
  *   receipts.ts    hash-linked receipts, evidence bundle export and offline verification
@@ -16,6 +17,7 @@ export * from './encoding.js';
 export * from './decision.js';
 export * from './events.js';
 export * from './apply.js';
+export * from './archive.js';
 export * from './state.js';
 export * from './policy.js';
 export * from './receipts.js';

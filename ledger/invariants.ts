@@ -8,7 +8,7 @@ import { validateRoster } from './decision.js';
 import { keyReadyCid } from './apply.js';
 import { receiptCid } from './receipts.js';
 import { type CborValue } from './encoding.js';
-import { type EpochRecord, type LedgerState, type OpState, OP_TRANSITIONS } from './state.js';
+import { type EpochRecord, type LedgerState, type OpState, OP_TRANSITIONS, TERMINAL_OP_STATES } from './state.js';
 
 function own<T>(m: { readonly [k: string]: T }, k: string): T | undefined {
   return Object.hasOwn(m, k) ? m[k] : undefined;
@@ -45,8 +45,10 @@ export function checkInvariants(s: LedgerState): string[] {
   }
 
   let ops = 0;
+  let live = 0;
   for (const op of Object.values(c.ops)) {
     ops++;
+    if (!TERMINAL_OP_STATES.includes(op.state)) live++;
     const h = op.history;
     if (h.length < 2 || h[0]?.state !== 'Submitted') bad.push(`act ${op.opId} history does not start Submitted`);
     for (let i = 1; i < h.length; i++) {
@@ -76,7 +78,10 @@ export function checkInvariants(s: LedgerState): string[] {
     if (op.state === 'Aborted' && op.permitId !== null && c.permits[toHex(op.permitId)]?.used !== true) bad.push(`aborted act ${op.opId} left a usable permit`);
     if (op.signingSet !== null && (op.permitId === null || op.signingSet.index < (h.find((x) => x.state === 'PendingRemote')?.index ?? Infinity))) bad.push(`act ${op.opId} has a signing set without a permit before it`);
   }
-  if (ops !== c.opCount) bad.push(`opCount ${c.opCount} but ${ops} acts`);
+  // Ended acts are counted by the archive accumulator whether they stay in memory or not.
+  if (live !== c.inFlight) bad.push(`inFlight ${c.inFlight} but ${live} acts in flight`);
+  if (c.inFlight + c.archived.count !== c.opCount) bad.push(`opCount ${c.opCount} but ${c.inFlight} in flight and ${c.archived.count} ended`);
+  if (ops > c.opCount) bad.push(`opCount ${c.opCount} but ${ops} acts held`);
   for (const [hex, p] of Object.entries(c.permits)) {
     const op = own(c.ops, p.opId);
     if (op === undefined || op.permitId === null || toHex(op.permitId) !== hex) bad.push(`permit ${hex} is not the permit of act ${p.opId}`);

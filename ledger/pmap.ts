@@ -128,3 +128,19 @@ export function pmapFrom<T>(entries: Iterable<readonly [string, T]>): { readonly
 export function pmapSize(m: { readonly [k: string]: unknown }): number {
   return stores.get(m)?.size ?? Object.keys(m).length;
 }
+
+/** The map without `key`; `m` is unchanged (the same map back when `key` is absent). */
+export function pmapDelete<T>(m: { readonly [k: string]: T }, key: string): { readonly [k: string]: T } {
+  const store = storeOf(m);
+  const i = shardOf(key);
+  const old = store.shards[i];
+  if (old === undefined || !old.has(key)) return m;
+  const shards = store.shards.slice();
+  if (old.size === 1) shards[i] = undefined;
+  else {
+    const shard = new Map(old);
+    shard.delete(key);
+    shards[i] = shard;
+  }
+  return view({ shards, size: store.size - 1 });
+}

@@ -24,6 +24,12 @@ import { type Act, type SignedStatement, type SigningSetMember, actFromCbor, act
 import { CustodyError } from '../proto/errors.js';
 import { pmapFrom } from './pmap.js';
 
+/** Count and running hash of the ended acts (ledger/archive.ts archiveLink). */
+export interface ArchiveHead {
+  readonly count: number;
+  readonly head: Uint8Array;
+}
+
 export type NodeStatus = 'active' | 'fenced' | 'removed';
 export const NODE_STATUSES: readonly NodeStatus[] = ['active', 'fenced', 'removed'];
 
@@ -144,12 +150,28 @@ export interface ClusterState {
   readonly governance: GovernanceState;
   readonly nodes: { readonly [id: string]: NodeRecord };
   readonly keys: { readonly [id: string]: KeyRecord };
+  /**
+   * Acts by idempotency key. With an archive (ledger/archive.ts) only acts in flight stay here: an
+   * act that ends (Settled, Denied, Aborted) moves to the archive with its permit. Without one,
+   * ended acts stay too; the state root counts them through `archived` either way.
+   */
   readonly ops: { readonly [opId: string]: OpRecord };
+  /** Acts ever journaled (in flight, ended, archived). */
   readonly opCount: number;
-  /** hex(permit id) -> permit. */
+  /** Acts not yet ended: what `ledger.actsInFlightMax` bounds. */
+  readonly inFlight: number;
+  /** The running accumulator over every ended act, in the order they ended (ledger/archive.ts). */
+  readonly archived: ArchiveHead;
+  /** hex(permit id) -> permit (with an archive: permits of acts in flight only). */
   readonly permits: { readonly [permitHex: string]: PermitRecord };
   /** key id -> admitted amounts with their stamps, oldest first, pruned to the velocity window. */
   readonly velocity: { readonly [keyId: string]: readonly { readonly stampMs: number; readonly amount: bigint }[] };
+  /**
+   * consumedKey(key, epoch, node) -> the highest nonce counter of that node in the signing set of
+   * an executed act of that key epoch: what the ledger proves the node's kernel consumed, kept
+   * here because the executed acts themselves may have moved to the archive.
+   */
+  readonly consumed: { readonly [keyEpochNode: string]: number };
   /** hex(slot id) -> the first statement a node signed for that slot. */
   readonly statements: { readonly [slotHex: string]: StatementRecord };
   /** hex(evidence cid) -> the offender, for operator review. */
@@ -182,7 +204,41 @@ function mapValues<T>(m: { readonly [k: string]: T }, f: (v: T) => CborValue): C
   return out;
 }
 
-export function stateToCbor(s: LedgerState): CborValue {
+export function opToCbor(o: OpRecord): CborValue {
+  return {
+    ...o, act: actToCbor(o.act), history: o.history.map((h) => ({ ...h })), receipts: [...o.receipts],
+    signingSet: o.signingSet === null ? null : { index: o.signingSet.index, commitments: o.signingSet.commitments.map(memberToCbor) },
+  };
+}
+
+export function permitToCbor(p: PermitRecord): CborValue {
+  return { ...p };
+}
+
+const isEnded = (o: OpRecord): boolean => TERMINAL_OP_STATES.includes(o.state);
+
+/** The acts in flight and their permits: what the state root commits to directly. */
+function liveOnly(c: ClusterState): Pick<ClusterState, 'ops' | 'permits'> {
+  const ops: { [k: string]: OpRecord } = {};
+  const permits: { [k: string]: PermitRecord } = {};
+  for (const k of Object.keys(c.ops)) {
+    const o = c.ops[k] as OpRecord;
+    if (!isEnded(o)) Object.defineProperty(ops, k, { value: o, enumerable: true, writable: true, configurable: true });
+  }
+  for (const k of Object.keys(c.permits)) {
+    const p = c.permits[k] as PermitRecord;
+    const o = Object.hasOwn(c.ops, p.opId) ? c.ops[p.opId] : undefined;
+    if (o === undefined || !isEnded(o)) Object.defineProperty(permits, k, { value: p, enumerable: true, writable: true, configurable: true });
+  }
+  return { ops, permits };
+}
+
+/**
+ * The canonical value of a state. `rootForm` leaves out ended acts and their permits, which the
+ * root commits to through `archived` instead (see stateRoot).
+ */
+export function stateToCbor(s0: LedgerState, rootForm = false): CborValue {
+  const s = rootForm && s0.cluster !== null ? { ...s0, cluster: { ...s0.cluster, ...liveOnly(s0.cluster) } } : s0;
   const c = s.cluster;
   return {
     index: s.index,
@@ -203,13 +259,13 @@ export function stateToCbor(s: LedgerState): CborValue {
       keys: mapValues(c.keys, (k) => ({ ...k, epochs: mapValues(k.epochs, (e) => ({
         ...e, participants: [...e.participants], round1: { ...e.round1 }, ready: mapValues(e.ready, (r) => ({ ...r })),
       })) })),
-      ops: mapValues(c.ops, (o) => ({
-        ...o, act: actToCbor(o.act), history: o.history.map((h) => ({ ...h })), receipts: [...o.receipts],
-        signingSet: o.signingSet === null ? null : { index: o.signingSet.index, commitments: o.signingSet.commitments.map(memberToCbor) },
-      })),
+      ops: mapValues(c.ops, opToCbor),
       opCount: c.opCount,
-      permits: mapValues(c.permits, (p) => ({ ...p })),
+      inFlight: c.inFlight,
+      archived: { count: c.archived.count, head: c.archived.head },
+      permits: mapValues(c.permits, permitToCbor),
       velocity: mapValues(c.velocity, (v) => v.map((x) => ({ ...x }))),
+      consumed: mapValues(c.consumed, (n) => n),
       statements: mapValues(c.statements, (r) => ({ statement: statementToCbor(r.statement) })),
       evidence: mapValues(c.evidence, (e) => ({ ...e })),
     },
@@ -218,13 +274,31 @@ export function stateToCbor(s: LedgerState): CborValue {
 
 export const STATE_DOMAIN = 'custody-ledger/v1/state';
 
+/** The key of ClusterState.consumed. */
+export function consumedKey(keyId: string, keyEpoch: number, nodeId: string): string {
+  return JSON.stringify([keyId, keyEpoch, nodeId]);
+}
+
 const roots = new WeakMap<LedgerState, Uint8Array>();
 
-/** The state root: equal on two nodes iff they hold the same state. Memoized per state object. */
+/**
+ * The state root: equal on two nodes iff they hold the same state. Memoized per state object.
+ *
+ * What it commits to: the canonical encoding of the state with the acts in flight and their
+ * permits, and `archived` = (count, head) for every act that ended. `head` is a hash chain over
+ * the ended acts' archive records (the act with every receipt, and its permit) in the order they
+ * ended (ledger/archive.ts). An ended act never changes again (no transition leaves Settled,
+ * Denied or Aborted, and an ended act's permit is spent), so its record is final when it is
+ * chained. Two nodes that applied the same log end the same acts in the same order (apply is
+ * deterministic, and the order within one entry is the persistent map's content order), so they
+ * hold equal heads; two nodes with equal roots hold equal live states and, by collision
+ * resistance of SHA-256, archives with the same records in the same order. Whether the ended
+ * acts are kept in memory (no archive) or moved to a store (an archive) does not change the root.
+ */
 export function stateRoot(s: LedgerState): Uint8Array {
   let r = roots.get(s);
   if (r === undefined) {
-    r = digest(STATE_DOMAIN, encode(stateToCbor(s)));
+    r = digest(STATE_DOMAIN, encode(stateToCbor(s, true)));
     roots.set(s, r);
   }
   return r;
@@ -284,7 +358,8 @@ export function stateFromCbor(v: CborValue): LedgerState {
 }
 
 function clusterFromCbor(v: CborValue): ClusterState {
-  const o = obj(v, 'cluster', ['clusterId', 'genesisCid', 'governance', 'nodes', 'keys', 'ops', 'opCount', 'permits', 'velocity', 'statements', 'evidence']);
+  const o = obj(v, 'cluster', ['clusterId', 'genesisCid', 'governance', 'nodes', 'keys', 'ops', 'opCount', 'inFlight', 'archived', 'permits', 'velocity', 'consumed', 'statements', 'evidence']);
+  const ar = obj(o.archived, 'archived', ['count', 'head']);
   const g = obj(o.governance, 'governance', ['epoch', 'headCid', 'roster', 'policy', 'frozen']);
   return {
     clusterId: str(o.clusterId, 'clusterId'),
@@ -319,23 +394,28 @@ function clusterFromCbor(v: CborValue): ClusterState {
     }),
     ops: mapOf(o.ops, 'ops', (id, op) => opFromCbor(id, op)),
     opCount: int(o.opCount, 'opCount'),
-    permits: mapOf(o.permits, 'permits', (_, p) => {
-      const po = obj(p, 'permit', ['opId', 'nodeId', 'keyId', 'keyEpoch', 'messageDigest', 'index', 'used']);
-      return {
-        opId: str(po.opId, 'permit.opId'), nodeId: str(po.nodeId, 'permit.nodeId'), keyId: str(po.keyId, 'permit.keyId'),
-        keyEpoch: int(po.keyEpoch, 'permit.keyEpoch'), messageDigest: bytes(po.messageDigest, 'permit.messageDigest', 32),
-        index: int(po.index, 'permit.index'), used: bool(po.used, 'permit.used'),
-      };
-    }),
+    inFlight: int(o.inFlight, 'inFlight'),
+    archived: { count: int(ar.count, 'archived.count'), head: bytes(ar.head, 'archived.head', 32) },
+    permits: mapOf(o.permits, 'permits', (_, p) => permitFromCbor(p)),
     velocity: mapOf(o.velocity, 'velocity', (_, list) => arr(list, 'velocity', limits.velocityEntriesMax).map((x) => {
       const xo = obj(x, 'velocity entry', ['stampMs', 'amount']);
       return { stampMs: int(xo.stampMs, 'velocity.stampMs'), amount: amount(xo.amount, 'velocity.amount') };
     })),
+    consumed: mapOf(o.consumed, 'consumed', (_, n) => int(n, 'consumed counter')),
     statements: mapOf(o.statements, 'statements', (_, r) => ({ statement: statementFromCbor(obj(r, 'statement record', ['statement']).statement) })),
     evidence: mapOf(o.evidence, 'evidence', (_, e) => {
       const eo = obj(e, 'evidence', ['nodeId', 'kind', 'index']);
       return { nodeId: str(eo.nodeId, 'evidence.nodeId'), kind: str(eo.kind, 'evidence.kind'), index: int(eo.index, 'evidence.index') };
     }),
+  };
+}
+
+export function permitFromCbor(p: CborValue): PermitRecord {
+  const po = obj(p, 'permit', ['opId', 'nodeId', 'keyId', 'keyEpoch', 'messageDigest', 'index', 'used']);
+  return {
+    opId: str(po.opId, 'permit.opId'), nodeId: str(po.nodeId, 'permit.nodeId'), keyId: str(po.keyId, 'permit.keyId'),
+    keyEpoch: int(po.keyEpoch, 'permit.keyEpoch'), messageDigest: bytes(po.messageDigest, 'permit.messageDigest', 32),
+    index: int(po.index, 'permit.index'), used: bool(po.used, 'permit.used'),
   };
 }
 
@@ -357,7 +437,7 @@ function epochFromCbor(key: string, v: CborValue): EpochRecord {
   };
 }
 
-function opFromCbor(id: string, v: CborValue): OpRecord {
+export function opFromCbor(id: string, v: CborValue): OpRecord {
   const o = obj(v, 'op', ['opId', 'submissionCid', 'act', 'actCid', 'nodeId', 'state', 'reason', 'history', 'approvalCid', 'permitId', 'signingSet', 'releasedBy', 'signature', 'confirmation', 'receipts']);
   if (o.opId !== id) throw new ShapeError('op: id differs from its key');
   return {

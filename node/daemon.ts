@@ -21,7 +21,7 @@ import { systemClock } from '../raft/transport.js';
 import { faultsSet, type NodeConfig } from './config.js';
 import { KvApp } from './kv.js';
 import { existsSync } from 'node:fs';
-import { LedgerApp } from './ledger-app.js';
+import { LedgerApp, levelColdStore } from './ledger-app.js';
 import { lifecycleConfigPath, loadLifecycleConfig, startNodeLifecycle, type LifecycleConfig } from './lifecycle/node.js';
 import { DriverLedgerPort } from './lifecycle/driver-ledger.js';
 import { decodeEvent } from '../ledger/events.js';
@@ -65,7 +65,8 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
   const bootstrapConf: ConfState = { voters: [...cfg.peers.keys()].sort(), learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false };
   const storage = await LevelStorage.open({ dir: cfg.dataDir, bootstrapConf, recoveryHint: recoveryHint(cfg.file) });
   const metrics = new NodeMetrics();
-  const app = lifecycleCfg ? new LedgerApp() : new KvApp();
+  // Ended acts go to the archive in this store (cold keys), so memory holds only acts in flight.
+  const app = lifecycleCfg ? new LedgerApp({ cold: levelColdStore(storage) }) : new KvApp();
   // Declared before the driver and guard exist: read lazily (at scrape time, when a stream comes up).
   let driverRef: Driver | null = null;
   let guardRef: NodeGuard | null = null;

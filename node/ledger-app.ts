@@ -20,19 +20,38 @@
  * Applied governance decisions are kept too (`decision/<index>`, and in snapshots), so a kernel
  * that missed some catches up from its daemon (participant.ts).
  *
- * Persistence: the whole state is written under `ledger/state` (the driver prefixes `sm/`) in
- * the same LevelDB batch as the applied index, so apply is exactly-once across restarts. That is
- * one canonical encoding per entry, O(state); the ledger's own apply already copies maps of the
- * same size, so this does not change the order of cost.
+ * Persistence: the whole in-memory state is written under `ledger/state` (the driver prefixes
+ * `sm/`) in the same LevelDB batch as the applied index, so apply is exactly-once across restarts.
+ * That is one canonical encoding per entry, O(state in memory).
+ *
+ * The archive (with a ColdStore, as in the node): acts that end (Settled, Denied, Aborted) leave
+ * the in-memory state (ledger/archive.ts) and are written in that same batch under
+ *   archive/act/<opId>     CBOR { seq, record }   (record: the act with its receipts and permit)
+ *   archive/permit/<hex>   the opId whose permit it is
+ *   archive/seq/<seq:16>   the opId that ended seq-th (0-based)
+ * so the archive is exactly as durable as the applied index: after a crash the node holds the
+ * archive of exactly the entries it applied, and re-applies the rest from the log. These keys are
+ * cold (raft/storage/leveldb.ts COLD_PREFIX): never loaded into memory, read on demand.
+ *
+ * apply() is synchronous and the store is not, so before each batch of committed entries the
+ * driver calls prepare(): it decodes the batch's events and reads from the store every ended act
+ * and permit they name (that is every archive lookup apply can make: ledger/apply.ts looks up only
+ * the act, permit or release target an event names). Records archived within the batch are served
+ * from memory until the next prepare, by which time the batch is on disk (the driver's loop waits
+ * for each batch before the next). A lookup prepare did not read is a bug, and fails the apply
+ * rather than answer "unknown" and let this node diverge.
  */
 import type { Application } from '../raft/driver.js';
-import type { AppWrite } from '../raft/storage/leveldb.js';
+import { COLD_PREFIX, type AppWrite, type LevelStorage } from '../raft/storage/leveldb.js';
 import { decode, encode, toHex } from '../ledger/encoding.js';
 import { decisionToCbor } from '../ledger/decision.js';
-import { CustodyError } from '../proto/errors.js';
+import { CustodyError, assert } from '../proto/errors.js';
 import { apply, type ApplyResult } from '../ledger/apply.js';
 import { emptyState, restore, snapshot, stateRoot, type LedgerState, type OpState } from '../ledger/state.js';
-import { decodeEvent, type EventType, type LedgerEntry } from '../ledger/events.js';
+import { decodeEvent, eventFromCbor, type EventType, type LedgerEntry, type LedgerEvent } from '../ledger/events.js';
+import { type ArchiveReader, type ArchiveRecord, type ArchivedAct, EMPTY_ARCHIVE_HEAD, archiveLink, decodeArchived } from '../ledger/archive.js';
+import type { OpRecord, PermitRecord } from '../ledger/state.js';
+import { bytesEqual } from '../ledger/encoding.js';
 import type { ReasonCode } from '../proto/reasons.js';
 
 const COMMAND_TAG = 0x4c;
@@ -106,8 +125,86 @@ const DECISION_PREFIX = 'decision/';
 const decisionKey = (index: number): string => `${DECISION_PREFIX}${String(index).padStart(16, '0')}`;
 const SNAPSHOT_TAG = 'custody-ledger-app/v1';
 
+const ARCHIVE_PREFIX = 'archive/';
+const ACT_PREFIX = `${ARCHIVE_PREFIX}act/`;
+const PERMIT_PREFIX = `${ARCHIVE_PREFIX}permit/`;
+const SEQ_PREFIX = `${ARCHIVE_PREFIX}seq/`;
+const seqKey = (seq: number): string => `${SEQ_PREFIX}${String(seq).padStart(16, '0')}`;
+
+/**
+ * Where ended acts are kept: the node's LevelDB (cold keys, read on demand), or a map in tests.
+ * Keys are relative to the application's prefix, as in AppWrite.
+ */
+export interface ColdStore {
+  get(key: string): Promise<Uint8Array | undefined>;
+  /** Keys under `prefix` in key order, from one consistent view of the store. */
+  scan(prefix: string): AsyncIterable<[string, Uint8Array]>;
+}
+
+/** What prepare() read for one batch, and what the batch archived so far. */
+class BatchArchive implements ArchiveReader {
+  readonly acts = new Map<string, OpRecord | null>();
+  readonly permits = new Map<string, PermitRecord | null>();
+
+  act(opId: string): OpRecord | undefined {
+    const a = this.acts.get(opId);
+    if (a === undefined) throw new CustodyError('INTERNAL', `act ${opId} was not read from the archive before apply`);
+    return a ?? undefined;
+  }
+
+  permit(hex: string): PermitRecord | undefined {
+    const p = this.permits.get(hex);
+    if (p === undefined) throw new CustodyError('INTERNAL', `permit ${hex} was not read from the archive before apply`);
+    return p ?? undefined;
+  }
+
+  add(r: ArchiveRecord): void {
+    this.acts.set(r.op.opId, r.op);
+    if (r.permit !== null && r.op.permitId !== null) this.permits.set(toHex(r.op.permitId), r.permit);
+  }
+}
+
+/** The acts and permits an event names: every archive lookup apply can make for it. */
+function namedByEvent(ev: LedgerEvent): { opIds: string[]; permits: string[] } {
+  switch (ev.type) {
+    case 'ActSubmitted': case 'ActPublished': case 'ActSettled': case 'ActAborted': case 'ActPermitIssued':
+      return { opIds: [ev.opId], permits: [] };
+    case 'ActSigningSetFixed': case 'ActExecuted':
+      return { opIds: [ev.opId], permits: [toHex(ev.permitId)] };
+    case 'GovernanceDecision': {
+      const a = ev.decision.body.action;
+      return a.kind === 'PublicationReleased' ? { opIds: [a.opId], permits: [] } : { opIds: [], permits: [] };
+    }
+    default:
+      return { opIds: [], permits: [] };
+  }
+}
+
+function storedRecord(b: Uint8Array): { seq: number; record: Uint8Array; act: ArchivedAct } {
+  try {
+    const o = decode(b) as { seq?: unknown; record?: unknown };
+    if (typeof o.seq !== 'number' || !(o.record instanceof Uint8Array)) throw new Error('expected { seq, record }');
+    return { seq: o.seq, record: o.record, act: decodeArchived(o.record) };
+  } catch (e) {
+    throw new CustodyError('STORAGE_CORRUPT', `archived act: ${(e as Error).message}`);
+  }
+}
+
+export interface LedgerAppOptions {
+  /** Move ended acts out of memory into this store (the node passes its LevelDB). */
+  readonly cold?: ColdStore;
+}
+
 export class LedgerApp implements Application {
   private current: LedgerState = emptyState();
+  private readonly cold: ColdStore | null;
+  /** Inside a batch (prepare .. finish): the state is written once at its end. */
+  private deferState = false;
+  private batch = new BatchArchive();
+
+  constructor(o: LedgerAppOptions = {}) {
+    this.cold = o.cold ?? null;
+  }
   private readonly listeners = new Set<AppliedListener>();
   /**
    * Every applied governance decision, in log order, kept beside the state (and in snapshots):
@@ -151,6 +248,74 @@ export class LedgerApp implements Application {
     this.decisions = [...keys()].filter((k) => k.startsWith(DECISION_PREFIX)).sort().map((k) => decisionFromStored(get(k) as Uint8Array));
   }
 
+  /** Reads from the archive every ended act and permit the batch's events name (see the header). */
+  async prepare(commands: readonly Uint8Array[]): Promise<void> {
+    this.batch = new BatchArchive();
+    this.deferState = true;
+    if (this.cold === null) return;
+    const c = this.current.cluster;
+    for (const command of commands) {
+      const cmd = decodeLedgerCommand(command);
+      let ev: LedgerEvent;
+      try {
+        ev = eventFromCbor(decode(cmd === null ? command : cmd.event));
+      } catch {
+        continue; // refused by apply before any lookup
+      }
+      const named = namedByEvent(ev);
+      for (const id of named.opIds) {
+        if (this.batch.acts.has(id) || (c !== null && Object.hasOwn(c.ops, id))) continue;
+        this.batch.acts.set(id, (await this.readArchived(id))?.op ?? null);
+      }
+      for (const hex of named.permits) {
+        if (this.batch.permits.has(hex) || (c !== null && Object.hasOwn(c.permits, hex))) continue;
+        const owner = await this.cold.get(PERMIT_PREFIX + hex);
+        const a = owner === undefined ? undefined : await this.readArchived(Buffer.from(owner).toString('utf8'));
+        this.batch.permits.set(hex, a?.permit ?? null);
+      }
+    }
+  }
+
+  /**
+   * The state after the batch, written in the batch's one LevelDB write with the applied index
+   * (the driver persists every write of a batch atomically, so writing the state once per batch
+   * instead of once per entry changes nothing a crash could observe).
+   */
+  finish(): AppWrite[] {
+    if (!this.deferState) return [];
+    this.deferState = false;
+    return [{ key: STATE_KEY, value: snapshot(this.current) }];
+  }
+
+  private async readArchived(opId: string): Promise<ArchivedAct | undefined> {
+    const b = await (this.cold as ColdStore).get(ACT_PREFIX + opId);
+    return b === undefined ? undefined : storedRecord(b).act;
+  }
+
+  /**
+   * An act by idempotency key, in flight or ended: what `custody admin act show` and evidence
+   * export read. Ended acts come from the archive (a read from disk).
+   */
+  async act(opId: string): Promise<OpRecord | undefined> {
+    const c = this.current.cluster;
+    if (c !== null && Object.hasOwn(c.ops, opId)) return c.ops[opId];
+    if (this.cold === null) return undefined;
+    return (await this.readArchived(opId))?.op;
+  }
+
+  /** The last `n` acts that ended, oldest first (the chronicle). */
+  async endedActs(n: number): Promise<OpRecord[]> {
+    const cl = this.current.cluster;
+    if (this.cold === null || cl === null || n <= 0) return [];
+    const out: OpRecord[] = [];
+    for (let seq = Math.max(0, cl.archived.count - n); seq < cl.archived.count; seq++) {
+      const owner = await this.cold.get(seqKey(seq));
+      const a = owner === undefined ? undefined : await this.readArchived(Buffer.from(owner).toString('utf8'));
+      if (a !== undefined) out.push(a.op);
+    }
+    return out;
+  }
+
   apply(_raftIndex: number, command: Uint8Array): { result: Uint8Array; writes: AppWrite[] } {
     // The ledger numbers its entries itself, one per applied command: the driver may carry several
     // commands in one Raft entry (batching), and the ledger needs strictly increasing indexes.
@@ -160,12 +325,20 @@ export class LedgerApp implements Application {
     const entry: LedgerEntry = cmd === null
       ? { index, stampMs: this.current.clockMs, event: command }
       : { index, stampMs: cmd.stampMs, event: cmd.event };
-    const r = apply(this.current, entry);
+    const r = this.cold === null ? apply(this.current, entry) : apply(this.current, entry, this.batch);
     // Everything that can fail is computed before the state moves, so a failed step leaves the
     // application where it was (the driver may retry the same entry).
-    const value = snapshot(r.state);
+    // Between prepare() and finish() the state is written once, by finish(), for the whole batch.
+    const writes: AppWrite[] = this.deferState ? [] : [{ key: STATE_KEY, value: snapshot(r.state) }];
     const result = encodeVerdict(verdictOf(r.result));
-    const writes: AppWrite[] = [{ key: STATE_KEY, value }];
+    if (this.cold !== null) {
+      for (const a of r.archived) {
+        this.batch.add(a);
+        writes.push({ key: ACT_PREFIX + a.op.opId, value: encode({ seq: a.seq, record: a.bytes }) });
+        writes.push({ key: seqKey(a.seq), value: Buffer.from(a.op.opId, 'utf8') });
+        if (a.permit !== null && a.op.permitId !== null) writes.push({ key: PERMIT_PREFIX + toHex(a.op.permitId), value: Buffer.from(a.op.opId, 'utf8') });
+      }
+    }
     let applied: AppliedDecision | null = null;
     if (r.result.ok && !r.result.replayed && r.result.type === 'GovernanceDecision') {
       const ev = decodeEvent(entry.event);
@@ -188,28 +361,75 @@ export class LedgerApp implements Application {
     return { result, writes };
   }
 
-  /** The state and the applied decisions: canonical CBOR {tag, state, decisions}. */
-  snapshot(): Uint8Array {
-    return encode({ tag: SNAPSHOT_TAG, state: snapshot(this.current), decisions: this.decisions.map((d) => ({ index: d.index, stampMs: d.stampMs, decision: d.decision })) });
+  /**
+   * The state and the applied decisions: canonical CBOR {tag, state, decisions}; with an archive,
+   * also `archive`: every archived record in the order the acts ended, read from one consistent
+   * view of the store (the driver's loop applies nothing while it runs).
+   */
+  snapshot(): Uint8Array | Promise<Uint8Array> {
+    const base = { tag: SNAPSHOT_TAG, state: snapshot(this.current), decisions: this.decisions.map((d) => ({ index: d.index, stampMs: d.stampMs, decision: d.decision })) };
+    if (this.cold === null) return encode(base);
+    const cold = this.cold;
+    return (async () => {
+      const archive: Uint8Array[] = [];
+      for await (const [, owner] of cold.scan(SEQ_PREFIX)) {
+        const b = await cold.get(ACT_PREFIX + Buffer.from(owner).toString('utf8'));
+        if (b === undefined) throw new CustodyError('STORAGE_CORRUPT', `archive: act ${Buffer.from(owner).toString('utf8')} is indexed but missing`);
+        archive.push(storedRecord(b).record);
+      }
+      return encode({ ...base, archive });
+    })();
   }
 
-  restore(data: Uint8Array): AppWrite[] {
+  /**
+   * Replaces the state with a snapshot's. With an archive, the snapshot's records replace the
+   * archive: they are checked against the accumulator the snapshot's state commits to (a record
+   * missing, altered or out of order is STORAGE_CORRUPT), then written, and every archived key
+   * the snapshot does not hold is deleted, all in the driver's one batch with the applied index.
+   * A crash before that batch is durable leaves the node as it was; after, as the snapshot.
+   */
+  restore(data: Uint8Array): AppWrite[] | Promise<AppWrite[]> {
     const writes: AppWrite[] = this.decisions.map((d) => ({ key: decisionKey(d.index), value: null }));
+    let archive: readonly Uint8Array[] = [];
     if (data.length === 0) {
       this.current = emptyState();
       this.decisions = [];
-      return [...writes, { key: STATE_KEY, value: null }];
+      writes.push({ key: STATE_KEY, value: null });
+    } else {
+      let o: { tag?: unknown; state?: unknown; decisions?: unknown; archive?: unknown };
+      try {
+        o = decode(data) as typeof o;
+      } catch (e) {
+        throw new CustodyError('STORAGE_CORRUPT', `ledger snapshot: ${(e as Error).message}`);
+      }
+      if (o.tag !== SNAPSHOT_TAG || !(o.state instanceof Uint8Array) || !Array.isArray(o.decisions)) throw new CustodyError('STORAGE_CORRUPT', 'ledger snapshot: not a ledger application snapshot');
+      if (o.archive !== undefined && (!Array.isArray(o.archive) || !o.archive.every((x) => x instanceof Uint8Array))) throw new CustodyError('STORAGE_CORRUPT', 'ledger snapshot: malformed archive');
+      const state = restore(o.state);
+      archive = (o.archive ?? []) as Uint8Array[];
+      if (this.cold !== null) checkArchive(state, archive);
+      else if (archive.length > 0) throw new CustodyError('STORAGE_CORRUPT', 'ledger snapshot: it carries archived acts, and this node keeps no archive');
+      this.current = state;
+      this.decisions = (o.decisions as { index: number; stampMs: number; decision: Uint8Array }[]).map((d) => ({ index: d.index, stampMs: d.stampMs, decision: d.decision }));
+      writes.push({ key: STATE_KEY, value: o.state }, ...this.decisions.map((d) => ({ key: decisionKey(d.index), value: decisionToStored(d) })));
     }
-    let o: { tag?: unknown; state?: unknown; decisions?: unknown };
-    try {
-      o = decode(data) as typeof o;
-    } catch (e) {
-      throw new CustodyError('STORAGE_CORRUPT', `ledger snapshot: ${(e as Error).message}`);
-    }
-    if (o.tag !== SNAPSHOT_TAG || !(o.state instanceof Uint8Array) || !Array.isArray(o.decisions)) throw new CustodyError('STORAGE_CORRUPT', 'ledger snapshot: not a ledger application snapshot');
-    this.current = restore(o.state);
-    this.decisions = (o.decisions as { index: number; stampMs: number; decision: Uint8Array }[]).map((d) => ({ index: d.index, stampMs: d.stampMs, decision: d.decision }));
-    return [...writes, { key: STATE_KEY, value: o.state }, ...this.decisions.map((d) => ({ key: decisionKey(d.index), value: decisionToStored(d) }))];
+    this.batch = new BatchArchive();
+    if (this.cold === null) return writes;
+    const cold = this.cold;
+    return (async () => {
+      const keep = new Set<string>();
+      archive.forEach((record, seq) => {
+        const a = decodeArchived(record);
+        const put = (key: string, value: Uint8Array): void => {
+          keep.add(key);
+          writes.push({ key, value });
+        };
+        put(ACT_PREFIX + a.op.opId, encode({ seq, record }));
+        put(seqKey(seq), Buffer.from(a.op.opId, 'utf8'));
+        if (a.permit !== null && a.op.permitId !== null) put(PERMIT_PREFIX + toHex(a.op.permitId), Buffer.from(a.op.opId, 'utf8'));
+      });
+      for await (const [key] of cold.scan(ARCHIVE_PREFIX)) if (!keep.has(key)) writes.push({ key, value: null });
+      return writes;
+    })();
   }
 
   root(): string {
@@ -224,4 +444,28 @@ function decisionToStored(d: AppliedDecision): Uint8Array {
 function decisionFromStored(b: Uint8Array): AppliedDecision {
   const o = decode(b) as unknown as AppliedDecision;
   return { index: o.index, stampMs: o.stampMs, decision: o.decision };
+}
+
+/** The records a snapshot carries must be exactly the ended acts its state's accumulator names. */
+function checkArchive(state: LedgerState, records: readonly Uint8Array[]): void {
+  const want = state.cluster?.archived ?? EMPTY_ARCHIVE_HEAD;
+  let h = EMPTY_ARCHIVE_HEAD;
+  for (const r of records) h = archiveLink(h, r);
+  if (h.count !== want.count || !bytesEqual(h.head, want.head)) {
+    throw new CustodyError('STORAGE_CORRUPT', `ledger snapshot: its archive (${h.count} acts) does not match the accumulator of its state (${want.count} acts)`);
+  }
+}
+
+/** The application's keys inside the node's store (raft/driver.ts keeps them under `sm/`). */
+const APP_KEYS = 'sm/';
+assert(COLD_PREFIX === APP_KEYS + ARCHIVE_PREFIX, 'the archive is what the store keeps cold');
+
+/** The node's LevelDB as the archive's store: cold keys, read on demand, never held in memory. */
+export function levelColdStore(storage: Pick<LevelStorage, 'appRead' | 'appScan'>): ColdStore {
+  return {
+    get: (key) => storage.appRead(APP_KEYS + key),
+    scan: async function* (prefix) {
+      for await (const [k, v] of storage.appScan(APP_KEYS + prefix)) yield [k.slice(APP_KEYS.length), v];
+    },
+  };
 }

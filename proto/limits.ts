@@ -93,9 +93,13 @@ export const ledger = {
   policyDestinationsMax: 1024,
   /** Most admitted acts per key inside one velocity window; one more is refused LIMIT_EXCEEDED. */
   velocityEntriesMax: 4096,
-  /** Most signing acts the journal holds (about 1.5 KiB each in a snapshot: 100k fit snapshotBytesMax). */
-  opsMax: 100_000,
-  /** Largest whole-ledger snapshot (canonical encoding of the state). */
+  /**
+   * Most signing acts in flight (admitted, not yet settled or aborted); one more is refused
+   * LIMIT_EXCEEDED. Ended acts move to the archive (ledger/archive.ts), so this, not the length of
+   * the history, bounds the journal in memory (a few KiB per act).
+   */
+  actsInFlightMax: 10_000,
+  /** Largest snapshot of the in-memory ledger state (canonical encoding; the archive streams beside it). */
   snapshotBytesMax: 256 * 1024 * 1024,
 } as const;
 

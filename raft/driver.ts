@@ -36,10 +36,21 @@ export interface Application {
   load(get: (key: string) => Uint8Array | undefined, keys: () => Iterable<string>): void;
   /** Apply one command; returns its result and the state writes (keys relative to `sm/`). */
   apply(index: number, command: Uint8Array): { result: Uint8Array; writes: AppWrite[] } | { reason: ReasonCode; detail: string };
-  /** The whole state as bytes (for a Raft snapshot). */
-  snapshot(): Uint8Array;
+  /**
+   * Optional: called with the commands of the committed entries of one batch before any of them is
+   * applied, so an application that keeps part of its state on disk can read what `apply` will
+   * need (apply stays synchronous). Nothing is applied or written while it runs.
+   */
+  prepare?(commands: readonly Uint8Array[]): Promise<void>;
+  /**
+   * Optional, with prepare: called after the batch's commands are applied; returns writes that
+   * belong once per batch (the state as it stands after the batch), persisted in the same batch.
+   */
+  finish?(): AppWrite[];
+  /** The whole state as bytes (for a Raft snapshot); the loop waits, so it is consistent. */
+  snapshot(): Uint8Array | Promise<Uint8Array>;
   /** Replace the whole state; returns writes that replace the persisted state (deletes included). */
-  restore(data: Uint8Array): AppWrite[];
+  restore(data: Uint8Array): AppWrite[] | Promise<AppWrite[]>;
   /** A digest of the state, comparable across nodes at the same applied index. */
   root(): string;
 }
@@ -538,7 +549,18 @@ export class Driver {
     const guarded = this.o.guard?.takeWrites() ?? { writes: [], sync: false };
     writes.push(...guarded.writes);
     const acks: [PendingProposal | undefined, Outcome][] = [];
-    if (rd.snapshot) writes.push(...this.restoreFrom(rd.snapshot.data, rd.snapshot.meta.index, rd.snapshot.meta.term));
+    if (rd.snapshot) writes.push(...(await this.restoreFrom(rd.snapshot.data, rd.snapshot.meta.index, rd.snapshot.meta.term)));
+    if (this.o.app.prepare) {
+      const cmds: Uint8Array[] = [];
+      for (const e of rd.committedEntries) {
+        if (e.index <= this.appliedIndex || e.type !== 'normal' || e.data.length === 0) continue;
+        for (const c of decodeEntryCommands(e.data) ?? []) {
+          const cmd = decodeCommand(c);
+          if (cmd) cmds.push(cmd.payload);
+        }
+      }
+      if (cmds.length > 0) await this.o.app.prepare(cmds);
+    }
     let appliedNow = 0;
     for (const e of rd.committedEntries) {
       if (e.index <= this.appliedIndex) continue; // applied before a restart: exactly once
@@ -546,6 +568,7 @@ export class Driver {
       this.applyEntry(e, writes, acks);
       appliedNow++;
     }
+    if (appliedNow > 0 && this.o.app.finish) for (const w of this.o.app.finish()) writes.push({ key: SM_PREFIX + w.key, value: w.value });
     if (this.recovering?.done) {
       writes.push({ key: META_RECOVERING, value: null });
       this.recovering = null;
@@ -764,15 +787,15 @@ export class Driver {
   private async maybeSnapshot(): Promise<void> {
     const st = this.o.storage;
     if (this.appliedIndex - st.snapshot().meta.index < this.o.snapshotEveryEntries) return;
-    const data = this.snapshotData();
+    const data = await this.snapshotData();
     const compactTo = Math.max(st.firstIndex() - 1, this.appliedIndex - this.o.compactionKeepEntries);
     await st.snapshotAndCompact(this.appliedIndex, this.core.status().conf, data, compactTo);
   }
 
-  private snapshotData(): Uint8Array {
+  private async snapshotData(): Promise<Uint8Array> {
     const sessions: [string, SessionJson][] = [];
     for (const [k, s] of this.sessions) sessions.push([k, sessionToJson(s)]);
-    const sm = Buffer.from(this.o.app.snapshot());
+    const sm = Buffer.from(await this.o.app.snapshot());
     const head = Buffer.from(JSON.stringify({ v: 1, appliedTerm: this.appliedTerm, sessions }), 'utf8');
     const b = Buffer.alloc(4 + head.length + sm.length);
     b.writeUInt32BE(head.length, 0);
@@ -782,12 +805,12 @@ export class Driver {
   }
 
   /** Replace sessions and application state with a snapshot's; returns the writes doing so. */
-  private restoreFrom(data: Uint8Array, index: number, term: number): AppWrite[] {
+  private async restoreFrom(data: Uint8Array, index: number, term: number): Promise<AppWrite[]> {
     const writes: AppWrite[] = [];
     for (const k of this.sessions.keys()) writes.push({ key: SESSION_PREFIX + k, value: null });
     this.sessions.clear();
     if (index === 0 || data.length === 0) {
-      for (const w of this.o.app.restore(new Uint8Array(0))) writes.push({ key: SM_PREFIX + w.key, value: w.value });
+      for (const w of await this.o.app.restore(new Uint8Array(0))) writes.push({ key: SM_PREFIX + w.key, value: w.value });
     } else {
       const b = Buffer.from(data.buffer, data.byteOffset, data.length);
       const n = b.readUInt32BE(0);
@@ -798,7 +821,7 @@ export class Driver {
         this.sessions.set(k, ss);
         writes.push({ key: SESSION_PREFIX + k, value: Buffer.from(JSON.stringify(s)) });
       }
-      for (const w of this.o.app.restore(b.subarray(4 + n))) writes.push({ key: SM_PREFIX + w.key, value: w.value });
+      for (const w of await this.o.app.restore(b.subarray(4 + n))) writes.push({ key: SM_PREFIX + w.key, value: w.value });
     }
     this.appliedIndex = index;
     this.appliedTerm = term;

@@ -23,7 +23,7 @@ import type { LedgerVerdict } from '../ledger-app.js';
 import type { LedgerPort } from '../lifecycle/ports.js';
 import type { ChronicleNote } from '../lifecycle/coordinator.js';
 import { actFor, decisionBodyFor, type ActRequest } from '../lifecycle/acts.js';
-import { evidenceBundle } from '../lifecycle/evidence.js';
+import { evidenceBundleOf } from '../lifecycle/evidence.js';
 import { type Operator, mayPropose, requireAction } from './roles.js';
 
 export const PENDING_DECISIONS_MAX = 256;
@@ -239,18 +239,24 @@ export class AdminBackend {
   // Acts and the chronicle
   // ---------------------------------------------------------------------------------------------
 
-  act(caller: Operator, opId: string): ActSummary {
+  /** An act in flight (in memory) or ended (possibly in the archive, a read from disk). */
+  private async opOf(opId: string): Promise<OpRecord | undefined> {
+    return cluster(this.ledger).ops[opId] ?? (await this.ledger.act?.(opId));
+  }
+
+  async act(caller: Operator, opId: string): Promise<ActSummary> {
     requireAction(caller, 'read', 'read acts');
-    const op = cluster(this.ledger).ops[opId];
+    const op = await this.opOf(opId);
     if (op === undefined) throw new CustodyError('UNKNOWN_SESSION', `no act ${opId}`);
     return { op, notes: this.notes.notesOf(opId) };
   }
 
-  chronicle(caller: Operator, limit: number): { acts: ActSummary[]; keys: KeyRecord[] } {
+  async chronicle(caller: Operator, limit: number): Promise<{ acts: ActSummary[]; keys: KeyRecord[] }> {
     requireAction(caller, 'read', 'read the chronicle');
     const c = cluster(this.ledger);
-    const ops = Object.values(c.ops).sort((a, b) => (a.history[0]?.index ?? 0) - (b.history[0]?.index ?? 0));
     const n = Math.min(limit || CHRONICLE_ACTS_MAX, CHRONICLE_ACTS_MAX);
+    const ended = (await this.ledger.endedActs?.(n)) ?? [];
+    const ops = [...ended, ...Object.values(c.ops)].sort((a, b) => (a.history[0]?.index ?? 0) - (b.history[0]?.index ?? 0));
     return { acts: ops.slice(-n).map((op) => ({ op, notes: this.notes.notesOf(op.opId) })), keys: Object.values(c.keys) };
   }
 
@@ -273,7 +279,7 @@ export class AdminBackend {
     const v = await this.ledger.propose({ type: 'ActSubmitted', opId, act, approval, nodeId: me.id, passport: me.passport });
     if (!v.ok) throw new CustodyError(v.reason ?? 'INTERNAL', `${v.detail}${v.applied ? ` (act ${opId} journaled ${v.opState ?? 'Denied'})` : ''}`);
     this.approvalsByOp.set(opId, approval);
-    return { ...this.act(caller, opId), verdict: v };
+    return { ...(await this.act(caller, opId)), verdict: v };
   }
 
   private readonly approvalsByOp = new Map<string, GovernanceDecision | null>();
@@ -284,7 +290,7 @@ export class AdminBackend {
     const me = c.nodes[this.nodeId] as { id: string; passport: string };
     const v = await this.ledger.propose({ type: 'ActSettled', opId, confirmation, nodeId: me.id, passport: me.passport });
     if (!v.ok) throw new CustodyError(v.reason ?? 'INTERNAL', v.detail);
-    return { ...this.act(caller, opId), verdict: v };
+    return { ...(await this.act(caller, opId)), verdict: v };
   }
 
   /**
@@ -304,10 +310,10 @@ export class AdminBackend {
     return v;
   }
 
-  evidence(caller: Operator, opId: string): string {
+  async evidence(caller: Operator, opId: string): Promise<string> {
     requireAction(caller, 'read', 'export evidence');
     const c = cluster(this.ledger);
-    const op = c.ops[opId];
+    const op = await this.opOf(opId);
     if (op === undefined) throw new CustodyError('UNKNOWN_SESSION', `no act ${opId}`);
     let approval = this.approvalsByOp.get(opId) ?? null;
     if (approval === null && op.approvalCid !== null) {
@@ -315,24 +321,37 @@ export class AdminBackend {
       if (p !== undefined) approval = { body: p.body, approvals: p.approvals };
       else throw new CustodyError('UNKNOWN_SESSION', `the approval of ${opId} is not held on node ${this.nodeId}; export from the node it was submitted to`);
     }
-    return JSON.stringify(evidenceBundle(c, opId, approval), null, 2);
+    return JSON.stringify(evidenceBundleOf(c, op, approval), null, 2);
   }
 
-  /** Calls `l` with the act now and after every change, until `l` returns false or the act ends. */
-  watch(caller: Operator, opId: string, l: (a: ActSummary) => boolean, onEnd: () => void): () => void {
+  /**
+   * Calls `l` with the act now and after every change, until `l` returns false or the act ends.
+   * An act that ended may already be in the archive: it is read from there (asynchronously; an
+   * act found nowhere ends the watch through `onError` with UNKNOWN_SESSION).
+   */
+  watch(caller: Operator, opId: string, l: (a: ActSummary) => boolean, onEnd: () => void, onError: (e: unknown) => void = () => undefined): () => void {
     requireAction(caller, 'read', 'watch acts');
     let last = '';
     let done = false;
-    const emit = (): void => {
-      if (done) return;
-      const op = this.ledger.state().cluster?.ops[opId];
-      if (op === undefined) return;
+    const show = (op: OpRecord): void => {
       const notes = this.notes.notesOf(opId);
       const sig = `${op.state}/${op.history.length}/${notes.length}/${op.releasedBy ? 'r' : ''}`;
       if (sig === last) return;
       last = sig;
       const more = l({ op, notes });
       if (!more || TERMINAL_OP_STATES.includes(op.state)) stop();
+    };
+    const emit = (): void => {
+      if (done) return;
+      const op = this.ledger.state().cluster?.ops[opId];
+      if (op === undefined) {
+        // Ended and archived since the last change: its final state comes from the archive.
+        if (this.ledger.act !== undefined && last !== '') {
+          void this.ledger.act(opId).then((a) => { if (a !== undefined && !done) show(a); }, (e: unknown) => { stop(); onError(e); });
+        }
+        return;
+      }
+      show(op);
     };
     const unsubs = [this.ledger.subscribe(() => queueMicrotask(emit)), this.notes.onNote((n) => n.opId === opId && queueMicrotask(emit))];
     const stop = (): void => {
@@ -342,8 +361,18 @@ export class AdminBackend {
       onEnd();
     };
     if (this.ledger.state().cluster?.ops[opId] === undefined) {
-      stop();
-      throw new CustodyError('UNKNOWN_SESSION', `no act ${opId}`);
+      if (this.ledger.act === undefined) {
+        stop();
+        throw new CustodyError('UNKNOWN_SESSION', `no act ${opId}`);
+      }
+      void this.ledger.act(opId).then((a) => {
+        if (done) return;
+        if (a === undefined) {
+          stop();
+          onError(new CustodyError('UNKNOWN_SESSION', `no act ${opId}`));
+        } else show(a);
+      }, (e: unknown) => { stop(); onError(e); });
+      return stop;
     }
     emit();
     return stop;

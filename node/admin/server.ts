@@ -129,8 +129,8 @@ export class AdminServer {
         const p = await b.submitDecision(op, new Uint8Array(c));
         return decisionView(p, b.needed(p));
       }),
-      ListChronicle: unary<R, unknown>((op, r) => {
-        const ch = b.chronicle(op, Number(r.limit ?? 0));
+      ListChronicle: unary<R, unknown>(async (op, r) => {
+        const ch = await b.chronicle(op, Number(r.limit ?? 0));
         return { acts: ch.acts.map(actView), keys: ch.keys.map(keyView) };
       }),
       SubmitAct: unary<R, unknown>(async (op, r) => {
@@ -148,15 +148,15 @@ export class AdminServer {
         }, str(r.approvalCid ?? '', 'approval_cid', 128));
         return actView(a);
       }),
-      ShowAct: unary<R, unknown>((op, r) => actView(b.act(op, need(r.opId, 'op_id')))),
+      ShowAct: unary<R, unknown>(async (op, r) => actView(await b.act(op, need(r.opId, 'op_id')))),
       SettleAct: unary<R, unknown>(async (op, r) => actView(await b.settleAct(op, need(r.opId, 'op_id'), need(r.confirmation, 'confirmation', 1024)))),
       FenceNode: unary<R, unknown>(async (op, r) => b.fenceNode(op, need(r.nodeId, 'node_id'), str(r.passport, 'passport', 256), need(r.reason, 'reason', 256))),
-      ExportEvidence: unary<R, unknown>((op, r) => ({ bundleJson: b.evidence(op, need(r.opId, 'op_id')) })),
+      ExportEvidence: unary<R, unknown>(async (op, r) => ({ bundleJson: await b.evidence(op, need(r.opId, 'op_id')) })),
       WatchAct: (call: grpc.ServerWritableStream<R, unknown>) => {
         let stop: (() => void) | null = null;
         try {
           const op = caller(call as unknown as Call);
-          stop = b.watch(op, need(call.request.opId, 'op_id'), (a) => call.write(actView(a)), () => call.end());
+          stop = b.watch(op, need(call.request.opId, 'op_id'), (a) => call.write(actView(a)), () => call.end(), (e) => call.destroy(errorOf(e)));
           call.on('cancelled', () => stop?.());
         } catch (e) {
           call.destroy(errorOf(e));

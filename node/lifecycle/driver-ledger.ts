@@ -39,6 +39,14 @@ export class DriverLedgerPort implements LedgerPort {
     return this.app.decisionsAfter(index);
   }
 
+  act(opId: string) {
+    return this.app.act(opId);
+  }
+
+  endedActs(n: number) {
+    return this.app.endedActs(n);
+  }
+
   isLeader(): boolean {
     return this.driver.isLeader;
   }

@@ -26,7 +26,7 @@ import { actFromCbor } from '../../ledger/events.js';
 import { exportEvidenceBundle, type EvidenceBundle } from '../../ledger/receipts.js';
 import type { GovernanceDecision, KeyScheme } from '../../ledger/decision.js';
 import { KEY_SCHEMES } from '../../ledger/decision.js';
-import type { ClusterState } from '../../ledger/state.js';
+import type { ClusterState, OpRecord } from '../../ledger/state.js';
 import { ed25519GroupCommitment, isGroupElement, type ListEntry } from '../../ledger/signing-set.js';
 import { verifierKey, verifySignature } from './verify.js';
 
@@ -50,6 +50,11 @@ export type Bundle = EvidenceBundle & { readonly signature?: SignatureBlock };
 export function evidenceBundle(c: ClusterState, opId: string, approval: GovernanceDecision | null): Bundle {
   const op = c.ops[opId];
   if (op === undefined) throw new CustodyError('UNKNOWN_SESSION', `no act ${opId}`);
+  return evidenceBundleOf(c, op, approval);
+}
+
+/** The bundle of an act read from memory or from the archive (an ended act keeps every receipt). */
+export function evidenceBundleOf(c: ClusterState, op: OpRecord, approval: GovernanceDecision | null): Bundle {
   const base = exportEvidenceBundle(c.clusterId, op, approval);
   const k = c.keys[op.act.keyId];
   if (op.signature === null || k === undefined || k.publicKey === null) return base;

@@ -23,7 +23,7 @@ import { lifecycle as lifecycleLimits } from '../../proto/limits.js';
 import { type CborValue, bytesEqual, decode, digest, encode, toHex } from '../../ledger/encoding.js';
 import { decisionToCbor, type GovernanceDecision } from '../../ledger/decision.js';
 import { type LedgerEvent, decodeEvent, signStatement, statementFromCbor, statementToCbor, verifyStatement } from '../../ledger/events.js';
-import type { ClusterState, EpochRecord, LedgerState, OpRecord } from '../../ledger/state.js';
+import { consumedKey, type ClusterState, type EpochRecord, type LedgerState, type OpRecord } from '../../ledger/state.js';
 import { suiteOf, type SuiteName } from '../../kernel/suites.js';
 import type { Participant, PublicPackage, Round1Package, SealedPackage, SigningCommitment } from '../../kernel/wire.js';
 import type { Exchange, KernelPort, LedgerPort, NonceOffer, ParticipantPort } from './ports.js';
@@ -96,13 +96,10 @@ export function kernelPermit(c: ClusterState, op: OpRecord): { keyId: string; ke
  * not execute prove nothing: their members may never have been asked.
  */
 export function ledgerConsumedCounter(c: ClusterState, act: OpRecord, nodeId: string): number {
-  let max = 0;
-  for (const op of Object.values(c.ops)) {
-    if (op.signingSet === null || op.signature === null || op.act.keyId !== act.act.keyId || op.act.keyEpoch !== act.act.keyEpoch) continue;
-    const m = op.signingSet.commitments.find((x) => x.nodeId === nodeId);
-    if (m !== undefined && m.counter > max) max = m.counter;
-  }
-  return max;
+  // The ledger keeps the running maximum as acts execute (ledger/state.ts `consumed`): executed
+  // acts that ended may have left the state for the archive.
+  const k = consumedKey(act.act.keyId, act.act.keyEpoch, nodeId);
+  return Object.hasOwn(c.consumed, k) ? (c.consumed[k] as number) : 0;
 }
 
 interface CeremonyProgress {
@@ -414,6 +411,11 @@ export class LifecycleParticipant implements ParticipantPort {
         if (k === undefined || e === undefined || k.activeEpoch !== op.act.keyEpoch) throw new CustodyError('STALE_EPOCH', `key ${op.act.keyId} epoch ${op.act.keyEpoch} is not active`);
         if (!e.participants.includes(this.nodeId)) throw new CustodyError('WRONG_RECIPIENT', `${this.nodeId} holds no share of ${k.id} epoch ${e.epoch}`);
         return { c, op, e, scheme: k.scheme };
+      }
+      if (op === undefined && this.o.ledger.act !== undefined) {
+        // An act that ended may have left the state for the archive.
+        const ended = await this.o.ledger.act(opId);
+        if (ended !== undefined) throw new CustodyError('INVALID_TRANSITION', `act ${opId} is ${ended.state}`);
       }
       if (Date.now() >= deadline) throw new CustodyError('UNKNOWN_SESSION', `act ${opId} has no permit${needSet ? ' or no signing set' : ''} on ${this.nodeId}`);
       await new Promise((r) => setTimeout(r, 20));

@@ -13,7 +13,7 @@
  *   ParticipantPort  what a coordinator asks of another node's participant (nonce commitment,
  *                    signature share); the participant re-checks everything against its own replica.
  */
-import type { LedgerState } from '../../ledger/state.js';
+import type { LedgerState, OpRecord } from '../../ledger/state.js';
 import type { LedgerEvent, LedgerEntry } from '../../ledger/events.js';
 import type { ApplyResult } from '../../ledger/apply.js';
 import type { RequestBody, ResponseBody, SigningCommitment } from '../../kernel/wire.js';
@@ -37,6 +37,13 @@ export interface LedgerPort {
   decisionsAfter(index: number): readonly { index: number; stampMs: number; decision: Uint8Array }[];
   /** Raft status for operators. */
   raftStatus(): { term: number; leader: string | null; commit: number; applied: number; root: string };
+  /**
+   * An act in flight or ended: ended acts may have left `state()` for the archive
+   * (ledger/archive.ts), and are read from it here. Absent where nothing is archived.
+   */
+  act?(opId: string): Promise<OpRecord | undefined>;
+  /** The last `n` acts that ended and left `state()` for the archive, oldest first. */
+  endedActs?(n: number): Promise<readonly OpRecord[]>;
 }
 
 export interface KernelPort {

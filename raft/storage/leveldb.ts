@@ -13,6 +13,10 @@
  * - Every stored value is checksummed (codec.ts). `open()` reads and verifies the whole store and
  *   refuses to start on any mismatch, gap or inconsistency with STORAGE_CORRUPT naming the key
  *   and the recovery command. A corrupt node must never serve or vote from a log it cannot trust.
+ * - Application keys under COLD_PREFIX (the ledger's archive of ended acts) grow with the history,
+ *   so they are neither loaded into the mirror nor verified at open: they are read on demand
+ *   (`appRead`, `appScan`), each value's checksum verified when it is read. They are written in the
+ *   same batch as everything else, so they stay exactly as durable as the applied index.
  */
 import { Level } from 'level';
 import { rm } from 'node:fs/promises';
@@ -56,6 +60,10 @@ type Db = KvDb;
 function levelDb(dir: string, createIfMissing = true): Db {
   return new Level<Buffer, Buffer>(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer', createIfMissing }) as unknown as Db;
 }
+
+/** Application keys kept on disk only (see the contract above). */
+export const COLD_PREFIX = 'sm/archive/';
+const isCold = (key: string): boolean => key.startsWith(COLD_PREFIX);
 
 /** One application state write; `value: null` deletes. `key` is relative to the `app/` prefix. */
 export interface AppWrite {
@@ -152,6 +160,32 @@ export class LevelStorage implements Storage {
     return this.app.keys();
   }
 
+  /** A cold application key (under COLD_PREFIX) read from disk; STORAGE_CORRUPT if its checksum fails. */
+  async appRead(key: string): Promise<Uint8Array | undefined> {
+    assert(isCold(key), `${key} is not a cold key`);
+    const raw = await this.db.get(appKey(key));
+    if (raw === undefined) return undefined;
+    const p = unseal(raw);
+    if (typeof p === 'string') throw new CustodyError('STORAGE_CORRUPT', `${key} in ${this.dir}: ${p}`);
+    return new Uint8Array(p);
+  }
+
+  /**
+   * Cold keys under `prefix` in key order, from one consistent view: a LevelDB iterator reads the
+   * snapshot of the store taken when it was created, whatever is written meanwhile.
+   */
+  async *appScan(prefix: string): AsyncGenerator<[string, Uint8Array]> {
+    assert(isCold(prefix), `${prefix} is not a cold prefix`);
+    const lo = appKey(prefix);
+    const hi = Buffer.concat([lo, Buffer.from([0xff])]);
+    for await (const [k, v] of this.db.iterator({ gte: lo, lt: hi })) {
+      const key = Buffer.from(k.subarray(APP_PREFIX.length)).toString('utf8');
+      const p = unseal(v);
+      if (typeof p === 'string') throw new CustodyError('STORAGE_CORRUPT', `${key} in ${this.dir}: ${p}`);
+      yield [key, new Uint8Array(p)];
+    }
+  }
+
   /** Write one Ready (and the application's writes) durably, then update the mirror. */
   async persist(p: PersistBatch): Promise<PersistStats> {
     const ops: Op[] = [];
@@ -186,6 +220,7 @@ export class LevelStorage implements Storage {
     if (p.entries.length > 0) this.mem.append(p.entries);
     if (p.hardState) this.mem.setHardState(p.hardState);
     for (const w of p.app) {
+      if (isCold(w.key)) continue;
       if (w.value === null) this.app.delete(w.key);
       else this.app.set(w.key, w.value);
     }
@@ -277,7 +312,11 @@ async function load(db: Db, opts: OpenOptions): Promise<Loaded> {
 
   const app = new Map<string, Uint8Array>();
   const appUpper = Buffer.concat([APP_PREFIX.subarray(0, APP_PREFIX.length - 1), Buffer.from([APP_PREFIX[APP_PREFIX.length - 1]! + 1])]);
-  for await (const [k, v] of db.iterator({ gte: APP_PREFIX, lt: appUpper })) {
+  const coldLo = appKey(COLD_PREFIX);
+  const coldHi = Buffer.concat([coldLo, Buffer.from([0xff])]);
+  for await (const [k, v] of db.iterator({ gte: APP_PREFIX, lt: coldLo })) load1(k, v);
+  for await (const [k, v] of db.iterator({ gte: coldHi, lt: appUpper })) load1(k, v);
+  function load1(k: Buffer, v: Buffer): void {
     const p = unseal(v);
     if (typeof p === 'string') throw corrupt(k, p);
     app.set(Buffer.from(k.subarray(APP_PREFIX.length)).toString('utf8'), new Uint8Array(p));

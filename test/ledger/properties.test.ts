@@ -6,7 +6,8 @@
  * governance effect without a decision that verifies against the roster in force before it, no
  * activation without a published key object, no permit used twice). After each run: a second
  * replica fed the same log reaches the same state root, and snapshot -> restore -> continue at a
- * random cut equals never snapshotting.
+ * random cut equals never snapshotting, and moving ended acts to an archive changes no result and
+ * no root.
  *
  * A failure prints fast-check's seed and path; replay it exactly with
  *   FC_SEED=<seed> FC_PATH=<path> npx tap dist/test/ledger/properties.test.js
@@ -15,7 +16,7 @@ import t from 'tap';
 import fc from 'fast-check';
 import {
   ScriptedCluster, apply, applyAll, checkInvariants, emptyState, restore, snapshot, stateRoot, bytesEqual, toHex, decode,
-  eventFromCbor, makeApproverKey, seedOf, verifyDecision,
+  eventFromCbor, makeApproverKey, seedOf, verifyDecision, MemoryArchive, TERMINAL_OP_STATES, encodeArchived, decodeArchived,
   type ApplyResult, type ApproverKey, type LedgerEntry, type LedgerEvent, type LedgerState, type ApproverRoster,
 } from '../../ledger/index.js';
 import { isReasonCode, REASON_CODES } from '../../proto/reasons.js';
@@ -383,3 +384,68 @@ t.test('a restored snapshot that was altered is refused, never silently used', a
   }
   t.ok(refused > 0 && refused + accepted > 0);
 });
+
+t.test('an archive gives the results and state roots of keeping every act in memory, and memory keeps only acts in flight', async (t) => {
+  // The reference is the run itself, applied with every act kept in memory. The same log is
+  // applied again with ended acts moved to an archive; at a random cut the live state is
+  // snapshotted and restored and the archive copied, as a node does when it installs a snapshot.
+  let compared = 0;
+  let archived = 0;
+  let fromArchive = 0;
+  fc.assert(fc.property(commands, fc.nat(), (cmds, cutSeed) => {
+    const s = started();
+    for (const cmd of cmds) run(s, cmd);
+    const cut = cutSeed % (s.log.length + 1);
+    let archive = new MemoryArchive();
+    let live = emptyState();
+    for (let i = 0; i < s.log.length; i++) {
+      if (i === cut) {
+        live = restore(snapshot(live));
+        archive = archive.clone();
+      }
+      const entry = s.log[i] as LedgerEntry;
+      const ev = s.log[i]?.event;
+      const r = apply(live, entry, archive);
+      archive.add(r.archived);
+      archived += r.archived.length;
+      const want = s.results[i] as ApplyResult;
+      if (JSON.stringify(verdictShape(r.result)) !== JSON.stringify(verdictShape(want))) {
+        throw new Error(`result ${i + 1} differs with an archive: ${JSON.stringify(verdictShape(r.result))} vs ${JSON.stringify(verdictShape(want))}`);
+      }
+      live = r.state;
+      if (!bytesEqual(stateRoot(live), stateRoot(s.states[i + 1] as LedgerState))) throw new Error(`roots differ at index ${i + 1}`);
+      const c = live.cluster;
+      if (c !== null) {
+        const ended = Object.values(c.ops).filter((o) => TERMINAL_OP_STATES.includes(o.state));
+        if (ended.length > 0) throw new Error(`index ${i + 1}: ended act ${ended[0]?.opId} still in memory`);
+        if (Object.keys(c.ops).length !== c.inFlight) throw new Error(`index ${i + 1}: ${Object.keys(c.ops).length} acts held, ${c.inFlight} in flight`);
+        if (!bytesEqual(archive.head().head, c.archived.head) || archive.size !== c.archived.count) throw new Error(`index ${i + 1}: the archive's records do not match the accumulator`);
+        const bad = checkInvariants(live);
+        if (bad.length > 0) throw new Error(`index ${i + 1}: ${bad.join('; ')}`);
+        // An act event naming an ended act was answered from the archive.
+        const opId = ev === undefined ? undefined : (() => { try { return (eventFromCbor(decode(ev)) as { opId?: string }).opId; } catch { return undefined; } })();
+        if (opId !== undefined && archive.act(opId) !== undefined && (s.states[i] as LedgerState).cluster?.ops[opId] !== undefined && TERMINAL_OP_STATES.includes((s.states[i] as LedgerState).cluster!.ops[opId]!.state)) fromArchive++;
+      }
+      compared++;
+    }
+    // Every ended act reads back from the archive exactly as memory kept it.
+    for (const op of Object.values(s.state.cluster?.ops ?? {})) {
+      if (!TERMINAL_OP_STATES.includes(op.state)) continue;
+      const back = archive.act(op.opId);
+      if (back === undefined || !bytesEqual(encodeArchived({ op: back, permit: null }), encodeArchived({ op, permit: null }))) throw new Error(`act ${op.opId} does not read back from the archive`);
+      const rec = archive.records().find((x) => x.op.opId === op.opId);
+      if (rec === undefined || !bytesEqual(encodeArchived(decodeArchived(rec.bytes)), rec.bytes)) throw new Error(`archive record of ${op.opId} does not decode to itself`);
+    }
+    return true;
+  }), { numRuns: RUNS, ...replay });
+  t.ok(compared > RUNS * 5, `${compared} entries compared over ${RUNS} logs`);
+  t.ok(archived > 0, `${archived} acts archived`);
+  t.ok(fromArchive > 0, `${fromArchive} act events named an ended act and were answered from the archive`);
+});
+
+/** The fields of a result that cross into a verdict (the policy receipt is compared through its verdict). */
+function verdictShape(r: ApplyResult): unknown {
+  return r.ok
+    ? { ok: true, index: r.index, type: r.type, effect: r.effect, replayed: r.replayed, opState: r.opState ?? null, permitId: r.permitId === undefined ? null : toHex(r.permitId), policy: r.policyReceipt?.verdict ?? null }
+    : { ok: false, index: r.index, type: r.type, reason: r.reason, detail: r.detail, applied: r.applied, replayed: r.replayed, opState: r.opState ?? null, policy: r.policyReceipt?.verdict ?? null };
+}

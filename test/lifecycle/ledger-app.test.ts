@@ -136,7 +136,7 @@ t.test('a command that is not an envelope is refused identically by every node a
   app.apply(5, new Uint8Array([0xfe]));
   t.equal(app.state.index, 2, 'two commands carried by one Raft entry get two ledger indexes');
   const copy = new LedgerApp();
-  copy.restore(app.snapshot());
+  copy.restore(await app.snapshot());
   t.equal(copy.root(), app.root(), 'snapshot and restore keep the root');
   t.throws(() => copy.restore(new Uint8Array([1, 2, 3])), { name: 'CustodyError' }, 'a damaged snapshot is refused');
   t.equal(r.writes.length, 1, 'the state is persisted with the entry');
