@@ -33,6 +33,7 @@ import { countActTransitions } from './kernel-metrics.js';
 import { PeerTransport } from './peers.js';
 import { NodeServer } from './server.js';
 import { loadTls } from './tls.js';
+import { INCARNATION_KEY, incarnationOf } from './backup/incarnation.js';
 
 export interface RunningNode {
   readonly driver: Driver;
@@ -66,7 +67,9 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
   const storage = await LevelStorage.open({ dir: cfg.dataDir, bootstrapConf, recoveryHint: recoveryHint(cfg.file) });
   const metrics = new NodeMetrics();
   const app = lifecycleCfg ? new LedgerApp() : new KvApp();
-  const transport = new PeerTransport(cfg.id, cfg.peers, tls, metrics.transportHooks, log);
+  // A store seeded by `custody cluster restore` belongs to that restore's incarnation; peers of another are refused.
+  const incarnation = incarnationOf(storage.appValue(INCARNATION_KEY));
+  const transport = new PeerTransport(cfg.id, cfg.peers, tls, metrics.transportHooks, log, incarnation);
   // Declared before the driver exists: the catalog reads it lazily, at scrape time.
   let driverRef: Driver | null = null;
   const catalog = registerCatalogMetrics(metrics.registry, {
@@ -114,6 +117,7 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
     id: cfg.id, listen: cfg.listen, roster: new Set(cfg.peers.keys()), tls, driver, app, metrics: metrics.serverHooks, log,
     onExchange: (peer, bytes) => guard.incoming(peer, bytes),
     onPeerStream: (peer) => guard.peerConnected(peer),
+    incarnation,
   });
   let grpcPort: number;
   try {
@@ -151,7 +155,7 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
       if (ev !== null && 'statement' in ev) guard.statementInLog(ev.statement);
     });
   }
-  const lifecycle = lifecycleCfg && app instanceof LedgerApp ? await startNodeLifecycle({ nodeId: cfg.id, config: lifecycleCfg, driver, app, tls, log, metrics: catalog }) : null;
+  const lifecycle = lifecycleCfg && app instanceof LedgerApp ? await startNodeLifecycle({ nodeId: cfg.id, config: lifecycleCfg, driver, app, tls, log, metrics: catalog, incarnation }) : null;
   const http = createServer((req, res) => {
     void (async () => {
       const url = (req.url ?? '/').split('?')[0];
@@ -174,7 +178,7 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
           id: s.id, role: s.role, term: s.term, leader: s.leader, commit: s.commit, applied: s.appliedIndex, lastIndex: s.lastIndex,
           firstIndex: s.firstIndex, snapshotIndex: s.snapshotIndex, root: s.root, keys: app.size, voters: s.conf.voters, pid: process.pid,
           peers: Object.fromEntries(transport.peerIds().map((p) => [p, transport.reachable(p)])),
-          progress: s.progress,
+          progress: s.progress, incarnation,
         }) + '\n');
       } else {
         res.statusCode = 404;
@@ -186,7 +190,7 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
     });
   });
   const httpPort = await listenHttp(http, cfg.http);
-  log(`node ${cfg.id} serving: grpc ${cfg.listen} (port ${grpcPort}), http ${cfg.http} (port ${httpPort}), data ${cfg.dataDir}, rng seed ${seed}`);
+  log(`node ${cfg.id} serving: grpc ${cfg.listen} (port ${grpcPort}), http ${cfg.http} (port ${httpPort}), data ${cfg.dataDir}, rng seed ${seed}${incarnation ? `, incarnation ${incarnation}` : ''}`);
 
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> => {

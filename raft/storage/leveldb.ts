@@ -276,6 +276,9 @@ async function load(db: Db, opts: OpenOptions): Promise<Loaded> {
  */
 export async function wipeStore(dir: string, opts: { discardVote: boolean }): Promise<{ keptTerm: number | null }> {
   let kept: HardState | null = null;
+  // The incarnation a restore gave the store (node/backup/incarnation.ts): the wiped node re-syncs
+  // from its own cluster, whose peers refuse any other incarnation.
+  let incarnation: Buffer | undefined;
   const db: Db = new Level<Buffer, Buffer>(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer', createIfMissing: false });
   let opened = false;
   try {
@@ -301,6 +304,7 @@ export async function wipeStore(dir: string, opts: { discardVote: boolean }): Pr
           }
         } else kept = d;
       }
+      incarnation = await db.get(appKey('meta/incarnation'));
     } finally {
       await db.close();
     }
@@ -314,6 +318,7 @@ export async function wipeStore(dir: string, opts: { discardVote: boolean }): Pr
   ];
   // commit 0: the log is gone, and commit must never exceed the last stored index.
   if (kept) ops.push({ type: 'put', key: KEY_HS, value: encodeHardState({ term: kept.term, vote: kept.vote, commit: 0 }) });
+  if (incarnation !== undefined) ops.push({ type: 'put', key: appKey('meta/incarnation'), value: incarnation });
   await fresh.batch(ops, { sync: true });
   await fresh.close();
   return { keptTerm: kept ? kept.term : null };
