@@ -27,12 +27,13 @@
  */
 import type { Application } from '../raft/driver.js';
 import type { AppWrite } from '../raft/storage/leveldb.js';
-import { decode, encode, toHex } from '../ledger/encoding.js';
+import { type CborValue, decode, encode, toHex } from '../ledger/encoding.js';
+import { ApprovalBook, decodeBookCommand, isBookCommand } from './approvals/book.js';
 import { decisionToCbor } from '../ledger/decision.js';
 import { CustodyError } from '../proto/errors.js';
 import { apply, type ApplyResult } from '../ledger/apply.js';
 import { emptyState, restore, snapshot, stateRoot, type LedgerState, type OpState } from '../ledger/state.js';
-import { decodeEvent, type EventType, type LedgerEntry } from '../ledger/events.js';
+import { decodeEvent, type EventType, type LedgerEntry, type LedgerEvent } from '../ledger/events.js';
 import type { ReasonCode } from '../proto/reasons.js';
 
 const COMMAND_TAG = 0x4c;
@@ -115,6 +116,8 @@ export class LedgerApp implements Application {
    * replaced) catches up from here, because the ledger state itself keeps only their effects.
    */
   private decisions: AppliedDecision[] = [];
+  /** Decisions waiting for approvals, and admitted acts' approvals (node/approvals/book.ts). */
+  readonly book = new ApprovalBook();
 
   get state(): LedgerState {
     return this.current;
@@ -149,9 +152,11 @@ export class LedgerApp implements Application {
     const b = get(STATE_KEY);
     this.current = b === undefined ? emptyState() : restore(b);
     this.decisions = [...keys()].filter((k) => k.startsWith(DECISION_PREFIX)).sort().map((k) => decisionFromStored(get(k) as Uint8Array));
+    this.book.load(get, keys());
   }
 
   apply(_raftIndex: number, command: Uint8Array): { result: Uint8Array; writes: AppWrite[] } {
+    if (isBookCommand(command)) return this.applyBook(command);
     // The ledger numbers its entries itself, one per applied command: the driver may carry several
     // commands in one Raft entry (batching), and the ledger needs strictly increasing indexes.
     // Every node applies the same commands in the same order, so every node assigns the same one.
@@ -176,6 +181,9 @@ export class LedgerApp implements Application {
         writes.push({ key: decisionKey(index), value: decisionToStored(applied) });
       }
     }
+    // The approval book settles what this entry consumed (node/approvals/book.ts).
+    const t = r.result.type;
+    writes.push(...this.book.afterLedger(t === 'GovernanceDecision' || t === 'ActSubmitted' ? decodeEventOrNull(entry.event) : null, r.result.ok && !r.result.replayed, r.state));
     this.current = r.state;
     if (applied !== null) this.decisions.push(applied);
     for (const l of this.listeners) {
@@ -188,9 +196,22 @@ export class LedgerApp implements Application {
     return { result, writes };
   }
 
-  /** The state and the applied decisions: canonical CBOR {tag, state, decisions}. */
+  /**
+   * A command of the approval book: applied beside the ledger, which it leaves untouched (no
+   * ledger index, clock or root moves); the verdict travels back like a ledger verdict.
+   */
+  private applyBook(command: Uint8Array): { result: Uint8Array; writes: AppWrite[] } {
+    const d = decodeBookCommand(command);
+    const common = { index: this.current.index, type: null, applied: false, replayed: false };
+    if (typeof d === 'string') return { result: encodeVerdict({ ok: false, ...common, reason: 'PAYLOAD_REJECTED', detail: d }), writes: [] };
+    const r = this.book.apply(d.stampMs, d.command, this.current);
+    const v: LedgerVerdict = r.verdict.ok ? { ok: true, ...common, detail: r.verdict.detail } : { ok: false, ...common, reason: r.verdict.reason, detail: r.verdict.detail };
+    return { result: encodeVerdict(v), writes: r.writes };
+  }
+
+  /** The state, the applied decisions and the approval book: canonical CBOR {tag, state, decisions, book}. */
   snapshot(): Uint8Array {
-    return encode({ tag: SNAPSHOT_TAG, state: snapshot(this.current), decisions: this.decisions.map((d) => ({ index: d.index, stampMs: d.stampMs, decision: d.decision })) });
+    return encode({ tag: SNAPSHOT_TAG, state: snapshot(this.current), decisions: this.decisions.map((d) => ({ index: d.index, stampMs: d.stampMs, decision: d.decision })), book: this.book.snapshot() });
   }
 
   restore(data: Uint8Array): AppWrite[] {
@@ -198,9 +219,9 @@ export class LedgerApp implements Application {
     if (data.length === 0) {
       this.current = emptyState();
       this.decisions = [];
-      return [...writes, { key: STATE_KEY, value: null }];
+      return [...writes, ...this.book.restore(undefined), { key: STATE_KEY, value: null }];
     }
-    let o: { tag?: unknown; state?: unknown; decisions?: unknown };
+    let o: { tag?: unknown; state?: unknown; decisions?: unknown; book?: CborValue };
     try {
       o = decode(data) as typeof o;
     } catch (e) {
@@ -209,11 +230,19 @@ export class LedgerApp implements Application {
     if (o.tag !== SNAPSHOT_TAG || !(o.state instanceof Uint8Array) || !Array.isArray(o.decisions)) throw new CustodyError('STORAGE_CORRUPT', 'ledger snapshot: not a ledger application snapshot');
     this.current = restore(o.state);
     this.decisions = (o.decisions as { index: number; stampMs: number; decision: Uint8Array }[]).map((d) => ({ index: d.index, stampMs: d.stampMs, decision: d.decision }));
-    return [...writes, { key: STATE_KEY, value: o.state }, ...this.decisions.map((d) => ({ key: decisionKey(d.index), value: decisionToStored(d) }))];
+    return [...writes, ...this.book.restore(o.book), { key: STATE_KEY, value: o.state }, ...this.decisions.map((d) => ({ key: decisionKey(d.index), value: decisionToStored(d) }))];
   }
 
   root(): string {
     return toHex(stateRoot(this.current));
+  }
+}
+
+function decodeEventOrNull(b: Uint8Array): LedgerEvent | null {
+  try {
+    return decodeEvent(b);
+  } catch {
+    return null;
   }
 }
 

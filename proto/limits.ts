@@ -194,6 +194,16 @@ export const splitBrain = {
 } as const;
 
 // ---------------------------------------------------------------------------------------------
+// node/approvals/ — decisions waiting for approver signatures, replicated beside the ledger
+// ---------------------------------------------------------------------------------------------
+export const approvals = {
+  /** Most decisions pending at once (cluster-wide); one more proposal is refused LIMIT_EXCEEDED. */
+  pendingMax: 256,
+  /** Applied or refused decisions each node remembers for `decision show` after they left the book. */
+  settledRememberedMax: 1024,
+} as const;
+
+// ---------------------------------------------------------------------------------------------
 // node/backup/ — cluster snapshot files (`custody admin snapshot save`, `custody cluster restore`)
 // ---------------------------------------------------------------------------------------------
 export const backup = {

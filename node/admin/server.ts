@@ -110,8 +110,8 @@ export class AdminServer {
     type R = Record<string, unknown>;
     this.server.addService(guardedAdminService(), {
       Status: unary<R, unknown>((op) => b.status(op)),
-      ProposeDecision: unary<R, unknown>((op, r) => {
-        const p = b.proposeDecision(op, str(r.actionJson, 'action_json', nodeLimits.adminRequestBytesMax), Number(r.ttlMs ?? 0));
+      ProposeDecision: unary<R, unknown>(async (op, r) => {
+        const p = await b.proposeDecision(op, str(r.actionJson, 'action_json', nodeLimits.adminRequestBytesMax), Number(r.ttlMs ?? 0));
         return decisionView(p, b.needed(p));
       }),
       GetDecision: unary<R, unknown>((op, r) => {

@@ -18,6 +18,7 @@ import type { LedgerEvent, LedgerEntry } from '../../ledger/events.js';
 import type { ApplyResult } from '../../ledger/apply.js';
 import type { RequestBody, ResponseBody, SigningCommitment } from '../../kernel/wire.js';
 import type { LedgerVerdict } from '../ledger-app.js';
+import type { ApprovalBook, BookCommand } from '../approvals/book.js';
 
 export interface LedgerPort {
   readonly nodeId: string;
@@ -37,6 +38,8 @@ export interface LedgerPort {
   decisionsAfter(index: number): readonly { index: number; stampMs: number; decision: Uint8Array }[];
   /** Raft status for operators. */
   raftStatus(): { term: number; leader: string | null; commit: number; applied: number; root: string };
+  /** The replicated approval book (node/approvals/book.ts) and proposals to it, where the ledger carries one. */
+  readonly approvals?: { readonly book: ApprovalBook; propose(c: BookCommand): Promise<LedgerVerdict> };
 }
 
 export interface KernelPort {
