@@ -33,6 +33,7 @@ import { countActTransitions } from './kernel-metrics.js';
 import { PeerTransport } from './peers.js';
 import { NodeServer } from './server.js';
 import { loadTls } from './tls.js';
+import { INCARNATION_KEY, incarnationOf } from './backup/incarnation.js';
 
 export interface RunningNode {
   readonly driver: Driver;
@@ -67,6 +68,8 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
   const metrics = new NodeMetrics();
   // Ended acts go to the archive in this store (cold keys), so memory holds only acts in flight.
   const app = lifecycleCfg ? new LedgerApp({ cold: levelColdStore(storage) }) : new KvApp();
+  // A store seeded by `custody cluster restore` belongs to that restore's incarnation; peers of another are refused.
+  const incarnation = incarnationOf(storage.appValue(INCARNATION_KEY));
   // Declared before the driver and guard exist: read lazily (at scrape time, when a stream comes up).
   let driverRef: Driver | null = null;
   let guardRef: NodeGuard | null = null;
@@ -76,7 +79,7 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
       metrics.transportHooks.reachability?.(peer, up);
       if (up) guardRef?.peerUp(peer); // ask for its rollback answer now, not at the next round
     },
-  }, log);
+  }, log, incarnation);
   const catalog = registerCatalogMetrics(metrics.registry, {
     raft: () => (driverRef as Driver).status(),
     coreStats: () => (driverRef as Driver).coreStats(),
@@ -123,6 +126,7 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
     id: cfg.id, listen: cfg.listen, roster: new Set(cfg.peers.keys()), tls, driver, app, metrics: metrics.serverHooks, log,
     onExchange: (peer, bytes) => guard.incoming(peer, bytes),
     onPeerStream: (peer) => guard.peerConnected(peer),
+    incarnation,
   });
   let grpcPort: number;
   try {
@@ -160,7 +164,7 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
       if (ev !== null && 'statement' in ev) guard.statementInLog(ev.statement);
     });
   }
-  const lifecycle = lifecycleCfg && app instanceof LedgerApp ? await startNodeLifecycle({ nodeId: cfg.id, config: lifecycleCfg, driver, app, tls, log, metrics: catalog }) : null;
+  const lifecycle = lifecycleCfg && app instanceof LedgerApp ? await startNodeLifecycle({ nodeId: cfg.id, config: lifecycleCfg, driver, app, tls, log, metrics: catalog, incarnation }) : null;
   const http = createServer((req, res) => {
     void (async () => {
       const url = (req.url ?? '/').split('?')[0];
@@ -183,7 +187,7 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
           id: s.id, role: s.role, term: s.term, leader: s.leader, commit: s.commit, applied: s.appliedIndex, lastIndex: s.lastIndex,
           firstIndex: s.firstIndex, snapshotIndex: s.snapshotIndex, root: s.root, keys: app.size, voters: s.conf.voters, pid: process.pid,
           peers: Object.fromEntries(transport.peerIds().map((p) => [p, transport.reachable(p)])),
-          progress: s.progress,
+          progress: s.progress, incarnation,
         }) + '\n');
       } else {
         res.statusCode = 404;
@@ -195,7 +199,7 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
     });
   });
   const httpPort = await listenHttp(http, cfg.http);
-  log(`node ${cfg.id} serving: grpc ${cfg.listen} (port ${grpcPort}), http ${cfg.http} (port ${httpPort}), data ${cfg.dataDir}, rng seed ${seed}`);
+  log(`node ${cfg.id} serving: grpc ${cfg.listen} (port ${grpcPort}), http ${cfg.http} (port ${httpPort}), data ${cfg.dataDir}, rng seed ${seed}${incarnation ? `, incarnation ${incarnation}` : ''}`);
 
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> => {

@@ -43,7 +43,8 @@
  */
 import type { Application } from '../raft/driver.js';
 import { COLD_PREFIX, type AppWrite, type LevelStorage } from '../raft/storage/leveldb.js';
-import { decode, encode, toHex } from '../ledger/encoding.js';
+import { type CborValue, decode, encode, toHex } from '../ledger/encoding.js';
+import { ApprovalBook, decodeBookCommand, isBookCommand } from './approvals/book.js';
 import { decisionToCbor } from '../ledger/decision.js';
 import { CustodyError, assert } from '../proto/errors.js';
 import { apply, type ApplyResult } from '../ledger/apply.js';
@@ -212,6 +213,8 @@ export class LedgerApp implements Application {
    * replaced) catches up from here, because the ledger state itself keeps only their effects.
    */
   private decisions: AppliedDecision[] = [];
+  /** Decisions waiting for approvals, and admitted acts' approvals (node/approvals/book.ts). */
+  readonly book = new ApprovalBook();
 
   get state(): LedgerState {
     return this.current;
@@ -246,6 +249,7 @@ export class LedgerApp implements Application {
     const b = get(STATE_KEY);
     this.current = b === undefined ? emptyState() : restore(b);
     this.decisions = [...keys()].filter((k) => k.startsWith(DECISION_PREFIX)).sort().map((k) => decisionFromStored(get(k) as Uint8Array));
+    this.book.load(get, keys());
   }
 
   /** Reads from the archive every ended act and permit the batch's events name (see the header). */
@@ -317,6 +321,7 @@ export class LedgerApp implements Application {
   }
 
   apply(_raftIndex: number, command: Uint8Array): { result: Uint8Array; writes: AppWrite[] } {
+    if (isBookCommand(command)) return this.applyBook(command);
     // The ledger numbers its entries itself, one per applied command: the driver may carry several
     // commands in one Raft entry (batching), and the ledger needs strictly increasing indexes.
     // Every node applies the same commands in the same order, so every node assigns the same one.
@@ -349,6 +354,9 @@ export class LedgerApp implements Application {
         writes.push({ key: decisionKey(index), value: decisionToStored(applied) });
       }
     }
+    // The approval book settles what this entry consumed (node/approvals/book.ts).
+    const t = r.result.type;
+    writes.push(...this.book.afterLedger(t === 'GovernanceDecision' || t === 'ActSubmitted' ? decodeEventOrNull(entry.event) : null, r.result.ok && !r.result.replayed, r.state));
     this.current = r.state;
     if (applied !== null) this.decisions.push(applied);
     for (const l of this.listeners) {
@@ -362,17 +370,35 @@ export class LedgerApp implements Application {
   }
 
   /**
-   * The state and the applied decisions: canonical CBOR {tag, state, decisions}; with an archive,
-   * also `archive`: every archived record in the order the acts ended, read from one consistent
-   * view of the store (the driver's loop applies nothing while it runs).
+   * A command of the approval book: applied beside the ledger, which it leaves untouched (no
+   * ledger index, clock or root moves); the verdict travels back like a ledger verdict.
+   */
+  private applyBook(command: Uint8Array): { result: Uint8Array; writes: AppWrite[] } {
+    const d = decodeBookCommand(command);
+    const common = { index: this.current.index, type: null, applied: false, replayed: false };
+    if (typeof d === 'string') return { result: encodeVerdict({ ok: false, ...common, reason: 'PAYLOAD_REJECTED', detail: d }), writes: [] };
+    const r = this.book.apply(d.stampMs, d.command, this.current);
+    const v: LedgerVerdict = r.verdict.ok ? { ok: true, ...common, detail: r.verdict.detail } : { ok: false, ...common, reason: r.verdict.reason, detail: r.verdict.detail };
+    return { result: encodeVerdict(v), writes: r.writes };
+  }
+
+  /**
+   * The state, the applied decisions and the approval book: canonical CBOR {tag, state, decisions,
+   * book}; with an archive, also `archive`: the first `archived.count` records in the order the
+   * acts ended. Everything but the archive is taken when snapshot() is called, and the archive is
+   * append-only, so reading exactly the records the state counts gives the archive as of that
+   * call even if entries are applied while the records are read (a backup reads outside the loop).
    */
   snapshot(): Uint8Array | Promise<Uint8Array> {
-    const base = { tag: SNAPSHOT_TAG, state: snapshot(this.current), decisions: this.decisions.map((d) => ({ index: d.index, stampMs: d.stampMs, decision: d.decision })) };
+    const base = { tag: SNAPSHOT_TAG, state: snapshot(this.current), decisions: this.decisions.map((d) => ({ index: d.index, stampMs: d.stampMs, decision: d.decision })), book: this.book.snapshot() };
     if (this.cold === null) return encode(base);
     const cold = this.cold;
+    const count = this.current.cluster?.archived.count ?? 0;
     return (async () => {
       const archive: Uint8Array[] = [];
-      for await (const [, owner] of cold.scan(SEQ_PREFIX)) {
+      for (let seq = 0; seq < count; seq++) {
+        const owner = await cold.get(seqKey(seq));
+        if (owner === undefined) throw new CustodyError('STORAGE_CORRUPT', `archive: act number ${seq} is not indexed`);
         const b = await cold.get(ACT_PREFIX + Buffer.from(owner).toString('utf8'));
         if (b === undefined) throw new CustodyError('STORAGE_CORRUPT', `archive: act ${Buffer.from(owner).toString('utf8')} is indexed but missing`);
         archive.push(storedRecord(b).record);
@@ -394,9 +420,9 @@ export class LedgerApp implements Application {
     if (data.length === 0) {
       this.current = emptyState();
       this.decisions = [];
-      writes.push({ key: STATE_KEY, value: null });
+      writes.push(...this.book.restore(undefined), { key: STATE_KEY, value: null });
     } else {
-      let o: { tag?: unknown; state?: unknown; decisions?: unknown; archive?: unknown };
+      let o: { tag?: unknown; state?: unknown; decisions?: unknown; archive?: unknown; book?: CborValue };
       try {
         o = decode(data) as typeof o;
       } catch (e) {
@@ -410,7 +436,7 @@ export class LedgerApp implements Application {
       else if (archive.length > 0) throw new CustodyError('STORAGE_CORRUPT', 'ledger snapshot: it carries archived acts, and this node keeps no archive');
       this.current = state;
       this.decisions = (o.decisions as { index: number; stampMs: number; decision: Uint8Array }[]).map((d) => ({ index: d.index, stampMs: d.stampMs, decision: d.decision }));
-      writes.push({ key: STATE_KEY, value: o.state }, ...this.decisions.map((d) => ({ key: decisionKey(d.index), value: decisionToStored(d) })));
+      writes.push(...this.book.restore(o.book), { key: STATE_KEY, value: o.state }, ...this.decisions.map((d) => ({ key: decisionKey(d.index), value: decisionToStored(d) })));
     }
     this.batch = new BatchArchive();
     if (this.cold === null) return writes;
@@ -434,6 +460,14 @@ export class LedgerApp implements Application {
 
   root(): string {
     return toHex(stateRoot(this.current));
+  }
+}
+
+function decodeEventOrNull(b: Uint8Array): LedgerEvent | null {
+  try {
+    return decodeEvent(b);
+  } catch {
+    return null;
   }
 }
 

@@ -20,6 +20,7 @@ import { node as nodeLimits } from '../proto/limits.js';
 import type { Message, NodeId } from '../raft/core/types.js';
 import type { Transport } from '../raft/transport.js';
 import { channelCredentials, identityOptions, type TlsMaterial } from './tls.js';
+import { INCARNATION_METADATA_KEY } from './backup/incarnation.js';
 import { clientConstructor, toWire, wireSize, type WireBatch, type WireMessage } from './wire.js';
 
 export interface PeerTransportMetrics {
@@ -53,6 +54,8 @@ export class PeerTransport implements Transport {
     tls: TlsMaterial,
     private readonly metrics: PeerTransportMetrics = {},
     private readonly log: (line: string) => void = () => {},
+    /** This node's incarnation, sent on every stream (node/backup/incarnation.ts). */
+    private readonly incarnation = '',
   ) {
     const Ctor = clientConstructor('RaftPeer');
     const creds = channelCredentials(tls);
@@ -180,7 +183,9 @@ export class PeerTransport implements Transport {
         this.retry(p);
         return;
       }
-      const stream = (p.client as unknown as { Stream(cb: (e: grpc.ServiceError | null) => void): grpc.ClientWritableStream<WireBatch> }).Stream((e) => {
+      const md = new grpc.Metadata();
+      md.set(INCARNATION_METADATA_KEY, this.incarnation);
+      const stream = (p.client as unknown as { Stream(md: grpc.Metadata, cb: (e: grpc.ServiceError | null) => void): grpc.ClientWritableStream<WireBatch> }).Stream(md, (e) => {
         if (p.stream !== stream) return;
         if (e && !this.closed) {
           const reason = e.metadata?.get('custody-reason')[0];

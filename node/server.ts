@@ -13,6 +13,7 @@ import { grpcStatusOf, type ReasonCode } from '../proto/reasons.js';
 import type { NodeId } from '../raft/core/types.js';
 import type { Driver } from '../raft/driver.js';
 import { encodePut, type KvApp } from './kv.js';
+import { INCARNATION_METADATA_KEY, incarnationRefusal } from './backup/incarnation.js';
 import { callIdentity, serverCredentials, type HasAuthContext, type TlsMaterial } from './tls.js';
 import { REASON_METADATA_KEY, fromWire, guardedService, isBadFrame, type BadFrame, type WireBatch } from './wire.js';
 
@@ -34,6 +35,8 @@ export interface NodeServerOptions {
   readonly onExchange?: (peer: NodeId, bytes: Uint8Array) => void;
   /** A roster peer opened a stream (it started, or reconnected), before any of its frames is read. */
   readonly onPeerStream?: (peer: NodeId) => void;
+  /** This node's incarnation (node/backup/incarnation.ts); a peer stream carrying another is refused. */
+  readonly incarnation?: string;
 }
 
 export function refusal(reason: ReasonCode, detail: string): Partial<grpc.StatusObject> {
@@ -128,6 +131,12 @@ export class NodeServer {
     }
     if (who.role !== 'node' || !this.o.roster.has(who.id)) {
       end(this.refused('peer', 'PEER_IDENTITY_MISMATCH', who.id, `certificate ${who.id} (role ${who.role ?? 'none'}) is not a node on this cluster's roster`));
+      return;
+    }
+    const theirs = call.metadata.get(INCARNATION_METADATA_KEY)[0];
+    const mismatch = incarnationRefusal(this.o.incarnation ?? '', typeof theirs === 'string' ? theirs : '', who.id);
+    if (mismatch !== null) {
+      end(this.refused('peer', 'INCARNATION_MISMATCH', who.id, mismatch));
       return;
     }
     this.o.onPeerStream?.(who.id);

@@ -209,6 +209,32 @@ export const splitBrain = {
 } as const;
 
 // ---------------------------------------------------------------------------------------------
+// node/approvals/ — decisions waiting for approver signatures, replicated beside the ledger
+// ---------------------------------------------------------------------------------------------
+export const approvals = {
+  /** Most decisions pending at once (cluster-wide); one more proposal is refused LIMIT_EXCEEDED. */
+  pendingMax: 256,
+  /** Applied or refused decisions each node remembers for `decision show` after they left the book. */
+  settledRememberedMax: 1024,
+} as const;
+
+// ---------------------------------------------------------------------------------------------
+// node/backup/ — cluster snapshot files (`custody admin snapshot save`, `custody cluster restore`)
+// ---------------------------------------------------------------------------------------------
+export const backup = {
+  /** Bytes of replicated state per chunk frame of a snapshot file (and per gRPC message saving it). */
+  chunkBytes: 1024 * 1024,
+  /** Largest header frame (JSON: cluster id, index, term, root, membership, roster node ids). */
+  headerBytesMax: 64 * 1024,
+  /** Largest replicated state a snapshot file may carry. */
+  stateBytesMax: 8 * 1024 * 1024 * 1024,
+  /** How long a save waits for the node to reach the cluster's commit point (ReadIndex). */
+  readIndexTimeoutMs: 10_000,
+  /** Bytes between two progress lines of `snapshot save` / `inspect` / `restore`. */
+  progressEveryBytes: 16 * 1024 * 1024,
+} as const;
+
+// ---------------------------------------------------------------------------------------------
 // Relations between bounds.
 // ---------------------------------------------------------------------------------------------
 function check(cond: boolean, what: string): void {
@@ -232,3 +258,4 @@ check(splitBrain.termsTrackedMax >= 2 * raft.electionTicksMin && splitBrain.root
 check(splitBrain.statementBytesMax <= ledger.eventBytesMax / 2, 'two statements must fit one EquivocationEvidence event');
 check(splitBrain.statementsPerExchangeMax * splitBrain.statementBytesMax < node.peerMessageBytesMax, 'one observation exchange fits a peer message');
 check(splitBrain.statementsRelayQueuedMax >= splitBrain.statementsPerExchangeMax, 'a relay queue holds at least one full exchange');
+check(backup.chunkBytes + backup.headerBytesMax < node.peerMessageBytesMax, 'one snapshot frame fits a gRPC message');

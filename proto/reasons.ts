@@ -53,6 +53,8 @@ export const REASONS = {
   PEER_IDENTITY_MISMATCH: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'the peer certificate does not match the node it claims to be' },
   UNAUTHENTICATED: { grpc: GrpcStatus.UNAUTHENTICATED, text: 'no valid client certificate' },
   UNKNOWN_NODE: { grpc: GrpcStatus.NOT_FOUND, text: 'the node is not on the cluster roster' },
+  INCARNATION_MISMATCH: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'the peer belongs to another incarnation of the cluster (another restore, or the cluster a backup was taken from)' },
+  SNAPSHOT_INVALID: { grpc: GrpcStatus.DATA_LOSS, text: 'the snapshot file is malformed, truncated or fails its checksum' },
 
   // Input and limits.
   FRAME_MALFORMED: { grpc: GrpcStatus.INVALID_ARGUMENT, text: 'the frame could not be decoded' },

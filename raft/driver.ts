@@ -26,7 +26,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { CustodyError, assert } from '../proto/errors.js';
 import { raft as raftLimits, node as nodeLimits } from '../proto/limits.js';
 import type { ReasonCode } from '../proto/reasons.js';
-import type { Entry, Message, NodeId, RaftApi, RaftConfig, Ready, Role, Status, Storage } from './core/types.js';
+import type { ConfState, Entry, Message, NodeId, RaftApi, RaftConfig, Ready, Role, Status, Storage } from './core/types.js';
 import type { AppWrite, LevelStorage, PersistStats } from './storage/leveldb.js';
 import type { Clock, Timer, Transport } from './transport.js';
 
@@ -138,7 +138,7 @@ const META_APPLIED = 'meta/applied';
 /** Set by `custody node wipe` (storage/leveldb.ts wipeStore); see `Recovering` below. */
 export const META_RECOVERING = 'meta/recovering';
 const SESSION_PREFIX = 'session/';
-const SM_PREFIX = 'sm/';
+export const SM_PREFIX = 'sm/';
 const ENVELOPE_VERSION = 1;
 /** Leader-to-follower messages that promise nothing about the leader's own disk (see handle()). */
 const LEADER_EARLY: ReadonlySet<Message['type']> = new Set(['app', 'heartbeat', 'snap']);
@@ -473,6 +473,15 @@ export class Driver {
     return { ...s, appliedIndex: this.appliedIndex, snapshotIndex: snap.meta.index, firstIndex: this.o.storage.firstIndex(), root: this.o.app.root() };
   }
 
+  /**
+   * The applied index, its term and the membership, for a copy of the application's state taken
+   * in the same synchronous step (node/backup/): entries are applied to the application and the
+   * applied index moves together inside one loop turn, so nothing is applied in between.
+   */
+  appliedPoint(): { readonly index: number; readonly term: number; readonly conf: ConfState } {
+    return { index: this.appliedIndex, term: this.appliedTerm, conf: this.core.status().conf };
+  }
+
   /** The core's own counters (elections, leader changes, ...) when it keeps them, for metrics. */
   coreStats(): { readonly elections: number; readonly leaderChanges: number } | null {
     return (this.core as unknown as { stats?: { elections: number; leaderChanges: number } }).stats ?? null;
@@ -795,13 +804,7 @@ export class Driver {
   private async snapshotData(): Promise<Uint8Array> {
     const sessions: [string, SessionJson][] = [];
     for (const [k, s] of this.sessions) sessions.push([k, sessionToJson(s)]);
-    const sm = Buffer.from(await this.o.app.snapshot());
-    const head = Buffer.from(JSON.stringify({ v: 1, appliedTerm: this.appliedTerm, sessions }), 'utf8');
-    const b = Buffer.alloc(4 + head.length + sm.length);
-    b.writeUInt32BE(head.length, 0);
-    head.copy(b, 4);
-    sm.copy(b, 4 + head.length);
-    return b;
+    return snapshotEnvelope(this.appliedTerm, sessions, await this.o.app.snapshot());
   }
 
   /** Replace sessions and application state with a snapshot's; returns the writes doing so. */
@@ -827,6 +830,39 @@ export class Driver {
     this.appliedTerm = term;
     return writes;
   }
+}
+
+/** A Raft snapshot's data: headLen:u32be | JSON {v: 1, appliedTerm, sessions} | application state. */
+function snapshotEnvelope(appliedTerm: number, sessions: [string, SessionJson][], state: Uint8Array): Buffer {
+  const sm = Buffer.from(state.buffer, state.byteOffset, state.length);
+  const head = Buffer.from(JSON.stringify({ v: 1, appliedTerm, sessions }), 'utf8');
+  const b = Buffer.alloc(4 + head.length + sm.length);
+  b.writeUInt32BE(head.length, 0);
+  head.copy(b, 4);
+  sm.copy(b, 4 + head.length);
+  return b;
+}
+
+/**
+ * Seeds an empty store with the application's state at (index, term), as a follower that
+ * installed that snapshot from a leader would hold it: the Raft snapshot (membership `conf`, no
+ * client sessions), the application's state and applied index, and a hard state at `term` with
+ * commit `index` and no vote; `extra` writes land in the same synced batch. `custody cluster
+ * restore` starts each node of a new cluster this way (node/backup/restore.ts); a node started on
+ * the store resumes exactly as after a restart.
+ */
+export async function seedStore(storage: LevelStorage, app: Application, s: { readonly index: number; readonly term: number; readonly conf: ConfState; readonly state: Uint8Array }, extra: readonly AppWrite[]): Promise<void> {
+  assert(storage.hardState().term === 0 && storage.lastIndex() <= 1 && storage.appValue(META_APPLIED) === undefined, 'only an empty store is seeded');
+  assert(s.index > storage.snapshot().meta.index && s.term >= 1, 'the seed is past the bootstrap point');
+  const writes: AppWrite[] = (await app.restore(s.state)).map((w) => ({ key: SM_PREFIX + w.key, value: w.value }));
+  writes.push({ key: META_APPLIED, value: Buffer.from(JSON.stringify({ index: s.index, term: s.term })) }, ...extra);
+  await storage.persist({
+    hardState: { term: s.term, vote: null, commit: s.index },
+    entries: [],
+    snapshot: { meta: { index: s.index, term: s.term, conf: s.conf }, data: snapshotEnvelope(s.term, [], s.state) },
+    app: writes,
+    sync: true,
+  });
 }
 
 function refuse(reason: ReasonCode, detail: string): Outcome {

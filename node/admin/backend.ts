@@ -3,10 +3,14 @@
  * operator (from its certificate), checks its role first, then works through the ledger. The
  * service (service.ts) only converts messages and maps errors to statuses.
  *
- * Pending decisions (proposed, collecting approvals) live on the node they were proposed to, in
- * memory and bounded: they are not authority until the ledger applies them, so losing them costs
- * a re-proposal, never safety. A decision reaching its quorum is submitted to the log at once,
- * except an ActApproved, which waits to travel inside its act's submission.
+ * Pending decisions (proposed, collecting approvals) live in the approval book, replicated through
+ * the log beside the ledger (node/approvals/book.ts, where the message flow and the reasons are):
+ * any node shows them and takes approvals for them, and no restart loses one. A decision reaching
+ * its quorum is submitted to the log at once by the node that took the last approval, except an
+ * ActApproved, which waits to travel inside its act's submission (through any node). Approving
+ * again a decision that has its quorum submits it again (after a crash between the two steps).
+ * What became of a decision after it left the book (applied, refused) is remembered per node,
+ * bounded; the ledger keeps the applied ones.
  */
 import { CustodyError } from '../../proto/errors.js';
 import type { ReasonCode } from '../../proto/reasons.js';
@@ -25,14 +29,16 @@ import type { ChronicleNote } from '../lifecycle/coordinator.js';
 import { actFor, decisionBodyFor, type ActRequest } from '../lifecycle/acts.js';
 import { evidenceBundleOf } from '../lifecycle/evidence.js';
 import { type Operator, mayPropose, requireAction } from './roles.js';
+import { approvals as approvalLimits } from '../../proto/limits.js';
+import type { PendingRecord } from '../approvals/book.js';
 
-export const PENDING_DECISIONS_MAX = 256;
 export const CHRONICLE_ACTS_MAX = 10_000;
 
 export interface PendingDecision {
   readonly cid: string;
   readonly body: DecisionBody;
   approvals: { approverId: string; signature: Uint8Array }[];
+  /** pending: collecting approvals; approved: at quorum, not yet applied; applied / refused: the ledger's verdict. */
   state: 'pending' | 'approved' | 'applied' | 'refused';
   verdict: LedgerVerdict | null;
   /** For an ActApproved: the act it approves, submitted later with it. */
@@ -97,7 +103,8 @@ export function cborToJson(v: CborValue): unknown {
 }
 
 export class AdminBackend {
-  private readonly pending = new Map<string, PendingDecision>();
+  /** Decisions this node saw leave the book (applied or refused), newest last, bounded. */
+  private readonly settled = new Map<string, PendingDecision>();
 
   constructor(readonly nodeId: string, readonly ledger: LedgerPort, private readonly notes: NotesSource, private readonly identitySecretKey: Uint8Array | null = null) {}
 
@@ -120,7 +127,7 @@ export class AdminBackend {
   // Decisions
   // ---------------------------------------------------------------------------------------------
 
-  proposeDecision(caller: Operator, actionJson: string, ttlMs: number): PendingDecision {
+  async proposeDecision(caller: Operator, actionJson: string, ttlMs: number): Promise<PendingDecision> {
     requireAction(caller, 'propose', 'propose decisions');
     let raw: unknown;
     try {
@@ -157,29 +164,51 @@ export class AdminBackend {
     if (!mayPropose(caller.role, action.kind)) throw new CustodyError('ROLE_NOT_ALLOWED', `${caller.id} (${caller.role}) may not propose ${action.kind}`);
     const body = decisionBodyFor(this.ledger.state(), action, Date.now(), ttlMs || undefined);
     const cid = toHex(decisionCid(body));
-    this.prune();
-    if (this.pending.size >= PENDING_DECISIONS_MAX) throw new CustodyError('LIMIT_EXCEEDED', `${PENDING_DECISIONS_MAX} decisions are pending on this node`);
-    const p: PendingDecision = { cid, body, approvals: [], state: 'pending', verdict: null, act };
-    this.pending.set(cid, p);
-    return p;
+    const v = await this.approvals().propose({ op: 'propose', body, act });
+    if (!v.ok) throw new CustodyError(v.reason ?? 'INTERNAL', v.detail);
+    return this.getDecision(caller, cid);
   }
 
-  private prune(): void {
-    const now = Date.now();
-    for (const [k, p] of this.pending) if (p.body.expiresMs <= now && p.state !== 'applied') this.pending.delete(k);
+  private approvals(): NonNullable<LedgerPort['approvals']> {
+    const a = this.ledger.approvals;
+    if (a === undefined) throw new CustodyError('INTERNAL', `node ${this.nodeId} holds no approval book`);
+    return a;
+  }
+
+  private view(r: PendingRecord): PendingDecision {
+    return { cid: r.cid, body: r.body, approvals: [...r.approvals], state: this.approvals().book.complete(r, this.ledger.state()) ? 'approved' : 'pending', verdict: null, act: r.act };
+  }
+
+  private settle(p: PendingDecision): PendingDecision {
+    this.settled.delete(p.cid);
+    this.settled.set(p.cid, p);
+    if (this.settled.size > approvalLimits.settledRememberedMax) this.settled.delete(this.settled.keys().next().value as string);
+    return p;
   }
 
   getDecision(caller: Operator, cid: string): PendingDecision {
     requireAction(caller, 'read', 'read decisions');
-    const p = this.pending.get(cid.toLowerCase());
-    if (p === undefined) throw new CustodyError('UNKNOWN_SESSION', `no decision ${cid} on node ${this.nodeId}`);
+    const k = cid.toLowerCase();
+    const r = this.approvals().book.get(k);
+    if (r !== undefined) return this.view(r);
+    const p = this.settled.get(k) ?? this.appliedDecision(k);
+    if (p === null) throw new CustodyError('UNKNOWN_SESSION', `no decision ${cid}: never proposed, expired, or superseded by another decision`);
     return p;
+  }
+
+  /** A governance decision the ledger applied, as a settled view (it survives restarts there). */
+  private appliedDecision(cid: string): PendingDecision | null {
+    for (const a of this.ledger.decisionsAfter(0)) {
+      const d = decisionFromCbor(decode(a.decision));
+      if (toHex(decisionCid(d.body)) === cid) return { cid, body: d.body, approvals: [...d.approvals], state: 'applied', verdict: null, act: null };
+    }
+    return null;
   }
 
   listDecisions(caller: Operator): PendingDecision[] {
     requireAction(caller, 'read', 'read decisions');
-    this.prune();
-    return [...this.pending.values()];
+    const pending = this.approvals().book.list().map((r) => this.view(r));
+    return [...pending, ...[...this.settled.values()].filter((p) => !pending.some((x) => x.cid === p.cid))];
   }
 
   needed(p: PendingDecision): number {
@@ -189,33 +218,36 @@ export class AdminBackend {
   async approveDecision(caller: Operator, cid: string, approverId: string, signature: Uint8Array): Promise<PendingDecision> {
     requireAction(caller, 'approve', 'approve decisions');
     if (approverId !== caller.id) throw new CustodyError('ROLE_NOT_ALLOWED', `${caller.id} may only approve as itself, not as ${approverId}`);
-    const p = this.getDecision(caller, cid);
-    if (p.state !== 'pending') throw new CustodyError('INVALID_TRANSITION', `decision ${cid} is ${p.state}`);
+    const before = this.getDecision(caller, cid);
+    if (before.state !== 'pending' && before.state !== 'approved') throw new CustodyError('INVALID_TRANSITION', `decision ${cid} is ${before.state}`);
     const c = cluster(this.ledger);
     const approver = c.governance.roster.approvers.find((a) => a.id === approverId);
     if (approver === undefined) throw new CustodyError('UNKNOWN_APPROVER', `${approverId} is not on the roster of governance epoch ${c.governance.epoch}`);
-    if (!ed25519Verify(signature, decisionSigningBytes(p.body), approver.publicKey)) throw new CustodyError('SIGNATURE_INVALID', `the signature of ${approverId} does not verify over decision ${cid}`);
-    if (!p.approvals.some((a) => a.approverId === approverId)) p.approvals.push({ approverId, signature });
+    if (!ed25519Verify(signature, decisionSigningBytes(before.body), approver.publicKey)) throw new CustodyError('SIGNATURE_INVALID', `the signature of ${approverId} does not verify over decision ${cid}`);
+    // Checked here to answer at once; the book checks again when it applies the approval.
+    const b = await this.approvals().propose({ op: 'approve', cid: fromHex(before.cid), approverId, signature });
+    if (!b.ok) throw new CustodyError(b.reason ?? 'INTERNAL', b.detail);
+    const p = this.getDecision(caller, cid);
+    if (p.state === 'applied' || p.state === 'refused') return p; // another node submitted it meanwhile
     const d: GovernanceDecision = { body: p.body, approvals: p.approvals };
     const v = verifyDecision(d, c.governance.roster, c.clusterId, c.governance.epoch, Date.now());
     if (!v.ok) {
       if (v.reason === 'QUORUM_NOT_MET') return p; // still collecting
-      p.state = 'refused';
+      this.settle({ ...p, state: 'refused' });
       throw new CustodyError(v.reason, v.detail);
     }
-    if (p.body.action.kind === 'ActApproved') {
-      p.state = 'approved';
-      return p;
-    }
+    if (p.body.action.kind === 'ActApproved') return p;
     return this.submitPending(p, d);
   }
 
   private async submitPending(p: PendingDecision, d: GovernanceDecision): Promise<PendingDecision> {
     const v = await this.ledger.propose({ type: 'GovernanceDecision', decision: d });
-    p.verdict = v;
-    p.state = v.ok ? 'applied' : 'refused';
+    // Two nodes may each take a last approval at once and both submit: the second is refused by
+    // the ledger (its parent is no longer the head) although the decision applied.
+    if (!v.ok && this.appliedDecision(p.cid) !== null) return this.settle({ ...p, state: 'applied', verdict: null });
+    this.settle({ ...p, verdict: v, state: v.ok ? 'applied' : 'refused' });
     if (!v.ok) throw new CustodyError(v.reason ?? 'INTERNAL', v.detail);
-    return p;
+    return this.settled.get(p.cid) as PendingDecision;
   }
 
   /** A complete decision as it is; the ledger decides (an under-quorum one is refused QUORUM_NOT_MET). */
@@ -229,10 +261,7 @@ export class AdminBackend {
       throw e;
     }
     const cid = toHex(decisionCid(d.body));
-    const p: PendingDecision = this.pending.get(cid) ?? { cid, body: d.body, approvals: [...d.approvals], state: 'pending', verdict: null, act: null };
-    p.approvals = [...d.approvals];
-    if (this.pending.size < PENDING_DECISIONS_MAX) this.pending.set(cid, p);
-    return this.submitPending(p, d);
+    return this.submitPending({ cid, body: d.body, approvals: [...d.approvals], state: 'pending', verdict: null, act: null }, d);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -266,8 +295,9 @@ export class AdminBackend {
     let approval: GovernanceDecision | null = null;
     let act: Act;
     if (approvalCid !== '') {
-      const p = this.pending.get(approvalCid.toLowerCase());
-      if (p === undefined || p.body.action.kind !== 'ActApproved' || p.act === null) throw new CustodyError('UNKNOWN_SESSION', `no ActApproved decision ${approvalCid} for a new act on node ${this.nodeId}`);
+      const r = this.approvals().book.get(approvalCid.toLowerCase());
+      const p = r === undefined ? undefined : this.view(r);
+      if (p === undefined || p.body.action.kind !== 'ActApproved' || p.act === null) throw new CustodyError('UNKNOWN_SESSION', `no pending ActApproved decision ${approvalCid} for a new act`);
       if (p.state !== 'approved') throw new CustodyError('QUORUM_NOT_MET', `decision ${approvalCid} has ${p.approvals.length} of ${this.needed(p)} approvals`);
       approval = { body: p.body, approvals: p.approvals };
       act = p.act;
@@ -278,11 +308,8 @@ export class AdminBackend {
     if (me === undefined) throw new CustodyError('UNKNOWN_NODE', `${this.nodeId} is not on the roster`);
     const v = await this.ledger.propose({ type: 'ActSubmitted', opId, act, approval, nodeId: me.id, passport: me.passport });
     if (!v.ok) throw new CustodyError(v.reason ?? 'INTERNAL', `${v.detail}${v.applied ? ` (act ${opId} journaled ${v.opState ?? 'Denied'})` : ''}`);
-    this.approvalsByOp.set(opId, approval);
     return { ...(await this.act(caller, opId)), verdict: v };
   }
-
-  private readonly approvalsByOp = new Map<string, GovernanceDecision | null>();
 
   async settleAct(caller: Operator, opId: string, confirmation: string): Promise<ActSummary> {
     requireAction(caller, 'settle-act', 'settle acts');
@@ -315,11 +342,10 @@ export class AdminBackend {
     const c = cluster(this.ledger);
     const op = await this.opOf(opId);
     if (op === undefined) throw new CustodyError('UNKNOWN_SESSION', `no act ${opId}`);
-    let approval = this.approvalsByOp.get(opId) ?? null;
-    if (approval === null && op.approvalCid !== null) {
-      const p = [...this.pending.values()].find((x) => bytesEqual(fromHex(x.cid), op.approvalCid as Uint8Array));
-      if (p !== undefined) approval = { body: p.body, approvals: p.approvals };
-      else throw new CustodyError('UNKNOWN_SESSION', `the approval of ${opId} is not held on node ${this.nodeId}; export from the node it was submitted to`);
+    // The approval an act was admitted with, signatures included, is kept by the approval book.
+    const approval = this.approvals().book.approvalOf(opId);
+    if (op.approvalCid !== null && (approval === null || !bytesEqual(decisionCid(approval.body), op.approvalCid))) {
+      throw new CustodyError('UNKNOWN_SESSION', `the approval of ${opId} is not held on node ${this.nodeId}`);
     }
     return JSON.stringify(evidenceBundleOf(c, op, approval), null, 2);
   }

@@ -95,6 +95,20 @@ export class AdminClient {
     });
   }
 
+  /** The bytes of a snapshot file of the node's replicated state, as the node streams them (SaveSnapshot). */
+  async *saveSnapshot(deadlineMs = 600_000): AsyncGenerator<Buffer> {
+    const f = (this.client as unknown as Record<string, (req: object, md: grpc.Metadata, opts: grpc.CallOptions) => grpc.ClientReadableStream<{ data: Buffer }>>)['SaveSnapshot'] as
+      (req: object, md: grpc.Metadata, opts: grpc.CallOptions) => grpc.ClientReadableStream<{ data: Buffer }>;
+    const s = f.call(this.client, {}, new grpc.Metadata(), { deadline: Date.now() + deadlineMs });
+    try {
+      for await (const m of s as AsyncIterable<{ data: Buffer }>) yield m.data;
+    } catch (e) {
+      throw errorOf(e as grpc.ServiceError);
+    } finally {
+      s.cancel();
+    }
+  }
+
   close(): void {
     this.client.close();
   }

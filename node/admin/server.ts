@@ -16,7 +16,7 @@ import { grpcStatusOf, type ReasonCode } from '../../proto/reasons.js';
 import { REASON_METADATA_KEY } from '../wire.js';
 import { serverCredentials, type TlsMaterial } from '../tls.js';
 import { actView, decisionView, keyView, type AdminBackend } from './backend.js';
-import { operatorOf, type Operator } from './roles.js';
+import { operatorOf, requireAction, type Operator } from './roles.js';
 
 export const ADMIN_PROTO_PATH = fileURLToPath(new URL('../../../proto/admin.proto', import.meta.url));
 const loaderOptions: protoLoader.Options = { keepCase: false, longs: Number, enums: String, bytes: Buffer, defaults: true, oneofs: true };
@@ -95,6 +95,8 @@ export interface AdminServerOptions {
   readonly log?: (line: string) => void;
   /** The lifecycle's node-to-node service (node/lifecycle/peer.ts), served on the same port. */
   readonly peer?: grpc.UntypedServiceImplementation;
+  /** The bytes of a snapshot file of this node's replicated state (node/backup/source.ts). */
+  readonly snapshot?: () => AsyncIterable<Buffer>;
 }
 
 export class AdminServer {
@@ -108,8 +110,8 @@ export class AdminServer {
     type R = Record<string, unknown>;
     this.server.addService(guardedAdminService(), {
       Status: unary<R, unknown>((op) => b.status(op)),
-      ProposeDecision: unary<R, unknown>((op, r) => {
-        const p = b.proposeDecision(op, str(r.actionJson, 'action_json', nodeLimits.adminRequestBytesMax), Number(r.ttlMs ?? 0));
+      ProposeDecision: unary<R, unknown>(async (op, r) => {
+        const p = await b.proposeDecision(op, str(r.actionJson, 'action_json', nodeLimits.adminRequestBytesMax), Number(r.ttlMs ?? 0));
         return decisionView(p, b.needed(p));
       }),
       GetDecision: unary<R, unknown>((op, r) => {
@@ -152,6 +154,19 @@ export class AdminServer {
       SettleAct: unary<R, unknown>(async (op, r) => actView(await b.settleAct(op, need(r.opId, 'op_id'), need(r.confirmation, 'confirmation', 1024)))),
       FenceNode: unary<R, unknown>(async (op, r) => b.fenceNode(op, need(r.nodeId, 'node_id'), str(r.passport, 'passport', 256), need(r.reason, 'reason', 256))),
       ExportEvidence: unary<R, unknown>(async (op, r) => ({ bundleJson: await b.evidence(op, need(r.opId, 'op_id')) })),
+      SaveSnapshot: (call: grpc.ServerWritableStream<R, unknown>) => {
+        void (async () => {
+          requireAction(caller(call as unknown as Call), 'backup', 'save a snapshot of the cluster (the auditor role does)');
+          const bytes = this.o.snapshot;
+          if (bytes === undefined) throw new CustodyError('INTERNAL', 'this node serves no snapshots');
+          for await (const data of bytes()) {
+            if (call.cancelled) return;
+            if (!call.write({ data })) await new Promise((r) => call.once('drain', r));
+          }
+          call.end();
+          // grpc-js turns an 'error' event into the call's status (destroy() would end it without one).
+        })().catch((e: unknown) => call.emit('error', errorOf(e)));
+      },
       WatchAct: (call: grpc.ServerWritableStream<R, unknown>) => {
         let stop: (() => void) | null = null;
         try {

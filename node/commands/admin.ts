@@ -12,8 +12,9 @@ import { decisionBodyFromCbor, decisionCid, decisionSigningBytes, ed25519Sign, m
 import { AdminClient, type ActView, type DecisionReply } from '../admin/client.js';
 import { OPERATOR_ROLES, issueOperatorCert, type OperatorRole } from '../admin/roles.js';
 import { ensureCa } from '../certs.js';
+import { adminSnapshotCommand } from './snapshot.js';
 
-interface Conn {
+export interface Conn {
   node: string;
   'node-id': string;
   certs?: string;
@@ -26,7 +27,7 @@ interface Conn {
 
 const CONN_HELP = 'Connection: --node host:port --node-id <id the node certificate names>, and the operator\'s TLS material as --certs <dir> --as <operator id> (dir/ca.crt, dir/<id>.crt, dir/<id>.key) or --ca/--cert/--key. Every option may also come from the environment as CUSTODY_ADMIN_<OPTION> (e.g. CUSTODY_ADMIN_NODE).';
 
-function connOptions<T>(y: Argv<T>): Argv<T & Conn> {
+export function connOptions<T>(y: Argv<T>): Argv<T & Conn> {
   return y
     .option('node', { type: 'string', demandOption: true, describe: 'admin address of a node (host:port)' })
     .option('node-id', { type: 'string', demandOption: true, describe: 'the node id its certificate names (checked during the TLS handshake)' })
@@ -51,7 +52,7 @@ function client(a: Conn): AdminClient {
 }
 
 /** Runs a handler; a refusal becomes `REASON: detail` on stderr and exit status 3. */
-function run<A extends Conn>(f: (c: AdminClient, a: A) => Promise<void>): (a: A) => Promise<void> {
+export function run<A extends Conn>(f: (c: AdminClient, a: A) => Promise<void>): (a: A) => Promise<void> {
   return async (a) => {
     let c: AdminClient | null = null;
     try {
@@ -313,6 +314,7 @@ export const adminCommand: CommandModule<object, object> = {
     .command(evidence)
     .command(operatorCert)
     .command(approverKey)
+    .command(adminSnapshotCommand)
     .epilogue(`${CONN_HELP}\n\nA refusal prints "REASON: detail" (reason codes of proto/reasons.ts) and exits 3.`)
     .demandCommand(1, 'name an admin command'),
   handler: () => undefined,

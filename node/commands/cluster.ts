@@ -4,6 +4,7 @@
  */
 import type { CommandModule } from 'yargs';
 import { clusterDown, clusterStatus, clusterUp } from '../cluster.js';
+import { clusterRestoreCommand } from './snapshot.js';
 
 const say = (line: string): void => {
   process.stdout.write(`${line}\n`);
@@ -45,7 +46,7 @@ const status: CommandModule<object, { config: string; json: boolean }> = {
 
 export const clusterCommand: CommandModule<object, object> = {
   command: 'cluster',
-  describe: 'run a cluster of local nodes from a directory of node configs (up, down, status)',
-  builder: (y) => y.command(up).command(down).command(status).demandCommand(1) as never,
+  describe: 'run a cluster of local nodes from a directory of node configs (up, down, status), or seed a new cluster from a backup (restore)',
+  builder: (y) => y.command(up).command(down).command(status).command(clusterRestoreCommand).demandCommand(1) as never,
   handler: () => {},
 };

@@ -7,11 +7,11 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { CustodyError } from '../../proto/errors.js';
-import { toHex } from '../../ledger/encoding.js';
+import { fromHex, toHex } from '../../ledger/encoding.js';
 import { makeApproverKey, type ActPolicy, type ApproverKey } from '../../ledger/decision.js';
 import { encodeEvent, eventCid, type LedgerEvent } from '../../ledger/events.js';
 import { rosterToJson } from '../../kernel/authority.js';
@@ -38,11 +38,19 @@ export class DaemonCluster {
   readonly genesis: Extract<LedgerEvent, { type: 'ClusterGenesis' }>;
   readonly certs: string;
 
-  private constructor(readonly dir: string, ids: string[], policy: ActPolicy, private readonly ports: number[], remoteTimeoutMs: number) {
-    this.certs = join(dir, 'certs');
-    this.approvers = [1, 2, 3].map((i) => makeApproverKey(`approver-${i}`));
-    const seeds = ids.map(() => randomBytes(32));
-    this.genesis = {
+  /** Where each node's kernel lives (`<kernelHome>/<id>-kernel`): this cluster's directory, or the one it was restored from. */
+  private readonly kernelHome: string;
+
+  /**
+   * `base`: the cluster this one is a restored copy of (restoredFrom): same CA, approvers, node
+   * identities, genesis and kernels; new ports, configs and data directories.
+   */
+  private constructor(readonly dir: string, ids: string[], policy: ActPolicy, private readonly ports: number[], remoteTimeoutMs: number, base: DaemonCluster | null = null) {
+    this.certs = base?.certs ?? join(dir, 'certs');
+    this.kernelHome = base?.kernelHome ?? dir;
+    this.approvers = base?.approvers ?? [1, 2, 3].map((i) => makeApproverKey(`approver-${i}`));
+    const seeds = base ? ids.map((id) => fromHex(readFileSync(join(base.dir, `${id}.identity`), 'utf8').trim())) : ids.map(() => randomBytes(32));
+    this.genesis = base?.genesis ?? {
       type: 'ClusterGenesis', clusterId: `cluster-${randomBytes(4).toString('hex')}`,
       nodes: ids.map((id, i) => ({ id, identityKey: ed25519.getPublicKey(seeds[i] as Uint8Array), passport: `${id}-p1` })),
       // Two of three governors decide; approver-3 also holds the security role (one may freeze).
@@ -61,13 +69,13 @@ export class DaemonCluster {
         `# Node ${id}: custody node --config ${id}.yaml`,
         `id: ${id}`, `dataDir: data/${id}`, `listen: ${addr(i, 0)}`, `http: ${addr(i, 1)}`,
         'peers:', ...ids.map((p, j) => `  ${p}: ${addr(j, 0)}`),
-        `tls: { ca: certs/ca.crt, cert: certs/${id}.crt, key: certs/${id}.key }`,
+        `tls: { ca: ${join(this.certs, 'ca.crt')}, cert: ${join(this.certs, `${id}.crt`)}, key: ${join(this.certs, `${id}.key`)} }`,
         'raft: { tickMs: 50, electionTicks: 10, heartbeatTicks: 1 }', '',
       ].join('\n'));
       writeFileSync(join(dir, `${id}.lifecycle.yaml`), [
         `# The lifecycle of node ${id} (node/lifecycle/node.ts)`,
         `admin: ${addr(i, 2)}`, 'peers:', ...ids.map((p, j) => `  ${p}: ${addr(j, 2)}`),
-        `identity: ${id}.identity`, `kernel: { socket: ${id}-kernel/run/kernel.sock }`, 'genesis: genesis.hex', `remoteTimeoutMs: ${remoteTimeoutMs}`, '',
+        `identity: ${id}.identity`, `kernel: { socket: ${join(this.kernelHome, `${id}-kernel`, 'run', 'kernel.sock')} }`, 'genesis: genesis.hex', `remoteTimeoutMs: ${remoteTimeoutMs}`, '',
       ].join('\n'));
       this.nodes.push({ id, admin: addr(i, 2), daemon: null, kernel: null });
     });
@@ -80,6 +88,18 @@ export class DaemonCluster {
     return new DaemonCluster(dir, ids, policy, ports, remoteTimeoutMs);
   }
 
+  /**
+   * A second cluster in `dir` for a restore of `base`'s backup: the same nodes (CA, identities,
+   * genesis, approvers and kernels, which follow the same governance chain) on new ports, with new
+   * configs and empty data directories for `custody cluster restore --config dir` to seed.
+   * Stop `base`'s daemons before starting these: the kernels serve one daemon each.
+   */
+  static async restoredFrom(base: DaemonCluster, dir: string, remoteTimeoutMs = 5_000): Promise<DaemonCluster> {
+    const ids = base.nodes.map((n) => n.id);
+    const ports = await Promise.all(ids.flatMap(() => [freePort(), freePort(), freePort()]));
+    return new DaemonCluster(dir, ids, { ...base.genesis.policy }, ports, remoteTimeoutMs, base);
+  }
+
   node(id: string): DaemonNode {
     const n = this.nodes.find((x) => x.id === id);
     if (n === undefined) throw new Error(`no node ${id}`);
@@ -87,7 +107,7 @@ export class DaemonCluster {
   }
 
   async startKernel(id: string): Promise<KernelProc> {
-    const kdir = join(this.dir, `${id}-kernel`);
+    const kdir = join(this.kernelHome, `${id}-kernel`);
     mkdirSync(kdir, { recursive: true, mode: 0o700 });
     if (!existsSync(join(kdir, 'kernel.key'))) writeFileSync(join(kdir, 'kernel.key'), randomBytes(32).toString('hex'), { mode: 0o600 });
     writeFileSync(join(kdir, 'kernel.json'), JSON.stringify({

@@ -10,6 +10,7 @@ import type { Driver } from '../../raft/driver.js';
 import { encodeEvent, type LedgerEvent } from '../../ledger/events.js';
 import { decodeVerdict, encodeLedgerCommand, type LedgerApp, type LedgerVerdict } from '../ledger-app.js';
 import type { LedgerPort } from './ports.js';
+import { encodeBookCommand, type BookCommand } from '../approvals/book.js';
 
 export class DriverLedgerPort implements LedgerPort {
   private readonly boot = randomBytes(8).toString('hex');
@@ -25,12 +26,20 @@ export class DriverLedgerPort implements LedgerPort {
     return this.app.subscribe(l);
   }
 
-  async propose(event: LedgerEvent): Promise<LedgerVerdict> {
+  propose(event: LedgerEvent): Promise<LedgerVerdict> {
+    return this.proposeCommand(encodeLedgerCommand(Date.now(), encodeEvent(event)));
+  }
+
+  get approvals() {
+    return { book: this.app.book, propose: (c: BookCommand) => this.proposeCommand(encodeBookCommand(Date.now(), c)) };
+  }
+
+  private async proposeCommand(command: Uint8Array): Promise<LedgerVerdict> {
     // One client session per proposal: proposals of one node run concurrently (participant and
     // coordinator), and a session orders its sequence numbers; the driver still retries each
     // proposal idempotently under its own (client id, 1).
     const clientId = `${this.nodeId}/${this.boot}/${++this.n}`;
-    const o = await this.driver.propose(clientId, 1, encodeLedgerCommand(Date.now(), encodeEvent(event)), this.timeoutMs);
+    const o = await this.driver.propose(clientId, 1, command, this.timeoutMs);
     if (!o.ok) throw new CustodyError(o.reason, o.detail);
     return decodeVerdict(o.result);
   }

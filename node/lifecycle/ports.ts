@@ -18,6 +18,7 @@ import type { LedgerEvent, LedgerEntry } from '../../ledger/events.js';
 import type { ApplyResult } from '../../ledger/apply.js';
 import type { RequestBody, ResponseBody, SigningCommitment } from '../../kernel/wire.js';
 import type { LedgerVerdict } from '../ledger-app.js';
+import type { ApprovalBook, BookCommand } from '../approvals/book.js';
 
 export interface LedgerPort {
   readonly nodeId: string;
@@ -44,6 +45,8 @@ export interface LedgerPort {
   act?(opId: string): Promise<OpRecord | undefined>;
   /** The last `n` acts that ended and left `state()` for the archive, oldest first. */
   endedActs?(n: number): Promise<readonly OpRecord[]>;
+  /** The replicated approval book (node/approvals/book.ts) and proposals to it, where the ledger carries one. */
+  readonly approvals?: { readonly book: ApprovalBook; propose(c: BookCommand): Promise<LedgerVerdict> };
 }
 
 export interface KernelPort {

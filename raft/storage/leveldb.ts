@@ -337,6 +337,9 @@ async function load(db: Db, opts: OpenOptions): Promise<Loaded> {
  */
 export async function wipeStore(dir: string, opts: { discardVote: boolean; restored?: boolean }): Promise<{ keptTerm: number | null }> {
   let kept: HardState | null = null;
+  // The incarnation a restore gave the store (node/backup/incarnation.ts): the wiped node re-syncs
+  // from its own cluster, whose peers refuse any other incarnation.
+  let incarnation: Buffer | undefined;
   const db = levelDb(dir, false);
   let opened = false;
   try {
@@ -350,8 +353,13 @@ export async function wipeStore(dir: string, opts: { discardVote: boolean; resto
       throw new CustodyError('INVALID_ARGUMENT', `cannot open ${dir} to wipe it (${why.trim()}); is the node still running? Stop it first`);
     }
   }
-  if (opened && opts.restored === true) await db.close();
-  else if (opened) {
+  if (opened && opts.restored === true) {
+    try {
+      incarnation = await db.get(appKey('meta/incarnation'));
+    } finally {
+      await db.close();
+    }
+  } else if (opened) {
     try {
       const raw = await db.get(KEY_HS);
       if (raw !== undefined) {
@@ -363,6 +371,7 @@ export async function wipeStore(dir: string, opts: { discardVote: boolean; resto
           }
         } else kept = d;
       }
+      incarnation = await db.get(appKey('meta/incarnation'));
     } finally {
       await db.close();
     }
@@ -370,18 +379,19 @@ export async function wipeStore(dir: string, opts: { discardVote: boolean; resto
   await rm(dir, { recursive: true, force: true });
   const fresh = levelDb(dir);
   await fresh.open();
-  await fresh.batch(wipedStoreOps(kept), { sync: true });
+  await fresh.batch(wipedStoreOps(kept, incarnation), { sync: true });
   await fresh.close();
   return { keptTerm: kept ? kept.term : null };
 }
 
-/** What a wiped store holds: the kept term and vote, and the marker that the log was lost. */
-export function wipedStoreOps(kept: HardState | null): Op[] {
+/** What a wiped store holds: the kept term and vote, the store's incarnation, and the marker that the log was lost. */
+export function wipedStoreOps(kept: HardState | null, incarnation?: Buffer): Op[] {
   const ops: Op[] = [
     // Tells the driver the log was lost: it grants no votes until it has caught up (driver.ts).
     { type: 'put', key: appKey('meta/recovering'), value: seal(Buffer.from(JSON.stringify({ keptTerm: kept?.term ?? null }))) },
   ];
   // commit 0: the log is gone, and commit must never exceed the last stored index.
   if (kept) ops.push({ type: 'put', key: KEY_HS, value: encodeHardState({ term: kept.term, vote: kept.vote, commit: 0 }) });
+  if (incarnation !== undefined) ops.push({ type: 'put', key: appKey('meta/incarnation'), value: incarnation });
   return ops;
 }
