@@ -24,12 +24,12 @@ export function isOperatorRole(x: unknown): x is OperatorRole {
   return typeof x === 'string' && (OPERATOR_ROLES as readonly string[]).includes(x);
 }
 
-export type AdminAction = 'read' | 'propose' | 'approve' | 'submit-decision' | 'submit-act' | 'settle-act' | 'fence';
+export type AdminAction = 'read' | 'propose' | 'approve' | 'submit-decision' | 'submit-act' | 'settle-act' | 'fence' | 'transfer-leader';
 
 const ACTIONS: { readonly [r in OperatorRole]: readonly AdminAction[] } = {
   'key-generator': ['read', 'propose'],
   custodian: ['read', 'propose', 'submit-act', 'settle-act'],
-  approver: ['read', 'propose', 'approve', 'submit-decision', 'fence'],
+  approver: ['read', 'propose', 'approve', 'submit-decision', 'fence', 'transfer-leader'],
   auditor: ['read'],
 };
 

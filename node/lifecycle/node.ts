@@ -40,6 +40,8 @@ import { PeerClient, PeerExchange, RemoteParticipant, peerHandlers } from './pee
 import type { KernelPort, ParticipantPort } from './ports.js';
 import type { CatalogMetrics } from '../metrics-catalog.js';
 import { countedKernel } from '../kernel-metrics.js';
+import type { MembershipReconciler } from '../membership/reconciler.js';
+import { membershipHandlers } from '../membership/service.js';
 
 export interface LifecycleConfig {
   readonly admin: string;
@@ -100,7 +102,7 @@ export interface NodeLifecycle {
 }
 
 /** Starts the lifecycle of a daemon configured by `cfg` (loadLifecycleConfig). `app` must be the driver's application. */
-export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleConfig; driver: Driver; app: LedgerApp; tls: TlsMaterial; log: (l: string) => void; metrics?: CatalogMetrics }): Promise<NodeLifecycle> {
+export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleConfig; driver: Driver; app: LedgerApp; tls: TlsMaterial; log: (l: string) => void; metrics?: CatalogMetrics; membership?: MembershipReconciler }): Promise<NodeLifecycle> {
   const cfg = o.config;
   const genesis = cfg.genesisEvent;
   const ledger = new DriverLedgerPort(o.nodeId, o.driver, o.app);
@@ -118,7 +120,10 @@ export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleC
   const ports = new Map<string, ParticipantPort>([[o.nodeId, participant], ...peerClients.map((p) => [p.nodeId, new RemoteParticipant(p.nodeId, p, cfg.remoteTimeoutMs)] as const)]);
   const coordinator = new Coordinator({ nodeId: o.nodeId, ledger, exchange, participants: ports, log: o.log, remoteTimeoutMs: cfg.remoteTimeoutMs, signingSetWaitMs: cfg.signingSetWaitMs });
   const backend = new AdminBackend(o.nodeId, ledger, coordinator, cfg.identitySecretKey);
-  const server = new AdminServer({ listen: cfg.admin, tls: o.tls, backend, log: o.log, peer: peerHandlers({ participant, exchange, isNode: (id) => cfg.peers.has(id) }) });
+  const server = new AdminServer({
+    listen: cfg.admin, tls: o.tls, backend, log: o.log, peer: peerHandlers({ participant, exchange, isNode: (id) => cfg.peers.has(id) }),
+    ...(o.membership ? { membership: membershipHandlers(o.membership, o.driver) } : {}),
+  });
   const adminPort = await server.start();
   await participant.start();
   coordinator.start();

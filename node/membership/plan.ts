@@ -131,9 +131,9 @@ export function planStep(i: PlanInput): MembershipStep {
   for (const id of learners) {
     const since = i.caughtUpSince[id];
     if (since !== undefined && i.nowMs - since >= limits.learnerCaughtUpMs) {
-      return { kind: 'change', change: { type: 'addVoter', node: id }, why: `learner ${id} has been caught up for ${i.nowMs - since} ms: promoted to voter` };
+      return { kind: 'change', change: { type: 'addVoter', node: id }, why: `learner ${id} has been caught up for ${Math.round(i.nowMs - since)} ms: promoted to voter` };
     }
-    waits.push(since === undefined ? `learner ${id} is catching up` : `learner ${id} caught up ${i.nowMs - since} ms ago; promoted after ${limits.learnerCaughtUpMs} ms`);
+    waits.push(since === undefined ? `learner ${id} is catching up` : `learner ${id} caught up ${Math.round(i.nowMs - since)} ms ago; promoted after ${limits.learnerCaughtUpMs} ms`);
   }
   if (waits.length > 0) return { kind: 'wait', why: waits.join('; ') };
   return { kind: 'idle', why: 'the Raft configuration matches the roster' };
