@@ -12,8 +12,9 @@ import { decisionBodyFromCbor, decisionCid, decisionSigningBytes, ed25519Sign, m
 import { AdminClient, type ActView, type DecisionReply } from '../admin/client.js';
 import { OPERATOR_ROLES, issueOperatorCert, type OperatorRole } from '../admin/roles.js';
 import { ensureCa } from '../certs.js';
+import { leaderCommand, memberCommand, membershipOf, printMembership } from './member.js';
 
-interface Conn {
+export interface Conn {
   node: string;
   'node-id': string;
   certs?: string;
@@ -26,7 +27,7 @@ interface Conn {
 
 const CONN_HELP = 'Connection: --node host:port --node-id <id the node certificate names>, and the operator\'s TLS material as --certs <dir> --as <operator id> (dir/ca.crt, dir/<id>.crt, dir/<id>.key) or --ca/--cert/--key. Every option may also come from the environment as CUSTODY_ADMIN_<OPTION> (e.g. CUSTODY_ADMIN_NODE).';
 
-function connOptions<T>(y: Argv<T>): Argv<T & Conn> {
+export function connOptions<T>(y: Argv<T>): Argv<T & Conn> {
   return y
     .option('node', { type: 'string', demandOption: true, describe: 'admin address of a node (host:port)' })
     .option('node-id', { type: 'string', demandOption: true, describe: 'the node id its certificate names (checked during the TLS handshake)' })
@@ -38,7 +39,7 @@ function connOptions<T>(y: Argv<T>): Argv<T & Conn> {
     .option('json', { type: 'boolean', default: false, describe: 'print machine-readable JSON' }) as unknown as Argv<T & Conn>;
 }
 
-function client(a: Conn): AdminClient {
+export function client(a: Conn, service: 'Admin' | 'Membership' = 'Admin'): AdminClient {
   let files: { ca: string; cert: string; key: string };
   if (a.certs !== undefined) {
     if (a.as === undefined) throw new CustodyError('INVALID_ARGUMENT', '--certs needs --as <operator id>');
@@ -47,11 +48,11 @@ function client(a: Conn): AdminClient {
     if (a.ca === undefined || a.cert === undefined || a.key === undefined) throw new CustodyError('INVALID_ARGUMENT', 'give --certs and --as, or all of --ca, --cert and --key');
     files = { ca: a.ca, cert: a.cert, key: a.key };
   }
-  return new AdminClient(a.node, a['node-id'], files);
+  return new AdminClient(a.node, a['node-id'], files, service);
 }
 
 /** Runs a handler; a refusal becomes `REASON: detail` on stderr and exit status 3. */
-function run<A extends Conn>(f: (c: AdminClient, a: A) => Promise<void>): (a: A) => Promise<void> {
+export function run<A extends Conn>(f: (c: AdminClient, a: A) => Promise<void>): (a: A) => Promise<void> {
   return async (a) => {
     let c: AdminClient | null = null;
     try {
@@ -67,7 +68,7 @@ function run<A extends Conn>(f: (c: AdminClient, a: A) => Promise<void>): (a: A)
   };
 }
 
-const out = (s: string): void => void process.stdout.write(`${s}\n`);
+export const out = (s: string): void => void process.stdout.write(`${s}\n`);
 
 export function formatAct(v: ActView): string {
   const lines = [`act ${v.opId}: ${v.state}${v.reason ? ` (${v.reason})` : ''}  key ${v.keyId}@${v.keyEpoch}  ${v.amount} ${v.asset} -> ${v.destination}`];
@@ -97,7 +98,7 @@ export function readApproverKey(path: string): { id: string; secretKey: Uint8Arr
   return { id: k.id, secretKey: k.secretKey, publicKey: k.publicKey };
 }
 
-type Cmd<A> = CommandModule<object, A>;
+export type Cmd<A> = CommandModule<object, A>;
 
 const status: Cmd<Conn> = {
   command: 'status',
@@ -105,10 +106,11 @@ const status: Cmd<Conn> = {
   builder: (y) => connOptions(y),
   handler: run(async (c, a) => {
     const s = await c.status();
-    if (a.json) return out(JSON.stringify(s, null, 2));
+    if (a.json) return out(JSON.stringify({ ...s, membership: await membershipOf(c, a) }, null, 2));
     out(`node ${s.nodeId} (you are ${s.caller}); leader ${s.leader || 'unknown'}, term ${s.term}, commit ${s.commit}, applied ${s.applied}`);
     out(`cluster ${s.clusterId || '(no genesis)'}; governance epoch ${s.governanceEpoch}, head ${s.governanceHead.slice(0, 16)}; ${s.frozen ? `FROZEN: ${s.frozen}` : 'not frozen'}; state root ${s.stateRoot.slice(0, 16)}`);
     for (const n of s.nodes) out(`  node ${n.id}: ${n.status}${n.equivocated ? ', EQUIVOCATED' : ''}, passport ${n.passport}`);
+    await printMembership(c, a);
     for (const k of s.keys) out(`  key ${k.id} (${k.scheme}): ${k.status}${k.activeEpoch >= 0 ? ` at epoch ${k.activeEpoch}` : ''}, epochs ${k.epochs.join(' ')}${k.publicKey ? `, public key ${k.publicKey}` : ''}`);
     out(`  ${s.acts} signing acts, ${s.height} events in the hash chain`);
   }),
@@ -310,6 +312,8 @@ export const adminCommand: CommandModule<object, object> = {
     .command(act)
     .command(chronicle)
     .command(fence)
+    .command(memberCommand)
+    .command(leaderCommand)
     .command(evidence)
     .command(operatorCert)
     .command(approverKey)
