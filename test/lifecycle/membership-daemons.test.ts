@@ -57,6 +57,17 @@ t.test('under load: add a node (learner, then voter), remove one, replace a dead
     else t.comment(`kept ${dir}`);
   });
   await cluster.start('audra', CLI, 120_000);
+  // The spares run from the start, as an operator would start a new host before proposing it:
+  // the genesis does not name them, so they wait as non-voters until a decision adds them.
+  for (const id of ['n4', 'n5']) {
+    await cluster.startKernel(id);
+    cluster.startDaemon(id, CLI);
+  }
+  let phaseAt = Date.now();
+  const phase = (what: string): void => {
+    t.comment(`${what}: ${((Date.now() - phaseAt) / 1000).toFixed(1)} s`);
+    phaseAt = Date.now();
+  };
   const audra = (id: string) => client('audra', id);
   const members = (id: string) => client('audra', id, 'Membership').call<MembersReply>('ListMembers', {});
 
@@ -88,15 +99,15 @@ t.test('under load: add a node (learner, then voter), remove one, replace a dead
 
   // Two keys, 2-of-3 over the genesis nodes.
   const keys = [{ id: 'ke', scheme: 'ed25519' as const, asset: 'SOL', destination: 'sol-treasury' }, { id: 'kt', scheme: 'taproot' as const, asset: 'BTC', destination: 'bc1p-treasury' }];
-  for (const k of keys) {
-    await decide('kim', { kind: 'DkgAuthorized', keyId: k.id, scheme: k.scheme, threshold: 2, participants: ['n1', 'n2', 'n3'] });
-    await eventually(`${k.id} published`, async () => (await audra('n1').status()).keys.find((x) => x.id === k.id)?.epochs.includes('0:published'));
-    await decide('kim', { kind: 'KeyActivated', keyId: k.id, keyEpoch: 0 });
-  }
+  for (const k of keys) await decide('kim', { kind: 'DkgAuthorized', keyId: k.id, scheme: k.scheme, threshold: 2, participants: ['n1', 'n2', 'n3'] });
+  for (const k of keys) await eventually(`${k.id} published`, async () => (await audra('n1').status()).keys.find((x) => x.id === k.id)?.epochs.includes('0:published'));
+  for (const k of keys) await decide('kim', { kind: 'KeyActivated', keyId: k.id, keyEpoch: 0 });
+  phase('two keys generated and activated');
   const groupKeys = new Map((await audra('n1').status()).keys.map((k) => [k.id, k.publicKey]));
 
-  // The load: one act every 300 ms on the ed25519 key, each to a live member in turn; an act is
-  // acknowledged when SubmitAct returns it admitted (committed and applied by the ledger).
+  // The load: signing acts on the ed25519 key, one in flight at a time (a client that waits for
+  // each act to end), each to a live member in turn. An act is acknowledged when SubmitAct
+  // returns it admitted: committed and applied by the ledger.
   let live = ['n1', 'n2', 'n3'];
   const acked: string[] = [];
   let refused = 0;
@@ -107,11 +118,11 @@ t.test('under load: add a node (learner, then voter), remove one, replace a dead
       try {
         const v = await c.submitAct({ opId: `load-${i}`, keyId: 'ke', asset: 'SOL', amount: '100', destination: 'sol-treasury', display: `load ${i}` });
         if (v.state !== 'Denied') acked.push(v.opId);
+        await until(`load-${i} ends`, async () => ['Published', 'Aborted', 'Denied'].includes((await c.showAct(v.opId)).state), 30_000, 100).catch(() => undefined);
       } catch {
         refused++; // not acknowledged: the client would retry; nothing is promised
       }
       c.close();
-      await new Promise((r) => setTimeout(r, 300));
     }
   })();
 
@@ -119,8 +130,6 @@ t.test('under load: add a node (learner, then voter), remove one, replace a dead
   const add = await cli('approver-1', 'n1', ['member', 'add', '--id', 'n4', '--identity-key', toHex(cluster.identityKeys.get('n4')!)]);
   t.equal(add.code, 0, `member add proposes NodeAdded: ${add.out.trim()}`);
   await approve(/decision ([0-9a-f]{64})/.exec(add.out)![1]!);
-  await cluster.startKernel('n4');
-  cluster.startDaemon('n4', CLI);
   let sawLearner = false;
   const addedAt = Date.now();
   await eventually('n4 promoted to voter', async () => {
@@ -139,6 +148,7 @@ t.test('under load: add a node (learner, then voter), remove one, replace a dead
   t.equal(n4.keys.length, 2, 'n4 holds the ledger, keys included');
   const st = await cli('audra', 'n1', ['status']);
   t.match(st.out, /membership: 4 voters, tolerates 1 failed voter/, 'status shows four voters and the failure tolerance');
+  phase('n4 added (learner, then voter)');
 
   // 2. Remove n4 while it leads: it hands leadership over first.
   const tr = await cli('approver-1', 'n1', ['leader', 'transfer', '--to', 'n4']);
@@ -158,6 +168,7 @@ t.test('under load: add a node (learner, then voter), remove one, replace a dead
   t.not(afterRemove.leader, 'n4', `leadership moved off the removed node (to ${afterRemove.leader})`);
   t.equal(afterRemove.voters, 3, 'three voters again');
   await cluster.kill('n4');
+  phase('leadership moved to n4, n4 removed');
 
   // 3. n3 dies for good; replace it with n5, keys included.
   await cluster.kill('n3');
@@ -168,18 +179,16 @@ t.test('under load: add a node (learner, then voter), remove one, replace a dead
     return m !== null && raftRole(m, 'n3') === 'none' ? m : null;
   });
   await decide('approver-1', { kind: 'NodeAdded', node: { id: 'n5', identityKey: toHex(cluster.identityKeys.get('n5')!), passport: 'n5-p1' } });
-  await cluster.startKernel('n5');
-  cluster.startDaemon('n5', CLI);
   await eventually('n5 promoted to voter', async () => {
     const m = await leaderView(live);
     return m !== null && raftRole(m, 'n5') === 'voter' ? m : null;
   });
   live = ['n1', 'n2', 'n5'];
-  for (const k of keys) {
-    await decide('kim', { kind: 'KeyReshared', keyId: k.id, keyEpoch: 1, threshold: 2, participants: ['n1', 'n2', 'n5'] });
-    await eventually(`${k.id} epoch 1 published (dealt by n1 and n2 while n3 is dead)`, async () => (await audra('n1').status()).keys.find((x) => x.id === k.id)?.epochs.includes('1:published'), 180_000);
-    await decide('kim', { kind: 'KeyActivated', keyId: k.id, keyEpoch: 1 });
-  }
+  phase('n3 killed for good, removed, n5 added (learner, then voter)');
+  for (const k of keys) await decide('kim', { kind: 'KeyReshared', keyId: k.id, keyEpoch: 1, threshold: 2, participants: ['n1', 'n2', 'n5'] });
+  for (const k of keys) await eventually(`${k.id} epoch 1 published (dealt by n1 and n2 while n3 is dead)`, async () => (await audra('n1').status()).keys.find((x) => x.id === k.id)?.epochs.includes('1:published'), 180_000);
+  for (const k of keys) await decide('kim', { kind: 'KeyActivated', keyId: k.id, keyEpoch: 1 });
+  phase('both keys reshared to n1, n2, n5 and activated');
   const after = await audra('n5').status();
   for (const k of keys) {
     const v = after.keys.find((x) => x.id === k.id)!;
@@ -208,10 +217,12 @@ t.test('under load: add a node (learner, then voter), remove one, replace a dead
     }
   }
 
+  phase('one act per key signed after the replacement');
+
   // No acknowledged act lost; the live nodes agree.
   loadStop = true;
   await load;
-  t.ok(acked.length > 20, `${acked.length} acts acknowledged under load (${refused} submissions refused or timed out, not acknowledged)`);
+  t.ok(acked.length > 10, `${acked.length} acts acknowledged under load (${refused} submissions refused or timed out, not acknowledged)`);
   const converged = await eventually('live nodes converge', async () => {
     const s = await Promise.all(live.map((id) => audra(id).status()));
     return s.every((x) => x.applied === s[0]!.applied && x.stateRoot === s[0]!.stateRoot) ? s : null;
