@@ -12,7 +12,7 @@ import { decisionBodyFromCbor, decisionCid, decisionSigningBytes, ed25519Sign, m
 import { AdminClient, type ActView, type DecisionReply } from '../admin/client.js';
 import { OPERATOR_ROLES, issueOperatorCert, type OperatorRole } from '../admin/roles.js';
 import { ensureCa } from '../certs.js';
-import { leaderCommand, memberCommand, membershipOf, printMembership } from './member.js';
+import { leaderCommand, memberCommand, membershipJson, printMembership } from './member.js';
 
 export interface Conn {
   node: string;
@@ -106,7 +106,7 @@ const status: Cmd<Conn> = {
   builder: (y) => connOptions(y),
   handler: run(async (c, a) => {
     const s = await c.status();
-    if (a.json) return out(JSON.stringify({ ...s, membership: await membershipOf(c, a) }, null, 2));
+    if (a.json) return out(JSON.stringify({ ...s, membership: await membershipJson(c, a) }, null, 2));
     out(`node ${s.nodeId} (you are ${s.caller}); leader ${s.leader || 'unknown'}, term ${s.term}, commit ${s.commit}, applied ${s.applied}`);
     out(`cluster ${s.clusterId || '(no genesis)'}; governance epoch ${s.governanceEpoch}, head ${s.governanceHead.slice(0, 16)}; ${s.frozen ? `FROZEN: ${s.frozen}` : 'not frozen'}; state root ${s.stateRoot.slice(0, 16)}`);
     for (const n of s.nodes) out(`  node ${n.id}: ${n.status}${n.equivocated ? ', EQUIVOCATED' : ''}, passport ${n.passport}`);

@@ -5,6 +5,7 @@
  * changes the Raft configuration to follow (node/membership/). `member list` and `status` show how
  * far that has come.
  */
+import * as grpc from '@grpc/grpc-js';
 import { CustodyError } from '../../proto/errors.js';
 import type { AdminClient } from '../admin/client.js';
 import { type Cmd, type Conn, client, connOptions, out, run } from './admin.js';
@@ -22,6 +23,16 @@ export async function membershipOf(_c: AdminClient, a: Conn): Promise<MembersRep
     return await m.call<MembersReply>('ListMembers', {});
   } finally {
     m.close();
+  }
+}
+
+/** As membershipOf, or null from a node that does not serve the Membership service (an in-process demo node). */
+async function membershipIfServed(c: AdminClient, a: Conn): Promise<MembersReply | null> {
+  try {
+    return await membershipOf(c, a);
+  } catch (e) {
+    if ((e as { cause?: { code?: unknown } }).cause?.code === grpc.status.UNIMPLEMENTED) return null;
+    throw e;
   }
 }
 
@@ -43,8 +54,16 @@ export function formatMembership(m: MembersReply): string[] {
   return lines;
 }
 
+/** The membership lines of `custody admin status`. */
 export async function printMembership(c: AdminClient, a: Conn): Promise<void> {
-  for (const l of formatMembership(await membershipOf(c, a))) out(l);
+  const m = await membershipIfServed(c, a);
+  if (m === null) return out('membership: not served by this node');
+  for (const l of formatMembership(m)) out(l);
+}
+
+/** The membership part of `custody admin status --json` (null where not served). */
+export function membershipJson(c: AdminClient, a: Conn): Promise<MembersReply | null> {
+  return membershipIfServed(c, a);
 }
 
 const list: Cmd<Conn> = {
