@@ -7,7 +7,9 @@
  * against the file's folder.
  *
  *   admin: 127.0.0.1:7201              # this node's admin API and lifecycle peer service (mTLS)
- *   peers:                             # every node's admin address, this one included
+ *   peers:                             # every node's admin address, this one included, and those
+ *                                      # that may be added later (the address book; membership
+ *                                      # comes from the genesis and decisions)
  *     n1: 127.0.0.1:7201
  *     n2: 127.0.0.1:7202
  *     n3: 127.0.0.1:7203

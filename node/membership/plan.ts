@@ -62,7 +62,12 @@ export type MembershipStep =
   | { readonly kind: 'change'; readonly change: ConfChangeSingle; readonly why: string }
   | { readonly kind: 'transfer'; readonly to: NodeId; readonly why: string };
 
-/** The nodes the roster wants in the Raft configuration: every node not removed. */
+/**
+ * The nodes the roster wants in the Raft configuration: every node not removed. A fenced node
+ * stays a member: fencing takes away its passport's standing (its proposals and its kernel are
+ * refused), while replicating and voting on the log give it no authority; taking it out of Raft
+ * is a NodeRemoved decision.
+ */
 export function wantedMembers(roster: readonly RosterEntry[]): NodeId[] {
   return roster.filter((n) => n.status !== 'removed').map((n) => n.id).sort();
 }
