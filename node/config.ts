@@ -8,7 +8,8 @@
  * dataDir: data/n1                # LevelDB store of the Raft log and the state machine
  * listen: 127.0.0.1:7101          # gRPC, mutual TLS: peer stream and client service
  * http: 127.0.0.1:8101            # plain HTTP: /metrics /healthz /readyz /status
- * peers:                          # the roster: every voter's id and gRPC address
+ * peers:                          # every node's id and gRPC address: the voters (a ledger node takes its
+ *                                 # voters from the genesis and decisions; then this is its address book)
  *   n1: 127.0.0.1:7101
  *   n2: 127.0.0.1:7102
  *   n3: 127.0.0.1:7103

@@ -31,6 +31,7 @@ import { NodeMetrics } from './metrics.js';
 import { registerCatalogMetrics } from './metrics-catalog.js';
 import { countActTransitions } from './kernel-metrics.js';
 import { PeerTransport } from './peers.js';
+import { startMembership } from './membership/start.js';
 import { NodeServer } from './server.js';
 import { loadTls } from './tls.js';
 import { INCARNATION_KEY, incarnationOf } from './backup/incarnation.js';
@@ -63,7 +64,10 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
   // A ledger node (with the lifecycle) has `<config>.lifecycle.yaml`; read once, refused before the store opens.
   const lifecycleFile = lifecycleConfigPath(cfg.file);
   const lifecycleCfg = existsSync(lifecycleFile) ? loadLifecycleConfig(lifecycleFile) : null;
-  const bootstrapConf: ConfState = { voters: [...cfg.peers.keys()].sort(), learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false };
+  // A ledger node starts from the genesis roster: a node added later by a NodeAdded decision is
+  // not in it, so it waits as a non-voter until the leader adds it (node/membership/). `peers` is
+  // then only the address book.
+  const bootstrapConf: ConfState = { voters: lifecycleCfg ? lifecycleCfg.genesisEvent.nodes.map((n) => n.id).sort() : [...cfg.peers.keys()].sort(), learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false };
   const storage = await LevelStorage.open({ dir: cfg.dataDir, bootstrapConf, recoveryHint: recoveryHint(cfg.file) });
   const metrics = new NodeMetrics();
   // Ended acts go to the archive in this store (cold keys), so memory holds only acts in flight.
@@ -164,7 +168,8 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
       if (ev !== null && 'statement' in ev) guard.statementInLog(ev.statement);
     });
   }
-  const lifecycle = lifecycleCfg && app instanceof LedgerApp ? await startNodeLifecycle({ nodeId: cfg.id, config: lifecycleCfg, driver, app, tls, log, metrics: catalog, incarnation }) : null;
+  const membership = app instanceof LedgerApp ? startMembership(cfg.id, driver, app, log) : null;
+  const lifecycle = lifecycleCfg && app instanceof LedgerApp ? await startNodeLifecycle({ nodeId: cfg.id, config: lifecycleCfg, driver, app, tls, log, metrics: catalog, incarnation, ...(membership ? { membership } : {}) }) : null;
   const http = createServer((req, res) => {
     void (async () => {
       const url = (req.url ?? '/').split('?')[0];
@@ -206,6 +211,7 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
     stopping ??= (async () => {
       log(`node ${cfg.id} stopping`);
       await lifecycle?.stop();
+      membership?.stop();
       guard.stop();
       await driver.stop();
       // Client calls were answered by driver.stop(); what remains are peers' long-lived streams,

@@ -235,6 +235,22 @@ export const backup = {
 } as const;
 
 // ---------------------------------------------------------------------------------------------
+// node/membership/ — Raft membership driven by governance decisions (NodeAdded / NodeRemoved)
+// ---------------------------------------------------------------------------------------------
+export const membership = {
+  /** A learner counts as caught up while its match index is within this many entries of the leader's commit index. */
+  learnerLagEntriesMax: 64,
+  /** Milliseconds a learner must stay caught up, without a break, before the leader promotes it to voter. */
+  learnerCaughtUpMs: 2_000,
+  /** Milliseconds between two reconciliations of the ledger roster with the Raft configuration (also run on every applied decision). */
+  reconcileEveryMs: 500,
+  /** Milliseconds a peer may stay silent before the leader treats it as down when it checks that a removal keeps a live quorum. */
+  peerLiveMs: 3_000,
+  /** Milliseconds `custody admin leader transfer` waits for the new leader before it reports REMOTE_TIMEOUT. */
+  transferWaitMs: 10_000,
+} as const;
+
+// ---------------------------------------------------------------------------------------------
 // Relations between bounds.
 // ---------------------------------------------------------------------------------------------
 function check(cond: boolean, what: string): void {
@@ -259,3 +275,4 @@ check(splitBrain.statementBytesMax <= ledger.eventBytesMax / 2, 'two statements 
 check(splitBrain.statementsPerExchangeMax * splitBrain.statementBytesMax < node.peerMessageBytesMax, 'one observation exchange fits a peer message');
 check(splitBrain.statementsRelayQueuedMax >= splitBrain.statementsPerExchangeMax, 'a relay queue holds at least one full exchange');
 check(backup.chunkBytes + backup.headerBytesMax < node.peerMessageBytesMax, 'one snapshot frame fits a gRPC message');
+check(membership.learnerLagEntriesMax < raft.compactionKeepEntries, 'a caught-up learner is still within the log the leader keeps');

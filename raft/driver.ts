@@ -26,7 +26,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { CustodyError, assert } from '../proto/errors.js';
 import { raft as raftLimits, node as nodeLimits } from '../proto/limits.js';
 import type { ReasonCode } from '../proto/reasons.js';
-import type { ConfState, Entry, Message, NodeId, RaftApi, RaftConfig, Ready, Role, Status, Storage } from './core/types.js';
+import type { ConfChange, ConfState, Entry, Message, NodeId, ProposeResult, RaftApi, RaftConfig, Ready, Role, Status, Storage } from './core/types.js';
 import type { AppWrite, LevelStorage, PersistStats } from './storage/leveldb.js';
 import type { Clock, Timer, Transport } from './transport.js';
 
@@ -275,6 +275,8 @@ export class Driver {
   private recovering: Recovering | null = null;
   /** Proposals to hand to the core at the next loop turn, packed into batch entries. */
   private toPropose: PendingProposal[] = [];
+  /** When each peer was last heard from (driver clock), for membership and status. */
+  private readonly lastHeard = new Map<NodeId, number>();
 
   constructor(o: DriverOptions) {
     this.o = o;
@@ -360,6 +362,7 @@ export class Driver {
     if (this.recovering && this.recovering.leaderCommit === null && msg.type === 'app' && msg.term >= this.o.storage.hardState().term) {
       this.recovering.leaderCommit = msg.commit;
     }
+    this.lastHeard.set(msg.from, this.o.clock.now());
     const g = this.o.guard;
     if (g) {
       g.received(msg);
@@ -419,6 +422,29 @@ export class Driver {
       this.inbox.push(() => this.tryRead(r));
       this.kick();
     });
+  }
+
+  /**
+   * Propose a membership change (raft/core/confchange.ts) on this node's core. Resolves with the
+   * core's answer: the index of the conf entry on a leader, or why it was refused (a change still
+   * pending, not the leader, an invalid change). The change takes effect when that entry applies.
+   */
+  proposeConfChange(cc: ConfChange): Promise<ProposeResult> {
+    if (this.stopped) return Promise.resolve({ ok: false, reason: 'PROPOSAL_DROPPED', detail: 'the node is shutting down' });
+    return new Promise((res) => {
+      this.inbox.push(() => res(this.core.proposeConfChange(cc)));
+      this.kick();
+    });
+  }
+
+  /** When (driver clock, milliseconds) each peer was last heard from. */
+  peerContacts(): Record<NodeId, number> {
+    return Object.fromEntries(this.lastHeard);
+  }
+
+  /** The driver's clock, in the unit of peerContacts(). */
+  nowMs(): number {
+    return this.o.clock.now();
   }
 
   transferLeadership(to: NodeId): void {

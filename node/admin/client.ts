@@ -30,10 +30,10 @@ export interface StatusReply {
 export class AdminClient {
   private readonly client: grpc.Client;
 
-  /** `serverId` is the node id the server's certificate must name. */
-  constructor(address: string, serverId: string, tls: TlsFiles) {
-    const def = adminPackage()['custody.admin.v1.Admin'] as grpc.ServiceDefinition;
-    const Ctor = grpc.makeGenericClientConstructor(def, 'Admin');
+  /** `serverId` is the node id the server's certificate must name; `service` another service of proto/admin.proto on the same port. */
+  constructor(address: string, serverId: string, tls: TlsFiles, service: 'Admin' | 'Membership' = 'Admin') {
+    const def = adminPackage()[`custody.admin.v1.${service}`] as grpc.ServiceDefinition;
+    const Ctor = grpc.makeGenericClientConstructor(def, service);
     this.client = new Ctor(address, channelCredentials(loadTls(tls)), {
       ...identityOptions(serverId),
       'grpc.max_send_message_length': nodeLimits.adminRequestBytesMax * 2,

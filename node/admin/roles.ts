@@ -24,12 +24,12 @@ export function isOperatorRole(x: unknown): x is OperatorRole {
   return typeof x === 'string' && (OPERATOR_ROLES as readonly string[]).includes(x);
 }
 
-export type AdminAction = 'read' | 'propose' | 'approve' | 'submit-decision' | 'submit-act' | 'settle-act' | 'fence' | 'backup';
+export type AdminAction = 'read' | 'propose' | 'approve' | 'submit-decision' | 'submit-act' | 'settle-act' | 'fence' | 'backup' | 'transfer-leader';
 
 const ACTIONS: { readonly [r in OperatorRole]: readonly AdminAction[] } = {
   'key-generator': ['read', 'propose'],
   custodian: ['read', 'propose', 'submit-act', 'settle-act'],
-  approver: ['read', 'propose', 'approve', 'submit-decision', 'fence'],
+  approver: ['read', 'propose', 'approve', 'submit-decision', 'fence', 'transfer-leader'],
   // A backup (snapshot save) reads in bulk what an auditor may read one by one; no role that can
   // change governance or move value is needed for it, so backup jobs run with the least privilege.
   auditor: ['read', 'backup'],

@@ -42,8 +42,8 @@ interface BadFrame { readonly bad: 'FRAME_MALFORMED' | 'FRAME_TOO_LARGE'; readon
 const isBad = (x: unknown): x is BadFrame => typeof x === 'object' && x !== null && 'bad' in x;
 
 /** The service definition with size-checked, non-throwing request deserializers. */
-function guardedAdminService(): grpc.ServiceDefinition {
-  const def = adminPackage()['custody.admin.v1.Admin'] as unknown as Record<string, protoLoader.MethodDefinition<object, object>>;
+export function guardedAdminService(service = 'Admin'): grpc.ServiceDefinition {
+  const def = adminPackage()[`custody.admin.v1.${service}`] as unknown as Record<string, protoLoader.MethodDefinition<object, object>>;
   const out: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
   for (const [m, d] of Object.entries(def)) {
     out[m] = {
@@ -68,7 +68,7 @@ function caller(call: Call): Operator {
   return operatorOf(call.getAuthContext()?.sslPeerCertificate);
 }
 
-function unary<Req, Res>(f: (op: Operator, req: Req) => Res | Promise<Res>): grpc.handleUnaryCall<Req, Res> {
+export function unary<Req, Res>(f: (op: Operator, req: Req) => Res | Promise<Res>): grpc.handleUnaryCall<Req, Res> {
   return (call, cb) => {
     Promise.resolve()
       .then(() => f(caller(call as unknown as Call), call.request))
@@ -97,6 +97,8 @@ export interface AdminServerOptions {
   readonly peer?: grpc.UntypedServiceImplementation;
   /** The bytes of a snapshot file of this node's replicated state (node/backup/source.ts). */
   readonly snapshot?: () => AsyncIterable<Buffer>;
+  /** The Membership service (node/membership/service.ts), served on the same port. */
+  readonly membership?: grpc.UntypedServiceImplementation;
 }
 
 export class AdminServer {
@@ -182,11 +184,16 @@ export class AdminServer {
 
   /** Binds and serves; resolves with the bound port. */
   private peerAdded = false;
+  private membershipAdded = false;
 
   start(): Promise<number> {
     if (this.o.peer && !this.peerAdded) {
       this.peerAdded = true;
       this.server.addService(adminPackage()['custody.admin.v1.LifecyclePeer'] as grpc.ServiceDefinition, this.o.peer);
+    }
+    if (this.o.membership && !this.membershipAdded) {
+      this.membershipAdded = true;
+      this.server.addService(guardedAdminService('Membership'), this.o.membership);
     }
     return new Promise((resolve, reject) => {
       this.server.bindAsync(this.o.listen, serverCredentials(this.o.tls), (e, port) => {

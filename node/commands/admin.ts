@@ -13,6 +13,7 @@ import { AdminClient, type ActView, type DecisionReply } from '../admin/client.j
 import { OPERATOR_ROLES, issueOperatorCert, type OperatorRole } from '../admin/roles.js';
 import { ensureCa } from '../certs.js';
 import { adminSnapshotCommand } from './snapshot.js';
+import { leaderCommand, memberCommand, membershipJson, printMembership } from './member.js';
 
 export interface Conn {
   node: string;
@@ -39,7 +40,7 @@ export function connOptions<T>(y: Argv<T>): Argv<T & Conn> {
     .option('json', { type: 'boolean', default: false, describe: 'print machine-readable JSON' }) as unknown as Argv<T & Conn>;
 }
 
-function client(a: Conn): AdminClient {
+export function client(a: Conn, service: 'Admin' | 'Membership' = 'Admin'): AdminClient {
   let files: { ca: string; cert: string; key: string };
   if (a.certs !== undefined) {
     if (a.as === undefined) throw new CustodyError('INVALID_ARGUMENT', '--certs needs --as <operator id>');
@@ -48,7 +49,7 @@ function client(a: Conn): AdminClient {
     if (a.ca === undefined || a.cert === undefined || a.key === undefined) throw new CustodyError('INVALID_ARGUMENT', 'give --certs and --as, or all of --ca, --cert and --key');
     files = { ca: a.ca, cert: a.cert, key: a.key };
   }
-  return new AdminClient(a.node, a['node-id'], files);
+  return new AdminClient(a.node, a['node-id'], files, service);
 }
 
 /** Runs a handler; a refusal becomes `REASON: detail` on stderr and exit status 3. */
@@ -68,7 +69,7 @@ export function run<A extends Conn>(f: (c: AdminClient, a: A) => Promise<void>):
   };
 }
 
-const out = (s: string): void => void process.stdout.write(`${s}\n`);
+export const out = (s: string): void => void process.stdout.write(`${s}\n`);
 
 export function formatAct(v: ActView): string {
   const lines = [`act ${v.opId}: ${v.state}${v.reason ? ` (${v.reason})` : ''}  key ${v.keyId}@${v.keyEpoch}  ${v.amount} ${v.asset} -> ${v.destination}`];
@@ -98,7 +99,7 @@ export function readApproverKey(path: string): { id: string; secretKey: Uint8Arr
   return { id: k.id, secretKey: k.secretKey, publicKey: k.publicKey };
 }
 
-type Cmd<A> = CommandModule<object, A>;
+export type Cmd<A> = CommandModule<object, A>;
 
 const status: Cmd<Conn> = {
   command: 'status',
@@ -106,10 +107,11 @@ const status: Cmd<Conn> = {
   builder: (y) => connOptions(y),
   handler: run(async (c, a) => {
     const s = await c.status();
-    if (a.json) return out(JSON.stringify(s, null, 2));
+    if (a.json) return out(JSON.stringify({ ...s, membership: await membershipJson(c, a) }, null, 2));
     out(`node ${s.nodeId} (you are ${s.caller}); leader ${s.leader || 'unknown'}, term ${s.term}, commit ${s.commit}, applied ${s.applied}`);
     out(`cluster ${s.clusterId || '(no genesis)'}; governance epoch ${s.governanceEpoch}, head ${s.governanceHead.slice(0, 16)}; ${s.frozen ? `FROZEN: ${s.frozen}` : 'not frozen'}; state root ${s.stateRoot.slice(0, 16)}`);
     for (const n of s.nodes) out(`  node ${n.id}: ${n.status}${n.equivocated ? ', EQUIVOCATED' : ''}, passport ${n.passport}`);
+    await printMembership(c, a);
     for (const k of s.keys) out(`  key ${k.id} (${k.scheme}): ${k.status}${k.activeEpoch >= 0 ? ` at epoch ${k.activeEpoch}` : ''}, epochs ${k.epochs.join(' ')}${k.publicKey ? `, public key ${k.publicKey}` : ''}`);
     out(`  ${s.acts} signing acts, ${s.height} events in the hash chain`);
   }),
@@ -311,6 +313,8 @@ export const adminCommand: CommandModule<object, object> = {
     .command(act)
     .command(chronicle)
     .command(fence)
+    .command(memberCommand)
+    .command(leaderCommand)
     .command(evidence)
     .command(operatorCert)
     .command(approverKey)

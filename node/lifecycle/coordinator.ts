@@ -22,7 +22,8 @@
  *
  *   Refresh / reshare of key k to epoch n (the same steps, a different round 1)
  *     operators      L GovernanceDecision{KeyRefreshed|KeyReshared k, n}
- *     each node      K redealBegin: the first t holders of the active epoch deal fresh shares of the
+ *     each node      K redealBegin: t live holders of the active epoch that stay in the new committee
+ *                    (participant.ts redealDealers) deal fresh shares of the
  *                    same secret, sealed to each new member's kernel; X dkg/k/n/round1/<node>;
  *                    L DkgRound1Published{cid of the dealing}
  *     each node      K redealFinish(the dealings addressed to it); L KeyReady{the same group key}

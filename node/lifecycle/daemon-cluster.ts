@@ -3,7 +3,9 @@
  * scratch in a directory: certificates (cluster CA, node certificates), one identity key per node,
  * the genesis every node is installed with, and per node a node config, a lifecycle config
  * (`<config>.lifecycle.yaml`, node/lifecycle/node.ts) and a kernel config. Used by the demo and the
- * multi-process tests; every process is a child of the caller and is stopped by `stop()`.
+ * multi-process tests; every process is a child of the caller and is stopped by `stop()`. Spare
+ * nodes (DaemonClusterOptions.spares) are in every address book but not in the genesis: they join
+ * only through a NodeAdded decision.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -32,11 +34,28 @@ export interface DaemonNode {
   kernel: KernelProc | null;
 }
 
+/** Options of DaemonCluster.create beyond the node count. */
+export interface DaemonClusterOptions {
+  /** How long a peer may take per lifecycle request (node/lifecycle/node.ts); default 5 s. */
+  readonly remoteTimeoutMs?: number;
+  /**
+   * Nodes made ready to join later (certificate, identity, configs, in every node's address
+   * book) but not in the genesis: they become members only through a NodeAdded decision.
+   */
+  readonly spares?: number;
+  /** Extra fields of each node's `raft:` config, e.g. `snapshotEveryEntries: 200`. */
+  readonly raft?: string;
+  /** Extra lines of each node's lifecycle config, e.g. `signingSetWaitMs: 5000`. */
+  readonly lifecycle?: readonly string[];
+}
+
 export class DaemonCluster {
   readonly nodes: DaemonNode[] = [];
   readonly approvers: ApproverKey[];
   readonly genesis: Extract<LedgerEvent, { type: 'ClusterGenesis' }>;
   readonly certs: string;
+  /** Every node's Ed25519 identity public key, spares included (what a NodeAdded decision names). */
+  readonly identityKeys = new Map<string, Uint8Array>();
 
   /** Where each node's kernel lives (`<kernelHome>/<id>-kernel`): this cluster's directory, or the one it was restored from. */
   private readonly kernelHome: string;
@@ -45,14 +64,15 @@ export class DaemonCluster {
    * `base`: the cluster this one is a restored copy of (restoredFrom): same CA, approvers, node
    * identities, genesis and kernels; new ports, configs and data directories.
    */
-  private constructor(readonly dir: string, ids: string[], policy: ActPolicy, private readonly ports: number[], remoteTimeoutMs: number, base: DaemonCluster | null = null) {
+  private constructor(readonly dir: string, ids: string[], policy: ActPolicy, private readonly ports: number[], remoteTimeoutMs: number, members = ids.length, raftExtra = '', lifecycleExtra: readonly string[] = [], base: DaemonCluster | null = null) {
     this.certs = base?.certs ?? join(dir, 'certs');
     this.kernelHome = base?.kernelHome ?? dir;
     this.approvers = base?.approvers ?? [1, 2, 3].map((i) => makeApproverKey(`approver-${i}`));
     const seeds = base ? ids.map((id) => fromHex(readFileSync(join(base.dir, `${id}.identity`), 'utf8').trim())) : ids.map(() => randomBytes(32));
+    ids.forEach((id, i) => this.identityKeys.set(id, ed25519.getPublicKey(seeds[i] as Uint8Array)));
     this.genesis = base?.genesis ?? {
       type: 'ClusterGenesis', clusterId: `cluster-${randomBytes(4).toString('hex')}`,
-      nodes: ids.map((id, i) => ({ id, identityKey: ed25519.getPublicKey(seeds[i] as Uint8Array), passport: `${id}-p1` })),
+      nodes: ids.slice(0, members).map((id, i) => ({ id, identityKey: ed25519.getPublicKey(seeds[i] as Uint8Array), passport: `${id}-p1` })),
       // Two of three governors decide; approver-3 also holds the security role (one may freeze).
       roster: { approvers: this.approvers.map((a, i) => ({ id: a.id, publicKey: a.publicKey, roles: i === 2 ? ['governor', 'security'] : ['governor'] })), quorum: { threshold: 2, freezeThreshold: 1 } },
       policy,
@@ -70,22 +90,27 @@ export class DaemonCluster {
         `id: ${id}`, `dataDir: data/${id}`, `listen: ${addr(i, 0)}`, `http: ${addr(i, 1)}`,
         'peers:', ...ids.map((p, j) => `  ${p}: ${addr(j, 0)}`),
         `tls: { ca: ${join(this.certs, 'ca.crt')}, cert: ${join(this.certs, `${id}.crt`)}, key: ${join(this.certs, `${id}.key`)} }`,
-        'raft: { tickMs: 50, electionTicks: 10, heartbeatTicks: 1 }', '',
+        `raft: { tickMs: 50, electionTicks: 10, heartbeatTicks: 1${raftExtra ? `, ${raftExtra}` : ''} }`, '',
       ].join('\n'));
       writeFileSync(join(dir, `${id}.lifecycle.yaml`), [
         `# The lifecycle of node ${id} (node/lifecycle/node.ts)`,
         `admin: ${addr(i, 2)}`, 'peers:', ...ids.map((p, j) => `  ${p}: ${addr(j, 2)}`),
-        `identity: ${id}.identity`, `kernel: { socket: ${join(this.kernelHome, `${id}-kernel`, 'run', 'kernel.sock')} }`, 'genesis: genesis.hex', `remoteTimeoutMs: ${remoteTimeoutMs}`, '',
+        `identity: ${id}.identity`, `kernel: { socket: ${join(this.kernelHome, `${id}-kernel`, 'run', 'kernel.sock')} }`, 'genesis: genesis.hex', `remoteTimeoutMs: ${remoteTimeoutMs}`, ...lifecycleExtra, '',
       ].join('\n'));
       this.nodes.push({ id, admin: addr(i, 2), daemon: null, kernel: null });
     });
   }
 
   /** `remoteTimeoutMs`: how long a peer may take per lifecycle request (node/lifecycle/node.ts). */
-  static async create(dir: string, policy: ActPolicy, n = 3, remoteTimeoutMs = 5_000): Promise<DaemonCluster> {
-    const ids = Array.from({ length: n }, (_, i) => `n${i + 1}`);
+  static async create(dir: string, policy: ActPolicy, n = 3, remoteTimeoutMs = 5_000, o: DaemonClusterOptions = {}): Promise<DaemonCluster> {
+    const ids = Array.from({ length: n + (o.spares ?? 0) }, (_, i) => `n${i + 1}`);
     const ports = await Promise.all(ids.flatMap(() => [freePort(), freePort(), freePort()]));
-    return new DaemonCluster(dir, ids, policy, ports, remoteTimeoutMs);
+    return new DaemonCluster(dir, ids, policy, ports, o.remoteTimeoutMs ?? remoteTimeoutMs, n, o.raft ?? '', o.lifecycle ?? []);
+  }
+
+  /** The genesis members (spares join later by decision). */
+  get members(): DaemonNode[] {
+    return this.nodes.filter((n) => this.genesis.nodes.some((g) => g.id === n.id));
   }
 
   /**
@@ -97,7 +122,7 @@ export class DaemonCluster {
   static async restoredFrom(base: DaemonCluster, dir: string, remoteTimeoutMs = 5_000): Promise<DaemonCluster> {
     const ids = base.nodes.map((n) => n.id);
     const ports = await Promise.all(ids.flatMap(() => [freePort(), freePort(), freePort()]));
-    return new DaemonCluster(dir, ids, { ...base.genesis.policy }, ports, remoteTimeoutMs, base);
+    return new DaemonCluster(dir, ids, { ...base.genesis.policy }, ports, remoteTimeoutMs, base.members.length, '', [], base);
   }
 
   node(id: string): DaemonNode {
@@ -134,9 +159,9 @@ export class DaemonCluster {
    * operator `probeAs` (an operator certificate in `certs`; any role may read).
    */
   async start(probeAs: string, cli = CLI_PATH, readyMs = 60_000): Promise<void> {
-    for (const n of this.nodes) await this.startKernel(n.id);
-    for (const n of this.nodes) this.startDaemon(n.id, cli);
-    for (const n of this.nodes) {
+    for (const n of this.members) await this.startKernel(n.id);
+    for (const n of this.members) this.startDaemon(n.id, cli);
+    for (const n of this.members) {
       const c = this.client(n.id, probeAs);
       try {
         const d = n.daemon;

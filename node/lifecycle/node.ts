@@ -7,7 +7,9 @@
  * against the file's folder.
  *
  *   admin: 127.0.0.1:7201              # this node's admin API and lifecycle peer service (mTLS)
- *   peers:                             # every node's admin address, this one included
+ *   peers:                             # every node's admin address, this one included, and those
+ *                                      # that may be added later (the address book; membership
+ *                                      # comes from the genesis and decisions)
  *     n1: 127.0.0.1:7201
  *     n2: 127.0.0.1:7202
  *     n3: 127.0.0.1:7203
@@ -41,6 +43,8 @@ import { PeerClient, PeerExchange, RemoteParticipant, peerHandlers } from './pee
 import type { KernelPort, ParticipantPort } from './ports.js';
 import type { CatalogMetrics } from '../metrics-catalog.js';
 import { countedKernel } from '../kernel-metrics.js';
+import type { MembershipReconciler } from '../membership/reconciler.js';
+import { membershipHandlers } from '../membership/service.js';
 
 export interface LifecycleConfig {
   readonly admin: string;
@@ -101,7 +105,7 @@ export interface NodeLifecycle {
 }
 
 /** Starts the lifecycle of a daemon configured by `cfg` (loadLifecycleConfig). `app` must be the driver's application. */
-export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleConfig; driver: Driver; app: LedgerApp; tls: TlsMaterial; log: (l: string) => void; metrics?: CatalogMetrics; incarnation?: string }): Promise<NodeLifecycle> {
+export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleConfig; driver: Driver; app: LedgerApp; tls: TlsMaterial; log: (l: string) => void; metrics?: CatalogMetrics; incarnation?: string; membership?: MembershipReconciler }): Promise<NodeLifecycle> {
   const cfg = o.config;
   const genesis = cfg.genesisEvent;
   const ledger = new DriverLedgerPort(o.nodeId, o.driver, o.app);
@@ -122,6 +126,7 @@ export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleC
   const server = new AdminServer({
     listen: cfg.admin, tls: o.tls, backend, log: o.log, peer: peerHandlers({ participant, exchange, isNode: (id) => cfg.peers.has(id) }),
     snapshot: () => snapshotFileBytes({ nodeId: o.nodeId, driver: o.driver, app: o.app, incarnation: o.incarnation ?? '' }),
+    ...(o.membership ? { membership: membershipHandlers(o.membership, o.driver) } : {}),
   });
   const adminPort = await server.start();
   await participant.start();

@@ -21,7 +21,6 @@ import { createHash } from 'node:crypto';
 import { CustodyError } from '../../proto/errors.js';
 import { lifecycle as lifecycleLimits } from '../../proto/limits.js';
 import { type CborValue, bytesEqual, decode, digest, encode, toHex } from '../../ledger/encoding.js';
-import { decisionToCbor, type GovernanceDecision } from '../../ledger/decision.js';
 import { type LedgerEvent, decodeEvent, signStatement, statementFromCbor, statementToCbor, verifyStatement } from '../../ledger/events.js';
 import { consumedKey, type ClusterState, type EpochRecord, type LedgerState, type OpRecord } from '../../ledger/state.js';
 import { suiteOf, type SuiteName } from '../../kernel/suites.js';
@@ -77,6 +76,25 @@ export function identifierOf(suite: SuiteName, participants: readonly string[], 
 }
 
 const sha256 = (b: Uint8Array): Uint8Array => createHash('sha256').update(b).digest();
+
+/**
+ * The dealers of a refresh / reshare from epoch `old` to epoch `e`: the first t holders of `old`
+ * (in its participant order) that are in the new committee and that the roster shows active and
+ * not flagged for equivocation. A holder that is dead is removed from the roster (NodeRemoved)
+ * before the reshare that replaces it, so any t live holders can re-deal the key; a dealer must be
+ * in the new committee because only committee members run the ceremony.
+ *
+ * Every member derives the set from its own replica. Should the roster change while the ceremony
+ * runs, two members could derive different sets; that cannot yield two different sharings, only a
+ * failed ceremony: a dealing is made for one set (its constant term is λ_i·s_i with λ over that
+ * set), a dealer deals once per ceremony, and a recipient accepts a dealing only if its constant
+ * matches λ over the recipient's own set (redeal.ts check 1). The old epoch stays in force and a
+ * new KeyReshared decision starts over.
+ */
+export function redealDealers(c: ClusterState, old: EpochRecord, e: EpochRecord): string[] {
+  const live = (id: string): boolean => c.nodes[id]?.status === 'active' && c.nodes[id]?.equivocated !== true;
+  return old.participants.filter((p) => e.participants.includes(p) && live(p)).slice(0, old.threshold);
+}
 
 /** The act's permit as the kernel takes it (kernel/wire.ts Permit). */
 export function kernelPermit(c: ClusterState, op: OpRecord): { keyId: string; keyEpoch: number; requestId: string; messageDigest: Uint8Array; ledgerIndex: number } {
@@ -149,9 +167,7 @@ export class LifecycleParticipant implements ParticipantPort {
         return;
       }
       const ev = decodeEvent(entry.event);
-      if (ev.type === 'GovernanceDecision' && ev.decision.body.action.kind !== 'PublicationReleased') {
-        this.forwardDecision(ev.decision, entry.index, state.clockMs);
-      }
+      if (ev.type === 'GovernanceDecision') this.forwardPending();
       if (ev.type === 'FencingRecord') this.maybeFence(ev, state);
       this.kick();
     }));
@@ -178,8 +194,14 @@ export class LifecycleParticipant implements ParticipantPort {
     return run;
   }
 
-  private forwardDecision(d: GovernanceDecision, ledgerIndex: number, stampMs: number): void {
-    this.forwardBytes(encode(decisionToCbor(d)), ledgerIndex, stampMs);
+  /**
+   * Forwards every applied decision the kernel has not been given, oldest first. The ledger keeps
+   * them beside its state (and in its snapshots), so a node that caught up by snapshot (a node
+   * just added, a wiped one) gives its kernel the whole governance chain, not only what it
+   * applied entry by entry.
+   */
+  private forwardPending(): void {
+    for (const d of this.o.ledger.decisionsAfter(this.forwardedIndex)) this.forwardBytes(d.decision, d.index, d.stampMs);
   }
 
   private forwardBytes(decision: Uint8Array, ledgerIndex: number, stampMs: number): void {
@@ -216,6 +238,7 @@ export class LifecycleParticipant implements ParticipantPort {
   }
 
   private async reconcile(): Promise<void> {
+    this.forwardPending();
     const c = this.o.ledger.state().cluster;
     if (c === null) return;
     const me = c.nodes[this.nodeId];
@@ -301,8 +324,8 @@ export class LifecycleParticipant implements ParticipantPort {
   }
 
   /**
-   * Refresh / reshare of an active key to epoch e (kernel/redeal.ts): the first t holders of the
-   * active epoch deal fresh shares of the same secret to the new committee, sealed to each member's
+   * Refresh / reshare of an active key to epoch e (kernel/redeal.ts): t holders of the
+   * active epoch (redealDealers) deal fresh shares of the same secret to the new committee, sealed to each member's
    * kernel. "Round 1" of a redeal is each member's dealing (or, for a member that does not deal,
    * its joining), bound by cid in a DkgRound1Published statement like a DKG round 1; each member
    * then combines the dealings addressed to it and states KeyReady with the (unchanged) group key.
@@ -313,7 +336,8 @@ export class LifecycleParticipant implements ParticipantPort {
     this.ceremonies.set(id, prog);
     const old = c.keys[keyId]?.epochs[String(fromEpoch)];
     if (old === undefined) return;
-    const dealerNodes = old.participants.slice(0, old.threshold);
+    const dealerNodes = redealDealers(c, old, e);
+    if (dealerNodes.length < old.threshold) return; // fewer than t live holders stay: wait for a decision that changes that
     const dealers = dealerNodes.map((n) => identifierOf(scheme, old.participants, n));
     const ceremonyId = `redeal-${keyId}-${e.epoch}-${toHex(e.authorizedBy).slice(0, 16)}`;
     if (!prog.begun) {
@@ -339,6 +363,10 @@ export class LifecycleParticipant implements ParticipantPort {
       return;
     }
     if (!prog.finished) {
+      // The ledger takes KeyReady only once every member's round 1 is in the log; a dealer has
+      // what it needs before a member that only joins has stated its round 1, so it waits here
+      // rather than state KeyReady too early and be refused for good.
+      if (!e.participants.every((p) => e.round1[p] !== undefined)) return;
       const me = identifierOf(scheme, e.participants, this.nodeId);
       const deals: { dealer: string; commitments: Uint8Array[]; package: SealedPackage }[] = [];
       for (const d of dealerNodes) {
