@@ -3,26 +3,38 @@
  *
  *   nodeId: n1
  *   socketPath: run/kernel.sock         # its folder is created 0700; the socket is 0600
+ *   socketGroup: custody                # optional: share the socket with this group (name or
+ *                                       # gid): folder 0750, socket 0660 (kernel/perms.ts)
  *   storeDir: data/kernel
  *   profile: software                   # or hsm
  *   software: { keyFile: secrets/kernel.key }          # or { passphraseFile: ... }
  *   hsm: { module: /usr/lib/softhsm/libsofthsm2.so, tokenLabel: n1, pinFile: secrets/pin, keyLabel: custody-wrap }
+ *   genesisFile: genesis.hex            # the ClusterGenesis event (hex of its canonical CBOR),
+ *                                       # the file the node's lifecycle config names; or inline:
  *   genesis:                            # pinned: the kernel trusts nothing else to start from
  *     clusterId: c1
  *     genesisCid: <64 hex>
  *     governanceEpoch: 1
  *     roster: { approvers: [{ id, publicKey: <hex>, roles: [governor] }], quorum: { threshold, freezeThreshold } }
+ *
+ * Secret files (keyFile, passphraseFile, pinFile) and the store folder must have no group or
+ * world bits: the kernel refuses to start otherwise (SECRET_EXPOSED, kernel/perms.ts).
  */
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse } from 'yaml';
 import { CustodyError } from '../proto/errors.js';
-import type { GenesisPin } from './authority.js';
+import { fromHex, toHex } from '../ledger/encoding.js';
+import { decodeEvent, eventCid } from '../ledger/events.js';
+import { rosterToJson, type GenesisPin } from './authority.js';
 import type { HsmConfig } from './hsm.js';
+import { resolveGroup } from './perms.js';
 
 export interface KernelConfig {
   nodeId: string;
   socketPath: string;
+  /** The group the socket is shared with (socketGroup), or undefined: private to this user. */
+  socketGid?: number;
   storeDir: string;
   profile: 'software' | 'hsm';
   software?: { keyFile?: string; passphraseFile?: string };
@@ -70,6 +82,16 @@ export function loadConfig(path: string): KernelConfig {
     const h = (o['hsm'] ?? {}) as Record<string, unknown>;
     cfg.hsm = { module: s(h, 'module', 'hsm'), tokenLabel: s(h, 'tokenLabel', 'hsm'), pinFile: p(s(h, 'pinFile', 'hsm')), keyLabel: s(h, 'keyLabel', 'hsm') };
   }
+  const sg = o['socketGroup'];
+  if (sg !== undefined) {
+    if (typeof sg !== 'string' && typeof sg !== 'number') bad('socketGroup must be a group name or id');
+    cfg.socketGid = resolveGroup(sg, 'socketGroup');
+  }
+  if (o['genesisFile'] !== undefined) {
+    if (o['genesis'] !== undefined) bad('give one of genesis, genesisFile');
+    cfg.genesis = pinFromGenesisFile(p(s(o, 'genesisFile', 'config')));
+    return cfg;
+  }
   const g = o['genesis'] as Record<string, unknown> | undefined;
   if (g === undefined || typeof g !== 'object') bad('genesis is required: the kernel pins the genesis approver roster');
   const epoch = g['governanceEpoch'];
@@ -82,4 +104,24 @@ export function loadConfig(path: string): KernelConfig {
   };
   if (!cfg.genesis.roster || !Array.isArray(cfg.genesis.roster.approvers)) bad('genesis.roster.approvers is required');
   return cfg;
+}
+
+/** The pin of a genesis file (hex of the ClusterGenesis event's canonical CBOR): epoch 0, its roster. */
+function pinFromGenesisFile(path: string): GenesisPin {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8').trim();
+  } catch (e) {
+    throw new CustodyError('CONFIG_INVALID', `genesisFile: cannot read ${path}: ${(e as Error).message}`, { cause: e });
+  }
+  if (!/^([0-9a-f]{2})+$/.test(text)) bad(`genesisFile: ${path} must hold the genesis event in lowercase hex`);
+  const bytes = fromHex(text);
+  let ev;
+  try {
+    ev = decodeEvent(bytes);
+  } catch (e) {
+    throw new CustodyError('CONFIG_INVALID', `genesisFile: ${path}: ${(e as Error).message}`, { cause: e });
+  }
+  if (ev.type !== 'ClusterGenesis') bad(`genesisFile: ${path} holds a ${ev.type}, not a ClusterGenesis`);
+  return { clusterId: ev.clusterId, genesisCid: toHex(eventCid(bytes)), governanceEpoch: 0, roster: rosterToJson(ev.roster) };
 }

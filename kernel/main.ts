@@ -8,6 +8,7 @@ import { CustodyError } from '../proto/errors.js';
 import type { KernelConfig } from './config.js';
 import { HsmVault, hsmInit, wrappingKeyAttributes } from './hsm.js';
 import { Kernel, type CrashPoint } from './kernel.js';
+import { privateStoreDir, refuseExposed } from './perms.js';
 import { serve } from './server.js';
 import { KernelStore } from './store.js';
 import { SoftwareVault, type Vault } from './vault.js';
@@ -40,14 +41,23 @@ export interface RunningKernel {
   stop(): Promise<void>;
 }
 
+/** Refuses secrets open to other users (kernel/perms.ts); creates a missing store folder 0700. */
+export function checkSecretModes(cfg: KernelConfig): void {
+  if (cfg.software?.keyFile) refuseExposed(cfg.software.keyFile, 'kernel key file');
+  if (cfg.software?.passphraseFile) refuseExposed(cfg.software.passphraseFile, 'kernel passphrase file');
+  if (cfg.hsm) refuseExposed(cfg.hsm.pinFile, 'HSM PIN file');
+  privateStoreDir(cfg.storeDir);
+}
+
 export async function runKernel(cfg: KernelConfig): Promise<RunningKernel> {
   const crashPoint = crashHookFromEnv();
+  checkSecretModes(cfg);
   const store = await KernelStore.open(cfg.storeDir);
   let vault: Vault | undefined;
   try {
     vault = await openVault(cfg, store);
     const kernel = await Kernel.open({ nodeId: cfg.nodeId, store, vault, genesis: cfg.genesis, ...(crashPoint ? { crashPoint } : {}) });
-    const server = await serve({ socketPath: cfg.socketPath, kernel, ...(crashPoint ? { crashPoint } : {}) });
+    const server = await serve({ socketPath: cfg.socketPath, ...(cfg.socketGid !== undefined ? { socketGid: cfg.socketGid } : {}), kernel, ...(crashPoint ? { crashPoint } : {}) });
     const v = vault;
     let stopped = false;
     return {
@@ -71,6 +81,8 @@ export async function runKernel(cfg: KernelConfig): Promise<RunningKernel> {
 
 /** The kernel as an OS process: run until SIGTERM/SIGINT, announcing readiness on stdout. */
 export async function kernelProcess(cfg: KernelConfig): Promise<never> {
+  // Whatever the kernel creates (store files, the socket before its chmod) starts private.
+  process.umask(0o077);
   const running = await runKernel(cfg);
   const stop = (): void => {
     running.stop().then(() => process.exit(0), () => process.exit(1));

@@ -1,6 +1,7 @@
 /**
- * The kernel's socket: a Unix stream socket in a 0700 folder, itself 0600, carrying
- * length-prefixed frames (kernel/wire.ts). The only file in kernel/ that touches sockets.
+ * The kernel's socket: a Unix stream socket in a 0700 folder, itself 0600 (or, shared with a
+ * group, 0660 in a 0750 folder of that group: kernel/perms.ts), carrying length-prefixed frames
+ * (kernel/wire.ts). The only file in kernel/ that touches sockets.
  *
  * Every bad input gets an answer with a reason code and the kernel keeps serving:
  *   FRAME_TOO_LARGE   a header announces more than limits.kernel.frameBytesMax; answered at
@@ -10,7 +11,7 @@
  *                     the connection stays usable after the former;
  *   PAYLOAD_REJECTED  a Request that fails validation (kernel/wire.ts, kernel/kernel.ts).
  */
-import { chmodSync, lstatSync, mkdirSync, statSync, unlinkSync } from 'node:fs';
+import { chmodSync, chownSync, lstatSync, mkdirSync, statSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { CustodyError, isCustodyError } from '../proto/errors.js';
@@ -20,18 +21,33 @@ import { FrameDecoder, decodeRequest, encodeResponse, frame, type ResponseBody }
 
 export interface ServerOptions {
   socketPath: string;
+  /** Share the socket with this group: folder 0750 and socket 0660, both of the group. */
+  socketGid?: number;
   kernel: Kernel;
   crashPoint?: (p: CrashPoint) => void;
   log?: (line: string) => void;
 }
 
-/** Creates the socket folder 0700 (or checks an existing one is private to this user). */
-function privateDir(dir: string): void {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+/**
+ * Creates the socket folder 0700, or 0750 owned by group `gid` (an existing folder must belong to
+ * this user; its mode and group are set to exactly these).
+ */
+function socketDir(dir: string, gid: number | undefined): void {
+  const mode = gid === undefined ? 0o700 : 0o750;
+  mkdirSync(dir, { recursive: true, mode });
   const st = statSync(dir);
   if (!st.isDirectory()) throw new CustodyError('CONFIG_INVALID', `${dir} is not a folder`);
   if (typeof process.getuid === 'function' && st.uid !== process.getuid()) throw new CustodyError('CONFIG_INVALID', `${dir} belongs to another user`);
-  if ((st.mode & 0o077) !== 0) chmodSync(dir, 0o700);
+  if (gid !== undefined && st.gid !== gid) giveToGroup(dir, st.uid, gid);
+  if ((st.mode & 0o777) !== mode) chmodSync(dir, mode);
+}
+
+function giveToGroup(path: string, uid: number, gid: number): void {
+  try {
+    chownSync(path, uid, gid);
+  } catch (e) {
+    throw new CustodyError('CONFIG_INVALID', `socketGroup: cannot give ${path} to group ${gid} (${(e as NodeJS.ErrnoException).code}): the kernel's user must be a member of that group`, { cause: e });
+  }
 }
 
 function removeStaleSocket(path: string): void {
@@ -45,7 +61,7 @@ function removeStaleSocket(path: string): void {
 }
 
 export async function serve(o: ServerOptions): Promise<Server> {
-  privateDir(dirname(o.socketPath));
+  socketDir(dirname(o.socketPath), o.socketGid);
   removeStaleSocket(o.socketPath);
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   let connections = 0;
@@ -126,7 +142,7 @@ export async function serve(o: ServerOptions): Promise<Server> {
     });
   });
 
-  const umask = process.umask(0o177);
+  const umask = process.umask(o.socketGid === undefined ? 0o177 : 0o117);
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -135,6 +151,7 @@ export async function serve(o: ServerOptions): Promise<Server> {
   } finally {
     process.umask(umask);
   }
-  chmodSync(o.socketPath, 0o600);
+  if (o.socketGid !== undefined) giveToGroup(o.socketPath, statSync(o.socketPath).uid, o.socketGid);
+  chmodSync(o.socketPath, o.socketGid === undefined ? 0o600 : 0o660);
   return server;
 }

@@ -55,31 +55,106 @@ export function ensureCa(dir: string, name = 'custody cluster CA', days = 3650):
  */
 export function issue(dir: string, role: CertRole, id: string, hosts: readonly string[] = [], days = 825, overwrite = false): Issued & { created: boolean } {
   checkId(id, `${role} id`);
-  const ca = join(dir, 'ca.crt');
-  const caKey = join(dir, 'ca.key');
-  if (!existsSync(ca) || !existsSync(caKey)) throw new CustodyError('INVALID_ARGUMENT', `no CA in ${dir}: run \`custody certs ca --dir ${dir}\` first`);
+  const { ca, caKey } = caFiles(dir);
   const cert = join(dir, `${id}.crt`);
   const key = join(dir, `${id}.key`);
   if (!overwrite && existsSync(cert) && existsSync(key)) return { cert, key, created: false };
   const csr = join(dir, `${id}.csr`);
-  const ext = join(dir, `${id}.ext`);
-  const san = [...new Set([id, ...hosts])].map((h) => (isIP(h) ? `IP:${h}` : `DNS:${h}`)).join(',');
-  const eku = role === 'node' ? 'serverAuth,clientAuth' : 'clientAuth';
+  try {
+    createRequest(key, csr, role, id);
+    signWithCa(ca, caKey, csr, cert, role, id, sanOf(id, hosts), days);
+  } finally {
+    rmSync(csr, { force: true });
+  }
+  return { cert, key, created: true };
+}
+
+function caFiles(dir: string): { ca: string; caKey: string } {
+  const ca = join(dir, 'ca.crt');
+  const caKey = join(dir, 'ca.key');
+  if (!existsSync(ca) || !existsSync(caKey)) throw new CustodyError('INVALID_ARGUMENT', `no CA in ${dir}: run \`custody certs ca --dir ${dir}\` first`);
+  return { ca, caKey };
+}
+
+/** subjectAltNames for a holder: its id as DNS, then each host (IP addresses as IP). */
+function sanOf(id: string, hosts: readonly string[]): string[] {
+  return [...new Set([id, ...hosts])].map((h) => (isIP(h) ? `IP:${h}` : `DNS:${h}`));
+}
+
+/**
+ * A new P-256 key (0600) and a certificate signing request for it: subject O=custody, OU=role,
+ * CN=id, and the subjectAltNames it asks for (the CA decides what it signs: signRequest).
+ */
+export function createRequest(keyOut: string, csrOut: string, role: CertRole, id: string, hosts: readonly string[] = []): void {
+  checkId(id, `${role} id`);
+  openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', keyOut, '-out', csrOut, '-subj', `/O=custody/OU=${role}/CN=${id}`,
+    ...(hosts.length > 0 ? ['-addext', `subjectAltName=${sanOf(id, hosts).join(',')}`] : [])], `creating the key of ${id}`);
+  chmodSync(keyOut, 0o600);
+}
+
+function signWithCa(ca: string, caKey: string, csr: string, certOut: string, role: CertRole, id: string, san: readonly string[], days: number): void {
+  const ext = `${certOut}.ext`;
   writeFileSync(ext, [
     'basicConstraints=critical,CA:FALSE',
     'keyUsage=critical,digitalSignature',
-    `extendedKeyUsage=${eku}`,
-    `subjectAltName=${san}`,
+    `extendedKeyUsage=${role === 'node' ? 'serverAuth,clientAuth' : 'clientAuth'}`,
+    `subjectAltName=${san.join(',')}`,
     'subjectKeyIdentifier=hash',
     'authorityKeyIdentifier=keyid',
   ].join('\n') + '\n');
   try {
-    openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', csr, '-subj', `/O=custody/OU=${role}/CN=${id}`], `creating the key of ${id}`);
-    chmodSync(key, 0o600);
-    openssl(['x509', '-req', '-in', csr, '-CA', ca, '-CAkey', caKey, '-set_serial', `0x${randomBytes(16).toString('hex')}`, '-days', String(days), '-sha256', '-extfile', ext, '-out', cert], `signing the certificate of ${id}`);
+    openssl(['x509', '-req', '-in', csr, '-CA', ca, '-CAkey', caKey, '-set_serial', `0x${randomBytes(16).toString('hex')}`, '-days', String(days), '-sha256', '-extfile', ext, '-out', certOut], `signing the certificate of ${id}`);
   } finally {
-    rmSync(csr, { force: true });
     rmSync(ext, { force: true });
   }
-  return { cert, key, created: true };
 }
+
+export interface SignedRequest {
+  readonly cert: string;
+  readonly id: string;
+  readonly san: readonly string[];
+}
+
+/**
+ * The CA host's half of `custody init node`: turn a node's certificate signing request into its
+ * certificate, signed by the CA in `dir`. The request must carry a valid self-signature (proof
+ * that its sender holds the key), the subject O=custody, OU=node, CN=<node id>, and only DNS and
+ * IP subjectAltNames; the certificate carries the node id as DNS name plus the requested names,
+ * and the CA's own extensions (nothing else from the request is copied). Refuses to replace an
+ * existing certificate unless `overwrite`.
+ */
+export function signRequest(dir: string, csr: string, certOut: string, days = 825, overwrite = false): SignedRequest {
+  const { ca, caKey } = caFiles(dir);
+  if (!existsSync(csr)) throw new CustodyError('INVALID_ARGUMENT', `no certificate request at ${csr}`);
+  if (!overwrite && existsSync(certOut)) throw new CustodyError('INVALID_ARGUMENT', `${certOut} exists; repeat with --force to replace it`);
+  const verify = spawnSync('openssl', ['req', '-in', csr, '-noout', '-verify'], { encoding: 'utf8' });
+  if (verify.error) throw new CustodyError('INTERNAL', `cannot run openssl (${verify.error.message}); install the Debian package "openssl"`);
+  // OpenSSL 3.0 exits 0 on a mismatching self-signature; only its "verify OK" means it verified.
+  if (verify.status !== 0 || !/self-signature verify OK/.test(verify.stderr + verify.stdout)) throw new CustodyError('SIGNATURE_INVALID', `${csr} is not a certificate request with a valid self-signature: ${`${verify.stderr}${verify.stdout}`.trim()}`);
+  const text = spawnSync('openssl', ['req', '-in', csr, '-noout', '-subject', '-nameopt', 'RFC2253', '-text'], { encoding: 'utf8' }).stdout;
+  const subject = /^subject=(.*)$/m.exec(text)?.[1] ?? '';
+  const rdn = new Map(subject.split(',').map((p) => p.split('=') as [string, string]));
+  if (rdn.size !== 3 || rdn.get('O') !== 'custody' || rdn.get('OU') !== 'node' || !rdn.has('CN')) {
+    throw new CustodyError('PAYLOAD_REJECTED', `${csr}: subject "${subject}" is not O=custody, OU=node, CN=<node id> (made by \`custody init node\`)`);
+  }
+  const id = rdn.get('CN') as string;
+  try {
+    checkId(id, 'node id');
+  } catch (e) {
+    throw new CustodyError('PAYLOAD_REJECTED', `${csr}: ${(e as CustodyError).detail}`);
+  }
+  const line = /X509v3 Subject Alternative Name:\s*\n\s*(.+)/.exec(text)?.[1] ?? '';
+  const hosts: string[] = [];
+  for (const part of line.split(',').map((x) => x.trim()).filter((x) => x.length > 0)) {
+    const m = /^(DNS|IP Address):(.+)$/.exec(part);
+    const h = m?.[2] ?? '';
+    if (m === null || (m[1] === 'IP Address' ? isIP(h) === 0 : !HOST_RE.test(h))) throw new CustodyError('PAYLOAD_REJECTED', `${csr}: subjectAltName "${part}" is not a DNS name or an IP address`);
+    hosts.push(h);
+  }
+  const san = sanOf(id, hosts);
+  signWithCa(ca, caKey, csr, certOut, 'node', id, san, days);
+  return { cert: certOut, id, san };
+}
+
+/** A DNS host name (RFC 1123 labels). */
+export const HOST_RE = /^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;

@@ -15,8 +15,9 @@ import { clusterCommand } from './commands/cluster.js';
 import { adminCommand } from './commands/admin.js';
 import { demoCommand } from './commands/demo.js';
 import { evidenceCommand } from './commands/evidence.js';
+import { initCommand } from './commands/init.js';
 
-const commands: CommandModule<any, any>[] = [simCommand, kernelCommand, nodeCommand, certsCommand, clusterCommand, adminCommand, demoCommand, evidenceCommand];
+const commands: CommandModule<any, any>[] = [simCommand, kernelCommand, nodeCommand, certsCommand, clusterCommand, adminCommand, demoCommand, evidenceCommand, initCommand];
 
 export async function main(argv: string[]): Promise<void> {
   let parser = yargs(hideBin(argv))

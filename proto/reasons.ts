@@ -45,6 +45,7 @@ export const REASONS = {
   NONCE_REUSED: { grpc: GrpcStatus.ALREADY_EXISTS, text: 'a nonce commitment was presented again' },
   STORE_ROLLED_BACK: { grpc: GrpcStatus.DATA_LOSS, text: 'the local store is older than the record it must follow' },
   POLICY_DENIED: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'the policy engine denied the act' },
+  SECRET_EXPOSED: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'a secret file or folder is open to other users (group or world permission bits)' },
 
   // Consensus and node.
   NOT_LEADER: { grpc: GrpcStatus.UNAVAILABLE, text: 'this node is not the leader' },

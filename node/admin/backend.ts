@@ -66,7 +66,7 @@ const BYTE_FIELDS = new Set(['keyReadyCid', 'actCid', 'identityKey', 'publicKey'
 const AMOUNT_FIELDS = new Set(['amountMax', 'autoReleaseAmountMax']);
 
 /** JSON (hex for bytes, decimal strings or numbers for amounts) to the canonical value form. */
-function jsonToCbor(v: unknown, key = ''): CborValue {
+export function jsonToCbor(v: unknown, key = ''): CborValue {
   if (v === null) return null;
   if (typeof v === 'string') {
     if (BYTE_FIELDS.has(key)) {

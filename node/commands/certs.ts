@@ -3,7 +3,7 @@
  * TLS on the peer and client ports requires.
  */
 import type { CommandModule } from 'yargs';
-import { ensureCa, issue } from '../certs.js';
+import { ensureCa, issue, signRequest } from '../certs.js';
 
 interface Common {
   dir: string;
@@ -41,6 +41,23 @@ function leaf(role: 'node' | 'operator' | 'client', describe: string): CommandMo
   };
 }
 
+const sign: CommandModule<object, Common & { csr: string; out?: string; days: number; force: boolean }> = {
+  command: 'sign',
+  describe: 'on the CA host: turn a node\'s certificate request (from `custody init node`) into its certificate, signed by the CA in --dir',
+  builder: (y) =>
+    y
+      .option('dir', { type: 'string', demandOption: true, describe: 'directory holding ca.crt and ca.key' })
+      .option('csr', { type: 'string', demandOption: true, describe: 'the request, <id>.csr: subject O=custody, OU=node, CN=<node id>; its DNS and IP subjectAltNames are kept' })
+      .option('out', { type: 'string', describe: 'where to write the certificate (default: beside the request, <id>.crt)' })
+      .option('days', { type: 'number', default: 825, describe: 'validity in days' })
+      .option('force', { type: 'boolean', default: false, describe: 'replace an existing certificate file' })
+      .epilogue('The request\'s self-signature is checked; the certificate gets the CA\'s own extensions (node: serverAuth and clientAuth). Copy it and ca.crt to the node host\'s certs/ folder.') as never,
+  handler: (a) => {
+    const r = signRequest(a.dir, a.csr, a.out ?? a.csr.replace(/(\.csr)?$/, '.crt'), a.days, a.force);
+    process.stdout.write(`signed node certificate ${r.cert} for ${r.id} (subjectAltName ${r.san.join(', ')})\n`);
+  },
+};
+
 export const certsCommand: CommandModule<object, object> = {
   command: 'certs',
   describe: 'create the cluster CA and node, operator and client certificates (uses the openssl tool)',
@@ -50,6 +67,7 @@ export const certsCommand: CommandModule<object, object> = {
       .command(leaf('node', 'issue a node certificate: CN = node id, OU = node, usable for serving and dialling peers'))
       .command(leaf('operator', 'issue an operator certificate: CN = name, OU = operator (client port only)'))
       .command(leaf('client', 'issue a client certificate: CN = name, OU = client (client port only)'))
+      .command(sign)
       .demandCommand(1) as never,
   handler: () => {},
 };
