@@ -157,8 +157,10 @@ export class MembershipReconciler {
   private note(step: MembershipStep): void {
     this.lastStep = step;
     const line = `${step.kind}: ${step.why}`;
-    if (line !== this.lastLogged && step.kind !== 'idle') this.o.log(`membership: ${line}`);
-    this.lastLogged = line;
+    // Logged when the step changes, not when only a duration in its reason does.
+    const shape = line.replace(/[0-9]+/g, '#');
+    if (shape !== this.lastLogged && step.kind !== 'idle') this.o.log(`membership: ${line}`);
+    this.lastLogged = shape;
     const bad = this.unexplained().join(', ');
     if (bad !== this.lastUnexplained && bad !== '') this.o.log(`membership: the Raft configuration names ${bad}, which no applied decision put on the roster`);
     this.lastUnexplained = bad;

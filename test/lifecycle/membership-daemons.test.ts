@@ -33,8 +33,14 @@ const eventually = <T>(what: string, f: () => Promise<T | null | undefined | fal
 t.test('under load: add a node (learner, then voter), remove one, replace a dead one with its key shares', { timeout: 600_000 }, async (t) => {
   const started = Date.now();
   const dir = mkdtempSync(join(tmpdir(), 'custody-members-'));
-  // Snapshots every 200 entries: a node that joins later catches up from a snapshot, not from the whole log.
-  const cluster = await DaemonCluster.create(dir, POLICY, 3, 3_000, { spares: 2, raft: 'snapshotEveryEntries: 200, compactionKeepEntries: 100', lifecycle: ['signingSetWaitMs: 5000'] });
+  // Snapshots every 40 entries, keeping 20: by the time a node joins, the leader's log no longer
+  // starts at index 1, so the new node can only catch up from a snapshot.
+  const cluster = await DaemonCluster.create(dir, POLICY, 3, 3_000, { spares: 2, raft: 'snapshotEveryEntries: 40, compactionKeepEntries: 20', lifecycle: ['signingSetWaitMs: 5000'] });
+  /** A node's /status (its `http:` address is in its config). */
+  const httpStatus = async (id: string): Promise<{ firstIndex: number; snapshotIndex: number; leader: string }> => {
+    const addr = /^http: (\S+)$/m.exec(readFileSync(join(dir, `${id}.yaml`), 'utf8'))![1]!;
+    return (await fetch(`http://${addr}/status`)).json() as Promise<{ firstIndex: number; snapshotIndex: number; leader: string }>;
+  };
   for (const [id, role] of Object.entries(OPERATORS)) issueOperatorCert(cluster.certs, id, role);
   const clients: AdminClient[] = [];
   const client = (as: string, id: string, service: 'Admin' | 'Membership' = 'Admin'): AdminClient => {
@@ -127,6 +133,8 @@ t.test('under load: add a node (learner, then voter), remove one, replace a dead
   })();
 
   // 1. Add n4: a learner first, then a voter.
+  const leaderLog = await httpStatus((await audra('n1').status()).leader);
+  t.ok(leaderLog.firstIndex > 1, `the leader's log starts at index ${leaderLog.firstIndex}, not 1: a joining node (log empty) can only catch up from a snapshot`);
   const add = await cli('approver-1', 'n1', ['member', 'add', '--id', 'n4', '--identity-key', toHex(cluster.identityKeys.get('n4')!)]);
   t.equal(add.code, 0, `member add proposes NodeAdded: ${add.out.trim()}`);
   await approve(/decision ([0-9a-f]{64})/.exec(add.out)![1]!);
