@@ -27,6 +27,8 @@ import { evidenceBundleOf } from '../lifecycle/evidence.js';
 import { type Operator, mayPropose, requireAction } from './roles.js';
 
 export const PENDING_DECISIONS_MAX = 256;
+/** Approvals of acts submitted through this node, kept for their evidence bundles. */
+export const APPROVALS_KEPT_MAX = 10_000;
 export const CHRONICLE_ACTS_MAX = 10_000;
 
 export interface PendingDecision {
@@ -278,7 +280,11 @@ export class AdminBackend {
     if (me === undefined) throw new CustodyError('UNKNOWN_NODE', `${this.nodeId} is not on the roster`);
     const v = await this.ledger.propose({ type: 'ActSubmitted', opId, act, approval, nodeId: me.id, passport: me.passport });
     if (!v.ok) throw new CustodyError(v.reason ?? 'INTERNAL', `${v.detail}${v.applied ? ` (act ${opId} journaled ${v.opState ?? 'Denied'})` : ''}`);
-    this.approvalsByOp.set(opId, approval);
+    // Kept for evidence export (the ledger keeps only the approval's cid); bounded, oldest out.
+    if (approval !== null) {
+      if (this.approvalsByOp.size >= APPROVALS_KEPT_MAX) this.approvalsByOp.delete(this.approvalsByOp.keys().next().value as string);
+      this.approvalsByOp.set(opId, approval);
+    }
     return { ...(await this.act(caller, opId)), verdict: v };
   }
 
