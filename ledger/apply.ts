@@ -232,6 +232,7 @@ function endActs(c0: ClusterState, ctx: Ctx): { cluster: ClusterState; archived:
   let c = c0;
   let acc = c.archived;
   let inFlight = c.inFlight;
+  let byState = c.endedByState;
   const archived: ArchiveRecord[] = [];
   for (const id of ctx.ended) {
     const op = own(c.ops, id) as OpRecord;
@@ -243,11 +244,12 @@ function endActs(c0: ClusterState, ctx: Ctx): { cluster: ClusterState; archived:
     acc = archiveLink(acc, bytes);
     // A Denied act ends at its submission: it was never in flight.
     if (op.state !== 'Denied') inFlight--;
+    byState = put(byState, op.state, (own(byState, op.state) ?? 0) + 1);
     if (ctx.archive !== null) {
       c = { ...c, ops: pmapDelete(c.ops, id), permits: hex === null ? c.permits : pmapDelete(c.permits, hex) };
     }
   }
-  return { cluster: { ...c, archived: acc, inFlight }, archived };
+  return { cluster: { ...c, archived: acc, inFlight, endedByState: byState }, archived };
 }
 
 /** An act by idempotency key: in flight (or kept in memory), else from the archive. */
@@ -309,7 +311,7 @@ function genesis(e: Extract<LedgerEvent, { type: 'ClusterGenesis' }>, ctx: Ctx):
     clusterId: e.clusterId,
     genesisCid: ctx.eventCid,
     governance: { epoch: 0, headCid: ctx.eventCid, roster: e.roster, policy: e.policy, frozen: null },
-    nodes, keys: {}, ops: {}, opCount: 0, inFlight: 0, archived: EMPTY_ARCHIVE_HEAD, permits: {}, velocity: {}, consumed: {}, statements: {}, evidence: {},
+    nodes, keys: {}, ops: {}, opCount: 0, inFlight: 0, archived: EMPTY_ARCHIVE_HEAD, endedByState: {}, permits: {}, velocity: {}, consumed: {}, statements: {}, evidence: {},
   };
   return { kind: 'accept', cluster, effect: `genesis of ${e.clusterId} with ${e.nodes.length} nodes and ${e.roster.approvers.length} approvers` };
 }

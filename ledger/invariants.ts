@@ -82,6 +82,8 @@ export function checkInvariants(s: LedgerState): string[] {
   if (live !== c.inFlight) bad.push(`inFlight ${c.inFlight} but ${live} acts in flight`);
   if (c.inFlight + c.archived.count !== c.opCount) bad.push(`opCount ${c.opCount} but ${c.inFlight} in flight and ${c.archived.count} ended`);
   if (ops > c.opCount) bad.push(`opCount ${c.opCount} but ${ops} acts held`);
+  const endedSum = Object.values(c.endedByState).reduce((x, y) => x + y, 0);
+  if (endedSum !== c.archived.count) bad.push(`${endedSum} ended acts by state but ${c.archived.count} archived`);
   for (const [hex, p] of Object.entries(c.permits)) {
     const op = own(c.ops, p.opId);
     if (op === undefined || op.permitId === null || toHex(op.permitId) !== hex) bad.push(`permit ${hex} is not the permit of act ${p.opId}`);

@@ -162,6 +162,8 @@ export interface ClusterState {
   readonly inFlight: number;
   /** The running accumulator over every ended act, in the order they ended (ledger/archive.ts). */
   readonly archived: ArchiveHead;
+  /** Ended acts by final state (Settled, Denied, Aborted): operators' counts, archive or not. */
+  readonly endedByState: { readonly [state: string]: number };
   /** hex(permit id) -> permit (with an archive: permits of acts in flight only). */
   readonly permits: { readonly [permitHex: string]: PermitRecord };
   /** key id -> admitted amounts with their stamps, oldest first, pruned to the velocity window. */
@@ -263,6 +265,7 @@ export function stateToCbor(s0: LedgerState, rootForm = false): CborValue {
       opCount: c.opCount,
       inFlight: c.inFlight,
       archived: { count: c.archived.count, head: c.archived.head },
+      endedByState: mapValues(c.endedByState, (n) => n),
       permits: mapValues(c.permits, permitToCbor),
       velocity: mapValues(c.velocity, (v) => v.map((x) => ({ ...x }))),
       consumed: mapValues(c.consumed, (n) => n),
@@ -358,7 +361,7 @@ export function stateFromCbor(v: CborValue): LedgerState {
 }
 
 function clusterFromCbor(v: CborValue): ClusterState {
-  const o = obj(v, 'cluster', ['clusterId', 'genesisCid', 'governance', 'nodes', 'keys', 'ops', 'opCount', 'inFlight', 'archived', 'permits', 'velocity', 'consumed', 'statements', 'evidence']);
+  const o = obj(v, 'cluster', ['clusterId', 'genesisCid', 'governance', 'nodes', 'keys', 'ops', 'opCount', 'inFlight', 'archived', 'endedByState', 'permits', 'velocity', 'consumed', 'statements', 'evidence']);
   const ar = obj(o.archived, 'archived', ['count', 'head']);
   const g = obj(o.governance, 'governance', ['epoch', 'headCid', 'roster', 'policy', 'frozen']);
   return {
@@ -396,6 +399,10 @@ function clusterFromCbor(v: CborValue): ClusterState {
     opCount: int(o.opCount, 'opCount'),
     inFlight: int(o.inFlight, 'inFlight'),
     archived: { count: int(ar.count, 'archived.count'), head: bytes(ar.head, 'archived.head', 32) },
+    endedByState: mapOf(o.endedByState, 'endedByState', (k, n) => {
+      oneOf(k, 'endedByState state', TERMINAL_OP_STATES);
+      return int(n, 'endedByState count');
+    }),
     permits: mapOf(o.permits, 'permits', (_, p) => permitFromCbor(p)),
     velocity: mapOf(o.velocity, 'velocity', (_, list) => arr(list, 'velocity', limits.velocityEntriesMax).map((x) => {
       const xo = obj(x, 'velocity entry', ['stampMs', 'amount']);

@@ -146,6 +146,8 @@ export interface ColdStore {
 class BatchArchive implements ArchiveReader {
   readonly acts = new Map<string, OpRecord | null>();
   readonly permits = new Map<string, PermitRecord | null>();
+  /** What this batch archived, by position: on disk only once the driver's write completes. */
+  readonly ended = new Map<number, OpRecord>();
 
   act(opId: string): OpRecord | undefined {
     const a = this.acts.get(opId);
@@ -161,6 +163,7 @@ class BatchArchive implements ArchiveReader {
 
   add(r: ArchiveRecord): void {
     this.acts.set(r.op.opId, r.op);
+    this.ended.set(r.seq, r.op);
     if (r.permit !== null && r.op.permitId !== null) this.permits.set(toHex(r.op.permitId), r.permit);
   }
 }
@@ -304,6 +307,10 @@ export class LedgerApp implements Application {
     const c = this.current.cluster;
     if (c !== null && Object.hasOwn(c.ops, opId)) return c.ops[opId];
     if (this.cold === null) return undefined;
+    // Archived by the last batch: the driver acknowledges an unsynced batch before its write
+    // completes, so a client may ask before the record is on disk.
+    const recent = this.batch.acts.get(opId);
+    if (recent) return recent;
     return (await this.readArchived(opId))?.op;
   }
 
@@ -312,7 +319,13 @@ export class LedgerApp implements Application {
     const cl = this.current.cluster;
     if (this.cold === null || cl === null || n <= 0) return [];
     const out: OpRecord[] = [];
+    const batch = this.batch;
     for (let seq = Math.max(0, cl.archived.count - n); seq < cl.archived.count; seq++) {
+      const recent = batch.ended.get(seq);
+      if (recent !== undefined) {
+        out.push(recent);
+        continue;
+      }
       const owner = await this.cold.get(seqKey(seq));
       const a = owner === undefined ? undefined : await this.readArchived(Buffer.from(owner).toString('utf8'));
       if (a !== undefined) out.push(a.op);

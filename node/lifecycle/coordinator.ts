@@ -146,7 +146,6 @@ export class Coordinator {
   private readonly keyQueues = new Map<string, Promise<void>>();
   private readonly gateDenied = new Map<string, string>();
   private readonly publishing = new Set<string>();
-  private readonly published = new Set<string>();
   private readonly notes = new Map<string, ChronicleNote[]>();
   private readonly noteListeners = new Set<(n: ChronicleNote) => void>();
   private unsub: (() => void) | null = null;
@@ -253,6 +252,9 @@ export class Coordinator {
     const permitIndex = (o: OpRecord): number => (o.permitId === null ? 0 : c.permits[toHex(o.permitId)]?.index ?? 0);
     const ops = Object.values(c.ops).filter((o) => o.state === 'Admitted' || o.state === 'PendingRemote' || o.state === 'Executed')
       .sort((a, b) => pendingFirst(a) - pendingFirst(b) || permitIndex(a) - permitIndex(b));
+    // Gate verdicts matter only while their act waits at the gate: an act that ended since (and
+    // may have left memory for the archive) is forgotten here too, so this map stays bounded.
+    for (const id of [...this.gateDenied.keys()]) if (c.ops[id]?.state !== 'Executed') this.gateDenied.delete(id);
     for (const op of ops) {
       switch (op.state) {
         case 'Admitted':
@@ -483,7 +485,6 @@ export class Coordinator {
         const v = await this.propose({ type: 'ActPublished', opId: op.opId, ...this.proposer() });
         if (v === null) return;
         if (v.ok) {
-          this.published.add(op.opId);
           this.gateDenied.delete(op.opId);
           this.note(op.opId, `published at index ${v.index}`);
         } else if (v.reason !== 'INVALID_TRANSITION') {

@@ -7,7 +7,7 @@
  * on every node at the same applied index, survive restarts, and clear exactly when the ledger
  * clears them (a NodeRebound decision clears `equivocated`, ledger/apply.ts).
  */
-import type { LedgerState } from '../../ledger/state.js';
+import { TERMINAL_OP_STATES, type LedgerState } from '../../ledger/state.js';
 import type { CatalogSources } from '../metrics-catalog.js';
 
 type LedgerView = ReturnType<NonNullable<CatalogSources['ledger']>>;
@@ -27,8 +27,9 @@ export function ledgerView(state: LedgerState): LedgerView {
   }
   let fencedPassports = 0;
   for (const n of Object.values(c.nodes)) fencedPassports += n.fencedPassports.length;
-  const actsByState: Record<string, number> = {};
-  for (const op of Object.values(c.ops)) actsByState[op.state] = (actsByState[op.state] ?? 0) + 1;
+  // Acts in flight from memory; ended acts from their counts (they may be in the archive).
+  const actsByState: Record<string, number> = { ...c.endedByState };
+  for (const op of Object.values(c.ops)) if (!TERMINAL_OP_STATES.includes(op.state)) actsByState[op.state] = (actsByState[op.state] ?? 0) + 1;
   return { equivocated, fencedPassports, actsByState };
 }
 
