@@ -10,7 +10,7 @@
  */
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSync, copyFileSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
@@ -21,6 +21,8 @@ import { issueOperatorCert } from '../../node/admin/roles.js';
 import { fetchStatus } from '../../node/cluster.js';
 import { DaemonCluster, freePort } from '../../node/lifecycle/daemon-cluster.js';
 import { until } from '../../node/probe.js';
+import { writeSnapshotFile } from '../../node/backup/save.js';
+import { isCustodyError } from '../../proto/errors.js';
 import { CLI, OPERATORS, POLICY } from './harness.js';
 
 function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -106,10 +108,9 @@ t.test('snapshot save, restore into a new cluster: chronicle, evidence, new writ
   // Backup through the admin API, from a follower or the leader alike.
   const file = join(root, 'cluster.snap');
   const conn = (c: DaemonCluster, id: string, as: string): string[] => ['--node', c.node(id).admin, '--node-id', id, '--certs', c.certs, '--as', as];
-  const refused = await cli(['admin', 'snapshot', 'save', file, ...conn(old, 'n2', 'cara')]);
-  t.equal(refused.code, 3, 'a custodian may not take a backup');
-  t.match(refused.stderr, /^ROLE_NOT_ALLOWED: /, 'refused ROLE_NOT_ALLOWED');
-  t.notOk(existsSync(file), 'and nothing was written');
+  const refused = await writeSnapshotFile(file, client(old, 'cara', 'n2').saveSnapshot()).then(() => 'saved', (e: unknown) => (isCustodyError(e) ? e.reason : String(e)));
+  t.equal(refused, 'ROLE_NOT_ALLOWED', 'a custodian may not take a backup');
+  t.notOk(existsSync(file) || readdirSync(root).some((f) => f.endsWith('.tmp')), 'and nothing was written, not even a temporary file');
   const saved = await cli(['admin', 'snapshot', 'save', file, ...conn(old, 'n2', 'audra'), '--json']);
   t.equal(saved.code, 0, `snapshot save exits 0 ${saved.stderr}`);
   const header = JSON.parse(saved.stdout) as { index: number; term: number; stateRoot: string; clusterId: string; sha256: string; membership: { voters: string[] } };
@@ -127,21 +128,19 @@ t.test('snapshot save, restore into a new cluster: chronicle, evidence, new writ
   await old.stop();
   t.comment(`saved and stopped after ${Date.now() - t0} ms`);
 
-  // A new cluster from the file. A truncated copy is refused first, with nothing written.
+  // A new cluster from the file. A truncated copy is refused first, with nothing written (bad
+  // files, roots and directories in detail: test/node/backup.test.ts).
   fresh = await DaemonCluster.restoredFrom(old, newDir, 3_000);
   const cut = join(root, 'cut.snap');
-  copyFileSync(file, cut);
-  truncateSync(cut, Math.floor(readFileSync(file).length / 2));
+  writeFileSync(cut, readFileSync(file).subarray(0, Math.floor(readFileSync(file).length / 2)));
   const bad = await cli(['cluster', 'restore', '--snapshot', cut, '--config', newDir]);
   t.equal(bad.code, 3, 'a truncated file is refused');
-  t.match(bad.stderr, /SNAPSHOT_INVALID: .*truncated/, `with SNAPSHOT_INVALID: ${bad.stderr.trim()}`);
+  t.match(bad.stderr, /^SNAPSHOT_INVALID: .*truncated/, `with ${bad.stderr.trim()}`);
   t.notOk(existsSync(join(newDir, 'data')), 'and no data directory was created');
   const restored = await cli(['cluster', 'restore', '--snapshot', file, '--config', newDir]);
   t.equal(restored.code, 0, `cluster restore exits 0 ${restored.stderr}`);
   const incarnation = /incarnation ([0-9a-f]{32})/.exec(restored.stdout)?.[1];
   t.ok(incarnation, `a new incarnation: ${incarnation}`);
-  const again = await cli(['cluster', 'restore', '--snapshot', file, '--config', newDir]);
-  t.match(again.stderr, /CONFIG_INVALID: .*not empty/, 'a second restore into the same data directories is refused');
 
   await fresh.start('audra', CLI, 120_000);
   t.comment(`restored and started after ${Date.now() - t0} ms`);
