@@ -22,6 +22,8 @@ import { fetchStatus } from '../../node/cluster.js';
 import { DaemonCluster, freePort } from '../../node/lifecycle/daemon-cluster.js';
 import { until } from '../../node/probe.js';
 import { writeSnapshotFile } from '../../node/backup/save.js';
+import { PeerClient } from '../../node/lifecycle/peer.js';
+import { loadTls } from '../../node/tls.js';
 import { isCustodyError } from '../../proto/errors.js';
 import { CLI, OPERATORS, POLICY } from './harness.js';
 
@@ -139,7 +141,7 @@ t.test('snapshot save, restore into a new cluster: chronicle, evidence, new writ
   t.notOk(existsSync(join(newDir, 'data')), 'and no data directory was created');
   const restored = await cli(['cluster', 'restore', '--snapshot', file, '--config', newDir]);
   t.equal(restored.code, 0, `cluster restore exits 0 ${restored.stderr}`);
-  const incarnation = /incarnation ([0-9a-f]{32})/.exec(restored.stdout)?.[1];
+  const incarnation = /incarnation ([0-9a-f]{32})/.exec(restored.stdout)?.[1] ?? '';
   t.ok(incarnation, `a new incarnation: ${incarnation}`);
 
   await fresh.start('audra', CLI, 120_000);
@@ -206,6 +208,16 @@ t.test('snapshot save, restore into a new cluster: chronicle, evidence, new writ
   t.pass('a new node refused the old node\'s peer stream with INCARNATION_MISMATCH');
   await until('the old node is told why', () => /\[INCARNATION_MISMATCH\]/.test(existsSync(strayLog) ? readFileSync(strayLog, 'utf8') : ''), 60_000);
   t.pass('the old node logs the refusal with its reason code');
+  // The node-to-node lifecycle service (ceremony blobs, signing requests) checks it too.
+  const nodeTls = loadTls({ ca: join(old.certs, 'ca.crt'), cert: join(old.certs, 'n1.crt'), key: join(old.certs, 'n1.key') });
+  const asOld = new PeerClient('n2', adminPeers.n2 as string, nodeTls, '');
+  const asNew = new PeerClient('n2', adminPeers.n2 as string, nodeTls, incarnation);
+  const lifecycleRefusal = await asOld.call('Get', { key: 'dkg/k2/0/public/n2' }, 10_000).then(() => 'answered', (e: unknown) => (isCustodyError(e) ? e.reason : String(e)));
+  const lifecycleAnswer = await asNew.call<{ found: boolean }>('Get', { key: 'dkg/k2/0/public/n2' }, 10_000);
+  asOld.close();
+  asNew.close();
+  t.equal(lifecycleRefusal, 'INCARNATION_MISMATCH', 'the lifecycle peer service refuses a caller of another incarnation');
+  t.ok(lifecycleAnswer.found, 'and answers one of its own');
   const strayStatus = await until('the old node serves its status', () => fetchStatus(`127.0.0.1:${http}`), 60_000);
   t.equal(strayStatus.leader, null, 'the old node found no leader in the new cluster');
   const after = await client(fresh, 'audra', 'n3').status();
