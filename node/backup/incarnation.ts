@@ -3,9 +3,10 @@
  *
  * A cluster created from a genesis has no incarnation (''). `custody cluster restore` draws a new
  * random 128-bit id and stores it in every node it seeds (`app/meta/incarnation`, in the batch that
- * seeds the store); a restore of the same file again draws another. Every peer stream opens with
- * the caller's incarnation in its call metadata (`custody-incarnation`) and the receiving node
- * refuses any other value with INCARNATION_MISMATCH before reading a frame, so:
+ * seeds the store); a restore of the same file again draws another. Every Raft peer stream and
+ * every lifecycle peer call (ceremony blobs, signing requests) carries the caller's incarnation in
+ * its call metadata (`custody-incarnation`), and the receiving node refuses any other value with
+ * INCARNATION_MISMATCH before reading a frame or a request, so:
  *  - a node of the cluster the backup was taken from ('' or its own id), started by mistake with
  *    the addresses of the new cluster, never reaches its Raft core: its log, term and votes, which
  *    the new cluster's history never promised to match, cannot mix with the new cluster's;

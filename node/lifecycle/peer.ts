@@ -15,6 +15,7 @@ import { CustodyError, isCustodyError } from '../../proto/errors.js';
 import { node as nodeLimits } from '../../proto/limits.js';
 import { errorOf } from '../client.js';
 import { channelCredentials, identityOptions, type TlsMaterial } from '../tls.js';
+import { INCARNATION_METADATA_KEY, incarnationRefusal } from '../backup/incarnation.js';
 import { adminPackage, refusal } from '../admin/server.js';
 import type { SigningCommitment } from '../../kernel/wire.js';
 import type { Exchange, NonceOffer, ParticipantPort } from './ports.js';
@@ -28,14 +29,17 @@ const PUSH_ATTEMPTS_MAX = 20;
 
 export class PeerClient {
   private readonly client: grpc.Client;
-  constructor(readonly nodeId: string, address: string, tls: TlsMaterial) {
+  /** `incarnation`: this node's (node/backup/incarnation.ts), carried on every call. */
+  constructor(readonly nodeId: string, address: string, tls: TlsMaterial, private readonly incarnation = '') {
     const Ctor = grpc.makeGenericClientConstructor(adminPackage()['custody.admin.v1.LifecyclePeer'] as grpc.ServiceDefinition, 'LifecyclePeer');
     this.client = new Ctor(address, channelCredentials(tls), { ...identityOptions(nodeId), 'grpc.max_receive_message_length': nodeLimits.adminRequestBytesMax });
   }
   call<T>(method: string, req: object, deadlineMs: number): Promise<T> {
     const f = (this.client as unknown as Record<string, Unary>)[method] as Unary;
     return new Promise<T>((resolve, reject) => {
-      f.call(this.client, req, new grpc.Metadata(), { deadline: Date.now() + deadlineMs }, (e, r) => (e ? reject(errorOf(e)) : resolve(r as T)));
+      const md = new grpc.Metadata();
+      md.set(INCARNATION_METADATA_KEY, this.incarnation);
+      f.call(this.client, req, md, { deadline: Date.now() + deadlineMs }, (e, r) => (e ? reject(errorOf(e)) : resolve(r as T)));
     });
   }
   close(): void {
@@ -123,11 +127,14 @@ export class RemoteParticipant implements ParticipantPort {
 }
 
 /** The server side: only node certificates whose CN is a cluster node. */
-export function peerHandlers(o: { participant: ParticipantPort; exchange: PeerExchange; isNode: (id: string) => boolean }): grpc.UntypedServiceImplementation {
-  const who = (call: { getAuthContext(): { sslPeerCertificate?: PeerCertificate } | null }): string => {
+export function peerHandlers(o: { participant: ParticipantPort; exchange: PeerExchange; isNode: (id: string) => boolean; incarnation?: string }): grpc.UntypedServiceImplementation {
+  const who = (call: { getAuthContext(): { sslPeerCertificate?: PeerCertificate } | null; metadata: grpc.Metadata }): string => {
     const cert = call.getAuthContext()?.sslPeerCertificate;
     const cn = cert?.subject?.CN;
     if (typeof cn !== 'string' || cert?.subject?.OU !== 'node' || !o.isNode(cn)) throw new CustodyError('PEER_IDENTITY_MISMATCH', `${String(cn)} is not a node of this cluster`);
+    const theirs = call.metadata.get(INCARNATION_METADATA_KEY)[0];
+    const mismatch = incarnationRefusal(o.incarnation ?? '', typeof theirs === 'string' ? theirs : '', cn);
+    if (mismatch !== null) throw new CustodyError('INCARNATION_MISMATCH', mismatch);
     return cn;
   };
   const unary = <Req>(f: (req: Req) => unknown) => (call: grpc.ServerUnaryCall<Req, unknown>, cb: grpc.sendUnaryData<unknown>) => {
