@@ -43,6 +43,16 @@ function temp(t: { teardown(f: () => void): void }): string {
   return d;
 }
 
+/** "REASON: detail" of what `f` throws, or "accepted". */
+function refusal(f: () => unknown): string {
+  try {
+    f();
+    return 'accepted';
+  } catch (e) {
+    return e instanceof CustodyError ? `${e.reason}: ${e.detail}` : String(e);
+  }
+}
+
 const mode = (p: string): string => (statSync(p).mode & 0o777).toString(8);
 const PEERS = 'n1=10.9.0.1,n2=10.9.0.2,n3=10.9.0.3';
 
@@ -88,17 +98,9 @@ t.test('init node writes one host\'s configs, private keys 0600 and a request th
   const at = der.indexOf(Buffer.from('n1'));
   der[at + 1] = '2'.charCodeAt(0);
   writeFileSync(join(d, 'tampered.csr'), `-----BEGIN CERTIFICATE REQUEST-----\n${der.toString('base64').replace(/(.{64})/g, '$1\n')}\n-----END CERTIFICATE REQUEST-----\n`);
-  const reason = (f: () => unknown): string => {
-    try {
-      f();
-      return 'signed';
-    } catch (e) {
-      return e instanceof CustodyError ? `${e.reason}: ${e.detail}` : String(e);
-    }
-  };
-  t.match(reason(() => signRequest(ca, join(d, 'tampered.csr'), join(d, 'tampered.crt'))), /^SIGNATURE_INVALID: .*tampered\.csr is not a certificate request with a valid self-signature/, 'a tampered request is refused (SIGNATURE_INVALID)');
+  t.match(refusal(() => signRequest(ca, join(d, 'tampered.csr'), join(d, 'tampered.crt'))), /^SIGNATURE_INVALID: .*tampered\.csr is not a certificate request with a valid self-signature/, 'a tampered request is refused (SIGNATURE_INVALID)');
   createRequest(join(d, 'op.key'), join(d, 'op.csr'), 'operator', 'alice');
-  t.match(reason(() => signRequest(ca, join(d, 'op.csr'), join(d, 'op.crt'))), /^PAYLOAD_REJECTED: .*subject "CN=alice,OU=operator,O=custody" is not O=custody, OU=node/, 'only node requests are signed as node certificates');
+  t.match(refusal(() => signRequest(ca, join(d, 'op.csr'), join(d, 'op.crt'))), /^PAYLOAD_REJECTED: .*subject "CN=alice,OU=operator,O=custody" is not O=custody, OU=node/, 'only node requests are signed as node certificates');
   t.throws(() => statSync(join(d, 'tampered.crt')), 'and nothing is written for them');
 });
 
@@ -138,14 +140,6 @@ t.test('init genesis: the node and the kernel pin the same genesis from genesis.
 t.test('invalid input is refused with CONFIG_INVALID naming the option, and nothing is written', async (t) => {
   const d = temp(t);
   const base: InitNodeOptions = { id: 'n1', host: '10.9.0.1', peers: [PEERS], out: join(d, 'x') };
-  const refusal = (f: () => unknown): string => {
-    try {
-      f();
-      return 'accepted';
-    } catch (e) {
-      return e instanceof CustodyError ? `${e.reason}: ${e.detail}` : String(e);
-    }
-  };
   const cases: [Partial<InitNodeOptions>, RegExp][] = [
     [{ id: 'n/1' }, /--id: node id "n\/1" must be/],
     [{ host: '10.9.0.1;reboot' }, /--host: "10\.9\.0\.1;reboot" is not an IP address or a DNS name/],
