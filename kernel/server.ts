@@ -29,17 +29,17 @@ export interface ServerOptions {
 }
 
 /**
- * Creates the socket folder 0700, or 0750 owned by group `gid` (an existing folder must belong to
- * this user; its mode and group are set to exactly these).
+ * Creates the socket folder 0700 (an existing one must belong to this user; it is set to 0700),
+ * owned by group `gid` if given. The folder opens to the group (0750) only once the socket in it
+ * is the group's (serve), so a client of the group never meets a socket it may not use yet.
  */
 function socketDir(dir: string, gid: number | undefined): void {
-  const mode = gid === undefined ? 0o700 : 0o750;
-  mkdirSync(dir, { recursive: true, mode });
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
   const st = statSync(dir);
   if (!st.isDirectory()) throw new CustodyError('CONFIG_INVALID', `${dir} is not a folder`);
   if (typeof process.getuid === 'function' && st.uid !== process.getuid()) throw new CustodyError('CONFIG_INVALID', `${dir} belongs to another user`);
+  if ((st.mode & 0o777) !== 0o700) chmodSync(dir, 0o700);
   if (gid !== undefined && st.gid !== gid) giveToGroup(dir, st.uid, gid);
-  if ((st.mode & 0o777) !== mode) chmodSync(dir, mode);
 }
 
 function giveToGroup(path: string, uid: number, gid: number): void {
@@ -153,5 +153,6 @@ export async function serve(o: ServerOptions): Promise<Server> {
   }
   if (o.socketGid !== undefined) giveToGroup(o.socketPath, statSync(o.socketPath).uid, o.socketGid);
   chmodSync(o.socketPath, o.socketGid === undefined ? 0o600 : 0o660);
+  if (o.socketGid !== undefined) chmodSync(dirname(o.socketPath), 0o750);
   return server;
 }
