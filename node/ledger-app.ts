@@ -425,7 +425,14 @@ export class LedgerApp implements Application {
    * archive: they are checked against the accumulator the snapshot's state commits to (a record
    * missing, altered or out of order is STORAGE_CORRUPT), then written, and every archived key
    * the snapshot does not hold is deleted, all in the driver's one batch with the applied index.
-   * A crash before that batch is durable leaves the node as it was; after, as the snapshot.
+   *
+   * Crash safety: the chunks of an InstallSnapshot are assembled in the Raft core's memory and
+   * nothing reaches the store before the last one; then this restore's writes, the snapshot, the
+   * log truncation and the applied index go in one atomic LevelDB batch. A crash before that batch
+   * is durable leaves the node exactly as it was (old state, old archive, old applied index: it
+   * asks for the snapshot again); after it, exactly as the snapshot. No mix of the two is ever on
+   * disk. The price: the whole archive travels in the snapshot, so raft.snapshotBytesMax bounds
+   * how long a history can be recovered this way, and the leader holds its last snapshot in memory.
    */
   restore(data: Uint8Array): AppWrite[] | Promise<AppWrite[]> {
     const writes: AppWrite[] = this.decisions.map((d) => ({ key: decisionKey(d.index), value: null }));

@@ -99,7 +99,7 @@ export const ledger = {
    * the history, bounds the journal in memory (a few KiB per act).
    */
   actsInFlightMax: 10_000,
-  /** Largest snapshot of the in-memory ledger state (canonical encoding; the archive streams beside it). */
+  /** Largest snapshot of the in-memory ledger state (canonical encoding; archived acts travel beside it). */
   snapshotBytesMax: 256 * 1024 * 1024,
 } as const;
 

@@ -11,12 +11,8 @@ import t from 'tap';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RaftCore } from '../../raft/core/raft.js';
-import { SeededRng } from '../../raft/core/rng.js';
-import type { ConfState, NodeId } from '../../raft/core/types.js';
-import { Driver } from '../../raft/driver.js';
+import type { NodeId } from '../../raft/core/types.js';
 import { COLD_PREFIX, LevelStorage } from '../../raft/storage/leveldb.js';
-import { systemClock } from '../../raft/transport.js';
 import { ScriptedCluster } from '../../ledger/scenario.js';
 import { stateRoot, TERMINAL_OP_STATES } from '../../ledger/state.js';
 import { decode, encode, toHex } from '../../ledger/encoding.js';
@@ -24,8 +20,11 @@ import { verifyEvidenceBundle } from '../../ledger/receipts.js';
 import { LedgerApp, decodeVerdict, encodeLedgerCommand, levelColdStore } from '../../node/ledger-app.js';
 import { evidenceBundleOf, verifyBundleSignature } from '../../node/lifecycle/evidence.js';
 import { Hub, until } from '../../node/lifecycle/local-cluster.js';
+import { conf, ids, restartLedgerNode, startLedgerNode, stopLedgerNode, type LedgerNode as N } from './ledger-nodes.js';
 
-const ids: NodeId[] = ['a', 'b', 'c'];
+const startNode = (hub: Hub, id: NodeId, dir: string): Promise<N> =>
+  // Small snapshot interval, so the late node below can only catch up by snapshot.
+  startLedgerNode(hub, id, dir, { archive: true, snapshotEveryEntries: 8, compactionKeepEntries: 1 });
 
 function reasonOf(f: () => unknown): string | null {
   try {
@@ -34,29 +33,6 @@ function reasonOf(f: () => unknown): string | null {
   } catch (e) {
     return (e as { reason?: string }).reason ?? String(e);
   }
-}
-const conf: ConfState = { voters: ids, learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false };
-
-interface N { id: NodeId; dir: string; storage: LevelStorage; app: LedgerApp; driver: Driver }
-
-async function startNode(hub: Hub, id: NodeId, dir: string): Promise<N> {
-  const storage = await LevelStorage.open({ dir, bootstrapConf: conf, recoveryHint: 'test' });
-  const app = new LedgerApp({ cold: levelColdStore(storage) });
-  const driver = new Driver({
-    id, storage, app, transport: hub.transport(id), clock: systemClock, newCore: (cfg) => new RaftCore(cfg),
-    rng: new SeededRng(id.charCodeAt(0) * 7919 + Date.now()), tickMs: 20, electionTicks: 10, heartbeatTicks: 1, preVote: true, checkQuorum: true,
-    // Small, so the late node below can only catch up by snapshot.
-    snapshotEveryEntries: 8, compactionKeepEntries: 1, onFatal: (e) => { throw e; },
-  });
-  hub.drivers.set(id, driver);
-  driver.start();
-  return { id, dir, storage, app, driver };
-}
-
-async function stopNode(hub: Hub, n: N): Promise<void> {
-  await n.driver.stop();
-  hub.drivers.delete(n.id);
-  await n.storage.close();
 }
 
 /** A history with every way an act ends, and events naming ended acts. */
@@ -93,7 +69,7 @@ t.test('ended acts leave memory for LevelDB, read back with their evidence; rest
   // c starts only after the log is compacted past its start.
   const nodes: N[] = [await startNode(hub, 'a', dirs.get('a') as string), await startNode(hub, 'b', dirs.get('b') as string)];
   t.teardown(async () => {
-    for (const n of nodes) if (hub.drivers.get(n.id) === n.driver) await stopNode(hub, n);
+    for (const n of nodes) if (hub.drivers.get(n.id) === n.driver) await stopLedgerNode(hub, n);
   });
 
   const script = history();
@@ -127,13 +103,7 @@ t.test('ended acts leave memory for LevelDB, read back with their evidence; rest
   t.notOk([...leader.storage.appKeys()].some((k) => k.startsWith(COLD_PREFIX)), 'no archived key is held in the storage mirror');
 
   // Restart: state, applied index and archive come back from the same batches.
-  const victim = nodes.find((n) => n !== leader) as N;
-  const before = { root: victim.app.root(), applied: victim.driver.status().appliedIndex };
-  await stopNode(hub, victim);
-  const again = await startNode(hub, victim.id, victim.dir);
-  nodes[nodes.indexOf(victim)] = again;
-  t.equal(again.driver.status().appliedIndex, before.applied, 'applied index restored');
-  t.equal(again.app.root(), before.root, 'state restored without re-applying');
+  const again = await restartLedgerNode(t, hub, nodes, nodes.find((n) => n !== leader) as N, startNode);
   t.equal((await again.app.act('settled-1'))?.state, 'Settled', 'the archive survives the restart');
 
   // A late node: the log it needs is compacted, so it installs a snapshot carrying the archive.

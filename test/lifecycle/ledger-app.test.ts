@@ -8,42 +8,16 @@ import t from 'tap';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RaftCore } from '../../raft/core/raft.js';
-import { SeededRng } from '../../raft/core/rng.js';
-import type { ConfState, NodeId } from '../../raft/core/types.js';
-import { Driver } from '../../raft/driver.js';
-import { LevelStorage } from '../../raft/storage/leveldb.js';
-import { systemClock } from '../../raft/transport.js';
+import type { NodeId } from '../../raft/core/types.js';
 import { ScriptedCluster } from '../../ledger/scenario.js';
 import { encodeEvent, type LedgerEvent } from '../../ledger/events.js';
 import { stateRoot } from '../../ledger/state.js';
 import { toHex } from '../../ledger/encoding.js';
 import { LedgerApp, decodeLedgerCommand, decodeVerdict, encodeLedgerCommand } from '../../node/ledger-app.js';
 import { Hub, until } from '../../node/lifecycle/local-cluster.js';
+import { ids, restartLedgerNode, startLedgerNode, stopLedgerNode, type LedgerNode as N } from './ledger-nodes.js';
 
-const ids: NodeId[] = ['a', 'b', 'c'];
-const conf: ConfState = { voters: ids, learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false };
-
-interface N { id: NodeId; dir: string; storage: LevelStorage; app: LedgerApp; driver: Driver }
-
-async function startNode(hub: Hub, id: NodeId, dir: string): Promise<N> {
-  const storage = await LevelStorage.open({ dir, bootstrapConf: conf, recoveryHint: 'test' });
-  const app = new LedgerApp();
-  const driver = new Driver({
-    id, storage, app, transport: hub.transport(id), clock: systemClock, newCore: (cfg) => new RaftCore(cfg),
-    rng: new SeededRng(id.charCodeAt(0) * 7919 + Date.now()), tickMs: 20, electionTicks: 10, heartbeatTicks: 1, preVote: true, checkQuorum: true,
-    snapshotEveryEntries: 10_000, compactionKeepEntries: 5, onFatal: (e) => { throw e; },
-  });
-  hub.drivers.set(id, driver);
-  driver.start();
-  return { id, dir, storage, app, driver };
-}
-
-async function stopNode(hub: Hub, n: N): Promise<void> {
-  await n.driver.stop();
-  hub.drivers.delete(n.id);
-  await n.storage.close();
-}
+const startNode = (hub: Hub, id: NodeId, dir: string): Promise<N> => startLedgerNode(hub, id, dir);
 
 t.test('the command envelope carries the proposer stamp and the event bytes unchanged', async (t) => {
   const ev = new Uint8Array([1, 2, 3]);
@@ -61,7 +35,7 @@ t.test('three drivers applying a governance history reach the state root of a di
     nodes.push(await startNode(hub, id, dir));
   }
   t.teardown(async () => {
-    for (const n of nodes) if (hub.drivers.get(n.id) === n.driver) await stopNode(hub, n);
+    for (const n of nodes) if (hub.drivers.get(n.id) === n.driver) await stopLedgerNode(hub, n);
   });
 
   // The reference: the same events applied directly, at the stamps the proposer will use.
@@ -113,13 +87,7 @@ t.test('three drivers applying a governance history reach the state root of a di
   t.equal(leader.app.root(), toHex(stateRoot(s)));
 
   // Restart a follower: its state and applied index come back from the same batch.
-  const victim = nodes.find((n) => n !== leader) as N;
-  const before = { root: victim.app.root(), applied: victim.driver.status().appliedIndex };
-  await stopNode(hub, victim);
-  const again = await startNode(hub, victim.id, victim.dir);
-  nodes[nodes.indexOf(victim)] = again;
-  t.equal(again.driver.status().appliedIndex, before.applied, 'applied index restored');
-  t.equal(again.app.root(), before.root, 'state restored without re-applying');
+  const again = await restartLedgerNode(t, hub, nodes, nodes.find((n) => n !== leader) as N, startNode);
   t.same(again.app.decisionsAfter(0).map((d) => d.index), leader.app.decisionsAfter(0).map((d) => d.index), 'the applied governance decisions are restored too');
   t.equal(leader.app.decisionsAfter(0).length, 2, 'DkgAuthorized and KeyActivated are kept for the kernels');
   const late = await leader.driver.propose('late', 1, encodeLedgerCommand(script.nowMs, encodeEvent({ type: 'ActSettled', opId: 'op-1', confirmation: 'tx-1', ...script.proposer() })), 30_000);
