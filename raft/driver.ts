@@ -81,10 +81,11 @@ export interface DurableRaftState {
  *
  * - `received` sees every message from an authenticated peer before the core steps it.
  * - While `mayVote` says no, incoming vote and pre-vote requests are dropped (a lost message, which
- *   Raft tolerates), outgoing grants too, and a node that is not leader does not tick, so it never
- *   starts an election. It still follows a leader and acknowledges appends.
+ *   Raft tolerates), outgoing grants too, and so is a leader's request to take over (timeoutNow);
+ *   a node that is not leader does not tick, so it never starts an election. It still follows a
+ *   leader and acknowledges appends.
  * - `takeWrites` is called once per batch; its writes land in that batch, before any message the
- *   batch releases. `sync` forces the batch to be fsynced (a witnessed vote must be durable
+ *   batch releases; when `hasWrites` says so between batches, they are written on their own. `sync` forces the batch to be fsynced (a witnessed vote must be durable
  *   before the leadership it helped win acts on it).
  * - `voted` / `leads` report, after the batch is durable, a vote this node granted and a term it
  *   began to lead with the index of its first entry in that term.
@@ -93,6 +94,8 @@ export interface VoteGuard {
   received(m: Message): void;
   mayVote(now: DurableRaftState): boolean;
   takeWrites(): { readonly writes: AppWrite[]; readonly sync: boolean };
+  /** True when `takeWrites` has something to write; the driver then writes it even without a Raft step. */
+  hasWrites?(): boolean;
   voted(term: number, candidate: NodeId): void;
   leads(term: number, startIndex: number): void;
 }
@@ -366,7 +369,12 @@ export class Driver {
     const g = this.o.guard;
     if (g) {
       g.received(msg);
-      if ((msg.type === 'vote' || msg.type === 'preVote') && !g.mayVote(this.durableState())) return;
+      // A withheld vote covers the node's own: a leadership transfer (timeoutNow) would have it
+      // campaign and vote for itself. Dropping it is a lost message; the transfer times out.
+      if ((msg.type === 'vote' || msg.type === 'preVote' || msg.type === 'timeoutNow') && !g.mayVote(this.durableState())) {
+        if (msg.type === 'timeoutNow') this.o.log?.(`not taking over leadership from ${msg.from}: this node's vote is withheld until its peers confirm its stored state`);
+        return;
+      }
     }
     this.inbox.push(() => this.core.step(msg));
     this.kick();
@@ -558,6 +566,13 @@ export class Driver {
           await this.handle(rd);
           this.core.advance(rd);
           await this.maybeSnapshot();
+          continue;
+        }
+        if (this.o.guard?.hasWrites?.()) {
+          // The guard's state changed with no Raft step to carry it (a node whose vote is
+          // withheld may have no Ready for a long time): write it on its own.
+          const g = this.o.guard.takeWrites();
+          if (g.writes.length > 0) await this.o.storage.persist({ hardState: null, entries: [], snapshot: null, app: g.writes, sync: true });
           continue;
         }
         if (this.inbox.length === 0 && this.toPropose.length === 0 && (this.ticksDue === 0 || this.stopped)) break;
@@ -810,7 +825,9 @@ export class Driver {
     }
     const stuckMs = 3 * this.o.tickMs * this.o.electionTicks;
     if (this.leader && this.leader !== this.o.id && now - r.lastProgressMs > stuckMs) {
-      const to = this.core.status().conf.voters.find((v) => v !== this.leader && v !== this.o.id);
+      // Only to a voter this node can reach: a transfer to a node that is down only stalls the
+      // leader's proposals until the transfer times out.
+      const to = this.core.status().conf.voters.find((v) => v !== this.leader && v !== this.o.id && this.o.transport.reachable(v));
       r.lastProgressMs = now;
       if (to) {
         this.o.log?.(`recovering: leader ${this.leader} is not sending the log this node lost; asking it to hand leadership to ${to}`);

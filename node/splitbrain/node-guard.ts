@@ -180,6 +180,10 @@ export class NodeGuard implements VoteGuard {
     return this.monitor.mayVote(now);
   }
 
+  hasWrites(): boolean {
+    return this.dirty || this.monitor.gate.restorePending() !== this.pendingStored;
+  }
+
   takeWrites(): { writes: AppWrite[]; sync: boolean } {
     const writes: AppWrite[] = [];
     let sync = false;

@@ -36,8 +36,8 @@
  *     or saw it acknowledge an index beyond its log in its current term, proves the store went
  *     backwards: verdict `rolled_back`, with the peer's record as evidence (raises
  *     custody_split_brain_active{kind="rollback"} unless the store's own marker explains it).
- *  4. Until the gate allows it, the driver drops incoming vote and pre-vote requests and does not
- *     start elections; it still follows a leader, appends and acknowledges entries (an
+ *  4. Until the gate allows it, the driver drops incoming vote and pre-vote requests and requests
+ *     to take over leadership (timeoutNow), and does not start elections; it still follows a leader, appends and acknowledges entries (an
  *     acknowledgement states the current durable log, which is true whatever happened before).
  *
  * The store's history (`StoreHistory`), from the marker `custody node wipe` leaves (META_RECOVERING
@@ -62,9 +62,10 @@
  *      and this node can only matter to an election (vote in it, or win it) when a quorum that
  *      includes it is up, which is exactly the quorum whose answers it waits for. (Under a partial
  *      partition it may wait until it reaches that quorum itself; the others elect without it
- *      meanwhile whenever they can.) With f of 2f+1 voters down and this node restarting, the f others
- *      that are up are the f answers it needs (3 voters, one down: one answer; 5 voters, two down:
- *      two). The node keeps asking the voters that have not answered; a contradiction arriving
+ *      meanwhile whenever they can.) With f of 2f+1 voters down and this node restarting, the f
+ *      others that are up are the f answers it needs (3 voters, one down: one answer; 5 voters,
+ *      two down: two). A node that is already running, or is elected by the others, is not
+ *      affected: the gate only holds back the restarted node's own vote. The node keeps asking the voters that have not answered; a contradiction arriving
  *      later still withholds the vote from then on, and raises the alarm.
  *      What this catches: an out-of-band restore, whenever an answering peer witnessed a later
  *      term, a different vote in the stored term, or an acknowledgement past the stored log. What
@@ -88,6 +89,12 @@
  *      voter that is down for good, when the operator knows this node made no promise to it that
  *      the others did not witness (for instance, the dead voter never led or campaigned after this
  *      node's store was copied).
+ *      One exception asks for less: a `log_lost` store contradicted only about its log (the
+ *      acknowledgements the wipe deleted, nothing about its term or vote) lost no vote, so it needs
+ *      the catch-up but not every voter's answer.
+ *      Rule (b) survives a restart: until the node has voted under it, RESTORE_PENDING_KEY
+ *      (node-guard.ts) in the store makes the next start hold to it again, even once the wipe's
+ *      own marker is gone.
  *  An operator sees custody_rollback_vote_withheld=1 and the missing voters in the log.
  * Residual risk: a peer that itself lost the witness record (both rolled back at once) cannot
  * testify; detection then rests on the split-brain detector and signed votes (equivocation.ts).

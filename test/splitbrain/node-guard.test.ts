@@ -256,6 +256,11 @@ t.test('a store wiped without its vote waits for every voter, and holds to that 
   await stop(net, back);
   back = await start(net, victim.id, dirs[vi] as string);
   t.equal(back.guard.monitor.gate.history, 'vote_lost', 'restarted, it still waits for every voter');
+  // Its own vote is withheld too: asked to take over leadership, it does not campaign.
+  const term = back.driver.durableState().term;
+  leader.driver.transferLeadership(back.id);
+  await until(`${back.id} declines the transfer`, () => back.logs.some((l) => /^not taking over leadership from /.test(l)));
+  t.ok(back.driver.durableState().term === term && !back.driver.isLeader, `${back.id} did not campaign (term ${term})`);
   const again = await start(net, silent.id, dirs[nodes.indexOf(silent)] as string);
   await until(`${back.id} votes once ${again.id} answered and it caught up`, () => back.guard.mayVote(back.driver.durableState()) || null);
   await until('the pending rule cleared', () => back.storage.appValue(RESTORE_PENDING_KEY) === undefined);
