@@ -135,6 +135,8 @@ export interface DriverStatus extends Status {
   readonly snapshotIndex: number;
   readonly firstIndex: number;
   readonly root: string;
+  /** Recovering a lost log (a wipe, or a rollback its peers proved): it grants no votes until it holds what was committed. */
+  readonly recovering: boolean;
 }
 
 const META_APPLIED = 'meta/applied';
@@ -504,7 +506,7 @@ export class Driver {
   status(): DriverStatus {
     const s = this.core.status();
     const snap = this.o.storage.snapshot();
-    return { ...s, appliedIndex: this.appliedIndex, snapshotIndex: snap.meta.index, firstIndex: this.o.storage.firstIndex(), root: this.o.app.root() };
+    return { ...s, appliedIndex: this.appliedIndex, snapshotIndex: snap.meta.index, firstIndex: this.o.storage.firstIndex(), root: this.o.app.root(), recovering: this.recovering !== null };
   }
 
   /**

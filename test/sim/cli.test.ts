@@ -48,3 +48,21 @@ t.test('the printed replay command reproduces the run exactly', (t) => {
   t.match(a.out, /trace hash [0-9a-f]{16}/);
   t.end();
 });
+
+t.test('custody sim --whole-node: one JSON line with the whole-node counters, and a replayable seed', (t) => {
+  const r = sim(['--whole-node', '--seeds', '2', '--base', '7', '--ticks', '120', '--no-progress']);
+  t.equal(r.code, 0, r.err);
+  const lines = r.out.trim().split('\n');
+  t.match(lines[0], /^whole-node base seed 7 /, 'the base is printed first');
+  const last = JSON.parse(lines[lines.length - 1] as string) as { mode: string; seeds: number; violations: number; faults: Record<string, number> };
+  t.equal(last.mode, 'whole-node');
+  t.equal(last.seeds, 2);
+  t.equal(last.violations, 0);
+  t.ok('restoresMarked' in last.faults && 'permanentFailures' in last.faults && 'rollingRestarts' in last.faults, 'whole-node fault counters present');
+  const a = sim(['--whole-node', '--seed', '7', '--ticks', '120']);
+  const b = sim(['--whole-node', '--seed', '7', '--ticks', '120']);
+  t.equal(a.code, 0, a.err);
+  t.equal(a.out, b.out, 'one seed replays to identical output, trace hash included');
+  t.match(a.out, /trace hash [0-9a-f]{16}/);
+  t.end();
+});

@@ -11,9 +11,12 @@ import { raft } from '../../../proto/limits.js';
  * - voteDespiteGuard: the driver is told it may vote whatever the rollback gate says (a driver
  *   that ignores its guard);
  * - gateIgnoresContradiction: a peer's answer that proves the store went backwards is ignored
- *   (the gate treats a proven rollback like a consistent store).
+ *   (the gate treats a proven rollback like a consistent store);
+ * - waitForEveryVoter: the gate's earlier rule, under which a restarted node withheld its vote
+ *   until every voter had answered, so a restart while another voter was down for good left a
+ *   3-node cluster without a leader (the liveness checker's catch).
  */
-export const WHOLE_FAULT_NAMES = ['voteDespiteGuard', 'gateIgnoresContradiction'] as const;
+export const WHOLE_FAULT_NAMES = ['voteDespiteGuard', 'gateIgnoresContradiction', 'waitForEveryVoter'] as const;
 export type WholeFaultName = (typeof WHOLE_FAULT_NAMES)[number];
 
 /**

@@ -30,9 +30,12 @@ export interface WholeSummary {
   ledgerEntries: number;
   exchanges: number;
   rollbacksDetected: number;
+  staleAnswerAlarms: number;
   recoveryTicksMax: number;
   livenessTicksMax: number;
   faults: WholeFaultStats;
+  /** Runs where a property failed after an out-of-band restore voted unproven (not violations; cluster.ts header). */
+  outsideClaims: number;
   /** Violations by checker. */
   checkers: Record<string, number>;
   failed: { seed: number; nodes: WholeNodeCount; checker: string }[];
@@ -53,8 +56,8 @@ function emptyFaults(): WholeFaultStats {
 export async function runWholeSeeds(run: WholeSeedsRun, onResult?: (r: WholeResult, i: number) => void): Promise<WholeSummary> {
   const s: WholeSummary = {
     seeds: 0, violations: 0, base: run.base, nodes: [...run.nodes], ticks: run.ticks, profile: run.profile, fault: run.fault,
-    elections: 0, committed: 0, acked: 0, ledgerEntries: 0, exchanges: 0, rollbacksDetected: 0, recoveryTicksMax: 0, livenessTicksMax: 0,
-    faults: emptyFaults(), checkers: {}, failed: [],
+    elections: 0, committed: 0, acked: 0, ledgerEntries: 0, exchanges: 0, rollbacksDetected: 0, staleAnswerAlarms: 0, recoveryTicksMax: 0, livenessTicksMax: 0,
+    outsideClaims: 0, faults: emptyFaults(), checkers: {}, failed: [],
   };
   for (let i = 0; i < run.count; i++) {
     const r = await runWholeSim(wholeOptionsFor(run, i));
@@ -65,9 +68,11 @@ export async function runWholeSeeds(run: WholeSeedsRun, onResult?: (r: WholeResu
     s.ledgerEntries += r.stats.ledgerHeight;
     s.exchanges += r.stats.exchanges;
     s.rollbacksDetected += r.stats.rollbacksDetected;
+    s.staleAnswerAlarms += r.stats.staleAnswerAlarms;
     s.recoveryTicksMax = Math.max(s.recoveryTicksMax, r.stats.recoveryTicksMax);
     s.livenessTicksMax = Math.max(s.livenessTicksMax, r.stats.livenessTicks ?? 0);
     for (const k of Object.keys(s.faults) as (keyof WholeFaultStats)[]) s.faults[k] += r.stats.faults[k];
+    if (r.outsideClaim) s.outsideClaims++;
     if (r.violation) {
       s.violations++;
       s.checkers[r.violation.checker] = (s.checkers[r.violation.checker] ?? 0) + 1;
@@ -114,8 +119,9 @@ export function formatWholeResult(r: WholeResult): string {
     `  faults: dropped ${f.dropped}, duplicated ${f.duplicated}, delayed long ${f.delayedLong}, partitions ${f.partitions}, one-way ${f.asymmetric}, leader isolations ${f.isolations}, ` +
       `power losses ${f.powerLosses} (${f.lostBatches} unsynced batches lost, ${f.torn} torn), process restarts ${f.restarts}, restores ${f.restoresMarked} marked + ${f.restoresUnmarked} unmarked, ` +
       `wipes ${f.wipes}, permanent failures ${f.permanentFailures}, rolling restarts ${f.rollingRestarts}, fsync stalls ${f.fsyncStalls}, clock pauses ${f.clockFaults}`,
-    `  rollback gates that found their store behind: ${st.rollbacksDetected}; slowest start to voting: ${st.recoveryTicksMax} ticks`,
+    `  rollback gates that found their store behind: ${st.rollbacksDetected}; stale-answer alarms on intact stores: ${st.staleAnswerAlarms}; slowest start to voting: ${st.recoveryTicksMax} ticks`,
     `  liveness: ${st.livenessTicks === null ? 'not reached' : `new proposal committed ${st.livenessTicks} ticks after healing`}`,
+    ...(r.outsideClaim ? [`  outside the claim (a store restored without a marker voted before any answer proved it behind): ${r.outsideClaim.checker}: ${r.outsideClaim.detail}`] : []),
     `  trace hash ${r.traceHash}`,
   ];
   if (r.violation) lines.push(formatWholeViolation(r));
