@@ -28,7 +28,7 @@ class FakeDriver implements MembershipDriver {
     const progress = this.role === 'leader' ? Object.fromEntries(members.map((id) => [id, { match: this.commit, next: this.commit + 1, state: 'replicate' as const, inflightMsgs: 0, inflightBytes: 0, recentActive: true }])) : null;
     return {
       id: 'n1', role: this.role, term: 2, vote: 'n1', leader: this.leader, commit: this.commit, applied: this.coreApplied, lastIndex: this.commit, conf: this.conf,
-      leadTransferee: null, progress, appliedIndex: this.driverApplied, snapshotIndex: 0, firstIndex: 1, root: '',
+      leadTransferee: null, progress, appliedIndex: this.driverApplied, snapshotIndex: 0, firstIndex: 1, root: '', recovering: false,
     };
   }
   peerContacts(): Record<NodeId, number> {
