@@ -25,7 +25,7 @@ import { SM_PREFIX, seedStore } from '../../raft/driver.js';
 import { LevelStorage } from '../../raft/storage/leveldb.js';
 import { clusterConfigs } from '../cluster.js';
 import type { NodeConfig } from '../config.js';
-import { LedgerApp } from '../ledger-app.js';
+import { type ColdStore, LedgerApp, levelColdStore } from '../ledger-app.js';
 import { readSnapshotFile, type SnapshotSummary } from './format.js';
 import { INCARNATION_KEY, encodeIncarnation } from './incarnation.js';
 
@@ -35,10 +35,16 @@ export interface RestoreReport {
   readonly nodes: readonly { readonly id: string; readonly dataDir: string }[];
 }
 
-function stateRootOf(state: Uint8Array): string | null {
+/** An archive with nothing in it: restoring into it checks the snapshot's archived acts against its state. */
+const EMPTY_ARCHIVE: ColdStore = {
+  get: async () => undefined,
+  scan: async function* () {},
+};
+
+async function stateRootOf(state: Uint8Array): Promise<string | null> {
   try {
-    const app = new LedgerApp();
-    app.restore(state);
+    const app = new LedgerApp({ cold: EMPTY_ARCHIVE });
+    await app.restore(state);
     return app.root();
   } catch {
     return null;
@@ -52,7 +58,7 @@ export async function restoreCluster(snapshotFile: string, configDir: string, sa
   const h = summary.header;
   const state = Buffer.concat(pieces);
   pieces.length = 0;
-  const root = stateRootOf(state);
+  const root = await stateRootOf(state);
   if (root !== h.stateRoot) {
     throw new CustodyError('SNAPSHOT_INVALID', `${snapshotFile}: the state ${root === null ? 'does not decode as a ledger state' : `has root ${root}`}, the header says ${h.stateRoot}`);
   }
@@ -74,7 +80,7 @@ export async function restoreCluster(snapshotFile: string, configDir: string, sa
       staged.push({ cfg: c, tmp });
       const storage = await LevelStorage.open({ dir: tmp, bootstrapConf: conf, recoveryHint: 'run the restore again into empty data directories' });
       try {
-        await seedStore(storage, new LedgerApp(), { index: h.index, term: h.term, conf, state }, [{ key: INCARNATION_KEY, value: record }]);
+        await seedStore(storage, new LedgerApp({ cold: levelColdStore(storage) }), { index: h.index, term: h.term, conf, state }, [{ key: INCARNATION_KEY, value: record }]);
       } finally {
         await storage.close();
       }
