@@ -378,6 +378,8 @@ export class Driver {
         return;
       }
     }
+    // A leader handing over to this node: refused (a lost message) while it may not campaign.
+    if (msg.type === 'timeoutNow' && !this.mayCampaign()) return;
     this.inbox.push(() => this.core.step(msg));
     this.kick();
   }
@@ -494,9 +496,19 @@ export class Driver {
     return this.o.guard?.mayVote(this.durableState()) ?? true;
   }
 
+  /**
+   * A node that may not vote may not stand for election either: a candidate votes for itself.
+   * A node recovering a lost log could otherwise win with the vote of a peer that lacks the same
+   * committed entries (both missing what the crashed or restored majority held), and lead without
+   * them: no ticks toward an election, no campaign, and no leadership handed to it.
+   */
+  private mayCampaign(): boolean {
+    return this.recovering === null && this.votingAllowed();
+  }
+
   campaign(): void {
-    if (!this.votingAllowed()) {
-      this.o.log?.('not campaigning: this node\'s vote is withheld until its peers confirm its stored state');
+    if (!this.mayCampaign()) {
+      this.o.log?.('not campaigning: this node\'s vote is withheld until its peers confirm its stored state, or until it holds the log it lost');
       return;
     }
     this.inbox.push(() => this.core.campaign());
@@ -557,7 +569,7 @@ export class Driver {
           // which Raft's safety does not depend on (reads use ReadIndex, not clock leases).
           if (this.ticksDue > 0) {
             // A node whose vote is withheld starts no election: its follower clock stands still.
-            if (this.role === 'leader' || this.votingAllowed()) this.core.tick();
+            if (this.role === 'leader' || this.mayCampaign()) this.core.tick();
             this.ticksDue = 0;
           }
           this.onTime();

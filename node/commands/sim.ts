@@ -108,18 +108,7 @@ export const simCommand: CommandModule<object, SimArgs> = {
     const count = a.seeds as number;
     const base = a.base ?? randomBase();
     process.stdout.write(`base seed ${base} (seeds ${base}..${(base + count - 1) % SEED_SPACE}), ${nodes} nodes, ${ticks} ticks, profile ${profile}${fault ? `, fault ${fault}` : ''}\n`);
-    const started = Date.now();
-    const every = Math.max(1, Math.min(100, Math.floor(count / 20)));
-    let violations = 0;
-    const s = runSeeds({ base, count, nodes: [nodes], ticks, profile, fault }, (r, i) => {
-      if (r.violation) {
-        violations++;
-        process.stdout.write(`${formatViolation(r)}\n`);
-      }
-      if (a.progress && ((i + 1) % every === 0 || i + 1 === count)) {
-        process.stderr.write(`sim: ${i + 1}/${count} seeds, ${violations} violations, ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
-      }
-    });
+    const s = runSeeds({ base, count, nodes: [nodes], ticks, profile, fault }, seedReporter(count, a.progress, formatViolation));
     process.stdout.write(`${summaryLine(s)}\n`);
     process.exitCode = s.violations > 0 ? 1 : 0;
   },
@@ -140,18 +129,23 @@ async function wholeHandler(a: SimArgs): Promise<void> {
   const count = a.seeds as number;
   const base = a.base ?? randomBase();
   process.stdout.write(`whole-node base seed ${base} (seeds ${base}..${(base + count - 1) % SEED_SPACE}), ${nodes} nodes, ${ticks} ticks, profile ${profile}${fault ? `, fault ${fault}` : ''}\n`);
+  const s = await runWholeSeeds({ base, count, nodes: [nodes], ticks, profile, fault }, seedReporter(count, a.progress, formatWholeViolation));
+  process.stdout.write(`${wholeSummaryLine(s)}\n`);
+  process.exitCode = s.violations > 0 ? 1 : 0;
+}
+
+/** Prints each violation as it happens, and progress on stderr (about twenty lines per run). */
+function seedReporter<R extends { readonly violation: unknown }>(count: number, progress: boolean, format: (r: R) => string): (r: R, i: number) => void {
   const started = Date.now();
   const every = Math.max(1, Math.min(100, Math.floor(count / 20)));
   let violations = 0;
-  const s = await runWholeSeeds({ base, count, nodes: [nodes], ticks, profile, fault }, (r, i) => {
+  return (r, i) => {
     if (r.violation) {
       violations++;
-      process.stdout.write(`${formatWholeViolation(r)}\n`);
+      process.stdout.write(`${format(r)}\n`);
     }
-    if (a.progress && ((i + 1) % every === 0 || i + 1 === count)) {
+    if (progress && ((i + 1) % every === 0 || i + 1 === count)) {
       process.stderr.write(`sim: ${i + 1}/${count} seeds, ${violations} violations, ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
     }
-  });
-  process.stdout.write(`${wholeSummaryLine(s)}\n`);
-  process.exitCode = s.violations > 0 ? 1 : 0;
+  };
 }

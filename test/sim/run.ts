@@ -121,17 +121,32 @@ export function summaryLine(s: SeedsSummary): string {
   });
 }
 
-export function formatViolation(r: SimResult, tailLines = 24): string {
-  if (!r.violation) return '';
-  const tail = r.traceTail.slice(-tailLines);
+/** What a failing run prints, in either mode. */
+export interface ViolationReport {
+  readonly title: string;
+  readonly violation: { readonly checker: string; readonly detail: string };
+  readonly tick: number;
+  readonly step: number;
+  readonly traceHash: string;
+  readonly traceTail: readonly string[];
+  readonly replay: string;
+}
+
+export function formatViolationReport(v: ViolationReport, tailLines = 24): string {
+  const tail = v.traceTail.slice(-tailLines);
   return [
-    `VIOLATION seed ${r.options.seed} (${r.options.nodes} nodes): ${r.violation.checker}`,
-    `  ${r.violation.detail}`,
-    `  at tick ${r.tick}, step ${r.step}; trace hash ${r.traceHash}`,
+    `VIOLATION ${v.title}: ${v.violation.checker}`,
+    `  ${v.violation.detail}`,
+    `  at tick ${v.tick}, step ${v.step}; trace hash ${v.traceHash}`,
     `  trace tail (last ${tail.length} events):`,
     ...tail.map((l) => `    ${l}`),
-    `  replay: ${replayCommand(r.options)}`,
+    `  replay: ${v.replay}`,
   ].join('\n');
+}
+
+export function formatViolation(r: SimResult, tailLines = 24): string {
+  if (!r.violation) return '';
+  return formatViolationReport({ ...r, violation: r.violation, title: `seed ${r.options.seed} (${r.options.nodes} nodes)`, replay: replayCommand(r.options) }, tailLines);
 }
 
 export function formatResult(r: SimResult): string {

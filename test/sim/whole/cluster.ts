@@ -679,12 +679,12 @@ class WholeCluster {
         n.downUntil = this.tick + 1 + r.int(5);
       }
     }
-    const quiet = this.failedCount() === 0 && !this.nodes.some((n) => n.unsettled !== null);
-    if (p.restoreRate > 0 && r.chance(p.restoreRate) && quiet) {
+    const quiet = (): boolean => this.failedCount() === 0 && !this.nodes.some((n) => n.unsettled !== null);
+    if (p.restoreRate > 0 && r.chance(p.restoreRate) && quiet()) {
       const c = this.nodes.filter((n) => !busy(n) && n.copies.length > 0);
       if (c.length > 0) this.restore(r.pick(c));
     }
-    if (p.corruptRate > 0 && r.chance(p.corruptRate) && quiet) {
+    if (p.corruptRate > 0 && r.chance(p.corruptRate) && quiet()) {
       const n = pickUp();
       if (n) {
         this.stop(n, true, 'media error');

@@ -6,16 +6,16 @@
 import type { Test } from 'tap';
 import { baseFromEnv } from '../fresh.js';
 import { formatWholeViolation, runWholeSeeds, wholeSummaryLine, type WholeSummary } from './run.js';
-import { wholeDefaults, wholeLivenessTicksMax, type WholeNodeCount, type WholeProfile } from './options.js';
+import { wholeLivenessTicksMax, type WholeNodeCount, type WholeProfile } from './options.js';
 
-export async function freshWholeSeeds(t: Test, count: number, nodes: readonly WholeNodeCount[], profile: WholeProfile, base = baseFromEnv()): Promise<WholeSummary> {
-  t.comment(`whole-node fresh seeds: base ${base}, ${count} seeds, nodes ${nodes.join('/')} in turn, profile ${profile} (repeat with SIM_BASE=${base})`);
+export async function freshWholeSeeds(t: Test, count: number, nodes: readonly WholeNodeCount[], profile: WholeProfile, ticks: number, base = baseFromEnv()): Promise<WholeSummary> {
+  t.comment(`whole-node fresh seeds: base ${base}, ${count} seeds, nodes ${nodes.join('/')} in turn, ${ticks} ticks, profile ${profile} (repeat with SIM_BASE=${base})`);
   const started = Date.now();
-  const s = await runWholeSeeds({ base, count, nodes, ticks: wholeDefaults.ticks, profile, fault: null }, (r) => {
+  const s = await runWholeSeeds({ base, count, nodes, ticks, profile, fault: null }, (r) => {
     if (r.violation) t.fail(formatWholeViolation(r));
   });
   t.comment(wholeSummaryLine(s));
-  t.comment(`${count} seeds in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  t.comment(`${count} seeds in ${((Date.now() - started) / 1000).toFixed(1)} s wall, ${(process.cpuUsage().user / 1e6).toFixed(1)} s CPU for the process`);
   t.equal(s.violations, 0, `no violations in ${count} fresh seeds from base ${base}`);
   t.equal(s.seeds, count, 'every seed ran');
   t.ok(s.elections >= count, `at least one election per seed on average (${s.elections})`);

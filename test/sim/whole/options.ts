@@ -4,6 +4,7 @@
  */
 import type { SeededRng } from '../../../raft/core/rng.js';
 import { raft } from '../../../proto/limits.js';
+import type { SimParams } from '../options.js';
 
 /**
  * Test-only defects of the node's vote handling, to show the checkers catch them. Both are
@@ -54,21 +55,13 @@ export function wholeReplayCommand(o: WholeOptions): string {
   return cmd;
 }
 
-/** Per-seed parameters; rates are per tick unless named otherwise. */
-export interface WholeParams {
-  readonly stepsPerTick: number;
-  readonly dropRate: number;
-  readonly duplicateRate: number;
-  readonly delayStepsMax: number;
-  readonly longDelayRate: number;
-  readonly longDelayStepsMax: number;
-  readonly partitionRate: number;
-  readonly partitionTicks: readonly [number, number];
-  /** Power loss of one node (unsynced writes lost, the last one possibly torn). */
-  readonly crashRate: number;
+/** Per-seed parameters; rates are per tick unless named otherwise. Shared ones mean what they mean in the core mode. */
+export interface WholeParams extends Pick<SimParams,
+  'stepsPerTick' | 'dropRate' | 'duplicateRate' | 'delayStepsMax' | 'longDelayRate' | 'longDelayStepsMax' | 'partitionRate' | 'partitionTicks' |
+  'crashRate' | 'downTicks' | 'fsyncStepsMax' | 'stallRate' | 'stallSteps' | 'clockFaultRate' | 'retryTicks' | 'preVote' | 'checkQuorum' |
+  'snapshotEveryEntries' | 'compactionKeepEntries'> {
   /** Process restart of one node with its store intact (nothing lost). */
   readonly restartRate: number;
-  readonly downTicks: readonly [number, number];
   /** Of the batches not yet synced at a power loss, an ordered prefix may survive. */
   readonly partialFlush: number;
   /** A stopped node's store replaced by an older copy of itself. */
@@ -83,17 +76,8 @@ export interface WholeParams {
   readonly rollingRate: number;
   /** Ticks between taking copies of a node's store (the old copies a restore uses). */
   readonly copyEveryTicks: number;
-  readonly fsyncStepsMax: number;
-  readonly stallRate: number;
-  readonly stallSteps: readonly [number, number];
-  readonly clockFaultRate: number;
   /** Ticks between ledger proposals of the governance workload. */
   readonly proposeEveryTicks: number;
-  readonly retryTicks: number;
-  readonly preVote: boolean;
-  readonly checkQuorum: boolean;
-  readonly snapshotEveryEntries: number;
-  readonly compactionKeepEntries: number;
 }
 
 export function drawWholeParams(rng: SeededRng, o: WholeOptions): WholeParams {

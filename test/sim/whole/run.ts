@@ -2,7 +2,7 @@
  * Many whole-node seeds and their report, shared by `custody sim --whole-node` and the tests. A
  * failing seed prints its checker, a trace tail and the command that replays it.
  */
-import { seedAt } from '../run.js';
+import { formatViolationReport, seedAt } from '../run.js';
 import { runWholeSim, type WholeFaultStats, type WholeResult } from './cluster.js';
 import { wholeReplayCommand, type WholeFaultName, type WholeNodeCount, type WholeOptions, type WholeProfile } from './options.js';
 
@@ -98,15 +98,7 @@ export function wholeSummaryLine(s: WholeSummary): string {
 
 export function formatWholeViolation(r: WholeResult, tailLines = 24): string {
   if (!r.violation) return '';
-  const tail = r.traceTail.slice(-tailLines);
-  return [
-    `VIOLATION whole-node seed ${r.options.seed} (${r.options.nodes} nodes): ${r.violation.checker}`,
-    `  ${r.violation.detail}`,
-    `  at tick ${r.tick}, step ${r.step}; trace hash ${r.traceHash}`,
-    `  trace tail (last ${tail.length} events):`,
-    ...tail.map((l) => `    ${l}`),
-    `  replay: ${wholeReplayCommand(r.options)}`,
-  ].join('\n');
+  return formatViolationReport({ ...r, violation: r.violation, title: `whole-node seed ${r.options.seed} (${r.options.nodes} nodes)`, replay: wholeReplayCommand(r.options) }, tailLines);
 }
 
 export function formatWholeResult(r: WholeResult): string {
