@@ -1,10 +1,12 @@
 /**
  * Backup and restore on real daemons: a three-node cluster (daemons and kernel processes) runs a
  * governed lifecycle (DKG, activation, an act settled, an act approved by two approvers and
- * released at the publication gate by two more); `custody admin snapshot save` copies its state; `custody cluster restore` seeds a new cluster (new configs, ports and data
- * directories; the same kernels, which follow the same governance chain). The new cluster serves
- * the same chronicle and state root, every evidence bundle of the old cluster's acts exports from
- * it byte for byte and verifies with `custody evidence verify`, it accepts new decisions, runs a key
+ * released at the publication gate by two more, a decision left with one of its two approvals);
+ * `custody admin snapshot save` copies its state; `custody cluster restore` seeds a new cluster
+ * (new configs, ports and data directories; the same kernels, which follow the same governance
+ * chain). The new cluster serves the same chronicle and state root, every evidence bundle of the
+ * old cluster's acts exports from it byte for byte and verifies with `custody evidence verify`,
+ * the pending decision's second approval applies it there, it accepts new decisions, runs the key
  * ceremony and signs new acts, and a node of the old cluster pointed at it is refused
  * INCARNATION_MISMATCH.
  */
@@ -78,10 +80,9 @@ t.test('snapshot save, restore into a new cluster: chronicle, evidence, new writ
       await x.approveDecision(cid, a, ed25519Sign(decisionSigningBytes(decisionBodyFromCbor(decode(new Uint8Array(d.bodyCbor)))), c.approvers.find((k) => k.id === a)!.secretKey));
     }
   };
-  /** A governed key: DkgAuthorized by two approvers, the ceremony between the kernels, activation by two. */
-  const createKey = async (c: DaemonCluster, keyId: string): Promise<void> => {
-    const d = await client(c, 'kim', 'n1').proposeDecision(JSON.stringify({ kind: 'DkgAuthorized', keyId, scheme: 'ed25519', threshold: 2, participants: ids }));
-    await approve(c, d.cid, ['approver-1', 'approver-2']);
+  const authorize = (c: DaemonCluster, keyId: string) => client(c, 'kim', 'n1').proposeDecision(JSON.stringify({ kind: 'DkgAuthorized', keyId, scheme: 'ed25519', threshold: 2, participants: ids }));
+  /** After DkgAuthorized: the ceremony between the kernels, then activation by two approvers. */
+  const activate = async (c: DaemonCluster, keyId: string): Promise<void> => {
     await until(`key ${keyId} published`, async () => (await client(c, 'audra', 'n1').status()).keys.find((k) => k.id === keyId)?.epochs.includes('0:published'), 120_000);
     const a = await client(c, 'kim', 'n1').proposeDecision(JSON.stringify({ kind: 'KeyActivated', keyId, keyEpoch: 0 }));
     await approve(c, a.cid, ['approver-2', 'approver-3']);
@@ -91,7 +92,9 @@ t.test('snapshot save, restore into a new cluster: chronicle, evidence, new writ
   // The old cluster: a governed key, an act settled, an act with approvals released at the gate.
   const t0 = Date.now();
   await old.start('audra', CLI, 120_000);
-  await createKey(old, 'k');
+  const dk = await authorize(old, 'k');
+  await approve(old, dk.cid, ['approver-1', 'approver-2']);
+  await activate(old, 'k');
   await client(old, 'cara', 'n2').submitAct({ opId: 'pay-1', keyId: 'k', asset: 'SOL', amount: '100', destination: 'sol-treasury', display: 'pay-1' });
   t.equal((await published(old, 'pay-1')).state, 'Published', 'pay-1 signed by the old cluster');
   t.equal((await client(old, 'cara', 'n3').settleAct('pay-1', 'tx-pay-1')).state, 'Settled', 'pay-1 settled');
@@ -105,6 +108,9 @@ t.test('snapshot save, restore into a new cluster: chronicle, evidence, new writ
   await approve(old, release.cid, ['approver-2', 'approver-3']);
   t.equal((await published(old, 'big-1')).state, 'Published', 'big-1 approved, signed and released by the old cluster');
   const acts = ['pay-1', 'big-1'];
+  // A decision left pending with one of its two approvals: it travels in the backup.
+  const k2 = await authorize(old, 'k2');
+  await approve(old, k2.cid, ['approver-1']);
   t.comment(`old cluster's lifecycle done after ${Date.now() - t0} ms`);
 
   // Backup through the admin API, from a follower or the leader alike.
@@ -162,17 +168,22 @@ t.test('snapshot save, restore into a new cluster: chronicle, evidence, new writ
     t.equal(v.code, 0, `${op}: custody evidence verify accepts it ${v.stdout.trim().split('\n')[0] ?? ''}`);
   }
 
-  // The new cluster governs and signs.
+  // The new cluster finishes the decision left pending, governs and signs.
+  const pending = await client(fresh, 'audra', 'n2').getDecision(k2.cid);
+  t.same([pending.state, pending.approvals], ['pending', ['approver-1']], 'the decision left pending in the old cluster is pending in the new one, with its approval');
+  await approve(fresh, k2.cid, ['approver-2']);
+  t.equal((await client(fresh, 'audra', 'n2').getDecision(k2.cid)).state, 'applied', 'its second approval applies it');
+  // The ceremony that decision authorized, among the same kernels; an act is signed with the new key
+  // below. (Acts on a key made before the restore also need its public key package, which daemons
+  // keep in memory only.)
+  await activate(fresh, 'k2');
+  t.equal((await client(fresh, 'audra', 'n2').status()).keys.find((k) => k.id === 'k2')?.status, 'active', 'a new key is generated and activated by the restored cluster');
   const freeze = await client(fresh, 'approver-3', 'n1').proposeDecision(JSON.stringify({ kind: 'EmergencyFreeze', reason: 'drill after restore' }));
   await approve(fresh, freeze.cid, ['approver-3']);
   t.equal((await client(fresh, 'audra', 'n2').status()).frozen, 'drill after restore', 'a new decision applies (EmergencyFreeze)');
   const thaw = await client(fresh, 'approver-1', 'n1').proposeDecision(JSON.stringify({ kind: 'Unfreeze' }));
   await approve(fresh, thaw.cid, ['approver-1', 'approver-2']);
   t.equal((await client(fresh, 'audra', 'n2').status()).frozen, '', 'and another (Unfreeze)');
-  // A key ceremony among the same kernels, and an act signed with the new key. (Acts on a key made
-  // before the restore also need its public key package, which daemons keep in memory only.)
-  await createKey(fresh, 'k2');
-  t.equal((await client(fresh, 'audra', 'n2').status()).keys.find((k) => k.id === 'k2')?.status, 'active', 'a new key is generated and activated by the restored cluster');
   await client(fresh, 'cara', 'n2').submitAct({ opId: 'after-restore', keyId: 'k2', asset: 'SOL', amount: '100', destination: 'sol-treasury', display: 'after restore' });
   t.equal((await published(fresh, 'after-restore')).state, 'Published', 'a new act is signed by the restored cluster');
 
