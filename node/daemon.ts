@@ -89,9 +89,13 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
     coreStats: () => (driverRef as Driver).coreStats(),
     ledger: ledgerSource(() => (app instanceof LedgerApp ? app.state : null)),
   });
+  // The split-brain checks start from the configuration the store holds (its snapshot's here, the
+  // driver's once it has replayed the log below), never the genesis, and follow every change.
+  const storedConf = storage.initialState().conf;
   const guard = new NodeGuard({
     self: cfg.id,
-    voters: bootstrapConf.voters,
+    voters: [...storedConf.voters, ...storedConf.votersOutgoing],
+    learners: [...storedConf.learners, ...storedConf.learnersNext],
     atStart: durableStateOf(storage),
     stored: storage.appValue(WITNESS_KEY),
     ...storeHistory((k) => storage.appValue(k)),
@@ -140,11 +144,15 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
     throw e;
   }
   driver.start();
+  // The configuration the driver loaded (the snapshot's and the changes applied since), before
+  // any message or tick reaches the guard; then each round follows what the driver applies.
+  guard.configure(driver.status().conf);
   metrics.attach(driver, transport.peerIds());
   transport.start();
   const evidencePort = app instanceof LedgerApp ? new DriverLedgerPort(cfg.id, driver, app) : null;
   guard.start({
     peers: transport.peerIds(),
+    configuration: () => driver.status().conf,
     exchangeWanted: (p) => transport.exchangeWanted(p),
     onRolledBack: (why) => driver.recover(why),
     sendExchange: (p, b) => transport.sendExchange(p, b),

@@ -27,8 +27,10 @@ import type { Message } from '../../raft/core/types.js';
 export interface MonitorOptions {
   readonly self: string;
   readonly clusterId: string;
-  /** Voters of the configuration in force at start (rollback check asks each of them). */
+  /** Voters of the configuration in force at start (rollback check asks each of them); `reconfigure` follows changes. */
   readonly voters: readonly string[];
+  /** Learners of that configuration: witnessed and relayed to like voters, never asked. */
+  readonly learners?: readonly string[];
   /** Identity key of a roster node, from the ledger's node roster. */
   readonly identityKey: (nodeId: string) => Uint8Array | undefined;
   /** The node's durable Raft state as loaded at start. */
@@ -64,15 +66,36 @@ export class SplitBrainMonitor {
   /** What this node had witnessed of each peer when that peer last opened a stream to it. */
   private readonly beforeConnect = new Map<string, Witness | null>();
   private evidenceDropped = 0;
-  private readonly peers: readonly string[];
 
   constructor(private readonly o: MonitorOptions) {
     this.equivocation = new EquivocationDetector({ clusterId: o.clusterId, identityKey: o.identityKey });
-    this.witnesses = new WitnessBook(o.self, new Set(o.voters));
+    const members = [...o.voters, ...(o.learners ?? [])];
+    this.witnesses = new WitnessBook(o.self, new Set(members));
     this.gate = new RollbackGate(o.self, o.voters, o.atStart, { history: o.history ?? 'intact', waiveSilent: o.waiveSilent === true });
-    this.peers = [...new Set(o.voters)].filter((v) => v !== o.self);
-    for (const p of this.peers) this.relay.set(p, []);
+    this.setPeers(members);
     this.noteVerdict(this.gate.verdict());
+  }
+
+  /**
+   * A configuration came into force (the node applied a membership change): the gate asks and
+   * counts its voters (rollback.ts RollbackGate), the witness book records its members, and
+   * statements are relayed to them. True when the witness book forgot records (persist it).
+   */
+  reconfigure(c: { readonly voters: readonly string[]; readonly votersOutgoing?: readonly string[]; readonly learners?: readonly string[]; readonly learnersNext?: readonly string[] }): boolean {
+    const members = [...c.voters, ...(c.votersOutgoing ?? []), ...(c.learners ?? []), ...(c.learnersNext ?? [])];
+    const forgot = this.witnesses.setRoster(new Set(members));
+    this.setPeers(members);
+    const before = this.gate.verdict();
+    const v = this.gate.reconfigure({ voters: c.voters, votersOutgoing: c.votersOutgoing ?? [] });
+    if (v.kind !== before.kind || v.missing.join() !== before.missing.join()) this.noteVerdict(v);
+    return forgot;
+  }
+
+  /** Relay queues for exactly the members other than this node (a new member starts with an empty queue). */
+  private setPeers(members: readonly string[]): void {
+    const peers = new Set(members.filter((m) => m !== this.o.self));
+    for (const p of [...this.relay.keys()]) if (!peers.has(p)) this.relay.delete(p);
+    for (const p of peers) if (!this.relay.has(p)) this.relay.set(p, []);
   }
 
   // -------------------------------------------------------------------------------------------

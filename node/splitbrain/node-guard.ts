@@ -32,7 +32,7 @@ import type { ReasonCode } from '../../proto/reasons.js';
 import type { AppWrite } from '../../raft/storage/leveldb.js';
 import { META_RECOVERING, type DurableRaftState, type VoteGuard } from '../../raft/driver.js';
 import type { Clock, Timer } from '../../raft/transport.js';
-import type { Message, NodeId } from '../../raft/core/types.js';
+import type { ConfState, Message, NodeId } from '../../raft/core/types.js';
 import type { CatalogMetrics } from '../metrics-catalog.js';
 import { signLeaderAnnouncement, signVote, type EquivocationEvidence, type SignedStatement } from './equivocation.js';
 import { decodeExchange, encodeExchange } from './exchange.js';
@@ -79,7 +79,14 @@ export interface NodeIdentity {
 
 export interface NodeGuardOptions {
   readonly self: NodeId;
+  /**
+   * Voters of the configuration the store holds (not the genesis: a node added later is not in
+   * it). The guard then follows each configuration the driver applies (`configure`, or
+   * NodeGuardIo.configuration each round).
+   */
   readonly voters: readonly NodeId[];
+  /** Learners of that configuration (witnessed like voters, never asked for a rollback answer). */
+  readonly learners?: readonly NodeId[];
   readonly atStart: DurableRaftState;
   /** The witness book as stored (WITNESS_KEY), if any. */
   readonly stored: Uint8Array | undefined;
@@ -105,6 +112,12 @@ export interface NodeGuardOptions {
 /** What the guard needs of the running node once it has started. */
 export interface NodeGuardIo {
   readonly peers: readonly NodeId[];
+  /**
+   * The configuration the node has applied (Driver.status().conf), read each round so the rollback
+   * gate, the witness book and the relay follow membership changes. Absent: the configuration
+   * given at construction (or to `configure`) stays in force.
+   */
+  configuration?(): ConfState;
   exchangeWanted(peer: NodeId): boolean;
   sendExchange(peer: NodeId, bytes: Uint8Array): boolean;
   /** The node's current view: term, known leader, applied index and the state root after it. */
@@ -132,6 +145,11 @@ export function decodeWitnesses(bytes: Uint8Array): [NodeId, Witness][] {
   });
 }
 
+function confKeyOf(c: { readonly voters: readonly NodeId[]; readonly learners: readonly NodeId[]; readonly votersOutgoing?: readonly NodeId[]; readonly learnersNext?: readonly NodeId[] }): string {
+  const part = (l: readonly NodeId[] | undefined): string => [...new Set(l ?? [])].sort().join(',');
+  return [part(c.voters), part(c.votersOutgoing), part(c.learners), part(c.learnersNext)].join('|');
+}
+
 export class NodeGuard implements VoteGuard {
   readonly monitor: SplitBrainMonitor;
   private dirty = false;
@@ -143,6 +161,14 @@ export class NodeGuard implements VoteGuard {
   private recoveryAsked = false;
   /** Whether RESTORE_PENDING_KEY is in the store (as far as this process wrote it). */
   private pendingStored: boolean;
+  /**
+   * The witness book as stored, until the first `configure`: the roster given at construction may
+   * lack members the store's configuration has (added after its last snapshot), whose records are
+   * merged then. Later members joined after this start: the stored book has nothing of them.
+   */
+  private storedBook: [NodeId, Witness][];
+  /** The configuration last applied to the monitor, as a comparable key. */
+  private confKey: string;
 
   constructor(private readonly o: NodeGuardOptions) {
     this.pendingStored = o.restorePendingStored === true;
@@ -150,6 +176,7 @@ export class NodeGuard implements VoteGuard {
       self: o.self,
       clusterId: o.identity?.clusterId ?? '',
       voters: o.voters,
+      learners: o.learners ?? [],
       identityKey: (id) => o.identity?.publicKey(id),
       atStart: o.atStart,
       ...(o.metrics ? { metrics: o.metrics } : {}),
@@ -158,14 +185,34 @@ export class NodeGuard implements VoteGuard {
       waiveSilent: o.trustStore === true,
     });
     if (o.trustStore) o.log(`${o.self}: the operator vouches for this store (--trust-store): not waiting for voters that have not answered; an answer that contradicts the store still withholds the vote`);
+    let stored: [NodeId, Witness][] = [];
     if (o.stored) {
       try {
-        this.monitor.witnesses.restore(decodeWitnesses(o.stored));
+        stored = decodeWitnesses(o.stored);
+        this.monitor.witnesses.restore(stored);
       } catch (e) {
         // The book only strengthens peers' rollback checks; a node never refuses to start over it.
         o.log(`${o.self}: ignoring an unreadable witness book (${(e as Error).message}); peers restarted after this one cannot be checked against it`);
       }
     }
+    this.storedBook = stored;
+    this.confKey = confKeyOf({ voters: o.voters, learners: o.learners ?? [] });
+  }
+
+  /**
+   * The configuration in force changed (the node applied a membership change, or the driver
+   * loaded the store's): the rollback gate asks and counts its voters (rollback.ts RollbackGate
+   * for the safety argument), the witness book records its members.
+   */
+  configure(conf: Pick<ConfState, 'voters' | 'learners' | 'votersOutgoing' | 'learnersNext'>): void {
+    const key = confKeyOf(conf);
+    if (key === this.confKey) return;
+    this.confKey = key;
+    if (this.monitor.reconfigure(conf)) this.dirty = true;
+    // restore() keeps only what is newer than the record already held.
+    this.monitor.witnesses.restore(this.storedBook);
+    this.storedBook = [];
+    this.o.log(`${this.o.self}: split-brain checks follow the configuration: voters ${[...conf.voters, ...(conf.votersOutgoing ?? [])].join(', ')}${conf.learners.length > 0 ? `, learners ${conf.learners.join(', ')}` : ''}`);
   }
 
   // --- VoteGuard (called by the driver) ---
@@ -269,6 +316,8 @@ export class NodeGuard implements VoteGuard {
   private round(): void {
     const io = this.io;
     if (!io) return;
+    const conf = io.configuration?.();
+    if (conf) this.configure(conf);
     this.monitor.observeLocal(this.own(io));
     for (const p of io.peers) this.sendTo(p);
     this.collectEvidence();

@@ -27,7 +27,8 @@
  *     before anything that depends on it (a commit counted from an acknowledgement, a leadership
  *     won with a vote) leaves the node.
  *  2. At start a node asks every other voter "what have you seen from me?" (RollbackQuery), and
- *     keeps asking each voter until that voter has answered, however long it is away. Each answers
+ *     keeps asking each voter until that voter has answered, however long it is away. The voters
+ *     are those of the configuration in force, followed as it changes (RollbackGate below). Each answers
  *     with its Witness for the asker as it stood when the asker opened its peer stream
  *     (monitor.ts peerConnected): what the previous incarnation said, not the term the restarted
  *     node has learned and spoken in since.
@@ -127,15 +128,31 @@ const DURABLE_TERM_TYPES = new Set<Message['type']>([
 
 /**
  * What this node has witnessed of each peer. Feed it every message received from a peer after the
- * transport has authenticated the sender. Bounded by the roster: records only for `roster` nodes.
+ * transport has authenticated the sender. Bounded by the roster: records only for `roster` nodes,
+ * the members (voters and learners) of the configuration in force; `setRoster` follows a change
+ * and forgets the records of members that left (a removed node is no longer asked to vote, so
+ * nobody needs what it said; a node added again later starts from an empty record, as a new one).
  */
 export class WitnessBook {
   private readonly book = new Map<NodeId, Witness>();
+  private roster: ReadonlySet<NodeId>;
 
   constructor(
     private readonly self: NodeId,
-    private readonly roster: ReadonlySet<NodeId>,
-  ) {}
+    roster: ReadonlySet<NodeId>,
+  ) {
+    this.roster = new Set(roster);
+  }
+
+  /** The members changed. True when records were forgotten (persist the book). */
+  setRoster(roster: ReadonlySet<NodeId>): boolean {
+    this.roster = new Set(roster);
+    let dropped = false;
+    for (const id of [...this.book.keys()]) {
+      if (!this.roster.has(id)) dropped = this.book.delete(id) || dropped;
+    }
+    return dropped;
+  }
 
   /** Notes one received message. Returns true when the record of its sender changed (persist it). */
   noteMessage(m: Pick<Message, 'type' | 'from' | 'to' | 'term' | 'index' | 'reject'>): boolean {
@@ -221,38 +238,100 @@ export interface GateOptions {
 }
 
 /**
+ * The voters whose answers the gate counts: the configuration's voters, and while a membership
+ * change is joint, the outgoing voters too (raft/core/confchange.ts).
+ */
+export interface GateVoters {
+  readonly voters: readonly NodeId[];
+  readonly votersOutgoing?: readonly NodeId[];
+}
+
+/**
  * The start-up check. Construct with the node's durable state as loaded, feed each voter's answer
- * with `answer()`, and ask `mayVote()` before handling a vote request or starting an election.
+ * with `answer()`, tell it each configuration that comes into force with `reconfigure()`, and ask
+ * `mayVote()` before handling a vote request or starting an election.
+ *
+ * Following the configuration (NodeAdded makes a node a learner, then a voter; NodeRemoved takes
+ * it out). The gate starts from the configuration the store holds (not the genesis) and is told
+ * each one the node applies after. Which voters' answers it needs after a change, and why:
+ *  - Rule (a) needs, with this node, a quorum of the voters in force now (of both halves while a
+ *    change is joint, as an election does, raft/core/raft.ts voteOf). Safety rests on the intact
+ *    store, not on the answers, so the availability argument of (a) is what matters, and it holds
+ *    for the configuration in force: only its quorums elect. Once met, rule (a) stays met: a
+ *    voter added later does not reopen a check that protects nothing the store does not hold.
+ *  - Rule (b) needs every voter in force now. A voter that was removed no longer counts: its
+ *    answer, if it gave one, still counts as evidence and in the catch-up, but the gate stops
+ *    waiting for it (a dead voter replaced by a new one would otherwise hold the node forever). A
+ *    removed voter cannot lead the cluster again once it has applied its own removal (it stops
+ *    campaigning: raft.ts promotable), and before that it can win only with a quorum of the new
+ *    configuration: a voter of it that holds the committed change grants its vote only to a log at
+ *    least as up to date, which by Leader Completeness and Log Matching holds the change too, so
+ *    the candidate counts the new configuration's quorum (raft.ts logConf). Residual risk: a vote
+ *    the lost history granted to a removed voter in that short window, while the node restored
+ *    now was one of that quorum, is not witnessed by any voter still in force; the operator who
+ *    restores a node while a removal is in progress stops the removed node first.
+ *    A voter added since is asked and waited for: a store restored from an old copy may predate
+ *    its addition while the lost history holds a vote granted to it, so the gate cannot tell a
+ *    voter added before this start from one added after. A voter added after this process
+ *    started never received a promise from the incarnation whose store this is (the lost history
+ *    ended before it existed as a voter), so its answer is null or shows only what this
+ *    incarnation said: it costs one answer from a node that is up (it has just caught up), never
+ *    a wrong verdict. A new voter is waited for even after the node once voted under (b): the
+ *    node's applied configuration may lag the cluster's while it catches up, so a voter it learns
+ *    of late may be one the lost history voted for. The catch-up covers every answer received,
+ *    from voters in force or since removed.
+ *  - Contradictions stay proven whatever configuration follows: a proof is about the store.
+ *  - Learners are not asked: a learner never campaigns and never leads, so it holds no vote and
+ *    no acknowledgement from this node (acknowledgements go to the leader only).
  */
 export class RollbackGate {
   private readonly answers = new Map<NodeId, Witness | null>();
-  private readonly others: readonly NodeId[];
-  /** Answers that, with this node's own, make a quorum of the voters (rule (a)). */
-  private readonly quorumAnswers: number;
+  /** The other voters in force (both halves of a joint configuration), sorted. */
+  private others: readonly NodeId[] = [];
+  /** Each non-empty half of the configuration in force (one outside a joint change). */
+  private halves: readonly (readonly NodeId[])[] = [];
   readonly history: StoreHistory;
   private readonly waiveSilent: boolean;
   /** The evidence once a rollback was proven: it stays proven whatever later answers say. */
   private proof: readonly RollbackEvidence[] | null = null;
   /** The node has once been allowed to vote under rule (b). */
   private ruleBMet = false;
+  /** Rule (a)'s quorum of answers was once reached (it then stays reached, see above). */
+  private quorumMet = false;
   private current: Verdict;
 
   constructor(
     readonly self: NodeId,
-    voters: readonly NodeId[],
+    voters: readonly NodeId[] | GateVoters,
     readonly atStart: DurableState,
     opts: GateOptions = {},
   ) {
-    const all = [...new Set(voters)];
-    this.others = all.filter((v) => v !== self).sort();
-    this.quorumAnswers = Math.max(0, Math.floor(all.length / 2) + 1 - (all.includes(self) ? 1 : 0));
     this.history = opts.history ?? 'intact';
     this.waiveSilent = opts.waiveSilent === true;
+    this.setVoters(Array.isArray(voters) ? { voters } : (voters as GateVoters));
     this.current = this.decide();
   }
 
   verdict(): Verdict {
     return this.current;
+  }
+
+  /** The other voters in force, whose answers the gate counts. */
+  voters(): readonly NodeId[] {
+    return this.others;
+  }
+
+  /** A configuration came into force (see the class comment for what it changes). */
+  reconfigure(c: GateVoters): Verdict {
+    this.setVoters(c);
+    this.current = this.decide();
+    return this.current;
+  }
+
+  private setVoters(c: GateVoters): void {
+    const halves = [c.voters, c.votersOutgoing ?? []].map((h) => [...new Set(h)].sort()).filter((h) => h.length > 0);
+    this.halves = halves;
+    this.others = [...new Set(halves.flat())].filter((v) => v !== this.self).sort();
   }
 
   /** True while `peer` is a voter that has not answered yet: keep asking it. */
@@ -268,6 +347,16 @@ export class RollbackGate {
     this.answers.set(from, saw);
     this.current = this.decide();
     return this.current;
+  }
+
+  /** Answers still wanted for rule (a): the largest shortfall of any half (0: a quorum of each half answered). */
+  private quorumShortfall(): number {
+    let short = 0;
+    for (const h of this.halves) {
+      const have = h.filter((v) => v === this.self || this.answers.has(v)).length;
+      short = Math.max(short, Math.floor(h.length / 2) + 1 - have);
+    }
+    return short;
   }
 
   private decide(): Verdict {
@@ -288,11 +377,12 @@ export class RollbackGate {
     const missing = this.others.filter((v) => !this.answers.has(v));
     if (evidence.length > 0) this.proof = evidence;
     if (this.proof) return { kind: 'rolled_back', evidence: this.proof, catchUp: { term, index }, missing };
-    const needed = this.history === 'vote_lost' ? this.others.length : this.quorumAnswers;
-    const answered = this.others.length - missing.length;
-    return answered >= needed ? { kind: 'consistent', missing } : { kind: 'waiting', missing, wanted: needed - answered };
+    if (this.history === 'vote_lost') return missing.length === 0 ? { kind: 'consistent', missing } : { kind: 'waiting', missing, wanted: missing.length };
+    const short = this.quorumMet ? 0 : this.quorumShortfall();
+    if (short > 0) return { kind: 'waiting', missing, wanted: short };
+    this.quorumMet = true;
+    return { kind: 'consistent', missing };
   }
-
   /**
    * True while the gate holds to rule (b), every voter's answer and the catch-up past them, and
    * has not yet let the node vote under it. A node restarted meanwhile must hold to it again
