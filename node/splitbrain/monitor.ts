@@ -80,13 +80,14 @@ export class SplitBrainMonitor {
    * A configuration came into force (the node applied a membership change): the gate asks and
    * counts its voters (rollback.ts RollbackGate), the witness book records its members, and
    * statements are relayed to them. True when the witness book forgot records (persist it).
+   * `atStart`: the store's own configuration, as the driver loaded it (RollbackGate.reconfigure).
    */
-  reconfigure(c: { readonly voters: readonly string[]; readonly votersOutgoing?: readonly string[]; readonly learners?: readonly string[]; readonly learnersNext?: readonly string[] }): boolean {
+  reconfigure(c: { readonly voters: readonly string[]; readonly votersOutgoing?: readonly string[]; readonly learners?: readonly string[]; readonly learnersNext?: readonly string[] }, atStart = false): boolean {
     const members = [...c.voters, ...(c.votersOutgoing ?? []), ...(c.learners ?? []), ...(c.learnersNext ?? [])];
     const forgot = this.witnesses.setRoster(new Set(members));
     this.setPeers(members);
     const before = this.gate.verdict();
-    const v = this.gate.reconfigure({ voters: c.voters, votersOutgoing: c.votersOutgoing ?? [] });
+    const v = this.gate.reconfigure({ voters: c.voters, votersOutgoing: c.votersOutgoing ?? [] }, atStart);
     if (v.kind !== before.kind || v.missing.join() !== before.missing.join()) this.noteVerdict(v);
     return forgot;
   }

@@ -169,6 +169,8 @@ export class NodeGuard implements VoteGuard {
   private storedBook: [NodeId, Witness][];
   /** The configuration last applied to the monitor, as a comparable key. */
   private confKey: string;
+  /** `configure` was called once (the driver's configuration at start). */
+  private configured = false;
 
   constructor(private readonly o: NodeGuardOptions) {
     this.pendingStored = o.restorePendingStored === true;
@@ -202,13 +204,20 @@ export class NodeGuard implements VoteGuard {
   /**
    * The configuration in force changed (the node applied a membership change, or the driver
    * loaded the store's): the rollback gate asks and counts its voters (rollback.ts RollbackGate
-   * for the safety argument), the witness book records its members.
+   * for the safety argument), the witness book records its members. The first call gives the
+   * configuration the driver loaded from the store (the snapshot's and the changes applied
+   * since): its voters are the gate's start voters, like those given at construction.
    */
   configure(conf: Pick<ConfState, 'voters' | 'learners' | 'votersOutgoing' | 'learnersNext'>): void {
+    const atStart = !this.configured;
+    this.configured = true;
     const key = confKeyOf(conf);
-    if (key === this.confKey) return;
+    if (key === this.confKey) {
+      this.storedBook = [];
+      return;
+    }
     this.confKey = key;
-    if (this.monitor.reconfigure(conf)) this.dirty = true;
+    if (this.monitor.reconfigure(conf, atStart)) this.dirty = true;
     // restore() keeps only what is newer than the record already held.
     this.monitor.witnesses.restore(this.storedBook);
     this.storedBook = [];

@@ -259,6 +259,12 @@ export interface GateVoters {
  *    store, not on the answers, so the availability argument of (a) is what matters, and it holds
  *    for the configuration in force: only its quorums elect. Once met, rule (a) stays met: a
  *    voter added later does not reopen a check that protects nothing the store does not hold.
+ *  - Rule (a) does not ask a voter added after the start configuration, and counts it as having
+ *    nothing to report: an intact store holds every vote it ever granted, to that voter too. Not
+ *    asking it also keeps its answer from saying what this incarnation told it: a peer's answer is
+ *    its record as of this node's stream to it opening (monitor.ts peerConnected), and a voter
+ *    that restarted since (a learner often does while it catches up) records this incarnation's
+ *    own messages, a later term than the stored one, which would read as a rollback.
  *  - Rule (b) needs every voter in force now. A voter that was removed no longer counts: its
  *    answer, if it gave one, still counts as evidence and in the catch-up, but the gate stops
  *    waiting for it (a dead voter replaced by a new one would otherwise hold the node forever). A
@@ -270,15 +276,16 @@ export interface GateVoters {
  *    the lost history granted to a removed voter in that short window, while the node restored
  *    now was one of that quorum, is not witnessed by any voter still in force; the operator who
  *    restores a node while a removal is in progress stops the removed node first.
- *    A voter added since is asked and waited for: a store restored from an old copy may predate
+ *    Under (b) a voter added since is asked and waited for: a store restored from an old copy may predate
  *    its addition while the lost history holds a vote granted to it, so the gate cannot tell a
  *    voter added before this start from one added after. A voter added after this process
  *    started never received a promise from the incarnation whose store this is (the lost history
  *    ended before it existed as a voter), so its answer is null or shows only what this
- *    incarnation said: it costs one answer from a node that is up (it has just caught up), never
- *    a wrong verdict. A new voter is waited for even after the node once voted under (b): the
- *    node's applied configuration may lag the cluster's while it catches up, so a voter it learns
- *    of late may be one the lost history voted for. The catch-up covers every answer received,
+ *    incarnation said (when it restarted after this node's stream to it opened), which reads as
+ *    a later term: the node then also catches up past that term. That costs availability, never
+ *    safety, and only a node already held to rule (b). A new voter is waited for even after the
+ *    node once voted under (b): the node's applied configuration may lag the cluster's while it
+ *    catches up, so a voter it learns of late may be one the lost history voted for. The catch-up covers every answer received,
  *    from voters in force or since removed.
  *  - Contradictions stay proven whatever configuration follows: a proof is about the store.
  *  - Learners are not asked: a learner never campaigns and never leads, so it holds no vote and
@@ -298,6 +305,8 @@ export class RollbackGate {
   private ruleBMet = false;
   /** Rule (a)'s quorum of answers was once reached (it then stays reached, see above). */
   private quorumMet = false;
+  /** Voters of the configurations in force at start: the only ones rule (a) asks. */
+  private readonly startVoters = new Set<NodeId>();
   private current: Verdict;
 
   constructor(
@@ -308,7 +317,7 @@ export class RollbackGate {
   ) {
     this.history = opts.history ?? 'intact';
     this.waiveSilent = opts.waiveSilent === true;
-    this.setVoters(Array.isArray(voters) ? { voters } : (voters as GateVoters));
+    this.setVoters(Array.isArray(voters) ? { voters } : (voters as GateVoters), true);
     this.current = this.decide();
   }
 
@@ -321,22 +330,36 @@ export class RollbackGate {
     return this.others;
   }
 
-  /** A configuration came into force (see the class comment for what it changes). */
-  reconfigure(c: GateVoters): Verdict {
-    this.setVoters(c);
+  /**
+   * A configuration came into force (see the class comment for what it changes). `atStart`: it is
+   * still the store's own (the configuration the driver loaded), not a change applied since.
+   */
+  reconfigure(c: GateVoters, atStart = false): Verdict {
+    this.setVoters(c, atStart);
     this.current = this.decide();
     return this.current;
   }
 
-  private setVoters(c: GateVoters): void {
+  private setVoters(c: GateVoters, atStart: boolean): void {
     const halves = [c.voters, c.votersOutgoing ?? []].map((h) => [...new Set(h)].sort()).filter((h) => h.length > 0);
     this.halves = halves;
     this.others = [...new Set(halves.flat())].filter((v) => v !== this.self).sort();
+    if (atStart) for (const v of this.others) this.startVoters.add(v);
   }
 
-  /** True while `peer` is a voter that has not answered yet: keep asking it. */
+  /** Rule (b) may apply: every voter in force is asked, those added since start too. */
+  private asksEveryVoter(): boolean {
+    return this.history === 'vote_lost' || this.proof !== null;
+  }
+
+  /** The voter `v` is asked (see the class comment). */
+  private asks(v: NodeId): boolean {
+    return this.startVoters.has(v) || this.asksEveryVoter();
+  }
+
+  /** True while `peer` is a voter that has not answered yet and is asked: keep asking it. */
   wantsAnswer(peer: NodeId): boolean {
-    return this.others.includes(peer) && !this.answers.has(peer);
+    return this.others.includes(peer) && !this.answers.has(peer) && this.asks(peer);
   }
 
   /** A voter's answer (null: it has witnessed nothing from this node). Answers from non-voters, and repeated ones, are ignored. */
@@ -353,7 +376,7 @@ export class RollbackGate {
   private quorumShortfall(): number {
     let short = 0;
     for (const h of this.halves) {
-      const have = h.filter((v) => v === this.self || this.answers.has(v)).length;
+      const have = h.filter((v) => v === this.self || this.answers.has(v) || !this.startVoters.has(v)).length;
       short = Math.max(short, Math.floor(h.length / 2) + 1 - have);
     }
     return short;
@@ -374,8 +397,8 @@ export class RollbackGate {
         index = Math.max(index, saw.ackIndex);
       }
     }
-    const missing = this.others.filter((v) => !this.answers.has(v));
     if (evidence.length > 0) this.proof = evidence;
+    const missing = this.others.filter((v) => !this.answers.has(v) && this.asks(v));
     if (this.proof) return { kind: 'rolled_back', evidence: this.proof, catchUp: { term, index }, missing };
     if (this.history === 'vote_lost') return missing.length === 0 ? { kind: 'consistent', missing } : { kind: 'waiting', missing, wanted: missing.length };
     const short = this.quorumMet ? 0 : this.quorumShortfall();

@@ -2,7 +2,7 @@
  * The split-brain checks follow the Raft configuration (node/splitbrain/rollback.ts RollbackGate,
  * WitnessBook; monitor.ts reconfigure; node-guard.ts configure and NodeGuardIo.configuration):
  * after a dead voter is replaced, the gate asks and counts the new voter and stops waiting for the
- * removed one; a joint configuration needs a quorum of both halves; the witness book records the
+ * removed one; rule (a) neither asks nor waits for a voter added after the start; a joint configuration needs a quorum of both halves; the witness book records the
  * members in force; a property checks the gate's verdict against a model over any interleaving of
  * configuration changes and answers.
  */
@@ -20,17 +20,29 @@ const conf = (voters: string[], learners: string[] = [], votersOutgoing: string[
 const msg = (type: Message['type'], from: string, to: string, term: number, over: Partial<Pick<Message, 'index' | 'reject'>> = {}) => ({ type, from, to, term, index: 0, reject: false, ...over });
 
 t.test('a dead voter replaced: the gate counts the new voter and stops waiting for the removed one', async (t) => {
-  // n1 restarts with an intact store while n3 is dead; the cluster has since replaced n3 by n5.
+  // n1 restarts with an intact store while n2 and n3 are down; the store's configuration already
+  // names n5 in place of n3 (the driver's, given at start).
   const gate = new RollbackGate('n1', ['n1', 'n2', 'n3'], state(7, null, 40));
   t.equal(gate.verdict().kind, 'waiting', 'no answer yet');
-  gate.reconfigure({ voters: ['n1', 'n2', 'n5'] });
+  gate.reconfigure({ voters: ['n1', 'n2', 'n5'] }, true);
   t.notOk(gate.wantsAnswer('n3'), 'the removed voter is no longer asked');
-  t.ok(gate.wantsAnswer('n5'), 'the new voter is asked');
+  t.ok(gate.wantsAnswer('n5'), 'the voter of the start configuration is asked');
   t.same(gate.voters(), ['n2', 'n5']);
   t.equal(gate.answer('n3', null).kind, 'waiting', 'an answer from a node that is no voter is ignored');
-  t.equal(gate.answer('n5', null).kind, 'consistent', "the new voter's answer makes the quorum");
+  t.equal(gate.answer('n5', null).kind, 'consistent', "n5's answer makes the quorum");
   t.ok(gate.mayVote(state(7, null, 40)));
   t.same(gate.verdict().kind === 'consistent' ? gate.verdict().missing : null, ['n2'], 'n2 is still asked');
+});
+
+t.test('rule (a) neither asks nor waits for a voter added after the start configuration', async (t) => {
+  // n1 restarts with n3 in its configuration; n3 is removed and n4 added while n2 is down.
+  const gate = new RollbackGate('n1', ['n1', 'n2', 'n3'], state(7, null, 40));
+  gate.reconfigure({ voters: ['n1', 'n2'] });
+  t.equal(gate.verdict().kind, 'waiting', 'one of two voters: n2 must answer');
+  const v = gate.reconfigure({ voters: ['n1', 'n2', 'n4'] });
+  t.equal(v.kind, 'consistent', 'n4 joined after the store was written: the intact store holds any vote it gave n4');
+  t.notOk(gate.wantsAnswer('n4'), 'nor is n4 asked: its record may already hold what this incarnation told it');
+  t.ok(gate.wantsAnswer('n2'));
 });
 
 t.test('rule (a), once met, stays met when a voter is added', async (t) => {
@@ -40,8 +52,10 @@ t.test('rule (a), once met, stays met when a voter is added', async (t) => {
   const v = gate.reconfigure({ voters: ['n1', 'n2', 'n3', 'n4', 'n5'] });
   t.equal(v.kind, 'consistent', 'five voters now, two answered, still consistent');
   t.ok(gate.mayVote(state(7, null, 40)));
-  t.ok(gate.wantsAnswer('n4'), 'the new voters are asked all the same: a contradiction would still be caught');
-  t.equal(gate.answer('n4', { term: 9, vote: null, ackIndex: 0 }).kind, 'rolled_back', 'and a later contradiction withholds the vote');
+  t.notOk(gate.wantsAnswer('n4'), 'voters added since are not asked under rule (a)');
+  t.ok(gate.wantsAnswer('n3'), 'those of the start configuration still are');
+  t.equal(gate.answer('n3', { term: 9, vote: null, ackIndex: 0 }).kind, 'rolled_back', 'and a later contradiction withholds the vote');
+  t.ok(gate.wantsAnswer('n4'), 'from then on every voter in force is asked (rule (b))');
   t.notOk(gate.mayVote(state(7, null, 40)));
 });
 
@@ -108,13 +122,14 @@ t.test('the monitor asks a new voter, relays to new members, and answers it from
   mon.noteMessage(msg('appResp', 'n5', 'n1', 3, { index: 8 }));
   t.same(mon.witnesses.report('n5'), { term: 3, vote: null, ackIndex: 8 });
   mon.reconfigure({ voters: ['n1', 'n2', 'n5'] });
-  t.ok(mon.outgoing('n5', obs).query, 'promoted: asked');
-  t.match(logs.join('\n'), /missing n2, n5/, 'the log names the voters in force');
+  t.notOk(mon.outgoing('n5', obs).query, 'promoted after the start: not asked under rule (a)');
+  t.equal(mon.gate.verdict().kind, 'consistent', 'and counted as having nothing to report: n1 with n5 make the quorum');
+  t.match(logs.join('\n'), /voting \(still asking n2\)/, 'the log names the voters still asked');
   // n5 asks n1 what it saw: the answer comes from the book, which now records n5.
   mon.incoming('n5', decodeExchange(encodeExchange({ from: 'n5', observation: { node: 'n5', term: 3, leader: 'n1', appliedIndex: 8, stateRoot: 'r' }, statements: [], query: true }), 'n5'));
   t.same(mon.outgoing('n5', obs).answer, { term: 3, vote: null, ackIndex: 8 });
   const v = mon.incoming('n5', decodeExchange(encodeExchange({ from: 'n5', observation: { node: 'n5', term: 3, leader: 'n1', appliedIndex: 8, stateRoot: 'r' }, statements: [], query: false, answer: null }), 'n5')).verdict;
-  t.equal(v?.kind, 'consistent', "n5's answer is counted");
+  t.equal(v?.kind, 'consistent', 'an answer n5 sends unasked is taken in');
 });
 
 t.test('the node guard reads the configuration each round and merges the stored book for members it learns of', async (t) => {
@@ -171,11 +186,14 @@ t.test('property: over any interleaving of configuration changes and answers, th
       let quorumMet = false;
       let proven = false;
       const others = (): string[] => [...new Set(halves.flat())].filter((v) => v !== SELF);
+      // Rule (a) asks only the start configuration's voters and counts later ones as having nothing to report.
+      const startVoters = new Set(start);
       const check = (): boolean => {
-        const have = (v: string): boolean => v === SELF || answered.has(v);
+        const have = (v: string): boolean => v === SELF || answered.has(v) || !startVoters.has(v);
         const everyone = others().every((v) => answered.has(v));
         if (!proven && history === 'intact' && halves.every((h) => majorityOf(h, have))) quorumMet = true;
-        for (const p of POOL.slice(1)) if (gate.wantsAnswer(p) !== (others().includes(p) && !answered.has(p))) return false;
+        const asked = (p: string): boolean => startVoters.has(p) || proven || history === 'vote_lost';
+        for (const p of POOL.slice(1)) if (gate.wantsAnswer(p) !== (others().includes(p) && !answered.has(p) && asked(p))) return false;
         if (proven) {
           // Never at the contradicted state; past every answer once every voter in force answered.
           const seen = [...answered.values()].filter((w): w is Witness => w !== null);
