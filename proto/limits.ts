@@ -86,6 +86,8 @@ export const ledger = {
   opsMax: 100_000,
   /** Largest whole-ledger snapshot (canonical encoding of the state). */
   snapshotBytesMax: 256 * 1024 * 1024,
+  /** Largest snapshot of the node's ledger application: the state, the applied decisions, the approval book. */
+  appSnapshotBytesMax: 512 * 1024 * 1024,
 } as const;
 
 // ---------------------------------------------------------------------------------------------
@@ -243,3 +245,4 @@ check(splitBrain.statementBytesMax <= ledger.eventBytesMax / 2, 'two statements 
 check(splitBrain.statementsPerExchangeMax * splitBrain.statementBytesMax < node.peerMessageBytesMax, 'one observation exchange fits a peer message');
 check(splitBrain.statementsRelayQueuedMax >= splitBrain.statementsPerExchangeMax, 'a relay queue holds at least one full exchange');
 check(backup.chunkBytes + backup.headerBytesMax < node.peerMessageBytesMax, 'one snapshot frame fits a gRPC message');
+check(ledger.snapshotBytesMax < ledger.appSnapshotBytesMax, 'the application snapshot holds the ledger state and more');
