@@ -47,6 +47,7 @@ import { type CborValue, decode, encode, toHex } from '../ledger/encoding.js';
 import { ApprovalBook, decodeBookCommand, isBookCommand } from './approvals/book.js';
 import { decisionToCbor } from '../ledger/decision.js';
 import { CustodyError, assert } from '../proto/errors.js';
+import { ledger as ledgerLimits } from '../proto/limits.js';
 import { apply, type ApplyResult } from '../ledger/apply.js';
 import { emptyState, restore, snapshot, stateRoot, type LedgerState, type OpState } from '../ledger/state.js';
 import { decodeEvent, eventFromCbor, type EventType, type LedgerEntry, type LedgerEvent } from '../ledger/events.js';
@@ -444,7 +445,7 @@ export class LedgerApp implements Application {
     } else {
       let o: { tag?: unknown; state?: unknown; decisions?: unknown; archive?: unknown; book?: CborValue };
       try {
-        o = decode(data) as typeof o;
+        o = decode(data, { bytesMax: ledgerLimits.appSnapshotBytesMax }) as typeof o;
       } catch (e) {
         throw new CustodyError('STORAGE_CORRUPT', `ledger snapshot: ${(e as Error).message}`);
       }

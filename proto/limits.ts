@@ -101,6 +101,8 @@ export const ledger = {
   actsInFlightMax: 10_000,
   /** Largest snapshot of the in-memory ledger state (canonical encoding; archived acts travel beside it). */
   snapshotBytesMax: 256 * 1024 * 1024,
+  /** Largest snapshot of the node's ledger application: the state, the applied decisions, the approval book. */
+  appSnapshotBytesMax: 512 * 1024 * 1024,
 } as const;
 
 // ---------------------------------------------------------------------------------------------
@@ -276,3 +278,4 @@ check(splitBrain.statementsPerExchangeMax * splitBrain.statementBytesMax < node.
 check(splitBrain.statementsRelayQueuedMax >= splitBrain.statementsPerExchangeMax, 'a relay queue holds at least one full exchange');
 check(backup.chunkBytes + backup.headerBytesMax < node.peerMessageBytesMax, 'one snapshot frame fits a gRPC message');
 check(membership.learnerLagEntriesMax < raft.compactionKeepEntries, 'a caught-up learner is still within the log the leader keeps');
+check(ledger.snapshotBytesMax < ledger.appSnapshotBytesMax, 'the application snapshot holds the ledger state and more');

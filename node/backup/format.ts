@@ -147,7 +147,8 @@ function checkHeader(v: unknown, where: string): SnapshotHeader {
     format: SNAPSHOT_FORMAT,
     clusterId: str('clusterId', /^.{1,256}$/s),
     incarnation: str('incarnation', /^([0-9a-f]{32})?$/),
-    index: int('index', 1),
+    // Index 1 is every store's bootstrap point (the roster, no data): a backup is past it.
+    index: int('index', 2),
     term: int('term', 1),
     stateRoot: str('stateRoot', /^[0-9a-f]{64}$/),
     ledgerIndex: int('ledgerIndex', 0),

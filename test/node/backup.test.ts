@@ -20,7 +20,7 @@ import { SeededRng } from '../../raft/core/rng.js';
 import { Driver } from '../../raft/driver.js';
 import { LevelStorage, wipeStore } from '../../raft/storage/leveldb.js';
 import { systemClock } from '../../raft/transport.js';
-import { ScriptedCluster } from '../../ledger/scenario.js';
+import { DEFAULT_POLICY, ScriptedCluster } from '../../ledger/scenario.js';
 import { LedgerApp, decodeVerdict, encodeLedgerCommand } from '../../node/ledger-app.js';
 import { SNAPSHOT_FORMAT, SnapshotEncoder, SnapshotParser, readSnapshotFile, type SnapshotHeader } from '../../node/backup/format.js';
 import { INCARNATION_KEY, incarnationOf, incarnationRefusal } from '../../node/backup/incarnation.js';
@@ -95,11 +95,18 @@ t.test('every truncation, every flipped byte and any trailing byte is refused SN
 // Restore
 // ------------------------------------------------------------------------------------------------
 
-/** A ledger with history (genesis, a key, acts) as the LedgerApp of a node holds it. */
-function ledgerWithHistory(): { app: LedgerApp; script: ScriptedCluster } {
-  const script = new ScriptedCluster({ label: 'backup' });
+/**
+ * A ledger with history (genesis, a key, `settled` acts taken to Settled, one act with a permit)
+ * as the LedgerApp of a node holds it.
+ */
+function ledgerWithHistory(settled = 0): { app: LedgerApp; script: ScriptedCluster } {
+  const script = new ScriptedCluster({ label: 'backup', policy: { ...DEFAULT_POLICY, velocity: { windowMs: 1, amountMax: 1n << 62n } } });
   script.genesis();
   script.createKey('k1');
+  for (let i = 0; i < settled; i++) {
+    const id = `done-${i}`;
+    for (const r of [script.submit(id, script.act('k1')), script.issuePermit(id), script.execute(id), script.publish(id), script.settle(id)]) if (!r.ok) throw new Error(`${id}: ${r.reason}`);
+  }
   script.submit('op-1', script.act('k1'));
   script.issuePermit('op-1');
   const app = new LedgerApp();
@@ -131,7 +138,8 @@ async function refusal(p: Promise<unknown>): Promise<string> {
 t.test('restore: bad files, wrong roots, foreign nodes and used directories are refused with nothing written; a good file seeds a cluster that elects, serves the saved root and commits', async (t) => {
   const root = mkdtempSync(join(tmpdir(), 'custody-restore-'));
   t.teardown(() => rmSync(root, { recursive: true, force: true }));
-  const { app, script } = ledgerWithHistory();
+  const { app, script } = ledgerWithHistory(150);
+  t.ok(app.snapshot().length > 256 * 1024, `a state of ${app.snapshot().length} bytes, above the bound of one ledger event (a larger state once failed to restore)`);
   const ids = Object.keys(app.state.cluster?.nodes ?? {}).sort();
   const h = header({ clusterId: script.clusterId, index: 57, term: 4, stateRoot: app.root(), ledgerIndex: app.state.index, nodes: ids, membership: { voters: ids, learners: [] } });
   const good = join(root, 'good.snap');
