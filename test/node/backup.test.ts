@@ -139,7 +139,8 @@ t.test('restore: bad files, wrong roots, foreign nodes and used directories are 
   const root = mkdtempSync(join(tmpdir(), 'custody-restore-'));
   t.teardown(() => rmSync(root, { recursive: true, force: true }));
   const { app, script } = ledgerWithHistory(150);
-  t.ok(app.snapshot().length > 256 * 1024, `a state of ${app.snapshot().length} bytes, above the bound of one ledger event (a larger state once failed to restore)`);
+  const stateBytes = (await app.snapshot()).length;
+  t.ok(stateBytes > 256 * 1024, `a state of ${stateBytes} bytes, above the bound of one ledger event (a larger state once failed to restore)`);
   const ids = Object.keys(app.state.cluster?.nodes ?? {}).sort();
   const h = header({ clusterId: script.clusterId, index: 57, term: 4, stateRoot: app.root(), ledgerIndex: app.state.index, nodes: ids, membership: { voters: ids, learners: [] } });
   const good = join(root, 'good.snap');
