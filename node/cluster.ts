@@ -62,6 +62,8 @@ export interface HttpStatus {
   voters: string[];
   pid: number;
   peers: Record<string, boolean>;
+  /** The node's rollback check (node/daemon.ts rollbackStatus): verdict and voters not yet heard. */
+  rollback?: { check: string; pending: string[] };
 }
 
 export async function fetchStatus(httpAddress: string, timeoutMs = 2_000): Promise<HttpStatus | null> {

@@ -200,7 +200,7 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
           id: s.id, role: s.role, term: s.term, leader: s.leader, commit: s.commit, applied: s.appliedIndex, lastIndex: s.lastIndex,
           firstIndex: s.firstIndex, snapshotIndex: s.snapshotIndex, root: s.root, keys: app.size, voters: s.conf.voters, pid: process.pid,
           peers: Object.fromEntries(transport.peerIds().map((p) => [p, transport.reachable(p)])),
-          progress: s.progress, incarnation,
+          progress: s.progress, incarnation, rollback: rollbackStatus(guard),
         }) + '\n');
       } else {
         res.statusCode = 404;
@@ -274,4 +274,16 @@ function listenHttp(s: HttpServer, address: string): Promise<number> {
       res(typeof a === 'object' && a ? a.port : port);
     });
   });
+}
+
+/**
+ * The rollback check as /status reports it: the gate's verdict and the voters not yet heard from.
+ * A rolling restart moves on to the next node only once the restarted one has heard every voter
+ * (`pending` empty): a voter that restarts while this node still waits for its answer answers
+ * from the book it loaded, which already holds what this node said since its own restart, and
+ * would read as a rollback (README, "Restarts, restores and the rollback gate").
+ */
+function rollbackStatus(guard: NodeGuard): { check: string; pending: readonly string[] } {
+  const v = guard.monitor.gate.verdict();
+  return { check: v.kind, pending: v.missing };
 }

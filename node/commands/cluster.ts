@@ -24,21 +24,27 @@ const down: CommandModule<object, { config: string }> = {
   handler: async (a) => clusterDown(a.config, say),
 };
 
+/** `consistent`, or the verdict with the voters whose answer the node still waits for. */
+function rollbackCell(r: { check: string; pending: string[] } | undefined): string {
+  if (r === undefined) return '-';
+  return r.pending.length === 0 ? r.check : `${r.check}, waiting for ${r.pending.join(', ')}`;
+}
+
 const status: CommandModule<object, { config: string; json: boolean }> = {
   command: 'status',
-  describe: "each node's role, term, leader, commit and applied index",
+  describe: "each node's role, term, leader, commit and applied index, and its rollback check (restart the next node of a rolling restart only once this one waits for no voter)",
   builder: (y) => y.option('config', { type: 'string', demandOption: true, describe: 'cluster config directory' }).option('json', { type: 'boolean', default: false, describe: 'print JSON' }) as never,
   handler: async (a) => {
     const rows = await clusterStatus(a.config);
     if (a.json) {
-      say(JSON.stringify(rows.map((r) => (r.status ? { id: r.id, up: true, role: r.status.role, term: r.status.term, leader: r.status.leader, commit: r.status.commit, applied: r.status.applied, lastIndex: r.status.lastIndex, snapshotIndex: r.status.snapshotIndex, root: r.status.root } : { id: r.id, up: false })), null, 2));
+      say(JSON.stringify(rows.map((r) => (r.status ? { id: r.id, up: true, role: r.status.role, term: r.status.term, leader: r.status.leader, commit: r.status.commit, applied: r.status.applied, lastIndex: r.status.lastIndex, snapshotIndex: r.status.snapshotIndex, root: r.status.root, rollback: r.status.rollback ?? null } : { id: r.id, up: false })), null, 2));
       return;
     }
-    say('node  state     role        term   leader  commit    applied   http');
+    say('node  state     role        term   leader  commit    applied   http                  rollback check');
     for (const r of rows) {
       const s = r.status;
       say(s
-        ? `${r.id.padEnd(5)} up        ${s.role.padEnd(11)} ${String(s.term).padEnd(6)} ${(s.leader ?? '-').padEnd(7)} ${String(s.commit).padEnd(9)} ${String(s.applied).padEnd(9)} ${r.http}`
+        ? `${r.id.padEnd(5)} up        ${s.role.padEnd(11)} ${String(s.term).padEnd(6)} ${(s.leader ?? '-').padEnd(7)} ${String(s.commit).padEnd(9)} ${String(s.applied).padEnd(9)} ${r.http.padEnd(21)} ${rollbackCell(s.rollback)}`
         : `${r.id.padEnd(5)} down      ${'-'.padEnd(11)} ${'-'.padEnd(6)} ${'-'.padEnd(7)} ${'-'.padEnd(9)} ${'-'.padEnd(9)} ${r.http}`);
     }
   },

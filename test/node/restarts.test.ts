@@ -129,6 +129,10 @@ t.test('a rolling restart of all three nodes under a write load loses no acknowl
     const leader = await c.stableLeader(ids);
     note(`${leader.id} leads, all follow`);
     await until(`${id} caught up`, async () => ((await c.status(id))?.applied ?? 0) >= leader.commit);
+    // As the runbook says: the next node goes down only once this one has heard every voter's
+    // rollback answer (a voter restarting while still asked would answer from its stored book).
+    await until(`${id} heard every voter's rollback answer`, async () => ((await c.status(id))?.rollback?.pending.length ?? 1) === 0, 60_000);
+    note(`${id} heard every voter`);
   }
   const before = acked.size;
   await until('writes acknowledged after the rolling restart', () => acked.size >= before + 20, 60_000);
