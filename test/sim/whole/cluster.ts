@@ -100,6 +100,8 @@ export interface WholeStats {
   staleAnswerAlarms: number;
   /** Liveness failures whose every withholding node took a stale answer for a rollback (same defect). */
   staleAnswerStalls: number;
+  /** Runs that ended with a node whose store may have lost a vote waiting for a voter failed for good (the runbook's operator case). */
+  operatorWaits: number;
   /** Most ticks a started node waited before its vote was allowed (among those that got there). */
   recoveryTicksMax: number;
   livenessTicks: number | null;
@@ -279,7 +281,7 @@ class WholeCluster {
     ];
     this.liveClient = { id: LIVENESS_CLIENT, seq: 0, pending: null, done: false, payload: (seq) => (seq === 1 ? Buffer.from(`liveness ${o.seed}`) : null) };
     this.stats = {
-      ticks: 0, steps: 0, elections: 0, committed: 0, proposals: 0, acked: 0, ledgerHeight: 0, exchanges: 0, rollbacksDetected: 0, staleAnswerAlarms: 0, staleAnswerStalls: 0, recoveryTicksMax: 0, livenessTicks: null,
+      ticks: 0, steps: 0, elections: 0, committed: 0, proposals: 0, acked: 0, ledgerHeight: 0, exchanges: 0, rollbacksDetected: 0, staleAnswerAlarms: 0, staleAnswerStalls: 0, operatorWaits: 0, recoveryTicksMax: 0, livenessTicks: null,
       faults: {
         dropped: 0, duplicated: 0, delayedLong: 0, partitions: 0, asymmetric: 0, isolations: 0, powerLosses: 0, restarts: 0, torn: 0, lostBatches: 0,
         restoresMarked: 0, restoresUnmarked: 0, wipes: 0, permanentFailures: 0, rollingRestarts: 0, fsyncStalls: 0, clockFaults: 0,
@@ -978,6 +980,21 @@ class WholeCluster {
       // a voter down for good, or a second node recovering, no leader can be elected.
       this.stats.staleAnswerStalls++;
       this.trace.add(this.step, 'liveness', '-', [], `stalled by stale-answer alarms on ${waiting.join(',')}`);
+      return;
+    }
+    // The operator's case of the runbook (README, "Restarts, restores and the rollback gate"): a
+    // node whose store may have lost a vote (a marked restore, a proven rollback) waits for every
+    // voter by design, since only the candidate that got a vote can tell of it; a voter failed for
+    // good never answers. Two faults at once (a lost store and a lost voter); the cluster needs the
+    // operator (`member remove` of the dead voter, or `--trust-store`), not a bug in the rule.
+    const failedIds = new Set(failed);
+    const operatorCase = waiting.length > 0 && failed.length > 0 && this.nodes.filter((n) => waiting.includes(n.id)).every((n) => {
+      const v = n.guard?.monitor.gate.verdict();
+      return v !== undefined && v.kind !== 'consistent' && v.missing.length > 0 && v.missing.every((m) => failedIds.has(m)) && (v.kind === 'rolled_back' || n.guard?.monitor.gate.history === 'vote_lost');
+    });
+    if (operatorCase) {
+      this.stats.operatorWaits++;
+      this.trace.add(this.step, 'liveness', '-', [], `${waiting.join(',')} wait for voters failed for good (${failed.join(',')}): the runbook's operator case`);
       return;
     }
     fail('liveness', `no new proposal committed within ${wholeLivenessTicksMax} ticks of healing (leader: ${l ? l.id : 'none'}; ` +
