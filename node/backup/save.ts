@@ -42,6 +42,8 @@ export async function writeSnapshotFile(file: string, bytes: AsyncIterable<Uint8
     }
     return summary;
   } catch (e) {
+    // The write already failed with `e`, which is what the caller needs; a close error on the
+    // temporary file it is about to delete adds nothing, so it is dropped.
     if (!closed) await fh.close().catch(() => undefined);
     await rm(tmp, { force: true });
     throw e;
