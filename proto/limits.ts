@@ -106,6 +106,33 @@ export const ledger = {
 } as const;
 
 // ---------------------------------------------------------------------------------------------
+// ledger/policy-engine/ — rule documents (first match, default deny) and the history they read
+// ---------------------------------------------------------------------------------------------
+export const policyEngine = {
+  /** Largest policy document, YAML as written or canonical CBOR as carried by a decision. */
+  documentBytesMax: 96 * 1024,
+  /** Most rules in one document. */
+  rulesMax: 256,
+  /** Most approver groups, and most initiator groups, in one document. */
+  groupsMax: 64,
+  /** Most members of one group (approver groups hold approvers from the roster). */
+  groupMembersMax: 64,
+  /** Most entries in one list of a matcher (key ids, assets, addresses of an allow- or deny-list). */
+  listItemsMax: 1024,
+  /** Most rolling windows, and most lifetime caps, on one rule. */
+  windowsPerRuleMax: 4,
+  /** Shortest and longest rolling window: the history keeps every admission inside the longest one. */
+  windowMsMin: 1_000,
+  windowMsMax: 31 * 24 * 3600 * 1000,
+  /** Most admissions one scope (one key, asset or initiator) keeps inside its longest window; one more is refused LIMIT_EXCEEDED. */
+  scopeEntriesMax: 65_536,
+  /** Shortest time to live of the approvals a REQUIRE_APPROVAL rule asks for (the longest is ledger.decisionTtlMsMax). */
+  approvalTtlMsMin: 60_000,
+  /** Largest amount a document may write, in an asset's smallest unit (the canonical encoding's integer range). */
+  amountMax: (1n << 64n) - 1n,
+} as const;
+
+// ---------------------------------------------------------------------------------------------
 // node/lifecycle/ — coordinator and participants of the signing acts
 // ---------------------------------------------------------------------------------------------
 export const lifecycle = {
@@ -278,4 +305,8 @@ check(splitBrain.statementsPerExchangeMax * splitBrain.statementBytesMax < node.
 check(splitBrain.statementsRelayQueuedMax >= splitBrain.statementsPerExchangeMax, 'a relay queue holds at least one full exchange');
 check(backup.chunkBytes + backup.headerBytesMax < node.peerMessageBytesMax, 'one snapshot frame fits a gRPC message');
 check(membership.learnerLagEntriesMax < raft.compactionKeepEntries, 'a caught-up learner is still within the log the leader keeps');
+check(policyEngine.documentBytesMax * 2 <= ledger.eventBytesMax, 'a canonical policy document fits a PolicyChanged decision with room for its envelope');
+check(policyEngine.approvalTtlMsMin < ledger.decisionTtlMsMax, 'approval time to live has a non-empty range');
+check(policyEngine.windowMsMin < policyEngine.windowMsMax, 'window lengths have a non-empty range');
+check(policyEngine.listItemsMax <= ledger.policyDestinationsMax && policyEngine.groupMembersMax <= ledger.approversMax, 'policy lists are no longer than the act policy\'s and the roster');
 check(ledger.snapshotBytesMax < ledger.appSnapshotBytesMax, 'the application snapshot holds the ledger state and more');

@@ -47,6 +47,15 @@ export const REASONS = {
   POLICY_DENIED: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'the policy engine denied the act' },
   SECRET_EXPOSED: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'a secret file or folder is open to other users (group or world permission bits)' },
 
+  // Policy rule documents (ledger/policy-engine/). POLICY_DENIED above stays the verdict of the
+  // tiered act policy (ledger/policy.ts); these name which part of a rule document refused an act.
+  POLICY_NO_RULE: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'no policy rule matched the act (default deny)' },
+  POLICY_BLOCKED: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'a BLOCK policy rule matched the act' },
+  POLICY_WINDOW_EXCEEDED: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'the act would exceed a rolling-window amount or count limit of the policy' },
+  POLICY_CAP_EXCEEDED: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'the act would exceed a lifetime cap of the policy' },
+  POLICY_APPROVAL_REQUIRED: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'the matched policy rule holds the act for approvals' },
+  POLICY_DOCUMENT_INVALID: { grpc: GrpcStatus.INVALID_ARGUMENT, text: 'the policy document is malformed or breaks a rule of its format' },
+
   // Consensus and node.
   NOT_LEADER: { grpc: GrpcStatus.UNAVAILABLE, text: 'this node is not the leader' },
   PROPOSAL_DROPPED: { grpc: GrpcStatus.UNAVAILABLE, text: 'the proposal was dropped (no leader, transfer in progress, or queue full)' },
