@@ -23,6 +23,7 @@
  */
 import type { ReasonCode } from '../../proto/reasons.js';
 import type { AssetTable, TxKind } from '../tx/types.js';
+import type { PolicyHistory } from './history.js';
 
 /** Whose admissions a rolling window counts. */
 export type Scope = 'key' | 'asset' | 'initiator';
@@ -131,7 +132,7 @@ export interface EvalContext {
   /** The ledger clock at the entry that carries the act (ms since the epoch, UTC). */
   readonly nowMs: number;
   /** Admissions the windows and caps read (history.ts). */
-  readonly history: import('./history.js').PolicyHistory;
+  readonly history: PolicyHistory;
   /** Every address of every key the cluster holds. */
   readonly ownAddresses: ReadonlySet<string>;
   /** Decimals for the amounts in verdict details. */

@@ -4,6 +4,7 @@
  * rules and random acts meet often enough for first-match and window properties to bite.
  */
 import fc from 'fast-check';
+import t from 'tap';
 import { policyEngine as limits } from '../../proto/limits.js';
 import {
   WEEKDAYS, type Action, type Admission, type DestinationMatcher, type Matchers, type PolicyDocument, type Rule, type WindowLimit,
@@ -16,6 +17,15 @@ export const replay = {
   ...(process.env.FC_SEED !== undefined ? { seed: Number(process.env.FC_SEED) } : {}),
   ...(process.env.FC_PATH !== undefined ? { path: process.env.FC_PATH } : {}),
 };
+
+/** A fast-check property as a tap subtest: it fails with fast-check's report (seed and path to replay). */
+export function prop<T>(name: string, arb: fc.Arbitrary<T>, check: (x: T) => boolean, runs = RUNS): void {
+  t.test(name, async (tt) => {
+    const r = fc.check(fc.property(arb, check), { numRuns: runs, ...replay });
+    tt.equal(r.failed, false, fc.defaultReportMessage(r) ?? name);
+    if (replay.path === undefined) tt.equal(r.numRuns, runs, `${r.numRuns} runs`);
+  });
+}
 
 export const ASSETS: AssetTable = {
   BTC: { symbol: 'BTC', network: 'bitcoin-regtest', onChain: 'native', decimals: 8 },

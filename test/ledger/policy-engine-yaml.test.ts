@@ -15,14 +15,8 @@ import {
 } from '../../ledger/policy-engine/index.js';
 import { bytesEqual, decode, encode } from '../../ledger/encoding.js';
 import { policyEngine as limits } from '../../proto/limits.js';
-import { ASSETS, RUNS, policyArb, replay } from './policy-engine-arbitraries.js';
+import { ASSETS, RUNS, policyArb, prop } from './policy-engine-arbitraries.js';
 
-function prop<T>(name: string, arb: fc.Arbitrary<T>, check: (x: T) => boolean, runs = RUNS): void {
-  t.test(name, async (tt) => {
-    const r = fc.check(fc.property(arb, check), { numRuns: runs, ...replay });
-    tt.equal(r.failed, false, fc.defaultReportMessage(r) ?? name);
-  });
-}
 
 const same = (a: PolicyDocument, b: PolicyDocument): boolean => bytesEqual(encodeDocument(a), encodeDocument(b)) && JSON.stringify(a, big) === JSON.stringify(b, big);
 const big = (_: string, v: unknown): unknown => (typeof v === 'bigint' ? `${v}n` : v);

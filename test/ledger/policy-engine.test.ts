@@ -13,13 +13,13 @@
 import t from 'tap';
 import fc from 'fast-check';
 import {
-  emptyHistory, evaluate, explain, inHours, record, utcClock, WEEKDAYS, type Admission, type EvalContext, type PolicyDocument,
+  emptyHistory, evaluate, explain, inHours, record, utcClock, withPolicy, WEEKDAYS, type Admission, type EvalContext, type PolicyDocument,
   type PolicyHistory, type Rule, type Verdict,
 } from '../../ledger/policy-engine/index.js';
 import { policyEngine as limits } from '../../proto/limits.js';
 import { REASON_CODES, type ReasonCode } from '../../proto/reasons.js';
 import type { TxFacts } from '../../ledger/tx/types.js';
-import { ASSETS, BASE_MS, INITIATORS, KEYS, OWN, RUNS, admissionsArb, factsArb, factsOf, policyArb, replay } from './policy-engine-arbitraries.js';
+import { ASSETS, BASE_MS, INITIATORS, KEYS, OWN, RUNS, admissionsArb, factsArb, factsOf, policyArb, prop, replay } from './policy-engine-arbitraries.js';
 
 // ------------------------------------------------------------------------------------------------
 // The naive reference
@@ -132,13 +132,6 @@ function wellFormed(v: Verdict): boolean {
   return v.approvals === null && (v.ruleId !== null) === (v.reason !== 'POLICY_NO_RULE');
 }
 
-function prop<T>(name: string, arb: fc.Arbitrary<T>, check: (x: T) => boolean, runs = RUNS): void {
-  t.test(name, async (tt) => {
-    const r = fc.check(fc.property(arb, check), { numRuns: runs, ...replay });
-    tt.equal(r.failed, false, fc.defaultReportMessage(r) ?? name);
-    tt.equal(r.numRuns, replay.path === undefined ? runs : r.numRuns, `${r.numRuns} runs`);
-  });
-}
 
 // ------------------------------------------------------------------------------------------------
 // Properties
@@ -326,4 +319,18 @@ t.test('the history keeps only what the windows need', async (tt) => {
   tt.same([...h.windows.keys()], [JSON.stringify(['key', 'k1'])], 'only the key scope is kept (no rule reads asset or initiator windows)');
   tt.equal(h.windows.get(JSON.stringify(['key', 'k1']))?.length, 6, 'entries older than the 60 s horizon are pruned on insert');
   tt.equal(h.lifetime.get(JSON.stringify(['key', 'k1', 'BTC'])), 100n, 'lifetime sums keep every admission');
+});
+
+t.test('a new policy keeps the history its windows read and drops scopes no rule reads any more', async (tt) => {
+  const perKey = doc(allow('w', { windows: [{ per: 'key', lengthMs: 60_000, maxAmount: null, maxCount: 10 }] }));
+  const perAsset = doc(allow('w', { windows: [{ per: 'asset', lengthMs: 60_000, maxAmount: null, maxCount: 2 }] }));
+  const both = doc(allow('w', { windows: [{ per: 'key', lengthMs: 60_000, maxAmount: null, maxCount: 10 }, { per: 'asset', lengthMs: 60_000, maxAmount: null, maxCount: 2 }] }));
+  let h = emptyHistory(both);
+  h = record(h, adm(BASE_MS, 1n));
+  h = record(h, adm(BASE_MS + 1, 1n, 'k2'));
+  const moved = withPolicy(h, perAsset);
+  tt.same([...moved.windows.keys()], [JSON.stringify(['asset', 'BTC'])], 'the key scopes are dropped, the asset scope kept');
+  const v = evaluate(perAsset, pay(btc('a1', 1n)), { initiator: 'i1', keyId: 'k3', nowMs: BASE_MS + 2, history: moved, ownAddresses: OWN, assets: ASSETS });
+  tt.same([v.action, v.reason, v.ruleId], ['BLOCK', 'POLICY_WINDOW_EXCEEDED', 'w'], 'the kept asset window still counts the two admissions');
+  tt.equal(withPolicy(h, perKey).lifetime.get(JSON.stringify(['asset', 'BTC', 'BTC'])), 2n, 'lifetime sums survive any policy change');
 });
