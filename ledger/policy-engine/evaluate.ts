@@ -178,7 +178,7 @@ const refuse = (reason: ReasonCode, ruleId: string | null, detail: string): Verd
 function run(policy: PolicyDocument, facts: TxFacts, ctx: EvalContext, explainAll: boolean): Explanation {
   const problem = factsProblem(facts);
   if (problem !== null) return { verdict: refuse('PAYLOAD_REJECTED', null, `transaction facts: ${problem}`), rules: [] };
-  if (ctx.nowMs < ctx.history.latestMs) {
+  if (!Number.isSafeInteger(ctx.nowMs) || ctx.nowMs < 0 || ctx.nowMs < ctx.history.latestMs) {
     return { verdict: refuse('INVALID_ARGUMENT', null, `ledger clock ${ctx.nowMs} is before the latest recorded admission ${ctx.history.latestMs}`), rules: [] };
   }
   const ids = scopeIds({ keyId: ctx.keyId, initiator: ctx.initiator, asset: facts.asset });

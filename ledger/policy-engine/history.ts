@@ -39,7 +39,11 @@ export interface PolicyHistory {
   readonly latestMs: number;
 }
 
-/** The admission to record: the act's key, initiator, asset and paid amount, at the ledger clock. */
+/**
+ * The admission to record once an act is admitted (allowed, or released by the approvals its rule
+ * asked for): the act's key, initiator, asset and paid amount (the sum of its paying outputs, as
+ * evaluate computes it), at the ledger clock. Refused and held acts are not recorded.
+ */
 export interface Admission {
   readonly keyId: string;
   readonly initiator: string;

@@ -245,6 +245,7 @@ function readMatch(v: Tree | undefined, path: string, env: ReadEnv): Matchers {
     const fromMinute = env.codec.readClock(hm.get('from') as Tree, at(p, 'from'));
     let toMinute = env.codec.readClock(hm.get('to') as Tree, at(p, 'to'));
     if (fromMinute === 1440) fail(at(p, 'from'), 'a window starts before 24:00');
+    if (fromMinute === toMinute) fail(p, 'from and to are equal (omit hours to match the whole day)');
     if (toMinute === 0 && env.codec === YAML_CODEC) toMinute = 1440; // "until 00:00" is the end of the day
     if (toMinute === 0) fail(at(p, 'to'), 'the end of the day is 1440');
     if (fromMinute === toMinute) fail(p, 'from and to are equal (omit hours to match the whole day)');

@@ -52,6 +52,9 @@ t.test('the sample document parses, round-trips and reads as written', async (tt
   const small = p.rules[3]?.match;
   tt.same([small?.amount?.max, small?.windows[0]?.lengthMs, small?.windows[0]?.maxAmount, small?.lifetime[0]?.maxAmount], [50_000_000n, 86_400_000, 200_000_000n, 50_000_000_000n], '"0.5" BTC, 24h, "2" BTC, "500" BTC in base units');
   tt.same(p.rules[2]?.match.hours, { fromMinute: 7 * 60, toMinute: 19 * 60 });
+  const night = parsePolicyYaml(text.replace('hours: { from: "07:00", to: "19:00" }', 'hours: { from: "22:00", to: "00:00" }'), ASSETS);
+  tt.same(night.rules[2]?.match.hours, { fromMinute: 22 * 60, toMinute: 1440 }, '"until 00:00" is the end of the day');
+  tt.match(renderPolicyYaml(night, ASSETS), /from: 22:00\n\s+to: 24:00\n/, 'and renders as 24:00');
   tt.ok(same(parsePolicyYaml(renderPolicyYaml(p, ASSETS), ASSETS), p), 'canonical YAML reads back to the same document');
   tt.ok(same(decodeDocument(encodeDocument(p), ASSETS), p), 'canonical CBOR too');
   const edited = parsePolicyYaml(text.replace('maxAmount: "2", maxCount: 20', 'maxAmount: "2.5", maxCount: 20'), ASSETS);
@@ -97,6 +100,8 @@ const BAD: readonly (readonly [string, string, string, RegExp])[] = [
   ['approvals on an ALLOW rule', rule('action: ALLOW\napprovals: { k: 1, group: g1, ttl: 1h }'), 'rules[0].approvals', /only a REQUIRE_APPROVAL rule/],
   ['REQUIRE_APPROVAL without approvals', rule('action: REQUIRE_APPROVAL'), 'rules[0].approvals', /missing/],
   ['equal hours', rule('match: { hours: { from: "08:00", to: "08:00" } }\naction: ALLOW'), 'rules[0].match.hours', /from and to are equal/],
+  ['midnight to midnight', rule('match: { hours: { from: "00:00", to: "00:00" } }\naction: ALLOW'), 'rules[0].match.hours', /from and to are equal/],
+  ['a window starting at 24:00', rule('match: { hours: { from: "24:00", to: "06:00" } }\naction: ALLOW'), 'rules[0].match.hours.from', /starts before 24:00/],
   ['a clock past 24:00', rule('match: { hours: { from: "08:00", to: "24:30" } }\naction: ALLOW'), 'rules[0].match.hours.to', /not a UTC time/],
   ['an unknown weekday', rule('match: { weekdays: [mon, funday] }\naction: ALLOW'), 'rules[0].match.weekdays[1]', /expected one of sun/],
   ['a rule id with spaces', `${HEAD}  - { id: "my rule", action: BLOCK }\n`, 'rules[0].id', /must be letters, digits/],

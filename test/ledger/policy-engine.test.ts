@@ -295,6 +295,7 @@ t.test('malformed facts, a clock going backwards and a full scope are refused wi
   tt.equal(run(p, pay(btc('a1', -1n)), BASE_MS).reason, 'PAYLOAD_REJECTED', 'a negative output');
   tt.equal(run(p, { ...pay(btc('a1', 1n)), outputs: [btc('a1', 1n), { address: 'a2', asset: 'SOL', amount: 1n, change: false }] }, BASE_MS).reason, 'PAYLOAD_REJECTED', 'a second asset');
   tt.equal(run(p, pay(btc('a1', 1n)), BASE_MS - 1, [adm(BASE_MS, 1n)]).reason, 'INVALID_ARGUMENT', 'a ledger clock before the latest admission');
+  tt.equal(run(p, pay(btc('a1', 1n)), Number.NaN).reason, 'INVALID_ARGUMENT', 'a clock that is not an integer');
   const w = doc(allow('w', { windows: [{ per: 'asset', lengthMs: limits.windowMsMax, maxAmount: null, maxCount: limits.scopeEntriesMax }] }));
   let h = emptyHistory(w);
   const entries = Array.from({ length: limits.scopeEntriesMax }, (_, i) => ({ stampMs: BASE_MS + i, asset: 'BTC', amount: 1n }));
