@@ -63,7 +63,8 @@ export interface DestinationMatcher {
   /**
    * Holds when EVERY paying output (change included unless it pays one of our own addresses)
    * goes to an address on `allow`, or to one of our own keys when `ownKeys`. Not checked when
-   * `allow` is empty and `ownKeys` is false.
+   * `allow` is empty and `ownKeys` is false. A transaction that pays no one (its only outputs are
+   * change to our own addresses) holds it.
    */
   readonly allow: readonly string[];
   readonly ownKeys: boolean;

@@ -195,7 +195,12 @@ function readMatch(v: Tree | undefined, path: string, env: ReadEnv): Matchers {
   const destination = opt(m, 'destination', (x): DestinationMatcher => {
     const p = at(path, 'destination');
     const dm = map(x, p, [], ['allow', 'ownKeys', 'deny']);
-    const address = (y: Tree, q: string): string => text(y, q);
+    // Transaction facts write bech32 addresses in lowercase; an uppercase one on a list would
+    // never match (a deny-list silently bypassed), so it is refused rather than guessed.
+    const address = (y: Tree, q: string): string => {
+      const s = text(y, q);
+      return /^(bc|tb|bcrt)1/i.test(s) && s !== s.toLowerCase() ? fail(q, `write the bech32 address ${s} in lowercase, as transactions are read`) : s;
+    };
     const d = {
       allow: opt(dm, 'allow', (a) => stringSet(a, at(p, 'allow'), limits.listItemsMax, address)) ?? [],
       ownKeys: opt(dm, 'ownKeys', (o) => (typeof o === 'boolean' ? o : fail(at(p, 'ownKeys'), 'expected true or false'))) ?? false,

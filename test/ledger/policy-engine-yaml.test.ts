@@ -79,6 +79,7 @@ const BAD: readonly (readonly [string, string, string, RegExp])[] = [
   ['an amount on a rule with two assets', rule('match: { assets: [BTC, SOL], amount: { max: "1" } }\naction: ALLOW'), 'rules[0].match.amount.max', /exactly one asset/],
   ['a duplicated rule id', `${HEAD}  - { id: same, action: BLOCK }\n  - { id: other, action: BLOCK }\n  - { id: same, action: BLOCK }\n`, 'rules[2].id', /already the id of rules\[0\]/],
   ['an ALLOW rule naming the raw kind', rule('match: { kinds: [btc-psbt, raw] }\naction: ALLOW'), 'rules[0].action', /may not match raw acts/],
+  ['an uppercase bech32 address on a deny-list', rule('match: { destination: { deny: [BC1QAR0SRRR7XFKVY5L643LYDNW9RE59GTZZWF5MDQ] } }\naction: BLOCK'), 'rules[0].match.destination.deny[0]', /in lowercase/],
   ['an ALLOW rule carrying a deny-list', rule('match: { destination: { allow: [a1], deny: [bad1] } }\naction: ALLOW'), 'rules[0].match.destination.deny', /an ALLOW rule cannot carry one/],
   ['a window longer than the bound', rule('match: { windows: [{ per: key, length: 32d, maxCount: 1 }] }\naction: ALLOW'), 'rules[0].match.windows[0].length', /a window lasts from 1s to 31d/],
   ['a window of absurd length', rule('match: { windows: [{ per: key, length: 9999999999999999d, maxCount: 1 }] }\naction: ALLOW'), 'rules[0].match.windows[0].length', /too long|not a duration/],
