@@ -84,7 +84,12 @@ function actMatchers(policy: PolicyDocument, rule: Rule, act: ActView, ctx: Eval
   const m = rule.match;
   const out: MatcherResult[] = [];
   const kinds = m.kinds ?? DEFAULT_KINDS;
-  out.push(held('kind', kinds.includes(act.facts.kind), `kind ${act.facts.kind} ${kinds.includes(act.facts.kind) ? 'is' : 'is not'} one of ${kinds.join(', ')}`));
+  if (act.facts.kind === 'raw' && rule.action.kind === 'ALLOW') {
+    // The document readers refuse such a rule; a document built in code meets the same wall.
+    out.push(held('kind', false, 'an ALLOW rule never matches a raw act (raw bytes are signed only with approvals)'));
+  } else {
+    out.push(held('kind', kinds.includes(act.facts.kind), `kind ${act.facts.kind} ${kinds.includes(act.facts.kind) ? 'is' : 'is not'} one of ${kinds.join(', ')}`));
+  }
   if (m.keys !== null) out.push(held('key', m.keys.includes(ctx.keyId), `key ${ctx.keyId} ${m.keys.includes(ctx.keyId) ? 'is' : 'is not'} one of ${m.keys.join(', ')}`));
   if (m.assets !== null) {
     const ok = m.assets.includes(act.facts.asset);
@@ -179,7 +184,7 @@ function run(policy: PolicyDocument, facts: TxFacts, ctx: EvalContext, explainAl
   const problem = factsProblem(facts);
   if (problem !== null) return { verdict: refuse('PAYLOAD_REJECTED', null, `transaction facts: ${problem}`), rules: [] };
   if (!Number.isSafeInteger(ctx.nowMs) || ctx.nowMs < 0 || ctx.nowMs < ctx.history.latestMs) {
-    return { verdict: refuse('INVALID_ARGUMENT', null, `ledger clock ${ctx.nowMs} is before the latest recorded admission ${ctx.history.latestMs}`), rules: [] };
+    return { verdict: refuse('INVALID_ARGUMENT', null, `ledger clock ${ctx.nowMs} is not a stamp at or after the latest recorded admission ${ctx.history.latestMs}`), rules: [] };
   }
   const ids = scopeIds({ keyId: ctx.keyId, initiator: ctx.initiator, asset: facts.asset });
   for (const scope of SCOPES) {

@@ -311,6 +311,8 @@ t.test('a raw act is matched only by a rule that names the raw kind', async (tt)
   tt.same(run(p, raw, BASE_MS).reason, 'POLICY_NO_RULE', 'a rule without kinds does not match raw');
   const q = doc(allow('everything', {}), { id: 'raw', match: { ...NONE, kinds: ['raw'] }, action: { kind: 'REQUIRE_APPROVAL', k: 2, group: 'g1', ttlMs: 60_000 } });
   tt.same([run(q, raw, BASE_MS).action, run(q, raw, BASE_MS).ruleId], ['REQUIRE_APPROVAL', 'raw']);
+  const forged = doc(allow('raw-allowed', { kinds: ['raw'] }));
+  tt.same(run(forged, raw, BASE_MS).reason, 'POLICY_NO_RULE', 'an ALLOW rule naming raw, built in code past the document readers, still does not match');
 });
 
 t.test('the history keeps only what the windows need', async (tt) => {
