@@ -17,10 +17,15 @@
  *
  * Bound: a scope holds at most policyEngine.scopeEntriesMax entries inside its horizon; the
  * engine refuses an act LIMIT_EXCEEDED before recording one more.
+ *
+ * The history is replicated state: historyToCbor / historyFromCbor give its one canonical
+ * encoding, for snapshots and the state root.
  */
 import { CustodyError } from '../../proto/errors.js';
 import { policyEngine as limits } from '../../proto/limits.js';
-import { SCOPES, type PolicyDocument, type Scope } from './types.js';
+import { ShapeError, amount as amountOf, arr, int, obj, oneOf, str } from '../decision.js';
+import { bytesEqual, encode, type CborValue } from '../encoding.js';
+import { CAP_SCOPES, SCOPES, type PolicyDocument, type Scope } from './types.js';
 
 export interface HistoryEntry {
   readonly stampMs: number;
@@ -153,4 +158,58 @@ export function record(history: PolicyHistory, a: Admission): PolicyHistory {
     lifetime.set(k, (lifetime.get(k) ?? 0n) + a.amount);
   }
   return { horizons: history.horizons, windows, lifetime, latestMs: a.stampMs };
+}
+
+// ------------------------------------------------------------------------------------------------
+// Canonical form (the history travels in ledger snapshots and counts in the state root)
+// ------------------------------------------------------------------------------------------------
+
+const byKey = <T>(m: ReadonlyMap<string, T>): [string, T][] => [...m.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+
+/**
+ * { horizons: {key, asset, initiator}, windows: [[scope, id, [[stampMs, asset, amount], ...]], ...],
+ *   lifetime: [[scope, id, asset, sum], ...], latestMs }, both lists sorted by their map key, so
+ * two replicas with equal histories encode to equal bytes.
+ */
+export function historyToCbor(h: PolicyHistory): CborValue {
+  return {
+    horizons: { key: h.horizons.key, asset: h.horizons.asset, initiator: h.horizons.initiator },
+    windows: byKey(h.windows).map(([k, entries]) => [...(JSON.parse(k) as [string, string]), entries.map((e) => [e.stampMs, e.asset, e.amount])]),
+    lifetime: byKey(h.lifetime).map(([k, sum]) => [...(JSON.parse(k) as [string, string, string]), sum]),
+    latestMs: h.latestMs,
+  };
+}
+
+/** Strict: refuses PAYLOAD_REJECTED anything `historyToCbor` would not have written for a reachable history. */
+export function historyFromCbor(v: CborValue): PolicyHistory {
+  try {
+    const o = obj(v, 'history', ['horizons', 'windows', 'lifetime', 'latestMs']);
+    const ho = obj(o.horizons, 'history.horizons', [...SCOPES]);
+    const horizons = { key: 0, asset: 0, initiator: 0 };
+    for (const s of SCOPES) horizons[s] = int(ho[s], `history.horizons.${s}`, 0, limits.windowMsMax);
+    const latestMs = int(o.latestMs, 'history.latestMs');
+    const windows = new Map<string, HistoryEntry[]>();
+    for (const [i, w] of arr(o.windows, 'history.windows', Number.MAX_SAFE_INTEGER).entries()) {
+      const [scope, id, list] = arr(w, `history.windows[${i}]`, 3);
+      const entries = arr(list, `history.windows[${i}] entries`, limits.scopeEntriesMax).map((e, j): HistoryEntry => {
+        const [stampMs, asset, amt] = arr(e, `history.windows[${i}][${j}]`, 3);
+        return { stampMs: int(stampMs, 'entry.stampMs', 0, latestMs), asset: str(asset, 'entry.asset'), amount: amountOf(amt, 'entry.amount') };
+      });
+      if (entries.length === 0 || entries.some((e, j) => j > 0 && e.stampMs < (entries[j - 1] as HistoryEntry).stampMs)) {
+        throw new ShapeError(`history.windows[${i}]: entries empty or out of stamp order`);
+      }
+      windows.set(scopeKey(oneOf(scope, 'window scope', SCOPES), str(id, 'window id')), entries);
+    }
+    const lifetime = new Map<string, bigint>();
+    for (const [i, c] of arr(o.lifetime, 'history.lifetime', Number.MAX_SAFE_INTEGER).entries()) {
+      const [scope, id, asset, sum] = arr(c, `history.lifetime[${i}]`, 4);
+      lifetime.set(capKey(oneOf(scope, 'cap scope', CAP_SCOPES), str(id, 'cap id'), str(asset, 'cap asset')), amountOf(sum, 'cap sum'));
+    }
+    const h: PolicyHistory = { horizons, windows, lifetime, latestMs };
+    if (!bytesEqual(encode(v), encode(historyToCbor(h)))) throw new ShapeError('history: not in canonical form');
+    return h;
+  } catch (e) {
+    if (e instanceof ShapeError) throw new CustodyError('PAYLOAD_REJECTED', e.message);
+    throw e;
+  }
 }

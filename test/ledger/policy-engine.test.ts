@@ -13,10 +13,11 @@
 import t from 'tap';
 import fc from 'fast-check';
 import {
-  emptyHistory, evaluate, explain, inHours, record, utcClock, withPolicy, WEEKDAYS, type Admission, type EvalContext, type PolicyDocument,
+  emptyHistory, evaluate, explain, historyFromCbor, historyToCbor, inHours, record, utcClock, withPolicy, WEEKDAYS, type Admission, type EvalContext, type PolicyDocument,
   type PolicyHistory, type Rule, type Verdict,
 } from '../../ledger/policy-engine/index.js';
 import { policyEngine as limits } from '../../proto/limits.js';
+import { bytesEqual, decode, encode } from '../../ledger/encoding.js';
 import { REASON_CODES, type ReasonCode } from '../../proto/reasons.js';
 import type { TxFacts } from '../../ledger/tx/types.js';
 import { ASSETS, BASE_MS, INITIATORS, KEYS, OWN, RUNS, admissionsArb, factsArb, factsOf, policyArb, prop, replay } from './policy-engine-arbitraries.js';
@@ -336,4 +337,21 @@ t.test('a new policy keeps the history its windows read and drops scopes no rule
   const v = evaluate(perAsset, pay(btc('a1', 1n)), { initiator: 'i1', keyId: 'k3', nowMs: BASE_MS + 2, history: moved, ownAddresses: OWN, assets: ASSETS });
   tt.same([v.action, v.reason, v.ruleId], ['BLOCK', 'POLICY_WINDOW_EXCEEDED', 'w'], 'the kept asset window still counts the two admissions');
   tt.equal(withPolicy(h, perKey).lifetime.get(JSON.stringify(['asset', 'BTC', 'BTC'])), 2n, 'lifetime sums survive any policy change');
+});
+
+prop('the history round-trips through its canonical encoding, and verdicts with it', fc.tuple(policyArb(), factsArb, ctxArb), ([p, facts, c]) => {
+  const ctx = ctxOf(p, c);
+  const bytes = encode(historyToCbor(ctx.history));
+  const back = historyFromCbor(decode(bytes, { bytesMax: 1 << 24 }));
+  return bytesEqual(encode(historyToCbor(back)), bytes) && JSON.stringify(evaluate(p, facts, { ...ctx, history: back })) === JSON.stringify(evaluate(p, facts, ctx));
+});
+
+t.test('a history out of canonical order or with a negative amount is refused PAYLOAD_REJECTED', async (tt) => {
+  const p = doc(allow('w', { windows: [{ per: 'key', lengthMs: 60_000, maxAmount: null, maxCount: 10 }] }));
+  const h = historyOf(p, [adm(BASE_MS, 1n, 'k1'), adm(BASE_MS + 1, 2n, 'k2')]);
+  const v = historyToCbor(h) as { windows: unknown[]; lifetime: unknown[][] };
+  tt.throws(() => historyFromCbor({ ...v, windows: [...v.windows].reverse() } as never), /^PAYLOAD_REJECTED: history: not in canonical form/, 'scopes out of order');
+  const negative = v.lifetime.map((c, i) => (i === 0 ? [...c.slice(0, 3), -1] : c));
+  tt.throws(() => historyFromCbor({ ...v, lifetime: negative } as never), /^PAYLOAD_REJECTED: cap sum/, 'a negative lifetime sum');
+  tt.ok(bytesEqual(encode(historyToCbor(historyFromCbor(v as never))), encode(v as never)), 'the canonical value reads back');
 });
