@@ -403,7 +403,8 @@ export function parsePolicyYaml(textIn: string, assets: AssetTable): PolicyDocum
 
 /** The canonical YAML: fixed key order, sets sorted, absent parts omitted, one item per line. */
 export function renderPolicyYaml(p: PolicyDocument, assets: AssetTable): string {
-  return stringify(writeDocument(p, YAML_CODEC, assets), { version: '1.2', lineWidth: 0, minContentWidth: 0 });
+  // No block scalars: a string with leading spaces and a line break does not survive one (yaml 2.x).
+  return stringify(writeDocument(p, YAML_CODEC, assets), { version: '1.2', lineWidth: 0, minContentWidth: 0, blockQuote: false });
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -23,6 +23,24 @@ const big = (_: string, v: unknown): unknown => (typeof v === 'bigint' ? `${v}n`
 
 prop('YAML round trip: parse(render(p)) == p', policyArb({ big: true, maxRules: 8 }), (p) => same(parsePolicyYaml(renderPolicyYaml(p, ASSETS), ASSETS), p));
 
+const oddText = fc.string({ unit: fc.oneof(fc.constantFrom('-', ':', '#', '"', "'", ' ', '\n', '\t', '*', '&', '!', '|', '>', '%', '@', '`', '{', '[', ',', '?', '\\', '\u0000', '\u2028', '\ufeff'), fc.string({ unit: 'grapheme', minLength: 1, maxLength: 1 })), minLength: 1, maxLength: 24 })
+  .filter((s) => Buffer.byteLength(s, 'utf8') <= 128 && !(/^(bc|tb|bcrt)1/i.test(s) && s !== s.toLowerCase()));
+prop('YAML round trip of hostile strings (members, initiator ids, key ids, addresses)', fc.tuple(fc.uniqueArray(oddText, { minLength: 1, maxLength: 4 }), fc.uniqueArray(oddText, { minLength: 1, maxLength: 4 })), ([members, addrs]) => {
+  const sorted = (xs: string[]): string[] => [...xs].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const p: PolicyDocument = {
+    version: 1, approverGroups: [{ name: 'g', members: sorted(members) }], initiatorGroups: [],
+    rules: [{
+      id: 'r',
+      match: {
+        initiators: { ids: sorted(members), groups: [] }, keys: sorted(addrs), assets: null, kinds: null,
+        destination: { allow: sorted(addrs), ownKeys: false, deny: sorted(members) }, amount: null, windows: [], lifetime: [], hours: null, weekdays: null,
+      },
+      action: { kind: 'BLOCK' },
+    }],
+  };
+  return same(parsePolicyYaml(renderPolicyYaml(p, ASSETS), ASSETS), p);
+});
+
 prop('CBOR round trip through bytes: decode(encode(p)) == p, and the encoding is canonical', policyArb({ big: true, maxRules: 8 }), (p) => {
   const bytes = encodeDocument(p);
   return same(decodeDocument(bytes, ASSETS), p) && bytesEqual(encode(decode(bytes, { bytesMax: limits.documentBytesMax })), bytes);
