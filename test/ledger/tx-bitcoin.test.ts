@@ -13,6 +13,7 @@ import { schnorr } from '@noble/curves/secp256k1.js';
 import { SigHash, Transaction } from '@scure/btc-signer';
 import { finalizeBitcoin, parseTransaction, taprootAddress } from '../../ledger/tx/parse.js';
 import { tx as limits } from '../../proto/limits.js';
+import { suiteOf } from '../../kernel/suites.js';
 import { ASSETS, REGTEST, buildPsbt, refusedWith, p2trScript, taprootKey, txidOf, type PsbtSpec } from './tx-fixtures.js';
 
 bitcoin.initEccLib(ecc);
@@ -170,4 +171,49 @@ t.test('outputs carry no network: a mainnet address in the PSBT is shown as the 
   t.equal(facts.outputs[0]!.address, dest, 'the output script renders as the key network\'s (regtest) address');
   t.notMatch(facts.display, mainnet, 'the mainnet string never reaches the display');
   t.equal(facts.outputs[1]!.address, destWpkh, 'segwit v0 outputs render as bech32');
+});
+
+t.test('the kernel\'s taproot suite: a DKG group key is the output key; FROST signatures of the parsed sighashes verify with bitcoinjs', async (t) => {
+  // The same noble FROST the kernels run (kernel/suites.ts), in one process: a 2-of-3 DKG.
+  const frost = suiteOf('taproot').frost;
+  const ids = ['n1', 'n2', 'n3'].map((n) => frost.Identifier.derive(n));
+  const r1 = ids.map((id) => frost.DKG.round1(id, { min: 2, max: 3 }));
+  const r2 = r1.map((r, i) => frost.DKG.round2(r.secret, r1.filter((_, j) => j !== i).map((o) => o.public)));
+  const keys = r1.map((r, i) => frost.DKG.round3(
+    r.secret,
+    r1.filter((_, j) => j !== i).map((o) => o.public),
+    r2.filter((_, j) => j !== i).map((out) => out[ids[i]!]!),
+  ));
+  const pub = keys[0]!.public;
+  const groupKey = Uint8Array.from(pub.commitments[0]!);
+  const key = { keyId: 'dkg', scheme: 'taproot' as const, groupKey, network: 'bitcoin-regtest' as const };
+  const xOnly = groupKey.slice(1);
+  const script = p2trScript(xOnly);
+
+  const psbt = buildPsbt({
+    inputs: [
+      { txid: txidOf('d1'), index: 0, amount: 70_000n, script },
+      { txid: txidOf('d2'), index: 1, amount: 30_000n, script },
+    ],
+    outputs: [{ address: dest, amount: 60_000n }, { address: taprootAddress(key), amount: 39_500n }],
+  });
+  const facts = parseTransaction('btc-psbt', psbt, key, ASSETS);
+  t.equal(facts.fee, 500n);
+  t.equal(facts.outputs[1]!.change, true, 'the DKG key\'s own address is recognised as change');
+
+  const signers = [0, 2];
+  const sigs = facts.messages.map((m) => {
+    const nonces = signers.map((i) => frost.commit(keys[i]!.secret));
+    const commitments = nonces.map((n) => n.commitments);
+    const shares: Record<string, Uint8Array> = {};
+    signers.forEach((i, k) => { shares[ids[i]!] = frost.signShare(keys[i]!.secret, pub, nonces[k]!.nonces, commitments, m); });
+    return frost.aggregate(pub, commitments, m, shares);
+  });
+  const { tx: unsigned, scripts, values } = bitcoinjsUnsigned(psbt);
+  sigs.forEach((sig, i) => {
+    const h = unsigned.hashForWitnessV1(i, scripts, values, bitcoin.Transaction.SIGHASH_DEFAULT);
+    t.ok(ecc.verifySchnorr(h, xOnly, sig), `input ${i}: the threshold signature verifies under x(group key) over bitcoinjs's sighash`);
+  });
+  const final = bitcoin.Transaction.fromBuffer(finalizeBitcoin(psbt, sigs).tx);
+  t.equal(final.ins.length, 2, 'the finalized transaction deserializes');
 });
