@@ -102,11 +102,12 @@ function decodePsbt(bytes: Uint8Array): Transaction {
   let tx: Transaction;
   let global: object;
   try {
-    // 'strict': an unknown or proprietary field is an error, never silently dropped.
+    // 'ignore' keeps unknown and proprietary fields (the default would strip them silently);
+    // the field lists below then refuse them by name.
     // disableScriptCheck: the library's redeem/witness-script and Taproot commitment checks are
     // replaced by stricter ones of our own (the script must be exactly ours, an internal key must
     // tweak to it, script-path fields are refused), which name the reason precisely.
-    tx = Transaction.fromPSBT(bytes, { unknown: 'strict', proprietary: 'strict', disableScriptCheck: true });
+    tx = Transaction.fromPSBT(bytes, { unknown: 'ignore', proprietary: 'ignore', disableScriptCheck: true });
     // The global map as the PSBT states it (Transaction keeps its own copy private).
     global = rawGlobal(bytes);
   } catch (e) {

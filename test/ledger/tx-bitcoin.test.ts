@@ -138,6 +138,16 @@ t.test('attacks and malformed PSBTs are refused with their reason codes', async 
   const many = Array.from({ length: limits.btcInputsMax + 1 }, (_, i) => ({ txid: txidOf(`m${i}`), index: 0, amount: 10_000n, script: ours }));
   refusedWith(t, parse({ inputs: many, outputs: [{ address: dest, amount: 10_000n * BigInt(many.length) - 5_000n }] }), 'LIMIT_EXCEEDED', 'more inputs than the bound');
 
+  const withUnknown = (add: (p: bitcoin.Psbt) => void) => () => {
+    const p = bitcoin.Psbt.fromBuffer(buildPsbt(base));
+    add(p);
+    return parseTransaction('btc-psbt', p.toBuffer(), me.key, ASSETS);
+  };
+  refusedWith(t, withUnknown((p) => p.addUnknownKeyValToInput(0, { key: Uint8Array.from([0x99, 1]), value: Uint8Array.from([1]) })), 'TX_UNSUPPORTED', 'an unknown input field');
+  refusedWith(t, withUnknown((p) => p.addUnknownKeyValToOutput(1, { key: Uint8Array.from([0x98]), value: Uint8Array.from([1]) })), 'TX_UNSUPPORTED', 'an unknown output field');
+  refusedWith(t, withUnknown((p) => p.addUnknownKeyValToGlobal({ key: Uint8Array.from([0x97]), value: Uint8Array.from([1]) })), 'TX_UNSUPPORTED', 'an unknown global field');
+  refusedWith(t, withUnknown((p) => p.addUnknownKeyValToInput(0, { key: Uint8Array.from([0xfc, 3, 0x61, 0x62, 0x63, 0]), value: Uint8Array.from([1]) })), 'TX_UNSUPPORTED', 'a proprietary input field');
+
   const noUtxo = new Transaction({ version: 2 });
   noUtxo.addInput({ txid: txidOf('c'), index: 0 });
   noUtxo.addOutputAddress(dest, 1_000n, REGTEST);

@@ -99,6 +99,6 @@ export function refusedWith(t: Test, f: () => unknown, code: ReasonCode, what: s
     t.fail(`${what}: accepted`);
   } catch (e) {
     t.ok(isCustodyError(e), `${what}: a CustodyError`);
-    t.equal(isCustodyError(e) ? e.reason : String(e), code, `${what}: refused ${code}`);
+    t.equal(isCustodyError(e) ? e.reason : String(e), code, `${what}: refused ${code}${isCustodyError(e) ? ` (${e.detail})` : ""}`);
   }
 }

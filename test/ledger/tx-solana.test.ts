@@ -14,6 +14,7 @@ import {
   appendTransactionMessageInstructions, compileTransactionMessage, createTransactionMessage, decompileTransactionMessage,
   getCompiledTransactionMessageDecoder, getCompiledTransactionMessageEncoder, setTransactionMessageComputeUnitLimit,
   setTransactionMessageComputeUnitPrice, setTransactionMessageFeePayer, setTransactionMessageLifetimeUsingBlockhash,
+  setTransactionMessageLifetimeUsingDurableNonce,
 } from '@solana/transaction-messages';
 import { getTransactionDecoder, getTransactionEncoder, type Transaction } from '@solana/transactions';
 import { getTransferSolInstruction, getCreateAccountInstruction, parseTransferSolInstruction } from '@solana-program/system';
@@ -122,6 +123,13 @@ t.test('attacks and malformed messages are refused with their reason codes', asy
   refusedWith(t, parse(message([])), 'TX_UNSUPPORTED', 'a message that transfers nothing');
   refusedWith(t, parse(message([solTransfer(1n)]), { ...me.key, network: 'bitcoin-regtest' }), 'TX_NETWORK_MISMATCH', 'a Solana message for a Bitcoin key');
   refusedWith(t, parse(message([solTransfer(1n)]), { ...me.key, network: 'solana-mainnet' }), 'TX_ASSET_UNKNOWN', 'a mainnet key with only devnet assets in the table');
+  let nonced: any = setTransactionMessageFeePayer(meAddr, createTransactionMessage({ version: 'legacy' }));
+  nonced = setTransactionMessageLifetimeUsingDurableNonce({ nonce: blockhash as string as never, nonceAccountAddress: dest, nonceAuthorityAddress: meAddr }, nonced);
+  nonced = appendTransactionMessageInstructions([solTransfer(1n)], nonced);
+  refusedWith(t, parse(Uint8Array.from(getCompiledTransactionMessageEncoder().encode(compileTransactionMessage(nonced)))), 'TX_UNSUPPORTED', 'a durable nonce message');
+  const v0 = getCompiledTransactionMessageDecoder().decode(message([solTransfer(1n)], { version: 0 }));
+  const withLookup = { ...v0, addressTableLookups: [{ lookupTableAddress: otherProgram, writableIndexes: [0], readonlyIndexes: [] }] };
+  refusedWith(t, parse(Uint8Array.from(getCompiledTransactionMessageEncoder().encode(withLookup as never))), 'TX_UNSUPPORTED', 'a v0 message with an address lookup table');
   const good = message([solTransfer(1n)]);
   refusedWith(t, parse(Uint8Array.from([...good, 0])), 'TX_UNPARSEABLE', 'a trailing byte');
   refusedWith(t, parse(good.slice(0, good.length - 3)), 'TX_UNPARSEABLE', 'truncated');
