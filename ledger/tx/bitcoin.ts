@@ -28,6 +28,8 @@
  *   - Fee = inputs − outputs, refused if negative or above limits.tx.btcFeeSatMax.
  *
  * messages[i] = the BIP 341 sighash of input i (hash type 0x00), computed by @scure/btc-signer.
+ * The display lists each coin spent (txid:vout, amount), the version and the locktime besides the
+ * outputs and fee.
  */
 import { Address, NETWORK, OutScript, TEST_NETWORK, Transaction, p2tr } from '@scure/btc-signer';
 import { RawPSBTV0, RawPSBTV2 } from '@scure/btc-signer/psbt.js';
@@ -36,7 +38,7 @@ import { CustodyError } from '../../proto/errors.js';
 import { tx as limits } from '../../proto/limits.js';
 import { bytesEqual, toHex } from '../encoding.js';
 import { nativeAsset } from './assets.js';
-import type { ParsedBody } from './display.js';
+import { formatUnits, type ParsedBody } from './display.js';
 import type { AssetTable, KeyContext, Network, TxOutput } from './types.js';
 
 /** The largest amount that can exist (21 million BTC), in satoshi. */
@@ -148,6 +150,7 @@ export function parseBitcoin(bytes: Uint8Array, key: KeyContext, assets: AssetTa
   if (tx.outputsLength > limits.btcOutputsMax) throw new CustodyError('LIMIT_EXCEEDED', `${tx.outputsLength} outputs (at most ${limits.btcOutputsMax})`);
 
   const seen = new Set<string>();
+  const spent: { outpoint: string; amount: bigint }[] = [];
   let inSum = 0n;
   for (let i = 0; i < tx.inputsLength; i++) {
     const input = tx.getInput(i);
@@ -166,6 +169,7 @@ export function parseBitcoin(bytes: Uint8Array, key: KeyContext, assets: AssetTa
     }
     if (w.amount <= 0n || w.amount > MAX_MONEY) throw new CustodyError('TX_UNPARSEABLE', `input ${i} spends ${w.amount} sat`);
     inSum += w.amount;
+    spent.push({ outpoint, amount: w.amount });
   }
   if (inSum > MAX_MONEY) throw new CustodyError('TX_UNPARSEABLE', 'the inputs add up to more than can exist');
 
@@ -204,9 +208,9 @@ export function parseBitcoin(bytes: Uint8Array, key: KeyContext, assets: AssetTa
     messages: sighashes(tx, prevouts(tx)),
     decimals: { [btc.symbol]: btc.info.decimals },
     details: [
+      ...spent.map((s, i) => [`input ${i}`, `${s.outpoint} ${formatUnits(s.amount, btc.info.decimals)} ${btc.symbol} key path`] as [string, string]),
       ['version', String(tx.version)],
       ['locktime', String(tx.lockTime)],
-      ['inputs', tx.inputsLength === 1 ? '1 (key path)' : `${tx.inputsLength} (key path)`],
     ],
     messageForm: 'sighash',
   };

@@ -76,6 +76,8 @@ t.test('a two-input Taproot PSBT with change: facts, signatures verified indepen
   t.match(facts.display, /\noutput 0: bcrt1p\S+ 0\.00150000 BTC\n/, 'display: destination in BTC with 8 decimals');
   t.match(facts.display, /\noutput 1: bcrt1p\S+ 0\.00849000 BTC change\n/, 'display: change marked');
   t.match(facts.display, /\nfee: 0\.00001000 BTC\n/, 'display: fee');
+  t.match(facts.display, `\ninput 0: ${txidOf('a')}:0 0.00600000 BTC key path\n`, 'display: each coin spent');
+  t.match(facts.display, `\ninput 1: ${txidOf('b')}:3 0.00400000 BTC key path\n`);
   t.equal(facts.displayHash.length, 32);
 
   const { tx: unsigned, scripts, values } = bitcoinjsUnsigned(psbt);
