@@ -124,6 +124,7 @@ export function parseSolana(bytes: Uint8Array, key: KeyContext, assets: AssetTab
   let unitLimit: number | undefined;
   let unitPrice: bigint | undefined;
   let budgetInstructions = 0;
+  const tokenLines: [string, string][] = [];
   message.instructions.forEach((ins, i) => {
     const data = ins.data === undefined ? undefined : Uint8Array.from(ins.data);
     const accounts = ins.accounts ?? [];
@@ -152,6 +153,7 @@ export function parseSolana(bytes: Uint8Array, key: KeyContext, assets: AssetTab
       const to = t.accounts.destination.address;
       outputs.push({ address: to, asset: asset.symbol, amount: t.data.amount, change: to === from });
       moved.set(asset.symbol, asset);
+      tokenLines.push([`token transfer ${outputs.length - 1}`, `from ${from} mint ${t.accounts.mint.address}`]);
     } else if (ins.programAddress === COMPUTE_BUDGET_PROGRAM_ADDRESS) {
       budgetInstructions++;
       if (accounts.length !== 0) throw new CustodyError('TX_UNSUPPORTED', `instruction ${i} (Compute Budget) names accounts`);
@@ -185,6 +187,7 @@ export function parseSolana(bytes: Uint8Array, key: KeyContext, assets: AssetTab
     ['recent blockhash', lifetime.blockhash],
     ['cluster', 'not named by the message; the key\'s network applies'],
   ];
+  details.push(...tokenLines);
   if (unitLimit !== undefined) details.push(['compute unit limit', String(unitLimit)]);
   if (unitPrice !== undefined) details.push(['compute unit price', `${unitPrice} micro-lamports`]);
 

@@ -98,6 +98,7 @@ t.test('an SPL TransferChecked (v0 message, compute budget): facts and fee', asy
   t.match(facts.display, `\noutput 0: ${dstAta} 2.500000 USDC\n`, 'token amount with the table\'s 6 decimals');
   t.match(facts.display, '\nfee: 0.000055001 SOL\n');
   t.match(facts.display, '\nmessage version: 0\n');
+  t.match(facts.display, `\ntoken transfer 0: from ${srcAta} mint ${USDC_MINT}\n`, 'display: the token account debited and the mint');
   const sig = ed25519.sign(bytes, me.secret);
   t.ok(ed25519Verify(me.key.groupKey, facts.messages[0]!, sig), 'node:crypto Ed25519 verifies');
 
