@@ -31,5 +31,5 @@ export function parseTransaction(kind: TxKind, bytes: Uint8Array, key: KeyContex
 }
 
 export { finalizeBitcoin, taprootAddress, taprootScript, type FinalizedBitcoin } from './bitcoin.js';
-export { solanaAddress } from './solana.js';
+export { finalizeSolana, solanaAddress, type FinalizedSolana } from './solana.js';
 export { displayHash, formatUnits, TX_DISPLAY_DOMAIN } from './display.js';

@@ -29,7 +29,10 @@
  * / 10^6⌉, where limit is the requested limit, or 200,000 per non-budget instruction when none
  * is requested, capped at 1,400,000 (the runtime's maximum).
  */
-import { getAddressDecoder, type Address } from '@solana/addresses';
+import { ed25519 } from '@noble/curves/ed25519.js';
+import { getAddressDecoder, getAddressEncoder, type Address } from '@solana/addresses';
+import { getBase58Decoder } from '@solana/codecs';
+import { getTransactionEncoder, type Transaction } from '@solana/transactions';
 import {
   decompileTransactionMessage,
   getCompiledTransactionMessageDecoder,
@@ -204,4 +207,34 @@ export function parseSolana(bytes: Uint8Array, key: KeyContext, assets: AssetTab
     details,
     messageForm: 'sha256',
   };
+}
+
+export interface FinalizedSolana {
+  /** The wire transaction (signature count, the fee payer's signature, the message), ready to send. */
+  readonly tx: Uint8Array;
+  /** Its id: the fee payer's signature in base58. */
+  readonly signature: string;
+}
+
+/**
+ * Puts the fee payer's 64-byte Ed25519 signature beside the message and encodes the wire
+ * transaction with the official encoder. The signature is checked first against the fee payer
+ * (the message's first account) over the message bytes: a wrong signature is refused
+ * (SIGNATURE_INVALID), never encoded into a transaction the cluster would reject.
+ */
+export function finalizeSolana(messageBytes: Uint8Array, signature: Uint8Array): FinalizedSolana {
+  const compiled = decodeMessage(messageBytes);
+  const payer = compiled.staticAccounts[0];
+  if (payer === undefined || compiled.header.numSignerAccounts !== 1) {
+    throw new CustodyError('TX_UNSUPPORTED', 'only messages with one signer, the fee payer, are finalized');
+  }
+  let valid = false;
+  try {
+    valid = signature.length === 64 && ed25519.verify(signature, messageBytes, Uint8Array.from(getAddressEncoder().encode(payer)));
+  } catch {
+    valid = false;
+  }
+  if (!valid) throw new CustodyError('SIGNATURE_INVALID', 'the signature does not verify over the message under the fee payer\'s key');
+  const tx = { messageBytes, signatures: { [payer]: signature } } as unknown as Transaction;
+  return { tx: Uint8Array.from(getTransactionEncoder().encode(tx)), signature: getBase58Decoder().decode(signature) };
 }

@@ -19,7 +19,8 @@ import {
 import { getTransactionDecoder, getTransactionEncoder, type Transaction } from '@solana/transactions';
 import { getTransferSolInstruction, getCreateAccountInstruction, parseTransferSolInstruction } from '@solana-program/system';
 import { getTransferCheckedInstruction, getTransferInstruction } from '@solana-program/token';
-import { parseTransaction, solanaAddress } from '../../ledger/tx/parse.js';
+import { finalizeSolana, parseTransaction, solanaAddress } from '../../ledger/tx/parse.js';
+import { getBase58Decoder } from '@solana/codecs';
 import { tx as limits } from '../../proto/limits.js';
 import { ASSETS, USDC_MINT, ed25519Key, refusedWith } from './tx-fixtures.js';
 
@@ -77,9 +78,13 @@ t.test('a SOL transfer: facts, an Ed25519 signature node:crypto verifies, the wi
 
   const sig = ed25519.sign(facts.messages[0]!, me.secret);
   t.ok(ed25519Verify(me.key.groupKey, facts.messages[0]!, sig), 'node:crypto Ed25519 verifies the signature over the message');
-  const wire = getTransactionEncoder().encode({ messageBytes: bytes, signatures: { [meAddr]: sig } } as unknown as Transaction);
-  const back = getTransactionDecoder().decode(wire);
+  const done = finalizeSolana(bytes, sig);
+  t.same(Buffer.from(done.tx), Buffer.from(getTransactionEncoder().encode({ messageBytes: bytes, signatures: { [meAddr]: sig } } as unknown as Transaction)), 'finalizeSolana = the official wire encoding');
+  t.equal(done.signature, getBase58Decoder().decode(sig), 'the transaction id is the base58 signature');
+  const back = getTransactionDecoder().decode(done.tx);
   t.same(Buffer.from(back.signatures[meAddr]!), Buffer.from(sig), 'the official decoder reads our signature for the fee payer');
+  refusedWith(t, () => finalizeSolana(bytes, ed25519.sign(bytes, stranger.secret)), 'SIGNATURE_INVALID', 'a signature by another key');
+  refusedWith(t, () => finalizeSolana(bytes, sig.slice(0, 63)), 'SIGNATURE_INVALID', 'a short signature');
   const decoded = decompileTransactionMessage(getCompiledTransactionMessageDecoder().decode(back.messageBytes));
   const first = parseTransferSolInstruction(decoded.instructions[0] as never);
   t.equal(first.data.amount, 1_500_000_000n, 'the official System decoder reads the amount');
