@@ -140,6 +140,8 @@ t.test('attacks and malformed PSBTs are refused with their reason codes', async 
   const many = Array.from({ length: limits.btcInputsMax + 1 }, (_, i) => ({ txid: txidOf(`m${i}`), index: 0, amount: 10_000n, script: ours }));
   refusedWith(t, parse({ inputs: many, outputs: [{ address: dest, amount: 10_000n * BigInt(many.length) - 5_000n }] }), 'LIMIT_EXCEEDED', 'more inputs than the bound');
 
+  const wide = Array.from({ length: limits.btcOutputsMax + 1 }, () => ({ address: dest, amount: 1_000n }));
+  refusedWith(t, parse({ ...base, outputs: wide }), 'LIMIT_EXCEEDED', 'more outputs than the bound');
   const withUnknown = (add: (p: bitcoin.Psbt) => void) => () => {
     const p = bitcoin.Psbt.fromBuffer(buildPsbt(base));
     add(p);
