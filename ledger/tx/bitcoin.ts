@@ -184,9 +184,13 @@ export function parseBitcoin(bytes: Uint8Array, key: KeyContext, assets: AssetTa
     if (value < 0n || value > MAX_MONEY) throw new CustodyError('TX_UNPARSEABLE', `output ${i} pays ${value} sat`);
     let address: string;
     try {
-      address = Address(net).encode(OutScript.decode(script));
+      const decoded = OutScript.decode(script);
+      // The address must stand for exactly this script: a non-minimal encoding of the same
+      // type and key would show a familiar address for an output the chain treats differently.
+      if (!bytesEqual(OutScript.encode(decoded), script)) throw new Error('non-canonical script');
+      address = Address(net).encode(decoded);
     } catch {
-      throw new CustodyError('TX_UNSUPPORTED', `output ${i} pays a script without an address (${toHex(script).slice(0, 80)})`);
+      throw new CustodyError('TX_UNSUPPORTED', `output ${i} pays a script without an address of its own (${toHex(script).slice(0, 80)})`);
     }
     const change = bytesEqual(script, ours);
     outputs.push({ address, asset: btc.symbol, amount: value, change });

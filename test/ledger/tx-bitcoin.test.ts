@@ -129,6 +129,8 @@ t.test('attacks and malformed PSBTs are refused with their reason codes', async 
   refusedWith(t, parse(base, { ...me.key, network: 'bitcoin-mainnet' }), 'TX_ASSET_UNKNOWN', 'a mainnet key with only a regtest BTC in the table');
   refusedWith(t, parse(base, { ...me.key, scheme: 'ed25519', groupKey: me.key.groupKey.slice(1) }), 'TX_UNSUPPORTED', 'a PSBT for an ed25519 key');
   refusedWith(t, parse({ ...base, outputs: [{ amount: 0n, script: Uint8Array.from([0x6a, 0x04, 1, 2, 3, 4]) }, base.outputs[1]!] }), 'TX_UNSUPPORTED', 'an OP_RETURN output');
+  const nonMinimal = Uint8Array.from([0x51, 0x4c, 0x20, ...other.outputXOnly]);
+  refusedWith(t, parse({ ...base, outputs: [{ amount: 150_000n, script: nonMinimal }, base.outputs[1]!] }), 'TX_UNSUPPORTED', 'a non-minimal encoding of a Taproot output script');
   refusedWith(t, parse({ ...base, outputs: [{ address: dest, amount: 1_000_001n }] }), 'TX_FEE_INVALID', 'outputs exceed inputs');
   const big = [{ ...base.inputs[0]!, amount: 100_000_000n }];
   refusedWith(t, parse({ inputs: big, outputs: [{ address: dest, amount: 100_000_000n - BigInt(limits.btcFeeSatMax) - 1n }] }), 'TX_FEE_INVALID', 'fee above the bound');
