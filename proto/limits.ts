@@ -274,6 +274,8 @@ export const tx = {
   rawBytesMax: 4096,
   /** Most decimals an asset table entry may declare (SPL Token allows up to 255; none in use exceeds 18). */
   assetDecimalsMax: 30,
+  /** Characters of a decoding library's error message kept in a refusal's detail (the rest is dropped). */
+  refusalDetailCharsMax: 300,
 } as const;
 
 // ---------------------------------------------------------------------------------------------

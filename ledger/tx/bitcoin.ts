@@ -113,7 +113,7 @@ function decodePsbt(bytes: Uint8Array): Transaction {
     // The global map as the PSBT states it (Transaction keeps its own copy private).
     global = rawGlobal(bytes);
   } catch (e) {
-    throw new CustodyError('TX_UNPARSEABLE', `not a PSBT: ${(e as Error).message}`.slice(0, 300));
+    throw new CustodyError('TX_UNPARSEABLE', `not a PSBT: ${(e as Error).message}`.slice(0, limits.refusalDetailCharsMax));
   }
   refuseFields('the PSBT', global, GLOBAL_FIELDS);
   return tx;
@@ -190,7 +190,7 @@ export function parseBitcoin(bytes: Uint8Array, key: KeyContext, assets: AssetTa
       if (!bytesEqual(OutScript.encode(decoded), script)) throw new Error('non-canonical script');
       address = Address(net).encode(decoded);
     } catch {
-      throw new CustodyError('TX_UNSUPPORTED', `output ${i} pays a script without an address of its own (${toHex(script).slice(0, 80)})`);
+      throw new CustodyError('TX_UNSUPPORTED', `output ${i} pays a script without an address of its own (${toHex(script).slice(0, limits.refusalDetailCharsMax)})`);
     }
     const change = bytesEqual(script, ours);
     outputs.push({ address, asset: btc.symbol, amount: value, change });
@@ -255,6 +255,6 @@ export function finalizeBitcoin(psbtBytes: Uint8Array, signatures: readonly Uint
     tx.finalize();
     return { psbt: tx.toPSBT(), tx: tx.extract(), txid: tx.id };
   } catch (e) {
-    throw new CustodyError('TX_UNPARSEABLE', `the PSBT cannot be finalized: ${(e as Error).message}`.slice(0, 300));
+    throw new CustodyError('TX_UNPARSEABLE', `the PSBT cannot be finalized: ${(e as Error).message}`.slice(0, limits.refusalDetailCharsMax));
   }
 }

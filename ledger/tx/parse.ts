@@ -8,6 +8,7 @@
  * this boundary and refused TX_UNPARSEABLE, so untrusted bytes can never crash a node or a kernel.
  */
 import { CustodyError, isCustodyError } from '../../proto/errors.js';
+import { tx as limits } from '../../proto/limits.js';
 import { parseBitcoin } from './bitcoin.js';
 import { finishFacts, type ParsedBody } from './display.js';
 import { parseRaw } from './raw.js';
@@ -25,7 +26,7 @@ export function parseTransaction(kind: TxKind, bytes: Uint8Array, key: KeyContex
     }
   } catch (e) {
     if (isCustodyError(e)) throw e;
-    throw new CustodyError('TX_UNPARSEABLE', `the ${kind} transaction does not decode: ${e instanceof Error ? e.message : String(e)}`.slice(0, 300), { cause: e });
+    throw new CustodyError('TX_UNPARSEABLE', `the ${kind} transaction does not decode: ${e instanceof Error ? e.message : String(e)}`.slice(0, limits.refusalDetailCharsMax), { cause: e });
   }
   return finishFacts(body, key);
 }

@@ -86,7 +86,7 @@ function decodeMessage(bytes: Uint8Array): Compiled {
     compiled = getCompiledTransactionMessageDecoder().decode(bytes);
     again = Uint8Array.from(getCompiledTransactionMessageEncoder().encode(compiled));
   } catch (e) {
-    throw new CustodyError('TX_UNPARSEABLE', `not a Solana message: ${(e as Error).message}`.slice(0, 300));
+    throw new CustodyError('TX_UNPARSEABLE', `not a Solana message: ${(e as Error).message}`.slice(0, limits.refusalDetailCharsMax));
   }
   if (!bytesEqual(again, bytes)) throw new CustodyError('TX_UNPARSEABLE', 'the message does not re-encode to the same bytes (trailing or non-canonical data)');
   return compiled;
@@ -117,7 +117,7 @@ export function parseSolana(bytes: Uint8Array, key: KeyContext, assets: AssetTab
   try {
     message = decompileTransactionMessage(compiled);
   } catch (e) {
-    throw new CustodyError('TX_UNPARSEABLE', `the message does not decompile: ${(e as Error).message}`.slice(0, 300));
+    throw new CustodyError('TX_UNPARSEABLE', `the message does not decompile: ${(e as Error).message}`.slice(0, limits.refusalDetailCharsMax));
   }
   const lifetime = message.lifetimeConstraint;
   if (!('blockhash' in lifetime)) throw new CustodyError('TX_UNSUPPORTED', 'durable nonce messages are not accepted');
