@@ -280,6 +280,32 @@ export const membership = {
 } as const;
 
 // ---------------------------------------------------------------------------------------------
+// ledger/tx/ — the transactions acts carry (parsed by every node and every kernel)
+// ---------------------------------------------------------------------------------------------
+export const tx = {
+  /** Largest PSBT an act may carry (a standard transaction is at most 400,000 weight units). */
+  psbtBytesMax: 100_000,
+  /** Most inputs of one PSBT: each input is one threshold signature. */
+  btcInputsMax: 64,
+  /** Most outputs of one PSBT. */
+  btcOutputsMax: 64,
+  /** Highest fee one Bitcoin transaction may pay, in satoshi (0.05 BTC). */
+  btcFeeSatMax: 5_000_000,
+  /** Largest Solana message: a 1232-byte packet less one signature (64 bytes) and its count (1 byte). */
+  solanaMessageBytesMax: 1167,
+  /** Most instructions of one Solana message. */
+  solanaInstructionsMax: 16,
+  /** Highest fee (base and priority) one Solana message may pay, in lamports (0.05 SOL). */
+  solanaFeeLamportsMax: 50_000_000,
+  /** Largest raw message an act may carry. */
+  rawBytesMax: 4096,
+  /** Most decimals an asset table entry may declare (SPL Token allows up to 255; none in use exceeds 18). */
+  assetDecimalsMax: 30,
+  /** Characters of a decoding library's error message kept in a refusal's detail (the rest is dropped). */
+  refusalDetailCharsMax: 300,
+} as const;
+
+// ---------------------------------------------------------------------------------------------
 // Relations between bounds.
 // ---------------------------------------------------------------------------------------------
 function check(cond: boolean, what: string): void {
@@ -310,3 +336,4 @@ check(policyEngine.approvalTtlMsMin < ledger.decisionTtlMsMax, 'approval time to
 check(policyEngine.windowMsMin < policyEngine.windowMsMax, 'window lengths have a non-empty range');
 check(policyEngine.listItemsMax <= ledger.policyDestinationsMax && policyEngine.groupMembersMax <= ledger.approversMax, 'policy lists are no longer than the act policy\'s and the roster');
 check(ledger.snapshotBytesMax < ledger.appSnapshotBytesMax, 'the application snapshot holds the ledger state and more');
+check(tx.btcFeeSatMax < 21_000_000 * 100_000_000 && tx.solanaFeeLamportsMax > 5_000, 'transaction fee bounds are positive and below the supply');

@@ -73,6 +73,17 @@ export const REASONS = {
   INVALID_ARGUMENT: { grpc: GrpcStatus.INVALID_ARGUMENT, text: 'an argument is missing or out of range' },
   CONFIG_INVALID: { grpc: GrpcStatus.INVALID_ARGUMENT, text: 'the configuration is invalid' },
   INTERNAL: { grpc: GrpcStatus.INTERNAL, text: 'an internal error' },
+
+  // Transactions an act carries (ledger/tx).
+  TX_UNPARSEABLE: { grpc: GrpcStatus.INVALID_ARGUMENT, text: 'the transaction bytes do not decode as the kind they claim, or not canonically' },
+  TX_NETWORK_MISMATCH: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'the transaction belongs to another network than the key' },
+  TX_FOREIGN_INPUT: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'the transaction spends from, or is paid for by, something other than the key' },
+  TX_UNSUPPORTED: { grpc: GrpcStatus.INVALID_ARGUMENT, text: 'the transaction uses a script, instruction, field or sighash type the parser does not accept' },
+  TX_MULTI_ASSET: { grpc: GrpcStatus.INVALID_ARGUMENT, text: 'the transaction moves more than one asset' },
+  TX_FEE_INVALID: { grpc: GrpcStatus.INVALID_ARGUMENT, text: 'the transaction fee is negative or above its bound' },
+  TX_ASSET_UNKNOWN: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'the asset is not in the asset table for the key\'s network' },
+  TX_ASSET_MISMATCH: { grpc: GrpcStatus.INVALID_ARGUMENT, text: 'the transaction states the asset differently from the asset table (decimals)' },
+  TX_INPUT_INCOMPLETE: { grpc: GrpcStatus.INVALID_ARGUMENT, text: 'an input lacks the previous output (amount and script) its fee and signature hash need' },
 } as const;
 
 export type ReasonCode = keyof typeof REASONS;
