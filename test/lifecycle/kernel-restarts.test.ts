@@ -29,7 +29,7 @@ import { CLI, OPERATORS, POLICY, runCli as cli } from './harness.js';
 
 t.test('keys sign after a full restart; a killed kernel is reconnected without restarting its node', { timeout: 900_000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'custody-kernel-restarts-'));
-  const cluster = await DaemonCluster.create(dir, POLICY, 3, 3_000, { lifecycle: ['signingSetWaitMs: 5000'] });
+  const cluster = await DaemonCluster.create(dir, POLICY, 3, 3_000);
   const ids = cluster.nodes.map((n) => n.id);
   for (const [id, role] of Object.entries(OPERATORS)) issueOperatorCert(cluster.certs, id, role);
   const clients: AdminClient[] = [];
