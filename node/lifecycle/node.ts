@@ -121,6 +121,16 @@ export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleC
   const peerClients = [...cfg.peers].filter(([id]) => id !== o.nodeId).map(([id, addr]) => new PeerClient(id, addr, o.tls, o.incarnation ?? ''));
   const exchange = new PeerExchange(peerClients, o.log);
   const participant = new LifecycleParticipant({ nodeId: o.nodeId, identitySecretKey: cfg.identitySecretKey, ledger, kernel, exchange, log: o.log });
+  if (link !== null) {
+    const m = o.metrics;
+    link.onChange((up) => {
+      m?.kernelDisconnected.set(up ? 0 : 1);
+      if (up) {
+        m?.kernelReconnects.inc();
+        participant.kernelReconnected();
+      }
+    });
+  }
   const ports = new Map<string, ParticipantPort>([[o.nodeId, participant], ...peerClients.map((p) => [p.nodeId, new RemoteParticipant(p.nodeId, p, cfg.remoteTimeoutMs)] as const)]);
   const coordinator = new Coordinator({ nodeId: o.nodeId, ledger, exchange, participants: ports, localPublicPackage: (k, e) => participant.ownPublicPackage(k, e), log: o.log, remoteTimeoutMs: cfg.remoteTimeoutMs, signingSetWaitMs: cfg.signingSetWaitMs });
   const backend = new AdminBackend(o.nodeId, ledger, coordinator, cfg.identitySecretKey);
@@ -130,17 +140,6 @@ export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleC
     ...(o.membership ? { membership: membershipHandlers(o.membership, o.driver) } : {}),
   });
   const adminPort = await server.start();
-  if (link !== null) {
-    const m = o.metrics;
-    m?.kernelConnected.set(1);
-    link.onChange((up) => {
-      m?.kernelConnected.set(up ? 1 : 0);
-      if (up) {
-        m?.kernelReconnects.inc();
-        participant.kernelReconnected();
-      }
-    });
-  }
   await participant.start();
   coordinator.start();
   // The genesis every node was installed with: the leader proposes it until the ledger has one.

@@ -5,7 +5,7 @@
  *      after they start: the daemons lost the exchange (it lives in memory), and each
  *      participant puts its kernel's public key package back, checked against the ledger;
  *   2. a kernel killed with SIGKILL and started again is reconnected by its daemon, which never
- *      restarts: /status and custody_kernel_connected show the link down, then up, and
+ *      restarts: /status and custody_kernel_disconnected show the link down, then up, and
  *      custody_kernel_reconnects_total counts it; the act signed next needs that kernel (another
  *      kernel is down at the time, so the only signing set is the restarted kernel's and one more);
  *   3. an act submitted while too few kernels are up to sign ends Aborted with REMOTE_TIMEOUT,
@@ -99,14 +99,14 @@ t.test('keys sign after a full restart; a killed kernel is reconnected without r
     return k.connected ? null : k;
   }, 60_000);
   t.ok(down.lastError !== null, `n1's /status shows the kernel disconnected: ${down.lastError}`);
-  t.equal(await metric('n1', 'custody_kernel_connected'), 0, 'custody_kernel_connected is 0 on n1');
+  t.equal(await metric('n1', 'custody_kernel_disconnected'), 1, 'custody_kernel_disconnected is 1 on n1');
   await cluster.startKernel('n1');
   const up = await until('n1 reconnects to its restarted kernel', async () => {
     const k = await kernelStatus('n1');
     return k.connected ? k : null;
   }, 60_000);
   t.equal(up.reconnects, 1, 'n1 reconnected once');
-  t.equal(await metric('n1', 'custody_kernel_connected'), 1, 'custody_kernel_connected is 1 again');
+  t.equal(await metric('n1', 'custody_kernel_disconnected'), 0, 'custody_kernel_disconnected is 0 again');
   t.equal(await metric('n1', 'custody_kernel_reconnects_total'), 1, 'custody_kernel_reconnects_total counts the reconnection');
   t.equal(cluster.node('n1').daemon?.pid, daemonPid, 'the daemon of n1 was not restarted');
   t.equal(cluster.node('n1').daemon?.exitCode, null, 'and is still running');
