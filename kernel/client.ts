@@ -14,6 +14,7 @@ export class KernelClient {
   private readonly waiting: Waiter[] = [];
   private readonly decoder = new FrameDecoder(limits.responseBytesMax);
   private failure: Error | null = null;
+  private readonly closeListeners: ((e: Error) => void)[] = [];
 
   private constructor(private readonly sock: Socket) {
     sock.on('data', (chunk: Buffer) => {
@@ -32,8 +33,10 @@ export class KernelClient {
       }
     });
     const fail = (e: Error): void => {
+      const first = this.failure === null;
       this.failure = e;
       for (const w of this.waiting.splice(0)) w.reject(e);
+      if (first) for (const l of this.closeListeners.splice(0)) l(e);
     };
     sock.on('error', (e) => fail(new CustodyError('REMOTE_TIMEOUT', `kernel connection failed: ${e.message}`, { cause: e })));
     sock.on('close', () => fail(new CustodyError('REMOTE_TIMEOUT', 'the kernel closed the connection')));
@@ -48,6 +51,15 @@ export class KernelClient {
       });
       sock.once('error', reject);
     });
+  }
+
+  /**
+   * Called once when the connection ends (the kernel closed it, it failed, or close() was
+   * called), with the error the calls in flight were rejected with; at once if it already ended.
+   */
+  onClose(l: (e: Error) => void): void {
+    if (this.failure !== null) l(this.failure);
+    else this.closeListeners.push(l);
   }
 
   /** Sends raw bytes and waits for the next response frame (fuzzing and framing tests). */

@@ -237,6 +237,7 @@ export class Kernel {
       case 'nonces': return this.nonces(b);
       case 'sign': return this.sign(b);
       case 'reconcile': return this.reconcile(b);
+      case 'publicPackage': return this.publicPackage(b);
     }
   }
 
@@ -274,6 +275,18 @@ export class Kernel {
       kind: 'status', nodeId: this.o.nodeId, profile: this.o.vault.profile, transportPublicKey: this.transport.publicKey, keys,
       governanceIndex: this.gov.index, frozen: this.gov.frozen, fenced: this.isFenced(),
     };
+  }
+
+  /**
+   * The public key package held for a key epoch, from the store (public data: commitments and
+   * verifying shares). Not guarded by fencing or a freeze: it authorizes nothing, and the daemon
+   * checks it against the group key its ledger committed before using it.
+   */
+  private async publicPackage(b: Body<'publicPackage'>): Promise<ResponseBody> {
+    const rec = await this.keyRecord(b.keyId);
+    const e = rec?.epochs[b.epoch];
+    if (rec === undefined || e === undefined) throw new CustodyError('UNKNOWN_KEY', `this kernel holds no share of ${b.keyId} epoch ${b.epoch}`);
+    return { kind: 'keyPackage', keyId: rec.keyId, epoch: b.epoch, suite: rec.suite, identifier: e.identifier, public: toWirePublic(fromPublicJson(e.public)) };
   }
 
   private async governance(b: Body<'governance'>): Promise<ResponseBody> {

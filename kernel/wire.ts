@@ -45,6 +45,7 @@ export type RequestBody =
   | { kind: 'governance'; decisions: CommittedDecision[] }
   | { kind: 'fence'; passport: string; reason: string }
   | { kind: 'reconcile'; keyId: string; ledgerConsumedCounter: number }
+  | { kind: 'publicPackage'; keyId: string; epoch: number }
   | { kind: 'dkgBegin'; ceremonyId: string; keyId: string; suite: string; min: number; participants: Participant[]; identifier: string }
   | { kind: 'dkgRound2'; ceremonyId: string; round1: Round1Package[] }
   | { kind: 'dkgFinish'; ceremonyId: string; round1: Round1Package[]; packages: SealedPackage[] }
@@ -249,6 +250,11 @@ function validateBody(o: Obj): RequestBody {
     case 'reconcile': {
       const b = obj(o['reconcile'], 'reconcile');
       return { kind: 'reconcile', keyId: str(b, 'keyId', 'reconcile'), ledgerConsumedCounter: u(b, 'ledgerConsumedCounter', 'reconcile', 0, INDEX_MAX) };
+    }
+    case 'publicPackage': {
+      const w = 'publicPackage';
+      const b = obj(o[w], w);
+      return { kind: w, keyId: str(b, 'keyId', w), epoch: u(b, 'epoch', w, 0, EPOCH_MAX) };
     }
     case 'fence': {
       const b = obj(o['fence'], 'fence');

@@ -200,7 +200,7 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
           id: s.id, role: s.role, term: s.term, leader: s.leader, commit: s.commit, applied: s.appliedIndex, lastIndex: s.lastIndex,
           firstIndex: s.firstIndex, snapshotIndex: s.snapshotIndex, root: s.root, keys: app.size, voters: s.conf.voters, pid: process.pid,
           peers: Object.fromEntries(transport.peerIds().map((p) => [p, transport.reachable(p)])),
-          progress: s.progress, incarnation, rollback: rollbackStatus(guard),
+          progress: s.progress, incarnation, rollback: rollbackStatus(guard), kernel: lifecycle?.kernel() ?? null,
         }) + '\n');
       } else {
         res.statusCode = 404;

@@ -39,7 +39,7 @@ export type SplitBrainKind = (typeof SPLIT_BRAIN_KINDS)[number];
 export const SIGNING_ACT_STATES = OP_STATES;
 
 /** Kernel request kinds (kernel/wire.ts), the `step` label of custody_kernel_steps_total. */
-export const KERNEL_STEPS = ['status', 'governance', 'fence', 'dkgBegin', 'dkgRound2', 'dkgFinish', 'redealBegin', 'redealFinish', 'nonces', 'sign'] as const;
+export const KERNEL_STEPS = ['status', 'governance', 'fence', 'dkgBegin', 'dkgRound2', 'dkgFinish', 'redealBegin', 'redealFinish', 'nonces', 'sign', 'publicPackage'] as const;
 
 const m = (name: string, type: MetricType, help: string, labels: readonly string[], by: MetricSpec['by']): MetricSpec => ({ name, type, help, labels, by });
 
@@ -90,6 +90,8 @@ export const METRICS: readonly MetricSpec[] = [
   // Secret kernel and signing acts.
   m('custody_kernel_steps_total', 'counter', 'Requests this node sent to its secret kernel, by request kind', ['step'], 'catalog'),
   m('custody_kernel_refusals_total', 'counter', 'Requests the secret kernel refused, by reason code', ['reason'], 'catalog'),
+  m('custody_kernel_disconnected', 'gauge', '1 while this node has lost the socket of its secret kernel process and reconnects; 0 while connected, and on a node that runs no kernel process', [], 'catalog'),
+  m('custody_kernel_reconnects_total', 'counter', 'Connections this node made to its secret kernel after the first (kernel restarts or lost sockets)', [], 'catalog'),
   m('custody_signing_acts', 'gauge', 'Signing acts in the operation journal, by lifecycle state', ['state'], 'catalog'),
   m('custody_signing_act_transitions_total', 'counter', 'Signing acts that entered a lifecycle state on this node\'s ledger', ['state'], 'catalog'),
 ];
@@ -155,6 +157,8 @@ export interface CatalogMetrics {
   readonly statementsRejected: Counter<'reason'>;
   readonly kernelSteps: Counter<'step'>;
   readonly kernelRefusals: Counter<'reason'>;
+  readonly kernelDisconnected: Gauge;
+  readonly kernelReconnects: Counter;
   readonly signingActTransitions: Counter<'state'>;
 }
 
@@ -217,6 +221,10 @@ export function registerCatalogMetrics(registry: Registry, sources: CatalogSourc
   for (const step of KERNEL_STEPS) kernelSteps.inc({ step }, 0);
   const kernelRefusals = new Counter({ ...specOf('custody_kernel_refusals_total'), registers });
   for (const reason of REASON_CODES) kernelRefusals.inc({ reason }, 0);
+  const kernelDisconnected = new Gauge({ ...specOf('custody_kernel_disconnected'), registers });
+  kernelDisconnected.set(0);
+  const kernelReconnects = new Counter({ ...specOf('custody_kernel_reconnects_total'), registers });
+  kernelReconnects.inc(0);
   new Gauge({
     ...specOf('custody_signing_acts'), registers,
     collect() {
@@ -228,5 +236,5 @@ export function registerCatalogMetrics(registry: Registry, sources: CatalogSourc
   const signingActTransitions = new Counter({ ...specOf('custody_signing_act_transitions_total'), registers });
   for (const state of SIGNING_ACT_STATES) signingActTransitions.inc({ state }, 0);
 
-  return { splitBrainActive, splitBrainAlarms, observations, rollbackVoteWithheld, equivocationEvidence, statementsRejected, kernelSteps, kernelRefusals, signingActTransitions };
+  return { splitBrainActive, splitBrainAlarms, observations, rollbackVoteWithheld, equivocationEvidence, statementsRejected, kernelSteps, kernelRefusals, kernelDisconnected, kernelReconnects, signingActTransitions };
 }

@@ -153,6 +153,13 @@ export const lifecycle = {
   signingSetRetryMs: 250,
   /** Longest a stopping participant waits for the kernel calls it already queued. */
   kernelDrainMs: 2_000,
+  /**
+   * Reconnecting to a kernel process whose socket closed (the kernel restarted): the first
+   * attempt waits kernelReconnectMinMs, each next one twice as long, at most kernelReconnectMaxMs,
+   * for as long as the daemon runs. Calls made meanwhile fail at once with REMOTE_TIMEOUT.
+   */
+  kernelReconnectMinMs: 100,
+  kernelReconnectMaxMs: 5_000,
 } as const;
 
 // ---------------------------------------------------------------------------------------------
@@ -245,6 +252,11 @@ export const approvals = {
   pendingMax: 256,
   /** Applied or refused decisions each node remembers for `decision show` after they left the book. */
   settledRememberedMax: 1024,
+  /**
+   * Approvals of admitted acts the book holds in memory: one per act in flight at most (an act's
+   * approval moves to the node's archive with the act when it ends; node/ledger-app.ts).
+   */
+  actApprovalsHeldMax: ledger.actsInFlightMax,
 } as const;
 
 // ---------------------------------------------------------------------------------------------
@@ -325,6 +337,7 @@ check(raft.simLivenessElectionsMax >= 2 + 2 * 12 + 4, 'sim liveness bound below 
 check(raft.simWholeLivenessElectionsMax >= raft.simLivenessElectionsMax + 1 + 3 + 2, 'whole-node sim liveness bound below its derivation');
 check(ledger.eventBytesMax <= raft.proposalBytesMax, 'a ledger event must fit one proposal');
 check(lifecycle.signingSetRetryMs < lifecycle.signingSetWaitMsDefault, 'a fixed signing set is asked more than once before the act aborts');
+check(lifecycle.kernelReconnectMinMs < lifecycle.kernelReconnectMaxMs && lifecycle.kernelReconnectMaxMs < lifecycle.signingSetWaitMsMin * 10, 'kernel reconnect backoff grows, and a restarted kernel is back well within a signing set\'s wait');
 check(splitBrain.termsTrackedMax >= 2 * raft.electionTicksMin && splitBrain.rootsTrackedMax >= raft.compactionKeepEntries, 'split-brain windows cover a burst of elections and the entries a follower may lag by');
 check(splitBrain.statementBytesMax <= ledger.eventBytesMax / 2, 'two statements must fit one EquivocationEvidence event');
 check(splitBrain.statementsPerExchangeMax * splitBrain.statementBytesMax < node.peerMessageBytesMax, 'one observation exchange fits a peer message');

@@ -99,11 +99,11 @@ import type { LedgerEvent } from '../../ledger/events.js';
 import type { ClusterState, EpochRecord, OpRecord } from '../../ledger/state.js';
 import type { SigningSetMember } from '../../ledger/events.js';
 import { lifecycle } from '../../proto/limits.js';
-import { suiteOf } from '../../kernel/suites.js';
-import type { SigningCommitment } from '../../kernel/wire.js';
+import { suiteOf, type SuiteName } from '../../kernel/suites.js';
+import type { PublicPackage, SigningCommitment } from '../../kernel/wire.js';
 import type { LedgerVerdict } from '../ledger-app.js';
 import type { Exchange, LedgerPort, NonceOffer, ParticipantPort } from './ports.js';
-import { keys, publicFromBytes } from './participant.js';
+import { keys, publicFromBytes, publicMatchesLedger } from './participant.js';
 import { withDeadline } from './kernel-port.js';
 import { verifySignature } from './verify.js';
 import { Rerunner } from './rerun.js';
@@ -124,6 +124,8 @@ export interface CoordinatorOptions {
   readonly exchange: Exchange;
   /** Every node's participant, this node's included. */
   readonly participants: ReadonlyMap<string, ParticipantPort>;
+  /** This node's kernel's public package of a key epoch (LifecycleParticipant.ownPublicPackage), tried before the exchange. */
+  readonly localPublicPackage?: (keyId: string, epoch: number) => Promise<Uint8Array | undefined>;
   readonly log: (line: string) => void;
   /** How long a participant may take to answer one request. */
   readonly remoteTimeoutMs?: number;
@@ -145,6 +147,8 @@ export class Coordinator {
   private readonly running = new Set<string>();
   private readonly keyQueues = new Map<string, Promise<void>>();
   private readonly gateDenied = new Map<string, string>();
+  /** Acts waiting for their key's public package, since when (bounded like gateDenied: pending acts only). */
+  private readonly packageWaits = new Map<string, number>();
   private readonly publishing = new Set<string>();
   private readonly notes = new Map<string, ChronicleNote[]>();
   private readonly noteListeners = new Set<(n: ChronicleNote) => void>();
@@ -255,6 +259,7 @@ export class Coordinator {
     // Gate verdicts matter only while their act waits at the gate: an act that ended since (and
     // may have left memory for the archive) is forgotten here too, so this map stays bounded.
     for (const id of [...this.gateDenied.keys()]) if (c.ops[id]?.state !== 'Executed') this.gateDenied.delete(id);
+    for (const id of [...this.packageWaits.keys()]) if (c.ops[id]?.state !== 'PendingRemote') this.packageWaits.delete(id);
     for (const op of ops) {
       switch (op.state) {
         case 'Admitted':
@@ -312,16 +317,33 @@ export class Coordinator {
     await this.propose({ type: 'ActAborted', opId, reason, ...this.proposer() });
   }
 
-  /** The key epoch's public package from the exchange, checked against the group key in the log. */
-  private async publicPackage(keyId: string, e: EpochRecord): Promise<ReturnType<typeof publicFromBytes>> {
-    for (const p of e.participants) {
-      const b = await this.o.exchange.get(keys.publicPackage(keyId, e.epoch, p));
-      if (b === undefined) continue;
-      const pub = publicFromBytes(b);
-      const gk = pub.commitments[0];
-      if (gk !== undefined && e.groupKey !== null && bytesEqual(gk, e.groupKey)) return pub;
+  /**
+   * The key epoch's public package: this node's own kernel's copy (its store keeps it across
+   * restarts and restores) if it holds one, else one from the exchange (each participant puts its
+   * kernel's copy there, again after every restart); either is used only if it matches the group
+   * key and committee the ledger committed (publicMatchesLedger), and the signature aggregated
+   * with it is verified under the ledger's group key before it goes into the log. Null while no
+   * matching package can be had (the participants' daemons or kernels are still starting).
+   */
+  private async publicPackage(keyId: string, scheme: SuiteName, e: EpochRecord): Promise<PublicPackage | null> {
+    const candidates = async function* (o: CoordinatorOptions): AsyncGenerator<Uint8Array> {
+      const own = await o.localPublicPackage?.(keyId, e.epoch);
+      if (own !== undefined) yield own;
+      for (const p of e.participants) {
+        const b = await o.exchange.get(keys.publicPackage(keyId, e.epoch, p));
+        if (b !== undefined) yield b;
+      }
+    };
+    for await (const b of candidates(this.o)) {
+      let pub: PublicPackage;
+      try {
+        pub = publicFromBytes(b);
+      } catch {
+        continue; // not a package at all: the exchange is untrusted
+      }
+      if (publicMatchesLedger(pub, scheme, e)) return pub;
     }
-    throw new CustodyError('KEY_NOT_PUBLISHED', `no public package of ${keyId} epoch ${e.epoch} matches the group key in the log`);
+    return null;
   }
 
   /**
@@ -336,6 +358,20 @@ export class Coordinator {
     const key = c0.keys[op.act.keyId];
     const e = key?.epochs[String(op.act.keyEpoch)];
     if (key === undefined || e === undefined || e.groupKey === null) return this.abort(opId, 'STALE_EPOCH', `key ${op.act.keyId} epoch ${op.act.keyEpoch} is gone`);
+    // The public package is needed to aggregate: without one, no nonce is asked for. The act
+    // waits for a participant to publish it (a daemon restarting) at most signingSetWaitMs.
+    const pub = await this.publicPackage(key.id, key.scheme, e);
+    if (pub === null) {
+      const since = this.packageWaits.get(opId) ?? Date.now();
+      if (!this.packageWaits.has(opId)) {
+        this.packageWaits.set(opId, since);
+        this.note(opId, `waiting for the public key package of ${key.id} epoch ${e.epoch} (no participant has published one that matches the ledger yet)`, 'KEY_NOT_PUBLISHED');
+      }
+      if (Date.now() - since < this.signingSetWaitMs) return;
+      this.packageWaits.delete(opId);
+      return this.abort(opId, 'KEY_NOT_PUBLISHED', `no public key package of ${key.id} epoch ${e.epoch} matching the ledger within ${this.signingSetWaitMs} ms`);
+    }
+    this.packageWaits.delete(opId);
     if (op.signingSet === null) {
       const fixed = await this.fixSigningSet(c0, op, e);
       if (!fixed) return;
@@ -355,7 +391,6 @@ export class Coordinator {
     }
     await this.o.point?.('act:shares', opId);
     const suite = suiteOf(key.scheme);
-    const pub = await this.publicPackage(key.id, e);
     const pkg = { signers: { min: pub.min, max: pub.max }, commitments: pub.commitments, verifyingShares: Object.fromEntries(pub.verifyingShares.map((v) => [v.identifier, v.point])) };
     let signature: Uint8Array;
     try {

@@ -95,6 +95,7 @@ export class KernelTwin implements KernelPort {
       case 'dkgFinish': return this.dkgFinish(b);
       case 'nonces': return this.presign(b);
       case 'sign': return this.sign(b);
+      case 'publicPackage': return this.keyPackage(b.keyId, b.epoch);
       default:
         return refuse('PAYLOAD_REJECTED', `${b.kind} is not supported by the twin`);
     }
@@ -190,9 +191,14 @@ export class KernelTwin implements KernelPort {
     }
     this.ceremonies.delete(b.ceremonyId);
     this.held.set(`${c.keyId}/0`, { suite: c.suite, identifier: c.me.identifier, share: key.secret.signingShare, pub: key.public });
+    return this.keyPackage(c.keyId, 0);
+  }
+
+  private keyPackage(keyId: string, epoch: number): ResponseBody {
+    const h = this.held.get(`${keyId}/${epoch}`) ?? refuse('UNKNOWN_KEY', `no share of ${keyId} epoch ${epoch}`);
     return {
-      kind: 'keyPackage', keyId: c.keyId, epoch: 0, suite: c.suite.name, identifier: c.me.identifier,
-      public: { min: key.public.signers.min, max: key.public.signers.max, commitments: key.public.commitments, verifyingShares: Object.entries(key.public.verifyingShares).map(([identifier, point]) => ({ identifier, point })) },
+      kind: 'keyPackage', keyId, epoch, suite: h.suite.name, identifier: h.identifier,
+      public: { min: h.pub.signers.min, max: h.pub.signers.max, commitments: h.pub.commitments, verifyingShares: Object.entries(h.pub.verifyingShares).map(([identifier, point]) => ({ identifier, point })) },
     };
   }
 

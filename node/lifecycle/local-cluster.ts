@@ -271,7 +271,7 @@ export class LocalCluster {
       const participant = new LifecycleParticipant({ nodeId: id, identitySecretKey: this.seeds.get(id) as Uint8Array, ledger, kernel: kernel.port, exchange: this.exchange, log: this.log });
       this.ports.set(id, this.o.wrapParticipant ? this.o.wrapParticipant(participant) : participant);
       const coordinator = new Coordinator({
-        nodeId: id, ledger, exchange: this.exchange, participants: this.ports, log: this.log,
+        nodeId: id, ledger, exchange: this.exchange, participants: this.ports, localPublicPackage: (k, e) => participant.ownPublicPackage(k, e), log: this.log,
         ...(this.o.remoteTimeoutMs !== undefined ? { remoteTimeoutMs: this.o.remoteTimeoutMs } : {}),
         ...(this.o.signingSetWaitMs !== undefined ? { signingSetWaitMs: this.o.signingSetWaitMs } : {}),
         ...(this.o.point ? { point: (p: CoordinatorPoint, opId: string) => this.o.point?.(id, p, opId) } : {}),

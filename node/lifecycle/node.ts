@@ -27,7 +27,6 @@ import { parse } from 'yaml';
 import { CustodyError } from '../../proto/errors.js';
 import { lifecycle as limits } from '../../proto/limits.js';
 import type { Driver } from '../../raft/driver.js';
-import { KernelClient } from '../../kernel/client.js';
 import { fromHex } from '../../ledger/encoding.js';
 import { decodeEvent, eventCid, type LedgerEvent } from '../../ledger/events.js';
 import type { LedgerApp } from '../ledger-app.js';
@@ -39,6 +38,7 @@ import { DriverLedgerPort } from './driver-ledger.js';
 import { LifecycleParticipant } from './participant.js';
 import { Coordinator } from './coordinator.js';
 import { KernelTwin } from './kernel-twin.js';
+import { KernelLink, type KernelLinkStatus } from './kernel-link.js';
 import { PeerClient, PeerExchange, RemoteParticipant, peerHandlers } from './peer.js';
 import type { KernelPort, ParticipantPort } from './ports.js';
 import type { CatalogMetrics } from '../metrics-catalog.js';
@@ -101,6 +101,8 @@ export function loadLifecycleConfig(file: string): LifecycleConfig {
 
 export interface NodeLifecycle {
   readonly adminPort: number;
+  /** The link to the kernel process (null with a twin kernel): connected, reconnections, last error. */
+  kernel(): KernelLinkStatus | null;
   stop(): Promise<void>;
 }
 
@@ -110,18 +112,27 @@ export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleC
   const genesis = cfg.genesisEvent;
   const ledger = new DriverLedgerPort(o.nodeId, o.driver, o.app);
   let kernel: KernelPort;
-  let closeKernel = (): void => undefined;
+  let link: KernelLink | null = null;
   if (cfg.kernel === 'twin') kernel = await KernelTwin.open(o.nodeId, genesis.clusterId, eventCid(cfg.genesis), genesis.roster);
   else {
-    const kc = await KernelClient.connect(cfg.kernel.socket);
-    kernel = o.metrics ? countedKernel(kc, o.metrics) : kc;
-    closeKernel = () => kc.close();
+    link = await KernelLink.open(cfg.kernel.socket, o.log);
+    kernel = o.metrics ? countedKernel(link, o.metrics) : link;
   }
   const peerClients = [...cfg.peers].filter(([id]) => id !== o.nodeId).map(([id, addr]) => new PeerClient(id, addr, o.tls, o.incarnation ?? ''));
   const exchange = new PeerExchange(peerClients, o.log);
   const participant = new LifecycleParticipant({ nodeId: o.nodeId, identitySecretKey: cfg.identitySecretKey, ledger, kernel, exchange, log: o.log });
+  if (link !== null) {
+    const m = o.metrics;
+    link.onChange((up) => {
+      m?.kernelDisconnected.set(up ? 0 : 1);
+      if (up) {
+        m?.kernelReconnects.inc();
+        participant.kernelReconnected();
+      }
+    });
+  }
   const ports = new Map<string, ParticipantPort>([[o.nodeId, participant], ...peerClients.map((p) => [p.nodeId, new RemoteParticipant(p.nodeId, p, cfg.remoteTimeoutMs)] as const)]);
-  const coordinator = new Coordinator({ nodeId: o.nodeId, ledger, exchange, participants: ports, log: o.log, remoteTimeoutMs: cfg.remoteTimeoutMs, signingSetWaitMs: cfg.signingSetWaitMs });
+  const coordinator = new Coordinator({ nodeId: o.nodeId, ledger, exchange, participants: ports, localPublicPackage: (k, e) => participant.ownPublicPackage(k, e), log: o.log, remoteTimeoutMs: cfg.remoteTimeoutMs, signingSetWaitMs: cfg.signingSetWaitMs });
   const backend = new AdminBackend(o.nodeId, ledger, coordinator, cfg.identitySecretKey);
   const server = new AdminServer({
     listen: cfg.admin, tls: o.tls, backend, log: o.log, peer: peerHandlers({ participant, exchange, isNode: (id) => cfg.peers.has(id), incarnation: o.incarnation ?? '' }),
@@ -143,6 +154,7 @@ export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleC
   o.log(`node ${o.nodeId}: lifecycle serving admin API on ${cfg.admin} (port ${adminPort}), kernel ${cfg.kernel === 'twin' ? 'twin' : cfg.kernel.socket}`);
   return {
     adminPort,
+    kernel: () => link?.state() ?? null,
     async stop() {
       stopped = true;
       clearInterval(genesisTimer);
@@ -151,7 +163,7 @@ export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleC
       exchange.close();
       await server.stop(2_000);
       for (const p of peerClients) p.close();
-      closeKernel();
+      link?.close();
     },
   };
 }

@@ -60,6 +60,23 @@ export function publicFromBytes(b: Uint8Array): PublicPackage {
   return { min: o.min, max: o.max, commitments: o.commitments, verifyingShares: o.verifyingShares };
 }
 
+/**
+ * Whether a public key package is the one of key epoch `e` the ledger committed: its group
+ * commitment is the epoch's group key (fixed by the participants' signed KeyReady statements and
+ * KeyObjectPublished), its threshold the epoch's, and it lists one verifying share per
+ * participant, under the participants' FROST identifiers. The verifying shares themselves are
+ * not in the ledger; what rests on them is checked elsewhere: the aggregate signature is
+ * verified under the ledger's group key before ActExecuted is proposed (coordinator.ts), and the
+ * ledger checks it again when the entry applies.
+ */
+export function publicMatchesLedger(pub: PublicPackage, scheme: SuiteName, e: EpochRecord): boolean {
+  const gk = pub.commitments[0];
+  if (gk === undefined || e.groupKey === null || !bytesEqual(gk, e.groupKey)) return false;
+  if (pub.min !== e.threshold || pub.max !== e.participants.length || pub.verifyingShares.length !== e.participants.length) return false;
+  const want = new Set(e.participants.map((p) => identifierOf(scheme, e.participants, p)));
+  return pub.verifyingShares.every((v) => want.delete(v.identifier));
+}
+
 function sealedToBytes(p: SealedPackage): Uint8Array {
   return encode({ sender: p.sender, recipient: p.recipient, enc: new Uint8Array(p.enc), ciphertext: new Uint8Array(p.ciphertext) });
 }
@@ -142,6 +159,8 @@ export class LifecycleParticipant implements ParticipantPort {
   private readonly o: ParticipantOptions;
   private queue: Promise<unknown> = Promise.resolve();
   private readonly ceremonies = new Map<string, CeremonyProgress>();
+  /** Key epochs whose public package this process has put into the exchange (one per active epoch of a key). */
+  private readonly republished = new Set<string>();
   private readonly unsubs: (() => void)[] = [];
   private transportPublicKey: Uint8Array | null = null;
   private stopped = false;
@@ -173,6 +192,24 @@ export class LifecycleParticipant implements ParticipantPort {
     }));
     this.unsubs.push(this.o.exchange.watch(() => this.kick()));
     this.kick();
+  }
+
+  /**
+   * The kernel process came back after its socket closed (kernel-link.ts): decisions forwarded
+   * while it was down never reached it, so the participant re-reads the kernel's status and
+   * forwards, oldest first, every applied decision after the last one the kernel's store holds
+   * (the kernel skips any it already has), then re-runs its steps.
+   */
+  kernelReconnected(): void {
+    if (this.stopped) return;
+    this.kernelCall({ kind: 'status' }, 'status').then((st) => {
+      this.transportPublicKey = st.transportPublicKey;
+      this.forwardedIndex = st.governanceIndex;
+      this.kernelGovernanceError = null;
+      this.o.log(`${this.nodeId}: kernel reconnected at governance index ${st.governanceIndex}; forwarding the decisions after it`);
+      this.forwardPending();
+      this.kick();
+    }, (e: unknown) => this.o.log(`${this.nodeId}: kernel status after reconnecting failed: ${(e as Error).message}`));
   }
 
   /**
@@ -244,6 +281,7 @@ export class LifecycleParticipant implements ParticipantPort {
     const me = c.nodes[this.nodeId];
     if (me === undefined || me.status !== 'active' || me.equivocated) return;
     await this.publishTransportKey(c);
+    await this.republishPublicPackages(c);
     for (const k of Object.values(c.keys)) {
       for (const e of Object.values(k.epochs)) {
         // Epoch 0 is the DKG; later epochs are refresh/reshare ceremonies (kernel/redeal.ts).
@@ -251,6 +289,49 @@ export class LifecycleParticipant implements ParticipantPort {
         if (e.epoch === 0) await this.dkgStep(c, k.id, k.scheme, e);
         else if (k.activeEpoch !== null) await this.redealStep(c, k.id, k.scheme, k.activeEpoch, e);
       }
+    }
+  }
+
+  /**
+   * The public key package of `keyId` epoch `epoch` as this node's kernel holds it in its store,
+   * if the ledger has committed that epoch's group key and the package matches it
+   * (publicMatchesLedger); undefined otherwise (the kernel holds no share of it, is unreachable,
+   * or answered a package the ledger contradicts, which is logged).
+   */
+  async ownPublicPackage(keyId: string, epoch: number): Promise<Uint8Array | undefined> {
+    const k = this.o.ledger.state().cluster?.keys[keyId];
+    const e = k?.epochs[String(epoch)];
+    if (k === undefined || e === undefined || e.groupKey === null || !e.participants.includes(this.nodeId)) return undefined;
+    let r: Extract<Awaited<ReturnType<KernelPort['call']>>, { kind: 'keyPackage' }>;
+    try {
+      r = await this.kernelCall({ kind: 'publicPackage', keyId, epoch: kernelEpoch(epoch) }, 'keyPackage');
+    } catch {
+      return undefined;
+    }
+    if (!publicMatchesLedger(r.public, k.scheme, e)) {
+      this.o.log(`${this.nodeId}: the kernel's public package of ${keyId} epoch ${epoch} does not match the group key in the ledger; not used`);
+      return undefined;
+    }
+    return publicToBytes(r.public);
+  }
+
+  /**
+   * After a restart of this daemon (or of the whole cluster, or a restore into a new one) the
+   * exchange, which lives in daemon memory, holds no public key package: each participant puts
+   * its own kernel's package of every active epoch it holds back into the exchange, once per
+   * epoch and process, so any coordinator can aggregate and a reshare can start.
+   */
+  private async republishPublicPackages(c: ClusterState): Promise<void> {
+    for (const k of Object.values(c.keys)) {
+      const epoch = k.activeEpoch;
+      const e = epoch === null ? undefined : k.epochs[String(epoch)];
+      if (epoch === null || e === undefined || !e.participants.includes(this.nodeId)) continue;
+      const id = `${k.id}/${epoch}`;
+      if (this.republished.has(id)) continue;
+      const bytes = await this.ownPublicPackage(k.id, epoch);
+      if (bytes === undefined) continue; // the kernel is down or holds no share: tried again on the next pass
+      this.republished.add(id);
+      await this.o.exchange.put(keys.publicPackage(k.id, epoch, this.nodeId), bytes);
     }
   }
 

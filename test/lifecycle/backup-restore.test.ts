@@ -7,7 +7,8 @@
  * chain). The new cluster serves the same chronicle and state root, every evidence bundle of the
  * old cluster's acts exports from it byte for byte and verifies with `custody evidence verify`,
  * the pending decision's second approval applies it there, it accepts new decisions, runs the key
- * ceremony and signs new acts, and a node of the old cluster pointed at it is refused
+ * ceremony and signs new acts, with the new key and with the key made before the backup (its
+ * public key package comes back from the kernels' stores), and a node of the old cluster pointed at it is refused
  * INCARNATION_MISMATCH.
  */
 import t from 'tap';
@@ -27,18 +28,8 @@ import { writeSnapshotFile } from '../../node/backup/save.js';
 import { PeerClient } from '../../node/lifecycle/peer.js';
 import { loadTls } from '../../node/tls.js';
 import { isCustodyError } from '../../proto/errors.js';
-import { CLI, OPERATORS, POLICY } from './harness.js';
+import { CLI, OPERATORS, POLICY, runCli as cli } from './harness.js';
 
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-    p.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    p.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 /** What the ledger holds of an act (the notes are each node's own narration, not replicated). */
 const replicated = (v: ActView) => ({ ...v, notes: [] });
@@ -174,8 +165,7 @@ t.test('snapshot save, restore into a new cluster: chronicle, evidence, new writ
   await approve(fresh, k2.cid, ['approver-2']);
   t.equal((await client(fresh, 'audra', 'n2').getDecision(k2.cid)).state, 'applied', 'its second approval applies it');
   // The ceremony that decision authorized, among the same kernels; an act is signed with the new key
-  // below. (Acts on a key made before the restore also need its public key package, which daemons
-  // keep in memory only.)
+  // below.
   await activate(fresh, 'k2');
   t.equal((await client(fresh, 'audra', 'n2').status()).keys.find((k) => k.id === 'k2')?.status, 'active', 'a new key is generated and activated by the restored cluster');
   const freeze = await client(fresh, 'approver-3', 'n1').proposeDecision(JSON.stringify({ kind: 'EmergencyFreeze', reason: 'drill after restore' }));
@@ -186,6 +176,16 @@ t.test('snapshot save, restore into a new cluster: chronicle, evidence, new writ
   t.equal((await client(fresh, 'audra', 'n2').status()).frozen, '', 'and another (Unfreeze)');
   await client(fresh, 'cara', 'n2').submitAct({ opId: 'after-restore', keyId: 'k2', asset: 'SOL', amount: '100', destination: 'sol-treasury', display: 'after restore' });
   t.equal((await published(fresh, 'after-restore')).state, 'Published', 'a new act is signed by the restored cluster');
+  // A key made before the backup signs in the restored cluster: its public key package comes back
+  // from the kernels' stores, checked against the group key in the restored ledger.
+  await client(fresh, 'cara', 'n2').submitAct({ opId: 'old-key-after-restore', keyId: 'k', asset: 'SOL', amount: '100', destination: 'sol-treasury', display: 'old key after restore' });
+  t.equal((await published(fresh, 'old-key-after-restore')).state, 'Published', 'a key made before the backup signs a new act in the restored cluster');
+  for (const op of ['after-restore', 'old-key-after-restore']) {
+    const f = join(root, `${op}.json`);
+    writeFileSync(f, (await client(fresh, 'audra', 'n1').exportEvidence(op)).bundleJson);
+    const v = await cli(['evidence', 'verify', f]);
+    t.equal(v.code, 0, `${op}: its evidence verifies ${v.stdout.trim().split('\n')[0] ?? ''}`);
+  }
 
   t.comment(`new decisions, key and act after ${Date.now() - t0} ms`);
 

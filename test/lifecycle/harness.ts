@@ -39,6 +39,18 @@ export interface Harness {
   close(): Promise<void>;
 }
 
+/** Runs the `custody` CLI with `args` to its exit. */
+export function runCli(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    p.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
 export const OPERATORS: Record<string, OperatorRole> = { kim: 'key-generator', cara: 'custodian', audra: 'auditor', 'approver-1': 'approver', 'approver-2': 'approver', 'approver-3': 'approver' };
 
 export async function startHarness(extra: Partial<LocalClusterOptions> = {}): Promise<Harness> {
@@ -59,14 +71,7 @@ export async function startHarness(extra: Partial<LocalClusterOptions> = {}): Pr
     },
     cli(as, args, nodeId) {
       const n = node(nodeId);
-      return new Promise((resolve) => {
-        const p = spawn(process.execPath, [CLI, 'admin', ...args, '--node', n.adminAddress as string, '--node-id', n.id, '--certs', certs, '--as', as], { stdio: ['ignore', 'pipe', 'pipe'] });
-        let stdout = '';
-        let stderr = '';
-        p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-        p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-        p.on('exit', (code) => resolve({ code, stdout, stderr }));
-      });
+      return runCli(['admin', ...args, '--node', n.adminAddress as string, '--node-id', n.id, '--certs', certs, '--as', as]);
     },
     async approve(cid, approverIds, nodeId) {
       for (const id of approverIds) {

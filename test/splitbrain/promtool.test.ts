@@ -64,11 +64,12 @@ t.test('promtool rule unit tests pass', async (t) => {
   t.notMatch(out, /FAILED/);
 });
 
-t.test('the rules cover the seven signals issue 7 names', async (t) => {
+t.test('the rules cover the consensus, safety, storage and kernel signals', async (t) => {
   t.same(alertNames.sort(), [
     'CustodyEquivocation',
     'CustodyFollowerLagging',
     'CustodyFsyncSlow',
+    'CustodyKernelDisconnected',
     'CustodyKernelRefusalsSpiking',
     'CustodyLeaderFlapping',
     'CustodyQuorumLost',
