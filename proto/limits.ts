@@ -253,6 +253,38 @@ export const membership = {
 } as const;
 
 // ---------------------------------------------------------------------------------------------
+// node/guardian/ — a custodian's age identity split among guardians (`custody guardian`)
+// ---------------------------------------------------------------------------------------------
+export const guardian = {
+  /** Fewest guardian files one split writes (Shamir needs at least two points). */
+  sharesMin: 2,
+  /** Most guardian files one split writes (shamir-secret-sharing uses GF(256): 255 nonzero x-coordinates). */
+  sharesMax: 255,
+  /** Smallest threshold: one guardian alone must never hold the identity. */
+  thresholdMin: 2,
+  /** Longest label, in characters (printable ASCII, written on each guardian file). */
+  labelCharsMax: 64,
+  /** Largest guardian file or identity file read; anything larger is not ours and is refused unread. */
+  fileBytesMax: 4096,
+  /** Bytes of the random set id that binds the files of one split. */
+  setIdBytes: 16,
+} as const;
+
+// ---------------------------------------------------------------------------------------------
+// kernel/backup.ts — a key share encrypted with age to custodians' recipients
+// ---------------------------------------------------------------------------------------------
+export const shareBackup = {
+  /** Most custodian recipients one backup is encrypted to. */
+  recipientsMax: 16,
+  /** Largest backup file decoded (metadata, age header with one stanza per recipient, share). */
+  fileBytesMax: 64 * 1024,
+  /** Longest key id carried in backup metadata, in bytes. */
+  keyIdBytesMax: 256,
+  /** Longest participant identifier carried in backup metadata, in bytes. */
+  identifierBytesMax: 128,
+} as const;
+
+// ---------------------------------------------------------------------------------------------
 // Relations between bounds.
 // ---------------------------------------------------------------------------------------------
 function check(cond: boolean, what: string): void {
@@ -279,3 +311,5 @@ check(splitBrain.statementsRelayQueuedMax >= splitBrain.statementsPerExchangeMax
 check(backup.chunkBytes + backup.headerBytesMax < node.peerMessageBytesMax, 'one snapshot frame fits a gRPC message');
 check(membership.learnerLagEntriesMax < raft.compactionKeepEntries, 'a caught-up learner is still within the log the leader keeps');
 check(ledger.snapshotBytesMax < ledger.appSnapshotBytesMax, 'the application snapshot holds the ledger state and more');
+check(guardian.thresholdMin >= 2 && guardian.sharesMin >= guardian.thresholdMin && guardian.sharesMax <= 255, 'a guardian split needs two shares to rebuild and GF(256) has 255 nonzero points');
+check(shareBackup.recipientsMax >= 1 && shareBackup.keyIdBytesMax + shareBackup.identifierBytesMax < shareBackup.fileBytesMax / 4, 'a share backup holds its metadata, a stanza per recipient and the share');
