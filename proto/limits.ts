@@ -268,6 +268,8 @@ export const guardian = {
   fileBytesMax: 4096,
   /** Bytes of the random set id that binds the files of one split. */
   setIdBytes: 16,
+  /** Most threshold-size subsets a failed combine tries to name the files that disagree (C(N,K) can be huge). */
+  combineSubsetsMax: 2_000,
 } as const;
 
 // ---------------------------------------------------------------------------------------------

@@ -167,35 +167,62 @@ export function checkShareSet(shares: readonly NamedShare[], needThreshold: bool
   return ref;
 }
 
-/**
- * Rebuilds the identity from `shares` and checks it (see the threats above): returns it only if it
- * is a well-formed age X25519 identity whose recipient is the one every file records.
- */
-export async function combineShares(shares: readonly NamedShare[]): Promise<{ identity: string; recipient: string }> {
-  const ref = checkShareSet(shares, true);
-  const secret = await combine(shares.map((n) => n.share.data));
-  const mismatch = (): never => {
-    throw new CustodyError('GUARDIAN_COMBINE_MISMATCH', `the ${shares.length} files (${shares.map((n) => n.name).join(', ')}) do not rebuild the identity of ${ref.recipient}: at least one share's content was altered (its checksum recomputed) or belongs to another identity; nothing was written`);
-  };
+/** Combines `shares` and returns the identity only if it is a well-formed age X25519 identity with `recipient`. */
+async function tryCombine(shares: readonly GuardianShare[], recipient: string): Promise<string | null> {
+  const secret = await combine(shares.map((s) => s.data));
   try {
     let identity: string;
     try {
       identity = new TextDecoder('utf-8', { fatal: true }).decode(secret);
     } catch {
-      return mismatch();
+      return null;
     }
-    if (!IDENTITY_RE.test(identity)) return mismatch();
-    let recipient: string;
-    try {
-      recipient = await identityToRecipient(identity);
-    } catch {
-      return mismatch();
-    }
-    if (recipient !== ref.recipient) return mismatch();
-    return { identity, recipient };
+    if (!IDENTITY_RE.test(identity)) return null;
+    const got = await identityToRecipient(identity).catch(() => null);
+    return got === recipient ? identity : null;
   } finally {
     secret.fill(0);
   }
+}
+
+/** The first `k`-subset of `items` (in lexicographic order of positions) for which `ok` holds, looking at most at `max` subsets. */
+async function findSubset<T>(items: readonly T[], k: number, max: number, ok: (subset: T[]) => Promise<boolean>): Promise<T[] | null> {
+  const pos = Array.from({ length: k }, (_, i) => i);
+  for (let tried = 0; tried < max; tried++) {
+    const subset = pos.map((i) => items[i]!);
+    if (await ok(subset)) return subset;
+    let i = k - 1;
+    while (i >= 0 && pos[i] === items.length - k + i) i--;
+    if (i < 0) return null;
+    pos[i]!++;
+    for (let j = i + 1; j < k; j++) pos[j] = pos[j - 1]! + 1;
+  }
+  return null;
+}
+
+/**
+ * Rebuilds the identity from `shares` and checks it (see the threats above): returns it only if it
+ * is a well-formed age X25519 identity whose recipient is the one every file records. When the
+ * check fails and more files than the threshold were given, subsets of threshold size are tried
+ * (at most `guardian.combineSubsetsMax`) to name the files that disagree with a verifying subset.
+ */
+export async function combineShares(shares: readonly NamedShare[]): Promise<{ identity: string; recipient: string }> {
+  const ref = checkShareSet(shares, true);
+  const identity = await tryCombine(shares.map((n) => n.share), ref.recipient);
+  if (identity !== null) return { identity, recipient: ref.recipient };
+  const names = (ns: readonly NamedShare[]): string => ns.map((n) => n.name).join(', ');
+  if (shares.length > ref.threshold) {
+    const good = await findSubset(shares, ref.threshold, limits.combineSubsetsMax, async (sub) => (await tryCombine(sub.map((n) => n.share), ref.recipient)) !== null);
+    if (good !== null) {
+      const bad = [];
+      for (const n of shares) {
+        if (good.includes(n)) continue;
+        if ((await tryCombine([...good.slice(1).map((g) => g.share), n.share], ref.recipient)) === null) bad.push(n);
+      }
+      throw new CustodyError('GUARDIAN_COMBINE_MISMATCH', `${names(bad)}: ${bad.length === 1 ? 'its share disagrees' : 'their shares disagree'} with ${names(good)}, which rebuild the identity of ${ref.recipient}: altered (checksum recomputed) or of another identity; combine without ${bad.length === 1 ? 'it' : 'them'}; nothing was written`);
+    }
+  }
+  throw new CustodyError('GUARDIAN_COMBINE_MISMATCH', `the ${shares.length} files (${names(shares)}) do not rebuild the identity of ${ref.recipient}: at least one share's content was altered (its checksum recomputed) or belongs to another identity; nothing was written`);
 }
 
 /** The recipient of an age X25519 identity; a malformed identity is INVALID_ARGUMENT naming `what`. */

@@ -56,6 +56,7 @@ t.test('properties: any K of N rebuild the identity, fewer are refused, an alter
   let combined = 0;
   let refusedFew = 0;
   let refusedAltered = 0;
+  let named1 = 0;
   await fc.assert(fc.asyncProperty(split, fc.integer({ min: 0, max: 73 }), fc.integer({ min: 1, max: 255 }), async ([n, k, perm], bytePos, flip) => {
     const shares = await splitIdentity(id, { shares: n, threshold: k, label: 'prop' });
     // Subsets of every size from 1 to n, in a random order.
@@ -78,9 +79,16 @@ t.test('properties: any K of N rebuild the identity, fewer are refused, an alter
     const reason = await reasonOf(combineShares(named(altered)));
     if (reason !== 'GUARDIAN_COMBINE_MISMATCH') return false;
     refusedAltered++;
+    // With one more (intact) file than the threshold, the altered file is named.
+    if (n > k) {
+      const more = named([...altered, order[k]!]);
+      const detail = await combineShares(more).then(() => 'OK', (e: CustodyError) => e.detail);
+      if (!detail.startsWith(`share-${altered[0]!.index}: its share disagrees with `)) return false;
+      named1++;
+    }
     return true;
   }), { numRuns: 40, ...replay });
-  t.ok(combined > 40 && refusedFew > 0 && refusedAltered === 40, `${combined} combines of K..N shares gave the identity, ${refusedFew} subsets below K refused, ${refusedAltered} altered sets refused`);
+  t.ok(combined > 40 && refusedFew > 0 && refusedAltered === 40 && named1 > 0, `${combined} combines of K..N shares gave the identity, ${refusedFew} subsets below K refused, ${refusedAltered} altered sets refused, ${named1} times the altered file named among K+1`);
 });
 
 t.test('properties: a rendered file parses back to itself; any single changed character is refused as corrupt', async (t) => {
@@ -190,6 +198,7 @@ t.test('CLI: identity, split 3-of-5, combine with 3 and with 5, and every refusa
   const v = await cli('verify', 'rechecked.txt');
   t.equal(v.code, 0, 'the recomputed checksum passes on its own (it is not a signature)');
   await refused('altered share with a recomputed checksum', 'GUARDIAN_COMBINE_MISMATCH', new RegExp(`do not rebuild the identity of ${recipient}`), share(1), share(2), 'rechecked.txt');
+  await refused('altered share among more files than the threshold', 'GUARDIAN_COMBINE_MISMATCH', /rechecked\.txt: its share disagrees with g\/treasury-a-guardian-1-of-5\.txt, g\/treasury-a-guardian-2-of-5\.txt, g\/treasury-a-guardian-3-of-5\.txt/, share(1), 'rechecked.txt', share(2), share(3));
 
   // An identity file open to the group or others is refused on read.
   for (const m of [0o640, 0o604, 0o660]) {
