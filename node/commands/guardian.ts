@@ -10,7 +10,7 @@
 import type { CommandModule } from 'yargs';
 import { generateX25519Identity, identityToRecipient } from 'age-encryption';
 import { guardian as limits } from '../../proto/limits.js';
-import { readIdentityFile, readShareFile, writeNewSecretFile, writeShareFiles } from '../guardian/files.js';
+import { readIdentityFile, readShareFiles, writeNewSecretFile, writeShareFiles } from '../guardian/files.js';
 import { local } from './snapshot.js';
 import { checkShareSet, combineShares, renderIdentityFile, renderShare, splitIdentity } from '../guardian/shares.js';
 
@@ -56,8 +56,7 @@ const combine: CommandModule<object, { out: string; shares: string[] }> = {
     .positional('shares', { type: 'string', array: true, demandOption: true, describe: 'guardian files, at least the threshold of one split' })
     .option('out', { type: 'string', demandOption: true, describe: 'identity file to create' }) as never,
   handler: local(async (a) => {
-    const named = [];
-    for (const f of a.shares) named.push(await readShareFile(f));
+    const named = await readShareFiles(a.shares);
     const { identity: id, recipient } = await combineShares(named);
     await writeNewSecretFile(a.out, renderIdentityFile(id, recipient, Date.now()));
     err(`identity of ${recipient} rebuilt from ${named.length} guardian files and checked; written to ${a.out} (mode 0600)`);
@@ -72,8 +71,7 @@ const verify: CommandModule<object, { shares: string[]; requireThreshold: boolea
     .positional('shares', { type: 'string', array: true, demandOption: true, describe: 'guardian files' })
     .option('require-threshold', { type: 'boolean', default: false, describe: 'refuse (GUARDIAN_TOO_FEW_SHARES) unless the files reach the threshold' }) as never,
   handler: local(async (a) => {
-    const named = [];
-    for (const f of a.shares) named.push(await readShareFile(f));
+    const named = await readShareFiles(a.shares);
     const ref = checkShareSet(named, a.requireThreshold);
     for (const n of named) out(`${n.name}: intact, share ${n.share.index} of ${n.share.shares}`);
     const enough = named.length >= ref.threshold;

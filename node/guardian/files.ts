@@ -44,8 +44,11 @@ export async function readIdentityFile(path: string): Promise<{ identity: string
   return parseIdentityFile(path, await readSmallFile(path, 'identity file'));
 }
 
-export async function readShareFile(path: string): Promise<NamedShare> {
-  return { name: path, share: parseShare(path, await readSmallFile(path, 'guardian file')) };
+/** Guardian files, each parsed and checked on its own (GUARDIAN_SHARE_CORRUPT naming the first bad one). */
+export async function readShareFiles(paths: readonly string[]): Promise<NamedShare[]> {
+  const named: NamedShare[] = [];
+  for (const path of paths) named.push({ name: path, share: parseShare(path, await readSmallFile(path, 'guardian file')) });
+  return named;
 }
 
 async function refuseExisting(path: string): Promise<void> {

@@ -7,35 +7,16 @@
  */
 import t from 'tap';
 import fc from 'fast-check';
-import { randomBytes } from 'node:crypto';
 import { Encrypter, generateX25519Identity, identityToRecipient } from 'age-encryption';
-import { CustodyError } from '../../proto/errors.js';
 import { bytesEqual, decode, encode, type CborValue } from '../../ledger/encoding.js';
 import { BACKUP_FORMAT, decryptShareBackup, encryptShareBackup, readShareBackupMeta, type ShareBackupMeta } from '../../kernel/backup.js';
-import { SUITE_NAMES, suiteOf, type PublicKeyPackage, type Suite, type SuiteName } from '../../kernel/suites.js';
+import { SUITE_NAMES, suiteOf, type PublicKeyPackage, type SuiteName } from '../../kernel/suites.js';
+import { dealer, reasonOf, signWith } from './harness.js';
 
 const replay = {
   ...(process.env.FC_SEED !== undefined ? { seed: Number(process.env.FC_SEED) } : {}),
   ...(process.env.FC_PATH !== undefined ? { path: process.env.FC_PATH } : {}),
 };
-
-async function reasonOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'OK';
-  } catch (e) {
-    if (e instanceof CustodyError) return e.reason;
-    throw e;
-  }
-}
-
-function dealer(suite: Suite, min: number, max: number): { pub: PublicKeyPackage; shares: Record<string, Uint8Array> } {
-  const d = suite.frost.trustedDealer({ min, max });
-  return {
-    pub: d.public as unknown as PublicKeyPackage,
-    shares: Object.fromEntries(Object.entries(d.secretShares).map(([id, s]) => [id, s.signingShare as Uint8Array])),
-  };
-}
 
 function metaOf(scheme: SuiteName, pub: PublicKeyPackage, identifier: string, keyId = 'k-treasury', epoch = 3): ShareBackupMeta {
   return { keyId, epoch, identifier, verifyingShare: pub.verifyingShares[identifier]!, groupKey: pub.commitments[0]!, scheme };
@@ -43,15 +24,6 @@ function metaOf(scheme: SuiteName, pub: PublicKeyPackage, identifier: string, ke
 
 function contains(hay: Uint8Array, needle: Uint8Array): boolean {
   return Buffer.from(hay).indexOf(Buffer.from(needle)) !== -1;
-}
-
-/** Signs with 2 of the shares and verifies under the group key. */
-function signs(suite: Suite, pub: PublicKeyPackage, signers: { me: string; share: Uint8Array }[]): boolean {
-  const msg = randomBytes(32);
-  const gen = signers.map((s) => ({ s, g: suite.frost.commit({ identifier: s.me, signingShare: s.share } as never) }));
-  const list = gen.map((x) => x.g.commitments);
-  const sigShares = Object.fromEntries(gen.map((x) => [x.s.me, suite.frost.signShare({ identifier: x.s.me, signingShare: x.s.share } as never, pub as never, x.g.nonces, list, msg)]));
-  return suite.frost.verify(suite.frost.aggregate(pub as never, list, msg, sigShares), msg, pub.commitments[0]!);
 }
 
 const custodians = Promise.all([0, 1, 2].map(async () => {
@@ -77,8 +49,8 @@ for (const scheme of SUITE_NAMES) {
       t.equal(await reasonOf(decryptShareBackup(file, outsider!.identity, meta)), 'BACKUP_INVALID', `${id}: another custodian's identity cannot open it`);
       restored.push({ me: id, share: await decryptShareBackup(file, c1!.identity, meta) });
     }
-    t.ok(signs(suite, pub, restored.slice(0, 2)), 'two recovered shares sign under the group key');
-    t.ok(signs(suite, pub, restored.slice(1, 3)), 'and another two');
+    t.ok(signWith(suite, pub, restored.slice(0, 2)), 'two recovered shares sign under the group key');
+    t.ok(signWith(suite, pub, restored.slice(1, 3)), 'and another two');
   });
 }
 

@@ -13,22 +13,13 @@ import { join } from 'node:path';
 import { generateX25519Identity, identityToRecipient } from 'age-encryption';
 import { CustodyError } from '../../proto/errors.js';
 import { checkShareSet, combineShares, parseShare, renderShare, splitIdentity, type GuardianShare, type NamedShare } from '../../node/guardian/shares.js';
+import { reasonOf } from '../kernel/harness.js';
 import { runCli } from './harness.js';
 
 const replay = {
   ...(process.env.FC_SEED !== undefined ? { seed: Number(process.env.FC_SEED) } : {}),
   ...(process.env.FC_PATH !== undefined ? { path: process.env.FC_PATH } : {}),
 };
-
-async function reasonOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-    return 'OK';
-  } catch (e) {
-    if (e instanceof CustodyError) return e.reason;
-    throw e;
-  }
-}
 
 /** `REASON: detail` of the CustodyError `f` throws, or 'OK'. */
 function thrown(f: () => unknown): string {
