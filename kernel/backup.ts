@@ -28,8 +28,7 @@
  *     the caller passes the metadata the ledger records for (key, epoch, participant) and any
  *     difference is BACKUP_FOREIGN naming the field; and share*G must equal the verifying share
  *     (SHARE_MISMATCH otherwise), so a forged or mismatched share is never returned, and a share
- *     that passes is by construction the participant's real share of that epoch. (Later, the
- *     backup's cid in the ledger binds the exact file as well.)
+ *     that passes is by construction the participant's real share of that epoch.
  *   - Encryption checks share*G too, so a kernel never writes a backup that could not restore.
  */
 import { Decrypter, Encrypter } from 'age-encryption';

@@ -36,7 +36,7 @@ import { identityToRecipient } from 'age-encryption';
 import { combine, split } from 'shamir-secret-sharing';
 import { CustodyError } from '../../proto/errors.js';
 import { guardian as limits } from '../../proto/limits.js';
-import { digest, encode, fromHex, toHex } from '../../ledger/encoding.js';
+import { cid, fromHex, toHex } from '../../ledger/encoding.js';
 
 export const SHARE_MAGIC = 'custody guardian share v1';
 const CHECKSUM_DOMAIN = 'custody/guardian-share/v1';
@@ -68,7 +68,7 @@ function fields(s: GuardianShare): Record<string, string | number | Uint8Array> 
 }
 
 export function shareChecksum(s: GuardianShare): string {
-  return toHex(digest(CHECKSUM_DOMAIN, encode(fields(s))));
+  return toHex(cid(CHECKSUM_DOMAIN, fields(s)));
 }
 
 /** The one accepted rendering of a guardian file. */
