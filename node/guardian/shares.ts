@@ -96,7 +96,10 @@ export function checkSplitOptions(o: SplitOptions): void {
 }
 
 /** Strict parse of a guardian file's text; any deviation from `renderShare` is GUARDIAN_SHARE_CORRUPT naming `name`. */
-export function parseShare(name: string, text: string): GuardianShare {
+export function parseShare(name: string, raw: string): GuardianShare {
+  // A file copied through a system that ends lines with CR LF keeps its content; the checksum
+  // covers the fields, not the line endings.
+  const text = raw.replace(/\r\n/g, '\n');
   const corrupt = (what: string): never => { throw new CustodyError('GUARDIAN_SHARE_CORRUPT', `${name}: ${what}`); };
   const lines = text.split('\n');
   if (lines[0] !== SHARE_MAGIC) corrupt(`not a guardian file (first line is not "${SHARE_MAGIC}")`);

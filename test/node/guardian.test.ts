@@ -86,6 +86,7 @@ t.test('properties: a rendered file parses back to itself; any single changed ch
   const shares = await splitIdentity(await generateX25519Identity(), { shares: 3, threshold: 2, label: 'render' });
   const text = renderShare(shares[1]!);
   t.same(parseShare('f', text), shares[1], 'round trip');
+  t.same(parseShare('f', text.replace(/\n/g, '\r\n')), shares[1], 'CR LF line endings read the same');
   let refused = 0;
   fc.assert(fc.property(fc.nat({ max: text.length - 1 }), fc.integer({ min: 1, max: 127 }), (pos, x) => {
     const c = String.fromCharCode(text.charCodeAt(pos) ^ x);
