@@ -16,8 +16,9 @@ import { adminCommand } from './commands/admin.js';
 import { demoCommand } from './commands/demo.js';
 import { evidenceCommand } from './commands/evidence.js';
 import { initCommand } from './commands/init.js';
+import { guardianCommand } from './commands/guardian.js';
 
-const commands: CommandModule<any, any>[] = [simCommand, kernelCommand, nodeCommand, certsCommand, clusterCommand, adminCommand, demoCommand, evidenceCommand, initCommand];
+const commands: CommandModule<any, any>[] = [simCommand, kernelCommand, nodeCommand, certsCommand, clusterCommand, adminCommand, demoCommand, evidenceCommand, initCommand, guardianCommand];
 
 export async function main(argv: string[]): Promise<void> {
   let parser = yargs(hideBin(argv))

@@ -315,6 +315,37 @@ export const tx = {
   assetDecimalsMax: 30,
   /** Characters of a decoding library's error message kept in a refusal's detail (the rest is dropped). */
   refusalDetailCharsMax: 300,
+// node/guardian/ — a custodian's age identity split among guardians (`custody guardian`)
+// ---------------------------------------------------------------------------------------------
+export const guardian = {
+  /** Fewest guardian files one split writes (Shamir needs at least two points). */
+  sharesMin: 2,
+  /** Most guardian files one split writes (shamir-secret-sharing uses GF(256): 255 nonzero x-coordinates). */
+  sharesMax: 255,
+  /** Smallest threshold: one guardian alone must never hold the identity. */
+  thresholdMin: 2,
+  /** Longest label, in characters (printable ASCII, written on each guardian file). */
+  labelCharsMax: 64,
+  /** Largest guardian file or identity file read; anything larger is not ours and is refused unread. */
+  fileBytesMax: 4096,
+  /** Bytes of the random set id that binds the files of one split. */
+  setIdBytes: 16,
+  /** Most threshold-size subsets a failed combine tries to name the files that disagree (C(N,K) can be huge). */
+  combineSubsetsMax: 2_000,
+} as const;
+
+// ---------------------------------------------------------------------------------------------
+// kernel/backup.ts — a key share encrypted with age to custodians' recipients
+// ---------------------------------------------------------------------------------------------
+export const shareBackup = {
+  /** Most custodian recipients one backup is encrypted to. */
+  recipientsMax: 16,
+  /** Largest backup file decoded (metadata, age header with one stanza per recipient, share). */
+  fileBytesMax: 64 * 1024,
+  /** Longest key id carried in backup metadata, in bytes. */
+  keyIdBytesMax: 256,
+  /** Longest participant identifier carried in backup metadata, in bytes. */
+  identifierBytesMax: 128,
 } as const;
 
 // ---------------------------------------------------------------------------------------------
@@ -350,3 +381,5 @@ check(policyEngine.windowMsMin < policyEngine.windowMsMax, 'window lengths have 
 check(policyEngine.listItemsMax <= ledger.policyDestinationsMax && policyEngine.groupMembersMax <= ledger.approversMax, 'policy lists are no longer than the act policy\'s and the roster');
 check(ledger.snapshotBytesMax < ledger.appSnapshotBytesMax, 'the application snapshot holds the ledger state and more');
 check(tx.btcFeeSatMax < 21_000_000 * 100_000_000 && tx.solanaFeeLamportsMax > 5_000, 'transaction fee bounds are positive and below the supply');
+check(guardian.thresholdMin >= 2 && guardian.sharesMin >= guardian.thresholdMin && guardian.sharesMax <= 255, 'a guardian split needs two shares to rebuild and GF(256) has 255 nonzero points');
+check(shareBackup.recipientsMax >= 1 && shareBackup.keyIdBytesMax + shareBackup.identifierBytesMax < shareBackup.fileBytesMax / 4, 'a share backup holds its metadata, a stanza per recipient and the share');

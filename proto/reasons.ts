@@ -66,6 +66,17 @@ export const REASONS = {
   INCARNATION_MISMATCH: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'the peer belongs to another incarnation of the cluster (another restore, or the cluster a backup was taken from)' },
   SNAPSHOT_INVALID: { grpc: GrpcStatus.DATA_LOSS, text: 'the snapshot file is malformed, truncated or fails its checksum' },
 
+  // Key backups and guardians.
+  GUARDIAN_SHARE_CORRUPT: { grpc: GrpcStatus.DATA_LOSS, text: 'a guardian file is malformed or fails its checksum' },
+  GUARDIAN_SHARE_FOREIGN: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'a guardian file belongs to another split (set id, label, threshold or recipient differ)' },
+  GUARDIAN_TOO_FEW_SHARES: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'fewer guardian files than the split\'s threshold' },
+  GUARDIAN_DUPLICATE_SHARE: { grpc: GrpcStatus.INVALID_ARGUMENT, text: 'the same guardian share was given twice' },
+  GUARDIAN_COMBINE_MISMATCH: { grpc: GrpcStatus.DATA_LOSS, text: 'the guardian shares do not rebuild the identity of the recorded recipient' },
+  BACKUP_INVALID: { grpc: GrpcStatus.DATA_LOSS, text: 'the share backup is malformed, cannot be decrypted with this identity, or its metadata was altered' },
+  BACKUP_FOREIGN: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'the share backup belongs to another key, epoch, participant or group key' },
+  SHARE_MISMATCH: { grpc: GrpcStatus.DATA_LOSS, text: 'a recovered share does not match its verifying share' },
+  OUTPUT_EXISTS: { grpc: GrpcStatus.ALREADY_EXISTS, text: 'the output file already exists and is never overwritten' },
+
   // Input and limits.
   FRAME_MALFORMED: { grpc: GrpcStatus.INVALID_ARGUMENT, text: 'the frame could not be decoded' },
   FRAME_TOO_LARGE: { grpc: GrpcStatus.RESOURCE_EXHAUSTED, text: 'the frame exceeds its size limit' },

@@ -18,7 +18,7 @@ const err = (s: string): void => void process.stderr.write(`${s}\n`);
 const mib = (n: number): string => `${(n / 1048576).toFixed(1)} MiB`;
 
 /** Like admin.ts `run`, for commands that need no connection. */
-function local<A>(f: (a: A) => Promise<void>): (a: A) => Promise<void> {
+export function local<A>(f: (a: A) => Promise<void>): (a: A) => Promise<void> {
   return async (a) => {
     try {
       await f(a);

@@ -17,7 +17,7 @@ import { KernelClient } from '../../kernel/client.js';
 import { hsmInit, type HsmConfig } from '../../kernel/hsm.js';
 import { Kernel, type CrashPoint } from '../../kernel/kernel.js';
 import { KernelStore } from '../../kernel/store.js';
-import { externalPublicKey, suiteOf, type PublicKeyPackage, type SuiteName } from '../../kernel/suites.js';
+import { externalPublicKey, suiteOf, type PublicKeyPackage, type Suite, type SuiteName } from '../../kernel/suites.js';
 import { SoftwareVault, type Vault } from '../../kernel/vault.js';
 import { HsmVault } from '../../kernel/hsm.js';
 import type { CommittedDecision, NonceCommitment, Participant, PublicPackage, SigningCommitment } from '../../kernel/wire.js';
@@ -346,4 +346,23 @@ export async function reasonOf(p: Promise<unknown>): Promise<string> {
     if (e instanceof Error && 'reason' in e) return String((e as { reason: unknown }).reason);
     throw e;
   }
+}
+
+/** A trusted-dealer key (RFC 9591 Appendix C) of `suite`: its public package and each participant's signing share. */
+export function dealer(suite: Suite, min: number, max: number): { pub: PublicKeyPackage; shares: Record<string, Uint8Array> } {
+  const d = suite.frost.trustedDealer({ min, max });
+  return {
+    pub: d.public as unknown as PublicKeyPackage,
+    shares: Object.fromEntries(Object.entries(d.secretShares).map(([id, s]) => [id, s.signingShare as Uint8Array])),
+  };
+}
+
+/** Signs a random message with `signers` (FROST, in process) and verifies it under the group key. */
+export function signWith(suite: Suite, pub: PublicKeyPackage, signers: { me: string; share: Uint8Array }[]): boolean {
+  const msg = randomBytes(32);
+  const gen = signers.map((s) => ({ s, g: suite.frost.commit({ identifier: s.me, signingShare: s.share } as never) }));
+  const list = gen.map((x) => x.g.commitments);
+  const sigShares = Object.fromEntries(gen.map((x) => [x.s.me, suite.frost.signShare({ identifier: x.s.me, signingShare: x.s.share } as never, pub as never, x.g.nonces, list, msg)]));
+  const sig = suite.frost.aggregate(pub as never, list, msg, sigShares);
+  return suite.frost.verify(sig, msg, pub.commitments[0]!);
 }

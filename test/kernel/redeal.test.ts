@@ -4,18 +4,10 @@
  * to reject (RFC 9591 §4.2 Lagrange, Appendix C.2 Feldman verification).
  */
 import t from 'tap';
-import { randomBytes } from 'node:crypto';
 import { CustodyError } from '../../proto/errors.js';
 import { combine, deal, type RedealPlan } from '../../kernel/redeal.js';
 import { SUITE_NAMES, suiteOf, type PublicKeyPackage, type Suite } from '../../kernel/suites.js';
-
-function dealer(suite: Suite, min: number, max: number): { pub: PublicKeyPackage; shares: Record<string, Uint8Array> } {
-  const d = suite.frost.trustedDealer({ min, max });
-  return {
-    pub: d.public as unknown as PublicKeyPackage,
-    shares: Object.fromEntries(Object.entries(d.secretShares).map(([id, s]) => [id, s.signingShare as Uint8Array])),
-  };
-}
+import { dealer, signWith } from './harness.js';
 
 function run(suite: Suite, pub: PublicKeyPackage, shares: Record<string, Uint8Array>, plan: RedealPlan) {
   const deals = plan.dealers.map((d) => ({ dealer: d, ...deal(suite, pub, d, shares[d]!, plan) }));
@@ -23,15 +15,6 @@ function run(suite: Suite, pub: PublicKeyPackage, shares: Record<string, Uint8Ar
     me,
     ...combine(suite, pub, me, plan, deals.map((d) => ({ dealer: d.dealer, commitments: d.commitments, share: d.shares.get(me)! }))),
   }));
-}
-
-function signWith(suite: Suite, pub: PublicKeyPackage, signers: { me: string; share: Uint8Array }[]): boolean {
-  const msg = randomBytes(32);
-  const gen = signers.map((s) => ({ s, g: suite.frost.commit({ identifier: s.me, signingShare: s.share } as never) }));
-  const list = gen.map((x) => x.g.commitments);
-  const sigShares = Object.fromEntries(gen.map((x) => [x.s.me, suite.frost.signShare({ identifier: x.s.me, signingShare: x.s.share } as never, pub as never, x.g.nonces, list, msg)]));
-  const sig = suite.frost.aggregate(pub as never, list, msg, sigShares);
-  return suite.frost.verify(sig, msg, pub.commitments[0]!);
 }
 
 const reason = (f: () => unknown): string => {

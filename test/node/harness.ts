@@ -191,12 +191,17 @@ export class Cluster {
 
   /** Run the CLI to completion (e.g. `node wipe`). */
   cli(args: string[]): Promise<{ code: number | null; out: string }> {
-    return new Promise((res) => {
-      const p = spawn(process.execPath, [CLI_PATH, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-      let out = '';
-      p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-      p.stderr.on('data', (d: Buffer) => (out += d.toString()));
-      p.on('exit', (code) => res({ code, out }));
-    });
+    return runCli(args);
   }
+}
+
+/** Run the `custody` CLI to completion in `cwd`; `out` is stdout and stderr interleaved as they arrive. */
+export function runCli(args: string[], cwd?: string): Promise<{ code: number | null; out: string }> {
+  return new Promise((res) => {
+    const p = spawn(process.execPath, [CLI_PATH, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...(cwd !== undefined ? { cwd } : {}) });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    p.on('exit', (code) => res({ code, out }));
+  });
 }
