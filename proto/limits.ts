@@ -315,6 +315,9 @@ export const tx = {
   assetDecimalsMax: 30,
   /** Characters of a decoding library's error message kept in a refusal's detail (the rest is dropped). */
   refusalDetailCharsMax: 300,
+} as const;
+
+// ---------------------------------------------------------------------------------------------
 // node/guardian/ — a custodian's age identity split among guardians (`custody guardian`)
 // ---------------------------------------------------------------------------------------------
 export const guardian = {
