@@ -253,6 +253,26 @@ export const membership = {
 } as const;
 
 // ---------------------------------------------------------------------------------------------
+// ledger/tlog/ — Merkle tree (RFC 9162), signed notes and checkpoints (C2SP)
+// ---------------------------------------------------------------------------------------------
+export const tlog = {
+  /** Largest tree size a checkpoint or proof may name (sizes and indexes stay exact JavaScript integers). */
+  treeSizeMax: Number.MAX_SAFE_INTEGER,
+  /** Most hashes in one inclusion or consistency proof (a tree of at most 2^53 leaves needs at most 54). */
+  proofHashesMax: 64,
+  /** Largest signed note, text and signature lines together, in bytes. */
+  noteBytesMax: 64 * 1024,
+  /** Most signature lines in one note (the signed-note spec requires accepting at least 16). */
+  noteSignaturesMax: 100,
+  /** Longest key name (a signature line's or a verifier key's), in bytes. */
+  keyNameBytesMax: 256,
+  /** Most extension lines after a checkpoint's root hash. */
+  checkpointExtensionLinesMax: 16,
+  /** Largest cosignature timestamp, in POSIX seconds (the spec's u64 bound is 2^63-1; ours keeps it an exact integer). */
+  cosignatureTimestampMax: Number.MAX_SAFE_INTEGER,
+} as const;
+
+// ---------------------------------------------------------------------------------------------
 // Relations between bounds.
 // ---------------------------------------------------------------------------------------------
 function check(cond: boolean, what: string): void {
@@ -279,3 +299,5 @@ check(splitBrain.statementsRelayQueuedMax >= splitBrain.statementsPerExchangeMax
 check(backup.chunkBytes + backup.headerBytesMax < node.peerMessageBytesMax, 'one snapshot frame fits a gRPC message');
 check(membership.learnerLagEntriesMax < raft.compactionKeepEntries, 'a caught-up learner is still within the log the leader keeps');
 check(ledger.snapshotBytesMax < ledger.appSnapshotBytesMax, 'the application snapshot holds the ledger state and more');
+check(tlog.noteSignaturesMax >= 16, 'the signed-note spec requires accepting at least 16 signatures');
+check(tlog.proofHashesMax >= 54, 'a proof over the largest tree size fits the proof bound');

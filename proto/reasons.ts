@@ -57,6 +57,13 @@ export const REASONS = {
   INCARNATION_MISMATCH: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'the peer belongs to another incarnation of the cluster (another restore, or the cluster a backup was taken from)' },
   SNAPSHOT_INVALID: { grpc: GrpcStatus.DATA_LOSS, text: 'the snapshot file is malformed, truncated or fails its checksum' },
 
+  // Transparency log (ledger/tlog/): proofs, checkpoints, signed notes.
+  TLOG_PROOF_INVALID: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'a Merkle inclusion or consistency proof does not verify' },
+  TLOG_CHECKPOINT_INVALID: { grpc: GrpcStatus.INVALID_ARGUMENT, text: 'the checkpoint is malformed or names another log' },
+  TLOG_STATE_INVALID: { grpc: GrpcStatus.DATA_LOSS, text: 'the persisted Merkle tree state is malformed' },
+  NOTE_MALFORMED: { grpc: GrpcStatus.INVALID_ARGUMENT, text: 'the signed note or verifier key is malformed' },
+  NOTE_SIGNATURE_INVALID: { grpc: GrpcStatus.UNAUTHENTICATED, text: 'a signature from a known key does not verify, or no known key signed the note' },
+
   // Input and limits.
   FRAME_MALFORMED: { grpc: GrpcStatus.INVALID_ARGUMENT, text: 'the frame could not be decoded' },
   FRAME_TOO_LARGE: { grpc: GrpcStatus.RESOURCE_EXHAUSTED, text: 'the frame exceeds its size limit' },
