@@ -1,0 +1,12 @@
+/**
+ * The one place that verifies transparency-log statements: RFC 9162 Merkle trees and proofs,
+ * C2SP signed notes, checkpoints and cosignatures. Pure; the kernel, `custody evidence verify`
+ * and a witness import it.
+ *
+ *   merkle.ts      hashing, MTH, inclusion / consistency proofs, CompactTree
+ *   note.ts        signed notes, verifier keys, Ed25519 and cosignature signers
+ *   checkpoint.ts  checkpoint text, signCheckpoint, certified(note, trust)
+ */
+export * from './merkle.js';
+export * from './note.js';
+export * from './checkpoint.js';
