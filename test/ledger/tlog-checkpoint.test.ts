@@ -8,24 +8,17 @@
  */
 import t from 'tap';
 import fc from 'fast-check';
-import { readFileSync } from 'node:fs';
+import { VECTORS, fcRun, refused } from './tlog-fixtures.js';
 import {
   addSignatures, certified, cosignatureMessage, cosignatureSigner, ed25519Signer, formatCheckpoint, leafHash,
   parseCheckpoint, parseNote, rootOf, signCheckpoint, signNote, type Checkpoint, type CheckpointTrust,
 } from '../../ledger/tlog/index.js';
 import { seedOf, toHex } from '../../ledger/index.js';
 
-const RUNS = Number(process.env.FC_RUNS ?? 100);
-const replay = {
-  ...(process.env.FC_SEED !== undefined ? { seed: Number(process.env.FC_SEED) } : {}),
-  ...(process.env.FC_PATH !== undefined ? { path: process.env.FC_PATH } : {}),
-};
+const RUN = fcRun(100);
+const RUNS = RUN.numRuns;
 
-interface Vectors {
-  checkpoint: { note: string; origin: string; size: number; rootBase64: string; cosignatureMessage: string; cosignatureTimestamp: number };
-}
-const V = (JSON.parse(readFileSync(new URL('../../../test/ledger/tlog-vectors.json', import.meta.url), 'utf8')) as Vectors).checkpoint;
-const refused = (reason: string) => ({ name: 'CustodyError', reason });
+const V = VECTORS.checkpoint;
 
 const ORIGIN = 'custody.example/cluster-1';
 const NODES = [0, 1, 2].map((i) => ed25519Signer(`node-${i}.custody.example`, seedOf(`tlog-node-${i}`)));
@@ -144,6 +137,6 @@ t.test('property: any checkpoint signed by any quorum certifies to itself; one s
     }
     checked++;
     return true;
-  }), { numRuns: RUNS, ...replay });
+  }), RUN);
   t.equal(checked, RUNS, `${checked} random checkpoints certified`);
 });

@@ -8,26 +8,20 @@
  */
 import t from 'tap';
 import fc from 'fast-check';
-import { readFileSync } from 'node:fs';
+import { VECTORS, fcRun, refused } from './tlog-fixtures.js';
 import {
   addSignatures, cosignatureMessage, cosignatureSigner, decodeBase64Strict, ed25519Signer, makeVerifier, noteKeyId, openNote,
   parseNote, parseVkey, signNote, vkeyOf, SIG_COSIGNATURE_V1, SIG_ED25519,
 } from '../../ledger/tlog/index.js';
 import { seedOf } from '../../ledger/index.js';
 
-const RUNS = Number(process.env.FC_RUNS ?? 100);
-const replay = {
-  ...(process.env.FC_SEED !== undefined ? { seed: Number(process.env.FC_SEED) } : {}),
-  ...(process.env.FC_PATH !== undefined ? { path: process.env.FC_PATH } : {}),
-};
+const RUN = fcRun(100);
+const RUNS = RUN.numRuns;
 
-interface Key { name: string; keyId: string; vkey: string; skey?: string; signatureLine: string }
-interface Vectors { note: { text: string; peter: Key; enoch: Key; badVkeys: string[] } }
-const V = (JSON.parse(readFileSync(new URL('../../../test/ledger/tlog-vectors.json', import.meta.url), 'utf8')) as Vectors).note;
+const V = VECTORS.note;
 const { text, peter, enoch } = V;
 const peterV = parseVkey(peter.vkey);
 const enochV = parseVkey(enoch.vkey);
-const refused = (reason: string) => ({ name: 'CustodyError', reason });
 
 /** The Go PRIVATE+KEY+<name>+<id>+base64(0x01 || seed) encoding, as the vectors give it. */
 function seedFromSkey(skey: string): Uint8Array {
@@ -174,6 +168,6 @@ t.test('property: any text signs and opens to itself; any changed byte of it is 
       checked++;
       return true;
     }
-  }), { numRuns: RUNS, ...replay });
+  }), RUN);
   t.equal(checked, RUNS, `${checked} random notes round-tripped and refused when altered`);
 });
