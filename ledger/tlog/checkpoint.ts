@@ -12,6 +12,8 @@
  *   formatCheckpoint(cp) / parseCheckpoint(text)     strict, TLOG_CHECKPOINT_INVALID on any fault
  *   signCheckpoint(cp, signers)                      a note over the checkpoint
  *   certified(note, trust)                           the checkpoint, only with a quorum
+ *   requireIncluded(cp, index, leafHash, proof)      the leaf is in the checkpoint's tree
+ *   requireExtends(older, newer, proof)              the newer checkpoint's tree extends the older
  *
  * certified(): the safety argument. A reader (kernel, auditor) trusts a tree head only if at
  * least `quorum` distinct nodes of the trust policy signed that exact text. Each node signs only
@@ -24,7 +26,7 @@
  */
 import { CustodyError } from '../../proto/errors.js';
 import { tlog as limits } from '../../proto/limits.js';
-import { HASH_BYTES } from './merkle.js';
+import { HASH_BYTES, requireConsistency, requireInclusion } from './merkle.js';
 import { decodeBase64Strict, encodeBase64, openNote, signNote, type NoteSigner, type NoteVerifier, type VerifiedSignature } from './note.js';
 
 export interface Checkpoint {
@@ -108,4 +110,19 @@ export function certified(note: Uint8Array | string, trust: CheckpointTrust): Ce
     throw new CustodyError('QUORUM_NOT_MET', `checkpoint signed by ${signers.length} known keys, ${trust.quorum} required`);
   }
   return { checkpoint, signers, signatures: opened.verified };
+}
+
+/** Throws TLOG_PROOF_INVALID unless `proof` places `leaf` (a leaf hash) at `index` in the tree `cp` names. */
+export function requireIncluded(cp: Checkpoint, index: number, leaf: Uint8Array, proof: readonly Uint8Array[]): void {
+  requireInclusion(index, cp.size, leaf, proof, cp.root);
+}
+
+/**
+ * Throws unless `newer` is the same log grown from `older`: TLOG_CHECKPOINT_INVALID for another
+ * origin, TLOG_PROOF_INVALID when `proof` does not show older's tree is a prefix of newer's (a
+ * smaller newer size, or the same size with another root, never verifies).
+ */
+export function requireExtends(older: Checkpoint, newer: Checkpoint, proof: readonly Uint8Array[]): void {
+  if (older.origin !== newer.origin) invalid(`checkpoints of ${JSON.stringify(older.origin)} and ${JSON.stringify(newer.origin)} are of different logs`);
+  requireConsistency(older.size, newer.size, older.root, newer.root, proof);
 }

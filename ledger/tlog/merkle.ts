@@ -181,7 +181,9 @@ function proofShapeOk(proof: readonly Uint8Array[]): boolean {
 
 /**
  * RFC 9162 §2.1.3.2. True only when `proof` proves that `leaf` (a leaf hash) is leaf `index` of
- * the tree of `size` leaves whose root is `root`.
+ * the tree of `size` leaves whose root is `root`. `size` and `root` must come together from one
+ * certified checkpoint (see checkpoint.ts requireIncluded): the proof alone does not bind a root
+ * to a size (the path of leaf 0 in a tree of 5 also fits size 6 against the same root).
  */
 export function verifyInclusion(index: number, size: number, leaf: Uint8Array, proof: readonly Uint8Array[], root: Uint8Array): boolean {
   if (!isTreeSize(index) || !isTreeSize(size) || index >= size) return false;

@@ -11,7 +11,8 @@ import fc from 'fast-check';
 import { VECTORS, fcRun, refused } from './tlog-fixtures.js';
 import {
   addSignatures, certified, cosignatureMessage, cosignatureSigner, ed25519Signer, formatCheckpoint, leafHash,
-  parseCheckpoint, parseNote, rootOf, signCheckpoint, signNote, type Checkpoint, type CheckpointTrust,
+  parseCheckpoint, parseNote, rootOf, signCheckpoint, signNote, consistencyProof, inclusionProof, memoryReader, requireExtends, requireIncluded,
+  type Checkpoint, type CheckpointTrust,
 } from '../../ledger/tlog/index.js';
 import { seedOf, toHex } from '../../ledger/index.js';
 
@@ -139,4 +140,20 @@ t.test('property: any checkpoint signed by any quorum certifies to itself; one s
     return true;
   }), RUN);
   t.equal(checked, RUNS, `${checked} random checkpoints certified`);
+});
+
+t.test('requireIncluded / requireExtends bind proofs to the certified checkpoints they name', async (t) => {
+  const read = memoryReader(leaves);
+  const older: Checkpoint = { origin: ORIGIN, size: 6, root: rootOf(leaves.slice(0, 6)), extensions: [] };
+  const newer = certified(signCheckpoint(CP, NODES), TRUST).checkpoint;
+  t.doesNotThrow(() => requireIncluded(newer, 4, leaves[4]!, inclusionProof(4, 11, read)), 'leaf 4 under the certified head');
+  t.throws(() => requireIncluded(newer, 4, leaves[5]!, inclusionProof(4, 11, read)), refused('TLOG_PROOF_INVALID'), 'another leaf');
+  t.throws(() => requireIncluded(older, 4, leaves[4]!, inclusionProof(4, 11, read)), refused('TLOG_PROOF_INVALID'), 'a proof for another tree');
+  const proof = consistencyProof(6, 11, read);
+  t.doesNotThrow(() => requireExtends(older, newer, proof), '6 -> 11');
+  t.throws(() => requireExtends(newer, older, proof), refused('TLOG_PROOF_INVALID'), 'backwards');
+  const forked = { ...newer, root: rootOf([...leaves.slice(0, 10), leafHash(new Uint8Array([9]))]) };
+  t.throws(() => requireExtends(older, forked, proof), refused('TLOG_PROOF_INVALID'), 'a rewritten history');
+  t.throws(() => requireExtends({ ...older, origin: 'elsewhere' }, newer, proof), refused('TLOG_CHECKPOINT_INVALID'), 'another log');
+  t.throws(() => requireExtends(newer, { ...newer, root: older.root }, []), refused('TLOG_PROOF_INVALID'), 'same size, another root: a fork');
 });
