@@ -270,6 +270,10 @@ export const tlog = {
   checkpointExtensionLinesMax: 16,
   /** Largest cosignature timestamp, in POSIX seconds (the spec's u64 bound is 2^63-1; ours keeps it an exact integer). */
   cosignatureTimestampMax: Number.MAX_SAFE_INTEGER,
+  /** Largest C2SP tlog-proof text: header, index, proof lines and the cosigned checkpoint note. */
+  proofTextBytesMax: 80 * 1024,
+  /** Largest opaque `extra` data a tlog-proof may carry, in bytes (before base64). */
+  proofExtraBytesMax: 4096,
 } as const;
 
 // ---------------------------------------------------------------------------------------------
@@ -301,3 +305,4 @@ check(membership.learnerLagEntriesMax < raft.compactionKeepEntries, 'a caught-up
 check(ledger.snapshotBytesMax < ledger.appSnapshotBytesMax, 'the application snapshot holds the ledger state and more');
 check(tlog.noteSignaturesMax >= 16, 'the signed-note spec requires accepting at least 16 signatures');
 check(tlog.proofHashesMax >= 54, 'a proof over the largest tree size fits the proof bound');
+check(tlog.proofTextBytesMax >= tlog.noteBytesMax + tlog.proofHashesMax * 45 + Math.ceil(tlog.proofExtraBytesMax / 3) * 4 + 64, 'a tlog-proof holds a full note, a full proof and its extra data');

@@ -6,7 +6,9 @@
  *   merkle.ts      hashing, MTH, inclusion / consistency proofs, CompactTree
  *   note.ts        signed notes, verifier keys, Ed25519 and cosignature signers
  *   checkpoint.ts  checkpoint text, signCheckpoint, certified(note, trust)
+ *   proof.ts       C2SP tlog-proof: one entry's inclusion proof under a cosigned checkpoint
  */
 export * from './merkle.js';
 export * from './note.js';
 export * from './checkpoint.js';
+export * from './proof.js';
