@@ -63,6 +63,7 @@ export const REASONS = {
   TLOG_STATE_INVALID: { grpc: GrpcStatus.DATA_LOSS, text: 'the persisted Merkle tree state is malformed' },
   NOTE_MALFORMED: { grpc: GrpcStatus.INVALID_ARGUMENT, text: 'the signed note or verifier key is malformed' },
   NOTE_SIGNATURE_INVALID: { grpc: GrpcStatus.UNAUTHENTICATED, text: 'a signature from a known key does not verify, or no known key signed the note' },
+  TLOG_WITNESS_CONFLICT: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'the checkpoint does not follow the latest one the witness cosigned for that log' },
 
   // Input and limits.
   FRAME_MALFORMED: { grpc: GrpcStatus.INVALID_ARGUMENT, text: 'the frame could not be decoded' },

@@ -7,8 +7,10 @@
  *   note.ts        signed notes, verifier keys, Ed25519 and cosignature signers
  *   checkpoint.ts  checkpoint text, signCheckpoint, certified(note, trust)
  *   proof.ts       C2SP tlog-proof: one entry's inclusion proof under a cosigned checkpoint
+ *   witness.ts     C2SP tlog-witness add-checkpoint: the witness's decision, pure
  */
 export * from './merkle.js';
 export * from './note.js';
 export * from './checkpoint.js';
 export * from './proof.js';
+export * from './witness.js';
