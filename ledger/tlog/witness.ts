@@ -87,7 +87,8 @@ export function addCheckpoint(
   try {
     cp = certified(req.note, trust).checkpoint;
   } catch (e) {
-    if (!isCustodyError(e)) throw e;
+    // A trust the witness cannot satisfy (CONFIG_INVALID) is its operator's fault, not the client's.
+    if (!isCustodyError(e) || e.reason === 'CONFIG_INVALID') throw e;
     return no(e.reason === 'NOTE_MALFORMED' || e.reason === 'TLOG_CHECKPOINT_INVALID' ? 400 : 403, e.reason, e.detail);
   }
   if (req.oldSize > cp.size) return no(400, 'TLOG_CHECKPOINT_INVALID', `old size ${req.oldSize} is above the checkpoint size ${cp.size}`);

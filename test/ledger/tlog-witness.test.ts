@@ -87,4 +87,6 @@ t.test('stale, unknown, under-signed and malformed requests get the spec\'s stat
   const w2 = makeWitness();
   t.equal(w2.submit(withProof).status, 422, 'old 0 with a proof');
   t.equal(w.records.get(ORIGIN)!.size, 11, 'nothing refused changed the record');
+  const misconfigured = () => addCheckpoint(request(HONEST, 0, 5).body, () => ({ ...TRUST, quorum: 4 }), () => undefined, []);
+  t.throws(misconfigured, { name: 'CustodyError', reason: 'CONFIG_INVALID' }, 'a trust no log can meet is the operator\'s error, thrown');
 });
