@@ -352,6 +352,30 @@ export const shareBackup = {
 } as const;
 
 // ---------------------------------------------------------------------------------------------
+// ledger/tlog/ — Merkle tree (RFC 9162), signed notes and checkpoints (C2SP)
+// ---------------------------------------------------------------------------------------------
+export const tlog = {
+  /** Largest tree size a checkpoint or proof may name (sizes and indexes stay exact JavaScript integers). */
+  treeSizeMax: Number.MAX_SAFE_INTEGER,
+  /** Most hashes in one inclusion or consistency proof (a tree of at most 2^53 leaves needs at most 54). */
+  proofHashesMax: 64,
+  /** Largest signed note, text and signature lines together, in bytes. */
+  noteBytesMax: 64 * 1024,
+  /** Most signature lines in one note (the signed-note spec requires accepting at least 16). */
+  noteSignaturesMax: 100,
+  /** Longest key name (a signature line's or a verifier key's), in bytes. */
+  keyNameBytesMax: 256,
+  /** Most extension lines after a checkpoint's root hash. */
+  checkpointExtensionLinesMax: 16,
+  /** Largest cosignature timestamp, in POSIX seconds (the spec's u64 bound is 2^63-1; ours keeps it an exact integer). */
+  cosignatureTimestampMax: Number.MAX_SAFE_INTEGER,
+  /** Largest C2SP tlog-proof text: header, index, proof lines and the cosigned checkpoint note. */
+  proofTextBytesMax: 80 * 1024,
+  /** Largest opaque `extra` data a tlog-proof may carry, in bytes (before base64). */
+  proofExtraBytesMax: 4096,
+} as const;
+
+// ---------------------------------------------------------------------------------------------
 // Relations between bounds.
 // ---------------------------------------------------------------------------------------------
 function check(cond: boolean, what: string): void {
@@ -386,3 +410,6 @@ check(ledger.snapshotBytesMax < ledger.appSnapshotBytesMax, 'the application sna
 check(tx.btcFeeSatMax < 21_000_000 * 100_000_000 && tx.solanaFeeLamportsMax > 5_000, 'transaction fee bounds are positive and below the supply');
 check(guardian.thresholdMin >= 2 && guardian.sharesMin >= guardian.thresholdMin && guardian.sharesMax <= 255, 'a guardian split needs two shares to rebuild and GF(256) has 255 nonzero points');
 check(shareBackup.recipientsMax >= 1 && shareBackup.keyIdBytesMax + shareBackup.identifierBytesMax < shareBackup.fileBytesMax / 4, 'a share backup holds its metadata, a stanza per recipient and the share');
+check(tlog.noteSignaturesMax >= 16, 'the signed-note spec requires accepting at least 16 signatures');
+check(tlog.proofHashesMax >= 54, 'a proof over the largest tree size fits the proof bound');
+check(tlog.proofTextBytesMax >= tlog.noteBytesMax + tlog.proofHashesMax * 45 + Math.ceil(tlog.proofExtraBytesMax / 3) * 4 + 64, 'a tlog-proof holds a full note, a full proof and its extra data');

@@ -77,6 +77,14 @@ export const REASONS = {
   SHARE_MISMATCH: { grpc: GrpcStatus.DATA_LOSS, text: 'a recovered share does not match its verifying share' },
   OUTPUT_EXISTS: { grpc: GrpcStatus.ALREADY_EXISTS, text: 'the output file already exists and is never overwritten' },
 
+  // Transparency log (ledger/tlog/): proofs, checkpoints, signed notes.
+  TLOG_PROOF_INVALID: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'a Merkle inclusion or consistency proof does not verify' },
+  TLOG_CHECKPOINT_INVALID: { grpc: GrpcStatus.INVALID_ARGUMENT, text: 'the checkpoint is malformed or names another log' },
+  TLOG_STATE_INVALID: { grpc: GrpcStatus.DATA_LOSS, text: 'the persisted Merkle tree state is malformed' },
+  NOTE_MALFORMED: { grpc: GrpcStatus.INVALID_ARGUMENT, text: 'the signed note or verifier key is malformed' },
+  NOTE_SIGNATURE_INVALID: { grpc: GrpcStatus.UNAUTHENTICATED, text: 'a signature from a known key does not verify, or no known key signed the note' },
+  TLOG_WITNESS_CONFLICT: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'the checkpoint does not follow the latest one the witness cosigned for that log' },
+
   // Input and limits.
   FRAME_MALFORMED: { grpc: GrpcStatus.INVALID_ARGUMENT, text: 'the frame could not be decoded' },
   FRAME_TOO_LARGE: { grpc: GrpcStatus.RESOURCE_EXHAUSTED, text: 'the frame exceeds its size limit' },

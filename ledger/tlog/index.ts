@@ -1,0 +1,16 @@
+/**
+ * The one place that verifies transparency-log statements: RFC 9162 Merkle trees and proofs,
+ * C2SP signed notes, checkpoints and cosignatures. Pure; the kernel, `custody evidence verify`
+ * and a witness import it.
+ *
+ *   merkle.ts      hashing, MTH, inclusion / consistency proofs, CompactTree
+ *   note.ts        signed notes, verifier keys, Ed25519 and cosignature signers
+ *   checkpoint.ts  checkpoint text, signCheckpoint, certified(note, trust)
+ *   proof.ts       C2SP tlog-proof: one entry's inclusion proof under a cosigned checkpoint
+ *   witness.ts     C2SP tlog-witness add-checkpoint: the witness's decision, pure
+ */
+export * from './merkle.js';
+export * from './note.js';
+export * from './checkpoint.js';
+export * from './proof.js';
+export * from './witness.js';
