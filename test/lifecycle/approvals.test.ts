@@ -6,9 +6,6 @@
  * approval survives a restart of every node and the second approval, given on another node,
  * applies it; an act held for approvals survives a restart, is submitted through a third node and
  * keeps its approval's signatures for its evidence, across another restart and in snapshots.
- * With an archive (fast-check): the book holds exactly the approvals of the acts in flight, an
- * ended act's approval reads back from the archive and from a restored snapshot, and a snapshot
- * whose approval is not the one the archived act was admitted with is refused.
  */
 import t from 'tap';
 import fc from 'fast-check';
