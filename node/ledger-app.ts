@@ -29,8 +29,6 @@
  *   archive/act/<opId>     CBOR { seq, record }   (record: the act with its receipts and permit)
  *   archive/permit/<hex>   the opId whose permit it is
  *   archive/seq/<seq:16>   the opId that ended seq-th (0-based)
- *   archive/approval/<opId> the approval (signatures included) the act was admitted with, if it
- *                          needed one, moved out of the approval book's memory (node/approvals/book.ts)
  * so the archive is exactly as durable as the applied index: after a crash the node holds the
  * archive of exactly the entries it applied, and re-applies the rest from the log. These keys are
  * cold (raft/storage/leveldb.ts COLD_PREFIX): never loaded into memory, read on demand.
@@ -47,7 +45,7 @@ import type { Application } from '../raft/driver.js';
 import { COLD_PREFIX, type AppWrite, type LevelStorage } from '../raft/storage/leveldb.js';
 import { type CborValue, decode, encode, toHex } from '../ledger/encoding.js';
 import { ApprovalBook, decodeBookCommand, isBookCommand } from './approvals/book.js';
-import { type GovernanceDecision, decisionCid, decisionFromCbor, decisionToCbor } from '../ledger/decision.js';
+import { decisionToCbor } from '../ledger/decision.js';
 import { CustodyError, assert } from '../proto/errors.js';
 import { ledger as ledgerLimits } from '../proto/limits.js';
 import { apply, type ApplyResult } from '../ledger/apply.js';
@@ -133,8 +131,6 @@ const ARCHIVE_PREFIX = 'archive/';
 const ACT_PREFIX = `${ARCHIVE_PREFIX}act/`;
 const PERMIT_PREFIX = `${ARCHIVE_PREFIX}permit/`;
 const SEQ_PREFIX = `${ARCHIVE_PREFIX}seq/`;
-/** An ended act's approval (canonical CBOR of the decision, signatures included), moved from the approval book. */
-const APPROVAL_PREFIX = `${ARCHIVE_PREFIX}approval/`;
 const seqKey = (seq: number): string => `${SEQ_PREFIX}${String(seq).padStart(16, '0')}`;
 
 /**
@@ -153,8 +149,6 @@ class BatchArchive implements ArchiveReader {
   readonly permits = new Map<string, PermitRecord | null>();
   /** What this batch archived, by position: on disk only once the driver's write completes. */
   readonly ended = new Map<number, OpRecord>();
-  /** The approvals of the acts this batch archived, likewise. */
-  readonly approvals = new Map<string, Uint8Array>();
 
   act(opId: string): OpRecord | undefined {
     const a = this.acts.get(opId);
@@ -321,17 +315,6 @@ export class LedgerApp implements Application {
     return (await this.readArchived(opId))?.op;
   }
 
-  /**
-   * The approval (signatures included) an act was admitted with, if it needed one: from the
-   * approval book while the act is in flight, from the archive once it ended.
-   */
-  async approvalOf(opId: string): Promise<GovernanceDecision | null> {
-    const held = this.book.approvalOf(opId);
-    if (held !== null || this.cold === null) return held;
-    const b = this.batch.approvals.get(opId) ?? await this.cold.get(APPROVAL_PREFIX + opId);
-    return b === undefined ? null : decisionFromCbor(decode(b));
-  }
-
   /** The last `n` acts that ended, oldest first (the chronicle). */
   async endedActs(n: number): Promise<OpRecord[]> {
     const cl = this.current.cluster;
@@ -373,13 +356,6 @@ export class LedgerApp implements Application {
         writes.push({ key: ACT_PREFIX + a.op.opId, value: encode({ seq: a.seq, record: a.bytes }) });
         writes.push({ key: seqKey(a.seq), value: Buffer.from(a.op.opId, 'utf8') });
         if (a.permit !== null && a.op.permitId !== null) writes.push({ key: PERMIT_PREFIX + toHex(a.op.permitId), value: Buffer.from(a.op.opId, 'utf8') });
-      }
-      // The approvals of the acts that ended leave the book's memory with them.
-      const moved = this.book.takeEnded(r.archived.map((a) => a.op.opId));
-      writes.push(...moved.writes);
-      for (const x of moved.approvals) {
-        this.batch.approvals.set(x.opId, x.decision);
-        writes.push({ key: APPROVAL_PREFIX + x.opId, value: x.decision });
       }
     }
     let applied: AppliedDecision | null = null;
@@ -423,7 +399,7 @@ export class LedgerApp implements Application {
   /**
    * The state, the applied decisions and the approval book: canonical CBOR {tag, state, decisions,
    * book}; with an archive, also `archive`: the first `archived.count` records in the order the
-   * acts ended, and `approvals`: [{opId, decision}] of those that were admitted with one. Everything but the archive is taken when snapshot() is called, and the archive is
+   * acts ended. Everything but the archive is taken when snapshot() is called, and the archive is
    * append-only, so reading exactly the records the state counts gives the archive as of that
    * call even if entries are applied while the records are read (a backup reads outside the loop).
    */
@@ -434,18 +410,14 @@ export class LedgerApp implements Application {
     const count = this.current.cluster?.archived.count ?? 0;
     return (async () => {
       const archive: Uint8Array[] = [];
-      const approvals: { opId: string; decision: Uint8Array }[] = [];
       for (let seq = 0; seq < count; seq++) {
         const owner = await cold.get(seqKey(seq));
         if (owner === undefined) throw new CustodyError('STORAGE_CORRUPT', `archive: act number ${seq} is not indexed`);
-        const opId = Buffer.from(owner).toString('utf8');
-        const b = await cold.get(ACT_PREFIX + opId);
-        if (b === undefined) throw new CustodyError('STORAGE_CORRUPT', `archive: act ${opId} is indexed but missing`);
+        const b = await cold.get(ACT_PREFIX + Buffer.from(owner).toString('utf8'));
+        if (b === undefined) throw new CustodyError('STORAGE_CORRUPT', `archive: act ${Buffer.from(owner).toString('utf8')} is indexed but missing`);
         archive.push(storedRecord(b).record);
-        const approval = await cold.get(APPROVAL_PREFIX + opId);
-        if (approval !== undefined) approvals.push({ opId, decision: approval });
       }
-      return encode({ ...base, archive, approvals });
+      return encode({ ...base, archive });
     })();
   }
 
@@ -466,13 +438,12 @@ export class LedgerApp implements Application {
   restore(data: Uint8Array): AppWrite[] | Promise<AppWrite[]> {
     const writes: AppWrite[] = this.decisions.map((d) => ({ key: decisionKey(d.index), value: null }));
     let archive: readonly Uint8Array[] = [];
-    let approvals: readonly { opId: string; decision: Uint8Array }[] = [];
     if (data.length === 0) {
       this.current = emptyState();
       this.decisions = [];
       writes.push(...this.book.restore(undefined), { key: STATE_KEY, value: null });
     } else {
-      let o: { tag?: unknown; state?: unknown; decisions?: unknown; archive?: unknown; approvals?: unknown; book?: CborValue };
+      let o: { tag?: unknown; state?: unknown; decisions?: unknown; archive?: unknown; book?: CborValue };
       try {
         o = decode(data, { bytesMax: ledgerLimits.appSnapshotBytesMax }) as typeof o;
       } catch (e) {
@@ -482,14 +453,10 @@ export class LedgerApp implements Application {
       if (o.archive !== undefined && (!Array.isArray(o.archive) || !o.archive.every((x) => x instanceof Uint8Array))) throw new CustodyError('STORAGE_CORRUPT', 'ledger snapshot: malformed archive');
       const state = restore(o.state);
       archive = (o.archive ?? []) as Uint8Array[];
-      approvals = approvalsOf(o.approvals);
       // A snapshot without an `archive` field comes from an application that keeps its ended acts
       // in memory (no archive): they are in its state, and nothing is to be checked against the
       // accumulator. With the field, the records must be exactly those the accumulator counts.
-      if (this.cold !== null && o.archive !== undefined) {
-        checkArchive(state, archive);
-        checkApprovals(archive, approvals);
-      }
+      if (this.cold !== null && o.archive !== undefined) checkArchive(state, archive);
       else if (archive.length > 0) throw new CustodyError('STORAGE_CORRUPT', 'ledger snapshot: it carries archived acts, and this node keeps no archive');
       this.current = state;
       this.decisions = (o.decisions as { index: number; stampMs: number; decision: Uint8Array }[]).map((d) => ({ index: d.index, stampMs: d.stampMs, decision: d.decision }));
@@ -500,17 +467,16 @@ export class LedgerApp implements Application {
     const cold = this.cold;
     return (async () => {
       const keep = new Set<string>();
-      const put = (key: string, value: Uint8Array): void => {
-        keep.add(key);
-        writes.push({ key, value });
-      };
       archive.forEach((record, seq) => {
         const a = decodeArchived(record);
+        const put = (key: string, value: Uint8Array): void => {
+          keep.add(key);
+          writes.push({ key, value });
+        };
         put(ACT_PREFIX + a.op.opId, encode({ seq, record }));
         put(seqKey(seq), Buffer.from(a.op.opId, 'utf8'));
         if (a.permit !== null && a.op.permitId !== null) put(PERMIT_PREFIX + toHex(a.op.permitId), Buffer.from(a.op.opId, 'utf8'));
       });
-      for (const x of approvals) put(APPROVAL_PREFIX + x.opId, x.decision);
       for await (const [key] of cold.scan(ARCHIVE_PREFIX)) if (!keep.has(key)) writes.push({ key, value: null });
       return writes;
     })();
@@ -536,34 +502,6 @@ function decisionToStored(d: AppliedDecision): Uint8Array {
 function decisionFromStored(b: Uint8Array): AppliedDecision {
   const o = decode(b) as unknown as AppliedDecision;
   return { index: o.index, stampMs: o.stampMs, decision: o.decision };
-}
-
-/** A snapshot's approvals of archived acts (absent in snapshots of applications without them). */
-function approvalsOf(v: unknown): { opId: string; decision: Uint8Array }[] {
-  if (v === undefined) return [];
-  const ok = Array.isArray(v) && v.every((x) => typeof (x as { opId?: unknown }).opId === 'string' && (x as { decision?: unknown }).decision instanceof Uint8Array);
-  if (!ok) throw new CustodyError('STORAGE_CORRUPT', 'ledger snapshot: malformed approvals');
-  return (v as { opId: string; decision: Uint8Array }[]).map((x) => ({ opId: x.opId, decision: x.decision }));
-}
-
-/** Each approval a snapshot carries belongs to an archived act, and is the one the ledger admitted it with. */
-function checkApprovals(records: readonly Uint8Array[], approvals: readonly { opId: string; decision: Uint8Array }[]): void {
-  if (approvals.length === 0) return;
-  const admittedWith = new Map<string, Uint8Array | null>();
-  for (const r of records) {
-    const a = decodeArchived(r);
-    admittedWith.set(a.op.opId, a.op.approvalCid);
-  }
-  for (const x of approvals) {
-    let got: Uint8Array;
-    try {
-      got = decisionCid(decisionFromCbor(decode(x.decision)).body);
-    } catch (e) {
-      throw new CustodyError('STORAGE_CORRUPT', `ledger snapshot: the approval of ${x.opId}: ${(e as Error).message}`);
-    }
-    const want = admittedWith.get(x.opId);
-    if (want === undefined || want === null || !bytesEqual(want, got)) throw new CustodyError('STORAGE_CORRUPT', `ledger snapshot: an approval for ${x.opId} that is not the one its archived act was admitted with`);
-  }
 }
 
 /** The records a snapshot carries must be exactly the ended acts its state's accumulator names. */

@@ -252,11 +252,6 @@ export const approvals = {
   pendingMax: 256,
   /** Applied or refused decisions each node remembers for `decision show` after they left the book. */
   settledRememberedMax: 1024,
-  /**
-   * Approvals of admitted acts the book holds in memory: one per act in flight at most (an act's
-   * approval moves to the node's archive with the act when it ends; node/ledger-app.ts).
-   */
-  actApprovalsHeldMax: ledger.actsInFlightMax,
 } as const;
 
 // ---------------------------------------------------------------------------------------------

@@ -342,9 +342,8 @@ export class AdminBackend {
     const c = cluster(this.ledger);
     const op = await this.opOf(opId);
     if (op === undefined) throw new CustodyError('UNKNOWN_SESSION', `no act ${opId}`);
-    // The approval an act was admitted with, signatures included: the approval book holds it while
-    // the act is in flight, the archive once it ended.
-    const approval = await this.approvals().approvalOf(opId);
+    // The approval an act was admitted with, signatures included, is kept by the approval book.
+    const approval = this.approvals().book.approvalOf(opId);
     if (op.approvalCid !== null && (approval === null || !bytesEqual(decisionCid(approval.body), op.approvalCid))) {
       throw new CustodyError('UNKNOWN_SESSION', `the approval of ${opId} is not held on node ${this.nodeId}`);
     }

@@ -24,9 +24,7 @@
  *             them; the ledger judges it as it judges any decision. An ActApproved waits until an
  *             ActSubmitted carries it.
  *   settle    when the ledger applies the decision (or the ActSubmitted carrying an approval), the
- *             book drops it; the approval of an act is kept by opId for its evidence bundle while
- *             the act is in flight, and moves with the act to the node's archive when it ends
- *             (takeEnded; node/ledger-app.ts keeps it under archive/approval/, in snapshots too).
+ *             book drops it; the approval of an act is kept by opId for its evidence bundle.
  *
  * Safety: the book never adds authority. Each book entry is applied by every node in log order
  * with the ledger state as it stands at that point, and checks only what the ledger checks again
@@ -35,8 +33,7 @@
  * later of the proposer's stamp and the ledger's clock, and never runs backwards; expiry, a newer
  * governance epoch and a moved governance head (a decision can only follow the head it names)
  * drop entries identically on every node. Bounds: approvals.pendingMax entries (LIMIT_EXCEEDED
- * beyond), one signature per roster approver per entry, commands within the ledger's event bound,
- * and with an archive one approval per act in flight (approvals.actApprovalsHeldMax).
+ * beyond), one signature per roster approver per entry, commands within the ledger's event bound.
  *
  * Command (a Raft client command, beside the ledger's 'L' commands, node/ledger-app.ts):
  *   0x50 'P' | stampMs:u64be | canonical CBOR of
@@ -150,32 +147,7 @@ export class ApprovalBook {
     return [...this.pending.values()].sort((a, b) => (a.cid < b.cid ? -1 : a.cid > b.cid ? 1 : 0));
   }
 
-  /** Approvals of admitted acts held in memory (where ended acts are archived: acts in flight only). */
-  get actApprovalsHeld(): number {
-    return this.acts.size;
-  }
-
-  /**
-   * The acts `opIds` ended and left the ledger's memory for its archive (node/ledger-app.ts): their
-   * approvals leave the book's memory and keys too. Returns each such approval (canonical CBOR of
-   * the decision, signatures included) for the caller to keep beside the archived act, and the
-   * writes deleting it here, so the book holds at most one approval per act in flight
-   * (approvals.actApprovalsHeldMax).
-   */
-  takeEnded(opIds: readonly string[]): { approvals: { opId: string; decision: Uint8Array }[]; writes: AppWrite[] } {
-    const approvals: { opId: string; decision: Uint8Array }[] = [];
-    const writes: AppWrite[] = [];
-    for (const opId of opIds) {
-      const d = this.acts.get(opId);
-      if (d === undefined) continue;
-      this.acts.delete(opId);
-      approvals.push({ opId, decision: d });
-      writes.push({ key: ACT_PREFIX + opId, value: null });
-    }
-    return { approvals, writes };
-  }
-
-  /** The approval (with its signatures) an act in flight was admitted with, if it needed one. */
+  /** The approval (with its signatures) an act was admitted with, if it needed one. */
   approvalOf(opId: string): GovernanceDecision | null {
     const b = this.acts.get(opId);
     return b === undefined ? null : decisionFromCbor(decode(b));

@@ -31,7 +31,7 @@ export class DriverLedgerPort implements LedgerPort {
   }
 
   get approvals() {
-    return { book: this.app.book, propose: (c: BookCommand) => this.proposeCommand(encodeBookCommand(Date.now(), c)), approvalOf: (opId: string) => this.app.approvalOf(opId) };
+    return { book: this.app.book, propose: (c: BookCommand) => this.proposeCommand(encodeBookCommand(Date.now(), c)) };
   }
 
   private async proposeCommand(command: Uint8Array): Promise<LedgerVerdict> {

@@ -19,7 +19,6 @@ import type { ApplyResult } from '../../ledger/apply.js';
 import type { RequestBody, ResponseBody, SigningCommitment } from '../../kernel/wire.js';
 import type { LedgerVerdict } from '../ledger-app.js';
 import type { ApprovalBook, BookCommand } from '../approvals/book.js';
-import type { GovernanceDecision } from '../../ledger/decision.js';
 
 export interface LedgerPort {
   readonly nodeId: string;
@@ -47,12 +46,7 @@ export interface LedgerPort {
   /** The last `n` acts that ended and left `state()` for the archive, oldest first. */
   endedActs?(n: number): Promise<readonly OpRecord[]>;
   /** The replicated approval book (node/approvals/book.ts) and proposals to it, where the ledger carries one. */
-  readonly approvals?: {
-    readonly book: ApprovalBook;
-    propose(c: BookCommand): Promise<LedgerVerdict>;
-    /** The approval an act was admitted with, in flight (the book) or ended (the archive). */
-    approvalOf(opId: string): Promise<GovernanceDecision | null>;
-  };
+  readonly approvals?: { readonly book: ApprovalBook; propose(c: BookCommand): Promise<LedgerVerdict> };
 }
 
 export interface KernelPort {

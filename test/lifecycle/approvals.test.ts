@@ -21,13 +21,12 @@ import { LevelStorage } from '../../raft/storage/leveldb.js';
 import type { AppWrite } from '../../raft/storage/leveldb.js';
 import { systemClock } from '../../raft/transport.js';
 import { ScriptedCluster } from '../../ledger/scenario.js';
-import { decisionCid, decisionSigningBytes, decisionToCbor, ed25519Sign, type DecisionBody } from '../../ledger/decision.js';
-import { decode, encode, toHex } from '../../ledger/encoding.js';
-import { TERMINAL_OP_STATES, stateRoot } from '../../ledger/state.js';
+import { decisionCid, decisionSigningBytes, ed25519Sign, type DecisionBody } from '../../ledger/decision.js';
+import { encode, toHex } from '../../ledger/encoding.js';
 import { ApprovalBook, type BookCommand } from '../../node/approvals/book.js';
 import { AdminBackend } from '../../node/admin/backend.js';
 import type { Operator } from '../../node/admin/roles.js';
-import { type ColdStore, LedgerApp, encodeLedgerCommand } from '../../node/ledger-app.js';
+import { LedgerApp, encodeLedgerCommand } from '../../node/ledger-app.js';
 import { DriverLedgerPort } from '../../node/lifecycle/driver-ledger.js';
 import { Hub, until } from '../../node/lifecycle/local-cluster.js';
 
@@ -216,124 +215,4 @@ t.test('a pending decision and an act held for approvals survive restarts of eve
   await copy.restore(await node('node-0').app.snapshot());
   t.same(copy.book.approvalOf('big-1')?.approvals.length, 2, 'and in a snapshot (what a new node or a backup receives)');
   t.equal(toHex(copy.book.approvalOf('big-1')!.approvals[0]!.signature), toHex(node('node-2').app.book.approvalOf('big-1')!.approvals[0]!.signature), 'the same signatures');
-});
-
-// ------------------------------------------------------------------------------------------------
-// Bounded: an act's approval leaves the book's memory for the archive when the act ends
-// ------------------------------------------------------------------------------------------------
-
-/** The archive's store as a map (the node passes its LevelDB: levelColdStore). */
-class MapCold implements ColdStore {
-  readonly m = new Map<string, Uint8Array>();
-  async get(key: string): Promise<Uint8Array | undefined> {
-    return this.m.get(key);
-  }
-  async *scan(prefix: string): AsyncIterable<[string, Uint8Array]> {
-    for (const k of [...this.m.keys()].filter((x) => x.startsWith(prefix)).sort()) yield [k, this.m.get(k) as Uint8Array];
-  }
-  write(ws: readonly AppWrite[]): void {
-    for (const w of ws) {
-      if (!w.key.startsWith('archive/')) continue; // the rest is the hot part of the store, kept in memory anyway
-      if (w.value === null) this.m.delete(w.key);
-      else this.m.set(w.key, w.value);
-    }
-  }
-}
-
-t.test('an act\'s approval stays in memory only while the act is in flight, moves to the archive when it ends, and travels in snapshots', async (t) => {
-  type Step = { op: 'submit'; approved: boolean; big: boolean } | { op: 'advance' | 'abort'; pick: number };
-  const step: fc.Arbitrary<Step> = fc.oneof(
-    fc.record({ op: fc.constant('submit' as const), approved: fc.boolean(), big: fc.boolean() }),
-    fc.record({ op: fc.constant('advance' as const), pick: fc.nat() }),
-    fc.record({ op: fc.constant('abort' as const), pick: fc.nat() }),
-  );
-  let runs = 0;
-  let acts = 0;
-  let endedApproved = 0;
-  let failed: string | null = null;
-  try {
-    await fc.assert(fc.asyncProperty(fc.array(step, { minLength: 10, maxLength: 60 }), async (steps) => {
-      runs++;
-      const s = scripted();
-      const cold = new MapCold();
-      const app = new LedgerApp({ cold });
-      let fed = 0;
-      const feed = async (): Promise<void> => {
-        for (const e of s.log.slice(fed)) {
-          const command = encodeLedgerCommand(e.stampMs, e.event);
-          await app.prepare([command]);
-          const r = app.apply(e.index, command);
-          cold.write([...r.writes, ...app.finish()]);
-          // The bound: one approval in memory per act in flight that was admitted with one.
-          const c = app.state.cluster;
-          const held = c === null ? 0 : Object.values(c.ops).filter((o) => o.approvalCid !== null).length;
-          if (app.book.actApprovalsHeld !== held) throw new Error(`after entry ${e.index}: the book holds ${app.book.actApprovalsHeld} act approvals, ${held} acts in flight have one`);
-        }
-        fed = s.log.length;
-      };
-      await feed();
-      // The script keeps ended acts in its state (it has no archive); the application archives them.
-      const isEnded = (opId: string): boolean => TERMINAL_OP_STATES.includes(s.state.cluster?.ops[opId]?.state ?? 'Settled');
-      const flight: string[] = [];
-      const ended: string[] = [];
-      let n = 0;
-      for (const x of steps) {
-        if (x.op === 'submit') {
-          const opId = `op-${n++}`;
-          const act = s.act('k1', { amount: x.big ? 50_000n : 1_000n });
-          s.submit(opId, act, x.approved && x.big ? s.approveAct(opId, act) : null);
-          (isEnded(opId) ? ended : flight).push(opId);
-        } else if (flight.length > 0) {
-          const opId = flight[x.pick % flight.length] as string;
-          const st = s.state.cluster?.ops[opId]?.state;
-          if (x.op === 'abort' && (st === 'Admitted' || st === 'PendingRemote')) s.abort(opId, 'REMOTE_TIMEOUT');
-          else if (st === 'Admitted') s.issuePermit(opId);
-          else if (st === 'PendingRemote') s.execute(opId);
-          else if (st === 'Executed') s.publish(opId);
-          else if (st === 'Published') s.settle(opId);
-          if (isEnded(opId)) {
-            flight.splice(flight.indexOf(opId), 1);
-            ended.push(opId);
-          }
-        }
-        await feed();
-      }
-      acts += n;
-      for (const opId of ended) if ((await app.act(opId))?.approvalCid != null) endedApproved++;
-      if (app.root() !== toHex(stateRoot(s.state))) throw new Error('the application left the ledger\'s root');
-      // Every act's approval reads back, from the book or the archive, and from a restored snapshot.
-      const copyCold = new MapCold();
-      const copy = new LedgerApp({ cold: copyCold });
-      const snap = await app.snapshot();
-      const ws = await copy.restore(snap);
-      copyCold.write(ws);
-      for (const opId of [...flight, ...ended]) {
-        const op = await app.act(opId);
-        for (const [where, a] of [['node', await app.approvalOf(opId)], ['restored copy', await copy.approvalOf(opId)]] as const) {
-          const want = op?.approvalCid ?? null;
-          const got = a === null ? null : decisionCid(a.body);
-          if (want === null ? got !== null : got === null || toHex(got) !== toHex(want) || a?.approvals.length !== 2) throw new Error(`${opId} (${op?.state}) on the ${where}: approval ${got === null ? 'missing' : toHex(got)}, admitted with ${want === null ? 'none' : toHex(want)}`);
-        }
-      }
-      // A snapshot whose approval of an archived act is another decision is refused.
-      const o = decode(snap) as { approvals: { opId: string; decision: Uint8Array }[] };
-      if (o.approvals.length > 0) {
-        const other = encode(decisionToCbor(s.approveAct('elsewhere', s.act('k1', { amount: 50_000n }))));
-        const bad = encode({ ...(o as object), approvals: [{ opId: o.approvals[0]!.opId, decision: other }, ...o.approvals.slice(1)] } as never);
-        let reason = '';
-        try {
-          await new LedgerApp({ cold: new MapCold() }).restore(bad);
-        } catch (e) {
-          reason = (e as { reason?: string }).reason ?? String(e);
-        }
-        if (reason !== 'STORAGE_CORRUPT') throw new Error(`a snapshot with a swapped approval was ${reason === '' ? 'accepted' : `refused ${reason}`}`);
-      }
-      return true;
-    }), { numRuns: 40 });
-  } catch (e) {
-    failed = (e as Error).message; // fast-check's report: the failing seed, path and counterexample
-  }
-  t.ok(endedApproved > 0, `${endedApproved} acts admitted with an approval ended (settled or aborted) in these histories`);
-  t.equal(failed, null, `${runs} random histories (${acts} acts submitted, approved or not, advanced, aborted, settled): the book holds exactly the approvals of acts in flight, every approval reads back from the node and from a restored snapshot`);
-  t.ok(limits.actApprovalsHeldMax >= 1, `the book's bound on act approvals in memory: ${limits.actApprovalsHeldMax} (ledger.actsInFlightMax)`);
 });
