@@ -206,10 +206,20 @@ function namedByEvent(ev: LedgerEvent): { opIds: string[]; permits: string[] } {
 }
 
 function storedRecord(b: Uint8Array): { seq: number; record: Uint8Array; act: ArchivedAct } {
+  const { seq, record } = storedBytes(b);
+  try {
+    return { seq, record, act: decodeArchived(record) };
+  } catch (e) {
+    throw new CustodyError('STORAGE_CORRUPT', `archived act: ${(e as Error).message}`);
+  }
+}
+
+/** The position and record bytes of a stored record, without decoding the act (serving and re-hashing need only these). */
+function storedBytes(b: Uint8Array): { seq: number; record: Uint8Array } {
   try {
     const o = decode(b) as { seq?: unknown; record?: unknown };
     if (typeof o.seq !== 'number' || !(o.record instanceof Uint8Array)) throw new Error('expected { seq, record }');
-    return { seq: o.seq, record: o.record, act: decodeArchived(o.record) };
+    return { seq: o.seq, record: o.record };
   } catch (e) {
     throw new CustodyError('STORAGE_CORRUPT', `archived act: ${(e as Error).message}`);
   }
@@ -344,7 +354,7 @@ export class LedgerApp implements Application {
     if (owner === undefined) return undefined;
     const b = await cold.get(ACT_PREFIX + Buffer.from(owner).toString('utf8'));
     if (b === undefined) return undefined;
-    const r = storedRecord(b);
+    const r = storedBytes(b);
     return r.seq === seq ? r.record : undefined;
   }
 
@@ -440,7 +450,7 @@ export class LedgerApp implements Application {
     if (this.cold !== null) {
       for (const a of r.archived) {
         this.batch.add(a);
-        writes.push(...recordWrites(a, a.seq, a.bytes));
+        writes.push(...recordWrites(keysOf(a), a.seq, a.bytes));
       }
     }
     let applied: AppliedDecision | null = null;
@@ -636,21 +646,31 @@ export class LedgerApp implements Application {
   private async fetchFrom(fetch: (fromSeq: number, n: number) => Promise<readonly Uint8Array[]>, start: ArchiveHead, target: ArchiveHead, visible: number): Promise<void> {
     const cold = this.cold as ColdStore;
     let h = start;
-    while (h.count < target.count) {
-      const n = Math.min(ledgerLimits.archiveFetchRecordsMax, target.count - h.count);
-      const records = await fetch(h.count, n);
+    // One answer is asked for ahead while the last is checked and written (the peer reads while
+    // this node writes); at most two answers are in memory.
+    const ask = (from: number): { n: number; answer: Promise<readonly Uint8Array[]> } => {
+      const n = Math.min(ledgerLimits.archiveFetchRecordsMax, target.count - from);
+      const answer = fetch(from, n);
+      answer.catch(() => {}); // awaited below, or dropped with the refusal of an earlier answer
+      return { n, answer };
+    };
+    let next = h.count < target.count ? ask(h.count) : null;
+    while (next !== null) {
+      const { n, answer } = next;
+      const records = await answer;
       if (records.length === 0 || records.length > n) throw new CustodyError('ARCHIVE_RECORD_REJECTED', `asked for ${n} records from ${h.count}, got ${records.length}`);
+      next = h.count + records.length < target.count ? ask(h.count + records.length) : null;
       const writes: AppWrite[] = [];
       for (const record of records) {
         if (!(record instanceof Uint8Array)) throw new CustodyError('ARCHIVE_RECORD_REJECTED', `record ${h.count} is not bytes`);
-        let a: ArchivedAct;
+        let k: RecordKeys;
         try {
-          a = decodeArchived(record);
+          k = fetchedKeys(record);
         } catch (e) {
           throw new CustodyError('ARCHIVE_RECORD_REJECTED', `record ${h.count} does not decode: ${(e as Error).message}`);
         }
-        if (visible > 0) await this.checkOverwrite(a, h.count, visible);
-        writes.push(...recordWrites(a, h.count, record));
+        if (visible > 0) await this.checkOverwrite(k, h.count, visible);
+        writes.push(...recordWrites(k, h.count, record));
         h = archiveLink(h, record);
       }
       await cold.put(writes, h.count === target.count);
@@ -659,20 +679,20 @@ export class LedgerApp implements Application {
   }
 
   /** A fetched record must not replace a record (or permit owner) the state counts at another position. */
-  private async checkOverwrite(a: ArchivedAct, seq: number, visible: number): Promise<void> {
+  private async checkOverwrite(a: RecordKeys, seq: number, visible: number): Promise<void> {
     const cold = this.cold as ColdStore;
     const counted = async (opId: string): Promise<number | null> => {
       const b = await cold.get(ACT_PREFIX + opId);
       if (b === undefined) return null;
-      const r = storedRecord(b);
+      const r = storedBytes(b);
       return r.seq < visible ? r.seq : null;
     };
-    const at = await counted(a.op.opId);
-    if (at !== null && at !== seq) throw new CustodyError('ARCHIVE_RECORD_REJECTED', `record ${seq} names act ${a.op.opId}, which ended at position ${at}`);
-    if (a.permit !== null && a.op.permitId !== null) {
-      const owner = await cold.get(PERMIT_PREFIX + toHex(a.op.permitId));
+    const at = await counted(a.opId);
+    if (at !== null && at !== seq) throw new CustodyError('ARCHIVE_RECORD_REJECTED', `record ${seq} names act ${a.opId}, which ended at position ${at}`);
+    if (a.permitId !== null) {
+      const owner = await cold.get(PERMIT_PREFIX + toHex(a.permitId));
       const o = owner === undefined ? null : Buffer.from(owner).toString('utf8');
-      if (o !== null && o !== a.op.opId && (await counted(o)) !== null) throw new CustodyError('ARCHIVE_RECORD_REJECTED', `record ${seq} claims the permit of act ${o}`);
+      if (o !== null && o !== a.opId && (await counted(o)) !== null) throw new CustodyError('ARCHIVE_RECORD_REJECTED', `record ${seq} claims the permit of act ${o}`);
     }
   }
 
@@ -728,14 +748,36 @@ function sameHead(a: ArchiveHead, b: ArchiveHead): boolean {
  * restore` stages a backup's archive this way before seeding the state that counts it.
  */
 export function archiveRecordWrites(seq: number, record: Uint8Array): AppWrite[] {
-  return recordWrites(decodeArchived(record), seq, record);
+  return recordWrites(keysOf(decodeArchived(record)), seq, record);
+}
+
+/** What a record is stored under: its act, and its spent permit if it had one. */
+interface RecordKeys {
+  readonly opId: string;
+  readonly permitId: Uint8Array | null;
+}
+
+function keysOf(a: ArchivedAct): RecordKeys {
+  return { opId: a.op.opId, permitId: a.permit !== null ? a.op.permitId : null };
+}
+
+/**
+ * The keys of a fetched record, read with the generic decoder only (the strict act decoder costs
+ * twice as much per record): a record is trusted only once the hash chain reproduces the
+ * snapshot's head, and a record that does is one the ledger itself archived.
+ */
+function fetchedKeys(record: Uint8Array): RecordKeys {
+  const o = decode(record) as { op?: { opId?: unknown; permitId?: unknown }; permit?: unknown };
+  const op = o?.op;
+  if (op === null || typeof op !== 'object' || typeof op.opId !== 'string' || op.opId.length === 0 || !(op.permitId === null || op.permitId instanceof Uint8Array)) throw new Error('not an archived act');
+  return { opId: op.opId, permitId: o.permit !== null && o.permit !== undefined ? (op.permitId as Uint8Array | null) : null };
 }
 
 /** The keys of one archived record at position `seq` (the layout in the header). */
-function recordWrites(a: ArchivedAct, seq: number, record: Uint8Array): AppWrite[] {
-  const owner = Buffer.from(a.op.opId, 'utf8');
-  const w: AppWrite[] = [{ key: ACT_PREFIX + a.op.opId, value: encode({ seq, record }) }, { key: seqKey(seq), value: owner }];
-  if (a.permit !== null && a.op.permitId !== null) w.push({ key: PERMIT_PREFIX + toHex(a.op.permitId), value: owner });
+function recordWrites(k: RecordKeys, seq: number, record: Uint8Array): AppWrite[] {
+  const owner = Buffer.from(k.opId, 'utf8');
+  const w: AppWrite[] = [{ key: ACT_PREFIX + k.opId, value: encode({ seq, record }) }, { key: seqKey(seq), value: owner }];
+  if (k.permitId !== null) w.push({ key: PERMIT_PREFIX + toHex(k.permitId), value: owner });
   return w;
 }
 
