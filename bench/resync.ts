@@ -36,8 +36,8 @@ import type { ApproverRoster } from '../ledger/index.js';
 import { frostIdentifier } from '../ledger/signing-set.js';
 import { LedgerApp, decodeVerdict, encodeLedgerCommand, levelColdStore } from '../node/ledger-app.js';
 import { issueOperatorCert } from '../node/admin/roles.js';
-import { bodyPieces } from '../node/backup/body.js';
-import { SNAPSHOT_FORMAT, SnapshotEncoder } from '../node/backup/format.js';
+import { SNAPSHOT_FORMAT } from '../node/backup/format.js';
+import { snapshotFrames } from '../node/backup/source.js';
 import { DaemonCluster } from '../node/lifecycle/daemon-cluster.js';
 import { until } from '../node/probe.js';
 import { LevelStorage, type AppWrite } from '../raft/storage/leveldb.js';
@@ -150,16 +150,12 @@ async function buildJournal(c: DaemonCluster, dir: string, file: string): Promis
   if (cl === null || cl.archived.count !== ACTS) throw new Error(`bench: expected ${ACTS} archived acts, got ${cl?.archived.count}`);
   // The snapshot file, as `custody admin snapshot save` writes it. Raft index: one entry per
   // ledger entry past the bootstrap point, in term 1 (the restore starts the new cluster there).
-  const state = app.snapshot();
-  const enc = new SnapshotEncoder();
   const out = createWriteStream(file);
   const write = (b: Uint8Array): Promise<void> => new Promise((res, rej) => out.write(b, (e) => (e ? rej(e) : res())));
-  await write(enc.start({
+  for await (const f of snapshotFrames({
     format: SNAPSHOT_FORMAT, clusterId: s.clusterId, incarnation: '', index: app.state.index + 1, term: 1, stateRoot: app.root(), ledgerIndex: app.state.index,
-    membership: { voters: ids, learners: [] }, nodes: ids, takenFrom: ids[0] as string, takenAtMs: Date.now(), appStateBytes: state.length, archivedRecords: cl.archived.count,
-  }));
-  for await (const piece of bodyPieces(state, app.archiveRecords(0, cl.archived.count))) for (const f of enc.chunk(piece)) await write(f);
-  await write(enc.finish());
+    membership: { voters: ids, learners: [] }, nodes: ids, takenFrom: ids[0] as string, takenAtMs: Date.now(),
+  }, app.snapshot(), { count: cl.archived.count, records: app.archiveRecords(0, cl.archived.count) })) await write(f);
   await new Promise<void>((res, rej) => out.end((e?: Error | null) => (e ? rej(e) : res())));
   await storage.close();
   return { entries: app.state.index, seconds };

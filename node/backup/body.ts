@@ -16,7 +16,7 @@ import { CustodyError } from '../../proto/errors.js';
 import { backup as limits } from '../../proto/limits.js';
 
 /** The body in pieces of at most backup.chunkBytes (one chunk frame each). */
-export async function* bodyPieces(appState: Uint8Array, records: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+export async function* bodyPieces(appState: Uint8Array, records: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): AsyncGenerator<Uint8Array> {
   for (let o = 0; o < appState.length; o += limits.chunkBytes) yield appState.subarray(o, Math.min(appState.length, o + limits.chunkBytes));
   let pending: Buffer[] = [];
   let bytes = 0;

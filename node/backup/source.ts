@@ -15,7 +15,7 @@ import { backup as limits } from '../../proto/limits.js';
 import { bodyPieces } from './body.js';
 import type { Driver } from '../../raft/driver.js';
 import type { LedgerApp } from '../ledger-app.js';
-import { SNAPSHOT_FORMAT, SnapshotEncoder } from './format.js';
+import { SNAPSHOT_FORMAT, SnapshotEncoder, type SnapshotHeader } from './format.js';
 
 export interface SnapshotSource {
   readonly nodeId: string;
@@ -39,13 +39,20 @@ export async function* snapshotFileBytes(s: SnapshotSource): AsyncGenerator<Buff
   // exactly those later (outside the loop, while entries go on being applied) reads the archive
   // as of this step (node/backup/body.ts writes them after the state, record by record).
   const archived = s.app.keepsArchive ? cluster.archived.count : null;
-  const enc = new SnapshotEncoder();
-  yield enc.start({
+  yield* snapshotFrames({
     format: SNAPSHOT_FORMAT, clusterId: cluster.clusterId, incarnation: s.incarnation, index: point.index, term: point.term, stateRoot: root, ledgerIndex,
     membership: { voters: [...point.conf.voters], learners: [...point.conf.learners] },
     nodes: Object.keys(cluster.nodes).sort(), takenFrom: s.nodeId, takenAtMs: Date.now(),
-    ...(archived === null ? {} : { appStateBytes: state.length, archivedRecords: archived }),
-  });
-  for await (const c of bodyPieces(state, s.app.archiveRecords(0, archived ?? 0))) yield* enc.chunk(c);
+  }, state, archived === null ? null : { count: archived, records: s.app.archiveRecords(0, archived) });
+}
+
+/**
+ * The frames of a snapshot file: `header`, the application's snapshot `appState`, and with an
+ * archive its `count` records in position order (the header's archive fields are set from them).
+ */
+export async function* snapshotFrames(header: SnapshotHeader, appState: Uint8Array, archive: { count: number; records: AsyncIterable<Uint8Array> | Iterable<Uint8Array> } | null): AsyncGenerator<Buffer> {
+  const enc = new SnapshotEncoder();
+  yield enc.start(archive === null ? header : { ...header, appStateBytes: appState.length, archivedRecords: archive.count });
+  for await (const c of bodyPieces(appState, archive?.records ?? [])) yield* enc.chunk(c);
   yield enc.finish();
 }
