@@ -27,18 +27,9 @@ import { writeSnapshotFile } from '../../node/backup/save.js';
 import { PeerClient } from '../../node/lifecycle/peer.js';
 import { loadTls } from '../../node/tls.js';
 import { isCustodyError } from '../../proto/errors.js';
-import { CLI, OPERATORS, POLICY } from './harness.js';
+import { CLI, OPERATORS, POLICY, runCli } from './harness.js';
 
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-    p.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    p.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const cli = runCli;
 
 /** What the ledger holds of an act (the notes are each node's own narration, not replicated). */
 const replicated = (v: ActView) => ({ ...v, notes: [] });

@@ -111,6 +111,18 @@ export async function reasonOfCall(p: Promise<unknown>): Promise<string> {
   }
 }
 
+/** Runs the `custody` CLI to completion. */
+export function runCli(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+    p.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    p.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
 export function reasonOf(e: unknown): string {
   return e instanceof CustodyError ? e.reason : `not a CustodyError: ${String(e)}`;
 }

@@ -8,7 +8,6 @@
  * archive, and its evidence bundle exports exactly as from the leader.
  */
 import t from 'tap';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,18 +17,9 @@ import type { AdminClient } from '../../node/admin/client.js';
 import { issueOperatorCert } from '../../node/admin/roles.js';
 import { DaemonCluster } from '../../node/lifecycle/daemon-cluster.js';
 import { until } from '../../node/probe.js';
-import { CLI, OPERATORS, POLICY } from './harness.js';
+import { CLI, OPERATORS, POLICY, runCli } from './harness.js';
 
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
-    p.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-    p.on('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const cli = runCli;
 
 const ENDED = 40;
 
