@@ -635,8 +635,8 @@ export class LedgerApp implements Application {
         verified = h;
       }
     }
-    if (h.count < own.count) {
-      if (h.count < target.count) this.log(`archive: this node holds ${h.count} of the ${own.count} records its state counts; fetching the rest`);
+    if (h.count < Math.min(own.count, target.count)) {
+      this.log(`archive: this node holds ${h.count} of the ${own.count} records its state counts; fetching the rest`);
       return { verified: EMPTY_ARCHIVE_HEAD, held: h };
     }
     return { verified, held: h };
