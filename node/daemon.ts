@@ -11,7 +11,7 @@
 import { randomInt } from 'node:crypto';
 import { createServer, type Server as HttpServer } from 'node:http';
 import { CustodyError } from '../proto/errors.js';
-import { node as nodeLimits } from '../proto/limits.js';
+import { ledger as ledgerLimits, node as nodeLimits } from '../proto/limits.js';
 import { RaftCore } from '../raft/core/raft.js';
 import { SeededRng } from '../raft/core/rng.js';
 import type { ConfState } from '../raft/core/types.js';
@@ -21,7 +21,7 @@ import { systemClock } from '../raft/transport.js';
 import { faultsSet, type NodeConfig } from './config.js';
 import { KvApp } from './kv.js';
 import { existsSync } from 'node:fs';
-import { LedgerApp, levelColdStore } from './ledger-app.js';
+import { type ArchiveSource, LedgerApp, levelColdStore } from './ledger-app.js';
 import { lifecycleConfigPath, loadLifecycleConfig, startNodeLifecycle, type LifecycleConfig } from './lifecycle/node.js';
 import { DriverLedgerPort } from './lifecycle/driver-ledger.js';
 import { decodeEvent } from '../ledger/events.js';
@@ -71,7 +71,19 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
   const storage = await LevelStorage.open({ dir: cfg.dataDir, bootstrapConf, recoveryHint: recoveryHint(cfg.file) });
   const metrics = new NodeMetrics();
   // Ended acts go to the archive in this store (cold keys), so memory holds only acts in flight.
-  const app = lifecycleCfg ? new LedgerApp({ cold: levelColdStore(storage) }) : new KvApp();
+  // A snapshot counts archived acts this node may lack: it fetches them from its peers (the
+  // leader first: it sent the snapshot, so it counts them all) over the peer transport.
+  const archiveSource: ArchiveSource = {
+    peers: () => {
+      const leader = driverRef?.status().leader ?? null;
+      const all = transportRef?.peerIds() ?? [];
+      return leader !== null && all.includes(leader) ? [leader, ...all.filter((p) => p !== leader)] : all;
+    },
+    fetch: (peer, fromSeq, n) => (transportRef as PeerTransport).archiveRange(peer, fromSeq, n),
+    pause: () => new Promise((res) => setTimeout(res, ledgerLimits.archiveFetchRetryMs)),
+  };
+  let transportRef: PeerTransport | null = null;
+  const app = lifecycleCfg ? new LedgerApp({ cold: levelColdStore(storage), archiveSource, log }) : new KvApp();
   // A store seeded by `custody cluster restore` belongs to that restore's incarnation; peers of another are refused.
   const incarnation = incarnationOf(storage.appValue(INCARNATION_KEY));
   // Declared before the driver and guard exist: read lazily (at scrape time, when a stream comes up).
@@ -84,6 +96,7 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
       if (up) guardRef?.peerUp(peer); // ask for its rollback answer now, not at the next round
     },
   }, log, incarnation);
+  transportRef = transport;
   const catalog = registerCatalogMetrics(metrics.registry, {
     raft: () => (driverRef as Driver).status(),
     coreStats: () => (driverRef as Driver).coreStats(),
@@ -135,6 +148,7 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
     onExchange: (peer, bytes) => guard.incoming(peer, bytes),
     onPeerStream: (peer) => guard.peerConnected(peer),
     incarnation,
+    ...(app instanceof LedgerApp ? { archiveRange: (fromSeq: number, n: number) => app.archiveRange(fromSeq, n) } : {}),
   });
   let grpcPort: number;
   try {

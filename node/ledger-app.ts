@@ -52,7 +52,7 @@ import { apply, type ApplyResult } from '../ledger/apply.js';
 import { emptyState, restore, snapshot, stateRoot, type LedgerState, type OpState } from '../ledger/state.js';
 import { decodeEvent, eventFromCbor, type EventType, type LedgerEntry, type LedgerEvent } from '../ledger/events.js';
 import { type ArchiveReader, type ArchiveRecord, type ArchivedAct, EMPTY_ARCHIVE_HEAD, archiveLink, decodeArchived } from '../ledger/archive.js';
-import type { OpRecord, PermitRecord } from '../ledger/state.js';
+import type { ArchiveHead, OpRecord, PermitRecord } from '../ledger/state.js';
 import { bytesEqual } from '../ledger/encoding.js';
 import type { ReasonCode } from '../proto/reasons.js';
 
@@ -141,6 +141,26 @@ export interface ColdStore {
   get(key: string): Promise<Uint8Array | undefined>;
   /** Keys under `prefix` in key order, from one consistent view of the store. */
   scan(prefix: string): AsyncIterable<[string, Uint8Array]>;
+  /**
+   * Writes archive records fetched for a snapshot being installed, outside the driver's batch
+   * (they stay invisible until a state counts them: see restore). `sync` makes them durable, and
+   * with them every write before (LevelDB appends every write to one log, in order).
+   */
+  put(writes: readonly AppWrite[], sync: boolean): Promise<void>;
+}
+
+/**
+ * Where a node installing a snapshot gets the archived records it lacks: its peers (the node
+ * daemon asks them over the peer transport, node/peers.ts). `fetch` answers the canonical record
+ * bytes at positions fromSeq, fromSeq+1, ... (at most n; fewer when the peer's answer is full) or
+ * throws; whatever it answers is checked here, never trusted.
+ */
+export interface ArchiveSource {
+  /** The peers to ask, in order of preference. */
+  peers(): readonly string[];
+  fetch(peer: string, fromSeq: number, n: number): Promise<readonly Uint8Array[]>;
+  /** Waits between two rounds over every peer (a timer in the node; nothing in tests). */
+  pause?(round: number): Promise<void>;
 }
 
 /** What prepare() read for one batch, and what the batch archived so far. */
@@ -148,7 +168,7 @@ class BatchArchive implements ArchiveReader {
   readonly acts = new Map<string, OpRecord | null>();
   readonly permits = new Map<string, PermitRecord | null>();
   /** What this batch archived, by position: on disk only once the driver's write completes. */
-  readonly ended = new Map<number, OpRecord>();
+  readonly ended = new Map<number, ArchiveRecord>();
 
   act(opId: string): OpRecord | undefined {
     const a = this.acts.get(opId);
@@ -164,7 +184,7 @@ class BatchArchive implements ArchiveReader {
 
   add(r: ArchiveRecord): void {
     this.acts.set(r.op.opId, r.op);
-    this.ended.set(r.seq, r.op);
+    this.ended.set(r.seq, r);
     if (r.permit !== null && r.op.permitId !== null) this.permits.set(toHex(r.op.permitId), r.permit);
   }
 }
@@ -186,10 +206,20 @@ function namedByEvent(ev: LedgerEvent): { opIds: string[]; permits: string[] } {
 }
 
 function storedRecord(b: Uint8Array): { seq: number; record: Uint8Array; act: ArchivedAct } {
+  const { seq, record } = storedBytes(b);
+  try {
+    return { seq, record, act: decodeArchived(record) };
+  } catch (e) {
+    throw new CustodyError('STORAGE_CORRUPT', `archived act: ${(e as Error).message}`);
+  }
+}
+
+/** The position and record bytes of a stored record, without decoding the act (serving and re-hashing need only these). */
+function storedBytes(b: Uint8Array): { seq: number; record: Uint8Array } {
   try {
     const o = decode(b) as { seq?: unknown; record?: unknown };
     if (typeof o.seq !== 'number' || !(o.record instanceof Uint8Array)) throw new Error('expected { seq, record }');
-    return { seq: o.seq, record: o.record, act: decodeArchived(o.record) };
+    return { seq: o.seq, record: o.record };
   } catch (e) {
     throw new CustodyError('STORAGE_CORRUPT', `archived act: ${(e as Error).message}`);
   }
@@ -198,6 +228,10 @@ function storedRecord(b: Uint8Array): { seq: number; record: Uint8Array; act: Ar
 export interface LedgerAppOptions {
   /** Move ended acts out of memory into this store (the node passes its LevelDB). */
   readonly cold?: ColdStore;
+  /** With `cold`: where a snapshot's archived records this node lacks come from (its peers). */
+  readonly archiveSource?: ArchiveSource;
+  /** Progress and refusals of archive fetches. */
+  readonly log?: (line: string) => void;
 }
 
 export class LedgerApp implements Application {
@@ -207,8 +241,13 @@ export class LedgerApp implements Application {
   private deferState = false;
   private batch = new BatchArchive();
 
+  private readonly source: ArchiveSource | null;
+  private readonly log: (line: string) => void;
+
   constructor(o: LedgerAppOptions = {}) {
     this.cold = o.cold ?? null;
+    this.source = o.archiveSource ?? null;
+    this.log = o.log ?? (() => {});
   }
   private readonly listeners = new Set<AppliedListener>();
   /**
@@ -295,9 +334,67 @@ export class LedgerApp implements Application {
     return [{ key: STATE_KEY, value: snapshot(this.current) }];
   }
 
+  /** Records at positions >= this are not part of the archive yet (see restore). */
+  private get visibleCount(): number {
+    return this.current.cluster?.archived.count ?? 0;
+  }
+
+  /** An ended act from disk, if the state counts it (a record fetched for a snapshot not yet installed does not exist). */
   private async readArchived(opId: string): Promise<ArchivedAct | undefined> {
     const b = await (this.cold as ColdStore).get(ACT_PREFIX + opId);
-    return b === undefined ? undefined : storedRecord(b).act;
+    if (b === undefined) return undefined;
+    const r = storedRecord(b);
+    return r.seq < this.visibleCount ? r.act : undefined;
+  }
+
+  /** The record stored at position `seq` (the index and the act agreeing), or undefined. Ignores visibility. */
+  private async storedAt(seq: number): Promise<Uint8Array | undefined> {
+    const cold = this.cold as ColdStore;
+    const owner = await cold.get(seqKey(seq));
+    if (owner === undefined) return undefined;
+    const b = await cold.get(ACT_PREFIX + Buffer.from(owner).toString('utf8'));
+    if (b === undefined) return undefined;
+    const r = storedBytes(b);
+    return r.seq === seq ? r.record : undefined;
+  }
+
+  /**
+   * The canonical records at positions fromSeq .. toSeq-1, in order, all of which the state
+   * counts (the backup file and the peers' fetches read them). Records the last batch archived
+   * may not be on disk yet: they are served from memory, as endedActs does.
+   */
+  async *archiveRecords(fromSeq: number, toSeq: number): AsyncGenerator<Uint8Array> {
+    if (this.cold === null) return;
+    assert(Number.isSafeInteger(fromSeq) && Number.isSafeInteger(toSeq) && fromSeq >= 0 && toSeq <= this.visibleCount, `archive range ${fromSeq}..${toSeq} of ${this.visibleCount}`);
+    for (let seq = fromSeq; seq < toSeq; seq++) {
+      const recent = this.batch.ended.get(seq);
+      const b = recent?.bytes ?? (await this.storedAt(seq)) ?? this.batch.ended.get(seq)?.bytes;
+      if (b === undefined) throw new CustodyError('STORAGE_CORRUPT', `archive: act number ${seq} is counted but not stored`);
+      yield b;
+    }
+  }
+
+  /**
+   * A peer's fetch (ArchiveSource.fetch on its side): at most `n` records from `fromSeq`, all
+   * counted by this node's state, at most ledger.archiveFetchRecordsMax records and, past the
+   * first, ledger.archiveFetchBytesMax bytes. A range past this node's count, or outside the
+   * bounds, is refused ARCHIVE_RANGE_REFUSED (the asking node then asks another peer).
+   */
+  async archiveRange(fromSeq: number, n: number): Promise<Uint8Array[]> {
+    const count = this.visibleCount;
+    if (this.cold === null) throw new CustodyError('ARCHIVE_RANGE_REFUSED', 'this node keeps no archive');
+    if (!Number.isSafeInteger(fromSeq) || !Number.isSafeInteger(n) || fromSeq < 0 || n < 1 || n > ledgerLimits.archiveFetchRecordsMax) {
+      throw new CustodyError('ARCHIVE_RANGE_REFUSED', `range of ${n} records from ${fromSeq}: at most ${ledgerLimits.archiveFetchRecordsMax} records from a position >= 0`);
+    }
+    if (fromSeq + n > count) throw new CustodyError('ARCHIVE_RANGE_REFUSED', `records ${fromSeq}..${fromSeq + n - 1} asked, this node has archived ${count}`);
+    const out: Uint8Array[] = [];
+    let bytes = 0;
+    for await (const r of this.archiveRecords(fromSeq, fromSeq + n)) {
+      if (out.length > 0 && bytes + r.length > ledgerLimits.archiveFetchBytesMax) break;
+      out.push(r);
+      bytes += r.length;
+    }
+    return out;
   }
 
   /**
@@ -324,7 +421,7 @@ export class LedgerApp implements Application {
     for (let seq = Math.max(0, cl.archived.count - n); seq < cl.archived.count; seq++) {
       const recent = batch.ended.get(seq);
       if (recent !== undefined) {
-        out.push(recent);
+        out.push(recent.op);
         continue;
       }
       const owner = await this.cold.get(seqKey(seq));
@@ -353,9 +450,7 @@ export class LedgerApp implements Application {
     if (this.cold !== null) {
       for (const a of r.archived) {
         this.batch.add(a);
-        writes.push({ key: ACT_PREFIX + a.op.opId, value: encode({ seq: a.seq, record: a.bytes }) });
-        writes.push({ key: seqKey(a.seq), value: Buffer.from(a.op.opId, 'utf8') });
-        if (a.permit !== null && a.op.permitId !== null) writes.push({ key: PERMIT_PREFIX + toHex(a.op.permitId), value: Buffer.from(a.op.opId, 'utf8') });
+        writes.push(...recordWrites(keysOf(a), a.seq, a.bytes));
       }
     }
     let applied: AppliedDecision | null = null;
@@ -398,88 +493,207 @@ export class LedgerApp implements Application {
 
   /**
    * The state, the applied decisions and the approval book: canonical CBOR {tag, state, decisions,
-   * book}; with an archive, also `archive`: the first `archived.count` records in the order the
-   * acts ended. Everything but the archive is taken when snapshot() is called, and the archive is
-   * append-only, so reading exactly the records the state counts gives the archive as of that
-   * call even if entries are applied while the records are read (a backup reads outside the loop).
+   * book}. The archive does not travel in it: the state commits to the archive by its accumulator
+   * (`cluster.archived`: count and head), and a node installing the snapshot fetches the records it
+   * lacks from its peers (restore). So the snapshot's size is that of what is in memory, however
+   * long the history. The backup file streams the records beside it (archiveRecords).
    */
-  snapshot(): Uint8Array | Promise<Uint8Array> {
+  snapshot(): Uint8Array {
     const base = { tag: SNAPSHOT_TAG, state: snapshot(this.current), decisions: this.decisions.map((d) => ({ index: d.index, stampMs: d.stampMs, decision: d.decision })), book: this.book.snapshot() };
-    if (this.cold === null) return encode(base);
-    const cold = this.cold;
-    const count = this.current.cluster?.archived.count ?? 0;
-    return (async () => {
-      const archive: Uint8Array[] = [];
-      for (let seq = 0; seq < count; seq++) {
-        const owner = await cold.get(seqKey(seq));
-        if (owner === undefined) throw new CustodyError('STORAGE_CORRUPT', `archive: act number ${seq} is not indexed`);
-        const b = await cold.get(ACT_PREFIX + Buffer.from(owner).toString('utf8'));
-        if (b === undefined) throw new CustodyError('STORAGE_CORRUPT', `archive: act ${Buffer.from(owner).toString('utf8')} is indexed but missing`);
-        archive.push(storedRecord(b).record);
-      }
-      return encode({ ...base, archive });
-    })();
+    // `cold`: the ended acts the state counts are in an archive beside it, not in the state.
+    return encode(this.cold === null ? base : { ...base, cold: true });
+  }
+
+  /** Ended acts leave memory for an archive (then snapshots say so, and the backup file carries the records). */
+  get keepsArchive(): boolean {
+    return this.cold !== null;
   }
 
   /**
-   * Replaces the state with a snapshot's. With an archive, the snapshot's records replace the
-   * archive: they are checked against the accumulator the snapshot's state commits to (a record
-   * missing, altered or out of order is STORAGE_CORRUPT), then written, and every archived key
-   * the snapshot does not hold is deleted, all in the driver's one batch with the applied index.
+   * Replaces the state with a snapshot's. With an archive, the node first makes its archive hold
+   * exactly the records the snapshot's accumulator counts, then installs the state.
    *
-   * Crash safety: the chunks of an InstallSnapshot are assembled in the Raft core's memory and
-   * nothing reaches the store before the last one; then this restore's writes, the snapshot, the
-   * log truncation and the applied index go in one atomic LevelDB batch. A crash before that batch
-   * is durable leaves the node exactly as it was (old state, old archive, old applied index: it
-   * asks for the snapshot again); after it, exactly as the snapshot. No mix of the two is ever on
-   * disk. The price: the whole archive travels in the snapshot, so raft.snapshotBytesMax bounds
-   * how long a history can be recovered this way, and the leader holds its last snapshot in memory.
+   * Message flow (node N installs a snapshot S whose state counts C records with head H):
+   *   1. N re-hashes the records it holds, in position order: those its own state counts must
+   *      reproduce its own accumulator (else its prefix is not trusted and is fetched again); the
+   *      records past it (fetched for an install a crash interrupted) are taken as they are.
+   *   2. From the first position it lacks, N asks a peer P (ArchiveSource) for ranges of at most
+   *      ledger.archiveFetchRecordsMax records; P serves only positions its own state counts
+   *      (archiveRange). N writes each answer to its store at once (ColdStore.put), extending the
+   *      hash chain as it goes, and never holds more than one answer in memory.
+   *   3. When the chain reaches C it must equal H. Otherwise (or on a short, undecodable or refused
+   *      answer) P is refused ARCHIVE_RECORD_REJECTED and the next peer is asked, from N's own
+   *      verified prefix (the records written from P's answers are suspect). After
+   *      ledger.archiveFetchRoundsMax rounds over every peer, ARCHIVE_UNAVAILABLE.
+   *   4. The state, decisions and book are returned as writes of the driver's one atomic batch
+   *      with the Raft snapshot and applied index, as before.
+   *
+   * Safety: "visible only once counted". Every read of the archive (act, endedActs, prepare's
+   * lookups, archiveRecords, archiveRange) ignores a record whose position is >= the state's
+   * archived.count. So the records written in step 2 change nothing any read can observe until the
+   * batch of step 4 makes a state counting them durable, and by then the chain check has shown
+   * they are exactly the C records H commits to (SHA-256 chain: another sequence reproducing H is
+   * a collision). A crash anywhere before step 4 is durable leaves the old state with some
+   * invisible records past its count; a crash after leaves the new state, whose records were made
+   * durable (the last put is synced, and LevelDB's log keeps writes in order) before it.
+   * Invisible records never become visible unchecked: (a) a later install re-hashes them against
+   * that snapshot's head (step 1, then 3); (b) the node's own apply of position k, the only other
+   * way its count grows, writes its own record for k in the same batch that counts it, overwriting
+   * whatever was there. Overwriting is harmless because archived acts are final and every node's
+   * archive is a prefix of one sequence (Raft log matching: position k is the k-th act to end in
+   * the one committed log), so an honest record at k is the same bytes wherever it comes from.
+   * A peer's record is keyed by its act's opId, so a lying peer could name an act this node
+   * already counts; such a record is refused before it is written (checkOverwrite), so records
+   * the state counts are never replaced by unverified ones.
+   *
+   * Liveness: the leader that sent S counts at least C records (archives only grow), so it can
+   * always serve; the node's driver loop waits while the records come (this node alone stops
+   * applying; the others go on).
+   *
+   * A snapshot carrying an `archive` field (written before the archive stopped travelling in
+   * snapshots) is its own first source: its records are checked the same way.
    */
   restore(data: Uint8Array): AppWrite[] | Promise<AppWrite[]> {
     const writes: AppWrite[] = this.decisions.map((d) => ({ key: decisionKey(d.index), value: null }));
-    let archive: readonly Uint8Array[] = [];
     if (data.length === 0) {
       this.current = emptyState();
       this.decisions = [];
+      this.batch = new BatchArchive();
       writes.push(...this.book.restore(undefined), { key: STATE_KEY, value: null });
-    } else {
-      let o: { tag?: unknown; state?: unknown; decisions?: unknown; archive?: unknown; book?: CborValue };
-      try {
-        o = decode(data, { bytesMax: ledgerLimits.appSnapshotBytesMax }) as typeof o;
-      } catch (e) {
-        throw new CustodyError('STORAGE_CORRUPT', `ledger snapshot: ${(e as Error).message}`);
-      }
-      if (o.tag !== SNAPSHOT_TAG || !(o.state instanceof Uint8Array) || !Array.isArray(o.decisions)) throw new CustodyError('STORAGE_CORRUPT', 'ledger snapshot: not a ledger application snapshot');
-      if (o.archive !== undefined && (!Array.isArray(o.archive) || !o.archive.every((x) => x instanceof Uint8Array))) throw new CustodyError('STORAGE_CORRUPT', 'ledger snapshot: malformed archive');
-      const state = restore(o.state);
-      archive = (o.archive ?? []) as Uint8Array[];
-      // A snapshot without an `archive` field comes from an application that keeps its ended acts
-      // in memory (no archive): they are in its state, and nothing is to be checked against the
-      // accumulator. With the field, the records must be exactly those the accumulator counts.
-      if (this.cold !== null && o.archive !== undefined) checkArchive(state, archive);
-      else if (archive.length > 0) throw new CustodyError('STORAGE_CORRUPT', 'ledger snapshot: it carries archived acts, and this node keeps no archive');
+      if (this.cold === null) return writes;
+      // Nothing is counted any more: the records are deleted (they would be invisible anyway).
+      const cold = this.cold;
+      return (async () => {
+        for await (const [key] of cold.scan(ARCHIVE_PREFIX)) writes.push({ key, value: null });
+        return writes;
+      })();
+    }
+    const { o, state, cold: snapshotCold } = decodeAppSnapshot(data);
+    const inline = (o.archive ?? null) as Uint8Array[] | null;
+    const counted = state.cluster?.archived.count ?? 0;
+    if (this.cold === null && snapshotCold && counted > 0) throw new CustodyError('STORAGE_CORRUPT', 'ledger snapshot: its ended acts are in an archive, and this node keeps none');
+    const install = (): AppWrite[] => {
       this.current = state;
       this.decisions = (o.decisions as { index: number; stampMs: number; decision: Uint8Array }[]).map((d) => ({ index: d.index, stampMs: d.stampMs, decision: d.decision }));
-      writes.push(...this.book.restore(o.book), { key: STATE_KEY, value: o.state }, ...this.decisions.map((d) => ({ key: decisionKey(d.index), value: decisionToStored(d) })));
-    }
-    this.batch = new BatchArchive();
-    if (this.cold === null) return writes;
-    const cold = this.cold;
-    return (async () => {
-      const keep = new Set<string>();
-      archive.forEach((record, seq) => {
-        const a = decodeArchived(record);
-        const put = (key: string, value: Uint8Array): void => {
-          keep.add(key);
-          writes.push({ key, value });
-        };
-        put(ACT_PREFIX + a.op.opId, encode({ seq, record }));
-        put(seqKey(seq), Buffer.from(a.op.opId, 'utf8'));
-        if (a.permit !== null && a.op.permitId !== null) put(PERMIT_PREFIX + toHex(a.op.permitId), Buffer.from(a.op.opId, 'utf8'));
-      });
-      for await (const [key] of cold.scan(ARCHIVE_PREFIX)) if (!keep.has(key)) writes.push({ key, value: null });
+      this.batch = new BatchArchive();
+      writes.push(...this.book.restore(o.book), { key: STATE_KEY, value: o.state as Uint8Array }, ...this.decisions.map((d) => ({ key: decisionKey(d.index), value: decisionToStored(d) })));
       return writes;
-    })();
+    };
+    // A snapshot of an application without an archive holds its ended acts in its state.
+    if (this.cold === null || !snapshotCold) return install();
+    const target = state.cluster?.archived ?? EMPTY_ARCHIVE_HEAD;
+    return this.fillArchive(target, inline).then(install);
+  }
+
+  /** Steps 1-3 of restore: makes the store hold the `target.count` records `target.head` commits to. */
+  private async fillArchive(target: ArchiveHead, inline: readonly Uint8Array[] | null): Promise<void> {
+    const own = this.current.cluster?.archived ?? EMPTY_ARCHIVE_HEAD;
+    const { verified, held } = await this.localChain(own, target);
+    if (held.count === target.count && sameHead(held, target)) return;
+    const sources: { name: string; fetch: (fromSeq: number, n: number) => Promise<readonly Uint8Array[]> }[] = [];
+    if (inline !== null) sources.push({ name: 'the snapshot', fetch: async (from, n) => inline.slice(from, from + n) });
+    const refusals: string[] = [];
+    let start = held.count < target.count ? held : verified;
+    for (let round = 0; round < ledgerLimits.archiveFetchRoundsMax; round++) {
+      if (round > 0) await this.source?.pause?.(round);
+      const peers = [...sources, ...(this.source?.peers() ?? []).map((p) => ({ name: p, fetch: (from: number, n: number) => (this.source as ArchiveSource).fetch(p, from, n) }))];
+      if (peers.length === 0) break;
+      for (const p of peers) {
+        try {
+          await this.fetchFrom(p.fetch, start, target, own.count);
+          if (start.count < target.count) this.log(`archive: fetched records ${start.count}..${target.count - 1} from ${p.name}`);
+          return;
+        } catch (e) {
+          const why = e instanceof CustodyError ? `${e.reason}: ${e.detail}` : (e as Error).message;
+          refusals.push(`${p.name}: ${why}`);
+          this.log(`archive: ${p.name} refused for records from ${start.count}: ${why}`);
+          start = verified; // what this answer wrote is suspect: the next peer starts from what verified
+        }
+      }
+      if (inline !== null) break; // a snapshot file is its own whole source
+    }
+    throw new CustodyError('ARCHIVE_UNAVAILABLE', `the snapshot counts ${target.count} archived acts and this node holds ${verified.count} verified; no source served the rest (${refusals.slice(-6).join('; ') || 'no peer to ask'})`);
+  }
+
+  /**
+   * Step 1: re-hashes the records held at positions 0, 1, ... (below target.count, stopping at the
+   * first missing one). `verified` is where this node's own state's accumulator was reproduced
+   * (or the empty archive); `held` is where the records run out.
+   */
+  private async localChain(own: ArchiveHead, target: ArchiveHead): Promise<{ verified: ArchiveHead; held: ArchiveHead }> {
+    let h = EMPTY_ARCHIVE_HEAD;
+    let verified = EMPTY_ARCHIVE_HEAD;
+    for (let seq = 0; seq < target.count; seq++) {
+      const r = await this.storedAt(seq);
+      if (r === undefined) break;
+      h = archiveLink(h, r);
+      if (h.count === own.count) {
+        if (!sameHead(h, own)) {
+          this.log(`archive: the ${own.count} records this node holds do not reproduce its own accumulator; fetching them again`);
+          return { verified: EMPTY_ARCHIVE_HEAD, held: EMPTY_ARCHIVE_HEAD };
+        }
+        verified = h;
+      }
+    }
+    if (h.count < Math.min(own.count, target.count)) {
+      this.log(`archive: this node holds ${h.count} of the ${own.count} records its state counts; fetching the rest`);
+      return { verified: EMPTY_ARCHIVE_HEAD, held: h };
+    }
+    return { verified, held: h };
+  }
+
+  /** Steps 2-3 from one source: writes each answer, then checks the chain reproduces `target`. */
+  private async fetchFrom(fetch: (fromSeq: number, n: number) => Promise<readonly Uint8Array[]>, start: ArchiveHead, target: ArchiveHead, visible: number): Promise<void> {
+    const cold = this.cold as ColdStore;
+    let h = start;
+    // One answer is asked for ahead while the last is checked and written (the peer reads while
+    // this node writes); at most two answers are in memory.
+    const ask = (from: number): { n: number; answer: Promise<readonly Uint8Array[]> } => {
+      const n = Math.min(ledgerLimits.archiveFetchRecordsMax, target.count - from);
+      const answer = fetch(from, n);
+      answer.catch(() => {}); // awaited below, or dropped with the refusal of an earlier answer
+      return { n, answer };
+    };
+    let next = h.count < target.count ? ask(h.count) : null;
+    while (next !== null) {
+      const { n, answer } = next;
+      const records = await answer;
+      if (records.length === 0 || records.length > n) throw new CustodyError('ARCHIVE_RECORD_REJECTED', `asked for ${n} records from ${h.count}, got ${records.length}`);
+      next = h.count + records.length < target.count ? ask(h.count + records.length) : null;
+      const writes: AppWrite[] = [];
+      for (const record of records) {
+        if (!(record instanceof Uint8Array)) throw new CustodyError('ARCHIVE_RECORD_REJECTED', `record ${h.count} is not bytes`);
+        let k: RecordKeys;
+        try {
+          k = fetchedKeys(record);
+        } catch (e) {
+          throw new CustodyError('ARCHIVE_RECORD_REJECTED', `record ${h.count} does not decode: ${(e as Error).message}`);
+        }
+        if (visible > 0) await this.checkOverwrite(k, h.count, visible);
+        writes.push(...recordWrites(k, h.count, record));
+        h = archiveLink(h, record);
+      }
+      await cold.put(writes, h.count === target.count);
+    }
+    if (!sameHead(h, target)) throw new CustodyError('ARCHIVE_RECORD_REJECTED', `records ${start.count}..${target.count - 1} do not reproduce the snapshot's archive head (missing, altered or out of order)`);
+  }
+
+  /** A fetched record must not replace a record (or permit owner) the state counts at another position. */
+  private async checkOverwrite(a: RecordKeys, seq: number, visible: number): Promise<void> {
+    const cold = this.cold as ColdStore;
+    const counted = async (opId: string): Promise<number | null> => {
+      const b = await cold.get(ACT_PREFIX + opId);
+      if (b === undefined) return null;
+      const r = storedBytes(b);
+      return r.seq < visible ? r.seq : null;
+    };
+    const at = await counted(a.opId);
+    if (at !== null && at !== seq) throw new CustodyError('ARCHIVE_RECORD_REJECTED', `record ${seq} names act ${a.opId}, which ended at position ${at}`);
+    if (a.permitId !== null) {
+      const owner = await cold.get(PERMIT_PREFIX + toHex(a.permitId));
+      const o = owner === undefined ? null : Buffer.from(owner).toString('utf8');
+      if (o !== null && o !== a.opId && (await counted(o)) !== null) throw new CustodyError('ARCHIVE_RECORD_REJECTED', `record ${seq} claims the permit of act ${o}`);
+    }
   }
 
   root(): string {
@@ -504,14 +718,67 @@ function decisionFromStored(b: Uint8Array): AppliedDecision {
   return { index: o.index, stampMs: o.stampMs, decision: o.decision };
 }
 
-/** The records a snapshot carries must be exactly the ended acts its state's accumulator names. */
-function checkArchive(state: LedgerState, records: readonly Uint8Array[]): void {
-  const want = state.cluster?.archived ?? EMPTY_ARCHIVE_HEAD;
-  let h = EMPTY_ARCHIVE_HEAD;
-  for (const r of records) h = archiveLink(h, r);
-  if (h.count !== want.count || !bytesEqual(h.head, want.head)) {
-    throw new CustodyError('STORAGE_CORRUPT', `ledger snapshot: its archive (${h.count} acts) does not match the accumulator of its state (${want.count} acts)`);
+interface AppSnapshotFields { tag?: unknown; state?: unknown; decisions?: unknown; archive?: unknown; cold?: unknown; book?: CborValue }
+
+/**
+ * Decodes and checks the shape of an application snapshot (STORAGE_CORRUPT otherwise). `cold`:
+ * the ended acts its state counts are kept in an archive beside it (in a snapshot written before
+ * the archive stopped travelling in it, the `archive` field holds them).
+ */
+export function decodeAppSnapshot(data: Uint8Array): { o: AppSnapshotFields; state: LedgerState; cold: boolean } {
+  let o: AppSnapshotFields;
+  try {
+    o = decode(data, { bytesMax: ledgerLimits.appSnapshotBytesMax }) as AppSnapshotFields;
+  } catch (e) {
+    throw new CustodyError('STORAGE_CORRUPT', `ledger snapshot: ${(e as Error).message}`);
   }
+  if (o === null || typeof o !== 'object' || o.tag !== SNAPSHOT_TAG || !(o.state instanceof Uint8Array) || !Array.isArray(o.decisions)) throw new CustodyError('STORAGE_CORRUPT', 'ledger snapshot: not a ledger application snapshot');
+  if (o.archive !== undefined && (!Array.isArray(o.archive) || !o.archive.every((x) => x instanceof Uint8Array))) throw new CustodyError('STORAGE_CORRUPT', 'ledger snapshot: malformed archive');
+  if (o.cold !== undefined && o.cold !== true) throw new CustodyError('STORAGE_CORRUPT', 'ledger snapshot: malformed cold flag');
+  return { o, state: restore(o.state), cold: o.cold === true || o.archive !== undefined };
+}
+
+function sameHead(a: ArchiveHead, b: ArchiveHead): boolean {
+  return a.count === b.count && bytesEqual(a.head, b.head);
+}
+
+/**
+ * The writes storing the canonical record `record` at position `seq` (keys relative to the
+ * application's prefix), as a node stages records it has not counted yet: `custody cluster
+ * restore` stages a backup's archive this way before seeding the state that counts it.
+ */
+export function archiveRecordWrites(seq: number, record: Uint8Array): AppWrite[] {
+  return recordWrites(keysOf(decodeArchived(record)), seq, record);
+}
+
+/** What a record is stored under: its act, and its spent permit if it had one. */
+interface RecordKeys {
+  readonly opId: string;
+  readonly permitId: Uint8Array | null;
+}
+
+function keysOf(a: ArchivedAct): RecordKeys {
+  return { opId: a.op.opId, permitId: a.permit !== null ? a.op.permitId : null };
+}
+
+/**
+ * The keys of a fetched record, read with the generic decoder only (the strict act decoder costs
+ * twice as much per record): a record is trusted only once the hash chain reproduces the
+ * snapshot's head, and a record that does is one the ledger itself archived.
+ */
+function fetchedKeys(record: Uint8Array): RecordKeys {
+  const o = decode(record) as { op?: { opId?: unknown; permitId?: unknown }; permit?: unknown };
+  const op = o?.op;
+  if (op === null || typeof op !== 'object' || typeof op.opId !== 'string' || op.opId.length === 0 || !(op.permitId === null || op.permitId instanceof Uint8Array)) throw new Error('not an archived act');
+  return { opId: op.opId, permitId: o.permit !== null && o.permit !== undefined ? (op.permitId as Uint8Array | null) : null };
+}
+
+/** The keys of one archived record at position `seq` (the layout in the header). */
+function recordWrites(k: RecordKeys, seq: number, record: Uint8Array): AppWrite[] {
+  const owner = Buffer.from(k.opId, 'utf8');
+  const w: AppWrite[] = [{ key: ACT_PREFIX + k.opId, value: encode({ seq, record }) }, { key: seqKey(seq), value: owner }];
+  if (k.permitId !== null) w.push({ key: PERMIT_PREFIX + toHex(k.permitId), value: owner });
+  return w;
 }
 
 /** The application's keys inside the node's store (raft/driver.ts keeps them under `sm/`). */
@@ -519,9 +786,12 @@ const APP_KEYS = 'sm/';
 assert(COLD_PREFIX === APP_KEYS + ARCHIVE_PREFIX, 'the archive is what the store keeps cold');
 
 /** The node's LevelDB as the archive's store: cold keys, read on demand, never held in memory. */
-export function levelColdStore(storage: Pick<LevelStorage, 'appRead' | 'appScan'>): ColdStore {
+export function levelColdStore(storage: Pick<LevelStorage, 'appRead' | 'appScan' | 'persist'>): ColdStore {
   return {
     get: (key) => storage.appRead(APP_KEYS + key),
+    put: async (writes, sync) => {
+      await storage.persist({ hardState: null, entries: [], snapshot: null, app: writes.map((w) => ({ key: APP_KEYS + w.key, value: w.value })), sync });
+    },
     scan: async function* (prefix) {
       for await (const [k, v] of storage.appScan(APP_KEYS + prefix)) yield [k.slice(APP_KEYS.length), v];
     },

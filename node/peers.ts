@@ -16,12 +16,14 @@
  *   has left (`exchangeWanted`), so the signed statements it relays are never overwritten unsent.
  */
 import * as grpc from '@grpc/grpc-js';
-import { node as nodeLimits } from '../proto/limits.js';
+import { CustodyError } from '../proto/errors.js';
+import { ledger as ledgerLimits, node as nodeLimits } from '../proto/limits.js';
+import { isReasonCode } from '../proto/reasons.js';
 import type { Message, NodeId } from '../raft/core/types.js';
 import type { Transport } from '../raft/transport.js';
 import { channelCredentials, identityOptions, type TlsMaterial } from './tls.js';
 import { INCARNATION_METADATA_KEY } from './backup/incarnation.js';
-import { clientConstructor, toWire, wireSize, type WireBatch, type WireMessage } from './wire.js';
+import { REASON_METADATA_KEY, clientConstructor, toWire, wireSize, type WireBatch, type WireMessage } from './wire.js';
 
 export interface PeerTransportMetrics {
   sent?(peer: NodeId, messages: number, bytes: number): void;
@@ -121,6 +123,32 @@ export class PeerTransport implements Transport {
       touched.add(p);
     }
     for (const p of touched) this.flush(p);
+  }
+
+  /**
+   * Asks `peer` for archived records fromSeq .. fromSeq+n-1 (node/ledger-app.ts ArchiveSource):
+   * a unary call on the peer's channel, authenticated as the stream is. A refusal rejects with
+   * the reason code the peer sent (REMOTE_TIMEOUT past ledger.archiveFetchTimeoutMs).
+   */
+  archiveRange(peer: NodeId, fromSeq: number, n: number): Promise<Uint8Array[]> {
+    const p = this.peers.get(peer);
+    if (!p) return Promise.reject(new CustodyError('UNKNOWN_NODE', `${peer} is not a peer of this node`));
+    const md = new grpc.Metadata();
+    md.set(INCARNATION_METADATA_KEY, this.incarnation);
+    const client = p.client as unknown as {
+      ArchiveRange(req: object, md: grpc.Metadata, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r?: { records?: Buffer[] }) => void): void;
+    };
+    return new Promise((resolve, reject) => {
+      client.ArchiveRange({ fromSeq, count: n }, md, { deadline: Date.now() + ledgerLimits.archiveFetchTimeoutMs }, (e, r) => {
+        if (e) {
+          const reason = e.metadata?.get(REASON_METADATA_KEY)[0];
+          const code = isReasonCode(reason) ? reason : e.code === grpc.status.DEADLINE_EXCEEDED ? 'REMOTE_TIMEOUT' : 'ARCHIVE_UNAVAILABLE';
+          reject(new CustodyError(code, `${peer}: ${e.details || e.message}`));
+          return;
+        }
+        resolve(r?.records ?? []);
+      });
+    });
   }
 
   async close(): Promise<void> {

@@ -37,6 +37,8 @@ export interface NodeServerOptions {
   readonly onPeerStream?: (peer: NodeId) => void;
   /** This node's incarnation (node/backup/incarnation.ts); a peer stream carrying another is refused. */
   readonly incarnation?: string;
+  /** Serves a peer's fetch of archived records (node/ledger-app.ts archiveRange); absent: refused. */
+  readonly archiveRange?: (fromSeq: number, n: number) => Promise<Uint8Array[]>;
 }
 
 export function refusal(reason: ReasonCode, detail: string): Partial<grpc.StatusObject> {
@@ -61,7 +63,7 @@ export class NodeServer {
       'grpc.keepalive_permit_without_calls': 1,
       'grpc.http2.min_ping_interval_without_data_ms': 5_000,
     });
-    this.server.addService(guardedService('custody.raft.v1.RaftPeer', nodeLimits.peerBatchBytesMax), { Stream: this.peerStream.bind(this) });
+    this.server.addService(guardedService('custody.raft.v1.RaftPeer', nodeLimits.peerBatchBytesMax), { Stream: this.peerStream.bind(this), ArchiveRange: this.archiveRange.bind(this) });
     this.server.addService(guardedService('custody.raft.v1.Custody', nodeLimits.clientRequestBytesMax), {
       Propose: this.propose.bind(this),
       Read: this.read.bind(this),
@@ -113,8 +115,35 @@ export class NodeServer {
     return refusal(reason, detail);
   }
 
-  private peerStream(call: grpc.ServerReadableStream<WireBatch | BadFrame, object>, cb: grpc.sendUnaryData<object>): void {
+  /** A roster peer of this incarnation, or the refusal to end its call with. */
+  private peerCheck(call: HasAuthContext & { getPeer(): string; metadata: grpc.Metadata }): { id: NodeId } | Partial<grpc.StatusObject> {
     const who = callIdentity(call);
+    if (!who) return this.refused('peer', 'UNAUTHENTICATED', call.getPeer(), 'no client certificate');
+    if (who.role !== 'node' || !this.o.roster.has(who.id)) {
+      return this.refused('peer', 'PEER_IDENTITY_MISMATCH', who.id, `certificate ${who.id} (role ${who.role ?? 'none'}) is not a node on this cluster's roster`);
+    }
+    const theirs = call.metadata.get(INCARNATION_METADATA_KEY)[0];
+    const mismatch = incarnationRefusal(this.o.incarnation ?? '', typeof theirs === 'string' ? theirs : '', who.id);
+    if (mismatch !== null) return this.refused('peer', 'INCARNATION_MISMATCH', who.id, mismatch);
+    return { id: who.id };
+  }
+
+  private archiveRange(call: grpc.ServerUnaryCall<{ fromSeq: number; count: number } | BadFrame, object>, cb: grpc.sendUnaryData<object>): void {
+    const who = this.peerCheck(call);
+    if (!('id' in who)) return cb(who as grpc.ServiceError);
+    const r = call.request;
+    if (isBadFrame(r)) return cb(this.refused('peer', r.bad, who.id, r.detail) as grpc.ServiceError);
+    if (!this.o.archiveRange) return cb(this.refused('peer', 'ARCHIVE_RANGE_REFUSED', who.id, 'this node keeps no archive') as grpc.ServiceError);
+    this.o.archiveRange(r.fromSeq, r.count)
+      .then((records) => cb(null, { records: records.map((b) => Buffer.from(b.buffer, b.byteOffset, b.length)) }))
+      .catch((e: unknown) => {
+        if (isCustodyError(e)) this.refused('peer', e.reason, who.id, e.detail);
+        cb(errorStatus(e) as grpc.ServiceError);
+      });
+  }
+
+  private peerStream(call: grpc.ServerReadableStream<WireBatch | BadFrame, object>, cb: grpc.sendUnaryData<object>): void {
+    const checked = this.peerCheck(call);
     let batches = 0;
     let messages = 0;
     let done = false;
@@ -125,20 +154,11 @@ export class NodeServer {
       if (s) cb(s as grpc.ServiceError);
       else cb(null, { batches, messages });
     };
-    if (!who) {
-      end(this.refused('peer', 'UNAUTHENTICATED', call.getPeer(), 'no client certificate'));
+    if (!('id' in checked)) {
+      end(checked);
       return;
     }
-    if (who.role !== 'node' || !this.o.roster.has(who.id)) {
-      end(this.refused('peer', 'PEER_IDENTITY_MISMATCH', who.id, `certificate ${who.id} (role ${who.role ?? 'none'}) is not a node on this cluster's roster`));
-      return;
-    }
-    const theirs = call.metadata.get(INCARNATION_METADATA_KEY)[0];
-    const mismatch = incarnationRefusal(this.o.incarnation ?? '', typeof theirs === 'string' ? theirs : '', who.id);
-    if (mismatch !== null) {
-      end(this.refused('peer', 'INCARNATION_MISMATCH', who.id, mismatch));
-      return;
-    }
+    const who = checked;
     this.o.onPeerStream?.(who.id);
     call.on('data', (b: WireBatch | BadFrame) => {
       if (done) return;

@@ -103,6 +103,18 @@ export const ledger = {
   snapshotBytesMax: 256 * 1024 * 1024,
   /** Largest snapshot of the node's ledger application: the state, the applied decisions, the approval book. */
   appSnapshotBytesMax: 512 * 1024 * 1024,
+  /**
+   * Most archived records one fetch asks a peer for while a node installs a snapshot (the Raft
+   * snapshot carries only the archive's count and head; node/ledger-app.ts restore), and the most
+   * bytes of records one answer carries (a peer stops early, at least one record, past this).
+   */
+  archiveFetchRecordsMax: 1024,
+  archiveFetchBytesMax: 2 * 1024 * 1024,
+  /** Rounds over every peer before a snapshot install gives up ARCHIVE_UNAVAILABLE, and the pause between rounds. */
+  archiveFetchRoundsMax: 10,
+  archiveFetchRetryMs: 1_000,
+  /** How long one fetch waits for a peer's answer. */
+  archiveFetchTimeoutMs: 30_000,
 } as const;
 
 // ---------------------------------------------------------------------------------------------
@@ -262,8 +274,12 @@ export const backup = {
   chunkBytes: 1024 * 1024,
   /** Largest header frame (JSON: cluster id, index, term, root, membership, roster node ids). */
   headerBytesMax: 64 * 1024,
-  /** Largest replicated state a snapshot file may carry. */
+  /** Largest replicated state a snapshot file may carry (the application's snapshot and its archive). */
   stateBytesMax: 8 * 1024 * 1024 * 1024,
+  /** Largest archived record in a snapshot file (one ended act with its receipts and permit). */
+  recordBytesMax: 16 * 1024 * 1024,
+  /** Archive keys per LevelDB batch while `cluster restore` stages a file's records into a store. */
+  stageWritesPerBatch: 4096,
   /** How long a save waits for the node to reach the cluster's commit point (ReadIndex). */
   readIndexTimeoutMs: 10_000,
   /** Bytes between two progress lines of `snapshot save` / `inspect` / `restore`. */
@@ -401,6 +417,7 @@ check(policyEngine.documentBytesMax * 2 <= ledger.eventBytesMax, 'a canonical po
 check(policyEngine.approvalTtlMsMin < ledger.decisionTtlMsMax, 'approval time to live has a non-empty range');
 check(policyEngine.windowMsMin < policyEngine.windowMsMax, 'window lengths have a non-empty range');
 check(policyEngine.listItemsMax <= ledger.policyDestinationsMax && policyEngine.groupMembersMax <= ledger.approversMax, 'policy lists are no longer than the act policy\'s and the roster');
+check(ledger.archiveFetchBytesMax + 64 * 1024 < node.peerMessageBytesMax, 'one archive fetch answer fits a peer message');
 check(ledger.snapshotBytesMax < ledger.appSnapshotBytesMax, 'the application snapshot holds the ledger state and more');
 check(tx.btcFeeSatMax < 21_000_000 * 100_000_000 && tx.solanaFeeLamportsMax > 5_000, 'transaction fee bounds are positive and below the supply');
 check(guardian.thresholdMin >= 2 && guardian.sharesMin >= guardian.thresholdMin && guardian.sharesMax <= 255, 'a guardian split needs two shares to rebuild and GF(256) has 255 nonzero points');

@@ -65,6 +65,9 @@ export const REASONS = {
   UNKNOWN_NODE: { grpc: GrpcStatus.NOT_FOUND, text: 'the node is not on the cluster roster' },
   INCARNATION_MISMATCH: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'the peer belongs to another incarnation of the cluster (another restore, or the cluster a backup was taken from)' },
   SNAPSHOT_INVALID: { grpc: GrpcStatus.DATA_LOSS, text: 'the snapshot file is malformed, truncated or fails its checksum' },
+  ARCHIVE_RANGE_REFUSED: { grpc: GrpcStatus.OUT_OF_RANGE, text: 'the archive range asked for is past what this node has archived, or outside the fetch bounds' },
+  ARCHIVE_RECORD_REJECTED: { grpc: GrpcStatus.DATA_LOSS, text: 'archived records served by a peer are missing, altered or out of order (they do not reproduce the snapshot\'s archive head)' },
+  ARCHIVE_UNAVAILABLE: { grpc: GrpcStatus.UNAVAILABLE, text: 'no peer served the archived records a snapshot counts' },
 
   // Key backups and guardians.
   GUARDIAN_SHARE_CORRUPT: { grpc: GrpcStatus.DATA_LOSS, text: 'a guardian file is malformed or fails its checksum' },

@@ -53,6 +53,13 @@ export interface SnapshotHeader {
   /** The node that served the copy, and its wall clock then (informational). */
   readonly takenFrom: string;
   readonly takenAtMs: number;
+  /**
+   * With an archive (node/backup/body.ts): the bytes of the application's snapshot at the start
+   * of the body, and the archived records that follow it. Absent together for an application
+   * that keeps its ended acts in its state.
+   */
+  readonly appStateBytes?: number;
+  readonly archivedRecords?: number;
 }
 
 export interface SnapshotSummary {
@@ -140,6 +147,10 @@ function checkHeader(v: unknown, where: string): SnapshotHeader {
     if (!Array.isArray(x) || (nonEmpty && x.length === 0) || !x.every((i) => typeof i === 'string' && /^[A-Za-z0-9._-]{1,64}$/.test(i))) throw bad(`field ${k} must be a list of node ids`);
     return x as string[];
   };
+  const archiveFields = (): { appStateBytes?: number; archivedRecords?: number } => {
+    if (o.appStateBytes === undefined && o.archivedRecords === undefined) return {};
+    return { appStateBytes: int('appStateBytes', 1), archivedRecords: int('archivedRecords', 0) };
+  };
   if (o.format !== SNAPSHOT_FORMAT) throw bad(`format is ${JSON.stringify(o.format)}, not ${SNAPSHOT_FORMAT}`);
   const m = o.membership as Record<string, unknown> | null | undefined;
   if (m === null || typeof m !== 'object') throw bad('field membership is missing');
@@ -156,6 +167,7 @@ function checkHeader(v: unknown, where: string): SnapshotHeader {
     nodes: ids(o.nodes, 'nodes', true),
     takenFrom: str('takenFrom', /^.{1,64}$/s),
     takenAtMs: int('takenAtMs', 0),
+    ...archiveFields(),
   };
 }
 
@@ -174,7 +186,7 @@ export class SnapshotParser {
   private chunks = 0;
   private summary: SnapshotSummary | null = null;
 
-  constructor(private readonly where: string, private readonly onChunk: (data: Buffer) => void = () => {}) {}
+  constructor(private readonly where: string, private readonly onChunk: (data: Buffer, header: SnapshotHeader) => void = () => {}) {}
 
   push(data: Uint8Array): void {
     this.buf = this.buf.length === 0 ? Buffer.from(data) : Buffer.concat([this.buf, data]);
@@ -218,7 +230,7 @@ export class SnapshotParser {
         this.chunks++;
         const chunk = Buffer.from(payload);
         this.consume(FRAME_HEAD_BYTES + len, true);
-        this.onChunk(chunk);
+        this.onChunk(chunk, this.header as SnapshotHeader);
       } else {
         const bytes = Number(payload.readBigUInt64BE(0));
         const chunks = payload.readUInt32BE(8);
@@ -252,15 +264,18 @@ export class SnapshotParser {
 
 /**
  * Reads and verifies a snapshot file in one pass with bounded memory, handing each chunk of state
- * to `onChunk`; `progress` gets the bytes read so far about every backup.progressEveryBytes.
+ * to `onChunk`; `progress` gets the bytes read so far about every backup.progressEveryBytes;
+ * `drain`, when given, is awaited after each read (a caller writing the chunks keeps up).
  */
-export async function readSnapshotFile(file: string, onChunk: (data: Buffer) => void = () => {}, progress: (bytes: number) => void = () => {}): Promise<SnapshotSummary> {
+export async function readSnapshotFile(file: string, onChunk: (data: Buffer, header: SnapshotHeader) => void = () => {}, progress: (bytes: number) => void = () => {}, drain?: () => Promise<void>): Promise<SnapshotSummary> {
   const p = new SnapshotParser(file, onChunk);
   let read = 0;
   let next = limits.progressEveryBytes;
   try {
     for await (const b of createReadStream(file, { highWaterMark: 1024 * 1024 })) {
       p.push(b as Buffer);
+      // The chunks just handed over are written somewhere before more of the file is read.
+      if (drain) await drain();
       read += (b as Buffer).length;
       if (read >= next) {
         progress(read);

@@ -10,23 +10,34 @@
  *
  * Order, so that a refusal writes nothing:
  *  1. read and verify the whole file (framing, sizes, SHA-256): SNAPSHOT_INVALID otherwise;
- *  2. decode the state and recompute its root: it must be the root in the header (SNAPSHOT_INVALID);
+ *  2. decode the state and recompute its root: it must be the root in the header, and the archived
+ *     records after it (hashed as they stream by in step 1, never held) must reproduce the
+ *     accumulator the state commits to (SNAPSHOT_INVALID);
  *  3. check DIR: every node is on the ledger's roster of the snapshot, and no data directory exists
  *     yet or holds anything (CONFIG_INVALID: a restore never overwrites a store);
- *  4. seed each store in a temporary directory beside its data directory, reopen it and check the
- *     root again, and only when every node's store verified rename them into place.
+ *  4. seed each store in a temporary directory beside its data directory (the archived records
+ *     first, read from the file again and written in batches, then the state that counts them),
+ *     reopen it and check the root again, and only when every node's store verified rename them
+ *     into place.
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { CustodyError } from '../../proto/errors.js';
+import { backup as limits } from '../../proto/limits.js';
 import type { ConfState } from '../../raft/core/types.js';
 import { SM_PREFIX, seedStore } from '../../raft/driver.js';
 import { LevelStorage } from '../../raft/storage/leveldb.js';
 import { clusterConfigs } from '../cluster.js';
 import type { NodeConfig } from '../config.js';
-import { type ColdStore, LedgerApp, levelColdStore } from '../ledger-app.js';
-import { readSnapshotFile, type SnapshotSummary } from './format.js';
+import { LedgerApp, archiveRecordWrites, decodeAppSnapshot, levelColdStore } from '../ledger-app.js';
+import { EMPTY_ARCHIVE_HEAD, archiveLink } from '../../ledger/archive.js';
+import { bytesEqual, toHex } from '../../ledger/encoding.js';
+import { stateRoot } from '../../ledger/state.js';
+import type { AppWrite } from '../../raft/storage/leveldb.js';
+import { BodyReader } from './body.js';
+import { readSnapshotFile, type SnapshotHeader, type SnapshotSummary } from './format.js';
+
 import { INCARNATION_KEY, encodeIncarnation } from './incarnation.js';
 
 export interface RestoreReport {
@@ -35,17 +46,9 @@ export interface RestoreReport {
   readonly nodes: readonly { readonly id: string; readonly dataDir: string }[];
 }
 
-/** An archive with nothing in it: restoring into it checks the snapshot's archived acts against its state. */
-const EMPTY_ARCHIVE: ColdStore = {
-  get: async () => undefined,
-  scan: async function* () {},
-};
-
-async function stateRootOf(state: Uint8Array): Promise<string | null> {
+function stateRootOf(appState: Uint8Array): string | null {
   try {
-    const app = new LedgerApp({ cold: EMPTY_ARCHIVE });
-    await app.restore(state);
-    return app.root();
+    return toHex(stateRoot(decodeAppSnapshot(appState).state));
   } catch {
     return null;
   }
@@ -53,14 +56,27 @@ async function stateRootOf(state: Uint8Array): Promise<string | null> {
 
 export async function restoreCluster(snapshotFile: string, configDir: string, say: (line: string) => void = () => {}): Promise<RestoreReport> {
   const cfgs = clusterConfigs(configDir);
-  const pieces: Buffer[] = [];
-  const summary = await readSnapshotFile(snapshotFile, (c) => pieces.push(c), (n) => say(`read ${(n / 1048576).toFixed(0)} MiB of ${snapshotFile}`));
+  // Pass 1: verify the file, keep the application's state, and hash the archive's records as they
+  // go by (never held): they must reproduce the accumulator the state commits to.
+  let body: BodyReader | null = null;
+  let chain = EMPTY_ARCHIVE_HEAD;
+  const summary = await readSnapshotFile(snapshotFile, (c, header) => {
+    body ??= bodyReader(snapshotFile, header, (_seq, r) => {
+      chain = archiveLink(chain, r);
+    });
+    body.push(c);
+  }, (n) => say(`read ${(n / 1048576).toFixed(0)} MiB of ${snapshotFile}`));
   const h = summary.header;
-  const state = Buffer.concat(pieces);
-  pieces.length = 0;
-  const root = await stateRootOf(state);
+  const { appState: state } = (body ?? bodyReader(snapshotFile, h, () => {})).end();
+  const root = stateRootOf(state);
   if (root !== h.stateRoot) {
     throw new CustodyError('SNAPSHOT_INVALID', `${snapshotFile}: the state ${root === null ? 'does not decode as a ledger state' : `has root ${root}`}, the header says ${h.stateRoot}`);
+  }
+  const { state: ledger, cold } = decodeAppSnapshot(state);
+  const want = ledger.cluster?.archived ?? EMPTY_ARCHIVE_HEAD;
+  if (!cold && chain.count > 0) throw new CustodyError('SNAPSHOT_INVALID', `${snapshotFile}: it carries ${chain.count} archived records, and its state keeps its ended acts in itself`);
+  if (cold && (chain.count !== want.count || !bytesEqual(chain.head, want.head))) {
+    throw new CustodyError('SNAPSHOT_INVALID', `${snapshotFile}: its ${chain.count} archived records do not reproduce the archive the state counts (${want.count} acts)`);
   }
   say(`verified ${snapshotFile}: cluster ${h.clusterId}, index ${h.index}, term ${h.term}, root ${h.stateRoot}, ${summary.stateBytes} bytes in ${summary.chunks} chunks, sha256 ${summary.sha256}`);
   for (const c of cfgs) {
@@ -80,6 +96,9 @@ export async function restoreCluster(snapshotFile: string, configDir: string, sa
       staged.push({ cfg: c, tmp });
       const storage = await LevelStorage.open({ dir: tmp, bootstrapConf: conf, recoveryHint: 'run the restore again into empty data directories' });
       try {
+        if (chain.count > 0) await stageArchive(snapshotFile, storage);
+        // The state counting the staged records is seeded last: restore finds them, checks them
+        // against its accumulator and fetches nothing (node/ledger-app.ts restore).
         await seedStore(storage, new LedgerApp({ cold: levelColdStore(storage) }), { index: h.index, term: h.term, conf, state }, [{ key: INCARNATION_KEY, value: record }]);
       } finally {
         await storage.close();
@@ -97,6 +116,33 @@ export async function restoreCluster(snapshotFile: string, configDir: string, sa
   }
   say(`restored ${cfgs.length} nodes as incarnation ${incarnation}; start them (custody cluster up --config ${configDir}, or custody node --config <file> on each host)`);
   return { summary, incarnation, nodes: cfgs.map((c) => ({ id: c.id, dataDir: c.dataDir })) };
+}
+
+function bodyReader(file: string, h: SnapshotHeader, onRecord: (seq: number, r: Buffer) => void): BodyReader {
+  return new BodyReader(file, h.appStateBytes ?? null, h.archivedRecords ?? 0, onRecord);
+}
+
+/**
+ * Pass 2, once per store: reads the file again and writes its archived records into the store,
+ * a batch at a time, before the state that counts them exists there (so they are not yet part of
+ * its archive). The file is verified again as it is read; the seeding then re-hashes the records.
+ */
+async function stageArchive(file: string, storage: LevelStorage): Promise<void> {
+  let pending: AppWrite[] = [];
+  let body: BodyReader | null = null;
+  const flush = async (sync: boolean): Promise<void> => {
+    const app = pending.map((w) => ({ key: SM_PREFIX + w.key, value: w.value }));
+    pending = [];
+    await storage.persist({ hardState: null, entries: [], snapshot: null, app, sync });
+  };
+  const summary = await readSnapshotFile(file, (c, h) => {
+    body ??= bodyReader(file, h, (seq, r) => pending.push(...archiveRecordWrites(seq, r)));
+    body.push(c);
+  }, undefined, async () => {
+    if (pending.length >= limits.stageWritesPerBatch) await flush(false);
+  });
+  (body ?? bodyReader(file, summary.header, () => {})).end();
+  await flush(true);
 }
 
 /** Reopens a seeded store as a starting node would and checks the application's root. */

@@ -7,20 +7,15 @@
  * node serves it). It then takes the applied point (index, term, membership), the application's
  * state and its root in one synchronous step: the driver applies entries and moves its applied
  * index together within one loop turn, so the state is exactly the state at that index, and the
- * root in the header is the root every node computed there. The state is read through the
- * Application interface (raft/driver.ts) in chunks, so a state kept in the store and read piece by
- * piece fits the same file.
+ * root in the header is the root every node computed there. The archive of ended acts, kept in
+ * the store, is read from it record by record after the state (node/backup/body.ts).
  */
 import { CustodyError } from '../../proto/errors.js';
 import { backup as limits } from '../../proto/limits.js';
+import { bodyPieces } from './body.js';
 import type { Driver } from '../../raft/driver.js';
 import type { LedgerApp } from '../ledger-app.js';
-import { SNAPSHOT_FORMAT, SnapshotEncoder } from './format.js';
-
-/** The application's state as a sequence of byte chunks (one place to change if it streams). */
-function* stateChunks(all: Uint8Array): Iterable<Uint8Array> {
-  for (let o = 0; o < all.length; o += limits.chunkBytes) yield all.subarray(o, Math.min(all.length, o + limits.chunkBytes));
-}
+import { SNAPSHOT_FORMAT, SnapshotEncoder, type SnapshotHeader } from './format.js';
 
 export interface SnapshotSource {
   readonly nodeId: string;
@@ -39,15 +34,25 @@ export async function* snapshotFileBytes(s: SnapshotSource): AsyncGenerator<Buff
   if (cluster === null) throw new CustodyError('GENESIS_MISSING', 'the cluster has no genesis yet: there is nothing to back up');
   const root = s.app.root();
   const ledgerIndex = s.app.state.index;
-  // Called in the same synchronous step: whatever part of the state the application reads later
-  // (its archive) it reads as of this call (node/ledger-app.ts snapshot).
   const state = s.app.snapshot();
-  const enc = new SnapshotEncoder();
-  yield enc.start({
+  // The archive is append-only and the state counts `archived` records at this point: reading
+  // exactly those later (outside the loop, while entries go on being applied) reads the archive
+  // as of this step (node/backup/body.ts writes them after the state, record by record).
+  const archived = s.app.keepsArchive ? cluster.archived.count : null;
+  yield* snapshotFrames({
     format: SNAPSHOT_FORMAT, clusterId: cluster.clusterId, incarnation: s.incarnation, index: point.index, term: point.term, stateRoot: root, ledgerIndex,
     membership: { voters: [...point.conf.voters], learners: [...point.conf.learners] },
     nodes: Object.keys(cluster.nodes).sort(), takenFrom: s.nodeId, takenAtMs: Date.now(),
-  });
-  for (const c of stateChunks(await state)) yield* enc.chunk(c);
+  }, state, archived === null ? null : { count: archived, records: s.app.archiveRecords(0, archived) });
+}
+
+/**
+ * The frames of a snapshot file: `header`, the application's snapshot `appState`, and with an
+ * archive its `count` records in position order (the header's archive fields are set from them).
+ */
+export async function* snapshotFrames(header: SnapshotHeader, appState: Uint8Array, archive: { count: number; records: AsyncIterable<Uint8Array> | Iterable<Uint8Array> } | null): AsyncGenerator<Buffer> {
+  const enc = new SnapshotEncoder();
+  yield enc.start(archive === null ? header : { ...header, appStateBytes: appState.length, archivedRecords: archive.count });
+  for await (const c of bodyPieces(appState, archive?.records ?? [])) yield* enc.chunk(c);
   yield enc.finish();
 }

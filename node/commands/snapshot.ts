@@ -41,6 +41,7 @@ function printSummary(s: SnapshotSummary, file: string): void {
   out(`  applied index ${h.index} (term ${h.term}), ledger index ${h.ledgerIndex}, state root ${h.stateRoot}`);
   out(`  membership: voters ${h.membership.voters.join(' ')}${h.membership.learners.length ? `, learners ${h.membership.learners.join(' ')}` : ''}; ledger nodes ${h.nodes.join(' ')}`);
   out(`  taken from ${h.takenFrom} at ${new Date(h.takenAtMs).toISOString()}; state ${s.stateBytes} bytes in ${s.chunks} chunks`);
+  if (h.archivedRecords !== undefined) out(`  archive: ${h.archivedRecords} ended acts after ${h.appStateBytes} bytes of live state`);
 }
 
 const save: CommandModule<object, Conn & { file: string; timeout: number }> = {

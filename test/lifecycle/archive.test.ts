@@ -4,8 +4,8 @@
  * reaches the root of a direct in-memory apply, keeps only acts in flight in memory, and reads
  * ended acts (and their evidence) back from disk. A restarted node applies nothing twice and still
  * finds its archive; a node that joins after the log was compacted receives the archive with the
- * snapshot; a snapshot whose archive does not match its accumulator is refused; a restore replaces
- * the archive, deleting what the snapshot does not hold.
+ * snapshot, fetching the archived records from its peers; a snapshot carries no record, and
+ * records that do not match its accumulator are refused; the empty restore deletes the archive.
  */
 import t from 'tap';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -106,7 +106,7 @@ t.test('ended acts leave memory for LevelDB, read back with their evidence; rest
   const again = await restartLedgerNode(t, hub, nodes, nodes.find((n) => n !== leader) as N, startNode);
   t.equal((await again.app.act('settled-1'))?.state, 'Settled', 'the archive survives the restart');
 
-  // A late node: the log it needs is compacted, so it installs a snapshot carrying the archive.
+  // A late node: the log it needs is compacted, so it installs a snapshot and fetches the archive from its peers.
   await until('the leader compacted its log', () => leader.storage.firstIndex() > 2, 30_000);
   const late = await startNode(hub, 'c', dirs.get('c') as string);
   nodes.push(late);
@@ -140,15 +140,31 @@ t.test('a restore checks the archive against its accumulator and replaces what w
     await storage.persist({ hardState: null, entries: [], snapshot: null, app: writes.map((w) => ({ key: `sm/${w.key}`, value: w.value })), sync: false });
   }
   t.equal(app.root(), toHex(stateRoot(script.state)));
-  const snap = await app.snapshot();
-  const o = decode(snap) as { archive: Uint8Array[] };
-  t.equal(o.archive.length, 3, 'the snapshot carries the three ended acts');
+  const snap = app.snapshot();
+  const o = decode(snap) as { archive?: Uint8Array[]; cold?: boolean };
+  t.equal(o.archive, undefined, 'the snapshot carries no archived record: peers serve them');
+  t.equal(o.cold, true, 'it says its ended acts are in an archive');
+  const records: Uint8Array[] = [];
+  for await (const r of app.archiveRecords(0, 3)) records.push(r);
+  t.equal(records.length, 3, 'the three ended acts, by position');
 
-  const damaged = encode({ ...(o as object), archive: [o.archive[1]!, o.archive[0]!, o.archive[2]!] } as never);
-  t.equal(reasonOf(() => new LedgerApp({ cold: levelColdStore(storage) }).restore(damaged)), 'STORAGE_CORRUPT', 'records out of order are refused');
-  const missing = encode({ ...(o as object), archive: o.archive.slice(1) } as never);
-  t.equal(reasonOf(() => new LedgerApp({ cold: levelColdStore(storage) }).restore(missing)), 'STORAGE_CORRUPT', 'a record missing is refused');
-  t.equal(reasonOf(() => new LedgerApp().restore(snap)), 'STORAGE_CORRUPT', 'a node without an archive refuses a snapshot that carries one');
+  // A snapshot written when the archive travelled inside it is its own source, checked the same way
+  // (by a node holding none of it: this store's own records would be kept, not fetched).
+  const emptyDir = await mkdtemp(join(tmpdir(), 'custody-archive-empty-'));
+  t.teardown(() => rm(emptyDir, { recursive: true, force: true }));
+  const empty = await LevelStorage.open({ dir: emptyDir, bootstrapConf: conf, recoveryHint: 'test' });
+  t.teardown(() => empty.close());
+  const rejected = async (archive: Uint8Array[]): Promise<string> => {
+    try {
+      await new LedgerApp({ cold: levelColdStore(empty) }).restore(encode({ ...(o as object), archive } as never));
+      return 'installed';
+    } catch (e) {
+      return (e as { reason?: string }).reason ?? String(e);
+    }
+  };
+  t.equal(await rejected([records[1]!, records[0]!, records[2]!]), 'ARCHIVE_UNAVAILABLE', 'records out of order are refused');
+  t.equal(await rejected(records.slice(1)), 'ARCHIVE_UNAVAILABLE', 'a record missing is refused');
+  t.equal(reasonOf(() => new LedgerApp().restore(snap)), 'STORAGE_CORRUPT', 'a node without an archive refuses a snapshot whose acts are in one');
 
   // Restoring the empty state deletes every archived key, in the same batch.
   const writes = await new LedgerApp({ cold: levelColdStore(storage) }).restore(new Uint8Array(0));
@@ -156,8 +172,8 @@ t.test('a restore checks the archive against its accumulator and replaces what w
   t.equal(deletes, 3 + 3 + 2, 'the three acts, their order and the two permits are deleted');
   await storage.persist({ hardState: null, entries: [], snapshot: null, app: writes.map((w) => ({ key: `sm/${w.key}`, value: w.value })), sync: true });
   t.equal(await storage.appRead('sm/archive/act/settled-1'), undefined);
-  // And restoring the snapshot brings them back.
-  const back = new LedgerApp({ cold: levelColdStore(storage) });
+  // And restoring the snapshot fetches them back from a peer that holds them.
+  const back = new LedgerApp({ cold: levelColdStore(storage), archiveSource: { peers: () => ['p'], fetch: async (_p, from, n) => records.slice(from, from + Math.min(n, 2)) } });
   const w2 = await back.restore(snap);
   await storage.persist({ hardState: null, entries: [], snapshot: null, app: w2.map((w) => ({ key: `sm/${w.key}`, value: w.value })), sync: true });
   t.equal(back.root(), app.root());

@@ -8,7 +8,7 @@ import type { ConfState, NodeId } from '../../raft/core/types.js';
 import { Driver } from '../../raft/driver.js';
 import { LevelStorage } from '../../raft/storage/leveldb.js';
 import { systemClock } from '../../raft/transport.js';
-import { LedgerApp, levelColdStore } from '../../node/ledger-app.js';
+import { type ArchiveSource, LedgerApp, levelColdStore } from '../../node/ledger-app.js';
 import type { Hub } from '../../node/lifecycle/local-cluster.js';
 
 export const ids: NodeId[] = ['a', 'b', 'c'];
@@ -23,9 +23,27 @@ export interface LedgerNodeOptions {
   readonly compactionKeepEntries?: number;
 }
 
+/** The ledger applications running on each hub, by node: the peers an installing node fetches archived records from. */
+const hubApps = new WeakMap<Hub, Map<NodeId, LedgerApp>>();
+
+/** Fetches from the other running nodes of the hub, as the daemon does over its peer transport. */
+function hubSource(hub: Hub, self: NodeId): ArchiveSource {
+  const apps = (): Map<NodeId, LedgerApp> => hubApps.get(hub) ?? new Map();
+  return {
+    peers: () => [...apps().keys()].filter((p) => p !== self),
+    fetch: async (peer, fromSeq, n) => {
+      const app = apps().get(peer);
+      if (!app) throw new Error(`${peer} is not running`);
+      return app.archiveRange(fromSeq, n);
+    },
+  };
+}
+
 export async function startLedgerNode(hub: Hub, id: NodeId, dir: string, o: LedgerNodeOptions = {}): Promise<LedgerNode> {
   const storage = await LevelStorage.open({ dir, bootstrapConf: conf, recoveryHint: 'test' });
-  const app = o.archive === true ? new LedgerApp({ cold: levelColdStore(storage) }) : new LedgerApp();
+  const app = o.archive === true ? new LedgerApp({ cold: levelColdStore(storage), archiveSource: hubSource(hub, id) }) : new LedgerApp();
+  if (!hubApps.has(hub)) hubApps.set(hub, new Map());
+  hubApps.get(hub)?.set(id, app);
   const driver = new Driver({
     id, storage, app, transport: hub.transport(id), clock: systemClock, newCore: (cfg) => new RaftCore(cfg),
     rng: new SeededRng(id.charCodeAt(0) * 7919 + Date.now()), tickMs: 20, electionTicks: 10, heartbeatTicks: 1, preVote: true, checkQuorum: true,
@@ -39,6 +57,7 @@ export async function startLedgerNode(hub: Hub, id: NodeId, dir: string, o: Ledg
 export async function stopLedgerNode(hub: Hub, n: LedgerNode): Promise<void> {
   await n.driver.stop();
   hub.drivers.delete(n.id);
+  if (hubApps.get(hub)?.get(n.id) === n.app) hubApps.get(hub)?.delete(n.id);
   await n.storage.close();
 }
 

@@ -52,7 +52,7 @@ import type { ConfState, HardState, Message, NodeId } from '../../../raft/core/t
 import type { Clock } from '../../../raft/transport.js';
 import { CustodyError } from '../../../proto/errors.js';
 import { raft } from '../../../proto/limits.js';
-import { LedgerApp } from '../../../node/ledger-app.js';
+import { type ArchiveSource, LedgerApp, levelColdStore } from '../../../node/ledger-app.js';
 import type { CatalogMetrics } from '../../../node/metrics-catalog.js';
 import { NodeGuard, WITNESS_KEY, storeHistory } from '../../../node/splitbrain/node-guard.js';
 import { decodeEvent } from '../../../ledger/events.js';
@@ -402,6 +402,28 @@ class WholeCluster {
   // A node's life
   // -------------------------------------------------------------------------------------------
 
+  /** The peers a node fetches archived records from: the others that are up, by id. */
+  private archiveSource(self: WNode): ArchiveSource {
+    const up = (): WNode[] => this.nodes.filter((p) => p !== self && p.up && p.app !== null);
+    return {
+      peers: () => up().map((p) => p.id),
+      fetch: async (peer, fromSeq, n) => {
+        const p = up().find((x) => x.id === peer);
+        if (p === undefined || p.app === null) throw new CustodyError('ARCHIVE_UNAVAILABLE', `${peer} is down`);
+        return p.app.archiveRange(fromSeq, n);
+      },
+      // Between rounds (every peer down or refusing), two election timeouts of simulated time.
+      pause: () => new Promise<void>((res) => {
+        const inc = self.inc;
+        const t: SimTimer = { ms: 2 * ELECTION_TICKS * TICK_MS, next: this.nodeNow(self) + 2 * ELECTION_TICKS * TICK_MS, fn: () => {
+          t.cancelled = true;
+          if (self.inc === inc) res();
+        }, cancelled: false };
+        self.timers.push(t);
+      }),
+    };
+  }
+
   private async start(n: WNode): Promise<void> {
     n.inc++;
     const inc = n.inc;
@@ -435,7 +457,13 @@ class WholeCluster {
       if (n.inc === inc) this.onPersisted(n, b);
       return r;
     };
-    const app = new LedgerApp();
+    // Ended acts go to the archive on the simulated disk, as in the node. A node installing a
+    // snapshot fetches the archived records it lacks from a peer that is up, by reading that
+    // peer's application (archiveRange, what its gRPC handler serves): the simulated network
+    // carries Raft messages only, and a fetch answer is checked against the snapshot's hash chain
+    // whatever path it took, so this runs the install under the simulator's disk faults, crashes
+    // and restores (a crash between the fetch and the install included).
+    const app = new LedgerApp({ cold: levelColdStore(st), archiveSource: this.archiveSource(n) });
     let lastRaftIndex = -1;
     let k = 0;
     const track = app.apply.bind(app);
@@ -449,10 +477,13 @@ class WholeCluster {
     };
     const restore = app.restore.bind(app);
     app.restore = (data) => {
+      const restored = (w: ReturnType<typeof restore>): ReturnType<typeof restore> => {
+        lastRaftIndex = -1;
+        this.chk.restored(n.id, app.state.index, app.root());
+        return w;
+      };
       const w = restore(data);
-      lastRaftIndex = -1;
-      this.chk.restored(n.id, app.state.index, app.root());
-      return w;
+      return w instanceof Promise ? w.then(restored) : restored(w);
     };
     n.app = app;
     const clock: Clock = {

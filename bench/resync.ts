@@ -1,0 +1,226 @@
+/**
+ * A wiped node back in sync: three real node daemons (with their kernels) whose ledger holds a
+ * long journal of settled acts; one node is killed, wiped with `custody node wipe`, and started
+ * again. It catches up by installing a Raft snapshot that carries only the ledger's live state and
+ * the archive's count and head, and fetches the archived records from its peers over the peer
+ * transport (gRPC ArchiveRange), checking them against the hash chain.
+ *
+ *   node dist/bench/resync.js [--acts 20000] (1000000 for a million-act journal: its build takes
+ *     about 50 times as long) [--batch 256] [--dir DIR] [--keep]
+ *
+ * The journal is built as bench/archive.ts builds one: real ledger events (every act Submitted,
+ * permitted, signing set fixed, Executed, Published, Settled, on a Taproot key whose commitments
+ * the ledger checks as secp256k1 points) applied through the node's application into a LevelDB
+ * store, a batch at a time, as the driver writes after commit. The script's cluster is made to be
+ * the daemons' cluster (same cluster id, node identities, approvers and policy), so the journal's
+ * genesis is theirs. From that store the bench writes a snapshot file exactly as `custody admin
+ * snapshot save` does (the same header, the application's snapshot and its archive streamed
+ * record by record; node/backup/source.ts reads a running node instead), and seeds the cluster
+ * with the product's own `custody cluster restore`. Then it starts the cluster, waits for a
+ * leader, and wipes and restarts the third node.
+ *
+ * Reported: the build rate; the time from the wiped node's start until it holds the leader's
+ * applied index with the whole archive readable (its newest and oldest acts read back through
+ * `act show` on it); the wiped node's peak resident set (VmHWM); the time from start to the end of
+ * its archive fetch, from its log. A JSON line for tooling closes the output.
+ */
+import { spawn } from 'node:child_process';
+import { createWriteStream, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { schnorr, secp256k1 } from '@noble/curves/secp256k1.js';
+import { DEFAULT_POLICY, ScriptedCluster, encodeEvent, keyReadyCid, permitIdOf, seedOf, statementCid, type Act, type LedgerEvent, type SigningSetMember } from '../ledger/index.js';
+import { fromHex, toHex } from '../ledger/encoding.js';
+import type { ApproverRoster } from '../ledger/index.js';
+import { frostIdentifier } from '../ledger/signing-set.js';
+import { LedgerApp, decodeVerdict, encodeLedgerCommand, levelColdStore } from '../node/ledger-app.js';
+import { issueOperatorCert } from '../node/admin/roles.js';
+import { SNAPSHOT_FORMAT } from '../node/backup/format.js';
+import { snapshotFrames } from '../node/backup/source.js';
+import { DaemonCluster } from '../node/lifecycle/daemon-cluster.js';
+import { until } from '../node/probe.js';
+import { LevelStorage, type AppWrite } from '../raft/storage/leveldb.js';
+
+function arg(name: string, dflt: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] !== undefined ? (process.argv[i + 1] as string) : dflt;
+}
+
+const ACTS = Number(arg('acts', '20000'));
+const BATCH = Number(arg('batch', '256'));
+const KEEP = process.argv.includes('--keep');
+const CLI = fileURLToPath(new URL('../node/cli.js', import.meta.url));
+const say = (s: string): void => void process.stdout.write(`${s}\n`);
+const mib = (kib: number): number => Math.round((kib / 1024) * 10) / 10;
+
+function cli(args: string[]): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    p.stderr.on('data', (b: Buffer) => (out += b.toString()));
+    p.on('exit', (code) => resolve({ code, out }));
+  });
+}
+
+/** Peak and current resident set of a process, in KiB (Linux /proc). */
+function rssOf(pid: number): { peakKiB: number; nowKiB: number } {
+  const s = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kib = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(s)?.[1] ?? 0);
+  return { peakKiB: kib('VmHWM'), nowKiB: kib('VmRSS') };
+}
+
+/** A script whose cluster is `c`'s: its genesis event is byte for byte the one the daemons start from. */
+function scriptOf(c: DaemonCluster): ScriptedCluster {
+  const s = new ScriptedCluster({ label: 'bench-resync', clusterId: c.genesis.clusterId, policy: c.genesis.policy, stepMs: 5 });
+  s.nodes.splice(0, s.nodes.length, ...c.genesis.nodes.map((info) => ({ info, secretKey: fromHex(readFileSync(join(c.dir, `${info.id}.identity`), 'utf8').trim()) })));
+  s.approvers.splice(0, s.approvers.length, ...c.approvers);
+  s.keyring.splice(0, s.keyring.length, ...c.approvers);
+  (s as { roster: ApproverRoster }).roster = c.genesis.roster;
+  if (toHex(encodeEvent(s.genesisEvent())) !== readFileSync(join(c.dir, 'genesis.hex'), 'utf8').trim()) throw new Error('bench: the script\'s genesis is not the cluster\'s');
+  return s;
+}
+
+async function applyBatch(app: LedgerApp, storage: LevelStorage, commands: readonly Uint8Array[], what: string): Promise<void> {
+  await app.prepare(commands);
+  const writes: AppWrite[] = [];
+  commands.forEach((c, i) => {
+    const r = app.apply(0, c);
+    const v = decodeVerdict(r.result);
+    if (!v.ok) throw new Error(`bench: ${what} entry ${i} refused: ${v.type ?? '?'} ${v.reason ?? ''} ${v.detail}`);
+    for (const w of r.writes) writes.push({ key: `sm/${w.key}`, value: w.value });
+  });
+  for (const w of app.finish()) writes.push({ key: `sm/${w.key}`, value: w.value });
+  await storage.persist({ hardState: null, entries: [], snapshot: null, app: writes, sync: false });
+}
+
+/** Builds the journal into a store of its own and writes it as a snapshot file; returns the ledger's entry count. */
+async function buildJournal(c: DaemonCluster, dir: string, file: string): Promise<{ entries: number; seconds: number }> {
+  const s = scriptOf(c);
+  const ids = c.genesis.nodes.map((n) => n.id);
+  s.genesis();
+  const tpSecret = seedOf('bench-resync/taproot');
+  const tpKey = secp256k1.getPublicKey(tpSecret, true);
+  s.decide({ kind: 'DkgAuthorized', keyId: 'k', scheme: 'taproot', threshold: 2, participants: ids });
+  for (const p of ids) s.round1(p, 'k', 0);
+  for (const p of ids) s.keyReady(p, 'k', 0, tpKey);
+  const ready = keyReadyCid('k', 0, tpKey, ids.map((p) => statementCid(s.readyStatement(p, 'k', 0, tpKey))));
+  s.entry({ type: 'KeyObjectPublished', keyId: 'k', keyEpoch: 0, keyReadyCid: ready });
+  s.decide({ kind: 'KeyActivated', keyId: 'k', keyEpoch: 0, keyReadyCid: ready });
+  if (s.results.some((r) => !r.ok)) throw new Error(`bench: setup refused: ${JSON.stringify(s.results.find((r) => !r.ok), (_, v) => (typeof v === 'bigint' ? String(v) : v))}`);
+  const act: Act = s.act('k', { asset: 'BTC', amount: 1n, destination: c.genesis.policy.destinations.BTC?.[0] ?? 'bc1-treasury' });
+  const point = (label: string): Uint8Array => secp256k1.getPublicKey(seedOf(`bench-resync/nonce/${label}`), true);
+  const commitments: SigningSetMember[] = ids.slice(0, 2).map((nodeId, i) => ({ nodeId, identifier: frostIdentifier('taproot', i + 1), hiding: point(`${nodeId}/d`), binding: point(`${nodeId}/e`), counter: 1 }));
+  const signature = schnorr.sign(act.messageDigest, tpSecret, new Uint8Array(32));
+  const proposer = s.proposer(ids[0]);
+
+  const storage = await LevelStorage.open({ dir, bootstrapConf: { voters: ids, learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false }, recoveryHint: 'bench' });
+  const app = new LedgerApp({ cold: levelColdStore(storage) });
+  await applyBatch(app, storage, s.log.map((e) => encodeLedgerCommand(e.stampMs, e.event)), 'setup');
+  let nowMs = s.nowMs;
+  const t0 = performance.now();
+  for (let done = 0; done < ACTS; done += BATCH) {
+    const n = Math.min(BATCH, ACTS - done);
+    const commands: Uint8Array[] = [];
+    let index = app.state.index;
+    const cmd = (ev: LedgerEvent): void => {
+      index++;
+      nowMs += 200;
+      commands.push(encodeLedgerCommand(nowMs, encodeEvent(ev)));
+    };
+    for (let j = 0; j < n; j++) {
+      const opId = `act-${done + j}`;
+      cmd({ type: 'ActSubmitted', opId, act, approval: null, ...proposer });
+      cmd({ type: 'ActPermitIssued', opId, ...proposer });
+      const permitId = permitIdOf({ clusterId: s.clusterId, opId, keyId: act.keyId, keyEpoch: act.keyEpoch, messageDigest: act.messageDigest, index, nodeId: proposer.nodeId });
+      cmd({ type: 'ActSigningSetFixed', opId, permitId, commitments, ...proposer });
+      cmd({ type: 'ActExecuted', opId, permitId, signature, ...proposer });
+      cmd({ type: 'ActPublished', opId, ...proposer });
+      cmd({ type: 'ActSettled', opId, confirmation: `tx-${done + j}`, ...proposer });
+    }
+    await applyBatch(app, storage, commands, `act ${done}..`);
+    if ((done + n) % Math.max(BATCH, Math.floor(ACTS / 10 / BATCH) * BATCH) === 0 || done + n === ACTS) {
+      say(`  ${String(done + n).padStart(8)} acts settled  ${((done + n) / ((performance.now() - t0) / 1000)).toFixed(0)} acts/s`);
+    }
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  await storage.persist({ hardState: null, entries: [], snapshot: null, app: [], sync: true });
+  const cl = app.state.cluster;
+  if (cl === null || cl.archived.count !== ACTS) throw new Error(`bench: expected ${ACTS} archived acts, got ${cl?.archived.count}`);
+  // The snapshot file, as `custody admin snapshot save` writes it. Raft index: one entry per
+  // ledger entry past the bootstrap point, in term 1 (the restore starts the new cluster there).
+  const out = createWriteStream(file);
+  const write = (b: Uint8Array): Promise<void> => new Promise((res, rej) => out.write(b, (e) => (e ? rej(e) : res())));
+  for await (const f of snapshotFrames({
+    format: SNAPSHOT_FORMAT, clusterId: s.clusterId, incarnation: '', index: app.state.index + 1, term: 1, stateRoot: app.root(), ledgerIndex: app.state.index,
+    membership: { voters: ids, learners: [] }, nodes: ids, takenFrom: ids[0] as string, takenAtMs: Date.now(),
+  }, app.snapshot(), { count: cl.archived.count, records: app.archiveRecords(0, cl.archived.count) })) await write(f);
+  await new Promise<void>((res, rej) => out.end((e?: Error | null) => (e ? rej(e) : res())));
+  await storage.close();
+  return { entries: app.state.index, seconds };
+}
+
+async function main(): Promise<void> {
+  const root = arg('dir', '') || mkdtempSync(join(tmpdir(), 'custody-bench-resync-'));
+  say(`resync bench: ${ACTS} settled acts, 3 daemons, in ${root}`);
+  // The velocity window keeps what one minute holds; acts are 200 ms apart.
+  const policy = { ...DEFAULT_POLICY, velocity: { windowMs: 60_000, amountMax: 10n ** 15n } };
+  const c = await DaemonCluster.create(root, policy, 3, 5_000);
+  issueOperatorCert(c.certs, 'audra', 'auditor');
+  const file = join(root, 'journal.snap');
+  const built = await buildJournal(c, join(root, 'build'), file);
+  say(`built: ${ACTS} settled acts (${built.entries} ledger entries) in ${built.seconds.toFixed(1)} s (${(ACTS / built.seconds).toFixed(0)} acts/s); snapshot file ${(readFileSync(file).length / 1048576).toFixed(1)} MiB`);
+  rmSync(join(root, 'build'), { recursive: true, force: true });
+
+  let result: Record<string, unknown> = {};
+  try {
+    const restored = await cli(['cluster', 'restore', '--snapshot', file, '--config', root]);
+    if (restored.code !== 0) throw new Error(`bench: cluster restore failed: ${restored.out}`);
+    say(`seeded with custody cluster restore: ${restored.out.trim().split('\n').at(-1) ?? ''}`);
+    await c.start('audra', CLI, 300_000);
+    const probe = c.client('n1', 'audra');
+    const leader = await until('a leader', async () => {
+      const s = await probe.status().catch(() => null);
+      return s !== null && s.leader !== '' ? s : null;
+    }, 120_000);
+    probe.close();
+    say(`cluster up: leader ${leader.leader}, applied ${leader.applied}`);
+
+    await c.kill('n3');
+    const wiped = await cli(['node', 'wipe', '--config', join(root, 'n3.yaml'), '--yes']);
+    if (wiped.code !== 0) throw new Error(`bench: node wipe failed: ${wiped.out}`);
+    await c.startKernel('n3');
+    const t0 = performance.now();
+    const d = c.startDaemon('n3');
+    const n3 = c.client('n3', 'audra');
+    let peakKiB = 0;
+    const caught = await until('the wiped node holds the leader\'s applied index and the archive', async () => {
+      if (d.pid !== undefined) peakKiB = Math.max(peakKiB, rssOf(d.pid).peakKiB);
+      const s = await n3.status().catch(() => null);
+      if (s === null || s.applied < leader.applied) return null;
+      const newest = await n3.showAct(`act-${ACTS - 1}`).catch(() => null);
+      return newest?.state === 'Settled' ? s : null;
+    }, 1_800_000, 100);
+    const syncMs = performance.now() - t0;
+    const oldest = await n3.showAct('act-0');
+    if (oldest.state !== 'Settled') throw new Error('bench: the oldest act does not read back on the wiped node');
+    if (d.pid !== undefined) peakKiB = Math.max(peakKiB, rssOf(d.pid).peakKiB);
+    const now = d.pid !== undefined ? rssOf(d.pid).nowKiB : 0;
+    n3.close();
+    const log = readFileSync(join(root, 'n3.log'), 'utf8');
+    const fetched = /archive: fetched records (\d+)\.\.(\d+) from (\S+)/.exec(log);
+    say(`wiped node n3 in sync after ${(syncMs / 1000).toFixed(1)} s: applied ${caught.applied}, ${fetched ? `archive records ${fetched[1]}..${fetched[2]} fetched from ${fetched[3]}` : 'no archive fetch logged'}; act-0 and act-${ACTS - 1} read back Settled`);
+    say(`n3 resident set: peak ${mib(peakKiB)} MiB, now ${mib(now)} MiB`);
+    result = { bench: 'resync', acts: ACTS, buildSeconds: Math.round(built.seconds * 10) / 10, snapshotFileMiB: Math.round(readFileSync(file).length / 104857.6) / 10, syncSeconds: Math.round(syncMs / 100) / 10, peakRssMiB: mib(peakKiB), rssMiB: mib(now), fetched: fetched ? Number(fetched[2]) + 1 : 0 };
+  } finally {
+    await c.stop();
+    if (!KEEP && arg('dir', '') === '') rmSync(root, { recursive: true, force: true });
+  }
+  say(JSON.stringify(result));
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`${(e as Error).stack ?? String(e)}\n`);
+  process.exit(1);
+});
