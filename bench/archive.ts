@@ -33,6 +33,7 @@
  * archive) and of an evidence export (the bundle built from the archived act, then verified
  * offline as an auditor would), p50/p99 over random acts. A JSON line for tooling closes the output.
  */
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { schnorr, secp256k1 } from '@noble/curves/secp256k1.js';
 import { tmpdir } from 'node:os';
@@ -64,6 +65,21 @@ const conf = { voters: ['n1'], learners: [], votersOutgoing: [], learnersNext: [
 
 const mib = (b: number): number => Math.round((b / 1048576) * 10) / 10;
 const say = (s: string): void => void process.stdout.write(`${s}\n`);
+
+/**
+ * The resident set split as Linux counts it (/proc/self/status): anonymous memory (heaps, V8's
+ * and LevelDB's caches) and file pages (LevelDB maps its table files, so pages a read touched
+ * count as resident until the kernel reclaims them, as it does page cache). Empty elsewhere.
+ */
+function rssSplit(): string {
+  try {
+    const st = readFileSync('/proc/self/status', 'utf8');
+    const kb = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(st)?.[1] ?? NaN);
+    return ` (anonymous ${mib(kb('RssAnon') * 1024)} MiB, mapped files ${mib(kb('RssFile') * 1024)} MiB)`;
+  } catch {
+    return '';
+  }
+}
 
 function percentile(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -223,7 +239,7 @@ async function main(): Promise<void> {
   if (acts === 0) throw new Error(`bench: no settled acts in ${dir}`);
   if (MEASURE) say(`archive bench: measuring the ${acts} settled acts in ${dir}`);
   const afterOpen = process.memoryUsage();
-  say(`restart: store opened and state loaded in ${openMs.toFixed(0)} ms; RSS ${mib(afterOpen.rss)} MiB (heap ${mib(afterOpen.heapUsed)} MiB)`);
+  say(`restart: store opened and state loaded in ${openMs.toFixed(0)} ms; RSS ${mib(afterOpen.rss)} MiB${rssSplit()}, V8 heap ${mib(afterOpen.heapUsed)} MiB`);
 
   // Lookups of random ended acts from the archive.
   let x = 0x9e3779b9;
@@ -254,7 +270,7 @@ async function main(): Promise<void> {
   peak = Math.max(peak, m.rss);
   say(`act show from the archive: p50 ${percentile(lookups, 50).toFixed(3)} ms  p99 ${percentile(lookups, 99).toFixed(3)} ms  (${LOOKUPS} random acts)`);
   say(`evidence export + offline verify: p50 ${percentile(exports, 50).toFixed(2)} ms  p99 ${percentile(exports, 99).toFixed(2)} ms  (${EVIDENCE} random acts)`);
-  say(`RSS at the end ${mib(m.rss)} MiB; peak ${mib(peak)} MiB`);
+  say(`RSS at the end ${mib(m.rss)} MiB${rssSplit()}, V8 heap ${mib(m.heapUsed)} MiB; peak RSS ${mib(peak)} MiB`);
   await again.close();
   if (!KEEP && !MEASURE && arg('dir', '') === '') await rm(dir, { recursive: true, force: true });
   const b = built === null ? {} : {
