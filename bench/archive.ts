@@ -4,11 +4,12 @@
  *   node dist/bench/archive.js [--acts 200000] [--batch 64] [--lookups 2000] [--evidence 200] [--dir DIR] [--keep]
  *   node dist/bench/archive.js --measure --dir DIR [--lookups 2000] [--evidence 200]
  *
- * How long: the build runs at about 1,000 acts per CPU second of the process (LevelDB's threads
- * included; measured on a 2-core x86 VM), and its wall time is that when the machine is otherwise
- * idle: the default 200,000 acts take about 3.5 minutes, --acts 1000000 about 17 minutes, plus a
- * minute of lookups and evidence exports. On a machine shared with other work, divide the
- * progress lines' acts/cpu-s by acts/s to see how much of a core the bench had.
+ * How long: the build runs at 850 to 1,000 acts per CPU second of the process (LevelDB's threads
+ * included; slower as the store grows and compactions deepen; measured on a 2-core x86 VM), which
+ * is its wall rate when it has a core to itself: the default 200,000 acts take about 3.5 minutes
+ * (205 CPU s), --acts 1000000 about 20 minutes (1,176 CPU s; 50 minutes of wall time on a machine
+ * shared with other work), plus under a minute of lookups and evidence exports. The progress
+ * lines give both rates: acts/cpu-s over acts/s is how much of a core the bench had.
  * --measure skips the build and measures a store an earlier run left (--dir with --keep, or a run
  * stopped part way: it holds the acts built so far): the restart, the lookups and the exports,
  * in a fresh process, so the RSS reported is that of a node that just opened the store.
