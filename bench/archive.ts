@@ -6,8 +6,8 @@
  *
  * How long: the build runs at 850 to 1,000 acts per CPU second of the process (LevelDB's threads
  * included; slower as the store grows and compactions deepen; measured on a 2-core x86 VM), which
- * is its wall rate when it has a core to itself: the default 200,000 acts take about 3.5 minutes
- * (205 CPU s), --acts 1000000 about 20 minutes (1,176 CPU s; 50 minutes of wall time on a machine
+ * is its wall rate when it has a core to itself: the default 200,000 acts take about 3 minutes
+ * (172 CPU s, 195 s of wall time), --acts 1000000 about 20 minutes (1,176 CPU s; 50 minutes of wall time on a machine
  * shared with other work), plus under a minute of lookups and evidence exports. The progress
  * lines give both rates: acts/cpu-s over acts/s is how much of a core the bench had.
  * --measure skips the build and measures a store an earlier run left (--dir with --keep, or a run
