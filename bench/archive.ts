@@ -1,7 +1,18 @@
 /**
  * Capacity: a node holding a long journal of settled acts, on its real LevelDB store.
  *
- *   node dist/bench/archive.js [--acts 200000] (the default; 1000000 for a million-act history, which takes hours to build on two cores) [--batch 64] [--lookups 2000] [--evidence 200] [--dir DIR] [--keep]
+ *   node dist/bench/archive.js [--acts 200000] [--batch 64] [--lookups 2000] [--evidence 200] [--dir DIR] [--keep]
+ *   node dist/bench/archive.js --measure --dir DIR [--lookups 2000] [--evidence 200]
+ *
+ * How long: the build runs at 850 to 1,000 acts per CPU second of the process (LevelDB's threads
+ * included; slower as the store grows and compactions deepen; measured on a 2-core x86 VM), which
+ * is its wall rate when it has a core to itself: the default 200,000 acts take about 3 minutes
+ * (172 CPU s, 195 s of wall time), --acts 1000000 about 20 minutes (1,176 CPU s; 50 minutes of wall time on a machine
+ * shared with other work), plus under a minute of lookups and evidence exports. The progress
+ * lines give both rates: acts/cpu-s over acts/s is how much of a core the bench had.
+ * --measure skips the build and measures a store an earlier run left (--dir with --keep, or a run
+ * stopped part way: it holds the acts built so far): the restart, the lookups and the exports,
+ * in a fresh process, so the RSS reported is that of a node that just opened the store.
  *
  * Builds a journal of `acts` settled signing acts by applying real ledger events through the
  * node's application (node/ledger-app.ts LedgerApp with its LevelDB archive) and writing each
@@ -23,6 +34,7 @@
  * archive) and of an evidence export (the bundle built from the archived act, then verified
  * offline as an auditor would), p50/p99 over random acts. A JSON line for tooling closes the output.
  */
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { schnorr, secp256k1 } from '@noble/curves/secp256k1.js';
 import { tmpdir } from 'node:os';
@@ -47,11 +59,28 @@ const BATCH = Number(arg('batch', '64'));
 const LOOKUPS = Number(arg('lookups', '2000'));
 const EVIDENCE = Number(arg('evidence', '200'));
 const KEEP = process.argv.includes('--keep');
+const MEASURE = process.argv.includes('--measure');
 const ED25519_EVERY = Number(arg('ed25519Every', '100'));
+const PROGRESS_MS = 20_000;
 const conf = { voters: ['n1'], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false };
 
 const mib = (b: number): number => Math.round((b / 1048576) * 10) / 10;
 const say = (s: string): void => void process.stdout.write(`${s}\n`);
+
+/**
+ * The resident set split as Linux counts it (/proc/self/status): anonymous memory (heaps, V8's
+ * and LevelDB's caches) and file pages (LevelDB maps its table files, so pages a read touched
+ * count as resident until the kernel reclaims them, as it does page cache). Empty elsewhere.
+ */
+function rssSplit(): string {
+  try {
+    const st = readFileSync('/proc/self/status', 'utf8');
+    const kb = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(st)?.[1] ?? NaN);
+    return ` (anonymous ${mib(kb('RssAnon') * 1024)} MiB, mapped files ${mib(kb('RssFile') * 1024)} MiB)`;
+  } catch {
+    return '';
+  }
+}
 
 function percentile(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -72,8 +101,16 @@ async function applyBatch(app: LedgerApp, storage: LevelStorage, commands: reado
   await storage.persist({ hardState: null, entries: [], snapshot: null, app: writes, sync: false });
 }
 
-async function main(): Promise<void> {
-  const dir = arg('dir', '') || (await mkdtemp(join(tmpdir(), 'custody-bench-archive-')));
+interface Built {
+  readonly root: string;
+  readonly buildS: number;
+  readonly buildCpuS: number;
+  readonly peak: number;
+  readonly rss: readonly { acts: number; rssMiB: number; heapMiB: number }[];
+}
+
+/** Builds the journal into the store at `dir` and closes it. */
+async function build(dir: string): Promise<Built> {
   say(`archive bench: ${ACTS} settled acts into ${dir}`);
 
   // Genesis, an active 2-of-3 Ed25519 key, and one act signed for real to take its signing set and
@@ -114,7 +151,7 @@ async function main(): Promise<void> {
   const proposer = s.proposer('node-0');
 
   const storage = await LevelStorage.open({ dir, bootstrapConf: conf, recoveryHint: 'bench' });
-  let app = new LedgerApp({ cold: levelColdStore(storage) });
+  const app = new LedgerApp({ cold: levelColdStore(storage) });
   const fail = (i: number, ok: boolean, detail: string): void => {
     if (!ok) throw new Error(`bench: setup entry ${i} refused: ${detail}`);
   };
@@ -132,6 +169,14 @@ async function main(): Promise<void> {
   };
   const every = Math.max(BATCH, Math.floor(ACTS / 20 / BATCH) * BATCH);
   const t0 = performance.now();
+  // CPU seconds of the whole process (every thread, LevelDB's included): on a shared machine the
+  // wall-clock rate depends on the other load, the rate per CPU second much less.
+  const cpu0 = process.cpuUsage();
+  const cpuS = (): number => {
+    const u = process.cpuUsage(cpu0);
+    return (u.user + u.system) / 1e6;
+  };
+  let lastLine = t0;
   for (let done = 0; done < ACTS; done += BATCH) {
     const n = Math.min(BATCH, ACTS - done);
     const commands: Uint8Array[] = [];
@@ -156,38 +201,52 @@ async function main(): Promise<void> {
     await applyBatch(app, storage, commands, (i, ok, detail) => {
       if (!ok) throw new Error(`bench: act ${done + Math.floor(i / 6)} entry ${i % 6} refused: ${detail}`);
     });
-    if ((done + n) % every === 0 || done + n === ACTS) {
+    // A line at each twentieth of the run, and at least every PROGRESS_MS in between.
+    if ((done + n) % every === 0 || done + n === ACTS || performance.now() - lastLine >= PROGRESS_MS) {
+      lastLine = performance.now();
       sample(done + n);
       const el = (performance.now() - t0) / 1000;
-      say(`  ${String(done + n).padStart(8)} acts  ${((done + n) / el).toFixed(0).padStart(5)} acts/s  rss ${rss[rss.length - 1]?.rssMiB} MiB  heap ${rss[rss.length - 1]?.heapMiB} MiB`);
+      say(`  ${String(done + n).padStart(8)} acts  ${((done + n) / el).toFixed(0).padStart(5)} acts/s  ${((done + n) / cpuS()).toFixed(0).padStart(5)} acts/cpu-s  rss ${rss[rss.length - 1]?.rssMiB} MiB  heap ${rss[rss.length - 1]?.heapMiB} MiB`);
     }
   }
   const buildS = (performance.now() - t0) / 1000;
+  const buildCpuS = cpuS();
   await storage.persist({ hardState: null, entries: [], snapshot: null, app: [], sync: true });
   const c = app.state.cluster;
   if (c === null || c.archived.count !== ACTS || c.inFlight !== 0) throw new Error(`bench: expected ${ACTS} ended acts and none in flight, got ${c?.archived.count} and ${c?.inFlight}`);
   const root = toHex(stateRoot(app.state));
-  say(`built: ${ACTS} settled acts in ${buildS.toFixed(1)} s (${(ACTS / buildS).toFixed(0)} acts/s, ${(ACTS * 6 / buildS).toFixed(0)} entries/s); acts in memory: ${Object.keys(c.ops).length}; peak RSS ${mib(peak)} MiB`);
+  say(`built: ${ACTS} settled acts in ${buildS.toFixed(1)} s (${(ACTS / buildS).toFixed(0)} acts/s, ${(ACTS * 6 / buildS).toFixed(0)} entries/s; ${buildCpuS.toFixed(1)} CPU s, ${(ACTS / buildCpuS).toFixed(0)} acts per CPU second); acts in memory: ${Object.keys(c.ops).length}; peak RSS ${mib(peak)} MiB`);
+  await storage.close();
+  return { root, buildS, buildCpuS, peak, rss };
+}
+
+async function main(): Promise<void> {
+  const dir = arg('dir', '') || (await mkdtemp(join(tmpdir(), 'custody-bench-archive-')));
+  if (MEASURE && arg('dir', '') === '') throw new Error('bench: --measure needs --dir, a store this bench built');
+  const built = MEASURE ? null : await build(dir);
+  let peak = built?.peak ?? 0;
 
   // Restart on the same store, as a node does: state and applied index from disk, archive cold.
-  await storage.close();
-  app = new LedgerApp(); // drop the old one before measuring
   const tOpen = performance.now();
   const again = await LevelStorage.open({ dir, bootstrapConf: conf, recoveryHint: 'bench' });
-  app = new LedgerApp({ cold: levelColdStore(again) });
+  const app = new LedgerApp({ cold: levelColdStore(again) });
   app.load((k) => again.appValue(`sm/${k}`), function* () {
     for (const k of again.appKeys()) if (k.startsWith('sm/')) yield k.slice(3);
   });
   const openMs = performance.now() - tOpen;
-  if (toHex(stateRoot(app.state)) !== root) throw new Error('bench: the reopened store has another root');
+  if (built !== null && toHex(stateRoot(app.state)) !== built.root) throw new Error('bench: the reopened store has another root');
+  // Acts act-0 .. act-(acts-1), in the order they were built (a store cut short holds a prefix).
+  const acts = app.state.cluster?.archived.count ?? 0;
+  if (acts === 0) throw new Error(`bench: no settled acts in ${dir}`);
+  if (MEASURE) say(`archive bench: measuring the ${acts} settled acts in ${dir}`);
   const afterOpen = process.memoryUsage();
-  say(`restart: store opened and state loaded in ${openMs.toFixed(0)} ms; RSS ${mib(afterOpen.rss)} MiB (heap ${mib(afterOpen.heapUsed)} MiB)`);
+  say(`restart: store opened and state loaded in ${openMs.toFixed(0)} ms; RSS ${mib(afterOpen.rss)} MiB${rssSplit()}, V8 heap ${mib(afterOpen.heapUsed)} MiB`);
 
   // Lookups of random ended acts from the archive.
   let x = 0x9e3779b9;
   const rnd = (): number => {
     x ^= x << 13; x ^= x >>> 17; x ^= x << 5;
-    return (x >>> 0) % ACTS;
+    return (x >>> 0) % acts;
   };
   const lookups: number[] = [];
   for (let i = 0; i < LOOKUPS; i++) {
@@ -212,13 +271,16 @@ async function main(): Promise<void> {
   peak = Math.max(peak, m.rss);
   say(`act show from the archive: p50 ${percentile(lookups, 50).toFixed(3)} ms  p99 ${percentile(lookups, 99).toFixed(3)} ms  (${LOOKUPS} random acts)`);
   say(`evidence export + offline verify: p50 ${percentile(exports, 50).toFixed(2)} ms  p99 ${percentile(exports, 99).toFixed(2)} ms  (${EVIDENCE} random acts)`);
-  say(`RSS at the end ${mib(m.rss)} MiB; peak ${mib(peak)} MiB`);
+  say(`RSS at the end ${mib(m.rss)} MiB${rssSplit()}, V8 heap ${mib(m.heapUsed)} MiB; peak RSS ${mib(peak)} MiB`);
   await again.close();
-  if (!KEEP && arg('dir', '') === '') await rm(dir, { recursive: true, force: true });
+  if (!KEEP && !MEASURE && arg('dir', '') === '') await rm(dir, { recursive: true, force: true });
+  const b = built === null ? {} : {
+    buildSeconds: Math.round(built.buildS * 10) / 10, actsPerSecond: Math.round(acts / built.buildS), buildCpuSeconds: Math.round(built.buildCpuS * 10) / 10, rss: built.rss,
+  };
   say(JSON.stringify({
-    bench: 'archive', acts: ACTS, ed25519Every: ED25519_EVERY, buildSeconds: Math.round(buildS * 10) / 10, actsPerSecond: Math.round(ACTS / buildS), peakRssMiB: mib(peak),
+    bench: 'archive', acts, ed25519Every: ED25519_EVERY, ...b, peakRssMiB: mib(peak),
     restartOpenMs: Math.round(openMs), restartRssMiB: mib(afterOpen.rss), endRssMiB: mib(m.rss),
-    lookupMs: { p50: percentile(lookups, 50), p99: percentile(lookups, 99) }, evidenceMs: { p50: percentile(exports, 50), p99: percentile(exports, 99) }, rss,
+    lookupMs: { p50: percentile(lookups, 50), p99: percentile(lookups, 99) }, evidenceMs: { p50: percentile(exports, 50), p99: percentile(exports, 99) },
   }));
 }
 

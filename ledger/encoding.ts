@@ -110,6 +110,12 @@ class Writer {
     this.len += b.length;
   }
 
+  /** Text known to be ASCII (isAscii): one byte per UTF-16 code unit. */
+  ascii(s: string): void {
+    this.reserve(s.length);
+    for (let i = 0; i < s.length; i++) this.buf[this.len++] = s.charCodeAt(i);
+  }
+
   /** The initial byte and argument in the shortest form (§4.2.1). */
   head(major: number, arg: number | bigint): void {
     const m = major << 5;
@@ -132,6 +138,11 @@ class Writer {
   result(): Uint8Array {
     return this.buf.slice(0, this.len);
   }
+}
+
+function isAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return false;
+  return true;
 }
 
 /** Encoded map keys, memoized: field names repeat in every object of a kind. */
@@ -166,6 +177,12 @@ function encodeInto(w: Writer, v: CborValue, depth: number): void {
       if (v > UINT64_MAX || v < -1n - UINT64_MAX) throw new CustodyError('PAYLOAD_REJECTED', 'integer outside 64 bits');
       return v >= 0n ? w.head(MAJOR_UINT, v) : w.head(MAJOR_NINT, -1n - v);
     case 'string': {
+      // ASCII text (ids, hex, state names: nearly every string the ledger holds) is its own UTF-8
+      // and has no surrogates: written directly, without the regex and the encoder's copy.
+      if (isAscii(v)) {
+        w.head(MAJOR_TEXT, v.length);
+        return w.ascii(v);
+      }
       if (LONE_SURROGATE.test(v)) throw new CustodyError('PAYLOAD_REJECTED', 'text with a lone surrogate');
       const b = utf8Encoder.encode(v);
       w.head(MAJOR_TEXT, b.length);

@@ -15,6 +15,7 @@
  * For the secp256k1 and Taproot suites the ledger checks the list's shape and elements only; the
  * coordinator aggregates with the fixed list, and the publisher verifies the signature.
  */
+import { ECDH } from 'node:crypto';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { sha512 } from '@noble/hashes/sha2.js';
@@ -43,20 +44,46 @@ export function frostIdentifier(scheme: KeyScheme, n: number): string {
 
 /** A valid, non-identity element of the suite's prime-order group. */
 export function isGroupElement(scheme: KeyScheme, b: Uint8Array): boolean {
+  if (scheme !== 'ed25519') return isSecp256k1Element(b);
   try {
-    if (scheme === 'ed25519') {
-      if (b.length !== 32) return false;
-      const p = ed25519.Point.fromBytes(b);
-      return !p.is0() && p.isTorsionFree();
-    }
-    if (b.length !== 33) return false;
-    const p = secp256k1.Point.fromBytes(b);
-    p.assertValidity();
-    return !p.is0();
+    if (b.length !== 32) return false;
+    const p = ed25519.Point.fromBytes(b);
+    return !p.is0() && p.isTorsionFree();
   } catch {
     return false;
   }
 }
+
+/**
+ * A compressed point (SEC 1 §2.3.3: 0x02 or 0x03, then x < p) is an element exactly when x^3 + 7
+ * has a square root mod p, and never the identity, which has no compressed form; every point of
+ * secp256k1 is in the prime-order group (cofactor 1). OpenSSL decompresses it and checks the
+ * result is on the curve, refusing x >= p: the same answer as noble's Point.fromBytes +
+ * assertValidity (test/ledger/signing-set.test.ts compares them) at a fraction of the cost of the
+ * BigInt square root, on the path every signing set takes. An OpenSSL without secp256k1 (a FIPS
+ * build) answers through noble, so every node gives the same answer whatever its build.
+ */
+function isSecp256k1Element(b: Uint8Array): boolean {
+  if (b.length !== 33 || (b[0] !== 2 && b[0] !== 3)) return false;
+  try {
+    if (!OPENSSL_SECP256K1) {
+      const p = secp256k1.Point.fromBytes(b);
+      p.assertValidity();
+      return !p.is0();
+    }
+    return ECDH.convertKey(b, 'secp256k1', undefined, undefined, 'uncompressed').length === 65;
+  } catch {
+    return false;
+  }
+}
+
+const OPENSSL_SECP256K1 = ((): boolean => {
+  try {
+    return ECDH.convertKey(secp256k1.Point.BASE.toBytes(true), 'secp256k1', undefined, undefined, 'uncompressed').length === 65;
+  } catch {
+    return false;
+  }
+})();
 
 /** A commitment list entry as RFC 9591 §4.3 encodes it. */
 export interface ListEntry {

@@ -295,12 +295,22 @@ export class LedgerApp implements Application {
     this.book.load(get, keys());
   }
 
-  /** Reads from the archive every ended act and permit the batch's events name (see the header). */
+  /**
+   * Reads from the archive every ended act and permit the batch's events name (see the header).
+   * The names are collected first and read all at once: the store does not change while a batch
+   * is prepared (its write comes after), so the reads' order cannot matter, and one round of
+   * concurrent reads costs the batch one wait instead of one per named act (every new act is
+   * looked up, to refuse an idempotency key that already ended).
+   */
   async prepare(commands: readonly Uint8Array[]): Promise<void> {
-    this.batch = new BatchArchive();
+    const batch = new BatchArchive();
+    this.batch = batch;
     this.deferState = true;
     if (this.cold === null) return;
+    const cold = this.cold;
     const c = this.current.cluster;
+    const opIds = new Set<string>();
+    const permits = new Set<string>();
     for (const command of commands) {
       const cmd = decodeLedgerCommand(command);
       let ev: LedgerEvent;
@@ -310,17 +320,20 @@ export class LedgerApp implements Application {
         continue; // refused by apply before any lookup
       }
       const named = namedByEvent(ev);
-      for (const id of named.opIds) {
-        if (this.batch.acts.has(id) || (c !== null && Object.hasOwn(c.ops, id))) continue;
-        this.batch.acts.set(id, (await this.readArchived(id))?.op ?? null);
-      }
-      for (const hex of named.permits) {
-        if (this.batch.permits.has(hex) || (c !== null && Object.hasOwn(c.permits, hex))) continue;
-        const owner = await this.cold.get(PERMIT_PREFIX + hex);
-        const a = owner === undefined ? undefined : await this.readArchived(Buffer.from(owner).toString('utf8'));
-        this.batch.permits.set(hex, a?.permit ?? null);
-      }
+      for (const id of named.opIds) if (c === null || !Object.hasOwn(c.ops, id)) opIds.add(id);
+      for (const hex of named.permits) if (c === null || !Object.hasOwn(c.permits, hex)) permits.add(hex);
     }
+    const [acts, owners] = await Promise.all([
+      Promise.all([...opIds].map(async (id) => [id, await this.readArchived(id)] as const)),
+      Promise.all([...permits].map(async (hex) => [hex, await cold.get(PERMIT_PREFIX + hex)] as const)),
+    ]);
+    const read = new Map(acts);
+    for (const [id, a] of acts) batch.acts.set(id, a?.op ?? null);
+    await Promise.all(owners.map(async ([hex, owner]) => {
+      const id = owner === undefined ? undefined : Buffer.from(owner).toString('utf8');
+      const a = id === undefined ? undefined : read.has(id) ? read.get(id) : await this.readArchived(id);
+      batch.permits.set(hex, a?.permit ?? null);
+    }));
   }
 
   /**

@@ -4,8 +4,9 @@
  * and the Ed25519 group commitment (§4.5) that an aggregated signature (§5.3) carries as R.
  */
 import t from 'tap';
+import fc from 'fast-check';
 import { ed25519_FROST } from '@noble/curves/ed25519.js';
-import { schnorr_FROST, secp256k1_FROST } from '@noble/curves/secp256k1.js';
+import { schnorr_FROST, secp256k1, secp256k1_FROST } from '@noble/curves/secp256k1.js';
 import { ed25519GroupCommitment, frostIdentifier, isGroupElement } from '../../ledger/signing-set.js';
 import { bytesEqual } from '../../ledger/encoding.js';
 import type { KeyScheme } from '../../ledger/decision.js';
@@ -31,6 +32,49 @@ t.test('nonce commitments of every suite are group elements; the identity and ga
   const identity = new Uint8Array(32);
   identity[0] = 1;
   t.notOk(isGroupElement('ed25519', identity), 'the Ed25519 identity refused');
+});
+
+/** noble's RFC 9591 DeserializeElement for secp256k1: the reference the ledger's check must agree with. */
+function nobleSecp256k1Element(b: Uint8Array): boolean {
+  try {
+    const p = secp256k1.Point.fromBytes(b);
+    p.assertValidity();
+    return !p.is0();
+  } catch {
+    return false;
+  }
+}
+
+// A failure prints fast-check's seed and path; replay it with FC_SEED=<seed> FC_PATH=<path>.
+const replay = {
+  ...(process.env.FC_SEED !== undefined ? { seed: Number(process.env.FC_SEED) } : {}),
+  ...(process.env.FC_PATH !== undefined ? { path: process.env.FC_PATH } : {}),
+};
+
+t.test('secp256k1 elements: the ledger\'s check answers as noble\'s deserialization on any 33 bytes', async (t) => {
+  const P = secp256k1.Point.Fp.ORDER;
+  const be = (x: bigint): Uint8Array => Uint8Array.from(Buffer.from(x.toString(16).padStart(64, '0'), 'hex'));
+  // Prefixes 0x02/0x03 (and a few others); x anywhere in [0, 2^256), near p and above it, or the
+  // x of a real point (about half of all x are on the curve, so both answers occur often).
+  const x = fc.oneof(
+    fc.bigInt({ min: 0n, max: (1n << 256n) - 1n }),
+    fc.bigInt({ min: P - 64n, max: P + 64n }),
+    fc.bigInt({ min: 1n, max: secp256k1.Point.Fn.ORDER - 1n }).map((k) => secp256k1.Point.BASE.multiply(k).x),
+  );
+  const prefix = fc.oneof(fc.constantFrom(2, 3), fc.integer({ min: 0, max: 255 }));
+  let valid = 0;
+  let invalid = 0;
+  fc.assert(fc.property(prefix, x, (pre, xv) => {
+    const b = new Uint8Array([pre, ...be(xv)]);
+    const want = nobleSecp256k1Element(b);
+    if (want) valid++;
+    else invalid++;
+    return isGroupElement('secp256k1', b) === want && isGroupElement('taproot', b) === want;
+  }), { numRuns: 2000, ...replay });
+  t.ok(valid > 100 && invalid > 100, `both answers exercised (${valid} elements, ${invalid} not)`);
+  for (const bad of [new Uint8Array(0), new Uint8Array(1), Uint8Array.of(4, ...new Uint8Array(64)), secp256k1.Point.BASE.toBytes(false)]) {
+    t.equal(isGroupElement('secp256k1', bad), false, `${bad.length} bytes refused: only the compressed form is a FROST element`);
+  }
 });
 
 t.test('an aggregated FROST(Ed25519, SHA-512) signature carries the group commitment of its list as R (RFC 9591 §4.5, §5.3)', async (t) => {
