@@ -155,6 +155,19 @@ export class Progress {
     return true;
   }
 
+  /**
+   * The follower refused a heartbeat whose commit (at most `match`) is past its log, which ends at
+   * `hint`: it lost entries it acknowledged (maybeDecrTo explains why forgetting `match` is safe).
+   * Returns true when the leader should probe it now.
+   */
+  logLost(hint: number): boolean {
+    if (this.state === 'snapshot' || hint >= this.match) return false;
+    this.becomeProbe();
+    this.match = 0;
+    this.next = Math.max(hint + 1, 1);
+    return true;
+  }
+
   /** Nothing more may be sent until an answer arrives. */
   isPaused(): boolean {
     switch (this.state) {

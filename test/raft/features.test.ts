@@ -220,3 +220,26 @@ t.test('a wiped follower is brought back in sync by the leader alone', async (t)
   const delivered = net.trace.length - before;
   t.ok(delivered <= 12, `in ${delivered} messages`);
 });
+
+t.test('a follower that lost entries refuses a heartbeat committing past its log; the leader then sends it the log without waiting for a new entry', async (t) => {
+  const net = new Network(['1', '2', '3']);
+  net.campaign('1');
+  for (let i = 0; i < 5; i++) net.propose('1', `e${i}`);
+  const term = net.node('1').core.status().term;
+  const wiped = new TestNode('2', conf(['1', '2', '3']), 78);
+  wiped.storage.setHardState({ term, vote: null, commit: 0 });
+  wiped.restart();
+  net.nodes.set('2', wiped);
+  const before = net.trace.length;
+  // Heartbeats only: nothing is proposed.
+  for (let i = 0; i < 3; i++) {
+    net.tick('1');
+    net.stabilize();
+  }
+  const refusals = net.trace.slice(before).filter((m) => m.type === 'heartbeatResp' && m.from === '2' && m.reject);
+  t.ok(refusals.length >= 1 && refusals.every((m) => m.rejectHint === 0), `2 refused a heartbeat with its last index 0 (${refusals.length} time(s))`);
+  t.same(wiped.log().map((e) => [e.index, e.term]), net.node('1').log().map((e) => [e.index, e.term]), '2 holds the leader\'s log again');
+  t.equal(net.node('1').core.status().progress?.['2']?.match, net.node('1').core.status().lastIndex, 'its match is what it holds');
+  // An intact follower never refuses a heartbeat.
+  t.equal(net.trace.filter((m) => m.type === 'heartbeatResp' && m.from === '3' && m.reject).length, 0, '3 refused none');
+});
