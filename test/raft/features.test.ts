@@ -204,16 +204,20 @@ t.test('a follower that refuses the entry it last acknowledged lost its log: the
   t.equal(n.core.status().progress?.['2']?.match, 7);
 });
 
-t.test('a wiped follower is brought back in sync by the leader alone', async (t) => {
+/** Three nodes led by 1 with `entries` committed, then 2's log lost with its term kept (custody node wipe). */
+function withWipedFollower(entries: number): { net: Network; wiped: TestNode } {
   const net = new Network(['1', '2', '3']);
   net.campaign('1');
-  for (let i = 0; i < 8; i++) net.propose('1', `e${i}`);
-  const term = net.node('1').core.status().term;
-  // 2 loses its log and keeps its term (custody node wipe); nothing else changes.
+  for (let i = 0; i < entries; i++) net.propose('1', `e${i}`);
   const wiped = new TestNode('2', conf(['1', '2', '3']), 77);
-  wiped.storage.setHardState({ term, vote: null, commit: 0 });
+  wiped.storage.setHardState({ term: net.node('1').core.status().term, vote: null, commit: 0 });
   wiped.restart();
   net.nodes.set('2', wiped);
+  return { net, wiped };
+}
+
+t.test('a wiped follower is brought back in sync by the leader alone', async (t) => {
+  const { net, wiped } = withWipedFollower(8);
   const before = net.trace.length;
   net.propose('1', 'after');
   t.same(wiped.log().map((e) => [e.index, e.term]), net.node('1').log().map((e) => [e.index, e.term]), '2 holds the leader\'s log again');
@@ -222,14 +226,7 @@ t.test('a wiped follower is brought back in sync by the leader alone', async (t)
 });
 
 t.test('a follower that lost entries refuses a heartbeat committing past its log; the leader then sends it the log without waiting for a new entry', async (t) => {
-  const net = new Network(['1', '2', '3']);
-  net.campaign('1');
-  for (let i = 0; i < 5; i++) net.propose('1', `e${i}`);
-  const term = net.node('1').core.status().term;
-  const wiped = new TestNode('2', conf(['1', '2', '3']), 78);
-  wiped.storage.setHardState({ term, vote: null, commit: 0 });
-  wiped.restart();
-  net.nodes.set('2', wiped);
+  const { net, wiped } = withWipedFollower(5);
   const before = net.trace.length;
   // Heartbeats only: nothing is proposed.
   for (let i = 0; i < 3; i++) {
