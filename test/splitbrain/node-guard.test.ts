@@ -9,7 +9,8 @@
  *  - a store wiped without its vote waits for every voter, across restarts;
  *  - a node whose store is older than what its peers witnessed withholds its vote: it grants none,
  *    starts no election, and raises the rollback alarm, while the others go on;
- *  - a forged double vote that reaches one node becomes evidence proposed until the ledger rules.
+ *  - a forged double vote that reaches one node becomes evidence proposed until the ledger rules;
+ *  - a peer that keeps asking is answered at once at most once per interval (no query storm).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -27,10 +28,11 @@ import { systemClock } from '../../raft/transport.js';
 import { KvApp, encodePut } from '../../node/kv.js';
 import { registerCatalogMetrics } from '../../node/metrics-catalog.js';
 import { LEADER_ANNOUNCEMENT, RAFT_VOTE, signVote, type EquivocationEvidence } from '../../node/splitbrain/equivocation.js';
-import { encodeExchange } from '../../node/splitbrain/exchange.js';
+import { decodeExchange, encodeExchange } from '../../node/splitbrain/exchange.js';
 import { joinWitness, type PeerWitness, type Witness } from '../../node/splitbrain/rollback.js';
 import { NodeGuard, RESTORE_PENDING_KEY, WITNESS_KEY, decodeWitnesses, encodeWitnesses, storeHistory } from '../../node/splitbrain/node-guard.js';
 import { wipeStore } from '../../raft/storage/leveldb.js';
+import { splitBrain } from '../../proto/limits.js';
 
 const sc = new ScriptedCluster({ nodes: 3, label: 'node-guard' });
 sc.genesis();
@@ -309,6 +311,40 @@ t.test('a node whose store went backwards withholds its vote and raises the roll
   await until(`${restored.id} caught up and votes again`, () => restored.guard.mayVote(restored.driver.durableState()));
   t.ok(restored.driver.durableState().term > witnessedTerm, `${restored.id} votes again in term ${restored.driver.durableState().term}, past term ${witnessedTerm} its peers saw it in`);
   t.equal(await metricValue(restored, /^custody_rollback_vote_withheld (\d+)/m), 0, 'custody_rollback_vote_withheld is back to 0');
+});
+
+t.test('a peer that keeps asking is answered at once at most once per immediateAnswerIntervalMs; the round answers the rest', async (t) => {
+  let now = 0;
+  const rounds: (() => void)[] = [];
+  const clock = { now: () => now, every: (_ms: number, fn: () => void) => (rounds.push(fn), { cancel: () => {} }) };
+  const [a, b] = ids;
+  const g = new NodeGuard({ self: a, voters: ids, atStart: { term: 3, vote: null, lastIndex: 5, lastLogTerm: 3 }, stored: undefined, identity: null, log: () => {}, clock, boot: 'a.1' });
+  // b waits too, and its answers never count for a (they name no boot): every exchange a sends
+  // draws one back from b asking again, delivered at once, as two waiting nodes did to each other.
+  const sent: { to: string; answer: boolean }[] = [];
+  const fromB = (): Uint8Array => encodeExchange({ from: b, observation: { node: b, term: 3, leader: null, appliedIndex: 5, stateRoot: 'r' }, statements: [], query: true, answer: null });
+  g.start({
+    peers: [b],
+    exchangeWanted: () => true,
+    sendExchange: (p, bytes) => {
+      const d = decodeExchange(bytes, a);
+      sent.push({ to: p, answer: d.ok && d.exchange.answer !== undefined });
+      if (sent.length < 1000) g.incoming(b, fromB());
+      return true;
+    },
+    view: () => ({ term: 3, leader: null, appliedIndex: 5, root: 'r' }),
+  });
+  t.same(sent, [{ to: b, answer: false }, { to: b, answer: true }], 'the round\'s exchange, then one answer at once; b\'s next query waits');
+  now += splitBrain.immediateAnswerIntervalMs - 1;
+  g.incoming(b, fromB());
+  t.equal(sent.length, 2, 'still inside the interval: nothing more');
+  (rounds[0] as () => void)();
+  t.same(sent.slice(2), [{ to: b, answer: true }], 'the round carries the owed answer');
+  now += 1;
+  g.incoming(b, fromB());
+  t.same(sent.slice(3), [{ to: b, answer: true }], 'a full interval after the last immediate answer, one more at once');
+  t.equal(g.monitor.gate.verdict().kind, 'waiting', 'answers that name no boot never counted');
+  g.stop();
 });
 
 t.test('--trust-store: a restarted node votes while a voter is silent, but not against a contradicting answer', async (t) => {
