@@ -306,8 +306,12 @@ class WholeCluster {
     } catch (e) {
       if (!(e instanceof SimViolation)) throw e;
       this.trace.add(this.step, 'violation', '-', [], `${e.checker}: ${e.detail}`);
-      if (this.undetectedRestore !== null) this.outsideClaim = { checker: e.checker, detail: `${e.detail} (after ${this.undetectedRestore.node}, restored without a marker, voted unproven at step ${this.undetectedRestore.step})` };
-      else this.violation = e;
+      // A violation found inside a callback was recorded before it was thrown: it is outside the
+      // claim all the same when an unproven restore voted first.
+      if (this.undetectedRestore !== null) {
+        this.outsideClaim = { checker: e.checker, detail: `${e.detail} (after ${this.undetectedRestore.node}, restored without a marker, voted unproven at step ${this.undetectedRestore.step})` };
+        this.violation = null;
+      } else this.violation = e;
     }
     const f = this.stats.faults;
     f.dropped = this.net.stats.dropped + this.exNet.stats.dropped;
