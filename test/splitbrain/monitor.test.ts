@@ -179,6 +179,11 @@ t.test('the exchange decoder refuses what a peer must not send', async (t) => {
   t.same(decodeExchange(encodeExchange({ ...e, answer: { term: 3, vote: 'n2', ackIndex: 9 } }), 'n1'), { ok: true, exchange: { ...e, answer: { term: 3, vote: 'n2', ackIndex: 9 } } });
   const { answer: _drop, ...noAnswer } = e;
   t.same(decodeExchange(encodeExchange(noAnswer), 'n1'), { ok: true, exchange: noAnswer }, 'no answer field');
+  const booted: Exchange = { ...e, boot: 'n1-run', answerFor: 'n2-run' };
+  t.same(decodeExchange(encodeExchange(booted), 'n1'), { ok: true, exchange: booted }, 'the boot ids round-trip');
+  t.match(decodeExchange(encode({ v: 1, from: 'n1', observation: { ...obs }, statements: [], query: false, answerFor: 'n2-run' }), 'n1'), { ok: false, reason: 'PAYLOAD_REJECTED' }, 'answerFor without an answer');
+  t.match(decodeExchange(encodeExchange({ ...e, boot: 'x'.repeat(splitBrain.bootIdCharsMax + 1) }), 'n1'), { ok: false, reason: 'PAYLOAD_REJECTED' }, 'a boot id over bootIdCharsMax');
+  t.match(decodeExchange(encodeExchange({ ...e, boot: '' }), 'n1'), { ok: false, reason: 'PAYLOAD_REJECTED' }, 'an empty boot id');
   t.match(decodeExchange(encodeExchange(e), 'n2'), { ok: false, reason: 'PEER_IDENTITY_MISMATCH' }, 'from another node than the certificate');
   t.match(decodeExchange(encodeExchange({ ...e, from: 'n2' }), 'n2'), { ok: false, reason: 'PEER_IDENTITY_MISMATCH' }, 'an observation of someone else');
   t.match(decodeExchange(new Uint8Array([0xff, 0x00]), 'n1'), { ok: false, reason: 'FRAME_MALFORMED' });
