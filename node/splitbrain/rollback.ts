@@ -45,7 +45,11 @@
  *     answering peer restarted and then counted what the asker had said since). Every other boot
  *     is an earlier run (runs of one node follow each other; a later run means this one is gone,
  *     and an answer to it is for a boot no longer running, never counted), and an earlier run's
- *     promises are what a rolled-back store may have lost: all of them are in the answer.
+ *     promises are what a rolled-back store may have lost: all of them are in the answer. So both
+ *     promises stay covered: a vote (V) or an acknowledgement (A) an earlier run made is in its
+ *     witness's answer, and one the asking run made itself is in the store it runs on (made
+ *     durable before it was sent), which a restore taken earlier than it cannot have reverted
+ *     without ending this run.
  *     Why a random id and not a counter in the store: a store restored from an old copy would
  *     restore the counter too and reuse the boot of a later run, whose promises the answer would
  *     then leave out. A random id is not in the store at all, so a restore cannot bring one back
