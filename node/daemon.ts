@@ -26,6 +26,7 @@ import { lifecycleConfigPath, loadLifecycleConfig, startNodeLifecycle, type Life
 import { DriverLedgerPort } from './lifecycle/driver-ledger.js';
 import { decodeEvent } from '../ledger/events.js';
 import { ledgerSource } from './splitbrain/ledger-source.js';
+import { newBootId } from './splitbrain/exchange.js';
 import { NodeGuard, WITNESS_KEY, storeHistory, type NodeIdentity } from './splitbrain/node-guard.js';
 import { NodeMetrics } from './metrics.js';
 import { registerCatalogMetrics } from './metrics-catalog.js';
@@ -84,6 +85,8 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
   };
   let transportRef: PeerTransport | null = null;
   const app = lifecycleCfg ? new LedgerApp({ cold: levelColdStore(storage), archiveSource, log }) : new KvApp();
+  // This run of the process: peers keep what it says apart from what earlier runs said (rollback answers).
+  const boot = newBootId();
   // A store seeded by `custody cluster restore` belongs to that restore's incarnation; peers of another are refused.
   const incarnation = incarnationOf(storage.appValue(INCARNATION_KEY));
   // Declared before the driver and guard exist: read lazily (at scrape time, when a stream comes up).
@@ -95,7 +98,7 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
       metrics.transportHooks.reachability?.(peer, up);
       if (up) guardRef?.peerUp(peer); // ask for its rollback answer now, not at the next round
     },
-  }, log, incarnation);
+  }, log, incarnation, boot);
   transportRef = transport;
   const catalog = registerCatalogMetrics(metrics.registry, {
     raft: () => (driverRef as Driver).status(),
@@ -116,6 +119,7 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
     identity: lifecycleCfg && app instanceof LedgerApp ? nodeIdentity(lifecycleCfg, app) : null,
     metrics: catalog,
     log,
+    boot,
   });
   guardRef = guard;
   const seed = randomInt(0, 2 ** 32);
@@ -146,7 +150,6 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
   const server = new NodeServer({
     id: cfg.id, listen: cfg.listen, roster: new Set(cfg.peers.keys()), tls, driver, app, metrics: metrics.serverHooks, log,
     onExchange: (peer, bytes) => guard.incoming(peer, bytes),
-    onPeerStream: (peer) => guard.peerConnected(peer),
     incarnation,
     ...(app instanceof LedgerApp ? { archiveRange: (fromSeq: number, n: number) => app.archiveRange(fromSeq, n) } : {}),
   });

@@ -23,6 +23,7 @@ import type { Message, NodeId } from '../raft/core/types.js';
 import type { Transport } from '../raft/transport.js';
 import { channelCredentials, identityOptions, type TlsMaterial } from './tls.js';
 import { INCARNATION_METADATA_KEY } from './backup/incarnation.js';
+import { BOOT_METADATA_KEY } from './splitbrain/exchange.js';
 import { REASON_METADATA_KEY, clientConstructor, toWire, wireSize, type WireBatch, type WireMessage } from './wire.js';
 
 export interface PeerTransportMetrics {
@@ -58,6 +59,8 @@ export class PeerTransport implements Transport {
     private readonly log: (line: string) => void = () => {},
     /** This node's incarnation, sent on every stream (node/backup/incarnation.ts). */
     private readonly incarnation = '',
+    /** This run's boot id, sent on every stream (node/splitbrain/exchange.ts BOOT_METADATA_KEY). */
+    private readonly boot = '',
   ) {
     const Ctor = clientConstructor('RaftPeer');
     const creds = channelCredentials(tls);
@@ -213,6 +216,7 @@ export class PeerTransport implements Transport {
       }
       const md = new grpc.Metadata();
       md.set(INCARNATION_METADATA_KEY, this.incarnation);
+      if (this.boot !== '') md.set(BOOT_METADATA_KEY, this.boot);
       const stream = (p.client as unknown as { Stream(md: grpc.Metadata, cb: (e: grpc.ServiceError | null) => void): grpc.ClientWritableStream<WireBatch> }).Stream(md, (e) => {
         if (p.stream !== stream) return;
         if (e && !this.closed) {

@@ -14,6 +14,7 @@ import type { NodeId } from '../raft/core/types.js';
 import type { Driver } from '../raft/driver.js';
 import { encodePut, type KvApp } from './kv.js';
 import { INCARNATION_METADATA_KEY, incarnationRefusal } from './backup/incarnation.js';
+import { BOOT_METADATA_KEY, bootOf } from './splitbrain/exchange.js';
 import { callIdentity, serverCredentials, type HasAuthContext, type TlsMaterial } from './tls.js';
 import { REASON_METADATA_KEY, fromWire, guardedService, isBadFrame, type BadFrame, type WireBatch } from './wire.js';
 
@@ -33,8 +34,6 @@ export interface NodeServerOptions {
   readonly log?: (line: string) => void;
   /** An observation exchange from an authenticated roster peer (node/splitbrain/exchange.ts). */
   readonly onExchange?: (peer: NodeId, bytes: Uint8Array) => void;
-  /** A roster peer opened a stream (it started, or reconnected), before any of its frames is read. */
-  readonly onPeerStream?: (peer: NodeId) => void;
   /** This node's incarnation (node/backup/incarnation.ts); a peer stream carrying another is refused. */
   readonly incarnation?: string;
   /** Serves a peer's fetch of archived records (node/ledger-app.ts archiveRange); absent: refused. */
@@ -159,7 +158,8 @@ export class NodeServer {
       return;
     }
     const who = checked;
-    this.o.onPeerStream?.(who.id);
+    // The run of the peer's process that opened this stream: every message on it is that run's.
+    const boot = bootOf(call.metadata.get(BOOT_METADATA_KEY)[0]);
     call.on('data', (b: WireBatch | BadFrame) => {
       if (done) return;
       if (isBadFrame(b)) return end(this.refused('peer', b.bad, who.id, b.detail));
@@ -174,7 +174,7 @@ export class NodeServer {
         ok.push(m);
       }
       // Only a frame that validated completely reaches the core: no partial batches.
-      for (const m of ok) this.o.driver.receive(m);
+      for (const m of ok) this.o.driver.receive(m, boot);
       if (b.exchange && b.exchange.length > 0) this.o.onExchange?.(who.id, b.exchange);
       batches++;
       messages += ok.length;

@@ -254,6 +254,22 @@ export const splitBrain = {
   statementsRelayQueuedMax: 1024,
   /** Evidence pairs waiting to be proposed to the ledger; beyond this the oldest is kept, new ones counted and dropped. */
   evidencePendingMax: 64,
+  /**
+   * Boots (process runs, node/splitbrain/rollback.ts WitnessBook) of one peer whose records the
+   * witness book keeps apart; an older one folds into the record every asker is answered with. A
+   * running node is its peer's most recently heard boot, so this only has to outlast the late
+   * messages of the few runs before it.
+   */
+  witnessBootsPerPeerMax: 4,
+  /** Longest boot id a peer may name (a daemon draws 16 hex characters). */
+  bootIdCharsMax: 64,
+  /**
+   * Least time between two exchanges sent to one peer at once because it asked for a rollback
+   * answer (node-guard.ts incoming); a query within it is answered by the next round. Two nodes
+   * that both wait answer each other's queries, and duplicated messages would otherwise make that
+   * a storm.
+   */
+  immediateAnswerIntervalMs: 1000,
 } as const;
 
 // ---------------------------------------------------------------------------------------------

@@ -79,7 +79,8 @@ export interface DurableRaftState {
  * Checks that run beside Raft in the node (node/splitbrain/): the rollback gate and witness book
  * (rollback.ts) and signed votes and leader announcements (equivocation.ts).
  *
- * - `received` sees every message from an authenticated peer before the core steps it.
+ * - `received` sees every message from an authenticated peer before the core steps it, with the
+ *   boot id the peer's stream named (the run of the peer's process that sent it), if any.
  * - While `mayVote` says no, incoming vote and pre-vote requests are dropped (a lost message, which
  *   Raft tolerates), outgoing grants too, and so is a leader's request to take over (timeoutNow);
  *   a node that is not leader does not tick, so it never starts an election. It still follows a
@@ -91,7 +92,7 @@ export interface DurableRaftState {
  *   began to lead with the index of its first entry in that term.
  */
 export interface VoteGuard {
-  received(m: Message): void;
+  received(m: Message, boot?: string): void;
   mayVote(now: DurableRaftState): boolean;
   takeWrites(): { readonly writes: AppWrite[]; readonly sync: boolean };
   /** True when `takeWrites` has something to write; the driver then writes it even without a Raft step. */
@@ -359,8 +360,11 @@ export class Driver {
     }
   }
 
-  /** A message from a peer (already authenticated and validated by the transport). */
-  receive(msg: Message): void {
+  /**
+   * A message from a peer (already authenticated and validated by the transport); `boot`: the
+   * sender's boot id as its stream named it (for the vote guard's witness book).
+   */
+  receive(msg: Message, boot?: string): void {
     if (this.stopped) return;
     if (this.inbox.length >= nodeLimits.driverInboxMax) {
       this.o.metrics?.dropped?.('inbound');
@@ -372,7 +376,7 @@ export class Driver {
     this.lastHeard.set(msg.from, this.o.clock.now());
     const g = this.o.guard;
     if (g) {
-      g.received(msg);
+      g.received(msg, boot);
       // A withheld vote covers the node's own: a leadership transfer (timeoutNow) would have it
       // campaign and vote for itself. Dropping it is a lost message; the transfer times out.
       if ((msg.type === 'vote' || msg.type === 'preVote' || msg.type === 'timeoutNow') && !g.mayVote(this.durableState())) {

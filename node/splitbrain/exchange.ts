@@ -10,12 +10,20 @@
  *                  statements this node has newly seen, at most statementsPerExchangeMax
  *                  (equivocation.ts),
  *     query:       true when the sender asks "what have you witnessed from me?" (rollback.ts),
- *     answer:      the sender's Witness of the receiver, or null, when the receiver asked }
+ *     boot:        the sender's boot id, a random id drawn at each start of its process (optional),
+ *     answer:      the sender's Witness of the receiver, or null, when the receiver asked,
+ *     answerFor:   the boot id of the query that answer is for (optional) }
+ *
+ * A rollback answer holds what every boot of the asker said except the asking one (rollback.ts
+ * WitnessBook): a query without `boot` is answered from everything the sender witnessed, and the
+ * answer then names no `answerFor`; a node that has a boot counts only answers whose `answerFor`
+ * is its own, so an answer to a query of an earlier run of it never counts for this one.
  *
  * Sent to each peer every `limits.splitBrain.observationIntervalMs`, and at once on start (with
  * query: true). Unsigned on purpose: the peer channel is mutually authenticated TLS, and each field
  * speaks only for the sender; the statements inside carry their own signatures.
  */
+import { randomBytes } from 'node:crypto';
 import { node as nodeLimits, splitBrain as limits } from '../../proto/limits.js';
 import type { ReasonCode } from '../../proto/reasons.js';
 import { decode, encode, type CborValue } from '../../ledger/encoding.js';
@@ -30,8 +38,25 @@ export interface Exchange {
   readonly observation: Observation;
   readonly statements: readonly SignedStatement[];
   readonly query: boolean;
+  /** The sender's boot id (this run of its process). */
+  readonly boot?: string;
   /** undefined: no answer in this exchange; null: the sender witnessed nothing from the receiver. */
   readonly answer?: Witness | null;
+  /** The boot of the receiver whose query `answer` is for (absent when the query named none). */
+  readonly answerFor?: string;
+}
+
+/** gRPC metadata on each peer stream naming the sender's boot, so the receiver knows which run said each Raft message. */
+export const BOOT_METADATA_KEY = 'custody-boot';
+
+/** A fresh boot id: 64 random bits, drawn at each start of a node process. */
+export function newBootId(): string {
+  return randomBytes(8).toString('hex');
+}
+
+/** A boot id as a peer named it, or undefined when it named none or an invalid one (then what it says counts against every asker). */
+export function bootOf(v: unknown): string | undefined {
+  return typeof v === 'string' && v.length > 0 && v.length <= limits.bootIdCharsMax ? v : undefined;
 }
 
 export function encodeExchange(e: Exchange): Uint8Array {
@@ -44,7 +69,11 @@ export function encodeExchange(e: Exchange): Uint8Array {
     statements: e.statements.map(statementToCbor),
     query: e.query,
   };
-  if (e.answer !== undefined) body.answer = e.answer === null ? null : { term: e.answer.term, vote: e.answer.vote, ackIndex: e.answer.ackIndex };
+  if (e.boot !== undefined) body.boot = e.boot;
+  if (e.answer !== undefined) {
+    body.answer = e.answer === null ? null : { term: e.answer.term, vote: e.answer.vote, ackIndex: e.answer.ackIndex };
+    if (e.answerFor !== undefined) body.answerFor = e.answerFor;
+  }
   return encode(body);
 }
 
@@ -72,6 +101,12 @@ function text(v: CborValue | undefined, what: string, empty = false): string {
   return v;
 }
 
+function bootId(v: CborValue | undefined, what: string): string {
+  const b = bootOf(v);
+  if (b === undefined) throw new Bad(`${what}: expected a boot id of 1..${limits.bootIdCharsMax} characters`);
+  return b;
+}
+
 function nodeOrNull(v: CborValue | undefined, what: string): string | null {
   return v === null ? null : text(v, what);
 }
@@ -88,7 +123,7 @@ export function decodeExchange(bytes: Uint8Array, peer: string): Decoded {
     return { ok: false, reason: 'FRAME_MALFORMED', detail: (e as Error).message };
   }
   try {
-    const r = rec(v, 'exchange', ['v', 'from', 'observation', 'statements', 'query'], ['answer']);
+    const r = rec(v, 'exchange', ['v', 'from', 'observation', 'statements', 'query'], ['answer', 'boot', 'answerFor']);
     if (r.v !== EXCHANGE_VERSION) throw new Bad(`exchange: version ${String(r.v)}, expected ${EXCHANGE_VERSION}`);
     const from = text(r.from, 'from');
     if (from !== peer) return { ok: false, reason: 'PEER_IDENTITY_MISMATCH', detail: `exchange claims to be from ${from} but the certificate names ${peer}` };
@@ -112,7 +147,13 @@ export function decodeExchange(bytes: Uint8Array, peer: string): Decoded {
       const a = rec(r.answer, 'answer', ['term', 'vote', 'ackIndex']);
       answer = { term: nat(a.term, 'answer.term'), vote: nodeOrNull(a.vote, 'answer.vote'), ackIndex: nat(a.ackIndex, 'answer.ackIndex') };
     }
-    return { ok: true, exchange: { from, observation, statements, query: r.query, ...(answer !== undefined ? { answer } : {}) } };
+    const boot = r.boot === undefined ? undefined : bootId(r.boot, 'boot');
+    if (r.answerFor !== undefined && answer === undefined) throw new Bad('answerFor: given without an answer');
+    const answerFor = r.answerFor === undefined ? undefined : bootId(r.answerFor, 'answerFor');
+    return {
+      ok: true,
+      exchange: { from, observation, statements, query: r.query, ...(boot !== undefined ? { boot } : {}), ...(answer !== undefined ? { answer } : {}), ...(answerFor !== undefined ? { answerFor } : {}) },
+    };
   } catch (e) {
     return { ok: false, reason: 'PAYLOAD_REJECTED', detail: (e as Error).message };
   }

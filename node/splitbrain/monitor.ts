@@ -45,6 +45,11 @@ export interface MonitorOptions {
   readonly history?: StoreHistory;
   /** Stop waiting for voters that have not answered (`custody node --trust-store`, rollback.ts GateOptions). */
   readonly waiveSilent?: boolean;
+  /**
+   * This run's boot id (exchange.ts newBootId): named in its queries, and only answers that name
+   * it count. Absent: queries name no boot and only answers that name none count.
+   */
+  readonly boot?: string;
 }
 
 export interface IncomingOutcome {
@@ -61,10 +66,8 @@ export class SplitBrainMonitor {
   /** Statements new to this node, waiting to be relayed to each peer. */
   private readonly relay = new Map<string, SignedStatement[]>();
   private readonly evidence: EquivocationEvidence[] = [];
-  /** Peers that asked what this node witnessed of them, answered in the next exchange to them. */
-  private readonly asked = new Set<string>();
-  /** What this node had witnessed of each peer when that peer last opened a stream to it. */
-  private readonly beforeConnect = new Map<string, Witness | null>();
+  /** Peers that asked what this node witnessed of them, with the boot they asked from, answered in the next exchange to them. */
+  private readonly asked = new Map<string, string | undefined>();
   private evidenceDropped = 0;
 
   constructor(private readonly o: MonitorOptions) {
@@ -180,21 +183,12 @@ export class SplitBrainMonitor {
   // Rollback
   // -------------------------------------------------------------------------------------------
 
-  /** Every Raft message received from an authenticated peer. True: persist the witness book. */
-  noteMessage(m: Pick<Message, 'type' | 'from' | 'to' | 'term' | 'index' | 'reject'>): boolean {
-    return this.witnesses.noteMessage(m);
-  }
-
   /**
-   * `peer` opened a new stream to this node: it restarted (or reconnected), and nothing it sends
-   * from now on has been read yet. A restarted peer asks what this node witnessed of it *before*
-   * its restart; answering from the book as it is later would count the restarted node's own new
-   * messages (a term it learned since) against its old store. Every message of a new incarnation
-   * arrives on a stream it opened, so the book as of the stream's opening is exactly the record of
-   * what came before.
+   * Every Raft message received from an authenticated peer, with the boot of the peer's stream
+   * it came on (undefined: the stream named none). True: persist the witness book.
    */
-  peerConnected(peer: string): void {
-    this.beforeConnect.set(peer, this.witnesses.report(peer));
+  noteMessage(m: Pick<Message, 'type' | 'from' | 'to' | 'term' | 'index' | 'reject'>, boot?: string): boolean {
+    return this.witnesses.noteMessage(m, boot);
   }
 
   mayVote(now: DurableState): boolean {
@@ -217,10 +211,18 @@ export class SplitBrainMonitor {
     const q = this.relay.get(peer) ?? [];
     const statements = q.splice(0, limits.statementsPerExchangeMax);
     const query = this.gate.wantsAnswer(peer);
-    const e: Exchange = { from: this.o.self, observation: own, statements, query };
-    if (!this.asked.delete(peer)) return e;
-    const answer: Witness | null = this.beforeConnect.has(peer) ? (this.beforeConnect.get(peer) ?? null) : this.witnesses.report(peer);
-    return { ...e, answer };
+    const e: Exchange = { from: this.o.self, observation: own, statements, query, ...(this.o.boot !== undefined ? { boot: this.o.boot } : {}) };
+    if (!this.asked.has(peer)) return e;
+    const boot = this.asked.get(peer);
+    this.asked.delete(peer);
+    // What every other run of the asker said (rollback.ts WitnessBook.report), never its own.
+    const answer: Witness | null = this.witnesses.report(peer, boot);
+    return { ...e, answer, ...(boot !== undefined ? { answerFor: boot } : {}) };
+  }
+
+  /** True while `peer` has asked for a rollback answer that no exchange carried yet. */
+  answerOwed(peer: string): boolean {
+    return this.asked.has(peer);
   }
 
   /** An exchange received from `peer` (already authenticated and decoded). */
@@ -238,9 +240,13 @@ export class SplitBrainMonitor {
       const r = this.statement(s, peer);
       if (r.kind === 'equivocation') evidence.push(r.evidence);
     }
-    if (e.query) this.asked.add(peer);
+    if (e.query) this.asked.set(peer, e.boot);
     let verdict: Verdict | null = null;
-    if (e.answer !== undefined) {
+    if (e.answer !== undefined && e.answerFor !== this.o.boot) {
+      // An answer to another run's query (an earlier run of this node, or a peer that names no
+      // boot): it may hold what this run said itself. This run keeps asking.
+      this.o.log?.(`${this.o.self}: ignoring ${peer}'s rollback answer for ${e.answerFor === undefined ? 'a query that named no boot' : `boot ${e.answerFor}`} (this run is ${this.o.boot ?? 'unnamed'})`);
+    } else if (e.answer !== undefined) {
       const before = this.gate.verdict();
       verdict = this.gate.answer(peer, e.answer);
       const lastAnswer = verdict.kind === 'consistent' && before.kind === 'consistent' && verdict.missing.length === 0 && before.missing.length > 0;

@@ -2,7 +2,8 @@
  * The split-brain, equivocation and rollback checks inside a `custody node` daemon: the
  * SplitBrainMonitor (monitor.ts) wired to the Raft driver, the peer transport and the ledger.
  *
- *   driver receive      every authenticated peer message -> WitnessBook; the book is written under
+ *   driver receive      every authenticated peer message, with the boot id its stream named (the
+ *                       sender's run, BOOT_METADATA_KEY) -> WitnessBook; the book is written under
  *                       `meta/witnesses` in the batch of the step that changed it (fsynced when a
  *                       vote was witnessed), before any message that batch releases; likewise
  *                       RESTORE_PENDING_KEY while the gate waits for every voter
@@ -11,7 +12,8 @@
  *                       dropped, grants are not sent, and the node starts no election
  *   driver outgoing     a vote this node granted -> signed RaftVote; a term it began to lead ->
  *                       signed LeaderAnnouncement (equivocation.ts), both after they are durable
- *   every observationIntervalMs, and at once to a peer that asks
+ *   every observationIntervalMs, and at once to a peer that asks (at most once per
+ *                       immediateAnswerIntervalMs per peer; the next round answers the rest)
  *                       own observation (term, leader, applied index, state root) -> detector;
  *                       one exchange per peer (exchange.ts) on the peer stream (proto/raft.proto
  *                       Batch.exchange); the next is built only once the last one has left
@@ -35,9 +37,9 @@ import type { Clock, Timer } from '../../raft/transport.js';
 import type { ConfState, Message, NodeId } from '../../raft/core/types.js';
 import type { CatalogMetrics } from '../metrics-catalog.js';
 import { signLeaderAnnouncement, signVote, type EquivocationEvidence, type SignedStatement } from './equivocation.js';
-import { decodeExchange, encodeExchange } from './exchange.js';
+import { bootOf, decodeExchange, encodeExchange, newBootId } from './exchange.js';
 import { SplitBrainMonitor } from './monitor.js';
-import { storeHistoryOf, type StoreHistory, type Witness } from './rollback.js';
+import { storeHistoryOf, type PeerWitness, type StoreHistory, type Witness } from './rollback.js';
 
 /** Where the witness book lives in the node's store (beside the Raft hard state). */
 export const WITNESS_KEY = 'meta/witnesses';
@@ -107,6 +109,11 @@ export interface NodeGuardOptions {
   readonly trustStore?: boolean;
   /** Paces the observation exchange (default: the process's timers). The simulator passes its clock. */
   readonly clock?: Clock;
+  /**
+   * This run's boot id (exchange.ts newBootId; default: a fresh one). The peer transport names it
+   * on every stream, so peers keep what this run says apart from what earlier runs said.
+   */
+  readonly boot?: string;
 }
 
 /** What the guard needs of the running node once it has started. */
@@ -128,20 +135,41 @@ export interface NodeGuardIo {
   proposeEvidence?(ev: EquivocationEvidence): Promise<{ readonly accepted: boolean; readonly reason?: ReasonCode }>;
 }
 
-export function encodeWitnesses(entries: readonly [NodeId, Witness][]): Uint8Array {
-  return Buffer.from(JSON.stringify(entries.map(([id, w]) => [id, w.term, w.vote, w.ackIndex])), 'utf8');
+/**
+ * The stored witness book: `{ v: 2, peers: [[node, rest, [[boot, term, vote, ackIndex], ...]], ...] }`
+ * with `rest` null or `[term, vote, ackIndex]` (rollback.ts PeerWitness). A book stored before
+ * boots were kept apart (an array of `[node, term, vote, ackIndex]`) is read as `rest`: what it
+ * holds counts against every asker, as it did then.
+ */
+export function encodeWitnesses(entries: readonly [NodeId, PeerWitness][]): Uint8Array {
+  const w = (x: Witness): [number, NodeId | null, number] => [x.term, x.vote, x.ackIndex];
+  const peers = entries.map(([id, p]) => [id, p.rest === null ? null : w(p.rest), p.boots.map((b) => [b.boot, ...w(b.saw)])]);
+  return Buffer.from(JSON.stringify({ v: 2, peers }), 'utf8');
 }
 
-export function decodeWitnesses(bytes: Uint8Array): [NodeId, Witness][] {
+function witnessOf(r: unknown[]): Witness {
+  const [term, vote, ackIndex] = r;
+  if (!Number.isSafeInteger(term) || !Number.isSafeInteger(ackIndex) || (vote !== null && typeof vote !== 'string')) throw new Error('witness book: malformed record');
+  return { term: term as number, vote: vote as NodeId | null, ackIndex: ackIndex as number };
+}
+
+export function decodeWitnesses(bytes: Uint8Array): [NodeId, PeerWitness][] {
   const raw = JSON.parse(Buffer.from(bytes).toString('utf8')) as unknown;
-  if (!Array.isArray(raw)) throw new Error('witness book: expected an array');
-  return raw.map((r: unknown) => {
-    if (!Array.isArray(r) || r.length !== 4) throw new Error('witness book: expected [node, term, vote, ackIndex]');
-    const [id, term, vote, ackIndex] = r as unknown[];
-    if (typeof id !== 'string' || !Number.isSafeInteger(term) || !Number.isSafeInteger(ackIndex) || (vote !== null && typeof vote !== 'string')) {
-      throw new Error('witness book: malformed record');
-    }
-    return [id, { term: term as number, vote: vote as NodeId | null, ackIndex: ackIndex as number }];
+  if (Array.isArray(raw)) {
+    return raw.map((r: unknown) => {
+      if (!Array.isArray(r) || r.length !== 4 || typeof r[0] !== 'string') throw new Error('witness book: expected [node, term, vote, ackIndex]');
+      return [r[0], { boots: [], rest: witnessOf(r.slice(1)) }];
+    });
+  }
+  const book = raw as { v?: unknown; peers?: unknown };
+  if (typeof raw !== 'object' || raw === null || book.v !== 2 || !Array.isArray(book.peers)) throw new Error('witness book: expected { v: 2, peers }');
+  return book.peers.map((r: unknown) => {
+    if (!Array.isArray(r) || r.length !== 3 || typeof r[0] !== 'string' || (r[1] !== null && !Array.isArray(r[1])) || !Array.isArray(r[2])) throw new Error('witness book: expected [node, rest, boots]');
+    const boots = (r[2] as unknown[]).map((b) => {
+      if (!Array.isArray(b) || b.length !== 4 || bootOf(b[0]) === undefined) throw new Error('witness book: expected [boot, term, vote, ackIndex]');
+      return { boot: b[0] as string, saw: witnessOf(b.slice(1)) };
+    });
+    return [r[0], { boots, rest: r[1] === null ? null : witnessOf(r[1] as unknown[]) }];
   });
 }
 
@@ -166,13 +194,19 @@ export class NodeGuard implements VoteGuard {
    * lack members the store's configuration has (added after its last snapshot), whose records are
    * merged then. Later members joined after this start: the stored book has nothing of them.
    */
-  private storedBook: [NodeId, Witness][];
+  private storedBook: [NodeId, PeerWitness][];
   /** The configuration last applied to the monitor, as a comparable key. */
   private confKey: string;
   /** `configure` was called once (the driver's configuration at start). */
   private configured = false;
 
+  /** This run's boot id (NodeGuardOptions.boot). */
+  readonly boot: string;
+  /** When an exchange last went to each peer at once because it asked (immediateAnswerIntervalMs). */
+  private readonly answeredAt = new Map<NodeId, number>();
+
   constructor(private readonly o: NodeGuardOptions) {
+    this.boot = o.boot ?? newBootId();
     this.pendingStored = o.restorePendingStored === true;
     this.monitor = new SplitBrainMonitor({
       self: o.self,
@@ -185,9 +219,10 @@ export class NodeGuard implements VoteGuard {
       log: o.log,
       history: o.history ?? 'intact',
       waiveSilent: o.trustStore === true,
+      boot: this.boot,
     });
     if (o.trustStore) o.log(`${o.self}: the operator vouches for this store (--trust-store): not waiting for voters that have not answered; an answer that contradicts the store still withholds the vote`);
-    let stored: [NodeId, Witness][] = [];
+    let stored: [NodeId, PeerWitness][] = [];
     if (o.stored) {
       try {
         stored = decodeWitnesses(o.stored);
@@ -226,8 +261,8 @@ export class NodeGuard implements VoteGuard {
 
   // --- VoteGuard (called by the driver) ---
 
-  received(m: Message): void {
-    if (!this.monitor.noteMessage(m)) return;
+  received(m: Message, boot?: string): void {
+    if (!this.monitor.noteMessage(m, boot)) return;
     this.dirty = true;
     if (m.type === 'voteResp' && !m.reject) this.voteWitnessed = true;
   }
@@ -304,11 +339,6 @@ export class NodeGuard implements VoteGuard {
     if (this.monitor.gate.wantsAnswer(peer)) this.sendTo(peer);
   }
 
-  /** `peer` opened a peer stream to this node (monitor.peerConnected). */
-  peerConnected(peer: NodeId): void {
-    this.monitor.peerConnected(peer);
-  }
-
   /** An exchange received from the authenticated peer `peer`. */
   incoming(peer: NodeId, bytes: Uint8Array): void {
     const d = decodeExchange(bytes, peer);
@@ -318,8 +348,22 @@ export class NodeGuard implements VoteGuard {
       this.io?.onRolledBack?.(`because ${peer} witnessed this node beyond its stored state (restored from an old copy?)`);
     }
     this.collectEvidence(); // the monitor logged any alarm and counted it
-    // A peer that asks what this node witnessed of it is waiting to vote: answer now.
-    if (d.ok && d.exchange.query) this.sendTo(peer);
+    // A peer that asks what this node witnessed of it is waiting to vote: answer now, at most
+    // once per immediateAnswerIntervalMs per peer. Two waiting nodes would otherwise answer each
+    // other's queries back and forth without end (each answer carries this node's own query), and
+    // duplicated messages multiply that; a query inside the interval is answered by the next round.
+    if (d.ok && d.exchange.query && this.monitor.answerOwed(peer)) {
+      const now = this.now();
+      const last = this.answeredAt.get(peer);
+      if (last === undefined || now - last >= limits.immediateAnswerIntervalMs) {
+        this.answeredAt.set(peer, now);
+        this.sendTo(peer);
+      }
+    }
+  }
+
+  private now(): number {
+    return this.o.clock ? this.o.clock.now() : Date.now();
   }
 
   private round(): void {

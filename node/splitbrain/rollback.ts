@@ -21,17 +21,48 @@
  * Message flow.
  *  1. Every node keeps a WitnessBook: for each peer, the highest term it has heard that peer speak
  *     in, the vote that peer granted *to this node* in that term, and the highest log index that
- *     peer acknowledged in that term (appResp without reject). Pre-vote messages are ignored: a
+ *     peer acknowledged in that term (appResp without reject), kept apart by the peer's boot: a
+ *     random id (64 bits) each node draws at every start of its process, named on every peer stream
+ *     it opens (so every Raft message arrives tagged with the run that sent it) and in its
+ *     exchanges. Pre-vote messages are ignored: a
  *     pre-candidate's term is not durable (Raft thesis §9.6). The daemon persists the book in the
  *     same LevelDB batch as the Ready of the step that updated it, so what it witnessed is durable
  *     before anything that depends on it (a commit counted from an acknowledgement, a leadership
  *     won with a vote) leaves the node.
- *  2. At start a node asks every other voter "what have you seen from me?" (RollbackQuery), and
- *     keeps asking each voter until that voter has answered, however long it is away. The voters
- *     are those of the configuration in force, followed as it changes (RollbackGate below). Each answers
- *     with its Witness for the asker as it stood when the asker opened its peer stream
- *     (monitor.ts peerConnected): what the previous incarnation said, not the term the restarted
- *     node has learned and spoken in since.
+ *  2. At start a node asks every other voter "what have you seen from me?" (RollbackQuery, naming
+ *     its boot), and keeps asking each voter until that voter has answered, however long it is
+ *     away. The voters are those of the configuration in force, followed as it changes
+ *     (RollbackGate below). Each answers with the join of what it heard from every boot of the
+ *     asker except the asking one (WitnessBook.report), and names the boot it answers; the asker
+ *     counts only answers that name its own boot.
+ *     Why every other boot, and why not the asking one. The gate compares the answer with the
+ *     store as this run loaded it. What this run said itself was said after that (the driver
+ *     persists before sending): a term it learned since, an index it acknowledged since. Counted,
+ *     it reads as if the loaded store had said it, a false rollback; so it is left out, and
+ *     exactly it: the boot tags every message with the run that sent it, however late it arrives
+ *     and however often the answering peer restarts in between (its book, with the boots, is
+ *     durable; an earlier rule, the book as of the asker's stream opening, was lost when the
+ *     answering peer restarted and then counted what the asker had said since). Every other boot
+ *     is an earlier run (runs of one node follow each other; a later run means this one is gone,
+ *     and an answer to it is for a boot no longer running, never counted), and an earlier run's
+ *     promises are what a rolled-back store may have lost: all of them are in the answer. So both
+ *     promises stay covered: a vote (V) or an acknowledgement (A) an earlier run made is in its
+ *     witness's answer, and one the asking run made itself is in the store it runs on (made
+ *     durable before it was sent), which a restore taken earlier than it cannot have reverted
+ *     without ending this run.
+ *     Why a random id and not a counter in the store: a store restored from an old copy would
+ *     restore the counter too and reuse the boot of a later run, whose promises the answer would
+ *     then leave out. A random id is not in the store at all, so a restore cannot bring one back
+ *     (a repeat of 64 random bits is negligible). Residual: a run whose memory is restored with
+ *     its disk (a live VM snapshot) keeps its boot and does not restart, so no gate runs; as
+ *     before, that case rests on the split-brain detector and signed votes.
+ *     Bounds and messages without the fields: the book keeps `witnessBootsPerPeerMax` boots per
+ *     peer, least recently heard first; an older one folds into a record counted against every
+ *     asker (only a run that `witnessBootsPerPeerMax` later runs were heard after, long gone, could
+ *     then see its own words: at worst a false alarm, never a hidden promise). A message or stream
+ *     that names no boot (a peer from before boots) goes to that same record; a query that names
+ *     no boot is answered with everything; an answer that names no boot counts only for a node
+ *     that has none itself. Each of these errs toward an alarm, never toward missing a promise.
  *  3. `RollbackGate` compares each answer with the node's own durable state (term, vote, last
  *     index). A peer that saw it in a later term, saw it vote for someone else in its current term,
  *     or saw it acknowledge an index beyond its log in its current term, proves the store went
@@ -100,6 +131,7 @@
  * Residual risk: a peer that itself lost the witness record (both rolled back at once) cannot
  * testify; detection then rests on the split-brain detector and signed votes (equivocation.ts).
  */
+import { splitBrain as limits } from '../../proto/limits.js';
 import type { Message, NodeId } from '../../raft/core/types.js';
 
 /** What one node witnessed of another. */
@@ -126,15 +158,42 @@ const DURABLE_TERM_TYPES = new Set<Message['type']>([
   'app', 'appResp', 'vote', 'voteResp', 'heartbeat', 'heartbeatResp', 'snap', 'snapResp', 'timeoutNow', 'readIndex', 'readIndexResp',
 ]);
 
+/** What one peer said during one run of its process (its boot id, exchange.ts), and what any boot said. */
+export interface BootWitness {
+  readonly boot: string;
+  readonly saw: Witness;
+}
+
+/** Everything one node witnessed of one peer, by the peer's boot (see WitnessBook). */
+export interface PeerWitness {
+  /** The peer's most recently heard boots, least recently heard first (at most `witnessBootsPerPeerMax`). */
+  readonly boots: readonly BootWitness[];
+  /** Boots no longer listed, and messages that came without a boot: counted against every asker. */
+  readonly rest: Witness | null;
+}
+
+/** The most of two records: the higher term, and within one term any vote and the higher index. */
+export function joinWitness(a: Witness | null, b: Witness | null): Witness | null {
+  if (a === null) return b;
+  if (b === null) return a;
+  if (a.term !== b.term) return a.term > b.term ? a : b;
+  return { term: a.term, vote: a.vote ?? b.vote, ackIndex: Math.max(a.ackIndex, b.ackIndex) };
+}
+
 /**
- * What this node has witnessed of each peer. Feed it every message received from a peer after the
- * transport has authenticated the sender. Bounded by the roster: records only for `roster` nodes,
- * the members (voters and learners) of the configuration in force; `setRoster` follows a change
- * and forgets the records of members that left (a removed node is no longer asked to vote, so
- * nobody needs what it said; a node added again later starts from an empty record, as a new one).
+ * What this node has witnessed of each peer, kept apart by the boot of the peer that said it (the
+ * random id a node draws at each start, carried by its peer streams and its exchanges), so that a
+ * rollback answer to a peer holds what every other boot of it said and nothing the asking boot
+ * said itself (header, step 2). Feed it every message received from a peer after the transport has
+ * authenticated the sender. Bounded by the roster: records only for `roster` nodes, the members
+ * (voters and learners) of the configuration in force; `setRoster` follows a change and forgets
+ * the records of members that left (a removed node is no longer asked to vote, so nobody needs
+ * what it said; a node added again later starts from an empty record, as a new one). Bounded per
+ * peer by `witnessBootsPerPeerMax` boots: the least recently heard one beyond it folds into the
+ * record every asker is answered with.
  */
 export class WitnessBook {
-  private readonly book = new Map<NodeId, Witness>();
+  private readonly book = new Map<NodeId, PeerWitness>();
   private roster: ReadonlySet<NodeId>;
 
   constructor(
@@ -154,39 +213,82 @@ export class WitnessBook {
     return dropped;
   }
 
-  /** Notes one received message. Returns true when the record of its sender changed (persist it). */
-  noteMessage(m: Pick<Message, 'type' | 'from' | 'to' | 'term' | 'index' | 'reject'>): boolean {
+  /**
+   * Notes one received message, said by the sender's boot `boot` (undefined: a sender that names
+   * no boot; what it says counts against every asker). Returns true when the record of its sender
+   * changed (persist it).
+   */
+  noteMessage(m: Pick<Message, 'type' | 'from' | 'to' | 'term' | 'index' | 'reject'>, boot?: string): boolean {
     if (m.from === this.self || m.to !== this.self || !this.roster.has(m.from) || !DURABLE_TERM_TYPES.has(m.type)) return false;
     if (!Number.isSafeInteger(m.term) || m.term < 0) return false;
-    const had = this.book.get(m.from) ?? { term: 0, vote: null, ackIndex: 0 };
-    let w: Witness = had;
-    if (m.term > w.term) w = { term: m.term, vote: null, ackIndex: 0 };
-    if (m.term === w.term) {
-      if (m.type === 'voteResp' && !m.reject) w = { ...w, vote: this.self };
-      if (m.type === 'appResp' && !m.reject && Number.isSafeInteger(m.index) && m.index > w.ackIndex) w = { ...w, ackIndex: m.index };
+    const rec = this.book.get(m.from) ?? { boots: [], rest: null };
+    if (boot === undefined) {
+      const rest = witnessAfter(rec.rest, m, this.self);
+      if (rest === rec.rest) return false;
+      this.book.set(m.from, { boots: rec.boots, rest });
+      return true;
     }
-    if (w === had) return false;
-    this.book.set(m.from, w);
-    return true;
+    const i = rec.boots.findIndex((b) => b.boot === boot);
+    const had = i >= 0 ? (rec.boots[i] as BootWitness).saw : null;
+    const saw = witnessAfter(had, m, this.self);
+    if (saw === null || (saw === had && i === rec.boots.length - 1)) return false;
+    // Least recently heard first: the boot heard now goes last (an order change alone is not
+    // persisted; it only decides which boot folds first).
+    const boots = rec.boots.filter((_, j) => j !== i);
+    boots.push({ boot, saw });
+    this.book.set(m.from, fold(boots, rec.rest));
+    return saw !== had;
   }
 
-  /** The answer to `node`'s RollbackQuery. */
-  report(node: NodeId): Witness | null {
-    return this.book.get(node) ?? null;
+  /**
+   * The answer to `node`'s RollbackQuery from its boot `boot`: what every other boot of it said,
+   * and what came without a boot. Undefined `boot` (a query that names none): everything.
+   */
+  report(node: NodeId, boot?: string): Witness | null {
+    const rec = this.book.get(node);
+    if (!rec) return null;
+    let w = rec.rest;
+    for (const b of rec.boots) if (boot === undefined || b.boot !== boot) w = joinWitness(w, b.saw);
+    return w;
   }
 
   /** For persistence beside the Raft hard state. */
-  entries(): [NodeId, Witness][] {
+  entries(): [NodeId, PeerWitness][] {
     return [...this.book.entries()];
   }
 
-  restore(entries: Iterable<[NodeId, Witness]>): void {
-    for (const [id, w] of entries) {
+  /** Merges records as stored (keeping, boot by boot, the most of what is held and what is stored). */
+  restore(entries: Iterable<[NodeId, PeerWitness]>): void {
+    for (const [id, p] of entries) {
       if (!this.roster.has(id) || id === this.self) continue;
-      const had = this.book.get(id);
-      if (!had || w.term > had.term || (w.term === had.term && (w.ackIndex > had.ackIndex || (had.vote === null && w.vote !== null)))) this.book.set(id, w);
+      const had = this.book.get(id) ?? { boots: [], rest: null };
+      const boots = p.boots.map((b) => ({ boot: b.boot, saw: joinWitness(b.saw, had.boots.find((h) => h.boot === b.boot)?.saw ?? null) as Witness }));
+      for (const h of had.boots) if (!boots.some((b) => b.boot === h.boot)) boots.push(h);
+      this.book.set(id, fold(boots, joinWitness(had.rest, p.rest)));
     }
   }
+}
+
+/** Keeps the last `witnessBootsPerPeerMax` boots; the ones before fold into `rest`. */
+function fold(boots: BootWitness[], rest: Witness | null): PeerWitness {
+  const over = boots.length - limits.witnessBootsPerPeerMax;
+  if (over <= 0) return { boots, rest };
+  let r = rest;
+  for (const b of boots.slice(0, over)) r = joinWitness(r, b.saw);
+  return { boots: boots.slice(over), rest: r };
+}
+
+/** One record after one message (the same object when the message adds nothing). */
+function witnessAfter(had: Witness | null, m: Pick<Message, 'type' | 'term' | 'index' | 'reject'>, self: NodeId): Witness | null {
+  const start = had ?? { term: 0, vote: null, ackIndex: 0 };
+  let w: Witness = start;
+  if (m.term > w.term) w = { term: m.term, vote: null, ackIndex: 0 };
+  if (m.term === w.term) {
+    if (m.type === 'voteResp' && !m.reject) w = { ...w, vote: self };
+    if (m.type === 'appResp' && !m.reject && Number.isSafeInteger(m.index) && m.index > w.ackIndex) w = { ...w, ackIndex: m.index };
+  }
+  return w === start ? had : w;
+  return w;
 }
 
 export interface RollbackEvidence {
@@ -260,11 +362,7 @@ export interface GateVoters {
  *    for the configuration in force: only its quorums elect. Once met, rule (a) stays met: a
  *    voter added later does not reopen a check that protects nothing the store does not hold.
  *  - Rule (a) does not ask a voter added after the start configuration, and counts it as having
- *    nothing to report: an intact store holds every vote it ever granted, to that voter too. Not
- *    asking it also keeps its answer from saying what this incarnation told it: a peer's answer is
- *    its record as of this node's stream to it opening (monitor.ts peerConnected), and a voter
- *    that restarted since (a learner often does while it catches up) records this incarnation's
- *    own messages, a later term than the stored one, which would read as a rollback.
+ *    nothing to report: an intact store holds every vote it ever granted, to that voter too.
  *  - Rule (b) needs every voter in force now. A voter that was removed no longer counts: its
  *    answer, if it gave one, still counts as evidence and in the catch-up, but the gate stops
  *    waiting for it (a dead voter replaced by a new one would otherwise hold the node forever). A
@@ -279,11 +377,9 @@ export interface GateVoters {
  *    Under (b) a voter added since is asked and waited for: a store restored from an old copy may predate
  *    its addition while the lost history holds a vote granted to it, so the gate cannot tell a
  *    voter added before this start from one added after. A voter added after this process
- *    started never received a promise from the incarnation whose store this is (the lost history
- *    ended before it existed as a voter), so its answer is null or shows only what this
- *    incarnation said (when it restarted after this node's stream to it opened), which reads as
- *    a later term: the node then also catches up past that term. That costs availability, never
- *    safety, and only a node already held to rule (b). A new voter is waited for even after the
+ *    started never received a promise from the run whose store this is (the lost history ended
+ *    before it existed as a voter), so its answer, which leaves out what this run said, is null
+ *    or shows only earlier runs. A new voter is waited for even after the
  *    node once voted under (b): the node's applied configuration may lag the cluster's while it
  *    catches up, so a voter it learns of late may be one the lost history voted for. The catch-up covers every answer received,
  *    from voters in force or since removed.
@@ -364,8 +460,8 @@ export class RollbackGate {
 
   /** A voter's answer (null: it has witnessed nothing from this node). Answers from non-voters, and repeated ones, are ignored. */
   answer(from: NodeId, saw: Witness | null): Verdict {
-    // The first answer stands: it is the record closest to this incarnation's start (a later one,
-    // sent after a reconnect, may already count what this incarnation said since).
+    // The first answer stands: a later one from the same voter holds the same earlier runs (header,
+    // step 2), and the verdict does not move with repeats.
     if (!this.others.includes(from) || this.answers.has(from)) return this.current;
     this.answers.set(from, saw);
     this.current = this.decide();

@@ -129,16 +129,42 @@ export class Progress {
   /**
    * A rejected append for `rejected` (the prev index we sent), with the follower's hint of its
    * last index. Returns false when the rejection is stale (answers an older append).
+   *
+   * A follower that refuses the very entry it last acknowledged (`rejected === match`, the prev
+   * index of a probe, or of an append in replicate with nothing in flight) has lost entries: its
+   * store was wiped or restored from a copy (raft/driver.ts recovery). Keeping `match` would
+   * probe at `match` forever, each refusal answered by the same probe (and each duplicated
+   * refusal by one more). So the leader forgets what it knew (match 0: nothing the follower holds
+   * now is known to match) and probes from the follower's last index. Safe: `match` only counts
+   * toward commits, a lower one counts less, and the commit index never moves back. A refusal
+   * that is merely old (sent before the follower acknowledged `match`, delivered late) costs one
+   * probe round and the entries re-sent, never more.
    */
   maybeDecrTo(rejected: number, hint: number): boolean {
     if (this.state === 'replicate') {
-      if (rejected <= this.match) return false;
-      this.next = this.match + 1;
-      return true;
-    }
-    if (this.next - 1 !== rejected) return false;
+      if (rejected < this.match) return false;
+      if (rejected > this.match) {
+        this.next = this.match + 1;
+        return true;
+      }
+      this.becomeProbe();
+    } else if (this.next - 1 !== rejected) return false;
+    if (rejected <= this.match) this.match = 0;
     this.next = Math.max(Math.min(rejected, hint + 1), this.match + 1, 1);
     this.probeSent = false;
+    return true;
+  }
+
+  /**
+   * The follower refused a heartbeat whose commit (at most `match`) is past its log, which ends at
+   * `hint`: it lost entries it acknowledged (maybeDecrTo explains why forgetting `match` is safe).
+   * Returns true when the leader should probe it now.
+   */
+  logLost(hint: number): boolean {
+    if (this.state === 'snapshot' || hint >= this.match) return false;
+    this.becomeProbe();
+    this.match = 0;
+    this.next = Math.max(hint + 1, 1);
     return true;
   }
 

@@ -11,6 +11,8 @@
  *                  rejectHint = follower's last index
  *   vote/preVote   index/logTerm = candidate's last entry; context = 'transfer' when forced
  *   heartbeat      commit = min(follower match, leader commit); context = ReadIndex context
+ *   heartbeatResp  context = the heartbeat's; reject when its commit is past the follower's log
+ *                  (the follower lost entries), rejectHint = follower's last index
  *   snap           snapshot = one chunk
  *   snapResp       index = snapshot bytes received in order; commit = the snapshot's index
  *   prop           entries = proposed entries (index/term filled by the leader)
@@ -597,6 +599,7 @@ export class RaftCore implements RaftApi {
 
   private leaderHeartbeatResp(pr: Progress, m: Message): void {
     pr.probeSent = false;
+    if (m.reject && pr.logLost(m.rejectHint)) this.sendAppend(pr.id, true);
     if (pr.state === 'replicate' && pr.inflights.full()) pr.inflights.freeFirst();
     if (pr.match < this.log.lastIndex() && pr.state !== 'snapshot') this.sendAppend(pr.id, true);
     else if (pr.id === this.leadTransferee) {
@@ -841,10 +844,13 @@ export class RaftCore implements RaftApi {
   }
 
   private handleHeartbeat(m: Message): void {
-    // The leader sends min(our match, its commit), so every index up to it matches its log.
-    if (m.commit <= this.log.lastIndex()) this.log.commitTo(m.commit);
+    // The leader sends min(our match, its commit), so every index up to it matches its log. A
+    // commit past our log means we lost entries we acknowledged (a wiped or restored store):
+    // refuse, with our last index, so the leader stops taking our log for its match and sends it.
+    const last = this.log.lastIndex();
+    if (m.commit <= last) this.log.commitTo(m.commit);
     else this.stats.invalidMessages++;
-    this.send(msg('heartbeatResp', this.id, m.from, this.term, { context: m.context }));
+    this.send(msg('heartbeatResp', this.id, m.from, this.term, { context: m.context, ...(m.commit > last ? { reject: true, rejectHint: last } : {}) }));
   }
 
   private handleSnapshotChunk(m: Message): void {

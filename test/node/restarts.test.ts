@@ -5,7 +5,9 @@
  *    (node/splitbrain/rollback.ts) instead of waiting for the node that is down;
  *  - a rolling restart of all three nodes under a write load (concurrent clients, each with its
  *    client id and sequence, retried on any node until acknowledged) loses no acknowledged write,
- *    and the two nodes that stay up accept writes while the third is down.
+ *    and the two nodes that stay up accept writes while the third is down; the next node stops as
+ *    soon as the last one caught up, without waiting for its rollback answers, and no node raises
+ *    a rollback alarm.
  * Times are measured and reported, not asserted beyond generous bounds: the machine is shared.
  */
 import t from 'tap';
@@ -129,11 +131,11 @@ t.test('a rolling restart of all three nodes under a write load loses no acknowl
     const leader = await c.stableLeader(ids);
     note(`${leader.id} leads, all follow`);
     await until(`${id} caught up`, async () => ((await c.status(id))?.applied ?? 0) >= leader.commit);
-    // As the runbook says: the next node goes down only once this one has heard every voter's
-    // rollback answer (a voter restarting while still asked would answer from its stored book).
-    await until(`${id} heard every voter's rollback answer`, async () => ((await c.status(id))?.rollback?.pending.length ?? 1) === 0, 60_000);
-    note(`${id} heard every voter`);
+    // As the runbook says, the next node may go down before this one heard every voter's rollback
+    // answer: a voter restarting while still asked answers with what this node's earlier runs said.
+    note(`${id} caught up (rollback answers still pending from ${((await c.status(id))?.rollback?.pending ?? []).join(', ') || 'none'})`);
   }
+  for (const id of ids) t.notMatch(c.log(id), /stored state went backwards/, `${id}: no rollback alarm on its intact store`);
   const before = acked.size;
   await until('writes acknowledged after the rolling restart', () => acked.size >= before + 20, 60_000);
   stopping = true;

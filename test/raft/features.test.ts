@@ -160,3 +160,83 @@ t.test('ReadIndex on a new leader waits for an entry of its own term to commit (
   n.process();
   t.same(n.readStates, [{ index: 1, context: 'r' }]);
 });
+
+t.test('a follower that refuses the entry it last acknowledged lost its log: the leader forgets its match and probes from its last index, once per refusal', async (t) => {
+  const n = leaderOf3();
+  n.core.step(msg('appResp', '2', '1', 1, { index: 1 }));
+  n.core.step(msg('appResp', '3', '1', 1, { index: 1 }));
+  n.process();
+  for (let i = 0; i < 5; i++) n.core.propose(enc(`p${i}`));
+  n.process();
+  n.core.step(msg('appResp', '2', '1', 1, { index: 6 }));
+  n.core.step(msg('appResp', '3', '1', 1, { index: 6 }));
+  n.process();
+  const commit = n.core.status().commit;
+  t.equal(commit, 6, 'entries 1..6 committed with 2 and 3');
+  t.same([n.core.status().progress?.['2']?.state, n.core.status().progress?.['2']?.match], ['replicate', 6]);
+  // 2's store is wiped (its log now ends at 0). The next append (prev 6) is refused with hint 0.
+  n.core.propose(enc('p5'));
+  t.ok(n.process().some((m) => m.type === 'app' && m.to === '2' && m.index === 6), 'an append after index 6 goes to 2');
+  const refusal = msg('appResp', '2', '1', 1, { index: 6, reject: true, rejectHint: 0 });
+  n.core.step(refusal);
+  const probes = n.process().filter((m) => m.type === 'app' && m.to === '2');
+  t.same(probes.map((m) => m.index), [0], 'one probe, from 2\'s last index');
+  t.same([n.core.status().progress?.['2']?.state, n.core.status().progress?.['2']?.match], ['probe', 0], 'the match it acknowledged is forgotten');
+  t.equal(n.core.status().commit, commit, 'the commit index does not move back');
+  // Duplicates of that refusal (a network that duplicates) are stale now: no probe storm.
+  for (let i = 0; i < 5; i++) n.core.step(refusal);
+  t.equal(n.process().filter((m) => m.type === 'app' && m.to === '2').length, 0, 'duplicated refusals send nothing more');
+  n.core.step(msg('appResp', '2', '1', 1, { index: 7 }));
+  n.process();
+  t.same([n.core.status().progress?.['2']?.state, n.core.status().progress?.['2']?.match], ['replicate', 7], 'caught up from the start');
+  // In probe state too: a refusal above match turns 2 to probe at its match, refused again.
+  n.core.step(msg('appResp', '2', '1', 1, { index: 8, reject: true, rejectHint: 3 }));
+  n.process();
+  t.same([n.core.status().progress?.['2']?.state, n.core.status().progress?.['2']?.match], ['probe', 7], 'a refusal above match keeps it');
+  n.core.step(msg('appResp', '2', '1', 1, { index: 7, reject: true, rejectHint: 3 }));
+  t.same(n.process().filter((m) => m.type === 'app' && m.to === '2').map((m) => m.index), [3], 'a refusal at match probes from the hint');
+  t.equal(n.core.status().progress?.['2']?.match, 0);
+  // A refusal older than what was acknowledged since stays stale in replicate.
+  n.core.step(msg('appResp', '2', '1', 1, { index: 7 }));
+  n.process();
+  n.core.step(msg('appResp', '2', '1', 1, { index: 5, reject: true, rejectHint: 2 }));
+  t.equal(n.process().filter((m) => m.type === 'app' && m.to === '2').length, 0, 'a refusal below match is an old one: ignored');
+  t.equal(n.core.status().progress?.['2']?.match, 7);
+});
+
+/** Three nodes led by 1 with `entries` committed, then 2's log lost with its term kept (custody node wipe). */
+function withWipedFollower(entries: number): { net: Network; wiped: TestNode } {
+  const net = new Network(['1', '2', '3']);
+  net.campaign('1');
+  for (let i = 0; i < entries; i++) net.propose('1', `e${i}`);
+  const wiped = new TestNode('2', conf(['1', '2', '3']), 77);
+  wiped.storage.setHardState({ term: net.node('1').core.status().term, vote: null, commit: 0 });
+  wiped.restart();
+  net.nodes.set('2', wiped);
+  return { net, wiped };
+}
+
+t.test('a wiped follower is brought back in sync by the leader alone', async (t) => {
+  const { net, wiped } = withWipedFollower(8);
+  const before = net.trace.length;
+  net.propose('1', 'after');
+  t.same(wiped.log().map((e) => [e.index, e.term]), net.node('1').log().map((e) => [e.index, e.term]), '2 holds the leader\'s log again');
+  const delivered = net.trace.length - before;
+  t.ok(delivered <= 12, `in ${delivered} messages`);
+});
+
+t.test('a follower that lost entries refuses a heartbeat committing past its log; the leader then sends it the log without waiting for a new entry', async (t) => {
+  const { net, wiped } = withWipedFollower(5);
+  const before = net.trace.length;
+  // Heartbeats only: nothing is proposed.
+  for (let i = 0; i < 3; i++) {
+    net.tick('1');
+    net.stabilize();
+  }
+  const refusals = net.trace.slice(before).filter((m) => m.type === 'heartbeatResp' && m.from === '2' && m.reject);
+  t.ok(refusals.length >= 1 && refusals.every((m) => m.rejectHint === 0), `2 refused a heartbeat with its last index 0 (${refusals.length} time(s))`);
+  t.same(wiped.log().map((e) => [e.index, e.term]), net.node('1').log().map((e) => [e.index, e.term]), '2 holds the leader\'s log again');
+  t.equal(net.node('1').core.status().progress?.['2']?.match, net.node('1').core.status().lastIndex, 'its match is what it holds');
+  // An intact follower never refuses a heartbeat.
+  t.equal(net.trace.filter((m) => m.type === 'heartbeatResp' && m.from === '3' && m.reject).length, 0, '3 refused none');
+});

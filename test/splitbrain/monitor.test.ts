@@ -96,6 +96,51 @@ t.test('a node restored from an old copy is told by its peers, withholds its vot
   t.ok(await metric(n1, /^custody_rollback_vote_withheld 0$/m));
 });
 
+t.test('a peer that restarts while a node waits for its answer answers with what earlier runs said: no alarm on an intact store, a restored one still caught', async (t) => {
+  const [a, b, c] = ids;
+  const mk = (self: string, boot: string, atStart: DurableState, stored?: SplitBrainMonitor): { mon: SplitBrainMonitor; logs: string[]; reg: Registry } => {
+    const reg = new Registry();
+    const logs: string[] = [];
+    const mon = new SplitBrainMonitor({ self, clusterId: sc.clusterId, voters: ids, identityKey: keyOf, atStart, metrics: registerCatalogMetrics(reg), log: (l) => logs.push(l), boot });
+    if (stored) mon.witnesses.restore(stored.witnesses.entries());
+    return { mon, logs, reg };
+  };
+  const obs = (node: string): Observation => ({ node, term: 4, leader: null, appliedIndex: 10, stateRoot: 'root-10' });
+  const ask = (from: { mon: SplitBrainMonitor }, fromId: string, to: { mon: SplitBrainMonitor }, toId: string): void => {
+    to.mon.incoming(fromId, decodeExchange(encodeExchange(from.mon.outgoing(toId, obs(fromId))), fromId));
+    from.mon.incoming(toId, decodeExchange(encodeExchange(to.mon.outgoing(fromId, obs(toId))), toId));
+  };
+  const stored: DurableState = { term: 3, vote: null, lastIndex: 10, lastLogTerm: 3 };
+  // b heard a's first run (boot a.1) in term 3 with index 10 acknowledged.
+  const b1 = mk(b, 'b.1', stored);
+  b1.mon.noteMessage({ type: 'appResp', from: a, to: b, term: 3, index: 10, reject: false }, 'a.1');
+  // a restarts (a.2) on its intact store; c is down. Before b answers, a.2 speaks in term 4.
+  const a2 = mk(a, 'a.2', stored);
+  t.ok(a2.mon.outgoing(b, obs(a)).query, 'a.2 asks b');
+  b1.mon.noteMessage({ type: 'voteResp', from: a, to: b, term: 4, index: 0, reject: false }, 'a.2');
+  t.same(b1.mon.witnesses.report(a), { term: 4, vote: b, ackIndex: 0 }, "b's whole record of a already holds a.2's term 4");
+  // b restarts with its book as stored, then answers a.2's query.
+  const b2 = mk(b, 'b.2', stored, b1.mon);
+  ask(a2, a, b2, b);
+  t.equal(a2.mon.gate.verdict().kind, 'consistent', 'the answer holds a.1 only: the intact store agrees');
+  t.ok(a2.mon.mayVote(stored), 'a.2 votes with b, c being down');
+  t.ok(await a2.reg.metrics().then((m) => /^custody_split_brain_alarms_total\{kind="rollback"\} 0$/m.test(m)), 'no rollback alarm');
+  // The same b against a store restored from a copy older than a.1's promises: still caught.
+  const a3 = mk(a, 'a.3', { term: 2, vote: null, lastIndex: 4, lastLogTerm: 2 });
+  ask(a3, a, b2, b);
+  const v = a3.mon.gate.verdict();
+  t.equal(v.kind, 'rolled_back', 'what a.1 and a.2 said contradicts the restored store');
+  t.ok(v.kind === 'rolled_back' && v.evidence[0]?.saw.term === 4, 'a.2, an earlier run for a.3, counts in full');
+  t.ok(await a3.reg.metrics().then((m) => /^custody_split_brain_alarms_total\{kind="rollback"\} 1$/m.test(m)), 'the rollback alarm fires');
+  // An answer to another run's query never counts.
+  const a4 = mk(a, 'a.4', stored);
+  a4.mon.incoming(b, decodeExchange(encodeExchange({ from: b, observation: obs(b), statements: [], query: false, answer: null, answerFor: 'a.3' }), b));
+  a4.mon.incoming(c, decodeExchange(encodeExchange({ from: c, observation: obs(c), statements: [], query: false, answer: null }), c));
+  t.equal(a4.mon.gate.verdict().kind, 'waiting', 'answers for a.3, or for no boot, leave a.4 waiting');
+  t.ok(a4.mon.outgoing(b, obs(a)).query && a4.mon.outgoing(c, obs(a)).query, 'and asking');
+  t.match(a4.logs.join('\n'), /ignoring .*rollback answer for boot a\.3/);
+});
+
 t.test('an operator-wiped log (term and vote kept) withholds the vote without raising the alarm; a lost term still alarms', async (t) => {
   const wiped = { term: 6, vote: ids[1], lastIndex: 0, lastLogTerm: 0 };
   const nodes = cluster((id) => (id === ids[0] ? wiped : { term: 6, vote: ids[1], lastIndex: 40, lastLogTerm: 6 }), (id) => (id === ids[0] ? 'log_lost' : 'intact'));
@@ -134,6 +179,11 @@ t.test('the exchange decoder refuses what a peer must not send', async (t) => {
   t.same(decodeExchange(encodeExchange({ ...e, answer: { term: 3, vote: 'n2', ackIndex: 9 } }), 'n1'), { ok: true, exchange: { ...e, answer: { term: 3, vote: 'n2', ackIndex: 9 } } });
   const { answer: _drop, ...noAnswer } = e;
   t.same(decodeExchange(encodeExchange(noAnswer), 'n1'), { ok: true, exchange: noAnswer }, 'no answer field');
+  const booted: Exchange = { ...e, boot: 'n1-run', answerFor: 'n2-run' };
+  t.same(decodeExchange(encodeExchange(booted), 'n1'), { ok: true, exchange: booted }, 'the boot ids round-trip');
+  t.match(decodeExchange(encode({ v: 1, from: 'n1', observation: { ...obs }, statements: [], query: false, answerFor: 'n2-run' }), 'n1'), { ok: false, reason: 'PAYLOAD_REJECTED' }, 'answerFor without an answer');
+  t.match(decodeExchange(encodeExchange({ ...e, boot: 'x'.repeat(splitBrain.bootIdCharsMax + 1) }), 'n1'), { ok: false, reason: 'PAYLOAD_REJECTED' }, 'a boot id over bootIdCharsMax');
+  t.match(decodeExchange(encodeExchange({ ...e, boot: '' }), 'n1'), { ok: false, reason: 'PAYLOAD_REJECTED' }, 'an empty boot id');
   t.match(decodeExchange(encodeExchange(e), 'n2'), { ok: false, reason: 'PEER_IDENTITY_MISMATCH' }, 'from another node than the certificate');
   t.match(decodeExchange(encodeExchange({ ...e, from: 'n2' }), 'n2'), { ok: false, reason: 'PEER_IDENTITY_MISMATCH' }, 'an observation of someone else');
   t.match(decodeExchange(new Uint8Array([0xff, 0x00]), 'n1'), { ok: false, reason: 'FRAME_MALFORMED' });

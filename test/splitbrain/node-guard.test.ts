@@ -9,7 +9,8 @@
  *  - a store wiped without its vote waits for every voter, across restarts;
  *  - a node whose store is older than what its peers witnessed withholds its vote: it grants none,
  *    starts no election, and raises the rollback alarm, while the others go on;
- *  - a forged double vote that reaches one node becomes evidence proposed until the ledger rules.
+ *  - a forged double vote that reaches one node becomes evidence proposed until the ledger rules;
+ *  - a peer that keeps asking is answered at once at most once per interval (no query storm).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -27,9 +28,11 @@ import { systemClock } from '../../raft/transport.js';
 import { KvApp, encodePut } from '../../node/kv.js';
 import { registerCatalogMetrics } from '../../node/metrics-catalog.js';
 import { LEADER_ANNOUNCEMENT, RAFT_VOTE, signVote, type EquivocationEvidence } from '../../node/splitbrain/equivocation.js';
-import { encodeExchange } from '../../node/splitbrain/exchange.js';
+import { decodeExchange, encodeExchange } from '../../node/splitbrain/exchange.js';
+import { joinWitness, type PeerWitness, type Witness } from '../../node/splitbrain/rollback.js';
 import { NodeGuard, RESTORE_PENDING_KEY, WITNESS_KEY, decodeWitnesses, encodeWitnesses, storeHistory } from '../../node/splitbrain/node-guard.js';
 import { wipeStore } from '../../raft/storage/leveldb.js';
+import { splitBrain } from '../../proto/limits.js';
 
 const sc = new ScriptedCluster({ nodes: 3, label: 'node-guard' });
 sc.genesis();
@@ -81,7 +84,8 @@ async function start(net: Net, id: NodeId, dir: string, opts: { atStartOverride?
       send: (msgs) => {
         for (const m of msgs) {
           if ((m.type === 'voteResp' || m.type === 'preVoteResp') && !m.reject) node.grants.push(m);
-          net.deliver(id, m.to, () => net.nodes.get(m.to)?.driver.receive(m));
+          // As a daemon's peer stream does: each message arrives with the sender's boot id.
+          net.deliver(id, m.to, () => net.nodes.get(m.to)?.driver.receive(m, guard.boot));
         }
       },
       reachable: (p) => !net.cut.has(p),
@@ -94,8 +98,6 @@ async function start(net: Net, id: NodeId, dir: string, opts: { atStartOverride?
     },
   });
   Object.assign(node, { driver, guard });
-  // As a daemon's peer streams do: the others see this incarnation connect before it says anything.
-  for (const other of net.nodes.values()) other.guard.peerConnected(id);
   net.nodes.set(id, node as Node);
   driver.start();
   guard.start({
@@ -149,11 +151,16 @@ const metricValue = async (n: Node, re: RegExp): Promise<number | null> => {
   return m ? Number(m[1]) : null;
 };
 
-t.test('witness books round-trip through their stored form, and a malformed one is refused', async (t) => {
-  const entries: [NodeId, { term: number; vote: NodeId | null; ackIndex: number }][] = [['b', { term: 4, vote: 'a', ackIndex: 17 }], ['c', { term: 3, vote: null, ackIndex: 0 }]];
+t.test('witness books round-trip through their stored form, an earlier form is read as records of no boot, and a malformed one is refused', async (t) => {
+  const entries: [NodeId, PeerWitness][] = [
+    ['b', { boots: [{ boot: 'b1', saw: { term: 3, vote: 'a', ackIndex: 9 } }, { boot: 'b2', saw: { term: 4, vote: null, ackIndex: 17 } }], rest: { term: 2, vote: null, ackIndex: 5 } }],
+    ['c', { boots: [], rest: null }],
+  ];
   t.same(decodeWitnesses(encodeWitnesses(entries)), entries);
+  t.same(decodeWitnesses(Buffer.from('[["b", 4, "a", 17]]')), [['b', { boots: [], rest: { term: 4, vote: 'a', ackIndex: 17 } }]], 'the form without boots: counted against every asker');
   t.throws(() => decodeWitnesses(Buffer.from('[["b", 4, 7, 1]]')), /malformed/);
-  t.throws(() => decodeWitnesses(Buffer.from('{}')), /expected an array/);
+  t.throws(() => decodeWitnesses(Buffer.from('{}')), /expected \{ v: 2, peers \}/);
+  t.throws(() => decodeWitnesses(Buffer.from('{"v":2,"peers":[["b",null,[["",1,null,0]]]]}')), /expected \[boot, term, vote, ackIndex\]/, 'an empty boot id');
 });
 
 t.test('a fresh cluster: gates open, one leader, its announcement and the votes that elected it are signed and reach every node; no alarm', async (t) => {
@@ -188,7 +195,9 @@ t.test('the witness book is written with the Raft state and read back at start',
   const i = nodes.indexOf(leader);
   await stop(net, leader);
   const stored = decodeWitnesses(leader.storage.appValue(WITNESS_KEY) ?? new Uint8Array());
-  const rec = stored.find(([id]) => id === follower.id)?.[1];
+  const kept = stored.find(([id]) => id === follower.id)?.[1];
+  const rec = kept?.boots.map((b) => b.saw).reduce<Witness | null>((a, b) => joinWitness(a, b), kept.rest);
+  t.same(kept?.boots.map((b) => b.boot), [follower.guard.boot], `kept apart under the boot of ${follower.id}'s run`);
   t.ok(rec && rec.term >= seen.term && rec.ackIndex >= 1, `the store holds ${leader.id}'s record of ${follower.id} (term ${rec?.term}, acknowledged index ${rec?.ackIndex})`);
   const again = await start(net, leader.id, dirs[i] as string);
   const back = again.guard.monitor.witnesses.report(follower.id);
@@ -304,6 +313,40 @@ t.test('a node whose store went backwards withholds its vote and raises the roll
   t.equal(await metricValue(restored, /^custody_rollback_vote_withheld (\d+)/m), 0, 'custody_rollback_vote_withheld is back to 0');
 });
 
+t.test('a peer that keeps asking is answered at once at most once per immediateAnswerIntervalMs; the round answers the rest', async (t) => {
+  let now = 0;
+  const rounds: (() => void)[] = [];
+  const clock = { now: () => now, every: (_ms: number, fn: () => void) => (rounds.push(fn), { cancel: () => {} }) };
+  const [a, b] = ids;
+  const g = new NodeGuard({ self: a, voters: ids, atStart: { term: 3, vote: null, lastIndex: 5, lastLogTerm: 3 }, stored: undefined, identity: null, log: () => {}, clock, boot: 'a.1' });
+  // b waits too, and its answers never count for a (they name no boot): every exchange a sends
+  // draws one back from b asking again, delivered at once, as two waiting nodes did to each other.
+  const sent: { to: string; answer: boolean }[] = [];
+  const fromB = (): Uint8Array => encodeExchange({ from: b, observation: { node: b, term: 3, leader: null, appliedIndex: 5, stateRoot: 'r' }, statements: [], query: true, answer: null });
+  g.start({
+    peers: [b],
+    exchangeWanted: () => true,
+    sendExchange: (p, bytes) => {
+      const d = decodeExchange(bytes, a);
+      sent.push({ to: p, answer: d.ok && d.exchange.answer !== undefined });
+      if (sent.length < 1000) g.incoming(b, fromB());
+      return true;
+    },
+    view: () => ({ term: 3, leader: null, appliedIndex: 5, root: 'r' }),
+  });
+  t.same(sent, [{ to: b, answer: false }, { to: b, answer: true }], 'the round\'s exchange, then one answer at once; b\'s next query waits');
+  now += splitBrain.immediateAnswerIntervalMs - 1;
+  g.incoming(b, fromB());
+  t.equal(sent.length, 2, 'still inside the interval: nothing more');
+  (rounds[0] as () => void)();
+  t.same(sent.slice(2), [{ to: b, answer: true }], 'the round carries the owed answer');
+  now += 1;
+  g.incoming(b, fromB());
+  t.same(sent.slice(3), [{ to: b, answer: true }], 'a full interval after the last immediate answer, one more at once');
+  t.equal(g.monitor.gate.verdict().kind, 'waiting', 'answers that name no boot never counted');
+  g.stop();
+});
+
 t.test('--trust-store: a restarted node votes while a voter is silent, but not against a contradicting answer', async (t) => {
   const atStart = { term: 5, vote: null, lastIndex: 20, lastLogTerm: 5 };
   const mk = (trustStore: boolean): { g: NodeGuard; logs: string[]; reg: Registry } => {
@@ -319,8 +362,7 @@ t.test('--trust-store: a restarted node votes while a voter is silent, but not a
   t.match(await trusted.reg.metrics(), /^custody_rollback_vote_withheld 0$/m);
   t.match(trusted.logs.join('\n'), /vouches for this store/, 'and says so');
   const [, b] = ids;
-  trusted.g.peerConnected(b);
-  trusted.g.incoming(b, encodeExchange({ from: b, observation: { node: b, term: 7, leader: b, appliedIndex: 30, stateRoot: 'r' }, statements: [], query: false, answer: { term: 7, vote: ids[0], ackIndex: 30 } }));
+  trusted.g.incoming(b, encodeExchange({ from: b, observation: { node: b, term: 7, leader: b, appliedIndex: 30, stateRoot: 'r' }, statements: [], query: false, answer: { term: 7, vote: ids[0], ackIndex: 30 }, answerFor: trusted.g.boot }));
   t.equal(trusted.g.monitor.gate.verdict().kind, 'rolled_back', 'a peer saw it in a later term');
   t.notOk(trusted.g.mayVote(atStart), 'a contradicting answer withholds the vote all the same');
 });

@@ -12,7 +12,7 @@ import { ScriptedCluster } from '../../ledger/index.js';
 import { decodeExchange, encodeExchange } from '../../node/splitbrain/exchange.js';
 import { SplitBrainMonitor } from '../../node/splitbrain/monitor.js';
 import { NodeGuard, decodeWitnesses, encodeWitnesses, WITNESS_KEY } from '../../node/splitbrain/node-guard.js';
-import { RollbackGate, WitnessBook, caughtUp, contradiction, type DurableState, type StoreHistory, type Witness } from '../../node/splitbrain/rollback.js';
+import { RollbackGate, WitnessBook, caughtUp, contradiction, type DurableState, type PeerWitness, type StoreHistory, type Witness } from '../../node/splitbrain/rollback.js';
 import type { ConfState, Message } from '../../raft/core/types.js';
 
 const state = (term: number, vote: string | null, lastIndex: number, lastLogTerm = term): DurableState => ({ term, vote, lastIndex, lastLogTerm });
@@ -133,7 +133,8 @@ t.test('the monitor asks a new voter, relays to new members, and answers it from
 });
 
 t.test('the node guard reads the configuration each round and merges the stored book for members it learns of', async (t) => {
-  const stored = encodeWitnesses([['n5', { term: 6, vote: 'n1', ackIndex: 0 }], ['n2', { term: 6, vote: null, ackIndex: 30 }], ['n3', { term: 4, vote: null, ackIndex: 20 }]]);
+  const rest = (term: number, vote: string | null, ackIndex: number): PeerWitness => ({ boots: [], rest: { term, vote, ackIndex } });
+  const stored = encodeWitnesses([['n5', rest(6, 'n1', 0)], ['n2', rest(6, null, 30)], ['n3', rest(4, null, 20)]]);
   const logs: string[] = [];
   // The snapshot names {n1, n2, n3}; the applied log since replaced n3 by n5 (driver.status().conf).
   const g = new NodeGuard({ self: 'n1', voters: ['n1', 'n2', 'n3'], atStart: state(6, null, 30), stored, identity: null, log: (l) => logs.push(l) });

@@ -7,7 +7,8 @@
 import fc from 'fast-check';
 import t from 'tap';
 import type { Message } from '../../raft/core/types.js';
-import { RollbackGate, WitnessBook, caughtUp, contradiction, describeVerdict, storeHistoryOf, type DurableState, type StoreHistory, type Witness } from '../../node/splitbrain/rollback.js';
+import { splitBrain } from '../../proto/limits.js';
+import { RollbackGate, WitnessBook, caughtUp, joinWitness, contradiction, describeVerdict, storeHistoryOf, type DurableState, type PeerWitness, type StoreHistory, type Witness } from '../../node/splitbrain/rollback.js';
 
 const msg = (type: Message['type'], from: string, to: string, term: number, over: Partial<Pick<Message, 'index' | 'reject'>> = {}) => ({ type, from, to, term, index: 0, reject: false, ...over });
 const state = (term: number, vote: string | null, lastIndex: number, lastLogTerm = term): DurableState => ({ term, vote, lastIndex, lastLogTerm });
@@ -46,7 +47,8 @@ t.test('only messages from roster peers addressed to this node are witnessed', a
 t.test('a book restored from disk keeps the higher of two records', async (t) => {
   const book = new WitnessBook('n1', new Set(voters));
   book.noteMessage(msg('appResp', 'n2', 'n1', 6, { index: 10 }));
-  book.restore([['n2', { term: 5, vote: 'n1', ackIndex: 50 }], ['n3', { term: 2, vote: null, ackIndex: 1 }], ['n9', { term: 9, vote: null, ackIndex: 0 }]]);
+  const rest = (term: number, vote: string | null, ackIndex: number): PeerWitness => ({ boots: [], rest: { term, vote, ackIndex } });
+  book.restore([['n2', rest(5, 'n1', 50)], ['n3', rest(2, null, 1)], ['n9', rest(9, null, 0)]]);
   t.same(book.report('n2'), { term: 6, vote: null, ackIndex: 10 });
   t.same(book.report('n3'), { term: 2, vote: null, ackIndex: 1 });
   t.equal(book.report('n9'), null, 'not on the roster');
@@ -276,4 +278,70 @@ t.test('property: a store marked as having lost its vote waits for every voter, 
 t.test('caughtUp is strict about the term', async (t) => {
   t.notOk(caughtUp(state(8, null, 1000, 8), { term: 8, index: 30 }));
   t.ok(caughtUp(state(9, null, 30, 8), { term: 8, index: 30 }));
+});
+
+t.test('a witness book keeps each boot of a peer apart and answers a boot with what every other boot said', async (t) => {
+  const book = new WitnessBook('n1', new Set(voters));
+  t.ok(book.noteMessage(msg('voteResp', 'n2', 'n1', 4), 'b-old'));
+  t.ok(book.noteMessage(msg('appResp', 'n2', 'n1', 4, { index: 30 }), 'b-old'));
+  // n2 restarts (boot b-new) and speaks in a later term it learned since.
+  t.ok(book.noteMessage(msg('heartbeatResp', 'n2', 'n1', 6), 'b-new'));
+  t.ok(book.noteMessage(msg('appResp', 'n2', 'n1', 6, { index: 41 }), 'b-new'));
+  t.same(book.report('n2', 'b-new'), { term: 4, vote: 'n1', ackIndex: 30 }, 'the asking boot hears only what the earlier run said');
+  t.same(book.report('n2', 'b-later'), { term: 6, vote: null, ackIndex: 41 }, 'a boot not heard yet hears everything');
+  t.same(book.report('n2'), { term: 6, vote: null, ackIndex: 41 }, 'a query without a boot is answered with everything');
+  t.ok(book.noteMessage(msg('appResp', 'n2', 'n1', 5, { index: 35 })), 'a message without a boot is kept');
+  t.same(book.report('n2', 'b-new'), { term: 5, vote: null, ackIndex: 35 }, 'and counted against every asker');
+  // The book as stored and read back at a restart answers the same (the defect this replaces).
+  const again = new WitnessBook('n1', new Set(voters));
+  again.restore(book.entries());
+  t.same(again.report('n2', 'b-new'), book.report('n2', 'b-new'), 'read back, it still leaves out what b-new said');
+});
+
+t.test('a witness book keeps at most witnessBootsPerPeerMax boots per peer; older ones count against every asker', async (t) => {
+  const book = new WitnessBook('n1', new Set(voters));
+  const max = splitBrain.witnessBootsPerPeerMax;
+  for (let i = 0; i <= max; i++) book.noteMessage(msg('appResp', 'n2', 'n1', 10 + i, { index: i + 1 }), `b${i}`);
+  const [[, rec]] = book.entries() as [[string, PeerWitness]];
+  t.equal(rec.boots.length, max, `${max} boots kept apart`);
+  t.same(rec.rest, { term: 10, vote: null, ackIndex: 1 }, 'the least recently heard folded into the shared record');
+  t.same(book.report('n2', 'b0'), { term: 10 + max, vote: null, ackIndex: max + 1 }, 'a run that old sees its own words too: an alarm at worst, never a hidden promise');
+  // A boot heard again moves last and is not the next to fold.
+  book.noteMessage(msg('appResp', 'n2', 'n1', 11, { index: 2 }), 'b1');
+  book.noteMessage(msg('appResp', 'n2', 'n1', 20, { index: 9 }), 'b-next');
+  t.ok((book.entries()[0]?.[1] as PeerWitness).boots.some((b) => b.boot === 'b1'), 'the recently heard b1 is still kept apart');
+});
+
+const bootMsg = fc.record({
+  boot: fc.option(fc.constantFrom('b0', 'b1', 'b2', 'b3', 'b4', 'b5', 'b6'), { nil: undefined }),
+  type: fc.constantFrom<Message['type']>('app', 'appResp', 'voteResp', 'heartbeatResp', 'vote', 'preVoteResp'),
+  term: fc.integer({ min: 0, max: 6 }),
+  index: fc.integer({ min: 0, max: 40 }),
+  reject: fc.boolean(),
+});
+const witnessBootsMax = splitBrain.witnessBootsPerPeerMax;
+
+t.test('property: an answer holds everything every other boot said (exactly that while the boots fit), never less; a stored book answers the same', async (t) => {
+  fc.assert(
+    fc.property(fc.array(bootMsg, { maxLength: 60 }), fc.constantFrom('b0', 'b3', 'b6'), (ms, asker) => {
+      const book = new WitnessBook('n1', new Set(voters));
+      const others = new WitnessBook('n1', new Set(voters));
+      for (const m of ms) {
+        const x = msg(m.type, 'n2', 'n1', m.term, { index: m.index, reject: m.reject });
+        book.noteMessage(x, m.boot);
+        if (m.boot !== asker) others.noteMessage(x);
+      }
+      const got = book.report('n2', asker);
+      const want = others.report('n2');
+      const boots = new Set(ms.map((m) => m.boot).filter((b) => b !== undefined));
+      if (boots.size <= witnessBootsMax && JSON.stringify(got) !== JSON.stringify(want)) return false;
+      // Never less: joining what the other boots said adds nothing to the answer.
+      if (JSON.stringify(joinWitness(got, want)) !== JSON.stringify(got)) return false;
+      const stored = new WitnessBook('n1', new Set(voters));
+      stored.restore(book.entries());
+      return JSON.stringify(stored.report('n2', asker)) === JSON.stringify(got);
+    }),
+    runs,
+  );
+  t.pass(`${runs.numRuns} runs`);
 });

@@ -55,6 +55,8 @@ import { raft } from '../../../proto/limits.js';
 import { type ArchiveSource, LedgerApp, levelColdStore } from '../../../node/ledger-app.js';
 import type { CatalogMetrics } from '../../../node/metrics-catalog.js';
 import { NodeGuard, WITNESS_KEY, storeHistory } from '../../../node/splitbrain/node-guard.js';
+import { decodeExchange } from '../../../node/splitbrain/exchange.js';
+import { contradiction } from '../../../node/splitbrain/rollback.js';
 import { decodeEvent } from '../../../ledger/events.js';
 import { SimViolation, fail, type CheckerName } from '../checkers.js';
 import { SimNetwork } from '../network.js';
@@ -96,10 +98,13 @@ export interface WholeStats {
   exchanges: number;
   /** Rollback gates that found their store behind what peers witnessed. */
   rollbacksDetected: number;
-  /** Rollback alarms on intact stores from the known stale-answer defect (README "Known defects"). */
-  staleAnswerAlarms: number;
-  /** Liveness failures whose every withholding node took a stale answer for a rollback (same defect). */
-  staleAnswerStalls: number;
+  /**
+   * Rollback answers a node gave after restarting while the asking node, started before it, still
+   * waited for them, where its whole record of the asker (what the asking run said too) would have
+   * contradicted the asker's store and the answer (every other run's) did not: each one a false
+   * rollback alarm had the answer counted what the asking run said itself.
+   */
+  staleAnswersAvoided: number;
   /** Runs that ended with a node whose store may have lost a vote waiting for a voter failed for good (the runbook's operator case). */
   operatorWaits: number;
   /** Most ticks a started node waited before its vote was allowed (among those that got there). */
@@ -183,8 +188,6 @@ interface WNode {
   startedStep: number;
   /** Restored without a marker, and not yet proven behind by its gate. */
   unprovenRestore: boolean;
-  /** Rollback alarms on this node explained as the known stale-answer defect. */
-  staleAnswerAlarms: number;
   voteAllowedSeen: boolean;
   rollbackCounted: boolean;
   readonly alarms: Alarms;
@@ -219,6 +222,8 @@ class WholeCluster {
   private readonly faultRng: SeededRng;
   private readonly workRng: SeededRng;
   private readonly net: SimNetwork;
+  /** The boot (node run) that sent each Raft message in flight, as the daemon's peer stream names it. */
+  private readonly bootOfMessage = new WeakMap<Message, string>();
   private readonly exNet: SimNetwork<Exchange>;
   private readonly nodes: WNode[] = [];
   private readonly byId = new Map<NodeId, WNode>();
@@ -266,7 +271,7 @@ class WholeCluster {
         id, rng, offsetMs: rng.int(p.stepsPerTick) * msPerStep,
         disk: new SimKvDisk(rng.fork(), { stepsMax: p.fsyncStepsMax, stallRate: p.stallRate, stallSteps: p.stallSteps }, () => this.step),
         up: false, failed: false, inc: 0, driver: null, guard: null, vote: null, store: null, app: null, timers: [], chains: new Map(),
-        downUntil: null, pausedUntilStep: 0, copies: [], everRestored: false, unsettled: null, settleIndex: 0, startedTick: 0, startedStep: 0, unprovenRestore: false, staleAnswerAlarms: 0, voteAllowedSeen: false, rollbackCounted: false,
+        downUntil: null, pausedUntilStep: 0, copies: [], everRestored: false, unsettled: null, settleIndex: 0, startedTick: 0, startedStep: 0, unprovenRestore: false, voteAllowedSeen: false, rollbackCounted: false,
         alarms: { rollback: 0, two_leaders: 0, two_roots: 0, equivocation: 0 },
       };
       this.nodes.push(n);
@@ -281,7 +286,7 @@ class WholeCluster {
     ];
     this.liveClient = { id: LIVENESS_CLIENT, seq: 0, pending: null, done: false, payload: (seq) => (seq === 1 ? Buffer.from(`liveness ${o.seed}`) : null) };
     this.stats = {
-      ticks: 0, steps: 0, elections: 0, committed: 0, proposals: 0, acked: 0, ledgerHeight: 0, exchanges: 0, rollbacksDetected: 0, staleAnswerAlarms: 0, staleAnswerStalls: 0, operatorWaits: 0, recoveryTicksMax: 0, livenessTicks: null,
+      ticks: 0, steps: 0, elections: 0, committed: 0, proposals: 0, acked: 0, ledgerHeight: 0, exchanges: 0, rollbacksDetected: 0, staleAnswersAvoided: 0, operatorWaits: 0, recoveryTicksMax: 0, livenessTicks: null,
       faults: {
         dropped: 0, duplicated: 0, delayedLong: 0, partitions: 0, asymmetric: 0, isolations: 0, powerLosses: 0, restarts: 0, torn: 0, lostBatches: 0,
         restoresMarked: 0, restoresUnmarked: 0, wipes: 0, permanentFailures: 0, rollingRestarts: 0, fsyncStalls: 0, clockFaults: 0,
@@ -301,8 +306,12 @@ class WholeCluster {
     } catch (e) {
       if (!(e instanceof SimViolation)) throw e;
       this.trace.add(this.step, 'violation', '-', [], `${e.checker}: ${e.detail}`);
-      if (this.undetectedRestore !== null) this.outsideClaim = { checker: e.checker, detail: `${e.detail} (after ${this.undetectedRestore.node}, restored without a marker, voted unproven at step ${this.undetectedRestore.step})` };
-      else this.violation = e;
+      // A violation found inside a callback was recorded before it was thrown: it is outside the
+      // claim all the same when an unproven restore voted first.
+      if (this.undetectedRestore !== null) {
+        this.outsideClaim = { checker: e.checker, detail: `${e.detail} (after ${this.undetectedRestore.node}, restored without a marker, voted unproven at step ${this.undetectedRestore.step})` };
+        this.violation = null;
+      } else this.violation = e;
     }
     const f = this.stats.faults;
     f.dropped = this.net.stats.dropped + this.exNet.stats.dropped;
@@ -343,19 +352,38 @@ class WholeCluster {
       const n = this.byId.get(m.to);
       if (!n?.up || !n.driver) continue;
       this.trace.deliver(this.step, m);
-      n.driver.receive(m);
+      n.driver.receive(m, this.bootOfMessage.get(m));
     }
     for (const x of this.exNet.due(this.step)) {
       const n = this.byId.get(x.to);
       if (!n?.up || !n.guard) continue;
       this.stats.exchanges++;
       this.trace.mix(this.step, 'exchange', `${x.from}>${x.to}`);
+      this.noteStaleAnswerAvoided(n, x);
       n.guard.incoming(x.from, x.bytes);
     }
     for (const n of this.nodes) if (n.up) n.disk.completeSyncs();
     for (const n of this.nodes) this.fireTimers(n);
     await this.drain();
     this.check();
+  }
+
+  /**
+   * Counts the situation the boot-separated answers exist for (WholeStats.staleAnswersAvoided):
+   * `x` answers `n`'s query from a peer that started after `n` and `n` still waits for it.
+   */
+  private noteStaleAnswerAvoided(n: WNode, x: Exchange): void {
+    const from = this.byId.get(x.from);
+    const g = n.guard as NodeGuard;
+    if (!from?.guard || from.startedStep <= n.startedStep || !g.monitor.gate.wantsAnswer(x.from)) return;
+    const d = decodeExchange(x.bytes, x.from);
+    if (!d.ok || d.exchange.answerFor !== g.boot) return;
+    const whole = from.guard.monitor.witnesses.report(n.id);
+    const atStart = g.monitor.gate.atStart;
+    if (whole !== null && contradiction(from.id, whole, atStart) !== null && (d.exchange.answer == null || contradiction(from.id, d.exchange.answer, atStart) === null)) {
+      this.stats.staleAnswersAvoided++;
+      this.trace.add(this.step, 'exchange', n.id, [], `${from.id} restarted after ${n.id} and answered with what every other run of ${n.id} said, not what this run said since`);
+    }
   }
 
   /** Run every queued loop turn and let its continuations settle, until no node has work left. */
@@ -507,6 +535,7 @@ class WholeCluster {
       metrics: alarmMetrics(n.alarms),
       log: (line) => this.trace.add(this.step, 'guard', n.id, [], line.slice(0, 160)),
       clock,
+      boot: `${n.id}.${inc}`,
     });
     const vote = this.voteGuard(guard);
     const driver = new Driver({
@@ -516,7 +545,10 @@ class WholeCluster {
       transport: {
         send: (msgs: readonly Message[]) => {
           if (!live()) return;
-          for (const m of msgs) this.net.send(m, this.step);
+          for (const m of msgs) {
+            this.bootOfMessage.set(m, guard.boot);
+            this.net.send(m, this.step);
+          }
         },
         reachable: () => true,
       },
@@ -547,12 +579,6 @@ class WholeCluster {
     n.voteAllowedSeen = false;
     n.rollbackCounted = false;
     driver.start();
-    // Every peer stream is opened anew: each side's answer is its book as of this moment.
-    for (const p of this.nodes) {
-      if (p === n || !p.up || !p.guard) continue;
-      p.guard.peerConnected(n.id);
-      guard.peerConnected(p.id);
-    }
     guard.start({
       peers: this.voters.filter((v) => v !== n.id),
       exchangeWanted: () => live(),
@@ -917,17 +943,7 @@ class WholeCluster {
       const a = n.alarms;
       if (a.two_leaders > 0 || a.two_roots > 0) fail('false-alarm', `${n.id} raised a split-brain alarm (${a.two_leaders > 0 ? 'two leaders' : 'two state roots'}) in a run where no safety property failed`);
       if (a.equivocation > 0) fail('false-alarm', `${n.id} found equivocation evidence (two signed votes or announcements for one slot)`);
-      if (a.rollback > n.staleAnswerAlarms && !n.everRestored) {
-        // Known defect, counted rather than failed (README "Known defects"): the answering peer
-        // restarted after this node did, so its book as loaded already held what this incarnation
-        // said, and the answer reads as if the old store had said it.
-        const v = n.guard?.monitor.gate.verdict();
-        const stale = v?.kind === 'rolled_back' && v.evidence.every((e) => (this.byId.get(e.witness)?.startedStep ?? 0) > n.startedStep);
-        if (!stale) fail('false-alarm', `${n.id} raised a rollback alarm though its store never went backwards (crashes lose only unsynced writes)`);
-        n.staleAnswerAlarms = a.rollback;
-        this.stats.staleAnswerAlarms++;
-        this.trace.add(this.step, 'alarm', n.id, [], 'rollback alarm from an answer given after the answering peer restarted');
-      }
+      if (a.rollback > 0 && !n.everRestored) fail('false-alarm', `${n.id} raised a rollback alarm though its store never went backwards (crashes lose only unsynced writes)`);
       if (!n.up || !n.driver || !n.store || !n.vote) continue;
       const d = n.driver;
       const st = n.store;
@@ -1005,14 +1021,6 @@ class WholeCluster {
     const l = this.leaderNode();
     const waiting = this.nodes.filter((n) => n.up && n.vote && n.driver && (n.driver.status().recovering || !n.vote.mayVote(n.driver.durableState()))).map((n) => n.id);
     const failed = this.nodes.filter((n) => n.failed).map((n) => n.id);
-    if (waiting.length > 0 && this.stats.staleAnswerAlarms > 0) {
-      // The known stale-answer defect (README "Known defects"): an intact node that took a stale
-      // answer for proof of a rollback recovers a log it never lost and waits for every voter; with
-      // a voter down for good, or a second node recovering, no leader can be elected.
-      this.stats.staleAnswerStalls++;
-      this.trace.add(this.step, 'liveness', '-', [], `stalled by stale-answer alarms on ${waiting.join(',')}`);
-      return;
-    }
     // The operator's case of the runbook (README, "Restarts, restores and the rollback gate"): a
     // node whose store may have lost a vote (a marked restore, a proven rollback) waits for every
     // voter by design, since only the candidate that got a vote can tell of it; a voter failed for

@@ -30,8 +30,7 @@ export interface WholeSummary {
   ledgerEntries: number;
   exchanges: number;
   rollbacksDetected: number;
-  staleAnswerAlarms: number;
-  staleAnswerStalls: number;
+  staleAnswersAvoided: number;
   operatorWaits: number;
   recoveryTicksMax: number;
   livenessTicksMax: number;
@@ -58,7 +57,7 @@ function emptyFaults(): WholeFaultStats {
 export async function runWholeSeeds(run: WholeSeedsRun, onResult?: (r: WholeResult, i: number) => void): Promise<WholeSummary> {
   const s: WholeSummary = {
     seeds: 0, violations: 0, base: run.base, nodes: [...run.nodes], ticks: run.ticks, profile: run.profile, fault: run.fault,
-    elections: 0, committed: 0, acked: 0, ledgerEntries: 0, exchanges: 0, rollbacksDetected: 0, staleAnswerAlarms: 0, staleAnswerStalls: 0, operatorWaits: 0, recoveryTicksMax: 0, livenessTicksMax: 0,
+    elections: 0, committed: 0, acked: 0, ledgerEntries: 0, exchanges: 0, rollbacksDetected: 0, staleAnswersAvoided: 0, operatorWaits: 0, recoveryTicksMax: 0, livenessTicksMax: 0,
     outsideClaims: 0, faults: emptyFaults(), checkers: {}, failed: [],
   };
   for (let i = 0; i < run.count; i++) {
@@ -70,8 +69,7 @@ export async function runWholeSeeds(run: WholeSeedsRun, onResult?: (r: WholeResu
     s.ledgerEntries += r.stats.ledgerHeight;
     s.exchanges += r.stats.exchanges;
     s.rollbacksDetected += r.stats.rollbacksDetected;
-    s.staleAnswerAlarms += r.stats.staleAnswerAlarms;
-    s.staleAnswerStalls += r.stats.staleAnswerStalls;
+    s.staleAnswersAvoided += r.stats.staleAnswersAvoided;
     s.operatorWaits += r.stats.operatorWaits;
     s.recoveryTicksMax = Math.max(s.recoveryTicksMax, r.stats.recoveryTicksMax);
     s.livenessTicksMax = Math.max(s.livenessTicksMax, r.stats.livenessTicks ?? 0);
@@ -115,7 +113,7 @@ export function formatWholeResult(r: WholeResult): string {
     `  faults: dropped ${f.dropped}, duplicated ${f.duplicated}, delayed long ${f.delayedLong}, partitions ${f.partitions}, one-way ${f.asymmetric}, leader isolations ${f.isolations}, ` +
       `power losses ${f.powerLosses} (${f.lostBatches} unsynced batches lost, ${f.torn} torn), process restarts ${f.restarts}, restores ${f.restoresMarked} marked + ${f.restoresUnmarked} unmarked, ` +
       `wipes ${f.wipes}, permanent failures ${f.permanentFailures}, rolling restarts ${f.rollingRestarts}, fsync stalls ${f.fsyncStalls}, clock pauses ${f.clockFaults}`,
-    `  rollback gates that found their store behind: ${st.rollbacksDetected}; stale-answer alarms on intact stores: ${st.staleAnswerAlarms} (liveness stalls from them: ${st.staleAnswerStalls}); runs ending in the runbook's operator case (a node that may have lost a vote waiting for a voter failed for good): ${st.operatorWaits}; slowest start to voting: ${st.recoveryTicksMax} ticks`,
+    `  rollback gates that found their store behind: ${st.rollbacksDetected}; answers from a peer restarted after the asker that left out what the asking run said (each a false alarm had they counted it): ${st.staleAnswersAvoided}; runs ending in the runbook's operator case (a node that may have lost a vote waiting for a voter failed for good): ${st.operatorWaits}; slowest start to voting: ${st.recoveryTicksMax} ticks`,
     `  liveness: ${st.livenessTicks === null ? 'not reached' : `new proposal committed ${st.livenessTicks} ticks after healing`}`,
     ...(r.outsideClaim ? [`  outside the claim (a store restored without a marker voted before any answer proved it behind): ${r.outsideClaim.checker}: ${r.outsideClaim.detail}`] : []),
     `  trace hash ${r.traceHash}`,
