@@ -737,7 +737,7 @@ function actSubmitted(c: ClusterState, e: Extract<LedgerEvent, { type: 'ActSubmi
     const op: OpRecord = {
       opId: e.opId, submissionCid: subCid, act: e.act, actCid: aCid, nodeId: e.nodeId, state: 'Denied', reason,
       history: [{ state: 'Submitted', index: ctx.index }, { state: 'Denied', index: ctx.index }],
-      approvalCid: decisionCidOrNull(e.approval), permitId: null, signingSet: null, releasedBy: null, signature: null, confirmation: null, receipts: [],
+      approvalCid: decisionCidOrNull(e.approval), approval: e.approval, permitId: null, signingSet: null, releasedBy: null, signature: null, confirmation: null, receipts: [],
     };
     ctx.ended.push(e.opId);
     return { kind: 'record', cluster: { ...putOp(c, op), opCount: c.opCount + 1 }, reason, detail, extra: { opState: 'Denied', ...(policyReceipt ? { policyReceipt } : {}) } };
@@ -764,7 +764,7 @@ function actSubmitted(c: ClusterState, e: Extract<LedgerEvent, { type: 'ActSubmi
   const op: OpRecord = {
     opId: e.opId, submissionCid: subCid, act: e.act, actCid: aCid, nodeId: e.nodeId, state: 'Admitted', reason: null,
     history: [{ state: 'Submitted', index: ctx.index }, { state: 'Admitted', index: ctx.index }],
-    approvalCid, permitId: null, signingSet: null, releasedBy: null, signature: null, confirmation: null, receipts: [receipt],
+    approvalCid, approval: e.approval, permitId: null, signingSet: null, releasedBy: null, signature: null, confirmation: null, receipts: [receipt],
   };
   const cluster: ClusterState = { ...putOp(c, op), opCount: c.opCount + 1, inFlight: c.inFlight + 1, velocity: put(c.velocity, e.act.keyId, verdict.velocity) };
   return { kind: 'accept', cluster, effect: `act ${e.opId} admitted`, extra: { opState: 'Admitted', policyReceipt: verdict.receipt } };

@@ -17,7 +17,7 @@ import { ledger as limits } from '../proto/limits.js';
 import { isReasonCode, type ReasonCode } from '../proto/reasons.js';
 import { type CborValue, decode, digest, encode } from './encoding.js';
 import {
-  type ActPolicy, type ApproverRoster, type KeyScheme, KEY_SCHEMES, ShapeError,
+  type ActPolicy, type ApproverRoster, type GovernanceDecision, type KeyScheme, KEY_SCHEMES, ShapeError, decisionFromCbor, decisionToCbor,
   obj, str, int, amount, bytes, arr, oneOf, uniqueStrings, policyFromCbor, policyToCbor, rosterFromCbor, rosterToCbor,
 } from './decision.js';
 import { type Act, type SignedStatement, type SigningSetMember, actFromCbor, actToCbor, memberFromCbor, memberToCbor, statementFromCbor, statementToCbor } from './events.js';
@@ -104,6 +104,13 @@ export interface OpRecord {
   readonly reason: ReasonCode | null;
   readonly history: readonly { readonly state: OpState; readonly index: number }[];
   readonly approvalCid: Uint8Array | null;
+  /**
+   * The approval the act was submitted with, approver signatures included (its cid is
+   * approvalCid): kept with the act so its evidence carries the signatures wherever the act goes,
+   * in memory while in flight and in the archive (and every snapshot, fetch and backup of it) once
+   * it ended, bounded by one approval per act.
+   */
+  readonly approval: GovernanceDecision | null;
   readonly permitId: Uint8Array | null;
   /** The permit's one signing set (ActSigningSetFixed), null until it is fixed. */
   readonly signingSet: SigningSetRecord | null;
@@ -208,7 +215,7 @@ function mapValues<T>(m: { readonly [k: string]: T }, f: (v: T) => CborValue): C
 
 export function opToCbor(o: OpRecord): CborValue {
   return {
-    ...o, act: actToCbor(o.act), history: o.history.map((h) => ({ ...h })), receipts: [...o.receipts],
+    ...o, act: actToCbor(o.act), approval: o.approval === null ? null : decisionToCbor(o.approval), history: o.history.map((h) => ({ ...h })), receipts: [...o.receipts],
     signingSet: o.signingSet === null ? null : { index: o.signingSet.index, commitments: o.signingSet.commitments.map(memberToCbor) },
   };
 }
@@ -445,7 +452,7 @@ function epochFromCbor(key: string, v: CborValue): EpochRecord {
 }
 
 export function opFromCbor(id: string, v: CborValue): OpRecord {
-  const o = obj(v, 'op', ['opId', 'submissionCid', 'act', 'actCid', 'nodeId', 'state', 'reason', 'history', 'approvalCid', 'permitId', 'signingSet', 'releasedBy', 'signature', 'confirmation', 'receipts']);
+  const o = obj(v, 'op', ['opId', 'submissionCid', 'act', 'actCid', 'nodeId', 'state', 'reason', 'history', 'approvalCid', 'approval', 'permitId', 'signingSet', 'releasedBy', 'signature', 'confirmation', 'receipts']);
   if (o.opId !== id) throw new ShapeError('op: id differs from its key');
   return {
     opId: id, submissionCid: bytes(o.submissionCid, 'op.submissionCid', 32), act: actFromCbor(o.act), actCid: bytes(o.actCid, 'op.actCid', 32),
@@ -455,6 +462,7 @@ export function opFromCbor(id: string, v: CborValue): OpRecord {
       return { state: oneOf(ho.state, 'history.state', OP_STATES), index: int(ho.index, 'history.index') };
     }),
     approvalCid: nullable(o.approvalCid, (x) => bytes(x, 'op.approvalCid', 32)),
+    approval: nullable(o.approval, (x) => decisionFromCbor(x)),
     permitId: nullable(o.permitId, (x) => bytes(x, 'op.permitId', 32)),
     signingSet: nullable(o.signingSet, (x) => {
       const so = obj(x, 'op.signingSet', ['index', 'commitments']);

@@ -342,10 +342,10 @@ export class AdminBackend {
     const c = cluster(this.ledger);
     const op = await this.opOf(opId);
     if (op === undefined) throw new CustodyError('UNKNOWN_SESSION', `no act ${opId}`);
-    // The approval an act was admitted with, signatures included, is kept by the approval book.
-    const approval = this.approvals().book.approvalOf(opId);
+    // The approval an act was submitted with, signatures included, is part of its ledger record.
+    const approval = op.approval;
     if (op.approvalCid !== null && (approval === null || !bytesEqual(decisionCid(approval.body), op.approvalCid))) {
-      throw new CustodyError('UNKNOWN_SESSION', `the approval of ${opId} is not held on node ${this.nodeId}`);
+      throw new CustodyError('STORAGE_CORRUPT', `the approval recorded with ${opId} does not match its approval cid`);
     }
     return JSON.stringify(evidenceBundleOf(c, op, approval), null, 2);
   }

@@ -24,7 +24,9 @@
  *             them; the ledger judges it as it judges any decision. An ActApproved waits until an
  *             ActSubmitted carries it.
  *   settle    when the ledger applies the decision (or the ActSubmitted carrying an approval), the
- *             book drops it; the approval of an act is kept by opId for its evidence bundle.
+ *             book drops it; the ledger keeps an act's approval, signatures included, in the
+ *             act's record (OpRecord.approval) for its evidence bundle, so the book holds only
+ *             what is pending.
  *
  * Safety: the book never adds authority. Each book entry is applied by every node in log order
  * with the ledger state as it stands at that point, and checks only what the ledger checks again
@@ -40,7 +42,7 @@
  *     {op: "propose", body: DecisionBody, act: Act | null}
  *     {op: "approve", cid: bytes32, approverId: text, signature: bytes64}
  * Stored (keys relative to the application's): `book/pending/<cid hex>` -> CBOR {body, act,
- * approvals}, `book/act/<opId>` -> CBOR GovernanceDecision (an admitted act's approval).
+ * approvals}.
  */
 import { approvals as limits, ledger as ledgerLimits } from '../../proto/limits.js';
 import type { ReasonCode } from '../../proto/reasons.js';
@@ -56,7 +58,6 @@ import type { LedgerState } from '../../ledger/state.js';
 const COMMAND_TAG = 0x50;
 const HEADER_BYTES = 9;
 const PENDING_PREFIX = 'book/pending/';
-const ACT_PREFIX = 'book/act/';
 /** The book's clock (ms, u64be): it may run ahead of the ledger's through book commands' stamps. */
 const CLOCK_KEY = 'book/clock';
 
@@ -130,8 +131,6 @@ const refuse = (reason: ReasonCode, detail: string): BookVerdict => ({ ok: false
 export class ApprovalBook {
   /** Pending decisions by cid (hex). */
   private pending = new Map<string, PendingRecord>();
-  /** The approval each admitted act was submitted with (canonical CBOR of the decision), by opId. */
-  private acts = new Map<string, Uint8Array>();
   private clockMs = 0;
 
   get size(): number {
@@ -145,12 +144,6 @@ export class ApprovalBook {
   /** Pending decisions in cid order (the same on every node, restarted or not). */
   list(): PendingRecord[] {
     return [...this.pending.values()].sort((a, b) => (a.cid < b.cid ? -1 : a.cid > b.cid ? 1 : 0));
-  }
-
-  /** The approval (with its signatures) an act was admitted with, if it needed one. */
-  approvalOf(opId: string): GovernanceDecision | null {
-    const b = this.acts.get(opId);
-    return b === undefined ? null : decisionFromCbor(decode(b));
   }
 
   /** Whether the record's signatures meet the quorum of the roster in force. */
@@ -205,17 +198,9 @@ export class ApprovalBook {
   afterLedger(event: LedgerEvent | null, accepted: boolean, ledger: LedgerState): AppWrite[] {
     this.clockMs = Math.max(this.clockMs, ledger.clockMs);
     const writes: AppWrite[] = [];
-    if (event?.type === 'ActSubmitted' && event.approval !== null) {
-      const cidBytes = decisionCid(event.approval.body);
-      const op = ledger.cluster?.ops[event.opId];
-      // The ledger recorded this approval for the act: keep its signatures for the evidence.
-      if (op?.approvalCid != null && bytesEqual(op.approvalCid, cidBytes) && !this.acts.has(event.opId)) {
-        const b = encode(decisionToCbor(event.approval));
-        this.acts.set(event.opId, b);
-        writes.push({ key: ACT_PREFIX + event.opId, value: b });
-        writes.push(...this.drop(toHex(cidBytes)));
-      }
-    }
+    // The ledger keeps the approval with the act it was submitted with (OpRecord.approval, for the
+    // evidence); here it only leaves the book.
+    if (event?.type === 'ActSubmitted' && event.approval !== null) writes.push(...this.drop(toHex(decisionCid(event.approval.body))));
     if (event?.type === 'GovernanceDecision' && accepted) writes.push(...this.drop(toHex(decisionCid(event.decision.body))));
     writes.push(...this.prune(ledger));
     return writes;
@@ -248,7 +233,6 @@ export class ApprovalBook {
 
   load(get: (key: string) => Uint8Array | undefined, keys: Iterable<string>): void {
     this.pending = new Map();
-    this.acts = new Map();
     const clock = get(CLOCK_KEY);
     this.clockMs = clock === undefined ? 0 : Number(Buffer.from(clock).readBigUInt64BE(0));
     const all = [...keys];
@@ -256,26 +240,23 @@ export class ApprovalBook {
       const r = recordFromCbor(decode(get(k) as Uint8Array));
       this.pending.set(r.cid, r);
     }
-    for (const k of all.filter((x) => x.startsWith(ACT_PREFIX))) this.acts.set(k.slice(ACT_PREFIX.length), get(k) as Uint8Array);
   }
 
   snapshot(): CborValue {
-    return { clockMs: this.clockMs, pending: this.list().map(recordToCbor), acts: [...this.acts].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map(([opId, d]) => ({ opId, decision: d })) };
+    return { clockMs: this.clockMs, pending: this.list().map(recordToCbor) };
   }
 
   /** Replaces the book with a snapshot's (undefined: an empty book); returns the writes doing so. */
   restore(v: CborValue | undefined): AppWrite[] {
     const writes: AppWrite[] = [
       ...[...this.pending.keys()].map((cid) => ({ key: PENDING_PREFIX + cid, value: null })),
-      ...[...this.acts.keys()].map((opId) => ({ key: ACT_PREFIX + opId, value: null })),
     ];
     this.pending = new Map();
-    this.acts = new Map();
     this.clockMs = 0;
     writes.push({ key: CLOCK_KEY, value: null });
     if (v === undefined) return writes;
-    const o = v as { clockMs?: unknown; pending?: unknown; acts?: unknown };
-    if (typeof o.clockMs !== 'number' || !Array.isArray(o.pending) || !Array.isArray(o.acts)) throw new ShapeError('approval book snapshot: malformed');
+    const o = v as { clockMs?: unknown; pending?: unknown };
+    if (typeof o.clockMs !== 'number' || !Array.isArray(o.pending)) throw new ShapeError('approval book snapshot: malformed');
     this.clockMs = o.clockMs;
     const clock = Buffer.alloc(8);
     clock.writeBigUInt64BE(BigInt(this.clockMs));
@@ -284,10 +265,6 @@ export class ApprovalBook {
       const r = recordFromCbor(p);
       this.pending.set(r.cid, r);
       writes.push({ key: PENDING_PREFIX + r.cid, value: encode(recordToCbor(r)) });
-    }
-    for (const a of o.acts as { opId: string; decision: Uint8Array }[]) {
-      this.acts.set(a.opId, a.decision);
-      writes.push({ key: ACT_PREFIX + a.opId, value: a.decision });
     }
     return writes;
   }
