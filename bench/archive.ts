@@ -41,13 +41,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LevelStorage } from '../raft/storage/leveldb.js';
 import {
-  DEFAULT_POLICY, ScriptedCluster, encodeEvent, keyReadyCid, permitIdOf, seedOf, statementCid, stateRoot, toHex, verifyEvidenceBundle,
-  type Act, type LedgerEvent, type SigningSetMember,
+  DEFAULT_POLICY, ScriptedCluster, keyReadyCid, seedOf, statementCid, stateRoot, toHex, verifyEvidenceBundle,
+  type Act, type SigningSetMember,
 } from '../ledger/index.js';
 import { frostIdentifier } from '../ledger/signing-set.js';
 import { LedgerApp, decodeVerdict, encodeLedgerCommand, levelColdStore } from '../node/ledger-app.js';
 import { evidenceBundleOf, verifyBundleSignature } from '../node/lifecycle/evidence.js';
 import type { AppWrite } from '../raft/storage/leveldb.js';
+import { type LogCursor, settledActCommands } from './settled.js';
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -180,24 +181,13 @@ async function build(dir: string): Promise<Built> {
   for (let done = 0; done < ACTS; done += BATCH) {
     const n = Math.min(BATCH, ACTS - done);
     const commands: Uint8Array[] = [];
-    let index = app.state.index;
-    const cmd = (ev: LedgerEvent): void => {
-      index++;
-      // 200 ms apart: about 50 admissions in one minute's velocity window.
-      nowMs += 200;
-      commands.push(encodeLedgerCommand(nowMs, encodeEvent(ev)));
-    };
+    // 200 ms apart: about 50 admissions in one minute's velocity window.
+    const at: LogCursor = { index: app.state.index, nowMs };
     for (let j = 0; j < n; j++) {
-      const opId = `act-${done + j}`;
-      const { act, commitments, signature } = (done + j) % ED25519_EVERY === 0 ? kinds.ed25519 : kinds.taproot;
-      cmd({ type: 'ActSubmitted', opId, act, approval: null, ...proposer });
-      cmd({ type: 'ActPermitIssued', opId, ...proposer });
-      const permitId = permitIdOf({ clusterId, opId, keyId: act.keyId, keyEpoch: act.keyEpoch, messageDigest: act.messageDigest, index, nodeId: proposer.nodeId });
-      cmd({ type: 'ActSigningSetFixed', opId, permitId, commitments, ...proposer });
-      cmd({ type: 'ActExecuted', opId, permitId, signature, ...proposer });
-      cmd({ type: 'ActPublished', opId, ...proposer });
-      cmd({ type: 'ActSettled', opId, confirmation: `tx-${done + j}`, ...proposer });
+      const kind = (done + j) % ED25519_EVERY === 0 ? kinds.ed25519 : kinds.taproot;
+      settledActCommands({ opId: `act-${done + j}`, ...kind, confirmation: `tx-${done + j}` }, { clusterId, proposer, stepMs: 200 }, at, commands);
     }
+    nowMs = at.nowMs;
     await applyBatch(app, storage, commands, (i, ok, detail) => {
       if (!ok) throw new Error(`bench: act ${done + Math.floor(i / 6)} entry ${i % 6} refused: ${detail}`);
     });

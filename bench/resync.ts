@@ -30,7 +30,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { schnorr, secp256k1 } from '@noble/curves/secp256k1.js';
-import { DEFAULT_POLICY, ScriptedCluster, encodeEvent, keyReadyCid, permitIdOf, seedOf, statementCid, type Act, type LedgerEvent, type SigningSetMember } from '../ledger/index.js';
+import { DEFAULT_POLICY, ScriptedCluster, encodeEvent, keyReadyCid, seedOf, statementCid, type Act, type SigningSetMember } from '../ledger/index.js';
 import { fromHex, toHex } from '../ledger/encoding.js';
 import type { ApproverRoster } from '../ledger/index.js';
 import { frostIdentifier } from '../ledger/signing-set.js';
@@ -41,6 +41,7 @@ import { snapshotFrames } from '../node/backup/source.js';
 import { DaemonCluster } from '../node/lifecycle/daemon-cluster.js';
 import { until } from '../node/probe.js';
 import { LevelStorage, type AppWrite } from '../raft/storage/leveldb.js';
+import { type LogCursor, settledActCommands } from './settled.js';
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -123,22 +124,9 @@ async function buildJournal(c: DaemonCluster, dir: string, file: string): Promis
   for (let done = 0; done < ACTS; done += BATCH) {
     const n = Math.min(BATCH, ACTS - done);
     const commands: Uint8Array[] = [];
-    let index = app.state.index;
-    const cmd = (ev: LedgerEvent): void => {
-      index++;
-      nowMs += 200;
-      commands.push(encodeLedgerCommand(nowMs, encodeEvent(ev)));
-    };
-    for (let j = 0; j < n; j++) {
-      const opId = `act-${done + j}`;
-      cmd({ type: 'ActSubmitted', opId, act, approval: null, ...proposer });
-      cmd({ type: 'ActPermitIssued', opId, ...proposer });
-      const permitId = permitIdOf({ clusterId: s.clusterId, opId, keyId: act.keyId, keyEpoch: act.keyEpoch, messageDigest: act.messageDigest, index, nodeId: proposer.nodeId });
-      cmd({ type: 'ActSigningSetFixed', opId, permitId, commitments, ...proposer });
-      cmd({ type: 'ActExecuted', opId, permitId, signature, ...proposer });
-      cmd({ type: 'ActPublished', opId, ...proposer });
-      cmd({ type: 'ActSettled', opId, confirmation: `tx-${done + j}`, ...proposer });
-    }
+    const at: LogCursor = { index: app.state.index, nowMs };
+    for (let j = 0; j < n; j++) settledActCommands({ opId: `act-${done + j}`, act, commitments, signature, confirmation: `tx-${done + j}` }, { clusterId: s.clusterId, proposer, stepMs: 200 }, at, commands);
+    nowMs = at.nowMs;
     await applyBatch(app, storage, commands, `act ${done}..`);
     if ((done + n) % Math.max(BATCH, Math.floor(ACTS / 10 / BATCH) * BATCH) === 0 || done + n === ACTS) {
       say(`  ${String(done + n).padStart(8)} acts settled  ${((done + n) / ((performance.now() - t0) / 1000)).toFixed(0)} acts/s`);

@@ -1,0 +1,46 @@
+/**
+ * The six ledger entries of one signing act that settles, as the benchmarks that build long
+ * histories feed them to the node's application (bench/archive.ts, bench/resync.ts): Submitted,
+ * permit issued, signing set fixed, Executed (with the signature the ledger checks), Published,
+ * Settled. Entries are stamped `stepMs` apart; the permit id is the one the ledger derives from
+ * the index its ActPermitIssued entry lands at.
+ */
+import { encodeEvent, permitIdOf, type Act, type LedgerEvent, type SigningSetMember } from '../ledger/index.js';
+import { encodeLedgerCommand } from '../node/ledger-app.js';
+
+export interface SettledAct {
+  readonly opId: string;
+  readonly act: Act;
+  readonly commitments: readonly SigningSetMember[];
+  readonly signature: Uint8Array;
+  readonly confirmation: string;
+}
+
+/** A cursor over the log being built: the last index and stamp used. */
+export interface LogCursor {
+  index: number;
+  nowMs: number;
+}
+
+/** Appends the act's six commands to `out`, advancing `at`. */
+export function settledActCommands(
+  a: SettledAct,
+  ctx: { readonly clusterId: string; readonly proposer: { readonly nodeId: string; readonly passport: string }; readonly stepMs: number },
+  at: LogCursor,
+  out: Uint8Array[],
+): void {
+  const { opId, act } = a;
+  const p = ctx.proposer;
+  const cmd = (ev: LedgerEvent): void => {
+    at.index++;
+    at.nowMs += ctx.stepMs;
+    out.push(encodeLedgerCommand(at.nowMs, encodeEvent(ev)));
+  };
+  cmd({ type: 'ActSubmitted', opId, act, approval: null, ...p });
+  cmd({ type: 'ActPermitIssued', opId, ...p });
+  const permitId = permitIdOf({ clusterId: ctx.clusterId, opId, keyId: act.keyId, keyEpoch: act.keyEpoch, messageDigest: act.messageDigest, index: at.index, nodeId: p.nodeId });
+  cmd({ type: 'ActSigningSetFixed', opId, permitId, commitments: [...a.commitments], ...p });
+  cmd({ type: 'ActExecuted', opId, permitId, signature: a.signature, ...p });
+  cmd({ type: 'ActPublished', opId, ...p });
+  cmd({ type: 'ActSettled', opId, confirmation: a.confirmation, ...p });
+}
