@@ -171,7 +171,7 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
     peers: transport.peerIds(),
     configuration: () => driver.status().conf,
     exchangeWanted: (p) => transport.exchangeWanted(p),
-    onRolledBack: (why) => driver.recover(why),
+    onRolledBack: (why, catchUp) => driver.recover(why, catchUp),
     sendExchange: (p, b) => transport.sendExchange(p, b),
     view: () => {
       const s = driver.status();

@@ -381,7 +381,13 @@ export class Driver {
       // campaign and vote for itself. Dropping it is a lost message; the transfer times out.
       if ((msg.type === 'vote' || msg.type === 'preVote' || msg.type === 'timeoutNow') && !g.mayVote(this.durableState())) {
         if (msg.type === 'timeoutNow') this.o.log?.(`not taking over leadership from ${msg.from}: this node's vote is withheld until its peers confirm its stored state`);
-        return;
+        // A vote request of a later term still moves this node into that term, as an append of a
+        // later term does; no grant leaves while the vote is withheld (the batch's messages are
+        // filtered, below). A gate that releases the vote only past a term this node may have
+        // voted in (node/splitbrain/rollback.ts caughtUp) needs this: with no leader, a vote
+        // request is the only way past that term, and a cluster whose one candidate needs this
+        // node's vote would otherwise stay in it.
+        if (msg.type !== 'vote' || msg.term <= this.o.storage.hardState().term) return;
       }
     }
     // A leader handing over to this node: refused (a lost message) while it may not campaign.
@@ -477,9 +483,19 @@ export class Driver {
    * its log — its match index for this node is stale — it asks for leadership to move, so a new
    * leader's fresh progress sends it the log.
    */
-  recover(why: string): void {
+  recover(why: string, holds?: { readonly term: number; readonly index: number }): void {
     this.inbox.push(() => {
       if (this.recovering) return;
+      // This node has applied, that is holds as committed, every index up to the highest one the
+      // peers saw it acknowledge (it caught up since, as a wiped node's recovery in this run
+      // does): an acknowledgement only ever counts toward committing its entry, and the entry
+      // committed at that index is final and is the one this node holds. Nothing is left to fetch;
+      // the vote guard still withholds the vote until the node is past the term it may have voted
+      // in. A longer log alone does not count: a restored copy may hold other, uncommitted entries.
+      if (holds !== undefined && holds.index > 0 && this.appliedIndex >= holds.index) {
+        this.o.log?.(`not recovering ${why}: it has applied index ${this.appliedIndex}, past the acknowledged index ${holds.index}`);
+        return;
+      }
       this.beginRecovery(why);
       // Durable, as a wipe's marker is: a restart before the node caught up must not forget
       // that its log is behind what it acknowledged (written with the next batch, synced).

@@ -130,7 +130,7 @@ export interface NodeGuardIo {
   /** The node's current view: term, known leader, applied index and the state root after it. */
   view(): { readonly term: number; readonly leader: NodeId | null; readonly appliedIndex: number; readonly root: string };
   /** The peers proved this node's store went backwards: catch up as a wiped node does (Driver.recover). */
-  onRolledBack?(why: string): void;
+  onRolledBack?(why: string, catchUp: { readonly term: number; readonly index: number }): void;
   /** Proposes an evidence event; resolves once the ledger ruled (either way), rejects if it could not be placed. */
   proposeEvidence?(ev: EquivocationEvidence): Promise<{ readonly accepted: boolean; readonly reason?: ReasonCode }>;
 }
@@ -345,7 +345,7 @@ export class NodeGuard implements VoteGuard {
     const out = this.monitor.incoming(peer, d);
     if (out.verdict?.kind === 'rolled_back' && !this.recoveryAsked) {
       this.recoveryAsked = true;
-      this.io?.onRolledBack?.(`because ${peer} witnessed this node beyond its stored state (restored from an old copy?)`);
+      this.io?.onRolledBack?.(`because ${peer} witnessed this node beyond its stored state (restored from an old copy?)`, out.verdict.catchUp);
     }
     this.collectEvidence(); // the monitor logged any alarm and counted it
     // A peer that asks what this node witnessed of it is waiting to vote: answer now, at most
