@@ -44,7 +44,7 @@
  *   wholeLivenessTicksMax.
  */
 import { Driver, type DurableRaftState, type Outcome, type VoteGuard } from '../../../raft/driver.js';
-import { LevelStorage, wipedStoreOps, type PersistBatch } from '../../../raft/storage/leveldb.js';
+import { COLD_PREFIX, LevelStorage, wipedStoreOps, type PersistBatch } from '../../../raft/storage/leveldb.js';
 import { APP_PREFIX, KEY_HS, KEY_SNAP, LOG_PREFIX, decodeHardState, unseal } from '../../../raft/storage/codec.js';
 import { RaftCore } from '../../../raft/core/raft.js';
 import { SeededRng } from '../../../raft/core/rng.js';
@@ -591,7 +591,7 @@ class WholeCluster {
         const s = driver.status();
         return { term: s.term, leader: s.leader, appliedIndex: s.appliedIndex, root: s.root };
       },
-      onRolledBack: (why) => driver.recover(why),
+      onRolledBack: (why, catchUp) => driver.recover(why, catchUp),
     });
     // The streams are up: a node waiting for rollback answers asks at once (daemon: reachability).
     for (const p of this.nodes) {
@@ -749,7 +749,10 @@ class WholeCluster {
       const n = pickUp();
       if (n) {
         this.stop(n, true, 'media error');
-        if (n.disk.corrupt([LOG_PREFIX, APP_PREFIX, KEY_SNAP])) {
+        // Values the store checks when it opens: a corrupt one stops the node there and the
+        // operator wipes it. Archived records are read on demand, never at open (cold keys), so
+        // their corruption is a different fault, found by the read that meets it.
+        if (n.disk.corrupt([LOG_PREFIX, APP_PREFIX, KEY_SNAP], [Buffer.concat([APP_PREFIX, Buffer.from(COLD_PREFIX, 'utf8')])])) {
           this.trace.add(this.step, 'wipe', n.id, [], 'a stored value is corrupt');
           this.unsettle(n, 'wiped');
         }

@@ -172,9 +172,10 @@ export class SimKvDisk {
   }
 
   /** Flip one byte of one stored value whose key starts with one of `prefixes` (a media error). */
-  corrupt(prefixes: readonly Buffer[]): boolean {
+  corrupt(prefixes: readonly Buffer[], except: readonly Buffer[] = []): boolean {
     const ps = prefixes.map((p) => p.toString('latin1'));
-    const keys = [...this.durable.keys()].filter((k) => ps.some((p) => k.startsWith(p))).sort();
+    const xs = except.map((p) => p.toString('latin1'));
+    const keys = [...this.durable.keys()].filter((k) => ps.some((p) => k.startsWith(p)) && !xs.some((x) => k.startsWith(x))).sort();
     if (keys.length === 0) return false;
     const k = this.rng.pick(keys);
     const v = Buffer.from(this.durable.get(k) as Buffer);
