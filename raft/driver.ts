@@ -81,8 +81,10 @@ export interface DurableRaftState {
  *
  * - `received` sees every message from an authenticated peer before the core steps it, with the
  *   boot id the peer's stream named (the run of the peer's process that sent it), if any.
- * - While `mayVote` says no, incoming vote and pre-vote requests are dropped (a lost message, which
- *   Raft tolerates), outgoing grants too, and so is a leader's request to take over (timeoutNow);
+ * - While `mayVote` says no, incoming vote requests of the node's own term or earlier are dropped (a
+ *   lost message, which Raft tolerates); one of a later term moves the node into that term without
+ *   a grant; outgoing vote grants are dropped (pre-vote grants, which bind nothing, are not), and so
+ *   is a leader's request to take over (timeoutNow);
  *   a node that is not leader does not tick, so it never starts an election. It still follows a
  *   leader and acknowledges appends.
  * - `takeWrites` is called once per batch; its writes land in that batch, before any message the
@@ -379,7 +381,7 @@ export class Driver {
       g.received(msg, boot);
       // A withheld vote covers the node's own: a leadership transfer (timeoutNow) would have it
       // campaign and vote for itself. Dropping it is a lost message; the transfer times out.
-      if ((msg.type === 'vote' || msg.type === 'preVote' || msg.type === 'timeoutNow') && !g.mayVote(this.durableState())) {
+      if ((msg.type === 'vote' || msg.type === 'timeoutNow') && !g.mayVote(this.durableState())) {
         if (msg.type === 'timeoutNow') this.o.log?.(`not taking over leadership from ${msg.from}: this node's vote is withheld until its peers confirm its stored state`);
         // A vote request of a later term still moves this node into that term, as an append of a
         // later term does; no grant leaves while the vote is withheld (the batch's messages are
@@ -594,8 +596,9 @@ export class Driver {
           // meanwhile have been handed to the core. Losing ticks only slows this node's timers,
           // which Raft's safety does not depend on (reads use ReadIndex, not clock leases).
           if (this.ticksDue > 0) {
-            // A node whose vote is withheld starts no election: its follower clock stands still.
-            if (this.role === 'leader' || this.mayCampaign()) this.core.tick();
+            // A node whose vote is withheld starts no election; its election clock still runs, so
+            // the lease of a leader it no longer hears from expires and a later term reaches it.
+            this.core.tick(this.role === 'leader' || this.mayCampaign());
             this.ticksDue = 0;
           }
           this.onTime();
@@ -696,9 +699,13 @@ export class Driver {
     // this batch is lost. The loop still waits for it before the next batch, so batches land on
     // disk in order and the applied index never moves backwards.
     if (sync) await write;
-    // A wiped node in recovery, or one whose vote the guard withholds, grants nothing.
+    // A wiped node in recovery, or one whose vote the guard withholds, grants no vote. A pre-vote
+    // it may grant: it changes no term and binds no vote (Raft thesis §9.6; the candidate still
+    // needs real votes, which are withheld), and withholding it too would leave a cluster whose
+    // only candidate needs this node with no election at all, so never past the term this node
+    // waits to be past.
     const withhold = this.recovering !== null || !this.votingAllowed();
-    const out = withhold ? late.filter((m) => !((m.type === 'voteResp' || m.type === 'preVoteResp') && !m.reject)) : late;
+    const out = withhold ? late.filter((m) => !(m.type === 'voteResp' && !m.reject)) : late;
     const g = this.o.guard;
     if (g) {
       for (const m of out) if (m.type === 'voteResp' && !m.reject) g.voted(m.term, m.to);

@@ -68,9 +68,15 @@
  *     or saw it acknowledge an index beyond its log in its current term, proves the store went
  *     backwards: verdict `rolled_back`, with the peer's record as evidence (raises
  *     custody_split_brain_active{kind="rollback"} unless the store's own marker explains it).
- *  4. Until the gate allows it, the driver drops incoming vote and pre-vote requests and requests
- *     to take over leadership (timeoutNow), and does not start elections; it still follows a leader, appends and acknowledges entries (an
- *     acknowledgement states the current durable log, which is true whatever happened before).
+ *  4. Until the gate allows it, the driver grants no vote, drops requests to take over leadership
+ *     (timeoutNow) and starts no election; it still follows a leader, appends and acknowledges
+ *     entries (an acknowledgement states the current durable log, which is true whatever happened
+ *     before). It does grant pre-votes, which bind no vote and change no term, and a vote request
+ *     of a later term moves it into that term without a grant: the catch-up below asks it to be
+ *     past a term, and with no leader a candidate's request is the only way there. A late verdict
+ *     sends the node into the driver's recovery only if it has not yet applied the highest index
+ *     the peers saw it acknowledge (raft/driver.ts recover): the entry committed at that index is
+ *     final, so a node that applied it holds what its acknowledgement could have helped commit.
  *
  * The store's history (`StoreHistory`), from the marker `custody node wipe` leaves (META_RECOVERING
  * in raft/driver.ts, with the term it kept):

@@ -307,14 +307,19 @@ export class RaftCore implements RaftApi {
   // API
   // -------------------------------------------------------------------------------------------
 
-  tick(): void {
+  /**
+   * One logical clock tick. `mayCampaign` false (a follower whose host withholds its vote): the
+   * election clock still runs, so the leader lease below expires as it does for any follower and a
+   * later term's vote request is heard, but the timeout starts no election.
+   */
+  tick(mayCampaign = true): void {
     if (this.role === 'leader') this.tickHeartbeat();
-    else this.tickElection();
+    else this.tickElection(mayCampaign);
   }
 
-  private tickElection(): void {
-    this.electionElapsed++;
-    if (this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout) {
+  private tickElection(mayCampaign: boolean): void {
+    if (this.electionElapsed < this.randomizedElectionTimeout) this.electionElapsed++;
+    if (mayCampaign && this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout) {
       this.electionElapsed = 0;
       this.hup(false);
     }

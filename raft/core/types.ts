@@ -250,7 +250,8 @@ export interface Status {
 
 /** The core's API. Implemented by `RaftCore` in raft.ts. */
 export interface RaftApi {
-  tick(): void;
+  /** One logical tick; `mayCampaign` false keeps the election clock running without starting an election. */
+  tick(mayCampaign?: boolean): void;
   step(msg: Message): void;
   /** On the leader: append. On a follower with a known leader: forward ('prop'). */
   propose(data: Uint8Array): ProposeResult;
