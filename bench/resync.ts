@@ -25,7 +25,7 @@
  * its archive fetch, from its log. A JSON line for tooling closes the output.
  */
 import { spawn } from 'node:child_process';
-import { createWriteStream, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -158,7 +158,7 @@ async function main(): Promise<void> {
   issueOperatorCert(c.certs, 'audra', 'auditor');
   const file = join(root, 'journal.snap');
   const built = await buildJournal(c, join(root, 'build'), file);
-  say(`built: ${ACTS} settled acts (${built.entries} ledger entries) in ${built.seconds.toFixed(1)} s (${(ACTS / built.seconds).toFixed(0)} acts/s); snapshot file ${(readFileSync(file).length / 1048576).toFixed(1)} MiB`);
+  say(`built: ${ACTS} settled acts (${built.entries} ledger entries) in ${built.seconds.toFixed(1)} s (${(ACTS / built.seconds).toFixed(0)} acts/s); snapshot file ${(statSync(file).size / 1048576).toFixed(1)} MiB`);
   rmSync(join(root, 'build'), { recursive: true, force: true });
 
   let result: Record<string, unknown> = {};
@@ -200,7 +200,7 @@ async function main(): Promise<void> {
     const fetched = /archive: fetched records (\d+)\.\.(\d+) from (\S+)/.exec(log);
     say(`wiped node n3 in sync after ${(syncMs / 1000).toFixed(1)} s: applied ${caught.applied}, ${fetched ? `archive records ${fetched[1]}..${fetched[2]} fetched from ${fetched[3]}` : 'no archive fetch logged'}; act-0 and act-${ACTS - 1} read back Settled`);
     say(`n3 resident set: peak ${mib(peakKiB)} MiB, now ${mib(now)} MiB`);
-    result = { bench: 'resync', acts: ACTS, buildSeconds: Math.round(built.seconds * 10) / 10, snapshotFileMiB: Math.round(readFileSync(file).length / 104857.6) / 10, syncSeconds: Math.round(syncMs / 100) / 10, peakRssMiB: mib(peakKiB), rssMiB: mib(now), fetched: fetched ? Number(fetched[2]) + 1 : 0 };
+    result = { bench: 'resync', acts: ACTS, buildSeconds: Math.round(built.seconds * 10) / 10, snapshotFileMiB: Math.round(statSync(file).size / 104857.6) / 10, syncSeconds: Math.round(syncMs / 100) / 10, peakRssMiB: mib(peakKiB), rssMiB: mib(now), fetched: fetched ? Number(fetched[2]) + 1 : 0 };
   } finally {
     await c.stop();
     if (!KEEP && arg('dir', '') === '') rmSync(root, { recursive: true, force: true });
