@@ -178,7 +178,12 @@ t.test('archive fetch', async (t) => {
           r[i] = alter(r[i] as Uint8Array, bit);
           return r;
         }
-        case 'swap': return r.length > 1 ? [r[(i + 1) % r.length] as Uint8Array, ...r.filter((_, j) => j !== (i + 1) % r.length)] : [records[(from + 1) % ACTS] as Uint8Array];
+        case 'swap': {
+          // A record other than the first moved to the front (never the first itself: no change).
+          if (r.length === 1) return [records[(from + 1) % ACTS] as Uint8Array];
+          const j = 1 + (at % (r.length - 1));
+          return [r[j] as Uint8Array, ...r.filter((_, k) => k !== j)];
+        }
         case 'drop': return r.length > 1 ? r.filter((_, j) => j !== i) : [records[(from + 1) % ACTS] as Uint8Array];
         case 'dup': {
           // One record twice, in place of the next (or twice alone: more than asked for one).
