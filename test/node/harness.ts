@@ -13,6 +13,7 @@ import { CustodyClient } from '../../node/client.js';
 import { CLI_PATH, fetchStatus, spawnNode, type HttpStatus } from '../../node/cluster.js';
 import { loadTls, type TlsMaterial } from '../../node/tls.js';
 import { until as pollUntil } from '../../node/probe.js';
+import { CustodyError } from '../../proto/errors.js';
 
 export interface TestLike {
   teardown(fn: () => unknown): void;
@@ -158,14 +159,23 @@ export class Cluster {
 
   /** A leader that every listed node agrees on, in one term. */
   async stableLeader(ids = this.specs.map((s) => s.id), timeoutMs = 180_000): Promise<HttpStatus> {
+    // What the nodes said last, for the failure message: a node that never answered (it did not
+    // start: see its log) reads differently from nodes that answer without agreeing on a leader.
+    let seen = 'no node answered';
     return until(`a leader agreed by ${ids.join(',')}`, async () => {
       const st = await this.statuses(ids);
+      seen = ids.map((id) => {
+        const s = st.get(id);
+        return s === undefined ? `${id}: no answer` : `${id}: ${s.role} term ${s.term} leader ${s.leader || 'none'}`;
+      }).join('; ');
       if (st.size !== ids.length) return null;
       const all = [...st.values()];
       const l = all.find((s) => s.role === 'leader');
       if (!l) return null;
       return all.every((s) => s.leader === l.id && s.term === l.term) ? l : null;
-    }, timeoutMs);
+    }, timeoutMs).catch((e: unknown) => {
+      throw new CustodyError('REMOTE_TIMEOUT', `${(e as Error).message}; last seen: ${seen}${ids.filter((id) => seen.includes(`${id}: no answer`)).map((id) => `; ${id}'s log ends: ${this.log(id).trim().split('\n').slice(-5).join(' | ')}`).join('')}`);
+    });
   }
 
   /** Wait until the nodes have applied the same index with the same state root. */
