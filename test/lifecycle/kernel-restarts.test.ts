@@ -85,7 +85,11 @@ t.test('keys sign after a full restart; a killed kernel is reconnected without r
   // 1. Every daemon and every kernel stopped, then started again.
   await cluster.stop();
   await cluster.start('audra', CLI, 120_000);
-  t.equal((await sign('after-full-restart', 'n3')).state, 'Published', 'the key made before a stop of all nodes signs after they start');
+  // Ready to sign once every node's kernel link is up again, as the runbook's readiness check reads
+  // it from /status: an act submitted before then aborts with REMOTE_TIMEOUT rather than waiting.
+  for (const id of ids) await until(`${id}'s kernel connected after the restart`, async () => (await kernelStatus(id)).connected || null, 120_000);
+  const afterRestart = await sign('after-full-restart', 'n3');
+  t.equal(afterRestart.state, 'Published', `the key made before a stop of all nodes signs after they start${afterRestart.reason ? ` (ended ${afterRestart.reason})` : ''}`);
   await verified('after-full-restart');
   t.comment(`full restart and signature after ${Date.now() - t0} ms`);
 
