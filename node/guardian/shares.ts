@@ -181,6 +181,8 @@ async function tryCombine(shares: readonly GuardianShare[], recipient: string): 
       return null;
     }
     if (!IDENTITY_RE.test(identity)) return null;
+    // age refusing a string of the identity's shape means it is not this recipient's identity:
+    // null, and the caller refuses the combine with GUARDIAN_COMBINE_MISMATCH naming the files.
     const got = await identityToRecipient(identity).catch(() => null);
     return got === recipient ? identity : null;
   } finally {

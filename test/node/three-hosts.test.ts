@@ -174,7 +174,7 @@ t.test('three hosts: init, sign, genesis, kernels and nodes as separate users, a
   t.comment(`leader and genesis after ${Date.now() - t0} ms`);
   const leader = first[0]?.leader as string;
   t.ok(first.every((s) => s.leader === leader), `all three hosts follow leader ${leader}`);
-  t.pass(`the genesis of three-hosts is committed on every host (commit index ${first.map((s) => s.commit).join(', ')})`);
+  t.ok(first.every((s) => s.clusterId === 'three-hosts' && s.commit > 0), `the genesis of three-hosts is committed on every host (commit index ${first.map((s) => s.commit).join(', ')})`);
 
   // A governance decision: proposed and approved on the leader's host by two approvers; at quorum it is committed.
   const li = ids.indexOf(leader as (typeof ids)[number]);
