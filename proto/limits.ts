@@ -338,6 +338,8 @@ export const tx = {
   solanaFeeLamportsMax: 50_000_000,
   /** Largest raw message an act may carry. */
   rawBytesMax: 4096,
+  /** Most messages one act signs (one per PSBT input): each is one threshold signature and one nonce per signer. */
+  messagesPerActMax: 64,
   /** Most decimals an asset table entry may declare (SPL Token allows up to 255; none in use exceeds 18). */
   assetDecimalsMax: 30,
   /** Characters of a decoding library's error message kept in a refusal's detail (the rest is dropped). */
