@@ -106,6 +106,7 @@ export const REASONS = {
   TX_ASSET_UNKNOWN: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'the asset is not in the asset table for the key\'s network' },
   TX_ASSET_MISMATCH: { grpc: GrpcStatus.INVALID_ARGUMENT, text: 'the transaction states the asset differently from the asset table (decimals)' },
   TX_INPUT_INCOMPLETE: { grpc: GrpcStatus.INVALID_ARGUMENT, text: 'an input lacks the previous output (amount and script) its fee and signature hash need' },
+  TX_DECLARED_MISMATCH: { grpc: GrpcStatus.INVALID_ARGUMENT, text: 'a field the act declares differs from what its transaction says' },
 } as const;
 
 export type ReasonCode = keyof typeof REASONS;
