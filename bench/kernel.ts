@@ -1,7 +1,7 @@
 /**
  * Kernel signing throughput against the crypto-only limit, measured in the same run.
  *
- *   node dist/bench/kernel.js [--suites ed25519,secp256k1,taproot] [--blocks 10] [--per-block 10] [--profile software|hsm]
+ *   node dist/bench/kernel.js [--suites ed25519,secp256k1,taproot] [--blocks 10] [--per-block 10] [--act-messages 16] [--profile software|hsm]
  *
  * For each suite, three kernel processes on Unix sockets hold a 2-of-3 key from a real DKG, and
  *   crypto-only (this process, noble, no I/O) times commit (RFC 9591 §5.1), sign_share (§5.2),
@@ -9,7 +9,11 @@
  *   kernel times one signature share from one kernel (a framed request; permit checks; share and
  *     nonce unsealed; the nonce consumed in an fsynced batch — in the hsm profile after a token
  *     counter raise — before the reply), and a full 2-of-3 signing across processes (presign a
- *     nonce on each signer, both sign in parallel, aggregate), with and without the presign.
+ *     nonce on each signer, both sign in parallel, aggregate), with and without the presign;
+ *   act times a whole act of --act-messages messages (default 16, e.g. a 16-input PSBT) signed
+ *     2-of-3 from presigned nonces: one request per kernel carrying every message, both in
+ *     parallel (per act, per message, and per message against one single-message share), and
+ *     separately the aggregation of every message in this process.
  * The crypto and kernel measurements alternate in small blocks and the medians are reported, so
  * both see the same machine load; the ratio is kernel / crypto-only. A JSON line follows.
  */
@@ -17,7 +21,7 @@ import { randomBytes } from 'node:crypto';
 import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { suiteOf, SUITE_NAMES, type SuiteName } from '../kernel/suites.js';
-import type { NonceCommitment } from '../kernel/wire.js';
+import type { NonceCommitment, ResponseBody } from '../kernel/wire.js';
 import { messagesDigest } from '../ledger/tx/messages.js';
 import {
   Governance, independentVerify, runDkg, setupKernel, signAcross, startKernel, tempDir, toPackage,
@@ -33,6 +37,7 @@ const suites = arg('suites', SUITE_NAMES.join(',')).split(',') as SuiteName[];
 const BLOCKS = Number(arg('blocks', '10'));
 const PER_BLOCK = Number(arg('per-block', '10'));
 const profile = arg('profile', 'software') as Profile;
+const ACT_MESSAGES = Number(arg('act-messages', '16'));
 
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -61,8 +66,11 @@ async function benchSuite(name: SuiteName, members: Member[], gov: Governance) {
   // A second key for the runs that presign as they go: one key's nonces are consumed in counter
   // order, so those runs must not share a key with the presigned-ahead ones.
   const key2: KeyResult = await runDkg(gov, members, `bench2-${name}-${randomBytes(3).toString('hex')}`, name, 2);
+  // A third key for the acts, presigned right before each (untimed) and consumed in order.
+  const key3: KeyResult = await runDkg(gov, members, `bench3-${name}-${randomBytes(3).toString('hex')}`, name, 2);
   const [a, b] = members as [Member, Member];
   const pub = toPackage(key.public);
+  const actMessages = Array.from({ length: ACT_MESSAGES }, (_, i) => (name === 'taproot' ? randomBytes(32) : Buffer.from(`bench act message ${i}`)));
   const presign = async (m: Member, count: number): Promise<NonceCommitment[]> => {
     const out: NonceCommitment[] = [];
     for (let left = count; left > 0; left -= 256) {
@@ -81,7 +89,7 @@ async function benchSuite(name: SuiteName, members: Member[], gov: Governance) {
       messages: [msg], lists: [list.map((x) => ({ identifier: x.identifier, hiding: x.hiding, binding: x.binding }))], counters: [n.counter], ledgerConsumedCounter: 0,
     }, 'signatureShares');
 
-  const s = { commit: [] as number[], share: [] as number[], full: [] as number[], fullPresigned: [] as number[], kShare: [] as number[], kFull: [] as number[], kFullPresigned: [] as number[] };
+  const s = { commit: [] as number[], share: [] as number[], full: [] as number[], fullPresigned: [] as number[], kShare: [] as number[], kFull: [] as number[], kFullPresigned: [] as number[], kAct: [] as number[], kActAggregate: [] as number[] };
   let mi = 0;
   let ti = 0;
   for (let blk = 0; blk < BLOCKS; blk++) {
@@ -122,6 +130,23 @@ async function benchSuite(name: SuiteName, members: Member[], gov: Governance) {
         c.frost.aggregate(pub as never, [pa, pb].map((q) => ({ identifier: q.identifier, hiding: q.hiding, binding: q.binding })) as never, msg,
           Object.fromEntries(shares.map((r) => [r.identifier, r.sigShares[0]!])) as never);
       });
+      // kernel: a whole act of ACT_MESSAGES messages from presigned nonces (presign untimed)
+      const [na, nb] = [
+        (await a.client.call({ kind: 'nonces', keyId: key3.keyId, keyEpoch: 0, count: ACT_MESSAGES }, 'nonceCommitments')).commitments,
+        (await b.client.call({ kind: 'nonces', keyId: key3.keyId, keyEpoch: 0, count: ACT_MESSAGES }, 'nonceCommitments')).commitments,
+      ];
+      const lists = actMessages.map((_, j) => [na[j]!, nb[j]!].map((q) => ({ identifier: q.identifier, hiding: q.hiding, binding: q.binding })));
+      const permit = { keyId: key3.keyId, keyEpoch: 0, requestId: `a-${na[0]!.counter}`, messageDigest: messagesDigest(actMessages), ledgerIndex: gov.permitIndex() };
+      let shares: Extract<ResponseBody, { kind: 'signatureShares' }>[] = [];
+      await time(s.kAct, async () => {
+        shares = await Promise.all([[a, na] as const, [b, nb] as const].map(([m, ns]) =>
+          m.client.call({ kind: 'sign', permit, messages: actMessages, lists, counters: ns.map((q) => q.counter), ledgerConsumedCounter: 0 }, 'signatureShares')));
+      });
+      await time(s.kActAggregate, () => {
+        const sigs = actMessages.map((msgJ, j) => c.frost.aggregate(toPackage(key3.public) as never, lists[j] as never, msgJ,
+          Object.fromEntries(shares.map((r) => [r.identifier, r.sigShares[j]!])) as never));
+        if (blk === 0 && i === 0 && !sigs.every((sig, j) => independentVerify(name, key3.public.commitments[0]!, actMessages[j]!, sig))) throw new Error('bench act signature does not verify');
+      });
     }
   }
   const m = Object.fromEntries(Object.entries(s).map(([k, v]) => [k, median(v)])) as Record<keyof typeof s, number>;
@@ -129,6 +154,8 @@ async function benchSuite(name: SuiteName, members: Member[], gov: Governance) {
     suite: name, profile, samples: total,
     cryptoCommitMs: +m.commit.toFixed(3), cryptoShareMs: +m.share.toFixed(3), cryptoFullMs: +m.full.toFixed(3), cryptoFullPresignedMs: +m.fullPresigned.toFixed(3),
     kernelShareMs: +m.kShare.toFixed(3), kernelFullMs: +m.kFull.toFixed(3), kernelFullPresignedMs: +m.kFullPresigned.toFixed(3),
+    actMessages: ACT_MESSAGES, kernelActMs: +m.kAct.toFixed(3), kernelActPerMessageMs: +(m.kAct / ACT_MESSAGES).toFixed(3),
+    actAggregateMs: +m.kActAggregate.toFixed(3), actPerMessageShareRatio: +(m.kAct / ACT_MESSAGES / m.kShare).toFixed(2),
     cryptoSharesPerSec: +(1000 / m.share).toFixed(1), kernelSharesPerSec: +(1000 / m.kShare).toFixed(1), kernelSignaturesPerSec: +(1000 / m.kFullPresigned).toFixed(1),
     shareRatio: +(m.kShare / m.share).toFixed(2), fullRatio: +(m.kFull / m.full).toFixed(2), fullPresignedRatio: +(m.kFullPresigned / m.fullPresigned).toFixed(2),
   };
@@ -144,11 +171,11 @@ async function main(): Promise<void> {
     const rows: Awaited<ReturnType<typeof benchSuite>>[] = [];
     console.log(`kernel bench: profile=${profile}, ${BLOCKS} blocks x ${PER_BLOCK}, medians in ms (node ${process.version}, load ${loadavg().map((x) => x.toFixed(1)).join(' ')})`);
     const f = (x: number): string => x.toFixed(2).padStart(7);
-    console.log('suite     | crypto: commit   share  2-of-3 (presigned) | kernel: share shares/s  2-of-3 (presigned) | ratio: share 2-of-3 (presigned)');
+    console.log(`suite     | crypto: commit   share  2-of-3 (presigned) | kernel: share shares/s  2-of-3 (presigned) | ratio: share 2-of-3 (presigned) | act of ${ACT_MESSAGES}: kernels per message (vs one share) aggregate`);
     for (const name of suites) {
       const r = await benchSuite(name, members, gov);
       rows.push(r);
-      console.log(`${name.padEnd(9)} | ${f(r.cryptoCommitMs)} ${f(r.cryptoShareMs)} ${f(r.cryptoFullMs)} (${f(r.cryptoFullPresignedMs)}) | ${f(r.kernelShareMs)} ${r.kernelSharesPerSec.toFixed(1).padStart(8)} ${f(r.kernelFullMs)} (${f(r.kernelFullPresignedMs)}) | ${r.shareRatio.toFixed(2).padStart(11)} ${r.fullRatio.toFixed(2).padStart(6)} (${r.fullPresignedRatio.toFixed(2)})`);
+      console.log(`${name.padEnd(9)} | ${f(r.cryptoCommitMs)} ${f(r.cryptoShareMs)} ${f(r.cryptoFullMs)} (${f(r.cryptoFullPresignedMs)}) | ${f(r.kernelShareMs)} ${r.kernelSharesPerSec.toFixed(1).padStart(8)} ${f(r.kernelFullMs)} (${f(r.kernelFullPresignedMs)}) | ${r.shareRatio.toFixed(2).padStart(11)} ${r.fullRatio.toFixed(2).padStart(6)} (${r.fullPresignedRatio.toFixed(2)}) | ${f(r.kernelActMs)} ${f(r.kernelActPerMessageMs)} (${r.actPerMessageShareRatio.toFixed(2)}) ${f(r.actAggregateMs)}`);
     }
     console.log(`load average at the end: ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
     console.log(JSON.stringify({ bench: 'kernel', rows }));
