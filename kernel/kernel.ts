@@ -661,34 +661,38 @@ export class Kernel {
    * fails (3).
    *
    * Why n messages in one request reveal nothing more than n separate permitted signings. A
-   * FROST share z = d + e·ρ + λ·s·c (RFC 9591 §5.2) hides the signing share s only while the
-   * nonce pair (d, e) is used for one (message, list) — two shares under one pair with different
-   * binding factors ρ or challenges c are two linear equations in d and s. Here each message gets
-   * its own pair: the counters are distinct (strictly rising) and each pair is consumed by this
-   * request, so every pair signs exactly one (message, list) ever, and the n shares are the n
-   * outputs n separate requests with the same pairs would have produced — computed the same way
-   * by the same function, bound to their own message and list through ρ_i = H1(X, msg_i,
-   * encode(list_i), id) (§4.4). Nothing is shared between the n computations but the signing
-   * share, as between any two separate signings. Each list still carries two nonce commitments
-   * per signer (hiding D and binding E, §5.1): the binding factor over the whole list is what
-   * stops a malicious coordinator from adapting other signers' commitments after seeing ours
-   * (the ROS / Drijvers et al. attack on single-nonce schemes), and it works per message because
-   * each message's ρ_i covers its own list. One pair per message, never one pair for many.
+   * FROST share z = d + e·ρ + λ·c·s (RFC 9591 §5.2) hides the signing share s only while the
+   * nonce pair (d, e) signs one (message, list): two shares under one pair with another binding
+   * factor ρ or challenge c are two linear equations in d, e and s. Here each message gets its own
+   * pair: the counters are distinct (strictly rising) and this request consumes them all, so every
+   * pair signs exactly one (message, list), ever. Each share is computed by the same function, with
+   * the same inputs, as a separate request for that message alone would use, its ρ_i bound to its
+   * own message and list (ρ_i = H1(PK || H4(msg_i) || H5(encode(list_i)) || id), §4.4); the n
+   * shares are n independent masks d_i + e_i·ρ_i over n multiples of s, exactly what n separate
+   * signings release. What the batch adds is only that the n sessions are open at once, and FROST
+   * is secure with concurrent sessions because of its two nonces per signer (§5.1 hiding D and
+   * binding E): the binding factor, over the whole list, is what defeats the attacks that make
+   * concurrent sessions dangerous for single-nonce schemes (Drijvers et al. 2019, the ROS attack
+   * of Benhamouda et al. 2021), a coordinator choosing other signers' commitments after seeing
+   * ours. So: two nonces per signer per message, one pair per message, never one pair for two.
+   * Every list naming the same signer set is not needed for that argument; it is the ledger's
+   * rule (one signing set per act), checked so a daemon cannot mix sets inside one act.
    *
    * Why rising counters keep the burn rule sound. Nonces of a key are consumed in counter order:
-   * using c burns every unused pair of the key at or below c and the consumed counter becomes c
-   * (and a later request must start above it). With counters c_1 < ... < c_n the batch burns
-   * everything up to c_n, which includes each c_i, in one write: after it, no c_i can sign again
-   * and no pair below c_n remains, so "consumed counter = c_n" stays the exact summary of what is
-   * spent (the ledger records the member's last counter, and STORE_ROLLED_BACK / reconcile only
-   * need that one number). A repeated counter would sign two messages with one pair — refused
-   * NONCE_REUSED; a falling one would be signed under a pair the same batch declares burned by
-   * an earlier entry's order — refused too, so the request's order is the consumption order.
+   * using c burns every unused pair of the key at or below c, the consumed counter becomes c, and
+   * a later request must start above it. With counters c_1 < ... < c_n the batch burns everything
+   * up to c_n, which includes each c_i, in one write: afterwards no c_i can sign again and no pair
+   * at or below c_n remains, so "consumed counter = c_n" stays the exact summary of what is spent
+   * (the ledger records the member's last counter, and STORE_ROLLED_BACK and reconcile need only
+   * that one number). A repeated counter would sign two messages with one pair: refused
+   * NONCE_REUSED. A falling one is refused too (PAYLOAD_REJECTED), so the last counter is the
+   * largest, the burn bound covers every counter of the request, and the request's order is the
+   * consumption order.
    *
-   * Crashes: before the batch, nothing is consumed and nothing left; the same nonces may sign once
-   * more, and a different request under this permit is held to the same messages by (3), so at
-   * most one set of shares per pair ever leaves. After the batch, the pairs are burned and the
-   * permit answers only the identical request, with the stored shares.
+   * Crashes: before the batch, nothing is consumed and the shares computed died with the process,
+   * so whichever request next uses those nonces (the same one, or another permitted one) releases
+   * the only shares they ever produce. After the batch, the pairs are burned, the shares are on
+   * disk, and the permit answers only the identical request, with those stored shares.
    */
   private async sign(b: Body<'sign'>): Promise<ResponseBody> {
     this.guard();

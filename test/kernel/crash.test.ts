@@ -69,6 +69,22 @@ for (const profile of PROFILES) {
         return reasonOf(Promise.reject(e));
       }
     };
+    /** One act of several messages on `p`: message i with p's nonce mine[i] and the helper's other[i]. */
+    const signActOn = async (p: KernelProcess, mine: NonceCommitment[], other: NonceCommitment[], messages: Uint8Array[]): Promise<string> => {
+      const body: RequestBody = {
+        kind: 'sign',
+        permit: permitOver(key, messages, gov.permitIndex()),
+        messages, lists: messages.map((_, i) => [mine[i]!, other[i]!].map((n) => ({ identifier: n.identifier, hiding: n.hiding, binding: n.binding }))),
+        counters: mine.map((n) => n.counter), ledgerConsumedCounter: 0,
+      };
+      try {
+        await p.client.call(body, 'signatureShares');
+        messages.forEach((m, i) => rec.record(mine[i]!, m));
+        return 'OK';
+      } catch (e) {
+        return reasonOf(Promise.reject(e));
+      }
+    };
     const restart = async (env: Record<string, string> = {}): Promise<void> => {
       await k.victim.stop();
       k.victim = await startKernel(k.victim.setup, env);
@@ -102,6 +118,22 @@ for (const profile of PROFILES) {
         } else {
           t.equal(retry, 'NONCE_REUSED', 'a crash after consumption burned the nonce');
         }
+      });
+    }
+
+    for (const point of SIGN_POINTS) {
+      t.test(`signing an act of three messages interrupted at ${point}`, async (t) => {
+        const mine = await presign(k.victim, 3);
+        const other = await presign(k.helper, 3);
+        await restart({ CUSTODY_KERNEL_CRASH_AT: point });
+        const first = await signActOn(k.victim, mine, other, [0, 1, 2].map((i) => Buffer.from(`act message ${i}, first try, ${point}`)));
+        t.equal(first, point === 'sign:replied' ? 'OK' : 'REMOTE_TIMEOUT', point === 'sign:replied' ? 'the shares left, then the kernel died' : 'nothing left the kernel');
+        t.equal((await k.victim.exited).signal, 'SIGKILL', 'the kernel died at the boundary');
+        await restart();
+        // A daemon now aims the same three nonces at other messages under another permit.
+        const retry = await signActOn(k.victim, mine, other, [0, 1, 2].map((i) => Buffer.from(`act message ${i}, second try, ${point}`)));
+        t.equal(retry, point === 'sign:checked' ? 'OK' : 'NONCE_REUSED', point === 'sign:checked' ? 'a crash before consumption left all three nonces unused: they sign once' : 'a crash after consumption burned all three');
+        t.equal(await signActOn(k.victim, mine.slice(1), other.slice(1), [Buffer.from(`a later message, ${point}`), Buffer.from(`another, ${point}`)]), 'NONCE_REUSED', 'no nonce of the act signs again, not even the last ones alone');
       });
     }
 
@@ -151,7 +183,7 @@ for (const profile of PROFILES) {
     });
 
     t.test('no nonce commitment ever signed twice', async (t) => {
-      t.ok(rec.size >= SIGN_POINTS.length + NONCE_POINTS.length, `recorded ${rec.size} commitments`);
+      t.ok(rec.size >= 4 * SIGN_POINTS.length + NONCE_POINTS.length, `recorded ${rec.size} commitments`);
       t.same(rec.reused(), [], 'every commitment released at most one share');
     });
   });
