@@ -4,7 +4,7 @@
  */
 import t from 'tap';
 import { CustodyError } from '../../proto/errors.js';
-import { kernel as limits } from '../../proto/limits.js';
+import { kernel as limits, tx as txLimits } from '../../proto/limits.js';
 import { FrameDecoder, decodeRequest, decodeResponse, encodeRequest, encodeResponse, frame, type RequestBody } from '../../kernel/wire.js';
 
 const reqs: RequestBody[] = [
@@ -60,4 +60,60 @@ t.test('validation names the field and gives the reason code', async (t) => {
 t.test('responses round-trip and error frames carry a table reason', async (t) => {
   const r = decodeResponse(encodeResponse({ callId: 4, body: { kind: 'error', reason: 'NONCE_REUSED', detail: 'nonce 7 burned' } }));
   t.same(r, { callId: 4, body: { kind: 'error', reason: 'NONCE_REUSED', detail: 'nonce 7 burned' } });
+});
+
+// ---------------------------------------------------------------------------------------------
+// The sign request: every message of one act, a commitment list and a counter per message
+// ---------------------------------------------------------------------------------------------
+
+const point = (seed: number): Uint8Array => Uint8Array.from({ length: 33 }, (_, i) => (seed * 31 + i) & 0xff);
+const ident = (n: number): string => n.toString(16).padStart(64, '0');
+function signBody(messages: Uint8Array[], signers: number): Extract<RequestBody, { kind: 'sign' }> {
+  return {
+    kind: 'sign',
+    permit: { keyId: 'k'.repeat(limits.idBytesMax), keyEpoch: 7, requestId: 'r'.repeat(limits.idBytesMax), messageDigest: new Uint8Array(32).fill(9), ledgerIndex: 2 ** 40 },
+    messages,
+    lists: messages.map((_, i) => Array.from({ length: signers }, (_, s) => ({ identifier: ident(s + 1), hiding: point(i * 64 + s), binding: point(i * 64 + s + 32) }))),
+    counters: messages.map((_, i) => 2 ** 40 + i),
+    ledgerConsumedCounter: 2 ** 40 - 1,
+  };
+}
+
+t.test('a sign request round-trips, lists of lists included', async (t) => {
+  const body = signBody([Uint8Array.from([1]), new Uint8Array(txLimits.solanaMessageBytesMax).fill(2), new Uint8Array(32).fill(3)], 3);
+  const back = decodeRequest(encodeRequest({ callId: 11, body }));
+  t.same(back, { callId: 11, body }, 'messages, lists and counters come back in order');
+  const res = decodeResponse(encodeResponse({ callId: 11, body: { kind: 'signatureShares', identifier: ident(1), sigShares: [new Uint8Array(32).fill(1), new Uint8Array(32).fill(2)], counters: [5, 9] } }));
+  t.same(res.body, { kind: 'signatureShares', identifier: ident(1), sigShares: [new Uint8Array(32).fill(1), new Uint8Array(32).fill(2)], counters: [5, 9] }, 'one share per message comes back in order');
+});
+
+t.test('the largest act fits one frame: every message with a full commitment list', async (t) => {
+  const body = signBody(Array.from({ length: txLimits.messagesPerActMax }, (_, i) => new Uint8Array(32).fill(i)), limits.participantsMax);
+  const bytes = encodeRequest({ callId: 2 ** 40, body });
+  t.ok(bytes.length <= limits.frameBytesMax, `${txLimits.messagesPerActMax} messages x ${limits.participantsMax} signers: ${bytes.length} bytes <= ${limits.frameBytesMax}`);
+  t.same(decodeRequest(bytes).body, body, 'and decodes to itself');
+});
+
+t.test('the sign request\'s bounds name the field', async (t) => {
+  const bad = (body: unknown): string => {
+    try {
+      decodeRequest(encodeRequest({ callId: 9, body: body as RequestBody }));
+      return 'OK';
+    } catch (e) {
+      return e instanceof CustodyError ? `${e.reason} ${e.detail}` : String(e);
+    }
+  };
+  const one = signBody([Uint8Array.from([1])], 2);
+  t.equal(bad(one), 'OK', 'a one-message act');
+  const n = txLimits.messagesPerActMax + 1;
+  const over = signBody(Array.from({ length: n }, () => Uint8Array.from([1])), 2);
+  t.match(bad(over), /^PAYLOAD_REJECTED sign\.messages has 65 entries/, 'more messages than an act carries');
+  t.match(bad({ ...one, messages: [] }), /^PAYLOAD_REJECTED sign\.messages has 0 entries/, 'no message');
+  t.match(bad({ ...one, messages: [new Uint8Array(0)] }), /^PAYLOAD_REJECTED sign\.messages\[0\]/, 'an empty message');
+  t.match(bad({ ...one, messages: [new Uint8Array(limits.messageBytesMax + 1)] }), /^PAYLOAD_REJECTED sign\.messages\[0\]/, 'a message over the kernel bound');
+  t.match(bad({ ...one, lists: [] }), /^PAYLOAD_REJECTED sign\.lists has 0 entries/, 'no commitment list');
+  t.match(bad({ ...one, lists: [one.lists[0]!.slice(0, 1)] }), /^PAYLOAD_REJECTED sign\.lists\[0\]\.commitments has 1 entries/, 'a list of one signer');
+  t.match(bad({ ...one, lists: [[{ ...one.lists[0]![0]!, hiding: new Uint8Array(31) }, one.lists[0]![1]!]] }), /^PAYLOAD_REJECTED sign\.lists\[0\]\.commitments\[0\]\.hiding/, 'a short commitment point');
+  t.match(bad({ ...one, counters: [] }), /^PAYLOAD_REJECTED sign\.counters has 0 entries/, 'no counter');
+  t.match(bad({ ...one, counters: [0] }), /^PAYLOAD_REJECTED sign\.counters\[0\]/, 'counter 0 (counters start at 1)');
 });
