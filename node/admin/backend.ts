@@ -26,7 +26,7 @@ import { receiptCid } from '../../ledger/receipts.js';
 import type { LedgerVerdict } from '../ledger-app.js';
 import type { LedgerPort } from '../lifecycle/ports.js';
 import type { ChronicleNote } from '../lifecycle/coordinator.js';
-import { actFor, actTxOf, decisionBodyFor, factsOf, keyContextFor, signedTxOf, type ActRequest } from '../lifecycle/acts.js';
+import { actFor, decisionBodyFor, factsOf, keyContextFor, signedTxOf, type ActRequest } from '../lifecycle/acts.js';
 import { assetTable } from '../../ledger/admission.js';
 import { formatUnits, solanaAddress, taprootAddress } from '../../ledger/tx/parse.js';
 import { TX_KINDS, type AssetTable, type TxFacts, type TxKind } from '../../ledger/tx/types.js';
@@ -75,10 +75,7 @@ export interface TxSummary {
 
 /** The act's signatures, one per message, once executed. */
 export function signaturesOf(op: OpRecord): readonly Uint8Array[] {
-  const many = (op as unknown as { signatures?: readonly Uint8Array[] | null }).signatures;
-  if (Array.isArray(many)) return many;
-  const one = (op as unknown as { signature?: Uint8Array | null }).signature;
-  return one instanceof Uint8Array ? [one] : [];
+  return op.signatures ?? [];
 }
 
 /** The transaction summary of `act` against the cluster state `c`. */
@@ -358,7 +355,7 @@ export class AdminBackend {
       if (p.state !== 'approved') throw new CustodyError('QUORUM_NOT_MET', `decision ${approvalCid} has ${p.approvals.length} of ${this.needed(p)} approvals`);
       approval = { body: p.body, approvals: p.approvals };
       act = p.act;
-      if (req !== null && !bytesEqual(actCid(actFor(this.ledger.state(), req, actTxOf(act).initiator).act), actCid(act))) {
+      if (req !== null && !bytesEqual(actCid(actFor(this.ledger.state(), req, act.initiator).act), actCid(act))) {
         throw new CustodyError('BINDING_MISMATCH', `decision ${approvalCid} approves another act than this transaction`);
       }
     } else {
@@ -497,7 +494,7 @@ export function keyView(k: KeyRecord, c: ClusterState | null = null) {
   return {
     id: k.id, scheme: k.scheme, status: k.status, activeEpoch: k.activeEpoch ?? -1, publicKey: k.publicKey ? toHex(k.publicKey) : '',
     epochs: Object.values(k.epochs).map((e) => `${e.epoch}:${e.status}`),
-    network: (k as unknown as { network?: string }).network ?? 'none', address: keyAddress(c, k),
+    network: k.network, address: keyAddress(c, k),
   };
 }
 
@@ -516,7 +513,6 @@ function ruleOf(op: OpRecord): string {
 
 /** The transaction part of an act's view: kind, bytes, initiator, the facts and the signed transaction. */
 export function actTxView(act: Act, tx: TxSummary | undefined) {
-  const t = actTxOf(act);
   const f = tx?.facts ?? null;
   const dec = (symbol: string): number | undefined => (tx !== undefined && Object.hasOwn(tx.assets, symbol) ? tx.assets[symbol]!.decimals : undefined);
   const units = (amount: bigint, symbol: string): string => {
@@ -524,7 +520,7 @@ export function actTxView(act: Act, tx: TxSummary | undefined) {
     return d === undefined ? `${amount}` : formatUnits(amount, d);
   };
   return {
-    initiator: t.initiator ?? '', kind: t.kind ?? '', tx: Buffer.from(t.tx ?? new Uint8Array(0)),
+    initiator: act.initiator, kind: act.kind, tx: Buffer.from(act.tx),
     display: f?.display ?? '', displayHash: toHex(act.displayHash), network: f?.network ?? '',
     outputs: (f?.outputs ?? []).map((o) => ({ address: o.address, amount: units(o.amount, o.asset), asset: o.asset, change: o.change, amountBase: o.amount.toString() })),
     fee: f === null ? '' : `${units(f.fee, f.feeAsset)} ${f.feeAsset}`,
@@ -544,7 +540,10 @@ export function actView(a: ActSummary) {
     receipts: op.receipts.map((r) => ({ type: String((r as { type?: unknown }).type), cid: toHex(receiptCid(r)), index: Number((r as { index?: unknown }).index) })),
     signature: sigs.length > 0 ? toHex(sigs[0]!) : '', confirmation: op.confirmation ?? '',
     permitId: op.permitId ? toHex(op.permitId) : '',
-    signingSet: (op.signingSet?.commitments ?? []).map((m) => ({ nodeId: m.nodeId, identifier: m.identifier, hiding: toHex(m.hiding), binding: toHex(m.binding), counter: m.counter })),
+    signingSet: (op.signingSet?.commitments ?? []).map((m) => ({
+      nodeId: m.nodeId, identifier: m.identifier, hiding: m.nonces[0] ? toHex(m.nonces[0].hiding) : '', binding: m.nonces[0] ? toHex(m.nonces[0].binding) : '', counter: m.nonces[0]?.counter ?? 0,
+      nonces: m.nonces.map((n) => ({ counter: n.counter, hiding: toHex(n.hiding), binding: toHex(n.binding) })),
+    })),
     notes: a.notes.map((n) => ({ atMs: n.atMs, text: n.text, reason: n.reason ?? '' })),
     ...(a.verdict ? { verdict: verdictView(a.verdict) } : {}),
     ...actTxView(op.act, a.tx ?? undefined),

@@ -20,12 +20,12 @@ import { CustodyError } from '../../proto/errors.js';
 import { ledger as ledgerLimits } from '../../proto/limits.js';
 import { actCid, type Act } from '../../ledger/events.js';
 import type { DecisionAction, DecisionBody } from '../../ledger/decision.js';
-import type { ClusterState, LedgerState } from '../../ledger/state.js';
+import { keyContextOf, type ClusterState, type LedgerState } from '../../ledger/state.js';
 import { assetTable } from '../../ledger/admission.js';
 import { deriveActFields, fieldsOf, requireDeclaredMatch, type DerivedActFields } from '../../ledger/tx/act.js';
 import { finalizeBitcoin, finalizeSolana, parseTransaction } from '../../ledger/tx/parse.js';
 import { toHex } from '../../ledger/encoding.js';
-import type { KeyContext, Network, TxFacts, TxKind } from '../../ledger/tx/types.js';
+import type { TxFacts, TxKind } from '../../ledger/tx/types.js';
 
 /** Default life of a proposed decision: long enough for approvers to sign, well under the cap. */
 export const DECISION_TTL_MS_DEFAULT = 24 * 3600 * 1000;
@@ -53,24 +53,8 @@ export interface ActRequest {
   readonly declared?: { readonly asset?: string; readonly amount?: bigint; readonly destination?: string };
 }
 
-/** The transaction part of an act (kind, bytes, initiator) as the ledger's Act v2 carries it. */
-export interface ActTx {
-  readonly initiator: string;
-  readonly kind: TxKind;
-  readonly tx: Uint8Array;
-}
-
-export function actTxOf(a: Act): ActTx {
-  return a as unknown as ActTx;
-}
-
 /** The key context a transaction of `keyId` is parsed against, or null while the key has no public key. */
-export function keyContextFor(c: ClusterState, keyId: string): KeyContext | null {
-  const k = Object.hasOwn(c.keys, keyId) ? c.keys[keyId] : undefined;
-  if (k === undefined || k.publicKey === null) return null;
-  const network = (k as unknown as { network?: Network }).network ?? 'none';
-  return { keyId: k.id, scheme: k.scheme, groupKey: k.publicKey, network };
-}
+export const keyContextFor = keyContextOf;
 
 function clusterOf(state: LedgerState): ClusterState {
   const c = state.cluster;
@@ -92,7 +76,7 @@ export function actFor(state: LedgerState, r: ActRequest, initiator: string): { 
   const d = r.declared ?? {};
   const declared: DerivedActFields = { ...fields, ...(d.asset !== undefined ? { asset: d.asset } : {}), ...(d.amount !== undefined ? { amount: d.amount } : {}), ...(d.destination !== undefined ? { destination: d.destination } : {}) };
   requireDeclaredMatch(declared, fields);
-  const act = { keyId: r.keyId, keyEpoch, initiator, kind: r.kind, tx: Uint8Array.from(r.tx), ...fields } as unknown as Act;
+  const act: Act = { keyId: r.keyId, keyEpoch, initiator, kind: r.kind, tx: Uint8Array.from(r.tx), ...fields };
   return { act, facts };
 }
 
@@ -104,9 +88,8 @@ export function actFor(state: LedgerState, r: ActRequest, initiator: string): { 
 export function factsOf(c: ClusterState, a: Act): { facts: TxFacts } | { refused: CustodyError } {
   const key = keyContextFor(c, a.keyId);
   if (key === null) return { refused: new CustodyError('KEY_NOT_PUBLISHED', `key ${a.keyId} has no group key`) };
-  const t = actTxOf(a);
   try {
-    return { facts: parseTransaction(t.kind, t.tx, key, assetTable(c)) };
+    return { facts: parseTransaction(a.kind, a.tx, key, assetTable(c)) };
   } catch (e) {
     if (e instanceof CustodyError) return { refused: e };
     throw e;
@@ -122,7 +105,7 @@ export interface SignedTx {
 }
 
 export function signedTxOf(a: Act, signatures: readonly Uint8Array[]): SignedTx | { refused: CustodyError } {
-  const t = actTxOf(a);
+  const t = a;
   try {
     switch (t.kind) {
       case 'btc-psbt': {

@@ -58,6 +58,15 @@ function btcNet(network: Network): typeof NETWORK {
   }
 }
 
+function decodes(net: typeof NETWORK, address: string): boolean {
+  try {
+    Address(net).decode(address);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** `TXID:VOUT:AMOUNT_SAT` as the CLI takes it. */
 export function parseCoin(s: string): CoinSpent {
   const m = /^([0-9a-fA-F]{64}):([0-9]{1,10}):([0-9]{1,16})$/.exec(s);
@@ -99,7 +108,8 @@ export function buildTaprootPsbt(key: KeyContext, coins: readonly CoinSpent[], p
     try {
       script = OutScript.encode(Address(net).decode(p.address));
     } catch (e) {
-      throw new CustodyError('TX_NETWORK_MISMATCH', `${p.address} is not an address of ${key.network}: ${(e as Error).message}`.slice(0, limits.refusalDetailCharsMax));
+      const elsewhere = [NETWORK, TEST_NETWORK, REGTEST].some((n) => n !== net && decodes(n, p.address));
+      throw new CustodyError(elsewhere ? 'TX_NETWORK_MISMATCH' : 'INVALID_ARGUMENT', `${p.address} is not an address of ${key.network}: ${(e as Error).message}`.slice(0, limits.refusalDetailCharsMax));
     }
     tx.addOutput({ script, amount: p.amount });
   }
