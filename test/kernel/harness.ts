@@ -20,7 +20,8 @@ import { KernelStore } from '../../kernel/store.js';
 import { externalPublicKey, suiteOf, type PublicKeyPackage, type Suite, type SuiteName } from '../../kernel/suites.js';
 import { SoftwareVault, type Vault } from '../../kernel/vault.js';
 import { HsmVault } from '../../kernel/hsm.js';
-import type { CommittedDecision, NonceCommitment, Participant, PublicPackage, SigningCommitment } from '../../kernel/wire.js';
+import type { CommittedDecision, NonceCommitment, Participant, Permit, PublicPackage, SigningCommitment } from '../../kernel/wire.js';
+import { messagesDigest } from '../../ledger/tx/messages.js';
 
 export const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 export const KERNEL_BIN = join(REPO, 'dist/kernel/bin.js');
@@ -298,29 +299,51 @@ export interface SignOutcome {
   shares: Record<string, Uint8Array>;
 }
 
-/** Full signing: one presigned commitment from each signer, a permit per kernel, aggregate. */
-export async function signAcross(gov: Governance, signers: Member[], key: KeyResult, message: Uint8Array, epoch = 0, pub?: PublicPackage, ledgerConsumed?: Record<string, number>): Promise<SignOutcome> {
-  const nonces: NonceCommitment[] = [];
+export interface SignManyOutcome {
+  /** One signature per message, in order. */
+  signatures: Uint8Array[];
+  /** The commitment list each message was signed with. */
+  lists: SigningCommitment[][];
+  /** Each message's shares by identifier. */
+  shares: Record<string, Uint8Array>[];
+  /** Each signer's counters, by node id. */
+  counters: Record<string, number[]>;
+}
+
+/** The step permit of one act over `messages` (kernel/kernel.ts sign): what the ledger would issue. */
+export function permitOver(key: { keyId: string }, messages: readonly Uint8Array[], ledgerIndex: number, epoch = 0, requestId = `req-${randomBytes(6).toString('hex')}`): Permit {
+  return { keyId: key.keyId, keyEpoch: epoch, requestId, messageDigest: messagesDigest(messages), ledgerIndex };
+}
+
+/**
+ * Full signing of one act's messages: one presigned commitment per message from each signer, one
+ * permit over all the messages, one sign request per kernel, and each message aggregated.
+ */
+export async function signManyAcross(gov: Governance, signers: Member[], key: KeyResult, messages: Uint8Array[], epoch = 0, pub?: PublicPackage, ledgerConsumed?: Record<string, number>): Promise<SignManyOutcome> {
+  const nonces: NonceCommitment[][] = [];
   for (const m of signers) {
-    const r = await m.client.call({ kind: 'nonces', keyId: key.keyId, keyEpoch: epoch, count: 1 }, 'nonceCommitments');
-    nonces.push(r.commitments[0]!);
+    const r = await m.client.call({ kind: 'nonces', keyId: key.keyId, keyEpoch: epoch, count: messages.length }, 'nonceCommitments');
+    nonces.push(r.commitments);
   }
-  const commitments = nonces.map((n) => ({ identifier: n.identifier, hiding: n.hiding, binding: n.binding }));
-  const ledgerIndex = gov.permitIndex();
-  const requestId = `req-${randomBytes(6).toString('hex')}`;
-  const shares: Record<string, Uint8Array> = {};
-  await Promise.all(signers.map(async (m, i) => {
+  const lists = messages.map((_, i) => nonces.map((ns) => ({ identifier: ns[i]!.identifier, hiding: ns[i]!.hiding, binding: ns[i]!.binding })));
+  const permit = permitOver(key, messages, gov.permitIndex(), epoch);
+  const shares: Record<string, Uint8Array>[] = messages.map(() => ({}));
+  await Promise.all(signers.map(async (m, s) => {
     const r = await m.client.call({
-      kind: 'sign',
-      permit: { keyId: key.keyId, keyEpoch: epoch, requestId, messageDigest: sha256(message), ledgerIndex },
-      message, commitments, counter: nonces[i]!.counter, ledgerConsumedCounter: ledgerConsumed?.[m.nodeId] ?? 0,
-    }, 'signatureShare');
-    shares[r.identifier] = r.sigShare;
+      kind: 'sign', permit, messages, lists, counters: nonces[s]!.map((n) => n.counter), ledgerConsumedCounter: ledgerConsumed?.[m.nodeId] ?? 0,
+    }, 'signatureShares');
+    r.sigShares.forEach((z, i) => (shares[i]![r.identifier] = z));
   }));
   const suite = suiteOf(key.suite);
   const pkg = toPackage(pub ?? key.public);
-  const signature = suite.frost.aggregate(pkg as never, commitments as never, message, shares as never);
-  return { signature, commitments, shares };
+  const signatures = messages.map((msg, i) => suite.frost.aggregate(pkg as never, lists[i] as never, msg, shares[i] as never));
+  return { signatures, lists, shares, counters: Object.fromEntries(signers.map((m, s) => [m.nodeId, nonces[s]!.map((n) => n.counter)])) };
+}
+
+/** Full signing of one message (an act with a single message). */
+export async function signAcross(gov: Governance, signers: Member[], key: KeyResult, message: Uint8Array, epoch = 0, pub?: PublicPackage, ledgerConsumed?: Record<string, number>): Promise<SignOutcome> {
+  const out = await signManyAcross(gov, signers, key, [message], epoch, pub, ledgerConsumed);
+  return { signature: out.signatures[0]!, commitments: out.lists[0]!, shares: out.shares[0]! };
 }
 
 /** Verifies with a verifier independent of the FROST code: OpenSSL Ed25519, BIP340 Schnorr. */
