@@ -18,8 +18,9 @@ import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { suiteOf, SUITE_NAMES, type SuiteName } from '../kernel/suites.js';
 import type { NonceCommitment } from '../kernel/wire.js';
+import { messagesDigest } from '../ledger/tx/messages.js';
 import {
-  Governance, independentVerify, runDkg, setupKernel, sha256, signAcross, startKernel, tempDir, toPackage,
+  Governance, independentVerify, runDkg, setupKernel, signAcross, startKernel, tempDir, toPackage,
   type KernelProcess, type KeyResult, type Member, type Profile,
 } from '../test/kernel/harness.js';
 
@@ -76,9 +77,9 @@ async function benchSuite(name: SuiteName, members: Member[], gov: Governance) {
   const fixedOther = theirs.pop()!;
   const sign = (m: Member, n: NonceCommitment, list: NonceCommitment[], requestId: string) =>
     m.client.call({
-      kind: 'sign', permit: { keyId: key.keyId, keyEpoch: 0, requestId, messageDigest: sha256(msg), ledgerIndex: gov.permitIndex() },
-      message: msg, commitments: list.map((x) => ({ identifier: x.identifier, hiding: x.hiding, binding: x.binding })), counter: n.counter, ledgerConsumedCounter: 0,
-    }, 'signatureShare');
+      kind: 'sign', permit: { keyId: key.keyId, keyEpoch: 0, requestId, messageDigest: messagesDigest([msg]), ledgerIndex: gov.permitIndex() },
+      messages: [msg], lists: [list.map((x) => ({ identifier: x.identifier, hiding: x.hiding, binding: x.binding }))], counters: [n.counter], ledgerConsumedCounter: 0,
+    }, 'signatureShares');
 
   const s = { commit: [] as number[], share: [] as number[], full: [] as number[], fullPresigned: [] as number[], kShare: [] as number[], kFull: [] as number[], kFullPresigned: [] as number[] };
   let mi = 0;
@@ -119,7 +120,7 @@ async function benchSuite(name: SuiteName, members: Member[], gov: Governance) {
         const rid = `f-${pa.counter}`;
         const shares = await Promise.all([sign(a, pa, [pa, pb], rid), sign(b, pb, [pa, pb], rid)]);
         c.frost.aggregate(pub as never, [pa, pb].map((q) => ({ identifier: q.identifier, hiding: q.hiding, binding: q.binding })) as never, msg,
-          Object.fromEntries(shares.map((r) => [r.identifier, r.sigShare])) as never);
+          Object.fromEntries(shares.map((r) => [r.identifier, r.sigShares[0]!])) as never);
       });
     }
   }

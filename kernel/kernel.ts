@@ -12,10 +12,14 @@
  *   - consumption is one atomic, fsynced store batch (and, in the hsm profile, first a raise of
  *     the token counter) that completes BEFORE the signature share is returned: a crash before
  *     it leaves the nonce unused and no share out; a crash after it burns the nonce;
- *   - the same batch records the permit as used, with the commitment list, counter and message it
- *     signed and the share itself; the identical request again is answered with that stored
- *     share (a daemon or a new coordinator resuming after a crash), anything else under the
- *     permit is refused STEP_PERMIT_REUSED: one permit, one share, however often it is asked;
+ *   - one request signs every message of an act, each with its own nonce pair (counters strictly
+ *     rising), and consumes them all in one batch up to the last counter (kernel.sign says why
+ *     this reveals no more than separate signings);
+ *   - the same batch records the permit as used, with the messages digest, commitment lists and
+ *     counters it signed and the shares themselves; the identical request again is answered with
+ *     those stored shares (a daemon or a new coordinator resuming after a crash), anything else
+ *     under the permit is refused STEP_PERMIT_REUSED: one permit, one set of shares, however
+ *     often it is asked;
  *   - a restored older store is caught by its consumed counter: in the software profile the
  *     daemon passes the highest counter the ledger records as consumed and a store behind it is
  *     refused (STORE_ROLLED_BACK); in the hsm profile the token counter is authoritative, so
@@ -25,7 +29,8 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
 import type { FrostPublic, FrostSecret, NonceCommitments, Nonces } from '@noble/curves/abstract/frost.js';
 import { CustodyError } from '../proto/errors.js';
-import { kernel as limits } from '../proto/limits.js';
+import { kernel as limits, tx as txLimits } from '../proto/limits.js';
+import { messagesDigest } from '../ledger/tx/messages.js';
 import { applyDecision, genesisState, type GenesisPin, type GovernanceState, type Effect } from './authority.js';
 import * as redeal from './redeal.js';
 import { counterKey, json, u64, type BatchOp, type KernelStore } from './store.js';
@@ -95,18 +100,22 @@ const K = {
 
 /**
  * A used permit (store key `permit/<keyId>/<requestId>`), written in the batch that consumes the
- * nonce: what the permit signed (counter, commitment list, message digest) and the share it
- * produced, so the identical request can be answered again (kernel.replaySign).
+ * nonces: what the permit signed (messages digest, every commitment list, every counter) and the
+ * shares it produced, so the identical request can be answered again (kernel.replaySign).
+ * Records of single-message kernels carry `counter`, `list` and `share` instead; they are kept
+ * until their epoch is superseded and answer no request of this form.
  */
 interface PermitUse {
   keyId: string;
   keyEpoch: number;
+  /** messagesDigest of the messages, as the permit names it. */
   digest: string;
   ledgerIndex: number;
-  counter: number;
-  /** signingListDigest of the commitment list; absent in records of older kernels. */
-  list?: string;
-  share?: string;
+  counters?: number[];
+  /** signingListsDigest of the commitment lists. */
+  lists?: string;
+  /** One signature share per message, hex, in request order. */
+  shares?: string[];
 }
 
 /** SHA-256 over the commitment list as the request gives it (identifier, hiding, binding each). */
@@ -119,10 +128,21 @@ export function signingListDigest(list: readonly SigningCommitment[]): Uint8Arra
   return h.digest();
 }
 
+/** SHA-256 over every message's commitment list, in order (count first, then each signingListDigest). */
+export function signingListsDigest(lists: readonly (readonly SigningCommitment[])[]): Uint8Array {
+  const h = createHash('sha256').update(u64(lists.length));
+  for (const l of lists) h.update(signingListDigest(l));
+  return h.digest();
+}
+
+/** A list's signer set in a canonical form (sorted identifiers), for comparing lists. */
+function signerSet(list: readonly SigningCommitment[]): string {
+  return JSON.stringify(list.map((c) => c.identifier).sort());
+}
+
 /** Most used-permit records examined when an epoch is superseded. */
 const PERMITS_SCAN_MAX = 1_000_000;
 
-const sha256 = (b: Uint8Array): Uint8Array => createHash('sha256').update(b).digest();
 
 function toPublicJson(p: PublicKeyPackage): PublicJson {
   return {
@@ -616,6 +636,60 @@ export class Kernel {
   // Signing (RFC 9591 §5.2 sign)
   // -------------------------------------------------------------------------------------------
 
+  /**
+   * Signs every message of one act under one permit: message i with this kernel's presigned nonce
+   * pair counters[i] and the commitment list lists[i] (RFC 9591 §5.2), each share from its own
+   * nonce pair.
+   *
+   * Flow. Every check runs before a nonce is opened and nothing leaves before the consumption is
+   * durable: (1) the permit's key is active at the permit's epoch and the permit is newer than the
+   * activation; (2) the shape: as many lists and counters as messages, counters strictly rising;
+   * (3) messagesDigest(messages) = permit.messageDigest, so the kernel signs exactly the list of
+   * messages the ledger permitted, in its order, none added or dropped (ledger/tx/messages.ts);
+   * (4) every list names the same signer set; (5) a used permit is answered only for the identical
+   * request (replaySign); (6) the store is not behind the ledger (STORE_ROLLED_BACK) and the first
+   * counter is above the consumed one (NONCE_REUSED); (7) each counter's nonce exists, belongs to
+   * the epoch, and is the commitment listed for this kernel in its message's list, every list
+   * valid for the key (commitmentList). Then the shares are computed, the token counter (hsm) and
+   * then one fsynced batch consume every nonce of the key up to the last counter and record the
+   * permit with its digest, lists, counters and shares, and only then do the shares leave.
+   *
+   * Who is trusted for what: the daemon (and whoever speaks on the socket) chooses messages,
+   * lists and counters and is trusted for none of them; the permit is trusted only as far as the
+   * governance the kernel verified itself (key, epoch, activation index); the message digest in
+   * it is the ledger's commitment to the act's messages, and a daemon lying about the messages
+   * fails (3).
+   *
+   * Why n messages in one request reveal nothing more than n separate permitted signings. A
+   * FROST share z = d + e·ρ + λ·s·c (RFC 9591 §5.2) hides the signing share s only while the
+   * nonce pair (d, e) is used for one (message, list) — two shares under one pair with different
+   * binding factors ρ or challenges c are two linear equations in d and s. Here each message gets
+   * its own pair: the counters are distinct (strictly rising) and each pair is consumed by this
+   * request, so every pair signs exactly one (message, list) ever, and the n shares are the n
+   * outputs n separate requests with the same pairs would have produced — computed the same way
+   * by the same function, bound to their own message and list through ρ_i = H1(X, msg_i,
+   * encode(list_i), id) (§4.4). Nothing is shared between the n computations but the signing
+   * share, as between any two separate signings. Each list still carries two nonce commitments
+   * per signer (hiding D and binding E, §5.1): the binding factor over the whole list is what
+   * stops a malicious coordinator from adapting other signers' commitments after seeing ours
+   * (the ROS / Drijvers et al. attack on single-nonce schemes), and it works per message because
+   * each message's ρ_i covers its own list. One pair per message, never one pair for many.
+   *
+   * Why rising counters keep the burn rule sound. Nonces of a key are consumed in counter order:
+   * using c burns every unused pair of the key at or below c and the consumed counter becomes c
+   * (and a later request must start above it). With counters c_1 < ... < c_n the batch burns
+   * everything up to c_n, which includes each c_i, in one write: after it, no c_i can sign again
+   * and no pair below c_n remains, so "consumed counter = c_n" stays the exact summary of what is
+   * spent (the ledger records the member's last counter, and STORE_ROLLED_BACK / reconcile only
+   * need that one number). A repeated counter would sign two messages with one pair — refused
+   * NONCE_REUSED; a falling one would be signed under a pair the same batch declares burned by
+   * an earlier entry's order — refused too, so the request's order is the consumption order.
+   *
+   * Crashes: before the batch, nothing is consumed and nothing left; the same nonces may sign once
+   * more, and a different request under this permit is held to the same messages by (3), so at
+   * most one set of shares per pair ever leaves. After the batch, the pairs are burned and the
+   * permit answers only the identical request, with the stored shares.
+   */
   private async sign(b: Body<'sign'>): Promise<ResponseBody> {
     this.guard();
     const { permit } = b;
@@ -628,75 +702,109 @@ export class Kernel {
     if (permit.ledgerIndex <= auth.activatedIndex) throw new CustodyError('STALE_EPOCH', `permit at ledger index ${permit.ledgerIndex} predates the activation at ${auth.activatedIndex}`);
     const e = rec.epochs[permit.keyEpoch];
     if (e === undefined) throw new CustodyError('KEY_NOT_ACTIVE', `this kernel holds no share of ${permit.keyId} epoch ${permit.keyEpoch}`);
-    if (!bytesEqual(sha256(b.message), permit.messageDigest)) throw new CustodyError('DIGEST_MISMATCH');
-    const listDigest = signingListDigest(b.commitments);
+
+    const n = b.messages.length;
+    if (n < 1 || n > txLimits.messagesPerActMax) throw new CustodyError('PAYLOAD_REJECTED', `a signing step carries 1 to ${txLimits.messagesPerActMax} messages, not ${n}`);
+    if (b.lists.length !== n || b.counters.length !== n) throw new CustodyError('PAYLOAD_REJECTED', `${n} messages need ${n} commitment lists and ${n} counters, not ${b.lists.length} and ${b.counters.length}`);
+    for (const m of b.messages) if (m.length < 1 || m.length > limits.messageBytesMax) throw new CustodyError('PAYLOAD_REJECTED', `a message of ${m.length} bytes is outside 1..${limits.messageBytesMax}`);
+    for (let i = 1; i < n; i++) {
+      const [prev, cur] = [b.counters[i - 1]!, b.counters[i]!];
+      if (cur === prev) throw new CustodyError('NONCE_REUSED', `counter ${cur} is named for two messages: one nonce pair signs one message`);
+      if (cur < prev) throw new CustodyError('PAYLOAD_REJECTED', `counters must rise strictly: ${cur} follows ${prev}`);
+    }
+    if (!bytesEqual(messagesDigest(b.messages), permit.messageDigest)) throw new CustodyError('DIGEST_MISMATCH', 'the messages are not the ones the permit names');
+    const signers = signerSet(b.lists[0]!);
+    for (const [i, list] of b.lists.entries()) {
+      if (signerSet(list) !== signers) throw new CustodyError('PAYLOAD_REJECTED', `the commitment list of message ${i} names another signer set than message 0's`);
+    }
+    const listsDigest = signingListsDigest(b.lists);
     const used = await this.o.store.getJson<PermitUse>(K.permit(permit.keyId, permit.requestId));
-    if (used !== undefined) return this.replaySign(used, b, listDigest, e.identifier);
+    if (used !== undefined) return this.replaySign(used, b, listsDigest, e.identifier);
 
     const localConsumed = await this.o.store.getU64(K.consumed(permit.keyId));
     const consumed = await this.consumedCounter(permit.keyId);
     if (b.ledgerConsumedCounter > consumed) {
       throw new CustodyError('STORE_ROLLED_BACK', `the ledger records nonce ${b.ledgerConsumedCounter} of ${permit.keyId} as consumed; this store has only reached ${localConsumed}`);
     }
-    if (b.counter <= consumed) throw new CustodyError('NONCE_REUSED', `nonce ${b.counter} of ${permit.keyId} is consumed or burned (consumed up to ${consumed})`);
-    const nonceKey = K.nonce(permit.keyId, b.counter);
-    const nrec = await this.o.store.getJson<NonceRecord>(nonceKey);
-    if (nrec === undefined) throw new CustodyError('PAYLOAD_REJECTED', `no presigned nonce ${b.counter} for ${permit.keyId}`);
-    if (nrec.epoch !== permit.keyEpoch) throw new CustodyError('STALE_EPOCH', `nonce ${b.counter} belongs to epoch ${nrec.epoch}`);
+    const first = b.counters[0]!;
+    const last = b.counters[n - 1]!;
+    if (first <= consumed) throw new CustodyError('NONCE_REUSED', `nonce ${first} of ${permit.keyId} is consumed or burned (consumed up to ${consumed})`);
 
     const suite = suiteOf(rec.suite);
     const pub = fromPublicJson(e.public);
-    const list = this.commitmentList(suite, pub, e.identifier, b.commitments, nrec);
+    const nonceRecs: NonceRecord[] = [];
+    const lists: NonceCommitments[][] = [];
+    for (let i = 0; i < n; i++) {
+      const counter = b.counters[i]!;
+      const nrec = await this.o.store.getJson<NonceRecord>(K.nonce(permit.keyId, counter));
+      if (nrec === undefined) throw new CustodyError('PAYLOAD_REJECTED', `no presigned nonce ${counter} for ${permit.keyId}`);
+      if (nrec.epoch !== permit.keyEpoch) throw new CustodyError('STALE_EPOCH', `nonce ${counter} belongs to epoch ${nrec.epoch}`);
+      nonceRecs.push(nrec);
+      lists.push(this.commitmentList(suite, pub, e.identifier, b.lists[i]!, nrec));
+    }
 
     const share = await this.openShare(permit.keyId, permit.keyEpoch);
-    const plain = this.o.vault.open(hexToBytes(nrec.sealed), K.nonceAad(permit.keyId, nrec.epoch, b.counter));
-    let sigShare: Uint8Array;
+    const sigShares: Uint8Array[] = [];
     try {
-      const nonces = { hiding: plain.slice(0, 32), binding: plain.slice(32, 64) } as Nonces;
-      sigShare = suite.frost.signShare({ identifier: e.identifier, signingShare: share } as FrostSecret, asFrostPublic(pub), nonces, list, b.message);
+      const secret = { identifier: e.identifier, signingShare: share } as FrostSecret;
+      for (let i = 0; i < n; i++) {
+        const plain = this.o.vault.open(hexToBytes(nonceRecs[i]!.sealed), K.nonceAad(permit.keyId, nonceRecs[i]!.epoch, b.counters[i]!));
+        const nonces = { hiding: plain.slice(0, 32), binding: plain.slice(32, 64) } as Nonces;
+        try {
+          sigShares.push(suite.frost.signShare(secret, asFrostPublic(pub), nonces, lists[i]!, b.messages[i]!));
+        } finally {
+          plain.fill(0);
+          nonces.hiding.fill(0);
+          nonces.binding.fill(0);
+        }
+      }
     } catch (err) {
       throw new CustodyError('PAYLOAD_REJECTED', `signing: ${(err as Error).message}`);
     } finally {
       share.fill(0);
-      plain.fill(0);
     }
-    // The share is not self-verified here (measured: noble's verifyShare costs more than
+    // The shares are not self-verified here (measured: noble's verifyShare costs more than
     // signShare itself). A wrong share reveals nothing with a fresh random nonce pair, and the
     // aggregator checks every share when the signature fails (RFC 9591 §5.4, noble's aggregate
     // names the cheaters), so a faulty kernel is identified there.
     this.crash('sign:checked');
 
     // Consume durably before anything leaves: token counter first (hsm), then one fsynced batch
-    // that burns this and every older nonce of the key and records the permit as used.
-    this.o.vault.counter?.raise(permit.keyId, b.counter);
+    // that burns every nonce of the key up to the last counter (each counter of the request among
+    // them) and records the permit as used.
+    this.o.vault.counter?.raise(permit.keyId, last);
+    const lastKey = K.nonce(permit.keyId, last);
     const ops: BatchOp[] = [];
     for (const { key } of await this.o.store.list(K.nonces(permit.keyId), limits.noncesOutstandingMax + 1)) {
-      if (key > nonceKey) break;
+      if (key > lastKey) break;
       ops.push({ type: 'del', key });
     }
-    ops.push({ type: 'put', key: K.consumed(permit.keyId), value: u64(b.counter) });
+    ops.push({ type: 'put', key: K.consumed(permit.keyId), value: u64(last) });
     const use: PermitUse = {
-      keyId: permit.keyId, keyEpoch: permit.keyEpoch, digest: bytesToHex(permit.messageDigest), ledgerIndex: permit.ledgerIndex, counter: b.counter,
-      list: bytesToHex(listDigest), share: bytesToHex(sigShare),
+      keyId: permit.keyId, keyEpoch: permit.keyEpoch, digest: bytesToHex(permit.messageDigest), ledgerIndex: permit.ledgerIndex,
+      counters: [...b.counters], lists: bytesToHex(listsDigest), shares: sigShares.map(bytesToHex),
     };
     ops.push({ type: 'put', key: K.permit(permit.keyId, permit.requestId), value: json(use) });
     await this.o.store.write(ops);
     this.crash('sign:consumed');
-    return { kind: 'signatureShare', identifier: e.identifier, sigShare, counter: b.counter };
+    return { kind: 'signatureShares', identifier: e.identifier, sigShares, counters: [...b.counters] };
   }
 
   /**
-   * K4: a used permit presented again. The identical request (same permit, counter, commitment
-   * list and message) gets the share stored when the nonce was consumed: the same bytes that
+   * K4: a used permit presented again. The identical request (same permit, messages, commitment
+   * lists and counters) gets the shares stored when the nonces were consumed: the same bytes that
    * left (or would have left) the first time, so nothing new is revealed and no nonce is touched.
-   * Anything else under a used permit is refused STEP_PERMIT_REUSED.
+   * Anything else under a used permit is refused STEP_PERMIT_REUSED (a record written by a
+   * single-message kernel answers nothing: its permit named another digest form).
    */
-  private replaySign(used: PermitUse, b: Body<'sign'>, listDigest: Uint8Array, identifier: string): ResponseBody {
+  private replaySign(used: PermitUse, b: Body<'sign'>, listsDigest: Uint8Array, identifier: string): ResponseBody {
     const { permit } = b;
-    const same = used.share !== undefined && used.list !== undefined && used.keyEpoch === permit.keyEpoch && used.ledgerIndex === permit.ledgerIndex &&
-      used.counter === b.counter && used.digest === bytesToHex(permit.messageDigest) && used.list === bytesToHex(listDigest);
+    const same = used.shares !== undefined && used.lists !== undefined && used.counters !== undefined &&
+      used.keyEpoch === permit.keyEpoch && used.ledgerIndex === permit.ledgerIndex &&
+      used.counters.length === b.counters.length && used.counters.every((c, i) => c === b.counters[i]) &&
+      used.digest === bytesToHex(permit.messageDigest) && used.lists === bytesToHex(listsDigest) && used.shares.length === b.messages.length;
     if (!same) throw new CustodyError('STEP_PERMIT_REUSED', `permit for request ${permit.requestId} was already used for another signing request`);
-    return { kind: 'signatureShare', identifier, sigShare: hexToBytes(used.share as string), counter: b.counter };
+    return { kind: 'signatureShares', identifier, sigShares: (used.shares as string[]).map((h) => hexToBytes(h)), counters: [...b.counters] };
   }
 
   /** Burns every nonce of the key up to the ledger's consumed counter (after a store restore). */

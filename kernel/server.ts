@@ -90,7 +90,7 @@ export async function serve(o: ServerOptions): Promise<Server> {
         callId = req.callId;
         const res = await o.kernel.handle(req.body);
         await send(callId, res);
-        if (res.kind === 'signatureShare') o.crashPoint?.('sign:replied');
+        if (res.kind === 'signatureShares') o.crashPoint?.('sign:replied');
       } catch (e) {
         if (isCustodyError(e)) {
           const id = (e as CustodyError & { callId?: number }).callId ?? callId;

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
 import { CustodyError } from '../proto/errors.js';
-import { kernel as limits } from '../proto/limits.js';
+import { kernel as limits, tx as txLimits } from '../proto/limits.js';
 import { isReasonCode, type ReasonCode } from '../proto/reasons.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -55,8 +55,13 @@ export type RequestBody =
     }
   | { kind: 'redealFinish'; ceremonyId: string; deals: Deal[] }
   | { kind: 'nonces'; keyId: string; keyEpoch: number; count: number }
+  /**
+   * Every message of one act under one permit (permit.messageDigest = messagesDigest(messages),
+   * ledger/tx/messages.ts): message i is signed with this kernel's presigned nonce counters[i]
+   * and the commitment list lists[i]; counters rise strictly, every list names the same signers.
+   */
   | {
-      kind: 'sign'; permit: Permit; message: Uint8Array; commitments: SigningCommitment[]; counter: number;
+      kind: 'sign'; permit: Permit; messages: Uint8Array[]; lists: SigningCommitment[][]; counters: number[];
       ledgerConsumedCounter: number;
     };
 
@@ -80,7 +85,8 @@ export type ResponseBody =
   | { kind: 'keyPackage'; keyId: string; epoch: number; suite: string; identifier: string; public: PublicPackage }
   | { kind: 'redealDealt'; dealer: string; commitments: Uint8Array[]; packages: SealedPackage[] }
   | { kind: 'nonceCommitments'; commitments: NonceCommitment[] }
-  | { kind: 'signatureShare'; identifier: string; sigShare: Uint8Array; counter: number }
+  /** One signature share per message of the request, in its order, with the counters that signed them. */
+  | { kind: 'signatureShares'; identifier: string; sigShares: Uint8Array[]; counters: number[] }
   | { kind: 'reconcile'; consumedCounter: number; burned: number };
 
 export interface Response { callId: number; body: ResponseBody }
@@ -324,13 +330,16 @@ function validateBody(o: Obj): RequestBody {
           keyId: str(p, 'keyId', 'permit'), keyEpoch: u(p, 'keyEpoch', 'permit', 0, EPOCH_MAX), requestId: str(p, 'requestId', 'permit'),
           messageDigest: bytes(p, 'messageDigest', 'permit', 32, 32), ledgerIndex: u(p, 'ledgerIndex', 'permit', 1, INDEX_MAX),
         },
-        message: bytes(b, 'message', w, 0, limits.messageBytesMax),
-        commitments: arr(b, 'commitments', w, 2, P).map((c, i) => {
-          const cw = `${w}.commitments[${i}]`;
-          const co = obj(c, cw);
-          return { identifier: str(co, 'identifier', cw), hiding: bytes(co, 'hiding', cw, 32, POINT_BYTES_MAX), binding: bytes(co, 'binding', cw, 32, POINT_BYTES_MAX) };
+        messages: arr(b, 'messages', w, 1, txLimits.messagesPerActMax).map((m, i) => bytes({ m }, 'm', `${w}.messages[${i}]`, 1, limits.messageBytesMax)),
+        lists: arr(b, 'lists', w, 1, txLimits.messagesPerActMax).map((l, i) => {
+          const lw = `${w}.lists[${i}]`;
+          return arr(obj(l, lw), 'commitments', lw, 2, P).map((c, j) => {
+            const cw = `${lw}.commitments[${j}]`;
+            const co = obj(c, cw);
+            return { identifier: str(co, 'identifier', cw), hiding: bytes(co, 'hiding', cw, 32, POINT_BYTES_MAX), binding: bytes(co, 'binding', cw, 32, POINT_BYTES_MAX) };
+          });
         }),
-        counter: u(b, 'counter', w, 1, INDEX_MAX),
+        counters: arr(b, 'counters', w, 1, txLimits.messagesPerActMax).map((c, i) => u({ c }, 'c', `${w}.counters[${i}]`, 1, INDEX_MAX)),
         ledgerConsumedCounter: u(b, 'ledgerConsumedCounter', w, 0, INDEX_MAX),
       };
     }
@@ -364,7 +373,9 @@ export function decodeRequest(payload: Uint8Array): Request {
 
 export function encodeRequest(req: Request): Uint8Array {
   const { kind, ...fields } = req.body;
-  const m = RequestType.fromObject({ callId: req.callId, [kind]: fields });
+  // A list of lists has no protobuf form: each message's list travels as a CommitmentList.
+  const wire = req.body.kind === 'sign' ? { ...fields, lists: req.body.lists.map((commitments) => ({ commitments })) } : fields;
+  const m = RequestType.fromObject({ callId: req.callId, [kind]: wire });
   return RequestType.encode(m).finish();
 }
 

@@ -87,6 +87,11 @@ export interface ApproverRoster {
 export type KeyScheme = 'ed25519' | 'secp256k1' | 'taproot';
 export const KEY_SCHEMES: readonly KeyScheme[] = ['ed25519', 'secp256k1', 'taproot'];
 
+/** The test and demo network of a scheme's keys: Solana devnet, Bitcoin regtest, or raw messages only. */
+export function networkForScheme(scheme: KeyScheme): Network {
+  return scheme === 'ed25519' ? 'solana-devnet' : scheme === 'taproot' ? 'bitcoin-regtest' : 'none';
+}
+
 export interface NodeInfo {
   readonly id: string;
   /** Raw 32-byte Ed25519 identity key; signs the node's statements (DKG, KeyReady, fencing). */

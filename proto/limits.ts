@@ -178,17 +178,29 @@ export const lifecycle = {
 // kernel/ — secret kernel process and socket protocol
 // ---------------------------------------------------------------------------------------------
 export const kernel = {
-  /** Largest request frame accepted on the kernel socket. */
-  frameBytesMax: 256 * 1024,
+  /**
+   * Largest request frame accepted on the kernel socket. The largest legitimate frame is one act's
+   * sign request: tx.messagesPerActMax messages, each with a commitment list of up to
+   * participantsMax signers (about 288 KiB for 64 sighashes and 32 signers); checked below.
+   */
+  frameBytesMax: 512 * 1024,
   /** Largest response frame the kernel writes (a DKG round-2 bundle for the largest committee). */
   responseBytesMax: 256 * 1024,
   /** Largest message a signing step may carry (the digest in the permit covers it). */
   messageBytesMax: 64 * 1024,
   /** Most participants in one key's committee (DKG, refresh, reshare). */
   participantsMax: 32,
-  /** Most nonce pairs presigned in one batch request. */
+  /**
+   * Most nonce pairs presigned in one batch request: at least one act's worth (an act signs up to
+   * tx.messagesPerActMax messages, one nonce pair each), so one request refills a participant for
+   * the largest act.
+   */
   nonceBatchMax: 256,
-  /** Most unused presigned nonce pairs held for one key epoch. */
+  /**
+   * Most unused presigned nonce pairs held for one key epoch: a pool of several largest acts
+   * (4096 = 64 acts of 64 inputs) so a participant that offers a whole act's nonces still holds
+   * the usual pool for the acts queued behind it; checked below.
+   */
   noncesOutstandingMax: 4096,
   /** Most signed decisions in one governance update frame. */
   decisionsPerUpdateMax: 256,
@@ -445,3 +457,6 @@ check(shareBackup.recipientsMax >= 1 && shareBackup.keyIdBytesMax + shareBackup.
 check(tlog.noteSignaturesMax >= 16, 'the signed-note spec requires accepting at least 16 signatures');
 check(tlog.proofHashesMax >= 54, 'a proof over the largest tree size fits the proof bound');
 check(tlog.proofTextBytesMax >= tlog.noteBytesMax + tlog.proofHashesMax * 45 + Math.ceil(tlog.proofExtraBytesMax / 3) * 4 + 64, 'a tlog-proof holds a full note, a full proof and its extra data');
+check(kernel.nonceBatchMax >= tx.messagesPerActMax && kernel.noncesOutstandingMax >= 2 * tx.messagesPerActMax + kernel.nonceBatchMax, 'a participant presigns a whole act in one batch and holds more than one largest act besides a batch');
+check(tx.messagesPerActMax * (32 + 16 + kernel.participantsMax * (kernel.idBytesMax + 2 * 33 + 16)) + 4 * kernel.idBytesMax + 1024 <= kernel.frameBytesMax, 'one act\'s sign request (every message with a full commitment list) fits a kernel frame');
+check(Math.max(tx.solanaMessageBytesMax, tx.rawBytesMax, 32) <= kernel.messageBytesMax, 'every message an act signs fits a kernel sign request');

@@ -271,8 +271,8 @@ async function run(a: Args): Promise<void> {
       const carried = actFromCbor(decode(fromHex(b.act)));
       say(`      ${file}: ${b.signature?.ciphersuite} group key ${b.signature?.groupPublicKey}`);
       say(`        the act in the bundle carries its ${carried.kind} transaction (${carried.tx.length} bytes, from ${carried.initiator}): ${carried.amount} ${carried.asset} to ${carried.destination}, display digest ${toHex(carried.displayHash).slice(0, 16)}`);
-      say(`        message ${b.signature?.message}`);
-      say(`        signature ${b.signature?.signature}`);
+      (b.signature?.messages ?? []).forEach((m, i) => say(`        message ${i} ${m.length > 128 ? `${m.slice(0, 128)}…` : m}: signature ${b.signature?.signatures[i]}`));
+      say(`        finalized transaction ${b.signature?.finalized}`);
       say(`        signers ${(b.signature?.signers ?? []).map((m) => m.node).join(', ')} (the set the ledger fixed for its permit)`);
       say(`        custody evidence verify: exit ${cli.status}: ${(cli.stdout + cli.stderr).trim()}`);
       say(`        receipt chain ${chain.ok ? 'ok' : `BROKEN ${chain.reason}`}; signature ${sig.ok ? `verifies (${b.signature?.ciphersuite === 'taproot' ? 'BIP340' : 'RFC 8032'})` : `${sig.reason}: ${sig.detail}`}`);

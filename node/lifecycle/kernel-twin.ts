@@ -4,19 +4,19 @@
  * FROST via @noble/curves (RFC 9591: DKG with proofs of knowledge, commit, sign share,
  * self-check), round-2 packages sealed with the kernel's own HPKE transport (kernel/transport.ts)
  * — and the same refusals: no secret step without a governance decision verified by the twin
- * itself (ledger/decision.ts verifyDecision, chained from the genesis cid), one signature share
- * per permit (the identical request again gets the same share back, anything else
- * STEP_PERMIT_REUSED), a nonce used at most once and older ones burned, fenced or frozen refuses
- * every secret step.
+ * itself (ledger/decision.ts verifyDecision, chained from the genesis cid), every message of an
+ * act signed in one request under one permit, one share per message (the identical request
+ * again gets the same shares back, anything else STEP_PERMIT_REUSED), a nonce used at most once
+ * and older ones burned, fenced or frozen refuses every secret step.
  *
  * It follows the ledger's key epochs (the first epoch, opened by DkgAuthorized, is 0; KeyActivated
  * names the epoch it activates; PolicyChanged and ApproversChanged open a governance epoch).
  * What it does not have: durability (everything is lost with the process) and an HSM profile.
  */
-import { createHash } from 'node:crypto';
 import { CustodyError } from '../../proto/errors.js';
-import { kernel as limits } from '../../proto/limits.js';
+import { kernel as limits, tx as txLimits } from '../../proto/limits.js';
 import { decode, toHex } from '../../ledger/encoding.js';
+import { messagesDigest } from '../../ledger/tx/messages.js';
 import { type ApproverRoster, decisionFromCbor, verifyDecision } from '../../ledger/decision.js';
 import { suiteOf, type Suite, type SuiteName } from '../../kernel/suites.js';
 import { generateTransportKey, openFrom, sealTo, type TransportKey } from '../../kernel/transport.js';
@@ -27,7 +27,6 @@ interface Authority { scheme: SuiteName; threshold: number; participants: string
 interface Held { suite: Suite; identifier: string; share: Uint8Array; pub: { signers: { min: number; max: number }; commitments: Uint8Array[]; verifyingShares: Record<string, Uint8Array> } }
 interface Ceremony { keyId: string; suite: Suite; me: Participant; participants: Participant[]; secret: unknown; round2Done: boolean }
 
-const sha256 = (b: Uint8Array): Uint8Array => createHash('sha256').update(b).digest();
 function refuse(reason: ConstructorParameters<typeof CustodyError>[0], detail: string): never {
   throw new CustodyError(reason, detail);
 }
@@ -45,8 +44,8 @@ export class KernelTwin implements KernelPort {
   private readonly held = new Map<string, Held>();
   private readonly ceremonies = new Map<string, Ceremony>();
   private readonly nonces = new Map<string, { counter: number; epoch: number; nonces: { hiding: Uint8Array; binding: Uint8Array }; hiding: Uint8Array; binding: Uint8Array }[]>();
-  /** Used permits: what each signed (epoch, index, counter, list, digest) and the share it gave. */
-  private readonly usedPermits = new Map<string, { request: string; share: Uint8Array }>();
+  /** Used permits: what each signed (epoch, index, counters, lists, digest) and the shares it gave. */
+  private readonly usedPermits = new Map<string, { request: string; shares: Uint8Array[] }>();
   private counter = 1;
   private tail: Promise<unknown> = Promise.resolve();
 
@@ -218,6 +217,12 @@ export class KernelTwin implements KernelPort {
     return { kind: 'nonceCommitments', commitments };
   }
 
+  /**
+   * Every message of one act under one permit, as kernel/kernel.ts sign (which states the safety
+   * argument): message i with nonce counters[i] and list lists[i], counters strictly rising, one
+   * signer set, messagesDigest(messages) = permit.messageDigest; all checked before a nonce is
+   * consumed; then every nonce of the key up to the last counter is burned.
+   */
   private async sign(b: Extract<RequestBody, { kind: 'sign' }>): Promise<ResponseBody> {
     this.guard();
     const { permit } = b;
@@ -226,28 +231,49 @@ export class KernelTwin implements KernelPort {
     const a = auth as Authority;
     if (permit.keyEpoch !== a.activeEpoch) refuse('STALE_EPOCH', `permit names epoch ${permit.keyEpoch}; epoch ${String(a.activeEpoch)} is active`);
     if (permit.ledgerIndex <= a.activatedIndex) refuse('STALE_EPOCH', 'the permit predates the activation');
-    if (toHex(sha256(b.message)) !== toHex(permit.messageDigest)) refuse('DIGEST_MISMATCH', 'the message does not match the permit');
+    const n = b.messages.length;
+    if (n < 1 || n > txLimits.messagesPerActMax) refuse('PAYLOAD_REJECTED', `a signing step carries 1 to ${txLimits.messagesPerActMax} messages, not ${n}`);
+    if (b.lists.length !== n || b.counters.length !== n) refuse('PAYLOAD_REJECTED', `${n} messages need ${n} commitment lists and ${n} counters`);
+    for (const m of b.messages) if (m.length < 1 || m.length > limits.messageBytesMax) refuse('PAYLOAD_REJECTED', `a message of ${m.length} bytes is outside 1..${limits.messageBytesMax}`);
+    for (let i = 1; i < n; i++) {
+      if (b.counters[i] === b.counters[i - 1]) refuse('NONCE_REUSED', `counter ${b.counters[i]!} is named for two messages`);
+      if (b.counters[i]! < b.counters[i - 1]!) refuse('PAYLOAD_REJECTED', 'counters must rise strictly');
+    }
+    if (toHex(messagesDigest(b.messages)) !== toHex(permit.messageDigest)) refuse('DIGEST_MISMATCH', 'the messages are not the ones the permit names');
+    const signerSet = (l: readonly { identifier: string }[]): string => JSON.stringify(l.map((c) => c.identifier).sort());
+    const signers = signerSet(b.lists[0]!);
+    if (b.lists.some((l) => signerSet(l) !== signers)) refuse('PAYLOAD_REJECTED', 'the commitment lists name different signer sets');
     const h = this.held.get(`${permit.keyId}/${permit.keyEpoch}`) ?? refuse('KEY_NOT_ACTIVE', 'no share of this epoch');
-    const request = [permit.keyEpoch, permit.ledgerIndex, b.counter, toHex(permit.messageDigest), ...b.commitments.map((c) => `${c.identifier}:${toHex(c.hiding)}:${toHex(c.binding)}`)].join('|');
+    const request = [
+      permit.keyEpoch, permit.ledgerIndex, b.counters.join(','), toHex(permit.messageDigest),
+      ...b.lists.map((l) => l.map((c) => `${c.identifier}:${toHex(c.hiding)}:${toHex(c.binding)}`).join(';')),
+    ].join('|');
     const used = this.usedPermits.get(permit.requestId);
     if (used !== undefined) {
       if (used.request !== request) refuse('STEP_PERMIT_REUSED', `permit ${permit.requestId} was already used for another signing request`);
-      return { kind: 'signatureShare', identifier: h.identifier, sigShare: used.share.slice(), counter: b.counter };
+      return { kind: 'signatureShares', identifier: h.identifier, sigShares: used.shares.map((x) => x.slice()), counters: [...b.counters] };
     }
     const list = this.nonces.get(permit.keyId) ?? [];
-    const n = list.find((x) => x.counter === b.counter) ?? refuse('NONCE_REUSED', `nonce ${b.counter} is consumed or unknown`);
-    const mine = b.commitments.find((x) => x.identifier === h.identifier) ?? refuse('PAYLOAD_REJECTED', 'this kernel is not in the signing set');
-    if (toHex(mine.hiding) !== toHex(n.hiding) || toHex(mine.binding) !== toHex(n.binding)) refuse('BINDING_MISMATCH', 'the commitment listed for this kernel is not the one named by the counter');
-    // Consume first (this and every older nonce), and the permit with it, then compute.
-    this.nonces.set(permit.keyId, list.filter((x) => x.counter > b.counter));
-    let share: Uint8Array;
+    const picked = b.counters.map((c, i) => {
+      const x = list.find((y) => y.counter === c) ?? refuse('NONCE_REUSED', `nonce ${c} is consumed or unknown`);
+      if (x.epoch !== permit.keyEpoch) refuse('STALE_EPOCH', `nonce ${c} belongs to epoch ${x.epoch}`);
+      const mine = b.lists[i]!.find((y) => y.identifier === h.identifier) ?? refuse('PAYLOAD_REJECTED', 'this kernel is not in the signing set');
+      if (toHex(mine.hiding) !== toHex(x.hiding) || toHex(mine.binding) !== toHex(x.binding)) refuse('BINDING_MISMATCH', `the commitment listed for this kernel in list ${i} is not the one named by counter ${c}`);
+      return x;
+    });
+    // Consume first (every nonce up to the last counter), and the permit with it, then compute.
+    const last = b.counters[n - 1]!;
+    this.nonces.set(permit.keyId, list.filter((x) => x.counter > last));
+    const shares: Uint8Array[] = [];
     try {
-      share = h.suite.frost.signShare({ identifier: h.identifier, signingShare: h.share } as never, h.pub as never, n.nonces as never, b.commitments as never, b.message);
+      for (let i = 0; i < n; i++) {
+        shares.push(h.suite.frost.signShare({ identifier: h.identifier, signingShare: h.share } as never, h.pub as never, picked[i]!.nonces as never, b.lists[i] as never, b.messages[i]!));
+      }
     } catch (e) {
-      this.usedPermits.set(permit.requestId, { request: '', share: new Uint8Array() });
+      this.usedPermits.set(permit.requestId, { request: '', shares: [] });
       return refuse('PAYLOAD_REJECTED', `signing: ${(e as Error).message}`);
     }
-    this.usedPermits.set(permit.requestId, { request, share: share.slice() });
-    return { kind: 'signatureShare', identifier: h.identifier, sigShare: share, counter: b.counter };
+    this.usedPermits.set(permit.requestId, { request, shares: shares.map((x) => x.slice()) });
+    return { kind: 'signatureShares', identifier: h.identifier, sigShares: shares, counters: [...b.counters] };
   }
 }

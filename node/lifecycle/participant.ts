@@ -22,6 +22,7 @@ import { CustodyError } from '../../proto/errors.js';
 import { lifecycle as lifecycleLimits } from '../../proto/limits.js';
 import { type CborValue, bytesEqual, decode, digest, encode, toHex } from '../../ledger/encoding.js';
 import { type LedgerEvent, decodeEvent, signStatement, statementFromCbor, statementToCbor, verifyStatement } from '../../ledger/events.js';
+import { messagesDigest } from '../../ledger/tx/messages.js';
 import { consumedKey, type ClusterState, type EpochRecord, type LedgerState, type OpRecord } from '../../ledger/state.js';
 import { suiteOf, type SuiteName } from '../../kernel/suites.js';
 import type { Participant, PublicPackage, Round1Package, SealedPackage, SigningCommitment } from '../../kernel/wire.js';
@@ -558,7 +559,8 @@ export class LifecycleParticipant implements ParticipantPort {
     });
     if (!same || counter !== mine.counter) throw new CustodyError('BINDING_MISMATCH', `not the signing set fixed for ${opId} at index ${set.index}`);
     const permit = kernelPermit(c, op);
-    const r = await this.kernelCall({ kind: 'sign', permit, message: op.act.messageDigest, commitments: [...commitments], counter, ledgerConsumedCounter: ledgerConsumedCounter(c, op, this.nodeId) }, 'signatureShare');
-    return { identifier: r.identifier, share: r.sigShare };
+    const messages = [op.act.messageDigest];
+    const r = await this.kernelCall({ kind: 'sign', permit: { ...permit, messageDigest: messagesDigest(messages) }, messages, lists: [[...commitments]], counters: [counter], ledgerConsumedCounter: ledgerConsumedCounter(c, op, this.nodeId) }, 'signatureShares');
+    return { identifier: r.identifier, share: r.sigShares[0] as Uint8Array };
   }
 }

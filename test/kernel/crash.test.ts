@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { cpSync, rmSync } from 'node:fs';
 import type { NonceCommitment, RequestBody } from '../../kernel/wire.js';
 import {
-  independentVerify, kernelPair, memberOf, PROFILES, reasonOf, sha256, signAcross, startKernel,
+  independentVerify, kernelPair, memberOf, permitOver, PROFILES, reasonOf, signAcross, startKernel,
   type KernelProcess,
 } from './harness.js';
 
@@ -57,12 +57,12 @@ for (const profile of PROFILES) {
     const signOn = async (p: KernelProcess, mine: NonceCommitment, other: NonceCommitment, message: Uint8Array): Promise<string> => {
       const body: RequestBody = {
         kind: 'sign',
-        permit: { keyId: key.keyId, keyEpoch: 0, requestId: `r-${randomBytes(6).toString('hex')}`, messageDigest: sha256(message), ledgerIndex: gov.permitIndex() },
-        message, commitments: [mine, other].map((n) => ({ identifier: n.identifier, hiding: n.hiding, binding: n.binding })),
-        counter: mine.counter, ledgerConsumedCounter: 0,
+        permit: permitOver(key, [message], gov.permitIndex()),
+        messages: [message], lists: [[mine, other].map((n) => ({ identifier: n.identifier, hiding: n.hiding, binding: n.binding }))],
+        counters: [mine.counter], ledgerConsumedCounter: 0,
       };
       try {
-        await p.client.call(body, 'signatureShare');
+        await p.client.call(body, 'signatureShares');
         rec.record(mine, message);
         return 'OK';
       } catch (e) {
@@ -129,11 +129,11 @@ for (const profile of PROFILES) {
       const again = async (n: NonceCommitment, message: string): Promise<string> => {
         const body: RequestBody = {
           kind: 'sign',
-          permit: { keyId: key.keyId, keyEpoch: 0, requestId: `r-${randomBytes(6).toString('hex')}`, messageDigest: sha256(Buffer.from(message)), ledgerIndex: gov.permitIndex() },
-          message: Buffer.from(message), commitments: [n, other!].map((x) => ({ identifier: x.identifier, hiding: x.hiding, binding: x.binding })),
-          counter: n.counter, ledgerConsumedCounter: ledgerConsumed,
+          permit: permitOver(key, [Buffer.from(message)], gov.permitIndex()),
+          messages: [Buffer.from(message)], lists: [[n, other!].map((x) => ({ identifier: x.identifier, hiding: x.hiding, binding: x.binding }))],
+          counters: [n.counter], ledgerConsumedCounter: ledgerConsumed,
         };
-        const r = await reasonOf(k.victim.client.call(body, 'signatureShare'));
+        const r = await reasonOf(k.victim.client.call(body, 'signatureShares'));
         if (r === 'OK') rec.record(n, Buffer.from(message));
         return r;
       };

@@ -129,7 +129,8 @@ for (const profile of PROFILES) {
         fc.record({
           kind: fc.constant('sign' as const),
           permit: fc.record({ keyId: str, keyEpoch: num, requestId: str, messageDigest: bytes, ledgerIndex: num }),
-          message: bytes, commitments: fc.array(fc.record({ identifier: str, hiding: bytes, binding: bytes }), { maxLength: 4 }), counter: num, ledgerConsumedCounter: num,
+          messages: fc.array(bytes, { maxLength: 3 }), lists: fc.array(fc.array(fc.record({ identifier: str, hiding: bytes, binding: bytes }), { maxLength: 4 }), { maxLength: 3 }),
+          counters: fc.array(num, { maxLength: 3 }), ledgerConsumedCounter: num,
         }),
         fc.record({ kind: fc.constant('governance' as const), decisions: fc.array(fc.record({ decision: bytes, ledgerIndex: num, stampMs: num }), { maxLength: 3 }) }),
         fc.record({ kind: fc.constant('dkgRound2' as const), ceremonyId: str, round1: fc.array(fc.record({ identifier: str, commitment: fc.array(bytes, { maxLength: 3 }), proofOfKnowledge: bytes }), { maxLength: 3 }) }),

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { schnorr } from '@noble/curves/secp256k1.js';
-import { makeApproverKey, signDecision, decisionToCbor, decisionCid, type ApproverKey, type DecisionAction } from '../../ledger/decision.js';
+import { makeApproverKey, networkForScheme, signDecision, decisionToCbor, decisionCid, type ApproverKey, type DecisionAction } from '../../ledger/decision.js';
 import { encode, toHex } from '../../ledger/encoding.js';
 import type { GenesisPin } from '../../kernel/authority.js';
 import { KernelClient } from '../../kernel/client.js';
@@ -20,7 +20,8 @@ import { KernelStore } from '../../kernel/store.js';
 import { externalPublicKey, suiteOf, type PublicKeyPackage, type Suite, type SuiteName } from '../../kernel/suites.js';
 import { SoftwareVault, type Vault } from '../../kernel/vault.js';
 import { HsmVault } from '../../kernel/hsm.js';
-import type { CommittedDecision, NonceCommitment, Participant, PublicPackage, SigningCommitment } from '../../kernel/wire.js';
+import type { CommittedDecision, NonceCommitment, Participant, Permit, PublicPackage, SigningCommitment } from '../../kernel/wire.js';
+import { messagesDigest } from '../../ledger/tx/messages.js';
 
 export const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 export const KERNEL_BIN = join(REPO, 'dist/kernel/bin.js');
@@ -263,7 +264,7 @@ export function identifierFor(suite: SuiteName, index: number): string {
 /** DKG across `members` (authorized and activated by decisions) — RFC 9591 App. C via noble. */
 export async function runDkg(gov: Governance, members: Member[], keyId: string, suite: SuiteName, min: number, activate = true): Promise<KeyResult> {
   const participants: Participant[] = members.map((m, i) => ({ identifier: identifierFor(suite, i + 1), nodeId: m.nodeId, transportPublicKey: m.transportPublicKey }));
-  const authz = gov.decide({ kind: 'DkgAuthorized', keyId, scheme: suite, threshold: min, participants: members.map((m) => m.nodeId) });
+  const authz = gov.decide({ kind: 'DkgAuthorized', keyId, scheme: suite, network: networkForScheme(suite), threshold: min, participants: members.map((m) => m.nodeId) });
   for (const m of members) await m.client.call({ kind: 'governance', decisions: [authz] }, 'governance');
   const ceremonyId = `dkg-${keyId}`;
   const r1 = await Promise.all(members.map((m, i) =>
@@ -298,29 +299,51 @@ export interface SignOutcome {
   shares: Record<string, Uint8Array>;
 }
 
-/** Full signing: one presigned commitment from each signer, a permit per kernel, aggregate. */
-export async function signAcross(gov: Governance, signers: Member[], key: KeyResult, message: Uint8Array, epoch = 0, pub?: PublicPackage, ledgerConsumed?: Record<string, number>): Promise<SignOutcome> {
-  const nonces: NonceCommitment[] = [];
+export interface SignManyOutcome {
+  /** One signature per message, in order. */
+  signatures: Uint8Array[];
+  /** The commitment list each message was signed with. */
+  lists: SigningCommitment[][];
+  /** Each message's shares by identifier. */
+  shares: Record<string, Uint8Array>[];
+  /** Each signer's counters, by node id. */
+  counters: Record<string, number[]>;
+}
+
+/** The step permit of one act over `messages` (kernel/kernel.ts sign): what the ledger would issue. */
+export function permitOver(key: { keyId: string }, messages: readonly Uint8Array[], ledgerIndex: number, epoch = 0, requestId = `req-${randomBytes(6).toString('hex')}`): Permit {
+  return { keyId: key.keyId, keyEpoch: epoch, requestId, messageDigest: messagesDigest(messages), ledgerIndex };
+}
+
+/**
+ * Full signing of one act's messages: one presigned commitment per message from each signer, one
+ * permit over all the messages, one sign request per kernel, and each message aggregated.
+ */
+export async function signManyAcross(gov: Governance, signers: Member[], key: KeyResult, messages: Uint8Array[], epoch = 0, pub?: PublicPackage, ledgerConsumed?: Record<string, number>): Promise<SignManyOutcome> {
+  const nonces: NonceCommitment[][] = [];
   for (const m of signers) {
-    const r = await m.client.call({ kind: 'nonces', keyId: key.keyId, keyEpoch: epoch, count: 1 }, 'nonceCommitments');
-    nonces.push(r.commitments[0]!);
+    const r = await m.client.call({ kind: 'nonces', keyId: key.keyId, keyEpoch: epoch, count: messages.length }, 'nonceCommitments');
+    nonces.push(r.commitments);
   }
-  const commitments = nonces.map((n) => ({ identifier: n.identifier, hiding: n.hiding, binding: n.binding }));
-  const ledgerIndex = gov.permitIndex();
-  const requestId = `req-${randomBytes(6).toString('hex')}`;
-  const shares: Record<string, Uint8Array> = {};
-  await Promise.all(signers.map(async (m, i) => {
+  const lists = messages.map((_, i) => nonces.map((ns) => ({ identifier: ns[i]!.identifier, hiding: ns[i]!.hiding, binding: ns[i]!.binding })));
+  const permit = permitOver(key, messages, gov.permitIndex(), epoch);
+  const shares: Record<string, Uint8Array>[] = messages.map(() => ({}));
+  await Promise.all(signers.map(async (m, s) => {
     const r = await m.client.call({
-      kind: 'sign',
-      permit: { keyId: key.keyId, keyEpoch: epoch, requestId, messageDigest: sha256(message), ledgerIndex },
-      message, commitments, counter: nonces[i]!.counter, ledgerConsumedCounter: ledgerConsumed?.[m.nodeId] ?? 0,
-    }, 'signatureShare');
-    shares[r.identifier] = r.sigShare;
+      kind: 'sign', permit, messages, lists, counters: nonces[s]!.map((n) => n.counter), ledgerConsumedCounter: ledgerConsumed?.[m.nodeId] ?? 0,
+    }, 'signatureShares');
+    r.sigShares.forEach((z, i) => (shares[i]![r.identifier] = z));
   }));
   const suite = suiteOf(key.suite);
   const pkg = toPackage(pub ?? key.public);
-  const signature = suite.frost.aggregate(pkg as never, commitments as never, message, shares as never);
-  return { signature, commitments, shares };
+  const signatures = messages.map((msg, i) => suite.frost.aggregate(pkg as never, lists[i] as never, msg, shares[i] as never));
+  return { signatures, lists, shares, counters: Object.fromEntries(signers.map((m, s) => [m.nodeId, nonces[s]!.map((n) => n.counter)])) };
+}
+
+/** Full signing of one message (an act with a single message). */
+export async function signAcross(gov: Governance, signers: Member[], key: KeyResult, message: Uint8Array, epoch = 0, pub?: PublicPackage, ledgerConsumed?: Record<string, number>): Promise<SignOutcome> {
+  const out = await signManyAcross(gov, signers, key, [message], epoch, pub, ledgerConsumed);
+  return { signature: out.signatures[0]!, commitments: out.lists[0]!, shares: out.shares[0]! };
 }
 
 /** Verifies with a verifier independent of the FROST code: OpenSSL Ed25519, BIP340 Schnorr. */

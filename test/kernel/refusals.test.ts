@@ -6,9 +6,10 @@
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { makeApproverKey } from '../../ledger/decision.js';
+import { messagesDigest } from '../../ledger/tx/messages.js';
 import type { RequestBody, NonceCommitment } from '../../kernel/wire.js';
 import {
-  Governance, PROFILES, reasonOf, runDkg, setupKernel, sha256, startKernel, tempDir, memberOf, type KernelProcess, type Member,
+  Governance, PROFILES, reasonOf, runDkg, setupKernel, startKernel, tempDir, memberOf, type KernelProcess, type Member,
 } from './harness.js';
 
 for (const profile of PROFILES) {
@@ -35,11 +36,11 @@ for (const profile of PROFILES) {
       kind: 'sign',
       permit: {
         keyId: key.keyId, keyEpoch: over.keyEpoch ?? 0, requestId: over.requestId ?? `r-${randomBytes(4).toString('hex')}`,
-        messageDigest: over.digest ?? sha256(message), ledgerIndex: over.ledgerIndex ?? gov.permitIndex(),
+        messageDigest: over.digest ?? messagesDigest([message]), ledgerIndex: over.ledgerIndex ?? gov.permitIndex(),
       },
-      message, commitments, counter: over.counter ?? na!.counter, ledgerConsumedCounter: 0,
+      messages: [message], lists: [commitments], counters: [over.counter ?? na!.counter], ledgerConsumedCounter: 0,
     });
-    const sign = (body: RequestBody): Promise<string> => reasonOf(a.client.call(body, 'signatureShare'));
+    const sign = (body: RequestBody): Promise<string> => reasonOf(a.client.call(body, 'signatureShares'));
     const govern = async (d: ReturnType<Governance['decide']>): Promise<void> => {
       for (const m of [a, b]) await m.client.call({ kind: 'governance', decisions: [d] }, 'governance');
     };
@@ -53,7 +54,7 @@ for (const profile of PROFILES) {
     t.equal(await sign(noPermit), 'PERMIT_MISSING', 'no permit');
     t.equal(await sign(signBody({ keyEpoch: 2 })), 'STALE_EPOCH', 'wrong key epoch');
     t.equal(await sign(signBody({ ledgerIndex: 1 })), 'STALE_EPOCH', 'permit from before the activation');
-    t.equal(await sign(signBody({ digest: sha256(Buffer.from('transfer 500 units elsewhere')) })), 'DIGEST_MISMATCH', 'wrong digest');
+    t.equal(await sign(signBody({ digest: messagesDigest([Buffer.from('transfer 500 units elsewhere')]) })), 'DIGEST_MISMATCH', 'wrong digest');
     t.equal(await reasonOf(a.client.call({ kind: 'dkgRound2', ceremonyId: 'no-such-ceremony', round1: [{ identifier: na!.identifier, commitment: [na!.hiding], proofOfKnowledge: new Uint8Array(64) }] }, 'dkgRound2')), 'UNKNOWN_SESSION', 'unknown session (DKG)');
     t.equal(await reasonOf(a.client.call({ kind: 'redealFinish', ceremonyId: 'no-such-ceremony', deals: [0, 1].map(() => ({ dealer: na!.identifier, commitments: [na!.hiding], package: { sender: na!.identifier, recipient: na!.identifier, enc: new Uint8Array(32), ciphertext: new Uint8Array(48) } })) }, 'keyPackage')), 'UNKNOWN_SESSION', 'unknown session (redeal)');
 
@@ -80,9 +81,13 @@ for (const profile of PROFILES) {
     // Finally the same nonce signs once the step is authorized, and only once.
     const good = signBody({ requestId: 'r-good' });
     t.equal(await sign(good), 'OK', 'authorized step signs with the nonce every refusal left intact');
-    const first = await a.client.call(good, 'signatureShare');
-    t.same(Buffer.from((await a.client.call(good, 'signatureShare')).sigShare), Buffer.from(first.sigShare), 'the identical request again gets the same share (K4)');
-    t.equal(await sign({ ...(good as Extract<RequestBody, { kind: 'sign' }>), message: Buffer.from('transfer 6 units to treasury'), permit: { ...(good as Extract<RequestBody, { kind: 'sign' }>).permit, messageDigest: sha256(Buffer.from('transfer 6 units to treasury')) } }), 'STEP_PERMIT_REUSED', 'reused permit for another message');
+    const first = await a.client.call(good, 'signatureShares');
+    t.same(Buffer.from((await a.client.call(good, 'signatureShares')).sigShares[0]!), Buffer.from(first.sigShares[0]!), 'the identical request again gets the same share (K4)');
+    const goodSign = good as Extract<RequestBody, { kind: 'sign' }>;
+    t.equal(await sign({ ...goodSign, lists: [[...commitments].reverse()] }), 'STEP_PERMIT_REUSED', 'reused permit for another commitment list');
+    const six = Buffer.from('transfer 6 units to treasury');
+    t.equal(await sign({ ...goodSign, messages: [six], permit: { ...goodSign.permit, messageDigest: messagesDigest([six]) } }), 'STEP_PERMIT_REUSED', 'reused permit for another message');
+    t.equal(await sign({ ...goodSign, messages: [six] }), 'DIGEST_MISMATCH', 'another message under the used permit\'s own digest');
     t.equal(await sign(signBody({ requestId: 'r-other' })), 'NONCE_REUSED', 'reused nonce commitment');
     const [fresh] = await presign(a, 1);
     t.equal(await sign(signBody({ requestId: 'r-good', counter: fresh!.counter })), 'STEP_PERMIT_REUSED', 'a used permit stays used with a fresh nonce');

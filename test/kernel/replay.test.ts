@@ -10,8 +10,9 @@ import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import type { NonceCommitment, RequestBody } from '../../kernel/wire.js';
 import { suiteOf } from '../../kernel/suites.js';
+import { messagesDigest } from '../../ledger/tx/messages.js';
 import {
-  independentVerify, kernelPair, PROFILES, reasonOf, sha256, startKernel, toPackage,
+  independentVerify, kernelPair, PROFILES, reasonOf, startKernel, toPackage,
   type KernelProcess,
 } from './harness.js';
 
@@ -24,10 +25,10 @@ for (const profile of PROFILES) {
     /** One signing step: permit, list, counter and message, every field overridable. */
     const step = (requestId: string, ledgerIndex: number, mine: NonceCommitment, list: ReturnType<typeof listOf>, message: Uint8Array, over: Partial<{ counter: number; digest: Uint8Array }> = {}): RequestBody => ({
       kind: 'sign',
-      permit: { keyId: key.keyId, keyEpoch: 0, requestId, messageDigest: over.digest ?? sha256(message), ledgerIndex },
-      message, commitments: list, counter: over.counter ?? mine.counter, ledgerConsumedCounter: 0,
+      permit: { keyId: key.keyId, keyEpoch: 0, requestId, messageDigest: over.digest ?? messagesDigest([message]), ledgerIndex },
+      messages: [message], lists: [list], counters: [over.counter ?? mine.counter], ledgerConsumedCounter: 0,
     });
-    const share = async (p: KernelProcess, body: RequestBody): Promise<Uint8Array> => (await p.client.call(body, 'signatureShare')).sigShare;
+    const share = async (p: KernelProcess, body: RequestBody): Promise<Uint8Array> => (await p.client.call(body, 'signatureShares')).sigShares[0]!;
     const restart = async (env: Record<string, string> = {}): Promise<void> => {
       await k.victim.stop();
       k.victim = await startKernel(k.victim.setup, env);
@@ -71,8 +72,8 @@ for (const profile of PROFILES) {
         ['another ledger index for the permit', step(requestId, index + 1, mine, list, message)],
         ['the same counter named with another nonce\'s commitment', step(requestId, index, mine, listOf(fresh, other), message, { counter: mine.counter })],
       ];
-      for (const [what, body] of variants) t.equal(await reasonOf(k.victim.client.call(body, 'signatureShare')), 'STEP_PERMIT_REUSED', what);
-      const again = await reasonOf(k.victim.client.call(body, 'signatureShare'));
+      for (const [what, body] of variants) t.equal(await reasonOf(k.victim.client.call(body, 'signatureShares')), 'STEP_PERMIT_REUSED', what);
+      const again = await reasonOf(k.victim.client.call(body, 'signatureShares'));
       t.equal(again, 'OK', 'the identical request still answers after the refusals');
     });
 
@@ -88,14 +89,14 @@ for (const profile of PROFILES) {
     t.test('a kernel killed after consuming the nonce, before the share left, gives that share on the identical request', async (t) => {
       const { mine, other, list, message, requestId, index, body } = await permitFor('pay 40 to treasury');
       await restart({ CUSTODY_KERNEL_CRASH_AT: 'sign:consumed' });
-      t.equal(await reasonOf(k.victim.client.call(body, 'signatureShare')), 'REMOTE_TIMEOUT', 'no share came back');
+      t.equal(await reasonOf(k.victim.client.call(body, 'signatureShares')), 'REMOTE_TIMEOUT', 'no share came back');
       t.equal((await k.victim.exited).signal, 'SIGKILL', 'the kernel died right after the consuming batch');
       await restart();
       const stored = await share(k.victim, body);
       const otherShare = await share(k.helper, step(requestId, index, other, list, message));
       t.ok(aggregateVerifies(list, message, { [mine.identifier]: stored, [other.identifier]: otherShare }), 'the stored share completes the signature');
       const fresh = await presign(k.victim);
-      t.equal(await reasonOf(k.victim.client.call(step(requestId, index, fresh, listOf(fresh, other), message), 'signatureShare')), 'STEP_PERMIT_REUSED', 'and the permit yields no second share');
+      t.equal(await reasonOf(k.victim.client.call(step(requestId, index, fresh, listOf(fresh, other), message), 'signatureShares')), 'STEP_PERMIT_REUSED', 'and the permit yields no second share');
     });
   });
 }

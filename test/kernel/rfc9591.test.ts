@@ -11,7 +11,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { hexToBytes, bytesToHex } from '@noble/hashes/utils.js';
 import { suiteOf, type SuiteName } from '../../kernel/suites.js';
-import { Governance, PROFILES, REPO, openInProcess, sha256, tempDir } from './harness.js';
+import { Governance, PROFILES, REPO, openInProcess, tempDir } from './harness.js';
+import { messagesDigest } from '../../ledger/tx/messages.js';
+import { networkForScheme } from '../../ledger/decision.js';
 
 interface Vector {
   suite: SuiteName;
@@ -49,7 +51,7 @@ for (const profile of PROFILES) {
       });
       const keyId = `rfc-${v.suite}`;
       const decisions = [
-        gov.decide({ kind: 'DkgAuthorized', keyId, scheme: v.suite, threshold: 2, participants: ['n1', 'n2', 'n3'] }),
+        gov.decide({ kind: 'DkgAuthorized', keyId, scheme: v.suite, network: networkForScheme(v.suite), threshold: 2, participants: ['n1', 'n2', 'n3'] }),
         gov.decide({ kind: 'KeyActivated', keyId, keyEpoch: 0, keyReadyCid: new Uint8Array(32) }),
       ];
       for (const [i, n] of ids.entries()) {
@@ -78,12 +80,12 @@ for (const profile of PROFILES) {
       const shares: Record<string, Uint8Array> = {};
       for (const [i, n] of ids.entries()) {
         const res = await kernels[i]!.kernel.handle({
-          kind: 'sign', permit: { keyId, keyEpoch: 0, requestId: `rfc-${n}`, messageDigest: sha256(message), ledgerIndex },
-          message, commitments, counter: presigned[i]!.counter, ledgerConsumedCounter: 0,
+          kind: 'sign', permit: { keyId, keyEpoch: 0, requestId: `rfc-${n}`, messageDigest: messagesDigest([message]), ledgerIndex },
+          messages: [message], lists: [commitments], counters: [presigned[i]!.counter], ledgerConsumedCounter: 0,
         });
-        if (res.kind !== 'signatureShare') throw new Error(`sign refused: ${JSON.stringify(res)}`);
-        t.equal(bytesToHex(res.sigShare), v.sig_shares[n], `participant ${n} signature share (§5.2)`);
-        shares[res.identifier] = res.sigShare;
+        if (res.kind !== 'signatureShares') throw new Error(`sign refused: ${JSON.stringify(res)}`);
+        t.equal(bytesToHex(res.sigShares[0]!), v.sig_shares[n], `participant ${n} signature share (§5.2)`);
+        shares[res.identifier] = res.sigShares[0]!;
       }
 
       // §5.3: aggregation gives the published signature, which verifies under the group key.

@@ -21,7 +21,7 @@ const PUBLIC_BYTES: Record<string, string> = {
   'RedealDealtReply.commitments': 'redeal commitment points, public',
   'NonceCommitment.hiding': 'hiding nonce commitment point D_i = d_i·G, public (§5.1)',
   'NonceCommitment.binding': 'binding nonce commitment point E_i = e_i·G, public (§5.1)',
-  'SignatureShareReply.sig_share': 'signature share z_i, public output of §5.2',
+  'SignatureSharesReply.sig_shares': 'signature shares z_i, one per message, public output of §5.2',
 };
 
 const SECRETISH = /(signing_?share|secret|private|coefficient|presign|seed|password|pin\b|(^|_)nonce(s)?($|_)(?!commitment))/i;

@@ -50,7 +50,7 @@ t.test('validation names the field and gives the reason code', async (t) => {
   t.match(bad({ kind: 'nonces', keyId: 'k', keyEpoch: 1, count: limits.nonceBatchMax + 1 }), /^PAYLOAD_REJECTED nonces.count/);
   t.match(bad({ kind: 'nonces', keyId: '', keyEpoch: 1, count: 1 }), /^PAYLOAD_REJECTED nonces.keyId is empty/);
   t.match(bad({ kind: 'nonces', keyId: 'x'.repeat(limits.idBytesMax + 1), keyEpoch: 1, count: 1 }), /longer than/);
-  t.match(bad({ kind: 'sign', message: new Uint8Array(1), commitments: [], counter: 1, ledgerConsumedCounter: 0 }), /^PERMIT_MISSING/);
+  t.match(bad({ kind: 'sign', messages: [new Uint8Array(1)], lists: [[]], counters: [1], ledgerConsumedCounter: 0 }), /^PERMIT_MISSING/);
   t.match(bad({ kind: 'fence', passport: 'p', reason: 'tab\there' }), /printable/);
   t.equal(bad({ kind: 'status' }), 'OK');
   const e = (() => { try { decodeRequest(Uint8Array.from([0xff, 0xff, 0xff])); return 'OK'; } catch (x) { return (x as CustodyError).reason; } })();

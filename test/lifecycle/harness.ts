@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CustodyError } from '../../proto/errors.js';
 import type { ActPolicy } from '../../ledger/decision.js';
-import { decisionBodyFromCbor, decisionSigningBytes, ed25519Sign } from '../../ledger/decision.js';
+import { decisionBodyFromCbor, decisionSigningBytes, ed25519Sign, networkForScheme } from '../../ledger/decision.js';
 import { decode } from '../../ledger/encoding.js';
 import { LocalCluster, until, type LocalClusterOptions } from '../../node/lifecycle/local-cluster.js';
 import { AdminClient, type ActView } from '../../node/admin/client.js';
@@ -85,7 +85,7 @@ export async function startHarness(extra: Partial<LocalClusterOptions> = {}): Pr
     },
     async createKey(keyId, scheme) {
       const kim = h.client('kim');
-      const authz = await kim.proposeDecision(JSON.stringify({ kind: 'DkgAuthorized', keyId, scheme, threshold: 2, participants: cluster.nodes.map((n) => n.id) }));
+      const authz = await kim.proposeDecision(JSON.stringify({ kind: 'DkgAuthorized', keyId, scheme, network: networkForScheme(scheme), threshold: 2, participants: cluster.nodes.map((n) => n.id) }));
       await h.approve(authz.cid, ['approver-1', 'approver-2']);
       await until(`${keyId} published on every node`, () => cluster.nodes.every((n) => !n.up || n.ledger.state().cluster?.keys[keyId]?.epochs['0']?.status === 'published'), 120_000);
       const act = await kim.proposeDecision(JSON.stringify({ kind: 'KeyActivated', keyId, keyEpoch: 0 }));

@@ -22,7 +22,7 @@ import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { schnorr } from '@noble/curves/secp256k1.js';
-import { decisionBodyFromCbor, decisionSigningBytes, ed25519Sign } from '../../ledger/decision.js';
+import { decisionBodyFromCbor, decisionSigningBytes, ed25519Sign, networkForScheme } from '../../ledger/decision.js';
 import { decode, toHex } from '../../ledger/encoding.js';
 import { AdminClient, type ActView } from '../../node/admin/client.js';
 import { issueOperatorCert } from '../../node/admin/roles.js';
@@ -108,7 +108,7 @@ t.test('under load: add a node (learner, then voter), remove one, replace a dead
 
   // Two keys, 2-of-3 over the genesis nodes.
   const keys = [{ id: 'ke', scheme: 'ed25519' as const, asset: 'SOL', destination: 'sol-treasury' }, { id: 'kt', scheme: 'taproot' as const, asset: 'BTC', destination: 'bc1p-treasury' }];
-  for (const k of keys) await decide('kim', { kind: 'DkgAuthorized', keyId: k.id, scheme: k.scheme, threshold: 2, participants: ['n1', 'n2', 'n3'] });
+  for (const k of keys) await decide('kim', { kind: 'DkgAuthorized', keyId: k.id, scheme: k.scheme, network: networkForScheme(k.scheme), threshold: 2, participants: ['n1', 'n2', 'n3'] });
   for (const k of keys) await eventually(`${k.id} published`, async () => (await audra('n1').status()).keys.find((x) => x.id === k.id)?.epochs.includes('0:published'));
   for (const k of keys) await decide('kim', { kind: 'KeyActivated', keyId: k.id, keyEpoch: 0 });
   phase('two keys generated and activated');

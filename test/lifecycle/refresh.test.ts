@@ -7,7 +7,7 @@
  */
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
-import { createHash } from 'node:crypto';
+import { messagesDigest } from '../../ledger/tx/messages.js';
 import { toHex } from '../../ledger/encoding.js';
 import { until } from '../../node/lifecycle/local-cluster.js';
 import { verifySignature } from '../../node/lifecycle/verify.js';
@@ -41,9 +41,9 @@ t.test('refresh: new epoch, same group key; the old epoch is refused', { timeout
   // The kernels refuse it on their own too: a permit naming epoch 0 is stale.
   const message = randomBytes(32);
   const refused = await reasonOfCall(h.cluster.nodes[0]!.kernel.port.call({
-    kind: 'sign', permit: { keyId: 'k', keyEpoch: 0, requestId: toHex(randomBytes(16)), messageDigest: createHash('sha256').update(message).digest(), ledgerIndex: 10_000 },
-    message, counter: 1, ledgerConsumedCounter: 0,
-    commitments: ['01', '02'].map((i) => ({ identifier: i.padEnd(64, '0'), hiding: randomBytes(32), binding: randomBytes(32) })),
-  }, 'signatureShare'));
+    kind: 'sign', permit: { keyId: 'k', keyEpoch: 0, requestId: toHex(randomBytes(16)), messageDigest: messagesDigest([message]), ledgerIndex: 10_000 },
+    messages: [message], counters: [1], ledgerConsumedCounter: 0,
+    lists: [['01', '02'].map((i) => ({ identifier: i.padEnd(64, '0'), hiding: randomBytes(32), binding: randomBytes(32) }))],
+  }, 'signatureShares'));
   t.equal(refused, 'STALE_EPOCH', 'a kernel refuses a permit for epoch 0 by itself');
 });
