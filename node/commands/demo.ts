@@ -54,6 +54,16 @@ export const DEMO_POLICY: ActPolicy = {
   autoReleaseAmountMax: 5_000n,
 };
 
+/** Approvals DEMO_POLICY wants before it admits a payment of `amount` (base units) of `asset`. */
+export function demoApprovalsFor(_asset: string, amount: bigint): number {
+  return DEMO_POLICY.tiers.find((t) => amount <= t.amountMax)?.approvals ?? Number.POSITIVE_INFINITY;
+}
+
+/** Whether DEMO_POLICY's publication gate holds an executed payment until a release decision. */
+export function demoHeldAtGate(_asset: string, amount: bigint): boolean {
+  return amount > DEMO_POLICY.autoReleaseAmountMax;
+}
+
 const OPERATORS: Record<string, OperatorRole> = { kim: 'key-generator', cara: 'custodian', audra: 'auditor', 'approver-1': 'approver', 'approver-2': 'approver', 'approver-3': 'approver' };
 const MARKER = '.custody-demo';
 
@@ -211,12 +221,12 @@ async function run(a: Args): Promise<void> {
     const coin = (label: string, vout: number, amountSat: bigint) => ({ txid: createHash('sha256').update(`custody demo coin ${label}`).digest('hex'), vout, amountSat });
     const acts = [
       {
-        opId: 'pay-sol-1', keyId: 'treasury-ed25519', kind: 'solana' as const, amount: 1000n, destination: DEMO_SOL_DESTINATION,
+        opId: 'pay-sol-1', keyId: 'treasury-ed25519', kind: 'solana' as const, asset: 'SOL', amount: 1000n, destination: DEMO_SOL_DESTINATION,
         tx: await buildSolanaTransfer(contextOf('treasury-ed25519'), [{ address: DEMO_SOL_DESTINATION, amount: 1000n }], DEMO_BLOCKHASH),
         what: 'a Solana transfer of 1000 lamports',
       },
       {
-        opId: 'pay-btc-1', keyId: 'treasury-taproot', kind: 'btc-psbt' as const, amount: 8000n, destination: DEMO_BTC_DESTINATION,
+        opId: 'pay-btc-1', keyId: 'treasury-taproot', kind: 'btc-psbt' as const, asset: 'BTC', amount: 8000n, destination: DEMO_BTC_DESTINATION,
         tx: buildTaprootPsbt(btcKey, [coin('a', 0, 6000n), coin('b', 1, 5000n)], [{ address: DEMO_BTC_DESTINATION, amount: 8000n }], 1000n),
         what: 'a Taproot PSBT spending two coins of the key (6000 + 5000 sat), paying 8000 sat, fee 1000 sat, change 2000 sat back to the key',
       },
@@ -226,8 +236,17 @@ async function run(a: Args): Promise<void> {
       const file = join(dir, `${x.opId}.${x.kind === 'btc-psbt' ? 'psbt' : 'msg'}`);
       writeFileSync(file, x.tx);
       say(`[5/7] cara builds ${x.what}: ${file}`);
-      const v = await cara.submitAct({ opId: x.opId, keyId: x.keyId, kind: x.kind, tx: x.tx, declared: { amount: x.amount.toString(), destination: x.destination } });
-      say(`      cara submits ${x.opId} with ${x.keyId} (double-checking ${x.amount} to ${x.destination}): ${v.state} (${v.receipts.map((r) => r.type).join(', ')}); the node derived:`);
+      let approvalCid = '';
+      if (demoApprovalsFor(x.asset, x.amount) > 0) {
+        // Policy wants approvals before admission: the act goes up for approval first (what
+        // `custody admin act propose` does); approvers are shown its display and sign it.
+        const held = await cara.proposeDecision(JSON.stringify({ kind: 'ActApproved', opId: x.opId, act: { keyId: x.keyId, kind: x.kind, tx: toHex(x.tx) } }));
+        say(`      policy wants 2 approvals for ${x.opId}: cara proposes the act for approval, decision ${held.cid.slice(0, 16)}`);
+        await approve(held.cid, ['approver-1', 'approver-3']);
+        approvalCid = held.cid;
+      }
+      const v = await cara.submitAct({ opId: x.opId, keyId: x.keyId, kind: x.kind, tx: x.tx, approvalCid, declared: { amount: x.amount.toString(), destination: x.destination } });
+      say(`      cara submits ${x.opId} with ${x.keyId} (double-checking ${x.amount} to ${x.destination}${approvalCid ? ', with its approval' : ''}): ${v.state} (${v.receipts.map((r) => r.type).join(', ')}); the node derived:`);
       for (const line of formatAct(v).split('\n').slice(1, 4)) say(`      ${line}`);
       let shown = 0;
       const progress = (w: ActView): void => {
@@ -238,7 +257,7 @@ async function run(a: Args): Promise<void> {
       // Above the auto-release amount the gate holds an executed act (PUBLICATION_DENIED) until a
       // release decision; the coordinator's note of the refusal lives on the leader, which need not
       // be the node this client talks to, so the policy says when to stop waiting.
-      const held = x.amount > DEMO_POLICY.autoReleaseAmountMax;
+      const held = demoHeldAtGate(x.asset, x.amount);
       let w = await cara.watch(x.opId, progress, (y) => y.state === 'Published' || (y.state === 'Executed' && held) || ['Denied', 'Aborted'].includes(y.state));
       if (w.state === 'Executed') {
         say(`      PUBLICATION_DENIED: ${x.opId} is executed and held at the publication gate: ${x.amount} is above the auto-release amount ${DEMO_POLICY.autoReleaseAmountMax}`);

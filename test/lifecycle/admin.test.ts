@@ -35,7 +35,8 @@ t.test('admin API: roles, refusals with reason codes, bad input', { timeout: 300
     const kimFreeze = await h.cli('kim', ['decision', 'propose', '--action-json', '{"kind":"EmergencyFreeze","reason":"x"}']);
     t.equal(kimFreeze.code, 3, 'key generator cannot propose a freeze');
     t.match(kimFreeze.stderr, /^ROLE_NOT_ALLOWED: kim \(key-generator\) may not propose EmergencyFreeze/m);
-    const caraAct = await h.cli('kim', ['act', 'submit', '--op', 'x', '--key-id', 'k', '--asset', 'SOL', '--amount', '1', '--destination', 'sol-treasury', '--display', 'x']);
+    writeFileSync(join(h.dir, 'x.raw'), 'attestation x');
+    const caraAct = await h.cli('kim', ['act', 'submit', '--op', 'x', '--key', 'k', '--raw', join(h.dir, 'x.raw')]);
     t.equal(caraAct.code, 3);
     t.match(caraAct.stderr, /^ROLE_NOT_ALLOWED: kim \(key-generator\) may not submit signing acts/m);
     // An approver signs only as itself.
@@ -93,7 +94,7 @@ t.test('admin API: roles, refusals with reason codes, bad input', { timeout: 300
   });
 
   t.test('approvals collect on the node; at quorum the decision applies', async (t) => {
-    const d = await h.client('kim').proposeDecision(JSON.stringify({ kind: 'DkgAuthorized', keyId: 'kq', scheme: 'ed25519', threshold: 2, participants: ['n1', 'n2', 'n3'] }));
+    const d = await h.client('kim').proposeDecision(JSON.stringify({ kind: 'DkgAuthorized', keyId: 'kq', scheme: 'ed25519', network: 'solana-devnet', threshold: 2, participants: ['n1', 'n2', 'n3'] }));
     t.equal(d.state, 'pending');
     t.equal(d.needed, 2);
     const keyFile = join(h.dir, 'approver-1.key');

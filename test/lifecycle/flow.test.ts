@@ -16,16 +16,28 @@ import { keys as exchangeKeys, publicFromBytes } from '../../node/lifecycle/part
 import { verifyBundleSignature, type Bundle } from '../../node/lifecycle/evidence.js';
 import { until } from '../../node/lifecycle/local-cluster.js';
 import { CLI, startHarness, waitAct, type Harness } from './harness.js';
+import { messagesOf, payment, PAYEES } from './payments.js';
+import { keyContextOfView } from '../../node/commands/act.js';
+import { buildTaprootPsbt } from '../../node/lifecycle/tx-build.js';
+import type { TxKind } from '../../ledger/tx/types.js';
 
 function ed25519VerifyOpenSsl(publicKeyHex: string, message: Buffer, signature: Buffer): boolean {
   const key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(publicKeyHex, 'hex').toString('base64url') }, format: 'jwk' });
   return nodeVerify(null, message, key, signature);
 }
 
-async function signAndSettle(t: Test, h: Harness, opId: string, keyId: string, asset: string, destination: string, scheme: 'ed25519' | 'taproot'): Promise<void> {
+/** A transfer from the key to the treasury of its chain: a Solana message, or a PSBT spending two coins with change. */
+async function transferOf(h: Harness, keyId: string, scheme: 'ed25519' | 'taproot'): Promise<{ kind: TxKind; tx: Uint8Array }> {
+  if (scheme === 'ed25519') return payment(h.client('cara'), keyId, 1000);
+  const key = keyContextOfView((await h.client('audra').status()).keys.find((k) => k.id === keyId)!);
+  const coins = [{ txid: randomBytes(32).toString('hex'), vout: 0, amountSat: 1_500n }, { txid: randomBytes(32).toString('hex'), vout: 1, amountSat: 2_000n }];
+  return { kind: 'btc-psbt', tx: buildTaprootPsbt(key, coins, [{ address: PAYEES['bc1p-treasury'], amount: 1000n }], 500n) };
+}
+
+async function signAndSettle(t: Test, h: Harness, opId: string, keyId: string, scheme: 'ed25519' | 'taproot'): Promise<void> {
   const cara = h.client('cara');
-  const digest = randomBytes(32);
-  const submitted = await cara.submitAct({ opId, keyId, asset, amount: '1000', destination, display: `pay 1000 ${asset} to ${destination}`, messageDigest: digest });
+  const transfer = await transferOf(h, keyId, scheme);
+  const submitted = await cara.submitAct({ opId, keyId, ...transfer, declared: { amount: '1000' } });
   t.equal(submitted.state, 'Admitted', `${opId} admitted`);
   t.equal(submitted.receipts[0]?.type, 'AdmissionReceipt');
   const published = await waitAct(cara, opId, 'Published');
@@ -36,15 +48,20 @@ async function signAndSettle(t: Test, h: Harness, opId: string, keyId: string, a
   const status = await h.client('audra').status();
   const key = status.keys.find((k) => k.id === keyId);
   t.ok(key, `${keyId} listed`);
-  const sig = Buffer.from(published.signature, 'hex');
-  if (scheme === 'ed25519') {
-    t.ok(ed25519VerifyOpenSsl(key!.publicKey, digest, sig), 'the Ed25519 signature verifies under OpenSSL (RFC 8032)');
-    t.notOk(ed25519VerifyOpenSsl(key!.publicKey, randomBytes(32), sig), 'and not for another message');
-  } else {
-    const xOnly = Buffer.from(key!.publicKey, 'hex').subarray(1);
-    t.ok(schnorr.verify(sig, digest, xOnly), 'the Taproot signature verifies under BIP340');
-    t.notOk(schnorr.verify(sig, randomBytes(32), xOnly), 'and not for another message');
-  }
+  const messages = await messagesOf(h.client('audra'), published);
+  t.equal(published.signatures.length, messages.length, `one signature per message (${messages.length})`);
+  messages.forEach((message, i) => {
+    const sig = Buffer.from(published.signatures[i]!, 'hex');
+    if (scheme === 'ed25519') {
+      t.ok(ed25519VerifyOpenSsl(key!.publicKey, Buffer.from(message), sig), 'the Ed25519 signature verifies under OpenSSL (RFC 8032) over the Solana message');
+      t.notOk(ed25519VerifyOpenSsl(key!.publicKey, randomBytes(32), sig), 'and not for another message');
+    } else {
+      const xOnly = Buffer.from(key!.publicKey, 'hex').subarray(1);
+      t.ok(schnorr.verify(sig, message, xOnly), `the Taproot signature of input ${i} verifies under BIP340 over its sighash`);
+      t.notOk(schnorr.verify(sig, randomBytes(32), xOnly), 'and not for another message');
+    }
+  });
+  t.ok(/^[0-9a-f]+$/.test(published.signedTx) && published.txid !== '', `the finalized transaction ${published.txid} is shown`);
 
   const settled = await cara.settleAct(opId, `tx-${opId}`);
   t.equal(settled.state, 'Settled');
@@ -83,8 +100,8 @@ for (const kernels of ['process', 'twin'] as const) {
         t.same(Buffer.from(publicFromBytes(b!).commitments[0]!), Buffer.from(e.groupKey!), `${keyId}: the kernel of ${n} holds the published group key`);
       }
     }
-    await signAndSettle(t, h, 'pay-ed', 'k-ed', 'SOL', 'sol-treasury', 'ed25519');
-    await signAndSettle(t, h, 'pay-tr', 'k-tr', 'BTC', 'bc1p-treasury', 'taproot');
+    await signAndSettle(t, h, 'pay-ed', 'k-ed', 'ed25519');
+    await signAndSettle(t, h, 'pay-tr', 'k-tr', 'taproot');
     await until('every node applied the same entries', () => h.cluster.nodes.every((n) => n.driver.status().appliedIndex === h.cluster.nodes[0]!.driver.status().appliedIndex));
     t.equal(new Set(h.cluster.nodes.map((n) => n.app.root())).size, 1, 'one state root on every node');
   });

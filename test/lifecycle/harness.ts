@@ -15,13 +15,14 @@ import { decode } from '../../ledger/encoding.js';
 import { LocalCluster, until, type LocalClusterOptions } from '../../node/lifecycle/local-cluster.js';
 import { AdminClient, type ActView } from '../../node/admin/client.js';
 import { issueOperatorCert, type OperatorRole } from '../../node/admin/roles.js';
+import { PAYEES } from './payments.js';
 
 export const CLI = fileURLToPath(new URL('../../node/cli.js', import.meta.url));
 
 export const POLICY: ActPolicy = {
   tiers: [{ amountMax: 10_000n, approvals: 0 }, { amountMax: 1_000_000n, approvals: 2 }],
   velocity: { windowMs: 3_600_000, amountMax: 10_000_000n },
-  destinations: { SOL: ['sol-treasury', 'sol-exchange'], BTC: ['bc1p-treasury'] },
+  destinations: { SOL: [PAYEES['sol-treasury'], PAYEES['sol-exchange']], BTC: [PAYEES['bc1p-treasury']] },
   autoReleaseAmountMax: 5_000n,
 };
 
