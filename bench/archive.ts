@@ -134,7 +134,7 @@ async function build(dir: string): Promise<Built> {
   const must = (r: { ok: boolean }, what: string): void => {
     if (!r.ok) throw new Error(`bench setup: ${what} refused: ${JSON.stringify(r, (_, v) => (typeof v === 'bigint' ? String(v) : v))}`);
   };
-  must(s.decide({ kind: 'DkgAuthorized', keyId: 'k2', scheme: 'taproot', threshold: 2, participants: ps }), 'DkgAuthorized k2');
+  must(s.decide({ kind: 'DkgAuthorized', keyId: 'k2', scheme: 'taproot', network: 'bitcoin-regtest', threshold: 2, participants: ps }), 'DkgAuthorized k2');
   for (const p of ps) must(s.round1(p, 'k2', 0), 'round 1');
   for (const p of ps) must(s.keyReady(p, 'k2', 0, tpKey), 'KeyReady');
   const tpReady = keyReadyCid('k2', 0, tpKey, ps.map((p) => statementCid(s.readyStatement(p, 'k2', 0, tpKey))));

@@ -103,7 +103,7 @@ async function buildJournal(c: DaemonCluster, dir: string, file: string): Promis
   s.genesis();
   const tpSecret = seedOf('bench-resync/taproot');
   const tpKey = secp256k1.getPublicKey(tpSecret, true);
-  s.decide({ kind: 'DkgAuthorized', keyId: 'k', scheme: 'taproot', threshold: 2, participants: ids });
+  s.decide({ kind: 'DkgAuthorized', keyId: 'k', scheme: 'taproot', network: 'bitcoin-regtest', threshold: 2, participants: ids });
   for (const p of ids) s.round1(p, 'k', 0);
   for (const p of ids) s.keyReady(p, 'k', 0, tpKey);
   const ready = keyReadyCid('k', 0, tpKey, ids.map((p) => statementCid(s.readyStatement(p, 'k', 0, tpKey))));

@@ -93,7 +93,7 @@ t.test('admin API: roles, refusals with reason codes, bad input', { timeout: 300
   });
 
   t.test('approvals collect on the node; at quorum the decision applies', async (t) => {
-    const d = await h.client('kim').proposeDecision(JSON.stringify({ kind: 'DkgAuthorized', keyId: 'kq', scheme: 'ed25519', threshold: 2, participants: ['n1', 'n2', 'n3'] }));
+    const d = await h.client('kim').proposeDecision(JSON.stringify({ kind: 'DkgAuthorized', keyId: 'kq', scheme: 'ed25519', network: 'solana-devnet', threshold: 2, participants: ['n1', 'n2', 'n3'] }));
     t.equal(d.state, 'pending');
     t.equal(d.needed, 2);
     const keyFile = join(h.dir, 'approver-1.key');

@@ -43,7 +43,7 @@ t.test('the book: signatures checked at apply, bounded, expired and superseded e
   const s = scripted();
   const book = new ApprovalBook();
   const now = s.state.clockMs;
-  const body = s.decisionBody({ kind: 'DkgAuthorized', keyId: 'k2', scheme: 'ed25519', threshold: 2, participants: ['node-0', 'node-1', 'node-2'] });
+  const body = s.decisionBody({ kind: 'DkgAuthorized', keyId: 'k2', scheme: 'ed25519', network: 'solana-devnet', threshold: 2, participants: ['node-0', 'node-1', 'node-2'] });
   const cid = (b: DecisionBody): Uint8Array => decisionCid(b);
   const run = (c: BookCommand, at = now) => book.apply(at, c, s.state).verdict;
   t.match(run({ op: 'propose', body, act: null }), { ok: true }, 'proposed');
@@ -77,7 +77,7 @@ t.test('the book: signatures checked at apply, bounded, expired and superseded e
   const b2 = new ApprovalBook();
   const other = s.decisionBody({ kind: 'KeyRetired', keyId: 'k1' });
   b2.apply(now, { op: 'propose', body: other, act: null }, s.state);
-  s.decide({ kind: 'DkgAuthorized', keyId: 'k3', scheme: 'ed25519', threshold: 2, participants: ['node-0', 'node-1', 'node-2'] });
+  s.decide({ kind: 'DkgAuthorized', keyId: 'k3', scheme: 'ed25519', network: 'solana-devnet', threshold: 2, participants: ['node-0', 'node-1', 'node-2'] });
   b2.afterLedger(null, false, s.state);
   t.equal(b2.size, 0, 'a decision that follows a head that moved on is dropped');
   t.end();
@@ -86,7 +86,7 @@ t.test('the book: signatures checked at apply, bounded, expired and superseded e
 t.test('a book restarted from its own writes at any point continues exactly as one that never stopped', (t) => {
   const s = scripted();
   const now = s.state.clockMs;
-  const bodies = [0, 1, 2, 3].map((i) => s.decisionBody({ kind: 'DkgAuthorized', keyId: `kk${i}`, scheme: 'ed25519', threshold: 2, participants: ['node-0', 'node-1', 'node-2'] }, { issuedMs: now, expiresMs: now + 1000 * (i + 1) }));
+  const bodies = [0, 1, 2, 3].map((i) => s.decisionBody({ kind: 'DkgAuthorized', keyId: `kk${i}`, scheme: 'ed25519', network: 'solana-devnet', threshold: 2, participants: ['node-0', 'node-1', 'node-2'] }, { issuedMs: now, expiresMs: now + 1000 * (i + 1) }));
   const step = fc.oneof(
     fc.record({ op: fc.constant('propose' as const), d: fc.integer({ min: 0, max: 3 }), dt: fc.integer({ min: 0, max: 1500 }) }),
     fc.record({ op: fc.constant('approve' as const), d: fc.integer({ min: 0, max: 3 }), a: fc.integer({ min: 0, max: 2 }), bad: fc.boolean(), dt: fc.integer({ min: 0, max: 1500 }) }),
@@ -182,7 +182,7 @@ t.test('a pending decision and an act held for approvals survive restarts of eve
 
   // A decision proposed on node-0, one approval there; every node restarts.
   const kim = as('kim', 'key-generator');
-  const d = await node('node-0').admin.proposeDecision(kim, JSON.stringify({ kind: 'DkgAuthorized', keyId: 'k2', scheme: 'ed25519', threshold: 2, participants: ids }), 0);
+  const d = await node('node-0').admin.proposeDecision(kim, JSON.stringify({ kind: 'DkgAuthorized', keyId: 'k2', scheme: 'ed25519', network: 'solana-devnet', threshold: 2, participants: ids }), 0);
   await signAs(node('node-0'), d.cid, 0);
   // An act above the first tier, held for two approvals: proposed on node-1, both approvals given.
   const cara = as('cara', 'custodian');

@@ -71,7 +71,7 @@ t.test('snapshot save, restore into a new cluster: chronicle, evidence, new writ
       await x.approveDecision(cid, a, ed25519Sign(decisionSigningBytes(decisionBodyFromCbor(decode(new Uint8Array(d.bodyCbor)))), c.approvers.find((k) => k.id === a)!.secretKey));
     }
   };
-  const authorize = (c: DaemonCluster, keyId: string) => client(c, 'kim', 'n1').proposeDecision(JSON.stringify({ kind: 'DkgAuthorized', keyId, scheme: 'ed25519', threshold: 2, participants: ids }));
+  const authorize = (c: DaemonCluster, keyId: string) => client(c, 'kim', 'n1').proposeDecision(JSON.stringify({ kind: 'DkgAuthorized', keyId, scheme: 'ed25519', network: 'solana-devnet', threshold: 2, participants: ids }));
   /** After DkgAuthorized: the ceremony between the kernels, then activation by two approvers. */
   const activate = async (c: DaemonCluster, keyId: string): Promise<void> => {
     await until(`key ${keyId} published`, async () => (await client(c, 'audra', 'n1').status()).keys.find((k) => k.id === keyId)?.epochs.includes('0:published'), 120_000);

@@ -57,7 +57,7 @@ t.test('three daemons: lifecycle over the admin API; kill -9 of the leader mid-a
       await c.approveDecision(cid, a, ed25519Sign(decisionSigningBytes(decisionBodyFromCbor(decode(new Uint8Array(d.bodyCbor)))), cluster.approvers.find((x) => x.id === a)!.secretKey));
     }
   };
-  const d = await client('kim', 'n1').proposeDecision(JSON.stringify({ kind: 'DkgAuthorized', keyId: 'k', scheme: 'ed25519', threshold: 2, participants: ids }));
+  const d = await client('kim', 'n1').proposeDecision(JSON.stringify({ kind: 'DkgAuthorized', keyId: 'k', scheme: 'ed25519', network: 'solana-devnet', threshold: 2, participants: ids }));
   await approve(d.cid, ['approver-1', 'approver-2'], 'n1');
   await eventually('key object published (round 1 in the log, round 2 between daemons)', async () => (await audra('n1').status()).keys[0]?.epochs.includes('0:published'));
   const a = await client('kim', 'n1').proposeDecision(JSON.stringify({ kind: 'KeyActivated', keyId: 'k', keyEpoch: 0 }));

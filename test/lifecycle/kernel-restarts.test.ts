@@ -72,7 +72,7 @@ t.test('keys sign after a full restart; a killed kernel is reconnected without r
   const t0 = Date.now();
 
   await cluster.start('audra', CLI, 120_000);
-  const dk = await client('kim', 'n1').proposeDecision(JSON.stringify({ kind: 'DkgAuthorized', keyId: 'k', scheme: 'ed25519', threshold: 2, participants: ids }));
+  const dk = await client('kim', 'n1').proposeDecision(JSON.stringify({ kind: 'DkgAuthorized', keyId: 'k', scheme: 'ed25519', network: 'solana-devnet', threshold: 2, participants: ids }));
   await approve(dk.cid, ['approver-1', 'approver-2']);
   await until('key k published', async () => (await client('audra', 'n1').status()).keys.find((k) => k.id === 'k')?.epochs.includes('0:published'), 120_000);
   const act = await client('kim', 'n1').proposeDecision(JSON.stringify({ kind: 'KeyActivated', keyId: 'k', keyEpoch: 0 }));

@@ -53,7 +53,7 @@ t.test('a wiped node installs a snapshot, fetches the archive from its peers, an
   };
 
   await c.start('audra', CLI, 120_000);
-  const dk = await client('kim', 'n1').proposeDecision(JSON.stringify({ kind: 'DkgAuthorized', keyId: 'k', scheme: 'ed25519', threshold: 2, participants: c.nodes.map((n) => n.id) }));
+  const dk = await client('kim', 'n1').proposeDecision(JSON.stringify({ kind: 'DkgAuthorized', keyId: 'k', scheme: 'ed25519', network: 'solana-devnet', threshold: 2, participants: c.nodes.map((n) => n.id) }));
   await approve(dk.cid, ['approver-1', 'approver-2']);
   await until('key k published', async () => (await client('audra', 'n1').status()).keys.find((k) => k.id === 'k')?.epochs.includes('0:published'), 120_000);
   const act = await client('kim', 'n1').proposeDecision(JSON.stringify({ kind: 'KeyActivated', keyId: 'k', keyEpoch: 0 }));
