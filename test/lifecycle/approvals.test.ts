@@ -59,7 +59,7 @@ t.test('the book: signatures checked at apply, bounded, expired and superseded e
   t.match(run({ op: 'propose', body: { ...body, expiresMs: now - 1, issuedMs: now - 10 }, act: null }), { ok: false, reason: 'DECISION_EXPIRED' }, 'an expired proposal is refused');
   t.match(run({ op: 'propose', body: { ...body, governanceEpoch: 7 }, act: null }), { ok: false, reason: 'STALE_EPOCH' }, 'another epoch is refused');
   const act = s.act('k1');
-  const approvesAct = s.decisionBody({ kind: 'ActApproved', opId: 'op-x', actCid: new Uint8Array(32) }, { parentCid: new Uint8Array(32) });
+  const approvesAct = s.decisionBody({ kind: 'ActApproved', opId: 'op-x', actCid: new Uint8Array(32), displayHash: act.displayHash }, { parentCid: new Uint8Array(32) });
   t.match(run({ op: 'propose', body: approvesAct, act }), { ok: false, reason: 'BINDING_MISMATCH' }, 'an act that is not the approved act is refused');
 
   // Bounds: the book is full at approvals.pendingMax.
@@ -186,7 +186,8 @@ t.test('a pending decision and an act held for approvals survive restarts of eve
   await signAs(node('node-0'), d.cid, 0);
   // An act above the first tier, held for two approvals: proposed on node-1, both approvals given.
   const cara = as('cara', 'custodian');
-  const actJson = { keyId: 'k1', asset: 'BTC', amount: '50000', destination: 'bc1-treasury', display: 'pay 50000 after approval' };
+  const bigTx = s.transaction('k1', { amount: 50_000n });
+  const actJson = { keyId: 'k1', kind: bigTx.kind, tx: toHex(bigTx.tx) };
   const held = await node('node-1').admin.proposeDecision(cara, JSON.stringify({ kind: 'ActApproved', opId: 'big-1', act: actJson }), 0);
   await signAs(node('node-1'), held.cid, 0);
   await signAs(node('node-1'), held.cid, 1);
@@ -202,7 +203,7 @@ t.test('a pending decision and an act held for approvals survive restarts of eve
   await until('every node applied DkgAuthorized for k2', () => nodes.every((n) => n.app.state.cluster?.keys.k2 !== undefined));
   t.ok(nodes.every((n) => n.app.state.cluster?.keys.k2 !== undefined), 'the decision is in every node\'s ledger');
 
-  const sub = await node('node-2').admin.submitAct(cara, 'big-1', { keyId: 'k1', asset: 'BTC', amount: 50_000n, destination: 'bc1-treasury', display: actJson.display }, held.cid);
+  const sub = await node('node-2').admin.submitAct(cara, 'big-1', { keyId: 'k1', kind: bigTx.kind, tx: bigTx.tx }, held.cid);
   t.equal(sub.op.state, 'Admitted', 'the act held for approvals is submitted through a third node after the restart and admitted');
   await until('the approval left the book everywhere', () => nodes.every((n) => n.app.book.size === 0));
   const approvalOn = async (app: LedgerApp): Promise<GovernanceDecision | null> => (await app.act('big-1'))?.approval ?? null;

@@ -15,7 +15,7 @@ import { verifyEvidenceBundle } from '../../ledger/receipts.js';
 import { keys as exchangeKeys, publicFromBytes } from '../../node/lifecycle/participant.js';
 import { verifyBundleSignature, type Bundle } from '../../node/lifecycle/evidence.js';
 import { until } from '../../node/lifecycle/local-cluster.js';
-import { CLI, startHarness, waitAct, type Harness } from './harness.js';
+import { CLI, startHarness, waitAct, type Harness, actTx } from './harness.js';
 
 function ed25519VerifyOpenSsl(publicKeyHex: string, message: Buffer, signature: Buffer): boolean {
   const key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(publicKeyHex, 'hex').toString('base64url') }, format: 'jwk' });
@@ -25,7 +25,7 @@ function ed25519VerifyOpenSsl(publicKeyHex: string, message: Buffer, signature: 
 async function signAndSettle(t: Test, h: Harness, opId: string, keyId: string, asset: string, destination: string, scheme: 'ed25519' | 'taproot'): Promise<void> {
   const cara = h.client('cara');
   const digest = randomBytes(32);
-  const submitted = await cara.submitAct({ opId, keyId, asset, amount: '1000', destination, display: `pay 1000 ${asset} to ${destination}`, messageDigest: digest });
+  const submitted = await cara.submitAct({ opId, keyId, ...(await actTx(cara, keyId, '1000', destination)) });
   t.equal(submitted.state, 'Admitted', `${opId} admitted`);
   t.equal(submitted.receipts[0]?.type, 'AdmissionReceipt');
   const published = await waitAct(cara, opId, 'Published');
