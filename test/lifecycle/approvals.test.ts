@@ -186,8 +186,8 @@ t.test('a pending decision and an act held for approvals survive restarts of eve
   await signAs(node('node-0'), d.cid, 0);
   // An act above the first tier, held for two approvals: proposed on node-1, both approvals given.
   const cara = as('cara', 'custodian');
-  const bigAct = s.act('k1', { amount: 50_000n });
-  const actJson = { keyId: 'k1', kind: bigAct.kind, tx: toHex(bigAct.tx) };
+  const bigTx = s.transaction('k1', { amount: 50_000n });
+  const actJson = { keyId: 'k1', kind: bigTx.kind, tx: toHex(bigTx.tx) };
   const held = await node('node-1').admin.proposeDecision(cara, JSON.stringify({ kind: 'ActApproved', opId: 'big-1', act: actJson }), 0);
   await signAs(node('node-1'), held.cid, 0);
   await signAs(node('node-1'), held.cid, 1);
@@ -203,7 +203,7 @@ t.test('a pending decision and an act held for approvals survive restarts of eve
   await until('every node applied DkgAuthorized for k2', () => nodes.every((n) => n.app.state.cluster?.keys.k2 !== undefined));
   t.ok(nodes.every((n) => n.app.state.cluster?.keys.k2 !== undefined), 'the decision is in every node\'s ledger');
 
-  const sub = await node('node-2').admin.submitAct(cara, 'big-1', { keyId: 'k1', kind: bigAct.kind, tx: bigAct.tx }, held.cid);
+  const sub = await node('node-2').admin.submitAct(cara, 'big-1', { keyId: 'k1', kind: bigTx.kind, tx: bigTx.tx }, held.cid);
   t.equal(sub.op.state, 'Admitted', 'the act held for approvals is submitted through a third node after the restart and admitted');
   await until('the approval left the book everywhere', () => nodes.every((n) => n.app.book.size === 0));
   const approvalOn = async (app: LedgerApp): Promise<GovernanceDecision | null> => (await app.act('big-1'))?.approval ?? null;

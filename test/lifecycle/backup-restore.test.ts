@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { decisionBodyFromCbor, decisionSigningBytes, ed25519Sign } from '../../ledger/decision.js';
-import { decode, toHex } from '../../ledger/encoding.js';
+import { decode } from '../../ledger/encoding.js';
 import type { ActView, AdminClient } from '../../node/admin/client.js';
 import { issueOperatorCert } from '../../node/admin/roles.js';
 import { fetchStatus } from '../../node/cluster.js';
@@ -28,8 +28,7 @@ import { writeSnapshotFile } from '../../node/backup/save.js';
 import { PeerClient } from '../../node/lifecycle/peer.js';
 import { loadTls } from '../../node/tls.js';
 import { isCustodyError } from '../../proto/errors.js';
-import { CLI, OPERATORS, POLICY, runCli as cli } from './harness.js';
-import { payment } from './payments.js';
+import { CLI, OPERATORS, POLICY, runCli as cli, actTx } from './harness.js';
 
 
 /** What the ledger holds of an act (the notes are each node's own narration, not replicated). */
@@ -87,14 +86,14 @@ t.test('snapshot save, restore into a new cluster: chronicle, evidence, new writ
   const dk = await authorize(old, 'k');
   await approve(old, dk.cid, ['approver-1', 'approver-2']);
   await activate(old, 'k');
-  await client(old, 'cara', 'n2').submitAct({ opId: 'pay-1', ...(await payment(client(old, 'cara', 'n2'), 'k', 100)) });
+  await client(old, 'cara', 'n2').submitAct({ opId: 'pay-1', keyId: 'k', ...(await actTx(client(old, 'cara', 'n2'), 'k', '100', 'sol-treasury')) });
   t.equal((await published(old, 'pay-1')).state, 'Published', 'pay-1 signed by the old cluster');
   t.equal((await client(old, 'cara', 'n3').settleAct('pay-1', 'tx-pay-1')).state, 'Settled', 'pay-1 settled');
   // An act above the first tier: two approvals before admission, two more to pass the publication gate.
-  const big = await payment(client(old, 'cara', 'n1'), 'k', 20_000);
-  const held = await client(old, 'cara', 'n1').proposeDecision(JSON.stringify({ kind: 'ActApproved', opId: 'big-1', act: { keyId: big.keyId, kind: big.kind, tx: toHex(big.tx) } }));
+  const big = { keyId: 'k', ...(await actTx(client(old, 'cara', 'n2'), 'k', '20000', 'sol-treasury')) };
+  const held = await client(old, 'cara', 'n1').proposeDecision(JSON.stringify({ kind: 'ActApproved', opId: 'big-1', act: big }));
   await approve(old, held.cid, ['approver-1', 'approver-2']);
-  await client(old, 'cara', 'n2').submitAct({ opId: 'big-1', keyId: 'k', approvalCid: held.cid });
+  await client(old, 'cara', 'n2').submitAct({ opId: 'big-1', ...big, approvalCid: held.cid });
   await client(old, 'cara', 'n2').watch('big-1', () => undefined, (v) => ['Executed', 'Aborted'].includes(v.state), 120_000);
   const release = await client(old, 'cara', 'n1').proposeDecision(JSON.stringify({ kind: 'PublicationReleased', opId: 'big-1' }));
   await approve(old, release.cid, ['approver-2', 'approver-3']);
@@ -175,11 +174,11 @@ t.test('snapshot save, restore into a new cluster: chronicle, evidence, new writ
   const thaw = await client(fresh, 'approver-1', 'n1').proposeDecision(JSON.stringify({ kind: 'Unfreeze' }));
   await approve(fresh, thaw.cid, ['approver-1', 'approver-2']);
   t.equal((await client(fresh, 'audra', 'n2').status()).frozen, '', 'and another (Unfreeze)');
-  await client(fresh, 'cara', 'n2').submitAct({ opId: 'after-restore', ...(await payment(client(fresh, 'cara', 'n2'), 'k2', 100)) });
+  await client(fresh, 'cara', 'n2').submitAct({ opId: 'after-restore', keyId: 'k2', ...(await actTx(client(fresh, 'cara', 'n2'), 'k2', '100', 'sol-treasury')) });
   t.equal((await published(fresh, 'after-restore')).state, 'Published', 'a new act is signed by the restored cluster');
   // A key made before the backup signs in the restored cluster: its public key package comes back
   // from the kernels' stores, checked against the group key in the restored ledger.
-  await client(fresh, 'cara', 'n2').submitAct({ opId: 'old-key-after-restore', ...(await payment(client(fresh, 'cara', 'n2'), 'k', 100)) });
+  await client(fresh, 'cara', 'n2').submitAct({ opId: 'old-key-after-restore', keyId: 'k', ...(await actTx(client(fresh, 'cara', 'n2'), 'k', '100', 'sol-treasury')) });
   t.equal((await published(fresh, 'old-key-after-restore')).state, 'Published', 'a key made before the backup signs a new act in the restored cluster');
   for (const op of ['after-restore', 'old-key-after-restore']) {
     const f = join(root, `${op}.json`);

@@ -21,8 +21,7 @@ import type { AdminClient, ActView } from '../../node/admin/client.js';
 import { issueOperatorCert } from '../../node/admin/roles.js';
 import { DaemonCluster } from '../../node/lifecycle/daemon-cluster.js';
 import { until } from '../../node/probe.js';
-import { CLI, OPERATORS, POLICY } from './harness.js';
-import { payment } from './payments.js';
+import { CLI, OPERATORS, POLICY, actTx } from './harness.js';
 
 const eventually = <T>(what: string, f: () => Promise<T | null | undefined | false>, timeoutMs = 120_000): Promise<T> => until(what, f, timeoutMs);
 
@@ -65,7 +64,7 @@ t.test('three daemons: lifecycle over the admin API; kill -9 of the leader mid-a
   await approve(a.cid, ['approver-2', 'approver-3'], 'n1');
   t.equal((await audra('n1').status()).keys[0]?.status, 'active', 'key active');
 
-  const first = await client('cara', 'n2').submitAct({ opId: 'warm', ...(await payment(client('cara', 'n2'), 'k', 100)) });
+  const first = await client('cara', 'n2').submitAct({ opId: 'warm', keyId: 'k', ...(await actTx(client('cara', 'n2'), 'k', '100', 'sol-treasury')) });
   t.equal(first.state, 'Admitted', 'an act submitted to a follower is admitted');
   const warm = await client('cara', 'n2').watch('warm', () => undefined, (v) => ['Published', 'Aborted'].includes(v.state));
   t.equal(warm.state, 'Published', 'an act signed across three daemons');
@@ -74,7 +73,7 @@ t.test('three daemons: lifecycle over the admin API; kill -9 of the leader mid-a
   const leaderId = (await audra('n1').status()).leader;
   const survivor = ids.find((x) => x !== leaderId)!;
   const opIds = ['k9-1', 'k9-2', 'k9-3'];
-  for (const op of opIds) await client('cara', survivor).submitAct({ opId: op, ...(await payment(client('cara', survivor), 'k', 100)) });
+  for (const op of opIds) await client('cara', survivor).submitAct({ opId: op, keyId: 'k', ...(await actTx(client('cara', survivor), 'k', '100', 'sol-treasury')) });
   await client('audra', survivor).watch('k9-1', () => undefined, (v) => v.state !== 'Admitted', 30_000).catch(() => undefined);
   const killed = cluster.node(leaderId).daemon!;
   await cluster.kill(leaderId);
@@ -108,7 +107,7 @@ t.test('three daemons: lifecycle over the admin API; kill -9 of the leader mid-a
   }, 180_000);
   const again = await audra(leaderId).showAct('k9-1');
   t.equal(again.state, (await audra(others[0]!).showAct('k9-1')).state, 'the restarted node sees the same outcome');
-  await client('cara', leaderId).submitAct({ opId: 'after-restart', ...(await payment(client('cara', leaderId), 'k', 100)) });
+  await client('cara', leaderId).submitAct({ opId: 'after-restart', keyId: 'k', ...(await actTx(client('cara', leaderId), 'k', '100', 'sol-treasury')) });
   const after = await eventually('the act after the restart ends', async () => {
     const v = await audra(leaderId).showAct('after-restart');
     return ['Published', 'Aborted'].includes(v.state) ? v : null;

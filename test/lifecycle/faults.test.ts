@@ -10,6 +10,8 @@
  *     share any kernel produced is recorded and checked).
  * Kernels are the in-memory twins here (kernel-twin.ts), so the faults are injected exactly.
  */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { fromHex, toHex } from '../../ledger/encoding.js';
 import { CustodyError } from '../../proto/errors.js';
@@ -20,8 +22,7 @@ import type { SigningCommitment } from '../../kernel/wire.js';
 import type { CoordinatorPoint } from '../../node/lifecycle/coordinator.js';
 import type { ParticipantPort } from '../../node/lifecycle/ports.js';
 import { until } from '../../node/lifecycle/local-cluster.js';
-import { startHarness, waitAct, reasonOfCall, type Harness } from './harness.js';
-import { payment, paymentArgs } from './payments.js';
+import { startHarness, waitAct, reasonOfCall, type Harness, actTx } from './harness.js';
 
 /** Every signature share handed out, keyed by act and by commitment list (one signing set). */
 class ShareLog {
@@ -72,10 +73,11 @@ function wrap(p: ParticipantPort, log: ShareLog, f: Faults): ParticipantPort {
       if (f.noCommit.get(opId)?.() === p.nodeId) return Promise.reject(new CustodyError('REMOTE_TIMEOUT', `${p.nodeId} does not commit to ${opId} (test fault)`));
       return p.commit(opId);
     },
-    async sign(opId, list, counter) {
+    async sign(opId, lists, counters) {
       if (f.hangSign.has(opId)) return new Promise(() => undefined);
-      const r = await p.sign(opId, list, counter);
-      log.record(opId, list, r.identifier, r.share);
+      const r = await p.sign(opId, lists, counters);
+      // A Solana act signs one message: its one list and share are what the log compares.
+      log.record(opId, lists[0] as readonly SigningCommitment[], r.identifier, r.shares[0] as Uint8Array);
       return r;
     },
   };
@@ -90,8 +92,12 @@ async function setup(t: Test, point?: (node: string, p: CoordinatorPoint, opId: 
   return { h, log, faults };
 }
 
-/** `custody admin act submit` of a SOL transfer of `amount` lamports from key k to the treasury. */
-const act = async (h: Harness, opId: string, amount = '1000'): Promise<string[]> => ['act', 'submit', '--op', opId, ...(await paymentArgs(h.client('cara'), h.dir, 'k', amount))];
+/** `custody admin act submit` of a SOL transfer of `amount` lamports from key k to the treasury, its message in a file. */
+const act = async (h: Harness, opId: string, amount = '1000'): Promise<string[]> => {
+  const file = join(h.dir, `${opId}.msg`);
+  writeFileSync(file, (await actTx(h.client('cara'), 'k', amount, 'sol-treasury')).tx);
+  return ['act', 'submit', '--op', opId, '--key', 'k', '--solana', file, '--amount', amount];
+};
 
 t.test('denials carry their reason codes to the CLI', { timeout: 600_000 }, async (t) => {
   const { h, log } = await setup(t);
@@ -237,14 +243,14 @@ t.test('the leader dies after the kernels returned their shares, before ActExecu
   const [setKey, signers] = [...log.shares.get('window-1')!][0]!;
   t.same([...signers.values()].map((v) => v.length), [2, 2], 'each member of the fixed set answered the old and the new leader');
   const list = log.lists.get(setKey)!;
-  t.same(list.map((c) => toHex(c.hiding)), op.signingSet!.commitments.map((m) => toHex(m.hiding)), 'the list signed is the one fixed in the ledger');
+  t.same(list.map((c) => toHex(c.hiding)), op.signingSet!.commitments.map((m) => toHex(m.nonces[0]!.hiding)), 'the list signed is the one fixed in the ledger');
   for (const [id, values] of log.distinctShares('window-1')) t.same([...values], [firstRound![id]], `signer ${id.slice(0, 4)}: the resumed share is byte-identical`);
   // The signature the dead leader would have produced, from the shares it had gathered.
   const e = live.ledger.state().cluster!.keys['k']!.epochs['0']!;
   const pub = publicFromBytes((await h.cluster.exchange.get(keys.publicPackage('k', 0, e.participants[0]!)))!);
   const pkg = { signers: { min: pub.min, max: pub.max }, commitments: pub.commitments, verifyingShares: Object.fromEntries(pub.verifyingShares.map((v) => [v.identifier, v.point])) };
-  const expected = suiteOf('ed25519').frost.aggregate(pkg as never, list as never, op.act.messageDigest, Object.fromEntries(Object.entries(firstRound!).map(([id, hex]) => [id, fromHex(hex)])) as never);
-  t.equal(toHex(op.signature!), toHex(expected), 'the executed signature is the one the first round\'s shares make');
+  const expected = suiteOf('ed25519').frost.aggregate(pkg as never, list as never, op.act.tx, Object.fromEntries(Object.entries(firstRound!).map(([id, hex]) => [id, fromHex(hex)])) as never);
+  t.equal(toHex(op.signatures![0]!), toHex(expected), 'the executed signature is the one the first round\'s shares make');
 });
 
 t.test('the leader dies after the shares with its own node in the fixed set: after the wait the act aborts REMOTE_TIMEOUT, never a second set', { timeout: 600_000 }, async (t) => {
@@ -273,7 +279,7 @@ t.test('the leader dies after the shares with its own node in the fixed set: aft
   t.ok(op.signingSet!.commitments.some((m) => m.nodeId === crashed), 'the dead leader was in the fixed set');
   t.ok(fixed !== null, 'the set was fixed before the crash');
   t.same(op.signingSet, fixed, 'and never replaced');
-  t.equal(op.signature, null, 'no signature');
+  t.equal(op.signatures, null, 'no signature');
   t.equal(log.shares.get('crash-in')?.size ?? 0, 1, 'shares only ever over the one fixed list');
   t.ok(end.notes.some((n) => n.reason === 'REMOTE_TIMEOUT' && /fixed set/.test(n.text)), 'the abort names the fixed set');
 });
@@ -282,7 +288,7 @@ t.test('concurrent acts on one key all complete, one signature each (a kernel co
   const { h, log } = await setup(t);
   const cara = h.client('cara');
   const ops = ['c-1', 'c-2', 'c-3', 'c-4'];
-  await Promise.all(ops.map(async (op) => cara.submitAct({ opId: op, ...(await payment(cara, 'k', 10)) })));
+  await Promise.all(ops.map(async (op) => cara.submitAct({ opId: op, keyId: 'k', ...(await actTx(cara, 'k', '10', 'sol-treasury')) })));
   for (const op of ops) {
     const v = await waitAct(cara, op, 'Published');
     t.equal(v.state, 'Published', `${op} published`);

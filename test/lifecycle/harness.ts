@@ -10,21 +10,43 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CustodyError } from '../../proto/errors.js';
 import type { ActPolicy } from '../../ledger/decision.js';
+import { regtestAddressOf, resolveDestination, seedOf, solanaAddressOf, solanaTransferMessage, taprootPsbt } from '../../ledger/scenario.js';
+import { fromHex } from '../../ledger/encoding.js';
+import type { Network, TxKind } from '../../ledger/tx/types.js';
 import { decisionBodyFromCbor, decisionSigningBytes, ed25519Sign, networkForScheme } from '../../ledger/decision.js';
 import { decode } from '../../ledger/encoding.js';
 import { LocalCluster, until, type LocalClusterOptions } from '../../node/lifecycle/local-cluster.js';
 import { AdminClient, type ActView } from '../../node/admin/client.js';
 import { issueOperatorCert, type OperatorRole } from '../../node/admin/roles.js';
-import { PAYEES } from './payments.js';
 
 export const CLI = fileURLToPath(new URL('../../node/cli.js', import.meta.url));
 
 export const POLICY: ActPolicy = {
   tiers: [{ amountMax: 10_000n, approvals: 0 }, { amountMax: 1_000_000n, approvals: 2 }],
   velocity: { windowMs: 3_600_000, amountMax: 10_000_000n },
-  destinations: { SOL: [PAYEES['sol-treasury'], PAYEES['sol-exchange']], BTC: [PAYEES['bc1p-treasury']] },
+  destinations: { SOL: [solanaAddressOf('sol-treasury'), solanaAddressOf('sol-exchange')], BTC: [regtestAddressOf('bc1p-treasury')] },
   autoReleaseAmountMax: 5_000n,
 };
+
+let txSeq = 0;
+
+/**
+ * The unsigned transaction of an act of `keyId` paying `amount` to `destination` (an address, or
+ * a label whose address scenario.ts addressOf derives, as POLICY names them): a Solana transfer
+ * for a Solana key, a two-input Taproot PSBT with change back to the key for a Bitcoin key, built
+ * against the key as the node shows it (its group key and network).
+ */
+export async function actTx(c: AdminClient, keyId: string, amount: string | bigint, destination: string): Promise<{ kind: TxKind; tx: Uint8Array }> {
+  const k = (await c.chronicle(1)).keys.find((x) => x.id === keyId);
+  if (k === undefined || k.publicKey === '') throw new Error(`no published key ${keyId}`);
+  const groupKey = fromHex(k.publicKey);
+  const network = k.network as Network;
+  const to = resolveDestination(destination, network);
+  const n = BigInt(amount);
+  txSeq++;
+  if (network.startsWith('bitcoin')) return { kind: 'btc-psbt', tx: taprootPsbt(groupKey.slice(1), { to, amount: n, inputs: [60_000n + n, 60_000n], label: `harness/${process.pid}/${txSeq}` }) };
+  return { kind: 'solana', tx: solanaTransferMessage(groupKey, [{ to, lamports: n }], seedOf(`blockhash/${process.pid}/${txSeq}`)) };
+}
 
 export interface Harness {
   readonly dir: string;

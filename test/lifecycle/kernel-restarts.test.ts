@@ -24,8 +24,7 @@ import { issueOperatorCert } from '../../node/admin/roles.js';
 import { DaemonCluster } from '../../node/lifecycle/daemon-cluster.js';
 import type { KernelLinkStatus } from '../../node/lifecycle/kernel-link.js';
 import { until } from '../../node/probe.js';
-import { CLI, OPERATORS, POLICY, runCli as cli } from './harness.js';
-import { payment } from './payments.js';
+import { CLI, OPERATORS, POLICY, runCli as cli, actTx } from './harness.js';
 
 
 t.test('keys sign after a full restart; a killed kernel is reconnected without restarting its node', { timeout: 900_000 }, async (t) => {
@@ -61,7 +60,7 @@ t.test('keys sign after a full restart; a killed kernel is reconnected without r
   };
   /** Submits an act through node `via` and watches it there (that node has applied the submission) until it ends or is Published. */
   const sign = async (op: string, via: string): Promise<ActView> => {
-    await client('cara', via).submitAct({ opId: op, ...(await payment(client('cara', via), 'k', 100)) });
+    await client('cara', via).submitAct({ opId: op, keyId: 'k', ...(await actTx(client('cara', via), 'k', '100', 'sol-treasury')) });
     return client('cara', via).watch(op, () => undefined, (v) => ['Published', 'Settled', 'Denied', 'Aborted'].includes(v.state), 180_000);
   };
   const verified = async (op: string): Promise<void> => {
