@@ -527,6 +527,7 @@ export function actTxView(act: Act, tx: TxSummary | undefined) {
     factsRefused: tx?.refused ? `${tx.refused.reason}: ${tx.refused.detail}` : '',
     signatures: (tx?.signatures ?? []).map(toHex),
     signedTx: tx?.signed?.hex ?? '', txid: tx?.signed?.id ?? '',
+    amountUnits: dec(act.asset) === undefined ? '' : units(act.amount, act.asset),
   };
 }
 

@@ -171,7 +171,7 @@ export async function approvalDecisionFor(c: AdminClient, opId: string): Promise
 // -------------------------------------------------------------------------------------------------
 
 export function formatAct(v: ActView, full = false): string {
-  const lines = [`act ${v.opId}: ${v.state}${v.reason ? ` (${v.reason})` : ''}  key ${v.keyId}@${v.keyEpoch}  ${v.amount} ${v.asset} -> ${v.destination || '(nothing leaves the key)'}`];
+  const lines = [`act ${v.opId}: ${v.state}${v.reason ? ` (${v.reason})` : ''}  key ${v.keyId}@${v.keyEpoch}  ${v.amountUnits || `${v.amount} base units of`} ${v.asset} -> ${v.destination || '(nothing leaves the key)'}`];
   if (v.kind) lines.push(`  ${v.kind} transaction from ${v.initiator || '?'}${v.network ? ` on ${v.network}` : ''}${v.fee ? `, fee ${v.fee}` : ''}`);
   for (const o of v.outputs ?? []) lines.push(`  pays ${o.address} ${o.amount} ${o.asset}${o.change ? ' (change, back to the key)' : ''}`);
   if (v.factsRefused) lines.push(`  the transaction does not parse: ${v.factsRefused}`);

@@ -68,6 +68,7 @@ t.test('transaction-carrying acts through the admin API and the CLI', { timeout:
     t.equal(v.display, derived.facts.display, 'the view carries the canonical display');
     t.same(v.outputs.map((o) => [o.address, o.amount, o.change]), [[PAYEE_BTC, '0.00150000', false], [taprootAddress(BTC.key), '0.00849000', true]], 'outputs in asset units, change marked');
     t.equal(v.fee, '0.00001000 BTC');
+    t.equal(v.amountUnits, '0.00150000', 'the amount in asset units');
     t.equal(v.network, 'bitcoin-regtest');
   });
 
