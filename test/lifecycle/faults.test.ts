@@ -10,9 +10,9 @@
  *     share any kernel produced is recorded and checked).
  * Kernels are the in-memory twins here (kernel-twin.ts), so the faults are injected exactly.
  */
+import t, { type Test } from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import t, { type Test } from 'tap';
 import { fromHex, toHex } from '../../ledger/encoding.js';
 import { CustodyError } from '../../proto/errors.js';
 import { suiteOf } from '../../kernel/suites.js';
@@ -89,21 +89,25 @@ async function setup(t: Test, point?: (node: string, p: CoordinatorPoint, opId: 
   const h = await startHarness({ kernels: 'twin', remoteTimeoutMs: 1_500, signingSetWaitMs: 4_000, wrapParticipant: (p) => wrap(p, log, faults), ...(point ? { point } : {}) });
   t.teardown(() => h.close());
   await h.createKey('k', 'ed25519');
+  harnessOf = h;
   return { h, log, faults };
 }
 
-/** `custody admin act submit` of a SOL transfer of `amount` lamports from key k to the treasury, its message in a file. */
-const act = async (h: Harness, opId: string, amount = '1000'): Promise<string[]> => {
-  const file = join(h.dir, `${opId}.msg`);
-  writeFileSync(file, (await actTx(h.client('cara'), 'k', amount, 'sol-treasury')).tx);
-  return ['act', 'submit', '--op', opId, '--key', 'k', '--solana', file, '--amount', amount];
+/** `custody admin act submit` of a Solana transfer of `amount` lamports to the treasury, its message in a file. */
+let harnessOf: Harness | null = null;
+const act = async (opId: string, amount = '1000'): Promise<string[]> => {
+  const h = harnessOf as Harness;
+  const x = await actTx(h.client('cara'), 'k', amount, 'sol-treasury');
+  const file = join(h.dir, `${opId}.solana`);
+  writeFileSync(file, x.tx);
+  return ['act', 'submit', '--op', opId, '--key', 'k', '--solana', file];
 };
 
 t.test('denials carry their reason codes to the CLI', { timeout: 600_000 }, async (t) => {
   const { h, log } = await setup(t);
 
   t.test('stale epoch: an act naming a key epoch that is not the active one is denied STALE_EPOCH', async (t) => {
-    const r = await h.cli('cara', [...await act(h, 'stale-1'), '--key-epoch', '1']);
+    const r = await h.cli('cara', [...await act('stale-1'), '--key-epoch', '1']);
     t.equal(r.code, 3);
     t.match(r.stderr, /^STALE_EPOCH: key k is at epoch 0, not 1 \(act stale-1 journaled Denied\)/m);
     const v = await h.client('audra').showAct('stale-1');
@@ -112,7 +116,7 @@ t.test('denials carry their reason codes to the CLI', { timeout: 600_000 }, asyn
   });
 
   t.test('publication denied: an executed act above the auto-release amount waits at the gate until released', async (t) => {
-    const r = await h.cli('cara', await act(h, 'big-1', '8000'));
+    const r = await h.cli('cara', await act('big-1', '8000'));
     t.equal(r.code, 0, r.stderr);
     const cara = h.client('cara');
     const held = await cara.watch('big-1', () => undefined, (v) => v.state === 'Executed' && v.notes.some((n) => n.reason === 'PUBLICATION_DENIED'));
@@ -129,14 +133,14 @@ t.test('denials carry their reason codes to the CLI', { timeout: 600_000 }, asyn
   t.test('frozen cluster: admission is denied FROZEN until an unfreeze decision', async (t) => {
     const freeze = await h.client('approver-3').proposeDecision('{"kind":"EmergencyFreeze","reason":"incident drill"}');
     await h.approve(freeze.cid, ['approver-3']); // the security role freezes alone (freezeThreshold 1)
-    const r = await h.cli('cara', await act(h, 'frozen-1'));
+    const r = await h.cli('cara', await act('frozen-1'));
     t.equal(r.code, 3);
     t.match(r.stderr, /^FROZEN: admission refused: frozen since index \d+/m);
     const s = await h.cli('audra', ['status']);
     t.match(s.stdout, /FROZEN: incident drill/);
     const un = await h.client('approver-1').proposeDecision('{"kind":"Unfreeze"}');
     await h.approve(un.cid, ['approver-1', 'approver-2']);
-    const ok = await h.cli('cara', await act(h, 'after-thaw'));
+    const ok = await h.cli('cara', await act('after-thaw'));
     t.equal(ok.code, 0, ok.stderr);
     t.equal((await waitAct(h.client('cara'), 'after-thaw', 'Published')).state, 'Published');
   });
@@ -149,11 +153,11 @@ t.test('denials carry their reason codes to the CLI', { timeout: 600_000 }, asyn
     const v = await c.node('n2').ledger.propose({ type: 'FencingRecord', statement });
     t.ok(v.ok, 'fencing record applied');
     await until('n3 sees itself fenced', () => n3.ledger.state().cluster?.nodes['n3']?.status === 'fenced');
-    const r = await h.cli('cara', await act(h, 'via-fenced'), 'n3');
+    const r = await h.cli('cara', await act('via-fenced'), 'n3');
     t.equal(r.code, 3);
     t.match(r.stderr, /^SPLIT_BRAIN_FENCED: passport n3-p1 of n3 is fenced/m);
     t.equal(await reasonOfCall(n3.participant.commit('via-fenced')), 'UNKNOWN_SESSION', 'no such act anywhere');
-    const ok = await h.cli('cara', await act(h, 'without-n3'), 'n1');
+    const ok = await h.cli('cara', await act('without-n3'), 'n1');
     t.equal(ok.code, 0, ok.stderr);
     const done = await waitAct(h.client('cara'), 'without-n3', 'Published');
     t.equal(done.state, 'Published', 'the two unfenced kernels sign');
@@ -166,7 +170,7 @@ t.test('denials carry their reason codes to the CLI', { timeout: 600_000 }, asyn
 t.test('a signer that does not answer: REMOTE_TIMEOUT, another subset, exactly one signature', { timeout: 600_000 }, async (t) => {
   const { h, log, faults } = await setup(t);
   faults.hangFirstCommit.add('slow-1');
-  const r = await h.cli('cara', await act(h, 'slow-1'));
+  const r = await h.cli('cara', await act('slow-1'));
   t.equal(r.code, 0, r.stderr);
   const v = await waitAct(h.client('cara'), 'slow-1', 'Published');
   t.equal(v.state, 'Published');
@@ -177,7 +181,7 @@ t.test('a signer that does not answer: REMOTE_TIMEOUT, another subset, exactly o
 t.test('a signer of the fixed set that does not answer: the act aborts REMOTE_TIMEOUT and the permit is spent', { timeout: 600_000 }, async (t) => {
   const { h, log, faults } = await setup(t);
   faults.hangSign.add('stuck-1');
-  await h.cli('cara', await act(h, 'stuck-1'));
+  await h.cli('cara', await act('stuck-1'));
   const v = await waitAct(h.client('cara'), 'stuck-1', 'Aborted');
   t.equal(v.state, 'Aborted');
   t.equal(v.reason, 'REMOTE_TIMEOUT');
@@ -204,7 +208,7 @@ for (const at of ['act:permit-issued', 'act:commitments', 'act:signing-set-fixed
     });
     h = hh;
     faults.noCommit.set('crash-1', () => (crashed === null ? h?.cluster.leader()?.id : undefined));
-    const submit = await h.cli('cara', await act(h, 'crash-1'), 'n1');
+    const submit = await h.cli('cara', await act('crash-1'), 'n1');
     t.equal(submit.code, 0, submit.stderr);
     await until('the leader crashed', () => crashed !== null, 60_000);
     const live = h.cluster.nodes.find((n) => n.up) as (typeof h.cluster.nodes)[number];
@@ -233,7 +237,7 @@ t.test('the leader dies after the kernels returned their shares, before ActExecu
   });
   h = hh;
   faults.noCommit.set('window-1', () => (crashed === null ? h?.cluster.leader()?.id : undefined));
-  t.equal((await h.cli('cara', await act(h, 'window-1'), 'n1')).code, 0);
+  t.equal((await h.cli('cara', await act('window-1'), 'n1')).code, 0);
   await until('the leader crashed in the window', () => crashed !== null, 60_000);
   const live = h.cluster.nodes.find((n) => n.up) as (typeof h.cluster.nodes)[number];
   t.equal((await waitAct(h.client('audra', live.id), 'window-1', 'Published')).state, 'Published', 'the act completes');
@@ -268,7 +272,7 @@ t.test('the leader dies after the shares with its own node in the fixed set: aft
     const leader = h?.cluster.leader()?.id;
     return crashed === null ? h?.cluster.nodes.map((n) => n.id).filter((id) => id !== leader).sort().pop() : undefined;
   });
-  t.equal((await h.cli('cara', await act(h, 'crash-in'), 'n1')).code, 0);
+  t.equal((await h.cli('cara', await act('crash-in'), 'n1')).code, 0);
   await until('the leader crashed', () => crashed !== null, 60_000);
   const live = h.cluster.nodes.find((n) => n.up) as (typeof h.cluster.nodes)[number];
   const fixed = live.ledger.state().cluster!.ops['crash-in']!.signingSet;

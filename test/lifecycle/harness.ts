@@ -4,7 +4,7 @@
  * role, admin clients, and the `custody admin` CLI as a child process.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -46,6 +46,14 @@ export async function actTx(c: AdminClient, keyId: string, amount: string | bigi
   txSeq++;
   if (network.startsWith('bitcoin')) return { kind: 'btc-psbt', tx: taprootPsbt(groupKey.slice(1), { to, amount: n, inputs: [60_000n + n, 60_000n], label: `harness/${process.pid}/${txSeq}` }) };
   return { kind: 'solana', tx: solanaTransferMessage(groupKey, [{ to, lamports: n }], seedOf(`blockhash/${process.pid}/${txSeq}`)) };
+}
+
+/** `custody admin act submit` arguments for a transfer from `keyId` (its transaction written to a file in `dir`). */
+export async function actSubmitArgs(c: AdminClient, dir: string, opId: string, keyId: string, amount: string, destination: string): Promise<string[]> {
+  const x = await actTx(c, keyId, amount, destination);
+  const file = join(dir, `${opId}.${x.kind}`);
+  writeFileSync(file, x.tx);
+  return ['act', 'submit', '--op', opId, '--key', keyId, x.kind === 'btc-psbt' ? '--psbt' : '--solana', file];
 }
 
 export interface Harness {
