@@ -157,6 +157,14 @@ t.test('transaction-carrying acts through the admin API and the CLI', { timeout:
     t.match(show.stdout, /signed transaction [0-9a-f]{64}: 02000000/, 'the finalized transaction in hex');
     t.match(show.stdout, 'message 1 sighash', 'the messages signed');
 
+    const msg = join(node.certs, 'pay.msg');
+    const sol = await node.cli('cara', ['tx', 'solana', '--key', SOL.key.keyId, '--to', `${PAYEE_SOL}:2500000`, '--blockhash', BLOCKHASH, '--out', msg]);
+    exit0(t, sol, 'tx solana');
+    t.match(sol.stdout, `output 0: ${PAYEE_SOL} 0.002500000 SOL`, 'the transfer as the cluster will show it');
+    const solSubmit = await node.cli('cara', ['admin', 'act', 'submit', '--key', SOL.key.keyId, '--solana', msg, '--op', 'cli-sol', '--to', PAYEE_SOL, '--amount', '2500000', '--asset', 'SOL']);
+    exit0(t, solSubmit, 'act submit --solana');
+    t.match(solSubmit.stdout, 'act cli-sol: Admitted  key key-surface-sol@0  0.002500000 SOL', 'the amount in asset units');
+
     const help = await node.cli('cara', ['admin', 'act', 'submit', '--help']);
     t.match(help.stdout, 'TX_DECLARED_MISMATCH', 'the help says what the double check does');
     t.match(help.stdout, '--psbt');
@@ -174,6 +182,12 @@ t.test('transaction-carrying acts through the admin API and the CLI', { timeout:
     exit0(t, proposed, 'act propose');
     const cid = /decision ([0-9a-f]{64})/.exec(proposed.stdout)?.[1] ?? '';
     t.match(proposed.stdout, `pays ${PAYEE_SOL} 3.000000000 SOL`);
+
+    const pending = node.ledger.book.size;
+    const lying = await node.cli('cara', ['admin', 'act', 'propose', '--key', SOL.key.keyId, '--solana', file, '--op', 'big-lie', '--to', OTHER_SOL]);
+    t.equal(lying.code, 3, 'a proposal declaring another payee');
+    t.match(lying.stderr, /^TX_DECLARED_MISMATCH: destination/m);
+    t.equal(node.ledger.book.size, pending, 'is refused before anything is proposed');
 
     const a0 = await node.cli('approver-0', ['admin', 'act', 'approve', 'big-1', '--key-file', keyFile(0)]);
     exit0(t, a0, 'approver-0 act approve');
@@ -196,11 +210,11 @@ t.test('transaction-carrying acts through the admin API and the CLI', { timeout:
     const c = node.client('approver-1');
     const real = await c.getDecision(cid);
     const other = await solTransfer(3_000_000_000n, OTHER_SOL);
-    const lying = Object.create(c) as AdminClient;
+    const liarClient = Object.create(c) as AdminClient;
     const shown: ActView = { ...(real.act as ActView), tx: Buffer.from(other) };
     const liar: DecisionReply = { ...real, act: shown };
-    t.equal(await reason(verifiedApproval(lying, liar, cid)), 'BINDING_MISMATCH', 'the transaction shown is not the act approved');
-    t.equal(await reason(verifiedApproval(lying, { ...real, act: { ...(real.act as ActView), initiator: 'mallory' } }, cid)), 'BINDING_MISMATCH', 'nor is the same transaction from another initiator');
+    t.equal(await reason(verifiedApproval(liarClient, liar, cid)), 'BINDING_MISMATCH', 'the transaction shown is not the act approved');
+    t.equal(await reason(verifiedApproval(liarClient, { ...real, act: { ...(real.act as ActView), initiator: 'mallory' } }, cid)), 'BINDING_MISMATCH', 'nor is the same transaction from another initiator');
     const honest = await verifiedApproval(c, real, cid);
     t.equal(honest.opId, 'big-1');
 
