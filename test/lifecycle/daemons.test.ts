@@ -15,7 +15,7 @@ import { ed25519 } from '@noble/curves/ed25519.js';
 import { decisionBodyFromCbor, decisionSigningBytes, ed25519Sign } from '../../ledger/decision.js';
 import { decode, fromHex, toHex } from '../../ledger/encoding.js';
 import { ed25519GroupCommitment } from '../../ledger/signing-set.js';
-import { signingListDigest } from '../../kernel/kernel.js';
+import { signingListsDigest } from '../../kernel/kernel.js';
 import { KernelStore } from '../../kernel/store.js';
 import type { AdminClient, ActView } from '../../node/admin/client.js';
 import { issueOperatorCert } from '../../node/admin/roles.js';
@@ -122,28 +122,30 @@ t.test('three daemons: lifecycle over the admin API; kill -9 of the leader mid-a
   const groupKey = (await audra(survivor).status()).keys[0]!.publicKey;
   await cluster.stop();
   /** hex(permit id) -> every share a kernel recorded under it. */
-  const used = new Map<string, { nodeId: string; list: string; share: string; counter: number }[]>();
+  const used = new Map<string, { nodeId: string; lists: string; shares: string[]; counters: number[] }[]>();
   for (const id of ids) {
     const store = await KernelStore.open(join(dir, `${id}-kernel`, 'store'));
     for (const { key, value } of await store.list('permit/', 100_000)) {
       const permitHex = Buffer.from(key.split('/')[2]!, 'hex').toString('utf8');
-      const r = JSON.parse(Buffer.from(value).toString('utf8')) as { list: string; share: string; counter: number };
-      used.set(permitHex, [...(used.get(permitHex) ?? []), { nodeId: id, list: r.list, share: r.share, counter: r.counter }]);
+      const r = JSON.parse(Buffer.from(value).toString('utf8')) as { lists: string; shares: string[]; counters: number[] };
+      used.set(permitHex, [...(used.get(permitHex) ?? []), { nodeId: id, lists: r.lists, shares: r.shares, counters: r.counters }]);
     }
     await store.close();
   }
   const L = ed25519.Point.Fn;
   for (const v of views) {
-    const list = v.signingSet.map((m) => ({ identifier: m.identifier, hiding: fromHex(m.hiding), binding: fromHex(m.binding) }));
+    // A Solana act signs one message: one list, one nonce pair per member, one share each.
+    const list = v.signingSet.map((m) => ({ identifier: m.identifier, hiding: fromHex(m.nonces[0]!.hiding), binding: fromHex(m.nonces[0]!.binding) }));
+    const message = new Uint8Array(v.tx);
     const records = used.get(v.permitId) ?? [];
     t.same(records.map((r) => r.nodeId).sort(), v.signingSet.map((m) => m.nodeId).sort(), `${v.opId}: exactly the members of the fixed set hold a share under its permit, one each`);
-    t.ok(records.every((r) => r.list === toHex(signingListDigest(list))), `${v.opId}: every share under the permit is over the fixed list`);
-    t.ok(records.every((r) => r.counter === v.signingSet.find((m) => m.nodeId === r.nodeId)?.counter), `${v.opId}: each with the nonce the ledger names`);
+    t.ok(records.every((r) => r.lists === toHex(signingListsDigest([list]))), `${v.opId}: every share under the permit is over the fixed list`);
+    t.ok(records.every((r) => JSON.stringify(r.counters) === JSON.stringify(v.signingSet.find((m) => m.nodeId === r.nodeId)?.nonces.map((n) => n.counter))), `${v.opId}: each with the nonce the ledger names`);
     // RFC 9591 §5.3: the signature over a list is (R, sum of the shares), R the list's group commitment.
-    const z = records.reduce((acc, r) => L.add(acc, L.fromBytes(fromHex(r.share))), 0n);
-    const only = new Uint8Array([...ed25519GroupCommitment(fromHex(groupKey), fromHex(v.messageDigest), list).R, ...L.toBytes(z)]);
+    const z = records.reduce((acc, r) => L.add(acc, L.fromBytes(fromHex(r.shares[0]!))), 0n);
+    const only = new Uint8Array([...ed25519GroupCommitment(fromHex(groupKey), message, list).R, ...L.toBytes(z)]);
     t.equal(toHex(only), v.signature, `${v.opId}: the kernels' shares make exactly the ledger's signature, the only one for the permit`);
-    t.ok(ed25519.verify(only, fromHex(v.messageDigest), fromHex(groupKey)), `${v.opId}: and it verifies under the group key (RFC 8032)`);
+    t.ok(ed25519.verify(only, message, fromHex(groupKey)), `${v.opId}: and it verifies under the group key (RFC 8032) over the Solana message`);
   }
   t.equal(used.size, views.length, 'no kernel holds a share under any other permit');
 });
