@@ -126,7 +126,7 @@ async function build(dir: string): Promise<Built> {
   s.issuePermit('template');
   s.execute('template');
   const tpl = s.state.cluster?.ops.template;
-  if (tpl?.state !== 'Executed' || tpl.signingSet === null || tpl.signature === null) throw new Error('bench setup: the template act did not execute');
+  if (tpl?.state !== 'Executed' || tpl.signingSet === null || tpl.signatures === null) throw new Error('bench setup: the template act did not execute');
   // The Taproot key: a DKG whose participants state a real secp256k1 group key.
   const tpSecret = seedOf('bench-archive/taproot');
   const tpKey = secp256k1.getPublicKey(tpSecret, true);
@@ -134,7 +134,7 @@ async function build(dir: string): Promise<Built> {
   const must = (r: { ok: boolean }, what: string): void => {
     if (!r.ok) throw new Error(`bench setup: ${what} refused: ${JSON.stringify(r, (_, v) => (typeof v === 'bigint' ? String(v) : v))}`);
   };
-  must(s.decide({ kind: 'DkgAuthorized', keyId: 'k2', scheme: 'taproot', threshold: 2, participants: ps }), 'DkgAuthorized k2');
+  must(s.decide({ kind: 'DkgAuthorized', keyId: 'k2', scheme: 'taproot', network: 'bitcoin-regtest', threshold: 2, participants: ps }), 'DkgAuthorized k2');
   for (const p of ps) must(s.round1(p, 'k2', 0), 'round 1');
   for (const p of ps) must(s.keyReady(p, 'k2', 0, tpKey), 'KeyReady');
   const tpReady = keyReadyCid('k2', 0, tpKey, ps.map((p) => statementCid(s.readyStatement(p, 'k2', 0, tpKey))));
@@ -142,11 +142,14 @@ async function build(dir: string): Promise<Built> {
   must(s.decide({ kind: 'KeyActivated', keyId: 'k2', keyEpoch: 0, keyReadyCid: tpReady }), 'KeyActivated k2');
   const tpAct: Act = s.act('k2', { amount: 1n });
   const point = (label: string): Uint8Array => secp256k1.getPublicKey(seedOf(`bench-archive/nonce/${label}`), true);
-  const tpSet: SigningSetMember[] = ps.slice(0, 2).map((nodeId, i) => ({ nodeId, identifier: frostIdentifier('taproot', i + 1), hiding: point(`${nodeId}/d`), binding: point(`${nodeId}/e`), counter: 1 }));
-  const tpSignature = schnorr.sign(tpAct.messageDigest, tpSecret, new Uint8Array(32));
+  const tpMessages = s.facts(tpAct).messages;
+  const tpSet: SigningSetMember[] = ps.slice(0, 2).map((nodeId, i) => ({
+    nodeId, identifier: frostIdentifier('taproot', i + 1), nonces: tpMessages.map((_, j) => ({ counter: j + 1, hiding: point(`${nodeId}/d/${j}`), binding: point(`${nodeId}/e/${j}`) })),
+  }));
+  const tpSignatures = tpMessages.map((m) => schnorr.sign(m, tpSecret, new Uint8Array(32)));
   const kinds = {
-    ed25519: { act, commitments: tpl.signingSet.commitments as readonly SigningSetMember[], signature: tpl.signature },
-    taproot: { act: tpAct, commitments: tpSet as readonly SigningSetMember[], signature: tpSignature },
+    ed25519: { act, commitments: tpl.signingSet.commitments as readonly SigningSetMember[], signatures: tpl.signatures },
+    taproot: { act: tpAct, commitments: tpSet as readonly SigningSetMember[], signatures: tpSignatures },
   };
   const clusterId = s.clusterId;
   const proposer = s.proposer('node-0');

@@ -23,7 +23,9 @@ import { isCustodyError } from '../proto/errors.js';
 import { signDecision } from '../ledger/decision.js';
 import { LocalCluster, until } from '../node/lifecycle/local-cluster.js';
 import { actFor, decisionBodyFor } from '../node/lifecycle/acts.js';
-import { DEMO_POLICY } from '../node/commands/demo.js';
+import { DEMO_BTC_DESTINATION, DEMO_POLICY, DEMO_SOL_DESTINATION } from '../node/commands/demo.js';
+import { buildSolanaTransfer, buildTaprootPsbt } from '../node/lifecycle/tx-build.js';
+import { keyContextOf } from '../ledger/state.js';
 
 function arg(name: string, def: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -64,7 +66,7 @@ async function main(): Promise<void> {
   const scheme = arg('scheme', 'ed25519') as 'ed25519' | 'taproot';
   const kernelsArg = arg('kernels', 'auto');
   const dir = mkdtempSync(join(tmpdir(), 'custody-bench-lifecycle-'));
-  const policy = { ...DEMO_POLICY, velocity: { windowMs: 3_600_000, amountMax: 10n ** 15n }, destinations: { ...DEMO_POLICY.destinations, SOL: ['sol-treasury'] } };
+  const policy = { ...DEMO_POLICY, velocity: { windowMs: 3_600_000, amountMax: 10n ** 15n } };
   let kernels: 'process' | 'twin' = kernelsArg === 'twin' ? 'twin' : 'process';
   let c = await LocalCluster.start({ dir: join(dir, 'a'), policy, kernels, remoteTimeoutMs: 30_000, log: (l) => { if (/driver stopped|refused|failed/.test(l)) process.stderr.write(`${l}\n`); } });
   if (kernels === 'process' && kernelsArg === 'auto') {
@@ -86,15 +88,20 @@ async function main(): Promise<void> {
       if (!v.ok) throw new Error(`${v.reason}: ${v.detail}`);
       return v;
     };
-    await decide({ kind: 'DkgAuthorized', keyId: 'k', scheme, threshold: 2, participants: c.nodes.map((n) => n.id) });
+    await decide({ kind: 'DkgAuthorized', keyId: 'k', scheme, network: scheme === 'taproot' ? 'bitcoin-regtest' : 'solana-devnet', threshold: 2, participants: c.nodes.map((n) => n.id) });
     await until('published', () => l.ledger.state().cluster?.keys['k']?.epochs['0']?.status === 'published', 120_000);
     await decide({ kind: 'KeyActivated', keyId: 'k', keyEpoch: 0, keyReadyCid: l.ledger.state().cluster!.keys['k']!.epochs['0']!.keyReadyCid! });
 
     const me = l.ledger.state().cluster!.nodes[l.id]!;
+    const key = keyContextOf(l.ledger.state().cluster!, 'k')!;
+    // One real transaction per act, each distinct: a SOL transfer, or a one-coin PSBT with change.
+    const txOf = async (n: number): Promise<{ kind: 'solana' | 'btc-psbt'; tx: Uint8Array }> => (scheme === 'taproot'
+      ? { kind: 'btc-psbt', tx: buildTaprootPsbt(key, [{ txid: randomBytes(32).toString('hex'), vout: 0, amountSat: 5_000n }], [{ address: DEMO_BTC_DESTINATION, amount: 1_000n + BigInt(n) }], 500n) }
+      : { kind: 'solana', tx: await buildSolanaTransfer(key, [{ address: DEMO_SOL_DESTINATION, amount: 100n + BigInt(n) }], 'GHtXQBsoZHVnNFa9YevAzFr17DJjgHXk3ycTKD5xD3Zi') });
     let seq = 0;
     const oneAct = async (): Promise<number> => {
       const opId = `bench-${++seq}`;
-      const a = actFor(l.ledger.state(), { keyId: 'k', asset: 'SOL', amount: 100n, destination: 'sol-treasury', display: opId, messageDigest: randomBytes(32) });
+      const a = actFor(l.ledger.state(), { keyId: 'k', ...(await txOf(seq)) }, 'bench').act;
       const t0 = performance.now();
       const v = await l.ledger.propose({ type: 'ActSubmitted', opId, act: a, approval: null, nodeId: me.id, passport: me.passport });
       if (!v.ok) throw new Error(`${v.reason}: ${v.detail}`);

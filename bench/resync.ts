@@ -103,17 +103,20 @@ async function buildJournal(c: DaemonCluster, dir: string, file: string): Promis
   s.genesis();
   const tpSecret = seedOf('bench-resync/taproot');
   const tpKey = secp256k1.getPublicKey(tpSecret, true);
-  s.decide({ kind: 'DkgAuthorized', keyId: 'k', scheme: 'taproot', threshold: 2, participants: ids });
+  s.decide({ kind: 'DkgAuthorized', keyId: 'k', scheme: 'taproot', network: 'bitcoin-regtest', threshold: 2, participants: ids });
   for (const p of ids) s.round1(p, 'k', 0);
   for (const p of ids) s.keyReady(p, 'k', 0, tpKey);
   const ready = keyReadyCid('k', 0, tpKey, ids.map((p) => statementCid(s.readyStatement(p, 'k', 0, tpKey))));
   s.entry({ type: 'KeyObjectPublished', keyId: 'k', keyEpoch: 0, keyReadyCid: ready });
   s.decide({ kind: 'KeyActivated', keyId: 'k', keyEpoch: 0, keyReadyCid: ready });
   if (s.results.some((r) => !r.ok)) throw new Error(`bench: setup refused: ${JSON.stringify(s.results.find((r) => !r.ok), (_, v) => (typeof v === 'bigint' ? String(v) : v))}`);
-  const act: Act = s.act('k', { asset: 'BTC', amount: 1n, destination: c.genesis.policy.destinations.BTC?.[0] ?? 'bc1-treasury' });
+  const act: Act = s.act('k', { amount: 1n, destination: c.genesis.policy.destinations.BTC?.[0] ?? 'bc1-treasury' });
+  const messages = s.facts(act).messages;
   const point = (label: string): Uint8Array => secp256k1.getPublicKey(seedOf(`bench-resync/nonce/${label}`), true);
-  const commitments: SigningSetMember[] = ids.slice(0, 2).map((nodeId, i) => ({ nodeId, identifier: frostIdentifier('taproot', i + 1), hiding: point(`${nodeId}/d`), binding: point(`${nodeId}/e`), counter: 1 }));
-  const signature = schnorr.sign(act.messageDigest, tpSecret, new Uint8Array(32));
+  const commitments: SigningSetMember[] = ids.slice(0, 2).map((nodeId, i) => ({
+    nodeId, identifier: frostIdentifier('taproot', i + 1), nonces: messages.map((_, j) => ({ counter: j + 1, hiding: point(`${nodeId}/d/${j}`), binding: point(`${nodeId}/e/${j}`) })),
+  }));
+  const signatures = messages.map((m) => schnorr.sign(m, tpSecret, new Uint8Array(32)));
   const proposer = s.proposer(ids[0]);
 
   const storage = await LevelStorage.open({ dir, bootstrapConf: { voters: ids, learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false }, recoveryHint: 'bench' });
@@ -125,7 +128,7 @@ async function buildJournal(c: DaemonCluster, dir: string, file: string): Promis
     const n = Math.min(BATCH, ACTS - done);
     const commands: Uint8Array[] = [];
     const at: LogCursor = { index: app.state.index, nowMs };
-    for (let j = 0; j < n; j++) settledActCommands({ opId: `act-${done + j}`, act, commitments, signature, confirmation: `tx-${done + j}` }, { clusterId: s.clusterId, proposer, stepMs: 200 }, at, commands);
+    for (let j = 0; j < n; j++) settledActCommands({ opId: `act-${done + j}`, act, commitments, signatures, confirmation: `tx-${done + j}` }, { clusterId: s.clusterId, proposer, stepMs: 200 }, at, commands);
     nowMs = at.nowMs;
     await applyBatch(app, storage, commands, `act ${done}..`);
     if ((done + n) % Math.max(BATCH, Math.floor(ACTS / 10 / BATCH) * BATCH) === 0 || done + n === ACTS) {

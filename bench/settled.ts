@@ -12,7 +12,8 @@ export interface SettledAct {
   readonly opId: string;
   readonly act: Act;
   readonly commitments: readonly SigningSetMember[];
-  readonly signature: Uint8Array;
+  /** One per message of the act. */
+  readonly signatures: readonly Uint8Array[];
   readonly confirmation: string;
 }
 
@@ -40,7 +41,7 @@ export function settledActCommands(
   cmd({ type: 'ActPermitIssued', opId, ...p });
   const permitId = permitIdOf({ clusterId: ctx.clusterId, opId, keyId: act.keyId, keyEpoch: act.keyEpoch, messageDigest: act.messageDigest, index: at.index, nodeId: p.nodeId });
   cmd({ type: 'ActSigningSetFixed', opId, permitId, commitments: [...a.commitments], ...p });
-  cmd({ type: 'ActExecuted', opId, permitId, signature: a.signature, ...p });
+  cmd({ type: 'ActExecuted', opId, permitId, signatures: [...a.signatures], ...p });
   cmd({ type: 'ActPublished', opId, ...p });
   cmd({ type: 'ActSettled', opId, confirmation: a.confirmation, ...p });
 }

@@ -23,7 +23,7 @@
  * execution only by a signature over that set (checked for Ed25519); a fenced passport is refused; admission and publication stop while
  * frozen; policy receipts never enter the state.
  */
-import { CustodyError, assert } from '../proto/errors.js';
+import { CustodyError, assert, isCustodyError } from '../proto/errors.js';
 import { ledger as limits } from '../proto/limits.js';
 import type { ReasonCode } from '../proto/reasons.js';
 import { type CborValue, bytesEqual, decode, digest, encode, toHex } from './encoding.js';
@@ -33,14 +33,16 @@ import {
 } from './decision.js';
 import {
   type Act, type EventType, type LedgerEntry, type LedgerEvent, type Proposer, type SignedStatement,
-  type SigningSetMember, actCid, actToCbor, decisionCidOrNull, eventCid, eventFromCbor, memberToCbor, statementCid, verifyStatement,
+  type SigningSetMember, actCid, actToCbor, decisionCidOrNull, eventCid, eventFromCbor, lastCounter, listFor, memberToCbor, statementCid, verifyStatement,
 } from './events.js';
-import { type PolicyReceipt, evaluatePolicy } from './policy.js';
+import { type AdmissionVerdict, assetTable, judgeAdmission, judgePublication } from './admission.js';
+import { declaredMismatch, deriveActFields, fieldsOf as deriveFieldsOf } from './tx/act.js';
+import type { AssetTable, KeyContext, Network, TxFacts } from './tx/types.js';
 import { pmapDelete, pmapSet } from './pmap.js';
 import { type ArchiveReader, type ArchiveRecord, type MemoryArchive, EMPTY_ARCHIVE_HEAD, archiveLink, encodeArchived } from './archive.js';
 import { ed25519GroupCommitment, frostIdentifier, isGroupElement } from './signing-set.js';
 import { admissionReceipt, permitReceipt, publicationReceipt, type ReceiptAnchor } from './receipts.js';
-import { type ClusterState, type EpochRecord, type KeyRecord, type LedgerState, type NodeRecord, type OpRecord, type OpState, type PermitRecord, OP_TRANSITIONS, TERMINAL_OP_STATES, consumedKey } from './state.js';
+import { type ClusterState, type EpochRecord, type KeyRecord, type LedgerState, type NodeRecord, type OpRecord, type OpState, type PermitRecord, OP_TRANSITIONS, TERMINAL_OP_STATES, consumedKey, keyContextOf } from './state.js';
 
 export type ApplyResult =
   | {
@@ -54,8 +56,8 @@ export type ApplyResult =
     readonly replayed: boolean;
     readonly opState?: OpState;
     readonly permitId?: Uint8Array;
-    /** Local only: never stored in the ledger state. */
-    readonly policyReceipt?: PolicyReceipt;
+    /** The policy's verdict on an ActSubmitted. Local only: never stored in the ledger state. */
+    readonly admission?: AdmissionVerdict;
   }
   | {
     readonly ok: false;
@@ -68,7 +70,7 @@ export type ApplyResult =
     readonly eventCid: Uint8Array | null;
     readonly replayed: boolean;
     readonly opState?: OpState;
-    readonly policyReceipt?: PolicyReceipt;
+    readonly admission?: AdmissionVerdict;
   };
 
 export const CHAIN_DOMAIN = 'custody-ledger/v1/chain';
@@ -96,8 +98,46 @@ export function submissionCid(opId: string, act: Act, approval: GovernanceDecisi
   return digest(SUBMISSION_DOMAIN, encode({ opId, act: actToCbor(act), approval: approval === null ? null : decisionToCbor(approval) }));
 }
 
-export function artifactDigest(signature: Uint8Array): Uint8Array {
-  return digest(ARTIFACT_DOMAIN, signature);
+/** The digest the publication receipt names: the act's signatures, one per message, in order. */
+export function artifactDigest(signatures: readonly Uint8Array[]): Uint8Array {
+  return digest(ARTIFACT_DOMAIN, encode([...signatures]));
+}
+
+/**
+ * The networks a key of each scheme can sign for: FROST(Ed25519) signs Solana messages, Taproot
+ * (BIP 340 over a BIP 341 tweaked key) Bitcoin transactions; any key may sign raw messages only.
+ */
+const SCHEME_NETWORKS: { readonly [scheme: string]: readonly Network[] } = {
+  ed25519: ['solana-mainnet', 'solana-devnet', 'solana-testnet', 'none'],
+  taproot: ['bitcoin-mainnet', 'bitcoin-testnet', 'bitcoin-regtest', 'none'],
+  secp256k1: ['none'],
+};
+
+/**
+ * The facts of an act's transaction, parsed again from its bytes against the key's context and
+ * the asset table (deterministic, so every node gets the same ones; never stored in the state).
+ * Memoized per act object and context: a memo only, it never changes the answer.
+ */
+const factsMemo = new WeakMap<object, { key: KeyContext; assets: AssetTable; facts: TxFacts }>();
+
+function parsedFacts(act: Act, key: KeyContext, assets: AssetTable): TxFacts {
+  const m = factsMemo.get(act);
+  if (m !== undefined && m.assets === assets && m.key.keyId === key.keyId && m.key.scheme === key.scheme && m.key.network === key.network && bytesEqual(m.key.groupKey, key.groupKey)) return m.facts;
+  const facts = deriveActFields(act.kind, act.tx, key, assets).facts;
+  factsMemo.set(act, { key, assets, facts });
+  return facts;
+}
+
+/** The facts of an admitted act (its transaction parsed at admission, so a refusal here means the asset table changed since). */
+function factsOfOp(c: ClusterState, op: OpRecord): TxFacts | Outcome {
+  const key = keyContextOf(c, op.act.keyId);
+  if (key === null) return refuse('UNKNOWN_KEY', `no group key for ${op.act.keyId}`);
+  try {
+    return parsedFacts(op.act, key, assetTable(c));
+  } catch (e) {
+    if (isCustodyError(e)) return refuse(e.reason, `the transaction of ${op.opId} no longer parses: ${e.detail}`);
+    throw e;
+  }
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -107,7 +147,7 @@ export function artifactDigest(signature: Uint8Array): Uint8Array {
 interface Extra {
   readonly opState?: OpState;
   readonly permitId?: Uint8Array;
-  readonly policyReceipt?: PolicyReceipt;
+  readonly admission?: AdmissionVerdict;
 }
 
 type Outcome =
@@ -390,7 +430,8 @@ function governanceAction(c: ClusterState, a: Exclude<DecisionAction, { kind: 'A
       if (own(c.keys, a.keyId) !== undefined) return refuse('INVALID_TRANSITION', `key ${a.keyId} already exists`);
       const bad = ceremonyCheck(c, a.threshold, a.participants);
       if (bad !== null) return bad;
-      const k: KeyRecord = { id: a.keyId, scheme: a.scheme, status: 'pending', activeEpoch: null, publicKey: null, epochs: {} };
+      if (!(SCHEME_NETWORKS[a.scheme] ?? []).includes(a.network)) return refuse('PAYLOAD_REJECTED', `a ${a.scheme} key cannot sign for ${a.network}`);
+      const k: KeyRecord = { id: a.keyId, scheme: a.scheme, network: a.network, status: 'pending', activeEpoch: null, publicKey: null, epochs: {} };
       return accept(withKey(c, withEpoch(k, newEpoch(0, a.threshold, a.participants, dCid))), `DKG authorized for ${a.keyId}`);
     }
     case 'KeyActivated': {
@@ -485,6 +526,9 @@ function publicationReleased(c: ClusterState, d: GovernanceDecision, a: Extract<
   const op = opById(c, a.opId, ctx);
   if (op === undefined) return refuse('UNKNOWN_SESSION', `no act ${a.opId}`);
   if (!bytesEqual(a.actCid, op.actCid) || !bytesEqual(d.body.parentCid, op.actCid)) return refuse('BINDING_MISMATCH', 'the release names another act');
+  // The act's displayHash was re-derived from its transaction at admission: a release signed over
+  // another display released something its approvers were not shown.
+  if (!bytesEqual(a.displayHash, op.act.displayHash)) return refuse('BINDING_MISMATCH', 'the release was signed over another display than the act\'s transaction');
   if (!['Admitted', 'PendingRemote', 'Executed'].includes(op.state)) return refuse('INVALID_TRANSITION', `act ${a.opId} is ${op.state}`);
   if (op.releasedBy !== null) return refuse('INVALID_TRANSITION', `act ${a.opId} is already released`);
   return { kind: 'accept', cluster: putOp(c, { ...op, releasedBy: dCid }), effect: `publication of ${a.opId} released by decision`, extra: { opState: op.state } };
@@ -576,8 +620,10 @@ function ceremonyFor(c: ClusterState, s: SignedStatement): { k: KeyRecord; e: Ep
   return { k, e };
 }
 
+const OUTCOME_KINDS: readonly unknown[] = ['accept', 'record', 'refuse', 'replay'];
+
 function isOutcome(x: unknown): x is Outcome {
-  return typeof x === 'object' && x !== null && 'kind' in x;
+  return typeof x === 'object' && x !== null && 'kind' in x && OUTCOME_KINDS.includes((x as { kind: unknown }).kind) && !('messages' in x);
 }
 
 function round1(c: ClusterState, s: SignedStatement, ctx: Ctx): Outcome {
@@ -733,20 +779,36 @@ function actSubmitted(c: ClusterState, e: Extract<LedgerEvent, { type: 'ActSubmi
 
   const aCid = actCid(e.act);
   const g = c.governance;
-  const deny = (reason: ReasonCode, detail: string, policyReceipt?: PolicyReceipt): Outcome => {
+  const deny = (reason: ReasonCode, detail: string, admission?: AdmissionVerdict): Outcome => {
     const op: OpRecord = {
       opId: e.opId, submissionCid: subCid, act: e.act, actCid: aCid, nodeId: e.nodeId, state: 'Denied', reason,
       history: [{ state: 'Submitted', index: ctx.index }, { state: 'Denied', index: ctx.index }],
-      approvalCid: decisionCidOrNull(e.approval), approval: e.approval, permitId: null, signingSet: null, releasedBy: null, signature: null, confirmation: null, receipts: [],
+      approvalCid: decisionCidOrNull(e.approval), approval: e.approval, permitId: null, signingSet: null, releasedBy: null, signatures: null, confirmation: null, receipts: [],
     };
     ctx.ended.push(e.opId);
-    return { kind: 'record', cluster: { ...putOp(c, op), opCount: c.opCount + 1 }, reason, detail, extra: { opState: 'Denied', ...(policyReceipt ? { policyReceipt } : {}) } };
+    return { kind: 'record', cluster: { ...putOp(c, op), opCount: c.opCount + 1 }, reason, detail, extra: { opState: 'Denied', ...(admission ? { admission } : {}) } };
   };
   if (g.frozen !== null) return deny('FROZEN', `admission refused: frozen since index ${g.frozen.sinceIndex}`);
   const k = keyUsable(c, e.act.keyId, e.act.keyEpoch);
   if (isOutcome(k)) return deny((k as { reason: ReasonCode }).reason, (k as { detail: string }).detail);
 
-  let approvals = 0;
+  // The transaction is parsed here, on every node, against the key's own context: what policy,
+  // approvals and the kernels see is what the bytes say, never what the submitter declared. A
+  // transaction that does not parse, or belongs to another network, or spends from another key,
+  // is recorded Denied with its TX_* reason before any permit exists.
+  const key = keyContextOf(c, k.id) as KeyContext;
+  let facts: TxFacts;
+  try {
+    facts = parsedFacts(e.act, key, assetTable(c));
+  } catch (err) {
+    if (isCustodyError(err)) return deny(err.reason, err.detail);
+    throw err;
+  }
+  const derived = deriveFieldsOf(facts);
+  const mismatch = declaredMismatch(e.act, derived);
+  if (mismatch !== null) return deny('TX_DECLARED_MISMATCH', mismatch);
+
+  let approvers: readonly string[] = [];
   if (e.approval !== null) {
     const v = verifyDecision(e.approval, g.roster, c.clusterId, g.epoch, ctx.nowMs);
     if (!v.ok) return deny(v.reason, `approval: ${v.detail}`);
@@ -754,20 +816,23 @@ function actSubmitted(c: ClusterState, e: Extract<LedgerEvent, { type: 'ActSubmi
     if (a.kind !== 'ActApproved' || a.opId !== e.opId || !bytesEqual(a.actCid, aCid) || !bytesEqual(e.approval.body.parentCid, aCid)) {
       return deny('BINDING_MISMATCH', 'the approval does not approve this act');
     }
-    approvals = v.approvers.length;
+    // The approvers signed a display digest: it must be the one this node derived from the bytes.
+    if (!bytesEqual(a.displayHash, facts.displayHash)) return deny('BINDING_MISMATCH', 'the approval was signed over another display than the transaction\'s');
+    approvers = v.approvers;
   }
-  const verdict = evaluatePolicy(g.policy, e.opId, e.act, own(c.velocity, e.act.keyId) ?? [], ctx.nowMs, approvals);
-  if (!verdict.allowed) return deny(verdict.reason as ReasonCode, verdict.receipt.detail, verdict.receipt);
+  const judged = judgeAdmission(c, { opId: e.opId, initiator: e.act.initiator, keyId: e.act.keyId, facts, approvers, nowMs: ctx.nowMs });
+  if (!judged.verdict.allowed) return deny(judged.verdict.reason ?? 'POLICY_DENIED', judged.verdict.detail, judged.verdict);
 
   const approvalCid = decisionCidOrNull(e.approval);
   const receipt = admissionReceipt(anchor(c, e.opId, ctx), { actCid: aCid, keyId: e.act.keyId, keyEpoch: e.act.keyEpoch, governanceEpoch: g.epoch, approvalCid });
   const op: OpRecord = {
     opId: e.opId, submissionCid: subCid, act: e.act, actCid: aCid, nodeId: e.nodeId, state: 'Admitted', reason: null,
     history: [{ state: 'Submitted', index: ctx.index }, { state: 'Admitted', index: ctx.index }],
-    approvalCid, approval: e.approval, permitId: null, signingSet: null, releasedBy: null, signature: null, confirmation: null, receipts: [receipt],
+    approvalCid, approval: e.approval, permitId: null, signingSet: null, releasedBy: null, signatures: null, confirmation: null, receipts: [receipt],
   };
-  const cluster: ClusterState = { ...putOp(c, op), opCount: c.opCount + 1, inFlight: c.inFlight + 1, velocity: put(c.velocity, e.act.keyId, verdict.velocity) };
-  return { kind: 'accept', cluster, effect: `act ${e.opId} admitted`, extra: { opState: 'Admitted', policyReceipt: verdict.receipt } };
+  const base = judged.cluster;
+  const cluster: ClusterState = { ...putOp(base, op), opCount: base.opCount + 1, inFlight: base.inFlight + 1 };
+  return { kind: 'accept', cluster, effect: `act ${e.opId} admitted`, extra: { opState: 'Admitted', admission: judged.verdict } };
 }
 
 function opFor(c: ClusterState, opId: string, ctx: Ctx): OpRecord | Outcome {
@@ -825,6 +890,9 @@ function actSigningSetFixed(c: ClusterState, e: Extract<LedgerEvent, { type: 'Ac
   const k = keyUsable(c, permit.keyId, permit.keyEpoch);
   if (isOutcome(k)) return k;
   const ep = own(k.epochs, String(permit.keyEpoch)) as EpochRecord;
+  const facts = factsOfOp(c, op);
+  if (isOutcome(facts)) return facts;
+  const count = facts.messages.length;
   const n = e.commitments.length;
   if (n < ep.threshold || n > ep.participants.length) return refuse('PAYLOAD_REJECTED', `a signing set of ${n} for a ${ep.threshold}-of-${ep.participants.length} key`);
   let last = -1;
@@ -838,7 +906,11 @@ function actSigningSetFixed(c: ClusterState, e: Extract<LedgerEvent, { type: 'Ac
     const node = own(c.nodes, m.nodeId);
     if (node === undefined || node.status !== 'active') return refuse('SPLIT_BRAIN_FENCED', `${m.nodeId} is ${node?.status ?? 'unknown'}: its kernel takes no part`);
     if (node.equivocated) return refuse('EQUIVOCATION', `${m.nodeId} is flagged for equivocation`);
-    if (!isGroupElement(k.scheme, m.hiding) || !isGroupElement(k.scheme, m.binding)) return refuse('PAYLOAD_REJECTED', `the commitments of ${m.nodeId} are not ${k.scheme} group elements`);
+    // One nonce pair per message: a pair used for two messages would reveal the share (RFC 9591 §10.4).
+    if (m.nonces.length !== count) return refuse('PAYLOAD_REJECTED', `${m.nodeId} commits ${m.nonces.length} nonce pairs for an act of ${count} messages`);
+    for (const x of m.nonces) {
+      if (!isGroupElement(k.scheme, x.hiding) || !isGroupElement(k.scheme, x.binding)) return refuse('PAYLOAD_REJECTED', `the commitments of ${m.nodeId} are not ${k.scheme} group elements`);
+    }
   }
   const next = putOp(c, { ...op, signingSet: { index: ctx.index, commitments: e.commitments } });
   return { kind: 'accept', cluster: next, effect: `signing set of ${op.opId} fixed: ${e.commitments.map((m) => m.nodeId).join(', ')}`, extra: { opState: 'PendingRemote' } };
@@ -855,23 +927,39 @@ function actExecuted(c: ClusterState, e: Extract<LedgerEvent, { type: 'ActExecut
   if (isOutcome(k)) return k;
   const set = op.signingSet;
   if (set === null) return refuse('INVALID_TRANSITION', `act ${e.opId} has no signing set fixed under its permit`);
-  // FROST over Ed25519 yields a plain RFC 8032 signature over the message (the act's digest), so
-  // the ledger checks it against the group key. The other schemes are checked by their publisher.
-  if (k.scheme === 'ed25519' && (k.publicKey === null || !ed25519Verify(e.signature, permit.messageDigest, k.publicKey))) {
-    return refuse('SIGNATURE_INVALID', 'the signature does not verify under the group key');
+  const facts = factsOfOp(c, op);
+  if (isOutcome(facts)) return facts;
+  const messages = facts.messages;
+  if (e.signatures.length !== messages.length) return refuse('PAYLOAD_REJECTED', `${e.signatures.length} signatures for ${messages.length} messages`);
+  const sigLength = k.scheme === 'secp256k1' ? 65 : 64;
+  if (e.signatures.some((s) => s.length !== sigLength)) return refuse('PAYLOAD_REJECTED', `a ${k.scheme} signature is ${sigLength} bytes`);
+  if (k.scheme === 'ed25519') {
+    // FROST over Ed25519 yields a plain RFC 8032 signature over each message (RFC 9591 §6.1), so
+    // the ledger checks every one against the group key. A FROST signature is (R, z) with R the
+    // group commitment of the list it was aggregated over (RFC 9591 §5.3): the ledger recomputes
+    // R from message i and list i of the fixed set, so no signature made with other nonces (a
+    // set other than the one fixed, or one list used for another message) is accepted. The
+    // Taproot and secp256k1 suites are verified by the coordinator before it proposes, and by
+    // the chain.
+    const pk = k.publicKey as Uint8Array;
+    for (let i = 0; i < messages.length; i++) {
+      const sig = e.signatures[i] as Uint8Array;
+      const msg = messages[i] as Uint8Array;
+      if (!ed25519Verify(sig, msg, pk)) return refuse('SIGNATURE_INVALID', `signature ${i} does not verify under the group key over message ${i}`);
+      if (!bytesEqual(sig.subarray(0, 32), ed25519GroupCommitment(pk, msg, listFor(set.commitments, i)).R)) {
+        return refuse('BINDING_MISMATCH', `signature ${i} is not over list ${i} of the fixed signing set`);
+      }
+    }
   }
-  // A FROST signature is (R, z) with R the group commitment of the list it was aggregated over
-  // (RFC 9591 §5.3): for Ed25519 the ledger recomputes R from the fixed list and the message.
-  if (k.scheme === 'ed25519' && !bytesEqual(e.signature.subarray(0, 32), ed25519GroupCommitment(k.publicKey as Uint8Array, permit.messageDigest, set.commitments).R)) {
-    return refuse('BINDING_MISMATCH', 'the signature is not over the fixed signing set');
-  }
-  // Every member of the set gave a share, so each consumed the nonce it committed to.
+  // Every member of the set gave a share for every message, so each consumed every nonce it
+  // committed to: the ledger keeps the last (highest) counter per member.
   let consumed = c.consumed;
   for (const m of set.commitments) {
-    const k = consumedKey(permit.keyId, permit.keyEpoch, m.nodeId);
-    if (m.counter > (own(consumed, k) ?? 0)) consumed = put(consumed, k, m.counter);
+    const ck = consumedKey(permit.keyId, permit.keyEpoch, m.nodeId);
+    const last = lastCounter(m);
+    if (last > (own(consumed, ck) ?? 0)) consumed = put(consumed, ck, last);
   }
-  const next = putOp({ ...c, consumed, permits: put(c.permits, toHex(e.permitId), { ...permit, used: true }) }, { ...op, ...moved(op, 'Executed', ctx), signature: e.signature });
+  const next = putOp({ ...c, consumed, permits: put(c.permits, toHex(e.permitId), { ...permit, used: true }) }, { ...op, ...moved(op, 'Executed', ctx), signatures: [...e.signatures] });
   return { kind: 'accept', cluster: next, effect: `act ${op.opId} executed; waiting at the publication gate`, extra: { opState: 'Executed' } };
 }
 
@@ -884,13 +972,11 @@ function actPublished(c: ClusterState, e: Extract<LedgerEvent, { type: 'ActPubli
   if (c.governance.frozen !== null) return refuse('FROZEN', 'publication held while frozen');
   // The gate applies the policy in force now, not at admission: a destination removed since then
   // is no longer released.
-  const pol = c.governance.policy;
-  const list = Object.hasOwn(pol.destinations, op.act.asset) ? pol.destinations[op.act.asset] : undefined;
-  if (list === undefined || !list.includes(op.act.destination)) return refuse('PUBLICATION_DENIED', `destination ${op.act.destination} is no longer allowed`);
-  if (op.act.amount > pol.autoReleaseAmountMax && op.releasedBy === null) {
-    return refuse('PUBLICATION_DENIED', `amount ${op.act.amount} above ${pol.autoReleaseAmountMax} needs a PublicationReleased decision`);
-  }
-  const receipt = publicationReceipt(anchor(c, op.opId, ctx), op.receipts[1] as CborValue, { signatureDigest: artifactDigest(op.signature as Uint8Array), releasedBy: op.releasedBy });
+  const facts = factsOfOp(c, op);
+  if (isOutcome(facts)) return facts;
+  const gate = judgePublication(c, op, facts);
+  if (!gate.ok) return refuse(gate.reason ?? 'PUBLICATION_DENIED', gate.detail);
+  const receipt = publicationReceipt(anchor(c, op.opId, ctx), op.receipts[1] as CborValue, { signatureDigest: artifactDigest(op.signatures as readonly Uint8Array[]), releasedBy: op.releasedBy });
   return { kind: 'accept', cluster: putOp(c, { ...op, ...moved(op, 'Published', ctx), receipts: [...op.receipts, receipt] }), effect: `act ${op.opId} published`, extra: { opState: 'Published' } };
 }
 

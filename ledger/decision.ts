@@ -49,6 +49,7 @@ import { ed25519 } from '@noble/curves/ed25519.js';
 import type { ReasonCode } from '../proto/reasons.js';
 import { ledger as limits } from '../proto/limits.js';
 import { type CborValue, digest, domainMessage, encode, toHex, bytesEqual } from './encoding.js';
+import { NETWORKS, type Network } from './tx/types.js';
 
 // ------------------------------------------------------------------------------------------------
 // Types
@@ -86,6 +87,11 @@ export interface ApproverRoster {
 export type KeyScheme = 'ed25519' | 'secp256k1' | 'taproot';
 export const KEY_SCHEMES: readonly KeyScheme[] = ['ed25519', 'secp256k1', 'taproot'];
 
+/** The test and demo network of a scheme's keys: Solana devnet, Bitcoin regtest, or raw messages only. */
+export function networkForScheme(scheme: KeyScheme): Network {
+  return scheme === 'ed25519' ? 'solana-devnet' : scheme === 'taproot' ? 'bitcoin-regtest' : 'none';
+}
+
 export interface NodeInfo {
   readonly id: string;
   /** Raw 32-byte Ed25519 identity key; signs the node's statements (DKG, KeyReady, fencing). */
@@ -113,7 +119,8 @@ export interface ActPolicy {
 
 /** The one action a decision authorizes. `kind` names the cluster event it brings about. */
 export type DecisionAction =
-  | { readonly kind: 'DkgAuthorized'; readonly keyId: string; readonly scheme: KeyScheme; readonly threshold: number; readonly participants: readonly string[] }
+  /** `network`: the chain the key signs for; a transaction of another network is refused (ledger/tx). */
+  | { readonly kind: 'DkgAuthorized'; readonly keyId: string; readonly scheme: KeyScheme; readonly network: Network; readonly threshold: number; readonly participants: readonly string[] }
   | { readonly kind: 'KeyActivated'; readonly keyId: string; readonly keyEpoch: number; readonly keyReadyCid: Uint8Array }
   | { readonly kind: 'KeyRefreshed'; readonly keyId: string; readonly keyEpoch: number }
   | { readonly kind: 'KeyReshared'; readonly keyId: string; readonly keyEpoch: number; readonly threshold: number; readonly participants: readonly string[] }
@@ -125,8 +132,9 @@ export type DecisionAction =
   | { readonly kind: 'PolicyChanged'; readonly policy: ActPolicy }
   | { readonly kind: 'EmergencyFreeze'; readonly reason: string }
   | { readonly kind: 'Unfreeze' }
-  | { readonly kind: 'ActApproved'; readonly opId: string; readonly actCid: Uint8Array }
-  | { readonly kind: 'PublicationReleased'; readonly opId: string; readonly actCid: Uint8Array };
+  /** `displayHash`: the digest of the transaction display the approvers were shown (ledger/tx/display.ts). */
+  | { readonly kind: 'ActApproved'; readonly opId: string; readonly actCid: Uint8Array; readonly displayHash: Uint8Array }
+  | { readonly kind: 'PublicationReleased'; readonly opId: string; readonly actCid: Uint8Array; readonly displayHash: Uint8Array };
 
 export type DecisionKind = DecisionAction['kind'];
 
@@ -352,8 +360,8 @@ function actionFromCbor(v: CborValue | undefined): DecisionAction {
   const kind = (v !== null && typeof v === 'object' && !(v instanceof Uint8Array) && !Array.isArray(v)) ? (v as Obj).kind : undefined;
   switch (kind) {
     case 'DkgAuthorized': {
-      const o = obj(v, 'action', ['kind', 'keyId', 'scheme', 'threshold', 'participants']);
-      return { kind, keyId: str(o.keyId, 'keyId'), scheme: oneOf(o.scheme, 'scheme', KEY_SCHEMES), threshold: int(o.threshold, 'threshold', 1, limits.nodesMax), participants: uniqueStrings(o.participants, 'participants', limits.nodesMax) };
+      const o = obj(v, 'action', ['kind', 'keyId', 'scheme', 'network', 'threshold', 'participants']);
+      return { kind, keyId: str(o.keyId, 'keyId'), scheme: oneOf(o.scheme, 'scheme', KEY_SCHEMES), network: oneOf(o.network, 'network', NETWORKS), threshold: int(o.threshold, 'threshold', 1, limits.nodesMax), participants: uniqueStrings(o.participants, 'participants', limits.nodesMax) };
     }
     case 'KeyActivated': {
       const o = obj(v, 'action', ['kind', 'keyId', 'keyEpoch', 'keyReadyCid']);
@@ -400,8 +408,8 @@ function actionFromCbor(v: CborValue | undefined): DecisionAction {
       return { kind };
     case 'ActApproved':
     case 'PublicationReleased': {
-      const o = obj(v, 'action', ['kind', 'opId', 'actCid']);
-      return { kind, opId: str(o.opId, 'opId'), actCid: bytes(o.actCid, 'actCid', 32) };
+      const o = obj(v, 'action', ['kind', 'opId', 'actCid', 'displayHash']);
+      return { kind, opId: str(o.opId, 'opId'), actCid: bytes(o.actCid, 'actCid', 32), displayHash: bytes(o.displayHash, 'displayHash', 32) };
     }
     default:
       throw new ShapeError(`action: unknown kind ${String(kind)}`);

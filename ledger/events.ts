@@ -18,15 +18,16 @@
  * the cluster's identity) and KeyObjectPublished is derived entirely from signed KeyReady
  * statements already in the log.
  */
-import { ledger as limits } from '../proto/limits.js';
+import { ledger as limits, tx as txLimits } from '../proto/limits.js';
 import { isReasonCode, type ReasonCode } from '../proto/reasons.js';
 import { type CborValue, decode, encode, digest, domainMessage } from './encoding.js';
 import {
   type ActPolicy, type ApproverRoster, type GovernanceDecision, type NodeInfo,
-  ShapeError, obj, str, int, amount, bytes, arr,
+  ShapeError, obj, str, int, amount, bytes, arr, oneOf,
   decisionCid, decisionFromCbor, decisionToCbor, nodeFromCbor, nodeToCbor, policyFromCbor, policyToCbor, rosterFromCbor, rosterToCbor,
   ed25519Sign, ed25519Verify,
 } from './decision.js';
+import { TX_KINDS, type TxKind } from './tx/types.js';
 
 export interface LedgerEntry {
   readonly index: number;
@@ -98,33 +99,68 @@ export function statementFromCbor(v: CborValue | undefined): SignedStatement {
 // The typed act
 // ------------------------------------------------------------------------------------------------
 
-/** A transfer to be signed by a threshold key. Amounts are integers in the asset's smallest unit. */
+/**
+ * An act: an unsigned transaction for a threshold key to sign, with the fields every node derives
+ * from it. The submitting node fills the derived fields in with `deriveActFields` (ledger/tx/act.ts)
+ * against its ledger's key context and asset table; every node re-derives them when it applies
+ * ActSubmitted and records the act Denied (TX_DECLARED_MISMATCH) when one differs, so nothing in
+ * an act says more than its transaction. Amounts are integers in the asset's smallest unit.
+ */
 export interface Act {
   readonly keyId: string;
   readonly keyEpoch: number;
+  /** The custodian who asked for the act, as the submitting node authenticated them (admin mTLS identity). */
+  readonly initiator: string;
+  readonly kind: TxKind;
+  /** The unsigned transaction in its chain's own format: PSBT bytes, the Solana message bytes, or the raw bytes. */
+  readonly tx: Uint8Array;
+  // Derived from tx (ledger/tx/act.ts fieldsOf):
   readonly asset: string;
   readonly amount: bigint;
+  /** The non-change outputs' addresses in transaction order, each once, joined by ' ' ('' when none). */
   readonly destination: string;
-  /** Hash of what the operator was shown (the human-readable rendering), bound into approvals. */
+  /** Digest of the transaction's canonical display (what an approval signs). */
   readonly displayHash: Uint8Array;
-  /** The 32-byte digest the threshold key will sign. */
+  /** messagesDigest of the messages the key signs for the transaction (what the permit and every kernel bind to). */
   readonly messageDigest: Uint8Array;
 }
 
 export const ACT_DOMAIN = 'custody-ledger/v1/act';
 
+/** The most bytes an act's transaction of `kind` may have (proto/limits.ts tx). */
+export function txBytesMax(kind: TxKind): number {
+  switch (kind) {
+    case 'btc-psbt': return txLimits.psbtBytesMax;
+    case 'solana': return txLimits.solanaMessageBytesMax;
+    case 'raw': return txLimits.rawBytesMax;
+  }
+}
+
 export function actToCbor(a: Act): CborValue {
-  return { keyId: a.keyId, keyEpoch: a.keyEpoch, asset: a.asset, amount: a.amount, destination: a.destination, displayHash: a.displayHash, messageDigest: a.messageDigest };
+  return {
+    keyId: a.keyId, keyEpoch: a.keyEpoch, initiator: a.initiator, kind: a.kind, tx: a.tx,
+    asset: a.asset, amount: a.amount, destination: a.destination, displayHash: a.displayHash, messageDigest: a.messageDigest,
+  };
 }
 
 export function actFromCbor(v: CborValue | undefined): Act {
-  const o = obj(v, 'act', ['keyId', 'keyEpoch', 'asset', 'amount', 'destination', 'displayHash', 'messageDigest']);
+  const o = obj(v, 'act', ['keyId', 'keyEpoch', 'initiator', 'kind', 'tx', 'asset', 'amount', 'destination', 'displayHash', 'messageDigest']);
+  const kind = oneOf(o.kind, 'act.kind', TX_KINDS);
+  const tx = bytes(o.tx, 'act.tx');
+  if (tx.length < 1 || tx.length > txBytesMax(kind)) throw new ShapeError(`act.tx: a ${kind} transaction is 1 to ${txBytesMax(kind)} bytes, not ${tx.length}`);
+  const destination = o.destination;
+  if (typeof destination !== 'string' || Buffer.byteLength(destination, 'utf8') > txLimits.destinationBytesMax) {
+    throw new ShapeError(`act.destination: expected text of at most ${txLimits.destinationBytesMax} bytes`);
+  }
   return {
     keyId: str(o.keyId, 'act.keyId'),
     keyEpoch: int(o.keyEpoch, 'act.keyEpoch'),
+    initiator: str(o.initiator, 'act.initiator', limits.textBytesMax),
+    kind,
+    tx,
     asset: str(o.asset, 'act.asset'),
     amount: amount(o.amount, 'act.amount'),
-    destination: str(o.destination, 'act.destination', limits.textBytesMax),
+    destination,
     displayHash: bytes(o.displayHash, 'act.displayHash', 32),
     messageDigest: bytes(o.messageDigest, 'act.messageDigest', 32),
   };
@@ -141,31 +177,52 @@ export function actCid(a: Act): Uint8Array {
 
 /**
  * One signer's entry in a permit's signing set: the node, its FROST identifier in the key epoch
- * (RFC 9591 §4.1, 1-based in the order of the epoch's participants), its round-one nonce
- * commitments (RFC 9591 §5.1: hiding D, binding E, serialized group elements) and the kernel's
- * counter of that presigned nonce pair.
+ * (RFC 9591 §4.1, 1-based in the order of the epoch's participants) and, for each message the act
+ * signs (in the act's order), its round-one nonce commitments (RFC 9591 §5.1: hiding D, binding E,
+ * serialized group elements) with the kernel's counter of that presigned nonce pair. Counters
+ * ascend strictly within a member: one nonce pair per message, never one pair for two messages
+ * (reusing a nonce across two messages reveals the share, RFC 9591 §5.1 and §10.4).
  */
+export interface SigningNonce {
+  readonly counter: number;
+  readonly hiding: Uint8Array;
+  readonly binding: Uint8Array;
+}
+
 export interface SigningSetMember {
   readonly nodeId: string;
   readonly identifier: string;
-  readonly hiding: Uint8Array;
-  readonly binding: Uint8Array;
-  readonly counter: number;
+  readonly nonces: readonly SigningNonce[];
 }
 
 export function memberToCbor(m: SigningSetMember): CborValue {
-  return { nodeId: m.nodeId, identifier: m.identifier, hiding: m.hiding, binding: m.binding, counter: m.counter };
+  return { nodeId: m.nodeId, identifier: m.identifier, nonces: m.nonces.map((n) => ({ counter: n.counter, hiding: n.hiding, binding: n.binding })) };
 }
 
 export function memberFromCbor(v: CborValue | undefined, what: string): SigningSetMember {
-  const o = obj(v, what, ['nodeId', 'identifier', 'hiding', 'binding', 'counter']);
-  return {
-    nodeId: str(o.nodeId, `${what}.nodeId`),
-    identifier: str(o.identifier, `${what}.identifier`),
-    hiding: elementBytes(o.hiding, `${what}.hiding`),
-    binding: elementBytes(o.binding, `${what}.binding`),
-    counter: int(o.counter, `${what}.counter`, 1),
-  };
+  const o = obj(v, what, ['nodeId', 'identifier', 'nonces']);
+  const nonces = arr(o.nonces, `${what}.nonces`, txLimits.messagesPerActMax).map((x, i) => {
+    const no = obj(x, `${what}.nonces[${i}]`, ['counter', 'hiding', 'binding']);
+    return { counter: int(no.counter, `${what}.nonces[${i}].counter`, 1), hiding: elementBytes(no.hiding, `${what}.nonces[${i}].hiding`), binding: elementBytes(no.binding, `${what}.nonces[${i}].binding`) };
+  });
+  if (nonces.length < 1) throw new ShapeError(`${what}.nonces: at least one nonce pair`);
+  for (let i = 1; i < nonces.length; i++) {
+    if ((nonces[i] as SigningNonce).counter <= (nonces[i - 1] as SigningNonce).counter) throw new ShapeError(`${what}.nonces: counters must ascend strictly`);
+  }
+  return { nodeId: str(o.nodeId, `${what}.nodeId`), identifier: str(o.identifier, `${what}.identifier`), nonces };
+}
+
+/** The last (highest) counter of a member: what its kernel has consumed once the act executed. */
+export function lastCounter(m: SigningSetMember): number {
+  return (m.nonces[m.nonces.length - 1] as SigningNonce).counter;
+}
+
+/** The commitment list of message `i` (RFC 9591 §5.2 takes one list per message signed). */
+export function listFor(members: readonly SigningSetMember[], i: number): { identifier: string; hiding: Uint8Array; binding: Uint8Array }[] {
+  return members.map((m) => {
+    const n = m.nonces[i] as SigningNonce;
+    return { identifier: m.identifier, hiding: n.hiding, binding: n.binding };
+  });
 }
 
 /** A serialized group element: 32 bytes (Ed25519) or 33 (SEC1 compressed secp256k1). */
@@ -203,7 +260,7 @@ export type LedgerEvent =
    * share: sorted by identifier, as RFC 9591 §5.2/§5.3 take it. At most one per permit.
    */
   | ({ readonly type: 'ActSigningSetFixed'; readonly opId: string; readonly permitId: Uint8Array; readonly commitments: readonly SigningSetMember[] } & Proposer)
-  | ({ readonly type: 'ActExecuted'; readonly opId: string; readonly permitId: Uint8Array; readonly signature: Uint8Array } & Proposer)
+  | ({ readonly type: 'ActExecuted'; readonly opId: string; readonly permitId: Uint8Array; readonly signatures: readonly Uint8Array[] } & Proposer)
   | ({ readonly type: 'ActPublished'; readonly opId: string } & Proposer)
   | ({ readonly type: 'ActSettled'; readonly opId: string; readonly confirmation: string } & Proposer)
   | ({ readonly type: 'ActAborted'; readonly opId: string; readonly reason: ReasonCode } & Proposer);
@@ -226,6 +283,8 @@ export function eventToCbor(e: LedgerEvent): CborValue {
       return { type: e.type, opId: e.opId, act: actToCbor(e.act), approval: e.approval === null ? null : decisionToCbor(e.approval), nodeId: e.nodeId, passport: e.passport };
     case 'ActSigningSetFixed':
       return { type: e.type, opId: e.opId, permitId: e.permitId, commitments: e.commitments.map(memberToCbor), nodeId: e.nodeId, passport: e.passport };
+    case 'ActExecuted':
+      return { type: e.type, opId: e.opId, permitId: e.permitId, signatures: [...e.signatures], nodeId: e.nodeId, passport: e.passport };
     default:
       return { ...e } as CborValue;
   }
@@ -277,8 +336,10 @@ export function eventFromCbor(v: CborValue): LedgerEvent {
       return { type, opId: str(o.opId, 'opId'), permitId: bytes(o.permitId, 'permitId', 32), commitments, ...proposer(o) };
     }
     case 'ActExecuted': {
-      const o = obj(v, 'event', ['type', 'opId', 'permitId', 'signature', ...PROPOSER]);
-      return { type, opId: str(o.opId, 'opId'), permitId: bytes(o.permitId, 'permitId', 32), signature: sigBytes(o.signature), ...proposer(o) };
+      const o = obj(v, 'event', ['type', 'opId', 'permitId', 'signatures', ...PROPOSER]);
+      const signatures = arr(o.signatures, 'signatures', txLimits.messagesPerActMax).map((x, i) => sigBytes(x, `signatures[${i}]`));
+      if (signatures.length < 1) throw new ShapeError('signatures: at least one');
+      return { type, opId: str(o.opId, 'opId'), permitId: bytes(o.permitId, 'permitId', 32), signatures, ...proposer(o) };
     }
     case 'ActSettled': {
       const o = obj(v, 'event', ['type', 'opId', 'confirmation', ...PROPOSER]);
@@ -300,9 +361,9 @@ function proposer(o: { readonly [k: string]: CborValue | undefined }): Proposer 
 }
 
 /** Threshold signatures: 64 bytes for Ed25519 and BIP340, 65 for FROST secp256k1 (R || z). */
-function sigBytes(v: CborValue | undefined): Uint8Array {
-  const b = bytes(v, 'signature');
-  if (b.length !== 64 && b.length !== 65) throw new ShapeError('signature: expected 64 or 65 bytes');
+function sigBytes(v: CborValue | undefined, what = 'signature'): Uint8Array {
+  const b = bytes(v, what);
+  if (b.length !== 64 && b.length !== 65) throw new ShapeError(`${what}: expected 64 or 65 bytes`);
   return b;
 }
 

@@ -72,10 +72,16 @@ export function checkInvariants(s: LedgerState): string[] {
       const p = op.permitId === null ? undefined : c.permits[toHex(op.permitId)];
       if (p === undefined || p.opId !== op.opId) bad.push(`act ${op.opId} is ${op.state} without its permit`);
       else if (p.used !== pastPermit) bad.push(`act ${op.opId} is ${op.state} with a permit ${p.used ? 'used' : 'unused'}`);
-      if (pastPermit && op.signature === null) bad.push(`act ${op.opId} is ${op.state} without a signature`);
+      if (pastPermit && (op.signatures === null || op.signatures.length === 0)) bad.push(`act ${op.opId} is ${op.state} without a signature`);
+      if (pastPermit && op.signatures !== null && op.signingSet !== null && op.signingSet.commitments.some((m) => m.nonces.length !== op.signatures?.length)) {
+        bad.push(`act ${op.opId} is ${op.state} with ${op.signatures.length} signatures but a signing set of another message count`);
+      }
       if (pastPermit && op.signingSet === null) bad.push(`act ${op.opId} is ${op.state} without a fixed signing set`);
     }
     if (op.state === 'Aborted' && op.permitId !== null && c.permits[toHex(op.permitId)]?.used !== true) bad.push(`aborted act ${op.opId} left a usable permit`);
+    if (op.signingSet !== null && op.signingSet.commitments.some((m) => m.nonces.some((n, i) => i > 0 && n.counter <= (m.nonces[i - 1] as { counter: number }).counter))) {
+      bad.push(`act ${op.opId} has a signing set whose nonce counters do not ascend`);
+    }
     if (op.signingSet !== null && (op.permitId === null || op.signingSet.index < (h.find((x) => x.state === 'PendingRemote')?.index ?? Infinity))) bad.push(`act ${op.opId} has a signing set without a permit before it`);
   }
   // Ended acts are counted by the archive accumulator whether they stay in memory or not.

@@ -13,12 +13,20 @@
 import { sha256, sha512 } from '@noble/hashes/sha2.js';
 import { bytesToNumberLE } from '@noble/curves/utils.js';
 import { ed25519 } from '@noble/curves/ed25519.js';
+import { schnorr, secp256k1 } from '@noble/curves/secp256k1.js';
+import { Transaction, OutScript, Address as BtcAddress } from '@scure/btc-signer';
+import { getAddressDecoder, getAddressEncoder } from '@solana/addresses';
 import type { ReasonCode } from '../proto/reasons.js';
 import {
-  type ActPolicy, type ApproverKey, type ApproverRoster, type DecisionAction, type DecisionBody, type GovernanceDecision, type NodeInfo,
+  type ActPolicy, type ApproverKey, type ApproverRoster, type DecisionAction, type DecisionBody, type GovernanceDecision, type KeyScheme, type NodeInfo,
   ed25519Sign, makeApproverKey, signDecision,
 } from './decision.js';
-import { type Act, type LedgerEntry, type LedgerEvent, type SignedStatement, type SigningSetMember, actCid, encodeEvent, signStatement, statementCid } from './events.js';
+import { type Act, type LedgerEntry, type LedgerEvent, type SignedStatement, type SigningSetMember, actCid, encodeEvent, listFor, signStatement, statementCid } from './events.js';
+import { tx as txLimits } from '../proto/limits.js';
+import { assetTable } from './admission.js';
+import { deriveActFields } from './tx/act.js';
+import type { KeyContext, Network, TxFacts, TxKind } from './tx/types.js';
+import { keyContextOf } from './state.js';
 import { ed25519GroupCommitment, frostIdentifier } from './signing-set.js';
 import { type ApplyResult, apply, keyReadyCid } from './apply.js';
 import { type LedgerState, emptyState } from './state.js';
@@ -41,15 +49,145 @@ export interface ScriptNode {
   readonly secretKey: Uint8Array;
 }
 
+export function seedOf(label: string): Uint8Array {
+  return sha256(new TextEncoder().encode(label));
+}
+
+// ------------------------------------------------------------------------------------------------
+// Real transactions for scripted acts
+// ------------------------------------------------------------------------------------------------
+
+const REGTEST = { bech32: 'bcrt', pubKeyHash: 0x6f, scriptHash: 0xc4, wif: 0xef };
+
+/** A Solana address derived from a label (base58 of an Ed25519 public key). */
+export function solanaAddressOf(label: string): string {
+  return getAddressDecoder().decode(ed25519.getPublicKey(seedOf(`address/${label}`)));
+}
+
+/** A regtest Taproot (bech32m) address derived from a label. */
+export function regtestAddressOf(label: string): string {
+  const x = secp256k1.Point.BASE.multiply(secp256k1.Point.Fn.create(bytesToNumberLE(seedOf(`address/${label}`))) || 1n).toBytes(true).slice(1);
+  return BtcAddress(REGTEST).encode(OutScript.decode(OutScript.encode({ type: 'tr', pubkey: x })));
+}
+
+/** The address of a label on a network (what a scripted act pays to). */
+export function addressOf(label: string, network: Network): string {
+  return network.startsWith('bitcoin') ? regtestAddressOf(label) : solanaAddressOf(label);
+}
+
+/** `destination` itself when it is an address of the network, else the address of that label. */
+export function resolveDestination(destination: string, network: Network): string {
+  try {
+    if (network.startsWith('bitcoin')) BtcAddress(REGTEST).decode(destination);
+    else getAddressEncoder().encode(destination as Parameters<ReturnType<typeof getAddressEncoder>['encode']>[0]);
+    return destination;
+  } catch {
+    return addressOf(destination, network);
+  }
+}
+
 export const DEFAULT_POLICY: ActPolicy = {
   tiers: [{ amountMax: 10_000n, approvals: 0 }, { amountMax: 1_000_000n, approvals: 2 }],
   velocity: { windowMs: 3_600_000, amountMax: 5_000_000n },
-  destinations: { BTC: ['bc1-treasury', 'bc1-exchange'], ETH: ['0xcold'] },
+  destinations: {
+    SOL: [solanaAddressOf('bc1-treasury'), solanaAddressOf('bc1-exchange')],
+    BTC: [regtestAddressOf('bc1-treasury'), regtestAddressOf('bc1-exchange')],
+  },
   autoReleaseAmountMax: 10_000n,
 };
 
-export function seedOf(label: string): Uint8Array {
-  return sha256(new TextEncoder().encode(label));
+function compactU16(n: number): number[] {
+  const out: number[] = [];
+  let v = n;
+  for (;;) {
+    const b = v & 0x7f;
+    v >>= 7;
+    if (v === 0) { out.push(b); return out; }
+    out.push(b | 0x80);
+  }
+}
+
+/**
+ * A legacy Solana message (the bytes the fee payer signs) in which `payer` (32-byte Ed25519 key)
+ * transfers `lamports` to each destination with System Transfer instructions: header, account
+ * keys (signer, writable destinations, the System program), recent blockhash, instructions.
+ */
+export function solanaTransferMessage(payer: Uint8Array, transfers: readonly { to: string; lamports: bigint }[], blockhash: Uint8Array = seedOf('blockhash')): Uint8Array {
+  const enc = getAddressEncoder();
+  const dests: Uint8Array[] = [];
+  for (const t of transfers) {
+    const b = Uint8Array.from(enc.encode(t.to as Parameters<typeof enc.encode>[0]));
+    if (!dests.some((d) => bytesEqual(d, b))) dests.push(b);
+  }
+  const system = new Uint8Array(32);
+  const keys = [payer, ...dests, system];
+  const out: number[] = [1, 0, 1, ...compactU16(keys.length)];
+  for (const k of keys) out.push(...k);
+  out.push(...blockhash, ...compactU16(transfers.length));
+  for (const t of transfers) {
+    const b = Uint8Array.from(enc.encode(t.to as Parameters<typeof enc.encode>[0]));
+    const at = 1 + dests.findIndex((d) => bytesEqual(d, b));
+    const data = new Uint8Array(12);
+    const v = new DataView(data.buffer);
+    v.setUint32(0, 2, true);
+    v.setBigUint64(4, t.lamports, true);
+    out.push(keys.length - 1, ...compactU16(2), 0, at, ...compactU16(data.length), ...data);
+  }
+  return Uint8Array.from(out);
+}
+
+/** A Taproot key as the scripted cluster holds it: the BIP 86 internal key P and the output key Q's secret. */
+export interface TaprootStandIn {
+  readonly internal: Uint8Array;
+  readonly outputSecret: Uint8Array;
+  /** Q compressed (33 bytes): the group key the ledger records. */
+  readonly groupKey: Uint8Array;
+}
+
+export function taprootStandIn(seed: Uint8Array): TaprootStandIn {
+  const Fn = secp256k1.Point.Fn;
+  let d = Fn.create(bytesToNumberLE(seed)) || 1n;
+  let P = secp256k1.Point.BASE.multiply(d);
+  if (P.y % 2n === 1n) { d = Fn.neg(d); P = P.negate(); }
+  const internal = P.toBytes(true).slice(1);
+  const t = Fn.fromBytes(schnorr.utils.taggedHash('TapTweak', internal));
+  const Q = P.add(secp256k1.Point.BASE.multiply(t));
+  return { internal, outputSecret: Fn.toBytes(Fn.add(d, t)), groupKey: Q.toBytes(true) };
+}
+
+/**
+ * A PSBT (v0) spending `inputs` Taproot key-path outputs of the key Q (x-only `xOnly`), paying
+ * `amount` sat to `to` and the rest, less `fee`, back to the key (change) when anything is left.
+ */
+export function taprootPsbt(xOnly: Uint8Array, o: { to: string; amount: bigint; inputs: readonly bigint[]; fee?: bigint; label?: string; internal?: Uint8Array }): Uint8Array {
+  const script = OutScript.encode({ type: 'tr', pubkey: xOnly });
+  const tx = new Transaction({ version: 2 });
+  o.inputs.forEach((amount, i) => {
+    tx.addInput({ txid: sha256(new TextEncoder().encode(`prev/${o.label ?? 'psbt'}/${i}`)), index: i, witnessUtxo: { script, amount }, ...(o.internal ? { tapInternalKey: o.internal } : {}) });
+  });
+  tx.addOutputAddress(o.to, o.amount, REGTEST);
+  const change = o.inputs.reduce((a, b) => a + b, 0n) - o.amount - (o.fee ?? 1_000n);
+  if (change > 0n) tx.addOutput({ script, amount: change });
+  return tx.toPSBT(0);
+}
+
+/** What `ScriptedCluster.act` builds: the transaction and who asks for it. */
+export interface ActSpec {
+  /** Default: 'solana' for a Solana key, 'btc-psbt' for a Bitcoin key, 'raw' otherwise. */
+  readonly kind?: TxKind;
+  /** In the asset's smallest unit (default 1000). */
+  readonly amount?: bigint;
+  /**
+   * What the transaction pays: an address of the key's network, or a label whose address
+   * (addressOf) it pays. Default 'bc1-treasury', which DEFAULT_POLICY allows with 'bc1-exchange'.
+   */
+  readonly destination?: string;
+  /** Amounts of the PSBT's inputs (default two inputs of 60,000 sat). */
+  readonly inputs?: readonly bigint[];
+  readonly keyEpoch?: number;
+  readonly initiator?: string;
+  /** The transaction bytes as they are, instead of building one. */
+  readonly tx?: Uint8Array;
 }
 
 export class ScriptedCluster {
@@ -63,7 +201,7 @@ export class ScriptedCluster {
   readonly log: LedgerEntry[] = [];
   readonly results: ApplyResult[] = [];
   nowMs: number;
-  private readonly label: string;
+  readonly label: string;
 
   constructor(o: ScriptOptions = {}) {
     this.label = o.label ?? 'script';
@@ -163,13 +301,19 @@ export class ScriptedCluster {
   groupKey(keyId: string): Uint8Array {
     let pk = this.groupKeys.get(keyId);
     if (pk === undefined) {
-      pk = ed25519.getPublicKey(this.groupSecret(keyId));
+      pk = this.schemeOf(keyId) === 'ed25519' ? ed25519.getPublicKey(this.groupSecret(keyId)) : taprootStandIn(this.groupSecret(keyId)).groupKey;
       this.groupKeys.set(keyId, pk);
     }
     return pk;
   }
 
   private readonly groupKeys = new Map<string, Uint8Array>();
+  private readonly schemes = new Map<string, KeyScheme>();
+
+  /** The scheme of a key: as the ledger records it, else as createKey was asked. */
+  schemeOf(keyId: string): KeyScheme {
+    return this.state.cluster?.keys[keyId]?.scheme ?? this.schemes.get(keyId) ?? 'ed25519';
+  }
 
   round1(nodeId: string, keyId: string, keyEpoch: number): ApplyResult {
     const round1Cid = seedOf(`${this.label}/round1/${keyId}/${keyEpoch}/${nodeId}`);
@@ -207,11 +351,17 @@ export class ScriptedCluster {
     return [...ps.map((p) => this.round1(p, keyId, keyEpoch)), ...ps.map((p) => this.keyReady(p, keyId, keyEpoch)), this.publishKeyObject(keyId, keyEpoch)];
   }
 
-  /** DkgAuthorized, both rounds, KeyObjectPublished and KeyActivated: a key ready to sign at epoch 0. */
-  createKey(keyId: string, participants?: readonly string[], threshold = 2): ApplyResult[] {
+  /**
+   * DkgAuthorized, both rounds, KeyObjectPublished and KeyActivated: a key ready to sign at epoch 0.
+   * Ed25519 keys default to solana-devnet, Taproot keys to bitcoin-regtest.
+   */
+  createKey(keyId: string, participants?: readonly string[], threshold = 2, o: { scheme?: KeyScheme; network?: Network } = {}): ApplyResult[] {
     const ps = participants ?? this.nodes.map((n) => n.info.id);
+    const scheme = o.scheme ?? 'ed25519';
+    this.schemes.set(keyId, scheme);
+    const network = o.network ?? (scheme === 'ed25519' ? 'solana-devnet' : scheme === 'taproot' ? 'bitcoin-regtest' : 'none');
     return [
-      this.decide({ kind: 'DkgAuthorized', keyId, scheme: 'ed25519', threshold, participants: ps }),
+      this.decide({ kind: 'DkgAuthorized', keyId, scheme, network, threshold, participants: ps }),
       ...this.runCeremony(keyId, 0),
       this.activate(keyId, 0),
     ];
@@ -224,19 +374,61 @@ export class ScriptedCluster {
     return [this.decide({ kind: 'KeyRefreshed', keyId, keyEpoch: epoch }), ...this.runCeremony(keyId, epoch), this.activate(keyId, epoch)];
   }
 
-  act(keyId: string, over: Partial<Act> = {}): Act {
+  /** The context the ledger parses this key's transactions against (as held now). */
+  keyContext(keyId: string): KeyContext {
+    const c = this.state.cluster;
+    const k = c === null ? null : keyContextOf(c, keyId);
+    return k ?? { keyId, scheme: this.schemeOf(keyId), groupKey: this.groupKey(keyId), network: this.schemeOf(keyId) === 'ed25519' ? 'solana-devnet' : 'bitcoin-regtest' };
+  }
+
+  /** The unsigned transaction of an act of `keyId` as `spec` asks. */
+  transaction(keyId: string, spec: ActSpec = {}): { kind: TxKind; tx: Uint8Array } {
+    const key = this.keyContext(keyId);
+    const kind: TxKind = spec.kind ?? (key.network.startsWith('solana') ? 'solana' : key.network.startsWith('bitcoin') ? 'btc-psbt' : 'raw');
+    if (spec.tx !== undefined) return { kind, tx: spec.tx };
+    const amount = spec.amount ?? 1_000n;
+    const to = resolveDestination(spec.destination ?? 'bc1-treasury', key.network);
+    switch (kind) {
+      case 'solana':
+        return { kind, tx: solanaTransferMessage(key.groupKey, [{ to, lamports: amount }], seedOf(`blockhash/${this.label}/${this.log.length}`)) };
+      case 'btc-psbt':
+        return { kind, tx: taprootPsbt(key.groupKey.slice(1), { to, amount, inputs: spec.inputs ?? [60_000n + amount, 60_000n], label: `${this.label}/${this.log.length}` }) };
+      case 'raw':
+        return { kind, tx: new TextEncoder().encode(`attestation ${this.label} ${this.log.length} ${amount}`) };
+    }
+  }
+
+  /** The facts of an act's transaction, as the ledger derives them now (throws the parse's refusal). */
+  facts(act: Pick<Act, 'keyId' | 'kind' | 'tx'>): TxFacts {
+    const c = this.state.cluster;
+    if (c === null) throw new Error('no cluster yet');
+    return deriveActFields(act.kind, act.tx, this.keyContext(act.keyId), assetTable(c)).facts;
+  }
+
+  /**
+   * An act over a real transaction built from `spec`, its fields derived as a submitting node
+   * derives them; `forge` then overrides any field (an attacker's act). A transaction that does
+   * not parse gets placeholder fields, so the ledger's refusal of it can be tested.
+   */
+  act(keyId: string, spec: ActSpec = {}, forge: Partial<Act> = {}): Act {
     const k = this.state.cluster?.keys[keyId];
-    const base: Act = {
-      keyId, keyEpoch: k?.activeEpoch ?? 0, asset: 'BTC', amount: 1_000n, destination: 'bc1-treasury',
-      displayHash: seedOf(`display/${keyId}/${this.log.length}`), messageDigest: seedOf(`digest/${keyId}/${this.log.length}`),
-    };
-    return { ...base, ...over };
+    const { kind, tx } = this.transaction(keyId, spec);
+    let fields: Pick<Act, 'asset' | 'amount' | 'destination' | 'displayHash' | 'messageDigest'>;
+    try {
+      const c = this.state.cluster;
+      if (c === null) throw new Error('no cluster yet');
+      fields = deriveActFields(kind, tx, this.keyContext(keyId), assetTable(c)).fields;
+    } catch {
+      fields = { asset: 'SOL', amount: spec.amount ?? 1_000n, destination: spec.destination ?? '', displayHash: seedOf(`display/${keyId}/${this.log.length}`), messageDigest: seedOf(`digest/${keyId}/${this.log.length}`) };
+    }
+    const base: Act = { keyId, keyEpoch: spec.keyEpoch ?? k?.activeEpoch ?? 0, initiator: spec.initiator ?? 'custodian-1', kind, tx, ...fields };
+    return { ...base, ...forge };
   }
 
   /** An ActApproved decision for an act (its parent is the act's cid). */
   approveAct(opId: string, act: Act, signers?: readonly ApproverKey[]): GovernanceDecision {
     const aCid = actCid(act);
-    return this.decision({ kind: 'ActApproved', opId, actCid: aCid }, signers, { parentCid: aCid });
+    return this.decision({ kind: 'ActApproved', opId, actCid: aCid, displayHash: act.displayHash }, signers, { parentCid: aCid });
   }
 
   proposer(nodeId = 'node-0'): { nodeId: string; passport: string } {
@@ -255,26 +447,45 @@ export class ScriptedCluster {
   /** Nonce scalars (hiding d, binding e) of every commitment this script made, by hex(D). */
   private readonly nonces = new Map<string, { d: bigint; e: bigint }>();
 
+  /** The messages the key signs for an act (its transaction parsed as the ledger parses it). */
+  messagesOf(act: Act): readonly Uint8Array[] {
+    try {
+      return this.facts(act).messages;
+    } catch {
+      return [act.messageDigest];
+    }
+  }
+
   /**
    * A signing set for the op's permit: the first `threshold` active participants of its key epoch
-   * (or `signers`), each with fresh commitments D = d*G, E = e*G from nonces the script keeps.
+   * (or `signers`), each with fresh commitments D = d*G, E = e*G for every message of the act
+   * (ascending counters) from nonces the script keeps.
    */
   signingSet(opId: string, signers?: readonly string[]): SigningSetMember[] {
     const op = this.state.cluster?.ops[opId];
     const ep = op === undefined ? undefined : this.state.cluster?.keys[op.act.keyId]?.epochs[String(op.act.keyEpoch)];
     if (op === undefined || ep === undefined) return [];
+    const scheme = this.schemeOf(op.act.keyId);
     const nodes = this.state.cluster?.nodes ?? {};
     const usable = ep.participants.filter((p) => nodes[p]?.status === 'active' && nodes[p]?.equivocated === false);
     const chosen = signers ?? (usable.length >= ep.threshold ? usable : ep.participants).slice(0, ep.threshold);
-    const members = chosen.map((nodeId) => {
+    const count = this.messagesOf(op.act).length;
+    return chosen.map((nodeId) => {
       const at = ep.participants.indexOf(nodeId);
-      const scalar = (x: string): bigint => ed25519.Point.Fn.create(bytesToNumberLE(seedOf(`${this.label}/nonce/${opId}/${this.log.length}/${nodeId}/${x}`))) || 1n;
-      const n = { d: scalar('hiding'), e: scalar('binding') };
-      const hiding = ed25519.Point.BASE.multiply(n.d).toBytes();
-      this.nonces.set(toHex(hiding), n);
-      return { nodeId, identifier: frostIdentifier('ed25519', at + 1), hiding, binding: ed25519.Point.BASE.multiply(n.e).toBytes(), counter: this.log.length + 1 };
+      const nonces = Array.from({ length: count }, (_, i) => {
+        const label = (x: string): Uint8Array => seedOf(`${this.label}/nonce/${opId}/${this.log.length}/${nodeId}/${i}/${x}`);
+        if (scheme !== 'ed25519') {
+          const P = (x: string): Uint8Array => secp256k1.Point.BASE.multiply(secp256k1.Point.Fn.create(bytesToNumberLE(label(x))) || 1n).toBytes(true);
+          return { counter: this.log.length * txLimits.messagesPerActMax + i + 1, hiding: P('hiding'), binding: P('binding') };
+        }
+        const scalar = (x: string): bigint => ed25519.Point.Fn.create(bytesToNumberLE(label(x))) || 1n;
+        const n = { d: scalar('hiding'), e: scalar('binding') };
+        const hiding = ed25519.Point.BASE.multiply(n.d).toBytes();
+        this.nonces.set(toHex(hiding), n);
+        return { counter: this.log.length * txLimits.messagesPerActMax + i + 1, hiding, binding: ed25519.Point.BASE.multiply(n.e).toBytes() };
+      });
+      return { nodeId, identifier: frostIdentifier(scheme, at + 1), nonces };
     });
-    return members;
   }
 
   fixSigningSet(opId: string, over: { commitments?: readonly SigningSetMember[]; permitId?: Uint8Array; nodeId?: string } = {}): ApplyResult {
@@ -284,41 +495,55 @@ export class ScriptedCluster {
   }
 
   /**
-   * The signature a FROST signing over the op's fixed set would produce: R is the set's group
-   * commitment and z = r + c*x with r the sum of d_i + rho_i*e_i (RFC 9591 §5.2/§5.3), x the
-   * stand-in group secret. Null when the set is not one this script made.
+   * The signature a FROST signing over list `i` of the op's fixed set would produce for message
+   * `i`: R is that list's group commitment and z = r + c*x with r the sum of d_j + rho_j*e_j (RFC
+   * 9591 §5.2/§5.3), x the stand-in group secret. Null when the set is not one this script made.
    */
-  frostSignature(opId: string): Uint8Array | null {
+  frostSignature(opId: string, i = 0): Uint8Array | null {
     const op = this.state.cluster?.ops[opId];
     if (op === undefined || op.signingSet === null) return null;
     const Fn = ed25519.Point.Fn;
-    const list = op.signingSet.commitments;
+    const list = listFor(op.signingSet.commitments, i);
     const gk = this.groupKey(op.act.keyId);
-    const { R, bindingFactors } = ed25519GroupCommitment(gk, op.act.messageDigest, list);
+    const msg = this.messagesOf(op.act)[i];
+    if (msg === undefined) return null;
+    const { R, bindingFactors } = ed25519GroupCommitment(gk, msg, list);
     let r = 0n;
-    for (const [i, m] of list.entries()) {
+    for (const [j, m] of list.entries()) {
       const n = this.nonces.get(toHex(m.hiding));
       if (n === undefined || !bytesEqual(ed25519.Point.BASE.multiply(n.e).toBytes(), m.binding)) return null;
-      r = Fn.add(r, Fn.add(n.d, Fn.mul(n.e, bindingFactors[i] as bigint)));
+      r = Fn.add(r, Fn.add(n.d, Fn.mul(n.e, bindingFactors[j] as bigint)));
     }
-    const c = Fn.create(bytesToNumberLE(sha512(new Uint8Array([...R, ...gk, ...op.act.messageDigest]))));
+    const c = Fn.create(bytesToNumberLE(sha512(new Uint8Array([...R, ...gk, ...msg]))));
     const x = ed25519.utils.getExtendedPublicKey(this.groupSecret(op.act.keyId)).scalar;
     return new Uint8Array([...R, ...Fn.toBytes(Fn.add(r, Fn.mul(c, x)))]);
   }
 
+  /** One signature per message of the op's act by the stand-in group key (FROST-shaped for Ed25519, BIP 340 for Taproot). */
+  signatures(opId: string): Uint8Array[] {
+    const op = this.state.cluster?.ops[opId];
+    if (op === undefined) return [new Uint8Array(64)];
+    const msgs = this.messagesOf(op.act);
+    if (this.schemeOf(op.act.keyId) !== 'ed25519') {
+      const secret = taprootStandIn(this.groupSecret(op.act.keyId)).outputSecret;
+      return msgs.map((m, i) => schnorr.sign(m, secret, seedOf(`aux/${opId}/${i}`)));
+    }
+    return msgs.map((m, i) => this.frostSignature(opId, i) ?? ed25519Sign(m, this.groupSecret(op.act.keyId)));
+  }
+
   /**
-   * Executes with the op's own permit and a signature by the key's group key over the act digest,
-   * fixing a signing set first if the op has none (unless `fixSet` is false).
+   * Executes with the op's own permit and signatures by the key's group key over the act's
+   * messages, fixing a signing set first if the op has none (unless `fixSet` is false).
    */
-  execute(opId: string, over: { permitId?: Uint8Array; signature?: Uint8Array; nodeId?: string; fixSet?: boolean } = {}): ApplyResult {
+  execute(opId: string, over: { permitId?: Uint8Array; signatures?: readonly Uint8Array[]; nodeId?: string; fixSet?: boolean } = {}): ApplyResult {
     let op = this.state.cluster?.ops[opId];
     if (op !== undefined && op.state === 'PendingRemote' && op.signingSet === null && over.fixSet !== false) {
       this.fixSigningSet(opId, over.nodeId === undefined ? {} : { nodeId: over.nodeId });
       op = this.state.cluster?.ops[opId];
     }
     const permitId = over.permitId ?? op?.permitId ?? new Uint8Array(32);
-    const signature = over.signature ?? (op === undefined ? new Uint8Array(64) : this.frostSignature(opId) ?? ed25519Sign(op.act.messageDigest, this.groupSecret(op.act.keyId)));
-    return this.entry({ type: 'ActExecuted', opId, permitId, signature, ...this.proposer(over.nodeId) }).result;
+    const signatures = over.signatures ?? this.signatures(opId);
+    return this.entry({ type: 'ActExecuted', opId, permitId, signatures: [...signatures], ...this.proposer(over.nodeId) }).result;
   }
 
   publish(opId: string, nodeId = 'node-0'): ApplyResult {

@@ -13,7 +13,7 @@
  * does not change with the previous state. Nothing depends on property order: the encoding sorts
  * keys, and apply never iterates a map to decide anything order-dependent.
  */
-import { ledger as limits } from '../proto/limits.js';
+import { ledger as limits, tx as txLimits } from '../proto/limits.js';
 import { isReasonCode, type ReasonCode } from '../proto/reasons.js';
 import { type CborValue, decode, digest, encode } from './encoding.js';
 import {
@@ -23,6 +23,7 @@ import {
 import { type Act, type SignedStatement, type SigningSetMember, actFromCbor, actToCbor, memberFromCbor, memberToCbor, statementFromCbor, statementToCbor } from './events.js';
 import { CustodyError } from '../proto/errors.js';
 import { pmapFrom } from './pmap.js';
+import { NETWORKS, type KeyContext, type Network } from './tx/types.js';
 
 /** Count and running hash of the ended acts (ledger/archive.ts archiveLink). */
 export interface ArchiveHead {
@@ -69,6 +70,8 @@ export const KEY_STATUSES: readonly KeyStatus[] = ['pending', 'active', 'retired
 export interface KeyRecord {
   readonly id: string;
   readonly scheme: KeyScheme;
+  /** The chain the key signs for (DkgAuthorized): its acts' transactions must belong to it. */
+  readonly network: Network;
   readonly status: KeyStatus;
   readonly activeEpoch: number | null;
   /** The group public key, fixed by the first published epoch; refresh and reshare keep it. */
@@ -115,7 +118,8 @@ export interface OpRecord {
   /** The permit's one signing set (ActSigningSetFixed), null until it is fixed. */
   readonly signingSet: SigningSetRecord | null;
   readonly releasedBy: Uint8Array | null;
-  readonly signature: Uint8Array | null;
+  /** One signature per message of the act's transaction, in order (ActExecuted); null before. */
+  readonly signatures: readonly Uint8Array[] | null;
   readonly confirmation: string | null;
   /** Hash-linked receipts, each a canonical value (ledger/receipts.ts). */
   readonly receipts: readonly CborValue[];
@@ -215,7 +219,7 @@ function mapValues<T>(m: { readonly [k: string]: T }, f: (v: T) => CborValue): C
 
 export function opToCbor(o: OpRecord): CborValue {
   return {
-    ...o, act: actToCbor(o.act), approval: o.approval === null ? null : decisionToCbor(o.approval), history: o.history.map((h) => ({ ...h })), receipts: [...o.receipts],
+    ...o, act: actToCbor(o.act), signatures: o.signatures === null ? null : [...o.signatures], approval: o.approval === null ? null : decisionToCbor(o.approval), history: o.history.map((h) => ({ ...h })), receipts: [...o.receipts],
     signingSet: o.signingSet === null ? null : { index: o.signingSet.index, commitments: o.signingSet.commitments.map(memberToCbor) },
   };
 }
@@ -283,6 +287,17 @@ export function stateToCbor(s0: LedgerState, rootForm = false): CborValue {
 }
 
 export const STATE_DOMAIN = 'custody-ledger/v1/state';
+
+/**
+ * What a transaction of an act of `keyId` is parsed against (ledger/tx/parse.ts): the key's id,
+ * scheme, group key and network, as the ledger holds them. Null for an unknown key or one whose
+ * group key is not yet published.
+ */
+export function keyContextOf(c: ClusterState, keyId: string): KeyContext | null {
+  const k = Object.hasOwn(c.keys, keyId) ? c.keys[keyId] : undefined;
+  if (k === undefined || k.publicKey === null) return null;
+  return { keyId: k.id, scheme: k.scheme, groupKey: k.publicKey, network: k.network };
+}
 
 /** The key of ClusterState.consumed. */
 export function consumedKey(keyId: string, keyEpoch: number, nodeId: string): string {
@@ -394,10 +409,10 @@ function clusterFromCbor(v: CborValue): ClusterState {
       };
     }),
     keys: mapOf(o.keys, 'keys', (id, k) => {
-      const ko = obj(k, 'key', ['id', 'scheme', 'status', 'activeEpoch', 'publicKey', 'epochs']);
+      const ko = obj(k, 'key', ['id', 'scheme', 'network', 'status', 'activeEpoch', 'publicKey', 'epochs']);
       if (ko.id !== id) throw new ShapeError('key: id differs from its key');
       return {
-        id, scheme: oneOf(ko.scheme, 'key.scheme', KEY_SCHEMES), status: oneOf(ko.status, 'key.status', KEY_STATUSES),
+        id, scheme: oneOf(ko.scheme, 'key.scheme', KEY_SCHEMES), network: oneOf(ko.network, 'key.network', NETWORKS), status: oneOf(ko.status, 'key.status', KEY_STATUSES),
         activeEpoch: nullable(ko.activeEpoch, (x) => int(x, 'key.activeEpoch')), publicKey: nullable(ko.publicKey, (x) => bytes(x, 'key.publicKey')),
         epochs: mapOf(ko.epochs, 'key.epochs', (e, r) => epochFromCbor(e, r)),
       };
@@ -452,7 +467,7 @@ function epochFromCbor(key: string, v: CborValue): EpochRecord {
 }
 
 export function opFromCbor(id: string, v: CborValue): OpRecord {
-  const o = obj(v, 'op', ['opId', 'submissionCid', 'act', 'actCid', 'nodeId', 'state', 'reason', 'history', 'approvalCid', 'approval', 'permitId', 'signingSet', 'releasedBy', 'signature', 'confirmation', 'receipts']);
+  const o = obj(v, 'op', ['opId', 'submissionCid', 'act', 'actCid', 'nodeId', 'state', 'reason', 'history', 'approvalCid', 'approval', 'permitId', 'signingSet', 'releasedBy', 'signatures', 'confirmation', 'receipts']);
   if (o.opId !== id) throw new ShapeError('op: id differs from its key');
   return {
     opId: id, submissionCid: bytes(o.submissionCid, 'op.submissionCid', 32), act: actFromCbor(o.act), actCid: bytes(o.actCid, 'op.actCid', 32),
@@ -469,7 +484,7 @@ export function opFromCbor(id: string, v: CborValue): OpRecord {
       return { index: int(so.index, 'signingSet.index'), commitments: arr(so.commitments, 'signingSet.commitments', limits.nodesMax).map((m, i) => memberFromCbor(m, `signingSet.commitments[${i}]`)) };
     }),
     releasedBy: nullable(o.releasedBy, (x) => bytes(x, 'op.releasedBy', 32)),
-    signature: nullable(o.signature, (x) => bytes(x, 'op.signature')),
+    signatures: nullable(o.signatures, (x) => arr(x, 'op.signatures', txLimits.messagesPerActMax).map((b, i) => bytes(b, `op.signatures[${i}]`))),
     confirmation: nullable(o.confirmation, (x) => str(x, 'op.confirmation', limits.textBytesMax)),
     receipts: arr(o.receipts, 'op.receipts', 3),
   };

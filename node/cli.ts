@@ -17,8 +17,9 @@ import { demoCommand } from './commands/demo.js';
 import { evidenceCommand } from './commands/evidence.js';
 import { initCommand } from './commands/init.js';
 import { guardianCommand } from './commands/guardian.js';
+import { txCommand } from './commands/tx.js';
 
-const commands: CommandModule<any, any>[] = [simCommand, kernelCommand, nodeCommand, certsCommand, clusterCommand, adminCommand, demoCommand, evidenceCommand, initCommand, guardianCommand];
+const commands: CommandModule<any, any>[] = [simCommand, kernelCommand, nodeCommand, certsCommand, clusterCommand, adminCommand, demoCommand, evidenceCommand, initCommand, guardianCommand, txCommand];
 
 export async function main(argv: string[]): Promise<void> {
   let parser = yargs(hideBin(argv))

@@ -356,6 +356,8 @@ export const tx = {
   assetDecimalsMax: 30,
   /** Characters of a decoding library's error message kept in a refusal's detail (the rest is dropped). */
   refusalDetailCharsMax: 300,
+  /** Longest act destination: the non-change outputs' addresses joined by spaces (64 outputs of up to 90 characters). */
+  destinationBytesMax: 64 * 91,
 } as const;
 
 // ---------------------------------------------------------------------------------------------

@@ -26,7 +26,10 @@ import { receiptCid } from '../../ledger/receipts.js';
 import type { LedgerVerdict } from '../ledger-app.js';
 import type { LedgerPort } from '../lifecycle/ports.js';
 import type { ChronicleNote } from '../lifecycle/coordinator.js';
-import { actFor, decisionBodyFor, type ActRequest } from '../lifecycle/acts.js';
+import { actFor, decisionBodyFor, factsOf, keyContextFor, signedTxOf, type ActRequest } from '../lifecycle/acts.js';
+import { assetTable } from '../../ledger/admission.js';
+import { formatUnits, solanaAddress, taprootAddress } from '../../ledger/tx/parse.js';
+import { TX_KINDS, type AssetTable, type TxFacts, type TxKind } from '../../ledger/tx/types.js';
 import { evidenceBundleOf } from '../lifecycle/evidence.js';
 import { type Operator, mayPropose, requireAction } from './roles.js';
 import { approvals as approvalLimits } from '../../proto/limits.js';
@@ -54,6 +57,35 @@ export interface ActSummary {
   readonly op: OpRecord;
   readonly notes: readonly ChronicleNote[];
   readonly verdict?: LedgerVerdict;
+  /** The act's transaction as the serving node reads it now (facts re-derived from the bytes). */
+  readonly tx?: TxSummary;
+}
+
+/** What the serving node derives from an act's transaction: its facts, and once signed the finalized transaction. */
+export interface TxSummary {
+  readonly facts: TxFacts | null;
+  /** Why the transaction does not parse now (a denied act may carry one that never did). */
+  readonly refused: CustodyError | null;
+  /** Decimals of the asset table, to render amounts. */
+  readonly assets: AssetTable;
+  readonly signatures: readonly Uint8Array[];
+  readonly signed: { readonly hex: string; readonly id: string } | null;
+  readonly signedRefused: CustodyError | null;
+}
+
+/** The act's signatures, one per message, once executed. */
+export function signaturesOf(op: OpRecord): readonly Uint8Array[] {
+  return op.signatures ?? [];
+}
+
+/** The transaction summary of `act` against the cluster state `c`. */
+export function txSummaryOf(c: ClusterState, act: Act, signatures: readonly Uint8Array[]): TxSummary {
+  const f = factsOf(c, act);
+  const s = signatures.length > 0 ? signedTxOf(act, signatures) : null;
+  return {
+    facts: 'facts' in f ? f.facts : null, refused: 'refused' in f ? f.refused : null, assets: assetTable(c), signatures,
+    signed: s !== null && !('refused' in s) ? s : null, signedRefused: s !== null && 'refused' in s ? s.refused : null,
+  };
 }
 
 function cluster(ledger: LedgerPort): ClusterState {
@@ -62,7 +94,7 @@ function cluster(ledger: LedgerPort): ClusterState {
   return c;
 }
 
-const BYTE_FIELDS = new Set(['keyReadyCid', 'actCid', 'identityKey', 'publicKey']);
+const BYTE_FIELDS = new Set(['keyReadyCid', 'actCid', 'identityKey', 'publicKey', 'displayHash']);
 const AMOUNT_FIELDS = new Set(['amountMax', 'autoReleaseAmountMax']);
 
 /** JSON (hex for bytes, decimal strings or numbers for amounts) to the canonical value form. */
@@ -118,7 +150,8 @@ export class AdminBackend {
       clusterId: c?.clusterId ?? '', governanceEpoch: c?.governance.epoch ?? 0, governanceHead: c ? toHex(c.governance.headCid) : '',
       frozen: c?.governance.frozen?.reason ?? '',
       nodes: c ? Object.values(c.nodes).map((n) => ({ id: n.id, status: n.status, passport: n.passport, equivocated: n.equivocated })) : [],
-      keys: c ? Object.values(c.keys).map(keyView) : [],
+      keys: c ? Object.values(c.keys).map((k) => keyView(k, c)) : [],
+      assets: c ? assetsView(assetTable(c)) : [],
       acts: c?.opCount ?? 0, height: s.height,
     };
   }
@@ -144,13 +177,18 @@ export class AdminBackend {
       if (e?.keyReadyCid == null) throw new CustodyError('KEY_NOT_PUBLISHED', `key ${String(o.keyId)} epoch ${String(o.keyEpoch)} has no published key object`);
       o.keyReadyCid = toHex(e.keyReadyCid);
     }
-    if ((o.kind === 'PublicationReleased' || o.kind === 'ActApproved') && o.actCid === undefined) {
-      const op = c.ops[String(o.opId)];
-      if (op !== undefined) o.actCid = toHex(op.actCid);
-      else if (o.kind === 'ActApproved' && o.act !== undefined) {
-        act = actFor(this.ledger.state(), actRequestOf(o.act));
-        o.actCid = toHex(actCid(act));
-      } else throw new CustodyError('UNKNOWN_SESSION', `no act ${String(o.opId)}; an ActApproved for a new act names it as "act": {keyId, asset, amount, destination, display}`);
+    if ((o.kind === 'PublicationReleased' || o.kind === 'ActApproved') && (o.actCid === undefined || o.displayHash === undefined)) {
+      // The approval binds the act (its cid) and the display an approver is shown (its digest),
+      // both taken from the act itself: a caller's own values are checked by the ledger.
+      const op = Object.hasOwn(c.ops, String(o.opId)) ? c.ops[String(o.opId)] : undefined;
+      if (op !== undefined) {
+        o.actCid ??= toHex(op.actCid);
+        o.displayHash ??= toHex(op.act.displayHash);
+      } else if (o.kind === 'ActApproved' && o.act !== undefined) {
+        act = actFor(this.ledger.state(), actRequestOf(o.act), caller.id).act;
+        o.actCid ??= toHex(actCid(act));
+        o.displayHash ??= toHex(act.displayHash);
+      } else throw new CustodyError('UNKNOWN_SESSION', `no act ${String(o.opId)}; an ActApproved for a new act names it as "act": {keyId, kind, tx (hex), keyEpoch?}`);
     }
     delete o.act;
     let action: DecisionBody['action'];
@@ -277,7 +315,18 @@ export class AdminBackend {
     requireAction(caller, 'read', 'read acts');
     const op = await this.opOf(opId);
     if (op === undefined) throw new CustodyError('UNKNOWN_SESSION', `no act ${opId}`);
-    return { op, notes: this.notes.notesOf(opId) };
+    return this.summary(op);
+  }
+
+  private summary(op: OpRecord, verdict?: LedgerVerdict): ActSummary {
+    const c = cluster(this.ledger);
+    return { op, notes: this.notes.notesOf(op.opId), tx: txSummaryOf(c, op.act, signaturesOf(op)), ...(verdict ? { verdict } : {}) };
+  }
+
+  /** The act an ActApproved in the book approves, with its transaction summary (null for other decisions). */
+  pendingAct(p: PendingDecision): { act: Act; tx: TxSummary } | null {
+    if (p.act === null) return null;
+    return { act: p.act, tx: txSummaryOf(cluster(this.ledger), p.act, []) };
   }
 
   async chronicle(caller: Operator, limit: number): Promise<{ acts: ActSummary[]; keys: KeyRecord[] }> {
@@ -286,10 +335,15 @@ export class AdminBackend {
     const n = Math.min(limit || CHRONICLE_ACTS_MAX, CHRONICLE_ACTS_MAX);
     const ended = (await this.ledger.endedActs?.(n)) ?? [];
     const ops = [...ended, ...Object.values(c.ops)].sort((a, b) => (a.history[0]?.index ?? 0) - (b.history[0]?.index ?? 0));
-    return { acts: ops.slice(-n).map((op) => ({ op, notes: this.notes.notesOf(op.opId) })), keys: Object.values(c.keys) };
+    return { acts: ops.slice(-n).map((op) => this.summary(op)), keys: Object.values(c.keys) };
   }
 
-  async submitAct(caller: Operator, opId: string, req: ActRequest, approvalCid: string): Promise<ActSummary> {
+  /**
+   * Submits an act built from `req` (the node derives every field from the transaction; the caller
+   * is its initiator), or with `approvalCid` the act an approved ActApproved in the book names;
+   * a transaction given beside an approval must be that act's.
+   */
+  async submitAct(caller: Operator, opId: string, req: ActRequest | null, approvalCid: string): Promise<ActSummary> {
     requireAction(caller, 'submit-act', 'submit signing acts');
     const c = cluster(this.ledger);
     let approval: GovernanceDecision | null = null;
@@ -301,8 +355,12 @@ export class AdminBackend {
       if (p.state !== 'approved') throw new CustodyError('QUORUM_NOT_MET', `decision ${approvalCid} has ${p.approvals.length} of ${this.needed(p)} approvals`);
       approval = { body: p.body, approvals: p.approvals };
       act = p.act;
+      if (req !== null && !bytesEqual(actCid(actFor(this.ledger.state(), req, act.initiator).act), actCid(act))) {
+        throw new CustodyError('BINDING_MISMATCH', `decision ${approvalCid} approves another act than this transaction`);
+      }
     } else {
-      act = actFor(this.ledger.state(), req);
+      if (req === null) throw new CustodyError('INVALID_ARGUMENT', 'an act needs its transaction (kind and tx), or an approval cid');
+      act = actFor(this.ledger.state(), req, caller.id).act;
     }
     const me = c.nodes[this.nodeId];
     if (me === undefined) throw new CustodyError('UNKNOWN_NODE', `${this.nodeId} is not on the roster`);
@@ -364,7 +422,7 @@ export class AdminBackend {
       const sig = `${op.state}/${op.history.length}/${notes.length}/${op.releasedBy ? 'r' : ''}`;
       if (sig === last) return;
       last = sig;
-      const more = l({ op, notes });
+      const more = l({ ...this.summary(op), notes });
       if (!more || TERMINAL_OP_STATES.includes(op.state)) stop();
     };
     const emit = (): void => {
@@ -408,34 +466,89 @@ export class AdminBackend {
 function actRequestOf(x: unknown): ActRequest {
   if (x === null || typeof x !== 'object') throw new CustodyError('INVALID_ARGUMENT', 'act must be an object');
   const o = x as Record<string, unknown>;
-  const s = (k: string): string => {
-    if (typeof o[k] !== 'string' || (o[k] as string).length === 0) throw new CustodyError('INVALID_ARGUMENT', `act.${k} is required`);
-    return o[k] as string;
-  };
-  const amount = String(o.amount ?? '');
-  if (!/^[0-9]{1,30}$/.test(amount)) throw new CustodyError('INVALID_ARGUMENT', 'act.amount must be a decimal integer');
-  return { keyId: s('keyId'), asset: s('asset'), amount: BigInt(amount), destination: s('destination'), display: s('display') };
+  if (typeof o.keyId !== 'string' || o.keyId.length === 0) throw new CustodyError('INVALID_ARGUMENT', 'act.keyId is required');
+  if (typeof o.kind !== 'string' || !TX_KINDS.includes(o.kind as TxKind)) throw new CustodyError('TX_UNSUPPORTED', `act.kind must be one of ${TX_KINDS.join(', ')}`);
+  if (typeof o.tx !== 'string' || !/^([0-9a-f]{2})+$/i.test(o.tx)) throw new CustodyError('INVALID_ARGUMENT', 'act.tx must be the transaction in hex');
+  for (const k of ['asset', 'amount', 'destination', 'display', 'messageDigest']) {
+    if (o[k] !== undefined) throw new CustodyError('INVALID_ARGUMENT', `act.${k} is derived from the transaction and cannot be given`);
+  }
+  const keyEpoch = o.keyEpoch === undefined ? undefined : Number(o.keyEpoch);
+  if (keyEpoch !== undefined && !(Number.isSafeInteger(keyEpoch) && keyEpoch >= 0)) throw new CustodyError('INVALID_ARGUMENT', 'act.keyEpoch must be a natural number');
+  return { keyId: o.keyId, kind: o.kind as TxKind, tx: fromHex(o.tx.toLowerCase()), ...(keyEpoch !== undefined ? { keyEpoch } : {}) };
 }
 
-export function keyView(k: KeyRecord) {
+/** The key's own address on its network ('' without a group key or a network with addresses). */
+export function keyAddress(c: ClusterState | null, k: KeyRecord): string {
+  const key = c === null ? null : keyContextFor(c, k.id);
+  if (key === null) return '';
+  try {
+    if (key.network.startsWith('bitcoin-') && key.scheme === 'taproot') return taprootAddress(key);
+    if (key.network.startsWith('solana-') && key.scheme === 'ed25519') return solanaAddress(key);
+  } catch {
+    return '';
+  }
+  return '';
+}
+
+export function keyView(k: KeyRecord, c: ClusterState | null = null) {
   return {
     id: k.id, scheme: k.scheme, status: k.status, activeEpoch: k.activeEpoch ?? -1, publicKey: k.publicKey ? toHex(k.publicKey) : '',
     epochs: Object.values(k.epochs).map((e) => `${e.epoch}:${e.status}`),
+    network: k.network, address: keyAddress(c, k),
+  };
+}
+
+export function assetsView(t: AssetTable) {
+  return Object.keys(t).sort().map((symbol) => {
+    const a = t[symbol]!;
+    return { symbol, network: a.network, mint: a.onChain === 'native' ? '' : a.onChain.mint, decimals: a.decimals };
+  });
+}
+
+/** The policy rule the ledger recorded as deciding the act, when it records one. */
+function ruleOf(op: OpRecord): string {
+  const r = (op as unknown as { ruleId?: unknown }).ruleId;
+  return typeof r === 'string' ? r : '';
+}
+
+/** The transaction part of an act's view: kind, bytes, initiator, the facts and the signed transaction. */
+export function actTxView(act: Act, tx: TxSummary | undefined) {
+  const f = tx?.facts ?? null;
+  const dec = (symbol: string): number | undefined => (tx !== undefined && Object.hasOwn(tx.assets, symbol) ? tx.assets[symbol]!.decimals : undefined);
+  const units = (amount: bigint, symbol: string): string => {
+    const d = dec(symbol);
+    return d === undefined ? `${amount}` : formatUnits(amount, d);
+  };
+  return {
+    initiator: act.initiator, kind: act.kind, tx: Buffer.from(act.tx),
+    display: f?.display ?? '', displayHash: toHex(act.displayHash), network: f?.network ?? '',
+    outputs: (f?.outputs ?? []).map((o) => ({ address: o.address, amount: units(o.amount, o.asset), asset: o.asset, change: o.change, amountBase: o.amount.toString() })),
+    fee: f === null ? '' : `${units(f.fee, f.feeAsset)} ${f.feeAsset}`,
+    factsRefused: tx?.refused ? `${tx.refused.reason}: ${tx.refused.detail}` : '',
+    signatures: (tx?.signatures ?? []).map(toHex),
+    signedTx: tx?.signed?.hex ?? '', txid: tx?.signed?.id ?? '',
+    amountUnits: dec(act.asset) === undefined ? '' : units(act.amount, act.asset),
   };
 }
 
 export function actView(a: ActSummary) {
   const op = a.op;
+  const sigs = signaturesOf(op);
   return {
     opId: op.opId, state: op.state, reason: op.reason ?? '', keyId: op.act.keyId, keyEpoch: op.act.keyEpoch, asset: op.act.asset,
     amount: op.act.amount.toString(), destination: op.act.destination, messageDigest: toHex(op.act.messageDigest),
     history: op.history.map((h) => ({ state: h.state, index: h.index })),
     receipts: op.receipts.map((r) => ({ type: String((r as { type?: unknown }).type), cid: toHex(receiptCid(r)), index: Number((r as { index?: unknown }).index) })),
-    signature: op.signature ? toHex(op.signature) : '', confirmation: op.confirmation ?? '',
+    signature: sigs.length > 0 ? toHex(sigs[0]!) : '', confirmation: op.confirmation ?? '',
     permitId: op.permitId ? toHex(op.permitId) : '',
-    signingSet: (op.signingSet?.commitments ?? []).map((m) => ({ nodeId: m.nodeId, identifier: m.identifier, hiding: toHex(m.hiding), binding: toHex(m.binding), counter: m.counter })),
+    signingSet: (op.signingSet?.commitments ?? []).map((m) => ({
+      nodeId: m.nodeId, identifier: m.identifier, hiding: m.nonces[0] ? toHex(m.nonces[0].hiding) : '', binding: m.nonces[0] ? toHex(m.nonces[0].binding) : '', counter: m.nonces[0]?.counter ?? 0,
+      nonces: m.nonces.map((n) => ({ counter: n.counter, hiding: toHex(n.hiding), binding: toHex(n.binding) })),
+    })),
     notes: a.notes.map((n) => ({ atMs: n.atMs, text: n.text, reason: n.reason ?? '' })),
     ...(a.verdict ? { verdict: verdictView(a.verdict) } : {}),
+    ...actTxView(op.act, a.tx ?? undefined),
+    rule: ruleOf(op),
   };
 }
 
@@ -443,9 +556,18 @@ export function verdictView(v: LedgerVerdict) {
   return { ok: v.ok, index: v.index, reason: (v.reason ?? '') as ReasonCode | '', detail: v.detail };
 }
 
-export function decisionView(p: PendingDecision, needed: number) {
+/** A decision's view; `pending` is the act an ActApproved for a new act approves (AdminBackend.pendingAct). */
+export function decisionView(p: PendingDecision, needed: number, pending: { act: Act; tx: TxSummary } | null = null) {
+  const action = p.body.action;
+  const opId = action.kind === 'ActApproved' || action.kind === 'PublicationReleased' ? action.opId : '';
   return {
     cid: p.cid, bodyCbor: Buffer.from(encode(decisionBodyToCbor(p.body))), bodyJson: JSON.stringify(cborToJson(decisionBodyToCbor(p.body))),
     approvals: p.approvals.map((a) => a.approverId), needed, state: p.state, ...(p.verdict ? { verdict: verdictView(p.verdict) } : {}),
+    ...(pending === null ? {} : {
+      act: {
+        opId, state: 'Proposed', keyId: pending.act.keyId, keyEpoch: pending.act.keyEpoch, asset: pending.act.asset, amount: pending.act.amount.toString(),
+        destination: pending.act.destination, messageDigest: toHex(pending.act.messageDigest), ...actTxView(pending.act, pending.tx),
+      },
+    }),
   };
 }

@@ -12,19 +12,23 @@ import { adminPackage } from './server.js';
 type Unary = (req: object, md: grpc.Metadata, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r?: unknown) => void) => void;
 
 export interface Verdict { ok: boolean; index: number; reason: string; detail: string }
-export interface DecisionReply { cid: string; bodyCbor: Buffer; bodyJson: string; approvals: string[]; needed: number; state: string; verdict: Verdict | null }
+export interface DecisionReply { cid: string; bodyCbor: Buffer; bodyJson: string; approvals: string[]; needed: number; state: string; verdict: Verdict | null; act: ActView | null }
 export interface Note { atMs: number; text: string; reason: string }
+export interface TxOutputView { address: string; amount: string; asset: string; change: boolean; amountBase: string }
 export interface ActView {
   opId: string; state: string; reason: string; keyId: string; keyEpoch: number; asset: string; amount: string; destination: string; messageDigest: string;
   history: { state: string; index: number }[]; receipts: { type: string; cid: string; index: number }[]; signature: string; confirmation: string;
   notes: Note[]; verdict: Verdict | null;
-  permitId: string; signingSet: { nodeId: string; identifier: string; hiding: string; binding: string; counter: number }[];
+  permitId: string; signingSet: { nodeId: string; identifier: string; hiding: string; binding: string; counter: number; nonces: { counter: number; hiding: string; binding: string }[] }[];
+  initiator: string; kind: string; tx: Buffer; display: string; displayHash: string; network: string; outputs: TxOutputView[]; fee: string;
+  factsRefused: string; signatures: string[]; signedTx: string; txid: string; rule: string; amountUnits: string;
 }
-export interface KeyView { id: string; scheme: string; status: string; activeEpoch: number; publicKey: string; epochs: string[] }
+export interface KeyView { id: string; scheme: string; status: string; activeEpoch: number; publicKey: string; epochs: string[]; network: string; address: string }
+export interface AssetView { symbol: string; network: string; mint: string; decimals: number }
 export interface StatusReply {
   nodeId: string; caller: string; term: number; leader: string; commit: number; applied: number; stateRoot: string; clusterId: string;
   governanceEpoch: number; governanceHead: string; frozen: string; nodes: { id: string; status: string; passport: string; equivocated: boolean }[];
-  keys: KeyView[]; acts: number; height: number;
+  keys: KeyView[]; acts: number; height: number; assets: AssetView[];
 }
 
 export class AdminClient {
@@ -56,8 +60,12 @@ export class AdminClient {
   approveDecision(cid: string, approverId: string, signature: Uint8Array): Promise<DecisionReply> { return this.call('ApproveDecision', { cid, approverId, signature: Buffer.from(signature) }); }
   submitDecision(decisionCbor: Uint8Array): Promise<DecisionReply> { return this.call('SubmitDecision', { decisionCbor: Buffer.from(decisionCbor) }); }
   chronicle(limit = 0): Promise<{ acts: ActView[]; keys: KeyView[] }> { return this.call('ListChronicle', { limit }); }
-  submitAct(req: { opId: string; keyId: string; asset: string; amount: string; destination: string; display: string; messageDigest?: Uint8Array; keyEpoch?: number; approvalCid?: string }): Promise<ActView> {
-    return this.call('SubmitAct', { ...req, keyEpoch: req.keyEpoch ?? -1, messageDigest: Buffer.from(req.messageDigest ?? new Uint8Array(0)) });
+  /** An act from its transaction (the node derives every field; `declared` only double-checks), or the act an approved decision names. */
+  submitAct(req: {
+    opId: string; keyId: string; kind?: string; tx?: Uint8Array; keyEpoch?: number; approvalCid?: string;
+    declared?: { asset?: string; amount?: string; destination?: string };
+  }): Promise<ActView> {
+    return this.call('SubmitAct', { ...req, keyEpoch: req.keyEpoch ?? -1, kind: req.kind ?? '', tx: Buffer.from(req.tx ?? new Uint8Array(0)), declared: req.declared ?? null });
   }
   showAct(opId: string): Promise<ActView> { return this.call('ShowAct', { opId }); }
   settleAct(opId: string, confirmation: string): Promise<ActView> { return this.call('SettleAct', { opId, confirmation }); }

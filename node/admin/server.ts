@@ -17,6 +17,8 @@ import { REASON_METADATA_KEY } from '../wire.js';
 import { serverCredentials, type TlsMaterial } from '../tls.js';
 import { actView, decisionView, keyView, type AdminBackend } from './backend.js';
 import { operatorOf, requireAction, type Operator } from './roles.js';
+import type { ActRequest } from '../lifecycle/acts.js';
+import { TX_KINDS, type TxKind } from '../../ledger/tx/types.js';
 
 export const ADMIN_PROTO_PATH = fileURLToPath(new URL('../../../proto/admin.proto', import.meta.url));
 const loaderOptions: protoLoader.Options = { keepCase: false, longs: Number, enums: String, bytes: Buffer, defaults: true, oneofs: true };
@@ -114,42 +116,54 @@ export class AdminServer {
       Status: unary<R, unknown>((op) => b.status(op)),
       ProposeDecision: unary<R, unknown>(async (op, r) => {
         const p = await b.proposeDecision(op, str(r.actionJson, 'action_json', nodeLimits.adminRequestBytesMax), Number(r.ttlMs ?? 0));
-        return decisionView(p, b.needed(p));
+        return decisionView(p, b.needed(p), b.pendingAct(p));
       }),
       GetDecision: unary<R, unknown>((op, r) => {
         const p = b.getDecision(op, need(r.cid, 'cid'));
-        return decisionView(p, b.needed(p));
+        return decisionView(p, b.needed(p), b.pendingAct(p));
       }),
-      ListDecisions: unary<R, unknown>((op) => ({ decisions: b.listDecisions(op).map((p) => decisionView(p, b.needed(p))) })),
+      ListDecisions: unary<R, unknown>((op) => ({ decisions: b.listDecisions(op).map((p) => decisionView(p, b.needed(p), b.pendingAct(p))) })),
       ApproveDecision: unary<R, unknown>(async (op, r) => {
         const sig = r.signature;
         if (!Buffer.isBuffer(sig) || sig.length !== 64) throw new CustodyError('INVALID_ARGUMENT', 'signature must be 64 bytes');
         const p = await b.approveDecision(op, need(r.cid, 'cid'), need(r.approverId, 'approver_id'), new Uint8Array(sig));
-        return decisionView(p, b.needed(p));
+        return decisionView(p, b.needed(p), b.pendingAct(p));
       }),
       SubmitDecision: unary<R, unknown>(async (op, r) => {
         const c = r.decisionCbor;
         if (!Buffer.isBuffer(c) || c.length === 0) throw new CustodyError('INVALID_ARGUMENT', 'decision_cbor is required');
         const p = await b.submitDecision(op, new Uint8Array(c));
-        return decisionView(p, b.needed(p));
+        return decisionView(p, b.needed(p), b.pendingAct(p));
       }),
       ListChronicle: unary<R, unknown>(async (op, r) => {
         const ch = await b.chronicle(op, Number(r.limit ?? 0));
-        return { acts: ch.acts.map(actView), keys: ch.keys.map(keyView) };
+        return { acts: ch.acts.map(actView), keys: ch.keys.map((k) => keyView(k, b.ledger.state().cluster)) };
       }),
       SubmitAct: unary<R, unknown>(async (op, r) => {
-        const amount = need(r.amount, 'amount', 40);
-        if (!/^[0-9]{1,30}$/.test(amount)) throw new CustodyError('INVALID_ARGUMENT', 'amount must be a decimal integer in the asset\'s smallest unit');
-        const digest = r.messageDigest;
-        if (digest !== undefined && !Buffer.isBuffer(digest)) throw new CustodyError('INVALID_ARGUMENT', 'message_digest must be bytes');
-        if (digest !== undefined && digest.length !== 0 && digest.length !== 32) throw new CustodyError('INVALID_ARGUMENT', 'message_digest must be 32 bytes');
         const keyEpoch = Number(r.keyEpoch ?? -1);
-        const a = await b.submitAct(op, need(r.opId, 'op_id'), {
-          keyId: need(r.keyId, 'key_id'), asset: need(r.asset, 'asset'), amount: BigInt(amount), destination: need(r.destination, 'destination', 1024),
-          display: need(r.display, 'display', 4096),
-          ...(digest !== undefined && digest.length === 32 ? { messageDigest: new Uint8Array(digest) } : {}),
-          ...(keyEpoch >= 0 ? { keyEpoch } : {}),
-        }, str(r.approvalCid ?? '', 'approval_cid', 128));
+        const kind = str(r.kind ?? '', 'kind', 16);
+        const tx = r.tx;
+        if (tx !== undefined && tx !== null && !Buffer.isBuffer(tx)) throw new CustodyError('INVALID_ARGUMENT', 'tx must be bytes');
+        const approvalCid = str(r.approvalCid ?? '', 'approval_cid', 128);
+        const hasTx = kind !== '' || (Buffer.isBuffer(tx) && tx.length > 0);
+        let req: ActRequest | null = null;
+        if (hasTx) {
+          if (!(TX_KINDS as readonly string[]).includes(kind)) throw new CustodyError('TX_UNSUPPORTED', `kind must be one of ${TX_KINDS.join(', ')}, not ${JSON.stringify(kind)}`);
+          if (!Buffer.isBuffer(tx) || tx.length === 0) throw new CustodyError('INVALID_ARGUMENT', 'tx (the unsigned transaction) is required');
+          const d = (r.declared ?? {}) as R;
+          const asset = str(d.asset ?? '', 'declared.asset', 32);
+          const amount = str(d.amount ?? '', 'declared.amount', 40);
+          const destination = str(d.destination ?? '', 'declared.destination', 4096);
+          if (amount !== '' && !/^[0-9]{1,30}$/.test(amount)) throw new CustodyError('INVALID_ARGUMENT', 'declared.amount must be a decimal integer in the asset\'s smallest unit');
+          req = {
+            keyId: need(r.keyId, 'key_id'), kind: kind as TxKind, tx: new Uint8Array(tx),
+            ...(keyEpoch >= 0 ? { keyEpoch } : {}),
+            declared: { ...(asset !== '' ? { asset } : {}), ...(amount !== '' ? { amount: BigInt(amount) } : {}), ...(destination !== '' ? { destination } : {}) },
+          };
+        } else if (approvalCid === '') {
+          throw new CustodyError('INVALID_ARGUMENT', 'an act needs its transaction (kind and tx), or an approval cid');
+        }
+        const a = await b.submitAct(op, need(r.opId, 'op_id'), req, approvalCid);
         return actView(a);
       }),
       ShowAct: unary<R, unknown>(async (op, r) => actView(await b.act(op, need(r.opId, 'op_id')))),

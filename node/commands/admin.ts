@@ -14,6 +14,9 @@ import { OPERATOR_ROLES, issueOperatorCert, type OperatorRole } from '../admin/r
 import { ensureCa } from '../certs.js';
 import { adminSnapshotCommand } from './snapshot.js';
 import { leaderCommand, memberCommand, membershipJson, printMembership } from './member.js';
+import { actCommand, approveShown, formatAct, keyCommand } from './act.js';
+
+export { formatAct };
 
 export interface Conn {
   node: string;
@@ -23,21 +26,30 @@ export interface Conn {
   ca?: string;
   cert?: string;
   key?: string;
+  'tls-key'?: string;
+  /** Set by connOptions(y, true): --key is a threshold key's id, not a TLS key file. */
+  'key-is-signing-key'?: boolean;
   json: boolean;
 }
 
-const CONN_HELP = 'Connection: --node host:port --node-id <id the node certificate names>, and the operator\'s TLS material as --certs <dir> --as <operator id> (dir/ca.crt, dir/<id>.crt, dir/<id>.key) or --ca/--cert/--key. Every option may also come from the environment as CUSTODY_ADMIN_<OPTION> (e.g. CUSTODY_ADMIN_NODE).';
+const CONN_HELP = 'Connection: --node host:port --node-id <id the node certificate names>, and the operator\'s TLS material as --certs <dir> --as <operator id> (dir/ca.crt, dir/<id>.crt, dir/<id>.key) or --ca/--cert/--tls-key (--key where --key does not name a signing key). Every option may also come from the environment as CUSTODY_ADMIN_<OPTION> (e.g. CUSTODY_ADMIN_NODE).';
 
-export function connOptions<T>(y: Argv<T>): Argv<T & Conn> {
-  return y
+/**
+ * The connection options. With `signingKey` the command's --key names a threshold key (act submit,
+ * key show), and the operator's TLS key is --tls-key.
+ */
+export function connOptions<T>(y: Argv<T>, signingKey = false): Argv<T & Conn> {
+  const base = y
     .option('node', { type: 'string', demandOption: true, describe: 'admin address of a node (host:port)' })
     .option('node-id', { type: 'string', demandOption: true, describe: 'the node id its certificate names (checked during the TLS handshake)' })
     .option('certs', { type: 'string', describe: 'directory holding ca.crt and the operator\'s <id>.crt / <id>.key' })
     .option('as', { type: 'string', describe: 'operator id inside --certs' })
     .option('ca', { type: 'string', describe: 'cluster CA certificate (instead of --certs)' })
     .option('cert', { type: 'string', describe: 'operator certificate (instead of --certs)' })
-    .option('key', { type: 'string', describe: 'operator private key (instead of --certs)' })
-    .option('json', { type: 'boolean', default: false, describe: 'print machine-readable JSON' }) as unknown as Argv<T & Conn>;
+    .option('tls-key', { type: 'string', describe: 'operator private key (instead of --certs)' })
+    .option('json', { type: 'boolean', default: false, describe: 'print machine-readable JSON' });
+  if (signingKey) return base.option('key-is-signing-key', { type: 'boolean', default: true, hidden: true }) as unknown as Argv<T & Conn>;
+  return base.option('key', { type: 'string', describe: 'operator private key (instead of --certs; the same as --tls-key)' }) as unknown as Argv<T & Conn>;
 }
 
 export function client(a: Conn, service: 'Admin' | 'Membership' = 'Admin'): AdminClient {
@@ -46,8 +58,9 @@ export function client(a: Conn, service: 'Admin' | 'Membership' = 'Admin'): Admi
     if (a.as === undefined) throw new CustodyError('INVALID_ARGUMENT', '--certs needs --as <operator id>');
     files = { ca: join(a.certs, 'ca.crt'), cert: join(a.certs, `${a.as}.crt`), key: join(a.certs, `${a.as}.key`) };
   } else {
-    if (a.ca === undefined || a.cert === undefined || a.key === undefined) throw new CustodyError('INVALID_ARGUMENT', 'give --certs and --as, or all of --ca, --cert and --key');
-    files = { ca: a.ca, cert: a.cert, key: a.key };
+    const key = a['tls-key'] ?? (a['key-is-signing-key'] === true ? undefined : a.key);
+    if (a.ca === undefined || a.cert === undefined || key === undefined) throw new CustodyError('INVALID_ARGUMENT', 'give --certs and --as, or all of --ca, --cert and --tls-key');
+    files = { ca: a.ca, cert: a.cert, key };
   }
   return new AdminClient(a.node, a['node-id'], files, service);
 }
@@ -70,16 +83,6 @@ export function run<A extends Conn>(f: (c: AdminClient, a: A) => Promise<void>):
 }
 
 export const out = (s: string): void => void process.stdout.write(`${s}\n`);
-
-export function formatAct(v: ActView): string {
-  const lines = [`act ${v.opId}: ${v.state}${v.reason ? ` (${v.reason})` : ''}  key ${v.keyId}@${v.keyEpoch}  ${v.amount} ${v.asset} -> ${v.destination}`];
-  lines.push(`  history: ${v.history.map((h) => `${h.state}@${h.index}`).join(' -> ')}`);
-  for (const r of v.receipts) lines.push(`  receipt ${r.type} at index ${r.index}: ${r.cid}`);
-  if (v.signature) lines.push(`  signature: ${v.signature}`);
-  if (v.confirmation) lines.push(`  confirmation: ${v.confirmation}`);
-  for (const n of v.notes) lines.push(`  note ${new Date(n.atMs).toISOString()}: ${n.reason ? `${n.reason}: ` : ''}${n.text}`);
-  return lines.join('\n');
-}
 
 function formatDecision(d: DecisionReply): string {
   const v = d.verdict ? `  ledger: ${d.verdict.ok ? `applied at index ${d.verdict.index}` : `${d.verdict.reason}: ${d.verdict.detail}`}` : '';
@@ -145,8 +148,14 @@ const decision: Cmd<object> = {
         // Sign only what was shown: the body must hash to the cid that was asked for.
         const body = decisionBodyFromCbor(decode(new Uint8Array(d.bodyCbor)));
         if (toHex(decisionCid(body)) !== a.cid.toLowerCase()) throw new CustodyError('BINDING_MISMATCH', 'the node returned a body that is not the decision asked for');
-        process.stderr.write(`signing as ${key.id}: ${d.bodyJson}\n`);
-        const r = await c.approveDecision(a.cid, key.id, ed25519Sign(decisionSigningBytes(body), key.secretKey));
+        let r: DecisionReply;
+        if (body.action.kind === 'ActApproved' || body.action.kind === 'PublicationReleased') {
+          // An approval of an act shows, and binds, the transaction's display (act.ts verifiedApproval).
+          r = await approveShown(c, d, a.cid, a['key-file']);
+        } else {
+          process.stderr.write(`signing as ${key.id}: ${d.bodyJson}\n`);
+          r = await c.approveDecision(a.cid, key.id, ed25519Sign(decisionSigningBytes(body), key.secretKey));
+        }
         out(a.json ? JSON.stringify({ ...r, bodyCbor: r.bodyCbor.toString('hex') }, null, 2) : formatDecision(r));
       }),
     })
@@ -173,73 +182,6 @@ const decision: Cmd<object> = {
     .demandCommand(1, 'name a decision action'),
   handler: () => undefined,
 };
-
-interface ActArgs extends Conn {
-  op: string; 'key-id': string; asset: string; amount: string; destination: string; display: string; digest?: string; 'key-epoch': number; approval: string; watch: boolean;
-}
-
-const act: Cmd<object> = {
-  command: 'act <action>',
-  describe: 'signing acts: submit a typed act, watch it, show it, settle it',
-  builder: (y) => y
-    .command<ActArgs>({
-      command: 'submit',
-      describe: 'submit a typed signing act (custodian); it is admitted or denied by policy in the ledger',
-      builder: (y2) => connOptions(y2)
-        .option('op', { type: 'string', demandOption: true, describe: 'idempotency key of the act (re-submitting the same content returns the original result)' })
-        .option('key-id', { type: 'string', demandOption: true })
-        .option('asset', { type: 'string', demandOption: true })
-        .option('amount', { type: 'string', demandOption: true, describe: 'integer, in the asset\'s smallest unit' })
-        .option('destination', { type: 'string', demandOption: true })
-        .option('display', { type: 'string', demandOption: true, describe: 'what you were shown; its hash is bound into the act' })
-        .option('digest', { type: 'string', describe: '32-byte hex digest to sign (a transaction sighash); default: derived from --display' })
-        .option('key-epoch', { type: 'number', default: -1, describe: 'key epoch (default: the active one)' })
-        .option('approval', { type: 'string', default: '', describe: 'cid of an approved ActApproved decision held on this node' })
-        .option('watch', { type: 'boolean', default: false, describe: 'then follow it until Published or it ends' }),
-      handler: run(async (c, a) => {
-        const v = await c.submitAct({
-          opId: a.op, keyId: a['key-id'], asset: a.asset, amount: a.amount, destination: a.destination, display: a.display, keyEpoch: a['key-epoch'], approvalCid: a.approval,
-          ...(a.digest ? { messageDigest: fromHex(a.digest) } : {}),
-        });
-        out(a.json ? JSON.stringify(v, null, 2) : formatAct(v));
-        if (a.watch) await watchUntil(c, a.op, a.json, 'Published');
-      }),
-    })
-    .command<Conn & { op: string; until: string }>({
-      command: 'watch',
-      describe: 'follow an act as it moves (states, receipts, notes with reason codes)',
-      builder: (y2) => connOptions(y2).option('op', { type: 'string', demandOption: true }).option('until', { type: 'string', default: 'Settled', describe: 'stop at this state (or when the act ends)' }),
-      handler: run(async (c, a) => watchUntil(c, a.op, a.json, a.until)),
-    })
-    .command<Conn & { op: string }>({
-      command: 'show',
-      describe: 'one act with its history, receipts and notes',
-      builder: (y2) => connOptions(y2).option('op', { type: 'string', demandOption: true }),
-      handler: run(async (c, a) => {
-        const v = await c.showAct(a.op);
-        out(a.json ? JSON.stringify(v, null, 2) : formatAct(v));
-      }),
-    })
-    .command<Conn & { op: string; confirmation: string }>({
-      command: 'settle',
-      describe: 'attach the external confirmation (e.g. a transaction id) to a Published act (custodian)',
-      builder: (y2) => connOptions(y2).option('op', { type: 'string', demandOption: true }).option('confirmation', { type: 'string', demandOption: true }),
-      handler: run(async (c, a) => out(formatAct(await c.settleAct(a.op, a.confirmation)))),
-    })
-    .demandCommand(1, 'name an act action'),
-  handler: () => undefined,
-};
-
-async function watchUntil(c: AdminClient, opId: string, json: boolean, until: string): Promise<void> {
-  let printed = 0;
-  const v = await c.watch(opId, (x) => {
-    if (json) return out(JSON.stringify(x));
-    for (const n of x.notes.slice(printed)) out(`  ${n.reason ? `${n.reason}: ` : ''}${n.text}`);
-    printed = x.notes.length;
-    out(`${x.opId}: ${x.state}${x.reason ? ` (${x.reason})` : ''}`);
-  }, (x) => x.state === until || ['Settled', 'Denied', 'Aborted'].includes(x.state));
-  if (v.state === 'Denied' || v.state === 'Aborted') throw new CustodyError((v.reason || 'INTERNAL') as never, `act ${opId} ended ${v.state}`);
-}
 
 const chronicle: Cmd<Conn & { limit: number }> = {
   command: 'chronicle',
@@ -310,7 +252,8 @@ export const adminCommand: CommandModule<object, object> = {
     .env('CUSTODY_ADMIN')
     .command(status)
     .command(decision)
-    .command(act)
+    .command(actCommand)
+    .command(keyCommand)
     .command(chronicle)
     .command(fence)
     .command(memberCommand)

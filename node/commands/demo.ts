@@ -8,21 +8,26 @@
  *      kernels, all as child processes
  *   3. genesis; a 2-of-3 DKG for ed25519 and one for Taproot driven through the ledger; activation
  *      of each key by 2-of-3 approvers
- *   4. one signing act per key through the publication gate (the Taproot act is above the
- *      auto-release amount, so it waits at the gate with PUBLICATION_DENIED until approvers release
- *      it), settlement with an external confirmation
- *   5. the chronicle; an evidence bundle per act written to a named file and checked with
- *      `custody evidence verify` and an independent signature verifier; everything stopped.
+ *   4. one real transaction per key, built offline for the key's own address (`custody tx`): a
+ *      Solana transfer (bitcoin-regtest and solana-devnet keys need no chain to sign for) that
+ *      policy allows and publishes at once, and a Taproot PSBT spending two coins of the key with
+ *      change back to it, above the auto-release amount, so it waits executed at the publication
+ *      gate (PUBLICATION_DENIED) until approvers, shown the transaction's display re-derived from
+ *      its bytes, release it; the signed transactions; settlement with an external confirmation
+ *   5. the chronicle with each act's facts; an evidence bundle per act (its act carries the
+ *      transaction) written to a named file and checked with `custody evidence verify` and an
+ *      independent signature verifier; everything stopped.
  *
  * Every operator step goes through the admin API exactly as `custody admin ...` does.
  */
 import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { CommandModule } from 'yargs';
 import { CustodyError, isCustodyError } from '../../proto/errors.js';
-import { decode } from '../../ledger/encoding.js';
+import { decode, fromHex, toHex } from '../../ledger/encoding.js';
+import { actFromCbor } from '../../ledger/events.js';
 import { decisionBodyFromCbor, decisionSigningBytes, ed25519Sign, type ActPolicy } from '../../ledger/decision.js';
 import { verifyEvidenceBundle } from '../../ledger/receipts.js';
 import { LocalCluster } from '../lifecycle/local-cluster.js';
@@ -33,13 +38,31 @@ import { issueOperatorCert, type OperatorRole } from '../admin/roles.js';
 import { ensureCa } from '../certs.js';
 import { CLI_PATH } from '../cluster.js';
 import { formatAct } from './admin.js';
+import { keyContextOfView, verifiedApproval } from './act.js';
+import { buildSolanaTransfer, buildTaprootPsbt } from '../lifecycle/tx-build.js';
+
+/** Where the demo pays: a regtest Taproot address and a devnet address of keys nobody here holds. */
+export const DEMO_BTC_DESTINATION = 'bcrt1pfqarxerx6v0zh6zcj2f3a3np8jselxn8vgefdx95c0n328qpzg4s2lxlrp';
+export const DEMO_SOL_DESTINATION = 'GmaDrppBC7P5ARKV8g3djiwP89vz1jLK23V2GBjuAEGB';
+/** A recent blockhash stands in for the chain's (the demo broadcasts nothing). */
+const DEMO_BLOCKHASH = 'GHtXQBsoZHVnNFa9YevAzFr17DJjgHXk3ycTKD5xD3Zi';
 
 export const DEMO_POLICY: ActPolicy = {
   tiers: [{ amountMax: 10_000n, approvals: 0 }, { amountMax: 1_000_000n, approvals: 2 }],
   velocity: { windowMs: 3_600_000, amountMax: 10_000_000n },
-  destinations: { SOL: ['sol-treasury'], BTC: ['bc1p-treasury'] },
+  destinations: { SOL: [DEMO_SOL_DESTINATION], BTC: [DEMO_BTC_DESTINATION] },
   autoReleaseAmountMax: 5_000n,
 };
+
+/** Approvals DEMO_POLICY wants before it admits a payment of `amount` (base units) of `asset`. */
+export function demoApprovalsFor(_asset: string, amount: bigint): number {
+  return DEMO_POLICY.tiers.find((t) => amount <= t.amountMax)?.approvals ?? Number.POSITIVE_INFINITY;
+}
+
+/** Whether DEMO_POLICY's publication gate holds an executed payment until a release decision. */
+export function demoHeldAtGate(_asset: string, amount: bigint): boolean {
+  return amount > DEMO_POLICY.autoReleaseAmountMax;
+}
 
 const OPERATORS: Record<string, OperatorRole> = { kim: 'key-generator', cara: 'custodian', audra: 'auditor', 'approver-1': 'approver', 'approver-2': 'approver', 'approver-3': 'approver' };
 const MARKER = '.custody-demo';
@@ -156,7 +179,15 @@ async function run(a: Args): Promise<void> {
         const c = client(id);
         const d = await c.getDecision(cid);
         const key = running.approvers.find((x) => x.id === id)!;
-        const r = await c.approveDecision(cid, id, ed25519Sign(decisionSigningBytes(decisionBodyFromCbor(decode(new Uint8Array(d.bodyCbor)))), key.secretKey));
+        const body = decisionBodyFromCbor(decode(new Uint8Array(d.bodyCbor)));
+        if (body.action.kind === 'ActApproved' || body.action.kind === 'PublicationReleased') {
+          // What `custody admin act approve` does: re-derive the display from the transaction's
+          // bytes, check the decision names exactly that act and display, show it, then sign.
+          const v = await verifiedApproval(c, d, cid);
+          say(`      ${id} is shown the transaction of ${v.opId}, re-derived from its bytes (display digest ${toHex(v.facts.displayHash).slice(0, 16)}, the one the decision binds):`);
+          for (const line of v.facts.display.trimEnd().split('\n')) say(`        | ${line}`);
+        }
+        const r = await c.approveDecision(cid, id, ed25519Sign(decisionSigningBytes(body), key.secretKey));
         say(`      ${id} signed ${cid.slice(0, 16)}: ${r.state}${r.verdict ? (r.verdict.ok ? ` at ledger index ${r.verdict.index}` : ` ${r.verdict.reason}`) : ''}`);
       }
     };
@@ -165,9 +196,9 @@ async function run(a: Args): Promise<void> {
     say(`[3/7] genesis of ${st.clusterId}: leader ${st.leader}, ${st.nodes.length} nodes, approvers approver-1..3 (2 of 3 decide), state root ${st.stateRoot.slice(0, 16)}`);
 
     const kim = client('kim');
-    for (const [keyId, scheme] of [['treasury-ed25519', 'ed25519'], ['treasury-taproot', 'taproot']] as const) {
-      const d = await kim.proposeDecision(JSON.stringify({ kind: 'DkgAuthorized', keyId, scheme, threshold: 2, participants: st.nodes.map((n) => n.id) }));
-      say(`[4/7] kim proposes a 2-of-3 ${scheme} DKG for ${keyId}: decision ${d.cid.slice(0, 16)}`);
+    for (const [keyId, scheme, network] of [['treasury-ed25519', 'ed25519', 'solana-devnet'], ['treasury-taproot', 'taproot', 'bitcoin-regtest']] as const) {
+      const d = await kim.proposeDecision(JSON.stringify({ kind: 'DkgAuthorized', keyId, scheme, network, threshold: 2, participants: st.nodes.map((n) => n.id) }));
+      say(`[4/7] kim proposes a 2-of-3 ${scheme} DKG for ${keyId} on ${network}: decision ${d.cid.slice(0, 16)}`);
       await approve(d.cid, ['approver-1', 'approver-2']);
       const deadline = Date.now() + 120_000;
       for (;;) {
@@ -181,16 +212,42 @@ async function run(a: Args): Promise<void> {
       say(`      kim proposes activation ${act.cid.slice(0, 16)} (key exists != key is authority)`);
       await approve(act.cid, ['approver-2', 'approver-3']);
     }
-    for (const k of (await audra.status()).keys) say(`      key ${k.id} (${k.scheme}) ${k.status} at epoch ${k.activeEpoch}: group public key ${k.publicKey}`);
+    const status = await audra.status();
+    for (const k of status.keys) say(`      key ${k.id} (${k.scheme}) ${k.status} at epoch ${k.activeEpoch} on ${k.network}: group public key ${k.publicKey}, address ${k.address}`);
 
-    const cara = client('cara');
+    // The transactions, built offline for each key's own address as `custody tx` builds them.
+    const contextOf = (keyId: string) => keyContextOfView(status.keys.find((k) => k.id === keyId)!);
+    const btcKey = contextOf('treasury-taproot');
+    const coin = (label: string, vout: number, amountSat: bigint) => ({ txid: createHash('sha256').update(`custody demo coin ${label}`).digest('hex'), vout, amountSat });
     const acts = [
-      { opId: 'pay-sol-1', keyId: 'treasury-ed25519', asset: 'SOL', amount: '1000', destination: 'sol-treasury' },
-      { opId: 'pay-btc-1', keyId: 'treasury-taproot', asset: 'BTC', amount: '8000', destination: 'bc1p-treasury' },
+      {
+        opId: 'pay-sol-1', keyId: 'treasury-ed25519', kind: 'solana' as const, asset: 'SOL', amount: 1000n, destination: DEMO_SOL_DESTINATION,
+        tx: await buildSolanaTransfer(contextOf('treasury-ed25519'), [{ address: DEMO_SOL_DESTINATION, amount: 1000n }], DEMO_BLOCKHASH),
+        what: 'a Solana transfer of 1000 lamports',
+      },
+      {
+        opId: 'pay-btc-1', keyId: 'treasury-taproot', kind: 'btc-psbt' as const, asset: 'BTC', amount: 8000n, destination: DEMO_BTC_DESTINATION,
+        tx: buildTaprootPsbt(btcKey, [coin('a', 0, 6000n), coin('b', 1, 5000n)], [{ address: DEMO_BTC_DESTINATION, amount: 8000n }], 1000n),
+        what: 'a Taproot PSBT spending two coins of the key (6000 + 5000 sat), paying 8000 sat, fee 1000 sat, change 2000 sat back to the key',
+      },
     ];
+    const cara = client('cara');
     for (const x of acts) {
-      const v = await cara.submitAct({ ...x, display: `pay ${x.amount} ${x.asset} to ${x.destination}`, messageDigest: randomBytes(32) });
-      say(`[5/7] cara submits ${x.opId}: ${x.amount} ${x.asset} -> ${x.destination} with ${x.keyId}: ${v.state} (${v.receipts.map((r) => r.type).join(', ')})`);
+      const file = join(dir, `${x.opId}.${x.kind === 'btc-psbt' ? 'psbt' : 'msg'}`);
+      writeFileSync(file, x.tx);
+      say(`[5/7] cara builds ${x.what}: ${file}`);
+      let approvalCid = '';
+      if (demoApprovalsFor(x.asset, x.amount) > 0) {
+        // Policy wants approvals before admission: the act goes up for approval first (what
+        // `custody admin act propose` does); approvers are shown its display and sign it.
+        const held = await cara.proposeDecision(JSON.stringify({ kind: 'ActApproved', opId: x.opId, act: { keyId: x.keyId, kind: x.kind, tx: toHex(x.tx) } }));
+        say(`      policy wants 2 approvals for ${x.opId}: cara proposes the act for approval, decision ${held.cid.slice(0, 16)}`);
+        await approve(held.cid, ['approver-1', 'approver-3']);
+        approvalCid = held.cid;
+      }
+      const v = await cara.submitAct({ opId: x.opId, keyId: x.keyId, kind: x.kind, tx: x.tx, approvalCid, declared: { amount: x.amount.toString(), destination: x.destination } });
+      say(`      cara submits ${x.opId} with ${x.keyId} (double-checking ${x.amount} to ${x.destination}${approvalCid ? ', with its approval' : ''}): ${v.state} (${v.receipts.map((r) => r.type).join(', ')}); the node derived:`);
+      for (const line of formatAct(v).split('\n').slice(1, 4)) say(`      ${line}`);
       let shown = 0;
       const progress = (w: ActView): void => {
         for (const n of w.notes.slice(shown)) say(`      ${n.reason ? `${n.reason}: ` : ''}${n.text}`);
@@ -200,7 +257,7 @@ async function run(a: Args): Promise<void> {
       // Above the auto-release amount the gate holds an executed act (PUBLICATION_DENIED) until a
       // release decision; the coordinator's note of the refusal lives on the leader, which need not
       // be the node this client talks to, so the policy says when to stop waiting.
-      const held = BigInt(x.amount) > DEMO_POLICY.autoReleaseAmountMax;
+      const held = demoHeldAtGate(x.asset, x.amount);
       let w = await cara.watch(x.opId, progress, (y) => y.state === 'Published' || (y.state === 'Executed' && held) || ['Denied', 'Aborted'].includes(y.state));
       if (w.state === 'Executed') {
         say(`      PUBLICATION_DENIED: ${x.opId} is executed and held at the publication gate: ${x.amount} is above the auto-release amount ${DEMO_POLICY.autoReleaseAmountMax}`);
@@ -210,7 +267,10 @@ async function run(a: Args): Promise<void> {
         w = await cara.watch(x.opId, progress, (y) => ['Published', 'Denied', 'Aborted'].includes(y.state));
       }
       if (w.state !== 'Published') throw new CustodyError((w.reason || 'INTERNAL') as never, `${x.opId} ended ${w.state}`);
-      const s = await cara.settleAct(x.opId, `confirmed-${x.opId}-${randomBytes(4).toString('hex')}`);
+      const signed = await cara.showAct(x.opId);
+      say(`      ${x.opId} signed: ${signed.signatures.length} signature(s), one per message; the signed transaction${signed.txid ? ` ${signed.txid}` : ''}, ready to broadcast:`);
+      say(`        ${signed.signedTx || `(not finalized: ${signed.factsRefused || 'no signed transaction'})`}`);
+      const s = await cara.settleAct(x.opId, signed.txid || `confirmed-${x.opId}-${randomBytes(4).toString('hex')}`);
       say(`      ${x.opId}: ${s.state}; confirmation ${s.confirmation}`);
     }
 
@@ -227,9 +287,11 @@ async function run(a: Args): Promise<void> {
       const chain = verifyEvidenceBundle(b);
       const sig = verifyBundleSignature(b);
       const cli = spawnSync(process.execPath, [CLI_PATH, 'evidence', 'verify', file], { encoding: 'utf8' });
+      const carried = actFromCbor(decode(fromHex(b.act)));
       say(`      ${file}: ${b.signature?.ciphersuite} group key ${b.signature?.groupPublicKey}`);
-      say(`        message ${b.signature?.message}`);
-      say(`        signature ${b.signature?.signature}`);
+      say(`        the act in the bundle carries its ${carried.kind} transaction (${carried.tx.length} bytes, from ${carried.initiator}): ${carried.amount} ${carried.asset} to ${carried.destination}, display digest ${toHex(carried.displayHash).slice(0, 16)}`);
+      (b.signature?.messages ?? []).forEach((m, i) => say(`        message ${i} ${m.length > 128 ? `${m.slice(0, 128)}…` : m}: signature ${b.signature?.signatures[i]}`));
+      say(`        finalized transaction ${b.signature?.finalized}`);
       say(`        signers ${(b.signature?.signers ?? []).map((m) => m.node).join(', ')} (the set the ledger fixed for its permit)`);
       say(`        custody evidence verify: exit ${cli.status}: ${(cli.stdout + cli.stderr).trim()}`);
       say(`        receipt chain ${chain.ok ? 'ok' : `BROKEN ${chain.reason}`}; signature ${sig.ok ? `verifies (${b.signature?.ciphersuite === 'taproot' ? 'BIP340' : 'RFC 8032'})` : `${sig.reason}: ${sig.detail}`}`);
@@ -244,7 +306,7 @@ async function run(a: Args): Promise<void> {
 
 export const demoCommand: CommandModule<object, Args> = {
   command: 'demo',
-  describe: 'run the whole governed lifecycle on this machine: 3 nodes, 3 kernels, DKG for ed25519 and Taproot, approvals, signing through the publication gate, chronicle and evidence',
+  describe: 'run the whole governed lifecycle on this machine: 3 nodes, 3 kernels, DKG for ed25519 (solana-devnet) and Taproot (bitcoin-regtest), approvals, a Solana transfer and a two-input Taproot PSBT signed through the publication gate, chronicle and evidence',
   builder: (y) => y
     .option('dir', { type: 'string', default: './.custody/demo', describe: 'data directory (created; a previous demo run there is replaced)' })
     .option('nodes', { choices: ['daemons', 'in-process'] as const, default: 'daemons' as const, describe: 'nodes as `custody node` child processes, or as Raft drivers in this process' })

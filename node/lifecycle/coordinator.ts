@@ -97,13 +97,13 @@ import { bytesEqual, toHex } from '../../ledger/encoding.js';
 import { keyReadyCid } from '../../ledger/apply.js';
 import type { LedgerEvent } from '../../ledger/events.js';
 import type { ClusterState, EpochRecord, OpRecord } from '../../ledger/state.js';
-import type { SigningSetMember } from '../../ledger/events.js';
+import { listFor, type SigningSetMember } from '../../ledger/events.js';
 import { lifecycle } from '../../proto/limits.js';
 import { suiteOf, type SuiteName } from '../../kernel/suites.js';
 import type { PublicPackage, SigningCommitment } from '../../kernel/wire.js';
 import type { LedgerVerdict } from '../ledger-app.js';
 import type { Exchange, LedgerPort, NonceOffer, ParticipantPort } from './ports.js';
-import { keys, publicFromBytes, publicMatchesLedger } from './participant.js';
+import { actMessages, keys, publicFromBytes, publicMatchesLedger } from './participant.js';
 import { withDeadline } from './kernel-port.js';
 import { verifySignature } from './verify.js';
 import { Rerunner } from './rerun.js';
@@ -381,10 +381,16 @@ export class Coordinator {
     const set = this.o.ledger.state().cluster?.ops[opId]?.signingSet ?? null;
     if (set === null || !this.stillPending(opId)) return;
 
-    // Share phase: only the members of the fixed set, only with the fixed list (see the safety
-    // argument). A member that already signed answers from its kernel's record (K4).
-    const list: SigningCommitment[] = set.commitments.map((m) => ({ identifier: m.identifier, hiding: m.hiding, binding: m.binding }));
-    const shares = await this.gatherShares(opId, set.commitments, list);
+    // Share phase: only the members of the fixed set, only with the fixed lists, one per message
+    // (see the safety argument). A member that already signed answers from its kernel's record (K4).
+    let messages: readonly Uint8Array[];
+    try {
+      messages = actMessages(this.o.ledger.state().cluster as ClusterState, op);
+    } catch (err) {
+      return this.abort(opId, isCustodyError(err) ? err.reason : 'INTERNAL', `the act's transaction: ${(err as Error).message}`);
+    }
+    const lists: SigningCommitment[][] = messages.map((_, i) => listFor(set.commitments, i));
+    const shares = await this.gatherShares(opId, set.commitments, lists);
     if (!this.stillPending(opId)) return;
     if (Object.keys(shares).length < set.commitments.length) {
       return this.abort(opId, 'REMOTE_TIMEOUT', `a signer of the fixed set did not answer within ${this.signingSetWaitMs} ms; the permit is spent, never signed with another set`);
@@ -392,20 +398,29 @@ export class Coordinator {
     await this.o.point?.('act:shares', opId);
     const suite = suiteOf(key.scheme);
     const pkg = { signers: { min: pub.min, max: pub.max }, commitments: pub.commitments, verifyingShares: Object.fromEntries(pub.verifyingShares.map((v) => [v.identifier, v.point])) };
-    let signature: Uint8Array;
-    try {
-      signature = suite.frost.aggregate(pkg as never, list as never, op.act.messageDigest, shares as never);
-    } catch (err) {
-      return this.abort(opId, 'PAYLOAD_REJECTED', `aggregation failed: ${(err as Error).message}`);
-    }
-    if (!verifySignature(key.scheme, e.groupKey, op.act.messageDigest, signature)) {
-      return this.abort(opId, 'SIGNATURE_INVALID', 'the aggregate signature does not verify');
+    // Each message is aggregated with its own list and its own shares (RFC 9591 §5.3), and each
+    // signature is verified under the group key with an independent verifier (BIP 340 for
+    // taproot, OpenSSL Ed25519 for ed25519) before anything is proposed.
+    const signatures: Uint8Array[] = [];
+    for (let i = 0; i < messages.length; i++) {
+      const msg = messages[i] as Uint8Array;
+      const sharesI = Object.fromEntries(Object.entries(shares).map(([id, s]) => [id, s[i] as Uint8Array]));
+      let signature: Uint8Array;
+      try {
+        signature = suite.frost.aggregate(pkg as never, lists[i] as never, msg, sharesI as never);
+      } catch (err) {
+        return this.abort(opId, 'PAYLOAD_REJECTED', `aggregation of message ${i} failed: ${(err as Error).message}`);
+      }
+      if (!verifySignature(key.scheme, e.groupKey, msg, signature)) {
+        return this.abort(opId, 'SIGNATURE_INVALID', `the aggregate signature of message ${i} does not verify`);
+      }
+      signatures.push(signature);
     }
     const permitId = op.permitId as Uint8Array;
-    const v = await this.propose({ type: 'ActExecuted', opId, permitId, signature, ...this.proposer() });
+    const v = await this.propose({ type: 'ActExecuted', opId, permitId, signatures, ...this.proposer() });
     if (v === null) return;
     if (v.ok) {
-      this.note(opId, `executed at index ${v.index}: signature ${toHex(signature).slice(0, 16)}...; waiting at the publication gate`);
+      this.note(opId, `executed at index ${v.index}: ${signatures.length} signature${signatures.length === 1 ? '' : 's'} (${toHex(signatures[0] as Uint8Array).slice(0, 16)}...); waiting at the publication gate`);
       await this.o.point?.('act:executed', opId);
     } else {
       this.note(opId, `execution refused: ${v.detail}`, v.reason);
@@ -454,7 +469,7 @@ export class Coordinator {
 
     // The list, sorted by identifier (RFC 9591 §5.2), goes into the ledger before any share is asked.
     offers.sort((a, b) => e.participants.indexOf(a.nodeId) - e.participants.indexOf(b.nodeId));
-    const commitments = offers.map((x) => ({ nodeId: x.nodeId, identifier: x.identifier, hiding: x.hiding, binding: x.binding, counter: x.counter }));
+    const commitments = offers.map((x) => ({ nodeId: x.nodeId, identifier: x.identifier, nonces: x.nonces.map((n) => ({ counter: n.counter, hiding: n.hiding, binding: n.binding })) }));
     const v = await this.propose({ type: 'ActSigningSetFixed', opId, permitId: op.permitId as Uint8Array, commitments, ...this.proposer() });
     if (v === null) return false; // not placed: the next pass re-reads the log
     if (!v.ok) {
@@ -479,8 +494,8 @@ export class Coordinator {
    * did not answer (down, restarting, its replica behind) every signingSetRetryMs until
    * signingSetWaitMs has passed; a definite refusal is not re-asked.
    */
-  private async gatherShares(opId: string, members: readonly SigningSetMember[], list: readonly SigningCommitment[]): Promise<Record<string, Uint8Array>> {
-    const shares: Record<string, Uint8Array> = {};
+  private async gatherShares(opId: string, members: readonly SigningSetMember[], lists: readonly (readonly SigningCommitment[])[]): Promise<Record<string, Uint8Array[]>> {
+    const shares: Record<string, Uint8Array[]> = {};
     const deadline = Date.now() + this.signingSetWaitMs;
     await Promise.all(members.map(async (m) => {
       const port = this.o.participants.get(m.nodeId);
@@ -490,8 +505,9 @@ export class Coordinator {
         tries++;
         try {
           if (port === undefined) throw new CustodyError('UNKNOWN_NODE', `no participant ${m.nodeId} to ask`);
-          const r = await withDeadline(port.sign(opId, list, m.counter), this.remoteTimeoutMs, `signature share from ${m.nodeId}`);
-          shares[r.identifier] = r.share;
+          const r = await withDeadline(port.sign(opId, lists, m.nonces.map((n) => n.counter)), this.remoteTimeoutMs, `signature share from ${m.nodeId}`);
+          if (r.identifier !== m.identifier || r.shares.length !== lists.length) throw new CustodyError('BINDING_MISMATCH', `${m.nodeId} answered ${r.shares.length} shares as ${r.identifier}`);
+          shares[r.identifier] = r.shares;
           this.note(opId, `signature share from ${m.nodeId}${tries > 1 ? ` (request ${tries})` : ''}`);
           return;
         } catch (err) {

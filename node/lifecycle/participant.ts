@@ -23,7 +23,10 @@ import { lifecycle as lifecycleLimits } from '../../proto/limits.js';
 import { type CborValue, bytesEqual, decode, digest, encode, toHex } from '../../ledger/encoding.js';
 import { type LedgerEvent, decodeEvent, signStatement, statementFromCbor, statementToCbor, verifyStatement } from '../../ledger/events.js';
 import { messagesDigest } from '../../ledger/tx/messages.js';
-import { consumedKey, type ClusterState, type EpochRecord, type LedgerState, type OpRecord } from '../../ledger/state.js';
+import { consumedKey, keyContextOf, type ClusterState, type EpochRecord, type LedgerState, type OpRecord } from '../../ledger/state.js';
+import { listFor } from '../../ledger/events.js';
+import { assetTable } from '../../ledger/admission.js';
+import { deriveActFields } from '../../ledger/tx/act.js';
 import { suiteOf, type SuiteName } from '../../kernel/suites.js';
 import type { Participant, PublicPackage, Round1Package, SealedPackage, SigningCommitment } from '../../kernel/wire.js';
 import type { Exchange, KernelPort, LedgerPort, NonceOffer, ParticipantPort } from './ports.js';
@@ -119,9 +122,22 @@ export function kernelPermit(c: ClusterState, op: OpRecord): { keyId: string; ke
   if (op.permitId === null) throw new CustodyError('PERMIT_MISSING', `act ${op.opId} has no permit`);
   const p = c.permits[toHex(op.permitId)];
   if (p === undefined) throw new CustodyError('PERMIT_MISSING', `act ${op.opId}: permit not in the ledger`);
-  // The threshold key signs the act's 32-byte digest itself (ledger/events.ts Act.messageDigest);
-  // the kernel's permit names the SHA-256 of the message it signs (kernel/kernel.ts sign).
-  return { keyId: p.keyId, keyEpoch: kernelEpoch(p.keyEpoch), requestId: toHex(op.permitId), messageDigest: sha256(op.act.messageDigest), ledgerIndex: p.index };
+  // The permit names messagesDigest of the act's messages (ledger/tx/messages.ts); the kernel
+  // recomputes it from the messages it is asked to sign before it uses a nonce.
+  return { keyId: p.keyId, keyEpoch: kernelEpoch(p.keyEpoch), requestId: toHex(op.permitId), messageDigest: p.messageDigest, ledgerIndex: p.index };
+}
+
+/**
+ * The messages the key signs for an act: its transaction parsed by this node against its own
+ * ledger's key context and asset table (as apply parsed it), never taken from a coordinator.
+ */
+export function actMessages(c: ClusterState, op: OpRecord): readonly Uint8Array[] {
+  const key = keyContextOf(c, op.act.keyId);
+  if (key === null) throw new CustodyError('UNKNOWN_KEY', `no group key for ${op.act.keyId}`);
+  const { facts, fields } = deriveActFields(op.act.kind, op.act.tx, key, assetTable(c));
+  // The ledger admitted the act only with these fields; a difference means this replica differs.
+  if (!bytesEqual(fields.messageDigest, op.act.messageDigest)) throw new CustodyError('BINDING_MISMATCH', `the messages of ${op.opId} do not match its digest`);
+  return facts.messages;
 }
 
 /**
@@ -533,14 +549,21 @@ export class LifecycleParticipant implements ParticipantPort {
   }
 
   async commit(opId: string): Promise<NonceOffer> {
-    const { op } = await this.authorizedAct(opId);
+    const { c, op } = await this.authorizedAct(opId);
     // Once the permit's signing set is fixed no other commitment can be used under it
     // (coordinator.ts, safety (1)): the coordinator resumes the fixed set instead.
     if (op.signingSet !== null) throw new CustodyError('STEP_PERMIT_REUSED', `the signing set of ${opId} is already fixed (index ${op.signingSet.index})`);
-    const r = await this.kernelCall({ kind: 'nonces', keyId: op.act.keyId, keyEpoch: kernelEpoch(op.act.keyEpoch), count: 1 }, 'nonceCommitments');
-    const n = r.commitments[0];
-    if (n === undefined) throw new CustodyError('INTERNAL', 'the kernel returned no commitment');
-    return { nodeId: this.nodeId, identifier: n.identifier, counter: n.counter, hiding: n.hiding, binding: n.binding };
+    // One presigned nonce pair per message: never one pair for two messages (RFC 9591 §10.4).
+    const count = actMessages(c, op).length;
+    const r = await this.kernelCall({ kind: 'nonces', keyId: op.act.keyId, keyEpoch: kernelEpoch(op.act.keyEpoch), count }, 'nonceCommitments');
+    const got = r.commitments;
+    if (got.length !== count) throw new CustodyError('INTERNAL', `the kernel returned ${got.length} commitments for ${count} messages`);
+    const identifier = (got[0] as { identifier: string }).identifier;
+    for (let i = 0; i < got.length; i++) {
+      const n = got[i] as { identifier: string; counter: number };
+      if (n.identifier !== identifier || (i > 0 && n.counter <= (got[i - 1] as { counter: number }).counter)) throw new CustodyError('INTERNAL', 'the kernel returned commitments out of order');
+    }
+    return { nodeId: this.nodeId, identifier, nonces: got.map((n) => ({ counter: n.counter, hiding: n.hiding, binding: n.binding })) };
   }
 
   /**
@@ -548,19 +571,29 @@ export class LifecycleParticipant implements ParticipantPort {
    * list and this node's counter in it; asked again (a new coordinator resuming), the kernel
    * answers with the share it already gave (kernel/kernel.ts K4).
    */
-  async sign(opId: string, commitments: readonly SigningCommitment[], counter: number): Promise<{ identifier: string; share: Uint8Array }> {
+  async sign(opId: string, lists: readonly (readonly SigningCommitment[])[], counters: readonly number[]): Promise<{ identifier: string; shares: Uint8Array[] }> {
     const { c, op } = await this.authorizedAct(opId, true);
     const set = op.signingSet as NonNullable<OpRecord['signingSet']>;
     const mine = set.commitments.find((m) => m.nodeId === this.nodeId);
     if (mine === undefined) throw new CustodyError('WRONG_RECIPIENT', `${this.nodeId} is not in the signing set fixed for ${opId}`);
-    const same = commitments.length === set.commitments.length && set.commitments.every((m, i) => {
-      const x = commitments[i] as SigningCommitment;
-      return x.identifier === m.identifier && bytesEqual(x.hiding, m.hiding) && bytesEqual(x.binding, m.binding);
+    // The messages are this node's own parse of the act's transaction; the lists and counters
+    // must be exactly the fixed set's, message by message.
+    const messages = [...actMessages(c, op)];
+    const same = lists.length === messages.length && counters.length === messages.length && messages.every((_, i) => {
+      const want = listFor(set.commitments, i);
+      const got = lists[i] as readonly SigningCommitment[];
+      return got.length === want.length && want.every((m, j) => {
+        const x = got[j] as SigningCommitment;
+        return x.identifier === m.identifier && bytesEqual(x.hiding, m.hiding) && bytesEqual(x.binding, m.binding);
+      }) && counters[i] === (mine.nonces[i] as { counter: number }).counter;
     });
-    if (!same || counter !== mine.counter) throw new CustodyError('BINDING_MISMATCH', `not the signing set fixed for ${opId} at index ${set.index}`);
+    if (!same) throw new CustodyError('BINDING_MISMATCH', `not the signing set fixed for ${opId} at index ${set.index}`);
     const permit = kernelPermit(c, op);
-    const messages = [op.act.messageDigest];
-    const r = await this.kernelCall({ kind: 'sign', permit: { ...permit, messageDigest: messagesDigest(messages) }, messages, lists: [[...commitments]], counters: [counter], ledgerConsumedCounter: ledgerConsumedCounter(c, op, this.nodeId) }, 'signatureShares');
-    return { identifier: r.identifier, share: r.sigShares[0] as Uint8Array };
+    const r = await this.kernelCall({
+      kind: 'sign', permit: { ...permit, messageDigest: messagesDigest(messages) }, messages, lists: lists.map((l) => [...l]), counters: [...counters],
+      ledgerConsumedCounter: ledgerConsumedCounter(c, op, this.nodeId),
+    }, 'signatureShares');
+    if (r.sigShares.length !== messages.length) throw new CustodyError('INTERNAL', `the kernel returned ${r.sigShares.length} shares for ${messages.length} messages`);
+    return { identifier: r.identifier, shares: [...r.sigShares] };
   }
 }

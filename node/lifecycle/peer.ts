@@ -116,13 +116,14 @@ export class RemoteParticipant implements ParticipantPort {
   constructor(readonly nodeId: string, private readonly peer: PeerClient, private readonly deadlineMs: number) {}
 
   async commit(opId: string): Promise<NonceOffer> {
-    const r = await this.peer.call<{ nodeId: string; identifier: string; counter: number; hiding: Buffer; binding: Buffer }>('Commit', { opId }, this.deadlineMs);
-    return { nodeId: r.nodeId, identifier: r.identifier, counter: Number(r.counter), hiding: new Uint8Array(r.hiding), binding: new Uint8Array(r.binding) };
+    const r = await this.peer.call<{ nodeId: string; identifier: string; nonces?: { counter: number | string; hiding: Buffer; binding: Buffer }[] }>('Commit', { opId }, this.deadlineMs);
+    return { nodeId: r.nodeId, identifier: r.identifier, nonces: (r.nonces ?? []).map((n) => ({ counter: Number(n.counter), hiding: new Uint8Array(n.hiding), binding: new Uint8Array(n.binding) })) };
   }
 
-  async sign(opId: string, commitments: readonly SigningCommitment[], counter: number): Promise<{ identifier: string; share: Uint8Array }> {
-    const r = await this.peer.call<{ identifier: string; share: Buffer }>('Sign', { opId, counter, commitments: commitments.map((c) => ({ identifier: c.identifier, hiding: Buffer.from(c.hiding), binding: Buffer.from(c.binding) })) }, this.deadlineMs);
-    return { identifier: r.identifier, share: new Uint8Array(r.share) };
+  async sign(opId: string, lists: readonly (readonly SigningCommitment[])[], counters: readonly number[]): Promise<{ identifier: string; shares: Uint8Array[] }> {
+    const wire = lists.map((l) => ({ commitments: l.map((c) => ({ identifier: c.identifier, hiding: Buffer.from(c.hiding), binding: Buffer.from(c.binding) })) }));
+    const r = await this.peer.call<{ identifier: string; shares?: Buffer[] }>('Sign', { opId, lists: wire, counters: [...counters] }, this.deadlineMs);
+    return { identifier: r.identifier, shares: (r.shares ?? []).map((x) => new Uint8Array(x)) };
   }
 }
 
@@ -155,12 +156,14 @@ export function peerHandlers(o: { participant: ParticipantPort; exchange: PeerEx
     }),
     Commit: unary<R>(async (r) => {
       const x = await o.participant.commit(String(r.opId ?? ''));
-      return { ...x, hiding: Buffer.from(x.hiding), binding: Buffer.from(x.binding) };
+      return { nodeId: x.nodeId, identifier: x.identifier, nonces: x.nonces.map((n) => ({ counter: n.counter, hiding: Buffer.from(n.hiding), binding: Buffer.from(n.binding) })) };
     }),
     Sign: unary<R>(async (r) => {
-      const list = (r.commitments as { identifier: string; hiding: Buffer; binding: Buffer }[] | undefined ?? []).map((c) => ({ identifier: c.identifier, hiding: new Uint8Array(c.hiding), binding: new Uint8Array(c.binding) }));
-      const x = await o.participant.sign(String(r.opId ?? ''), list, Number(r.counter));
-      return { identifier: x.identifier, share: Buffer.from(x.share) };
+      type WireList = { commitments?: { identifier: string; hiding: Buffer; binding: Buffer }[] };
+      const lists = (r.lists as WireList[] | undefined ?? []).map((l) => (l.commitments ?? []).map((c) => ({ identifier: c.identifier, hiding: new Uint8Array(c.hiding), binding: new Uint8Array(c.binding) })));
+      const counters = (r.counters as (number | string)[] | undefined ?? []).map((c) => Number(c));
+      const x = await o.participant.sign(String(r.opId ?? ''), lists, counters);
+      return { identifier: x.identifier, shares: x.shares.map((s) => Buffer.from(s)) };
     }),
   };
 }

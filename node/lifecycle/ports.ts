@@ -60,20 +60,19 @@ export interface Exchange {
   watch(l: (key: string) => void): () => void;
 }
 
+/** One presigned nonce pair per message of the act, counters strictly ascending. */
 export interface NonceOffer {
   readonly nodeId: string;
   readonly identifier: string;
-  readonly counter: number;
-  readonly hiding: Uint8Array;
-  readonly binding: Uint8Array;
+  readonly nonces: readonly { readonly counter: number; readonly hiding: Uint8Array; readonly binding: Uint8Array }[];
 }
 
 export interface ParticipantPort {
   readonly nodeId: string;
-  /** A fresh presigned nonce commitment for the act's key epoch (RFC 9591 §5.1 commit). */
+  /** Fresh presigned nonce commitments for the act's key epoch, one per message of the act (RFC 9591 §5.1 commit). */
   commit(opId: string): Promise<NonceOffer>;
-  /** This kernel's signature share for the act under its ledger permit (RFC 9591 §5.2 sign). */
-  sign(opId: string, commitments: readonly SigningCommitment[], counter: number): Promise<{ identifier: string; share: Uint8Array }>;
+  /** This kernel's signature shares for the act under its ledger permit, one per message with that message's list (RFC 9591 §5.2 sign). */
+  sign(opId: string, lists: readonly (readonly SigningCommitment[])[], counters: readonly number[]): Promise<{ identifier: string; shares: Uint8Array[] }>;
 }
 
 /** In-memory Exchange twin: one map shared by the nodes of one process. */

@@ -55,7 +55,7 @@ t.test('roster changes: the new approvers rule, the old ones no longer count', a
   t.equal(f.apply(freeze), 'applied', 'one freezer suffices under the new roster');
   t.ok(f.state.frozen, 'frozen');
   t.equal(f.apply(freeze), 'skipped', 'a re-delivered decision is skipped, never applied twice');
-  t.equal(f.apply(f.make({ kind: 'DkgAuthorized', keyId: 'k9', scheme: 'taproot', threshold: 2, participants: ['n1', 'n2'] }, next.slice(0, 2))), 'FROZEN', 'no key ceremonies while frozen (the ledger refuses them too)');
+  t.equal(f.apply(f.make({ kind: 'DkgAuthorized', keyId: 'k9', scheme: 'taproot', network: 'bitcoin-regtest', threshold: 2, participants: ['n1', 'n2'] }, next.slice(0, 2))), 'FROZEN', 'no key ceremonies while frozen (the ledger refuses them too)');
   t.equal(f.apply(f.make({ kind: 'Unfreeze' }, next.slice(0, 1))), 'QUORUM_NOT_MET', 'unfreezing needs the full quorum');
   t.equal(f.apply(f.make({ kind: 'Unfreeze' }, next.slice(0, 2))), 'applied');
   t.notOk(f.state.frozen, 'unfrozen');
@@ -66,7 +66,7 @@ t.test('key epochs: authorization, activation, refresh, retirement', async (t) =
   const q = f.genesis.slice(0, 2);
   const cid = new Uint8Array(32);
   t.equal(f.apply(f.make({ kind: 'KeyActivated', keyId: 'k', keyEpoch: 0, keyReadyCid: cid }, q)), 'UNKNOWN_KEY', 'no activation before authorization');
-  t.equal(f.apply(f.make({ kind: 'DkgAuthorized', keyId: 'k', scheme: 'ed25519', threshold: 2, participants: ['n1', 'n2', 'n3'] }, q)), 'applied');
+  t.equal(f.apply(f.make({ kind: 'DkgAuthorized', keyId: 'k', scheme: 'ed25519', network: 'solana-devnet', threshold: 2, participants: ['n1', 'n2', 'n3'] }, q)), 'applied');
   t.equal(f.state.keys['k']!.activeEpoch, null, 'authorized is not active');
   t.equal(f.apply(f.make({ kind: 'KeyRefreshed', keyId: 'k', keyEpoch: 1 }, q)), 'KEY_NOT_ACTIVE', 'no refresh of a key that never signed');
   t.equal(f.apply(f.make({ kind: 'KeyActivated', keyId: 'k', keyEpoch: 1, keyReadyCid: cid }, q)), 'STALE_EPOCH', 'only the authorized epoch can activate');

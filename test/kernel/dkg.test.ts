@@ -24,7 +24,7 @@ t.test('DKG refuses forged proofs and misrouted, tampered or replayed packages',
   });
   const [k1, k2, k3] = ks.map((k) => k.kernel) as [Kernel, Kernel, Kernel];
   const participants: Participant[] = ks.map((k, i) => ({ identifier: identifierFor('ed25519', i + 1), nodeId: `n${i + 1}`, transportPublicKey: k.kernel.transportPublicKey }));
-  const authz = gov.decide({ kind: 'DkgAuthorized', keyId: 'k-dkg', scheme: 'ed25519', threshold: 2, participants: ['n1', 'n2', 'n3'] });
+  const authz = gov.decide({ kind: 'DkgAuthorized', keyId: 'k-dkg', scheme: 'ed25519', network: 'solana-devnet', threshold: 2, participants: ['n1', 'n2', 'n3'] });
   for (const k of [k1, k2, k3]) await k.handle({ kind: 'governance', decisions: [authz] });
 
   t.equal(reason(await call(k1, { kind: 'dkgBegin', ceremonyId: 'c0', keyId: 'k-dkg', suite: 'ed25519', min: 3, participants, identifier: participants[0]!.identifier })), 'BINDING_MISMATCH', 'a threshold other than the decision\'s');

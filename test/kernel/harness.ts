@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { schnorr } from '@noble/curves/secp256k1.js';
-import { makeApproverKey, signDecision, decisionToCbor, decisionCid, type ApproverKey, type DecisionAction } from '../../ledger/decision.js';
+import { makeApproverKey, networkForScheme, signDecision, decisionToCbor, decisionCid, type ApproverKey, type DecisionAction } from '../../ledger/decision.js';
 import { encode, toHex } from '../../ledger/encoding.js';
 import type { GenesisPin } from '../../kernel/authority.js';
 import { KernelClient } from '../../kernel/client.js';
@@ -264,7 +264,7 @@ export function identifierFor(suite: SuiteName, index: number): string {
 /** DKG across `members` (authorized and activated by decisions) — RFC 9591 App. C via noble. */
 export async function runDkg(gov: Governance, members: Member[], keyId: string, suite: SuiteName, min: number, activate = true): Promise<KeyResult> {
   const participants: Participant[] = members.map((m, i) => ({ identifier: identifierFor(suite, i + 1), nodeId: m.nodeId, transportPublicKey: m.transportPublicKey }));
-  const authz = gov.decide({ kind: 'DkgAuthorized', keyId, scheme: suite, threshold: min, participants: members.map((m) => m.nodeId) });
+  const authz = gov.decide({ kind: 'DkgAuthorized', keyId, scheme: suite, network: networkForScheme(suite), threshold: min, participants: members.map((m) => m.nodeId) });
   for (const m of members) await m.client.call({ kind: 'governance', decisions: [authz] }, 'governance');
   const ceremonyId = `dkg-${keyId}`;
   const r1 = await Promise.all(members.map((m, i) =>

@@ -13,6 +13,7 @@ import { hexToBytes, bytesToHex } from '@noble/hashes/utils.js';
 import { suiteOf, type SuiteName } from '../../kernel/suites.js';
 import { Governance, PROFILES, REPO, openInProcess, tempDir } from './harness.js';
 import { messagesDigest } from '../../ledger/tx/messages.js';
+import { networkForScheme } from '../../ledger/decision.js';
 
 interface Vector {
   suite: SuiteName;
@@ -50,7 +51,7 @@ for (const profile of PROFILES) {
       });
       const keyId = `rfc-${v.suite}`;
       const decisions = [
-        gov.decide({ kind: 'DkgAuthorized', keyId, scheme: v.suite, threshold: 2, participants: ['n1', 'n2', 'n3'] }),
+        gov.decide({ kind: 'DkgAuthorized', keyId, scheme: v.suite, network: networkForScheme(v.suite), threshold: 2, participants: ['n1', 'n2', 'n3'] }),
         gov.decide({ kind: 'KeyActivated', keyId, keyEpoch: 0, keyReadyCid: new Uint8Array(32) }),
       ];
       for (const [i, n] of ids.entries()) {

@@ -155,7 +155,7 @@ t.test('a roster change that could never reach quorum is refused and the old ros
 t.test('KeyActivated without KeyObjectPublished is refused KEY_NOT_PUBLISHED', async (t) => {
   const s = new ScriptedCluster();
   s.genesis();
-  ok(t, s.decide({ kind: 'DkgAuthorized', keyId: 'k1', scheme: 'ed25519', threshold: 2, participants: ['node-0', 'node-1', 'node-2'] }));
+  ok(t, s.decide({ kind: 'DkgAuthorized', keyId: 'k1', scheme: 'ed25519', network: 'solana-devnet', threshold: 2, participants: ['node-0', 'node-1', 'node-2'] }));
   for (const n of ['node-0', 'node-1', 'node-2']) ok(t, s.round1(n, 'k1', 0));
   for (const n of ['node-0', 'node-1', 'node-2']) ok(t, s.keyReady(n, 'k1', 0));
   refusedWith(t, s, 'KEY_NOT_PUBLISHED', () => s.activate('k1', 0));
@@ -165,7 +165,7 @@ t.test('KeyActivated without KeyObjectPublished is refused KEY_NOT_PUBLISHED', a
 t.test('activation before the DKG completes is refused DKG_INCOMPLETE', async (t) => {
   const s = new ScriptedCluster();
   s.genesis();
-  ok(t, s.decide({ kind: 'DkgAuthorized', keyId: 'k1', scheme: 'ed25519', threshold: 2, participants: ['node-0', 'node-1', 'node-2'] }));
+  ok(t, s.decide({ kind: 'DkgAuthorized', keyId: 'k1', scheme: 'ed25519', network: 'solana-devnet', threshold: 2, participants: ['node-0', 'node-1', 'node-2'] }));
   for (const n of ['node-0', 'node-1', 'node-2']) ok(t, s.round1(n, 'k1', 0));
   ok(t, s.keyReady('node-0', 'k1', 0));
   refusedWith(t, s, 'DKG_INCOMPLETE', () => s.activate('k1', 0));
@@ -175,7 +175,7 @@ t.test('activation before the DKG completes is refused DKG_INCOMPLETE', async (t
 t.test('KeyReady before every participant published round 1 is refused DKG_INCOMPLETE', async (t) => {
   const s = new ScriptedCluster();
   s.genesis();
-  ok(t, s.decide({ kind: 'DkgAuthorized', keyId: 'k1', scheme: 'ed25519', threshold: 2, participants: ['node-0', 'node-1'] }));
+  ok(t, s.decide({ kind: 'DkgAuthorized', keyId: 'k1', scheme: 'ed25519', network: 'solana-devnet', threshold: 2, participants: ['node-0', 'node-1'] }));
   ok(t, s.round1('node-0', 'k1', 0));
   refusedWith(t, s, 'DKG_INCOMPLETE', () => s.keyReady('node-0', 'k1', 0));
   refusedWith(t, s, 'WRONG_RECIPIENT', () => s.round1('node-2', 'k1', 0));
@@ -184,7 +184,7 @@ t.test('KeyReady before every participant published round 1 is refused DKG_INCOM
 t.test('KeyObjectPublished must name the key_ready_cid of the recorded KeyReady statements', async (t) => {
   const s = new ScriptedCluster();
   s.genesis();
-  ok(t, s.decide({ kind: 'DkgAuthorized', keyId: 'k1', scheme: 'ed25519', threshold: 2, participants: ['node-0', 'node-1'] }));
+  ok(t, s.decide({ kind: 'DkgAuthorized', keyId: 'k1', scheme: 'ed25519', network: 'solana-devnet', threshold: 2, participants: ['node-0', 'node-1'] }));
   for (const n of ['node-0', 'node-1']) ok(t, s.round1(n, 'k1', 0));
   for (const n of ['node-0', 'node-1']) ok(t, s.keyReady(n, 'k1', 0));
   refusedWith(t, s, 'BINDING_MISMATCH', () => s.entry({ type: 'KeyObjectPublished', keyId: 'k1', keyEpoch: 0, keyReadyCid: new Uint8Array(32) }).result);
@@ -197,7 +197,7 @@ t.test('KeyObjectPublished must name the key_ready_cid of the recorded KeyReady 
 t.test('participants that disagree on the group key never publish a key object', async (t) => {
   const s = new ScriptedCluster();
   s.genesis();
-  ok(t, s.decide({ kind: 'DkgAuthorized', keyId: 'k1', scheme: 'ed25519', threshold: 2, participants: ['node-0', 'node-1'] }));
+  ok(t, s.decide({ kind: 'DkgAuthorized', keyId: 'k1', scheme: 'ed25519', network: 'solana-devnet', threshold: 2, participants: ['node-0', 'node-1'] }));
   for (const n of ['node-0', 'node-1']) ok(t, s.round1(n, 'k1', 0));
   ok(t, s.keyReady('node-0', 'k1', 0));
   ok(t, s.keyReady('node-1', 'k1', 0, s.groupKey('k-other')));
@@ -207,7 +207,7 @@ t.test('participants that disagree on the group key never publish a key object',
 t.test('a DKG with threshold 1 is refused: one node must never sign alone', async (t) => {
   const s = new ScriptedCluster();
   s.genesis();
-  refusedWith(t, s, 'PAYLOAD_REJECTED', () => s.decide({ kind: 'DkgAuthorized', keyId: 'k1', scheme: 'ed25519', threshold: 1, participants: ['node-0', 'node-1'] }));
+  refusedWith(t, s, 'PAYLOAD_REJECTED', () => s.decide({ kind: 'DkgAuthorized', keyId: 'k1', scheme: 'ed25519', network: 'solana-devnet', threshold: 1, participants: ['node-0', 'node-1'] }));
 });
 
 t.test('refresh moves the key to a new epoch with the same public key; the old epoch becomes stale', async (t) => {
@@ -318,7 +318,7 @@ t.test('a node joins by decision with a fresh identity, and a removed node propo
 t.test('a fenced node cannot take part in a new ceremony', async (t) => {
   const s = withKey();
   ok(t, s.fence('node-0', 'node-2'));
-  refusedWith(t, s, 'SPLIT_BRAIN_FENCED', () => s.decide({ kind: 'DkgAuthorized', keyId: 'k2', scheme: 'ed25519', threshold: 2, participants: ['node-1', 'node-2'] }));
+  refusedWith(t, s, 'SPLIT_BRAIN_FENCED', () => s.decide({ kind: 'DkgAuthorized', keyId: 'k2', scheme: 'ed25519', network: 'solana-devnet', threshold: 2, participants: ['node-1', 'node-2'] }));
 });
 
 t.test('a step permit presented a second time is refused STEP_PERMIT_REUSED', async (t) => {
@@ -351,7 +351,8 @@ t.test('an executed signature that does not verify under the group key is refuse
   ok(t, s.submit('op-1', s.act('k1')));
   ok(t, s.issuePermit('op-1'));
   ok(t, s.fixSigningSet('op-1'));
-  refusedWith(t, s, 'SIGNATURE_INVALID', () => s.execute('op-1', { signature: new Uint8Array(64).fill(1) }));
+  refusedWith(t, s, 'SIGNATURE_INVALID', () => s.execute('op-1', { signatures: [new Uint8Array(64).fill(1)] }));
+  refusedWith(t, s, 'PAYLOAD_REJECTED', () => s.execute('op-1', { signatures: [...s.signatures('op-1'), ...s.signatures('op-1')] }));
   ok(t, s.execute('op-1'));
 });
 
@@ -370,8 +371,9 @@ t.test('a permit gets one signing set: the same list again is a replay, another 
   t.match(replay, { ok: true, replayed: true }, 'the same list again, from any proposer, is a replay');
   refusedWith(t, s, 'STEP_PERMIT_REUSED', () => s.fixSigningSet('op-1', { commitments: s.signingSet('op-1') }));
   refusedWith(t, s, 'STEP_PERMIT_REUSED', () => s.fixSigningSet('op-1', { commitments: s.signingSet('op-1', ['node-1', 'node-2']) }));
-  refusedWith(t, s, 'STEP_PERMIT_REUSED', () => s.fixSigningSet('op-1', { commitments: list.map((m, i) => (i === 0 ? { ...m, counter: m.counter + 1 } : m)) }));
-  t.equal(s.state.cluster!.ops['op-1']!.signingSet?.commitments[0]?.counter, list[0]!.counter, 'the first list stays');
+  const bumped = list.map((m, i) => (i === 0 ? { ...m, nonces: m.nonces.map((n) => ({ ...n, counter: n.counter + 1 })) } : m));
+  refusedWith(t, s, 'STEP_PERMIT_REUSED', () => s.fixSigningSet('op-1', { commitments: bumped }));
+  t.equal(s.state.cluster!.ops['op-1']!.signingSet?.commitments[0]?.nonces[0]?.counter, list[0]!.nonces[0]!.counter, 'the first list stays');
 });
 
 t.test('a signing set is fixed only while the act is PendingRemote under its own permit', async (t) => {
@@ -399,8 +401,10 @@ t.test('a signing set names t..n participants of the key epoch, sorted, each wit
   refusedWith(t, s, 'PAYLOAD_REJECTED', () => s.fixSigningSet('op-1', { commitments: [a, a] }));
   refusedWith(t, s, 'WRONG_RECIPIENT', () => s.fixSigningSet('op-1', { commitments: [a, m(b, { nodeId: 'node-3' })] }));
   refusedWith(t, s, 'BINDING_MISMATCH', () => s.fixSigningSet('op-1', { commitments: [a, m(b, { identifier: (c as { identifier: string }).identifier })] }));
-  refusedWith(t, s, 'PAYLOAD_REJECTED', () => s.fixSigningSet('op-1', { commitments: [a, m(b, { binding: new Uint8Array(32).fill(0xff) })] }));
-  refusedWith(t, s, 'PAYLOAD_REJECTED', () => s.fixSigningSet('op-1', { commitments: [a, m(b, { hiding: new Uint8Array(32) })] }));
+  const nonce = (x: { nonces: readonly object[] }, over: object) => ({ nonces: [{ ...x.nonces[0], ...over }] });
+  refusedWith(t, s, 'PAYLOAD_REJECTED', () => s.fixSigningSet('op-1', { commitments: [a, m(b, nonce(b, { binding: new Uint8Array(32).fill(0xff) }))] }));
+  refusedWith(t, s, 'PAYLOAD_REJECTED', () => s.fixSigningSet('op-1', { commitments: [a, m(b, nonce(b, { hiding: new Uint8Array(32) }))] }));
+  refusedWith(t, s, 'PAYLOAD_REJECTED', () => s.fixSigningSet('op-1', { commitments: [a, m(b, { nonces: [...(b as { nonces: object[] }).nonces, ...(c as { nonces: object[] }).nonces.map((n) => ({ ...n, counter: 1e9 }))] })] }));
   ok(t, s.fence('node-0', 'node-1'));
   refusedWith(t, s, 'SPLIT_BRAIN_FENCED', () => s.fixSigningSet('op-1', { commitments: [a, b] }));
   ok(t, s.fixSigningSet('op-1', { commitments: [a, c] }), 'two of three, the fenced node left out');
@@ -413,14 +417,18 @@ t.test('execution needs the fixed signing set, and a signature whose R is that s
   ok(t, s.issuePermit('op-1'));
   const op = s.state.cluster!.ops['op-1']!;
   // A valid Ed25519 signature under the group key, but with a nonce of no signing set.
-  const plain = ed25519.sign(op.act.messageDigest, s.groupSecret('k1'));
-  refusedWith(t, s, 'INVALID_TRANSITION', () => s.execute('op-1', { signature: plain, fixSet: false }));
+  t.equal(op.act.kind, 'solana');
+  // A valid Ed25519 signature under the group key over the message, but with a nonce of no signing set.
+  const plain = ed25519.sign(op.act.tx, s.groupSecret('k1'));
+  refusedWith(t, s, 'INVALID_TRANSITION', () => s.execute('op-1', { signatures: [plain], fixSet: false }));
   ok(t, s.fixSigningSet('op-1'));
-  refusedWith(t, s, 'BINDING_MISMATCH', () => s.execute('op-1', { signature: plain }));
+  refusedWith(t, s, 'BINDING_MISMATCH', () => s.execute('op-1', { signatures: [plain] }));
+  // A signature over the messages digest (what a kernel signed before acts carried transactions) is not over the message.
+  refusedWith(t, s, 'SIGNATURE_INVALID', () => s.execute('op-1', { signatures: [ed25519.sign(op.act.messageDigest, s.groupSecret('k1'))] }));
   const sig = s.frostSignature('op-1')!;
-  t.ok(ed25519.verify(sig, op.act.messageDigest, s.groupKey('k1')), 'the set\'s signature is an ordinary RFC 8032 signature');
-  t.match(s.execute('op-1', { signature: sig }), { ok: true, opState: 'Executed' });
-  t.same(s.state.cluster!.ops['op-1']!.signature, sig);
+  t.ok(ed25519.verify(sig, op.act.tx, s.groupKey('k1')), 'the set\'s signature is an ordinary RFC 8032 signature over the Solana message');
+  t.match(s.execute('op-1', { signatures: [sig] }), { ok: true, opState: 'Executed' });
+  t.same(s.state.cluster!.ops['op-1']!.signatures, [sig]);
   refusedWith(t, s, 'STEP_PERMIT_REUSED', () => s.fixSigningSet('op-1', { commitments: s.signingSet('op-1') }));
   t.match(s.fixSigningSet('op-1', { commitments: s.state.cluster!.ops['op-1']!.signingSet!.commitments }), { ok: true, replayed: true }, 'the executed set itself is still a replay');
 });
@@ -434,8 +442,8 @@ t.test('the fixed signing set is part of the state root and survives snapshot ->
   t.ok(bytesEqual(stateRoot(back), stateRoot(s.state)), 'same root after restore');
   t.same(back.cluster!.ops['op-1']!.signingSet, s.state.cluster!.ops['op-1']!.signingSet);
   // The same state with one counter of the fixed list changed has another root.
-  const raw = decode(snapshot(s.state)) as { cluster: { ops: Record<string, { signingSet: { commitments: { counter: number }[] } }> } };
-  raw.cluster.ops['op-1']!.signingSet.commitments[0]!.counter += 1;
+  const raw = decode(snapshot(s.state)) as { cluster: { ops: Record<string, { signingSet: { commitments: { nonces: { counter: number }[] }[] } }> } };
+  raw.cluster.ops['op-1']!.signingSet.commitments[0]!.nonces[0]!.counter += 1;
   const altered = restore(encode(raw as never));
   t.notOk(bytesEqual(stateRoot(altered), stateRoot(s.state)), 'the fixed list is in the state root');
 });
@@ -468,7 +476,7 @@ t.test('admission while frozen is refused FROZEN; the freeze holds publication t
   ok(t, s.decide({ kind: 'EmergencyFreeze', reason: 'suspected compromise' }, [s.approvers[2]!]));
   t.match(s.submit('op-2', s.act('k1')), { ok: false, reason: 'FROZEN', opState: 'Denied' });
   refusedWith(t, s, 'FROZEN', () => s.publish('op-1'));
-  refusedWith(t, s, 'FROZEN', () => s.decide({ kind: 'DkgAuthorized', keyId: 'k2', scheme: 'ed25519', threshold: 2, participants: ['node-0', 'node-1'] }));
+  refusedWith(t, s, 'FROZEN', () => s.decide({ kind: 'DkgAuthorized', keyId: 'k2', scheme: 'ed25519', network: 'solana-devnet', threshold: 2, participants: ['node-0', 'node-1'] }));
   ok(t, s.decide({ kind: 'Unfreeze' }));
   ok(t, s.publish('op-1'));
   ok(t, s.submit('op-3', s.act('k1')));
@@ -491,7 +499,7 @@ t.test('an emergency freeze needs only freezeThreshold signers, but an auditor c
 t.test('the policy engine denies destinations off the allow-list, amounts above every tier, and velocity overruns', async (t) => {
   const s = withKey();
   t.match(s.submit('a', s.act('k1', { destination: 'bc1-unknown' })), { ok: false, reason: 'POLICY_DENIED' });
-  t.match(s.submit('b', s.act('k1', { asset: 'DOGE' })), { ok: false, reason: 'POLICY_DENIED' });
+  t.match(s.submit('b', s.act('k1', { kind: 'raw' })), { ok: false, reason: 'POLICY_DENIED' }, 'a raw message moves no asset on any allow-list');
   t.match(s.submit('c', s.act('k1', { amount: 2_000_000n })), { ok: false, reason: 'POLICY_DENIED' });
   // 5 acts of 10_000 fit the 5_000_000 velocity... use approved mid-tier acts to reach the limit.
   let i = 0;
@@ -502,8 +510,8 @@ t.test('the policy engine denies destinations off the allow-list, amounts above 
   const over = s.act('k1', { amount: 1n });
   const r = s.submit('v-over', over);
   t.match(r, { ok: false, reason: 'POLICY_DENIED' });
-  t.match(r, { policyReceipt: { velocityUsed: 5_000_000n } }, 'the policy receipt explains the denial');
-  t.notOk('policyReceipt' in (s.state.cluster!.ops['v-over'] as object), 'the policy receipt is not stored in the ledger');
+  t.match(r, { admission: { allowed: false, detail: /velocity/ } }, 'the verdict explains the denial');
+  t.notOk('admission' in (s.state.cluster!.ops['v-over'] as object), 'the verdict is not stored in the ledger');
   // One hour later (by entry stamps) the window has moved on.
   s.nowMs += 3_600_000;
   ok(t, s.submit('v-later', s.act('k1', { amount: 1n })));
@@ -532,7 +540,8 @@ t.test('an executed signature above the auto-release amount waits at the publica
   refusedWith(t, s, 'PUBLICATION_DENIED', () => s.publish('op-1'));
   t.equal(s.state.cluster!.ops['op-1']!.state, 'Executed', 'executed is not published');
   const aCid = s.state.cluster!.ops['op-1']!.actCid;
-  ok(t, s.decide({ kind: 'PublicationReleased', opId: 'op-1', actCid: aCid }, undefined, { parentCid: aCid }));
+  refusedWith(t, s, 'BINDING_MISMATCH', () => s.decide({ kind: 'PublicationReleased', opId: 'op-1', actCid: aCid, displayHash: seedOf('another display') }, undefined, { parentCid: aCid }));
+  ok(t, s.decide({ kind: 'PublicationReleased', opId: 'op-1', actCid: aCid, displayHash: act.displayHash }, undefined, { parentCid: aCid }));
   ok(t, s.publish('op-1'));
 });
 
@@ -541,7 +550,7 @@ t.test('publication is denied when the destination left the allow-list after adm
   ok(t, s.submit('op-1', s.act('k1', { destination: 'bc1-exchange' })));
   ok(t, s.issuePermit('op-1'));
   ok(t, s.execute('op-1'));
-  ok(t, s.decide({ kind: 'PolicyChanged', policy: { ...s.policy, destinations: { BTC: ['bc1-treasury'] } } }));
+  ok(t, s.decide({ kind: 'PolicyChanged', policy: { ...s.policy, destinations: { SOL: [s.policy.destinations.SOL![0]!] } } }));
   refusedWith(t, s, 'PUBLICATION_DENIED', () => s.publish('op-1'));
 });
 
@@ -553,7 +562,7 @@ t.test('two conflicting statements signed by one node are validated as equivocat
   const s = withKey();
   ok(t, s.submit('op-1', s.act('k1')));
   ok(t, s.issuePermit('op-1', 'node-1'));
-  ok(t, s.decide({ kind: 'DkgAuthorized', keyId: 'k2', scheme: 'ed25519', threshold: 2, participants: ['node-0', 'node-1'] }));
+  ok(t, s.decide({ kind: 'DkgAuthorized', keyId: 'k2', scheme: 'ed25519', network: 'solana-devnet', threshold: 2, participants: ['node-0', 'node-1'] }));
   const a = s.statement('node-1', 'RaftVote', { term: 7 }, { votedFor: 'node-0' });
   const b = s.statement('node-1', 'RaftVote', { term: 7 }, { votedFor: 'node-2' });
   ok(t, s.entry({ type: 'EquivocationEvidence', first: a, second: b }).result);
@@ -578,7 +587,7 @@ t.test('evidence that is not two different statements by one node about one slot
 t.test('a node that signs two different KeyReady statements for one ceremony is caught in the act: EQUIVOCATION', async (t) => {
   const s = new ScriptedCluster();
   s.genesis();
-  ok(t, s.decide({ kind: 'DkgAuthorized', keyId: 'k1', scheme: 'ed25519', threshold: 2, participants: ['node-0', 'node-1'] }));
+  ok(t, s.decide({ kind: 'DkgAuthorized', keyId: 'k1', scheme: 'ed25519', network: 'solana-devnet', threshold: 2, participants: ['node-0', 'node-1'] }));
   for (const n of ['node-0', 'node-1']) ok(t, s.round1(n, 'k1', 0));
   ok(t, s.keyReady('node-0', 'k1', 0));
   t.match(s.keyReady('node-0', 'k1', 0), { ok: true, replayed: true }, 'the same statement again is a replay');

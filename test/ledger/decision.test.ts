@@ -82,7 +82,7 @@ t.test('an emergency freeze needs only freezeThreshold signers with governor or 
 });
 
 t.test('a decision survives its canonical encoding unchanged', async (t) => {
-  const d = decide({ kind: 'DkgAuthorized', keyId: 'k1', scheme: 'ed25519', threshold: 2, participants: ['n1', 'n2', 'n3'] }, keys.slice(0, 2));
+  const d = decide({ kind: 'DkgAuthorized', keyId: 'k1', scheme: 'ed25519', network: 'solana-devnet', threshold: 2, participants: ['n1', 'n2', 'n3'] }, keys.slice(0, 2));
   const back = decisionFromCbor(decode(encode(decisionToCbor(d))));
   t.ok(bytesEqual(decisionSigningBytes(back.body), decisionSigningBytes(d.body)));
   t.ok(verifyDecision(back, roster, CLUSTER, 0, NOW).ok);

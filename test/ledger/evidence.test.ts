@@ -11,7 +11,8 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { evidenceBundle, verifyBundleSignature, type Bundle, type SignatureBlock, type SignerEntry } from '../../node/lifecycle/evidence.js';
 import { verifyEvidence } from '../../node/commands/evidence.js';
-import { ScriptedCluster, exportEvidenceBundle, verifyEvidenceBundle, digest, fromHex, toHex, type EvidenceBundle, type GovernanceDecision } from '../../ledger/index.js';
+import { getTransactionDecoder } from '@solana/transactions';
+import { ScriptedCluster, seedOf, exportEvidenceBundle, verifyEvidenceBundle, digest, fromHex, toHex, type EvidenceBundle, type GovernanceDecision } from '../../ledger/index.js';
 
 const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'node', 'cli.js');
 
@@ -24,7 +25,7 @@ function publishedCluster(): { s: ScriptedCluster; approval: GovernanceDecision 
   const approval: GovernanceDecision = s.approveAct('op-1', act);
   const steps = [s.submit('op-1', act, approval), s.issuePermit('op-1'), s.execute('op-1')];
   const aCid = s.state.cluster!.ops['op-1']!.actCid;
-  steps.push(s.decide({ kind: 'PublicationReleased', opId: 'op-1', actCid: aCid }, undefined, { parentCid: aCid }), s.publish('op-1'));
+  steps.push(s.decide({ kind: 'PublicationReleased', opId: 'op-1', actCid: aCid, displayHash: act.displayHash }, undefined, { parentCid: aCid }), s.publish('op-1'));
   for (const r of steps) if (!r.ok) throw new Error(`setup: ${r.reason} ${r.detail}`);
   return { s, approval };
 }
@@ -96,11 +97,25 @@ t.test('dropped, reordered or foreign receipts and a changed act are refused', a
 
 t.test('a bundle with the released signature verifies it under the group key; a changed signature breaks that link', async (t) => {
   const { s, approval } = publishedCluster();
-  const full = JSON.parse(JSON.stringify(evidenceBundle(s.state.cluster!, 'op-1', approval))) as EvidenceBundle & { signature: { signature: string } };
-  const set = s.state.cluster!.ops['op-1']!.signingSet!.commitments.map((m) => m.nodeId);
+  const full = JSON.parse(JSON.stringify(evidenceBundle(s.state.cluster!, 'op-1', approval))) as Bundle & { signature: SignatureBlock };
+  const op = s.state.cluster!.ops['op-1']!;
+  const set = op.signingSet!.commitments.map((m) => m.nodeId);
   t.same(verifyEvidence(full), { ok: true, opId: 'op-1', clusterId: s.clusterId, links: ['AdmissionReceipt', 'PermitReceipt', 'PublicationReceipt', 'signature', `signers ${set.join('+')} (the signature's R is their group commitment)`] });
-  const forged = { ...full, signature: { ...full.signature, signature: flipByte(full.signature.signature, 3) } };
+  t.equal(full.signature.display, s.facts(op.act).display, 'the bundle carries the display the approvers saw');
+  t.same(full.signature.messages, [toHex(op.act.tx)], 'a Solana act signs its message');
+  const wire = getTransactionDecoder().decode(fromHex(full.signature.finalized));
+  t.same(Buffer.from(wire.messageBytes), Buffer.from(op.act.tx), 'the finalized transaction decodes (@solana/transactions) to the act\'s message');
+  t.same(Object.values(wire.signatures).map((x) => toHex(x!)), full.signature.signatures, 'with the released signature');
+  const forged = { ...full, signature: { ...full.signature, signatures: [flipByte(full.signature.signatures[0]!, 3)] } };
   t.match(verifyEvidence(forged), { ok: false, link: 4, name: 'signature' });
+  // An attacker's block: another display, other messages, another finalized transaction, another key or asset table.
+  const block = (over: Partial<SignatureBlock>) => verifyBundleSignature({ ...full, signature: { ...full.signature, ...over } });
+  t.match(block({ display: full.signature.display.replace('output 0', 'output 1') }), { ok: false, reason: 'BINDING_MISMATCH', detail: /display/ });
+  t.match(block({ messages: [toHex(seedOf('another message'))] }), { ok: false, reason: 'BINDING_MISMATCH', detail: /messages/ });
+  t.match(block({ finalized: flipByte(full.signature.finalized, 70) }), { ok: false, reason: 'BINDING_MISMATCH', detail: /finalized/ });
+  t.match(block({ groupKey: toHex(s.groupKey('k-other')), groupPublicKey: toHex(s.groupKey('k-other')) }), { ok: false, reason: 'BINDING_MISMATCH' }, 'another key: the transaction is not its own');
+  t.match(block({ assets: { SOL: { network: 'solana-devnet', onChain: 'native', decimals: 6 } } }), { ok: false, reason: 'BINDING_MISMATCH', detail: /display/ }, 'another asset table renders another display');
+  t.match(block({ signatures: [...full.signature.signatures, ...full.signature.signatures] }), { ok: false, reason: 'BINDING_MISMATCH' }, 'two signatures for one message');
   t.match(verifyEvidence({ ...full, receipts: full.receipts.slice(0, 2) }), { ok: false, link: 3, name: 'signature', reason: 'BINDING_MISMATCH' }, 'a signature never released');
 });
 
@@ -113,11 +128,13 @@ t.test('the signing set in the bundle is the one the signature was aggregated ov
   const withSigners = (list: unknown) => verifyBundleSignature({ ...full, signature: { ...full.signature, signers: list as SignerEntry[] } });
   t.same(withSigners(signers), { ok: true });
   const [a, b] = signers as [SignerEntry, SignerEntry];
+  const nonce = (x: SignerEntry, over: object): SignerEntry => ({ ...x, nonces: [{ ...x.nonces[0]!, ...over }] });
   t.match(withSigners([a]), { ok: false, reason: 'BINDING_MISMATCH', detail: /not aggregated over the listed signers/ }, 'one signer left out');
-  t.match(withSigners([a, { ...b, hiding: a.hiding }]), { ok: false, reason: 'BINDING_MISMATCH' }, 'a commitment replaced by another valid point');
+  t.match(withSigners([a, nonce(b, { hiding: a.nonces[0]!.hiding })]), { ok: false, reason: 'BINDING_MISMATCH' }, 'a commitment replaced by another valid point');
   t.match(withSigners([a, { ...b, identifier: '03'.padEnd(64, '0') }]), { ok: false, reason: 'BINDING_MISMATCH' }, 'another identifier');
   t.match(withSigners([b, a]), { ok: false, reason: 'PAYLOAD_REJECTED', detail: /sorted/ }, 'the same set out of order');
-  t.match(withSigners([a, { ...b, binding: '00'.repeat(32) }]), { ok: false, reason: 'PAYLOAD_REJECTED', detail: /group element/ }, 'a commitment that is no point');
+  t.match(withSigners([a, nonce(b, { binding: '00'.repeat(32) })]), { ok: false, reason: 'PAYLOAD_REJECTED', detail: /group element/ }, 'a commitment that is no point');
+  t.match(withSigners([a, { ...b, nonces: [...b.nonces, ...b.nonces] }]), { ok: false, reason: 'PAYLOAD_REJECTED', detail: /one nonce pair per message/ }, 'two nonce pairs for one message');
   t.match(withSigners([]), { ok: false, reason: 'PAYLOAD_REJECTED' });
   t.match(withSigners('n1'), { ok: false, reason: 'PAYLOAD_REJECTED' });
   t.match(verifyEvidence({ ...full, signature: { ...full.signature, signers: [a] } }), { ok: false, link: 4, name: 'signature', reason: 'BINDING_MISMATCH' });

@@ -32,7 +32,8 @@ const KEYS = ['k0', 'k0', 'k1', 'k2'];
 const OPS = ['op-0', 'op-1', 'op-2', 'op-3'];
 const NODES = ['node-0', 'node-1', 'node-2', 'node-3'];
 const AMOUNTS = [1n, 500n, 10_000n, 50_000n, 1_000_000n, 2_000_000n];
-const DESTS: [string, string][] = [['BTC', 'bc1-treasury'], ['BTC', 'bc1-exchange'], ['BTC', 'bc1-evil'], ['ETH', '0xcold'], ['DOGE', 'D1']];
+/** Transactions of the key's own kind to allowed and other destinations, raw messages, and bytes that do not parse. */
+const DESTS: [string, string][] = [['solana', 'bc1-treasury'], ['solana', 'bc1-exchange'], ['solana', 'bc1-evil'], ['raw', ''], ['garbage', '']];
 const ABORT_REASONS = ['REMOTE_TIMEOUT', 'SESSION_MISMATCH', 'PUBLICATION_DENIED'] as const;
 
 /** A script that keeps every intermediate state, so checks can compare before and after. */
@@ -96,7 +97,7 @@ function run(s: Recorded, [kind, a, b, c]: Cmd): void {
   const opId = (want: readonly string[]) => opFor(s, want, a, c);
   switch (WEIGHTED[kind % WEIGHTED.length]) {
     case 0: s.createKey(keyId, NODES.slice(0, 2 + (b % 3)), 2); break;
-    case 1: s.decide({ kind: 'DkgAuthorized', keyId, scheme: 'ed25519', threshold: 2 + (c % 2), participants: NODES.slice(0, 2 + (b % 3)) }, s.signers(s.quorum)); break;
+    case 1: s.decide({ kind: 'DkgAuthorized', keyId, scheme: 'ed25519', network: 'solana-devnet', threshold: 2 + (c % 2), participants: NODES.slice(0, 2 + (b % 3)) }, s.signers(s.quorum)); break;
     case 2: s.round1(nodeId, keyId, keyEpochOpen(s, keyId)); break;
     case 3: s.keyReady(nodeId, keyId, keyEpochOpen(s, keyId), c % 7 === 0 ? s.groupKey('bogus') : undefined); break;
     case 4: s.publishKeyObject(keyId, keyEpochOpen(s, keyId)); break;
@@ -104,9 +105,14 @@ function run(s: Recorded, [kind, a, b, c]: Cmd): void {
     case 6: s.decide({ kind: 'KeyRefreshed', keyId, keyEpoch: keyEpochOpen(s, keyId) + (c % 3 === 0 ? 0 : 1) }, s.signers(s.quorum)); break;
     case 7: s.decide({ kind: 'KeyRetired', keyId }, s.signers(s.quorum)); break;
     case 8: {
-      const [asset, destination] = pick(DESTS, b);
+      const [kind, destination] = pick(DESTS, b);
       const active = Object.values(s.state.cluster?.keys ?? {}).filter((k) => k.status === 'active').map((k) => k.id).sort();
-      const act = s.act(c % 6 === 0 || active.length === 0 ? keyId : pick(active, a), { asset, destination, amount: pick(AMOUNTS, c), keyEpoch: Math.max(0, (s.state.cluster?.keys[keyId]?.activeEpoch ?? 0) - (c % 5 === 0 ? 1 : 0)) });
+      const spec = {
+        destination, amount: pick(AMOUNTS, c), keyEpoch: Math.max(0, (s.state.cluster?.keys[keyId]?.activeEpoch ?? 0) - (c % 5 === 0 ? 1 : 0)),
+        ...(kind === 'raw' ? { kind: 'raw' as const } : kind === 'garbage' ? { tx: new Uint8Array([c & 0xff, b & 0xff]) } : {}),
+      };
+      // One act in seven declares an amount its transaction does not pay.
+      const act = s.act(c % 6 === 0 || active.length === 0 ? keyId : pick(active, a), spec, c % 7 === 3 ? { amount: spec.amount + 1n } : {});
       const id = c % 8 === 0 ? opId([]) : `op-${s.log.length}`;
       const approval = act.amount <= 10_000n && c % 4 !== 0 ? null : s.approveAct(id, act, s.signers(1 + (c % 3)));
       s.submit(id, act, approval, nodeId);
@@ -122,7 +128,7 @@ function run(s: Recorded, [kind, a, b, c]: Cmd): void {
     case 10: s.issuePermit(opId(['Admitted']), nodeId); break;
     case 11: {
       const other = s.state.cluster?.ops[pick(OPS, c)]?.permitId ?? undefined;
-      s.execute(opId(['PendingRemote']), { nodeId, ...(c % 4 === 0 && other ? { permitId: other } : {}), ...(c % 5 === 0 ? { signature: new Uint8Array(64).fill(7) } : {}) });
+      s.execute(opId(['PendingRemote']), { nodeId, ...(c % 4 === 0 && other ? { permitId: other } : {}), ...(c % 5 === 0 ? { signatures: [new Uint8Array(64).fill(7)] } : {}) });
       break;
     }
     case 12: s.publish(opId(['Executed']), nodeId); break;
@@ -131,7 +137,7 @@ function run(s: Recorded, [kind, a, b, c]: Cmd): void {
     case 15: {
       const op = s.state.cluster?.ops[opId(['Executed'])];
       if (op === undefined) break;
-      s.decide({ kind: 'PublicationReleased', opId: op.opId, actCid: op.actCid }, s.signers(s.quorum), { parentCid: op.actCid });
+      s.decide({ kind: 'PublicationReleased', opId: op.opId, actCid: op.actCid, displayHash: op.act.displayHash }, s.signers(s.quorum), { parentCid: op.actCid });
       break;
     }
     case 16: s.decide({ kind: 'EmergencyFreeze', reason: 'drill' }, s.signers(1)); break;
@@ -443,9 +449,9 @@ t.test('an archive gives the results and state roots of keeping every act in mem
   t.ok(fromArchive > 0, `${fromArchive} act events named an ended act and were answered from the archive`);
 });
 
-/** The fields of a result that cross into a verdict (the policy receipt is compared through its verdict). */
+/** The fields of a result that cross into a verdict (the admission verdict included). */
 function verdictShape(r: ApplyResult): unknown {
   return r.ok
-    ? { ok: true, index: r.index, type: r.type, effect: r.effect, replayed: r.replayed, opState: r.opState ?? null, permitId: r.permitId === undefined ? null : toHex(r.permitId), policy: r.policyReceipt?.verdict ?? null }
-    : { ok: false, index: r.index, type: r.type, reason: r.reason, detail: r.detail, applied: r.applied, replayed: r.replayed, opState: r.opState ?? null, policy: r.policyReceipt?.verdict ?? null };
+    ? { ok: true, index: r.index, type: r.type, effect: r.effect, replayed: r.replayed, opState: r.opState ?? null, permitId: r.permitId === undefined ? null : toHex(r.permitId), policy: r.admission === undefined ? null : [r.admission.allowed, r.admission.reason, r.admission.detail] }
+    : { ok: false, index: r.index, type: r.type, reason: r.reason, detail: r.detail, applied: r.applied, replayed: r.replayed, opState: r.opState ?? null, policy: r.admission === undefined ? null : [r.admission.allowed, r.admission.reason, r.admission.detail] };
 }

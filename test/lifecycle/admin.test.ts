@@ -29,13 +29,15 @@ t.test('admin API: roles, refusals with reason codes, bad input', { timeout: 300
   });
 
   t.test('a role may only do its own actions (ROLE_NOT_ALLOWED)', async (t) => {
+    const rawFile = join(h.dir, 'attestation.raw');
+    writeFileSync(rawFile, 'an attestation');
     const auditorPropose = await h.cli('audra', ['decision', 'propose', '--action-json', '{"kind":"EmergencyFreeze","reason":"x"}']);
     t.equal(auditorPropose.code, 3, 'auditor cannot propose');
     t.match(auditorPropose.stderr, /^ROLE_NOT_ALLOWED: audra \(auditor\) may not propose decisions/m);
     const kimFreeze = await h.cli('kim', ['decision', 'propose', '--action-json', '{"kind":"EmergencyFreeze","reason":"x"}']);
     t.equal(kimFreeze.code, 3, 'key generator cannot propose a freeze');
     t.match(kimFreeze.stderr, /^ROLE_NOT_ALLOWED: kim \(key-generator\) may not propose EmergencyFreeze/m);
-    const caraAct = await h.cli('kim', ['act', 'submit', '--op', 'x', '--key-id', 'k', '--asset', 'SOL', '--amount', '1', '--destination', 'sol-treasury', '--display', 'x']);
+    const caraAct = await h.cli('kim', ['act', 'submit', '--op', 'x', '--key', 'k', '--raw', rawFile]);
     t.equal(caraAct.code, 3);
     t.match(caraAct.stderr, /^ROLE_NOT_ALLOWED: kim \(key-generator\) may not submit signing acts/m);
     // An approver signs only as itself.
@@ -93,7 +95,7 @@ t.test('admin API: roles, refusals with reason codes, bad input', { timeout: 300
   });
 
   t.test('approvals collect on the node; at quorum the decision applies', async (t) => {
-    const d = await h.client('kim').proposeDecision(JSON.stringify({ kind: 'DkgAuthorized', keyId: 'kq', scheme: 'ed25519', threshold: 2, participants: ['n1', 'n2', 'n3'] }));
+    const d = await h.client('kim').proposeDecision(JSON.stringify({ kind: 'DkgAuthorized', keyId: 'kq', scheme: 'ed25519', network: 'solana-devnet', threshold: 2, participants: ['n1', 'n2', 'n3'] }));
     t.equal(d.state, 'pending');
     t.equal(d.needed, 2);
     const keyFile = join(h.dir, 'approver-1.key');

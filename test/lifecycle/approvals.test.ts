@@ -43,7 +43,7 @@ t.test('the book: signatures checked at apply, bounded, expired and superseded e
   const s = scripted();
   const book = new ApprovalBook();
   const now = s.state.clockMs;
-  const body = s.decisionBody({ kind: 'DkgAuthorized', keyId: 'k2', scheme: 'ed25519', threshold: 2, participants: ['node-0', 'node-1', 'node-2'] });
+  const body = s.decisionBody({ kind: 'DkgAuthorized', keyId: 'k2', scheme: 'ed25519', network: 'solana-devnet', threshold: 2, participants: ['node-0', 'node-1', 'node-2'] });
   const cid = (b: DecisionBody): Uint8Array => decisionCid(b);
   const run = (c: BookCommand, at = now) => book.apply(at, c, s.state).verdict;
   t.match(run({ op: 'propose', body, act: null }), { ok: true }, 'proposed');
@@ -59,7 +59,7 @@ t.test('the book: signatures checked at apply, bounded, expired and superseded e
   t.match(run({ op: 'propose', body: { ...body, expiresMs: now - 1, issuedMs: now - 10 }, act: null }), { ok: false, reason: 'DECISION_EXPIRED' }, 'an expired proposal is refused');
   t.match(run({ op: 'propose', body: { ...body, governanceEpoch: 7 }, act: null }), { ok: false, reason: 'STALE_EPOCH' }, 'another epoch is refused');
   const act = s.act('k1');
-  const approvesAct = s.decisionBody({ kind: 'ActApproved', opId: 'op-x', actCid: new Uint8Array(32) }, { parentCid: new Uint8Array(32) });
+  const approvesAct = s.decisionBody({ kind: 'ActApproved', opId: 'op-x', actCid: new Uint8Array(32), displayHash: act.displayHash }, { parentCid: new Uint8Array(32) });
   t.match(run({ op: 'propose', body: approvesAct, act }), { ok: false, reason: 'BINDING_MISMATCH' }, 'an act that is not the approved act is refused');
 
   // Bounds: the book is full at approvals.pendingMax.
@@ -77,7 +77,7 @@ t.test('the book: signatures checked at apply, bounded, expired and superseded e
   const b2 = new ApprovalBook();
   const other = s.decisionBody({ kind: 'KeyRetired', keyId: 'k1' });
   b2.apply(now, { op: 'propose', body: other, act: null }, s.state);
-  s.decide({ kind: 'DkgAuthorized', keyId: 'k3', scheme: 'ed25519', threshold: 2, participants: ['node-0', 'node-1', 'node-2'] });
+  s.decide({ kind: 'DkgAuthorized', keyId: 'k3', scheme: 'ed25519', network: 'solana-devnet', threshold: 2, participants: ['node-0', 'node-1', 'node-2'] });
   b2.afterLedger(null, false, s.state);
   t.equal(b2.size, 0, 'a decision that follows a head that moved on is dropped');
   t.end();
@@ -86,7 +86,7 @@ t.test('the book: signatures checked at apply, bounded, expired and superseded e
 t.test('a book restarted from its own writes at any point continues exactly as one that never stopped', (t) => {
   const s = scripted();
   const now = s.state.clockMs;
-  const bodies = [0, 1, 2, 3].map((i) => s.decisionBody({ kind: 'DkgAuthorized', keyId: `kk${i}`, scheme: 'ed25519', threshold: 2, participants: ['node-0', 'node-1', 'node-2'] }, { issuedMs: now, expiresMs: now + 1000 * (i + 1) }));
+  const bodies = [0, 1, 2, 3].map((i) => s.decisionBody({ kind: 'DkgAuthorized', keyId: `kk${i}`, scheme: 'ed25519', network: 'solana-devnet', threshold: 2, participants: ['node-0', 'node-1', 'node-2'] }, { issuedMs: now, expiresMs: now + 1000 * (i + 1) }));
   const step = fc.oneof(
     fc.record({ op: fc.constant('propose' as const), d: fc.integer({ min: 0, max: 3 }), dt: fc.integer({ min: 0, max: 1500 }) }),
     fc.record({ op: fc.constant('approve' as const), d: fc.integer({ min: 0, max: 3 }), a: fc.integer({ min: 0, max: 2 }), bad: fc.boolean(), dt: fc.integer({ min: 0, max: 1500 }) }),
@@ -182,11 +182,12 @@ t.test('a pending decision and an act held for approvals survive restarts of eve
 
   // A decision proposed on node-0, one approval there; every node restarts.
   const kim = as('kim', 'key-generator');
-  const d = await node('node-0').admin.proposeDecision(kim, JSON.stringify({ kind: 'DkgAuthorized', keyId: 'k2', scheme: 'ed25519', threshold: 2, participants: ids }), 0);
+  const d = await node('node-0').admin.proposeDecision(kim, JSON.stringify({ kind: 'DkgAuthorized', keyId: 'k2', scheme: 'ed25519', network: 'solana-devnet', threshold: 2, participants: ids }), 0);
   await signAs(node('node-0'), d.cid, 0);
   // An act above the first tier, held for two approvals: proposed on node-1, both approvals given.
   const cara = as('cara', 'custodian');
-  const actJson = { keyId: 'k1', asset: 'BTC', amount: '50000', destination: 'bc1-treasury', display: 'pay 50000 after approval' };
+  const bigTx = s.transaction('k1', { amount: 50_000n });
+  const actJson = { keyId: 'k1', kind: bigTx.kind, tx: toHex(bigTx.tx) };
   const held = await node('node-1').admin.proposeDecision(cara, JSON.stringify({ kind: 'ActApproved', opId: 'big-1', act: actJson }), 0);
   await signAs(node('node-1'), held.cid, 0);
   await signAs(node('node-1'), held.cid, 1);
@@ -202,7 +203,7 @@ t.test('a pending decision and an act held for approvals survive restarts of eve
   await until('every node applied DkgAuthorized for k2', () => nodes.every((n) => n.app.state.cluster?.keys.k2 !== undefined));
   t.ok(nodes.every((n) => n.app.state.cluster?.keys.k2 !== undefined), 'the decision is in every node\'s ledger');
 
-  const sub = await node('node-2').admin.submitAct(cara, 'big-1', { keyId: 'k1', asset: 'BTC', amount: 50_000n, destination: 'bc1-treasury', display: actJson.display }, held.cid);
+  const sub = await node('node-2').admin.submitAct(cara, 'big-1', { keyId: 'k1', kind: bigTx.kind, tx: bigTx.tx }, held.cid);
   t.equal(sub.op.state, 'Admitted', 'the act held for approvals is submitted through a third node after the restart and admitted');
   await until('the approval left the book everywhere', () => nodes.every((n) => n.app.book.size === 0));
   const approvalOn = async (app: LedgerApp): Promise<GovernanceDecision | null> => (await app.act('big-1'))?.approval ?? null;

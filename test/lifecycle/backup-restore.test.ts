@@ -28,7 +28,7 @@ import { writeSnapshotFile } from '../../node/backup/save.js';
 import { PeerClient } from '../../node/lifecycle/peer.js';
 import { loadTls } from '../../node/tls.js';
 import { isCustodyError } from '../../proto/errors.js';
-import { CLI, OPERATORS, POLICY, runCli as cli } from './harness.js';
+import { CLI, OPERATORS, POLICY, runCli as cli, actTx } from './harness.js';
 
 
 /** What the ledger holds of an act (the notes are each node's own narration, not replicated). */
@@ -71,7 +71,7 @@ t.test('snapshot save, restore into a new cluster: chronicle, evidence, new writ
       await x.approveDecision(cid, a, ed25519Sign(decisionSigningBytes(decisionBodyFromCbor(decode(new Uint8Array(d.bodyCbor)))), c.approvers.find((k) => k.id === a)!.secretKey));
     }
   };
-  const authorize = (c: DaemonCluster, keyId: string) => client(c, 'kim', 'n1').proposeDecision(JSON.stringify({ kind: 'DkgAuthorized', keyId, scheme: 'ed25519', threshold: 2, participants: ids }));
+  const authorize = (c: DaemonCluster, keyId: string) => client(c, 'kim', 'n1').proposeDecision(JSON.stringify({ kind: 'DkgAuthorized', keyId, scheme: 'ed25519', network: 'solana-devnet', threshold: 2, participants: ids }));
   /** After DkgAuthorized: the ceremony between the kernels, then activation by two approvers. */
   const activate = async (c: DaemonCluster, keyId: string): Promise<void> => {
     await until(`key ${keyId} published`, async () => (await client(c, 'audra', 'n1').status()).keys.find((k) => k.id === keyId)?.epochs.includes('0:published'), 120_000);
@@ -86,11 +86,11 @@ t.test('snapshot save, restore into a new cluster: chronicle, evidence, new writ
   const dk = await authorize(old, 'k');
   await approve(old, dk.cid, ['approver-1', 'approver-2']);
   await activate(old, 'k');
-  await client(old, 'cara', 'n2').submitAct({ opId: 'pay-1', keyId: 'k', asset: 'SOL', amount: '100', destination: 'sol-treasury', display: 'pay-1' });
+  await client(old, 'cara', 'n2').submitAct({ opId: 'pay-1', keyId: 'k', ...(await actTx(client(old, 'cara', 'n2'), 'k', '100', 'sol-treasury')) });
   t.equal((await published(old, 'pay-1')).state, 'Published', 'pay-1 signed by the old cluster');
   t.equal((await client(old, 'cara', 'n3').settleAct('pay-1', 'tx-pay-1')).state, 'Settled', 'pay-1 settled');
   // An act above the first tier: two approvals before admission, two more to pass the publication gate.
-  const big = { keyId: 'k', asset: 'SOL', amount: '20000', destination: 'sol-treasury', display: 'pay 20000 with approvals' };
+  const big = { keyId: 'k', ...(await actTx(client(old, 'cara', 'n2'), 'k', '20000', 'sol-treasury')) };
   const held = await client(old, 'cara', 'n1').proposeDecision(JSON.stringify({ kind: 'ActApproved', opId: 'big-1', act: big }));
   await approve(old, held.cid, ['approver-1', 'approver-2']);
   await client(old, 'cara', 'n2').submitAct({ opId: 'big-1', ...big, approvalCid: held.cid });
@@ -174,11 +174,11 @@ t.test('snapshot save, restore into a new cluster: chronicle, evidence, new writ
   const thaw = await client(fresh, 'approver-1', 'n1').proposeDecision(JSON.stringify({ kind: 'Unfreeze' }));
   await approve(fresh, thaw.cid, ['approver-1', 'approver-2']);
   t.equal((await client(fresh, 'audra', 'n2').status()).frozen, '', 'and another (Unfreeze)');
-  await client(fresh, 'cara', 'n2').submitAct({ opId: 'after-restore', keyId: 'k2', asset: 'SOL', amount: '100', destination: 'sol-treasury', display: 'after restore' });
+  await client(fresh, 'cara', 'n2').submitAct({ opId: 'after-restore', keyId: 'k2', ...(await actTx(client(fresh, 'cara', 'n2'), 'k2', '100', 'sol-treasury')) });
   t.equal((await published(fresh, 'after-restore')).state, 'Published', 'a new act is signed by the restored cluster');
   // A key made before the backup signs in the restored cluster: its public key package comes back
   // from the kernels' stores, checked against the group key in the restored ledger.
-  await client(fresh, 'cara', 'n2').submitAct({ opId: 'old-key-after-restore', keyId: 'k', asset: 'SOL', amount: '100', destination: 'sol-treasury', display: 'old key after restore' });
+  await client(fresh, 'cara', 'n2').submitAct({ opId: 'old-key-after-restore', keyId: 'k', ...(await actTx(client(fresh, 'cara', 'n2'), 'k', '100', 'sol-treasury')) });
   t.equal((await published(fresh, 'old-key-after-restore')).state, 'Published', 'a key made before the backup signs a new act in the restored cluster');
   for (const op of ['after-restore', 'old-key-after-restore']) {
     const f = join(root, `${op}.json`);

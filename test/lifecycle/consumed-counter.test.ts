@@ -20,7 +20,7 @@ function script(): ScriptedCluster {
 const cluster = (s: ScriptedCluster): ClusterState => s.state.cluster as ClusterState;
 const op = (s: ScriptedCluster, id: string): OpRecord => cluster(s).ops[id] as OpRecord;
 const counterOf = (s: ScriptedCluster, id: string, nodeId: string): number =>
-  op(s, id).signingSet?.commitments.find((m) => m.nodeId === nodeId)?.counter ?? -1;
+  op(s, id).signingSet?.commitments.find((m) => m.nodeId === nodeId)?.nonces.at(-1)?.counter ?? -1;
 
 t.test('nothing executed yet: the ledger proves no consumed nonce', async (t) => {
   const s = script();

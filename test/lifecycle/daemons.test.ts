@@ -15,13 +15,13 @@ import { ed25519 } from '@noble/curves/ed25519.js';
 import { decisionBodyFromCbor, decisionSigningBytes, ed25519Sign } from '../../ledger/decision.js';
 import { decode, fromHex, toHex } from '../../ledger/encoding.js';
 import { ed25519GroupCommitment } from '../../ledger/signing-set.js';
-import { signingListDigest } from '../../kernel/kernel.js';
+import { signingListsDigest } from '../../kernel/kernel.js';
 import { KernelStore } from '../../kernel/store.js';
 import type { AdminClient, ActView } from '../../node/admin/client.js';
 import { issueOperatorCert } from '../../node/admin/roles.js';
 import { DaemonCluster } from '../../node/lifecycle/daemon-cluster.js';
 import { until } from '../../node/probe.js';
-import { CLI, OPERATORS, POLICY } from './harness.js';
+import { CLI, OPERATORS, POLICY, actTx } from './harness.js';
 
 const eventually = <T>(what: string, f: () => Promise<T | null | undefined | false>, timeoutMs = 120_000): Promise<T> => until(what, f, timeoutMs);
 
@@ -57,14 +57,14 @@ t.test('three daemons: lifecycle over the admin API; kill -9 of the leader mid-a
       await c.approveDecision(cid, a, ed25519Sign(decisionSigningBytes(decisionBodyFromCbor(decode(new Uint8Array(d.bodyCbor)))), cluster.approvers.find((x) => x.id === a)!.secretKey));
     }
   };
-  const d = await client('kim', 'n1').proposeDecision(JSON.stringify({ kind: 'DkgAuthorized', keyId: 'k', scheme: 'ed25519', threshold: 2, participants: ids }));
+  const d = await client('kim', 'n1').proposeDecision(JSON.stringify({ kind: 'DkgAuthorized', keyId: 'k', scheme: 'ed25519', network: 'solana-devnet', threshold: 2, participants: ids }));
   await approve(d.cid, ['approver-1', 'approver-2'], 'n1');
   await eventually('key object published (round 1 in the log, round 2 between daemons)', async () => (await audra('n1').status()).keys[0]?.epochs.includes('0:published'));
   const a = await client('kim', 'n1').proposeDecision(JSON.stringify({ kind: 'KeyActivated', keyId: 'k', keyEpoch: 0 }));
   await approve(a.cid, ['approver-2', 'approver-3'], 'n1');
   t.equal((await audra('n1').status()).keys[0]?.status, 'active', 'key active');
 
-  const first = await client('cara', 'n2').submitAct({ opId: 'warm', keyId: 'k', asset: 'SOL', amount: '100', destination: 'sol-treasury', display: 'warm up' });
+  const first = await client('cara', 'n2').submitAct({ opId: 'warm', keyId: 'k', ...(await actTx(client('cara', 'n2'), 'k', '100', 'sol-treasury')) });
   t.equal(first.state, 'Admitted', 'an act submitted to a follower is admitted');
   const warm = await client('cara', 'n2').watch('warm', () => undefined, (v) => ['Published', 'Aborted'].includes(v.state));
   t.equal(warm.state, 'Published', 'an act signed across three daemons');
@@ -73,7 +73,7 @@ t.test('three daemons: lifecycle over the admin API; kill -9 of the leader mid-a
   const leaderId = (await audra('n1').status()).leader;
   const survivor = ids.find((x) => x !== leaderId)!;
   const opIds = ['k9-1', 'k9-2', 'k9-3'];
-  for (const op of opIds) await client('cara', survivor).submitAct({ opId: op, keyId: 'k', asset: 'SOL', amount: '100', destination: 'sol-treasury', display: op });
+  for (const op of opIds) await client('cara', survivor).submitAct({ opId: op, keyId: 'k', ...(await actTx(client('cara', survivor), 'k', '100', 'sol-treasury')) });
   await client('audra', survivor).watch('k9-1', () => undefined, (v) => v.state !== 'Admitted', 30_000).catch(() => undefined);
   const killed = cluster.node(leaderId).daemon!;
   await cluster.kill(leaderId);
@@ -107,7 +107,7 @@ t.test('three daemons: lifecycle over the admin API; kill -9 of the leader mid-a
   }, 180_000);
   const again = await audra(leaderId).showAct('k9-1');
   t.equal(again.state, (await audra(others[0]!).showAct('k9-1')).state, 'the restarted node sees the same outcome');
-  await client('cara', leaderId).submitAct({ opId: 'after-restart', keyId: 'k', asset: 'SOL', amount: '100', destination: 'sol-treasury', display: 'after restart' });
+  await client('cara', leaderId).submitAct({ opId: 'after-restart', keyId: 'k', ...(await actTx(client('cara', leaderId), 'k', '100', 'sol-treasury')) });
   const after = await eventually('the act after the restart ends', async () => {
     const v = await audra(leaderId).showAct('after-restart');
     return ['Published', 'Aborted'].includes(v.state) ? v : null;
@@ -122,28 +122,30 @@ t.test('three daemons: lifecycle over the admin API; kill -9 of the leader mid-a
   const groupKey = (await audra(survivor).status()).keys[0]!.publicKey;
   await cluster.stop();
   /** hex(permit id) -> every share a kernel recorded under it. */
-  const used = new Map<string, { nodeId: string; list: string; share: string; counter: number }[]>();
+  const used = new Map<string, { nodeId: string; lists: string; shares: string[]; counters: number[] }[]>();
   for (const id of ids) {
     const store = await KernelStore.open(join(dir, `${id}-kernel`, 'store'));
     for (const { key, value } of await store.list('permit/', 100_000)) {
       const permitHex = Buffer.from(key.split('/')[2]!, 'hex').toString('utf8');
-      const r = JSON.parse(Buffer.from(value).toString('utf8')) as { list: string; share: string; counter: number };
-      used.set(permitHex, [...(used.get(permitHex) ?? []), { nodeId: id, list: r.list, share: r.share, counter: r.counter }]);
+      const r = JSON.parse(Buffer.from(value).toString('utf8')) as { lists: string; shares: string[]; counters: number[] };
+      used.set(permitHex, [...(used.get(permitHex) ?? []), { nodeId: id, lists: r.lists, shares: r.shares, counters: r.counters }]);
     }
     await store.close();
   }
   const L = ed25519.Point.Fn;
   for (const v of views) {
-    const list = v.signingSet.map((m) => ({ identifier: m.identifier, hiding: fromHex(m.hiding), binding: fromHex(m.binding) }));
+    // A Solana act signs one message: one list, one nonce pair per member, one share each.
+    const list = v.signingSet.map((m) => ({ identifier: m.identifier, hiding: fromHex(m.nonces[0]!.hiding), binding: fromHex(m.nonces[0]!.binding) }));
+    const message = new Uint8Array(v.tx);
     const records = used.get(v.permitId) ?? [];
     t.same(records.map((r) => r.nodeId).sort(), v.signingSet.map((m) => m.nodeId).sort(), `${v.opId}: exactly the members of the fixed set hold a share under its permit, one each`);
-    t.ok(records.every((r) => r.list === toHex(signingListDigest(list))), `${v.opId}: every share under the permit is over the fixed list`);
-    t.ok(records.every((r) => r.counter === v.signingSet.find((m) => m.nodeId === r.nodeId)?.counter), `${v.opId}: each with the nonce the ledger names`);
+    t.ok(records.every((r) => r.lists === toHex(signingListsDigest([list]))), `${v.opId}: every share under the permit is over the fixed list`);
+    t.ok(records.every((r) => JSON.stringify(r.counters) === JSON.stringify(v.signingSet.find((m) => m.nodeId === r.nodeId)?.nonces.map((n) => n.counter))), `${v.opId}: each with the nonce the ledger names`);
     // RFC 9591 §5.3: the signature over a list is (R, sum of the shares), R the list's group commitment.
-    const z = records.reduce((acc, r) => L.add(acc, L.fromBytes(fromHex(r.share))), 0n);
-    const only = new Uint8Array([...ed25519GroupCommitment(fromHex(groupKey), fromHex(v.messageDigest), list).R, ...L.toBytes(z)]);
+    const z = records.reduce((acc, r) => L.add(acc, L.fromBytes(fromHex(r.shares[0]!))), 0n);
+    const only = new Uint8Array([...ed25519GroupCommitment(fromHex(groupKey), message, list).R, ...L.toBytes(z)]);
     t.equal(toHex(only), v.signature, `${v.opId}: the kernels' shares make exactly the ledger's signature, the only one for the permit`);
-    t.ok(ed25519.verify(only, fromHex(v.messageDigest), fromHex(groupKey)), `${v.opId}: and it verifies under the group key (RFC 8032)`);
+    t.ok(ed25519.verify(only, message, fromHex(groupKey)), `${v.opId}: and it verifies under the group key (RFC 8032) over the Solana message`);
   }
   t.equal(used.size, views.length, 'no kernel holds a share under any other permit');
 });

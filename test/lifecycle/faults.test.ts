@@ -11,6 +11,8 @@
  * Kernels are the in-memory twins here (kernel-twin.ts), so the faults are injected exactly.
  */
 import t, { type Test } from 'tap';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fromHex, toHex } from '../../ledger/encoding.js';
 import { CustodyError } from '../../proto/errors.js';
 import { suiteOf } from '../../kernel/suites.js';
@@ -20,7 +22,7 @@ import type { SigningCommitment } from '../../kernel/wire.js';
 import type { CoordinatorPoint } from '../../node/lifecycle/coordinator.js';
 import type { ParticipantPort } from '../../node/lifecycle/ports.js';
 import { until } from '../../node/lifecycle/local-cluster.js';
-import { startHarness, waitAct, reasonOfCall, type Harness } from './harness.js';
+import { startHarness, waitAct, reasonOfCall, type Harness, actTx } from './harness.js';
 
 /** Every signature share handed out, keyed by act and by commitment list (one signing set). */
 class ShareLog {
@@ -71,10 +73,11 @@ function wrap(p: ParticipantPort, log: ShareLog, f: Faults): ParticipantPort {
       if (f.noCommit.get(opId)?.() === p.nodeId) return Promise.reject(new CustodyError('REMOTE_TIMEOUT', `${p.nodeId} does not commit to ${opId} (test fault)`));
       return p.commit(opId);
     },
-    async sign(opId, list, counter) {
+    async sign(opId, lists, counters) {
       if (f.hangSign.has(opId)) return new Promise(() => undefined);
-      const r = await p.sign(opId, list, counter);
-      log.record(opId, list, r.identifier, r.share);
+      const r = await p.sign(opId, lists, counters);
+      // A Solana act signs one message: its one list and share are what the log compares.
+      log.record(opId, lists[0] as readonly SigningCommitment[], r.identifier, r.shares[0] as Uint8Array);
       return r;
     },
   };
@@ -86,16 +89,25 @@ async function setup(t: Test, point?: (node: string, p: CoordinatorPoint, opId: 
   const h = await startHarness({ kernels: 'twin', remoteTimeoutMs: 1_500, signingSetWaitMs: 4_000, wrapParticipant: (p) => wrap(p, log, faults), ...(point ? { point } : {}) });
   t.teardown(() => h.close());
   await h.createKey('k', 'ed25519');
+  harnessOf = h;
   return { h, log, faults };
 }
 
-const act = (opId: string, amount = '1000') => ['act', 'submit', '--op', opId, '--key-id', 'k', '--asset', 'SOL', '--amount', amount, '--destination', 'sol-treasury', '--display', `pay ${amount}`];
+/** `custody admin act submit` of a Solana transfer of `amount` lamports to the treasury, its message in a file. */
+let harnessOf: Harness | null = null;
+const act = async (opId: string, amount = '1000'): Promise<string[]> => {
+  const h = harnessOf as Harness;
+  const x = await actTx(h.client('cara'), 'k', amount, 'sol-treasury');
+  const file = join(h.dir, `${opId}.solana`);
+  writeFileSync(file, x.tx);
+  return ['act', 'submit', '--op', opId, '--key', 'k', '--solana', file];
+};
 
 t.test('denials carry their reason codes to the CLI', { timeout: 600_000 }, async (t) => {
   const { h, log } = await setup(t);
 
   t.test('stale epoch: an act naming a key epoch that is not the active one is denied STALE_EPOCH', async (t) => {
-    const r = await h.cli('cara', [...act('stale-1'), '--key-epoch', '1']);
+    const r = await h.cli('cara', [...await act('stale-1'), '--key-epoch', '1']);
     t.equal(r.code, 3);
     t.match(r.stderr, /^STALE_EPOCH: key k is at epoch 0, not 1 \(act stale-1 journaled Denied\)/m);
     const v = await h.client('audra').showAct('stale-1');
@@ -104,7 +116,7 @@ t.test('denials carry their reason codes to the CLI', { timeout: 600_000 }, asyn
   });
 
   t.test('publication denied: an executed act above the auto-release amount waits at the gate until released', async (t) => {
-    const r = await h.cli('cara', act('big-1', '8000'));
+    const r = await h.cli('cara', await act('big-1', '8000'));
     t.equal(r.code, 0, r.stderr);
     const cara = h.client('cara');
     const held = await cara.watch('big-1', () => undefined, (v) => v.state === 'Executed' && v.notes.some((n) => n.reason === 'PUBLICATION_DENIED'));
@@ -121,14 +133,14 @@ t.test('denials carry their reason codes to the CLI', { timeout: 600_000 }, asyn
   t.test('frozen cluster: admission is denied FROZEN until an unfreeze decision', async (t) => {
     const freeze = await h.client('approver-3').proposeDecision('{"kind":"EmergencyFreeze","reason":"incident drill"}');
     await h.approve(freeze.cid, ['approver-3']); // the security role freezes alone (freezeThreshold 1)
-    const r = await h.cli('cara', act('frozen-1'));
+    const r = await h.cli('cara', await act('frozen-1'));
     t.equal(r.code, 3);
     t.match(r.stderr, /^FROZEN: admission refused: frozen since index \d+/m);
     const s = await h.cli('audra', ['status']);
     t.match(s.stdout, /FROZEN: incident drill/);
     const un = await h.client('approver-1').proposeDecision('{"kind":"Unfreeze"}');
     await h.approve(un.cid, ['approver-1', 'approver-2']);
-    const ok = await h.cli('cara', act('after-thaw'));
+    const ok = await h.cli('cara', await act('after-thaw'));
     t.equal(ok.code, 0, ok.stderr);
     t.equal((await waitAct(h.client('cara'), 'after-thaw', 'Published')).state, 'Published');
   });
@@ -141,11 +153,11 @@ t.test('denials carry their reason codes to the CLI', { timeout: 600_000 }, asyn
     const v = await c.node('n2').ledger.propose({ type: 'FencingRecord', statement });
     t.ok(v.ok, 'fencing record applied');
     await until('n3 sees itself fenced', () => n3.ledger.state().cluster?.nodes['n3']?.status === 'fenced');
-    const r = await h.cli('cara', act('via-fenced'), 'n3');
+    const r = await h.cli('cara', await act('via-fenced'), 'n3');
     t.equal(r.code, 3);
     t.match(r.stderr, /^SPLIT_BRAIN_FENCED: passport n3-p1 of n3 is fenced/m);
     t.equal(await reasonOfCall(n3.participant.commit('via-fenced')), 'UNKNOWN_SESSION', 'no such act anywhere');
-    const ok = await h.cli('cara', act('without-n3'), 'n1');
+    const ok = await h.cli('cara', await act('without-n3'), 'n1');
     t.equal(ok.code, 0, ok.stderr);
     const done = await waitAct(h.client('cara'), 'without-n3', 'Published');
     t.equal(done.state, 'Published', 'the two unfenced kernels sign');
@@ -158,7 +170,7 @@ t.test('denials carry their reason codes to the CLI', { timeout: 600_000 }, asyn
 t.test('a signer that does not answer: REMOTE_TIMEOUT, another subset, exactly one signature', { timeout: 600_000 }, async (t) => {
   const { h, log, faults } = await setup(t);
   faults.hangFirstCommit.add('slow-1');
-  const r = await h.cli('cara', act('slow-1'));
+  const r = await h.cli('cara', await act('slow-1'));
   t.equal(r.code, 0, r.stderr);
   const v = await waitAct(h.client('cara'), 'slow-1', 'Published');
   t.equal(v.state, 'Published');
@@ -169,7 +181,7 @@ t.test('a signer that does not answer: REMOTE_TIMEOUT, another subset, exactly o
 t.test('a signer of the fixed set that does not answer: the act aborts REMOTE_TIMEOUT and the permit is spent', { timeout: 600_000 }, async (t) => {
   const { h, log, faults } = await setup(t);
   faults.hangSign.add('stuck-1');
-  await h.cli('cara', act('stuck-1'));
+  await h.cli('cara', await act('stuck-1'));
   const v = await waitAct(h.client('cara'), 'stuck-1', 'Aborted');
   t.equal(v.state, 'Aborted');
   t.equal(v.reason, 'REMOTE_TIMEOUT');
@@ -196,7 +208,7 @@ for (const at of ['act:permit-issued', 'act:commitments', 'act:signing-set-fixed
     });
     h = hh;
     faults.noCommit.set('crash-1', () => (crashed === null ? h?.cluster.leader()?.id : undefined));
-    const submit = await h.cli('cara', act('crash-1'), 'n1');
+    const submit = await h.cli('cara', await act('crash-1'), 'n1');
     t.equal(submit.code, 0, submit.stderr);
     await until('the leader crashed', () => crashed !== null, 60_000);
     const live = h.cluster.nodes.find((n) => n.up) as (typeof h.cluster.nodes)[number];
@@ -225,7 +237,7 @@ t.test('the leader dies after the kernels returned their shares, before ActExecu
   });
   h = hh;
   faults.noCommit.set('window-1', () => (crashed === null ? h?.cluster.leader()?.id : undefined));
-  t.equal((await h.cli('cara', act('window-1'), 'n1')).code, 0);
+  t.equal((await h.cli('cara', await act('window-1'), 'n1')).code, 0);
   await until('the leader crashed in the window', () => crashed !== null, 60_000);
   const live = h.cluster.nodes.find((n) => n.up) as (typeof h.cluster.nodes)[number];
   t.equal((await waitAct(h.client('audra', live.id), 'window-1', 'Published')).state, 'Published', 'the act completes');
@@ -235,14 +247,14 @@ t.test('the leader dies after the kernels returned their shares, before ActExecu
   const [setKey, signers] = [...log.shares.get('window-1')!][0]!;
   t.same([...signers.values()].map((v) => v.length), [2, 2], 'each member of the fixed set answered the old and the new leader');
   const list = log.lists.get(setKey)!;
-  t.same(list.map((c) => toHex(c.hiding)), op.signingSet!.commitments.map((m) => toHex(m.hiding)), 'the list signed is the one fixed in the ledger');
+  t.same(list.map((c) => toHex(c.hiding)), op.signingSet!.commitments.map((m) => toHex(m.nonces[0]!.hiding)), 'the list signed is the one fixed in the ledger');
   for (const [id, values] of log.distinctShares('window-1')) t.same([...values], [firstRound![id]], `signer ${id.slice(0, 4)}: the resumed share is byte-identical`);
   // The signature the dead leader would have produced, from the shares it had gathered.
   const e = live.ledger.state().cluster!.keys['k']!.epochs['0']!;
   const pub = publicFromBytes((await h.cluster.exchange.get(keys.publicPackage('k', 0, e.participants[0]!)))!);
   const pkg = { signers: { min: pub.min, max: pub.max }, commitments: pub.commitments, verifyingShares: Object.fromEntries(pub.verifyingShares.map((v) => [v.identifier, v.point])) };
-  const expected = suiteOf('ed25519').frost.aggregate(pkg as never, list as never, op.act.messageDigest, Object.fromEntries(Object.entries(firstRound!).map(([id, hex]) => [id, fromHex(hex)])) as never);
-  t.equal(toHex(op.signature!), toHex(expected), 'the executed signature is the one the first round\'s shares make');
+  const expected = suiteOf('ed25519').frost.aggregate(pkg as never, list as never, op.act.tx, Object.fromEntries(Object.entries(firstRound!).map(([id, hex]) => [id, fromHex(hex)])) as never);
+  t.equal(toHex(op.signatures![0]!), toHex(expected), 'the executed signature is the one the first round\'s shares make');
 });
 
 t.test('the leader dies after the shares with its own node in the fixed set: after the wait the act aborts REMOTE_TIMEOUT, never a second set', { timeout: 600_000 }, async (t) => {
@@ -260,7 +272,7 @@ t.test('the leader dies after the shares with its own node in the fixed set: aft
     const leader = h?.cluster.leader()?.id;
     return crashed === null ? h?.cluster.nodes.map((n) => n.id).filter((id) => id !== leader).sort().pop() : undefined;
   });
-  t.equal((await h.cli('cara', act('crash-in'), 'n1')).code, 0);
+  t.equal((await h.cli('cara', await act('crash-in'), 'n1')).code, 0);
   await until('the leader crashed', () => crashed !== null, 60_000);
   const live = h.cluster.nodes.find((n) => n.up) as (typeof h.cluster.nodes)[number];
   const fixed = live.ledger.state().cluster!.ops['crash-in']!.signingSet;
@@ -271,7 +283,7 @@ t.test('the leader dies after the shares with its own node in the fixed set: aft
   t.ok(op.signingSet!.commitments.some((m) => m.nodeId === crashed), 'the dead leader was in the fixed set');
   t.ok(fixed !== null, 'the set was fixed before the crash');
   t.same(op.signingSet, fixed, 'and never replaced');
-  t.equal(op.signature, null, 'no signature');
+  t.equal(op.signatures, null, 'no signature');
   t.equal(log.shares.get('crash-in')?.size ?? 0, 1, 'shares only ever over the one fixed list');
   t.ok(end.notes.some((n) => n.reason === 'REMOTE_TIMEOUT' && /fixed set/.test(n.text)), 'the abort names the fixed set');
 });
@@ -280,7 +292,7 @@ t.test('concurrent acts on one key all complete, one signature each (a kernel co
   const { h, log } = await setup(t);
   const cara = h.client('cara');
   const ops = ['c-1', 'c-2', 'c-3', 'c-4'];
-  await Promise.all(ops.map((op) => cara.submitAct({ opId: op, keyId: 'k', asset: 'SOL', amount: '10', destination: 'sol-treasury', display: op })));
+  await Promise.all(ops.map(async (op) => cara.submitAct({ opId: op, keyId: 'k', ...(await actTx(cara, 'k', '10', 'sol-treasury')) })));
   for (const op of ops) {
     const v = await waitAct(cara, op, 'Published');
     t.equal(v.state, 'Published', `${op} published`);

@@ -1,9 +1,13 @@
 /**
  * The governed lifecycle end to end through the admin API: a 2-of-3 DKG for ed25519 and for
  * Taproot driven through the ledger, activation by 2-of-3 approvers, one signing act per key
- * through the publication gate to Settled, signatures checked by verifiers independent of the
- * FROST code (OpenSSL Ed25519 through node:crypto; BIP340 Schnorr from @noble/curves), and the
- * evidence bundle verified offline by `custody evidence verify`.
+ * through the publication gate to Settled, and the evidence bundle verified offline by `custody
+ * evidence verify`. The acts carry real transactions: a Solana transfer (one message) and a
+ * two-input Taproot PSBT with change back to the key (two messages, one nonce pair and one
+ * signature each). Signatures are checked by implementations independent of ours and of the FROST
+ * code: OpenSSL Ed25519 (node:crypto) over the Solana message and the wire transaction decoded by
+ * @solana/transactions; bitcoinjs-lib computing each input's BIP 341 sighash itself and
+ * tiny-secp256k1 verifying BIP 340 over it, and the finalized transaction deserialized by bitcoinjs.
  */
 import t, { type Test } from 'tap';
 import { spawnSync } from 'node:child_process';
@@ -11,11 +15,27 @@ import { createPublicKey, randomBytes, verify as nodeVerify } from 'node:crypto'
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { schnorr } from '@noble/curves/secp256k1.js';
+import * as bitcoin from 'bitcoinjs-lib';
+import * as ecc from 'tiny-secp256k1';
+import { getTransactionDecoder } from '@solana/transactions';
 import { verifyEvidenceBundle } from '../../ledger/receipts.js';
 import { keys as exchangeKeys, publicFromBytes } from '../../node/lifecycle/participant.js';
 import { verifyBundleSignature, type Bundle } from '../../node/lifecycle/evidence.js';
 import { until } from '../../node/lifecycle/local-cluster.js';
-import { CLI, startHarness, waitAct, type Harness } from './harness.js';
+import { CLI, startHarness, waitAct, type Harness, actTx } from './harness.js';
+
+bitcoin.initEccLib(ecc);
+
+/** The unsigned transaction rebuilt by bitcoinjs from the PSBT's own fields (not from our parse). */
+function bitcoinjsUnsigned(psbtBytes: Uint8Array): { tx: bitcoin.Transaction; scripts: Uint8Array[]; values: bigint[] } {
+  const psbt = bitcoin.Psbt.fromBuffer(Buffer.from(psbtBytes), { network: bitcoin.networks.regtest });
+  const tx = new bitcoin.Transaction();
+  tx.version = psbt.version;
+  tx.locktime = psbt.locktime;
+  for (const i of psbt.txInputs) tx.addInput(i.hash, i.index, i.sequence);
+  for (const o of psbt.txOutputs) tx.addOutput(o.script, o.value);
+  return { tx, scripts: psbt.data.inputs.map((i) => i.witnessUtxo!.script), values: psbt.data.inputs.map((i) => i.witnessUtxo!.value) };
+}
 
 function ed25519VerifyOpenSsl(publicKeyHex: string, message: Buffer, signature: Buffer): boolean {
   const key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(publicKeyHex, 'hex').toString('base64url') }, format: 'jwk' });
@@ -24,10 +44,10 @@ function ed25519VerifyOpenSsl(publicKeyHex: string, message: Buffer, signature: 
 
 async function signAndSettle(t: Test, h: Harness, opId: string, keyId: string, asset: string, destination: string, scheme: 'ed25519' | 'taproot'): Promise<void> {
   const cara = h.client('cara');
-  const digest = randomBytes(32);
-  const submitted = await cara.submitAct({ opId, keyId, asset, amount: '1000', destination, display: `pay 1000 ${asset} to ${destination}`, messageDigest: digest });
+  const submitted = await cara.submitAct({ opId, keyId, ...(await actTx(cara, keyId, '1000', destination)) });
   t.equal(submitted.state, 'Admitted', `${opId} admitted`);
   t.equal(submitted.receipts[0]?.type, 'AdmissionReceipt');
+  t.equal(submitted.asset, asset);
   const published = await waitAct(cara, opId, 'Published');
   t.equal(published.state, 'Published', `${opId} passed the publication gate`);
   t.same(published.history.map((s) => s.state), ['Submitted', 'Admitted', 'PendingRemote', 'Executed', 'Published']);
@@ -36,14 +56,35 @@ async function signAndSettle(t: Test, h: Harness, opId: string, keyId: string, a
   const status = await h.client('audra').status();
   const key = status.keys.find((k) => k.id === keyId);
   t.ok(key, `${keyId} listed`);
-  const sig = Buffer.from(published.signature, 'hex');
+  const tx = new Uint8Array(published.tx);
+  const sigs = published.signatures.map((x) => Buffer.from(x, 'hex'));
+  const signed = Buffer.from(published.signedTx, 'hex');
   if (scheme === 'ed25519') {
-    t.ok(ed25519VerifyOpenSsl(key!.publicKey, digest, sig), 'the Ed25519 signature verifies under OpenSSL (RFC 8032)');
-    t.notOk(ed25519VerifyOpenSsl(key!.publicKey, randomBytes(32), sig), 'and not for another message');
+    t.equal(sigs.length, 1, 'a Solana message is signed once');
+    t.ok(ed25519VerifyOpenSsl(key!.publicKey, Buffer.from(tx), sigs[0]!), 'the Ed25519 signature verifies under OpenSSL (RFC 8032) over the Solana message');
+    t.notOk(ed25519VerifyOpenSsl(key!.publicKey, randomBytes(tx.length), sigs[0]!), 'and not for another message');
+    const wire = getTransactionDecoder().decode(signed);
+    t.same(Buffer.from(wire.messageBytes), Buffer.from(tx), 'the signed transaction decodes (@solana/transactions) to the act\'s message');
+    t.same(Object.values(wire.signatures).map((x) => Buffer.from(x!)), sigs, 'with the signature, under the fee payer');
   } else {
     const xOnly = Buffer.from(key!.publicKey, 'hex').subarray(1);
-    t.ok(schnorr.verify(sig, digest, xOnly), 'the Taproot signature verifies under BIP340');
-    t.notOk(schnorr.verify(sig, randomBytes(32), xOnly), 'and not for another message');
+    const { tx: unsigned, scripts, values } = bitcoinjsUnsigned(tx);
+    t.equal(unsigned.ins.length, 2, 'a two-input PSBT');
+    t.equal(sigs.length, 2, 'one signature per input');
+    const own = bitcoin.payments.p2tr({ pubkey: xOnly, network: bitcoin.networks.regtest }).output!;
+    t.ok(unsigned.outs.some((o) => Buffer.from(o.script).equals(own)), 'with change back to the key');
+    sigs.forEach((sig, i) => {
+      const sighash = unsigned.hashForWitnessV1(i, scripts, values, bitcoin.Transaction.SIGHASH_DEFAULT);
+      t.ok(ecc.verifySchnorr(sighash, xOnly, sig), `input ${i}: the signature verifies (tiny-secp256k1, BIP 340) over its BIP 341 sighash (bitcoinjs)`);
+      t.ok(schnorr.verify(sig, sighash, xOnly), `input ${i}: and under @noble BIP 340`);
+      t.notOk(ecc.verifySchnorr(unsigned.hashForWitnessV1(1 - i, scripts, values, bitcoin.Transaction.SIGHASH_DEFAULT), xOnly, sig), `input ${i}: and not over the other input's sighash`);
+    });
+    const final = bitcoin.Transaction.fromBuffer(signed);
+    t.equal(final.getId(), unsigned.getId(), 'the finalized transaction (bitcoinjs) is the PSBT\'s transaction');
+    final.ins.forEach((input, i) => {
+      t.same(Buffer.from(input.witness[0]!), sigs[i], `input ${i}: the key-path witness is its signature`);
+      t.ok(ecc.verifySchnorr(final.hashForWitnessV1(i, scripts, values, bitcoin.Transaction.SIGHASH_DEFAULT), xOnly, input.witness[0]!), `input ${i}: the witness verifies over the final transaction`);
+    });
   }
 
   const settled = await cara.settleAct(opId, `tx-${opId}`);

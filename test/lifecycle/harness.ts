@@ -4,13 +4,16 @@
  * role, admin clients, and the `custody admin` CLI as a child process.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CustodyError } from '../../proto/errors.js';
 import type { ActPolicy } from '../../ledger/decision.js';
-import { decisionBodyFromCbor, decisionSigningBytes, ed25519Sign } from '../../ledger/decision.js';
+import { regtestAddressOf, resolveDestination, seedOf, solanaAddressOf, solanaTransferMessage, taprootPsbt } from '../../ledger/scenario.js';
+import { fromHex } from '../../ledger/encoding.js';
+import type { Network, TxKind } from '../../ledger/tx/types.js';
+import { decisionBodyFromCbor, decisionSigningBytes, ed25519Sign, networkForScheme } from '../../ledger/decision.js';
 import { decode } from '../../ledger/encoding.js';
 import { LocalCluster, until, type LocalClusterOptions } from '../../node/lifecycle/local-cluster.js';
 import { AdminClient, type ActView } from '../../node/admin/client.js';
@@ -21,9 +24,37 @@ export const CLI = fileURLToPath(new URL('../../node/cli.js', import.meta.url));
 export const POLICY: ActPolicy = {
   tiers: [{ amountMax: 10_000n, approvals: 0 }, { amountMax: 1_000_000n, approvals: 2 }],
   velocity: { windowMs: 3_600_000, amountMax: 10_000_000n },
-  destinations: { SOL: ['sol-treasury', 'sol-exchange'], BTC: ['bc1p-treasury'] },
+  destinations: { SOL: [solanaAddressOf('sol-treasury'), solanaAddressOf('sol-exchange')], BTC: [regtestAddressOf('bc1p-treasury')] },
   autoReleaseAmountMax: 5_000n,
 };
+
+let txSeq = 0;
+
+/**
+ * The unsigned transaction of an act of `keyId` paying `amount` to `destination` (an address, or
+ * a label whose address scenario.ts addressOf derives, as POLICY names them): a Solana transfer
+ * for a Solana key, a two-input Taproot PSBT with change back to the key for a Bitcoin key, built
+ * against the key as the node shows it (its group key and network).
+ */
+export async function actTx(c: AdminClient, keyId: string, amount: string | bigint, destination: string): Promise<{ kind: TxKind; tx: Uint8Array }> {
+  const k = (await c.chronicle(1)).keys.find((x) => x.id === keyId);
+  if (k === undefined || k.publicKey === '') throw new Error(`no published key ${keyId}`);
+  const groupKey = fromHex(k.publicKey);
+  const network = k.network as Network;
+  const to = resolveDestination(destination, network);
+  const n = BigInt(amount);
+  txSeq++;
+  if (network.startsWith('bitcoin')) return { kind: 'btc-psbt', tx: taprootPsbt(groupKey.slice(1), { to, amount: n, inputs: [60_000n + n, 60_000n], label: `harness/${process.pid}/${txSeq}` }) };
+  return { kind: 'solana', tx: solanaTransferMessage(groupKey, [{ to, lamports: n }], seedOf(`blockhash/${process.pid}/${txSeq}`)) };
+}
+
+/** `custody admin act submit` arguments for a transfer from `keyId` (its transaction written to a file in `dir`). */
+export async function actSubmitArgs(c: AdminClient, dir: string, opId: string, keyId: string, amount: string, destination: string): Promise<string[]> {
+  const x = await actTx(c, keyId, amount, destination);
+  const file = join(dir, `${opId}.${x.kind}`);
+  writeFileSync(file, x.tx);
+  return ['act', 'submit', '--op', opId, '--key', keyId, x.kind === 'btc-psbt' ? '--psbt' : '--solana', file];
+}
 
 export interface Harness {
   readonly dir: string;
@@ -85,7 +116,7 @@ export async function startHarness(extra: Partial<LocalClusterOptions> = {}): Pr
     },
     async createKey(keyId, scheme) {
       const kim = h.client('kim');
-      const authz = await kim.proposeDecision(JSON.stringify({ kind: 'DkgAuthorized', keyId, scheme, threshold: 2, participants: cluster.nodes.map((n) => n.id) }));
+      const authz = await kim.proposeDecision(JSON.stringify({ kind: 'DkgAuthorized', keyId, scheme, network: networkForScheme(scheme), threshold: 2, participants: cluster.nodes.map((n) => n.id) }));
       await h.approve(authz.cid, ['approver-1', 'approver-2']);
       await until(`${keyId} published on every node`, () => cluster.nodes.every((n) => !n.up || n.ledger.state().cluster?.keys[keyId]?.epochs['0']?.status === 'published'), 120_000);
       const act = await kim.proposeDecision(JSON.stringify({ kind: 'KeyActivated', keyId, keyEpoch: 0 }));

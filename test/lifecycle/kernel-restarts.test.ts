@@ -24,7 +24,7 @@ import { issueOperatorCert } from '../../node/admin/roles.js';
 import { DaemonCluster } from '../../node/lifecycle/daemon-cluster.js';
 import type { KernelLinkStatus } from '../../node/lifecycle/kernel-link.js';
 import { until } from '../../node/probe.js';
-import { CLI, OPERATORS, POLICY, runCli as cli } from './harness.js';
+import { CLI, OPERATORS, POLICY, runCli as cli, actTx } from './harness.js';
 
 
 t.test('keys sign after a full restart; a killed kernel is reconnected without restarting its node', { timeout: 900_000 }, async (t) => {
@@ -60,7 +60,7 @@ t.test('keys sign after a full restart; a killed kernel is reconnected without r
   };
   /** Submits an act through node `via` and watches it there (that node has applied the submission) until it ends or is Published. */
   const sign = async (op: string, via: string): Promise<ActView> => {
-    await client('cara', via).submitAct({ opId: op, keyId: 'k', asset: 'SOL', amount: '100', destination: 'sol-treasury', display: op });
+    await client('cara', via).submitAct({ opId: op, keyId: 'k', ...(await actTx(client('cara', via), 'k', '100', 'sol-treasury')) });
     return client('cara', via).watch(op, () => undefined, (v) => ['Published', 'Settled', 'Denied', 'Aborted'].includes(v.state), 180_000);
   };
   const verified = async (op: string): Promise<void> => {
@@ -72,7 +72,7 @@ t.test('keys sign after a full restart; a killed kernel is reconnected without r
   const t0 = Date.now();
 
   await cluster.start('audra', CLI, 120_000);
-  const dk = await client('kim', 'n1').proposeDecision(JSON.stringify({ kind: 'DkgAuthorized', keyId: 'k', scheme: 'ed25519', threshold: 2, participants: ids }));
+  const dk = await client('kim', 'n1').proposeDecision(JSON.stringify({ kind: 'DkgAuthorized', keyId: 'k', scheme: 'ed25519', network: 'solana-devnet', threshold: 2, participants: ids }));
   await approve(dk.cid, ['approver-1', 'approver-2']);
   await until('key k published', async () => (await client('audra', 'n1').status()).keys.find((k) => k.id === 'k')?.epochs.includes('0:published'), 120_000);
   const act = await client('kim', 'n1').proposeDecision(JSON.stringify({ kind: 'KeyActivated', keyId: 'k', keyEpoch: 0 }));

@@ -63,10 +63,10 @@ t.test('three drivers applying a governance history reach the state root of a di
   // differs, the list, message and group key do not).
   const commitments = script.signingSet('op-1');
   script.fixSigningSet('op-1', { commitments });
-  const signature = script.frostSignature('op-1') as Uint8Array;
+  const signatures = script.signatures('op-1');
   const tail: LedgerEvent[] = [
     { type: 'ActSigningSetFixed', opId: 'op-1', permitId, commitments, ...script.proposer() },
-    { type: 'ActExecuted', opId: 'op-1', permitId, signature, ...script.proposer() },
+    { type: 'ActExecuted', opId: 'op-1', permitId, signatures, ...script.proposer() },
     { type: 'ActPublished', opId: 'op-1', ...script.proposer() },
   ];
   for (const [i, ev] of tail.entries()) {

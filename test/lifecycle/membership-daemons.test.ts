@@ -22,14 +22,14 @@ import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { schnorr } from '@noble/curves/secp256k1.js';
-import { decisionBodyFromCbor, decisionSigningBytes, ed25519Sign } from '../../ledger/decision.js';
+import { decisionBodyFromCbor, decisionSigningBytes, ed25519Sign, networkForScheme } from '../../ledger/decision.js';
 import { decode, toHex } from '../../ledger/encoding.js';
 import { AdminClient, type ActView } from '../../node/admin/client.js';
 import { issueOperatorCert } from '../../node/admin/roles.js';
 import { DaemonCluster } from '../../node/lifecycle/daemon-cluster.js';
 import type { MembersReply } from '../../node/commands/member.js';
 import { until } from '../../node/probe.js';
-import { CLI, OPERATORS, POLICY } from './harness.js';
+import { CLI, OPERATORS, POLICY, actTx } from './harness.js';
 
 const eventually = <T>(what: string, f: () => Promise<T | null | undefined | false>, timeoutMs = 120_000): Promise<T> => until(what, f, timeoutMs, 100);
 
@@ -108,7 +108,7 @@ t.test('under load: add a node (learner, then voter), remove one, replace a dead
 
   // Two keys, 2-of-3 over the genesis nodes.
   const keys = [{ id: 'ke', scheme: 'ed25519' as const, asset: 'SOL', destination: 'sol-treasury' }, { id: 'kt', scheme: 'taproot' as const, asset: 'BTC', destination: 'bc1p-treasury' }];
-  for (const k of keys) await decide('kim', { kind: 'DkgAuthorized', keyId: k.id, scheme: k.scheme, threshold: 2, participants: ['n1', 'n2', 'n3'] });
+  for (const k of keys) await decide('kim', { kind: 'DkgAuthorized', keyId: k.id, scheme: k.scheme, network: networkForScheme(k.scheme), threshold: 2, participants: ['n1', 'n2', 'n3'] });
   for (const k of keys) await eventually(`${k.id} published`, async () => (await audra('n1').status()).keys.find((x) => x.id === k.id)?.epochs.includes('0:published'));
   for (const k of keys) await decide('kim', { kind: 'KeyActivated', keyId: k.id, keyEpoch: 0 });
   phase('two keys generated and activated');
@@ -125,7 +125,7 @@ t.test('under load: add a node (learner, then voter), remove one, replace a dead
       const via = live[i % live.length] as string;
       const c = client('cara', via);
       try {
-        const v = await c.submitAct({ opId: `load-${i}`, keyId: 'ke', asset: 'SOL', amount: '100', destination: 'sol-treasury', display: `load ${i}` });
+        const v = await c.submitAct({ opId: `load-${i}`, keyId: 'ke', ...(await actTx(c, 'ke', '100', 'sol-treasury')) });
         if (v.state !== 'Denied') acked.push(v.opId);
         await until(`load-${i} ends`, async () => ['Published', 'Aborted', 'Denied'].includes((await c.showAct(v.opId)).state), 30_000, 100).catch(() => undefined);
       } catch {
@@ -211,7 +211,7 @@ t.test('under load: add a node (learner, then voter), remove one, replace a dead
   for (const k of keys) {
     const digest = randomBytes(32);
     const opId = `after-${k.id}`;
-    await client('cara', 'n5').submitAct({ opId, keyId: k.id, asset: k.asset, amount: '1000', destination: k.destination, display: `after the replacement, ${k.id}`, messageDigest: digest });
+    await client('cara', 'n5').submitAct({ opId, keyId: k.id, ...(await actTx(client('cara', 'n5'), k.id, '1000', k.destination)) });
     const v: ActView = await eventually(`${opId} published`, async () => {
       const x = await audra('n1').showAct(opId);
       return ['Published', 'Aborted', 'Denied'].includes(x.state) ? x : null;
@@ -247,7 +247,7 @@ t.test('under load: add a node (learner, then voter), remove one, replace a dead
     const via = ids.map((id) => client('cara', id));
     const v = await eventually(`${opId} admitted`, async () => {
       for (const c of via) {
-        const r = await c.submitAct({ opId, keyId: 'ke', asset: 'SOL', amount: '7', destination: 'sol-treasury', display: opId }).catch(() => null);
+        const r = await actTx(c, 'ke', '7', 'sol-treasury').then((x: { kind: string; tx: Uint8Array }) => c.submitAct({ opId, keyId: 'ke', ...x })).catch(() => null);
         if (r !== null) return r;
       }
       return null;

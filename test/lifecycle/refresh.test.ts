@@ -11,7 +11,7 @@ import { messagesDigest } from '../../ledger/tx/messages.js';
 import { toHex } from '../../ledger/encoding.js';
 import { until } from '../../node/lifecycle/local-cluster.js';
 import { verifySignature } from '../../node/lifecycle/verify.js';
-import { startHarness, waitAct, reasonOfCall } from './harness.js';
+import { startHarness, waitAct, reasonOfCall, actTx, actSubmitArgs } from './harness.js';
 
 t.test('refresh: new epoch, same group key; the old epoch is refused', { timeout: 600_000 }, async (t) => {
   const h = await startHarness({ kernels: 'process' });
@@ -28,14 +28,13 @@ t.test('refresh: new epoch, same group key; the old epoch is refused', { timeout
   t.same([st.keys[0]!.status, st.keys[0]!.activeEpoch], ['active', 1], 'epoch 1 is the active one');
   t.equal(st.keys[0]!.publicKey, before, 'refresh keeps the group public key');
 
-  const digest = randomBytes(32);
-  await h.client('cara').submitAct({ opId: 'after-refresh', keyId: 'k', asset: 'SOL', amount: '10', destination: 'sol-treasury', display: 'after refresh', messageDigest: digest });
+  await h.client('cara').submitAct({ opId: 'after-refresh', keyId: 'k', ...(await actTx(h.client('cara'), 'k', '10', 'sol-treasury')) });
   const v = await waitAct(h.client('cara'), 'after-refresh', 'Published');
   t.equal(v.state, 'Published', 'an act at epoch 1 is published');
   t.equal(v.keyEpoch, 1, 'and names epoch 1');
-  t.ok(verifySignature('ed25519', Buffer.from(before, 'hex'), digest, Buffer.from(v.signature, 'hex')), 'an epoch-1 signature verifies under the unchanged key');
+  t.ok(verifySignature('ed25519', Buffer.from(before, 'hex'), new Uint8Array(v.tx), Buffer.from(v.signature, 'hex')), 'an epoch-1 signature verifies under the unchanged key');
 
-  const stale = await h.cli('cara', ['act', 'submit', '--op', 'old-epoch', '--key-id', 'k', '--asset', 'SOL', '--amount', '10', '--destination', 'sol-treasury', '--display', 'old', '--key-epoch', '0']);
+  const stale = await h.cli('cara', [...await actSubmitArgs(h.client('cara'), h.dir, 'old-epoch', 'k', '10', 'sol-treasury'), '--key-epoch', '0']);
   t.equal(stale.code, 3, 'the CLI exits 3');
   t.match(stale.stderr, /^STALE_EPOCH: key k is at epoch 1, not 0/m, 'the ledger refuses the old epoch');
   // The kernels refuse it on their own too: a permit naming epoch 0 is stale.

@@ -17,7 +17,7 @@ import type { AdminClient } from '../../node/admin/client.js';
 import { issueOperatorCert } from '../../node/admin/roles.js';
 import { DaemonCluster } from '../../node/lifecycle/daemon-cluster.js';
 import { until } from '../../node/probe.js';
-import { CLI, OPERATORS, POLICY, runCli } from './harness.js';
+import { CLI, OPERATORS, POLICY, runCli, actTx } from './harness.js';
 
 const cli = runCli;
 
@@ -53,7 +53,7 @@ t.test('a wiped node installs a snapshot, fetches the archive from its peers, an
   };
 
   await c.start('audra', CLI, 120_000);
-  const dk = await client('kim', 'n1').proposeDecision(JSON.stringify({ kind: 'DkgAuthorized', keyId: 'k', scheme: 'ed25519', threshold: 2, participants: c.nodes.map((n) => n.id) }));
+  const dk = await client('kim', 'n1').proposeDecision(JSON.stringify({ kind: 'DkgAuthorized', keyId: 'k', scheme: 'ed25519', network: 'solana-devnet', threshold: 2, participants: c.nodes.map((n) => n.id) }));
   await approve(dk.cid, ['approver-1', 'approver-2']);
   await until('key k published', async () => (await client('audra', 'n1').status()).keys.find((k) => k.id === 'k')?.epochs.includes('0:published'), 120_000);
   const act = await client('kim', 'n1').proposeDecision(JSON.stringify({ kind: 'KeyActivated', keyId: 'k', keyEpoch: 0 }));
@@ -62,7 +62,7 @@ t.test('a wiped node installs a snapshot, fetches the archive from its peers, an
   // Acts to a destination the policy does not allow: each is Denied in its one entry and archived.
   const cara = client('cara', 'n2');
   for (let i = 0; i < ENDED; i++) {
-    const v = await cara.submitAct({ opId: `deny-${i}`, keyId: 'k', asset: 'SOL', amount: String(100 + i), destination: 'sol-elsewhere', display: `deny-${i}` }).catch((e: unknown) => e);
+    const v = await cara.submitAct({ opId: `deny-${i}`, keyId: 'k', ...(await actTx(cara, 'k', String(100 + i), 'sol-elsewhere')) }).catch((e: unknown) => e);
     if (i === 0) t.comment(`a refused act: ${JSON.stringify((v as { state?: string }).state ?? String(v))}`);
   }
   const first = await client('audra', 'n1').showAct('deny-0');
@@ -74,7 +74,7 @@ t.test('a wiped node installs a snapshot, fetches the archive from its peers, an
   const wiped = await cli(['node', 'wipe', '--config', join(dir, 'n3.yaml'), '--yes']);
   t.equal(wiped.code, 0, `custody node wipe exits 0: ${wiped.stdout.trim()} ${wiped.stderr.trim()}`);
   // More entries while it is down, so its peers' logs are compacted well past anything it held.
-  for (let i = ENDED; i < ENDED + 20; i++) await cara.submitAct({ opId: `deny-${i}`, keyId: 'k', asset: 'SOL', amount: String(100 + i), destination: 'sol-elsewhere', display: `deny-${i}` }).catch(() => undefined);
+  for (let i = ENDED; i < ENDED + 20; i++) await cara.submitAct({ opId: `deny-${i}`, keyId: 'k', ...(await actTx(cara, 'k', String(100 + i), 'sol-elsewhere')) }).catch(() => undefined);
   const leaderStatus = await client('audra', 'n1').status();
   await c.startKernel('n3');
   const t0 = Date.now();
