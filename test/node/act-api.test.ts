@@ -250,4 +250,25 @@ t.test('transaction-carrying acts through the admin API and the CLI', { timeout:
     t.not(full.display, '', 'ShowAct parses it');
     t.not(full.signedTx, '', 'and finalizes it');
   });
+
+  t.test('a denied act whose transaction never parsed is shown with the refusal; a decision shows the act it approves', async (t) => {
+    const garbage = new Uint8Array([0x70, 0x73, 0x62, 0x74, 0xff, 0x00]);
+    node.ledger.deny('bad-1', { ...node.ledger.submittedActs()[0]!, tx: garbage }, 'TX_UNPARSEABLE');
+    const v = await node.client('audra').showAct('bad-1');
+    t.equal(v.state, 'Denied');
+    t.match(v.factsRefused, /^TX_UNPARSEABLE: /, 'the parse refusal, with its code');
+    t.equal(v.display, '', 'and no display');
+    const shown = await node.cli('audra', ['admin', 'act', 'show', 'bad-1']);
+    exit0(t, shown, 'act show of a denied act');
+    t.match(shown.stdout, 'the transaction does not parse: TX_UNPARSEABLE');
+
+    const file = join(node.certs, 'to-approve.msg');
+    writeFileSync(file, await solTransfer(4_000_000_000n));
+    const p = await node.cli('cara', ['admin', 'act', 'propose', '--key', SOL.key.keyId, '--solana', file, '--op', 'big-3']);
+    exit0(t, p, 'act propose');
+    const cid = /decision ([0-9a-f]{64})/.exec(p.stdout)?.[1] ?? '';
+    const d = await node.cli('audra', ['admin', 'decision', 'show', '--cid', cid]);
+    exit0(t, d, 'decision show');
+    t.match(d.stdout, `pays ${PAYEE_SOL} 4.000000000 SOL`, 'decision show prints the act it approves');
+  });
 });
