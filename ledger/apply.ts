@@ -18,10 +18,13 @@
  *
  * Invariants it enforces (DESIGN §3): no key transition without a valid approver quorum from the
  * roster in force; KeyActivated only after KeyObjectPublished whose key_ready_cid it names, after
- * the ceremony completed; signing only for an active key at its current epoch; idempotency keys
- * and one-time step permits, each with at most one signing set, fixed before execution, and an
- * execution only by a signature over that set (checked for Ed25519); a fenced passport is refused; admission and publication stop while
- * frozen; policy receipts never enter the state.
+ * the ceremony completed; signing only for an active key at its current epoch; an act's fields are
+ * the ones its transaction says, re-derived on every node by parsing it against the key's own
+ * context (ledger/tx), and an approval or release binds the display it renders; idempotency keys
+ * and one-time step permits, each with at most one signing set (one nonce pair per message per
+ * signer), fixed before execution, and an execution only by one signature per message over that
+ * set (checked for Ed25519, each against its own list); a fenced passport is refused; admission
+ * and publication stop while frozen; policy verdicts never enter the state.
  */
 import { CustodyError, assert, isCustodyError } from '../proto/errors.js';
 import { ledger as limits } from '../proto/limits.js';

@@ -244,6 +244,12 @@ export const node = {
   proposalsPerEntryMax: 1024,
   /** Longest a graceful shutdown waits for in-flight work before the process exits anyway. */
   shutdownGraceMs: 10_000,
+  /**
+   * Acts of one chronicle reply whose transaction the serving node parses to show its facts (the
+   * newest ones): a parse costs about 1-3 ms of the event loop Raft also runs on, so a chronicle of
+   * 10,000 acts shows the older ones by their ledger fields only (ShowAct shows any act in full).
+   */
+  chronicleFactsActsMax: 100,
 } as const;
 
 // ---------------------------------------------------------------------------------------------

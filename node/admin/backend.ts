@@ -32,7 +32,7 @@ import { formatUnits, solanaAddress, taprootAddress } from '../../ledger/tx/pars
 import { TX_KINDS, type AssetTable, type TxFacts, type TxKind } from '../../ledger/tx/types.js';
 import { evidenceBundleOf } from '../lifecycle/evidence.js';
 import { type Operator, mayPropose, requireAction } from './roles.js';
-import { approvals as approvalLimits } from '../../proto/limits.js';
+import { approvals as approvalLimits, node as nodeLimits } from '../../proto/limits.js';
 import type { PendingRecord } from '../approvals/book.js';
 
 export const CHRONICLE_ACTS_MAX = 10_000;
@@ -318,9 +318,15 @@ export class AdminBackend {
     return this.summary(op);
   }
 
-  private summary(op: OpRecord, verdict?: LedgerVerdict): ActSummary {
+  /**
+   * An act with what its transaction says: `facts` parses it (1-3 ms), `finalized` also builds
+   * the signed transaction, which verifies every signature first (about 5 ms per signature).
+   */
+  private summary(op: OpRecord, depth: 'finalized' | 'facts' | 'fields' = 'finalized'): ActSummary {
     const c = cluster(this.ledger);
-    return { op, notes: this.notes.notesOf(op.opId), tx: txSummaryOf(c, op.act, signaturesOf(op)), ...(verdict ? { verdict } : {}) };
+    const notes = this.notes.notesOf(op.opId);
+    if (depth === 'fields') return { op, notes };
+    return { op, notes, tx: txSummaryOf(c, op.act, depth === 'finalized' ? signaturesOf(op) : []) };
   }
 
   /** The act an ActApproved in the book approves, with its transaction summary (null for other decisions). */
@@ -335,7 +341,10 @@ export class AdminBackend {
     const n = Math.min(limit || CHRONICLE_ACTS_MAX, CHRONICLE_ACTS_MAX);
     const ended = (await this.ledger.endedActs?.(n)) ?? [];
     const ops = [...ended, ...Object.values(c.ops)].sort((a, b) => (a.history[0]?.index ?? 0) - (b.history[0]?.index ?? 0));
-    return { acts: ops.slice(-n).map((op) => this.summary(op)), keys: Object.values(c.keys) };
+    const shown = ops.slice(-n);
+    // The newest acts with their facts; finalized transactions only in ShowAct (node.chronicleFactsActsMax).
+    const first = shown.length - nodeLimits.chronicleFactsActsMax;
+    return { acts: shown.map((op, i) => this.summary(op, i >= first ? 'facts' : 'fields')), keys: Object.values(c.keys) };
   }
 
   /**
@@ -548,6 +557,7 @@ export function actView(a: ActSummary) {
     notes: a.notes.map((n) => ({ atMs: n.atMs, text: n.text, reason: n.reason ?? '' })),
     ...(a.verdict ? { verdict: verdictView(a.verdict) } : {}),
     ...actTxView(op.act, a.tx ?? undefined),
+    signatures: sigs.map(toHex),
     rule: ruleOf(op),
   };
 }

@@ -86,7 +86,9 @@ export const out = (s: string): void => void process.stdout.write(`${s}\n`);
 
 function formatDecision(d: DecisionReply): string {
   const v = d.verdict ? `  ledger: ${d.verdict.ok ? `applied at index ${d.verdict.index}` : `${d.verdict.reason}: ${d.verdict.detail}`}` : '';
-  return [`decision ${d.cid}: ${d.state}, ${d.approvals.length} of ${d.needed} approvals${d.approvals.length ? ` (${d.approvals.join(', ')})` : ''}`, `  body: ${d.bodyJson}`, v].filter(Boolean).join('\n');
+  // An approval of an act not yet submitted: the act as the node derives it (`act approve` re-derives it before signing).
+  const act = d.act ? `  the act it approves, as the node shows it:\n${formatAct(d.act, true).replace(/^/gm, '    ')}` : '';
+  return [`decision ${d.cid}: ${d.state}, ${d.approvals.length} of ${d.needed} approvals${d.approvals.length ? ` (${d.approvals.join(', ')})` : ''}`, `  body: ${d.bodyJson}`, v, act].filter(Boolean).join('\n');
 }
 
 /** An approver key file: {"id", "secretKey": hex, "publicKey": hex}, written 0600. */

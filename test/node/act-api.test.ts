@@ -22,6 +22,7 @@ import { LEDGER_ASSETS } from '../../ledger/admission.js';
 import { solanaAddress, taprootAddress } from '../../ledger/tx/parse.js';
 import { fromHex, toHex } from '../../ledger/encoding.js';
 import { isCustodyError } from '../../proto/errors.js';
+import { node as nodeLimits } from '../../proto/limits.js';
 import { APPROVERS, BTC, SOL, startActNode } from './act-fixtures.js';
 import { ed25519Key, taprootKey, txidOf } from '../ledger/tx-fixtures.js';
 
@@ -232,5 +233,42 @@ t.test('transaction-carrying acts through the admin API and the CLI', { timeout:
       t.equal(toHex(carried.approval.body.action.displayHash), toHex(carried.act.displayHash), 'the approval binds the act\'s display digest');
       t.equal(carried.act.initiator, 'cara', 'the initiator is who proposed the act');
     }
+  });
+
+  t.test('the chronicle parses the newest acts only (node.chronicleFactsActsMax); ShowAct shows any act in full', async (t) => {
+    const tx = await solTransfer(11n);
+    for (let i = 0; i < nodeLimits.chronicleFactsActsMax + 5; i++) await cara.submitAct({ opId: `many-${i}`, keyId: SOL.key.keyId, kind: 'solana', tx });
+    const ch = await node.client('audra').chronicle();
+    const withFacts = ch.acts.filter((a) => a.display !== '');
+    t.equal(withFacts.length, nodeLimits.chronicleFactsActsMax, 'as many acts with their facts as the bound');
+    t.same(withFacts.map((a) => a.opId), ch.acts.slice(-nodeLimits.chronicleFactsActsMax).map((a) => a.opId), 'the newest ones');
+    const oldest = ch.acts[0]!;
+    t.same([oldest.display, oldest.asset, oldest.kind], ['', 'BTC', 'btc-psbt'], 'an older act by its ledger fields');
+    t.ok(ch.acts.every((a) => a.signedTx === ''), 'no finalized transaction in the chronicle');
+    t.ok(ch.acts.find((a) => a.opId === 'btc-1')!.signatures.length === 2, 'the signatures are listed all the same');
+    const full = await cara.showAct(oldest.opId);
+    t.not(full.display, '', 'ShowAct parses it');
+    t.not(full.signedTx, '', 'and finalizes it');
+  });
+
+  t.test('a denied act whose transaction never parsed is shown with the refusal; a decision shows the act it approves', async (t) => {
+    const garbage = new Uint8Array([0x70, 0x73, 0x62, 0x74, 0xff, 0x00]);
+    node.ledger.deny('bad-1', { ...node.ledger.submittedActs()[0]!, tx: garbage }, 'TX_UNPARSEABLE');
+    const v = await node.client('audra').showAct('bad-1');
+    t.equal(v.state, 'Denied');
+    t.match(v.factsRefused, /^TX_UNPARSEABLE: /, 'the parse refusal, with its code');
+    t.equal(v.display, '', 'and no display');
+    const shown = await node.cli('audra', ['admin', 'act', 'show', 'bad-1']);
+    exit0(t, shown, 'act show of a denied act');
+    t.match(shown.stdout, 'the transaction does not parse: TX_UNPARSEABLE');
+
+    const file = join(node.certs, 'to-approve.msg');
+    writeFileSync(file, await solTransfer(4_000_000_000n));
+    const p = await node.cli('cara', ['admin', 'act', 'propose', '--key', SOL.key.keyId, '--solana', file, '--op', 'big-3']);
+    exit0(t, p, 'act propose');
+    const cid = /decision ([0-9a-f]{64})/.exec(p.stdout)?.[1] ?? '';
+    const d = await node.cli('audra', ['admin', 'decision', 'show', '--cid', cid]);
+    exit0(t, d, 'decision show');
+    t.match(d.stdout, `pays ${PAYEE_SOL} 4.000000000 SOL`, 'decision show prints the act it approves');
   });
 });

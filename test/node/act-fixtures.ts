@@ -104,6 +104,16 @@ export class StandInLedger implements LedgerPort {
     return { ok: true, index, type: 'ActSubmitted', detail: `act ${e.opId} admitted`, applied: true, replayed: false, opState: 'Admitted' };
   }
 
+  /** Records `act` Denied with `reason`, as apply does for a transaction that does not hold. */
+  deny(opId: string, act: Act, reason: OpRecord['reason']): void {
+    const index = this.s.index + 1;
+    this.put({
+      opId, submissionCid: new Uint8Array(32), act, actCid: actCid(act), nodeId: 'n1', state: 'Denied', reason,
+      history: [{ state: 'Submitted', index }, { state: 'Denied', index }], approvalCid: null, approval: null, permitId: null, signingSet: null, releasedBy: null,
+      signatures: null, confirmation: null, receipts: [],
+    });
+  }
+
   /** Signs the act's messages with the test keys' plain secrets and records it Executed. */
   execute(opId: string): readonly Uint8Array[] {
     const op = this.s.cluster!.ops[opId]!;
