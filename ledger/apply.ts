@@ -35,7 +35,9 @@ import {
   type Act, type EventType, type LedgerEntry, type LedgerEvent, type Proposer, type SignedStatement,
   type SigningSetMember, actCid, actToCbor, decisionCidOrNull, eventCid, eventFromCbor, memberToCbor, statementCid, verifyStatement,
 } from './events.js';
-import { type PolicyReceipt, evaluatePolicy } from './policy.js';
+import { type AdmissionVerdict, judgeAdmission, judgePublication } from './admission.js';
+import { emptyHistory, withPolicy } from './policy-engine/history.js';
+import type { TxFacts } from './tx/types.js';
 import { pmapDelete, pmapSet } from './pmap.js';
 import { type ArchiveReader, type ArchiveRecord, type MemoryArchive, EMPTY_ARCHIVE_HEAD, archiveLink, encodeArchived } from './archive.js';
 import { ed25519GroupCommitment, frostIdentifier, isGroupElement } from './signing-set.js';
@@ -54,8 +56,8 @@ export type ApplyResult =
     readonly replayed: boolean;
     readonly opState?: OpState;
     readonly permitId?: Uint8Array;
-    /** Local only: never stored in the ledger state. */
-    readonly policyReceipt?: PolicyReceipt;
+    /** The policy's verdict on an act (the rule that matched and why). Local only: never stored in the ledger state. */
+    readonly policyVerdict?: AdmissionVerdict;
   }
   | {
     readonly ok: false;
@@ -68,7 +70,7 @@ export type ApplyResult =
     readonly eventCid: Uint8Array | null;
     readonly replayed: boolean;
     readonly opState?: OpState;
-    readonly policyReceipt?: PolicyReceipt;
+    readonly policyVerdict?: AdmissionVerdict;
   };
 
 export const CHAIN_DOMAIN = 'custody-ledger/v1/chain';
@@ -107,7 +109,7 @@ export function artifactDigest(signature: Uint8Array): Uint8Array {
 interface Extra {
   readonly opState?: OpState;
   readonly permitId?: Uint8Array;
-  readonly policyReceipt?: PolicyReceipt;
+  readonly policyVerdict?: AdmissionVerdict;
 }
 
 type Outcome =
@@ -311,7 +313,7 @@ function genesis(e: Extract<LedgerEvent, { type: 'ClusterGenesis' }>, ctx: Ctx):
     clusterId: e.clusterId,
     genesisCid: ctx.eventCid,
     governance: { epoch: 0, headCid: ctx.eventCid, roster: e.roster, policy: e.policy, frozen: null },
-    nodes, keys: {}, ops: {}, opCount: 0, inFlight: 0, archived: EMPTY_ARCHIVE_HEAD, endedByState: {}, permits: {}, velocity: {}, consumed: {}, statements: {}, evidence: {},
+    nodes, keys: {}, ops: {}, opCount: 0, inFlight: 0, archived: EMPTY_ARCHIVE_HEAD, endedByState: {}, permits: {}, policyHistory: emptyHistory(e.policy), consumed: {}, statements: {}, evidence: {},
   };
   return { kind: 'accept', cluster, effect: `genesis of ${e.clusterId} with ${e.nodes.length} nodes and ${e.roster.approvers.length} approvers` };
 }
@@ -471,7 +473,10 @@ function governanceAction(c: ClusterState, a: Exclude<DecisionAction, { kind: 'A
       return accept({ ...c, governance: { ...c.governance, roster: a.roster } }, `approver roster replaced (${a.roster.approvers.length} approvers, ${a.roster.quorum.threshold} to decide)`);
     }
     case 'PolicyChanged':
-      return accept({ ...c, governance: { ...c.governance, policy: a.policy } }, 'act policy replaced');
+      // The next act is judged by the new document; acts already admitted keep their admission
+      // (the publication gate applies the new one to them, ledger/admission.ts). The history keeps
+      // the admissions the new document's windows read; lifetime sums carry over.
+      return accept({ ...c, governance: { ...c.governance, policy: a.policy }, policyHistory: withPolicy(c.policyHistory, a.policy) }, `act policy replaced (${a.policy.rules.length} rules)`);
     case 'EmergencyFreeze':
       if (c.governance.frozen !== null) return refuse('INVALID_TRANSITION', 'already frozen');
       return accept({ ...c, governance: { ...c.governance, frozen: { reason: a.reason, decisionCid: dCid, sinceIndex: ctx.index } } }, `frozen: ${a.reason}`);
@@ -718,6 +723,26 @@ function keyUsable(c: ClusterState, keyId: string, epoch: number): Outcome | Key
   return k;
 }
 
+/**
+ * The facts the policy reads of an act that declares its asset, amount and destination: one
+ * payment of `amount` to `destination` (none when the destination is empty), the kind the asset
+ * is moved by ('raw' for the RAW asset: never auto-allowed).
+ */
+function declaredFacts(act: Act): TxFacts {
+  const kind = act.asset === 'RAW' ? 'raw' : act.asset === 'SOL' ? 'solana' : 'btc-psbt';
+  const network = kind === 'raw' ? 'none' : kind === 'solana' ? 'solana-devnet' : 'bitcoin-regtest';
+  return {
+    kind, network, asset: act.asset, amount: act.amount, fee: 0n, feeAsset: act.asset,
+    outputs: act.destination === '' ? [] : [{ address: act.destination, asset: act.asset, amount: act.amount, change: false }],
+    messages: [act.messageDigest], display: '', displayHash: act.displayHash,
+  };
+}
+
+/** The custodian who asked for the act: the act names it, else the node that submitted it. */
+function initiatorOfSubmission(e: Extract<LedgerEvent, { type: 'ActSubmitted' }>): string {
+  return (e.act as Act & { readonly initiator?: string }).initiator ?? e.nodeId;
+}
+
 function actSubmitted(c: ClusterState, e: Extract<LedgerEvent, { type: 'ActSubmitted' }>, ctx: Ctx): Outcome {
   const bad = checkProposer(c, e);
   if (bad !== null) return bad;
@@ -733,20 +758,20 @@ function actSubmitted(c: ClusterState, e: Extract<LedgerEvent, { type: 'ActSubmi
 
   const aCid = actCid(e.act);
   const g = c.governance;
-  const deny = (reason: ReasonCode, detail: string, policyReceipt?: PolicyReceipt): Outcome => {
+  const deny = (reason: ReasonCode, detail: string, policyVerdict?: AdmissionVerdict): Outcome => {
     const op: OpRecord = {
       opId: e.opId, submissionCid: subCid, act: e.act, actCid: aCid, nodeId: e.nodeId, state: 'Denied', reason,
       history: [{ state: 'Submitted', index: ctx.index }, { state: 'Denied', index: ctx.index }],
       approvalCid: decisionCidOrNull(e.approval), approval: e.approval, permitId: null, signingSet: null, releasedBy: null, signature: null, confirmation: null, receipts: [],
     };
     ctx.ended.push(e.opId);
-    return { kind: 'record', cluster: { ...putOp(c, op), opCount: c.opCount + 1 }, reason, detail, extra: { opState: 'Denied', ...(policyReceipt ? { policyReceipt } : {}) } };
+    return { kind: 'record', cluster: { ...putOp(c, op), opCount: c.opCount + 1 }, reason, detail, extra: { opState: 'Denied', ...(policyVerdict ? { policyVerdict } : {}) } };
   };
   if (g.frozen !== null) return deny('FROZEN', `admission refused: frozen since index ${g.frozen.sinceIndex}`);
   const k = keyUsable(c, e.act.keyId, e.act.keyEpoch);
   if (isOutcome(k)) return deny((k as { reason: ReasonCode }).reason, (k as { detail: string }).detail);
 
-  let approvals = 0;
+  let approvers: readonly string[] = [];
   if (e.approval !== null) {
     const v = verifyDecision(e.approval, g.roster, c.clusterId, g.epoch, ctx.nowMs);
     if (!v.ok) return deny(v.reason, `approval: ${v.detail}`);
@@ -754,10 +779,14 @@ function actSubmitted(c: ClusterState, e: Extract<LedgerEvent, { type: 'ActSubmi
     if (a.kind !== 'ActApproved' || a.opId !== e.opId || !bytesEqual(a.actCid, aCid) || !bytesEqual(e.approval.body.parentCid, aCid)) {
       return deny('BINDING_MISMATCH', 'the approval does not approve this act');
     }
-    approvals = v.approvers.length;
+    approvers = v.approvers;
   }
-  const verdict = evaluatePolicy(g.policy, e.opId, e.act, own(c.velocity, e.act.keyId) ?? [], ctx.nowMs, approvals);
-  if (!verdict.allowed) return deny(verdict.reason as ReasonCode, verdict.receipt.detail, verdict.receipt);
+  const judged = judgeAdmission(c, {
+    opId: e.opId, initiator: initiatorOfSubmission(e), keyId: e.act.keyId, facts: declaredFacts(e.act), approvers,
+    approvedAtMs: e.approval?.body.issuedMs ?? null, nowMs: ctx.nowMs,
+  });
+  const verdict = judged.verdict;
+  if (!verdict.allowed) return deny(verdict.reason as ReasonCode, verdict.detail, verdict);
 
   const approvalCid = decisionCidOrNull(e.approval);
   const receipt = admissionReceipt(anchor(c, e.opId, ctx), { actCid: aCid, keyId: e.act.keyId, keyEpoch: e.act.keyEpoch, governanceEpoch: g.epoch, approvalCid });
@@ -766,8 +795,8 @@ function actSubmitted(c: ClusterState, e: Extract<LedgerEvent, { type: 'ActSubmi
     history: [{ state: 'Submitted', index: ctx.index }, { state: 'Admitted', index: ctx.index }],
     approvalCid, approval: e.approval, permitId: null, signingSet: null, releasedBy: null, signature: null, confirmation: null, receipts: [receipt],
   };
-  const cluster: ClusterState = { ...putOp(c, op), opCount: c.opCount + 1, inFlight: c.inFlight + 1, velocity: put(c.velocity, e.act.keyId, verdict.velocity) };
-  return { kind: 'accept', cluster, effect: `act ${e.opId} admitted`, extra: { opState: 'Admitted', policyReceipt: verdict.receipt } };
+  const cluster: ClusterState = { ...putOp(judged.cluster, op), opCount: c.opCount + 1, inFlight: c.inFlight + 1 };
+  return { kind: 'accept', cluster, effect: `act ${e.opId} admitted by ${verdict.ruleId === null ? 'the policy' : `rule ${verdict.ruleId}`}`, extra: { opState: 'Admitted', policyVerdict: verdict } };
 }
 
 function opFor(c: ClusterState, opId: string, ctx: Ctx): OpRecord | Outcome {
@@ -882,14 +911,9 @@ function actPublished(c: ClusterState, e: Extract<LedgerEvent, { type: 'ActPubli
   if (isOutcome(op)) return op;
   if (op.state !== 'Executed') return refuse('INVALID_TRANSITION', `act ${e.opId} is ${op.state}`);
   if (c.governance.frozen !== null) return refuse('FROZEN', 'publication held while frozen');
-  // The gate applies the policy in force now, not at admission: a destination removed since then
-  // is no longer released.
-  const pol = c.governance.policy;
-  const list = Object.hasOwn(pol.destinations, op.act.asset) ? pol.destinations[op.act.asset] : undefined;
-  if (list === undefined || !list.includes(op.act.destination)) return refuse('PUBLICATION_DENIED', `destination ${op.act.destination} is no longer allowed`);
-  if (op.act.amount > pol.autoReleaseAmountMax && op.releasedBy === null) {
-    return refuse('PUBLICATION_DENIED', `amount ${op.act.amount} above ${pol.autoReleaseAmountMax} needs a PublicationReleased decision`);
-  }
+  // The gate applies the policy in force now, not at admission (ledger/admission.ts).
+  const gate = judgePublication(c, op, declaredFacts(op.act));
+  if (!gate.ok) return refuse(gate.reason as ReasonCode, gate.detail);
   const receipt = publicationReceipt(anchor(c, op.opId, ctx), op.receipts[1] as CborValue, { signatureDigest: artifactDigest(op.signature as Uint8Array), releasedBy: op.releasedBy });
   return { kind: 'accept', cluster: putOp(c, { ...op, ...moved(op, 'Published', ctx), receipts: [...op.receipts, receipt] }), effect: `act ${op.opId} published`, extra: { opState: 'Published' } };
 }

@@ -22,11 +22,12 @@ import { ledger as limits } from '../proto/limits.js';
 import { isReasonCode, type ReasonCode } from '../proto/reasons.js';
 import { type CborValue, decode, encode, digest, domainMessage } from './encoding.js';
 import {
-  type ActPolicy, type ApproverRoster, type GovernanceDecision, type NodeInfo,
+  type ApproverRoster, type GovernanceDecision, type NodeInfo,
   ShapeError, obj, str, int, amount, bytes, arr,
   decisionCid, decisionFromCbor, decisionToCbor, nodeFromCbor, nodeToCbor, policyFromCbor, policyToCbor, rosterFromCbor, rosterToCbor,
   ed25519Sign, ed25519Verify,
 } from './decision.js';
+import type { PolicyDocument } from './policy-engine/types.js';
 
 export interface LedgerEntry {
   readonly index: number;
@@ -186,7 +187,7 @@ export interface Proposer {
 }
 
 export type LedgerEvent =
-  | { readonly type: 'ClusterGenesis'; readonly clusterId: string; readonly nodes: readonly NodeInfo[]; readonly roster: ApproverRoster; readonly policy: ActPolicy }
+  | { readonly type: 'ClusterGenesis'; readonly clusterId: string; readonly nodes: readonly NodeInfo[]; readonly roster: ApproverRoster; readonly policy: PolicyDocument }
   | { readonly type: 'GovernanceDecision'; readonly decision: GovernanceDecision }
   /** statement.kind 'DkgRound1Published', slot { keyId, keyEpoch }, content { round1Cid } */
   | { readonly type: 'DkgRound1Published'; readonly statement: SignedStatement }

@@ -15,7 +15,7 @@ import { bytesToNumberLE } from '@noble/curves/utils.js';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import type { ReasonCode } from '../proto/reasons.js';
 import {
-  type ActPolicy, type ApproverKey, type ApproverRoster, type DecisionAction, type DecisionBody, type GovernanceDecision, type NodeInfo,
+  type ApproverKey, type ApproverRoster, type DecisionAction, type DecisionBody, type GovernanceDecision, type NodeInfo,
   ed25519Sign, makeApproverKey, signDecision,
 } from './decision.js';
 import { type Act, type LedgerEntry, type LedgerEvent, type SignedStatement, type SigningSetMember, actCid, encodeEvent, signStatement, statementCid } from './events.js';
@@ -23,6 +23,8 @@ import { ed25519GroupCommitment, frostIdentifier } from './signing-set.js';
 import { type ApplyResult, apply, keyReadyCid } from './apply.js';
 import { type LedgerState, emptyState } from './state.js';
 import { bytesEqual, toHex } from './encoding.js';
+import { LEDGER_ASSETS } from './asset-table.js';
+import { type PolicyDocument, parsePolicyYaml } from './policy-engine/index.js';
 
 export interface ScriptOptions {
   readonly clusterId?: string;
@@ -31,7 +33,7 @@ export interface ScriptOptions {
   readonly threshold?: number;
   readonly startMs?: number;
   readonly stepMs?: number;
-  readonly policy?: ActPolicy;
+  readonly policy?: PolicyDocument;
   /** Distinguishes the keys of two scripts (two clusters). */
   readonly label?: string;
 }
@@ -41,11 +43,41 @@ export interface ScriptNode {
   readonly secretKey: Uint8Array;
 }
 
-export const DEFAULT_POLICY: ActPolicy = {
-  tiers: [{ amountMax: 10_000n, approvals: 0 }, { amountMax: 1_000_000n, approvals: 2 }],
-  velocity: { windowMs: 3_600_000, amountMax: 5_000_000n },
-  destinations: { BTC: ['bc1-treasury', 'bc1-exchange'], ETH: ['0xcold'] },
-  autoReleaseAmountMax: 10_000n,
+/**
+ * The scripted clusters' act policy: BTC to two known destinations, up to 10,000 sat automatically
+ * and up to 1,000,000 sat with two governors' approvals, while the key stays within 5,000,000 sat
+ * an hour; everything else is denied (no rule matches).
+ */
+export const DEFAULT_POLICY_YAML = `version: 1
+groups:
+  approvers:
+    governors: [approver-0, approver-1, approver-2]
+rules:
+  - id: btc-small
+    match:
+      assets: [BTC]
+      destination: { allow: [bc1-treasury, bc1-exchange] }
+      amount: { max: "0.0001" }
+      windows:
+        - { per: key, length: 1h, maxAmount: "0.05" }
+    action: ALLOW
+  - id: btc-approved
+    match:
+      assets: [BTC]
+      destination: { allow: [bc1-treasury, bc1-exchange] }
+      amount: { max: "0.01" }
+      windows:
+        - { per: key, length: 1h, maxAmount: "0.05" }
+    action: REQUIRE_APPROVAL
+    approvals: { k: 2, group: governors, ttl: 1h }
+`;
+
+export const DEFAULT_POLICY: PolicyDocument = parsePolicyYaml(DEFAULT_POLICY_YAML, LEDGER_ASSETS);
+
+/** DEFAULT_POLICY without its hourly window (benchmarks and long histories that are not about rate limits). */
+export const UNLIMITED_RATE_POLICY: PolicyDocument = {
+  ...DEFAULT_POLICY,
+  rules: DEFAULT_POLICY.rules.map((r) => ({ ...r, match: { ...r.match, windows: [] } })),
 };
 
 export function seedOf(label: string): Uint8Array {
@@ -57,7 +89,7 @@ export class ScriptedCluster {
   readonly nodes: ScriptNode[];
   readonly approvers: ApproverKey[];
   readonly roster: ApproverRoster;
-  readonly policy: ActPolicy;
+  readonly policy: PolicyDocument;
   readonly stepMs: number;
   state: LedgerState = emptyState();
   readonly log: LedgerEntry[] = [];

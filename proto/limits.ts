@@ -142,6 +142,12 @@ export const policyEngine = {
   approvalTtlMsMin: 60_000,
   /** Largest amount a document may write, in an asset's smallest unit (the canonical encoding's integer range). */
   amountMax: (1n << 64n) - 1n,
+  /**
+   * How far after the ledger clock an act approval's issuedMs may lie and still count toward a
+   * REQUIRE_APPROVAL rule: the proposing node's clock may run a little ahead of the leader's that
+   * stamps the entry. A post-dated approval stretches its rule's time to live by at most this.
+   */
+  approvalIssueSkewMsMax: 60_000,
 } as const;
 
 // ---------------------------------------------------------------------------------------------

@@ -62,7 +62,7 @@ function cluster(ledger: LedgerPort): ClusterState {
   return c;
 }
 
-const BYTE_FIELDS = new Set(['keyReadyCid', 'actCid', 'identityKey', 'publicKey']);
+const BYTE_FIELDS = new Set(['keyReadyCid', 'actCid', 'identityKey', 'publicKey', 'policy']);
 const AMOUNT_FIELDS = new Set(['amountMax', 'autoReleaseAmountMax']);
 
 /** JSON (hex for bytes, decimal strings or numbers for amounts) to the canonical value form. */

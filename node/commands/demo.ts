@@ -8,9 +8,10 @@
  *      kernels, all as child processes
  *   3. genesis; a 2-of-3 DKG for ed25519 and one for Taproot driven through the ledger; activation
  *      of each key by 2-of-3 approvers
- *   4. one signing act per key through the publication gate (the Taproot act is above the
- *      auto-release amount, so it waits at the gate with PUBLICATION_DENIED until approvers release
- *      it), settlement with an external confirmation
+ *   4. one signing act per key through the publication gate: the small SOL payment is allowed by
+ *      the policy's first matching rule; the larger Taproot payment matches a REQUIRE_APPROVAL
+ *      rule, so two approvers sign the act before it is submitted; settlement with an external
+ *      confirmation
  *   5. the chronicle; an evidence bundle per act written to a named file and checked with
  *      `custody evidence verify` and an independent signature verifier; everything stopped.
  *
@@ -23,7 +24,9 @@ import { join, resolve } from 'node:path';
 import type { CommandModule } from 'yargs';
 import { CustodyError, isCustodyError } from '../../proto/errors.js';
 import { decode } from '../../ledger/encoding.js';
-import { decisionBodyFromCbor, decisionSigningBytes, ed25519Sign, type ActPolicy } from '../../ledger/decision.js';
+import { decisionBodyFromCbor, decisionSigningBytes, ed25519Sign } from '../../ledger/decision.js';
+import { LEDGER_ASSETS } from '../../ledger/asset-table.js';
+import { type PolicyDocument, parsePolicyYaml } from '../../ledger/policy-engine/index.js';
 import { verifyEvidenceBundle } from '../../ledger/receipts.js';
 import { LocalCluster } from '../lifecycle/local-cluster.js';
 import { DaemonCluster } from '../lifecycle/daemon-cluster.js';
@@ -34,12 +37,41 @@ import { ensureCa } from '../certs.js';
 import { CLI_PATH } from '../cluster.js';
 import { formatAct } from './admin.js';
 
-export const DEMO_POLICY: ActPolicy = {
-  tiers: [{ amountMax: 10_000n, approvals: 0 }, { amountMax: 1_000_000n, approvals: 2 }],
-  velocity: { windowMs: 3_600_000, amountMax: 10_000_000n },
-  destinations: { SOL: ['sol-treasury'], BTC: ['bc1p-treasury'] },
-  autoReleaseAmountMax: 5_000n,
-};
+/** The demo's act policy: the genesis template (cluster-configs/policy.genesis.yaml), inline. */
+export const DEMO_POLICY_YAML = `version: 1
+groups:
+  approvers:
+    treasury: [approver-1, approver-2, approver-3]
+rules:
+  - id: raw-with-approvals
+    match: { kinds: [raw] }
+    action: REQUIRE_APPROVAL
+    approvals: { k: 2, group: treasury, ttl: 1h }
+  - id: btc-small
+    match:
+      assets: [BTC]
+      destination: { allow: [bc1p-treasury] }
+      amount: { max: "0.00005" }
+      windows: [{ per: key, length: 1h, maxAmount: "0.1", maxCount: 100 }]
+    action: ALLOW
+  - id: sol-small
+    match:
+      assets: [SOL]
+      destination: { allow: [sol-treasury] }
+      amount: { max: "0.000005" }
+      windows: [{ per: key, length: 1h, maxAmount: "0.01", maxCount: 100 }]
+    action: ALLOW
+  - id: btc-approved
+    match: { assets: [BTC], destination: { allow: [bc1p-treasury] }, amount: { max: "0.01" } }
+    action: REQUIRE_APPROVAL
+    approvals: { k: 2, group: treasury, ttl: 1h }
+  - id: sol-approved
+    match: { assets: [SOL], destination: { allow: [sol-treasury] }, amount: { max: "0.001" } }
+    action: REQUIRE_APPROVAL
+    approvals: { k: 2, group: treasury, ttl: 1h }
+`;
+
+export const DEMO_POLICY: PolicyDocument = parsePolicyYaml(DEMO_POLICY_YAML, LEDGER_ASSETS);
 
 const OPERATORS: Record<string, OperatorRole> = { kim: 'key-generator', cara: 'custodian', audra: 'auditor', 'approver-1': 'approver', 'approver-2': 'approver', 'approver-3': 'approver' };
 const MARKER = '.custody-demo';
@@ -185,11 +217,19 @@ async function run(a: Args): Promise<void> {
 
     const cara = client('cara');
     const acts = [
-      { opId: 'pay-sol-1', keyId: 'treasury-ed25519', asset: 'SOL', amount: '1000', destination: 'sol-treasury' },
-      { opId: 'pay-btc-1', keyId: 'treasury-taproot', asset: 'BTC', amount: '8000', destination: 'bc1p-treasury' },
+      { opId: 'pay-sol-1', keyId: 'treasury-ed25519', asset: 'SOL', amount: '1000', destination: 'sol-treasury', rule: 'sol-small' },
+      { opId: 'pay-btc-1', keyId: 'treasury-taproot', asset: 'BTC', amount: '8000', destination: 'bc1p-treasury', rule: 'btc-approved' },
     ];
-    for (const x of acts) {
-      const v = await cara.submitAct({ ...x, display: `pay ${x.amount} ${x.asset} to ${x.destination}`, messageDigest: randomBytes(32) });
+    for (const { rule, ...x } of acts) {
+      const display = `pay ${x.amount} ${x.asset} to ${x.destination}`;
+      let approvalCid: string | undefined;
+      if (DEMO_POLICY.rules.find((r) => r.id === rule)?.action.kind === 'REQUIRE_APPROVAL') {
+        const held = await cara.proposeDecision(JSON.stringify({ kind: 'ActApproved', opId: x.opId, act: { keyId: x.keyId, asset: x.asset, amount: x.amount, destination: x.destination, display } }));
+        say(`[5/7] ${x.opId} matches policy rule ${rule} (REQUIRE_APPROVAL 2 of treasury): cara asks approvers to sign the act, decision ${held.cid.slice(0, 16)}`);
+        await approve(held.cid, ['approver-1', 'approver-3']);
+        approvalCid = held.cid;
+      }
+      const v = await cara.submitAct({ ...x, display, messageDigest: randomBytes(32), ...(approvalCid !== undefined ? { approvalCid } : {}) });
       say(`[5/7] cara submits ${x.opId}: ${x.amount} ${x.asset} -> ${x.destination} with ${x.keyId}: ${v.state} (${v.receipts.map((r) => r.type).join(', ')})`);
       let shown = 0;
       const progress = (w: ActView): void => {
@@ -197,18 +237,9 @@ async function run(a: Args): Promise<void> {
         shown = w.notes.length;
         say(`      ${w.opId}: ${w.state}`);
       };
-      // Above the auto-release amount the gate holds an executed act (PUBLICATION_DENIED) until a
-      // release decision; the coordinator's note of the refusal lives on the leader, which need not
-      // be the node this client talks to, so the policy says when to stop waiting.
-      const held = BigInt(x.amount) > DEMO_POLICY.autoReleaseAmountMax;
-      let w = await cara.watch(x.opId, progress, (y) => y.state === 'Published' || (y.state === 'Executed' && held) || ['Denied', 'Aborted'].includes(y.state));
-      if (w.state === 'Executed') {
-        say(`      PUBLICATION_DENIED: ${x.opId} is executed and held at the publication gate: ${x.amount} is above the auto-release amount ${DEMO_POLICY.autoReleaseAmountMax}`);
-        const rel = await cara.proposeDecision(JSON.stringify({ kind: 'PublicationReleased', opId: x.opId }));
-        say(`      cara asks approvers to release ${x.opId}: decision ${rel.cid.slice(0, 16)}`);
-        await approve(rel.cid, ['approver-1', 'approver-3']);
-        w = await cara.watch(x.opId, progress, (y) => ['Published', 'Denied', 'Aborted'].includes(y.state));
-      }
+      // The gate re-judges the act under the policy in force: the small payment's rule allows it,
+      // the larger one is released by the approval it was admitted with.
+      const w = await cara.watch(x.opId, progress, (y) => ['Published', 'Denied', 'Aborted'].includes(y.state));
       if (w.state !== 'Published') throw new CustodyError((w.reason || 'INTERNAL') as never, `${x.opId} ended ${w.state}`);
       const s = await cara.settleAct(x.opId, `confirmed-${x.opId}-${randomBytes(4).toString('hex')}`);
       say(`      ${x.opId}: ${s.state}; confirmation ${s.confirmation}`);

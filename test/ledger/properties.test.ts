@@ -443,9 +443,9 @@ t.test('an archive gives the results and state roots of keeping every act in mem
   t.ok(fromArchive > 0, `${fromArchive} act events named an ended act and were answered from the archive`);
 });
 
-/** The fields of a result that cross into a verdict (the policy receipt is compared through its verdict). */
+/** The fields of a result that cross into a verdict (the policy verdict is compared through its rule and code). */
 function verdictShape(r: ApplyResult): unknown {
   return r.ok
-    ? { ok: true, index: r.index, type: r.type, effect: r.effect, replayed: r.replayed, opState: r.opState ?? null, permitId: r.permitId === undefined ? null : toHex(r.permitId), policy: r.policyReceipt?.verdict ?? null }
-    : { ok: false, index: r.index, type: r.type, reason: r.reason, detail: r.detail, applied: r.applied, replayed: r.replayed, opState: r.opState ?? null, policy: r.policyReceipt?.verdict ?? null };
+    ? { ok: true, index: r.index, type: r.type, effect: r.effect, replayed: r.replayed, opState: r.opState ?? null, permitId: r.permitId === undefined ? null : toHex(r.permitId), policy: r.policyVerdict === undefined ? null : [r.policyVerdict.ruleId, r.policyVerdict.reason] }
+    : { ok: false, index: r.index, type: r.type, reason: r.reason, detail: r.detail, applied: r.applied, replayed: r.replayed, opState: r.opState ?? null, policy: r.policyVerdict === undefined ? null : [r.policyVerdict.ruleId, r.policyVerdict.reason] };
 }
