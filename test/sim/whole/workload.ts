@@ -43,7 +43,7 @@ export function workloadFor(nodes: number): Workload {
     s.publish(op);
     s.settle(op);
   }
-  const refused = s.results.filter((r) => !r.ok && !(r.reason === 'POLICY_DENIED' && r.applied));
+  const refused = s.results.filter((r) => !r.ok && !(r.reason === 'POLICY_NO_RULE' && r.applied));
   if (refused.length > 0) throw new Error(`the whole-node workload script is invalid: ${refused.length} entries refused`);
   const keys = new Map(s.nodes.map((n) => [n.info.id, n]));
   const w: Workload = {
