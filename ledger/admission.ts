@@ -35,13 +35,14 @@
  *   they are de-duplicated here again so the count never depends on that.
  *
  * Publication (judgePublication), the gate between an executed act and the chain. The gate applies
- * the policy in force NOW to the act, so a rule change after admission still stops a publication
- * (a destination deny-listed since admission is held). What the gate re-judges is what the act IS
- * (initiator, key, asset, kind, destinations, amount); rolling windows, lifetime caps, hours and
- * weekdays are conditions on the moment and rate of ADMISSION, already charged once: each rule is
- * reduced to its static matchers, and a BLOCK rule that carried such a condition is skipped (its
- * block depended on the moment of admission; keeping only its static part would block every act
- * like it at any time). Release:
+ * the policy in force NOW, at the ledger clock of the publication, so a rule change after admission
+ * still stops a publication (a destination deny-listed since admission is held). Rolling windows
+ * and lifetime caps are the RATE of admission, charged once when the act was admitted (the act is
+ * in the history they read, so re-reading them would count it twice): at the gate they hold, and a
+ * BLOCK rule that carries one is skipped (it blocked by rate, which admission already judged;
+ * keeping only its other matchers would block every act like it at any rate). Hours and weekdays
+ * are read at the gate's ledger clock when the caller gives it; without it they are treated like
+ * windows (hold; a BLOCK rule with them skipped). Release:
  *   ALLOW                  published.
  *   REQUIRE_APPROVAL(k, g) released by the act's own approval when it carries k distinct members
  *                          of g (as the policy names g now; the ttl was judged at admission), or
@@ -240,19 +241,22 @@ export function explainAdmission(c: ClusterState, r: AdmissionRequest): { verdic
 // Publication
 // ------------------------------------------------------------------------------------------------
 
-/** True when the rule has a matcher about the moment or rate of admission. */
-function admissionConditional(rule: Rule): boolean {
+/** True when the rule has a matcher the gate does not read (rate always; time without a clock). */
+function gateConditional(rule: Rule, clock: boolean): boolean {
   const m = rule.match;
-  return m.windows.length > 0 || m.lifetime.length > 0 || m.hours !== null || m.weekdays !== null;
+  return m.windows.length > 0 || m.lifetime.length > 0 || (!clock && (m.hours !== null || m.weekdays !== null));
 }
 
-/** The policy the gate applies: static matchers only; BLOCK rules conditional on admission skipped. */
-export function gatePolicy(policy: PolicyDocument): PolicyDocument {
+/**
+ * The policy the gate applies (see the file comment): windows and caps dropped, and hours and
+ * weekdays too when the gate has no clock (`clock` false); a BLOCK rule that had one is skipped.
+ */
+export function gatePolicy(policy: PolicyDocument, clock = false): PolicyDocument {
   return {
     ...policy,
     rules: policy.rules
-      .filter((r) => !(r.action.kind === 'BLOCK' && admissionConditional(r)))
-      .map((r) => ({ ...r, match: { ...r.match, windows: [], lifetime: [], hours: null, weekdays: null } })),
+      .filter((r) => !(r.action.kind === 'BLOCK' && gateConditional(r, clock)))
+      .map((r) => ({ ...r, match: { ...r.match, windows: [], lifetime: [], ...(clock ? {} : { hours: null, weekdays: null }) } })),
   };
 }
 
@@ -261,11 +265,15 @@ function initiatorOf(op: OpRecord): string {
   return (op.act as OpRecord['act'] & { readonly initiator?: string }).initiator ?? op.nodeId;
 }
 
-/** Judges the publication gate for an executed act, with the policy in force now (see the file comment). */
-export function judgePublication(c: ClusterState, op: OpRecord, facts: TxFacts): { ok: boolean; reason: ReasonCode | null; detail: string; ruleId: string | null } {
-  const policy = gatePolicy(c.governance.policy);
+/**
+ * Judges the publication gate for an executed act, with the policy in force now (see the file
+ * comment). `nowMs`: the ledger clock of the ActPublished entry (apply's clamped stamp), which
+ * hours and weekdays are read at.
+ */
+export function judgePublication(c: ClusterState, op: OpRecord, facts: TxFacts, nowMs?: number): { ok: boolean; reason: ReasonCode | null; detail: string; ruleId: string | null } {
+  const policy = gatePolicy(c.governance.policy, nowMs !== undefined);
   const history = emptyHistory(policy);
-  const v = evaluate(policy, facts, contextOf(c, initiatorOf(op), op.act.keyId, history.latestMs, history));
+  const v = evaluate(policy, facts, contextOf(c, initiatorOf(op), op.act.keyId, nowMs ?? 0, history));
   if (v.action === 'ALLOW') return { ok: true, reason: null, detail: `released by rule ${v.ruleId as string}`, ruleId: v.ruleId };
   if (v.action === 'BLOCK') {
     return { ok: false, reason: 'PUBLICATION_DENIED', detail: `held at the gate by ${v.ruleId === null ? 'no rule' : `rule ${v.ruleId}`} (${v.reason as string}): ${v.detail}`, ruleId: v.ruleId };

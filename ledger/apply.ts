@@ -912,7 +912,7 @@ function actPublished(c: ClusterState, e: Extract<LedgerEvent, { type: 'ActPubli
   if (op.state !== 'Executed') return refuse('INVALID_TRANSITION', `act ${e.opId} is ${op.state}`);
   if (c.governance.frozen !== null) return refuse('FROZEN', 'publication held while frozen');
   // The gate applies the policy in force now, not at admission (ledger/admission.ts).
-  const gate = judgePublication(c, op, declaredFacts(op.act));
+  const gate = judgePublication(c, op, declaredFacts(op.act), ctx.nowMs);
   if (!gate.ok) return refuse(gate.reason as ReasonCode, gate.detail);
   const receipt = publicationReceipt(anchor(c, op.opId, ctx), op.receipts[1] as CborValue, { signatureDigest: artifactDigest(op.signature as Uint8Array), releasedBy: op.releasedBy });
   return { kind: 'accept', cluster: putOp(c, { ...op, ...moved(op, 'Published', ctx), receipts: [...op.receipts, receipt] }), effect: `act ${op.opId} published`, extra: { opState: 'Published' } };

@@ -324,7 +324,7 @@ prop('PolicyChanged decides the next act and the publication gate, never an admi
       const x = step();
       expect(x.ok, `e-${i}: ${x.ok ? '' : `${x.reason} ${x.detail}`}`);
     }
-    const gate = firstMatch(gatePolicy(after), a);
+    const gate = firstMatch(gatePolicy(after, true), a);
     const p = s.publish(`e-${i}`);
     if (gate !== null && gate.action.kind === 'ALLOW') expect(p.ok, `e-${i} should publish under ${gate.id}: ${p.ok ? '' : p.detail}`);
     else {
@@ -334,20 +334,28 @@ prop('PolicyChanged decides the next act and the publication gate, never an admi
   });
 }, Math.max(10, Math.floor(RUNS / 2)));
 
-t.test('the gate does not apply a BLOCK that depends on the moment of admission, and keeps a static one', async (t) => {
+t.test('the gate does not charge windows twice nor apply a BLOCK by rate, reads hours at its own clock, and keeps a static block', async (t) => {
   const allowAll = rule('all', { assets: ['BTC'] }, { kind: 'ALLOW' });
   const s = cluster(doc([allowAll]));
-  for (const id of ['a', 'b']) {
+  for (const id of ['a', 'b', 'c', 'd']) {
     t.ok(submitSimple(s, id, { asset: 'BTC', destination: 'bc1-a', amount: 10n }).ok);
     t.ok(s.issuePermit(id).ok && s.execute(id).ok);
   }
-  const nightly = rule('no-nights', { assets: ['BTC'], hours: { fromMinute: 0, toMinute: 1440 } }, { kind: 'BLOCK' });
-  t.ok(s.decide({ kind: 'PolicyChanged', policy: doc([nightly, allowAll]) }).ok);
-  t.match(submitSimple(s, 'c', { asset: 'BTC', destination: 'bc1-a', amount: 10n }), { ok: false, reason: 'POLICY_BLOCKED', policyVerdict: { ruleId: 'no-nights' } }, 'the new act meets the block');
-  t.ok(s.publish('a').ok, 'the act admitted before it is published: its block was about admission time');
+  const oneAnHour = { per: 'key' as const, lengthMs: 3_600_000, maxAmount: null, maxCount: 1 };
+  const rated = rule('rated', { assets: ['BTC'], windows: [oneAnHour] }, { kind: 'BLOCK' });
+  const budget = rule('budget', { assets: ['BTC'], windows: [oneAnHour] }, { kind: 'ALLOW' });
+  t.ok(s.decide({ kind: 'PolicyChanged', policy: doc([rated, budget]) }).ok);
+  t.ok(s.publish('a').ok, 'an admitted act is not blocked at the gate by a rule about the rate of admission, nor counted twice by a window');
+  const { minute } = utcClock(s.nowMs);
+  const thisHour = rule('this-hour', { assets: ['BTC'], hours: { fromMinute: minute - (minute % 60), toMinute: minute - (minute % 60) + 60 } }, { kind: 'BLOCK' });
+  t.ok(s.decide({ kind: 'PolicyChanged', policy: doc([thisHour, allowAll]) }).ok);
+  t.match(submitSimple(s, 'e', { asset: 'BTC', destination: 'bc1-a', amount: 10n }), { ok: false, reason: 'POLICY_BLOCKED', policyVerdict: { ruleId: 'this-hour' } }, 'the new act meets the block');
+  t.match(s.publish('b'), { ok: false, reason: 'PUBLICATION_DENIED', detail: /rule this-hour/ }, 'the gate reads hours at its own ledger clock');
+  s.nowMs += 3_600_000;
+  t.ok(s.publish('b').ok, 'and an hour later the same act passes');
   const denyA = rule('deny-a', { destination: { allow: [], ownKeys: false, deny: ['bc1-a'] } }, { kind: 'BLOCK' });
   t.ok(s.decide({ kind: 'PolicyChanged', policy: doc([denyA, allowAll]) }).ok);
-  t.match(s.publish('b'), { ok: false, reason: 'PUBLICATION_DENIED', detail: /rule deny-a \(POLICY_BLOCKED\)/ }, 'a destination deny-listed since admission is held at the gate');
+  t.match(s.publish('c'), { ok: false, reason: 'PUBLICATION_DENIED', detail: /rule deny-a \(POLICY_BLOCKED\)/ }, 'a destination deny-listed since admission is held at the gate');
 });
 
 // ------------------------------------------------------------------------------------------------
