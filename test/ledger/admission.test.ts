@@ -7,6 +7,11 @@
  */
 import fc from 'fast-check';
 import t from 'tap';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { LEDGER_ASSETS } from '../../ledger/asset-table.js';
+import { toHex } from '../../ledger/encoding.js';
+import { DEMO_POLICY } from '../../node/commands/demo.js';
 import { policyEngine as limits } from '../../proto/limits.js';
 import {
   ScriptedCluster, actCid, decode, encode, restore, snapshot, stateRoot, bytesEqual, type Act, type ApplyResult,
@@ -14,7 +19,7 @@ import {
 } from '../../ledger/index.js';
 import { gatePolicy, judgeAdmission } from '../../ledger/admission.js';
 import {
-  WEEKDAYS, encodeDocument, historyToCbor, inHours, utcClock, type Action, type Matchers, type PolicyDocument, type Rule, type Weekday,
+  WEEKDAYS, encodeDocument, historyToCbor, inHours, parsePolicyYaml, utcClock, type Action, type Matchers, type PolicyDocument, type Rule, type Weekday,
 } from '../../ledger/policy-engine/index.js';
 
 const RUNS = Number(process.env.FC_RUNS ?? 40);
@@ -398,4 +403,23 @@ t.test('a PolicyChanged whose document is not canonical, or would allow raw byte
     'a raw act under a rule without a kinds matcher is refused: rules match every kind but raw unless they name it');
   t.ok(s.decide({ kind: 'PolicyChanged', policy: doc([]) }).ok, 'a document without rules is a policy (every act refused)');
   t.same(encodeDocument(s.state.cluster!.governance.policy), encodeDocument(doc([])), 'and it is the policy in force');
+});
+
+// ------------------------------------------------------------------------------------------------
+// The shipped policies
+// ------------------------------------------------------------------------------------------------
+
+t.test('the genesis template (and the demo, which uses it): a small payment to a listed destination is allowed, a larger one held for approvals, raw bytes never signed automatically', async (t) => {
+  const template = parsePolicyYaml(readFileSync(fileURLToPath(new URL('../../../cluster-configs/policy.genesis.yaml', import.meta.url)), 'utf8'), LEDGER_ASSETS);
+  t.same(toHex(encodeDocument(DEMO_POLICY)), toHex(encodeDocument(template)), 'the demo runs the genesis template');
+  const s = cluster(template, { approvers: 4 });
+  t.match(s.submit('small', s.act('k1', { asset: 'SOL', amount: 1_000n, destination: 'sol-treasury' })), { ok: true, policyVerdict: { ruleId: 'sol-small' } });
+  t.match(s.submit('small-btc', s.act('k1', { asset: 'BTC', amount: 5_000n, destination: 'bc1p-treasury' })), { ok: true, policyVerdict: { ruleId: 'btc-small' } });
+  const large = s.act('k1', { asset: 'BTC', amount: 8_000n, destination: 'bc1p-treasury' });
+  t.match(s.submit('large', large), { ok: false, reason: 'QUORUM_NOT_MET', policyVerdict: { ruleId: 'btc-approved' } }, 'a larger payment is held for approvals');
+  const signers = s.keyring.filter((k) => ['approver-1', 'approver-3'].includes(k.id));
+  t.match(s.submit('large-2', large, s.decision({ kind: 'ActApproved', opId: 'large-2', actCid: actCid(large) }, signers, { parentCid: actCid(large) })), { ok: true, policyVerdict: { ruleId: 'btc-approved' } }, 'and admitted with two of the treasury group');
+  t.match(s.submit('elsewhere', s.act('k1', { asset: 'SOL', amount: 1_000n, destination: 'sol-stranger' })), { ok: false, reason: 'POLICY_NO_RULE' }, 'a destination not listed is refused');
+  t.match(s.submit('raw', s.act('k1', { asset: 'RAW', amount: 0n, destination: 'attestation' })), { ok: false, reason: 'QUORUM_NOT_MET', policyVerdict: { ruleId: 'raw-with-approvals' } }, 'raw bytes wait for approvals');
+  t.ok(template.rules.every((r) => !(r.action.kind === 'ALLOW' && (r.match.kinds ?? []).includes('raw'))), 'no ALLOW rule names the raw kind');
 });
