@@ -59,7 +59,7 @@ import { LEDGER_ASSETS } from './asset-table.js';
 import { toHex } from './encoding.js';
 import {
   type EvalContext, type Explanation, type PolicyDocument, type PolicyHistory, type Rule, type Verdict,
-  emptyHistory, evaluate, explain, formatDuration, payingOutputs, record,
+  type HistoryEntry, type Scope, emptyHistory, evaluate, explain, firstAfter, formatDuration, payingOutputs, record,
 } from './policy-engine/index.js';
 import type { ClusterState, KeyRecord, OpRecord } from './state.js';
 import { taprootAddress } from './tx/bitcoin.js';
@@ -203,10 +203,32 @@ function admissionVerdict(policy: PolicyDocument, v: Verdict, r: AdmissionReques
   return denied('QUORUM_NOT_MET', v.ruleId, `rule ${v.ruleId as string} needs ${need.k} approvals of ${need.group} within ${formatDuration(need.ttlMs)}, ${counted} count: ${why}`, need);
 }
 
+/**
+ * The history without what no window can read again: at ledger clock `nowMs` (never earlier than
+ * the latest admission, and the clock never runs backwards) an entry at or before nowMs - horizon
+ * of its scope kind is outside every window of the policy in force, now and later. record() prunes
+ * the scope it inserts into; this prunes every scope, so scopes that stop receiving admissions (an
+ * initiator who left, a retired key) do not keep theirs: the history holds only what the longest
+ * windows span.
+ */
+export function pruneHistory(h: PolicyHistory, nowMs: number): PolicyHistory {
+  let windows: Map<string, readonly HistoryEntry[]> | null = null;
+  for (const [k, entries] of h.windows) {
+    const horizon = h.horizons[(JSON.parse(k) as [Scope])[0]];
+    const from = firstAfter(entries, nowMs - horizon);
+    if (from === 0) continue;
+    windows ??= new Map(h.windows);
+    if (from >= entries.length) windows.delete(k);
+    else windows.set(k, entries.slice(from));
+  }
+  return windows === null ? h : { ...h, windows };
+}
+
 /** The admission to record: the act's paid amount (as evaluate computes it) at the ledger clock. */
 function recorded(c: ClusterState, r: AdmissionRequest, ctx: EvalContext): ClusterState {
   const amount = payingOutputs(r.facts, ctx.ownAddresses).reduce((s, o) => s + o.amount, 0n);
-  return { ...c, policyHistory: record(c.policyHistory, { keyId: r.keyId, initiator: r.initiator, asset: r.facts.asset, amount, stampMs: r.nowMs }) };
+  const h = record(c.policyHistory, { keyId: r.keyId, initiator: r.initiator, asset: r.facts.asset, amount, stampMs: r.nowMs });
+  return { ...c, policyHistory: pruneHistory(h, r.nowMs) };
 }
 
 /**

@@ -35,7 +35,7 @@ import {
   type Act, type EventType, type LedgerEntry, type LedgerEvent, type Proposer, type SignedStatement,
   type SigningSetMember, actCid, actToCbor, decisionCidOrNull, eventCid, eventFromCbor, memberToCbor, statementCid, verifyStatement,
 } from './events.js';
-import { type AdmissionVerdict, judgeAdmission, judgePublication } from './admission.js';
+import { type AdmissionVerdict, judgeAdmission, judgePublication, pruneHistory } from './admission.js';
 import { emptyHistory, withPolicy } from './policy-engine/history.js';
 import type { TxFacts } from './tx/types.js';
 import { pmapDelete, pmapSet } from './pmap.js';
@@ -476,7 +476,7 @@ function governanceAction(c: ClusterState, a: Exclude<DecisionAction, { kind: 'A
       // The next act is judged by the new document; acts already admitted keep their admission
       // (the publication gate applies the new one to them, ledger/admission.ts). The history keeps
       // the admissions the new document's windows read; lifetime sums carry over.
-      return accept({ ...c, governance: { ...c.governance, policy: a.policy }, policyHistory: withPolicy(c.policyHistory, a.policy) }, `act policy replaced (${a.policy.rules.length} rules)`);
+      return accept({ ...c, governance: { ...c.governance, policy: a.policy }, policyHistory: pruneHistory(withPolicy(c.policyHistory, a.policy), ctx.nowMs) }, `act policy replaced (${a.policy.rules.length} rules)`);
     case 'EmergencyFreeze':
       if (c.governance.frozen !== null) return refuse('INVALID_TRANSITION', 'already frozen');
       return accept({ ...c, governance: { ...c.governance, frozen: { reason: a.reason, decisionCid: dCid, sinceIndex: ctx.index } } }, `frozen: ${a.reason}`);

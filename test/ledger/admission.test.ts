@@ -390,6 +390,23 @@ t.test('the state with a policy and its history round-trips through its canonica
   t.throws(() => restore(tampered), /horizons differ/, 'a history that does not fit the policy in force is refused');
 });
 
+t.test('the history forgets a scope once no window can read it, and a shorter window prunes at once', async (t) => {
+  const perInitiator = rule('per-initiator', { assets: ['BTC'], windows: [{ per: 'initiator', lengthMs: WINDOW_MS, maxAmount: null, maxCount: 5 }] }, { kind: 'ALLOW' });
+  const s = cluster(doc([perInitiator]));
+  t.ok(s.submit('from-1', s.act('k1', { destination: 'bc1-a' }), null, 'node-1').ok);
+  t.ok(s.submit('from-0', s.act('k1', { destination: 'bc1-a' }), null, 'node-0').ok);
+  t.same([...s.state.cluster!.policyHistory.windows.keys()].sort(), [JSON.stringify(['initiator', 'node-0']), JSON.stringify(['initiator', 'node-1'])], 'one scope per initiator');
+  s.nowMs += WINDOW_MS;
+  t.ok(s.submit('later', s.act('k1', { destination: 'bc1-a' }), null, 'node-0').ok);
+  t.same([...s.state.cluster!.policyHistory.windows.keys()], [JSON.stringify(['initiator', 'node-0'])], 'node-1\'s admissions left with its window, though node-1 submitted nothing since');
+  t.equal(s.state.cluster!.policyHistory.windows.get(JSON.stringify(['initiator', 'node-0']))!.length, 1, 'and node-0 keeps only the admission its window still spans');
+  s.nowMs += 1_000;
+  const shorter = { ...perInitiator, match: { ...perInitiator.match, windows: [{ per: 'initiator' as const, lengthMs: 1_000, maxAmount: null, maxCount: 5 }] } };
+  t.ok(s.decide({ kind: 'PolicyChanged', policy: doc([shorter]) }).ok);
+  t.equal(s.state.cluster!.policyHistory.windows.size, 0, 'a policy with a shorter window keeps nothing older than it');
+  t.ok(bytesEqual(stateRoot(restore(snapshot(s.state))), stateRoot(s.state)), 'and the pruned state round-trips');
+});
+
 t.test('a PolicyChanged whose document is not canonical, or would allow raw bytes, is refused before it takes effect', async (t) => {
   const s = cluster(doc([rule('all', {}, { kind: 'ALLOW' })]));
   const before = s.state.cluster!.governance.policy;
