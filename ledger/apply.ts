@@ -3,7 +3,7 @@
  *
  * Pure: no clock, no randomness, no I/O; the input state is never modified. Time is the entry's
  * stamp, clamped so it never runs backwards (`clockMs = max(clockMs, stampMs)`), so a proposer with
- * a slow clock cannot revive an expired decision or reopen a velocity window.
+ * a slow clock cannot revive an expired decision or reopen a policy window.
  *
  * Every entry advances `index` and `clockMs`. Then one of three things happens:
  *   accepted  the event takes effect and extends the hash chain            result.ok = true
@@ -21,7 +21,7 @@
  * the ceremony completed; signing only for an active key at its current epoch; idempotency keys
  * and one-time step permits, each with at most one signing set, fixed before execution, and an
  * execution only by a signature over that set (checked for Ed25519); a fenced passport is refused; admission and publication stop while
- * frozen; policy receipts never enter the state.
+ * frozen; the policy's verdict on an act (the rule that matched and why) never enters the state.
  */
 import { CustodyError, assert } from '../proto/errors.js';
 import { ledger as limits } from '../proto/limits.js';
