@@ -32,7 +32,10 @@
  *     allowance (policyEngine.approvalIssueSkewMsMax) does not count, so post-dating stretches
  *     the rule's time to live by at most that allowance.
  *   `approvers` are distinct by construction (verifyDecision refuses a signer listed twice);
- *   they are de-duplicated here again so the count never depends on that.
+ *   they are de-duplicated here again so the count never depends on that. verifyDecision also
+ *   asks an ActApproved for the roster's quorum of governors; the rule's k-of-group counts on top
+ *   of that, so a group should be made of governors, and a k below the roster's threshold adds
+ *   nothing to it.
  *
  * Publication (judgePublication), the gate between an executed act and the chain. The gate applies
  * the policy in force NOW, at the ledger clock of the publication, so a rule change after admission
