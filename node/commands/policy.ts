@@ -5,6 +5,8 @@
  *   diff --file F          what proposing F would change (a line diff of the canonical YAML)
  *   propose --file F       a PolicyChanged decision for the approvers to sign, through the same
  *                          approval book as every governance decision (`admin decision approve`)
+ *   review --cid C         what a pending PolicyChanged decision installs, read from the exact
+ *                          bytes the approvers sign: its canonical YAML and the diff from now
  *   test --act A           a dry run of admission: which rule an act would match, and why
  *
  * A policy file is read and checked here with the same strict reader the ledger uses
@@ -16,8 +18,9 @@ import { dirname, resolve } from 'node:path';
 import type { Argv } from 'yargs';
 import { CustodyError } from '../../proto/errors.js';
 import { LEDGER_ASSETS } from '../../ledger/asset-table.js';
-import { fromHex, toHex } from '../../ledger/encoding.js';
-import { decodeDocument, diffPolicies, encodeDocument, parsePolicyYaml, type PolicyDocument } from '../../ledger/policy-engine/index.js';
+import { decode, fromHex, toHex } from '../../ledger/encoding.js';
+import { decisionBodyFromCbor, decisionCid } from '../../ledger/decision.js';
+import { decodeDocument, diffPolicies, encodeDocument, parsePolicyYaml, renderPolicyYaml, type PolicyDocument } from '../../ledger/policy-engine/index.js';
 import type { AdminClient } from '../admin/client.js';
 import { connOptions, out, run, type Cmd, type Conn } from './admin.js';
 
@@ -108,7 +111,27 @@ const propose: Cmd<Conn & { file: string; 'ttl-ms': number }> = {
     if (a.json) return out(JSON.stringify({ cid: d.cid, state: d.state, diff: lines }, null, 2));
     out(`decision ${d.cid}: PolicyChanged ${d.state} (${d.approvals.length} of ${d.needed} approvals)`);
     out(lines.filter((l) => !l.startsWith('  ')).join('\n'));
-    out(`approvers sign it with: custody admin decision approve --cid ${d.cid} --key-file <approver key>`);
+    out(`approvers read it with: custody admin policy review --cid ${d.cid}`);
+    out(`and sign it with: custody admin decision approve --cid ${d.cid} --key-file <approver key>`);
+  }),
+};
+
+const review: Cmd<Conn & { cid: string }> = {
+  command: 'review',
+  describe: 'before signing a PolicyChanged decision: the policy it installs, decoded from the exact body its cid names, and the diff from the policy in force',
+  builder: (y) => connOptions(y).option('cid', { type: 'string', demandOption: true, describe: 'the decision\'s cid' }) as Argv<Conn & { cid: string }>,
+  handler: run(async (c, a) => {
+    const d = await c.getDecision(a.cid);
+    // Read only what is signed: the body must hash to the cid that was asked for.
+    const body = decisionBodyFromCbor(decode(new Uint8Array(d.bodyCbor)));
+    if (toHex(decisionCid(body)) !== a.cid.toLowerCase()) throw new CustodyError('BINDING_MISMATCH', 'the node returned a body that is not the decision asked for');
+    if (body.action.kind !== 'PolicyChanged') throw new CustodyError('INVALID_ARGUMENT', `decision ${a.cid} is ${body.action.kind}, not PolicyChanged`);
+    const now = await inForce(c);
+    const lines = diffPolicies(now.doc, body.action.policy, LEDGER_ASSETS);
+    if (a.json) return out(JSON.stringify({ cid: d.cid, state: d.state, governanceEpoch: body.governanceEpoch, yaml: renderPolicyYaml(body.action.policy, LEDGER_ASSETS), diff: lines }, null, 2));
+    out(`decision ${d.cid}: PolicyChanged for governance epoch ${body.governanceEpoch}, ${d.state} (${d.approvals.length} of ${d.needed} approvals)`);
+    out(`what it changes (- in force now, + after):\n${lines.filter((l) => !l.startsWith('  ')).join('\n') || '(nothing)'}`);
+    out(`\nthe policy it installs:\n${renderPolicyYaml(body.action.policy, LEDGER_ASSETS).replace(/\n$/, '')}`);
   }),
 };
 
@@ -129,7 +152,7 @@ const test: Cmd<Conn & { act: string }> = {
 
 export const adminPolicyCommand: Cmd<object> = {
   command: 'policy <command>',
-  describe: 'the act policy: show the one in force, diff or propose a new one, test which rule an act would match',
-  builder: (y) => y.command(show).command(diff).command(propose).command(test).demandCommand(1, 'name a policy command: show, diff, propose, test') as Argv<object>,
+  describe: 'the act policy: show the one in force, diff, propose or review a new one, test which rule an act would match',
+  builder: (y) => y.command(show).command(diff).command(propose).command(review).command(test).demandCommand(1, 'name a policy command: show, diff, propose, review, test') as Argv<object>,
   handler: () => undefined,
 };

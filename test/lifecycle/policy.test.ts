@@ -54,6 +54,15 @@ t.test('custody admin policy: show, diff, propose, test', { timeout: 300_000 }, 
   t.equal(p.code, 0, p.stderr);
   const cid = /decision ([0-9a-f]{64}): PolicyChanged pending/.exec(p.stdout)?.[1];
   t.ok(cid, `a PolicyChanged decision is pending: ${p.stdout}`);
+  const rev = await h.cli('approver-2', ['policy', 'review', '--cid', cid as string]);
+  t.equal(rev.code, 0, rev.stderr);
+  t.match(rev.stdout, /PolicyChanged for governance epoch 0, pending \(0 of 2 approvals\)/, 'an approver reviews the pending decision');
+  t.match(rev.stdout, /^- +- id: sol-small$/m, 'with the diff from the policy in force');
+  t.notMatch(rev.stdout.split('the policy it installs:')[1] ?? 'sol-small', /sol-small/, 'and the policy it installs, read from the signed body');
+  const notPolicy = await h.client('approver-1').proposeDecision('{"kind":"Unfreeze"}');
+  const wrong = await h.cli('approver-2', ['policy', 'review', '--cid', notPolicy.cid]);
+  t.equal(wrong.code, 3);
+  t.match(wrong.stderr, /^INVALID_ARGUMENT: decision [0-9a-f]+ is Unfreeze, not PolicyChanged/m);
   await h.approve(cid as string, ['approver-1', 'approver-2']);
   await until('the new policy is in force on every node', () => h.cluster.nodes.every((n) => n.ledger.state().cluster?.governance.policy.rules.length === next.rules.length), 30_000);
   const after = await h.cli('audra', ['policy', 'show'], h.cluster.nodes[2]!.id);
@@ -84,7 +93,7 @@ t.test('custody admin policy: show, diff, propose, test', { timeout: 300_000 }, 
   t.match(both.stderr, /^INVALID_ARGUMENT: .*give exactly one of txHex and txFile/m);
 
   const help = await h.cli('audra', ['policy', '--help']);
-  for (const c of ['show', 'diff', 'propose', 'test']) t.match(help.stdout, new RegExp(`policy ${c}\\s+\\S`), `--help explains policy ${c}`);
+  for (const c of ['show', 'diff', 'propose', 'review', 'test']) t.match(help.stdout, new RegExp(`policy ${c}\\s+\\S`), `--help explains policy ${c}`);
   const testHelp = await h.cli('audra', ['policy', 'test', '--help']);
   t.match(testHelp.stdout, /--act\s+JSON file \{"keyId", "kind"/, 'policy test --help explains the act file');
 });
