@@ -472,11 +472,17 @@ function governanceAction(c: ClusterState, a: Exclude<DecisionAction, { kind: 'A
       if (!rv.ok) return refuse(rv.reason, rv.detail);
       return accept({ ...c, governance: { ...c.governance, roster: a.roster } }, `approver roster replaced (${a.roster.approvers.length} approvers, ${a.roster.quorum.threshold} to decide)`);
     }
-    case 'PolicyChanged':
+    case 'PolicyChanged': {
+      // An approver group naming someone off the roster could never gather that approval: a typo
+      // that would hold acts for good is refused before it takes effect.
+      const roster = new Set(c.governance.roster.approvers.map((x) => x.id));
+      const strangers = a.policy.approverGroups.flatMap((gr) => gr.members.filter((m) => !roster.has(m)).map((m) => `${m} (group ${gr.name})`));
+      if (strangers.length > 0) return refuse('POLICY_DOCUMENT_INVALID', `approver group members not on the roster in force: ${strangers.join(', ')}`);
       // The next act is judged by the new document; acts already admitted keep their admission
       // (the publication gate applies the new one to them, ledger/admission.ts). The history keeps
       // the admissions the new document's windows read; lifetime sums carry over.
       return accept({ ...c, governance: { ...c.governance, policy: a.policy }, policyHistory: pruneHistory(withPolicy(c.policyHistory, a.policy), ctx.nowMs) }, `act policy replaced (${a.policy.rules.length} rules)`);
+    }
     case 'EmergencyFreeze':
       if (c.governance.frozen !== null) return refuse('INVALID_TRANSITION', 'already frozen');
       return accept({ ...c, governance: { ...c.governance, frozen: { reason: a.reason, decisionCid: dCid, sinceIndex: ctx.index } } }, `frozen: ${a.reason}`);

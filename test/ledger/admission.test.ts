@@ -415,6 +415,9 @@ t.test('a PolicyChanged whose document is not canonical, or would allow raw byte
   t.match(r1, { ok: false, reason: 'PAYLOAD_REJECTED' }, 'an ALLOW rule for raw acts does not decode');
   const unsorted = doc([rule('two', { assets: ['SOL', 'BTC'] }, { kind: 'ALLOW' })]);
   t.match(s.decide({ kind: 'PolicyChanged', policy: unsorted }), { ok: false, reason: 'PAYLOAD_REJECTED' }, 'a set out of canonical order does not decode');
+  const stranger = doc([rule('held', {}, { kind: 'REQUIRE_APPROVAL', k: 1, group: 'g', ttlMs: TTL })], [{ name: 'g', members: ['approver-0', 'mallory'] }]);
+  const r3 = s.decide({ kind: 'PolicyChanged', policy: stranger });
+  t.match(r3, { ok: false, reason: 'POLICY_DOCUMENT_INVALID', detail: /not on the roster in force: mallory \(group g\)/ }, 'an approver group naming someone off the roster is refused');
   t.equal(s.state.cluster!.governance.policy, before, 'the policy in force is unchanged');
   t.match(s.submit('raw-1', s.act('k1', { asset: 'RAW', destination: 'bc1-a' })), { ok: false, reason: 'POLICY_NO_RULE', policyVerdict: { ruleId: null } },
     'a raw act under a rule without a kinds matcher is refused: rules match every kind but raw unless they name it');

@@ -27,7 +27,7 @@ export const CLI = fileURLToPath(new URL('../../node/cli.js', import.meta.url));
 export const POLICY: PolicyDocument = parsePolicyYaml(`version: 1
 groups:
   approvers:
-    approvers: [approver-0, approver-1, approver-2, approver-3]
+    approvers: [approver-1, approver-2, approver-3]
 rules:
   - id: raw-with-approvals
     match: { kinds: [raw] }
