@@ -56,8 +56,8 @@ export type ApplyResult =
     readonly replayed: boolean;
     readonly opState?: OpState;
     readonly permitId?: Uint8Array;
-    /** The policy's verdict on an act (the rule that matched and why). Local only: never stored in the ledger state. */
-    readonly policyVerdict?: AdmissionVerdict;
+    /** The policy's verdict on an ActSubmitted (the rule that matched and why). Local only: never stored in the ledger state. */
+    readonly admission?: AdmissionVerdict;
   }
   | {
     readonly ok: false;
@@ -70,7 +70,7 @@ export type ApplyResult =
     readonly eventCid: Uint8Array | null;
     readonly replayed: boolean;
     readonly opState?: OpState;
-    readonly policyVerdict?: AdmissionVerdict;
+    readonly admission?: AdmissionVerdict;
   };
 
 export const CHAIN_DOMAIN = 'custody-ledger/v1/chain';
@@ -109,7 +109,7 @@ export function artifactDigest(signature: Uint8Array): Uint8Array {
 interface Extra {
   readonly opState?: OpState;
   readonly permitId?: Uint8Array;
-  readonly policyVerdict?: AdmissionVerdict;
+  readonly admission?: AdmissionVerdict;
 }
 
 type Outcome =
@@ -764,14 +764,14 @@ function actSubmitted(c: ClusterState, e: Extract<LedgerEvent, { type: 'ActSubmi
 
   const aCid = actCid(e.act);
   const g = c.governance;
-  const deny = (reason: ReasonCode, detail: string, policyVerdict?: AdmissionVerdict): Outcome => {
+  const deny = (reason: ReasonCode, detail: string, admission?: AdmissionVerdict): Outcome => {
     const op: OpRecord = {
       opId: e.opId, submissionCid: subCid, act: e.act, actCid: aCid, nodeId: e.nodeId, state: 'Denied', reason,
       history: [{ state: 'Submitted', index: ctx.index }, { state: 'Denied', index: ctx.index }],
       approvalCid: decisionCidOrNull(e.approval), approval: e.approval, permitId: null, signingSet: null, releasedBy: null, signature: null, confirmation: null, receipts: [],
     };
     ctx.ended.push(e.opId);
-    return { kind: 'record', cluster: { ...putOp(c, op), opCount: c.opCount + 1 }, reason, detail, extra: { opState: 'Denied', ...(policyVerdict ? { policyVerdict } : {}) } };
+    return { kind: 'record', cluster: { ...putOp(c, op), opCount: c.opCount + 1 }, reason, detail, extra: { opState: 'Denied', ...(admission ? { admission } : {}) } };
   };
   if (g.frozen !== null) return deny('FROZEN', `admission refused: frozen since index ${g.frozen.sinceIndex}`);
   const k = keyUsable(c, e.act.keyId, e.act.keyEpoch);
@@ -802,7 +802,7 @@ function actSubmitted(c: ClusterState, e: Extract<LedgerEvent, { type: 'ActSubmi
     approvalCid, approval: e.approval, permitId: null, signingSet: null, releasedBy: null, signature: null, confirmation: null, receipts: [receipt],
   };
   const cluster: ClusterState = { ...putOp(judged.cluster, op), opCount: c.opCount + 1, inFlight: c.inFlight + 1 };
-  return { kind: 'accept', cluster, effect: `act ${e.opId} admitted by ${verdict.ruleId === null ? 'the policy' : `rule ${verdict.ruleId}`}`, extra: { opState: 'Admitted', policyVerdict: verdict } };
+  return { kind: 'accept', cluster, effect: `act ${e.opId} admitted by ${verdict.ruleId === null ? 'the policy' : `rule ${verdict.ruleId}`}`, extra: { opState: 'Admitted', admission: verdict } };
 }
 
 function opFor(c: ClusterState, opId: string, ctx: Ctx): OpRecord | Outcome {

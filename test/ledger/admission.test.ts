@@ -47,7 +47,7 @@ const POLICY_CODES = ['POLICY_NO_RULE', 'POLICY_BLOCKED', 'POLICY_WINDOW_EXCEEDE
 function refusalNamesRule(r: ApplyResult, ruleId: string | null, reason: string): void {
   expect(!r.ok && r.reason === reason, `expected ${reason}, got ${r.ok ? 'admitted' : `${r.reason}: ${r.detail}`}`);
   expect(!r.ok && POLICY_CODES.includes(r.reason), `refusal ${r.ok ? '' : r.reason} is not a policy code`);
-  expect(r.policyVerdict?.ruleId === ruleId, `refusal names rule ${String(r.policyVerdict?.ruleId)}, expected ${String(ruleId)}`);
+  expect(r.admission?.ruleId === ruleId, `refusal names rule ${String(r.admission?.ruleId)}, expected ${String(ruleId)}`);
   if (ruleId !== null) expect(!r.ok && r.detail.includes(`rule ${ruleId}`), `detail "${r.ok ? '' : r.detail}" does not name rule ${ruleId}`);
 }
 
@@ -153,7 +153,7 @@ function checkVerdict(r: ApplyResult, expected: Rule | null): boolean {
     return false;
   }
   expect(r.ok && r.opState === 'Admitted', `expected admission by ${expected.id}, got ${r.ok ? r.opState : `${r.reason}: ${r.detail}`}`);
-  expect(r.policyVerdict?.ruleId === expected.id, `admitted by ${String(r.policyVerdict?.ruleId)}, expected ${expected.id}`);
+  expect(r.admission?.ruleId === expected.id, `admitted by ${String(r.admission?.ruleId)}, expected ${expected.id}`);
   return true;
 }
 
@@ -196,7 +196,7 @@ prop('a rolling window counts the admissions in (now - length, now]: exactly one
     const fits = (maxCount === null || inside.length + 1 <= maxCount) && (maxAmount === null || sum + amount <= maxAmount);
     const r = submitSimple(s, `w-${i}`, { asset: 'BTC', destination: 'bc1-a', amount });
     if (fits) {
-      expect(r.ok && r.policyVerdict?.ruleId === 'budget', `step ${i} at +${now - START} ms: ${inside.length} inside, sum ${sum} + ${amount} fits, got ${r.ok ? 'ok' : `${r.reason}: ${r.detail}`}`);
+      expect(r.ok && r.admission?.ruleId === 'budget', `step ${i} at +${now - START} ms: ${inside.length} inside, sum ${sum} + ${amount} fits, got ${r.ok ? 'ok' : `${r.reason}: ${r.detail}`}`);
       admitted.push({ stampMs: now, amount });
     } else {
       refusalNamesRule(r, 'budget', 'POLICY_WINDOW_EXCEEDED');
@@ -213,11 +213,11 @@ t.test('an act past a window escalates to the next rule: ALLOW within the budget
     rule('daily', { assets: ['BTC'], windows: [{ per: 'key', lengthMs: WINDOW_MS, maxAmount: 1_000n, maxCount: null }] }, { kind: 'ALLOW' }),
     rule('beyond', { assets: ['BTC'] }, { kind: 'REQUIRE_APPROVAL', k: 2, group: 'governors', ttlMs: 600_000 }),
   ], governors));
-  t.match(submitSimple(s, 'a', { asset: 'BTC', destination: 'bc1-a', amount: 1_000n }), { ok: true, policyVerdict: { ruleId: 'daily' } });
+  t.match(submitSimple(s, 'a', { asset: 'BTC', destination: 'bc1-a', amount: 1_000n }), { ok: true, admission: { ruleId: 'daily' } });
   const r = submitSimple(s, 'b', { asset: 'BTC', destination: 'bc1-a', amount: 1n });
-  t.match(r, { ok: false, reason: 'QUORUM_NOT_MET', policyVerdict: { ruleId: 'beyond', approvals: { k: 2, group: 'governors' } } }, 'past the budget the act needs approvals');
+  t.match(r, { ok: false, reason: 'QUORUM_NOT_MET', admission: { ruleId: 'beyond', approvals: { k: 2, group: 'governors' } } }, 'past the budget the act needs approvals');
   const act = s.act('k1', { destination: 'bc1-a', amount: 1n });
-  t.match(s.submit('c', act, s.approveAct('c', act)), { ok: true, policyVerdict: { ruleId: 'beyond' } }, 'and is admitted with them');
+  t.match(s.submit('c', act, s.approveAct('c', act)), { ok: true, admission: { ruleId: 'beyond' } }, 'and is admitted with them');
 });
 
 // ------------------------------------------------------------------------------------------------
@@ -239,7 +239,7 @@ prop('hours and weekdays read the UTC clock of the clamped entry stamp, never a 
     const { minute, weekday } = utcClock(clock);
     const open = inHours(minute, from, to) && (days === null || days.includes(WEEKDAYS[weekday] as Weekday));
     const r = s.entry({ type: 'ActSubmitted', opId: `h-${i}`, act: s.act('k1', { destination: 'bc1-a' }), approval: null, ...s.proposer() }, stamp).result;
-    if (open) expect(r.ok && r.policyVerdict?.ruleId === 'office', `stamp ${stamp} (clock ${clock}, minute ${minute}, day ${weekday}) is inside, got ${r.ok ? 'ok' : `${r.reason}: ${r.detail}`}`);
+    if (open) expect(r.ok && r.admission?.ruleId === 'office', `stamp ${stamp} (clock ${clock}, minute ${minute}, day ${weekday}) is inside, got ${r.ok ? 'ok' : `${r.reason}: ${r.detail}`}`);
     else refusalNamesRule(r, null, 'POLICY_NO_RULE');
   });
 });
@@ -274,7 +274,7 @@ prop('an approval counts only its signers that are members of the rule\'s group,
   const members = signers.filter((a) => group.includes(a)).length;
   const fresh = issuedMs <= now + limits.approvalIssueSkewMsMax && now - issuedMs < TTL;
   const r = s.submit('x', act, approval);
-  if (fresh && members >= k) expect(r.ok && r.policyVerdict?.ruleId === 'held', `${members} members of ${k}, age ${age}: expected admission, got ${r.ok ? 'ok' : `${r.reason}: ${r.detail}`}`);
+  if (fresh && members >= k) expect(r.ok && r.admission?.ruleId === 'held', `${members} members of ${k}, age ${age}: expected admission, got ${r.ok ? 'ok' : `${r.reason}: ${r.detail}`}`);
   else refusalNamesRule(r, 'held', 'QUORUM_NOT_MET');
 });
 
@@ -293,13 +293,13 @@ t.test('attacker\'s view of approvals: non-members, post-dated and stale approva
   const keys = (ids: string[]) => s.keyring.filter((k) => ids.includes(k.id));
   const outsiders = s.decision({ kind: 'ActApproved', opId: 'a', actCid: cid }, keys(['approver-2', 'approver-3', 'approver-4']), { parentCid: cid });
   const r1 = s.submit('a', act, outsiders);
-  t.match(r1, { ok: false, reason: 'QUORUM_NOT_MET', policyVerdict: { ruleId: 'held' } }, 'three roster governors outside the group count for nothing');
+  t.match(r1, { ok: false, reason: 'QUORUM_NOT_MET', admission: { ruleId: 'held' } }, 'three roster governors outside the group count for nothing');
   t.match(r1.ok ? '' : r1.detail, /not members, not counted: approver-2, approver-3, approver-4/);
   const postDated = s.decision({ kind: 'ActApproved', opId: 'b', actCid: cid }, keys(['approver-0', 'approver-1']), { parentCid: cid, issuedMs: s.nowMs + limits.approvalIssueSkewMsMax + 1, expiresMs: s.nowMs + 3_600_000 });
   t.match(s.submit('b', act, postDated), { ok: false, reason: 'QUORUM_NOT_MET' }, 'an approval post-dated beyond the clock skew allowance does not count');
   const stale = s.decision({ kind: 'ActApproved', opId: 'c', actCid: cid }, keys(['approver-0', 'approver-1']), { parentCid: cid, issuedMs: s.nowMs - TTL, expiresMs: s.nowMs + 3_600_000 });
   t.match(s.submit('c', act, stale), { ok: false, reason: 'QUORUM_NOT_MET' }, 'an approval exactly one time to live old is expired, though the decision itself has not');
-  t.match(s.submit('d', act, s.decision({ kind: 'ActApproved', opId: 'd', actCid: cid }, keys(['approver-0', 'approver-1']), { parentCid: cid })), { ok: true, policyVerdict: { ruleId: 'held' } }, 'two members, fresh: admitted');
+  t.match(s.submit('d', act, s.decision({ kind: 'ActApproved', opId: 'd', actCid: cid }, keys(['approver-0', 'approver-1']), { parentCid: cid })), { ok: true, admission: { ruleId: 'held' } }, 'two members, fresh: admitted');
   const c = s.state.cluster!;
   const direct = judgeAdmission(c, { opId: 'e', initiator: 'node-0', keyId: 'k1', facts: { kind: 'btc-psbt', network: 'bitcoin-regtest', asset: 'BTC', amount: 1n, fee: 0n, feeAsset: 'BTC', outputs: [{ address: 'bc1-a', asset: 'BTC', amount: 1n, change: false }], messages: [], display: '', displayHash: new Uint8Array(32) }, approvers: ['approver-0', 'approver-0', 'approver-0'], approvedAtMs: s.nowMs, nowMs: s.nowMs });
   t.match(direct.verdict, { allowed: false, reason: 'QUORUM_NOT_MET' }, 'one approver listed three times is one approver');
@@ -354,7 +354,7 @@ t.test('the gate does not charge windows twice nor apply a BLOCK by rate, reads 
   const { minute } = utcClock(s.nowMs);
   const thisHour = rule('this-hour', { assets: ['BTC'], hours: { fromMinute: minute - (minute % 60), toMinute: minute - (minute % 60) + 60 } }, { kind: 'BLOCK' });
   t.ok(s.decide({ kind: 'PolicyChanged', policy: doc([thisHour, allowAll]) }).ok);
-  t.match(submitSimple(s, 'e', { asset: 'BTC', destination: 'bc1-a', amount: 10n }), { ok: false, reason: 'POLICY_BLOCKED', policyVerdict: { ruleId: 'this-hour' } }, 'the new act meets the block');
+  t.match(submitSimple(s, 'e', { asset: 'BTC', destination: 'bc1-a', amount: 10n }), { ok: false, reason: 'POLICY_BLOCKED', admission: { ruleId: 'this-hour' } }, 'the new act meets the block');
   t.match(s.publish('b'), { ok: false, reason: 'PUBLICATION_DENIED', detail: /rule this-hour/ }, 'the gate reads hours at its own ledger clock');
   s.nowMs += 3_600_000;
   t.ok(s.publish('b').ok, 'and an hour later the same act passes');
@@ -419,7 +419,7 @@ t.test('a PolicyChanged whose document is not canonical, or would allow raw byte
   const r3 = s.decide({ kind: 'PolicyChanged', policy: stranger });
   t.match(r3, { ok: false, reason: 'POLICY_DOCUMENT_INVALID', detail: /not on the roster in force: mallory \(group g\)/ }, 'an approver group naming someone off the roster is refused');
   t.equal(s.state.cluster!.governance.policy, before, 'the policy in force is unchanged');
-  t.match(s.submit('raw-1', s.act('k1', { asset: 'RAW', destination: 'bc1-a' })), { ok: false, reason: 'POLICY_NO_RULE', policyVerdict: { ruleId: null } },
+  t.match(s.submit('raw-1', s.act('k1', { asset: 'RAW', destination: 'bc1-a' })), { ok: false, reason: 'POLICY_NO_RULE', admission: { ruleId: null } },
     'a raw act under a rule without a kinds matcher is refused: rules match every kind but raw unless they name it');
   t.ok(s.decide({ kind: 'PolicyChanged', policy: doc([]) }).ok, 'a document without rules is a policy (every act refused)');
   t.same(encodeDocument(s.state.cluster!.governance.policy), encodeDocument(doc([])), 'and it is the policy in force');
@@ -433,13 +433,13 @@ t.test('the genesis template (and the demo, which uses it): a small payment to a
   const template = parsePolicyYaml(readFileSync(fileURLToPath(new URL('../../../cluster-configs/policy.genesis.yaml', import.meta.url)), 'utf8'), LEDGER_ASSETS);
   t.same(toHex(encodeDocument(DEMO_POLICY)), toHex(encodeDocument(template)), 'the demo runs the genesis template');
   const s = cluster(template, { approvers: 4 });
-  t.match(s.submit('small', s.act('k1', { asset: 'SOL', amount: 1_000n, destination: 'sol-treasury' })), { ok: true, policyVerdict: { ruleId: 'sol-small' } });
-  t.match(s.submit('small-btc', s.act('k1', { asset: 'BTC', amount: 5_000n, destination: 'bc1p-treasury' })), { ok: true, policyVerdict: { ruleId: 'btc-small' } });
+  t.match(s.submit('small', s.act('k1', { asset: 'SOL', amount: 1_000n, destination: 'sol-treasury' })), { ok: true, admission: { ruleId: 'sol-small' } });
+  t.match(s.submit('small-btc', s.act('k1', { asset: 'BTC', amount: 5_000n, destination: 'bc1p-treasury' })), { ok: true, admission: { ruleId: 'btc-small' } });
   const large = s.act('k1', { asset: 'BTC', amount: 8_000n, destination: 'bc1p-treasury' });
-  t.match(s.submit('large', large), { ok: false, reason: 'QUORUM_NOT_MET', policyVerdict: { ruleId: 'btc-approved' } }, 'a larger payment is held for approvals');
+  t.match(s.submit('large', large), { ok: false, reason: 'QUORUM_NOT_MET', admission: { ruleId: 'btc-approved' } }, 'a larger payment is held for approvals');
   const signers = s.keyring.filter((k) => ['approver-1', 'approver-3'].includes(k.id));
-  t.match(s.submit('large-2', large, s.decision({ kind: 'ActApproved', opId: 'large-2', actCid: actCid(large) }, signers, { parentCid: actCid(large) })), { ok: true, policyVerdict: { ruleId: 'btc-approved' } }, 'and admitted with two of the treasury group');
+  t.match(s.submit('large-2', large, s.decision({ kind: 'ActApproved', opId: 'large-2', actCid: actCid(large) }, signers, { parentCid: actCid(large) })), { ok: true, admission: { ruleId: 'btc-approved' } }, 'and admitted with two of the treasury group');
   t.match(s.submit('elsewhere', s.act('k1', { asset: 'SOL', amount: 1_000n, destination: 'sol-stranger' })), { ok: false, reason: 'POLICY_NO_RULE' }, 'a destination not listed is refused');
-  t.match(s.submit('raw', s.act('k1', { asset: 'RAW', amount: 0n, destination: 'attestation' })), { ok: false, reason: 'QUORUM_NOT_MET', policyVerdict: { ruleId: 'raw-with-approvals' } }, 'raw bytes wait for approvals');
+  t.match(s.submit('raw', s.act('k1', { asset: 'RAW', amount: 0n, destination: 'attestation' })), { ok: false, reason: 'QUORUM_NOT_MET', admission: { ruleId: 'raw-with-approvals' } }, 'raw bytes wait for approvals');
   t.ok(template.rules.every((r) => !(r.action.kind === 'ALLOW' && (r.match.kinds ?? []).includes('raw'))), 'no ALLOW rule names the raw kind');
 });

@@ -490,29 +490,29 @@ t.test('an emergency freeze needs only freezeThreshold signers, but an auditor c
 
 t.test('the policy denies destinations off the allow-list, unknown assets and amounts no rule covers, and window overruns, naming the rule', async (t) => {
   const s = withKey();
-  t.match(s.submit('a', s.act('k1', { destination: 'bc1-unknown' })), { ok: false, reason: 'POLICY_NO_RULE', policyVerdict: { ruleId: null } });
+  t.match(s.submit('a', s.act('k1', { destination: 'bc1-unknown' })), { ok: false, reason: 'POLICY_NO_RULE', admission: { ruleId: null } });
   t.match(s.submit('b', s.act('k1', { asset: 'DOGE' })), { ok: false, reason: 'POLICY_NO_RULE' });
   t.match(s.submit('c', s.act('k1', { amount: 2_000_000n })), { ok: false, reason: 'POLICY_NO_RULE' });
   // Five approved acts of 1,000,000 sat fill the key's 5,000,000 sat hourly window.
   let i = 0;
   for (; i < 5; i++) {
     const act = s.act('k1', { amount: 1_000_000n });
-    t.match(s.submit(`v${i}`, act, s.approveAct(`v${i}`, act)), { ok: true, policyVerdict: { ruleId: 'btc-approved' } }, `act ${i} within the window`);
+    t.match(s.submit(`v${i}`, act, s.approveAct(`v${i}`, act)), { ok: true, admission: { ruleId: 'btc-approved' } }, `act ${i} within the window`);
   }
   const over = s.act('k1', { amount: 1n });
   const r = s.submit('v-over', over);
-  t.match(r, { ok: false, reason: 'POLICY_WINDOW_EXCEEDED', policyVerdict: { ruleId: 'btc-small' } }, 'the refusal names the first rule whose window was hit');
+  t.match(r, { ok: false, reason: 'POLICY_WINDOW_EXCEEDED', admission: { ruleId: 'btc-small' } }, 'the refusal names the first rule whose window was hit');
   t.match(r.ok ? '' : r.detail, /0\.05 BTC/, 'the detail gives the window\'s numbers');
-  t.notOk('policyVerdict' in (s.state.cluster!.ops['v-over'] as object), 'the verdict is not stored in the ledger');
+  t.notOk('admission' in (s.state.cluster!.ops['v-over'] as object), 'the verdict is not stored in the ledger');
   // One hour later (by entry stamps) the window has moved on.
   s.nowMs += 3_600_000;
-  t.match(s.submit('v-later', s.act('k1', { amount: 1n })), { ok: true, policyVerdict: { ruleId: 'btc-small' } });
+  t.match(s.submit('v-later', s.act('k1', { amount: 1n })), { ok: true, admission: { ruleId: 'btc-small' } });
 });
 
 t.test('an act a REQUIRE_APPROVAL rule holds needs an ActApproved decision bound to that act, signed by enough members of the group', async (t) => {
   const s = withKey();
   const act = s.act('k1', { amount: 50_000n });
-  t.match(s.submit('a', act), { ok: false, reason: 'QUORUM_NOT_MET', policyVerdict: { ruleId: 'btc-approved', approvals: { k: 2, group: 'governors' } } });
+  t.match(s.submit('a', act), { ok: false, reason: 'QUORUM_NOT_MET', admission: { ruleId: 'btc-approved', approvals: { k: 2, group: 'governors' } } });
   const other = s.act('k1', { amount: 60_000n });
   t.match(s.submit('b', act, s.approveAct('b', other)), { ok: false, reason: 'BINDING_MISMATCH' });
   t.match(s.submit('c', act, s.approveAct('c', act, [s.approvers[0]!])), { ok: false, reason: 'QUORUM_NOT_MET' });
