@@ -138,8 +138,13 @@ function firstMatch(p: PolicyDocument, a: SimpleAct): Rule | null {
   return null;
 }
 
+/** The one place acts are made: a payment of `amount` of `asset` to `destination` by key k1. */
+function actFor(s: ScriptedCluster, a: Partial<SimpleAct> = {}): Act {
+  return s.act('k1', { asset: a.asset ?? 'BTC', destination: a.destination ?? 'bc1-a', amount: a.amount ?? 1_000n });
+}
+
 function submitSimple(s: ScriptedCluster, opId: string, a: SimpleAct, approval: GovernanceDecision | null = null): ApplyResult {
-  return s.submit(opId, s.act('k1', { asset: a.asset, destination: a.destination, amount: a.amount }), approval);
+  return s.submit(opId, actFor(s, a), approval);
 }
 
 /** Checks one admission against the model's rule; returns whether the act was admitted. */
@@ -216,7 +221,7 @@ t.test('an act past a window escalates to the next rule: ALLOW within the budget
   t.match(submitSimple(s, 'a', { asset: 'BTC', destination: 'bc1-a', amount: 1_000n }), { ok: true, admission: { ruleId: 'daily' } });
   const r = submitSimple(s, 'b', { asset: 'BTC', destination: 'bc1-a', amount: 1n });
   t.match(r, { ok: false, reason: 'QUORUM_NOT_MET', admission: { ruleId: 'beyond', approvals: { k: 2, group: 'governors' } } }, 'past the budget the act needs approvals');
-  const act = s.act('k1', { destination: 'bc1-a', amount: 1n });
+  const act = actFor(s, { amount: 1n });
   t.match(s.submit('c', act, s.approveAct('c', act)), { ok: true, admission: { ruleId: 'beyond' } }, 'and is admitted with them');
 });
 
@@ -238,7 +243,7 @@ prop('hours and weekdays read the UTC clock of the clamped entry stamp, never a 
     clock = Math.max(clock, stamp);
     const { minute, weekday } = utcClock(clock);
     const open = inHours(minute, from, to) && (days === null || days.includes(WEEKDAYS[weekday] as Weekday));
-    const r = s.entry({ type: 'ActSubmitted', opId: `h-${i}`, act: s.act('k1', { destination: 'bc1-a' }), approval: null, ...s.proposer() }, stamp).result;
+    const r = s.entry({ type: 'ActSubmitted', opId: `h-${i}`, act: actFor(s), approval: null, ...s.proposer() }, stamp).result;
     if (open) expect(r.ok && r.admission?.ruleId === 'office', `stamp ${stamp} (clock ${clock}, minute ${minute}, day ${weekday}) is inside, got ${r.ok ? 'ok' : `${r.reason}: ${r.detail}`}`);
     else refusalNamesRule(r, null, 'POLICY_NO_RULE');
   });
@@ -267,7 +272,7 @@ prop('an approval counts only its signers that are members of the rule\'s group,
   ), { approvers: 5 });
   s.nowMs += 3 * TTL; // room for approvals issued before now
   const now = s.nowMs;
-  const act = s.act('k1', { destination: 'bc1-a' });
+  const act = actFor(s);
   const issuedMs = now - age;
   const approval = s.decision({ kind: 'ActApproved', opId: 'x', actCid: actCidOf(s, act) }, s.keyring.filter((key) => signers.includes(key.id)),
     { parentCid: actCidOf(s, act), issuedMs, expiresMs: Math.max(issuedMs, now) + 3_600_000 });
@@ -288,7 +293,7 @@ t.test('attacker\'s view of approvals: non-members, post-dated and stale approva
     [{ name: 'treasury', members: ['approver-0', 'approver-1'] }],
   ), { approvers: 5 });
   s.nowMs += 2 * TTL;
-  const act = s.act('k1', { destination: 'bc1-a' });
+  const act = actFor(s);
   const cid = actCidOf(s, act);
   const keys = (ids: string[]) => s.keyring.filter((k) => ids.includes(k.id));
   const outsiders = s.decision({ kind: 'ActApproved', opId: 'a', actCid: cid }, keys(['approver-2', 'approver-3', 'approver-4']), { parentCid: cid });
@@ -393,11 +398,11 @@ t.test('the state with a policy and its history round-trips through its canonica
 t.test('the history forgets a scope once no window can read it, and a shorter window prunes at once', async (t) => {
   const perInitiator = rule('per-initiator', { assets: ['BTC'], windows: [{ per: 'initiator', lengthMs: WINDOW_MS, maxAmount: null, maxCount: 5 }] }, { kind: 'ALLOW' });
   const s = cluster(doc([perInitiator]));
-  t.ok(s.submit('from-1', s.act('k1', { destination: 'bc1-a' }), null, 'node-1').ok);
-  t.ok(s.submit('from-0', s.act('k1', { destination: 'bc1-a' }), null, 'node-0').ok);
+  t.ok(s.submit('from-1', actFor(s), null, 'node-1').ok);
+  t.ok(s.submit('from-0', actFor(s), null, 'node-0').ok);
   t.same([...s.state.cluster!.policyHistory.windows.keys()].sort(), [JSON.stringify(['initiator', 'node-0']), JSON.stringify(['initiator', 'node-1'])], 'one scope per initiator');
   s.nowMs += WINDOW_MS;
-  t.ok(s.submit('later', s.act('k1', { destination: 'bc1-a' }), null, 'node-0').ok);
+  t.ok(s.submit('later', actFor(s), null, 'node-0').ok);
   t.same([...s.state.cluster!.policyHistory.windows.keys()], [JSON.stringify(['initiator', 'node-0'])], 'node-1\'s admissions left with its window, though node-1 submitted nothing since');
   t.equal(s.state.cluster!.policyHistory.windows.get(JSON.stringify(['initiator', 'node-0']))!.length, 1, 'and node-0 keeps only the admission its window still spans');
   s.nowMs += 1_000;
@@ -419,7 +424,7 @@ t.test('a PolicyChanged whose document is not canonical, or would allow raw byte
   const r3 = s.decide({ kind: 'PolicyChanged', policy: stranger });
   t.match(r3, { ok: false, reason: 'POLICY_DOCUMENT_INVALID', detail: /not on the roster in force: mallory \(group g\)/ }, 'an approver group naming someone off the roster is refused');
   t.equal(s.state.cluster!.governance.policy, before, 'the policy in force is unchanged');
-  t.match(s.submit('raw-1', s.act('k1', { asset: 'RAW', destination: 'bc1-a' })), { ok: false, reason: 'POLICY_NO_RULE', admission: { ruleId: null } },
+  t.match(s.submit('raw-1', actFor(s, { asset: 'RAW' })), { ok: false, reason: 'POLICY_NO_RULE', admission: { ruleId: null } },
     'a raw act under a rule without a kinds matcher is refused: rules match every kind but raw unless they name it');
   t.ok(s.decide({ kind: 'PolicyChanged', policy: doc([]) }).ok, 'a document without rules is a policy (every act refused)');
   t.same(encodeDocument(s.state.cluster!.governance.policy), encodeDocument(doc([])), 'and it is the policy in force');
@@ -433,13 +438,13 @@ t.test('the genesis template (and the demo, which uses it): a small payment to a
   const template = parsePolicyYaml(readFileSync(fileURLToPath(new URL('../../../cluster-configs/policy.genesis.yaml', import.meta.url)), 'utf8'), LEDGER_ASSETS);
   t.same(toHex(encodeDocument(DEMO_POLICY)), toHex(encodeDocument(template)), 'the demo runs the genesis template');
   const s = cluster(template, { approvers: 4 });
-  t.match(s.submit('small', s.act('k1', { asset: 'SOL', amount: 1_000n, destination: 'sol-treasury' })), { ok: true, admission: { ruleId: 'sol-small' } });
-  t.match(s.submit('small-btc', s.act('k1', { asset: 'BTC', amount: 5_000n, destination: 'bc1p-treasury' })), { ok: true, admission: { ruleId: 'btc-small' } });
-  const large = s.act('k1', { asset: 'BTC', amount: 8_000n, destination: 'bc1p-treasury' });
+  t.match(s.submit('small', actFor(s, { asset: 'SOL', amount: 1_000n, destination: 'sol-treasury' })), { ok: true, admission: { ruleId: 'sol-small' } });
+  t.match(s.submit('small-btc', actFor(s, { asset: 'BTC', amount: 5_000n, destination: 'bc1p-treasury' })), { ok: true, admission: { ruleId: 'btc-small' } });
+  const large = actFor(s, { asset: 'BTC', amount: 8_000n, destination: 'bc1p-treasury' });
   t.match(s.submit('large', large), { ok: false, reason: 'QUORUM_NOT_MET', admission: { ruleId: 'btc-approved' } }, 'a larger payment is held for approvals');
   const signers = s.keyring.filter((k) => ['approver-1', 'approver-3'].includes(k.id));
   t.match(s.submit('large-2', large, s.decision({ kind: 'ActApproved', opId: 'large-2', actCid: actCid(large) }, signers, { parentCid: actCid(large) })), { ok: true, admission: { ruleId: 'btc-approved' } }, 'and admitted with two of the treasury group');
-  t.match(s.submit('elsewhere', s.act('k1', { asset: 'SOL', amount: 1_000n, destination: 'sol-stranger' })), { ok: false, reason: 'POLICY_NO_RULE' }, 'a destination not listed is refused');
-  t.match(s.submit('raw', s.act('k1', { asset: 'RAW', amount: 0n, destination: 'attestation' })), { ok: false, reason: 'QUORUM_NOT_MET', admission: { ruleId: 'raw-with-approvals' } }, 'raw bytes wait for approvals');
+  t.match(s.submit('elsewhere', actFor(s, { asset: 'SOL', amount: 1_000n, destination: 'sol-stranger' })), { ok: false, reason: 'POLICY_NO_RULE' }, 'a destination not listed is refused');
+  t.match(s.submit('raw', actFor(s, { asset: 'RAW', amount: 0n, destination: 'attestation' })), { ok: false, reason: 'QUORUM_NOT_MET', admission: { ruleId: 'raw-with-approvals' } }, 'raw bytes wait for approvals');
   t.ok(template.rules.every((r) => !(r.action.kind === 'ALLOW' && (r.match.kinds ?? []).includes('raw'))), 'no ALLOW rule names the raw kind');
 });
