@@ -24,7 +24,7 @@ import { type ApplyResult, apply, keyReadyCid } from './apply.js';
 import { type LedgerState, emptyState } from './state.js';
 import { bytesEqual, toHex } from './encoding.js';
 import { LEDGER_ASSETS } from './asset-table.js';
-import { type PolicyDocument, parsePolicyYaml } from './policy-engine/index.js';
+import { type Matchers, type PolicyDocument, type Rule, decodeDocument, encodeDocument } from './policy-engine/index.js';
 
 export interface ScriptOptions {
   readonly clusterId?: string;
@@ -44,35 +44,31 @@ export interface ScriptNode {
 }
 
 /**
- * The scripted clusters' act policy: BTC to two known destinations, up to 10,000 sat automatically
- * and up to 1,000,000 sat with two governors' approvals, while the key stays within 5,000,000 sat
- * an hour; everything else is denied (no rule matches).
+ * The scripted clusters' act policy: payments to two known destinations ('bc1-treasury' and
+ * 'bc1-exchange', as `addressOf` writes them for each asset), up to 10,000 base units
+ * automatically and up to 1,000,000 with two governors' approvals, while the key stays within
+ * 5,000,000 an hour; everything else is denied (no rule matches).
  */
-export const DEFAULT_POLICY_YAML = `version: 1
-groups:
-  approvers:
-    governors: [approver-0, approver-1, approver-2]
-rules:
-  - id: btc-small
-    match:
-      assets: [BTC]
-      destination: { allow: [bc1-treasury, bc1-exchange] }
-      amount: { max: "0.0001" }
-      windows:
-        - { per: key, length: 1h, maxAmount: "0.05" }
-    action: ALLOW
-  - id: btc-approved
-    match:
-      assets: [BTC]
-      destination: { allow: [bc1-treasury, bc1-exchange] }
-      amount: { max: "0.01" }
-      windows:
-        - { per: key, length: 1h, maxAmount: "0.05" }
-    action: REQUIRE_APPROVAL
-    approvals: { k: 2, group: governors, ttl: 1h }
-`;
+export function scenarioPolicy(addressOf: (label: string, asset: 'BTC' | 'SOL') => string = (label) => label): PolicyDocument {
+  const none: Matchers = { initiators: null, keys: null, assets: null, kinds: null, destination: null, amount: null, windows: [], lifetime: [], hours: null, weekdays: null };
+  const hourly = { per: 'key' as const, lengthMs: 3_600_000, maxAmount: 5_000_000n, maxCount: null };
+  const rules = (['BTC', 'SOL'] as const).flatMap((asset): Rule[] => {
+    const match = (max: bigint): Matchers => ({
+      ...none, assets: [asset], amount: { min: null, max }, windows: [hourly],
+      destination: { allow: [addressOf('bc1-treasury', asset), addressOf('bc1-exchange', asset)].sort(), ownKeys: false, deny: [] },
+    });
+    const id = asset.toLowerCase();
+    return [
+      { id: `${id}-small`, match: match(10_000n), action: { kind: 'ALLOW' } },
+      { id: `${id}-approved`, match: match(1_000_000n), action: { kind: 'REQUIRE_APPROVAL', k: 2, group: 'governors', ttlMs: 3_600_000 } },
+    ];
+  });
+  // Order: each asset's automatic rule before its approval rule (first match).
+  const ordered = [...rules.filter((r) => r.id.endsWith('-small')), ...rules.filter((r) => r.id.endsWith('-approved'))];
+  return decodeDocument(encodeDocument({ version: 1, approverGroups: [{ name: 'governors', members: ['approver-0', 'approver-1', 'approver-2'] }], initiatorGroups: [], rules: ordered }), LEDGER_ASSETS);
+}
 
-export const DEFAULT_POLICY: PolicyDocument = parsePolicyYaml(DEFAULT_POLICY_YAML, LEDGER_ASSETS);
+export const DEFAULT_POLICY: PolicyDocument = scenarioPolicy();
 
 /** DEFAULT_POLICY without its hourly window (benchmarks and long histories that are not about rate limits). */
 export const UNLIMITED_RATE_POLICY: PolicyDocument = {
