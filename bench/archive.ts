@@ -41,7 +41,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LevelStorage } from '../raft/storage/leveldb.js';
 import {
-  DEFAULT_POLICY, ScriptedCluster, keyReadyCid, seedOf, statementCid, stateRoot, toHex, verifyEvidenceBundle,
+  UNLIMITED_RATE_POLICY, ScriptedCluster, keyReadyCid, seedOf, statementCid, stateRoot, toHex, verifyEvidenceBundle,
   type Act, type SigningSetMember,
 } from '../ledger/index.js';
 import { frostIdentifier } from '../ledger/signing-set.js';
@@ -115,8 +115,8 @@ async function build(dir: string): Promise<Built> {
   say(`archive bench: ${ACTS} settled acts into ${dir}`);
 
   // Genesis, an active 2-of-3 Ed25519 key, and one act signed for real to take its signing set and
-  // signature from. The policy's velocity window is a minute: the ledger keeps only what is in it.
-  const policy = { ...DEFAULT_POLICY, velocity: { windowMs: 60_000, amountMax: 10n ** 15n } };
+  // signature from. The policy has no rolling window: the ledger keeps no admissions for it.
+  const policy = UNLIMITED_RATE_POLICY;
   const s = new ScriptedCluster({ label: 'bench-archive', policy, stepMs: 5 });
   s.genesis();
   s.createKey('k1');

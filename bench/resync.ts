@@ -30,7 +30,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { schnorr, secp256k1 } from '@noble/curves/secp256k1.js';
-import { DEFAULT_POLICY, ScriptedCluster, encodeEvent, keyReadyCid, seedOf, statementCid, type Act, type SigningSetMember } from '../ledger/index.js';
+import { UNLIMITED_RATE_POLICY, ScriptedCluster, encodeEvent, keyReadyCid, seedOf, statementCid, type Act, type SigningSetMember } from '../ledger/index.js';
 import { fromHex, toHex } from '../ledger/encoding.js';
 import type { ApproverRoster } from '../ledger/index.js';
 import { frostIdentifier } from '../ledger/signing-set.js';
@@ -110,7 +110,7 @@ async function buildJournal(c: DaemonCluster, dir: string, file: string): Promis
   s.entry({ type: 'KeyObjectPublished', keyId: 'k', keyEpoch: 0, keyReadyCid: ready });
   s.decide({ kind: 'KeyActivated', keyId: 'k', keyEpoch: 0, keyReadyCid: ready });
   if (s.results.some((r) => !r.ok)) throw new Error(`bench: setup refused: ${JSON.stringify(s.results.find((r) => !r.ok), (_, v) => (typeof v === 'bigint' ? String(v) : v))}`);
-  const act: Act = s.act('k', { amount: 1n, destination: c.genesis.policy.destinations.BTC?.[0] ?? 'bc1-treasury' });
+  const act: Act = s.act('k', { amount: 1n, destination: 'bc1-treasury' });
   const messages = s.facts(act).messages;
   const point = (label: string): Uint8Array => secp256k1.getPublicKey(seedOf(`bench-resync/nonce/${label}`), true);
   const commitments: SigningSetMember[] = ids.slice(0, 2).map((nodeId, i) => ({
@@ -155,8 +155,8 @@ async function buildJournal(c: DaemonCluster, dir: string, file: string): Promis
 async function main(): Promise<void> {
   const root = arg('dir', '') || mkdtempSync(join(tmpdir(), 'custody-bench-resync-'));
   say(`resync bench: ${ACTS} settled acts, 3 daemons, in ${root}`);
-  // The velocity window keeps what one minute holds; acts are 200 ms apart.
-  const policy = { ...DEFAULT_POLICY, velocity: { windowMs: 60_000, amountMax: 10n ** 15n } };
+  // No rolling window: the ledger keeps no admissions for the policy.
+  const policy = UNLIMITED_RATE_POLICY;
   const c = await DaemonCluster.create(root, policy, 3, 5_000);
   issueOperatorCert(c.certs, 'audra', 'auditor');
   const file = join(root, 'journal.snap');

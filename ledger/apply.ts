@@ -3,7 +3,7 @@
  *
  * Pure: no clock, no randomness, no I/O; the input state is never modified. Time is the entry's
  * stamp, clamped so it never runs backwards (`clockMs = max(clockMs, stampMs)`), so a proposer with
- * a slow clock cannot revive an expired decision or reopen a velocity window.
+ * a slow clock cannot revive an expired decision or reopen a policy window.
  *
  * Every entry advances `index` and `clockMs`. Then one of three things happens:
  *   accepted  the event takes effect and extends the hash chain            result.ok = true
@@ -24,7 +24,7 @@
  * and one-time step permits, each with at most one signing set (one nonce pair per message per
  * signer), fixed before execution, and an execution only by one signature per message over that
  * set (checked for Ed25519, each against its own list); a fenced passport is refused; admission
- * and publication stop while frozen; policy verdicts never enter the state.
+ * and publication stop while frozen; the policy's verdict on an act (the rule that matched and why) never enters the state.
  */
 import { CustodyError, assert, isCustodyError } from '../proto/errors.js';
 import { ledger as limits } from '../proto/limits.js';
@@ -38,7 +38,8 @@ import {
   type Act, type EventType, type LedgerEntry, type LedgerEvent, type Proposer, type SignedStatement,
   type SigningSetMember, actCid, actToCbor, decisionCidOrNull, eventCid, eventFromCbor, lastCounter, listFor, memberToCbor, statementCid, verifyStatement,
 } from './events.js';
-import { type AdmissionVerdict, assetTable, judgeAdmission, judgePublication } from './admission.js';
+import { type AdmissionVerdict, assetTable, judgeAdmission, judgePublication, pruneHistory } from './admission.js';
+import { emptyHistory, withPolicy } from './policy-engine/history.js';
 import { declaredMismatch, deriveActFields, fieldsOf as deriveFieldsOf } from './tx/act.js';
 import type { AssetTable, KeyContext, Network, TxFacts } from './tx/types.js';
 import { pmapDelete, pmapSet } from './pmap.js';
@@ -59,7 +60,7 @@ export type ApplyResult =
     readonly replayed: boolean;
     readonly opState?: OpState;
     readonly permitId?: Uint8Array;
-    /** The policy's verdict on an ActSubmitted. Local only: never stored in the ledger state. */
+    /** The policy's verdict on an ActSubmitted (the rule that matched and why). Local only: never stored in the ledger state. */
     readonly admission?: AdmissionVerdict;
   }
   | {
@@ -354,7 +355,7 @@ function genesis(e: Extract<LedgerEvent, { type: 'ClusterGenesis' }>, ctx: Ctx):
     clusterId: e.clusterId,
     genesisCid: ctx.eventCid,
     governance: { epoch: 0, headCid: ctx.eventCid, roster: e.roster, policy: e.policy, frozen: null },
-    nodes, keys: {}, ops: {}, opCount: 0, inFlight: 0, archived: EMPTY_ARCHIVE_HEAD, endedByState: {}, permits: {}, velocity: {}, consumed: {}, statements: {}, evidence: {},
+    nodes, keys: {}, ops: {}, opCount: 0, inFlight: 0, archived: EMPTY_ARCHIVE_HEAD, endedByState: {}, permits: {}, policyHistory: emptyHistory(e.policy), consumed: {}, statements: {}, evidence: {},
   };
   return { kind: 'accept', cluster, effect: `genesis of ${e.clusterId} with ${e.nodes.length} nodes and ${e.roster.approvers.length} approvers` };
 }
@@ -514,8 +515,17 @@ function governanceAction(c: ClusterState, a: Exclude<DecisionAction, { kind: 'A
       if (!rv.ok) return refuse(rv.reason, rv.detail);
       return accept({ ...c, governance: { ...c.governance, roster: a.roster } }, `approver roster replaced (${a.roster.approvers.length} approvers, ${a.roster.quorum.threshold} to decide)`);
     }
-    case 'PolicyChanged':
-      return accept({ ...c, governance: { ...c.governance, policy: a.policy } }, 'act policy replaced');
+    case 'PolicyChanged': {
+      // An approver group naming someone off the roster could never gather that approval: a typo
+      // that would hold acts for good is refused before it takes effect.
+      const roster = new Set(c.governance.roster.approvers.map((x) => x.id));
+      const strangers = a.policy.approverGroups.flatMap((gr) => gr.members.filter((m) => !roster.has(m)).map((m) => `${m} (group ${gr.name})`));
+      if (strangers.length > 0) return refuse('POLICY_DOCUMENT_INVALID', `approver group members not on the roster in force: ${strangers.join(', ')}`);
+      // The next act is judged by the new document; acts already admitted keep their admission
+      // (the publication gate applies the new one to them, ledger/admission.ts). The history keeps
+      // the admissions the new document's windows read; lifetime sums carry over.
+      return accept({ ...c, governance: { ...c.governance, policy: a.policy }, policyHistory: pruneHistory(withPolicy(c.policyHistory, a.policy), ctx.nowMs) }, `act policy replaced (${a.policy.rules.length} rules)`);
+    }
     case 'EmergencyFreeze':
       if (c.governance.frozen !== null) return refuse('INVALID_TRANSITION', 'already frozen');
       return accept({ ...c, governance: { ...c.governance, frozen: { reason: a.reason, decisionCid: dCid, sinceIndex: ctx.index } } }, `frozen: ${a.reason}`);
@@ -823,8 +833,12 @@ function actSubmitted(c: ClusterState, e: Extract<LedgerEvent, { type: 'ActSubmi
     if (!bytesEqual(a.displayHash, facts.displayHash)) return deny('BINDING_MISMATCH', 'the approval was signed over another display than the transaction\'s');
     approvers = v.approvers;
   }
-  const judged = judgeAdmission(c, { opId: e.opId, initiator: e.act.initiator, keyId: e.act.keyId, facts, approvers, nowMs: ctx.nowMs });
-  if (!judged.verdict.allowed) return deny(judged.verdict.reason ?? 'POLICY_DENIED', judged.verdict.detail, judged.verdict);
+  const judged = judgeAdmission(c, {
+    opId: e.opId, initiator: e.act.initiator, keyId: e.act.keyId, facts, approvers,
+    approvedAtMs: e.approval?.body.issuedMs ?? null, nowMs: ctx.nowMs,
+  });
+  const verdict = judged.verdict;
+  if (!verdict.allowed) return deny(verdict.reason ?? 'POLICY_DENIED', verdict.detail, verdict);
 
   const approvalCid = decisionCidOrNull(e.approval);
   const receipt = admissionReceipt(anchor(c, e.opId, ctx), { actCid: aCid, keyId: e.act.keyId, keyEpoch: e.act.keyEpoch, governanceEpoch: g.epoch, approvalCid });
@@ -835,7 +849,7 @@ function actSubmitted(c: ClusterState, e: Extract<LedgerEvent, { type: 'ActSubmi
   };
   const base = judged.cluster;
   const cluster: ClusterState = { ...putOp(base, op), opCount: base.opCount + 1, inFlight: base.inFlight + 1 };
-  return { kind: 'accept', cluster, effect: `act ${e.opId} admitted`, extra: { opState: 'Admitted', admission: judged.verdict } };
+  return { kind: 'accept', cluster, effect: `act ${e.opId} admitted by ${verdict.ruleId === null ? 'the policy' : `rule ${verdict.ruleId}`}`, extra: { opState: 'Admitted', admission: verdict } };
 }
 
 function opFor(c: ClusterState, opId: string, ctx: Ctx): OpRecord | Outcome {
@@ -973,11 +987,11 @@ function actPublished(c: ClusterState, e: Extract<LedgerEvent, { type: 'ActPubli
   if (isOutcome(op)) return op;
   if (op.state !== 'Executed') return refuse('INVALID_TRANSITION', `act ${e.opId} is ${op.state}`);
   if (c.governance.frozen !== null) return refuse('FROZEN', 'publication held while frozen');
-  // The gate applies the policy in force now, not at admission: a destination removed since then
-  // is no longer released.
+  // The gate applies the policy in force now, not at admission (ledger/admission.ts): a rule
+  // changed since then still holds the publication.
   const facts = factsOfOp(c, op);
   if (isOutcome(facts)) return facts;
-  const gate = judgePublication(c, op, facts);
+  const gate = judgePublication(c, op, facts, ctx.nowMs);
   if (!gate.ok) return refuse(gate.reason ?? 'PUBLICATION_DENIED', gate.detail);
   const receipt = publicationReceipt(anchor(c, op.opId, ctx), op.receipts[1] as CborValue, { signatureDigest: artifactDigest(op.signatures as readonly Uint8Array[]), releasedBy: op.releasedBy });
   return { kind: 'accept', cluster: putOp(c, { ...op, ...moved(op, 'Published', ctx), receipts: [...op.receipts, receipt] }), effect: `act ${op.opId} published`, extra: { opState: 'Published' } };

@@ -50,6 +50,9 @@ import type { ReasonCode } from '../proto/reasons.js';
 import { ledger as limits } from '../proto/limits.js';
 import { type CborValue, digest, domainMessage, encode, toHex, bytesEqual } from './encoding.js';
 import { NETWORKS, type Network } from './tx/types.js';
+import { LEDGER_ASSETS } from './asset-table.js';
+import type { PolicyDocument } from './policy-engine/types.js';
+import { PolicyDocumentError, decodeDocument, encodeDocument } from './policy-engine/yaml.js';
 
 // ------------------------------------------------------------------------------------------------
 // Types
@@ -100,23 +103,6 @@ export interface NodeInfo {
   readonly passport: string;
 }
 
-/**
- * Release rules of the operation journal. Amounts are integers in the asset's smallest unit.
- *  - tiers: ascending `amountMax`; an act needs `approvals` approver signatures (an ActApproved
- *    decision) when its amount falls in that tier; above the last tier it is denied.
- *  - velocity: per key, the sum of admitted amounts within any `windowMs` ending at the entry
- *    stamp may not exceed `amountMax`.
- *  - destinations: per asset, the allow-list; an asset without a list is denied.
- *  - autoReleaseAmountMax: executed acts up to this amount are released by policy; larger ones
- *    wait at the publication gate for a PublicationReleased decision.
- */
-export interface ActPolicy {
-  readonly tiers: readonly { readonly amountMax: bigint; readonly approvals: number }[];
-  readonly velocity: { readonly windowMs: number; readonly amountMax: bigint };
-  readonly destinations: { readonly [asset: string]: readonly string[] };
-  readonly autoReleaseAmountMax: bigint;
-}
-
 /** The one action a decision authorizes. `kind` names the cluster event it brings about. */
 export type DecisionAction =
   /** `network`: the chain the key signs for; a transaction of another network is refused (ledger/tx). */
@@ -129,7 +115,7 @@ export type DecisionAction =
   | { readonly kind: 'NodeRemoved'; readonly nodeId: string }
   | { readonly kind: 'NodeRebound'; readonly nodeId: string; readonly passport: string }
   | { readonly kind: 'ApproversChanged'; readonly roster: ApproverRoster }
-  | { readonly kind: 'PolicyChanged'; readonly policy: ActPolicy }
+  | { readonly kind: 'PolicyChanged'; readonly policy: PolicyDocument }
   | { readonly kind: 'EmergencyFreeze'; readonly reason: string }
   | { readonly kind: 'Unfreeze' }
   /** `displayHash`: the digest of the transaction display the approvers were shown (ledger/tx/display.ts). */
@@ -182,15 +168,13 @@ export function rosterToCbor(r: ApproverRoster): CborValue {
   };
 }
 
-export function policyToCbor(p: ActPolicy): CborValue {
-  const destinations: { [asset: string]: CborValue } = {};
-  for (const asset of Object.keys(p.destinations)) destinations[asset] = [...(p.destinations[asset] ?? [])];
-  return {
-    tiers: p.tiers.map((t) => ({ amountMax: t.amountMax, approvals: t.approvals })),
-    velocity: { windowMs: p.velocity.windowMs, amountMax: p.velocity.amountMax },
-    destinations,
-    autoReleaseAmountMax: p.autoReleaseAmountMax,
-  };
+/**
+ * The act policy as the ledger carries it (ClusterGenesis, PolicyChanged, the state): the bytes of
+ * its canonical CBOR encoding (ledger/policy-engine/yaml.ts encodeDocument). A decision's
+ * signers sign exactly these bytes, and two documents that mean the same encode the same.
+ */
+export function policyToCbor(p: PolicyDocument): CborValue {
+  return encodeDocument(p);
 }
 
 export function nodeToCbor(n: NodeInfo): CborValue {
@@ -323,32 +307,15 @@ export function rosterFromCbor(v: CborValue | undefined): ApproverRoster {
   };
 }
 
-export function policyFromCbor(v: CborValue | undefined): ActPolicy {
-  const o = obj(v, 'policy', ['tiers', 'velocity', 'destinations', 'autoReleaseAmountMax']);
-  const vel = obj(o.velocity, 'policy.velocity', ['windowMs', 'amountMax']);
-  const dests = obj(o.destinations, 'policy.destinations', Object.keys(o.destinations ?? {}));
-  const destinations: { [asset: string]: readonly string[] } = {};
-  const assets = Object.keys(dests);
-  if (assets.length > limits.policyAssetsMax) throw new ShapeError(`policy.destinations: more than ${limits.policyAssetsMax} assets`);
-  for (const asset of assets) {
-    str(asset, 'policy asset');
-    destinations[asset] = uniqueStrings(dests[asset], `policy.destinations.${asset}`, limits.policyDestinationsMax);
+/** Strict: the bytes must be the canonical encoding of a valid document over the ledger's asset table. */
+export function policyFromCbor(v: CborValue | undefined): PolicyDocument {
+  const b = bytes(v, 'policy');
+  try {
+    return decodeDocument(b, LEDGER_ASSETS);
+  } catch (e) {
+    if (e instanceof PolicyDocumentError) throw new ShapeError(`policy: ${e.message}`);
+    throw e;
   }
-  const tiers = arr(o.tiers, 'policy.tiers', limits.policyTiersMax).map((t, i) => {
-    const to = obj(t, `policy.tiers[${i}]`, ['amountMax', 'approvals']);
-    return { amountMax: amount(to.amountMax, 'tier.amountMax'), approvals: int(to.approvals, 'tier.approvals', 0, limits.approversMax) };
-  });
-  for (let i = 1; i < tiers.length; i++) {
-    if ((tiers[i] as { amountMax: bigint }).amountMax <= (tiers[i - 1] as { amountMax: bigint }).amountMax) {
-      throw new ShapeError('policy.tiers: amountMax must ascend');
-    }
-  }
-  return {
-    tiers,
-    velocity: { windowMs: int(vel.windowMs, 'velocity.windowMs', 1), amountMax: amount(vel.amountMax, 'velocity.amountMax') },
-    destinations,
-    autoReleaseAmountMax: amount(o.autoReleaseAmountMax, 'policy.autoReleaseAmountMax'),
-  };
 }
 
 export function nodeFromCbor(v: CborValue | undefined): NodeInfo {

@@ -22,12 +22,13 @@ import { ledger as limits, tx as txLimits } from '../proto/limits.js';
 import { isReasonCode, type ReasonCode } from '../proto/reasons.js';
 import { type CborValue, decode, encode, digest, domainMessage } from './encoding.js';
 import {
-  type ActPolicy, type ApproverRoster, type GovernanceDecision, type NodeInfo,
+  type ApproverRoster, type GovernanceDecision, type NodeInfo,
   ShapeError, obj, str, int, amount, bytes, arr, oneOf,
   decisionCid, decisionFromCbor, decisionToCbor, nodeFromCbor, nodeToCbor, policyFromCbor, policyToCbor, rosterFromCbor, rosterToCbor,
   ed25519Sign, ed25519Verify,
 } from './decision.js';
 import { TX_KINDS, type TxKind } from './tx/types.js';
+import type { PolicyDocument } from './policy-engine/types.js';
 
 export interface LedgerEntry {
   readonly index: number;
@@ -243,7 +244,7 @@ export interface Proposer {
 }
 
 export type LedgerEvent =
-  | { readonly type: 'ClusterGenesis'; readonly clusterId: string; readonly nodes: readonly NodeInfo[]; readonly roster: ApproverRoster; readonly policy: ActPolicy }
+  | { readonly type: 'ClusterGenesis'; readonly clusterId: string; readonly nodes: readonly NodeInfo[]; readonly roster: ApproverRoster; readonly policy: PolicyDocument }
   | { readonly type: 'GovernanceDecision'; readonly decision: GovernanceDecision }
   /** statement.kind 'DkgRound1Published', slot { keyId, keyEpoch }, content { round1Cid } */
   | { readonly type: 'DkgRound1Published'; readonly statement: SignedStatement }

@@ -8,7 +8,7 @@
  *   apply.ts       apply(state, entry, archive?) -> { state, result, archived }
  *   archive.ts     ended acts out of memory: the archive reader, its records and accumulator
  *   state.ts       LedgerState, stateRoot, snapshot / restore
- *   policy.ts      the act policy engine (its receipts stay local)
+ *   admission.ts   the policy seam: admission and publication judged by the rule engine (policy-engine/)
  *   receipts.ts    hash-linked receipts, evidence bundle export and offline verification
  *   invariants.ts  checkInvariants(state)
  *   scenario.ts    ScriptedCluster, deterministic histories for tests, bench, demo and simulator
@@ -19,7 +19,7 @@ export * from './events.js';
 export * from './apply.js';
 export * from './archive.js';
 export * from './state.js';
-export * from './policy.js';
+export * from './admission.js';
 export * from './receipts.js';
 export * from './invariants.js';
 export * from './scenario.js';

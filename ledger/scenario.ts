@@ -18,7 +18,7 @@ import { Transaction, OutScript, Address as BtcAddress } from '@scure/btc-signer
 import { getAddressDecoder, getAddressEncoder } from '@solana/addresses';
 import type { ReasonCode } from '../proto/reasons.js';
 import {
-  type ActPolicy, type ApproverKey, type ApproverRoster, type DecisionAction, type DecisionBody, type GovernanceDecision, type KeyScheme, type NodeInfo,
+  type ApproverKey, type ApproverRoster, type DecisionAction, type DecisionBody, type GovernanceDecision, type KeyScheme, type NodeInfo,
   ed25519Sign, makeApproverKey, signDecision,
 } from './decision.js';
 import { type Act, type LedgerEntry, type LedgerEvent, type SignedStatement, type SigningSetMember, actCid, encodeEvent, listFor, signStatement, statementCid } from './events.js';
@@ -31,6 +31,8 @@ import { ed25519GroupCommitment, frostIdentifier } from './signing-set.js';
 import { type ApplyResult, apply, keyReadyCid } from './apply.js';
 import { type LedgerState, emptyState } from './state.js';
 import { bytesEqual, toHex } from './encoding.js';
+import { LEDGER_ASSETS } from './asset-table.js';
+import { type Matchers, type PolicyDocument, type Rule, decodeDocument, encodeDocument } from './policy-engine/index.js';
 
 export interface ScriptOptions {
   readonly clusterId?: string;
@@ -39,7 +41,7 @@ export interface ScriptOptions {
   readonly threshold?: number;
   readonly startMs?: number;
   readonly stepMs?: number;
-  readonly policy?: ActPolicy;
+  readonly policy?: PolicyDocument;
   /** Distinguishes the keys of two scripts (two clusters). */
   readonly label?: string;
 }
@@ -86,14 +88,37 @@ export function resolveDestination(destination: string, network: Network): strin
   }
 }
 
-export const DEFAULT_POLICY: ActPolicy = {
-  tiers: [{ amountMax: 10_000n, approvals: 0 }, { amountMax: 1_000_000n, approvals: 2 }],
-  velocity: { windowMs: 3_600_000, amountMax: 5_000_000n },
-  destinations: {
-    SOL: [solanaAddressOf('bc1-treasury'), solanaAddressOf('bc1-exchange')],
-    BTC: [regtestAddressOf('bc1-treasury'), regtestAddressOf('bc1-exchange')],
-  },
-  autoReleaseAmountMax: 10_000n,
+/**
+ * The scripted clusters' act policy: payments to two known destinations ('bc1-treasury' and
+ * 'bc1-exchange', as `addressOf` writes them for each asset), up to 10,000 base units
+ * automatically and up to 1,000,000 with two governors' approvals, while the key stays within
+ * 5,000,000 an hour; everything else is denied (no rule matches).
+ */
+export function scenarioPolicy(addressOf: (label: string, asset: 'BTC' | 'SOL') => string = (label) => label): PolicyDocument {
+  const none: Matchers = { initiators: null, keys: null, assets: null, kinds: null, destination: null, amount: null, windows: [], lifetime: [], hours: null, weekdays: null };
+  const hourly = { per: 'key' as const, lengthMs: 3_600_000, maxAmount: 5_000_000n, maxCount: null };
+  const rules = (['BTC', 'SOL'] as const).flatMap((asset): Rule[] => {
+    const match = (max: bigint): Matchers => ({
+      ...none, assets: [asset], amount: { min: null, max }, windows: [hourly],
+      destination: { allow: [addressOf('bc1-treasury', asset), addressOf('bc1-exchange', asset)].sort(), ownKeys: false, deny: [] },
+    });
+    const id = asset.toLowerCase();
+    return [
+      { id: `${id}-small`, match: match(10_000n), action: { kind: 'ALLOW' } },
+      { id: `${id}-approved`, match: match(1_000_000n), action: { kind: 'REQUIRE_APPROVAL', k: 2, group: 'governors', ttlMs: 3_600_000 } },
+    ];
+  });
+  // Order: each asset's automatic rule before its approval rule (first match).
+  const ordered = [...rules.filter((r) => r.id.endsWith('-small')), ...rules.filter((r) => r.id.endsWith('-approved'))];
+  return decodeDocument(encodeDocument({ version: 1, approverGroups: [{ name: 'governors', members: ['approver-0', 'approver-1', 'approver-2'] }], initiatorGroups: [], rules: ordered }), LEDGER_ASSETS);
+}
+
+export const DEFAULT_POLICY: PolicyDocument = scenarioPolicy((label, asset) => asset === 'SOL' ? solanaAddressOf(label) : regtestAddressOf(label));
+
+/** DEFAULT_POLICY without its hourly window (benchmarks and long histories that are not about rate limits). */
+export const UNLIMITED_RATE_POLICY: PolicyDocument = {
+  ...DEFAULT_POLICY,
+  rules: DEFAULT_POLICY.rules.map((r) => ({ ...r, match: { ...r.match, windows: [] } })),
 };
 
 function compactU16(n: number): number[] {
@@ -195,7 +220,7 @@ export class ScriptedCluster {
   readonly nodes: ScriptNode[];
   readonly approvers: ApproverKey[];
   readonly roster: ApproverRoster;
-  readonly policy: ActPolicy;
+  readonly policy: PolicyDocument;
   readonly stepMs: number;
   state: LedgerState = emptyState();
   readonly log: LedgerEntry[] = [];

@@ -17,13 +17,15 @@ import { ledger as limits, tx as txLimits } from '../proto/limits.js';
 import { isReasonCode, type ReasonCode } from '../proto/reasons.js';
 import { type CborValue, decode, digest, encode } from './encoding.js';
 import {
-  type ActPolicy, type ApproverRoster, type GovernanceDecision, type KeyScheme, KEY_SCHEMES, ShapeError, decisionFromCbor, decisionToCbor,
-  obj, str, int, amount, bytes, arr, oneOf, uniqueStrings, policyFromCbor, policyToCbor, rosterFromCbor, rosterToCbor,
+  type ApproverRoster, type GovernanceDecision, type KeyScheme, KEY_SCHEMES, ShapeError, decisionFromCbor, decisionToCbor,
+  obj, str, int, bytes, arr, oneOf, uniqueStrings, policyFromCbor, policyToCbor, rosterFromCbor, rosterToCbor,
 } from './decision.js';
 import { type Act, type SignedStatement, type SigningSetMember, actFromCbor, actToCbor, memberFromCbor, memberToCbor, statementFromCbor, statementToCbor } from './events.js';
 import { CustodyError } from '../proto/errors.js';
 import { pmapFrom } from './pmap.js';
 import { NETWORKS, type KeyContext, type Network } from './tx/types.js';
+import type { PolicyDocument } from './policy-engine/types.js';
+import { type PolicyHistory, historyFromCbor, historyToCbor, horizonsOf } from './policy-engine/history.js';
 
 /** Count and running hash of the ended acts (ledger/archive.ts archiveLink). */
 export interface ArchiveHead {
@@ -151,7 +153,8 @@ export interface GovernanceState {
   /** cid of the last applied governance decision (the genesis cid before the first). */
   readonly headCid: Uint8Array;
   readonly roster: ApproverRoster;
-  readonly policy: ActPolicy;
+  /** The act policy in force: rules, first match, default deny (ledger/policy-engine). */
+  readonly policy: PolicyDocument;
   readonly frozen: null | { readonly reason: string; readonly decisionCid: Uint8Array; readonly sinceIndex: number };
 }
 
@@ -177,8 +180,12 @@ export interface ClusterState {
   readonly endedByState: { readonly [state: string]: number };
   /** hex(permit id) -> permit (with an archive: permits of acts in flight only). */
   readonly permits: { readonly [permitHex: string]: PermitRecord };
-  /** key id -> admitted amounts with their stamps, oldest first, pruned to the velocity window. */
-  readonly velocity: { readonly [keyId: string]: readonly { readonly stampMs: number; readonly amount: bigint }[] };
+  /**
+   * The admissions the policy's rolling windows and lifetime caps read (policy-engine/history.ts):
+   * per scope pruned to the longest window of that scope the policy in force uses, so it stays
+   * bounded; lifetime sums per (key, asset) and per asset.
+   */
+  readonly policyHistory: PolicyHistory;
   /**
    * consumedKey(key, epoch, node) -> the highest nonce counter of that node in the signing set of
    * an executed act of that key epoch: what the ledger proves the node's kernel consumed, kept
@@ -278,7 +285,7 @@ export function stateToCbor(s0: LedgerState, rootForm = false): CborValue {
       archived: { count: c.archived.count, head: c.archived.head },
       endedByState: mapValues(c.endedByState, (n) => n),
       permits: mapValues(c.permits, permitToCbor),
-      velocity: mapValues(c.velocity, (v) => v.map((x) => ({ ...x }))),
+      policyHistory: historyToCbor(c.policyHistory),
       consumed: mapValues(c.consumed, (n) => n),
       statements: mapValues(c.statements, (r) => ({ statement: statementToCbor(r.statement) })),
       evidence: mapValues(c.evidence, (e) => ({ ...e })),
@@ -354,6 +361,17 @@ function mapOf<T>(v: CborValue | undefined, what: string, f: (key: string, v: Cb
   return pmapFrom(Object.keys(v).map((k) => [k, f(k, (v as Obj)[k] as CborValue)] as const));
 }
 
+/** The policy history of a snapshot, in its canonical form (a refusal of it is a shape error of the state). */
+function historyOf(v: CborValue | undefined): PolicyHistory {
+  if (v === undefined) throw new ShapeError('cluster: missing field policyHistory');
+  try {
+    return historyFromCbor(v);
+  } catch (e) {
+    if (e instanceof CustodyError) throw new ShapeError(`policyHistory: ${e.detail}`);
+    throw e;
+  }
+}
+
 function nullable<T>(v: CborValue | undefined, f: (v: CborValue) => T): T | null {
   return v === null ? null : f(v as CborValue);
 }
@@ -383,9 +401,16 @@ export function stateFromCbor(v: CborValue): LedgerState {
 }
 
 function clusterFromCbor(v: CborValue): ClusterState {
-  const o = obj(v, 'cluster', ['clusterId', 'genesisCid', 'governance', 'nodes', 'keys', 'ops', 'opCount', 'inFlight', 'archived', 'endedByState', 'permits', 'velocity', 'consumed', 'statements', 'evidence']);
+  const o = obj(v, 'cluster', ['clusterId', 'genesisCid', 'governance', 'nodes', 'keys', 'ops', 'opCount', 'inFlight', 'archived', 'endedByState', 'permits', 'policyHistory', 'consumed', 'statements', 'evidence']);
   const ar = obj(o.archived, 'archived', ['count', 'head']);
   const g = obj(o.governance, 'governance', ['epoch', 'headCid', 'roster', 'policy', 'frozen']);
+  const policy = policyFromCbor(g.policy);
+  const policyHistory = historyOf(o.policyHistory);
+  // The history keeps what the policy in force reads (genesis and PolicyChanged set its horizons).
+  const h = horizonsOf(policy);
+  if (h.key !== policyHistory.horizons.key || h.asset !== policyHistory.horizons.asset || h.initiator !== policyHistory.horizons.initiator) {
+    throw new ShapeError('policyHistory: horizons differ from the windows of the policy in force');
+  }
   return {
     clusterId: str(o.clusterId, 'clusterId'),
     genesisCid: bytes(o.genesisCid, 'genesisCid', 32),
@@ -393,7 +418,7 @@ function clusterFromCbor(v: CborValue): ClusterState {
       epoch: int(g.epoch, 'governance.epoch'),
       headCid: bytes(g.headCid, 'governance.headCid', 32),
       roster: rosterFromCbor(g.roster),
-      policy: policyFromCbor(g.policy),
+      policy,
       frozen: nullable(g.frozen, (f) => {
         const fo = obj(f, 'frozen', ['reason', 'decisionCid', 'sinceIndex']);
         return { reason: str(fo.reason, 'frozen.reason', limits.textBytesMax), decisionCid: bytes(fo.decisionCid, 'frozen.decisionCid', 32), sinceIndex: int(fo.sinceIndex, 'frozen.sinceIndex') };
@@ -426,10 +451,7 @@ function clusterFromCbor(v: CborValue): ClusterState {
       return int(n, 'endedByState count');
     }),
     permits: mapOf(o.permits, 'permits', (_, p) => permitFromCbor(p)),
-    velocity: mapOf(o.velocity, 'velocity', (_, list) => arr(list, 'velocity', limits.velocityEntriesMax).map((x) => {
-      const xo = obj(x, 'velocity entry', ['stampMs', 'amount']);
-      return { stampMs: int(xo.stampMs, 'velocity.stampMs'), amount: amount(xo.amount, 'velocity.amount') };
-    })),
+    policyHistory,
     consumed: mapOf(o.consumed, 'consumed', (_, n) => int(n, 'consumed counter')),
     statements: mapOf(o.statements, 'statements', (_, r) => ({ statement: statementFromCbor(obj(r, 'statement record', ['statement']).statement) })),
     evidence: mapOf(o.evidence, 'evidence', (_, e) => {

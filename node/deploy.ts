@@ -30,9 +30,10 @@ import { ed25519 } from '@noble/curves/ed25519.js';
 import { parse } from 'yaml';
 import { CustodyError } from '../proto/errors.js';
 import { fromHex, toHex } from '../ledger/encoding.js';
-import { isAcceptablePublicKey, policyFromCbor, validateRoster, type ActPolicy, type ApproverRole } from '../ledger/decision.js';
+import { isAcceptablePublicKey, validateRoster, type ApproverRole } from '../ledger/decision.js';
+import { LEDGER_ASSETS } from '../ledger/asset-table.js';
+import { type PolicyDocument, parsePolicyYaml } from '../ledger/policy-engine/index.js';
 import { encodeEvent, eventCid, type LedgerEvent } from '../ledger/events.js';
-import { jsonToCbor } from './admin/backend.js';
 import { HOST_RE, checkId, createRequest } from './certs.js';
 
 /** Ports every host uses (the same on each, so a peer list needs only the hosts). */
@@ -220,19 +221,17 @@ export interface GenesisOptions {
   readonly threshold?: number;
   readonly freezeThreshold?: number;
   readonly clusterId?: string;
-  /** A JSON file with the act policy (amounts as decimal strings); default: no destination allowed. */
+  /** A YAML policy document (cluster-configs/policy.example.yaml); default: no rules, every act refused. */
   readonly policyFile?: string;
   readonly force?: boolean;
 }
 
 /**
- * The starting policy when none is given: every destination refused until a PolicyChanged
- * decision names the allowed ones, and any act needs `approvals` approver signatures.
+ * The starting policy when none is given: a document without rules, so every act is refused
+ * (default deny, POLICY_NO_RULE) until a PolicyChanged decision installs rules
+ * (cluster-configs/policy.genesis.yaml is a starting point).
  */
-function closedPolicy(approvals: number): ActPolicy {
-  const max = 2n ** 64n - 1n; // the largest amount the canonical encoding holds (unsigned 64 bits)
-  return { tiers: [{ amountMax: max, approvals }], velocity: { windowMs: 86_400_000, amountMax: max }, destinations: {}, autoReleaseAmountMax: 0n };
-}
+export const CLOSED_POLICY: PolicyDocument = { version: 1, approverGroups: [], initiatorGroups: [], rules: [] };
 
 function publicKeyOf(v: string, field: string): Uint8Array {
   let text = v;
@@ -268,10 +267,12 @@ export function makeGenesis(o: GenesisOptions): { path: string; cid: string; gen
   };
   const rv = validateRoster(roster);
   if (!rv.ok) throw invalid('--approver', rv.detail);
-  let policy = closedPolicy(threshold);
+  let policy = CLOSED_POLICY;
   if (o.policyFile !== undefined) {
     try {
-      policy = policyFromCbor(jsonToCbor(JSON.parse(readFileSync(o.policyFile, 'utf8'))));
+      policy = parsePolicyYaml(readFileSync(o.policyFile, 'utf8'), LEDGER_ASSETS);
+      const unknown = policy.approverGroups.flatMap((g) => g.members.filter((m) => !approvers.has(m)).map((m) => `${m} (group ${g.name})`));
+      if (unknown.length > 0) throw new CustodyError('POLICY_DOCUMENT_INVALID', `approver group members not on the roster: ${unknown.join(', ')}`);
     } catch (e) {
       throw invalid('--policy', `${o.policyFile}: ${e instanceof CustodyError ? e.detail : (e as Error).message}`);
     }

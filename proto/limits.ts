@@ -85,14 +85,6 @@ export const ledger = {
   idBytesMax: 128,
   /** Longest free text in an event (a freeze reason, a fencing reason). */
   textBytesMax: 1024,
-  /** Most amount tiers in an act policy. */
-  policyTiersMax: 16,
-  /** Most assets with a destination allow-list. */
-  policyAssetsMax: 64,
-  /** Most destinations on one asset's allow-list. */
-  policyDestinationsMax: 1024,
-  /** Most admitted acts per key inside one velocity window; one more is refused LIMIT_EXCEEDED. */
-  velocityEntriesMax: 4096,
   /**
    * Most signing acts in flight (admitted, not yet settled or aborted); one more is refused
    * LIMIT_EXCEEDED. Ended acts move to the archive (ledger/archive.ts), so this, not the length of
@@ -142,6 +134,12 @@ export const policyEngine = {
   approvalTtlMsMin: 60_000,
   /** Largest amount a document may write, in an asset's smallest unit (the canonical encoding's integer range). */
   amountMax: (1n << 64n) - 1n,
+  /**
+   * How far after the ledger clock an act approval's issuedMs may lie and still count toward a
+   * REQUIRE_APPROVAL rule: the proposing node's clock may run a little ahead of the leader's that
+   * stamps the entry. A post-dated approval stretches its rule's time to live by at most this.
+   */
+  approvalIssueSkewMsMax: 60_000,
 } as const;
 
 // ---------------------------------------------------------------------------------------------
@@ -454,7 +452,7 @@ check(membership.learnerLagEntriesMax < raft.compactionKeepEntries, 'a caught-up
 check(policyEngine.documentBytesMax * 2 <= ledger.eventBytesMax, 'a canonical policy document fits a PolicyChanged decision with room for its envelope');
 check(policyEngine.approvalTtlMsMin < ledger.decisionTtlMsMax, 'approval time to live has a non-empty range');
 check(policyEngine.windowMsMin < policyEngine.windowMsMax, 'window lengths have a non-empty range');
-check(policyEngine.listItemsMax <= ledger.policyDestinationsMax && policyEngine.groupMembersMax <= ledger.approversMax, 'policy lists are no longer than the act policy\'s and the roster');
+check(policyEngine.groupMembersMax <= ledger.approversMax, 'an approver group is no larger than the roster');
 check(ledger.archiveFetchBytesMax + 64 * 1024 < node.peerMessageBytesMax, 'one archive fetch answer fits a peer message');
 check(ledger.snapshotBytesMax < ledger.appSnapshotBytesMax, 'the application snapshot holds the ledger state and more');
 check(tx.btcFeeSatMax < 21_000_000 * 100_000_000 && tx.solanaFeeLamportsMax > 5_000, 'transaction fee bounds are positive and below the supply');

@@ -94,8 +94,9 @@ function cluster(ledger: LedgerPort): ClusterState {
   return c;
 }
 
-const BYTE_FIELDS = new Set(['keyReadyCid', 'actCid', 'identityKey', 'publicKey', 'displayHash']);
-const AMOUNT_FIELDS = new Set(['amountMax', 'autoReleaseAmountMax']);
+const BYTE_FIELDS = new Set(['keyReadyCid', 'actCid', 'identityKey', 'publicKey', 'displayHash', 'policy']);
+/** Amount fields of decision actions (none today: PolicyChanged carries its document as canonical CBOR, hex in "policy"). */
+const AMOUNT_FIELDS = new Set<string>([]);
 
 /** JSON (hex for bytes, decimal strings or numbers for amounts) to the canonical value form. */
 export function jsonToCbor(v: unknown, key = ''): CborValue {

@@ -8,6 +8,7 @@ import { node as nodeLimits } from '../../proto/limits.js';
 import { errorOf } from '../client.js';
 import { channelCredentials, identityOptions, loadTls, type TlsFiles } from '../tls.js';
 import { adminPackage } from './server.js';
+import type { PolicyReply, PolicyTestReply } from './policy.js';
 
 type Unary = (req: object, md: grpc.Metadata, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r?: unknown) => void) => void;
 
@@ -71,6 +72,10 @@ export class AdminClient {
   settleAct(opId: string, confirmation: string): Promise<ActView> { return this.call('SettleAct', { opId, confirmation }); }
   fenceNode(nodeId: string, reason: string, passport = ''): Promise<{ ok: boolean; index: number; reason: string; detail: string }> { return this.call('FenceNode', { nodeId, passport, reason }); }
   exportEvidence(opId: string): Promise<{ bundleJson: string }> { return this.call('ExportEvidence', { opId }); }
+  getPolicy(): Promise<PolicyReply> { return this.call('GetPolicy', {}); }
+  testPolicy(req: { keyId: string; kind: string; tx: Uint8Array; initiator?: string }): Promise<PolicyTestReply> {
+    return this.call('TestPolicy', { keyId: req.keyId, kind: req.kind, tx: Buffer.from(req.tx), initiator: req.initiator ?? '' });
+  }
 
   /** Streams the act's views until `until` returns true for one, the act ends, or the deadline. */
   watch(opId: string, onView: (v: ActView) => void, until: (v: ActView) => boolean, deadlineMs = 120_000): Promise<ActView> {

@@ -19,6 +19,7 @@ import { actView, decisionView, keyView, type AdminBackend } from './backend.js'
 import { operatorOf, requireAction, type Operator } from './roles.js';
 import type { ActRequest } from '../lifecycle/acts.js';
 import { TX_KINDS, type TxKind } from '../../ledger/tx/types.js';
+import { policyReply, testPolicy } from './policy.js';
 
 export const ADMIN_PROTO_PATH = fileURLToPath(new URL('../../../proto/admin.proto', import.meta.url));
 const loaderOptions: protoLoader.Options = { keepCase: false, longs: Number, enums: String, bytes: Buffer, defaults: true, oneofs: true };
@@ -183,6 +184,12 @@ export class AdminServer {
           // grpc-js turns an 'error' event into the call's status (destroy() would end it without one).
         })().catch((e: unknown) => call.emit('error', errorOf(e)));
       },
+      GetPolicy: unary<R, unknown>((op) => policyReply(op, b.ledger.state())),
+      TestPolicy: unary<R, unknown>((op, r) => {
+        const tx = r.tx;
+        if (!Buffer.isBuffer(tx)) throw new CustodyError('INVALID_ARGUMENT', 'tx must be bytes');
+        return testPolicy(op, b.ledger.state(), { keyId: need(r.keyId, 'key_id'), kind: need(r.kind, 'kind', 16), tx: new Uint8Array(tx), initiator: str(r.initiator ?? '', 'initiator', 128) }, Date.now());
+      }),
       WatchAct: (call: grpc.ServerWritableStream<R, unknown>) => {
         let stop: (() => void) | null = null;
         try {

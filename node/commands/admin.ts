@@ -13,6 +13,7 @@ import { AdminClient, type ActView, type DecisionReply } from '../admin/client.j
 import { OPERATOR_ROLES, issueOperatorCert, type OperatorRole } from '../admin/roles.js';
 import { ensureCa } from '../certs.js';
 import { adminSnapshotCommand } from './snapshot.js';
+import { adminPolicyCommand } from './policy.js';
 import { leaderCommand, memberCommand, membershipJson, printMembership } from './member.js';
 import { actCommand, approveShown, formatAct, keyCommand } from './act.js';
 
@@ -264,6 +265,7 @@ export const adminCommand: CommandModule<object, object> = {
     .command(operatorCert)
     .command(approverKey)
     .command(adminSnapshotCommand)
+    .command(adminPolicyCommand)
     .epilogue(`${CONN_HELP}\n\nA refusal prints "REASON: detail" (reason codes of proto/reasons.ts) and exits 3.`)
     .demandCommand(1, 'name an admin command'),
   handler: () => undefined,

@@ -9,14 +9,15 @@
  *   3. genesis; a 2-of-3 DKG for ed25519 and one for Taproot driven through the ledger; activation
  *      of each key by 2-of-3 approvers
  *   4. one real transaction per key, built offline for the key's own address (`custody tx`): a
- *      Solana transfer (bitcoin-regtest and solana-devnet keys need no chain to sign for) that
- *      policy allows and publishes at once, and a Taproot PSBT spending two coins of the key with
- *      change back to it, above the auto-release amount, so it waits executed at the publication
- *      gate (PUBLICATION_DENIED) until approvers, shown the transaction's display re-derived from
- *      its bytes, release it; the signed transactions; settlement with an external confirmation
- *   5. the chronicle with each act's facts; an evidence bundle per act (its act carries the
- *      transaction) written to a named file and checked with `custody evidence verify` and an
- *      independent signature verifier; everything stopped.
+ *      Solana transfer (bitcoin-regtest and solana-devnet keys need no chain to sign for) that the
+ *      policy's first matching rule allows and publishes at once, and a Taproot PSBT spending two
+ *      coins of the key with change back to it, larger, so it matches a REQUIRE_APPROVAL rule: two
+ *      approvers, shown the transaction's display re-derived from its bytes, sign the act before it
+ *      is submitted, and that approval releases it at the publication gate; the signed
+ *      transactions; settlement with an external confirmation
+ *   5. the chronicle with each act's facts and the rule that admitted it; an evidence bundle per
+ *      act (its act carries the transaction) written to a named file and checked with
+ *      `custody evidence verify` and an independent signature verifier; everything stopped.
  *
  * Every operator step goes through the admin API exactly as `custody admin ...` does.
  */
@@ -28,7 +29,9 @@ import type { CommandModule } from 'yargs';
 import { CustodyError, isCustodyError } from '../../proto/errors.js';
 import { decode, fromHex, toHex } from '../../ledger/encoding.js';
 import { actFromCbor } from '../../ledger/events.js';
-import { decisionBodyFromCbor, decisionSigningBytes, ed25519Sign, type ActPolicy } from '../../ledger/decision.js';
+import { decisionBodyFromCbor, decisionSigningBytes, ed25519Sign } from '../../ledger/decision.js';
+import { LEDGER_ASSETS } from '../../ledger/asset-table.js';
+import { type PolicyDocument, parsePolicyYaml } from '../../ledger/policy-engine/index.js';
 import { verifyEvidenceBundle } from '../../ledger/receipts.js';
 import { LocalCluster } from '../lifecycle/local-cluster.js';
 import { DaemonCluster } from '../lifecycle/daemon-cluster.js';
@@ -47,22 +50,41 @@ export const DEMO_SOL_DESTINATION = 'GmaDrppBC7P5ARKV8g3djiwP89vz1jLK23V2GBjuAEG
 /** A recent blockhash stands in for the chain's (the demo broadcasts nothing). */
 const DEMO_BLOCKHASH = 'GHtXQBsoZHVnNFa9YevAzFr17DJjgHXk3ycTKD5xD3Zi';
 
-export const DEMO_POLICY: ActPolicy = {
-  tiers: [{ amountMax: 10_000n, approvals: 0 }, { amountMax: 1_000_000n, approvals: 2 }],
-  velocity: { windowMs: 3_600_000, amountMax: 10_000_000n },
-  destinations: { SOL: [DEMO_SOL_DESTINATION], BTC: [DEMO_BTC_DESTINATION] },
-  autoReleaseAmountMax: 5_000n,
-};
+/** The demo's act policy: the genesis template (cluster-configs/policy.genesis.yaml), inline. */
+export const DEMO_POLICY_YAML = `version: 1
+groups:
+  approvers:
+    treasury: [approver-1, approver-2, approver-3]
+rules:
+  - id: raw-with-approvals
+    match: { kinds: [raw] }
+    action: REQUIRE_APPROVAL
+    approvals: { k: 2, group: treasury, ttl: 1h }
+  - id: btc-small
+    match:
+      assets: [BTC]
+      destination: { allow: [${DEMO_BTC_DESTINATION}] }
+      amount: { max: "0.00005" }
+      windows: [{ per: key, length: 1h, maxAmount: "0.1", maxCount: 100 }]
+    action: ALLOW
+  - id: sol-small
+    match:
+      assets: [SOL]
+      destination: { allow: [${DEMO_SOL_DESTINATION}] }
+      amount: { max: "0.000005" }
+      windows: [{ per: key, length: 1h, maxAmount: "0.01", maxCount: 100 }]
+    action: ALLOW
+  - id: btc-approved
+    match: { assets: [BTC], destination: { allow: [${DEMO_BTC_DESTINATION}] }, amount: { max: "0.01" } }
+    action: REQUIRE_APPROVAL
+    approvals: { k: 2, group: treasury, ttl: 1h }
+  - id: sol-approved
+    match: { assets: [SOL], destination: { allow: [${DEMO_SOL_DESTINATION}] }, amount: { max: "0.001" } }
+    action: REQUIRE_APPROVAL
+    approvals: { k: 2, group: treasury, ttl: 1h }
+`;
 
-/** Approvals DEMO_POLICY wants before it admits a payment of `amount` (base units) of `asset`. */
-export function demoApprovalsFor(_asset: string, amount: bigint): number {
-  return DEMO_POLICY.tiers.find((t) => amount <= t.amountMax)?.approvals ?? Number.POSITIVE_INFINITY;
-}
-
-/** Whether DEMO_POLICY's publication gate holds an executed payment until a release decision. */
-export function demoHeldAtGate(_asset: string, amount: bigint): boolean {
-  return amount > DEMO_POLICY.autoReleaseAmountMax;
-}
+export const DEMO_POLICY: PolicyDocument = parsePolicyYaml(DEMO_POLICY_YAML, LEDGER_ASSETS);
 
 const OPERATORS: Record<string, OperatorRole> = { kim: 'key-generator', cara: 'custodian', audra: 'auditor', 'approver-1': 'approver', 'approver-2': 'approver', 'approver-3': 'approver' };
 const MARKER = '.custody-demo';
@@ -221,12 +243,12 @@ async function run(a: Args): Promise<void> {
     const coin = (label: string, vout: number, amountSat: bigint) => ({ txid: createHash('sha256').update(`custody demo coin ${label}`).digest('hex'), vout, amountSat });
     const acts = [
       {
-        opId: 'pay-sol-1', keyId: 'treasury-ed25519', kind: 'solana' as const, asset: 'SOL', amount: 1000n, destination: DEMO_SOL_DESTINATION,
+        opId: 'pay-sol-1', keyId: 'treasury-ed25519', kind: 'solana' as const, asset: 'SOL', amount: 1000n, destination: DEMO_SOL_DESTINATION, rule: 'sol-small',
         tx: await buildSolanaTransfer(contextOf('treasury-ed25519'), [{ address: DEMO_SOL_DESTINATION, amount: 1000n }], DEMO_BLOCKHASH),
         what: 'a Solana transfer of 1000 lamports',
       },
       {
-        opId: 'pay-btc-1', keyId: 'treasury-taproot', kind: 'btc-psbt' as const, asset: 'BTC', amount: 8000n, destination: DEMO_BTC_DESTINATION,
+        opId: 'pay-btc-1', keyId: 'treasury-taproot', kind: 'btc-psbt' as const, asset: 'BTC', amount: 8000n, destination: DEMO_BTC_DESTINATION, rule: 'btc-approved',
         tx: buildTaprootPsbt(btcKey, [coin('a', 0, 6000n), coin('b', 1, 5000n)], [{ address: DEMO_BTC_DESTINATION, amount: 8000n }], 1000n),
         what: 'a Taproot PSBT spending two coins of the key (6000 + 5000 sat), paying 8000 sat, fee 1000 sat, change 2000 sat back to the key',
       },
@@ -237,11 +259,13 @@ async function run(a: Args): Promise<void> {
       writeFileSync(file, x.tx);
       say(`[5/7] cara builds ${x.what}: ${file}`);
       let approvalCid = '';
-      if (demoApprovalsFor(x.asset, x.amount) > 0) {
-        // Policy wants approvals before admission: the act goes up for approval first (what
-        // `custody admin act propose` does); approvers are shown its display and sign it.
+      const rule = DEMO_POLICY.rules.find((r) => r.id === x.rule);
+      if (rule?.action.kind === 'REQUIRE_APPROVAL') {
+        // The act matches a REQUIRE_APPROVAL rule: it carries its approval at submission. It goes up
+        // for approval first (what `custody admin act propose` does); approvers are shown its
+        // display, re-derived from the bytes, and sign it.
         const held = await cara.proposeDecision(JSON.stringify({ kind: 'ActApproved', opId: x.opId, act: { keyId: x.keyId, kind: x.kind, tx: toHex(x.tx) } }));
-        say(`      policy wants 2 approvals for ${x.opId}: cara proposes the act for approval, decision ${held.cid.slice(0, 16)}`);
+        say(`      ${x.opId} matches policy rule ${x.rule} (REQUIRE_APPROVAL ${rule.action.k} of ${rule.action.group}): cara proposes the act for approval, decision ${held.cid.slice(0, 16)}`);
         await approve(held.cid, ['approver-1', 'approver-3']);
         approvalCid = held.cid;
       }
@@ -254,18 +278,9 @@ async function run(a: Args): Promise<void> {
         shown = w.notes.length;
         say(`      ${w.opId}: ${w.state}`);
       };
-      // Above the auto-release amount the gate holds an executed act (PUBLICATION_DENIED) until a
-      // release decision; the coordinator's note of the refusal lives on the leader, which need not
-      // be the node this client talks to, so the policy says when to stop waiting.
-      const held = demoHeldAtGate(x.asset, x.amount);
-      let w = await cara.watch(x.opId, progress, (y) => y.state === 'Published' || (y.state === 'Executed' && held) || ['Denied', 'Aborted'].includes(y.state));
-      if (w.state === 'Executed') {
-        say(`      PUBLICATION_DENIED: ${x.opId} is executed and held at the publication gate: ${x.amount} is above the auto-release amount ${DEMO_POLICY.autoReleaseAmountMax}`);
-        const rel = await cara.proposeDecision(JSON.stringify({ kind: 'PublicationReleased', opId: x.opId }));
-        say(`      cara asks approvers to release ${x.opId}: decision ${rel.cid.slice(0, 16)}`);
-        await approve(rel.cid, ['approver-1', 'approver-3']);
-        w = await cara.watch(x.opId, progress, (y) => ['Published', 'Denied', 'Aborted'].includes(y.state));
-      }
+      // The gate re-judges the act under the policy in force: the small payment's rule allows it,
+      // the larger one is released by the approval it was admitted with.
+      const w = await cara.watch(x.opId, progress, (y) => ['Published', 'Denied', 'Aborted'].includes(y.state));
       if (w.state !== 'Published') throw new CustodyError((w.reason || 'INTERNAL') as never, `${x.opId} ended ${w.state}`);
       const signed = await cara.showAct(x.opId);
       say(`      ${x.opId} signed: ${signed.signatures.length} signature(s), one per message; the signed transaction${signed.txid ? ` ${signed.txid}` : ''}, ready to broadcast:`);

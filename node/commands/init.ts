@@ -78,7 +78,7 @@ const genesis: CommandModule<object, GenesisArgs> = {
       .option('threshold', { type: 'number', default: 2, describe: 'governor signatures a decision needs (at least 2, at most the number of approvers)' })
       .option('freeze-threshold', { type: 'number', default: 1, describe: 'governor or security signatures an emergency freeze needs' })
       .option('cluster-id', { type: 'string', describe: 'the cluster\'s id (default: cluster-<8 random hex digits>)' })
-      .option('policy', { type: 'string', describe: 'JSON file with the act policy {tiers, velocity, destinations, autoReleaseAmountMax} (amounts as decimal strings); default: no destination allowed and every act needs --threshold approvals, until a PolicyChanged decision' })
+      .option('policy', { type: 'string', describe: 'YAML policy document (ordered rules, first match, default deny; see cluster-configs/policy.genesis.yaml); default: no rules, so every act is refused until a PolicyChanged decision' })
       .option('force', { type: 'boolean', default: false, describe: 'replace an existing --out file' })
       .example('$0 init genesis --out genesis.hex --node n1=n1.identity.pub --node n2=n2.identity.pub --node n3=n3.identity.pub --approver alice=<hex> --approver bob=<hex> --approver carol=<hex> --security carol', 'three nodes, three approvers, 2 of 3') as never,
   handler: (a) => {

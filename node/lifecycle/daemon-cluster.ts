@@ -14,7 +14,8 @@ import { join } from 'node:path';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { CustodyError } from '../../proto/errors.js';
 import { fromHex, toHex } from '../../ledger/encoding.js';
-import { makeApproverKey, type ActPolicy, type ApproverKey } from '../../ledger/decision.js';
+import { makeApproverKey, type ApproverKey } from '../../ledger/decision.js';
+import type { PolicyDocument } from '../../ledger/policy-engine/types.js';
 import { encodeEvent, eventCid, type LedgerEvent } from '../../ledger/events.js';
 import { rosterToJson } from '../../kernel/authority.js';
 import { ensureCa, issue } from '../certs.js';
@@ -64,7 +65,7 @@ export class DaemonCluster {
    * `base`: the cluster this one is a restored copy of (restoredFrom): same CA, approvers, node
    * identities, genesis and kernels; new ports, configs and data directories.
    */
-  private constructor(readonly dir: string, ids: string[], policy: ActPolicy, private readonly ports: number[], remoteTimeoutMs: number, members = ids.length, raftExtra = '', lifecycleExtra: readonly string[] = [], base: DaemonCluster | null = null) {
+  private constructor(readonly dir: string, ids: string[], policy: PolicyDocument, private readonly ports: number[], remoteTimeoutMs: number, members = ids.length, raftExtra = '', lifecycleExtra: readonly string[] = [], base: DaemonCluster | null = null) {
     this.certs = base?.certs ?? join(dir, 'certs');
     this.kernelHome = base?.kernelHome ?? dir;
     this.approvers = base?.approvers ?? [1, 2, 3].map((i) => makeApproverKey(`approver-${i}`));
@@ -102,7 +103,7 @@ export class DaemonCluster {
   }
 
   /** `remoteTimeoutMs`: how long a peer may take per lifecycle request (node/lifecycle/node.ts). */
-  static async create(dir: string, policy: ActPolicy, n = 3, remoteTimeoutMs = 5_000, o: DaemonClusterOptions = {}): Promise<DaemonCluster> {
+  static async create(dir: string, policy: PolicyDocument, n = 3, remoteTimeoutMs = 5_000, o: DaemonClusterOptions = {}): Promise<DaemonCluster> {
     const ids = Array.from({ length: n + (o.spares ?? 0) }, (_, i) => `n${i + 1}`);
     const ports = await Promise.all(ids.flatMap(() => [freePort(), freePort(), freePort()]));
     return new DaemonCluster(dir, ids, policy, ports, o.remoteTimeoutMs ?? remoteTimeoutMs, n, o.raft ?? '', o.lifecycle ?? []);

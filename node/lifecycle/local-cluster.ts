@@ -22,7 +22,8 @@ import { LevelStorage } from '../../raft/storage/leveldb.js';
 import { systemClock, type Transport } from '../../raft/transport.js';
 import { KernelClient } from '../../kernel/client.js';
 import { fromHex, toHex } from '../../ledger/encoding.js';
-import { makeApproverKey, type ActPolicy, type ApproverKey, type ApproverRoster } from '../../ledger/decision.js';
+import { makeApproverKey, type ApproverKey, type ApproverRoster } from '../../ledger/decision.js';
+import type { PolicyDocument } from '../../ledger/policy-engine/types.js';
 import { encodeEvent, eventCid, type LedgerEvent } from '../../ledger/events.js';
 import { rosterToJson } from '../../kernel/authority.js';
 import { LedgerApp } from '../ledger-app.js';
@@ -148,7 +149,7 @@ export interface LocalClusterOptions {
   readonly dir: string;
   readonly nodes?: number;
   readonly approvers?: number;
-  readonly policy: ActPolicy;
+  readonly policy: PolicyDocument;
   readonly log?: (line: string) => void;
   readonly remoteTimeoutMs?: number;
   /** How long a coordinator asks the members of a fixed signing set before aborting the act. */

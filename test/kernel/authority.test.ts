@@ -84,7 +84,7 @@ t.test('key epochs: authorization, activation, refresh, retirement', async (t) =
 t.test('policy changes and node decisions', async (t) => {
   const f = new Follower();
   const q = f.genesis.slice(0, 2);
-  const policy = { tiers: [{ amountMax: 10n, approvals: 0 }], velocity: { windowMs: 1000, amountMax: 100n }, destinations: {}, autoReleaseAmountMax: 5n };
+  const policy = { version: 1 as const, approverGroups: [], initiatorGroups: [], rules: [] };
   t.equal(f.apply(f.make({ kind: 'PolicyChanged', policy }, q)), 'applied');
   t.equal(f.state.governanceEpoch, 1, 'a policy change opens a new governance epoch, as the ledger does');
   t.equal(f.apply(f.make({ kind: 'NodeRebound', nodeId: 'n1', passport: 'p-2' }, q)), 'applied');

@@ -4,7 +4,7 @@
  */
 import t, { type Test } from 'tap';
 import {
-  ScriptedCluster, apply, checkInvariants, encodeEvent, snapshot, stateRoot, bytesEqual, makeApproverKey, seedOf,
+  ScriptedCluster, apply, checkInvariants, encodeEvent, snapshot, stateRoot, bytesEqual, makeApproverKey, seedOf, resolveDestination,
   addApprovals, signDecision, restore, decode, encode, type ApplyResult, type LedgerState,
 } from '../../ledger/index.js';
 import { ed25519 } from '@noble/curves/ed25519.js';
@@ -464,8 +464,8 @@ t.test('an idempotency key replayed with the same content returns the original r
   t.match(again, { ok: true, replayed: true, opState: 'Admitted' });
   t.equal(s.state.cluster!.opCount, 1);
   const denied = s.act('k1', { destination: 'bc1-attacker' });
-  t.match(s.submit('op-2', denied), { ok: false, reason: 'POLICY_DENIED', applied: true });
-  t.match(s.submit('op-2', denied), { ok: false, reason: 'POLICY_DENIED', applied: false, replayed: true });
+  t.match(s.submit('op-2', denied), { ok: false, reason: 'POLICY_NO_RULE', applied: true });
+  t.match(s.submit('op-2', denied), { ok: false, reason: 'POLICY_NO_RULE', applied: false, replayed: true });
 });
 
 t.test('admission while frozen is refused FROZEN; the freeze holds publication too; unfreeze restores both', async (t) => {
@@ -496,31 +496,31 @@ t.test('an emergency freeze needs only freezeThreshold signers, but an auditor c
 // Policy and the publication gate
 // ------------------------------------------------------------------------------------------------
 
-t.test('the policy engine denies destinations off the allow-list, amounts above every tier, and velocity overruns', async (t) => {
+t.test('the policy denies destinations off the allow-list, unknown assets and amounts no rule covers, and window overruns, naming the rule', async (t) => {
   const s = withKey();
-  t.match(s.submit('a', s.act('k1', { destination: 'bc1-unknown' })), { ok: false, reason: 'POLICY_DENIED' });
-  t.match(s.submit('b', s.act('k1', { kind: 'raw' })), { ok: false, reason: 'POLICY_DENIED' }, 'a raw message moves no asset on any allow-list');
-  t.match(s.submit('c', s.act('k1', { amount: 2_000_000n })), { ok: false, reason: 'POLICY_DENIED' });
-  // 5 acts of 10_000 fit the 5_000_000 velocity... use approved mid-tier acts to reach the limit.
+  t.match(s.submit('a', s.act('k1', { destination: 'bc1-unknown' })), { ok: false, reason: 'POLICY_NO_RULE', admission: { ruleId: null } });
+  t.match(s.submit('b', s.act('k1', { kind: 'raw' })), { ok: false, reason: 'POLICY_NO_RULE' }, 'a raw message: no rule of this policy names the raw kind');
+  t.match(s.submit('c', s.act('k1', { amount: 2_000_000n })), { ok: false, reason: 'POLICY_NO_RULE' });
+  // Five approved acts of 1,000,000 lamports fill the key's 5,000,000 hourly window.
   let i = 0;
   for (; i < 5; i++) {
     const act = s.act('k1', { amount: 1_000_000n });
-    t.match(s.submit(`v${i}`, act, s.approveAct(`v${i}`, act)), { ok: true }, `act ${i} within velocity`);
+    t.match(s.submit(`v${i}`, act, s.approveAct(`v${i}`, act)), { ok: true, admission: { ruleId: 'sol-approved' } }, `act ${i} within the window`);
   }
   const over = s.act('k1', { amount: 1n });
   const r = s.submit('v-over', over);
-  t.match(r, { ok: false, reason: 'POLICY_DENIED' });
-  t.match(r, { admission: { allowed: false, detail: /velocity/ } }, 'the verdict explains the denial');
+  t.match(r, { ok: false, reason: 'POLICY_WINDOW_EXCEEDED', admission: { ruleId: 'sol-small' } }, 'the refusal names the first rule whose window was hit');
+  t.match(r.ok ? '' : r.detail, /0\.005 SOL/, 'the detail gives the window\'s numbers');
   t.notOk('admission' in (s.state.cluster!.ops['v-over'] as object), 'the verdict is not stored in the ledger');
   // One hour later (by entry stamps) the window has moved on.
   s.nowMs += 3_600_000;
-  ok(t, s.submit('v-later', s.act('k1', { amount: 1n })));
+  t.match(s.submit('v-later', s.act('k1', { amount: 1n })), { ok: true, admission: { ruleId: 'sol-small' } });
 });
 
-t.test('an act in an approval tier needs an ActApproved decision with enough approvers bound to that act', async (t) => {
+t.test('an act a REQUIRE_APPROVAL rule holds needs an ActApproved decision bound to that act, signed by enough members of the group', async (t) => {
   const s = withKey();
   const act = s.act('k1', { amount: 50_000n });
-  t.match(s.submit('a', act), { ok: false, reason: 'QUORUM_NOT_MET' });
+  t.match(s.submit('a', act), { ok: false, reason: 'QUORUM_NOT_MET', admission: { ruleId: 'sol-approved', approvals: { k: 2, group: 'governors' } } });
   const other = s.act('k1', { amount: 60_000n });
   t.match(s.submit('b', act, s.approveAct('b', other)), { ok: false, reason: 'BINDING_MISMATCH' });
   t.match(s.submit('c', act, s.approveAct('c', act, [s.approvers[0]!])), { ok: false, reason: 'QUORUM_NOT_MET' });
@@ -531,27 +531,39 @@ t.test('an act in an approval tier needs an ActApproved decision with enough app
   t.match(s.submit('e', act, { ...forged, approvals: [{ ...forged.approvals[0]!, signature: sig }, forged.approvals[1]!] }), { ok: false, reason: 'SIGNATURE_INVALID' });
 });
 
-t.test('an executed signature above the auto-release amount waits at the publication gate until released by decision', async (t) => {
+t.test('an act admitted with its approvals is released at the gate by them; one whose rule asks for approvals only after admission waits for a PublicationReleased decision', async (t) => {
   const s = withKey();
   const act = s.act('k1', { amount: 50_000n });
   ok(t, s.submit('op-1', act, s.approveAct('op-1', act)));
   ok(t, s.issuePermit('op-1'));
   ok(t, s.execute('op-1'));
-  refusedWith(t, s, 'PUBLICATION_DENIED', () => s.publish('op-1'));
-  t.equal(s.state.cluster!.ops['op-1']!.state, 'Executed', 'executed is not published');
-  const aCid = s.state.cluster!.ops['op-1']!.actCid;
-  refusedWith(t, s, 'BINDING_MISMATCH', () => s.decide({ kind: 'PublicationReleased', opId: 'op-1', actCid: aCid, displayHash: seedOf('another display') }, undefined, { parentCid: aCid }));
-  ok(t, s.decide({ kind: 'PublicationReleased', opId: 'op-1', actCid: aCid, displayHash: act.displayHash }, undefined, { parentCid: aCid }));
-  ok(t, s.publish('op-1'));
+  ok(t, s.publish('op-1'), 'released by the approval it was admitted with');
+
+  const small = s.act('k1');
+  ok(t, s.submit('op-2', small));
+  ok(t, s.issuePermit('op-2'));
+  ok(t, s.execute('op-2'));
+  // The small-payment rule is withdrawn: acts like op-2 now need two governors.
+  ok(t, s.decide({ kind: 'PolicyChanged', policy: { ...s.policy, rules: s.policy.rules.filter((r) => r.id !== 'sol-small') } }));
+  const held = refusedWith(t, s, 'PUBLICATION_DENIED', () => s.publish('op-2'));
+  t.match(held.ok ? '' : held.detail, /rule sol-approved needs 2 approvals of governors/);
+  t.equal(s.state.cluster!.ops['op-2']!.state, 'Executed', 'executed is not published');
+  const aCid = s.state.cluster!.ops['op-2']!.actCid;
+  refusedWith(t, s, 'BINDING_MISMATCH', () => s.decide({ kind: 'PublicationReleased', opId: 'op-2', actCid: aCid, displayHash: seedOf('another display') }, undefined, { parentCid: aCid }));
+  ok(t, s.decide({ kind: 'PublicationReleased', opId: 'op-2', actCid: aCid, displayHash: small.displayHash }, undefined, { parentCid: aCid }));
+  ok(t, s.publish('op-2'));
 });
 
-t.test('publication is denied when the destination left the allow-list after admission', async (t) => {
+t.test('publication is denied when the destination left the allow-list after admission, naming the rule', async (t) => {
   const s = withKey();
   ok(t, s.submit('op-1', s.act('k1', { destination: 'bc1-exchange' })));
   ok(t, s.issuePermit('op-1'));
   ok(t, s.execute('op-1'));
-  ok(t, s.decide({ kind: 'PolicyChanged', policy: { ...s.policy, destinations: { SOL: [s.policy.destinations.SOL![0]!] } } }));
-  refusedWith(t, s, 'PUBLICATION_DENIED', () => s.publish('op-1'));
+  const exchange = resolveDestination('bc1-exchange', 'solana-devnet');
+  const block = { id: 'exchange-closed', match: { ...s.policy.rules.find((r) => r.id === 'sol-small')!.match, amount: null, windows: [], destination: { allow: [], ownKeys: false, deny: [exchange] } }, action: { kind: 'BLOCK' as const } };
+  ok(t, s.decide({ kind: 'PolicyChanged', policy: { ...s.policy, rules: [block, ...s.policy.rules] } }));
+  const r = refusedWith(t, s, 'PUBLICATION_DENIED', () => s.publish('op-1'));
+  t.match(r.ok ? '' : r.detail, /rule exchange-closed \(POLICY_BLOCKED\)/);
 });
 
 // ------------------------------------------------------------------------------------------------

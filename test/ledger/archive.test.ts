@@ -5,11 +5,11 @@
  */
 import t from 'tap';
 import { ledger as limits } from '../../proto/limits.js';
-import { MemoryArchive, ScriptedCluster, apply, solanaAddressOf, type ApplyResult } from '../../ledger/index.js';
+import { MemoryArchive, ScriptedCluster, UNLIMITED_RATE_POLICY, apply, type ApplyResult } from '../../ledger/index.js';
 import { pmapDelete, pmapFrom, pmapSize } from '../../ledger/pmap.js';
 
 t.test('acts in flight are bounded; ending one makes room, and the archive keeps every ended act', async (t) => {
-  const s = new ScriptedCluster({ label: 'in-flight', stepMs: 0, policy: { tiers: [{ amountMax: 10n, approvals: 0 }], velocity: { windowMs: 1, amountMax: 10n }, destinations: { SOL: [solanaAddressOf('bc1-treasury')] }, autoReleaseAmountMax: 10n } });
+  const s = new ScriptedCluster({ label: 'in-flight', stepMs: 0, policy: UNLIMITED_RATE_POLICY });
   s.genesis();
   s.createKey('k1');
   // The acts go through the archive-backed apply; the script's own copy keeps everything.

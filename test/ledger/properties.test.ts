@@ -452,6 +452,6 @@ t.test('an archive gives the results and state roots of keeping every act in mem
 /** The fields of a result that cross into a verdict (the admission verdict included). */
 function verdictShape(r: ApplyResult): unknown {
   return r.ok
-    ? { ok: true, index: r.index, type: r.type, effect: r.effect, replayed: r.replayed, opState: r.opState ?? null, permitId: r.permitId === undefined ? null : toHex(r.permitId), policy: r.admission === undefined ? null : [r.admission.allowed, r.admission.reason, r.admission.detail] }
-    : { ok: false, index: r.index, type: r.type, reason: r.reason, detail: r.detail, applied: r.applied, replayed: r.replayed, opState: r.opState ?? null, policy: r.admission === undefined ? null : [r.admission.allowed, r.admission.reason, r.admission.detail] };
+    ? { ok: true, index: r.index, type: r.type, effect: r.effect, replayed: r.replayed, opState: r.opState ?? null, permitId: r.permitId === undefined ? null : toHex(r.permitId), policy: r.admission === undefined ? null : [r.admission.allowed, r.admission.reason, r.admission.detail, r.admission.ruleId] }
+    : { ok: false, index: r.index, type: r.type, reason: r.reason, detail: r.detail, applied: r.applied, replayed: r.replayed, opState: r.opState ?? null, policy: r.admission === undefined ? null : [r.admission.allowed, r.admission.reason, r.admission.detail, r.admission.ruleId] };
 }

@@ -93,7 +93,7 @@ t.test('ended acts leave memory for LevelDB, read back with their evidence; rest
   const settled = await leader.app.act('settled-1');
   t.equal(settled?.state, 'Settled', 'a settled act reads back from the archive');
   t.same(settled && encode({ r: [...settled.receipts] }), encode({ r: [...(script.state.cluster?.ops['settled-1']?.receipts ?? [])] }), 'with every receipt');
-  t.equal((await leader.app.act('denied-1'))?.reason, 'POLICY_DENIED');
+  t.equal((await leader.app.act('denied-1'))?.reason, 'POLICY_NO_RULE', 'a denied act keeps the policy reason code');
   t.equal((await leader.app.act('aborted-1'))?.state, 'Aborted');
   t.equal(await leader.app.act('never'), undefined, 'an unknown act is unknown');
   const bundle = JSON.parse(JSON.stringify(evidenceBundleOf(leader.app.state.cluster!, settled!, null)));

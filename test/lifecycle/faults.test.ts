@@ -115,19 +115,16 @@ t.test('denials carry their reason codes to the CLI', { timeout: 600_000 }, asyn
     t.equal(v.reason, 'STALE_EPOCH');
   });
 
-  t.test('publication denied: an executed act above the auto-release amount waits at the gate until released', async (t) => {
-    const r = await h.cli('cara', await act('big-1', '8000'));
-    t.equal(r.code, 0, r.stderr);
+  t.test('approvals: an act a REQUIRE_APPROVAL rule holds is denied without them, and released at the gate by the approval it was admitted with', async (t) => {
+    const r = await h.cli('cara', await act('big-0', '8000'));
+    t.equal(r.code, 3);
+    t.match(r.stderr, /^QUORUM_NOT_MET: rule sol-approved needs 2 approvals of approvers/m, 'the refusal names the rule');
     const cara = h.client('cara');
-    const held = await cara.watch('big-1', () => undefined, (v) => v.state === 'Executed' && v.notes.some((n) => n.reason === 'PUBLICATION_DENIED'));
-    t.equal(held.state, 'Executed', 'executed is not published');
-    t.match(held.notes.find((n) => n.reason === 'PUBLICATION_DENIED')?.text ?? '', /needs a PublicationReleased decision/);
-    t.ok(held.signature.length > 0, 'the signature exists and is withheld');
-    const watch = await h.cli('audra', ['act', 'show', '--op', 'big-1']);
-    t.match(watch.stdout, /PUBLICATION_DENIED: held at the publication gate/);
-    const rel = await cara.proposeDecision(JSON.stringify({ kind: 'PublicationReleased', opId: 'big-1' }));
-    await h.approve(rel.cid, ['approver-1', 'approver-2']);
-    t.equal((await waitAct(cara, 'big-1', 'Published')).state, 'Published', 'released by decision');
+    const big = { keyId: 'k', ...(await actTx(cara, 'k', '8000', 'sol-treasury')) };
+    const held = await cara.proposeDecision(JSON.stringify({ kind: 'ActApproved', opId: 'big-1', act: { keyId: big.keyId, kind: big.kind, tx: toHex(big.tx) } }));
+    await h.approve(held.cid, ['approver-1', 'approver-2']);
+    await cara.submitAct({ opId: 'big-1', ...big, approvalCid: held.cid });
+    t.equal((await waitAct(cara, 'big-1', 'Published')).state, 'Published', 'admitted and released by its approval');
   });
 
   t.test('frozen cluster: admission is denied FROZEN until an unfreeze decision', async (t) => {

@@ -9,11 +9,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CustodyError } from '../../proto/errors.js';
-import type { ActPolicy } from '../../ledger/decision.js';
 import { regtestAddressOf, resolveDestination, seedOf, solanaAddressOf, solanaTransferMessage, taprootPsbt } from '../../ledger/scenario.js';
 import { fromHex } from '../../ledger/encoding.js';
 import type { Network, TxKind } from '../../ledger/tx/types.js';
 import { decisionBodyFromCbor, decisionSigningBytes, ed25519Sign, networkForScheme } from '../../ledger/decision.js';
+import { LEDGER_ASSETS } from '../../ledger/asset-table.js';
+import { type PolicyDocument, parsePolicyYaml } from '../../ledger/policy-engine/index.js';
 import { decode } from '../../ledger/encoding.js';
 import { LocalCluster, until, type LocalClusterOptions } from '../../node/lifecycle/local-cluster.js';
 import { AdminClient, type ActView } from '../../node/admin/client.js';
@@ -21,12 +22,36 @@ import { issueOperatorCert, type OperatorRole } from '../../node/admin/roles.js'
 
 export const CLI = fileURLToPath(new URL('../../node/cli.js', import.meta.url));
 
-export const POLICY: ActPolicy = {
-  tiers: [{ amountMax: 10_000n, approvals: 0 }, { amountMax: 1_000_000n, approvals: 2 }],
-  velocity: { windowMs: 3_600_000, amountMax: 10_000_000n },
-  destinations: { SOL: [solanaAddressOf('sol-treasury'), solanaAddressOf('sol-exchange')], BTC: [regtestAddressOf('bc1p-treasury')] },
-  autoReleaseAmountMax: 5_000n,
-};
+/**
+ * The test clusters' act policy: SOL to two destinations and BTC to one (the addresses the labels
+ * 'sol-treasury', 'sol-exchange' and 'bc1p-treasury' resolve to), up to 5,000 base units
+ * automatically and up to 1,000,000 with two approvers of the roster (approver-1..3), within
+ * 10,000,000 per key and hour; the raw kind only with approvals.
+ */
+export const POLICY: PolicyDocument = parsePolicyYaml(`version: 1
+groups:
+  approvers:
+    approvers: [approver-1, approver-2, approver-3]
+rules:
+  - id: raw-with-approvals
+    match: { kinds: [raw] }
+    action: REQUIRE_APPROVAL
+    approvals: { k: 2, group: approvers, ttl: 1h }
+  - id: sol-small
+    match: { assets: [SOL], destination: { allow: [${solanaAddressOf('sol-treasury')}, ${solanaAddressOf('sol-exchange')}] }, amount: { max: "0.000005" }, windows: [{ per: key, length: 1h, maxAmount: "0.01" }] }
+    action: ALLOW
+  - id: btc-small
+    match: { assets: [BTC], destination: { allow: [${regtestAddressOf('bc1p-treasury')}] }, amount: { max: "0.00005" }, windows: [{ per: key, length: 1h, maxAmount: "0.1" }] }
+    action: ALLOW
+  - id: sol-approved
+    match: { assets: [SOL], destination: { allow: [${solanaAddressOf('sol-treasury')}, ${solanaAddressOf('sol-exchange')}] }, amount: { max: "0.001" }, windows: [{ per: key, length: 1h, maxAmount: "0.01" }] }
+    action: REQUIRE_APPROVAL
+    approvals: { k: 2, group: approvers, ttl: 1h }
+  - id: btc-approved
+    match: { assets: [BTC], destination: { allow: [${regtestAddressOf('bc1p-treasury')}] }, amount: { max: "0.01" }, windows: [{ per: key, length: 1h, maxAmount: "0.1" }] }
+    action: REQUIRE_APPROVAL
+    approvals: { k: 2, group: approvers, ttl: 1h }
+`, LEDGER_ASSETS);
 
 let txSeq = 0;
 

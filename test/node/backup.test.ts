@@ -20,7 +20,7 @@ import { SeededRng } from '../../raft/core/rng.js';
 import { Driver } from '../../raft/driver.js';
 import { LevelStorage, wipeStore } from '../../raft/storage/leveldb.js';
 import { systemClock } from '../../raft/transport.js';
-import { DEFAULT_POLICY, ScriptedCluster } from '../../ledger/scenario.js';
+import { UNLIMITED_RATE_POLICY, ScriptedCluster } from '../../ledger/scenario.js';
 import { LedgerApp, decodeVerdict, encodeLedgerCommand, levelColdStore } from '../../node/ledger-app.js';
 import { snapshotFrames } from '../../node/backup/source.js';
 import { SNAPSHOT_FORMAT, SnapshotEncoder, SnapshotParser, readSnapshotFile, type SnapshotHeader } from '../../node/backup/format.js';
@@ -100,7 +100,7 @@ t.test('every truncation, every flipped byte and any trailing byte is refused SN
  * as the LedgerApp of a node holds it.
  */
 function ledgerWithHistory(settled = 0): { app: LedgerApp; script: ScriptedCluster } {
-  const script = new ScriptedCluster({ label: 'backup', policy: { ...DEFAULT_POLICY, velocity: { windowMs: 1, amountMax: 1n << 62n } } });
+  const script = new ScriptedCluster({ label: 'backup', policy: UNLIMITED_RATE_POLICY });
   script.genesis();
   script.createKey('k1');
   for (let i = 0; i < settled; i++) {

@@ -109,17 +109,19 @@ t.test('init genesis: the node and the kernel pin the same genesis from genesis.
   const ids = ['n1', 'n2', 'n3'];
   for (const [i, id] of ids.entries()) initNode({ id, host: `10.9.0.${i + 1}`, peers: [PEERS], out: join(d, id), kernelDataDir: join(d, id, 'kstore'), socketGroup: '' });
   const approvers = ['alice', 'bob', 'carol'].map((id) => makeApproverKey(id));
-  writeFileSync(join(d, 'policy.json'), JSON.stringify({ tiers: [{ amountMax: '1000', approvals: 0 }, { amountMax: '1000000', approvals: 2 }], velocity: { windowMs: 3600000, amountMax: '5000000' }, destinations: { BTC: ['bc1-cold'] }, autoReleaseAmountMax: '500' }));
+  writeFileSync(join(d, 'policy.yaml'), [
+    'version: 1', 'groups:', '  approvers:', '    treasury: [alice, bob]', 'rules:',
+    '  - id: cold', '    match: { assets: [BTC], destination: { allow: [bc1-cold] }, amount: { max: "0.01" } }', '    action: REQUIRE_APPROVAL', '    approvals: { k: 2, group: treasury, ttl: 1h }', '',
+  ].join('\n'));
   const g = custody('init', 'genesis', '--out', join(d, 'genesis.hex'), ...ids.flatMap((id) => ['--node', `${id}=${join(d, id, `${id}.identity.pub`)}`]),
-    ...approvers.flatMap((a) => ['--approver', `${a.id}=${toHex(a.publicKey)}`]), '--security', 'carol', '--cluster-id', 'c-three', '--policy', join(d, 'policy.json'));
+    ...approvers.flatMap((a) => ['--approver', `${a.id}=${toHex(a.publicKey)}`]), '--security', 'carol', '--cluster-id', 'c-three', '--policy', join(d, 'policy.yaml'));
   t.equal(g.code, 0, g.err);
   t.match(g.out, /genesis of c-three \(cid [0-9a-f]{64}\)[\s\S]*nodes: n1, n2, n3; approvers: alice \(governor\), bob \(governor\), carol \(governor, security\); quorum 2, freeze 1/, 'says what it wrote');
   const bytes = fromHex(readFileSync(join(d, 'genesis.hex'), 'utf8').trim());
   const ev = decodeEvent(bytes);
   if (ev.type !== 'ClusterGenesis') throw new Error('not a genesis');
   t.same(ev.nodes.map((n) => [n.id, toHex(n.identityKey), n.passport]), ids.map((id) => [id, readFileSync(join(d, id, `${id}.identity.pub`), 'utf8').trim(), `${id}-p1`]), 'every node with the identity key its host made');
-  t.same(ev.policy.destinations, { BTC: ['bc1-cold'] }, 'the policy file is the genesis policy');
-  t.equal(ev.policy.autoReleaseAmountMax, 500n);
+  t.same(ev.policy.rules.map((r) => [r.id, r.match.destination?.allow, r.action]), [['cold', ['bc1-cold'], { kind: 'REQUIRE_APPROVAL', k: 2, group: 'treasury', ttlMs: 3_600_000 }]], 'the policy file is the genesis policy');
 
   for (const id of ids) writeFileSync(join(d, id, 'genesis.hex'), readFileSync(join(d, 'genesis.hex')));
   const lc = loadLifecycleConfig(join(d, 'n2', 'n2.lifecycle.yaml'));
@@ -133,7 +135,7 @@ t.test('init genesis: the node and the kernel pin the same genesis from genesis.
 
   const closed: GenesisOptions = { out: join(d, 'closed.hex'), nodes: [`n1=${join(d, 'n1', 'n1.identity.pub')}`], approvers: approvers.slice(0, 2).map((a) => `${a.id}=${toHex(a.publicKey)}`) };
   const c = makeGenesis(closed).genesis;
-  t.same([c.policy.destinations, c.policy.tiers.map((x) => x.approvals)], [{}, [2]], 'without --policy no destination is allowed and every act needs the quorum');
+  t.same(c.policy.rules, [], 'without --policy the genesis policy has no rules: every act is refused (default deny)');
   t.throws(() => makeGenesis(closed), /exists; repeat with --force/, 'an existing genesis file is not replaced without --force');
 });
 
@@ -174,8 +176,11 @@ t.test('invalid input is refused with CONFIG_INVALID naming the option, and noth
   t.match(g({ nodes: ['n2=00'] }), /^CONFIG_INVALID: --node \(n2\): "00" is neither 64 hex digits nor a readable file/, 'a node key that is not a key');
   t.match(g({ security: ['bob'] }), /^CONFIG_INVALID: --security: bob is not an --approver/, 'a security role for a stranger');
   t.match(g({ clusterId: 'a b' }), /^CONFIG_INVALID: --cluster-id: "a b" must be/, 'a cluster id with a space');
-  writeFileSync(join(d, 'bad-policy.json'), JSON.stringify({ tiers: [], velocity: { windowMs: 1, amountMax: '-1' }, destinations: {}, autoReleaseAmountMax: '0' }));
-  t.match(g({ threshold: 1, policyFile: join(d, 'bad-policy.json') }), /^CONFIG_INVALID: --approver: threshold 1/, 'a threshold of 1 (one stolen key would rule)');
+  writeFileSync(join(d, 'bad-policy.yaml'), 'version: 1\nrules:\n  - id: all-raw\n    match: { kinds: [raw] }\n    action: ALLOW\n');
+  t.match(g({ threshold: 1, policyFile: join(d, 'bad-policy.yaml') }), /^CONFIG_INVALID: --approver: threshold 1/, 'a threshold of 1 (one stolen key would rule)');
+  t.match(g({ policyFile: join(d, 'bad-policy.yaml'), approvers: [`alice=${toHex(a.publicKey)}`, `bob=${toHex(makeApproverKey('bob').publicKey)}`] }), /^CONFIG_INVALID: --policy: .*an ALLOW rule may not match raw acts/, 'a policy that would sign raw bytes automatically');
+  writeFileSync(join(d, 'stranger-policy.yaml'), 'version: 1\ngroups:\n  approvers:\n    g: [mallory]\nrules: []\n');
+  t.match(g({ policyFile: join(d, 'stranger-policy.yaml'), approvers: [`alice=${toHex(a.publicKey)}`, `bob=${toHex(makeApproverKey('bob').publicKey)}`] }), /^CONFIG_INVALID: --policy: .*not on the roster: mallory \(group g\)/, 'an approver group naming someone off the roster');
   t.throws(() => statSync(join(d, 'g.hex')), 'no genesis was written');
 });
 

@@ -21,6 +21,9 @@ import { fileURLToPath } from 'node:url';
 import { CLI_PATH } from '../../node/cluster.js';
 import { issueOperatorCert } from '../../node/admin/roles.js';
 import { until } from './harness.js';
+import { toHex } from '../../ledger/encoding.js';
+import { LEDGER_ASSETS } from '../../ledger/asset-table.js';
+import { encodeDocument, parsePolicyYaml } from '../../ledger/policy-engine/index.js';
 
 const SCRIPT = fileURLToPath(new URL('../../../cluster-configs/netns-3/netns.sh', import.meta.url));
 const prefix = `c3h${process.pid % 100000}`;
@@ -179,7 +182,7 @@ t.test('three hosts: init, sign, genesis, kernels and nodes as separate users, a
   // A governance decision: proposed and approved on the leader's host by two approvers; at quorum it is committed.
   const li = ids.indexOf(leader as (typeof ids)[number]);
   const conn = ['--node', `${host(li)}:7500`, '--node-id', leader, '--certs', ca];
-  const policy = { tiers: [{ amountMax: '1000000', approvals: 2 }], velocity: { windowMs: 86400000, amountMax: '5000000' }, destinations: { BTC: ['bc1-cold'] }, autoReleaseAmountMax: '0' };
+  const policy = toHex(encodeDocument(parsePolicyYaml('version: 1\ngroups:\n  approvers:\n    treasury: [alice, bob]\nrules:\n  - id: cold\n    match: { assets: [BTC], destination: { allow: [bc1-cold] } }\n    action: REQUIRE_APPROVAL\n    approvals: { k: 2, group: treasury, ttl: 1h }\n', LEDGER_ASSETS)));
   const p = await custodyOn(leader, 'admin', 'decision', 'propose', ...conn, '--as', 'alice', '--action-json', JSON.stringify({ kind: 'PolicyChanged', policy }));
   const cid = /decision ([0-9a-f]{64}): /.exec(p.out)?.[1];
   t.ok(cid, `alice proposed a PolicyChanged decision ${p.err}`);
