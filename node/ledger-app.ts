@@ -91,6 +91,8 @@ export interface LedgerVerdict {
   readonly opState?: OpState;
   readonly permitId?: string;
   readonly eventCid?: string;
+  /** On an ActSubmitted the policy judged: the id of the rule that decided (absent for default deny). */
+  readonly rule?: string;
 }
 
 export function verdictOf(r: ApplyResult): LedgerVerdict {
@@ -98,6 +100,7 @@ export function verdictOf(r: ApplyResult): LedgerVerdict {
     index: r.index, type: r.type, replayed: r.replayed,
     ...(r.opState !== undefined ? { opState: r.opState } : {}),
     ...(r.eventCid ? { eventCid: toHex(r.eventCid) } : {}),
+    ...(r.admission?.ruleId ? { rule: r.admission.ruleId } : {}),
   };
   if (r.ok) return { ok: true, ...common, detail: r.effect, applied: true, ...(r.permitId ? { permitId: toHex(r.permitId) } : {}) };
   return { ok: false, ...common, reason: r.reason, detail: r.detail, applied: r.applied };
