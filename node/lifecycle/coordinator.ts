@@ -32,7 +32,7 @@
  *
  *   Signing act a on key k (acts on one key are signed one after another: a kernel consumes a
  *   key's nonces in counter order, so interleaved acts would burn each other's commitments)
- *     any node       L ActSubmitted (policy, approvals, velocity, epoch)  -> Admitted | Denied
+ *     any node       L ActSubmitted (transaction, policy rules, approvals) -> Admitted | Denied
  *     coordinator    L ActPermitIssued                                    -> PendingRemote, permit P
  *     coordinator    ask participants, in turn, for a nonce commitment (K nonces) until t answer;
  *                    one that does not answer within remoteTimeoutMs, or refuses (fenced, the set

@@ -18,7 +18,7 @@ t.test('acts in flight are bounded; ending one makes room, and the archive keeps
   const submit = (opId: string): ApplyResult => {
     const before = s.log.length;
     s.submit(opId, s.act('k1', { amount: 1n }));
-    s.nowMs += 2; // outside the 1 ms velocity window
+    s.nowMs += 2; // each act at its own stamp
     const r = apply(live, s.log[before]!, archive);
     archive.add(r.archived);
     live = r.state;

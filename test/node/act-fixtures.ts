@@ -25,6 +25,7 @@ import type { LedgerVerdict } from '../../node/ledger-app.js';
 import { actCid, type Act, type LedgerEvent } from '../../ledger/events.js';
 import { decisionCid, type ApproverKey } from '../../ledger/decision.js';
 import { DEFAULT_POLICY } from '../../ledger/scenario.js';
+import { emptyHistory } from '../../ledger/policy-engine/history.js';
 import type { ClusterState, KeyRecord, LedgerState, OpRecord } from '../../ledger/state.js';
 import { parseTransaction } from '../../ledger/tx/parse.js';
 import { assetTable } from '../../ledger/admission.js';
@@ -49,7 +50,7 @@ export function clusterState(): ClusterState {
       [BTC.key.keyId]: keyRecord(BTC.key.keyId, 'taproot', 'bitcoin-regtest', BTC.key.groupKey),
       [SOL.key.keyId]: keyRecord(SOL.key.keyId, 'ed25519', 'solana-devnet', SOL.key.groupKey),
     },
-    ops: {}, opCount: 0, inFlight: 0, archived: { count: 0, head: new Uint8Array(32) }, endedByState: {}, permits: {}, velocity: {}, consumed: {}, statements: {}, evidence: {},
+    ops: {}, opCount: 0, inFlight: 0, archived: { count: 0, head: new Uint8Array(32) }, endedByState: {}, permits: {}, policyHistory: emptyHistory(DEFAULT_POLICY), consumed: {}, statements: {}, evidence: {},
   } as unknown as ClusterState;
 }
 
