@@ -193,9 +193,11 @@ export class Coordinator {
     if (!this.o.ledger.isLeader()) return;
     const e = decodeEvent(entry.event);
     if (e.type !== 'ActSubmitted') return;
+    // The engine's detail usually starts with the rule it names; say it once.
     const by = v.ruleId === null ? 'no rule (default deny)' : `rule ${v.ruleId}`;
-    if (v.allowed) this.note(e.opId, `admitted by policy ${by}: ${v.detail}`);
-    else this.note(e.opId, `denied by policy ${by}: ${v.detail}`, v.reason ?? undefined);
+    const why = v.detail.startsWith(by) ? v.detail : `${by}: ${v.detail}`;
+    if (v.allowed) this.note(e.opId, `admitted by policy ${why}`);
+    else this.note(e.opId, `denied by policy ${why}`, v.reason ?? undefined);
   }
 
   notesOf(opId: string): readonly ChronicleNote[] {
