@@ -13,7 +13,7 @@ import { ScriptedCluster } from '../../ledger/scenario.js';
 import { encodeEvent, type LedgerEvent } from '../../ledger/events.js';
 import { stateRoot } from '../../ledger/state.js';
 import { toHex } from '../../ledger/encoding.js';
-import { LedgerApp, decodeLedgerCommand, decodeVerdict, encodeLedgerCommand } from '../../node/ledger-app.js';
+import { LedgerApp, decodeLedgerCommand, decodeVerdict, encodeLedgerCommand, encodeVerdict, verdictOf } from '../../node/ledger-app.js';
 import { Hub, until } from '../../node/lifecycle/local-cluster.js';
 import { ids, restartLedgerNode, startLedgerNode, stopLedgerNode, type LedgerNode as N } from './ledger-nodes.js';
 
@@ -108,4 +108,19 @@ t.test('a command that is not an envelope is refused identically by every node a
   t.equal(copy.root(), app.root(), 'snapshot and restore keep the root');
   t.throws(() => copy.restore(new Uint8Array([1, 2, 3])), { name: 'CustodyError' }, 'a damaged snapshot is refused');
   t.equal(r.writes.length, 1, 'the state is persisted with the entry');
+});
+
+t.test('the verdict a proposer receives names the policy rule that admitted or denied an act, and only that of the rule engine', async (t) => {
+  const s = new ScriptedCluster({ label: 'verdict-rule' });
+  s.genesis();
+  for (const r of s.createKey('k1')) if (!r.ok) throw new Error(`setup: ${r.reason} ${r.detail}`);
+  const small = decodeVerdict(encodeVerdict(verdictOf(s.submit('small', s.act('k1')))));
+  t.match(small, { ok: true, opState: 'Admitted', rule: 'sol-small' }, 'admitted: the rule travels with the verdict');
+  const held = verdictOf(s.submit('held', s.act('k1', { amount: 50_000n })));
+  t.match(held, { ok: false, reason: 'QUORUM_NOT_MET', applied: true, rule: 'sol-approved' }, 'denied for want of approvals: the rule that holds it');
+  const nowhere = verdictOf(s.submit('nowhere', s.act('k1', { destination: 'bc1-unknown' })));
+  t.match(nowhere, { ok: false, reason: 'POLICY_NO_RULE' });
+  t.notOk('rule' in nowhere, 'default deny names no rule');
+  const frozen = verdictOf(s.decide({ kind: 'EmergencyFreeze', reason: 'drill' }, [s.approvers[2]!]));
+  t.notOk('rule' in frozen, 'a decision carries no rule');
 });
