@@ -91,7 +91,7 @@ t.test('snapshot save, restore into a new cluster: chronicle, evidence, new writ
   t.equal((await client(old, 'cara', 'n3').settleAct('pay-1', 'tx-pay-1')).state, 'Settled', 'pay-1 settled');
   // An act above the first tier: two approvals before admission, two more to pass the publication gate.
   const big = { keyId: 'k', ...(await actTx(client(old, 'cara', 'n2'), 'k', '20000', 'sol-treasury')) };
-  const held = await client(old, 'cara', 'n1').proposeDecision(JSON.stringify({ kind: 'ActApproved', opId: 'big-1', act: big }));
+  const held = await client(old, 'cara', 'n1').proposeDecision(JSON.stringify({ kind: 'ActApproved', opId: 'big-1', act: { keyId: big.keyId, kind: big.kind, tx: Buffer.from(big.tx).toString('hex') } }));
   await approve(old, held.cid, ['approver-1', 'approver-2']);
   await client(old, 'cara', 'n2').submitAct({ opId: 'big-1', ...big, approvalCid: held.cid });
   await client(old, 'cara', 'n2').watch('big-1', () => undefined, (v) => ['Executed', 'Aborted'].includes(v.state), 120_000);
