@@ -137,3 +137,22 @@ t.test('a key\'s network must suit its scheme, and the ledger parses against the
   t.same(k.groupKey, s.groupKey('btc'));
   t.equal(keyContextOf(s.state.cluster!, 'nope'), null);
 });
+
+t.test('the act codec bounds the transaction by its kind and the destination: a larger one is refused PAYLOAD_REJECTED, not journaled', async (t) => {
+  const s = cluster();
+  const { tx: limits } = await import('../../proto/limits.js');
+  const cases: [string, Act][] = [
+    ['a raw message one byte over its bound', s.act('sol', { kind: 'raw', tx: new Uint8Array(limits.rawBytesMax + 1).fill(0x61) })],
+    ['a Solana message one byte over its bound', s.act('sol', { tx: new Uint8Array(limits.solanaMessageBytesMax + 1) })],
+    ['an empty transaction', s.act('sol', { tx: new Uint8Array(0) })],
+    ['a destination over its bound', s.act('sol', {}, { destination: 'x'.repeat(limits.destinationBytesMax + 1) })],
+    ['an unknown kind', s.act('sol', {}, { kind: 'eth' as never })],
+  ];
+  for (const [what, act] of cases) {
+    const before = s.state.height;
+    t.match(s.submit(`big-${what}`, act), { ok: false, reason: 'PAYLOAD_REJECTED', applied: false }, what);
+    t.equal(s.state.height, before, `${what}: nothing journaled`);
+  }
+  const atBound = s.act('sol', { kind: 'raw', tx: new Uint8Array(limits.rawBytesMax).fill(0x61) });
+  t.match(s.submit('raw-at-bound', atBound), { ok: false, reason: 'POLICY_DENIED', applied: true }, 'a raw message at its bound decodes (and policy never auto-allows raw)');
+});
