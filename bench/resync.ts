@@ -5,8 +5,13 @@
  * the archive's count and head, and fetches the archived records from its peers over the peer
  * transport (gRPC ArchiveRange), checking them against the hash chain.
  *
- *   node dist/bench/resync.js [--acts 20000] (1000000 for a million-act journal: its build takes
- *     about 50 times as long) [--batch 256] [--dir DIR] [--keep]
+ *   node dist/bench/resync.js [--acts 20000] [--batch 256] [--dir DIR] [--keep] [--hold FILE]
+ *
+ * (--help prints the options and their defaults.) --acts 1000000 measures a million-act journal:
+ * its build and the cluster restore that seeds it take about 50 times as long as the default's.
+ * --hold FILE waits, once the cluster is seeded and before any node starts, until FILE exists: the
+ * daemons then run the node build on disk at that moment, so one long build of the journal can
+ * measure a node built meanwhile (or two builds, with --keep and a copy of the seeded directory).
  *
  * The journal is built as bench/archive.ts builds one: real ledger events (every act Submitted,
  * permitted, signing set fixed, Executed, Published, Settled, on a Taproot key whose commitments
@@ -25,7 +30,7 @@
  * its archive fetch, from its log. A JSON line for tooling closes the output.
  */
 import { spawn } from 'node:child_process';
-import { createWriteStream, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -48,7 +53,19 @@ function arg(name: string, dflt: string): string {
   return i >= 0 && process.argv[i + 1] !== undefined ? (process.argv[i + 1] as string) : dflt;
 }
 
+const HELP = `node dist/bench/resync.js [options]
+  --acts N     settled acts in the journal (default 20000; 1000000 for the million-act figure)
+  --batch N    acts applied per LevelDB batch while building the journal (default 256)
+  --dir DIR    work in DIR (default: a new temporary directory, removed at the end)
+  --keep       keep the temporary directory
+  --hold FILE  once the cluster is seeded, wait until FILE exists before starting it (default: no wait)
+  --help       this text`;
+if (process.argv.includes('--help')) {
+  process.stdout.write(`${HELP}\n`);
+  process.exit(0);
+}
 const ACTS = Number(arg('acts', '20000'));
+const HOLD = arg('hold', '');
 const BATCH = Number(arg('batch', '256'));
 const KEEP = process.argv.includes('--keep');
 const CLI = fileURLToPath(new URL('../node/cli.js', import.meta.url));
@@ -166,6 +183,10 @@ async function main(): Promise<void> {
     const restored = await cli(['cluster', 'restore', '--snapshot', file, '--config', root]);
     if (restored.code !== 0) throw new Error(`bench: cluster restore failed: ${restored.out}`);
     say(`seeded with custody cluster restore: ${restored.out.trim().split('\n').at(-1) ?? ''}`);
+    if (HOLD !== '') {
+      say(`holding until ${HOLD} exists`);
+      await until(`${HOLD} to exist`, async () => (existsSync(HOLD) ? true : null), 24 * 3_600_000, 1_000);
+    }
     await c.start('audra', CLI, 300_000);
     const probe = c.client('n1', 'audra');
     const leader = await until('a leader', async () => {
@@ -180,6 +201,8 @@ async function main(): Promise<void> {
     if (wiped.code !== 0) throw new Error(`bench: node wipe failed: ${wiped.out}`);
     await c.startKernel('n3');
     const t0 = performance.now();
+    const startedAt = Date.now();
+    const logFrom = statSync(join(root, 'n3.log')).size; // what n3 logged before the wipe is not read
     const d = c.startDaemon('n3');
     const n3 = c.client('n3', 'audra');
     let peakKiB = 0;
@@ -196,11 +219,20 @@ async function main(): Promise<void> {
     if (d.pid !== undefined) peakKiB = Math.max(peakKiB, rssOf(d.pid).peakKiB);
     const now = d.pid !== undefined ? rssOf(d.pid).nowKiB : 0;
     n3.close();
-    const log = readFileSync(join(root, 'n3.log'), 'utf8');
+    const log = readFileSync(join(root, 'n3.log')).subarray(logFrom).toString('utf8');
     const fetched = /archive: fetched records (\d+)\.\.(\d+) from (\S+)/.exec(log);
+    // Phases from the node's own log (every line starts with its ISO time): the snapshot in hand
+    // (the archive fetch begins), the archive fetched; the rest is installing and the log catch-up.
+    const at = (re: RegExp): number | null => {
+      const m = new RegExp(`^(\\S+) .*${re.source}`, 'm').exec(log);
+      return m ? (Date.parse(m[1] as string) - startedAt) / 1000 : null;
+    };
+    const phases = { snapshotInHand: at(/archive: the snapshot counts/), archiveFetched: at(/archive: fetched records/) };
+    const timing = /archive: fetched records \S+ from \S+ in (.*)$/m.exec(log)?.[1];
+    say(`n3 phases (s from its start): snapshot in hand ${phases.snapshotInHand ?? '?'}, archive fetched ${phases.archiveFetched ?? '?'}, in sync ${(syncMs / 1000).toFixed(1)}${timing ? `; fetch: ${timing}` : ''}`);
     say(`wiped node n3 in sync after ${(syncMs / 1000).toFixed(1)} s: applied ${caught.applied}, ${fetched ? `archive records ${fetched[1]}..${fetched[2]} fetched from ${fetched[3]}` : 'no archive fetch logged'}; act-0 and act-${ACTS - 1} read back Settled`);
     say(`n3 resident set: peak ${mib(peakKiB)} MiB, now ${mib(now)} MiB`);
-    result = { bench: 'resync', acts: ACTS, buildSeconds: Math.round(built.seconds * 10) / 10, snapshotFileMiB: Math.round(statSync(file).size / 104857.6) / 10, syncSeconds: Math.round(syncMs / 100) / 10, peakRssMiB: mib(peakKiB), rssMiB: mib(now), fetched: fetched ? Number(fetched[2]) + 1 : 0 };
+    result = { bench: 'resync', acts: ACTS, buildSeconds: Math.round(built.seconds * 10) / 10, snapshotFileMiB: Math.round(statSync(file).size / 104857.6) / 10, syncSeconds: Math.round(syncMs / 100) / 10, peakRssMiB: mib(peakKiB), rssMiB: mib(now), fetched: fetched ? Number(fetched[2]) + 1 : 0, ...phases };
   } finally {
     await c.stop();
     if (!KEEP && arg('dir', '') === '') rmSync(root, { recursive: true, force: true });

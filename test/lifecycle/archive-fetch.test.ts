@@ -14,7 +14,14 @@
  *  - a peer serves only what it counts, within the bounds;
  *  - crash midway: the store is closed between the fetch and the install, reopened with the old
  *    state; the fetched records are invisible, and the next install re-verifies them and fetches
- *    only the rest.
+ *    only the rest;
+ *  - the keys a fetched record is stored under are read by walking its CBOR: for every record the
+ *    ledger archives they are the strict decoder's, and (property) for any bytes a peer may send
+ *    (cut short, altered, garbage) the walk ends inside the bytes and, whenever the strict decoder
+ *    reads an archived act, agrees with it;
+ *  - a peer serves a range from one seek into the position index and one multi-get: the scan
+ *    reads exactly the keys of its range, and a position whose index names an act stored at
+ *    another position is refused STORAGE_CORRUPT, not served.
  *
  * A failure prints fast-check's seed and path; replay it exactly with
  *   FC_SEED=<seed> FC_PATH=<path> npx tap dist/test/lifecycle/archive-fetch.test.js
@@ -25,11 +32,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LevelStorage } from '../../raft/storage/leveldb.js';
+import { MemoryArchive, apply } from '../../ledger/index.js';
+import { decodeArchived } from '../../ledger/archive.js';
 import { ScriptedCluster } from '../../ledger/scenario.js';
-import { stateRoot } from '../../ledger/state.js';
+import { emptyState, stateRoot } from '../../ledger/state.js';
 import { decode, encode, toHex } from '../../ledger/encoding.js';
 import { ledger as ledgerLimits } from '../../proto/limits.js';
-import { type ArchiveSource, LedgerApp, archiveRecordWrites, encodeLedgerCommand, levelColdStore } from '../../node/ledger-app.js';
+import { type ArchiveSource, LedgerApp, archiveRecordWrites, encodeLedgerCommand, fetchedKeys, levelColdStore } from '../../node/ledger-app.js';
 import { conf } from './ledger-nodes.js';
 
 const RUNS = Number(process.env.FC_RUNS ?? 20);
@@ -279,4 +288,114 @@ t.test('archive fetch', async (t) => {
     t.equal(fifth.app.root(), want, 'a bad staged record: the install starts again from the verified prefix');
     t.equal(toHex((await fifth.app.archiveRange(4, 1))[0] as Uint8Array), toHex(records[4] as Uint8Array), 'and overwrites it with the honest record');
   });
+});
+
+/** Records of every way an act ends: settled and aborted with a spent permit, denied without one. */
+function endedRecords(): Uint8Array[] {
+  const s = new ScriptedCluster({ label: 'archive-fetch-keys' });
+  s.genesis();
+  s.createKey('k1');
+  s.submit('settled-1', s.act('k1'));
+  s.issuePermit('settled-1');
+  s.execute('settled-1');
+  s.publish('settled-1');
+  s.settle('settled-1');
+  s.submit('denied-1', s.act('k1', { destination: 'bc1-evil' }));
+  s.submit('aborted-1', s.act('k1', { amount: 7n }));
+  s.issuePermit('aborted-1');
+  s.abort('aborted-1', 'REMOTE_TIMEOUT');
+  s.submit('aborted-2', s.act('k1', { amount: 3n }));
+  s.abort('aborted-2', 'REMOTE_TIMEOUT');
+  const archive = new MemoryArchive();
+  let state = emptyState();
+  for (const e of s.log) {
+    const r = apply(state, e, archive);
+    archive.add(r.archived);
+    state = r.state;
+  }
+  return archive.records().map((r) => r.bytes);
+}
+
+/** The keys as the strict decoder reads them (what the ledger's own apply stores a record under). */
+function strictKeys(record: Uint8Array): { opId: string; permitId: string | null } {
+  const a = decodeArchived(record);
+  return { opId: a.op.opId, permitId: a.permit !== null && a.op.permitId !== null ? toHex(a.op.permitId) : null };
+}
+
+/** Every way the walk refuses bytes: anything else (a TypeError, a RangeError) would be a fault. */
+const WALK_REFUSALS = /^(truncated|length runs past the end|count runs past the end|additional information \d+|nested too deep|not a map|op is not a map|expected text|expected bytes or null|trailing bytes|not an archived act)$/;
+
+function walkedKeys(record: Uint8Array): { opId: string; permitId: string | null } {
+  const k = fetchedKeys(record);
+  return { opId: k.opId, permitId: k.permitId === null ? null : toHex(k.permitId) };
+}
+
+t.test('the keys of a fetched record, walked, are the strict decoder\'s', async (t) => {
+  const records = endedRecords();
+  t.same(records.map((r) => strictKeys(r).opId), ['settled-1', 'denied-1', 'aborted-1', 'aborted-2'], 'settled, denied and aborted acts were archived');
+  t.ok(records.some((r) => strictKeys(r).permitId !== null) && records.some((r) => strictKeys(r).permitId === null), 'with and without a spent permit');
+  for (const r of records) t.same(walkedKeys(r), strictKeys(r), `${strictKeys(r).opId}: the same keys`);
+  t.throws(() => fetchedKeys(encode({ not: 'a record' })), /not an archived act/, 'a map without the record\'s fields is refused');
+  t.throws(() => fetchedKeys(encode({ op: { opId: 'x', permitId: null }, permit: null, extra: [1, 2] }).subarray(0, 20)), /runs past|truncated/, 'a record cut short is refused');
+  // A count that claims more items than bytes remain is refused before any loop runs.
+  t.throws(() => fetchedKeys(Uint8Array.from([0xbb, 0x00, 0x00, 0x00, 0x0f, 0xff, 0xff, 0xff, 0xff])), /count runs past the end/, 'a forged map count');
+  t.throws(() => fetchedKeys(Uint8Array.from([0xbf, 0xff])), /additional information 31/, 'an indefinite-length map');
+  // Nesting beyond the bound is refused, not followed down the stack.
+  const deep = Uint8Array.from([0xa1, 0x62, 0x7a, 0x7a, ...new Array<number>(200).fill(0x81), 0x00]);
+  t.throws(() => fetchedKeys(deep), /nested too deep/, 'nesting past the bound');
+
+  await fc.assert(fc.asyncProperty(
+    fc.constantFrom(...records.keys()),
+    fc.oneof(
+      fc.record({ kind: fc.constant('cut' as const), at: fc.nat() }),
+      fc.record({ kind: fc.constant('flip' as const), at: fc.nat(), to: fc.integer({ min: 0, max: 255 }) }),
+      fc.record({ kind: fc.constant('splice' as const), at: fc.nat(), bytes: fc.uint8Array({ maxLength: 12 }) }),
+      fc.record({ kind: fc.constant('garbage' as const), bytes: fc.uint8Array({ maxLength: 64 }) }),
+    ),
+    async (i, m) => {
+      const r = records[i] as Uint8Array;
+      const bad = m.kind === 'cut' ? r.subarray(0, m.at % r.length)
+        : m.kind === 'flip' ? Uint8Array.from(r, (b, j) => (j === m.at % r.length ? m.to : b))
+        : m.kind === 'splice' ? Uint8Array.from([...r.subarray(0, m.at % r.length), ...m.bytes, ...r.subarray(m.at % r.length)])
+        : m.bytes;
+      let walked: { opId: string; permitId: string | null } | Error;
+      try {
+        walked = walkedKeys(bad);
+      } catch (e) {
+        walked = e as Error;
+      }
+      let strict: { opId: string; permitId: string | null } | null;
+      try {
+        strict = strictKeys(bad);
+      } catch {
+        strict = null;
+      }
+      // Whatever the walk answers for bytes no canonical record has, the chain check refuses them;
+      // for bytes that are an archived act it must answer what the ledger would store them under.
+      if (strict !== null) t.same(walked, strict, `${m.kind}: an archived act still, and the same keys`);
+      else if (m.kind === 'cut') t.match(walked, { message: /truncated|runs past the end/ }, `cut at ${bad.length}: refused as cut short`);
+      else if (walked instanceof Error) t.match(walked.message, WALK_REFUSALS, `${m.kind}: refused by the walk itself (${walked.message}), not by a fault past the bytes`);
+      else t.ok(walked.opId.length > 0 && (walked.permitId === null || /^[0-9a-f]*$/.test(walked.permitId)), `${m.kind}: keys of bytes the chain check refuses (${walked.opId})`);
+    },
+  ), { numRuns: RUNS * 10, ...replay });
+});
+
+t.test('serving reads a range by one seek into the position index', async (t) => {
+  const script = history();
+  const node = await open();
+  t.teardown(() => node.storage.close());
+  await applyPrefix(node, script, script.log.length);
+  const seq = (n: number): string => `sm/archive/seq/${String(n).padStart(16, '0')}`;
+  const keys: string[] = [];
+  for await (const [k] of node.storage.appScan('sm/archive/seq/', { from: seq(5), to: seq(9) })) keys.push(k);
+  t.same(keys, [5, 6, 7, 8].map(seq), 'the scan reads from its first key up to, not including, its last');
+  await t.rejects(node.storage.appScan('sm/archive/seq/', { from: 'sm/archive/act/' }).next(), /outside/, 'a range outside the prefix is refused');
+  const many = await node.storage.appReadMany(['sm/archive/seq/' + String(3).padStart(16, '0'), 'sm/archive/act/nobody', seq(0)]);
+  t.same(many.map((v) => (v === undefined ? undefined : Buffer.from(v).toString('utf8'))), ['denied-3', undefined, 'denied-0'], 'a multi-get answers in the order asked, undefined where absent');
+  t.same((await node.app.archiveRange(0, ACTS)).map((r) => strictKeys(r).opId), [...Array(ACTS).keys()].map((i) => `denied-${i}`), 'every record, in position order');
+
+  // The position index names an act stored at another position (a corrupt store): refused, not served.
+  await persist(node.storage, [{ key: 'archive/seq/' + String(5).padStart(16, '0'), value: Buffer.from('denied-6', 'utf8') }]);
+  t.equal(await node.app.archiveRange(4, 3).then(() => 'served', reasonOf), 'STORAGE_CORRUPT', 'a position whose index and act disagree');
+  t.equal((await node.app.archiveRange(0, 5)).length, 5, 'the positions before it are still served');
 });
