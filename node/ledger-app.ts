@@ -671,16 +671,19 @@ export class LedgerApp implements Application {
   private async localChain(own: ArchiveHead, target: ArchiveHead): Promise<{ verified: ArchiveHead; held: ArchiveHead }> {
     let h = EMPTY_ARCHIVE_HEAD;
     let verified = EMPTY_ARCHIVE_HEAD;
-    for (let seq = 0; seq < target.count; seq++) {
-      const r = await this.storedAt(seq);
-      if (r === undefined) break;
-      h = archiveLink(h, r);
-      if (h.count === own.count) {
-        if (!sameHead(h, own)) {
-          this.log(`archive: the ${own.count} records this node holds do not reproduce its own accumulator; fetching them again`);
-          return { verified: EMPTY_ARCHIVE_HEAD, held: EMPTY_ARCHIVE_HEAD };
+    // Read a slice at a time (one seek and one multi-get, as a peer is served), hashed in order.
+    walk: for (let lo = 0; lo < target.count; lo += ledgerLimits.archiveFetchRecordsMax) {
+      const slice = await this.storedRange(lo, Math.min(target.count, lo + ledgerLimits.archiveFetchRecordsMax));
+      for (const r of slice) {
+        if (r === undefined) break walk;
+        h = archiveLink(h, r);
+        if (h.count === own.count) {
+          if (!sameHead(h, own)) {
+            this.log(`archive: the ${own.count} records this node holds do not reproduce its own accumulator; fetching them again`);
+            return { verified: EMPTY_ARCHIVE_HEAD, held: EMPTY_ARCHIVE_HEAD };
+          }
+          verified = h;
         }
-        verified = h;
       }
     }
     if (h.count < Math.min(own.count, target.count)) {
