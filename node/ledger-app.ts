@@ -699,27 +699,47 @@ export class LedgerApp implements Application {
     const t: FetchTimes = { totalMs: 0, waitMs: 0, checkMs: 0, writeMs: 0, answers: 0 };
     const t0 = performance.now();
     let h = start;
-    // One answer is asked for ahead while the last is checked and written (the peer reads while
-    // this node writes); at most two answers are in memory.
-    const ask = (from: number): { n: number; answer: Promise<readonly Uint8Array[]> } => {
-      const n = Math.min(ledgerLimits.archiveFetchRecordsMax, target.count - from);
+    // Answers are asked for ahead (ledger.archiveFetchAnswersAhead) while the last is checked and
+    // written: the peer reads the next ranges while this node works. Asks cover consecutive ranges
+    // and are taken in order; an answer cut short by the peer's byte bound leaves a gap, asked for
+    // at once and taken before the ranges already asked past it (so one more answer may be on its
+    // way). Asks are sized to the shortest answer so far, so that once the records' size is seen
+    // answers are rarely cut short. In memory: the answers on their way, the one being checked
+    // and the one being written.
+    interface Ask { readonly from: number; readonly n: number; readonly answer: Promise<readonly Uint8Array[]> }
+    let size: number = ledgerLimits.archiveFetchRecordsMax;
+    const ask = (from: number, n: number): Ask => {
       const answer = fetch(from, n);
       answer.catch(() => {}); // awaited below, or dropped with the refusal of an earlier answer
-      return { n, answer };
+      return { from, n, answer };
     };
-    let next = h.count < target.count ? ask(h.count) : null;
+    const asks: Ask[] = [];
+    let askedTo = h.count; // the end of the ranges asked for, gaps aside
+    const topUp = (): void => {
+      while (asks.length < ledgerLimits.archiveFetchAnswersAhead && askedTo < target.count) {
+        const n = Math.min(size, target.count - askedTo);
+        asks.push(ask(askedTo, n));
+        askedTo += n;
+      }
+    };
+    topUp();
     let writing: Promise<void> | null = null;
     let at = 0;
     try {
-      while (next !== null) {
-        const { n, answer } = next;
+      for (let next = asks.shift(); next !== undefined; next = asks.shift()) {
+        const { from, n, answer } = next;
+        assert(from === h.count, `archive fetch: the ask at ${from} is taken at ${h.count}`);
         at = performance.now();
         const records = await answer;
         t.answers++;
         t.waitMs += performance.now() - at;
         at = performance.now();
         if (records.length === 0 || records.length > n) throw new CustodyError('ARCHIVE_RECORD_REJECTED', `asked for ${n} records from ${h.count}, got ${records.length}`);
-        next = h.count + records.length < target.count ? ask(h.count + records.length) : null;
+        if (records.length < n) {
+          asks.unshift(ask(from + records.length, n - records.length)); // the gap, before what is asked past it
+          size = Math.min(size, records.length);
+        }
+        topUp();
         const writes: AppWrite[] = [];
         for (const record of records) {
           if (!(record instanceof Uint8Array)) throw new CustodyError('ARCHIVE_RECORD_REJECTED', `record ${h.count} is not bytes`);
