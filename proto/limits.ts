@@ -238,13 +238,6 @@ export const node = {
   proposalsPerEntryMax: 1024,
   /** Longest a graceful shutdown waits for in-flight work before the process exits anyway. */
   shutdownGraceMs: 10_000,
-  /**
-   * HTTP/2 receive window of a peer connection (RFC 9113 §6.9.2 SETTINGS_INITIAL_WINDOW_SIZE and
-   * the connection window), in bytes: what a peer may send before this node acknowledges any of
-   * it. With the protocol's 64 KiB default an archive fetch answer (ledger.archiveFetchBytesMax)
-   * waited for some thirty window updates, each a scheduling round trip of both processes.
-   */
-  peerFlowControlWindowBytes: 8 * 1024 * 1024,
 } as const;
 
 // ---------------------------------------------------------------------------------------------
@@ -456,5 +449,4 @@ check(shareBackup.recipientsMax >= 1 && shareBackup.keyIdBytesMax + shareBackup.
 check(tlog.noteSignaturesMax >= 16, 'the signed-note spec requires accepting at least 16 signatures');
 check(tlog.proofHashesMax >= 54, 'a proof over the largest tree size fits the proof bound');
 check(tlog.proofTextBytesMax >= tlog.noteBytesMax + tlog.proofHashesMax * 45 + Math.ceil(tlog.proofExtraBytesMax / 3) * 4 + 64, 'a tlog-proof holds a full note, a full proof and its extra data');
-check(node.peerFlowControlWindowBytes >= 2 * node.peerMessageBytesMax && node.peerFlowControlWindowBytes < 2 ** 31, 'two peer messages fit the receive window, which HTTP/2 bounds by 2^31-1');
 check(ledger.archiveFetchAnswersAhead >= 1 && (ledger.archiveFetchAnswersAhead + 1) * ledger.archiveFetchBytesMax <= 64 * 1024 * 1024, 'an archive fetch asks at least one answer ahead and holds a few MiB of answers');
