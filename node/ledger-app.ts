@@ -559,9 +559,11 @@ export class LedgerApp implements Application {
    * exactly the records the snapshot's accumulator counts, then installs the state.
    *
    * Message flow (node N installs a snapshot S whose state counts C records with head H):
-   *   1. N re-hashes the records it holds, in position order: those its own state counts must
-   *      reproduce its own accumulator (else its prefix is not trusted and is fetched again); the
-   *      records past it (fetched for an install a crash interrupted) are taken as they are.
+   *   1. N takes the records its own state counts as its accumulator (count c, head h_c) commits
+   *      to them, and re-hashes from h_c only the records it holds past c (fetched for an install a
+   *      crash interrupted, never counted). When S counts fewer than c, N re-hashes everything it
+   *      holds from position 0 instead: the records its state counts must reproduce h_c, else its
+   *      prefix is not trusted and is fetched again.
    *   2. From the first position it lacks, N asks a peer P (ArchiveSource) for ranges of at most
    *      ledger.archiveFetchRecordsMax records; P serves only positions its own state counts
    *      (archiveRange). N writes each answer to its store at once (ColdStore.put), extending the
@@ -572,6 +574,14 @@ export class LedgerApp implements Application {
    *      ledger.archiveFetchRoundsMax rounds over every peer, ARCHIVE_UNAVAILABLE.
    *   4. The state, decisions and book are returned as writes of the driver's one atomic batch
    *      with the Raft snapshot and applied index, as before.
+   *
+   * Why step 1 need not re-read the counted prefix: H = link(...link(h_c, r_c)..., r_{C-1}) for
+   * the records N fetched is a statement about S's whole sequence, and an S whose first c records
+   * differed from those h_c commits to would make H the head of two sequences (a SHA-256
+   * collision). The stored prefix is what h_c commits to exactly as every read already trusts it
+   * (act, endedActs, archiveRange serve it as it is, checksummed, written in the same atomic batch
+   * as the state counting it). An install is therefore no scrub of the prefix: a record altered on
+   * disk behind a valid checksum stays as it was, as it would without the install.
    *
    * Safety: "visible only once counted". Every read of the archive (act, endedActs, prepare's
    * lookups, archiveRecords, archiveRange) ignores a record whose position is >= the state's
@@ -634,17 +644,26 @@ export class LedgerApp implements Application {
   private async fillArchive(target: ArchiveHead, inline: readonly Uint8Array[] | null): Promise<void> {
     const own = this.current.cluster?.archived ?? EMPTY_ARCHIVE_HEAD;
     const t0 = performance.now();
-    const { verified, held } = await this.localChain(own, target);
+    // Step 1. The records the state counts are taken by its accumulator when the snapshot counts
+    // at least as many (the usual case: a node that fell behind), so only what lies past them is
+    // read; otherwise the whole prefix is re-hashed.
+    const quick = own.count > 0 && own.count <= target.count;
+    const { verified, held } = quick ? await this.chainPast(own, target) : await this.localChain(own, target);
     const localMs = performance.now() - t0;
     if (held.count === target.count && sameHead(held, target)) return;
-    this.log(`archive: the snapshot counts ${target.count} records; this node holds ${held.count} (${verified.count} verified against its own state), re-hashed in ${ms(localMs)}`);
+    this.log(`archive: the snapshot counts ${target.count} records; this node holds ${held.count} (${verified.count} ${quick ? 'counted by its own state' : 'verified against its own state'}), re-hashed in ${ms(localMs)}`);
+    await this.fetchRounds(held.count < target.count ? held : verified, verified, target, own, inline);
+  }
+
+  /** Steps 2-3 over every source, for up to ledger.archiveFetchRoundsMax rounds; ARCHIVE_UNAVAILABLE if none serves. */
+  private async fetchRounds(from: ArchiveHead, verified: ArchiveHead, target: ArchiveHead, own: ArchiveHead, inline: readonly Uint8Array[] | null): Promise<void> {
     const sources: { name: string; fetch: (fromSeq: number, n: number) => Promise<readonly Uint8Array[]> }[] = [];
-    if (inline !== null) sources.push({ name: 'the snapshot', fetch: async (from, n) => inline.slice(from, from + n) });
+    if (inline !== null) sources.push({ name: 'the snapshot', fetch: async (at, n) => inline.slice(at, at + n) });
     const refusals: string[] = [];
-    let start = held.count < target.count ? held : verified;
+    let start = from;
     for (let round = 0; round < ledgerLimits.archiveFetchRoundsMax; round++) {
       if (round > 0) await this.source?.pause?.(round);
-      const peers = [...sources, ...(this.source?.peers() ?? []).map((p) => ({ name: p, fetch: (from: number, n: number) => (this.source as ArchiveSource).fetch(p, from, n) }))];
+      const peers = [...sources, ...(this.source?.peers() ?? []).map((p) => ({ name: p, fetch: (at: number, n: number) => (this.source as ArchiveSource).fetch(p, at, n) }))];
       if (peers.length === 0) break;
       for (const p of peers) {
         try {
@@ -661,6 +680,22 @@ export class LedgerApp implements Application {
       if (inline !== null) break; // a snapshot file is its own whole source
     }
     throw new CustodyError('ARCHIVE_UNAVAILABLE', `the snapshot counts ${target.count} archived acts and this node holds ${verified.count} verified; no source served the rest (${refusals.slice(-6).join('; ') || 'no peer to ask'})`);
+  }
+
+  /**
+   * Step 1 for a node whose state counts `own.count` <= target.count records: those are taken as
+   * its accumulator commits to them, and only the records held past them (staged by an install a
+   * crash interrupted, never counted) are re-hashed, from `own`.
+   */
+  private async chainPast(own: ArchiveHead, target: ArchiveHead): Promise<{ verified: ArchiveHead; held: ArchiveHead }> {
+    let h = own;
+    walk: for (let lo = own.count; lo < target.count; lo += ledgerLimits.archiveFetchRecordsMax) {
+      for (const r of await this.storedRange(lo, Math.min(target.count, lo + ledgerLimits.archiveFetchRecordsMax))) {
+        if (r === undefined) break walk;
+        h = archiveLink(h, r);
+      }
+    }
+    return { verified: own, held: h };
   }
 
   /**

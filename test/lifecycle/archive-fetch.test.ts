@@ -4,8 +4,10 @@
  * visible only once a state counts them.
  *
  *  - property: whatever prefix of the history a node holds, installing the snapshot keeps that
- *    prefix (it fetches exactly the records it lacks, in answers of any size) and ends with the
- *    source's root and every act readable;
+ *    prefix (it fetches exactly the records it lacks, in answers of any size, arriving in any
+ *    order) and ends with the source's root and every act readable;
+ *  - a node whose state counts a prefix reads none of it again: the chain continues from its own
+ *    accumulator, and only the rest is read and fetched;
  *  - property: a peer serving the range altered, reordered, short, with a record dropped or
  *    duplicated is refused ARCHIVE_RECORD_REJECTED and the next peer is used; with no honest peer
  *    the install fails ARCHIVE_UNAVAILABLE and nothing becomes visible;
@@ -38,7 +40,7 @@ import { ScriptedCluster } from '../../ledger/scenario.js';
 import { emptyState, stateRoot } from '../../ledger/state.js';
 import { decode, encode, toHex } from '../../ledger/encoding.js';
 import { ledger as ledgerLimits } from '../../proto/limits.js';
-import { type ArchiveSource, LedgerApp, archiveRecordWrites, encodeLedgerCommand, fetchedKeys, levelColdStore } from '../../node/ledger-app.js';
+import { type ArchiveSource, type ColdStore, LedgerApp, archiveRecordWrites, encodeLedgerCommand, fetchedKeys, levelColdStore } from '../../node/ledger-app.js';
 import { conf } from './ledger-nodes.js';
 
 const RUNS = Number(process.env.FC_RUNS ?? 20);
@@ -70,11 +72,11 @@ t.teardown(async () => {
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
 
-async function open(source?: ArchiveSource, dir?: string, log?: (line: string) => void): Promise<Node> {
+async function open(source?: ArchiveSource, dir?: string, log?: (line: string) => void, wrap: (c: ColdStore) => ColdStore = (c) => c): Promise<Node> {
   const d = dir ?? (await mkdtemp(join(tmpdir(), 'custody-archive-fetch-')));
   if (dir === undefined) dirs.push(d);
   const storage = await LevelStorage.open({ dir: d, bootstrapConf: conf, recoveryHint: 'test' });
-  const app = new LedgerApp({ cold: levelColdStore(storage), ...(source ? { archiveSource: source } : {}), ...(log ? { log } : {}) });
+  const app = new LedgerApp({ cold: wrap(levelColdStore(storage)), ...(source ? { archiveSource: source } : {}), ...(log ? { log } : {}) });
   // As the driver does on start: the state and decisions come back from the store.
   app.load((k) => storage.appValue(`sm/${k}`), function* () {
     for (const k of storage.appKeys()) if (k.startsWith('sm/')) yield k.slice(3);
@@ -179,6 +181,37 @@ t.test('archive fetch', async (t) => {
         await node.storage.close();
       }
     }), { numRuns: RUNS, ...replay });
+  });
+
+  t.test('a node holding a prefix reads none of the records its state counts, and fetches only the rest', async (t) => {
+    const lines: string[] = [];
+    const readFrom: number[] = [];
+    // Every read of a position goes through the position index: record where each one starts.
+    const watch = (c: ColdStore): ColdStore => ({
+      ...c,
+      get: (key) => {
+        if (key.startsWith('archive/seq/')) readFrom.push(Number(key.slice('archive/seq/'.length)));
+        return c.get(key);
+      },
+      scan: (prefix, range) => {
+        if (prefix === 'archive/seq/') readFrom.push(range?.from !== undefined ? Number(range.from.slice(prefix.length)) : 0);
+        return c.scan(prefix, range);
+      },
+    });
+    const source = sourceOf([['peer', honest]]);
+    const node = await open(source, undefined, (l) => lines.push(l), watch);
+    t.teardown(() => node.storage.close());
+    // Every entry but the last (the act in flight) ends one act: stop 10 acts short of the source.
+    await applyPrefix(node, script, script.log.length - 1 - 10);
+    const own = node.app.state.cluster?.archived.count ?? 0;
+    t.equal(own, ACTS - 10, `the node's state counts ${ACTS - 10} acts`);
+    readFrom.length = 0;
+    await install(node, snap);
+    t.equal(node.app.root(), want, 'the install reaches the source\'s root');
+    t.equal(source.asked.get('peer'), 10, 'fetching the 10 acts it lacked');
+    t.ok(readFrom.length > 0 && readFrom.every((seq) => seq >= own), `no read of a position below ${own} (reads from ${[...new Set(readFrom)].join(', ')})`);
+    t.ok(lines.some((l) => new RegExp(`holds ${own} \\(${own} counted by its own state\\)`).test(l)), `the log says what it took as counted (${lines[0] ?? ''})`);
+    t.same((await node.app.endedActs(ACTS)).map((o) => o.opId), [...Array(ACTS).keys()].map((i) => `denied-${i}`), 'the whole chronicle reads back');
   });
 
   t.test('property: an altered, reordered, short, gapped or padded range is refused and the next peer used', async (t) => {
