@@ -5,13 +5,17 @@
  * the archive's count and head, and fetches the archived records from its peers over the peer
  * transport (gRPC ArchiveRange), checking them against the hash chain.
  *
- *   node dist/bench/resync.js [--acts 20000] [--batch 256] [--dir DIR] [--keep] [--hold FILE]
+ *   node dist/bench/resync.js [--acts 20000] [--batch 256] [--dir DIR] [--keep]
+ *   node dist/bench/resync.js --seeded DIR
  *
  * (--help prints the options and their defaults.) --acts 1000000 measures a million-act journal:
- * its build and the cluster restore that seeds it take about 50 times as long as the default's.
- * --hold FILE waits, once the cluster is seeded and before any node starts, until FILE exists: the
- * daemons then run the node build on disk at that moment, so one long build of the journal can
- * measure a node built meanwhile (or two builds, with --keep and a copy of the seeded directory).
+ * its build and the cluster restore that seeds it take about 50 times as long as the default's
+ * (on two shared cores: 37 minutes of build, a 1.9 GiB snapshot file, about 20 minutes of restore).
+ * --seeded DIR measures the journal an earlier run built and kept (--dir DIR --keep; give the same
+ * --acts): DIR holds its cluster's CA, node identities, approvers and genesis and its
+ * journal.snap; the run seeds a new cluster of the same nodes in DIR/seeded-<time> (new ports,
+ * configs and stores, as `custody cluster restore` onto new hosts) and measures there, so one
+ * long build serves any number of measurements, of any build of the node.
  *
  * The journal is built as bench/archive.ts builds one: real ledger events (every act Submitted,
  * permitted, signing set fixed, Executed, Published, Settled, on a Taproot key whose commitments
@@ -26,16 +30,17 @@
  *
  * Reported: the build rate; the time from the wiped node's start until it holds the leader's
  * applied index with the whole archive readable (its newest and oldest acts read back through
- * `act show` on it); the wiped node's peak resident set (VmHWM); the time from start to the end of
- * its archive fetch, from its log. A JSON line for tooling closes the output.
+ * `act show` on it); the wiped node's peak resident set (VmHWM); from its log, when it had the
+ * snapshot in hand (its archive fetch began) and when the fetch ended, and where the fetch's time
+ * went (waiting for answers, checking the chain, writing). A JSON line for tooling closes the output.
  */
 import { spawn } from 'node:child_process';
-import { createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { schnorr, secp256k1 } from '@noble/curves/secp256k1.js';
-import { DEFAULT_POLICY, ScriptedCluster, encodeEvent, keyReadyCid, seedOf, statementCid, type Act, type SigningSetMember } from '../ledger/index.js';
+import { DEFAULT_POLICY, ScriptedCluster, decodeEvent, encodeEvent, keyReadyCid, seedOf, statementCid, type Act, type SigningSetMember } from '../ledger/index.js';
 import { fromHex, toHex } from '../ledger/encoding.js';
 import type { ApproverRoster } from '../ledger/index.js';
 import { frostIdentifier } from '../ledger/signing-set.js';
@@ -58,14 +63,15 @@ const HELP = `node dist/bench/resync.js [options]
   --batch N    acts applied per LevelDB batch while building the journal (default 256)
   --dir DIR    work in DIR (default: a new temporary directory, removed at the end)
   --keep       keep the temporary directory
-  --hold FILE  once the cluster is seeded, wait until FILE exists before starting it (default: no wait)
+  --seeded DIR measure the journal a run kept in DIR (--dir DIR --keep) instead of building one;
+               give that run's --acts too (default: build)
   --help       this text`;
 if (process.argv.includes('--help')) {
   process.stdout.write(`${HELP}\n`);
   process.exit(0);
 }
 const ACTS = Number(arg('acts', '20000'));
-const HOLD = arg('hold', '');
+const SEEDED = arg('seeded', '');
 const BATCH = Number(arg('batch', '256'));
 const KEEP = process.argv.includes('--keep');
 const CLI = fileURLToPath(new URL('../node/cli.js', import.meta.url));
@@ -166,27 +172,50 @@ async function buildJournal(c: DaemonCluster, dir: string, file: string): Promis
   return { entries: app.state.index, seconds };
 }
 
+/**
+ * The cluster a kept run built its journal for, as DaemonCluster.restoredFrom reads it: its
+ * directory (node identities), CA, approvers, genesis and kernel home.
+ */
+function keptCluster(dir: string): DaemonCluster {
+  const genesis = decodeEvent(fromHex(readFileSync(join(dir, 'genesis.hex'), 'utf8').trim()));
+  if (genesis.type !== 'ClusterGenesis') throw new Error(`bench: ${dir}/genesis.hex is not a cluster genesis`);
+  const approvers = readdirSync(join(dir, 'approvers')).filter((f) => f.endsWith('.key')).sort().map((f) => {
+    const k = JSON.parse(readFileSync(join(dir, 'approvers', f), 'utf8')) as { id: string; secretKey: string; publicKey: string };
+    return { id: k.id, secretKey: fromHex(k.secretKey), publicKey: fromHex(k.publicKey) };
+  });
+  const nodes = genesis.nodes.map((n) => ({ id: n.id, admin: '', daemon: null, kernel: null }));
+  return { dir, genesis, approvers, certs: join(dir, 'certs'), kernelHome: dir, nodes, members: nodes } as unknown as DaemonCluster;
+}
+
 async function main(): Promise<void> {
-  const root = arg('dir', '') || mkdtempSync(join(tmpdir(), 'custody-bench-resync-'));
-  say(`resync bench: ${ACTS} settled acts, 3 daemons, in ${root}`);
-  // The velocity window keeps what one minute holds; acts are 200 ms apart.
-  const policy = { ...DEFAULT_POLICY, velocity: { windowMs: 60_000, amountMax: 10n ** 15n } };
-  const c = await DaemonCluster.create(root, policy, 3, 5_000);
-  issueOperatorCert(c.certs, 'audra', 'auditor');
-  const file = join(root, 'journal.snap');
-  const built = await buildJournal(c, join(root, 'build'), file);
-  say(`built: ${ACTS} settled acts (${built.entries} ledger entries) in ${built.seconds.toFixed(1)} s (${(ACTS / built.seconds).toFixed(0)} acts/s); snapshot file ${(statSync(file).size / 1048576).toFixed(1)} MiB`);
-  rmSync(join(root, 'build'), { recursive: true, force: true });
+  let root: string;
+  let c: DaemonCluster;
+  let built: { entries: number; seconds: number } = { entries: 0, seconds: 0 };
+  let file: string;
+  if (SEEDED !== '') {
+    file = join(SEEDED, 'journal.snap');
+    root = join(SEEDED, `seeded-${Date.now()}`);
+    mkdirSync(root);
+    c = await DaemonCluster.restoredFrom(keptCluster(SEEDED), root, 5_000);
+    say(`resync bench: the journal kept in ${SEEDED} (${(statSync(file).size / 1048576).toFixed(1)} MiB), 3 daemons, in ${root}`);
+  } else {
+    root = arg('dir', '') || mkdtempSync(join(tmpdir(), 'custody-bench-resync-'));
+    say(`resync bench: ${ACTS} settled acts, 3 daemons, in ${root}`);
+    // The velocity window keeps what one minute holds; acts are 200 ms apart.
+    const policy = { ...DEFAULT_POLICY, velocity: { windowMs: 60_000, amountMax: 10n ** 15n } };
+    c = await DaemonCluster.create(root, policy, 3, 5_000);
+    issueOperatorCert(c.certs, 'audra', 'auditor');
+    file = join(root, 'journal.snap');
+    built = await buildJournal(c, join(root, 'build'), file);
+    say(`built: ${ACTS} settled acts (${built.entries} ledger entries) in ${built.seconds.toFixed(1)} s (${(ACTS / built.seconds).toFixed(0)} acts/s); snapshot file ${(statSync(file).size / 1048576).toFixed(1)} MiB`);
+    rmSync(join(root, 'build'), { recursive: true, force: true });
+  }
 
   let result: Record<string, unknown> = {};
   try {
     const restored = await cli(['cluster', 'restore', '--snapshot', file, '--config', root]);
     if (restored.code !== 0) throw new Error(`bench: cluster restore failed: ${restored.out}`);
     say(`seeded with custody cluster restore: ${restored.out.trim().split('\n').at(-1) ?? ''}`);
-    if (HOLD !== '') {
-      say(`holding until ${HOLD} exists`);
-      await until(`${HOLD} to exist`, async () => (existsSync(HOLD) ? true : null), 24 * 3_600_000, 1_000);
-    }
     await c.start('audra', CLI, 300_000);
     const probe = c.client('n1', 'audra');
     const leader = await until('a leader', async () => {

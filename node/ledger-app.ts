@@ -580,8 +580,9 @@ export class LedgerApp implements Application {
    * differed from those h_c commits to would make H the head of two sequences (a SHA-256
    * collision). The stored prefix is what h_c commits to exactly as every read already trusts it
    * (act, endedActs, archiveRange serve it as it is, checksummed, written in the same atomic batch
-   * as the state counting it). An install is therefore no scrub of the prefix: a record altered on
-   * disk behind a valid checksum stays as it was, as it would without the install.
+   * as the state counting it). An install is therefore no scrub of the prefix: a counted record lost
+   * from disk, or altered behind a valid checksum, stays as it was, as it would without the install
+   * (a read of it fails STORAGE_CORRUPT, or serves bytes a peer's chain check refuses).
    *
    * Safety: "visible only once counted". Every read of the archive (act, endedActs, prepare's
    * lookups, archiveRecords, archiveRange) ignores a record whose position is >= the state's
