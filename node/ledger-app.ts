@@ -792,11 +792,13 @@ export class LedgerApp implements Application {
         t.checkMs += performance.now() - at;
         // One write in flight while the next answer is checked; the next waits for it, so the
         // writes reach the store in order and the last (synced) one makes every one before durable.
+        // Writing: the wait for the last write, and the part of this one that runs before the
+        // store takes it (sealing every value, building the batch).
         at = performance.now();
         if (writing !== null) await writing;
-        t.writeMs += performance.now() - at;
         writing = cold.put(writes, h.count === target.count);
         writing.catch(() => {}); // awaited below or at the next answer
+        t.writeMs += performance.now() - at;
       }
       at = performance.now();
       if (writing !== null) await writing;
