@@ -5,8 +5,17 @@
  * the archive's count and head, and fetches the archived records from its peers over the peer
  * transport (gRPC ArchiveRange), checking them against the hash chain.
  *
- *   node dist/bench/resync.js [--acts 20000] (1000000 for a million-act journal: its build takes
- *     about 50 times as long) [--batch 256] [--dir DIR] [--keep]
+ *   node dist/bench/resync.js [--acts 20000] [--batch 256] [--dir DIR] [--keep]
+ *   node dist/bench/resync.js --seeded DIR
+ *
+ * (--help prints the options and their defaults.) --acts 1000000 measures a million-act journal:
+ * its build and the cluster restore that seeds it take about 50 times as long as the default's
+ * (on two shared cores: 37 minutes of build, a 1.9 GiB snapshot file, about 20 minutes of restore).
+ * --seeded DIR measures the journal an earlier run built and kept (--dir DIR --keep; give the same
+ * --acts): DIR holds its cluster's CA, node identities, approvers and genesis and its
+ * journal.snap; the run seeds a new cluster of the same nodes in DIR/seeded-<time> (new ports,
+ * configs and stores, as `custody cluster restore` onto new hosts) and measures there, so one
+ * long build serves any number of measurements, of any build of the node.
  *
  * The journal is built as bench/archive.ts builds one: real ledger events (every act Submitted,
  * permitted, signing set fixed, Executed, Published, Settled, on a Taproot key whose commitments
@@ -21,16 +30,17 @@
  *
  * Reported: the build rate; the time from the wiped node's start until it holds the leader's
  * applied index with the whole archive readable (its newest and oldest acts read back through
- * `act show` on it); the wiped node's peak resident set (VmHWM); the time from start to the end of
- * its archive fetch, from its log. A JSON line for tooling closes the output.
+ * `act show` on it); the wiped node's peak resident set (VmHWM); from its log, when it had the
+ * snapshot in hand (its archive fetch began) and when the fetch ended, and where the fetch's time
+ * went (waiting for answers, checking the chain, writing). A JSON line for tooling closes the output.
  */
 import { spawn } from 'node:child_process';
-import { createWriteStream, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { schnorr, secp256k1 } from '@noble/curves/secp256k1.js';
-import { UNLIMITED_RATE_POLICY, ScriptedCluster, encodeEvent, keyReadyCid, seedOf, statementCid, type Act, type SigningSetMember } from '../ledger/index.js';
+import { UNLIMITED_RATE_POLICY, ScriptedCluster, decodeEvent, encodeEvent, keyReadyCid, seedOf, statementCid, type Act, type SigningSetMember } from '../ledger/index.js';
 import { fromHex, toHex } from '../ledger/encoding.js';
 import type { ApproverRoster } from '../ledger/index.js';
 import { frostIdentifier } from '../ledger/signing-set.js';
@@ -48,7 +58,20 @@ function arg(name: string, dflt: string): string {
   return i >= 0 && process.argv[i + 1] !== undefined ? (process.argv[i + 1] as string) : dflt;
 }
 
+const HELP = `node dist/bench/resync.js [options]
+  --acts N     settled acts in the journal (default 20000; 1000000 for the million-act figure)
+  --batch N    acts applied per LevelDB batch while building the journal (default 256)
+  --dir DIR    work in DIR (default: a new temporary directory, removed at the end)
+  --keep       keep the temporary directory
+  --seeded DIR measure the journal a run kept in DIR (--dir DIR --keep) instead of building one;
+               give that run's --acts too (default: build)
+  --help       this text`;
+if (process.argv.includes('--help')) {
+  process.stdout.write(`${HELP}\n`);
+  process.exit(0);
+}
 const ACTS = Number(arg('acts', '20000'));
+const SEEDED = arg('seeded', '');
 const BATCH = Number(arg('batch', '256'));
 const KEEP = process.argv.includes('--keep');
 const CLI = fileURLToPath(new URL('../node/cli.js', import.meta.url));
@@ -152,17 +175,44 @@ async function buildJournal(c: DaemonCluster, dir: string, file: string): Promis
   return { entries: app.state.index, seconds };
 }
 
+/**
+ * The cluster a kept run built its journal for, as DaemonCluster.restoredFrom reads it: its
+ * directory (node identities), CA, approvers, genesis and kernel home.
+ */
+function keptCluster(dir: string): DaemonCluster {
+  const genesis = decodeEvent(fromHex(readFileSync(join(dir, 'genesis.hex'), 'utf8').trim()));
+  if (genesis.type !== 'ClusterGenesis') throw new Error(`bench: ${dir}/genesis.hex is not a cluster genesis`);
+  const approvers = readdirSync(join(dir, 'approvers')).filter((f) => f.endsWith('.key')).sort().map((f) => {
+    const k = JSON.parse(readFileSync(join(dir, 'approvers', f), 'utf8')) as { id: string; secretKey: string; publicKey: string };
+    return { id: k.id, secretKey: fromHex(k.secretKey), publicKey: fromHex(k.publicKey) };
+  });
+  const nodes = genesis.nodes.map((n) => ({ id: n.id, admin: '', daemon: null, kernel: null }));
+  return { dir, genesis, approvers, certs: join(dir, 'certs'), kernelHome: dir, nodes, members: nodes } as unknown as DaemonCluster;
+}
+
 async function main(): Promise<void> {
-  const root = arg('dir', '') || mkdtempSync(join(tmpdir(), 'custody-bench-resync-'));
-  say(`resync bench: ${ACTS} settled acts, 3 daemons, in ${root}`);
-  // No rolling window: the ledger keeps no admissions for the policy.
-  const policy = UNLIMITED_RATE_POLICY;
-  const c = await DaemonCluster.create(root, policy, 3, 5_000);
-  issueOperatorCert(c.certs, 'audra', 'auditor');
-  const file = join(root, 'journal.snap');
-  const built = await buildJournal(c, join(root, 'build'), file);
-  say(`built: ${ACTS} settled acts (${built.entries} ledger entries) in ${built.seconds.toFixed(1)} s (${(ACTS / built.seconds).toFixed(0)} acts/s); snapshot file ${(statSync(file).size / 1048576).toFixed(1)} MiB`);
-  rmSync(join(root, 'build'), { recursive: true, force: true });
+  let root: string;
+  let c: DaemonCluster;
+  let built: { entries: number; seconds: number } = { entries: 0, seconds: 0 };
+  let file: string;
+  if (SEEDED !== '') {
+    file = join(SEEDED, 'journal.snap');
+    root = join(SEEDED, `seeded-${Date.now()}`);
+    mkdirSync(root);
+    c = await DaemonCluster.restoredFrom(keptCluster(SEEDED), root, 5_000);
+    say(`resync bench: the journal kept in ${SEEDED} (${(statSync(file).size / 1048576).toFixed(1)} MiB), 3 daemons, in ${root}`);
+  } else {
+    root = arg('dir', '') || mkdtempSync(join(tmpdir(), 'custody-bench-resync-'));
+    say(`resync bench: ${ACTS} settled acts, 3 daemons, in ${root}`);
+    // No rolling window: the ledger keeps no admissions for the policy.
+    const policy = UNLIMITED_RATE_POLICY;
+    c = await DaemonCluster.create(root, policy, 3, 5_000);
+    issueOperatorCert(c.certs, 'audra', 'auditor');
+    file = join(root, 'journal.snap');
+    built = await buildJournal(c, join(root, 'build'), file);
+    say(`built: ${ACTS} settled acts (${built.entries} ledger entries) in ${built.seconds.toFixed(1)} s (${(ACTS / built.seconds).toFixed(0)} acts/s); snapshot file ${(statSync(file).size / 1048576).toFixed(1)} MiB`);
+    rmSync(join(root, 'build'), { recursive: true, force: true });
+  }
 
   let result: Record<string, unknown> = {};
   try {
@@ -183,6 +233,8 @@ async function main(): Promise<void> {
     if (wiped.code !== 0) throw new Error(`bench: node wipe failed: ${wiped.out}`);
     await c.startKernel('n3');
     const t0 = performance.now();
+    const startedAt = Date.now();
+    const logFrom = statSync(join(root, 'n3.log')).size; // what n3 logged before the wipe is not read
     const d = c.startDaemon('n3');
     const n3 = c.client('n3', 'audra');
     let peakKiB = 0;
@@ -199,11 +251,20 @@ async function main(): Promise<void> {
     if (d.pid !== undefined) peakKiB = Math.max(peakKiB, rssOf(d.pid).peakKiB);
     const now = d.pid !== undefined ? rssOf(d.pid).nowKiB : 0;
     n3.close();
-    const log = readFileSync(join(root, 'n3.log'), 'utf8');
+    const log = readFileSync(join(root, 'n3.log')).subarray(logFrom).toString('utf8');
     const fetched = /archive: fetched records (\d+)\.\.(\d+) from (\S+)/.exec(log);
+    // Phases from the node's own log (every line starts with its ISO time): the snapshot in hand
+    // (the archive fetch begins), the archive fetched; the rest is installing and the log catch-up.
+    const at = (re: RegExp): number | null => {
+      const m = new RegExp(`^(\\S+) .*${re.source}`, 'm').exec(log);
+      return m ? (Date.parse(m[1] as string) - startedAt) / 1000 : null;
+    };
+    const phases = { snapshotInHand: at(/archive: the snapshot counts/), archiveFetched: at(/archive: fetched records/) };
+    const timing = /archive: fetched records \S+ from \S+ in (.*)$/m.exec(log)?.[1];
+    say(`n3 phases (s from its start): snapshot in hand ${phases.snapshotInHand ?? '?'}, archive fetched ${phases.archiveFetched ?? '?'}, in sync ${(syncMs / 1000).toFixed(1)}${timing ? `; fetch: ${timing}` : ''}`);
     say(`wiped node n3 in sync after ${(syncMs / 1000).toFixed(1)} s: applied ${caught.applied}, ${fetched ? `archive records ${fetched[1]}..${fetched[2]} fetched from ${fetched[3]}` : 'no archive fetch logged'}; act-0 and act-${ACTS - 1} read back Settled`);
     say(`n3 resident set: peak ${mib(peakKiB)} MiB, now ${mib(now)} MiB`);
-    result = { bench: 'resync', acts: ACTS, buildSeconds: Math.round(built.seconds * 10) / 10, snapshotFileMiB: Math.round(statSync(file).size / 104857.6) / 10, syncSeconds: Math.round(syncMs / 100) / 10, peakRssMiB: mib(peakKiB), rssMiB: mib(now), fetched: fetched ? Number(fetched[2]) + 1 : 0 };
+    result = { bench: 'resync', acts: ACTS, buildSeconds: Math.round(built.seconds * 10) / 10, snapshotFileMiB: Math.round(statSync(file).size / 104857.6) / 10, syncSeconds: Math.round(syncMs / 100) / 10, peakRssMiB: mib(peakKiB), rssMiB: mib(now), fetched: fetched ? Number(fetched[2]) + 1 : 0, ...phases };
   } finally {
     await c.stop();
     if (!KEEP && arg('dir', '') === '') rmSync(root, { recursive: true, force: true });

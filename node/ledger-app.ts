@@ -142,8 +142,13 @@ const seqKey = (seq: number): string => `${SEQ_PREFIX}${String(seq).padStart(16,
  */
 export interface ColdStore {
   get(key: string): Promise<Uint8Array | undefined>;
-  /** Keys under `prefix` in key order, from one consistent view of the store. */
-  scan(prefix: string): AsyncIterable<[string, Uint8Array]>;
+  /** Several keys at once, in the order asked (undefined where absent). */
+  getMany(keys: readonly string[]): Promise<(Uint8Array | undefined)[]>;
+  /**
+   * Keys under `prefix` in key order, from one consistent view of the store; with `range`, only
+   * `from` <= key < `to` (full keys under `prefix`), starting at `from` without reading what is before.
+   */
+  scan(prefix: string, range?: { readonly from?: string; readonly to?: string }): AsyncIterable<[string, Uint8Array]>;
   /**
    * Writes archive records fetched for a snapshot being installed, outside the driver's batch
    * (they stay invisible until a state counts them: see restore). `sync` makes them durable, and
@@ -382,12 +387,39 @@ export class LedgerApp implements Application {
   async *archiveRecords(fromSeq: number, toSeq: number): AsyncGenerator<Uint8Array> {
     if (this.cold === null) return;
     assert(Number.isSafeInteger(fromSeq) && Number.isSafeInteger(toSeq) && fromSeq >= 0 && toSeq <= this.visibleCount, `archive range ${fromSeq}..${toSeq} of ${this.visibleCount}`);
-    for (let seq = fromSeq; seq < toSeq; seq++) {
-      const recent = this.batch.ended.get(seq);
-      const b = recent?.bytes ?? (await this.storedAt(seq)) ?? this.batch.ended.get(seq)?.bytes;
-      if (b === undefined) throw new CustodyError('STORAGE_CORRUPT', `archive: act number ${seq} is counted but not stored`);
-      yield b;
+    // A slice at a time: the owners of its positions from one scan of `archive/seq/` that seeks
+    // to the slice's first position, then its acts in one multi-get. (One read of the position
+    // index and one of the act per record cost a thread-pool round trip each: a peer serving a
+    // wiped node spent most of its time waiting on them.)
+    for (let lo = fromSeq; lo < toSeq; lo += ledgerLimits.archiveFetchRecordsMax) {
+      const hi = Math.min(toSeq, lo + ledgerLimits.archiveFetchRecordsMax);
+      const stored = await this.storedRange(lo, hi);
+      for (let seq = lo; seq < hi; seq++) {
+        const b = this.batch.ended.get(seq)?.bytes ?? stored[seq - lo] ?? (await this.storedAt(seq)) ?? this.batch.ended.get(seq)?.bytes;
+        if (b === undefined) throw new CustodyError('STORAGE_CORRUPT', `archive: act number ${seq} is counted but not stored`);
+        yield b;
+      }
     }
+  }
+
+  /** The records stored at positions lo .. hi-1 (undefined where none, or where the index and the act disagree). Ignores visibility. */
+  private async storedRange(lo: number, hi: number): Promise<(Uint8Array | undefined)[]> {
+    const cold = this.cold as ColdStore;
+    const owners: (string | undefined)[] = new Array<string | undefined>(hi - lo).fill(undefined);
+    for await (const [k, v] of cold.scan(SEQ_PREFIX, { from: seqKey(lo), to: seqKey(hi) })) {
+      const seq = Number(k.slice(SEQ_PREFIX.length));
+      if (Number.isSafeInteger(seq) && seq >= lo && seq < hi) owners[seq - lo] = Buffer.from(v).toString('utf8');
+    }
+    const asked = owners.flatMap((o, i) => (o === undefined ? [] : [[i, ACT_PREFIX + o] as const]));
+    const acts = await cold.getMany(asked.map(([, key]) => key));
+    const out: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(hi - lo).fill(undefined);
+    asked.forEach(([i], j) => {
+      const b = acts[j];
+      if (b === undefined) return;
+      const r = storedBytes(b);
+      if (r.seq === lo + i) out[i] = r.record;
+    });
+    return out;
   }
 
   /**
@@ -530,9 +562,11 @@ export class LedgerApp implements Application {
    * exactly the records the snapshot's accumulator counts, then installs the state.
    *
    * Message flow (node N installs a snapshot S whose state counts C records with head H):
-   *   1. N re-hashes the records it holds, in position order: those its own state counts must
-   *      reproduce its own accumulator (else its prefix is not trusted and is fetched again); the
-   *      records past it (fetched for an install a crash interrupted) are taken as they are.
+   *   1. N takes the records its own state counts as its accumulator (count c, head h_c) commits
+   *      to them, and re-hashes from h_c only the records it holds past c (fetched for an install a
+   *      crash interrupted, never counted). When S counts fewer than c, N re-hashes everything it
+   *      holds from position 0 instead: the records its state counts must reproduce h_c, else its
+   *      prefix is not trusted and is fetched again.
    *   2. From the first position it lacks, N asks a peer P (ArchiveSource) for ranges of at most
    *      ledger.archiveFetchRecordsMax records; P serves only positions its own state counts
    *      (archiveRange). N writes each answer to its store at once (ColdStore.put), extending the
@@ -543,6 +577,15 @@ export class LedgerApp implements Application {
    *      ledger.archiveFetchRoundsMax rounds over every peer, ARCHIVE_UNAVAILABLE.
    *   4. The state, decisions and book are returned as writes of the driver's one atomic batch
    *      with the Raft snapshot and applied index, as before.
+   *
+   * Why step 1 need not re-read the counted prefix: H = link(...link(h_c, r_c)..., r_{C-1}) for
+   * the records N fetched is a statement about S's whole sequence, and an S whose first c records
+   * differed from those h_c commits to would make H the head of two sequences (a SHA-256
+   * collision). The stored prefix is what h_c commits to exactly as every read already trusts it
+   * (act, endedActs, archiveRange serve it as it is, checksummed, written in the same atomic batch
+   * as the state counting it). An install is therefore no scrub of the prefix: a counted record lost
+   * from disk, or altered behind a valid checksum, stays as it was, as it would without the install
+   * (a read of it fails STORAGE_CORRUPT, or serves bytes a peer's chain check refuses).
    *
    * Safety: "visible only once counted". Every read of the archive (act, endedActs, prepare's
    * lookups, archiveRecords, archiveRange) ignores a record whose position is >= the state's
@@ -604,20 +647,32 @@ export class LedgerApp implements Application {
   /** Steps 1-3 of restore: makes the store hold the `target.count` records `target.head` commits to. */
   private async fillArchive(target: ArchiveHead, inline: readonly Uint8Array[] | null): Promise<void> {
     const own = this.current.cluster?.archived ?? EMPTY_ARCHIVE_HEAD;
-    const { verified, held } = await this.localChain(own, target);
+    const t0 = performance.now();
+    // Step 1. The records the state counts are taken by its accumulator when the snapshot counts
+    // at least as many (the usual case: a node that fell behind), so only what lies past them is
+    // read; otherwise the whole prefix is re-hashed.
+    const quick = own.count > 0 && own.count <= target.count;
+    const { verified, held } = quick ? await this.chainPast(own, target) : await this.localChain(own, target);
+    const localMs = performance.now() - t0;
     if (held.count === target.count && sameHead(held, target)) return;
+    this.log(`archive: the snapshot counts ${target.count} records; this node holds ${held.count} (${verified.count} ${quick ? 'counted by its own state' : 'verified against its own state'}), re-hashed in ${ms(localMs)}`);
+    await this.fetchRounds(held.count < target.count ? held : verified, verified, target, own, inline);
+  }
+
+  /** Steps 2-3 over every source, for up to ledger.archiveFetchRoundsMax rounds; ARCHIVE_UNAVAILABLE if none serves. */
+  private async fetchRounds(from: ArchiveHead, verified: ArchiveHead, target: ArchiveHead, own: ArchiveHead, inline: readonly Uint8Array[] | null): Promise<void> {
     const sources: { name: string; fetch: (fromSeq: number, n: number) => Promise<readonly Uint8Array[]> }[] = [];
-    if (inline !== null) sources.push({ name: 'the snapshot', fetch: async (from, n) => inline.slice(from, from + n) });
+    if (inline !== null) sources.push({ name: 'the snapshot', fetch: async (at, n) => inline.slice(at, at + n) });
     const refusals: string[] = [];
-    let start = held.count < target.count ? held : verified;
+    let start = from;
     for (let round = 0; round < ledgerLimits.archiveFetchRoundsMax; round++) {
       if (round > 0) await this.source?.pause?.(round);
-      const peers = [...sources, ...(this.source?.peers() ?? []).map((p) => ({ name: p, fetch: (from: number, n: number) => (this.source as ArchiveSource).fetch(p, from, n) }))];
+      const peers = [...sources, ...(this.source?.peers() ?? []).map((p) => ({ name: p, fetch: (at: number, n: number) => (this.source as ArchiveSource).fetch(p, at, n) }))];
       if (peers.length === 0) break;
       for (const p of peers) {
         try {
-          await this.fetchFrom(p.fetch, start, target, own.count);
-          if (start.count < target.count) this.log(`archive: fetched records ${start.count}..${target.count - 1} from ${p.name}`);
+          const t = await this.fetchFrom(p.fetch, start, target, own.count);
+          if (start.count < target.count) this.log(`archive: fetched records ${start.count}..${target.count - 1} from ${p.name} in ${ms(t.totalMs)} (waiting for answers ${ms(t.waitMs)}, checking ${ms(t.checkMs)}, writing ${ms(t.writeMs)}; ${t.answers} answers)`);
           return;
         } catch (e) {
           const why = e instanceof CustodyError ? `${e.reason}: ${e.detail}` : (e as Error).message;
@@ -632,6 +687,22 @@ export class LedgerApp implements Application {
   }
 
   /**
+   * Step 1 for a node whose state counts `own.count` <= target.count records: those are taken as
+   * its accumulator commits to them, and only the records held past them (staged by an install a
+   * crash interrupted, never counted) are re-hashed, from `own`.
+   */
+  private async chainPast(own: ArchiveHead, target: ArchiveHead): Promise<{ verified: ArchiveHead; held: ArchiveHead }> {
+    let h = own;
+    walk: for (let lo = own.count; lo < target.count; lo += ledgerLimits.archiveFetchRecordsMax) {
+      for (const r of await this.storedRange(lo, Math.min(target.count, lo + ledgerLimits.archiveFetchRecordsMax))) {
+        if (r === undefined) break walk;
+        h = archiveLink(h, r);
+      }
+    }
+    return { verified: own, held: h };
+  }
+
+  /**
    * Step 1: re-hashes the records held at positions 0, 1, ... (below target.count, stopping at the
    * first missing one). `verified` is where this node's own state's accumulator was reproduced
    * (or the empty archive); `held` is where the records run out.
@@ -639,16 +710,19 @@ export class LedgerApp implements Application {
   private async localChain(own: ArchiveHead, target: ArchiveHead): Promise<{ verified: ArchiveHead; held: ArchiveHead }> {
     let h = EMPTY_ARCHIVE_HEAD;
     let verified = EMPTY_ARCHIVE_HEAD;
-    for (let seq = 0; seq < target.count; seq++) {
-      const r = await this.storedAt(seq);
-      if (r === undefined) break;
-      h = archiveLink(h, r);
-      if (h.count === own.count) {
-        if (!sameHead(h, own)) {
-          this.log(`archive: the ${own.count} records this node holds do not reproduce its own accumulator; fetching them again`);
-          return { verified: EMPTY_ARCHIVE_HEAD, held: EMPTY_ARCHIVE_HEAD };
+    // Read a slice at a time (one seek and one multi-get, as a peer is served), hashed in order.
+    walk: for (let lo = 0; lo < target.count; lo += ledgerLimits.archiveFetchRecordsMax) {
+      const slice = await this.storedRange(lo, Math.min(target.count, lo + ledgerLimits.archiveFetchRecordsMax));
+      for (const r of slice) {
+        if (r === undefined) break walk;
+        h = archiveLink(h, r);
+        if (h.count === own.count) {
+          if (!sameHead(h, own)) {
+            this.log(`archive: the ${own.count} records this node holds do not reproduce its own accumulator; fetching them again`);
+            return { verified: EMPTY_ARCHIVE_HEAD, held: EMPTY_ARCHIVE_HEAD };
+          }
+          verified = h;
         }
-        verified = h;
       }
     }
     if (h.count < Math.min(own.count, target.count)) {
@@ -659,39 +733,87 @@ export class LedgerApp implements Application {
   }
 
   /** Steps 2-3 from one source: writes each answer, then checks the chain reproduces `target`. */
-  private async fetchFrom(fetch: (fromSeq: number, n: number) => Promise<readonly Uint8Array[]>, start: ArchiveHead, target: ArchiveHead, visible: number): Promise<void> {
+  private async fetchFrom(fetch: (fromSeq: number, n: number) => Promise<readonly Uint8Array[]>, start: ArchiveHead, target: ArchiveHead, visible: number): Promise<FetchTimes> {
     const cold = this.cold as ColdStore;
+    const t: FetchTimes = { totalMs: 0, waitMs: 0, checkMs: 0, writeMs: 0, answers: 0 };
+    const t0 = performance.now();
     let h = start;
-    // One answer is asked for ahead while the last is checked and written (the peer reads while
-    // this node writes); at most two answers are in memory.
-    const ask = (from: number): { n: number; answer: Promise<readonly Uint8Array[]> } => {
-      const n = Math.min(ledgerLimits.archiveFetchRecordsMax, target.count - from);
+    // Answers are asked for ahead (ledger.archiveFetchAnswersAhead) while the last is checked and
+    // written: the peer reads the next ranges while this node works. Asks cover consecutive ranges
+    // and are taken in order; an answer cut short by the peer's byte bound leaves a gap, asked for
+    // at once and taken before the ranges already asked past it (so one more answer may be on its
+    // way). Asks are sized to the shortest answer so far, so that once the records' size is seen
+    // answers are rarely cut short. In memory: the answers on their way, the one being checked
+    // and the one being written.
+    interface Ask { readonly from: number; readonly n: number; readonly answer: Promise<readonly Uint8Array[]> }
+    let size: number = ledgerLimits.archiveFetchRecordsMax;
+    const ask = (from: number, n: number): Ask => {
       const answer = fetch(from, n);
       answer.catch(() => {}); // awaited below, or dropped with the refusal of an earlier answer
-      return { n, answer };
+      return { from, n, answer };
     };
-    let next = h.count < target.count ? ask(h.count) : null;
-    while (next !== null) {
-      const { n, answer } = next;
-      const records = await answer;
-      if (records.length === 0 || records.length > n) throw new CustodyError('ARCHIVE_RECORD_REJECTED', `asked for ${n} records from ${h.count}, got ${records.length}`);
-      next = h.count + records.length < target.count ? ask(h.count + records.length) : null;
-      const writes: AppWrite[] = [];
-      for (const record of records) {
-        if (!(record instanceof Uint8Array)) throw new CustodyError('ARCHIVE_RECORD_REJECTED', `record ${h.count} is not bytes`);
-        let k: RecordKeys;
-        try {
-          k = fetchedKeys(record);
-        } catch (e) {
-          throw new CustodyError('ARCHIVE_RECORD_REJECTED', `record ${h.count} does not decode: ${(e as Error).message}`);
-        }
-        if (visible > 0) await this.checkOverwrite(k, h.count, visible);
-        writes.push(...recordWrites(k, h.count, record));
-        h = archiveLink(h, record);
+    const asks: Ask[] = [];
+    let askedTo = h.count; // the end of the ranges asked for, gaps aside
+    const topUp = (): void => {
+      while (asks.length < ledgerLimits.archiveFetchAnswersAhead && askedTo < target.count) {
+        const n = Math.min(size, target.count - askedTo);
+        asks.push(ask(askedTo, n));
+        askedTo += n;
       }
-      await cold.put(writes, h.count === target.count);
+    };
+    topUp();
+    let writing: Promise<void> | null = null;
+    let at = 0;
+    try {
+      for (let next = asks.shift(); next !== undefined; next = asks.shift()) {
+        const { from, n, answer } = next;
+        assert(from === h.count, `archive fetch: the ask at ${from} is taken at ${h.count}`);
+        at = performance.now();
+        const records = await answer;
+        t.answers++;
+        t.waitMs += performance.now() - at;
+        at = performance.now();
+        if (records.length === 0 || records.length > n) throw new CustodyError('ARCHIVE_RECORD_REJECTED', `asked for ${n} records from ${h.count}, got ${records.length}`);
+        if (records.length < n) {
+          asks.unshift(ask(from + records.length, n - records.length)); // the gap, before what is asked past it
+          size = Math.min(size, records.length);
+        }
+        topUp();
+        const writes: AppWrite[] = [];
+        for (const record of records) {
+          if (!(record instanceof Uint8Array)) throw new CustodyError('ARCHIVE_RECORD_REJECTED', `record ${h.count} is not bytes`);
+          let k: RecordKeys;
+          try {
+            k = fetchedKeys(record);
+          } catch (e) {
+            throw new CustodyError('ARCHIVE_RECORD_REJECTED', `record ${h.count} does not decode: ${(e as Error).message}`);
+          }
+          if (visible > 0) await this.checkOverwrite(k, h.count, visible);
+          writes.push(...recordWrites(k, h.count, record));
+          h = archiveLink(h, record);
+        }
+        t.checkMs += performance.now() - at;
+        // One write in flight while the next answer is checked; the next waits for it, so the
+        // writes reach the store in order and the last (synced) one makes every one before durable.
+        // Writing: the wait for the last write, and the part of this one that runs before the
+        // store takes it (sealing every value, building the batch).
+        at = performance.now();
+        if (writing !== null) await writing;
+        writing = cold.put(writes, h.count === target.count);
+        writing.catch(() => {}); // awaited below or at the next answer
+        t.writeMs += performance.now() - at;
+      }
+      at = performance.now();
+      if (writing !== null) await writing;
+      writing = null;
+      t.writeMs += performance.now() - at;
+    } finally {
+      // A refused answer: the write before it still lands before the next source writes the same keys.
+      if (writing !== null) await writing.catch(() => {});
     }
     if (!sameHead(h, target)) throw new CustodyError('ARCHIVE_RECORD_REJECTED', `records ${start.count}..${target.count - 1} do not reproduce the snapshot's archive head (missing, altered or out of order)`);
+    t.totalMs = performance.now() - t0;
+    return t;
   }
 
   /** A fetched record must not replace a record (or permit owner) the state counts at another position. */
@@ -754,6 +876,13 @@ export function decodeAppSnapshot(data: Uint8Array): { o: AppSnapshotFields; sta
   return { o, state: restore(o.state), cold: o.cold === true || o.archive !== undefined };
 }
 
+/** Where the time of one source's fetch went (logged: what an operator watching a resync sees). */
+interface FetchTimes { totalMs: number; waitMs: number; checkMs: number; writeMs: number; answers: number }
+
+function ms(x: number): string {
+  return x < 10_000 ? `${Math.round(x)} ms` : `${(x / 1000).toFixed(1)} s`;
+}
+
 function sameHead(a: ArchiveHead, b: ArchiveHead): boolean {
   return a.count === b.count && bytesEqual(a.head, b.head);
 }
@@ -778,15 +907,119 @@ function keysOf(a: ArchivedAct): RecordKeys {
 }
 
 /**
- * The keys of a fetched record, read with the generic decoder only (the strict act decoder costs
- * twice as much per record): a record is trusted only once the hash chain reproduces the
- * snapshot's head, and a record that does is one the ledger itself archived.
+ * The keys of a fetched record, read by walking its CBOR (RFC 8949 §3) to `op.opId`, `op.permitId`
+ * and whether `permit` is null, without building the act: a resync reads a million of them, and
+ * decoding each whole record was most of what checking an answer cost. This is not where a record
+ * is trusted: the hash chain is (fetchFrom), and a record that reproduces the snapshot's head is
+ * byte for byte one the ledger archived, canonical CBOR with each key once, for which this walk
+ * gives the keys decodeArchived gives (test/lifecycle/archive-fetch.test.ts holds it to that).
+ * On anything else it only has to stay within the bytes and end: every length and count is
+ * checked against what is left before it is used, nesting is bounded, and a record it cannot walk
+ * is refused.
  */
-function fetchedKeys(record: Uint8Array): RecordKeys {
-  const o = decode(record) as { op?: { opId?: unknown; permitId?: unknown }; permit?: unknown };
-  const op = o?.op;
-  if (op === null || typeof op !== 'object' || typeof op.opId !== 'string' || op.opId.length === 0 || !(op.permitId === null || op.permitId instanceof Uint8Array)) throw new Error('not an archived act');
-  return { opId: op.opId, permitId: o.permit !== null && o.permit !== undefined ? (op.permitId as Uint8Array | null) : null };
+export function fetchedKeys(record: Uint8Array): RecordKeys {
+  const w = new CborWalk(record);
+  const top = w.head();
+  if (top.major !== 5) throw new Error('not a map');
+  let opId: string | null = null;
+  let permitId: Uint8Array | null | undefined;
+  let hasPermit: boolean | null = null;
+  for (let i = 0, n = w.count(top.arg, 2); i < n; i++) {
+    const key = w.text();
+    if (key === 'op') {
+      const op = w.head();
+      if (op.major !== 5) throw new Error('op is not a map');
+      for (let j = 0, n = w.count(op.arg, 2); j < n; j++) {
+        const field = w.text();
+        if (field === 'opId') opId = w.text();
+        else if (field === 'permitId') permitId = w.nullOrBytes();
+        else w.skip(2);
+      }
+    } else if (key === 'permit') {
+      hasPermit = !w.atNull();
+      w.skip(1);
+    } else {
+      w.skip(1);
+    }
+  }
+  if (w.pos !== record.length) throw new Error('trailing bytes');
+  if (opId === null || opId.length === 0 || permitId === undefined || hasPermit === null) throw new Error('not an archived act');
+  return { opId, permitId: hasPermit ? permitId : null };
+}
+
+/** A bounds-checked walk over CBOR items (definite lengths only, as canonical CBOR is). */
+class CborWalk {
+  pos = 0;
+  constructor(private readonly b: Uint8Array) {}
+
+  private byte(): number {
+    const v = this.b[this.pos];
+    if (v === undefined) throw new Error('truncated');
+    this.pos++;
+    return v;
+  }
+
+  /** The next item's major type and argument (§3.1); an indefinite length or reserved value throws. */
+  head(): { major: number; arg: number } {
+    const ib = this.byte();
+    const info = ib & 0x1f;
+    let arg: number;
+    if (info < 24) arg = info;
+    else if (info <= 27) {
+      arg = 0;
+      for (let k = 0; k < 1 << (info - 24); k++) arg = arg * 256 + this.byte();
+    } else throw new Error(`additional information ${info}`);
+    return { major: ib >> 5, arg };
+  }
+
+  /** `n` items of at least one byte each (`per` per entry): more than the bytes left is refused before any loop. */
+  count(n: number, per: number): number {
+    if (n * per > this.b.length - this.pos) throw new Error('count runs past the end');
+    return n;
+  }
+
+  private take(n: number): Uint8Array {
+    if (n > this.b.length - this.pos) throw new Error('length runs past the end');
+    const out = this.b.subarray(this.pos, this.pos + n);
+    this.pos += n;
+    return out;
+  }
+
+  text(): string {
+    const h = this.head();
+    if (h.major !== 3) throw new Error('expected text');
+    return Buffer.from(this.take(h.arg)).toString('utf8');
+  }
+
+  atNull(): boolean {
+    return this.b[this.pos] === 0xf6;
+  }
+
+  nullOrBytes(): Uint8Array | null {
+    if (this.atNull()) {
+      this.pos++;
+      return null;
+    }
+    const h = this.head();
+    if (h.major !== 2) throw new Error('expected bytes or null');
+    return this.take(h.arg).slice();
+  }
+
+  /** Past one whole item, at nesting depth `depth`. */
+  skip(depth: number): void {
+    if (depth > 64) throw new Error('nested too deep');
+    const h = this.head();
+    switch (h.major) {
+      case 2: case 3:
+        if (h.arg > this.b.length - this.pos) throw new Error('length runs past the end');
+        this.pos += h.arg;
+        return;
+      case 4: for (let i = 0, n = this.count(h.arg, 1); i < n; i++) this.skip(depth + 1); return;
+      case 5: for (let i = 0, n = this.count(h.arg, 2); i < n * 2; i++) this.skip(depth + 1); return;
+      case 6: this.skip(depth + 1); return;
+      default: return; // integers and simple values: the head was the whole item
+    }
+  }
 }
 
 /** The keys of one archived record at position `seq` (the layout in the header). */
@@ -802,14 +1035,16 @@ const APP_KEYS = 'sm/';
 assert(COLD_PREFIX === APP_KEYS + ARCHIVE_PREFIX, 'the archive is what the store keeps cold');
 
 /** The node's LevelDB as the archive's store: cold keys, read on demand, never held in memory. */
-export function levelColdStore(storage: Pick<LevelStorage, 'appRead' | 'appScan' | 'persist'>): ColdStore {
+export function levelColdStore(storage: Pick<LevelStorage, 'appRead' | 'appReadMany' | 'appScan' | 'persist'>): ColdStore {
   return {
     get: (key) => storage.appRead(APP_KEYS + key),
+    getMany: (keys) => storage.appReadMany(keys.map((k) => APP_KEYS + k)),
     put: async (writes, sync) => {
       await storage.persist({ hardState: null, entries: [], snapshot: null, app: writes.map((w) => ({ key: APP_KEYS + w.key, value: w.value })), sync });
     },
-    scan: async function* (prefix) {
-      for await (const [k, v] of storage.appScan(APP_KEYS + prefix)) yield [k.slice(APP_KEYS.length), v];
+    scan: async function* (prefix, range = {}) {
+      const full = { ...(range.from !== undefined ? { from: APP_KEYS + range.from } : {}), ...(range.to !== undefined ? { to: APP_KEYS + range.to } : {}) };
+      for await (const [k, v] of storage.appScan(APP_KEYS + prefix, full)) yield [k.slice(APP_KEYS.length), v];
     },
   };
 }

@@ -107,6 +107,12 @@ export const ledger = {
   archiveFetchRetryMs: 1_000,
   /** How long one fetch waits for a peer's answer. */
   archiveFetchTimeoutMs: 30_000,
+  /**
+   * Fetches asked of a peer ahead of the answer being checked and written (node/ledger-app.ts
+   * fetchFrom): the peer reads while this node checks. At most this many answers, plus one being
+   * written, are held in memory (each at most archiveFetchBytesMax).
+   */
+  archiveFetchAnswersAhead: 2,
 } as const;
 
 // ---------------------------------------------------------------------------------------------
@@ -464,3 +470,4 @@ check(tlog.proofTextBytesMax >= tlog.noteBytesMax + tlog.proofHashesMax * 45 + M
 check(kernel.nonceBatchMax >= tx.messagesPerActMax && kernel.noncesOutstandingMax >= 2 * tx.messagesPerActMax + kernel.nonceBatchMax, 'a participant presigns a whole act in one batch and holds more than one largest act besides a batch');
 check(tx.messagesPerActMax * (32 + 16 + kernel.participantsMax * (kernel.idBytesMax + 2 * 33 + 16)) + 4 * kernel.idBytesMax + 1024 <= kernel.frameBytesMax, 'one act\'s sign request (every message with a full commitment list) fits a kernel frame');
 check(Math.max(tx.solanaMessageBytesMax, tx.rawBytesMax, 32) <= kernel.messageBytesMax, 'every message an act signs fits a kernel sign request');
+check(ledger.archiveFetchAnswersAhead >= 1 && (ledger.archiveFetchAnswersAhead + 1) * ledger.archiveFetchBytesMax <= 64 * 1024 * 1024, 'an archive fetch asks at least one answer ahead and holds a few MiB of answers');

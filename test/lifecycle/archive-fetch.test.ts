@@ -4,8 +4,10 @@
  * visible only once a state counts them.
  *
  *  - property: whatever prefix of the history a node holds, installing the snapshot keeps that
- *    prefix (it fetches exactly the records it lacks, in answers of any size) and ends with the
- *    source's root and every act readable;
+ *    prefix (it fetches exactly the records it lacks, in answers of any size, arriving in any
+ *    order) and ends with the source's root and every act readable;
+ *  - a node whose state counts a prefix reads none of it again: the chain continues from its own
+ *    accumulator, and only the rest is read and fetched;
  *  - property: a peer serving the range altered, reordered, short, with a record dropped or
  *    duplicated is refused ARCHIVE_RECORD_REJECTED and the next peer is used; with no honest peer
  *    the install fails ARCHIVE_UNAVAILABLE and nothing becomes visible;
@@ -14,7 +16,14 @@
  *  - a peer serves only what it counts, within the bounds;
  *  - crash midway: the store is closed between the fetch and the install, reopened with the old
  *    state; the fetched records are invisible, and the next install re-verifies them and fetches
- *    only the rest.
+ *    only the rest;
+ *  - the keys a fetched record is stored under are read by walking its CBOR: for every record the
+ *    ledger archives they are the strict decoder's, and (property) for any bytes a peer may send
+ *    (cut short, altered, garbage) the walk ends inside the bytes and, whenever the strict decoder
+ *    reads an archived act, agrees with it;
+ *  - a peer serves a range from one seek into the position index and one multi-get: the scan
+ *    reads exactly the keys of its range, and a position whose index names an act stored at
+ *    another position is refused STORAGE_CORRUPT, not served.
  *
  * A failure prints fast-check's seed and path; replay it exactly with
  *   FC_SEED=<seed> FC_PATH=<path> npx tap dist/test/lifecycle/archive-fetch.test.js
@@ -25,11 +34,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LevelStorage } from '../../raft/storage/leveldb.js';
+import { MemoryArchive, apply } from '../../ledger/index.js';
+import { decodeArchived } from '../../ledger/archive.js';
 import { ScriptedCluster, solanaAddressOf } from '../../ledger/scenario.js';
-import { stateRoot } from '../../ledger/state.js';
+import { emptyState, stateRoot } from '../../ledger/state.js';
 import { decode, encode, toHex } from '../../ledger/encoding.js';
 import { ledger as ledgerLimits } from '../../proto/limits.js';
-import { type ArchiveSource, LedgerApp, archiveRecordWrites, encodeLedgerCommand, levelColdStore } from '../../node/ledger-app.js';
+import { type ArchiveSource, type ColdStore, LedgerApp, archiveRecordWrites, encodeLedgerCommand, fetchedKeys, levelColdStore } from '../../node/ledger-app.js';
 import { conf } from './ledger-nodes.js';
 
 const RUNS = Number(process.env.FC_RUNS ?? 20);
@@ -61,11 +72,11 @@ t.teardown(async () => {
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
 
-async function open(source?: ArchiveSource, dir?: string, log?: (line: string) => void): Promise<Node> {
+async function open(source?: ArchiveSource, dir?: string, log?: (line: string) => void, wrap: (c: ColdStore) => ColdStore = (c) => c): Promise<Node> {
   const d = dir ?? (await mkdtemp(join(tmpdir(), 'custody-archive-fetch-')));
   if (dir === undefined) dirs.push(d);
   const storage = await LevelStorage.open({ dir: d, bootstrapConf: conf, recoveryHint: 'test' });
-  const app = new LedgerApp({ cold: levelColdStore(storage), ...(source ? { archiveSource: source } : {}), ...(log ? { log } : {}) });
+  const app = new LedgerApp({ cold: wrap(levelColdStore(storage)), ...(source ? { archiveSource: source } : {}), ...(log ? { log } : {}) });
   // As the driver does on start: the state and decisions come back from the store.
   app.load((k) => storage.appValue(`sm/${k}`), function* () {
     for (const k of storage.appKeys()) if (k.startsWith('sm/')) yield k.slice(3);
@@ -150,11 +161,16 @@ t.test('archive fetch', async (t) => {
     t.same((await leader.app.archiveRange(3, 2)).map((r) => toHex(r)), records.slice(3, 5).map((r) => toHex(r)), 'records 3 and 4, in order');
   });
 
-  t.test('property: any held prefix is kept, only the rest is fetched, in answers of any size', async (t) => {
-    await fc.assert(fc.asyncProperty(fc.nat(script.log.length), fc.array(fc.integer({ min: 1, max: 7 }), { minLength: 1, maxLength: 8 }), async (held, sizes) => {
+  t.test('property: any held prefix is kept, only the rest is fetched, in answers of any size and order', async (t) => {
+    await fc.assert(fc.asyncProperty(fc.nat(script.log.length), fc.array(fc.integer({ min: 1, max: 7 }), { minLength: 1, maxLength: 8 }), fc.array(fc.nat(3), { minLength: 1, maxLength: 5 }), async (held, sizes, delays) => {
       let k = 0;
-      // An honest peer whose answers are cut short at varying sizes (as a full answer is).
-      const source = sourceOf([['peer', async (from, n) => (await honest(from, n)).slice(0, sizes[k++ % sizes.length])]]);
+      // An honest peer whose answers are cut short at varying sizes (as a full answer is), and
+      // arrive after varying delays: a range asked ahead may be answered before the one before it.
+      const source = sourceOf([['peer', async (from, n) => {
+        const i = k++;
+        await new Promise((r) => setTimeout(r, delays[i % delays.length]));
+        return (await honest(from, n)).slice(0, sizes[i % sizes.length]);
+      }]]);
       const node = await open(source);
       try {
         await applyPrefix(node, script, held);
@@ -168,6 +184,37 @@ t.test('archive fetch', async (t) => {
         await node.storage.close();
       }
     }), { numRuns: RUNS, ...replay });
+  });
+
+  t.test('a node holding a prefix reads none of the records its state counts, and fetches only the rest', async (t) => {
+    const lines: string[] = [];
+    const readFrom: number[] = [];
+    // Every read of a position goes through the position index: record where each one starts.
+    const watch = (c: ColdStore): ColdStore => ({
+      ...c,
+      get: (key) => {
+        if (key.startsWith('archive/seq/')) readFrom.push(Number(key.slice('archive/seq/'.length)));
+        return c.get(key);
+      },
+      scan: (prefix, range) => {
+        if (prefix === 'archive/seq/') readFrom.push(range?.from !== undefined ? Number(range.from.slice(prefix.length)) : 0);
+        return c.scan(prefix, range);
+      },
+    });
+    const source = sourceOf([['peer', honest]]);
+    const node = await open(source, undefined, (l) => lines.push(l), watch);
+    t.teardown(() => node.storage.close());
+    // Every entry but the last (the act in flight) ends one act: stop 10 acts short of the source.
+    await applyPrefix(node, script, script.log.length - 1 - 10);
+    const own = node.app.state.cluster?.archived.count ?? 0;
+    t.equal(own, ACTS - 10, `the node's state counts ${ACTS - 10} acts`);
+    readFrom.length = 0;
+    await install(node, snap);
+    t.equal(node.app.root(), want, 'the install reaches the source\'s root');
+    t.equal(source.asked.get('peer'), 10, 'fetching the 10 acts it lacked');
+    t.ok(readFrom.length > 0 && readFrom.every((seq) => seq >= own), `no read of a position below ${own} (reads from ${[...new Set(readFrom)].join(', ')})`);
+    t.ok(lines.some((l) => new RegExp(`holds ${own} \\(${own} counted by its own state\\)`).test(l)), `the log says what it took as counted (${lines[0] ?? ''})`);
+    t.same((await node.app.endedActs(ACTS)).map((o) => o.opId), [...Array(ACTS).keys()].map((i) => `denied-${i}`), 'the whole chronicle reads back');
   });
 
   t.test('property: an altered, reordered, short, gapped or padded range is refused and the next peer used', async (t) => {
@@ -282,4 +329,114 @@ t.test('archive fetch', async (t) => {
     t.equal(fifth.app.root(), want, 'a bad staged record: the install starts again from the verified prefix');
     t.equal(toHex((await fifth.app.archiveRange(4, 1))[0] as Uint8Array), toHex(records[4] as Uint8Array), 'and overwrites it with the honest record');
   });
+});
+
+/** Records of every way an act ends: settled and aborted with a spent permit, denied without one. */
+function endedRecords(): Uint8Array[] {
+  const s = new ScriptedCluster({ label: 'archive-fetch-keys' });
+  s.genesis();
+  s.createKey('k1');
+  s.submit('settled-1', s.act('k1'));
+  s.issuePermit('settled-1');
+  s.execute('settled-1');
+  s.publish('settled-1');
+  s.settle('settled-1');
+  s.submit('denied-1', s.act('k1', { destination: 'bc1-evil' }));
+  s.submit('aborted-1', s.act('k1', { amount: 7n }));
+  s.issuePermit('aborted-1');
+  s.abort('aborted-1', 'REMOTE_TIMEOUT');
+  s.submit('aborted-2', s.act('k1', { amount: 3n }));
+  s.abort('aborted-2', 'REMOTE_TIMEOUT');
+  const archive = new MemoryArchive();
+  let state = emptyState();
+  for (const e of s.log) {
+    const r = apply(state, e, archive);
+    archive.add(r.archived);
+    state = r.state;
+  }
+  return archive.records().map((r) => r.bytes);
+}
+
+/** The keys as the strict decoder reads them (what the ledger's own apply stores a record under). */
+function strictKeys(record: Uint8Array): { opId: string; permitId: string | null } {
+  const a = decodeArchived(record);
+  return { opId: a.op.opId, permitId: a.permit !== null && a.op.permitId !== null ? toHex(a.op.permitId) : null };
+}
+
+/** Every way the walk refuses bytes: anything else (a TypeError, a RangeError) would be a fault. */
+const WALK_REFUSALS = /^(truncated|length runs past the end|count runs past the end|additional information \d+|nested too deep|not a map|op is not a map|expected text|expected bytes or null|trailing bytes|not an archived act)$/;
+
+function walkedKeys(record: Uint8Array): { opId: string; permitId: string | null } {
+  const k = fetchedKeys(record);
+  return { opId: k.opId, permitId: k.permitId === null ? null : toHex(k.permitId) };
+}
+
+t.test('the keys of a fetched record, walked, are the strict decoder\'s', async (t) => {
+  const records = endedRecords();
+  t.same(records.map((r) => strictKeys(r).opId), ['settled-1', 'denied-1', 'aborted-1', 'aborted-2'], 'settled, denied and aborted acts were archived');
+  t.ok(records.some((r) => strictKeys(r).permitId !== null) && records.some((r) => strictKeys(r).permitId === null), 'with and without a spent permit');
+  for (const r of records) t.same(walkedKeys(r), strictKeys(r), `${strictKeys(r).opId}: the same keys`);
+  t.throws(() => fetchedKeys(encode({ not: 'a record' })), /not an archived act/, 'a map without the record\'s fields is refused');
+  t.throws(() => fetchedKeys(encode({ op: { opId: 'x', permitId: null }, permit: null, extra: [1, 2] }).subarray(0, 20)), /runs past|truncated/, 'a record cut short is refused');
+  // A count that claims more items than bytes remain is refused before any loop runs.
+  t.throws(() => fetchedKeys(Uint8Array.from([0xbb, 0x00, 0x00, 0x00, 0x0f, 0xff, 0xff, 0xff, 0xff])), /count runs past the end/, 'a forged map count');
+  t.throws(() => fetchedKeys(Uint8Array.from([0xbf, 0xff])), /additional information 31/, 'an indefinite-length map');
+  // Nesting beyond the bound is refused, not followed down the stack.
+  const deep = Uint8Array.from([0xa1, 0x62, 0x7a, 0x7a, ...new Array<number>(200).fill(0x81), 0x00]);
+  t.throws(() => fetchedKeys(deep), /nested too deep/, 'nesting past the bound');
+
+  await fc.assert(fc.asyncProperty(
+    fc.constantFrom(...records.keys()),
+    fc.oneof(
+      fc.record({ kind: fc.constant('cut' as const), at: fc.nat() }),
+      fc.record({ kind: fc.constant('flip' as const), at: fc.nat(), to: fc.integer({ min: 0, max: 255 }) }),
+      fc.record({ kind: fc.constant('splice' as const), at: fc.nat(), bytes: fc.uint8Array({ maxLength: 12 }) }),
+      fc.record({ kind: fc.constant('garbage' as const), bytes: fc.uint8Array({ maxLength: 64 }) }),
+    ),
+    async (i, m) => {
+      const r = records[i] as Uint8Array;
+      const bad = m.kind === 'cut' ? r.subarray(0, m.at % r.length)
+        : m.kind === 'flip' ? Uint8Array.from(r, (b, j) => (j === m.at % r.length ? m.to : b))
+        : m.kind === 'splice' ? Uint8Array.from([...r.subarray(0, m.at % r.length), ...m.bytes, ...r.subarray(m.at % r.length)])
+        : m.bytes;
+      let walked: { opId: string; permitId: string | null } | Error;
+      try {
+        walked = walkedKeys(bad);
+      } catch (e) {
+        walked = e as Error;
+      }
+      let strict: { opId: string; permitId: string | null } | null;
+      try {
+        strict = strictKeys(bad);
+      } catch {
+        strict = null;
+      }
+      // Whatever the walk answers for bytes no canonical record has, the chain check refuses them;
+      // for bytes that are an archived act it must answer what the ledger would store them under.
+      if (strict !== null) t.same(walked, strict, `${m.kind}: an archived act still, and the same keys`);
+      else if (m.kind === 'cut') t.match(walked, { message: /truncated|runs past the end/ }, `cut at ${bad.length}: refused as cut short`);
+      else if (walked instanceof Error) t.match(walked.message, WALK_REFUSALS, `${m.kind}: refused by the walk itself (${walked.message}), not by a fault past the bytes`);
+      else t.ok(walked.opId.length > 0 && (walked.permitId === null || /^[0-9a-f]*$/.test(walked.permitId)), `${m.kind}: keys of bytes the chain check refuses (${walked.opId})`);
+    },
+  ), { numRuns: RUNS * 10, ...replay });
+});
+
+t.test('serving reads a range by one seek into the position index', async (t) => {
+  const script = history();
+  const node = await open();
+  t.teardown(() => node.storage.close());
+  await applyPrefix(node, script, script.log.length);
+  const seq = (n: number): string => `sm/archive/seq/${String(n).padStart(16, '0')}`;
+  const keys: string[] = [];
+  for await (const [k] of node.storage.appScan('sm/archive/seq/', { from: seq(5), to: seq(9) })) keys.push(k);
+  t.same(keys, [5, 6, 7, 8].map(seq), 'the scan reads from its first key up to, not including, its last');
+  await t.rejects(node.storage.appScan('sm/archive/seq/', { from: 'sm/archive/act/' }).next(), /outside/, 'a range outside the prefix is refused');
+  const many = await node.storage.appReadMany(['sm/archive/seq/' + String(3).padStart(16, '0'), 'sm/archive/act/nobody', seq(0)]);
+  t.same(many.map((v) => (v === undefined ? undefined : Buffer.from(v).toString('utf8'))), ['denied-3', undefined, 'denied-0'], 'a multi-get answers in the order asked, undefined where absent');
+  t.same((await node.app.archiveRange(0, ACTS)).map((r) => strictKeys(r).opId), [...Array(ACTS).keys()].map((i) => `denied-${i}`), 'every record, in position order');
+
+  // The position index names an act stored at another position (a corrupt store): refused, not served.
+  await persist(node.storage, [{ key: 'archive/seq/' + String(5).padStart(16, '0'), value: Buffer.from('denied-6', 'utf8') }]);
+  t.equal(await node.app.archiveRange(4, 3).then(() => 'served', reasonOf), 'STORAGE_CORRUPT', 'a position whose index and act disagree');
+  t.equal((await node.app.archiveRange(0, 5)).length, 5, 'the positions before it are still served');
 });
