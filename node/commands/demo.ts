@@ -29,6 +29,7 @@ import type { CommandModule } from 'yargs';
 import { CustodyError, isCustodyError } from '../../proto/errors.js';
 import { decode, fromHex, toHex } from '../../ledger/encoding.js';
 import { actFromCbor } from '../../ledger/events.js';
+import { formatUnits } from '../../ledger/tx/display.js';
 import { decisionBodyFromCbor, decisionSigningBytes, ed25519Sign } from '../../ledger/decision.js';
 import { LEDGER_ASSETS } from '../../ledger/asset-table.js';
 import { type PolicyDocument, parsePolicyYaml } from '../../ledger/policy-engine/index.js';
@@ -304,7 +305,7 @@ async function run(a: Args): Promise<void> {
       const cli = spawnSync(process.execPath, [CLI_PATH, 'evidence', 'verify', file], { encoding: 'utf8' });
       const carried = actFromCbor(decode(fromHex(b.act)));
       say(`      ${file}: ${b.signature?.ciphersuite} group key ${b.signature?.groupPublicKey}`);
-      say(`        the act in the bundle carries its ${carried.kind} transaction (${carried.tx.length} bytes, from ${carried.initiator}): ${carried.amount} ${carried.asset} to ${carried.destination}, display digest ${toHex(carried.displayHash).slice(0, 16)}`);
+      say(`        the act in the bundle carries its ${carried.kind} transaction (${carried.tx.length} bytes, from ${carried.initiator}): ${formatUnits(carried.amount, b.signature?.assets[carried.asset]?.decimals ?? 0)} ${carried.asset} to ${carried.destination}, display digest ${toHex(carried.displayHash).slice(0, 16)}`);
       (b.signature?.messages ?? []).forEach((m, i) => say(`        message ${i} ${m.length > 128 ? `${m.slice(0, 128)}…` : m}: signature ${b.signature?.signatures[i]}`));
       say(`        finalized transaction ${b.signature?.finalized}`);
       say(`        signers ${(b.signature?.signers ?? []).map((m) => m.node).join(', ')} (the set the ledger fixed for its permit)`);
