@@ -37,7 +37,8 @@
  *     coordinator    ask participants, in turn, for a nonce commitment (K nonces) until t answer;
  *                    one that does not answer within remoteTimeoutMs, or refuses (fenced, the set
  *                    of P already fixed), is noted REMOTE_TIMEOUT / its reason and the next one is
- *                    asked: a retry with another signer subset
+ *                    asked: a retry with another signer subset; one that failed for a passing
+ *                    reason is asked again until signingSetWaitMs has passed
  *     coordinator    L ActSigningSetFixed{P, the t commitments sorted by identifier, each with its
  *                    node and nonce counter}: the one signing set S of P, before any share exists
  *     coordinator    send the fixed list to the members of S (K sign with P) -> shares; a member
@@ -465,19 +466,37 @@ export class Coordinator {
     const start = (op.permitId?.[0] ?? 0) % Math.max(1, eligible.length);
     const order = [...eligible.slice(start), ...eligible.slice(0, start)];
 
+    // Candidates that did not answer for a passing reason (a peer still starting, a kernel link
+    // reconnecting, a replica behind) are asked again every signingSetRetryMs until
+    // signingSetWaitMs has passed: no share exists yet, so asking again is always safe, and an
+    // act admitted while a peer restarts is not aborted in the milliseconds its channel needs.
+    // A fresh commitment per request costs only presigned nonces, which the next consumed counter
+    // burns.
     const offers: NonceOffer[] = [];
-    for (const p of order) {
-      if (offers.length === t) break;
-      const port = this.o.participants.get(p) as ParticipantPort;
-      try {
-        offers.push(await withDeadline(port.commit(opId), this.remoteTimeoutMs, `nonce commitment from ${p}`));
-        this.note(opId, `nonce commitment from ${p}`);
-      } catch (err) {
-        const reason: ReasonCode = isCustodyError(err) ? err.reason : 'INTERNAL';
-        this.note(opId, `${p} did not commit (${(err as Error).message}); asking another signer`, reason);
-        if (reason === 'INVALID_TRANSITION') return false; // the act moved on (another coordinator finished it)
-        if (this.fixedNow(opId)) return true; // another coordinator fixed the set meanwhile
+    const deadline = Date.now() + this.signingSetWaitMs;
+    let waiting = order;
+    const told = new Set<string>();
+    for (;;) {
+      const again: string[] = [];
+      for (const p of waiting) {
+        if (offers.length === t) break;
+        const port = this.o.participants.get(p) as ParticipantPort;
+        try {
+          offers.push(await withDeadline(port.commit(opId), this.remoteTimeoutMs, `nonce commitment from ${p}`));
+          this.note(opId, `nonce commitment from ${p}${told.has(p) ? ' (asked again)' : ''}`);
+        } catch (err) {
+          const reason: ReasonCode = isCustodyError(err) ? err.reason : 'INTERNAL';
+          if (reason === 'INVALID_TRANSITION') return false; // the act moved on (another coordinator finished it)
+          if (this.fixedNow(opId)) return true; // another coordinator fixed the set meanwhile
+          const retry = RETRYABLE.includes(reason) && Date.now() + lifecycle.signingSetRetryMs < deadline;
+          if (!told.has(p) || !retry) this.note(opId, `${p} did not commit (${(err as Error).message}); asking another signer${retry ? ' (and it again shortly)' : ''}`, reason);
+          told.add(p);
+          if (retry) again.push(p);
+        }
       }
+      if (offers.length === t || again.length === 0 || this.stopped || !this.stillPending(opId) || this.fixedNow(opId)) break;
+      await new Promise((r) => setTimeout(r, lifecycle.signingSetRetryMs));
+      waiting = again;
     }
     if (!this.stillPending(opId)) return false;
     if (this.fixedNow(opId)) return true;

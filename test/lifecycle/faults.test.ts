@@ -60,6 +60,8 @@ interface Faults {
   hangSign: Set<string>;
   /** Per op: a node whose participant refuses to commit (it is left out of the signing set). */
   noCommit: Map<string, () => string | undefined>;
+  /** Per op and node: how many more commitment requests fail as an unreachable peer's do (a node still starting). */
+  unreachableCommits: Map<string, Map<string, number>>;
 }
 
 function wrap(p: ParticipantPort, log: ShareLog, f: Faults): ParticipantPort {
@@ -71,6 +73,11 @@ function wrap(p: ParticipantPort, log: ShareLog, f: Faults): ParticipantPort {
         return new Promise(() => undefined);
       }
       if (f.noCommit.get(opId)?.() === p.nodeId) return Promise.reject(new CustodyError('REMOTE_TIMEOUT', `${p.nodeId} does not commit to ${opId} (test fault)`));
+      const left = f.unreachableCommits.get(opId)?.get(p.nodeId) ?? 0;
+      if (left > 0) {
+        f.unreachableCommits.get(opId)?.set(p.nodeId, left - 1);
+        return Promise.reject(new CustodyError('REMOTE_TIMEOUT', `unavailable: No connection established (connect ECONNREFUSED to ${p.nodeId}; test fault)`));
+      }
       return p.commit(opId);
     },
     async sign(opId, lists, counters) {
@@ -85,7 +92,7 @@ function wrap(p: ParticipantPort, log: ShareLog, f: Faults): ParticipantPort {
 
 async function setup(t: Test, point?: (node: string, p: CoordinatorPoint, opId: string) => void | Promise<void>): Promise<{ h: Harness; log: ShareLog; faults: Faults }> {
   const log = new ShareLog();
-  const faults: Faults = { hangFirstCommit: new Set(), firstCommitSeen: new Set(), hangSign: new Set(), noCommit: new Map() };
+  const faults: Faults = { hangFirstCommit: new Set(), firstCommitSeen: new Set(), hangSign: new Set(), noCommit: new Map(), unreachableCommits: new Map() };
   const h = await startHarness({ kernels: 'twin', remoteTimeoutMs: 1_500, signingSetWaitMs: 4_000, wrapParticipant: (p) => wrap(p, log, faults), ...(point ? { point } : {}) });
   t.teardown(() => h.close());
   await h.createKey('k', 'ed25519');
@@ -177,6 +184,33 @@ t.test('a signer that does not answer: REMOTE_TIMEOUT, another subset, exactly o
   t.equal(v.state, 'Published');
   t.ok(v.notes.some((n) => n.reason === 'REMOTE_TIMEOUT' && /asking another signer/.test(n.text)), 'the timeout is noted with its reason code');
   t.equal(log.completeSets('slow-1', 2), 1, 'exactly one signing set completed');
+});
+
+t.test('two signers unreachable for their first requests (nodes still starting): they are asked again and the act is signed, not aborted', { timeout: 600_000 }, async (t) => {
+  const { h, log, faults } = await setup(t);
+  // Every node but one refuses its first two commitment requests the way a peer whose gRPC
+  // channel is still connecting does; one pass over the signers finds only one of the two needed.
+  const ids = h.cluster.nodes.map((n) => n.id);
+  faults.unreachableCommits.set('restart-1', new Map(ids.slice(1).map((id) => [id, 2])));
+  const r = await h.cli('cara', await act('restart-1'));
+  t.equal(r.code, 0, r.stderr);
+  const v = await waitAct(h.client('cara'), 'restart-1', 'Published');
+  t.equal(v.state, 'Published', `signed once the signers answered (${v.reason})`);
+  t.ok(v.notes.some((n) => n.reason === 'REMOTE_TIMEOUT' && /and it again shortly/.test(n.text)), 'the first refusal is noted, with the retry');
+  t.ok(v.notes.some((n) => /nonce commitment from .* \(asked again\)/.test(n.text)), 'a signer that refused at first committed when asked again');
+  t.equal(log.completeSets('restart-1', 2), 1, 'exactly one signing set completed');
+});
+
+t.test('a signer unreachable for longer than the wait: the act aborts REMOTE_TIMEOUT before any signing set exists', { timeout: 600_000 }, async (t) => {
+  const { h, log, faults } = await setup(t);
+  const ids = h.cluster.nodes.map((n) => n.id);
+  faults.unreachableCommits.set('gone-1', new Map(ids.slice(1).map((id) => [id, 1_000_000])));
+  await h.cli('cara', await act('gone-1'));
+  const v = await waitAct(h.client('cara'), 'gone-1', 'Aborted');
+  t.equal(v.state, 'Aborted');
+  t.equal(v.reason, 'REMOTE_TIMEOUT', 'aborted REMOTE_TIMEOUT after the signing-set wait');
+  t.ok(v.notes.some((n) => /only 1 of 2 signers answered/.test(n.text)), 'the abort says how many answered');
+  t.equal(log.completeSets('gone-1', 2), 0, 'no signing set completed');
 });
 
 t.test('a signer of the fixed set that does not answer: the act aborts REMOTE_TIMEOUT and the permit is spent', { timeout: 600_000 }, async (t) => {
