@@ -175,7 +175,12 @@ export function formatAct(v: ActView, full = false): string {
   if (v.kind) lines.push(`  ${v.kind} transaction from ${v.initiator || '?'}${v.network ? ` on ${v.network}` : ''}${v.fee ? `, fee ${v.fee}` : ''}`);
   for (const o of v.outputs ?? []) lines.push(`  pays ${o.address} ${o.amount} ${o.asset}${o.change ? ' (change, back to the key)' : ''}`);
   if (v.factsRefused) lines.push(`  the transaction does not parse: ${v.factsRefused}`);
-  if (v.rule) lines.push(`  policy rule: ${v.rule}`);
+  if (v.ruleAction) {
+    // The engine's explanation usually starts with the rule it names; say it once.
+    const by = v.rule ? `rule ${v.rule}` : 'no rule';
+    lines.push(`  policy (${v.ruleAction}) ${v.ruleDetail.startsWith(by) ? v.ruleDetail : `${by}: ${v.ruleDetail}`}`);
+  }
+  else if (v.rule) lines.push(`  policy rule: ${v.rule}`);
   if (v.verdict) lines.push(`  ledger verdict: ${v.verdict.ok ? 'ok' : `${v.verdict.reason}: ${v.verdict.detail}`} at index ${v.verdict.index}`);
   lines.push(`  history: ${v.history.map((h) => `${h.state}@${h.index}`).join(' -> ')}`);
   if (full) {
