@@ -138,6 +138,10 @@ export interface OpRecord {
 export interface RuleRecord {
   /** The rule's id; null when no rule matched (default deny) or the facts were refused before any rule. */
   readonly id: string | null;
+  /**
+   * The verdict's action: the rule's own, except that a rule whose rolling window or lifetime cap
+   * the act would exceed blocks (BLOCK with that rule's id), and default deny is BLOCK.
+   */
   readonly action: ActionKind;
   /** The engine's explanation, clipped to ruleDetailBytesMax bytes (clipRuleDetail). */
   readonly detail: string;
