@@ -37,7 +37,7 @@ t.test('admin API: roles, refusals with reason codes, bad input', { timeout: 300
     const kimFreeze = await h.cli('kim', ['decision', 'propose', '--action-json', '{"kind":"EmergencyFreeze","reason":"x"}']);
     t.equal(kimFreeze.code, 3, 'key generator cannot propose a freeze');
     t.match(kimFreeze.stderr, /^ROLE_NOT_ALLOWED: kim \(key-generator\) may not propose EmergencyFreeze/m);
-    const caraAct = await h.cli('kim', ['act', 'submit', '--op', 'x', '--key', 'k', '--raw', rawFile]);
+    const caraAct = await h.cli('kim', ['act', 'submit', '--op', 'x', '--key-id', 'k', '--raw', rawFile]);
     t.equal(caraAct.code, 3);
     t.match(caraAct.stderr, /^ROLE_NOT_ALLOWED: kim \(key-generator\) may not submit signing acts/m);
     // An approver signs only as itself.

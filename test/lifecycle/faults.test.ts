@@ -100,7 +100,7 @@ const act = async (opId: string, amount = '1000'): Promise<string[]> => {
   const x = await actTx(h.client('cara'), 'k', amount, 'sol-treasury');
   const file = join(h.dir, `${opId}.solana`);
   writeFileSync(file, x.tx);
-  return ['act', 'submit', '--op', opId, '--key', 'k', '--solana', file];
+  return ['act', 'submit', '--op', opId, '--key-id', 'k', '--solana', file];
 };
 
 t.test('denials carry their reason codes to the CLI', { timeout: 600_000 }, async (t) => {

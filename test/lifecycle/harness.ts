@@ -78,7 +78,7 @@ export async function actSubmitArgs(c: AdminClient, dir: string, opId: string, k
   const x = await actTx(c, keyId, amount, destination);
   const file = join(dir, `${opId}.${x.kind}`);
   writeFileSync(file, x.tx);
-  return ['act', 'submit', '--op', opId, '--key', keyId, x.kind === 'btc-psbt' ? '--psbt' : '--solana', file];
+  return ['act', 'submit', '--op', opId, '--key-id', keyId, x.kind === 'btc-psbt' ? '--psbt' : '--solana', file];
 }
 
 export interface Harness {
