@@ -22,6 +22,9 @@
  * rule is covered by the receipt's cid and, through `prev`, by every later receipt: a bundle whose
  * rule was changed breaks a link. `rule` repeats it with the engine's explanation for people; its
  * id must be the receipt's (the detail is the ledger's text and is not hashed into a receipt).
+ * Offline, as for every field, the last receipt of a bundle is bound only by its own cid: whoever
+ * re-hashes a forged last receipt is caught by comparing its eventCid and chainHead with any node's
+ * log, not by this verifier; a rule changed in a receipt with a successor breaks that successor.
  * `verifyEvidenceBundle` checks it without a cluster and names the first broken link: link 0 is
  * the bundle itself (format, act, approval), link i >= 1 is receipts[i-1].
  */
