@@ -566,6 +566,12 @@ t.test('the act records the rule that decided it: ALLOW, REQUIRE_APPROVAL with a
   t.equal(s.state.cluster!.ops['frozen']!.rule, null);
   t.same(checkInvariants(s.state), []);
 
+  // The invariants catch a record whose rule was changed after the fact.
+  const forge = (opId: string, rule: unknown): LedgerState => ({ ...s.state, cluster: { ...s.state.cluster!, ops: { ...s.state.cluster!.ops, [opId]: { ...s.state.cluster!.ops[opId]!, rule } as never } } });
+  t.match(checkInvariants(forge('allow', { ...allowed.rule!, id: 'sol-approved' })), [/AdmissionReceipt names another rule/]);
+  t.match(checkInvariants(forge('allow', null)), [/admitted without an admitting rule/]);
+  t.match(checkInvariants(forge('nowhere', { id: 'sol-small', action: 'ALLOW', detail: '' })), [/Denied with an allowing rule/]);
+
   // Every record, rule included, survives the canonical encoding and a snapshot restore.
   for (const op of Object.values(s.state.cluster!.ops)) t.same(opFromCbor(op.opId, decode(encode(opToCbor(op)))), op, `${op.opId} round trips`);
   const back = restore(snapshot(s.state));
