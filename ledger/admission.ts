@@ -61,7 +61,7 @@ import type { ReasonCode } from '../proto/reasons.js';
 import { LEDGER_ASSETS } from './asset-table.js';
 import { toHex } from './encoding.js';
 import {
-  type EvalContext, type Explanation, type PolicyDocument, type PolicyHistory, type Rule, type Verdict,
+  type ActionKind, type EvalContext, type Explanation, type PolicyDocument, type PolicyHistory, type Rule, type Verdict,
   type HistoryEntry, type Scope, emptyHistory, evaluate, explain, firstAfter, formatDuration, payingOutputs, record,
 } from './policy-engine/index.js';
 import { type ClusterState, type KeyRecord, type OpRecord, keyContextOf } from './state.js';
@@ -94,6 +94,8 @@ export interface AdmissionVerdict {
   readonly reason: ReasonCode | null;
   /** The rule that decided, when a rule did (null for default deny and for checks outside the rules). */
   readonly ruleId: string | null;
+  /** The engine's action: what the rule (or default deny, BLOCK) said before approvals were counted. */
+  readonly action: ActionKind;
   readonly detail: string;
   /** When the act is held for approvals: how many of which group, and how long an approval lasts. */
   readonly approvals: { readonly k: number; readonly group: string; readonly ttlMs: number } | null;
@@ -161,13 +163,13 @@ export function groupSigners(policy: PolicyDocument, group: string, approvers: r
   return { members, others: distinct.filter((a) => !members.includes(a)) };
 }
 
-const allowed = (v: Verdict, detail: string): AdmissionVerdict => ({ allowed: true, reason: null, ruleId: v.ruleId, detail, approvals: v.approvals });
-const denied = (reason: ReasonCode, ruleId: string | null, detail: string, approvals: AdmissionVerdict['approvals'] = null): AdmissionVerdict => ({ allowed: false, reason, ruleId, detail, approvals });
+const allowed = (v: Verdict, detail: string): AdmissionVerdict => ({ allowed: true, reason: null, ruleId: v.ruleId, action: v.action, detail, approvals: v.approvals });
+const denied = (reason: ReasonCode, ruleId: string | null, action: ActionKind, detail: string, approvals: AdmissionVerdict['approvals'] = null): AdmissionVerdict => ({ allowed: false, reason, ruleId, action, detail, approvals });
 
 /** The verdict on an act from the engine's, counting the approvals a REQUIRE_APPROVAL rule asks for. */
 function admissionVerdict(policy: PolicyDocument, v: Verdict, r: AdmissionRequest): AdmissionVerdict {
   if (v.action === 'ALLOW') return allowed(v, v.detail);
-  if (v.action === 'BLOCK') return denied(v.reason ?? 'POLICY_DENIED', v.ruleId, v.detail);
+  if (v.action === 'BLOCK') return denied(v.reason ?? 'POLICY_DENIED', v.ruleId, 'BLOCK', v.detail);
   const need = v.approvals as { k: number; group: string; ttlMs: number };
   const { members, others } = groupSigners(policy, need.group, r.approvers);
   const at = r.approvedAtMs ?? null;
@@ -183,7 +185,7 @@ function admissionVerdict(policy: PolicyDocument, v: Verdict, r: AdmissionReques
       : []),
   ].join('; ');
   if (counted >= need.k) return allowed(v, `rule ${v.ruleId as string}: ${counted} of ${need.k} approvals of ${need.group} within ${formatDuration(need.ttlMs)}: ${why}`);
-  return denied('QUORUM_NOT_MET', v.ruleId, `rule ${v.ruleId as string} needs ${need.k} approvals of ${need.group} within ${formatDuration(need.ttlMs)}, ${counted} count: ${why}`, need);
+  return denied('QUORUM_NOT_MET', v.ruleId, 'REQUIRE_APPROVAL', `rule ${v.ruleId as string} needs ${need.k} approvals of ${need.group} within ${formatDuration(need.ttlMs)}, ${counted} count: ${why}`, need);
 }
 
 /**
@@ -227,7 +229,7 @@ export function judgeAdmission(c: ClusterState, r: AdmissionRequest): { verdict:
     return { verdict, cluster: recorded(c, r, ctx) };
   } catch (e) {
     // evaluate refuses (before any rule) what record would refuse; this keeps apply total anyway.
-    if (e instanceof CustodyError) return { verdict: denied(e.reason, null, e.detail), cluster: c };
+    if (e instanceof CustodyError) return { verdict: denied(e.reason, null, 'BLOCK', e.detail), cluster: c };
     throw e;
   }
 }

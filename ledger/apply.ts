@@ -46,7 +46,7 @@ import { pmapDelete, pmapSet } from './pmap.js';
 import { type ArchiveReader, type ArchiveRecord, type MemoryArchive, EMPTY_ARCHIVE_HEAD, archiveLink, encodeArchived } from './archive.js';
 import { ed25519GroupCommitment, frostIdentifier, isGroupElement } from './signing-set.js';
 import { admissionReceipt, permitReceipt, publicationReceipt, type ReceiptAnchor } from './receipts.js';
-import { type ClusterState, type EpochRecord, type KeyRecord, type LedgerState, type NodeRecord, type OpRecord, type OpState, type PermitRecord, OP_TRANSITIONS, TERMINAL_OP_STATES, consumedKey, keyContextOf } from './state.js';
+import { type ClusterState, type EpochRecord, type KeyRecord, type LedgerState, type NodeRecord, type OpRecord, type OpState, type PermitRecord, type RuleRecord, OP_TRANSITIONS, TERMINAL_OP_STATES, clipRuleDetail, consumedKey, keyContextOf } from './state.js';
 
 export type ApplyResult =
   | {
@@ -777,6 +777,11 @@ function keyUsable(c: ClusterState, keyId: string, epoch: number): Outcome | Key
   return k;
 }
 
+/** The rule record of a policy verdict: what every node keeps with the act (OpRecord.rule). */
+export function ruleRecordOf(v: AdmissionVerdict): RuleRecord {
+  return { id: v.ruleId, action: v.action, detail: clipRuleDetail(v.detail) };
+}
+
 function actSubmitted(c: ClusterState, e: Extract<LedgerEvent, { type: 'ActSubmitted' }>, ctx: Ctx): Outcome {
   const bad = checkProposer(c, e);
   if (bad !== null) return bad;
@@ -797,6 +802,7 @@ function actSubmitted(c: ClusterState, e: Extract<LedgerEvent, { type: 'ActSubmi
       opId: e.opId, submissionCid: subCid, act: e.act, actCid: aCid, nodeId: e.nodeId, state: 'Denied', reason,
       history: [{ state: 'Submitted', index: ctx.index }, { state: 'Denied', index: ctx.index }],
       approvalCid: decisionCidOrNull(e.approval), approval: e.approval, permitId: null, signingSet: null, releasedBy: null, signatures: null, confirmation: null, receipts: [],
+      rule: admission === undefined ? null : ruleRecordOf(admission),
     };
     ctx.ended.push(e.opId);
     return { kind: 'record', cluster: { ...putOp(c, op), opCount: c.opCount + 1 }, reason, detail, extra: { opState: 'Denied', ...(admission ? { admission } : {}) } };
@@ -841,11 +847,12 @@ function actSubmitted(c: ClusterState, e: Extract<LedgerEvent, { type: 'ActSubmi
   if (!verdict.allowed) return deny(verdict.reason ?? 'POLICY_DENIED', verdict.detail, verdict);
 
   const approvalCid = decisionCidOrNull(e.approval);
-  const receipt = admissionReceipt(anchor(c, e.opId, ctx), { actCid: aCid, keyId: e.act.keyId, keyEpoch: e.act.keyEpoch, governanceEpoch: g.epoch, approvalCid });
+  const rule = ruleRecordOf(verdict);
+  const receipt = admissionReceipt(anchor(c, e.opId, ctx), { actCid: aCid, keyId: e.act.keyId, keyEpoch: e.act.keyEpoch, governanceEpoch: g.epoch, approvalCid, ruleId: rule.id });
   const op: OpRecord = {
     opId: e.opId, submissionCid: subCid, act: e.act, actCid: aCid, nodeId: e.nodeId, state: 'Admitted', reason: null,
     history: [{ state: 'Submitted', index: ctx.index }, { state: 'Admitted', index: ctx.index }],
-    approvalCid, approval: e.approval, permitId: null, signingSet: null, releasedBy: null, signatures: null, confirmation: null, receipts: [receipt],
+    approvalCid, approval: e.approval, permitId: null, signingSet: null, releasedBy: null, signatures: null, confirmation: null, receipts: [receipt], rule,
   };
   const base = judged.cluster;
   const cluster: ClusterState = { ...putOp(base, op), opCount: base.opCount + 1, inFlight: base.inFlight + 1 };

@@ -66,6 +66,12 @@ export function checkInvariants(s: LedgerState): string[] {
       if (!ok) bad.push(`act ${op.opId} receipt ${i} is not linked to its predecessor`);
     }
     const admittedAt = h.find((x) => x.state === 'Admitted')?.index;
+    // The rule that admitted an act is recorded with it and named by its AdmissionReceipt; a denial
+    // by the rules never records an ALLOW.
+    if (admittedAt !== undefined) {
+      if (op.rule === null || op.rule.action === 'BLOCK') bad.push(`act ${op.opId} was admitted without an admitting rule`);
+      else if ((op.receipts[0] as { ruleId?: CborValue } | undefined)?.ruleId !== op.rule.id) bad.push(`act ${op.opId}: its AdmissionReceipt names another rule than its record`);
+    } else if (op.rule !== null && op.rule.action === 'ALLOW') bad.push(`act ${op.opId} is ${op.state} with an allowing rule`);
     if (g.frozen !== null && admittedAt !== undefined && admittedAt > g.frozen.sinceIndex) bad.push(`act ${op.opId} admitted while frozen`);
     const pastPermit = ['Executed', 'Published', 'Settled'].includes(op.state);
     if (op.state === 'PendingRemote' || pastPermit) {

@@ -15,16 +15,25 @@
  *     "clusterId": "...", "opId": "...",
  *     "act": "<hex: canonical CBOR of the act>",
  *     "approval": "<hex: canonical CBOR of the ActApproved decision>" | null,
- *     "receipts": [ { "type": "AdmissionReceipt", "cid": "<hex>", "cbor": "<hex>" }, ... ]
+ *     "receipts": [ { "type": "AdmissionReceipt", "cid": "<hex>", "cbor": "<hex>" }, ... ],
+ *     "rule": { "id": "<rule id>" | null, "action": "ALLOW" | "BLOCK" | "REQUIRE_APPROVAL", "detail": "..." } | null
  *   }
+ * The AdmissionReceipt names the id of the policy rule that admitted the act (`ruleId`), so the
+ * rule is covered by the receipt's cid and, through `prev`, by every later receipt: a bundle whose
+ * rule was changed breaks a link. `rule` repeats it with the engine's explanation for people; its
+ * id must be the receipt's (the detail is the ledger's text and is not hashed into a receipt).
+ * Offline, as for every field, the last receipt of a bundle is bound only by its own cid: whoever
+ * re-hashes a forged last receipt is caught by comparing its eventCid and chainHead with any node's
+ * log, not by this verifier; a rule changed in a receipt with a successor breaks that successor.
  * `verifyEvidenceBundle` checks it without a cluster and names the first broken link: link 0 is
  * the bundle itself (format, act, approval), link i >= 1 is receipts[i-1].
  */
+import { ledger as limits } from '../proto/limits.js';
 import type { ReasonCode } from '../proto/reasons.js';
 import { type CborValue, bytesEqual, decode, digest, encode, fromHex, toHex } from './encoding.js';
 import { ShapeError, obj, str, int, bytes, decisionFromCbor, decisionToCbor, decisionCid, type GovernanceDecision } from './decision.js';
 import { type Act, actCid, actFromCbor, actToCbor } from './events.js';
-import type { OpRecord } from './state.js';
+import type { OpRecord, RuleRecord } from './state.js';
 
 export const RECEIPT_DOMAIN = 'custody-ledger/v1/receipt';
 export const BUNDLE_FORMAT = 'custody-ledger/evidence/v1';
@@ -45,7 +54,7 @@ export function receiptCid(r: CborValue): Uint8Array {
   return digest(RECEIPT_DOMAIN, encode(r));
 }
 
-export function admissionReceipt(at: ReceiptAnchor, a: { actCid: Uint8Array; keyId: string; keyEpoch: number; governanceEpoch: number; approvalCid: Uint8Array | null }): CborValue {
+export function admissionReceipt(at: ReceiptAnchor, a: { actCid: Uint8Array; keyId: string; keyEpoch: number; governanceEpoch: number; approvalCid: Uint8Array | null; ruleId: string | null }): CborValue {
   return { type: 'AdmissionReceipt', ...at, ...a, prev: null };
 }
 
@@ -68,6 +77,8 @@ export interface EvidenceBundle {
   readonly act: string;
   readonly approval: string | null;
   readonly receipts: readonly { readonly type: string; readonly cid: string; readonly cbor: string }[];
+  /** The rule that decided the act's admission (OpRecord.rule); absent from bundles that predate it. */
+  readonly rule?: RuleRecord | null;
 }
 
 /** The bundle of one act. `approval` is the ActApproved decision the act was admitted with, if any. */
@@ -83,6 +94,7 @@ export function exportEvidenceBundle(clusterId: string, op: OpRecord, approval: 
       cid: toHex(receiptCid(r)),
       cbor: toHex(encode(r)),
     })),
+    rule: op.rule,
   };
 }
 
@@ -91,7 +103,7 @@ export function exportEvidenceBundle(clusterId: string, op: OpRecord, approval: 
 // ------------------------------------------------------------------------------------------------
 
 export type BundleVerdict =
-  | { readonly ok: true; readonly links: readonly string[] }
+  | { readonly ok: true; readonly links: readonly string[]; readonly ruleId: string | null }
   | { readonly ok: false; readonly link: number; readonly name: string; readonly reason: ReasonCode; readonly detail: string };
 
 class Broken extends Error {
@@ -107,7 +119,7 @@ function field(v: CborValue | undefined, what: string): CborValue {
 
 const ANCHOR_KEYS = ['type', 'clusterId', 'opId', 'index', 'stampMs', 'eventCid', 'chainHead', 'prev'];
 const RECEIPT_KEYS: { readonly [t in ReceiptType]: readonly string[] } = {
-  AdmissionReceipt: [...ANCHOR_KEYS, 'actCid', 'keyId', 'keyEpoch', 'governanceEpoch', 'approvalCid'],
+  AdmissionReceipt: [...ANCHOR_KEYS, 'actCid', 'keyId', 'keyEpoch', 'governanceEpoch', 'approvalCid', 'ruleId'],
   PermitReceipt: [...ANCHOR_KEYS, 'permitId', 'nodeId', 'keyId', 'keyEpoch', 'messageDigest'],
   PublicationReceipt: [...ANCHOR_KEYS, 'signatureDigest', 'releasedBy'],
 };
@@ -120,14 +132,14 @@ const RECEIPT_KEYS: { readonly [t in ReceiptType]: readonly string[] } = {
  */
 export function verifyEvidenceBundle(bundle: unknown): BundleVerdict {
   try {
-    return { ok: true, links: check(bundle) };
+    return { ok: true, ...check(bundle) };
   } catch (e) {
     if (e instanceof Broken) return { ok: false, link: e.link, name: e.linkName, reason: e.reason, detail: e.message };
     throw e;
   }
 }
 
-function check(bundle: unknown): string[] {
+function check(bundle: unknown): { links: string[]; ruleId: string | null } {
   const at0 = (reason: ReasonCode, detail: string): never => { throw new Broken(0, 'bundle', reason, detail); };
   if (bundle === null || typeof bundle !== 'object' || Array.isArray(bundle)) at0('PAYLOAD_REJECTED', 'the bundle is not a JSON object');
   const b = bundle as Record<string, unknown>;
@@ -165,6 +177,7 @@ function check(bundle: unknown): string[] {
   const names: string[] = [];
   let prev: { cid: Uint8Array; r: { readonly [k: string]: CborValue | undefined } } | null = null;
   let admission: { readonly [k: string]: CborValue | undefined } | null = null;
+  let ruleId: string | null = null;
   for (let i = 0; i < receipts.length; i++) {
     const expected = RECEIPT_TYPES[i] as ReceiptType;
     const link = i + 1;
@@ -208,6 +221,15 @@ function check(bundle: unknown): string[] {
       const rApproval = r.approvalCid;
       const sameApproval = approvalCid === null ? rApproval === null : (rApproval instanceof Uint8Array && bytesEqual(rApproval, approvalCid));
       if (!sameApproval) fail('BINDING_MISMATCH', 'approvalCid does not match the approval in the bundle');
+      const rRule = r.ruleId;
+      if (rRule !== null && (typeof rRule !== 'string' || rRule.length === 0 || Buffer.byteLength(rRule, 'utf8') > limits.idBytesMax)) fail('PAYLOAD_REJECTED', 'ruleId: a rule id or null');
+      ruleId = rRule as string | null;
+      if (b.rule !== undefined && b.rule !== null) {
+        const stated = (b.rule as { id?: unknown }).id;
+        if (typeof b.rule !== 'object' || stated !== ruleId) fail('BINDING_MISMATCH', `the bundle's rule ${String(stated)} is not the rule the AdmissionReceipt names (${String(ruleId)})`);
+      } else if (b.rule === null) {
+        fail('BINDING_MISMATCH', `the bundle names no rule; the AdmissionReceipt names ${String(ruleId)}`);
+      }
       admission = r;
     } else {
       if (!(r.prev instanceof Uint8Array) || !bytesEqual(r.prev, prev.cid)) fail('BINDING_MISMATCH', `prev does not name the ${RECEIPT_TYPES[i - 1]} cid`);
@@ -222,5 +244,5 @@ function check(bundle: unknown): string[] {
     prev = { cid: cidNow, r };
     names.push(expected);
   }
-  return names;
+  return { links: names, ruleId };
 }

@@ -24,7 +24,7 @@ import { type Act, type SignedStatement, type SigningSetMember, actFromCbor, act
 import { CustodyError } from '../proto/errors.js';
 import { pmapFrom } from './pmap.js';
 import { NETWORKS, type KeyContext, type Network } from './tx/types.js';
-import type { PolicyDocument } from './policy-engine/types.js';
+import { ACTION_KINDS, type ActionKind, type PolicyDocument } from './policy-engine/types.js';
 import { type PolicyHistory, historyFromCbor, historyToCbor, horizonsOf } from './policy-engine/history.js';
 
 /** Count and running hash of the ended acts (ledger/archive.ts archiveLink). */
@@ -125,6 +125,61 @@ export interface OpRecord {
   readonly confirmation: string | null;
   /** Hash-linked receipts, each a canonical value (ledger/receipts.ts). */
   readonly receipts: readonly CborValue[];
+  /**
+   * The policy's verdict on the act, kept with it wherever it goes (followers, snapshots, the
+   * archive, backups): set when the rules decided its admission (Admitted, or Denied by a rule or
+   * by default deny); null when a check outside the rules decided (frozen, key, TX_* refusals,
+   * approval binding).
+   */
+  readonly rule: RuleRecord | null;
+}
+
+/** The rule that decided an act's admission, as the engine answered on every node. */
+export interface RuleRecord {
+  /** The rule's id; null when no rule matched (default deny) or the facts were refused before any rule. */
+  readonly id: string | null;
+  /**
+   * The verdict's action: the rule's own, except that a rule whose rolling window or lifetime cap
+   * the act would exceed blocks (BLOCK with that rule's id), and default deny is BLOCK.
+   */
+  readonly action: ActionKind;
+  /** The engine's explanation, clipped to ruleDetailBytesMax bytes (clipRuleDetail). */
+  readonly detail: string;
+}
+
+const CLIP_MARK = '\u2026';
+
+/**
+ * `detail` in at most limits.ruleDetailBytesMax UTF-8 bytes: unchanged when it fits, else the
+ * longest prefix of whole code points that fits with a trailing ellipsis. A pure function of the
+ * text, so every replica records the same bytes.
+ */
+export function clipRuleDetail(detail: string): string {
+  const max = limits.ruleDetailBytesMax;
+  if (Buffer.byteLength(detail, 'utf8') <= max) return detail;
+  const room = max - Buffer.byteLength(CLIP_MARK, 'utf8');
+  let used = 0;
+  let out = '';
+  for (const ch of detail) {
+    const n = Buffer.byteLength(ch, 'utf8');
+    if (used + n > room) break;
+    used += n;
+    out += ch;
+  }
+  return out + CLIP_MARK;
+}
+
+export function ruleToCbor(r: RuleRecord): CborValue {
+  return { id: r.id, action: r.action, detail: r.detail };
+}
+
+export function ruleFromCbor(v: CborValue): RuleRecord {
+  const o = obj(v, 'op.rule', ['id', 'action', 'detail']);
+  const detail = o.detail;
+  if (typeof detail !== 'string' || Buffer.byteLength(detail, 'utf8') > limits.ruleDetailBytesMax) {
+    throw new ShapeError(`op.rule.detail: expected text of at most ${limits.ruleDetailBytesMax} bytes`);
+  }
+  return { id: nullable(o.id, (x) => str(x, 'op.rule.id')), action: oneOf(o.action, 'op.rule.action', ACTION_KINDS), detail };
 }
 
 export interface SigningSetRecord {
@@ -227,6 +282,7 @@ function mapValues<T>(m: { readonly [k: string]: T }, f: (v: T) => CborValue): C
 export function opToCbor(o: OpRecord): CborValue {
   return {
     ...o, act: actToCbor(o.act), signatures: o.signatures === null ? null : [...o.signatures], approval: o.approval === null ? null : decisionToCbor(o.approval), history: o.history.map((h) => ({ ...h })), receipts: [...o.receipts],
+    rule: o.rule === null ? null : ruleToCbor(o.rule),
     signingSet: o.signingSet === null ? null : { index: o.signingSet.index, commitments: o.signingSet.commitments.map(memberToCbor) },
   };
 }
@@ -489,7 +545,7 @@ function epochFromCbor(key: string, v: CborValue): EpochRecord {
 }
 
 export function opFromCbor(id: string, v: CborValue): OpRecord {
-  const o = obj(v, 'op', ['opId', 'submissionCid', 'act', 'actCid', 'nodeId', 'state', 'reason', 'history', 'approvalCid', 'approval', 'permitId', 'signingSet', 'releasedBy', 'signatures', 'confirmation', 'receipts']);
+  const o = obj(v, 'op', ['opId', 'submissionCid', 'act', 'actCid', 'nodeId', 'state', 'reason', 'history', 'approvalCid', 'approval', 'permitId', 'signingSet', 'releasedBy', 'signatures', 'confirmation', 'receipts', 'rule']);
   if (o.opId !== id) throw new ShapeError('op: id differs from its key');
   return {
     opId: id, submissionCid: bytes(o.submissionCid, 'op.submissionCid', 32), act: actFromCbor(o.act), actCid: bytes(o.actCid, 'op.actCid', 32),
@@ -509,5 +565,6 @@ export function opFromCbor(id: string, v: CborValue): OpRecord {
     signatures: nullable(o.signatures, (x) => arr(x, 'op.signatures', txLimits.messagesPerActMax).map((b, i) => bytes(b, `op.signatures[${i}]`))),
     confirmation: nullable(o.confirmation, (x) => str(x, 'op.confirmation', limits.textBytesMax)),
     receipts: arr(o.receipts, 'op.receipts', 3),
+    rule: nullable(o.rule, ruleFromCbor),
   };
 }

@@ -113,6 +113,12 @@ export const ledger = {
    * written, are held in memory (each at most archiveFetchBytesMax).
    */
   archiveFetchAnswersAhead: 2,
+  /**
+   * The policy's explanation an act's record keeps beside the rule that decided it (OpRecord.rule):
+   * longer details are clipped at a character boundary (ledger/state.ts clipRuleDetail), the same
+   * way on every node, so the record stays bounded and identical across replicas.
+   */
+  ruleDetailBytesMax: 512,
 } as const;
 
 // ---------------------------------------------------------------------------------------------

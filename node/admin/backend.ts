@@ -515,11 +515,6 @@ export function assetsView(t: AssetTable) {
   });
 }
 
-/** The policy rule the ledger recorded as deciding the act, when it records one. */
-function ruleOf(op: OpRecord): string {
-  const r = (op as unknown as { ruleId?: unknown }).ruleId;
-  return typeof r === 'string' ? r : '';
-}
 
 /** The transaction part of an act's view: kind, bytes, initiator, the facts and the signed transaction. */
 export function actTxView(act: Act, tx: TxSummary | undefined) {
@@ -559,7 +554,7 @@ export function actView(a: ActSummary) {
     ...(a.verdict ? { verdict: verdictView(a.verdict) } : {}),
     ...actTxView(op.act, a.tx ?? undefined),
     signatures: sigs.map(toHex),
-    rule: ruleOf(op),
+    rule: op.rule?.id ?? '', ruleAction: op.rule?.action ?? '', ruleDetail: op.rule?.detail ?? '',
   };
 }
 

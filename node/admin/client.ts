@@ -22,7 +22,7 @@ export interface ActView {
   notes: Note[]; verdict: Verdict | null;
   permitId: string; signingSet: { nodeId: string; identifier: string; hiding: string; binding: string; counter: number; nonces: { counter: number; hiding: string; binding: string }[] }[];
   initiator: string; kind: string; tx: Buffer; display: string; displayHash: string; network: string; outputs: TxOutputView[]; fee: string;
-  factsRefused: string; signatures: string[]; signedTx: string; txid: string; rule: string; amountUnits: string;
+  factsRefused: string; signatures: string[]; signedTx: string; txid: string; rule: string; amountUnits: string; ruleAction: string; ruleDetail: string;
 }
 export interface KeyView { id: string; scheme: string; status: string; activeEpoch: number; publicKey: string; epochs: string[]; network: string; address: string }
 export interface AssetView { symbol: string; network: string; mint: string; decimals: number }

@@ -38,7 +38,7 @@ import { deriveActFields, requireDeclaredMatch } from '../../ledger/tx/act.js';
 import { NETWORKS, TX_KINDS, type AssetTable, type KeyContext, type Network, type TxFacts, type TxKind } from '../../ledger/tx/types.js';
 import type { KeyScheme } from '../../ledger/decision.js';
 import type { ActView, AdminClient, AssetView, DecisionReply, KeyView } from '../admin/client.js';
-import { connOptions, out, readApproverKey, run, type Cmd, type Conn } from './admin.js';
+import { connOptions, out, readApproverKey, run, signingKeyId, type Cmd, type Conn } from './admin.js';
 
 // -------------------------------------------------------------------------------------------------
 // Transaction files
@@ -175,7 +175,12 @@ export function formatAct(v: ActView, full = false): string {
   if (v.kind) lines.push(`  ${v.kind} transaction from ${v.initiator || '?'}${v.network ? ` on ${v.network}` : ''}${v.fee ? `, fee ${v.fee}` : ''}`);
   for (const o of v.outputs ?? []) lines.push(`  pays ${o.address} ${o.amount} ${o.asset}${o.change ? ' (change, back to the key)' : ''}`);
   if (v.factsRefused) lines.push(`  the transaction does not parse: ${v.factsRefused}`);
-  if (v.rule) lines.push(`  policy rule: ${v.rule}`);
+  if (v.ruleAction) {
+    // The engine's explanation usually starts with the rule it names; say it once.
+    const by = v.rule ? `rule ${v.rule}` : 'no rule';
+    lines.push(`  policy (${v.ruleAction}) ${v.ruleDetail.startsWith(by) ? v.ruleDetail : `${by}: ${v.ruleDetail}`}`);
+  }
+  else if (v.rule) lines.push(`  policy rule: ${v.rule}`);
   if (v.verdict) lines.push(`  ledger verdict: ${v.verdict.ok ? 'ok' : `${v.verdict.reason}: ${v.verdict.detail}`} at index ${v.verdict.index}`);
   lines.push(`  history: ${v.history.map((h) => `${h.state}@${h.index}`).join(' -> ')}`);
   if (full) {
@@ -198,7 +203,7 @@ export function formatAct(v: ActView, full = false): string {
 // -------------------------------------------------------------------------------------------------
 
 interface SubmitArgs extends Conn, TxFileArgs {
-  key?: string; op?: string; asset?: string; amount?: string; to?: string[]; 'key-epoch': number; approval: string; watch: boolean;
+  'key-id'?: string; op?: string; asset?: string; amount?: string; to?: string[]; 'key-epoch': number; approval: string; watch: boolean;
 }
 
 const submitDescription = `submit a signing act (custodian): the node derives it from the transaction (asset, amount, destinations, display digest, the digest of the messages to sign) with you as initiator; the ledger admits or denies it by policy.
@@ -210,8 +215,8 @@ function declaredOf(a: SubmitArgs): { asset?: string; amount?: string; destinati
 }
 
 function submitOptions<T>(y: Argv<T>): Argv<T & SubmitArgs> {
-  return txFileOptions(connOptions(y, true))
-    .option('key', { type: 'string', describe: 'the threshold key that signs (its id)' })
+  return txFileOptions(connOptions(y))
+    .option('key-id', { type: 'string', describe: 'the threshold key that signs (its id; command line only, never from the environment)' })
     .option('op', { type: 'string', describe: 'idempotency key of the act (default: a fresh random one, printed); re-submitting the same content returns the original result' })
     .option('asset', { type: 'string', describe: 'double check: the asset symbol the transaction moves' })
     .option('amount', { type: 'string', describe: 'double check: what the transaction pays out, change excluded, in the smallest unit' })
@@ -242,13 +247,13 @@ export const actCommand: Cmd<object> = {
       builder: (y2) => submitOptions(y2)
         .option('approval', { type: 'string', default: '', describe: 'cid of an approved ActApproved decision held on the node: submit the act it approves' })
         .option('watch', { type: 'boolean', default: false, describe: 'then follow it until Published or it ends' })
-        .example('$0 admin act submit --key treasury-taproot --psbt pay.psbt --amount 150000 --to bcrt1p... --certs certs --as cara --node 127.0.0.1:7201 --node-id n1', 'submit a PSBT, double-checking what it pays'),
+        .example('$0 admin act submit --key-id treasury-taproot --psbt pay.psbt --amount 150000 --to bcrt1p... --certs certs --as cara --node 127.0.0.1:7201 --node-id n1', 'submit a PSBT, double-checking what it pays'),
       handler: run(async (c, a) => {
         const t = txFromArgs(a);
         if (t === null && a.approval === '') throw new CustodyError('INVALID_ARGUMENT', 'give the transaction (--psbt, --solana or --raw) or --approval');
-        if (t !== null && a.key === undefined) throw new CustodyError('INVALID_ARGUMENT', '--key names the threshold key that signs');
+        const keyId = t === null && a['key-id'] === undefined ? '' : signingKeyId(a, '--key-id names the threshold key that signs');
         const opId = a.op ?? `act-${randomBytes(8).toString('hex')}`;
-        const v = await c.submitAct({ opId, keyId: a.key ?? '', keyEpoch: a['key-epoch'], approvalCid: a.approval, ...(t ?? {}), declared: declaredOf(a) });
+        const v = await c.submitAct({ opId, keyId, keyEpoch: a['key-epoch'], approvalCid: a.approval, ...(t ?? {}), declared: declaredOf(a) });
         out(a.json ? jsonAct(v) : formatAct(v, true));
         if (a.watch) await watchUntil(c, opId, a.json, 'Published');
       }),
@@ -259,14 +264,15 @@ export const actCommand: Cmd<object> = {
       builder: (y2) => submitOptions(y2).option('ttl-ms', { type: 'number', default: 0, describe: 'how long the approval stays valid (0 = 24 h)' }),
       handler: run(async (c, a) => {
         const t = txFromArgs(a);
-        if (t === null || a.key === undefined) throw new CustodyError('INVALID_ARGUMENT', '--key and the transaction (--psbt, --solana or --raw) are required');
+        if (t === null) throw new CustodyError('INVALID_ARGUMENT', '--key-id and the transaction (--psbt, --solana or --raw) are required');
+        const keyId = signingKeyId(a, '--key-id and the transaction (--psbt, --solana or --raw) are required');
         const opId = a.op ?? `act-${randomBytes(8).toString('hex')}`;
         // The double check before anything is proposed, on the fields derived here from the bytes.
-        const { context, assets } = await keyAndAssets(c, a.key);
+        const { context, assets } = await keyAndAssets(c, keyId);
         const { fields } = deriveActFields(t.kind, t.tx, context, assets);
         const d0 = declaredOf(a);
         requireDeclaredMatch({ ...fields, ...(d0.asset !== undefined ? { asset: d0.asset } : {}), ...(d0.amount !== undefined ? { amount: BigInt(d0.amount) } : {}), ...(d0.destination !== undefined ? { destination: d0.destination } : {}) }, fields);
-        const d = await c.proposeDecision(JSON.stringify({ kind: 'ActApproved', opId, act: { keyId: a.key, kind: t.kind, tx: toHex(t.tx), ...(a['key-epoch'] >= 0 ? { keyEpoch: a['key-epoch'] } : {}) } }), a['ttl-ms']);
+        const d = await c.proposeDecision(JSON.stringify({ kind: 'ActApproved', opId, act: { keyId, kind: t.kind, tx: toHex(t.tx), ...(a['key-epoch'] >= 0 ? { keyEpoch: a['key-epoch'] } : {}) } }), a['ttl-ms']);
         const act = d.act;
         if (a.json) return out(JSON.stringify({ ...d, bodyCbor: d.bodyCbor.toString('hex'), act: act ? { ...act, tx: Buffer.from(act.tx).toString('hex') } : null }, null, 2));
         out(`act ${opId} proposed for approval: decision ${d.cid} (${d.approvals.length} of ${d.needed} approvals)`);

@@ -26,31 +26,41 @@ export interface Conn {
   as?: string;
   ca?: string;
   cert?: string;
+  /** The operator's TLS private key file (CUSTODY_ADMIN_KEY), on every command. */
   key?: string;
-  'tls-key'?: string;
-  /** Set by connOptions(y, true): --key is a threshold key's id, not a TLS key file. */
-  'key-is-signing-key'?: boolean;
   json: boolean;
 }
 
-const CONN_HELP = 'Connection: --node host:port --node-id <id the node certificate names>, and the operator\'s TLS material as --certs <dir> --as <operator id> (dir/ca.crt, dir/<id>.crt, dir/<id>.key) or --ca/--cert/--tls-key (--key where --key does not name a signing key). Every option may also come from the environment as CUSTODY_ADMIN_<OPTION> (e.g. CUSTODY_ADMIN_NODE).';
+const CONN_HELP = 'Connection: --node host:port --node-id <id the node certificate names>, and the operator\'s TLS material as --certs <dir> --as <operator id> (dir/ca.crt, dir/<id>.crt, dir/<id>.key) or --ca/--cert/--key. Every option may also come from the environment as CUSTODY_ADMIN_<OPTION> (e.g. CUSTODY_ADMIN_NODE), except a threshold key\'s id (--key-id), which is named on the command line only.';
 
 /**
- * The connection options. With `signingKey` the command's --key names a threshold key (act submit,
- * key show), and the operator's TLS key is --tls-key.
+ * The connection options, the same on every command: --key (CUSTODY_ADMIN_KEY) is always the
+ * operator's TLS key; a command that names a threshold key takes it as --key-id (signingKeyId).
  */
-export function connOptions<T>(y: Argv<T>, signingKey = false): Argv<T & Conn> {
-  const base = y
+export function connOptions<T>(y: Argv<T>): Argv<T & Conn> {
+  return y
     .option('node', { type: 'string', demandOption: true, describe: 'admin address of a node (host:port)' })
     .option('node-id', { type: 'string', demandOption: true, describe: 'the node id its certificate names (checked during the TLS handshake)' })
     .option('certs', { type: 'string', describe: 'directory holding ca.crt and the operator\'s <id>.crt / <id>.key' })
     .option('as', { type: 'string', describe: 'operator id inside --certs' })
     .option('ca', { type: 'string', describe: 'cluster CA certificate (instead of --certs)' })
     .option('cert', { type: 'string', describe: 'operator certificate (instead of --certs)' })
-    .option('tls-key', { type: 'string', describe: 'operator private key (instead of --certs)' })
-    .option('json', { type: 'boolean', default: false, describe: 'print machine-readable JSON' });
-  if (signingKey) return base.option('key-is-signing-key', { type: 'boolean', default: true, hidden: true }) as unknown as Argv<T & Conn>;
-  return base.option('key', { type: 'string', describe: 'operator private key (instead of --certs; the same as --tls-key)' }) as unknown as Argv<T & Conn>;
+    .option('key', { type: 'string', describe: 'operator private key (instead of --certs)' })
+    .option('json', { type: 'boolean', default: false, describe: 'print machine-readable JSON' }) as unknown as Argv<T & Conn>;
+}
+
+/**
+ * The threshold key a command names (--key-id). It is read from the command line only: an
+ * operator's environment holds connection settings, and a key id picked up from it would sign
+ * with a key the command line does not show, so CUSTODY_ADMIN_KEY_ID is refused outright.
+ */
+export function signingKeyId(a: { 'key-id'?: string }, required: string): string {
+  if (process.env.CUSTODY_ADMIN_KEY_ID !== undefined) {
+    throw new CustodyError('INVALID_ARGUMENT', 'CUSTODY_ADMIN_KEY_ID is set: the threshold key is named with --key-id on the command line only; unset it');
+  }
+  const id = a['key-id'];
+  if (id === undefined || id === '') throw new CustodyError('INVALID_ARGUMENT', required);
+  return id;
 }
 
 export function client(a: Conn, service: 'Admin' | 'Membership' = 'Admin'): AdminClient {
@@ -59,9 +69,8 @@ export function client(a: Conn, service: 'Admin' | 'Membership' = 'Admin'): Admi
     if (a.as === undefined) throw new CustodyError('INVALID_ARGUMENT', '--certs needs --as <operator id>');
     files = { ca: join(a.certs, 'ca.crt'), cert: join(a.certs, `${a.as}.crt`), key: join(a.certs, `${a.as}.key`) };
   } else {
-    const key = a['tls-key'] ?? (a['key-is-signing-key'] === true ? undefined : a.key);
-    if (a.ca === undefined || a.cert === undefined || key === undefined) throw new CustodyError('INVALID_ARGUMENT', 'give --certs and --as, or all of --ca, --cert and --tls-key');
-    files = { ca: a.ca, cert: a.cert, key };
+    if (a.ca === undefined || a.cert === undefined || a.key === undefined) throw new CustodyError('INVALID_ARGUMENT', 'give --certs and --as, or all of --ca, --cert and --key');
+    files = { ca: a.ca, cert: a.cert, key: a.key };
   }
   return new AdminClient(a.node, a['node-id'], files, service);
 }

@@ -310,7 +310,7 @@ async function run(a: Args): Promise<void> {
       say(`        finalized transaction ${b.signature?.finalized}`);
       say(`        signers ${(b.signature?.signers ?? []).map((m) => m.node).join(', ')} (the set the ledger fixed for its permit)`);
       say(`        custody evidence verify: exit ${cli.status}: ${(cli.stdout + cli.stderr).trim()}`);
-      say(`        receipt chain ${chain.ok ? 'ok' : `BROKEN ${chain.reason}`}; signature ${sig.ok ? `verifies (${b.signature?.ciphersuite === 'taproot' ? 'BIP340' : 'RFC 8032'})` : `${sig.reason}: ${sig.detail}`}`);
+      say(`        receipt chain ${chain.ok ? `ok, admitted by rule ${chain.ruleId ?? '(none)'}` : `BROKEN ${chain.reason}`}; signature ${sig.ok ? `verifies (${b.signature?.ciphersuite === 'taproot' ? 'BIP340' : 'RFC 8032'})` : `${sig.reason}: ${sig.detail}`}`);
       if (cli.status !== 0 || !chain.ok || !sig.ok) throw new CustodyError('SIGNATURE_INVALID', `evidence of ${x.opId} does not verify`);
     }
     say(`custody demo: done in ${((Date.now() - t0) / 1000).toFixed(1)} s; everything stopped; files in ${dir}`);

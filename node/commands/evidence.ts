@@ -3,6 +3,8 @@
  * cluster. Prints the verified chain and exits 0, or names the first broken link with its reason
  * code and exits 3 (through the CLI's CustodyError handler).
  *
+ * The verdict names the policy rule that admitted the act, as the AdmissionReceipt records it.
+ *
  * Links, in order: 0 the bundle itself (format, act, approval), 1 AdmissionReceipt,
  * 2 PermitReceipt, 3 PublicationReceipt (ledger/receipts.ts), then, when the bundle carries one,
  * the signature block (the released signature verifies under the group key and is the one the
@@ -17,7 +19,7 @@ import { verifyEvidenceBundle } from '../../ledger/receipts.js';
 import { verifyBundleSignature, type Bundle } from '../lifecycle/evidence.js';
 
 export type EvidenceVerdict =
-  | { readonly ok: true; readonly opId: string; readonly clusterId: string; readonly links: readonly string[] }
+  | { readonly ok: true; readonly opId: string; readonly clusterId: string; readonly links: readonly string[]; readonly rule: string | null }
   | { readonly ok: false; readonly link: number; readonly name: string; readonly reason: ReasonCode; readonly detail: string };
 
 /** Verifies a parsed bundle: the receipt chain first, then the signature block if present. */
@@ -33,7 +35,7 @@ export function verifyEvidence(bundle: unknown): EvidenceVerdict {
     const signers = b.signature.signers;
     if (signers !== undefined) links.push(`signers ${signers.map((m) => m.node).join('+')} (${b.signature.ciphersuite === 'ed25519' ? 'the signature\'s R is their group commitment' : 'listed; the ledger fixed them'})`);
   }
-  return { ok: true, opId: b.opId, clusterId: b.clusterId, links };
+  return { ok: true, opId: b.opId, clusterId: b.clusterId, links, rule: chain.ruleId };
 }
 
 /** Reads and verifies a bundle file; throws CustodyError naming the first broken link. */
@@ -66,7 +68,7 @@ const verify: CommandModule<object, { bundle: string; json: boolean }> = {
     const v = verifyEvidenceFile(a.bundle);
     process.stdout.write(a.json
       ? `${JSON.stringify(v)}\n`
-      : `ok: act ${v.opId} of cluster ${v.clusterId}: ${v.links.join(' -> ')}\n`);
+      : `ok: act ${v.opId} of cluster ${v.clusterId}, admitted by ${v.rule === null ? 'no named rule' : `policy rule ${v.rule}`}: ${v.links.join(' -> ')}\n`);
   },
 };
 

@@ -13,11 +13,11 @@ import { LEDGER_ASSETS } from '../../ledger/admission.js';
 import { parseTransaction } from '../../ledger/tx/parse.js';
 import { NETWORKS, type AssetTable, type KeyContext, type Network, type TxKind } from '../../ledger/tx/types.js';
 import { buildSolanaTransfer, buildTaprootPsbt, parseCoin, parsePayment } from '../lifecycle/tx-build.js';
-import { client, type Conn } from './admin.js';
+import { client, signingKeyId, type Conn } from './admin.js';
 import { keyAndAssets } from './act.js';
 
 interface KeyArgs extends Partial<Conn> {
-  key: string;
+  'key-id'?: string;
   'public-key'?: string;
   network?: string;
   out: string;
@@ -27,7 +27,7 @@ interface KeyArgs extends Partial<Conn> {
 function keyOptions<T>(y: Argv<T>): Argv<T & KeyArgs> {
   return y
     .env('CUSTODY_ADMIN')
-    .option('key', { type: 'string', demandOption: true, describe: 'the threshold key\'s id (read from the node named by --node, unless --public-key is given)' })
+    .option('key-id', { type: 'string', describe: 'the threshold key\'s id (read from the node named by --node, unless --public-key is given; command line only, never from the environment)' })
     .option('public-key', { type: 'string', describe: 'offline: the key\'s group public key in hex (33-byte compressed for taproot, 32 bytes for ed25519)' })
     .option('network', { choices: NETWORKS, describe: 'offline: the key\'s network' })
     .option('out', { type: 'string', demandOption: true, describe: 'file to write the unsigned transaction to (binary)' })
@@ -37,22 +37,23 @@ function keyOptions<T>(y: Argv<T>): Argv<T & KeyArgs> {
     .option('as', { type: 'string', describe: 'operator id inside --certs' })
     .option('ca', { type: 'string' })
     .option('cert', { type: 'string' })
-    .option('tls-key', { type: 'string', describe: 'operator private key (with --ca and --cert)' })
+    .option('key', { type: 'string', describe: 'operator private key (with --ca and --cert)' })
     .option('json', { type: 'boolean', default: false, describe: 'print machine-readable JSON' }) as unknown as Argv<T & KeyArgs>;
 }
 
 /** The key and the asset table: from the node, or offline from the options (with the ledger's default table). */
 async function resolveKey(a: KeyArgs, scheme: KeyContext['scheme']): Promise<{ key: KeyContext; assets: AssetTable }> {
+  const keyId = signingKeyId(a, '--key-id names the threshold key');
   if (a['public-key'] !== undefined) {
     if (a.network === undefined) throw new CustodyError('INVALID_ARGUMENT', '--public-key needs --network');
     if (!/^([0-9a-f]{2})+$/i.test(a['public-key'])) throw new CustodyError('INVALID_ARGUMENT', '--public-key is hex');
-    return { key: { keyId: a.key, scheme, groupKey: fromHex(a['public-key'].toLowerCase()), network: a.network as Network }, assets: LEDGER_ASSETS };
+    return { key: { keyId, scheme, groupKey: fromHex(a['public-key'].toLowerCase()), network: a.network as Network }, assets: LEDGER_ASSETS };
   }
   if (a.node === undefined || a['node-id'] === undefined) throw new CustodyError('INVALID_ARGUMENT', 'name a node (--node, --node-id and the operator\'s TLS material) to read the key from, or give --public-key and --network');
-  const c = client({ ...a, 'key-is-signing-key': true } as Conn);
+  const c = client(a as Conn);
   try {
-    const r = await keyAndAssets(c, a.key);
-    if (r.context.scheme !== scheme) throw new CustodyError('TX_UNSUPPORTED', `key ${a.key} is ${r.context.scheme}; this transaction needs a ${scheme} key`);
+    const r = await keyAndAssets(c, keyId);
+    if (r.context.scheme !== scheme) throw new CustodyError('TX_UNSUPPORTED', `key ${keyId} is ${r.context.scheme}; this transaction needs a ${scheme} key`);
     return { key: r.context, assets: r.assets };
   } finally {
     c.close();
@@ -104,7 +105,7 @@ export const txCommand: CommandModule<object, object> = {
         .option('input', { type: 'string', array: true, demandOption: true, describe: 'a coin of the key: TXID:VOUT:AMOUNT_SAT (repeat for more inputs)' })
         .option('to', { type: 'string', array: true, demandOption: true, describe: 'a payment: ADDRESS:SAT (repeat for more outputs)' })
         .option('fee', { type: 'string', default: '1000', describe: 'the fee in satoshi' })
-        .example('$0 tx psbt --key treasury-taproot --input <txid>:0:600000 --input <txid>:1:400000 --to bcrt1p...:150000 --fee 1000 --out pay.psbt', 'two coins, one payment, change back to the key'),
+        .example('$0 tx psbt --key-id treasury-taproot --input <txid>:0:600000 --input <txid>:1:400000 --to bcrt1p...:150000 --fee 1000 --out pay.psbt', 'two coins, one payment, change back to the key'),
       handler: handled(async (a) => {
         if (!/^[0-9]{1,16}$/.test(a.fee)) throw new CustodyError('INVALID_ARGUMENT', '--fee is an integer number of satoshi');
         const { key, assets } = await resolveKey(a, 'taproot');
@@ -119,7 +120,7 @@ export const txCommand: CommandModule<object, object> = {
         .option('blockhash', { type: 'string', demandOption: true, describe: 'a recent blockhash (base58): the message is valid on chain for about 150 blocks after it' })
         .option('mint', { type: 'string', describe: 'the SPL token mint (base58); --to then names token accounts' })
         .option('decimals', { type: 'number', describe: 'the token\'s decimals (with --mint; the chain checks them against the mint)' })
-        .example('$0 tx solana --key treasury-ed25519 --to <address>:1000000 --blockhash <base58> --out pay.msg', 'pay 0.001 SOL'),
+        .example('$0 tx solana --key-id treasury-ed25519 --to <address>:1000000 --blockhash <base58> --out pay.msg', 'pay 0.001 SOL'),
       handler: handled(async (a) => {
         if ((a.mint === undefined) !== (a.decimals === undefined)) throw new CustodyError('INVALID_ARGUMENT', '--mint and --decimals go together');
         const { key, assets } = await resolveKey(a, 'ed25519');

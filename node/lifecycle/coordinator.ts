@@ -96,8 +96,7 @@ import { CustodyError, isCustodyError } from '../../proto/errors.js';
 import type { ReasonCode } from '../../proto/reasons.js';
 import { bytesEqual, toHex } from '../../ledger/encoding.js';
 import { keyReadyCid } from '../../ledger/apply.js';
-import { type LedgerEntry, type LedgerEvent, decodeEvent } from '../../ledger/events.js';
-import type { AdmissionVerdict } from '../../ledger/admission.js';
+import type { LedgerEvent } from '../../ledger/events.js';
 import type { ClusterState, EpochRecord, OpRecord } from '../../ledger/state.js';
 import { listFor, type SigningSetMember } from '../../ledger/events.js';
 import { lifecycle } from '../../proto/limits.js';
@@ -171,10 +170,7 @@ export class Coordinator {
   }
 
   start(): void {
-    this.unsub = this.o.ledger.subscribe((entry, result) => {
-      if (result.type === 'ActSubmitted' && result.admission !== undefined && !result.replayed) this.noteAdmission(entry, result.admission);
-      this.kick();
-    });
+    this.unsub = this.o.ledger.subscribe(() => this.kick());
     this.timer = setInterval(() => this.kick(), this.o.pollMs ?? 250);
     this.kick();
   }
@@ -183,22 +179,6 @@ export class Coordinator {
     this.stopped = true;
     this.unsub?.();
     if (this.timer !== null) clearInterval(this.timer);
-  }
-
-  /**
-   * The policy's verdict on an act as a note (act show, the chronicle): the rule that matched and
-   * why. The verdict is local to each applying node and never enters the state; the leader notes
-   * it, as it notes the rest of the act's progress.
-   */
-  private noteAdmission(entry: LedgerEntry, v: AdmissionVerdict): void {
-    if (!this.o.ledger.isLeader()) return;
-    const e = decodeEvent(entry.event);
-    if (e.type !== 'ActSubmitted') return;
-    // The engine's detail usually starts with the rule it names; say it once.
-    const by = v.ruleId === null ? 'no rule (default deny)' : `rule ${v.ruleId}`;
-    const why = v.detail.startsWith(by) ? v.detail : `${by}: ${v.detail}`;
-    if (v.allowed) this.note(e.opId, `admitted by policy ${why}`);
-    else this.note(e.opId, `denied by policy ${why}`, v.reason ?? undefined);
   }
 
   notesOf(opId: string): readonly ChronicleNote[] {

@@ -155,4 +155,5 @@ t.test('the act codec bounds the transaction by its kind and the destination: a 
   }
   const atBound = s.act('sol', { kind: 'raw', tx: new Uint8Array(limits.rawBytesMax).fill(0x61) });
   t.match(s.submit('raw-at-bound', atBound), { ok: false, reason: 'POLICY_NO_RULE', applied: true }, 'a raw message at its bound decodes (and policy never auto-allows raw)');
+  t.match(s.state.cluster!.ops['raw-at-bound']!.rule, { id: null, action: 'BLOCK' }, 'no rule admits it: default deny');
 });

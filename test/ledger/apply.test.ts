@@ -5,8 +5,10 @@
 import t, { type Test } from 'tap';
 import {
   ScriptedCluster, apply, checkInvariants, encodeEvent, snapshot, stateRoot, bytesEqual, makeApproverKey, seedOf, resolveDestination,
-  addApprovals, signDecision, restore, decode, encode, type ApplyResult, type LedgerState,
+  addApprovals, signDecision, restore, decode, encode, clipRuleDetail, opFromCbor, opToCbor, type ApplyResult, type LedgerState, type CborValue,
 } from '../../ledger/index.js';
+import fc from 'fast-check';
+import { ledger as limits } from '../../proto/limits.js';
 import { ed25519 } from '@noble/curves/ed25519.js';
 
 function ok(t: Test, r: ApplyResult, what?: string): void {
@@ -511,7 +513,7 @@ t.test('the policy denies destinations off the allow-list, unknown assets and am
   const r = s.submit('v-over', over);
   t.match(r, { ok: false, reason: 'POLICY_WINDOW_EXCEEDED', admission: { ruleId: 'sol-small' } }, 'the refusal names the first rule whose window was hit');
   t.match(r.ok ? '' : r.detail, /0\.005 SOL/, 'the detail gives the window\'s numbers');
-  t.notOk('admission' in (s.state.cluster!.ops['v-over'] as object), 'the verdict is not stored in the ledger');
+  t.match(s.state.cluster!.ops['v-over']!.rule, { id: 'sol-small', action: 'BLOCK', detail: /0\.005 SOL/ }, 'the act records the rule whose window was hit, and that it blocked');
   // One hour later (by entry stamps) the window has moved on.
   s.nowMs += 3_600_000;
   t.match(s.submit('v-later', s.act('k1', { amount: 1n })), { ok: true, admission: { ruleId: 'sol-small' } });
@@ -529,6 +531,90 @@ t.test('an act a REQUIRE_APPROVAL rule holds needs an ActApproved decision bound
   const sig = forged.approvals[0]!.signature.slice();
   sig[0]! ^= 1;
   t.match(s.submit('e', act, { ...forged, approvals: [{ ...forged.approvals[0]!, signature: sig }, forged.approvals[1]!] }), { ok: false, reason: 'SIGNATURE_INVALID' });
+});
+
+t.test('the act records the rule that decided it: ALLOW, REQUIRE_APPROVAL with and without approvals, BLOCK and default deny', async (t) => {
+  const s = withKey();
+  const small = s.act('k1');
+  ok(t, s.submit('allow', small));
+  const allowed = s.state.cluster!.ops['allow']!;
+  t.match(allowed.rule, { id: 'sol-small', action: 'ALLOW', detail: /^rule sol-small allows/ });
+  t.equal((allowed.receipts[0] as { ruleId?: unknown }).ruleId, 'sol-small', 'the admission receipt names the rule');
+
+  const big = s.act('k1', { amount: 50_000n });
+  ok(t, s.submit('approved', big, s.approveAct('approved', big)));
+  const approved = s.state.cluster!.ops['approved']!;
+  t.match(approved.rule, { id: 'sol-approved', action: 'REQUIRE_APPROVAL', detail: /2 of 2 approvals of governors/ });
+  t.equal((approved.receipts[0] as { ruleId?: unknown }).ruleId, 'sol-approved');
+
+  t.match(s.submit('held', big), { ok: false, reason: 'QUORUM_NOT_MET' });
+  t.match(s.state.cluster!.ops['held'], { state: 'Denied', reason: 'QUORUM_NOT_MET', rule: { id: 'sol-approved', action: 'REQUIRE_APPROVAL', detail: /needs 2 approvals/ } });
+
+  t.match(s.submit('nowhere', s.act('k1', { destination: 'bc1-unknown' })), { ok: false, reason: 'POLICY_NO_RULE' });
+  t.match(s.state.cluster!.ops['nowhere'], { state: 'Denied', rule: { id: null, action: 'BLOCK', detail: /default deny/ } }, 'default deny names no rule');
+
+  const solSmall = s.policy.rules.find((r) => r.id === 'sol-small')!;
+  ok(t, s.decide({ kind: 'PolicyChanged', policy: { ...s.policy, rules: [{ id: 'halt-small', match: solSmall.match, action: { kind: 'BLOCK' } }, ...s.policy.rules] } }));
+  t.match(s.submit('blocked', s.act('k1')), { ok: false, reason: 'POLICY_BLOCKED' });
+  t.match(s.state.cluster!.ops['blocked'], { state: 'Denied', rule: { id: 'halt-small', action: 'BLOCK', detail: /^rule halt-small blocks/ } });
+
+  // Checks outside the rules leave no rule behind: an approval of another act, a freeze.
+  t.match(s.submit('unbound', big, s.approveAct('unbound', s.act('k1', { amount: 60_000n }))), { ok: false, reason: 'BINDING_MISMATCH' });
+  t.equal(s.state.cluster!.ops['unbound']!.rule, null);
+  ok(t, s.decide({ kind: 'EmergencyFreeze', reason: 'drill' }, [s.approvers[2]!]));
+  t.match(s.submit('frozen', s.act('k1')), { ok: false, reason: 'FROZEN' });
+  t.equal(s.state.cluster!.ops['frozen']!.rule, null);
+  t.same(checkInvariants(s.state), []);
+
+  // The invariants catch a record whose rule was changed after the fact.
+  const forge = (opId: string, rule: unknown): LedgerState => ({ ...s.state, cluster: { ...s.state.cluster!, ops: { ...s.state.cluster!.ops, [opId]: { ...s.state.cluster!.ops[opId]!, rule } as never } } });
+  t.match(checkInvariants(forge('allow', { ...allowed.rule!, id: 'sol-approved' })), [/AdmissionReceipt names another rule/]);
+  t.match(checkInvariants(forge('allow', null)), [/admitted without an admitting rule/]);
+  t.match(checkInvariants(forge('nowhere', { id: 'sol-small', action: 'ALLOW', detail: '' })), [/Denied with an allowing rule/]);
+
+  // Every record, rule included, survives the canonical encoding and a snapshot restore.
+  for (const op of Object.values(s.state.cluster!.ops)) t.same(opFromCbor(op.opId, decode(encode(opToCbor(op)))), op, `${op.opId} round trips`);
+  const back = restore(snapshot(s.state));
+  t.same(Object.values(back.cluster!.ops).map((o) => o.rule), Object.values(s.state.cluster!.ops).map((o) => o.rule));
+});
+
+t.test('a recorded rule decodes strictly: an unknown action, an extra field, an empty id or an oversized detail are refused', async (t) => {
+  const s = withKey();
+  ok(t, s.submit('op-1', s.act('k1')));
+  const op = s.state.cluster!.ops['op-1']!;
+  const base = opToCbor(op) as { [k: string]: CborValue };
+  const rule = base.rule as { [k: string]: CborValue };
+  const bad: [string, CborValue][] = [
+    ['unknown action', { ...rule, action: 'PERMIT' }],
+    ['extra field', { ...rule, by: 'me' }],
+    ['missing field', { id: rule.id as CborValue, action: rule.action as CborValue }],
+    ['empty id', { ...rule, id: '' }],
+    ['numeric id', { ...rule, id: 7 }],
+    ['oversized detail', { ...rule, detail: 'x'.repeat(limits.ruleDetailBytesMax + 1) }],
+    ['not a map', 'sol-small'],
+  ];
+  for (const [what, r] of bad) t.throws(() => opFromCbor('op-1', decode(encode({ ...base, rule: r }))), `${what} is refused`);
+  const noRule = { ...base };
+  delete noRule.rule;
+  t.throws(() => opFromCbor('op-1', decode(encode(noRule))), 'a record without the rule field is refused');
+  t.same(opFromCbor('op-1', decode(encode({ ...base, rule: null }))).rule, null);
+});
+
+t.test('a rule detail is clipped deterministically to whole characters within the bound', async (t) => {
+  const max = limits.ruleDetailBytesMax;
+  const bytes = (x: string): number => Buffer.byteLength(x, 'utf8');
+  t.equal(clipRuleDetail('short'), 'short');
+  const exact = 'a'.repeat(max);
+  t.equal(clipRuleDetail(exact), exact, 'a detail of exactly the bound is kept');
+  const long = 'é'.repeat(max);
+  const clipped = clipRuleDetail(long);
+  t.ok(bytes(clipped) <= max && clipped.endsWith('\u2026'), 'clipped with a mark');
+  fc.assert(fc.property(fc.string({ unit: 'binary', maxLength: max * 2 }), (d) => {
+    const c = clipRuleDetail(d);
+    if (bytes(d) <= max) return c === d;
+    const body = c.slice(0, -1);
+    return bytes(c) <= max && c.endsWith('\u2026') && d.startsWith(body) && clipRuleDetail(d) === c && bytes(body) + bytes([...d.slice(body.length)][0]!) + 3 > max;
+  }), { numRuns: 300, ...(process.env.FC_SEED !== undefined ? { seed: Number(process.env.FC_SEED) } : {}) });
 });
 
 t.test('an act admitted with its approvals is released at the gate by them; one whose rule asks for approvals only after admission waits for a PublicationReleased decision', async (t) => {

@@ -1,7 +1,8 @@
 /**
  * Evidence bundles: an intact bundle verifies offline; changing any byte of any receipt (its
  * canonical bytes or its stated cid) breaks the chain at exactly that receipt, both through the
- * function and through the real CLI (`custody evidence verify`).
+ * function and through the real CLI (`custody evidence verify`). The verdict names the policy rule
+ * the AdmissionReceipt records; a bundle whose rule was changed does not verify.
  */
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
@@ -12,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { evidenceBundle, verifyBundleSignature, type Bundle, type SignatureBlock, type SignerEntry } from '../../node/lifecycle/evidence.js';
 import { verifyEvidence } from '../../node/commands/evidence.js';
 import { getTransactionDecoder } from '@solana/transactions';
-import { ScriptedCluster, seedOf, exportEvidenceBundle, verifyEvidenceBundle, digest, fromHex, toHex, type EvidenceBundle, type GovernanceDecision } from '../../ledger/index.js';
+import { ScriptedCluster, seedOf, exportEvidenceBundle, verifyEvidenceBundle, digest, fromHex, toHex, decode, encode, receiptCid, type CborValue, type EvidenceBundle, type GovernanceDecision } from '../../ledger/index.js';
 
 const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'node', 'cli.js');
 
@@ -48,7 +49,34 @@ function flipByte(hex: string, at: number): string {
 const bundle = publishedBundle();
 
 t.test('an intact bundle verifies: AdmissionReceipt -> PermitReceipt -> PublicationReceipt', async (t) => {
-  t.same(verifyEvidenceBundle(bundle), { ok: true, links: ['AdmissionReceipt', 'PermitReceipt', 'PublicationReceipt'] });
+  t.same(verifyEvidenceBundle(bundle), { ok: true, links: ['AdmissionReceipt', 'PermitReceipt', 'PublicationReceipt'], ruleId: 'sol-approved' });
+  t.match(bundle.rule, { id: 'sol-approved', action: 'REQUIRE_APPROVAL', detail: /2 of 2 approvals/ }, 'the bundle carries the rule with its explanation');
+});
+
+/** The bundle with its AdmissionReceipt re-encoded after `change`, its cid recomputed to match. */
+function withAdmission(b: EvidenceBundle, change: (r: { [k: string]: CborValue }) => { [k: string]: CborValue }): EvidenceBundle {
+  const r = change({ ...(decode(fromHex(b.receipts[0]!.cbor)) as { [k: string]: CborValue }) });
+  const raw = encode(r);
+  return { ...b, receipts: b.receipts.map((x, j) => (j === 0 ? { ...x, cbor: toHex(raw), cid: toHex(receiptCid(r)) } : x)) };
+}
+
+t.test('a bundle whose rule was changed does not verify', async (t) => {
+  // The bundle's own rule field alone: it must be the rule the receipt names.
+  t.match(verifyEvidenceBundle({ ...bundle, rule: { ...bundle.rule!, id: 'sol-small' } }), { ok: false, link: 1, reason: 'BINDING_MISMATCH' });
+  t.match(verifyEvidenceBundle({ ...bundle, rule: { ...bundle.rule!, id: null } }), { ok: false, link: 1, reason: 'BINDING_MISMATCH' });
+  t.match(verifyEvidenceBundle({ ...bundle, rule: null }), { ok: false, link: 1, reason: 'BINDING_MISMATCH' });
+  // The receipt's rule id, re-hashed so its own cid holds and the bundle's field agrees: the permit
+  // receipt still names the original admission.
+  const forged = withAdmission({ ...bundle, rule: { ...bundle.rule!, id: 'sol-small' } }, (r) => ({ ...r, ruleId: 'sol-small' }));
+  t.match(verifyEvidenceBundle(forged), { ok: false, link: 2, name: 'PermitReceipt', reason: 'BINDING_MISMATCH' });
+  t.match(verifyEvidence(forged), { ok: false, link: 2 });
+  // Without re-hashing, the admission itself breaks.
+  const unhashed = { ...forged, receipts: forged.receipts.map((x, j) => (j === 0 ? { ...x, cid: bundle.receipts[0]!.cid } : x)) };
+  t.match(verifyEvidenceBundle(unhashed), { ok: false, link: 1, reason: 'BINDING_MISMATCH' });
+  // A receipt without the field, or with a rule id that is not text, is malformed.
+  t.match(verifyEvidenceBundle(withAdmission(bundle, (r) => { const { ruleId: _drop, ...rest } = r; return rest; })), { ok: false, link: 1, reason: 'PAYLOAD_REJECTED' });
+  t.match(verifyEvidenceBundle(withAdmission({ ...bundle, rule: undefined }, (r) => ({ ...r, ruleId: 7 }))), { ok: false, link: 1, reason: 'PAYLOAD_REJECTED' });
+  t.match(verifyEvidenceBundle(withAdmission({ ...bundle, rule: undefined }, (r) => ({ ...r, ruleId: '' }))), { ok: false, link: 1, reason: 'PAYLOAD_REJECTED' });
 });
 
 t.test('changing any byte of any receipt breaks the chain at that receipt', async (t) => {
@@ -100,7 +128,7 @@ t.test('a bundle with the released signature verifies it under the group key; a 
   const full = JSON.parse(JSON.stringify(evidenceBundle(s.state.cluster!, 'op-1', approval))) as Bundle & { signature: SignatureBlock };
   const op = s.state.cluster!.ops['op-1']!;
   const set = op.signingSet!.commitments.map((m) => m.nodeId);
-  t.same(verifyEvidence(full), { ok: true, opId: 'op-1', clusterId: s.clusterId, links: ['AdmissionReceipt', 'PermitReceipt', 'PublicationReceipt', 'signature', `signers ${set.join('+')} (the signature's R is their group commitment)`] });
+  t.same(verifyEvidence(full), { ok: true, opId: 'op-1', clusterId: s.clusterId, rule: 'sol-approved', links: ['AdmissionReceipt', 'PermitReceipt', 'PublicationReceipt', 'signature', `signers ${set.join('+')} (the signature's R is their group commitment)`] });
   t.equal(full.signature.display, s.facts(op.act).display, 'the bundle carries the display the approvers saw');
   t.same(full.signature.messages, [toHex(op.act.tx)], 'a Solana act signs its message');
   const wire = getTransactionDecoder().decode(fromHex(full.signature.finalized));
@@ -152,7 +180,7 @@ t.test('custody evidence verify (the real CLI) passes an intact bundle and names
   };
   const intact = run(bundle);
   t.equal(intact.status, 0, intact.stderr);
-  t.match(intact.stdout, /ok: act op-1 .*AdmissionReceipt -> PermitReceipt -> PublicationReceipt/);
+  t.match(intact.stdout, /ok: act op-1 .*admitted by policy rule sol-approved: AdmissionReceipt -> PermitReceipt -> PublicationReceipt/);
   for (let i = 0; i < bundle.receipts.length; i++) {
     const r = bundle.receipts[i]!;
     const at = Math.floor(fromHex(r.cbor).length / 2);

@@ -94,10 +94,14 @@ t.test('ended acts leave memory for LevelDB, read back with their evidence; rest
   t.equal(settled?.state, 'Settled', 'a settled act reads back from the archive');
   t.same(settled && encode({ r: [...settled.receipts] }), encode({ r: [...(script.state.cluster?.ops['settled-1']?.receipts ?? [])] }), 'with every receipt');
   t.equal((await leader.app.act('denied-1'))?.reason, 'POLICY_NO_RULE', 'a denied act keeps the policy reason code');
+  const rules = { 'settled-1': script.state.cluster!.ops['settled-1']!.rule, 'denied-1': script.state.cluster!.ops['denied-1']!.rule };
+  t.match(rules, { 'settled-1': { id: 'sol-small', action: 'ALLOW' }, 'denied-1': { id: null, action: 'BLOCK', detail: /default deny/ } });
+  const rulesOn = async (n: N) => ({ 'settled-1': (await n.app.act('settled-1'))?.rule, 'denied-1': (await n.app.act('denied-1'))?.rule });
+  for (const n of nodes) t.same(await rulesOn(n), rules, `${n.id}: each archived act keeps the rule that decided it`);
   t.equal((await leader.app.act('aborted-1'))?.state, 'Aborted');
   t.equal(await leader.app.act('never'), undefined, 'an unknown act is unknown');
   const bundle = JSON.parse(JSON.stringify(evidenceBundleOf(leader.app.state.cluster!, settled!, null)));
-  t.equal(verifyEvidenceBundle(bundle).ok, true, 'the evidence bundle of an archived act verifies offline');
+  t.match(verifyEvidenceBundle(bundle), { ok: true, ruleId: 'sol-small' }, 'the evidence bundle of an archived act verifies offline and names its rule');
   t.same(verifyBundleSignature(bundle), { ok: true }, 'and so does its signature');
   t.same((await leader.app.endedActs(10)).map((o) => o.opId), ['settled-1', 'denied-1', 'aborted-1'], 'the chronicle of ended acts, in the order they ended');
   t.notOk([...leader.storage.appKeys()].some((k) => k.startsWith(COLD_PREFIX)), 'no archived key is held in the storage mirror');
@@ -105,6 +109,7 @@ t.test('ended acts leave memory for LevelDB, read back with their evidence; rest
   // Restart: state, applied index and archive come back from the same batches.
   const again = await restartLedgerNode(t, hub, nodes, nodes.find((n) => n !== leader) as N, startNode);
   t.equal((await again.app.act('settled-1'))?.state, 'Settled', 'the archive survives the restart');
+  t.same(await rulesOn(again), rules, 'with the rules');
 
   // A late node: the log it needs is compacted, so it installs a snapshot and fetches the archive from its peers.
   await until('the leader compacted its log', () => leader.storage.firstIndex() > 2, 30_000);
@@ -116,6 +121,8 @@ t.test('ended acts leave memory for LevelDB, read back with their evidence; rest
   t.ok(late.storage.snapshot().meta.index > 1, 'by installing a snapshot (the log it started from was compacted)');
   t.equal((await late.app.act('settled-1'))?.state, 'Settled', 'the late node reads ended acts from its own archive');
   t.same((await late.app.endedActs(10)).map((o) => o.opId), ['settled-1', 'denied-1', 'aborted-1']);
+  t.same(await rulesOn(late), rules, 'the late node\'s archive, fetched from its peers, keeps the rules');
+  t.same(late.app.state.cluster?.ops['flight-1']?.rule, script.state.cluster!.ops['flight-1']!.rule, 'and the act in flight, installed by snapshot, keeps its rule');
 });
 
 t.test('a restore checks the archive against its accumulator and replaces what was archived before', async (t) => {

@@ -148,6 +148,8 @@ t.test('snapshot save, restore into a new cluster: chronicle, evidence, new writ
   t.equal(newStatus.stateRoot, header.stateRoot, 'the new cluster starts at the saved state root');
   t.equal(newStatus.height, oldStatus.height, 'with the whole hash chain');
   t.same((await client(fresh, 'audra', 'n3').chronicle()).acts.map(replicated), oldChronicle, 'the chronicle matches the old cluster\'s');
+  const ruleOf = (op: string) => oldChronicle.find((v) => v.opId === op);
+  t.match({ pay: ruleOf('pay-1'), big: ruleOf('big-1') }, { pay: { rule: /./, ruleAction: 'ALLOW' }, big: { rule: /./, ruleAction: 'REQUIRE_APPROVAL', ruleDetail: /approvals/ } }, 'each act keeps the rule that admitted it across the backup');
   for (const op of acts) {
     const bundle = (await client(fresh, 'audra', 'n3').exportEvidence(op)).bundleJson;
     t.equal(bundle, oldBundles.get(op), `${op}: the evidence bundle exports from the new cluster exactly as from the old`);

@@ -107,7 +107,7 @@ const act = async (opId: string, amount = '1000'): Promise<string[]> => {
   const x = await actTx(h.client('cara'), 'k', amount, 'sol-treasury');
   const file = join(h.dir, `${opId}.solana`);
   writeFileSync(file, x.tx);
-  return ['act', 'submit', '--op', opId, '--key', 'k', '--solana', file];
+  return ['act', 'submit', '--op', opId, '--key-id', 'k', '--solana', file];
 };
 
 t.test('denials carry their reason codes to the CLI', { timeout: 600_000 }, async (t) => {
@@ -133,9 +133,9 @@ t.test('denials carry their reason codes to the CLI', { timeout: 600_000 }, asyn
     await cara.submitAct({ opId: 'big-1', ...big, approvalCid: held.cid });
     t.equal((await waitAct(cara, 'big-1', 'Published')).state, 'Published', 'admitted and released by its approval');
     const shown = await h.cli('audra', ['act', 'show', '--op', 'big-1']);
-    t.match(shown.stdout, /admitted by policy rule sol-approved/, 'act show names the rule that admitted it');
+    t.match(shown.stdout, /policy \(REQUIRE_APPROVAL\) rule sol-approved: \d+ of \d+ approvals/, 'act show names the rule that admitted it');
     const denied = await h.cli('audra', ['act', 'show', '--op', 'big-0']);
-    t.match(denied.stdout, /QUORUM_NOT_MET: denied by policy rule sol-approved/, 'and the rule that denied the act without approvals');
+    t.match(denied.stdout, /QUORUM_NOT_MET[^]*policy \(REQUIRE_APPROVAL\) rule sol-approved needs/, 'and the rule that denied the act without approvals');
   });
 
   t.test('frozen cluster: admission is denied FROZEN until an unfreeze decision', async (t) => {

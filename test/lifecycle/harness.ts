@@ -78,7 +78,7 @@ export async function actSubmitArgs(c: AdminClient, dir: string, opId: string, k
   const x = await actTx(c, keyId, amount, destination);
   const file = join(dir, `${opId}.${x.kind}`);
   writeFileSync(file, x.tx);
-  return ['act', 'submit', '--op', opId, '--key', keyId, x.kind === 'btc-psbt' ? '--psbt' : '--solana', file];
+  return ['act', 'submit', '--op', opId, '--key-id', keyId, x.kind === 'btc-psbt' ? '--psbt' : '--solana', file];
 }
 
 export interface Harness {
@@ -95,10 +95,12 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-/** Runs the `custody` CLI with `args` to its exit. */
-export function runCli(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+/** Runs the `custody` CLI with `args` to its exit; `env` adds to (or, as undefined, removes from) the environment. */
+export function runCli(args: readonly string[], env: Record<string, string | undefined> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const full: NodeJS.ProcessEnv = { ...process.env };
+    for (const [k, v] of Object.entries(env)) if (v === undefined) delete full[k]; else full[k] = v;
+    const p = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: full });
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

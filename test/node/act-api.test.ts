@@ -137,15 +137,15 @@ t.test('transaction-carrying acts through the admin API and the CLI', { timeout:
     t.match(key.stdout, 'on bitcoin-regtest');
 
     const file = join(node.certs, 'pay.psbt');
-    const built = await node.cli('cara', ['tx', 'psbt', '--key', BTC.key.keyId, '--input', `${txidOf('c3')}:0:500000`, '--input', `${txidOf('c4')}:2:70000`, '--to', `${PAYEE_BTC}:250000`, '--fee', '2000', '--out', file]);
+    const built = await node.cli('cara', ['tx', 'psbt', '--key-id', BTC.key.keyId, '--input', `${txidOf('c3')}:0:500000`, '--input', `${txidOf('c4')}:2:70000`, '--to', `${PAYEE_BTC}:250000`, '--fee', '2000', '--out', file]);
     exit0(t, built, 'tx psbt');
     t.match(built.stdout, 'output 1: ' + taprootAddress(BTC.key) + ' 0.00318000 BTC change', 'change back to the key');
 
-    const lie = await node.cli('cara', ['admin', 'act', 'submit', '--key', BTC.key.keyId, '--psbt', file, '--op', 'cli-1', '--amount', '250000', '--to', OTHER_BTC]);
+    const lie = await node.cli('cara', ['admin', 'act', 'submit', '--key-id', BTC.key.keyId, '--psbt', file, '--op', 'cli-1', '--amount', '250000', '--to', OTHER_BTC]);
     t.equal(lie.code, 3, 'a destination the PSBT does not pay');
     t.match(lie.stderr, /^TX_DECLARED_MISMATCH: destination/m);
 
-    const ok = await node.cli('cara', ['admin', 'act', 'submit', '--key', BTC.key.keyId, '--psbt', file, '--op', 'cli-1', '--amount', '250000', '--to', PAYEE_BTC]);
+    const ok = await node.cli('cara', ['admin', 'act', 'submit', '--key-id', BTC.key.keyId, '--psbt', file, '--op', 'cli-1', '--amount', '250000', '--to', PAYEE_BTC]);
     exit0(t, ok, 'act submit declared truthfully');
     t.match(ok.stdout, 'act cli-1: Admitted');
     t.match(ok.stdout, `pays ${PAYEE_BTC} 0.00250000 BTC`);
@@ -159,10 +159,10 @@ t.test('transaction-carrying acts through the admin API and the CLI', { timeout:
     t.match(show.stdout, 'message 1 sighash', 'the messages signed');
 
     const msg = join(node.certs, 'pay.msg');
-    const sol = await node.cli('cara', ['tx', 'solana', '--key', SOL.key.keyId, '--to', `${PAYEE_SOL}:2500000`, '--blockhash', BLOCKHASH, '--out', msg]);
+    const sol = await node.cli('cara', ['tx', 'solana', '--key-id', SOL.key.keyId, '--to', `${PAYEE_SOL}:2500000`, '--blockhash', BLOCKHASH, '--out', msg]);
     exit0(t, sol, 'tx solana');
     t.match(sol.stdout, `output 0: ${PAYEE_SOL} 0.002500000 SOL`, 'the transfer as the cluster will show it');
-    const solSubmit = await node.cli('cara', ['admin', 'act', 'submit', '--key', SOL.key.keyId, '--solana', msg, '--op', 'cli-sol', '--to', PAYEE_SOL, '--amount', '2500000', '--asset', 'SOL']);
+    const solSubmit = await node.cli('cara', ['admin', 'act', 'submit', '--key-id', SOL.key.keyId, '--solana', msg, '--op', 'cli-sol', '--to', PAYEE_SOL, '--amount', '2500000', '--asset', 'SOL']);
     exit0(t, solSubmit, 'act submit --solana');
     t.match(solSubmit.stdout, 'act cli-sol: Admitted  key key-surface-sol@0  0.002500000 SOL', 'the amount in asset units');
 
@@ -179,13 +179,13 @@ t.test('transaction-carrying acts through the admin API and the CLI', { timeout:
     };
     const file = join(node.certs, 'big.msg');
     writeFileSync(file, await solTransfer(3_000_000_000n));
-    const proposed = await node.cli('cara', ['admin', 'act', 'propose', '--key', SOL.key.keyId, '--solana', file, '--op', 'big-1', '--amount', '3000000000']);
+    const proposed = await node.cli('cara', ['admin', 'act', 'propose', '--key-id', SOL.key.keyId, '--solana', file, '--op', 'big-1', '--amount', '3000000000']);
     exit0(t, proposed, 'act propose');
     const cid = /decision ([0-9a-f]{64})/.exec(proposed.stdout)?.[1] ?? '';
     t.match(proposed.stdout, `pays ${PAYEE_SOL} 3.000000000 SOL`);
 
     const pending = node.ledger.book.size;
-    const lying = await node.cli('cara', ['admin', 'act', 'propose', '--key', SOL.key.keyId, '--solana', file, '--op', 'big-lie', '--to', OTHER_SOL]);
+    const lying = await node.cli('cara', ['admin', 'act', 'propose', '--key-id', SOL.key.keyId, '--solana', file, '--op', 'big-lie', '--to', OTHER_SOL]);
     t.equal(lying.code, 3, 'a proposal declaring another payee');
     t.match(lying.stderr, /^TX_DECLARED_MISMATCH: destination/m);
     t.equal(node.ledger.book.size, pending, 'is refused before anything is proposed');
@@ -264,7 +264,7 @@ t.test('transaction-carrying acts through the admin API and the CLI', { timeout:
 
     const file = join(node.certs, 'to-approve.msg');
     writeFileSync(file, await solTransfer(4_000_000_000n));
-    const p = await node.cli('cara', ['admin', 'act', 'propose', '--key', SOL.key.keyId, '--solana', file, '--op', 'big-3']);
+    const p = await node.cli('cara', ['admin', 'act', 'propose', '--key-id', SOL.key.keyId, '--solana', file, '--op', 'big-3']);
     exit0(t, p, 'act propose');
     const cid = /decision ([0-9a-f]{64})/.exec(p.stdout)?.[1] ?? '';
     const d = await node.cli('audra', ['admin', 'decision', 'show', '--cid', cid]);

@@ -100,7 +100,7 @@ export class StandInLedger implements LedgerPort {
       opId: e.opId, submissionCid: new Uint8Array(32), act: e.act, actCid: actCid(e.act), nodeId: e.nodeId, state: 'Admitted', reason: null,
       history: [{ state: 'Submitted', index }, { state: 'Admitted', index }],
       approvalCid: e.approval === null ? null : decisionCid(e.approval.body), approval: e.approval, permitId: null, signingSet: null, releasedBy: null,
-      signatures: null, confirmation: null, receipts: [],
+      signatures: null, confirmation: null, receipts: [], rule: { id: 'allow-all', action: 'ALLOW', detail: 'rule allow-all allows every act' },
     });
     return { ok: true, index, type: 'ActSubmitted', detail: `act ${e.opId} admitted`, applied: true, replayed: false, opState: 'Admitted' };
   }
@@ -111,7 +111,7 @@ export class StandInLedger implements LedgerPort {
     this.put({
       opId, submissionCid: new Uint8Array(32), act, actCid: actCid(act), nodeId: 'n1', state: 'Denied', reason,
       history: [{ state: 'Submitted', index }, { state: 'Denied', index }], approvalCid: null, approval: null, permitId: null, signingSet: null, releasedBy: null,
-      signatures: null, confirmation: null, receipts: [],
+      signatures: null, confirmation: null, receipts: [], rule: null,
     });
   }
 
