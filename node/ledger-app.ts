@@ -46,7 +46,7 @@ import { COLD_PREFIX, type AppWrite, type LevelStorage } from '../raft/storage/l
 import { type CborValue, decode, encode, toHex } from '../ledger/encoding.js';
 import { ApprovalBook, decodeBookCommand, isBookCommand } from './approvals/book.js';
 import { decisionToCbor } from '../ledger/decision.js';
-import { CustodyError, assert } from '../proto/errors.js';
+import { CustodyError, assert, isCustodyError } from '../proto/errors.js';
 import { ledger as ledgerLimits } from '../proto/limits.js';
 import { apply, type ApplyResult } from '../ledger/apply.js';
 import { emptyState, restore, snapshot, stateRoot, type LedgerState, type OpState } from '../ledger/state.js';
@@ -800,7 +800,9 @@ export class LedgerApp implements Application {
         at = performance.now();
         if (writing !== null) await writing;
         writing = cold.put(writes, h.count === target.count);
-        writing.catch(() => {}); // awaited below or at the next answer
+        // Marks the rejection handled only while the next answer is checked: the same promise is
+        // awaited at the next answer or after the loop, where its error surfaces and refuses the fetch.
+        writing.catch(() => {});
         t.writeMs += performance.now() - at;
       }
       at = performance.now();
@@ -809,7 +811,13 @@ export class LedgerApp implements Application {
       t.writeMs += performance.now() - at;
     } finally {
       // A refused answer: the write before it still lands before the next source writes the same keys.
-      if (writing !== null) await writing.catch(() => {});
+      // The refusal in flight is what this fetch reports; a failed write under it is logged with its
+      // reason, and the next source rewrites the same records from the same count.
+      if (writing !== null) {
+        await writing.catch((e: unknown) => {
+          this.log(`archive: a write of fetched records failed while the fetch was being refused: ${isCustodyError(e) ? `${e.reason}: ${e.detail}` : String(e)}`);
+        });
+      }
     }
     if (!sameHead(h, target)) throw new CustodyError('ARCHIVE_RECORD_REJECTED', `records ${start.count}..${target.count - 1} do not reproduce the snapshot's archive head (missing, altered or out of order)`);
     t.totalMs = performance.now() - t0;
