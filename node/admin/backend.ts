@@ -21,12 +21,12 @@ import {
 } from '../../ledger/decision.js';
 import { actCid, signStatement, type Act } from '../../ledger/events.js';
 import type { ClusterState, KeyRecord, OpRecord } from '../../ledger/state.js';
-import { TERMINAL_OP_STATES } from '../../ledger/state.js';
+import { TERMINAL_OP_STATES, keyContextOf } from '../../ledger/state.js';
 import { receiptCid } from '../../ledger/receipts.js';
 import type { LedgerVerdict } from '../ledger-app.js';
 import type { LedgerPort } from '../lifecycle/ports.js';
 import type { ChronicleNote } from '../lifecycle/coordinator.js';
-import { actFor, decisionBodyFor, factsOf, keyContextFor, signedTxOf, type ActRequest } from '../lifecycle/acts.js';
+import { actFor, decisionBodyFor, factsOf, signedTxOf, type ActRequest } from '../lifecycle/acts.js';
 import { assetTable } from '../../ledger/admission.js';
 import { formatUnits, solanaAddress, taprootAddress } from '../../ledger/tx/parse.js';
 import { TX_KINDS, type AssetTable, type TxFacts, type TxKind } from '../../ledger/tx/types.js';
@@ -489,7 +489,7 @@ function actRequestOf(x: unknown): ActRequest {
 
 /** The key's own address on its network ('' without a group key or a network with addresses). */
 export function keyAddress(c: ClusterState | null, k: KeyRecord): string {
-  const key = c === null ? null : keyContextFor(c, k.id);
+  const key = c === null ? null : keyContextOf(c, k.id);
   if (key === null) return '';
   try {
     if (key.network.startsWith('bitcoin-') && key.scheme === 'taproot') return taprootAddress(key);

@@ -53,9 +53,6 @@ export interface ActRequest {
   readonly declared?: { readonly asset?: string; readonly amount?: bigint; readonly destination?: string };
 }
 
-/** The key context a transaction of `keyId` is parsed against, or null while the key has no public key. */
-export const keyContextFor = keyContextOf;
-
 function clusterOf(state: LedgerState): ClusterState {
   const c = state.cluster;
   if (c === null) throw new CustodyError('GENESIS_MISSING', 'the cluster has no genesis yet');
@@ -69,7 +66,7 @@ export function actFor(state: LedgerState, r: ActRequest, initiator: string): { 
   if (k === undefined) throw new CustodyError('UNKNOWN_KEY', `no key ${r.keyId}`);
   const keyEpoch = r.keyEpoch ?? k.activeEpoch;
   if (keyEpoch === null) throw new CustodyError('KEY_NOT_ACTIVE', `key ${r.keyId} is ${k.status}`);
-  const key = keyContextFor(c, r.keyId);
+  const key = keyContextOf(c, r.keyId);
   if (key === null) throw new CustodyError('KEY_NOT_PUBLISHED', `key ${r.keyId} has no published group key yet`);
   if (initiator.length === 0) throw new CustodyError('INVALID_ARGUMENT', 'an act needs the identity of who asked for it');
   const { facts, fields } = deriveActFields(r.kind, r.tx, key, assetTable(c));
@@ -86,7 +83,7 @@ export function actFor(state: LedgerState, r: ActRequest, initiator: string): { 
  * thrown: a denied act may carry a transaction that never parsed.
  */
 export function factsOf(c: ClusterState, a: Act): { facts: TxFacts } | { refused: CustodyError } {
-  const key = keyContextFor(c, a.keyId);
+  const key = keyContextOf(c, a.keyId);
   if (key === null) return { refused: new CustodyError('KEY_NOT_PUBLISHED', `key ${a.keyId} has no group key`) };
   try {
     return { facts: parseTransaction(a.kind, a.tx, key, assetTable(c)) };
