@@ -8,9 +8,11 @@
  *   checkpoint.ts  checkpoint text, signCheckpoint, certified(note, trust)
  *   proof.ts       C2SP tlog-proof: one entry's inclusion proof under a cosigned checkpoint
  *   witness.ts     C2SP tlog-witness add-checkpoint: the witness's decision, pure
+ *   ledger-log.ts  the cluster event log as a tlog: leaves, origin, node signer names, certificates
  */
 export * from './merkle.js';
 export * from './note.js';
 export * from './checkpoint.js';
 export * from './proof.js';
 export * from './witness.js';
+export * from './ledger-log.js';
