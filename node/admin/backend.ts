@@ -21,7 +21,7 @@ import {
 } from '../../ledger/decision.js';
 import { actCid, signStatement, type Act } from '../../ledger/events.js';
 import type { ClusterState, KeyRecord, OpRecord } from '../../ledger/state.js';
-import { TERMINAL_OP_STATES, keyContextOf } from '../../ledger/state.js';
+import { TERMINAL_OP_STATES, keyContextOf, revocationsOf } from '../../ledger/state.js';
 import { receiptCid } from '../../ledger/receipts.js';
 import type { LedgerVerdict } from '../ledger-app.js';
 import type { LedgerPort } from '../lifecycle/ports.js';
@@ -154,6 +154,7 @@ export class AdminBackend {
       keys: c ? Object.values(c.keys).map((k) => keyView(k, c)) : [],
       assets: c ? assetsView(assetTable(c)) : [],
       acts: c?.opCount ?? 0, height: s.height,
+      revoked: c ? revocationsOf(c.governance).map((r) => ({ serial: r.serial, holder: r.holder, id: r.id, reason: r.reason, notAfterMs: r.notAfterMs, sinceIndex: r.sinceIndex })) : [],
     };
   }
 

@@ -16,6 +16,7 @@ import { adminSnapshotCommand } from './snapshot.js';
 import { adminPolicyCommand } from './policy.js';
 import { leaderCommand, memberCommand, membershipJson, printMembership } from './member.js';
 import { actCommand, approveShown, formatAct, keyCommand } from './act.js';
+import { operatorCommand } from './operator.js';
 
 export { formatAct };
 
@@ -272,6 +273,7 @@ export const adminCommand: CommandModule<object, object> = {
     .command(leaderCommand)
     .command(evidence)
     .command(operatorCert)
+    .command(operatorCommand)
     .command(approverKey)
     .command(adminSnapshotCommand)
     .command(adminPolicyCommand)

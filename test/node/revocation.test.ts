@@ -1,0 +1,109 @@
+/**
+ * Operator certificate revocation at the admin port: `custody admin operator revoke` proposes the
+ * decision through the approval book, and once the ledger holds the revocation every call made
+ * with that certificate (unary and streaming, any role) is refused OPERATOR_REVOKED before its
+ * handler runs, while a certificate reissued to the same operator (a new serial) is served.
+ */
+import t from 'tap';
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { PeerCertificate } from 'node:tls';
+import fc from 'fast-check';
+import { startActNode } from './act-fixtures.js';
+import { issueOperatorCert } from '../../node/admin/roles.js';
+import { revokedRefusal, peerSerial } from '../../node/revocation.js';
+import { revokeAction } from '../../node/commands/operator.js';
+import { canonicalSerial } from '../../ledger/decision.js';
+import type { LedgerState, RevocationRecord } from '../../ledger/state.js';
+import { isCustodyError } from '../../proto/errors.js';
+
+async function reasonOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return 'served';
+  } catch (e) {
+    return isCustodyError(e) ? e.reason : String(e);
+  }
+}
+
+function thrown(f: () => unknown): string {
+  try {
+    f();
+    return 'returned';
+  } catch (e) {
+    return isCustodyError(e) ? e.reason : String(e);
+  }
+}
+
+function record(serial: string, holder: RevocationRecord['holder'], id: string): RevocationRecord {
+  return { serial, holder, id, reason: 'test', notAfterMs: Date.now() + 86_400_000, decisionCid: new Uint8Array(32), sinceIndex: 7 };
+}
+
+t.test('revoke through the CLI, then every call with the revoked certificate is refused OPERATOR_REVOKED', { timeout: 120_000 }, async (t) => {
+  const node = await startActNode();
+  t.teardown(() => node.close());
+  const caraCert = new X509Certificate(readFileSync(join(node.certs, 'cara.crt')));
+  const serial = canonicalSerial(caraCert.serialNumber);
+
+  const byCustodian = await node.cli('cara', ['admin', 'operator', 'revoke', '--revoked-cert', join(node.certs, 'cara.crt'), '--operator', 'cara', '--reason', 'self']);
+  t.equal(byCustodian.code, 3, 'a custodian may not propose a revocation');
+  t.match(byCustodian.stderr, /ROLE_NOT_ALLOWED/);
+
+  const wrongHolder = await node.cli('approver-0', ['admin', 'operator', 'revoke', '--revoked-cert', join(node.certs, 'cara.crt'), '--operator', 'audra', '--reason', 'mix-up']);
+  t.equal(wrongHolder.code, 3, 'the certificate file must name the operator given');
+  t.match(wrongHolder.stderr, /BINDING_MISMATCH/);
+
+  const proposed = await node.cli('approver-0', ['admin', 'operator', 'revoke', '--revoked-cert', join(node.certs, 'cara.crt'), '--operator', 'cara', '--reason', 'laptop lost']);
+  t.equal(proposed.code, 0, proposed.stderr);
+  const pending = node.ledger.book.list();
+  t.equal(pending.length, 1, 'one decision pending in the book');
+  t.same(pending[0]!.body.action, { kind: 'OperatorRevoked', serial, operatorId: 'cara', reason: 'laptop lost', notAfterMs: Date.parse(caraCert.validTo) }, 'serial and notAfter come from the certificate');
+  t.match(proposed.stdout, new RegExp(`decision ${pending[0]!.cid}: pending`));
+
+  t.equal(await reasonOf(node.client('cara').status()), 'served', 'before the ledger applies it, nothing is revoked');
+  const g = node.ledger.state().cluster!.governance;
+  node.ledger.setGovernance({ ...g, revoked: [record(serial, 'operator', 'cara')] });
+
+  t.equal(await reasonOf(node.client('cara').status()), 'OPERATOR_REVOKED', 'a read is refused');
+  t.equal(await reasonOf(node.client('cara').listDecisions()), 'OPERATOR_REVOKED', 'every method is refused');
+  const stream = node.client('cara').watch('no-such-act', () => undefined, () => true, 20_000);
+  t.equal(await reasonOf(stream), 'OPERATOR_REVOKED', 'a streaming method is refused before its handler');
+  t.equal(await reasonOf(node.client('audra').status()), 'served', 'other operators are served');
+
+  const listed = await node.cli('audra', ['admin', 'operator', 'list']);
+  t.equal(listed.code, 0, listed.stderr);
+  t.match(listed.stdout, new RegExp(`operator cara: serial ${serial} revoked at ledger index 7`));
+
+  // Reissued to the same operator: a new key and serial, not revoked.
+  issueOperatorCert(node.certs, 'cara', 'custodian');
+  t.not(canonicalSerial(new X509Certificate(readFileSync(join(node.certs, 'cara.crt'))).serialNumber), serial);
+  t.equal(await reasonOf(node.client('cara').status()), 'served', 'a reissued certificate is served');
+});
+
+t.test('the serial comparison holds for every spelling OpenSSL and Node print', async (t) => {
+  const state = (r: RevocationRecord[]): LedgerState => ({ index: 1, clockMs: 0, chainHead: new Uint8Array(32), height: 1, cluster: { governance: { revoked: r } } } as unknown as LedgerState);
+  const cert = (ou: string, serialNumber: string): PeerCertificate => ({ subject: { CN: 'x', OU: ou }, serialNumber } as unknown as PeerCertificate);
+  fc.assert(fc.property(fc.uint8Array({ minLength: 1, maxLength: 20 }), fc.boolean(), (raw, upper) => {
+    const hex = Buffer.from(raw).toString('hex');
+    const spelled = upper ? hex.toUpperCase() : hex;
+    const canonical = canonicalSerial(hex);
+    const s = state([record(canonical, 'operator', 'x')]);
+    return revokedRefusal(s, cert('operator', spelled))?.reason === 'OPERATOR_REVOKED'
+      && revokedRefusal(s, cert('node', spelled)) === null
+      && revokedRefusal(state([record(canonical, 'node', 'x')]), cert('node', spelled))?.reason === 'NODE_CERT_REVOKED';
+  }), { verbose: 1 });
+  t.equal(peerSerial(cert('operator', '00:0A:FF')), 'aff', 'colons and leading zeros');
+  t.equal(revokedRefusal(state([record('aff', 'operator', 'x')]), cert('client', '0AFF')), null, 'certificates of other kinds are left to their handlers');
+  t.equal(revokedRefusal(state([record('aff', 'operator', 'x')]), cert('operator', '0AFE')), null, 'another serial passes');
+});
+
+t.test('revokeAction: a holder, a serial, and a notAfter the ledger can expire the entry by', async (t) => {
+  const now = 1_800_000_000_000;
+  t.same(revokeAction({ serial: '0x00AB', operator: 'alice', reason: 'r' }, now), { kind: 'OperatorRevoked', serial: 'ab', operatorId: 'alice', reason: 'r', notAfterMs: now + 825 * 86_400_000 });
+  t.same(revokeAction({ serial: 'ab', 'node-cert': 'n2', reason: 'r', 'not-after': '2027-01-01T00:00:00Z' }, now), { kind: 'NodeCertificateRevoked', serial: 'ab', nodeId: 'n2', reason: 'r', notAfterMs: Date.parse('2027-01-01T00:00:00Z') });
+  t.equal(thrown(() => revokeAction({ serial: 'ab', reason: 'r' }, now)), 'INVALID_ARGUMENT', 'no holder');
+  t.equal(thrown(() => revokeAction({ serial: 'ab', operator: 'a', 'node-cert': 'b', reason: 'r' }, now)), 'INVALID_ARGUMENT', 'two holders');
+  t.equal(thrown(() => revokeAction({ serial: 'xyz', operator: 'a', reason: 'r' }, now)), 'INVALID_ARGUMENT', 'not hex');
+  t.equal(thrown(() => revokeAction({ operator: 'a', reason: 'r' }, now)), 'INVALID_ARGUMENT', 'no serial');
+});
