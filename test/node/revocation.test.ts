@@ -6,8 +6,14 @@
  */
 import t from 'tap';
 import { X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { ensureCa, issue } from '../../node/certs.js';
+import { NodeServer } from '../../node/server.js';
+import { channelCredentials, identityOptions, loadTls } from '../../node/tls.js';
+import { packageDefinition, REASON_METADATA_KEY } from '../../node/wire.js';
 import type { PeerCertificate } from 'node:tls';
 import fc from 'fast-check';
 import { startActNode } from './act-fixtures.js';
@@ -106,4 +112,34 @@ t.test('revokeAction: a holder, a serial, and a notAfter the ledger can expire t
   t.equal(thrown(() => revokeAction({ serial: 'ab', operator: 'a', 'node-cert': 'b', reason: 'r' }, now)), 'INVALID_ARGUMENT', 'two holders');
   t.equal(thrown(() => revokeAction({ serial: 'xyz', operator: 'a', reason: 'r' }, now)), 'INVALID_ARGUMENT', 'not hex');
   t.equal(thrown(() => revokeAction({ operator: 'a', reason: 'r' }, now)), 'INVALID_ARGUMENT', 'no serial');
+});
+
+t.test('the peer port refuses a revoked node certificate, the client port a revoked operator certificate', { timeout: 60_000 }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'custody-revoked-peer-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  ensureCa(dir);
+  const own = issue(dir, 'node', 'n1', ['127.0.0.1']);
+  for (const n of ['n2', 'n3']) issue(dir, 'node', n);
+  issueOperatorCert(dir, 'ops', 'auditor');
+  const serialOf = (id: string): string => canonicalSerial(new X509Certificate(readFileSync(join(dir, `${id}.crt`))).serialNumber);
+  const revoked = [record(serialOf('n2'), 'node', 'n2'), record(serialOf('ops'), 'operator', 'ops')];
+  const state = { index: 1, clockMs: 0, chainHead: new Uint8Array(32), height: 1, cluster: { governance: { revoked } } } as unknown as LedgerState;
+  // Only the checks before any Raft work run here: a call that passes them is refused by the
+  // archive range handler (no archive), which is what tells the two apart.
+  const server = new NodeServer({ id: 'n1', listen: '127.0.0.1:0', roster: new Set(['n2', 'n3']), tls: loadTls({ ca: join(dir, 'ca.crt'), cert: own.cert, key: own.key }), driver: {} as never, app: {} as never, ledgerState: () => state });
+  const port = await server.start();
+  t.teardown(() => server.stop(1000));
+  const Ctor = grpc.makeGenericClientConstructor(packageDefinition()['custody.raft.v1.RaftPeer'] as grpc.ServiceDefinition, 'RaftPeer');
+  const CustodyCtor = grpc.makeGenericClientConstructor(packageDefinition()['custody.raft.v1.Custody'] as grpc.ServiceDefinition, 'Custody');
+  const reasonFrom = (e: grpc.ServiceError | null): string => (e === null ? 'served' : String(e.metadata?.get(REASON_METADATA_KEY)[0] ?? e.code));
+  const call = (as: string, ctor: typeof Ctor, method: string, req: object): Promise<string> => new Promise((resolve) => {
+    const c = new ctor(`127.0.0.1:${port}`, channelCredentials(loadTls({ ca: join(dir, 'ca.crt'), cert: join(dir, `${as}.crt`), key: join(dir, `${as}.key`) })), identityOptions('n1'));
+    (c as unknown as Record<string, (r: object, m: grpc.Metadata, o: grpc.CallOptions, cb: (e: grpc.ServiceError | null) => void) => void>)[method]!.call(c, req, new grpc.Metadata(), { deadline: Date.now() + 20_000 }, (e) => {
+      c.close();
+      resolve(reasonFrom(e));
+    });
+  });
+  t.equal(await call('n2', Ctor, 'ArchiveRange', { fromSeq: 0, count: 1 }), 'NODE_CERT_REVOKED', 'a revoked node certificate is refused on the peer port');
+  t.equal(await call('n3', Ctor, 'ArchiveRange', { fromSeq: 0, count: 1 }), 'ARCHIVE_RANGE_REFUSED', 'another node gets past the check');
+  t.equal(await call('ops', CustodyCtor, 'Status', {}), 'OPERATOR_REVOKED', 'a revoked operator certificate is refused on the client port');
 });
