@@ -8,6 +8,9 @@ import t from 'tap';
 import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { CLI_PATH } from '../../node/cluster.js';
+import { certs as certLimits } from '../../proto/limits.js';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { ensureCa, issue } from '../../node/certs.js';
@@ -142,4 +145,26 @@ t.test('the peer port refuses a revoked node certificate, the client port a revo
   t.equal(await call('n2', Ctor, 'ArchiveRange', { fromSeq: 0, count: 1 }), 'NODE_CERT_REVOKED', 'a revoked node certificate is refused on the peer port');
   t.equal(await call('n3', Ctor, 'ArchiveRange', { fromSeq: 0, count: 1 }), 'ARCHIVE_RANGE_REFUSED', 'another node gets past the check');
   t.equal(await call('ops', CustodyCtor, 'Status', {}), 'OPERATOR_REVOKED', 'a revoked operator certificate is refused on the client port');
+});
+
+t.test('operator certificates are short-lived by default and bounded', { timeout: 60_000 }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'custody-operator-days-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  ensureCa(dir);
+  const lifetimeDays = (file: string): number => {
+    const x = new X509Certificate(readFileSync(file));
+    return Math.round((Date.parse(x.validTo) - Date.parse(x.validFrom)) / 86_400_000);
+  };
+  t.equal(lifetimeDays(issueOperatorCert(dir, 'alice', 'approver').cert), certLimits.operatorDaysDefault, 'the default lifetime');
+  t.equal(lifetimeDays(issueOperatorCert(dir, 'alice', 'approver', certLimits.operatorDaysMax).cert), certLimits.operatorDaysMax, 'longer on request, up to the bound');
+  for (const days of [0, certLimits.operatorDaysMax + 1, 825, 1.5]) t.equal(thrown(() => issueOperatorCert(dir, 'bob', 'approver', days)), 'INVALID_ARGUMENT', `${days} days refused`);
+  const before = canonicalSerial(new X509Certificate(readFileSync(join(dir, 'alice.crt'))).serialNumber);
+  const cli = spawnSync(process.execPath, [CLI_PATH, 'admin', 'operator-cert', '--dir', dir, '--id', 'alice', '--role', 'approver'], { encoding: 'utf8' });
+  t.equal(cli.status, 0, cli.stderr);
+  const after = canonicalSerial(new X509Certificate(readFileSync(join(dir, 'alice.crt'))).serialNumber);
+  t.not(after, before, 'rotation issues a new serial');
+  t.match(cli.stdout, new RegExp(`serial ${after}, valid until`));
+  const tooLong = spawnSync(process.execPath, [CLI_PATH, 'certs', 'operator', '--dir', dir, '--id', 'carol', '--days', '825'], { encoding: 'utf8' });
+  t.not(tooLong.status, 0, '`custody certs operator --days 825` is refused');
+  t.match(tooLong.stderr, /INVALID_ARGUMENT/);
 });
