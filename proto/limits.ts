@@ -320,6 +320,18 @@ export const approvals = {
   pendingMax: 256,
   /** Applied or refused decisions each node remembers for `decision show` after they left the book. */
   settledRememberedMax: 1024,
+  /**
+   * Most decisions one operator (the certificate that proposed them) may have pending at once,
+   * EmergencyFreeze aside; one more is refused LIMIT_EXCEEDED. pendingMax / pendingPerProposerMax
+   * operators are needed to fill the book.
+   */
+  pendingPerProposerMax: 16,
+  /**
+   * Most EmergencyFreeze proposals pending at once, outside pendingMax and the per-operator quota:
+   * one per proposer (a newer one replaces it), and when all are taken the oldest makes room, so
+   * a freeze always finds a place in the book (node/approvals/book.ts).
+   */
+  freezePendingMax: 64,
 } as const;
 
 // ---------------------------------------------------------------------------------------------

@@ -204,7 +204,8 @@ export class AdminBackend {
     if (!mayPropose(caller.role, action.kind)) throw new CustodyError('ROLE_NOT_ALLOWED', `${caller.id} (${caller.role}) may not propose ${action.kind}`);
     const body = decisionBodyFor(this.ledger.state(), action, Date.now(), ttlMs || undefined);
     const cid = toHex(decisionCid(body));
-    const v = await this.approvals().propose({ op: 'propose', body, act });
+    // The proposer is the verified certificate's operator: the book's per-operator quota counts it.
+    const v = await this.approvals().propose({ op: 'propose', body, act, proposer: caller.id });
     if (!v.ok) throw new CustodyError(v.reason ?? 'INTERNAL', v.detail);
     return this.getDecision(caller, cid);
   }
