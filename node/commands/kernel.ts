@@ -6,11 +6,14 @@
 import type { CommandModule } from 'yargs';
 import { loadConfig } from '../../kernel/config.js';
 import { hsmInitCommand, kernelProcess } from '../../kernel/main.js';
+import { launchKernelAs } from '../../kernel/launch.js';
+import { resolve } from 'node:path';
 
 interface Args {
   action: string;
   config: string;
   'so-pin-file'?: string;
+  user?: string;
 }
 
 export const kernelCommand: CommandModule<object, Args> = {
@@ -20,8 +23,16 @@ export const kernelCommand: CommandModule<object, Args> = {
     y
       .positional('action', { choices: ['run', 'hsm-init'] as const, default: 'run', describe: 'what to do' })
       .option('config', { type: 'string', demandOption: true, describe: 'kernel config file (YAML or JSON)' })
-      .option('so-pin-file', { type: 'string', describe: 'hsm-init: security-officer PIN file, to initialize a new token' }) as never,
+      .option('so-pin-file', { type: 'string', describe: 'hsm-init: security-officer PIN file, to initialize a new token' })
+      .option('user', { type: 'string', describe: 'run: start the kernel as this OS user (run as root); refused KERNEL_PATH_UNREACHABLE, naming the directory, when the user cannot reach the kernel\'s program' }) as never,
   handler: async (argv) => {
+    if (argv.user !== undefined && argv.action === 'run') {
+      const child = launchKernelAs(argv.user, resolve(argv.config), { stdio: 'inherit' });
+      for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, () => child.kill(sig));
+      const code = await new Promise<number>((res) => child.once('exit', (c, s) => res(c ?? (s === null ? 1 : 128))));
+      process.exitCode = code;
+      return;
+    }
     const cfg = loadConfig(argv.config);
     if (argv.action === 'hsm-init') {
       process.stdout.write(`${JSON.stringify(hsmInitCommand(cfg, argv['so-pin-file']))}\n`);

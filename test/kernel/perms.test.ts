@@ -4,13 +4,38 @@
  *     refused at start with SECRET_EXPOSED, naming the file;
  *   - by default the socket is 0600 in a 0700 folder; with `socketGroup` it is 0660 in a 0750
  *     folder of that group: a node user in the group connects, a user outside it cannot.
- * The second part runs the kernel and its clients as separate OS users (useradd; needs root).
+ * The second part runs the kernel and its clients as separate OS users (useradd; needs root),
+ * through the launcher (kernel/launch.ts) from a copy of the build staged in a fresh folder any
+ * user can enter, so it works wherever the checkout is; and shows the launcher refusing
+ * KERNEL_PATH_UNREACHABLE, naming the folder, when a parent folder is closed to the kernel user.
  */
 import t from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, cpSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { KERNEL_BIN, Governance, setupKernel, startKernel, tempDir } from './harness.js';
+import { KERNEL_BIN, REPO, Governance, setupKernel, startKernel, tempDir } from './harness.js';
+import { launchKernelAs, requireReachable, unreachableFor } from '../../kernel/launch.js';
+import { CLI_PATH } from '../../node/cluster.js';
+import { isCustodyError } from '../../proto/errors.js';
+
+/**
+ * A copy of this build (dist/, proto/, package.json) in `parent`, with node_modules linked when
+ * `user` can reach the real one and hard-linked (or copied) into the stage when it cannot.
+ */
+function stageInstall(parent: string, user: string): string {
+  const root = join(parent, 'custody');
+  mkdirSync(root, { mode: 0o755 });
+  chmodSync(root, 0o755);
+  for (const p of ['dist', 'proto', 'package.json']) cpSync(join(REPO, p), join(root, p), { recursive: true });
+  const modules = realpathSync(join(REPO, 'node_modules'));
+  if (unreachableFor(user, [join(modules, 'package.json'), join(modules, '@noble/curves/package.json')]) === null) {
+    symlinkSync(modules, join(root, 'node_modules'));
+  } else if (spawnSync('cp', ['-al', modules, join(root, 'node_modules')]).status !== 0) {
+    cpSync(modules, join(root, 'node_modules'), { recursive: true });
+  }
+  return root;
+}
 
 const mode = (p: string): string => (statSync(p).mode & 0o777).toString(8);
 
@@ -97,15 +122,16 @@ t.test('socketGroup: the node user in the group connects, a user outside it cann
   const { dir, cleanup } = tempDir('perms-group');
   t.teardown(cleanup);
   chmodSync(dir, 0o755);
+  const install = stageInstall(dir, users.kernel);
   const s = setupKernel(dir, 'n1', 'software', new Governance());
   const cfg = JSON.parse(readFileSync(s.configPath, 'utf8')) as Record<string, unknown>;
   writeFileSync(s.configPath, JSON.stringify({ ...cfg, socketGroup: group }));
   for (const p of [s.dir, join(s.dir, 'kernel.key'), s.configPath]) chownSync(p, id(users.kernel), -1);
 
   // The kernel as its own user; runuser sets its supplementary groups (the node's group among them).
-  const proc = spawn('runuser', asUser(users.kernel, process.execPath, KERNEL_BIN, '--config', s.configPath), { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = launchKernelAs(users.kernel, s.configPath, { root: install });
   let stderr = '';
-  proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise((r) => proc.once('exit', r));
   t.teardown(async () => {
     if (proc.exitCode === null && proc.signalCode === null) {
@@ -115,7 +141,7 @@ t.test('socketGroup: the node user in the group connects, a user outside it cann
   });
   const ready = await new Promise<string>((resolve, reject) => {
     let out = '';
-    proc.stdout.on('data', (d: Buffer) => {
+    proc.stdout!.on('data', (d: Buffer) => {
       out += d.toString();
       if (out.includes('\n')) resolve(out);
     });
@@ -138,6 +164,28 @@ t.test('socketGroup: the node user in the group connects, a user outside it cann
   const asOutsider = tryConnect(users.outsider);
   t.notOk(asOutsider.ok, 'a user outside the group cannot');
   t.equal(asOutsider.out, 'EACCES', 'refused by the file system (EACCES)');
+
+  // A kernel whose program sits below a folder closed to its user (mktemp -d makes them 0700).
+  const closed = mkdtempSync(join(tmpdir(), 'custody-closed-'));
+  t.teardown(() => rmSync(closed, { recursive: true, force: true }));
+  t.equal(mode(closed), '700', 'mktemp -d makes a 0700 folder');
+  const hidden = stageInstall(closed, users.kernel);
+  let reason = '';
+  try {
+    launchKernelAs(users.kernel, s.configPath, { root: hidden });
+  } catch (e) {
+    reason = isCustodyError(e) ? `${e.reason}: ${e.detail}` : String(e);
+  }
+  t.match(reason, new RegExp(`^KERNEL_PATH_UNREACHABLE: the kernel user ${users.kernel} cannot enter the directory ${closed} \\(mode 0700`), 'the launcher refuses, naming the folder');
+  const cli = spawnSync(process.execPath, [join(hidden, 'dist/node/cli.js'), 'kernel', '--config', s.configPath, '--user', users.kernel], { encoding: 'utf8', timeout: 60_000 });
+  t.equal(cli.status, 3, '`custody kernel --user` refuses too (exit 3)');
+  t.match(cli.stderr, new RegExp(`KERNEL_PATH_UNREACHABLE: .*${closed}`));
+  const unreadable = join(hidden, 'dist/kernel/bin.js');
+  chmodSync(closed, 0o755);
+  chmodSync(unreadable, 0o600);
+  t.throws(() => requireReachable(users.kernel, [unreadable]), new RegExp(`cannot read ${unreadable}`), 'an unreadable program file is named as such');
+  chmodSync(unreadable, 0o644);
+  t.doesNotThrow(() => requireReachable(users.kernel, [unreadable]), 'once reachable, the check passes');
 });
 
 t.test('socketGroup names a group that must exist', async (t) => {
