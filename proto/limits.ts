@@ -234,6 +234,16 @@ export const kernel = {
   connectionsMax: 8,
   /** Most requests queued on one kernel connection; beyond it LIMIT_EXCEEDED and the connection closes. */
   queuedRequestsMax: 1024,
+  /**
+   * scrypt cost (log2 N, RFC 7914 §2; r = 8, p = 1) deriving a new store's sealing key from its
+   * passphrase: 2^17 (~128 MiB, ~0.3-0.5 s once at start) for a long-lived secret, above the 2^15
+   * interactive-login figure. The parameters are stored beside the salt, so stores made with
+   * other costs stay readable; a stored cost outside [scryptLogNMin, scryptLogNMax] is refused.
+   */
+  scryptLogN: 17,
+  /** The cost stores written before parameters were stored used (2^15), and the least accepted. */
+  scryptLogNMin: 15,
+  scryptLogNMax: 20,
 } as const;
 
 // ---------------------------------------------------------------------------------------------
