@@ -18,6 +18,8 @@ import { KERNEL_BIN, REPO, Governance, setupKernel, startKernel, tempDir } from 
 import { launchKernelAs, requireReachable, unreachableFor } from '../../kernel/launch.js';
 import { CLI_PATH } from '../../node/cluster.js';
 import { isCustodyError } from '../../proto/errors.js';
+import { socketBoundary } from '../../kernel/perms.js';
+import { createServer } from 'node:net';
 
 /**
  * A copy of this build (dist/, proto/, package.json) in `parent`, with node_modules linked when
@@ -153,6 +155,8 @@ t.test('socketGroup: the node user in the group connects, a user outside it cann
   t.equal((sock.mode & 0o777).toString(8), '660', 'the socket is 0660');
   t.equal((folder.mode & 0o777).toString(8), '750', 'in a 0750 folder');
   t.same([sock.uid, sock.gid, folder.uid, folder.gid], [id(users.kernel), gid, id(users.kernel), gid], 'both owned by the kernel user and the node group');
+  const admits = /socket .* admits its own user, root and group \d+: (.*)/.exec(stderr)?.[1] ?? '';
+  t.same(admits.split(', ').sort(), [users.kernel, users.node].sort(), 'at start the kernel names who the group admits: the node user, not the outsider');
 
   const tryConnect = (user: string): { ok: boolean; out: string } => {
     const script = `require('node:net').connect(process.argv[1]).on('connect', () => { console.log('connected'); process.exit(0); }).on('error', (e) => { console.log(e.code); process.exit(1); });`;
@@ -186,6 +190,36 @@ t.test('socketGroup: the node user in the group connects, a user outside it cann
   t.throws(() => requireReachable(users.kernel, [unreadable]), new RegExp(`cannot read ${unreadable}`), 'an unreadable program file is named as such');
   chmodSync(unreadable, 0o644);
   t.doesNotThrow(() => requireReachable(users.kernel, [unreadable]), 'once reachable, the check passes');
+});
+
+t.test('the socket boundary is checked after binding: a socket or folder open to more than asked is refused', async (t) => {
+  const { dir, cleanup } = tempDir('perms-boundary');
+  t.teardown(cleanup);
+  const folder = join(dir, 'run');
+  mkdirSync(folder, { mode: 0o700 });
+  chmodSync(folder, 0o700);
+  const path = join(folder, 'k.sock');
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(path, r));
+  t.teardown(() => server.close());
+  const uid = process.getuid!();
+  const reason = (gid?: number): string => {
+    try {
+      socketBoundary(path, folder, uid, gid);
+      return 'OK';
+    } catch (e) {
+      return isCustodyError(e) ? `${e.reason}: ${e.detail}` : String(e);
+    }
+  };
+  chmodSync(path, 0o666);
+  t.match(reason(), /CONFIG_INVALID: .*socket mode 666, expected 600/, 'a socket others may write is refused');
+  chmodSync(path, 0o600);
+  t.equal(reason(), 'OK', '0600 in a 0700 folder of the kernel user passes');
+  chmodSync(folder, 0o711);
+  t.match(reason(), /folder mode 711, expected 700/, 'a folder others may enter is refused');
+  chmodSync(folder, 0o700);
+  t.match(reason(process.getgid!() + 1), /group .* expected|socket mode 600, expected 660/, 'a shared socket must be the group\'s and 0660');
+  t.match((() => { try { socketBoundary(path, folder, uid + 1, undefined); return 'OK'; } catch (e) { return String((e as Error).message); } })(), /owner uid/, 'owned by another user is refused');
 });
 
 t.test('socketGroup names a group that must exist', async (t) => {
