@@ -250,7 +250,11 @@ export function applyDecision(
     case 'OperatorRevoked':
     case 'NodeCertificateRevoked': {
       // The same bound and expiry rule as the ledger (ledger/apply.ts certificateRevoked), on the
-      // entry's stamp, so the kernel's list stays bounded and never drops what the ledger keeps.
+      // entry's stamp, which the daemon forwards as the ledger clock at that entry
+      // (node/ledger-app.ts decisionsAfter): both lists see the same decisions in the same order
+      // and prune alike, so this bound refuses only what the ledger refused (and a withheld or
+      // forged revocation never gets here). Refusing keeps the kernel closed rather than dropping
+      // a revocation the ledger still holds.
       const holder = a.kind === 'OperatorRevoked' ? 'operator' : 'node';
       const live = (s.revoked ?? []).filter((r) => r.notAfterMs + ledgerLimits.revocationExpiryGraceMs > committed.stampMs);
       if (live.length >= ledgerLimits.revokedMax) throw new CustodyError('LIMIT_EXCEEDED', `${ledgerLimits.revokedMax} certificates are revoked and not yet expired`);

@@ -7,7 +7,11 @@ import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { makeApproverKey, signDecision, decisionToCbor, type ApproverKey, type DecisionAction } from '../../ledger/decision.js';
 import { encode, toHex } from '../../ledger/encoding.js';
-import { applyDecision, genesisState, revokedAt, type GovernanceState } from '../../kernel/authority.js';
+import { applyDecision, genesisState, revokedAt, rosterToJson, type GovernanceState } from '../../kernel/authority.js';
+import fc from 'fast-check';
+import { ScriptedCluster } from '../../ledger/scenario.js';
+import { revocationsOf } from '../../ledger/state.js';
+import { ledger as ledgerLimits } from '../../proto/limits.js';
 import type { CommittedDecision } from '../../kernel/wire.js';
 
 /** Decisions built against the follower's own head, so a refused one never breaks the chain. */
@@ -122,4 +126,35 @@ t.test('certificate revocations: recorded only from a verified decision, and a d
   const late = notAfterMs + 30 * 86_400_000;
   t.equal(f.apply(f.make({ kind: 'OperatorRevoked', serial: 'b0', operatorId: 'ops-8', reason: 'rotated out', notAfterMs: late + 86_400_000 }, q, { stampMs: late, issuedMs: late })), 'applied');
   t.same((f.state.revoked ?? []).map((r) => r.serial), ['b0'], 'entries past notAfter and the grace leave the list when the next one is recorded');
+});
+
+t.test('the kernel and the ledger hold the same revocations after any sequence of revocation decisions (fast-check)', async (t) => {
+  const step = fc.record({
+    serial: fc.constantFrom('1', '2', '3', 'a', 'b'),
+    holder: fc.constantFrom('operator', 'node'),
+    // notAfter relative to now, around the grace so that entries expire during the run
+    notAfterInDays: fc.integer({ min: -10, max: 20 }),
+    advanceDays: fc.integer({ min: 0, max: 9 }),
+  });
+  t.doesNotThrow(() => fc.assert(fc.property(fc.array(step, { minLength: 1, maxLength: 25 }), (steps) => {
+    const s = new ScriptedCluster({ label: 'revocation-agreement' });
+    s.genesis();
+    const c = s.state.cluster!;
+    let k = genesisState({ clusterId: c.clusterId, genesisCid: toHex(c.governance.headCid), governanceEpoch: c.governance.epoch, roster: rosterToJson(c.governance.roster) });
+    for (const x of steps) {
+      s.nowMs += x.advanceDays * 86_400_000;
+      const notAfterMs = Math.max(0, s.nowMs + x.notAfterInDays * 86_400_000 - ledgerLimits.revocationExpiryGraceMs);
+      const action: DecisionAction = x.holder === 'operator'
+        ? { kind: 'OperatorRevoked', serial: x.serial, operatorId: 'op', reason: 'r', notAfterMs }
+        : { kind: 'NodeCertificateRevoked', serial: x.serial, nodeId: 'node-1', reason: 'r', notAfterMs };
+      const d = s.decision(action);
+      const { entry, result } = s.entry({ type: 'GovernanceDecision', decision: d });
+      if (!result.ok) continue;
+      k = applyDecision(k, { decision: encode(decisionToCbor(d)), ledgerIndex: entry.index, stampMs: s.state.clockMs }, 'node-0').state;
+      const ledgerView = revocationsOf(s.state.cluster!.governance).map((r) => `${r.holder}/${r.serial}/${r.notAfterMs}/${r.sinceIndex}`);
+      const kernelView = (k.revoked ?? []).map((r) => `${r.holder}/${r.serial}/${r.notAfterMs}/${r.index}`);
+      if (JSON.stringify(ledgerView) !== JSON.stringify(kernelView)) return false;
+    }
+    return true;
+  }), { numRuns: 40, verbose: 1 }), 'equal lists after every accepted decision (a counterexample prints its seed)');
 });
