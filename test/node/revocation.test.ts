@@ -69,6 +69,7 @@ t.test('revoke through the CLI, then every call with the revoked certificate is 
   t.equal(pending.length, 1, 'one decision pending in the book');
   t.same(pending[0]!.body.action, { kind: 'OperatorRevoked', serial, operatorId: 'cara', reason: 'laptop lost', notAfterMs: Date.parse(caraCert.validTo) }, 'serial and notAfter come from the certificate');
   t.match(proposed.stdout, new RegExp(`decision ${pending[0]!.cid}: pending`));
+  t.equal(pending[0]!.proposer, 'approver-0', 'the book records the proposing operator (its quota counts it)');
 
   t.equal(await reasonOf(node.client('cara').status()), 'served', 'before the ledger applies it, nothing is revoked');
   const g = node.ledger.state().cluster!.governance;
