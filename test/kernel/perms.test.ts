@@ -184,6 +184,11 @@ t.test('socketGroup: the node user in the group connects, a user outside it cann
   const cli = spawnSync(process.execPath, [join(hidden, 'dist/node/cli.js'), 'kernel', '--config', s.configPath, '--user', users.kernel], { encoding: 'utf8', timeout: 60_000 });
   t.equal(cli.status, 3, '`custody kernel --user` refuses too (exit 3)');
   t.match(cli.stderr, new RegExp(`KERNEL_PATH_UNREACHABLE: .*${closed}`));
+  const check = (root: string) => spawnSync(process.execPath, [join(root, 'dist/node/cli.js'), 'kernel', 'check-path', '--config', s.configPath, '--user', users.kernel], { encoding: 'utf8', timeout: 60_000 });
+  const refused = check(hidden);
+  t.equal(refused.status, 3, '`custody kernel check-path` (systemd ExecStartPre) refuses with exit 3');
+  t.match(refused.stderr, new RegExp(`KERNEL_PATH_UNREACHABLE: .*${closed}`), 'naming the folder');
+  t.equal(check(install).status, 0, 'and passes for an install the user can reach');
   const unreadable = join(hidden, 'dist/kernel/bin.js');
   chmodSync(closed, 0o755);
   chmodSync(unreadable, 0o600);
