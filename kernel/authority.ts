@@ -90,9 +90,12 @@ export interface KernelRevocation {
 
 /**
  * Whether governance, as this kernel follows it, revoked a certificate of `holder` `id` (any
- * serial) at or before Raft index `atIndex`. Checks that name an operator or node (an act's
- * initiator, a signer) ask this with the index of the entry they check, so an entry after the
- * revocation that still names the revoked holder is refused.
+ * serial) at or before Raft index `atIndex`. A check that names an operator or node by its
+ * certificate identity (an act's initiator as the admin port attributed it) asks this with the
+ * index of the entry it checks. A certificate revocation is not an approver-key revocation: an
+ * approver's Ed25519 key leaves the roster only by ApproversChanged, so verifyDecision does not
+ * consult this list, and an operator whose lost certificate was revoked keeps approving with a
+ * reissued one.
  */
 export function revokedAt(state: GovernanceState, holder: KernelRevocation['holder'], id: string, atIndex: number): KernelRevocation | null {
   return (state.revoked ?? []).find((r) => r.holder === holder && r.id === id && r.index <= atIndex) ?? null;
