@@ -12,6 +12,7 @@
  * Pure: apply(state, decision) -> state. The kernel persists the state after each update.
  */
 import { CustodyError } from '../proto/errors.js';
+import { ledger as ledgerLimits } from '../proto/limits.js';
 import { decode, fromHex, toHex } from '../ledger/encoding.js';
 import {
   ShapeError,
@@ -69,6 +70,35 @@ export interface GovernanceState {
   /** Passport this node was last rebound under (NodeRebound), if any. */
   passport: string | null;
   keys: Record<string, KeyAuthority>;
+  /**
+   * Certificates revoked by decisions this kernel verified (OperatorRevoked,
+   * NodeCertificateRevoked), in order. Absent in state files written before revocations existed.
+   * The daemon cannot hide one: decisions form a parent chain (lastCid), so once the ledger
+   * applied a revocation, no later governance decision verifies here until the revocation itself
+   * was forwarded and recorded.
+   */
+  revoked?: KernelRevocation[];
+}
+
+export interface KernelRevocation {
+  serial: string;
+  holder: 'operator' | 'node';
+  id: string;
+  notAfterMs: number;
+  index: number;
+}
+
+/**
+ * Whether governance, as this kernel follows it, revoked a certificate of `holder` `id` (any
+ * serial) at or before Raft index `atIndex`. A check that names an operator or node by its
+ * certificate identity (an act's initiator as the admin port attributed it) asks this with the
+ * index of the entry it checks. A certificate revocation is not an approver-key revocation: an
+ * approver's Ed25519 key leaves the roster only by ApproversChanged, so verifyDecision does not
+ * consult this list, and an operator whose lost certificate was revoked keeps approving with a
+ * reissued one.
+ */
+export function revokedAt(state: GovernanceState, holder: KernelRevocation['holder'], id: string, atIndex: number): KernelRevocation | null {
+  return (state.revoked ?? []).find((r) => r.holder === holder && r.id === id && r.index <= atIndex) ?? null;
 }
 
 export function genesisState(pin: GenesisPin): GovernanceState {
@@ -108,10 +138,11 @@ export function rosterToJson(r: ApproverRoster): RosterJson {
 export type Effect =
   | { kind: 'epochActivated'; keyId: string; epoch: number }
   | { kind: 'keyRetired'; keyId: string }
-  | { kind: 'rebound'; passport: string };
+  | { kind: 'rebound'; passport: string }
+  | { kind: 'certificateRevoked'; holder: 'operator' | 'node'; serial: string };
 
 /** Governance actions the ledger accepts under an emergency freeze (leave it, contain a compromise). */
-const ALLOWED_WHILE_FROZEN: readonly string[] = ['Unfreeze', 'EmergencyFreeze', 'ApproversChanged', 'NodeRemoved', 'NodeRebound', 'KeyRetired'];
+const ALLOWED_WHILE_FROZEN: readonly string[] = ['Unfreeze', 'EmergencyFreeze', 'ApproversChanged', 'NodeRemoved', 'NodeRebound', 'KeyRetired', 'OperatorRevoked', 'NodeCertificateRevoked'];
 
 export function decodeDecision(bytes: Uint8Array): GovernanceDecision {
   try {
@@ -219,6 +250,21 @@ export function applyDecision(
       break;
     case 'NodeAdded':
       break;
+    case 'OperatorRevoked':
+    case 'NodeCertificateRevoked': {
+      // The same bound and expiry rule as the ledger (ledger/apply.ts certificateRevoked), on the
+      // entry's stamp, which the daemon forwards as the ledger clock at that entry
+      // (node/ledger-app.ts decisionsAfter): both lists see the same decisions in the same order
+      // and prune alike, so this bound refuses only what the ledger refused (and a withheld or
+      // forged revocation never gets here). Refusing keeps the kernel closed rather than dropping
+      // a revocation the ledger still holds.
+      const holder = a.kind === 'OperatorRevoked' ? 'operator' : 'node';
+      const live = (s.revoked ?? []).filter((r) => r.notAfterMs + ledgerLimits.revocationExpiryGraceMs > committed.stampMs);
+      if (live.length >= ledgerLimits.revokedMax) throw new CustodyError('LIMIT_EXCEEDED', `${ledgerLimits.revokedMax} certificates are revoked and not yet expired`);
+      s.revoked = [...live, { serial: a.serial, holder, id: a.kind === 'OperatorRevoked' ? a.operatorId : a.nodeId, notAfterMs: a.notAfterMs, index: committed.ledgerIndex }];
+      effects.push({ kind: 'certificateRevoked', holder, serial: a.serial });
+      break;
+    }
     case 'ActApproved':
     case 'PublicationReleased':
       throw new CustodyError('PAYLOAD_REJECTED', `${a.kind} is an operation-journal approval, not a governance decision`);

@@ -344,6 +344,8 @@ export class Kernel {
       }
       return ops;
     }
+    // A revocation lives in the governance state persisted with the update; no store change beside it.
+    if (e.kind === 'certificateRevoked') return ops;
     const rec = await this.o.store.getJson<KeyRecord>(K.key(e.keyId));
     if (rec === undefined) return ops;
     const keep = e.kind === 'epochActivated' ? e.epoch : Infinity;

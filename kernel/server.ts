@@ -17,6 +17,7 @@ import { dirname } from 'node:path';
 import { CustodyError, isCustodyError } from '../proto/errors.js';
 import { kernel as limits } from '../proto/limits.js';
 import type { CrashPoint, Kernel } from './kernel.js';
+import { groupMembers, socketBoundary } from './perms.js';
 import { FrameDecoder, decodeRequest, encodeResponse, frame, type ResponseBody } from './wire.js';
 
 export interface ServerOptions {
@@ -154,5 +155,17 @@ export async function serve(o: ServerOptions): Promise<Server> {
   if (o.socketGid !== undefined) giveToGroup(o.socketPath, statSync(o.socketPath).uid, o.socketGid);
   chmodSync(o.socketPath, o.socketGid === undefined ? 0o600 : 0o660);
   if (o.socketGid !== undefined) chmodSync(dirname(o.socketPath), 0o750);
+  // Who may connect is decided by the file system (kernel/perms.ts socketBoundary): check it is
+  // exactly what was asked for before serving anyone, and say who the group admits.
+  try {
+    socketBoundary(o.socketPath, dirname(o.socketPath), typeof process.getuid === 'function' ? process.getuid() : statSync(o.socketPath).uid, o.socketGid);
+  } catch (e) {
+    server.close();
+    throw e;
+  }
+  if (o.socketGid !== undefined) {
+    const members = groupMembers(o.socketGid);
+    log(`kernel: socket ${o.socketPath} admits its own user, root and group ${o.socketGid}: ${members === null ? 'members unknown (getent failed)' : members.length === 0 ? 'no members' : members.join(', ')}`);
+  }
   return server;
 }

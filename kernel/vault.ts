@@ -14,6 +14,7 @@
 import { createCipheriv, createDecipheriv, randomBytes, scryptSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { CustodyError } from '../proto/errors.js';
+import { kernel as limits } from '../proto/limits.js';
 import type { KernelStore } from './store.js';
 
 /** A per-key monotonic counter held outside the kernel store. */
@@ -56,17 +57,20 @@ export class SoftwareVault implements Vault {
   }
 
   /**
-   * scrypt(passphrase, salt) with N = 2^15, r = 8, p = 1 (RFC 7914 §2 parameters recommended for
-   * interactive use, ~32 MiB); the salt is random per store and kept in it.
+   * scrypt(passphrase, salt) (RFC 7914) with N = 2^limits.scryptLogN, r = 8, p = 1 for a new store;
+   * the salt is random per store and kept in it, and the parameters beside it
+   * (meta/scrypt-params, {"logN","r","p"}), so a store keeps opening under the parameters it was
+   * made with. A store with a salt but no parameters was made when the cost was fixed at 2^15 and
+   * opens with that. Parameters read back are bounded (scryptLogNMin..Max, r = 8, p = 1): a store
+   * edited to a lower cost derives another key, which fails the vault check (checkVault) instead
+   * of opening anything.
    */
   static async fromPassphrase(passphrase: string, store: KernelStore): Promise<SoftwareVault> {
     if (passphrase.length < 12) throw new CustodyError('CONFIG_INVALID', 'the passphrase must be at least 12 characters');
-    let salt = await store.get('meta/scrypt-salt');
-    if (salt === undefined) {
-      salt = randomBytes(16);
-      await store.write([{ type: 'put', key: 'meta/scrypt-salt', value: salt }]);
-    }
-    const key = scryptSync(passphrase.normalize('NFKC'), salt, 32, { N: 1 << 15, r: 8, p: 1, maxmem: 64 * 1024 * 1024 });
+    const params = await scryptParams(store);
+    const N = 2 ** params.logN;
+    // maxmem: scrypt needs 128 * N * r bytes (RFC 7914 §2), plus slack.
+    const key = scryptSync(passphrase.normalize('NFKC'), params.salt, 32, { N, r: params.r, p: params.p, maxmem: 128 * N * params.r + 16 * 1024 * 1024 });
     return new SoftwareVault(key);
   }
 
@@ -95,6 +99,39 @@ export class SoftwareVault implements Vault {
   close(): void {
     this.key.fill(0);
   }
+}
+
+export interface ScryptParams {
+  readonly salt: Uint8Array;
+  readonly logN: number;
+  readonly r: number;
+  readonly p: number;
+}
+
+/** The store's scrypt salt and parameters; a store without a salt gets both (at today's cost). */
+export async function scryptParams(store: KernelStore): Promise<ScryptParams> {
+  const salt = await store.get('meta/scrypt-salt');
+  const raw = await store.get('meta/scrypt-params');
+  if (salt === undefined) {
+    if (raw !== undefined) throw new CustodyError('STORAGE_CORRUPT', 'meta/scrypt-params without meta/scrypt-salt');
+    const fresh = { salt: randomBytes(16), logN: limits.scryptLogN, r: 8, p: 1 };
+    await store.write([
+      { type: 'put', key: 'meta/scrypt-salt', value: fresh.salt },
+      { type: 'put', key: 'meta/scrypt-params', value: Buffer.from(JSON.stringify({ logN: fresh.logN, r: fresh.r, p: fresh.p })) },
+    ]);
+    return fresh;
+  }
+  if (raw === undefined) return { salt, logN: limits.scryptLogNMin, r: 8, p: 1 };
+  let o: { logN?: unknown; r?: unknown; p?: unknown };
+  try {
+    o = JSON.parse(Buffer.from(raw).toString('utf8')) as typeof o;
+  } catch {
+    throw new CustodyError('STORAGE_CORRUPT', 'meta/scrypt-params is not JSON');
+  }
+  if (!Number.isSafeInteger(o.logN) || (o.logN as number) < limits.scryptLogNMin || (o.logN as number) > limits.scryptLogNMax || o.r !== 8 || o.p !== 1 || Object.keys(o).length !== 3) {
+    throw new CustodyError('STORAGE_CORRUPT', `meta/scrypt-params ${Buffer.from(raw).toString('utf8')} is outside logN ${limits.scryptLogNMin}..${limits.scryptLogNMax}, r 8, p 1`);
+  }
+  return { salt, logN: o.logN as number, r: 8, p: 1 };
 }
 
 /**

@@ -46,7 +46,7 @@ import { pmapDelete, pmapSet } from './pmap.js';
 import { type ArchiveReader, type ArchiveRecord, type MemoryArchive, EMPTY_ARCHIVE_HEAD, archiveLink, encodeArchived } from './archive.js';
 import { ed25519GroupCommitment, frostIdentifier, isGroupElement } from './signing-set.js';
 import { admissionReceipt, permitReceipt, publicationReceipt, type ReceiptAnchor } from './receipts.js';
-import { type ClusterState, type EpochRecord, type KeyRecord, type LedgerState, type NodeRecord, type OpRecord, type OpState, type PermitRecord, type RuleRecord, OP_TRANSITIONS, TERMINAL_OP_STATES, clipRuleDetail, consumedKey, keyContextOf } from './state.js';
+import { type ClusterState, type EpochRecord, type KeyRecord, type LedgerState, type NodeRecord, type OpRecord, type OpState, type PermitRecord, type RuleRecord, type RevocationRecord, revocationsOf, OP_TRANSITIONS, TERMINAL_OP_STATES, clipRuleDetail, consumedKey, keyContextOf } from './state.js';
 
 export type ApplyResult =
   | {
@@ -365,7 +365,7 @@ function genesis(e: Extract<LedgerEvent, { type: 'ClusterGenesis' }>, ctx: Ctx):
 // ------------------------------------------------------------------------------------------------
 
 /** Actions still allowed under an emergency freeze: leaving it and containing a compromise. */
-const ALLOWED_WHILE_FROZEN: readonly DecisionAction['kind'][] = ['Unfreeze', 'EmergencyFreeze', 'ApproversChanged', 'NodeRemoved', 'NodeRebound', 'KeyRetired'];
+const ALLOWED_WHILE_FROZEN: readonly DecisionAction['kind'][] = ['Unfreeze', 'EmergencyFreeze', 'ApproversChanged', 'NodeRemoved', 'NodeRebound', 'KeyRetired', 'OperatorRevoked', 'NodeCertificateRevoked'];
 
 function governanceDecision(c: ClusterState, d: GovernanceDecision, ctx: Ctx): Outcome {
   const g = c.governance;
@@ -532,7 +532,32 @@ function governanceAction(c: ClusterState, a: Exclude<DecisionAction, { kind: 'A
     case 'Unfreeze':
       if (c.governance.frozen === null) return refuse('INVALID_TRANSITION', 'not frozen');
       return accept({ ...c, governance: { ...c.governance, frozen: null } }, 'unfrozen');
+    case 'OperatorRevoked':
+    case 'NodeCertificateRevoked':
+      return certificateRevoked(c, a, dCid, ctx);
   }
+}
+
+/**
+ * A certificate revocation. Safety of the bounded list: an entry leaves only once the ledger clock
+ * (the largest entry stamp, never a host clock) is past the certificate's notAfter by
+ * limits.revocationExpiryGraceMs; from notAfter on every TLS handshake refuses the certificate
+ * (RFC 5280 §6.1.3 (a)(2), checked by OpenSSL on the host clock), and the grace covers a host clock
+ * behind the ledger's by less than it. notAfterMs is part of what the approvers sign (the CLI reads
+ * it from the certificate), so a wrong one is a governance error, not something a node can inject.
+ * Expired entries are pruned here, when a new one needs room, identically on every replica.
+ */
+function certificateRevoked(c: ClusterState, a: Extract<DecisionAction, { kind: 'OperatorRevoked' | 'NodeCertificateRevoked' }>, dCid: Uint8Array, ctx: Ctx): Outcome {
+  const holder = a.kind === 'OperatorRevoked' ? 'operator' : 'node';
+  const id = a.kind === 'OperatorRevoked' ? a.operatorId : a.nodeId;
+  if (a.kind === 'NodeCertificateRevoked' && own(c.nodes, a.nodeId) === undefined) return refuse('UNKNOWN_NODE', `no node ${a.nodeId}`);
+  const live = revocationsOf(c.governance).filter((r) => r.notAfterMs + limits.revocationExpiryGraceMs > ctx.nowMs);
+  if (live.some((r) => r.holder === holder && r.serial === a.serial)) return refuse('INVALID_TRANSITION', `${holder} certificate ${a.serial} is already revoked`);
+  if (a.notAfterMs + limits.revocationExpiryGraceMs <= ctx.nowMs) return refuse('INVALID_TRANSITION', `${holder} certificate ${a.serial} expired at ${a.notAfterMs}; TLS refuses it already`);
+  if (live.length >= limits.revokedMax) return refuse('LIMIT_EXCEEDED', `${limits.revokedMax} certificates are revoked and not yet expired`);
+  const rec: RevocationRecord = { serial: a.serial, holder, id, reason: a.reason, notAfterMs: a.notAfterMs, decisionCid: dCid, sinceIndex: ctx.index };
+  const revoked = [...live, rec];
+  return { kind: 'accept', cluster: { ...c, governance: { ...c.governance, revoked } }, effect: `${holder} certificate ${a.serial} of ${id} revoked: ${a.reason}` };
 }
 
 function publicationReleased(c: ClusterState, d: GovernanceDecision, a: Extract<DecisionAction, { kind: 'PublicationReleased' }>, dCid: Uint8Array, ctx: Ctx): Outcome {

@@ -120,7 +120,16 @@ export type DecisionAction =
   | { readonly kind: 'Unfreeze' }
   /** `displayHash`: the digest of the transaction display the approvers were shown (ledger/tx/display.ts). */
   | { readonly kind: 'ActApproved'; readonly opId: string; readonly actCid: Uint8Array; readonly displayHash: Uint8Array }
-  | { readonly kind: 'PublicationReleased'; readonly opId: string; readonly actCid: Uint8Array; readonly displayHash: Uint8Array };
+  | { readonly kind: 'PublicationReleased'; readonly opId: string; readonly actCid: Uint8Array; readonly displayHash: Uint8Array }
+  /**
+   * A certificate from the cluster CA is no longer accepted: `serial` is its serial number
+   * (lowercase hex, no leading zeros, as X509Certificate.serialNumber prints it lowercased),
+   * `operatorId` / `nodeId` the CN it names, `notAfterMs` its own notAfter. The ledger keeps the
+   * revocation until its ledger clock passes notAfterMs (plus limits.revocationExpiryGraceMs): from
+   * then on TLS itself refuses the certificate, so the entry can go (ledger/apply.ts).
+   */
+  | { readonly kind: 'OperatorRevoked'; readonly serial: string; readonly operatorId: string; readonly reason: string; readonly notAfterMs: number }
+  | { readonly kind: 'NodeCertificateRevoked'; readonly serial: string; readonly nodeId: string; readonly reason: string; readonly notAfterMs: number };
 
 export type DecisionKind = DecisionAction['kind'];
 
@@ -378,9 +387,35 @@ function actionFromCbor(v: CborValue | undefined): DecisionAction {
       const o = obj(v, 'action', ['kind', 'opId', 'actCid', 'displayHash']);
       return { kind, opId: str(o.opId, 'opId'), actCid: bytes(o.actCid, 'actCid', 32), displayHash: bytes(o.displayHash, 'displayHash', 32) };
     }
+    case 'OperatorRevoked': {
+      const o = obj(v, 'action', ['kind', 'serial', 'operatorId', 'reason', 'notAfterMs']);
+      return { kind, serial: serialOf(o.serial), operatorId: str(o.operatorId, 'operatorId'), reason: str(o.reason, 'reason', limits.textBytesMax), notAfterMs: int(o.notAfterMs, 'notAfterMs') };
+    }
+    case 'NodeCertificateRevoked': {
+      const o = obj(v, 'action', ['kind', 'serial', 'nodeId', 'reason', 'notAfterMs']);
+      return { kind, serial: serialOf(o.serial), nodeId: str(o.nodeId, 'nodeId'), reason: str(o.reason, 'reason', limits.textBytesMax), notAfterMs: int(o.notAfterMs, 'notAfterMs') };
+    }
     default:
       throw new ShapeError(`action: unknown kind ${String(kind)}`);
   }
+}
+
+/**
+ * A certificate serial number in the one form every comparison uses: lowercase hex without
+ * leading zeros (RFC 5280 §4.1.2.2 allows up to 20 octets: at most 40 digits).
+ */
+export const SERIAL_RE = /^(0|[1-9a-f][0-9a-f]{0,39})$/;
+
+/** The canonical form of a serial as X509Certificate.serialNumber or `openssl x509 -serial` print it. */
+export function canonicalSerial(s: string): string {
+  const t = s.trim().toLowerCase().replace(/^0x/, '').replace(/:/g, '').replace(/^0+(?=.)/, '');
+  if (!SERIAL_RE.test(t)) throw new ShapeError(`serial: "${s}" is not a certificate serial number in hex (at most 20 octets)`);
+  return t;
+}
+
+function serialOf(v: CborValue | undefined): string {
+  if (typeof v !== 'string' || !SERIAL_RE.test(v)) throw new ShapeError('serial: expected lowercase hex without leading zeros, at most 40 digits');
+  return v;
 }
 
 export function decisionBodyFromCbor(v: CborValue | undefined): DecisionBody {

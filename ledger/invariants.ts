@@ -8,7 +8,8 @@ import { validateRoster } from './decision.js';
 import { keyReadyCid } from './apply.js';
 import { receiptCid } from './receipts.js';
 import { type CborValue } from './encoding.js';
-import { type EpochRecord, type LedgerState, type OpState, OP_TRANSITIONS, TERMINAL_OP_STATES } from './state.js';
+import { type EpochRecord, type LedgerState, type OpState, OP_TRANSITIONS, TERMINAL_OP_STATES, revocationsOf } from './state.js';
+import { ledger as ledgerLimits } from '../proto/limits.js';
 
 function own<T>(m: { readonly [k: string]: T }, k: string): T | undefined {
   return Object.hasOwn(m, k) ? m[k] : undefined;
@@ -29,6 +30,9 @@ export function checkInvariants(s: LedgerState): string[] {
   const rv = validateRoster(g.roster);
   if (!rv.ok) bad.push(`roster in force is invalid: ${rv.detail}`);
   if (g.epoch < 0 || g.headCid.length !== 32) bad.push('governance head malformed');
+  const revoked = revocationsOf(g);
+  if (revoked.length > ledgerLimits.revokedMax) bad.push(`${revoked.length} revocations exceed ${ledgerLimits.revokedMax}`);
+  if (new Set(revoked.map((r) => `${r.holder}/${r.serial}`)).size !== revoked.length) bad.push('a certificate is revoked twice');
 
   for (const k of Object.values(c.keys)) {
     const epochs = Object.values(k.epochs);

@@ -18,7 +18,7 @@ import { isReasonCode, type ReasonCode } from '../proto/reasons.js';
 import { type CborValue, decode, digest, encode } from './encoding.js';
 import {
   type ApproverRoster, type GovernanceDecision, type KeyScheme, KEY_SCHEMES, ShapeError, decisionFromCbor, decisionToCbor,
-  obj, str, int, bytes, arr, oneOf, uniqueStrings, policyFromCbor, policyToCbor, rosterFromCbor, rosterToCbor,
+  obj, str, int, bytes, arr, oneOf, uniqueStrings, policyFromCbor, policyToCbor, rosterFromCbor, rosterToCbor, SERIAL_RE,
 } from './decision.js';
 import { type Act, type SignedStatement, type SigningSetMember, actFromCbor, actToCbor, memberFromCbor, memberToCbor, statementFromCbor, statementToCbor } from './events.js';
 import { CustodyError } from '../proto/errors.js';
@@ -211,6 +211,36 @@ export interface GovernanceState {
   /** The act policy in force: rules, first match, default deny (ledger/policy-engine). */
   readonly policy: PolicyDocument;
   readonly frozen: null | { readonly reason: string; readonly decisionCid: Uint8Array; readonly sinceIndex: number };
+  /**
+   * Certificates revoked by decision (OperatorRevoked, NodeCertificateRevoked), in the order they
+   * were revoked, at most limits.revokedMax. Absent and empty mean the same; the canonical form
+   * leaves an empty list out, so states without revocations keep the root they always had.
+   */
+  readonly revoked?: readonly RevocationRecord[];
+}
+
+export const REVOKED_HOLDERS = ['operator', 'node'] as const;
+
+export interface RevocationRecord {
+  /** Canonical serial (ledger/decision.ts canonicalSerial). */
+  readonly serial: string;
+  readonly holder: (typeof REVOKED_HOLDERS)[number];
+  /** The operator id or node id the certificate names. */
+  readonly id: string;
+  readonly reason: string;
+  readonly notAfterMs: number;
+  readonly decisionCid: Uint8Array;
+  readonly sinceIndex: number;
+}
+
+/** The revocations in force of a governance state. */
+export function revocationsOf(g: GovernanceState): readonly RevocationRecord[] {
+  return g.revoked ?? [];
+}
+
+/** The revocation of certificate `serial` held by a `holder`, if the ledger holds one. */
+export function revocationOf(g: GovernanceState, holder: RevocationRecord['holder'], serial: string): RevocationRecord | undefined {
+  return revocationsOf(g).find((r) => r.holder === holder && r.serial === serial);
 }
 
 export interface ClusterState {
@@ -330,6 +360,7 @@ export function stateToCbor(s0: LedgerState, rootForm = false): CborValue {
         roster: rosterToCbor(c.governance.roster),
         policy: policyToCbor(c.governance.policy),
         frozen: c.governance.frozen === null ? null : { ...c.governance.frozen },
+        ...(revocationsOf(c.governance).length > 0 ? { revoked: revocationsOf(c.governance).map((r) => ({ ...r })) } : {}),
       },
       nodes: mapValues(c.nodes, (n) => ({ ...n, fencedPassports: [...n.fencedPassports] })),
       keys: mapValues(c.keys, (k) => ({ ...k, epochs: mapValues(k.epochs, (e) => ({
@@ -445,6 +476,21 @@ function reason(v: CborValue | undefined): ReasonCode | null {
 
 const IDS = Number.MAX_SAFE_INTEGER;
 
+function revokedFromCbor(v: CborValue): RevocationRecord[] {
+  const list = arr(v, 'governance.revoked', limits.revokedMax);
+  // The canonical form leaves an empty list out: an empty one present is not canonical.
+  if (list.length === 0) throw new ShapeError('governance.revoked: an empty list is left out');
+  return list.map((r) => {
+    const ro = obj(r, 'revoked', ['serial', 'holder', 'id', 'reason', 'notAfterMs', 'decisionCid', 'sinceIndex']);
+    const serial = str(ro.serial, 'revoked.serial');
+    if (!SERIAL_RE.test(serial)) throw new ShapeError('revoked.serial: not a canonical serial');
+    return {
+      serial, holder: oneOf(ro.holder, 'revoked.holder', REVOKED_HOLDERS), id: str(ro.id, 'revoked.id'), reason: str(ro.reason, 'revoked.reason', limits.textBytesMax),
+      notAfterMs: int(ro.notAfterMs, 'revoked.notAfterMs'), decisionCid: bytes(ro.decisionCid, 'revoked.decisionCid', 32), sinceIndex: int(ro.sinceIndex, 'revoked.sinceIndex'),
+    };
+  });
+}
+
 export function stateFromCbor(v: CborValue): LedgerState {
   const o = obj(v, 'state', ['index', 'clockMs', 'chainHead', 'height', 'cluster']);
   return {
@@ -459,7 +505,7 @@ export function stateFromCbor(v: CborValue): LedgerState {
 function clusterFromCbor(v: CborValue): ClusterState {
   const o = obj(v, 'cluster', ['clusterId', 'genesisCid', 'governance', 'nodes', 'keys', 'ops', 'opCount', 'inFlight', 'archived', 'endedByState', 'permits', 'policyHistory', 'consumed', 'statements', 'evidence']);
   const ar = obj(o.archived, 'archived', ['count', 'head']);
-  const g = obj(o.governance, 'governance', ['epoch', 'headCid', 'roster', 'policy', 'frozen']);
+  const g = obj(o.governance, 'governance', ['epoch', 'headCid', 'roster', 'policy', 'frozen'], ['revoked']);
   const policy = policyFromCbor(g.policy);
   const policyHistory = historyOf(o.policyHistory);
   // The history keeps what the policy in force reads (genesis and PolicyChanged set its horizons).
@@ -479,6 +525,7 @@ function clusterFromCbor(v: CborValue): ClusterState {
         const fo = obj(f, 'frozen', ['reason', 'decisionCid', 'sinceIndex']);
         return { reason: str(fo.reason, 'frozen.reason', limits.textBytesMax), decisionCid: bytes(fo.decisionCid, 'frozen.decisionCid', 32), sinceIndex: int(fo.sinceIndex, 'frozen.sinceIndex') };
       }),
+      ...(g.revoked === undefined ? {} : { revoked: revokedFromCbor(g.revoked) }),
     },
     nodes: mapOf(o.nodes, 'nodes', (id, n) => {
       const no = obj(n, 'node', ['id', 'identityKey', 'passport', 'status', 'fencedPassports', 'equivocated']);

@@ -1,7 +1,8 @@
 /**
  * Certificates for a cluster, issued with the `openssl` command-line tool (never hand-built
  * ASN.1): one cluster CA, and leaf certificates whose subject CN is the holder's id and whose OU
- * is its role (`node`, `operator`, `client`; see tls.ts). Node certificates carry the node id as
+ * is its role (`node`, `operator`, `client`; see tls.ts). Operator certificates are short-lived
+ * (limits.certs, node/admin/roles.ts checkOperatorDays). Node certificates carry the node id as
  * a DNS subjectAltName (peers check it) plus the IP addresses the node listens on.
  *
  * Keys are ECDSA P-256 (RFC 5480), written 0600. Serial numbers are 128 random bits
@@ -14,6 +15,8 @@ import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { CustodyError } from '../proto/errors.js';
 import type { CertRole } from './tls.js';
+import { checkOperatorDays } from './admin/roles.js';
+import { certs as certLimits } from '../proto/limits.js';
 
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
@@ -53,8 +56,9 @@ export function ensureCa(dir: string, name = 'custody cluster CA', days = 3650):
  * Issue `<id>.crt` / `<id>.key` in `dir`, signed by the CA there. `hosts` become subjectAltNames
  * (IP addresses as IP, names as DNS); a node's own id is always a DNS name.
  */
-export function issue(dir: string, role: CertRole, id: string, hosts: readonly string[] = [], days = 825, overwrite = false): Issued & { created: boolean } {
+export function issue(dir: string, role: CertRole, id: string, hosts: readonly string[] = [], days: number = role === 'operator' ? certLimits.operatorDaysDefault : 825, overwrite = false): Issued & { created: boolean } {
   checkId(id, `${role} id`);
+  if (role === 'operator') checkOperatorDays(days);
   const { ca, caKey } = caFiles(dir);
   const cert = join(dir, `${id}.crt`);
   const key = join(dir, `${id}.key`);

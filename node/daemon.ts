@@ -151,7 +151,7 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
     id: cfg.id, listen: cfg.listen, roster: new Set(cfg.peers.keys()), tls, driver, app, metrics: metrics.serverHooks, log,
     onExchange: (peer, bytes) => guard.incoming(peer, bytes),
     incarnation,
-    ...(app instanceof LedgerApp ? { archiveRange: (fromSeq: number, n: number) => app.archiveRange(fromSeq, n) } : {}),
+    ...(app instanceof LedgerApp ? { archiveRange: (fromSeq: number, n: number) => app.archiveRange(fromSeq, n), ledgerState: () => app.state } : {}),
   });
   let grpcPort: number;
   try {

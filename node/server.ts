@@ -16,6 +16,8 @@ import { encodePut, type KvApp } from './kv.js';
 import { INCARNATION_METADATA_KEY, incarnationRefusal } from './backup/incarnation.js';
 import { BOOT_METADATA_KEY, bootOf } from './splitbrain/exchange.js';
 import { callIdentity, serverCredentials, type HasAuthContext, type TlsMaterial } from './tls.js';
+import { revokedRefusal, type RevokedRefusal } from './revocation.js';
+import type { LedgerState } from '../ledger/state.js';
 import { REASON_METADATA_KEY, fromWire, guardedService, isBadFrame, type BadFrame, type WireBatch } from './wire.js';
 
 export interface ServerMetrics {
@@ -38,6 +40,11 @@ export interface NodeServerOptions {
   readonly incarnation?: string;
   /** Serves a peer's fetch of archived records (node/ledger-app.ts archiveRange); absent: refused. */
   readonly archiveRange?: (fromSeq: number, n: number) => Promise<Uint8Array[]>;
+  /**
+   * The ledger state this node applied, whose certificate revocations (node/revocation.ts) every
+   * peer and client call is checked against; absent (a plain key-value cluster): no revocations.
+   */
+  readonly ledgerState?: () => LedgerState;
 }
 
 export function refusal(reason: ReasonCode, detail: string): Partial<grpc.StatusObject> {
@@ -121,6 +128,8 @@ export class NodeServer {
     if (who.role !== 'node' || !this.o.roster.has(who.id)) {
       return this.refused('peer', 'PEER_IDENTITY_MISMATCH', who.id, `certificate ${who.id} (role ${who.role ?? 'none'}) is not a node on this cluster's roster`);
     }
+    const revoked = this.revoked(call);
+    if (revoked !== null) return this.refused('peer', revoked.reason, who.id, revoked.detail);
     const theirs = call.metadata.get(INCARNATION_METADATA_KEY)[0];
     const mismatch = incarnationRefusal(this.o.incarnation ?? '', typeof theirs === 'string' ? theirs : '', who.id);
     if (mismatch !== null) return this.refused('peer', 'INCARNATION_MISMATCH', who.id, mismatch);
@@ -187,7 +196,15 @@ export class NodeServer {
   private clientCheck(call: HasAuthContext & { getPeer(): string }): Partial<grpc.StatusObject> | null {
     const who = callIdentity(call);
     if (!who || who.role === null) return this.refused('client', 'UNAUTHENTICATED', call.getPeer(), 'a certificate with a node, operator or client role is required');
+    const revoked = this.revoked(call);
+    if (revoked !== null) return this.refused('client', revoked.reason, who.id, revoked.detail);
     return null;
+  }
+
+  /** The revocation of the call's certificate in the ledger this node applied, if any. */
+  private revoked(call: HasAuthContext): RevokedRefusal | null {
+    const state = this.o.ledgerState;
+    return state === undefined ? null : revokedRefusal(state(), call.getAuthContext()?.sslPeerCertificate);
   }
 
   private propose(call: grpc.ServerUnaryCall<{ clientId: string; seq: number; key: string; value: Buffer; timeoutMs: number } | BadFrame, object>, cb: grpc.sendUnaryData<object>): void {

@@ -119,6 +119,18 @@ export const ledger = {
    * way on every node, so the record stays bounded and identical across replicas.
    */
   ruleDetailBytesMax: 512,
+  /**
+   * Most certificate revocations (OperatorRevoked, NodeCertificateRevoked) the ledger holds at
+   * once; one more is refused LIMIT_EXCEEDED. An entry leaves once the ledger clock passes the
+   * certificate's notAfter plus revocationExpiryGraceMs (TLS refuses the certificate from then on),
+   * so with certificates of at most certs.operatorDaysMax days the list turns over on its own.
+   */
+  revokedMax: 1024,
+  /**
+   * How long past a revoked certificate's notAfter the ledger keeps its revocation: covers a host
+   * whose clock runs behind the ledger clock (the handshake checks notAfter on the host clock).
+   */
+  revocationExpiryGraceMs: 7 * 24 * 3600 * 1000,
 } as const;
 
 // ---------------------------------------------------------------------------------------------
@@ -222,6 +234,16 @@ export const kernel = {
   connectionsMax: 8,
   /** Most requests queued on one kernel connection; beyond it LIMIT_EXCEEDED and the connection closes. */
   queuedRequestsMax: 1024,
+  /**
+   * scrypt cost (log2 N, RFC 7914 §2; r = 8, p = 1) deriving a new store's sealing key from its
+   * passphrase: 2^17 (~128 MiB, ~0.3-0.5 s once at start) for a long-lived secret, above the 2^15
+   * interactive-login figure. The parameters are stored beside the salt, so stores made with
+   * other costs stay readable; a stored cost outside [scryptLogNMin, scryptLogNMax] is refused.
+   */
+  scryptLogN: 17,
+  /** The cost stores written before parameters were stored used (2^15), and the least accepted. */
+  scryptLogNMin: 15,
+  scryptLogNMax: 20,
 } as const;
 
 // ---------------------------------------------------------------------------------------------
@@ -308,6 +330,18 @@ export const approvals = {
   pendingMax: 256,
   /** Applied or refused decisions each node remembers for `decision show` after they left the book. */
   settledRememberedMax: 1024,
+  /**
+   * Most decisions one operator (the certificate that proposed them) may have pending at once,
+   * EmergencyFreeze aside; one more is refused LIMIT_EXCEEDED. pendingMax / pendingPerProposerMax
+   * operators are needed to fill the book.
+   */
+  pendingPerProposerMax: 16,
+  /**
+   * Most EmergencyFreeze proposals pending at once, outside pendingMax and the per-operator quota:
+   * one per proposer (a newer one replaces it), and when all are taken the oldest makes room, so
+   * a freeze always finds a place in the book (node/approvals/book.ts).
+   */
+  freezePendingMax: 64,
 } as const;
 
 // ---------------------------------------------------------------------------------------------
@@ -477,3 +511,13 @@ check(kernel.nonceBatchMax >= tx.messagesPerActMax && kernel.noncesOutstandingMa
 check(tx.messagesPerActMax * (32 + 16 + kernel.participantsMax * (kernel.idBytesMax + 2 * 33 + 16)) + 4 * kernel.idBytesMax + 1024 <= kernel.frameBytesMax, 'one act\'s sign request (every message with a full commitment list) fits a kernel frame');
 check(Math.max(tx.solanaMessageBytesMax, tx.rawBytesMax, 32) <= kernel.messageBytesMax, 'every message an act signs fits a kernel sign request');
 check(ledger.archiveFetchAnswersAhead >= 1 && (ledger.archiveFetchAnswersAhead + 1) * ledger.archiveFetchBytesMax <= 64 * 1024 * 1024, 'an archive fetch asks at least one answer ahead and holds a few MiB of answers');
+
+// ---------------------------------------------------------------------------------------------
+// node/certs.ts, node/admin/roles.ts — certificate lifetimes
+// ---------------------------------------------------------------------------------------------
+export const certs = {
+  /** Days an operator certificate is valid unless `--days` asks for more (rotation: `custody certs operator --force`). */
+  operatorDaysDefault: 30,
+  /** Most days `--days` may ask for an operator certificate. */
+  operatorDaysMax: 90,
+} as const;

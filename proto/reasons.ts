@@ -107,6 +107,11 @@ export const REASONS = {
   TX_ASSET_MISMATCH: { grpc: GrpcStatus.INVALID_ARGUMENT, text: 'the transaction states the asset differently from the asset table (decimals)' },
   TX_INPUT_INCOMPLETE: { grpc: GrpcStatus.INVALID_ARGUMENT, text: 'an input lacks the previous output (amount and script) its fee and signature hash need' },
   TX_DECLARED_MISMATCH: { grpc: GrpcStatus.INVALID_ARGUMENT, text: 'a field the act declares differs from what its transaction says' },
+
+  // Certificate revocation and the kernel's host boundary.
+  OPERATOR_REVOKED: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'the operator certificate was revoked by a governance decision' },
+  NODE_CERT_REVOKED: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'the node certificate was revoked by a governance decision' },
+  KERNEL_PATH_UNREACHABLE: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'the kernel\'s OS user cannot reach its program: a directory on the path denies it search or read' },
 } as const;
 
 export type ReasonCode = keyof typeof REASONS;

@@ -21,7 +21,7 @@ import {
 } from '../../ledger/decision.js';
 import { actCid, signStatement, type Act } from '../../ledger/events.js';
 import type { ClusterState, KeyRecord, OpRecord } from '../../ledger/state.js';
-import { TERMINAL_OP_STATES, keyContextOf } from '../../ledger/state.js';
+import { TERMINAL_OP_STATES, keyContextOf, revocationsOf } from '../../ledger/state.js';
 import { receiptCid } from '../../ledger/receipts.js';
 import type { LedgerVerdict } from '../ledger-app.js';
 import type { LedgerPort } from '../lifecycle/ports.js';
@@ -154,6 +154,7 @@ export class AdminBackend {
       keys: c ? Object.values(c.keys).map((k) => keyView(k, c)) : [],
       assets: c ? assetsView(assetTable(c)) : [],
       acts: c?.opCount ?? 0, height: s.height,
+      revoked: c ? revocationsOf(c.governance).map((r) => ({ serial: r.serial, holder: r.holder, id: r.id, reason: r.reason, notAfterMs: r.notAfterMs, sinceIndex: r.sinceIndex })) : [],
     };
   }
 
@@ -203,7 +204,8 @@ export class AdminBackend {
     if (!mayPropose(caller.role, action.kind)) throw new CustodyError('ROLE_NOT_ALLOWED', `${caller.id} (${caller.role}) may not propose ${action.kind}`);
     const body = decisionBodyFor(this.ledger.state(), action, Date.now(), ttlMs || undefined);
     const cid = toHex(decisionCid(body));
-    const v = await this.approvals().propose({ op: 'propose', body, act });
+    // The proposer is the verified certificate's operator: the book's per-operator quota counts it.
+    const v = await this.approvals().propose({ op: 'propose', body, act, proposer: caller.id });
     if (!v.ok) throw new CustodyError(v.reason ?? 'INTERNAL', v.detail);
     return this.getDecision(caller, cid);
   }

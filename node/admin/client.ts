@@ -30,7 +30,10 @@ export interface StatusReply {
   nodeId: string; caller: string; term: number; leader: string; commit: number; applied: number; stateRoot: string; clusterId: string;
   governanceEpoch: number; governanceHead: string; frozen: string; nodes: { id: string; status: string; passport: string; equivocated: boolean }[];
   keys: KeyView[]; acts: number; height: number; assets: AssetView[];
+  revoked: RevokedView[];
 }
+
+export interface RevokedView { serial: string; holder: string; id: string; reason: string; notAfterMs: number; sinceIndex: number }
 
 export class AdminClient {
   private readonly client: grpc.Client;

@@ -14,6 +14,7 @@ import { chmodSync, existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PeerCertificate } from 'node:tls';
 import { CustodyError } from '../../proto/errors.js';
+import { certs as certLimits } from '../../proto/limits.js';
 import type { DecisionKind } from '../../ledger/decision.js';
 
 export const OPERATOR_ROLES = ['key-generator', 'custodian', 'approver', 'auditor'] as const;
@@ -86,12 +87,24 @@ function openssl(args: string[], what: string): void {
 }
 
 /**
+ * Operator certificates are short-lived (limits.certs): a stolen one is useful for at most its
+ * remaining days even if nobody revokes it, and a revocation (OperatorRevoked) needs to be kept
+ * only that long. Rotation is issuing again (a new key and serial) before the old one expires.
+ */
+export function checkOperatorDays(days: number): void {
+  if (!Number.isSafeInteger(days) || days < 1 || days > certLimits.operatorDaysMax) {
+    throw new CustodyError('INVALID_ARGUMENT', `an operator certificate is valid for 1..${certLimits.operatorDaysMax} days, not ${days}`);
+  }
+}
+
+/**
  * Issues `<id>.crt` / `<id>.key` in `dir` (which holds the cluster CA, node/certs.ts ensureCa):
  * ECDSA P-256, clientAuth only, OU = operator, SAN URI = the role. Uses the openssl tool like the
  * node certificates do.
  */
-export function issueOperatorCert(dir: string, id: string, role: OperatorRole, days = 825): { cert: string; key: string } {
+export function issueOperatorCert(dir: string, id: string, role: OperatorRole, days: number = certLimits.operatorDaysDefault): { cert: string; key: string } {
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(id)) throw new CustodyError('INVALID_ARGUMENT', `operator id "${id}" must be 1-64 letters, digits, '.', '_' or '-'`);
+  checkOperatorDays(days);
   const ca = join(dir, 'ca.crt');
   const caKey = join(dir, 'ca.key');
   if (!existsSync(ca) || !existsSync(caKey)) throw new CustodyError('INVALID_ARGUMENT', `no CA in ${dir}`);

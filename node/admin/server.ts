@@ -20,6 +20,7 @@ import { operatorOf, requireAction, type Operator } from './roles.js';
 import type { ActRequest } from '../lifecycle/acts.js';
 import { TX_KINDS, type TxKind } from '../../ledger/tx/types.js';
 import { policyReply, testPolicy } from './policy.js';
+import { revocationInterceptor } from '../revocation.js';
 
 export const ADMIN_PROTO_PATH = fileURLToPath(new URL('../../../proto/admin.proto', import.meta.url));
 const loaderOptions: protoLoader.Options = { keepCase: false, longs: Number, enums: String, bytes: Buffer, defaults: true, oneofs: true };
@@ -105,13 +106,17 @@ export interface AdminServerOptions {
 }
 
 export class AdminServer {
-  private readonly server = new grpc.Server({
-    'grpc.max_receive_message_length': nodeLimits.adminRequestBytesMax + 1024,
-    'grpc.max_send_message_length': 16 * 1024 * 1024,
-  });
+  private readonly server: grpc.Server;
 
   constructor(private readonly o: AdminServerOptions) {
     const b = o.backend;
+    // Every call on this port (Admin, Membership, LifecyclePeer) is checked against the
+    // certificate revocations of the ledger this node applied, before its handler (node/revocation.ts).
+    this.server = new grpc.Server({
+      'grpc.max_receive_message_length': nodeLimits.adminRequestBytesMax + 1024,
+      'grpc.max_send_message_length': 16 * 1024 * 1024,
+      interceptors: [revocationInterceptor(() => b.ledger.state(), (r) => o.log?.(`refused admin call: ${r.reason}: ${r.detail}`))],
+    });
     type R = Record<string, unknown>;
     this.server.addService(guardedAdminService(), {
       Status: unary<R, unknown>((op) => b.status(op)),

@@ -37,6 +37,17 @@
  * drop entries identically on every node. Bounds: approvals.pendingMax entries (LIMIT_EXCEEDED
  * beyond), one signature per roster approver per entry, commands within the ledger's event bound.
  *
+ * Room for the emergency stop. A proposal names the operator whose certificate proposed it (the
+ * admin port sets it from the verified certificate, node/admin/backend.ts); one operator may hold
+ * at most approvals.pendingPerProposerMax of the pendingMax ordinary entries, so one stolen or
+ * careless certificate can no longer fill the book. EmergencyFreeze proposals are counted apart:
+ * neither pendingMax nor the quota applies to them; each proposer has at most one pending (a
+ * newer one replaces it), and when approvals.freezePendingMax are pending the oldest (by issue
+ * time, then cid) is dropped for the new one. So an EmergencyFreeze proposal is never refused
+ * LIMIT_EXCEEDED. Only the approver role may propose a freeze (node/admin/roles.ts), and a
+ * dropped freeze proposal can be proposed again: it carries no signatures anyone else lost
+ * except its own approvals, which its approvers give again.
+ *
  * Command (a Raft client command, beside the ledger's 'L' commands, node/ledger-app.ts):
  *   0x50 'P' | stampMs:u64be | canonical CBOR of
  *     {op: "propose", body: DecisionBody, act: Act | null}
@@ -62,7 +73,8 @@ const PENDING_PREFIX = 'book/pending/';
 const CLOCK_KEY = 'book/clock';
 
 export type BookCommand =
-  | { readonly op: 'propose'; readonly body: DecisionBody; readonly act: Act | null }
+  /** `proposer`: the operator id of the proposing certificate; absent in commands written before quotas. */
+  | { readonly op: 'propose'; readonly body: DecisionBody; readonly act: Act | null; readonly proposer?: string }
   | { readonly op: 'approve'; readonly cid: Uint8Array; readonly approverId: string; readonly signature: Uint8Array };
 
 export interface PendingRecord {
@@ -71,6 +83,8 @@ export interface PendingRecord {
   /** For an ActApproved of a new act: the act, submitted later with its approval. */
   readonly act: Act | null;
   readonly approvals: readonly Approval[];
+  /** Who proposed it (the quota's key); null for entries proposed before quotas existed. */
+  readonly proposer: string | null;
 }
 
 export type BookVerdict =
@@ -83,7 +97,7 @@ export function isBookCommand(cmd: Uint8Array): boolean {
 
 export function encodeBookCommand(stampMs: number, c: BookCommand): Uint8Array {
   const v: CborValue = c.op === 'propose'
-    ? { op: c.op, body: decisionBodyToCbor(c.body), act: c.act === null ? null : actToCbor(c.act) }
+    ? { op: c.op, body: decisionBodyToCbor(c.body), act: c.act === null ? null : actToCbor(c.act), ...(c.proposer === undefined ? {} : { proposer: c.proposer }) }
     : { op: c.op, cid: c.cid, approverId: c.approverId, signature: c.signature };
   const body = encode(v);
   const b = Buffer.alloc(HEADER_BYTES + body.length);
@@ -106,6 +120,9 @@ export function decodeBookCommand(cmd: Uint8Array): { stampMs: number; command: 
     if (v.op === 'propose' && Object.keys(v).length === 3) {
       return { stampMs: Number(stamp), command: { op: 'propose', body: decisionBodyFromCbor(v.body), act: v.act === null ? null : actFromCbor(v.act) } };
     }
+    if (v.op === 'propose' && Object.keys(v).length === 4 && typeof v.proposer === 'string' && v.proposer.length > 0 && Buffer.byteLength(v.proposer) <= ledgerLimits.idBytesMax) {
+      return { stampMs: Number(stamp), command: { op: 'propose', body: decisionBodyFromCbor(v.body), act: v.act === null ? null : actFromCbor(v.act), proposer: v.proposer } };
+    }
     if (v.op === 'approve' && Object.keys(v).length === 4 && v.cid instanceof Uint8Array && v.cid.length === 32 && typeof v.approverId === 'string' &&
       Buffer.byteLength(v.approverId) <= ledgerLimits.idBytesMax && v.signature instanceof Uint8Array && v.signature.length === 64) {
       return { stampMs: Number(stamp), command: { op: 'approve', cid: v.cid, approverId: v.approverId, signature: v.signature } };
@@ -117,14 +134,23 @@ export function decodeBookCommand(cmd: Uint8Array): { stampMs: number; command: 
 }
 
 function recordToCbor(r: PendingRecord): CborValue {
-  return { body: decisionBodyToCbor(r.body), act: r.act === null ? null : actToCbor(r.act), approvals: r.approvals.map((a) => ({ approverId: a.approverId, signature: a.signature })) };
+  return {
+    body: decisionBodyToCbor(r.body), act: r.act === null ? null : actToCbor(r.act), approvals: r.approvals.map((a) => ({ approverId: a.approverId, signature: a.signature })),
+    ...(r.proposer === null ? {} : { proposer: r.proposer }),
+  };
 }
 
 function recordFromCbor(v: CborValue): PendingRecord {
-  const o = v as { body: CborValue; act: CborValue; approvals: CborValue };
+  const o = v as { body: CborValue; act: CborValue; approvals: CborValue; proposer?: CborValue };
   const d = decisionFromCbor({ body: o.body, approvals: o.approvals } as CborValue);
-  return { cid: toHex(decisionCid(d.body)), body: d.body, act: o.act === null ? null : actFromCbor(o.act), approvals: d.approvals };
+  if (o.proposer !== undefined && typeof o.proposer !== 'string') throw new ShapeError('approval book record: proposer must be text');
+  return { cid: toHex(decisionCid(d.body)), body: d.body, act: o.act === null ? null : actFromCbor(o.act), approvals: d.approvals, proposer: o.proposer ?? null };
 }
+
+const isFreeze = (r: { body: DecisionBody }): boolean => r.body.action.kind === 'EmergencyFreeze';
+
+/** Oldest first: by issue time, then cid (the same order on every node). */
+const byAge = (a: PendingRecord, b: PendingRecord): number => a.body.issuedMs - b.body.issuedMs || (a.cid < b.cid ? -1 : a.cid > b.cid ? 1 : 0);
 
 const refuse = (reason: ReasonCode, detail: string): BookVerdict => ({ ok: false, reason, detail });
 
@@ -171,8 +197,18 @@ export class ApprovalBook {
         return { verdict: refuse('BINDING_MISMATCH', 'the act carried is not the act the decision approves'), writes };
       }
       if (this.pending.has(cid)) return { verdict: { ok: true, detail: 'already pending', cid }, writes };
-      if (this.pending.size >= limits.pendingMax) return { verdict: refuse('LIMIT_EXCEEDED', `${limits.pendingMax} decisions are pending`), writes };
-      const r: PendingRecord = { cid, body: b, act: cmd.act, approvals: [] };
+      const proposer = cmd.proposer ?? null;
+      if (b.action.kind === 'EmergencyFreeze') {
+        writes.push(...this.makeRoomForFreeze(proposer));
+      } else {
+        const ordinary = [...this.pending.values()].filter((r) => !isFreeze(r));
+        if (ordinary.length >= limits.pendingMax) return { verdict: refuse('LIMIT_EXCEEDED', `${limits.pendingMax} decisions are pending`), writes };
+        const own = proposer === null ? 0 : ordinary.filter((r) => r.proposer === proposer).length;
+        if (own >= limits.pendingPerProposerMax) {
+          return { verdict: refuse('LIMIT_EXCEEDED', `${proposer} has ${own} decisions pending, the most one operator may (approve, let expire, or wait for them to apply)`), writes };
+        }
+      }
+      const r: PendingRecord = { cid, body: b, act: cmd.act, approvals: [], proposer };
       this.pending.set(cid, r);
       writes.push({ key: PENDING_PREFIX + cid, value: encode(recordToCbor(r)) });
       return { verdict: { ok: true, detail: `pending ${b.action.kind}`, cid }, writes };
@@ -216,6 +252,19 @@ export class ApprovalBook {
     const journal = b.action.kind === 'ActApproved' || b.action.kind === 'PublicationReleased';
     if (!journal && !bytesEqual(b.parentCid, g.headCid)) return { reason: 'BINDING_MISMATCH', detail: 'the decision follows a governance head that is no longer the head' };
     return null;
+  }
+
+  /**
+   * Room for a new EmergencyFreeze of `proposer`: its own earlier freeze proposal goes, and if
+   * freezePendingMax are still pending, the oldest goes too.
+   */
+  private makeRoomForFreeze(proposer: string | null): AppWrite[] {
+    const writes: AppWrite[] = [];
+    const freezes = [...this.pending.values()].filter(isFreeze).sort(byAge);
+    if (proposer !== null) for (const r of freezes.filter((x) => x.proposer === proposer)) writes.push(...this.drop(r.cid));
+    const left = freezes.filter((r) => this.pending.has(r.cid));
+    for (let i = 0; i <= left.length - limits.freezePendingMax; i++) writes.push(...this.drop((left[i] as PendingRecord).cid));
+    return writes;
   }
 
   private prune(ledger: LedgerState): AppWrite[] {

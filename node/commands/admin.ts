@@ -8,14 +8,17 @@ import { join } from 'node:path';
 import type { Argv, CommandModule } from 'yargs';
 import { CustodyError, isCustodyError } from '../../proto/errors.js';
 import { decode, fromHex, toHex } from '../../ledger/encoding.js';
-import { decisionBodyFromCbor, decisionCid, decisionSigningBytes, ed25519Sign, makeApproverKey } from '../../ledger/decision.js';
+import { X509Certificate } from 'node:crypto';
+import { canonicalSerial, decisionBodyFromCbor, decisionCid, decisionSigningBytes, ed25519Sign, makeApproverKey } from '../../ledger/decision.js';
 import { AdminClient, type ActView, type DecisionReply } from '../admin/client.js';
-import { OPERATOR_ROLES, issueOperatorCert, type OperatorRole } from '../admin/roles.js';
+import { OPERATOR_ROLES, checkOperatorDays, issueOperatorCert, type OperatorRole } from '../admin/roles.js';
+import { certs as certLimits } from '../../proto/limits.js';
 import { ensureCa } from '../certs.js';
 import { adminSnapshotCommand } from './snapshot.js';
 import { adminPolicyCommand } from './policy.js';
 import { leaderCommand, memberCommand, membershipJson, printMembership } from './member.js';
 import { actCommand, approveShown, formatAct, keyCommand } from './act.js';
+import { operatorCommand } from './operator.js';
 
 export { formatAct };
 
@@ -232,17 +235,20 @@ const evidence: Cmd<Conn & { op: string; out: string }> = {
   }),
 };
 
-const operatorCert: Cmd<{ dir: string; id: string; role: OperatorRole }> = {
+const operatorCert: Cmd<{ dir: string; id: string; role: OperatorRole; days: number }> = {
   command: 'operator-cert',
-  describe: 'issue an operator certificate carrying one role (CN = id, OU = operator, SAN URI urn:custody:role:<role>) from the cluster CA in --dir',
+  describe: 'issue (or rotate: issue again) an operator certificate carrying one role (CN = id, OU = operator, SAN URI urn:custody:role:<role>) from the cluster CA in --dir; a new key and serial every time',
   builder: (y) => y
     .option('dir', { type: 'string', demandOption: true, describe: 'directory holding ca.crt and ca.key (created if missing)' })
     .option('id', { type: 'string', demandOption: true, describe: 'operator id (an approver\'s must equal its roster id)' })
-    .option('role', { choices: OPERATOR_ROLES, demandOption: true, describe: 'key-generator | custodian | approver | auditor (read-only)' }) as never,
+    .option('role', { choices: OPERATOR_ROLES, demandOption: true, describe: 'key-generator | custodian | approver | auditor (read-only)' })
+    .option('days', { type: 'number', default: certLimits.operatorDaysDefault, describe: `validity in days (at most ${certLimits.operatorDaysMax}); rotate before it ends by running this again` }) as never,
   handler: (a) => {
+    checkOperatorDays(a.days);
     ensureCa(a.dir);
-    const r = issueOperatorCert(a.dir, a.id, a.role);
-    out(`issued ${a.role} certificate ${r.cert} (key ${r.key})`);
+    const r = issueOperatorCert(a.dir, a.id, a.role, a.days);
+    const x = new X509Certificate(readFileSync(r.cert));
+    out(`issued ${a.role} certificate ${r.cert} (key ${r.key}), serial ${canonicalSerial(x.serialNumber)}, valid until ${new Date(x.validTo).toISOString()}`);
   },
 };
 
@@ -272,6 +278,7 @@ export const adminCommand: CommandModule<object, object> = {
     .command(leaderCommand)
     .command(evidence)
     .command(operatorCert)
+    .command(operatorCommand)
     .command(approverKey)
     .command(adminSnapshotCommand)
     .command(adminPolicyCommand)

@@ -4,6 +4,8 @@
  */
 import type { CommandModule } from 'yargs';
 import { ensureCa, issue, signRequest } from '../certs.js';
+import { checkOperatorDays } from '../admin/roles.js';
+import { certs as certLimits } from '../../proto/limits.js';
 
 interface Common {
   dir: string;
@@ -32,9 +34,12 @@ function leaf(role: 'node' | 'operator' | 'client', describe: string): CommandMo
         .option('dir', { type: 'string', demandOption: true, describe: 'directory holding ca.crt and ca.key' })
         .option('id', { type: 'string', demandOption: true, describe: role === 'node' ? 'node id (as in the cluster roster)' : `${role} name` })
         .option('host', { type: 'string', array: true, default: [], describe: 'extra subjectAltName: an IP address or DNS name the holder is reached at (repeatable)' })
-        .option('days', { type: 'number', default: 825, describe: 'validity in days' })
-        .option('force', { type: 'boolean', default: false, describe: 'replace an existing certificate and key' }) as never,
+        .option('days', role === 'operator'
+          ? { type: 'number', default: certLimits.operatorDaysDefault, describe: `validity in days (at most ${certLimits.operatorDaysMax}); rotate with --force before it ends` }
+          : { type: 'number', default: 825, describe: 'validity in days' })
+        .option('force', { type: 'boolean', default: false, describe: 'replace an existing certificate and key (rotation: a new key and serial)' }) as never,
     handler: (a) => {
+      if (role === 'operator') checkOperatorDays(a.days);
       const r = issue(a.dir, role, a.id, a.host, a.days, a.force);
       process.stdout.write(`${r.created ? 'issued' : 'kept existing'} ${role} certificate ${r.cert} (key ${r.key})\n`);
     },

@@ -7,7 +7,11 @@ import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { makeApproverKey, signDecision, decisionToCbor, type ApproverKey, type DecisionAction } from '../../ledger/decision.js';
 import { encode, toHex } from '../../ledger/encoding.js';
-import { applyDecision, genesisState, type GovernanceState } from '../../kernel/authority.js';
+import { applyDecision, genesisState, revokedAt, rosterToJson, type GovernanceState } from '../../kernel/authority.js';
+import fc from 'fast-check';
+import { ScriptedCluster } from '../../ledger/scenario.js';
+import { revocationsOf } from '../../ledger/state.js';
+import { ledger as ledgerLimits } from '../../proto/limits.js';
 import type { CommittedDecision } from '../../kernel/wire.js';
 
 /** Decisions built against the follower's own head, so a refused one never breaks the chain. */
@@ -18,11 +22,12 @@ class Follower {
     roster: { approvers: this.genesis.map((a) => ({ id: a.id, publicKey: toHex(a.publicKey), roles: ['governor'] })), quorum: { threshold: 2, freezeThreshold: 1 } },
   });
 
-  make(action: DecisionAction, signers: ApproverKey[], over: { epoch?: number; index?: number; stampMs?: number; expiresInMs?: number; parent?: Uint8Array } = {}): CommittedDecision {
+  make(action: DecisionAction, signers: ApproverKey[], over: { epoch?: number; index?: number; stampMs?: number; issuedMs?: number; expiresInMs?: number; parent?: Uint8Array } = {}): CommittedDecision {
     const stampMs = over.stampMs ?? this.state.stampMs + 1000;
+    const issuedMs = over.issuedMs ?? this.state.stampMs + 1000;
     const body = {
       clusterId: 'c1', governanceEpoch: over.epoch ?? this.state.governanceEpoch, parentCid: over.parent ?? Buffer.from(this.state.lastCid, 'hex'), action,
-      issuedMs: this.state.stampMs + 1000, expiresMs: this.state.stampMs + 1000 + (over.expiresInMs ?? 60_000),
+      issuedMs, expiresMs: issuedMs + (over.expiresInMs ?? 60_000),
     };
     return { decision: encode(decisionToCbor(signDecision(body, signers))), ledgerIndex: over.index ?? this.state.index + 1, stampMs };
   }
@@ -91,4 +96,65 @@ t.test('policy changes and node decisions', async (t) => {
   t.equal(f.state.passport, 'p-2', 'this node was rebound');
   t.equal(f.apply(f.make({ kind: 'NodeRemoved', nodeId: 'n1' }, q)), 'applied');
   t.ok(f.state.removed, 'removal fences this node for good');
+});
+
+t.test('certificate revocations: recorded only from a verified decision, and a daemon cannot skip one', async (t) => {
+  const f = new Follower();
+  const q = f.genesis.slice(0, 2);
+  const notAfterMs = 90 * 86_400_000;
+  const revoke = { kind: 'OperatorRevoked' as const, serial: 'a1b2c3', operatorId: 'ops-7', reason: 'laptop lost', notAfterMs };
+  t.equal(f.apply(f.make(revoke, q.slice(0, 1))), 'QUORUM_NOT_MET', 'one approver cannot revoke (nor record a forged revocation)');
+  t.equal(revokedAt(f.state, 'operator', 'ops-7', Number.MAX_SAFE_INTEGER), null, 'nothing recorded from a refused decision');
+  const d = f.make(revoke, q);
+  t.equal(f.apply(d), 'applied');
+  const at = d.ledgerIndex;
+  t.same(revokedAt(f.state, 'operator', 'ops-7', at), { serial: 'a1b2c3', holder: 'operator', id: 'ops-7', notAfterMs, index: at }, 'recorded with the index it took effect');
+  t.equal(revokedAt(f.state, 'operator', 'ops-7', at - 1), null, 'an entry before the revocation is not affected');
+  t.equal(revokedAt(f.state, 'node', 'ops-7', at), null, 'an operator revocation does not name a node');
+
+  // A daemon that withholds the revocation from another kernel cannot forward anything after it:
+  // the next decision names the revocation as its parent.
+  const g = new Follower();
+  Object.assign(g, { genesis: f.genesis });
+  g.state = structuredClone({ ...f.state, revoked: [] });
+  g.state.lastCid = toHex(randomBytes(32));
+  const after = f.make({ kind: 'EmergencyFreeze', reason: 'after the revocation' }, q);
+  t.equal(g.apply(after), 'BINDING_MISMATCH', 'a decision following a withheld revocation is refused');
+  t.equal(f.apply(after), 'applied', 'the kernel that saw the revocation follows on');
+  t.equal(f.apply(f.make({ kind: 'NodeCertificateRevoked', serial: 'ff', nodeId: 'n2', reason: 'host rebuilt', notAfterMs }, q)), 'applied', 'revocations apply while frozen (containment)');
+  t.ok(revokedAt(f.state, 'node', 'n2', f.state.index), 'node certificate recorded');
+  const late = notAfterMs + 30 * 86_400_000;
+  t.equal(f.apply(f.make({ kind: 'OperatorRevoked', serial: 'b0', operatorId: 'ops-8', reason: 'rotated out', notAfterMs: late + 86_400_000 }, q, { stampMs: late, issuedMs: late })), 'applied');
+  t.same((f.state.revoked ?? []).map((r) => r.serial), ['b0'], 'entries past notAfter and the grace leave the list when the next one is recorded');
+});
+
+t.test('the kernel and the ledger hold the same revocations after any sequence of revocation decisions (fast-check)', async (t) => {
+  const step = fc.record({
+    serial: fc.constantFrom('1', '2', '3', 'a', 'b'),
+    holder: fc.constantFrom('operator', 'node'),
+    // notAfter relative to now, around the grace so that entries expire during the run
+    notAfterInDays: fc.integer({ min: -10, max: 20 }),
+    advanceDays: fc.integer({ min: 0, max: 9 }),
+  });
+  t.doesNotThrow(() => fc.assert(fc.property(fc.array(step, { minLength: 1, maxLength: 25 }), (steps) => {
+    const s = new ScriptedCluster({ label: 'revocation-agreement' });
+    s.genesis();
+    const c = s.state.cluster!;
+    let k = genesisState({ clusterId: c.clusterId, genesisCid: toHex(c.governance.headCid), governanceEpoch: c.governance.epoch, roster: rosterToJson(c.governance.roster) });
+    for (const x of steps) {
+      s.nowMs += x.advanceDays * 86_400_000;
+      const notAfterMs = Math.max(0, s.nowMs + x.notAfterInDays * 86_400_000 - ledgerLimits.revocationExpiryGraceMs);
+      const action: DecisionAction = x.holder === 'operator'
+        ? { kind: 'OperatorRevoked', serial: x.serial, operatorId: 'op', reason: 'r', notAfterMs }
+        : { kind: 'NodeCertificateRevoked', serial: x.serial, nodeId: 'node-1', reason: 'r', notAfterMs };
+      const d = s.decision(action);
+      const { entry, result } = s.entry({ type: 'GovernanceDecision', decision: d });
+      if (!result.ok) continue;
+      k = applyDecision(k, { decision: encode(decisionToCbor(d)), ledgerIndex: entry.index, stampMs: s.state.clockMs }, 'node-0').state;
+      const ledgerView = revocationsOf(s.state.cluster!.governance).map((r) => `${r.holder}/${r.serial}/${r.notAfterMs}/${r.sinceIndex}`);
+      const kernelView = (k.revoked ?? []).map((r) => `${r.holder}/${r.serial}/${r.notAfterMs}/${r.index}`);
+      if (JSON.stringify(ledgerView) !== JSON.stringify(kernelView)) return false;
+    }
+    return true;
+  }), { numRuns: 40, verbose: 1 }), 'equal lists after every accepted decision (a counterexample prints its seed)');
 });

@@ -4,13 +4,40 @@
  *     refused at start with SECRET_EXPOSED, naming the file;
  *   - by default the socket is 0600 in a 0700 folder; with `socketGroup` it is 0660 in a 0750
  *     folder of that group: a node user in the group connects, a user outside it cannot.
- * The second part runs the kernel and its clients as separate OS users (useradd; needs root).
+ * The second part runs the kernel and its clients as separate OS users (useradd; needs root),
+ * through the launcher (kernel/launch.ts) from a copy of the build staged in a fresh folder any
+ * user can enter, so it works wherever the checkout is; and shows the launcher refusing
+ * KERNEL_PATH_UNREACHABLE, naming the folder, when a parent folder is closed to the kernel user.
  */
 import t from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, cpSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { KERNEL_BIN, Governance, setupKernel, startKernel, tempDir } from './harness.js';
+import { KERNEL_BIN, REPO, Governance, setupKernel, startKernel, tempDir } from './harness.js';
+import { launchKernelAs, requireReachable, unreachableFor } from '../../kernel/launch.js';
+import { CLI_PATH } from '../../node/cluster.js';
+import { isCustodyError } from '../../proto/errors.js';
+import { socketBoundary } from '../../kernel/perms.js';
+import { createServer } from 'node:net';
+
+/**
+ * A copy of this build (dist/, proto/, package.json) in `parent`, with node_modules linked when
+ * `user` can reach the real one and hard-linked (or copied) into the stage when it cannot.
+ */
+function stageInstall(parent: string, user: string): string {
+  const root = join(parent, 'custody');
+  mkdirSync(root, { mode: 0o755 });
+  chmodSync(root, 0o755);
+  for (const p of ['dist', 'proto', 'package.json']) cpSync(join(REPO, p), join(root, p), { recursive: true });
+  const modules = realpathSync(join(REPO, 'node_modules'));
+  if (unreachableFor(user, [join(modules, 'package.json'), join(modules, '@noble/curves/package.json')]) === null) {
+    symlinkSync(modules, join(root, 'node_modules'));
+  } else if (spawnSync('cp', ['-al', modules, join(root, 'node_modules')]).status !== 0) {
+    cpSync(modules, join(root, 'node_modules'), { recursive: true });
+  }
+  return root;
+}
 
 const mode = (p: string): string => (statSync(p).mode & 0o777).toString(8);
 
@@ -97,15 +124,16 @@ t.test('socketGroup: the node user in the group connects, a user outside it cann
   const { dir, cleanup } = tempDir('perms-group');
   t.teardown(cleanup);
   chmodSync(dir, 0o755);
+  const install = stageInstall(dir, users.kernel);
   const s = setupKernel(dir, 'n1', 'software', new Governance());
   const cfg = JSON.parse(readFileSync(s.configPath, 'utf8')) as Record<string, unknown>;
   writeFileSync(s.configPath, JSON.stringify({ ...cfg, socketGroup: group }));
   for (const p of [s.dir, join(s.dir, 'kernel.key'), s.configPath]) chownSync(p, id(users.kernel), -1);
 
   // The kernel as its own user; runuser sets its supplementary groups (the node's group among them).
-  const proc = spawn('runuser', asUser(users.kernel, process.execPath, KERNEL_BIN, '--config', s.configPath), { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = launchKernelAs(users.kernel, s.configPath, { root: install });
   let stderr = '';
-  proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise((r) => proc.once('exit', r));
   t.teardown(async () => {
     if (proc.exitCode === null && proc.signalCode === null) {
@@ -115,7 +143,7 @@ t.test('socketGroup: the node user in the group connects, a user outside it cann
   });
   const ready = await new Promise<string>((resolve, reject) => {
     let out = '';
-    proc.stdout.on('data', (d: Buffer) => {
+    proc.stdout!.on('data', (d: Buffer) => {
       out += d.toString();
       if (out.includes('\n')) resolve(out);
     });
@@ -127,6 +155,8 @@ t.test('socketGroup: the node user in the group connects, a user outside it cann
   t.equal((sock.mode & 0o777).toString(8), '660', 'the socket is 0660');
   t.equal((folder.mode & 0o777).toString(8), '750', 'in a 0750 folder');
   t.same([sock.uid, sock.gid, folder.uid, folder.gid], [id(users.kernel), gid, id(users.kernel), gid], 'both owned by the kernel user and the node group');
+  const admits = /socket .* admits its own user, root and group \d+: (.*)/.exec(stderr)?.[1] ?? '';
+  t.same(admits.split(', ').sort(), [users.kernel, users.node].sort(), 'at start the kernel names who the group admits: the node user, not the outsider');
 
   const tryConnect = (user: string): { ok: boolean; out: string } => {
     const script = `require('node:net').connect(process.argv[1]).on('connect', () => { console.log('connected'); process.exit(0); }).on('error', (e) => { console.log(e.code); process.exit(1); });`;
@@ -138,6 +168,63 @@ t.test('socketGroup: the node user in the group connects, a user outside it cann
   const asOutsider = tryConnect(users.outsider);
   t.notOk(asOutsider.ok, 'a user outside the group cannot');
   t.equal(asOutsider.out, 'EACCES', 'refused by the file system (EACCES)');
+
+  // A kernel whose program sits below a folder closed to its user (mktemp -d makes them 0700).
+  const closed = mkdtempSync(join(tmpdir(), 'custody-closed-'));
+  t.teardown(() => rmSync(closed, { recursive: true, force: true }));
+  t.equal(mode(closed), '700', 'mktemp -d makes a 0700 folder');
+  const hidden = stageInstall(closed, users.kernel);
+  let reason = '';
+  try {
+    launchKernelAs(users.kernel, s.configPath, { root: hidden });
+  } catch (e) {
+    reason = isCustodyError(e) ? `${e.reason}: ${e.detail}` : String(e);
+  }
+  t.match(reason, new RegExp(`^KERNEL_PATH_UNREACHABLE: the kernel user ${users.kernel} cannot enter the directory ${closed} \\(mode 0700`), 'the launcher refuses, naming the folder');
+  const cli = spawnSync(process.execPath, [join(hidden, 'dist/node/cli.js'), 'kernel', '--config', s.configPath, '--user', users.kernel], { encoding: 'utf8', timeout: 60_000 });
+  t.equal(cli.status, 3, '`custody kernel --user` refuses too (exit 3)');
+  t.match(cli.stderr, new RegExp(`KERNEL_PATH_UNREACHABLE: .*${closed}`));
+  const check = (root: string) => spawnSync(process.execPath, [join(root, 'dist/node/cli.js'), 'kernel', 'check-path', '--config', s.configPath, '--user', users.kernel], { encoding: 'utf8', timeout: 60_000 });
+  const refused = check(hidden);
+  t.equal(refused.status, 3, '`custody kernel check-path` (systemd ExecStartPre) refuses with exit 3');
+  t.match(refused.stderr, new RegExp(`KERNEL_PATH_UNREACHABLE: .*${closed}`), 'naming the folder');
+  t.equal(check(install).status, 0, 'and passes for an install the user can reach');
+  const unreadable = join(hidden, 'dist/kernel/bin.js');
+  chmodSync(closed, 0o755);
+  chmodSync(unreadable, 0o600);
+  t.throws(() => requireReachable(users.kernel, [unreadable]), new RegExp(`cannot read ${unreadable}`), 'an unreadable program file is named as such');
+  chmodSync(unreadable, 0o644);
+  t.doesNotThrow(() => requireReachable(users.kernel, [unreadable]), 'once reachable, the check passes');
+});
+
+t.test('the socket boundary is checked after binding: a socket or folder open to more than asked is refused', async (t) => {
+  const { dir, cleanup } = tempDir('perms-boundary');
+  t.teardown(cleanup);
+  const folder = join(dir, 'run');
+  mkdirSync(folder, { mode: 0o700 });
+  chmodSync(folder, 0o700);
+  const path = join(folder, 'k.sock');
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(path, r));
+  t.teardown(() => server.close());
+  const uid = process.getuid!();
+  const reason = (gid?: number): string => {
+    try {
+      socketBoundary(path, folder, uid, gid);
+      return 'OK';
+    } catch (e) {
+      return isCustodyError(e) ? `${e.reason}: ${e.detail}` : String(e);
+    }
+  };
+  chmodSync(path, 0o666);
+  t.match(reason(), /CONFIG_INVALID: .*socket mode 666, expected 600/, 'a socket others may write is refused');
+  chmodSync(path, 0o600);
+  t.equal(reason(), 'OK', '0600 in a 0700 folder of the kernel user passes');
+  chmodSync(folder, 0o711);
+  t.match(reason(), /folder mode 711, expected 700/, 'a folder others may enter is refused');
+  chmodSync(folder, 0o700);
+  t.match(reason(process.getgid!() + 1), /group .* expected|socket mode 600, expected 660/, 'a shared socket must be the group\'s and 0660');
+  t.match((() => { try { socketBoundary(path, folder, uid + 1, undefined); return 'OK'; } catch (e) { return String((e as Error).message); } })(), /owner uid/, 'owned by another user is refused');
 });
 
 t.test('socketGroup names a group that must exist', async (t) => {

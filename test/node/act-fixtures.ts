@@ -124,6 +124,11 @@ export class StandInLedger implements LedgerPort {
     return signatures;
   }
 
+  /** Replaces the governance state (as an applied decision would). */
+  setGovernance(g: ClusterState['governance']): void {
+    this.s = { ...this.s, index: this.s.index + 1, cluster: { ...this.s.cluster!, governance: g } };
+  }
+
   submittedActs(): Act[] {
     return this.proposed.flatMap((e) => (e.type === 'ActSubmitted' ? [e.act] : []));
   }
