@@ -65,7 +65,7 @@ interface Cached { readonly note: string; readonly size: number; readonly voters
 
 export class Checkpointer {
   private cached: Cached | null = null;
-  private readonly waiters = new Set<{ size: number; wake: () => void }>();
+  private readonly waiters = new Set<{ done: () => boolean; wake: () => void }>();
   private readonly unsubscribe: () => void;
   private readonly now: () => number;
   private readonly log: (line: string) => void;
@@ -73,8 +73,8 @@ export class Checkpointer {
   constructor(private readonly o: CheckpointerOptions) {
     this.now = o.now ?? Date.now;
     this.log = o.log ?? (() => {});
-    this.unsubscribe = o.app.subscribe((entry) => {
-      for (const w of this.waiters) if (entry.index >= w.size) w.wake();
+    this.unsubscribe = o.app.subscribe(() => {
+      for (const w of this.waiters) if (w.done()) w.wake();
     });
   }
 
@@ -97,16 +97,16 @@ export class Checkpointer {
     return Object.values(c.nodes).filter((n) => n.status !== 'removed').map((n) => ({ id: n.id, identityKey: n.identityKey })).sort((a, b) => (a.id < b.id ? -1 : 1));
   }
 
-  /** Resolves once this node has applied `size` entries; REMOTE_TIMEOUT after the bound. */
-  async applied(size: number, waitMs: number = limits.cosignApplyWaitMs): Promise<void> {
-    if (this.o.app.state.index >= size) return;
-    let entry: { size: number; wake: () => void } | undefined;
+  /** Resolves once `done()` holds after an applied entry; REMOTE_TIMEOUT with `what` after the bound. */
+  private async until(done: () => boolean, what: () => string, waitMs: number = limits.cosignApplyWaitMs): Promise<void> {
+    if (done()) return;
+    let entry: { done: () => boolean; wake: () => void } | undefined;
     let timer: NodeJS.Timeout | undefined;
     try {
       await new Promise<void>((resolve, reject) => {
-        entry = { size, wake: resolve };
+        entry = { done, wake: resolve };
         this.waiters.add(entry);
-        timer = setTimeout(() => reject(new CustodyError('REMOTE_TIMEOUT', `this node has applied ${this.o.app.state.index} entries, not ${size}, after ${waitMs} ms`)), waitMs);
+        timer = setTimeout(() => reject(new CustodyError('REMOTE_TIMEOUT', `${what()} after ${waitMs} ms`)), waitMs);
       });
     } finally {
       if (entry) this.waiters.delete(entry);
@@ -117,7 +117,8 @@ export class Checkpointer {
   /** This node's note over its own checkpoint at `size` (the answer to a peer's Cosign). */
   async cosign(size: number): Promise<string> {
     if (!Number.isSafeInteger(size) || size < 1) throw new CustodyError('INVALID_ARGUMENT', `tree size ${size}`);
-    await this.applied(size);
+    const app = this.o.app;
+    await this.until(() => app.state.height >= size, () => `this node's tree holds ${app.state.height} leaves, not ${size},`);
     return signNote(await this.text(size), [this.signer()]);
   }
 
@@ -140,13 +141,16 @@ export class Checkpointer {
       throw new CustodyError('INVALID_ARGUMENT', `a certificate covers 1..${limits.certificateInclusionsMax} ledger indexes, got ${JSON.stringify(indexes)}`);
     }
     const last = Math.max(...indexes);
-    await this.applied(last);
+    const app = this.o.app;
+    await this.until(() => app.state.index >= last, () => `this node has applied up to ledger index ${app.state.index}, not ${last},`);
     const voters = this.voters();
     const votersKey = voters.map((v) => `${v.id}:${toHex(v.identityKey)}`).join(',');
     const c = this.cached;
     const tree = this.o.app.tree;
-    if (c !== null && c.voters === votersKey && c.size >= last && Math.min(...indexes) - 1 >= tree.baseSize) {
-      return { note: c.note, inclusions: await this.inclusions(indexes, c.size) };
+    if (c !== null && c.voters === votersKey) {
+      // Reused when every entry is among its leaves (an entry's leaf position is below its size).
+      const covered = await Promise.all(indexes.map(async (i) => (await tree.entry(i)).leafIndex < c.size)).catch(() => [false]);
+      if (covered.every(Boolean)) return { note: c.note, inclusions: await this.inclusions(indexes, c.size) };
     }
     const size = tree.size;
     if (size === null) throw new CustodyError('ENTRY_NOT_INCLUDED', 'this node\'s store predates its Merkle tree');
@@ -157,7 +161,10 @@ export class Checkpointer {
 
   private async inclusions(indexes: readonly number[], size: number): Promise<EntryInclusion[]> {
     const tree = this.o.app.tree;
-    return Promise.all(indexes.map(async (index) => ({ leafIndex: index - 1, entry: await tree.entry(index), proof: await tree.proof(index - 1, size) })));
+    return Promise.all(indexes.map(async (index) => {
+      const { leafIndex, entry } = await tree.entry(index);
+      return { leafIndex, entry, proof: await tree.proof(leafIndex, size) };
+    }));
   }
 
   /** Steps 1-4 of the header: a note over this node's checkpoint at `size`, cosigned by a majority. */

@@ -305,7 +305,7 @@ export class LedgerApp implements Application {
   load(get: (key: string) => Uint8Array | undefined, keys: () => Iterable<string>): void {
     const b = get(STATE_KEY);
     this.current = b === undefined ? emptyState() : restore(b);
-    this.tree.load(get, this.current.index);
+    this.tree.load(get, this.current.height);
     this.decisions = [...keys()].filter((k) => k.startsWith(DECISION_PREFIX)).sort().map((k) => decisionFromStored(get(k) as Uint8Array));
     this.book.load(get, keys());
   }
@@ -522,9 +522,9 @@ export class LedgerApp implements Application {
     // The approval book settles what this entry consumed (node/approvals/book.ts).
     const t = r.result.type;
     writes.push(...this.book.afterLedger(t === 'GovernanceDecision' || t === 'ActSubmitted' ? decodeEventOrNull(entry.event) : null, r.result.ok && !r.result.replayed, r.state));
-    // The entry's leaf, in the same writes as the entry's state (node/ledger-tree.ts): every applied
-    // entry is a leaf, refused ones included, as every one advanced the ledger's index.
-    writes.push(...this.tree.append(entry, r.result.type, !this.deferState));
+    // An entry the ledger chained is a leaf of the tree, written with the entry's state
+    // (node/ledger-tree.ts); a refusal it did not record, or a replay, is not.
+    if (r.state.height > this.current.height) writes.push(...this.tree.append(entry, r.result.type, r.state.height, !this.deferState));
     this.current = r.state;
     if (applied !== null) this.decisions.push(applied);
     for (const l of this.listeners) {
@@ -649,7 +649,7 @@ export class LedgerApp implements Application {
       this.batch = new BatchArchive();
       writes.push(...this.book.restore(o.book), { key: STATE_KEY, value: o.state as Uint8Array }, ...this.decisions.map((d) => ({ key: decisionKey(d.index), value: decisionToStored(d) })));
       // The tree's right edge travels with the state (node/ledger-tree.ts says why that suffices).
-      writes.push(...this.tree.restore(o.tlog as Uint8Array | undefined, state.index));
+      writes.push(...this.tree.restore(o.tlog as Uint8Array | undefined, state.height));
       return writes;
     };
     // A snapshot of an application without an archive holds its ended acts in its state.

@@ -1,15 +1,20 @@
 /**
- * The RFC 9162 Merkle tree over a node's applied ledger entries (leaf i = the entry of ledger
- * index i + 1, `entryLeafData`, ledger/tlog/ledger-log.ts), kept beside the ledger state by
- * LedgerApp.
+ * The RFC 9162 Merkle tree over a node's applied ledger entries, kept beside the ledger state by
+ * LedgerApp. Leaf i is `entryLeafData` (ledger/tlog/ledger-log.ts) of the i-th entry the ledger
+ * applied into its hash chain (ledger/apply.ts: accepted, or recorded as a Denied act or as
+ * equivocation evidence; `state.height` counts them). Entries the ledger refused without recording
+ * them, and replays, change nothing and are not leaves: so an entry's inclusion proves the ledger
+ * took it, and an ActSigningSetFixed in the tree is one the ledger accepted (it is never recorded
+ * as a refusal). The tree's size is always the ledger's height.
  *
  * What is stored (keys relative to the application's prefix):
  *   tlog/state                       hot: CBOR { base, tree } -- the CompactTree (size and right
  *                                    edge) and the size it was installed at (0, or a snapshot's)
  *   archive/tlog/node/<ll>/<i:16>    cold: the root of the perfect subtree of 2^ll leaves starting
  *                                    at leaf i * 2^ll, written as each append completes it
- *   archive/tlog/entry/<index:16>    cold: the leaf data of applied ActSubmitted and
- *                                    ActSigningSetFixed entries (what a certificate includes)
+ *   archive/tlog/entry/<index:16>    cold: CBOR { leaf, data }: the leaf position and leaf data of
+ *                                    applied ActSubmitted and ActSigningSetFixed entries, by ledger
+ *                                    index (what a certificate includes)
  * The cold keys sit under the ledger's archive prefix (raft/storage/leveldb.ts COLD_PREFIX): they
  * grow with the history, are read on demand and never held in memory, and a restore to the empty
  * state deletes them with the archive.
@@ -17,7 +22,7 @@
  * Crash safety. Every write an append makes is returned to LedgerApp.apply, which returns it to the
  * driver with the entry's other writes; the driver persists a batch's writes atomically with the
  * applied index. So after any crash the stored tree is exactly the tree of the applied entries:
- * its size equals the ledger's applied count (`load` refuses a store where they differ,
+ * its size equals the ledger's height (`load` refuses a store where they differ,
  * STORAGE_CORRUPT). Node hashes of the last two batches are also kept in memory until the driver's
  * next batches, because the driver acknowledges a batch before its write completes.
  *
@@ -37,7 +42,7 @@
  * for those sizes: its signatures then fail over the honest collectors' texts (counted as
  * divergence, node/checkpoints.ts) and it adds nothing to a certificate, which needs a majority of
  * voters each computing the root from its own replica. `restore` also requires the edge's size to
- * be the snapshot state's applied count.
+ * be the snapshot state's height.
  *
  * A node never cosigns two roots for one size: a root is computed from stored hashes that are
  * written once per (level, index) and only by the append that completes them, so asking twice
@@ -92,7 +97,7 @@ export class LedgerTree {
     this.memory = store === null ? new Map() : null;
   }
 
-  /** Applied leaves (the ledger's applied count), or null when the tree is unknown. */
+  /** Leaves (the ledger's height), or null when the tree is unknown. */
   get size(): number | null {
     return this.tree?.size ?? null;
   }
@@ -102,18 +107,18 @@ export class LedgerTree {
     return this.base;
   }
 
-  load(get: (key: string) => Uint8Array | undefined, appliedCount: number): void {
+  load(get: (key: string) => Uint8Array | undefined, height: number): void {
     const b = get(TREE_STATE_KEY);
     this.recent = new Map();
     this.previous = new Map();
     if (b === undefined) {
       // A store from before the tree: its leaves are not known, so it computes nothing (see header).
-      this.tree = appliedCount === 0 ? new CompactTree() : null;
+      this.tree = height === 0 ? new CompactTree() : null;
       this.base = 0;
       return;
     }
     const { base, tree } = decodeTreeState(b);
-    if (tree.size !== appliedCount) throw new CustodyError('STORAGE_CORRUPT', `the stored Merkle tree holds ${tree.size} leaves and the ledger ${appliedCount} applied entries`);
+    if (tree.size !== height) throw new CustodyError('STORAGE_CORRUPT', `the stored Merkle tree holds ${tree.size} leaves and the ledger's chain ${height} entries`);
     this.tree = tree;
     this.base = base;
   }
@@ -125,15 +130,17 @@ export class LedgerTree {
   }
 
   /**
-   * Appends the leaf of an applied entry; returns the writes that store it (the caller adds them to
-   * the entry's writes). `stateWrite`: whether to write tlog/state now (outside a batch).
+   * Appends the leaf of an entry the ledger chained as its `height`-th; returns the writes that
+   * store it (the caller adds them to the entry's writes). `stateWrite`: whether to write
+   * tlog/state now (outside a batch).
    */
-  append(entry: LedgerEntry, type: EventType | null, stateWrite: boolean): AppWrite[] {
+  append(entry: LedgerEntry, type: EventType | null, height: number, stateWrite: boolean): AppWrite[] {
     const writes: AppWrite[] = [];
     if (this.tree === null) return writes;
-    assert(this.tree.size === entry.index - 1, `Merkle tree of ${this.tree.size} leaves appends ledger index ${entry.index}`);
+    assert(this.tree.size === height - 1, `Merkle tree of ${this.tree.size} leaves appends the ${height}-th chained entry`);
+    const leaf = this.tree.size;
     for (const n of this.tree.append(entryLeafHash(entry))) this.put(writes, nodeKey(n.level, n.index), n.hash);
-    if (type !== null && KEPT_ENTRY_TYPES.includes(type)) this.put(writes, entryKey(entry.index), entryLeafData(entry));
+    if (type !== null && KEPT_ENTRY_TYPES.includes(type)) this.put(writes, entryKey(entry.index), encode({ leaf, data: entryLeafData(entry) }));
     if (stateWrite) writes.push(this.stateWrite());
     return writes;
   }
@@ -154,15 +161,15 @@ export class LedgerTree {
   }
 
   /**
-   * Takes a snapshot's right edge at `appliedCount` (or none: an empty restore starts a new tree,
+   * Takes a snapshot's right edge at `height` (or none: an empty restore starts a new tree,
    * a snapshot without one leaves the tree unknown). Returns the writes.
    */
-  restore(edge: Uint8Array | undefined, appliedCount: number): AppWrite[] {
+  restore(edge: Uint8Array | undefined, height: number): AppWrite[] {
     this.recent = new Map();
     this.previous = new Map();
     this.memory?.clear();
     if (edge === undefined) {
-      this.tree = appliedCount === 0 ? new CompactTree() : null;
+      this.tree = height === 0 ? new CompactTree() : null;
       this.base = 0;
       return [this.stateWrite()];
     }
@@ -172,7 +179,7 @@ export class LedgerTree {
     } catch (e) {
       throw new CustodyError('STORAGE_CORRUPT', `ledger snapshot: Merkle tree edge: ${(e as Error).message}`);
     }
-    if (tree.size !== appliedCount) throw new CustodyError('STORAGE_CORRUPT', `ledger snapshot: its Merkle tree edge has ${tree.size} leaves and its state ${appliedCount} applied entries`);
+    if (tree.size !== height) throw new CustodyError('STORAGE_CORRUPT', `ledger snapshot: its Merkle tree edge has ${tree.size} leaves and its state's chain ${height} entries`);
     this.tree = tree;
     this.base = tree.size;
     const writes: AppWrite[] = [];
@@ -207,7 +214,7 @@ export class LedgerTree {
     }
   }
 
-  /** The root of the first `size` leaves (base <= size <= applied count). */
+  /** The root of the first `size` leaves (base <= size <= height). */
   async rootAt(size: number): Promise<Uint8Array> {
     this.computable(size, 'tree root');
     const t = this.tree as CompactTree;
@@ -247,13 +254,19 @@ export class LedgerTree {
     return inclusionProof(leafIndex, size, reader);
   }
 
-  /** An applied entry of a kept type (KEPT_ENTRY_TYPES), by ledger index. */
-  async entry(index: number): Promise<LedgerEntry> {
+  /** An applied entry of a kept type (KEPT_ENTRY_TYPES), by ledger index, with its leaf position. */
+  async entry(index: number): Promise<{ leafIndex: number; entry: LedgerEntry }> {
     const b = (await this.read([entryKey(index)])).get(entryKey(index));
     if (b === undefined) throw new CustodyError('ENTRY_NOT_INCLUDED', `this node keeps no applied act entry at ledger index ${index}`);
-    const o = decode(b) as { index?: unknown; stampMs?: unknown; event?: unknown };
-    if (o.index !== index || typeof o.stampMs !== 'number' || !(o.event instanceof Uint8Array)) throw new CustodyError('STORAGE_CORRUPT', `stored entry at ledger index ${index}`);
-    return { index, stampMs: o.stampMs, event: o.event };
+    try {
+      const { leaf, data } = decode(b) as { leaf?: unknown; data?: unknown };
+      if (typeof leaf !== 'number' || !Number.isSafeInteger(leaf) || !(data instanceof Uint8Array)) throw new Error('expected { leaf, data }');
+      const o = decode(data) as { index?: unknown; stampMs?: unknown; event?: unknown };
+      if (o.index !== index || typeof o.stampMs !== 'number' || !(o.event instanceof Uint8Array)) throw new Error('leaf data of another entry');
+      return { leafIndex: leaf, entry: { index, stampMs: o.stampMs, event: o.event } };
+    } catch (e) {
+      throw new CustodyError('STORAGE_CORRUPT', `stored entry at ledger index ${index}: ${(e as Error).message}`);
+    }
   }
 }
 

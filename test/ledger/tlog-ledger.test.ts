@@ -1,9 +1,11 @@
 /**
  * The Merkle tree a node keeps over its applied ledger entries (node/ledger-tree.ts inside
  * node/ledger-app.ts): after any sequence of batches, crashes that lose a batch's write, restarts
- * and a snapshot install, the tree's size is the applied count and its root at every size it can
- * compute is `rootOf` the leaves of the entries applied (entryLeafHash), and its inclusion proofs
- * verify. A node that installed a snapshot computes exactly the sizes from the snapshot up.
+ * and a snapshot install, the tree's size is the ledger's height and its root at every size it
+ * can compute is `rootOf` the leaves (entryLeafHash) of the entries the ledger chained, as the
+ * pure ledger (ledger/apply.ts) chains them: refusals it does not record are not leaves. Its
+ * inclusion proofs verify. A node that installed a snapshot computes exactly the sizes from the
+ * snapshot up.
  *
  * A failure prints fast-check's seed and path; replay it exactly with
  *   FC_SEED=<seed> FC_PATH=<path> npx tap dist/test/ledger/tlog-ledger.test.js
@@ -12,6 +14,8 @@
 import t from 'tap';
 import fc from 'fast-check';
 import { ScriptedCluster } from '../../ledger/scenario.js';
+import { apply } from '../../ledger/apply.js';
+import { emptyState } from '../../ledger/state.js';
 import { bytesEqual, decode, encode } from '../../ledger/encoding.js';
 import type { LedgerEntry } from '../../ledger/events.js';
 import { entryLeafHash, rootOf, verifyInclusion } from '../../ledger/tlog/index.js';
@@ -97,17 +101,32 @@ function commands(garbageAt: readonly number[]): Uint8Array[] {
   s.submit('aborted-1', s.act('k1', { amount: 7n }));
   s.issuePermit('aborted-1');
   s.abort('aborted-1', 'REMOTE_TIMEOUT');
+  s.submit('settled-1', act); // a replay: the original result, not chained
+  s.settle('settled-1'); // refused, not chained
   s.submit('flight-1', s.act('k1', { amount: 9n }));
   s.issuePermit('flight-1');
+  s.fixSigningSet('flight-1');
   const out = s.log.map((e) => new Uint8Array(encodeLedgerCommand(e.stampMs, e.event)));
-  // Commands the ledger refuses are leaves too: each advanced the ledger's index.
+  // Commands the ledger refuses without recording them advance its index but are not leaves.
   for (const [i, at] of garbageAt.entries()) out.splice(Math.min(at, out.length), 0, new Uint8Array(encodeLedgerCommand(1_700_000_000_000 + i, encode({ not: 'an event', i }))));
   return out;
 }
 
+/** The leaf of each command the pure ledger chains, in order (null where it does not). */
+function chainedLeaves(cmds: readonly Uint8Array[]): (Uint8Array | null)[] {
+  let state = emptyState();
+  return cmds.map((c, i) => {
+    const e = entryOf(c, i + 1);
+    const next = apply(state, e).state;
+    const leaf = next.height > state.height ? entryLeafHash(e) : null;
+    state = next;
+    return leaf;
+  });
+}
+
 async function expectTree(t: Checks, app: LedgerApp, leaves: readonly Uint8Array[], sizes: readonly number[], what: string): Promise<boolean> {
-  let ok = t.equal(app.tree.size, leaves.length, `${what}: tree size is the applied count`);
-  ok = t.equal(app.state.index, leaves.length, `${what}: the ledger applied as many`) && ok;
+  let ok = t.equal(app.tree.size, leaves.length, `${what}: tree size is the number of entries chained`);
+  ok = t.equal(app.state.height, leaves.length, `${what}: the ledger's height`) && ok;
   for (const s of sizes) {
     if (s < app.tree.baseSize || s > leaves.length) continue;
     const root = await app.tree.rootAt(s);
@@ -129,6 +148,7 @@ t.test('the tree equals rootOf the applied leaves across batches, lost batches, 
     fc.nat(30),
     async (garbageAt, batchSizes, afterBatch, snapshotAfter) => {
       const cmds = commands(garbageAt);
+      const chained = chainedLeaves(cmds);
       const store = new Store();
       let app = boot(store);
       const joinStore = new Store();
@@ -150,7 +170,7 @@ t.test('the tree equals rootOf the applied leaves across batches, lost batches, 
         }
         store.persist(writes);
         if (joined !== null) joinStore.persist(await batch(joined, slice));
-        for (const c of slice) leaves.push(entryLeafHash(entryOf(c, leaves.length + 1)));
+        for (let i = at; i < at + n; i++) if (chained[i]) leaves.push(chained[i] as Uint8Array);
         at += n;
         if (fate === 'restart') app = boot(store);
         if (joined === null && b >= snapshotAfter % (cmds.length + 1)) {
@@ -184,18 +204,22 @@ t.test('kept act entries read back; a store whose tree disagrees with its ledger
   store.persist(await batch(app, cmds));
   const again = boot(store);
   let kept = 0;
+  let height = 0;
+  const leafAt = chainedLeaves(cmds).map((l) => (l === null ? null : height++));
   for (let i = 0; i < cmds.length; i++) {
     const e = entryOf(cmds[i] as Uint8Array, i + 1);
     const type = (decode(e.event) as { type?: string }).type;
-    if (type === 'ActSubmitted' || type === 'ActSigningSetFixed') {
+    if ((type === 'ActSubmitted' || type === 'ActSigningSetFixed') && leafAt[i] !== null) {
       const back = await again.tree.entry(i + 1);
-      t.ok(bytesEqual(entryLeafHash(back), entryLeafHash(e)), `the ${type} at ${i + 1} reads back as applied`);
+      t.ok(bytesEqual(entryLeafHash(back.entry), entryLeafHash(e)), `the ${type} at ${i + 1} reads back as applied`);
+      t.equal(back.leafIndex, leafAt[i], `with its leaf position`);
       kept++;
     } else {
-      await t.rejects(again.tree.entry(i + 1), { name: 'CustodyError', reason: 'ENTRY_NOT_INCLUDED' }, `the ${type ?? 'refused'} entry at ${i + 1} is not kept`);
+      await t.rejects(again.tree.entry(i + 1), { name: 'CustodyError', reason: 'ENTRY_NOT_INCLUDED' }, `the ${type ?? 'refused'} entry at ${i + 1} is not kept${leafAt[i] === null ? ' (not chained)' : ''}`);
     }
   }
-  t.ok(kept >= 4, 'the history has act entries');
+  t.ok(kept >= 5, 'the history has act entries');
+  t.ok(leafAt.some((l) => l === null), 'and entries the ledger did not chain');
   // A tree state from another point of the history than the ledger state: refused at load.
   const other = new Store();
   const short = boot(other);
