@@ -114,7 +114,7 @@ export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleC
   const ledger = new DriverLedgerPort(o.nodeId, o.driver, o.app);
   let kernel: KernelPort;
   let link: KernelLink | null = null;
-  if (cfg.kernel === 'twin') kernel = await KernelTwin.open(o.nodeId, genesis.clusterId, eventCid(cfg.genesis), genesis.roster);
+  if (cfg.kernel === 'twin') kernel = await KernelTwin.open(o.nodeId, genesis.clusterId, eventCid(cfg.genesis), genesis.roster, genesis.nodes);
   else {
     link = await KernelLink.open(cfg.kernel.socket, o.log);
     kernel = o.metrics ? countedKernel(link, o.metrics) : link;
@@ -127,7 +127,7 @@ export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleC
     nodeId: o.nodeId, identitySecretKey: cfg.identitySecretKey, app: o.app, peers: () => cosigners, log: o.log,
     onDivergence: (peer) => o.metrics?.checkpointDivergence.inc({ peer }),
   });
-  const participant = new LifecycleParticipant({ nodeId: o.nodeId, identitySecretKey: cfg.identitySecretKey, ledger, kernel, exchange, log: o.log });
+  const participant = new LifecycleParticipant({ nodeId: o.nodeId, identitySecretKey: cfg.identitySecretKey, ledger, kernel, exchange, log: o.log, certificate: (indexes) => checkpoints.certificate(indexes) });
   if (link !== null) {
     const m = o.metrics;
     link.onChange((up) => {

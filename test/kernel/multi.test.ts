@@ -140,7 +140,7 @@ for (const profile of PROFILES) {
     const [a, b, c] = members as [Member, Member, Member];
     const victim = kernels[0]!;
     const key = await runDkg(gov, [a, b, c], 'k-attack', 'ed25519', 2);
-    const sign = (body: RequestBody): Promise<string> => reasonOf(a.client.call(body, 'signatureShares'));
+    const sign = (body: RequestBody): Promise<string> => reasonOf(a.client.call(gov.certified(body), 'signatureShares'));
 
     // One permitted act of three messages: a's and b's presigned nonces, one per message.
     const messages = [Buffer.from('input 0: 0.5 BTC to bc1q...treasury'), Buffer.from('input 1: change'), Buffer.from('input 2: fee')];
@@ -218,7 +218,7 @@ for (const profile of PROFILES) {
     const released = new Map<string, Set<string>>();
     const signA = async (body: SignBody): Promise<string> => {
       try {
-        const r = await a.client.call(body, 'signatureShares');
+        const r = await a.client.call(gov.certified(body), 'signatureShares');
         body.lists.forEach((l, i) => {
           const own = l.find((x) => x.identifier === r.identifier)!;
           const k = Buffer.concat([own.hiding, own.binding]).toString('hex');
@@ -262,7 +262,7 @@ for (const profile of PROFILES) {
     t.equal(await signA({ ...body, messages: [messages[1]!, messages[0]!] }), 'DIGEST_MISMATCH', 'the permit\'s messages reordered');
     t.equal(await signA(y.body([randomBytes(32), randomBytes(32)])), 'NONCE_REUSED', 'the nonces under another permit, for other messages');
     t.equal(await signA(body), 'OK', 'the identical request gets the stored shares');
-    const stored = await a.client.call(body, 'signatureShares');
+    const stored = await a.client.call(gov.certified(body), 'signatureShares');
     const theirs = await b.client.call({ ...body, counters: y.theirs.map((n) => n.counter) }, 'signatureShares');
     const frost = suiteOf('taproot').frost;
     for (const [i, m] of messages.entries()) {
@@ -306,7 +306,7 @@ t.test('any change to the message list changes the permit digest and is refused 
       kind: 'sign', permit: permitOver(key, messages, gov.permitIndex()), messages: sent,
       lists: sent.map((_, i) => listOf([mine[i]!, theirs[i]!])), counters: mine.slice(0, n).map((x) => x.counter), ledgerConsumedCounter: 0,
     };
-    const r = await reasonOf(a.client.call(body, 'signatureShares'));
+    const r = await reasonOf(a.client.call(gov.certified(body), 'signatureShares'));
     if (r !== 'DIGEST_MISMATCH') throw new Error(`mutation ${JSON.stringify(mu)} of ${messages.length} messages answered ${r}`);
     refused++;
   }), { numRuns: 200 });

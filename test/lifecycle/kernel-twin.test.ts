@@ -26,7 +26,7 @@ async function twins(gov: Governance, ids: string[]): Promise<Member[]> {
   const pin = gov.pin();
   const out: Member[] = [];
   for (const id of ids) {
-    const k = await KernelTwin.open(id, pin.clusterId, fromHex(pin.genesisCid), rosterFromJson(pin.roster));
+    const k = await KernelTwin.open(id, pin.clusterId, fromHex(pin.genesisCid), rosterFromJson(pin.roster), pin.nodes.map((n) => ({ id: n.id, identityKey: fromHex(n.identityKey) })));
     const s = await k.call({ kind: 'status' }, 'status');
     out.push({ nodeId: id, client: k as unknown as KernelClient, transportPublicKey: s.transportPublicKey });
   }
@@ -53,7 +53,7 @@ t.test('the twin refuses every change to a permitted request and replays only th
   const gov = new Governance();
   const [a, b, c] = (await twins(gov, ['n1', 'n2', 'n3'])) as [Member, Member, Member];
   const key = await runDkg(gov, [a, b, c], 'twin-attack', 'ed25519', 2);
-  const sign = (body: RequestBody): Promise<string> => reasonOf(a.client.call(body, 'signatureShares'));
+  const sign = (body: RequestBody): Promise<string> => reasonOf(a.client.call(gov.certified(body), 'signatureShares'));
   const messages = [Buffer.from('input 0'), Buffer.from('input 1'), Buffer.from('input 2')];
   const mine = await presign(a, key, 3);
   const theirs = await presign(b, key, 3);
