@@ -133,6 +133,7 @@ export class Governance {
    */
   certified(body: SignBody | RequestBody): SignBody {
     const b = body as SignBody;
+    if (b.permit === undefined || b.permit === null) return b; // refused for that before any certificate is read
     return { ...b, certificate: this.certify(this.actEntries(b.permit, b.lists, {}, b.counters)) };
   }
 

@@ -96,7 +96,7 @@ for (const profile of PROFILES) {
       const otherShare = await share(k.helper, step(requestId, index, other, list, message));
       t.ok(aggregateVerifies(list, message, { [mine.identifier]: stored, [other.identifier]: otherShare }), 'the stored share completes the signature');
       const fresh = await presign(k.victim);
-      t.equal(await reasonOf(k.victim.client.call(step(requestId, index, fresh, listOf(fresh, other), message), 'signatureShares')), 'STEP_PERMIT_REUSED', 'and the permit yields no second share');
+      t.equal(await reasonOf(k.victim.client.call(gov.certified(step(requestId, index, fresh, listOf(fresh, other), message)), 'signatureShares')), 'STEP_PERMIT_REUSED', 'and the permit yields no second share');
     });
   });
 }

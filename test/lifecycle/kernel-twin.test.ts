@@ -75,11 +75,11 @@ t.test('the twin refuses every change to a permitted request and replays only th
   ];
   for (const [what, body, reason] of variants) t.equal(await sign(body), reason, what);
 
-  const first = await a.client.call(good, 'signatureShares');
+  const first = await a.client.call(gov.certified(good), 'signatureShares');
   t.same(first.counters, good.counters, 'the refusals left every nonce of the act usable');
-  const again = await a.client.call(good, 'signatureShares');
+  const again = await a.client.call(gov.certified(good), 'signatureShares');
   t.same(again.sigShares.map((x) => Buffer.from(x)), first.sigShares.map((x) => Buffer.from(x)), 'the identical request again returns identical shares');
-  const other = await b.client.call({ ...good, counters: theirs.map((n) => n.counter) }, 'signatureShares');
+  const other = await b.client.call(gov.certified({ ...good, counters: theirs.map((n) => n.counter) }), 'signatureShares');
   for (const [i, m] of messages.entries()) {
     const sig = suiteOf('ed25519').frost.aggregate(toPackage(key.public) as never, lists[i] as never, m, { [first.identifier]: again.sigShares[i]!, [other.identifier]: other.sigShares[i]! } as never);
     t.ok(independentVerify('ed25519', key.public.commitments[0]!, m, sig), `replayed share ${i} completes a valid signature`);
