@@ -90,3 +90,24 @@ t.test('the twin refuses every change to a permitted request and replays only th
   t.equal(await sign({ ...good, messages: two, lists: lists.slice(0, 2), counters: good.counters.slice(0, 2), permit: { ...good.permit, messageDigest: messagesDigest(two) } }), 'STEP_PERMIT_REUSED', 'a subset of the messages under the used permit id');
   t.equal(await sign({ ...good, permit: permitOver(key, messages, gov.permitIndex()) }), 'NONCE_REUSED', 'the consumed counters under a new permit');
 });
+
+t.test('the twin checks the certificate as the kernel does, before any nonce', async (t) => {
+  const gov = new Governance();
+  const [a, b] = (await twins(gov, ['n1', 'n2'])) as [Member, Member];
+  const key = await runDkg(gov, [a, b], 'twin-cert', 'ed25519', 2);
+  const messages = [Buffer.from('input 0')];
+  const [mine] = await presign(a, key, 1);
+  const [theirs] = await presign(b, key, 1);
+  const lists = [listOf([mine!, theirs!])];
+  const good: SignBody = { kind: 'sign', permit: permitOver(key, messages, gov.permitIndex()), messages, lists, counters: [mine!.counter], ledgerConsumedCounter: 0 };
+  const entries = () => gov.actEntries(good.permit, lists, { [mine!.identifier]: [mine!.counter], [theirs!.identifier]: [theirs!.counter] }, []);
+  const sign = (body: SignBody): Promise<string> => reasonOf(a.client.call(body, 'signatureShares'));
+  t.equal(await sign(good), 'CHECKPOINT_NOT_CERTIFIED', 'no certificate');
+  t.equal(await sign({ ...good, certificate: gov.certify(entries(), [gov.voters[0]!]) }), 'CHECKPOINT_NOT_CERTIFIED', 'one voter of three');
+  t.equal(await sign({ ...good, certificate: gov.certify(gov.actEntries(good.permit, lists, { [mine!.identifier]: [mine!.counter + 1] }, [])) }), 'SIGNING_SET_MISMATCH', 'counters not the set\'s');
+  const real = gov.certify(entries());
+  t.equal(await sign({ ...good, certificate: { ...real, inclusions: [real.inclusions[0]!, { ...real.inclusions[1]!, proof: [] }] } }), 'ENTRY_NOT_INCLUDED', 'an entry without its proof');
+  await a.client.call({ kind: 'governance', decisions: [gov.decide({ kind: 'NodeRemoved', nodeId: 'v3' })] }, 'governance');
+  t.equal(await sign({ ...good, certificate: gov.certify(entries(), [gov.voters[0]!, gov.voters[2]!]) }), 'CHECKPOINT_NOT_CERTIFIED', 'a removed node does not count');
+  t.equal(await sign({ ...good, certificate: gov.certify(entries(), [gov.voters[0]!, gov.voters[1]!]) }), 'OK', 'the nonce signs once a majority certified');
+});
