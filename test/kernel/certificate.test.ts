@@ -11,8 +11,11 @@ import { randomBytes } from 'node:crypto';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import type { NonceCommitment } from '../../kernel/wire.js';
 import type { EntryCertificate } from '../../ledger/tlog/ledger-log.js';
+import type { Kernel } from '../../kernel/kernel.js';
+import type { ActSubmittedEvent } from '../../kernel/certificate.js';
+import { CustodyError } from '../../proto/errors.js';
 import {
-  Governance, PROFILES, permitOver, reasonOf, runDkg, setupKernel, startKernel, tempDir, memberOf, type KernelProcess, type Member, type SignBody,
+  Governance, PROFILES, openInProcess, permitOver, reasonOf, runDkg, setupKernel, startKernel, tempDir, memberOf, type KernelProcess, type Member, type SignBody,
 } from './harness.js';
 
 for (const profile of PROFILES) {
@@ -80,3 +83,35 @@ for (const profile of PROFILES) {
     t.equal(await sign(gov.certify(entries(), [v2, v4])), 'OK', 'the identical request under another certified checkpoint gets the stored share');
   });
 }
+
+t.test('the act check is called with the certified ActSubmitted and the messages, after the certificate and before any nonce', async (t) => {
+  const { dir, cleanup } = tempDir('certificate-seam');
+  const gov = new Governance();
+  const seen: { opId: string; digest: string; messages: number }[] = [];
+  let refuse = true;
+  const checkSubmittedAct = (ev: ActSubmittedEvent, messages: readonly Uint8Array[]): void => {
+    seen.push({ opId: ev.opId, digest: Buffer.from(ev.act.messageDigest).toString('hex'), messages: messages.length });
+    if (refuse) throw new CustodyError('ROLE_NOT_ALLOWED', 'the act check refused this act');
+  };
+  const ks = [await openInProcess(dir, 'n1', 'software', gov, undefined, { checkSubmittedAct }), await openInProcess(dir, 'n2', 'software', gov)];
+  t.teardown(async () => {
+    for (const k of ks) await k.close();
+    cleanup();
+  });
+  const member = (id: string, k: Kernel): Member => ({
+    nodeId: id, transportPublicKey: k.transportPublicKey,
+    client: { call: async (body: never, expect: string) => { const r = await k.handle(body); if (r.kind !== expect) throw Object.assign(new Error(r.kind === 'error' ? r.detail : r.kind), r.kind === 'error' ? { reason: r.reason } : {}); return r; } } as never,
+  });
+  const [a, b] = [member('n1', ks[0]!.kernel), member('n2', ks[1]!.kernel)];
+  const key = await runDkg(gov, [a, b], 'key-seam', 'ed25519', 2);
+  const [na] = (await a.client.call({ kind: 'nonces', keyId: key.keyId, keyEpoch: 0, count: 1 }, 'nonceCommitments')).commitments;
+  const [nb] = (await b.client.call({ kind: 'nonces', keyId: key.keyId, keyEpoch: 0, count: 1 }, 'nonceCommitments')).commitments;
+  const message = Buffer.from('pay 7 to treasury');
+  const good: SignBody = { kind: 'sign', permit: permitOver(key, [message], gov.permitIndex()), messages: [message], lists: [[na!, nb!].map((n) => ({ identifier: n.identifier, hiding: n.hiding, binding: n.binding }))], counters: [na!.counter], ledgerConsumedCounter: 0 };
+  t.equal(await reasonOf(a.client.call(good, 'signatureShares')), 'CHECKPOINT_NOT_CERTIFIED', 'no certificate: refused before the act check');
+  t.equal(seen.length, 0, 'the act check was not reached');
+  t.equal(await reasonOf(a.client.call(gov.certified(good), 'signatureShares')), 'ROLE_NOT_ALLOWED', 'the act check\'s refusal is the kernel\'s answer');
+  t.same(seen, [{ opId: good.permit.requestId, digest: Buffer.from(good.permit.messageDigest).toString('hex'), messages: 1 }], 'called once, with the certified act and the request\'s messages');
+  refuse = false;
+  t.equal(await reasonOf(a.client.call(gov.certified(good), 'signatureShares')), 'OK', 'the nonce the refusal left untouched signs once the act check passes');
+});

@@ -15,7 +15,7 @@ import { encode, toHex } from '../../ledger/encoding.js';
 import type { GenesisPin } from '../../kernel/authority.js';
 import { KernelClient } from '../../kernel/client.js';
 import { hsmInit, type HsmConfig } from '../../kernel/hsm.js';
-import { Kernel, type CrashPoint } from '../../kernel/kernel.js';
+import { Kernel, type CrashPoint, type KernelOptions } from '../../kernel/kernel.js';
 import { KernelStore } from '../../kernel/store.js';
 import { externalPublicKey, suiteOf, type PublicKeyPackage, type Suite, type SuiteName } from '../../kernel/suites.js';
 import { SoftwareVault, type Vault } from '../../kernel/vault.js';
@@ -278,7 +278,7 @@ export async function startKernel(setup: KernelSetup, extraEnv: Record<string, s
 }
 
 /** An in-process kernel over a temp store (unit tests that need no socket). */
-export async function openInProcess(root: string, nodeId: string, profile: Profile, gov: Governance, crashPoint?: (p: CrashPoint) => void): Promise<{ kernel: Kernel; close: () => Promise<void>; setup: KernelSetup }> {
+export async function openInProcess(root: string, nodeId: string, profile: Profile, gov: Governance, crashPoint?: (p: CrashPoint) => void, options: Pick<KernelOptions, 'checkSubmittedAct'> = {}): Promise<{ kernel: Kernel; close: () => Promise<void>; setup: KernelSetup }> {
   // One process can load a PKCS#11 module once, with one SoftHSM2 config: in-process kernels of
   // the hsm profile share a token folder (one token each).
   const setup = setupKernel(root, nodeId, profile, gov, { sharedHsmDir: join(root, 'softhsm-shared') });
@@ -290,7 +290,7 @@ export async function openInProcess(root: string, nodeId: string, profile: Profi
     process.env['SOFTHSM2_CONF'] = setup.env['SOFTHSM2_CONF']!;
     vault = HsmVault.open(setup.hsm!);
   }
-  const kernel = await Kernel.open({ nodeId, store, vault, genesis: gov.pin(), ...(crashPoint ? { crashPoint } : {}) });
+  const kernel = await Kernel.open({ nodeId, store, vault, genesis: gov.pin(), ...(crashPoint ? { crashPoint } : {}), ...options });
   return {
     kernel, setup,
     async close() {
