@@ -156,3 +156,32 @@ t.test('a 3-node cluster certifies act entries; a divergent peer is detected and
   t.teardown(() => forged.stop());
   await t.rejects(forged.certificate([submitted, fixed]), { name: 'CustodyError', reason: 'QUORUM_NOT_MET' }, 'a peer answering another node\'s signature counts for nothing');
 });
+
+t.test('a node cosigns a size only once it has applied it, and only sizes it holds', async (t) => {
+  const s = new ScriptedCluster({ label: 'checkpoint-wait' });
+  s.genesis();
+  s.createKey('k1');
+  s.submit('op-1', s.act('k1'));
+  const app = new LedgerApp();
+  const me = s.nodes[0]!;
+  const c = new Checkpointer({ nodeId: me.info.id, identitySecretKey: me.secretKey, app, peers: () => [] });
+  t.teardown(() => c.stop());
+  const cmds = s.log.map((e) => encodeLedgerCommand(e.stampMs, e.event));
+  for (const cmd of cmds.slice(0, -1)) app.apply(0, cmd);
+  await t.rejects(c.cosign(0), { name: 'CustodyError', reason: 'INVALID_ARGUMENT' }, 'size 0 is no checkpoint to cosign');
+  await t.rejects(c.cosign(2.5), { name: 'CustodyError', reason: 'INVALID_ARGUMENT' }, 'nor a fractional size');
+  const size = app.state.height + 1;
+  const pending = c.cosign(size);
+  let done = false;
+  void pending.then(() => (done = true), () => (done = true));
+  await new Promise((r) => setImmediate(r));
+  t.notOk(done, 'a size beyond the applied entries waits');
+  app.apply(0, cmds[cmds.length - 1]!);
+  const note = await pending;
+  const trust = clusterTrust(s.clusterId, s.nodes.map((n) => ({ id: n.info.id, identityKey: n.info.identityKey })));
+  const opened = parseNote(note);
+  t.equal(opened.signatures.length, 1, 'answered with its own cosignature once applied');
+  t.match(opened.text, new RegExp(`^custody-ledger/${s.clusterId}\\n${size}\\n`), 'over its checkpoint at that size');
+  t.throws(() => certified(note, trust), { name: 'CustodyError', reason: 'QUORUM_NOT_MET' }, 'one node\'s note alone is not certified');
+  t.equal(parseNote(await c.cosign(size)).text, opened.text, 'the same root for the same size');
+});
