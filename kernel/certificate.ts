@@ -23,6 +23,11 @@
  *      set's, message by message, this kernel is a
  *      member (by its identifier for the key epoch), and its counters are the ones the set lists
  *      for it: SIGNING_SET_MISMATCH.
+ * Why two leaves suffice: the ledger chains one ActSubmitted per opId (submitting again is a replay
+ * or REPLAY_OR_CONFLICT, neither chained), and it chains an ActSigningSetFixed only when it accepts
+ * it, for an admitted act under its issued permit, with a valid set (ledger/apply.ts; it never
+ * records a refused one). So a proven set entry says the act was admitted by policy and its
+ * permit issued, and the proven ActSubmitted of the same opId, before it, is that act.
  * The permit is then derived from these entries, never taken from the daemon: keyId and keyEpoch
  * from the act, requestId = opId, messageDigest = the act's, ledgerIndex = the set entry's index.
  *

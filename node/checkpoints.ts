@@ -4,11 +4,11 @@
  *
  * Message flow (collector C, the node whose participant signs; peers P):
  *   1. C waits until it has applied the entries asked for (bounded: limits.tlog.cosignApplyWaitMs)
- *      and takes a size S covering them: its own applied count. It computes the root at S from its
+ *      and takes a size S covering them: its tree's size (the entries its ledger chained). It computes the root at S from its
  *      own tree and formats the C2SP checkpoint <origin>\n<S>\n<root>\n; it signs that text with a
  *      cosignature/v1 line under its identity key (key name custody-ledger/<clusterId>/<C>).
  *   2. C asks every other voter P (peer service `Cosign`, mutual TLS with node certificates) to
- *      cosign size S. P waits until it has applied S entries itself (same bound), computes the root
+ *      cosign size S. P waits until its own tree holds S leaves (same bound), computes the root
  *      at S from ITS OWN tree and answers its own note over its own text. P never takes a root
  *      from C: what it signs is always a checkpoint of its own replica.
  *   3. C keeps P's signature line only if it verifies, under P's identity key from C's ledger,
@@ -147,7 +147,7 @@ export class Checkpointer {
     const votersKey = voters.map((v) => `${v.id}:${toHex(v.identityKey)}`).join(',');
     const c = this.cached;
     const tree = this.o.app.tree;
-    if (c !== null && c.voters === votersKey) {
+    if (c !== null && c.voters === votersKey && c.size >= tree.baseSize) {
       // Reused when every entry is among its leaves (an entry's leaf position is below its size).
       const covered = await Promise.all(indexes.map(async (i) => (await tree.entry(i)).leafIndex < c.size)).catch(() => [false]);
       if (covered.every(Boolean)) return { note: c.note, inclusions: await this.inclusions(indexes, c.size) };
