@@ -30,13 +30,18 @@ export interface RosterJson {
   quorum: { threshold: number; freezeThreshold: number };
 }
 
-/** What the kernel pins at installation (its config): the cluster and its genesis approvers. */
+/** A voter node as the kernel follows it: its id and Ed25519 identity key (hex). */
+export interface VoterJson { id: string; identityKey: string }
+
+/** What the kernel pins at installation (its config): the cluster, its genesis approvers and nodes. */
 export interface GenesisPin {
   clusterId: string;
   /** cid of the ClusterGenesis event: the parent of the first governance decision. */
   genesisCid: string;
   governanceEpoch: number;
   roster: RosterJson;
+  /** The ClusterGenesis nodes: the first voters, whose majority certifies checkpoints (kernel/certificate.ts). */
+  nodes: VoterJson[];
 }
 
 /**
@@ -70,6 +75,12 @@ export interface GovernanceState {
   /** Passport this node was last rebound under (NodeRebound), if any. */
   passport: string | null;
   keys: Record<string, KeyAuthority>;
+  /**
+   * The ledger roster's voters: the genesis nodes, plus NodeAdded, minus NodeRemoved, as verified
+   * decisions say (the ledger's own rule, ledger/apply.ts). Absent in a state stored before the
+   * kernel followed them: such a kernel certifies nothing until re-installed from its genesis.
+   */
+  nodes?: VoterJson[];
   /**
    * Certificates revoked by decisions this kernel verified (OperatorRevoked,
    * NodeCertificateRevoked), in order. Absent in state files written before revocations existed.
@@ -106,6 +117,13 @@ export function genesisState(pin: GenesisPin): GovernanceState {
   const ok = validateRoster(roster);
   if (!ok.ok) throw new CustodyError('CONFIG_INVALID', `pinned genesis roster: ${ok.detail}`);
   if (!/^[0-9a-f]{64}$/.test(pin.genesisCid)) throw new CustodyError('CONFIG_INVALID', 'genesisCid must be 32 bytes of hex');
+  if (!Array.isArray(pin.nodes) || pin.nodes.length === 0) throw new CustodyError('CONFIG_INVALID', 'the pinned genesis names no nodes: the kernel follows the voters whose majority certifies checkpoints');
+  const seen = new Set<string>();
+  for (const n of pin.nodes) {
+    if (typeof n?.id !== 'string' || n.id.length === 0 || seen.has(n.id)) throw new CustodyError('CONFIG_INVALID', `genesis node ${JSON.stringify(n?.id)}: ids are non-empty and distinct`);
+    if (typeof n.identityKey !== 'string' || !/^[0-9a-f]{64}$/.test(n.identityKey)) throw new CustodyError('CONFIG_INVALID', `genesis node ${n.id}: identityKey must be 32 bytes of lowercase hex`);
+    seen.add(n.id);
+  }
   return {
     clusterId: pin.clusterId,
     governanceEpoch: pin.governanceEpoch,
@@ -117,6 +135,7 @@ export function genesisState(pin: GenesisPin): GovernanceState {
     removed: false,
     passport: null,
     keys: {},
+    nodes: pin.nodes.map((n) => ({ id: n.id, identityKey: n.identityKey })),
   };
 }
 
@@ -223,6 +242,7 @@ export function applyDecision(
       break;
     case 'NodeRemoved':
       if (a.nodeId === nodeId) s.removed = true;
+      if (s.nodes !== undefined) s.nodes = s.nodes.filter((n) => n.id !== a.nodeId);
       break;
     case 'NodeRebound':
       if (a.nodeId === nodeId) {
@@ -249,6 +269,9 @@ export function applyDecision(
       s.frozen = false;
       break;
     case 'NodeAdded':
+      // The ledger refuses a node id it already holds (ledger/apply.ts validateNewNode), removed ones
+      // included; the kernel keeps the first key it saw for an id.
+      if (s.nodes !== undefined && !s.nodes.some((n) => n.id === a.node.id)) s.nodes.push({ id: a.node.id, identityKey: toHex(a.node.identityKey) });
       break;
     case 'OperatorRevoked':
     case 'NodeCertificateRevoked': {

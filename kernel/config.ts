@@ -16,6 +16,7 @@
  *     genesisCid: <64 hex>
  *     governanceEpoch: 1
  *     roster: { approvers: [{ id, publicKey: <hex>, roles: [governor] }], quorum: { threshold, freezeThreshold } }
+ *     nodes: [{ id: n1, identityKey: <64 hex> }, ...]   # the genesis nodes: the first voters
  *
  * Secret files (keyFile, passphraseFile, pinFile) and the store folder must have no group or
  * world bits: the kernel refuses to start otherwise (SECRET_EXPOSED, kernel/perms.ts).
@@ -101,7 +102,9 @@ export function loadConfig(path: string): KernelConfig {
     genesisCid: s(g, 'genesisCid', 'genesis'),
     governanceEpoch: epoch,
     roster: g['roster'] as GenesisPin['roster'],
+    nodes: g['nodes'] as GenesisPin['nodes'],
   };
+  if (!Array.isArray(cfg.genesis.nodes)) bad('genesis.nodes is required: the genesis nodes, whose majority certifies the checkpoints a sign request rests on');
   if (!cfg.genesis.roster || !Array.isArray(cfg.genesis.roster.approvers)) bad('genesis.roster.approvers is required');
   return cfg;
 }
@@ -123,5 +126,5 @@ function pinFromGenesisFile(path: string): GenesisPin {
     throw new CustodyError('CONFIG_INVALID', `genesisFile: ${path}: ${(e as Error).message}`, { cause: e });
   }
   if (ev.type !== 'ClusterGenesis') bad(`genesisFile: ${path} holds a ${ev.type}, not a ClusterGenesis`);
-  return { clusterId: ev.clusterId, genesisCid: toHex(eventCid(bytes)), governanceEpoch: 0, roster: rosterToJson(ev.roster) };
+  return { clusterId: ev.clusterId, genesisCid: toHex(eventCid(bytes)), governanceEpoch: 0, roster: rosterToJson(ev.roster), nodes: ev.nodes.map((n) => ({ id: n.id, identityKey: toHex(n.identityKey) })) };
 }

@@ -32,6 +32,7 @@ import { CustodyError } from '../proto/errors.js';
 import { kernel as limits, tx as txLimits } from '../proto/limits.js';
 import { messagesDigest } from '../ledger/tx/messages.js';
 import { applyDecision, genesisState, type GenesisPin, type GovernanceState, type Effect } from './authority.js';
+import { checkCertificate, type ActSubmittedEvent } from './certificate.js';
 import * as redeal from './redeal.js';
 import { counterKey, json, u64, type BatchOp, type KernelStore } from './store.js';
 import { isSuiteName, suiteOf, type PublicKeyPackage, type Rng, type Suite, type SuiteName } from './suites.js';
@@ -53,6 +54,13 @@ export interface KernelOptions {
   genesis: GenesisPin;
   /** Called at each CrashPoint (the crash tests kill the process from here). */
   crashPoint?: (p: CrashPoint) => void;
+  /**
+   * The check of what the act itself says (the contract's items 3 and 4: the custodian's signed
+   * request in the ActSubmitted event, and the messages the kernel's own parse of its transaction
+   * yields), called in `sign` once the certificate holds and before any nonce is touched; it
+   * throws its refusal. The certified entries and the permit they make are checked here either way.
+   */
+  checkSubmittedAct?: (submitted: ActSubmittedEvent, messages: readonly Uint8Array[], gov: Readonly<GovernanceState>) => void;
 }
 
 interface PublicJson { min: number; max: number; commitments: string[]; verifyingShares: Record<string, string> }
@@ -723,6 +731,23 @@ export class Kernel {
     for (const [i, list] of b.lists.entries()) {
       if (signerSet(list) !== signers) throw new CustodyError('PAYLOAD_REJECTED', `the commitment list of message ${i} names another signer set than message 0's`);
     }
+    // (0) What the signature rests on (kernel/certificate.ts), before any nonce or used permit is
+    // read: entries a majority of the voters applied, this exact signing set, and the permit they
+    // make, which must be the request's (so every check above, made on the request's permit, holds
+    // for it).
+    const certifiedSign = checkCertificate(b.certificate, {
+      clusterId: this.gov.clusterId, voters: this.gov.nodes, lists: b.lists, counters: b.counters,
+      identifierFor: (keyId, epoch) => (keyId === permit.keyId ? rec.epochs[epoch]?.identifier : undefined),
+      active: (keyId) => {
+        const a = this.gov.keys[keyId];
+        return a === undefined || a.activeEpoch === null || a.retired ? undefined : { epoch: a.activeEpoch, activatedIndex: a.activatedIndex };
+      },
+    });
+    const derived = certifiedSign.permit;
+    if (derived.keyId !== permit.keyId || derived.keyEpoch !== permit.keyEpoch || derived.requestId !== permit.requestId || derived.ledgerIndex !== permit.ledgerIndex || !bytesEqual(derived.messageDigest, permit.messageDigest)) {
+      throw new CustodyError('BINDING_MISMATCH', `the request's permit is not the one its certified entries make (act ${derived.requestId}, key ${derived.keyId} epoch ${derived.keyEpoch}, set at ledger index ${derived.ledgerIndex})`);
+    }
+    this.o.checkSubmittedAct?.(certifiedSign.submitted, b.messages, this.gov);
     const listsDigest = signingListsDigest(b.lists);
     const used = await this.o.store.getJson<PermitUse>(K.permit(permit.keyId, permit.requestId));
     if (used !== undefined) return this.replaySign(used, b, listsDigest, e.identifier);

@@ -9,6 +9,8 @@ import protobuf from 'protobufjs';
 import { CustodyError } from '../proto/errors.js';
 import { kernel as limits, tx as txLimits } from '../proto/limits.js';
 import { isReasonCode, type ReasonCode } from '../proto/reasons.js';
+import { tlog as tlogLimits } from '../proto/limits.js';
+import type { EntryCertificate } from '../ledger/tlog/ledger-log.js';
 
 // ---------------------------------------------------------------------------------------------
 // Schema
@@ -63,6 +65,8 @@ export type RequestBody =
   | {
       kind: 'sign'; permit: Permit; messages: Uint8Array[]; lists: SigningCommitment[][]; counters: number[];
       ledgerConsumedCounter: number;
+      /** What the signature rests on (kernel/certificate.ts); null is refused CHECKPOINT_NOT_CERTIFIED there. */
+      certificate?: EntryCertificate | null;
     };
 
 export interface Request { callId: number; body: RequestBody }
@@ -236,6 +240,27 @@ const publicPackage = (x: unknown, w: string): PublicPackage => {
   };
 };
 
+/** A certificate's note (bounded, UTF-8 as protobuf decoded it) and its inclusions, each within its bounds. */
+const certificate = (x: unknown, w: string): EntryCertificate => {
+  const o = obj(x, w);
+  const note = o['note'];
+  if (typeof note !== 'string' || note.length === 0) reject(`${w}.note is missing`);
+  if (Buffer.byteLength(note) > tlogLimits.noteBytesMax) reject(`${w}.note is longer than ${tlogLimits.noteBytesMax} bytes`);
+  return {
+    note,
+    inclusions: arr(o, 'inclusions', w, 1, tlogLimits.certificateInclusionsMax).map((x, i) => {
+      const iw = `${w}.inclusions[${i}]`;
+      const io = obj(x, iw);
+      const event = bytes(io, 'event', iw, 1, tlogLimits.certificateEntryBytesMax);
+      return {
+        leafIndex: u(io, 'leafIndex', iw, 0, tlogLimits.treeSizeMax - 1),
+        entry: { index: u(io, 'index', iw, 1, INDEX_MAX), stampMs: u(io, 'stampMs', iw, 0, INDEX_MAX), event },
+        proof: arr(io, 'proof', iw, 0, tlogLimits.proofHashesMax).map((h, j) => bytes({ h }, 'h', `${iw}.proof[${j}]`, 32, 32)),
+      };
+    }),
+  };
+};
+
 function validateBody(o: Obj): RequestBody {
   const which = o['body'];
   switch (which) {
@@ -341,6 +366,7 @@ function validateBody(o: Obj): RequestBody {
         }),
         counters: arr(b, 'counters', w, 1, txLimits.messagesPerActMax).map((c, i) => u({ c }, 'c', `${w}.counters[${i}]`, 1, INDEX_MAX)),
         ledgerConsumedCounter: u(b, 'ledgerConsumedCounter', w, 0, INDEX_MAX),
+        certificate: b['certificate'] === null || b['certificate'] === undefined ? null : certificate(b['certificate'], `${w}.certificate`),
       };
     }
     default:
@@ -373,8 +399,17 @@ export function decodeRequest(payload: Uint8Array): Request {
 
 export function encodeRequest(req: Request): Uint8Array {
   const { kind, ...fields } = req.body;
-  // A list of lists has no protobuf form: each message's list travels as a CommitmentList.
-  const wire = req.body.kind === 'sign' ? { ...fields, lists: req.body.lists.map((commitments) => ({ commitments })) } : fields;
+  // A list of lists has no protobuf form: each message's list travels as a CommitmentList; an
+  // inclusion's entry travels as its three fields.
+  const wire = req.body.kind === 'sign'
+    ? {
+        ...fields, lists: req.body.lists.map((commitments) => ({ commitments })),
+        certificate: req.body.certificate === null || req.body.certificate === undefined ? null : {
+          note: req.body.certificate.note,
+          inclusions: req.body.certificate.inclusions.map((i) => ({ leafIndex: i.leafIndex, index: i.entry.index, stampMs: i.entry.stampMs, event: i.entry.event, proof: [...i.proof] })),
+        },
+      }
+    : fields;
   const m = RequestType.fromObject({ callId: req.callId, [kind]: wire });
   return RequestType.encode(m).finish();
 }

@@ -55,6 +55,7 @@ import { type ArchiveReader, type ArchiveRecord, type ArchivedAct, EMPTY_ARCHIVE
 import type { ArchiveHead, OpRecord, PermitRecord } from '../ledger/state.js';
 import { bytesEqual } from '../ledger/encoding.js';
 import type { ReasonCode } from '../proto/reasons.js';
+import { LedgerTree } from './ledger-tree.js';
 
 const COMMAND_TAG = 0x4c;
 const COMMAND_HEADER_BYTES = 9;
@@ -252,8 +253,13 @@ export class LedgerApp implements Application {
   private readonly source: ArchiveSource | null;
   private readonly log: (line: string) => void;
 
+  /** The Merkle tree over the applied entries (node/ledger-tree.ts), persisted with them. */
+  readonly tree: LedgerTree;
+
   constructor(o: LedgerAppOptions = {}) {
     this.cold = o.cold ?? null;
+    const cold = this.cold;
+    this.tree = new LedgerTree(cold === null ? null : { getMany: (keys) => cold.getMany(keys) });
     this.source = o.archiveSource ?? null;
     this.log = o.log ?? (() => {});
   }
@@ -299,6 +305,7 @@ export class LedgerApp implements Application {
   load(get: (key: string) => Uint8Array | undefined, keys: () => Iterable<string>): void {
     const b = get(STATE_KEY);
     this.current = b === undefined ? emptyState() : restore(b);
+    this.tree.load(get, this.current.height);
     this.decisions = [...keys()].filter((k) => k.startsWith(DECISION_PREFIX)).sort().map((k) => decisionFromStored(get(k) as Uint8Array));
     this.book.load(get, keys());
   }
@@ -314,6 +321,7 @@ export class LedgerApp implements Application {
     const batch = new BatchArchive();
     this.batch = batch;
     this.deferState = true;
+    this.tree.newBatch();
     if (this.cold === null) return;
     const cold = this.cold;
     const c = this.current.cluster;
@@ -352,7 +360,7 @@ export class LedgerApp implements Application {
   finish(): AppWrite[] {
     if (!this.deferState) return [];
     this.deferState = false;
-    return [{ key: STATE_KEY, value: snapshot(this.current) }];
+    return [{ key: STATE_KEY, value: snapshot(this.current) }, this.tree.stateWrite()];
   }
 
   /** Records at positions >= this are not part of the archive yet (see restore). */
@@ -514,6 +522,9 @@ export class LedgerApp implements Application {
     // The approval book settles what this entry consumed (node/approvals/book.ts).
     const t = r.result.type;
     writes.push(...this.book.afterLedger(t === 'GovernanceDecision' || t === 'ActSubmitted' ? decodeEventOrNull(entry.event) : null, r.result.ok && !r.result.replayed, r.state));
+    // An entry the ledger chained is a leaf of the tree, written with the entry's state
+    // (node/ledger-tree.ts); a refusal it did not record, or a replay, is not.
+    if (r.state.height > this.current.height) writes.push(...this.tree.append(entry, r.result.type, r.state.height, !this.deferState));
     this.current = r.state;
     if (applied !== null) this.decisions.push(applied);
     for (const l of this.listeners) {
@@ -547,7 +558,8 @@ export class LedgerApp implements Application {
    * long the history. The backup file streams the records beside it (archiveRecords).
    */
   snapshot(): Uint8Array {
-    const base = { tag: SNAPSHOT_TAG, state: snapshot(this.current), decisions: this.decisions.map((d) => ({ index: d.index, stampMs: d.stampMs, decision: d.decision })), book: this.book.snapshot() };
+    const edge = this.tree.snapshotEdge();
+    const base = { tag: SNAPSHOT_TAG, state: snapshot(this.current), decisions: this.decisions.map((d) => ({ index: d.index, stampMs: d.stampMs, decision: d.decision })), book: this.book.snapshot(), ...(edge !== undefined ? { tlog: edge } : {}) };
     // `cold`: the ended acts the state counts are in an archive beside it, not in the state.
     return encode(this.cold === null ? base : { ...base, cold: true });
   }
@@ -618,7 +630,7 @@ export class LedgerApp implements Application {
       this.current = emptyState();
       this.decisions = [];
       this.batch = new BatchArchive();
-      writes.push(...this.book.restore(undefined), { key: STATE_KEY, value: null });
+      writes.push(...this.book.restore(undefined), { key: STATE_KEY, value: null }, ...this.tree.restore(undefined, 0));
       if (this.cold === null) return writes;
       // Nothing is counted any more: the records are deleted (they would be invisible anyway).
       const cold = this.cold;
@@ -636,6 +648,8 @@ export class LedgerApp implements Application {
       this.decisions = (o.decisions as { index: number; stampMs: number; decision: Uint8Array }[]).map((d) => ({ index: d.index, stampMs: d.stampMs, decision: d.decision }));
       this.batch = new BatchArchive();
       writes.push(...this.book.restore(o.book), { key: STATE_KEY, value: o.state as Uint8Array }, ...this.decisions.map((d) => ({ key: decisionKey(d.index), value: decisionToStored(d) })));
+      // The tree's right edge travels with the state (node/ledger-tree.ts says why that suffices).
+      writes.push(...this.tree.restore(o.tlog as Uint8Array | undefined, state.height));
       return writes;
     };
     // A snapshot of an application without an archive holds its ended acts in its state.
@@ -864,7 +878,7 @@ function decisionFromStored(b: Uint8Array): AppliedDecision {
   return { index: o.index, stampMs: o.stampMs, decision: o.decision };
 }
 
-interface AppSnapshotFields { tag?: unknown; state?: unknown; decisions?: unknown; archive?: unknown; cold?: unknown; book?: CborValue }
+interface AppSnapshotFields { tag?: unknown; state?: unknown; decisions?: unknown; archive?: unknown; cold?: unknown; book?: CborValue; tlog?: unknown }
 
 /**
  * Decodes and checks the shape of an application snapshot (STORAGE_CORRUPT otherwise). `cold`:
@@ -881,6 +895,7 @@ export function decodeAppSnapshot(data: Uint8Array): { o: AppSnapshotFields; sta
   if (o === null || typeof o !== 'object' || o.tag !== SNAPSHOT_TAG || !(o.state instanceof Uint8Array) || !Array.isArray(o.decisions)) throw new CustodyError('STORAGE_CORRUPT', 'ledger snapshot: not a ledger application snapshot');
   if (o.archive !== undefined && (!Array.isArray(o.archive) || !o.archive.every((x) => x instanceof Uint8Array))) throw new CustodyError('STORAGE_CORRUPT', 'ledger snapshot: malformed archive');
   if (o.cold !== undefined && o.cold !== true) throw new CustodyError('STORAGE_CORRUPT', 'ledger snapshot: malformed cold flag');
+  if (o.tlog !== undefined && !(o.tlog instanceof Uint8Array)) throw new CustodyError('STORAGE_CORRUPT', 'ledger snapshot: malformed Merkle tree edge');
   return { o, state: restore(o.state), cold: o.cold === true || o.archive !== undefined };
 }
 

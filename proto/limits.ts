@@ -203,9 +203,10 @@ export const kernel = {
   /**
    * Largest request frame accepted on the kernel socket. The largest legitimate frame is one act's
    * sign request: tx.messagesPerActMax messages, each with a commitment list of up to
-   * participantsMax signers (about 288 KiB for 64 sighashes and 32 signers); checked below.
+   * participantsMax signers (about 288 KiB for 64 sighashes and 32 signers), with the entry
+   * certificate it rests on (a cosigned note and two ledger entries with their proofs); checked below.
    */
-  frameBytesMax: 512 * 1024,
+  frameBytesMax: 1024 * 1024,
   /** Largest response frame the kernel writes (a DKG round-2 bundle for the largest committee). */
   responseBytesMax: 256 * 1024,
   /** Largest message a signing step may carry (the digest in the permit covers it). */
@@ -466,6 +467,14 @@ export const tlog = {
   proofTextBytesMax: 80 * 1024,
   /** Largest opaque `extra` data a tlog-proof may carry, in bytes (before base64). */
   proofExtraBytesMax: 4096,
+  /** Longest a node waits to have applied the size a peer asks it to cosign, or the entries a certificate covers, in ms. */
+  cosignApplyWaitMs: 5_000,
+  /** Deadline of one peer's cosign call, in ms (the peer's own apply wait plus a round trip). */
+  cosignCallMs: 7_000,
+  /** Most entries one EntryCertificate proves (the ActSubmitted and ActSigningSetFixed of one act). */
+  certificateInclusionsMax: 2,
+  /** Largest canonical CBOR of one included entry in a kernel sign request, in bytes (a ledger event and its index and stamp). */
+  certificateEntryBytesMax: 256 * 1024 + 1024,
 } as const;
 
 // ---------------------------------------------------------------------------------------------
@@ -511,6 +520,7 @@ check(kernel.nonceBatchMax >= tx.messagesPerActMax && kernel.noncesOutstandingMa
 check(tx.messagesPerActMax * (32 + 16 + kernel.participantsMax * (kernel.idBytesMax + 2 * 33 + 16)) + 4 * kernel.idBytesMax + 1024 <= kernel.frameBytesMax, 'one act\'s sign request (every message with a full commitment list) fits a kernel frame');
 check(Math.max(tx.solanaMessageBytesMax, tx.rawBytesMax, 32) <= kernel.messageBytesMax, 'every message an act signs fits a kernel sign request');
 check(ledger.archiveFetchAnswersAhead >= 1 && (ledger.archiveFetchAnswersAhead + 1) * ledger.archiveFetchBytesMax <= 64 * 1024 * 1024, 'an archive fetch asks at least one answer ahead and holds a few MiB of answers');
+check(tlog.certificateEntryBytesMax >= ledger.eventBytesMax + 64 && tx.messagesPerActMax * (32 + 16 + kernel.participantsMax * (kernel.idBytesMax + 2 * 33 + 16)) + 4 * kernel.idBytesMax + 1024 + tlog.noteBytesMax + tlog.certificateInclusionsMax * (tlog.certificateEntryBytesMax + tlog.proofHashesMax * 34 + 16) <= kernel.frameBytesMax, 'one act\'s sign request with its entry certificate (a full note, two largest entries, two longest proofs) fits a kernel frame');
 
 // ---------------------------------------------------------------------------------------------
 // node/certs.ts, node/admin/roles.ts — certificate lifetimes

@@ -108,6 +108,12 @@ export const REASONS = {
   TX_INPUT_INCOMPLETE: { grpc: GrpcStatus.INVALID_ARGUMENT, text: 'an input lacks the previous output (amount and script) its fee and signature hash need' },
   TX_DECLARED_MISMATCH: { grpc: GrpcStatus.INVALID_ARGUMENT, text: 'a field the act declares differs from what its transaction says' },
 
+  // Certified checkpoints (node/checkpoints.ts, kernel sign).
+  CHECKPOINT_NOT_CERTIFIED: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'the sign request carries no checkpoint a majority of the voter nodes cosigned' },
+  ENTRY_NOT_INCLUDED: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'an entry the signature rests on is not proven in the certified checkpoint' },
+  CHECKPOINT_DIVERGED: { grpc: GrpcStatus.DATA_LOSS, text: 'peers computed another tree root at the same size: no majority of the voters agrees on the checkpoint' },
+  SIGNING_SET_MISMATCH: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'the sign request is not the signing set the ledger fixed for the act' },
+
   // Certificate revocation and the kernel's host boundary.
   OPERATOR_REVOKED: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'the operator certificate was revoked by a governance decision' },
   NODE_CERT_REVOKED: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'the node certificate was revoked by a governance decision' },

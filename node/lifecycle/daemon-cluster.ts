@@ -138,7 +138,7 @@ export class DaemonCluster {
     if (!existsSync(join(kdir, 'kernel.key'))) writeFileSync(join(kdir, 'kernel.key'), randomBytes(32).toString('hex'), { mode: 0o600 });
     writeFileSync(join(kdir, 'kernel.json'), JSON.stringify({
       nodeId: id, socketPath: join(kdir, 'run', 'kernel.sock'), storeDir: join(kdir, 'store'), profile: 'software', software: { keyFile: join(kdir, 'kernel.key') },
-      genesis: { clusterId: this.genesis.clusterId, genesisCid: toHex(eventCid(encodeEvent(this.genesis))), governanceEpoch: 0, roster: rosterToJson(this.genesis.roster) },
+      genesis: { clusterId: this.genesis.clusterId, genesisCid: toHex(eventCid(encodeEvent(this.genesis))), governanceEpoch: 0, roster: rosterToJson(this.genesis.roster), nodes: this.genesis.nodes.map((n) => ({ id: n.id, identityKey: toHex(n.identityKey) })) },
     }, null, 2) + '\n');
     const k = await startKernelProcess(join(kdir, 'kernel.json'), id);
     k.client.close(); // the daemon holds its own connection

@@ -22,6 +22,8 @@ import { suiteOf, type Suite, type SuiteName } from '../../kernel/suites.js';
 import { generateTransportKey, openFrom, sealTo, type TransportKey } from '../../kernel/transport.js';
 import type { Participant, RequestBody, ResponseBody, Round1Package, SealedPackage } from '../../kernel/wire.js';
 import type { KernelPort } from './ports.js';
+import type { VoterJson } from '../../kernel/authority.js';
+import { checkCertificate } from '../../kernel/certificate.js';
 
 interface Authority { scheme: SuiteName; threshold: number; participants: string[]; activeEpoch: number | null; activatedIndex: number; retired: boolean }
 interface Held { suite: Suite; identifier: string; share: Uint8Array; pub: { signers: { min: number; max: number }; commitments: Uint8Array[]; verifyingShares: Record<string, Uint8Array> } }
@@ -49,14 +51,19 @@ export class KernelTwin implements KernelPort {
   private counter = 1;
   private tail: Promise<unknown> = Promise.resolve();
 
-  private constructor(readonly nodeId: string, private readonly clusterId: string, genesisCid: Uint8Array, roster: ApproverRoster) {
+  /** The ledger roster's voters, followed as kernel/authority.ts does (genesis, + NodeAdded, - NodeRemoved). */
+  private voters: VoterJson[];
+
+  private constructor(readonly nodeId: string, private readonly clusterId: string, genesisCid: Uint8Array, roster: ApproverRoster, nodes: readonly { id: string; identityKey: Uint8Array }[]) {
     this.roster = roster;
+    this.voters = nodes.map((n) => ({ id: n.id, identityKey: toHex(n.identityKey) }));
     this.governanceEpoch = 0;
     this.lastCid = toHex(genesisCid);
   }
 
-  static async open(nodeId: string, clusterId: string, genesisCid: Uint8Array, roster: ApproverRoster): Promise<KernelTwin> {
-    const k = new KernelTwin(nodeId, clusterId, genesisCid, roster);
+  /** `nodes`: the ClusterGenesis nodes, the first voters whose majority certifies checkpoints. */
+  static async open(nodeId: string, clusterId: string, genesisCid: Uint8Array, roster: ApproverRoster, nodes: readonly { id: string; identityKey: Uint8Array }[]): Promise<KernelTwin> {
+    const k = new KernelTwin(nodeId, clusterId, genesisCid, roster, nodes);
     k.transport = await generateTransportKey();
     return k;
   }
@@ -122,7 +129,13 @@ export class KernelTwin implements KernelPort {
         break;
       }
       case 'KeyRetired': key(a.keyId).retired = true; break;
-      case 'NodeRemoved': if (a.nodeId === this.nodeId) this.fenced = true; break;
+      case 'NodeRemoved':
+        if (a.nodeId === this.nodeId) this.fenced = true;
+        this.voters = this.voters.filter((n) => n.id !== a.nodeId);
+        break;
+      case 'NodeAdded':
+        if (!this.voters.some((n) => n.id === a.node.id)) this.voters.push({ id: a.node.id, identityKey: toHex(a.node.identityKey) });
+        break;
       case 'NodeRebound': if (a.nodeId === this.nodeId) this.fenced = false; break;
       case 'ApproversChanged': this.roster = a.roster; this.governanceEpoch++; break;
       case 'PolicyChanged': this.governanceEpoch++; break;
@@ -244,6 +257,20 @@ export class KernelTwin implements KernelPort {
     const signers = signerSet(b.lists[0]!);
     if (b.lists.some((l) => signerSet(l) !== signers)) refuse('PAYLOAD_REJECTED', 'the commitment lists name different signer sets');
     const h = this.held.get(`${permit.keyId}/${permit.keyEpoch}`) ?? refuse('KEY_NOT_ACTIVE', 'no share of this epoch');
+    // The certified entries and the permit they make (kernel/certificate.ts), as the kernel checks
+    // them: before any nonce or used permit is read.
+    const certifiedSign = checkCertificate(b.certificate, {
+      clusterId: this.clusterId, voters: this.voters, lists: b.lists, counters: b.counters,
+      identifierFor: (keyId, epoch) => this.held.get(`${keyId}/${epoch}`)?.identifier,
+      active: (keyId) => {
+        const k = this.keys.get(keyId);
+        return k === undefined || k.activeEpoch === null || k.retired ? undefined : { epoch: k.activeEpoch, activatedIndex: k.activatedIndex };
+      },
+    });
+    const derived = certifiedSign.permit;
+    if (derived.keyId !== permit.keyId || derived.keyEpoch !== permit.keyEpoch || derived.requestId !== permit.requestId || derived.ledgerIndex !== permit.ledgerIndex || toHex(derived.messageDigest) !== toHex(permit.messageDigest)) {
+      refuse('BINDING_MISMATCH', `the request's permit is not the one its certified entries make (act ${derived.requestId})`);
+    }
     const request = [
       permit.keyEpoch, permit.ledgerIndex, b.counters.join(','), toHex(permit.messageDigest),
       ...b.lists.map((l) => l.map((c) => `${c.identifier}:${toHex(c.hiding)}:${toHex(c.binding)}`).join(';')),

@@ -38,6 +38,7 @@ import { AdminServer } from '../admin/server.js';
 import { ensureCa, issue } from '../certs.js';
 import { loadTls } from '../tls.js';
 import { until as pollUntil } from '../probe.js';
+import { Checkpointer } from '../checkpoints.js';
 
 export const KERNEL_BIN = fileURLToPath(new URL('../../kernel/bin.js', import.meta.url));
 
@@ -143,6 +144,8 @@ export interface LocalNode {
   adminAddress: string | null;
   /** False once crashed or stopped. */
   up: boolean;
+  /** This node's cosigning and certificates (node/checkpoints.ts). */
+  checkpoints: Checkpointer;
 }
 
 export interface LocalClusterOptions {
@@ -174,7 +177,7 @@ export class LocalCluster {
   readonly approvers: ApproverKey[];
   readonly roster: ApproverRoster;
   readonly clusterId: string;
-  readonly genesisEvent: LedgerEvent;
+  readonly genesisEvent: Extract<LedgerEvent, { type: 'ClusterGenesis' }>;
   private readonly ports = new Map<string, ParticipantPort>();
   /**
    * Notes of every coordinator in this process: whichever node leads writes them, and the admin
@@ -244,12 +247,12 @@ export class LocalCluster {
       const cfg = {
         nodeId: id, socketPath: join(dir, 'kernel', 'run', 'kernel.sock'), storeDir: join(dir, 'kernel', 'store'), profile: 'software',
         software: { keyFile: join(dir, 'kernel', 'kernel.key') },
-        genesis: { clusterId: this.clusterId, genesisCid, governanceEpoch: 0, roster: rosterToJson(this.roster) },
+        genesis: { clusterId: this.clusterId, genesisCid, governanceEpoch: 0, roster: rosterToJson(this.roster), nodes: this.genesisEvent.nodes.map((n) => ({ id: n.id, identityKey: toHex(n.identityKey) })) },
       };
       const path = join(dir, 'kernel', 'kernel.json');
       writeFileSync(path, JSON.stringify(cfg, null, 2) + '\n');
       if (twin) {
-        const k = await KernelTwin.open(id, this.clusterId, fromHex(genesisCid), this.roster);
+        const k = await KernelTwin.open(id, this.clusterId, fromHex(genesisCid), this.roster, this.genesisEvent.nodes);
         return { kind: 'twin', port: k, crash: async () => undefined, stop: async () => undefined };
       }
       return processHandle(await startKernelProcess(path, id));
@@ -269,7 +272,12 @@ export class LocalCluster {
       this.hub.drivers.set(id, driver);
       const ledger = new DriverLedgerPort(id, driver, app);
       const kernel = kernels[i] as KernelHandle;
-      const participant = new LifecycleParticipant({ nodeId: id, identitySecretKey: this.seeds.get(id) as Uint8Array, ledger, kernel: kernel.port, exchange: this.exchange, log: this.log });
+      // Cosigned checkpoints over the in-process network: the other nodes that are up answer.
+      const checkpoints = new Checkpointer({
+        nodeId: id, identitySecretKey: this.seeds.get(id) as Uint8Array, app, log: this.log,
+        peers: () => this.nodes.filter((n) => n.id !== id && n.up && !this.hub.cut.has(n.id)).map((n) => ({ nodeId: n.id, cosign: (size: number) => n.checkpoints.cosign(size) })),
+      });
+      const participant = new LifecycleParticipant({ nodeId: id, identitySecretKey: this.seeds.get(id) as Uint8Array, ledger, kernel: kernel.port, exchange: this.exchange, log: this.log, certificate: (indexes) => checkpoints.certificate(indexes) });
       this.ports.set(id, this.o.wrapParticipant ? this.o.wrapParticipant(participant) : participant);
       const coordinator = new Coordinator({
         nodeId: id, ledger, exchange: this.exchange, participants: this.ports, localPublicPackage: (k, e) => participant.ownPublicPackage(k, e), log: this.log,
@@ -278,7 +286,7 @@ export class LocalCluster {
         ...(this.o.point ? { point: (p: CoordinatorPoint, opId: string) => this.o.point?.(id, p, opId) } : {}),
       });
       const admin = new AdminBackend(id, ledger, this.notes);
-      this.nodes.push({ id, dir, identitySecretKey: this.seeds.get(id) as Uint8Array, storage, app, driver, ledger, kernel, participant, coordinator, admin, adminServer: null, adminAddress: null, up: true });
+      this.nodes.push({ id, dir, identitySecretKey: this.seeds.get(id) as Uint8Array, storage, app, driver, ledger, kernel, participant, coordinator, admin, adminServer: null, adminAddress: null, up: true, checkpoints });
     }
     for (const n of this.nodes) {
       n.driver.start();
@@ -324,6 +332,7 @@ export class LocalCluster {
     n.up = false;
     this.hub.cut.add(id);
     n.coordinator.stop();
+    n.checkpoints.stop();
     void n.participant.stop(); // a crash waits for nothing
     await n.adminServer?.stop(0);
     await n.kernel.crash();
@@ -341,6 +350,7 @@ export class LocalCluster {
     for (const n of up) {
       n.up = false;
       n.coordinator.stop();
+      n.checkpoints.stop();
       await n.participant.stop();
       await n.adminServer?.stop(1_000);
       await n.driver.stop().catch(() => undefined);

@@ -39,7 +39,8 @@ import { LifecycleParticipant } from './participant.js';
 import { Coordinator } from './coordinator.js';
 import { KernelTwin } from './kernel-twin.js';
 import { KernelLink, type KernelLinkStatus } from './kernel-link.js';
-import { PeerClient, PeerExchange, RemoteParticipant, peerHandlers } from './peer.js';
+import { PeerClient, PeerExchange, RemoteCosigner, RemoteParticipant, peerHandlers } from './peer.js';
+import { Checkpointer } from '../checkpoints.js';
 import type { KernelPort, ParticipantPort } from './ports.js';
 import type { CatalogMetrics } from '../metrics-catalog.js';
 import { countedKernel } from '../kernel-metrics.js';
@@ -113,14 +114,20 @@ export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleC
   const ledger = new DriverLedgerPort(o.nodeId, o.driver, o.app);
   let kernel: KernelPort;
   let link: KernelLink | null = null;
-  if (cfg.kernel === 'twin') kernel = await KernelTwin.open(o.nodeId, genesis.clusterId, eventCid(cfg.genesis), genesis.roster);
+  if (cfg.kernel === 'twin') kernel = await KernelTwin.open(o.nodeId, genesis.clusterId, eventCid(cfg.genesis), genesis.roster, genesis.nodes);
   else {
     link = await KernelLink.open(cfg.kernel.socket, o.log);
     kernel = o.metrics ? countedKernel(link, o.metrics) : link;
   }
   const peerClients = [...cfg.peers].filter(([id]) => id !== o.nodeId).map(([id, addr]) => new PeerClient(id, addr, o.tls, o.incarnation ?? ''));
   const exchange = new PeerExchange(peerClients, o.log);
-  const participant = new LifecycleParticipant({ nodeId: o.nodeId, identitySecretKey: cfg.identitySecretKey, ledger, kernel, exchange, log: o.log });
+  // Cosigned checkpoints of this node's replica: what its kernel's sign requests rest on.
+  const cosigners = peerClients.map((p) => new RemoteCosigner(p.nodeId, p));
+  const checkpoints = new Checkpointer({
+    nodeId: o.nodeId, identitySecretKey: cfg.identitySecretKey, app: o.app, peers: () => cosigners, log: o.log,
+    onDivergence: (peer) => o.metrics?.checkpointDivergence.inc({ peer }),
+  });
+  const participant = new LifecycleParticipant({ nodeId: o.nodeId, identitySecretKey: cfg.identitySecretKey, ledger, kernel, exchange, log: o.log, certificate: (indexes) => checkpoints.certificate(indexes) });
   if (link !== null) {
     const m = o.metrics;
     link.onChange((up) => {
@@ -135,7 +142,7 @@ export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleC
   const coordinator = new Coordinator({ nodeId: o.nodeId, ledger, exchange, participants: ports, localPublicPackage: (k, e) => participant.ownPublicPackage(k, e), log: o.log, remoteTimeoutMs: cfg.remoteTimeoutMs, signingSetWaitMs: cfg.signingSetWaitMs });
   const backend = new AdminBackend(o.nodeId, ledger, coordinator, cfg.identitySecretKey);
   const server = new AdminServer({
-    listen: cfg.admin, tls: o.tls, backend, log: o.log, peer: peerHandlers({ participant, exchange, isNode: (id) => cfg.peers.has(id), incarnation: o.incarnation ?? '' }),
+    listen: cfg.admin, tls: o.tls, backend, log: o.log, peer: peerHandlers({ participant, exchange, isNode: (id) => cfg.peers.has(id), incarnation: o.incarnation ?? '', cosign: (size) => checkpoints.cosign(size) }),
     snapshot: () => snapshotFileBytes({ nodeId: o.nodeId, driver: o.driver, app: o.app, incarnation: o.incarnation ?? '' }),
     ...(o.membership ? { membership: membershipHandlers(o.membership, o.driver) } : {}),
   });
@@ -159,6 +166,7 @@ export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleC
       stopped = true;
       clearInterval(genesisTimer);
       coordinator.stop();
+      checkpoints.stop();
       await participant.stop();
       exchange.close();
       await server.stop(2_000);

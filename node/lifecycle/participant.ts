@@ -32,6 +32,7 @@ import type { Participant, PublicPackage, Round1Package, SealedPackage, SigningC
 import type { Exchange, KernelPort, LedgerPort, NonceOffer, ParticipantPort } from './ports.js';
 import { kernelEpoch } from './kernel-port.js';
 import { Rerunner } from './rerun.js';
+import type { EntryCertificate } from '../../ledger/tlog/ledger-log.js';
 
 export const ROUND1_DOMAIN = 'custody-ledger/v1/dkg-round1';
 
@@ -122,9 +123,18 @@ export function kernelPermit(c: ClusterState, op: OpRecord): { keyId: string; ke
   if (op.permitId === null) throw new CustodyError('PERMIT_MISSING', `act ${op.opId} has no permit`);
   const p = c.permits[toHex(op.permitId)];
   if (p === undefined) throw new CustodyError('PERMIT_MISSING', `act ${op.opId}: permit not in the ledger`);
-  // The permit names messagesDigest of the act's messages (ledger/tx/messages.ts); the kernel
-  // recomputes it from the messages it is asked to sign before it uses a nonce.
-  return { keyId: p.keyId, keyEpoch: kernelEpoch(p.keyEpoch), requestId: toHex(op.permitId), messageDigest: p.messageDigest, ledgerIndex: p.index };
+  if (op.signingSet === null) throw new CustodyError('PERMIT_MISSING', `act ${op.opId} has no signing set`);
+  // The permit the kernel derives from the certified entries (kernel/certificate.ts): the act's key,
+  // epoch and messagesDigest (ledger/tx/messages.ts; the kernel recomputes it from the messages it
+  // is asked to sign), the act's opId, and the ledger index of its ActSigningSetFixed.
+  return { keyId: op.act.keyId, keyEpoch: kernelEpoch(op.act.keyEpoch), requestId: op.opId, messageDigest: op.act.messageDigest, ledgerIndex: op.signingSet.index };
+}
+
+/** The ledger index of the ActSubmitted entry that admitted the act. */
+export function submittedIndex(op: OpRecord): number {
+  const h = op.history.find((x) => x.state === 'Submitted');
+  if (h === undefined) throw new CustodyError('INTERNAL', `act ${op.opId} has no submission in its history`);
+  return h.index;
 }
 
 /**
@@ -169,6 +179,12 @@ export interface ParticipantOptions {
   readonly log: (line: string) => void;
   /** How long a request waits for this node's replica to catch up with the coordinator's. */
   readonly catchUpMs?: number;
+  /**
+   * The certificate of the entries at these ledger indexes (node/checkpoints.ts
+   * Checkpointer.certificate): the act's ActSubmitted and ActSigningSetFixed under a checkpoint a
+   * majority of the voters cosigned, which the kernel checks before it signs.
+   */
+  readonly certificate: (indexes: readonly number[]) => Promise<EntryCertificate>;
 }
 
 export class LifecycleParticipant implements ParticipantPort {
@@ -589,9 +605,11 @@ export class LifecycleParticipant implements ParticipantPort {
     });
     if (!same) throw new CustodyError('BINDING_MISMATCH', `not the signing set fixed for ${opId} at index ${set.index}`);
     const permit = kernelPermit(c, op);
+    // What the kernel checks before it signs: a majority of the voters applied both entries.
+    const certificate = await this.o.certificate([submittedIndex(op), set.index]);
     const r = await this.kernelCall({
       kind: 'sign', permit: { ...permit, messageDigest: messagesDigest(messages) }, messages, lists: lists.map((l) => [...l]), counters: [...counters],
-      ledgerConsumedCounter: ledgerConsumedCounter(c, op, this.nodeId),
+      ledgerConsumedCounter: ledgerConsumedCounter(c, op, this.nodeId), certificate,
     }, 'signatureShares');
     if (r.sigShares.length !== messages.length) throw new CustodyError('INTERNAL', `the kernel returned ${r.sigShares.length} shares for ${messages.length} messages`);
     return { identifier: r.identifier, shares: [...r.sigShares] };

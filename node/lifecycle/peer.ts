@@ -19,6 +19,8 @@ import { INCARNATION_METADATA_KEY, incarnationRefusal } from '../backup/incarnat
 import { adminPackage, refusal } from '../admin/server.js';
 import type { SigningCommitment } from '../../kernel/wire.js';
 import type { Exchange, NonceOffer, ParticipantPort } from './ports.js';
+import type { CosignPeer } from '../checkpoints.js';
+import { tlog as tlogLimits } from '../../proto/limits.js';
 
 type Unary = (req: object, md: grpc.Metadata, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r?: unknown) => void) => void;
 
@@ -127,8 +129,19 @@ export class RemoteParticipant implements ParticipantPort {
   }
 }
 
+/** Another node's cosigning of its own checkpoints (node/checkpoints.ts), over the peer service. */
+export class RemoteCosigner implements CosignPeer {
+  constructor(readonly nodeId: string, private readonly peer: PeerClient) {}
+
+  async cosign(size: number): Promise<string> {
+    const r = await this.peer.call<{ note?: string }>('Cosign', { size }, tlogLimits.cosignCallMs);
+    if (typeof r.note !== 'string' || r.note.length === 0 || Buffer.byteLength(r.note) > tlogLimits.noteBytesMax) throw new CustodyError('NOTE_MALFORMED', `${this.nodeId} answered no note within its bound`);
+    return r.note;
+  }
+}
+
 /** The server side: only node certificates whose CN is a cluster node. */
-export function peerHandlers(o: { participant: ParticipantPort; exchange: PeerExchange; isNode: (id: string) => boolean; incarnation?: string }): grpc.UntypedServiceImplementation {
+export function peerHandlers(o: { participant: ParticipantPort; exchange: PeerExchange; isNode: (id: string) => boolean; incarnation?: string; cosign?: (size: number) => Promise<string> }): grpc.UntypedServiceImplementation {
   const who = (call: { getAuthContext(): { sslPeerCertificate?: PeerCertificate } | null; metadata: grpc.Metadata }): string => {
     const cert = call.getAuthContext()?.sslPeerCertificate;
     const cn = cert?.subject?.CN;
@@ -164,6 +177,12 @@ export function peerHandlers(o: { participant: ParticipantPort; exchange: PeerEx
       const counters = (r.counters as (number | string)[] | undefined ?? []).map((c) => Number(c));
       const x = await o.participant.sign(String(r.opId ?? ''), lists, counters);
       return { identifier: x.identifier, shares: x.shares.map((s) => Buffer.from(s)) };
+    }),
+    Cosign: unary<R>(async (r) => {
+      if (o.cosign === undefined) throw new CustodyError('CHECKPOINT_NOT_CERTIFIED', 'this node cosigns no checkpoints');
+      const size = Number(r.size ?? 0);
+      if (!Number.isSafeInteger(size) || size < 1) throw new CustodyError('INVALID_ARGUMENT', `tree size ${String(r.size)}`);
+      return { note: await o.cosign(size) };
     }),
   };
 }

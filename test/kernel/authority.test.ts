@@ -5,6 +5,7 @@
  */
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
+import { ed25519 } from '@noble/curves/ed25519.js';
 import { makeApproverKey, signDecision, decisionToCbor, type ApproverKey, type DecisionAction } from '../../ledger/decision.js';
 import { encode, toHex } from '../../ledger/encoding.js';
 import { applyDecision, genesisState, revokedAt, rosterToJson, type GovernanceState } from '../../kernel/authority.js';
@@ -20,6 +21,7 @@ class Follower {
   state: GovernanceState = genesisState({
     clusterId: 'c1', genesisCid: toHex(randomBytes(32)), governanceEpoch: 0,
     roster: { approvers: this.genesis.map((a) => ({ id: a.id, publicKey: toHex(a.publicKey), roles: ['governor'] })), quorum: { threshold: 2, freezeThreshold: 1 } },
+    nodes: ['n1', 'n2', 'n3'].map((id, i) => ({ id, identityKey: toHex(ed25519.getPublicKey(new Uint8Array(32).fill(i + 1))) })),
   });
 
   make(action: DecisionAction, signers: ApproverKey[], over: { epoch?: number; index?: number; stampMs?: number; issuedMs?: number; expiresInMs?: number; parent?: Uint8Array } = {}): CommittedDecision {
@@ -94,6 +96,15 @@ t.test('policy changes and node decisions', async (t) => {
   t.equal(f.state.governanceEpoch, 1, 'a policy change opens a new governance epoch, as the ledger does');
   t.equal(f.apply(f.make({ kind: 'NodeRebound', nodeId: 'n1', passport: 'p-2' }, q)), 'applied');
   t.equal(f.state.passport, 'p-2', 'this node was rebound');
+  t.same(f.state.nodes?.map((n) => n.id), ['n1', 'n2', 'n3'], 'the voters start as the genesis nodes');
+  const n4 = toHex(ed25519.getPublicKey(new Uint8Array(32).fill(4)));
+  t.equal(f.apply(f.make({ kind: 'NodeAdded', node: { id: 'n4', identityKey: Buffer.from(n4, 'hex'), passport: 'p-4' } }, q)), 'applied');
+  t.same(f.state.nodes?.map((n) => n.id), ['n1', 'n2', 'n3', 'n4'], 'an added node is a voter');
+  t.equal(f.state.nodes?.[3]?.identityKey, n4, 'with the identity key the decision names');
+  t.equal(f.apply(f.make({ kind: 'NodeAdded', node: { id: 'n4', identityKey: new Uint8Array(32).fill(9), passport: 'p-9' } }, q)), 'applied');
+  t.equal(f.state.nodes?.[3]?.identityKey, n4, 'a second NodeAdded for one id does not replace its key');
+  t.equal(f.apply(f.make({ kind: 'NodeRemoved', nodeId: 'n2' }, q)), 'applied');
+  t.same(f.state.nodes?.map((n) => n.id), ['n1', 'n3', 'n4'], 'a removed node is no voter');
   t.equal(f.apply(f.make({ kind: 'NodeRemoved', nodeId: 'n1' }, q)), 'applied');
   t.ok(f.state.removed, 'removal fences this node for good');
 });
@@ -140,7 +151,7 @@ t.test('the kernel and the ledger hold the same revocations after any sequence o
     const s = new ScriptedCluster({ label: 'revocation-agreement' });
     s.genesis();
     const c = s.state.cluster!;
-    let k = genesisState({ clusterId: c.clusterId, genesisCid: toHex(c.governance.headCid), governanceEpoch: c.governance.epoch, roster: rosterToJson(c.governance.roster) });
+    let k = genesisState({ clusterId: c.clusterId, genesisCid: toHex(c.governance.headCid), governanceEpoch: c.governance.epoch, roster: rosterToJson(c.governance.roster), nodes: Object.values(c.nodes).map((n) => ({ id: n.id, identityKey: toHex(n.identityKey) })) });
     for (const x of steps) {
       s.nowMs += x.advanceDays * 86_400_000;
       const notAfterMs = Math.max(0, s.nowMs + x.notAfterInDays * 86_400_000 - ledgerLimits.revocationExpiryGraceMs);

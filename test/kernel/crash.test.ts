@@ -62,7 +62,7 @@ for (const profile of PROFILES) {
         counters: [mine.counter], ledgerConsumedCounter: 0,
       };
       try {
-        await p.client.call(body, 'signatureShares');
+        await p.client.call(gov.certified(body), 'signatureShares');
         rec.record(mine, message);
         return 'OK';
       } catch (e) {
@@ -78,7 +78,7 @@ for (const profile of PROFILES) {
         counters: mine.map((n) => n.counter), ledgerConsumedCounter: 0,
       };
       try {
-        await p.client.call(body, 'signatureShares');
+        await p.client.call(gov.certified(body), 'signatureShares');
         messages.forEach((m, i) => rec.record(mine[i]!, m));
         return 'OK';
       } catch (e) {
@@ -165,7 +165,7 @@ for (const profile of PROFILES) {
           messages: [Buffer.from(message)], lists: [[n, other!].map((x) => ({ identifier: x.identifier, hiding: x.hiding, binding: x.binding }))],
           counters: [n.counter], ledgerConsumedCounter: ledgerConsumed,
         };
-        const r = await reasonOf(k.victim.client.call(body, 'signatureShares'));
+        const r = await reasonOf(k.victim.client.call(gov.certified(body), 'signatureShares'));
         if (r === 'OK') rec.record(n, Buffer.from(message));
         return r;
       };

@@ -15,13 +15,18 @@ import { encode, toHex } from '../../ledger/encoding.js';
 import type { GenesisPin } from '../../kernel/authority.js';
 import { KernelClient } from '../../kernel/client.js';
 import { hsmInit, type HsmConfig } from '../../kernel/hsm.js';
-import { Kernel, type CrashPoint } from '../../kernel/kernel.js';
+import { Kernel, type CrashPoint, type KernelOptions } from '../../kernel/kernel.js';
 import { KernelStore } from '../../kernel/store.js';
 import { externalPublicKey, suiteOf, type PublicKeyPackage, type Suite, type SuiteName } from '../../kernel/suites.js';
 import { SoftwareVault, type Vault } from '../../kernel/vault.js';
 import { HsmVault } from '../../kernel/hsm.js';
-import type { CommittedDecision, NonceCommitment, Participant, Permit, PublicPackage, SigningCommitment } from '../../kernel/wire.js';
+import type { CommittedDecision, NonceCommitment, Participant, Permit, PublicPackage, RequestBody, SigningCommitment } from '../../kernel/wire.js';
 import { messagesDigest } from '../../ledger/tx/messages.js';
+import { ed25519 } from '@noble/curves/ed25519.js';
+import { encodeEvent, type LedgerEntry, type SigningSetMember } from '../../ledger/events.js';
+import { checkpointOrigin, cosignatureSigner, entryLeafHash, formatCheckpoint, inclusionProof, memoryReader, nodeSignerName, rootOf, signNote, type EntryCertificate } from '../../ledger/tlog/index.js';
+
+export type SignBody = Extract<RequestBody, { kind: 'sign' }>;
 
 export const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 export const KERNEL_BIN = join(REPO, 'dist/kernel/bin.js');
@@ -50,6 +55,13 @@ export class Governance {
   private lastCid: Uint8Array = this.genesisCid;
   /** Every decision issued, in order (what the ledger would hold). */
   readonly log: CommittedDecision[] = [];
+  /** The genesis nodes (the first voters) and their identity keys: they cosign checkpoints. */
+  readonly voters: { id: string; seed: Uint8Array; identityKey: Uint8Array }[] = ['v1', 'v2', 'v3'].map((id) => {
+    const seed = new Uint8Array(randomBytes(32));
+    return { id, seed, identityKey: ed25519.getPublicKey(seed) };
+  });
+  /** Leaf hashes of the ledger entries this twin has certified, in order (a tree of act entries only). */
+  readonly leaves: Uint8Array[] = [];
 
   pin(): GenesisPin {
     return {
@@ -60,7 +72,69 @@ export class Governance {
         approvers: this.approvers.map((a) => ({ id: a.id, publicKey: toHex(a.publicKey), roles: ['governor'] })),
         quorum: { threshold: 2, freezeThreshold: 1 },
       },
+      nodes: this.voters.map((v) => ({ id: v.id, identityKey: toHex(v.identityKey) })),
     };
+  }
+
+  /** A voter's cosignature signer (node/checkpoints.ts signs the same way). */
+  cosigner(v: { id: string; seed: Uint8Array }): ReturnType<typeof cosignatureSigner> {
+    return cosignatureSigner(nodeSignerName(this.clusterId, v.id), v.seed, Math.floor(this.stampMs / 1000));
+  }
+
+  /**
+   * The ledger entries of one act, as the ledger would chain them: an ActSubmitted for the act the
+   * permit names (its opId the permit's requestId, its key, epoch and messagesDigest the permit's)
+   * at the ledger index before the permit's, and an ActSigningSetFixed at the permit's index whose
+   * commitments are `lists`, each member's counters from `counters` (by identifier; members not
+   * named there carry `fallback`).
+   */
+  actEntries(permit: Permit, lists: readonly (readonly SigningCommitment[])[], counters: Record<string, readonly number[]>, fallback: readonly number[], o: { setOpId?: string } = {}): [LedgerEntry, LedgerEntry] {
+    const proposer = { nodeId: this.voters[0]!.id, passport: 'passport-v1' };
+    const submitted = encodeEvent({
+      type: 'ActSubmitted', opId: permit.requestId, approval: null, ...proposer,
+      act: { keyId: permit.keyId, keyEpoch: permit.keyEpoch, initiator: 'custodian-1', kind: 'raw', tx: new Uint8Array([1]), asset: 'RAW', amount: 0n, destination: '', displayHash: new Uint8Array(32), messageDigest: permit.messageDigest },
+    });
+    const members: SigningSetMember[] = (lists[0] ?? []).map((c) => ({
+      nodeId: `node-of-${c.identifier.slice(0, 8)}`, identifier: c.identifier,
+      nonces: lists.map((l, i) => {
+        const x = l.find((y) => y.identifier === c.identifier) ?? c;
+        return { counter: (counters[c.identifier] ?? fallback)[i] ?? 1, hiding: x.hiding, binding: x.binding };
+      }),
+    }));
+    const fixed = encodeEvent({ type: 'ActSigningSetFixed', opId: o.setOpId ?? permit.requestId, permitId: sha256(Buffer.from(permit.requestId)), commitments: members, ...proposer });
+    return [
+      { index: Math.max(1, permit.ledgerIndex - 1), stampMs: this.stampMs, event: submitted },
+      { index: permit.ledgerIndex, stampMs: this.stampMs, event: fixed },
+    ];
+  }
+
+  /**
+   * Appends `entries` to the twin's tree and returns their certificate under a checkpoint of the
+   * whole tree, cosigned by `signers` (default: every voter, as a healthy cluster would).
+   */
+  certify(entries: readonly LedgerEntry[], signers: readonly { id: string; seed: Uint8Array }[] = this.voters): EntryCertificate {
+    const at = entries.map((e) => {
+      this.leaves.push(entryLeafHash(e));
+      return this.leaves.length - 1;
+    });
+    const size = this.leaves.length;
+    const read = memoryReader(this.leaves);
+    const text = formatCheckpoint({ origin: checkpointOrigin(this.clusterId), size, root: rootOf(this.leaves), extensions: [] });
+    return {
+      note: signNote(text, signers.map((v) => this.cosigner(v))),
+      inclusions: entries.map((entry, i) => ({ leafIndex: at[i]!, entry, proof: inclusionProof(at[i]!, size, read) })),
+    };
+  }
+
+  /**
+   * A sign request as a daemon would send it: `body` with the certificate of the act and signing
+   * set its own fields name (every member of its lists carries the request's counters: each kernel
+   * checks only its own). Replaces any certificate the body carries.
+   */
+  certified(body: SignBody | RequestBody): SignBody {
+    const b = body as SignBody;
+    if (b.permit === undefined || b.permit === null) return b; // refused for that before any certificate is read
+    return { ...b, certificate: this.certify(this.actEntries(b.permit, b.lists, {}, b.counters)) };
   }
 
   /** A decision signed by two of the three approvers, chained to the previous one. */
@@ -204,7 +278,7 @@ export async function startKernel(setup: KernelSetup, extraEnv: Record<string, s
 }
 
 /** An in-process kernel over a temp store (unit tests that need no socket). */
-export async function openInProcess(root: string, nodeId: string, profile: Profile, gov: Governance, crashPoint?: (p: CrashPoint) => void): Promise<{ kernel: Kernel; close: () => Promise<void>; setup: KernelSetup }> {
+export async function openInProcess(root: string, nodeId: string, profile: Profile, gov: Governance, crashPoint?: (p: CrashPoint) => void, options: Pick<KernelOptions, 'checkSubmittedAct'> = {}): Promise<{ kernel: Kernel; close: () => Promise<void>; setup: KernelSetup }> {
   // One process can load a PKCS#11 module once, with one SoftHSM2 config: in-process kernels of
   // the hsm profile share a token folder (one token each).
   const setup = setupKernel(root, nodeId, profile, gov, { sharedHsmDir: join(root, 'softhsm-shared') });
@@ -216,7 +290,7 @@ export async function openInProcess(root: string, nodeId: string, profile: Profi
     process.env['SOFTHSM2_CONF'] = setup.env['SOFTHSM2_CONF']!;
     vault = HsmVault.open(setup.hsm!);
   }
-  const kernel = await Kernel.open({ nodeId, store, vault, genesis: gov.pin(), ...(crashPoint ? { crashPoint } : {}) });
+  const kernel = await Kernel.open({ nodeId, store, vault, genesis: gov.pin(), ...(crashPoint ? { crashPoint } : {}), ...options });
   return {
     kernel, setup,
     async close() {
@@ -328,9 +402,12 @@ export async function signManyAcross(gov: Governance, signers: Member[], key: Ke
   const lists = messages.map((_, i) => nonces.map((ns) => ({ identifier: ns[i]!.identifier, hiding: ns[i]!.hiding, binding: ns[i]!.binding })));
   const permit = permitOver(key, messages, gov.permitIndex(), epoch);
   const shares: Record<string, Uint8Array>[] = messages.map(() => ({}));
+  // One certificate for every signer: the act and its signing set with each member's own counters.
+  const counters = Object.fromEntries(nonces.map((ns) => [ns[0]!.identifier, ns.map((n) => n.counter)]));
+  const certificate = gov.certify(gov.actEntries(permit, lists, counters, []));
   await Promise.all(signers.map(async (m, s) => {
     const r = await m.client.call({
-      kind: 'sign', permit, messages, lists, counters: nonces[s]!.map((n) => n.counter), ledgerConsumedCounter: ledgerConsumed?.[m.nodeId] ?? 0,
+      kind: 'sign', permit, messages, lists, counters: nonces[s]!.map((n) => n.counter), ledgerConsumedCounter: ledgerConsumed?.[m.nodeId] ?? 0, certificate,
     }, 'signatureShares');
     r.sigShares.forEach((z, i) => (shares[i]![r.identifier] = z));
   }));

@@ -40,7 +40,9 @@ for (const profile of PROFILES) {
       },
       messages: [message], lists: [commitments], counters: [over.counter ?? na!.counter], ledgerConsumedCounter: 0,
     });
-    const sign = (body: RequestBody): Promise<string> => reasonOf(a.client.call(body, 'signatureShares'));
+    // Each request carries the certificate of the act and signing set its own fields name, as a
+    // daemon's would (test/kernel/certificate.test.ts tries requests whose certificate does not fit).
+    const sign = (body: RequestBody): Promise<string> => reasonOf(a.client.call(gov.certified(body), 'signatureShares'));
     const govern = async (d: ReturnType<Governance['decide']>): Promise<void> => {
       for (const m of [a, b]) await m.client.call({ kind: 'governance', decisions: [d] }, 'governance');
     };
@@ -81,8 +83,8 @@ for (const profile of PROFILES) {
     // Finally the same nonce signs once the step is authorized, and only once.
     const good = signBody({ requestId: 'r-good' });
     t.equal(await sign(good), 'OK', 'authorized step signs with the nonce every refusal left intact');
-    const first = await a.client.call(good, 'signatureShares');
-    t.same(Buffer.from((await a.client.call(good, 'signatureShares')).sigShares[0]!), Buffer.from(first.sigShares[0]!), 'the identical request again gets the same share (K4)');
+    const first = await a.client.call(gov.certified(good), 'signatureShares');
+    t.same(Buffer.from((await a.client.call(gov.certified(good), 'signatureShares')).sigShares[0]!), Buffer.from(first.sigShares[0]!), 'the identical request again gets the same share (K4)');
     const goodSign = good as Extract<RequestBody, { kind: 'sign' }>;
     t.equal(await sign({ ...goodSign, lists: [[...commitments].reverse()] }), 'STEP_PERMIT_REUSED', 'reused permit for another commitment list');
     const six = Buffer.from('transfer 6 units to treasury');

@@ -28,7 +28,7 @@ for (const profile of PROFILES) {
       permit: { keyId: key.keyId, keyEpoch: 0, requestId, messageDigest: over.digest ?? messagesDigest([message]), ledgerIndex },
       messages: [message], lists: [list], counters: [over.counter ?? mine.counter], ledgerConsumedCounter: 0,
     });
-    const share = async (p: KernelProcess, body: RequestBody): Promise<Uint8Array> => (await p.client.call(body, 'signatureShares')).sigShares[0]!;
+    const share = async (p: KernelProcess, body: RequestBody): Promise<Uint8Array> => (await p.client.call(gov.certified(body), 'signatureShares')).sigShares[0]!;
     const restart = async (env: Record<string, string> = {}): Promise<void> => {
       await k.victim.stop();
       k.victim = await startKernel(k.victim.setup, env);
@@ -72,8 +72,8 @@ for (const profile of PROFILES) {
         ['another ledger index for the permit', step(requestId, index + 1, mine, list, message)],
         ['the same counter named with another nonce\'s commitment', step(requestId, index, mine, listOf(fresh, other), message, { counter: mine.counter })],
       ];
-      for (const [what, body] of variants) t.equal(await reasonOf(k.victim.client.call(body, 'signatureShares')), 'STEP_PERMIT_REUSED', what);
-      const again = await reasonOf(k.victim.client.call(body, 'signatureShares'));
+      for (const [what, body] of variants) t.equal(await reasonOf(k.victim.client.call(gov.certified(body), 'signatureShares')), 'STEP_PERMIT_REUSED', what);
+      const again = await reasonOf(k.victim.client.call(gov.certified(body), 'signatureShares'));
       t.equal(again, 'OK', 'the identical request still answers after the refusals');
     });
 
@@ -89,14 +89,14 @@ for (const profile of PROFILES) {
     t.test('a kernel killed after consuming the nonce, before the share left, gives that share on the identical request', async (t) => {
       const { mine, other, list, message, requestId, index, body } = await permitFor('pay 40 to treasury');
       await restart({ CUSTODY_KERNEL_CRASH_AT: 'sign:consumed' });
-      t.equal(await reasonOf(k.victim.client.call(body, 'signatureShares')), 'REMOTE_TIMEOUT', 'no share came back');
+      t.equal(await reasonOf(k.victim.client.call(gov.certified(body), 'signatureShares')), 'REMOTE_TIMEOUT', 'no share came back');
       t.equal((await k.victim.exited).signal, 'SIGKILL', 'the kernel died right after the consuming batch');
       await restart();
       const stored = await share(k.victim, body);
       const otherShare = await share(k.helper, step(requestId, index, other, list, message));
       t.ok(aggregateVerifies(list, message, { [mine.identifier]: stored, [other.identifier]: otherShare }), 'the stored share completes the signature');
       const fresh = await presign(k.victim);
-      t.equal(await reasonOf(k.victim.client.call(step(requestId, index, fresh, listOf(fresh, other), message), 'signatureShares')), 'STEP_PERMIT_REUSED', 'and the permit yields no second share');
+      t.equal(await reasonOf(k.victim.client.call(gov.certified(step(requestId, index, fresh, listOf(fresh, other), message)), 'signatureShares')), 'STEP_PERMIT_REUSED', 'and the permit yields no second share');
     });
   });
 }

@@ -79,10 +79,10 @@ for (const profile of PROFILES) {
       const ledgerIndex = gov.permitIndex();
       const shares: Record<string, Uint8Array> = {};
       for (const [i, n] of ids.entries()) {
-        const res = await kernels[i]!.kernel.handle({
+        const res = await kernels[i]!.kernel.handle(gov.certified({
           kind: 'sign', permit: { keyId, keyEpoch: 0, requestId: `rfc-${n}`, messageDigest: messagesDigest([message]), ledgerIndex },
           messages: [message], lists: [commitments], counters: [presigned[i]!.counter], ledgerConsumedCounter: 0,
-        });
+        }));
         if (res.kind !== 'signatureShares') throw new Error(`sign refused: ${JSON.stringify(res)}`);
         t.equal(bytesToHex(res.sigShares[0]!), v.sig_shares[n], `participant ${n} signature share (§5.2)`);
         shares[res.identifier] = res.sigShares[0]!;

@@ -4,7 +4,8 @@
  */
 import t from 'tap';
 import { CustodyError } from '../../proto/errors.js';
-import { kernel as limits, tx as txLimits } from '../../proto/limits.js';
+import { kernel as limits, tlog as tlogLimits, tx as txLimits } from '../../proto/limits.js';
+import type { EntryCertificate } from '../../ledger/tlog/ledger-log.js';
 import { FrameDecoder, decodeRequest, decodeResponse, encodeRequest, encodeResponse, frame, type RequestBody } from '../../kernel/wire.js';
 
 const reqs: RequestBody[] = [
@@ -68,7 +69,18 @@ t.test('responses round-trip and error frames carry a table reason', async (t) =
 
 const point = (seed: number): Uint8Array => Uint8Array.from({ length: 33 }, (_, i) => (seed * 31 + i) & 0xff);
 const ident = (n: number): string => n.toString(16).padStart(64, '0');
-function signBody(messages: Uint8Array[], signers: number): Extract<RequestBody, { kind: 'sign' }> {
+/** A certificate of the given sizes (the decoder checks bounds only; kernel/certificate.ts checks meaning). */
+function certificateOf(noteBytes: number, eventBytes: number, proofHashes: number): EntryCertificate {
+  return {
+    note: 'n'.repeat(noteBytes),
+    inclusions: [0, 1].map((i) => ({
+      leafIndex: 2 ** 40 + i, entry: { index: 2 ** 40 + i, stampMs: 1_700_000_000_000, event: new Uint8Array(eventBytes).fill(i + 1) },
+      proof: Array.from({ length: proofHashes }, (_, j) => new Uint8Array(32).fill(j)),
+    })),
+  };
+}
+
+function signBody(messages: Uint8Array[], signers: number, certificate: EntryCertificate | null = certificateOf(600, 300, 12)): Extract<RequestBody, { kind: 'sign' }> {
   return {
     kind: 'sign',
     permit: { keyId: 'k'.repeat(limits.idBytesMax), keyEpoch: 7, requestId: 'r'.repeat(limits.idBytesMax), messageDigest: new Uint8Array(32).fill(9), ledgerIndex: 2 ** 40 },
@@ -76,6 +88,7 @@ function signBody(messages: Uint8Array[], signers: number): Extract<RequestBody,
     lists: messages.map((_, i) => Array.from({ length: signers }, (_, s) => ({ identifier: ident(s + 1), hiding: point(i * 64 + s), binding: point(i * 64 + s + 32) }))),
     counters: messages.map((_, i) => 2 ** 40 + i),
     ledgerConsumedCounter: 2 ** 40 - 1,
+    certificate,
   };
 }
 
@@ -87,10 +100,11 @@ t.test('a sign request round-trips, lists of lists included', async (t) => {
   t.same(res.body, { kind: 'signatureShares', identifier: ident(1), sigShares: [new Uint8Array(32).fill(1), new Uint8Array(32).fill(2)], counters: [5, 9] }, 'one share per message comes back in order');
 });
 
-t.test('the largest act fits one frame: every message with a full commitment list', async (t) => {
-  const body = signBody(Array.from({ length: txLimits.messagesPerActMax }, (_, i) => new Uint8Array(32).fill(i)), limits.participantsMax);
+t.test('the largest act fits one frame: every message with a full commitment list, and the largest certificate', async (t) => {
+  const largest = certificateOf(tlogLimits.noteBytesMax, tlogLimits.certificateEntryBytesMax, tlogLimits.proofHashesMax);
+  const body = signBody(Array.from({ length: txLimits.messagesPerActMax }, (_, i) => new Uint8Array(32).fill(i)), limits.participantsMax, largest);
   const bytes = encodeRequest({ callId: 2 ** 40, body });
-  t.ok(bytes.length <= limits.frameBytesMax, `${txLimits.messagesPerActMax} messages x ${limits.participantsMax} signers: ${bytes.length} bytes <= ${limits.frameBytesMax}`);
+  t.ok(bytes.length <= limits.frameBytesMax, `${txLimits.messagesPerActMax} messages x ${limits.participantsMax} signers with a certificate of two ${tlogLimits.certificateEntryBytesMax}-byte entries: ${bytes.length} bytes <= ${limits.frameBytesMax}`);
   t.same(decodeRequest(bytes).body, body, 'and decodes to itself');
 });
 
@@ -105,6 +119,14 @@ t.test('the sign request\'s bounds name the field', async (t) => {
   };
   const one = signBody([Uint8Array.from([1])], 2);
   t.equal(bad(one), 'OK', 'a one-message act');
+  t.equal(bad(signBody([Uint8Array.from([1])], 2, null)), 'OK', 'no certificate decodes (the kernel refuses it CHECKPOINT_NOT_CERTIFIED)');
+  t.match(bad(signBody([Uint8Array.from([1])], 2, certificateOf(tlogLimits.noteBytesMax + 1, 10, 1))), /^PAYLOAD_REJECTED sign\.certificate\.note is longer than/, 'a note past its bound');
+  t.match(bad(signBody([Uint8Array.from([1])], 2, certificateOf(10, tlogLimits.certificateEntryBytesMax + 1, 1))), /^PAYLOAD_REJECTED sign\.certificate\.inclusions\[0\]\.event has/, 'an entry past its bound');
+  t.match(bad(signBody([Uint8Array.from([1])], 2, certificateOf(10, 10, tlogLimits.proofHashesMax + 1))), /^PAYLOAD_REJECTED sign\.certificate\.inclusions\[0\]\.proof has/, 'a proof past its bound');
+  const three = certificateOf(10, 10, 1);
+  t.match(bad(signBody([Uint8Array.from([1])], 2, { ...three, inclusions: [...three.inclusions, three.inclusions[0]!] })), /^PAYLOAD_REJECTED sign\.certificate\.inclusions has 3 entries/, 'more inclusions than a certificate carries');
+  const short = certificateOf(10, 10, 1);
+  t.match(bad(signBody([Uint8Array.from([1])], 2, { ...short, inclusions: [{ ...short.inclusions[0]!, proof: [new Uint8Array(31)] }] })), /^PAYLOAD_REJECTED sign\.certificate\.inclusions\[0\]\.proof\[0\]/, 'a proof hash of 31 bytes');
   const n = txLimits.messagesPerActMax + 1;
   const over = signBody(Array.from({ length: n }, () => Uint8Array.from([1])), 2);
   t.match(bad(over), /^PAYLOAD_REJECTED sign\.messages has 65 entries/, 'more messages than an act carries');

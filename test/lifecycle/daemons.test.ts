@@ -121,14 +121,14 @@ t.test('three daemons: lifecycle over the admin API; kill -9 of the leader mid-a
   const views = await Promise.all(['warm', ...opIds, 'after-restart'].map((op) => audra(survivor).showAct(op)));
   const groupKey = (await audra(survivor).status()).keys[0]!.publicKey;
   await cluster.stop();
-  /** hex(permit id) -> every share a kernel recorded under it. */
+  /** The permit's request id (the act's opId, kernel/certificate.ts) -> every share a kernel recorded under it. */
   const used = new Map<string, { nodeId: string; lists: string; shares: string[]; counters: number[] }[]>();
   for (const id of ids) {
     const store = await KernelStore.open(join(dir, `${id}-kernel`, 'store'));
     for (const { key, value } of await store.list('permit/', 100_000)) {
-      const permitHex = Buffer.from(key.split('/')[2]!, 'hex').toString('utf8');
+      const requestId = Buffer.from(key.split('/')[2]!, 'hex').toString('utf8');
       const r = JSON.parse(Buffer.from(value).toString('utf8')) as { lists: string; shares: string[]; counters: number[] };
-      used.set(permitHex, [...(used.get(permitHex) ?? []), { nodeId: id, lists: r.lists, shares: r.shares, counters: r.counters }]);
+      used.set(requestId, [...(used.get(requestId) ?? []), { nodeId: id, lists: r.lists, shares: r.shares, counters: r.counters }]);
     }
     await store.close();
   }
@@ -137,7 +137,7 @@ t.test('three daemons: lifecycle over the admin API; kill -9 of the leader mid-a
     // A Solana act signs one message: one list, one nonce pair per member, one share each.
     const list = v.signingSet.map((m) => ({ identifier: m.identifier, hiding: fromHex(m.nonces[0]!.hiding), binding: fromHex(m.nonces[0]!.binding) }));
     const message = new Uint8Array(v.tx);
-    const records = used.get(v.permitId) ?? [];
+    const records = used.get(v.opId) ?? [];
     t.same(records.map((r) => r.nodeId).sort(), v.signingSet.map((m) => m.nodeId).sort(), `${v.opId}: exactly the members of the fixed set hold a share under its permit, one each`);
     t.ok(records.every((r) => r.lists === toHex(signingListsDigest([list]))), `${v.opId}: every share under the permit is over the fixed list`);
     t.ok(records.every((r) => JSON.stringify(r.counters) === JSON.stringify(v.signingSet.find((m) => m.nodeId === r.nodeId)?.nonces.map((n) => n.counter))), `${v.opId}: each with the nonce the ledger names`);

@@ -26,7 +26,7 @@ async function twins(gov: Governance, ids: string[]): Promise<Member[]> {
   const pin = gov.pin();
   const out: Member[] = [];
   for (const id of ids) {
-    const k = await KernelTwin.open(id, pin.clusterId, fromHex(pin.genesisCid), rosterFromJson(pin.roster));
+    const k = await KernelTwin.open(id, pin.clusterId, fromHex(pin.genesisCid), rosterFromJson(pin.roster), pin.nodes.map((n) => ({ id: n.id, identityKey: fromHex(n.identityKey) })));
     const s = await k.call({ kind: 'status' }, 'status');
     out.push({ nodeId: id, client: k as unknown as KernelClient, transportPublicKey: s.transportPublicKey });
   }
@@ -53,7 +53,7 @@ t.test('the twin refuses every change to a permitted request and replays only th
   const gov = new Governance();
   const [a, b, c] = (await twins(gov, ['n1', 'n2', 'n3'])) as [Member, Member, Member];
   const key = await runDkg(gov, [a, b, c], 'twin-attack', 'ed25519', 2);
-  const sign = (body: RequestBody): Promise<string> => reasonOf(a.client.call(body, 'signatureShares'));
+  const sign = (body: RequestBody): Promise<string> => reasonOf(a.client.call(gov.certified(body), 'signatureShares'));
   const messages = [Buffer.from('input 0'), Buffer.from('input 1'), Buffer.from('input 2')];
   const mine = await presign(a, key, 3);
   const theirs = await presign(b, key, 3);
@@ -75,11 +75,11 @@ t.test('the twin refuses every change to a permitted request and replays only th
   ];
   for (const [what, body, reason] of variants) t.equal(await sign(body), reason, what);
 
-  const first = await a.client.call(good, 'signatureShares');
+  const first = await a.client.call(gov.certified(good), 'signatureShares');
   t.same(first.counters, good.counters, 'the refusals left every nonce of the act usable');
-  const again = await a.client.call(good, 'signatureShares');
+  const again = await a.client.call(gov.certified(good), 'signatureShares');
   t.same(again.sigShares.map((x) => Buffer.from(x)), first.sigShares.map((x) => Buffer.from(x)), 'the identical request again returns identical shares');
-  const other = await b.client.call({ ...good, counters: theirs.map((n) => n.counter) }, 'signatureShares');
+  const other = await b.client.call(gov.certified({ ...good, counters: theirs.map((n) => n.counter) }), 'signatureShares');
   for (const [i, m] of messages.entries()) {
     const sig = suiteOf('ed25519').frost.aggregate(toPackage(key.public) as never, lists[i] as never, m, { [first.identifier]: again.sigShares[i]!, [other.identifier]: other.sigShares[i]! } as never);
     t.ok(independentVerify('ed25519', key.public.commitments[0]!, m, sig), `replayed share ${i} completes a valid signature`);
@@ -89,4 +89,25 @@ t.test('the twin refuses every change to a permitted request and replays only th
   const two = messages.slice(0, 2);
   t.equal(await sign({ ...good, messages: two, lists: lists.slice(0, 2), counters: good.counters.slice(0, 2), permit: { ...good.permit, messageDigest: messagesDigest(two) } }), 'STEP_PERMIT_REUSED', 'a subset of the messages under the used permit id');
   t.equal(await sign({ ...good, permit: permitOver(key, messages, gov.permitIndex()) }), 'NONCE_REUSED', 'the consumed counters under a new permit');
+});
+
+t.test('the twin checks the certificate as the kernel does, before any nonce', async (t) => {
+  const gov = new Governance();
+  const [a, b] = (await twins(gov, ['n1', 'n2'])) as [Member, Member];
+  const key = await runDkg(gov, [a, b], 'twin-cert', 'ed25519', 2);
+  const messages = [Buffer.from('input 0')];
+  const [mine] = await presign(a, key, 1);
+  const [theirs] = await presign(b, key, 1);
+  const lists = [listOf([mine!, theirs!])];
+  const good: SignBody = { kind: 'sign', permit: permitOver(key, messages, gov.permitIndex()), messages, lists, counters: [mine!.counter], ledgerConsumedCounter: 0 };
+  const entries = () => gov.actEntries(good.permit, lists, { [mine!.identifier]: [mine!.counter], [theirs!.identifier]: [theirs!.counter] }, []);
+  const sign = (body: SignBody): Promise<string> => reasonOf(a.client.call(body, 'signatureShares'));
+  t.equal(await sign(good), 'CHECKPOINT_NOT_CERTIFIED', 'no certificate');
+  t.equal(await sign({ ...good, certificate: gov.certify(entries(), [gov.voters[0]!]) }), 'CHECKPOINT_NOT_CERTIFIED', 'one voter of three');
+  t.equal(await sign({ ...good, certificate: gov.certify(gov.actEntries(good.permit, lists, { [mine!.identifier]: [mine!.counter + 1] }, [])) }), 'SIGNING_SET_MISMATCH', 'counters not the set\'s');
+  const real = gov.certify(entries());
+  t.equal(await sign({ ...good, certificate: { ...real, inclusions: [real.inclusions[0]!, { ...real.inclusions[1]!, proof: [] }] } }), 'ENTRY_NOT_INCLUDED', 'an entry without its proof');
+  await a.client.call({ kind: 'governance', decisions: [gov.decide({ kind: 'NodeRemoved', nodeId: 'v3' })] }, 'governance');
+  t.equal(await sign({ ...good, certificate: gov.certify(entries(), [gov.voters[0]!, gov.voters[2]!]) }), 'CHECKPOINT_NOT_CERTIFIED', 'a removed node does not count');
+  t.equal(await sign({ ...good, certificate: gov.certify(entries(), [gov.voters[0]!, gov.voters[1]!]) }), 'OK', 'the nonce signs once a majority certified');
 });

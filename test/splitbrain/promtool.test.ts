@@ -66,6 +66,7 @@ t.test('promtool rule unit tests pass', async (t) => {
 
 t.test('the rules cover the consensus, safety, storage and kernel signals', async (t) => {
   t.same(alertNames.sort(), [
+    'CustodyCheckpointDivergence',
     'CustodyEquivocation',
     'CustodyFollowerLagging',
     'CustodyFsyncSlow',
@@ -85,9 +86,9 @@ t.test('every alert carries a severity, a summary and a description', async (t) 
   }
 });
 
-t.test('split-brain and equivocation fire on the first evaluation; the other alerts wait out blips', async (t) => {
+t.test('split-brain, equivocation and checkpoint divergence fire on the first evaluation; the other alerts wait out blips', async (t) => {
   for (const r of alerts) {
-    if (r.alert === 'CustodySplitBrain' || r.alert === 'CustodyEquivocation') {
+    if (r.alert === 'CustodySplitBrain' || r.alert === 'CustodyEquivocation' || r.alert === 'CustodyCheckpointDivergence') {
       t.equal(r.for, undefined, `${r.alert}: evidence is never noise, no for: delay`);
       t.equal(r.labels?.severity, 'page', `${r.alert}: pages`);
     } else {

@@ -1,0 +1,230 @@
+/**
+ * Cosigned checkpoints of the ledger's Merkle tree (node/ledger-tree.ts), and the certificate a
+ * node hands its kernel with a sign request (ledger/tlog/ledger-log.ts EntryCertificate).
+ *
+ * Message flow (collector C, the node whose participant signs; peers P):
+ *   1. C waits until it has applied the entries asked for (bounded: limits.tlog.cosignApplyWaitMs)
+ *      and takes a size S covering them: its tree's size (the entries its ledger chained). It computes the root at S from its
+ *      own tree and formats the C2SP checkpoint <origin>\n<S>\n<root>\n; it signs that text with a
+ *      cosignature/v1 line under its identity key (key name custody-ledger/<clusterId>/<C>).
+ *   2. C asks every other voter P (peer service `Cosign`, mutual TLS with node certificates) to
+ *      cosign size S. P waits until its own tree holds S leaves (same bound), computes the root
+ *      at S from ITS OWN tree and answers its own note over its own text. P never takes a root
+ *      from C: what it signs is always a checkpoint of its own replica.
+ *   3. C keeps P's signature line only if it verifies, under P's identity key from C's ledger,
+ *      over C's text. One that does not means P computed another root at S: the replicas hold
+ *      different entries. C counts it (custody_checkpoint_divergence_total{peer}), logs both node
+ *      ids and both roots, and goes on with the others.
+ *   4. Once lines from a majority of the ledger roster's voters (C included) verify over the one
+ *      text, C returns the note with each entry's inclusion proof at S. If every voter answered
+ *      and no majority agrees: CHECKPOINT_DIVERGED when some disagreed, QUORUM_NOT_MET otherwise.
+ *
+ * Safety (who is trusted for what). Nobody: the kernel checks the note itself against the voter
+ * keys it follows from its pinned genesis and verified governance (kernel/certificate.ts), and
+ * each entry's proof against the note's root. C is trusted for nothing: it cannot make a peer
+ * sign a root the peer did not compute, so a note that verifies under a majority of voter keys is
+ * a statement by a majority of voters that their replicas' first S entries hash to this root
+ * (RFC 9162 §2.1: a leaf in a tree with that root is one of those entries). A node never signs
+ * two roots for one size: the root is computed from its stored tree, written once per position,
+ * so a second request for S returns the same root (ledger-tree.ts). With a majority quorum, two
+ * certified checkpoints of one size with different roots would need a node that signed both.
+ *
+ * The last certificate's note is kept: a later sign request whose entries it covers reuses it
+ * (with proofs computed at its size) instead of asking the peers again, as long as the voter set
+ * is the same.
+ */
+import { CustodyError, isCustodyError } from '../proto/errors.js';
+import { tlog as limits } from '../proto/limits.js';
+import { bytesEqual, toHex } from '../ledger/encoding.js';
+import { certified, formatCheckpoint, parseCheckpoint } from '../ledger/tlog/checkpoint.js';
+import { cosignatureSigner, openNote, parseNote, signNote } from '../ledger/tlog/note.js';
+import { checkpointOrigin, clusterTrust, nodeSignerName, nodeVerifier, type EntryCertificate, type EntryInclusion } from '../ledger/tlog/ledger-log.js';
+import type { LedgerApp } from './ledger-app.js';
+
+/** Another voter, asked to cosign a size of its own replica (node/lifecycle/peer.ts RemoteCosigner). */
+export interface CosignPeer {
+  readonly nodeId: string;
+  /** The peer's note over its own checkpoint at `size`. */
+  cosign(size: number): Promise<string>;
+}
+
+export interface CheckpointerOptions {
+  readonly nodeId: string;
+  /** The node's Ed25519 identity secret key (32-byte seed), as for its signed statements. */
+  readonly identitySecretKey: Uint8Array;
+  readonly app: LedgerApp;
+  /** The peers to ask (only voters of the ledger roster are counted). */
+  readonly peers: () => readonly CosignPeer[];
+  /** Wall clock in ms, for cosignature timestamps. */
+  readonly now?: () => number;
+  readonly onDivergence?: (peer: string) => void;
+  readonly log?: (line: string) => void;
+}
+
+interface Cached { readonly note: string; readonly size: number; readonly voters: string }
+
+export class Checkpointer {
+  private cached: Cached | null = null;
+  private readonly waiters = new Set<{ done: () => boolean; wake: () => void }>();
+  private readonly unsubscribe: () => void;
+  private readonly now: () => number;
+  private readonly log: (line: string) => void;
+
+  constructor(private readonly o: CheckpointerOptions) {
+    this.now = o.now ?? Date.now;
+    this.log = o.log ?? (() => {});
+    this.unsubscribe = o.app.subscribe(() => {
+      for (const w of this.waiters) if (w.done()) w.wake();
+    });
+  }
+
+  stop(): void {
+    this.unsubscribe();
+    for (const w of this.waiters) w.wake();
+    this.waiters.clear();
+  }
+
+  private get clusterId(): string {
+    const c = this.o.app.state.cluster;
+    if (c === null) throw new CustodyError('CHECKPOINT_NOT_CERTIFIED', 'the ledger has no cluster yet');
+    return c.clusterId;
+  }
+
+  /** The roster's voters as the kernels follow them: every node not removed. */
+  voters(): { id: string; identityKey: Uint8Array }[] {
+    const c = this.o.app.state.cluster;
+    if (c === null) return [];
+    return Object.values(c.nodes).filter((n) => n.status !== 'removed').map((n) => ({ id: n.id, identityKey: n.identityKey })).sort((a, b) => (a.id < b.id ? -1 : 1));
+  }
+
+  /** Resolves once `done()` holds after an applied entry; REMOTE_TIMEOUT with `what` after the bound. */
+  private async until(done: () => boolean, what: () => string, waitMs: number = limits.cosignApplyWaitMs): Promise<void> {
+    if (done()) return;
+    let entry: { done: () => boolean; wake: () => void } | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        entry = { done, wake: resolve };
+        this.waiters.add(entry);
+        timer = setTimeout(() => reject(new CustodyError('REMOTE_TIMEOUT', `${what()} after ${waitMs} ms`)), waitMs);
+      });
+    } finally {
+      if (entry) this.waiters.delete(entry);
+      clearTimeout(timer);
+    }
+  }
+
+  /** This node's note over its own checkpoint at `size` (the answer to a peer's Cosign). */
+  async cosign(size: number): Promise<string> {
+    if (!Number.isSafeInteger(size) || size < 1) throw new CustodyError('INVALID_ARGUMENT', `tree size ${size}`);
+    const app = this.o.app;
+    await this.until(() => app.state.height >= size, () => `this node's tree holds ${app.state.height} leaves, not ${size},`);
+    return signNote(await this.text(size), [this.signer()]);
+  }
+
+  private async text(size: number): Promise<string> {
+    const root = await this.o.app.tree.rootAt(size);
+    return formatCheckpoint({ origin: checkpointOrigin(this.clusterId), size, root, extensions: [] });
+  }
+
+  private signer(): ReturnType<typeof cosignatureSigner> {
+    return cosignatureSigner(nodeSignerName(this.clusterId, this.o.nodeId), this.o.identitySecretKey, Math.floor(this.now() / 1000));
+  }
+
+  /**
+   * The certificate of the entries at ledger indexes `indexes` (the ActSubmitted and the
+   * ActSigningSetFixed of an act): a checkpoint note cosigned by a majority of the voters and each
+   * entry's inclusion, in the order asked.
+   */
+  async certificate(indexes: readonly number[]): Promise<EntryCertificate> {
+    if (indexes.length < 1 || indexes.length > limits.certificateInclusionsMax || !indexes.every((i) => Number.isSafeInteger(i) && i >= 1)) {
+      throw new CustodyError('INVALID_ARGUMENT', `a certificate covers 1..${limits.certificateInclusionsMax} ledger indexes, got ${JSON.stringify(indexes)}`);
+    }
+    const last = Math.max(...indexes);
+    const app = this.o.app;
+    await this.until(() => app.state.index >= last, () => `this node has applied up to ledger index ${app.state.index}, not ${last},`);
+    const voters = this.voters();
+    const votersKey = voters.map((v) => `${v.id}:${toHex(v.identityKey)}`).join(',');
+    const c = this.cached;
+    const tree = this.o.app.tree;
+    if (c !== null && c.voters === votersKey && c.size >= tree.baseSize) {
+      // Reused when every entry is among its leaves (an entry's leaf position is below its size).
+      const covered = await Promise.all(indexes.map(async (i) => (await tree.entry(i)).leafIndex < c.size)).catch(() => [false]);
+      if (covered.every(Boolean)) return { note: c.note, inclusions: await this.inclusions(indexes, c.size) };
+    }
+    const size = tree.size;
+    if (size === null) throw new CustodyError('ENTRY_NOT_INCLUDED', 'this node\'s store predates its Merkle tree');
+    const note = await this.collect(size, voters);
+    this.cached = { note, size, voters: votersKey };
+    return { note, inclusions: await this.inclusions(indexes, size) };
+  }
+
+  private async inclusions(indexes: readonly number[], size: number): Promise<EntryInclusion[]> {
+    const tree = this.o.app.tree;
+    return Promise.all(indexes.map(async (index) => {
+      const { leafIndex, entry } = await tree.entry(index);
+      return { leafIndex, entry, proof: await tree.proof(leafIndex, size) };
+    }));
+  }
+
+  /** Steps 1-4 of the header: a note over this node's checkpoint at `size`, cosigned by a majority. */
+  private async collect(size: number, voters: readonly { id: string; identityKey: Uint8Array }[]): Promise<string> {
+    const clusterId = this.clusterId;
+    const text = await this.text(size);
+    const own = parseNote(signNote(text, [this.signer()])).signatures[0]!;
+    const lines = [`\u2014 ${own.name} ${own.base64}\n`];
+    const quorum = Math.floor(voters.length / 2) + 1;
+    const byId = new Map(voters.map((v) => [v.id, v]));
+    if (!byId.has(this.o.nodeId)) throw new CustodyError('CHECKPOINT_NOT_CERTIFIED', `${this.o.nodeId} is not a voter of the ledger roster`);
+    const peers = this.o.peers().filter((p) => p.nodeId !== this.o.nodeId && byId.has(p.nodeId));
+    const diverged: string[] = [];
+    const failed: string[] = [];
+    const ourRoot = parseCheckpoint(text).root;
+    await new Promise<void>((resolve) => {
+      let pending = peers.length;
+      const done = (): void => {
+        if (lines.length >= quorum || pending === 0) resolve();
+      };
+      done();
+      for (const p of peers) {
+        const v = byId.get(p.nodeId)!;
+        p.cosign(size).then((theirs) => {
+          const verifier = nodeVerifier(clusterId, p.nodeId, v.identityKey);
+          const line = parseNote(theirs).signatures.find((l) => l.name === verifier.name && l.keyId === verifier.keyId);
+          if (line === undefined) throw new CustodyError('NOTE_SIGNATURE_INVALID', `${p.nodeId} answered no signature of its own`);
+          const candidate = `${text}\n\u2014 ${line.name} ${line.base64}\n`;
+          try {
+            openNote(candidate, [verifier]);
+          } catch {
+            let theirRoot = '(unparsed)';
+            try {
+              theirRoot = toHex(parseCheckpoint(parseNote(theirs).text).root);
+            } catch {
+              // The peer's text is not even a checkpoint: still a signature that is not over ours.
+            }
+            diverged.push(p.nodeId);
+            this.o.onDivergence?.(p.nodeId);
+            this.log(`checkpoint: ${p.nodeId}'s cosignature of size ${size} does not verify over ${this.o.nodeId}'s checkpoint: ${this.o.nodeId} computed root ${toHex(ourRoot)}, ${p.nodeId} signed ${theirRoot}`);
+            return;
+          }
+          lines.push(`\u2014 ${line.name} ${line.base64}\n`);
+        }).catch((e: unknown) => {
+          failed.push(`${p.nodeId}: ${isCustodyError(e) ? `${e.reason}: ${e.detail}` : String(e)}`);
+        }).finally(() => {
+          pending--;
+          done();
+        });
+      }
+    });
+    const signed = lines.length;
+    if (signed < quorum) {
+      if (diverged.length > 0) throw new CustodyError('CHECKPOINT_DIVERGED', `at size ${size} only ${signed} of ${voters.length} voters signed root ${toHex(ourRoot)}; ${diverged.join(', ')} computed another root${failed.length ? `; ${failed.join('; ')}` : ''}`);
+      throw new CustodyError('QUORUM_NOT_MET', `checkpoint at size ${size} cosigned by ${signed} of ${voters.length} voters, ${quorum} needed${failed.length ? `: ${failed.join('; ')}` : ''}`);
+    }
+    const note = `${text}\n${lines.join('')}`;
+    // What the kernels will check, checked here first (a bug here must not reach them as a refusal).
+    const check = certified(note, clusterTrust(clusterId, voters));
+    if (!bytesEqual(check.checkpoint.root, ourRoot)) throw new CustodyError('INTERNAL', 'the certified note names another root');
+    return note;
+  }
+}
