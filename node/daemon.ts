@@ -148,7 +148,7 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
   });
   driverRef = driver;
   const server = new NodeServer({
-    id: cfg.id, listen: cfg.listen, roster: new Set(cfg.peers.keys()), tls, driver, app, metrics: metrics.serverHooks, log,
+    id: cfg.id, listen: cfg.listen, roster: new Set(cfg.peers.keys()), tls, driver, app: app instanceof KvApp ? app : null, metrics: metrics.serverHooks, log,
     onExchange: (peer, bytes) => guard.incoming(peer, bytes),
     incarnation,
     ...(app instanceof LedgerApp ? { archiveRange: (fromSeq: number, n: number) => app.archiveRange(fromSeq, n) } : {}),

@@ -260,6 +260,17 @@ export const node = {
    * 10,000 acts shows the older ones by their ledger fields only (ShowAct shows any act in full).
    */
   chronicleFactsActsMax: 100,
+  /**
+   * Key-value writes (the Custody service's Propose, served on key-value clusters only, and only to
+   * a `client` certificate): each writer identity holds a token bucket of this many proposals,
+   * refilled at kvWritesPerSecond, and of kvWriteBytesBurst bytes refilled at kvWriteBytesPerSecond.
+   * Above what the write benchmark reaches with 256-byte values (bench/node-bench.ts), so only a
+   * writer pushing bulk bytes meets them.
+   */
+  kvWritesBurst: 20_000,
+  kvWritesPerSecond: 20_000,
+  kvWriteBytesBurst: 16 * 1024 * 1024,
+  kvWriteBytesPerSecond: 8 * 1024 * 1024,
 } as const;
 
 // ---------------------------------------------------------------------------------------------
