@@ -24,6 +24,7 @@ import { existsSync } from 'node:fs';
 import { type ArchiveSource, LedgerApp, levelColdStore } from './ledger-app.js';
 import { lifecycleConfigPath, loadLifecycleConfig, startNodeLifecycle, type LifecycleConfig } from './lifecycle/node.js';
 import { DriverLedgerPort } from './lifecycle/driver-ledger.js';
+import { levelBlobStore } from './lifecycle/peer.js';
 import { decodeEvent } from '../ledger/events.js';
 import { ledgerSource } from './splitbrain/ledger-source.js';
 import { newBootId } from './splitbrain/exchange.js';
@@ -194,7 +195,7 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
     });
   }
   const membership = app instanceof LedgerApp ? startMembership(cfg.id, driver, app, log) : null;
-  const lifecycle = lifecycleCfg && app instanceof LedgerApp ? await startNodeLifecycle({ nodeId: cfg.id, config: lifecycleCfg, driver, app, tls, log, metrics: catalog, incarnation, ...(membership ? { membership } : {}) }) : null;
+  const lifecycle = lifecycleCfg && app instanceof LedgerApp ? await startNodeLifecycle({ nodeId: cfg.id, config: lifecycleCfg, driver, app, tls, log, metrics: catalog, incarnation, blobStore: levelBlobStore(storage), ...(membership ? { membership } : {}) }) : null;
   const http = createServer((req, res) => {
     void (async () => {
       const url = (req.url ?? '/').split('?')[0];

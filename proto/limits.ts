@@ -182,6 +182,18 @@ export const lifecycle = {
    */
   kernelReconnectMinMs: 100,
   kernelReconnectMaxMs: 5_000,
+  /**
+   * The blob exchange between daemons (node/lifecycle/peer.ts): the largest blob, and what one
+   * author (the node a key names) may hold on a node at once, in bytes and in blobs. A ceremony
+   * puts a handful of blobs per participant of at most a few KiB (a round-1 package of a 64-of-64
+   * committee is ~4 KiB), so the budget is generous for honest nodes and bounds a bad one: at most
+   * nodesMax x blobAuthorBytesMax on any node, kept in its LevelDB.
+   */
+  blobBytesMax: 256 * 1024,
+  blobAuthorBytesMax: 16 * 1024 * 1024,
+  blobsPerAuthorMax: 4096,
+  /** Longest blob key (`dkg/<key>/<epoch>/round2/<sender>/<recipient>` with 128-byte ids fits). */
+  blobKeyBytesMax: 512,
 } as const;
 
 // ---------------------------------------------------------------------------------------------

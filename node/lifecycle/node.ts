@@ -39,7 +39,7 @@ import { LifecycleParticipant } from './participant.js';
 import { Coordinator } from './coordinator.js';
 import { KernelTwin } from './kernel-twin.js';
 import { KernelLink, type KernelLinkStatus } from './kernel-link.js';
-import { PeerClient, PeerExchange, RemoteParticipant, peerHandlers } from './peer.js';
+import { type BlobStore, PeerClient, PeerExchange, RemoteParticipant, peerHandlers } from './peer.js';
 import type { KernelPort, ParticipantPort } from './ports.js';
 import type { CatalogMetrics } from '../metrics-catalog.js';
 import { countedKernel } from '../kernel-metrics.js';
@@ -107,7 +107,7 @@ export interface NodeLifecycle {
 }
 
 /** Starts the lifecycle of a daemon configured by `cfg` (loadLifecycleConfig). `app` must be the driver's application. */
-export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleConfig; driver: Driver; app: LedgerApp; tls: TlsMaterial; log: (l: string) => void; metrics?: CatalogMetrics; incarnation?: string; membership?: MembershipReconciler }): Promise<NodeLifecycle> {
+export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleConfig; driver: Driver; app: LedgerApp; tls: TlsMaterial; log: (l: string) => void; metrics?: CatalogMetrics; incarnation?: string; membership?: MembershipReconciler; blobStore?: BlobStore }): Promise<NodeLifecycle> {
   const cfg = o.config;
   const genesis = cfg.genesisEvent;
   const ledger = new DriverLedgerPort(o.nodeId, o.driver, o.app);
@@ -119,7 +119,15 @@ export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleC
     kernel = o.metrics ? countedKernel(link, o.metrics) : link;
   }
   const peerClients = [...cfg.peers].filter(([id]) => id !== o.nodeId).map(([id, addr]) => new PeerClient(id, addr, o.tls, o.incarnation ?? ''));
-  const exchange = new PeerExchange(peerClients, o.log);
+  const exchange = new PeerExchange(o.nodeId, peerClients, o.log, o.blobStore);
+  // Blobs whose ceremony, epoch or node ended leave the store (peer.ts); act entries change none of these.
+  let pruning = false;
+  const unprune = ledger.subscribe((_entry, result, state) => {
+    if (pruning || state.cluster === null || (result.type !== null && result.type.startsWith('Act'))) return;
+    pruning = true;
+    const c = state.cluster;
+    void exchange.prune(c).catch((e: unknown) => o.log(`exchange: prune failed: ${(e as Error).message}`)).finally(() => (pruning = false));
+  });
   const participant = new LifecycleParticipant({ nodeId: o.nodeId, identitySecretKey: cfg.identitySecretKey, ledger, kernel, exchange, log: o.log });
   if (link !== null) {
     const m = o.metrics;
@@ -159,6 +167,7 @@ export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleC
       stopped = true;
       clearInterval(genesisTimer);
       coordinator.stop();
+      unprune();
       await participant.stop();
       exchange.close();
       await server.stop(2_000);
