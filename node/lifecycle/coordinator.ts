@@ -430,7 +430,8 @@ export class Coordinator {
     const v = await this.propose({ type: 'ActExecuted', opId, permitId, signatures, ...this.proposer() });
     if (v === null) return;
     if (v.ok) {
-      this.note(opId, `executed at index ${v.index}: ${signatures.length} signature${signatures.length === 1 ? '' : 's'} (${toHex(signatures[0] as Uint8Array).slice(0, 16)}...); waiting at the publication gate`);
+      // Not even a prefix of a signature in notes or logs before the act is published (README).
+      this.note(opId, `executed at index ${v.index}: ${signatures.length} signature${signatures.length === 1 ? '' : 's'}, withheld until published; waiting at the publication gate`);
       await this.o.point?.('act:executed', opId);
     } else {
       this.note(opId, `execution refused: ${v.detail}`, v.reason);
