@@ -119,6 +119,14 @@ export const ledger = {
    * way on every node, so the record stays bounded and identical across replicas.
    */
   ruleDetailBytesMax: 512,
+  /**
+   * How far ahead of the ledger clock an entry may be stamped (ledger/apply.ts stampRefusal): more
+   * is refused STAMP_AHEAD and leaves the clock where it was. Far above the skew of clocks kept by
+   * NTP (milliseconds), far below the shortest life of what the clock expires.
+   */
+  stampAheadMs: 5 * 60_000,
+  /** A leader whose ledger clock has not moved for this long proposes a ClockTick (node/lifecycle/clock.ts). */
+  clockTickIdleMs: 60_000,
 } as const;
 
 // ---------------------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ import { snapshotFileBytes } from '../backup/source.js';
 import { DriverLedgerPort } from './driver-ledger.js';
 import { LifecycleParticipant } from './participant.js';
 import { Coordinator } from './coordinator.js';
+import { ClockTicker } from './clock.js';
 import { KernelTwin } from './kernel-twin.js';
 import { KernelLink, type KernelLinkStatus } from './kernel-link.js';
 import { type BlobStore, PeerClient, PeerExchange, RemoteParticipant, peerHandlers } from './peer.js';
@@ -150,6 +151,8 @@ export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleC
   const adminPort = await server.start();
   await participant.start();
   coordinator.start();
+  const ticker = new ClockTicker({ nodeId: o.nodeId, ledger, log: o.log });
+  ticker.start();
   // The genesis every node was installed with: the leader proposes it until the ledger has one.
   let stopped = false;
   const genesisTimer = setInterval(() => {
@@ -167,6 +170,7 @@ export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleC
       stopped = true;
       clearInterval(genesisTimer);
       coordinator.stop();
+      ticker.stop();
       unprune();
       await participant.stop();
       exchange.close();
