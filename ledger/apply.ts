@@ -219,6 +219,11 @@ export function apply(state: LedgerState, entry: LedgerEntry, archive?: ArchiveR
     throw e;
   }
   const evCid = eventCid(entry.event);
+  const ahead = stampRefusal(state, event, entry.stampMs);
+  if (ahead !== null) {
+    // Refused, and the clock stays where it was: a stamp too far ahead moves nothing.
+    return { state: { ...state, index: entry.index }, result: { ok: false, index: entry.index, type: event.type, reason: 'STAMP_AHEAD', detail: ahead, applied: false, eventCid: evCid, replayed: false }, archived: [] };
+  }
   const ctx: Ctx = { index: entry.index, stampMs: entry.stampMs, nowMs, eventCid: evCid, chainHead: chainLink(state.chainHead, entry.index, entry.stampMs, evCid), archive: archive ?? null, ended: [] };
 
   let out: Outcome;
@@ -320,7 +325,69 @@ function dispatch(c: ClusterState, e: Exclude<LedgerEvent, { type: 'ClusterGenes
     case 'ActPublished': return actPublished(c, e, ctx);
     case 'ActSettled': return actSettled(c, e, ctx);
     case 'ActAborted': return actAborted(c, e, ctx);
+    case 'ClockTick': return clockTick(c, e, ctx);
   }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Time
+// ------------------------------------------------------------------------------------------------
+
+/*
+ * How far a stamp may run ahead (STAMP_AHEAD). The ledger's only time is its entries' stamps,
+ * clamped so it never runs backwards; before this bound, one proposer whose clock ran a year ahead
+ * moved the ledger clock a year ahead for good, expiring every decision and approval and closing
+ * every policy window.
+ *
+ * Rule (pure: it reads the state and the entry only). After genesis, an entry stamped more than
+ * `ledger.stampAheadMs` (B) after the ledger clock is refused STAMP_AHEAD and the clock stays
+ * where it was. One exception lets time jump further: a GovernanceDecision whose approver quorum
+ * verifies at that stamp, stamped at most B after the decision's own `issuedMs`: a quorum of
+ * approvers, each with their own clock and key, vouches for that time, which no node can forge.
+ *
+ * Why honest entries are never refused: honest clocks agree to far less than B (NTP keeps them
+ * within milliseconds; B is minutes). While the ledger is idle its leader proposes a ClockTick
+ * every `ledger.clockTickIdleMs` (< B) of ledger silence (node/lifecycle/clock.ts), so the ledger
+ * clock trails real time by less than that, and the next honest stamp is within B of it, however
+ * long the idle gap. Only when no leader ran for longer than B (the whole cluster, or a majority,
+ * down) is the first stamp after it further ahead: then the first quorum-signed decision moves the
+ * clock (the exception), and until then each node refuses its own proposals locally (below), so
+ * nothing goes to Raft that would be refused.
+ *
+ * Local refusal (node/lifecycle/driver-ledger.ts): a node applies this same rule to its own
+ * proposal, stamped with its own clock, before it reaches Raft: a node whose clock is implausibly
+ * ahead of the ledger's time (more than B, which the ticks make "more than B ahead of every honest
+ * clock") proposes nothing and says STAMP_AHEAD.
+ *
+ * What a node with a fast clock can and cannot do afterwards:
+ *  - running this software, nothing: every proposal it makes, ticks included, is refused locally
+ *    (and would be refused at apply), for as long as its clock is more than B ahead; the ledger
+ *    clock stays with the honest nodes' stamps, so decisions, approvals and windows expire on time.
+ *  - a clock up to B ahead moves the ledger clock up to B ahead of real time, once; honest stamps
+ *    then clamp to it (time never runs backwards) until real time catches up. B bounds that skew.
+ *  - a node that lies on purpose (compromised, not merely misconfigured) can stamp each of its
+ *    entries just under B ahead of the last, and so push the ledger clock forward by B per entry it
+ *    gets committed (STAMP_AHEAD makes each step at most B, no longer a year at once). Binding the
+ *    ledger clock to real time against a compromised proposer needs clock readings signed by a
+ *    majority of the voter nodes, carried in the entry; this rule is the bound without them.
+ */
+export function stampRefusal(state: LedgerState, event: LedgerEvent, stampMs: number): string | null {
+  const c = state.cluster;
+  if (c === null) return null;
+  const bound = state.clockMs + limits.stampAheadMs;
+  if (stampMs <= bound) return null;
+  if (event.type === 'GovernanceDecision') {
+    const d = event.decision;
+    const g = c.governance;
+    if (stampMs <= d.body.issuedMs + limits.stampAheadMs && verifyDecision(d, g.roster, c.clusterId, g.epoch, stampMs).ok) return null;
+  }
+  return `stamp ${stampMs} is ${stampMs - state.clockMs} ms after the ledger clock ${state.clockMs}: more than ${limits.stampAheadMs} ms ahead, and no approver quorum vouches for that time`;
+}
+
+function clockTick(c: ClusterState, e: Extract<LedgerEvent, { type: 'ClockTick' }>, ctx: Ctx): Outcome {
+  const bad = checkProposer(c, e);
+  if (bad !== null) return bad;
+  return { kind: 'accept', cluster: c, effect: `ledger clock at ${ctx.nowMs}` };
 }
 
 // ------------------------------------------------------------------------------------------------

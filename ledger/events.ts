@@ -264,7 +264,9 @@ export type LedgerEvent =
   | ({ readonly type: 'ActExecuted'; readonly opId: string; readonly permitId: Uint8Array; readonly signatures: readonly Uint8Array[] } & Proposer)
   | ({ readonly type: 'ActPublished'; readonly opId: string } & Proposer)
   | ({ readonly type: 'ActSettled'; readonly opId: string; readonly confirmation: string } & Proposer)
-  | ({ readonly type: 'ActAborted'; readonly opId: string; readonly reason: ReasonCode } & Proposer);
+  | ({ readonly type: 'ActAborted'; readonly opId: string; readonly reason: ReasonCode } & Proposer)
+  /** Time passes: a leader's stamp while nothing else happens (ledger/apply.ts stampRefusal). */
+  | ({ readonly type: 'ClockTick' } & Proposer);
 
 export type EventType = LedgerEvent['type'];
 
@@ -351,6 +353,10 @@ export function eventFromCbor(v: CborValue): LedgerEvent {
       const reason = o.reason;
       if (!isReasonCode(reason)) throw new ShapeError('ActAborted.reason: not a reason code');
       return { type, opId: str(o.opId, 'opId'), reason, ...proposer(o) };
+    }
+    case 'ClockTick': {
+      const o = obj(v, 'event', ['type', ...PROPOSER]);
+      return { type, ...proposer(o) };
     }
     default:
       throw new ShapeError(`event: unknown type ${String(type)}`);

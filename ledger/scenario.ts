@@ -22,7 +22,7 @@ import {
   ed25519Sign, makeApproverKey, signDecision,
 } from './decision.js';
 import { type Act, type LedgerEntry, type LedgerEvent, type SignedStatement, type SigningSetMember, actCid, encodeEvent, listFor, signStatement, statementCid } from './events.js';
-import { tx as txLimits } from '../proto/limits.js';
+import { ledger as ledgerLimits, tx as txLimits } from '../proto/limits.js';
 import { assetTable } from './admission.js';
 import { deriveActFields } from './tx/act.js';
 import type { KeyContext, Network, TxFacts, TxKind } from './tx/types.js';
@@ -278,9 +278,24 @@ export class ScriptedCluster {
     return n;
   }
 
+  /**
+   * Whether time that passes in the script is ticked into the ledger as a running leader would
+   * (ClockTick entries, each at most ledger.stampAheadMs after the last, before an entry stamped
+   * further ahead). Off, an entry stamped too far ahead is applied as it is (and refused STAMP_AHEAD).
+   */
+  autoTick = true;
+
   /** Appends an entry (an event or raw bytes) stamped at the script clock and applies it. */
   entry(event: LedgerEvent | Uint8Array, stampMs?: number): { entry: LedgerEntry; result: ApplyResult } {
-    const entry: LedgerEntry = { index: this.state.index + 1, stampMs: stampMs ?? this.nowMs, event: event instanceof Uint8Array ? event : encodeEvent(event) };
+    const at = stampMs ?? this.nowMs;
+    if (this.autoTick && this.state.cluster !== null) {
+      const ticker = Object.values(this.state.cluster.nodes).find((n) => n.status === 'active') ?? this.nodes[0]!.info;
+      const now = this.nowMs;
+      // Through entry() itself (subclasses see every entry); script time is not moved by ticks.
+      while (at > this.state.clockMs + ledgerLimits.stampAheadMs) this.entry({ type: 'ClockTick', nodeId: ticker.id, passport: ticker.passport }, this.state.clockMs + ledgerLimits.stampAheadMs);
+      this.nowMs = now;
+    }
+    const entry: LedgerEntry = { index: this.state.index + 1, stampMs: at, event: event instanceof Uint8Array ? event : encodeEvent(event) };
     this.nowMs += this.stepMs;
     const r = apply(this.state, entry);
     this.state = r.state;

@@ -24,6 +24,7 @@ import { existsSync } from 'node:fs';
 import { type ArchiveSource, LedgerApp, levelColdStore } from './ledger-app.js';
 import { lifecycleConfigPath, loadLifecycleConfig, startNodeLifecycle, type LifecycleConfig } from './lifecycle/node.js';
 import { DriverLedgerPort } from './lifecycle/driver-ledger.js';
+import { levelBlobStore } from './lifecycle/peer.js';
 import { decodeEvent } from '../ledger/events.js';
 import { ledgerSource } from './splitbrain/ledger-source.js';
 import { newBootId } from './splitbrain/exchange.js';
@@ -148,7 +149,7 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
   });
   driverRef = driver;
   const server = new NodeServer({
-    id: cfg.id, listen: cfg.listen, roster: new Set(cfg.peers.keys()), tls, driver, app, metrics: metrics.serverHooks, log,
+    id: cfg.id, listen: cfg.listen, roster: new Set(cfg.peers.keys()), tls, driver, app: app instanceof KvApp ? app : null, metrics: metrics.serverHooks, log,
     onExchange: (peer, bytes) => guard.incoming(peer, bytes),
     incarnation,
     ...(app instanceof LedgerApp ? { archiveRange: (fromSeq: number, n: number) => app.archiveRange(fromSeq, n), ledgerState: () => app.state } : {}),
@@ -194,7 +195,7 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
     });
   }
   const membership = app instanceof LedgerApp ? startMembership(cfg.id, driver, app, log) : null;
-  const lifecycle = lifecycleCfg && app instanceof LedgerApp ? await startNodeLifecycle({ nodeId: cfg.id, config: lifecycleCfg, driver, app, tls, log, metrics: catalog, incarnation, ...(membership ? { membership } : {}) }) : null;
+  const lifecycle = lifecycleCfg && app instanceof LedgerApp ? await startNodeLifecycle({ nodeId: cfg.id, config: lifecycleCfg, driver, app, tls, log, metrics: catalog, incarnation, blobStore: levelBlobStore(storage), ...(membership ? { membership } : {}) }) : null;
   const http = createServer((req, res) => {
     void (async () => {
       const url = (req.url ?? '/').split('?')[0];

@@ -9,6 +9,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { CustodyError, isCustodyError } from '../proto/errors.js';
 import { node as nodeLimits } from '../proto/limits.js';
+import { TokenBuckets } from './rate.js';
 import { grpcStatusOf, type ReasonCode } from '../proto/reasons.js';
 import type { NodeId } from '../raft/core/types.js';
 import type { Driver } from '../raft/driver.js';
@@ -31,7 +32,14 @@ export interface NodeServerOptions {
   readonly roster: ReadonlySet<NodeId>;
   readonly tls: TlsMaterial;
   readonly driver: Driver;
-  readonly app: Pick<KvApp, 'get'>;
+  /**
+   * The key-value application whose writes and reads the Custody service serves, or null on a
+   * ledger node: there the ledger is written only through the lifecycle and admin paths (each with
+   * its own role checks), and a raw Raft proposal from any certificate would put arbitrary bytes
+   * into every replica's log. Propose and Read are then refused SERVICE_NOT_SERVED (gRPC
+   * UNIMPLEMENTED); Status stays served.
+   */
+  readonly app: Pick<KvApp, 'get'> | null;
   readonly metrics?: ServerMetrics;
   readonly log?: (line: string) => void;
   /** An observation exchange from an authenticated roster peer (node/splitbrain/exchange.ts). */
@@ -45,6 +53,8 @@ export interface NodeServerOptions {
    * peer and client call is checked against; absent (a plain key-value cluster): no revocations.
    */
   readonly ledgerState?: () => LedgerState;
+  /** The writers' buckets; proto/limits.ts node.kvWrite* unless given (tests pin them). */
+  readonly kvRate?: { readonly writesBurst: number; readonly writesPerSecond: number; readonly bytesBurst: number; readonly bytesPerSecond: number };
 }
 
 export function refusal(reason: ReasonCode, detail: string): Partial<grpc.StatusObject> {
@@ -61,8 +71,14 @@ function clampTimeout(ms: number): number {
 export class NodeServer {
   private readonly server: grpc.Server;
   private boundPort = 0;
+  /** Per writer identity: proposals and bytes (proto/limits.ts node.kvWrites*). */
+  private readonly writes: TokenBuckets;
+  private readonly writeBytes: TokenBuckets;
 
   constructor(private readonly o: NodeServerOptions) {
+    const rate = o.kvRate ?? { writesBurst: nodeLimits.kvWritesBurst, writesPerSecond: nodeLimits.kvWritesPerSecond, bytesBurst: nodeLimits.kvWriteBytesBurst, bytesPerSecond: nodeLimits.kvWriteBytesPerSecond };
+    this.writes = new TokenBuckets(rate.writesBurst, rate.writesPerSecond);
+    this.writeBytes = new TokenBuckets(rate.bytesBurst, rate.bytesPerSecond);
     this.server = new grpc.Server({
       'grpc.max_receive_message_length': nodeLimits.peerMessageBytesMax,
       'grpc.max_send_message_length': nodeLimits.peerMessageBytesMax,
@@ -207,10 +223,27 @@ export class NodeServer {
     return state === undefined ? null : revokedRefusal(state(), call.getAuthContext()?.sslPeerCertificate);
   }
 
-  private propose(call: grpc.ServerUnaryCall<{ clientId: string; seq: number; key: string; value: Buffer; timeoutMs: number } | BadFrame, object>, cb: grpc.sendUnaryData<object>): void {
+  /**
+   * Who may write the key-value state: only a certificate of role `client` (a writer; an operator
+   * certificate such as an auditor's, or a node's, is refused PERMISSION_DENIED), each at a bounded
+   * rate (LIMIT_EXCEEDED past its bucket), and only where a key-value application runs at all.
+   */
+  private writerCheck(call: HasAuthContext & { getPeer(): string }, bytes: number): Partial<grpc.StatusObject> | null {
+    const who = callIdentity(call);
+    if (this.o.app === null) return this.refused('client', 'SERVICE_NOT_SERVED', who?.id ?? call.getPeer(), 'Custody.Propose: this is a ledger node; the ledger is written through the lifecycle and admin services only');
     const denied = this.clientCheck(call);
-    if (denied) return cb(denied as grpc.ServiceError);
+    if (denied) return denied;
+    if (!who || who.role !== 'client') return this.refused('client', 'ROLE_NOT_ALLOWED', who?.id ?? call.getPeer(), `Custody.Propose needs a writer (client) certificate, not role ${who?.role ?? 'none'}`);
+    const now = Date.now();
+    if (!this.writes.take(who.id, 1, now)) return this.refused('client', 'LIMIT_EXCEEDED', who.id, 'over its proposal rate');
+    if (!this.writeBytes.take(who.id, bytes, now)) return this.refused('client', 'LIMIT_EXCEEDED', who.id, 'over its byte rate');
+    return null;
+  }
+
+  private propose(call: grpc.ServerUnaryCall<{ clientId: string; seq: number; key: string; value: Buffer; timeoutMs: number } | BadFrame, object>, cb: grpc.sendUnaryData<object>): void {
     const r = call.request;
+    const denied = this.writerCheck(call, isBadFrame(r) ? 0 : (r.value?.length ?? 0) + Buffer.byteLength(r.key ?? ''));
+    if (denied) return cb(denied as grpc.ServiceError);
     if (isBadFrame(r)) return cb(this.refused('client', r.bad, 'client', r.detail) as grpc.ServiceError);
     if (!r.key || Buffer.byteLength(r.key) > 256) return cb(this.refused('client', 'INVALID_ARGUMENT', r.clientId, 'key must be 1..256 bytes') as grpc.ServiceError);
     this.o.driver
@@ -223,6 +256,8 @@ export class NodeServer {
   }
 
   private read(call: grpc.ServerUnaryCall<{ key: string; timeoutMs: number } | BadFrame, object>, cb: grpc.sendUnaryData<object>): void {
+    const app = this.o.app;
+    if (app === null) return cb(this.refused('client', 'SERVICE_NOT_SERVED', callIdentity(call)?.id ?? call.getPeer(), 'Custody.Read: this is a ledger node; read the ledger through the admin service') as grpc.ServiceError);
     const denied = this.clientCheck(call);
     if (denied) return cb(denied as grpc.ServiceError);
     const r = call.request;
@@ -230,7 +265,7 @@ export class NodeServer {
     this.o.driver
       .readIndex(clampTimeout(r.timeoutMs))
       .then((index) => {
-        const v = this.o.app.get(r.key);
+        const v = app.get(r.key);
         cb(null, { index, found: v !== undefined, value: v ? Buffer.from(v) : Buffer.alloc(0) });
       })
       .catch((e: unknown) => cb(errorStatus(e) as grpc.ServiceError));

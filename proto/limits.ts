@@ -131,6 +131,14 @@ export const ledger = {
    * whose clock runs behind the ledger clock (the handshake checks notAfter on the host clock).
    */
   revocationExpiryGraceMs: 7 * 24 * 3600 * 1000,
+  /**
+   * How far ahead of the ledger clock an entry may be stamped (ledger/apply.ts stampRefusal): more
+   * is refused STAMP_AHEAD and leaves the clock where it was. Far above the skew of clocks kept by
+   * NTP (milliseconds), far below the shortest life of what the clock expires.
+   */
+  stampAheadMs: 5 * 60_000,
+  /** A leader whose ledger clock has not moved for this long proposes a ClockTick (node/lifecycle/clock.ts). */
+  clockTickIdleMs: 60_000,
 } as const;
 
 // ---------------------------------------------------------------------------------------------
@@ -194,6 +202,18 @@ export const lifecycle = {
    */
   kernelReconnectMinMs: 100,
   kernelReconnectMaxMs: 5_000,
+  /**
+   * The blob exchange between daemons (node/lifecycle/peer.ts): the largest blob, and what one
+   * author (the node a key names) may hold on a node at once, in bytes and in blobs. A ceremony
+   * puts a handful of blobs per participant of at most a few KiB (a round-1 package of a 64-of-64
+   * committee is ~4 KiB), so the budget is generous for honest nodes and bounds a bad one: at most
+   * nodesMax x blobAuthorBytesMax on any node, kept in its LevelDB.
+   */
+  blobBytesMax: 256 * 1024,
+  blobAuthorBytesMax: 16 * 1024 * 1024,
+  blobsPerAuthorMax: 4096,
+  /** Longest blob key (`dkg/<key>/<epoch>/round2/<sender>/<recipient>` with 128-byte ids fits). */
+  blobKeyBytesMax: 512,
 } as const;
 
 // ---------------------------------------------------------------------------------------------
@@ -283,6 +303,17 @@ export const node = {
    * 10,000 acts shows the older ones by their ledger fields only (ShowAct shows any act in full).
    */
   chronicleFactsActsMax: 100,
+  /**
+   * Key-value writes (the Custody service's Propose, served on key-value clusters only, and only to
+   * a `client` certificate): each writer identity holds a token bucket of this many proposals,
+   * refilled at kvWritesPerSecond, and of kvWriteBytesBurst bytes refilled at kvWriteBytesPerSecond.
+   * Above what the write benchmark reaches with 256-byte values (bench/node-bench.ts), so only a
+   * writer pushing bulk bytes meets them.
+   */
+  kvWritesBurst: 20_000,
+  kvWritesPerSecond: 20_000,
+  kvWriteBytesBurst: 16 * 1024 * 1024,
+  kvWriteBytesPerSecond: 8 * 1024 * 1024,
 } as const;
 
 // ---------------------------------------------------------------------------------------------

@@ -118,6 +118,14 @@ export const REASONS = {
   OPERATOR_REVOKED: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'the operator certificate was revoked by a governance decision' },
   NODE_CERT_REVOKED: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'the node certificate was revoked by a governance decision' },
   KERNEL_PATH_UNREACHABLE: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'the kernel\'s OS user cannot reach its program: a directory on the path denies it search or read' },
+
+  // Replica and read-path hardening: what one bad peer, client or host is refused.
+  STAMP_AHEAD: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'the entry is stamped further ahead of the ledger clock than the bounded skew allows' },
+  SERVICE_NOT_SERVED: { grpc: GrpcStatus.UNIMPLEMENTED, text: 'this node does not serve that service (a ledger node serves no key-value writes)' },
+  BLOB_KEY_FOREIGN: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'the blob key names another author than the sender' },
+  BLOB_EXISTS: { grpc: GrpcStatus.ALREADY_EXISTS, text: 'a blob with other bytes is already stored under that key (first write wins)' },
+  BLOB_BUDGET_EXCEEDED: { grpc: GrpcStatus.RESOURCE_EXHAUSTED, text: 'the blob would exceed the byte or count budget for blobs' },
+  SIGNATURE_WITHHELD: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'the signature is withheld until the act is published' },
 } as const;
 
 export type ReasonCode = keyof typeof REASONS;

@@ -73,9 +73,31 @@ export interface TxSummary {
   readonly signedRefused: CustodyError | null;
 }
 
-/** The act's signatures, one per message, once executed. */
+/**
+ * Whether an act's signatures may leave the node: only once the act passed the publication gate
+ * (Published, then Settled). Before that, the signatures sit in the replicated state, but every
+ * read path of the admin API (act show, watch, chronicle, evidence, snapshots) withholds them: an
+ * operator who could read them could broadcast a transaction the gate is still holding (or that
+ * it refused, Executed -> Aborted). What a node host can still see is in the README.
+ */
+export function signaturesReleased(op: OpRecord): boolean {
+  return op.state === 'Published' || op.state === 'Settled';
+}
+
+/** The act's signatures, one per message, once published (none before: see signaturesReleased). */
 export function signaturesOf(op: OpRecord): readonly Uint8Array[] {
-  return op.signatures ?? [];
+  return signaturesReleased(op) ? (op.signatures ?? []) : [];
+}
+
+/**
+ * A snapshot file carries the whole replicated state, signatures of acts held at the gate
+ * included: none is served while an act is held (SIGNATURE_WITHHELD). Acts that ended Aborted
+ * after execution are archived with their signatures, and snapshots carry the archive: that is
+ * said in the README (a backup is as sensitive as a node's data directory).
+ */
+export function requireNoneHeld(c: ClusterState): void {
+  const held = Object.values(c.ops).filter((op) => op.state === 'Executed' && op.signatures !== null).map((op) => op.opId);
+  if (held.length > 0) throw new CustodyError('SIGNATURE_WITHHELD', `${held.length} act(s) hold signatures at the publication gate (${held.slice(0, 5).join(', ')}${held.length > 5 ? ', ...' : ''}); a snapshot would carry them, so none is served until they are published or aborted`);
 }
 
 /** The transaction summary of `act` against the cluster state `c`. */

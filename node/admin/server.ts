@@ -15,7 +15,7 @@ import { node as nodeLimits } from '../../proto/limits.js';
 import { grpcStatusOf, type ReasonCode } from '../../proto/reasons.js';
 import { REASON_METADATA_KEY } from '../wire.js';
 import { serverCredentials, type TlsMaterial } from '../tls.js';
-import { actView, decisionView, keyView, type AdminBackend } from './backend.js';
+import { actView, decisionView, keyView, requireNoneHeld, type AdminBackend } from './backend.js';
 import { operatorOf, requireAction, type Operator } from './roles.js';
 import type { ActRequest } from '../lifecycle/acts.js';
 import { TX_KINDS, type TxKind } from '../../ledger/tx/types.js';
@@ -179,6 +179,8 @@ export class AdminServer {
       SaveSnapshot: (call: grpc.ServerWritableStream<R, unknown>) => {
         void (async () => {
           requireAction(caller(call as unknown as Call), 'backup', 'save a snapshot of the cluster (the auditor role does)');
+          const c = b.ledger.state().cluster;
+          if (c !== null) requireNoneHeld(c);
           const bytes = this.o.snapshot;
           if (bytes === undefined) throw new CustodyError('INTERNAL', 'this node serves no snapshots');
           for await (const data of bytes()) {

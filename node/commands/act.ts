@@ -192,6 +192,7 @@ export function formatAct(v: ActView, full = false): string {
     for (const r of v.receipts) lines.push(`  receipt ${r.type} at index ${r.index}: ${r.cid}`);
   }
   (v.signatures?.length ? v.signatures : v.signature ? [v.signature] : []).forEach((s, i) => lines.push(`  signature ${i}: ${s}`));
+  if (v.state === 'Executed') lines.push('  signatures: SIGNATURE_WITHHELD until the publication gate releases the act');
   if (v.signedTx) lines.push(`  signed transaction${v.txid ? ` ${v.txid}` : ''}: ${v.signedTx}`);
   if (v.confirmation) lines.push(`  confirmation: ${v.confirmation}`);
   for (const n of v.notes) lines.push(`  note ${new Date(n.atMs).toISOString()}: ${n.reason ? `${n.reason}: ` : ''}${n.text}`);

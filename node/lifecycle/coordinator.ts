@@ -219,7 +219,10 @@ export class Coordinator {
       return await this.o.ledger.propose(event);
     } catch (e) {
       // Not placed (leadership moved, timeout): the next reconcile re-derives the step from the log.
-      this.o.log(`${this.o.nodeId}: proposal of ${event.type} not applied: ${(e as Error).message}`);
+      // Said in the act's history with its code, not only in the log.
+      const detail = `proposal of ${event.type} not applied: ${isCustodyError(e) ? e.detail : (e as Error).message}`;
+      if ('opId' in event && typeof event.opId === 'string') this.note(event.opId, detail, isCustodyError(e) ? e.reason : 'INTERNAL');
+      else this.o.log(`${this.o.nodeId}: ${detail}`);
       return null;
     }
   }
@@ -326,25 +329,30 @@ export class Coordinator {
    * with it is verified under the ledger's group key before it goes into the log. Null while no
    * matching package can be had (the participants' daemons or kernels are still starting).
    */
-  private async publicPackage(keyId: string, scheme: SuiteName, e: EpochRecord): Promise<PublicPackage | null> {
-    const candidates = async function* (o: CoordinatorOptions): AsyncGenerator<Uint8Array> {
+  private async publicPackage(keyId: string, scheme: SuiteName, e: EpochRecord): Promise<{ pub: PublicPackage | null; rejected: string[] }> {
+    const candidates = async function* (o: CoordinatorOptions): AsyncGenerator<{ from: string; b: Uint8Array }> {
       const own = await o.localPublicPackage?.(keyId, e.epoch);
-      if (own !== undefined) yield own;
+      if (own !== undefined) yield { from: `${o.nodeId}'s kernel`, b: own };
       for (const p of e.participants) {
         const b = await o.exchange.get(keys.publicPackage(keyId, e.epoch, p));
-        if (b !== undefined) yield b;
+        if (b !== undefined) yield { from: `${p} (exchange)`, b };
       }
     };
-    for await (const b of candidates(this.o)) {
+    // The exchange is untrusted: a package that is none, or not the ledger's, is passed over, and
+    // said (the act's history names it when no package can be had).
+    const rejected: string[] = [];
+    for await (const { from, b } of candidates(this.o)) {
       let pub: PublicPackage;
       try {
         pub = publicFromBytes(b);
-      } catch {
-        continue; // not a package at all: the exchange is untrusted
+      } catch (err) {
+        rejected.push(`${from}: PAYLOAD_REJECTED: not a public key package (${(err as Error).message})`);
+        continue;
       }
-      if (publicMatchesLedger(pub, scheme, e)) return pub;
+      if (publicMatchesLedger(pub, scheme, e)) return { pub, rejected };
+      rejected.push(`${from}: BINDING_MISMATCH: its group key or committee is not the ledger's`);
     }
-    return null;
+    return { pub: null, rejected };
   }
 
   /**
@@ -361,16 +369,17 @@ export class Coordinator {
     if (key === undefined || e === undefined || e.groupKey === null) return this.abort(opId, 'STALE_EPOCH', `key ${op.act.keyId} epoch ${op.act.keyEpoch} is gone`);
     // The public package is needed to aggregate: without one, no nonce is asked for. The act
     // waits for a participant to publish it (a daemon restarting) at most signingSetWaitMs.
-    const pub = await this.publicPackage(key.id, key.scheme, e);
+    const { pub, rejected } = await this.publicPackage(key.id, key.scheme, e);
     if (pub === null) {
       const since = this.packageWaits.get(opId) ?? Date.now();
+      const passed = rejected.length === 0 ? '' : `; passed over: ${rejected.join('; ')}`;
       if (!this.packageWaits.has(opId)) {
         this.packageWaits.set(opId, since);
-        this.note(opId, `waiting for the public key package of ${key.id} epoch ${e.epoch} (no participant has published one that matches the ledger yet)`, 'KEY_NOT_PUBLISHED');
+        this.note(opId, `waiting for the public key package of ${key.id} epoch ${e.epoch} (no participant has published one that matches the ledger yet)${passed}`, 'KEY_NOT_PUBLISHED');
       }
       if (Date.now() - since < this.signingSetWaitMs) return;
       this.packageWaits.delete(opId);
-      return this.abort(opId, 'KEY_NOT_PUBLISHED', `no public key package of ${key.id} epoch ${e.epoch} matching the ledger within ${this.signingSetWaitMs} ms`);
+      return this.abort(opId, 'KEY_NOT_PUBLISHED', `no public key package of ${key.id} epoch ${e.epoch} matching the ledger within ${this.signingSetWaitMs} ms${passed}`);
     }
     this.packageWaits.delete(opId);
     if (op.signingSet === null) {
@@ -421,7 +430,8 @@ export class Coordinator {
     const v = await this.propose({ type: 'ActExecuted', opId, permitId, signatures, ...this.proposer() });
     if (v === null) return;
     if (v.ok) {
-      this.note(opId, `executed at index ${v.index}: ${signatures.length} signature${signatures.length === 1 ? '' : 's'} (${toHex(signatures[0] as Uint8Array).slice(0, 16)}...); waiting at the publication gate`);
+      // Not even a prefix of a signature in notes or logs before the act is published (README).
+      this.note(opId, `executed at index ${v.index}: ${signatures.length} signature${signatures.length === 1 ? '' : 's'}, withheld until published; waiting at the publication gate`);
       await this.o.point?.('act:executed', opId);
     } else {
       this.note(opId, `execution refused: ${v.detail}`, v.reason);

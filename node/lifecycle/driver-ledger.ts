@@ -8,6 +8,7 @@ import { CustodyError } from '../../proto/errors.js';
 import { node as nodeLimits } from '../../proto/limits.js';
 import type { Driver } from '../../raft/driver.js';
 import { encodeEvent, type LedgerEvent } from '../../ledger/events.js';
+import { stampRefusal } from '../../ledger/apply.js';
 import { decodeVerdict, encodeLedgerCommand, type LedgerApp, type LedgerVerdict } from '../ledger-app.js';
 import type { LedgerPort } from './ports.js';
 import { encodeBookCommand, type BookCommand } from '../approvals/book.js';
@@ -16,7 +17,8 @@ export class DriverLedgerPort implements LedgerPort {
   private readonly boot = randomBytes(8).toString('hex');
   private n = 0;
 
-  constructor(readonly nodeId: string, private readonly driver: Driver, private readonly app: LedgerApp, private readonly timeoutMs = nodeLimits.clientTimeoutMsDefault) {}
+  /** `now`: this node's wall clock, the stamp of its proposals. */
+  constructor(readonly nodeId: string, private readonly driver: Driver, private readonly app: LedgerApp, private readonly timeoutMs: number = nodeLimits.clientTimeoutMsDefault, private readonly now: () => number = Date.now) {}
 
   state() {
     return this.app.state;
@@ -26,8 +28,17 @@ export class DriverLedgerPort implements LedgerPort {
     return this.app.subscribe(l);
   }
 
+  /**
+   * Refused locally (STAMP_AHEAD), before anything reaches Raft, when this node's clock is
+   * implausibly ahead of the ledger's time: the rule the ledger applies (ledger/apply.ts
+   * stampRefusal) to the stamp this node would give, so a node with a fast clock neither moves the
+   * ledger clock nor fills the log with entries every replica refuses.
+   */
   propose(event: LedgerEvent): Promise<LedgerVerdict> {
-    return this.proposeCommand(encodeLedgerCommand(Date.now(), encodeEvent(event)));
+    const stampMs = this.now();
+    const ahead = stampRefusal(this.app.state, event, stampMs);
+    if (ahead !== null) return Promise.reject(new CustodyError('STAMP_AHEAD', `node ${this.nodeId} proposes nothing while its clock is implausibly ahead of the ledger's: ${ahead}`));
+    return this.proposeCommand(encodeLedgerCommand(stampMs, encodeEvent(event)));
   }
 
   get approvals() {

@@ -117,7 +117,8 @@ function assetsFromJson(v: unknown): AssetTable {
 export function evidenceBundleOf(c: ClusterState, op: OpRecord, approval: GovernanceDecision | null): Bundle {
   const base = exportEvidenceBundle(c.clusterId, op, approval);
   const key = keyContextOf(c, op.act.keyId);
-  if (op.signatures === null || key === null) return base;
+  // Signatures leave the node only once the act is published (node/admin/backend.ts signaturesReleased).
+  if (op.signatures === null || key === null || !(op.state === 'Published' || op.state === 'Settled')) return base;
   const assets = assetTable(c);
   const facts = deriveActFields(op.act.kind, op.act.tx, key, assets).facts;
   return {

@@ -37,9 +37,10 @@ import { snapshotFileBytes } from '../backup/source.js';
 import { DriverLedgerPort } from './driver-ledger.js';
 import { LifecycleParticipant } from './participant.js';
 import { Coordinator } from './coordinator.js';
+import { ClockTicker } from './clock.js';
 import { KernelTwin } from './kernel-twin.js';
 import { KernelLink, type KernelLinkStatus } from './kernel-link.js';
-import { PeerClient, PeerExchange, RemoteCosigner, RemoteParticipant, peerHandlers } from './peer.js';
+import { type BlobStore, PeerClient, PeerExchange, RemoteCosigner, RemoteParticipant, peerHandlers } from './peer.js';
 import { Checkpointer } from '../checkpoints.js';
 import type { KernelPort, ParticipantPort } from './ports.js';
 import type { CatalogMetrics } from '../metrics-catalog.js';
@@ -108,7 +109,7 @@ export interface NodeLifecycle {
 }
 
 /** Starts the lifecycle of a daemon configured by `cfg` (loadLifecycleConfig). `app` must be the driver's application. */
-export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleConfig; driver: Driver; app: LedgerApp; tls: TlsMaterial; log: (l: string) => void; metrics?: CatalogMetrics; incarnation?: string; membership?: MembershipReconciler }): Promise<NodeLifecycle> {
+export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleConfig; driver: Driver; app: LedgerApp; tls: TlsMaterial; log: (l: string) => void; metrics?: CatalogMetrics; incarnation?: string; membership?: MembershipReconciler; blobStore?: BlobStore }): Promise<NodeLifecycle> {
   const cfg = o.config;
   const genesis = cfg.genesisEvent;
   const ledger = new DriverLedgerPort(o.nodeId, o.driver, o.app);
@@ -120,7 +121,15 @@ export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleC
     kernel = o.metrics ? countedKernel(link, o.metrics) : link;
   }
   const peerClients = [...cfg.peers].filter(([id]) => id !== o.nodeId).map(([id, addr]) => new PeerClient(id, addr, o.tls, o.incarnation ?? ''));
-  const exchange = new PeerExchange(peerClients, o.log);
+  const exchange = new PeerExchange(o.nodeId, peerClients, o.log, o.blobStore);
+  // Blobs whose ceremony, epoch or node ended leave the store (peer.ts); act entries change none of these.
+  let pruning = false;
+  const unprune = ledger.subscribe((_entry, result, state) => {
+    if (pruning || state.cluster === null || (result.type !== null && result.type.startsWith('Act'))) return;
+    pruning = true;
+    const c = state.cluster;
+    void exchange.prune(c).catch((e: unknown) => o.log(`exchange: prune failed: ${(e as Error).message}`)).finally(() => (pruning = false));
+  });
   // Cosigned checkpoints of this node's replica: what its kernel's sign requests rest on.
   const cosigners = peerClients.map((p) => new RemoteCosigner(p.nodeId, p));
   const checkpoints = new Checkpointer({
@@ -149,6 +158,8 @@ export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleC
   const adminPort = await server.start();
   await participant.start();
   coordinator.start();
+  const ticker = new ClockTicker({ nodeId: o.nodeId, ledger, log: o.log });
+  ticker.start();
   // The genesis every node was installed with: the leader proposes it until the ledger has one.
   let stopped = false;
   const genesisTimer = setInterval(() => {
@@ -167,6 +178,8 @@ export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleC
       clearInterval(genesisTimer);
       coordinator.stop();
       checkpoints.stop();
+      ticker.stop();
+      unprune();
       await participant.stop();
       exchange.close();
       await server.stop(2_000);

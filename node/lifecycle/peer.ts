@@ -4,7 +4,8 @@
  *
  *   PeerExchange       Exchange whose blobs live on every node: a put is stored locally and
  *                      pushed to every peer (retried until the peer has it, bounded); a get that
- *                      misses locally asks the peers. Blobs are untrusted (see ports.ts).
+ *                      misses locally asks the peers. Blobs are untrusted (see ports.ts), and
+ *                      what a peer may store here is bounded (see "Who may put what" below).
  *   RemoteParticipant  ParticipantPort of another node: nonce commitment and signature share
  *                      requests, answered by that node's participant after its own ledger checks.
  *   peerHandlers       the server side of both.
@@ -12,7 +13,9 @@
 import * as grpc from '@grpc/grpc-js';
 import type { PeerCertificate } from 'node:tls';
 import { CustodyError, isCustodyError } from '../../proto/errors.js';
-import { node as nodeLimits } from '../../proto/limits.js';
+import { lifecycle as limits, node as nodeLimits } from '../../proto/limits.js';
+import { bytesEqual } from '../../ledger/encoding.js';
+import type { ClusterState } from '../../ledger/state.js';
 import { errorOf } from '../client.js';
 import { channelCredentials, identityOptions, type TlsMaterial } from '../tls.js';
 import { INCARNATION_METADATA_KEY, incarnationRefusal } from '../backup/incarnation.js';
@@ -24,10 +27,103 @@ import { tlog as tlogLimits } from '../../proto/limits.js';
 
 type Unary = (req: object, md: grpc.Metadata, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r?: unknown) => void) => void;
 
-const KEY_BYTES_MAX = 512;
-const BLOB_BYTES_MAX = 256 * 1024;
-const BLOBS_MAX = 100_000;
 const PUSH_ATTEMPTS_MAX = 20;
+
+/*
+ * Who may put what (threat: one node, or anyone holding a node certificate, with the aim of
+ * rewriting, hiding or exhausting what the others exchange):
+ *
+ *   Authorship   every key names its author: `transport/<n>`, `dkg/<key>/<epoch>/round1/<n>`,
+ *                `dkg/<key>/<epoch>/round2/<n>/<recipient>`, `dkg/<key>/<epoch>/public/<n>` are
+ *                node n's (blobAuthor). A Put arriving from a peer is stored only if the peer's
+ *                certificate names the key's author (BLOB_KEY_FOREIGN otherwise, and for a key that
+ *                names no author), and this node puts only its own keys. So a bad peer can write
+ *                its own blobs only; every blob is still checked before use against a cid in the
+ *                log or its author's identity signature (ports.ts), which this does not replace.
+ *   First write  a stored key is never rewritten: a second put of other bytes is BLOB_EXISTS,
+ *                identical bytes are a no-op (retried pushes, a republish after a restart).
+ *                The one exception is `transport/<n>` put again by n itself: the statement of its
+ *                kernel's current transport key, signed by n (a kernel twin draws a new key per
+ *                run). A blob fetched from a peer that is not its author (get() relaying while
+ *                the author is away) is handed to the caller but never stored, so a relay cannot
+ *                take a key first and lock out its author.
+ *   Budget       per author at most lifecycle.blobsPerAuthorMax blobs and blobAuthorBytesMax
+ *                bytes, each at most blobBytesMax (BLOB_BUDGET_EXCEEDED): one bad node cannot
+ *                starve the others' ceremonies, and a node holds at most nodes x that budget.
+ *   Durability   blobs are written to the node's LevelDB (BlobStore) before the put is answered,
+ *                so a restarted daemon still has every package it took (before, a full restart
+ *                emptied every exchange and acts waited for public key packages), and are dropped
+ *                when what they belong to ends (prune): a ceremony's round-1 and round-2 packages
+ *                once its epoch is past the ceremony, public packages once the epoch is superseded,
+ *                aborted or retired, a transport statement once its node leaves the roster.
+ */
+
+/** The node a blob key names as its author, or null if the key has no known form. */
+export function blobAuthor(key: string): string | null {
+  const id = '([A-Za-z0-9][A-Za-z0-9._-]{0,63})';
+  let m = new RegExp(`^transport/${id}$`).exec(key);
+  if (m !== null) return m[1] as string;
+  m = new RegExp(`^dkg/.+/\\d+/round2/${id}/${id}$`).exec(key);
+  if (m !== null) return m[1] as string;
+  m = new RegExp(`^dkg/.+/\\d+/(?:round1|public)/${id}$`).exec(key);
+  if (m !== null) return m[1] as string;
+  return null;
+}
+
+/** Where a node keeps its exchange blobs across restarts. */
+export interface BlobStore {
+  /** Every blob stored, read once when the exchange starts. */
+  load(): Iterable<readonly [string, Uint8Array]>;
+  /** Writes (a null value deletes) before the returned promise resolves. */
+  write(changes: readonly { readonly key: string; readonly value: Uint8Array | null }[]): Promise<void>;
+}
+
+/** A BlobStore in memory (tests, and daemons without a data directory). */
+export class MemoryBlobStore implements BlobStore {
+  readonly blobs = new Map<string, Uint8Array>();
+  load(): Iterable<readonly [string, Uint8Array]> {
+    return [...this.blobs];
+  }
+  async write(changes: readonly { readonly key: string; readonly value: Uint8Array | null }[]): Promise<void> {
+    for (const c of changes) {
+      if (c.value === null) this.blobs.delete(c.key);
+      else this.blobs.set(c.key, new Uint8Array(c.value));
+    }
+  }
+}
+
+/** The prefix of exchange blobs among a node store's application keys (outside the ledger's `sm/`). */
+export const BLOB_STORE_PREFIX = 'exchange/';
+
+/**
+ * A BlobStore in the node's LevelDB (raft/storage/leveldb.ts application keys under
+ * `exchange/`): written in batches of their own, checksummed like every row, not synced (a
+ * process restart keeps them; a blob lost to a power cut is put again by its author).
+ */
+export function levelBlobStore(storage: { appValue(k: string): Uint8Array | undefined; appKeys(): IterableIterator<string>; persist(p: { hardState: null; entries: readonly never[]; snapshot: null; app: readonly { key: string; value: Uint8Array | null }[]; sync: boolean }): Promise<unknown> }): BlobStore {
+  return {
+    load() {
+      const out: [string, Uint8Array][] = [];
+      for (const k of storage.appKeys()) if (k.startsWith(BLOB_STORE_PREFIX)) out.push([k.slice(BLOB_STORE_PREFIX.length), storage.appValue(k) as Uint8Array]);
+      return out;
+    },
+    async write(changes) {
+      await storage.persist({ hardState: null, entries: [], snapshot: null, app: changes.map((c) => ({ key: BLOB_STORE_PREFIX + c.key, value: c.value })), sync: false });
+    },
+  };
+}
+
+/** Whether a stored blob's scope has ended in the ledger state `c` (see prune). */
+function blobEnded(key: string, c: ClusterState): boolean {
+  const t = /^transport\/(.+)$/.exec(key);
+  if (t !== null) return c.nodes[t[1] as string] === undefined || c.nodes[t[1] as string]?.status === 'removed';
+  const d = /^dkg\/(.+)\/(\d+)\/(round1|round2|public)\//.exec(key);
+  if (d === null) return false;
+  const e = c.keys[d[1] as string]?.epochs[d[2] as string];
+  if (e === undefined) return false; // not yet authorized on this replica (it may lag): kept
+  if (d[3] === 'public') return e.status === 'superseded' || e.status === 'aborted' || e.status === 'retired';
+  return e.status !== 'ceremony';
+}
 
 export class PeerClient {
   private readonly client: grpc.Client;
@@ -51,16 +147,68 @@ export class PeerClient {
 
 export class PeerExchange implements Exchange {
   private readonly blobs = new Map<string, Uint8Array>();
+  private readonly held = new Map<string, { bytes: number; count: number }>();
   private readonly watchers = new Set<(key: string) => void>();
   private closed = false;
 
-  constructor(private readonly peers: readonly PeerClient[], private readonly log: (l: string) => void) {}
+  /** `self`: this node's id, the only author it puts for. */
+  constructor(private readonly self: string, private readonly peers: readonly PeerClient[], private readonly log: (l: string) => void, private readonly store$: BlobStore = new MemoryBlobStore()) {
+    for (const [k, v] of store$.load()) {
+      const a = blobAuthor(k);
+      if (a === null) continue;
+      this.blobs.set(k, v);
+      this.count(a, v.length, 1);
+    }
+  }
 
-  /** Stores a blob received from a peer (or put here) and tells the watchers. */
-  store(key: string, value: Uint8Array): void {
-    if (key.length === 0 || key.length > KEY_BYTES_MAX || value.length > BLOB_BYTES_MAX) throw new CustodyError('LIMIT_EXCEEDED', 'blob key or value out of bounds');
-    if (!this.blobs.has(key) && this.blobs.size >= BLOBS_MAX) throw new CustodyError('LIMIT_EXCEEDED', 'the exchange is full');
-    this.blobs.set(key, new Uint8Array(value));
+  private count(author: string, bytes: number, n: number): void {
+    const h = this.held.get(author) ?? { bytes: 0, count: 0 };
+    const next = { bytes: h.bytes + bytes, count: h.count + n };
+    if (next.count === 0) this.held.delete(author);
+    else this.held.set(author, next);
+  }
+
+  /** What one author holds here (for operators and tests). */
+  heldBy(author: string): { bytes: number; count: number } {
+    return this.held.get(author) ?? { bytes: 0, count: 0 };
+  }
+
+  /**
+   * Stores a blob `from` a node (a peer's Put, or this node's own put) and tells the watchers.
+   * Refusals: BLOB_KEY_FOREIGN, BLOB_EXISTS, BLOB_BUDGET_EXCEEDED, LIMIT_EXCEEDED (key length).
+   */
+  async store(key: string, value: Uint8Array, from: string): Promise<void> {
+    if (key.length === 0 || Buffer.byteLength(key) > limits.blobKeyBytesMax) throw new CustodyError('LIMIT_EXCEEDED', `blob key of ${Buffer.byteLength(key)} bytes (1..${limits.blobKeyBytesMax})`);
+    const author = blobAuthor(key);
+    if (author === null) throw new CustodyError('BLOB_KEY_FOREIGN', `${key} names no author`);
+    if (author !== from) throw new CustodyError('BLOB_KEY_FOREIGN', `${key} is ${author}'s; ${from} may put only its own keys`);
+    if (value.length > limits.blobBytesMax) throw new CustodyError('BLOB_BUDGET_EXCEEDED', `a blob of ${value.length} bytes (at most ${limits.blobBytesMax})`);
+    const had = this.blobs.get(key);
+    if (had !== undefined) {
+      if (bytesEqual(had, value)) return;
+      if (!key.startsWith('transport/')) throw new CustodyError('BLOB_EXISTS', `${key} is already stored with other bytes (first write wins)`);
+    }
+    const h = this.heldBy(author);
+    const count = h.count + (had === undefined ? 1 : 0);
+    const bytes = h.bytes + value.length - (had?.length ?? 0);
+    if (count > limits.blobsPerAuthorMax || bytes > limits.blobAuthorBytesMax) {
+      throw new CustodyError('BLOB_BUDGET_EXCEEDED', `${author} would hold ${count} blobs, ${bytes} bytes (at most ${limits.blobsPerAuthorMax}, ${limits.blobAuthorBytesMax})`);
+    }
+    // Taken in memory first, so a concurrent put of the same key sees it (first write wins), then
+    // written; a failed write gives the key back.
+    const copy = new Uint8Array(value);
+    this.blobs.set(key, copy);
+    this.count(author, value.length - (had?.length ?? 0), had === undefined ? 1 : 0);
+    try {
+      await this.store$.write([{ key, value: copy }]);
+    } catch (e) {
+      if (this.blobs.get(key) === copy) {
+        if (had === undefined) this.blobs.delete(key);
+        else this.blobs.set(key, had);
+        this.count(author, (had?.length ?? 0) - value.length, had === undefined ? -1 : 0);
+      }
+      throw e;
+    }
     for (const w of this.watchers) queueMicrotask(() => w(key));
   }
 
@@ -69,7 +217,7 @@ export class PeerExchange implements Exchange {
   }
 
   async put(key: string, value: Uint8Array): Promise<void> {
-    this.store(key, value);
+    await this.store(key, value, this.self);
     for (const p of this.peers) void this.push(p, key, value);
   }
 
@@ -78,30 +226,65 @@ export class PeerExchange implements Exchange {
       try {
         await p.call('Put', { key, value: Buffer.from(value) }, 5_000);
         return;
-      } catch {
+      } catch (e) {
+        // A refusal with a reason is final (the peer holds other bytes, or its budget for this
+        // node is spent): said once, with its code, and not retried.
+        if (isCustodyError(e) && (e.reason === 'BLOB_EXISTS' || e.reason === 'BLOB_KEY_FOREIGN' || e.reason === 'BLOB_BUDGET_EXCEEDED' || e.reason === 'LIMIT_EXCEEDED')) {
+          this.log(`exchange: ${p.nodeId} refused ${key}: ${e.reason}: ${e.detail}`);
+          return;
+        }
         await new Promise((r) => setTimeout(r, Math.min(5_000, 100 * 2 ** i)));
       }
     }
     this.log(`exchange: ${p.nodeId} did not take ${key}; it will ask for it`);
   }
 
+  /**
+   * A blob: stored here, else asked of its author first and then of the other peers. Only the
+   * author's answer is stored; another peer's is returned unstored (see above).
+   */
   async get(key: string): Promise<Uint8Array | undefined> {
     const v = this.blobs.get(key);
     if (v !== undefined) return v;
-    for (const p of this.peers) {
+    const author = blobAuthor(key);
+    if (author === null) return undefined;
+    const order = [...this.peers.filter((p) => p.nodeId === author), ...this.peers.filter((p) => p.nodeId !== author)];
+    for (const p of order) {
+      let r: { found: boolean; value: Buffer };
       try {
-        const r = await p.call<{ found: boolean; value: Buffer }>('Get', { key }, 3_000);
-        if (r.found) {
-          // Keep and hand out a copy: a gRPC Buffer may be a view into a pooled allocation, and
-          // consumers take `.buffer` of what they get (kernel/transport.ts).
-          this.store(key, r.value);
-          return this.blobs.get(key);
-        }
+        r = await p.call<{ found: boolean; value: Buffer }>('Get', { key }, 3_000);
       } catch {
-        // A peer that is down is simply not asked again this time.
+        continue; // a peer that is down is simply not asked again this time
       }
+      if (!r.found) continue;
+      // A copy: a gRPC Buffer may be a view into a pooled allocation, and consumers take
+      // `.buffer` of what they get (kernel/transport.ts).
+      const copy = new Uint8Array(r.value);
+      if (p.nodeId !== author) return copy;
+      try {
+        await this.store(key, copy, author);
+      } catch (e) {
+        this.log(`exchange: ${key} from ${author} not kept: ${isCustodyError(e) ? `${e.reason}: ${e.detail}` : String(e)}`);
+      }
+      return this.blobs.get(key) ?? copy;
     }
     return undefined;
+  }
+
+  /** Drops the blobs whose ceremony, epoch or node has ended in the ledger (see above). */
+  async prune(c: ClusterState): Promise<number> {
+    const gone: string[] = [];
+    for (const k of this.blobs.keys()) if (blobEnded(k, c)) gone.push(k);
+    if (gone.length === 0) return 0;
+    await this.store$.write(gone.map((key) => ({ key, value: null })));
+    for (const k of gone) {
+      const v = this.blobs.get(k);
+      const a = blobAuthor(k);
+      if (v === undefined || a === null) continue;
+      this.blobs.delete(k);
+      this.count(a, -v.length, -1);
+    }
+    return gone.length;
   }
 
   watch(l: (key: string) => void): () => void {
@@ -113,7 +296,6 @@ export class PeerExchange implements Exchange {
     this.closed = true;
   }
 }
-
 export class RemoteParticipant implements ParticipantPort {
   constructor(readonly nodeId: string, private readonly peer: PeerClient, private readonly deadlineMs: number) {}
 
@@ -157,10 +339,14 @@ export function peerHandlers(o: { participant: ParticipantPort; exchange: PeerEx
       return f(call.request);
     }).then((r) => cb(null, r), (e: unknown) => cb(isCustodyError(e) ? refusal(e.reason, e.detail) : refusal('INTERNAL', String(e))));
   };
+  const unaryFrom = <Req>(f: (req: Req, from: string) => unknown) => (call: grpc.ServerUnaryCall<Req, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+    Promise.resolve().then(() => f(call.request, who(call as never)))
+      .then((r) => cb(null, r), (e: unknown) => cb(isCustodyError(e) ? refusal(e.reason, e.detail) : refusal('INTERNAL', String(e))));
+  };
   type R = Record<string, unknown>;
   return {
-    Put: unary<R>((r) => {
-      o.exchange.store(String(r.key ?? ''), r.value as Buffer);
+    Put: unaryFrom<R>(async (r, from) => {
+      await o.exchange.store(String(r.key ?? ''), new Uint8Array((r.value as Buffer | undefined) ?? Buffer.alloc(0)), from);
       return {};
     }),
     Get: unary<R>((r) => {

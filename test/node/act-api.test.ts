@@ -112,8 +112,10 @@ t.test('transaction-carrying acts through the admin API and the CLI', { timeout:
     t.equal(act.initiator, 'cara', 'the initiator is still the caller');
   });
 
-  t.test('once executed, ShowAct carries the signatures and the finalized transaction', async (t) => {
+  t.test('once published, ShowAct carries the signatures and the finalized transaction', async (t) => {
     const sigs = node.ledger.execute('btc-1');
+    t.same((await cara.showAct('btc-1')).signatures, [], 'none while the act is held at the publication gate');
+    node.ledger.publish('btc-1');
     const v = await cara.showAct('btc-1');
     t.equal(v.signatures.length, 2, 'one signature per input');
     t.same(v.signatures, sigs.map(toHex));
@@ -123,6 +125,7 @@ t.test('transaction-carrying acts through the admin API and the CLI', { timeout:
     t.same(tx.getInput(0).finalScriptWitness?.map(toHex), [toHex(sigs[0]!)], 'the key-path witness is the threshold signature');
 
     const [solSig] = node.ledger.execute('sol-1');
+    node.ledger.publish('sol-1');
     const s = await cara.showAct('sol-1');
     const wire = getTransactionDecoder().decode(fromHex(s.signedTx));
     const payer = solanaAddress(SOL.key);
@@ -152,6 +155,7 @@ t.test('transaction-carrying acts through the admin API and the CLI', { timeout:
     t.match(ok.stdout, '| fee: 0.00002000 BTC', 'the display, line by line');
 
     node.ledger.execute('cli-1');
+    node.ledger.publish('cli-1');
     const show = await node.cli('audra', ['admin', 'act', 'show', 'cli-1']);
     exit0(t, show, 'act show');
     t.match(show.stdout, /signature 1: [0-9a-f]{128}/);

@@ -129,6 +129,12 @@ export class StandInLedger implements LedgerPort {
     this.s = { ...this.s, index: this.s.index + 1, cluster: { ...this.s.cluster!, governance: g } };
   }
 
+  /** Records an Executed act Published (the gate released it): only now do its signatures leave the node. */
+  publish(opId: string): void {
+    const op = this.s.cluster!.ops[opId]!;
+    this.put({ ...op, state: 'Published', history: [...op.history, { state: 'Published', index: this.s.index + 1 }] });
+  }
+
   submittedActs(): Act[] {
     return this.proposed.flatMap((e) => (e.type === 'ActSubmitted' ? [e.act] : []));
   }
