@@ -28,6 +28,7 @@ import {
   ed25519Sign, ed25519Verify,
 } from './decision.js';
 import { TX_KINDS, type TxKind } from './tx/types.js';
+import { type SignedActRequest, actRequestFromCbor, actRequestToCbor } from './act-request.js';
 import type { PolicyDocument } from './policy-engine/types.js';
 
 export interface LedgerEntry {
@@ -254,7 +255,11 @@ export type LedgerEvent =
   /** statement.kind 'FencingRecord' by the reporting node, slot { nodeId, passport }, content { reason } */
   | { readonly type: 'FencingRecord'; readonly statement: SignedStatement }
   | { readonly type: 'EquivocationEvidence'; readonly first: SignedStatement; readonly second: SignedStatement }
-  | ({ readonly type: 'ActSubmitted'; readonly opId: string; readonly act: Act; readonly approval: GovernanceDecision | null } & Proposer)
+  /**
+   * `request`: the custodian's signed request the act is (ledger/act-request.ts); null only in an
+   * event every node records Denied REQUEST_UNSIGNED. opId is the request's id.
+   */
+  | ({ readonly type: 'ActSubmitted'; readonly opId: string; readonly act: Act; readonly approval: GovernanceDecision | null; readonly request: SignedActRequest | null } & Proposer)
   | ({ readonly type: 'ActPermitIssued'; readonly opId: string } & Proposer)
   /**
    * The commitment list the act's permit is signed with, fixed before any signer is asked for a
@@ -281,7 +286,7 @@ export function eventToCbor(e: LedgerEvent): CborValue {
     case 'EquivocationEvidence':
       return { type: e.type, first: statementToCbor(e.first), second: statementToCbor(e.second) };
     case 'ActSubmitted':
-      return { type: e.type, opId: e.opId, act: actToCbor(e.act), approval: e.approval === null ? null : decisionToCbor(e.approval), nodeId: e.nodeId, passport: e.passport };
+      return { type: e.type, opId: e.opId, act: actToCbor(e.act), approval: e.approval === null ? null : decisionToCbor(e.approval), request: e.request === null ? null : actRequestToCbor(e.request), nodeId: e.nodeId, passport: e.passport };
     case 'ActSigningSetFixed':
       return { type: e.type, opId: e.opId, permitId: e.permitId, commitments: e.commitments.map(memberToCbor), nodeId: e.nodeId, passport: e.passport };
     case 'ActExecuted':
@@ -323,8 +328,11 @@ export function eventFromCbor(v: CborValue): LedgerEvent {
       return { type, first: statementFromCbor(o.first), second: statementFromCbor(o.second) };
     }
     case 'ActSubmitted': {
-      const o = obj(v, 'event', ['type', 'opId', 'act', 'approval', ...PROPOSER]);
-      return { type, opId: str(o.opId, 'opId'), act: actFromCbor(o.act), approval: o.approval === null ? null : decisionFromCbor(o.approval), ...proposer(o) };
+      // A request that is present is decoded strictly like every other field: one that is not
+      // well-formed makes the event refused PAYLOAD_REJECTED (never journaled); the admin API
+      // refuses it REQUEST_UNSIGNED before anything is proposed.
+      const o = obj(v, 'event', ['type', 'opId', 'act', 'approval', 'request', ...PROPOSER]);
+      return { type, opId: str(o.opId, 'opId'), act: actFromCbor(o.act), approval: o.approval === null ? null : decisionFromCbor(o.approval), request: o.request === null ? null : actRequestFromCbor(o.request), ...proposer(o) };
     }
     case 'ActPermitIssued':
     case 'ActPublished': {

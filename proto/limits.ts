@@ -119,6 +119,14 @@ export const ledger = {
    * way on every node, so the record stays bounded and identical across replicas.
    */
   ruleDetailBytesMax: 512,
+  /**
+   * The window around the ledger clock in which a custodian's signed act request is accepted
+   * (ledger/act-request.ts, ledger/apply.ts actSubmitted): issued at most `actRequestAgeMsMax`
+   * before the entry's stamp and at most `actRequestSkewMsMax` after it (the custodian's clock may
+   * run a little ahead). Outside it: REQUEST_EXPIRED.
+   */
+  actRequestAgeMsMax: 24 * 3600 * 1000,
+  actRequestSkewMsMax: 5 * 60 * 1000,
 } as const;
 
 // ---------------------------------------------------------------------------------------------

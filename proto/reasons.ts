@@ -107,6 +107,14 @@ export const REASONS = {
   TX_ASSET_MISMATCH: { grpc: GrpcStatus.INVALID_ARGUMENT, text: 'the transaction states the asset differently from the asset table (decimals)' },
   TX_INPUT_INCOMPLETE: { grpc: GrpcStatus.INVALID_ARGUMENT, text: 'an input lacks the previous output (amount and script) its fee and signature hash need' },
   TX_DECLARED_MISMATCH: { grpc: GrpcStatus.INVALID_ARGUMENT, text: 'a field the act declares differs from what its transaction says' },
+
+  // Custodians' signed act requests (ledger/act-request.ts): checked by every node at apply and by every kernel.
+  REQUEST_UNSIGNED: { grpc: GrpcStatus.UNAUTHENTICATED, text: 'the act carries no custodian request, or one that is not well-formed' },
+  REQUEST_SIGNATURE_INVALID: { grpc: GrpcStatus.UNAUTHENTICATED, text: 'the custodian\'s signature over the act request does not verify' },
+  NOT_A_CUSTODIAN: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'the request\'s signer is not on the roster in force with the custodian role' },
+  REQUEST_EXPIRED: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'the request was issued outside the window the ledger accepts around its clock' },
+  REQUEST_MISMATCH: { grpc: GrpcStatus.INVALID_ARGUMENT, text: 'the act is not exactly what the custodian requested (cluster, request id, key, epoch, kind, transaction, initiator)' },
+  TX_MESSAGES_MISMATCH: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'the messages to sign are not the ones derived from the requested transaction' },
 } as const;
 
 export type ReasonCode = keyof typeof REASONS;
