@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CustodyError } from '../../proto/errors.js';
-import { regtestAddressOf, resolveDestination, seedOf, solanaAddressOf, solanaTransferMessage, taprootPsbt } from '../../ledger/scenario.js';
+import { regtestAddressOf, resolveDestination, rid, seedOf, solanaAddressOf, solanaTransferMessage, taprootPsbt } from '../../ledger/scenario.js';
 import { fromHex } from '../../ledger/encoding.js';
 import type { Network, TxKind } from '../../ledger/tx/types.js';
 import { decisionBodyFromCbor, decisionSigningBytes, ed25519Sign, networkForScheme } from '../../ledger/decision.js';
@@ -78,13 +78,28 @@ export async function actSubmitArgs(c: AdminClient, dir: string, opId: string, k
   const x = await actTx(c, keyId, amount, destination);
   const file = join(dir, `${opId}.${x.kind}`);
   writeFileSync(file, x.tx);
-  return ['act', 'submit', '--op', opId, '--key-id', keyId, x.kind === 'btc-psbt' ? '--psbt' : '--solana', file];
+  return ['act', 'submit', '--op', rid(opId), '--key-id', keyId, x.kind === 'btc-psbt' ? '--psbt' : '--solana', file, '--custodian-key', join(dir, 'custodians', 'cara.key')];
 }
+
+/**
+ * What `custody admin act submit --custodian-key` does: `custodian` signs the request for the act
+ * (its id is rid(opId), so tests name acts by label) and `c` submits it.
+ */
+export function submitAs(c: AdminClient, custodian: { readonly id: string; readonly secretKey: Uint8Array }, a: {
+  opId: string; keyId: string; kind: TxKind | string; tx: Uint8Array; keyEpoch?: number; approvalCid?: string; declared?: { asset?: string; amount?: string; destination?: string };
+}): Promise<ActView> {
+  const { opId, kind, ...rest } = a;
+  return c.submitActAs(custodian, { ...rest, kind: kind as TxKind, requestId: rid(opId) });
+}
+
+export { rid };
 
 export interface Harness {
   readonly dir: string;
   readonly certs: string;
   readonly cluster: LocalCluster;
+  /** cara's custodian key (roster role `custodian`): signs the acts' requests; its file is `<dir>/custodians/cara.key`. */
+  readonly custodian: { readonly id: string; readonly secretKey: Uint8Array };
   /** An admin client of node `nodeId` (default the first) authenticated as operator `as`. */
   client(as: string, nodeId?: string): AdminClient;
   /** Runs `custody admin <args>` as operator `as` against node `nodeId`. */
@@ -120,7 +135,7 @@ export async function startHarness(extra: Partial<LocalClusterOptions> = {}): Pr
   const clients: AdminClient[] = [];
   const node = (nodeId?: string) => cluster.node(nodeId ?? cluster.nodes[0]!.id);
   const h: Harness = {
-    dir, certs, cluster,
+    dir, certs, cluster, custodian: cluster.custodians[0]!,
     client(as, nodeId) {
       const n = node(nodeId);
       const c = new AdminClient(n.adminAddress as string, n.id, { ca: join(certs, 'ca.crt'), cert: join(certs, `${as}.crt`), key: join(certs, `${as}.key`) });
@@ -161,7 +176,7 @@ export async function startHarness(extra: Partial<LocalClusterOptions> = {}): Pr
 
 /** Watches until the act reaches `state` (or ends); returns the last view. */
 export async function waitAct(c: AdminClient, opId: string, state: string, timeoutMs = 120_000): Promise<ActView> {
-  return c.watch(opId, () => undefined, (v) => v.state === state || ['Settled', 'Denied', 'Aborted'].includes(v.state), timeoutMs);
+  return c.watch(rid(opId), () => undefined, (v) => v.state === state || ['Settled', 'Denied', 'Aborted'].includes(v.state), timeoutMs);
 }
 
 /** The reason code a call was refused with ('resolved' if it was not refused). */
