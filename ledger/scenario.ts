@@ -502,10 +502,15 @@ export class ScriptedCluster {
     return signActRequest(body, (signer ?? this.keyOf(body.custodian)).secretKey);
   }
 
+  /** The request `submit` signed for this act id and act (a resubmission carries the same signed request). */
+  private readonly requests = new Map<string, SignedActRequest>();
+
   /** ActSubmitted for `act` under act id rid(label), with its initiator's signed request unless `request` is given (null: none). */
   submit(label: string, act: Act, approval: GovernanceDecision | null = null, nodeId = 'node-0', request?: SignedActRequest | null): ApplyResult {
     const opId = rid(label);
-    const r = request === undefined ? this.request(label, act) : request;
+    const memo = `${opId}/${toHex(actCid(act))}`;
+    const r = request === undefined ? (this.requests.get(memo) ?? this.request(label, act)) : request;
+    if (r !== null) this.requests.set(memo, r);
     return this.entry({ type: 'ActSubmitted', opId, act, approval, request: r, ...this.proposer(nodeId) }).result;
   }
 

@@ -42,6 +42,7 @@ import { decode, encode, toHex } from '../../ledger/encoding.js';
 import { ledger as ledgerLimits } from '../../proto/limits.js';
 import { type ArchiveSource, type ColdStore, LedgerApp, archiveRecordWrites, encodeLedgerCommand, fetchedKeys, levelColdStore } from '../../node/ledger-app.js';
 import { conf } from './ledger-nodes.js';
+import { rid } from '../../ledger/scenario.js';
 
 const RUNS = Number(process.env.FC_RUNS ?? 20);
 const replay = {
@@ -266,7 +267,7 @@ t.test('archive fetch', async (t) => {
     t.teardown(() => node.storage.close());
     t.equal(await Promise.resolve(node.app.restore(snap)).then(() => 'installed', reasonOf), 'ARCHIVE_UNAVAILABLE', 'no honest peer: ARCHIVE_UNAVAILABLE');
     t.equal(node.app.state.cluster, null, 'the state is left as it was');
-    t.equal(await node.app.act('denied-0'), undefined, 'and the records the liar served are not visible');
+    t.equal(await node.app.act(rid('denied-0')), undefined, 'and the records the liar served are not visible');
   });
 
   t.test('property: records past the state\'s count are invisible to every read', async (t) => {
@@ -305,7 +306,7 @@ t.test('archive fetch', async (t) => {
 
     const again = await open(undefined, first.dir);
     t.equal(again.app.state.cluster?.archived.count, 0, 'reopened with the old state');
-    t.equal(await again.app.act('denied-0'), undefined, 'a fetched record is not visible');
+    t.equal(await again.app.act(rid('denied-0')), undefined, 'a fetched record is not visible');
     t.same(await again.app.endedActs(ACTS), [], 'nor in the chronicle');
     await again.storage.close();
 
@@ -315,7 +316,7 @@ t.test('archive fetch', async (t) => {
     await install(third, snap);
     t.equal(third.app.root(), want, 'the next install completes');
     t.equal(rest.asked.get('peer'), ACTS - half, `fetching only the ${ACTS - half} records it did not hold`);
-    t.equal((await third.app.act('denied-0'))?.state, 'Denied', 'the records fetched before the crash are now visible');
+    t.equal((await third.app.act(rid('denied-0')))?.state, 'Denied', 'the records fetched before the crash are now visible');
 
     // A record staged before the crash that was altered (a lying peer, then the crash) is caught by the chain.
     const fourth = await open(undefined);
