@@ -45,7 +45,7 @@ export interface ScriptOptions {
   readonly policy?: PolicyDocument;
   /** Distinguishes the keys of two scripts (two clusters). */
   readonly label?: string;
-  /** Roster ids holding the custodian role at genesis (default custodian-1, custodian-2, i1, cara). */
+  /** Roster ids holding the custodian role at genesis (default custodian-1, custodian-2, i1, cara, dana). */
   readonly custodians?: readonly string[];
 }
 
@@ -255,7 +255,7 @@ export class ScriptedCluster {
       return { info: { id: `node-${i}`, identityKey: ed25519.getPublicKey(secretKey), passport: `passport-${i}-0` }, secretKey };
     });
     this.approvers = Array.from({ length: m }, (_, i) => makeApproverKey(`approver-${i}`, seedOf(`${this.label}/approver/${i}`)));
-    this.custodians = (o.custodians ?? ['custodian-1', 'custodian-2', 'i1', 'cara']).map((id) => makeApproverKey(id, seedOf(`${this.label}/custodian/${id}`)));
+    this.custodians = (o.custodians ?? ['custodian-1', 'custodian-2', 'i1', 'cara', 'dana']).map((id) => makeApproverKey(id, seedOf(`${this.label}/custodian/${id}`)));
     this.roster = {
       // The last approver of a roster larger than its threshold also holds the security role.
       approvers: [

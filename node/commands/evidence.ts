@@ -35,7 +35,7 @@ export function verifyEvidence(bundle: unknown): EvidenceVerdict {
   const links = [`request signed by custodian ${custodian} (roster of governance epoch ${String(b.rosterEpoch)})`, ...chain.links];
   if (b.signature !== undefined) {
     const s = verifyBundleSignature(b);
-    if (!s.ok) return { ok: false, link: links.length + 1, name: 'signature', reason: s.reason, detail: s.detail };
+    if (!s.ok) return { ok: false, link: chain.links.length + 1, name: 'signature', reason: s.reason, detail: s.detail };
     links.push('signature');
     const signers = b.signature.signers;
     if (signers !== undefined) links.push(`signers ${signers.map((m) => m.node).join('+')} (${b.signature.ciphersuite === 'ed25519' ? 'the signature\'s R is their group commitment' : 'listed; the ledger fixed them'})`);

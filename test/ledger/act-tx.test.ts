@@ -33,7 +33,7 @@ function cluster(o: { network?: 'solana-mainnet' } = {}): ScriptedCluster {
 function deniedWith(t: Test, s: ScriptedCluster, opId: string, act: Act, reason: string, what: string): void {
   const r = s.submit(opId, act);
   t.match(r, { ok: false, reason, applied: true, opState: 'Denied' }, `${what}: Denied ${reason}${r.ok ? '' : ` (${r.detail})`}`);
-  t.equal(s.state.cluster!.ops[opId]?.permitId, null, `${what}: no permit`);
+  t.equal(s.state.cluster!.ops[rid(opId)]?.permitId, null, `${what}: no permit`);
   t.match(s.issuePermit(opId), { ok: false, reason: 'INVALID_TRANSITION' }, `${what}: no permit afterwards either`);
   t.same(checkInvariants(s.state), []);
 }

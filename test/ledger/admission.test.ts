@@ -261,7 +261,7 @@ prop('hours and weekdays read the UTC clock of the clamped entry stamp, never a 
     const { minute, weekday } = utcClock(clock);
     const open = inHours(minute, from, to) && (days === null || days.includes(WEEKDAYS[weekday] as Weekday));
     const act = actFor(s);
-    const r = s.entry({ type: 'ActSubmitted', opId: rid(`h-${i}`), act, approval: null, request: s.request(`h-${i}`, act, { issuedMs: stamp }), ...s.proposer() }, stamp).result;
+    const r = s.entry({ type: 'ActSubmitted', opId: rid(`h-${i}`), act, approval: null, request: s.request(`h-${i}`, act, { issuedMs: clock }), ...s.proposer() }, stamp).result;
     if (open) expect(r.ok && r.admission?.ruleId === 'office', `stamp ${stamp} (clock ${clock}, minute ${minute}, day ${weekday}) is inside, got ${r.ok ? 'ok' : `${r.reason}: ${r.detail}`}`);
     else refusalNamesRule(r, null, 'POLICY_NO_RULE');
   });

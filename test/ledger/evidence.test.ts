@@ -126,10 +126,10 @@ t.test('dropped, reordered or foreign receipts and a changed act are refused', a
 
 t.test('a bundle with the released signature verifies it under the group key; a changed signature breaks that link', async (t) => {
   const { s, approval } = publishedCluster();
-  const full = JSON.parse(JSON.stringify(evidenceBundle(s.state.cluster!, 'op-1', approval))) as Bundle & { signature: SignatureBlock };
+  const full = JSON.parse(JSON.stringify(evidenceBundle(s.state.cluster!, rid('op-1'), approval))) as Bundle & { signature: SignatureBlock };
   const op = s.state.cluster!.ops[rid('op-1')]!;
   const set = op.signingSet!.commitments.map((m) => m.nodeId);
-  t.same(verifyEvidence(full), { ok: true, opId: 'op-1', clusterId: s.clusterId, rule: 'sol-approved', links: ['AdmissionReceipt', 'PermitReceipt', 'PublicationReceipt', 'signature', `signers ${set.join('+')} (the signature's R is their group commitment)`] });
+  t.same(verifyEvidence(full), { ok: true, opId: rid('op-1'), clusterId: s.clusterId, rule: 'sol-approved', links: [`request signed by custodian custodian-1 (roster of governance epoch ${String(full.rosterEpoch)})`, 'AdmissionReceipt', 'PermitReceipt', 'PublicationReceipt', 'signature', `signers ${set.join('+')} (the signature's R is their group commitment)`] });
   t.equal(full.signature.display, s.facts(op.act).display, 'the bundle carries the display the approvers saw');
   t.same(full.signature.messages, [toHex(op.act.tx)], 'a Solana act signs its message');
   const wire = getTransactionDecoder().decode(fromHex(full.signature.finalized));
@@ -150,7 +150,7 @@ t.test('a bundle with the released signature verifies it under the group key; a 
 
 t.test('the signing set in the bundle is the one the signature was aggregated over: another set, order or commitment is refused', async (t) => {
   const { s, approval } = publishedCluster();
-  const full = JSON.parse(JSON.stringify(evidenceBundle(s.state.cluster!, 'op-1', approval))) as Bundle & { signature: SignatureBlock & { signers: SignerEntry[] } };
+  const full = JSON.parse(JSON.stringify(evidenceBundle(s.state.cluster!, rid('op-1'), approval))) as Bundle & { signature: SignatureBlock & { signers: SignerEntry[] } };
   const signers = full.signature.signers;
   t.equal(signers.length, 2, 'a 2-of-3 key lists the two signers the ledger fixed');
   t.same(signers.map((m) => m.node), s.state.cluster!.ops[rid('op-1')]!.signingSet!.commitments.map((m) => m.nodeId));
@@ -181,7 +181,14 @@ t.test('custody evidence verify (the real CLI) passes an intact bundle and names
   };
   const intact = run(bundle);
   t.equal(intact.status, 0, intact.stderr);
-  t.match(intact.stdout, /ok: act op-1 .*admitted by policy rule sol-approved: AdmissionReceipt -> PermitReceipt -> PublicationReceipt/);
+  t.match(intact.stdout, new RegExp(`ok: act ${rid('op-1')} .*admitted by policy rule sol-approved: request signed by custodian custodian-1 \\(roster of governance epoch \\d+\\) -> AdmissionReceipt -> PermitReceipt -> PublicationReceipt`));
+  // Link 0 holds the custodian's request: a bundle whose request was signed by a governor, or whose
+  // roster no longer names the custodian, is refused with the reason.
+  const roster = decode(fromHex(bundle.roster!)) as { approvers: { id: string }[]; quorum: CborValue };
+  const withoutCustodian = toHex(encode({ ...roster, approvers: roster.approvers.filter((a) => a.id !== 'custodian-1') } as unknown as CborValue));
+  const removed = run({ ...bundle, roster: withoutCustodian });
+  t.equal(removed.status, 3, 'a roster without the custodian: exit 3');
+  t.match(removed.stderr, /NOT_A_CUSTODIAN: link 0 \(bundle\) is broken/);
   for (let i = 0; i < bundle.receipts.length; i++) {
     const r = bundle.receipts[i]!;
     const at = Math.floor(fromHex(r.cbor).length / 2);
