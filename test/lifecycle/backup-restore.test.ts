@@ -28,7 +28,7 @@ import { writeSnapshotFile } from '../../node/backup/save.js';
 import { PeerClient } from '../../node/lifecycle/peer.js';
 import { loadTls } from '../../node/tls.js';
 import { isCustodyError } from '../../proto/errors.js';
-import { CLI, OPERATORS, POLICY, runCli as cli, actTx } from './harness.js';
+import { CLI, OPERATORS, POLICY, runCli as cli, actTx, labelled, type LabelledClient } from './harness.js';
 
 
 /** What the ledger holds of an act (the notes are each node's own narration, not replicated). */
@@ -59,10 +59,10 @@ t.test('snapshot save, restore into a new cluster: chronicle, evidence, new writ
     }
     rmSync(root, { recursive: true, force: true });
   });
-  const client = (c: DaemonCluster, as: string, id: string): AdminClient => {
+  const client = (c: DaemonCluster, as: string, id: string): LabelledClient => {
     const x = c.client(id, as);
     clients.push(x);
-    return x;
+    return labelled(x, c.custodians[0]!);
   };
   const approve = async (c: DaemonCluster, cid: string, who: string[]): Promise<void> => {
     for (const a of who) {

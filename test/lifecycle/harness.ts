@@ -61,7 +61,7 @@ let txSeq = 0;
  * for a Solana key, a two-input Taproot PSBT with change back to the key for a Bitcoin key, built
  * against the key as the node shows it (its group key and network).
  */
-export async function actTx(c: AdminClient, keyId: string, amount: string | bigint, destination: string): Promise<{ kind: TxKind; tx: Uint8Array }> {
+export async function actTx(c: Pick<AdminClient, 'chronicle'>, keyId: string, amount: string | bigint, destination: string): Promise<{ kind: TxKind; tx: Uint8Array }> {
   const k = (await c.chronicle(1)).keys.find((x) => x.id === keyId);
   if (k === undefined || k.publicKey === '') throw new Error(`no published key ${keyId}`);
   const groupKey = fromHex(k.publicKey);
@@ -74,7 +74,7 @@ export async function actTx(c: AdminClient, keyId: string, amount: string | bigi
 }
 
 /** `custody admin act submit` arguments for a transfer from `keyId` (its transaction written to a file in `dir`). */
-export async function actSubmitArgs(c: AdminClient, dir: string, opId: string, keyId: string, amount: string, destination: string): Promise<string[]> {
+export async function actSubmitArgs(c: Pick<AdminClient, 'chronicle'>, dir: string, opId: string, keyId: string, amount: string, destination: string): Promise<string[]> {
   const x = await actTx(c, keyId, amount, destination);
   const file = join(dir, `${opId}.${x.kind}`);
   writeFileSync(file, x.tx);
@@ -93,6 +93,30 @@ export function submitAs(c: AdminClient, custodian: { readonly id: string; reado
 }
 
 export { rid };
+
+/** An act as the tests name it: by label (its request id is rid(label)), signed by `custodian` on submission. */
+export type LabelledSubmit = { opId: string; keyId: string; kind?: TxKind | string; tx?: Uint8Array; keyEpoch?: number; approvalCid?: string; declared?: { asset?: string; amount?: string; destination?: string } };
+export type LabelledClient = Omit<AdminClient, 'submitAct'> & { submitAct(a: LabelledSubmit): Promise<ActView> };
+
+/**
+ * `c` as the tests use it: acts named by label (showAct, watch, settleAct and exportEvidence take
+ * the label and ask for rid(label)), and submitAct signs the request as `custodian`.
+ */
+export function labelled(c: AdminClient, custodian: { readonly id: string; readonly secretKey: Uint8Array }): LabelledClient {
+  return new Proxy(c, {
+    get(target, prop) {
+      if (prop === 'submitAct') {
+        return (a: LabelledSubmit) => submitAs(target, custodian, { ...a, kind: a.kind ?? '', tx: a.tx ?? new Uint8Array(0) });
+      }
+      if (prop === 'showAct' || prop === 'settleAct' || prop === 'exportEvidence' || prop === 'watch') {
+        const f = (target[prop] as (op: string, ...rest: unknown[]) => unknown).bind(target);
+        return (op: string, ...rest: unknown[]) => f(rid(op), ...rest);
+      }
+      const v = Reflect.get(target, prop, target) as unknown;
+      return typeof v === 'function' ? (v as (...x: unknown[]) => unknown).bind(target) : v;
+    },
+  }) as unknown as LabelledClient;
+}
 
 export interface Harness {
   readonly dir: string;
@@ -175,7 +199,7 @@ export async function startHarness(extra: Partial<LocalClusterOptions> = {}): Pr
 }
 
 /** Watches until the act reaches `state` (or ends); returns the last view. */
-export async function waitAct(c: AdminClient, opId: string, state: string, timeoutMs = 120_000): Promise<ActView> {
+export async function waitAct(c: Pick<AdminClient, 'watch'>, opId: string, state: string, timeoutMs = 120_000): Promise<ActView> {
   return c.watch(rid(opId), () => undefined, (v) => v.state === state || ['Settled', 'Denied', 'Aborted'].includes(v.state), timeoutMs);
 }
 

@@ -17,7 +17,7 @@ import type { AdminClient } from '../../node/admin/client.js';
 import { issueOperatorCert } from '../../node/admin/roles.js';
 import { DaemonCluster } from '../../node/lifecycle/daemon-cluster.js';
 import { until } from '../../node/probe.js';
-import { CLI, OPERATORS, POLICY, runCli, actTx } from './harness.js';
+import { CLI, OPERATORS, POLICY, runCli, actTx, labelled, type LabelledClient } from './harness.js';
 
 const cli = runCli;
 
@@ -39,10 +39,10 @@ t.test('a wiped node installs a snapshot, fetches the archive from its peers, an
     }
     rmSync(dir, { recursive: true, force: true });
   });
-  const client = (as: string, id: string): AdminClient => {
+  const client = (as: string, id: string): LabelledClient => {
     const x = c.client(id, as);
     clients.push(x);
-    return x;
+    return labelled(x, c.custodians[0]!);
   };
   const approve = async (cid: string, who: string[]): Promise<void> => {
     for (const a of who) {
