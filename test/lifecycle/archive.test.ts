@@ -87,7 +87,7 @@ t.test('ended acts leave memory for LevelDB, read back with their evidence; rest
   await until('both nodes applied everything', () => nodes.every((n) => n.app.state.index === script.state.index), 30_000);
   for (const n of nodes) {
     t.equal(n.app.root(), toHex(stateRoot(script.state)), `${n.id}: the root of keeping every act in memory`);
-    t.same(Object.keys(n.app.state.cluster?.ops ?? {}), ['flight-1'], `${n.id}: only the act in flight is in memory`);
+    t.same(Object.keys(n.app.state.cluster?.ops ?? {}), [rid('flight-1')], `${n.id}: only the act in flight is in memory`);
   }
 
   // Ended acts and their evidence, read from disk.
@@ -104,7 +104,7 @@ t.test('ended acts leave memory for LevelDB, read back with their evidence; rest
   const bundle = JSON.parse(JSON.stringify(evidenceBundleOf(leader.app.state.cluster!, settled!, null)));
   t.match(verifyEvidenceBundle(bundle), { ok: true, ruleId: 'sol-small' }, 'the evidence bundle of an archived act verifies offline and names its rule');
   t.same(verifyBundleSignature(bundle), { ok: true }, 'and so does its signature');
-  t.same((await leader.app.endedActs(10)).map((o) => o.opId), ['settled-1', 'denied-1', 'aborted-1'], 'the chronicle of ended acts, in the order they ended');
+  t.same((await leader.app.endedActs(10)).map((o) => o.opId), ['settled-1', 'denied-1', 'aborted-1'].map(rid), 'the chronicle of ended acts, in the order they ended');
   t.notOk([...leader.storage.appKeys()].some((k) => k.startsWith(COLD_PREFIX)), 'no archived key is held in the storage mirror');
 
   // Restart: state, applied index and archive come back from the same batches.
@@ -121,7 +121,7 @@ t.test('ended acts leave memory for LevelDB, read back with their evidence; rest
   await until('the late node caught up', () => late.app.root() === leader.app.root(), 60_000);
   t.ok(late.storage.snapshot().meta.index > 1, 'by installing a snapshot (the log it started from was compacted)');
   t.equal((await late.app.act(rid('settled-1')))?.state, 'Settled', 'the late node reads ended acts from its own archive');
-  t.same((await late.app.endedActs(10)).map((o) => o.opId), ['settled-1', 'denied-1', 'aborted-1']);
+  t.same((await late.app.endedActs(10)).map((o) => o.opId), ['settled-1', 'denied-1', 'aborted-1'].map(rid));
   t.same(await rulesOn(late), rules, 'the late node\'s archive, fetched from its peers, keeps the rules');
   t.same(late.app.state.cluster?.ops[rid('flight-1')]?.rule, script.state.cluster!.ops[rid('flight-1')]!.rule, 'and the act in flight, installed by snapshot, keeps its rule');
 });
@@ -142,7 +142,7 @@ t.test('a restore checks the archive against its accumulator and replaces what w
     if (decodeVerdict(r.result).opState === 'Settled' && !decodeVerdict(r.result).replayed) {
       // Acknowledged before its batch is on disk (an unsynced batch): still readable.
       t.equal((await app.act(rid('settled-1')))?.state, 'Settled', 'an act archived by a batch not yet written reads back');
-      t.same((await app.endedActs(1)).map((o) => o.opId), ['settled-1'], 'and is the latest in the chronicle');
+      t.same((await app.endedActs(1)).map((o) => o.opId), [rid('settled-1')], 'and is the latest in the chronicle');
     }
     t.ok(writes.some((w) => w.key === 'ledger/state'), 'the state is written with its batch');
     await storage.persist({ hardState: null, entries: [], snapshot: null, app: writes.map((w) => ({ key: `sm/${w.key}`, value: w.value })), sync: false });
