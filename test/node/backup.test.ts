@@ -272,7 +272,7 @@ t.test('a backup of a node with an archive: the records stream after the state, 
         for (const k of s.appKeys()) if (k.startsWith('sm/')) yield k.slice(3);
       });
       t.equal(a.root(), app.root(), `${n.id}: the saved root`);
-      t.same((await a.endedActs(100)).map((o) => o.opId), Array.from({ length: 30 }, (_, i) => `done-${i}`), `${n.id}: every archived act reads back, in order`);
+      t.same((await a.endedActs(100)).map((o) => o.opId), Array.from({ length: 30 }, (_, i) => rid(`done-${i}`)), `${n.id}: every archived act reads back, in order`);
       t.equal((await a.act(rid('done-0')))?.state, 'Settled', `${n.id}: act show on the oldest`);
     } finally {
       await s.close();
