@@ -111,7 +111,7 @@ export function statementFromCbor(v: CborValue | undefined): SignedStatement {
 export interface Act {
   readonly keyId: string;
   readonly keyEpoch: number;
-  /** The custodian who asked for the act, as the submitting node authenticated them (admin mTLS identity). */
+  /** The custodian who asked for the act: the signer of its request (ActSubmitted.request.body.custodian). */
   readonly initiator: string;
   readonly kind: TxKind;
   /** The unsigned transaction in its chain's own format: PSBT bytes, the Solana message bytes, or the raw bytes. */
