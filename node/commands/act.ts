@@ -1,10 +1,13 @@
 /**
  * `custody admin act ...` and `custody admin key show`: signing acts that carry their transaction.
  *
- *   act submit   the custodian hands the node a transaction file (PSBT, Solana message, raw bytes);
- *                the node derives the act from it (asset, amount, destinations, display digest, the
- *                digest of the messages to sign) with the caller as initiator. --amount / --to /
- *                --asset only double-check: a value the transaction does not say is refused
+ *   act submit   the custodian signs a request here with their custodian key (--custodian-key:
+ *                the transaction file (PSBT, Solana message, raw bytes), the key, a fresh request
+ *                id, the time) and hands it to the node; the node derives the act from it (asset,
+ *                amount, destinations, display digest, the digest of the messages to sign) with
+ *                the custodian as initiator, and every node and kernel checks the signature against
+ *                the roster (ledger/act-request-check.ts). --amount / --to / --asset, signed into
+ *                the request, only double-check: a value the transaction does not say is refused
  *                TX_DECLARED_MISMATCH before anything reaches the ledger.
  *   act propose  the same act put up for approval first (an ActApproved decision in the book).
  *   act approve  an approver signs what it was shown: see verifiedApproval.
