@@ -301,11 +301,11 @@ export const actCommand: Cmd<object> = {
         .option('watch', { type: 'boolean', default: false, describe: 'then follow it until Published or it ends' })
         .example('$0 admin act submit --key-id treasury-taproot --psbt pay.psbt --amount 150000 --to bcrt1p... --custodian-key cara.key --certs certs --as cara --node 127.0.0.1:7201 --node-id n1', 'sign and submit a PSBT, double-checking what it pays'),
       handler: run(async (c, a) => {
-        if (a['custodian-key'] === undefined) throw new CustodyError('REQUEST_UNSIGNED', 'an act is a custodian\'s signed request: give --custodian-key (and --custodian unless the key file names you)');
-        const custodian = readCustodianKey(a['custodian-key'], a.custodian);
         const t = txFromArgs(a);
         if (t === null) throw new CustodyError('INVALID_ARGUMENT', 'give the transaction (--psbt, --solana or --raw): the request you sign carries it');
         const keyId = signingKeyId(a, '--key-id names the threshold key that signs');
+        if (a['custodian-key'] === undefined) throw new CustodyError('REQUEST_UNSIGNED', 'an act is a custodian\'s signed request: give --custodian-key (and --custodian unless the key file names you)');
+        const custodian = readCustodianKey(a['custodian-key'], a.custodian);
         let requestId = a.op;
         if (a.approval !== '') {
           // The approved act's id is the request id the approvers' decision names.
