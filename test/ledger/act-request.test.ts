@@ -81,6 +81,18 @@ t.test('attacker: acts that are not a custodian\'s request are recorded Denied b
   t.match(s.submit('declared-ok', act, null, 'node-0', s.request('declared-ok', act, { declared: { asset: act.asset, amount: act.amount.toString(), destination: act.destination } })), { ok: true }, 'what it does say, declared, is admitted');
 });
 
+t.test('the invariants catch an admitted act whose request was removed or changed after the fact', async (t) => {
+  const s = setup('act-request-invariants');
+  const act = s.act('k1');
+  t.match(s.submit('kept', act), { ok: true });
+  t.same(checkInvariants(s.state), []);
+  const op = s.state.cluster!.ops[rid('kept')]!;
+  const forge = (request: SignedActRequest | null) => ({ ...s.state, cluster: { ...s.state.cluster!, ops: { ...s.state.cluster!.ops, [op.opId]: { ...op, request } } } });
+  t.match(checkInvariants(forge(null)), [/admitted without a custodian's request/]);
+  t.match(checkInvariants(forge({ ...op.request!, body: { ...op.request!.body, custodian: 'custodian-2' } })), [/is not the request it was admitted with/]);
+  t.match(checkInvariants(forge({ ...op.request!, body: { ...op.request!.body, tx: s.act('k1', { amount: 9n }).tx } })), [/is not the request it was admitted with/]);
+});
+
 t.test('a request is good for one act: a replay returns the first result, also after the act was archived', async (t) => {
   const s = setup('act-request-replay');
   const archive = new MemoryArchive();
