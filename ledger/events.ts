@@ -331,9 +331,9 @@ export function eventFromCbor(v: CborValue): LedgerEvent {
       // A request that is present is decoded strictly like every other field: one that is not
       // well-formed makes the event refused PAYLOAD_REJECTED (never journaled, no act recorded);
       // the admin API refuses it REQUEST_UNSIGNED before anything is proposed. Journaling it Denied
-      // instead would need an event with no canonical form, and would let a node that proposes
-      // garbage use up the request id a custodian is about to sign for; refusing it changes nothing.
-      // An event with no request at all (null) is journaled Denied REQUEST_UNSIGNED.
+      // instead would need an event with no canonical form (the decoded event could not be
+      // encoded back to the entry's bytes); refusing it creates no act either way. An event with
+      // no request at all (null) is journaled Denied REQUEST_UNSIGNED.
       const o = obj(v, 'event', ['type', 'opId', 'act', 'approval', 'request', ...PROPOSER]);
       return { type, opId: str(o.opId, 'opId'), act: actFromCbor(o.act), approval: o.approval === null ? null : decisionFromCbor(o.approval), request: o.request === null ? null : actRequestFromCbor(o.request), ...proposer(o) };
     }
