@@ -41,7 +41,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LevelStorage } from '../raft/storage/leveldb.js';
 import {
-  UNLIMITED_RATE_POLICY, ScriptedCluster, keyReadyCid, seedOf, statementCid, stateRoot, toHex, verifyEvidenceBundle,
+  UNLIMITED_RATE_POLICY, ScriptedCluster, rid, keyReadyCid, seedOf, statementCid, stateRoot, toHex, verifyEvidenceBundle,
   type Act, type SigningSetMember,
 } from '../ledger/index.js';
 import { frostIdentifier } from '../ledger/signing-set.js';
@@ -125,7 +125,7 @@ async function build(dir: string): Promise<Built> {
   s.submit('template', act);
   s.issuePermit('template');
   s.execute('template');
-  const tpl = s.state.cluster?.ops.template;
+  const tpl = s.state.cluster?.ops[rid('template')];
   if (tpl?.state !== 'Executed' || tpl.signingSet === null || tpl.signatures === null) throw new Error('bench setup: the template act did not execute');
   // The Taproot key: a DKG whose participants state a real secp256k1 group key.
   const tpSecret = seedOf('bench-archive/taproot');
@@ -188,7 +188,7 @@ async function build(dir: string): Promise<Built> {
     const at: LogCursor = { index: app.state.index, nowMs };
     for (let j = 0; j < n; j++) {
       const kind = (done + j) % ED25519_EVERY === 0 ? kinds.ed25519 : kinds.taproot;
-      settledActCommands({ opId: `act-${done + j}`, ...kind, confirmation: `tx-${done + j}` }, { clusterId, proposer, stepMs: 200 }, at, commands);
+      settledActCommands({ opId: rid(`act-${done + j}`), ...kind, confirmation: `tx-${done + j}` }, { clusterId, proposer, stepMs: 200, custodian: s.keyOf(kind.act.initiator) }, at, commands);
     }
     nowMs = at.nowMs;
     await applyBatch(app, storage, commands, (i, ok, detail) => {

@@ -21,6 +21,7 @@ import { performance } from 'node:perf_hooks';
 import { suiteOf } from '../kernel/suites.js';
 import { isCustodyError } from '../proto/errors.js';
 import { signDecision } from '../ledger/decision.js';
+import { signActRequest } from '../ledger/act-request.js';
 import { LocalCluster, until } from '../node/lifecycle/local-cluster.js';
 import { actFor, decisionBodyFor } from '../node/lifecycle/acts.js';
 import { DEMO_BTC_DESTINATION, DEMO_POLICY, DEMO_SOL_DESTINATION } from '../node/commands/demo.js';
@@ -101,10 +102,13 @@ async function main(): Promise<void> {
       : { kind: 'solana', tx: await buildSolanaTransfer(key, [{ address: DEMO_SOL_DESTINATION, amount: 100n + BigInt(n) }], 'GHtXQBsoZHVnNFa9YevAzFr17DJjgHXk3ycTKD5xD3Zi') });
     let seq = 0;
     const oneAct = async (): Promise<number> => {
-      const opId = `bench-${++seq}`;
-      const a = actFor(l.ledger.state(), { keyId: 'k', ...(await txOf(seq)) }, 'bench').act;
+      ++seq;
+      const opId = randomBytes(16).toString('hex');
+      const custodian = c.custodians[0]!;
+      const a = actFor(l.ledger.state(), { keyId: 'k', ...(await txOf(seq)) }, custodian.id).act;
+      const request = signActRequest({ clusterId: c.clusterId, custodian: custodian.id, requestId: opId, issuedMs: Date.now(), keyId: a.keyId, keyEpoch: a.keyEpoch, kind: a.kind, tx: a.tx, declared: { asset: '', amount: '', destination: '' } }, custodian.secretKey);
       const t0 = performance.now();
-      const v = await l.ledger.propose({ type: 'ActSubmitted', opId, act: a, approval: null, nodeId: me.id, passport: me.passport });
+      const v = await l.ledger.propose({ type: 'ActSubmitted', opId, act: a, approval: null, request, nodeId: me.id, passport: me.passport });
       if (!v.ok) throw new Error(`${v.reason}: ${v.detail}`);
       await new Promise<void>((resolve, reject) => {
         const check = (): boolean => {

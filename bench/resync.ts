@@ -40,7 +40,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { schnorr, secp256k1 } from '@noble/curves/secp256k1.js';
-import { UNLIMITED_RATE_POLICY, ScriptedCluster, decodeEvent, encodeEvent, keyReadyCid, seedOf, statementCid, type Act, type SigningSetMember } from '../ledger/index.js';
+import { UNLIMITED_RATE_POLICY, ScriptedCluster, rid, decodeEvent, encodeEvent, keyReadyCid, seedOf, statementCid, type Act, type SigningSetMember } from '../ledger/index.js';
 import { fromHex, toHex } from '../ledger/encoding.js';
 import type { ApproverRoster } from '../ledger/index.js';
 import { frostIdentifier } from '../ledger/signing-set.js';
@@ -100,7 +100,7 @@ function scriptOf(c: DaemonCluster): ScriptedCluster {
   const s = new ScriptedCluster({ label: 'bench-resync', clusterId: c.genesis.clusterId, policy: c.genesis.policy, stepMs: 5 });
   s.nodes.splice(0, s.nodes.length, ...c.genesis.nodes.map((info) => ({ info, secretKey: fromHex(readFileSync(join(c.dir, `${info.id}.identity`), 'utf8').trim()) })));
   s.approvers.splice(0, s.approvers.length, ...c.approvers);
-  s.keyring.splice(0, s.keyring.length, ...c.approvers);
+  s.keyring.splice(0, s.keyring.length, ...c.approvers, ...c.custodians);
   (s as { roster: ApproverRoster }).roster = c.genesis.roster;
   if (toHex(encodeEvent(s.genesisEvent())) !== readFileSync(join(c.dir, 'genesis.hex'), 'utf8').trim()) throw new Error('bench: the script\'s genesis is not the cluster\'s');
   return s;
@@ -133,7 +133,8 @@ async function buildJournal(c: DaemonCluster, dir: string, file: string): Promis
   s.entry({ type: 'KeyObjectPublished', keyId: 'k', keyEpoch: 0, keyReadyCid: ready });
   s.decide({ kind: 'KeyActivated', keyId: 'k', keyEpoch: 0, keyReadyCid: ready });
   if (s.results.some((r) => !r.ok)) throw new Error(`bench: setup refused: ${JSON.stringify(s.results.find((r) => !r.ok), (_, v) => (typeof v === 'bigint' ? String(v) : v))}`);
-  const act: Act = s.act('k', { amount: 1n, destination: 'bc1-treasury' });
+  const custodian = c.custodians[0]!;
+  const act: Act = s.act('k', { amount: 1n, destination: 'bc1-treasury', initiator: custodian.id });
   const messages = s.facts(act).messages;
   const point = (label: string): Uint8Array => secp256k1.getPublicKey(seedOf(`bench-resync/nonce/${label}`), true);
   const commitments: SigningSetMember[] = ids.slice(0, 2).map((nodeId, i) => ({
@@ -151,7 +152,7 @@ async function buildJournal(c: DaemonCluster, dir: string, file: string): Promis
     const n = Math.min(BATCH, ACTS - done);
     const commands: Uint8Array[] = [];
     const at: LogCursor = { index: app.state.index, nowMs };
-    for (let j = 0; j < n; j++) settledActCommands({ opId: `act-${done + j}`, act, commitments, signatures, confirmation: `tx-${done + j}` }, { clusterId: s.clusterId, proposer, stepMs: 200 }, at, commands);
+    for (let j = 0; j < n; j++) settledActCommands({ opId: rid(`act-${done + j}`), act, commitments, signatures, confirmation: `tx-${done + j}` }, { clusterId: s.clusterId, proposer, stepMs: 200, custodian }, at, commands);
     nowMs = at.nowMs;
     await applyBatch(app, storage, commands, `act ${done}..`);
     if ((done + n) % Math.max(BATCH, Math.floor(ACTS / 10 / BATCH) * BATCH) === 0 || done + n === ACTS) {

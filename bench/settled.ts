@@ -5,10 +5,11 @@
  * Settled. Entries are stamped `stepMs` apart; the permit id is the one the ledger derives from
  * the index its ActPermitIssued entry lands at.
  */
-import { encodeEvent, permitIdOf, type Act, type LedgerEvent, type SigningSetMember } from '../ledger/index.js';
+import { encodeEvent, permitIdOf, signActRequest, type Act, type LedgerEvent, type SigningSetMember } from '../ledger/index.js';
 import { encodeLedgerCommand } from '../node/ledger-app.js';
 
 export interface SettledAct {
+  /** The request id (32 lowercase hex) the custodian signs: the act's opId. */
   readonly opId: string;
   readonly act: Act;
   readonly commitments: readonly SigningSetMember[];
@@ -26,7 +27,11 @@ export interface LogCursor {
 /** Appends the act's six commands to `out`, advancing `at`. */
 export function settledActCommands(
   a: SettledAct,
-  ctx: { readonly clusterId: string; readonly proposer: { readonly nodeId: string; readonly passport: string }; readonly stepMs: number },
+  ctx: {
+    readonly clusterId: string; readonly proposer: { readonly nodeId: string; readonly passport: string }; readonly stepMs: number;
+    /** The custodian the act's initiator names: signs its request, issued at the submission's stamp. */
+    readonly custodian: { readonly id: string; readonly secretKey: Uint8Array };
+  },
   at: LogCursor,
   out: Uint8Array[],
 ): void {
@@ -37,7 +42,11 @@ export function settledActCommands(
     at.nowMs += ctx.stepMs;
     out.push(encodeLedgerCommand(at.nowMs, encodeEvent(ev)));
   };
-  cmd({ type: 'ActSubmitted', opId, act, approval: null, ...p });
+  const request = signActRequest({
+    clusterId: ctx.clusterId, custodian: ctx.custodian.id, requestId: opId, issuedMs: at.nowMs + ctx.stepMs,
+    keyId: act.keyId, keyEpoch: act.keyEpoch, kind: act.kind, tx: act.tx, declared: { asset: '', amount: '', destination: '' },
+  }, ctx.custodian.secretKey);
+  cmd({ type: 'ActSubmitted', opId, act, approval: null, request, ...p });
   cmd({ type: 'ActPermitIssued', opId, ...p });
   const permitId = permitIdOf({ clusterId: ctx.clusterId, opId, keyId: act.keyId, keyEpoch: act.keyEpoch, messageDigest: act.messageDigest, index: at.index, nodeId: p.nodeId });
   cmd({ type: 'ActSigningSetFixed', opId, permitId, commitments: [...a.commitments], ...p });

@@ -24,6 +24,7 @@ import {
   type KeyScheme,
 } from '../ledger/decision.js';
 import type { CommittedDecision } from './wire.js';
+import type { Network } from '../ledger/tx/types.js';
 
 export interface RosterJson {
   approvers: { id: string; publicKey: string; roles: string[] }[];
@@ -51,6 +52,12 @@ export interface GenesisPin {
  */
 export interface KeyAuthority {
   scheme: KeyScheme;
+  /**
+   * The chain the key signs for, as its DkgAuthorized names it: the kernel parses an act's
+   * transaction against it itself (kernel/act-check.ts). Absent only in state persisted before
+   * the kernel tracked it; such a key signs no act until it is authorized again.
+   */
+  network?: Network;
   /** Threshold and node set of the active epoch (empty before the first activation). */
   threshold: number;
   participants: string[];
@@ -209,7 +216,7 @@ export function applyDecision(
     case 'DkgAuthorized':
       if (s.keys[a.keyId] !== undefined) throw new CustodyError('REPLAY_OR_CONFLICT', `key ${a.keyId} was already authorized`);
       s.keys[a.keyId] = {
-        scheme: a.scheme, threshold: 0, participants: [], activeEpoch: null, activatedIndex: 0, retired: false,
+        scheme: a.scheme, network: a.network, threshold: 0, participants: [], activeEpoch: null, activatedIndex: 0, retired: false,
         pending: { epoch: 0, threshold: a.threshold, participants: [...a.participants], authorizedIndex: committed.ledgerIndex },
       };
       break;

@@ -66,6 +66,8 @@ export interface CertificateContext {
 export interface CertifiedSign {
   readonly checkpoint: Checkpoint;
   readonly submitted: ActSubmittedEvent;
+  /** The ledger clock at the ActSubmitted entry (its stamp): the custodian's request window is judged against it. */
+  readonly submittedStampMs: number;
   readonly setFixed: ActSigningSetFixedEvent;
   /** The permit these entries make: what the kernel signs under. */
   readonly permit: Permit;
@@ -138,7 +140,7 @@ export function checkCertificate(cert: EntryCertificate | null | undefined, ctx:
     if (ctx.counters[i] !== mine.nonces[i]!.counter) throw new CustodyError('SIGNING_SET_MISMATCH', `counter ${ctx.counters[i]} for message ${i} is not this kernel's in the set fixed for ${submitted.opId} (${mine.nonces[i]!.counter})`);
   }
   return {
-    checkpoint, submitted, setFixed,
+    checkpoint, submitted, submittedStampMs: inc0.entry.stampMs, setFixed,
     permit: { keyId: act.keyId, keyEpoch: act.keyEpoch, requestId: submitted.opId, messageDigest: act.messageDigest, ledgerIndex: inc1.entry.index },
   };
 }

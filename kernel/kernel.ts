@@ -33,6 +33,7 @@ import { kernel as limits, tx as txLimits } from '../proto/limits.js';
 import { messagesDigest } from '../ledger/tx/messages.js';
 import { applyDecision, genesisState, type GenesisPin, type GovernanceState, type Effect } from './authority.js';
 import { checkCertificate, type ActSubmittedEvent } from './certificate.js';
+import { checkSubmittedAct, type ActCheckContext } from './act-check.js';
 import * as redeal from './redeal.js';
 import { counterKey, json, u64, type BatchOp, type KernelStore } from './store.js';
 import { isSuiteName, suiteOf, type PublicKeyPackage, type Rng, type Suite, type SuiteName } from './suites.js';
@@ -55,12 +56,14 @@ export interface KernelOptions {
   /** Called at each CrashPoint (the crash tests kill the process from here). */
   crashPoint?: (p: CrashPoint) => void;
   /**
-   * The check of what the act itself says (the contract's items 3 and 4: the custodian's signed
-   * request in the ActSubmitted event, and the messages the kernel's own parse of its transaction
-   * yields), called in `sign` once the certificate holds and before any nonce is touched; it
-   * throws its refusal. The certified entries and the permit they make are checked here either way.
+   * The check of what the act itself says (kernel/act-check.ts): the custodian's signed request in
+   * the certified ActSubmitted, and the messages the kernel's own parse of its transaction yields.
+   * Called in `sign` once the certificate holds and before any nonce is touched; throws its
+   * refusal. Production kernels (kernel/main.ts) and the kernel twin always use
+   * `checkSubmittedAct`; only unit tests of the nonce and permit mechanics over synthetic
+   * multi-message acts put another check in its place.
    */
-  checkSubmittedAct?: (submitted: ActSubmittedEvent, messages: readonly Uint8Array[], gov: Readonly<GovernanceState>) => void;
+  checkSubmittedAct?: (submitted: ActSubmittedEvent, ctx: ActCheckContext, messages: readonly Uint8Array[]) => unknown;
 }
 
 interface PublicJson { min: number; max: number; commitments: string[]; verifyingShares: Record<string, string> }
@@ -747,7 +750,14 @@ export class Kernel {
     if (derived.keyId !== permit.keyId || derived.keyEpoch !== permit.keyEpoch || derived.requestId !== permit.requestId || derived.ledgerIndex !== permit.ledgerIndex || !bytesEqual(derived.messageDigest, permit.messageDigest)) {
       throw new CustodyError('BINDING_MISMATCH', `the request's permit is not the one its certified entries make (act ${derived.requestId}, key ${derived.keyId} epoch ${derived.keyEpoch}, set at ledger index ${derived.ledgerIndex})`);
     }
-    this.o.checkSubmittedAct?.(certifiedSign.submitted, b.messages, this.gov);
+    // (0b) What the act says (kernel/act-check.ts): a custodian of the roster this kernel follows
+    // asked for exactly this act in its window, and the kernel's own parse of the transaction
+    // yields exactly the request's messages.
+    const keyAuth = this.gov.keys[permit.keyId]!;
+    (this.o.checkSubmittedAct ?? checkSubmittedAct)(certifiedSign.submitted, {
+      clusterId: this.gov.clusterId, roster: this.gov.roster, stampMs: certifiedSign.submittedStampMs,
+      key: { keyId: permit.keyId, scheme: keyAuth.scheme, network: keyAuth.network, groupKey: hexToBytes(e.public.commitments[0]!), activeEpoch: keyAuth.activeEpoch },
+    }, b.messages);
     const listsDigest = signingListsDigest(b.lists);
     const used = await this.o.store.getJson<PermitUse>(K.permit(permit.keyId, permit.requestId));
     if (used !== undefined) return this.replaySign(used, b, listsDigest, e.identifier);

@@ -43,6 +43,8 @@ import { emptyHistory, withPolicy } from './policy-engine/history.js';
 import { declaredMismatch, deriveActFields, fieldsOf as deriveFieldsOf } from './tx/act.js';
 import type { AssetTable, KeyContext, Network, TxFacts } from './tx/types.js';
 import { pmapDelete, pmapSet } from './pmap.js';
+import { type SignedActRequest, actRequestToCbor } from './act-request.js';
+import { requestDeclaredMismatch, verifyActRequest } from './act-request-check.js';
 import { type ArchiveReader, type ArchiveRecord, type MemoryArchive, EMPTY_ARCHIVE_HEAD, archiveLink, encodeArchived } from './archive.js';
 import { ed25519GroupCommitment, frostIdentifier, isGroupElement } from './signing-set.js';
 import { admissionReceipt, permitReceipt, publicationReceipt, type ReceiptAnchor } from './receipts.js';
@@ -98,8 +100,9 @@ export function permitIdOf(p: { clusterId: string; opId: string; keyId: string; 
   return digest(PERMIT_DOMAIN, encode({ ...p }));
 }
 
-export function submissionCid(opId: string, act: Act, approval: GovernanceDecision | null): Uint8Array {
-  return digest(SUBMISSION_DOMAIN, encode({ opId, act: actToCbor(act), approval: approval === null ? null : decisionToCbor(approval) }));
+/** The submission's content: the same opId with other content (another request included) conflicts. */
+export function submissionCid(opId: string, act: Act, approval: GovernanceDecision | null, request: SignedActRequest | null): Uint8Array {
+  return digest(SUBMISSION_DOMAIN, encode({ opId, act: actToCbor(act), approval: approval === null ? null : decisionToCbor(approval), request: request === null ? null : actRequestToCbor(request) }));
 }
 
 /** The digest the publication receipt names: the act's signatures, one per message, in order. */
@@ -874,10 +877,26 @@ export function ruleRecordOf(v: AdmissionVerdict): RuleRecord {
   return { id: v.ruleId, action: v.action, detail: clipRuleDetail(v.detail) };
 }
 
+/**
+ * An act enters the journal only as a custodian's signed request (ledger/act-request-check.ts has
+ * the threat and the checks): no request, a signer who is not a custodian of the roster in force,
+ * a bad signature, an act that is not the request, or a request outside the window around the
+ * ledger clock is recorded Denied with its code before any policy, approval or permit.
+ *
+ * One request, one act. The request id is the act's opId, and an opId names one act for good:
+ * `opById` finds it in memory while it is in flight and in the archive once it ended (Settled,
+ * Denied, Aborted). The archive is never pruned: every node writes an ended act to it in the same
+ * batch as the applied index, and a node that installs a snapshot fetches every archive record
+ * its snapshot counts, checked against the state root's running hash, before it applies any entry
+ * after it (README "Long histories"). So a replay of the same signed request, at any later time,
+ * finds the first act and returns its result (the same submission) or REPLAY_OR_CONFLICT (other
+ * content), and can never create a second act. The window (ledger.actRequestAgeMsMax) is a second,
+ * independent bound: a request cannot wait to be used long after it was signed.
+ */
 function actSubmitted(c: ClusterState, e: Extract<LedgerEvent, { type: 'ActSubmitted' }>, ctx: Ctx): Outcome {
   const bad = checkProposer(c, e);
   if (bad !== null) return bad;
-  const subCid = submissionCid(e.opId, e.act, e.approval);
+  const subCid = submissionCid(e.opId, e.act, e.approval, e.request);
   const prior = opById(c, e.opId, ctx);
   if (prior !== undefined) {
     if (!bytesEqual(prior.submissionCid, subCid)) return refuse('REPLAY_OR_CONFLICT', `idempotency key ${e.opId} was used for other content`);
@@ -893,12 +912,14 @@ function actSubmitted(c: ClusterState, e: Extract<LedgerEvent, { type: 'ActSubmi
     const op: OpRecord = {
       opId: e.opId, submissionCid: subCid, act: e.act, actCid: aCid, nodeId: e.nodeId, state: 'Denied', reason,
       history: [{ state: 'Submitted', index: ctx.index }, { state: 'Denied', index: ctx.index }],
-      approvalCid: decisionCidOrNull(e.approval), approval: e.approval, permitId: null, signingSet: null, releasedBy: null, signatures: null, confirmation: null, receipts: [],
+      approvalCid: decisionCidOrNull(e.approval), approval: e.approval, request: e.request, permitId: null, signingSet: null, releasedBy: null, signatures: null, confirmation: null, receipts: [],
       rule: admission === undefined ? null : ruleRecordOf(admission),
     };
     ctx.ended.push(e.opId);
     return { kind: 'record', cluster: { ...putOp(c, op), opCount: c.opCount + 1 }, reason, detail, extra: { opState: 'Denied', ...(admission ? { admission } : {}) } };
   };
+  const rv = verifyActRequest(e, { clusterId: c.clusterId, roster: g.roster, nowMs: ctx.nowMs });
+  if (!rv.ok) return deny(rv.reason, rv.detail);
   if (g.frozen !== null) return deny('FROZEN', `admission refused: frozen since index ${g.frozen.sinceIndex}`);
   const k = keyUsable(c, e.act.keyId, e.act.keyEpoch);
   if (isOutcome(k)) return deny((k as { reason: ReasonCode }).reason, (k as { detail: string }).detail);
@@ -916,7 +937,7 @@ function actSubmitted(c: ClusterState, e: Extract<LedgerEvent, { type: 'ActSubmi
     throw err;
   }
   const derived = deriveFieldsOf(facts);
-  const mismatch = declaredMismatch(e.act, derived);
+  const mismatch = declaredMismatch(e.act, derived) ?? requestDeclaredMismatch(e.request as SignedActRequest, derived);
   if (mismatch !== null) return deny('TX_DECLARED_MISMATCH', mismatch);
 
   let approvers: readonly string[] = [];
@@ -944,7 +965,7 @@ function actSubmitted(c: ClusterState, e: Extract<LedgerEvent, { type: 'ActSubmi
   const op: OpRecord = {
     opId: e.opId, submissionCid: subCid, act: e.act, actCid: aCid, nodeId: e.nodeId, state: 'Admitted', reason: null,
     history: [{ state: 'Submitted', index: ctx.index }, { state: 'Admitted', index: ctx.index }],
-    approvalCid, approval: e.approval, permitId: null, signingSet: null, releasedBy: null, signatures: null, confirmation: null, receipts: [receipt], rule,
+    approvalCid, approval: e.approval, request: e.request, permitId: null, signingSet: null, releasedBy: null, signatures: null, confirmation: null, receipts: [receipt], rule,
   };
   const base = judged.cluster;
   const cluster: ClusterState = { ...putOp(base, op), opCount: base.opCount + 1, inFlight: base.inFlight + 1 };

@@ -61,10 +61,14 @@ import { PolicyDocumentError, decodeDocument, encodeDocument } from './policy-en
 /**
  * Approver roles. `governor` approves every action; `security` may only freeze (an emergency stop
  * must not wait for a full governance quorum); `auditor` holds a key for attestations but its
- * signature never counts toward a quorum.
+ * signature never counts toward a quorum; `custodian` signs act requests (ledger/act-request.ts):
+ * the only signature an act can start from, and one that never counts toward a governance quorum.
+ * A custodian key holds no other role (validateRoster), so asking for an act and approving it are
+ * always two keys. ApproversChanged adds and removes custodians like any approver: a custodian
+ * removed (or its key replaced) can no longer start an act from the entry that applies the change.
  */
-export type ApproverRole = 'governor' | 'security' | 'auditor';
-export const APPROVER_ROLES: readonly ApproverRole[] = ['governor', 'security', 'auditor'];
+export type ApproverRole = 'governor' | 'security' | 'auditor' | 'custodian';
+export const APPROVER_ROLES: readonly ApproverRole[] = ['governor', 'security', 'auditor', 'custodian'];
 
 export interface Approver {
   readonly id: string;
@@ -530,6 +534,7 @@ export function validateRoster(r: ApproverRoster): { ok: true } | Refusal {
     keys.add(hex);
     if (!isAcceptablePublicKey(a.publicKey)) return refuse('PAYLOAD_REJECTED', `approver ${a.id} has an unacceptable public key`);
     if (new Set(a.roles).size !== a.roles.length) return refuse('PAYLOAD_REJECTED', `approver ${a.id} lists a role twice`);
+    if (a.roles.includes('custodian') && a.roles.length > 1) return refuse('PAYLOAD_REJECTED', `custodian ${a.id} holds another role: the key that asks for an act never approves one`);
   }
   const governors = r.approvers.filter((a) => a.roles.includes('governor')).length;
   const freezers = r.approvers.filter((a) => a.roles.includes('governor') || a.roles.includes('security')).length;

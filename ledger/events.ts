@@ -28,6 +28,7 @@ import {
   ed25519Sign, ed25519Verify,
 } from './decision.js';
 import { TX_KINDS, type TxKind } from './tx/types.js';
+import { type SignedActRequest, actRequestFromCbor, actRequestToCbor } from './act-request.js';
 import type { PolicyDocument } from './policy-engine/types.js';
 
 export interface LedgerEntry {
@@ -110,7 +111,7 @@ export function statementFromCbor(v: CborValue | undefined): SignedStatement {
 export interface Act {
   readonly keyId: string;
   readonly keyEpoch: number;
-  /** The custodian who asked for the act, as the submitting node authenticated them (admin mTLS identity). */
+  /** The custodian who asked for the act: the signer of its request (ActSubmitted.request.body.custodian). */
   readonly initiator: string;
   readonly kind: TxKind;
   /** The unsigned transaction in its chain's own format: PSBT bytes, the Solana message bytes, or the raw bytes. */
@@ -254,7 +255,11 @@ export type LedgerEvent =
   /** statement.kind 'FencingRecord' by the reporting node, slot { nodeId, passport }, content { reason } */
   | { readonly type: 'FencingRecord'; readonly statement: SignedStatement }
   | { readonly type: 'EquivocationEvidence'; readonly first: SignedStatement; readonly second: SignedStatement }
-  | ({ readonly type: 'ActSubmitted'; readonly opId: string; readonly act: Act; readonly approval: GovernanceDecision | null } & Proposer)
+  /**
+   * `request`: the custodian's signed request the act is (ledger/act-request.ts); null only in an
+   * event every node records Denied REQUEST_UNSIGNED. opId is the request's id.
+   */
+  | ({ readonly type: 'ActSubmitted'; readonly opId: string; readonly act: Act; readonly approval: GovernanceDecision | null; readonly request: SignedActRequest | null } & Proposer)
   | ({ readonly type: 'ActPermitIssued'; readonly opId: string } & Proposer)
   /**
    * The commitment list the act's permit is signed with, fixed before any signer is asked for a
@@ -283,7 +288,7 @@ export function eventToCbor(e: LedgerEvent): CborValue {
     case 'EquivocationEvidence':
       return { type: e.type, first: statementToCbor(e.first), second: statementToCbor(e.second) };
     case 'ActSubmitted':
-      return { type: e.type, opId: e.opId, act: actToCbor(e.act), approval: e.approval === null ? null : decisionToCbor(e.approval), nodeId: e.nodeId, passport: e.passport };
+      return { type: e.type, opId: e.opId, act: actToCbor(e.act), approval: e.approval === null ? null : decisionToCbor(e.approval), request: e.request === null ? null : actRequestToCbor(e.request), nodeId: e.nodeId, passport: e.passport };
     case 'ActSigningSetFixed':
       return { type: e.type, opId: e.opId, permitId: e.permitId, commitments: e.commitments.map(memberToCbor), nodeId: e.nodeId, passport: e.passport };
     case 'ActExecuted':
@@ -325,8 +330,14 @@ export function eventFromCbor(v: CborValue): LedgerEvent {
       return { type, first: statementFromCbor(o.first), second: statementFromCbor(o.second) };
     }
     case 'ActSubmitted': {
-      const o = obj(v, 'event', ['type', 'opId', 'act', 'approval', ...PROPOSER]);
-      return { type, opId: str(o.opId, 'opId'), act: actFromCbor(o.act), approval: o.approval === null ? null : decisionFromCbor(o.approval), ...proposer(o) };
+      // A request that is present is decoded strictly like every other field: one that is not
+      // well-formed makes the event refused PAYLOAD_REJECTED (never journaled, no act recorded);
+      // the admin API refuses it REQUEST_UNSIGNED before anything is proposed. Journaling it Denied
+      // instead would need an event with no canonical form (the decoded event could not be
+      // encoded back to the entry's bytes); refusing it creates no act either way. An event with
+      // no request at all (null) is journaled Denied REQUEST_UNSIGNED.
+      const o = obj(v, 'event', ['type', 'opId', 'act', 'approval', 'request', ...PROPOSER]);
+      return { type, opId: str(o.opId, 'opId'), act: actFromCbor(o.act), approval: o.approval === null ? null : decisionFromCbor(o.approval), request: o.request === null ? null : actRequestFromCbor(o.request), ...proposer(o) };
     }
     case 'ActPermitIssued':
     case 'ActPublished': {

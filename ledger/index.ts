@@ -12,6 +12,7 @@
  *   receipts.ts    hash-linked receipts, evidence bundle export and offline verification
  *   invariants.ts  checkInvariants(state)
  *   scenario.ts    ScriptedCluster, deterministic histories for tests, bench, demo and simulator
+ *   act-request.ts, act-request-check.ts   a custodian's signed act request, and who may start an act
  */
 export * from './encoding.js';
 export * from './decision.js';
@@ -23,3 +24,5 @@ export * from './admission.js';
 export * from './receipts.js';
 export * from './invariants.js';
 export * from './scenario.js';
+export * from './act-request.js';
+export * from './act-request-check.js';

@@ -77,6 +77,16 @@ export function checkInvariants(s: LedgerState): string[] {
       else if ((op.receipts[0] as { ruleId?: CborValue } | undefined)?.ruleId !== op.rule.id) bad.push(`act ${op.opId}: its AdmissionReceipt names another rule than its record`);
     } else if (op.rule !== null && op.rule.action === 'ALLOW') bad.push(`act ${op.opId} is ${op.state} with an allowing rule`);
     if (g.frozen !== null && admittedAt !== undefined && admittedAt > g.frozen.sinceIndex) bad.push(`act ${op.opId} admitted while frozen`);
+    // An admitted act is a custodian's signed request, kept with it (ledger/act-request-check.ts).
+    // The signature was checked against the roster in force at admission, which may have changed
+    // since; what must always hold is that the act is exactly the request.
+    if (admittedAt !== undefined) {
+      const r = op.request?.body;
+      if (r === undefined) bad.push(`act ${op.opId} was admitted without a custodian's request`);
+      else if (r.requestId !== op.opId || r.custodian !== op.act.initiator || r.keyId !== op.act.keyId || r.keyEpoch !== op.act.keyEpoch || r.kind !== op.act.kind || !bytesEqual(r.tx, op.act.tx)) {
+        bad.push(`act ${op.opId} is not the request it was admitted with`);
+      }
+    }
     const pastPermit = ['Executed', 'Published', 'Settled'].includes(op.state);
     if (op.state === 'PendingRemote' || pastPermit) {
       const p = op.permitId === null ? undefined : c.permits[toHex(op.permitId)];

@@ -16,8 +16,13 @@
  *     "act": "<hex: canonical CBOR of the act>",
  *     "approval": "<hex: canonical CBOR of the ActApproved decision>" | null,
  *     "receipts": [ { "type": "AdmissionReceipt", "cid": "<hex>", "cbor": "<hex>" }, ... ],
- *     "rule": { "id": "<rule id>" | null, "action": "ALLOW" | "BLOCK" | "REQUIRE_APPROVAL", "detail": "..." } | null
+ *     "rule": { "id": "<rule id>" | null, "action": "ALLOW" | "BLOCK" | "REQUIRE_APPROVAL", "detail": "..." } | null,
+ *     "request": "<hex: canonical CBOR of the custodian's signed act request>",
+ *     "roster": "<hex: canonical CBOR of the approver roster>", "rosterEpoch": <governance epoch>
  *   }
+ * The request must verify under a `custodian` entry of the bundle's roster, for this cluster, and
+ * the act must be exactly it (opId = request id, key, epoch, kind, transaction, initiator): link 0
+ * breaks with REQUEST_UNSIGNED, NOT_A_CUSTODIAN, REQUEST_SIGNATURE_INVALID or REQUEST_MISMATCH.
  * The AdmissionReceipt names the id of the policy rule that admitted the act (`ruleId`), so the
  * rule is covered by the receipt's cid and, through `prev`, by every later receipt: a bundle whose
  * rule was changed breaks a link. `rule` repeats it with the engine's explanation for people; its
@@ -31,7 +36,9 @@
 import { ledger as limits } from '../proto/limits.js';
 import type { ReasonCode } from '../proto/reasons.js';
 import { type CborValue, bytesEqual, decode, digest, encode, fromHex, toHex } from './encoding.js';
-import { ShapeError, obj, str, int, bytes, decisionFromCbor, decisionToCbor, decisionCid, type GovernanceDecision } from './decision.js';
+import { ShapeError, obj, str, int, bytes, decisionFromCbor, decisionToCbor, decisionCid, rosterFromCbor, rosterToCbor, type ApproverRoster, type GovernanceDecision } from './decision.js';
+import { type SignedActRequest, actRequestFromCbor, actRequestToCbor } from './act-request.js';
+import { verifyActRequest } from './act-request-check.js';
 import { type Act, actCid, actFromCbor, actToCbor } from './events.js';
 import type { OpRecord, RuleRecord } from './state.js';
 
@@ -77,18 +84,34 @@ export interface EvidenceBundle {
   readonly act: string;
   readonly approval: string | null;
   readonly receipts: readonly { readonly type: string; readonly cid: string; readonly cbor: string }[];
+  /**
+   * The custodian's signed request the act is (hex of the canonical CBOR of actRequestToCbor), and
+   * the approver roster (hex of the canonical CBOR of rosterToCbor) of governance epoch
+   * `rosterEpoch` that the verifier checks its signer and signature against: the exporting node's
+   * roster in force. A verifier that holds the roster of the AdmissionReceipt's governance epoch
+   * itself should compare the two.
+   */
+  readonly request: string | null;
+  readonly roster: string | null;
+  readonly rosterEpoch: number | null;
   /** The rule that decided the act's admission (OpRecord.rule); absent from bundles that predate it. */
   readonly rule?: RuleRecord | null;
 }
 
-/** The bundle of one act. `approval` is the ActApproved decision the act was admitted with, if any. */
-export function exportEvidenceBundle(clusterId: string, op: OpRecord, approval: GovernanceDecision | null): EvidenceBundle {
+/**
+ * The bundle of one act. `approval` is the ActApproved decision the act was admitted with, if any;
+ * `governance` the roster in force and its epoch (the custodian's signature is checked against it).
+ */
+export function exportEvidenceBundle(clusterId: string, op: OpRecord, approval: GovernanceDecision | null, governance: { readonly roster: ApproverRoster; readonly epoch: number } | null): EvidenceBundle {
   return {
     format: BUNDLE_FORMAT,
     clusterId,
     opId: op.opId,
     act: toHex(encode(actToCbor(op.act))),
     approval: approval === null ? null : toHex(encode(decisionToCbor(approval))),
+    request: op.request === null ? null : toHex(encode(actRequestToCbor(op.request))),
+    roster: governance === null ? null : toHex(encode(rosterToCbor(governance.roster))),
+    rosterEpoch: governance === null ? null : governance.epoch,
     receipts: op.receipts.map((r) => ({
       type: (r as { type: string }).type,
       cid: toHex(receiptCid(r)),
@@ -172,6 +195,24 @@ function check(bundle: unknown): { links: string[]; ruleId: string | null } {
     }
     approvalCid = decisionCid(d.body);
   }
+  // Who asked for the act: a custodian's signed request, checked against the bundle's roster with
+  // the ledger's own rule (ledger/act-request-check.ts; the window is the ledger's business).
+  if (typeof b.request !== 'string') at0('REQUEST_UNSIGNED', 'the bundle carries no custodian request for the act');
+  if (typeof b.roster !== 'string') at0('PAYLOAD_REJECTED', 'the bundle carries no roster to check the custodian\'s signature against');
+  let request: SignedActRequest;
+  let roster: ApproverRoster;
+  try {
+    request = actRequestFromCbor(decode(fromHex(b.request as string)));
+  } catch (e) {
+    return at0('REQUEST_UNSIGNED', `request: ${(e as Error).message}`);
+  }
+  try {
+    roster = rosterFromCbor(decode(fromHex(b.roster as string)));
+  } catch (e) {
+    return at0('PAYLOAD_REJECTED', `roster: ${(e as Error).message}`);
+  }
+  const rv = verifyActRequest({ opId, act, request }, { clusterId, roster, nowMs: null });
+  if (!rv.ok) at0(rv.reason, `request: ${rv.detail}`);
 
   const receipts = b.receipts as unknown[];
   const names: string[] = [];

@@ -32,6 +32,7 @@ import { type ApplyResult, apply, keyReadyCid } from './apply.js';
 import { type LedgerState, emptyState } from './state.js';
 import { bytesEqual, toHex } from './encoding.js';
 import { LEDGER_ASSETS } from './asset-table.js';
+import { type ActRequestBody, type SignedActRequest, REQUEST_ID_RE, signActRequest } from './act-request.js';
 import { type Matchers, type PolicyDocument, type Rule, decodeDocument, encodeDocument } from './policy-engine/index.js';
 
 export interface ScriptOptions {
@@ -44,6 +45,17 @@ export interface ScriptOptions {
   readonly policy?: PolicyDocument;
   /** Distinguishes the keys of two scripts (two clusters). */
   readonly label?: string;
+  /** Roster ids holding the custodian role at genesis (default custodian-1, custodian-2, i1, cara, dana). */
+  readonly custodians?: readonly string[];
+}
+
+/**
+ * The act id (= request id, 32 lowercase hex) a script uses for a readable label: the label
+ * itself when it already is one, else the first 16 bytes of its SHA-256. Every method of
+ * ScriptedCluster that takes an act id maps it this way, so scripts and tests name acts by label.
+ */
+export function rid(label: string): string {
+  return REQUEST_ID_RE.test(label) ? label : toHex(sha256(new TextEncoder().encode(`custody-ledger/script-act/${label}`))).slice(0, 32);
 }
 
 export interface ScriptNode {
@@ -219,6 +231,8 @@ export class ScriptedCluster {
   readonly clusterId: string;
   readonly nodes: ScriptNode[];
   readonly approvers: ApproverKey[];
+  /** Custodian keys (role `custodian` in the genesis roster): they sign the scripted acts' requests. */
+  readonly custodians: ApproverKey[];
   readonly roster: ApproverRoster;
   readonly policy: PolicyDocument;
   readonly stepMs: number;
@@ -241,12 +255,16 @@ export class ScriptedCluster {
       return { info: { id: `node-${i}`, identityKey: ed25519.getPublicKey(secretKey), passport: `passport-${i}-0` }, secretKey };
     });
     this.approvers = Array.from({ length: m }, (_, i) => makeApproverKey(`approver-${i}`, seedOf(`${this.label}/approver/${i}`)));
+    this.custodians = (o.custodians ?? ['custodian-1', 'custodian-2', 'i1', 'cara', 'dana']).map((id) => makeApproverKey(id, seedOf(`${this.label}/custodian/${id}`)));
     this.roster = {
       // The last approver of a roster larger than its threshold also holds the security role.
-      approvers: this.approvers.map((a, i) => ({ id: a.id, publicKey: a.publicKey, roles: i === m - 1 && m > (o.threshold ?? 2) ? ['governor', 'security'] : ['governor'] })),
+      approvers: [
+        ...this.approvers.map((a, i) => ({ id: a.id, publicKey: a.publicKey, roles: i === m - 1 && m > (o.threshold ?? 2) ? ['governor', 'security'] as const : ['governor'] as const })),
+        ...this.custodians.map((k) => ({ id: k.id, publicKey: k.publicKey, roles: ['custodian'] as const })),
+      ],
       quorum: { threshold: o.threshold ?? 2, freezeThreshold: 1 },
     };
-    this.keyring.push(...this.approvers);
+    this.keyring.push(...this.approvers, ...this.custodians);
   }
 
   /** Approver keys this script can sign with (the genesis roster's, plus any added). */
@@ -466,7 +484,8 @@ export class ScriptedCluster {
   }
 
   /** An ActApproved decision for an act (its parent is the act's cid). */
-  approveAct(opId: string, act: Act, signers?: readonly ApproverKey[]): GovernanceDecision {
+  approveAct(label: string, act: Act, signers?: readonly ApproverKey[]): GovernanceDecision {
+    const opId = rid(label);
     const aCid = actCid(act);
     return this.decision({ kind: 'ActApproved', opId, actCid: aCid, displayHash: act.displayHash }, signers, { parentCid: aCid });
   }
@@ -476,11 +495,42 @@ export class ScriptedCluster {
     return { nodeId, passport: rec?.passport ?? this.node(nodeId).info.passport };
   }
 
-  submit(opId: string, act: Act, approval: GovernanceDecision | null = null, nodeId = 'node-0'): ApplyResult {
-    return this.entry({ type: 'ActSubmitted', opId, act, approval, ...this.proposer(nodeId) }).result;
+  /**
+   * The request body a custodian signs for `act` under act id `label`, issued at the script clock
+   * (the stamp the next entry gets); `over` changes any field (an attacker's request).
+   */
+  requestBody(label: string, act: Act, over: Partial<ActRequestBody> = {}): ActRequestBody {
+    return {
+      clusterId: this.clusterId, custodian: act.initiator, requestId: rid(label), issuedMs: this.nowMs,
+      keyId: act.keyId, keyEpoch: act.keyEpoch, kind: act.kind, tx: act.tx, declared: { asset: '', amount: '', destination: '' }, ...over,
+    };
   }
 
-  issuePermit(opId: string, nodeId = 'node-0'): ApplyResult {
+  /** The key this script holds for a roster id (custodian or approver), or one no roster names. */
+  keyOf(id: string): ApproverKey {
+    return this.keyring.find((k) => k.id === id) ?? makeApproverKey(id, seedOf(`${this.label}/stranger/${id}`));
+  }
+
+  /** `act`'s request signed by its initiator's key (as the custodian signs it with `custody admin act submit`). */
+  request(label: string, act: Act, over: Partial<ActRequestBody> = {}, signer?: ApproverKey): SignedActRequest {
+    const body = this.requestBody(label, act, over);
+    return signActRequest(body, (signer ?? this.keyOf(body.custodian)).secretKey);
+  }
+
+  /** The request `submit` signed for this act id and act (a resubmission carries the same signed request). */
+  private readonly requests = new Map<string, SignedActRequest>();
+
+  /** ActSubmitted for `act` under act id rid(label), with its initiator's signed request unless `request` is given (null: none). */
+  submit(label: string, act: Act, approval: GovernanceDecision | null = null, nodeId = 'node-0', request?: SignedActRequest | null): ApplyResult {
+    const opId = rid(label);
+    const memo = `${opId}/${toHex(actCid(act))}`;
+    const r = request === undefined ? (this.requests.get(memo) ?? this.request(label, act)) : request;
+    if (r !== null) this.requests.set(memo, r);
+    return this.entry({ type: 'ActSubmitted', opId, act, approval, request: r, ...this.proposer(nodeId) }).result;
+  }
+
+  issuePermit(label: string, nodeId = 'node-0'): ApplyResult {
+    const opId = rid(label);
     return this.entry({ type: 'ActPermitIssued', opId, ...this.proposer(nodeId) }).result;
   }
 
@@ -501,7 +551,8 @@ export class ScriptedCluster {
    * (or `signers`), each with fresh commitments D = d*G, E = e*G for every message of the act
    * (ascending counters) from nonces the script keeps.
    */
-  signingSet(opId: string, signers?: readonly string[]): SigningSetMember[] {
+  signingSet(label: string, signers?: readonly string[]): SigningSetMember[] {
+    const opId = rid(label);
     const op = this.state.cluster?.ops[opId];
     const ep = op === undefined ? undefined : this.state.cluster?.keys[op.act.keyId]?.epochs[String(op.act.keyEpoch)];
     if (op === undefined || ep === undefined) return [];
@@ -528,7 +579,8 @@ export class ScriptedCluster {
     });
   }
 
-  fixSigningSet(opId: string, over: { commitments?: readonly SigningSetMember[]; permitId?: Uint8Array; nodeId?: string } = {}): ApplyResult {
+  fixSigningSet(label: string, over: { commitments?: readonly SigningSetMember[]; permitId?: Uint8Array; nodeId?: string } = {}): ApplyResult {
+    const opId = rid(label);
     const op = this.state.cluster?.ops[opId];
     const permitId = over.permitId ?? op?.permitId ?? new Uint8Array(32);
     return this.entry({ type: 'ActSigningSetFixed', opId, permitId, commitments: over.commitments ?? this.signingSet(opId), ...this.proposer(over.nodeId) }).result;
@@ -539,7 +591,8 @@ export class ScriptedCluster {
    * `i`: R is that list's group commitment and z = r + c*x with r the sum of d_j + rho_j*e_j (RFC
    * 9591 §5.2/§5.3), x the stand-in group secret. Null when the set is not one this script made.
    */
-  frostSignature(opId: string, i = 0): Uint8Array | null {
+  frostSignature(label: string, i = 0): Uint8Array | null {
+    const opId = rid(label);
     const op = this.state.cluster?.ops[opId];
     if (op === undefined || op.signingSet === null) return null;
     const Fn = ed25519.Point.Fn;
@@ -560,7 +613,8 @@ export class ScriptedCluster {
   }
 
   /** One signature per message of the op's act by the stand-in group key (FROST-shaped for Ed25519, BIP 340 for Taproot). */
-  signatures(opId: string): Uint8Array[] {
+  signatures(label: string): Uint8Array[] {
+    const opId = rid(label);
     const op = this.state.cluster?.ops[opId];
     if (op === undefined) return [new Uint8Array(64)];
     const msgs = this.messagesOf(op.act);
@@ -575,7 +629,8 @@ export class ScriptedCluster {
    * Executes with the op's own permit and signatures by the key's group key over the act's
    * messages, fixing a signing set first if the op has none (unless `fixSet` is false).
    */
-  execute(opId: string, over: { permitId?: Uint8Array; signatures?: readonly Uint8Array[]; nodeId?: string; fixSet?: boolean } = {}): ApplyResult {
+  execute(label: string, over: { permitId?: Uint8Array; signatures?: readonly Uint8Array[]; nodeId?: string; fixSet?: boolean } = {}): ApplyResult {
+    const opId = rid(label);
     let op = this.state.cluster?.ops[opId];
     if (op !== undefined && op.state === 'PendingRemote' && op.signingSet === null && over.fixSet !== false) {
       this.fixSigningSet(opId, over.nodeId === undefined ? {} : { nodeId: over.nodeId });
@@ -586,15 +641,18 @@ export class ScriptedCluster {
     return this.entry({ type: 'ActExecuted', opId, permitId, signatures: [...signatures], ...this.proposer(over.nodeId) }).result;
   }
 
-  publish(opId: string, nodeId = 'node-0'): ApplyResult {
+  publish(label: string, nodeId = 'node-0'): ApplyResult {
+    const opId = rid(label);
     return this.entry({ type: 'ActPublished', opId, ...this.proposer(nodeId) }).result;
   }
 
-  settle(opId: string, confirmation = 'txid-1', nodeId = 'node-0'): ApplyResult {
+  settle(label: string, confirmation = 'txid-1', nodeId = 'node-0'): ApplyResult {
+    const opId = rid(label);
     return this.entry({ type: 'ActSettled', opId, confirmation, ...this.proposer(nodeId) }).result;
   }
 
-  abort(opId: string, reason: ReasonCode, nodeId = 'node-0'): ApplyResult {
+  abort(label: string, reason: ReasonCode, nodeId = 'node-0'): ApplyResult {
+    const opId = rid(label);
     return this.entry({ type: 'ActAborted', opId, reason, ...this.proposer(nodeId) }).result;
   }
 

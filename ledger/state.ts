@@ -22,6 +22,7 @@ import {
 } from './decision.js';
 import { type Act, type SignedStatement, type SigningSetMember, actFromCbor, actToCbor, memberFromCbor, memberToCbor, statementFromCbor, statementToCbor } from './events.js';
 import { CustodyError } from '../proto/errors.js';
+import { type SignedActRequest, actRequestFromCbor, actRequestToCbor } from './act-request.js';
 import { pmapFrom } from './pmap.js';
 import { NETWORKS, type KeyContext, type Network } from './tx/types.js';
 import { ACTION_KINDS, type ActionKind, type PolicyDocument } from './policy-engine/types.js';
@@ -116,6 +117,12 @@ export interface OpRecord {
    * it ended, bounded by one approval per act.
    */
   readonly approval: GovernanceDecision | null;
+  /**
+   * The custodian's signed request the act is (ledger/act-request.ts), kept with it wherever it
+   * goes like the approval, so its evidence shows who asked for it and proves it; null only for
+   * an act Denied REQUEST_UNSIGNED.
+   */
+  readonly request: SignedActRequest | null;
   readonly permitId: Uint8Array | null;
   /** The permit's one signing set (ActSigningSetFixed), null until it is fixed. */
   readonly signingSet: SigningSetRecord | null;
@@ -311,7 +318,7 @@ function mapValues<T>(m: { readonly [k: string]: T }, f: (v: T) => CborValue): C
 
 export function opToCbor(o: OpRecord): CborValue {
   return {
-    ...o, act: actToCbor(o.act), signatures: o.signatures === null ? null : [...o.signatures], approval: o.approval === null ? null : decisionToCbor(o.approval), history: o.history.map((h) => ({ ...h })), receipts: [...o.receipts],
+    ...o, act: actToCbor(o.act), signatures: o.signatures === null ? null : [...o.signatures], approval: o.approval === null ? null : decisionToCbor(o.approval), request: o.request === null ? null : actRequestToCbor(o.request), history: o.history.map((h) => ({ ...h })), receipts: [...o.receipts],
     rule: o.rule === null ? null : ruleToCbor(o.rule),
     signingSet: o.signingSet === null ? null : { index: o.signingSet.index, commitments: o.signingSet.commitments.map(memberToCbor) },
   };
@@ -592,7 +599,7 @@ function epochFromCbor(key: string, v: CborValue): EpochRecord {
 }
 
 export function opFromCbor(id: string, v: CborValue): OpRecord {
-  const o = obj(v, 'op', ['opId', 'submissionCid', 'act', 'actCid', 'nodeId', 'state', 'reason', 'history', 'approvalCid', 'approval', 'permitId', 'signingSet', 'releasedBy', 'signatures', 'confirmation', 'receipts', 'rule']);
+  const o = obj(v, 'op', ['opId', 'submissionCid', 'act', 'actCid', 'nodeId', 'state', 'reason', 'history', 'approvalCid', 'approval', 'request', 'permitId', 'signingSet', 'releasedBy', 'signatures', 'confirmation', 'receipts', 'rule']);
   if (o.opId !== id) throw new ShapeError('op: id differs from its key');
   return {
     opId: id, submissionCid: bytes(o.submissionCid, 'op.submissionCid', 32), act: actFromCbor(o.act), actCid: bytes(o.actCid, 'op.actCid', 32),
@@ -603,6 +610,7 @@ export function opFromCbor(id: string, v: CborValue): OpRecord {
     }),
     approvalCid: nullable(o.approvalCid, (x) => bytes(x, 'op.approvalCid', 32)),
     approval: nullable(o.approval, (x) => decisionFromCbor(x)),
+    request: nullable(o.request, (x) => actRequestFromCbor(x)),
     permitId: nullable(o.permitId, (x) => bytes(x, 'op.permitId', 32)),
     signingSet: nullable(o.signingSet, (x) => {
       const so = obj(x, 'op.signingSet', ['index', 'commitments']);

@@ -218,6 +218,8 @@ export interface GenesisOptions {
   readonly approvers: readonly string[];
   /** Approver ids who also hold the security role (may freeze). */
   readonly security?: readonly string[];
+  /** `id=<hex public key | file holding it>` per custodian: role `custodian`, signs act requests, never counts toward a quorum. */
+  readonly custodians?: readonly string[];
   readonly threshold?: number;
   readonly freezeThreshold?: number;
   readonly clusterId?: string;
@@ -261,8 +263,13 @@ export function makeGenesis(o: GenesisOptions): { path: string; cid: string; gen
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(clusterId)) throw invalid('--cluster-id', `"${clusterId}" must be 1-64 letters, digits, '.', '_' or '-'`);
   const nodeKeys = [...nodes].map(([id, v]) => ({ id, identityKey: publicKeyOf(v, `--node (${id})`), passport: `${id}-p1` }));
   if (new Set(nodeKeys.map((n) => toHex(n.identityKey))).size !== nodeKeys.length) throw invalid('--node', 'two nodes share an identity key');
+  const custodians = parseAssignments(o.custodians ?? [], '--custodian');
+  for (const id of custodians.keys()) if (approvers.has(id)) throw invalid('--custodian', `${id} is also an --approver: a custodian key holds no other role`);
   const roster = {
-    approvers: [...approvers].map(([id, v]) => ({ id, publicKey: publicKeyOf(v, `--approver (${id})`), roles: (security.has(id) ? ['governor', 'security'] : ['governor']) as ApproverRole[] })),
+    approvers: [
+      ...[...approvers].map(([id, v]) => ({ id, publicKey: publicKeyOf(v, `--approver (${id})`), roles: (security.has(id) ? ['governor', 'security'] : ['governor']) as ApproverRole[] })),
+      ...[...custodians].map(([id, v]) => ({ id, publicKey: publicKeyOf(v, `--custodian (${id})`), roles: ['custodian'] as ApproverRole[] })),
+    ],
     quorum: { threshold, freezeThreshold },
   };
   const rv = validateRoster(roster);

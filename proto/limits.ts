@@ -139,6 +139,14 @@ export const ledger = {
   stampAheadMs: 5 * 60_000,
   /** A leader whose ledger clock has not moved for this long proposes a ClockTick (node/lifecycle/clock.ts). */
   clockTickIdleMs: 60_000,
+  /**
+   * The window around the ledger clock in which a custodian's signed act request is accepted
+   * (ledger/act-request.ts, ledger/apply.ts actSubmitted): issued at most `actRequestAgeMsMax`
+   * before the entry's stamp and at most `actRequestSkewMsMax` after it (the custodian's clock may
+   * run a little ahead). Outside it: REQUEST_EXPIRED.
+   */
+  actRequestAgeMsMax: 24 * 3600 * 1000,
+  actRequestSkewMsMax: 5 * 60 * 1000,
 } as const;
 
 // ---------------------------------------------------------------------------------------------

@@ -126,6 +126,14 @@ export const REASONS = {
   BLOB_EXISTS: { grpc: GrpcStatus.ALREADY_EXISTS, text: 'a blob with other bytes is already stored under that key (first write wins)' },
   BLOB_BUDGET_EXCEEDED: { grpc: GrpcStatus.RESOURCE_EXHAUSTED, text: 'the blob would exceed the byte or count budget for blobs' },
   SIGNATURE_WITHHELD: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'the signature is withheld until the act is published' },
+
+  // Custodians' signed act requests (ledger/act-request.ts): checked by every node at apply and by every kernel.
+  REQUEST_UNSIGNED: { grpc: GrpcStatus.UNAUTHENTICATED, text: 'the act carries no custodian request, or one that is not well-formed' },
+  REQUEST_SIGNATURE_INVALID: { grpc: GrpcStatus.UNAUTHENTICATED, text: 'the custodian\'s signature over the act request does not verify' },
+  NOT_A_CUSTODIAN: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'the request\'s signer is not on the roster in force with the custodian role' },
+  REQUEST_EXPIRED: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'the request was issued outside the window the ledger accepts around its clock' },
+  REQUEST_MISMATCH: { grpc: GrpcStatus.INVALID_ARGUMENT, text: 'the act is not exactly what the custodian requested (cluster, request id, key, epoch, kind, transaction, initiator)' },
+  TX_MESSAGES_MISMATCH: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'the messages to sign are not the ones derived from the requested transaction' },
 } as const;
 
 export type ReasonCode = keyof typeof REASONS;

@@ -20,6 +20,8 @@ import {
   decisionBodyFromCbor, decisionBodyToCbor, decisionCid, decisionFromCbor, decisionSigningBytes, ed25519Verify, quorumFor, verifyDecision,
 } from '../../ledger/decision.js';
 import { actCid, signStatement, type Act } from '../../ledger/events.js';
+import { type SignedActRequest, REQUEST_ID_RE, actRequestFromCbor, actRequestToCbor } from '../../ledger/act-request.js';
+import { verifyActRequest } from '../../ledger/act-request-check.js';
 import type { ClusterState, KeyRecord, OpRecord } from '../../ledger/state.js';
 import { TERMINAL_OP_STATES, keyContextOf, revocationsOf } from '../../ledger/state.js';
 import { receiptCid } from '../../ledger/receipts.js';
@@ -209,7 +211,13 @@ export class AdminBackend {
         o.actCid ??= toHex(op.actCid);
         o.displayHash ??= toHex(op.act.displayHash);
       } else if (o.kind === 'ActApproved' && o.act !== undefined) {
-        act = actFor(this.ledger.state(), actRequestOf(o.act), caller.id).act;
+        // The act will be submitted as a custodian's signed request whose id is this opId and
+        // whose custodian is the act's initiator (ledger/act-request-check.ts): both are fixed
+        // here, so the approval names exactly the act that request will be.
+        if (typeof o.opId !== 'string' || !REQUEST_ID_RE.test(o.opId)) throw new CustodyError('INVALID_ARGUMENT', 'the opId of an act proposed for approval is the request id its custodian will sign: 32 lowercase hex characters');
+        const custodian = (o.act as { custodian?: unknown }).custodian ?? caller.id;
+        if (typeof custodian !== 'string' || custodian === '') throw new CustodyError('INVALID_ARGUMENT', 'act.custodian must be a roster id');
+        act = actFor(this.ledger.state(), actRequestOf(o.act), custodian).act;
         o.actCid ??= toHex(actCid(act));
         o.displayHash ??= toHex(act.displayHash);
       } else throw new CustodyError('UNKNOWN_SESSION', `no act ${String(o.opId)}; an ActApproved for a new act names it as "act": {keyId, kind, tx (hex), keyEpoch?}`);
@@ -373,32 +381,50 @@ export class AdminBackend {
   }
 
   /**
-   * Submits an act built from `req` (the node derives every field from the transaction; the caller
-   * is its initiator), or with `approvalCid` the act an approved ActApproved in the book names;
-   * a transaction given beside an approval must be that act's.
+   * Submits the act a custodian's signed request asks for (`requestCbor`: the canonical CBOR of
+   * actRequestToCbor, ledger/act-request.ts). The node derives the act from the request's
+   * transaction against the key as the ledger holds it (initiator = the custodian, opId = the
+   * request id), checks the request as every node will at apply (a custodian of the roster in
+   * force, its signature, this cluster, the window around this node's clock) and what it declares,
+   * and proposes nothing when one fails. With `approvalCid` the act must be the one that approved
+   * ActApproved in the book names (same opId, same act), and travels with it.
+   *
+   * Threat: the caller holds an operator certificate with the custodian role but not necessarily a
+   * custodian's key: without the key there is no request, and without a request no act.
    */
-  async submitAct(caller: Operator, opId: string, req: ActRequest | null, approvalCid: string): Promise<ActSummary> {
+  async submitAct(caller: Operator, requestCbor: Uint8Array, approvalCid: string): Promise<ActSummary> {
     requireAction(caller, 'submit-act', 'submit signing acts');
     const c = cluster(this.ledger);
+    let request: SignedActRequest;
+    try {
+      request = actRequestFromCbor(decode(requestCbor));
+    } catch (e) {
+      throw new CustodyError('REQUEST_UNSIGNED', `the request is not a well-formed signed act request: ${(e as Error).message}`);
+    }
+    const b = request.body;
+    const req: ActRequest = {
+      keyId: b.keyId, kind: b.kind, tx: b.tx, keyEpoch: b.keyEpoch,
+      declared: { ...(b.declared.asset !== '' ? { asset: b.declared.asset } : {}), ...(b.declared.amount !== '' ? { amount: BigInt(b.declared.amount) } : {}), ...(b.declared.destination !== '' ? { destination: b.declared.destination } : {}) },
+    };
+    const opId = b.requestId;
     let approval: GovernanceDecision | null = null;
-    let act: Act;
+    const act = actFor(this.ledger.state(), req, b.custodian).act;
     if (approvalCid !== '') {
       const r = this.approvals().book.get(approvalCid.toLowerCase());
       const p = r === undefined ? undefined : this.view(r);
       if (p === undefined || p.body.action.kind !== 'ActApproved' || p.act === null) throw new CustodyError('UNKNOWN_SESSION', `no pending ActApproved decision ${approvalCid} for a new act`);
       if (p.state !== 'approved') throw new CustodyError('QUORUM_NOT_MET', `decision ${approvalCid} has ${p.approvals.length} of ${this.needed(p)} approvals`);
+      if (p.body.action.opId !== opId) throw new CustodyError('BINDING_MISMATCH', `decision ${approvalCid} approves act ${p.body.action.opId}; the request is ${opId}`);
+      if (!bytesEqual(actCid(act), actCid(p.act))) throw new CustodyError('BINDING_MISMATCH', `decision ${approvalCid} approves another act than the one this request asks for`);
       approval = { body: p.body, approvals: p.approvals };
-      act = p.act;
-      if (req !== null && !bytesEqual(actCid(actFor(this.ledger.state(), req, act.initiator).act), actCid(act))) {
-        throw new CustodyError('BINDING_MISMATCH', `decision ${approvalCid} approves another act than this transaction`);
-      }
-    } else {
-      if (req === null) throw new CustodyError('INVALID_ARGUMENT', 'an act needs its transaction (kind and tx), or an approval cid');
-      act = actFor(this.ledger.state(), req, caller.id).act;
     }
+    // The ledger's own check, at this node's clock: a request every node would deny is refused here
+    // before anything is proposed (the ledger checks again at the entry's stamp).
+    const v0 = verifyActRequest({ opId, act, request }, { clusterId: c.clusterId, roster: c.governance.roster, nowMs: Math.max(Date.now(), this.ledger.state().clockMs) });
+    if (!v0.ok) throw new CustodyError(v0.reason, v0.detail);
     const me = c.nodes[this.nodeId];
     if (me === undefined) throw new CustodyError('UNKNOWN_NODE', `${this.nodeId} is not on the roster`);
-    const v = await this.ledger.propose({ type: 'ActSubmitted', opId, act, approval, nodeId: me.id, passport: me.passport });
+    const v = await this.ledger.propose({ type: 'ActSubmitted', opId, act, approval, request, nodeId: me.id, passport: me.passport });
     if (!v.ok) throw new CustodyError(v.reason ?? 'INTERNAL', `${v.detail}${v.applied ? ` (act ${opId} journaled ${v.opState ?? 'Denied'})` : ''}`);
     return { ...(await this.act(caller, opId)), verdict: v };
   }
@@ -579,6 +605,8 @@ export function actView(a: ActSummary) {
     ...actTxView(op.act, a.tx ?? undefined),
     signatures: sigs.map(toHex),
     rule: op.rule?.id ?? '', ruleAction: op.rule?.action ?? '', ruleDetail: op.rule?.detail ?? '',
+    custodian: op.request?.body.custodian ?? '', requestId: op.request?.body.requestId ?? '', requestIssuedMs: op.request?.body.issuedMs ?? 0,
+    request: op.request === null ? Buffer.alloc(0) : Buffer.from(encode(actRequestToCbor(op.request))),
   };
 }
 

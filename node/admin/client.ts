@@ -9,6 +9,10 @@ import { errorOf } from '../client.js';
 import { channelCredentials, identityOptions, loadTls, type TlsFiles } from '../tls.js';
 import { adminPackage } from './server.js';
 import type { PolicyReply, PolicyTestReply } from './policy.js';
+import { randomBytes } from 'node:crypto';
+import { encode } from '../../ledger/encoding.js';
+import { type ActRequestBody, type SignedActRequest, actRequestFromCbor, actRequestToCbor, signActRequest } from '../../ledger/act-request.js';
+import type { TxKind } from '../../ledger/tx/types.js';
 
 type Unary = (req: object, md: grpc.Metadata, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r?: unknown) => void) => void;
 
@@ -23,6 +27,8 @@ export interface ActView {
   permitId: string; signingSet: { nodeId: string; identifier: string; hiding: string; binding: string; counter: number; nonces: { counter: number; hiding: string; binding: string }[] }[];
   initiator: string; kind: string; tx: Buffer; display: string; displayHash: string; network: string; outputs: TxOutputView[]; fee: string;
   factsRefused: string; signatures: string[]; signedTx: string; txid: string; rule: string; amountUnits: string; ruleAction: string; ruleDetail: string;
+  /** The custodian's signed request the act is: its signer, id, issue time and canonical CBOR (empty when the act carries none). */
+  custodian: string; requestId: string; requestIssuedMs: number | string; request: Buffer;
 }
 export interface KeyView { id: string; scheme: string; status: string; activeEpoch: number; publicKey: string; epochs: string[]; network: string; address: string }
 export interface AssetView { symbol: string; network: string; mint: string; decimals: number }
@@ -64,12 +70,46 @@ export class AdminClient {
   approveDecision(cid: string, approverId: string, signature: Uint8Array): Promise<DecisionReply> { return this.call('ApproveDecision', { cid, approverId, signature: Buffer.from(signature) }); }
   submitDecision(decisionCbor: Uint8Array): Promise<DecisionReply> { return this.call('SubmitDecision', { decisionCbor: Buffer.from(decisionCbor) }); }
   chronicle(limit = 0): Promise<{ acts: ActView[]; keys: KeyView[] }> { return this.call('ListChronicle', { limit }); }
-  /** An act from its transaction (the node derives every field; `declared` only double-checks), or the act an approved decision names. */
-  submitAct(req: {
-    opId: string; keyId: string; kind?: string; tx?: Uint8Array; keyEpoch?: number; approvalCid?: string;
-    declared?: { asset?: string; amount?: string; destination?: string };
+  /**
+   * The act a custodian's signed request asks for (`request`: canonical CBOR of actRequestToCbor;
+   * the node derives every field from its transaction), with `approvalCid` the approved
+   * ActApproved in the book that names that act.
+   */
+  submitAct(req: { request: Uint8Array; approvalCid?: string }): Promise<ActView> {
+    return this.call('SubmitAct', { request: Buffer.from(req.request), approvalCid: req.approvalCid ?? '' });
+  }
+  /**
+   * Signs a request as `custodian` (its Ed25519 roster key, which never leaves this process) and
+   * submits it: the cluster id and, unless given, the key's active epoch come from this node's
+   * status (a node that lies about either only gets a request every node refuses); the request id
+   * is `requestId` or 16 fresh random bytes, `issuedMs` this machine's clock.
+   */
+  async submitActAs(custodian: { readonly id: string; readonly secretKey: Uint8Array }, a: {
+    requestId?: string; keyId: string; kind: TxKind; tx: Uint8Array; keyEpoch?: number; approvalCid?: string;
+    declared?: { asset?: string; amount?: string; destination?: string }; issuedMs?: number;
   }): Promise<ActView> {
-    return this.call('SubmitAct', { ...req, keyEpoch: req.keyEpoch ?? -1, kind: req.kind ?? '', tx: Buffer.from(req.tx ?? new Uint8Array(0)), declared: req.declared ?? null });
+    const s = await this.status();
+    let keyEpoch = a.keyEpoch ?? -1;
+    if (keyEpoch < 0) {
+      const k = s.keys.find((x) => x.id === a.keyId);
+      if (k === undefined) throw new CustodyError('UNKNOWN_KEY', `no key ${a.keyId}`);
+      if (k.activeEpoch < 0) throw new CustodyError('KEY_NOT_ACTIVE', `key ${a.keyId} is ${k.status}`);
+      keyEpoch = k.activeEpoch;
+    }
+    const requestId = a.requestId ?? randomBytes(16).toString('hex');
+    const d = a.declared ?? {};
+    const body: ActRequestBody = {
+      clusterId: s.clusterId, custodian: custodian.id, requestId, issuedMs: a.issuedMs ?? Date.now(), keyId: a.keyId, keyEpoch, kind: a.kind, tx: Uint8Array.from(a.tx),
+      declared: { asset: d.asset ?? '', amount: d.amount ?? '', destination: d.destination ?? '' },
+    };
+    let signed: SignedActRequest;
+    try {
+      // Encoded through the strict reader first, so a field out of bounds is refused here, not by the node.
+      signed = actRequestFromCbor(actRequestToCbor(signActRequest(body, custodian.secretKey)));
+    } catch (e) {
+      throw new CustodyError('INVALID_ARGUMENT', `the request: ${(e as Error).message}`);
+    }
+    return this.submitAct({ request: encode(actRequestToCbor(signed)), approvalCid: a.approvalCid ?? '' });
   }
   showAct(opId: string): Promise<ActView> { return this.call('ShowAct', { opId }); }
   settleAct(opId: string, confirmation: string): Promise<ActView> { return this.call('SettleAct', { opId, confirmation }); }

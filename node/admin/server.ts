@@ -17,8 +17,6 @@ import { REASON_METADATA_KEY } from '../wire.js';
 import { serverCredentials, type TlsMaterial } from '../tls.js';
 import { actView, decisionView, keyView, requireNoneHeld, type AdminBackend } from './backend.js';
 import { operatorOf, requireAction, type Operator } from './roles.js';
-import type { ActRequest } from '../lifecycle/acts.js';
-import { TX_KINDS, type TxKind } from '../../ledger/tx/types.js';
 import { policyReply, testPolicy } from './policy.js';
 import { revocationInterceptor } from '../revocation.js';
 
@@ -146,30 +144,10 @@ export class AdminServer {
         return { acts: ch.acts.map(actView), keys: ch.keys.map((k) => keyView(k, b.ledger.state().cluster)) };
       }),
       SubmitAct: unary<R, unknown>(async (op, r) => {
-        const keyEpoch = Number(r.keyEpoch ?? -1);
-        const kind = str(r.kind ?? '', 'kind', 16);
-        const tx = r.tx;
-        if (tx !== undefined && tx !== null && !Buffer.isBuffer(tx)) throw new CustodyError('INVALID_ARGUMENT', 'tx must be bytes');
+        const request = r.request;
+        if (!Buffer.isBuffer(request) || request.length === 0) throw new CustodyError('REQUEST_UNSIGNED', 'an act is submitted as a custodian\'s signed request (request: its canonical CBOR)');
         const approvalCid = str(r.approvalCid ?? '', 'approval_cid', 128);
-        const hasTx = kind !== '' || (Buffer.isBuffer(tx) && tx.length > 0);
-        let req: ActRequest | null = null;
-        if (hasTx) {
-          if (!(TX_KINDS as readonly string[]).includes(kind)) throw new CustodyError('TX_UNSUPPORTED', `kind must be one of ${TX_KINDS.join(', ')}, not ${JSON.stringify(kind)}`);
-          if (!Buffer.isBuffer(tx) || tx.length === 0) throw new CustodyError('INVALID_ARGUMENT', 'tx (the unsigned transaction) is required');
-          const d = (r.declared ?? {}) as R;
-          const asset = str(d.asset ?? '', 'declared.asset', 32);
-          const amount = str(d.amount ?? '', 'declared.amount', 40);
-          const destination = str(d.destination ?? '', 'declared.destination', 4096);
-          if (amount !== '' && !/^[0-9]{1,30}$/.test(amount)) throw new CustodyError('INVALID_ARGUMENT', 'declared.amount must be a decimal integer in the asset\'s smallest unit');
-          req = {
-            keyId: need(r.keyId, 'key_id'), kind: kind as TxKind, tx: new Uint8Array(tx),
-            ...(keyEpoch >= 0 ? { keyEpoch } : {}),
-            declared: { ...(asset !== '' ? { asset } : {}), ...(amount !== '' ? { amount: BigInt(amount) } : {}), ...(destination !== '' ? { destination } : {}) },
-          };
-        } else if (approvalCid === '') {
-          throw new CustodyError('INVALID_ARGUMENT', 'an act needs its transaction (kind and tx), or an approval cid');
-        }
-        const a = await b.submitAct(op, need(r.opId, 'op_id'), req, approvalCid);
+        const a = await b.submitAct(op, new Uint8Array(request), approvalCid);
         return actView(a);
       }),
       ShowAct: unary<R, unknown>(async (op, r) => actView(await b.act(op, need(r.opId, 'op_id')))),

@@ -1,10 +1,13 @@
 /**
  * `custody admin act ...` and `custody admin key show`: signing acts that carry their transaction.
  *
- *   act submit   the custodian hands the node a transaction file (PSBT, Solana message, raw bytes);
- *                the node derives the act from it (asset, amount, destinations, display digest, the
- *                digest of the messages to sign) with the caller as initiator. --amount / --to /
- *                --asset only double-check: a value the transaction does not say is refused
+ *   act submit   the custodian signs a request here with their custodian key (--custodian-key:
+ *                the transaction file (PSBT, Solana message, raw bytes), the key, a fresh request
+ *                id, the time) and hands it to the node; the node derives the act from it (asset,
+ *                amount, destinations, display digest, the digest of the messages to sign) with
+ *                the custodian as initiator, and every node and kernel checks the signature against
+ *                the roster (ledger/act-request-check.ts). --amount / --to / --asset, signed into
+ *                the request, only double-check: a value the transaction does not say is refused
  *                TX_DECLARED_MISMATCH before anything reaches the ledger.
  *   act propose  the same act put up for approval first (an ActApproved decision in the book).
  *   act approve  an approver signs what it was shown: see verifiedApproval.
@@ -27,13 +30,14 @@
  * that lies about the key, the table or the transaction makes the rebuilt cid differ; the ledger
  * re-derives the display digest itself and refuses an approval of any other (BINDING_MISMATCH).
  */
-import { randomBytes } from 'node:crypto';
+import { createPrivateKey, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Argv } from 'yargs';
 import { CustodyError } from '../../proto/errors.js';
 import { bytesEqual, decode, fromHex, toHex } from '../../ledger/encoding.js';
 import { decisionBodyFromCbor, decisionCid, decisionSigningBytes, ed25519Sign, type DecisionBody } from '../../ledger/decision.js';
 import { actCid, type Act } from '../../ledger/events.js';
+import { REQUEST_ID_RE } from '../../ledger/act-request.js';
 import { deriveActFields, requireDeclaredMatch } from '../../ledger/tx/act.js';
 import { NETWORKS, TX_KINDS, type AssetTable, type KeyContext, type Network, type TxFacts, type TxKind } from '../../ledger/tx/types.js';
 import type { KeyScheme } from '../../ledger/decision.js';
@@ -173,6 +177,8 @@ export async function approvalDecisionFor(c: AdminClient, opId: string): Promise
 export function formatAct(v: ActView, full = false): string {
   const lines = [`act ${v.opId}: ${v.state}${v.reason ? ` (${v.reason})` : ''}  key ${v.keyId}@${v.keyEpoch}  ${v.amountUnits || `${v.amount} base units of`} ${v.asset} -> ${v.destination || '(nothing leaves the key)'}`];
   if (v.kind) lines.push(`  ${v.kind} transaction from ${v.initiator || '?'}${v.network ? ` on ${v.network}` : ''}${v.fee ? `, fee ${v.fee}` : ''}`);
+  if (v.custodian) lines.push(`  requested by custodian ${v.custodian}: request ${v.requestId}, signed at ${new Date(Number(v.requestIssuedMs)).toISOString()} (their clock)`);
+  else if (v.opId !== undefined && v.state === 'Denied' && v.reason === 'REQUEST_UNSIGNED') lines.push('  no custodian request');
   for (const o of v.outputs ?? []) lines.push(`  pays ${o.address} ${o.amount} ${o.asset}${o.change ? ' (change, back to the key)' : ''}`);
   if (v.factsRefused) lines.push(`  the transaction does not parse: ${v.factsRefused}`);
   if (v.ruleAction) {
@@ -205,10 +211,56 @@ export function formatAct(v: ActView, full = false): string {
 
 interface SubmitArgs extends Conn, TxFileArgs {
   'key-id'?: string; op?: string; asset?: string; amount?: string; to?: string[]; 'key-epoch': number; approval: string; watch: boolean;
+  'custodian-key'?: string; custodian?: string;
 }
 
-const submitDescription = `submit a signing act (custodian): the node derives it from the transaction (asset, amount, destinations, display digest, the digest of the messages to sign) with you as initiator; the ledger admits or denies it by policy.
-  --amount, --to and --asset are a double check: a value the transaction does not say is refused TX_DECLARED_MISMATCH; a transaction the parser refuses is refused with its TX_* code. With --approval the act is the one that approved decision names (no transaction needed).`;
+const submitDescription = `submit a signing act (custodian): you sign a request for it here with your custodian key (--custodian-key; it never leaves this machine), naming the key, the transaction and a fresh request id (the act's id); the node derives the act from the transaction (asset, amount, destinations, display digest, the digest of the messages to sign) with you as initiator, and every node and every signing kernel checks your signature against the roster; the ledger admits or denies it by policy.
+  --amount, --to and --asset are a double check, signed into the request: a value the transaction does not say is refused TX_DECLARED_MISMATCH; a transaction the parser refuses is refused with its TX_* code. With --approval the act is the one that approved decision names: give the same transaction, and the request id is the decision's act id.`;
+
+/**
+ * A custodian's Ed25519 signing key from a file, in one of three forms: the JSON key file of
+ * `custody admin approver-key` ({"id","secretKey"}: the id comes with it), a file holding the
+ * 32-byte RFC 8032 seed as 64 hex digits, or a PEM PKCS#8 Ed25519 private key
+ * (`openssl genpkey -algorithm ed25519`). For the last two, --custodian names the roster id.
+ */
+export function readCustodianKey(path: string, id: string | undefined): { id: string; secretKey: Uint8Array } {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8').trim();
+  } catch (e) {
+    throw new CustodyError('INVALID_ARGUMENT', `${path}: ${(e as Error).message}`);
+  }
+  let fileId: string | undefined;
+  let seed: Uint8Array;
+  if (text.startsWith('{')) {
+    const k = readApproverKey(path);
+    fileId = k.id;
+    seed = k.secretKey;
+  } else if (/^[0-9a-fA-F]{64}$/.test(text)) {
+    seed = fromHex(text.toLowerCase());
+  } else if (text.startsWith('-----BEGIN PRIVATE KEY-----')) {
+    let jwk: { crv?: string; d?: string };
+    try {
+      jwk = createPrivateKey(text).export({ format: 'jwk' }) as typeof jwk;
+    } catch (e) {
+      throw new CustodyError('INVALID_ARGUMENT', `${path}: not a PEM private key: ${(e as Error).message}`);
+    }
+    if (jwk.crv !== 'Ed25519' || jwk.d === undefined) throw new CustodyError('INVALID_ARGUMENT', `${path}: not an Ed25519 private key`);
+    seed = new Uint8Array(Buffer.from(jwk.d, 'base64url'));
+  } else {
+    throw new CustodyError('INVALID_ARGUMENT', `${path}: expected a custodian key: 64 hex digits (the Ed25519 seed), a PEM PKCS#8 Ed25519 private key, or an approver-key JSON file`);
+  }
+  if (fileId !== undefined && id !== undefined && id !== fileId) throw new CustodyError('INVALID_ARGUMENT', `${path} is the key of ${fileId}, not of --custodian ${id}`);
+  const who = id ?? fileId;
+  if (who === undefined || who === '') throw new CustodyError('INVALID_ARGUMENT', `--custodian names your roster id (${path} does not say it)`);
+  return { id: who, secretKey: seed };
+}
+
+function custodianOptions<T>(y: Argv<T>): Argv<T> {
+  return y
+    .option('custodian-key', { type: 'string', describe: 'your custodian signing key: a file holding the Ed25519 seed as 64 hex digits, a PEM PKCS#8 Ed25519 private key, or the JSON file of `custody admin approver-key --custodian`; it signs the request here and never leaves this machine' })
+    .option('custodian', { type: 'string', describe: 'your roster id as a custodian (default: the id in a JSON key file)' }) as unknown as Argv<T>;
+}
 
 function declaredOf(a: SubmitArgs): { asset?: string; amount?: string; destination?: string } {
   if (a.amount !== undefined && !/^[0-9]{1,30}$/.test(a.amount)) throw new CustodyError('INVALID_ARGUMENT', '--amount is an integer in the asset\'s smallest unit (satoshi, lamport, token base unit)');
@@ -245,40 +297,54 @@ export const actCommand: Cmd<object> = {
     .command<SubmitArgs>({
       command: 'submit',
       describe: submitDescription,
-      builder: (y2) => submitOptions(y2)
-        .option('approval', { type: 'string', default: '', describe: 'cid of an approved ActApproved decision held on the node: submit the act it approves' })
+      builder: (y2) => custodianOptions(submitOptions(y2))
+        .option('approval', { type: 'string', default: '', describe: 'cid of an approved ActApproved decision held on the node: submit the act it approves (give the same transaction and key)' })
         .option('watch', { type: 'boolean', default: false, describe: 'then follow it until Published or it ends' })
-        .example('$0 admin act submit --key-id treasury-taproot --psbt pay.psbt --amount 150000 --to bcrt1p... --certs certs --as cara --node 127.0.0.1:7201 --node-id n1', 'submit a PSBT, double-checking what it pays'),
+        .example('$0 admin act submit --key-id treasury-taproot --psbt pay.psbt --amount 150000 --to bcrt1p... --custodian-key cara.key --certs certs --as cara --node 127.0.0.1:7201 --node-id n1', 'sign and submit a PSBT, double-checking what it pays'),
       handler: run(async (c, a) => {
         const t = txFromArgs(a);
-        if (t === null && a.approval === '') throw new CustodyError('INVALID_ARGUMENT', 'give the transaction (--psbt, --solana or --raw) or --approval');
-        const keyId = t === null && a['key-id'] === undefined ? '' : signingKeyId(a, '--key-id names the threshold key that signs');
-        const opId = a.op ?? `act-${randomBytes(8).toString('hex')}`;
-        const v = await c.submitAct({ opId, keyId, keyEpoch: a['key-epoch'], approvalCid: a.approval, ...(t ?? {}), declared: declaredOf(a) });
+        if (t === null) throw new CustodyError('INVALID_ARGUMENT', 'give the transaction (--psbt, --solana or --raw): the request you sign carries it');
+        const keyId = signingKeyId(a, '--key-id names the threshold key that signs');
+        if (a['custodian-key'] === undefined) throw new CustodyError('REQUEST_UNSIGNED', 'an act is a custodian\'s signed request: give --custodian-key (and --custodian unless the key file names you)');
+        const custodian = readCustodianKey(a['custodian-key'], a.custodian);
+        let requestId = a.op;
+        if (a.approval !== '') {
+          // The approved act's id is the request id the approvers' decision names.
+          const d = await c.getDecision(a.approval);
+          const action = decisionBodyFromCbor(decode(new Uint8Array(d.bodyCbor))).action;
+          if (action.kind !== 'ActApproved') throw new CustodyError('INVALID_ARGUMENT', `decision ${a.approval} is a ${action.kind}, not an ActApproved`);
+          if (requestId !== undefined && requestId !== action.opId) throw new CustodyError('BINDING_MISMATCH', `decision ${a.approval} approves act ${action.opId}, not --op ${requestId}`);
+          requestId = action.opId;
+        }
+        if (requestId !== undefined && !REQUEST_ID_RE.test(requestId)) throw new CustodyError('INVALID_ARGUMENT', '--op is the request id: 32 lowercase hex characters (default: a fresh random one)');
+        const v = await c.submitActAs(custodian, { ...(requestId !== undefined ? { requestId } : {}), keyId, ...(a['key-epoch'] >= 0 ? { keyEpoch: a['key-epoch'] } : {}), approvalCid: a.approval, ...t, declared: declaredOf(a) });
         out(a.json ? jsonAct(v) : formatAct(v, true));
-        if (a.watch) await watchUntil(c, opId, a.json, 'Published');
+        if (a.watch) await watchUntil(c, v.opId, a.json, 'Published');
       }),
     })
     .command<SubmitArgs & { 'ttl-ms': number }>({
       command: 'propose',
-      describe: 'put an act up for approval before it is submitted (custodian): the node derives it from the transaction and proposes an ActApproved decision binding the act and its display; approvers run `act approve`, then `act submit --approval CID`',
-      builder: (y2) => submitOptions(y2).option('ttl-ms', { type: 'number', default: 0, describe: 'how long the approval stays valid (0 = 24 h)' }),
+      describe: 'put an act up for approval before it is submitted (custodian): the node derives it from the transaction and proposes an ActApproved decision binding the act (its id is the request id the custodian will sign, its initiator the custodian) and its display; approvers run `act approve`, then the custodian signs and submits it with `act submit --approval CID` and the same transaction',
+      builder: (y2) => submitOptions(y2)
+        .option('custodian', { type: 'string', describe: 'the custodian who will sign the request (default: you)' })
+        .option('ttl-ms', { type: 'number', default: 0, describe: 'how long the approval stays valid (0 = 24 h)' }),
       handler: run(async (c, a) => {
         const t = txFromArgs(a);
         if (t === null) throw new CustodyError('INVALID_ARGUMENT', '--key-id and the transaction (--psbt, --solana or --raw) are required');
         const keyId = signingKeyId(a, '--key-id and the transaction (--psbt, --solana or --raw) are required');
-        const opId = a.op ?? `act-${randomBytes(8).toString('hex')}`;
+        const opId = a.op ?? randomBytes(16).toString('hex');
+        if (!REQUEST_ID_RE.test(opId)) throw new CustodyError('INVALID_ARGUMENT', '--op is the request id the custodian will sign: 32 lowercase hex characters (default: a fresh random one)');
         // The double check before anything is proposed, on the fields derived here from the bytes.
         const { context, assets } = await keyAndAssets(c, keyId);
         const { fields } = deriveActFields(t.kind, t.tx, context, assets);
         const d0 = declaredOf(a);
         requireDeclaredMatch({ ...fields, ...(d0.asset !== undefined ? { asset: d0.asset } : {}), ...(d0.amount !== undefined ? { amount: BigInt(d0.amount) } : {}), ...(d0.destination !== undefined ? { destination: d0.destination } : {}) }, fields);
-        const d = await c.proposeDecision(JSON.stringify({ kind: 'ActApproved', opId, act: { keyId, kind: t.kind, tx: toHex(t.tx), ...(a['key-epoch'] >= 0 ? { keyEpoch: a['key-epoch'] } : {}) } }), a['ttl-ms']);
+        const d = await c.proposeDecision(JSON.stringify({ kind: 'ActApproved', opId, act: { keyId, kind: t.kind, tx: toHex(t.tx), ...(a['key-epoch'] >= 0 ? { keyEpoch: a['key-epoch'] } : {}), ...(a.custodian !== undefined ? { custodian: a.custodian } : {}) } }), a['ttl-ms']);
         const act = d.act;
         if (a.json) return out(JSON.stringify({ ...d, bodyCbor: d.bodyCbor.toString('hex'), act: act ? { ...act, tx: Buffer.from(act.tx).toString('hex') } : null }, null, 2));
         out(`act ${opId} proposed for approval: decision ${d.cid} (${d.approvals.length} of ${d.needed} approvals)`);
         if (act) out(formatAct(act, true));
-        out(`approvers: custody admin act approve ${opId} --key-file <approver key>; then: custody admin act submit --approval ${d.cid}`);
+        out(`approvers: custody admin act approve ${opId} --key-file <approver key>; then the custodian: custody admin act submit --approval ${d.cid} --key-id ${keyId} <the same transaction> --custodian-key <custodian key>`);
       }),
     })
     .command<Conn & { op?: string; cid?: string; 'key-file': string }>({

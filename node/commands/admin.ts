@@ -252,13 +252,19 @@ const operatorCert: Cmd<{ dir: string; id: string; role: OperatorRole; days: num
   },
 };
 
-const approverKey: Cmd<{ id: string; out: string }> = {
+const approverKey: Cmd<{ id: string; out: string; custodian: boolean }> = {
   command: 'approver-key',
-  describe: 'create an Ed25519 approver key file (0600) and print its public key for the roster',
-  builder: (y) => y.option('id', { type: 'string', demandOption: true }).option('out', { type: 'string', demandOption: true }) as never,
+  describe: 'create an Ed25519 approver key file (0600, JSON {"id","secretKey","publicKey"}) and print its public key for the roster; with --custodian, a custodian\'s request-signing key (roster role `custodian`, for `act submit --custodian-key`)',
+  builder: (y) => y.option('id', { type: 'string', demandOption: true }).option('out', { type: 'string', demandOption: true })
+    .option('custodian', { type: 'boolean', default: false, describe: 'a custodian key: prints its roster entry with the role custodian (it signs act requests and never counts toward a quorum)' }) as never,
   handler: (a) => {
     const k = makeApproverKey(a.id);
     writeFileSync(a.out, JSON.stringify({ id: k.id, secretKey: toHex(k.secretKey), publicKey: toHex(k.publicKey) }, null, 2) + '\n', { mode: 0o600, flag: 'wx' });
+    if (a.custodian) {
+      out(`custodian ${a.id}: public key ${toHex(k.publicKey)} (secret in ${a.out})`);
+      out(`roster entry (genesis --custodian ${a.id}=${toHex(k.publicKey)}, or an ApproversChanged decision): ${JSON.stringify({ id: a.id, publicKey: toHex(k.publicKey), roles: ['custodian'] })}`);
+      return;
+    }
     out(`approver ${a.id}: public key ${toHex(k.publicKey)} (secret in ${a.out})`);
   },
 };

@@ -120,6 +120,8 @@ interface Running {
   /** How the nodes and kernels run, for the narration. */
   readonly what: string;
   readonly approvers: readonly { id: string; secretKey: Uint8Array }[];
+  /** The custodians' request-signing keys (roster role `custodian`). */
+  readonly custodians: readonly { id: string; secretKey: Uint8Array }[];
   client(as: string): AdminClient;
   stop(): Promise<void>;
 }
@@ -137,6 +139,7 @@ async function startDaemons(dir: string): Promise<Running> {
   return {
     what: `3 node daemons (pids ${dc.nodes.map((n) => n.daemon?.pid).join(' ')}; admin API ${dc.nodes.map((n) => `${n.id}=${n.admin}`).join(' ')}; configs ${join(dir, 'n1.yaml')} and n1.lifecycle.yaml ...) and 3 kernel processes (pids ${dc.nodes.map((n) => n.kernel?.proc.pid).join(' ')})`,
     approvers: dc.approvers,
+    custodians: dc.custodians,
     client: (as) => dc.client('n1', as),
     stop: () => dc.stop(),
   };
@@ -159,6 +162,7 @@ async function startInProcess(dir: string, certs: string, kernels: Args['kernels
   return {
     what: `3 nodes in this process (Raft + ledger, admin API ${c.nodes.map((n) => `${n.id}=${n.adminAddress}`).join(' ')}) and 3 kernels (${mode === 'process' ? `child processes, pids ${c.nodes.map((n) => n.kernel.pid).join(' ')}` : 'in-memory twins'})`,
     approvers: c.approvers,
+    custodians: c.custodians,
     client: (as) => new AdminClient(n1.adminAddress as string, n1.id, { ca: join(certs, 'ca.crt'), cert: join(certs, `${as}.crt`), key: join(certs, `${as}.key`) }),
     stop: () => c.close(),
   };
@@ -244,34 +248,37 @@ async function run(a: Args): Promise<void> {
     const coin = (label: string, vout: number, amountSat: bigint) => ({ txid: createHash('sha256').update(`custody demo coin ${label}`).digest('hex'), vout, amountSat });
     const acts = [
       {
-        opId: 'pay-sol-1', keyId: 'treasury-ed25519', kind: 'solana' as const, asset: 'SOL', amount: 1000n, destination: DEMO_SOL_DESTINATION, rule: 'sol-small',
+        name: 'pay-sol-1', opId: randomBytes(16).toString('hex'), keyId: 'treasury-ed25519', kind: 'solana' as const, asset: 'SOL', amount: 1000n, destination: DEMO_SOL_DESTINATION, rule: 'sol-small',
         tx: await buildSolanaTransfer(contextOf('treasury-ed25519'), [{ address: DEMO_SOL_DESTINATION, amount: 1000n }], DEMO_BLOCKHASH),
         what: 'a Solana transfer of 1000 lamports',
       },
       {
-        opId: 'pay-btc-1', keyId: 'treasury-taproot', kind: 'btc-psbt' as const, asset: 'BTC', amount: 8000n, destination: DEMO_BTC_DESTINATION, rule: 'btc-approved',
+        name: 'pay-btc-1', opId: randomBytes(16).toString('hex'), keyId: 'treasury-taproot', kind: 'btc-psbt' as const, asset: 'BTC', amount: 8000n, destination: DEMO_BTC_DESTINATION, rule: 'btc-approved',
         tx: buildTaprootPsbt(btcKey, [coin('a', 0, 6000n), coin('b', 1, 5000n)], [{ address: DEMO_BTC_DESTINATION, amount: 8000n }], 1000n),
         what: 'a Taproot PSBT spending two coins of the key (6000 + 5000 sat), paying 8000 sat, fee 1000 sat, change 2000 sat back to the key',
       },
     ];
     const cara = client('cara');
     for (const x of acts) {
-      const file = join(dir, `${x.opId}.${x.kind === 'btc-psbt' ? 'psbt' : 'msg'}`);
+      const file = join(dir, `${x.name}.${x.kind === 'btc-psbt' ? 'psbt' : 'msg'}`);
       writeFileSync(file, x.tx);
-      say(`[5/7] cara builds ${x.what}: ${file}`);
+      say(`[5/7] cara builds ${x.what}: ${file}; her act ${x.name} has request id ${x.opId}`);
       let approvalCid = '';
       const rule = DEMO_POLICY.rules.find((r) => r.id === x.rule);
       if (rule?.action.kind === 'REQUIRE_APPROVAL') {
         // The act matches a REQUIRE_APPROVAL rule: it carries its approval at submission. It goes up
         // for approval first (what `custody admin act propose` does); approvers are shown its
         // display, re-derived from the bytes, and sign it.
-        const held = await cara.proposeDecision(JSON.stringify({ kind: 'ActApproved', opId: x.opId, act: { keyId: x.keyId, kind: x.kind, tx: toHex(x.tx) } }));
+        const held = await cara.proposeDecision(JSON.stringify({ kind: 'ActApproved', opId: x.opId, act: { keyId: x.keyId, kind: x.kind, tx: toHex(x.tx), custodian: 'cara' } }));
         say(`      ${x.opId} matches policy rule ${x.rule} (REQUIRE_APPROVAL ${rule.action.k} of ${rule.action.group}): cara proposes the act for approval, decision ${held.cid.slice(0, 16)}`);
         await approve(held.cid, ['approver-1', 'approver-3']);
         approvalCid = held.cid;
       }
-      const v = await cara.submitAct({ opId: x.opId, keyId: x.keyId, kind: x.kind, tx: x.tx, approvalCid, declared: { amount: x.amount.toString(), destination: x.destination } });
-      say(`      cara submits ${x.opId} with ${x.keyId} (double-checking ${x.amount} to ${x.destination}${approvalCid ? ', with its approval' : ''}): ${v.state} (${v.receipts.map((r) => r.type).join(', ')}); the node derived:`);
+      // What `custody admin act submit --custodian-key` does: cara signs the request with her
+      // custodian key here (it never reaches a node); every node and every signing kernel checks it.
+      const caraKey = running.custodians.find((k) => k.id === 'cara')!;
+      const v = await cara.submitActAs(caraKey, { requestId: x.opId, keyId: x.keyId, kind: x.kind, tx: x.tx, approvalCid, declared: { amount: x.amount.toString(), destination: x.destination } });
+      say(`      cara signs her request ${x.opId} with her custodian key and submits it with ${x.keyId} (double-checking ${x.amount} to ${x.destination}${approvalCid ? ', with its approval' : ''}): ${v.state} (${v.receipts.map((r) => r.type).join(', ')}); the node derived:`);
       for (const line of formatAct(v).split('\n').slice(1, 4)) say(`      ${line}`);
       let shown = 0;
       const progress = (w: ActView): void => {
@@ -297,7 +304,7 @@ async function run(a: Args): Promise<void> {
     say('[7/7] evidence:');
     for (const x of acts) {
       const json = (await audra.exportEvidence(x.opId)).bundleJson;
-      const file = join(dir, `evidence-${x.opId}.json`);
+      const file = join(dir, `evidence-${x.name}.json`);
       writeFileSync(file, json + '\n');
       const b = JSON.parse(json) as Bundle;
       const chain = verifyEvidenceBundle(b);

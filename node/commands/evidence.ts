@@ -5,7 +5,8 @@
  *
  * The verdict names the policy rule that admitted the act, as the AdmissionReceipt records it.
  *
- * Links, in order: 0 the bundle itself (format, act, approval), 1 AdmissionReceipt,
+ * Links, in order: 0 the bundle itself (format, act, approval, and the custodian's signed request
+ * for the act, checked against the bundle's roster), 1 AdmissionReceipt,
  * 2 PermitReceipt, 3 PublicationReceipt (ledger/receipts.ts), then, when the bundle carries one,
  * the signature block (the released signature verifies under the group key and is the one the
  * PublicationReceipt names; for ed25519 it was aggregated over the listed signing set;
@@ -16,6 +17,8 @@ import type { CommandModule } from 'yargs';
 import { CustodyError } from '../../proto/errors.js';
 import type { ReasonCode } from '../../proto/reasons.js';
 import { verifyEvidenceBundle } from '../../ledger/receipts.js';
+import { actRequestFromCbor } from '../../ledger/act-request.js';
+import { decode, fromHex } from '../../ledger/encoding.js';
 import { verifyBundleSignature, type Bundle } from '../lifecycle/evidence.js';
 
 export type EvidenceVerdict =
@@ -27,10 +30,12 @@ export function verifyEvidence(bundle: unknown): EvidenceVerdict {
   const chain = verifyEvidenceBundle(bundle);
   if (!chain.ok) return chain;
   const b = bundle as Bundle;
-  const links = [...chain.links];
+  // verifyEvidenceBundle checked the request against the bundle's roster: name who signed it.
+  const custodian = actRequestFromCbor(decode(fromHex(b.request as string))).body.custodian;
+  const links = [`request signed by custodian ${custodian} (roster of governance epoch ${String(b.rosterEpoch)})`, ...chain.links];
   if (b.signature !== undefined) {
     const s = verifyBundleSignature(b);
-    if (!s.ok) return { ok: false, link: links.length + 1, name: 'signature', reason: s.reason, detail: s.detail };
+    if (!s.ok) return { ok: false, link: chain.links.length + 1, name: 'signature', reason: s.reason, detail: s.detail };
     links.push('signature');
     const signers = b.signature.signers;
     if (signers !== undefined) links.push(`signers ${signers.map((m) => m.node).join('+')} (${b.signature.ciphersuite === 'ed25519' ? 'the signature\'s R is their group commitment' : 'listed; the ledger fixed them'})`);

@@ -59,6 +59,7 @@ interface GenesisArgs {
   node: string[];
   approver: string[];
   security: string[];
+  custodian: string[];
   threshold: number;
   'freeze-threshold': number;
   'cluster-id'?: string;
@@ -75,15 +76,16 @@ const genesis: CommandModule<object, GenesisArgs> = {
       .option('node', { type: 'string', array: true, demandOption: true, describe: '<id>=<identity public key>: 64 hex digits or the <id>.identity.pub file `init node` wrote (repeatable)' })
       .option('approver', { type: 'string', array: true, demandOption: true, describe: '<id>=<Ed25519 public key>: 64 hex digits (as `custody admin approver-key` prints) or a file holding them; every approver is a governor (repeatable)' })
       .option('security', { type: 'string', array: true, default: [], describe: 'an approver id that also holds the security role (may freeze the cluster) (repeatable)' })
+      .option('custodian', { type: 'string', array: true, default: [], describe: '<id>=<Ed25519 public key>: a custodian, who signs act requests (`custody admin approver-key --custodian`); 64 hex digits or a file holding them; never counts toward a quorum (repeatable; without one no act can be submitted until an ApproversChanged decision adds one)' })
       .option('threshold', { type: 'number', default: 2, describe: 'governor signatures a decision needs (at least 2, at most the number of approvers)' })
       .option('freeze-threshold', { type: 'number', default: 1, describe: 'governor or security signatures an emergency freeze needs' })
       .option('cluster-id', { type: 'string', describe: 'the cluster\'s id (default: cluster-<8 random hex digits>)' })
       .option('policy', { type: 'string', describe: 'YAML policy document (ordered rules, first match, default deny; see cluster-configs/policy.genesis.yaml); default: no rules, so every act is refused until a PolicyChanged decision' })
       .option('force', { type: 'boolean', default: false, describe: 'replace an existing --out file' })
-      .example('$0 init genesis --out genesis.hex --node n1=n1.identity.pub --node n2=n2.identity.pub --node n3=n3.identity.pub --approver alice=<hex> --approver bob=<hex> --approver carol=<hex> --security carol', 'three nodes, three approvers, 2 of 3') as never,
+      .example('$0 init genesis --out genesis.hex --node n1=n1.identity.pub --node n2=n2.identity.pub --node n3=n3.identity.pub --approver alice=<hex> --approver bob=<hex> --approver carol=<hex> --security carol --custodian cara=<hex>', 'three nodes, three approvers, 2 of 3, one custodian') as never,
   handler: (a) => {
     const r = makeGenesis({
-      out: a.out, nodes: a.node, approvers: a.approver, security: a.security, threshold: a.threshold, freezeThreshold: a['freeze-threshold'], force: a.force,
+      out: a.out, nodes: a.node, approvers: a.approver, security: a.security, custodians: a.custodian, threshold: a.threshold, freezeThreshold: a['freeze-threshold'], force: a.force,
       ...(a['cluster-id'] !== undefined ? { clusterId: a['cluster-id'] } : {}),
       ...(a.policy !== undefined ? { policyFile: a.policy } : {}),
     });

@@ -5,11 +5,11 @@
  *
  * An act is built from a transaction and nothing a caller says about it (ledger/tx/act.ts):
  *
- *   caller (custodian, mTLS identity) ── kind + tx bytes [+ declared asset/amount/destination]
+ *   custodian's signed request (ledger/act-request.ts) ── kind + tx bytes [+ declared asset/amount/destination]
  *     └─ actFor: key context (group key, scheme, network) and asset table from the ledger state
  *                ─ deriveActFields ─> asset, amount, destination, displayHash, messageDigest
  *                ─ a declared field that differs ─> TX_DECLARED_MISMATCH (nothing is proposed)
- *                ─ initiator = the caller's authenticated identity, never a request field
+ *                ─ initiator = the custodian who signed the request (node/admin/backend.ts submitAct)
  *
  * Threat: the caller may lie about what the transaction does (declare "1 SOL to X" over bytes that
  * pay Y) or pass a digest of something else to sign. There is no field to pass a digest in, the

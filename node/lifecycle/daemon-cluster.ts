@@ -53,6 +53,8 @@ export interface DaemonClusterOptions {
 export class DaemonCluster {
   readonly nodes: DaemonNode[] = [];
   readonly approvers: ApproverKey[];
+  /** Custodian keys (roster role `custodian`): cara signs the acts' requests (`custodians/<id>.key`). */
+  readonly custodians: ApproverKey[];
   readonly genesis: Extract<LedgerEvent, { type: 'ClusterGenesis' }>;
   readonly certs: string;
   /** Every node's Ed25519 identity public key, spares included (what a NodeAdded decision names). */
@@ -69,19 +71,29 @@ export class DaemonCluster {
     this.certs = base?.certs ?? join(dir, 'certs');
     this.kernelHome = base?.kernelHome ?? dir;
     this.approvers = base?.approvers ?? [1, 2, 3].map((i) => makeApproverKey(`approver-${i}`));
+    this.custodians = base?.custodians ?? [makeApproverKey('cara')];
     const seeds = base ? ids.map((id) => fromHex(readFileSync(join(base.dir, `${id}.identity`), 'utf8').trim())) : ids.map(() => randomBytes(32));
     ids.forEach((id, i) => this.identityKeys.set(id, ed25519.getPublicKey(seeds[i] as Uint8Array)));
     this.genesis = base?.genesis ?? {
       type: 'ClusterGenesis', clusterId: `cluster-${randomBytes(4).toString('hex')}`,
       nodes: ids.slice(0, members).map((id, i) => ({ id, identityKey: ed25519.getPublicKey(seeds[i] as Uint8Array), passport: `${id}-p1` })),
       // Two of three governors decide; approver-3 also holds the security role (one may freeze).
-      roster: { approvers: this.approvers.map((a, i) => ({ id: a.id, publicKey: a.publicKey, roles: i === 2 ? ['governor', 'security'] : ['governor'] })), quorum: { threshold: 2, freezeThreshold: 1 } },
+      // cara, the custodian, signs act requests; her key never counts toward a quorum.
+      roster: {
+        approvers: [
+          ...this.approvers.map((a, i) => ({ id: a.id, publicKey: a.publicKey, roles: i === 2 ? ['governor', 'security'] as const : ['governor'] as const })),
+          ...this.custodians.map((k) => ({ id: k.id, publicKey: k.publicKey, roles: ['custodian'] as const })),
+        ],
+        quorum: { threshold: 2, freezeThreshold: 1 },
+      },
       policy,
     };
     ensureCa(this.certs);
     writeFileSync(join(dir, 'genesis.hex'), toHex(encodeEvent(this.genesis)));
     mkdirSync(join(dir, 'approvers'), { recursive: true, mode: 0o700 });
     for (const a of this.approvers) writeFileSync(join(dir, 'approvers', `${a.id}.key`), JSON.stringify({ id: a.id, secretKey: toHex(a.secretKey), publicKey: toHex(a.publicKey) }, null, 2) + '\n', { mode: 0o600 });
+    mkdirSync(join(dir, 'custodians'), { recursive: true, mode: 0o700 });
+    for (const k of this.custodians) writeFileSync(join(dir, 'custodians', `${k.id}.key`), JSON.stringify({ id: k.id, secretKey: toHex(k.secretKey), publicKey: toHex(k.publicKey) }, null, 2) + '\n', { mode: 0o600 });
     const addr = (i: number, k: number): string => `127.0.0.1:${ports[i * 3 + k]}`;
     ids.forEach((id, i) => {
       issue(this.certs, 'node', id, ['127.0.0.1', 'localhost']);

@@ -115,7 +115,7 @@ function assetsFromJson(v: unknown): AssetTable {
 
 /** The bundle of an act read from memory or from the archive (an ended act keeps every receipt). */
 export function evidenceBundleOf(c: ClusterState, op: OpRecord, approval: GovernanceDecision | null): Bundle {
-  const base = exportEvidenceBundle(c.clusterId, op, approval);
+  const base = exportEvidenceBundle(c.clusterId, op, approval, { roster: c.governance.roster, epoch: c.governance.epoch });
   const key = keyContextOf(c, op.act.keyId);
   // Signatures leave the node only once the act is published (node/admin/backend.ts signaturesReleased).
   if (op.signatures === null || key === null || !(op.state === 'Published' || op.state === 'Settled')) return base;

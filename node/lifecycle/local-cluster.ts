@@ -175,6 +175,8 @@ export class LocalCluster {
   readonly exchange = new MemoryExchange();
   readonly nodes: LocalNode[] = [];
   readonly approvers: ApproverKey[];
+  /** Custodian keys (roster role `custodian`): cara signs the acts' requests (`custodians/<id>.key`). */
+  readonly custodians: ApproverKey[];
   readonly roster: ApproverRoster;
   readonly clusterId: string;
   readonly genesisEvent: Extract<LedgerEvent, { type: 'ClusterGenesis' }>;
@@ -198,8 +200,12 @@ export class LocalCluster {
     this.approvers = Array.from({ length: m }, (_, i) => makeApproverKey(`approver-${i + 1}`));
     // Two of three governors decide; the last approver also holds the security role, so one
     // signature can freeze the cluster in an emergency (ledger/decision.ts quorumFor).
+    this.custodians = [makeApproverKey('cara')];
     this.roster = {
-      approvers: this.approvers.map((a, i) => ({ id: a.id, publicKey: a.publicKey, roles: i === m - 1 ? ['governor', 'security'] : ['governor'] })),
+      approvers: [
+        ...this.approvers.map((a, i) => ({ id: a.id, publicKey: a.publicKey, roles: i === m - 1 ? ['governor', 'security'] as const : ['governor'] as const })),
+        ...this.custodians.map((k) => ({ id: k.id, publicKey: k.publicKey, roles: ['custodian'] as const })),
+      ],
       quorum: { threshold: 2, freezeThreshold: 1 },
     };
     const ids = Array.from({ length: n }, (_, i) => `n${i + 1}`);
@@ -237,6 +243,10 @@ export class LocalCluster {
     mkdirSync(join(this.o.dir, 'approvers'), { recursive: true, mode: 0o700 });
     for (const a of this.approvers) {
       writeFileSync(join(this.o.dir, 'approvers', `${a.id}.key`), JSON.stringify({ id: a.id, secretKey: toHex(a.secretKey), publicKey: toHex(a.publicKey) }, null, 2) + '\n', { mode: 0o600 });
+    }
+    mkdirSync(join(this.o.dir, 'custodians'), { recursive: true, mode: 0o700 });
+    for (const k of this.custodians) {
+      writeFileSync(join(this.o.dir, 'custodians', `${k.id}.key`), JSON.stringify({ id: k.id, secretKey: toHex(k.secretKey), publicKey: toHex(k.publicKey) }, null, 2) + '\n', { mode: 0o600 });
     }
     const twin = this.o.kernels === 'twin';
     const kernels: KernelHandle[] = await Promise.all(ids.map(async (id): Promise<KernelHandle> => {

@@ -24,7 +24,9 @@ import { actFor } from '../../node/lifecycle/acts.js';
 import { buildSolanaTransfer, buildTaprootPsbt } from '../../node/lifecycle/tx-build.js';
 import { solanaAddress, taprootAddress } from '../../ledger/tx/parse.js';
 import { toHex } from '../../ledger/encoding.js';
-import { BTC, SOL, StandInLedger } from '../node/act-fixtures.js';
+import { BTC, CUSTODIAN, SOL, StandInLedger } from '../node/act-fixtures.js';
+import { signActRequest } from '../../ledger/act-request.js';
+import { rid } from '../../ledger/scenario.js';
 import { ed25519Key, taprootKey, txidOf } from '../ledger/tx-fixtures.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'gate-adversary-'));
@@ -45,9 +47,18 @@ const server = new AdminServer({ listen: '127.0.0.1:0', tls: loadTls({ ca: join(
 
 const psbt = buildTaprootPsbt(BTC.key, [{ txid: txidOf('g1'), vout: 0, amountSat: 600_000n }, { txid: txidOf('g2'), vout: 1, amountSat: 400_000n }], [{ address: taprootAddress(taprootKey('gate-payee').key), amount: 150_000n }], 1_000n);
 
+/** The held acts' ids: custodians' request ids. */
+const HELD_BTC = rid('held-btc');
+const HELD_SOL = rid('held-sol');
+
 function submit(opId: string, keyId: string, kind: 'btc-psbt' | 'solana', tx: Uint8Array): void {
   const { act } = actFor(ledger.state(), { keyId, kind, tx }, 'cara');
-  void ledger.propose({ type: 'ActSubmitted', opId, act, approval: null, nodeId: 'n1', passport: 'p1' });
+  // The custodian's signed request the act carries (ledger/act-request.ts), as every act does.
+  const request = signActRequest({
+    clusterId: ledger.state().cluster!.clusterId, custodian: CUSTODIAN.id, requestId: opId, issuedMs: Date.now(),
+    keyId, keyEpoch: act.keyEpoch, kind, tx, declared: { asset: '', amount: '', destination: '' },
+  }, CUSTODIAN.secretKey);
+  void ledger.propose({ type: 'ActSubmitted', opId, act, approval: null, request, nodeId: 'n1', passport: 'p1' });
 }
 
 /** The forms a signature could leave in. */
@@ -144,11 +155,11 @@ t.test('no read path returns a signature before the act is published', async (t)
   const port = await server.start();
   t.teardown(() => server.stop(1000));
   const sol = await buildSolanaTransfer(SOL.key, [{ address: solanaAddress(ed25519Key('gate-payee-sol').key), amount: 1_000_000n }], getAddressDecoder().decode(new Uint8Array(32).fill(9)));
-  submit('held-btc', BTC.key.keyId, 'btc-psbt', psbt);
-  submit('held-sol', SOL.key.keyId, 'solana', sol);
+  submit(HELD_BTC, BTC.key.keyId, 'btc-psbt', psbt);
+  submit(HELD_SOL, SOL.key.keyId, 'solana', sol);
   const held = [
-    { opId: 'held-btc', keyId: BTC.key.keyId, kind: 'btc-psbt', tx: psbt, sigs: ledger.execute('held-btc') },
-    { opId: 'held-sol', keyId: SOL.key.keyId, kind: 'solana', tx: sol, sigs: ledger.execute('held-sol') },
+    { opId: HELD_BTC, keyId: BTC.key.keyId, kind: 'btc-psbt', tx: psbt, sigs: ledger.execute(HELD_BTC) },
+    { opId: HELD_SOL, keyId: SOL.key.keyId, kind: 'solana', tx: sol, sigs: ledger.execute(HELD_SOL) },
   ];
   t.equal(held[0]!.sigs.length, 2, 'the PSBT holds two signatures');
   const all = held.flatMap((h) => h.sigs.map(forms));
@@ -181,13 +192,13 @@ t.test('no read path returns a signature before the act is published', async (t)
   t.match(await call(clients.get('auditor')!, 'SaveSnapshot', defs.SaveSnapshot!, {}, snap), /SIGNATURE_WITHHELD/, 'SaveSnapshot: refused while acts are held');
 
   // Released: the same probe now finds the signatures, so it can see what it looks for.
-  ledger.publish('held-btc');
+  ledger.publish(HELD_BTC);
   const after = new Seen();
-  await call(clients.get('auditor')!, 'ShowAct', defs.ShowAct!, { opId: 'held-btc' }, after);
+  await call(clients.get('auditor')!, 'ShowAct', defs.ShowAct!, { opId: HELD_BTC }, after);
   const btc = held[0]!.sigs.map(forms);
   t.ok(after.leaks({ text: btc.flatMap((f) => f.text), raw: btc.flatMap((f) => f.raw) }).length > 0, 'once published, ShowAct carries the signatures and the probe finds them');
   const ev = new Seen();
-  await call(clients.get('auditor')!, 'ExportEvidence', defs.ExportEvidence!, { opId: 'held-btc' }, ev);
+  await call(clients.get('auditor')!, 'ExportEvidence', defs.ExportEvidence!, { opId: HELD_BTC }, ev);
   t.ok(ev.leaks({ text: btc.flatMap((f) => f.text), raw: [] }).length > 0, 'and the evidence bundle carries them');
   const sol2 = held[1]!.sigs.map(forms);
   t.same(after.leaks({ text: sol2.flatMap((f) => f.text), raw: sol2.flatMap((f) => f.raw) }), [], 'the act still held stays withheld');

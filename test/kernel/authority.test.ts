@@ -68,6 +68,21 @@ t.test('roster changes: the new approvers rule, the old ones no longer count', a
   t.notOk(f.state.frozen, 'unfrozen');
 });
 
+t.test('custodians: a roster change adds and removes them; their signatures never govern', async (t) => {
+  const f = new Follower();
+  const cara = makeApproverKey('cara');
+  const withCara = { approvers: [...f.genesis.map((a) => ({ id: a.id, publicKey: a.publicKey, roles: ['governor' as const] })), { id: 'cara', publicKey: cara.publicKey, roles: ['custodian' as const] }], quorum: { threshold: 2, freezeThreshold: 1 } };
+  t.equal(f.apply(f.make({ kind: 'ApproversChanged', roster: withCara }, f.genesis.slice(0, 2))), 'applied', 'a custodian added');
+  t.same(f.state.roster.approvers.find((a) => a.id === 'cara')?.roles, ['custodian']);
+  t.equal(f.apply(f.make({ kind: 'EmergencyFreeze', reason: 'x' }, [cara])), 'ROLE_NOT_ALLOWED', 'a custodian cannot even freeze');
+  t.equal(f.apply(f.make({ kind: 'Unfreeze' }, [f.genesis[0]!, cara])), 'ROLE_NOT_ALLOWED', 'nor count toward a quorum');
+  const both = { ...withCara, approvers: withCara.approvers.map((a) => (a.id === 'cara' ? { ...a, roles: ['custodian' as const, 'governor' as const] } : a)) };
+  t.equal(f.apply(f.make({ kind: 'ApproversChanged', roster: both }, f.genesis.slice(0, 2))), 'PAYLOAD_REJECTED', 'a custodian that would also govern is refused');
+  const without = { ...withCara, approvers: withCara.approvers.filter((a) => a.id !== 'cara') };
+  t.equal(f.apply(f.make({ kind: 'ApproversChanged', roster: without }, f.genesis.slice(0, 2))), 'applied', 'and removed');
+  t.equal(f.state.roster.approvers.some((a) => a.id === 'cara'), false);
+});
+
 t.test('key epochs: authorization, activation, refresh, retirement', async (t) => {
   const f = new Follower();
   const q = f.genesis.slice(0, 2);
@@ -75,6 +90,7 @@ t.test('key epochs: authorization, activation, refresh, retirement', async (t) =
   t.equal(f.apply(f.make({ kind: 'KeyActivated', keyId: 'k', keyEpoch: 0, keyReadyCid: cid }, q)), 'UNKNOWN_KEY', 'no activation before authorization');
   t.equal(f.apply(f.make({ kind: 'DkgAuthorized', keyId: 'k', scheme: 'ed25519', network: 'solana-devnet', threshold: 2, participants: ['n1', 'n2', 'n3'] }, q)), 'applied');
   t.equal(f.state.keys['k']!.activeEpoch, null, 'authorized is not active');
+  t.equal(f.state.keys['k']!.network, 'solana-devnet', 'the kernel keeps the network the key signs for (it parses act transactions against it)');
   t.equal(f.apply(f.make({ kind: 'KeyRefreshed', keyId: 'k', keyEpoch: 1 }, q)), 'KEY_NOT_ACTIVE', 'no refresh of a key that never signed');
   t.equal(f.apply(f.make({ kind: 'KeyActivated', keyId: 'k', keyEpoch: 1, keyReadyCid: cid }, q)), 'STALE_EPOCH', 'only the authorized epoch can activate');
   t.equal(f.apply(f.make({ kind: 'KeyActivated', keyId: 'k', keyEpoch: 0, keyReadyCid: cid }, q)), 'applied');

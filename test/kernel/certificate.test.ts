@@ -89,7 +89,7 @@ t.test('the act check is called with the certified ActSubmitted and the messages
   const gov = new Governance();
   const seen: { opId: string; digest: string; messages: number }[] = [];
   let refuse = true;
-  const checkSubmittedAct = (ev: ActSubmittedEvent, messages: readonly Uint8Array[]): void => {
+  const checkSubmittedAct = (ev: ActSubmittedEvent, _ctx: unknown, messages: readonly Uint8Array[]): void => {
     seen.push({ opId: ev.opId, digest: Buffer.from(ev.act.messageDigest).toString('hex'), messages: messages.length });
     if (refuse) throw new CustodyError('ROLE_NOT_ALLOWED', 'the act check refused this act');
   };

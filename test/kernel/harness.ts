@@ -23,7 +23,16 @@ import { HsmVault } from '../../kernel/hsm.js';
 import type { CommittedDecision, NonceCommitment, Participant, Permit, PublicPackage, RequestBody, SigningCommitment } from '../../kernel/wire.js';
 import { messagesDigest } from '../../ledger/tx/messages.js';
 import { ed25519 } from '@noble/curves/ed25519.js';
-import { encodeEvent, type LedgerEntry, type SigningSetMember } from '../../ledger/events.js';
+import { encodeEvent, type Act, type LedgerEntry, type SigningSetMember } from '../../ledger/events.js';
+import { signActRequest, type ActRequestBody, type SignedActRequest } from '../../ledger/act-request.js';
+import { verifyActRequest } from '../../ledger/act-request-check.js';
+import { deriveActFields } from '../../ledger/tx/act.js';
+import { LEDGER_ASSETS } from '../../ledger/asset-table.js';
+import type { KeyContext } from '../../ledger/tx/types.js';
+import { tx as txLimits } from '../../proto/limits.js';
+import { CustodyError } from '../../proto/errors.js';
+import type { ActCheckContext } from '../../kernel/act-check.js';
+import type { ActSubmittedEvent } from '../../kernel/certificate.js';
 import { checkpointOrigin, cosignatureSigner, entryLeafHash, formatCheckpoint, inclusionProof, memoryReader, nodeSignerName, rootOf, signNote, type EntryCertificate } from '../../ledger/tlog/index.js';
 
 export type SignBody = Extract<RequestBody, { kind: 'sign' }>;
@@ -62,6 +71,10 @@ export class Governance {
   });
   /** Leaf hashes of the ledger entries this twin has certified, in order (a tree of act entries only). */
   readonly leaves: Uint8Array[] = [];
+  /** The custodian whose signed requests the acts carry (roster role `custodian`). */
+  readonly custodian: ApproverKey = makeApproverKey('custodian-1');
+  /** Keys as the ledger would know them once DKG finished (runDkg records them): what an act is parsed against. */
+  readonly keys = new Map<string, KeyContext>();
 
   pin(): GenesisPin {
     return {
@@ -69,7 +82,10 @@ export class Governance {
       genesisCid: toHex(this.genesisCid),
       governanceEpoch: this.governanceEpoch,
       roster: {
-        approvers: this.approvers.map((a) => ({ id: a.id, publicKey: toHex(a.publicKey), roles: ['governor'] })),
+        approvers: [
+          ...this.approvers.map((a) => ({ id: a.id, publicKey: toHex(a.publicKey), roles: ['governor'] })),
+          { id: this.custodian.id, publicKey: toHex(this.custodian.publicKey), roles: ['custodian'] },
+        ],
         quorum: { threshold: 2, freezeThreshold: 1 },
       },
       nodes: this.voters.map((v) => ({ id: v.id, identityKey: toHex(v.identityKey) })),
@@ -88,12 +104,9 @@ export class Governance {
    * commitments are `lists`, each member's counters from `counters` (by identifier; members not
    * named there carry `fallback`).
    */
-  actEntries(permit: Permit, lists: readonly (readonly SigningCommitment[])[], counters: Record<string, readonly number[]>, fallback: readonly number[], o: { setOpId?: string } = {}): [LedgerEntry, LedgerEntry] {
+  actEntries(permit: Permit, lists: readonly (readonly SigningCommitment[])[], counters: Record<string, readonly number[]>, fallback: readonly number[], o: { setOpId?: string; messages?: readonly Uint8Array[] } = {}): [LedgerEntry, LedgerEntry] {
     const proposer = { nodeId: this.voters[0]!.id, passport: 'passport-v1' };
-    const submitted = encodeEvent({
-      type: 'ActSubmitted', opId: permit.requestId, approval: null, ...proposer,
-      act: { keyId: permit.keyId, keyEpoch: permit.keyEpoch, initiator: 'custodian-1', kind: 'raw', tx: new Uint8Array([1]), asset: 'RAW', amount: 0n, destination: '', displayHash: new Uint8Array(32), messageDigest: permit.messageDigest },
-    });
+    const submitted = encodeEvent({ type: 'ActSubmitted', ...this.act(permit, o.messages), approval: null, ...proposer });
     const members: SigningSetMember[] = (lists[0] ?? []).map((c) => ({
       nodeId: `node-of-${c.identifier.slice(0, 8)}`, identifier: c.identifier,
       nonces: lists.map((l, i) => {
@@ -106,6 +119,30 @@ export class Governance {
       { index: Math.max(1, permit.ledgerIndex - 1), stampMs: this.stampMs, event: submitted },
       { index: permit.ledgerIndex, stampMs: this.stampMs, event: fixed },
     ];
+  }
+
+  /**
+   * The act of a permit, as a custodian asked for it: a raw act whose one message is the message
+   * signed (what the kernel's own parse derives), under the custodian's signed request. Acts of
+   * several messages (or of a key runDkg did not record) carry synthetic raw bytes and the permit's
+   * digest: only a kernel whose act check is `syntheticActCheck` signs those.
+   */
+  act(permit: Permit, messages: readonly Uint8Array[] | undefined): { opId: string; act: Act; request: SignedActRequest } {
+    const key = this.keys.get(permit.keyId);
+    const real = key !== undefined && messages !== undefined && messages.length === 1 && messages[0]!.length <= txLimits.rawBytesMax;
+    const tx = real ? Uint8Array.from(messages[0]!) : new Uint8Array(permit.messageDigest);
+    const body: ActRequestBody = {
+      clusterId: this.clusterId, custodian: this.custodian.id, requestId: permit.requestId, issuedMs: this.stampMs,
+      keyId: permit.keyId, keyEpoch: permit.keyEpoch, kind: 'raw', tx, declared: { asset: '', amount: '', destination: '' },
+    };
+    const fields = real
+      ? deriveActFields('raw', tx, key!, LEDGER_ASSETS).fields
+      : { asset: 'RAW', amount: 0n, destination: '', displayHash: new Uint8Array(32), messageDigest: permit.messageDigest };
+    return {
+      opId: permit.requestId,
+      act: { keyId: permit.keyId, keyEpoch: permit.keyEpoch, initiator: this.custodian.id, kind: 'raw', tx, ...fields, messageDigest: permit.messageDigest },
+      request: signActRequest(body, this.custodian.secretKey),
+    };
   }
 
   /**
@@ -134,7 +171,7 @@ export class Governance {
   certified(body: SignBody | RequestBody): SignBody {
     const b = body as SignBody;
     if (b.permit === undefined || b.permit === null) return b; // refused for that before any certificate is read
-    return { ...b, certificate: this.certify(this.actEntries(b.permit, b.lists, {}, b.counters)) };
+    return { ...b, certificate: this.certify(this.actEntries(b.permit, b.lists, {}, b.counters, { messages: b.messages })) };
   }
 
   /** A decision signed by two of the three approvers, chained to the previous one. */
@@ -357,6 +394,7 @@ export async function runDkg(gov: Governance, members: Member[], keyId: string, 
     const act = gov.decide({ kind: 'KeyActivated', keyId, keyEpoch: 0, keyReadyCid: randomBytes(32) });
     for (const m of members) await m.client.call({ kind: 'governance', decisions: [act] }, 'governance');
   }
+  gov.keys.set(keyId, { keyId, scheme: suite, network: networkForScheme(suite), groupKey: new Uint8Array(first.public.commitments[0]!) });
   return { keyId, suite, public: first.public, identifiers: Object.fromEntries(members.map((m, i) => [m.nodeId, participants[i]!.identifier])) };
 }
 
@@ -385,7 +423,7 @@ export interface SignManyOutcome {
 }
 
 /** The step permit of one act over `messages` (kernel/kernel.ts sign): what the ledger would issue. */
-export function permitOver(key: { keyId: string }, messages: readonly Uint8Array[], ledgerIndex: number, epoch = 0, requestId = `req-${randomBytes(6).toString('hex')}`): Permit {
+export function permitOver(key: { keyId: string }, messages: readonly Uint8Array[], ledgerIndex: number, epoch = 0, requestId = randomBytes(16).toString('hex')): Permit {
   return { keyId: key.keyId, keyEpoch: epoch, requestId, messageDigest: messagesDigest(messages), ledgerIndex };
 }
 
@@ -404,7 +442,7 @@ export async function signManyAcross(gov: Governance, signers: Member[], key: Ke
   const shares: Record<string, Uint8Array>[] = messages.map(() => ({}));
   // One certificate for every signer: the act and its signing set with each member's own counters.
   const counters = Object.fromEntries(nonces.map((ns) => [ns[0]!.identifier, ns.map((n) => n.counter)]));
-  const certificate = gov.certify(gov.actEntries(permit, lists, counters, []));
+  const certificate = gov.certify(gov.actEntries(permit, lists, counters, [], { messages }));
   await Promise.all(signers.map(async (m, s) => {
     const r = await m.client.call({
       kind: 'sign', permit, messages, lists, counters: nonces[s]!.map((n) => n.counter), ledgerConsumedCounter: ledgerConsumed?.[m.nodeId] ?? 0, certificate,
@@ -465,4 +503,21 @@ export function signWith(suite: Suite, pub: PublicKeyPackage, signers: { me: str
   const sigShares = Object.fromEntries(gen.map((x) => [x.s.me, suite.frost.signShare({ identifier: x.s.me, signingShare: x.s.share } as never, pub as never, x.g.nonces, list, msg)]));
   const sig = suite.frost.aggregate(pub as never, list, msg, sigShares);
   return suite.frost.verify(sig, msg, pub.commitments[0]!);
+}
+
+/**
+ * The act check of unit tests that sign synthetic acts of several messages (the nonce and permit
+ * mechanics, every suite): the custodian's request is verified as the kernel does (the ledger's
+ * own verifyActRequest against the roster the kernel follows), and the messages must be the ones
+ * the act's digest names; only the kernel's own parse of a transaction is left out, since the
+ * messages are not a transaction's. kernel/act-check.ts and its tests cover the parse.
+ */
+export function syntheticActCheck(ev: ActSubmittedEvent, ctx: ActCheckContext, messages: readonly Uint8Array[]): void {
+  const roster = {
+    approvers: ctx.roster.approvers.map((a) => ({ id: a.id, publicKey: typeof a.publicKey === 'string' ? Buffer.from(a.publicKey, 'hex') : a.publicKey, roles: a.roles as never })),
+    quorum: ctx.roster.quorum,
+  };
+  const v = verifyActRequest(ev, { clusterId: ctx.clusterId, roster, nowMs: ctx.stampMs ?? null });
+  if (!v.ok) throw new CustodyError(v.reason, v.detail);
+  if (Buffer.compare(Buffer.from(messagesDigest(messages)), Buffer.from(ev.act.messageDigest)) !== 0) throw new CustodyError('TX_MESSAGES_MISMATCH', 'the messages are not the ones the act names');
 }

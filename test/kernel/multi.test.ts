@@ -21,7 +21,7 @@ import type { NonceCommitment, RequestBody, ResponseBody, SigningCommitment } fr
 import { messagesDigest } from '../../ledger/tx/messages.js';
 import { kernel as limits, tx as txLimits } from '../../proto/limits.js';
 import {
-  Governance, independentVerify, openInProcess, permitOver, PROFILES, reasonOf, runDkg, signManyAcross, tempDir, toPackage,
+  Governance, independentVerify, openInProcess, permitOver, PROFILES, reasonOf, runDkg, signManyAcross, syntheticActCheck, tempDir, toPackage,
   type KeyResult, type Member, type Profile,
 } from './harness.js';
 
@@ -51,7 +51,7 @@ async function cluster(t: Test, profile: Profile): Promise<{ gov: Governance; me
     }
   };
   const ks: Awaited<ReturnType<typeof openInProcess>>[] = [];
-  for (const id of ['n1', 'n2', 'n3']) ks.push(await openInProcess(dir, id, profile, gov, id === 'n1' ? crashPoint : undefined));
+  for (const id of ['n1', 'n2', 'n3']) ks.push(await openInProcess(dir, id, profile, gov, id === 'n1' ? crashPoint : undefined, { checkSubmittedAct: syntheticActCheck }));
   t.teardown(async () => {
     for (const k of ks) await k.close();
     cleanup();

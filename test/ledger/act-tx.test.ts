@@ -15,6 +15,7 @@ import {
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { messagesDigest } from '../../ledger/tx/messages.js';
 import { finalizeBitcoin } from '../../ledger/tx/parse.js';
+import { rid } from '../../ledger/scenario.js';
 
 function ok(t: Test, r: ApplyResult, what?: string): void {
   t.ok(r.ok, what ?? (r.ok ? r.effect : `${r.reason}: ${r.detail}`));
@@ -32,7 +33,7 @@ function cluster(o: { network?: 'solana-mainnet' } = {}): ScriptedCluster {
 function deniedWith(t: Test, s: ScriptedCluster, opId: string, act: Act, reason: string, what: string): void {
   const r = s.submit(opId, act);
   t.match(r, { ok: false, reason, applied: true, opState: 'Denied' }, `${what}: Denied ${reason}${r.ok ? '' : ` (${r.detail})`}`);
-  t.equal(s.state.cluster!.ops[opId]?.permitId, null, `${what}: no permit`);
+  t.equal(s.state.cluster!.ops[rid(opId)]?.permitId, null, `${what}: no permit`);
   t.match(s.issuePermit(opId), { ok: false, reason: 'INVALID_TRANSITION' }, `${what}: no permit afterwards either`);
   t.same(checkInvariants(s.state), []);
 }
@@ -47,7 +48,7 @@ t.test('a real Solana transfer and a two-input Taproot PSBT go through the ledge
   ok(t, s.submit('sol-1', sol));
   ok(t, s.issuePermit('sol-1'));
   ok(t, s.execute('sol-1'));
-  t.ok(ed25519.verify(s.state.cluster!.ops['sol-1']!.signatures![0]!, sol.tx, s.groupKey('sol')), 'the executed signature verifies over the message');
+  t.ok(ed25519.verify(s.state.cluster!.ops[rid('sol-1')]!.signatures![0]!, sol.tx, s.groupKey('sol')), 'the executed signature verifies over the message');
 
   const btc = s.act('btc', { amount: 2_000n, inputs: [30_000n, 40_000n] });
   t.equal(btc.kind, 'btc-psbt');
@@ -66,7 +67,7 @@ t.test('a real Solana transfer and a two-input Taproot PSBT go through the ledge
   const sigs = s.signatures('btc-1');
   t.match(s.execute('btc-1', { signatures: sigs.slice(0, 1) }), { ok: false, reason: 'PAYLOAD_REJECTED' }, 'one signature for two messages is refused');
   ok(t, s.execute('btc-1', { signatures: sigs }));
-  const op = s.state.cluster!.ops['btc-1']!;
+  const op = s.state.cluster!.ops[rid('btc-1')]!;
   t.equal(op.signatures?.length, 2);
   const q = taprootStandIn(s.groupSecret('btc'));
   facts.messages.forEach((m, i) => t.ok(schnorr.verify(op.signatures![i]!, m, q.groupKey.slice(1)), `signature ${i} verifies (BIP 340) over sighash ${i}`));
@@ -116,15 +117,15 @@ t.test('an approval or a release signed over another display than the transactio
   const act = s.act('sol', { amount: 50_000n });
   const { actCid } = await import('../../ledger/events.js');
   const aCid = actCid(act);
-  const elsewhere = s.decision({ kind: 'ActApproved', opId: 'a', actCid: aCid, displayHash: seedOf('what the approvers were shown instead') }, undefined, { parentCid: aCid });
+  const elsewhere = s.decision({ kind: 'ActApproved', opId: rid('a'), actCid: aCid, displayHash: seedOf('what the approvers were shown instead') }, undefined, { parentCid: aCid });
   t.match(s.submit('a', act, elsewhere), { ok: false, reason: 'BINDING_MISMATCH', opState: 'Denied' });
   const act2 = s.act('sol', { amount: 50_000n, destination: 'bc1-exchange' });
   ok(t, s.submit('b', act2, s.approveAct('b', act2)));
   ok(t, s.issuePermit('b'));
   ok(t, s.execute('b'));
-  const bCid = s.state.cluster!.ops['b']!.actCid;
-  t.match(s.decide({ kind: 'PublicationReleased', opId: 'b', actCid: bCid, displayHash: act.displayHash }, undefined, { parentCid: bCid }), { ok: false, reason: 'BINDING_MISMATCH' });
-  ok(t, s.decide({ kind: 'PublicationReleased', opId: 'b', actCid: bCid, displayHash: act2.displayHash }, undefined, { parentCid: bCid }));
+  const bCid = s.state.cluster!.ops[rid('b')]!.actCid;
+  t.match(s.decide({ kind: 'PublicationReleased', opId: rid('b'), actCid: bCid, displayHash: act.displayHash }, undefined, { parentCid: bCid }), { ok: false, reason: 'BINDING_MISMATCH' });
+  ok(t, s.decide({ kind: 'PublicationReleased', opId: rid('b'), actCid: bCid, displayHash: act2.displayHash }, undefined, { parentCid: bCid }));
   ok(t, s.publish('b'));
 });
 
@@ -155,5 +156,5 @@ t.test('the act codec bounds the transaction by its kind and the destination: a 
   }
   const atBound = s.act('sol', { kind: 'raw', tx: new Uint8Array(limits.rawBytesMax).fill(0x61) });
   t.match(s.submit('raw-at-bound', atBound), { ok: false, reason: 'POLICY_NO_RULE', applied: true }, 'a raw message at its bound decodes (and policy never auto-allows raw)');
-  t.match(s.state.cluster!.ops['raw-at-bound']!.rule, { id: null, action: 'BLOCK' }, 'no rule admits it: default deny');
+  t.match(s.state.cluster!.ops[rid('raw-at-bound')]!.rule, { id: null, action: 'BLOCK' }, 'no rule admits it: default deny');
 });

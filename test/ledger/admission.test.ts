@@ -21,6 +21,7 @@ import { gatePolicy, judgeAdmission } from '../../ledger/admission.js';
 import {
   WEEKDAYS, encodeDocument, historyToCbor, inHours, parsePolicyYaml, utcClock, type Action, type Matchers, type PolicyDocument, type Rule, type Weekday,
 } from '../../ledger/policy-engine/index.js';
+import { rid } from '../../ledger/scenario.js';
 
 const RUNS = Number(process.env.FC_RUNS ?? 40);
 const replay = {
@@ -185,7 +186,7 @@ prop('first match, default deny: the first rule whose matchers hold decides; no 
     const r = submitSimple(s, `op-${i}`, a);
     const admitted = checkVerdict(r, firstMatch(policy, a));
     expect(!(admitted && a.asset === 'RAW'), 'a raw act was admitted without approvals');
-    const op = s.state.cluster!.ops[`op-${i}`]!;
+    const op = s.state.cluster!.ops[rid(`op-${i}`)]!;
     expect(op.state === (admitted ? 'Admitted' : 'Denied') && op.reason === (admitted ? null : (r as { reason: string }).reason), 'the journal records the verdict');
   });
 });
@@ -259,7 +260,8 @@ prop('hours and weekdays read the UTC clock of the clamped entry stamp, never a 
     clock = Math.max(clock, stamp);
     const { minute, weekday } = utcClock(clock);
     const open = inHours(minute, from, to) && (days === null || days.includes(WEEKDAYS[weekday] as Weekday));
-    const r = s.entry({ type: 'ActSubmitted', opId: `h-${i}`, act: actFor(s), approval: null, ...s.proposer() }, stamp).result;
+    const act = actFor(s);
+    const r = s.entry({ type: 'ActSubmitted', opId: rid(`h-${i}`), act, approval: null, request: s.request(`h-${i}`, act, { issuedMs: clock }), ...s.proposer() }, stamp).result;
     if (open) expect(r.ok && r.admission?.ruleId === 'office', `stamp ${stamp} (clock ${clock}, minute ${minute}, day ${weekday}) is inside, got ${r.ok ? 'ok' : `${r.reason}: ${r.detail}`}`);
     else refusalNamesRule(r, null, 'POLICY_NO_RULE');
   });
@@ -290,7 +292,7 @@ prop('an approval counts only its signers that are members of the rule\'s group,
   const now = s.nowMs;
   const act = actFor(s);
   const issuedMs = now - age;
-  const approval = s.decision({ kind: 'ActApproved', opId: 'x', actCid: actCidOf(s, act), displayHash: act.displayHash }, s.keyring.filter((key) => signers.includes(key.id)),
+  const approval = s.decision({ kind: 'ActApproved', opId: rid('x'), actCid: actCidOf(s, act), displayHash: act.displayHash }, s.keyring.filter((key) => signers.includes(key.id)),
     { parentCid: actCidOf(s, act), issuedMs, expiresMs: Math.max(issuedMs, now) + 3_600_000 });
   const members = signers.filter((a) => group.includes(a)).length;
   const fresh = issuedMs <= now + limits.approvalIssueSkewMsMax && now - issuedMs < TTL;
@@ -312,15 +314,15 @@ t.test('attacker\'s view of approvals: non-members, post-dated and stale approva
   const act = actFor(s);
   const cid = actCidOf(s, act);
   const keys = (ids: string[]) => s.keyring.filter((k) => ids.includes(k.id));
-  const outsiders = s.decision({ kind: 'ActApproved', opId: 'a', actCid: cid, displayHash: act.displayHash }, keys(['approver-2', 'approver-3', 'approver-4']), { parentCid: cid });
+  const outsiders = s.decision({ kind: 'ActApproved', opId: rid('a'), actCid: cid, displayHash: act.displayHash }, keys(['approver-2', 'approver-3', 'approver-4']), { parentCid: cid });
   const r1 = s.submit('a', act, outsiders);
   t.match(r1, { ok: false, reason: 'QUORUM_NOT_MET', admission: { ruleId: 'held' } }, 'three roster governors outside the group count for nothing');
   t.match(r1.ok ? '' : r1.detail, /not members, not counted: approver-2, approver-3, approver-4/);
-  const postDated = s.decision({ kind: 'ActApproved', opId: 'b', actCid: cid, displayHash: act.displayHash }, keys(['approver-0', 'approver-1']), { parentCid: cid, issuedMs: s.nowMs + limits.approvalIssueSkewMsMax + 1, expiresMs: s.nowMs + 3_600_000 });
+  const postDated = s.decision({ kind: 'ActApproved', opId: rid('b'), actCid: cid, displayHash: act.displayHash }, keys(['approver-0', 'approver-1']), { parentCid: cid, issuedMs: s.nowMs + limits.approvalIssueSkewMsMax + 1, expiresMs: s.nowMs + 3_600_000 });
   t.match(s.submit('b', act, postDated), { ok: false, reason: 'QUORUM_NOT_MET' }, 'an approval post-dated beyond the clock skew allowance does not count');
-  const stale = s.decision({ kind: 'ActApproved', opId: 'c', actCid: cid, displayHash: act.displayHash }, keys(['approver-0', 'approver-1']), { parentCid: cid, issuedMs: s.nowMs - TTL, expiresMs: s.nowMs + 3_600_000 });
+  const stale = s.decision({ kind: 'ActApproved', opId: rid('c'), actCid: cid, displayHash: act.displayHash }, keys(['approver-0', 'approver-1']), { parentCid: cid, issuedMs: s.nowMs - TTL, expiresMs: s.nowMs + 3_600_000 });
   t.match(s.submit('c', act, stale), { ok: false, reason: 'QUORUM_NOT_MET' }, 'an approval exactly one time to live old is expired, though the decision itself has not');
-  t.match(s.submit('d', act, s.decision({ kind: 'ActApproved', opId: 'd', actCid: cid, displayHash: act.displayHash }, keys(['approver-0', 'approver-1']), { parentCid: cid })), { ok: true, admission: { ruleId: 'held' } }, 'two members, fresh: admitted');
+  t.match(s.submit('d', act, s.decision({ kind: 'ActApproved', opId: rid('d'), actCid: cid, displayHash: act.displayHash }, keys(['approver-0', 'approver-1']), { parentCid: cid })), { ok: true, admission: { ruleId: 'held' } }, 'two members, fresh: admitted');
   const c = s.state.cluster!;
   const direct = judgeAdmission(c, { opId: 'e', initiator: 'node-0', keyId: 'k1', facts: { kind: 'btc-psbt', network: 'bitcoin-regtest', asset: 'BTC', amount: 1n, fee: 0n, feeAsset: 'BTC', outputs: [{ address: 'bc1-a', asset: 'BTC', amount: 1n, change: false }], messages: [], display: '', displayHash: new Uint8Array(32) }, approvers: ['approver-0', 'approver-0', 'approver-0'], approvedAtMs: s.nowMs, nowMs: s.nowMs });
   t.match(direct.verdict, { allowed: false, reason: 'QUORUM_NOT_MET' }, 'one approver listed three times is one approver');
@@ -339,10 +341,10 @@ prop('PolicyChanged decides the next act and the publication gate, never an admi
 }), ({ before, after, early, late }) => {
   const s = cluster(before);
   const admitted = early.map((a, i) => checkVerdict(submitSimple(s, `e-${i}`, a), firstMatch(before, a)));
-  const states = early.map((_, i) => s.state.cluster!.ops[`e-${i}`]!.state);
+  const states = early.map((_, i) => s.state.cluster!.ops[rid(`e-${i}`)]!.state);
   const r = s.decide({ kind: 'PolicyChanged', policy: after });
   expect(r.ok, `PolicyChanged: ${r.ok ? '' : `${r.reason} ${r.detail}`}`);
-  early.forEach((_, i) => expect(s.state.cluster!.ops[`e-${i}`]!.state === states[i], `e-${i} changed state on PolicyChanged`));
+  early.forEach((_, i) => expect(s.state.cluster!.ops[rid(`e-${i}`)]!.state === states[i], `e-${i} changed state on PolicyChanged`));
   late.forEach((a, i) => checkVerdict(submitSimple(s, `l-${i}`, a), firstMatch(after, a)));
   early.forEach((a, i) => {
     if (!admitted[i]) return;
@@ -460,7 +462,7 @@ t.test('the genesis template (and the demo, which uses it): a small payment to a
   const large = actFor(s, { asset: 'BTC', amount: 8_000n, destination: DEMO_BTC_DESTINATION });
   t.match(s.submit('large', large), { ok: false, reason: 'QUORUM_NOT_MET', admission: { ruleId: 'btc-approved' } }, 'a larger payment is held for approvals');
   const signers = s.keyring.filter((k) => ['approver-1', 'approver-3'].includes(k.id));
-  t.match(s.submit('large-2', large, s.decision({ kind: 'ActApproved', opId: 'large-2', actCid: actCid(large), displayHash: large.displayHash }, signers, { parentCid: actCid(large) })), { ok: true, admission: { ruleId: 'btc-approved' } }, 'and admitted with two of the treasury group');
+  t.match(s.submit('large-2', large, s.decision({ kind: 'ActApproved', opId: rid('large-2'), actCid: actCid(large), displayHash: large.displayHash }, signers, { parentCid: actCid(large) })), { ok: true, admission: { ruleId: 'btc-approved' } }, 'and admitted with two of the treasury group');
   t.match(s.submit('elsewhere', actFor(s, { asset: 'SOL', amount: 1_000n, destination: 'sol-stranger' })), { ok: false, reason: 'POLICY_NO_RULE' }, 'a destination not listed is refused');
   t.match(s.submit('raw', actFor(s, { asset: 'RAW', amount: 0n, destination: 'attestation' })), { ok: false, reason: 'QUORUM_NOT_MET', admission: { ruleId: 'raw-with-approvals' } }, 'raw bytes wait for approvals');
   t.ok(template.rules.every((r) => !(r.action.kind === 'ALLOW' && (r.match.kinds ?? []).includes('raw'))), 'no ALLOW rule names the raw kind');

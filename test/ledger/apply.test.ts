@@ -10,6 +10,7 @@ import {
 import fc from 'fast-check';
 import { ledger as limits } from '../../proto/limits.js';
 import { ed25519 } from '@noble/curves/ed25519.js';
+import { rid } from '../../ledger/scenario.js';
 
 function ok(t: Test, r: ApplyResult, what?: string): void {
   t.ok(r.ok, what ?? (r.ok ? r.effect : `${r.reason}: ${r.detail}`));
@@ -42,7 +43,7 @@ t.test('a full signing act moves Submitted -> Admitted -> PendingRemote -> Execu
   t.match(s.execute('op-1'), { ok: true, opState: 'Executed' });
   t.match(s.publish('op-1'), { ok: true, opState: 'Published' });
   t.match(s.settle('op-1'), { ok: true, opState: 'Settled' });
-  const op = s.state.cluster!.ops['op-1']!;
+  const op = s.state.cluster!.ops[rid('op-1')]!;
   t.same(op.history.map((h) => h.state), ['Submitted', 'Admitted', 'PendingRemote', 'Executed', 'Published', 'Settled']);
   t.equal(op.receipts.length, 3);
   t.same(checkInvariants(s.state), []);
@@ -58,11 +59,11 @@ t.test('events before genesis are refused GENESIS_MISSING, a second genesis GENE
 t.test('bytes that are not the canonical encoding of an event are refused PAYLOAD_REJECTED', async (t) => {
   const s = new ScriptedCluster();
   s.genesis();
-  const good = encodeEvent({ type: 'ActPublished', opId: 'x', nodeId: 'node-0', passport: 'passport-0-0' });
+  const good = encodeEvent({ type: 'ActPublished', opId: rid('x'), nodeId: 'node-0', passport: 'passport-0-0' });
   const longForm = new Uint8Array([good[0]!, 0x78, ...good.subarray(1)]); // a text length not in shortest form
   refusedWith(t, s, 'PAYLOAD_REJECTED', () => s.entry(new Uint8Array([0xa1, 0x61, 0x78, 0xf9, 0x3c, 0x00])).result);
   refusedWith(t, s, 'PAYLOAD_REJECTED', () => s.entry(longForm).result);
-  refusedWith(t, s, 'PAYLOAD_REJECTED', () => s.entry(encodeEvent({ type: 'ActPublished', opId: 'x', nodeId: 'node-0', passport: 'p' }).subarray(1)).result);
+  refusedWith(t, s, 'PAYLOAD_REJECTED', () => s.entry(encodeEvent({ type: 'ActPublished', opId: rid('x'), nodeId: 'node-0', passport: 'p' }).subarray(1)).result);
 });
 
 t.test('apply never modifies the state it is given', async (t) => {
@@ -291,7 +292,7 @@ t.test('a proposal under a fenced passport is refused SPLIT_BRAIN_FENCED until a
   ok(t, s.decide({ kind: 'NodeRebound', nodeId: 'node-1', passport: 'passport-1-1' }));
   ok(t, s.submit('op-3', s.act('k1'), null, 'node-1'));
   // The old passport stays fenced for good.
-  refusedWith(t, s, 'SPLIT_BRAIN_FENCED', () => s.entry({ type: 'ActPermitIssued', opId: 'op-3', nodeId: 'node-1', passport: fencedPassport }).result);
+  refusedWith(t, s, 'SPLIT_BRAIN_FENCED', () => s.entry({ type: 'ActPermitIssued', opId: rid('op-3'), nodeId: 'node-1', passport: fencedPassport }).result);
   refusedWith(t, s, 'BINDING_MISMATCH', () => s.decide({ kind: 'NodeRebound', nodeId: 'node-1', passport: fencedPassport }));
 });
 
@@ -327,7 +328,7 @@ t.test('a step permit presented a second time is refused STEP_PERMIT_REUSED', as
   const s = withKey();
   ok(t, s.submit('op-1', s.act('k1')));
   ok(t, s.issuePermit('op-1'));
-  const permitId = s.state.cluster!.ops['op-1']!.permitId!;
+  const permitId = s.state.cluster!.ops[rid('op-1')]!.permitId!;
   ok(t, s.execute('op-1'));
   refusedWith(t, s, 'STEP_PERMIT_REUSED', () => s.execute('op-1', { permitId }));
   // A permit is bound to its act: another act cannot borrow it.
@@ -342,10 +343,10 @@ t.test('an aborted act leaves its permit spent', async (t) => {
   const s = withKey();
   ok(t, s.submit('op-1', s.act('k1')));
   ok(t, s.issuePermit('op-1'));
-  const permitId = s.state.cluster!.ops['op-1']!.permitId!;
+  const permitId = s.state.cluster!.ops[rid('op-1')]!.permitId!;
   ok(t, s.abort('op-1', 'REMOTE_TIMEOUT'));
   refusedWith(t, s, 'STEP_PERMIT_REUSED', () => s.execute('op-1', { permitId }));
-  t.match(s.state.cluster!.ops['op-1'], { state: 'Aborted', reason: 'REMOTE_TIMEOUT' });
+  t.match(s.state.cluster!.ops[rid('op-1')], { state: 'Aborted', reason: 'REMOTE_TIMEOUT' });
 });
 
 t.test('an executed signature that does not verify under the group key is refused SIGNATURE_INVALID', async (t) => {
@@ -368,14 +369,14 @@ t.test('a permit gets one signing set: the same list again is a replay, another 
   ok(t, s.issuePermit('op-1'));
   const list = s.signingSet('op-1');
   t.match(s.fixSigningSet('op-1', { commitments: list }), { ok: true, replayed: false, opState: 'PendingRemote' });
-  t.same(s.state.cluster!.ops['op-1']!.signingSet?.commitments.map((m) => m.nodeId), ['node-0', 'node-1'], 'the op keeps the fixed list');
+  t.same(s.state.cluster!.ops[rid('op-1')]!.signingSet?.commitments.map((m) => m.nodeId), ['node-0', 'node-1'], 'the op keeps the fixed list');
   const replay = s.fixSigningSet('op-1', { commitments: list, nodeId: 'node-2' });
   t.match(replay, { ok: true, replayed: true }, 'the same list again, from any proposer, is a replay');
   refusedWith(t, s, 'STEP_PERMIT_REUSED', () => s.fixSigningSet('op-1', { commitments: s.signingSet('op-1') }));
   refusedWith(t, s, 'STEP_PERMIT_REUSED', () => s.fixSigningSet('op-1', { commitments: s.signingSet('op-1', ['node-1', 'node-2']) }));
   const bumped = list.map((m, i) => (i === 0 ? { ...m, nonces: m.nonces.map((n) => ({ ...n, counter: n.counter + 1 })) } : m));
   refusedWith(t, s, 'STEP_PERMIT_REUSED', () => s.fixSigningSet('op-1', { commitments: bumped }));
-  t.equal(s.state.cluster!.ops['op-1']!.signingSet?.commitments[0]?.nonces[0]?.counter, list[0]!.nonces[0]!.counter, 'the first list stays');
+  t.equal(s.state.cluster!.ops[rid('op-1')]!.signingSet?.commitments[0]?.nonces[0]?.counter, list[0]!.nonces[0]!.counter, 'the first list stays');
 });
 
 t.test('a signing set is fixed only while the act is PendingRemote under its own permit', async (t) => {
@@ -385,11 +386,11 @@ t.test('a signing set is fixed only while the act is PendingRemote under its own
   ok(t, s.issuePermit('op-1'));
   ok(t, s.submit('op-2', s.act('k1')));
   ok(t, s.issuePermit('op-2'));
-  const other = s.state.cluster!.ops['op-2']!.permitId!;
+  const other = s.state.cluster!.ops[rid('op-2')]!.permitId!;
   refusedWith(t, s, 'BINDING_MISMATCH', () => s.fixSigningSet('op-1', { permitId: other }));
   ok(t, s.abort('op-2', 'REMOTE_TIMEOUT'));
   refusedWith(t, s, 'STEP_PERMIT_REUSED', () => s.fixSigningSet('op-2'));
-  refusedWith(t, s, 'UNKNOWN_SESSION', () => s.fixSigningSet('op-9', { permitId: s.state.cluster!.ops['op-1']!.permitId!, commitments: [] }));
+  refusedWith(t, s, 'UNKNOWN_SESSION', () => s.fixSigningSet('op-9', { permitId: s.state.cluster!.ops[rid('op-1')]!.permitId!, commitments: [] }));
 });
 
 t.test('a signing set names t..n participants of the key epoch, sorted, each with its FROST identifier and valid group elements', async (t) => {
@@ -417,7 +418,7 @@ t.test('execution needs the fixed signing set, and a signature whose R is that s
   const s = withKey();
   ok(t, s.submit('op-1', s.act('k1')));
   ok(t, s.issuePermit('op-1'));
-  const op = s.state.cluster!.ops['op-1']!;
+  const op = s.state.cluster!.ops[rid('op-1')]!;
   // A valid Ed25519 signature under the group key, but with a nonce of no signing set.
   t.equal(op.act.kind, 'solana');
   // A valid Ed25519 signature under the group key over the message, but with a nonce of no signing set.
@@ -430,9 +431,9 @@ t.test('execution needs the fixed signing set, and a signature whose R is that s
   const sig = s.frostSignature('op-1')!;
   t.ok(ed25519.verify(sig, op.act.tx, s.groupKey('k1')), 'the set\'s signature is an ordinary RFC 8032 signature over the Solana message');
   t.match(s.execute('op-1', { signatures: [sig] }), { ok: true, opState: 'Executed' });
-  t.same(s.state.cluster!.ops['op-1']!.signatures, [sig]);
+  t.same(s.state.cluster!.ops[rid('op-1')]!.signatures, [sig]);
   refusedWith(t, s, 'STEP_PERMIT_REUSED', () => s.fixSigningSet('op-1', { commitments: s.signingSet('op-1') }));
-  t.match(s.fixSigningSet('op-1', { commitments: s.state.cluster!.ops['op-1']!.signingSet!.commitments }), { ok: true, replayed: true }, 'the executed set itself is still a replay');
+  t.match(s.fixSigningSet('op-1', { commitments: s.state.cluster!.ops[rid('op-1')]!.signingSet!.commitments }), { ok: true, replayed: true }, 'the executed set itself is still a replay');
 });
 
 t.test('the fixed signing set is part of the state root and survives snapshot -> restore', async (t) => {
@@ -442,10 +443,10 @@ t.test('the fixed signing set is part of the state root and survives snapshot ->
   ok(t, s.fixSigningSet('op-1'));
   const back = restore(snapshot(s.state));
   t.ok(bytesEqual(stateRoot(back), stateRoot(s.state)), 'same root after restore');
-  t.same(back.cluster!.ops['op-1']!.signingSet, s.state.cluster!.ops['op-1']!.signingSet);
+  t.same(back.cluster!.ops[rid('op-1')]!.signingSet, s.state.cluster!.ops[rid('op-1')]!.signingSet);
   // The same state with one counter of the fixed list changed has another root.
   const raw = decode(snapshot(s.state)) as { cluster: { ops: Record<string, { signingSet: { commitments: { nonces: { counter: number }[] }[] } }> } };
-  raw.cluster.ops['op-1']!.signingSet.commitments[0]!.nonces[0]!.counter += 1;
+  raw.cluster.ops[rid('op-1')]!.signingSet.commitments[0]!.nonces[0]!.counter += 1;
   const altered = restore(encode(raw as never));
   t.notOk(bytesEqual(stateRoot(altered), stateRoot(s.state)), 'the fixed list is in the state root');
 });
@@ -455,7 +456,7 @@ t.test('an idempotency key replayed with different content is refused REPLAY_OR_
   const act = s.act('k1');
   ok(t, s.submit('op-1', act));
   refusedWith(t, s, 'REPLAY_OR_CONFLICT', () => s.submit('op-1', { ...act, amount: act.amount + 1n }));
-  t.equal(s.state.cluster!.ops['op-1']!.act.amount, act.amount);
+  t.equal(s.state.cluster!.ops[rid('op-1')]!.act.amount, act.amount);
 });
 
 t.test('an idempotency key replayed with the same content returns the original result', async (t) => {
@@ -513,7 +514,7 @@ t.test('the policy denies destinations off the allow-list, unknown assets and am
   const r = s.submit('v-over', over);
   t.match(r, { ok: false, reason: 'POLICY_WINDOW_EXCEEDED', admission: { ruleId: 'sol-small' } }, 'the refusal names the first rule whose window was hit');
   t.match(r.ok ? '' : r.detail, /0\.005 SOL/, 'the detail gives the window\'s numbers');
-  t.match(s.state.cluster!.ops['v-over']!.rule, { id: 'sol-small', action: 'BLOCK', detail: /0\.005 SOL/ }, 'the act records the rule whose window was hit, and that it blocked');
+  t.match(s.state.cluster!.ops[rid('v-over')]!.rule, { id: 'sol-small', action: 'BLOCK', detail: /0\.005 SOL/ }, 'the act records the rule whose window was hit, and that it blocked');
   // One hour later (by entry stamps) the window has moved on.
   s.nowMs += 3_600_000;
   t.match(s.submit('v-later', s.act('k1', { amount: 1n })), { ok: true, admission: { ruleId: 'sol-small' } });
@@ -537,37 +538,37 @@ t.test('the act records the rule that decided it: ALLOW, REQUIRE_APPROVAL with a
   const s = withKey();
   const small = s.act('k1');
   ok(t, s.submit('allow', small));
-  const allowed = s.state.cluster!.ops['allow']!;
+  const allowed = s.state.cluster!.ops[rid('allow')]!;
   t.match(allowed.rule, { id: 'sol-small', action: 'ALLOW', detail: /^rule sol-small allows/ });
   t.equal((allowed.receipts[0] as { ruleId?: unknown }).ruleId, 'sol-small', 'the admission receipt names the rule');
 
   const big = s.act('k1', { amount: 50_000n });
   ok(t, s.submit('approved', big, s.approveAct('approved', big)));
-  const approved = s.state.cluster!.ops['approved']!;
+  const approved = s.state.cluster!.ops[rid('approved')]!;
   t.match(approved.rule, { id: 'sol-approved', action: 'REQUIRE_APPROVAL', detail: /2 of 2 approvals of governors/ });
   t.equal((approved.receipts[0] as { ruleId?: unknown }).ruleId, 'sol-approved');
 
   t.match(s.submit('held', big), { ok: false, reason: 'QUORUM_NOT_MET' });
-  t.match(s.state.cluster!.ops['held'], { state: 'Denied', reason: 'QUORUM_NOT_MET', rule: { id: 'sol-approved', action: 'REQUIRE_APPROVAL', detail: /needs 2 approvals/ } });
+  t.match(s.state.cluster!.ops[rid('held')], { state: 'Denied', reason: 'QUORUM_NOT_MET', rule: { id: 'sol-approved', action: 'REQUIRE_APPROVAL', detail: /needs 2 approvals/ } });
 
   t.match(s.submit('nowhere', s.act('k1', { destination: 'bc1-unknown' })), { ok: false, reason: 'POLICY_NO_RULE' });
-  t.match(s.state.cluster!.ops['nowhere'], { state: 'Denied', rule: { id: null, action: 'BLOCK', detail: /default deny/ } }, 'default deny names no rule');
+  t.match(s.state.cluster!.ops[rid('nowhere')], { state: 'Denied', rule: { id: null, action: 'BLOCK', detail: /default deny/ } }, 'default deny names no rule');
 
   const solSmall = s.policy.rules.find((r) => r.id === 'sol-small')!;
   ok(t, s.decide({ kind: 'PolicyChanged', policy: { ...s.policy, rules: [{ id: 'halt-small', match: solSmall.match, action: { kind: 'BLOCK' } }, ...s.policy.rules] } }));
   t.match(s.submit('blocked', s.act('k1')), { ok: false, reason: 'POLICY_BLOCKED' });
-  t.match(s.state.cluster!.ops['blocked'], { state: 'Denied', rule: { id: 'halt-small', action: 'BLOCK', detail: /^rule halt-small blocks/ } });
+  t.match(s.state.cluster!.ops[rid('blocked')], { state: 'Denied', rule: { id: 'halt-small', action: 'BLOCK', detail: /^rule halt-small blocks/ } });
 
   // Checks outside the rules leave no rule behind: an approval of another act, a freeze.
   t.match(s.submit('unbound', big, s.approveAct('unbound', s.act('k1', { amount: 60_000n }))), { ok: false, reason: 'BINDING_MISMATCH' });
-  t.equal(s.state.cluster!.ops['unbound']!.rule, null);
+  t.equal(s.state.cluster!.ops[rid('unbound')]!.rule, null);
   ok(t, s.decide({ kind: 'EmergencyFreeze', reason: 'drill' }, [s.approvers[2]!]));
   t.match(s.submit('frozen', s.act('k1')), { ok: false, reason: 'FROZEN' });
-  t.equal(s.state.cluster!.ops['frozen']!.rule, null);
+  t.equal(s.state.cluster!.ops[rid('frozen')]!.rule, null);
   t.same(checkInvariants(s.state), []);
 
   // The invariants catch a record whose rule was changed after the fact.
-  const forge = (opId: string, rule: unknown): LedgerState => ({ ...s.state, cluster: { ...s.state.cluster!, ops: { ...s.state.cluster!.ops, [opId]: { ...s.state.cluster!.ops[opId]!, rule } as never } } });
+  const forge = (label: string, rule: unknown): LedgerState => ({ ...s.state, cluster: { ...s.state.cluster!, ops: { ...s.state.cluster!.ops, [rid(label)]: { ...s.state.cluster!.ops[rid(label)]!, rule } as never } } });
   t.match(checkInvariants(forge('allow', { ...allowed.rule!, id: 'sol-approved' })), [/AdmissionReceipt names another rule/]);
   t.match(checkInvariants(forge('allow', null)), [/admitted without an admitting rule/]);
   t.match(checkInvariants(forge('nowhere', { id: 'sol-small', action: 'ALLOW', detail: '' })), [/Denied with an allowing rule/]);
@@ -581,7 +582,7 @@ t.test('the act records the rule that decided it: ALLOW, REQUIRE_APPROVAL with a
 t.test('a recorded rule decodes strictly: an unknown action, an extra field, an empty id or an oversized detail are refused', async (t) => {
   const s = withKey();
   ok(t, s.submit('op-1', s.act('k1')));
-  const op = s.state.cluster!.ops['op-1']!;
+  const op = s.state.cluster!.ops[rid('op-1')]!;
   const base = opToCbor(op) as { [k: string]: CborValue };
   const rule = base.rule as { [k: string]: CborValue };
   const bad: [string, CborValue][] = [
@@ -593,11 +594,11 @@ t.test('a recorded rule decodes strictly: an unknown action, an extra field, an 
     ['oversized detail', { ...rule, detail: 'x'.repeat(limits.ruleDetailBytesMax + 1) }],
     ['not a map', 'sol-small'],
   ];
-  for (const [what, r] of bad) t.throws(() => opFromCbor('op-1', decode(encode({ ...base, rule: r }))), `${what} is refused`);
+  for (const [what, r] of bad) t.throws(() => opFromCbor(rid('op-1'), decode(encode({ ...base, rule: r }))), `${what} is refused`);
   const noRule = { ...base };
   delete noRule.rule;
-  t.throws(() => opFromCbor('op-1', decode(encode(noRule))), 'a record without the rule field is refused');
-  t.same(opFromCbor('op-1', decode(encode({ ...base, rule: null }))).rule, null);
+  t.throws(() => opFromCbor(rid('op-1'), decode(encode(noRule))), 'a record without the rule field is refused');
+  t.same(opFromCbor(rid('op-1'), decode(encode({ ...base, rule: null }))).rule, null);
 });
 
 t.test('a rule detail is clipped deterministically to whole characters within the bound', async (t) => {
@@ -633,10 +634,10 @@ t.test('an act admitted with its approvals is released at the gate by them; one 
   ok(t, s.decide({ kind: 'PolicyChanged', policy: { ...s.policy, rules: s.policy.rules.filter((r) => r.id !== 'sol-small') } }));
   const held = refusedWith(t, s, 'PUBLICATION_DENIED', () => s.publish('op-2'));
   t.match(held.ok ? '' : held.detail, /rule sol-approved needs 2 approvals of governors/);
-  t.equal(s.state.cluster!.ops['op-2']!.state, 'Executed', 'executed is not published');
-  const aCid = s.state.cluster!.ops['op-2']!.actCid;
-  refusedWith(t, s, 'BINDING_MISMATCH', () => s.decide({ kind: 'PublicationReleased', opId: 'op-2', actCid: aCid, displayHash: seedOf('another display') }, undefined, { parentCid: aCid }));
-  ok(t, s.decide({ kind: 'PublicationReleased', opId: 'op-2', actCid: aCid, displayHash: small.displayHash }, undefined, { parentCid: aCid }));
+  t.equal(s.state.cluster!.ops[rid('op-2')]!.state, 'Executed', 'executed is not published');
+  const aCid = s.state.cluster!.ops[rid('op-2')]!.actCid;
+  refusedWith(t, s, 'BINDING_MISMATCH', () => s.decide({ kind: 'PublicationReleased', opId: rid('op-2'), actCid: aCid, displayHash: seedOf('another display') }, undefined, { parentCid: aCid }));
+  ok(t, s.decide({ kind: 'PublicationReleased', opId: rid('op-2'), actCid: aCid, displayHash: small.displayHash }, undefined, { parentCid: aCid }));
   ok(t, s.publish('op-2'));
 });
 
@@ -668,7 +669,7 @@ t.test('two conflicting statements signed by one node are validated as equivocat
   t.equal(c.nodes['node-1']!.equivocated, true);
   t.equal(Object.keys(c.evidence).length, 1);
   t.equal(c.keys['k2']!.epochs['0']!.status, 'aborted');
-  t.match(c.ops['op-1'], { state: 'Aborted', reason: 'EQUIVOCATION' });
+  t.match(c.ops[rid('op-1')], { state: 'Aborted', reason: 'EQUIVOCATION' });
   t.match(s.entry({ type: 'EquivocationEvidence', first: b, second: a }).result, { ok: true, replayed: true });
   t.same(checkInvariants(s.state), []);
 });

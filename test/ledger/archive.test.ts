@@ -7,6 +7,7 @@ import t from 'tap';
 import { ledger as limits } from '../../proto/limits.js';
 import { MemoryArchive, ScriptedCluster, UNLIMITED_RATE_POLICY, apply, type ApplyResult } from '../../ledger/index.js';
 import { pmapDelete, pmapFrom, pmapSize } from '../../ledger/pmap.js';
+import { rid } from '../../ledger/scenario.js';
 
 t.test('acts in flight are bounded; ending one makes room, and the archive keeps every ended act', async (t) => {
   const s = new ScriptedCluster({ label: 'in-flight', stepMs: 0, policy: UNLIMITED_RATE_POLICY });
@@ -38,7 +39,7 @@ t.test('acts in flight are bounded; ending one makes room, and the archive keeps
   t.equal(ended.archived.length, 1, 'the aborted act leaves for the archive');
   t.notOk(Object.hasOwn(live.cluster!.ops, 'a-0'), 'and memory');
   t.match(submit('one-more-again'), { ok: true }, 'its slot admits the next act');
-  t.equal(archive.act('a-0')?.state, 'Aborted');
+  t.equal(archive.act(rid('a-0'))?.state, 'Aborted');
   t.equal(live.cluster?.opCount, limits.actsInFlightMax + 1, 'every act is counted, ended or not');
 });
 

@@ -14,6 +14,7 @@ import { evidenceBundle, verifyBundleSignature, type Bundle, type SignatureBlock
 import { verifyEvidence } from '../../node/commands/evidence.js';
 import { getTransactionDecoder } from '@solana/transactions';
 import { ScriptedCluster, seedOf, exportEvidenceBundle, verifyEvidenceBundle, digest, fromHex, toHex, decode, encode, receiptCid, type CborValue, type EvidenceBundle, type GovernanceDecision } from '../../ledger/index.js';
+import { rid } from '../../ledger/scenario.js';
 
 const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'node', 'cli.js');
 
@@ -25,15 +26,15 @@ function publishedCluster(): { s: ScriptedCluster; approval: GovernanceDecision 
   const act = s.act('k1', { amount: 50_000n });
   const approval: GovernanceDecision = s.approveAct('op-1', act);
   const steps = [s.submit('op-1', act, approval), s.issuePermit('op-1'), s.execute('op-1')];
-  const aCid = s.state.cluster!.ops['op-1']!.actCid;
-  steps.push(s.decide({ kind: 'PublicationReleased', opId: 'op-1', actCid: aCid, displayHash: act.displayHash }, undefined, { parentCid: aCid }), s.publish('op-1'));
+  const aCid = s.state.cluster!.ops[rid('op-1')]!.actCid;
+  steps.push(s.decide({ kind: 'PublicationReleased', opId: rid('op-1'), actCid: aCid, displayHash: act.displayHash }, undefined, { parentCid: aCid }), s.publish('op-1'));
   for (const r of steps) if (!r.ok) throw new Error(`setup: ${r.reason} ${r.detail}`);
   return { s, approval };
 }
 
 function publishedBundle(): EvidenceBundle {
   const { s, approval } = publishedCluster();
-  return JSON.parse(JSON.stringify(exportEvidenceBundle(s.clusterId, s.state.cluster!.ops['op-1']!, approval))) as EvidenceBundle;
+  return JSON.parse(JSON.stringify(exportEvidenceBundle(s.clusterId, s.state.cluster!.ops[rid('op-1')]!, approval, { roster: s.state.cluster!.governance.roster, epoch: s.state.cluster!.governance.epoch }))) as EvidenceBundle;
 }
 
 function withReceipt(b: EvidenceBundle, i: number, field: 'cbor' | 'cid', hex: string): EvidenceBundle {
@@ -125,10 +126,10 @@ t.test('dropped, reordered or foreign receipts and a changed act are refused', a
 
 t.test('a bundle with the released signature verifies it under the group key; a changed signature breaks that link', async (t) => {
   const { s, approval } = publishedCluster();
-  const full = JSON.parse(JSON.stringify(evidenceBundle(s.state.cluster!, 'op-1', approval))) as Bundle & { signature: SignatureBlock };
-  const op = s.state.cluster!.ops['op-1']!;
+  const full = JSON.parse(JSON.stringify(evidenceBundle(s.state.cluster!, rid('op-1'), approval))) as Bundle & { signature: SignatureBlock };
+  const op = s.state.cluster!.ops[rid('op-1')]!;
   const set = op.signingSet!.commitments.map((m) => m.nodeId);
-  t.same(verifyEvidence(full), { ok: true, opId: 'op-1', clusterId: s.clusterId, rule: 'sol-approved', links: ['AdmissionReceipt', 'PermitReceipt', 'PublicationReceipt', 'signature', `signers ${set.join('+')} (the signature's R is their group commitment)`] });
+  t.same(verifyEvidence(full), { ok: true, opId: rid('op-1'), clusterId: s.clusterId, rule: 'sol-approved', links: [`request signed by custodian custodian-1 (roster of governance epoch ${String(full.rosterEpoch)})`, 'AdmissionReceipt', 'PermitReceipt', 'PublicationReceipt', 'signature', `signers ${set.join('+')} (the signature's R is their group commitment)`] });
   t.equal(full.signature.display, s.facts(op.act).display, 'the bundle carries the display the approvers saw');
   t.same(full.signature.messages, [toHex(op.act.tx)], 'a Solana act signs its message');
   const wire = getTransactionDecoder().decode(fromHex(full.signature.finalized));
@@ -149,10 +150,10 @@ t.test('a bundle with the released signature verifies it under the group key; a 
 
 t.test('the signing set in the bundle is the one the signature was aggregated over: another set, order or commitment is refused', async (t) => {
   const { s, approval } = publishedCluster();
-  const full = JSON.parse(JSON.stringify(evidenceBundle(s.state.cluster!, 'op-1', approval))) as Bundle & { signature: SignatureBlock & { signers: SignerEntry[] } };
+  const full = JSON.parse(JSON.stringify(evidenceBundle(s.state.cluster!, rid('op-1'), approval))) as Bundle & { signature: SignatureBlock & { signers: SignerEntry[] } };
   const signers = full.signature.signers;
   t.equal(signers.length, 2, 'a 2-of-3 key lists the two signers the ledger fixed');
-  t.same(signers.map((m) => m.node), s.state.cluster!.ops['op-1']!.signingSet!.commitments.map((m) => m.nodeId));
+  t.same(signers.map((m) => m.node), s.state.cluster!.ops[rid('op-1')]!.signingSet!.commitments.map((m) => m.nodeId));
   const withSigners = (list: unknown) => verifyBundleSignature({ ...full, signature: { ...full.signature, signers: list as SignerEntry[] } });
   t.same(withSigners(signers), { ok: true });
   const [a, b] = signers as [SignerEntry, SignerEntry];
@@ -180,7 +181,14 @@ t.test('custody evidence verify (the real CLI) passes an intact bundle and names
   };
   const intact = run(bundle);
   t.equal(intact.status, 0, intact.stderr);
-  t.match(intact.stdout, /ok: act op-1 .*admitted by policy rule sol-approved: AdmissionReceipt -> PermitReceipt -> PublicationReceipt/);
+  t.match(intact.stdout, new RegExp(`ok: act ${rid('op-1')} .*admitted by policy rule sol-approved: request signed by custodian custodian-1 \\(roster of governance epoch \\d+\\) -> AdmissionReceipt -> PermitReceipt -> PublicationReceipt`));
+  // Link 0 holds the custodian's request: a bundle whose request was signed by a governor, or whose
+  // roster no longer names the custodian, is refused with the reason.
+  const roster = decode(fromHex(bundle.roster!)) as { approvers: { id: string }[]; quorum: CborValue };
+  const withoutCustodian = toHex(encode({ ...roster, approvers: roster.approvers.filter((a) => a.id !== 'custodian-1') } as unknown as CborValue));
+  const removed = run({ ...bundle, roster: withoutCustodian });
+  t.equal(removed.status, 3, 'a roster without the custodian: exit 3');
+  t.match(removed.stderr, /NOT_A_CUSTODIAN: link 0 \(bundle\) is broken/);
   for (let i = 0; i < bundle.receipts.length; i++) {
     const r = bundle.receipts[i]!;
     const at = Math.floor(fromHex(r.cbor).length / 2);

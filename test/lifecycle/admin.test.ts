@@ -37,25 +37,27 @@ t.test('admin API: roles, refusals with reason codes, bad input', { timeout: 300
     const kimFreeze = await h.cli('kim', ['decision', 'propose', '--action-json', '{"kind":"EmergencyFreeze","reason":"x"}']);
     t.equal(kimFreeze.code, 3, 'key generator cannot propose a freeze');
     t.match(kimFreeze.stderr, /^ROLE_NOT_ALLOWED: kim \(key-generator\) may not propose EmergencyFreeze/m);
-    const caraAct = await h.cli('kim', ['act', 'submit', '--op', 'x', '--key-id', 'k', '--raw', rawFile]);
+    // With the epoch given, the CLI signs without looking the key up: the node decides.
+    const custodianKey = ['--custodian-key', join(h.dir, 'custodians', 'cara.key'), '--key-epoch', '0'];
+    const caraAct = await h.cli('kim', ['act', 'submit', '--key-id', 'k', '--raw', rawFile, ...custodianKey]);
     t.equal(caraAct.code, 3);
     t.match(caraAct.stderr, /^ROLE_NOT_ALLOWED: kim \(key-generator\) may not submit signing acts/m);
     // The TLS key is --key (CUSTODY_ADMIN_KEY) on act submit too; the signing key is --key-id.
     const n = h.cluster.nodes[0]!;
     const conn = ['--node', n.adminAddress as string, '--node-id', n.id];
     const tlsEnv = { CUSTODY_ADMIN_CA: join(h.certs, 'ca.crt'), CUSTODY_ADMIN_CERT: join(h.certs, 'kim.crt'), CUSTODY_ADMIN_KEY: join(h.certs, 'kim.key'), CUSTODY_ADMIN_KEY_ID: undefined };
-    const viaEnv = await runCli(['admin', 'act', 'submit', ...conn, '--op', 'x', '--key-id', 'k', '--raw', rawFile], tlsEnv);
+    const viaEnv = await runCli(['admin', 'act', 'submit', ...conn, '--key-id', 'k', '--raw', rawFile, ...custodianKey], tlsEnv);
     t.match(viaEnv.stderr, /^ROLE_NOT_ALLOWED: kim \(key-generator\)/m, 'CUSTODY_ADMIN_KEY is the operator\'s TLS key on act submit: the node knows kim');
-    const viaFlag = await runCli(['admin', 'act', 'submit', ...conn, '--ca', tlsEnv.CUSTODY_ADMIN_CA, '--cert', tlsEnv.CUSTODY_ADMIN_CERT, '--key', tlsEnv.CUSTODY_ADMIN_KEY, '--op', 'x', '--key-id', 'k', '--raw', rawFile]);
+    const viaFlag = await runCli(['admin', 'act', 'submit', ...conn, '--ca', tlsEnv.CUSTODY_ADMIN_CA, '--cert', tlsEnv.CUSTODY_ADMIN_CERT, '--key', tlsEnv.CUSTODY_ADMIN_KEY, '--key-id', 'k', '--raw', rawFile, ...custodianKey]);
     t.match(viaFlag.stderr, /^ROLE_NOT_ALLOWED: kim \(key-generator\)/m, 'and so is --key');
     // A signing key picked up from the environment is refused before anything is sent.
-    const fromEnv = await runCli(['admin', 'act', 'submit', ...conn, '--op', 'x', '--key-id', 'k', '--raw', rawFile], { ...tlsEnv, CUSTODY_ADMIN_KEY_ID: 'k' });
+    const fromEnv = await runCli(['admin', 'act', 'submit', ...conn, '--key-id', 'k', '--raw', rawFile, ...custodianKey], { ...tlsEnv, CUSTODY_ADMIN_KEY_ID: 'k' });
     t.equal(fromEnv.code, 3);
     t.match(fromEnv.stderr, /^INVALID_ARGUMENT: CUSTODY_ADMIN_KEY_ID is set/m, 'CUSTODY_ADMIN_KEY_ID is refused');
-    const proposeEnv = await runCli(['admin', 'act', 'propose', ...conn, '--op', 'x', '--raw', rawFile], { ...tlsEnv, CUSTODY_ADMIN_KEY_ID: 'k' });
+    const proposeEnv = await runCli(['admin', 'act', 'propose', ...conn, '--raw', rawFile], { ...tlsEnv, CUSTODY_ADMIN_KEY_ID: 'k' });
     t.match(proposeEnv.stderr, /^INVALID_ARGUMENT: CUSTODY_ADMIN_KEY_ID is set/m, 'on act propose too, even without --key-id');
     // The former spelling, a key id in --key, is not read as the signing key.
-    const old = await h.cli('cara', ['act', 'submit', '--op', 'x', '--key', 'k', '--raw', rawFile]);
+    const old = await h.cli('cara', ['act', 'submit', '--key', 'k', '--raw', rawFile, ...custodianKey]);
     t.equal(old.code, 3);
     t.match(old.stderr, /^INVALID_ARGUMENT: --key-id names the threshold key that signs/m, 'a key id given as --key is refused, not signed with');
     // An approver signs only as itself.

@@ -20,7 +20,19 @@ import { Driver } from '../../raft/driver.js';
 import { LevelStorage } from '../../raft/storage/leveldb.js';
 import type { AppWrite } from '../../raft/storage/leveldb.js';
 import { systemClock } from '../../raft/transport.js';
-import { ScriptedCluster } from '../../ledger/scenario.js';
+import { ScriptedCluster, rid } from '../../ledger/scenario.js';
+import { actRequestToCbor } from '../../ledger/act-request.js';
+import type { Act } from '../../ledger/events.js';
+import { isCustodyError } from '../../proto/errors.js';
+
+async function reasonOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+    return 'accepted';
+  } catch (e) {
+    return isCustodyError(e) ? e.reason : String(e);
+  }
+}
 import { decisionCid, decisionSigningBytes, ed25519Sign, type DecisionBody, type GovernanceDecision } from '../../ledger/decision.js';
 import { encode, toHex } from '../../ledger/encoding.js';
 import { ApprovalBook, type BookCommand } from '../../node/approvals/book.js';
@@ -188,7 +200,7 @@ t.test('a pending decision and an act held for approvals survive restarts of eve
   const cara = as('cara', 'custodian');
   const bigTx = s.transaction('k1', { amount: 50_000n });
   const actJson = { keyId: 'k1', kind: bigTx.kind, tx: toHex(bigTx.tx) };
-  const held = await node('node-1').admin.proposeDecision(cara, JSON.stringify({ kind: 'ActApproved', opId: 'big-1', act: actJson }), 0);
+  const held = await node('node-1').admin.proposeDecision(cara, JSON.stringify({ kind: 'ActApproved', opId: rid('big-1'), act: { ...actJson, custodian: 'cara' } }), 0);
   await signAs(node('node-1'), held.cid, 0);
   await signAs(node('node-1'), held.cid, 1);
   t.equal(node('node-1').admin.getDecision(cara, held.cid).state, 'approved', 'the act\'s approval has its quorum, waiting for its submission');
@@ -203,10 +215,16 @@ t.test('a pending decision and an act held for approvals survive restarts of eve
   await until('every node applied DkgAuthorized for k2', () => nodes.every((n) => n.app.state.cluster?.keys.k2 !== undefined));
   t.ok(nodes.every((n) => n.app.state.cluster?.keys.k2 !== undefined), 'the decision is in every node\'s ledger');
 
-  const sub = await node('node-2').admin.submitAct(cara, 'big-1', { keyId: 'k1', kind: bigTx.kind, tx: bigTx.tx }, held.cid);
+  // The custodian still signs the act's request: the approval travels with it, never instead of it.
+  const request = (tx: Uint8Array): Uint8Array => encode(actRequestToCbor(s.request('big-1', { keyId: 'k1', keyEpoch: 0, initiator: 'cara', kind: bigTx.kind, tx } as Act, { issuedMs: Date.now() })));
+  const byApprover = encode(actRequestToCbor(s.request('big-1', { keyId: 'k1', keyEpoch: 0, initiator: 'approver-0', kind: bigTx.kind, tx: bigTx.tx } as Act, { issuedMs: Date.now() }, s.approvers[0])));
+  t.equal(await reasonOf(node('node-2').admin.submitAct(cara, byApprover, held.cid)), 'BINDING_MISMATCH', 'an approver\'s request does not carry the custodian\'s approved act');
+  t.equal(await reasonOf(node('node-2').admin.submitAct(cara, request(s.transaction('k1', { amount: 60_000n }).tx), held.cid)), 'BINDING_MISMATCH', 'nor does cara\'s request for another transaction');
+  const sub = await node('node-2').admin.submitAct(cara, request(bigTx.tx), held.cid);
   t.equal(sub.op.state, 'Admitted', 'the act held for approvals is submitted through a third node after the restart and admitted');
   await until('the approval left the book everywhere', () => nodes.every((n) => n.app.book.size === 0));
-  const approvalOn = async (app: LedgerApp): Promise<GovernanceDecision | null> => (await app.act('big-1'))?.approval ?? null;
+  const approvalOn = async (app: LedgerApp): Promise<GovernanceDecision | null> => (await app.act(rid('big-1')))?.approval ?? null;
+  t.equal((await node('node-0').app.act(rid('big-1')))?.request?.body.custodian, 'cara', 'the act keeps the custodian\'s request beside its approval');
   await stopAll();
   await startAll();
   for (const n of nodes) {

@@ -42,6 +42,7 @@ import { decode, encode, toHex } from '../../ledger/encoding.js';
 import { ledger as ledgerLimits } from '../../proto/limits.js';
 import { type ArchiveSource, type ColdStore, LedgerApp, archiveRecordWrites, encodeLedgerCommand, fetchedKeys, levelColdStore } from '../../node/ledger-app.js';
 import { conf } from './ledger-nodes.js';
+import { rid } from '../../ledger/scenario.js';
 
 const RUNS = Number(process.env.FC_RUNS ?? 20);
 const replay = {
@@ -178,8 +179,8 @@ t.test('archive fetch', async (t) => {
         await install(node, snap);
         t.equal(node.app.root(), want, `holding ${held} entries (${own} acts): the root`);
         t.equal(source.asked.get('peer') ?? 0, ACTS - own, `fetched exactly the ${ACTS - own} acts it lacked`);
-        t.same((await node.app.endedActs(ACTS)).map((o) => o.opId), [...Array(ACTS).keys()].map((i) => `denied-${i}`), 'the whole chronicle reads back');
-        t.equal((await node.app.act(`denied-${ACTS - 1}`))?.state, 'Denied', 'the last fetched act reads back');
+        t.same((await node.app.endedActs(ACTS)).map((o) => o.opId), [...Array(ACTS).keys()].map((i) => rid(`denied-${i}`)), 'the whole chronicle reads back');
+        t.equal((await node.app.act(rid(`denied-${ACTS - 1}`)))?.state, 'Denied', 'the last fetched act reads back');
       } finally {
         await node.storage.close();
       }
@@ -214,7 +215,7 @@ t.test('archive fetch', async (t) => {
     t.equal(source.asked.get('peer'), 10, 'fetching the 10 acts it lacked');
     t.ok(readFrom.length > 0 && readFrom.every((seq) => seq >= own), `no read of a position below ${own} (reads from ${[...new Set(readFrom)].join(', ')})`);
     t.ok(lines.some((l) => new RegExp(`holds ${own} \\(${own} counted by its own state\\)`).test(l)), `the log says what it took as counted (${lines[0] ?? ''})`);
-    t.same((await node.app.endedActs(ACTS)).map((o) => o.opId), [...Array(ACTS).keys()].map((i) => `denied-${i}`), 'the whole chronicle reads back');
+    t.same((await node.app.endedActs(ACTS)).map((o) => o.opId), [...Array(ACTS).keys()].map((i) => rid(`denied-${i}`)), 'the whole chronicle reads back');
   });
 
   t.test('property: an altered, reordered, short, gapped or padded range is refused and the next peer used', async (t) => {
@@ -256,7 +257,7 @@ t.test('archive fetch', async (t) => {
         await install(node, snap);
         t.equal(node.app.root(), want, `${kind}: installed from the honest peer`);
         t.ok(own === ACTS || lines.some((l) => /liar refused/.test(l)), `${kind}: the lying peer was refused (${lines.find((l) => /liar/.test(l)) ?? 'nothing to fetch'})`);
-        t.same((await node.app.endedActs(ACTS)).map((o) => o.opId), [...Array(ACTS).keys()].map((i) => `denied-${i}`), `${kind}: the chronicle is the honest one`);
+        t.same((await node.app.endedActs(ACTS)).map((o) => o.opId), [...Array(ACTS).keys()].map((i) => rid(`denied-${i}`)), `${kind}: the chronicle is the honest one`);
       } finally {
         await node.storage.close();
       }
@@ -266,7 +267,7 @@ t.test('archive fetch', async (t) => {
     t.teardown(() => node.storage.close());
     t.equal(await Promise.resolve(node.app.restore(snap)).then(() => 'installed', reasonOf), 'ARCHIVE_UNAVAILABLE', 'no honest peer: ARCHIVE_UNAVAILABLE');
     t.equal(node.app.state.cluster, null, 'the state is left as it was');
-    t.equal(await node.app.act('denied-0'), undefined, 'and the records the liar served are not visible');
+    t.equal(await node.app.act(rid('denied-0')), undefined, 'and the records the liar served are not visible');
   });
 
   t.test('property: records past the state\'s count are invisible to every read', async (t) => {
@@ -278,10 +279,10 @@ t.test('archive fetch', async (t) => {
         // Stage records own .. own+extra-1 as a fetch interrupted before its install leaves them.
         const upto = Math.min(ACTS, own + extra);
         await persist(node.storage, records.slice(own, upto).flatMap((r, i) => archiveRecordWrites(own + i, r)));
-        for (let seq = own; seq < upto; seq++) t.equal(await node.app.act(`denied-${seq}`), undefined, `act ${seq} (staged, not counted) is unknown`);
+        for (let seq = own; seq < upto; seq++) t.equal(await node.app.act(rid(`denied-${seq}`)), undefined, `act ${seq} (staged, not counted) is unknown`);
         t.equal((await node.app.endedActs(ACTS)).length, own, `the chronicle holds the ${own} counted acts`);
         t.equal(await node.app.archiveRange(own, 1).then(() => 'served', reasonOf), 'ARCHIVE_RANGE_REFUSED', 'a peer is not served what is not counted');
-        if (own > 0) t.equal((await node.app.act(`denied-${own - 1}`))?.state, 'Denied', 'a counted act reads back');
+        if (own > 0) t.equal((await node.app.act(rid(`denied-${own - 1}`)))?.state, 'Denied', 'a counted act reads back');
       } finally {
         await node.storage.close();
       }
@@ -305,7 +306,7 @@ t.test('archive fetch', async (t) => {
 
     const again = await open(undefined, first.dir);
     t.equal(again.app.state.cluster?.archived.count, 0, 'reopened with the old state');
-    t.equal(await again.app.act('denied-0'), undefined, 'a fetched record is not visible');
+    t.equal(await again.app.act(rid('denied-0')), undefined, 'a fetched record is not visible');
     t.same(await again.app.endedActs(ACTS), [], 'nor in the chronicle');
     await again.storage.close();
 
@@ -315,7 +316,7 @@ t.test('archive fetch', async (t) => {
     await install(third, snap);
     t.equal(third.app.root(), want, 'the next install completes');
     t.equal(rest.asked.get('peer'), ACTS - half, `fetching only the ${ACTS - half} records it did not hold`);
-    t.equal((await third.app.act('denied-0'))?.state, 'Denied', 'the records fetched before the crash are now visible');
+    t.equal((await third.app.act(rid('denied-0')))?.state, 'Denied', 'the records fetched before the crash are now visible');
 
     // A record staged before the crash that was altered (a lying peer, then the crash) is caught by the chain.
     const fourth = await open(undefined);
@@ -373,7 +374,7 @@ function walkedKeys(record: Uint8Array): { opId: string; permitId: string | null
 
 t.test('the keys of a fetched record, walked, are the strict decoder\'s', async (t) => {
   const records = endedRecords();
-  t.same(records.map((r) => strictKeys(r).opId), ['settled-1', 'denied-1', 'aborted-1', 'aborted-2'], 'settled, denied and aborted acts were archived');
+  t.same(records.map((r) => strictKeys(r).opId), ['settled-1', 'denied-1', 'aborted-1', 'aborted-2'].map(rid), 'settled, denied and aborted acts were archived');
   t.ok(records.some((r) => strictKeys(r).permitId !== null) && records.some((r) => strictKeys(r).permitId === null), 'with and without a spent permit');
   for (const r of records) t.same(walkedKeys(r), strictKeys(r), `${strictKeys(r).opId}: the same keys`);
   t.throws(() => fetchedKeys(encode({ not: 'a record' })), /not an archived act/, 'a map without the record\'s fields is refused');
@@ -432,8 +433,8 @@ t.test('serving reads a range by one seek into the position index', async (t) =>
   t.same(keys, [5, 6, 7, 8].map(seq), 'the scan reads from its first key up to, not including, its last');
   await t.rejects(node.storage.appScan('sm/archive/seq/', { from: 'sm/archive/act/' }).next(), /outside/, 'a range outside the prefix is refused');
   const many = await node.storage.appReadMany(['sm/archive/seq/' + String(3).padStart(16, '0'), 'sm/archive/act/nobody', seq(0)]);
-  t.same(many.map((v) => (v === undefined ? undefined : Buffer.from(v).toString('utf8'))), ['denied-3', undefined, 'denied-0'], 'a multi-get answers in the order asked, undefined where absent');
-  t.same((await node.app.archiveRange(0, ACTS)).map((r) => strictKeys(r).opId), [...Array(ACTS).keys()].map((i) => `denied-${i}`), 'every record, in position order');
+  t.same(many.map((v) => (v === undefined ? undefined : Buffer.from(v).toString('utf8'))), [rid('denied-3'), undefined, rid('denied-0')], 'a multi-get answers in the order asked, undefined where absent');
+  t.same((await node.app.archiveRange(0, ACTS)).map((r) => strictKeys(r).opId), [...Array(ACTS).keys()].map((i) => rid(`denied-${i}`)), 'every record, in position order');
 
   // The position index names an act stored at another position (a corrupt store): refused, not served.
   await persist(node.storage, [{ key: 'archive/seq/' + String(5).padStart(16, '0'), value: Buffer.from('denied-6', 'utf8') }]);

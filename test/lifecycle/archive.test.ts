@@ -21,6 +21,7 @@ import { LedgerApp, decodeVerdict, encodeLedgerCommand, levelColdStore } from '.
 import { evidenceBundleOf, verifyBundleSignature } from '../../node/lifecycle/evidence.js';
 import { Hub, until } from '../../node/lifecycle/local-cluster.js';
 import { conf, ids, restartLedgerNode, startLedgerNode, stopLedgerNode, type LedgerNode as N } from './ledger-nodes.js';
+import { rid } from '../../ledger/scenario.js';
 
 const startNode = (hub: Hub, id: NodeId, dir: string): Promise<N> =>
   // Small snapshot interval, so the late node below can only catch up by snapshot.
@@ -86,29 +87,29 @@ t.test('ended acts leave memory for LevelDB, read back with their evidence; rest
   await until('both nodes applied everything', () => nodes.every((n) => n.app.state.index === script.state.index), 30_000);
   for (const n of nodes) {
     t.equal(n.app.root(), toHex(stateRoot(script.state)), `${n.id}: the root of keeping every act in memory`);
-    t.same(Object.keys(n.app.state.cluster?.ops ?? {}), ['flight-1'], `${n.id}: only the act in flight is in memory`);
+    t.same(Object.keys(n.app.state.cluster?.ops ?? {}), [rid('flight-1')], `${n.id}: only the act in flight is in memory`);
   }
 
   // Ended acts and their evidence, read from disk.
-  const settled = await leader.app.act('settled-1');
+  const settled = await leader.app.act(rid('settled-1'));
   t.equal(settled?.state, 'Settled', 'a settled act reads back from the archive');
-  t.same(settled && encode({ r: [...settled.receipts] }), encode({ r: [...(script.state.cluster?.ops['settled-1']?.receipts ?? [])] }), 'with every receipt');
-  t.equal((await leader.app.act('denied-1'))?.reason, 'POLICY_NO_RULE', 'a denied act keeps the policy reason code');
-  const rules = { 'settled-1': script.state.cluster!.ops['settled-1']!.rule, 'denied-1': script.state.cluster!.ops['denied-1']!.rule };
+  t.same(settled && encode({ r: [...settled.receipts] }), encode({ r: [...(script.state.cluster?.ops[rid('settled-1')]?.receipts ?? [])] }), 'with every receipt');
+  t.equal((await leader.app.act(rid('denied-1')))?.reason, 'POLICY_NO_RULE', 'a denied act keeps the policy reason code');
+  const rules = { 'settled-1': script.state.cluster!.ops[rid('settled-1')]!.rule, 'denied-1': script.state.cluster!.ops[rid('denied-1')]!.rule };
   t.match(rules, { 'settled-1': { id: 'sol-small', action: 'ALLOW' }, 'denied-1': { id: null, action: 'BLOCK', detail: /default deny/ } });
-  const rulesOn = async (n: N) => ({ 'settled-1': (await n.app.act('settled-1'))?.rule, 'denied-1': (await n.app.act('denied-1'))?.rule });
+  const rulesOn = async (n: N) => ({ 'settled-1': (await n.app.act(rid('settled-1')))?.rule, 'denied-1': (await n.app.act(rid('denied-1')))?.rule });
   for (const n of nodes) t.same(await rulesOn(n), rules, `${n.id}: each archived act keeps the rule that decided it`);
-  t.equal((await leader.app.act('aborted-1'))?.state, 'Aborted');
-  t.equal(await leader.app.act('never'), undefined, 'an unknown act is unknown');
+  t.equal((await leader.app.act(rid('aborted-1')))?.state, 'Aborted');
+  t.equal(await leader.app.act(rid('never')), undefined, 'an unknown act is unknown');
   const bundle = JSON.parse(JSON.stringify(evidenceBundleOf(leader.app.state.cluster!, settled!, null)));
   t.match(verifyEvidenceBundle(bundle), { ok: true, ruleId: 'sol-small' }, 'the evidence bundle of an archived act verifies offline and names its rule');
   t.same(verifyBundleSignature(bundle), { ok: true }, 'and so does its signature');
-  t.same((await leader.app.endedActs(10)).map((o) => o.opId), ['settled-1', 'denied-1', 'aborted-1'], 'the chronicle of ended acts, in the order they ended');
+  t.same((await leader.app.endedActs(10)).map((o) => o.opId), ['settled-1', 'denied-1', 'aborted-1'].map(rid), 'the chronicle of ended acts, in the order they ended');
   t.notOk([...leader.storage.appKeys()].some((k) => k.startsWith(COLD_PREFIX)), 'no archived key is held in the storage mirror');
 
   // Restart: state, applied index and archive come back from the same batches.
   const again = await restartLedgerNode(t, hub, nodes, nodes.find((n) => n !== leader) as N, startNode);
-  t.equal((await again.app.act('settled-1'))?.state, 'Settled', 'the archive survives the restart');
+  t.equal((await again.app.act(rid('settled-1')))?.state, 'Settled', 'the archive survives the restart');
   t.same(await rulesOn(again), rules, 'with the rules');
 
   // A late node: the log it needs is compacted, so it installs a snapshot and fetches the archive from its peers.
@@ -119,10 +120,10 @@ t.test('ended acts leave memory for LevelDB, read back with their evidence; rest
   t.ok(more.ok && decodeVerdict(more.result).replayed, 'a later entry applies');
   await until('the late node caught up', () => late.app.root() === leader.app.root(), 60_000);
   t.ok(late.storage.snapshot().meta.index > 1, 'by installing a snapshot (the log it started from was compacted)');
-  t.equal((await late.app.act('settled-1'))?.state, 'Settled', 'the late node reads ended acts from its own archive');
-  t.same((await late.app.endedActs(10)).map((o) => o.opId), ['settled-1', 'denied-1', 'aborted-1']);
+  t.equal((await late.app.act(rid('settled-1')))?.state, 'Settled', 'the late node reads ended acts from its own archive');
+  t.same((await late.app.endedActs(10)).map((o) => o.opId), ['settled-1', 'denied-1', 'aborted-1'].map(rid));
   t.same(await rulesOn(late), rules, 'the late node\'s archive, fetched from its peers, keeps the rules');
-  t.same(late.app.state.cluster?.ops['flight-1']?.rule, script.state.cluster!.ops['flight-1']!.rule, 'and the act in flight, installed by snapshot, keeps its rule');
+  t.same(late.app.state.cluster?.ops[rid('flight-1')]?.rule, script.state.cluster!.ops[rid('flight-1')]!.rule, 'and the act in flight, installed by snapshot, keeps its rule');
 });
 
 t.test('a restore checks the archive against its accumulator and replaces what was archived before', async (t) => {
@@ -140,8 +141,8 @@ t.test('a restore checks the archive against its accumulator and replaces what w
     const writes = [...r.writes, ...app.finish()];
     if (decodeVerdict(r.result).opState === 'Settled' && !decodeVerdict(r.result).replayed) {
       // Acknowledged before its batch is on disk (an unsynced batch): still readable.
-      t.equal((await app.act('settled-1'))?.state, 'Settled', 'an act archived by a batch not yet written reads back');
-      t.same((await app.endedActs(1)).map((o) => o.opId), ['settled-1'], 'and is the latest in the chronicle');
+      t.equal((await app.act(rid('settled-1')))?.state, 'Settled', 'an act archived by a batch not yet written reads back');
+      t.same((await app.endedActs(1)).map((o) => o.opId), [rid('settled-1')], 'and is the latest in the chronicle');
     }
     t.ok(writes.some((w) => w.key === 'ledger/state'), 'the state is written with its batch');
     await storage.persist({ hardState: null, entries: [], snapshot: null, app: writes.map((w) => ({ key: `sm/${w.key}`, value: w.value })), sync: false });
@@ -185,6 +186,6 @@ t.test('a restore checks the archive against its accumulator and replaces what w
   const w2 = await back.restore(snap);
   await storage.persist({ hardState: null, entries: [], snapshot: null, app: w2.map((w) => ({ key: `sm/${w.key}`, value: w.value })), sync: true });
   t.equal(back.root(), app.root());
-  t.equal((await back.act('aborted-1'))?.state, 'Aborted');
-  t.ok(TERMINAL_OP_STATES.includes((await back.act('denied-1'))!.state));
+  t.equal((await back.act(rid('aborted-1')))?.state, 'Aborted');
+  t.ok(TERMINAL_OP_STATES.includes((await back.act(rid('denied-1')))!.state));
 });

@@ -28,7 +28,7 @@ import { writeSnapshotFile } from '../../node/backup/save.js';
 import { PeerClient } from '../../node/lifecycle/peer.js';
 import { loadTls } from '../../node/tls.js';
 import { isCustodyError } from '../../proto/errors.js';
-import { CLI, OPERATORS, POLICY, runCli as cli, actTx } from './harness.js';
+import { CLI, OPERATORS, POLICY, runCli as cli, actTx, labelled, rid, type LabelledClient } from './harness.js';
 
 
 /** What the ledger holds of an act (the notes are each node's own narration, not replicated). */
@@ -59,10 +59,10 @@ t.test('snapshot save, restore into a new cluster: chronicle, evidence, new writ
     }
     rmSync(root, { recursive: true, force: true });
   });
-  const client = (c: DaemonCluster, as: string, id: string): AdminClient => {
+  const client = (c: DaemonCluster, as: string, id: string): LabelledClient => {
     const x = c.client(id, as);
     clients.push(x);
-    return x;
+    return labelled(x, c.custodians[0]!);
   };
   const approve = async (c: DaemonCluster, cid: string, who: string[]): Promise<void> => {
     for (const a of who) {
@@ -91,7 +91,7 @@ t.test('snapshot save, restore into a new cluster: chronicle, evidence, new writ
   t.equal((await client(old, 'cara', 'n3').settleAct('pay-1', 'tx-pay-1')).state, 'Settled', 'pay-1 settled');
   // An act a REQUIRE_APPROVAL rule holds: two approvals before admission, which release it at the gate too.
   const big = { keyId: 'k', ...(await actTx(client(old, 'cara', 'n2'), 'k', '20000', 'sol-treasury')) };
-  const held = await client(old, 'cara', 'n1').proposeDecision(JSON.stringify({ kind: 'ActApproved', opId: 'big-1', act: { keyId: big.keyId, kind: big.kind, tx: toHex(big.tx) } }));
+  const held = await client(old, 'cara', 'n1').proposeDecision(JSON.stringify({ kind: 'ActApproved', opId: rid('big-1'), act: { keyId: big.keyId, kind: big.kind, tx: toHex(big.tx) } }));
   await approve(old, held.cid, ['approver-1', 'approver-2']);
   // Submitted where the approvals were applied: another node's copy of the approval book may lag.
   await client(old, 'cara', 'n1').submitAct({ opId: 'big-1', ...big, approvalCid: held.cid });
@@ -148,7 +148,7 @@ t.test('snapshot save, restore into a new cluster: chronicle, evidence, new writ
   t.equal(newStatus.stateRoot, header.stateRoot, 'the new cluster starts at the saved state root');
   t.equal(newStatus.height, oldStatus.height, 'with the whole hash chain');
   t.same((await client(fresh, 'audra', 'n3').chronicle()).acts.map(replicated), oldChronicle, 'the chronicle matches the old cluster\'s');
-  const ruleOf = (op: string) => oldChronicle.find((v) => v.opId === op);
+  const ruleOf = (op: string) => oldChronicle.find((v) => v.opId === rid(op));
   t.match({ pay: ruleOf('pay-1'), big: ruleOf('big-1') }, { pay: { rule: /./, ruleAction: 'ALLOW' }, big: { rule: /./, ruleAction: 'REQUIRE_APPROVAL', ruleDetail: /approvals/ } }, 'each act keeps the rule that admitted it across the backup');
   for (const op of acts) {
     const bundle = (await client(fresh, 'audra', 'n3').exportEvidence(op)).bundleJson;

@@ -5,6 +5,7 @@
  * set fixed for an act that never executed proves nothing (its members may never have been
  * asked), so it never raises the counter: a kernel is never told more than it consumed.
  */
+import { rid } from '../../ledger/scenario.js';
 import t from 'tap';
 import { ScriptedCluster } from '../../ledger/scenario.js';
 import type { ClusterState, OpRecord } from '../../ledger/state.js';
@@ -18,7 +19,7 @@ function script(): ScriptedCluster {
 }
 
 const cluster = (s: ScriptedCluster): ClusterState => s.state.cluster as ClusterState;
-const op = (s: ScriptedCluster, id: string): OpRecord => cluster(s).ops[id] as OpRecord;
+const op = (s: ScriptedCluster, id: string): OpRecord => cluster(s).ops[rid(id)] as OpRecord;
 const counterOf = (s: ScriptedCluster, id: string, nodeId: string): number =>
   op(s, id).signingSet?.commitments.find((m) => m.nodeId === nodeId)?.nonces.at(-1)?.counter ?? -1;
 

@@ -21,7 +21,7 @@ import type { AdminClient, ActView } from '../../node/admin/client.js';
 import { issueOperatorCert } from '../../node/admin/roles.js';
 import { DaemonCluster } from '../../node/lifecycle/daemon-cluster.js';
 import { until } from '../../node/probe.js';
-import { CLI, OPERATORS, POLICY, actTx } from './harness.js';
+import { CLI, OPERATORS, POLICY, actTx, labelled, type LabelledClient } from './harness.js';
 
 const eventually = <T>(what: string, f: () => Promise<T | null | undefined | false>, timeoutMs = 120_000): Promise<T> => until(what, f, timeoutMs);
 
@@ -32,10 +32,10 @@ t.test('three daemons: lifecycle over the admin API; kill -9 of the leader mid-a
   const genesis = cluster.genesis;
   for (const [id, role] of Object.entries(OPERATORS)) issueOperatorCert(cluster.certs, id, role);
   const clients: AdminClient[] = [];
-  const client = (as: string, id: string): AdminClient => {
+  const client = (as: string, id: string): LabelledClient => {
     const c = cluster.client(id, as);
     clients.push(c);
-    return c;
+    return labelled(c, cluster.custodians[0]!);
   };
   t.teardown(async () => {
     for (const c of clients) c.close();

@@ -22,7 +22,7 @@ import type { SigningCommitment } from '../../kernel/wire.js';
 import type { CoordinatorPoint } from '../../node/lifecycle/coordinator.js';
 import type { ParticipantPort } from '../../node/lifecycle/ports.js';
 import { until } from '../../node/lifecycle/local-cluster.js';
-import { startHarness, waitAct, reasonOfCall, type Harness, actTx } from './harness.js';
+import { startHarness, waitAct, reasonOfCall, type Harness, actTx, rid, submitAs } from './harness.js';
 
 /** Every signature share handed out, keyed by act and by commitment list (one signing set). */
 class ShareLog {
@@ -107,50 +107,50 @@ const act = async (opId: string, amount = '1000'): Promise<string[]> => {
   const x = await actTx(h.client('cara'), 'k', amount, 'sol-treasury');
   const file = join(h.dir, `${opId}.solana`);
   writeFileSync(file, x.tx);
-  return ['act', 'submit', '--op', opId, '--key-id', 'k', '--solana', file];
+  return ['act', 'submit', '--op', rid(opId), '--key-id', 'k', '--solana', file, '--custodian-key', join(h.dir, 'custodians', 'cara.key')];
 };
 
 t.test('denials carry their reason codes to the CLI', { timeout: 600_000 }, async (t) => {
   const { h, log } = await setup(t);
 
   t.test('stale epoch: an act naming a key epoch that is not the active one is denied STALE_EPOCH', async (t) => {
-    const r = await h.cli('cara', [...await act('stale-1'), '--key-epoch', '1']);
+    const r = await h.cli('cara', [...await act(rid('stale-1')), '--key-epoch', '1']);
     t.equal(r.code, 3);
-    t.match(r.stderr, /^STALE_EPOCH: key k is at epoch 0, not 1 \(act stale-1 journaled Denied\)/m);
-    const v = await h.client('audra').showAct('stale-1');
+    t.match(r.stderr, new RegExp(`^STALE_EPOCH: key k is at epoch 0, not 1 \\(act ${rid('stale-1')} journaled Denied\\)`, 'm'));
+    const v = await h.client('audra').showAct(rid('stale-1'));
     t.equal(v.state, 'Denied', 'the denial is journaled');
     t.equal(v.reason, 'STALE_EPOCH');
   });
 
   t.test('approvals: an act a REQUIRE_APPROVAL rule holds is denied without them, and released at the gate by the approval it was admitted with', async (t) => {
-    const r = await h.cli('cara', await act('big-0', '8000'));
+    const r = await h.cli('cara', await act(rid('big-0'), '8000'));
     t.equal(r.code, 3);
     t.match(r.stderr, /^QUORUM_NOT_MET: rule sol-approved needs 2 approvals of approvers/m, 'the refusal names the rule');
     const cara = h.client('cara');
     const big = { keyId: 'k', ...(await actTx(cara, 'k', '8000', 'sol-treasury')) };
-    const held = await cara.proposeDecision(JSON.stringify({ kind: 'ActApproved', opId: 'big-1', act: { keyId: big.keyId, kind: big.kind, tx: toHex(big.tx) } }));
+    const held = await cara.proposeDecision(JSON.stringify({ kind: 'ActApproved', opId: rid('big-1'), act: { keyId: big.keyId, kind: big.kind, tx: toHex(big.tx) } }));
     await h.approve(held.cid, ['approver-1', 'approver-2']);
-    await cara.submitAct({ opId: 'big-1', ...big, approvalCid: held.cid });
-    t.equal((await waitAct(cara, 'big-1', 'Published')).state, 'Published', 'admitted and released by its approval');
-    const shown = await h.cli('audra', ['act', 'show', '--op', 'big-1']);
+    await submitAs(cara, h.custodian, { opId: 'big-1', ...big, approvalCid: held.cid });
+    t.equal((await waitAct(cara, rid('big-1'), 'Published')).state, 'Published', 'admitted and released by its approval');
+    const shown = await h.cli('audra', ['act', 'show', '--op', rid('big-1')]);
     t.match(shown.stdout, /policy \(REQUIRE_APPROVAL\) rule sol-approved: \d+ of \d+ approvals/, 'act show names the rule that admitted it');
-    const denied = await h.cli('audra', ['act', 'show', '--op', 'big-0']);
+    const denied = await h.cli('audra', ['act', 'show', '--op', rid('big-0')]);
     t.match(denied.stdout, /QUORUM_NOT_MET[^]*policy \(REQUIRE_APPROVAL\) rule sol-approved needs/, 'and the rule that denied the act without approvals');
   });
 
   t.test('frozen cluster: admission is denied FROZEN until an unfreeze decision', async (t) => {
     const freeze = await h.client('approver-3').proposeDecision('{"kind":"EmergencyFreeze","reason":"incident drill"}');
     await h.approve(freeze.cid, ['approver-3']); // the security role freezes alone (freezeThreshold 1)
-    const r = await h.cli('cara', await act('frozen-1'));
+    const r = await h.cli('cara', await act(rid('frozen-1')));
     t.equal(r.code, 3);
     t.match(r.stderr, /^FROZEN: admission refused: frozen since index \d+/m);
     const s = await h.cli('audra', ['status']);
     t.match(s.stdout, /FROZEN: incident drill/);
     const un = await h.client('approver-1').proposeDecision('{"kind":"Unfreeze"}');
     await h.approve(un.cid, ['approver-1', 'approver-2']);
-    const ok = await h.cli('cara', await act('after-thaw'));
+    const ok = await h.cli('cara', await act(rid('after-thaw')));
     t.equal(ok.code, 0, ok.stderr);
-    t.equal((await waitAct(h.client('cara'), 'after-thaw', 'Published')).state, 'Published');
+    t.equal((await waitAct(h.client('cara'), rid('after-thaw'), 'Published')).state, 'Published');
   });
 
   t.test('fenced node: its proposals are refused SPLIT_BRAIN_FENCED and its kernel takes no part', async (t) => {
@@ -161,29 +161,29 @@ t.test('denials carry their reason codes to the CLI', { timeout: 600_000 }, asyn
     const v = await c.node('n2').ledger.propose({ type: 'FencingRecord', statement });
     t.ok(v.ok, 'fencing record applied');
     await until('n3 sees itself fenced', () => n3.ledger.state().cluster?.nodes['n3']?.status === 'fenced');
-    const r = await h.cli('cara', await act('via-fenced'), 'n3');
+    const r = await h.cli('cara', await act(rid('via-fenced')), 'n3');
     t.equal(r.code, 3);
     t.match(r.stderr, /^SPLIT_BRAIN_FENCED: passport n3-p1 of n3 is fenced/m);
-    t.equal(await reasonOfCall(n3.participant.commit('via-fenced')), 'UNKNOWN_SESSION', 'no such act anywhere');
-    const ok = await h.cli('cara', await act('without-n3'), 'n1');
+    t.equal(await reasonOfCall(n3.participant.commit(rid('via-fenced'))), 'UNKNOWN_SESSION', 'no such act anywhere');
+    const ok = await h.cli('cara', await act(rid('without-n3')), 'n1');
     t.equal(ok.code, 0, ok.stderr);
-    const done = await waitAct(h.client('cara'), 'without-n3', 'Published');
+    const done = await waitAct(h.client('cara'), rid('without-n3'), 'Published');
     t.equal(done.state, 'Published', 'the two unfenced kernels sign');
     t.ok(done.notes.some((n) => n.reason === 'SPLIT_BRAIN_FENCED' && /n3 excluded: fenced/.test(n.text)), 'the coordinator excluded n3');
     t.notOk(done.notes.some((n) => /from n3/.test(n.text)), 'no commitment or share came from n3');
-    t.equal(log.completeSets('without-n3', 2), 1, 'one signing set');
+    t.equal(log.completeSets(rid('without-n3'), 2), 1, 'one signing set');
   });
 });
 
 t.test('a signer that does not answer: REMOTE_TIMEOUT, another subset, exactly one signature', { timeout: 600_000 }, async (t) => {
   const { h, log, faults } = await setup(t);
-  faults.hangFirstCommit.add('slow-1');
-  const r = await h.cli('cara', await act('slow-1'));
+  faults.hangFirstCommit.add(rid('slow-1'));
+  const r = await h.cli('cara', await act(rid('slow-1')));
   t.equal(r.code, 0, r.stderr);
-  const v = await waitAct(h.client('cara'), 'slow-1', 'Published');
+  const v = await waitAct(h.client('cara'), rid('slow-1'), 'Published');
   t.equal(v.state, 'Published');
   t.ok(v.notes.some((n) => n.reason === 'REMOTE_TIMEOUT' && /asking another signer/.test(n.text)), 'the timeout is noted with its reason code');
-  t.equal(log.completeSets('slow-1', 2), 1, 'exactly one signing set completed');
+  t.equal(log.completeSets(rid('slow-1'), 2), 1, 'exactly one signing set completed');
 });
 
 t.test('two signers unreachable for their first requests (nodes still starting): they are asked again and the act is signed, not aborted', { timeout: 600_000 }, async (t) => {
@@ -191,40 +191,40 @@ t.test('two signers unreachable for their first requests (nodes still starting):
   // Every node but one refuses its first two commitment requests the way a peer whose gRPC
   // channel is still connecting does; one pass over the signers finds only one of the two needed.
   const ids = h.cluster.nodes.map((n) => n.id);
-  faults.unreachableCommits.set('restart-1', new Map(ids.slice(1).map((id) => [id, 2])));
-  const r = await h.cli('cara', await act('restart-1'));
+  faults.unreachableCommits.set(rid('restart-1'), new Map(ids.slice(1).map((id) => [id, 2])));
+  const r = await h.cli('cara', await act(rid('restart-1')));
   t.equal(r.code, 0, r.stderr);
-  const v = await waitAct(h.client('cara'), 'restart-1', 'Published');
+  const v = await waitAct(h.client('cara'), rid('restart-1'), 'Published');
   t.equal(v.state, 'Published', `signed once the signers answered (${v.reason})`);
   t.ok(v.notes.some((n) => n.reason === 'REMOTE_TIMEOUT' && /and it again shortly/.test(n.text)), 'the first refusal is noted, with the retry');
   t.ok(v.notes.some((n) => /nonce commitment from .* \(asked again\)/.test(n.text)), 'a signer that refused at first committed when asked again');
-  t.equal(log.completeSets('restart-1', 2), 1, 'exactly one signing set completed');
+  t.equal(log.completeSets(rid('restart-1'), 2), 1, 'exactly one signing set completed');
 });
 
 t.test('a signer unreachable for longer than the wait: the act aborts REMOTE_TIMEOUT before any signing set exists', { timeout: 600_000 }, async (t) => {
   const { h, log, faults } = await setup(t);
   const ids = h.cluster.nodes.map((n) => n.id);
-  faults.unreachableCommits.set('gone-1', new Map(ids.slice(1).map((id) => [id, 1_000_000])));
-  await h.cli('cara', await act('gone-1'));
-  const v = await waitAct(h.client('cara'), 'gone-1', 'Aborted');
+  faults.unreachableCommits.set(rid('gone-1'), new Map(ids.slice(1).map((id) => [id, 1_000_000])));
+  await h.cli('cara', await act(rid('gone-1')));
+  const v = await waitAct(h.client('cara'), rid('gone-1'), 'Aborted');
   t.equal(v.state, 'Aborted');
   t.equal(v.reason, 'REMOTE_TIMEOUT', 'aborted REMOTE_TIMEOUT after the signing-set wait');
   t.ok(v.notes.some((n) => /only 1 of 2 signers answered/.test(n.text)), 'the abort says how many answered');
-  t.equal(log.completeSets('gone-1', 2), 0, 'no signing set completed');
+  t.equal(log.completeSets(rid('gone-1'), 2), 0, 'no signing set completed');
 });
 
 t.test('a signer of the fixed set that does not answer: the act aborts REMOTE_TIMEOUT and the permit is spent', { timeout: 600_000 }, async (t) => {
   const { h, log, faults } = await setup(t);
-  faults.hangSign.add('stuck-1');
-  await h.cli('cara', await act('stuck-1'));
-  const v = await waitAct(h.client('cara'), 'stuck-1', 'Aborted');
+  faults.hangSign.add(rid('stuck-1'));
+  await h.cli('cara', await act(rid('stuck-1')));
+  const v = await waitAct(h.client('cara'), rid('stuck-1'), 'Aborted');
   t.equal(v.state, 'Aborted');
   t.equal(v.reason, 'REMOTE_TIMEOUT');
   t.equal(v.signature, '', 'no signature recorded');
-  t.equal(log.completeSets('stuck-1', 2), 0, 'no signing set completed');
-  const watch = await h.cli('cara', ['act', 'watch', '--op', 'stuck-1']);
+  t.equal(log.completeSets(rid('stuck-1'), 2), 0, 'no signing set completed');
+  const watch = await h.cli('cara', ['act', 'watch', '--op', rid('stuck-1')]);
   t.equal(watch.code, 3, 'watching an aborted act exits non-zero');
-  t.match(watch.stderr, /^REMOTE_TIMEOUT: act stuck-1 ended Aborted/m);
+  t.match(watch.stderr, new RegExp(`^REMOTE_TIMEOUT: act ${rid('stuck-1')} ended Aborted`, 'm'));
 });
 
 /**
@@ -236,24 +236,24 @@ for (const at of ['act:permit-issued', 'act:commitments', 'act:signing-set-fixed
     let crashed: string | null = null;
     let h: Harness | null = null;
     const { h: hh, log, faults } = await setup(t, async (node, p, opId) => {
-      if (p !== at || opId !== 'crash-1' || crashed !== null || h === null) return;
+      if (p !== at || opId !== rid('crash-1') || crashed !== null || h === null) return;
       crashed = node;
       await h.cluster.crash(node);
       await new Promise(() => undefined); // a dead process does not continue
     });
     h = hh;
-    faults.noCommit.set('crash-1', () => (crashed === null ? h?.cluster.leader()?.id : undefined));
-    const submit = await h.cli('cara', await act('crash-1'), 'n1');
+    faults.noCommit.set(rid('crash-1'), () => (crashed === null ? h?.cluster.leader()?.id : undefined));
+    const submit = await h.cli('cara', await act(rid('crash-1')), 'n1');
     t.equal(submit.code, 0, submit.stderr);
     await until('the leader crashed', () => crashed !== null, 60_000);
     const live = h.cluster.nodes.find((n) => n.up) as (typeof h.cluster.nodes)[number];
-    const end = await waitAct(h.client('audra', live.id), 'crash-1', 'Published');
-    const op = live.ledger.state().cluster!.ops['crash-1']!;
+    const end = await waitAct(h.client('audra', live.id), rid('crash-1'), 'Published');
+    const op = live.ledger.state().cluster!.ops[rid('crash-1')]!;
     t.equal(end.state, 'Published', 'completed by the new leader');
     t.equal(op.history.filter((s) => s.state === 'Executed').length, 1, 'executed exactly once');
-    t.equal(log.completeSets('crash-1', 2), 1, 'one signing set ever gathered shares: one possible signature');
+    t.equal(log.completeSets(rid('crash-1'), 2), 1, 'one signing set ever gathered shares: one possible signature');
     t.notOk(op.signingSet!.commitments.some((m) => m.nodeId === crashed), 'the dead leader was not in the set');
-    for (const [id, values] of log.distinctShares('crash-1')) t.equal(values.size, 1, `signer ${id.slice(0, 4)}: one share value however often asked`);
+    for (const [id, values] of log.distinctShares(rid('crash-1'))) t.equal(values.size, 1, `signer ${id.slice(0, 4)}: one share value however often asked`);
     t.notOk(h.cluster.nodes.find((n) => n.id === crashed)?.up, `${String(crashed)} is down`);
   });
 }
@@ -263,27 +263,27 @@ t.test('the leader dies after the kernels returned their shares, before ActExecu
   let h: Harness | null = null;
   let firstRound: Record<string, string> | null = null;
   const { h: hh, log, faults } = await setup(t, async (node, p, opId) => {
-    if (p !== 'act:shares' || opId !== 'window-1' || crashed !== null || h === null) return;
+    if (p !== 'act:shares' || opId !== rid('window-1') || crashed !== null || h === null) return;
     // The shares are back at the coordinator and nothing is in the log yet: the dangerous window.
-    firstRound = Object.fromEntries([...log.distinctShares('window-1')].map(([id, v]) => [id, [...v][0] as string]));
+    firstRound = Object.fromEntries([...log.distinctShares(rid('window-1'))].map(([id, v]) => [id, [...v][0] as string]));
     crashed = node;
     await h.cluster.crash(node);
     await new Promise(() => undefined);
   });
   h = hh;
-  faults.noCommit.set('window-1', () => (crashed === null ? h?.cluster.leader()?.id : undefined));
-  t.equal((await h.cli('cara', await act('window-1'), 'n1')).code, 0);
+  faults.noCommit.set(rid('window-1'), () => (crashed === null ? h?.cluster.leader()?.id : undefined));
+  t.equal((await h.cli('cara', await act(rid('window-1')), 'n1')).code, 0);
   await until('the leader crashed in the window', () => crashed !== null, 60_000);
   const live = h.cluster.nodes.find((n) => n.up) as (typeof h.cluster.nodes)[number];
-  t.equal((await waitAct(h.client('audra', live.id), 'window-1', 'Published')).state, 'Published', 'the act completes');
-  const op = live.ledger.state().cluster!.ops['window-1']!;
+  t.equal((await waitAct(h.client('audra', live.id), rid('window-1'), 'Published')).state, 'Published', 'the act completes');
+  const op = live.ledger.state().cluster!.ops[rid('window-1')]!;
   t.equal(op.history.filter((s) => s.state === 'Executed').length, 1, 'executed exactly once');
-  t.equal(log.completeSets('window-1', 2), 1, 'one signing set, asked twice');
-  const [setKey, signers] = [...log.shares.get('window-1')!][0]!;
+  t.equal(log.completeSets(rid('window-1'), 2), 1, 'one signing set, asked twice');
+  const [setKey, signers] = [...log.shares.get(rid('window-1'))!][0]!;
   t.same([...signers.values()].map((v) => v.length), [2, 2], 'each member of the fixed set answered the old and the new leader');
   const list = log.lists.get(setKey)!;
   t.same(list.map((c) => toHex(c.hiding)), op.signingSet!.commitments.map((m) => toHex(m.nonces[0]!.hiding)), 'the list signed is the one fixed in the ledger');
-  for (const [id, values] of log.distinctShares('window-1')) t.same([...values], [firstRound![id]], `signer ${id.slice(0, 4)}: the resumed share is byte-identical`);
+  for (const [id, values] of log.distinctShares(rid('window-1'))) t.same([...values], [firstRound![id]], `signer ${id.slice(0, 4)}: the resumed share is byte-identical`);
   // The signature the dead leader would have produced, from the shares it had gathered.
   const e = live.ledger.state().cluster!.keys['k']!.epochs['0']!;
   const pub = publicFromBytes((await h.cluster.exchange.get(keys.publicPackage('k', 0, e.participants[0]!)))!);
@@ -296,38 +296,38 @@ t.test('the leader dies after the shares with its own node in the fixed set: aft
   let crashed: string | null = null;
   let h: Harness | null = null;
   const { h: hh, log, faults } = await setup(t, async (node, p, opId) => {
-    if (p !== 'act:shares' || opId !== 'crash-in' || crashed !== null || h === null) return;
+    if (p !== 'act:shares' || opId !== rid('crash-in') || crashed !== null || h === null) return;
     crashed = node;
     await h.cluster.crash(node);
     await new Promise(() => undefined);
   });
   h = hh;
   // The follower with the larger id does not commit: the set is the leader and the other follower.
-  faults.noCommit.set('crash-in', () => {
+  faults.noCommit.set(rid('crash-in'), () => {
     const leader = h?.cluster.leader()?.id;
     return crashed === null ? h?.cluster.nodes.map((n) => n.id).filter((id) => id !== leader).sort().pop() : undefined;
   });
-  t.equal((await h.cli('cara', await act('crash-in'), 'n1')).code, 0);
+  t.equal((await h.cli('cara', await act(rid('crash-in')), 'n1')).code, 0);
   await until('the leader crashed', () => crashed !== null, 60_000);
   const live = h.cluster.nodes.find((n) => n.up) as (typeof h.cluster.nodes)[number];
-  const fixed = live.ledger.state().cluster!.ops['crash-in']!.signingSet;
-  const end = await waitAct(h.client('audra', live.id), 'crash-in', 'Aborted');
+  const fixed = live.ledger.state().cluster!.ops[rid('crash-in')]!.signingSet;
+  const end = await waitAct(h.client('audra', live.id), rid('crash-in'), 'Aborted');
   t.equal(end.state, 'Aborted');
   t.equal(end.reason, 'REMOTE_TIMEOUT');
-  const op = live.ledger.state().cluster!.ops['crash-in']!;
+  const op = live.ledger.state().cluster!.ops[rid('crash-in')]!;
   t.ok(op.signingSet!.commitments.some((m) => m.nodeId === crashed), 'the dead leader was in the fixed set');
   t.ok(fixed !== null, 'the set was fixed before the crash');
   t.same(op.signingSet, fixed, 'and never replaced');
   t.equal(op.signatures, null, 'no signature');
-  t.equal(log.shares.get('crash-in')?.size ?? 0, 1, 'shares only ever over the one fixed list');
+  t.equal(log.shares.get(rid('crash-in'))?.size ?? 0, 1, 'shares only ever over the one fixed list');
   t.ok(end.notes.some((n) => n.reason === 'REMOTE_TIMEOUT' && /fixed set/.test(n.text)), 'the abort names the fixed set');
 });
 
 t.test('concurrent acts on one key all complete, one signature each (a kernel consumes a key\'s nonces in order)', { timeout: 600_000 }, async (t) => {
   const { h, log } = await setup(t);
   const cara = h.client('cara');
-  const ops = ['c-1', 'c-2', 'c-3', 'c-4'];
-  await Promise.all(ops.map(async (op) => cara.submitAct({ opId: op, keyId: 'k', ...(await actTx(cara, 'k', '10', 'sol-treasury')) })));
+  const ops = [rid('c-1'), rid('c-2'), rid('c-3'), rid('c-4')];
+  await Promise.all(ops.map(async (op) => submitAs(cara, h.custodian, { opId: op, keyId: 'k', ...(await actTx(cara, 'k', '10', 'sol-treasury')) })));
   for (const op of ops) {
     const v = await waitAct(cara, op, 'Published');
     t.equal(v.state, 'Published', `${op} published`);

@@ -22,7 +22,7 @@ import { verifyEvidenceBundle } from '../../ledger/receipts.js';
 import { keys as exchangeKeys, publicFromBytes } from '../../node/lifecycle/participant.js';
 import { verifyBundleSignature, type Bundle } from '../../node/lifecycle/evidence.js';
 import { until } from '../../node/lifecycle/local-cluster.js';
-import { CLI, startHarness, waitAct, type Harness, actTx } from './harness.js';
+import { CLI, startHarness, waitAct, type Harness, actTx, rid, submitAs } from './harness.js';
 
 bitcoin.initEccLib(ecc);
 
@@ -44,7 +44,11 @@ function ed25519VerifyOpenSsl(publicKeyHex: string, message: Buffer, signature: 
 
 async function signAndSettle(t: Test, h: Harness, opId: string, keyId: string, asset: string, destination: string, scheme: 'ed25519' | 'taproot'): Promise<void> {
   const cara = h.client('cara');
-  const submitted = await cara.submitAct({ opId, keyId, ...(await actTx(cara, keyId, '1000', destination)) });
+  opId = rid(opId);
+  const submitted = await submitAs(cara, h.custodian, { opId, keyId, ...(await actTx(cara, keyId, '1000', destination)) });
+  t.equal(submitted.custodian, 'cara', 'the act names the custodian who signed its request');
+  t.equal(submitted.initiator, 'cara');
+  t.equal(submitted.requestId, opId, 'its id is the request id');
   t.equal(submitted.state, 'Admitted', `${opId} admitted`);
   t.equal(submitted.receipts[0]?.type, 'AdmissionReceipt');
   t.equal(submitted.asset, asset);
@@ -104,6 +108,12 @@ async function signAndSettle(t: Test, h: Harness, opId: string, keyId: string, a
   writeFileSync(file, JSON.stringify(tampered));
   const bad = spawnSync(process.execPath, [CLI, 'evidence', 'verify', file], { encoding: 'utf8' });
   t.equal(bad.status, 3, 'a tampered bundle is refused');
+  // The bundle proves who asked: the custodian's request, checked against the bundle's roster.
+  t.type(bundle.request, 'string', 'the bundle carries the custodian\'s signed request');
+  const req = Buffer.from(bundle.request!, 'hex');
+  req[req.length - 1]! ^= 1; // the last byte of the signature
+  t.match(verifyEvidenceBundle({ ...bundle, request: req.toString('hex') }), { ok: false, link: 0, reason: 'REQUEST_SIGNATURE_INVALID' }, 'a request whose signature was altered breaks the bundle');
+  t.match(verifyEvidenceBundle({ ...bundle, request: null }), { ok: false, link: 0, reason: 'REQUEST_UNSIGNED' }, 'so does a bundle without the request');
 }
 
 for (const kernels of ['process', 'twin'] as const) {

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CustodyError } from '../../proto/errors.js';
-import { regtestAddressOf, resolveDestination, seedOf, solanaAddressOf, solanaTransferMessage, taprootPsbt } from '../../ledger/scenario.js';
+import { regtestAddressOf, resolveDestination, rid, seedOf, solanaAddressOf, solanaTransferMessage, taprootPsbt } from '../../ledger/scenario.js';
 import { fromHex } from '../../ledger/encoding.js';
 import type { Network, TxKind } from '../../ledger/tx/types.js';
 import { decisionBodyFromCbor, decisionSigningBytes, ed25519Sign, networkForScheme } from '../../ledger/decision.js';
@@ -61,7 +61,7 @@ let txSeq = 0;
  * for a Solana key, a two-input Taproot PSBT with change back to the key for a Bitcoin key, built
  * against the key as the node shows it (its group key and network).
  */
-export async function actTx(c: AdminClient, keyId: string, amount: string | bigint, destination: string): Promise<{ kind: TxKind; tx: Uint8Array }> {
+export async function actTx(c: Pick<AdminClient, 'chronicle'>, keyId: string, amount: string | bigint, destination: string): Promise<{ kind: TxKind; tx: Uint8Array }> {
   const k = (await c.chronicle(1)).keys.find((x) => x.id === keyId);
   if (k === undefined || k.publicKey === '') throw new Error(`no published key ${keyId}`);
   const groupKey = fromHex(k.publicKey);
@@ -74,17 +74,56 @@ export async function actTx(c: AdminClient, keyId: string, amount: string | bigi
 }
 
 /** `custody admin act submit` arguments for a transfer from `keyId` (its transaction written to a file in `dir`). */
-export async function actSubmitArgs(c: AdminClient, dir: string, opId: string, keyId: string, amount: string, destination: string): Promise<string[]> {
+export async function actSubmitArgs(c: Pick<AdminClient, 'chronicle'>, dir: string, opId: string, keyId: string, amount: string, destination: string): Promise<string[]> {
   const x = await actTx(c, keyId, amount, destination);
   const file = join(dir, `${opId}.${x.kind}`);
   writeFileSync(file, x.tx);
-  return ['act', 'submit', '--op', opId, '--key-id', keyId, x.kind === 'btc-psbt' ? '--psbt' : '--solana', file];
+  return ['act', 'submit', '--op', rid(opId), '--key-id', keyId, x.kind === 'btc-psbt' ? '--psbt' : '--solana', file, '--custodian-key', join(dir, 'custodians', 'cara.key')];
+}
+
+/**
+ * What `custody admin act submit --custodian-key` does: `custodian` signs the request for the act
+ * (its id is rid(opId), so tests name acts by label) and `c` submits it.
+ */
+export function submitAs(c: AdminClient, custodian: { readonly id: string; readonly secretKey: Uint8Array }, a: {
+  opId: string; keyId: string; kind: TxKind | string; tx: Uint8Array; keyEpoch?: number; approvalCid?: string; declared?: { asset?: string; amount?: string; destination?: string };
+}): Promise<ActView> {
+  const { opId, kind, ...rest } = a;
+  return c.submitActAs(custodian, { ...rest, kind: kind as TxKind, requestId: rid(opId) });
+}
+
+export { rid };
+
+/** An act as the tests name it: by label (its request id is rid(label)), signed by `custodian` on submission. */
+export type LabelledSubmit = { opId: string; keyId: string; kind?: TxKind | string; tx?: Uint8Array; keyEpoch?: number; approvalCid?: string; declared?: { asset?: string; amount?: string; destination?: string } };
+export type LabelledClient = Omit<AdminClient, 'submitAct'> & { submitAct(a: LabelledSubmit): Promise<ActView> };
+
+/**
+ * `c` as the tests use it: acts named by label (showAct, watch, settleAct and exportEvidence take
+ * the label and ask for rid(label)), and submitAct signs the request as `custodian`.
+ */
+export function labelled(c: AdminClient, custodian: { readonly id: string; readonly secretKey: Uint8Array }): LabelledClient {
+  return new Proxy(c, {
+    get(target, prop) {
+      if (prop === 'submitAct') {
+        return (a: LabelledSubmit) => submitAs(target, custodian, { ...a, kind: a.kind ?? '', tx: a.tx ?? new Uint8Array(0) });
+      }
+      if (prop === 'showAct' || prop === 'settleAct' || prop === 'exportEvidence' || prop === 'watch') {
+        const f = (target[prop] as (op: string, ...rest: unknown[]) => unknown).bind(target);
+        return (op: string, ...rest: unknown[]) => f(rid(op), ...rest);
+      }
+      const v = Reflect.get(target, prop, target) as unknown;
+      return typeof v === 'function' ? (v as (...x: unknown[]) => unknown).bind(target) : v;
+    },
+  }) as unknown as LabelledClient;
 }
 
 export interface Harness {
   readonly dir: string;
   readonly certs: string;
   readonly cluster: LocalCluster;
+  /** cara's custodian key (roster role `custodian`): signs the acts' requests; its file is `<dir>/custodians/cara.key`. */
+  readonly custodian: { readonly id: string; readonly secretKey: Uint8Array };
   /** An admin client of node `nodeId` (default the first) authenticated as operator `as`. */
   client(as: string, nodeId?: string): AdminClient;
   /** Runs `custody admin <args>` as operator `as` against node `nodeId`. */
@@ -120,7 +159,7 @@ export async function startHarness(extra: Partial<LocalClusterOptions> = {}): Pr
   const clients: AdminClient[] = [];
   const node = (nodeId?: string) => cluster.node(nodeId ?? cluster.nodes[0]!.id);
   const h: Harness = {
-    dir, certs, cluster,
+    dir, certs, cluster, custodian: cluster.custodians[0]!,
     client(as, nodeId) {
       const n = node(nodeId);
       const c = new AdminClient(n.adminAddress as string, n.id, { ca: join(certs, 'ca.crt'), cert: join(certs, `${as}.crt`), key: join(certs, `${as}.key`) });
@@ -160,8 +199,8 @@ export async function startHarness(extra: Partial<LocalClusterOptions> = {}): Pr
 }
 
 /** Watches until the act reaches `state` (or ends); returns the last view. */
-export async function waitAct(c: AdminClient, opId: string, state: string, timeoutMs = 120_000): Promise<ActView> {
-  return c.watch(opId, () => undefined, (v) => v.state === state || ['Settled', 'Denied', 'Aborted'].includes(v.state), timeoutMs);
+export async function waitAct(c: Pick<AdminClient, 'watch'>, opId: string, state: string, timeoutMs = 120_000): Promise<ActView> {
+  return c.watch(rid(opId), () => undefined, (v) => v.state === state || ['Settled', 'Denied', 'Aborted'].includes(v.state), timeoutMs);
 }
 
 /** The reason code a call was refused with ('resolved' if it was not refused). */

@@ -24,7 +24,7 @@ import { issueOperatorCert } from '../../node/admin/roles.js';
 import { DaemonCluster } from '../../node/lifecycle/daemon-cluster.js';
 import type { KernelLinkStatus } from '../../node/lifecycle/kernel-link.js';
 import { until } from '../../node/probe.js';
-import { CLI, OPERATORS, POLICY, runCli as cli, actTx } from './harness.js';
+import { CLI, OPERATORS, POLICY, runCli as cli, actTx, labelled, type LabelledClient } from './harness.js';
 
 
 t.test('keys sign after a full restart; a killed kernel is reconnected without restarting its node', { timeout: 900_000 }, async (t) => {
@@ -39,10 +39,10 @@ t.test('keys sign after a full restart; a killed kernel is reconnected without r
     if (!t.passing()) for (const id of ids) t.comment(`--- ${id}.log (last lines)\n${readFileSync(join(dir, `${id}.log`), 'utf8').split('\n').slice(-40).join('\n')}`);
     rmSync(dir, { recursive: true, force: true });
   });
-  const client = (as: string, id: string): AdminClient => {
+  const client = (as: string, id: string): LabelledClient => {
     const c = cluster.client(id, as);
     clients.push(c);
-    return c;
+    return labelled(c, cluster.custodians[0]!);
   };
   const http = (id: string): string => (parse(readFileSync(join(dir, `${id}.yaml`), 'utf8')) as { http: string }).http;
   const kernelStatus = async (id: string): Promise<KernelLinkStatus> => ((await (await fetch(`http://${http(id)}/status`)).json()) as { kernel: KernelLinkStatus }).kernel;

@@ -16,6 +16,7 @@ import { toHex } from '../../ledger/encoding.js';
 import { LedgerApp, decodeLedgerCommand, decodeVerdict, encodeLedgerCommand, encodeVerdict, verdictOf } from '../../node/ledger-app.js';
 import { Hub, until } from '../../node/lifecycle/local-cluster.js';
 import { ids, restartLedgerNode, startLedgerNode, stopLedgerNode, type LedgerNode as N } from './ledger-nodes.js';
+import { rid } from '../../ledger/scenario.js';
 
 const startNode = (hub: Hub, id: NodeId, dir: string): Promise<N> => startLedgerNode(hub, id, dir);
 
@@ -58,22 +59,22 @@ t.test('three drivers applying a governance history reach the state root of a di
   const refused = verdicts.find((v) => !v.ok);
   t.equal(refused?.reason, 'REPLAY_OR_CONFLICT', 'a refusal travels back with its reason code');
   // The permit id binds the Raft index of its entry, so execution names the replicated permit.
-  const permitId = leader.app.state.cluster?.ops['op-1']?.permitId as Uint8Array;
+  const permitId = leader.app.state.cluster?.ops[rid('op-1')]?.permitId as Uint8Array;
   // The signing set goes through the script too, so the script can sign over it (its own permit
   // differs, the list, message and group key do not).
   const commitments = script.signingSet('op-1');
   script.fixSigningSet('op-1', { commitments });
   const signatures = script.signatures('op-1');
   const tail: LedgerEvent[] = [
-    { type: 'ActSigningSetFixed', opId: 'op-1', permitId, commitments, ...script.proposer() },
-    { type: 'ActExecuted', opId: 'op-1', permitId, signatures, ...script.proposer() },
-    { type: 'ActPublished', opId: 'op-1', ...script.proposer() },
+    { type: 'ActSigningSetFixed', opId: rid('op-1'), permitId, commitments, ...script.proposer() },
+    { type: 'ActExecuted', opId: rid('op-1'), permitId, signatures, ...script.proposer() },
+    { type: 'ActPublished', opId: rid('op-1'), ...script.proposer() },
   ];
   for (const [i, ev] of tail.entries()) {
     const o = await leader.driver.propose(`tail-${i}`, 1, encodeLedgerCommand(script.nowMs + i, encodeEvent(ev)), 30_000);
     t.ok(o.ok && decodeVerdict(o.result).ok, `${ev.type} applied`);
   }
-  t.equal(leader.app.state.cluster?.ops['op-1']?.state, 'Published');
+  t.equal(leader.app.state.cluster?.ops[rid('op-1')]?.state, 'Published');
 
   await until('all nodes applied everything', () => nodes.every((n) => n.driver.status().appliedIndex === leader.driver.status().appliedIndex));
   const roots = new Set(nodes.map((n) => n.app.root()));
@@ -82,7 +83,7 @@ t.test('three drivers applying a governance history reach the state root of a di
   // parts of the state that do not embed the index: the journal and the keys.
   const s = leader.app.state;
   t.same(Object.keys(s.cluster?.ops ?? {}), Object.keys(script.state.cluster?.ops ?? {}));
-  t.equal(s.cluster?.ops['op-1']?.state, 'Published');
+  t.equal(s.cluster?.ops[rid('op-1')]?.state, 'Published');
   t.equal(s.height, script.state.height + 2, 'every accepted event joined the hash chain');
   t.equal(leader.app.root(), toHex(stateRoot(s)));
 
@@ -90,9 +91,9 @@ t.test('three drivers applying a governance history reach the state root of a di
   const again = await restartLedgerNode(t, hub, nodes, nodes.find((n) => n !== leader) as N, startNode);
   t.same(again.app.decisionsAfter(0).map((d) => d.index), leader.app.decisionsAfter(0).map((d) => d.index), 'the applied governance decisions are restored too');
   t.equal(leader.app.decisionsAfter(0).length, 2, 'DkgAuthorized and KeyActivated are kept for the kernels');
-  const late = await leader.driver.propose('late', 1, encodeLedgerCommand(script.nowMs, encodeEvent({ type: 'ActSettled', opId: 'op-1', confirmation: 'tx-1', ...script.proposer() })), 30_000);
+  const late = await leader.driver.propose('late', 1, encodeLedgerCommand(script.nowMs, encodeEvent({ type: 'ActSettled', opId: rid('op-1'), confirmation: 'tx-1', ...script.proposer() })), 30_000);
   t.ok(late.ok && decodeVerdict(late.result).ok, 'a later entry applies');
-  await until('the restarted node converges', () => again.app.root() === leader.app.root() && again.app.state.cluster?.ops['op-1']?.state === 'Settled');
+  await until('the restarted node converges', () => again.app.root() === leader.app.root() && again.app.state.cluster?.ops[rid('op-1')]?.state === 'Settled');
   t.equal(again.app.root(), leader.app.root(), 'the restarted node converged to the leader\'s state root');
 });
 

@@ -29,7 +29,7 @@ import { issueOperatorCert } from '../../node/admin/roles.js';
 import { DaemonCluster } from '../../node/lifecycle/daemon-cluster.js';
 import type { MembersReply } from '../../node/commands/member.js';
 import { until } from '../../node/probe.js';
-import { CLI, OPERATORS, POLICY, actTx } from './harness.js';
+import { CLI, OPERATORS, POLICY, actTx, labelled, type LabelledClient } from './harness.js';
 import { parseTransaction } from '../../ledger/tx/parse.js';
 import type { TxKind } from '../../ledger/tx/types.js';
 import { assetTableOf, keyContextOfView } from '../../node/commands/act.js';
@@ -49,11 +49,11 @@ t.test('under load: add a node (learner, then voter), remove one, replace a dead
   };
   for (const [id, role] of Object.entries(OPERATORS)) issueOperatorCert(cluster.certs, id, role);
   const clients: AdminClient[] = [];
-  const client = (as: string, id: string, service: 'Admin' | 'Membership' = 'Admin'): AdminClient => {
+  const client = (as: string, id: string, service: 'Admin' | 'Membership' = 'Admin'): LabelledClient => {
     const n = cluster.node(id);
     const c = new AdminClient(n.admin, id, { ca: join(cluster.certs, 'ca.crt'), cert: join(cluster.certs, `${as}.crt`), key: join(cluster.certs, `${as}.key`) }, service);
     clients.push(c);
-    return c;
+    return labelled(c, cluster.custodians[0]!);
   };
   let loadStop = false;
   let load: Promise<void> = Promise.resolve();

@@ -14,7 +14,7 @@ import { parseTransaction } from '../../ledger/tx/parse.js';
 import { LEDGER_ASSETS } from '../../ledger/admission.js';
 import type { SigningCommitment } from '../../kernel/wire.js';
 import type { ParticipantPort } from '../../node/lifecycle/ports.js';
-import { startHarness, waitAct, reasonOfCall, actTx, type Harness } from './harness.js';
+import { startHarness, waitAct, reasonOfCall, actTx, rid, submitAs, type Harness } from './harness.js';
 
 t.test('a two-input PSBT: two nonce pairs per signer, per-message lists, and a participant that refuses any other pairing', { timeout: 600_000 }, async (t) => {
   const ports = new Map<string, ParticipantPort>();
@@ -37,7 +37,7 @@ t.test('a two-input PSBT: two nonce pairs per signer, per-message lists, and a p
       return w;
     },
     point: async (_node, p, opId) => {
-      if (p !== 'act:signing-set-fixed' || opId !== 'psbt-1' || h === null || Object.keys(attacks).length > 0) return;
+      if (p !== 'act:signing-set-fixed' || opId !== rid('psbt-1') || h === null || Object.keys(attacks).length > 0) return;
       const leader = h.cluster.leader()!;
       const op = leader.ledger.state().cluster!.ops[opId]!;
       const set = op.signingSet!.commitments;
@@ -57,7 +57,7 @@ t.test('a two-input PSBT: two nonce pairs per signer, per-message lists, and a p
   const cara = h.client('cara');
   const { kind, tx } = await actTx(cara, 'k-tr', '1500', 'bc1p-treasury');
   t.equal(kind, 'btc-psbt');
-  const submitted = await cara.submitAct({ opId: 'psbt-1', keyId: 'k-tr', kind, tx });
+  const submitted = await submitAs(cara, h.custodian, { opId: 'psbt-1', keyId: 'k-tr', kind, tx });
   t.equal(submitted.state, 'Admitted', `admitted (${submitted.reason})`);
   const v = await waitAct(cara, 'psbt-1', 'Published');
   t.equal(v.state, 'Published', `published (${v.reason})`);
@@ -66,7 +66,7 @@ t.test('a two-input PSBT: two nonce pairs per signer, per-message lists, and a p
   t.equal(Object.keys(attacks).length, 5, 'every attack was tried while the act was PendingRemote');
 
   const c = h.cluster.leader()!.ledger.state().cluster!;
-  const op = c.ops['psbt-1']!;
+  const op = c.ops[rid('psbt-1')]!;
   t.ok(op.signingSet!.commitments.every((m) => m.nonces.length === 2 && m.nonces[1]!.counter > m.nonces[0]!.counter), 'each signer committed two nonce pairs, counters ascending');
   t.ok(asked.every((a) => a.lists === 2 && a.counters.length === 2), 'the coordinator asked every signer for two shares, one list each');
   t.same(asked.map((a) => a.nodeId).sort(), op.signingSet!.commitments.map((m) => m.nodeId).sort(), 'only the members of the fixed set were asked, once each');

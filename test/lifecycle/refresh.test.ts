@@ -11,7 +11,7 @@ import { messagesDigest } from '../../ledger/tx/messages.js';
 import { toHex } from '../../ledger/encoding.js';
 import { until } from '../../node/lifecycle/local-cluster.js';
 import { verifySignature } from '../../node/lifecycle/verify.js';
-import { startHarness, waitAct, reasonOfCall, actTx, actSubmitArgs } from './harness.js';
+import { startHarness, waitAct, reasonOfCall, actTx, actSubmitArgs, submitAs } from './harness.js';
 
 t.test('refresh: new epoch, same group key; the old epoch is refused', { timeout: 600_000 }, async (t) => {
   const h = await startHarness({ kernels: 'process' });
@@ -28,7 +28,7 @@ t.test('refresh: new epoch, same group key; the old epoch is refused', { timeout
   t.same([st.keys[0]!.status, st.keys[0]!.activeEpoch], ['active', 1], 'epoch 1 is the active one');
   t.equal(st.keys[0]!.publicKey, before, 'refresh keeps the group public key');
 
-  await h.client('cara').submitAct({ opId: 'after-refresh', keyId: 'k', ...(await actTx(h.client('cara'), 'k', '10', 'sol-treasury')) });
+  await submitAs(h.client('cara'), h.custodian, { opId: 'after-refresh', keyId: 'k', ...(await actTx(h.client('cara'), 'k', '10', 'sol-treasury')) });
   const v = await waitAct(h.client('cara'), 'after-refresh', 'Published');
   t.equal(v.state, 'Published', 'an act at epoch 1 is published');
   t.equal(v.keyEpoch, 1, 'and names epoch 1');

@@ -17,7 +17,7 @@ import type { AdminClient } from '../../node/admin/client.js';
 import { issueOperatorCert } from '../../node/admin/roles.js';
 import { DaemonCluster } from '../../node/lifecycle/daemon-cluster.js';
 import { until } from '../../node/probe.js';
-import { CLI, OPERATORS, POLICY, runCli, actTx } from './harness.js';
+import { CLI, OPERATORS, POLICY, runCli, actTx, labelled, rid, type LabelledClient } from './harness.js';
 
 const cli = runCli;
 
@@ -39,10 +39,10 @@ t.test('a wiped node installs a snapshot, fetches the archive from its peers, an
     }
     rmSync(dir, { recursive: true, force: true });
   });
-  const client = (as: string, id: string): AdminClient => {
+  const client = (as: string, id: string): LabelledClient => {
     const x = c.client(id, as);
     clients.push(x);
-    return x;
+    return labelled(x, c.custodians[0]!);
   };
   const approve = async (cid: string, who: string[]): Promise<void> => {
     for (const a of who) {
@@ -91,7 +91,7 @@ t.test('a wiped node installs a snapshot, fetches the archive from its peers, an
   t.equal(shown.state, 'Denied', '`act show` on the wiped node reads the oldest ended act');
   t.equal((await n3.showAct(`deny-${ENDED + 19}`)).state, 'Denied', 'and the newest');
   t.equal((await n3.exportEvidence('deny-0')).bundleJson, before.bundleJson, 'its evidence bundle exports exactly as from the leader');
-  const show = await cli(['admin', 'act', 'show', '--op', 'deny-1', '--node', c.node('n3').admin, '--node-id', 'n3', '--certs', c.certs, '--as', 'audra']);
+  const show = await cli(['admin', 'act', 'show', '--op', rid('deny-1'), '--node', c.node('n3').admin, '--node-id', 'n3', '--certs', c.certs, '--as', 'audra']);
   t.equal(show.code, 0, `custody admin act show deny-1 on n3 exits 0 ${show.stderr.trim()}`);
   t.match(show.stdout, /Denied/, 'and prints the act as Denied');
 });

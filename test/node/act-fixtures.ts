@@ -23,8 +23,8 @@ import { ApprovalBook, type BookCommand } from '../../node/approvals/book.js';
 import type { LedgerPort } from '../../node/lifecycle/ports.js';
 import type { LedgerVerdict } from '../../node/ledger-app.js';
 import { actCid, type Act, type LedgerEvent } from '../../ledger/events.js';
-import { decisionCid, type ApproverKey } from '../../ledger/decision.js';
-import { DEFAULT_POLICY } from '../../ledger/scenario.js';
+import { decisionCid, makeApproverKey, type ApproverKey } from '../../ledger/decision.js';
+import { DEFAULT_POLICY, seedOf } from '../../ledger/scenario.js';
 import { emptyHistory } from '../../ledger/policy-engine/history.js';
 import type { ClusterState, KeyRecord, LedgerState, OpRecord } from '../../ledger/state.js';
 import { parseTransaction } from '../../ledger/tx/parse.js';
@@ -36,6 +36,8 @@ import { ed25519Key, taprootKey } from '../ledger/tx-fixtures.js';
 export const BTC = taprootKey('surface-btc');
 export const SOL = ed25519Key('surface-sol');
 export const APPROVERS: readonly ApproverKey[] = approverKeys(3);
+/** cara's custodian key: the roster entry with role `custodian` that signs the acts' requests. */
+export const CUSTODIAN: ApproverKey = makeApproverKey('cara', seedOf('surface/custodian/cara'));
 
 function keyRecord(id: string, scheme: KeyRecord['scheme'], network: KeyRecord['network'], publicKey: Uint8Array): KeyRecord {
   return { id, scheme, network, status: 'active', activeEpoch: 0, publicKey, epochs: {} };
@@ -44,7 +46,7 @@ function keyRecord(id: string, scheme: KeyRecord['scheme'], network: KeyRecord['
 export function clusterState(): ClusterState {
   return {
     clusterId: 'cluster-surface', genesisCid: new Uint8Array(32),
-    governance: { epoch: 0, headCid: new Uint8Array(32), roster: rosterOf(APPROVERS, 2), policy: DEFAULT_POLICY, frozen: null },
+    governance: { epoch: 0, headCid: new Uint8Array(32), roster: { ...rosterOf(APPROVERS, 2), approvers: [...rosterOf(APPROVERS, 2).approvers, { id: CUSTODIAN.id, publicKey: CUSTODIAN.publicKey, roles: ['custodian'] }] }, policy: DEFAULT_POLICY, frozen: null },
     nodes: { n1: { id: 'n1', identityKey: new Uint8Array(32), passport: 'p1', status: 'active', fencedPassports: [], equivocated: false } },
     keys: {
       [BTC.key.keyId]: keyRecord(BTC.key.keyId, 'taproot', 'bitcoin-regtest', BTC.key.groupKey),
@@ -99,7 +101,7 @@ export class StandInLedger implements LedgerPort {
     this.put({
       opId: e.opId, submissionCid: new Uint8Array(32), act: e.act, actCid: actCid(e.act), nodeId: e.nodeId, state: 'Admitted', reason: null,
       history: [{ state: 'Submitted', index }, { state: 'Admitted', index }],
-      approvalCid: e.approval === null ? null : decisionCid(e.approval.body), approval: e.approval, permitId: null, signingSet: null, releasedBy: null,
+      approvalCid: e.approval === null ? null : decisionCid(e.approval.body), approval: e.approval, request: e.request, permitId: null, signingSet: null, releasedBy: null,
       signatures: null, confirmation: null, receipts: [], rule: { id: 'allow-all', action: 'ALLOW', detail: 'rule allow-all allows every act' },
     });
     return { ok: true, index, type: 'ActSubmitted', detail: `act ${e.opId} admitted`, applied: true, replayed: false, opState: 'Admitted' };
@@ -110,7 +112,7 @@ export class StandInLedger implements LedgerPort {
     const index = this.s.index + 1;
     this.put({
       opId, submissionCid: new Uint8Array(32), act, actCid: actCid(act), nodeId: 'n1', state: 'Denied', reason,
-      history: [{ state: 'Submitted', index }, { state: 'Denied', index }], approvalCid: null, approval: null, permitId: null, signingSet: null, releasedBy: null,
+      history: [{ state: 'Submitted', index }, { state: 'Denied', index }], approvalCid: null, approval: null, request: null, permitId: null, signingSet: null, releasedBy: null,
       signatures: null, confirmation: null, receipts: [], rule: null,
     });
   }

@@ -27,6 +27,7 @@ import { SNAPSHOT_FORMAT, SnapshotEncoder, SnapshotParser, readSnapshotFile, typ
 import { INCARNATION_KEY, incarnationOf, incarnationRefusal } from '../../node/backup/incarnation.js';
 import { restoreCluster } from '../../node/backup/restore.js';
 import { Hub, until } from '../../node/lifecycle/local-cluster.js';
+import { rid } from '../../ledger/scenario.js';
 
 const header = (over: Partial<SnapshotHeader> = {}): SnapshotHeader => ({
   format: SNAPSHOT_FORMAT, clusterId: 'cluster-1', incarnation: '', index: 42, term: 3, stateRoot: 'ab'.repeat(32), ledgerIndex: 40,
@@ -271,8 +272,8 @@ t.test('a backup of a node with an archive: the records stream after the state, 
         for (const k of s.appKeys()) if (k.startsWith('sm/')) yield k.slice(3);
       });
       t.equal(a.root(), app.root(), `${n.id}: the saved root`);
-      t.same((await a.endedActs(100)).map((o) => o.opId), Array.from({ length: 30 }, (_, i) => `done-${i}`), `${n.id}: every archived act reads back, in order`);
-      t.equal((await a.act('done-0'))?.state, 'Settled', `${n.id}: act show on the oldest`);
+      t.same((await a.endedActs(100)).map((o) => o.opId), Array.from({ length: 30 }, (_, i) => rid(`done-${i}`)), `${n.id}: every archived act reads back, in order`);
+      t.equal((await a.act(rid('done-0')))?.state, 'Settled', `${n.id}: act show on the oldest`);
     } finally {
       await s.close();
     }

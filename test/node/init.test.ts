@@ -137,6 +137,11 @@ t.test('init genesis: the node and the kernel pin the same genesis from genesis.
   const c = makeGenesis(closed).genesis;
   t.same(c.policy.rules, [], 'without --policy the genesis policy has no rules: every act is refused (default deny)');
   t.throws(() => makeGenesis(closed), /exists; repeat with --force/, 'an existing genesis file is not replaced without --force');
+
+  const cara = makeApproverKey('cara');
+  const withCustodian = makeGenesis({ ...closed, out: join(d, 'custodian.hex'), custodians: [`cara=${toHex(cara.publicKey)}`] }).genesis;
+  t.same(withCustodian.roster.approvers.map((x) => [x.id, x.roles]), [[approvers[0]!.id, ['governor']], [approvers[1]!.id, ['governor']], ['cara', ['custodian']]], '--custodian: a roster entry with the custodian role only');
+  t.equal(withCustodian.roster.quorum.threshold, 2, 'which does not count toward the quorum');
 });
 
 t.test('invalid input is refused with CONFIG_INVALID naming the option, and nothing is written', async (t) => {
@@ -175,6 +180,7 @@ t.test('invalid input is refused with CONFIG_INVALID naming the option, and noth
   t.match(g(), /^CONFIG_INVALID: --approver: threshold 2 must be in \[2, 1\] governors/, 'a quorum no roster can reach');
   t.match(g({ nodes: ['n2=00'] }), /^CONFIG_INVALID: --node \(n2\): "00" is neither 64 hex digits nor a readable file/, 'a node key that is not a key');
   t.match(g({ security: ['bob'] }), /^CONFIG_INVALID: --security: bob is not an --approver/, 'a security role for a stranger');
+  t.match(g({ custodians: [`alice=${toHex(a.publicKey)}`] }), /^CONFIG_INVALID: --custodian: alice is also an --approver/, 'a custodian key that would also govern');
   t.match(g({ clusterId: 'a b' }), /^CONFIG_INVALID: --cluster-id: "a b" must be/, 'a cluster id with a space');
   writeFileSync(join(d, 'bad-policy.yaml'), 'version: 1\nrules:\n  - id: all-raw\n    match: { kinds: [raw] }\n    action: ALLOW\n');
   t.match(g({ threshold: 1, policyFile: join(d, 'bad-policy.yaml') }), /^CONFIG_INVALID: --approver: threshold 1/, 'a threshold of 1 (one stolen key would rule)');
@@ -187,7 +193,7 @@ t.test('invalid input is refused with CONFIG_INVALID naming the option, and noth
 t.test('--help explains every option', async (t) => {
   for (const [cmd, opts] of [
     ['node', ['--id', '--host', '--peers', '--out', '--data-dir', '--kernel-data-dir', '--kernel-socket', '--socket-group', '--port', '--http-port', '--admin-port', '--force']],
-    ['genesis', ['--out', '--node', '--approver', '--security', '--threshold', '--freeze-threshold', '--cluster-id', '--policy', '--force']],
+    ['genesis', ['--out', '--node', '--approver', '--security', '--custodian', '--threshold', '--freeze-threshold', '--cluster-id', '--policy', '--force']],
   ] as const) {
     const h = custody('init', cmd, '--help');
     t.equal(h.code, 0);
