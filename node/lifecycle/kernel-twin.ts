@@ -23,9 +23,11 @@ import { generateTransportKey, openFrom, sealTo, type TransportKey } from '../..
 import type { Participant, RequestBody, ResponseBody, Round1Package, SealedPackage } from '../../kernel/wire.js';
 import type { KernelPort } from './ports.js';
 import type { VoterJson } from '../../kernel/authority.js';
-import { checkCertificate } from '../../kernel/certificate.js';
+import { checkCertificate, type ActSubmittedEvent } from '../../kernel/certificate.js';
+import { checkSubmittedAct, type ActCheckContext } from '../../kernel/act-check.js';
+import type { Network } from '../../ledger/tx/types.js';
 
-interface Authority { scheme: SuiteName; threshold: number; participants: string[]; activeEpoch: number | null; activatedIndex: number; retired: boolean }
+interface Authority { scheme: SuiteName; network?: Network; threshold: number; participants: string[]; activeEpoch: number | null; activatedIndex: number; retired: boolean }
 interface Held { suite: Suite; identifier: string; share: Uint8Array; pub: { signers: { min: number; max: number }; commitments: Uint8Array[]; verifyingShares: Record<string, Uint8Array> } }
 interface Ceremony { keyId: string; suite: Suite; me: Participant; participants: Participant[]; secret: unknown; round2Done: boolean }
 
@@ -36,6 +38,11 @@ function refuse(reason: ConstructorParameters<typeof CustodyError>[0], detail: s
 export class KernelTwin implements KernelPort {
   private transport!: TransportKey;
   private roster: ApproverRoster;
+  /**
+   * The act check in place of kernel/act-check.ts checkSubmittedAct: only unit tests of the nonce
+   * and permit mechanics over synthetic multi-message acts set one (test/kernel/harness.ts).
+   */
+  actCheck: ((submitted: ActSubmittedEvent, ctx: ActCheckContext, messages: readonly Uint8Array[]) => unknown) | null = null;
   private governanceEpoch: number;
   private lastCid: string;
   private index = 0;
@@ -118,7 +125,7 @@ export class KernelTwin implements KernelPort {
     const key = (id: string): Authority => this.keys.get(id) ?? refuse('UNKNOWN_KEY', `no key ${id}`);
     switch (a.kind) {
       case 'DkgAuthorized':
-        this.keys.set(a.keyId, { scheme: a.scheme, threshold: a.threshold, participants: [...a.participants], activeEpoch: null, activatedIndex: 0, retired: false });
+        this.keys.set(a.keyId, { scheme: a.scheme, network: a.network, threshold: a.threshold, participants: [...a.participants], activeEpoch: null, activatedIndex: 0, retired: false });
         break;
       case 'KeyActivated': {
         const k = key(a.keyId);
@@ -271,6 +278,12 @@ export class KernelTwin implements KernelPort {
     if (derived.keyId !== permit.keyId || derived.keyEpoch !== permit.keyEpoch || derived.requestId !== permit.requestId || derived.ledgerIndex !== permit.ledgerIndex || toHex(derived.messageDigest) !== toHex(permit.messageDigest)) {
       refuse('BINDING_MISMATCH', `the request's permit is not the one its certified entries make (act ${derived.requestId})`);
     }
+    // What the act says, as the kernel checks it (kernel/act-check.ts): the custodian's request and
+    // this twin's own parse of the transaction.
+    (this.actCheck ?? checkSubmittedAct)(certifiedSign.submitted, {
+      clusterId: this.clusterId, roster: this.roster, stampMs: certifiedSign.submittedStampMs,
+      key: { keyId: permit.keyId, scheme: a.scheme, network: a.network, groupKey: h.pub.commitments[0]!, activeEpoch: a.activeEpoch },
+    }, b.messages);
     const request = [
       permit.keyEpoch, permit.ledgerIndex, b.counters.join(','), toHex(permit.messageDigest),
       ...b.lists.map((l) => l.map((c) => `${c.identifier}:${toHex(c.hiding)}:${toHex(c.binding)}`).join(';')),

@@ -14,6 +14,7 @@ import type { EntryCertificate } from '../../ledger/tlog/ledger-log.js';
 import type { Kernel } from '../../kernel/kernel.js';
 import type { ActSubmittedEvent } from '../../kernel/certificate.js';
 import { CustodyError } from '../../proto/errors.js';
+import { rid } from '../../ledger/scenario.js';
 import {
   Governance, PROFILES, openInProcess, permitOver, reasonOf, runDkg, setupKernel, startKernel, tempDir, memberOf, type KernelProcess, type Member, type SignBody,
 } from './harness.js';
@@ -40,7 +41,7 @@ for (const profile of PROFILES) {
     const permit = permitOver(key, [message], gov.permitIndex());
     const good: SignBody = { kind: 'sign', permit, messages: [message], lists, counters: [na.counter], ledgerConsumedCounter: 0 };
     const counters = { [na.identifier]: [na.counter], [nb.identifier]: [nb.counter] };
-    const entries = () => gov.actEntries(permit, lists, counters, []);
+    const entries = () => gov.actEntries(permit, lists, counters, [], { messages: [message] });
     const sign = (certificate: EntryCertificate | null): Promise<string> => reasonOf(a.client.call({ ...good, certificate }, 'signatureShares'));
     const [v1, v2, v3] = gov.voters as [Governance['voters'][number], Governance['voters'][number], Governance['voters'][number]];
 
@@ -52,7 +53,7 @@ for (const profile of PROFILES) {
     // Inclusions that do not prove what they claim.
     const real = gov.certify(entries());
     const [sub, set] = real.inclusions as [EntryCertificate['inclusions'][number], EntryCertificate['inclusions'][number]];
-    const otherSet = gov.actEntries(permit, lists, { [na.identifier]: [na.counter + 7] }, [])[1];
+    const otherSet = gov.actEntries(permit, lists, { [na.identifier]: [na.counter + 7] }, [], { messages: [message] })[1];
     t.equal(await sign({ ...real, inclusions: [sub, { ...set, entry: otherSet }] }), 'ENTRY_NOT_INCLUDED', 'a forged entry under a real proof');
     t.equal(await sign({ ...real, inclusions: [sub, { ...set, leafIndex: sub.leafIndex }] }), 'ENTRY_NOT_INCLUDED', 'a real entry at another leaf');
     t.equal(await sign({ ...real, inclusions: [sub, { ...set, proof: set.proof.slice(1) }] }), 'ENTRY_NOT_INCLUDED', 'a shortened proof');
@@ -60,14 +61,14 @@ for (const profile of PROFILES) {
     t.equal(await sign({ ...real, inclusions: [sub] }), 'ENTRY_NOT_INCLUDED', 'the signing set left out');
 
     // Certified entries that are not this request's.
-    t.equal(await sign(gov.certify(gov.actEntries(permit, lists, counters, [], { setOpId: 'another-act' }))), 'SIGNING_SET_MISMATCH', 'a signing set fixed for another act');
-    t.equal(await sign(gov.certify(gov.actEntries(permit, lists, { ...counters, [na.identifier]: [na.counter + 1] }, []))), 'SIGNING_SET_MISMATCH', 'counters that are not this kernel\'s in the set');
+    t.equal(await sign(gov.certify(gov.actEntries(permit, lists, counters, [], { messages: [message], setOpId: rid(`another-act`) }))), 'SIGNING_SET_MISMATCH', 'a signing set fixed for another act');
+    t.equal(await sign(gov.certify(gov.actEntries(permit, lists, { ...counters, [na.identifier]: [na.counter + 1] }, [], { messages: [message] }))), 'SIGNING_SET_MISMATCH', 'counters that are not this kernel\'s in the set');
     const strangerList = [[lists[0]![0]!, { identifier: lists[0]![1]!.identifier, hiding: lists[0]![0]!.binding, binding: lists[0]![0]!.hiding }]];
-    t.equal(await sign(gov.certify(gov.actEntries(permit, strangerList, counters, []))), 'SIGNING_SET_MISMATCH', 'a set whose other member\'s commitments differ from the request\'s');
-    const elsewhere = permitOver(key, [message], permit.ledgerIndex, 0, 'another-request');
-    t.equal(await sign(gov.certify(gov.actEntries(elsewhere, lists, counters, []))), 'BINDING_MISMATCH', 'entries of another act than the request\'s permit names');
+    t.equal(await sign(gov.certify(gov.actEntries(permit, strangerList, counters, [], { messages: [message] }))), 'SIGNING_SET_MISMATCH', 'a set whose other member\'s commitments differ from the request\'s');
+    const elsewhere = permitOver(key, [message], permit.ledgerIndex, 0, randomBytes(16).toString('hex'));
+    t.equal(await sign(gov.certify(gov.actEntries(elsewhere, lists, counters, [], { messages: [message] }))), 'BINDING_MISMATCH', 'entries of another act than the request\'s permit names');
     const early = permitOver(key, [message], 1, 0, permit.requestId);
-    t.equal(await sign(gov.certify(gov.actEntries(early, lists, counters, []))), 'STALE_EPOCH', 'a signing set fixed before the key was activated');
+    t.equal(await sign(gov.certify(gov.actEntries(early, lists, counters, [], { messages: [message] }))), 'STALE_EPOCH', 'a signing set fixed before the key was activated');
 
     // The voters follow governance: a removed node no longer counts, an added one does.
     await govern(gov.decide({ kind: 'NodeRemoved', nodeId: v3.id }));

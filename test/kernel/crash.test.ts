@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { cpSync, rmSync } from 'node:fs';
 import type { NonceCommitment, RequestBody } from '../../kernel/wire.js';
 import {
-  independentVerify, kernelPair, memberOf, permitOver, PROFILES, reasonOf, signAcross, startKernel,
+  independentVerify, kernelPair, memberOf, permitOver, PROFILES, reasonOf, runDkg, signAcross, startKernel, taprootSpend,
   type KernelProcess,
 } from './harness.js';
 
@@ -52,8 +52,12 @@ for (const profile of PROFILES) {
   t.test(`kill -9 at every step boundary never reuses a nonce (${profile})`, { timeout: 900_000 }, async (t) => {
     const rec = new ShareRecorder();
     const { gov, kernels: k, key } = await kernelPair(t, 'crash', profile, 'key-crash');
-    const presign = async (p: KernelProcess, count: number): Promise<NonceCommitment[]> =>
-      (await p.client.call({ kind: 'nonces', keyId: key.keyId, keyEpoch: 0, count }, 'nonceCommitments')).commitments;
+    // Acts of several messages spend several coins of a taproot key: one BIP 341 sighash per input,
+    // parsed by the kernel itself from the PSBT the act carries.
+    const btc = await runDkg(gov, [memberOf(k.victim), memberOf(k.helper)], 'key-crash-btc', 'taproot', 2);
+    const spend = (label: string, inputs: number): Uint8Array[] => gov.transaction(btc.keyId, 'btc-psbt', taprootSpend(gov.keys.get(btc.keyId)!, label, inputs));
+    const presign = async (p: KernelProcess, count: number, keyId = key.keyId): Promise<NonceCommitment[]> =>
+      (await p.client.call({ kind: 'nonces', keyId, keyEpoch: 0, count }, 'nonceCommitments')).commitments;
     const signOn = async (p: KernelProcess, mine: NonceCommitment, other: NonceCommitment, message: Uint8Array): Promise<string> => {
       const body: RequestBody = {
         kind: 'sign',
@@ -73,7 +77,7 @@ for (const profile of PROFILES) {
     const signActOn = async (p: KernelProcess, mine: NonceCommitment[], other: NonceCommitment[], messages: Uint8Array[]): Promise<string> => {
       const body: RequestBody = {
         kind: 'sign',
-        permit: permitOver(key, messages, gov.permitIndex()),
+        permit: permitOver(btc, messages, gov.permitIndex()),
         messages, lists: messages.map((_, i) => [mine[i]!, other[i]!].map((n) => ({ identifier: n.identifier, hiding: n.hiding, binding: n.binding }))),
         counters: mine.map((n) => n.counter), ledgerConsumedCounter: 0,
       };
@@ -123,17 +127,17 @@ for (const profile of PROFILES) {
 
     for (const point of SIGN_POINTS) {
       t.test(`signing an act of three messages interrupted at ${point}`, async (t) => {
-        const mine = await presign(k.victim, 3);
-        const other = await presign(k.helper, 3);
+        const mine = await presign(k.victim, 3, btc.keyId);
+        const other = await presign(k.helper, 3, btc.keyId);
         await restart({ CUSTODY_KERNEL_CRASH_AT: point });
-        const first = await signActOn(k.victim, mine, other, [0, 1, 2].map((i) => Buffer.from(`act message ${i}, first try, ${point}`)));
+        const first = await signActOn(k.victim, mine, other, spend(`first try, ${point}`, 3));
         t.equal(first, point === 'sign:replied' ? 'OK' : 'REMOTE_TIMEOUT', point === 'sign:replied' ? 'the shares left, then the kernel died' : 'nothing left the kernel');
         t.equal((await k.victim.exited).signal, 'SIGKILL', 'the kernel died at the boundary');
         await restart();
         // A daemon now aims the same three nonces at other messages under another permit.
-        const retry = await signActOn(k.victim, mine, other, [0, 1, 2].map((i) => Buffer.from(`act message ${i}, second try, ${point}`)));
+        const retry = await signActOn(k.victim, mine, other, spend(`second try, ${point}`, 3));
         t.equal(retry, point === 'sign:checked' ? 'OK' : 'NONCE_REUSED', point === 'sign:checked' ? 'a crash before consumption left all three nonces unused: they sign once' : 'a crash after consumption burned all three');
-        t.equal(await signActOn(k.victim, mine.slice(1), other.slice(1), [Buffer.from(`a later message, ${point}`), Buffer.from(`another, ${point}`)]), 'NONCE_REUSED', 'no nonce of the act signs again, not even the last ones alone');
+        t.equal(await signActOn(k.victim, mine.slice(1), other.slice(1), spend(`a later act, ${point}`, 2)), 'NONCE_REUSED', 'no nonce of the act signs again, not even the last ones alone');
       });
     }
 

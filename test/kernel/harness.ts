@@ -28,7 +28,9 @@ import { signActRequest, type ActRequestBody, type SignedActRequest } from '../.
 import { verifyActRequest } from '../../ledger/act-request-check.js';
 import { deriveActFields } from '../../ledger/tx/act.js';
 import { LEDGER_ASSETS } from '../../ledger/asset-table.js';
-import type { KeyContext } from '../../ledger/tx/types.js';
+import { buildTaprootPsbt } from '../../node/lifecycle/tx-build.js';
+import { taprootAddress as taprootAddressOf } from '../../ledger/tx/parse.js';
+import type { KeyContext, TxKind } from '../../ledger/tx/types.js';
 import { tx as txLimits } from '../../proto/limits.js';
 import { CustodyError } from '../../proto/errors.js';
 import type { ActCheckContext } from '../../kernel/act-check.js';
@@ -75,6 +77,21 @@ export class Governance {
   readonly custodian: ApproverKey = makeApproverKey('custodian-1');
   /** Keys as the ledger would know them once DKG finished (runDkg records them): what an act is parsed against. */
   readonly keys = new Map<string, KeyContext>();
+  /** Unsigned transactions custodians asked to sign (`transaction`), by the digest of their messages. */
+  private readonly txs = new Map<string, { kind: TxKind; tx: Uint8Array }>();
+
+  /**
+   * A transaction a custodian will ask key `keyId` to sign, parsed as every node and kernel parses
+   * it (ledger/tx/act.ts); returns the messages the key signs for it. A permit over exactly these
+   * messages carries this transaction in its act.
+   */
+  transaction(keyId: string, kind: TxKind, tx: Uint8Array): Uint8Array[] {
+    const key = this.keys.get(keyId);
+    if (key === undefined) throw new Error(`no key ${keyId} was recorded by runDkg`);
+    const { facts, fields } = deriveActFields(kind, tx, key, LEDGER_ASSETS);
+    this.txs.set(toHex(fields.messageDigest), { kind, tx });
+    return facts.messages.map((m) => Uint8Array.from(m));
+  }
 
   pin(): GenesisPin {
     return {
@@ -122,25 +139,29 @@ export class Governance {
   }
 
   /**
-   * The act of a permit, as a custodian asked for it: a raw act whose one message is the message
-   * signed (what the kernel's own parse derives), under the custodian's signed request. Acts of
-   * several messages (or of a key runDkg did not record) carry synthetic raw bytes and the permit's
-   * digest: only a kernel whose act check is `syntheticActCheck` signs those.
+   * The act of a permit, as a custodian asked for it, under the custodian's signed request: the
+   * transaction registered for the permit's messages (`transaction`), or else a raw act whose one
+   * message is the message signed (what the kernel's own parse derives). Acts of several
+   * unregistered messages (or of a key runDkg did not record) carry synthetic raw bytes and the
+   * permit's digest: only a kernel whose act check is `syntheticActCheck` signs those.
    */
   act(permit: Permit, messages: readonly Uint8Array[] | undefined): { opId: string; act: Act; request: SignedActRequest } {
     const key = this.keys.get(permit.keyId);
-    const real = key !== undefined && messages !== undefined && messages.length === 1 && messages[0]!.length <= txLimits.rawBytesMax;
-    const tx = real ? Uint8Array.from(messages[0]!) : new Uint8Array(permit.messageDigest);
+    const registered = this.txs.get(toHex(permit.messageDigest));
+    const single = messages !== undefined && messages.length === 1 && messages[0]!.length <= txLimits.rawBytesMax ? Uint8Array.from(messages[0]!) : undefined;
+    const chosen = key === undefined ? undefined : registered ?? (single !== undefined ? { kind: 'raw' as const, tx: single } : undefined);
+    const kind: TxKind = chosen?.kind ?? 'raw';
+    const tx = chosen?.tx ?? new Uint8Array(permit.messageDigest);
     const body: ActRequestBody = {
       clusterId: this.clusterId, custodian: this.custodian.id, requestId: permit.requestId, issuedMs: this.stampMs,
-      keyId: permit.keyId, keyEpoch: permit.keyEpoch, kind: 'raw', tx, declared: { asset: '', amount: '', destination: '' },
+      keyId: permit.keyId, keyEpoch: permit.keyEpoch, kind, tx, declared: { asset: '', amount: '', destination: '' },
     };
-    const fields = real
-      ? deriveActFields('raw', tx, key!, LEDGER_ASSETS).fields
+    const fields = chosen !== undefined
+      ? deriveActFields(kind, tx, key!, LEDGER_ASSETS).fields
       : { asset: 'RAW', amount: 0n, destination: '', displayHash: new Uint8Array(32), messageDigest: permit.messageDigest };
     return {
       opId: permit.requestId,
-      act: { keyId: permit.keyId, keyEpoch: permit.keyEpoch, initiator: this.custodian.id, kind: 'raw', tx, ...fields, messageDigest: permit.messageDigest },
+      act: { keyId: permit.keyId, keyEpoch: permit.keyEpoch, initiator: this.custodian.id, kind, tx, ...fields, messageDigest: permit.messageDigest },
       request: signActRequest(body, this.custodian.secretKey),
     };
   }
@@ -520,4 +541,11 @@ export function syntheticActCheck(ev: ActSubmittedEvent, ctx: ActCheckContext, m
   const v = verifyActRequest(ev, { clusterId: ctx.clusterId, roster, nowMs: ctx.stampMs ?? null });
   if (!v.ok) throw new CustodyError(v.reason, v.detail);
   if (Buffer.compare(Buffer.from(messagesDigest(messages)), Buffer.from(ev.act.messageDigest)) !== 0) throw new CustodyError('TX_MESSAGES_MISMATCH', 'the messages are not the ones the act names');
+}
+
+/** An unsigned PSBT spending `inputs` coins of taproot key `key` (one BIP 341 sighash per input), distinct per `label`. */
+export function taprootSpend(key: KeyContext, label: string, inputs: number): Uint8Array {
+  const coins = Array.from({ length: inputs }, (_, i) => ({ txid: createHash('sha256').update(`${label}/${i}`).digest('hex'), vout: i, amountSat: 100_000n }));
+  const payee = taprootAddressOf(key);
+  return buildTaprootPsbt(key, coins, [{ address: payee, amount: 50_000n }], 1_000n);
 }
