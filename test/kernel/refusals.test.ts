@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { makeApproverKey } from '../../ledger/decision.js';
 import { messagesDigest } from '../../ledger/tx/messages.js';
 import type { RequestBody, NonceCommitment } from '../../kernel/wire.js';
+import { rid } from '../../ledger/scenario.js';
 import {
   Governance, PROFILES, reasonOf, runDkg, setupKernel, startKernel, tempDir, memberOf, type KernelProcess, type Member,
 } from './harness.js';
@@ -35,7 +36,7 @@ for (const profile of PROFILES) {
     const signBody = (over: Partial<{ keyEpoch: number; requestId: string; digest: Uint8Array; counter: number; ledgerIndex: number }> = {}): RequestBody => ({
       kind: 'sign',
       permit: {
-        keyId: key.keyId, keyEpoch: over.keyEpoch ?? 0, requestId: over.requestId ?? `r-${randomBytes(4).toString('hex')}`,
+        keyId: key.keyId, keyEpoch: over.keyEpoch ?? 0, requestId: over.requestId ?? randomBytes(16).toString('hex'),
         messageDigest: over.digest ?? messagesDigest([message]), ledgerIndex: over.ledgerIndex ?? gov.permitIndex(),
       },
       messages: [message], lists: [commitments], counters: [over.counter ?? na!.counter], ledgerConsumedCounter: 0,
@@ -81,7 +82,7 @@ for (const profile of PROFILES) {
     t.equal(await reasonOf(a.client.call({ kind: 'governance', decisions: [gov.decide({ kind: 'EmergencyFreeze', reason: 'y' }, [gov.approvers[0]!, gov.approvers[1]!])] }, 'governance')), 'BINDING_MISMATCH', 'a decision that skips its predecessor is refused');
 
     // Finally the same nonce signs once the step is authorized, and only once.
-    const good = signBody({ requestId: 'r-good' });
+    const good = signBody({ requestId: rid('r-good') });
     t.equal(await sign(good), 'OK', 'authorized step signs with the nonce every refusal left intact');
     const first = await a.client.call(gov.certified(good), 'signatureShares');
     t.same(Buffer.from((await a.client.call(gov.certified(good), 'signatureShares')).sigShares[0]!), Buffer.from(first.sigShares[0]!), 'the identical request again gets the same share (K4)');
@@ -90,8 +91,8 @@ for (const profile of PROFILES) {
     const six = Buffer.from('transfer 6 units to treasury');
     t.equal(await sign({ ...goodSign, messages: [six], permit: { ...goodSign.permit, messageDigest: messagesDigest([six]) } }), 'STEP_PERMIT_REUSED', 'reused permit for another message');
     t.equal(await sign({ ...goodSign, messages: [six] }), 'DIGEST_MISMATCH', 'another message under the used permit\'s own digest');
-    t.equal(await sign(signBody({ requestId: 'r-other' })), 'NONCE_REUSED', 'reused nonce commitment');
+    t.equal(await sign(signBody({ requestId: rid('r-other') })), 'NONCE_REUSED', 'reused nonce commitment');
     const [fresh] = await presign(a, 1);
-    t.equal(await sign(signBody({ requestId: 'r-good', counter: fresh!.counter })), 'STEP_PERMIT_REUSED', 'a used permit stays used with a fresh nonce');
+    t.equal(await sign(signBody({ requestId: rid('r-good'), counter: fresh!.counter })), 'STEP_PERMIT_REUSED', 'a used permit stays used with a fresh nonce');
   });
 }

@@ -43,7 +43,7 @@ for (const profile of PROFILES) {
       const [mine, other] = [await presign(k.victim), await presign(k.helper)];
       const list = listOf(mine, other);
       const message = Buffer.from(text);
-      const requestId = `r-${randomBytes(4).toString('hex')}`;
+      const requestId = randomBytes(16).toString('hex');
       const index = gov.permitIndex();
       return { mine, other, list, message, requestId, index, body: step(requestId, index, mine, list, message) };
     };
