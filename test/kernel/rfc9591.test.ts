@@ -7,6 +7,7 @@
  * The Taproot suite has no RFC vectors; it is covered by BIP340 verification elsewhere.
  */
 import t from 'tap';
+import { rid } from '../../ledger/scenario.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { hexToBytes, bytesToHex } from '@noble/hashes/utils.js';
@@ -54,6 +55,8 @@ for (const profile of PROFILES) {
         gov.decide({ kind: 'DkgAuthorized', keyId, scheme: v.suite, network: networkForScheme(v.suite), threshold: 2, participants: ['n1', 'n2', 'n3'] }),
         gov.decide({ kind: 'KeyActivated', keyId, keyEpoch: 0, keyReadyCid: new Uint8Array(32) }),
       ];
+      // The key as the ledger knows it: the act signing the vector's message is a raw act parsed against it.
+      gov.keys.set(keyId, { keyId, scheme: v.suite, network: networkForScheme(v.suite), groupKey: hexToBytes(v.group_public_key) });
       for (const [i, n] of ids.entries()) {
         const k = kernels[i]!.kernel;
         await k.importDealerShare(keyId, v.suite, id(n), pub, hexToBytes(v.participant_shares[n]!));
@@ -80,7 +83,7 @@ for (const profile of PROFILES) {
       const shares: Record<string, Uint8Array> = {};
       for (const [i, n] of ids.entries()) {
         const res = await kernels[i]!.kernel.handle(gov.certified({
-          kind: 'sign', permit: { keyId, keyEpoch: 0, requestId: `rfc-${n}`, messageDigest: messagesDigest([message]), ledgerIndex },
+          kind: 'sign', permit: { keyId, keyEpoch: 0, requestId: rid(`rfc-${n}`), messageDigest: messagesDigest([message]), ledgerIndex },
           messages: [message], lists: [commitments], counters: [presigned[i]!.counter], ledgerConsumedCounter: 0,
         }));
         if (res.kind !== 'signatureShares') throw new Error(`sign refused: ${JSON.stringify(res)}`);

@@ -114,7 +114,15 @@ t.test('a request is good for one act: a replay returns the first result, also a
   const conflict = encodeEvent({ type: 'ActSubmitted', opId: req.body.requestId, act: other, approval: null, request: s.request('once', other), ...s.proposer('node-1') });
   t.match(applyAll(state, [at(conflict, state.clockMs + 1000)], archive).results[0], { ok: false, reason: 'REPLAY_OR_CONFLICT', applied: false });
   // Even once the request's window has passed, the archive still answers for its id.
-  const late = applyAll(state, [at(replay, state.clockMs + limits.actRequestAgeMsMax + 60_000)], archive);
+  // The leader's clock ticks carry the ledger clock past the window (each within ledger.stampAheadMs).
+  const ticks: LedgerEntry[] = [];
+  const target = state.clockMs + limits.actRequestAgeMsMax + 60_000;
+  for (let ms = state.clockMs + limits.stampAheadMs; ms < target; ms += limits.stampAheadMs) {
+    ticks.push({ index: state.index + 1 + ticks.length, stampMs: ms, event: encodeEvent({ type: 'ClockTick', ...s.proposer('node-1') }) });
+  }
+  const ticked = applyAll(state, ticks, archive);
+  t.ok(ticked.results.every((r) => r.ok), 'the clock ticks apply');
+  const late = applyAll(ticked.state, [{ index: ticked.state.index + 1, stampMs: target, event: replay }], archive);
   t.match(late.results[0], { ok: true, replayed: true }, 'a replay long after the window is still the original act');
 });
 

@@ -11,7 +11,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { NodeId } from '../../raft/core/types.js';
-import { ScriptedCluster } from '../../ledger/scenario.js';
+import { ScriptedCluster, rid } from '../../ledger/scenario.js';
 import { bytesEqual } from '../../ledger/encoding.js';
 import { decodeEvent } from '../../ledger/events.js';
 import { certified, clusterTrust, entryLeafHash, parseNote, requireIncluded } from '../../ledger/tlog/index.js';
@@ -96,8 +96,8 @@ t.test('a 3-node cluster certifies act entries; a divergent peer is detected and
     for (const c of checkpointers.values()) c.stop();
   });
 
-  const submitted = indexOf(script, 'ActSubmitted', 'flight-1');
-  const fixed = indexOf(script, 'ActSigningSetFixed', 'flight-1');
+  const submitted = indexOf(script, 'ActSubmitted', rid('flight-1'));
+  const fixed = indexOf(script, 'ActSigningSetFixed', rid('flight-1'));
   const trust = clusterTrust(script.clusterId, script.nodes.map((n) => ({ id: n.info.id, identityKey: n.info.identityKey })));
   const check = (cert: { note: string; inclusions: readonly { leafIndex: number; entry: { index: number }; proof: readonly Uint8Array[] }[] }, what: string): void => {
     const c = certified(cert.note, trust);
