@@ -22,7 +22,7 @@
 import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { encode } from '../ledger/encoding.js';
-import { ScriptedCluster } from '../ledger/scenario.js';
+import { ScriptedCluster, rid as requestIdOf } from '../ledger/scenario.js';
 import type { LedgerEntry } from '../ledger/events.js';
 import { LedgerApp, encodeLedgerCommand, type ColdStore } from '../node/ledger-app.js';
 import { LedgerTree } from '../node/ledger-tree.js';
@@ -134,7 +134,7 @@ async function benchCertify(): Promise<{ cosignMs: number; certifyMs: number; re
     t0 = performance.now();
     await cps[i % 3]!.certificate([a.submitted, a.fixed]);
     reused.push(performance.now() - t0);
-    const set = s.state.cluster!.ops[`op-${i}`]!.signingSet!.commitments;
+    const set = s.state.cluster!.ops[requestIdOf(`op-${i}`)]!.signingSet!.commitments;
     const me = set[0]!;
     t0 = performance.now();
     checkCertificate(cert, {
@@ -163,7 +163,7 @@ async function benchKernel(): Promise<{ shareMs: number }> {
     const times: number[] = [];
     for (const n of mine) {
       const lists = [[n, other!].map((x) => ({ identifier: x.identifier, hiding: x.hiding, binding: x.binding }))];
-      const body = gov.certified({ kind: 'sign', permit: { keyId: key.keyId, keyEpoch: 0, requestId: `b-${n.counter}`, messageDigest: messagesDigest([msg]), ledgerIndex: gov.permitIndex() }, messages: [msg], lists, counters: [n.counter], ledgerConsumedCounter: 0 });
+      const body = gov.certified({ kind: 'sign', permit: { keyId: key.keyId, keyEpoch: 0, requestId: requestIdOf(`${key.keyId}/bench/${n.counter}`), messageDigest: messagesDigest([msg]), ledgerIndex: gov.permitIndex() }, messages: [msg], lists, counters: [n.counter], ledgerConsumedCounter: 0 });
       const t0 = performance.now();
       await a!.client.call(body, 'signatureShares');
       times.push(performance.now() - t0);
