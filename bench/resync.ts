@@ -243,11 +243,11 @@ async function main(): Promise<void> {
       if (d.pid !== undefined) peakKiB = Math.max(peakKiB, rssOf(d.pid).peakKiB);
       const s = await n3.status().catch(() => null);
       if (s === null || s.applied < leader.applied) return null;
-      const newest = await n3.showAct(`act-${ACTS - 1}`).catch(() => null);
+      const newest = await n3.showAct(rid(`act-${ACTS - 1}`)).catch(() => null);
       return newest?.state === 'Settled' ? s : null;
     }, 1_800_000, 100);
     const syncMs = performance.now() - t0;
-    const oldest = await n3.showAct('act-0');
+    const oldest = await n3.showAct(rid('act-0'));
     if (oldest.state !== 'Settled') throw new Error('bench: the oldest act does not read back on the wiped node');
     if (d.pid !== undefined) peakKiB = Math.max(peakKiB, rssOf(d.pid).peakKiB);
     const now = d.pid !== undefined ? rssOf(d.pid).nowKiB : 0;
