@@ -776,7 +776,13 @@ export class LedgerApp implements Application {
       }
     };
     topUp();
-    let writing: Promise<void> | null = null;
+    // The write in flight, settled to its error (null when it landed): nothing it throws is left
+    // unobserved while the next answer is checked, and `landed` raises it where the fetch waits.
+    let writing: Promise<unknown> | null = null;
+    const landed = async (w: Promise<unknown>): Promise<void> => {
+      const err = await w;
+      if (err !== null) throw err;
+    };
     let at = 0;
     try {
       for (let next = asks.shift(); next !== undefined; next = asks.shift()) {
@@ -812,25 +818,22 @@ export class LedgerApp implements Application {
         // Writing: the wait for the last write, and the part of this one that runs before the
         // store takes it (sealing every value, building the batch).
         at = performance.now();
-        if (writing !== null) await writing;
-        writing = cold.put(writes, h.count === target.count);
-        // Marks the rejection handled only while the next answer is checked: the same promise is
-        // awaited at the next answer or after the loop, where its error surfaces and refuses the fetch.
-        writing.catch(() => {});
+        if (writing !== null) await landed(writing);
+        writing = cold.put(writes, h.count === target.count).then(() => null, (e: unknown) => e);
         t.writeMs += performance.now() - at;
       }
       at = performance.now();
-      if (writing !== null) await writing;
+      const last = writing;
       writing = null;
+      if (last !== null) await landed(last);
       t.writeMs += performance.now() - at;
     } finally {
       // A refused answer: the write before it still lands before the next source writes the same keys.
       // The refusal in flight is what this fetch reports; a failed write under it is logged with its
       // reason, and the next source rewrites the same records from the same count.
       if (writing !== null) {
-        await writing.catch((e: unknown) => {
-          this.log(`archive: a write of fetched records failed while the fetch was being refused: ${isCustodyError(e) ? `${e.reason}: ${e.detail}` : String(e)}`);
-        });
+        const e = await writing;
+        if (e !== null) this.log(`archive: a write of fetched records failed while the fetch was being refused: ${isCustodyError(e) ? `${e.reason}: ${e.detail}` : String(e)}`);
       }
     }
     if (!sameHead(h, target)) throw new CustodyError('ARCHIVE_RECORD_REJECTED', `records ${start.count}..${target.count - 1} do not reproduce the snapshot's archive head (missing, altered or out of order)`);
