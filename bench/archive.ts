@@ -243,7 +243,7 @@ async function main(): Promise<void> {
   };
   const lookups: number[] = [];
   for (let i = 0; i < LOOKUPS; i++) {
-    const id = `act-${rnd()}`;
+    const id = rid(`act-${rnd()}`);
     const t1 = performance.now();
     const op = await app.act(id);
     lookups.push(performance.now() - t1);
@@ -252,7 +252,7 @@ async function main(): Promise<void> {
   const exports: number[] = [];
   for (let i = 0; i < EVIDENCE; i++) {
     // Acts whose signature the ledger verified: their bundles carry a signature an auditor checks.
-    const id = `act-${Math.floor(rnd() / ED25519_EVERY) * ED25519_EVERY}`;
+    const id = rid(`act-${Math.floor(rnd() / ED25519_EVERY) * ED25519_EVERY}`);
     const t1 = performance.now();
     const op = await app.act(id);
     const bundle = JSON.parse(JSON.stringify(evidenceBundleOf(app.state.cluster!, op!, null)));
