@@ -1,5 +1,5 @@
 /**
- * Kernel-to-kernel confidentiality for DKG round-2 packages and redeal shares: HPKE (RFC 9180)
+ * Kernel-to-kernel confidentiality for DKG round-2 packages, redeal shares and repair parts: HPKE (RFC 9180)
  * base mode, single-shot (§6.1), suite DHKEM(X25519, HKDF-SHA256) / HKDF-SHA256 / AES-256-GCM,
  * through @hpke/core. Each kernel holds its own X25519 transport key (private half sealed in its
  * store); the daemons relay only ciphertexts.
@@ -30,16 +30,21 @@ export async function generateTransportKey(): Promise<TransportKey> {
 }
 
 export interface PackageContext {
-  purpose: 'dkg-round2' | 'redeal';
+  purpose: 'dkg-round2' | 'redeal' | 'repair-delta' | 'repair-sigma';
   ceremonyId: string;
   keyId: string;
   sender: string;
   recipient: string;
+  /**
+   * Further context the AAD binds after the recipient (printable ASCII each), for packages whose
+   * meaning depends on more than the ceremony and key (a repair's epoch, target and helper set).
+   */
+  bind?: readonly string[];
 }
 
 function aad(c: PackageContext): Uint8Array {
   // NUL-separated: every field is printable ASCII (kernel/wire.ts), so the split is unambiguous.
-  return te.encode(['custody-kernel/v1', c.purpose, c.ceremonyId, c.keyId, c.sender, c.recipient].join('\0'));
+  return te.encode(['custody-kernel/v1', c.purpose, c.ceremonyId, c.keyId, c.sender, c.recipient, ...(c.bind ?? [])].join('\0'));
 }
 
 const info = (c: PackageContext): Uint8Array => te.encode(`custody-kernel/v1 ${c.purpose}`);

@@ -242,6 +242,17 @@ export const kernel = {
   /** Most participants in one key's committee (DKG, refresh, reshare). */
   participantsMax: 32,
   /**
+   * Most helpers in one share repair (kernel/repair.ts). A repair needs exactly t of them; more
+   * only add messages (each helper sends one delta to every other), so the bound is the committee's.
+   */
+  repairHelpersMax: 32,
+  /**
+   * Largest HPKE field (encapsulated key or ciphertext) of one repair package, in bytes, checked
+   * before anything is decrypted: a 32-byte X25519 encapsulation, and a 32-byte scalar plus the
+   * 16-byte AES-GCM tag.
+   */
+  repairSealedBytesMax: 48,
+  /**
    * Most nonce pairs presigned in one batch request: at least one act's worth (an act signs up to
    * tx.messagesPerActMax messages, one nonce pair each), so one request refills a participant for
    * the largest act.
@@ -555,6 +566,7 @@ check(shareBackup.recipientsMax >= 1 && shareBackup.keyIdBytesMax + shareBackup.
 check(tlog.noteSignaturesMax >= 16, 'the signed-note spec requires accepting at least 16 signatures');
 check(tlog.proofHashesMax >= 54, 'a proof over the largest tree size fits the proof bound');
 check(tlog.proofTextBytesMax >= tlog.noteBytesMax + tlog.proofHashesMax * 45 + Math.ceil(tlog.proofExtraBytesMax / 3) * 4 + 64, 'a tlog-proof holds a full note, a full proof and its extra data');
+check(kernel.repairHelpersMax <= kernel.participantsMax && kernel.repairSealedBytesMax >= 32 + 16, 'a repair helper set is a subset of a committee, and one sealed scalar fits a repair package');
 check(kernel.nonceBatchMax >= tx.messagesPerActMax && kernel.noncesOutstandingMax >= 2 * tx.messagesPerActMax + kernel.nonceBatchMax, 'a participant presigns a whole act in one batch and holds more than one largest act besides a batch');
 check(tx.messagesPerActMax * (32 + 16 + kernel.participantsMax * (kernel.idBytesMax + 2 * 33 + 16)) + 4 * kernel.idBytesMax + 1024 <= kernel.frameBytesMax, 'one act\'s sign request (every message with a full commitment list) fits a kernel frame');
 check(Math.max(tx.solanaMessageBytesMax, tx.rawBytesMax, 32) <= kernel.messageBytesMax, 'every message an act signs fits a kernel sign request');

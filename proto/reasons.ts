@@ -80,6 +80,12 @@ export const REASONS = {
   SHARE_MISMATCH: { grpc: GrpcStatus.DATA_LOSS, text: 'a recovered share does not match its verifying share' },
   OUTPUT_EXISTS: { grpc: GrpcStatus.ALREADY_EXISTS, text: 'the output file already exists and is never overwritten' },
 
+  // Share repair (kernel/repair.ts): rebuilding a lost share, or enrolling a new identifier, from t helpers.
+  REPAIR_HELPERS_INVALID: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'the repair\'s helper set is not t or more distinct current shareholders, or it includes the participant being repaired' },
+  REPAIR_PACKAGE_REJECTED: { grpc: GrpcStatus.INVALID_ARGUMENT, text: 'a repair delta or sum is malformed, duplicated, missing, or does not open under this repair\'s key, epoch, helpers and target' },
+  REPAIR_SHARE_MISMATCH: { grpc: GrpcStatus.DATA_LOSS, text: 'a repaired share (or a helper\'s own share) does not match the verifying share expected for its identifier' },
+  REPAIR_PUBLIC_INCONSISTENT: { grpc: GrpcStatus.DATA_LOSS, text: 'the key\'s verifying shares are not one degree t-1 sharing of its group key, so no verifying share can be derived for a new identifier' },
+
   // Transparency log (ledger/tlog/): proofs, checkpoints, signed notes.
   TLOG_PROOF_INVALID: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'a Merkle inclusion or consistency proof does not verify' },
   TLOG_CHECKPOINT_INVALID: { grpc: GrpcStatus.INVALID_ARGUMENT, text: 'the checkpoint is malformed or names another log' },
