@@ -235,7 +235,13 @@ export function repairStep1(suite: Suite, pub: PublicKeyPackage, plan: RepairPla
   const Fn = suite.Fn;
   const s = decodeScalar(suite, myShare);
   // A helper that repairs from a wrong share spoils the repair for everyone: refuse it first.
-  if (s === null || s === 0n || !suite.base.multiply(s).equals(suite.parsePoint(pub.verifyingShares[me]!))) {
+  let mine: GroupPoint;
+  try {
+    mine = suite.parsePoint(pub.verifyingShares[me]!);
+  } catch (e) {
+    fail('REPAIR_PUBLIC_INCONSISTENT', `the recorded verifying share of ${me} is not a valid group element: ${(e as Error).message}`);
+  }
+  if (s === null || s === 0n || !suite.base.multiply(s).equals(mine)) {
     fail('REPAIR_SHARE_MISMATCH', `helper ${me}'s own share does not match its verifying share`);
   }
   const parts: bigint[] = [Fn.mul(lagrangeAt(suite, H, H[idx]!, x), s)];

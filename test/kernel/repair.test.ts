@@ -181,6 +181,30 @@ for (const name of SUITE_NAMES) {
     t.equal(runs >= 20, true, 'every cheat was refused REPAIR_SHARE_MISMATCH');
   });
 
+  t.test(`${name}: a helper's deltas to others do not depend on its share (property)`, async (t) => {
+    // All deltas but one are drawn before the share enters; the last makes the sum exact. So with
+    // the same randomness, two different keys give a helper the same deltas to every helper but
+    // the last: what a helper receives from another is a uniformly random scalar.
+    let runs = 0;
+    fc.assert(fc.property(scenario, fc.uint8Array({ minLength: 32, maxLength: 32 }), (s, otherSeed) => {
+      runs++;
+      const a = dealt(suite, s.min, s.max, seededRng(s.seed, 'dealer'));
+      const b = dealt(suite, s.min, s.max, seededRng(otherSeed, 'dealer'));
+      const ids = s.order.map((i) => id(i + 1));
+      const p = plan(ids.slice(1, 1 + s.min), ids[0]!);
+      const me = p.helpers[0]!;
+      const da = repairStep1(suite, a.pub, p, me, a.shares[me]!, seededRng(s.seed, 'deltas'));
+      const db = repairStep1(suite, b.pub, p, me, b.shares[me]!, seededRng(s.seed, 'deltas'));
+      for (const j of p.helpers.slice(0, -1)) if (hex(da.get(j)!) !== hex(db.get(j)!)) throw new Error(`the delta to ${j} depends on the share`);
+      const last = p.helpers[p.helpers.length - 1]!;
+      const sum = (d: Map<string, Uint8Array>): bigint => [...d.values()].reduce((acc, v) => Fn.add(acc, Fn.fromBytes(v)), 0n);
+      if (hex(a.shares[me]!) !== hex(b.shares[me]!) && hex(da.get(last)!) === hex(db.get(last)!)) throw new Error('the last delta ignores the share');
+      const lambda = interpolate(suite, p.helpers.map((h) => ({ x: Fn.fromBytes(Buffer.from(h, 'hex')), y: h === me ? 1n : 0n })), Fn.fromBytes(Buffer.from(p.target, 'hex')));
+      if (sum(da) !== Fn.mul(lambda, Fn.fromBytes(a.shares[me]!))) throw new Error('the deltas do not sum to the Lagrange-weighted share');
+    }), { numRuns: 15, ...replay });
+    t.equal(runs >= 15, true, 'in every case only the last delta carries the share, and all of them sum to it');
+  });
+
   t.test(`${name}: helper sets that cannot repair are refused REPAIR_HELPERS_INVALID`, async (t) => {
     const { pub, shares } = dealt(suite, 3, 5, seededRng(new Uint8Array(32), name));
     const lost = id(1);
