@@ -38,9 +38,9 @@
  *     confirms it publicly; for enrolment, Y_x is derived only from values the ledger pinned
  *     (verifying shares and group key), never from anything a helper sends.
  *   - What a helper learns. Helper j receives one delta from each other helper i; any |H| - 1 of
- *     helper i's deltas are independent and uniform, so each one alone is a uniformly random
- *     scalar that says nothing about λ_i(x)·s_i. Helpers see no sum but their own; the sums
- *     travel encrypted to the target.
+ *     helper i's deltas are independent and uniform over the whole field (`uniformScalar`), so
+ *     each one alone is a uniformly random scalar that says nothing about λ_i(x)·s_i. Helpers see
+ *     no sum but their own; the sums travel encrypted to the target.
  *   - What the target learns. For each helper the vector (δ_i1, ..., δ_i|H|) is uniform on the
  *     hyperplane of vectors summing to λ_i(x)·s_i, so the vector of sums (σ_1, ..., σ_|H|) is
  *     uniform on the hyperplane summing to s_x as soon as t >= 2: the target learns s_x and
@@ -69,7 +69,7 @@
  *     (kernel/redeal.ts), not repaired. That a RepairAuthorized decision names the helpers and
  *     the target, and that a kernel never holds two identifiers of one key, is the caller's part.
  */
-import { bytesToHex } from '@noble/hashes/utils.js';
+import { bytesToHex, randomBytes } from '@noble/hashes/utils.js';
 import { CustodyError } from '../proto/errors.js';
 import { kernel as limits } from '../proto/limits.js';
 import type { ReasonCode } from '../proto/reasons.js';
@@ -126,6 +126,20 @@ function linear(points: GroupPoint[], scalars: bigint[]): GroupPoint | null {
     acc = acc === null ? term : acc.add(term);
   }
   return acc === null || acc.is0() ? null : acc;
+}
+
+/**
+ * A uniformly random scalar: Fn.BYTES + 16 random bytes reduced modulo the group order (statistical
+ * distance below 2^-128). Not the suite's `randomScalar`: for the taproot suite that one returns
+ * only scalars whose point has an even Y (BIP340 key convention), half of the field, and deltas
+ * drawn from half the field would each tell their recipient about one bit of the helper's share.
+ */
+function uniformScalar(suite: Suite, rng: Rng = randomBytes): bigint {
+  const bytes = rng(suite.Fn.BYTES + 16);
+  let n = 0n;
+  for (const b of bytes) n = (n << 8n) | BigInt(b);
+  bytes.fill(0);
+  return n % suite.Fn.ORDER;
 }
 
 /** A canonical scalar of the suite (zero allowed: a delta may be zero), or null. */
@@ -248,7 +262,7 @@ export function repairStep1(suite: Suite, pub: PublicKeyPackage, plan: RepairPla
   const deltas = new Map<string, Uint8Array>();
   let rest = parts[0]!;
   for (let j = 0; j < plan.helpers.length - 1; j++) {
-    const d = Fn.fromBytes(suite.frost.utils.randomScalar(rng as never));
+    const d = uniformScalar(suite, rng);
     deltas.set(plan.helpers[j]!, Fn.toBytes(d));
     rest = Fn.sub(rest, d);
   }

@@ -205,6 +205,22 @@ for (const name of SUITE_NAMES) {
     t.equal(runs >= 15, true, 'in every case only the last delta carries the share, and all of them sum to it');
   });
 
+  if (name !== 'ed25519') {
+    t.test(`${name}: deltas range over the whole field, not only scalars whose point has an even Y`, async (t) => {
+      // The BIP340 convention restricts the taproot suite's own random scalars to even-Y points;
+      // a delta drawn that way would tell its recipient which half of the field the share's part is in.
+      const { pub, shares } = dealt(suite, 2, 3, seededRng(new Uint8Array(32), `${name}/parity`));
+      const p = plan([id(1), id(2)], id(3));
+      const parities = new Set<number>();
+      for (let i = 0; i < 40; i++) {
+        const d = repairStep1(suite, pub, p, id(1), shares[id(1)]!).get(id(1))!;
+        const v = Fn.fromBytes(d);
+        if (v !== 0n) parities.add(suite.base.multiply(v).toBytes()[0]!);
+      }
+      t.same([...parities].sort(), [2, 3], 'deltas with even-Y and odd-Y points both occur (all 40 of one parity: probability 2^-39)');
+    });
+  }
+
   t.test(`${name}: helper sets that cannot repair are refused REPAIR_HELPERS_INVALID`, async (t) => {
     const { pub, shares } = dealt(suite, 3, 5, seededRng(new Uint8Array(32), name));
     const lost = id(1);
