@@ -5,7 +5,8 @@
  *
  * The properties draw every secret (the dealer's polynomial and the helpers' deltas) from a
  * 32-byte seed fast-check generates, so a failure is reproduced exactly by the seed and path
- * fast-check prints: rerun with FC_SEED=<seed> FC_PATH=<path> in the environment.
+ * fast-check prints: rerun that test with FC_SEED=<seed> FC_PATH=<path> in the environment and
+ * tap's --grep=<test name>.
  */
 import t from 'tap';
 import fc from 'fast-check';
