@@ -248,6 +248,19 @@ for (const name of SUITE_NAMES) {
     t.equal(reason(() => repairStep1(suite, pub, { ...ok, keyId: 'a\0b' }, id(2), shares[id(2)]!)), 'PAYLOAD_REJECTED', 'a key id that is not printable');
   });
 
+  t.test(`${name}: bounds and malformed packages are refused before any secret is used`, async (t) => {
+    const { pub, shares } = dealt(suite, 2, 32, seededRng(new Uint8Array(32), `${name}/bounds`));
+    t.equal(reason(() => repairStep1(suite, pub, plan([id(1), id(2)], id(33)), id(1), shares[id(1)]!)), 'LIMIT_EXCEEDED', 'enrolling a 33rd participant of a 32-member committee');
+    t.equal(hex(repairInProcess(suite, pub, plan([id(2), id(3)], id(1)), shares).share), hex(shares[id(1)]!), 'rebuilding a share of the full committee is fine');
+    const many = Array.from({ length: 33 }, (_, i) => id((i % 31) + 2));
+    t.equal(reason(() => repairStep1(suite, pub, plan(many, id(1)), id(2), shares[id(2)]!)), 'REPAIR_HELPERS_INVALID', 'more helpers than repairHelpersMax');
+    const thin = { ...pub, verifyingShares: { [id(1)]: pub.verifyingShares[id(1)]! } };
+    t.equal(reason(() => repairStep1(suite, thin, plan([id(1), id(2)], id(3)), id(1), shares[id(1)]!)), 'PAYLOAD_REJECTED', 'a package with fewer verifying shares than its threshold');
+    const garbled = { ...pub, verifyingShares: { ...pub.verifyingShares, [id(1)]: new Uint8Array(pub.verifyingShares[id(1)]!.length).fill(0xff) } };
+    t.equal(reason(() => repairStep1(suite, garbled, plan([id(1), id(2)], id(3)), id(1), shares[id(1)]!)), 'REPAIR_PUBLIC_INCONSISTENT', 'a recorded verifying share that is not a group element');
+    t.equal(reason(() => repairInProcess(suite, garbled, plan([id(2), id(3)], id(1)), shares)), 'REPAIR_PUBLIC_INCONSISTENT', 'a target whose recorded verifying share is not a group element accepts no share');
+  });
+
   t.test(`${name}: missing, duplicated, foreign and malformed parts are refused REPAIR_PACKAGE_REJECTED`, async (t) => {
     const { pub, shares } = dealt(suite, 2, 3, seededRng(new Uint8Array(32), `${name}/parts`));
     const p = plan([id(2), id(3)], id(1));
