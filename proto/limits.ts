@@ -242,7 +242,7 @@ export const kernel = {
   /** Most participants in one key's committee (DKG, refresh, reshare). */
   participantsMax: 32,
   /**
-   * Most helpers in one share repair (kernel/repair.ts). A repair needs exactly t of them; more
+   * Most helpers in one share repair (kernel/repair.ts). A repair needs t of them (any t will do); more
    * only add messages (each helper sends one delta to every other), so the bound is the committee's.
    */
   repairHelpersMax: 32,
