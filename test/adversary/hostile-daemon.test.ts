@@ -67,10 +67,26 @@ function refusedByReason(text: string): Record<string, number> {
 }
 
 t.test('a hostile daemon with one node\'s certificate, identity and kernel socket gets no signature and stops no governed act', { timeout: 900_000 }, async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'custody-hostile-'));
-  const cluster = await DaemonCluster.create(dir, POLICY, 3, 3_000);
+  // A port drawn free can be taken by another process before a daemon binds it: then the cluster
+  // is made again on other ports (the attack needs three daemons up, not these ports).
+  let dir = '';
+  let cluster: DaemonCluster | null = null;
+  for (let attempt = 1; cluster === null; attempt++) {
+    dir = mkdtempSync(join(tmpdir(), 'custody-hostile-'));
+    const c = await DaemonCluster.create(dir, POLICY, 3, 3_000);
+    for (const [id, role] of Object.entries(OPERATORS)) issueOperatorCert(c.certs, id, role);
+    try {
+      await c.start('audra', CLI, 120_000);
+      cluster = c;
+    } catch (e) {
+      await c.stop();
+      const logs = c.nodes.map((n) => { try { return readFileSync(join(dir, `${n.id}.log`), 'utf8'); } catch { return ''; } }).join('\n');
+      rmSync(dir, { recursive: true, force: true });
+      if (attempt >= 3 || !logs.includes('EADDRINUSE')) throw e;
+      t.comment(`attempt ${attempt}: a port was taken before a daemon bound it; again on other ports`);
+    }
+  }
   const ids = cluster.nodes.map((n) => n.id);
-  for (const [id, role] of Object.entries(OPERATORS)) issueOperatorCert(cluster.certs, id, role);
   const clients: AdminClient[] = [];
   const client = (as: string, id: string): LabelledClient => {
     const c = cluster.client(id, as);
@@ -85,7 +101,6 @@ t.test('a hostile daemon with one node\'s certificate, identity and kernel socke
     if (!t.passing()) for (const id of ids) t.comment(`--- ${id}.log (last lines)\n${readFileSync(join(dir, `${id}.log`), 'utf8').split('\n').slice(-40).join('\n')}`);
     rmSync(dir, { recursive: true, force: true });
   });
-  await cluster.start('audra', CLI, 120_000);
   const metricsOf = (id: string): Promise<string> => scrape(loadConfig(join(dir, `${id}.yaml`)).http);
 
   const approve = async (cid: string, who: string[]): Promise<void> => {
@@ -237,6 +252,23 @@ t.test('a hostile daemon with one node\'s certificate, identity and kernel socke
     await eventually('custody_equivocation_active names n3', async () => series(await metricsOf('n1'), 'custody_equivocation_active', { offender: 'n3', kind: 'RaftVote' }) === 1);
     t.pass('custody_equivocation_active{offender="n3"} is 1');
     await signs(t, 'after-equivocation');
+  });
+
+  await t.test('a second leader in the current term: a follower takes no entries from it', async (t) => {
+    const leader = await h.leader();
+    const follower = leader === 'n1' ? 'n2' : 'n1';
+    const was = await h.raftStatus(follower);
+    const r = await h.appendForged(follower, [{ data: h.command({ type: 'ClockTick', nodeId: 'n3', passport: h.passport }) }], 'same', 5_000);
+    t.comment(`answer: ${JSON.stringify(r.answer && { reject: r.answer.reject, index: r.answer.index, term: r.answer.term })} prev ${r.prevIndex} term ${r.term}`);
+    t.same(r.indexes, [], `${follower} (following ${leader} in term ${was.term}) took no entry from n3 in that term`);
+    const now = await h.raftStatus(follower);
+    t.equal(now.leader, leader, `${follower} still follows ${leader}`);
+    await eventually('the honest nodes agree', async () => {
+      const s = await Promise.all(['n1', 'n2'].map((id) => client('audra', id).status()));
+      return s[0]!.applied === s[1]!.applied && s[0]!.stateRoot === s[1]!.stateRoot;
+    });
+    for (const id of ['n1', 'n2']) t.equal(series(await metricsOf(id), 'custody_split_brain_active', { kind: 'two_roots' }), 0, `${id}: no two roots for one index`);
+    await signs(t, 'after-second-leader');
   });
 
   const st = await h.ask({ kind: 'status' }, 'status');

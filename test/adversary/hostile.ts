@@ -76,7 +76,8 @@ export interface AppendOutcome {
   readonly prevIndex: number;
   /** Raft indexes of the forged entries, when the peer took them. */
   readonly indexes: readonly number[];
-  readonly answer: Message;
+  /** The peer's appResp; null when it sent none (it ignored the append). */
+  readonly answer: Message | null;
 }
 
 export class HostileDaemon {
@@ -192,25 +193,28 @@ export class HostileDaemon {
   /**
    * AppendEntries as X claiming leadership of a term (`term`: 'higher' = the leader's term + 1, so
    * every follower takes it and the leader steps down, Raft §5.1; 'same' = the leader's own term,
-   * so a follower that already follows the leader of that term hears a second leader). The entries
-   * follow the leader's last entry and are marked committed (commit = the last forged index), so
+   * so a follower that already follows the leader of that term hears a second leader; the result
+   * then has no answer when the peer ignored it). The entries follow the target's last entry and are marked committed (commit = the last forged index), so
    * the peer applies them at once. Retried while the peer's log moves under the attempt.
    */
-  async appendForged(target: string, entries: readonly { data: Uint8Array; type?: 'normal' | 'conf' }[], term: 'higher' | 'same' = 'higher'): Promise<AppendOutcome> {
+  async appendForged(target: string, entries: readonly { data: Uint8Array; type?: 'normal' | 'conf' }[], term: 'higher' | 'same' = 'higher', answerMs = 15_000): Promise<AppendOutcome> {
     for (let attempt = 0; attempt < 20; attempt++) {
       const s = await this.raftStatus(target);
       // The leader's last entry carries its current term (it appends an empty entry when elected).
-      if (s.role !== 'leader') throw new Error(`appendForged: ${target} is ${s.role}, the attack needs the leader's log head`);
+      // At a higher term the leader's log head is the one to follow; in the same term a follower's.
+      if (term === 'higher' && s.role !== 'leader') throw new Error(`appendForged: ${target} is ${s.role}, the attack needs the leader's log head`);
       const t = term === 'higher' ? s.term + 1 : s.term;
       const prevIndex = s.lastIndex;
       const es: Entry[] = entries.map((e, i) => ({ term: t, index: prevIndex + 1 + i, type: e.type ?? 'normal', data: e.data }));
       const last = prevIndex + es.length;
       this.inbox.length = 0;
       this.transport.send([msg('app', this.id, target, t, { index: prevIndex, logTerm: s.term, entries: es, commit: last })]);
-      const answer = await this.answer(target, (m) => m.type === 'appResp' || (m.type === 'heartbeatResp')).catch(() => null);
-      if (answer === null) continue;
-      if (answer.type === 'appResp' && !answer.reject && answer.index === last) return { term: t, prevIndex, indexes: es.map((e) => e.index), answer };
-      if (term === 'same' && answer.type === 'appResp') return { term: t, prevIndex, indexes: [], answer };
+      const answer = await this.answer(target, (m) => m.type === 'appResp', answerMs).catch(() => null);
+      if (answer === null) {
+        if (term === 'same') return { term: t, prevIndex, indexes: [], answer: null };
+        continue;
+      }
+      if (!answer.reject && answer.index === last) return { term: t, prevIndex, indexes: es.map((e) => e.index), answer };
     }
     throw new Error(`appendForged: ${target} never took the forged entries`);
   }
