@@ -220,6 +220,34 @@ export class HostileDaemon {
   }
 
   /**
+   * Two different histories in one new term: X claims term T+1 (T the leader's) to the follower
+   * first and then to the leader, with a different entry for the same (index, term) on each, both
+   * marked committed. Raft's log matching (§5.3) compares terms only, so the two honest replicas
+   * hold different committed entries under one (index, term) for good. Returns the (index, term)
+   * pairs each took. Not refused today: both replicas raise custody_split_brain_active{kind="two_roots"}
+   * and no checkpoint finds a majority of cosigners again, so signing stops.
+   */
+  async forkHonest(leader: string, follower: string): Promise<{ leader: AppendOutcome | null; follower: AppendOutcome | null }> {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const [l, f] = [await this.raftStatus(leader), await this.raftStatus(follower)];
+      if (l.role !== 'leader' || f.lastIndex !== l.lastIndex) continue;
+      const t = l.term + 1;
+      const prev = l.lastIndex;
+      const one = (to: string, stamp: number): Promise<Message | null> => {
+        const e: Entry = { term: t, index: prev + 1, type: 'normal', data: this.command({ type: 'ClockTick', nodeId: this.id, passport: this.passport }, stamp) };
+        this.transport.send([msg('app', this.id, to, t, { index: prev, logTerm: l.term, entries: [e], commit: prev + 1 })]);
+        return this.answer(to, (m) => m.type === 'appResp', 5_000).catch(() => null);
+      };
+      this.inbox.length = 0;
+      const af = await one(follower, Date.now());
+      const al = await one(leader, Date.now() + 1);
+      const took = (a: Message | null): AppendOutcome | null => (a !== null && !a.reject && a.index === prev + 1 ? { term: t, prevIndex: prev, indexes: [prev + 1], answer: a } : null);
+      if (took(af) !== null || took(al) !== null) return { leader: took(al), follower: took(af) };
+    }
+    return { leader: null, follower: null };
+  }
+
+  /**
    * AppendEntries at the leader's term + 1 whose entries replace committed ones: the previous
    * index is `back` entries before the peer's commit index, and the entries carry other data.
    */
@@ -241,6 +269,16 @@ export class HostileDaemon {
    */
   forgedConfChange(target: string, cc: ConfChange): Promise<AppendOutcome> {
     return this.appendForged(target, [{ type: 'conf', data: encodeConfChange(cc) }]);
+  }
+
+  /**
+   * An abort of act `opId` in node `victim`'s name (under its passport, which the genesis and the
+   * ledger publish), appended as X at the leader's term + 1. Not refused today: journal events
+   * carry a passport, not the proposer's signature, so every replica's ledger applies it and the
+   * act ends Aborted with the reason X chose.
+   */
+  abortInNameOf(leader: string, opId: string, victim: string, passport: string, reason: 'REMOTE_TIMEOUT' | 'PAYLOAD_REJECTED' = 'REMOTE_TIMEOUT'): Promise<AppendOutcome> {
+    return this.appendForged(leader, [{ data: this.command({ type: 'ActAborted', opId, reason, nodeId: victim, passport }) }]);
   }
 
   /**
