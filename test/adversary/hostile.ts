@@ -68,7 +68,7 @@ export async function outcomeOf(p: Promise<unknown>): Promise<string> {
 }
 
 /** The Raft status a peer serves to any roster certificate (proto/raft.proto Custody.Status). */
-export interface PeerRaftStatus { id: string; role: string; term: number; leader: string; commit: number; applied: number; lastIndex: number; root: string }
+export interface PeerRaftStatus { id: string; role: string; term: number; leader: string; commit: number; applied: number; lastIndex: number; root: string; voters: string[] }
 
 /** The result of one forged append as the attacker saw it: the peer's answer, and where its entries went. */
 export interface AppendOutcome {
