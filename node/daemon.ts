@@ -31,7 +31,7 @@ import { newBootId } from './splitbrain/exchange.js';
 import { NodeGuard, WITNESS_KEY, storeHistory, type NodeIdentity } from './splitbrain/node-guard.js';
 import { NodeMetrics } from './metrics.js';
 import { registerCatalogMetrics } from './metrics-catalog.js';
-import { countActTransitions } from './kernel-metrics.js';
+import { countActTransitions, countRefusedEntries } from './kernel-metrics.js';
 import { PeerTransport } from './peers.js';
 import { startMembership } from './membership/start.js';
 import { NodeServer } from './server.js';
@@ -189,6 +189,7 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
   });
   if (app instanceof LedgerApp) {
     countActTransitions(app, catalog);
+    countRefusedEntries(app, catalog);
     app.subscribe((entry) => {
       const ev = decodeEventOrNull(entry.event);
       if (ev !== null && 'statement' in ev) guard.statementInLog(ev.statement);

@@ -30,3 +30,15 @@ export function countActTransitions(app: LedgerApp, m: Pick<CatalogMetrics, 'sig
     if (r.ok && !r.replayed && r.opState !== undefined) m.signingActTransitions.inc({ state: r.opState });
   });
 }
+
+/**
+ * Counts each committed entry the ledger refused (custody_ledger_entries_refused_total), by reason
+ * code (a refusal the ledger journals, a Denied act or equivocation evidence, is not one). Raft commits whatever a leader appends; a leader that lies (a forged act, a proposer it is
+ * not, a stamp far ahead) gets its entries committed and refused by every replica alike, and this
+ * is where an operator sees it.
+ */
+export function countRefusedEntries(app: LedgerApp, m: Pick<CatalogMetrics, 'ledgerEntriesRefused'>): () => void {
+  return app.subscribe((_entry, r) => {
+    if (!r.ok && !r.applied) m.ledgerEntriesRefused.inc({ reason: r.reason });
+  });
+}

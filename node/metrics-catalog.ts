@@ -94,6 +94,7 @@ export const METRICS: readonly MetricSpec[] = [
   m('custody_kernel_reconnects_total', 'counter', 'Connections this node made to its secret kernel after the first (kernel restarts or lost sockets)', [], 'catalog'),
   m('custody_signing_acts', 'gauge', 'Signing acts in the operation journal, by lifecycle state', ['state'], 'catalog'),
   m('custody_signing_act_transitions_total', 'counter', 'Signing acts that entered a lifecycle state on this node\'s ledger', ['state'], 'catalog'),
+  m('custody_ledger_entries_refused_total', 'counter', 'Committed log entries this node\'s ledger applied as refusals (the state did not move), by reason code: forged or stale entries a leader appended', ['reason'], 'catalog'),
 
   // Certified checkpoints (node/checkpoints.ts).
   m('custody_checkpoint_divergence_total', 'counter', 'Cosignatures from a peer that do not verify over the checkpoint this node computed at the same tree size: the two replicas hold different entries', ['peer'], 'catalog'),
@@ -163,6 +164,7 @@ export interface CatalogMetrics {
   readonly kernelDisconnected: Gauge;
   readonly kernelReconnects: Counter;
   readonly signingActTransitions: Counter<'state'>;
+  readonly ledgerEntriesRefused: Counter<'reason'>;
   readonly checkpointDivergence: Counter<'peer'>;
 }
 
@@ -239,10 +241,11 @@ export function registerCatalogMetrics(registry: Registry, sources: CatalogSourc
   });
   const signingActTransitions = new Counter({ ...specOf('custody_signing_act_transitions_total'), registers });
   for (const state of SIGNING_ACT_STATES) signingActTransitions.inc({ state }, 0);
+  const ledgerEntriesRefused = new Counter({ ...specOf('custody_ledger_entries_refused_total'), registers });
 
   // No zero series: the peers are not known here; increase() over a series born at 1 still counts
   // it in the alert (CustodyCheckpointDivergence uses `> 0` on the counter's presence).
   const checkpointDivergence = new Counter({ ...specOf('custody_checkpoint_divergence_total'), registers });
 
-  return { splitBrainActive, splitBrainAlarms, observations, rollbackVoteWithheld, equivocationEvidence, statementsRejected, kernelSteps, kernelRefusals, kernelDisconnected, kernelReconnects, signingActTransitions, checkpointDivergence };
+  return { splitBrainActive, splitBrainAlarms, observations, rollbackVoteWithheld, equivocationEvidence, statementsRejected, kernelSteps, kernelRefusals, kernelDisconnected, kernelReconnects, signingActTransitions, ledgerEntriesRefused, checkpointDivergence };
 }

@@ -454,6 +454,16 @@ export class RaftCore implements RaftApi {
       }
     }
 
+    if (m.term === this.term && this.role === 'follower' && this.leader !== null && m.from !== this.leader && (m.type === 'app' || m.type === 'heartbeat' || m.type === 'snap')) {
+      // Election Safety (§5.2): at most one leader per term. A follower that knows the leader of its
+      // term takes no append, heartbeat or snapshot from another node claiming that same term. An
+      // honest cluster never sends one, so nothing honest is dropped; a lying peer that did get
+      // entries in would write a second history under (index, term) pairs the real leader also
+      // uses, which the log matching check (§5.3) then takes as matching and never repairs: the
+      // honest replicas would diverge for good. (A higher term still deposes: that is §5.1.)
+      this.stats.invalidMessages++;
+      return;
+    }
     if (m.type === 'vote' || m.type === 'preVote') {
       this.handleVoteRequest(m);
       return;

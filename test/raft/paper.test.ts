@@ -478,3 +478,29 @@ t.test('MemoryStorage serves a consistent log across snapshot and compaction', a
   s.append([ent(3, 3), ent(4, 3)]);
   t.same(s.entries(3, 5, 100).map((e) => e.term), [3, 3], 'a conflicting append replaces the suffix');
 });
+
+t.test('§5.2 a follower that knows the leader of its term takes no append, heartbeat or snapshot from another node in that term', async (t) => {
+  const n = three();
+  n.core.step(msg('app', '2', '1', 4, { index: 0, logTerm: 0, entries: [ent(1, 4, 'from the leader')], commit: 1 }));
+  n.process();
+  t.equal(n.core.status().leader, '2', 'node 2 leads term 4');
+  t.equal(n.core.status().lastIndex, 1);
+  // Node 3 lies: it claims term 4 too and sends its own entry at index 2.
+  n.core.step(msg('app', '3', '1', 4, { index: 1, logTerm: 4, entries: [ent(2, 4, 'from a second leader')], commit: 2 }));
+  const out = n.process();
+  t.equal(n.core.status().lastIndex, 1, 'the entry is not appended');
+  t.equal(n.core.status().commit, 1, 'nor anything committed');
+  t.equal(ofType(out, 'appResp').length, 0, 'and no answer is sent');
+  n.core.step(msg('heartbeat', '3', '1', 4, { commit: 1 }));
+  t.equal(ofType(n.process(), 'heartbeatResp').length, 0, 'a heartbeat from it is not answered either');
+  t.equal(n.core.status().leader, '2', 'the follower still follows node 2');
+  // The real leader's next entry lands at index 2, where the lie would have sat with the same term.
+  n.core.step(msg('app', '2', '1', 4, { index: 1, logTerm: 4, entries: [ent(2, 4, 'from the leader')], commit: 2 }));
+  n.process();
+  t.equal(n.core.status().lastIndex, 2);
+  t.equal(n.core.status().commit, 2);
+  // A higher term still deposes (§5.1).
+  n.core.step(msg('app', '3', '1', 5, { index: 2, logTerm: 4, entries: [], commit: 2 }));
+  t.equal(n.core.status().leader, '3');
+  t.equal(n.core.status().term, 5);
+});
