@@ -9,7 +9,7 @@ import t from 'tap';
 import { ScriptedCluster } from '../../ledger/scenario.js';
 import { stampRefusal } from '../../ledger/apply.js';
 import type { DecisionAction } from '../../ledger/decision.js';
-import type { LedgerEvent } from '../../ledger/events.js';
+import { type LedgerEvent, decodeEvent } from '../../ledger/events.js';
 import { ledger as limits } from '../../proto/limits.js';
 import { isCustodyError } from '../../proto/errors.js';
 import { DriverLedgerPort } from '../../node/lifecycle/driver-ledger.js';
@@ -234,4 +234,18 @@ t.test('a leader a year ahead cannot move the ledger clock, even with honest rea
   t.ok(await beside.tick());
   applyProposed(s, honest.proposed);
   t.equal(s.state.clockMs, real, 'the clock is the honest leader\'s, not the fast voter\'s');
+});
+
+t.test('within the bound the leader ticks without asking anyone for readings', async (t) => {
+  const s = started();
+  const idle = s.state.clockMs + limits.clockTickIdleMs;
+  let asked = 0;
+  const p = port(s, () => idle);
+  const w = witnesses(s, { id: 'node-0', clockMs: () => idle }, [{ id: 'node-1', clockMs: () => idle }]);
+  const counting: ClockWitnesses = { own: () => (asked++, w.own()), peers: () => (asked++, w.peers()) };
+  const ticker = new ClockTicker({ nodeId: 'node-0', ledger: p.port, log: () => undefined, now: () => idle, witnesses: counting });
+  t.ok(await ticker.tick());
+  t.equal(asked, 0, 'no readings gathered');
+  const [d] = p.proposed.map((c) => decodeLedgerCommand(c));
+  t.same(Object.keys(decodeEvent(d!.event)).sort(), ['nodeId', 'passport', 'type'], 'a plain tick, encoded as before');
 });
