@@ -47,6 +47,7 @@ import { type SignedActRequest, actRequestToCbor } from './act-request.js';
 import { requestDeclaredMismatch, verifyActRequest } from './act-request-check.js';
 import { type ArchiveReader, type ArchiveRecord, type MemoryArchive, EMPTY_ARCHIVE_HEAD, archiveLink, encodeArchived } from './archive.js';
 import { ed25519GroupCommitment, frostIdentifier, isGroupElement } from './signing-set.js';
+import { attestedTime } from './clock-reading.js';
 import { admissionReceipt, permitReceipt, publicationReceipt, type ReceiptAnchor } from './receipts.js';
 import { type ClusterState, type EpochRecord, type KeyRecord, type LedgerState, type NodeRecord, type OpRecord, type OpState, type PermitRecord, type RuleRecord, type RevocationRecord, revocationsOf, OP_TRANSITIONS, TERMINAL_OP_STATES, clipRuleDetail, consumedKey, keyContextOf } from './state.js';
 
@@ -353,8 +354,9 @@ function dispatch(c: ClusterState, e: Exclude<LedgerEvent, { type: 'ClusterGenes
  * every `ledger.clockTickIdleMs` (< B) of ledger silence (node/lifecycle/clock.ts), so the ledger
  * clock trails real time by less than that, and the next honest stamp is within B of it, however
  * long the idle gap. Only when no leader ran for longer than B (the whole cluster, or a majority,
- * down) is the first stamp after it further ahead: then the first quorum-signed decision moves the
- * clock (the exception), and until then each node refuses its own proposals locally (below), so
+ * down) is the first stamp after it further ahead: then the leader's first tick carrying a
+ * majority of voters' signed clock readings moves the clock (attested time, below), or a
+ * quorum-signed decision does; until then each node refuses its own proposals locally (below), so
  * nothing goes to Raft that would be refused.
  *
  * Local refusal (node/lifecycle/driver-ledger.ts): a node applies this same rule to its own
@@ -370,9 +372,48 @@ function dispatch(c: ClusterState, e: Exclude<LedgerEvent, { type: 'ClusterGenes
  *    then clamp to it (time never runs backwards) until real time catches up. B bounds that skew.
  *  - a node that lies on purpose (compromised, not merely misconfigured) can stamp each of its
  *    entries just under B ahead of the last, and so push the ledger clock forward by B per entry it
- *    gets committed (STAMP_AHEAD makes each step at most B, no longer a year at once). Binding the
- *    ledger clock to real time against a compromised proposer needs clock readings signed by a
- *    majority of the voter nodes, carried in the entry; this rule is the bound without them.
+ *    gets committed (STAMP_AHEAD makes each step at most B, no longer a year at once).
+ *
+ * Attested time (the second exception, so that time can catch up without approvers). When no
+ * leader ran for longer than B (a majority outage, a cluster restored from an old snapshot or
+ * seeded from old journals), every honest stamp is more than B past the ledger clock, and without
+ * this exception every proposal stayed refused until approvers signed a decision. A ClockTick may
+ * carry clock readings (ledger/clock-reading.ts): each a voter's statement "my clock read T",
+ * signed with its identity key over domain `custody-ledger/v1/clock-reading`, the cluster id, its
+ * node id and T. Rule: count the readings of this cluster by voters of the applied roster
+ * (rosterVoters, the voter set cosigned checkpoints use) whose signatures verify, one voter once;
+ * if they come from a majority of the voters, the attested time A is the smallest counted reading,
+ * and the tick's bound is max(ledger clock, A) + B instead of ledger clock + B. Otherwise the tick
+ * is judged as any entry.
+ *
+ *   Message flow (node/lifecycle/clock.ts): the leader, finding its ledger clock more than B
+ *   behind its own, asks every voter (itself included, peer RPC ClockReading, bounded by
+ *   lifecycle.clockReadingWaitMs) for a reading of its own clock; each voter signs what its clock
+ *   reads now, never a time it is given; the leader keeps the answers that verify, one per voter,
+ *   the latest majority of them (chooseReadings), and proposes a ClockTick stamped with its own
+ *   clock carrying them. Its local refusal (driver-ledger.ts) and every replica apply this rule.
+ *
+ *   Safety (trusted: a majority of voters keep their keys and report their clocks honestly; not
+ *   trusted: the proposer, any minority of voters, the network). Any majority of the voters holds
+ *   an honest one, so A, the smallest reading of a majority, is at most an honest clock's reading
+ *   when it was signed, which is at most honest time now. So the tick's stamp, and the ledger
+ *   clock after it, is at most honest time + B: a leader with a fast clock, or a compromised one
+ *   with its own reading a year ahead and the readings of lying minority voters, still cannot take
+ *   the ledger clock further than B past honest time; its forged readings of others do not verify.
+ *   Replayed old readings are harmless: they vouch for a past time, and time never runs backwards
+ *   (apply takes max(ledger clock, stamp)), so an old majority bounds the tick by the old time + B.
+ *   Readings of another cluster, by a removed node or a non-voter, or with a bad signature are not
+ *   counted, and a second reading by one voter adds no voter, so no one reaches a majority alone.
+ *   The proposer chooses which valid readings to carry; that choice cannot break the bound (every
+ *   majority contains an honest voter), and it lets an honest leader leave out a lagging or lying
+ *   minority's low readings, so such a minority cannot hold the clock back either.
+ *
+ *   Liveness: with a majority of voters up, reachable and honest, the first leader tick after the
+ *   outage carries their readings (A is their time, within NTP skew) and is accepted; from then on
+ *   honest stamps are within B of the ledger clock again, with no governance decision.
+ *
+ *   Cost: readings are verified only for a tick stamped past the ordinary bound, at most
+ *   ledger.clockReadingsMax signatures (bounded at decode); an ordinary entry pays nothing.
  */
 export function stampRefusal(state: LedgerState, event: LedgerEvent, stampMs: number): string | null {
   const c = state.cluster;
@@ -384,7 +425,12 @@ export function stampRefusal(state: LedgerState, event: LedgerEvent, stampMs: nu
     const g = c.governance;
     if (stampMs <= d.body.issuedMs + limits.stampAheadMs && verifyDecision(d, g.roster, c.clusterId, g.epoch, stampMs).ok) return null;
   }
-  return `stamp ${stampMs} is ${stampMs - state.clockMs} ms after the ledger clock ${state.clockMs}: more than ${limits.stampAheadMs} ms ahead, and no approver quorum vouches for that time`;
+  if (event.type === 'ClockTick' && event.readings !== undefined) {
+    const attested = attestedTime(c.nodes, c.clusterId, event.readings);
+    if (attested !== null && stampMs <= Math.max(state.clockMs, attested) + limits.stampAheadMs) return null;
+    if (attested !== null) return `stamp ${stampMs} is ${stampMs - attested} ms after the time ${attested} a majority of the voters attests: more than ${limits.stampAheadMs} ms ahead`;
+  }
+  return `stamp ${stampMs} is ${stampMs - state.clockMs} ms after the ledger clock ${state.clockMs}: more than ${limits.stampAheadMs} ms ahead, and no approver quorum or majority of voter clock readings vouches for that time`;
 }
 
 function clockTick(c: ClusterState, e: Extract<LedgerEvent, { type: 'ClockTick' }>, ctx: Ctx): Outcome {

@@ -30,6 +30,7 @@ import {
 import { TX_KINDS, type TxKind } from './tx/types.js';
 import { type SignedActRequest, actRequestFromCbor, actRequestToCbor } from './act-request.js';
 import type { PolicyDocument } from './policy-engine/types.js';
+import { type ClockReading, clockReadingToCbor, clockReadingsFromCbor } from './clock-reading.js';
 
 export interface LedgerEntry {
   readonly index: number;
@@ -270,8 +271,12 @@ export type LedgerEvent =
   | ({ readonly type: 'ActPublished'; readonly opId: string } & Proposer)
   | ({ readonly type: 'ActSettled'; readonly opId: string; readonly confirmation: string } & Proposer)
   | ({ readonly type: 'ActAborted'; readonly opId: string; readonly reason: ReasonCode } & Proposer)
-  /** Time passes: a leader's stamp while nothing else happens (ledger/apply.ts stampRefusal). */
-  | ({ readonly type: 'ClockTick' } & Proposer);
+  /**
+   * Time passes: a leader's stamp while nothing else happens (ledger/apply.ts stampRefusal).
+   * `readings`: voters' signed clock readings (ledger/clock-reading.ts); absent in a tick that
+   * carries none (encoded without the field, as before readings existed).
+   */
+  | ({ readonly type: 'ClockTick'; readonly readings?: readonly ClockReading[] } & Proposer);
 
 export type EventType = LedgerEvent['type'];
 
@@ -293,6 +298,8 @@ export function eventToCbor(e: LedgerEvent): CborValue {
       return { type: e.type, opId: e.opId, permitId: e.permitId, commitments: e.commitments.map(memberToCbor), nodeId: e.nodeId, passport: e.passport };
     case 'ActExecuted':
       return { type: e.type, opId: e.opId, permitId: e.permitId, signatures: [...e.signatures], nodeId: e.nodeId, passport: e.passport };
+    case 'ClockTick':
+      return e.readings === undefined ? { type: e.type, nodeId: e.nodeId, passport: e.passport } : { type: e.type, readings: e.readings.map(clockReadingToCbor), nodeId: e.nodeId, passport: e.passport };
     default:
       return { ...e } as CborValue;
   }
@@ -366,8 +373,8 @@ export function eventFromCbor(v: CborValue): LedgerEvent {
       return { type, opId: str(o.opId, 'opId'), reason, ...proposer(o) };
     }
     case 'ClockTick': {
-      const o = obj(v, 'event', ['type', ...PROPOSER]);
-      return { type, ...proposer(o) };
+      const o = obj(v, 'event', ['type', ...PROPOSER], ['readings']);
+      return o.readings === undefined ? { type, ...proposer(o) } : { type, readings: clockReadingsFromCbor(o.readings), ...proposer(o) };
     }
     default:
       throw new ShapeError(`event: unknown type ${String(type)}`);

@@ -48,6 +48,15 @@ export interface NodeRecord {
   readonly equivocated: boolean;
 }
 
+/**
+ * The voters of the roster, sorted by id: every node not removed (fenced nodes still count). One
+ * definition for everything a majority of voters vouches for: cosigned checkpoints
+ * (node/checkpoints.ts), which the kernels follow, and attested clock readings (ledger/clock-reading.ts).
+ */
+export function rosterVoters(nodes: { readonly [id: string]: NodeRecord }): NodeRecord[] {
+  return Object.values(nodes).filter((n) => n.status !== 'removed').sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}
+
 /** Per key epoch: the ceremony (DKG, refresh or reshare), its publication and activation. */
 export type EpochStatus = 'ceremony' | 'published' | 'active' | 'superseded' | 'aborted' | 'retired';
 export const EPOCH_STATUSES: readonly EpochStatus[] = ['ceremony', 'published', 'active', 'superseded', 'aborted', 'retired'];

@@ -40,6 +40,7 @@ import { certified, formatCheckpoint, parseCheckpoint } from '../ledger/tlog/che
 import { cosignatureSigner, openNote, parseNote, signNote } from '../ledger/tlog/note.js';
 import { checkpointOrigin, clusterTrust, nodeSignerName, nodeVerifier, type EntryCertificate, type EntryInclusion } from '../ledger/tlog/ledger-log.js';
 import type { LedgerApp } from './ledger-app.js';
+import { rosterVoters } from '../ledger/state.js';
 
 /** Another voter, asked to cosign a size of its own replica (node/lifecycle/peer.ts RemoteCosigner). */
 export interface CosignPeer {
@@ -94,7 +95,7 @@ export class Checkpointer {
   voters(): { id: string; identityKey: Uint8Array }[] {
     const c = this.o.app.state.cluster;
     if (c === null) return [];
-    return Object.values(c.nodes).filter((n) => n.status !== 'removed').map((n) => ({ id: n.id, identityKey: n.identityKey })).sort((a, b) => (a.id < b.id ? -1 : 1));
+    return rosterVoters(c.nodes).map((n) => ({ id: n.id, identityKey: n.identityKey }));
   }
 
   /** Resolves once `done()` holds after an applied entry; REMOTE_TIMEOUT with `what` after the bound. */

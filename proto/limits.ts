@@ -140,6 +140,11 @@ export const ledger = {
   /** A leader whose ledger clock has not moved for this long proposes a ClockTick (node/lifecycle/clock.ts). */
   clockTickIdleMs: 60_000,
   /**
+   * Most signed clock readings one ClockTick carries (ledger/clock-reading.ts): one per voter is
+   * all a majority needs, so the roster bound; more is refused PAYLOAD_REJECTED at decode.
+   */
+  clockReadingsMax: 64,
+  /**
    * The window around the ledger clock in which a custodian's signed act request is accepted
    * (ledger/act-request.ts, ledger/apply.ts actSubmitted): issued at most `actRequestAgeMsMax`
    * before the entry's stamp and at most `actRequestSkewMsMax` after it (the custodian's clock may
@@ -188,6 +193,11 @@ export const policyEngine = {
 export const lifecycle = {
   /** How long a peer may take per lifecycle request (a nonce commitment, a share) by default... */
   remoteTimeoutMsDefault: 5_000,
+  /**
+   * Longest a leader waits for the voters' signed clock readings before it proposes a tick with
+   * what it has (node/lifecycle/clock.ts); a tick without a majority of them moves nothing new.
+   */
+  clockReadingWaitMs: 3_000,
   /** ... and the range `remoteTimeoutMs` may be set to in `<node>.lifecycle.yaml`. */
   remoteTimeoutMsMin: 100,
   remoteTimeoutMsMax: 120_000,

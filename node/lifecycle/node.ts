@@ -40,7 +40,8 @@ import { Coordinator } from './coordinator.js';
 import { ClockTicker } from './clock.js';
 import { KernelTwin } from './kernel-twin.js';
 import { KernelLink, type KernelLinkStatus } from './kernel-link.js';
-import { type BlobStore, PeerClient, PeerExchange, RemoteCosigner, RemoteParticipant, peerHandlers } from './peer.js';
+import { type BlobStore, PeerClient, PeerExchange, RemoteClockReader, RemoteCosigner, RemoteParticipant, peerHandlers } from './peer.js';
+import { signClockReading } from '../../ledger/clock-reading.js';
 import { Checkpointer } from '../checkpoints.js';
 import type { KernelPort, ParticipantPort } from './ports.js';
 import type { CatalogMetrics } from '../metrics-catalog.js';
@@ -136,6 +137,9 @@ export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleC
     nodeId: o.nodeId, identitySecretKey: cfg.identitySecretKey, app: o.app, peers: () => cosigners, log: o.log,
     onDivergence: (peer) => o.metrics?.checkpointDivergence.inc({ peer }),
   });
+  // Signed readings of this node's clock (ledger/clock-reading.ts): for its peers' catch-up ticks and its own.
+  const ownReading = () => signClockReading({ clusterId: genesis.clusterId, nodeId: o.nodeId, clockMs: Date.now() }, cfg.identitySecretKey);
+  const clockReaders = peerClients.map((p) => new RemoteClockReader(p.nodeId, p, genesis.clusterId));
   const participant = new LifecycleParticipant({ nodeId: o.nodeId, identitySecretKey: cfg.identitySecretKey, ledger, kernel, exchange, log: o.log, certificate: (indexes) => checkpoints.certificate(indexes) });
   if (link !== null) {
     const m = o.metrics;
@@ -151,14 +155,14 @@ export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleC
   const coordinator = new Coordinator({ nodeId: o.nodeId, ledger, exchange, participants: ports, localPublicPackage: (k, e) => participant.ownPublicPackage(k, e), log: o.log, remoteTimeoutMs: cfg.remoteTimeoutMs, signingSetWaitMs: cfg.signingSetWaitMs });
   const backend = new AdminBackend(o.nodeId, ledger, coordinator, cfg.identitySecretKey);
   const server = new AdminServer({
-    listen: cfg.admin, tls: o.tls, backend, log: o.log, peer: peerHandlers({ participant, exchange, isNode: (id) => cfg.peers.has(id), incarnation: o.incarnation ?? '', cosign: (size) => checkpoints.cosign(size) }),
+    listen: cfg.admin, tls: o.tls, backend, log: o.log, peer: peerHandlers({ participant, exchange, isNode: (id) => cfg.peers.has(id), incarnation: o.incarnation ?? '', cosign: (size) => checkpoints.cosign(size), clockReading: ownReading }),
     snapshot: () => snapshotFileBytes({ nodeId: o.nodeId, driver: o.driver, app: o.app, incarnation: o.incarnation ?? '' }),
     ...(o.membership ? { membership: membershipHandlers(o.membership, o.driver) } : {}),
   });
   const adminPort = await server.start();
   await participant.start();
   coordinator.start();
-  const ticker = new ClockTicker({ nodeId: o.nodeId, ledger, log: o.log });
+  const ticker = new ClockTicker({ nodeId: o.nodeId, ledger, log: o.log, witnesses: { own: ownReading, peers: () => clockReaders } });
   ticker.start();
   // The genesis every node was installed with: the leader proposes it until the ledger has one.
   let stopped = false;

@@ -23,6 +23,8 @@ import { adminPackage, refusal } from '../admin/server.js';
 import type { SigningCommitment } from '../../kernel/wire.js';
 import type { Exchange, NonceOffer, ParticipantPort } from './ports.js';
 import type { CosignPeer } from '../checkpoints.js';
+import type { ClockReading } from '../../ledger/clock-reading.js';
+import type { ClockReadingPeer } from './clock.js';
 import { tlog as tlogLimits } from '../../proto/limits.js';
 
 type Unary = (req: object, md: grpc.Metadata, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r?: unknown) => void) => void;
@@ -322,8 +324,25 @@ export class RemoteCosigner implements CosignPeer {
   }
 }
 
+/**
+ * Another node's signed reading of its own clock (node/lifecycle/clock.ts), over the peer service.
+ * The answer is untrusted: the asker counts it only if it verifies under that node's identity key
+ * on its own ledger's roster, for its own cluster (ledger/clock-reading.ts chooseReadings).
+ */
+export class RemoteClockReader implements ClockReadingPeer {
+  constructor(readonly nodeId: string, private readonly peer: PeerClient, private readonly clusterId: string) {}
+
+  async reading(deadlineMs: number): Promise<ClockReading> {
+    const r = await this.peer.call<{ clockMs?: number; signature?: Buffer }>('ClockReading', {}, deadlineMs);
+    const clockMs = Number(r.clockMs ?? -1);
+    const signature = r.signature === undefined ? new Uint8Array(0) : new Uint8Array(r.signature);
+    if (!Number.isSafeInteger(clockMs) || clockMs < 0 || signature.length !== 64) throw new CustodyError('PAYLOAD_REJECTED', `${this.nodeId} answered no clock reading`);
+    return { clusterId: this.clusterId, nodeId: this.nodeId, clockMs, signature };
+  }
+}
+
 /** The server side: only node certificates whose CN is a cluster node. */
-export function peerHandlers(o: { participant: ParticipantPort; exchange: PeerExchange; isNode: (id: string) => boolean; incarnation?: string; cosign?: (size: number) => Promise<string> }): grpc.UntypedServiceImplementation {
+export function peerHandlers(o: { participant: ParticipantPort; exchange: PeerExchange; isNode: (id: string) => boolean; incarnation?: string; cosign?: (size: number) => Promise<string>; clockReading?: () => ClockReading }): grpc.UntypedServiceImplementation {
   const who = (call: { getAuthContext(): { sslPeerCertificate?: PeerCertificate } | null; metadata: grpc.Metadata }): string => {
     const cert = call.getAuthContext()?.sslPeerCertificate;
     const cn = cert?.subject?.CN;
@@ -369,6 +388,11 @@ export function peerHandlers(o: { participant: ParticipantPort; exchange: PeerEx
       const size = Number(r.size ?? 0);
       if (!Number.isSafeInteger(size) || size < 1) throw new CustodyError('INVALID_ARGUMENT', `tree size ${String(r.size)}`);
       return { note: await o.cosign(size) };
+    }),
+    ClockReading: unary<R>(() => {
+      if (o.clockReading === undefined) throw new CustodyError('SERVICE_NOT_SERVED', 'this node signs no clock readings');
+      const r = o.clockReading();
+      return { clockMs: r.clockMs, signature: Buffer.from(r.signature) };
     }),
   };
 }

@@ -9,14 +9,16 @@ import t from 'tap';
 import { ScriptedCluster } from '../../ledger/scenario.js';
 import { stampRefusal } from '../../ledger/apply.js';
 import type { DecisionAction } from '../../ledger/decision.js';
-import type { LedgerEvent } from '../../ledger/events.js';
+import { type LedgerEvent, decodeEvent } from '../../ledger/events.js';
 import { ledger as limits } from '../../proto/limits.js';
 import { isCustodyError } from '../../proto/errors.js';
 import { DriverLedgerPort } from '../../node/lifecycle/driver-ledger.js';
-import { ClockTicker } from '../../node/lifecycle/clock.js';
+import { ClockTicker, type ClockWitnesses } from '../../node/lifecycle/clock.js';
+import { signClockReading } from '../../ledger/clock-reading.js';
+import { seedOf } from '../../ledger/scenario.js';
 import type { Driver } from '../../raft/driver.js';
 import type { LedgerApp } from '../../node/ledger-app.js';
-import { encodeVerdict } from '../../node/ledger-app.js';
+import { decodeLedgerCommand, encodeVerdict } from '../../node/ledger-app.js';
 
 const B = limits.stampAheadMs;
 const YEAR = 365 * 24 * 3600 * 1000;
@@ -159,4 +161,91 @@ t.test('the leader ticks an idle ledger, and a fast leader ticks nothing', async
   t.notOk(await fastTicker.tick());
   t.equal(fast.proposed.length, 0, 'nothing reached Raft');
   t.equal(logs.filter((l) => l.includes('STAMP_AHEAD')).length, 1, 'the refusal is said once, with its code');
+});
+
+/**
+ * Catching up after an outage longer than the bound: the leader's ticker gathers the voters'
+ * signed clock readings and the ledger (and the port's local rule) accepts its tick up to the
+ * smallest of a majority + B; a leader alone, or a leader with a fast clock, moves nothing.
+ */
+function witnesses(s: ScriptedCluster, own: { id: string; clockMs: () => number }, peers: { id: string; clockMs: () => number; fails?: boolean; key?: Uint8Array }[]): ClockWitnesses {
+  const sign = (id: string, clockMs: number, key?: Uint8Array) => signClockReading({ clusterId: s.clusterId, nodeId: id, clockMs }, key ?? s.node(id).secretKey);
+  return {
+    own: () => sign(own.id, own.clockMs()),
+    peers: () => peers.map((p) => ({ nodeId: p.id, reading: async () => (p.fails ? Promise.reject(new Error('unreachable')) : sign(p.id, p.clockMs(), p.key)) })),
+  };
+}
+
+/** Applies what the port proposed, as every replica would. */
+function applyProposed(s: ScriptedCluster, proposed: readonly Uint8Array[]) {
+  return proposed.map((c) => {
+    const d = decodeLedgerCommand(c);
+    if (d === null) throw new Error('not a ledger command');
+    return s.entry(d.event, d.stampMs).result;
+  });
+}
+
+t.test('after an outage longer than the bound, the leader catches up on a majority of readings, with no decision', async (t) => {
+  const s = started();
+  const real = s.state.clockMs + 30 * 24 * 3600 * 1000; // a month down
+  const logs: string[] = [];
+  const p = port(s, () => real);
+  const ticker = new ClockTicker({ nodeId: 'node-0', ledger: p.port, log: (l) => logs.push(l), now: () => real, witnesses: witnesses(s, { id: 'node-0', clockMs: () => real }, [{ id: 'node-1', clockMs: () => real - 40 }, { id: 'node-2', clockMs: () => 0, fails: true }]) });
+  t.ok(await ticker.tick(), 'the leader proposed a tick');
+  t.equal(p.proposed.length, 1, 'it reached Raft: the port accepts the attested tick');
+  const [r] = applyProposed(s, p.proposed);
+  t.match(r, { ok: true, type: 'ClockTick' }, 'and the ledger applies it');
+  t.equal(s.state.clockMs, real, 'the ledger clock caught up with the leader\'s');
+  t.ok(s.entry(tick(s, 'node-1'), real + 1_000).result.ok, 'ordinary entries follow');
+  t.same(logs, [], 'nothing refused');
+});
+
+t.test('a leader alone, or with forged readings, cannot catch the clock up', async (t) => {
+  const s = started();
+  const c0 = s.state.clockMs;
+  const real = c0 + 30 * 24 * 3600 * 1000;
+  const logs: string[] = [];
+  const alone = port(s, () => real);
+  const lonely = new ClockTicker({ nodeId: 'node-0', ledger: alone.port, log: (l) => logs.push(l), now: () => real, witnesses: witnesses(s, { id: 'node-0', clockMs: () => real }, [{ id: 'node-1', clockMs: () => real, fails: true }, { id: 'node-2', clockMs: () => real, fails: true }]) });
+  t.notOk(await lonely.tick(), 'its own reading is no majority');
+  t.equal(alone.proposed.length, 0, 'nothing reached Raft');
+  const forging = port(s, () => real);
+  const forger = new ClockTicker({ nodeId: 'node-0', ledger: forging.port, log: (l) => logs.push(l), now: () => real, witnesses: witnesses(s, { id: 'node-0', clockMs: () => real }, [{ id: 'node-1', clockMs: () => real, key: seedOf('not node-1') }, { id: 'node-2', clockMs: () => real, key: seedOf('not node-2') }]) });
+  t.notOk(await forger.tick(), 'readings signed with other keys do not count');
+  t.equal(forging.proposed.length, 0);
+  t.equal(s.state.clockMs, c0, 'the ledger clock has not moved');
+  t.equal(logs.filter((l) => l.includes('STAMP_AHEAD')).length, 2, 'each refused STAMP_AHEAD, and said');
+  t.equal(logs.length, 2);
+});
+
+t.test('a leader a year ahead cannot move the ledger clock, even with honest readings', async (t) => {
+  const s = started();
+  const real = s.state.clockMs + 30 * 24 * 3600 * 1000;
+  const logs: string[] = [];
+  const fast = port(s, () => real + YEAR);
+  const ticker = new ClockTicker({ nodeId: 'node-0', ledger: fast.port, log: (l) => logs.push(l), now: () => real + YEAR, witnesses: witnesses(s, { id: 'node-0', clockMs: () => real + YEAR }, [{ id: 'node-1', clockMs: () => real }, { id: 'node-2', clockMs: () => real }]) });
+  t.notOk(await ticker.tick(), 'refused locally');
+  t.equal(fast.proposed.length, 0, 'nothing reached Raft');
+  t.match(logs, [/STAMP_AHEAD/]);
+  // An honest leader beside a fast voter: the latest majority holds the fast reading and its own,
+  // and the smallest of them (its own) bounds the tick.
+  const honest = port(s, () => real);
+  const beside = new ClockTicker({ nodeId: 'node-0', ledger: honest.port, log: (l) => logs.push(l), now: () => real, witnesses: witnesses(s, { id: 'node-0', clockMs: () => real }, [{ id: 'node-1', clockMs: () => real + YEAR }, { id: 'node-2', clockMs: () => 0 }]) });
+  t.ok(await beside.tick());
+  applyProposed(s, honest.proposed);
+  t.equal(s.state.clockMs, real, 'the clock is the honest leader\'s, not the fast voter\'s');
+});
+
+t.test('within the bound the leader ticks without asking anyone for readings', async (t) => {
+  const s = started();
+  const idle = s.state.clockMs + limits.clockTickIdleMs;
+  let asked = 0;
+  const p = port(s, () => idle);
+  const w = witnesses(s, { id: 'node-0', clockMs: () => idle }, [{ id: 'node-1', clockMs: () => idle }]);
+  const counting: ClockWitnesses = { own: () => (asked++, w.own()), peers: () => (asked++, w.peers()) };
+  const ticker = new ClockTicker({ nodeId: 'node-0', ledger: p.port, log: () => undefined, now: () => idle, witnesses: counting });
+  t.ok(await ticker.tick());
+  t.equal(asked, 0, 'no readings gathered');
+  const [d] = p.proposed.map((c) => decodeLedgerCommand(c));
+  t.same(Object.keys(decodeEvent(d!.event)).sort(), ['nodeId', 'passport', 'type'], 'a plain tick, encoded as before');
 });
