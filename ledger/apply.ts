@@ -866,11 +866,13 @@ function fencing(c: ClusterState, s: SignedStatement, ctx: Ctx): Outcome {
   const reports = fenceReportsOf(c);
   const prior = reports.find((r) => r.nodeId === n.id && r.passport === target.passport);
   const needed = fenceMajority(c);
-  if (prior?.reporters.includes(s.nodeId)) {
-    return { kind: 'replay', ok: false, reason: 'FENCE_PENDING', detail: `${s.nodeId} already reported passport ${target.passport} of ${n.id}; ${countedReporters(c, prior.reporters).length} of ${needed} voters` };
-  }
   const counted = countedReporters(c, [...(prior?.reporters ?? []), s.nodeId]);
   const others = reports.filter((r) => r.nodeId !== n.id);
+  // A report repeated after the voters shrank (NodeRemoved lowers the majority) fences if the
+  // counted reporters are now a majority; otherwise the same reporter again counts once.
+  if (counted.length < needed && prior?.reporters.includes(s.nodeId)) {
+    return { kind: 'replay', ok: false, reason: 'FENCE_PENDING', detail: `${s.nodeId} already reported passport ${target.passport} of ${n.id}; ${counted.length} of ${needed} voters` };
+  }
   if (counted.length >= needed) {
     const next: NodeRecord = { ...n, status: 'fenced', fencedPassports: [...n.fencedPassports, target.passport] };
     return { kind: 'accept', cluster: withFenceReports({ ...c, nodes: put(c.nodes, n.id, next) }, others), effect: `passport ${target.passport} of ${n.id} fenced: reported by ${counted.join(', ')} (${counted.length} of ${needed} voters)` };

@@ -85,6 +85,18 @@ t.test('a report by a removed node, a node off the roster, an equivocating node 
   t.same(checkInvariants(s.state), []);
 });
 
+t.test('when a removal lowers the majority, a reporter repeating its report fences with the reports already counted', async (t) => {
+  const s = withKey({ nodes: 4 });
+  t.match(s.fence('node-0', 'node-3'), { reason: 'FENCE_PENDING' });
+  t.match(s.fence('node-1', 'node-3'), { reason: 'FENCE_PENDING', detail: /2 of 3/ });
+  t.match(s.fence('node-1', 'node-3'), { ok: false, replayed: true, reason: 'FENCE_PENDING' }, 'repeating changes nothing while two are not a majority');
+  ok(t, s.decide({ kind: 'NodeRemoved', nodeId: 'node-2' }));
+  t.equal(statusOf(s, 'node-3'), 'active', 'a removal fences nobody by itself');
+  const r = s.fence('node-1', 'node-3');
+  ok(t, r);
+  t.equal(statusOf(s, 'node-3'), 'fenced', 'two of three voters reported it');
+});
+
 t.test('a report names the target\'s current passport; a rebind drops the pending report', async (t) => {
   const s = withKey();
   t.match(s.fence('node-0', 'node-1', 'passport-invented'), { ok: false, applied: false, reason: 'BINDING_MISMATCH' });
