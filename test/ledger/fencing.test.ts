@@ -120,6 +120,19 @@ t.test('pending reports survive snapshot and restore; a state without any keeps 
   t.notOk(Buffer.from(snapshot(s.state)).includes(Buffer.from('fenceReports')), 'fenced: the list is empty and left out again');
 });
 
+t.test('checkInvariants flags a pending report the rules could not have left: a stale passport, a removed target, two for one node', async (t) => {
+  const s = withKey();
+  t.match(s.fence('node-0', 'node-1'), { reason: 'FENCE_PENDING' });
+  const c = s.state.cluster!;
+  const r = c.fenceReports![0]!;
+  const with_ = (fenceReports: typeof c.fenceReports, nodes = c.nodes) => checkInvariants({ ...s.state, cluster: { ...c, nodes, fenceReports } });
+  t.same(with_(c.fenceReports), []);
+  t.match(with_([{ ...r, passport: 'passport-1-9' }]).join('\n'), /not its current unfenced one/);
+  t.match(with_([r], { ...c.nodes, 'node-1': { ...c.nodes['node-1']!, status: 'removed' } }).join('\n'), /not on the roster/);
+  t.match(with_([r, r]).join('\n'), /two pending fencing reports for one node/);
+  t.match(with_([{ ...r, reporters: [] }]).join('\n'), /no reporter/);
+});
+
 t.test('NodeFenced is an approver-signed decision at the freeze quorum: below it QUORUM_NOT_MET, a custodian key ROLE_NOT_ALLOWED, a stranger UNKNOWN_APPROVER', async (t) => {
   const s = withKey({ approvers: 4, threshold: 3, freezeThreshold: 2 });
   const passport = s.proposer('node-1').passport;
