@@ -165,10 +165,12 @@ export type Effect =
   | { kind: 'epochActivated'; keyId: string; epoch: number }
   | { kind: 'keyRetired'; keyId: string }
   | { kind: 'rebound'; passport: string }
+  /** A NodeFenced decision names this node: it takes no part until a NodeRebound (kernel.ts fence record). */
+  | { kind: 'fenced'; passport: string; reason: string }
   | { kind: 'certificateRevoked'; holder: 'operator' | 'node'; serial: string };
 
 /** Governance actions the ledger accepts under an emergency freeze (leave it, contain a compromise). */
-const ALLOWED_WHILE_FROZEN: readonly string[] = ['Unfreeze', 'EmergencyFreeze', 'ApproversChanged', 'NodeRemoved', 'NodeRebound', 'KeyRetired', 'OperatorRevoked', 'NodeCertificateRevoked'];
+const ALLOWED_WHILE_FROZEN: readonly string[] = ['Unfreeze', 'EmergencyFreeze', 'ApproversChanged', 'NodeRemoved', 'NodeRebound', 'KeyRetired', 'OperatorRevoked', 'NodeCertificateRevoked', 'NodeFenced'];
 
 export function decodeDecision(bytes: Uint8Array): GovernanceDecision {
   try {
@@ -256,6 +258,12 @@ export function applyDecision(
         s.passport = a.passport;
         effects.push({ kind: 'rebound', passport: a.passport });
       }
+      break;
+    case 'NodeFenced':
+      // Approver-signed and verified above, so the daemon can neither forge one nor (decisions
+      // form a parent chain) hide one and forward any later decision. The ledger accepts a
+      // NodeFenced only for the node's current passport, so one naming this node fences it.
+      if (a.nodeId === nodeId) effects.push({ kind: 'fenced', passport: a.passport, reason: a.reason });
       break;
     case 'ApproversChanged': {
       const ok = validateRoster(a.roster);

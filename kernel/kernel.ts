@@ -355,6 +355,11 @@ export class Kernel {
       }
       return ops;
     }
+    if (e.kind === 'fenced') {
+      this.fence = { fenced: true, passport: e.passport, reason: `fenced by decision: ${e.reason}`.slice(0, 200) };
+      ops.push({ type: 'put', key: 'meta/fence', value: json(this.fence) });
+      return ops;
+    }
     // A revocation lives in the governance state persisted with the update; no store change beside it.
     if (e.kind === 'certificateRevoked') return ops;
     const rec = await this.o.store.getJson<KeyRecord>(K.key(e.keyId));
@@ -380,6 +385,14 @@ export class Kernel {
     return ops;
   }
 
+  /**
+   * The daemon tells its own kernel to stop (its ledger shows this node's passport fenced by a
+   * majority of voters' FencingRecords). The kernel takes it without proof, and that is safe: it
+   * only makes this kernel refuse every secret step, which its daemon can already bring about by
+   * never forwarding a request; it cannot stop any other node's kernel, and it never lets this one
+   * sign anything. Fencing by an approver-signed NodeFenced decision reaches the kernel through
+   * the governance chain instead (authority.ts, effect 'fenced'), verified here like every decision.
+   */
   private async fenceSelf(b: Body<'fence'>): Promise<ResponseBody> {
     this.fence = { fenced: true, passport: b.passport, reason: b.reason };
     await this.o.store.write([{ type: 'put', key: 'meta/fence', value: json(this.fence) }]);

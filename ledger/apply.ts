@@ -49,6 +49,7 @@ import { type ArchiveReader, type ArchiveRecord, type MemoryArchive, EMPTY_ARCHI
 import { ed25519GroupCommitment, frostIdentifier, isGroupElement } from './signing-set.js';
 import { attestedTime } from './clock-reading.js';
 import { admissionReceipt, permitReceipt, publicationReceipt, type ReceiptAnchor } from './receipts.js';
+import { type FenceReport, fenceReportsOf } from './state.js';
 import { type ClusterState, type EpochRecord, type KeyRecord, type LedgerState, type NodeRecord, type OpRecord, type OpState, type PermitRecord, type RuleRecord, type RevocationRecord, revocationsOf, OP_TRANSITIONS, TERMINAL_OP_STATES, clipRuleDetail, consumedKey, keyContextOf } from './state.js';
 
 export type ApplyResult =
@@ -481,7 +482,7 @@ function genesis(e: Extract<LedgerEvent, { type: 'ClusterGenesis' }>, ctx: Ctx):
 // ------------------------------------------------------------------------------------------------
 
 /** Actions still allowed under an emergency freeze: leaving it and containing a compromise. */
-const ALLOWED_WHILE_FROZEN: readonly DecisionAction['kind'][] = ['Unfreeze', 'EmergencyFreeze', 'ApproversChanged', 'NodeRemoved', 'NodeRebound', 'KeyRetired', 'OperatorRevoked', 'NodeCertificateRevoked'];
+const ALLOWED_WHILE_FROZEN: readonly DecisionAction['kind'][] = ['Unfreeze', 'EmergencyFreeze', 'ApproversChanged', 'NodeRemoved', 'NodeRebound', 'KeyRetired', 'OperatorRevoked', 'NodeCertificateRevoked', 'NodeFenced'];
 
 function governanceDecision(c: ClusterState, d: GovernanceDecision, ctx: Ctx): Outcome {
   const g = c.governance;
@@ -614,7 +615,7 @@ function governanceAction(c: ClusterState, a: Exclude<DecisionAction, { kind: 'A
     case 'NodeRemoved': {
       const n = own(c.nodes, a.nodeId);
       if (n === undefined || n.status === 'removed') return refuse('UNKNOWN_NODE', `no node ${a.nodeId}`);
-      return accept({ ...c, nodes: put(c.nodes, n.id, { ...n, status: 'removed' }) }, `node ${a.nodeId} removed`);
+      return accept(dropFenceReports({ ...c, nodes: put(c.nodes, n.id, { ...n, status: 'removed' }) }, n.id), `node ${a.nodeId} removed`);
     }
     case 'NodeRebound': {
       const n = own(c.nodes, a.nodeId);
@@ -624,7 +625,16 @@ function governanceAction(c: ClusterState, a: Exclude<DecisionAction, { kind: 'A
       }
       // The old passport is retired with the rebind: whatever still holds it stays fenced.
       const fenced = n.fencedPassports.includes(n.passport) ? n.fencedPassports : [...n.fencedPassports, n.passport];
-      return accept({ ...c, nodes: put(c.nodes, n.id, { ...n, passport: a.passport, status: 'active', fencedPassports: fenced, equivocated: false }) }, `node ${a.nodeId} rebound`);
+      return accept(dropFenceReports({ ...c, nodes: put(c.nodes, n.id, { ...n, passport: a.passport, status: 'active', fencedPassports: fenced, equivocated: false }) }, n.id), `node ${a.nodeId} rebound`);
+    }
+    case 'NodeFenced': {
+      // Approver-signed (verifyDecision checked the quorum before this): see fencing() above.
+      const n = own(c.nodes, a.nodeId);
+      if (n === undefined || n.status === 'removed') return refuse('UNKNOWN_NODE', `no node ${a.nodeId}`);
+      if (n.fencedPassports.includes(a.passport)) return refuse('INVALID_TRANSITION', `passport ${a.passport} of ${a.nodeId} is already fenced`);
+      if (a.passport !== n.passport) return refuse('BINDING_MISMATCH', `${a.nodeId} holds another passport than ${a.passport}`);
+      const next: NodeRecord = { ...n, status: 'fenced', fencedPassports: [...n.fencedPassports, a.passport] };
+      return accept(dropFenceReports({ ...c, nodes: put(c.nodes, n.id, next) }, n.id), `passport ${a.passport} of ${a.nodeId} fenced by decision: ${a.reason}`);
     }
     case 'ApproversChanged': {
       const rv = validateRoster(a.roster);
@@ -833,9 +843,57 @@ function keyObjectPublished(c: ClusterState, ev: Extract<LedgerEvent, { type: 'K
   return { kind: 'accept', cluster: withKey(c, next), effect: `key object ${k.id} epoch ${e.epoch} published` };
 }
 
+/*
+ * Fencing from node evidence (FencingRecord) and by decision (NodeFenced).
+ *
+ * Message flow. A node that sees a peer misbehave (two leaders in one term, a rolled-back state,
+ * a forged vote) signs a FencingRecord with its identity key: slot {nodeId, passport} of the
+ * target, content {reason}. Every node applies it here:
+ *   1. the reporter must be a voter in good standing: on the roster, not removed, not fenced, not
+ *      flagged for equivocation, and the statement must verify under its identity key
+ *      (admitStatement: UNKNOWN_NODE, SPLIT_BRAIN_FENCED, EQUIVOCATION, SIGNATURE_INVALID);
+ *   2. the target must be on the roster and not removed (UNKNOWN_NODE), and the passport must be
+ *      its current one (BINDING_MISMATCH): older passports were fenced by the rebind that retired
+ *      them, so a report never needs to name one, and a report cannot grow the state with
+ *      invented passports;
+ *   3. the report joins the pending report of that (node, passport) (ClusterState.fenceReports).
+ *      The same reporter again, with any reason text, counts once (a replay, FENCE_PENDING).
+ *      The reporters counted are those still voters in good standing at this entry;
+ *   4. once the counted reporters are a majority of the voters (floor(V/2) + 1, V = the nodes on
+ *      the roster not removed, fenced ones included, as the Raft configuration keeps them), the
+ *      passport is fenced and the pending report goes. Below that, the report is recorded
+ *      (journaled and visible in the state and in `custody admin status`) and the entry answers
+ *      FENCE_PENDING: it fences nothing.
+ * The target counts like any voter: its own report about itself is evidence against itself, and
+ * no one else's standing depends on it.
+ *
+ * Safety argument (Raft tolerates crashes, not lies). The promise is that no single compromised
+ * host can take another node's standing. One host holds one identity key, so it can sign one
+ * distinct report; a majority needs floor(V/2) + 1 >= 2 distinct keys whenever V >= 2, hence at
+ * least one honest node's word (with at most a minority of hosts compromised, any majority holds
+ * an honest one). Fewer reports than a majority change nothing but the pending list (the fast-check
+ * property in test/ledger/fencing.test.ts). A host that holds one key cannot count twice (reporters
+ * are distinct ids, each a distinct roster key, validateNewNode), cannot count for a removed or
+ * unknown node (step 1), and cannot keep a report alive for a passport the target no longer holds
+ * (a rebind or removal drops it). A single-node cluster (V = 1) is fenced by its own report: there
+ * is no one else to protect.
+ *
+ * Operators fence by decision: NodeFenced, signed by approvers with EmergencyFreeze's quorum
+ * (ledger/decision.ts quorumFor has the argument), verified here and by every kernel like any
+ * governance decision. No node signs fencing on an operator's behalf: an operator certificate
+ * alone fences nothing (node/admin/backend.ts fenceNode refuses FENCE_UNSIGNED).
+ *
+ * Self-proving evidence still acts at once: EquivocationEvidence is two conflicting statements
+ * signed by the target's own identity key, which no one but the holder of that key can produce,
+ * so a node cannot be framed without its own key; it flags the node (equivocated) without waiting
+ * for reports.
+ *
+ * Unfencing stays with the full governor quorum: a NodeRebound decision gives the node a fresh
+ * passport (the fenced one stays fenced for good).
+ */
 function fencing(c: ClusterState, s: SignedStatement, ctx: Ctx): Outcome {
-  // Two fencing reports for one passport (with other words for the reason) do not conflict: they
-  // are not slotted for equivocation, and the second one is a replay below.
+  // Reports for one passport with other words for the reason do not conflict: they are not
+  // slotted for equivocation, and the same reporter again counts once (below).
   const early = admitStatement(c, s, 'FencingRecord', ctx, false);
   if (early !== null) return early;
   let target: { nodeId: string; passport: string };
@@ -850,9 +908,53 @@ function fencing(c: ClusterState, s: SignedStatement, ctx: Ctx): Outcome {
   const n = own(c.nodes, target.nodeId);
   if (n === undefined || n.status === 'removed') return refuse('UNKNOWN_NODE', `no node ${target.nodeId}`);
   if (n.fencedPassports.includes(target.passport)) return { kind: 'replay', ok: true, reason: null, detail: 'passport already fenced' };
-  const status = target.passport === n.passport ? 'fenced' : n.status;
-  const next: NodeRecord = { ...n, status, fencedPassports: [...n.fencedPassports, target.passport] };
-  return { kind: 'accept', cluster: { ...c, nodes: put(c.nodes, n.id, next) }, effect: `passport ${target.passport} of ${n.id} fenced` };
+  if (target.passport !== n.passport) return refuse('BINDING_MISMATCH', `${n.id} holds another passport; a report names the current one`);
+  const reports = fenceReportsOf(c);
+  const prior = reports.find((r) => r.nodeId === n.id && r.passport === target.passport);
+  const needed = fenceMajority(c);
+  const counted = countedReporters(c, [...(prior?.reporters ?? []), s.nodeId]);
+  const others = reports.filter((r) => r.nodeId !== n.id);
+  // A report repeated after the voters shrank (NodeRemoved lowers the majority) fences if the
+  // counted reporters are now a majority; otherwise the same reporter again counts once.
+  if (counted.length < needed && prior?.reporters.includes(s.nodeId)) {
+    return { kind: 'replay', ok: false, reason: 'FENCE_PENDING', detail: `${s.nodeId} already reported passport ${target.passport} of ${n.id}; ${counted.length} of ${needed} voters` };
+  }
+  if (counted.length >= needed) {
+    const next: NodeRecord = { ...n, status: 'fenced', fencedPassports: [...n.fencedPassports, target.passport] };
+    return { kind: 'accept', cluster: withFenceReports({ ...c, nodes: put(c.nodes, n.id, next) }, others), effect: `passport ${target.passport} of ${n.id} fenced: reported by ${counted.join(', ')} (${counted.length} of ${needed} voters)` };
+  }
+  if (prior === undefined && others.length >= limits.fenceReportsMax) return refuse('LIMIT_EXCEEDED', `${limits.fenceReportsMax} fencing reports are pending`);
+  const report: FenceReport = { nodeId: n.id, passport: target.passport, reporters: counted, sinceIndex: prior?.sinceIndex ?? ctx.index };
+  const list = [...others, report].sort((a, b) => (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0));
+  return { kind: 'record', cluster: withFenceReports(c, list), reason: 'FENCE_PENDING', detail: `passport ${target.passport} of ${n.id} reported by ${counted.join(', ')}: ${counted.length} of ${needed} voters; a majority of voters' reports or an approver-signed NodeFenced decision fences it` };
+}
+
+/** The voters whose reports fence: a majority of the nodes on the roster not removed. */
+export function fenceMajority(c: ClusterState): number {
+  const voters = Object.values(c.nodes).filter((n) => n.status !== 'removed').length;
+  return Math.floor(voters / 2) + 1;
+}
+
+/** The reporters that count now: distinct voters in good standing (active, not equivocated), sorted. */
+function countedReporters(c: ClusterState, ids: readonly string[]): string[] {
+  return [...new Set(ids)].filter((id) => {
+    const r = own(c.nodes, id);
+    return r !== undefined && r.status === 'active' && !r.equivocated;
+  }).sort();
+}
+
+/** The state with `list` as its pending reports (left out when empty, keeping the canonical form). */
+function withFenceReports(c: ClusterState, list: readonly FenceReport[]): ClusterState {
+  if (list.length > 0) return { ...c, fenceReports: list };
+  if (c.fenceReports === undefined) return c;
+  const { fenceReports: _, ...rest } = c;
+  return rest;
+}
+
+/** Drops the pending report of `nodeId` (its passport changed, it was fenced or removed). */
+function dropFenceReports(c: ClusterState, nodeId: string): ClusterState {
+  const reports = fenceReportsOf(c);
+  return reports.some((r) => r.nodeId === nodeId) ? withFenceReports(c, reports.filter((r) => r.nodeId !== nodeId)) : c;
 }
 
 function equivocationEvidence(c: ClusterState, a: SignedStatement, b: SignedStatement, ctx: Ctx): Outcome {

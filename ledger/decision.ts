@@ -59,7 +59,7 @@ import { PolicyDocumentError, decodeDocument, encodeDocument } from './policy-en
 // ------------------------------------------------------------------------------------------------
 
 /**
- * Approver roles. `governor` approves every action; `security` may only freeze (an emergency stop
+ * Approver roles. `governor` approves every action; `security` may only freeze or fence a node (an emergency stop
  * must not wait for a full governance quorum); `auditor` holds a key for attestations but its
  * signature never counts toward a quorum; `custodian` signs act requests (ledger/act-request.ts):
  * the only signature an act can start from, and one that never counts toward a governance quorum.
@@ -118,6 +118,12 @@ export type DecisionAction =
   | { readonly kind: 'NodeAdded'; readonly node: NodeInfo }
   | { readonly kind: 'NodeRemoved'; readonly nodeId: string }
   | { readonly kind: 'NodeRebound'; readonly nodeId: string; readonly passport: string }
+  /**
+   * The node's passport `passport` (its current one) loses its standing: the ledger refuses its
+   * proposals and statements, its kernel takes no part (SPLIT_BRAIN_FENCED), until a NodeRebound
+   * decision gives the node a fresh passport. Quorum: EmergencyFreeze's (quorumFor).
+   */
+  | { readonly kind: 'NodeFenced'; readonly nodeId: string; readonly passport: string; readonly reason: string }
   | { readonly kind: 'ApproversChanged'; readonly roster: ApproverRoster }
   | { readonly kind: 'PolicyChanged'; readonly policy: PolicyDocument }
   | { readonly kind: 'EmergencyFreeze'; readonly reason: string }
@@ -371,6 +377,10 @@ function actionFromCbor(v: CborValue | undefined): DecisionAction {
       const o = obj(v, 'action', ['kind', 'nodeId', 'passport']);
       return { kind, nodeId: str(o.nodeId, 'nodeId'), passport: str(o.passport, 'passport') };
     }
+    case 'NodeFenced': {
+      const o = obj(v, 'action', ['kind', 'nodeId', 'passport', 'reason']);
+      return { kind, nodeId: str(o.nodeId, 'nodeId'), passport: str(o.passport, 'passport'), reason: str(o.reason, 'reason', limits.textBytesMax) };
+    }
     case 'ApproversChanged': {
       const o = obj(v, 'action', ['kind', 'roster']);
       return { kind, roster: rosterFromCbor(o.roster) };
@@ -513,9 +523,23 @@ function refuse(reason: ReasonCode, detail: string): Refusal {
   return { ok: false, reason, detail };
 }
 
-/** Roles whose signature counts toward the quorum of an action, and the count needed. */
+/**
+ * Roles whose signature counts toward the quorum of an action, and the count needed.
+ *
+ * NodeFenced takes EmergencyFreeze's quorum (`freezeThreshold` signers holding governor or
+ * security). Why that is safe: like a freeze, fencing only takes standing away. A fenced node's
+ * proposals and statements are refused and its kernel takes no part, so fencing can stop signing
+ * (at worst, fencing enough nodes that fewer than a key's threshold remain), never make a
+ * signature happen: every signature still needs a threshold of kernels that each verify the act
+ * themselves. Who can do what: `freezeThreshold` approvers can already stop every signature with
+ * a freeze; fencing gives them nothing more than stopping some. Undoing either needs the full
+ * governor quorum (Unfreeze, NodeRebound), so a rogue freezer's outage is ended by the majority
+ * of governors, not by the freezer. Why not the full quorum: fencing is what operators do while a
+ * host is being compromised (equivocation seen, a leaked identity key); it must not wait for the
+ * whole governance quorum to assemble, as a freeze does not.
+ */
 export function quorumFor(kind: DecisionKind, q: QuorumPolicy): { roles: readonly ApproverRole[]; needed: number } {
-  if (kind === 'EmergencyFreeze') return { roles: ['governor', 'security'], needed: q.freezeThreshold };
+  if (kind === 'EmergencyFreeze' || kind === 'NodeFenced') return { roles: ['governor', 'security'], needed: q.freezeThreshold };
   return { roles: ['governor'], needed: q.threshold };
 }
 

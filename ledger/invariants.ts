@@ -8,7 +8,7 @@ import { validateRoster } from './decision.js';
 import { keyReadyCid } from './apply.js';
 import { receiptCid } from './receipts.js';
 import { type CborValue } from './encoding.js';
-import { type EpochRecord, type LedgerState, type OpState, OP_TRANSITIONS, TERMINAL_OP_STATES, revocationsOf } from './state.js';
+import { type EpochRecord, type LedgerState, type OpState, OP_TRANSITIONS, TERMINAL_OP_STATES, fenceReportsOf, revocationsOf } from './state.js';
 import { ledger as ledgerLimits } from '../proto/limits.js';
 
 function own<T>(m: { readonly [k: string]: T }, k: string): T | undefined {
@@ -33,6 +33,17 @@ export function checkInvariants(s: LedgerState): string[] {
   const revoked = revocationsOf(g);
   if (revoked.length > ledgerLimits.revokedMax) bad.push(`${revoked.length} revocations exceed ${ledgerLimits.revokedMax}`);
   if (new Set(revoked.map((r) => `${r.holder}/${r.serial}`)).size !== revoked.length) bad.push('a certificate is revoked twice');
+  // Pending fencing reports: one per target, for its current passport, never for a removed node
+  // or a passport already fenced, each with at least one reporter (ledger/apply.ts fencing).
+  const reports = fenceReportsOf(c);
+  if (reports.length > ledgerLimits.fenceReportsMax) bad.push(`${reports.length} pending fencing reports exceed ${ledgerLimits.fenceReportsMax}`);
+  if (new Set(reports.map((r) => r.nodeId)).size !== reports.length) bad.push('two pending fencing reports for one node');
+  for (const r of reports) {
+    const n = own(c.nodes, r.nodeId);
+    if (n === undefined || n.status === 'removed') bad.push(`a fencing report of ${r.nodeId}, which is not on the roster`);
+    else if (r.passport !== n.passport || n.fencedPassports.includes(r.passport)) bad.push(`a pending fencing report of ${r.nodeId} names passport ${r.passport}, not its current unfenced one`);
+    if (r.reporters.length === 0) bad.push(`a fencing report of ${r.nodeId} with no reporter`);
+  }
 
   for (const k of Object.values(c.keys)) {
     const epochs = Object.values(k.epochs);

@@ -40,6 +40,8 @@ export interface ScriptOptions {
   readonly nodes?: number;
   readonly approvers?: number;
   readonly threshold?: number;
+  /** Signers (governor or security) an EmergencyFreeze or NodeFenced needs (default 1). */
+  readonly freezeThreshold?: number;
   readonly startMs?: number;
   readonly stepMs?: number;
   readonly policy?: PolicyDocument;
@@ -262,7 +264,7 @@ export class ScriptedCluster {
         ...this.approvers.map((a, i) => ({ id: a.id, publicKey: a.publicKey, roles: i === m - 1 && m > (o.threshold ?? 2) ? ['governor', 'security'] as const : ['governor'] as const })),
         ...this.custodians.map((k) => ({ id: k.id, publicKey: k.publicKey, roles: ['custodian'] as const })),
       ],
-      quorum: { threshold: o.threshold ?? 2, freezeThreshold: 1 },
+      quorum: { threshold: o.threshold ?? 2, freezeThreshold: o.freezeThreshold ?? 1 },
     };
     this.keyring.push(...this.approvers, ...this.custodians);
   }
@@ -656,8 +658,15 @@ export class ScriptedCluster {
     return this.entry({ type: 'ActAborted', opId, reason, ...this.proposer(nodeId) }).result;
   }
 
+  /** One node's fencing report (a FencingRecord it signs); a majority of voters' reports fences. */
   fence(reporter: string, nodeId: string, passport?: string, reason = 'two leaders seen for one term'): ApplyResult {
     const target = passport ?? this.proposer(nodeId).passport;
     return this.entry({ type: 'FencingRecord', statement: this.statement(reporter, 'FencingRecord', { nodeId, passport: target }, { reason }) }).result;
+  }
+
+  /** Fences `nodeId`'s current passport (or `passport`) by a NodeFenced decision (default signers: the quorum). */
+  fenceByDecision(nodeId: string, o: { passport?: string; reason?: string; signers?: readonly ApproverKey[] } = {}): ApplyResult {
+    const passport = o.passport ?? this.proposer(nodeId).passport;
+    return this.decide({ kind: 'NodeFenced', nodeId, passport, reason: o.reason ?? 'equivocation evidence reviewed' }, o.signers);
   }
 }

@@ -259,6 +259,18 @@ export function revocationOf(g: GovernanceState, holder: RevocationRecord['holde
   return revocationsOf(g).find((r) => r.holder === holder && r.serial === serial);
 }
 
+/**
+ * Fencing reports not yet at a majority (ledger/apply.ts fencing): the target node, the passport
+ * reported (always the target's current one when recorded), and the distinct voters that reported
+ * it, sorted. At most one per target node, at most limits.fenceReportsMax.
+ */
+export interface FenceReport {
+  readonly nodeId: string;
+  readonly passport: string;
+  readonly reporters: readonly string[];
+  readonly sinceIndex: number;
+}
+
 export interface ClusterState {
   readonly clusterId: string;
   readonly genesisCid: Uint8Array;
@@ -297,6 +309,16 @@ export interface ClusterState {
   readonly statements: { readonly [slotHex: string]: StatementRecord };
   /** hex(evidence cid) -> the offender, for operator review. */
   readonly evidence: { readonly [evidenceHex: string]: { readonly nodeId: string; readonly kind: string; readonly index: number } };
+  /**
+   * Pending fencing reports, sorted by target node id. Absent and empty mean the same; the
+   * canonical form leaves an empty list out, so states without pending reports keep their root.
+   */
+  readonly fenceReports?: readonly FenceReport[];
+}
+
+/** The pending fencing reports of a cluster state. */
+export function fenceReportsOf(c: ClusterState): readonly FenceReport[] {
+  return c.fenceReports ?? [];
 }
 
 export interface LedgerState {
@@ -392,6 +414,7 @@ export function stateToCbor(s0: LedgerState, rootForm = false): CborValue {
       consumed: mapValues(c.consumed, (n) => n),
       statements: mapValues(c.statements, (r) => ({ statement: statementToCbor(r.statement) })),
       evidence: mapValues(c.evidence, (e) => ({ ...e })),
+      ...(fenceReportsOf(c).length > 0 ? { fenceReports: fenceReportsOf(c).map((r) => ({ ...r, reporters: [...r.reporters] })) } : {}),
     },
   };
 }
@@ -519,7 +542,7 @@ export function stateFromCbor(v: CborValue): LedgerState {
 }
 
 function clusterFromCbor(v: CborValue): ClusterState {
-  const o = obj(v, 'cluster', ['clusterId', 'genesisCid', 'governance', 'nodes', 'keys', 'ops', 'opCount', 'inFlight', 'archived', 'endedByState', 'permits', 'policyHistory', 'consumed', 'statements', 'evidence']);
+  const o = obj(v, 'cluster', ['clusterId', 'genesisCid', 'governance', 'nodes', 'keys', 'ops', 'opCount', 'inFlight', 'archived', 'endedByState', 'permits', 'policyHistory', 'consumed', 'statements', 'evidence'], ['fenceReports']);
   const ar = obj(o.archived, 'archived', ['count', 'head']);
   const g = obj(o.governance, 'governance', ['epoch', 'headCid', 'roster', 'policy', 'frozen'], ['revoked']);
   const policy = policyFromCbor(g.policy);
@@ -577,7 +600,22 @@ function clusterFromCbor(v: CborValue): ClusterState {
       const eo = obj(e, 'evidence', ['nodeId', 'kind', 'index']);
       return { nodeId: str(eo.nodeId, 'evidence.nodeId'), kind: str(eo.kind, 'evidence.kind'), index: int(eo.index, 'evidence.index') };
     }),
+    ...(o.fenceReports === undefined ? {} : { fenceReports: fenceReportsFromCbor(o.fenceReports) }),
   };
+}
+
+function fenceReportsFromCbor(v: CborValue): FenceReport[] {
+  const list = arr(v, 'fenceReports', limits.fenceReportsMax);
+  // The canonical form leaves an empty list out: an empty one present is not canonical.
+  if (list.length === 0) throw new ShapeError('fenceReports: an empty list is left out');
+  const out = list.map((r) => {
+    const ro = obj(r, 'fenceReport', ['nodeId', 'passport', 'reporters', 'sinceIndex']);
+    const reporters = uniqueStrings(ro.reporters, 'fenceReport.reporters', limits.nodesMax);
+    if (reporters.length === 0 || reporters.some((x, i) => i > 0 && (reporters[i - 1] as string) >= x)) throw new ShapeError('fenceReport.reporters: at least one, sorted');
+    return { nodeId: str(ro.nodeId, 'fenceReport.nodeId'), passport: str(ro.passport, 'fenceReport.passport'), reporters, sinceIndex: int(ro.sinceIndex, 'fenceReport.sinceIndex') };
+  });
+  if (out.some((r, i) => i > 0 && (out[i - 1] as FenceReport).nodeId >= r.nodeId)) throw new ShapeError('fenceReports: one per node, sorted by node id');
+  return out;
 }
 
 export function permitFromCbor(p: CborValue): PermitRecord {

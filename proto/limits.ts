@@ -132,6 +132,12 @@ export const ledger = {
    */
   revocationExpiryGraceMs: 7 * 24 * 3600 * 1000,
   /**
+   * Most pending fencing reports the ledger holds (ClusterState.fenceReports): one per target node,
+   * since a report must name the target's current passport, so at most nodesMax; one more is
+   * refused LIMIT_EXCEEDED. Each lists at most nodesMax distinct reporters.
+   */
+  fenceReportsMax: 64,
+  /**
    * How far ahead of the ledger clock an entry may be stamped (ledger/apply.ts stampRefusal): more
    * is refused STAMP_AHEAD and leaves the clock where it was. Far above the skew of clocks kept by
    * NTP (milliseconds), far below the shortest life of what the clock expires.

@@ -140,6 +140,10 @@ export const REASONS = {
   REQUEST_EXPIRED: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'the request was issued outside the window the ledger accepts around its clock' },
   REQUEST_MISMATCH: { grpc: GrpcStatus.INVALID_ARGUMENT, text: 'the act is not exactly what the custodian requested (cluster, request id, key, epoch, kind, transaction, initiator)' },
   TX_MESSAGES_MISMATCH: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'the messages to sign are not the ones derived from the requested transaction' },
+
+  // Fencing (ledger/apply.ts fencing, NodeFenced decisions): node reports need a majority of voters; an operator fences by an approver-signed decision.
+  FENCE_PENDING: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'the fencing report is recorded but fences nothing until a majority of voter nodes report it or an approver-signed NodeFenced decision applies' },
+  FENCE_UNSIGNED: { grpc: GrpcStatus.UNAUTHENTICATED, text: 'fencing is an approver-signed NodeFenced decision: the request carries no approver signature' },
 } as const;
 
 export type ReasonCode = keyof typeof REASONS;

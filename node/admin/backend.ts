@@ -19,11 +19,12 @@ import {
   type DecisionBody, type GovernanceDecision, ShapeError,
   decisionBodyFromCbor, decisionBodyToCbor, decisionCid, decisionFromCbor, decisionSigningBytes, ed25519Verify, quorumFor, verifyDecision,
 } from '../../ledger/decision.js';
-import { actCid, signStatement, type Act } from '../../ledger/events.js';
+import { actCid, type Act } from '../../ledger/events.js';
 import { type SignedActRequest, REQUEST_ID_RE, actRequestFromCbor, actRequestToCbor } from '../../ledger/act-request.js';
 import { verifyActRequest } from '../../ledger/act-request-check.js';
 import type { ClusterState, KeyRecord, OpRecord } from '../../ledger/state.js';
-import { TERMINAL_OP_STATES, keyContextOf, revocationsOf } from '../../ledger/state.js';
+import { TERMINAL_OP_STATES, fenceReportsOf, keyContextOf, revocationsOf } from '../../ledger/state.js';
+import { fenceMajority } from '../../ledger/apply.js';
 import { receiptCid } from '../../ledger/receipts.js';
 import type { LedgerVerdict } from '../ledger-app.js';
 import type { LedgerPort } from '../lifecycle/ports.js';
@@ -163,7 +164,8 @@ export class AdminBackend {
   /** Decisions this node saw leave the book (applied or refused), newest last, bounded. */
   private readonly settled = new Map<string, PendingDecision>();
 
-  constructor(readonly nodeId: string, readonly ledger: LedgerPort, private readonly notes: NotesSource, private readonly identitySecretKey: Uint8Array | null = null) {}
+  /** The admin API holds no node key: it signs nothing on an operator's behalf (fencing is an approver-signed decision, fenceNode). */
+  constructor(readonly nodeId: string, readonly ledger: LedgerPort, private readonly notes: NotesSource) {}
 
   status(caller: Operator) {
     requireAction(caller, 'read', 'read the status');
@@ -174,7 +176,10 @@ export class AdminBackend {
       nodeId: this.nodeId, caller: `${caller.id} (${caller.role})`, term: r.term, leader: r.leader ?? '', commit: r.commit, applied: r.applied, stateRoot: r.root,
       clusterId: c?.clusterId ?? '', governanceEpoch: c?.governance.epoch ?? 0, governanceHead: c ? toHex(c.governance.headCid) : '',
       frozen: c?.governance.frozen?.reason ?? '',
-      nodes: c ? Object.values(c.nodes).map((n) => ({ id: n.id, status: n.status, passport: n.passport, equivocated: n.equivocated })) : [],
+      nodes: c ? Object.values(c.nodes).map((n) => ({
+        id: n.id, status: n.status, passport: n.passport, equivocated: n.equivocated,
+        fenceReporters: [...(fenceReportsOf(c).find((r) => r.nodeId === n.id && r.passport === n.passport)?.reporters ?? [])], fenceNeeded: fenceMajority(c),
+      })) : [],
       keys: c ? Object.values(c.keys).map((k) => keyView(k, c)) : [],
       assets: c ? assetsView(assetTable(c)) : [],
       acts: c?.opCount ?? 0, height: s.height,
@@ -439,20 +444,47 @@ export class AdminBackend {
   }
 
   /**
-   * Fences `nodeId`'s passport: this node reports it in a FencingRecord signed with its identity
-   * key. Fencing only takes a node's standing away (a NodeRebound decision gives it back under a
-   * new passport), so one approver may do it, as the security role may freeze alone.
+   * Fencing by an operator is an approver-signed NodeFenced decision (the rule and its safety
+   * argument are in ledger/apply.ts beside `fencing`). `decisionCbor` is the canonical CBOR of
+   * the decision, carrying at least one approver signature made where the approver's key lives
+   * (`custody admin fence --approver-key`); this node signs nothing on anyone's behalf.
+   *
+   * Threat: the caller holds an operator certificate with the approver role but not necessarily an
+   * approver's key. Without a signature nothing happens (FENCE_UNSIGNED); a signature that does
+   * not verify under the roster in force, or a signer off the roster, is refused with the
+   * verifier's code. At quorum (EmergencyFreeze's, ledger/decision.ts quorumFor) the decision goes
+   * to the ledger, which verifies it again, as does every kernel it reaches; below quorum it waits
+   * in the approval book with the signatures it carries, for other approvers to add theirs
+   * (`custody admin decision approve --cid`).
    */
-  async fenceNode(caller: Operator, nodeId: string, passport: string, reason: string): Promise<LedgerVerdict> {
+  async fenceNode(caller: Operator, nodeId: string, decisionCbor: Uint8Array): Promise<PendingDecision> {
     requireAction(caller, 'fence', 'fence a node');
+    if (decisionCbor.length === 0) throw new CustodyError('FENCE_UNSIGNED', `fencing ${nodeId} is a NodeFenced decision signed with an approver key (custody admin fence --approver-key); none was sent`);
+    let d: GovernanceDecision;
+    try {
+      d = decisionFromCbor(decode(decisionCbor));
+    } catch (e) {
+      if (e instanceof ShapeError || e instanceof CustodyError) throw new CustodyError('PAYLOAD_REJECTED', `decision: ${(e as Error).message}`);
+      throw e;
+    }
+    const a = d.body.action;
+    if (a.kind !== 'NodeFenced') throw new CustodyError('PAYLOAD_REJECTED', `a fence is a NodeFenced decision, not ${a.kind}`);
+    if (a.nodeId !== nodeId) throw new CustodyError('BINDING_MISMATCH', `the decision fences ${a.nodeId}, not ${nodeId}`);
+    if (d.approvals.length === 0) throw new CustodyError('FENCE_UNSIGNED', `the NodeFenced decision for ${nodeId} carries no approver signature`);
     const c = cluster(this.ledger);
-    const target = c.nodes[nodeId];
-    if (target === undefined) throw new CustodyError('INVALID_ARGUMENT', `no node ${nodeId} on the roster`);
-    if (this.identitySecretKey === null) throw new CustodyError('INTERNAL', `node ${this.nodeId} holds no identity key to sign a fencing record`);
-    const statement = signStatement({ clusterId: c.clusterId, nodeId: this.nodeId, kind: 'FencingRecord', slot: { nodeId, passport: passport || target.passport }, content: { reason: `${reason} (fenced by ${caller.id})` } }, this.identitySecretKey);
-    const v = await this.ledger.propose({ type: 'FencingRecord', statement });
-    if (!v.ok) throw new CustodyError(v.reason ?? 'INTERNAL', v.detail);
-    return v;
+    const cid = toHex(decisionCid(d.body));
+    const v = verifyDecision(d, c.governance.roster, c.clusterId, c.governance.epoch, Math.max(Date.now(), this.ledger.state().clockMs));
+    if (v.ok) return this.submitPending({ cid, body: d.body, approvals: [...d.approvals], state: 'pending', verdict: null, act: null }, d);
+    // QUORUM_NOT_MET comes last in verifyDecision: every signature present verified and may count.
+    if (v.reason !== 'QUORUM_NOT_MET') throw new CustodyError(v.reason, v.detail);
+    const book = this.approvals();
+    const p = await book.propose({ op: 'propose', body: d.body, act: null, proposer: caller.id });
+    if (!p.ok) throw new CustodyError(p.reason ?? 'INTERNAL', p.detail);
+    for (const x of d.approvals) {
+      const r = await book.propose({ op: 'approve', cid: fromHex(cid), approverId: x.approverId, signature: x.signature });
+      if (!r.ok) throw new CustodyError(r.reason ?? 'INTERNAL', r.detail);
+    }
+    return this.getDecision(caller, cid);
   }
 
   async evidence(caller: Operator, opId: string): Promise<string> {

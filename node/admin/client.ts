@@ -10,7 +10,9 @@ import { channelCredentials, identityOptions, loadTls, type TlsFiles } from '../
 import { adminPackage } from './server.js';
 import type { PolicyReply, PolicyTestReply } from './policy.js';
 import { randomBytes } from 'node:crypto';
-import { encode } from '../../ledger/encoding.js';
+import { encode, fromHex } from '../../ledger/encoding.js';
+import { type DecisionBody, decisionFromCbor, decisionToCbor, signDecision } from '../../ledger/decision.js';
+import { DECISION_TTL_MS_DEFAULT } from '../lifecycle/acts.js';
 import { type ActRequestBody, type SignedActRequest, actRequestFromCbor, actRequestToCbor, signActRequest } from '../../ledger/act-request.js';
 import type { TxKind } from '../../ledger/tx/types.js';
 
@@ -34,7 +36,7 @@ export interface KeyView { id: string; scheme: string; status: string; activeEpo
 export interface AssetView { symbol: string; network: string; mint: string; decimals: number }
 export interface StatusReply {
   nodeId: string; caller: string; term: number; leader: string; commit: number; applied: number; stateRoot: string; clusterId: string;
-  governanceEpoch: number; governanceHead: string; frozen: string; nodes: { id: string; status: string; passport: string; equivocated: boolean }[];
+  governanceEpoch: number; governanceHead: string; frozen: string; nodes: { id: string; status: string; passport: string; equivocated: boolean; fenceReporters: string[]; fenceNeeded: number }[];
   keys: KeyView[]; acts: number; height: number; assets: AssetView[];
   revoked: RevokedView[];
 }
@@ -113,7 +115,35 @@ export class AdminClient {
   }
   showAct(opId: string): Promise<ActView> { return this.call('ShowAct', { opId }); }
   settleAct(opId: string, confirmation: string): Promise<ActView> { return this.call('SettleAct', { opId, confirmation }); }
-  fenceNode(nodeId: string, reason: string, passport = ''): Promise<{ ok: boolean; index: number; reason: string; detail: string }> { return this.call('FenceNode', { nodeId, passport, reason }); }
+  /** Sends a NodeFenced decision as it is (canonical CBOR of {body, approvals}); without one the node refuses FENCE_UNSIGNED. */
+  fenceNode(nodeId: string, decisionCbor: Uint8Array): Promise<DecisionReply> { return this.call('FenceNode', { nodeId, decisionCbor: Buffer.from(decisionCbor) }); }
+  /**
+   * Fences `nodeId` by a NodeFenced decision signed here with `approver`'s Ed25519 roster key
+   * (which never leaves this process). The cluster id, governance epoch and head, and the node's
+   * current passport (unless `passport` is given) come from this node's status: a node that lies
+   * about any of them only gets a decision the ledger refuses. `onBody` sees the body before it is
+   * signed (the CLI prints it).
+   */
+  async fenceNodeAs(approver: { readonly id: string; readonly secretKey: Uint8Array }, a: { nodeId: string; reason: string; passport?: string; ttlMs?: number; onBody?: (b: DecisionBody) => void }): Promise<DecisionReply> {
+    const s = await this.status();
+    const target = s.nodes.find((n) => n.id === a.nodeId);
+    if (target === undefined) throw new CustodyError('UNKNOWN_NODE', `no node ${a.nodeId} on the roster`);
+    const issuedMs = Date.now();
+    const body: DecisionBody = {
+      clusterId: s.clusterId, governanceEpoch: Number(s.governanceEpoch), parentCid: fromHex(s.governanceHead),
+      action: { kind: 'NodeFenced', nodeId: a.nodeId, passport: a.passport !== undefined && a.passport !== '' ? a.passport : target.passport, reason: a.reason },
+      issuedMs, expiresMs: issuedMs + (a.ttlMs !== undefined && a.ttlMs > 0 ? a.ttlMs : DECISION_TTL_MS_DEFAULT),
+    };
+    let cbor: Uint8Array;
+    try {
+      // Through the strict reader first, so a field out of bounds is refused here, not by the node.
+      cbor = encode(decisionToCbor(decisionFromCbor(decisionToCbor(signDecision(body, [{ id: approver.id, secretKey: approver.secretKey, publicKey: new Uint8Array(32) }])))));
+    } catch (e) {
+      throw new CustodyError('INVALID_ARGUMENT', `the decision: ${(e as Error).message}`);
+    }
+    a.onBody?.(body);
+    return this.fenceNode(a.nodeId, cbor);
+  }
   exportEvidence(opId: string): Promise<{ bundleJson: string }> { return this.call('ExportEvidence', { opId }); }
   getPolicy(): Promise<PolicyReply> { return this.call('GetPolicy', {}); }
   testPolicy(req: { keyId: string; kind: string; tx: Uint8Array; initiator?: string }): Promise<PolicyTestReply> {

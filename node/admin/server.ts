@@ -152,7 +152,11 @@ export class AdminServer {
       }),
       ShowAct: unary<R, unknown>(async (op, r) => actView(await b.act(op, need(r.opId, 'op_id')))),
       SettleAct: unary<R, unknown>(async (op, r) => actView(await b.settleAct(op, need(r.opId, 'op_id'), need(r.confirmation, 'confirmation', 1024)))),
-      FenceNode: unary<R, unknown>(async (op, r) => b.fenceNode(op, need(r.nodeId, 'node_id'), str(r.passport, 'passport', 256), need(r.reason, 'reason', 256))),
+      FenceNode: unary<R, unknown>(async (op, r) => {
+        const c = r.decisionCbor;
+        const p = await b.fenceNode(op, need(r.nodeId, 'node_id'), Buffer.isBuffer(c) ? new Uint8Array(c) : new Uint8Array(0));
+        return decisionView(p, b.needed(p), b.pendingAct(p));
+      }),
       ExportEvidence: unary<R, unknown>(async (op, r) => ({ bundleJson: await b.evidence(op, need(r.opId, 'op_id')) })),
       SaveSnapshot: (call: grpc.ServerWritableStream<R, unknown>) => {
         void (async () => {

@@ -128,7 +128,7 @@ const status: Cmd<Conn> = {
     if (a.json) return out(JSON.stringify({ ...s, membership: await membershipJson(c, a) }, null, 2));
     out(`node ${s.nodeId} (you are ${s.caller}); leader ${s.leader || 'unknown'}, term ${s.term}, commit ${s.commit}, applied ${s.applied}`);
     out(`cluster ${s.clusterId || '(no genesis)'}; governance epoch ${s.governanceEpoch}, head ${s.governanceHead.slice(0, 16)}; ${s.frozen ? `FROZEN: ${s.frozen}` : 'not frozen'}; state root ${s.stateRoot.slice(0, 16)}`);
-    for (const n of s.nodes) out(`  node ${n.id}: ${n.status}${n.equivocated ? ', EQUIVOCATED' : ''}, passport ${n.passport}`);
+    for (const n of s.nodes) out(`  node ${n.id}: ${n.status}${n.equivocated ? ', EQUIVOCATED' : ''}, passport ${n.passport}${n.fenceReporters.length > 0 ? `; fencing reported by ${n.fenceReporters.join(', ')} (${n.fenceReporters.length} of ${n.fenceNeeded} voters)` : ''}`);
     await printMembership(c, a);
     for (const k of s.keys) out(`  key ${k.id} (${k.scheme}): ${k.status}${k.activeEpoch >= 0 ? ` at epoch ${k.activeEpoch}` : ''}, epochs ${k.epochs.join(' ')}${k.publicKey ? `, public key ${k.publicKey}` : ''}`);
     out(`  ${s.acts} signing acts, ${s.height} events in the hash chain`);
@@ -210,17 +210,25 @@ const chronicle: Cmd<Conn & { limit: number }> = {
   }),
 };
 
-const fence: Cmd<Conn & { target: string; reason: string; passport: string }> = {
+const fence: Cmd<Conn & { target: string; reason: string; passport: string; 'approver-key': string; 'ttl-ms': number }> = {
   command: 'fence',
-  describe: 'fence a node\'s passport (approver), e.g. after equivocation evidence: the ledger refuses its proposals and its kernel takes no part (SPLIT_BRAIN_FENCED) until a NodeRebound decision gives it a new passport',
+  describe: 'fence a node\'s passport by a NodeFenced decision signed here with your approver key (the key never leaves this machine), e.g. after equivocation evidence: the ledger refuses its proposals and its kernel takes no part (SPLIT_BRAIN_FENCED) until a NodeRebound decision gives it a new passport. The freeze quorum (freezeThreshold signers with the governor or security role) fences; below it the decision waits for `decision approve --cid`. No signature, no fence (FENCE_UNSIGNED)',
   builder: (y) => connOptions(y)
     .option('target', { type: 'string', demandOption: true, describe: 'the node to fence' })
     .option('reason', { type: 'string', demandOption: true, describe: 'why, recorded in the ledger' })
-    .option('passport', { type: 'string', default: '', describe: 'the passport to fence (default: the node\'s current one)' }),
+    .option('approver-key', { type: 'string', demandOption: true, describe: 'your approver key file {"id","secretKey"} (see `custody admin approver-key`): it signs the NodeFenced decision' })
+    .option('passport', { type: 'string', default: '', describe: 'the passport to fence (default: the node\'s current one, as the node you call shows it)' })
+    .option('ttl-ms', { type: 'number', default: 0, describe: 'how long the decision stays valid for other approvers to add theirs (0 = 24 h)' })
+    .example('$0 admin fence --target n3 --reason "two signed votes in term 7" --approver-key alice.key.json --node 127.0.0.1:7201 --node-id n1 --certs certs --as alice', 'fence n3 by a decision alice signs'),
   handler: run(async (c, a) => {
-    const v = await c.fenceNode(a.target, a.reason, a.passport);
-    if (a.json) return out(JSON.stringify(v));
-    out(`${a.target} fenced at ledger index ${v.index}: ${v.detail}`);
+    const key = readApproverKey(a['approver-key']);
+    const d = await c.fenceNodeAs(key, {
+      nodeId: a.target, reason: a.reason, passport: a.passport, ttlMs: a['ttl-ms'],
+      onBody: (b) => process.stderr.write(`signing as ${key.id}: NodeFenced ${b.action.kind === 'NodeFenced' ? `${b.action.nodeId} passport ${b.action.passport}` : ''} (cluster ${b.clusterId}, governance epoch ${b.governanceEpoch})\n`),
+    });
+    if (a.json) return out(JSON.stringify({ ...d, bodyCbor: d.bodyCbor.toString('hex') }, null, 2));
+    out(formatDecision(d));
+    if (d.state === 'pending') out(`  ${d.needed - d.approvals.length} more approval(s) fence ${a.target}: custody admin decision approve --cid ${d.cid} --key-file <approver key>`);
   }),
 };
 

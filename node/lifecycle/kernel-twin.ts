@@ -144,6 +144,7 @@ export class KernelTwin implements KernelPort {
         if (!this.voters.some((n) => n.id === a.node.id)) this.voters.push({ id: a.node.id, identityKey: toHex(a.node.identityKey) });
         break;
       case 'NodeRebound': if (a.nodeId === this.nodeId) this.fenced = false; break;
+      case 'NodeFenced': if (a.nodeId === this.nodeId) this.fenced = true; break;
       case 'ApproversChanged': this.roster = a.roster; this.governanceEpoch++; break;
       case 'PolicyChanged': this.governanceEpoch++; break;
       case 'EmergencyFreeze': this.frozen = true; break;

@@ -153,7 +153,7 @@ export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleC
   }
   const ports = new Map<string, ParticipantPort>([[o.nodeId, participant], ...peerClients.map((p) => [p.nodeId, new RemoteParticipant(p.nodeId, p, cfg.remoteTimeoutMs)] as const)]);
   const coordinator = new Coordinator({ nodeId: o.nodeId, ledger, exchange, participants: ports, localPublicPackage: (k, e) => participant.ownPublicPackage(k, e), log: o.log, remoteTimeoutMs: cfg.remoteTimeoutMs, signingSetWaitMs: cfg.signingSetWaitMs });
-  const backend = new AdminBackend(o.nodeId, ledger, coordinator, cfg.identitySecretKey);
+  const backend = new AdminBackend(o.nodeId, ledger, coordinator);
   const server = new AdminServer({
     listen: cfg.admin, tls: o.tls, backend, log: o.log, peer: peerHandlers({ participant, exchange, isNode: (id) => cfg.peers.has(id), incarnation: o.incarnation ?? '', cosign: (size) => checkpoints.cosign(size), clockReading: ownReading }),
     snapshot: () => snapshotFileBytes({ nodeId: o.nodeId, driver: o.driver, app: o.app, incarnation: o.incarnation ?? '' }),

@@ -5,7 +5,9 @@
  *
  *   - forwards every applied governance decision to its kernel, in log order, stamped with the
  *     ledger's clock at that entry, so the kernel verifies authority itself (kernel/authority.ts);
- *   - forwards a FencingRecord of its own passport to its kernel, and takes no part while fenced;
+ *   - forwards a FencingRecord of its own passport to its kernel once the ledger shows the passport
+ *     fenced (a majority of voters reported it), and takes no part while fenced; a NodeFenced
+ *     decision reaches the kernel with the governance chain, which the kernel verifies itself;
  *   - runs its part of each refresh / reshare it is named in (redealStep), and of each DKG ceremony: round 1 (package to the exchange, its cid
  *     in the log by a signed DkgRound1Published statement), round 2 (sealed to each recipient's
  *     kernel, to the exchange), finish (KeyReady with the group key, signed, in the log);
@@ -200,6 +202,8 @@ export class LifecycleParticipant implements ParticipantPort {
   /** The last refusal of a forwarded decision by the kernel (its chain stops there). */
   kernelGovernanceError: string | null = null;
   forwardedIndex = 0;
+  /** Whether the kernel said it is fenced after the last decision it applied. */
+  private kernelFenced = false;
 
   constructor(o: ParticipantOptions) {
     this.o = o;
@@ -277,7 +281,10 @@ export class LifecycleParticipant implements ParticipantPort {
   private forwardBytes(decision: Uint8Array, ledgerIndex: number, stampMs: number): void {
     if (ledgerIndex <= this.forwardedIndex) return;
     this.forwardedIndex = ledgerIndex;
-    void this.kernelCall({ kind: 'governance', decisions: [{ decision, ledgerIndex, stampMs }] }, 'governance').catch((e: unknown) => {
+    void this.kernelCall({ kind: 'governance', decisions: [{ decision, ledgerIndex, stampMs }] }, 'governance').then((r) => {
+      if (r.fenced && !this.kernelFenced) this.o.log(`${this.nodeId}: kernel fenced by decision: it reports itself fenced after the decision at index ${r.governanceIndex}`);
+      this.kernelFenced = r.fenced;
+    }, (e: unknown) => {
       this.kernelGovernanceError = `${(e as Error).message} (decision at index ${ledgerIndex})`;
       this.o.log(`${this.nodeId}: kernel refused the decision at index ${ledgerIndex}: ${(e as Error).message}`);
     });

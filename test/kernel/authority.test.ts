@@ -125,6 +125,20 @@ t.test('policy changes and node decisions', async (t) => {
   t.ok(f.state.removed, 'removal fences this node for good');
 });
 
+t.test('fencing by decision: a verified NodeFenced naming this node fences its kernel; one naming another node, or signed by strangers, does not', async (t) => {
+  const f = new Follower();
+  const effectsOf = (d: CommittedDecision) => {
+    const r = applyDecision(f.state, d, 'n1');
+    f.state = r.state;
+    return r.effects;
+  };
+  t.equal(f.apply(f.make({ kind: 'NodeFenced', nodeId: 'n1', passport: 'n1-p1', reason: 'x' }, [makeApproverKey('mallory')])), 'UNKNOWN_APPROVER', 'a daemon cannot forge one');
+  t.same(effectsOf(f.make({ kind: 'NodeFenced', nodeId: 'n2', passport: 'n2-p1', reason: 'leaked key' }, f.genesis.slice(0, 1))), [], 'another node\'s fence changes nothing here');
+  t.equal(f.apply(f.make({ kind: 'EmergencyFreeze', reason: 'incident' }, f.genesis.slice(0, 1))), 'applied');
+  t.same(effectsOf(f.make({ kind: 'NodeFenced', nodeId: 'n1', passport: 'n1-p1', reason: 'equivocation' }, f.genesis.slice(0, 1))), [{ kind: 'fenced', passport: 'n1-p1', reason: 'equivocation' }], 'the freeze quorum fences this node, frozen or not');
+  t.same(effectsOf(f.make({ kind: 'NodeRebound', nodeId: 'n1', passport: 'n1-p2' }, f.genesis.slice(0, 2))), [{ kind: 'rebound', passport: 'n1-p2' }], 'a rebind (full quorum) lifts it');
+});
+
 t.test('certificate revocations: recorded only from a verified decision, and a daemon cannot skip one', async (t) => {
   const f = new Follower();
   const q = f.genesis.slice(0, 2);

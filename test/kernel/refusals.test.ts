@@ -76,6 +76,9 @@ for (const profile of PROFILES) {
     await a.client.call({ kind: 'fence', passport: 'p-1', reason: 'split brain seen at term 7' }, 'governance');
     t.equal(await sign(signBody()), 'SPLIT_BRAIN_FENCED', 'fenced node');
     await govern(gov.decide({ kind: 'NodeRebound', nodeId: 'n1', passport: 'p-2' }));
+    await govern(gov.decide({ kind: 'NodeFenced', nodeId: 'n1', passport: 'p-2', reason: 'leaked identity key' }));
+    t.equal(await sign(signBody()), 'SPLIT_BRAIN_FENCED', 'a verified NodeFenced decision fences the kernel');
+    await govern(gov.decide({ kind: 'NodeRebound', nodeId: 'n1', passport: 'p-3' }));
 
     // Decisions the kernel will not follow.
     t.equal(await reasonOf(a.client.call({ kind: 'governance', decisions: [gov.decide({ kind: 'EmergencyFreeze', reason: 'x' }, [makeApproverKey('mallory'), makeApproverKey('trent')])] }, 'governance')), 'UNKNOWN_APPROVER', 'a freeze signed by strangers is refused');

@@ -284,7 +284,7 @@ t.test('an act whose key refreshed between permit and execution is refused STALE
 t.test('a proposal under a fenced passport is refused SPLIT_BRAIN_FENCED until a decision rebinds the node', async (t) => {
   const s = withKey();
   const fencedPassport = s.proposer('node-1').passport;
-  ok(t, s.fence('node-0', 'node-1'));
+  ok(t, s.fenceByDecision('node-1'));
   t.equal(s.state.cluster!.nodes['node-1']!.status, 'fenced');
   refusedWith(t, s, 'SPLIT_BRAIN_FENCED', () => s.submit('op-1', s.act('k1'), null, 'node-1'));
   ok(t, s.submit('op-2', s.act('k1'), null, 'node-0'));
@@ -296,10 +296,11 @@ t.test('a proposal under a fenced passport is refused SPLIT_BRAIN_FENCED until a
   refusedWith(t, s, 'BINDING_MISMATCH', () => s.decide({ kind: 'NodeRebound', nodeId: 'node-1', passport: fencedPassport }));
 });
 
-t.test('two fencing reports for one passport are one fence, not equivocation by the reporter', async (t) => {
+t.test('two fencing reports for one passport by one reporter count once, and are not equivocation by the reporter', async (t) => {
   const s = withKey();
-  ok(t, s.fence('node-0', 'node-1', undefined, 'two leaders in term 4'));
-  t.match(s.fence('node-0', 'node-1', 'passport-1-0', 'state roots differ at index 90'), { ok: true, replayed: true });
+  t.match(s.fence('node-0', 'node-1', undefined, 'two leaders in term 4'), { ok: false, applied: true, reason: 'FENCE_PENDING' });
+  t.match(s.fence('node-0', 'node-1', 'passport-1-0', 'state roots differ at index 90'), { ok: false, applied: false, replayed: true, reason: 'FENCE_PENDING' });
+  t.equal(s.state.cluster!.nodes['node-1']!.status, 'active', 'one reporter fences nobody');
   t.equal(s.state.cluster!.nodes['node-0']!.equivocated, false);
   const a = s.statement('node-0', 'FencingRecord', { nodeId: 'node-1', passport: 'passport-1-0' }, { reason: 'a' });
   const b = s.statement('node-0', 'FencingRecord', { nodeId: 'node-1', passport: 'passport-1-0' }, { reason: 'b' });
@@ -320,7 +321,7 @@ t.test('a node joins by decision with a fresh identity, and a removed node propo
 
 t.test('a fenced node cannot take part in a new ceremony', async (t) => {
   const s = withKey();
-  ok(t, s.fence('node-0', 'node-2'));
+  ok(t, s.fenceByDecision('node-2'));
   refusedWith(t, s, 'SPLIT_BRAIN_FENCED', () => s.decide({ kind: 'DkgAuthorized', keyId: 'k2', scheme: 'ed25519', network: 'solana-devnet', threshold: 2, participants: ['node-1', 'node-2'] }));
 });
 
@@ -408,7 +409,7 @@ t.test('a signing set names t..n participants of the key epoch, sorted, each wit
   refusedWith(t, s, 'PAYLOAD_REJECTED', () => s.fixSigningSet('op-1', { commitments: [a, m(b, nonce(b, { binding: new Uint8Array(32).fill(0xff) }))] }));
   refusedWith(t, s, 'PAYLOAD_REJECTED', () => s.fixSigningSet('op-1', { commitments: [a, m(b, nonce(b, { hiding: new Uint8Array(32) }))] }));
   refusedWith(t, s, 'PAYLOAD_REJECTED', () => s.fixSigningSet('op-1', { commitments: [a, m(b, { nonces: [...(b as { nonces: object[] }).nonces, ...(c as { nonces: object[] }).nonces.map((n) => ({ ...n, counter: 1e9 }))] })] }));
-  ok(t, s.fence('node-0', 'node-1'));
+  ok(t, s.fenceByDecision('node-1'));
   refusedWith(t, s, 'SPLIT_BRAIN_FENCED', () => s.fixSigningSet('op-1', { commitments: [a, b] }));
   ok(t, s.fixSigningSet('op-1', { commitments: [a, c] }), 'two of three, the fenced node left out');
   ok(t, s.execute('op-1'));

@@ -142,7 +142,12 @@ function run(s: Recorded, [kind, a, b, c]: Cmd): void {
     }
     case 16: s.decide({ kind: 'EmergencyFreeze', reason: 'drill' }, s.signers(1)); break;
     case 17: s.decide({ kind: 'Unfreeze' }, s.signers(s.quorum)); break;
-    case 18: s.fence(pick(NODES, c), nodeId); break;
+    case 18:
+      // An approver-signed NodeFenced, or reports by 1 to 3 consecutive (distinct) nodes: of four
+      // voters, three reports fence and fewer leave the report pending (FENCE_PENDING).
+      if (c % 4 === 3) s.fenceByDecision(nodeId, { signers: s.signers(1) });
+      else for (let i = 0; i <= a % 3; i++) s.fence(pick(NODES, c + i), nodeId);
+      break;
     case 19: s.decide({ kind: 'NodeRebound', nodeId, passport: `passport-${nodeId}-${c % 4}` }, s.signers(s.quorum)); break;
     case 20: {
       const x = s.statement(nodeId, 'RaftVote', { term: c % 3 }, { votedFor: pick(NODES, c) });
@@ -240,6 +245,19 @@ function checkStep(before: LedgerState, after: LedgerState, entry: LedgerEntry, 
     const now = after.cluster?.ops[ev.opId]?.signingSet ?? null;
     if (prior !== null && (now === null || now.index !== prior.index || now.commitments.length !== prior.commitments.length)) bad.push('a fixed signing set was replaced');
     if (r.ok && !r.replayed && (prior !== null || c.ops[ev.opId]?.state !== 'PendingRemote')) bad.push('a signing set fixed outside PendingRemote or over another one');
+  }
+  // A passport becomes fenced only by an approver-signed NodeFenced, a NodeRebound (retiring the
+  // old one), or a FencingRecord that completes a majority of distinct voters in good standing.
+  for (const n of Object.values(after.cluster?.nodes ?? {})) {
+    const was = c.nodes[n.id]?.fencedPassports ?? [];
+    if (n.fencedPassports.length === was.length) continue;
+    const kind = ev.type === 'GovernanceDecision' ? ev.decision.body.action.kind : ev.type;
+    if (kind === 'FencingRecord' && ev.type === 'FencingRecord') {
+      const prior = (c.fenceReports ?? []).find((x) => x.nodeId === n.id)?.reporters ?? [];
+      const counted = new Set([...prior, ev.statement.nodeId].filter((id) => c.nodes[id]?.status === 'active' && c.nodes[id]?.equivocated === false));
+      const voters = Object.values(c.nodes).filter((x) => x.status !== 'removed').length;
+      if (counted.size < Math.floor(voters / 2) + 1) bad.push(`${n.id} fenced by ${counted.size} reporter(s) of ${voters} voters`);
+    } else if (kind !== 'NodeFenced' && kind !== 'NodeRebound') bad.push(`${n.id} fenced by a ${kind}`);
   }
   if (ev.type === 'GovernanceDecision' && r.ok) {
     const v = verifyDecision(ev.decision, c.governance.roster, c.clusterId, c.governance.epoch, after.clockMs);

@@ -33,7 +33,7 @@ async function reasonOf(p: Promise<unknown>): Promise<string> {
     return isCustodyError(e) ? e.reason : String(e);
   }
 }
-import { decisionCid, decisionSigningBytes, ed25519Sign, type DecisionBody, type GovernanceDecision } from '../../ledger/decision.js';
+import { decisionCid, decisionSigningBytes, decisionToCbor, ed25519Sign, type DecisionBody, type GovernanceDecision } from '../../ledger/decision.js';
 import { encode, toHex } from '../../ledger/encoding.js';
 import { ApprovalBook, type BookCommand } from '../../node/approvals/book.js';
 import { AdminBackend } from '../../node/admin/backend.js';
@@ -236,4 +236,46 @@ t.test('a pending decision and an act held for approvals survive restarts of eve
   const copied = await approvalOn(copy);
   t.same(copied?.approvals.length, 2, 'and in a snapshot (what a new node or a backup receives)');
   t.equal(toHex(copied!.approvals[0]!.signature), toHex((await approvalOn(node('node-2').app))!.approvals[0]!.signature), 'the same signatures');
+});
+
+t.test('a NodeFenced decision below the freeze quorum waits in the book with the signature it carries; another approver\'s completes it', async (t) => {
+  const s = new ScriptedCluster({ label: 'approvals-fence', freezeThreshold: 2 });
+  s.genesis();
+  const ids = s.nodes.map((n) => n.info.id);
+  const conf: ConfState = { voters: ids, learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false };
+  const dirs = await Promise.all(ids.map((id) => mkdtemp(join(tmpdir(), `custody-fence-${id}-`))));
+  t.teardown(() => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
+  const hub = new Hub();
+  const nodes: N[] = [];
+  for (const [i, id] of ids.entries()) {
+    const storage = await LevelStorage.open({ dir: dirs[i] as string, bootstrapConf: conf, recoveryHint: 'test' });
+    const app = new LedgerApp();
+    const driver = new Driver({
+      id, storage, app, transport: hub.transport(id), clock: systemClock, newCore: (cfg) => new RaftCore(cfg), rng: new SeededRng(i + 31),
+      tickMs: 20, electionTicks: 10, heartbeatTicks: 1, preVote: true, checkQuorum: true, snapshotEveryEntries: 10_000, compactionKeepEntries: 5, onFatal: (e) => { throw e; },
+    });
+    hub.drivers.set(id, driver);
+    driver.start();
+    nodes.push({ id, storage, app, driver, admin: new AdminBackend(id, new DriverLedgerPort(id, driver, app), notes) });
+  }
+  t.teardown(async () => {
+    for (const n of nodes) {
+      await n.driver.stop();
+      await n.storage.close();
+    }
+  });
+  const leader = await until('a leader', () => nodes.find((n) => n.driver.isLeader), 30_000);
+  for (const [i, e] of s.log.entries()) await leader.driver.propose(`script-${i}`, 1, encodeLedgerCommand(e.stampMs, e.event), 30_000);
+  await until('genesis everywhere', () => nodes.every((n) => n.app.state.cluster !== null));
+  const body = { ...s.decisionBody({ kind: 'NodeFenced', nodeId: 'node-2', passport: 'passport-2-0', reason: 'leaked identity key' }), issuedMs: Date.now(), expiresMs: Date.now() + 3_600_000 };
+  const one = encode(decisionToCbor({ body, approvals: [{ approverId: 'approver-0', signature: sign(s, body, 0) }] }));
+  const a0 = as('approver-0', 'approver');
+  const p = await nodes[0]!.admin.fenceNode(a0, 'node-2', one);
+  t.same([p.state, p.approvals.map((x) => x.approverId)], ['pending', ['approver-0']], 'one of the two signatures the freeze quorum needs: pending, not fenced');
+  t.equal(nodes[0]!.app.state.cluster!.nodes['node-2']!.status, 'active');
+  const a1 = as('approver-1', 'approver');
+  const done = await nodes[1]!.admin.approveDecision(a1, p.cid, 'approver-1', sign(s, body, 1));
+  t.equal(done.state, 'applied', 'a second approver, on another node, completes it');
+  await until('node-2 fenced everywhere', () => nodes.every((n) => n.app.state.cluster?.nodes['node-2']?.status === 'fenced'), 30_000);
+  t.ok(nodes.every((n) => n.app.state.cluster?.nodes['node-2']?.status === 'fenced'), 'every replica fenced node-2');
 });

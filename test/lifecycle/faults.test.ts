@@ -153,13 +153,18 @@ t.test('denials carry their reason codes to the CLI', { timeout: 600_000 }, asyn
     t.equal((await waitAct(h.client('cara'), rid('after-thaw'), 'Published')).state, 'Published');
   });
 
-  t.test('fenced node: its proposals are refused SPLIT_BRAIN_FENCED and its kernel takes no part', async (t) => {
+  t.test('fenced node: one node\'s report fences nothing; with a majority of voters\' reports its proposals are refused SPLIT_BRAIN_FENCED and its kernel takes no part', async (t) => {
     const c = h.cluster;
     const n3 = c.node('n3');
     const passport = n3.ledger.state().cluster!.nodes['n3']!.passport;
-    const statement = signStatement({ clusterId: c.clusterId, nodeId: 'n2', kind: 'FencingRecord', slot: { nodeId: 'n3', passport }, content: { reason: 'two leaders seen for one term' } }, c.node('n2').identitySecretKey);
-    const v = await c.node('n2').ledger.propose({ type: 'FencingRecord', statement });
-    t.ok(v.ok, 'fencing record applied');
+    const report = (by: string) => signStatement({ clusterId: c.clusterId, nodeId: by, kind: 'FencingRecord', slot: { nodeId: 'n3', passport }, content: { reason: 'two leaders seen for one term' } }, c.node(by).identitySecretKey);
+    const first = await c.node('n2').ledger.propose({ type: 'FencingRecord', statement: report('n2') });
+    t.match(first, { ok: false, reason: 'FENCE_PENDING' }, 'one node\'s report is recorded, and fences nothing');
+    t.equal(n3.ledger.state().cluster?.nodes['n3']?.status, 'active');
+    const st = await h.cli('audra', ['status'], 'n2');
+    t.match(st.stdout, /node n3: active, passport n3-p1; fencing reported by n2 \(1 of 2 voters\)/, 'the pending report shows in the status');
+    const v = await c.node('n1').ledger.propose({ type: 'FencingRecord', statement: report('n1') });
+    t.ok(v.ok, `a second voter's report fences: ${v.detail}`);
     await until('n3 sees itself fenced', () => n3.ledger.state().cluster?.nodes['n3']?.status === 'fenced');
     const r = await h.cli('cara', await act(rid('via-fenced')), 'n3');
     t.equal(r.code, 3);

@@ -127,10 +127,11 @@ t.test('a restored node and a forged double vote become firing CustodySplitBrain
   t.same({ node: fired.sb.labels.node, kind: fired.sb.labels.kind, severity: fired.sb.labels.severity }, { node: a, kind: 'rollback', severity: 'page' }, 'CustodySplitBrain{kind="rollback"} fires for the restored node');
   t.same({ offender: fired.eq.labels.offender, kind: fired.eq.labels.kind, severity: fired.eq.labels.severity }, { offender: c, kind: 'RaftVote', severity: 'page' }, 'CustodyEquivocation fires naming the offender');
 
-  // Fencing: a governance-visible FencingRecord fences c's passport; its proposals are refused.
+  // Fencing: FencingRecords of a majority of voters (a and b, of three) fence c's passport; its proposals are refused.
   const passport = sc.proposer(c).passport;
-  const fenced = sc.fence(a, c, passport, 'equivocated: two RaftVote statements in term 7');
-  t.ok(fenced.ok, 'FencingRecord applied');
+  t.match(sc.fence(a, c, passport, 'equivocated: two RaftVote statements in term 7'), { ok: false, reason: 'FENCE_PENDING' }, 'one report fences nothing');
+  const fenced = sc.fence(b, c, passport, 'equivocated: two RaftVote statements in term 7');
+  t.ok(fenced.ok, 'the second voter\'s FencingRecord fences');
   const refused = apply(sc.state, { index: sc.state.index + 1, stampMs: sc.nowMs, event: encodeEvent({ type: 'ActSettled', opId: 'any', confirmation: 'x', nodeId: c, passport }) });
   t.match(refused.result, { ok: false, reason: 'SPLIT_BRAIN_FENCED' }, 'the fenced passport is refused');
   const fencedGauge = await until('custody_fenced_passports scraped', 30_000, async () => {

@@ -13,7 +13,8 @@
  *      relays both, proves the equivocation, and proposes EquivocationEvidence; the ledger checks
  *      both signatures and flags n3: CustodyEquivocation fires for offender n3.
  *
- * Then an approver fences n3's passport through the admin API, and the ledger refuses it
+ * Then an approver fences n3's passport through the admin API (a NodeFenced decision signed with
+ * its approver key; an unsigned call is refused FENCE_UNSIGNED), and the ledger refuses it
  * (SPLIT_BRAIN_FENCED) when n3 proposes under it. Before the faults, a leader change and a restart
  * raise no split-brain alert (acceptance 3). Waits assert states with generous deadlines.
  */
@@ -157,8 +158,13 @@ t.test('real daemons under a real Prometheus: a restored node and a forged doubl
   t.ok(isCustodyError(beforeFence) && beforeFence.reason !== 'SPLIT_BRAIN_FENCED', `before fencing, n3's proposal is judged on its content (${String(beforeFence)})`);
   const approver = cluster.client(victim === 'n1' ? 'n2' : 'n1', 'approver-1');
   try {
-    const v = await approver.fenceNode('n3', 'equivocation: two signed votes in one term');
-    t.ok(v.ok, `n3's passport fenced at ledger index ${v.index}`);
+    // An approver certificate alone fences nothing: the call must carry an approver's signature.
+    const unsigned = await approver.fenceNode('n3', new Uint8Array(0)).then(() => null, (e: unknown) => e);
+    t.ok(isCustodyError(unsigned) && unsigned.reason === 'FENCE_UNSIGNED', `an unsigned fence is refused FENCE_UNSIGNED (${String(unsigned)})`);
+    const approverKey = cluster.approvers.find((a) => a.id === 'approver-3');
+    if (approverKey === undefined) throw new Error('approver-3 holds the security role in this cluster');
+    const v = await approver.fenceNodeAs(approverKey, { nodeId: 'n3', reason: 'equivocation: two signed votes in one term' });
+    t.equal(v.state, 'applied', `n3's passport fenced by a NodeFenced decision approver-3 signed (${v.verdict?.detail ?? ''})`);
   } finally {
     approver.close();
   }
@@ -169,7 +175,7 @@ t.test('real daemons under a real Prometheus: a restored node and a forged doubl
     return isCustodyError(e) && e.reason === 'SPLIT_BRAIN_FENCED' ? e : null;
   });
   t.match(afterFence.message, /passport n3-p1 of n3 is fenced/, 'a proposal under n3\'s fenced passport is refused SPLIT_BRAIN_FENCED');
-  const kernelFenced = await until('n3\'s kernel fenced', 60_000, async () => (/n3: kernel fenced \(passport n3-p1\)/.test(readFileSync(join(dir, 'n3.log'), 'utf8')) ? true : null));
-  t.ok(kernelFenced, 'n3 handed the fencing to its kernel, which takes no part from now on');
+  const kernelFenced = await until('n3\'s kernel fenced', 60_000, async () => (/n3: kernel fenced by decision/.test(readFileSync(join(dir, 'n3.log'), 'utf8')) ? true : null));
+  t.ok(kernelFenced, 'n3\'s kernel verified the NodeFenced decision itself and takes no part from now on');
   t.equal(p.stderr().includes('level=error'), false, `Prometheus logged no error${p.stderr() ? `:\n${p.stderr()}` : ''}`);
 });
