@@ -807,6 +807,8 @@ export class RaftCore implements RaftApi {
       case 'app':
       case 'heartbeat':
       case 'snap':
+        // A leader this node stopped following does not draw it back (nor restart its clock).
+        if (this.isDistrusted(m)) return;
         // §5.2: a candidate that hears from a leader of its term (or newer) returns to follower.
         this.becomeFollower(m.term, m.from);
         this.stepFollower(m);

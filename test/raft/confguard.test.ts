@@ -33,7 +33,7 @@ function guard(net: Network, id: string, g: (n: TestNode) => ConfGuard, opts = {
 
 t.test('a follower holds a change until the entries before it are applied, then refuses it when its guard does: not appended, counted, the leader not followed for the term', async (t) => {
   let calls = 0;
-  const f = new TestNode('2', conf(['1', '2', '3']), 7, { confGuard: () => { calls++; return 'no decision asks for it'; } });
+  const f = new TestNode('2', conf(['1', '2', '3']), 7, { preVote: true, confGuard: () => { calls++; return 'no decision asks for it'; } });
   f.core.step(msg('app', '1', '2', 1, { index: 0, logTerm: 0, entries: [normal(1, 1, 'x'), confEntry(2, 1, addVoter9)], commit: 5 }));
   let out = f.process();
   t.same(f.log().map((e) => e.index), [1], 'the entry before the change is appended, the change is not');
@@ -55,7 +55,16 @@ t.test('a follower holds a change until the entries before it are applied, then 
   f.core.step(msg('heartbeat', '1', '2', 1, { commit: 1 }));
   t.same(f.process().filter((m) => m.to === '1'), [], 'its heartbeats of that term go unanswered');
   t.equal(f.core.stats.distrustedLeaderMessages, 1);
-  f.core.step(msg('app', '3', '2', 2, { index: 1, logTerm: 1, entries: [normal(2, 2, 'y')], commit: 1 }));
+  for (let i = 0; i < 40 && f.core.status().role === 'follower'; i++) {
+    f.core.tick();
+    f.process();
+  }
+  t.equal(f.core.status().role, 'pre-candidate', 'its election clock ran out: it asks for pre-votes (still in term 1)');
+  f.core.step(msg('heartbeat', '1', '2', 1, { commit: 1 }));
+  f.process();
+  t.equal(f.core.status().role, 'pre-candidate', 'that leader\'s heartbeat of term 1 does not draw it back into following');
+  t.equal(f.core.status().leader, null);
+  f.core.step(msg('app', '3', '2', 3, { index: 1, logTerm: 1, entries: [normal(2, 3, 'y')], commit: 1 }));
   t.ok(f.process().some((m) => m.type === 'appResp' && m.to === '3' && !m.reject && m.index === 2), 'a leader of a later term is followed');
 });
 
