@@ -50,6 +50,11 @@
  *
  * Progress: see raft.ts confHold. A change is held, not refused, while the entries before it are
  * not applied, so the decision, which precedes its change in the log, is always applied first.
+ *
+ * A leader removed by NodeRemoved hands leadership over first (plan.ts rule 3); the new leader
+ * proposes the removal naming the same decision, and every replica judges it like any other. A
+ * joint configuration is entered only by an entry whose every change passed, and left by an empty
+ * change, which needs no decision of its own.
  */
 import { decisionCid, decisionFromCbor, type DecisionAction } from '../../ledger/decision.js';
 import { decode, toHex } from '../../ledger/encoding.js';
