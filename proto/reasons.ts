@@ -63,12 +63,12 @@ export const REASONS = {
   PEER_IDENTITY_MISMATCH: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'the peer certificate does not match the node it claims to be' },
   UNAUTHENTICATED: { grpc: GrpcStatus.UNAUTHENTICATED, text: 'no valid client certificate' },
   UNKNOWN_NODE: { grpc: GrpcStatus.NOT_FOUND, text: 'the node is not on the cluster roster' },
-  CONF_CHANGE_UNAUTHORIZED: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'a Raft membership change that no applied NodeAdded / NodeRemoved decision asks for' },
   INCARNATION_MISMATCH: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'the peer belongs to another incarnation of the cluster (another restore, or the cluster a backup was taken from)' },
   SNAPSHOT_INVALID: { grpc: GrpcStatus.DATA_LOSS, text: 'the snapshot file is malformed, truncated or fails its checksum' },
   ARCHIVE_RANGE_REFUSED: { grpc: GrpcStatus.OUT_OF_RANGE, text: 'the archive range asked for is past what this node has archived, or outside the fetch bounds' },
   ARCHIVE_RECORD_REJECTED: { grpc: GrpcStatus.DATA_LOSS, text: 'archived records served by a peer are missing, altered or out of order (they do not reproduce the snapshot\'s archive head)' },
   ARCHIVE_UNAVAILABLE: { grpc: GrpcStatus.UNAVAILABLE, text: 'no peer served the archived records a snapshot counts' },
+  CONF_CHANGE_UNAUTHORIZED: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'a Raft membership change that no applied NodeAdded / NodeRemoved decision asks for' },
 
   // Key backups and guardians.
   GUARDIAN_SHARE_CORRUPT: { grpc: GrpcStatus.DATA_LOSS, text: 'a guardian file is malformed or fails its checksum' },
