@@ -33,6 +33,7 @@ import { NodeMetrics } from './metrics.js';
 import { registerCatalogMetrics } from './metrics-catalog.js';
 import { countActTransitions, countRefusedEntries } from './kernel-metrics.js';
 import { PeerTransport } from './peers.js';
+import { governedConfGuard } from './membership/guard.js';
 import { startMembership } from './membership/start.js';
 import { NodeServer } from './server.js';
 import { loadTls } from './tls.js';
@@ -131,6 +132,8 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
     transport,
     clock: systemClock,
     newCore: (c) => new RaftCore(c),
+    // Membership changes only from applied NodeAdded / NodeRemoved decisions (node/membership/guard.ts).
+    ...(app instanceof LedgerApp ? { confGuard: governedConfGuard(app, log) } : {}),
     // Election jitter only needs to differ between nodes; seeding from the OS keeps the core
     // itself deterministic given the seed (logged for post-mortems).
     rng: new SeededRng(seed),

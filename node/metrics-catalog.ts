@@ -71,6 +71,7 @@ export const METRICS: readonly MetricSpec[] = [
   // Raft, read from the core at scrape time (catalog).
   m('custody_raft_leader_changes_total', 'counter', 'Times this node learned of a leader other than the one it knew (including after knowing none), counted by the Raft core', [], 'catalog'),
   m('custody_raft_elections_total', 'counter', 'Elections this node started as a candidate, counted by the Raft core', [], 'catalog'),
+  m('custody_raft_conf_changes_refused_total', 'counter', 'Raft membership changes this node refused (CONF_CHANGE_UNAUTHORIZED): no applied NodeAdded / NodeRemoved decision asks for them (node/membership/guard.ts), counted by the Raft core', [], 'catalog'),
   m('custody_raft_voters', 'gauge', 'Voters in the configuration this node is using', [], 'catalog'),
   m('custody_raft_apply_lag_entries', 'gauge', 'Committed entries not yet applied on this node (commit index minus applied index)', [], 'catalog'),
   m('custody_raft_follower_lag_entries', 'gauge', 'Leader only: entries of the leader\'s log a follower has not acknowledged (last index minus match index)', ['peer'], 'catalog'),
@@ -143,7 +144,7 @@ export interface CatalogSources {
     readonly progress: Readonly<Record<string, { readonly match: number }>> | null;
   } | null;
   /** The core's counters (raft/core/raft.ts CoreStats satisfies this). */
-  coreStats?(): { readonly elections: number; readonly leaderChanges: number } | null;
+  coreStats?(): { readonly elections: number; readonly leaderChanges: number; readonly confChangesRefused?: number } | null;
   /** From the ledger state: flagged offenders, passports fenced, acts per state. */
   ledger?(): {
     readonly equivocated: readonly { readonly offender: string; readonly kind: string }[];
@@ -186,6 +187,7 @@ export function registerCatalogMetrics(registry: Registry, sources: CatalogSourc
 
   new Counter({ ...specOf('custody_raft_leader_changes_total'), registers, collect() { const s = coreStats?.(); if (s) { this.reset(); this.inc(s.leaderChanges); } } });
   new Counter({ ...specOf('custody_raft_elections_total'), registers, collect() { const s = coreStats?.(); if (s) { this.reset(); this.inc(s.elections); } } });
+  new Counter({ ...specOf('custody_raft_conf_changes_refused_total'), registers, collect() { const s = coreStats?.(); if (s) { this.reset(); this.inc(s.confChangesRefused ?? 0); } } });
   new Gauge({ ...specOf('custody_raft_voters'), registers, collect() { const s = raft?.(); if (s) this.set(s.conf.voters.length); } });
   new Gauge({ ...specOf('custody_raft_apply_lag_entries'), registers, collect() { const s = raft?.(); if (s) this.set(Math.max(0, s.commit - s.appliedIndex)); } });
   new Gauge({

@@ -68,6 +68,7 @@ export const REASONS = {
   ARCHIVE_RANGE_REFUSED: { grpc: GrpcStatus.OUT_OF_RANGE, text: 'the archive range asked for is past what this node has archived, or outside the fetch bounds' },
   ARCHIVE_RECORD_REJECTED: { grpc: GrpcStatus.DATA_LOSS, text: 'archived records served by a peer are missing, altered or out of order (they do not reproduce the snapshot\'s archive head)' },
   ARCHIVE_UNAVAILABLE: { grpc: GrpcStatus.UNAVAILABLE, text: 'no peer served the archived records a snapshot counts' },
+  CONF_CHANGE_UNAUTHORIZED: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'a Raft membership change that no applied NodeAdded / NodeRemoved decision asks for' },
 
   // Key backups and guardians.
   GUARDIAN_SHARE_CORRUPT: { grpc: GrpcStatus.DATA_LOSS, text: 'a guardian file is malformed or fails its checksum' },

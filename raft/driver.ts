@@ -26,7 +26,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { CustodyError, assert } from '../proto/errors.js';
 import { raft as raftLimits, node as nodeLimits } from '../proto/limits.js';
 import type { ReasonCode } from '../proto/reasons.js';
-import type { ConfChange, ConfState, Entry, Message, NodeId, ProposeResult, RaftApi, RaftConfig, Ready, Role, Status, Storage } from './core/types.js';
+import type { ConfChange, ConfGuard, ConfState, Entry, Message, NodeId, ProposeResult, RaftApi, RaftConfig, Ready, Role, Status, Storage } from './core/types.js';
 import type { AppWrite, LevelStorage, PersistStats } from './storage/leveldb.js';
 import type { Clock, Timer, Transport } from './transport.js';
 
@@ -123,6 +123,8 @@ export interface DriverOptions {
   readonly proposalsPerEntryMax?: number;
   readonly metrics?: DriverMetrics;
   readonly guard?: VoteGuard;
+  /** Judges every membership change before the core appends or proposes it (raft/core/types.ts ConfGuard). */
+  readonly confGuard?: ConfGuard;
   /**
    * Runs a loop turn soon, after the current one returns (default: setImmediate). The simulator
    * passes its own queue so that every node's loop runs in an order its seed decides.
@@ -341,6 +343,7 @@ export class Driver {
       uncommittedBytesMax: raftLimits.uncommittedBytesMax,
       snapshotChunkBytes: raftLimits.snapshotChunkBytes,
       readIndexPendingMax: raftLimits.readIndexPendingMax,
+      ...(this.o.confGuard ? { confGuard: this.o.confGuard } : {}),
     });
     this.timer = this.o.clock.every(this.o.tickMs, () => {
       this.ticksDue++;
@@ -559,8 +562,8 @@ export class Driver {
   }
 
   /** The core's own counters (elections, leader changes, ...) when it keeps them, for metrics. */
-  coreStats(): { readonly elections: number; readonly leaderChanges: number } | null {
-    return (this.core as unknown as { stats?: { elections: number; leaderChanges: number } }).stats ?? null;
+  coreStats(): { readonly elections: number; readonly leaderChanges: number; readonly confChangesRefused?: number } | null {
+    return (this.core as unknown as { stats?: { elections: number; leaderChanges: number; confChangesRefused?: number } }).stats ?? null;
   }
 
   get isLeader(): boolean {

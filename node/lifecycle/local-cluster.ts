@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { CustodyError } from '../../proto/errors.js';
 import { RaftCore } from '../../raft/core/raft.js';
+import { governedConfGuard } from '../membership/guard.js';
 import { SeededRng } from '../../raft/core/rng.js';
 import type { ConfState, Message, NodeId } from '../../raft/core/types.js';
 import { Driver } from '../../raft/driver.js';
@@ -276,7 +277,7 @@ export class LocalCluster {
       const driver = new Driver({
         id, storage, app, transport: this.hub.transport(id), clock: systemClock, newCore: (cfg) => new RaftCore(cfg),
         rng: new SeededRng(randomBytes(4).readUInt32BE(0)), tickMs, electionTicks: 10, heartbeatTicks: 1, preVote: true, checkQuorum: true,
-        snapshotEveryEntries: 10_000, compactionKeepEntries: 1_000,
+        snapshotEveryEntries: 10_000, compactionKeepEntries: 1_000, confGuard: governedConfGuard(app, this.log),
         onFatal: (e) => this.log(`${id}: driver stopped: ${(e as Error).stack ?? (e as Error).message}`),
       });
       this.hub.drivers.set(id, driver);

@@ -17,7 +17,7 @@
  *      configuration: a removal never takes away the live quorum. If the voter to remove is the
  *      leader itself, leadership is transferred first to the remaining live voter with the
  *      highest match index; the new leader then removes it;
- *   4. a learner the roster names is promoted to voter once it has stayed within
+ *   4. a learner the roster lists as active is promoted to voter once it has stayed within
  *      membership.learnerLagEntriesMax entries of the commit index, and live, for
  *      membership.learnerCaughtUpMs without a break (etcd's learner promotion, Vault autopilot's
  *      "stable server" time). A live node added as a voter never reduces the live majority: if the
@@ -134,6 +134,11 @@ export function planStep(i: PlanInput): MembershipStep {
     return { kind: 'change', change: { type: 'remove', node: id }, why: `voter ${id} is not on the roster` };
   }
   for (const id of learners) {
+    const status = i.roster.find((n) => n.id === id)?.status;
+    if (status !== 'active') {
+      waits.push(`learner ${id} is ${status ?? 'not on the roster'}: only an active node is promoted to voter`);
+      continue;
+    }
     const since = i.caughtUpSince[id];
     if (since !== undefined && i.nowMs - since >= limits.learnerCaughtUpMs) {
       return { kind: 'change', change: { type: 'addVoter', node: id }, why: `learner ${id} has been caught up for ${Math.round(i.nowMs - since)} ms: promoted to voter` };

@@ -20,23 +20,21 @@
  * sees it applied) or lost (and the next leader proposes it again). The core accepts one change
  * at a time and none before the new leader has committed an entry of its term (confchange.ts).
  *
- * Why a follower may trust the configuration entries it receives. A configuration entry is a Raft
- * entry like any other: a follower accepts it because the leader of the current term sent it,
- * the same trust it places in every entry (Raft tolerates crashes, not lies). What this loop adds
- * is that an honest leader proposes a change only as the consequence of an applied governance
- * decision: it adds a node only after NodeAdded for it is applied (so on every replica the
- * decision precedes the conf entry in the log) and removes one only after NodeRemoved. A follower
- * checks this much itself: every node its configuration names must be on its own applied roster,
- * and it reports one that is not (`unexplained`). What remains is trust in the leader's daemon:
- * a compromised leader could propose a configuration entry no decision asked for. Closing that
- * (a conf entry accepted only with the decision's cid, checked against the replica's own ledger
- * before the entry is appended) belongs with the checkpoint cosigning of DESIGN.md §7, where no
- * single host is trusted.
+ * Why a follower need not trust the configuration entries it receives. An honest leader proposes
+ * a change only as the consequence of an applied governance decision: it adds a node only after
+ * NodeAdded for it is applied (so on every replica the decision precedes the conf entry in the log)
+ * and removes one only after NodeRemoved, and each change names that decision (its ledger index and
+ * cid). Every replica, the leader included, judges each conf entry against its own applied ledger
+ * before appending it (guard.ts, with the threat and the safety argument): a change no decision
+ * asked for, from a compromised leader or a hostile peer, is refused CONF_CHANGE_UNAUTHORIZED and
+ * never appended by an honest replica. `unexplained` still reports configuration members the roster
+ * does not name (from a store that predates the guard, or a snapshot's configuration).
  */
 import type { ConfChangeSingle, NodeId, ProposeResult } from '../../raft/core/types.js';
 import type { DriverStatus } from '../../raft/driver.js';
 import { membership as limits } from '../../proto/limits.js';
 import { allMembers, isVoter } from '../../raft/core/confchange.js';
+import type { DecisionRef } from '../../raft/core/types.js';
 import { Rerunner } from '../lifecycle/rerun.js';
 import { failureTolerance, isLive, planStep, trackCaughtUp, wantedMembers, type MembershipStep, type PeerView, type PlanInput, type RosterEntry } from './plan.js';
 
@@ -83,6 +81,8 @@ export interface ReconcilerOptions {
   readonly self: NodeId;
   readonly driver: MembershipDriver;
   readonly roster: () => readonly RosterEntry[] | null;
+  /** The applied decision that asks for a change (guard.ts governingDecision); null when none does. */
+  readonly decisionFor?: (type: ConfChangeSingle['type'], node: NodeId) => DecisionRef | null;
   readonly log: (line: string) => void;
   readonly everyMs?: number;
 }
@@ -145,7 +145,9 @@ export class MembershipReconciler {
     this.note(step);
     if (step.kind === 'transfer') this.o.driver.transferLeadership(step.to);
     if (step.kind !== 'change') return;
-    const r = await this.o.driver.proposeConfChange({ changes: [step.change], transition: 'auto' });
+    const decision = this.o.decisionFor?.(step.change.type, step.change.node) ?? null;
+    const change: ConfChangeSingle = decision === null ? step.change : { ...step.change, decision };
+    const r = await this.o.driver.proposeConfChange({ changes: [change], transition: 'auto' });
     if (r.ok && !r.forwarded) {
       this.proposedIndex = r.index;
       this.o.log(`membership: proposed ${step.change.type} ${step.change.node} at index ${r.index}: ${step.why}`);

@@ -29,7 +29,7 @@ const enc = new TextEncoder();
 const dec = new TextDecoder('utf-8', { fatal: true });
 
 export function encodeConfChange(cc: ConfChange): Uint8Array {
-  return enc.encode(JSON.stringify({ changes: cc.changes.map((c) => ({ type: c.type, node: c.node })), transition: cc.transition }));
+  return enc.encode(JSON.stringify({ changes: cc.changes.map((c) => ({ type: c.type, node: c.node, ...(c.decision ? { decision: { index: c.decision.index, cid: c.decision.cid } } : {}) })), transition: cc.transition }));
 }
 
 /** Decodes and validates; throws on anything malformed (a conf entry is produced by a leader). */
@@ -40,10 +40,14 @@ export function decodeConfChange(b: Uint8Array): ConfChange {
   if (!Array.isArray(o.changes)) throw new Error('confchange: changes must be an array');
   if (o.transition !== 'auto' && o.transition !== 'explicit') throw new Error('confchange: bad transition');
   const changes: ConfChangeSingle[] = o.changes.map((c: unknown) => {
-    const x = c as { type?: unknown; node?: unknown };
+    const x = c as { type?: unknown; node?: unknown; decision?: unknown };
     if (x.type !== 'addVoter' && x.type !== 'addLearner' && x.type !== 'remove') throw new Error('confchange: bad change type');
     if (typeof x.node !== 'string' || x.node.length === 0) throw new Error('confchange: bad node id');
-    return { type: x.type, node: x.node };
+    if (x.decision === undefined) return { type: x.type, node: x.node };
+    const d = x.decision as { index?: unknown; cid?: unknown } | null;
+    if (typeof d !== 'object' || d === null || typeof d.index !== 'number' || !Number.isSafeInteger(d.index) || d.index <= 0) throw new Error('confchange: bad decision index');
+    if (typeof d.cid !== 'string' || !/^[0-9a-f]{64}$/.test(d.cid)) throw new Error('confchange: bad decision cid');
+    return { type: x.type, node: x.node, decision: { index: d.index, cid: d.cid } };
   });
   return { changes, transition: o.transition };
 }

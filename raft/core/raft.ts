@@ -47,11 +47,17 @@ import type {
 } from './types.js';
 
 const TRANSFER = new TextEncoder().encode('transfer');
+/** appResp context: the follower holds back the membership change after `index` (see confGuard below). */
+const CONF_HELD = new TextEncoder().encode('conf-held');
 const utf8 = new TextDecoder();
 const NO_CONTEXT = new Uint8Array(0);
 
 function isTransfer(ctx: Uint8Array): boolean {
   return ctx.length === TRANSFER.length && ctx.every((b, i) => b === TRANSFER[i]);
+}
+
+function isConfHeld(ctx: Uint8Array): boolean {
+  return ctx.length === CONF_HELD.length && ctx.every((b, i) => b === CONF_HELD[i]);
 }
 
 /** Both results must win; either losing loses. */
@@ -77,6 +83,12 @@ export interface CoreStats {
   snapshotsRefused: number;
   elections: number;
   leaderChanges: number;
+  /** Membership changes the confGuard refused (proposed here, or sent by a leader). */
+  confChangesRefused: number;
+  /** Appends cut short at a membership change because the entries before it were not applied yet. */
+  confChangesHeld: number;
+  /** Messages ignored from a leader that sent a refused membership change, in its term. */
+  distrustedLeaderMessages: number;
 }
 
 interface IncomingSnapshot {
@@ -128,7 +140,12 @@ export class RaftCore implements RaftApi {
     snapshotsRefused: 0,
     elections: 0,
     leaderChanges: 0,
+    confChangesRefused: 0,
+    confChangesHeld: 0,
+    distrustedLeaderMessages: 0,
   };
+  /** The leader (and its term) whose membership change the confGuard refused: not followed for the rest of that term. */
+  private distrusted: { readonly leader: NodeId; readonly term: number } | null = null;
 
   constructor(cfg: RaftConfig) {
     assert(cfg.electionTicks > cfg.heartbeatTicks && cfg.heartbeatTicks > 0, 'election ticks must exceed heartbeat ticks');
@@ -569,6 +586,19 @@ export class RaftCore implements RaftApi {
         this.stats.proposalsDropped++;
         return { ok: false, reason: 'PROPOSAL_DROPPED', detail: `membership change refused: ${next}` };
       }
+      const guard = this.cfg.confGuard;
+      if (guard === undefined) continue;
+      // The guard judges the state just before the entry, as every follower will (confGuard in
+      // types.ts): so the whole log must be applied, and the change proposed alone.
+      if (this.log.applied !== this.log.lastIndex() || ents.length !== 1) {
+        this.stats.proposalsDropped++;
+        return { ok: false, reason: 'PROPOSAL_DROPPED', detail: `a membership change is proposed alone once the log is applied (applied ${this.log.applied} of ${this.log.lastIndex()}); retry` };
+      }
+      const why = guard(cc, this.conf);
+      if (why !== null) {
+        this.stats.confChangesRefused++;
+        return { ok: false, reason: 'CONF_CHANGE_UNAUTHORIZED', detail: why };
+      }
     }
     const last = this.appendEntries(ents);
     for (let i = 0; i < ents.length; i++) if ((ents[i] as Entry).type === 'conf') this.pendingConfIndex = last - ents.length + 1 + i;
@@ -590,6 +620,18 @@ export class RaftCore implements RaftApi {
         if (pr.state === 'replicate') pr.becomeProbe();
         this.sendAppend(pr.id, true);
       }
+      return;
+    }
+    if (isConfHeld(m.context)) {
+      // The follower appended up to m.index and holds back the membership change after it: until
+      // it has applied m.index (our heartbeats carry the commit index), or for good if its guard
+      // refused the change. Probe again from there, once per heartbeat.
+      const updated = pr.maybeUpdate(m.index);
+      if (pr.state !== 'snapshot') {
+        pr.becomeProbe();
+        pr.probeSent = true;
+      }
+      if (updated && this.maybeCommit()) this.bcastAppend();
       return;
     }
     const wasPaused = pr.isPaused();
@@ -775,6 +817,8 @@ export class RaftCore implements RaftApi {
       case 'app':
       case 'heartbeat':
       case 'snap':
+        // A leader this node stopped following does not draw it back (nor restart its clock).
+        if (this.isDistrusted(m)) return;
         // §5.2: a candidate that hears from a leader of its term (or newer) returns to follower.
         this.becomeFollower(m.term, m.from);
         this.stepFollower(m);
@@ -813,16 +857,19 @@ export class RaftCore implements RaftApi {
         this.stats.proposalsDropped++;
         return;
       case 'app':
+        if (this.isDistrusted(m)) return;
         this.electionElapsed = 0;
         this.setLeader(m.from);
         this.handleAppend(m);
         return;
       case 'heartbeat':
+        if (this.isDistrusted(m)) return;
         this.electionElapsed = 0;
         this.setLeader(m.from);
         this.handleHeartbeat(m);
         return;
       case 'snap':
+        if (this.isDistrusted(m)) return;
         this.electionElapsed = 0;
         this.setLeader(m.from);
         this.handleSnapshotChunk(m);
@@ -843,13 +890,74 @@ export class RaftCore implements RaftApi {
     }
   }
 
+  /**
+   * A leader whose membership change this node's guard refused is not followed for the rest of its
+   * term: its messages are ignored (no answer, no reset of the election clock), so this node's
+   * election timeout runs out, the leader lease no longer holds its vote, and the honest voters
+   * elect a leader of a later term. A guard verdict is the same on every honest replica (see
+   * confHold), so an honest leader, which checked its change with the same verdict before proposing
+   * it, is never distrusted.
+   */
+  private isDistrusted(m: Message): boolean {
+    const d = this.distrusted;
+    if (d === null || d.leader !== m.from || d.term !== m.term) return false;
+    this.stats.distrustedLeaderMessages++;
+    return true;
+  }
+
+  /**
+   * Membership changes only from governance (node/membership/guard.ts has the node's guard, its
+   * threat and its safety argument). Of the entries an append brings, the first membership change
+   * this node does not already hold is judged by the confGuard, and only once every entry before
+   * it is applied: the guard then reads the state machine exactly as it stands just before the
+   * change, which is the same state on every replica (they apply the same log), so every honest
+   * replica, and the honest leader that proposed the change, reach the same verdict. Until then
+   * the change is held: the entries before it are appended and acknowledged, the change and
+   * everything after it are not.
+   *
+   * Progress: an honest leader proposes a change only with its whole log applied (leaderPropose),
+   * so the entry before the change, i - 1, is of its term and committed as soon as a quorum holds
+   * it; a follower that held the change at i acknowledged i - 1, learns the commit index from the
+   * next heartbeat, applies i - 1, and accepts the change when the leader probes again after that
+   * heartbeat. Returns where to cut `ents`, or null to take them all.
+   */
+  private confHold(ents: readonly Entry[]): { readonly at: number; readonly refused: string | null } | null {
+    const guard = this.cfg.confGuard;
+    if (guard === undefined) return null;
+    for (let k = 0; k < ents.length; k++) {
+      const e = ents[k] as Entry;
+      if (e.type !== 'conf' || this.log.matchTerm(e.index, e.term)) continue; // held already: judged when appended
+      if (this.log.applied !== e.index - 1) {
+        this.stats.confChangesHeld++;
+        return { at: k, refused: null };
+      }
+      let cc: ConfChange;
+      try {
+        cc = decodeConfChange(e.data);
+      } catch (err) {
+        return { at: k, refused: `malformed membership change: ${String(err)}` };
+      }
+      const why = guard(cc, this.conf);
+      if (why !== null) return { at: k, refused: why };
+    }
+    return null;
+  }
+
   private handleAppend(m: Message): void {
     if (m.index < this.log.committed) {
       this.send(msg('appResp', this.id, m.from, this.term, { index: this.log.committed }));
       return;
     }
-    const lastNew = this.log.maybeAppend(m.index, m.logTerm, m.commit, m.entries);
-    if (lastNew !== null) {
+    const hold = this.log.matchTerm(m.index, m.logTerm) ? this.confHold(m.entries) : null;
+    const lastNew = this.log.maybeAppend(m.index, m.logTerm, m.commit, hold === null ? m.entries : m.entries.slice(0, hold.at));
+    if (lastNew !== null && hold !== null) {
+      this.send(msg('appResp', this.id, m.from, this.term, { index: lastNew, context: CONF_HELD }));
+      if (hold.refused !== null) {
+        this.stats.confChangesRefused++;
+        this.distrusted = { leader: m.from, term: m.term };
+        this.leader = null;
+      }
+    } else if (lastNew !== null) {
       this.send(msg('appResp', this.id, m.from, this.term, { index: lastNew }));
     } else {
       // §5.3: refuse when our log has no entry at prevIndex with prevTerm; hint our last index so

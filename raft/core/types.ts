@@ -68,7 +68,27 @@ export type ConfChangeType = 'addVoter' | 'addLearner' | 'remove';
 export interface ConfChangeSingle {
   readonly type: ConfChangeType;
   readonly node: NodeId;
+  /**
+   * The governance decision that asks for this change (node/membership/guard.ts): its ledger index
+   * and cid (hex). Opaque to the core; a ConfGuard reads it.
+   */
+  readonly decision?: DecisionRef;
 }
+
+/** Names an applied governance decision: the ledger index it was applied at and its cid (hex). */
+export interface DecisionRef {
+  readonly index: number;
+  readonly cid: string;
+}
+
+/**
+ * Judges a membership change before this node appends it to its log (as a follower) or proposes
+ * it (as a leader). The core calls it only once every entry before the change is applied, so the
+ * guard reads the state machine exactly as it stands just before the change, the same state on
+ * every replica: `conf` is the configuration in force there. Returns null to accept, or why the
+ * change is refused. A guard must be a pure function of that state (no clock, no randomness).
+ */
+export type ConfGuard = (cc: ConfChange, conf: ConfState) => string | null;
 
 /**
  * A membership change (etcd's ConfChangeV2). One voter change alone is applied directly (one
@@ -217,12 +237,14 @@ export interface RaftConfig {
   readonly snapshotChunkBytes: number;
   readonly readIndexPendingMax: number;
   readonly faults?: FaultSwitches;
+  /** When set, every membership change is judged by it before it is appended or proposed (raft.ts). */
+  readonly confGuard?: ConfGuard;
 }
 
 export type ProposeResult =
   | { readonly ok: true; readonly index: number; readonly term: number; readonly forwarded: false }
   | { readonly ok: true; readonly forwarded: true }
-  | { readonly ok: false; readonly reason: 'NOT_LEADER' | 'PROPOSAL_DROPPED' | 'LIMIT_EXCEEDED'; readonly detail: string };
+  | { readonly ok: false; readonly reason: 'NOT_LEADER' | 'PROPOSAL_DROPPED' | 'LIMIT_EXCEEDED' | 'CONF_CHANGE_UNAUTHORIZED'; readonly detail: string };
 
 export interface Progress {
   readonly match: number;

@@ -208,6 +208,16 @@ t.test('a learner is promoted only after staying caught up for the stated time',
   t.end();
 });
 
+t.test('a fenced learner is not promoted, however long it has been caught up (the guard would refuse it)', (t) => {
+  const conf: ConfState = { voters: ['n1', 'n2', 'n3'], learners: ['n4'], votersOutgoing: [], learnersNext: [], autoLeave: false };
+  const roster: RosterEntry[] = [...['n1', 'n2', 'n3'].map((id) => ({ id, status: 'active' as const })), { id: 'n4', status: 'fenced' }];
+  const peers = Object.fromEntries(['n2', 'n3', 'n4'].map((id) => [id, { match: 1000, lastContactMs: 1_000_000 }]));
+  const step = planStep({ self: 'n1', conf, commit: 1000, peers, nowMs: 1_000_000, roster, changePending: false, caughtUpSince: { n4: 0 } });
+  t.equal(step.kind, 'wait');
+  t.match(step.why, /learner n4 is fenced: only an active node is promoted/);
+  t.end();
+});
+
 t.test('a removal that would take away the live quorum waits, and says why', (t) => {
   const conf: ConfState = { voters: ['n1', 'n2', 'n3'], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false };
   const roster: RosterEntry[] = [{ id: 'n1', status: 'active' }, { id: 'n2', status: 'removed' }, { id: 'n3', status: 'active' }];

@@ -23,6 +23,7 @@ export interface NodeOptions {
   snapshotChunkBytes?: number;
   /** 0: static membership at index 0 (the paper's logs start at 1); 1: bootstrap snapshot at index 1. */
   bootstrapIndex?: 0 | 1;
+  confGuard?: RaftConfig['confGuard'];
 }
 
 export function makeConfig(id: NodeId, storage: MemoryStorage, seed: number, o: NodeOptions = {}, applied = 0): RaftConfig {
@@ -42,6 +43,7 @@ export function makeConfig(id: NodeId, storage: MemoryStorage, seed: number, o: 
     snapshotChunkBytes: o.snapshotChunkBytes ?? 1024,
     readIndexPendingMax: 64,
     ...(o.faults ? { faults: o.faults } : {}),
+    ...(o.confGuard ? { confGuard: o.confGuard } : {}),
   };
 }
 

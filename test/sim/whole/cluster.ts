@@ -47,6 +47,7 @@ import { Driver, type DurableRaftState, type Outcome, type VoteGuard } from '../
 import { COLD_PREFIX, LevelStorage, wipedStoreOps, type PersistBatch } from '../../../raft/storage/leveldb.js';
 import { APP_PREFIX, KEY_HS, KEY_SNAP, LOG_PREFIX, decodeHardState, unseal } from '../../../raft/storage/codec.js';
 import { RaftCore } from '../../../raft/core/raft.js';
+import { governedConfGuard } from '../../../node/membership/guard.js';
 import { SeededRng } from '../../../raft/core/rng.js';
 import type { ConfState, HardState, Message, NodeId } from '../../../raft/core/types.js';
 import type { Clock } from '../../../raft/transport.js';
@@ -563,6 +564,7 @@ class WholeCluster {
       snapshotEveryEntries: this.params.snapshotEveryEntries,
       compactionKeepEntries: this.params.compactionKeepEntries,
       guard: vote,
+      confGuard: governedConfGuard(app, (line) => this.trace.add(this.step, 'guard', n.id, [], line.slice(0, 160))),
       schedule: (fn) => this.immediates.push({ n, inc, fn }),
       onFatal: (e) => {
         if (!live()) return;
