@@ -235,6 +235,50 @@ t.test('a hostile daemon with one node\'s certificate, identity and kernel socke
     await signs(t, 'after-overwrite');
   });
 
+  await t.test('a membership change no decision asked for: held out of every honest log (CONF_CHANGE_UNAUTHORIZED)', async (t) => {
+    const was = await Promise.all(['n1', 'n2'].map(metricsOf));
+    // Leadership may still be settling after the previous attack: the forgery follows the leader's log head.
+    const { leader, r } = await eventually('the forged change reaches the leader', async () => {
+      const l = await h.leader();
+      return h.offerConfChange(l, { changes: [{ type: 'remove', node: 'n1' }], transition: 'auto' }).then((x) => ({ leader: l, r: x }));
+    });
+    t.comment(`answer: ${JSON.stringify(r.answer && { reject: r.answer.reject, index: r.answer.index, term: r.answer.term })}, change at ${r.index}`);
+    t.notOk(r.took, `${leader} did not take the configuration change at ${r.index} from n3 (it names no NodeRemoved decision)`);
+    const refusedOn = await eventually('a refusal is counted', async () => {
+      const now = await Promise.all(['n1', 'n2'].map(metricsOf));
+      const grew = ['n1', 'n2'].filter((_, i) => series(now[i]!, 'custody_raft_conf_changes_refused_total') > series(was[i]!, 'custody_raft_conf_changes_refused_total'));
+      return grew.length > 0 ? grew : null;
+    });
+    t.ok(refusedOn.includes(leader), `custody_raft_conf_changes_refused_total rose on ${refusedOn.join(', ')}`);
+    for (const id of ['n1', 'n2']) {
+      const s = await eventually(`${id} answers`, async () => h.raftStatus(id).catch(() => null));
+      t.same([...s.voters].sort(), ['n1', 'n2', 'n3'], `${id}: the voters are unchanged`);
+      t.equal((await client('audra', id).status()).nodes.find((n) => n.id === 'n1')?.status, 'active', `${id}: n1 is still a member`);
+    }
+    await signs(t, 'after-conf-change');
+  });
+
+  await t.test('fencing the others with one node\'s identity key: recorded pending, fences nobody', async (t) => {
+    const nodes = (await client('audra', 'n1').status()).nodes;
+    for (const victim of ['n1', 'n2']) {
+      const passport = nodes.find((n) => n.id === victim)!.passport;
+      await eventually(`a report against ${victim} reaches the leader`, async () => h.forgedFencing(await h.leader(), victim, passport).catch(() => null));
+    }
+    for (const id of ['n1', 'n2']) {
+      const view = await eventually(`${id} shows n3's reports`, async () => {
+        const s = await client('audra', id).status();
+        return ['n1', 'n2'].every((v) => s.nodes.find((n) => n.id === v)?.fenceReporters.includes('n3')) ? s : null;
+      });
+      for (const victim of ['n1', 'n2']) {
+        const n = view.nodes.find((x) => x.id === victim)!;
+        t.equal(n.status, 'active', `${id}: ${victim} stays active (reported by ${n.fenceReporters.join(', ')}: ${n.fenceReporters.length} of ${n.fenceNeeded} voters needed)`);
+        t.ok(n.fenceReporters.length < n.fenceNeeded, `${id}: one reporter is below the majority a node fence needs`);
+      }
+      t.equal(series(await metricsOf(id), 'custody_fenced_passports'), 0, `${id}: custody_fenced_passports is 0`);
+    }
+    await signs(t, 'after-fencing');
+  });
+
   await t.test('lies in the observation exchange: a second leader and a double vote raise the alarms', async (t) => {
     const s = await client('audra', 'n1').status();
     h.sendExchange({ term: s.term, leader: h.id, appliedIndex: s.applied, stateRoot: s.stateRoot, statements: h.doubleVote(s.term + 1, 'n1', 'n2') });

@@ -272,6 +272,22 @@ export class HostileDaemon {
   }
 
   /**
+   * One AppendEntries as X at the leader's term + 1 carrying configuration change `cc` after the
+   * leader's last entry, marked committed; returns what the peer answered (null: no answer) and
+   * whether it took the entry (its answer acknowledges the entry's index).
+   */
+  async offerConfChange(target: string, cc: ConfChange, answerMs = 15_000): Promise<{ took: boolean; index: number; answer: Message | null }> {
+    const s = await this.raftStatus(target);
+    if (s.role !== 'leader') throw new Error(`offerConfChange: ${target} is ${s.role}, the attack needs the leader's log head`);
+    const t = s.term + 1;
+    const e: Entry = { term: t, index: s.lastIndex + 1, type: 'conf', data: encodeConfChange(cc) };
+    this.inbox.length = 0;
+    this.transport.send([msg('app', this.id, target, t, { index: s.lastIndex, logTerm: s.term, entries: [e], commit: e.index })]);
+    const answer = await this.answer(target, (m) => m.type === 'appResp', answerMs).catch(() => null);
+    return { took: answer !== null && !answer.reject && answer.index >= e.index, index: e.index, answer };
+  }
+
+  /**
    * An abort of act `opId` in node `victim`'s name (under its passport, which the genesis and the
    * ledger publish), appended as X at the leader's term + 1. Not refused today: journal events
    * carry a passport, not the proposer's signature, so every replica's ledger applies it and the
