@@ -134,6 +134,10 @@ export const REASONS = {
   REQUEST_EXPIRED: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'the request was issued outside the window the ledger accepts around its clock' },
   REQUEST_MISMATCH: { grpc: GrpcStatus.INVALID_ARGUMENT, text: 'the act is not exactly what the custodian requested (cluster, request id, key, epoch, kind, transaction, initiator)' },
   TX_MESSAGES_MISMATCH: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'the messages to sign are not the ones derived from the requested transaction' },
+
+  // The kernel's own policy check (kernel/policy-check.ts): the history-free rules and approvals, before any nonce or share.
+  KERNEL_POLICY_REFUSED: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'the kernel\'s own evaluation of the policy in force refuses the act (the detail names the rule and the engine\'s code)' },
+  APPROVALS_MISSING: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'the matched policy rule needs approvals the act does not carry: too few distinct group members, or an approval that does not verify, bind the act or is no longer fresh' },
 } as const;
 
 export type ReasonCode = keyof typeof REASONS;

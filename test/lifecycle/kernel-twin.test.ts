@@ -27,7 +27,7 @@ async function twins(gov: Governance, ids: string[]): Promise<Member[]> {
   const pin = gov.pin();
   const out: Member[] = [];
   for (const id of ids) {
-    const k = await KernelTwin.open(id, pin.clusterId, fromHex(pin.genesisCid), rosterFromJson(pin.roster), pin.nodes.map((n) => ({ id: n.id, identityKey: fromHex(n.identityKey) })));
+    const k = await KernelTwin.open(id, pin.clusterId, fromHex(pin.genesisCid), rosterFromJson(pin.roster), pin.nodes.map((n) => ({ id: n.id, identityKey: fromHex(n.identityKey) })), gov.policy);
     // Synthetic acts of several messages: the request is checked, the parse is kernel/act-check.ts's tests'.
     k.actCheck = syntheticActCheck;
     const s = await k.call({ kind: 'status' }, 'status');
