@@ -163,6 +163,18 @@ export function genesisState(pin: GenesisPin): GovernanceState {
   };
 }
 
+/**
+ * A state stored before the kernel followed the act policy (no `eras`) gets the pinned genesis era
+ * when no ApproversChanged or PolicyChanged has applied since genesis (its governance epoch is
+ * still the pinned one: only those two decisions open an epoch), since roster and policy are then
+ * exactly the pinned ones. Otherwise it stays without eras and signs no act: the policy in force
+ * is not known.
+ */
+export function withPinnedEras(state: GovernanceState, pin: GenesisPin): GovernanceState {
+  if (state.eras !== undefined || state.governanceEpoch !== pin.governanceEpoch) return state;
+  return { ...state, eras: pinnedEras(pin) };
+}
+
 /** The genesis era of a pin that names the act policy (checked to be a canonical document). */
 function pinnedEras(pin: GenesisPin): PolicyEra[] {
   if (pin.policy === undefined) return [];

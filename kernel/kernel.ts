@@ -31,7 +31,7 @@ import type { FrostPublic, FrostSecret, NonceCommitments, Nonces } from '@noble/
 import { CustodyError } from '../proto/errors.js';
 import { kernel as limits, tx as txLimits } from '../proto/limits.js';
 import { messagesDigest } from '../ledger/tx/messages.js';
-import { applyDecision, genesisState, type GenesisPin, type GovernanceState, type Effect } from './authority.js';
+import { applyDecision, genesisState, withPinnedEras, type GenesisPin, type GovernanceState, type Effect } from './authority.js';
 import { checkCertificate, type ActSubmittedEvent } from './certificate.js';
 import { checkSubmittedAct, type ActCheckContext } from './act-check.js';
 import { checkActPolicy, eraAt, ownAddressesOf } from './policy-check.js';
@@ -215,7 +215,7 @@ export class Kernel {
     const gov = await o.store.getJson<GovernanceState>('meta/governance');
     const pinned = genesisState(o.genesis);
     if (gov !== undefined && (gov.clusterId !== pinned.clusterId)) throw new CustodyError('CONFIG_INVALID', 'the store belongs to another cluster');
-    k.gov = gov ?? pinned;
+    k.gov = gov === undefined ? pinned : withPinnedEras(gov, o.genesis);
     k.fence = (await o.store.getJson<FenceRecord>('meta/fence')) ?? k.fence;
     const sealedTransport = await o.store.get('meta/transport');
     if (sealedTransport === undefined) {

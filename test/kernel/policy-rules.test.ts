@@ -15,7 +15,7 @@ import { encode, toHex } from '../../ledger/encoding.js';
 import { LEDGER_ASSETS } from '../../ledger/asset-table.js';
 import { emptyHistory, encodeDocument, evaluate, parsePolicyYaml, record, type PolicyDocument } from '../../ledger/policy-engine/index.js';
 import type { TxFacts } from '../../ledger/tx/types.js';
-import { applyDecision, genesisState, rosterFromJson, type GenesisPin, type GovernanceState } from '../../kernel/authority.js';
+import { applyDecision, genesisState, rosterFromJson, withPinnedEras, type GenesisPin, type GovernanceState } from '../../kernel/authority.js';
 import { checkActPolicy, eraAt, type ActSubmittedEvent, type PolicyEra } from '../../kernel/policy-check.js';
 import type { CommittedDecision } from '../../kernel/wire.js';
 import { kernel as limits } from '../../proto/limits.js';
@@ -145,5 +145,17 @@ t.test('a kernel keeps the last eras only; an act older than them, or a kernel p
   };
   t.equal(pinned('zz'), 'CONFIG_INVALID', 'a pinned policy that is not hex is refused');
   t.equal(pinned('a0'), 'CONFIG_INVALID', 'a pinned policy that is not a document is refused');
+  t.end();
+});
+
+t.test('a state stored before kernels followed the policy gets the pinned era only while governance is still at the pinned epoch', (t) => {
+  const p = pin(OPEN);
+  const { eras: _dropped, ...stored } = genesisState(p);
+  const migrated = withPinnedEras(stored, p);
+  t.equal(kernelOutcome(eraAt(migrated.eras, 3), eventOf('i1', 'k1'), transfer, BASE_MS, 3), 'ALLOW transfers', 'no roster or policy change since genesis: the pinned policy is the one in force');
+  const { eras: _gone, ...changed } = decide(genesisState(p), { kind: 'PolicyChanged', policy: CLOSED }, 4);
+  const stale = withPinnedEras(changed, p);
+  t.equal(stale.eras, undefined, 'after a policy change the kernel cannot know the policy from its pin');
+  t.equal(kernelOutcome(eraAt(stale.eras, 5), eventOf('i1', 'k1'), transfer, BASE_MS, 5), 'KERNEL_POLICY_REFUSED', 'and signs no act');
   t.end();
 });
