@@ -17,7 +17,8 @@
  *                          key as the kernel holds them (ledger/tx deriveActFields, the parser
  *                          every node runs), and the messages derived are exactly the daemon's
  *                          `messages` and the act's messageDigest
- *                     -> { messages (the kernel's own), opId }; any failure throws CustodyError
+ *                     -> { messages (the kernel's own), opId, facts (for kernel/policy-check.ts) };
+ *                     any failure throws CustodyError
  *
  * Threat: the daemon is compromised. It may forward a request signed by an approver (governor) or
  * by a custodian since removed, a request of another cluster, a request with its transaction
@@ -41,7 +42,7 @@ import type { LedgerEvent } from '../ledger/events.js';
 import { requestDeclaredMismatch, verifyActRequest } from '../ledger/act-request-check.js';
 import { declaredMismatch, deriveActFields } from '../ledger/tx/act.js';
 import { messagesDigest } from '../ledger/tx/messages.js';
-import type { Network } from '../ledger/tx/types.js';
+import type { Network, TxFacts } from '../ledger/tx/types.js';
 import { LEDGER_ASSETS } from '../ledger/asset-table.js';
 import type { SignedActRequest } from '../ledger/act-request.js';
 import type { RosterJson } from './authority.js';
@@ -81,7 +82,7 @@ function rosterOf(r: RosterJson | ApproverRoster): ApproverRoster {
  * Checks the act of `event` for this kernel and returns the messages to sign, derived by the
  * kernel itself (equal to the daemon's `messages`), and the act's opId. Throws CustodyError.
  */
-export function checkSubmittedAct(event: ActSubmittedEvent, ctx: ActCheckContext, messages: readonly Uint8Array[]): { messages: Uint8Array[]; opId: string; request: SignedActRequest } {
+export function checkSubmittedAct(event: ActSubmittedEvent, ctx: ActCheckContext, messages: readonly Uint8Array[]): { messages: Uint8Array[]; opId: string; request: SignedActRequest; facts: TxFacts } {
   if (event.type !== 'ActSubmitted') throw new CustodyError('PAYLOAD_REJECTED', `expected an ActSubmitted event, not ${String((event as { type?: unknown }).type)}`);
   const v = verifyActRequest(event, { clusterId: ctx.clusterId, roster: rosterOf(ctx.roster), nowMs: ctx.stampMs ?? null });
   if (!v.ok) throw new CustodyError(v.reason, v.detail);
@@ -101,5 +102,5 @@ export function checkSubmittedAct(event: ActSubmittedEvent, ctx: ActCheckContext
   }
   const why = declaredMismatch(act, fields) ?? requestDeclaredMismatch(request, fields);
   if (why !== null) throw new CustodyError('TX_DECLARED_MISMATCH', why);
-  return { messages: own, opId: event.opId, request };
+  return { messages: own, opId: event.opId, request, facts };
 }

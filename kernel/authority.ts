@@ -24,6 +24,8 @@ import {
   type KeyScheme,
 } from '../ledger/decision.js';
 import type { CommittedDecision } from './wire.js';
+import { encodeDocument } from '../ledger/policy-engine/index.js';
+import { policyOf, withEra, type PolicyEra } from './policy-check.js';
 import type { Network } from '../ledger/tx/types.js';
 
 export interface RosterJson {
@@ -43,6 +45,12 @@ export interface GenesisPin {
   roster: RosterJson;
   /** The ClusterGenesis nodes: the first voters, whose majority certifies checkpoints (kernel/certificate.ts). */
   nodes: VoterJson[];
+  /**
+   * The ClusterGenesis act policy, hex of its canonical CBOR (ledger/policy-engine/yaml.ts
+   * encodeDocument): the policy the kernel judges acts by (kernel/policy-check.ts) until a
+   * PolicyChanged it verifies replaces it. Without it the kernel signs no act.
+   */
+  policy?: string;
 }
 
 /**
@@ -96,6 +104,14 @@ export interface GovernanceState {
    * was forwarded and recorded.
    */
   revoked?: KernelRevocation[];
+  /**
+   * The governance eras (roster, governance epoch, act policy) from the pinned genesis on, one more
+   * per ApproversChanged or PolicyChanged, the last kernel.policyErasMax kept: an act is judged by
+   * the era of its ActSubmitted entry (kernel/policy-check.ts). Absent in a state stored before
+   * the kernel followed the policy, and empty when the genesis pin names none: such a kernel signs
+   * no act until re-installed from a genesis that names it.
+   */
+  eras?: PolicyEra[];
 }
 
 export interface KernelRevocation {
@@ -143,7 +159,32 @@ export function genesisState(pin: GenesisPin): GovernanceState {
     passport: null,
     keys: {},
     nodes: pin.nodes.map((n) => ({ id: n.id, identityKey: n.identityKey })),
+    eras: pinnedEras(pin),
   };
+}
+
+/**
+ * A state stored before the kernel followed the act policy (no `eras`) gets the pinned genesis era
+ * when no ApproversChanged or PolicyChanged has applied since genesis (its governance epoch is
+ * still the pinned one: only those two decisions open an epoch), since roster and policy are then
+ * exactly the pinned ones. Otherwise it stays without eras and signs no act: the policy in force
+ * is not known.
+ */
+export function withPinnedEras(state: GovernanceState, pin: GenesisPin): GovernanceState {
+  if (state.eras !== undefined || state.governanceEpoch !== pin.governanceEpoch) return state;
+  return { ...state, eras: pinnedEras(pin) };
+}
+
+/** The genesis era of a pin that names the act policy (checked to be a canonical document). */
+function pinnedEras(pin: GenesisPin): PolicyEra[] {
+  if (pin.policy === undefined) return [];
+  if (typeof pin.policy !== 'string' || !/^([0-9a-f]{2})+$/.test(pin.policy)) throw new CustodyError('CONFIG_INVALID', 'genesis.policy must be the act policy\'s canonical CBOR in lowercase hex');
+  try {
+    policyOf(pin.policy);
+  } catch (e) {
+    throw new CustodyError('CONFIG_INVALID', `genesis.policy: ${(e as Error).message}`, { cause: e });
+  }
+  return [{ fromIndex: 0, governanceEpoch: pin.governanceEpoch, roster: pin.roster, policy: pin.policy }];
 }
 
 export function rosterFromJson(r: RosterJson): ApproverRoster {
@@ -272,10 +313,15 @@ export function applyDecision(
       // A new roster or policy opens a new governance epoch (as ledger/apply.ts does): decisions
       // signed for the old epoch no longer verify (verifyDecision binds body.governanceEpoch).
       s.governanceEpoch += 1;
+      // The policy stays; a kernel that knows none keeps knowing none (it signs no act).
+      const last = s.eras?.[s.eras.length - 1];
+      if (last !== undefined) s.eras = withEra(s.eras, { fromIndex: committed.ledgerIndex, governanceEpoch: s.governanceEpoch, roster: s.roster, policy: last.policy });
       break;
     }
     case 'PolicyChanged':
       s.governanceEpoch += 1;
+      // From here on acts are judged by this document (kernel/policy-check.ts).
+      s.eras = withEra(s.eras, { fromIndex: committed.ledgerIndex, governanceEpoch: s.governanceEpoch, roster: s.roster, policy: toHex(encodeDocument(a.policy)) });
       break;
     case 'EmergencyFreeze':
       s.frozen = true;

@@ -68,6 +68,8 @@ export interface CertifiedSign {
   readonly submitted: ActSubmittedEvent;
   /** The ledger clock at the ActSubmitted entry (its stamp): the custodian's request window is judged against it. */
   readonly submittedStampMs: number;
+  /** The ledger index of the ActSubmitted entry: the governance era the act is judged by (kernel/policy-check.ts). */
+  readonly submittedIndex: number;
   readonly setFixed: ActSigningSetFixedEvent;
   /** The permit these entries make: what the kernel signs under. */
   readonly permit: Permit;
@@ -140,7 +142,7 @@ export function checkCertificate(cert: EntryCertificate | null | undefined, ctx:
     if (ctx.counters[i] !== mine.nonces[i]!.counter) throw new CustodyError('SIGNING_SET_MISMATCH', `counter ${ctx.counters[i]} for message ${i} is not this kernel's in the set fixed for ${submitted.opId} (${mine.nonces[i]!.counter})`);
   }
   return {
-    checkpoint, submitted, submittedStampMs: inc0.entry.stampMs, setFixed,
+    checkpoint, submitted, submittedStampMs: inc0.entry.stampMs, submittedIndex: inc0.entry.index, setFixed,
     permit: { keyId: act.keyId, keyEpoch: act.keyEpoch, requestId: submitted.opId, messageDigest: act.messageDigest, ledgerIndex: inc1.entry.index },
   };
 }

@@ -17,6 +17,8 @@
  *     governanceEpoch: 1
  *     roster: { approvers: [{ id, publicKey: <hex>, roles: [governor] }], quorum: { threshold, freezeThreshold } }
  *     nodes: [{ id: n1, identityKey: <64 hex> }, ...]   # the genesis nodes: the first voters
+ *     policy: <hex>                     # the genesis act policy (canonical CBOR); without it
+ *                                       # the kernel signs no act (kernel/policy-check.ts)
  *
  * Secret files (keyFile, passphraseFile, pinFile) and the store folder must have no group or
  * world bits: the kernel refuses to start otherwise (SECRET_EXPOSED, kernel/perms.ts).
@@ -27,6 +29,7 @@ import { parse } from 'yaml';
 import { CustodyError } from '../proto/errors.js';
 import { fromHex, toHex } from '../ledger/encoding.js';
 import { decodeEvent, eventCid } from '../ledger/events.js';
+import { encodeDocument } from '../ledger/policy-engine/index.js';
 import { rosterToJson, type GenesisPin } from './authority.js';
 import type { HsmConfig } from './hsm.js';
 import { resolveGroup } from './perms.js';
@@ -103,6 +106,7 @@ export function loadConfig(path: string): KernelConfig {
     governanceEpoch: epoch,
     roster: g['roster'] as GenesisPin['roster'],
     nodes: g['nodes'] as GenesisPin['nodes'],
+    ...(g['policy'] !== undefined ? { policy: g['policy'] as string } : {}),
   };
   if (!Array.isArray(cfg.genesis.nodes)) bad('genesis.nodes is required: the genesis nodes, whose majority certifies the checkpoints a sign request rests on');
   if (!cfg.genesis.roster || !Array.isArray(cfg.genesis.roster.approvers)) bad('genesis.roster.approvers is required');
@@ -126,5 +130,5 @@ function pinFromGenesisFile(path: string): GenesisPin {
     throw new CustodyError('CONFIG_INVALID', `genesisFile: ${path}: ${(e as Error).message}`, { cause: e });
   }
   if (ev.type !== 'ClusterGenesis') bad(`genesisFile: ${path} holds a ${ev.type}, not a ClusterGenesis`);
-  return { clusterId: ev.clusterId, genesisCid: toHex(eventCid(bytes)), governanceEpoch: 0, roster: rosterToJson(ev.roster), nodes: ev.nodes.map((n) => ({ id: n.id, identityKey: toHex(n.identityKey) })) };
+  return { clusterId: ev.clusterId, genesisCid: toHex(eventCid(bytes)), governanceEpoch: 0, roster: rosterToJson(ev.roster), nodes: ev.nodes.map((n) => ({ id: n.id, identityKey: toHex(n.identityKey) })), policy: toHex(encodeDocument(ev.policy)) };
 }

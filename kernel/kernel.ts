@@ -31,9 +31,11 @@ import type { FrostPublic, FrostSecret, NonceCommitments, Nonces } from '@noble/
 import { CustodyError } from '../proto/errors.js';
 import { kernel as limits, tx as txLimits } from '../proto/limits.js';
 import { messagesDigest } from '../ledger/tx/messages.js';
-import { applyDecision, genesisState, type GenesisPin, type GovernanceState, type Effect } from './authority.js';
+import { applyDecision, genesisState, withPinnedEras, type GenesisPin, type GovernanceState, type Effect } from './authority.js';
 import { checkCertificate, type ActSubmittedEvent } from './certificate.js';
 import { checkSubmittedAct, type ActCheckContext } from './act-check.js';
+import { checkActPolicy, eraAt, ownAddressesOf } from './policy-check.js';
+import type { KeyContext } from '../ledger/tx/types.js';
 import * as redeal from './redeal.js';
 import { counterKey, json, u64, type BatchOp, type KernelStore } from './store.js';
 import { isSuiteName, suiteOf, type PublicKeyPackage, type Rng, type Suite, type SuiteName } from './suites.js';
@@ -60,8 +62,9 @@ export interface KernelOptions {
    * the certified ActSubmitted, and the messages the kernel's own parse of its transaction yields.
    * Called in `sign` once the certificate holds and before any nonce is touched; throws its
    * refusal. Production kernels (kernel/main.ts) and the kernel twin always use
-   * `checkSubmittedAct`; only unit tests of the nonce and permit mechanics over synthetic
-   * multi-message acts put another check in its place.
+   * `checkSubmittedAct` followed by the policy check (kernel/policy-check.ts); only unit tests of
+   * the nonce and permit mechanics over synthetic multi-message acts put another check in the
+   * place of both (a synthetic act has no transaction for a policy to read).
    */
   checkSubmittedAct?: (submitted: ActSubmittedEvent, ctx: ActCheckContext, messages: readonly Uint8Array[]) => unknown;
 }
@@ -212,7 +215,7 @@ export class Kernel {
     const gov = await o.store.getJson<GovernanceState>('meta/governance');
     const pinned = genesisState(o.genesis);
     if (gov !== undefined && (gov.clusterId !== pinned.clusterId)) throw new CustodyError('CONFIG_INVALID', 'the store belongs to another cluster');
-    k.gov = gov ?? pinned;
+    k.gov = gov === undefined ? pinned : withPinnedEras(gov, o.genesis);
     k.fence = (await o.store.getJson<FenceRecord>('meta/fence')) ?? k.fence;
     const sealedTransport = await o.store.get('meta/transport');
     if (sealedTransport === undefined) {
@@ -521,6 +524,17 @@ export class Kernel {
   // Refresh / reshare (kernel/redeal.ts)
   // -------------------------------------------------------------------------------------------
 
+  /** The active keys this kernel holds a share of, with their group keys: what it knows as the cluster's own addresses. */
+  private async heldKeys(): Promise<KeyContext[]> {
+    const out: KeyContext[] = [];
+    for (const [keyId, a] of Object.entries(this.gov.keys)) {
+      if (a.activeEpoch === null || a.retired || a.network === undefined) continue;
+      const held = (await this.keyRecord(keyId))?.epochs[a.activeEpoch];
+      if (held !== undefined) out.push({ keyId, scheme: a.scheme, network: a.network, groupKey: hexToBytes(held.public.commitments[0]!) });
+    }
+    return out;
+  }
+
   private async keyRecord(keyId: string): Promise<KeyRecord | undefined> {
     return this.o.store.getJson<KeyRecord>(K.key(keyId));
   }
@@ -767,10 +781,22 @@ export class Kernel {
     // asked for exactly this act in its window, and the kernel's own parse of the transaction
     // yields exactly the request's messages.
     const keyAuth = this.gov.keys[permit.keyId]!;
-    (this.o.checkSubmittedAct ?? checkSubmittedAct)(certifiedSign.submitted, {
+    const actCtx: ActCheckContext = {
       clusterId: this.gov.clusterId, roster: this.gov.roster, stampMs: certifiedSign.submittedStampMs,
       key: { keyId: permit.keyId, scheme: keyAuth.scheme, network: keyAuth.network, groupKey: hexToBytes(e.public.commitments[0]!), activeEpoch: keyAuth.activeEpoch },
-    }, b.messages);
+    };
+    if (this.o.checkSubmittedAct !== undefined) {
+      this.o.checkSubmittedAct(certifiedSign.submitted, actCtx, b.messages);
+    } else {
+      // (0c) The policy in force at the act's entry, as this kernel follows governance, judged
+      // by its history-free rules on the kernel's own parse, and the approvals its matched rule
+      // requires (kernel/policy-check.ts).
+      const { facts } = checkSubmittedAct(certifiedSign.submitted, actCtx, b.messages);
+      checkActPolicy(certifiedSign.submitted, facts, {
+        clusterId: this.gov.clusterId, era: eraAt(this.gov.eras, certifiedSign.submittedIndex), index: certifiedSign.submittedIndex,
+        stampMs: certifiedSign.submittedStampMs, ownAddresses: ownAddressesOf(await this.heldKeys()),
+      });
+    }
     const listsDigest = signingListsDigest(b.lists);
     const used = await this.o.store.getJson<PermitUse>(K.permit(permit.keyId, permit.requestId));
     if (used !== undefined) return this.replaySign(used, b, listsDigest, e.identifier);

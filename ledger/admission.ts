@@ -167,7 +167,7 @@ const allowed = (v: Verdict, detail: string): AdmissionVerdict => ({ allowed: tr
 const denied = (reason: ReasonCode, ruleId: string | null, action: ActionKind, detail: string, approvals: AdmissionVerdict['approvals'] = null): AdmissionVerdict => ({ allowed: false, reason, ruleId, action, detail, approvals });
 
 /** The verdict on an act from the engine's, counting the approvals a REQUIRE_APPROVAL rule asks for. */
-function admissionVerdict(policy: PolicyDocument, v: Verdict, r: AdmissionRequest): AdmissionVerdict {
+export function admissionVerdict(policy: PolicyDocument, v: Verdict, r: AdmissionRequest): AdmissionVerdict {
   if (v.action === 'ALLOW') return allowed(v, v.detail);
   if (v.action === 'BLOCK') return denied(v.reason ?? 'POLICY_DENIED', v.ruleId, 'BLOCK', v.detail);
   const need = v.approvals as { k: number; group: string; ttlMs: number };

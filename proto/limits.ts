@@ -300,6 +300,13 @@ export const kernel = {
   /** The cost stores written before parameters were stored used (2^15), and the least accepted. */
   scryptLogNMin: 15,
   scryptLogNMax: 20,
+  /**
+   * Most governance eras (roster, governance epoch and act policy, one per ApproversChanged or
+   * PolicyChanged) a kernel keeps to judge an act by the era of its ActSubmitted entry
+   * (kernel/policy-check.ts). An act admitted before the oldest kept era is refused; acts live for
+   * the request window (ledger.actRequestAgeMsMax), far shorter than 16 governance changes.
+   */
+  policyErasMax: 16,
 } as const;
 
 // ---------------------------------------------------------------------------------------------

@@ -145,6 +145,10 @@ export const REASONS = {
   // Fencing (ledger/apply.ts fencing, NodeFenced decisions): node reports need a majority of voters; an operator fences by an approver-signed decision.
   FENCE_PENDING: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'the fencing report is recorded but fences nothing until a majority of voter nodes report it or an approver-signed NodeFenced decision applies' },
   FENCE_UNSIGNED: { grpc: GrpcStatus.UNAUTHENTICATED, text: 'fencing is an approver-signed NodeFenced decision: the request carries no approver signature' },
+
+  // The kernel's own policy check (kernel/policy-check.ts): the history-free rules and approvals, before any nonce or share.
+  KERNEL_POLICY_REFUSED: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'the kernel\'s own evaluation of the policy in force refuses the act (the detail names the rule and the engine\'s code)' },
+  APPROVALS_MISSING: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'the matched policy rule needs approvals the act does not carry: too few distinct group members, or an approval that does not verify, bind the act or is no longer fresh' },
 } as const;
 
 export type ReasonCode = keyof typeof REASONS;

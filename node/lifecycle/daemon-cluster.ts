@@ -16,6 +16,7 @@ import { CustodyError } from '../../proto/errors.js';
 import { fromHex, toHex } from '../../ledger/encoding.js';
 import { makeApproverKey, type ApproverKey } from '../../ledger/decision.js';
 import type { PolicyDocument } from '../../ledger/policy-engine/types.js';
+import { encodeDocument } from '../../ledger/policy-engine/yaml.js';
 import { encodeEvent, eventCid, type LedgerEvent } from '../../ledger/events.js';
 import { rosterToJson } from '../../kernel/authority.js';
 import { ensureCa, issue } from '../certs.js';
@@ -150,7 +151,7 @@ export class DaemonCluster {
     if (!existsSync(join(kdir, 'kernel.key'))) writeFileSync(join(kdir, 'kernel.key'), randomBytes(32).toString('hex'), { mode: 0o600 });
     writeFileSync(join(kdir, 'kernel.json'), JSON.stringify({
       nodeId: id, socketPath: join(kdir, 'run', 'kernel.sock'), storeDir: join(kdir, 'store'), profile: 'software', software: { keyFile: join(kdir, 'kernel.key') },
-      genesis: { clusterId: this.genesis.clusterId, genesisCid: toHex(eventCid(encodeEvent(this.genesis))), governanceEpoch: 0, roster: rosterToJson(this.genesis.roster), nodes: this.genesis.nodes.map((n) => ({ id: n.id, identityKey: toHex(n.identityKey) })) },
+      genesis: { clusterId: this.genesis.clusterId, genesisCid: toHex(eventCid(encodeEvent(this.genesis))), governanceEpoch: 0, roster: rosterToJson(this.genesis.roster), nodes: this.genesis.nodes.map((n) => ({ id: n.id, identityKey: toHex(n.identityKey) })), policy: toHex(encodeDocument(this.genesis.policy)) },
     }, null, 2) + '\n');
     const k = await startKernelProcess(join(kdir, 'kernel.json'), id);
     k.client.close(); // the daemon holds its own connection

@@ -25,7 +25,10 @@ import type { KernelPort } from './ports.js';
 import type { VoterJson } from '../../kernel/authority.js';
 import { checkCertificate, type ActSubmittedEvent } from '../../kernel/certificate.js';
 import { checkSubmittedAct, type ActCheckContext } from '../../kernel/act-check.js';
-import type { Network } from '../../ledger/tx/types.js';
+import type { KeyContext, Network } from '../../ledger/tx/types.js';
+import { encodeDocument, type PolicyDocument } from '../../ledger/policy-engine/index.js';
+import { rosterToJson } from '../../kernel/authority.js';
+import { checkActPolicy, eraAt, ownAddressesOf, withEra, type PolicyEra } from '../../kernel/policy-check.js';
 
 interface Authority { scheme: SuiteName; network?: Network; threshold: number; participants: string[]; activeEpoch: number | null; activatedIndex: number; retired: boolean }
 interface Held { suite: Suite; identifier: string; share: Uint8Array; pub: { signers: { min: number; max: number }; commitments: Uint8Array[]; verifyingShares: Record<string, Uint8Array> } }
@@ -60,17 +63,24 @@ export class KernelTwin implements KernelPort {
 
   /** The ledger roster's voters, followed as kernel/authority.ts does (genesis, + NodeAdded, - NodeRemoved). */
   private voters: VoterJson[];
+  /** The governance eras (roster, epoch, act policy), followed as kernel/authority.ts does: what kernel/policy-check.ts judges an act by. */
+  private eras: PolicyEra[];
 
-  private constructor(readonly nodeId: string, private readonly clusterId: string, genesisCid: Uint8Array, roster: ApproverRoster, nodes: readonly { id: string; identityKey: Uint8Array }[]) {
+  private constructor(readonly nodeId: string, private readonly clusterId: string, genesisCid: Uint8Array, roster: ApproverRoster, nodes: readonly { id: string; identityKey: Uint8Array }[], policy: PolicyDocument | null) {
     this.roster = roster;
     this.voters = nodes.map((n) => ({ id: n.id, identityKey: toHex(n.identityKey) }));
     this.governanceEpoch = 0;
     this.lastCid = toHex(genesisCid);
+    this.eras = policy === null ? [] : [{ fromIndex: 0, governanceEpoch: 0, roster: rosterToJson(roster), policy: toHex(encodeDocument(policy)) }];
   }
 
-  /** `nodes`: the ClusterGenesis nodes, the first voters whose majority certifies checkpoints. */
-  static async open(nodeId: string, clusterId: string, genesisCid: Uint8Array, roster: ApproverRoster, nodes: readonly { id: string; identityKey: Uint8Array }[]): Promise<KernelTwin> {
-    const k = new KernelTwin(nodeId, clusterId, genesisCid, roster, nodes);
+  /**
+   * `nodes`: the ClusterGenesis nodes, the first voters whose majority certifies checkpoints;
+   * `policy`: the ClusterGenesis act policy (null: the twin signs no act, as a kernel pinned
+   * without one).
+   */
+  static async open(nodeId: string, clusterId: string, genesisCid: Uint8Array, roster: ApproverRoster, nodes: readonly { id: string; identityKey: Uint8Array }[], policy: PolicyDocument | null): Promise<KernelTwin> {
+    const k = new KernelTwin(nodeId, clusterId, genesisCid, roster, nodes, policy);
     k.transport = await generateTransportKey();
     return k;
   }
@@ -145,8 +155,17 @@ export class KernelTwin implements KernelPort {
         break;
       case 'NodeRebound': if (a.nodeId === this.nodeId) this.fenced = false; break;
       case 'NodeFenced': if (a.nodeId === this.nodeId) this.fenced = true; break;
-      case 'ApproversChanged': this.roster = a.roster; this.governanceEpoch++; break;
-      case 'PolicyChanged': this.governanceEpoch++; break;
+      case 'ApproversChanged': {
+        this.roster = a.roster;
+        this.governanceEpoch++;
+        const last = this.eras[this.eras.length - 1];
+        if (last !== undefined) this.eras = withEra(this.eras, { fromIndex: ledgerIndex, governanceEpoch: this.governanceEpoch, roster: rosterToJson(a.roster), policy: last.policy });
+        break;
+      }
+      case 'PolicyChanged':
+        this.governanceEpoch++;
+        this.eras = withEra(this.eras, { fromIndex: ledgerIndex, governanceEpoch: this.governanceEpoch, roster: rosterToJson(this.roster), policy: toHex(encodeDocument(a.policy)) });
+        break;
       case 'EmergencyFreeze': this.frozen = true; break;
       case 'Unfreeze': this.frozen = false; break;
       default: break;
@@ -155,6 +174,17 @@ export class KernelTwin implements KernelPort {
     this.index = ledgerIndex;
     this.stampMs = stampMs;
     return true;
+  }
+
+  /** The active keys this twin holds a share of, with their group keys (kernel/kernel.ts heldKeys). */
+  private heldKeys(): KeyContext[] {
+    const out: KeyContext[] = [];
+    for (const [keyId, k] of this.keys) {
+      if (k.activeEpoch === null || k.retired || k.network === undefined) continue;
+      const h = this.held.get(`${keyId}/${k.activeEpoch}`);
+      if (h !== undefined) out.push({ keyId, scheme: k.scheme, network: k.network, groupKey: h.pub.commitments[0]! });
+    }
+    return out;
   }
 
   private async dkgBegin(b: Extract<RequestBody, { kind: 'dkgBegin' }>): Promise<ResponseBody> {
@@ -280,11 +310,21 @@ export class KernelTwin implements KernelPort {
       refuse('BINDING_MISMATCH', `the request's permit is not the one its certified entries make (act ${derived.requestId})`);
     }
     // What the act says, as the kernel checks it (kernel/act-check.ts): the custodian's request and
-    // this twin's own parse of the transaction.
-    (this.actCheck ?? checkSubmittedAct)(certifiedSign.submitted, {
+    // this twin's own parse of the transaction; then the policy in force at the act's entry and the
+    // approvals its rule requires (kernel/policy-check.ts).
+    const actCtx: ActCheckContext = {
       clusterId: this.clusterId, roster: this.roster, stampMs: certifiedSign.submittedStampMs,
       key: { keyId: permit.keyId, scheme: a.scheme, network: a.network, groupKey: h.pub.commitments[0]!, activeEpoch: a.activeEpoch },
-    }, b.messages);
+    };
+    if (this.actCheck !== null) {
+      this.actCheck(certifiedSign.submitted, actCtx, b.messages);
+    } else {
+      const { facts } = checkSubmittedAct(certifiedSign.submitted, actCtx, b.messages);
+      checkActPolicy(certifiedSign.submitted, facts, {
+        clusterId: this.clusterId, era: eraAt(this.eras, certifiedSign.submittedIndex), index: certifiedSign.submittedIndex,
+        stampMs: certifiedSign.submittedStampMs, ownAddresses: ownAddressesOf(this.heldKeys()),
+      });
+    }
     const request = [
       permit.keyEpoch, permit.ledgerIndex, b.counters.join(','), toHex(permit.messageDigest),
       ...b.lists.map((l) => l.map((c) => `${c.identifier}:${toHex(c.hiding)}:${toHex(c.binding)}`).join(';')),

@@ -25,6 +25,7 @@ import { KernelClient } from '../../kernel/client.js';
 import { fromHex, toHex } from '../../ledger/encoding.js';
 import { makeApproverKey, type ApproverKey, type ApproverRoster } from '../../ledger/decision.js';
 import type { PolicyDocument } from '../../ledger/policy-engine/types.js';
+import { encodeDocument } from '../../ledger/policy-engine/yaml.js';
 import { encodeEvent, eventCid, type LedgerEvent } from '../../ledger/events.js';
 import { rosterToJson } from '../../kernel/authority.js';
 import { LedgerApp } from '../ledger-app.js';
@@ -258,12 +259,12 @@ export class LocalCluster {
       const cfg = {
         nodeId: id, socketPath: join(dir, 'kernel', 'run', 'kernel.sock'), storeDir: join(dir, 'kernel', 'store'), profile: 'software',
         software: { keyFile: join(dir, 'kernel', 'kernel.key') },
-        genesis: { clusterId: this.clusterId, genesisCid, governanceEpoch: 0, roster: rosterToJson(this.roster), nodes: this.genesisEvent.nodes.map((n) => ({ id: n.id, identityKey: toHex(n.identityKey) })) },
+        genesis: { clusterId: this.clusterId, genesisCid, governanceEpoch: 0, roster: rosterToJson(this.roster), nodes: this.genesisEvent.nodes.map((n) => ({ id: n.id, identityKey: toHex(n.identityKey) })), policy: toHex(encodeDocument(this.genesisEvent.policy)) },
       };
       const path = join(dir, 'kernel', 'kernel.json');
       writeFileSync(path, JSON.stringify(cfg, null, 2) + '\n');
       if (twin) {
-        const k = await KernelTwin.open(id, this.clusterId, fromHex(genesisCid), this.roster, this.genesisEvent.nodes);
+        const k = await KernelTwin.open(id, this.clusterId, fromHex(genesisCid), this.roster, this.genesisEvent.nodes, this.genesisEvent.policy);
         return { kind: 'twin', port: k, crash: async () => undefined, stop: async () => undefined };
       }
       return processHandle(await startKernelProcess(path, id));

@@ -116,7 +116,7 @@ export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleC
   const ledger = new DriverLedgerPort(o.nodeId, o.driver, o.app);
   let kernel: KernelPort;
   let link: KernelLink | null = null;
-  if (cfg.kernel === 'twin') kernel = await KernelTwin.open(o.nodeId, genesis.clusterId, eventCid(cfg.genesis), genesis.roster, genesis.nodes);
+  if (cfg.kernel === 'twin') kernel = await KernelTwin.open(o.nodeId, genesis.clusterId, eventCid(cfg.genesis), genesis.roster, genesis.nodes, genesis.policy);
   else {
     link = await KernelLink.open(cfg.kernel.socket, o.log);
     kernel = o.metrics ? countedKernel(link, o.metrics) : link;

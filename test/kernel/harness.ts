@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { schnorr } from '@noble/curves/secp256k1.js';
-import { makeApproverKey, networkForScheme, signDecision, decisionToCbor, decisionCid, type ApproverKey, type DecisionAction } from '../../ledger/decision.js';
+import { makeApproverKey, networkForScheme, signDecision, decisionToCbor, decisionCid, type ApproverKey, type DecisionAction, type DecisionBody, type GovernanceDecision } from '../../ledger/decision.js';
 import { encode, toHex } from '../../ledger/encoding.js';
 import type { GenesisPin } from '../../kernel/authority.js';
 import { KernelClient } from '../../kernel/client.js';
@@ -23,7 +23,8 @@ import { HsmVault } from '../../kernel/hsm.js';
 import type { CommittedDecision, NonceCommitment, Participant, Permit, PublicPackage, RequestBody, SigningCommitment } from '../../kernel/wire.js';
 import { messagesDigest } from '../../ledger/tx/messages.js';
 import { ed25519 } from '@noble/curves/ed25519.js';
-import { encodeEvent, type Act, type LedgerEntry, type SigningSetMember } from '../../ledger/events.js';
+import { actCid, encodeEvent, type Act, type LedgerEntry, type SigningSetMember } from '../../ledger/events.js';
+import { encodeDocument, parsePolicyYaml, type PolicyDocument } from '../../ledger/policy-engine/index.js';
 import { signActRequest, type ActRequestBody, type SignedActRequest } from '../../ledger/act-request.js';
 import { verifyActRequest } from '../../ledger/act-request-check.js';
 import { deriveActFields } from '../../ledger/tx/act.js';
@@ -56,6 +57,27 @@ export function tempDir(prefix: string): { dir: string; cleanup: () => void } {
 // Governance twin
 // ---------------------------------------------------------------------------------------------
 
+/**
+ * The act policy the test kernels are pinned with unless a test sets its own: raw acts only with
+ * two approvals of the governors (as every cluster's document must hold them), transactions
+ * allowed. Acts carry the governors' approval by default (Governance.actEntries).
+ */
+export const TEST_POLICY: PolicyDocument = parsePolicyYaml(`version: 1
+groups:
+  approvers:
+    governors: [alice, bob, carol]
+rules:
+  - id: raw-with-approvals
+    match: { kinds: [raw] }
+    action: REQUIRE_APPROVAL
+    approvals: { k: 2, group: governors, ttl: 1h }
+  - id: transfers
+    action: ALLOW
+`, LEDGER_ASSETS);
+
+/** What approves an act in a certificate: a decision (or none) made from the act it approves. */
+export type ApprovalOf = (a: { opId: string; act: Act }) => GovernanceDecision | null;
+
 export class Governance {
   readonly approvers: ApproverKey[] = [makeApproverKey('alice'), makeApproverKey('bob'), makeApproverKey('carol')];
   readonly clusterId = `cluster-${randomBytes(4).toString('hex')}`;
@@ -79,6 +101,23 @@ export class Governance {
   readonly keys = new Map<string, KeyContext>();
   /** Unsigned transactions custodians asked to sign (`transaction`), by the digest of their messages. */
   private readonly txs = new Map<string, { kind: TxKind; tx: Uint8Array }>();
+  /** The genesis act policy kernels are pinned with (set it before pinning a kernel). */
+  policy: PolicyDocument = TEST_POLICY;
+
+  /**
+   * An ActApproved of the act, as approvers sign one (ledger/apply.ts checks the same binding):
+   * by `signers` (default alice and bob), issued at the twin's clock for an hour; `over` replaces
+   * body fields (another act's cid, an old issue time, ...).
+   */
+  approve(a: { opId: string; act: Act }, signers: ApproverKey[] = this.approvers.slice(0, 2), over: Partial<DecisionBody> = {}): GovernanceDecision {
+    const cid = actCid(a.act);
+    const body: DecisionBody = {
+      clusterId: this.clusterId, governanceEpoch: this.governanceEpoch, parentCid: cid,
+      action: { kind: 'ActApproved', opId: a.opId, actCid: cid, displayHash: a.act.displayHash },
+      issuedMs: this.stampMs, expiresMs: this.stampMs + 3_600_000, ...over,
+    };
+    return signDecision(body, signers);
+  }
 
   /**
    * A transaction a custodian will ask key `keyId` to sign, parsed as every node and kernel parses
@@ -106,6 +145,7 @@ export class Governance {
         quorum: { threshold: 2, freezeThreshold: 1 },
       },
       nodes: this.voters.map((v) => ({ id: v.id, identityKey: toHex(v.identityKey) })),
+      policy: toHex(encodeDocument(this.policy)),
     };
   }
 
@@ -119,11 +159,13 @@ export class Governance {
    * permit names (its opId the permit's requestId, its key, epoch and messagesDigest the permit's)
    * at the ledger index before the permit's, and an ActSigningSetFixed at the permit's index whose
    * commitments are `lists`, each member's counters from `counters` (by identifier; members not
-   * named there carry `fallback`).
+   * named there carry `fallback`). The act carries `o.approval` of it (default: the governors'
+   * approval, `approve`).
    */
-  actEntries(permit: Permit, lists: readonly (readonly SigningCommitment[])[], counters: Record<string, readonly number[]>, fallback: readonly number[], o: { setOpId?: string; messages?: readonly Uint8Array[] } = {}): [LedgerEntry, LedgerEntry] {
+  actEntries(permit: Permit, lists: readonly (readonly SigningCommitment[])[], counters: Record<string, readonly number[]>, fallback: readonly number[], o: { setOpId?: string; messages?: readonly Uint8Array[]; approval?: ApprovalOf } = {}): [LedgerEntry, LedgerEntry] {
     const proposer = { nodeId: this.voters[0]!.id, passport: 'passport-v1' };
-    const submitted = encodeEvent({ type: 'ActSubmitted', ...this.act(permit, o.messages), approval: null, ...proposer });
+    const act = this.act(permit, o.messages);
+    const submitted = encodeEvent({ type: 'ActSubmitted', ...act, approval: (o.approval ?? ((x) => this.approve(x)))(act), ...proposer });
     const members: SigningSetMember[] = (lists[0] ?? []).map((c) => ({
       nodeId: `node-of-${c.identifier.slice(0, 8)}`, identifier: c.identifier,
       nonces: lists.map((l, i) => {

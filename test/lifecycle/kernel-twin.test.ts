@@ -18,18 +18,18 @@ import { KernelTwin } from '../../node/lifecycle/kernel-twin.js';
 import { tx as txLimits } from '../../proto/limits.js';
 import {
   Governance, independentVerify, permitOver, reasonOf, runDkg, signManyAcross, toPackage, type KeyResult, type Member,
-  syntheticActCheck,
+  syntheticActCheck, TEST_POLICY, type ApprovalOf,
 } from '../kernel/harness.js';
 
 type SignBody = Extract<RequestBody, { kind: 'sign' }>;
 
-async function twins(gov: Governance, ids: string[]): Promise<Member[]> {
+async function twins(gov: Governance, ids: string[], synthetic = true): Promise<Member[]> {
   const pin = gov.pin();
   const out: Member[] = [];
   for (const id of ids) {
-    const k = await KernelTwin.open(id, pin.clusterId, fromHex(pin.genesisCid), rosterFromJson(pin.roster), pin.nodes.map((n) => ({ id: n.id, identityKey: fromHex(n.identityKey) })));
+    const k = await KernelTwin.open(id, pin.clusterId, fromHex(pin.genesisCid), rosterFromJson(pin.roster), pin.nodes.map((n) => ({ id: n.id, identityKey: fromHex(n.identityKey) })), gov.policy);
     // Synthetic acts of several messages: the request is checked, the parse is kernel/act-check.ts's tests'.
-    k.actCheck = syntheticActCheck;
+    if (synthetic) k.actCheck = syntheticActCheck;
     const s = await k.call({ kind: 'status' }, 'status');
     out.push({ nodeId: id, client: k as unknown as KernelClient, transportPublicKey: s.transportPublicKey });
   }
@@ -113,4 +113,24 @@ t.test('the twin checks the certificate as the kernel does, before any nonce', a
   await a.client.call({ kind: 'governance', decisions: [gov.decide({ kind: 'NodeRemoved', nodeId: 'v3' })] }, 'governance');
   t.equal(await sign({ ...good, certificate: gov.certify(entries(), [gov.voters[0]!, gov.voters[2]!]) }), 'CHECKPOINT_NOT_CERTIFIED', 'a removed node does not count');
   t.equal(await sign({ ...good, certificate: gov.certify(entries(), [gov.voters[0]!, gov.voters[1]!]) }), 'OK', 'the nonce signs once a majority certified');
+});
+
+t.test('the twin runs the kernel\'s policy check: a raw act signs only with the approvals its rule requires', async (t) => {
+  const gov = new Governance();
+  const [a, b] = (await twins(gov, ['n1', 'n2'], false)) as [Member, Member];
+  const key = await runDkg(gov, [a, b], 'twin-policy', 'ed25519', 2);
+  const message = Buffer.from('attest: reserves at block 840000');
+  const messages = gov.transaction(key.keyId, 'raw', message);
+  const [mine] = await presign(a, key, 1);
+  const [theirs] = await presign(b, key, 1);
+  const lists = [listOf([mine!, theirs!])];
+  const body = (): SignBody => ({ kind: 'sign', permit: permitOver(key, messages, gov.permitIndex()), messages, lists, counters: [mine!.counter], ledgerConsumedCounter: 0 });
+  const attempt = (approval: ApprovalOf): Promise<string> => {
+    const b0 = body();
+    return reasonOf(a.client.call({ ...b0, certificate: gov.certify(gov.actEntries(b0.permit, lists, {}, b0.counters, { messages, approval })) }, 'signatureShares'));
+  };
+  t.equal(await attempt(() => null), 'APPROVALS_MISSING', 'without an approval the twin refuses, as the kernel does');
+  t.equal(await attempt((x) => gov.approve(x, gov.approvers.slice(0, 1))), 'APPROVALS_MISSING', 'one approver is not two');
+  t.equal(gov.policy, TEST_POLICY, 'the twins were opened with the governors-approve-raw policy');
+  t.equal(await attempt((x) => gov.approve(x)), 'OK', 'with two approvals of the governors it signs, with the nonce the refusals left unconsumed');
 });

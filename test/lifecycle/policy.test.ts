@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { toHex } from '../../ledger/encoding.js';
 import { LEDGER_ASSETS } from '../../ledger/asset-table.js';
 import { renderPolicyYaml } from '../../ledger/policy-engine/index.js';
-import { POLICY, startHarness } from './harness.js';
+import { POLICY, actTx, rid, startHarness, submitAs, waitAct } from './harness.js';
 import { until } from '../../node/lifecycle/local-cluster.js';
 
 t.test('custody admin policy: show, diff, propose, test', { timeout: 300_000 }, async (t) => {
@@ -80,6 +80,21 @@ t.test('custody admin policy: show, diff, propose, test', { timeout: 300_000 }, 
   t.match(dry.stdout, /^rule sol-approved: after the match/m, 'and the rules after it');
   t.match(dry.stdout, /text: "attest: reserves at block 840000"/, 'and shows what an approver would read');
   t.equal(h.cluster.nodes[0]!.ledger.state().cluster?.opCount, 0, 'a dry run records nothing');
+
+  // The kernels follow the PolicyChanged too (kernel/policy-check.ts): a SOL payment the new
+  // document holds for approvals signs once two approvers approved it, the kernels verifying that
+  // approval themselves under the new governance epoch before any share.
+  const cara = h.client('cara');
+  const held = { keyId: 'k', ...(await actTx(cara, 'k', '1000', 'sol-treasury')) };
+  const refusedWithout = await submitAs(cara, h.custodian, { opId: 'pay-unapproved', ...held }).then(() => 'admitted', (e: { reason?: string }) => e.reason ?? String(e));
+  t.equal(refusedWithout, 'QUORUM_NOT_MET', 'without approvals the payment is refused under the new policy');
+  const payment = { keyId: 'k', ...(await actTx(cara, 'k', '1000', 'sol-treasury')) };
+  const approval = await cara.proposeDecision(JSON.stringify({ kind: 'ActApproved', opId: rid('pay-approved'), act: { keyId: payment.keyId, kind: payment.kind, tx: toHex(payment.tx) } }));
+  await h.approve(approval.cid, ['approver-1', 'approver-2']);
+  await submitAs(cara, h.custodian, { opId: 'pay-approved', ...payment, approvalCid: approval.cid });
+  const published = await waitAct(cara, rid('pay-approved'), 'Published');
+  t.equal(published.state, 'Published', 'with two approvals the kernels sign it and it passes the gate');
+  t.equal(published.signatures.length, 1, 'one signature over its one message');
 
   const missing = join(h.dir, 'missing.json');
   writeFileSync(missing, JSON.stringify({ keyId: 'nope', kind: 'raw', txHex: '00' }));

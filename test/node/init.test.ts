@@ -24,6 +24,7 @@ import { loadLifecycleConfig } from '../../node/lifecycle/node.js';
 import { loadConfig as loadKernelConfig } from '../../kernel/config.js';
 import { fromHex, toHex } from '../../ledger/encoding.js';
 import { decodeEvent, eventCid } from '../../ledger/events.js';
+import { encodeDocument } from '../../ledger/policy-engine/index.js';
 import { makeApproverKey } from '../../ledger/decision.js';
 import { CustodyError } from '../../proto/errors.js';
 
@@ -130,6 +131,7 @@ t.test('init genesis: the node and the kernel pin the same genesis from genesis.
   t.equal(k.genesis.genesisCid, toHex(eventCid(lc.genesis)), 'and the cid of the genesis the node proposes');
   t.equal(k.genesis.governanceEpoch, 0);
   t.same(k.genesis.roster.approvers.map((a) => a.id), ['alice', 'bob', 'carol'], 'and its roster');
+  t.equal(k.genesis.policy, toHex(encodeDocument(ev.policy)), 'and the genesis act policy it judges acts by');
   t.equal(k.socketGid, undefined, '--socket-group "": no socket group');
   t.equal(k.software?.keyFile, join(d, 'n2', 'kernel', 'n2.key'), 'its sealing key beside its config');
 
