@@ -34,6 +34,7 @@ import type { TlsMaterial } from '../tls.js';
 import { AdminBackend } from '../admin/backend.js';
 import { AdminServer } from '../admin/server.js';
 import { snapshotFileBytes } from '../backup/source.js';
+import type { SnapshotCertifier } from '../snapshot-cert.js';
 import { DriverLedgerPort } from './driver-ledger.js';
 import { LifecycleParticipant } from './participant.js';
 import { Coordinator } from './coordinator.js';
@@ -109,7 +110,7 @@ export interface NodeLifecycle {
 }
 
 /** Starts the lifecycle of a daemon configured by `cfg` (loadLifecycleConfig). `app` must be the driver's application. */
-export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleConfig; driver: Driver; app: LedgerApp; tls: TlsMaterial; log: (l: string) => void; metrics?: CatalogMetrics; incarnation?: string; membership?: MembershipReconciler; blobStore?: BlobStore }): Promise<NodeLifecycle> {
+export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleConfig; driver: Driver; app: LedgerApp; tls: TlsMaterial; log: (l: string) => void; metrics?: CatalogMetrics; incarnation?: string; membership?: MembershipReconciler; blobStore?: BlobStore; snapshotCert?: SnapshotCertifier }): Promise<NodeLifecycle> {
   const cfg = o.config;
   const genesis = cfg.genesisEvent;
   const ledger = new DriverLedgerPort(o.nodeId, o.driver, o.app);
@@ -136,6 +137,8 @@ export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleC
     nodeId: o.nodeId, identitySecretKey: cfg.identitySecretKey, app: o.app, peers: () => cosigners, log: o.log,
     onDivergence: (peer) => o.metrics?.checkpointDivergence.inc({ peer }),
   });
+  // Certified Raft snapshots (node/snapshot-cert.ts): the same peers cosign this node's snapshots.
+  o.snapshotCert?.usePeers(() => cosigners);
   const participant = new LifecycleParticipant({ nodeId: o.nodeId, identitySecretKey: cfg.identitySecretKey, ledger, kernel, exchange, log: o.log, certificate: (indexes) => checkpoints.certificate(indexes) });
   if (link !== null) {
     const m = o.metrics;
@@ -151,7 +154,7 @@ export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleC
   const coordinator = new Coordinator({ nodeId: o.nodeId, ledger, exchange, participants: ports, localPublicPackage: (k, e) => participant.ownPublicPackage(k, e), log: o.log, remoteTimeoutMs: cfg.remoteTimeoutMs, signingSetWaitMs: cfg.signingSetWaitMs });
   const backend = new AdminBackend(o.nodeId, ledger, coordinator, cfg.identitySecretKey);
   const server = new AdminServer({
-    listen: cfg.admin, tls: o.tls, backend, log: o.log, peer: peerHandlers({ participant, exchange, isNode: (id) => cfg.peers.has(id), incarnation: o.incarnation ?? '', cosign: (size) => checkpoints.cosign(size) }),
+    listen: cfg.admin, tls: o.tls, backend, log: o.log, peer: peerHandlers({ participant, exchange, isNode: (id) => cfg.peers.has(id), incarnation: o.incarnation ?? '', cosign: (size) => checkpoints.cosign(size), ...(o.snapshotCert ? { cosignSnapshot: (index: number) => (o.snapshotCert as SnapshotCertifier).cosign(index) } : {}) }),
     snapshot: () => snapshotFileBytes({ nodeId: o.nodeId, driver: o.driver, app: o.app, incarnation: o.incarnation ?? '' }),
     ...(o.membership ? { membership: membershipHandlers(o.membership, o.driver) } : {}),
   });
