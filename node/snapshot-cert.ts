@@ -27,8 +27,9 @@
  * Message flow (leader L sends its snapshot at Raft index R to follower F; voters V):
  *   1. Every node takes its snapshots at the same indexes, each multiple R of
  *      raft.snapshotEveryEntries (raft/driver.ts captures the state right after applying R), and
- *      records the checkpoint text of its OWN snapshot at R (`taken`; the last
- *      tlog.snapshotStatementsKeptMax in memory, and always the one it stores).
+ *      records the checkpoint text of its OWN snapshot at R (`statement`, `recorded`) in the batch
+ *      that applied R, so it survives a crash with what it applied (the last
+ *      tlog.snapshotStatementsKeptMax; and it can always vouch for the snapshot it stores).
  *   2. When L's core needs to send its stored snapshot and L holds no certificate for it, L signs
  *      its own text (cosignature/v1 under its identity key, name custody-ledger/<clusterId>/<L>)
  *      and asks every other voter P (peer service `Cosign` with snapshot_index R, mutual TLS).
@@ -155,6 +156,11 @@ export function checkCertifiedSnapshot(meta: SnapshotMeta, data: Uint8Array, tru
   }
 }
 
+/** The cluster id of a checkpoint text this module formatted (its origin line is checkpointOrigin(id)). */
+function originCluster(text: string): string {
+  return text.slice(checkpointOrigin('').length, text.indexOf('\n'));
+}
+
 export interface SnapshotCertifierOptions {
   readonly nodeId: string;
   /** The node's Ed25519 identity secret key (32-byte seed). */
@@ -202,16 +208,20 @@ export class SnapshotCertifier implements SnapshotCertification {
     return { clusterId: c.clusterId, voters };
   }
 
-  taken(meta: SnapshotMeta, data: Uint8Array): void {
+  statement(meta: SnapshotMeta, data: Uint8Array): string | null {
     try {
-      const { text } = snapshotCheckpointText(meta, data);
-      this.statements.set(meta.index, { term: meta.term, text });
-      for (const k of this.statements.keys()) {
-        if (this.statements.size <= limits.snapshotStatementsKeptMax) break;
-        this.statements.delete(k); // inserted in index order: the oldest first
-      }
+      return snapshotCheckpointText(meta, data).text;
     } catch (e) {
       this.log(`snapshot: no statement for the snapshot at ${meta.index}: ${isCustodyError(e) ? `${e.reason}: ${e.detail}` : String(e)}`);
+      return null;
+    }
+  }
+
+  recorded(index: number, term: number, text: string): void {
+    this.statements.set(index, { term, text });
+    while (this.statements.size > limits.snapshotStatementsKeptMax) {
+      const oldest = Math.min(...this.statements.keys());
+      this.statements.delete(oldest);
     }
   }
 
@@ -242,8 +252,11 @@ export class SnapshotCertifier implements SnapshotCertification {
     if (!Number.isSafeInteger(index) || index < 1) throw new CustodyError('INVALID_ARGUMENT', `snapshot index ${index}`);
     const s = this.statementAt(index);
     if (s === null) throw notCertified(`${this.o.nodeId} holds no snapshot of its own at index ${index}`);
-    const origin = s.text.slice(0, s.text.indexOf('\n'));
-    return signNote(s.text, [this.signer(origin.slice(checkpointOrigin('').length))]);
+    return signNote(s.text, [this.signer(originCluster(s.text))]);
+  }
+
+  certified(meta: SnapshotMeta, note: string): void {
+    this.note = { index: meta.index, term: meta.term, note };
   }
 
   certificate(meta: SnapshotMeta, data: Uint8Array): string | null {
@@ -268,8 +281,9 @@ export class SnapshotCertifier implements SnapshotCertification {
   async gather(meta: SnapshotMeta, data: Uint8Array): Promise<string> {
     const trust = this.trust();
     if (trust === null) throw notCertified('this node knows no voters');
-    const { clusterId, text } = snapshotCheckpointText(meta, data);
     const mine = this.statementAt(meta.index);
+    // The text this node recorded when it applied the index (computed again only if it holds none).
+    const { clusterId, text } = mine !== null && mine.term === meta.term ? { clusterId: originCluster(mine.text), text: mine.text } : snapshotCheckpointText(meta, data);
     if (mine === null || mine.text !== text) throw notCertified(`the snapshot at ${meta.index} is not this node's own`);
     const own = parseNote(signNote(text, [this.signer(clusterId)])).signatures[0]!;
     const note = await gatherCosignatures({

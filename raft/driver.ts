@@ -24,7 +24,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { CustodyError, assert } from '../proto/errors.js';
-import { raft as raftLimits, node as nodeLimits } from '../proto/limits.js';
+import { raft as raftLimits, node as nodeLimits, tlog as tlogLimits } from '../proto/limits.js';
 import type { ReasonCode } from '../proto/reasons.js';
 import type { ConfChange, ConfState, Entry, Message, NodeId, ProposeResult, RaftApi, RaftConfig, Ready, Role, Snapshot, SnapshotMeta, Status, Storage } from './core/types.js';
 import { applyConfChange, decodeConfChange } from './core/confchange.js';
@@ -64,13 +64,22 @@ export interface Application {
  * index.
  */
 export interface SnapshotCertification {
-  /** This node took (and stored) a snapshot of its own replica: `data` as stored at `meta`. */
-  taken(meta: SnapshotMeta, data: Uint8Array): void;
+  /** The statement (the text voters cosign) of this node's own snapshot, or null when it cannot be certified. */
+  statement(meta: SnapshotMeta, data: Uint8Array): string | null;
   /**
-   * The certificate to send with this node's stored snapshot, or null while it has none (the
-   * certifier then gathers one, without blocking: the follower is asked again later).
+   * A statement of this node's own replica at Raft index `index`: recorded by the driver in the
+   * batch that applied the index (so it survives a crash with that batch), and handed back at start.
+   */
+  recorded(index: number, term: number, text: string): void;
+  /**
+   * The certificate of this node's stored snapshot, or null while it has none (the certifier then
+   * gathers one beside the loop, at most once per retry interval). Asked after every batch, so the
+   * certificate is gathered while the voters that applied the index still hold their statements,
+   * and before the snapshot is needed; the driver stores it and hands it back at start.
    */
   certificate(meta: SnapshotMeta, data: Uint8Array): string | null;
+  /** A certificate of the stored snapshot this node gathered before it restarted. */
+  certified(meta: SnapshotMeta, note: string): void;
   /** Whether a received snapshot may be installed: null, or why not. Synchronous; changes nothing. */
   check(meta: SnapshotMeta, data: Uint8Array): { readonly reason: ReasonCode; readonly detail: string } | null;
 }
@@ -170,6 +179,11 @@ const META_APPLIED = 'meta/applied';
 /** Set by `custody node wipe` (storage/leveldb.ts wipeStore); see `Recovering` below. */
 export const META_RECOVERING = 'meta/recovering';
 const SESSION_PREFIX = 'session/';
+/** With certified snapshots: this node's statements of its own snapshots, by Raft index. */
+const STATEMENT_PREFIX = 'snapcert/';
+/** With certified snapshots: the certificate of the stored snapshot, once gathered. */
+const META_SNAPSHOT_CERT = 'meta/snapshot-cert';
+const statementKey = (index: number): string => `${STATEMENT_PREFIX}${String(index).padStart(16, '0')}`;
 export const SM_PREFIX = 'sm/';
 const ENVELOPE_VERSION = 1;
 /** Leader-to-follower messages that promise nothing about the leader's own disk (see handle()). */
@@ -302,6 +316,8 @@ export class Driver {
   private aligned: Snapshot | null = null;
   /** With certified snapshots: the stored snapshot with its certificate, as last sent. */
   private certified: { readonly snapshot: Snapshot } | null = null;
+  /** With certified snapshots: which stored snapshot's certificate is stored (`index/term`). */
+  private noteStored: string | null = null;
   private readonly sessions = new Map<string, Session>();
   private readonly proposals = new Map<string, PendingProposal>();
   private readonly reads = new Map<string, PendingRead>();
@@ -336,6 +352,22 @@ export class Driver {
       if (!k.startsWith(SESSION_PREFIX)) continue;
       const s = JSON.parse(Buffer.from(st.appValue(k) as Uint8Array).toString('utf8')) as SessionJson;
       this.sessions.set(k.slice(SESSION_PREFIX.length), sessionFromJson(s));
+    }
+    if (this.o.snapshotCert) {
+      const stored = st.appValue(META_SNAPSHOT_CERT);
+      if (stored !== undefined) {
+        const v = JSON.parse(Buffer.from(stored).toString('utf8')) as { index: number; term: number; note: string };
+        const s = st.snapshot();
+        if (v.index === s.meta.index && v.term === s.meta.term) {
+          this.o.snapshotCert.certified(s.meta, v.note);
+          this.noteStored = `${v.index}/${v.term}`;
+        }
+      }
+      for (const k of st.appKeys()) {
+        if (!k.startsWith(STATEMENT_PREFIX)) continue;
+        const v = JSON.parse(Buffer.from(st.appValue(k) as Uint8Array).toString('utf8')) as { term: number; text: string };
+        this.o.snapshotCert.recorded(Number(k.slice(STATEMENT_PREFIX.length)), v.term, v.text);
+      }
     }
     // Sessions are evicted oldest-applied first; a Map iterates in insertion order.
     const sorted = [...this.sessions.entries()].sort((a, b) => a[1].index - b[1].index);
@@ -702,7 +734,20 @@ export class Driver {
           // skipped by every replica, as the core does
         }
       }
-      if (e.index % this.o.snapshotEveryEntries === 0) this.aligned = { meta: { index: e.index, term: e.term, conf }, data: await this.snapshotData() };
+      if (e.index % this.o.snapshotEveryEntries === 0) {
+        const snap: Snapshot = { meta: { index: e.index, term: e.term, conf }, data: await this.snapshotData() };
+        this.aligned = snap;
+        // The statement this node cosigns for its snapshot at e.index, durable with the batch (a
+        // snapshot write lost in a crash must not leave it unable to vouch for what it applied).
+        const cert = this.o.snapshotCert as SnapshotCertification;
+        const text = cert.statement(snap.meta, snap.data);
+        if (text !== null) {
+          writes.push({ key: statementKey(e.index), value: Buffer.from(JSON.stringify({ term: e.term, text }), 'utf8') });
+          cert.recorded(e.index, e.term, text);
+        }
+        const old = e.index - tlogLimits.snapshotStatementsKeptMax * this.o.snapshotEveryEntries;
+        if (old > 0) writes.push({ key: statementKey(old), value: null });
+      }
     }
     if (appliedNow > 0 && this.o.app.finish) for (const w of this.o.app.finish()) writes.push({ key: SM_PREFIX + w.key, value: w.value });
     let markSync = false;
@@ -939,10 +984,19 @@ export class Driver {
       // The snapshot captured at the last aligned index this batch applied (see handle).
       const a = this.aligned;
       this.aligned = null;
-      if (a === null || a.meta.index <= st.snapshot().meta.index) return;
-      const compactTo = Math.max(st.firstIndex() - 1, Math.min(a.meta.index, this.appliedIndex - this.o.compactionKeepEntries));
-      await st.snapshotAndCompact(a.meta.index, a.meta.conf, a.data, compactTo);
-      cert.taken(st.snapshot().meta, a.data);
+      if (a !== null && a.meta.index > st.snapshot().meta.index) {
+        const compactTo = Math.max(st.firstIndex() - 1, Math.min(a.meta.index, this.appliedIndex - this.o.compactionKeepEntries));
+        await st.snapshotAndCompact(a.meta.index, a.meta.conf, a.data, compactTo);
+      }
+      // Gather the stored snapshot's certificate early (see SnapshotCertification.certificate) and keep it.
+      const s = st.snapshot();
+      if (s.data.length === 0) return;
+      const note = cert.certificate(s.meta, s.data);
+      const id = `${s.meta.index}/${s.meta.term}`;
+      if (note !== null && this.noteStored !== id) {
+        await st.persist({ hardState: null, entries: [], snapshot: null, app: [{ key: META_SNAPSHOT_CERT, value: Buffer.from(JSON.stringify({ index: s.meta.index, term: s.meta.term, note }), 'utf8') }], sync: false });
+        this.noteStored = id;
+      }
       return;
     }
     if (this.appliedIndex - st.snapshot().meta.index < this.o.snapshotEveryEntries) return;

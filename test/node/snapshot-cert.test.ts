@@ -54,7 +54,7 @@ function cluster(): Node[] {
         peers: () => nodes.filter((p) => p.id !== sn.info.id).map((p) => ({ nodeId: p.id, cosignSnapshot: async (index: number) => p.cert.cosign(index) })),
       }),
     };
-    node.cert.taken(meta, stored.data);
+    node.cert.recorded(R, meta.term, node.cert.statement(meta, stored.data) as string);
     nodes.push(node);
   }
   return nodes;
@@ -113,7 +113,7 @@ t.test('a voter cosigns only its own snapshot: a leader with another state gathe
   // The leader's replica differs (a hostile leader, or a diverged one): b and c sign their own text.
   const liar = replica(commands.length - 1);
   a!.stored = { meta, data: dataOf(liar) };
-  a!.cert.taken(meta, a!.stored.data);
+  a!.cert.recorded(R, meta.term, a!.cert.statement(meta, a!.stored.data) as string);
   await t.rejects(a!.cert.gather(meta, a!.stored.data), { name: 'CustodyError', reason: 'CHECKPOINT_DIVERGED' }, 'no majority for another state');
   // A node that holds no snapshot at the index asked refuses to cosign it.
   t.throws(() => b!.cert.cosign(R + 8), { name: 'CustodyError', reason: 'SNAPSHOT_NOT_CERTIFIED' }, 'no own snapshot there');
