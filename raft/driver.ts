@@ -953,7 +953,12 @@ export class Driver {
 
   private checkRecovery(now: number): void {
     const r = this.recovering as Recovering;
-    if (r.leaderCommit !== null && this.appliedIndex >= r.leaderCommit) {
+    // A leader's commit index may lag what was committed before its term (a new leader, or one
+    // restarted after a crash lost its unsynced commit index), until it commits an entry of its
+    // own term (§5.4.2). Only an applied entry of the current term proves this node holds every
+    // entry committed in earlier terms (the leader's no-op follows them in the leader's log), so
+    // the recovery also waits for one: otherwise it could vote a node lacking a committed entry.
+    if (r.leaderCommit !== null && this.appliedIndex >= r.leaderCommit && this.appliedTerm === this.o.storage.hardState().term) {
       r.done = true; // cleared durably with the next batch
       this.inbox.push(() => {}); // make sure a loop turn follows
       return;
