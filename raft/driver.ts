@@ -759,15 +759,23 @@ export class Driver {
       markSync = true;
       writes.push({ key: META_RECOVERING, value: Buffer.from(JSON.stringify({ keptTerm: this.o.storage.hardState().term })) });
     }
-    if (this.recovering?.done) {
-      writes.push({ key: META_RECOVERING, value: null });
-      this.recovering = null;
-      this.o.log?.(`recovered: applied ${this.appliedIndex}, holding everything committed when the node came back; voting again`);
-    }
+    // The end of a recovery is written synced, and the node counts as recovered (votes, reports
+    // it, shows it in status) only once that write is durable. Why: clearing the marker promises
+    // nothing a crash could break (a node that comes back still marked only recovers again, which
+    // is always safe: it withholds votes), but it is what the operator and the other nodes go by.
+    // Unsynced, a power loss before the node's next synced write brings the marker back, and a
+    // node that said "recovered" restarts recovering. If the operator, seeing it recovered, has
+    // meanwhile wiped or restored another voter, a 3-voter cluster then holds two recovering
+    // nodes: each grants no vote until a leader tells it the commit index, and the third cannot
+    // become that leader without one of their votes, so no leader is ever elected. Synced, a
+    // crash either loses the whole batch (the node never reported recovered, and finishes its
+    // recovery again after the restart) or keeps the cleared marker.
+    const recoveredNow = this.recovering?.done === true;
+    if (recoveredNow) writes.push({ key: META_RECOVERING, value: null });
     if (appliedNow > 0 || rd.snapshot) {
       writes.push({ key: META_APPLIED, value: Buffer.from(JSON.stringify({ index: this.appliedIndex, term: this.appliedTerm })) });
     }
-    const sync = rd.mustSync || rd.snapshot !== null || guarded.sync || markSync;
+    const sync = rd.mustSync || rd.snapshot !== null || guarded.sync || markSync || recoveredNow;
     // Raft thesis §10.2.1: a leader may send its appends in parallel with writing them to its own
     // disk, because it counts itself toward a commit quorum only for entries it has made durable
     // (the core's advance() does exactly that). This holds only while the Ready changes neither
@@ -790,6 +798,10 @@ export class Driver {
     // this batch is lost. The loop still waits for it before the next batch, so batches land on
     // disk in order and the applied index never moves backwards.
     if (sync) await write;
+    if (recoveredNow && this.recovering?.done === true) {
+      this.recovering = null;
+      this.o.log?.(`recovered: applied ${this.appliedIndex}, holding everything committed when the node came back; voting again`);
+    }
     // A wiped node in recovery, or one whose vote the guard withholds, grants no vote. A pre-vote
     // it may grant: it changes no term and binds no vote (Raft thesis §9.6; the candidate still
     // needs real votes, which are withheld), and withholding it too would leave a cluster whose

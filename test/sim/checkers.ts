@@ -21,7 +21,8 @@ export type CheckerName =
   | 'core-threw' // the core raised an exception (a broken internal invariant)
   | 'driver-contract' // the core's Ready broke the documented driver contract
   | 'false-alarm' // whole-node mode: a split-brain, equivocation or rollback alarm no fault explains
-  | 'node-fatal'; // whole-node mode: the driver stopped the node (a failed write, a broken assertion)
+  | 'node-fatal' // whole-node mode: the driver stopped the node (a failed write, a broken assertion)
+  | 'recovery-durable'; // whole-node mode: a node that reported its recovery done restarted still recovering
 
 export class SimViolation extends Error {
   override readonly name = 'SimViolation';

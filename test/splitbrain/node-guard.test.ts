@@ -22,7 +22,7 @@ import { ScriptedCluster } from '../../ledger/index.js';
 import { RaftCore } from '../../raft/core/raft.js';
 import { SeededRng } from '../../raft/core/rng.js';
 import type { ConfState, Message, NodeId } from '../../raft/core/types.js';
-import { Driver } from '../../raft/driver.js';
+import { Driver, META_RECOVERING } from '../../raft/driver.js';
 import { LevelStorage } from '../../raft/storage/leveldb.js';
 import { systemClock } from '../../raft/transport.js';
 import { KvApp, encodePut } from '../../node/kv.js';
@@ -62,7 +62,7 @@ class Net {
   }
 }
 
-async function start(net: Net, id: NodeId, dir: string, opts: { atStartOverride?: boolean; evidence?: (ev: EquivocationEvidence) => Promise<{ accepted: boolean }> } = {}): Promise<Node> {
+async function start(net: Net, id: NodeId, dir: string, opts: { atStartOverride?: boolean; evidence?: (ev: EquivocationEvidence) => Promise<{ accepted: boolean }>; watchStore?: (s: LevelStorage, logs: string[], status: () => { recovering: boolean }) => void } = {}): Promise<Node> {
   const storage = await LevelStorage.open({ dir, bootstrapConf: conf, recoveryHint: 'wipe' });
   const reg = new Registry();
   const metrics = registerCatalogMetrics(reg);
@@ -98,6 +98,7 @@ async function start(net: Net, id: NodeId, dir: string, opts: { atStartOverride?
     },
   });
   Object.assign(node, { driver, guard });
+  opts.watchStore?.(storage, logs, () => driver.status());
   net.nodes.set(id, node as Node);
   driver.start();
   guard.start({
@@ -274,6 +275,45 @@ t.test('a store wiped without its vote waits for every voter, and holds to that 
   await until(`${back.id} votes once ${again.id} answered and it caught up`, () => back.guard.mayVote(back.driver.durableState()) || null);
   await until('the pending rule cleared', () => back.storage.appValue(RESTORE_PENDING_KEY) === undefined);
   t.pass(`${back.id} votes again in term ${back.driver.durableState().term}`);
+});
+
+t.test('a wiped node reports its recovery done only once the end of it is durable: a crash after "recovered" cannot bring the marker back', async (t) => {
+  const { net, nodes, dirs } = await cluster(t);
+  const leader = await until('a leader', () => nodes.find((n) => n.driver.isLeader));
+  for (let i = 1; i <= 3; i++) await leader.driver.propose('w', i, encodePut(`k${i}`, Buffer.from('v')), 30_000);
+  const victim = nodes.find((n) => n !== leader) as Node;
+  const vi = nodes.indexOf(victim);
+  await stop(net, victim);
+  t.ok((await wipeStore(dirs[vi] as string, { discardVote: false })).keptTerm !== null, 'wiped with its term kept: the log is lost');
+  // Every batch that removes the marker: was it synced, and had the node already said it recovered
+  // (in its log or its status) when the batch was handed to the store, or when the store resolved it?
+  const ends: { sync: boolean; saidBefore: boolean; saidWhenDurable: boolean | null }[] = [];
+  const back = await start(net, victim.id, dirs[vi] as string, {
+    watchStore: (s, logs, status) => {
+      const persist = s.persist.bind(s);
+      const said = (): boolean => logs.some((l) => /^recovered: /.test(l)) || !status().recovering;
+      s.persist = (b) => {
+        const write = persist(b);
+        if (b.app.some((w) => w.key === META_RECOVERING && w.value === null)) {
+          const end: (typeof ends)[number] = { sync: b.sync, saidBefore: said(), saidWhenDurable: null };
+          ends.push(end);
+          // Registered before the driver awaits the same promise: runs first once the write is done.
+          void write.then(() => void (end.saidWhenDurable = said()));
+        }
+        return write;
+      };
+    },
+  });
+  t.match(back.logs.join('\n'), /recovering after a wipe: this node grants no votes/, 'it starts recovering');
+  await until('the node leaves recovery', () => back.logs.some((l) => /^recovered: applied \d+/.test(l)));
+  t.equal(ends.length, 1, 'one batch ends the recovery');
+  t.same(ends[0], { sync: true, saidBefore: false, saidWhenDurable: false }, 'written synced, and "recovered" (log and status) only after the store made it durable');
+  t.equal(back.storage.appValue(META_RECOVERING), undefined, 'the marker is gone from the store');
+  // The crash: the store as it is now, reopened. It must not recover again.
+  await stop(net, back);
+  const again = await start(net, victim.id, dirs[vi] as string);
+  t.notOk(again.logs.some((l) => /^recovering after a wipe/.test(l)), 'restarted, it is not recovering again');
+  t.equal(again.driver.status().recovering, false);
 });
 
 t.test('a node whose store went backwards withholds its vote and raises the rollback alarm; the others go on', async (t) => {

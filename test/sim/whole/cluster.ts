@@ -28,6 +28,9 @@
  *   or wiped node is still unsettled (not yet voting, recovering, or behind the commit index it
  *   was restored under), and a permanent failure only while no restored node is unsettled. Two
  *   stores rolled back at once, and a restore whose witnesses are gone for good, are not generated.
+ *   A node whose driver begins a recovery later (a rollback proven late) is unsettled again; a
+ *   settled node whose store comes back still marked as recovering fails `recovery-durable` (the
+ *   driver makes the end of a recovery durable before it reports it).
  * - Marked restores (`meta/recovering` with no kept term: the store may have lost a vote) and
  *   wipes: every safety property is asserted, always.
  * - Restores without any marker (a VM snapshot put back by hand): the store looks intact, and the
@@ -43,7 +46,7 @@
  *   than half) runs and every link delivers: a leader commits a new proposal within
  *   wholeLivenessTicksMax.
  */
-import { Driver, type DurableRaftState, type Outcome, type VoteGuard } from '../../../raft/driver.js';
+import { Driver, META_RECOVERING, type DurableRaftState, type Outcome, type VoteGuard } from '../../../raft/driver.js';
 import { COLD_PREFIX, LevelStorage, wipedStoreOps, type PersistBatch } from '../../../raft/storage/leveldb.js';
 import { APP_PREFIX, KEY_HS, KEY_SNAP, LOG_PREFIX, decodeHardState, unseal } from '../../../raft/storage/codec.js';
 import { RaftCore } from '../../../raft/core/raft.js';
@@ -477,6 +480,13 @@ class WholeCluster {
     }
     if (n.inc !== inc) return;
     n.store = st;
+    // A node the simulator counts as settled reported its recovery done (it voted, applied what
+    // was committed when its store went back, and saw a leader), and no recovery began since. Its
+    // store must not come back marked as recovering: the end of a recovery is durable before the
+    // node reports it (raft/driver.ts), and the rule that draws one restore at a time rests on it.
+    if (n.unsettled === null && st.appValue(META_RECOVERING) !== undefined) {
+      fail('recovery-durable', `${n.id} restarted still recovering a lost log, though it had reported its recovery done and voted since (the marker's removal was not durable)`);
+    }
     // Chains of what the store holds, from its snapshot point on.
     n.chains = new Map();
     const snap = st.snapshot().meta;
@@ -989,6 +999,11 @@ class WholeCluster {
         this.stats.recoveryTicksMax = Math.max(this.stats.recoveryTicksMax, this.tick - n.startedTick);
       }
       if (n.unsettled !== null && votesNow && s.appliedIndex >= n.settleIndex && s.leader !== null) n.unsettled = null;
+      // A recovery begun since (a rollback its peers proved late): unsettled again, as the store says.
+      if (n.unsettled === null && s.recovering) {
+        n.unsettled = n.unprovenRestore ? 'unmarked' : 'marked';
+        n.settleIndex = Math.max(n.settleIndex, this.chk.committedHigh);
+      }
       if (!n.rollbackCounted && n.guard?.monitor.gate.verdict().kind === 'rolled_back') {
         n.rollbackCounted = true;
         n.unprovenRestore = false;
