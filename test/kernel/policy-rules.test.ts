@@ -21,6 +21,7 @@ import type { CommittedDecision } from '../../kernel/wire.js';
 import { kernel as limits } from '../../proto/limits.js';
 import { isCustodyError } from '../../proto/errors.js';
 import { ASSETS, BASE_MS, INITIATORS, KEYS, OWN, RUNS, admissionsArb, factsArb, factsOf, policyArb } from '../ledger/policy-engine-arbitraries.js';
+import { TEST_POLICY } from './harness.js';
 
 const governors = [makeApproverKey('alice'), makeApproverKey('bob'), makeApproverKey('carol')];
 const roster = { approvers: governors.map((a) => ({ id: a.id, publicKey: toHex(a.publicKey), roles: ['governor'] })), quorum: { threshold: 2, freezeThreshold: 1 } };
@@ -80,18 +81,8 @@ rules:
 // Eras as the kernel follows them
 // ------------------------------------------------------------------------------------------------
 
-const OPEN = parsePolicyYaml(`version: 1
-groups:
-  approvers:
-    governors: [alice, bob, carol]
-rules:
-  - id: raw-with-approvals
-    match: { kinds: [raw] }
-    action: REQUIRE_APPROVAL
-    approvals: { k: 2, group: governors, ttl: 1h }
-  - id: transfers
-    action: ALLOW
-`, LEDGER_ASSETS);
+/** The test kernels' policy: raw acts need two governors' approvals, transactions are allowed. */
+const OPEN = TEST_POLICY;
 const CLOSED = parsePolicyYaml('version: 1\nrules: []\n', LEDGER_ASSETS);
 
 function pin(policy: PolicyDocument | null): GenesisPin {
