@@ -178,7 +178,7 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
   guard.configure(driver.status().conf);
   metrics.attach(driver, transport.peerIds());
   transport.start();
-  const evidencePort = app instanceof LedgerApp ? new DriverLedgerPort(cfg.id, driver, app) : null;
+  const evidencePort = app instanceof LedgerApp ? new DriverLedgerPort(cfg.id, driver, app, lifecycleCfg?.identitySecretKey ?? new Uint8Array(32)) : null;
   guard.start({
     peers: transport.peerIds(),
     configuration: () => driver.status().conf,
