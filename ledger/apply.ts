@@ -35,7 +35,7 @@ import {
   decisionToCbor, ed25519Verify, isAcceptablePublicKey, validateRoster, verifyDecision,
 } from './decision.js';
 import {
-  type Act, type EventType, type LedgerEntry, type LedgerEvent, type Proposer, type SignedStatement,
+  type Act, type EventType, type LedgerEntry, type LedgerEvent, type SignedStatement,
   type SigningSetMember, actCid, actToCbor, decisionCidOrNull, eventCid, eventFromCbor, lastCounter, listFor, memberToCbor, statementCid, verifyStatement,
 } from './events.js';
 import { type AdmissionVerdict, assetTable, judgeAdmission, judgePublication, pruneHistory } from './admission.js';
@@ -48,6 +48,7 @@ import { requestDeclaredMismatch, verifyActRequest } from './act-request-check.j
 import { type ArchiveReader, type ArchiveRecord, type MemoryArchive, EMPTY_ARCHIVE_HEAD, archiveLink, encodeArchived } from './archive.js';
 import { ed25519GroupCommitment, frostIdentifier, isGroupElement } from './signing-set.js';
 import { attestedTime } from './clock-reading.js';
+import { type ProposedEvent, verifyProposed } from './proposer-sig.js';
 import { admissionReceipt, permitReceipt, publicationReceipt, type ReceiptAnchor } from './receipts.js';
 import { type FenceReport, fenceReportsOf } from './state.js';
 import { type ClusterState, type EpochRecord, type KeyRecord, type LedgerState, type NodeRecord, type OpRecord, type OpState, type PermitRecord, type RuleRecord, type RevocationRecord, revocationsOf, OP_TRANSITIONS, TERMINAL_OP_STATES, clipRuleDetail, consumedKey, keyContextOf } from './state.js';
@@ -976,13 +977,29 @@ function equivocationEvidence(c: ClusterState, a: SignedStatement, b: SignedStat
 // The operation journal
 // ------------------------------------------------------------------------------------------------
 
-function checkProposer(c: ClusterState, p: Proposer): Outcome | null {
+/**
+ * The proposer of a journal event: a known node, under its current passport (a fenced one is
+ * refused), and the event signed by that node's identity key (ledger/proposer-sig.ts).
+ *
+ * Why the signature: passports are public (genesis, status), so without it any host that can
+ * append to the log (a hostile leader, above all) could journal an act's abort, permit or
+ * publication in another node's name and every replica would apply it. With it, an event in a
+ * node's name is one that node signed for this cluster; what a hostile appender can still do with
+ * it (restamp within the stamp bound, replay it, withhold it) is argued harmless in
+ * ledger/proposer-sig.ts: act states only move forward, so a replay is INVALID_TRANSITION.
+ * Missing or invalid: refused PROPOSER_SIGNATURE_INVALID, nothing moves. The cheap checks run
+ * first; the signature costs one Ed25519 verification per journal event (node:crypto).
+ */
+function checkProposer(c: ClusterState, p: ProposedEvent): Outcome | null {
   const n = own(c.nodes, p.nodeId);
   if (n === undefined || n.status === 'removed') return refuse('UNKNOWN_NODE', `no node ${p.nodeId}`);
   if (n.fencedPassports.includes(p.passport) || (n.status === 'fenced' && p.passport === n.passport)) {
     return refuse('SPLIT_BRAIN_FENCED', `passport ${p.passport} of ${p.nodeId} is fenced`);
   }
   if (p.passport !== n.passport) return refuse('BINDING_MISMATCH', `${p.nodeId} holds another passport`);
+  if (!verifyProposed(c.clusterId, p, n.identityKey)) {
+    return refuse('PROPOSER_SIGNATURE_INVALID', p.sig === undefined ? `the event names ${p.nodeId} as proposer and carries no signature` : `the event is not signed by ${p.nodeId}'s identity key for cluster ${c.clusterId}`);
+  }
   return null;
 }
 
@@ -1149,7 +1166,7 @@ function actPermitIssued(c: ClusterState, e: Extract<LedgerEvent, { type: 'ActPe
  * same list again is a replay, another list under the permit is refused STEP_PERMIT_REUSED.
  */
 /** The act and step permit a signing event names, once its proposer may propose and the permit is the act's. */
-function actAndPermit(c: ClusterState, e: Proposer & { readonly opId: string; readonly permitId: Uint8Array }, ctx: Ctx): { op: OpRecord; permit: PermitRecord } | Outcome {
+function actAndPermit(c: ClusterState, e: ProposedEvent & { readonly opId: string; readonly permitId: Uint8Array }, ctx: Ctx): { op: OpRecord; permit: PermitRecord } | Outcome {
   const bad = checkProposer(c, e);
   if (bad !== null) return bad;
   const op = opFor(c, e.opId, ctx);

@@ -239,10 +239,28 @@ function elementBytes(v: CborValue | undefined, what: string): Uint8Array {
 // Events
 // ------------------------------------------------------------------------------------------------
 
-/** Proposer identity carried by journal events: a fenced passport is refused. */
+/**
+ * Proposer identity carried by journal events: a fenced passport is refused, and the event is
+ * authenticated by the proposing node itself.
+ *
+ * Passports and node ids are public (genesis, status), so `{ nodeId, passport }` alone names a
+ * node without proving anything: any host that can append to the log (a hostile leader, a node
+ * that forges a proposal) could journal an ActAborted or an ActPermitIssued in another node's name.
+ * `sig` is that node's Ed25519 signature, by the identity key its NodeRecord holds (the key of its
+ * statements and checkpoint cosignatures), over the event without `sig` under the domain
+ * `custody-ledger/v1/proposer` and the cluster id (ledger/proposer-sig.ts). The ledger refuses an
+ * event whose signature is missing or does not verify (PROPOSER_SIGNATURE_INVALID,
+ * ledger/apply.ts checkProposer), so an event in a node's name is one that node proposed.
+ *
+ * Optional in the type and in the encoding only so an event can be built before the proposing
+ * node signs it (node/lifecycle/driver-ledger.ts signs every one at its single proposal point);
+ * an event without it is well-formed and refused.
+ */
 export interface Proposer {
   readonly nodeId: string;
   readonly passport: string;
+  /** 64-byte Ed25519 signature by the node's identity key (ledger/proposer-sig.ts). */
+  readonly sig?: Uint8Array;
 }
 
 export type LedgerEvent =
@@ -293,16 +311,28 @@ export function eventToCbor(e: LedgerEvent): CborValue {
     case 'EquivocationEvidence':
       return { type: e.type, first: statementToCbor(e.first), second: statementToCbor(e.second) };
     case 'ActSubmitted':
-      return { type: e.type, opId: e.opId, act: actToCbor(e.act), approval: e.approval === null ? null : decisionToCbor(e.approval), request: e.request === null ? null : actRequestToCbor(e.request), nodeId: e.nodeId, passport: e.passport };
+      return { type: e.type, opId: e.opId, act: actToCbor(e.act), approval: e.approval === null ? null : decisionToCbor(e.approval), request: e.request === null ? null : actRequestToCbor(e.request), ...proposerToCbor(e) };
     case 'ActSigningSetFixed':
-      return { type: e.type, opId: e.opId, permitId: e.permitId, commitments: e.commitments.map(memberToCbor), nodeId: e.nodeId, passport: e.passport };
+      return { type: e.type, opId: e.opId, permitId: e.permitId, commitments: e.commitments.map(memberToCbor), ...proposerToCbor(e) };
     case 'ActExecuted':
-      return { type: e.type, opId: e.opId, permitId: e.permitId, signatures: [...e.signatures], nodeId: e.nodeId, passport: e.passport };
+      return { type: e.type, opId: e.opId, permitId: e.permitId, signatures: [...e.signatures], ...proposerToCbor(e) };
     case 'ClockTick':
-      return e.readings === undefined ? { type: e.type, nodeId: e.nodeId, passport: e.passport } : { type: e.type, readings: e.readings.map(clockReadingToCbor), nodeId: e.nodeId, passport: e.passport };
+      return e.readings === undefined ? { type: e.type, ...proposerToCbor(e) } : { type: e.type, readings: e.readings.map(clockReadingToCbor), ...proposerToCbor(e) };
+    case 'ActPermitIssued':
+    case 'ActPublished':
+      return { type: e.type, opId: e.opId, ...proposerToCbor(e) };
+    case 'ActSettled':
+      return { type: e.type, opId: e.opId, confirmation: e.confirmation, ...proposerToCbor(e) };
+    case 'ActAborted':
+      return { type: e.type, opId: e.opId, reason: e.reason, ...proposerToCbor(e) };
     default:
       return { ...e } as CborValue;
   }
+}
+
+/** The proposer's fields; `sig` only when present (an unsigned event encodes without it). */
+function proposerToCbor(p: Proposer): { [k: string]: CborValue } {
+  return p.sig === undefined ? { nodeId: p.nodeId, passport: p.passport } : { nodeId: p.nodeId, passport: p.passport, sig: p.sig };
 }
 
 export function encodeEvent(e: LedgerEvent): Uint8Array {
@@ -343,37 +373,37 @@ export function eventFromCbor(v: CborValue): LedgerEvent {
       // instead would need an event with no canonical form (the decoded event could not be
       // encoded back to the entry's bytes); refusing it creates no act either way. An event with
       // no request at all (null) is journaled Denied REQUEST_UNSIGNED.
-      const o = obj(v, 'event', ['type', 'opId', 'act', 'approval', 'request', ...PROPOSER]);
+      const o = obj(v, 'event', ['type', 'opId', 'act', 'approval', 'request', ...PROPOSER], ['sig']);
       return { type, opId: str(o.opId, 'opId'), act: actFromCbor(o.act), approval: o.approval === null ? null : decisionFromCbor(o.approval), request: o.request === null ? null : actRequestFromCbor(o.request), ...proposer(o) };
     }
     case 'ActPermitIssued':
     case 'ActPublished': {
-      const o = obj(v, 'event', ['type', 'opId', ...PROPOSER]);
+      const o = obj(v, 'event', ['type', 'opId', ...PROPOSER], ['sig']);
       return { type, opId: str(o.opId, 'opId'), ...proposer(o) };
     }
     case 'ActSigningSetFixed': {
-      const o = obj(v, 'event', ['type', 'opId', 'permitId', 'commitments', ...PROPOSER]);
+      const o = obj(v, 'event', ['type', 'opId', 'permitId', 'commitments', ...PROPOSER], ['sig']);
       const commitments = arr(o.commitments, 'commitments', limits.nodesMax).map((m, i) => memberFromCbor(m, `commitments[${i}]`));
       return { type, opId: str(o.opId, 'opId'), permitId: bytes(o.permitId, 'permitId', 32), commitments, ...proposer(o) };
     }
     case 'ActExecuted': {
-      const o = obj(v, 'event', ['type', 'opId', 'permitId', 'signatures', ...PROPOSER]);
+      const o = obj(v, 'event', ['type', 'opId', 'permitId', 'signatures', ...PROPOSER], ['sig']);
       const signatures = arr(o.signatures, 'signatures', txLimits.messagesPerActMax).map((x, i) => sigBytes(x, `signatures[${i}]`));
       if (signatures.length < 1) throw new ShapeError('signatures: at least one');
       return { type, opId: str(o.opId, 'opId'), permitId: bytes(o.permitId, 'permitId', 32), signatures, ...proposer(o) };
     }
     case 'ActSettled': {
-      const o = obj(v, 'event', ['type', 'opId', 'confirmation', ...PROPOSER]);
+      const o = obj(v, 'event', ['type', 'opId', 'confirmation', ...PROPOSER], ['sig']);
       return { type, opId: str(o.opId, 'opId'), confirmation: str(o.confirmation, 'confirmation', limits.textBytesMax), ...proposer(o) };
     }
     case 'ActAborted': {
-      const o = obj(v, 'event', ['type', 'opId', 'reason', ...PROPOSER]);
+      const o = obj(v, 'event', ['type', 'opId', 'reason', ...PROPOSER], ['sig']);
       const reason = o.reason;
       if (!isReasonCode(reason)) throw new ShapeError('ActAborted.reason: not a reason code');
       return { type, opId: str(o.opId, 'opId'), reason, ...proposer(o) };
     }
     case 'ClockTick': {
-      const o = obj(v, 'event', ['type', ...PROPOSER], ['readings']);
+      const o = obj(v, 'event', ['type', ...PROPOSER], ['readings', 'sig']);
       return o.readings === undefined ? { type, ...proposer(o) } : { type, readings: clockReadingsFromCbor(o.readings), ...proposer(o) };
     }
     default:
@@ -382,7 +412,8 @@ export function eventFromCbor(v: CborValue): LedgerEvent {
 }
 
 function proposer(o: { readonly [k: string]: CborValue | undefined }): Proposer {
-  return { nodeId: str(o.nodeId, 'nodeId'), passport: str(o.passport, 'passport') };
+  const p = { nodeId: str(o.nodeId, 'nodeId'), passport: str(o.passport, 'passport') };
+  return o.sig === undefined ? p : { ...p, sig: bytes(o.sig, 'sig', 64) };
 }
 
 /** Threshold signatures: 64 bytes for Ed25519 and BIP340, 65 for FROST secp256k1 (R || z). */

@@ -21,6 +21,7 @@ import {
   type ApproverKey, type ApproverRoster, type DecisionAction, type DecisionBody, type GovernanceDecision, type KeyScheme, type NodeInfo,
   ed25519Sign, makeApproverKey, signDecision,
 } from './decision.js';
+import { isProposed, signProposed } from './proposer-sig.js';
 import { type Act, type LedgerEntry, type LedgerEvent, type SignedStatement, type SigningSetMember, actCid, encodeEvent, listFor, signStatement, statementCid } from './events.js';
 import { ledger as ledgerLimits, tx as txLimits } from '../proto/limits.js';
 import { assetTable } from './admission.js';
@@ -315,7 +316,7 @@ export class ScriptedCluster {
       while (at > this.state.clockMs + ledgerLimits.stampAheadMs) this.entry({ type: 'ClockTick', nodeId: ticker.id, passport: ticker.passport }, this.state.clockMs + ledgerLimits.stampAheadMs);
       this.nowMs = now;
     }
-    const entry: LedgerEntry = { index: this.state.index + 1, stampMs: at, event: event instanceof Uint8Array ? event : encodeEvent(event) };
+    const entry: LedgerEntry = { index: this.state.index + 1, stampMs: at, event: event instanceof Uint8Array ? event : encodeEvent(this.signed(event)) };
     this.nowMs += this.stepMs;
     const r = apply(this.state, entry);
     this.state = r.state;
@@ -490,6 +491,18 @@ export class ScriptedCluster {
     const opId = rid(label);
     const aCid = actCid(act);
     return this.decision({ kind: 'ActApproved', opId, actCid: aCid, displayHash: act.displayHash }, signers, { parentCid: aCid });
+  }
+
+  /**
+   * The event as its proposer would propose it: an event in a scripted node's name and not yet
+   * signed is signed with that node's identity key (ledger/proposer-sig.ts), as the node's ledger
+   * port does. Anything else (already signed, another node's name, not a proposed event) is
+   * returned as it is, so a script can still append what a hostile host would.
+   */
+  signed<E extends LedgerEvent>(event: E): E {
+    if (!isProposed(event) || event.sig !== undefined) return event;
+    const n = this.nodes.find((x) => x.info.id === event.nodeId);
+    return n === undefined ? event : signProposed(this.clusterId, event, n.secretKey) as E;
   }
 
   proposer(nodeId = 'node-0'): { nodeId: string; passport: string } {

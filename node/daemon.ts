@@ -178,7 +178,9 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
   guard.configure(driver.status().conf);
   metrics.attach(driver, transport.peerIds());
   transport.start();
-  const evidencePort = app instanceof LedgerApp ? new DriverLedgerPort(cfg.id, driver, app) : null;
+  // Evidence this node proposes (equivocation, fencing reports) is signed with its identity key,
+  // which only a lifecycle configuration holds: without one the node proposes no evidence.
+  const evidencePort = app instanceof LedgerApp && lifecycleCfg ? new DriverLedgerPort(cfg.id, driver, app, lifecycleCfg.identitySecretKey) : null;
   guard.start({
     peers: transport.peerIds(),
     configuration: () => driver.status().conf,

@@ -16,6 +16,7 @@ export const REASONS = {
   REPLAY_OR_CONFLICT: { grpc: GrpcStatus.ALREADY_EXISTS, text: 'an idempotency key was reused with different content' },
   STEP_PERMIT_REUSED: { grpc: GrpcStatus.ALREADY_EXISTS, text: 'a one-time step permit was presented again' },
   SPLIT_BRAIN_FENCED: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'the node or passport is fenced' },
+  PROPOSER_SIGNATURE_INVALID: { grpc: GrpcStatus.UNAUTHENTICATED, text: 'a journal event is not signed by the identity key of the node it names as proposer' },
   EQUIVOCATION: { grpc: GrpcStatus.ABORTED, text: 'one party signed two conflicting statements' },
   REMOTE_TIMEOUT: { grpc: GrpcStatus.DEADLINE_EXCEEDED, text: 'a peer did not answer in time' },
   PUBLICATION_DENIED: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'the publication gate refused to release the artifact' },

@@ -9,6 +9,7 @@ import { node as nodeLimits } from '../../proto/limits.js';
 import type { Driver } from '../../raft/driver.js';
 import { encodeEvent, type LedgerEvent } from '../../ledger/events.js';
 import { stampRefusal } from '../../ledger/apply.js';
+import { isProposed, signProposed } from '../../ledger/proposer-sig.js';
 import { decodeVerdict, encodeLedgerCommand, type LedgerApp, type LedgerVerdict } from '../ledger-app.js';
 import type { LedgerPort } from './ports.js';
 import { encodeBookCommand, type BookCommand } from '../approvals/book.js';
@@ -17,8 +18,12 @@ export class DriverLedgerPort implements LedgerPort {
   private readonly boot = randomBytes(8).toString('hex');
   private n = 0;
 
-  /** `now`: this node's wall clock, the stamp of its proposals. */
-  constructor(readonly nodeId: string, private readonly driver: Driver, private readonly app: LedgerApp, private readonly timeoutMs: number = nodeLimits.clientTimeoutMsDefault, private readonly now: () => number = Date.now) {}
+  /**
+   * `identitySecretKey`: this node's identity key (the seed of the NodeRecord's identityKey), which
+   * signs every journal event it proposes in its name; `now`: this node's wall clock, the stamp of
+   * its proposals.
+   */
+  constructor(readonly nodeId: string, private readonly driver: Driver, private readonly app: LedgerApp, private readonly identitySecretKey: Uint8Array, private readonly timeoutMs: number = nodeLimits.clientTimeoutMsDefault, private readonly now: () => number = Date.now) {}
 
   state() {
     return this.app.state;
@@ -38,7 +43,27 @@ export class DriverLedgerPort implements LedgerPort {
     const stampMs = this.now();
     const ahead = stampRefusal(this.app.state, event, stampMs);
     if (ahead !== null) return Promise.reject(new CustodyError('STAMP_AHEAD', `node ${this.nodeId} proposes nothing while its clock is implausibly ahead of the ledger's: ${ahead}`));
-    return this.proposeCommand(encodeLedgerCommand(stampMs, encodeEvent(event)));
+    let signed: LedgerEvent;
+    try {
+      signed = this.signed(event);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.proposeCommand(encodeLedgerCommand(stampMs, encodeEvent(signed)));
+  }
+
+  /**
+   * The single point where this node signs what it proposes in its own name (ledger/proposer-sig.ts):
+   * every journal event that names a proposer is signed with this node's identity key for the
+   * ledger's cluster. An event in another node's name is refused here (PROPOSER_SIGNATURE_INVALID)
+   * rather than proposed: this node signs only as itself, and the ledger would refuse it anyway.
+   */
+  private signed(event: LedgerEvent): LedgerEvent {
+    if (!isProposed(event)) return event;
+    if (event.nodeId !== this.nodeId) throw new CustodyError('PROPOSER_SIGNATURE_INVALID', `node ${this.nodeId} does not propose a ${event.type} in the name of ${event.nodeId}`);
+    const cluster = this.app.state.cluster;
+    if (cluster === null) throw new CustodyError('PROPOSER_SIGNATURE_INVALID', `node ${this.nodeId} has no cluster to sign a ${event.type} for before genesis`);
+    return signProposed(cluster.clusterId, event, this.identitySecretKey);
   }
 
   get approvals() {

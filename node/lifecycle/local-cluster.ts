@@ -290,7 +290,7 @@ export class LocalCluster {
         onFatal: (e) => this.log(`${id}: driver stopped: ${(e as Error).stack ?? (e as Error).message}`),
       });
       this.hub.drivers.set(id, driver);
-      const ledger = new DriverLedgerPort(id, driver, app);
+      const ledger = new DriverLedgerPort(id, driver, app, this.seeds.get(id) as Uint8Array);
       const kernel = kernels[i] as KernelHandle;
       // Cosigned checkpoints over the in-process network: the other nodes that are up answer.
       const checkpoints = new Checkpointer({

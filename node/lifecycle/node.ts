@@ -114,7 +114,7 @@ export interface NodeLifecycle {
 export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleConfig; driver: Driver; app: LedgerApp; tls: TlsMaterial; log: (l: string) => void; metrics?: CatalogMetrics; incarnation?: string; membership?: MembershipReconciler; blobStore?: BlobStore; snapshotCert?: SnapshotCertifier }): Promise<NodeLifecycle> {
   const cfg = o.config;
   const genesis = cfg.genesisEvent;
-  const ledger = new DriverLedgerPort(o.nodeId, o.driver, o.app);
+  const ledger = new DriverLedgerPort(o.nodeId, o.driver, o.app, o.config.identitySecretKey);
   let kernel: KernelPort;
   let link: KernelLink | null = null;
   if (cfg.kernel === 'twin') kernel = await KernelTwin.open(o.nodeId, genesis.clusterId, eventCid(cfg.genesis), genesis.roster, genesis.nodes, genesis.policy);

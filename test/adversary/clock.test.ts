@@ -126,7 +126,7 @@ function port(s: ScriptedCluster, now: () => number) {
     isLeader: true,
   } as unknown as Driver;
   const app = { get state() { return s.state; } } as unknown as LedgerApp;
-  return { port: new DriverLedgerPort('node-0', driver, app, 1_000, now), proposed };
+  return { port: new DriverLedgerPort('node-0', driver, app, s.node('node-0').secretKey, 1_000, now), proposed };
 }
 
 t.test('a node whose clock is implausibly ahead proposes nothing', async (t) => {
@@ -247,5 +247,5 @@ t.test('within the bound the leader ticks without asking anyone for readings', a
   t.ok(await ticker.tick());
   t.equal(asked, 0, 'no readings gathered');
   const [d] = p.proposed.map((c) => decodeLedgerCommand(c));
-  t.same(Object.keys(decodeEvent(d!.event)).sort(), ['nodeId', 'passport', 'type'], 'a plain tick, encoded as before');
+  t.same(Object.keys(decodeEvent(d!.event)).sort(), ['nodeId', 'passport', 'sig', 'type'], 'a plain tick with no readings, signed by its proposer');
 });

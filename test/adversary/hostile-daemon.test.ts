@@ -186,6 +186,7 @@ t.test('a hostile daemon with one node\'s certificate, identity and kernel socke
     const act = h.act(keyCtx, tx.kind, tx.tx);
     const head = fromHex((await client('audra', 'n1').status()).governanceHead);
     const YEAR = 365 * 24 * 3600 * 1000;
+    const n1Passport = (await client('audra', 'n1').status()).nodes.find((n) => n.id === 'n1')!.passport;
     // Acts without a custodian's request are journaled as Denied with the reason (the journal keeps
     // the refusal); every other forged entry is refused without moving the state.
     const forged = [
@@ -193,7 +194,8 @@ t.test('a hostile daemon with one node\'s certificate, identity and kernel socke
       { what: 'an act whose request the host signed in the custodian\'s name', denied: 'hostile-missigned', reason: 'REQUEST_SIGNATURE_INVALID', data: h.command(h.misSignedSubmission(rid('hostile-missigned'), act)) },
       { what: 'a decision removing n1 under approver keys the host made up', reason: 'SIGNATURE_INVALID', data: h.command(h.forgedDecision({ kind: 'NodeRemoved', nodeId: 'n1' }, ['approver-1', 'approver-2'], head)) },
       { what: 'a permit in n1\'s name under a passport n1 does not hold', reason: 'BINDING_MISMATCH', data: h.command({ type: 'ActPermitIssued', opId: before.opId, nodeId: 'n1', passport: 'n1-forged' }) },
-      { what: 'an execution in n1\'s name under a permit the ledger never issued', reason: 'PERMIT_MISSING', data: h.command({ type: 'ActExecuted', opId: before.opId, permitId: new Uint8Array(32), signatures: [new Uint8Array(64)], nodeId: 'n1', passport: 'n1-p1' }) },
+      { what: 'an execution in n1\'s name (n1 never signed it)', reason: 'PROPOSER_SIGNATURE_INVALID', data: h.command({ type: 'ActExecuted', opId: before.opId, permitId: new Uint8Array(32), signatures: [new Uint8Array(64)], nodeId: 'n1', passport: n1Passport }) },
+      { what: 'an execution in n3\'s own name under a permit the ledger never issued', reason: 'PERMIT_MISSING', data: h.command({ type: 'ActExecuted', opId: before.opId, permitId: new Uint8Array(32), signatures: [new Uint8Array(64)], nodeId: 'n3', passport: h.passport }) },
       { what: 'a clock tick stamped a year ahead', reason: 'STAMP_AHEAD', data: h.command({ type: 'ClockTick', nodeId: 'n3', passport: h.passport }, Date.now() + YEAR) },
     ];
     const was = await Promise.all(['n1', 'n2'].map(metricsOf));
@@ -220,6 +222,38 @@ t.test('a hostile daemon with one node\'s certificate, identity and kernel socke
       t.equal((await client('audra', id).status()).nodes.find((n) => n.id === 'n1')?.status, 'active', `${id}: n1 is still a member`);
     }
     await signs(t, 'after-forged');
+  });
+
+  await t.test('an abort of an open act in n1\'s name, under n1\'s public passport: refused by every replica (PROPOSER_SIGNATURE_INVALID)', async (t) => {
+    const passport = (await client('audra', 'n1').status()).nodes.find((n) => n.id === 'n1')!.passport;
+    const honest = (await client('audra', 'n1').status()).leader === 'n2' ? 'n2' : 'n1';
+    const c = client('cara', honest);
+    const label = 'abort-target';
+    await c.submitAct({ opId: label, keyId: 'k', ...(await actTx(c, 'k', '100', 'sol-treasury')) });
+    const opId = rid(label);
+    const was = await Promise.all(['n1', 'n2'].map(metricsOf));
+    const at = (await client('audra', honest).showAct(label)).state;
+    // The act was just submitted: the abort goes in while it is being signed (or, on a fast
+    // machine, just after); either way the only thing between it and the journal is n1's signature.
+    const r = await eventually('the forged abort reaches the leader', async () => {
+      const x = await h.abortInNameOf(await h.leader(), opId, 'n1', passport).catch(() => null);
+      return x !== null && x.indexes.length > 0 ? x : null;
+    });
+    t.comment(`abort of ${label} (state ${at} when sent) appended at ${r.indexes.join(',')}, term ${r.term}`);
+    for (const [i, id] of ['n1', 'n2'].entries()) {
+      const grew = await eventually(`${id} refused the forged abort`, async () => {
+        const d = (refusedByReason(await metricsOf(id)).PROPOSER_SIGNATURE_INVALID ?? 0) - (refusedByReason(was[i]!).PROPOSER_SIGNATURE_INVALID ?? 0);
+        return d > 0 ? d : null;
+      }).catch(() => 0);
+      t.ok(grew > 0, `${id}: custody_ledger_entries_refused_total{reason="PROPOSER_SIGNATURE_INVALID"} rose by ${grew}`);
+    }
+    const v = await eventually(`${label} ends`, async () => {
+      const x = await client('audra', honest).showAct(label);
+      return ['Published', 'Aborted', 'Denied'].includes(x.state) ? x : null;
+    }, 180_000);
+    t.equal(v.state, 'Published', `${label} is not Aborted: the honest pair signs it (${v.state} ${v.reason})`);
+    for (const id of ['n1', 'n2']) t.not((await client('audra', id).showAct(label)).state, 'Aborted', `${id}: ${label} not Aborted`);
+    await signs(t, 'after-abort-in-name');
   });
 
   await t.test('entries over committed ones are not taken, and no follower crashes', async (t) => {

@@ -49,6 +49,7 @@ import { loadLifecycleConfig, type LifecycleConfig } from '../../node/lifecycle/
 import { PeerClient } from '../../node/lifecycle/peer.js';
 import { keys as blobKeys } from '../../node/lifecycle/participant.js';
 import { encodeLedgerCommand } from '../../node/ledger-app.js';
+import { type ProposedEvent, isProposed, signProposed } from '../../ledger/proposer-sig.js';
 import { PeerTransport } from '../../node/peers.js';
 import { NodeServer } from '../../node/server.js';
 import { encodeExchange, newBootId } from '../../node/splitbrain/exchange.js';
@@ -184,9 +185,14 @@ export class HostileDaemon {
     }, 60_000);
   }
 
-  /** A ledger command as a node proposes it (driver envelope around node/ledger-app.ts's command). */
+  /**
+   * A ledger command as a node proposes it (driver envelope around node/ledger-app.ts's command).
+   * An event in X's own name is signed with X's identity key (ledger/proposer-sig.ts), as X's
+   * ledger port would; one in another node's name cannot be, and goes out unsigned.
+   */
   command(event: LedgerEvent | Uint8Array, stampMs = Date.now()): Uint8Array {
-    const bytes = event instanceof Uint8Array ? event : encodeEvent(event);
+    const own = !(event instanceof Uint8Array) && isProposed(event) && event.nodeId === this.id && event.sig === undefined;
+    const bytes = event instanceof Uint8Array ? event : encodeEvent(own ? signProposed(this.clusterId, event as ProposedEvent, this.identity) : event);
     return encodeCommand(`${this.id}/hostile/${++this.seq}`, 1, encodeLedgerCommand(stampMs, bytes));
   }
 
@@ -289,9 +295,9 @@ export class HostileDaemon {
 
   /**
    * An abort of act `opId` in node `victim`'s name (under its passport, which the genesis and the
-   * ledger publish), appended as X at the leader's term + 1. Not refused today: journal events
-   * carry a passport, not the proposer's signature, so every replica's ledger applies it and the
-   * act ends Aborted with the reason X chose.
+   * ledger publish), appended as X at the leader's term + 1, with no proposer signature (X does
+   * not hold the victim's identity key). Expected refused PROPOSER_SIGNATURE_INVALID on every
+   * replica (ledger/apply.ts checkProposer): the act is not Aborted.
    */
   abortInNameOf(leader: string, opId: string, victim: string, passport: string, reason: 'REMOTE_TIMEOUT' | 'PAYLOAD_REJECTED' = 'REMOTE_TIMEOUT'): Promise<AppendOutcome> {
     return this.appendForged(leader, [{ data: this.command({ type: 'ActAborted', opId, reason, nodeId: victim, passport }) }]);

@@ -105,20 +105,20 @@ t.test('a request is good for one act: a replay returns the first result, also a
   t.equal(state.cluster!.ops[rid('once')], undefined, 'the settled act left memory');
   t.equal(archive.act(rid('once'))?.state, 'Settled', 'and is in the archive');
   const at = (event: Uint8Array, stampMs: number): LedgerEntry => ({ index: state.index + 1, stampMs, event });
-  const replay = encodeEvent({ type: 'ActSubmitted', opId: req.body.requestId, act, approval: null, request: req, ...s.proposer('node-1') });
+  const replay = encodeEvent(s.signed({ type: 'ActSubmitted', opId: req.body.requestId, act, approval: null, request: req, ...s.proposer('node-1') }));
   const again = applyAll(state, [at(replay, state.clockMs + 1000)], archive);
   t.match(again.results[0], { ok: true, replayed: true, opState: 'Settled' }, 'the same signed request: the original result, no second act');
   t.equal(again.state.cluster!.opCount, state.cluster!.opCount, 'no act was added');
   // The same request id with other content (another transaction, re-signed by the same custodian).
   const other = s.act('k1', { amount: 777n });
-  const conflict = encodeEvent({ type: 'ActSubmitted', opId: req.body.requestId, act: other, approval: null, request: s.request('once', other), ...s.proposer('node-1') });
+  const conflict = encodeEvent(s.signed({ type: 'ActSubmitted', opId: req.body.requestId, act: other, approval: null, request: s.request('once', other), ...s.proposer('node-1') }));
   t.match(applyAll(state, [at(conflict, state.clockMs + 1000)], archive).results[0], { ok: false, reason: 'REPLAY_OR_CONFLICT', applied: false });
   // Even once the request's window has passed, the archive still answers for its id.
   // The leader's clock ticks carry the ledger clock past the window (each within ledger.stampAheadMs).
   const ticks: LedgerEntry[] = [];
   const target = state.clockMs + limits.actRequestAgeMsMax + 60_000;
   for (let ms = state.clockMs + limits.stampAheadMs; ms < target; ms += limits.stampAheadMs) {
-    ticks.push({ index: state.index + 1 + ticks.length, stampMs: ms, event: encodeEvent({ type: 'ClockTick', ...s.proposer('node-1') }) });
+    ticks.push({ index: state.index + 1 + ticks.length, stampMs: ms, event: encodeEvent(s.signed({ type: 'ClockTick', ...s.proposer('node-1') })) });
   }
   const ticked = applyAll(state, ticks, archive);
   t.ok(ticked.results.every((r) => r.ok), 'the clock ticks apply');

@@ -169,7 +169,7 @@ t.test('a pending decision and an act held for approvals survive restarts of eve
       });
       hub.drivers.set(id, driver);
       driver.start();
-      nodes.push({ id, storage, app, driver, admin: new AdminBackend(id, new DriverLedgerPort(id, driver, app), notes) });
+      nodes.push({ id, storage, app, driver, admin: new AdminBackend(id, new DriverLedgerPort(id, driver, app, s.node(id).secretKey), notes) });
     }
     await until('a leader', () => nodes.find((n) => n.driver.isLeader), 30_000);
   };
@@ -256,7 +256,7 @@ t.test('a NodeFenced decision below the freeze quorum waits in the book with the
     });
     hub.drivers.set(id, driver);
     driver.start();
-    nodes.push({ id, storage, app, driver, admin: new AdminBackend(id, new DriverLedgerPort(id, driver, app), notes) });
+    nodes.push({ id, storage, app, driver, admin: new AdminBackend(id, new DriverLedgerPort(id, driver, app, s.node(id).secretKey), notes) });
   }
   t.teardown(async () => {
     for (const n of nodes) {

@@ -71,7 +71,7 @@ t.test('three drivers applying a governance history reach the state root of a di
     { type: 'ActPublished', opId: rid('op-1'), ...script.proposer() },
   ];
   for (const [i, ev] of tail.entries()) {
-    const o = await leader.driver.propose(`tail-${i}`, 1, encodeLedgerCommand(script.nowMs + i, encodeEvent(ev)), 30_000);
+    const o = await leader.driver.propose(`tail-${i}`, 1, encodeLedgerCommand(script.nowMs + i, encodeEvent(script.signed(ev))), 30_000);
     t.ok(o.ok && decodeVerdict(o.result).ok, `${ev.type} applied`);
   }
   t.equal(leader.app.state.cluster?.ops[rid('op-1')]?.state, 'Published');
@@ -91,7 +91,7 @@ t.test('three drivers applying a governance history reach the state root of a di
   const again = await restartLedgerNode(t, hub, nodes, nodes.find((n) => n !== leader) as N, startNode);
   t.same(again.app.decisionsAfter(0).map((d) => d.index), leader.app.decisionsAfter(0).map((d) => d.index), 'the applied governance decisions are restored too');
   t.equal(leader.app.decisionsAfter(0).length, 2, 'DkgAuthorized and KeyActivated are kept for the kernels');
-  const late = await leader.driver.propose('late', 1, encodeLedgerCommand(script.nowMs, encodeEvent({ type: 'ActSettled', opId: rid('op-1'), confirmation: 'tx-1', ...script.proposer() })), 30_000);
+  const late = await leader.driver.propose('late', 1, encodeLedgerCommand(script.nowMs, encodeEvent(script.signed({ type: 'ActSettled', opId: rid('op-1'), confirmation: 'tx-1', ...script.proposer() }))), 30_000);
   t.ok(late.ok && decodeVerdict(late.result).ok, 'a later entry applies');
   await until('the restarted node converges', () => again.app.root() === leader.app.root() && again.app.state.cluster?.ops[rid('op-1')]?.state === 'Settled');
   t.equal(again.app.root(), leader.app.root(), 'the restarted node converged to the leader\'s state root');
