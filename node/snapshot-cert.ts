@@ -37,9 +37,21 @@
  *      past the window): P never signs content it was given. L keeps P's line only if it verifies
  *      over L's text (node/checkpoints.ts gatherCosignatures: a line that does not is a divergence,
  *      counted and logged). Gathering runs beside the Raft loop, never in it: until a majority
- *      signed, L sends no snapshot (the core keeps probing F, and asks again at F's next answer;
- *      attempts at most every tlog.snapshotCertRetryMs). A leader that cannot gather a majority
- *      cannot ship a snapshot; F waits, as it would for any commit without a majority.
+ *      signed, L sends no snapshot at R (it sends the certified one it kept, 2a; with none, the
+ *      core keeps probing F and asks again at F's next answer;
+ *      attempts at most every tlog.snapshotCertRetryMs). Every node gathers for its own newest
+ *      snapshot as soon as it stores it, while the voters that applied the index hold their
+ *      statements; a snapshot installed from a leader carries its certificate, which counts once
+ *      checked.
+ *   2a. Liveness. A node compacts its log only up to a snapshot it holds a certificate for, and
+ *      keeps that snapshot, with the certificate, until a newer one is certified
+ *      (raft/driver.ts sendableSnapshot, LevelStorage.keepSendable); that is the snapshot L sends.
+ *      So a follower never needs a snapshot no majority can certify: without the rule a leader
+ *      whose newest snapshot no other voter has applied yet (one lags, one lost its disk) would
+ *      compact past it, and both followers would wait for good for a certificate only their own
+ *      catching up could make (whole-node simulator seed 3310480262). With it they install the
+ *      certified snapshot, catch up by log, apply the newer index themselves and then cosign it.
+ *      While no majority applies anything the log grows, as it does without compaction.
  *   3. F assembles the chunks; before the core changes anything, `check` recomputes the text from
  *      the received bytes (tree edge -> S and root, stateRoot, D over meta, sessions and the
  *      application bytes), and requires the certificate to be a note over exactly that text
@@ -184,6 +196,8 @@ export class SnapshotCertifier implements SnapshotCertification {
   private storedText: { readonly index: number; readonly term: number; readonly text: string | null } | null = null;
   private note: { readonly index: number; readonly term: number; readonly note: string } | null = null;
   private gathering = false;
+  /** The stored snapshot (`index/term`) whose carried certificate was last looked at. */
+  private carriedChecked: string | null = null;
   private lastAttemptMs = -Infinity;
   private readonly now: () => number;
   private readonly log: (line: string) => void;
@@ -262,6 +276,22 @@ export class SnapshotCertifier implements SnapshotCertification {
   certificate(meta: SnapshotMeta, data: Uint8Array): string | null {
     const n = this.note;
     if (n !== null && n.index === meta.index && n.term === meta.term) return n.note;
+    // A snapshot installed from a leader carries the certificate it passed `check` with: checked
+    // again against this node's voters (once per snapshot), it is this node's certificate too.
+    const id = `${meta.index}/${meta.term}`;
+    if (this.carriedChecked !== id) {
+      this.carriedChecked = id;
+      let carried: string | undefined;
+      try {
+        carried = parseSnapshotEnvelope(data).cert;
+      } catch {
+        carried = undefined;
+      }
+      if (carried !== undefined && checkCertifiedSnapshot(meta, data, this.trust()) === null) {
+        this.note = { index: meta.index, term: meta.term, note: carried };
+        return carried;
+      }
+    }
     if (!this.gathering && this.now() - this.lastAttemptMs >= limits.snapshotCertRetryMs) {
       this.gathering = true;
       this.lastAttemptMs = this.now();

@@ -75,10 +75,12 @@ export interface SnapshotCertification {
    * The certificate of this node's stored snapshot, or null while it has none (the certifier then
    * gathers one beside the loop, at most once per retry interval). Asked after every batch, so the
    * certificate is gathered while the voters that applied the index still hold their statements,
-   * and before the snapshot is needed; the driver stores it and hands it back at start.
+   * and before the snapshot is needed. A snapshot installed from a leader carries its certificate:
+   * it is returned once checked. The driver keeps the certified snapshot to send, durably
+   * (LevelStorage.keepSendable), and compacts its log only up to it.
    */
   certificate(meta: SnapshotMeta, data: Uint8Array): string | null;
-  /** A certificate of the stored snapshot this node gathered before it restarted. */
+  /** The certificate of the snapshot this node kept to send, from before it restarted. */
   certified(meta: SnapshotMeta, note: string): void;
   /** Whether a received snapshot may be installed: null, or why not. Synchronous; changes nothing. */
   check(meta: SnapshotMeta, data: Uint8Array): { readonly reason: ReasonCode; readonly detail: string } | null;
@@ -95,6 +97,8 @@ export interface DriverMetrics {
   dropped?(what: 'inbound' | 'proposal'): void;
   /** A received snapshot was refused (SnapshotCertification.check). */
   snapshotRefused?(reason: ReasonCode): void;
+  /** A received snapshot was installed. */
+  snapshotInstalled?(): void;
 }
 
 /** A node's durable Raft state: Figure 2's persistent term and vote, and where its log ends. */
@@ -183,8 +187,6 @@ export const META_RECOVERING = 'meta/recovering';
 const SESSION_PREFIX = 'session/';
 /** With certified snapshots: this node's statements of its own snapshots, by Raft index. */
 const STATEMENT_PREFIX = 'snapcert/';
-/** With certified snapshots: the certificate of the stored snapshot, once gathered. */
-const META_SNAPSHOT_CERT = 'meta/snapshot-cert';
 const statementKey = (index: number): string => `${STATEMENT_PREFIX}${String(index).padStart(16, '0')}`;
 export const SM_PREFIX = 'sm/';
 const ENVELOPE_VERSION = 1;
@@ -316,10 +318,8 @@ export class Driver {
   private appliedTerm = 0;
   /** With certified snapshots: the snapshot captured at the last aligned index applied, until stored. */
   private aligned: Snapshot | null = null;
-  /** With certified snapshots: the stored snapshot with its certificate, as last sent. */
-  private certified: { readonly snapshot: Snapshot } | null = null;
-  /** With certified snapshots: which stored snapshot's certificate is stored (`index/term`). */
-  private noteStored: string | null = null;
+  /** With certified snapshots: the stored snapshot with its certificate, until kept durably. */
+  private freshSendable: Snapshot | null = null;
   private readonly sessions = new Map<string, Session>();
   private readonly proposals = new Map<string, PendingProposal>();
   private readonly reads = new Map<string, PendingRead>();
@@ -356,14 +356,10 @@ export class Driver {
       this.sessions.set(k.slice(SESSION_PREFIX.length), sessionFromJson(s));
     }
     if (this.o.snapshotCert) {
-      const stored = st.appValue(META_SNAPSHOT_CERT);
-      if (stored !== undefined) {
-        const v = JSON.parse(Buffer.from(stored).toString('utf8')) as { index: number; term: number; note: string };
-        const s = st.snapshot();
-        if (v.index === s.meta.index && v.term === s.meta.term) {
-          this.o.snapshotCert.certified(s.meta, v.note);
-          this.noteStored = `${v.index}/${v.term}`;
-        }
+      const kept = st.sendableSnapshot();
+      if (kept !== null) {
+        const carried = parseSnapshotEnvelope(kept.data).cert;
+        if (carried !== undefined) this.o.snapshotCert.certified(kept.meta, carried);
       }
       for (const k of st.appKeys()) {
         if (!k.startsWith(STATEMENT_PREFIX)) continue;
@@ -707,7 +703,10 @@ export class Driver {
     const guarded = this.o.guard?.takeWrites() ?? { writes: [], sync: false };
     writes.push(...guarded.writes);
     const acks: [PendingProposal | undefined, Outcome][] = [];
-    if (rd.snapshot) writes.push(...(await this.restoreFrom(rd.snapshot.data, rd.snapshot.meta.index, rd.snapshot.meta.term)));
+    if (rd.snapshot) {
+      writes.push(...(await this.restoreFrom(rd.snapshot.data, rd.snapshot.meta.index, rd.snapshot.meta.term)));
+      this.o.metrics?.snapshotInstalled?.();
+    }
     if (this.o.app.prepare) {
       const cmds: Uint8Array[] = [];
       for (const e of rd.committedEntries) {
@@ -1001,21 +1000,31 @@ export class Driver {
     const st = this.o.storage;
     const cert = this.o.snapshotCert;
     if (cert !== undefined) {
-      // The snapshot captured at the last aligned index this batch applied (see handle).
+      // The snapshot captured at the last aligned index this batch applied (see handle). Stored
+      // without compacting: entries are dropped only below a snapshot this node can send, a
+      // certified one. Otherwise a follower missing entries the log no longer holds would need a
+      // snapshot that only the nodes which applied its index can vouch for: if those are this
+      // node alone (the others lag, or lost their disks), no majority ever certifies it and the
+      // follower waits for good. Kept entries let it catch up by log, apply the index itself,
+      // and then cosign.
       const a = this.aligned;
       this.aligned = null;
-      if (a !== null && a.meta.index > st.snapshot().meta.index) {
-        const compactTo = Math.max(st.firstIndex() - 1, Math.min(a.meta.index, this.appliedIndex - this.o.compactionKeepEntries));
-        await st.snapshotAndCompact(a.meta.index, a.meta.conf, a.data, compactTo);
+      if (a !== null && a.meta.index > st.snapshot().meta.index) await st.snapshotAndCompact(a.meta.index, a.meta.conf, a.data, st.firstIndex() - 1);
+      // Asks for the stored snapshot's certificate (gathered beside the loop, early, while the
+      // voters that applied its index still hold their statements).
+      this.sendableSnapshot(cert);
+      const fresh = this.freshSendable;
+      if (fresh !== null) {
+        await st.keepSendable(fresh);
+        if (this.freshSendable === fresh) this.freshSendable = null;
       }
-      // Gather the stored snapshot's certificate early (see SnapshotCertification.certificate) and keep it.
-      const s = st.snapshot();
-      if (s.data.length === 0) return;
-      const note = cert.certificate(s.meta, s.data);
-      const id = `${s.meta.index}/${s.meta.term}`;
-      if (note !== null && this.noteStored !== id) {
-        await st.persist({ hardState: null, entries: [], snapshot: null, app: [{ key: META_SNAPSHOT_CERT, value: Buffer.from(JSON.stringify({ index: s.meta.index, term: s.meta.term, note }), 'utf8') }], sync: false });
-        this.noteStored = id;
+      const kept = st.sendableSnapshot();
+      if (kept !== null) {
+        // Entry kept.index itself stays on disk: after a restart the first entry on disk only
+        // carries its term (LevelStorage reopens with it as the mirror's dummy), and a follower
+        // sent the kept snapshot continues with the entry right after it.
+        const compactTo = Math.min(kept.meta.index - 1, this.appliedIndex - this.o.compactionKeepEntries);
+        if (compactTo >= st.firstIndex()) await st.compact(compactTo);
       }
       return;
     }
@@ -1041,16 +1050,31 @@ export class Driver {
       lastIndex: () => st.lastIndex(),
       snapshot: () => st.snapshot(),
       snapshotToSend: () => {
-        const s = st.snapshot();
-        const m = this.certified;
-        if (m !== null && m.snapshot.meta.index === s.meta.index && m.snapshot.meta.term === s.meta.term) return m.snapshot;
-        const note = cert.certificate(s.meta, s.data);
-        if (note === null) return null;
-        const snapshot: Snapshot = { meta: s.meta, data: snapshotWithCertificate(s.data, note) };
-        this.certified = { snapshot };
-        return snapshot;
+        const k = this.sendableSnapshot(cert);
+        // Older than the log's start (this node installed a newer snapshot since): useless.
+        return k !== null && k.meta.index >= st.firstIndex() - 1 ? k : null;
       },
     };
+  }
+
+  /**
+   * The certified snapshot this node sends followers (with its certificate in the envelope): the
+   * stored snapshot once its certificate is in, else the last certified one kept
+   * (LevelStorage.sendableSnapshot), which the log still extends, since it is compacted only up
+   * to that one. Null before any snapshot of this node was certified.
+   */
+  private sendableSnapshot(cert: SnapshotCertification): Snapshot | null {
+    const st = this.o.storage;
+    const s = st.snapshot();
+    const kept = this.freshSendable ?? st.sendableSnapshot();
+    if (s.data.length > 0 && (kept === null || kept.meta.index < s.meta.index || kept.meta.term !== s.meta.term && kept.meta.index === s.meta.index)) {
+      const note = cert.certificate(s.meta, s.data);
+      if (note !== null) {
+        this.freshSendable = { meta: s.meta, data: snapshotWithCertificate(s.data, note) };
+        return this.freshSendable;
+      }
+    }
+    return kept;
   }
 
   private snapshotAccepted(cert: SnapshotCertification, s: Snapshot): boolean {

@@ -158,8 +158,9 @@ export class RaftCore implements RaftApi {
     this.vote = hardState.vote;
     this.conf = conf;
     // The storage's configuration is the snapshot's; changes applied since are replayed here so a
-    // restart needs nothing beyond the log and the applied index.
-    const replay = this.log.slice(this.log.firstIndex(), this.log.applied + 1, Infinity) ?? [];
+    // restart needs nothing beyond the log and the applied index. The log may still hold entries
+    // the snapshot covers (kept for followers that catch up by log): their changes are in it.
+    const replay = this.log.slice(Math.max(this.log.firstIndex(), cfg.storage.snapshot().meta.index + 1), this.log.applied + 1, Infinity) ?? [];
     for (const e of replay) if (e.type === 'conf') this.applyConfEntry(e);
     this.readOnly = new ReadOnly(cfg.readIndexPendingMax);
     this.prevHard = { term: this.term, vote: this.vote, commit: this.log.committed };

@@ -114,6 +114,9 @@ export interface WholeStats {
   operatorWaits: number;
   /** Most ticks a started node waited before its vote was allowed (among those that got there). */
   recoveryTicksMax: number;
+  /** Snapshots followers installed from a leader, and snapshots they refused (node/snapshot-cert.ts). */
+  snapshotsInstalled: number;
+  snapshotsRefused: number;
   livenessTicks: number | null;
   faults: WholeFaultStats;
 }
@@ -293,7 +296,7 @@ class WholeCluster {
     ];
     this.liveClient = { id: LIVENESS_CLIENT, seq: 0, pending: null, done: false, payload: (seq) => (seq === 1 ? Buffer.from(`liveness ${o.seed}`) : null) };
     this.stats = {
-      ticks: 0, steps: 0, elections: 0, committed: 0, proposals: 0, acked: 0, ledgerHeight: 0, exchanges: 0, rollbacksDetected: 0, staleAnswersAvoided: 0, operatorWaits: 0, recoveryTicksMax: 0, livenessTicks: null,
+      ticks: 0, steps: 0, elections: 0, committed: 0, proposals: 0, acked: 0, ledgerHeight: 0, exchanges: 0, rollbacksDetected: 0, staleAnswersAvoided: 0, operatorWaits: 0, recoveryTicksMax: 0, snapshotsInstalled: 0, snapshotsRefused: 0, livenessTicks: null,
       faults: {
         dropped: 0, duplicated: 0, delayedLong: 0, partitions: 0, asymmetric: 0, isolations: 0, powerLosses: 0, restarts: 0, torn: 0, lostBatches: 0,
         restoresMarked: 0, restoresUnmarked: 0, wipes: 0, permanentFailures: 0, rollingRestarts: 0, fsyncStalls: 0, clockFaults: 0,
@@ -589,6 +592,7 @@ class WholeCluster {
       guard: vote,
       confGuard: governedConfGuard(app, (line) => this.trace.add(this.step, 'guard', n.id, [], line.slice(0, 160))),
       snapshotCert,
+      metrics: { snapshotInstalled: () => this.stats.snapshotsInstalled++, snapshotRefused: () => this.stats.snapshotsRefused++ },
       schedule: (fn) => this.immediates.push({ n, inc, fn }),
       onFatal: (e) => {
         if (!live()) return;
