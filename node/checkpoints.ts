@@ -173,59 +173,87 @@ export class Checkpointer {
     const clusterId = this.clusterId;
     const text = await this.text(size);
     const own = parseNote(signNote(text, [this.signer()])).signatures[0]!;
-    const lines = [`\u2014 ${own.name} ${own.base64}\n`];
-    const quorum = Math.floor(voters.length / 2) + 1;
-    const byId = new Map(voters.map((v) => [v.id, v]));
-    if (!byId.has(this.o.nodeId)) throw new CustodyError('CHECKPOINT_NOT_CERTIFIED', `${this.o.nodeId} is not a voter of the ledger roster`);
-    const peers = this.o.peers().filter((p) => p.nodeId !== this.o.nodeId && byId.has(p.nodeId));
-    const diverged: string[] = [];
-    const failed: string[] = [];
-    const ourRoot = parseCheckpoint(text).root;
-    await new Promise<void>((resolve) => {
-      let pending = peers.length;
-      const done = (): void => {
-        if (lines.length >= quorum || pending === 0) resolve();
-      };
-      done();
-      for (const p of peers) {
-        const v = byId.get(p.nodeId)!;
-        p.cosign(size).then((theirs) => {
-          const verifier = nodeVerifier(clusterId, p.nodeId, v.identityKey);
-          const line = parseNote(theirs).signatures.find((l) => l.name === verifier.name && l.keyId === verifier.keyId);
-          if (line === undefined) throw new CustodyError('NOTE_SIGNATURE_INVALID', `${p.nodeId} answered no signature of its own`);
-          const candidate = `${text}\n\u2014 ${line.name} ${line.base64}\n`;
-          try {
-            openNote(candidate, [verifier]);
-          } catch {
-            let theirRoot = '(unparsed)';
-            try {
-              theirRoot = toHex(parseCheckpoint(parseNote(theirs).text).root);
-            } catch {
-              // The peer's text is not even a checkpoint: still a signature that is not over ours.
-            }
-            diverged.push(p.nodeId);
-            this.o.onDivergence?.(p.nodeId);
-            this.log(`checkpoint: ${p.nodeId}'s cosignature of size ${size} does not verify over ${this.o.nodeId}'s checkpoint: ${this.o.nodeId} computed root ${toHex(ourRoot)}, ${p.nodeId} signed ${theirRoot}`);
-            return;
-          }
-          lines.push(`\u2014 ${line.name} ${line.base64}\n`);
-        }).catch((e: unknown) => {
-          failed.push(`${p.nodeId}: ${isCustodyError(e) ? `${e.reason}: ${e.detail}` : String(e)}`);
-        }).finally(() => {
-          pending--;
-          done();
-        });
-      }
+    const note = await gatherCosignatures({
+      clusterId, nodeId: this.o.nodeId, text, own: `\u2014 ${own.name} ${own.base64}\n`, voters, what: `checkpoint at size ${size}`,
+      peers: this.o.peers().map((p) => ({ nodeId: p.nodeId, ask: () => p.cosign(size) })),
+      ...(this.o.onDivergence ? { onDivergence: this.o.onDivergence } : {}), log: this.log,
     });
-    const signed = lines.length;
-    if (signed < quorum) {
-      if (diverged.length > 0) throw new CustodyError('CHECKPOINT_DIVERGED', `at size ${size} only ${signed} of ${voters.length} voters signed root ${toHex(ourRoot)}; ${diverged.join(', ')} computed another root${failed.length ? `; ${failed.join('; ')}` : ''}`);
-      throw new CustodyError('QUORUM_NOT_MET', `checkpoint at size ${size} cosigned by ${signed} of ${voters.length} voters, ${quorum} needed${failed.length ? `: ${failed.join('; ')}` : ''}`);
-    }
-    const note = `${text}\n${lines.join('')}`;
     // What the kernels will check, checked here first (a bug here must not reach them as a refusal).
     const check = certified(note, clusterTrust(clusterId, voters));
-    if (!bytesEqual(check.checkpoint.root, ourRoot)) throw new CustodyError('INTERNAL', 'the certified note names another root');
+    if (!bytesEqual(check.checkpoint.root, parseCheckpoint(text).root)) throw new CustodyError('INTERNAL', 'the certified note names another root');
     return note;
   }
+}
+
+/**
+ * Steps 2-4 of the header for any checkpoint text `text` this node formatted from its own replica
+ * and signed (`own`, its signature line): asks every other voter among `peers` for its note over
+ * its own text, keeps each line that verifies over `text` under that voter's identity key, and
+ * returns the note once a majority of `voters` (this node included) signed. A line that does not
+ * verify is a peer that computed another text (divergence: counted, logged, skipped). Refusals:
+ * CHECKPOINT_NOT_CERTIFIED (this node is no voter), CHECKPOINT_DIVERGED, QUORUM_NOT_MET.
+ */
+export async function gatherCosignatures(o: {
+  readonly clusterId: string;
+  readonly nodeId: string;
+  readonly text: string;
+  readonly own: string;
+  readonly voters: readonly { id: string; identityKey: Uint8Array }[];
+  readonly peers: readonly { readonly nodeId: string; ask(): Promise<string> }[];
+  readonly what: string;
+  readonly onDivergence?: (peer: string) => void;
+  readonly log: (line: string) => void;
+}): Promise<string> {
+  const { clusterId, text, voters } = o;
+  const lines = [o.own];
+  const quorum = Math.floor(voters.length / 2) + 1;
+  const byId = new Map(voters.map((v) => [v.id, v]));
+  if (!byId.has(o.nodeId)) throw new CustodyError('CHECKPOINT_NOT_CERTIFIED', `${o.nodeId} is not a voter of the ledger roster`);
+  const peers = o.peers.filter((p) => p.nodeId !== o.nodeId && byId.has(p.nodeId));
+  const diverged: string[] = [];
+  const failed: string[] = [];
+  const ourRoot = parseCheckpoint(text).root;
+  await new Promise<void>((resolve) => {
+    let pending = peers.length;
+    const done = (): void => {
+      if (lines.length >= quorum || pending === 0) resolve();
+    };
+    done();
+    for (const p of peers) {
+      const v = byId.get(p.nodeId)!;
+      p.ask().then((theirs) => {
+        const verifier = nodeVerifier(clusterId, p.nodeId, v.identityKey);
+        const line = parseNote(theirs).signatures.find((l) => l.name === verifier.name && l.keyId === verifier.keyId);
+        if (line === undefined) throw new CustodyError('NOTE_SIGNATURE_INVALID', `${p.nodeId} answered no signature of its own`);
+        const candidate = `${text}\n\u2014 ${line.name} ${line.base64}\n`;
+        try {
+          openNote(candidate, [verifier]);
+        } catch {
+          let theirs2 = '(unparsed)';
+          try {
+            const cp = parseCheckpoint(parseNote(theirs).text);
+            theirs2 = [toHex(cp.root), ...cp.extensions].join(' ');
+          } catch {
+            // The peer's text is not even a checkpoint: still a signature that is not over ours.
+          }
+          diverged.push(p.nodeId);
+          o.onDivergence?.(p.nodeId);
+          o.log(`checkpoint: ${p.nodeId}'s cosignature of the ${o.what} does not verify over ${o.nodeId}'s: ${o.nodeId} computed root ${toHex(ourRoot)}, ${p.nodeId} signed ${theirs2}`);
+          return;
+        }
+        lines.push(`\u2014 ${line.name} ${line.base64}\n`);
+      }).catch((e: unknown) => {
+        failed.push(`${p.nodeId}: ${isCustodyError(e) ? `${e.reason}: ${e.detail}` : String(e)}`);
+      }).finally(() => {
+        pending--;
+        done();
+      });
+    }
+  });
+  const signed = lines.length;
+  if (signed < quorum) {
+    if (diverged.length > 0) throw new CustodyError('CHECKPOINT_DIVERGED', `${o.what}: only ${signed} of ${voters.length} voters signed root ${toHex(ourRoot)}; ${diverged.join(', ')} computed another${failed.length ? `; ${failed.join('; ')}` : ''}`);
+    throw new CustodyError('QUORUM_NOT_MET', `${o.what} cosigned by ${signed} of ${voters.length} voters, ${quorum} needed${failed.length ? `: ${failed.join('; ')}` : ''}`);
+  }
+  return `${text}\n${lines.join('')}`;
 }

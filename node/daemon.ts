@@ -34,6 +34,7 @@ import { registerCatalogMetrics } from './metrics-catalog.js';
 import { countActTransitions, countRefusedEntries } from './kernel-metrics.js';
 import { PeerTransport } from './peers.js';
 import { governedConfGuard } from './membership/guard.js';
+import { SnapshotCertifier } from './snapshot-cert.js';
 import { startMembership } from './membership/start.js';
 import { NodeServer } from './server.js';
 import { loadTls } from './tls.js';
@@ -125,6 +126,12 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
   });
   guardRef = guard;
   const seed = randomInt(0, 2 ** 32);
+  // A ledger node installs only snapshots a majority of its voters certified (node/snapshot-cert.ts);
+  // until its ledger holds the cluster, it checks them against its pinned genesis roster.
+  const snapshotCert = lifecycleCfg && app instanceof LedgerApp ? new SnapshotCertifier({
+    nodeId: cfg.id, identitySecretKey: lifecycleCfg.identitySecretKey, app, stored: () => storage.snapshot(), log,
+    anchor: { clusterId: lifecycleCfg.genesisEvent.clusterId, voters: lifecycleCfg.genesisEvent.nodes.map((n) => ({ id: n.id, identityKey: n.identityKey })) },
+  }) : null;
   const driver = new Driver({
     id: cfg.id,
     storage,
@@ -147,6 +154,7 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
     proposalsPerEntryMax: cfg.raft.proposalsPerEntryMax,
     metrics: metrics.driverHooks,
     guard,
+    ...(snapshotCert ? { snapshotCert } : {}),
     onFatal,
     log,
   });
@@ -201,7 +209,7 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
     });
   }
   const membership = app instanceof LedgerApp ? startMembership(cfg.id, driver, app, log) : null;
-  const lifecycle = lifecycleCfg && app instanceof LedgerApp ? await startNodeLifecycle({ nodeId: cfg.id, config: lifecycleCfg, driver, app, tls, log, metrics: catalog, incarnation, blobStore: levelBlobStore(storage), ...(membership ? { membership } : {}) }) : null;
+  const lifecycle = lifecycleCfg && app instanceof LedgerApp ? await startNodeLifecycle({ nodeId: cfg.id, config: lifecycleCfg, driver, app, tls, log, metrics: catalog, incarnation, blobStore: levelBlobStore(storage), ...(membership ? { membership } : {}), ...(snapshotCert ? { snapshotCert } : {}) }) : null;
   const http = createServer((req, res) => {
     void (async () => {
       const url = (req.url ?? '/').split('?')[0];

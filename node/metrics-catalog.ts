@@ -60,6 +60,7 @@ export const METRICS: readonly MetricSpec[] = [
   m('custody_raft_applied_entries_total', 'counter', 'Committed entries applied to the state machine', [], 'node/metrics.ts'),
   m('custody_proposals_total', 'counter', 'Client proposals by outcome', ['result'], 'node/metrics.ts'),
   m('custody_dropped_total', 'counter', 'Work dropped under backpressure', ['what'], 'node/metrics.ts'),
+  m('custody_snapshot_refused_total', 'counter', 'Raft snapshots received and refused before install (the replica is kept), by reason code', ['reason'], 'node/metrics.ts'),
   // Peer transport and server (node/metrics.ts).
   m('custody_peer_messages_sent_total', 'counter', 'Raft messages written to a peer stream', ['peer'], 'node/metrics.ts'),
   m('custody_peer_sent_bytes_total', 'counter', 'Approximate bytes written to a peer stream', ['peer'], 'node/metrics.ts'),

@@ -26,6 +26,7 @@ export class NodeMetrics {
   private readonly appendedEntries = new Counter({ name: 'custody_raft_appended_entries_total', help: 'Log entries made durable', registers: [this.registry] });
   private readonly appliedEntries = new Counter({ name: 'custody_raft_applied_entries_total', help: 'Committed entries applied to the state machine', registers: [this.registry] });
   private readonly dropped = new Counter({ name: 'custody_dropped_total', help: 'Work dropped under backpressure', labelNames: ['what'], registers: [this.registry] });
+  private readonly snapshotRefused = new Counter({ name: 'custody_snapshot_refused_total', help: 'Raft snapshots received and refused before install (the replica is kept), by reason code', labelNames: ['reason'], registers: [this.registry] });
   private readonly peerSent = new Counter({ name: 'custody_peer_messages_sent_total', help: 'Raft messages written to a peer stream', labelNames: ['peer'], registers: [this.registry] });
   private readonly peerSentBytes = new Counter({ name: 'custody_peer_sent_bytes_total', help: 'Approximate bytes written to a peer stream', labelNames: ['peer'], registers: [this.registry] });
   private readonly peerDropped = new Counter({ name: 'custody_peer_messages_dropped_total', help: 'Raft messages to a peer dropped (peer unreachable or queue full)', labelNames: ['peer'], registers: [this.registry] });
@@ -72,6 +73,7 @@ export class NodeMetrics {
     applied: (n) => this.appliedEntries.inc(n),
     proposal: (r) => this.proposals.inc({ result: r }),
     dropped: (w) => this.dropped.inc({ what: w }),
+    snapshotRefused: (reason) => this.snapshotRefused.inc({ reason }),
   };
 
   readonly transportHooks: PeerTransportMetrics = {

@@ -544,6 +544,10 @@ export const tlog = {
   cosignApplyWaitMs: 5_000,
   /** Deadline of one peer's cosign call, in ms (the peer's own apply wait plus a round trip). */
   cosignCallMs: 7_000,
+  /** Snapshot statements (aligned snapshot indexes) a node keeps in memory to cosign, newest kept (node/snapshot-cert.ts). */
+  snapshotStatementsKeptMax: 8,
+  /** Least time between two attempts to gather a snapshot's certificate, in ms. */
+  snapshotCertRetryMs: 1_000,
   /** Most entries one EntryCertificate proves (the ActSubmitted and ActSigningSetFixed of one act). */
   certificateInclusionsMax: 2,
   /** Largest canonical CBOR of one included entry in a kernel sign request, in bytes (a ledger event and its index and stamp). */

@@ -120,6 +120,7 @@ export const REASONS = {
   CHECKPOINT_NOT_CERTIFIED: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'the sign request carries no checkpoint a majority of the voter nodes cosigned' },
   ENTRY_NOT_INCLUDED: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'an entry the signature rests on is not proven in the certified checkpoint' },
   CHECKPOINT_DIVERGED: { grpc: GrpcStatus.DATA_LOSS, text: 'peers computed another tree root at the same size: no majority of the voters agrees on the checkpoint' },
+  SNAPSHOT_NOT_CERTIFIED: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'the Raft snapshot carries no certificate, cosigned by a majority of the voters this node knows, of exactly its content' },
   SIGNING_SET_MISMATCH: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'the sign request is not the signing set the ledger fixed for the act' },
 
   // Certificate revocation and the kernel's host boundary.

@@ -24,9 +24,10 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { CustodyError, assert } from '../proto/errors.js';
-import { raft as raftLimits, node as nodeLimits } from '../proto/limits.js';
+import { raft as raftLimits, node as nodeLimits, tlog as tlogLimits } from '../proto/limits.js';
 import type { ReasonCode } from '../proto/reasons.js';
-import type { ConfChange, ConfGuard, ConfState, Entry, Message, NodeId, ProposeResult, RaftApi, RaftConfig, Ready, Role, Status, Storage } from './core/types.js';
+import type { ConfChange, ConfGuard, ConfState, Entry, Message, NodeId, ProposeResult, RaftApi, RaftConfig, Ready, Role, Snapshot, SnapshotMeta, Status, Storage } from './core/types.js';
+import { applyConfChange, decodeConfChange } from './core/confchange.js';
 import type { AppWrite, LevelStorage, PersistStats } from './storage/leveldb.js';
 import type { Clock, Timer, Transport } from './transport.js';
 
@@ -55,6 +56,36 @@ export interface Application {
   root(): string;
 }
 
+/**
+ * Certification of Raft snapshots (node/snapshot-cert.ts): a follower installs a snapshot only
+ * when a majority of the voters certified its content. With it, the driver takes its snapshots at
+ * the same indexes on every node (each multiple of snapshotEveryEntries, captured while the batch
+ * is applied), so every node can vouch for the snapshot a leader sends: it holds its own at that
+ * index.
+ */
+export interface SnapshotCertification {
+  /** The statement (the text voters cosign) of this node's own snapshot, or null when it cannot be certified. */
+  statement(meta: SnapshotMeta, data: Uint8Array): string | null;
+  /**
+   * A statement of this node's own replica at Raft index `index`: recorded by the driver in the
+   * batch that applied the index (so it survives a crash with that batch), and handed back at start.
+   */
+  recorded(index: number, term: number, text: string): void;
+  /**
+   * The certificate of this node's stored snapshot, or null while it has none (the certifier then
+   * gathers one beside the loop, at most once per retry interval). Asked after every batch, so the
+   * certificate is gathered while the voters that applied the index still hold their statements,
+   * and before the snapshot is needed. A snapshot installed from a leader carries its certificate:
+   * it is returned once checked. The driver keeps the certified snapshot to send, durably
+   * (LevelStorage.keepSendable), and compacts its log only up to it.
+   */
+  certificate(meta: SnapshotMeta, data: Uint8Array): string | null;
+  /** The certificate of the snapshot this node kept to send, from before it restarted. */
+  certified(meta: SnapshotMeta, note: string): void;
+  /** Whether a received snapshot may be installed: null, or why not. Synchronous; changes nothing. */
+  check(meta: SnapshotMeta, data: Uint8Array): { readonly reason: ReasonCode; readonly detail: string } | null;
+}
+
 export type Outcome =
   | { readonly ok: true; readonly index: number; readonly result: Uint8Array; readonly duplicate: boolean }
   | { readonly ok: false; readonly reason: ReasonCode; readonly detail: string };
@@ -64,6 +95,10 @@ export interface DriverMetrics {
   applied?(count: number): void;
   proposal?(result: 'committed' | 'duplicate' | 'refused' | 'timeout'): void;
   dropped?(what: 'inbound' | 'proposal'): void;
+  /** A received snapshot was refused (SnapshotCertification.check). */
+  snapshotRefused?(reason: ReasonCode): void;
+  /** A received snapshot was installed. */
+  snapshotInstalled?(): void;
 }
 
 /** A node's durable Raft state: Figure 2's persistent term and vote, and where its log ends. */
@@ -125,6 +160,8 @@ export interface DriverOptions {
   readonly guard?: VoteGuard;
   /** Judges every membership change before the core appends or proposes it (raft/core/types.ts ConfGuard). */
   readonly confGuard?: ConfGuard;
+  /** Install only certified snapshots, and send them with their certificate (see SnapshotCertification). */
+  readonly snapshotCert?: SnapshotCertification;
   /**
    * Runs a loop turn soon, after the current one returns (default: setImmediate). The simulator
    * passes its own queue so that every node's loop runs in an order its seed decides.
@@ -148,6 +185,9 @@ const META_APPLIED = 'meta/applied';
 /** Set by `custody node wipe` (storage/leveldb.ts wipeStore); see `Recovering` below. */
 export const META_RECOVERING = 'meta/recovering';
 const SESSION_PREFIX = 'session/';
+/** With certified snapshots: this node's statements of its own snapshots, by Raft index. */
+const STATEMENT_PREFIX = 'snapcert/';
+const statementKey = (index: number): string => `${STATEMENT_PREFIX}${String(index).padStart(16, '0')}`;
 export const SM_PREFIX = 'sm/';
 const ENVELOPE_VERSION = 1;
 /** Leader-to-follower messages that promise nothing about the leader's own disk (see handle()). */
@@ -276,6 +316,10 @@ export class Driver {
   private timer: Timer | null = null;
   private appliedIndex = 0;
   private appliedTerm = 0;
+  /** With certified snapshots: the snapshot captured at the last aligned index applied, until stored. */
+  private aligned: Snapshot | null = null;
+  /** With certified snapshots: the stored snapshot with its certificate, until kept durably. */
+  private freshSendable: Snapshot | null = null;
   private readonly sessions = new Map<string, Session>();
   private readonly proposals = new Map<string, PendingProposal>();
   private readonly reads = new Map<string, PendingRead>();
@@ -311,6 +355,18 @@ export class Driver {
       const s = JSON.parse(Buffer.from(st.appValue(k) as Uint8Array).toString('utf8')) as SessionJson;
       this.sessions.set(k.slice(SESSION_PREFIX.length), sessionFromJson(s));
     }
+    if (this.o.snapshotCert) {
+      const kept = st.sendableSnapshot();
+      if (kept !== null) {
+        const carried = parseSnapshotEnvelope(kept.data).cert;
+        if (carried !== undefined) this.o.snapshotCert.certified(kept.meta, carried);
+      }
+      for (const k of st.appKeys()) {
+        if (!k.startsWith(STATEMENT_PREFIX)) continue;
+        const v = JSON.parse(Buffer.from(st.appValue(k) as Uint8Array).toString('utf8')) as { term: number; text: string };
+        this.o.snapshotCert.recorded(Number(k.slice(STATEMENT_PREFIX.length)), v.term, v.text);
+      }
+    }
     // Sessions are evicted oldest-applied first; a Map iterates in insertion order.
     const sorted = [...this.sessions.entries()].sort((a, b) => a[1].index - b[1].index);
     this.sessions.clear();
@@ -328,9 +384,11 @@ export class Driver {
     // it (it replays membership changes from the log up to there by itself). The driver still
     // skips any committed entry at or below appliedIndex: the application applies each entry
     // exactly once.
+    const cert = this.o.snapshotCert;
     this.core = this.o.newCore({
       id: this.o.id,
-      storage: st as Storage,
+      storage: cert === undefined ? (st as Storage) : this.certifyingStorage(st as Storage, cert),
+      ...(cert === undefined ? {} : { snapshotAccepted: (s: Snapshot) => this.snapshotAccepted(cert, s) }),
       rng: this.o.rng,
       electionTicks: this.o.electionTicks,
       heartbeatTicks: this.o.heartbeatTicks,
@@ -645,7 +703,10 @@ export class Driver {
     const guarded = this.o.guard?.takeWrites() ?? { writes: [], sync: false };
     writes.push(...guarded.writes);
     const acks: [PendingProposal | undefined, Outcome][] = [];
-    if (rd.snapshot) writes.push(...(await this.restoreFrom(rd.snapshot.data, rd.snapshot.meta.index, rd.snapshot.meta.term)));
+    if (rd.snapshot) {
+      writes.push(...(await this.restoreFrom(rd.snapshot.data, rd.snapshot.meta.index, rd.snapshot.meta.term)));
+      this.o.metrics?.snapshotInstalled?.();
+    }
     if (this.o.app.prepare) {
       const cmds: Uint8Array[] = [];
       for (const e of rd.committedEntries) {
@@ -658,11 +719,37 @@ export class Driver {
       if (cmds.length > 0) await this.o.app.prepare(cmds);
     }
     let appliedNow = 0;
+    // With certified snapshots: the membership as of each entry (the core applies this batch's
+    // configuration changes on advance, exactly so), for the snapshot taken at an aligned index.
+    let conf = this.o.snapshotCert ? this.core.status().conf : null;
     for (const e of rd.committedEntries) {
       if (e.index <= this.appliedIndex) continue; // applied before a restart: exactly once
       assert(e.index === this.appliedIndex + 1, `committed entries are applied in order (got ${e.index} after ${this.appliedIndex})`);
       this.applyEntry(e, writes, acks);
       appliedNow++;
+      if (conf === null) continue;
+      if (e.type === 'conf') {
+        try {
+          const next = applyConfChange(conf, decodeConfChange(e.data));
+          if (typeof next !== 'string') conf = next;
+        } catch {
+          // skipped by every replica, as the core does
+        }
+      }
+      if (e.index % this.o.snapshotEveryEntries === 0) {
+        const snap: Snapshot = { meta: { index: e.index, term: e.term, conf }, data: await this.snapshotData() };
+        this.aligned = snap;
+        // The statement this node cosigns for its snapshot at e.index, durable with the batch (a
+        // snapshot write lost in a crash must not leave it unable to vouch for what it applied).
+        const cert = this.o.snapshotCert as SnapshotCertification;
+        const text = cert.statement(snap.meta, snap.data);
+        if (text !== null) {
+          writes.push({ key: statementKey(e.index), value: Buffer.from(JSON.stringify({ term: e.term, text }), 'utf8') });
+          cert.recorded(e.index, e.term, text);
+        }
+        const old = e.index - tlogLimits.snapshotStatementsKeptMax * this.o.snapshotEveryEntries;
+        if (old > 0) writes.push({ key: statementKey(old), value: null });
+      }
     }
     if (appliedNow > 0 && this.o.app.finish) for (const w of this.o.app.finish()) writes.push({ key: SM_PREFIX + w.key, value: w.value });
     let markSync = false;
@@ -880,7 +967,12 @@ export class Driver {
 
   private checkRecovery(now: number): void {
     const r = this.recovering as Recovering;
-    if (r.leaderCommit !== null && this.appliedIndex >= r.leaderCommit) {
+    // A leader's commit index may lag what was committed before its term (a new leader, or one
+    // restarted after a crash lost its unsynced commit index), until it commits an entry of its
+    // own term (§5.4.2). Only an applied entry of the current term proves this node holds every
+    // entry committed in earlier terms (the leader's no-op follows them in the leader's log), so
+    // the recovery also waits for one: otherwise it could vote a node lacking a committed entry.
+    if (r.leaderCommit !== null && this.appliedIndex >= r.leaderCommit && this.appliedTerm === this.o.storage.hardState().term) {
       r.done = true; // cleared durably with the next batch
       this.inbox.push(() => {}); // make sure a loop turn follows
       return;
@@ -906,6 +998,36 @@ export class Driver {
 
   private async maybeSnapshot(): Promise<void> {
     const st = this.o.storage;
+    const cert = this.o.snapshotCert;
+    if (cert !== undefined) {
+      // The snapshot captured at the last aligned index this batch applied (see handle). Stored
+      // without compacting: entries are dropped only below a snapshot this node can send, a
+      // certified one. Otherwise a follower missing entries the log no longer holds would need a
+      // snapshot that only the nodes which applied its index can vouch for: if those are this
+      // node alone (the others lag, or lost their disks), no majority ever certifies it and the
+      // follower waits for good. Kept entries let it catch up by log, apply the index itself,
+      // and then cosign.
+      const a = this.aligned;
+      this.aligned = null;
+      if (a !== null && a.meta.index > st.snapshot().meta.index) await st.snapshotAndCompact(a.meta.index, a.meta.conf, a.data, st.firstIndex() - 1);
+      // Asks for the stored snapshot's certificate (gathered beside the loop, early, while the
+      // voters that applied its index still hold their statements).
+      this.sendableSnapshot(cert);
+      const fresh = this.freshSendable;
+      if (fresh !== null) {
+        await st.keepSendable(fresh);
+        if (this.freshSendable === fresh) this.freshSendable = null;
+      }
+      const kept = st.sendableSnapshot();
+      if (kept !== null) {
+        // Entry kept.index itself stays on disk: after a restart the first entry on disk only
+        // carries its term (LevelStorage reopens with it as the mirror's dummy), and a follower
+        // sent the kept snapshot continues with the entry right after it.
+        const compactTo = Math.min(kept.meta.index - 1, this.appliedIndex - this.o.compactionKeepEntries);
+        if (compactTo >= st.firstIndex()) await st.compact(compactTo);
+      }
+      return;
+    }
     if (this.appliedIndex - st.snapshot().meta.index < this.o.snapshotEveryEntries) return;
     const data = await this.snapshotData();
     const compactTo = Math.max(st.firstIndex() - 1, this.appliedIndex - this.o.compactionKeepEntries);
@@ -916,6 +1038,51 @@ export class Driver {
     const sessions: [string, SessionJson][] = [];
     for (const [k, s] of this.sessions) sessions.push([k, sessionToJson(s)]);
     return snapshotEnvelope(this.appliedTerm, sessions, await this.o.app.snapshot());
+  }
+
+  /** The core's view of the log, sending only certified snapshots (with their certificate). */
+  private certifyingStorage(st: Storage, cert: SnapshotCertification): Storage {
+    return {
+      initialState: () => st.initialState(),
+      entries: (lo, hi, maxBytes) => st.entries(lo, hi, maxBytes),
+      term: (i) => st.term(i),
+      firstIndex: () => st.firstIndex(),
+      lastIndex: () => st.lastIndex(),
+      snapshot: () => st.snapshot(),
+      snapshotToSend: () => {
+        const k = this.sendableSnapshot(cert);
+        // Older than the log's start (this node installed a newer snapshot since): useless.
+        return k !== null && k.meta.index >= st.firstIndex() - 1 ? k : null;
+      },
+    };
+  }
+
+  /**
+   * The certified snapshot this node sends followers (with its certificate in the envelope): the
+   * stored snapshot once its certificate is in, else the last certified one kept
+   * (LevelStorage.sendableSnapshot), which the log still extends, since it is compacted only up
+   * to that one. Null before any snapshot of this node was certified.
+   */
+  private sendableSnapshot(cert: SnapshotCertification): Snapshot | null {
+    const st = this.o.storage;
+    const s = st.snapshot();
+    const kept = this.freshSendable ?? st.sendableSnapshot();
+    if (s.data.length > 0 && (kept === null || kept.meta.index < s.meta.index || kept.meta.term !== s.meta.term && kept.meta.index === s.meta.index)) {
+      const note = cert.certificate(s.meta, s.data);
+      if (note !== null) {
+        this.freshSendable = { meta: s.meta, data: snapshotWithCertificate(s.data, note) };
+        return this.freshSendable;
+      }
+    }
+    return kept;
+  }
+
+  private snapshotAccepted(cert: SnapshotCertification, s: Snapshot): boolean {
+    const refused = cert.check(s.meta, s.data);
+    if (refused === null) return true;
+    this.o.metrics?.snapshotRefused?.(refused.reason);
+    this.o.log?.(`snapshot at index ${s.meta.index} (term ${s.meta.term}) refused, the replica is kept: ${refused.reason}: ${refused.detail}`);
+    return false;
   }
 
   /** Replace sessions and application state with a snapshot's; returns the writes doing so. */
@@ -943,10 +1110,48 @@ export class Driver {
   }
 }
 
-/** A Raft snapshot's data: headLen:u32be | JSON {v: 1, appliedTerm, sessions} | application state. */
-function snapshotEnvelope(appliedTerm: number, sessions: [string, SessionJson][], state: Uint8Array): Buffer {
+/** A Raft snapshot's data, parsed: the envelope's head and the application's state. */
+export interface SnapshotEnvelope {
+  readonly appliedTerm: number;
+  /** Client sessions in eviction order (oldest applied first), as JSON. */
+  readonly sessions: readonly [string, unknown][];
+  /** The certificate a leader sends with the snapshot (node/snapshot-cert.ts), if any. */
+  readonly cert?: string;
+  readonly app: Uint8Array;
+}
+
+/** Parses a snapshot's data (any fault: STORAGE_CORRUPT; the data may come from a peer). */
+export function parseSnapshotEnvelope(data: Uint8Array): SnapshotEnvelope {
+  const b = Buffer.from(data.buffer, data.byteOffset, data.length);
+  if (b.length < 4 || b.readUInt32BE(0) > b.length - 4) throw new CustodyError('STORAGE_CORRUPT', 'snapshot envelope: truncated');
+  const n = b.readUInt32BE(0);
+  let head: { v?: unknown; appliedTerm?: unknown; sessions?: unknown; cert?: unknown };
+  try {
+    head = JSON.parse(b.subarray(4, 4 + n).toString('utf8')) as typeof head;
+  } catch (e) {
+    throw new CustodyError('STORAGE_CORRUPT', `snapshot envelope: ${(e as Error).message}`);
+  }
+  if (head === null || typeof head !== 'object' || head.v !== 1 || !Number.isSafeInteger(head.appliedTerm) || !Array.isArray(head.sessions)
+    || !head.sessions.every((x) => Array.isArray(x) && x.length === 2 && typeof x[0] === 'string') || (head.cert !== undefined && typeof head.cert !== 'string')) {
+    throw new CustodyError('STORAGE_CORRUPT', 'snapshot envelope: malformed head');
+  }
+  return { appliedTerm: head.appliedTerm as number, sessions: head.sessions as [string, unknown][], ...(head.cert !== undefined ? { cert: head.cert as string } : {}), app: b.subarray(4 + n) };
+}
+
+/** The snapshot data `data` carrying `cert` in its head (any certificate it carried is replaced). */
+export function snapshotWithCertificate(data: Uint8Array, cert: string): Uint8Array {
+  const e = parseSnapshotEnvelope(data);
+  return envelopeOf({ v: 1, appliedTerm: e.appliedTerm, sessions: e.sessions, cert }, e.app);
+}
+
+/** A Raft snapshot's data: headLen:u32be | JSON {v: 1, appliedTerm, sessions[, cert]} | application state. */
+export function snapshotEnvelope(appliedTerm: number, sessions: [string, SessionJson][], state: Uint8Array): Buffer {
+  return envelopeOf({ v: 1, appliedTerm, sessions }, state);
+}
+
+function envelopeOf(headJson: object, state: Uint8Array): Buffer {
   const sm = Buffer.from(state.buffer, state.byteOffset, state.length);
-  const head = Buffer.from(JSON.stringify({ v: 1, appliedTerm, sessions }), 'utf8');
+  const head = Buffer.from(JSON.stringify(headJson), 'utf8');
   const b = Buffer.alloc(4 + head.length + sm.length);
   b.writeUInt32BE(head.length, 0);
   head.copy(b, 4);

@@ -7,6 +7,7 @@
  * calls and a shared in-memory exchange instead of node-to-node RPC. The kernels, the ledger,
  * Raft, the storage and every check are the production code.
  */
+import { SnapshotCertifier } from '../snapshot-cert.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -148,6 +149,7 @@ export interface LocalNode {
   up: boolean;
   /** This node's cosigning and certificates (node/checkpoints.ts). */
   checkpoints: Checkpointer;
+  readonly snapshotCert: SnapshotCertifier;
 }
 
 export interface LocalClusterOptions {
@@ -275,10 +277,16 @@ export class LocalCluster {
       const storage = await LevelStorage.open({ dir: join(dir, 'raft'), bootstrapConf: conf, recoveryHint: `remove ${dir} and restart the demo` });
       const app = new LedgerApp();
       const tickMs = this.o.tickMs ?? 50;
+      // Certified snapshots over the in-process network (node/snapshot-cert.ts): the nodes that are up cosign.
+      const snapshotCert = new SnapshotCertifier({
+        nodeId: id, identitySecretKey: this.seeds.get(id) as Uint8Array, app, stored: () => storage.snapshot(), log: this.log,
+        anchor: { clusterId: this.clusterId, voters: this.genesisEvent.nodes.map((n) => ({ id: n.id, identityKey: n.identityKey })) },
+        peers: () => this.nodes.filter((n) => n.id !== id && n.up && !this.hub.cut.has(n.id)).map((n) => ({ nodeId: n.id, cosignSnapshot: async (index: number) => n.snapshotCert.cosign(index) })),
+      });
       const driver = new Driver({
         id, storage, app, transport: this.hub.transport(id), clock: systemClock, newCore: (cfg) => new RaftCore(cfg),
         rng: new SeededRng(randomBytes(4).readUInt32BE(0)), tickMs, electionTicks: 10, heartbeatTicks: 1, preVote: true, checkQuorum: true,
-        snapshotEveryEntries: 10_000, compactionKeepEntries: 1_000, confGuard: governedConfGuard(app, this.log),
+        snapshotEveryEntries: 10_000, compactionKeepEntries: 1_000, confGuard: governedConfGuard(app, this.log), snapshotCert,
         onFatal: (e) => this.log(`${id}: driver stopped: ${(e as Error).stack ?? (e as Error).message}`),
       });
       this.hub.drivers.set(id, driver);
@@ -298,7 +306,7 @@ export class LocalCluster {
         ...(this.o.point ? { point: (p: CoordinatorPoint, opId: string) => this.o.point?.(id, p, opId) } : {}),
       });
       const admin = new AdminBackend(id, ledger, this.notes);
-      this.nodes.push({ id, dir, identitySecretKey: this.seeds.get(id) as Uint8Array, storage, app, driver, ledger, kernel, participant, coordinator, admin, adminServer: null, adminAddress: null, up: true, checkpoints });
+      this.nodes.push({ id, dir, identitySecretKey: this.seeds.get(id) as Uint8Array, storage, app, driver, ledger, kernel, participant, coordinator, admin, adminServer: null, adminAddress: null, up: true, checkpoints, snapshotCert });
     }
     for (const n of this.nodes) {
       n.driver.start();

@@ -34,6 +34,7 @@ import type { TlsMaterial } from '../tls.js';
 import { AdminBackend } from '../admin/backend.js';
 import { AdminServer } from '../admin/server.js';
 import { snapshotFileBytes } from '../backup/source.js';
+import type { SnapshotCertifier } from '../snapshot-cert.js';
 import { DriverLedgerPort } from './driver-ledger.js';
 import { LifecycleParticipant } from './participant.js';
 import { Coordinator } from './coordinator.js';
@@ -110,7 +111,7 @@ export interface NodeLifecycle {
 }
 
 /** Starts the lifecycle of a daemon configured by `cfg` (loadLifecycleConfig). `app` must be the driver's application. */
-export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleConfig; driver: Driver; app: LedgerApp; tls: TlsMaterial; log: (l: string) => void; metrics?: CatalogMetrics; incarnation?: string; membership?: MembershipReconciler; blobStore?: BlobStore }): Promise<NodeLifecycle> {
+export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleConfig; driver: Driver; app: LedgerApp; tls: TlsMaterial; log: (l: string) => void; metrics?: CatalogMetrics; incarnation?: string; membership?: MembershipReconciler; blobStore?: BlobStore; snapshotCert?: SnapshotCertifier }): Promise<NodeLifecycle> {
   const cfg = o.config;
   const genesis = cfg.genesisEvent;
   const ledger = new DriverLedgerPort(o.nodeId, o.driver, o.app, o.config.identitySecretKey);
@@ -140,6 +141,8 @@ export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleC
   // Signed readings of this node's clock (ledger/clock-reading.ts): for its peers' catch-up ticks and its own.
   const ownReading = () => signClockReading({ clusterId: genesis.clusterId, nodeId: o.nodeId, clockMs: Date.now() }, cfg.identitySecretKey);
   const clockReaders = peerClients.map((p) => new RemoteClockReader(p.nodeId, p, genesis.clusterId));
+  // Certified Raft snapshots (node/snapshot-cert.ts): the same peers cosign this node's snapshots.
+  o.snapshotCert?.usePeers(() => cosigners);
   const participant = new LifecycleParticipant({ nodeId: o.nodeId, identitySecretKey: cfg.identitySecretKey, ledger, kernel, exchange, log: o.log, certificate: (indexes) => checkpoints.certificate(indexes) });
   if (link !== null) {
     const m = o.metrics;
@@ -155,7 +158,7 @@ export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleC
   const coordinator = new Coordinator({ nodeId: o.nodeId, ledger, exchange, participants: ports, localPublicPackage: (k, e) => participant.ownPublicPackage(k, e), log: o.log, remoteTimeoutMs: cfg.remoteTimeoutMs, signingSetWaitMs: cfg.signingSetWaitMs });
   const backend = new AdminBackend(o.nodeId, ledger, coordinator);
   const server = new AdminServer({
-    listen: cfg.admin, tls: o.tls, backend, log: o.log, peer: peerHandlers({ participant, exchange, isNode: (id) => cfg.peers.has(id), incarnation: o.incarnation ?? '', cosign: (size) => checkpoints.cosign(size), clockReading: ownReading }),
+    listen: cfg.admin, tls: o.tls, backend, log: o.log, peer: peerHandlers({ participant, exchange, isNode: (id) => cfg.peers.has(id), incarnation: o.incarnation ?? '', cosign: (size) => checkpoints.cosign(size), clockReading: ownReading, ...(o.snapshotCert ? { cosignSnapshot: (index: number) => (o.snapshotCert as SnapshotCertifier).cosign(index) } : {}) }),
     snapshot: () => snapshotFileBytes({ nodeId: o.nodeId, driver: o.driver, app: o.app, incarnation: o.incarnation ?? '' }),
     ...(o.membership ? { membership: membershipHandlers(o.membership, o.driver) } : {}),
   });

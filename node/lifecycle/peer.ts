@@ -322,6 +322,12 @@ export class RemoteCosigner implements CosignPeer {
     if (typeof r.note !== 'string' || r.note.length === 0 || Buffer.byteLength(r.note) > tlogLimits.noteBytesMax) throw new CustodyError('NOTE_MALFORMED', `${this.nodeId} answered no note within its bound`);
     return r.note;
   }
+
+  async cosignSnapshot(index: number): Promise<string> {
+    const r = await this.peer.call<{ note?: string }>('Cosign', { size: 0, snapshotIndex: index }, tlogLimits.cosignCallMs);
+    if (typeof r.note !== 'string' || r.note.length === 0 || Buffer.byteLength(r.note) > tlogLimits.noteBytesMax) throw new CustodyError('NOTE_MALFORMED', `${this.nodeId} answered no note within its bound`);
+    return r.note;
+  }
 }
 
 /**
@@ -342,7 +348,7 @@ export class RemoteClockReader implements ClockReadingPeer {
 }
 
 /** The server side: only node certificates whose CN is a cluster node. */
-export function peerHandlers(o: { participant: ParticipantPort; exchange: PeerExchange; isNode: (id: string) => boolean; incarnation?: string; cosign?: (size: number) => Promise<string>; clockReading?: () => ClockReading }): grpc.UntypedServiceImplementation {
+export function peerHandlers(o: { participant: ParticipantPort; exchange: PeerExchange; isNode: (id: string) => boolean; incarnation?: string; cosign?: (size: number) => Promise<string>; clockReading?: () => ClockReading; cosignSnapshot?: (index: number) => string }): grpc.UntypedServiceImplementation {
   const who = (call: { getAuthContext(): { sslPeerCertificate?: PeerCertificate } | null; metadata: grpc.Metadata }): string => {
     const cert = call.getAuthContext()?.sslPeerCertificate;
     const cn = cert?.subject?.CN;
@@ -384,6 +390,12 @@ export function peerHandlers(o: { participant: ParticipantPort; exchange: PeerEx
       return { identifier: x.identifier, shares: x.shares.map((s) => Buffer.from(s)) };
     }),
     Cosign: unary<R>(async (r) => {
+      const snapshotIndex = Number(r.snapshotIndex ?? 0);
+      if (snapshotIndex !== 0) {
+        if (o.cosignSnapshot === undefined) throw new CustodyError('SNAPSHOT_NOT_CERTIFIED', 'this node cosigns no snapshots');
+        if (!Number.isSafeInteger(snapshotIndex) || snapshotIndex < 1) throw new CustodyError('INVALID_ARGUMENT', `snapshot index ${String(r.snapshotIndex)}`);
+        return { note: o.cosignSnapshot(snapshotIndex) };
+      }
       if (o.cosign === undefined) throw new CustodyError('CHECKPOINT_NOT_CERTIFIED', 'this node cosigns no checkpoints');
       const size = Number(r.size ?? 0);
       if (!Number.isSafeInteger(size) || size < 1) throw new CustodyError('INVALID_ARGUMENT', `tree size ${String(r.size)}`);

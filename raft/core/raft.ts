@@ -158,8 +158,9 @@ export class RaftCore implements RaftApi {
     this.vote = hardState.vote;
     this.conf = conf;
     // The storage's configuration is the snapshot's; changes applied since are replayed here so a
-    // restart needs nothing beyond the log and the applied index.
-    const replay = this.log.slice(this.log.firstIndex(), this.log.applied + 1, Infinity) ?? [];
+    // restart needs nothing beyond the log and the applied index. The log may still hold entries
+    // the snapshot covers (kept for followers that catch up by log): their changes are in it.
+    const replay = this.log.slice(Math.max(this.log.firstIndex(), cfg.storage.snapshot().meta.index + 1), this.log.applied + 1, Infinity) ?? [];
     for (const e of replay) if (e.type === 'conf') this.applyConfEntry(e);
     this.readOnly = new ReadOnly(cfg.readIndexPendingMax);
     this.prevHard = { term: this.term, vote: this.vote, commit: this.log.committed };
@@ -718,7 +719,10 @@ export class RaftCore implements RaftApi {
     if (ents === null || prevTerm === null) {
       // The entries the follower needs are compacted away: stream the snapshot instead (§7).
       if (!pr.recentActive) return false;
-      pr.becomeSnapshot(this.cfg.storage.snapshot());
+      const storage = this.cfg.storage;
+      const snap = storage.snapshotToSend ? storage.snapshotToSend() : storage.snapshot();
+      if (snap === null) return false; // not sendable yet: asked again on the follower's next answer
+      pr.becomeSnapshot(snap);
       this.sendSnapshotChunks(pr);
       return false;
     }
@@ -1016,6 +1020,12 @@ export class RaftCore implements RaftApi {
       off += ch.length;
     }
     const snap: Snapshot = { meta: cur.meta, data };
+    // A snapshot our log already covers changes nothing (restore fast-forwards the commit index
+    // only); any other is installed only if the injected check accepts it.
+    if (snap.meta.index > this.log.committed && !this.log.matchTerm(snap.meta.index, snap.meta.term) && this.cfg.snapshotAccepted && !this.cfg.snapshotAccepted(snap)) {
+      this.stats.snapshotsRefused++;
+      return;
+    }
     if (this.restore(snap)) {
       this.stats.snapshotsInstalled++;
       this.send(msg('appResp', this.id, m.from, this.term, { index: this.log.lastIndex() }));

@@ -115,6 +115,21 @@ export class MemoryStorage implements Storage {
     this.ents = [{ term: snap.meta.term, index: snap.meta.index, type: 'normal', data: new Uint8Array(0) }];
   }
 
+  /**
+   * A stored snapshot with the log entries it covers still kept (a store reopened from disk):
+   * `covered` runs contiguously up to the snapshot's index and term; its first entry becomes the
+   * dummy, so entries after it stay readable for followers that catch up by log.
+   */
+  applySnapshotKeeping(snap: Snapshot, covered: readonly Entry[]): void {
+    const first = covered[0];
+    const last = covered[covered.length - 1];
+    if (first === undefined || last === undefined || last.index !== snap.meta.index || last.term !== snap.meta.term || last.index - first.index !== covered.length - 1) {
+      throw new Error(`raft storage: entries ${first?.index}..${last?.index} do not end at the snapshot ${snap.meta.index}`);
+    }
+    this.snap = snap;
+    this.ents = [{ term: first.term, index: first.index, type: 'normal', data: new Uint8Array(0) }, ...covered.slice(1)];
+  }
+
   /** Record a snapshot the local state machine took at `index` (must be applied already). */
   createSnapshot(index: number, conf: ConfState, data: Uint8Array): Snapshot {
     if (index <= this.snap.meta.index) return this.snap;

@@ -198,6 +198,12 @@ export interface Storage {
   firstIndex(): number;
   lastIndex(): number;
   snapshot(): Snapshot;
+  /**
+   * Optional: the snapshot to send a follower that needs one, or null while none may be sent yet
+   * (the node's snapshot is not certified yet: node/snapshot-cert.ts). The leader then keeps
+   * probing the follower and asks again on its next answer. Without it, `snapshot()` is sent.
+   */
+  snapshotToSend?(): Snapshot | null;
 }
 
 /** Deterministic randomness, injected (never Math.random in the core). */
@@ -236,6 +242,13 @@ export interface RaftConfig {
   readonly uncommittedBytesMax: number;
   readonly snapshotChunkBytes: number;
   readonly readIndexPendingMax: number;
+  /**
+   * Optional: decides whether a fully received snapshot may be installed, before anything of the
+   * follower's log or state changes (node/snapshot-cert.ts: only a snapshot a majority of voters
+   * certified). Synchronous and free of side effects on the core. A refused snapshot is counted
+   * (stats.snapshotsRefused) and not answered: the leader's heartbeats make it send again.
+   */
+  readonly snapshotAccepted?: (s: Snapshot) => boolean;
   readonly faults?: FaultSwitches;
   /** When set, every membership change is judged by it before it is appended or proposed (raft.ts). */
   readonly confGuard?: ConfGuard;

@@ -19,6 +19,8 @@ const HEADER_BYTES = 5;
 
 export const KEY_HS = Buffer.from('raft/hs');
 export const KEY_SNAP = Buffer.from('raft/snap');
+/** A certified snapshot kept to send followers while the stored one is not certified yet (leveldb.ts). */
+export const KEY_SNAP_SEND = Buffer.from('raft/snap-send');
 export const LOG_PREFIX = Buffer.from('raft/log/');
 export const APP_PREFIX = Buffer.from('app/');
 

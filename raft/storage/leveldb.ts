@@ -27,6 +27,7 @@ import {
   APP_PREFIX,
   KEY_HS,
   KEY_SNAP,
+  KEY_SNAP_SEND,
   LOG_PREFIX,
   appKey,
   decodeEntry,
@@ -102,6 +103,7 @@ export class LevelStorage implements Storage {
     readonly mem: MemoryStorage,
     private readonly app: Map<string, Uint8Array>,
     readonly dir: string,
+    private sendable: Snapshot | null,
   ) {}
 
   static async open(opts: OpenOptions): Promise<LevelStorage> {
@@ -120,10 +122,13 @@ export class LevelStorage implements Storage {
     try {
       const loaded = await load(db, opts);
       const mem = new MemoryStorage(loaded.snap ? loaded.snap.meta.conf : opts.bootstrapConf);
-      if (loaded.snap && loaded.snap.meta.index > 0) mem.applySnapshot(loaded.snap);
+      if (loaded.snap && loaded.snap.meta.index > 0) {
+        if (loaded.covered.length > 1) mem.applySnapshotKeeping(loaded.snap, loaded.covered);
+        else mem.applySnapshot(loaded.snap);
+      }
       mem.append(loaded.entries);
       if (loaded.hs) mem.setHardState(loaded.hs);
-      return new LevelStorage(db, mem, loaded.app, opts.dir);
+      return new LevelStorage(db, mem, loaded.app, opts.dir, loaded.sendable);
     } catch (e) {
       await db.close();
       throw e;
@@ -265,6 +270,37 @@ export class LevelStorage implements Storage {
     this.mem.compact(compactTo);
   }
 
+  /**
+   * Drop log entries up to `compactTo` (at most the stored snapshot's index). Unsynced, as in
+   * snapshotAndCompact: losing it on a crash only means the log is compacted later.
+   */
+  async compact(compactTo: number): Promise<void> {
+    assert(compactTo <= this.mem.snapshot().meta.index, 'compaction stays within the snapshot');
+    if (compactTo < this.mem.firstIndex()) return;
+    const ops: Op[] = [];
+    for (let i = this.mem.firstIndex(); i <= compactTo; i++) ops.push({ type: 'del', key: logKey(i) });
+    await this.db.batch(ops, { sync: false });
+    this.mem.compact(compactTo);
+  }
+
+  /**
+   * A certified snapshot kept beside the stored one, to send followers while the stored snapshot
+   * is not certified yet (raft/driver.ts, certified snapshots), or null.
+   */
+  sendableSnapshot(): Snapshot | null {
+    return this.sendable;
+  }
+
+  /**
+   * Keep `s` as the snapshot to send. Unsynced: LevelDB writes its batches in order, so a
+   * compaction written after this (which may drop entries only this snapshot covers) is never on
+   * disk without it.
+   */
+  async keepSendable(s: Snapshot): Promise<void> {
+    await this.db.batch([{ type: 'put', key: KEY_SNAP_SEND, value: encodeSnapshot(s) }], { sync: false });
+    this.sendable = s;
+  }
+
   async close(): Promise<void> {
     await this.db.close();
   }
@@ -273,8 +309,11 @@ export class LevelStorage implements Storage {
 interface Loaded {
   hs: HardState | null;
   snap: Snapshot | null;
+  /** Entries the snapshot covers, kept on disk for followers that catch up by log: a contiguous run ending at the snapshot's index, or empty. */
+  covered: Entry[];
   entries: Entry[];
   app: Map<string, Uint8Array>;
+  sendable: Snapshot | null;
 }
 
 async function load(db: Db, opts: OpenOptions): Promise<Loaded> {
@@ -309,6 +348,7 @@ async function load(db: Db, opts: OpenOptions): Promise<Loaded> {
   const snapIndex = snap?.meta.index ?? new MemoryStorage(opts.bootstrapConf).snapshot().meta.index;
 
   const entries: Entry[] = [];
+  const covered: Entry[] = [];
   const upper = Buffer.concat([LOG_PREFIX, Buffer.alloc(8, 0xff)]);
   for await (const [k, v] of db.iterator({ gte: LOG_PREFIX, lte: upper })) {
     const idx = logKeyIndex(k);
@@ -318,13 +358,31 @@ async function load(db: Db, opts: OpenOptions): Promise<Loaded> {
     const e = decodeEntry(p);
     if (typeof e === 'string') throw corrupt(k, e);
     if (e.index !== idx) throw corrupt(k, `holds entry index ${e.index}, not ${idx} (a misplaced value)`);
-    // Entries the snapshot covers were kept only so slow followers could catch up by log; after a
-    // restart the mirror starts at the snapshot (MemoryStorage keeps no entries below it).
-    if (idx <= snapIndex) continue;
+    // Entries the snapshot covers are kept so slow followers can catch up by log: the mirror keeps
+    // the contiguous run that ends at the snapshot (below any gap, entries are left to compaction).
+    if (idx <= snapIndex) {
+      const prev = covered.length > 0 ? (covered[covered.length - 1] as Entry).index : null;
+      if (prev !== null && (idx !== prev + 1 || e.term < (covered[covered.length - 1] as Entry).term)) covered.length = 0;
+      covered.push(e);
+      continue;
+    }
     const prev = entries.length > 0 ? (entries[entries.length - 1] as Entry).index : snapIndex;
     if (idx !== prev + 1) throw corrupt(k, `the log has a gap: entries ${prev + 1}..${idx - 1} are missing`);
     if (entries.length > 0 && e.term < (entries[entries.length - 1] as Entry).term) throw corrupt(k, 'entry terms decrease along the log');
     entries.push(e);
+  }
+  // The run must end at the snapshot's own index and term, or it is not the log the snapshot covers.
+  const end = covered[covered.length - 1];
+  if (snap === null || end === undefined || end.index !== snapIndex || end.term !== snap.meta.term) covered.length = 0;
+
+  let sendable: Snapshot | null = null;
+  const sendRaw = await db.get(KEY_SNAP_SEND);
+  if (sendRaw !== undefined) {
+    const p = unseal(sendRaw);
+    if (typeof p === 'string') throw corrupt(KEY_SNAP_SEND, p);
+    const d = decodeSnapshot(p);
+    if (typeof d === 'string') throw corrupt(KEY_SNAP_SEND, d);
+    sendable = d;
   }
   const lastIndex = entries.length > 0 ? (entries[entries.length - 1] as Entry).index : snapIndex;
   if (hs && hs.commit > lastIndex) {
@@ -342,7 +400,7 @@ async function load(db: Db, opts: OpenOptions): Promise<Loaded> {
     if (typeof p === 'string') throw corrupt(k, p);
     app.set(Buffer.from(k.subarray(APP_PREFIX.length)).toString('utf8'), new Uint8Array(p));
   }
-  return { hs, snap, entries, app };
+  return { hs, snap, covered, entries, app, sendable };
 }
 
 /**

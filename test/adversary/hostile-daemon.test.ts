@@ -269,6 +269,28 @@ t.test('a hostile daemon with one node\'s certificate, identity and kernel socke
     await signs(t, 'after-overwrite');
   });
 
+  await t.test('a forged snapshot at a higher term: refused SNAPSHOT_NOT_CERTIFIED, every replica kept', async (t) => {
+    // A state n3 made up: the ledger's whole replica replaced by one n3 alone vouches for.
+    const forged = new TextEncoder().encode(JSON.stringify({ forged: 'state in which n3 holds every permit', at: Date.now() }));
+    for (const target of ['n1', 'n2']) {
+      const was = await metricsOf(target);
+      const before = await eventually(`${target} answers`, async () => h.raftStatus(target).catch(() => null));
+      const { meta, answer } = await h.forgedSnapshot(target, forged, 100);
+      t.comment(`${target}: snapshot claimed at index ${meta.index} term ${meta.term}; answer ${JSON.stringify(answer && { type: answer.type, reject: answer.reject, index: answer.index })}`);
+      t.ok(answer === null || answer.index < meta.index, `${target} did not acknowledge the forged snapshot's index ${meta.index}`);
+      await eventually(`${target} counts the refusal`, async () => series(await metricsOf(target), 'custody_snapshot_refused_total', { reason: 'SNAPSHOT_NOT_CERTIFIED' }) > series(was, 'custody_snapshot_refused_total', { reason: 'SNAPSHOT_NOT_CERTIFIED' }));
+      t.pass(`${target}: custody_snapshot_refused_total{reason="SNAPSHOT_NOT_CERTIFIED"} rose`);
+      const after = await eventually(`${target} answers`, async () => h.raftStatus(target).catch(() => null));
+      t.ok(after.applied < meta.index, `${target} applied ${after.applied}, below the forged snapshot's ${meta.index} (was ${before.applied})`);
+    }
+    await eventually('the honest nodes agree', async () => {
+      const s = await Promise.all(['n1', 'n2'].map((id) => client('audra', id).status()));
+      return s[0]!.applied === s[1]!.applied && s[0]!.stateRoot === s[1]!.stateRoot;
+    });
+    t.pass('n1 and n2 hold the same state root at the same index');
+    await signs(t, 'after-snapshot');
+  });
+
   await t.test('a membership change no decision asked for: held out of every honest log (CONF_CHANGE_UNAUTHORIZED)', async (t) => {
     const was = await Promise.all(['n1', 'n2'].map(metricsOf));
     // Leadership may still be settling after the previous attack: the forgery follows the leader's log head.

@@ -112,10 +112,21 @@ t.test('a snapshot with compaction, and an installed snapshot, survive a reopen'
   t.equal(s.firstIndex(), 13, 'entries after the compaction point stay for slow followers');
   await s.close();
   s = await LevelStorage.open({ dir, bootstrapConf: noRoster, recoveryHint: hint });
-  t.equal(s.firstIndex(), 16, 'after a restart the log resumes at the snapshot');
+  // The entries kept below the snapshot are still served after a restart (the first of them, 13,
+  // carries its term as the mirror's dummy), so a slow follower still catches up by log.
+  t.equal(s.firstIndex(), 14, 'after a restart the entries kept for slow followers are still there');
+  t.equal(s.term(13), 1);
+  t.same(s.entries(14, 16, Infinity).map((e) => e.index), [14, 15]);
   t.equal(s.lastIndex(), 20);
   t.equal(s.snapshot().meta.index, 15);
   t.equal(Buffer.from(s.snapshot().data).toString(), 'image@15');
+  // A later compaction drops them, on disk too.
+  await s.compact(15);
+  t.equal(s.firstIndex(), 16);
+  await s.close();
+  s = await LevelStorage.open({ dir, bootstrapConf: noRoster, recoveryHint: hint });
+  t.equal(s.firstIndex(), 16, 'after compacting to the snapshot, the log resumes right after it');
+  t.equal(s.lastIndex(), 20);
   // Install a leader's snapshot past our log: the whole log is replaced.
   const snap = { meta: { index: 100, term: 4, conf }, data: Buffer.from('image@100') };
   await s.persist({ hardState: { term: 4, vote: null, commit: 100 }, entries: [], snapshot: snap, app: [{ key: 'applied', value: Buffer.from('100') }], sync: true });
@@ -126,6 +137,25 @@ t.test('a snapshot with compaction, and an installed snapshot, survive a reopen'
   t.equal(s.lastIndex(), 102);
   t.equal(s.term(100), 4);
   t.equal(s.initialState().hardState.commit, 100);
+  await s.close();
+});
+
+t.test('a certified snapshot kept to send survives a reopen beside a newer stored one', async (t) => {
+  const dir = await tempDir(t);
+  let s = await LevelStorage.open({ dir, bootstrapConf: noRoster, recoveryHint: hint });
+  t.equal(s.sendableSnapshot(), null, 'a new store keeps none');
+  await s.persist({ hardState: { term: 2, vote: null, commit: 30 }, entries: ents(1, 30, 2), snapshot: null, app: [], sync: true });
+  await s.snapshotAndCompact(10, conf, Buffer.from('image@10'), 0);
+  await s.keepSendable({ meta: { index: 10, term: 2, conf }, data: Buffer.from('image@10+cert') });
+  await s.compact(9); // as the driver does: up to the entry before the kept snapshot
+  await s.snapshotAndCompact(20, conf, Buffer.from('image@20'), 9);
+  await s.close();
+  s = await LevelStorage.open({ dir, bootstrapConf: noRoster, recoveryHint: hint });
+  t.equal(s.snapshot().meta.index, 20, 'the stored snapshot is the newest');
+  t.equal(s.sendableSnapshot()?.meta.index, 10, 'the kept one is the certified one');
+  t.equal(Buffer.from(s.sendableSnapshot()?.data ?? []).toString(), 'image@10+cert');
+  t.equal(s.firstIndex(), 11, 'the log still extends the kept snapshot (10 carries the term)');
+  t.same(s.entries(11, 21, Infinity).map((e) => e.index), [11, 12, 13, 14, 15, 16, 17, 18, 19, 20]);
   await s.close();
 });
 

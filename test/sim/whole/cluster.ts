@@ -56,6 +56,7 @@ import type { ConfState, HardState, Message, NodeId } from '../../../raft/core/t
 import type { Clock } from '../../../raft/transport.js';
 import { CustodyError } from '../../../proto/errors.js';
 import { raft } from '../../../proto/limits.js';
+import { SnapshotCertifier } from '../../../node/snapshot-cert.js';
 import { type ArchiveSource, LedgerApp, levelColdStore } from '../../../node/ledger-app.js';
 import type { CatalogMetrics } from '../../../node/metrics-catalog.js';
 import { NodeGuard, WITNESS_KEY, storeHistory } from '../../../node/splitbrain/node-guard.js';
@@ -113,6 +114,9 @@ export interface WholeStats {
   operatorWaits: number;
   /** Most ticks a started node waited before its vote was allowed (among those that got there). */
   recoveryTicksMax: number;
+  /** Snapshots followers installed from a leader, and snapshots they refused (node/snapshot-cert.ts). */
+  snapshotsInstalled: number;
+  snapshotsRefused: number;
   livenessTicks: number | null;
   faults: WholeFaultStats;
 }
@@ -176,6 +180,8 @@ interface WNode {
   vote: VoteGuard | null;
   store: LevelStorage | null;
   app: LedgerApp | null;
+  /** Certifies this run's snapshots; its peers answer in process (a twin of the peer service's Cosign). */
+  snapshotCert: SnapshotCertifier | null;
   timers: SimTimer[];
   /** Chain of each stored entry (index -> chain), for log matching. */
   chains: Map<number, number>;
@@ -274,7 +280,7 @@ class WholeCluster {
       const n: WNode = {
         id, rng, offsetMs: rng.int(p.stepsPerTick) * msPerStep,
         disk: new SimKvDisk(rng.fork(), { stepsMax: p.fsyncStepsMax, stallRate: p.stallRate, stallSteps: p.stallSteps }, () => this.step),
-        up: false, failed: false, inc: 0, driver: null, guard: null, vote: null, store: null, app: null, timers: [], chains: new Map(),
+        up: false, failed: false, inc: 0, driver: null, guard: null, vote: null, store: null, app: null, snapshotCert: null, timers: [], chains: new Map(),
         downUntil: null, pausedUntilStep: 0, copies: [], everRestored: false, unsettled: null, settleIndex: 0, startedTick: 0, startedStep: 0, unprovenRestore: false, voteAllowedSeen: false, rollbackCounted: false,
         alarms: { rollback: 0, two_leaders: 0, two_roots: 0, equivocation: 0 },
       };
@@ -290,7 +296,7 @@ class WholeCluster {
     ];
     this.liveClient = { id: LIVENESS_CLIENT, seq: 0, pending: null, done: false, payload: (seq) => (seq === 1 ? Buffer.from(`liveness ${o.seed}`) : null) };
     this.stats = {
-      ticks: 0, steps: 0, elections: 0, committed: 0, proposals: 0, acked: 0, ledgerHeight: 0, exchanges: 0, rollbacksDetected: 0, staleAnswersAvoided: 0, operatorWaits: 0, recoveryTicksMax: 0, livenessTicks: null,
+      ticks: 0, steps: 0, elections: 0, committed: 0, proposals: 0, acked: 0, ledgerHeight: 0, exchanges: 0, rollbacksDetected: 0, staleAnswersAvoided: 0, operatorWaits: 0, recoveryTicksMax: 0, snapshotsInstalled: 0, snapshotsRefused: 0, livenessTicks: null,
       faults: {
         dropped: 0, duplicated: 0, delayedLong: 0, partitions: 0, asymmetric: 0, isolations: 0, powerLosses: 0, restarts: 0, torn: 0, lostBatches: 0,
         restoresMarked: 0, restoresUnmarked: 0, wipes: 0, permanentFailures: 0, rollingRestarts: 0, fsyncStalls: 0, clockFaults: 0,
@@ -549,6 +555,16 @@ class WholeCluster {
       boot: `${n.id}.${inc}`,
     });
     const vote = this.voteGuard(guard);
+    // Certified snapshots (node/snapshot-cert.ts): the nodes that are up cosign in process, each
+    // from its own replica; until its ledger holds the cluster a node checks against the genesis.
+    const identity = this.work.identity(n.id);
+    const snapshotCert = new SnapshotCertifier({
+      nodeId: n.id, identitySecretKey: identity.secretKey, app, stored: () => st.snapshot(), now: () => this.nodeNow(n),
+      anchor: { clusterId: this.work.clusterId, voters: this.work.ids.map((id) => ({ id, identityKey: identity.publicKey(id) as Uint8Array })) },
+      peers: () => this.nodes.filter((p) => p !== n && p.up && p.snapshotCert !== null).map((p) => ({ nodeId: p.id, cosignSnapshot: async (index: number) => (p.snapshotCert as SnapshotCertifier).cosign(index) })),
+      log: (line) => this.trace.add(this.step, 'guard', n.id, [], line.slice(0, 160)),
+    });
+    n.snapshotCert = snapshotCert;
     const driver = new Driver({
       id: n.id,
       storage: st,
@@ -575,6 +591,8 @@ class WholeCluster {
       compactionKeepEntries: this.params.compactionKeepEntries,
       guard: vote,
       confGuard: governedConfGuard(app, (line) => this.trace.add(this.step, 'guard', n.id, [], line.slice(0, 160))),
+      snapshotCert,
+      metrics: { snapshotInstalled: () => this.stats.snapshotsInstalled++, snapshotRefused: () => this.stats.snapshotsRefused++ },
       schedule: (fn) => this.immediates.push({ n, inc, fn }),
       onFatal: (e) => {
         if (!live()) return;
@@ -671,6 +689,7 @@ class WholeCluster {
     n.vote = null;
     n.store = null;
     n.app = null;
+    n.snapshotCert = null;
     n.timers = [];
     if (powerLoss) {
       const c = n.disk.crash(this.faultRng.chance(this.params.partialFlush));

@@ -26,6 +26,7 @@ export async function freshWholeSeeds(t: Test, count: number, nodes: readonly Wh
   t.ok(f.restoresMarked > 0 && f.restoresUnmarked > 0, `restores from old copies, with (${f.restoresMarked}) and without (${f.restoresUnmarked}) the marker`);
   t.ok(f.permanentFailures > 0 && f.rollingRestarts > 0, `permanent failures (${f.permanentFailures}) and rolling restarts (${f.rollingRestarts})`);
   t.ok(s.rollbacksDetected > 0, `rollback gates proved stores behind (${s.rollbacksDetected})`);
+  t.ok(s.snapshotsInstalled > 0, `followers caught up by certified snapshots (${s.snapshotsInstalled} installed, ${s.snapshotsRefused} refused)`);
   t.ok(s.livenessTicksMax > 0 && s.livenessTicksMax <= wholeLivenessTicksMax, `every other seed reached the liveness goal (slowest: ${s.livenessTicksMax} of ${wholeLivenessTicksMax} ticks after healing)`);
   return s;
 }

@@ -34,6 +34,8 @@ export interface WholeSummary {
   operatorWaits: number;
   recoveryTicksMax: number;
   livenessTicksMax: number;
+  snapshotsInstalled: number;
+  snapshotsRefused: number;
   faults: WholeFaultStats;
   /** Runs where a property failed after an out-of-band restore voted unproven (not violations; cluster.ts header). */
   outsideClaims: number;
@@ -57,7 +59,7 @@ function emptyFaults(): WholeFaultStats {
 export async function runWholeSeeds(run: WholeSeedsRun, onResult?: (r: WholeResult, i: number) => void): Promise<WholeSummary> {
   const s: WholeSummary = {
     seeds: 0, violations: 0, base: run.base, nodes: [...run.nodes], ticks: run.ticks, profile: run.profile, fault: run.fault,
-    elections: 0, committed: 0, acked: 0, ledgerEntries: 0, exchanges: 0, rollbacksDetected: 0, staleAnswersAvoided: 0, operatorWaits: 0, recoveryTicksMax: 0, livenessTicksMax: 0,
+    elections: 0, committed: 0, acked: 0, ledgerEntries: 0, exchanges: 0, rollbacksDetected: 0, staleAnswersAvoided: 0, operatorWaits: 0, recoveryTicksMax: 0, livenessTicksMax: 0, snapshotsInstalled: 0, snapshotsRefused: 0,
     outsideClaims: 0, faults: emptyFaults(), checkers: {}, failed: [],
   };
   for (let i = 0; i < run.count; i++) {
@@ -71,6 +73,8 @@ export async function runWholeSeeds(run: WholeSeedsRun, onResult?: (r: WholeResu
     s.rollbacksDetected += r.stats.rollbacksDetected;
     s.staleAnswersAvoided += r.stats.staleAnswersAvoided;
     s.operatorWaits += r.stats.operatorWaits;
+    s.snapshotsInstalled += r.stats.snapshotsInstalled;
+    s.snapshotsRefused += r.stats.snapshotsRefused;
     s.recoveryTicksMax = Math.max(s.recoveryTicksMax, r.stats.recoveryTicksMax);
     s.livenessTicksMax = Math.max(s.livenessTicksMax, r.stats.livenessTicks ?? 0);
     for (const k of Object.keys(s.faults) as (keyof WholeFaultStats)[]) s.faults[k] += r.stats.faults[k];
@@ -114,6 +118,7 @@ export function formatWholeResult(r: WholeResult): string {
       `power losses ${f.powerLosses} (${f.lostBatches} unsynced batches lost, ${f.torn} torn), process restarts ${f.restarts}, restores ${f.restoresMarked} marked + ${f.restoresUnmarked} unmarked, ` +
       `wipes ${f.wipes}, permanent failures ${f.permanentFailures}, rolling restarts ${f.rollingRestarts}, fsync stalls ${f.fsyncStalls}, clock pauses ${f.clockFaults}`,
     `  rollback gates that found their store behind: ${st.rollbacksDetected}; answers from a peer restarted after the asker that left out what the asking run said (each a false alarm had they counted it): ${st.staleAnswersAvoided}; runs ending in the runbook's operator case (a node that may have lost a vote waiting for a voter failed for good): ${st.operatorWaits}; slowest start to voting: ${st.recoveryTicksMax} ticks`,
+    `  certified snapshots installed by followers: ${st.snapshotsInstalled}, refused: ${st.snapshotsRefused}`,
     `  liveness: ${st.livenessTicks === null ? 'not reached' : `new proposal committed ${st.livenessTicks} ticks after healing`}`,
     ...(r.outsideClaim ? [`  outside the claim (a store restored without a marker voted before any answer proved it behind): ${r.outsideClaim.checker}: ${r.outsideClaim.detail}`] : []),
     `  trace hash ${r.traceHash}`,
