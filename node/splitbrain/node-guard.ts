@@ -282,9 +282,13 @@ export class NodeGuard implements VoteGuard {
     if (pending !== this.pendingStored) {
       writes.push({ key: RESTORE_PENDING_KEY, value: pending ? Buffer.from(JSON.stringify({ since: this.monitor.gate.verdict().kind })) : null });
       this.pendingStored = pending;
+      // Synced, as the wipe marker's removal is (raft/driver.ts): a change lost on power loss
+      // would bring the node back waiting for every voter again, a voter failed for good
+      // included. It changes about once per restore, so the fsync costs nothing that matters.
+      sync = true;
     }
     if (this.dirty) {
-      sync = this.voteWitnessed;
+      sync ||= this.voteWitnessed;
       this.dirty = false;
       this.voteWitnessed = false;
       writes.push({ key: WITNESS_KEY, value: encodeWitnesses(this.monitor.witnesses.entries()) });

@@ -277,6 +277,23 @@ t.test('a store wiped without its vote waits for every voter, and holds to that 
   t.pass(`${back.id} votes again in term ${back.driver.durableState().term}`);
 });
 
+t.test('the pending rule is written and cleared in synced batches: a lost clear would bring the node back waiting for every voter', async (t) => {
+  const atStart = { term: 3, vote: null, lastIndex: 10, lastLogTerm: 3 };
+  // The marker was stored, and the rule no longer applies to this store: the clear is synced.
+  const cleared = new NodeGuard({ self: 'n1', voters: ['n1', 'n2', 'n3'], atStart, stored: undefined, identity: null, log: () => undefined, restorePendingStored: true });
+  t.notOk(cleared.monitor.gate.restorePending(), 'an intact store holds to no rule');
+  const a = cleared.takeWrites();
+  t.same(a.writes.filter((w) => w.key === RESTORE_PENDING_KEY), [{ key: RESTORE_PENDING_KEY, value: null }], 'the stored rule is cleared');
+  t.equal(a.sync, true, 'in a synced batch');
+  t.same(cleared.takeWrites(), { writes: [], sync: false }, 'once: nothing more to write');
+  // A store that lost its vote holds to the rule: written, synced.
+  const held = new NodeGuard({ self: 'n1', voters: ['n1', 'n2', 'n3'], atStart, stored: undefined, identity: null, log: () => undefined, history: 'vote_lost' });
+  t.ok(held.monitor.gate.restorePending());
+  const b = held.takeWrites();
+  t.ok(b.writes.some((w) => w.key === RESTORE_PENDING_KEY && w.value !== null), 'the rule is written');
+  t.equal(b.sync, true, 'in a synced batch');
+});
+
 t.test('a wiped node reports its recovery done only once the end of it is durable: a crash after "recovered" cannot bring the marker back', async (t) => {
   const { net, nodes, dirs } = await cluster(t);
   const leader = await until('a leader', () => nodes.find((n) => n.driver.isLeader));
