@@ -31,6 +31,22 @@
  * The permit is then derived from these entries, never taken from the daemon: keyId and keyEpoch
  * from the act, requestId = opId, messageDigest = the act's, ledgerIndex = the set entry's index.
  *
+ * One history (checkFollows, after the five checks). A kernel remembers the certified checkpoint
+ * it follows (the largest it signed under: its tree size and root, written in the batch that
+ * consumes the nonces) and signs under another only with an RFC 9162 §2.1.4 consistency proof
+ * between the two (from the smaller to the larger): a checkpoint of the same size must have the
+ * same root. Why: Raft tolerates crashes, not lies. A compromised node that leads a term can send
+ * one honest follower entry X and the other entry Y at the same index and term; each honest
+ * replica then applies its own branch, and the liar cosigns both, so each branch has checkpoints
+ * a majority cosigned (the two honest nodes' `two_roots` alarms fire). Without this rule the
+ * liar's own kernel would sign on both branches, and policy rules that rest on the ledger's
+ * history (rolling windows, lifetime caps) would each be judged on half of what was spent. With
+ * it, every kernel signs on one branch only: in a 3-node cluster with t = 2, the branch the liar's
+ * kernel did not choose has one kernel (its honest node's) and signs nothing. Refusal:
+ * CHECKPOINT_INCONSISTENT (no proof, a proof from another size than the followed one, a proof
+ * that fails, or another root at the followed size). The daemon learns the followed size from
+ * `status` (followedSize).
+ *
  * Threat: the daemon (or anything on the socket) is trusted for nothing here. It can withhold a
  * certificate (no signature), but a certificate for entries a majority did not apply needs a
  * majority of voter keys to sign a root they did not compute; with quorum a majority, no
@@ -44,6 +60,7 @@ import { tlog as limits } from '../proto/limits.js';
 import { bytesEqual, fromHex } from '../ledger/encoding.js';
 import { decodeEvent, listFor, type LedgerEvent } from '../ledger/events.js';
 import { certified, requireIncluded, type Checkpoint } from '../ledger/tlog/checkpoint.js';
+import { verifyConsistency } from '../ledger/tlog/merkle.js';
 import { clusterTrust, entryLeafHash, type EntryCertificate } from '../ledger/tlog/ledger-log.js';
 import type { VoterJson } from './authority.js';
 import type { Permit, SigningCommitment } from './wire.js';
@@ -145,4 +162,34 @@ export function checkCertificate(cert: EntryCertificate | null | undefined, ctx:
     checkpoint, submitted, submittedStampMs: inc0.entry.stampMs, submittedIndex: inc0.entry.index, setFixed,
     permit: { keyId: act.keyId, keyEpoch: act.keyEpoch, requestId: submitted.opId, messageDigest: act.messageDigest, ledgerIndex: inc1.entry.index },
   };
+}
+
+/** The certified checkpoint a kernel follows (store JSON: its tree size and root, hex). */
+export interface FollowedCheckpoint {
+  readonly size: number;
+  readonly root: string;
+}
+
+/**
+ * One history (the header): may a kernel that follows `followed` sign under `checkpoint`, given
+ * the certificate's consistency proof? Returns the checkpoint to follow afterwards (the larger of
+ * the two); CHECKPOINT_INCONSISTENT otherwise. Pure.
+ */
+export function checkFollows(followed: FollowedCheckpoint | null, checkpoint: Checkpoint, consistency: EntryCertificate['consistency']): FollowedCheckpoint {
+  const root = Buffer.from(checkpoint.root).toString('hex');
+  const next: FollowedCheckpoint = { size: checkpoint.size, root };
+  if (followed === null) return next;
+  if (checkpoint.size === followed.size) {
+    if (root !== followed.root) throw new CustodyError('CHECKPOINT_INCONSISTENT', `the checkpoint of size ${checkpoint.size} has another root than the one this kernel follows: two histories`);
+    return followed;
+  }
+  if (consistency === undefined) throw new CustodyError('CHECKPOINT_INCONSISTENT', `this kernel follows the checkpoint of size ${followed.size}; the certificate (size ${checkpoint.size}) carries no consistency proof from it`);
+  if (consistency.size !== followed.size) throw new CustodyError('CHECKPOINT_INCONSISTENT', `the consistency proof starts from size ${consistency.size}; this kernel follows the checkpoint of size ${followed.size}`);
+  const [small, large] = checkpoint.size < followed.size
+    ? [{ size: checkpoint.size, root: checkpoint.root }, { size: followed.size, root: fromHex(followed.root) }]
+    : [{ size: followed.size, root: fromHex(followed.root) }, { size: checkpoint.size, root: checkpoint.root }];
+  if (!verifyConsistency(small.size, large.size, small.root, large.root, consistency.proof)) {
+    throw new CustodyError('CHECKPOINT_INCONSISTENT', `the checkpoint of size ${checkpoint.size} is not proven consistent with the one of size ${followed.size} this kernel follows`);
+  }
+  return checkpoint.size > followed.size ? next : followed;
 }

@@ -32,7 +32,7 @@ import { CustodyError } from '../proto/errors.js';
 import { kernel as limits, tx as txLimits } from '../proto/limits.js';
 import { messagesDigest } from '../ledger/tx/messages.js';
 import { applyDecision, genesisState, withPinnedEras, type GenesisPin, type GovernanceState, type Effect } from './authority.js';
-import { checkCertificate, type ActSubmittedEvent } from './certificate.js';
+import { checkCertificate, checkFollows, type ActSubmittedEvent, type FollowedCheckpoint } from './certificate.js';
 import { checkSubmittedAct, type ActCheckContext } from './act-check.js';
 import { checkActPolicy, eraAt, ownAddressesOf } from './policy-check.js';
 import type { KeyContext } from '../ledger/tx/types.js';
@@ -110,6 +110,8 @@ const K = {
   consumed: (id: string): string => `consumed/${hexId(id)}`,
   permits: (id: string): string => `permit/${hexId(id)}/`,
   permit: (id: string, requestId: string): string => `permit/${hexId(id)}/${hexId(requestId)}`,
+  /** The certified checkpoint this kernel follows (kernel/certificate.ts checkFollows). */
+  followed: 'tlog/followed',
 };
 
 /**
@@ -308,6 +310,7 @@ export class Kernel {
     return {
       kind: 'status', nodeId: this.o.nodeId, profile: this.o.vault.profile, transportPublicKey: this.transport.publicKey, keys,
       governanceIndex: this.gov.index, frozen: this.gov.frozen, fenced: this.isFenced(),
+      followedSize: (await this.o.store.getJson<FollowedCheckpoint>(K.followed))?.size ?? 0,
     };
   }
 
@@ -773,6 +776,9 @@ export class Kernel {
         return a === undefined || a.activeEpoch === null || a.retired ? undefined : { epoch: a.activeEpoch, activatedIndex: a.activatedIndex };
       },
     });
+    // (0a) One history: the checkpoint extends the one this kernel follows, or is extended by it.
+    const followedBefore = (await this.o.store.getJson<FollowedCheckpoint>(K.followed)) ?? null;
+    const followed = checkFollows(followedBefore, certifiedSign.checkpoint, b.certificate?.consistency);
     const derived = certifiedSign.permit;
     if (derived.keyId !== permit.keyId || derived.keyEpoch !== permit.keyEpoch || derived.requestId !== permit.requestId || derived.ledgerIndex !== permit.ledgerIndex || !bytesEqual(derived.messageDigest, permit.messageDigest)) {
       throw new CustodyError('BINDING_MISMATCH', `the request's permit is not the one its certified entries make (act ${derived.requestId}, key ${derived.keyId} epoch ${derived.keyEpoch}, set at ledger index ${derived.ledgerIndex})`);
@@ -865,6 +871,7 @@ export class Kernel {
       counters: [...b.counters], lists: bytesToHex(listsDigest), shares: sigShares.map(bytesToHex),
     };
     ops.push({ type: 'put', key: K.permit(permit.keyId, permit.requestId), value: json(use) });
+    if (followed !== followedBefore) ops.push({ type: 'put', key: K.followed, value: json(followed) });
     await this.o.store.write(ops);
     this.crash('sign:consumed');
     return { kind: 'signatureShares', identifier: e.identifier, sigShares, counters: [...b.counters] };

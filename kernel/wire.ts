@@ -82,6 +82,8 @@ export type ResponseBody =
   | {
       kind: 'status'; nodeId: string; profile: string; transportPublicKey: Uint8Array; keys: KeyInfo[];
       governanceIndex: number; frozen: boolean; fenced: boolean;
+      /** Tree size of the certified checkpoint this kernel follows (kernel/certificate.ts checkFollows); 0 before its first signature. */
+      followedSize: number;
     }
   | { kind: 'governance'; governanceIndex: number; applied: number; frozen: boolean; fenced: boolean }
   | { kind: 'dkgRound1'; package: Round1Package }
@@ -258,6 +260,16 @@ const certificate = (x: unknown, w: string): EntryCertificate => {
         proof: arr(io, 'proof', iw, 0, tlogLimits.proofHashesMax).map((h, j) => bytes({ h }, 'h', `${iw}.proof[${j}]`, 32, 32)),
       };
     }),
+    ...(o['consistency'] === null || o['consistency'] === undefined ? {} : (() => {
+      const cw = `${w}.consistency`;
+      const co = obj(o['consistency'], cw);
+      return {
+        consistency: {
+          size: u(co, 'size', cw, 1, tlogLimits.treeSizeMax),
+          proof: arr(co, 'proof', cw, 0, tlogLimits.proofHashesMax).map((h, j) => bytes({ h }, 'h', `${cw}.proof[${j}]`, 32, 32)),
+        },
+      };
+    })()),
   };
 };
 
@@ -407,6 +419,7 @@ export function encodeRequest(req: Request): Uint8Array {
         certificate: req.body.certificate === null || req.body.certificate === undefined ? null : {
           note: req.body.certificate.note,
           inclusions: req.body.certificate.inclusions.map((i) => ({ leafIndex: i.leafIndex, index: i.entry.index, stampMs: i.entry.stampMs, event: i.entry.event, proof: [...i.proof] })),
+          ...(req.body.certificate.consistency === undefined ? {} : { consistency: { size: req.body.certificate.consistency.size, proof: [...req.body.certificate.consistency.proof] } }),
         },
       }
     : fields;

@@ -47,6 +47,8 @@ export interface CosignPeer {
   readonly nodeId: string;
   /** The peer's note over its own checkpoint at `size`. */
   cosign(size: number): Promise<string>;
+  /** The peer's RFC 9162 consistency proof from size1 to size2 of its tree (untrusted: whoever uses it verifies it). */
+  consistency?(size1: number, size2: number): Promise<Uint8Array[]>;
 }
 
 export interface CheckpointerOptions {
@@ -158,6 +160,37 @@ export class Checkpointer {
     const note = await this.collect(size, voters);
     this.cached = { note, size, voters: votersKey };
     return { note, inclusions: await this.inclusions(indexes, size) };
+  }
+
+  /**
+   * The RFC 9162 consistency proof from size1 to size2 (size1 <= size2) for a kernel that follows
+   * one of the two checkpoints. From this node's own tree; a node that joined by snapshot lacks
+   * the nodes left of its tree's base, and asks its peers instead. A proof is checked by the
+   * kernel against roots it holds, so where it came from does not matter.
+   */
+  async consistency(size1: number, size2: number): Promise<Uint8Array[]> {
+    try {
+      return await this.ownConsistency(size1, size2);
+    } catch (e) {
+      if (!isCustodyError(e) || e.reason !== 'ENTRY_NOT_INCLUDED') throw e;
+      const why: string[] = [e.detail];
+      for (const p of this.o.peers()) {
+        if (p.consistency === undefined) continue;
+        try {
+          return await p.consistency(size1, size2);
+        } catch (pe) {
+          why.push(`${p.nodeId}: ${isCustodyError(pe) ? `${pe.reason}: ${pe.detail}` : String(pe)}`);
+        }
+      }
+      throw new CustodyError('ENTRY_NOT_INCLUDED', `no consistency proof from ${size1} to ${size2}: ${why.join('; ')}`);
+    }
+  }
+
+  /** The consistency proof from this node's own tree only (what it answers a peer's Consistency). */
+  async ownConsistency(size1: number, size2: number): Promise<Uint8Array[]> {
+    const app = this.o.app;
+    await this.until(() => app.state.height >= size2, () => `this node's tree holds ${app.state.height} leaves, not ${size2},`);
+    return app.tree.consistency(size1, size2);
   }
 
   private async inclusions(indexes: readonly number[], size: number): Promise<EntryInclusion[]> {

@@ -50,7 +50,7 @@
  */
 import { decode, encode } from '../ledger/encoding.js';
 import { CustodyError, assert } from '../proto/errors.js';
-import { CompactTree, HASH_BYTES, emptyRoot, inclusionProof, nodeHash, type NodeReader } from '../ledger/tlog/merkle.js';
+import { CompactTree, HASH_BYTES, consistencyProof, emptyRoot, inclusionProof, nodeHash, type NodeReader } from '../ledger/tlog/merkle.js';
 import { entryLeafData, entryLeafHash } from '../ledger/tlog/ledger-log.js';
 import type { LedgerEntry, EventType } from '../ledger/events.js';
 import type { AppWrite } from '../raft/storage/leveldb.js';
@@ -252,6 +252,30 @@ export class LedgerTree {
       return h;
     };
     return inclusionProof(leafIndex, size, reader);
+  }
+
+  /**
+   * The RFC 9162 consistency proof from the tree of `size1` leaves to the tree of `size2`
+   * (size1 <= size2 <= height). A node that joined by snapshot holds no node left of its base
+   * but the base's edge: a proof that needs one is ENTRY_NOT_INCLUDED (a peer with the history
+   * can give it; proofs verify on their own).
+   */
+  async consistency(size1: number, size2: number): Promise<Uint8Array[]> {
+    this.computable(size2, 'consistency proof');
+    if (!Number.isSafeInteger(size1) || size1 < 0 || size1 > size2) throw new CustodyError('INVALID_ARGUMENT', `consistency proof from ${size1} to ${size2}`);
+    const wanted: string[] = [];
+    const dummy = new Uint8Array(HASH_BYTES);
+    consistencyProof(size1, size2, (level, index) => {
+      wanted.push(nodeKey(level, index));
+      return dummy;
+    });
+    const got = await this.read(wanted);
+    const reader: NodeReader = (level, index) => {
+      const h = got.get(nodeKey(level, index));
+      if (h === undefined) throw new CustodyError('ENTRY_NOT_INCLUDED', `consistency proof from ${size1} to ${size2}: Merkle tree node (${level}, ${index}) is not held here (this node's tree starts at ${this.base})`);
+      return h;
+    };
+    return consistencyProof(size1, size2, reader);
   }
 
   /** An applied entry of a kept type (KEPT_ENTRY_TYPES), by ledger index, with its leaf position. */

@@ -119,6 +119,7 @@ export const REASONS = {
   // Certified checkpoints (node/checkpoints.ts, kernel sign).
   CHECKPOINT_NOT_CERTIFIED: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'the sign request carries no checkpoint a majority of the voter nodes cosigned' },
   ENTRY_NOT_INCLUDED: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'an entry the signature rests on is not proven in the certified checkpoint' },
+  CHECKPOINT_INCONSISTENT: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'the certified checkpoint is not proven to extend the history this kernel follows (RFC 9162 consistency): a kernel signs on one history only' },
   CHECKPOINT_DIVERGED: { grpc: GrpcStatus.DATA_LOSS, text: 'peers computed another tree root at the same size: no majority of the voters agrees on the checkpoint' },
   SNAPSHOT_NOT_CERTIFIED: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'the Raft snapshot carries no certificate, cosigned by a majority of the voters this node knows, of exactly its content' },
   SIGNING_SET_MISMATCH: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'the sign request is not the signing set the ledger fixed for the act' },

@@ -69,4 +69,9 @@ export interface EntryInclusion {
 export interface EntryCertificate {
   readonly note: string;
   readonly inclusions: readonly EntryInclusion[];
+  /**
+   * An RFC 9162 consistency proof between the checkpoint of `size` leaves the kernel follows and
+   * the note's checkpoint, from the smaller to the larger (kernel/certificate.ts checkFollows).
+   */
+  readonly consistency?: { readonly size: number; readonly proof: readonly Uint8Array[] };
 }

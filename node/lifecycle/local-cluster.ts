@@ -297,7 +297,7 @@ export class LocalCluster {
         nodeId: id, identitySecretKey: this.seeds.get(id) as Uint8Array, app, log: this.log,
         peers: () => this.nodes.filter((n) => n.id !== id && n.up && !this.hub.cut.has(n.id)).map((n) => ({ nodeId: n.id, cosign: (size: number) => n.checkpoints.cosign(size) })),
       });
-      const participant = new LifecycleParticipant({ nodeId: id, identitySecretKey: this.seeds.get(id) as Uint8Array, ledger, kernel: kernel.port, exchange: this.exchange, log: this.log, certificate: (indexes) => checkpoints.certificate(indexes) });
+      const participant = new LifecycleParticipant({ nodeId: id, identitySecretKey: this.seeds.get(id) as Uint8Array, ledger, kernel: kernel.port, exchange: this.exchange, log: this.log, certificate: (indexes) => checkpoints.certificate(indexes), consistency: (size1, size2) => checkpoints.consistency(size1, size2) });
       this.ports.set(id, this.o.wrapParticipant ? this.o.wrapParticipant(participant) : participant);
       const coordinator = new Coordinator({
         nodeId: id, ledger, exchange: this.exchange, participants: this.ports, localPublicPackage: (k, e) => participant.ownPublicPackage(k, e), log: this.log,

@@ -143,7 +143,7 @@ export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleC
   const clockReaders = peerClients.map((p) => new RemoteClockReader(p.nodeId, p, genesis.clusterId));
   // Certified Raft snapshots (node/snapshot-cert.ts): the same peers cosign this node's snapshots.
   o.snapshotCert?.usePeers(() => cosigners);
-  const participant = new LifecycleParticipant({ nodeId: o.nodeId, identitySecretKey: cfg.identitySecretKey, ledger, kernel, exchange, log: o.log, certificate: (indexes) => checkpoints.certificate(indexes) });
+  const participant = new LifecycleParticipant({ nodeId: o.nodeId, identitySecretKey: cfg.identitySecretKey, ledger, kernel, exchange, log: o.log, certificate: (indexes) => checkpoints.certificate(indexes), consistency: (size1, size2) => checkpoints.consistency(size1, size2) });
   if (link !== null) {
     const m = o.metrics;
     link.onChange((up) => {
@@ -158,7 +158,7 @@ export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleC
   const coordinator = new Coordinator({ nodeId: o.nodeId, ledger, exchange, participants: ports, localPublicPackage: (k, e) => participant.ownPublicPackage(k, e), log: o.log, remoteTimeoutMs: cfg.remoteTimeoutMs, signingSetWaitMs: cfg.signingSetWaitMs });
   const backend = new AdminBackend(o.nodeId, ledger, coordinator);
   const server = new AdminServer({
-    listen: cfg.admin, tls: o.tls, backend, log: o.log, peer: peerHandlers({ participant, exchange, isNode: (id) => cfg.peers.has(id), incarnation: o.incarnation ?? '', cosign: (size) => checkpoints.cosign(size), clockReading: ownReading, ...(o.snapshotCert ? { cosignSnapshot: (index: number) => (o.snapshotCert as SnapshotCertifier).cosign(index) } : {}) }),
+    listen: cfg.admin, tls: o.tls, backend, log: o.log, peer: peerHandlers({ participant, exchange, isNode: (id) => cfg.peers.has(id), incarnation: o.incarnation ?? '', cosign: (size) => checkpoints.cosign(size), consistency: (size1, size2) => checkpoints.ownConsistency(size1, size2), clockReading: ownReading, ...(o.snapshotCert ? { cosignSnapshot: (index: number) => (o.snapshotCert as SnapshotCertifier).cosign(index) } : {}) }),
     snapshot: () => snapshotFileBytes({ nodeId: o.nodeId, driver: o.driver, app: o.app, incarnation: o.incarnation ?? '' }),
     ...(o.membership ? { membership: membershipHandlers(o.membership, o.driver) } : {}),
   });

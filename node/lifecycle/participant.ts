@@ -20,7 +20,7 @@
  *     a kernel restored from an older store refuses to sign (STORE_ROLLED_BACK).
  */
 import { createHash } from 'node:crypto';
-import { CustodyError } from '../../proto/errors.js';
+import { CustodyError, isCustodyError } from '../../proto/errors.js';
 import { lifecycle as lifecycleLimits } from '../../proto/limits.js';
 import { type CborValue, bytesEqual, decode, digest, encode, toHex } from '../../ledger/encoding.js';
 import { type LedgerEvent, decodeEvent, signStatement, statementFromCbor, statementToCbor, verifyStatement } from '../../ledger/events.js';
@@ -35,6 +35,8 @@ import type { Exchange, KernelPort, LedgerPort, NonceOffer, ParticipantPort } fr
 import { kernelEpoch } from './kernel-port.js';
 import { Rerunner } from './rerun.js';
 import type { EntryCertificate } from '../../ledger/tlog/ledger-log.js';
+import { parseCheckpoint } from '../../ledger/tlog/checkpoint.js';
+import { parseNote } from '../../ledger/tlog/note.js';
 
 export const ROUND1_DOMAIN = 'custody-ledger/v1/dkg-round1';
 
@@ -187,6 +189,12 @@ export interface ParticipantOptions {
    * majority of the voters cosigned, which the kernel checks before it signs.
    */
   readonly certificate: (indexes: readonly number[]) => Promise<EntryCertificate>;
+  /**
+   * The RFC 9162 consistency proof between two tree sizes (node/checkpoints.ts
+   * Checkpointer.consistency), from the smaller to the larger: the kernel signs under a
+   * checkpoint other than the one it follows only with one (kernel/certificate.ts checkFollows).
+   */
+  readonly consistency?: (size1: number, size2: number) => Promise<Uint8Array[]>;
 }
 
 export class LifecycleParticipant implements ParticipantPort {
@@ -204,6 +212,8 @@ export class LifecycleParticipant implements ParticipantPort {
   forwardedIndex = 0;
   /** Whether the kernel said it is fenced after the last decision it applied. */
   private kernelFenced = false;
+  /** Tree size of the checkpoint the kernel follows (its status' followedSize); null: ask it. */
+  private kernelFollowed: number | null = null;
 
   constructor(o: ParticipantOptions) {
     this.o = o;
@@ -259,6 +269,33 @@ export class LifecycleParticipant implements ParticipantPort {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([this.queue, new Promise<void>((r) => { timer = setTimeout(r, lifecycleLimits.kernelDrainMs); timer.unref(); })]);
     clearTimeout(timer);
+  }
+
+  /**
+   * A sign request with the consistency proof its kernel needs (kernel/certificate.ts
+   * checkFollows): from the checkpoint the kernel follows to the certificate's, or back. Asks the
+   * kernel which one it follows when unknown (after a start), and once more when the kernel
+   * refuses CHECKPOINT_INCONSISTENT (another process of this node may have moved it).
+   */
+  private async signFollowing(body: Omit<Extract<Parameters<KernelPort['call']>[0], { kind: 'sign' }>, 'certificate'>, certificate: EntryCertificate) {
+    const size = parseCheckpoint(parseNote(certificate.note).text).size;
+    for (let attempt = 0; ; attempt++) {
+      if (this.kernelFollowed === null) this.kernelFollowed = (await this.o.kernel.call({ kind: 'status' }, 'status')).followedSize;
+      const f = this.kernelFollowed;
+      let withProof = certificate;
+      if (f !== 0 && f !== size) {
+        if (this.o.consistency === undefined) throw new CustodyError('CHECKPOINT_INCONSISTENT', `the kernel follows the checkpoint of size ${f} and this node gives no consistency proofs`);
+        withProof = { ...certificate, consistency: { size: f, proof: await this.o.consistency(Math.min(f, size), Math.max(f, size)) } };
+      }
+      try {
+        const r = await this.o.kernel.call({ ...body, certificate: withProof }, 'signatureShares');
+        this.kernelFollowed = Math.max(f, size);
+        return r;
+      } catch (e) {
+        if (attempt > 0 || !isCustodyError(e) || e.reason !== 'CHECKPOINT_INCONSISTENT') throw e;
+        this.kernelFollowed = null;
+      }
+    }
   }
 
   /** Every kernel call of this participant goes through one queue, in order. */
@@ -614,10 +651,15 @@ export class LifecycleParticipant implements ParticipantPort {
     const permit = kernelPermit(c, op);
     // What the kernel checks before it signs: a majority of the voters applied both entries.
     const certificate = await this.o.certificate([submittedIndex(op), set.index]);
-    const r = await this.kernelCall({
-      kind: 'sign', permit: { ...permit, messageDigest: messagesDigest(messages) }, messages, lists: lists.map((l) => [...l]), counters: [...counters],
-      ledgerConsumedCounter: ledgerConsumedCounter(c, op, this.nodeId), certificate,
-    }, 'signatureShares');
+    const body = {
+      kind: 'sign' as const, permit: { ...permit, messageDigest: messagesDigest(messages) }, messages, lists: lists.map((l) => [...l]), counters: [...counters],
+      ledgerConsumedCounter: ledgerConsumedCounter(c, op, this.nodeId),
+    };
+    // In the kernel queue: the consistency proof depends on the checkpoint the kernel follows,
+    // which the signatures before this one in the queue may move.
+    const run = this.queue.then(() => this.signFollowing(body, certificate));
+    this.queue = run.catch(() => undefined);
+    const r = await run;
     if (r.sigShares.length !== messages.length) throw new CustodyError('INTERNAL', `the kernel returned ${r.sigShares.length} shares for ${messages.length} messages`);
     return { identifier: r.identifier, shares: [...r.sigShares] };
   }

@@ -323,6 +323,13 @@ export class RemoteCosigner implements CosignPeer {
     return r.note;
   }
 
+  async consistency(size1: number, size2: number): Promise<Uint8Array[]> {
+    const r = await this.peer.call<{ proof?: Buffer[] }>('Consistency', { size1, size2 }, tlogLimits.cosignCallMs);
+    const proof = (r.proof ?? []).map((x) => new Uint8Array(x));
+    if (proof.length > tlogLimits.proofHashesMax || proof.some((h) => h.length !== 32)) throw new CustodyError('TLOG_PROOF_INVALID', `${this.nodeId} answered a malformed consistency proof`);
+    return proof;
+  }
+
   async cosignSnapshot(index: number): Promise<string> {
     const r = await this.peer.call<{ note?: string }>('Cosign', { size: 0, snapshotIndex: index }, tlogLimits.cosignCallMs);
     if (typeof r.note !== 'string' || r.note.length === 0 || Buffer.byteLength(r.note) > tlogLimits.noteBytesMax) throw new CustodyError('NOTE_MALFORMED', `${this.nodeId} answered no note within its bound`);
@@ -348,7 +355,7 @@ export class RemoteClockReader implements ClockReadingPeer {
 }
 
 /** The server side: only node certificates whose CN is a cluster node. */
-export function peerHandlers(o: { participant: ParticipantPort; exchange: PeerExchange; isNode: (id: string) => boolean; incarnation?: string; cosign?: (size: number) => Promise<string>; clockReading?: () => ClockReading; cosignSnapshot?: (index: number) => string }): grpc.UntypedServiceImplementation {
+export function peerHandlers(o: { participant: ParticipantPort; exchange: PeerExchange; isNode: (id: string) => boolean; incarnation?: string; cosign?: (size: number) => Promise<string>; consistency?: (size1: number, size2: number) => Promise<Uint8Array[]>; clockReading?: () => ClockReading; cosignSnapshot?: (index: number) => string }): grpc.UntypedServiceImplementation {
   const who = (call: { getAuthContext(): { sslPeerCertificate?: PeerCertificate } | null; metadata: grpc.Metadata }): string => {
     const cert = call.getAuthContext()?.sslPeerCertificate;
     const cn = cert?.subject?.CN;
@@ -400,6 +407,12 @@ export function peerHandlers(o: { participant: ParticipantPort; exchange: PeerEx
       const size = Number(r.size ?? 0);
       if (!Number.isSafeInteger(size) || size < 1) throw new CustodyError('INVALID_ARGUMENT', `tree size ${String(r.size)}`);
       return { note: await o.cosign(size) };
+    }),
+    Consistency: unary<R>(async (r) => {
+      if (o.consistency === undefined) throw new CustodyError('SERVICE_NOT_SERVED', 'this node gives no consistency proofs');
+      const [size1, size2] = [Number(r.size1 ?? 0), Number(r.size2 ?? 0)];
+      if (!Number.isSafeInteger(size1) || !Number.isSafeInteger(size2) || size1 < 1 || size1 > size2) throw new CustodyError('INVALID_ARGUMENT', `consistency proof from ${String(r.size1)} to ${String(r.size2)}`);
+      return { proof: (await o.consistency(size1, size2)).map((h) => Buffer.from(h)) };
     }),
     ClockReading: unary<R>(() => {
       if (o.clockReading === undefined) throw new CustodyError('SERVICE_NOT_SERVED', 'this node signs no clock readings');

@@ -82,6 +82,28 @@ for (const profile of PROFILES) {
     const ok = await a.client.call({ ...good, certificate: gov.certify(entries(), [v1, v4]) }, 'signatureShares');
     t.equal(ok.sigShares.length, 1, 'a majority of the voters as the kernel follows them (v1, v2, v4) certifies');
     t.equal(await sign(gov.certify(entries(), [v2, v4])), 'OK', 'the identical request under another certified checkpoint gets the stored share');
+
+    // One history: a lying leader made the other honest replica apply a branch that leaves this
+    // kernel's history just before the checkpoint it follows; the liar cosigns the branch too, so
+    // it is certified by a majority (v2 and v4 here). Its next act is refused there, however the
+    // daemon proves it, and signs on the kernel's own history.
+    const followed = (await a.client.call({ kind: 'status' }, 'status')).followedSize;
+    t.ok(followed > 1, `the kernel follows the checkpoint it signed under (size ${followed})`);
+    const branch = [...gov.leaves.slice(0, followed - 1), new Uint8Array(randomBytes(32))];
+    const [na2, nb2] = [await presign(a), await presign(b)];
+    const lists2 = [[na2, nb2].map((n) => ({ identifier: n.identifier, hiding: n.hiding, binding: n.binding }))];
+    const message2 = Buffer.from('pay 6 to treasury');
+    const permit2 = permitOver(key, [message2], gov.permitIndex());
+    const good2: SignBody = { kind: 'sign', permit: permit2, messages: [message2], lists: lists2, counters: [na2.counter], ledgerConsumedCounter: 0 };
+    const entries2 = () => gov.actEntries(permit2, lists2, { [na2.identifier]: [na2.counter], [nb2.identifier]: [nb2.counter] }, [], { messages: [message2] });
+    const onBranch = gov.certify(entries2(), [v2, v4], branch);
+    t.equal(await reasonOf(a.client.call({ ...good2, certificate: onBranch }, 'signatureShares')), 'CHECKPOINT_INCONSISTENT', "the branch, with the branch's own consistency proof from the followed size");
+    t.equal(await reasonOf(a.client.call({ ...good2, certificate: { ...onBranch, consistency: undefined } }, 'signatureShares')), 'CHECKPOINT_INCONSISTENT', 'the branch without a proof');
+    const sameSize = gov.certify(entries2(), [v2, v4], gov.leaves.slice(0, followed - 2));
+    t.equal(await reasonOf(a.client.call({ ...good2, certificate: sameSize }, 'signatureShares')), 'CHECKPOINT_INCONSISTENT', 'another root at the followed size (the act in place of the one signed last)');
+    const own = await a.client.call({ ...good2, certificate: gov.certify(entries2(), [v2, v4]) }, 'signatureShares');
+    t.equal(own.sigShares.length, 1, 'the same act on the kernel\'s own history signs: every refusal left its nonce untouched');
+    t.ok((await a.client.call({ kind: 'status' }, 'status')).followedSize > followed, 'and the kernel follows the later checkpoint');
   });
 }
 

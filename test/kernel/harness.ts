@@ -20,7 +20,7 @@ import { KernelStore } from '../../kernel/store.js';
 import { externalPublicKey, suiteOf, type PublicKeyPackage, type Suite, type SuiteName } from '../../kernel/suites.js';
 import { SoftwareVault, type Vault } from '../../kernel/vault.js';
 import { HsmVault } from '../../kernel/hsm.js';
-import type { CommittedDecision, NonceCommitment, Participant, Permit, PublicPackage, RequestBody, SigningCommitment } from '../../kernel/wire.js';
+import type { CommittedDecision, NonceCommitment, Participant, Permit, PublicPackage, RequestBody, ResponseBody, SigningCommitment } from '../../kernel/wire.js';
 import { messagesDigest } from '../../ledger/tx/messages.js';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { actCid, encodeEvent, type Act, type LedgerEntry, type SigningSetMember } from '../../ledger/events.js';
@@ -36,7 +36,7 @@ import { tx as txLimits } from '../../proto/limits.js';
 import { CustodyError } from '../../proto/errors.js';
 import type { ActCheckContext } from '../../kernel/act-check.js';
 import type { ActSubmittedEvent } from '../../kernel/certificate.js';
-import { checkpointOrigin, cosignatureSigner, entryLeafHash, formatCheckpoint, inclusionProof, memoryReader, nodeSignerName, rootOf, signNote, type EntryCertificate } from '../../ledger/tlog/index.js';
+import { checkpointOrigin, consistencyProof, cosignatureSigner, entryLeafHash, formatCheckpoint, inclusionProof, memoryReader, nodeSignerName, parseCheckpoint, parseNote, rootOf, signNote, type EntryCertificate } from '../../ledger/tlog/index.js';
 
 export type SignBody = Extract<RequestBody, { kind: 'sign' }>;
 
@@ -210,18 +210,22 @@ export class Governance {
 
   /**
    * Appends `entries` to the twin's tree and returns their certificate under a checkpoint of the
-   * whole tree, cosigned by `signers` (default: every voter, as a healthy cluster would).
+   * whole tree, cosigned by `signers` (default: every voter, as a healthy cluster would). With
+   * `history`, the entries go to that tree instead (a branch: a copy of a prefix of `leaves`
+   * with other leaves after it, as a lying leader makes one honest replica apply).
    */
-  certify(entries: readonly LedgerEntry[], signers: readonly { id: string; seed: Uint8Array }[] = this.voters): EntryCertificate {
+  certify(entries: readonly LedgerEntry[], signers: readonly { id: string; seed: Uint8Array }[] = this.voters, history: Uint8Array[] = this.leaves): EntryCertificate {
     const at = entries.map((e) => {
-      this.leaves.push(entryLeafHash(e));
-      return this.leaves.length - 1;
+      history.push(entryLeafHash(e));
+      return history.length - 1;
     });
-    const size = this.leaves.length;
-    const read = memoryReader(this.leaves);
-    const text = formatCheckpoint({ origin: checkpointOrigin(this.clusterId), size, root: rootOf(this.leaves), extensions: [] });
+    const size = history.length;
+    const read = memoryReader(history);
+    const text = formatCheckpoint({ origin: checkpointOrigin(this.clusterId), size, root: rootOf(history), extensions: [] });
+    const note = signNote(text, signers.map((v) => this.cosigner(v)));
+    certifiedHistories.set(note, history);
     return {
-      note: signNote(text, signers.map((v) => this.cosigner(v))),
+      note,
       inclusions: entries.map((entry, i) => ({ leafIndex: at[i]!, entry, proof: inclusionProof(at[i]!, size, read) })),
     };
   }
@@ -322,6 +326,38 @@ export function setupKernel(root: string, nodeId: string, profile: Profile, gov:
   return { nodeId, dir, configPath, socketPath, storeDir, profile, env, ...(hsm ? { hsm } : {}) };
 }
 
+/** The history (leaf hashes, append-only) behind each note a Governance certified, for `following`. */
+const certifiedHistories = new Map<string, readonly Uint8Array[]>();
+
+type SignBodyOf = Extract<RequestBody, { kind: 'sign' }>;
+
+/**
+ * Makes `client` send sign requests as a daemon does (node/lifecycle/participant.ts
+ * signFollowing): a certificate a Governance made, without a consistency proof, gets the one its
+ * kernel needs, from the checkpoint the kernel follows (status followedSize) over that
+ * Governance's history. A certificate with a `consistency` property of its own (even undefined)
+ * is sent as it is: attack tests choose what the kernel sees. Returns the same client.
+ */
+export function following<C extends Pick<KernelClient, 'call'>>(client: C): C {
+  const raw = client.call.bind(client) as KernelClient['call'];
+  const call = async (body: RequestBody, expect: ResponseBody['kind']): Promise<ResponseBody> => {
+    const cert = body.kind === 'sign' ? (body as SignBodyOf).certificate : null;
+    const leaves = cert ? certifiedHistories.get(cert.note) : undefined;
+    if (cert && leaves && !('consistency' in cert)) {
+      const size = parseCheckpoint(parseNote(cert.note).text).size;
+      const f = (await raw({ kind: 'status' }, 'status')).followedSize;
+      if (f !== 0 && f !== size && Math.max(f, size) <= leaves.length) {
+        const [a, b] = [Math.min(f, size), Math.max(f, size)];
+        const proof = consistencyProof(a, b, memoryReader(leaves.slice(0, b)));
+        return raw({ ...(body as SignBodyOf), certificate: { ...cert, consistency: { size: f, proof } } }, expect);
+      }
+    }
+    return raw(body, expect);
+  };
+  (client as { call: unknown }).call = call;
+  return client;
+}
+
 export interface KernelProcess {
   setup: KernelSetup;
   proc: ChildProcess;
@@ -363,7 +399,7 @@ export async function startKernel(setup: KernelSetup, extraEnv: Record<string, s
       reject(new Error(`kernel ${setup.nodeId} exited (${code ?? signal}) before ready; stderr: ${stderr}`));
     });
   });
-  const client = await KernelClient.connect(setup.socketPath);
+  const client = following(await KernelClient.connect(setup.socketPath));
   return {
     setup, proc, client, exited,
     transportPublicKey: Buffer.from(ready.transportPublicKey, 'hex'),

@@ -21,7 +21,7 @@ import type { NonceCommitment, RequestBody, ResponseBody, SigningCommitment } fr
 import { messagesDigest } from '../../ledger/tx/messages.js';
 import { kernel as limits, tx as txLimits } from '../../proto/limits.js';
 import {
-  Governance, independentVerify, openInProcess, permitOver, PROFILES, reasonOf, runDkg, signManyAcross, syntheticActCheck, tempDir, toPackage,
+  following, Governance, independentVerify, openInProcess, permitOver, PROFILES, reasonOf, runDkg, signManyAcross, syntheticActCheck, tempDir, toPackage,
   type KeyResult, type Member, type Profile,
 } from './harness.js';
 
@@ -36,7 +36,7 @@ function memberIn(nodeId: string, k: Kernel): Member {
       return r;
     },
   };
-  return { nodeId, client: client as unknown as KernelClient, transportPublicKey: k.transportPublicKey };
+  return { nodeId, client: following(client as unknown as KernelClient), transportPublicKey: k.transportPublicKey };
 }
 
 /** Three in-process kernels n1..n3 of one profile, and a switch to crash one at a named point. */

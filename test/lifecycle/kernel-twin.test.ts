@@ -17,7 +17,7 @@ import type { NonceCommitment, RequestBody, SigningCommitment } from '../../kern
 import { KernelTwin } from '../../node/lifecycle/kernel-twin.js';
 import { tx as txLimits } from '../../proto/limits.js';
 import {
-  Governance, independentVerify, permitOver, reasonOf, runDkg, signManyAcross, toPackage, type KeyResult, type Member,
+  following, Governance, independentVerify, permitOver, reasonOf, runDkg, signManyAcross, toPackage, type KeyResult, type Member,
   syntheticActCheck, TEST_POLICY, type ApprovalOf,
 } from '../kernel/harness.js';
 
@@ -31,7 +31,7 @@ async function twins(gov: Governance, ids: string[], synthetic = true): Promise<
     // Synthetic acts of several messages: the request is checked, the parse is kernel/act-check.ts's tests'.
     if (synthetic) k.actCheck = syntheticActCheck;
     const s = await k.call({ kind: 'status' }, 'status');
-    out.push({ nodeId: id, client: k as unknown as KernelClient, transportPublicKey: s.transportPublicKey });
+    out.push({ nodeId: id, client: following(k as unknown as KernelClient), transportPublicKey: s.transportPublicKey });
   }
   return out;
 }
