@@ -45,7 +45,15 @@
  * kernel did not choose has one kernel (its honest node's) and signs nothing. Refusal:
  * CHECKPOINT_INCONSISTENT (no proof, a proof from another size than the followed one, a proof
  * that fails, or another root at the followed size). The daemon learns the followed size from
- * `status` (followedSize).
+ * `status` (followed).
+ *   One history per incarnation: a cluster restored from a backup (`custody cluster restore`)
+ * continues the history from the backup's index on nodes whose trees start there, so no node can
+ * prove consistency with what came before. Its checkpoints name its incarnation (an extension
+ * line, ledger/tlog/ledger-log.ts INCARNATION_EXTENSION), and the kernel follows one checkpoint
+ * per incarnation (checkpointIncarnation). One lying node cannot use this to open a second
+ * history: a certified checkpoint needs a majority of the voters' cosignatures, and an honest node
+ * cosigns only its own text, which names its own incarnation; a checkpoint of another incarnation
+ * is certified only by nodes an operator restored into it.
  *
  * Threat: the daemon (or anything on the socket) is trusted for nothing here. It can withhold a
  * certificate (no signature), but a certificate for entries a majority did not apply needs a
@@ -164,7 +172,7 @@ export function checkCertificate(cert: EntryCertificate | null | undefined, ctx:
   };
 }
 
-/** The certified checkpoint a kernel follows (store JSON: its tree size and root, hex). */
+/** The certified checkpoint a kernel follows in one incarnation (store JSON: its tree size and root, hex). */
 export interface FollowedCheckpoint {
   readonly size: number;
   readonly root: string;

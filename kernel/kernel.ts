@@ -33,6 +33,7 @@ import { kernel as limits, tx as txLimits } from '../proto/limits.js';
 import { messagesDigest } from '../ledger/tx/messages.js';
 import { applyDecision, genesisState, withPinnedEras, type GenesisPin, type GovernanceState, type Effect } from './authority.js';
 import { checkCertificate, checkFollows, type ActSubmittedEvent, type FollowedCheckpoint } from './certificate.js';
+import { checkpointIncarnation } from '../ledger/tlog/ledger-log.js';
 import { checkSubmittedAct, type ActCheckContext } from './act-check.js';
 import { checkActPolicy, eraAt, ownAddressesOf } from './policy-check.js';
 import type { KeyContext } from '../ledger/tx/types.js';
@@ -110,8 +111,9 @@ const K = {
   consumed: (id: string): string => `consumed/${hexId(id)}`,
   permits: (id: string): string => `permit/${hexId(id)}/`,
   permit: (id: string, requestId: string): string => `permit/${hexId(id)}/${hexId(requestId)}`,
-  /** The certified checkpoint this kernel follows (kernel/certificate.ts checkFollows). */
-  followed: 'tlog/followed',
+  /** The certified checkpoints this kernel follows, one per cluster incarnation (kernel/certificate.ts checkFollows). */
+  followedAll: 'tlog/followed/',
+  followed: (incarnation: string): string => `tlog/followed/${incarnation === '' ? '-' : incarnation}`,
 };
 
 /**
@@ -310,7 +312,10 @@ export class Kernel {
     return {
       kind: 'status', nodeId: this.o.nodeId, profile: this.o.vault.profile, transportPublicKey: this.transport.publicKey, keys,
       governanceIndex: this.gov.index, frozen: this.gov.frozen, fenced: this.isFenced(),
-      followedSize: (await this.o.store.getJson<FollowedCheckpoint>(K.followed))?.size ?? 0,
+      followed: (await this.o.store.list(K.followedAll, limits.followedIncarnationsMax)).map(({ key, value }) => {
+        const id = key.slice(K.followedAll.length);
+        return { incarnation: id === '-' ? '' : id, size: (JSON.parse(Buffer.from(value).toString('utf8')) as FollowedCheckpoint).size };
+      }),
     };
   }
 
@@ -777,7 +782,8 @@ export class Kernel {
       },
     });
     // (0a) One history: the checkpoint extends the one this kernel follows, or is extended by it.
-    const followedBefore = (await this.o.store.getJson<FollowedCheckpoint>(K.followed)) ?? null;
+    const incarnation = checkpointIncarnation(certifiedSign.checkpoint.extensions);
+    const followedBefore = (await this.o.store.getJson<FollowedCheckpoint>(K.followed(incarnation))) ?? null;
     const followed = checkFollows(followedBefore, certifiedSign.checkpoint, b.certificate?.consistency);
     const derived = certifiedSign.permit;
     if (derived.keyId !== permit.keyId || derived.keyEpoch !== permit.keyEpoch || derived.requestId !== permit.requestId || derived.ledgerIndex !== permit.ledgerIndex || !bytesEqual(derived.messageDigest, permit.messageDigest)) {
@@ -871,7 +877,7 @@ export class Kernel {
       counters: [...b.counters], lists: bytesToHex(listsDigest), shares: sigShares.map(bytesToHex),
     };
     ops.push({ type: 'put', key: K.permit(permit.keyId, permit.requestId), value: json(use) });
-    if (followed !== followedBefore) ops.push({ type: 'put', key: K.followed, value: json(followed) });
+    if (followed !== followedBefore) ops.push({ type: 'put', key: K.followed(incarnation), value: json(followed) });
     await this.o.store.write(ops);
     this.crash('sign:consumed');
     return { kind: 'signatureShares', identifier: e.identifier, sigShares, counters: [...b.counters] };

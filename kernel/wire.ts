@@ -82,8 +82,8 @@ export type ResponseBody =
   | {
       kind: 'status'; nodeId: string; profile: string; transportPublicKey: Uint8Array; keys: KeyInfo[];
       governanceIndex: number; frozen: boolean; fenced: boolean;
-      /** Tree size of the certified checkpoint this kernel follows (kernel/certificate.ts checkFollows); 0 before its first signature. */
-      followedSize: number;
+      /** The certified checkpoint this kernel follows, per cluster incarnation (kernel/certificate.ts checkFollows): its tree size. */
+      followed: { incarnation: string; size: number }[];
     }
   | { kind: 'governance'; governanceIndex: number; applied: number; frozen: boolean; fenced: boolean }
   | { kind: 'dkgRound1'; package: Round1Package }

@@ -38,7 +38,7 @@ import { tlog as limits } from '../proto/limits.js';
 import { bytesEqual, toHex } from '../ledger/encoding.js';
 import { certified, formatCheckpoint, parseCheckpoint } from '../ledger/tlog/checkpoint.js';
 import { cosignatureSigner, openNote, parseNote, signNote } from '../ledger/tlog/note.js';
-import { checkpointOrigin, clusterTrust, nodeSignerName, nodeVerifier, type EntryCertificate, type EntryInclusion } from '../ledger/tlog/ledger-log.js';
+import { checkpointOrigin, clusterTrust, incarnationExtensions, nodeSignerName, nodeVerifier, type EntryCertificate, type EntryInclusion } from '../ledger/tlog/ledger-log.js';
 import type { LedgerApp } from './ledger-app.js';
 import { rosterVoters } from '../ledger/state.js';
 
@@ -62,6 +62,8 @@ export interface CheckpointerOptions {
   readonly now?: () => number;
   readonly onDivergence?: (peer: string) => void;
   readonly log?: (line: string) => void;
+  /** The cluster's incarnation ('' when never restored), named in every checkpoint (ledger-log.ts INCARNATION_EXTENSION). */
+  readonly incarnation?: string;
 }
 
 interface Cached { readonly note: string; readonly size: number; readonly voters: string }
@@ -127,7 +129,7 @@ export class Checkpointer {
 
   private async text(size: number): Promise<string> {
     const root = await this.o.app.tree.rootAt(size);
-    return formatCheckpoint({ origin: checkpointOrigin(this.clusterId), size, root, extensions: [] });
+    return formatCheckpoint({ origin: checkpointOrigin(this.clusterId), size, root, extensions: incarnationExtensions(this.o.incarnation ?? '') });
   }
 
   private signer(): ReturnType<typeof cosignatureSigner> {
@@ -169,6 +171,7 @@ export class Checkpointer {
    * kernel against roots it holds, so where it came from does not matter.
    */
   async consistency(size1: number, size2: number): Promise<Uint8Array[]> {
+    const app = this.o.app;
     try {
       return await this.ownConsistency(size1, size2);
     } catch (e) {
@@ -177,7 +180,9 @@ export class Checkpointer {
       for (const p of this.o.peers()) {
         if (p.consistency === undefined) continue;
         try {
-          return await p.consistency(size1, size2);
+          const proof = await p.consistency(size1, size2);
+          this.log(`checkpoints: consistency proof from ${size1} to ${size2} taken from ${p.nodeId} (this node's tree starts at ${app.tree.baseSize})`);
+          return proof;
         } catch (pe) {
           why.push(`${p.nodeId}: ${isCustodyError(pe) ? `${pe.reason}: ${pe.detail}` : String(pe)}`);
         }

@@ -258,6 +258,11 @@ export const kernel = {
   /** Most participants in one key's committee (DKG, refresh, reshare). */
   participantsMax: 32,
   /**
+   * Most cluster incarnations whose followed checkpoint `status` lists (kernel/certificate.ts
+   * checkFollows; one per `custody cluster restore` the kernel's store lived through).
+   */
+  followedIncarnationsMax: 256,
+  /**
    * Most helpers in one share repair (kernel/repair.ts). A repair needs t of them (any t will do); more
    * only add messages (each helper sends one delta to every other), so the bound is the committee's.
    */

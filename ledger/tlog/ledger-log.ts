@@ -23,6 +23,26 @@ import { leafHash } from './merkle.js';
 import { makeVerifier, SIG_COSIGNATURE_V1, type NoteVerifier } from './note.js';
 import type { CheckpointTrust } from './checkpoint.js';
 
+/**
+ * The extension line a restored cluster's checkpoints carry (C2SP tlog-checkpoint allows lines
+ * after the root hash): `custody-incarnation/v1 <id>`, the incarnation `custody cluster restore`
+ * gave every node it seeded (node/backup/incarnation.ts). A cluster never restored writes none.
+ * Every node writes its own, so a majority-cosigned checkpoint names the incarnation of the nodes
+ * that cosigned it: one node alone cannot make one of another incarnation.
+ */
+export const INCARNATION_EXTENSION = 'custody-incarnation/v1';
+
+/** The extension lines of a checkpoint of a cluster of incarnation `incarnation` ('' when never restored). */
+export function incarnationExtensions(incarnation: string): string[] {
+  return incarnation === '' ? [] : [`${INCARNATION_EXTENSION} ${incarnation}`];
+}
+
+/** The incarnation a checkpoint names ('' when it names none). */
+export function checkpointIncarnation(extensions: readonly string[]): string {
+  const line = extensions.find((x) => x.startsWith(`${INCARNATION_EXTENSION} `));
+  return line === undefined ? '' : line.slice(INCARNATION_EXTENSION.length + 1);
+}
+
 export function checkpointOrigin(clusterId: string): string {
   return `custody-ledger/${clusterId}`;
 }

@@ -24,6 +24,7 @@ import type { Participant, RequestBody, ResponseBody, Round1Package, SealedPacka
 import type { KernelPort } from './ports.js';
 import type { VoterJson } from '../../kernel/authority.js';
 import { checkCertificate, checkFollows, type ActSubmittedEvent, type FollowedCheckpoint } from '../../kernel/certificate.js';
+import { checkpointIncarnation } from '../../ledger/tlog/ledger-log.js';
 import { checkSubmittedAct, type ActCheckContext } from '../../kernel/act-check.js';
 import type { KeyContext, Network } from '../../ledger/tx/types.js';
 import { encodeDocument, type PolicyDocument } from '../../ledger/policy-engine/index.js';
@@ -52,8 +53,8 @@ export class KernelTwin implements KernelPort {
   private stampMs = 0;
   private frozen = false;
   private fenced = false;
-  /** The certified checkpoint this twin follows (kernel/certificate.ts checkFollows). */
-  private followed: FollowedCheckpoint | null = null;
+  /** The certified checkpoints this twin follows, by cluster incarnation (kernel/certificate.ts checkFollows). */
+  private readonly followed = new Map<string, FollowedCheckpoint>();
   private readonly keys = new Map<string, Authority>();
   private readonly held = new Map<string, Held>();
   private readonly ceremonies = new Map<string, Ceremony>();
@@ -106,7 +107,7 @@ export class KernelTwin implements KernelPort {
   private async dispatch(b: RequestBody): Promise<ResponseBody> {
     switch (b.kind) {
       case 'status':
-        return { kind: 'status', nodeId: this.nodeId, profile: 'twin', transportPublicKey: this.transport.publicKey, keys: [], governanceIndex: this.index, frozen: this.frozen, fenced: this.fenced, followedSize: this.followed?.size ?? 0 };
+        return { kind: 'status', nodeId: this.nodeId, profile: 'twin', transportPublicKey: this.transport.publicKey, keys: [], governanceIndex: this.index, frozen: this.frozen, fenced: this.fenced, followed: [...this.followed].map(([incarnation, f]) => ({ incarnation, size: f.size })) };
       case 'fence':
         this.fenced = true;
         return { kind: 'governance', governanceIndex: this.index, applied: 0, frozen: this.frozen, fenced: true };
@@ -308,7 +309,8 @@ export class KernelTwin implements KernelPort {
       },
     });
     // One history, as the kernel follows it (kernel/certificate.ts checkFollows).
-    const followed = checkFollows(this.followed, certifiedSign.checkpoint, b.certificate?.consistency);
+    const incarnation = checkpointIncarnation(certifiedSign.checkpoint.extensions);
+    const followed = checkFollows(this.followed.get(incarnation) ?? null, certifiedSign.checkpoint, b.certificate?.consistency);
     const derived = certifiedSign.permit;
     if (derived.keyId !== permit.keyId || derived.keyEpoch !== permit.keyEpoch || derived.requestId !== permit.requestId || derived.ledgerIndex !== permit.ledgerIndex || toHex(derived.messageDigest) !== toHex(permit.messageDigest)) {
       refuse('BINDING_MISMATCH', `the request's permit is not the one its certified entries make (act ${derived.requestId})`);
@@ -359,7 +361,7 @@ export class KernelTwin implements KernelPort {
       return refuse('PAYLOAD_REJECTED', `signing: ${(e as Error).message}`);
     }
     this.usedPermits.set(permit.requestId, { request, shares: shares.map((x) => x.slice()) });
-    this.followed = followed;
+    this.followed.set(incarnation, followed);
     return { kind: 'signatureShares', identifier: h.identifier, sigShares: shares, counters: [...b.counters] };
   }
 }

@@ -135,7 +135,7 @@ export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleC
   // Cosigned checkpoints of this node's replica: what its kernel's sign requests rest on.
   const cosigners = peerClients.map((p) => new RemoteCosigner(p.nodeId, p));
   const checkpoints = new Checkpointer({
-    nodeId: o.nodeId, identitySecretKey: cfg.identitySecretKey, app: o.app, peers: () => cosigners, log: o.log,
+    nodeId: o.nodeId, identitySecretKey: cfg.identitySecretKey, app: o.app, peers: () => cosigners, log: o.log, incarnation: o.incarnation ?? '',
     onDivergence: (peer) => o.metrics?.checkpointDivergence.inc({ peer }),
   });
   // Signed readings of this node's clock (ledger/clock-reading.ts): for its peers' catch-up ticks and its own.

@@ -34,7 +34,7 @@ import type { Participant, PublicPackage, Round1Package, SealedPackage, SigningC
 import type { Exchange, KernelPort, LedgerPort, NonceOffer, ParticipantPort } from './ports.js';
 import { kernelEpoch } from './kernel-port.js';
 import { Rerunner } from './rerun.js';
-import type { EntryCertificate } from '../../ledger/tlog/ledger-log.js';
+import { checkpointIncarnation, type EntryCertificate } from '../../ledger/tlog/ledger-log.js';
 import { parseCheckpoint } from '../../ledger/tlog/checkpoint.js';
 import { parseNote } from '../../ledger/tlog/note.js';
 
@@ -212,7 +212,7 @@ export class LifecycleParticipant implements ParticipantPort {
   forwardedIndex = 0;
   /** Whether the kernel said it is fenced after the last decision it applied. */
   private kernelFenced = false;
-  /** Tree size of the checkpoint the kernel follows (its status' followedSize); null: ask it. */
+  /** Tree size of the checkpoint the kernel follows in this cluster's incarnation (its status' followed); null: ask it. */
   private kernelFollowed: number | null = null;
 
   constructor(o: ParticipantOptions) {
@@ -278,9 +278,11 @@ export class LifecycleParticipant implements ParticipantPort {
    * refuses CHECKPOINT_INCONSISTENT (another process of this node may have moved it).
    */
   private async signFollowing(body: Omit<Extract<Parameters<KernelPort['call']>[0], { kind: 'sign' }>, 'certificate'>, certificate: EntryCertificate) {
-    const size = parseCheckpoint(parseNote(certificate.note).text).size;
+    const checkpoint = parseCheckpoint(parseNote(certificate.note).text);
+    const size = checkpoint.size;
+    const incarnation = checkpointIncarnation(checkpoint.extensions);
     for (let attempt = 0; ; attempt++) {
-      if (this.kernelFollowed === null) this.kernelFollowed = (await this.o.kernel.call({ kind: 'status' }, 'status')).followedSize;
+      if (this.kernelFollowed === null) this.kernelFollowed = (await this.o.kernel.call({ kind: 'status' }, 'status')).followed.find((f) => f.incarnation === incarnation)?.size ?? 0;
       const f = this.kernelFollowed;
       let withProof = certificate;
       if (f !== 0 && f !== size) {

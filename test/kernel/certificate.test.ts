@@ -10,7 +10,7 @@ import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import type { NonceCommitment } from '../../kernel/wire.js';
-import type { EntryCertificate } from '../../ledger/tlog/ledger-log.js';
+import { incarnationExtensions, type EntryCertificate } from '../../ledger/tlog/ledger-log.js';
 import type { Kernel } from '../../kernel/kernel.js';
 import type { ActSubmittedEvent } from '../../kernel/certificate.js';
 import { CustodyError } from '../../proto/errors.js';
@@ -87,7 +87,8 @@ for (const profile of PROFILES) {
     // kernel's history just before the checkpoint it follows; the liar cosigns the branch too, so
     // it is certified by a majority (v2 and v4 here). Its next act is refused there, however the
     // daemon proves it, and signs on the kernel's own history.
-    const followed = (await a.client.call({ kind: 'status' }, 'status')).followedSize;
+    const followedOf = async (): Promise<number> => (await a.client.call({ kind: 'status' }, 'status')).followed.find((f) => f.incarnation === '')?.size ?? 0;
+    const followed = await followedOf();
     t.ok(followed > 1, `the kernel follows the checkpoint it signed under (size ${followed})`);
     const branch = [...gov.leaves.slice(0, followed - 1), new Uint8Array(randomBytes(32))];
     const [na2, nb2] = [await presign(a), await presign(b)];
@@ -103,7 +104,33 @@ for (const profile of PROFILES) {
     t.equal(await reasonOf(a.client.call({ ...good2, certificate: sameSize }, 'signatureShares')), 'CHECKPOINT_INCONSISTENT', 'another root at the followed size (the act in place of the one signed last)');
     const own = await a.client.call({ ...good2, certificate: gov.certify(entries2(), [v2, v4]) }, 'signatureShares');
     t.equal(own.sigShares.length, 1, 'the same act on the kernel\'s own history signs: every refusal left its nonce untouched');
-    t.ok((await a.client.call({ kind: 'status' }, 'status')).followedSize > followed, 'and the kernel follows the later checkpoint');
+    t.ok(await followedOf() > followed, 'and the kernel follows the later checkpoint');
+
+    // A cluster restored from a backup continues the history on nodes whose trees start at the
+    // backup: its checkpoints name its incarnation, and the kernel follows one history there too.
+    const incarnation = randomBytes(16).toString('hex');
+    const ext = incarnationExtensions(incarnation);
+    const [na3, nb3] = [await presign(a), await presign(b)];
+    const lists3 = [[na3, nb3].map((n) => ({ identifier: n.identifier, hiding: n.hiding, binding: n.binding }))];
+    const message3 = Buffer.from('pay 7 to treasury');
+    const permit3 = permitOver(key, [message3], gov.permitIndex());
+    const good3: SignBody = { kind: 'sign', permit: permit3, messages: [message3], lists: lists3, counters: [na3.counter], ledgerConsumedCounter: 0 };
+    const entries3 = () => gov.actEntries(permit3, lists3, { [na3.identifier]: [na3.counter], [nb3.identifier]: [nb3.counter] }, [], { messages: [message3] });
+    const restored = [...gov.leaves];
+    const forkOfRestored = [...gov.leaves];
+    const firstThere = await a.client.call({ ...good3, certificate: { ...gov.certify(entries3(), [v1, v2], restored, ext), consistency: undefined } }, 'signatureShares');
+    t.equal(firstThere.sigShares.length, 1, "the restored incarnation's first certified checkpoint is followed without a proof");
+    const listed = (await a.client.call({ kind: 'status' }, 'status')).followed;
+    t.same(listed.map((f) => f.incarnation).sort(), ['', incarnation].sort(), 'status lists the checkpoint followed in each incarnation');
+    const [na4, nb4] = [await presign(a), await presign(b)];
+    const lists4 = [[na4, nb4].map((n) => ({ identifier: n.identifier, hiding: n.hiding, binding: n.binding }))];
+    const message4 = Buffer.from('pay 8 to treasury');
+    const permit4 = permitOver(key, [message4], gov.permitIndex());
+    const good4: SignBody = { kind: 'sign', permit: permit4, messages: [message4], lists: lists4, counters: [na4.counter], ledgerConsumedCounter: 0 };
+    const entries4 = () => gov.actEntries(permit4, lists4, { [na4.identifier]: [na4.counter], [nb4.identifier]: [nb4.counter] }, [], { messages: [message4] });
+    forkOfRestored.push(new Uint8Array(randomBytes(32)));
+    t.equal(await reasonOf(a.client.call({ ...good4, certificate: gov.certify(entries4(), [v1, v2], forkOfRestored, ext) }, 'signatureShares')), 'CHECKPOINT_INCONSISTENT', 'a branch within the restored incarnation is refused');
+    t.equal(await reasonOf(a.client.call({ ...good4, certificate: gov.certify(entries4(), [v1, v2], forkOfRestored, incarnationExtensions(randomBytes(16).toString('hex'))) }, 'signatureShares')), 'OK', 'a checkpoint naming yet another incarnation is a restore of its own: followed anew (only nodes restored into it can certify one)');
   });
 }
 

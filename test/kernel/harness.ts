@@ -214,14 +214,14 @@ export class Governance {
    * `history`, the entries go to that tree instead (a branch: a copy of a prefix of `leaves`
    * with other leaves after it, as a lying leader makes one honest replica apply).
    */
-  certify(entries: readonly LedgerEntry[], signers: readonly { id: string; seed: Uint8Array }[] = this.voters, history: Uint8Array[] = this.leaves): EntryCertificate {
+  certify(entries: readonly LedgerEntry[], signers: readonly { id: string; seed: Uint8Array }[] = this.voters, history: Uint8Array[] = this.leaves, extensions: readonly string[] = []): EntryCertificate {
     const at = entries.map((e) => {
       history.push(entryLeafHash(e));
       return history.length - 1;
     });
     const size = history.length;
     const read = memoryReader(history);
-    const text = formatCheckpoint({ origin: checkpointOrigin(this.clusterId), size, root: rootOf(history), extensions: [] });
+    const text = formatCheckpoint({ origin: checkpointOrigin(this.clusterId), size, root: rootOf(history), extensions: [...extensions] });
     const note = signNote(text, signers.map((v) => this.cosigner(v)));
     certifiedHistories.set(note, history);
     return {
@@ -345,7 +345,7 @@ export function following<C extends Pick<KernelClient, 'call'>>(client: C): C {
     const leaves = cert ? certifiedHistories.get(cert.note) : undefined;
     if (cert && leaves && !('consistency' in cert)) {
       const size = parseCheckpoint(parseNote(cert.note).text).size;
-      const f = (await raw({ kind: 'status' }, 'status')).followedSize;
+      const f = (await raw({ kind: 'status' }, 'status')).followed.find((x) => x.incarnation === '')?.size ?? 0;
       if (f !== 0 && f !== size && Math.max(f, size) <= leaves.length) {
         const [a, b] = [Math.min(f, size), Math.max(f, size)];
         const proof = consistencyProof(a, b, memoryReader(leaves.slice(0, b)));

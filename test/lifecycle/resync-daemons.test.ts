@@ -58,9 +58,25 @@ t.test('a wiped node installs a snapshot, fetches the archive from its peers, an
   await until('key k published', async () => (await client('audra', 'n1').status()).keys.find((k) => k.id === 'k')?.epochs.includes('0:published'), 120_000);
   const act = await client('kim', 'n1').proposeDecision(JSON.stringify({ kind: 'KeyActivated', keyId: 'k', keyEpoch: 0 }));
   await approve(act.cid, ['approver-2', 'approver-3']);
+  await until('key k active', async () => (await client('audra', 'n2').status()).keys.find((k) => k.id === 'k')?.epochs.includes('0:active'), 120_000);
+
+  // Signed acts until n3's kernel has signed one: it then follows a certified checkpoint of the
+  // history before the wipe (kernel/certificate.ts checkFollows).
+  const cara = client('cara', 'n2');
+  let signedSeq = 0;
+  const signUntilN3 = async (what: string): Promise<void> => {
+    for (let tries = 0; tries < 8; tries++) {
+      const op = `signed-${signedSeq++}`;
+      await cara.submitAct({ opId: op, keyId: 'k', ...(await actTx(cara, 'k', String(200 + signedSeq), 'sol-treasury')) });
+      const v = await cara.watch(op, () => undefined, (x) => ['Published', 'Settled', 'Denied', 'Aborted'].includes(x.state), 180_000);
+      t.ok(['Published', 'Settled'].includes(v.state), `${what}: act ${op} is ${v.state}${v.reason ? ` (${v.reason})` : ''}, signed by ${v.signingSet.map((m) => m.nodeId).join(' and ')}`);
+      if (v.signingSet.some((m) => m.nodeId === 'n3')) return;
+    }
+    t.fail(`${what}: no act of eight had n3 in its signing set`);
+  };
+  await signUntilN3('before the wipe');
 
   // Acts to a destination the policy does not allow: each is Denied in its one entry and archived.
-  const cara = client('cara', 'n2');
   for (let i = 0; i < ENDED; i++) {
     const v = await cara.submitAct({ opId: `deny-${i}`, keyId: 'k', ...(await actTx(cara, 'k', String(100 + i), 'sol-elsewhere')) }).catch((e: unknown) => e);
     if (i === 0) t.comment(`a refused act: ${JSON.stringify((v as { state?: string }).state ?? String(v))}`);
@@ -94,4 +110,10 @@ t.test('a wiped node installs a snapshot, fetches the archive from its peers, an
   const show = await cli(['admin', 'act', 'show', '--op', rid('deny-1'), '--node', c.node('n3').admin, '--node-id', 'n3', '--certs', c.certs, '--as', 'audra']);
   t.equal(show.code, 0, `custody admin act show deny-1 on n3 exits 0 ${show.stderr.trim()}`);
   t.match(show.stdout, /Denied/, 'and prints the act as Denied');
+
+  // n3's kernel still follows the checkpoint it signed under before the wipe, which n3's new tree
+  // (it starts at the snapshot) cannot prove anything from: n3 asks a peer for the consistency
+  // proof, and its kernel signs again.
+  await signUntilN3('after the resync');
+  t.match(readFileSync(join(dir, 'n3.log'), 'utf8'), /checkpoints: consistency proof from \d+ to \d+ taken from n[12]/, 'n3 took the consistency proof for its kernel from a peer');
 });
