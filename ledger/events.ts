@@ -294,7 +294,13 @@ export type LedgerEvent =
    * `readings`: voters' signed clock readings (ledger/clock-reading.ts); absent in a tick that
    * carries none (encoded without the field, as before readings existed).
    */
-  | ({ readonly type: 'ClockTick'; readonly readings?: readonly ClockReading[] } & Proposer);
+  | ({ readonly type: 'ClockTick'; readonly readings?: readonly ClockReading[] } & Proposer)
+  /**
+   * The proposing node wrote the backup of its share of key `keyId` epoch `keyEpoch` (its FROST
+   * `identifier` there): `fileCid` is sha256 of the file's bytes, `recipientsDigest` the
+   * BackupPolicy recipients it is encrypted to (ledger/backup-policy.ts).
+   */
+  | ({ readonly type: 'KeyBackedUp'; readonly keyId: string; readonly keyEpoch: number; readonly identifier: string; readonly fileCid: Uint8Array; readonly recipientsDigest: Uint8Array } & Proposer);
 
 export type EventType = LedgerEvent['type'];
 
@@ -325,6 +331,8 @@ export function eventToCbor(e: LedgerEvent): CborValue {
       return { type: e.type, opId: e.opId, confirmation: e.confirmation, ...proposerToCbor(e) };
     case 'ActAborted':
       return { type: e.type, opId: e.opId, reason: e.reason, ...proposerToCbor(e) };
+    case 'KeyBackedUp':
+      return { type: e.type, keyId: e.keyId, keyEpoch: e.keyEpoch, identifier: e.identifier, fileCid: e.fileCid, recipientsDigest: e.recipientsDigest, ...proposerToCbor(e) };
     default:
       return { ...e } as CborValue;
   }
@@ -405,6 +413,13 @@ export function eventFromCbor(v: CborValue): LedgerEvent {
     case 'ClockTick': {
       const o = obj(v, 'event', ['type', ...PROPOSER], ['readings', 'sig']);
       return o.readings === undefined ? { type, ...proposer(o) } : { type, readings: clockReadingsFromCbor(o.readings), ...proposer(o) };
+    }
+    case 'KeyBackedUp': {
+      const o = obj(v, 'event', ['type', 'keyId', 'keyEpoch', 'identifier', 'fileCid', 'recipientsDigest', ...PROPOSER], ['sig']);
+      return {
+        type, keyId: str(o.keyId, 'keyId'), keyEpoch: int(o.keyEpoch, 'keyEpoch'), identifier: str(o.identifier, 'identifier'),
+        fileCid: bytes(o.fileCid, 'fileCid', 32), recipientsDigest: bytes(o.recipientsDigest, 'recipientsDigest', 32), ...proposer(o),
+      };
     }
     default:
       throw new ShapeError(`event: unknown type ${String(type)}`);
