@@ -220,6 +220,11 @@ export const lifecycle = {
   /** Longest a stopping participant waits for the kernel calls it already queued. */
   kernelDrainMs: 2_000,
   /**
+   * Share backups (node/lifecycle/backups.ts): after a failed attempt at one key epoch (the kernel
+   * refused or was away, the write or the proposal failed), the next waits at least this long.
+   */
+  shareBackupRetryMs: 10_000,
+  /**
    * Reconnecting to a kernel process whose socket closed (the kernel restarted): the first
    * attempt waits kernelReconnectMinMs, each next one twice as long, at most kernelReconnectMaxMs,
    * for as long as the daemon runs. Calls made meanwhile fail at once with REMOTE_TIMEOUT.
