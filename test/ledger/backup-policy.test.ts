@@ -33,8 +33,8 @@ async function policyOf(...labels: string[]): Promise<BackupRecipient[]> {
 }
 
 /** A cluster with genesis and key k1 active at epoch 0 over `participants`. */
-function withKey(participants?: string[]): ScriptedCluster {
-  const s = new ScriptedCluster({ label: 'backups' });
+function withKey(participants?: string[], nodes = 3): ScriptedCluster {
+  const s = new ScriptedCluster({ label: 'backups', nodes });
   s.genesis();
   for (const r of s.createKey('k1', participants)) if (!r.ok) throw new Error(`setup: ${r.reason} ${r.detail}`);
   return s;
@@ -171,4 +171,48 @@ t.test('KeyBackedUp must be signed by the node it names: unsigned or signed by a
   const byOther = signProposed(s.clusterId, event, s.node('node-1').secretKey);
   refusedWith(t, s, 'PROPOSER_SIGNATURE_INVALID', () => s.entry(encodeEvent(byOther)).result);
   ok(t, s.entry(encodeEvent(signProposed(s.clusterId, event, s.node('node-0').secretKey))).result);
+});
+
+t.test('property: KeyBackedUp records follow a model of policies, epochs and participants; invariants and snapshots hold', async (t) => {
+  t.comment(`FC_SEED=${seed}`);
+  const policies = [await policyOf('p0a', 'p0b'), await policyOf('p1a'), await policyOf('p2a', 'p2b', 'p2c')];
+  const op = fc.oneof(
+    fc.record({ kind: fc.constant('policy' as const), p: fc.integer({ min: 0, max: 2 }) }),
+    fc.record({ kind: fc.constant('backup' as const), node: fc.integer({ min: 0, max: 3 }), p: fc.integer({ min: 0, max: 2 }), cid: fc.integer({ min: 0, max: 2 }), epochDelta: fc.integer({ min: -1, max: 1 }) }),
+    fc.record({ kind: fc.constant('refresh' as const) }),
+  );
+  fc.assert(fc.property(fc.array(op, { minLength: 1, maxLength: 12 }), (ops) => {
+    const s = withKey(['node-0', 'node-1', 'node-2'], 4);
+    let current: number | null = null;
+    let epoch = 0;
+    const model = new Map<string, { p: number; cid: number }>();
+    for (const o of ops) {
+      if (o.kind === 'policy') {
+        if (!s.decide({ kind: 'BackupPolicy', recipients: policies[o.p]! }).ok) return false;
+        current = o.p;
+      } else if (o.kind === 'refresh') {
+        if (!s.refreshKey('k1').every((r) => r.ok)) return false;
+        epoch += 1;
+      } else {
+        const nodeId = `node-${o.node}`;
+        const e = epoch + o.epochDelta;
+        if (e < 0) continue;
+        const at = ['node-0', 'node-1', 'node-2'].indexOf(nodeId);
+        const r = backedUp(s, nodeId, policies[o.p]!, { keyEpoch: e, identifier: frostIdentifier('ed25519', at < 0 ? 4 : at + 1), fileCid: new Uint8Array(32).fill(o.cid) });
+        const key = backupRecordKey('k1', e, nodeId);
+        const prev = model.get(key);
+        const allowed = current !== null && o.p === current && e === epoch && at >= 0 && !(prev !== undefined && prev.p === o.p && prev.cid !== o.cid);
+        if (r.ok !== allowed) return false;
+        if (allowed) model.set(key, { p: o.p, cid: o.cid });
+      }
+      if (checkInvariants(s.state).length > 0) return false;
+    }
+    const recs = backupsOf(s.state.cluster!);
+    if (Object.keys(recs).length !== model.size) return false;
+    for (const [k, m] of model) {
+      const rec = recs[k];
+      if (rec === undefined || rec.fileCid[0] !== m.cid || !bytesEqual(rec.recipientsDigest, backupRecipientsDigest(policies[m.p]!))) return false;
+    }
+    return bytesEqual(stateRoot(restore(snapshot(s.state))), stateRoot(s.state));
+  }), { seed, numRuns: 60 });
 });
