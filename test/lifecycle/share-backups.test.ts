@@ -133,4 +133,23 @@ t.test('three daemons back up their shares to the decided custodians and the led
     t.equal(names.length, 1, `${id}: one file, no temporary left`);
     t.same(new Uint8Array(readFileSync(join(folder(id), names[0]!))), files.get(id), `${id}: the file is unchanged`);
   }
+
+  // A new policy: every node backs up again, to the new custodian, in a new file beside the old one.
+  const [erin] = await custodians('erin');
+  const second = await client('approver-2', 'n2').proposeDecision(JSON.stringify({ kind: 'BackupPolicy', recipients: [{ label: 'erin', recipient: erin!.recipient }] }));
+  await approve(second.cid, ['approver-2', 'approver-3']);
+  const relisted = await until('every replica records the backups to the new custodian', async () => {
+    const ls = await Promise.all(ids.map((id) => audra(id).listBackups()));
+    return ls.every((l) => l.custodians.length === 1 && l.missing === 0) ? ls : null;
+  }, 120_000);
+  for (const id of ids) {
+    const names = readdirSync(folder(id)).filter((f) => f.endsWith('.backup')).sort();
+    t.equal(names.length, 2, `${id}: the old file stays, the new one beside it`);
+    const entry = relisted[0]!.entries.find((e) => e.nodeId === id)!;
+    const fresh = names.map((n) => new Uint8Array(readFileSync(join(folder(id), n)))).find((b) => toHex(createHash('sha256').update(b).digest()) === entry.fileCid);
+    t.ok(fresh !== undefined, `${id}: the recorded cid is one of its files`);
+    const meta = readShareBackupMeta(fresh!);
+    t.equal((await decryptShareBackup(fresh!, erin!.identity, meta)).length, 32, `${id}: the new custodian opens it`);
+    t.equal(await decryptShareBackup(fresh!, cara!.identity, meta).then(() => 'OK', (e: { reason?: string }) => e.reason), 'BACKUP_INVALID', `${id}: a former custodian cannot`);
+  }
 });
