@@ -39,14 +39,15 @@ for (const profile of PROFILES) {
       for (const p of procs) await p.stop();
       cleanup();
     });
-    for (const id of ['n1', 'n2']) procs.push(await startKernel(setupKernel(dir, id, profile, gov)));
-    const [n1, n2] = procs as [KernelProcess, KernelProcess];
+    for (const id of ['n1', 'n2', 'n3']) procs.push(await startKernel(setupKernel(dir, id, profile, gov)));
+    // n1 and n2 hold the keys; n3 follows the same governance and holds no share of them.
+    const [n1, n2, n3] = procs as [KernelProcess, KernelProcess, KernelProcess];
     const forward = async (d: ReturnType<Governance['decide']>): Promise<void> => {
-      for (const p of procs) await p.client.call({ kind: 'governance', decisions: [d] }, 'governance');
+      for (const p of [n1, n2]) await p.client.call({ kind: 'governance', decisions: [d] }, 'governance');
     };
     const [alice, bob, carol, mallory] = await custodians('alice', 'bob', 'carol', 'mallory') as [Custodian, Custodian, Custodian, Custodian];
     const keys: KeyResult[] = [];
-    for (const [keyId, suite] of [['k-ed', 'ed25519'], ['k-tr', 'taproot']] as [string, SuiteName][]) keys.push(await runDkg(gov, procs.map(memberOf), keyId, suite, 2));
+    for (const [keyId, suite] of [['k-ed', 'ed25519'], ['k-tr', 'taproot']] as [string, SuiteName][]) keys.push(await runDkg(gov, [n1, n2].map(memberOf), keyId, suite, 2));
     const [kEd] = keys as [KeyResult, KeyResult];
     const backup = (p: KernelProcess, keyId: string, recipients: readonly string[], epoch = 0) =>
       p.client.call({ kind: 'shareBackup', keyId, epoch, recipients: [...recipients] }, 'shareBackup');
@@ -74,12 +75,15 @@ for (const profile of PROFILES) {
     t.test('a key or epoch the kernel does not hold, or not the active epoch', async (t) => {
       t.equal(await reasonOf(backup(n1, 'k-none', first.map((r) => r.recipient))), 'UNKNOWN_KEY');
       t.equal(await reasonOf(backup(n1, 'k-ed', first.map((r) => r.recipient), 1)), 'STALE_EPOCH');
+      // n3 verified every decision (the keys are active, the policy in force) but holds no share.
+      await n3.client.call({ kind: 'governance', decisions: [...gov.log] }, 'governance');
+      t.equal(await reasonOf(backup(n3, 'k-ed', first.map((r) => r.recipient))), 'UNKNOWN_KEY', 'a key active by decision whose share this kernel does not hold');
     });
 
     t.test('each backup opens with every decided custodian, matches the public record, and the shares sign together', async (t) => {
       for (const key of keys) {
         const shares: { me: string; share: Uint8Array }[] = [];
-        for (const p of procs) {
+        for (const p of [n1, n2]) {
           const r = await backup(p, key.keyId, first.map((x) => x.recipient));
           const meta = expectedMeta(key, p.setup.nodeId);
           t.equal(r.identifier, meta.identifier, `${p.setup.nodeId}: its identifier`);
