@@ -24,7 +24,9 @@
  * and one-time step permits, each with at most one signing set (one nonce pair per message per
  * signer), fixed before execution, and an execution only by one signature per message over that
  * set (checked for Ed25519, each against its own list); a fenced passport is refused; admission
- * and publication stop while frozen; the policy's verdict on an act (the rule that matched and why) never enters the state.
+ * and publication stop while frozen; the policy's verdict on an act (the rule that matched and why) never enters the state;
+ * a share backup is recorded only for a participant of an active key epoch, in its own name, under the
+ * BackupPolicy in force (ledger/backup-policy.ts).
  */
 import { CustodyError, assert, isCustodyError } from '../proto/errors.js';
 import { ledger as limits } from '../proto/limits.js';

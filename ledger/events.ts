@@ -13,7 +13,8 @@
  *  - node statements, signed by a node's identity key (SignedStatement): DkgRound1Published,
  *    KeyReady, FencingRecord; two conflicting statements by one node are EquivocationEvidence;
  *  - the operation journal, proposed by a node under its passport: ActSubmitted ... ActSettled,
- *    with ActSigningSetFixed between the permit and the execution (the one signing set of a permit).
+ *    with ActSigningSetFixed between the permit and the execution (the one signing set of a permit),
+ *    and KeyBackedUp (the node wrote the backup of its share of a key epoch, ledger/backup-policy.ts).
  * ClusterGenesis and KeyObjectPublished need no signature: genesis is the root of trust (its cid is
  * the cluster's identity) and KeyObjectPublished is derived entirely from signed KeyReady
  * statements already in the log.
