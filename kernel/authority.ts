@@ -27,6 +27,7 @@ import type { CommittedDecision } from './wire.js';
 import { encodeDocument } from '../ledger/policy-engine/index.js';
 import { policyOf, withEra, type PolicyEra } from './policy-check.js';
 import type { Network } from '../ledger/tx/types.js';
+import { validateBackupRecipients } from '../ledger/backup-policy.js';
 
 export interface RosterJson {
   approvers: { id: string; publicKey: string; roles: string[] }[];
@@ -112,6 +113,11 @@ export interface GovernanceState {
    * no act until re-installed from a genesis that names it.
    */
   eras?: PolicyEra[];
+  /**
+   * The custodians of the last BackupPolicy decision this kernel verified (ledger/backup-policy.ts):
+   * the only recipients it encrypts a share backup to (kernel.ts shareBackup). Absent until one.
+   */
+  backupPolicy?: { recipients: { label: string; recipient: string }[]; index: number };
 }
 
 export interface KernelRevocation {
@@ -347,6 +353,14 @@ export function applyDecision(
       if (live.length >= ledgerLimits.revokedMax) throw new CustodyError('LIMIT_EXCEEDED', `${ledgerLimits.revokedMax} certificates are revoked and not yet expired`);
       s.revoked = [...live, { serial: a.serial, holder, id: a.kind === 'OperatorRevoked' ? a.operatorId : a.nodeId, notAfterMs: a.notAfterMs, index: committed.ledgerIndex }];
       effects.push({ kind: 'certificateRevoked', holder, serial: a.serial });
+      break;
+    }
+    case 'BackupPolicy': {
+      // The ledger's own check (ledger/apply.ts): a policy it refuses never becomes the head of
+      // the chain, so refusing it here keeps this kernel on the ledger's chain.
+      const bad = validateBackupRecipients(a.recipients);
+      if (bad !== null) throw new CustodyError('BACKUP_POLICY_INVALID', bad);
+      s.backupPolicy = { recipients: a.recipients.map((r) => ({ label: r.label, recipient: r.recipient })), index: committed.ledgerIndex };
       break;
     }
     case 'ActApproved':

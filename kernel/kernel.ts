@@ -38,6 +38,8 @@ import { checkSubmittedAct, type ActCheckContext } from './act-check.js';
 import { checkActPolicy, eraAt, ownAddressesOf } from './policy-check.js';
 import type { KeyContext } from '../ledger/tx/types.js';
 import * as redeal from './redeal.js';
+import { encryptShareBackup, type ShareBackupMeta } from './backup.js';
+import { backupRecipientsDigest } from '../ledger/backup-policy.js';
 import { counterKey, json, u64, type BatchOp, type KernelStore } from './store.js';
 import { isSuiteName, suiteOf, type PublicKeyPackage, type Rng, type Suite, type SuiteName } from './suites.js';
 import { generateTransportKey, openFrom, sealTo, type TransportKey } from './transport.js';
@@ -276,6 +278,7 @@ export class Kernel {
       case 'sign': return this.sign(b);
       case 'reconcile': return this.reconcile(b);
       case 'publicPackage': return this.publicPackage(b);
+      case 'shareBackup': return this.shareBackup(b);
     }
   }
 
@@ -898,6 +901,55 @@ export class Kernel {
       used.digest === bytesToHex(permit.messageDigest) && used.lists === bytesToHex(listsDigest) && used.shares.length === b.messages.length;
     if (!same) throw new CustodyError('STEP_PERMIT_REUSED', `permit for request ${permit.requestId} was already used for another signing request`);
     return { kind: 'signatureShares', identifier, sigShares: (used.shares as string[]).map((h) => hexToBytes(h)), counters: [...b.counters] };
+  }
+
+  /**
+   * The backup of this kernel's share of a key epoch, encrypted with age (kernel/backup.ts) to
+   * the custodians of the BackupPolicy decision in force as this kernel follows governance.
+   *
+   * Trust boundary: the daemon asks, the kernel decides. The daemon names the recipients it
+   * expects; the kernel encrypts only to the list of the last BackupPolicy it verified itself
+   * (authority.ts: approver quorum, parent chain from the pinned genesis) and refuses any other
+   * list, longer, shorter, reordered or with one recipient swapped (BACKUP_RECIPIENTS_MISMATCH),
+   * so a compromised daemon cannot get a share encrypted to a key it holds. Without a verified
+   * policy it refuses (BACKUP_POLICY_MISSING). Only the epoch governance made active is backed up
+   * (STALE_EPOCH otherwise), and only if this kernel holds its share (UNKNOWN_KEY). Fenced or
+   * frozen, it refuses like every secret step. The share is opened from the vault (both profiles:
+   * the hsm profile decrypts shares inside the token into kernel memory for each step that needs
+   * one, as signing does), encrypted, and zero-filled; the reply carries only the age file, whose
+   * metadata (key, epoch, identifier, verifying share, group key) is the public record.
+   * The backup is not stored here: the same request again makes a new file (age is randomized)
+   * of the same share; the daemon writes one file per epoch and policy.
+   */
+  private async shareBackup(b: Body<'shareBackup'>): Promise<ResponseBody> {
+    this.guard();
+    const policy = this.gov.backupPolicy;
+    if (policy === undefined) throw new CustodyError('BACKUP_POLICY_MISSING', 'no BackupPolicy decision has reached this kernel');
+    const decided = policy.recipients.map((r) => r.recipient);
+    if (b.recipients.length !== decided.length || b.recipients.some((r, i) => r !== decided[i])) {
+      throw new CustodyError('BACKUP_RECIPIENTS_MISMATCH', `the request names ${b.recipients.length} recipients that are not the ${decided.length} of the BackupPolicy decided at ledger index ${policy.index}`);
+    }
+    const rec = await this.keyRecord(b.keyId);
+    if (rec === undefined) throw new CustodyError('UNKNOWN_KEY', `this kernel holds no key ${b.keyId}`);
+    const auth = this.gov.keys[b.keyId];
+    if (auth === undefined || auth.retired || auth.activeEpoch === null) throw new CustodyError('KEY_NOT_ACTIVE', `key ${b.keyId} is not active`);
+    if (b.epoch !== auth.activeEpoch) throw new CustodyError('STALE_EPOCH', `epoch ${auth.activeEpoch} of ${b.keyId} is active, not ${b.epoch}`);
+    const e = rec.epochs[b.epoch];
+    if (e === undefined) throw new CustodyError('UNKNOWN_KEY', `this kernel holds no share of ${b.keyId} epoch ${b.epoch}`);
+    const verifyingShare = e.public.verifyingShares[e.identifier];
+    if (verifyingShare === undefined) throw new CustodyError('STORAGE_CORRUPT', `the public package of ${b.keyId} epoch ${b.epoch} has no verifying share for this kernel`);
+    const meta: ShareBackupMeta = {
+      keyId: b.keyId, epoch: b.epoch, identifier: e.identifier, verifyingShare: hexToBytes(verifyingShare),
+      groupKey: hexToBytes(e.public.commitments[0]!), scheme: rec.suite,
+    };
+    const share = await this.openShare(b.keyId, b.epoch);
+    let file: Uint8Array;
+    try {
+      file = await encryptShareBackup(share, meta, decided);
+    } finally {
+      share.fill(0);
+    }
+    return { kind: 'shareBackup', keyId: b.keyId, epoch: b.epoch, identifier: e.identifier, file, recipientsDigest: backupRecipientsDigest(policy.recipients) };
   }
 
   /** Burns every nonce of the key up to the ledger's consumed counter (after a store restore). */

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
 import { CustodyError } from '../proto/errors.js';
-import { kernel as limits, tx as txLimits } from '../proto/limits.js';
+import { kernel as limits, shareBackup as backupLimits, tx as txLimits } from '../proto/limits.js';
 import { isReasonCode, type ReasonCode } from '../proto/reasons.js';
 import { tlog as tlogLimits } from '../proto/limits.js';
 import type { EntryCertificate } from '../ledger/tlog/ledger-log.js';
@@ -57,6 +57,8 @@ export type RequestBody =
     }
   | { kind: 'redealFinish'; ceremonyId: string; deals: Deal[] }
   | { kind: 'nonces'; keyId: string; keyEpoch: number; count: number }
+  /** Back up this kernel's share of a key epoch to the decided custodians (kernel.ts shareBackup). */
+  | { kind: 'shareBackup'; keyId: string; epoch: number; recipients: string[] }
   /**
    * Every message of one act under one permit (permit.messageDigest = messagesDigest(messages),
    * ledger/tx/messages.ts): message i is signed with this kernel's presigned nonce counters[i]
@@ -93,7 +95,8 @@ export type ResponseBody =
   | { kind: 'nonceCommitments'; commitments: NonceCommitment[] }
   /** One signature share per message of the request, in its order, with the counters that signed them. */
   | { kind: 'signatureShares'; identifier: string; sigShares: Uint8Array[]; counters: number[] }
-  | { kind: 'reconcile'; consumedCounter: number; burned: number };
+  | { kind: 'reconcile'; consumedCounter: number; burned: number }
+  | { kind: 'shareBackup'; keyId: string; epoch: number; identifier: string; file: Uint8Array; recipientsDigest: Uint8Array };
 
 export interface Response { callId: number; body: ResponseBody }
 
@@ -348,6 +351,14 @@ function validateBody(o: Obj): RequestBody {
           const dob = obj(d, dw);
           return { dealer: str(dob, 'dealer', dw), commitments: points(dob, 'commitments', dw), package: sealed(dob['package'], `${dw}.package`) };
         }),
+      };
+    }
+    case 'shareBackup': {
+      const w = 'shareBackup';
+      const b = obj(o[w], w);
+      return {
+        kind: w, keyId: str(b, 'keyId', w), epoch: u(b, 'epoch', w, 0, EPOCH_MAX),
+        recipients: arr(b, 'recipients', w, 1, backupLimits.recipientsMax).map((r, i) => str({ r }, 'r', `${w}.recipients[${i}]`)),
       };
     }
     case 'nonces': {

@@ -24,7 +24,9 @@
  * and one-time step permits, each with at most one signing set (one nonce pair per message per
  * signer), fixed before execution, and an execution only by one signature per message over that
  * set (checked for Ed25519, each against its own list); a fenced passport is refused; admission
- * and publication stop while frozen; the policy's verdict on an act (the rule that matched and why) never enters the state.
+ * and publication stop while frozen; the policy's verdict on an act (the rule that matched and why) never enters the state;
+ * a share backup is recorded only for a participant of an active key epoch, in its own name, under the
+ * BackupPolicy in force (ledger/backup-policy.ts).
  */
 import { CustodyError, assert, isCustodyError } from '../proto/errors.js';
 import { ledger as limits } from '../proto/limits.js';
@@ -50,7 +52,8 @@ import { ed25519GroupCommitment, frostIdentifier, isGroupElement } from './signi
 import { attestedTime } from './clock-reading.js';
 import { type ProposedEvent, verifyProposed } from './proposer-sig.js';
 import { admissionReceipt, permitReceipt, publicationReceipt, type ReceiptAnchor } from './receipts.js';
-import { type FenceReport, fenceReportsOf } from './state.js';
+import { type FenceReport, backupsOf, fenceReportsOf } from './state.js';
+import { type BackupRecord, backupRecipientsDigest, backupRecordKey, validateBackupRecipients } from './backup-policy.js';
 import { type ClusterState, type EpochRecord, type KeyRecord, type LedgerState, type NodeRecord, type OpRecord, type OpState, type PermitRecord, type RuleRecord, type RevocationRecord, revocationsOf, OP_TRANSITIONS, TERMINAL_OP_STATES, clipRuleDetail, consumedKey, keyContextOf } from './state.js';
 
 export type ApplyResult =
@@ -332,6 +335,7 @@ function dispatch(c: ClusterState, e: Exclude<LedgerEvent, { type: 'ClusterGenes
     case 'ActSettled': return actSettled(c, e, ctx);
     case 'ActAborted': return actAborted(c, e, ctx);
     case 'ClockTick': return clockTick(c, e, ctx);
+    case 'KeyBackedUp': return keyBackedUp(c, e, ctx);
   }
 }
 
@@ -662,7 +666,54 @@ function governanceAction(c: ClusterState, a: Exclude<DecisionAction, { kind: 'A
     case 'OperatorRevoked':
     case 'NodeCertificateRevoked':
       return certificateRevoked(c, a, dCid, ctx);
+    case 'BackupPolicy': {
+      // The same verdict every kernel reaches on this decision (kernel/authority.ts): a policy
+      // the ledger refuses is one no kernel encrypts to.
+      const bad = validateBackupRecipients(a.recipients);
+      if (bad !== null) return refuse('BACKUP_POLICY_INVALID', bad);
+      const backupPolicy = { recipients: a.recipients.map((r) => ({ label: r.label, recipient: r.recipient })), decisionCid: dCid, sinceIndex: ctx.index };
+      return accept({ ...c, governance: { ...c.governance, backupPolicy } }, `share backups go to ${a.recipients.map((r) => r.label).join(', ')}`);
+    }
   }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Share backups
+// ------------------------------------------------------------------------------------------------
+
+/**
+ * A node records that it wrote the backup of its share of a key epoch (ledger/backup-policy.ts).
+ * Accepted only in the proposer's own name (checkProposer), for an epoch that is active and that
+ * the proposer holds a share of under the identifier named, and under the BackupPolicy in force
+ * (its recipients digest). One record per participant and epoch: the same record again is a
+ * replay, another file under the same policy conflicts, and a backup under a later policy
+ * replaces the record (its file is encrypted to the custodians now in force).
+ */
+function keyBackedUp(c: ClusterState, e: Extract<LedgerEvent, { type: 'KeyBackedUp' }>, ctx: Ctx): Outcome {
+  const bad = checkProposer(c, e);
+  if (bad !== null) return bad;
+  const policy = c.governance.backupPolicy;
+  if (policy === undefined) return refuse('BACKUP_POLICY_MISSING', 'no BackupPolicy decision is in force');
+  if (!bytesEqual(e.recipientsDigest, backupRecipientsDigest(policy.recipients))) {
+    return refuse('BACKUP_RECIPIENTS_MISMATCH', `the backup names recipients ${toHex(e.recipientsDigest)}, the policy in force (index ${policy.sinceIndex}) has ${toHex(backupRecipientsDigest(policy.recipients))}`);
+  }
+  const k = own(c.keys, e.keyId);
+  if (k === undefined) return refuse('UNKNOWN_KEY', `no key ${e.keyId}`);
+  if (k.status === 'retired') return refuse('KEY_NOT_ACTIVE', `key ${e.keyId} is retired`);
+  const ep = own(k.epochs, String(e.keyEpoch));
+  if (ep === undefined || ep.status !== 'active') return refuse('STALE_EPOCH', `key ${e.keyId} epoch ${e.keyEpoch} is ${ep?.status ?? 'unknown'}, not active`);
+  const at = ep.participants.indexOf(e.nodeId);
+  if (at < 0) return refuse('WRONG_RECIPIENT', `${e.nodeId} holds no share of ${e.keyId} epoch ${e.keyEpoch}`);
+  const identifier = frostIdentifier(k.scheme, at + 1);
+  if (e.identifier !== identifier) return refuse('BINDING_MISMATCH', `${e.nodeId} is identifier ${identifier} in ${e.keyId} epoch ${e.keyEpoch}, not ${e.identifier}`);
+  const rk = backupRecordKey(e.keyId, e.keyEpoch, e.nodeId);
+  const prev = own(backupsOf(c), rk);
+  if (prev !== undefined && bytesEqual(prev.recipientsDigest, e.recipientsDigest)) {
+    if (bytesEqual(prev.fileCid, e.fileCid)) return { kind: 'replay', ok: true, reason: null, detail: `the backup of ${e.nodeId} for ${e.keyId} epoch ${e.keyEpoch} is already recorded` };
+    return refuse('REPLAY_OR_CONFLICT', `${e.nodeId} already recorded backup ${toHex(prev.fileCid)} of ${e.keyId} epoch ${e.keyEpoch} under this policy (index ${prev.index})`);
+  }
+  const rec: BackupRecord = { keyId: e.keyId, keyEpoch: e.keyEpoch, nodeId: e.nodeId, identifier, fileCid: e.fileCid, recipientsDigest: e.recipientsDigest, index: ctx.index, stampMs: ctx.stampMs };
+  return { kind: 'accept', cluster: { ...c, backups: put(backupsOf(c), rk, rec) }, effect: `backup ${toHex(e.fileCid)} of ${e.keyId} epoch ${e.keyEpoch} by ${e.nodeId} recorded` };
 }
 
 /**

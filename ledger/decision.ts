@@ -47,7 +47,8 @@
 import { createPublicKey, createPrivateKey, sign as nodeSign, verify as nodeVerify, type KeyObject } from 'node:crypto';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import type { ReasonCode } from '../proto/reasons.js';
-import { ledger as limits } from '../proto/limits.js';
+import { ledger as limits, shareBackup as shareBackupLimits } from '../proto/limits.js';
+import { type BackupRecipient, RECIPIENT_TEXT_BYTES_MAX } from './backup-policy.js';
 import { type CborValue, digest, domainMessage, encode, toHex, bytesEqual } from './encoding.js';
 import { NETWORKS, type Network } from './tx/types.js';
 import { LEDGER_ASSETS } from './asset-table.js';
@@ -139,7 +140,13 @@ export type DecisionAction =
    * then on TLS itself refuses the certificate, so the entry can go (ledger/apply.ts).
    */
   | { readonly kind: 'OperatorRevoked'; readonly serial: string; readonly operatorId: string; readonly reason: string; readonly notAfterMs: number }
-  | { readonly kind: 'NodeCertificateRevoked'; readonly serial: string; readonly nodeId: string; readonly reason: string; readonly notAfterMs: number };
+  | { readonly kind: 'NodeCertificateRevoked'; readonly serial: string; readonly nodeId: string; readonly reason: string; readonly notAfterMs: number }
+  /**
+   * The custodians every kernel encrypts its share backups to (ledger/backup-policy.ts): each an
+   * age X25519 recipient with a label, 1 to shareBackup.recipientsMax of them. Replaces the policy
+   * in force; a kernel encrypts to no other recipients (kernel/kernel.ts shareBackup).
+   */
+  | { readonly kind: 'BackupPolicy'; readonly recipients: readonly BackupRecipient[] };
 
 export type DecisionKind = DecisionAction['kind'];
 
@@ -211,6 +218,8 @@ function actionToCbor(a: DecisionAction): CborValue {
       return { kind: a.kind, roster: rosterToCbor(a.roster) };
     case 'PolicyChanged':
       return { kind: a.kind, policy: policyToCbor(a.policy) };
+    case 'BackupPolicy':
+      return { kind: a.kind, recipients: a.recipients.map((r) => ({ label: r.label, recipient: r.recipient })) };
     default:
       return { ...a };
   }
@@ -408,6 +417,16 @@ function actionFromCbor(v: CborValue | undefined): DecisionAction {
     case 'NodeCertificateRevoked': {
       const o = obj(v, 'action', ['kind', 'serial', 'nodeId', 'reason', 'notAfterMs']);
       return { kind, serial: serialOf(o.serial), nodeId: str(o.nodeId, 'nodeId'), reason: str(o.reason, 'reason', limits.textBytesMax), notAfterMs: int(o.notAfterMs, 'notAfterMs') };
+    }
+    case 'BackupPolicy': {
+      // Shape only (text, bounded): whether each is an age recipient is the ledger's verdict at
+      // apply (BACKUP_POLICY_INVALID, ledger/backup-policy.ts), shared with the kernel.
+      const o = obj(v, 'action', ['kind', 'recipients']);
+      const recipients = arr(o.recipients, 'recipients', shareBackupLimits.recipientsMax).map((x, i) => {
+        const ro = obj(x, `recipients[${i}]`, ['label', 'recipient']);
+        return { label: str(ro.label, `recipients[${i}].label`, shareBackupLimits.labelBytesMax), recipient: str(ro.recipient, `recipients[${i}].recipient`, RECIPIENT_TEXT_BYTES_MAX) };
+      });
+      return { kind, recipients };
     }
     default:
       throw new ShapeError(`action: unknown kind ${String(kind)}`);

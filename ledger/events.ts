@@ -13,7 +13,8 @@
  *  - node statements, signed by a node's identity key (SignedStatement): DkgRound1Published,
  *    KeyReady, FencingRecord; two conflicting statements by one node are EquivocationEvidence;
  *  - the operation journal, proposed by a node under its passport: ActSubmitted ... ActSettled,
- *    with ActSigningSetFixed between the permit and the execution (the one signing set of a permit).
+ *    with ActSigningSetFixed between the permit and the execution (the one signing set of a permit),
+ *    and KeyBackedUp (the node wrote the backup of its share of a key epoch, ledger/backup-policy.ts).
  * ClusterGenesis and KeyObjectPublished need no signature: genesis is the root of trust (its cid is
  * the cluster's identity) and KeyObjectPublished is derived entirely from signed KeyReady
  * statements already in the log.
@@ -294,7 +295,13 @@ export type LedgerEvent =
    * `readings`: voters' signed clock readings (ledger/clock-reading.ts); absent in a tick that
    * carries none (encoded without the field, as before readings existed).
    */
-  | ({ readonly type: 'ClockTick'; readonly readings?: readonly ClockReading[] } & Proposer);
+  | ({ readonly type: 'ClockTick'; readonly readings?: readonly ClockReading[] } & Proposer)
+  /**
+   * The proposing node wrote the backup of its share of key `keyId` epoch `keyEpoch` (its FROST
+   * `identifier` there): `fileCid` is sha256 of the file's bytes, `recipientsDigest` the
+   * BackupPolicy recipients it is encrypted to (ledger/backup-policy.ts).
+   */
+  | ({ readonly type: 'KeyBackedUp'; readonly keyId: string; readonly keyEpoch: number; readonly identifier: string; readonly fileCid: Uint8Array; readonly recipientsDigest: Uint8Array } & Proposer);
 
 export type EventType = LedgerEvent['type'];
 
@@ -325,6 +332,8 @@ export function eventToCbor(e: LedgerEvent): CborValue {
       return { type: e.type, opId: e.opId, confirmation: e.confirmation, ...proposerToCbor(e) };
     case 'ActAborted':
       return { type: e.type, opId: e.opId, reason: e.reason, ...proposerToCbor(e) };
+    case 'KeyBackedUp':
+      return { type: e.type, keyId: e.keyId, keyEpoch: e.keyEpoch, identifier: e.identifier, fileCid: e.fileCid, recipientsDigest: e.recipientsDigest, ...proposerToCbor(e) };
     default:
       return { ...e } as CborValue;
   }
@@ -405,6 +414,13 @@ export function eventFromCbor(v: CborValue): LedgerEvent {
     case 'ClockTick': {
       const o = obj(v, 'event', ['type', ...PROPOSER], ['readings', 'sig']);
       return o.readings === undefined ? { type, ...proposer(o) } : { type, readings: clockReadingsFromCbor(o.readings), ...proposer(o) };
+    }
+    case 'KeyBackedUp': {
+      const o = obj(v, 'event', ['type', 'keyId', 'keyEpoch', 'identifier', 'fileCid', 'recipientsDigest', ...PROPOSER], ['sig']);
+      return {
+        type, keyId: str(o.keyId, 'keyId'), keyEpoch: int(o.keyEpoch, 'keyEpoch'), identifier: str(o.identifier, 'identifier'),
+        fileCid: bytes(o.fileCid, 'fileCid', 32), recipientsDigest: bytes(o.recipientsDigest, 'recipientsDigest', 32), ...proposer(o),
+      };
     }
     default:
       throw new ShapeError(`event: unknown type ${String(type)}`);

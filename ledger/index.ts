@@ -4,6 +4,7 @@
  *
  *   encoding.ts    canonical CBOR (RFC 8949 §4.2.1), cid, strict decoder
  *   decision.ts    GovernanceDecision, approver rosters, verifyDecision (shared with the kernel)
+ *   backup-policy.ts  BackupPolicy recipients and KeyBackedUp records (shared with the kernel)
  *   events.ts      LedgerEntry, LedgerEvent, node statements, the typed act
  *   apply.ts       apply(state, entry, archive?) -> { state, result, archived }
  *   archive.ts     ended acts out of memory: the archive reader, its records and accumulator
@@ -16,6 +17,7 @@
  */
 export * from './encoding.js';
 export * from './decision.js';
+export * from './backup-policy.js';
 export * from './events.js';
 export * from './apply.js';
 export * from './archive.js';

@@ -8,8 +8,10 @@ import { validateRoster } from './decision.js';
 import { keyReadyCid } from './apply.js';
 import { receiptCid } from './receipts.js';
 import { type CborValue } from './encoding.js';
-import { type EpochRecord, type LedgerState, type OpState, OP_TRANSITIONS, TERMINAL_OP_STATES, fenceReportsOf, revocationsOf } from './state.js';
+import { type EpochRecord, type LedgerState, type OpState, OP_TRANSITIONS, TERMINAL_OP_STATES, backupsOf, fenceReportsOf, revocationsOf } from './state.js';
 import { ledger as ledgerLimits } from '../proto/limits.js';
+import { backupRecordKey, validateBackupRecipients } from './backup-policy.js';
+import { frostIdentifier } from './signing-set.js';
 
 function own<T>(m: { readonly [k: string]: T }, k: string): T | undefined {
   return Object.hasOwn(m, k) ? m[k] : undefined;
@@ -43,6 +45,22 @@ export function checkInvariants(s: LedgerState): string[] {
     if (n === undefined || n.status === 'removed') bad.push(`a fencing report of ${r.nodeId}, which is not on the roster`);
     else if (r.passport !== n.passport || n.fencedPassports.includes(r.passport)) bad.push(`a pending fencing report of ${r.nodeId} names passport ${r.passport}, not its current unfenced one`);
     if (r.reporters.length === 0) bad.push(`a fencing report of ${r.nodeId} with no reporter`);
+  }
+
+  // Share backups (ledger/apply.ts keyBackedUp): a policy in force is a valid one, and every record
+  // is of a participant of an epoch the ledger holds, under the identifier it holds there.
+  if (g.backupPolicy !== undefined) {
+    const why = validateBackupRecipients(g.backupPolicy.recipients);
+    if (why !== null) bad.push(`the backup policy in force is invalid: ${why}`);
+  }
+  for (const [rk, b] of Object.entries(backupsOf(c))) {
+    if (rk !== backupRecordKey(b.keyId, b.keyEpoch, b.nodeId)) bad.push(`backup record ${rk} is filed under another key`);
+    const k = own(c.keys, b.keyId);
+    const e = k === undefined ? undefined : own(k.epochs, String(b.keyEpoch));
+    const at = e === undefined ? -1 : e.participants.indexOf(b.nodeId);
+    if (k === undefined || at < 0) bad.push(`backup of ${b.keyId} epoch ${b.keyEpoch} by ${b.nodeId}, who holds no share of it`);
+    else if (b.identifier !== frostIdentifier(k.scheme, at + 1)) bad.push(`backup of ${b.keyId} epoch ${b.keyEpoch} by ${b.nodeId} under identifier ${b.identifier}, not its own`);
+    if (g.backupPolicy === undefined) bad.push(`backup of ${b.keyId} epoch ${b.keyEpoch} by ${b.nodeId} without any backup policy`);
   }
 
   for (const k of Object.values(c.keys)) {

@@ -13,7 +13,8 @@
  * does not change with the previous state. Nothing depends on property order: the encoding sorts
  * keys, and apply never iterates a map to decide anything order-dependent.
  */
-import { ledger as limits, tx as txLimits } from '../proto/limits.js';
+import { ledger as limits, shareBackup as shareBackupLimits, tx as txLimits } from '../proto/limits.js';
+import { type BackupPolicyRecord, type BackupRecord, backupRecordKey, validateBackupRecipients } from './backup-policy.js';
 import { isReasonCode, type ReasonCode } from '../proto/reasons.js';
 import { type CborValue, decode, digest, encode } from './encoding.js';
 import {
@@ -233,6 +234,12 @@ export interface GovernanceState {
    * leaves an empty list out, so states without revocations keep the root they always had.
    */
   readonly revoked?: readonly RevocationRecord[];
+  /**
+   * The BackupPolicy decision in force (ledger/backup-policy.ts): the custodians share backups
+   * are encrypted to. Absent until the first; the canonical form leaves it out while absent, so
+   * states without one keep the root they always had.
+   */
+  readonly backupPolicy?: BackupPolicyRecord;
 }
 
 export const REVOKED_HOLDERS = ['operator', 'node'] as const;
@@ -314,6 +321,17 @@ export interface ClusterState {
    * canonical form leaves an empty list out, so states without pending reports keep their root.
    */
   readonly fenceReports?: readonly FenceReport[];
+  /**
+   * backupRecordKey(key, epoch, node) -> the last KeyBackedUp of that participant of that key
+   * epoch (ledger/backup-policy.ts). At most one per participant of an epoch the ledger holds.
+   * Absent and empty mean the same; the canonical form leaves an empty map out.
+   */
+  readonly backups?: { readonly [keyEpochNode: string]: BackupRecord };
+}
+
+/** The share backups the ledger records. */
+export function backupsOf(c: ClusterState): { readonly [keyEpochNode: string]: BackupRecord } {
+  return c.backups ?? {};
 }
 
 /** The pending fencing reports of a cluster state. */
@@ -399,6 +417,7 @@ export function stateToCbor(s0: LedgerState, rootForm = false): CborValue {
         policy: policyToCbor(c.governance.policy),
         frozen: c.governance.frozen === null ? null : { ...c.governance.frozen },
         ...(revocationsOf(c.governance).length > 0 ? { revoked: revocationsOf(c.governance).map((r) => ({ ...r })) } : {}),
+        ...(c.governance.backupPolicy === undefined ? {} : { backupPolicy: backupPolicyToCbor(c.governance.backupPolicy) }),
       },
       nodes: mapValues(c.nodes, (n) => ({ ...n, fencedPassports: [...n.fencedPassports] })),
       keys: mapValues(c.keys, (k) => ({ ...k, epochs: mapValues(k.epochs, (e) => ({
@@ -415,6 +434,7 @@ export function stateToCbor(s0: LedgerState, rootForm = false): CborValue {
       statements: mapValues(c.statements, (r) => ({ statement: statementToCbor(r.statement) })),
       evidence: mapValues(c.evidence, (e) => ({ ...e })),
       ...(fenceReportsOf(c).length > 0 ? { fenceReports: fenceReportsOf(c).map((r) => ({ ...r, reporters: [...r.reporters] })) } : {}),
+      ...(Object.keys(backupsOf(c)).length > 0 ? { backups: mapValues(backupsOf(c), (b) => ({ ...b })) } : {}),
     },
   };
 }
@@ -542,9 +562,9 @@ export function stateFromCbor(v: CborValue): LedgerState {
 }
 
 function clusterFromCbor(v: CborValue): ClusterState {
-  const o = obj(v, 'cluster', ['clusterId', 'genesisCid', 'governance', 'nodes', 'keys', 'ops', 'opCount', 'inFlight', 'archived', 'endedByState', 'permits', 'policyHistory', 'consumed', 'statements', 'evidence'], ['fenceReports']);
+  const o = obj(v, 'cluster', ['clusterId', 'genesisCid', 'governance', 'nodes', 'keys', 'ops', 'opCount', 'inFlight', 'archived', 'endedByState', 'permits', 'policyHistory', 'consumed', 'statements', 'evidence'], ['fenceReports', 'backups']);
   const ar = obj(o.archived, 'archived', ['count', 'head']);
-  const g = obj(o.governance, 'governance', ['epoch', 'headCid', 'roster', 'policy', 'frozen'], ['revoked']);
+  const g = obj(o.governance, 'governance', ['epoch', 'headCid', 'roster', 'policy', 'frozen'], ['revoked', 'backupPolicy']);
   const policy = policyFromCbor(g.policy);
   const policyHistory = historyOf(o.policyHistory);
   // The history keeps what the policy in force reads (genesis and PolicyChanged set its horizons).
@@ -565,6 +585,7 @@ function clusterFromCbor(v: CborValue): ClusterState {
         return { reason: str(fo.reason, 'frozen.reason', limits.textBytesMax), decisionCid: bytes(fo.decisionCid, 'frozen.decisionCid', 32), sinceIndex: int(fo.sinceIndex, 'frozen.sinceIndex') };
       }),
       ...(g.revoked === undefined ? {} : { revoked: revokedFromCbor(g.revoked) }),
+      ...(g.backupPolicy === undefined ? {} : { backupPolicy: backupPolicyFromCbor(g.backupPolicy) }),
     },
     nodes: mapOf(o.nodes, 'nodes', (id, n) => {
       const no = obj(n, 'node', ['id', 'identityKey', 'passport', 'status', 'fencedPassports', 'equivocated']);
@@ -601,7 +622,39 @@ function clusterFromCbor(v: CborValue): ClusterState {
       return { nodeId: str(eo.nodeId, 'evidence.nodeId'), kind: str(eo.kind, 'evidence.kind'), index: int(eo.index, 'evidence.index') };
     }),
     ...(o.fenceReports === undefined ? {} : { fenceReports: fenceReportsFromCbor(o.fenceReports) }),
+    ...(o.backups === undefined ? {} : { backups: backupsFromCbor(o.backups) }),
   };
+}
+
+function backupPolicyToCbor(p: BackupPolicyRecord): CborValue {
+  return { recipients: p.recipients.map((r) => ({ label: r.label, recipient: r.recipient })), decisionCid: p.decisionCid, sinceIndex: p.sinceIndex };
+}
+
+function backupPolicyFromCbor(v: CborValue): BackupPolicyRecord {
+  const o = obj(v, 'governance.backupPolicy', ['recipients', 'decisionCid', 'sinceIndex']);
+  const recipients = arr(o.recipients, 'backupPolicy.recipients', shareBackupLimits.recipientsMax).map((x, i) => {
+    const ro = obj(x, `backupPolicy.recipients[${i}]`, ['label', 'recipient']);
+    return { label: str(ro.label, 'backupPolicy.label', shareBackupLimits.labelBytesMax), recipient: str(ro.recipient, 'backupPolicy.recipient') };
+  });
+  const bad = validateBackupRecipients(recipients);
+  if (bad !== null) throw new ShapeError(`backupPolicy: ${bad}`);
+  return { recipients, decisionCid: bytes(o.decisionCid, 'backupPolicy.decisionCid', 32), sinceIndex: int(o.sinceIndex, 'backupPolicy.sinceIndex') };
+}
+
+function backupsFromCbor(v: CborValue): { readonly [k: string]: BackupRecord } {
+  const m = mapOf(v, 'backups', (k, r) => {
+    const ro = obj(r, 'backup', ['keyId', 'keyEpoch', 'nodeId', 'identifier', 'fileCid', 'recipientsDigest', 'index', 'stampMs']);
+    const rec: BackupRecord = {
+      keyId: str(ro.keyId, 'backup.keyId'), keyEpoch: int(ro.keyEpoch, 'backup.keyEpoch'), nodeId: str(ro.nodeId, 'backup.nodeId'), identifier: str(ro.identifier, 'backup.identifier'),
+      fileCid: bytes(ro.fileCid, 'backup.fileCid', 32), recipientsDigest: bytes(ro.recipientsDigest, 'backup.recipientsDigest', 32),
+      index: int(ro.index, 'backup.index'), stampMs: int(ro.stampMs, 'backup.stampMs'),
+    };
+    if (backupRecordKey(rec.keyId, rec.keyEpoch, rec.nodeId) !== k) throw new ShapeError('backup: key differs from its record');
+    return rec;
+  });
+  // The canonical form leaves an empty map out: an empty one present is not canonical.
+  if (Object.keys(m).length === 0) throw new ShapeError('backups: an empty map is left out');
+  return m;
 }
 
 function fenceReportsFromCbor(v: CborValue): FenceReport[] {

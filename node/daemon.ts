@@ -209,7 +209,7 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
     });
   }
   const membership = app instanceof LedgerApp ? startMembership(cfg.id, driver, app, log) : null;
-  const lifecycle = lifecycleCfg && app instanceof LedgerApp ? await startNodeLifecycle({ nodeId: cfg.id, config: lifecycleCfg, driver, app, tls, log, metrics: catalog, incarnation, blobStore: levelBlobStore(storage), ...(membership ? { membership } : {}), ...(snapshotCert ? { snapshotCert } : {}) }) : null;
+  const lifecycle = lifecycleCfg && app instanceof LedgerApp ? await startNodeLifecycle({ nodeId: cfg.id, config: lifecycleCfg, driver, app, tls, log, metrics: catalog, incarnation, dataDir: cfg.dataDir, blobStore: levelBlobStore(storage), ...(membership ? { membership } : {}), ...(snapshotCert ? { snapshotCert } : {}) }) : null;
   const http = createServer((req, res) => {
     void (async () => {
       const url = (req.url ?? '/').split('?')[0];

@@ -220,6 +220,11 @@ export const lifecycle = {
   /** Longest a stopping participant waits for the kernel calls it already queued. */
   kernelDrainMs: 2_000,
   /**
+   * Share backups (node/lifecycle/backups.ts): after a failed attempt at one key epoch (the kernel
+   * refused or was away, the write or the proposal failed), the next waits at least this long.
+   */
+  shareBackupRetryMs: 10_000,
+  /**
    * Reconnecting to a kernel process whose socket closed (the kernel restarted): the first
    * attempt waits kernelReconnectMinMs, each next one twice as long, at most kernelReconnectMaxMs,
    * for as long as the daemon runs. Calls made meanwhile fail at once with REMOTE_TIMEOUT.
@@ -521,6 +526,8 @@ export const shareBackup = {
   keyIdBytesMax: 256,
   /** Longest participant identifier carried in backup metadata, in bytes. */
   identifierBytesMax: 128,
+  /** Longest custodian label a BackupPolicy decision names, in bytes. */
+  labelBytesMax: 128,
 } as const;
 
 // ---------------------------------------------------------------------------------------------
@@ -595,6 +602,7 @@ check(ledger.snapshotBytesMax < ledger.appSnapshotBytesMax, 'the application sna
 check(tx.btcFeeSatMax < 21_000_000 * 100_000_000 && tx.solanaFeeLamportsMax > 5_000, 'transaction fee bounds are positive and below the supply');
 check(guardian.thresholdMin >= 2 && guardian.sharesMin >= guardian.thresholdMin && guardian.sharesMax <= 255, 'a guardian split needs two shares to rebuild and GF(256) has 255 nonzero points');
 check(shareBackup.recipientsMax >= 1 && shareBackup.keyIdBytesMax + shareBackup.identifierBytesMax < shareBackup.fileBytesMax / 4, 'a share backup holds its metadata, a stanza per recipient and the share');
+check(shareBackup.fileBytesMax + 4 * kernel.idBytesMax + 64 <= kernel.responseBytesMax && shareBackup.recipientsMax * 2 * kernel.idBytesMax + 1024 <= kernel.frameBytesMax, 'a share backup file fits a kernel response, and a backup request naming every recipient fits a frame');
 check(tlog.noteSignaturesMax >= 16, 'the signed-note spec requires accepting at least 16 signatures');
 check(tlog.proofHashesMax >= 54, 'a proof over the largest tree size fits the proof bound');
 check(tlog.proofTextBytesMax >= tlog.noteBytesMax + tlog.proofHashesMax * 45 + Math.ceil(tlog.proofExtraBytesMax / 3) * 4 + 64, 'a tlog-proof holds a full note, a full proof and its extra data');

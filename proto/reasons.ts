@@ -81,6 +81,9 @@ export const REASONS = {
   BACKUP_FOREIGN: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'the share backup belongs to another key, epoch, participant or group key' },
   SHARE_MISMATCH: { grpc: GrpcStatus.DATA_LOSS, text: 'a recovered share does not match its verifying share' },
   OUTPUT_EXISTS: { grpc: GrpcStatus.ALREADY_EXISTS, text: 'the output file already exists and is never overwritten' },
+  BACKUP_POLICY_INVALID: { grpc: GrpcStatus.INVALID_ARGUMENT, text: 'a BackupPolicy decision names no custodian, too many, a label or recipient twice, or a recipient that is not an age X25519 recipient' },
+  BACKUP_POLICY_MISSING: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'no BackupPolicy decision is in force (as the ledger or this kernel follows governance)' },
+  BACKUP_RECIPIENTS_MISMATCH: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'the backup names other custodian recipients than the BackupPolicy decision in force' },
 
   // Share repair (kernel/repair.ts): rebuilding a lost share, or enrolling a new identifier, from t helpers.
   REPAIR_HELPERS_INVALID: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'the repair\'s helper set is not t or more distinct current shareholders, or it includes the participant being repaired' },

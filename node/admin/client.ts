@@ -9,6 +9,7 @@ import { errorOf } from '../client.js';
 import { channelCredentials, identityOptions, loadTls, type TlsFiles } from '../tls.js';
 import { adminPackage } from './server.js';
 import type { PolicyReply, PolicyTestReply } from './policy.js';
+import type { BackupListReply } from './backups.js';
 import { randomBytes } from 'node:crypto';
 import { encode, fromHex } from '../../ledger/encoding.js';
 import { type DecisionBody, decisionFromCbor, decisionToCbor, signDecision } from '../../ledger/decision.js';
@@ -146,6 +147,7 @@ export class AdminClient {
   }
   exportEvidence(opId: string): Promise<{ bundleJson: string }> { return this.call('ExportEvidence', { opId }); }
   getPolicy(): Promise<PolicyReply> { return this.call('GetPolicy', {}); }
+  listBackups(): Promise<BackupListReply> { return this.call('ListBackups', {}); }
   testPolicy(req: { keyId: string; kind: string; tx: Uint8Array; initiator?: string }): Promise<PolicyTestReply> {
     return this.call('TestPolicy', { keyId: req.keyId, kind: req.kind, tx: Buffer.from(req.tx), initiator: req.initiator ?? '' });
   }

@@ -18,6 +18,7 @@ import { serverCredentials, type TlsMaterial } from '../tls.js';
 import { actView, decisionView, keyView, requireNoneHeld, type AdminBackend } from './backend.js';
 import { operatorOf, requireAction, type Operator } from './roles.js';
 import { policyReply, testPolicy } from './policy.js';
+import { backupList } from './backups.js';
 import { revocationInterceptor } from '../revocation.js';
 
 export const ADMIN_PROTO_PATH = fileURLToPath(new URL('../../../proto/admin.proto', import.meta.url));
@@ -174,6 +175,7 @@ export class AdminServer {
         })().catch((e: unknown) => call.emit('error', errorOf(e)));
       },
       GetPolicy: unary<R, unknown>((op) => policyReply(op, b.ledger.state())),
+      ListBackups: unary<R, unknown>((op) => backupList(op, b.ledger.state())),
       TestPolicy: unary<R, unknown>((op, r) => {
         const tx = r.tx;
         if (!Buffer.isBuffer(tx)) throw new CustodyError('INVALID_ARGUMENT', 'tx must be bytes');

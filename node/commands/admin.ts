@@ -16,6 +16,7 @@ import { certs as certLimits } from '../../proto/limits.js';
 import { ensureCa } from '../certs.js';
 import { adminSnapshotCommand } from './snapshot.js';
 import { adminPolicyCommand } from './policy.js';
+import { adminBackupCommand } from './backup.js';
 import { leaderCommand, memberCommand, membershipJson, printMembership } from './member.js';
 import { actCommand, approveShown, formatAct, keyCommand } from './act.js';
 import { operatorCommand } from './operator.js';
@@ -97,7 +98,7 @@ export function run<A extends Conn>(f: (c: AdminClient, a: A) => Promise<void>):
 
 export const out = (s: string): void => void process.stdout.write(`${s}\n`);
 
-function formatDecision(d: DecisionReply): string {
+export function formatDecision(d: DecisionReply): string {
   const v = d.verdict ? `  ledger: ${d.verdict.ok ? `applied at index ${d.verdict.index}` : `${d.verdict.reason}: ${d.verdict.detail}`}` : '';
   // An approval of an act not yet submitted: the act as the node derives it (`act approve` re-derives it before signing).
   const act = d.act ? `  the act it approves, as the node shows it:\n${formatAct(d.act, true).replace(/^/gm, '    ')}` : '';
@@ -296,6 +297,7 @@ export const adminCommand: CommandModule<object, object> = {
     .command(approverKey)
     .command(adminSnapshotCommand)
     .command(adminPolicyCommand)
+    .command(adminBackupCommand)
     .epilogue(`${CONN_HELP}\n\nA refusal prints "REASON: detail" (reason codes of proto/reasons.ts) and exits 3.`)
     .demandCommand(1, 'name an admin command'),
   handler: () => undefined,

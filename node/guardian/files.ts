@@ -68,8 +68,8 @@ async function syncDir(dir: string): Promise<void> {
   }
 }
 
-/** Writes `text` to a new file `path` (0600), atomically; OUTPUT_EXISTS if `path` exists. */
-export async function writeNewSecretFile(path: string, text: string): Promise<void> {
+/** Writes `text` (or bytes) to a new file `path` (0600), atomically; OUTPUT_EXISTS if `path` exists. */
+export async function writeNewSecretFile(path: string, text: string | Uint8Array): Promise<void> {
   await refuseExisting(path);
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   const fh = await open(tmp, 'wx', 0o600);

@@ -11,6 +11,7 @@
  *
  * It follows the ledger's key epochs (the first epoch, opened by DkgAuthorized, is 0; KeyActivated
  * names the epoch it activates; PolicyChanged and ApproversChanged open a governance epoch).
+ * Share backups (kernel.ts shareBackup) go only to the custodians of the BackupPolicy it verified.
  * What it does not have: durability (everything is lost with the process) and an HSM profile.
  */
 import { CustodyError } from '../../proto/errors.js';
@@ -30,6 +31,8 @@ import type { KeyContext, Network } from '../../ledger/tx/types.js';
 import { encodeDocument, type PolicyDocument } from '../../ledger/policy-engine/index.js';
 import { rosterToJson } from '../../kernel/authority.js';
 import { checkActPolicy, eraAt, ownAddressesOf, withEra, type PolicyEra } from '../../kernel/policy-check.js';
+import { encryptShareBackup } from '../../kernel/backup.js';
+import { backupRecipientsDigest, validateBackupRecipients, type BackupRecipient } from '../../ledger/backup-policy.js';
 
 interface Authority { scheme: SuiteName; network?: Network; threshold: number; participants: string[]; activeEpoch: number | null; activatedIndex: number; retired: boolean }
 interface Held { suite: Suite; identifier: string; share: Uint8Array; pub: { signers: { min: number; max: number }; commitments: Uint8Array[]; verifyingShares: Record<string, Uint8Array> } }
@@ -57,6 +60,8 @@ export class KernelTwin implements KernelPort {
   private readonly followed = new Map<string, FollowedCheckpoint>();
   private readonly keys = new Map<string, Authority>();
   private readonly held = new Map<string, Held>();
+  /** The custodians of the last BackupPolicy decision the twin verified (kernel/authority.ts backupPolicy). */
+  private backupPolicy: BackupRecipient[] | null = null;
   private readonly ceremonies = new Map<string, Ceremony>();
   private readonly nonces = new Map<string, { counter: number; epoch: number; nonces: { hiding: Uint8Array; binding: Uint8Array }; hiding: Uint8Array; binding: Uint8Array }[]>();
   /** Used permits: what each signed (epoch, index, counters, lists, digest) and the shares it gave. */
@@ -122,6 +127,7 @@ export class KernelTwin implements KernelPort {
       case 'nonces': return this.presign(b);
       case 'sign': return this.sign(b);
       case 'publicPackage': return this.keyPackage(b.keyId, b.epoch);
+      case 'shareBackup': return this.shareBackup(b);
       default:
         return refuse('PAYLOAD_REJECTED', `${b.kind} is not supported by the twin`);
     }
@@ -171,6 +177,12 @@ export class KernelTwin implements KernelPort {
         break;
       case 'EmergencyFreeze': this.frozen = true; break;
       case 'Unfreeze': this.frozen = false; break;
+      case 'BackupPolicy': {
+        const bad = validateBackupRecipients(a.recipients);
+        if (bad !== null) refuse('BACKUP_POLICY_INVALID', bad);
+        this.backupPolicy = a.recipients.map((r) => ({ label: r.label, recipient: r.recipient }));
+        break;
+      }
       default: break;
     }
     this.lastCid = toHex(v.cid);
@@ -253,6 +265,21 @@ export class KernelTwin implements KernelPort {
       kind: 'keyPackage', keyId, epoch, suite: h.suite.name, identifier: h.identifier,
       public: { min: h.pub.signers.min, max: h.pub.signers.max, commitments: h.pub.commitments, verifyingShares: Object.entries(h.pub.verifyingShares).map(([identifier, point]) => ({ identifier, point })) },
     };
+  }
+
+  /** kernel/kernel.ts shareBackup: only to the custodians the twin verified, only the active epoch it holds. */
+  private async shareBackup(b: Extract<RequestBody, { kind: 'shareBackup' }>): Promise<ResponseBody> {
+    this.guard();
+    const policy = this.backupPolicy ?? refuse('BACKUP_POLICY_MISSING', 'no BackupPolicy decision has reached this kernel');
+    const decided = policy.map((r) => r.recipient);
+    if (b.recipients.length !== decided.length || b.recipients.some((r, i) => r !== decided[i])) refuse('BACKUP_RECIPIENTS_MISMATCH', 'the request names other recipients than the BackupPolicy in force');
+    const k = this.keys.get(b.keyId);
+    if (k === undefined || k.retired || k.activeEpoch === null) refuse('KEY_NOT_ACTIVE', `key ${b.keyId} is not active`);
+    if (b.epoch !== k.activeEpoch) refuse('STALE_EPOCH', `epoch ${k.activeEpoch} of ${b.keyId} is active, not ${b.epoch}`);
+    const h = this.held.get(`${b.keyId}/${b.epoch}`) ?? refuse('UNKNOWN_KEY', `no share of ${b.keyId} epoch ${b.epoch}`);
+    const verifyingShare = h.pub.verifyingShares[h.identifier] ?? refuse('INTERNAL', 'no verifying share for this twin');
+    const file = await encryptShareBackup(h.share, { keyId: b.keyId, epoch: b.epoch, identifier: h.identifier, verifyingShare, groupKey: h.pub.commitments[0]!, scheme: h.suite.name }, decided);
+    return { kind: 'shareBackup', keyId: b.keyId, epoch: b.epoch, identifier: h.identifier, file, recipientsDigest: backupRecipientsDigest(policy) };
   }
 
   private async presign(b: Extract<RequestBody, { kind: 'nonces' }>): Promise<ResponseBody> {

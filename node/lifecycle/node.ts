@@ -20,9 +20,13 @@
  *   remoteTimeoutMs: 5000              # optional: how long a peer may take per request
  *   signingSetWaitMs: 60000            # optional: how long a signing set fixed in the ledger
  *                                      # waits for a silent member before the act aborts
+ *   backupDir: backups/n1              # optional: where this node writes the backups of its key
+ *                                      # shares (backups.ts); default beside the data folder,
+ *                                      # <dataDir>.share-backups (data/n1 -> data/n1.share-backups):
+ *                                      # not inside it, which LevelDB owns and a restore needs empty
  */
 import { readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { parse } from 'yaml';
 import { CustodyError } from '../../proto/errors.js';
 import { lifecycle as limits } from '../../proto/limits.js';
@@ -39,6 +43,7 @@ import { DriverLedgerPort } from './driver-ledger.js';
 import { LifecycleParticipant } from './participant.js';
 import { Coordinator } from './coordinator.js';
 import { ClockTicker } from './clock.js';
+import { ShareBackups } from './backups.js';
 import { KernelTwin } from './kernel-twin.js';
 import { KernelLink, type KernelLinkStatus } from './kernel-link.js';
 import { type BlobStore, PeerClient, PeerExchange, RemoteClockReader, RemoteCosigner, RemoteParticipant, peerHandlers } from './peer.js';
@@ -60,6 +65,13 @@ export interface LifecycleConfig {
   readonly genesisEvent: Extract<LedgerEvent, { type: 'ClusterGenesis' }>;
   readonly remoteTimeoutMs: number;
   readonly signingSetWaitMs: number;
+  /** Where share backups are written (absolute); null: `<dataDir>.share-backups`. */
+  readonly backupDir: string | null;
+}
+
+/** Where a node writes its share backups without `backupDir`: beside its data folder, never inside it. */
+export function defaultBackupDir(dataDir: string): string {
+  return join(dirname(resolve(dataDir)), `${basename(resolve(dataDir))}.share-backups`);
 }
 
 export function lifecycleConfigPath(nodeConfigFile: string): string {
@@ -100,7 +112,8 @@ export function loadLifecycleConfig(file: string): LifecycleConfig {
     throw bad('genesis', (e as Error).message);
   }
   if (genesisEvent.type !== 'ClusterGenesis') throw bad('genesis', `a ${genesisEvent.type}, not a ClusterGenesis`);
-  return { admin: s(d.admin, 'admin'), peers, identitySecretKey: fromHex(seedHex), kernel, genesis, genesisEvent, remoteTimeoutMs, signingSetWaitMs };
+  const backupDir = d.backupDir === undefined ? null : resolve(base, s(d.backupDir, 'backupDir'));
+  return { admin: s(d.admin, 'admin'), peers, identitySecretKey: fromHex(seedHex), kernel, genesis, genesisEvent, remoteTimeoutMs, signingSetWaitMs, backupDir };
 }
 
 export interface NodeLifecycle {
@@ -111,7 +124,7 @@ export interface NodeLifecycle {
 }
 
 /** Starts the lifecycle of a daemon configured by `cfg` (loadLifecycleConfig). `app` must be the driver's application. */
-export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleConfig; driver: Driver; app: LedgerApp; tls: TlsMaterial; log: (l: string) => void; metrics?: CatalogMetrics; incarnation?: string; membership?: MembershipReconciler; blobStore?: BlobStore; snapshotCert?: SnapshotCertifier }): Promise<NodeLifecycle> {
+export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleConfig; driver: Driver; app: LedgerApp; tls: TlsMaterial; log: (l: string) => void; metrics?: CatalogMetrics; incarnation?: string; membership?: MembershipReconciler; blobStore?: BlobStore; snapshotCert?: SnapshotCertifier; dataDir?: string }): Promise<NodeLifecycle> {
   const cfg = o.config;
   const genesis = cfg.genesisEvent;
   const ledger = new DriverLedgerPort(o.nodeId, o.driver, o.app, o.config.identitySecretKey);
@@ -167,6 +180,10 @@ export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleC
   coordinator.start();
   const ticker = new ClockTicker({ nodeId: o.nodeId, ledger, log: o.log, witnesses: { own: ownReading, peers: () => clockReaders } });
   ticker.start();
+  const backupDir = cfg.backupDir ?? (o.dataDir === undefined ? null : defaultBackupDir(o.dataDir));
+  const backups = backupDir === null ? null : new ShareBackups({ nodeId: o.nodeId, ledger, kernel: participant.queuedKernel, dir: backupDir, log: o.log });
+  if (backups === null) o.log(`node ${o.nodeId}: no backupDir and no data folder: this node writes no share backups`);
+  backups?.start();
   // The genesis every node was installed with: the leader proposes it until the ledger has one.
   let stopped = false;
   const genesisTimer = setInterval(() => {
@@ -186,6 +203,7 @@ export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleC
       coordinator.stop();
       checkpoints.stop();
       ticker.stop();
+      backups?.stop();
       unprune();
       await participant.stop();
       exchange.close();

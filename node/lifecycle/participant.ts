@@ -300,6 +300,12 @@ export class LifecycleParticipant implements ParticipantPort {
     }
   }
 
+  /**
+   * The kernel through this participant's queue: a call made now runs after every decision
+   * forwarded so far, so the kernel holds the governance this node's replica shows (backups.ts).
+   */
+  readonly queuedKernel: KernelPort = { call: (body, expect) => this.kernelCall(body, expect) };
+
   /** Every kernel call of this participant goes through one queue, in order. */
   private kernelCall<K extends Parameters<KernelPort['call']>[1]>(body: Parameters<KernelPort['call']>[0], expect: K) {
     const run = this.queue.then(() => this.o.kernel.call(body, expect));

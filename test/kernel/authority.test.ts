@@ -14,6 +14,7 @@ import { ScriptedCluster } from '../../ledger/scenario.js';
 import { revocationsOf } from '../../ledger/state.js';
 import { ledger as ledgerLimits } from '../../proto/limits.js';
 import type { CommittedDecision } from '../../kernel/wire.js';
+import { custodians, type Custodian } from '../ledger/backup-fixtures.js';
 
 /** Decisions built against the follower's own head, so a refused one never breaks the chain. */
 class Follower {
@@ -198,4 +199,22 @@ t.test('the kernel and the ledger hold the same revocations after any sequence o
     }
     return true;
   }), { numRuns: 40, verbose: 1 }), 'equal lists after every accepted decision (a counterexample prints its seed)');
+});
+
+t.test('BackupPolicy: a quorum sets the custodians; an invalid list, one approver or while frozen changes nothing', async (t) => {
+  const f = new Follower();
+  const q = f.genesis.slice(0, 2);
+  const [alice, bob] = await custodians('alice', 'bob') as [Custodian, Custodian];
+  const recipients = [{ label: alice.label, recipient: alice.recipient }, { label: bob.label, recipient: bob.recipient }];
+  t.equal(f.apply(f.make({ kind: 'BackupPolicy', recipients }, q.slice(0, 1))), 'QUORUM_NOT_MET');
+  t.equal(f.state.backupPolicy, undefined, 'no policy from one approver');
+  const broken = [recipients[0]!, { label: 'bob', recipient: `${bob.recipient.slice(0, -1)}${bob.recipient.endsWith('q') ? 'p' : 'q'}` }];
+  t.equal(f.apply(f.make({ kind: 'BackupPolicy', recipients: broken }, q)), 'BACKUP_POLICY_INVALID', 'a recipient with a bad checksum, as the ledger refuses it');
+  t.equal(f.apply(f.make({ kind: 'BackupPolicy', recipients: [] }, q)), 'BACKUP_POLICY_INVALID', 'no custodian');
+  t.equal(f.state.backupPolicy, undefined);
+  t.equal(f.apply(f.make({ kind: 'BackupPolicy', recipients }, q)), 'applied');
+  t.same(f.state.backupPolicy, { recipients, index: f.state.index });
+  t.equal(f.apply(f.make({ kind: 'EmergencyFreeze', reason: 'drill' }, q)), 'applied');
+  t.equal(f.apply(f.make({ kind: 'BackupPolicy', recipients: recipients.slice(0, 1) }, q)), 'FROZEN', 'the ledger refuses it while frozen, so does the kernel');
+  t.same(f.state.backupPolicy?.recipients, recipients);
 });

@@ -22,6 +22,8 @@ const PUBLIC_BYTES: Record<string, string> = {
   'NonceCommitment.hiding': 'hiding nonce commitment point D_i = d_i·G, public (§5.1)',
   'NonceCommitment.binding': 'binding nonce commitment point E_i = e_i·G, public (§5.1)',
   'SignatureSharesReply.sig_shares': 'signature shares z_i, one per message, public output of §5.2',
+  'ShareBackupReply.file': 'an age file to the custodians of the verified BackupPolicy: the share only inside its encrypted payload (kernel/backup.ts)',
+  'ShareBackupReply.recipients_digest': 'digest of the decided recipient list, public',
 };
 
 const SECRETISH = /(signing_?share|secret|private|coefficient|presign|seed|password|pin\b|(^|_)nonce(s)?($|_)(?!commitment))/i;

@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DaemonCluster } from '../../node/lifecycle/daemon-cluster.js';
-import { loadLifecycleConfig } from '../../node/lifecycle/node.js';
+import { defaultBackupDir, loadLifecycleConfig } from '../../node/lifecycle/node.js';
 import { CustodyError } from '../../proto/errors.js';
 import { lifecycle as limits } from '../../proto/limits.js';
 import { POLICY } from './harness.js';
@@ -38,6 +38,18 @@ t.test('the written file loads: paths resolve beside it, the genesis decodes, ti
   t.equal(c.identitySecretKey.length, 32);
   t.equal(c.remoteTimeoutMs, limits.remoteTimeoutMsDefault);
   t.equal(c.signingSetWaitMs, limits.signingSetWaitMsDefault);
+});
+
+t.test('backupDir: absent, the default beside the data folder; given, resolved beside the file; empty, refused', async (t) => {
+  const dflt = load('');
+  if (typeof dflt === 'string') throw new Error(dflt);
+  t.equal(dflt.backupDir, null, 'absent: the daemon picks the default');
+  t.equal(defaultBackupDir(join(dir, 'data', 'n1')), join(dir, 'data', 'n1.share-backups'), 'beside the data folder, not inside it');
+  t.equal(defaultBackupDir('data/n1/'), join(process.cwd(), 'data', 'n1.share-backups'), 'a relative data folder, with a trailing slash');
+  const c = load('backupDir: vault/n1');
+  if (typeof c === 'string') throw new Error(c);
+  t.equal(c.backupDir, join(dir, 'vault', 'n1'));
+  t.match(load('backupDir: ""'), /^CONFIG_INVALID .*: backupDir: required, a non-empty string/);
 });
 
 t.test('both timings are taken when in range and refused by name when not', async (t) => {

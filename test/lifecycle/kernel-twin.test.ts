@@ -18,8 +18,10 @@ import { KernelTwin } from '../../node/lifecycle/kernel-twin.js';
 import { tx as txLimits } from '../../proto/limits.js';
 import {
   following, Governance, independentVerify, permitOver, reasonOf, runDkg, signManyAcross, toPackage, type KeyResult, type Member,
-  syntheticActCheck, TEST_POLICY, type ApprovalOf,
+  syntheticActCheck, TEST_POLICY, type ApprovalOf, signWith,
 } from '../kernel/harness.js';
+import { decryptShareBackup, readShareBackupMeta } from '../../kernel/backup.js';
+import { custodians, type Custodian } from '../ledger/backup-fixtures.js';
 
 type SignBody = Extract<RequestBody, { kind: 'sign' }>;
 
@@ -133,4 +135,28 @@ t.test('the twin runs the kernel\'s policy check: a raw act signs only with the 
   t.equal(await attempt((x) => gov.approve(x, gov.approvers.slice(0, 1))), 'APPROVALS_MISSING', 'one approver is not two');
   t.equal(gov.policy, TEST_POLICY, 'the twins were opened with the governors-approve-raw policy');
   t.equal(await attempt((x) => gov.approve(x)), 'OK', 'with two approvals of the governors it signs, with the nonce the refusals left unconsumed');
+});
+
+t.test('the twin backs up a share only to the custodians of the BackupPolicy it verified', async (t) => {
+  const gov = new Governance();
+  const [a, b] = (await twins(gov, ['n1', 'n2'])) as [Member, Member];
+  const key = await runDkg(gov, [a, b], 'twin-backup', 'ed25519', 2);
+  const [alice, mallory] = await custodians('alice', 'mallory') as [Custodian, Custodian];
+  const backup = (m: Member, recipients: string[], keyId = key.keyId, epoch = 0) => m.client.call({ kind: 'shareBackup', keyId, epoch, recipients }, 'shareBackup');
+  t.equal(await reasonOf(backup(a, [alice.recipient])), 'BACKUP_POLICY_MISSING');
+  const d = gov.decide({ kind: 'BackupPolicy', recipients: [{ label: 'alice', recipient: alice.recipient }] });
+  for (const m of [a, b]) await m.client.call({ kind: 'governance', decisions: [d] }, 'governance');
+  t.equal(await reasonOf(backup(a, [mallory.recipient])), 'BACKUP_RECIPIENTS_MISMATCH');
+  t.equal(await reasonOf(backup(a, [alice.recipient, mallory.recipient])), 'BACKUP_RECIPIENTS_MISMATCH');
+  t.equal(await reasonOf(backup(a, [alice.recipient], 'no-key')), 'KEY_NOT_ACTIVE');
+  t.equal(await reasonOf(backup(a, [alice.recipient], key.keyId, 1)), 'STALE_EPOCH');
+  const shares: { me: string; share: Uint8Array }[] = [];
+  for (const m of [a, b]) {
+    const r = await backup(m, [alice.recipient]);
+    const meta = readShareBackupMeta(r.file);
+    t.equal(meta.identifier, key.identifiers[m.nodeId]);
+    t.same(meta.groupKey, key.public.commitments[0]);
+    shares.push({ me: meta.identifier, share: await decryptShareBackup(r.file, alice.identity, meta) });
+  }
+  t.ok(signWith(suiteOf('ed25519'), toPackage(key.public), shares), 'the recovered shares sign under the group key');
 });

@@ -1,0 +1,131 @@
+/**
+ * The custodians a key share backup is encrypted to (BackupPolicy decision) and the record of a
+ * backup written under it (KeyBackedUp). Pure: the ledger and the secret kernel validate a policy
+ * with the same function and reach the same verdict.
+ *
+ *   interface BackupRecipient { label; recipient }   recipient: an age v1 X25519 recipient
+ *                                                    ("age1" + Bech32, BIP 173, of 32 bytes)
+ *   validateBackupRecipients(list): null | string    why the list is refused (BACKUP_POLICY_INVALID)
+ *   backupRecipientsDigest(list): Uint8Array         what a KeyBackedUp names: the list it was
+ *                                                    encrypted to, labels included, in order
+ *   backupRecordKey(keyId, epoch, nodeId): string    the key of ClusterState.backups
+ *
+ * Message flow of a backup (kernel/kernel.ts shareBackup, node/lifecycle/backups.ts):
+ *   approvers --BackupPolicy decision (governance quorum)--> ledger --forwarded--> each kernel
+ *   daemon --shareBackup(key, epoch, recipients)--> its kernel: refused unless the recipients are
+ *     exactly those of the BackupPolicy the kernel itself verified through the governance chain
+ *     it follows, and the key epoch is one it holds and governance activated
+ *   kernel --age file (kernel/backup.ts)--> daemon: writes it once, proposes KeyBackedUp
+ *     { keyId, keyEpoch, identifier, fileCid = sha256(file), recipientsDigest } in its own name
+ *   ledger: records it if the proposer is a participant of that active key epoch under that
+ *     identifier and the digest is the policy in force's.
+ *
+ * Threat: the daemon is not trusted with the share, nor with the choice of custodians. It can
+ * withhold a backup or propose a false cid (the ledger cannot see the file; a drill decrypting it
+ * is what proves a file), but the only recipients a kernel ever encrypts to are the ones an
+ * approver quorum signed, and a KeyBackedUp under another policy than the one in force is refused.
+ */
+import { ledger as ledgerLimits, shareBackup as limits } from '../proto/limits.js';
+import { digest, encode } from './encoding.js';
+
+export interface BackupRecipient {
+  /** Who holds the identity (a custodian's name or role), for operators and auditors. */
+  readonly label: string;
+  /** The custodian's age X25519 recipient, `age1...`. */
+  readonly recipient: string;
+}
+
+/** A BackupPolicy in force, as the ledger state holds it. */
+export interface BackupPolicyRecord {
+  readonly recipients: readonly BackupRecipient[];
+  readonly decisionCid: Uint8Array;
+  readonly sinceIndex: number;
+}
+
+/** A KeyBackedUp as the ledger records it, per (key, epoch, node). */
+export interface BackupRecord {
+  readonly keyId: string;
+  readonly keyEpoch: number;
+  readonly nodeId: string;
+  readonly identifier: string;
+  /** sha256 of the backup file's bytes. */
+  readonly fileCid: Uint8Array;
+  /** backupRecipientsDigest of the recipients the file is encrypted to. */
+  readonly recipientsDigest: Uint8Array;
+  readonly index: number;
+  readonly stampMs: number;
+}
+
+export const BACKUP_RECIPIENTS_DOMAIN = 'custody-ledger/v1/backup-recipients';
+
+const BECH32_CHARSET = 'qpzry9x8gf2tvdw0s3jn54khce6mua7l';
+const GEN = [0x3b6a57b2, 0x26508e6d, 0x1ea119fa, 0x3d4233dd, 0x2a1462b3];
+
+function polymod(values: readonly number[]): number {
+  let chk = 1;
+  for (const v of values) {
+    const top = chk >>> 25;
+    chk = ((chk & 0x1ffffff) << 5) ^ v;
+    for (let i = 0; i < 5; i++) if ((top >>> i) & 1) chk ^= GEN[i] as number;
+  }
+  return chk >>> 0;
+}
+
+/**
+ * The 32-byte X25519 public key of an age recipient, or null when `s` is not one: lowercase
+ * Bech32 (BIP 173 §Bech32: checksum constant 1) with human-readable part "age" and a data part
+ * that is exactly 32 bytes in 5-bit groups with zero padding (age v1 spec, "X25519 recipient").
+ */
+export function ageRecipientKey(s: string): Uint8Array | null {
+  if (!/^age1[02-9ac-hj-np-z]{58}$/.test(s)) return null;
+  const data = [...s.slice(4)].map((c) => BECH32_CHARSET.indexOf(c));
+  const hrp = 'age';
+  const expanded = [...[...hrp].map((c) => c.charCodeAt(0) >> 5), 0, ...[...hrp].map((c) => c.charCodeAt(0) & 31)];
+  if (polymod([...expanded, ...data]) !== 1) return null;
+  const words = data.slice(0, -6);
+  let acc = 0;
+  let bits = 0;
+  const out: number[] = [];
+  for (const w of words) {
+    acc = (acc << 5) | w;
+    bits += 5;
+    while (bits >= 8) {
+      bits -= 8;
+      out.push((acc >>> bits) & 0xff);
+    }
+    acc &= (1 << bits) - 1;
+  }
+  if (bits >= 5 || acc !== 0 || out.length !== 32) return null;
+  return Uint8Array.from(out);
+}
+
+/** Why `list` cannot be a BackupPolicy (null when it can). */
+export function validateBackupRecipients(list: readonly BackupRecipient[]): string | null {
+  if (list.length < 1 || list.length > limits.recipientsMax) return `a backup policy names 1 to ${limits.recipientsMax} custodians, not ${list.length}`;
+  const labels = new Set<string>();
+  const keys = new Set<string>();
+  for (const [i, r] of list.entries()) {
+    if (typeof r.label !== 'string' || r.label.length === 0 || Buffer.byteLength(r.label, 'utf8') > limits.labelBytesMax) return `custodian ${i}: a label is 1 to ${limits.labelBytesMax} bytes`;
+    if (labels.has(r.label)) return `custodian label ${JSON.stringify(r.label)} is listed twice`;
+    labels.add(r.label);
+    const key = typeof r.recipient === 'string' ? ageRecipientKey(r.recipient) : null;
+    if (key === null) return `custodian ${JSON.stringify(r.label)}: ${JSON.stringify(r.recipient)} is not an age X25519 recipient (age1 and 58 Bech32 characters with a valid checksum)`;
+    const hex = Buffer.from(key).toString('hex');
+    if (keys.has(hex)) return `custodian ${JSON.stringify(r.label)}: recipient ${r.recipient} is listed twice`;
+    keys.add(hex);
+  }
+  return null;
+}
+
+/** The identity of a recipient list: labels and recipients, in the decision's order. */
+export function backupRecipientsDigest(list: readonly BackupRecipient[]): Uint8Array {
+  return digest(BACKUP_RECIPIENTS_DOMAIN, encode(list.map((r) => ({ label: r.label, recipient: r.recipient }))));
+}
+
+/** The key of ClusterState.backups: one record per participant of a key epoch. */
+export function backupRecordKey(keyId: string, keyEpoch: number, nodeId: string): string {
+  return JSON.stringify([keyId, keyEpoch, nodeId]);
+}
+
+/** The longest recipient text a decision may carry at decode (a real one is 62 characters). */
+export const RECIPIENT_TEXT_BYTES_MAX = ledgerLimits.idBytesMax;

@@ -1,0 +1,63 @@
+/**
+ * The admin API's view of share backups (ListBackups): the BackupPolicy in force and, for every
+ * participant of every active key epoch, whether the ledger records its KeyBackedUp under that
+ * policy. Only reads this node's replica; what it lists is what every replica agrees on.
+ */
+import { CustodyError } from '../../proto/errors.js';
+import { backupRecipientsDigest, backupRecordKey } from '../../ledger/backup-policy.js';
+import { bytesEqual, toHex } from '../../ledger/encoding.js';
+import { backupsOf, type LedgerState } from '../../ledger/state.js';
+import { identifierOf } from '../lifecycle/participant.js';
+import { requireAction, type Operator } from './roles.js';
+
+export interface BackupEntryView {
+  readonly keyId: string;
+  readonly keyEpoch: number;
+  readonly nodeId: string;
+  readonly identifier: string;
+  readonly backedUp: boolean;
+  readonly fileCid: string;
+  readonly index: number;
+  readonly stampMs: number;
+  readonly earlierPolicy: boolean;
+}
+
+export interface BackupListReply {
+  readonly policyInForce: boolean;
+  readonly custodians: readonly { readonly label: string; readonly recipient: string }[];
+  readonly recipientsDigest: string;
+  readonly policySinceIndex: number;
+  readonly entries: readonly BackupEntryView[];
+  readonly missing: number;
+}
+
+export function backupList(caller: Operator, s: LedgerState): BackupListReply {
+  requireAction(caller, 'read', 'list share backups');
+  const c = s.cluster;
+  if (c === null) throw new CustodyError('GENESIS_MISSING', 'the cluster has no genesis yet');
+  const policy = c.governance.backupPolicy;
+  const digest = policy === undefined ? null : backupRecipientsDigest(policy.recipients);
+  const entries: BackupEntryView[] = [];
+  const keys = Object.values(c.keys).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  for (const k of keys) {
+    if (k.status !== 'active' || k.activeEpoch === null) continue;
+    const e = k.epochs[String(k.activeEpoch)];
+    if (e === undefined) continue;
+    for (const nodeId of e.participants) {
+      const rec = backupsOf(c)[backupRecordKey(k.id, e.epoch, nodeId)];
+      const current = rec !== undefined && digest !== null && bytesEqual(rec.recipientsDigest, digest);
+      entries.push({
+        keyId: k.id, keyEpoch: e.epoch, nodeId, identifier: identifierOf(k.scheme, e.participants, nodeId), backedUp: current,
+        fileCid: rec === undefined ? '' : toHex(rec.fileCid), index: rec?.index ?? 0, stampMs: rec?.stampMs ?? 0, earlierPolicy: rec !== undefined && !current,
+      });
+    }
+  }
+  return {
+    policyInForce: policy !== undefined,
+    custodians: policy?.recipients.map((r) => ({ label: r.label, recipient: r.recipient })) ?? [],
+    recipientsDigest: digest === null ? '' : toHex(digest),
+    policySinceIndex: policy?.sinceIndex ?? 0,
+    entries,
+    missing: entries.filter((x) => !x.backedUp).length,
+  };
+}

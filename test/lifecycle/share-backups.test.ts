@@ -1,0 +1,155 @@
+/**
+ * Share backups across three `custody node` daemons, each with its own kernel process: a 2-of-3
+ * key is active; approvers decide a BackupPolicy (proposed with `custody admin backup policy`);
+ * every node writes one backup file of its share beside its data folder and records it; every
+ * replica shows the three KeyBackedUp records and `custody admin backup list` shows all three
+ * present. The files open with each custodian's identity, match the ledger's key (group key,
+ * identifier, cid) and any two of the recovered shares interpolate to the group secret.
+ */
+import t from 'tap';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { decisionBodyFromCbor, decisionSigningBytes, ed25519Sign } from '../../ledger/decision.js';
+import { decode, fromHex, toHex } from '../../ledger/encoding.js';
+import { decryptShareBackup, readShareBackupMeta } from '../../kernel/backup.js';
+import { suiteOf } from '../../kernel/suites.js';
+import type { AdminClient } from '../../node/admin/client.js';
+import { issueOperatorCert } from '../../node/admin/roles.js';
+import { DaemonCluster } from '../../node/lifecycle/daemon-cluster.js';
+import { until } from '../../node/probe.js';
+import { CLI, OPERATORS, POLICY, runCli } from './harness.js';
+import { custodians } from '../ledger/backup-fixtures.js';
+
+t.test('three daemons back up their shares to the decided custodians and the ledger lists all three', { timeout: 900_000 }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'custody-share-backups-'));
+  const cluster = await DaemonCluster.create(dir, POLICY, 3, 3_000);
+  const ids = cluster.nodes.map((n) => n.id);
+  for (const [id, role] of Object.entries(OPERATORS)) issueOperatorCert(cluster.certs, id, role);
+  const clients: AdminClient[] = [];
+  const client = (as: string, id: string): AdminClient => {
+    const c = cluster.client(id, as);
+    clients.push(c);
+    return c;
+  };
+  t.teardown(async () => {
+    for (const c of clients) c.close();
+    await cluster.stop();
+    if (!t.passing()) for (const id of ids) t.comment(`--- ${id}.log (last lines)\n${readFileSync(join(dir, `${id}.log`), 'utf8').split('\n').slice(-40).join('\n')}`);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  await cluster.start('audra', CLI, 120_000);
+  const cli = (as: string, id: string, args: string[]) => runCli(['admin', ...args, '--node', cluster.node(id).admin, '--node-id', id, '--certs', cluster.certs, '--as', as]);
+  const approve = async (cid: string, who: string[]): Promise<void> => {
+    for (const a of who) {
+      const c = client(a, 'n1');
+      const d = await c.getDecision(cid);
+      await c.approveDecision(cid, a, ed25519Sign(decisionSigningBytes(decisionBodyFromCbor(decode(new Uint8Array(d.bodyCbor)))), cluster.approvers.find((x) => x.id === a)!.secretKey));
+    }
+  };
+  const audra = (id: string) => client('audra', id);
+
+  const d = await client('kim', 'n1').proposeDecision(JSON.stringify({ kind: 'DkgAuthorized', keyId: 'k', scheme: 'ed25519', network: 'solana-devnet', threshold: 2, participants: ids }));
+  await approve(d.cid, ['approver-1', 'approver-2']);
+  await until('key object published', async () => (await audra('n1').status()).keys[0]?.epochs.includes('0:published'), 120_000);
+  const a = await client('kim', 'n1').proposeDecision(JSON.stringify({ kind: 'KeyActivated', keyId: 'k', keyEpoch: 0 }));
+  await approve(a.cid, ['approver-2', 'approver-3']);
+  await until('key active', async () => (await audra('n1').status()).keys[0]?.status === 'active', 60_000);
+
+  const none = await cli('audra', 'n1', ['backup', 'list']);
+  t.equal(none.code, 0, none.stderr);
+  t.match(none.stdout, /no BackupPolicy in force/, 'before a policy: none in force');
+  t.match(none.stdout, /0 of 3 shares backed up, 3 missing/);
+
+  const [cara, dana] = await custodians('cara', 'dana');
+  const bad = await cli('approver-1', 'n1', ['backup', 'policy', '--custodian', `cara=${cara!.recipient.slice(0, -1)}x`]);
+  t.equal(bad.code, 3, 'a recipient with a bad checksum is refused before anything is proposed');
+  t.match(bad.stderr, /^BACKUP_POLICY_INVALID: /);
+  const proposed = await cli('approver-1', 'n1', ['backup', 'policy', '--custodian', `cara=${cara!.recipient}`, '--custodian', `dana=${dana!.recipient}`, '--json']);
+  t.equal(proposed.code, 0, proposed.stderr);
+  const cid = (JSON.parse(proposed.stdout) as { cid: string }).cid;
+  await approve(cid, ['approver-1', 'approver-2']);
+
+  // Files appear on every node, beside its data folder; KeyBackedUp lands on every replica.
+  const folder = (id: string) => join(dir, 'data', `${id}.share-backups`);
+  const files = new Map<string, Uint8Array>();
+  for (const id of ids) {
+    await until(`${id} wrote its backup`, async () => {
+      try {
+        return readdirSync(folder(id)).filter((f) => f.endsWith('.backup')).length === 1;
+      } catch {
+        return false;
+      }
+    }, 120_000);
+    const [name] = readdirSync(folder(id)).filter((f) => f.endsWith('.backup'));
+    const path = join(folder(id), name!);
+    t.equal(statSync(path).mode & 0o777, 0o600, `${id}: the backup file is 0600`);
+    t.equal(statSync(folder(id)).mode & 0o777, 0o700, `${id}: its folder is 0700`);
+    files.set(id, new Uint8Array(readFileSync(path)));
+  }
+  const lists = await until('every replica records the three backups', async () => {
+    const ls = await Promise.all(ids.map((id) => audra(id).listBackups()));
+    return ls.every((l) => l.missing === 0 && l.entries.length === 3) ? ls : null;
+  }, 120_000);
+  for (const l of lists) t.same(l, lists[0], 'every replica lists the same records');
+
+  const status = await audra('n1').status();
+  const groupKey = fromHex(status.keys[0]!.publicKey);
+  const listed = lists[0]!;
+  t.same(listed.custodians.map((x) => x.label), ['cara', 'dana']);
+  const suite = suiteOf('ed25519');
+  const shares = new Map<number, bigint>();
+  for (const [i, id] of ids.entries()) {
+    const file = files.get(id)!;
+    const entry = listed.entries.find((e) => e.nodeId === id)!;
+    t.equal(entry.fileCid, toHex(createHash('sha256').update(file).digest()), `${id}: the ledger names the cid of the file on disk`);
+    const meta = readShareBackupMeta(file);
+    t.equal(meta.identifier, entry.identifier, `${id}: the file is of its identifier`);
+    t.same([meta.keyId, meta.epoch, toHex(meta.groupKey)], ['k', 0, toHex(groupKey)], `${id}: the file is of key k epoch 0 under the ledger's group key`);
+    const byCara = await decryptShareBackup(file, cara!.identity, meta);
+    const byDana = await decryptShareBackup(file, dana!.identity, meta);
+    t.equal(toHex(byCara), toHex(byDana), `${id}: both custodians recover the share`);
+    shares.set(i + 1, suite.Fn.fromBytes(byCara));
+  }
+  // Any two shares are points of the degree-1 polynomial whose constant is the group secret.
+  const Fn = suite.Fn;
+  for (const [x1, x2] of [[1, 2], [2, 3], [1, 3]] as const) {
+    const l1 = Fn.div(BigInt(x2), Fn.sub(BigInt(x2), BigInt(x1)));
+    const l2 = Fn.div(BigInt(x1), Fn.sub(BigInt(x1), BigInt(x2)));
+    const secret = Fn.add(Fn.mul(l1, shares.get(x1)!), Fn.mul(l2, shares.get(x2)!));
+    t.ok(suite.base.multiply(secret).equals(suite.parsePoint(groupKey)), `shares ${x1} and ${x2} rebuild the group key`);
+  }
+
+  const shown = await cli('audra', 'n2', ['backup', 'list']);
+  t.equal(shown.code, 0, shown.stderr);
+  t.match(shown.stdout, /backup policy since ledger index \d+, recipients [0-9a-f]{16}: cara \(age1/);
+  for (const id of ids) t.match(shown.stdout, new RegExp(`key k epoch 0 ${id}: backed up, cid [0-9a-f]{64}, at \\d{4}-`), `${id} listed as backed up`);
+  t.match(shown.stdout, /3 of 3 shares backed up\n/);
+
+  // Written once: the files are still the same bytes after the nodes saw their records.
+  for (const id of ids) {
+    const names = readdirSync(folder(id)).filter((f) => !f.startsWith('.'));
+    t.equal(names.length, 1, `${id}: one file, no temporary left`);
+    t.same(new Uint8Array(readFileSync(join(folder(id), names[0]!))), files.get(id), `${id}: the file is unchanged`);
+  }
+
+  // A new policy: every node backs up again, to the new custodian, in a new file beside the old one.
+  const [erin] = await custodians('erin');
+  const second = await client('approver-2', 'n2').proposeDecision(JSON.stringify({ kind: 'BackupPolicy', recipients: [{ label: 'erin', recipient: erin!.recipient }] }));
+  await approve(second.cid, ['approver-2', 'approver-3']);
+  const relisted = await until('every replica records the backups to the new custodian', async () => {
+    const ls = await Promise.all(ids.map((id) => audra(id).listBackups()));
+    return ls.every((l) => l.custodians.length === 1 && l.missing === 0) ? ls : null;
+  }, 120_000);
+  for (const id of ids) {
+    const names = readdirSync(folder(id)).filter((f) => f.endsWith('.backup')).sort();
+    t.equal(names.length, 2, `${id}: the old file stays, the new one beside it`);
+    const entry = relisted[0]!.entries.find((e) => e.nodeId === id)!;
+    const fresh = names.map((n) => new Uint8Array(readFileSync(join(folder(id), n)))).find((b) => toHex(createHash('sha256').update(b).digest()) === entry.fileCid);
+    t.ok(fresh !== undefined, `${id}: the recorded cid is one of its files`);
+    const meta = readShareBackupMeta(fresh!);
+    t.equal((await decryptShareBackup(fresh!, erin!.identity, meta)).length, 32, `${id}: the new custodian opens it`);
+    t.equal(await decryptShareBackup(fresh!, cara!.identity, meta).then(() => 'OK', (e: { reason?: string }) => e.reason), 'BACKUP_INVALID', `${id}: a former custodian cannot`);
+  }
+});
