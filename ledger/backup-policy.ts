@@ -25,6 +25,7 @@
  * is what proves a file), but the only recipients a kernel ever encrypts to are the ones an
  * approver quorum signed, and a KeyBackedUp under another policy than the one in force is refused.
  */
+import { bech32 } from '@scure/base';
 import { ledger as ledgerLimits, shareBackup as limits } from '../proto/limits.js';
 import { digest, encode } from './encoding.js';
 
@@ -58,19 +59,6 @@ export interface BackupRecord {
 
 export const BACKUP_RECIPIENTS_DOMAIN = 'custody-ledger/v1/backup-recipients';
 
-const BECH32_CHARSET = 'qpzry9x8gf2tvdw0s3jn54khce6mua7l';
-const GEN = [0x3b6a57b2, 0x26508e6d, 0x1ea119fa, 0x3d4233dd, 0x2a1462b3];
-
-function polymod(values: readonly number[]): number {
-  let chk = 1;
-  for (const v of values) {
-    const top = chk >>> 25;
-    chk = ((chk & 0x1ffffff) << 5) ^ v;
-    for (let i = 0; i < 5; i++) if ((top >>> i) & 1) chk ^= GEN[i] as number;
-  }
-  return chk >>> 0;
-}
-
 /**
  * The 32-byte X25519 public key of an age recipient, or null when `s` is not one: lowercase
  * Bech32 (BIP 173 §Bech32: checksum constant 1) with human-readable part "age" and a data part
@@ -78,25 +66,14 @@ function polymod(values: readonly number[]): number {
  */
 export function ageRecipientKey(s: string): Uint8Array | null {
   if (!/^age1[02-9ac-hj-np-z]{58}$/.test(s)) return null;
-  const data = [...s.slice(4)].map((c) => BECH32_CHARSET.indexOf(c));
-  const hrp = 'age';
-  const expanded = [...[...hrp].map((c) => c.charCodeAt(0) >> 5), 0, ...[...hrp].map((c) => c.charCodeAt(0) & 31)];
-  if (polymod([...expanded, ...data]) !== 1) return null;
-  const words = data.slice(0, -6);
-  let acc = 0;
-  let bits = 0;
-  const out: number[] = [];
-  for (const w of words) {
-    acc = (acc << 5) | w;
-    bits += 5;
-    while (bits >= 8) {
-      bits -= 8;
-      out.push((acc >>> bits) & 0xff);
-    }
-    acc &= (1 << bits) - 1;
+  try {
+    const { prefix, words } = bech32.decode(s as `${string}1${string}`);
+    if (prefix !== 'age') return null;
+    const key = bech32.fromWords(words); // refuses non-zero padding
+    return key.length === 32 ? key : null;
+  } catch {
+    return null; // a checksum or padding that fails
   }
-  if (bits >= 5 || acc !== 0 || out.length !== 32) return null;
-  return Uint8Array.from(out);
 }
 
 /** Why `list` cannot be a BackupPolicy (null when it can). */
