@@ -340,19 +340,31 @@ type SignBodyOf = Extract<RequestBody, { kind: 'sign' }>;
  */
 export function following<C extends Pick<KernelClient, 'call'>>(client: C): C {
   const raw = client.call.bind(client) as KernelClient['call'];
+  // What the kernel follows, as a daemon keeps it: asked once, then moved by each signature.
+  let followed: number | null = null;
   const call = async (body: RequestBody, expect: ResponseBody['kind']): Promise<ResponseBody> => {
     const cert = body.kind === 'sign' ? (body as SignBodyOf).certificate : null;
     const leaves = cert ? certifiedHistories.get(cert.note) : undefined;
-    if (cert && leaves && !('consistency' in cert)) {
-      const size = parseCheckpoint(parseNote(cert.note).text).size;
-      const f = (await raw({ kind: 'status' }, 'status')).followed.find((x) => x.incarnation === '')?.size ?? 0;
+    if (!cert || !leaves || 'consistency' in cert) return raw(body, expect);
+    const size = parseCheckpoint(parseNote(cert.note).text).size;
+    for (let attempt = 0; ; attempt++) {
+      followed ??= (await raw({ kind: 'status' }, 'status')).followed.find((x) => x.incarnation === '')?.size ?? 0;
+      const f = followed;
+      let sent: SignBodyOf = body as SignBodyOf;
       if (f !== 0 && f !== size && Math.max(f, size) <= leaves.length) {
         const [a, b] = [Math.min(f, size), Math.max(f, size)];
-        const proof = consistencyProof(a, b, memoryReader(leaves.slice(0, b)));
-        return raw({ ...(body as SignBodyOf), certificate: { ...cert, consistency: { size: f, proof } } }, expect);
+        sent = { ...sent, certificate: { ...cert, consistency: { size: f, proof: consistencyProof(a, b, memoryReader(leaves.slice(0, b))) } } };
+      }
+      try {
+        const r = await raw(sent, expect);
+        if (r.kind === 'signatureShares') followed = Math.max(f, size);
+        return r;
+      } catch (e) {
+        // Another client of the same kernel may have moved it: ask again, once.
+        if (attempt > 0 || !(e instanceof CustodyError) || e.reason !== 'CHECKPOINT_INCONSISTENT') throw e;
+        followed = null;
       }
     }
-    return raw(body, expect);
   };
   (client as { call: unknown }).call = call;
   return client;
