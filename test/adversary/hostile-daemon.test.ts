@@ -371,6 +371,31 @@ t.test('a hostile daemon with one node\'s certificate, identity and kernel socke
     await signs(t, 'after-second-leader');
   });
 
+  // Last, since it leaves the honest replicas on two branches for good: a 3-node cluster cannot
+  // both tolerate a lying leader and keep every branch signing (README "Split-brain, equivocation
+  // and rollback"). What must hold is that the alarms fire and nothing is signed on two histories.
+  await t.test('different entries to the two honest nodes in one new term: each applies its own, two_roots fires on both, and no act is signed on either branch', async (t) => {
+    const leader = await h.leader();
+    const follower = leader === 'n1' ? 'n2' : 'n1';
+    const r = await h.forkHonest(leader, follower);
+    t.ok(r.leader !== null && r.follower !== null, `${leader} and ${follower} each took n3's entry at the same index and term (${r.leader?.indexes.join(',') ?? 'none'} / ${r.follower?.indexes.join(',') ?? 'none'})`);
+    for (const id of ['n1', 'n2']) {
+      await eventually(`${id}: two roots for one index`, async () => series(await metricsOf(id), 'custody_split_brain_active', { kind: 'two_roots' }) === 1, 180_000);
+      t.pass(`${id}: custody_split_brain_active{kind="two_roots"} is 1`);
+    }
+    const s = await Promise.all(['n1', 'n2'].map((id) => client('audra', id).status()));
+    t.not(s[0]!.stateRoot, s[1]!.stateRoot, `the honest replicas hold different states (${s[0]!.stateRoot.slice(0, 12)} / ${s[1]!.stateRoot.slice(0, 12)})`);
+    // An act after the fork: neither honest node's checkpoint finds a majority without n3 (they
+    // cosign only their own roots), and n3's kernel signs on one history only
+    // (CHECKPOINT_INCONSISTENT, kernel/certificate.ts), so no act is signed on both branches.
+    const honest = (await client('audra', 'n1').status()).leader === 'n2' ? 'n2' : 'n1';
+    const c = client('cara', honest);
+    await c.submitAct({ opId: 'after-fork', keyId: 'k', ...(await actTx(c, 'k', '100', 'sol-treasury')) }).catch(() => undefined);
+    const views = await Promise.all(['n1', 'n2'].map((id) => client('audra', id).showAct('after-fork').catch(() => null)));
+    const published = views.filter((v) => v !== null && ['Published', 'Settled'].includes(v.state));
+    t.ok(published.length <= 1, `the act is signed on at most one branch (${views.map((v, i) => `n${i + 1}: ${v?.state ?? 'absent'}`).join(', ')})`);
+  });
+
   const st = await h.ask({ kind: 'status' }, 'status');
   t.ok(st.body !== null, 'n3\'s kernel still answers');
 });
