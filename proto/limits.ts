@@ -609,3 +609,13 @@ export const certs = {
   /** Most days `--days` may ask for an operator certificate. */
   operatorDaysMax: 90,
 } as const;
+
+// ---------------------------------------------------------------------------------------------
+// test/jepsen/ — linearizability checker of client histories
+// ---------------------------------------------------------------------------------------------
+export const jepsen = {
+  /** Most operations in one history the checker accepts. */
+  historyOpsMax: 1_000_000,
+  /** Search steps per key before the checker answers "unknown" for that key, unless the caller sets a budget. */
+  checkStepsPerKeyDefault: 2_000_000,
+} as const;
