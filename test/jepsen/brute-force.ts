@@ -11,7 +11,7 @@
  * operations.
  */
 import type { History } from './history.js';
-import type { Model, Observed } from './models.js';
+import { type Model, type Observed, REFUSED } from './models.js';
 
 interface Op<I, O> { key: string; input: I; invokeAt: number; completeAt: number; observed: Observed<O> }
 
@@ -41,7 +41,7 @@ function someOrder<S, I, O>(model: Model<S, I, O>, ops: readonly Op<I, O>[], pla
     // b may come next only if nothing that must precede it is still unplaced.
     if (ops.some((a, j) => !placed[j] && j !== b && a.completeAt < op.invokeAt)) continue;
     const after = model.step(states.has(op.key) ? (states.get(op.key) as S) : model.init, op.input, op.observed);
-    if (after === null) continue;
+    if (after === REFUSED) continue;
     const nextStates = new Map(states);
     nextStates.set(op.key, after);
     placed[b] = true;
@@ -50,4 +50,31 @@ function someOrder<S, I, O>(model: Model<S, I, O>, ops: readonly Op<I, O>[], pla
     if (found) return true;
   }
   return false;
+}
+
+/**
+ * Why a claimed linearization of one key is not one, or null when it is: every operation of the
+ * key with a known outcome appears once, indeterminate ones at most once, no operation comes after
+ * one that was invoked only after it completed, and the model accepts every step with the answer
+ * the client learned.
+ */
+export function witnessProblem<S, I, O>(model: Model<S, I, O>, history: History<I, O>, key: string, order: readonly number[]): string | null {
+  const seen = new Set<number>();
+  let state = model.init;
+  for (let k = 0; k < order.length; k++) {
+    const id = order[k] as number;
+    const h = history[id];
+    if (h === undefined || h.key !== key || h.outcome === 'fail') return `#${id} is not an operation of key ${key}`;
+    if (seen.has(id)) return `#${id} appears twice`;
+    seen.add(id);
+    for (const later of order.slice(k + 1)) {
+      const l = history[later];
+      if (l !== undefined && l.outcome !== 'indeterminate' && l.completeAt < h.invokeAt) return `#${later} completed before #${id} was invoked but comes after it`;
+    }
+    const after = model.step(state, h.input, h.outcome === 'ok' ? { known: true, output: h.output } : { known: false });
+    if (after === REFUSED) return `the model refuses #${id} at position ${k}`;
+    state = after;
+  }
+  const missing = history.findIndex((h, id) => h.key === key && h.outcome === 'ok' && !seen.has(id));
+  return missing >= 0 ? `#${missing} completed but is missing` : null;
 }

@@ -55,7 +55,7 @@
  */
 import { jepsen as limits } from '../../proto/limits.js';
 import { type CheckedOp, type History, partitionByKey, prepareHistory } from './history.js';
-import type { Model, Observed } from './models.js';
+import { type Model, type Observed, REFUSED } from './models.js';
 
 export interface Budget {
   /** Most search steps per key; then the key answers unknown. Default limits.checkStepsPerKeyDefault. */
@@ -179,7 +179,7 @@ export function checkKey<S, I, O>(
     const op = ops[i] as CheckedOp<I, O>;
     if ((e & 1) === 0) {
       const after = model.step(state, op.input, observed[i] as Observed<O>);
-      if (after !== null) {
+      if (after !== REFUSED) {
         flip(i);
         const memo = bitsKey() + '\u0000' + model.stateKey(after);
         if (!seen.has(memo)) {
@@ -223,7 +223,7 @@ function explain<S, I, O>(model: Model<S, I, O>, ops: readonly CheckedOp<I, O>[]
   const prefix: PrefixStep<I, O>[] = prefixIdx.map((i) => {
     const op = ops[i] as CheckedOp<I, O>;
     const after = model.step(state, op.input, observedOf(op));
-    if (after === null) throw new Error('assertion failed: a linearized prefix replays');
+    if (after === REFUSED) throw new Error('assertion failed: a linearized prefix replays');
     state = after;
     return { op, stateAfter: model.describeState(state) };
   });
@@ -239,7 +239,7 @@ function explain<S, I, O>(model: Model<S, I, O>, ops: readonly CheckedOp<I, O>[]
     .filter((i) => (ops[i] as CheckedOp<I, O>).invokeAt <= blocked.completeAt)
     .map((i) => {
       const op = ops[i] as CheckedOp<I, O>;
-      return { op, verdict: model.step(state, op.input, observedOf(op)) === null ? 'refused' as const : 'dead-end' as const };
+      return { op, verdict: model.step(state, op.input, observedOf(op)) === REFUSED ? 'refused' as const : 'dead-end' as const };
     });
   const show = (op: CheckedOp<I, O>): string =>
     `#${op.id} process ${String(op.process)} ${model.describeOp(op.input, observedOf(op))} [${op.invokeAt}, ${op.known ? op.completeAt : '?'}]`;

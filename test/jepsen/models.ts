@@ -3,7 +3,8 @@
  * when calls reach it one at a time (Herlihy & Wing 1990 §2: the sequential specification).
  *
  * A model is pure and deterministic: step(state, input, observed) is the state after the call, or
- * null when the call cannot take effect in that state with that answer. `observed.known` is false
+ * REFUSED when the call cannot take effect in that state with that answer (any value, null
+ * included, may be a state). `observed.known` is false
  * for an indeterminate call (the client never learned the answer): the step then only checks the
  * input and returns the state the call would leave. stateKey gives equal states equal strings; the
  * checker memoizes on it (Lowe 2017 §4), so two states with one key must be interchangeable for
@@ -17,13 +18,17 @@
  *   actModel        the custody act of one act id: submitted once, ended once with one outcome
  */
 
+/** What step answers for a call that cannot take effect in the state with the answer observed. */
+export const REFUSED: unique symbol = Symbol('refused');
+export type Refused = typeof REFUSED;
+
 export type Observed<O> = { readonly known: true; readonly output: O } | { readonly known: false };
 
 export interface Model<S, I, O> {
   readonly name: string;
   /** The state of every key before any call. */
   readonly init: S;
-  step(state: S, input: I, observed: Observed<O>): S | null;
+  step(state: S, input: I, observed: Observed<O>): S | Refused;
   stateKey(state: S): string;
   describeState(state: S): string;
   describeOp(input: I, observed: Observed<O>): string;
@@ -49,12 +54,12 @@ export function registerModel(init: RegisterValue = null): Model<RegisterValue, 
     step(state, input, observed) {
       switch (input.f) {
         case 'read':
-          return !observed.known || observed.output === state ? state : null;
+          return !observed.known || observed.output === state ? state : REFUSED;
         case 'write':
-          return !observed.known || observed.output === null ? input.value : null;
+          return !observed.known || observed.output === null ? input.value : REFUSED;
         case 'cas': {
           const swapped = state === input.from;
-          if (observed.known && observed.output !== swapped) return null;
+          if (observed.known && observed.output !== swapped) return REFUSED;
           return swapped ? input.to : state;
         }
       }
@@ -83,11 +88,11 @@ export const appendModel: Model<readonly number[], AppendInput, AppendOutput> = 
   name: 'append-list',
   init: [],
   step(state, input, observed) {
-    if (input.f === 'append') return !observed.known || observed.output === null ? [...state, input.value] : null;
+    if (input.f === 'append') return !observed.known || observed.output === null ? [...state, input.value] : REFUSED;
     if (!observed.known) return state;
     const out = observed.output;
-    if (out === null || out.length !== state.length) return null;
-    return out.every((v, i) => v === state[i]) ? state : null;
+    if (out === null || out.length !== state.length) return REFUSED;
+    return out.every((v, i) => v === state[i]) ? state : REFUSED;
   },
   stateKey: (s) => s.join(','),
   describeState: (s) => `list [${s.join(',')}]`,
@@ -126,13 +131,13 @@ export const actModel: Model<ActStatus, ActInput, ActOutput> = {
     const answers = (o: ActOutput): boolean => !observed.known || observed.output === o;
     switch (input.f) {
       case 'submit':
-        if (state.kind === 'absent') return answers('accepted') ? OPEN : null;
-        return answers('duplicate') ? state : null;
+        if (state.kind === 'absent') return answers('accepted') ? OPEN : REFUSED;
+        return answers('duplicate') ? state : REFUSED;
       case 'end':
-        if (state.kind === 'open') return answers('ended') ? { kind: 'ended', outcome: input.outcome } : null;
-        return answers(state.kind === 'absent' ? 'not-submitted' : 'already-ended') ? state : null;
+        if (state.kind === 'open') return answers('ended') ? { kind: 'ended', outcome: input.outcome } : REFUSED;
+        return answers(state.kind === 'absent' ? 'not-submitted' : 'already-ended') ? state : REFUSED;
       case 'read':
-        return !observed.known || sameStatus(state, observed.output) ? state : null;
+        return !observed.known || sameStatus(state, observed.output) ? state : REFUSED;
     }
   },
   stateKey: statusKey,
