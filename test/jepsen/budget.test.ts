@@ -9,7 +9,7 @@ import { checkHistory } from './linearizability.js';
 import { registerModel, type RegisterInput, type RegisterOutput } from './models.js';
 import type { History } from './history.js';
 import { jepsen as limits } from '../../proto/limits.js';
-import { ok } from './fixtures.js';
+import { info, ok } from './fixtures.js';
 
 type R = History<RegisterInput, RegisterOutput>;
 const reg = registerModel();
@@ -65,4 +65,17 @@ t.test('an injected clock bounds the whole check', async (tt) => {
   // A clock that never passes the deadline changes nothing.
   const still = checkHistory(reg, concurrentWrites(8, 0), { now: () => 0, timeLimitMs: 1 });
   tt.equal(still.verdict, 'ok');
+});
+
+t.test('indeterminate reads cost the search nothing: they are dropped, not branched on', async (tt) => {
+  const base = concurrentWrites(10, 999);
+  const reads: R = Array.from({ length: 30 }, (_, i) => info(100 + i, 'x', { f: 'read' }, i));
+  const plain = checkHistory(reg, base);
+  const withReads = checkHistory(reg, [...base, ...reads]);
+  tt.equal(withReads.verdict, 'violation');
+  tt.equal(withReads.steps, plain.steps, 'the same search');
+  tt.same(withReads.keys.map((k) => k.ops), [11], 'the 30 indeterminate reads are not searched');
+  // An indeterminate write is searched: it may have happened.
+  const withWrite = checkHistory(reg, [...base, info(200, 'x', { f: 'write', value: 999 }, 0)]);
+  tt.equal(withWrite.verdict, 'ok', 'the read of 999 is explained by the indeterminate write');
 });

@@ -29,7 +29,9 @@
  *     popping the last linearized operation, restoring its state, relinking it, and continuing
  *     with the entry after its invocation; an empty stack means no linearization exists.
  * The search succeeds once every operation with a known outcome is linearized; indeterminate
- * operations still unlinked are the ones that never took effect. Their completion is +infinity, so
+ * operations still unlinked are the ones that never took effect. Indeterminate calls the model
+ * declares read-only are dropped before the search: they may always be left out and would change
+ * nothing if put in, while each one would double the pairs the memo must tell apart. Their completion is +infinity, so
  * they never force a backtrack. Lowe's memo is sound because the future of the search depends only
  * on which operations remain and on the model state: a pair seen once was fully explored (or is
  * being explored below on the stack) and cannot lead anywhere new. Models must therefore give equal
@@ -88,7 +90,12 @@ export interface Explanation<I, O> {
   readonly text: string;
 }
 
-interface KeyBase { readonly key: string; readonly ops: number; readonly steps: number }
+interface KeyBase {
+  readonly key: string;
+  /** Operations searched: the key's operations but the indeterminate read-only ones. */
+  readonly ops: number;
+  readonly steps: number;
+}
 export type KeyResult<I, O> =
   | (KeyBase & { readonly verdict: 'ok'; readonly linearization: readonly number[] })
   | (KeyBase & { readonly verdict: 'violation'; readonly explanation: Explanation<I, O> })
@@ -112,8 +119,11 @@ export function checkHistory<S, I, O>(model: Model<S, I, O>, history: History<I,
   const stepsPerKey = budget.stepsPerKey ?? limits.checkStepsPerKeyDefault;
   const keys: KeyResult<I, O>[] = [];
   let steps = 0;
+  const readOnly = model.readOnly;
   for (const key of [...parts.keys()].sort()) {
-    const r = checkKey(model, key, parts.get(key) as CheckedOp<I, O>[], stepsPerKey, clock);
+    const all = parts.get(key) as CheckedOp<I, O>[];
+    const kept = readOnly === undefined ? all : all.filter((op) => op.known || !readOnly.call(model, op.input));
+    const r = checkKey(model, key, kept, stepsPerKey, clock);
     steps += r.steps;
     keys.push(r);
   }

@@ -30,6 +30,13 @@ export interface Model<S, I, O> {
   readonly init: S;
   step(state: S, input: I, observed: Observed<O>): S | Refused;
   stateKey(state: S): string;
+  /**
+   * True when a call with this input never changes the state (step returns the state it was
+   * given, or REFUSED). The checker drops such calls when indeterminate: taking one as not having
+   * happened is always allowed, and having happened would change nothing later, so the answer is
+   * the same without them, and the search does not branch on them.
+   */
+  readOnly?(input: I): boolean;
   describeState(state: S): string;
   describeOp(input: I, observed: Observed<O>): string;
 }
@@ -65,6 +72,7 @@ export function registerModel(init: RegisterValue = null): Model<RegisterValue, 
       }
     },
     stateKey: (s) => show(s),
+    readOnly: (input) => input.f === 'read',
     describeState: (s) => `value ${show(s)}`,
     describeOp(input, observed) {
       const out = observed.known ? show(observed.output) : '?';
@@ -95,6 +103,7 @@ export const appendModel: Model<readonly number[], AppendInput, AppendOutput> = 
     return out.every((v, i) => v === state[i]) ? state : REFUSED;
   },
   stateKey: (s) => s.join(','),
+  readOnly: (input) => input.f === 'read',
   describeState: (s) => `list [${s.join(',')}]`,
   describeOp: (input, observed) =>
     input.f === 'append' ? `append ${input.value}${observed.known ? '' : ' -> ?'}` : `read -> ${observed.known ? show(observed.output) : '?'}`,
@@ -141,6 +150,7 @@ export const actModel: Model<ActStatus, ActInput, ActOutput> = {
     }
   },
   stateKey: statusKey,
+  readOnly: (input) => input.f === 'read',
   describeState: (s) => `act ${statusKey(s)}`,
   describeOp(input, observed) {
     const out = !observed.known ? '?' : typeof observed.output === 'string' ? observed.output : statusKey(observed.output);
