@@ -23,20 +23,24 @@ export interface Spec<S, I, O> {
 }
 
 const VALUES = [0, 1, 2];
-export const register: Spec<RegisterValue, RegisterInput, RegisterOutput> = {
-  model: registerModel(null),
-  input: fc.oneof(
-    fc.constant({ f: 'read' } as const),
-    fc.constantFrom(...VALUES).map((value) => ({ f: 'write', value }) as const),
-    fc.record({ from: fc.constantFrom<RegisterValue>(null, ...VALUES), to: fc.constantFrom(...VALUES) }).map(({ from, to }) => ({ f: 'cas', from, to }) as const),
-  ),
-  run(state = null, input) {
-    if (input.f === 'read') return [state, state];
-    if (input.f === 'write') return [input.value, null];
-    return state === input.from ? [input.to, true] : [state, false];
-  },
-  answers: (input) => (input.f === 'read' ? [null, ...VALUES] : input.f === 'write' ? [null] : [true, false]),
-};
+/** A register over the given values (fewer values: more calls that leave equal states). */
+export function registerOver(values: readonly number[]): Spec<RegisterValue, RegisterInput, RegisterOutput> {
+  return {
+    model: registerModel(null),
+    input: fc.oneof(
+      fc.constant({ f: 'read' } as const),
+      fc.constantFrom(...values).map((value) => ({ f: 'write', value }) as const),
+      fc.record({ from: fc.constantFrom<RegisterValue>(null, ...values), to: fc.constantFrom(...values) }).map(({ from, to }) => ({ f: 'cas', from, to }) as const),
+    ),
+    run(state = null, input) {
+      if (input.f === 'read') return [state, state];
+      if (input.f === 'write') return [input.value, null];
+      return state === input.from ? [input.to, true] : [state, false];
+    },
+    answers: (input) => (input.f === 'read' ? [null, ...values] : input.f === 'write' ? [null] : [true, false]),
+  };
+}
+export const register = registerOver(VALUES);
 
 const OUTCOMES = ['Settled', 'Aborted'];
 const STATUSES: ActStatus[] = [{ kind: 'absent' }, { kind: 'open' }, ...OUTCOMES.map((outcome) => ({ kind: 'ended', outcome }) as const)];

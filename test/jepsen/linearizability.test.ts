@@ -164,6 +164,10 @@ t.test('indeterminate calls may take effect at any time after their invocation, 
   // An indeterminate swap: its answer is unknown, its effect follows the state it meets.
   judge(tt, reg, [ok(0, 'x', write(0), 0, 1, null), info(1, 'x', cas(0, 5), 2), ok(2, 'x', read, 3, 4, 5)], 'ok');
   judge(tt, reg, [ok(0, 'x', write(3), 0, 1, null), info(1, 'x', cas(0, 5), 2), ok(2, 'x', read, 3, 4, 5)], 'violation');
+  // An indeterminate call left out early in the search is still available later: the swap from
+  // null took effect first, then the write of 0 (the swap from 0 never did).
+  const later: R = [info(1, 'x', cas(0, 1), 3), info(2, 'x', write(0), 2), ok(3, 'x', read, 6, 9, 1), ok(4, 'x', read, 10, 11, 0), info(0, 'x', cas(null, 1), 3)];
+  tt.same(okOf(judge(tt, reg, later, 'ok'), 'x'), [4, 2, 1, 3]);
   // A failed call certainly did not happen.
   judge(tt, reg, [failed(0, 'x', write(1), 0, 1), ok(1, 'x', read, 2, 3, null)], 'ok');
   judge(tt, reg, [failed(0, 'x', write(1), 0, 1), ok(1, 'x', read, 2, 3, 1)], 'violation');

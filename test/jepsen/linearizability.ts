@@ -17,25 +17,47 @@
  *
  * Search (Wing & Gong, "Testing and verifying concurrent objects", JPDC 17, 1993, with the
  * memoization of Lowe, "Testing for linearizability", CCPE 29(4), 2017; the "WGL" algorithm as
- * Porcupine implements it). The invocations and completions of a key's operations are laid out in
- * time order (at equal times invocations first, so touching intervals are concurrent) in a doubly
- * linked list. Walking the list from its head:
- *   - at an invocation, try to linearize that operation now: step the model from the current state
- *     with the operation's input and observed answer; if it is legal and the pair (set of operations
- *     linearized, model state) has never been reached before, push (operation, state before) on a
- *     stack, unlink the operation's invocation and completion from the list, and restart at the
- *     head; otherwise move to the next entry;
- *   - at a completion, the operation it ends was not linearized before it had to be: backtrack by
- *     popping the last linearized operation, restoring its state, relinking it, and continuing
- *     with the entry after its invocation; an empty stack means no linearization exists.
+ * Porcupine implements it). A node of the search is (L, s): the set L of operations linearized so
+ * far and the model state s after them. An operation may come next iff it was invoked before the
+ * earliest completion among the operations not yet linearized (at equal times invocations come
+ * first, so touching intervals are concurrent). The invocations and completions of the operations
+ * with a known outcome are laid out in time order in a doubly linked list; walking it from its head:
+ *   - at an invocation, try to linearize that operation now: step the model from s with its input
+ *     and observed answer; if legal and the node reached is new (below), push (operation, s) on a
+ *     stack, unlink the operation's invocation and completion, and restart at the head; otherwise
+ *     move to the next entry;
+ *   - at the first completion, every known operation that could come next has been tried; then try
+ *     the indeterminate operations invoked by then, in a second list, in the same way;
+ *   - when those are exhausted too, the operation of that completion cannot be placed after L:
+ *     backtrack by popping the last operation linearized, restoring its state, relinking it, and
+ *     continuing with the entry after it in its list; an empty stack means no linearization exists.
  * The search succeeds once every operation with a known outcome is linearized; indeterminate
- * operations still unlinked are the ones that never took effect. Indeterminate calls the model
- * declares read-only are dropped before the search: they may always be left out and would change
- * nothing if put in, while each one would double the pairs the memo must tell apart. Their completion is +infinity, so
- * they never force a backtrack. Lowe's memo is sound because the future of the search depends only
- * on which operations remain and on the model state: a pair seen once was fully explored (or is
- * being explored below on the stack) and cannot lead anywhere new. Models must therefore give equal
- * states equal stateKeys and be deterministic.
+ * operations still unlinked are the ones that never took effect. An indeterminate operation's
+ * completion is +infinity: it never has to come before anything, and is tried only once the known
+ * ones could not go on, so the search first looks for explanations that need fewer of them.
+ *
+ * Memo and dominance. Whether a node leads to a linearization depends only on L and s (the
+ * operations left, their real-time constraints, and the model's future). Lowe's memo skips a node
+ * equal to one pushed before: that one was fully explored, or is being explored below on the stack.
+ * Beyond equality, a node X = (L, s) is dominated by Y = (L', s') when s' = s, L' and L hold the
+ * same known operations, and L' holds a subset of L's indeterminate ones: any continuation from X
+ * is one from Y (the indeterminate operations Y has left over precede nothing, and may be left
+ * out), so if X leads to a linearization so does Y. Two prunings use it:
+ *   - a node is skipped when a pushed node dominates it (the newest DOMINANCE_SCAN entries with the
+ *     same known operations and state are compared; comparing fewer prunes less, never wrongly);
+ *   - "overtaking": when the top of the stack is an indeterminate operation u and the next
+ *     operation o reaches the same state from below u as from above it, the node (below u) + o
+ *     dominates (below u) + u + o, and the node below u tries o too, so the latter is skipped.
+ * Soundness, by the usual argument: suppose a linearization exists but the search ends in a
+ * violation; order the nodes that lead to one by (known operations left, fewest indeterminate
+ * operations a linearization from them needs), and take the least pushed one X. Its next operation
+ * on such a linearization was tried from X, and reached a node that was pushed, or skipped for a
+ * pushed node dominating it (through a chain of skips, each ending lower on the stack); either way a
+ * pushed node that leads to a linearization and is less than X: a contradiction. Models must give
+ * equal states equal stateKeys and be deterministic.
+ *
+ * Indeterminate calls the model declares read-only are dropped before the search: they may always
+ * be left out and would change nothing if put in.
  *
  * Answers, per key and overall:
  *   ok         a linearization was found; it is returned (operation ids in linearization order),
@@ -52,8 +74,10 @@
  * injects one, every 1024 steps.
  *
  * The search is exponential in the number of mutually concurrent operations of one key in the
- * worst case (the problem is NP-complete: Gibbons & Korach, SIAM J. Comput. 26(4), 1997); the
- * memo makes histories with few concurrent writers fast, and the budget bounds the rest.
+ * worst case (the problem is NP-complete: Gibbons & Korach, SIAM J. Comput. 26(4), 1997), and an
+ * indeterminate operation stays concurrent with everything after it. The memo and the dominance
+ * rules make histories with few concurrent writers and few indeterminate writes fast; refuting a
+ * history with dozens of indeterminate writes on one key may take more than any budget (unknown).
  */
 import { jepsen as limits } from '../../proto/limits.js';
 import { type CheckedOp, type History, partitionByKey, prepareHistory } from './history.js';
@@ -109,6 +133,8 @@ export interface CheckResult<I, O> {
 }
 
 const CLOCK_EVERY = 1024;
+/** Most memo entries of one (known operations, state) searched for a subset of the indeterminate operations linearized. */
+const DOMINANCE_SCAN = 16;
 
 /** Checks a whole history: validated (HistoryError if it cannot be judged), partitioned by key, each key searched. */
 export function checkHistory<S, I, O>(model: Model<S, I, O>, history: History<I, O>, budget: Budget = {}): CheckResult<I, O> {
@@ -140,87 +166,197 @@ export function checkKey<S, I, O>(
 ): KeyResult<I, O> {
   const n = ops.length;
   if (clock !== null && clock.now() >= clock.deadline) return { key, ops: n, steps: 0, verdict: 'unknown', exhausted: 'time' };
-  // Entries: 2i is the invocation of ops[i], 2i+1 its completion. Sorted by time, invocations first at equal times.
-  const order = Array.from({ length: 2 * n }, (_, e) => e);
+  // Each operation's index among the known (slot in the main list and in kBits) or the indeterminate ones (uBits).
+  const known: number[] = [];
+  const unknown: number[] = [];
+  const slot = new Int32Array(n);
+  ops.forEach((op, i) => {
+    if (op.known) { slot[i] = known.length; known.push(i); } else { slot[i] = unknown.length; unknown.push(i); }
+  });
+  const nk = known.length;
+  const nu = unknown.length;
+
+  // Main list: entry 2k is the invocation of known[k], 2k+1 its completion, by time, invocations
+  // first at equal times; positions 0..2nk-1, head H, tail T.
+  const order = Array.from({ length: 2 * nk }, (_, e) => e);
   const timeOf = (e: number): number => {
-    const op = ops[e >> 1] as CheckedOp<I, O>;
+    const op = ops[known[e >> 1] as number] as CheckedOp<I, O>;
     return (e & 1) === 0 ? op.invokeAt : op.completeAt;
   };
   order.sort((a, b) => timeOf(a) - timeOf(b) || (a & 1) - (b & 1) || a - b);
-  // Linked list over positions 0..2n-1, head sentinel H = 2n, tail sentinel T = 2n+1.
-  const H = 2 * n;
-  const T = 2 * n + 1;
-  const next = new Int32Array(2 * n + 2);
-  const prev = new Int32Array(2 * n + 2);
-  const posOf = new Int32Array(2 * n);
+  const H = 2 * nk;
+  const T = 2 * nk + 1;
+  const next = new Int32Array(2 * nk + 2);
+  const prev = new Int32Array(2 * nk + 2);
+  const posOf = new Int32Array(2 * nk);
   order.forEach((e, p) => { posOf[e] = p; });
-  let last = H;
-  for (let p = 0; p < 2 * n; p++) { next[last] = p; prev[p] = last; last = p; }
-  next[last] = T; prev[T] = last;
-  const unlink = (p: number): void => { next[prev[p] as number] = next[p] as number; prev[next[p] as number] = prev[p] as number; };
-  const relink = (p: number): void => { next[prev[p] as number] = p; prev[next[p] as number] = p; };
+  chain(next, prev, H, T, 2 * nk);
+  // Indeterminate list: the invocations of unknown[u], by time; positions 0..nu-1, head HU, tail TU.
+  const uOrder = Array.from({ length: nu }, (_, u) => u);
+  const invokeOfU = (u: number): number => (ops[unknown[u] as number] as CheckedOp<I, O>).invokeAt;
+  uOrder.sort((a, b) => invokeOfU(a) - invokeOfU(b) || a - b);
+  const HU = nu;
+  const TU = nu + 1;
+  const nextU = new Int32Array(nu + 2);
+  const prevU = new Int32Array(nu + 2);
+  const uPosOf = new Int32Array(nu);
+  uOrder.forEach((u, q) => { uPosOf[u] = q; });
+  chain(nextU, prevU, HU, TU, nu);
 
-  const words = new Uint16Array(Math.ceil(n / 16));
-  const flip = (i: number): void => { words[i >> 4] = (words[i >> 4] as number) ^ (1 << (i & 15)); };
-  const bitsKey = (): string => {
-    let s = '';
-    for (let w = 0; w < words.length; w += 4096) s += String.fromCharCode(...words.subarray(w, w + 4096));
-    return s;
+  const kBits = new Uint16Array(Math.ceil(nk / 16));
+  const uBits = new Uint16Array(Math.ceil(nu / 16));
+  const flip = (i: number): void => {
+    const bits = (ops[i] as CheckedOp<I, O>).known ? kBits : uBits;
+    const b = slot[i] as number;
+    bits[b >> 4] = (bits[b >> 4] as number) ^ (1 << (b & 15));
   };
-  const seen = new Set<string>();
+  // The memo: every node pushed, exactly (Lowe's memo); and for each (known operations linearized,
+  // state), the sets of indeterminate ones linearized at the nodes pushed, the newest
+  // DOMINANCE_SCAN of which are checked for a subset (checking fewer prunes less, never wrongly).
+  const exact = new Set<string>();
+  const memo = new Map<string, Uint16Array[]>();
+  const dominated = (sets: readonly Uint16Array[]): boolean => {
+    for (let k = sets.length - 1; k >= 0 && k >= sets.length - DOMINANCE_SCAN; k--) {
+      const sub = sets[k] as Uint16Array;
+      let subset = true;
+      for (let j = 0; j < sub.length && subset; j++) subset = ((sub[j] as number) & ~(uBits[j] as number)) === 0;
+      if (subset) return true;
+    }
+    return false;
+  };
   const observed = ops.map(observedOf);
 
   let state = model.init;
   const stackOp: number[] = [];
   const stackState: S[] = [];
-  let knownLeft = ops.filter((o) => o.known).length;
+  const stackBoundary: number[] = [];
+  /**
+   * The operation at the top of the stack is indeterminate and ops[i], placed right after it,
+   * leaves the same state as placed instead of it: the indeterminate one changed nothing there.
+   * The node below tries ops[i] too, reaching the same state with a subset of what this node
+   * linearized, so this node is dominated (see "Memo and dominance" in the header).
+   */
+  const overtakes = (i: number, after: S): boolean => {
+    const top = stackOp.length - 1;
+    if (top < 0 || (ops[stackOp[top] as number] as CheckedOp<I, O>).known) return false;
+    const instead = model.step(stackState[top] as S, (ops[i] as CheckedOp<I, O>).input, observed[i] as Observed<O>);
+    return instead !== REFUSED && model.stateKey(instead) === model.stateKey(after);
+  };
+  /** Linearizes ops[i] next if the model takes it and the node it reaches is new and not dominated. */
+  const tryPush = (i: number, boundary: number): boolean => {
+    const op = ops[i] as CheckedOp<I, O>;
+    const after = model.step(state, op.input, observed[i] as Observed<O>);
+    if (after === REFUSED || overtakes(i, after)) return false;
+    flip(i);
+    const at = bitsKey(kBits) + '\u0000' + model.stateKey(after);
+    const node = nu === 0 ? at : at + '\u0000' + bitsKey(uBits);
+    const sets = nu === 0 ? undefined : memo.get(at);
+    if (exact.has(node) || (sets !== undefined && dominated(sets))) {
+      flip(i);
+      return false;
+    }
+    exact.add(node);
+    if (nu > 0) {
+      if (sets === undefined) memo.set(at, [uBits.slice()]);
+      else sets.push(uBits.slice());
+    }
+    stackOp.push(i);
+    stackState.push(state);
+    stackBoundary.push(boundary);
+    state = after;
+    if (op.known) {
+      unlink(next, prev, posOf[2 * (slot[i] as number)] as number);
+      unlink(next, prev, posOf[2 * (slot[i] as number) + 1] as number);
+      knownLeft--;
+    } else {
+      unlink(nextU, prevU, uPosOf[slot[i] as number] as number);
+    }
+    return true;
+  };
+
+  let knownLeft = nk;
   let best: number[] | null = null;
   let steps = 0;
+  // Phase 'known': walking the main list from p. Phase 'indeterminate': the main list's first
+  // completion is at `boundary`; walking the indeterminate list from q over those invoked by then.
+  let phase: 'known' | 'indeterminate' = 'known';
   let p = next[H] as number;
+  let q = HU;
+  let boundary = 0;
   for (;;) {
     if (knownLeft === 0) return { key, ops: n, steps, verdict: 'ok', linearization: stackOp.map((i) => (ops[i] as CheckedOp<I, O>).id) };
     if (steps >= stepsPerKey) return { key, ops: n, steps, verdict: 'unknown', exhausted: 'steps' };
     steps++;
     if (clock !== null && steps % CLOCK_EVERY === 0 && clock.now() >= clock.deadline) return { key, ops: n, steps, verdict: 'unknown', exhausted: 'time' };
-    // An operation with a known outcome is unlinked or its completion lies before every +infinity one.
-    if (p === T) throw new Error('assertion failed: the search ran past every completion');
-    const e = order[p] as number;
-    const i = e >> 1;
-    const op = ops[i] as CheckedOp<I, O>;
-    if ((e & 1) === 0) {
-      const after = model.step(state, op.input, observed[i] as Observed<O>);
-      if (after !== REFUSED) {
-        flip(i);
-        const memo = bitsKey() + '\u0000' + model.stateKey(after);
-        if (!seen.has(memo)) {
-          seen.add(memo);
-          stackOp.push(i);
-          stackState.push(state);
-          state = after;
-          unlink(p);
-          unlink(posOf[e + 1] as number);
-          if (op.known) knownLeft--;
-          p = next[H] as number;
-          continue;
-        }
-        flip(i);
+    if (phase === 'known') {
+      // A known operation not yet linearized has its completion in the list, so the walk meets one before the tail.
+      if (p === T) throw new Error('assertion failed: the search ran past every completion');
+      const e = order[p] as number;
+      const i = known[e >> 1] as number;
+      if ((e & 1) === 0) {
+        if (tryPush(i, 0)) p = next[H] as number;
+        else p = next[p] as number;
+      } else {
+        phase = 'indeterminate';
+        boundary = (ops[i] as CheckedOp<I, O>).completeAt;
+        q = nextU[HU] as number;
       }
-      p = next[p] as number;
       continue;
     }
-    // A completion: ops[i] had to be linearized by now and is not.
+    if (q !== TU && invokeOfU(uOrder[q] as number) <= boundary) {
+      if (tryPush(unknown[uOrder[q] as number] as number, boundary)) {
+        phase = 'known';
+        p = next[H] as number;
+      } else {
+        q = nextU[q] as number;
+      }
+      continue;
+    }
+    // Nothing more can come before the first completion: its operation cannot be placed here.
     if (best === null || stackOp.length > best.length) best = [...stackOp];
     const top = stackOp.pop();
     if (top === undefined) return { key, ops: n, steps, verdict: 'violation', explanation: explain(model, ops, best) };
     state = stackState.pop() as S;
+    const topBoundary = stackBoundary.pop() as number;
     flip(top);
-    const topOp = ops[top] as CheckedOp<I, O>;
-    if (topOp.known) knownLeft++;
-    const call = posOf[2 * top] as number;
-    relink(posOf[2 * top + 1] as number);
-    relink(call);
-    p = next[call] as number;
+    const s = slot[top] as number;
+    if ((ops[top] as CheckedOp<I, O>).known) {
+      knownLeft++;
+      const call = posOf[2 * s] as number;
+      relink(next, prev, posOf[2 * s + 1] as number);
+      relink(next, prev, call);
+      phase = 'known';
+      p = next[call] as number;
+    } else {
+      const at = uPosOf[s] as number;
+      relink(nextU, prevU, at);
+      phase = 'indeterminate';
+      boundary = topBoundary;
+      q = nextU[at] as number;
+    }
   }
+}
+
+/** A bitset as a string, 16 bits a character. */
+function bitsKey(words: Uint16Array): string {
+  let s = '';
+  for (let w = 0; w < words.length; w += 4096) s += String.fromCharCode(...words.subarray(w, w + 4096));
+  return s;
+}
+/** Links positions 0..count-1 in order between head and tail. */
+function chain(next: Int32Array, prev: Int32Array, head: number, tail: number, count: number): void {
+  let last = head;
+  for (let p = 0; p < count; p++) { next[last] = p; prev[p] = last; last = p; }
+  next[last] = tail;
+  prev[tail] = last;
+}
+function unlink(next: Int32Array, prev: Int32Array, p: number): void {
+  next[prev[p] as number] = next[p] as number;
+  prev[next[p] as number] = prev[p] as number;
+}
+function relink(next: Int32Array, prev: Int32Array, p: number): void {
+  next[prev[p] as number] = p;
+  prev[next[p] as number] = p;
 }
 
 /**
