@@ -93,3 +93,18 @@ t.test('a long history with one planted read of a value never written', async (t
   tt.equal(v.verdict, 'violation');
   tt.same(v.keys.filter((k) => k.verdict !== 'ok').map((k) => [k.key, k.verdict]), [[(h[i] as Operation<unknown, unknown>).key, 'violation']], 'only the planted key');
 });
+
+t.test('a planted bad read among many indeterminate writes is still refuted within the default budget', async (tt) => {
+  for (const s of [1, 3]) {
+    const plan = fc.sample(planArb(register.input, { opsMin: 400, opsMax: 400, processes: 8, keys: 1, lostPer20: 1, failedPer20: 1, perturb: false }), { seed: s, numRuns: 1 })[0];
+    if (plan === undefined) throw new Error('no plan');
+    const h = build(register, { ...plan, keys: 1 });
+    const writes = h.filter((o) => o.outcome === 'indeterminate' && o.input.f !== 'read').length;
+    tt.equal(checkHistory(register.model, h).verdict, 'ok', `sample ${s}: the execution is linearizable`);
+    const i = h.findIndex((o, j) => j > 200 && o.outcome === 'ok' && o.input.f === 'read');
+    const planted = [...h];
+    planted[i] = { ...(h[i] as (typeof h)[number]), output: 999 } as (typeof h)[number];
+    const r = checkHistory(register.model, planted);
+    tt.equal(r.verdict, 'violation', `sample ${s}: ${writes} indeterminate writes or swaps, refuted in ${r.steps} steps`);
+  }
+});
