@@ -618,4 +618,8 @@ export const jepsen = {
   historyOpsMax: 1_000_000,
   /** Search steps per key before the checker answers "unknown" for that key, unless the caller sets a budget. */
   checkStepsPerKeyDefault: 2_000_000,
+  /** Search steps between two readings of an injected clock. */
+  checkClockEverySteps: 1024,
+  /** Most memo entries of one (known operations, state) compared for a subset of the indeterminate operations linearized. */
+  checkDominanceScan: 16,
 } as const;

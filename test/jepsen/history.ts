@@ -153,8 +153,3 @@ export function partitionByKey<I, O>(ops: readonly CheckedOp<I, O>[]): Map<strin
   }
   return parts;
 }
-
-/** a must be linearized before b: a completed strictly before b was invoked. */
-export function precedes(a: { completeAt: number }, b: { invokeAt: number }): boolean {
-  return a.completeAt < b.invokeAt;
-}

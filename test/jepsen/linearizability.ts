@@ -71,7 +71,7 @@
  *              began. Unknown says nothing either way; it is never rounded to ok. Overall, any
  *              violation wins, else any unknown makes the history unknown.
  * The search is pure: the step budget makes it deterministic; a clock is read only when the caller
- * injects one, every 1024 steps.
+ * injects one, every limits.checkClockEverySteps steps.
  *
  * The search is exponential in the number of mutually concurrent operations of one key in the
  * worst case (the problem is NP-complete: Gibbons & Korach, SIAM J. Comput. 26(4), 1997), and an
@@ -86,7 +86,7 @@ import { type Model, type Observed, REFUSED } from './models.js';
 export interface Budget {
   /** Most search steps per key; then the key answers unknown. Default limits.checkStepsPerKeyDefault. */
   readonly stepsPerKey?: number;
-  /** A clock (milliseconds) read only every 1024 steps; with timeLimitMs, bounds the whole check. */
+  /** A clock (milliseconds) read every limits.checkClockEverySteps steps; with timeLimitMs, bounds the whole check. */
   readonly now?: () => number;
   readonly timeLimitMs?: number;
 }
@@ -132,9 +132,8 @@ export interface CheckResult<I, O> {
   readonly steps: number;
 }
 
-const CLOCK_EVERY = 1024;
-/** Most memo entries of one (known operations, state) searched for a subset of the indeterminate operations linearized. */
-const DOMINANCE_SCAN = 16;
+const CLOCK_EVERY = limits.checkClockEverySteps;
+const DOMINANCE_SCAN = limits.checkDominanceScan;
 
 /** Checks a whole history: validated (HistoryError if it cannot be judged), partitioned by key, each key searched. */
 export function checkHistory<S, I, O>(model: Model<S, I, O>, history: History<I, O>, budget: Budget = {}): CheckResult<I, O> {
