@@ -79,3 +79,14 @@ t.test('indeterminate reads cost the search nothing: they are dropped, not branc
   const withWrite = checkHistory(reg, [...base, info(200, 'x', { f: 'write', value: 999 }, 0)]);
   tt.equal(withWrite.verdict, 'ok', 'the read of 999 is explained by the indeterminate write');
 });
+
+t.test('a budget that would bound nothing is refused', async (tt) => {
+  const h = concurrentWrites(3, 0);
+  tt.throws(() => checkHistory(reg, h, { stepsPerKey: NaN }), RangeError);
+  tt.throws(() => checkHistory(reg, h, { stepsPerKey: -1 }), RangeError);
+  tt.throws(() => checkHistory(reg, h, { now: () => 0 }), RangeError, 'a clock without a limit');
+  tt.throws(() => checkHistory(reg, h, { timeLimitMs: 10 }), RangeError, 'a limit without a clock');
+  tt.throws(() => checkHistory(reg, h, { now: () => 0, timeLimitMs: NaN }), RangeError);
+  tt.equal(checkHistory(reg, h, { stepsPerKey: 0 }).verdict, 'unknown', 'zero steps decide nothing');
+  tt.equal(checkHistory(reg, h, { stepsPerKey: Infinity }).verdict, 'ok');
+});

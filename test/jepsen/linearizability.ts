@@ -137,6 +137,10 @@ const DOMINANCE_SCAN = limits.checkDominanceScan;
 
 /** Checks a whole history: validated (HistoryError if it cannot be judged), partitioned by key, each key searched. */
 export function checkHistory<S, I, O>(model: Model<S, I, O>, history: History<I, O>, budget: Budget = {}): CheckResult<I, O> {
+  // A budget that bounds nothing (NaN compares false) or a clock without a limit is a mistake, not "no budget".
+  if (budget.stepsPerKey !== undefined && !(budget.stepsPerKey >= 0)) throw new RangeError(`stepsPerKey ${budget.stepsPerKey} is not a number of steps`);
+  if ((budget.now === undefined) !== (budget.timeLimitMs === undefined)) throw new RangeError('a time budget needs both a clock and a limit');
+  if (budget.timeLimitMs !== undefined && !(budget.timeLimitMs >= 0)) throw new RangeError(`timeLimitMs ${budget.timeLimitMs} is not a duration`);
   const ops = prepareHistory(history);
   const parts = partitionByKey(ops);
   const deadline = budget.now !== undefined && budget.timeLimitMs !== undefined ? budget.now() + budget.timeLimitMs : Infinity;
