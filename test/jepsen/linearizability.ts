@@ -78,6 +78,9 @@
  * indeterminate operation stays concurrent with everything after it. The memo and the dominance
  * rules make histories with few concurrent writers and few indeterminate writes fast; refuting a
  * history with dozens of indeterminate writes on one key may take more than any budget (unknown).
+ * Memory: each node pushed keeps its set of operations linearized, one bit per operation of the
+ * key, so a key of n operations costs about n/8 bytes per step; workloads should spread their calls
+ * over many keys (the act model has one key per act).
  */
 import { jepsen as limits } from '../../proto/limits.js';
 import { type CheckedOp, type History, partitionByKey, prepareHistory } from './history.js';
