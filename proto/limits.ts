@@ -622,3 +622,17 @@ export const certs = {
   /** Most days `--days` may ask for an operator certificate. */
   operatorDaysMax: 90,
 } as const;
+
+// ---------------------------------------------------------------------------------------------
+// test/jepsen/ — linearizability checker of client histories
+// ---------------------------------------------------------------------------------------------
+export const jepsen = {
+  /** Most operations in one history the checker accepts. */
+  historyOpsMax: 1_000_000,
+  /** Search steps per key before the checker answers "unknown" for that key, unless the caller sets a budget. */
+  checkStepsPerKeyDefault: 2_000_000,
+  /** Search steps between two readings of an injected clock. */
+  checkClockEverySteps: 1024,
+  /** Most memo entries of one (known operations, state) compared for a subset of the indeterminate operations linearized. */
+  checkDominanceScan: 16,
+} as const;
