@@ -162,9 +162,9 @@ export class Governance {
    * named there carry `fallback`). The act carries `o.approval` of it (default: the governors'
    * approval, `approve`).
    */
-  actEntries(permit: Permit, lists: readonly (readonly SigningCommitment[])[], counters: Record<string, readonly number[]>, fallback: readonly number[], o: { setOpId?: string; messages?: readonly Uint8Array[]; approval?: ApprovalOf } = {}): [LedgerEntry, LedgerEntry] {
+  actEntries(permit: Permit, lists: readonly (readonly SigningCommitment[])[], counters: Record<string, readonly number[]>, fallback: readonly number[], o: { setOpId?: string; messages?: readonly Uint8Array[]; approval?: ApprovalOf; alter?: (x: ReturnType<Governance['act']>) => { opId: string; act: Act; request: SignedActRequest | null } } = {}): [LedgerEntry, LedgerEntry] {
     const proposer = { nodeId: this.voters[0]!.id, passport: 'passport-v1' };
-    const act = this.act(permit, o.messages);
+    const act = (o.alter ?? ((x) => x))(this.act(permit, o.messages));
     const submitted = encodeEvent({ type: 'ActSubmitted', ...act, approval: (o.approval ?? ((x) => this.approve(x)))(act), ...proposer });
     const members: SigningSetMember[] = (lists[0] ?? []).map((c) => ({
       nodeId: `node-of-${c.identifier.slice(0, 8)}`, identifier: c.identifier,

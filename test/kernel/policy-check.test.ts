@@ -1,17 +1,21 @@
 /**
  * The kernel's own policy check (kernel/policy-check.ts), over its socket, in both profiles: a
  * daemon that can certify anything (it holds the voters' cosigning keys here, as a compromised
- * majority would) forwards acts with a genuine custodian request that the policy in force does not
- * allow, or that lack the approvals their rule requires. Each is refused before the nonce is
- * consumed, with KERNEL_POLICY_REFUSED (the rule and the engine's code in the detail) or
- * APPROVALS_MISSING (the cause in the detail); the same nonce then signs the act with its
- * approvals, and rate rules (windows) stay the ledger's.
+ * majority would) forwards acts without a custodian's request or with a forged one, acts whose
+ * transaction the kernel cannot parse or that signs other messages than the permit names, acts with
+ * a genuine custodian request that the policy in force does not allow, and acts that lack the
+ * approvals their rule requires. Each is refused before the nonce is consumed, with its own code
+ * (REQUEST_UNSIGNED, REQUEST_SIGNATURE_INVALID, TX_UNPARSEABLE, TX_MESSAGES_MISMATCH,
+ * KERNEL_POLICY_REFUSED with the rule and the engine's code in the detail, APPROVALS_MISSING with
+ * the cause); the same nonce then signs the act with its approvals, and rate rules (windows) stay
+ * the ledger's. The checkpoint refusals are kernel/certificate.test.ts's, in both profiles too.
  */
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { makeApproverKey, type GovernanceDecision } from '../../ledger/decision.js';
 import { LEDGER_ASSETS } from '../../ledger/asset-table.js';
-import { actCid } from '../../ledger/events.js';
+import { actCid, type Act } from '../../ledger/events.js';
+import { signActRequest, type SignedActRequest } from '../../ledger/act-request.js';
 import { parsePolicyYaml } from '../../ledger/policy-engine/index.js';
 import { regtestAddressOf } from '../../ledger/scenario.js';
 import { buildTaprootPsbt } from '../../node/lifecycle/tx-build.js';
@@ -84,11 +88,11 @@ for (const profile of PROFILES) {
      * The act of `tx` (or a raw message) certified with `approval`, sent to each of `signers` with
      * its nonce `ns[i]`. Returns each kernel's outcome and, when all signed, the signature.
      */
-    const attempt = async (act: { kind: 'btc-psbt' | 'raw'; tx: Uint8Array }, approval: ApprovalOf, signers: Member[], ns: NonceCommitment[]) => {
+    const attempt = async (act: { kind: 'btc-psbt' | 'raw'; tx: Uint8Array }, approval: ApprovalOf, signers: Member[], ns: NonceCommitment[], alter?: Alter) => {
       const messages = gov.transaction(key.keyId, act.kind, act.tx);
       const permit = permitOver(key, messages, gov.permitIndex());
       const lists = [listOf(ns)];
-      const certificate = gov.certify(gov.actEntries(permit, lists, Object.fromEntries(ns.map((n) => [n.identifier, [n.counter]])), [], { messages, approval }));
+      const certificate = gov.certify(gov.actEntries(permit, lists, Object.fromEntries(ns.map((n) => [n.identifier, [n.counter]])), [], { messages, approval, ...(alter ? { alter } : {}) }));
       const shares: Record<string, Uint8Array> = {};
       const out = await Promise.all(signers.map((m, i) => outcome(m.client.call({
         kind: 'sign', permit, messages, lists, counters: [ns[i]!.counter], ledgerConsumedCounter: 0, certificate,
@@ -100,8 +104,8 @@ for (const profile of PROFILES) {
         : null;
       return { out, signature, message: messages[0]! };
     };
-    const refusedWith = async (what: string, act: { kind: 'btc-psbt' | 'raw'; tx: Uint8Array }, approval: ApprovalOf, reason: string, detail: RegExp, nonce: NonceCommitment): Promise<void> => {
-      const { out } = await attempt(act, approval, [a], [nonce, await presignB()]);
+    const refusedWith = async (what: string, act: { kind: 'btc-psbt' | 'raw'; tx: Uint8Array }, approval: ApprovalOf, reason: string, detail: RegExp, nonce: NonceCommitment, alter?: Alter): Promise<void> => {
+      const { out } = await attempt(act, approval, [a], [nonce, await presignB()], alter);
       t.equal(out[0]!.reason, reason, what);
       t.match(out[0]!.detail, detail, `${what}: the detail names the cause`);
     };
@@ -110,9 +114,20 @@ for (const profile of PROFILES) {
     const presignB = async (): Promise<NonceCommitment> => (nb ??= await presign(b));
 
     const none: ApprovalOf = () => null;
+    type Alter = NonNullable<Parameters<Governance['actEntries']>[4]>['alter'];
     const approvedBy = (...signers: typeof gov.approvers): ApprovalOf => (x) => gov.approve(x, signers);
     const na = await presign(a);
     const psbt = (to: string, amount: bigint) => ({ kind: 'btc-psbt' as const, tx: spend(to, amount) });
+
+    // What the act says: the custodian's signed request and the kernel's own parse (kernel/act-check.ts),
+    // on an act a "majority" certified and the policy would allow.
+    const signedOver = (x: { opId: string; act: Act; request: SignedActRequest | null }, tx: Uint8Array) => ({
+      ...x, act: { ...x.act, tx }, request: signActRequest({ ...x.request!.body, tx }, gov.custodian.secretKey),
+    });
+    await refusedWith('no custodian request', psbt(PAYEE, 40_000n), none, 'REQUEST_UNSIGNED', /./, na, (x) => ({ ...x, request: null }));
+    await refusedWith('a forged custodian signature', psbt(PAYEE, 40_000n), none, 'REQUEST_SIGNATURE_INVALID', /./, na, (x) => ({ ...x, request: { ...x.request, signature: Uint8Array.from(x.request.signature, (b, i) => (i === 0 ? b ^ 1 : b)) } }));
+    await refusedWith('a transaction that does not parse, signed by the custodian', psbt(PAYEE, 40_000n), none, 'TX_UNPARSEABLE', /./, na, (x) => signedOver(x, new Uint8Array(randomBytes(120))));
+    await refusedWith('another transaction than the messages the permit names, signed by the custodian', psbt(PAYEE, 40_000n), none, 'TX_MESSAGES_MISMATCH', /messageDigest is not the digest/, na, (x) => signedOver(x, spend(PAYEE, 41_000n)));
 
     // Policy refusals: the custodian asked, a "majority" certified, the history-free rules say no.
     await refusedWith('over every per-act cap: no rule matches (default deny)', psbt(PAYEE, 300_000n), approvedBy(alice, bob), 'KERNEL_POLICY_REFUSED', /^no rule \(POLICY_NO_RULE\)/, na);
