@@ -53,6 +53,8 @@
  */
 import { createHash } from 'node:crypto';
 import { CustodyError } from '../proto/errors.js';
+import { shareBackup as limits } from '../proto/limits.js';
+import { decode, encode, type CborValue } from '../ledger/encoding.js';
 import { decryptShareBackup, type ShareBackupMeta } from './backup.js';
 import { evalCommitment, parseIdentifier } from './redeal.js';
 import type { PublicKeyPackage, Suite } from './suites.js';
@@ -121,4 +123,48 @@ export function checkRecoveryPackage(
     }
     if (!evalCommitment(suite, C, parseIdentifier(suite, id)).equals(Y)) bad(`the verifying share of ${id} is not on the commitment polynomial`);
   }
+}
+
+export const SEALED_SHARE_FORMAT = 'custody-sealed-share/v1';
+
+/** A recovered share sealed to one kernel, as `custody guardian recover-share` writes it. */
+export interface SealedShareFile {
+  keyId: string;
+  epoch: number;
+  identifier: string;
+  backupCid: Uint8Array;
+  sealed: SealedPackage;
+}
+
+/** The file's bytes: canonical CBOR (ledger/encoding.ts). Holds only ciphertext and public facts. */
+export function encodeSealedShare(f: SealedShareFile): Uint8Array {
+  return encode({
+    format: SEALED_SHARE_FORMAT, keyId: f.keyId, epoch: f.epoch, identifier: f.identifier, backupCid: f.backupCid,
+    sealed: { sender: f.sealed.sender, recipient: f.sealed.recipient, enc: f.sealed.enc, ciphertext: f.sealed.ciphertext },
+  });
+}
+
+/** Parses a sealed-share file; PAYLOAD_REJECTED naming what is wrong. */
+export function decodeSealedShare(bytes: Uint8Array): SealedShareFile {
+  const bad = (why: string): never => {
+    throw new CustodyError('PAYLOAD_REJECTED', `sealed share file: ${why}`);
+  };
+  if (bytes.length > limits.sealedShareBytesMax) bad(`${bytes.length} bytes, more than ${limits.sealedShareBytesMax}`);
+  let v: CborValue;
+  try {
+    v = decode(bytes, { bytesMax: limits.sealedShareBytesMax });
+  } catch (e) {
+    return bad((e as Error).message);
+  }
+  const o = v as Record<string, CborValue>;
+  if (o === null || typeof o !== 'object' || Array.isArray(o) || o instanceof Uint8Array) return bad('not a map');
+  if (Object.keys(o).sort().join(',') !== 'backupCid,epoch,format,identifier,keyId,sealed' || o.format !== SEALED_SHARE_FORMAT) bad(`not a ${SEALED_SHARE_FORMAT} file`);
+  const s = o.sealed as Record<string, CborValue>;
+  if (typeof o.keyId !== 'string' || typeof o.identifier !== 'string' || typeof o.epoch !== 'number' || !(o.backupCid instanceof Uint8Array) || o.backupCid.length !== 32) bad('keyId, epoch, identifier or backupCid malformed');
+  if (s === null || typeof s !== 'object' || typeof s.sender !== 'string' || typeof s.recipient !== 'string' || !(s.enc instanceof Uint8Array) || !(s.ciphertext instanceof Uint8Array)) bad('sealed package malformed');
+  // Copies: the input may be a Node Buffer, whose views share one pool.
+  return {
+    keyId: o.keyId as string, epoch: o.epoch as number, identifier: o.identifier as string, backupCid: new Uint8Array(o.backupCid as Uint8Array),
+    sealed: { sender: s.sender as string, recipient: s.recipient as string, enc: new Uint8Array(s.enc as Uint8Array), ciphertext: new Uint8Array(s.ciphertext as Uint8Array) },
+  };
 }
