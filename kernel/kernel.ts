@@ -957,7 +957,8 @@ export class Kernel {
   /**
    * Imports this kernel's share of a key epoch recovered from its backup (kernel/recovery.ts says
    * the flow and what is trusted for what). In order, before the share is stored: not fenced or
-   * frozen; the key is active at this epoch by governance (KEY_NOT_ACTIVE, STALE_EPOCH); no share
+   * frozen; the key is active at this epoch by governance (KEY_NOT_ACTIVE, STALE_EPOCH) with this
+   * node among its participants (WRONG_RECIPIENT); no share
    * of the epoch is held (SHARE_ALREADY_HELD); a RecoveryAuthorized this kernel verified names
    * this node (only such decisions are kept), this key, epoch and identifier
    * (RECOVERY_NOT_AUTHORIZED); the public package is the decided key epoch (BINDING_MISMATCH); the
@@ -973,6 +974,9 @@ export class Kernel {
     const auth = this.gov.keys[b.keyId];
     if (auth === undefined || auth.retired || auth.activeEpoch === null) throw new CustodyError('KEY_NOT_ACTIVE', `key ${b.keyId} is not active`);
     if (b.epoch !== auth.activeEpoch) throw new CustodyError('STALE_EPOCH', `epoch ${auth.activeEpoch} of ${b.keyId} is active, not ${b.epoch}`);
+    // The ledger refuses a RecoveryAuthorized for a node outside the epoch; checked here too, so a
+    // grant never makes a kernel a holder of a key governance did not give it a share of.
+    if (!auth.participants.includes(this.o.nodeId)) throw new CustodyError('WRONG_RECIPIENT', `node ${this.o.nodeId} holds no share of ${b.keyId} epoch ${b.epoch} by governance`);
     const rec = await this.keyRecord(b.keyId);
     if (rec?.epochs[b.epoch] !== undefined || (await this.o.store.get(K.share(b.keyId, b.epoch))) !== undefined) {
       throw new CustodyError('SHARE_ALREADY_HELD', `this kernel holds a share of ${b.keyId} epoch ${b.epoch}`);

@@ -11,10 +11,10 @@
  */
 import type { CommandModule } from 'yargs';
 import { generateX25519Identity, identityToRecipient } from 'age-encryption';
-import { guardian as limits } from '../../proto/limits.js';
+import { guardian as limits, shareBackup as backupLimits } from '../../proto/limits.js';
 import { readIdentityFile, readShareFiles, writeNewSecretFile, writeShareFiles } from '../guardian/files.js';
 import { local } from './snapshot.js';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { CustodyError } from '../../proto/errors.js';
 import { readShareBackupMeta } from '../../kernel/backup.js';
 import { backupCid, encodeSealedShare, sealRecoveredShare } from '../../kernel/recovery.js';
@@ -98,6 +98,8 @@ const recoverShare: CommandModule<object, { identityFile: string; backup: string
     if (!/^[0-9a-f]{64}$/.test(a.cid)) throw new CustodyError('INVALID_ARGUMENT', '--cid must be 64 lowercase hex digits');
     if (!/^[0-9a-f]{64}$/.test(a.toKernel)) throw new CustodyError('INVALID_ARGUMENT', '--to-kernel must be 64 lowercase hex digits (an X25519 public key)');
     const { identity: id } = await readIdentityFile(a.identityFile);
+    const size = (await stat(a.backup)).size;
+    if (size > backupLimits.fileBytesMax) throw new CustodyError('BACKUP_INVALID', `${a.backup}: ${size} bytes, more than a backup's ${backupLimits.fileBytesMax}`);
     const file = new Uint8Array(await readFile(a.backup));
     if (Buffer.from(backupCid(file)).toString('hex') !== a.cid) throw new CustodyError('RECOVERY_BACKUP_MISMATCH', `${a.backup} is not backup ${a.cid} (its sha256 differs)`);
     const meta = readShareBackupMeta(file);

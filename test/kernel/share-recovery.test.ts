@@ -97,6 +97,7 @@ for (const profile of PROFILES) {
       const o = metaOf(other, 'n1');
       await forward(decision({ keyId: other.keyId, identifier: o.identifier, groupKey: o.groupKey, verifyingShare: o.verifyingShare }));
       t.equal(await reasonOf(importShare()), 'RECOVERY_NOT_AUTHORIZED', 'a decision for another key');
+      t.equal(await reasonOf(importShare({ keyId: other.keyId, identifier: o.identifier, public: other.public })), 'WRONG_RECIPIENT', 'and under it, an import into a key n2 is no participant of');
       await forward(decision({ identifier: key.identifiers['n1'], verifyingShare: metaOf(key, 'n1').verifyingShare }));
       t.equal(await reasonOf(importShare()), 'RECOVERY_NOT_AUTHORIZED', 'a decision for another identifier');
       t.equal(await reasonOf(importShare({ identifier: key.identifiers['n1']! })), 'WRONG_RECIPIENT', 'the package sealed for n2\'s identifier, presented as n1\'s');
