@@ -7,11 +7,15 @@
  * verifier. The daemon's side is played by the test, as an attacker too: an import without a
  * decision, under decisions for another node, key or identifier, a wrong share, a package sealed
  * to another kernel, a forged public package, a replayed import, a decision for another epoch or
- * signed by one approver. The hsm profile keeps its token (only the kernel store is deleted).
+ * signed by one approver. Then the disaster: two of three kernels lose their stores, the
+ * custodian's identity is rebuilt from 3 of 5 guardian shares (2 are refused), both shares are
+ * recovered, and the two recovered kernels sign together under the same group key. The hsm
+ * profile keeps its token (only the kernel store is deleted).
  */
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
+import { generateX25519Identity, identityToRecipient } from 'age-encryption';
 import { decryptShareBackup, type ShareBackupMeta } from '../../kernel/backup.js';
 import { backupCid, recoveryContext, sealRecoveredShare } from '../../kernel/recovery.js';
 import { sealTo } from '../../kernel/transport.js';
@@ -22,6 +26,7 @@ import {
   type KernelProcess, type KeyResult,
 } from './harness.js';
 import { custodians, type Custodian } from '../ledger/backup-fixtures.js';
+import { combineShares, splitIdentity } from '../../node/guardian/shares.js';
 
 function metaOf(key: KeyResult, nodeId: string, epoch = 0): ShareBackupMeta {
   const identifier = key.identifiers[nodeId]!;
@@ -164,4 +169,56 @@ for (const profile of PROFILES) {
 
 function bytesOf(b: Uint8Array): Buffer {
   return Buffer.from(b);
+}
+
+for (const profile of PROFILES) {
+  t.test(`${profile}: two of three kernels lose their stores; both are recovered through 3 of 5 guardian shares and sign together`, { timeout: 900_000 }, async (t) => {
+    const { dir, cleanup } = tempDir(`share-disaster-${profile}`);
+    const gov = new Governance();
+    const setups = ['n1', 'n2', 'n3'].map((id) => setupKernel(dir, id, profile, gov));
+    const procs: Record<string, KernelProcess> = {};
+    t.teardown(async () => {
+      for (const p of Object.values(procs)) await p.stop();
+      cleanup();
+    });
+    for (const s of setups) procs[s.nodeId] = await startKernel(s);
+    const all = (): KernelProcess[] => ['n1', 'n2', 'n3'].map((id) => procs[id]!);
+    const forward = async (d: ReturnType<Governance['decide']>): Promise<void> => {
+      for (const p of all()) await p.client.call({ kind: 'governance', decisions: [d] }, 'governance');
+    };
+    const suiteName: SuiteName = 'taproot';
+    const key = await runDkg(gov, all().map(memberOf), 'k-vault', suiteName, 2);
+    // The custodian's identity exists only as guardian files from here on.
+    const custodian = await generateX25519Identity();
+    const guardians = await splitIdentity(custodian, { shares: 5, threshold: 3, label: 'vault-custodian' });
+    await forward(gov.decide({ kind: 'BackupPolicy', recipients: [{ label: 'vault-custodian', recipient: await identityToRecipient(custodian) }] }));
+    const backups: Record<string, Uint8Array> = {};
+    for (const n of ['n2', 'n3']) backups[n] = (await procs[n]!.client.call({ kind: 'shareBackup', keyId: key.keyId, epoch: 0, recipients: [await identityToRecipient(custodian)] }, 'shareBackup')).file;
+
+    for (const n of ['n2', 'n3']) {
+      await procs[n]!.stop();
+      rmSync(setups.find((s) => s.nodeId === n)!.storeDir, { recursive: true, force: true });
+      procs[n] = await startKernel(setups.find((s) => s.nodeId === n)!);
+      await procs[n]!.client.call({ kind: 'governance', decisions: [...gov.log] }, 'governance');
+    }
+    t.equal(await reasonOf(signAcross(gov, [procs['n1']!, procs['n2']!].map(memberOf), key, randomBytes(32))), 'UNKNOWN_KEY', 'the key cannot sign: only n1 holds a share');
+
+    t.equal(await reasonOf(combineShares([guardians[0]!, guardians[3]!].map((share, i) => ({ name: `g${i}`, share })))), 'GUARDIAN_TOO_FEW_SHARES', 'two guardians cannot rebuild the identity');
+    const { identity } = await combineShares([guardians[1]!, guardians[2]!, guardians[4]!].map((share, i) => ({ name: `g${i}`, share })));
+    for (const n of ['n2', 'n3']) {
+      const meta = metaOf(key, n);
+      const { sealed, backupCid: cid } = await sealRecoveredShare(backups[n]!, identity, meta, procs[n]!.transportPublicKey);
+      await forward(gov.decide({
+        kind: 'RecoveryAuthorized', nodeId: n, keyId: key.keyId, keyEpoch: 0, identifier: meta.identifier, backupCid: cid,
+        groupKey: meta.groupKey, verifyingShare: meta.verifyingShare,
+      }));
+      const r = await procs[n]!.client.call({ kind: 'importShare', keyId: key.keyId, epoch: 0, identifier: meta.identifier, public: key.public, sealed, ledgerConsumedCounter: 0 }, 'keyPackage');
+      t.equal(r.identifier, meta.identifier, `${n} imported its share`);
+    }
+    for (const pair of [['n2', 'n3'], ['n1', 'n3']]) {
+      const msg = randomBytes(32);
+      const s = await signAcross(gov, pair.map((n) => memberOf(procs[n]!)), key, msg);
+      t.ok(independentVerify(suiteName, key.public.commitments[0]!, msg, s.signature), `${pair.join(' and ')} sign under the same group key (BIP340 verifier)`);
+    }
+  });
 }
