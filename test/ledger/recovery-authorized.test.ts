@@ -74,12 +74,9 @@ t.test('a RecoveryAuthorized naming a recorded backup is accepted at the governa
   t.same(checkInvariants(s.state), []);
 });
 
-t.test('the decision round-trips through its canonical encoding, and a malformed one is a shape error', async (t) => {
+t.test('the action round-trips through its canonical encoding, and a malformed one is a shape error', async (t) => {
   const { s } = await backedUpCluster();
   const d = recovery(s, 'node-2');
-  ok(t, s.decide(d));
-  const last = s.state.cluster!.governance.headCid;
-  t.equal(last.length, 32);
   const body = { clusterId: 'c', governanceEpoch: 0, parentCid: new Uint8Array(32), action: d, issuedMs: 1, expiresMs: 2 };
   const back = decisionFromCbor(decode(encode(decisionToCbor({ body, approvals: [] }))));
   t.same(back.body.action, d, 'every field survives');
@@ -129,7 +126,7 @@ t.test('property: changing any one bound field of an accepted decision gets it r
     const changed: Recovery = {
       ...d,
       ...(field === 'nodeId' ? { nodeId: ['node-1', 'node-2', `node-${n}`][n % 3]! } : {}),
-      ...(field === 'keyId' ? { keyId: `k${n}` } : {}),
+      ...(field === 'keyId' ? { keyId: `k1-${n}` } : {}),
       ...(field === 'keyEpoch' ? { keyEpoch: n } : {}),
       ...(field === 'identifier' ? { identifier: frostIdentifier('ed25519', 2 + (n % 50)) } : {}),
       ...(field === 'backupCid' ? { backupCid: d.backupCid.map((b, i) => (i === n % 32 ? b ^ n : b)) } : {}),
