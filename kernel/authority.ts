@@ -118,6 +118,22 @@ export interface GovernanceState {
    * the only recipients it encrypts a share backup to (kernel.ts shareBackup). Absent until one.
    */
   backupPolicy?: { recipients: { label: string; recipient: string }[]; index: number };
+  /**
+   * Per key, the RecoveryAuthorized decision naming this node that this kernel verified and no
+   * import has consumed yet (kernel/recovery.ts): the one share import it accepts for the key.
+   * Dropped when another epoch of the key is activated or the key is retired. Absent until one.
+   */
+  recoveries?: Record<string, RecoveryGrant>;
+}
+
+/** A verified RecoveryAuthorized for this node (hex for bytes). */
+export interface RecoveryGrant {
+  epoch: number;
+  identifier: string;
+  backupCid: string;
+  groupKey: string;
+  verifyingShare: string;
+  index: number;
 }
 
 export interface KernelRevocation {
@@ -289,11 +305,13 @@ export function applyDecision(
       k.threshold = k.pending.threshold;
       k.participants = k.pending.participants;
       k.pending = null;
+      if (s.recoveries?.[a.keyId] !== undefined) delete s.recoveries[a.keyId];
       effects.push({ kind: 'epochActivated', keyId: a.keyId, epoch: a.keyEpoch });
       break;
     }
     case 'KeyRetired':
       key(a.keyId).retired = true;
+      if (s.recoveries?.[a.keyId] !== undefined) delete s.recoveries[a.keyId];
       effects.push({ kind: 'keyRetired', keyId: a.keyId });
       break;
     case 'NodeRemoved':
@@ -361,6 +379,24 @@ export function applyDecision(
       const bad = validateBackupRecipients(a.recipients);
       if (bad !== null) throw new CustodyError('BACKUP_POLICY_INVALID', bad);
       s.backupPolicy = { recipients: a.recipients.map((r) => ({ label: r.label, recipient: r.recipient })), index: committed.ledgerIndex };
+      break;
+    }
+    case 'RecoveryAuthorized': {
+      // The ledger accepts it only for the active epoch of a live key (ledger/apply.ts); the same
+      // here keeps this kernel on the ledger's chain. Whether the backup exists is the ledger's
+      // part: the share is checked against the verifying share at import, whatever file it came from.
+      const k = key(a.keyId);
+      if (k.retired || k.activeEpoch === null) throw new CustodyError('KEY_NOT_ACTIVE', `key ${a.keyId} is not active`);
+      if (a.keyEpoch !== k.activeEpoch) throw new CustodyError('STALE_EPOCH', `key ${a.keyId} epoch ${a.keyEpoch} is not the active epoch ${k.activeEpoch}`);
+      if (a.nodeId === nodeId) {
+        s.recoveries = {
+          ...(s.recoveries ?? {}),
+          [a.keyId]: {
+            epoch: a.keyEpoch, identifier: a.identifier, backupCid: toHex(a.backupCid), groupKey: toHex(a.groupKey),
+            verifyingShare: toHex(a.verifyingShare), index: committed.ledgerIndex,
+          },
+        };
+      }
       break;
     }
     case 'ActApproved':

@@ -39,6 +39,7 @@ import { checkActPolicy, eraAt, ownAddressesOf } from './policy-check.js';
 import type { KeyContext } from '../ledger/tx/types.js';
 import * as redeal from './redeal.js';
 import { encryptShareBackup, type ShareBackupMeta } from './backup.js';
+import { checkRecoveryPackage, recoveryContext } from './recovery.js';
 import { backupRecipientsDigest } from '../ledger/backup-policy.js';
 import { counterKey, json, u64, type BatchOp, type KernelStore } from './store.js';
 import { isSuiteName, suiteOf, type PublicKeyPackage, type Rng, type Suite, type SuiteName } from './suites.js';
@@ -279,6 +280,7 @@ export class Kernel {
       case 'reconcile': return this.reconcile(b);
       case 'publicPackage': return this.publicPackage(b);
       case 'shareBackup': return this.shareBackup(b);
+      case 'importShare': return this.importShare(b);
     }
   }
 
@@ -950,6 +952,82 @@ export class Kernel {
       share.fill(0);
     }
     return { kind: 'shareBackup', keyId: b.keyId, epoch: b.epoch, identifier: e.identifier, file, recipientsDigest: backupRecipientsDigest(policy.recipients) };
+  }
+
+  /**
+   * Imports this kernel's share of a key epoch recovered from its backup (kernel/recovery.ts says
+   * the flow and what is trusted for what). In order, before the share is stored: not fenced or
+   * frozen; the key is active at this epoch by governance (KEY_NOT_ACTIVE, STALE_EPOCH) with this
+   * node among its participants (WRONG_RECIPIENT); no share
+   * of the epoch is held (SHARE_ALREADY_HELD); a RecoveryAuthorized this kernel verified names
+   * this node (only such decisions are kept), this key, epoch and identifier
+   * (RECOVERY_NOT_AUTHORIZED); the public package is the decided key epoch (BINDING_MISMATCH); the
+   * package opens with this kernel's transport key under the decision's key, epoch, identifier
+   * and backup cid (PAYLOAD_REJECTED); share*G is the decided verifying share (SHARE_MISMATCH).
+   * Then one fsynced batch seals the share under the profile's vault (the hsm profile wraps it
+   * inside the token, like a DKG share), records the key epoch, consumes the decision, and sets
+   * the key's consumed counter (and the token counter, hsm) to at least the ledger's, so new
+   * nonce commitments are numbered above every counter the ledger saw consumed.
+   */
+  private async importShare(b: Body<'importShare'>): Promise<ResponseBody> {
+    this.guard();
+    const auth = this.gov.keys[b.keyId];
+    if (auth === undefined || auth.retired || auth.activeEpoch === null) throw new CustodyError('KEY_NOT_ACTIVE', `key ${b.keyId} is not active`);
+    if (b.epoch !== auth.activeEpoch) throw new CustodyError('STALE_EPOCH', `epoch ${auth.activeEpoch} of ${b.keyId} is active, not ${b.epoch}`);
+    // The ledger refuses a RecoveryAuthorized for a node outside the epoch; checked here too, so a
+    // grant never makes a kernel a holder of a key governance did not give it a share of.
+    if (!auth.participants.includes(this.o.nodeId)) throw new CustodyError('WRONG_RECIPIENT', `node ${this.o.nodeId} holds no share of ${b.keyId} epoch ${b.epoch} by governance`);
+    const rec = await this.keyRecord(b.keyId);
+    if (rec?.epochs[b.epoch] !== undefined || (await this.o.store.get(K.share(b.keyId, b.epoch))) !== undefined) {
+      throw new CustodyError('SHARE_ALREADY_HELD', `this kernel holds a share of ${b.keyId} epoch ${b.epoch}`);
+    }
+    const grant = this.gov.recoveries?.[b.keyId];
+    if (grant === undefined || grant.epoch !== b.epoch || grant.identifier !== b.identifier) {
+      throw new CustodyError('RECOVERY_NOT_AUTHORIZED', `no RecoveryAuthorized decision this kernel verified names node ${this.o.nodeId}, key ${b.keyId} epoch ${b.epoch} and identifier ${b.identifier}`);
+    }
+    const suite = suiteOf(auth.scheme);
+    const pub = fromWirePublic(b.public);
+    checkRecoveryPackage(suite, pub, {
+      identifier: grant.identifier, groupKey: hexToBytes(grant.groupKey), verifyingShare: hexToBytes(grant.verifyingShare),
+      threshold: auth.threshold, participants: auth.participants.length,
+    });
+    if (b.sealed.recipient !== grant.identifier) throw new CustodyError('WRONG_RECIPIENT', `the package is addressed to ${b.sealed.recipient}, not ${grant.identifier}`);
+    const share = await openFrom(this.transport.privateKey, recoveryContext(b.keyId, b.epoch, grant.identifier, hexToBytes(grant.backupCid)), b.sealed);
+    try {
+      let s: bigint;
+      try {
+        s = suite.Fn.fromBytes(share);
+      } catch {
+        throw new CustodyError('SHARE_MISMATCH', `the share of ${grant.identifier} for ${b.keyId} epoch ${b.epoch} is not a scalar of ${auth.scheme}`);
+      }
+      if (share.length !== suite.Fn.BYTES || s === 0n || !suite.base.multiply(s).equals(suite.parsePoint(hexToBytes(grant.verifyingShare)))) {
+        throw new CustodyError('SHARE_MISMATCH', `share*G is not the verifying share of ${grant.identifier} for ${b.keyId} epoch ${b.epoch}`);
+      }
+      try {
+        suite.frost.validateSecret({ identifier: grant.identifier, signingShare: share } as FrostSecret, asFrostPublic(pub));
+      } catch (e) {
+        throw new CustodyError('SHARE_MISMATCH', `the share does not validate against the key package: ${(e as Error).message}`);
+      }
+      const target = Math.max(await this.consumedCounter(b.keyId), b.ledgerConsumedCounter);
+      this.o.vault.counter?.raise(b.keyId, target);
+      const record: KeyRecord = rec ?? { keyId: b.keyId, suite: suite.name, epochs: {} };
+      record.epochs[b.epoch] = { identifier: grant.identifier, public: toPublicJson(pub) };
+      const recoveries = { ...(this.gov.recoveries ?? {}) };
+      delete recoveries[b.keyId];
+      const gov: GovernanceState = { ...this.gov, recoveries };
+      const ops: BatchOp[] = [
+        { type: 'put', key: K.share(b.keyId, b.epoch), value: this.o.vault.seal(share, K.share(b.keyId, b.epoch)) },
+        { type: 'put', key: K.key(b.keyId), value: json(record) },
+        { type: 'put', key: K.consumed(b.keyId), value: u64(target) },
+        { type: 'put', key: 'meta/governance', value: json(gov) },
+      ];
+      if (target >= (await this.o.store.getU64('meta/counter'))) ops.push({ type: 'put', key: 'meta/counter', value: u64(target + 1) });
+      await this.o.store.write(ops);
+      this.gov = gov;
+      return { kind: 'keyPackage', keyId: b.keyId, epoch: b.epoch, suite: suite.name, identifier: grant.identifier, public: toWirePublic(pub) };
+    } finally {
+      share.fill(0);
+    }
   }
 
   /** Burns every nonce of the key up to the ledger's consumed counter (after a store restore). */

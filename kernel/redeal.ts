@@ -122,7 +122,7 @@ function evalPoly(suite: Suite, coeffs: bigint[], x: bigint): bigint {
   return acc;
 }
 
-function evalCommitment(suite: Suite, points: GroupPoint[], x: bigint): GroupPoint {
+export function evalCommitment(suite: Suite, points: GroupPoint[], x: bigint): GroupPoint {
   let acc: GroupPoint | null = null;
   let pow = 1n;
   for (const P of points) {

@@ -30,7 +30,7 @@ export async function generateTransportKey(): Promise<TransportKey> {
 }
 
 export interface PackageContext {
-  purpose: 'dkg-round2' | 'redeal' | 'repair-delta' | 'repair-sigma';
+  purpose: 'dkg-round2' | 'redeal' | 'repair-delta' | 'repair-sigma' | 'recovery';
   ceremonyId: string;
   keyId: string;
   sender: string;

@@ -59,6 +59,8 @@ export type RequestBody =
   | { kind: 'nonces'; keyId: string; keyEpoch: number; count: number }
   /** Back up this kernel's share of a key epoch to the decided custodians (kernel.ts shareBackup). */
   | { kind: 'shareBackup'; keyId: string; epoch: number; recipients: string[] }
+  /** Import this kernel's share recovered from its backup (kernel/recovery.ts, kernel.ts importShare). */
+  | { kind: 'importShare'; keyId: string; epoch: number; identifier: string; public: PublicPackage; sealed: SealedPackage; ledgerConsumedCounter: number }
   /**
    * Every message of one act under one permit (permit.messageDigest = messagesDigest(messages),
    * ledger/tx/messages.ts): message i is signed with this kernel's presigned nonce counters[i]
@@ -359,6 +361,15 @@ function validateBody(o: Obj): RequestBody {
       return {
         kind: w, keyId: str(b, 'keyId', w), epoch: u(b, 'epoch', w, 0, EPOCH_MAX),
         recipients: arr(b, 'recipients', w, 1, backupLimits.recipientsMax).map((r, i) => str({ r }, 'r', `${w}.recipients[${i}]`)),
+      };
+    }
+    case 'importShare': {
+      const w = 'importShare';
+      const b = obj(o[w], w);
+      return {
+        kind: w, keyId: str(b, 'keyId', w), epoch: u(b, 'epoch', w, 0, EPOCH_MAX), identifier: str(b, 'identifier', w),
+        public: publicPackage(b['public'], `${w}.public`), sealed: sealed(b['sealed'], `${w}.sealed`),
+        ledgerConsumedCounter: u(b, 'ledgerConsumedCounter', w, 0, INDEX_MAX),
       };
     }
     case 'nonces': {

@@ -674,6 +674,8 @@ function governanceAction(c: ClusterState, a: Exclude<DecisionAction, { kind: 'A
       const backupPolicy = { recipients: a.recipients.map((r) => ({ label: r.label, recipient: r.recipient })), decisionCid: dCid, sinceIndex: ctx.index };
       return accept({ ...c, governance: { ...c.governance, backupPolicy } }, `share backups go to ${a.recipients.map((r) => r.label).join(', ')}`);
     }
+    case 'RecoveryAuthorized':
+      return recoveryAuthorized(c, a);
   }
 }
 
@@ -714,6 +716,35 @@ function keyBackedUp(c: ClusterState, e: Extract<LedgerEvent, { type: 'KeyBacked
   }
   const rec: BackupRecord = { keyId: e.keyId, keyEpoch: e.keyEpoch, nodeId: e.nodeId, identifier, fileCid: e.fileCid, recipientsDigest: e.recipientsDigest, index: ctx.index, stampMs: ctx.stampMs };
   return { kind: 'accept', cluster: { ...c, backups: put(backupsOf(c), rk, rec) }, effect: `backup ${toHex(e.fileCid)} of ${e.keyId} epoch ${e.keyEpoch} by ${e.nodeId} recorded` };
+}
+
+/**
+ * A RecoveryAuthorized decision (kernel/recovery.ts): the kernel of `nodeId` may import its share
+ * of an active key epoch recovered from one recorded backup. Accepted only for an active epoch of
+ * a live key that `nodeId` holds a share of under `identifier`, with the group key the ledger
+ * committed for that epoch, and naming exactly the backup file the ledger records for that
+ * participant (RECOVERY_BACKUP_MISSING without one, RECOVERY_BACKUP_MISMATCH for another cid,
+ * identifier or group key). The ledger cannot check the verifying share (it records only the
+ * group key): that is the approvers' word, and the kernel checks the share against it. Nothing
+ * in the state changes; the decision itself is what each kernel follows.
+ */
+function recoveryAuthorized(c: ClusterState, a: Extract<DecisionAction, { kind: 'RecoveryAuthorized' }>): Outcome {
+  const k = own(c.keys, a.keyId);
+  if (k === undefined) return refuse('UNKNOWN_KEY', `no key ${a.keyId}`);
+  if (k.status === 'retired') return refuse('KEY_NOT_ACTIVE', `key ${a.keyId} is retired`);
+  const ep = own(k.epochs, String(a.keyEpoch));
+  if (ep === undefined || ep.status !== 'active') return refuse('STALE_EPOCH', `key ${a.keyId} epoch ${a.keyEpoch} is ${ep?.status ?? 'unknown'}, not active`);
+  const at = ep.participants.indexOf(a.nodeId);
+  if (at < 0) return refuse('WRONG_RECIPIENT', `${a.nodeId} holds no share of ${a.keyId} epoch ${a.keyEpoch}`);
+  const identifier = frostIdentifier(k.scheme, at + 1);
+  if (a.identifier !== identifier) return refuse('RECOVERY_BACKUP_MISMATCH', `${a.nodeId} is identifier ${identifier} in ${a.keyId} epoch ${a.keyEpoch}, not ${a.identifier}`);
+  if (ep.groupKey === null || !bytesEqual(ep.groupKey, a.groupKey)) return refuse('RECOVERY_BACKUP_MISMATCH', `the group key named is not the one the ledger committed for ${a.keyId} epoch ${a.keyEpoch}`);
+  const rec = own(backupsOf(c), backupRecordKey(a.keyId, a.keyEpoch, a.nodeId));
+  if (rec === undefined) return refuse('RECOVERY_BACKUP_MISSING', `the ledger records no backup of ${a.nodeId}'s share of ${a.keyId} epoch ${a.keyEpoch}`);
+  if (rec.identifier !== a.identifier || !bytesEqual(rec.fileCid, a.backupCid)) {
+    return refuse('RECOVERY_BACKUP_MISMATCH', `the ledger records backup ${toHex(rec.fileCid)} of ${a.nodeId}'s share of ${a.keyId} epoch ${a.keyEpoch}, not ${toHex(a.backupCid)}`);
+  }
+  return { kind: 'accept', cluster: c, effect: `${a.nodeId} may import its share of ${a.keyId} epoch ${a.keyEpoch} from backup ${toHex(a.backupCid)}` };
 }
 
 /**

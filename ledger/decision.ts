@@ -146,7 +146,18 @@ export type DecisionAction =
    * age X25519 recipient with a label, 1 to shareBackup.recipientsMax of them. Replaces the policy
    * in force; a kernel encrypts to no other recipients (kernel/kernel.ts shareBackup).
    */
-  | { readonly kind: 'BackupPolicy'; readonly recipients: readonly BackupRecipient[] };
+  | { readonly kind: 'BackupPolicy'; readonly recipients: readonly BackupRecipient[] }
+  /**
+   * The kernel of `nodeId` may import its share of `keyId` epoch `keyEpoch` (participant
+   * `identifier`) recovered from the backup file whose sha256 is `backupCid` (kernel/recovery.ts).
+   * `groupKey` and `verifyingShare` are what the kernel checks the share against: the ledger
+   * requires the group key it committed for the epoch and a KeyBackedUp of that participant with
+   * that cid; the verifying share is the approvers' word, read from the backup's metadata.
+   */
+  | {
+      readonly kind: 'RecoveryAuthorized'; readonly nodeId: string; readonly keyId: string; readonly keyEpoch: number; readonly identifier: string;
+      readonly backupCid: Uint8Array; readonly groupKey: Uint8Array; readonly verifyingShare: Uint8Array;
+    };
 
 export type DecisionKind = DecisionAction['kind'];
 
@@ -427,6 +438,20 @@ function actionFromCbor(v: CborValue | undefined): DecisionAction {
         return { label: str(ro.label, `recipients[${i}].label`, shareBackupLimits.labelBytesMax), recipient: str(ro.recipient, `recipients[${i}].recipient`, RECIPIENT_TEXT_BYTES_MAX) };
       });
       return { kind, recipients };
+    }
+    case 'RecoveryAuthorized': {
+      const o = obj(v, 'action', ['kind', 'nodeId', 'keyId', 'keyEpoch', 'identifier', 'backupCid', 'groupKey', 'verifyingShare']);
+      const point = (x: CborValue | undefined, what: string): Uint8Array => {
+        const b = bytes(x, what);
+        if (b.length < 32 || b.length > 33) throw new ShapeError(`${what}: expected a 32- or 33-byte group element`);
+        return b;
+      };
+      const identifier = str(o.identifier, 'identifier', shareBackupLimits.identifierBytesMax);
+      if (!/^[0-9a-f]+$/.test(identifier)) throw new ShapeError('identifier: expected lowercase hex');
+      return {
+        kind, nodeId: str(o.nodeId, 'nodeId'), keyId: str(o.keyId, 'keyId'), keyEpoch: int(o.keyEpoch, 'keyEpoch'), identifier,
+        backupCid: bytes(o.backupCid, 'backupCid', 32), groupKey: point(o.groupKey, 'groupKey'), verifyingShare: point(o.verifyingShare, 'verifyingShare'),
+      };
     }
     default:
       throw new ShapeError(`action: unknown kind ${String(kind)}`);

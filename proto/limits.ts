@@ -528,6 +528,8 @@ export const shareBackup = {
   identifierBytesMax: 128,
   /** Longest custodian label a BackupPolicy decision names, in bytes. */
   labelBytesMax: 128,
+  /** Largest sealed-share file decoded (kernel/recovery.ts: public facts and one HPKE package of a scalar). */
+  sealedShareBytesMax: 4096,
 } as const;
 
 // ---------------------------------------------------------------------------------------------

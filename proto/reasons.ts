@@ -84,6 +84,10 @@ export const REASONS = {
   BACKUP_POLICY_INVALID: { grpc: GrpcStatus.INVALID_ARGUMENT, text: 'a BackupPolicy decision names no custodian, too many, a label or recipient twice, or a recipient that is not an age X25519 recipient' },
   BACKUP_POLICY_MISSING: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'no BackupPolicy decision is in force (as the ledger or this kernel follows governance)' },
   BACKUP_RECIPIENTS_MISMATCH: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'the backup names other custodian recipients than the BackupPolicy decision in force' },
+  RECOVERY_BACKUP_MISSING: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'a RecoveryAuthorized decision names a participant of a key epoch whose backup the ledger does not record' },
+  RECOVERY_BACKUP_MISMATCH: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'a RecoveryAuthorized decision names another backup file, identifier or group key than the ledger records' },
+  RECOVERY_NOT_AUTHORIZED: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'no RecoveryAuthorized decision this kernel verified names this node, key, epoch and identifier' },
+  SHARE_ALREADY_HELD: { grpc: GrpcStatus.ALREADY_EXISTS, text: 'this kernel already holds a share of that key epoch; a recovered share never replaces one' },
 
   // Share repair (kernel/repair.ts): rebuilding a lost share, or enrolling a new identifier, from t helpers.
   REPAIR_HELPERS_INVALID: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'the repair\'s helper set is not t or more distinct current shareholders, or it includes the participant being repaired' },

@@ -119,7 +119,7 @@ function cluster(ledger: LedgerPort): ClusterState {
   return c;
 }
 
-const BYTE_FIELDS = new Set(['keyReadyCid', 'actCid', 'identityKey', 'publicKey', 'displayHash', 'policy']);
+const BYTE_FIELDS = new Set(['keyReadyCid', 'actCid', 'identityKey', 'publicKey', 'displayHash', 'policy', 'backupCid', 'groupKey', 'verifyingShare']);
 /** Amount fields of decision actions (none today: PolicyChanged carries its document as canonical CBOR, hex in "policy"). */
 const AMOUNT_FIELDS = new Set<string>([]);
 

@@ -5,13 +5,19 @@
  *   custody guardian split --identity-file F --shares N --threshold K --out DIR [--label L]
  *   custody guardian combine --out F SHARE...                          rebuild and check the identity
  *   custody guardian verify SHARE...                                   check files without combining
+ *   custody guardian recover-share --identity-file F --backup B --cid C --to-kernel K --out S
+ *                                                                      a backup's share sealed to one kernel
  * File format and checks: node/guardian/shares.ts. A refusal prints `REASON: detail` and exits 3.
  */
 import type { CommandModule } from 'yargs';
 import { generateX25519Identity, identityToRecipient } from 'age-encryption';
-import { guardian as limits } from '../../proto/limits.js';
+import { guardian as limits, shareBackup as backupLimits } from '../../proto/limits.js';
 import { readIdentityFile, readShareFiles, writeNewSecretFile, writeShareFiles } from '../guardian/files.js';
 import { local } from './snapshot.js';
+import { readFile, stat } from 'node:fs/promises';
+import { CustodyError } from '../../proto/errors.js';
+import { readShareBackupMeta } from '../../kernel/backup.js';
+import { backupCid, encodeSealedShare, sealRecoveredShare } from '../../kernel/recovery.js';
 import { checkShareSet, combineShares, renderIdentityFile, renderShare, splitIdentity } from '../guardian/shares.js';
 
 const out = (s: string): void => void process.stdout.write(`${s}\n`);
@@ -79,9 +85,37 @@ const verify: CommandModule<object, { shares: string[]; requireThreshold: boolea
   }),
 };
 
+const recoverShare: CommandModule<object, { identityFile: string; backup: string; cid: string; toKernel: string; out: string }> = {
+  command: 'recover-share',
+  describe: 'on the custodian\'s offline machine: decrypt a share backup with the custodian\'s identity (rebuilt with `guardian combine`) and seal the share to the transport key of the kernel that is to import it (its `custody kernel status`), so the share is never in the clear outside this process and that kernel. Refused, nothing written: a backup whose sha256 is not --cid (RECOVERY_BACKUP_MISMATCH), a backup this identity does not open or whose metadata was altered (BACKUP_INVALID), a share that does not match the backup\'s verifying share (SHARE_MISMATCH). Prints the backup\'s key, epoch, identifier, verifying share and group key: the RecoveryAuthorized decision must name exactly these. The kernel imports the file (`custody admin share import`) only under that decision',
+  builder: (y) => y
+    .option('identity-file', { type: 'string', demandOption: true, describe: 'the custodian\'s age identity (refused if its group or other users have access)' })
+    .option('backup', { type: 'string', demandOption: true, describe: 'the share backup file (from the node\'s backup folder)' })
+    .option('cid', { type: 'string', demandOption: true, describe: 'the backup cid the ledger records (`custody admin backup list`), 64 hex digits' })
+    .option('to-kernel', { type: 'string', demandOption: true, describe: 'the target kernel\'s X25519 transport public key, 64 hex digits' })
+    .option('out', { type: 'string', demandOption: true, describe: 'sealed share file to create (never over an existing file)' }) as never,
+  handler: local(async (a) => {
+    if (!/^[0-9a-f]{64}$/.test(a.cid)) throw new CustodyError('INVALID_ARGUMENT', '--cid must be 64 lowercase hex digits');
+    if (!/^[0-9a-f]{64}$/.test(a.toKernel)) throw new CustodyError('INVALID_ARGUMENT', '--to-kernel must be 64 lowercase hex digits (an X25519 public key)');
+    const { identity: id } = await readIdentityFile(a.identityFile);
+    const size = (await stat(a.backup)).size;
+    if (size > backupLimits.fileBytesMax) throw new CustodyError('BACKUP_INVALID', `${a.backup}: ${size} bytes, more than a backup's ${backupLimits.fileBytesMax}`);
+    const file = new Uint8Array(await readFile(a.backup));
+    if (Buffer.from(backupCid(file)).toString('hex') !== a.cid) throw new CustodyError('RECOVERY_BACKUP_MISMATCH', `${a.backup} is not backup ${a.cid} (its sha256 differs)`);
+    const meta = readShareBackupMeta(file);
+    const { sealed, backupCid: cid } = await sealRecoveredShare(file, id, meta, Buffer.from(a.toKernel, 'hex'));
+    await writeNewSecretFile(a.out, encodeSealedShare({ keyId: meta.keyId, epoch: meta.epoch, identifier: meta.identifier, backupCid: cid, sealed }));
+    out(JSON.stringify({
+      keyId: meta.keyId, epoch: meta.epoch, identifier: meta.identifier, scheme: meta.scheme, backupCid: a.cid,
+      verifyingShare: Buffer.from(meta.verifyingShare).toString('hex'), groupKey: Buffer.from(meta.groupKey).toString('hex'), sealedTo: a.toKernel, out: a.out,
+    }));
+    err(`share of ${meta.identifier} for ${meta.keyId} epoch ${meta.epoch} checked against its verifying share and sealed to kernel ${a.toKernel.slice(0, 16)}...; written to ${a.out}`);
+  }),
+};
+
 export const guardianCommand: CommandModule<object, object> = {
   command: 'guardian <action>',
-  describe: 'offline tools for custodians: generate an age identity, split it among guardians, check guardian files, rebuild the identity',
-  builder: (y) => y.command(identity).command(split).command(combine).command(verify).demandCommand(1) as never,
+  describe: 'offline tools for custodians: generate an age identity, split it among guardians, check guardian files, rebuild the identity, seal a backed-up share to the kernel that recovers it',
+  builder: (y) => y.command(identity).command(split).command(combine).command(verify).command(recoverShare).demandCommand(1) as never,
   handler: () => undefined,
 };
