@@ -682,7 +682,13 @@ export class LedgerApp implements Application {
     for (let round = 0; round < ledgerLimits.archiveFetchRoundsMax; round++) {
       if (round > 0) await this.source?.pause?.(round);
       const peers = [...sources, ...(this.source?.peers() ?? []).map((p) => ({ name: p, fetch: (at: number, n: number) => (this.source as ArchiveSource).fetch(p, at, n) }))];
-      if (peers.length === 0) break;
+      if (peers.length === 0) {
+        // No peer reachable now (they may be restarting): a round like one where every peer
+        // refused, so the install waits for them as long as for refusing peers.
+        if (this.source === null) break;
+        this.log(`archive: no peer to ask for records from ${start.count}; waiting (round ${round + 1} of ${ledgerLimits.archiveFetchRoundsMax})`);
+        continue;
+      }
       for (const p of peers) {
         try {
           const t = await this.fetchFrom(p.fetch, start, target, own.count);
