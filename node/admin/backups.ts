@@ -20,6 +20,10 @@ export interface BackupEntryView {
   readonly index: number;
   readonly stampMs: number;
   readonly earlierPolicy: boolean;
+  readonly threshold: number;
+  /** Hex; '' while the epoch has none. */
+  readonly groupKey: string;
+  readonly scheme: string;
 }
 
 export interface BackupListReply {
@@ -49,6 +53,7 @@ export function backupList(caller: Operator, s: LedgerState): BackupListReply {
       entries.push({
         keyId: k.id, keyEpoch: e.epoch, nodeId, identifier: identifierOf(k.scheme, e.participants, nodeId), backedUp: current,
         fileCid: rec === undefined ? '' : toHex(rec.fileCid), index: rec?.index ?? 0, stampMs: rec?.stampMs ?? 0, earlierPolicy: rec !== undefined && !current,
+        threshold: e.threshold, groupKey: e.groupKey === null ? '' : toHex(e.groupKey), scheme: k.scheme,
       });
     }
   }
