@@ -584,6 +584,8 @@ export const drill = {
   reportCharsMax: 1024 * 1024,
   /** Most backup files a drill reads from its folder. */
   backupFilesMax: 4096,
+  /** Most a BackupDrilled's own time may differ from its entry's stamp (the drill is recorded as it ends). */
+  recordSkewMs: 10 * 60_000,
 };
 
 check(raft.heartbeatTicks < raft.electionTicksMin, 'heartbeats must come faster than elections');

@@ -157,6 +157,7 @@ export const REASONS = {
   FENCE_UNSIGNED: { grpc: GrpcStatus.UNAUTHENTICATED, text: 'fencing is an approver-signed NodeFenced decision: the request carries no approver signature' },
 
   // Backup drills (node/guardian/drill.ts): the recovered shares must be the key.
+  DRILL_RECORD_INVALID: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'a BackupDrilled names a backup the ledger does not record for that key epoch, a participant twice, passes without every participant\'s backup, or ran too far from its entry\'s stamp' },
   DRILL_RECONSTRUCTION_FAILED: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'a backup drill recovered fewer shares than the threshold, or shares that do not reconstruct the group key' },
 
   // The kernel's own policy check (kernel/policy-check.ts): the history-free rules and approvals, before any nonce or share.

@@ -205,7 +205,7 @@ export async function runDrill(input: DrillInput, progress: (line: string) => vo
 export function formatDrillReport(r: DrillReport): string {
   const lines = [`drill of key ${r.keyId} epoch ${r.epoch} (threshold ${r.threshold}) with the identity of ${r.recipient}`];
   for (const e of r.entries) {
-    lines.push(`  ${e.nodeId} (${e.identifier.slice(0, 16)}): ${e.status === 'ok' ? 'ok' : `${e.status.toUpperCase()} ${e.reason}: ${e.detail}`}`);
+    lines.push(`  ${e.nodeId}: ${e.status === 'ok' ? 'ok' : `${e.status.toUpperCase()} ${e.reason}: ${e.detail}`}`);
   }
   lines.push(`  ${r.reconstruction}`);
   const okCount = r.entries.filter((e) => e.status === 'ok').length;
