@@ -4,9 +4,9 @@
  * policy. Only reads this node's replica; what it lists is what every replica agrees on.
  */
 import { CustodyError } from '../../proto/errors.js';
-import { backupRecipientsDigest, backupRecordKey } from '../../ledger/backup-policy.js';
+import { backupRecipientsDigest, backupRecordKey, drillRecordKey } from '../../ledger/backup-policy.js';
 import { bytesEqual, toHex } from '../../ledger/encoding.js';
-import { backupsOf, type LedgerState } from '../../ledger/state.js';
+import { backupsOf, drillsOf, type LedgerState } from '../../ledger/state.js';
 import { identifierOf } from '../lifecycle/participant.js';
 import { requireAction, type Operator } from './roles.js';
 
@@ -26,6 +26,17 @@ export interface BackupEntryView {
   readonly scheme: string;
 }
 
+export interface BackupDrillView {
+  readonly keyId: string;
+  readonly keyEpoch: number;
+  readonly passed: boolean;
+  readonly backupCids: readonly string[];
+  readonly reportDigest: string;
+  readonly drilledAtMs: number;
+  readonly nodeId: string;
+  readonly index: number;
+}
+
 export interface BackupListReply {
   readonly policyInForce: boolean;
   readonly custodians: readonly { readonly label: string; readonly recipient: string }[];
@@ -33,6 +44,7 @@ export interface BackupListReply {
   readonly policySinceIndex: number;
   readonly entries: readonly BackupEntryView[];
   readonly missing: number;
+  readonly drills: readonly BackupDrillView[];
 }
 
 export function backupList(caller: Operator, s: LedgerState): BackupListReply {
@@ -42,11 +54,19 @@ export function backupList(caller: Operator, s: LedgerState): BackupListReply {
   const policy = c.governance.backupPolicy;
   const digest = policy === undefined ? null : backupRecipientsDigest(policy.recipients);
   const entries: BackupEntryView[] = [];
+  const drills: BackupDrillView[] = [];
   const keys = Object.values(c.keys).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   for (const k of keys) {
     if (k.status !== 'active' || k.activeEpoch === null) continue;
     const e = k.epochs[String(k.activeEpoch)];
     if (e === undefined) continue;
+    const d = drillsOf(c)[drillRecordKey(k.id, e.epoch)];
+    if (d !== undefined) {
+      drills.push({
+        keyId: d.keyId, keyEpoch: d.keyEpoch, passed: d.passed, backupCids: d.backupCids.map(toHex), reportDigest: toHex(d.reportDigest),
+        drilledAtMs: d.drilledAtMs, nodeId: d.nodeId, index: d.index,
+      });
+    }
     for (const nodeId of e.participants) {
       const rec = backupsOf(c)[backupRecordKey(k.id, e.epoch, nodeId)];
       const current = rec !== undefined && digest !== null && bytesEqual(rec.recipientsDigest, digest);
@@ -64,5 +84,6 @@ export function backupList(caller: Operator, s: LedgerState): BackupListReply {
     policySinceIndex: policy?.sinceIndex ?? 0,
     entries,
     missing: entries.filter((x) => !x.backedUp).length,
+    drills,
   };
 }

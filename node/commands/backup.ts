@@ -19,7 +19,7 @@ import type { Argv } from 'yargs';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { drill as drillLimits } from '../../proto/limits.js';
-import { drillInChild, formatDrillReport, type DrillInput } from '../guardian/drill.js';
+import { drillInChild, drillReportDigest, formatDrillReport, type DrillInput } from '../guardian/drill.js';
 import { isSuiteName } from '../../kernel/suites.js';
 import { CustodyError } from '../../proto/errors.js';
 import { shareBackup as limits } from '../../proto/limits.js';
@@ -51,6 +51,12 @@ export function formatBackupList(r: BackupListReply): string {
     else lines.push(`  ${where}: MISSING`);
   }
   lines.push(`${r.entries.length - r.missing} of ${r.entries.length} shares backed up${r.missing > 0 ? `, ${r.missing} missing` : ''}`);
+  const epochs = [...new Map(r.entries.map((e) => [`${e.keyId}\u0000${e.keyEpoch}`, e])).values()];
+  for (const e of epochs) {
+    const d = (r.drills ?? []).find((x) => x.keyId === e.keyId && x.keyEpoch === e.keyEpoch);
+    if (d === undefined) lines.push(`key ${e.keyId} epoch ${e.keyEpoch}: never drilled`);
+    else lines.push(`key ${e.keyId} epoch ${e.keyEpoch}: last drill ${d.passed ? 'PASSED' : 'FAILED'} at ${new Date(d.drilledAtMs).toISOString()} through ${d.nodeId} (index ${d.index}), ${d.backupCids.length} backups opened, report ${d.reportDigest.slice(0, 16)}`);
+  }
   return lines.join('\n');
 }
 
@@ -112,7 +118,7 @@ export function drillInputOf(r: BackupListReply, keyId: string, epoch: number | 
   };
 }
 
-type DrillArgs = Conn & { 'key-id': string; epoch?: number; 'guardian-shares': string[]; backups: string[] };
+type DrillArgs = Conn & { 'key-id': string; epoch?: number; 'guardian-shares': string[]; backups: string[]; record: boolean };
 
 const drill: Cmd<DrillArgs> = {
   command: 'drill',
@@ -121,14 +127,19 @@ const drill: Cmd<DrillArgs> = {
     .option('key-id', { type: 'string', demandOption: true, describe: 'the threshold key to drill' })
     .option('epoch', { type: 'number', describe: 'its key epoch (default and only choice: the active epoch, whose shares the kernels hold)' })
     .option('guardian-shares', { type: 'string', array: true, demandOption: true, describe: 'guardian files of the custodian\'s split, or folders holding them: at least its threshold' })
-    .option('backups', { type: 'string', array: true, demandOption: true, describe: `folder(s) or files holding the backup files (copies of the nodes' backup folders), at most ${drillLimits.backupFilesMax} files` })
+    .option('backups', { type: 'string', array: true, demandOption: true, describe: `folders (the files directly inside each) or files holding the backup files (copies of the nodes' backup folders), at most ${drillLimits.backupFilesMax} files` })
+    .option('record', { type: 'boolean', default: true, describe: 'record the drill in the ledger (a BackupDrilled by the node called: the backups opened, passed or failed, the report\'s digest; needs the backup role, e.g. an auditor); --no-record only reports' })
     .example('$0 admin backup drill --key-id k1 --guardian-shares g/ --backups copies/ --node 127.0.0.1:7201 --node-id n1 --certs certs --as audit', 'drill key k1\'s active epoch') as Argv<DrillArgs>,
   handler: run(async (c, a) => {
     const guardianFiles = await expandFiles(a['guardian-shares'], 'guardian file', drillLimits.backupFilesMax);
     const backupFiles = await expandFiles(a.backups, 'backup file', drillLimits.backupFilesMax);
     const input = drillInputOf(await c.listBackups(), a['key-id'], a.epoch, guardianFiles, backupFiles);
     const report = await drillInChild(input, (line) => void process.stderr.write(`drill: ${line}\n`));
-    out(a.json ? JSON.stringify(report, null, 2) : formatDrillReport(report));
+    const digest = drillReportDigest(report);
+    const opened = report.entries.filter((e) => e.status !== 'missing' && e.cid !== '').map((e) => e.cid);
+    const recorded = a.record ? await c.recordDrill({ keyId: report.keyId, keyEpoch: report.epoch, backupCids: opened, passed: report.ok, reportDigest: digest }) : null;
+    if (a.json) out(JSON.stringify({ report, reportDigest: digest, recordedAt: recorded?.index ?? null }, null, 2));
+    else out(`${formatDrillReport(report)}\n${recorded === null ? 'not recorded (--no-record)' : `recorded in the ledger at index ${recorded.index} (BackupDrilled, report digest ${digest})`}`);
     if (!report.ok) process.exitCode = 4;
   }),
 };
