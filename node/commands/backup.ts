@@ -137,10 +137,17 @@ const drill: Cmd<DrillArgs> = {
     const report = await drillInChild(input, (line) => void process.stderr.write(`drill: ${line}\n`));
     const digest = drillReportDigest(report);
     const opened = report.entries.filter((e) => e.status !== 'missing' && e.cid !== '').map((e) => e.cid);
-    const recorded = a.record ? await c.recordDrill({ keyId: report.keyId, keyEpoch: report.epoch, backupCids: opened, passed: report.ok, reportDigest: digest }) : null;
-    if (a.json) out(JSON.stringify({ report, reportDigest: digest, recordedAt: recorded?.index ?? null }, null, 2));
-    else out(`${formatDrillReport(report)}\n${recorded === null ? 'not recorded (--no-record)' : `recorded in the ledger at index ${recorded.index} (BackupDrilled, report digest ${digest})`}`);
+    if (!a.json) out(formatDrillReport(report));
     if (!report.ok) process.exitCode = 4;
+    let recorded: { index: number } | null = null;
+    try {
+      // The report is printed whether or not the ledger takes the record (a refusal exits 3).
+      if (a.record) recorded = await c.recordDrill({ keyId: report.keyId, keyEpoch: report.epoch, backupCids: opened, passed: report.ok, reportDigest: digest });
+    } finally {
+      if (a.json) out(JSON.stringify({ report, reportDigest: digest, recordedAt: recorded?.index ?? null }, null, 2));
+      else if (recorded !== null) out(`recorded in the ledger at index ${recorded.index} (BackupDrilled, report digest ${digest})`);
+      else if (!a.record) out('not recorded (--no-record)');
+    }
   }),
 };
 

@@ -108,4 +108,5 @@ t.test('a drill of the daemons\' backups passes, is recorded on every replica an
   const notAllowed = await cli('approver-1', 'n1', ['backup', 'drill', '--key-id', 'k', '--guardian-shares', join(dir, 'guardians'), '--backups', copies]);
   t.equal(notAllowed.code, 3, 'recording a drill needs the backup role');
   t.match(notAllowed.stderr, /ROLE_NOT_ALLOWED/);
+  t.match(notAllowed.stdout, /FAILED: 0 of 3 shares recovered/, 'the report is printed even when the record is refused');
 });
