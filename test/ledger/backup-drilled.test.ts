@@ -129,3 +129,17 @@ t.test('property: a drill is recorded exactly when its cids are distinct recorde
     return checkInvariants(s.state).length === 0 && bytesEqual(stateRoot(restore(snapshot(s.state))), stateRoot(s.state));
   }), { seed, numRuns: 80 });
 });
+
+t.test('invariants catch a drill record the ledger would not have accepted', async (t) => {
+  const { s } = await drillable();
+  ok(t, drilled(s));
+  const c = s.state.cluster!;
+  const rk = drillRecordKey('k1', 0);
+  const rec = drillsOf(c)[rk]!;
+  const withDrill = (d: typeof rec, key = rk) => ({ ...s.state, cluster: { ...c, drills: { [key]: d } } });
+  t.same(checkInvariants(s.state), [], 'the accepted record holds');
+  t.match(checkInvariants(withDrill({ ...rec, backupCids: rec.backupCids.slice(0, 2) })).join('\n'), /names 2 backups of 3 participants and passed/);
+  t.match(checkInvariants(withDrill({ ...rec, passed: false, backupCids: [rec.backupCids[0]!, rec.backupCids[0]!] })).join('\n'), /names a backup twice/);
+  t.match(checkInvariants(withDrill({ ...rec, keyEpoch: 5 }, drillRecordKey('k1', 5))).join('\n'), /an epoch the ledger does not hold/);
+  t.match(checkInvariants(withDrill(rec, drillRecordKey('k1', 1))).join('\n'), /filed under another key/);
+});
