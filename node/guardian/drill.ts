@@ -213,7 +213,10 @@ export function formatDrillReport(r: DrillReport): string {
   return lines.join('\n');
 }
 
-/** The report's digest (sha256 of its canonical JSON, hex): what a record of the drill names. */
+/**
+ * The report's digest (hex sha256 of `JSON.stringify(report)`: compact, fields in the order the
+ * report is built and printed with `--json`): what a record of the drill names.
+ */
 export function drillReportDigest(r: DrillReport): string {
   return sha256Hex(new TextEncoder().encode(JSON.stringify(r)));
 }

@@ -19,7 +19,7 @@ import { encryptShareBackup } from '../../kernel/backup.js';
 import { suiteOf, type SuiteName } from '../../kernel/suites.js';
 import { renderShare, splitIdentity } from '../../node/guardian/shares.js';
 import { writeShareFiles } from '../../node/guardian/files.js';
-import { checkReconstruction, drillInChild, formatDrillReport, runDrill, type DrillInput } from '../../node/guardian/drill.js';
+import { checkReconstruction, drillInChild, drillReportDigest, formatDrillReport, runDrill, type DrillInput } from '../../node/guardian/drill.js';
 import { dealer, reasonOf } from '../kernel/harness.js';
 
 const replay = {
@@ -191,4 +191,15 @@ t.test('checkReconstruction: dealt shares in any order reconstruct the group key
       return checkReconstruction(scheme, tt, pub.commitments[0]!, altered) !== '';
     },
   ), { seed, numRuns: 60, ...replay });
+});
+
+t.test('drillReportDigest is the sha256 of the compact JSON of the report, so an auditor can recompute it from the --json output', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'custody-drill-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const w = await world(dir);
+  const r = await runDrill(w.input());
+  const printed = JSON.parse(JSON.stringify({ report: r }, null, 2)) as { report: typeof r };
+  t.equal(drillReportDigest(printed.report), sha(new TextEncoder().encode(JSON.stringify(printed.report))));
+  t.equal(drillReportDigest(printed.report), drillReportDigest(r), 'the pretty-printed report parses back to the digest recorded');
+  t.not(drillReportDigest({ ...r, ok: !r.ok }), drillReportDigest(r), 'another verdict, another digest');
 });
