@@ -29,7 +29,7 @@
  * BackupPolicy in force (ledger/backup-policy.ts).
  */
 import { CustodyError, assert, isCustodyError } from '../proto/errors.js';
-import { ledger as limits } from '../proto/limits.js';
+import { drill as drillLimits, ledger as limits } from '../proto/limits.js';
 import type { ReasonCode } from '../proto/reasons.js';
 import { type CborValue, bytesEqual, decode, digest, encode, toHex } from './encoding.js';
 import {
@@ -52,8 +52,8 @@ import { ed25519GroupCommitment, frostIdentifier, isGroupElement } from './signi
 import { attestedTime } from './clock-reading.js';
 import { type ProposedEvent, verifyProposed } from './proposer-sig.js';
 import { admissionReceipt, permitReceipt, publicationReceipt, type ReceiptAnchor } from './receipts.js';
-import { type FenceReport, backupsOf, fenceReportsOf } from './state.js';
-import { type BackupRecord, backupRecipientsDigest, backupRecordKey, validateBackupRecipients } from './backup-policy.js';
+import { type FenceReport, backupsOf, drillsOf, fenceReportsOf } from './state.js';
+import { type BackupRecord, type DrillRecord, backupRecipientsDigest, backupRecordKey, drillRecordKey, validateBackupRecipients } from './backup-policy.js';
 import { type ClusterState, type EpochRecord, type KeyRecord, type LedgerState, type NodeRecord, type OpRecord, type OpState, type PermitRecord, type RuleRecord, type RevocationRecord, revocationsOf, OP_TRANSITIONS, TERMINAL_OP_STATES, clipRuleDetail, consumedKey, keyContextOf } from './state.js';
 
 export type ApplyResult =
@@ -336,6 +336,7 @@ function dispatch(c: ClusterState, e: Exclude<LedgerEvent, { type: 'ClusterGenes
     case 'ActAborted': return actAborted(c, e, ctx);
     case 'ClockTick': return clockTick(c, e, ctx);
     case 'KeyBackedUp': return keyBackedUp(c, e, ctx);
+    case 'BackupDrilled': return backupDrilled(c, e, ctx);
   }
 }
 
@@ -716,6 +717,52 @@ function keyBackedUp(c: ClusterState, e: Extract<LedgerEvent, { type: 'KeyBacked
   }
   const rec: BackupRecord = { keyId: e.keyId, keyEpoch: e.keyEpoch, nodeId: e.nodeId, identifier, fileCid: e.fileCid, recipientsDigest: e.recipientsDigest, index: ctx.index, stampMs: ctx.stampMs };
   return { kind: 'accept', cluster: { ...c, backups: put(backupsOf(c), rk, rec) }, effect: `backup ${toHex(e.fileCid)} of ${e.keyId} epoch ${e.keyEpoch} by ${e.nodeId} recorded` };
+}
+
+/**
+ * BackupDrilled: the proposing node records that an operator drilled the backups of a key epoch
+ * through it (node/guardian/drill.ts). Like every journal event it is signed by its proposer
+ * (checkProposer); the ledger cannot re-run the drill (it never sees a share or an identity), so
+ * `passed` and the report digest are that node's word, and what the ledger does check is that
+ * the record is about what it records: a live key's epoch that is active, and `backupCids` each
+ * the cid of that epoch's KeyBackedUp of a distinct participant (DRILL_RECORD_INVALID otherwise),
+ * all of them when `passed` (a drill that opened fewer backups did not prove every share). To keep
+ * a signed record from being replayed to make an old drill look recent, `drilledAtMs` must be
+ * later than the last drill recorded for the epoch and within drill.recordSkewMs of the entry's
+ * stamp (REPLAY_OR_CONFLICT / DRILL_RECORD_INVALID).
+ */
+function backupDrilled(c: ClusterState, e: Extract<LedgerEvent, { type: 'BackupDrilled' }>, ctx: Ctx): Outcome {
+  const bad = checkProposer(c, e);
+  if (bad !== null) return bad;
+  const k = own(c.keys, e.keyId);
+  if (k === undefined) return refuse('UNKNOWN_KEY', `no key ${e.keyId}`);
+  if (k.status === 'retired') return refuse('KEY_NOT_ACTIVE', `key ${e.keyId} is retired`);
+  const ep = own(k.epochs, String(e.keyEpoch));
+  if (ep === undefined || ep.status !== 'active') return refuse('STALE_EPOCH', `key ${e.keyId} epoch ${e.keyEpoch} is ${ep?.status ?? 'unknown'}, not active`);
+  if (Math.abs(e.drilledAtMs - ctx.stampMs) > drillLimits.recordSkewMs) {
+    return refuse('DRILL_RECORD_INVALID', `the drill ran at ${e.drilledAtMs}, more than ${drillLimits.recordSkewMs} ms from the entry's stamp ${ctx.stampMs}`);
+  }
+  const seen = new Set<string>();
+  for (const cid of e.backupCids) {
+    const hex = toHex(cid);
+    const holder = ep.participants.find((n) => { const r = own(backupsOf(c), backupRecordKey(e.keyId, e.keyEpoch, n)); return r !== undefined && bytesEqual(r.fileCid, cid); });
+    if (holder === undefined) return refuse('DRILL_RECORD_INVALID', `${hex} is not the recorded backup of any participant of ${e.keyId} epoch ${e.keyEpoch}`);
+    if (seen.has(holder)) return refuse('DRILL_RECORD_INVALID', `the backup of ${holder} is named twice`);
+    seen.add(holder);
+  }
+  if (e.passed && seen.size !== ep.participants.length) {
+    return refuse('DRILL_RECORD_INVALID', `a drill that passed opened every participant's backup; this one names ${seen.size} of ${ep.participants.length}`);
+  }
+  const rk = drillRecordKey(e.keyId, e.keyEpoch);
+  const prev = own(drillsOf(c), rk);
+  if (prev !== undefined && e.drilledAtMs <= prev.drilledAtMs) {
+    return refuse('REPLAY_OR_CONFLICT', `a drill of ${e.keyId} epoch ${e.keyEpoch} at ${prev.drilledAtMs} is already recorded (index ${prev.index}); this one ran at ${e.drilledAtMs}`);
+  }
+  const rec: DrillRecord = {
+    keyId: e.keyId, keyEpoch: e.keyEpoch, backupCids: [...e.backupCids], passed: e.passed, reportDigest: e.reportDigest, drilledAtMs: e.drilledAtMs,
+    nodeId: e.nodeId, index: ctx.index, stampMs: ctx.stampMs,
+  };
+  return { kind: 'accept', cluster: { ...c, drills: put(drillsOf(c), rk, rec) }, effect: `drill of ${e.keyId} epoch ${e.keyEpoch} ${e.passed ? 'passed' : 'failed'} (${e.backupCids.length} backups) recorded by ${e.nodeId}` };
 }
 
 /**

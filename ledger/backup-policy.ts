@@ -57,6 +57,30 @@ export interface BackupRecord {
   readonly stampMs: number;
 }
 
+/**
+ * The last BackupDrilled of a key epoch (ledger/apply.ts backupDrilled): which recorded backups
+ * a drill opened, whether it passed, a digest of its report, who recorded it and when.
+ */
+export interface DrillRecord {
+  readonly keyId: string;
+  readonly keyEpoch: number;
+  /** The KeyBackedUp cids the drill used, in participant order. */
+  readonly backupCids: readonly Uint8Array[];
+  readonly passed: boolean;
+  /** sha256 of the drill's report (node/guardian/drill.ts drillReportDigest). */
+  readonly reportDigest: Uint8Array;
+  /** When the drill ran, by the proposing node's clock (ms since the epoch, UTC). */
+  readonly drilledAtMs: number;
+  readonly nodeId: string;
+  readonly index: number;
+  readonly stampMs: number;
+}
+
+/** The state key of a key epoch's drill record. */
+export function drillRecordKey(keyId: string, keyEpoch: number): string {
+  return `${keyId}\u0000${keyEpoch}`;
+}
+
 export const BACKUP_RECIPIENTS_DOMAIN = 'custody-ledger/v1/backup-recipients';
 
 /**

@@ -301,7 +301,14 @@ export type LedgerEvent =
    * `identifier` there): `fileCid` is sha256 of the file's bytes, `recipientsDigest` the
    * BackupPolicy recipients it is encrypted to (ledger/backup-policy.ts).
    */
-  | ({ readonly type: 'KeyBackedUp'; readonly keyId: string; readonly keyEpoch: number; readonly identifier: string; readonly fileCid: Uint8Array; readonly recipientsDigest: Uint8Array } & Proposer);
+  | ({ readonly type: 'KeyBackedUp'; readonly keyId: string; readonly keyEpoch: number; readonly identifier: string; readonly fileCid: Uint8Array; readonly recipientsDigest: Uint8Array } & Proposer)
+  /**
+   * An operator drilled the backups of key `keyId` epoch `keyEpoch` through the proposing node
+   * (node/guardian/drill.ts): `backupCids` are the KeyBackedUp cids it opened, `passed` its
+   * verdict, `reportDigest` sha256 of its report, `drilledAtMs` when it ran (ledger/apply.ts
+   * backupDrilled).
+   */
+  | ({ readonly type: 'BackupDrilled'; readonly keyId: string; readonly keyEpoch: number; readonly backupCids: readonly Uint8Array[]; readonly passed: boolean; readonly reportDigest: Uint8Array; readonly drilledAtMs: number } & Proposer);
 
 export type EventType = LedgerEvent['type'];
 
@@ -334,6 +341,8 @@ export function eventToCbor(e: LedgerEvent): CborValue {
       return { type: e.type, opId: e.opId, reason: e.reason, ...proposerToCbor(e) };
     case 'KeyBackedUp':
       return { type: e.type, keyId: e.keyId, keyEpoch: e.keyEpoch, identifier: e.identifier, fileCid: e.fileCid, recipientsDigest: e.recipientsDigest, ...proposerToCbor(e) };
+    case 'BackupDrilled':
+      return { type: e.type, keyId: e.keyId, keyEpoch: e.keyEpoch, backupCids: [...e.backupCids], passed: e.passed, reportDigest: e.reportDigest, drilledAtMs: e.drilledAtMs, ...proposerToCbor(e) };
     default:
       return { ...e } as CborValue;
   }
@@ -420,6 +429,15 @@ export function eventFromCbor(v: CborValue): LedgerEvent {
       return {
         type, keyId: str(o.keyId, 'keyId'), keyEpoch: int(o.keyEpoch, 'keyEpoch'), identifier: str(o.identifier, 'identifier'),
         fileCid: bytes(o.fileCid, 'fileCid', 32), recipientsDigest: bytes(o.recipientsDigest, 'recipientsDigest', 32), ...proposer(o),
+      };
+    }
+    case 'BackupDrilled': {
+      const o = obj(v, 'event', ['type', 'keyId', 'keyEpoch', 'backupCids', 'passed', 'reportDigest', 'drilledAtMs', ...PROPOSER], ['sig']);
+      if (typeof o.passed !== 'boolean') throw new ShapeError('passed: expected a boolean');
+      return {
+        type, keyId: str(o.keyId, 'keyId'), keyEpoch: int(o.keyEpoch, 'keyEpoch'),
+        backupCids: arr(o.backupCids, 'backupCids', limits.nodesMax).map((c, i) => bytes(c, `backupCids[${i}]`, 32)),
+        passed: o.passed, reportDigest: bytes(o.reportDigest, 'reportDigest', 32), drilledAtMs: int(o.drilledAtMs, 'drilledAtMs'), ...proposer(o),
       };
     }
     default:

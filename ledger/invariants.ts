@@ -8,9 +8,9 @@ import { validateRoster } from './decision.js';
 import { keyReadyCid } from './apply.js';
 import { receiptCid } from './receipts.js';
 import { type CborValue } from './encoding.js';
-import { type EpochRecord, type LedgerState, type OpState, OP_TRANSITIONS, TERMINAL_OP_STATES, backupsOf, fenceReportsOf, revocationsOf } from './state.js';
+import { type EpochRecord, type LedgerState, type OpState, OP_TRANSITIONS, TERMINAL_OP_STATES, backupsOf, drillsOf, fenceReportsOf, revocationsOf } from './state.js';
 import { ledger as ledgerLimits } from '../proto/limits.js';
-import { backupRecordKey, validateBackupRecipients } from './backup-policy.js';
+import { backupRecordKey, drillRecordKey, validateBackupRecipients } from './backup-policy.js';
 import { frostIdentifier } from './signing-set.js';
 
 function own<T>(m: { readonly [k: string]: T }, k: string): T | undefined {
@@ -61,6 +61,20 @@ export function checkInvariants(s: LedgerState): string[] {
     if (k === undefined || at < 0) bad.push(`backup of ${b.keyId} epoch ${b.keyEpoch} by ${b.nodeId}, who holds no share of it`);
     else if (b.identifier !== frostIdentifier(k.scheme, at + 1)) bad.push(`backup of ${b.keyId} epoch ${b.keyEpoch} by ${b.nodeId} under identifier ${b.identifier}, not its own`);
     if (g.backupPolicy === undefined) bad.push(`backup of ${b.keyId} epoch ${b.keyEpoch} by ${b.nodeId} without any backup policy`);
+  }
+
+  // Backup drills (ledger/apply.ts backupDrilled): a record is of an epoch the ledger holds, names
+  // each participant's backup at most once, and a passed one names one per participant. (The cids
+  // need not be the current records: a later policy replaces the backups a drill opened.)
+  for (const [dk, d] of Object.entries(drillsOf(c))) {
+    if (dk !== drillRecordKey(d.keyId, d.keyEpoch)) bad.push(`drill record ${dk} is filed under another key`);
+    const k = own(c.keys, d.keyId);
+    const e = k === undefined ? undefined : own(k.epochs, String(d.keyEpoch));
+    if (e === undefined) bad.push(`drill of ${d.keyId} epoch ${d.keyEpoch}, an epoch the ledger does not hold`);
+    else if (d.backupCids.length > e.participants.length || (d.passed && d.backupCids.length !== e.participants.length)) {
+      bad.push(`drill of ${d.keyId} epoch ${d.keyEpoch} names ${d.backupCids.length} backups of ${e.participants.length} participants${d.passed ? ' and passed' : ''}`);
+    }
+    if (new Set(d.backupCids.map(toHex)).size !== d.backupCids.length) bad.push(`drill of ${d.keyId} epoch ${d.keyEpoch} names a backup twice`);
   }
 
   for (const k of Object.values(c.keys)) {

@@ -14,7 +14,7 @@
  * keys, and apply never iterates a map to decide anything order-dependent.
  */
 import { ledger as limits, shareBackup as shareBackupLimits, tx as txLimits } from '../proto/limits.js';
-import { type BackupPolicyRecord, type BackupRecord, backupRecordKey, validateBackupRecipients } from './backup-policy.js';
+import { type BackupPolicyRecord, type BackupRecord, type DrillRecord, backupRecordKey, drillRecordKey, validateBackupRecipients } from './backup-policy.js';
 import { isReasonCode, type ReasonCode } from '../proto/reasons.js';
 import { type CborValue, decode, digest, encode } from './encoding.js';
 import {
@@ -327,6 +327,13 @@ export interface ClusterState {
    * Absent and empty mean the same; the canonical form leaves an empty map out.
    */
   readonly backups?: { readonly [keyEpochNode: string]: BackupRecord };
+  /** drillRecordKey(key, epoch) -> the last BackupDrilled of that key epoch (absent: none yet). */
+  readonly drills?: { readonly [keyEpoch: string]: DrillRecord };
+}
+
+/** The last backup drill of each key epoch the ledger records. */
+export function drillsOf(c: ClusterState): { readonly [keyEpoch: string]: DrillRecord } {
+  return c.drills ?? {};
 }
 
 /** The share backups the ledger records. */
@@ -435,6 +442,7 @@ export function stateToCbor(s0: LedgerState, rootForm = false): CborValue {
       evidence: mapValues(c.evidence, (e) => ({ ...e })),
       ...(fenceReportsOf(c).length > 0 ? { fenceReports: fenceReportsOf(c).map((r) => ({ ...r, reporters: [...r.reporters] })) } : {}),
       ...(Object.keys(backupsOf(c)).length > 0 ? { backups: mapValues(backupsOf(c), (b) => ({ ...b })) } : {}),
+      ...(Object.keys(drillsOf(c)).length > 0 ? { drills: mapValues(drillsOf(c), (d) => ({ ...d, backupCids: [...d.backupCids] })) } : {}),
     },
   };
 }
@@ -562,7 +570,7 @@ export function stateFromCbor(v: CborValue): LedgerState {
 }
 
 function clusterFromCbor(v: CborValue): ClusterState {
-  const o = obj(v, 'cluster', ['clusterId', 'genesisCid', 'governance', 'nodes', 'keys', 'ops', 'opCount', 'inFlight', 'archived', 'endedByState', 'permits', 'policyHistory', 'consumed', 'statements', 'evidence'], ['fenceReports', 'backups']);
+  const o = obj(v, 'cluster', ['clusterId', 'genesisCid', 'governance', 'nodes', 'keys', 'ops', 'opCount', 'inFlight', 'archived', 'endedByState', 'permits', 'policyHistory', 'consumed', 'statements', 'evidence'], ['fenceReports', 'backups', 'drills']);
   const ar = obj(o.archived, 'archived', ['count', 'head']);
   const g = obj(o.governance, 'governance', ['epoch', 'headCid', 'roster', 'policy', 'frozen'], ['revoked', 'backupPolicy']);
   const policy = policyFromCbor(g.policy);
@@ -623,6 +631,7 @@ function clusterFromCbor(v: CborValue): ClusterState {
     }),
     ...(o.fenceReports === undefined ? {} : { fenceReports: fenceReportsFromCbor(o.fenceReports) }),
     ...(o.backups === undefined ? {} : { backups: backupsFromCbor(o.backups) }),
+    ...(o.drills === undefined ? {} : { drills: drillsFromCbor(o.drills) }),
   };
 }
 
@@ -654,6 +663,24 @@ function backupsFromCbor(v: CborValue): { readonly [k: string]: BackupRecord } {
   });
   // The canonical form leaves an empty map out: an empty one present is not canonical.
   if (Object.keys(m).length === 0) throw new ShapeError('backups: an empty map is left out');
+  return m;
+}
+
+function drillsFromCbor(v: CborValue): { readonly [k: string]: DrillRecord } {
+  const m = mapOf(v, 'drills', (k, r) => {
+    const ro = obj(r, 'drill', ['keyId', 'keyEpoch', 'backupCids', 'passed', 'reportDigest', 'drilledAtMs', 'nodeId', 'index', 'stampMs']);
+    if (typeof ro.passed !== 'boolean') throw new ShapeError('drill.passed: expected a boolean');
+    const rec: DrillRecord = {
+      keyId: str(ro.keyId, 'drill.keyId'), keyEpoch: int(ro.keyEpoch, 'drill.keyEpoch'),
+      backupCids: arr(ro.backupCids, 'drill.backupCids', limits.nodesMax).map((c, i) => bytes(c, `drill.backupCids[${i}]`, 32)),
+      passed: ro.passed, reportDigest: bytes(ro.reportDigest, 'drill.reportDigest', 32), drilledAtMs: int(ro.drilledAtMs, 'drill.drilledAtMs'),
+      nodeId: str(ro.nodeId, 'drill.nodeId'), index: int(ro.index, 'drill.index'), stampMs: int(ro.stampMs, 'drill.stampMs'),
+    };
+    if (drillRecordKey(rec.keyId, rec.keyEpoch) !== k) throw new ShapeError('drill: key differs from its record');
+    return rec;
+  });
+  // The canonical form leaves an empty map out: an empty one present is not canonical.
+  if (Object.keys(m).length === 0) throw new ShapeError('drills: an empty map is left out');
   return m;
 }
 

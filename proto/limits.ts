@@ -574,6 +574,20 @@ export const tlog = {
 function check(cond: boolean, what: string): void {
   if (!cond) throw new Error(`limits: ${what}`);
 }
+// ---------------------------------------------------------------------------------------------
+// node/guardian/drill.ts — backup drills (`custody admin backup drill`)
+// ---------------------------------------------------------------------------------------------
+export const drill = {
+  /** Longest input the drill process accepts on stdin (public facts of a key epoch and file paths). */
+  inputCharsMax: 1024 * 1024,
+  /** Longest report read back from the drill process. */
+  reportCharsMax: 1024 * 1024,
+  /** Most backup files a drill reads from its folder. */
+  backupFilesMax: 4096,
+  /** Most a BackupDrilled's own time may differ from its entry's stamp (the drill is recorded as it ends). */
+  recordSkewMs: 10 * 60_000,
+};
+
 check(raft.heartbeatTicks < raft.electionTicksMin, 'heartbeats must come faster than elections');
 check(raft.proposalBytesMax <= raft.appendBytesMax, 'one proposal must fit one append');
 check(raft.appendBytesMax * 2 <= node.peerMessageBytesMax, 'an append batch must fit a peer message');

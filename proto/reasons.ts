@@ -156,6 +156,10 @@ export const REASONS = {
   FENCE_PENDING: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'the fencing report is recorded but fences nothing until a majority of voter nodes report it or an approver-signed NodeFenced decision applies' },
   FENCE_UNSIGNED: { grpc: GrpcStatus.UNAUTHENTICATED, text: 'fencing is an approver-signed NodeFenced decision: the request carries no approver signature' },
 
+  // Backup drills (node/guardian/drill.ts): the recovered shares must be the key.
+  DRILL_RECORD_INVALID: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'a BackupDrilled names a backup the ledger does not record for that key epoch, a participant twice, passes without every participant\'s backup, or ran too far from its entry\'s stamp' },
+  DRILL_RECONSTRUCTION_FAILED: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'a backup drill recovered fewer shares than the threshold, or shares that do not reconstruct the group key' },
+
   // The kernel's own policy check (kernel/policy-check.ts): the history-free rules and approvals, before any nonce or share.
   KERNEL_POLICY_REFUSED: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'the kernel\'s own evaluation of the policy in force refuses the act (the detail names the rule and the engine\'s code)' },
   APPROVALS_MISSING: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'the matched policy rule needs approvals the act does not carry: too few distinct group members, or an approval that does not verify, bind the act or is no longer fresh' },

@@ -434,6 +434,17 @@ export class AdminBackend {
     return { ...(await this.act(caller, opId)), verdict: v };
   }
 
+  /** Records a backup drill the caller ran: this node proposes BackupDrilled in its own name, stamped with its clock. */
+  async recordDrill(caller: Operator, d: { keyId: string; keyEpoch: number; backupCids: Uint8Array[]; passed: boolean; reportDigest: Uint8Array }): Promise<{ index: number; detail: string }> {
+    requireAction(caller, 'backup', 'record a backup drill');
+    const c = cluster(this.ledger);
+    const me = c.nodes[this.nodeId];
+    if (me === undefined) throw new CustodyError('UNKNOWN_NODE', `${this.nodeId} is not on the roster`);
+    const v = await this.ledger.propose({ type: 'BackupDrilled', ...d, drilledAtMs: Date.now(), nodeId: me.id, passport: me.passport });
+    if (!v.ok) throw new CustodyError(v.reason ?? 'INTERNAL', v.detail);
+    return { index: v.index, detail: v.detail };
+  }
+
   async settleAct(caller: Operator, opId: string, confirmation: string): Promise<ActSummary> {
     requireAction(caller, 'settle-act', 'settle acts');
     const c = cluster(this.ledger);

@@ -4,9 +4,9 @@
  * policy. Only reads this node's replica; what it lists is what every replica agrees on.
  */
 import { CustodyError } from '../../proto/errors.js';
-import { backupRecipientsDigest, backupRecordKey } from '../../ledger/backup-policy.js';
+import { backupRecipientsDigest, backupRecordKey, drillRecordKey } from '../../ledger/backup-policy.js';
 import { bytesEqual, toHex } from '../../ledger/encoding.js';
-import { backupsOf, type LedgerState } from '../../ledger/state.js';
+import { backupsOf, drillsOf, type LedgerState } from '../../ledger/state.js';
 import { identifierOf } from '../lifecycle/participant.js';
 import { requireAction, type Operator } from './roles.js';
 
@@ -20,6 +20,21 @@ export interface BackupEntryView {
   readonly index: number;
   readonly stampMs: number;
   readonly earlierPolicy: boolean;
+  readonly threshold: number;
+  /** Hex; '' while the epoch has none. */
+  readonly groupKey: string;
+  readonly scheme: string;
+}
+
+export interface BackupDrillView {
+  readonly keyId: string;
+  readonly keyEpoch: number;
+  readonly passed: boolean;
+  readonly backupCids: readonly string[];
+  readonly reportDigest: string;
+  readonly drilledAtMs: number;
+  readonly nodeId: string;
+  readonly index: number;
 }
 
 export interface BackupListReply {
@@ -29,6 +44,7 @@ export interface BackupListReply {
   readonly policySinceIndex: number;
   readonly entries: readonly BackupEntryView[];
   readonly missing: number;
+  readonly drills: readonly BackupDrillView[];
 }
 
 export function backupList(caller: Operator, s: LedgerState): BackupListReply {
@@ -38,17 +54,26 @@ export function backupList(caller: Operator, s: LedgerState): BackupListReply {
   const policy = c.governance.backupPolicy;
   const digest = policy === undefined ? null : backupRecipientsDigest(policy.recipients);
   const entries: BackupEntryView[] = [];
+  const drills: BackupDrillView[] = [];
   const keys = Object.values(c.keys).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   for (const k of keys) {
     if (k.status !== 'active' || k.activeEpoch === null) continue;
     const e = k.epochs[String(k.activeEpoch)];
     if (e === undefined) continue;
+    const d = drillsOf(c)[drillRecordKey(k.id, e.epoch)];
+    if (d !== undefined) {
+      drills.push({
+        keyId: d.keyId, keyEpoch: d.keyEpoch, passed: d.passed, backupCids: d.backupCids.map(toHex), reportDigest: toHex(d.reportDigest),
+        drilledAtMs: d.drilledAtMs, nodeId: d.nodeId, index: d.index,
+      });
+    }
     for (const nodeId of e.participants) {
       const rec = backupsOf(c)[backupRecordKey(k.id, e.epoch, nodeId)];
       const current = rec !== undefined && digest !== null && bytesEqual(rec.recipientsDigest, digest);
       entries.push({
         keyId: k.id, keyEpoch: e.epoch, nodeId, identifier: identifierOf(k.scheme, e.participants, nodeId), backedUp: current,
         fileCid: rec === undefined ? '' : toHex(rec.fileCid), index: rec?.index ?? 0, stampMs: rec?.stampMs ?? 0, earlierPolicy: rec !== undefined && !current,
+        threshold: e.threshold, groupKey: e.groupKey === null ? '' : toHex(e.groupKey), scheme: k.scheme,
       });
     }
   }
@@ -59,5 +84,6 @@ export function backupList(caller: Operator, s: LedgerState): BackupListReply {
     policySinceIndex: policy?.sinceIndex ?? 0,
     entries,
     missing: entries.filter((x) => !x.backedUp).length,
+    drills,
   };
 }

@@ -148,6 +148,7 @@ export class AdminClient {
   exportEvidence(opId: string): Promise<{ bundleJson: string }> { return this.call('ExportEvidence', { opId }); }
   getPolicy(): Promise<PolicyReply> { return this.call('GetPolicy', {}); }
   listBackups(): Promise<BackupListReply> { return this.call('ListBackups', {}); }
+  recordDrill(d: { keyId: string; keyEpoch: number; backupCids: string[]; passed: boolean; reportDigest: string }): Promise<{ index: number; detail: string }> { return this.call('RecordDrill', d); }
   testPolicy(req: { keyId: string; kind: string; tx: Uint8Array; initiator?: string }): Promise<PolicyTestReply> {
     return this.call('TestPolicy', { keyId: req.keyId, kind: req.kind, tx: Buffer.from(req.tx), initiator: req.initiator ?? '' });
   }

@@ -11,7 +11,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import { fileURLToPath } from 'node:url';
 import type { PeerCertificate } from 'node:tls';
 import { CustodyError, isCustodyError } from '../../proto/errors.js';
-import { node as nodeLimits } from '../../proto/limits.js';
+import { ledger as ledgerLimits, node as nodeLimits } from '../../proto/limits.js';
 import { grpcStatusOf, type ReasonCode } from '../../proto/reasons.js';
 import { REASON_METADATA_KEY } from '../wire.js';
 import { serverCredentials, type TlsMaterial } from '../tls.js';
@@ -176,6 +176,18 @@ export class AdminServer {
       },
       GetPolicy: unary<R, unknown>((op) => policyReply(op, b.ledger.state())),
       ListBackups: unary<R, unknown>((op) => backupList(op, b.ledger.state())),
+      RecordDrill: unary<R, unknown>(async (op, r) => {
+        const hex32 = (x: unknown, what: string): Uint8Array => {
+          if (typeof x !== 'string' || !/^[0-9a-f]{64}$/.test(x)) throw new CustodyError('INVALID_ARGUMENT', `${what} must be 64 lowercase hex digits`);
+          return Uint8Array.from(Buffer.from(x, 'hex'));
+        };
+        const cids = Array.isArray(r.backupCids) ? r.backupCids : [];
+        if (cids.length > ledgerLimits.nodesMax) throw new CustodyError('LIMIT_EXCEEDED', `more than ${ledgerLimits.nodesMax} backup cids`);
+        return b.recordDrill(op, {
+          keyId: need(r.keyId, 'key_id'), keyEpoch: Number(r.keyEpoch ?? 0), backupCids: cids.map((c, i) => hex32(c, `backup_cids[${i}]`)),
+          passed: r.passed === true, reportDigest: hex32(r.reportDigest, 'report_digest'),
+        });
+      }),
       TestPolicy: unary<R, unknown>((op, r) => {
         const tx = r.tx;
         if (!Buffer.isBuffer(tx)) throw new CustodyError('INVALID_ARGUMENT', 'tx must be bytes');

@@ -6,11 +6,21 @@
  *                                      every kernel encrypts its share backups to
  *   list                               for every participant of every active key epoch: its backup
  *                                      under the policy in force (file cid, node, time) or missing
+ *   drill --key-id K --guardian-shares F... --backups DIR
+ *                                      prove the backups of a key epoch restore: in a throwaway
+ *                                      process (node/guardian/drill.ts), rebuild the custodian's
+ *                                      identity, decrypt and check every share, check they
+ *                                      reconstruct the group key, report, erase
  *
  * The custodian list is checked here with the ledger's own check (the same one every kernel
  * applies), so a list this command proposes is one the ledger accepts.
  */
 import type { Argv } from 'yargs';
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { drill as drillLimits } from '../../proto/limits.js';
+import { drillInChild, drillReportDigest, formatDrillReport, type DrillInput } from '../guardian/drill.js';
+import { isSuiteName } from '../../kernel/suites.js';
 import { CustodyError } from '../../proto/errors.js';
 import { shareBackup as limits } from '../../proto/limits.js';
 import { validateBackupRecipients, type BackupRecipient } from '../../ledger/backup-policy.js';
@@ -41,6 +51,12 @@ export function formatBackupList(r: BackupListReply): string {
     else lines.push(`  ${where}: MISSING`);
   }
   lines.push(`${r.entries.length - r.missing} of ${r.entries.length} shares backed up${r.missing > 0 ? `, ${r.missing} missing` : ''}`);
+  const epochs = [...new Map(r.entries.map((e) => [`${e.keyId}\u0000${e.keyEpoch}`, e])).values()];
+  for (const e of epochs) {
+    const d = (r.drills ?? []).find((x) => x.keyId === e.keyId && x.keyEpoch === e.keyEpoch);
+    if (d === undefined) lines.push(`key ${e.keyId} epoch ${e.keyEpoch}: never drilled`);
+    else lines.push(`key ${e.keyId} epoch ${e.keyEpoch}: last drill ${d.passed ? 'PASSED' : 'FAILED'} at ${new Date(d.drilledAtMs).toISOString()} through ${d.nodeId} (index ${d.index}), ${d.backupCids.length} backups opened, report ${d.reportDigest.slice(0, 16)}`);
+  }
   return lines.join('\n');
 }
 
@@ -69,9 +85,75 @@ const policy: Cmd<Conn & { custodian: string[]; 'ttl-ms': number }> = {
   }),
 };
 
+/** Regular files named, or inside the folders named (sorted, not recursive), at most `max`. */
+export async function expandFiles(paths: readonly string[], what: string, max: number): Promise<string[]> {
+  const files: string[] = [];
+  for (const p of paths) {
+    const st = await stat(p).catch((e: Error) => { throw new CustodyError('INVALID_ARGUMENT', `${what} ${p}: ${e.message}`); });
+    if (st.isDirectory()) {
+      for (const n of (await readdir(p)).sort()) {
+        const f = join(p, n);
+        if ((await stat(f)).isFile()) files.push(f);
+      }
+    } else if (st.isFile()) files.push(p);
+    else throw new CustodyError('INVALID_ARGUMENT', `${what} ${p} is neither a file nor a folder`);
+    if (files.length > max) throw new CustodyError('LIMIT_EXCEEDED', `more than ${max} ${what}s`);
+  }
+  return files;
+}
+
+/** The drill's input from the ledger's list of backups: the participants of one key epoch. */
+export function drillInputOf(r: BackupListReply, keyId: string, epoch: number | undefined, guardianFiles: string[], backupFiles: string[]): DrillInput {
+  const rows = r.entries.filter((e) => e.keyId === keyId);
+  if (rows.length === 0) throw new CustodyError('KEY_NOT_ACTIVE', `key ${keyId} has no active epoch the ledger lists`);
+  const first = rows[0]!;
+  if (epoch !== undefined && epoch !== first.keyEpoch) {
+    throw new CustodyError('INVALID_ARGUMENT', `key ${keyId} epoch ${epoch} is not its active epoch ${first.keyEpoch}: only the active epoch's shares are held and drilled`);
+  }
+  if (!isSuiteName(first.scheme) || first.groupKey === '') throw new CustodyError('KEY_NOT_ACTIVE', `key ${keyId} epoch ${first.keyEpoch} has no group key yet`);
+  return {
+    keyId, epoch: first.keyEpoch, scheme: first.scheme, threshold: first.threshold, groupKey: first.groupKey,
+    participants: rows.map((e) => ({ nodeId: e.nodeId, identifier: e.identifier, cid: e.fileCid })),
+    guardianFiles, backupFiles,
+  };
+}
+
+type DrillArgs = Conn & { 'key-id': string; epoch?: number; 'guardian-shares': string[]; backups: string[]; record: boolean };
+
+const drill: Cmd<DrillArgs> = {
+  command: 'drill',
+  describe: 'prove that the share backups of a key epoch restore, without importing anything: in a throwaway process, rebuild the custodian\'s identity from guardian files (refusing too few, corrupt, duplicate or foreign files by name), decrypt each participant\'s backup (the file whose sha256 is the cid the ledger records), check each share against its verifying share and the ledger\'s key epoch, check that any t of the recovered shares reconstruct the group key, report per participant (ok, MISSING, MISMATCH with a reason code) and erase the material. Exits 0 when the drill passes, 4 when it fails, 3 on a refusal',
+  builder: (y) => connOptions(y)
+    .option('key-id', { type: 'string', demandOption: true, describe: 'the threshold key to drill' })
+    .option('epoch', { type: 'number', describe: 'its key epoch (default and only choice: the active epoch, whose shares the kernels hold)' })
+    .option('guardian-shares', { type: 'string', array: true, demandOption: true, describe: 'guardian files of the custodian\'s split, or folders holding them: at least its threshold' })
+    .option('backups', { type: 'string', array: true, demandOption: true, describe: `folders (the files directly inside each) or files holding the backup files (copies of the nodes' backup folders), at most ${drillLimits.backupFilesMax} files` })
+    .option('record', { type: 'boolean', default: true, describe: 'record the drill in the ledger (a BackupDrilled by the node called: the backups opened, passed or failed, the report\'s digest; needs the backup role, e.g. an auditor); --no-record only reports' })
+    .example('$0 admin backup drill --key-id k1 --guardian-shares g/ --backups copies/ --node 127.0.0.1:7201 --node-id n1 --certs certs --as audit', 'drill key k1\'s active epoch') as Argv<DrillArgs>,
+  handler: run(async (c, a) => {
+    const guardianFiles = await expandFiles(a['guardian-shares'], 'guardian file', drillLimits.backupFilesMax);
+    const backupFiles = await expandFiles(a.backups, 'backup file', drillLimits.backupFilesMax);
+    const input = drillInputOf(await c.listBackups(), a['key-id'], a.epoch, guardianFiles, backupFiles);
+    const report = await drillInChild(input, (line) => void process.stderr.write(`drill: ${line}\n`));
+    const digest = drillReportDigest(report);
+    const opened = report.entries.filter((e) => e.status !== 'missing' && e.cid !== '').map((e) => e.cid);
+    if (!a.json) out(formatDrillReport(report));
+    if (!report.ok) process.exitCode = 4;
+    let recorded: { index: number } | null = null;
+    try {
+      // The report is printed whether or not the ledger takes the record (a refusal exits 3).
+      if (a.record) recorded = await c.recordDrill({ keyId: report.keyId, keyEpoch: report.epoch, backupCids: opened, passed: report.ok, reportDigest: digest });
+    } finally {
+      if (a.json) out(JSON.stringify({ report, reportDigest: digest, recordedAt: recorded?.index ?? null }, null, 2));
+      else if (recorded !== null) out(`recorded in the ledger at index ${recorded.index} (BackupDrilled, report digest ${digest})`);
+      else if (!a.record) out('not recorded (--no-record)');
+    }
+  }),
+};
+
 export const adminBackupCommand: Cmd<object> = {
   command: 'backup <command>',
-  describe: 'backups of the kernels\' key shares: propose the custodians (policy), list what is backed up and what is missing (list)',
-  builder: (y) => y.command(policy).command(list).demandCommand(1, 'name a backup command: policy, list') as Argv<object>,
+  describe: 'backups of the kernels\' key shares: propose the custodians (policy), list what is backed up and what is missing (list), prove the backups restore (drill)',
+  builder: (y) => y.command(policy).command(list).command(drill).demandCommand(1, 'name a backup command: policy, list, drill') as Argv<object>,
   handler: () => undefined,
 };
