@@ -10,6 +10,7 @@ import { channelCredentials, identityOptions, loadTls, type TlsFiles } from '../
 import { adminPackage } from './server.js';
 import type { PolicyReply, PolicyTestReply } from './policy.js';
 import type { BackupListReply } from './backups.js';
+import type { KernelStatusView, ShareImportView } from '../lifecycle/share-import.js';
 import { randomBytes } from 'node:crypto';
 import { encode, fromHex } from '../../ledger/encoding.js';
 import { type DecisionBody, decisionFromCbor, decisionToCbor, signDecision } from '../../ledger/decision.js';
@@ -148,6 +149,9 @@ export class AdminClient {
   exportEvidence(opId: string): Promise<{ bundleJson: string }> { return this.call('ExportEvidence', { opId }); }
   getPolicy(): Promise<PolicyReply> { return this.call('GetPolicy', {}); }
   listBackups(): Promise<BackupListReply> { return this.call('ListBackups', {}); }
+  kernelStatus(): Promise<KernelStatusView> { return this.call('KernelStatus', {}); }
+  /** Imports a sealed-share file (`custody guardian recover-share`) into this node's kernel. */
+  importShare(sealedShare: Uint8Array): Promise<ShareImportView> { return this.call('ImportShare', { sealedShare: Buffer.from(sealedShare) }); }
   testPolicy(req: { keyId: string; kind: string; tx: Uint8Array; initiator?: string }): Promise<PolicyTestReply> {
     return this.call('TestPolicy', { keyId: req.keyId, kind: req.kind, tx: Buffer.from(req.tx), initiator: req.initiator ?? '' });
   }
