@@ -14,7 +14,8 @@
  *    KeyReady, FencingRecord; two conflicting statements by one node are EquivocationEvidence;
  *  - the operation journal, proposed by a node under its passport: ActSubmitted ... ActSettled,
  *    with ActSigningSetFixed between the permit and the execution (the one signing set of a permit),
- *    and KeyBackedUp (the node wrote the backup of its share of a key epoch, ledger/backup-policy.ts).
+ *    KeyBackedUp (the node wrote the backup of its share of a key epoch, ledger/backup-policy.ts)
+ *    and ShareRecovered (its kernel imported that share, recovered under a RecoveryAuthorized).
  * ClusterGenesis and KeyObjectPublished need no signature: genesis is the root of trust (its cid is
  * the cluster's identity) and KeyObjectPublished is derived entirely from signed KeyReady
  * statements already in the log.
@@ -301,7 +302,13 @@ export type LedgerEvent =
    * `identifier` there): `fileCid` is sha256 of the file's bytes, `recipientsDigest` the
    * BackupPolicy recipients it is encrypted to (ledger/backup-policy.ts).
    */
-  | ({ readonly type: 'KeyBackedUp'; readonly keyId: string; readonly keyEpoch: number; readonly identifier: string; readonly fileCid: Uint8Array; readonly recipientsDigest: Uint8Array } & Proposer);
+  | ({ readonly type: 'KeyBackedUp'; readonly keyId: string; readonly keyEpoch: number; readonly identifier: string; readonly fileCid: Uint8Array; readonly recipientsDigest: Uint8Array } & Proposer)
+  /**
+   * The proposing node's kernel imported its share of key `keyId` epoch `keyEpoch` (its FROST
+   * `identifier` there) recovered from its backup, under the RecoveryAuthorized decision
+   * `decisionCid` (node/lifecycle/share-import.ts, kernel/recovery.ts).
+   */
+  | ({ readonly type: 'ShareRecovered'; readonly keyId: string; readonly keyEpoch: number; readonly identifier: string; readonly decisionCid: Uint8Array } & Proposer);
 
 export type EventType = LedgerEvent['type'];
 
@@ -334,6 +341,8 @@ export function eventToCbor(e: LedgerEvent): CborValue {
       return { type: e.type, opId: e.opId, reason: e.reason, ...proposerToCbor(e) };
     case 'KeyBackedUp':
       return { type: e.type, keyId: e.keyId, keyEpoch: e.keyEpoch, identifier: e.identifier, fileCid: e.fileCid, recipientsDigest: e.recipientsDigest, ...proposerToCbor(e) };
+    case 'ShareRecovered':
+      return { type: e.type, keyId: e.keyId, keyEpoch: e.keyEpoch, identifier: e.identifier, decisionCid: e.decisionCid, ...proposerToCbor(e) };
     default:
       return { ...e } as CborValue;
   }
@@ -421,6 +430,10 @@ export function eventFromCbor(v: CborValue): LedgerEvent {
         type, keyId: str(o.keyId, 'keyId'), keyEpoch: int(o.keyEpoch, 'keyEpoch'), identifier: str(o.identifier, 'identifier'),
         fileCid: bytes(o.fileCid, 'fileCid', 32), recipientsDigest: bytes(o.recipientsDigest, 'recipientsDigest', 32), ...proposer(o),
       };
+    }
+    case 'ShareRecovered': {
+      const o = obj(v, 'event', ['type', 'keyId', 'keyEpoch', 'identifier', 'decisionCid', ...PROPOSER], ['sig']);
+      return { type, keyId: str(o.keyId, 'keyId'), keyEpoch: int(o.keyEpoch, 'keyEpoch'), identifier: str(o.identifier, 'identifier'), decisionCid: bytes(o.decisionCid, 'decisionCid', 32), ...proposer(o) };
     }
     default:
       throw new ShapeError(`event: unknown type ${String(type)}`);

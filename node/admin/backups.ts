@@ -6,7 +6,7 @@
 import { CustodyError } from '../../proto/errors.js';
 import { backupRecipientsDigest, backupRecordKey } from '../../ledger/backup-policy.js';
 import { bytesEqual, toHex } from '../../ledger/encoding.js';
-import { backupsOf, type LedgerState } from '../../ledger/state.js';
+import { backupsOf, recoveriesOf, type LedgerState } from '../../ledger/state.js';
 import { identifierOf } from '../lifecycle/participant.js';
 import { requireAction, type Operator } from './roles.js';
 
@@ -20,6 +20,11 @@ export interface BackupEntryView {
   readonly index: number;
   readonly stampMs: number;
   readonly earlierPolicy: boolean;
+  /** The last RecoveryAuthorized of this participant (hex cid), empty when none. */
+  readonly recoveryDecisionCid: string;
+  /** Its ShareRecovered: ledger index and stamp; 0 while not reported. */
+  readonly recoveredIndex: number;
+  readonly recoveredStampMs: number;
 }
 
 export interface BackupListReply {
@@ -46,9 +51,11 @@ export function backupList(caller: Operator, s: LedgerState): BackupListReply {
     for (const nodeId of e.participants) {
       const rec = backupsOf(c)[backupRecordKey(k.id, e.epoch, nodeId)];
       const current = rec !== undefined && digest !== null && bytesEqual(rec.recipientsDigest, digest);
+      const rcv = recoveriesOf(c)[backupRecordKey(k.id, e.epoch, nodeId)];
       entries.push({
         keyId: k.id, keyEpoch: e.epoch, nodeId, identifier: identifierOf(k.scheme, e.participants, nodeId), backedUp: current,
         fileCid: rec === undefined ? '' : toHex(rec.fileCid), index: rec?.index ?? 0, stampMs: rec?.stampMs ?? 0, earlierPolicy: rec !== undefined && !current,
+        recoveryDecisionCid: rcv === undefined ? '' : toHex(rcv.decisionCid), recoveredIndex: rcv?.recovered?.index ?? 0, recoveredStampMs: rcv?.recovered?.stampMs ?? 0,
       });
     }
   }

@@ -66,7 +66,10 @@ const shareImport: Cmd<ImportArgs> = {
     const f = decodeSealedShare(bytes);
     if (f.keyId !== a.key || f.epoch !== a.epoch) throw new CustodyError('BINDING_MISMATCH', `${a.sealed} holds a share of ${f.keyId} epoch ${f.epoch}, not ${a.key} epoch ${a.epoch}`);
     const r = await c.importShare(bytes);
-    out(a.json ? JSON.stringify(r, null, 2) : `imported: key ${r.keyId} epoch ${r.keyEpoch}, identifier ${r.identifier}, group key ${r.groupKey}; nonces numbered above ${r.consumedCounter}`);
+    out(a.json ? JSON.stringify(r, null, 2) : [
+      `imported: key ${r.keyId} epoch ${r.keyEpoch}, identifier ${r.identifier}, group key ${r.groupKey}; nonces numbered above ${r.consumedCounter}`,
+      r.recordedIndex > 0 ? `recorded: ShareRecovered at ledger index ${r.recordedIndex}` : `NOT recorded in the ledger (${r.recordRefused}); the share is imported`,
+    ].join('\n'));
   }),
 };
 

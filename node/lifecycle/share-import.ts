@@ -14,7 +14,11 @@
  *      kernel's copy there; only one that matches the ledger's group key and committee is used
  *      (publicMatchesLedger), and if the kernel refuses it BINDING_MISMATCH the next one is tried;
  *   4. importShare through the participant's queue (after every decision forwarded so far, so the
- *      kernel holds the RecoveryAuthorized this replica shows); every refusal keeps its code.
+ *      kernel holds the RecoveryAuthorized this replica shows); every refusal keeps its code;
+ *   5. once the kernel accepted, the node proposes ShareRecovered { key, epoch, identifier, cid of
+ *      the RecoveryAuthorized the ledger recorded for it } in its own name (ledger/apply.ts
+ *      shareRecovered checks it names that decision, once); the reply says whether the ledger
+ *      recorded it (an import is never undone for a report the ledger did not take).
  *
  * Trust: the daemon is not trusted with the share nor for the package. It never sees the share
  * (the package opens only inside the kernel); a package it forged or took from a lying peer is
@@ -24,7 +28,8 @@
  * a daemon passing a lower one cannot make the kernel number a nonce below one it drew.
  */
 import { CustodyError, isCustodyError } from '../../proto/errors.js';
-import { consumedKey, type ClusterState } from '../../ledger/state.js';
+import { consumedKey, recoveriesOf, type ClusterState } from '../../ledger/state.js';
+import { backupRecordKey } from '../../ledger/backup-policy.js';
 import { toHex } from '../../ledger/encoding.js';
 import { decodeSealedShare } from '../../kernel/recovery.js';
 import type { PublicPackage } from '../../kernel/wire.js';
@@ -57,6 +62,10 @@ export interface ShareImportView {
   readonly identifier: string;
   readonly groupKey: string;
   readonly consumedCounter: number;
+  /** Ledger index of the ShareRecovered that records the import; 0 when the ledger did not take it. */
+  readonly recordedIndex: number;
+  /** Why the ledger did not record it ("REASON: detail"); empty when it did. */
+  readonly recordRefused: string;
 }
 
 /** The kernel's status, public facts only (no commitments, no checkpoint it follows). */
@@ -72,6 +81,24 @@ function cluster(ledger: LedgerPort): ClusterState {
   const c = ledger.state().cluster;
   if (c === null) throw new CustodyError('GENESIS_MISSING', 'the cluster has no genesis yet');
   return c;
+}
+
+/** Proposes ShareRecovered under the RecoveryAuthorized this replica records for the node (step 5). */
+async function recordRecovery(o: ShareImportOptions, keyId: string, keyEpoch: number, identifier: string): Promise<{ recordedIndex: number; recordRefused: string }> {
+  const c = cluster(o.ledger);
+  const rec = recoveriesOf(c)[backupRecordKey(keyId, keyEpoch, o.nodeId)];
+  const me = c.nodes[o.nodeId];
+  if (rec === undefined || me === undefined) return { recordedIndex: 0, recordRefused: `RECOVERY_NOT_AUTHORIZED: this replica records no RecoveryAuthorized of ${o.nodeId} for ${keyId} epoch ${keyEpoch}` };
+  try {
+    const v = await o.ledger.propose({ type: 'ShareRecovered', keyId, keyEpoch, identifier, decisionCid: rec.decisionCid, nodeId: o.nodeId, passport: me.passport });
+    if (v.ok) return { recordedIndex: v.index, recordRefused: '' };
+    o.log(`${o.nodeId}: the ledger refused ShareRecovered of ${keyId} epoch ${keyEpoch}: ${v.reason ?? ''} ${v.detail}`);
+    return { recordedIndex: 0, recordRefused: `${v.reason ?? 'INTERNAL'}: ${v.detail}` };
+  } catch (err) {
+    const why = isCustodyError(err) ? `${err.reason}: ${err.detail}` : `INTERNAL: ${(err as Error).message}`;
+    o.log(`${o.nodeId}: proposing ShareRecovered of ${keyId} epoch ${keyEpoch} failed: ${why}`);
+    return { recordedIndex: 0, recordRefused: why };
+  }
 }
 
 /** Imports a sealed-share file into this node's kernel (steps 1-4 above). */
@@ -105,7 +132,8 @@ export async function importSealedShare(o: ShareImportOptions, file: Uint8Array)
     try {
       const r = await o.kernel.call({ kind: 'importShare', keyId: f.keyId, epoch: kernelEpoch(f.epoch), identifier: f.identifier, public: pub, sealed: f.sealed, ledgerConsumedCounter: consumed }, 'keyPackage');
       o.log(`${o.nodeId}: the kernel imported its share of ${f.keyId} epoch ${f.epoch} (identifier ${r.identifier}) recovered from backup ${toHex(f.backupCid)}, nonces above ${consumed}`);
-      return { keyId: f.keyId, keyEpoch: f.epoch, identifier: r.identifier, groupKey: toHex(e.groupKey), consumedCounter: consumed };
+      const recorded = await recordRecovery(o, f.keyId, f.epoch, r.identifier);
+      return { keyId: f.keyId, keyEpoch: f.epoch, identifier: r.identifier, groupKey: toHex(e.groupKey), consumedCounter: consumed, ...recorded };
     } catch (err) {
       if (!isCustodyError(err) || err.reason !== 'BINDING_MISMATCH') throw err;
       tried.push(`${p}: refused by the kernel: ${err.detail}`);
