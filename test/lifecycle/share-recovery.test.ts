@@ -7,7 +7,8 @@
  * `custody admin kernel status` gives its fresh kernel's transport key, `custody guardian
  * recover-share` seals the share to it, approvers decide RecoveryAuthorized, and `custody admin
  * share import` imports it. With n1's kernel down, the two recovered kernels sign an act together:
- * its evidence verifies and the group key is the one made before the disaster.
+ * its evidence verifies and the group key is the one made before the disaster. Each node records
+ * its import (ShareRecovered) and every replica lists both recoveries in `custody admin backup list`.
  *
  * Refusals on the way, each with its reason code end to end and nothing imported: an import before
  * the decision (RECOVERY_NOT_AUTHORIZED), by a role that may not (ROLE_NOT_ALLOWED), of another
@@ -191,6 +192,7 @@ t.test('two kernels lose their stores; their shares come back from backups throu
     }, 120_000);
     t.equal(done.code, 0, `${id}: custody admin share import succeeds ${done.stderr}`);
     t.match(done.stdout, new RegExp(`imported: key k epoch 0, identifier ${recovered.get(id)!.identifier}, group key ${groupKey}`));
+    t.match(done.stdout, /\nrecorded: ShareRecovered at ledger index \d+\n/, `${id}: the node records the recovery in the ledger`);
     const s = await kernelStatus(id);
     t.same(s.keys.map((k) => [k.keyId, k.keyEpoch, k.identifier]), [['k', 0, recovered.get(id)!.identifier]], `${id}'s kernel holds its recovered share`);
     const again = await importCli('kim', id, recovered.get(id)!.sealed);
@@ -210,4 +212,18 @@ t.test('two kernels lose their stores; their shares come back from backups throu
     const k = (await client('audra', id).status()).keys.find((x) => x.id === 'k')!;
     t.equal(k.publicKey, groupKey, `${id}: the group key is the one made before the disaster`);
   }
+
+  // Every replica records both recoveries beside their decisions; backup list shows them.
+  const recoveredLists = await until('every replica records the two recoveries', async () => {
+    const ls = await Promise.all(ids.map((id) => client('audra', id).listBackups()));
+    return ls.every((l) => l.entries.filter((e) => e.recoveredIndex > 0).length === 2) ? ls : null;
+  }, 120_000);
+  for (const l of recoveredLists) t.same(l, recoveredLists[0], 'every replica lists the same records');
+  for (const e of recoveredLists[0]!.entries) {
+    if (lost.includes(e.nodeId)) t.match(e, { recoveredIndex: Number, recoveryDecisionCid: /^[0-9a-f]{64}$/ }, `${e.nodeId}: ShareRecovered under its RecoveryAuthorized`);
+    else t.same([e.recoveredIndex, e.recoveryDecisionCid], [0, ''], `${e.nodeId}: never recovered`);
+  }
+  const shown = await admin('audra', 'n3', ['backup', 'list']);
+  t.equal(shown.code, 0, shown.stderr);
+  for (const id of lost) t.match(shown.stdout, new RegExp(`key k epoch 0 ${id}: backed up.*\n    recovered from its backup at \\d{4}-.* \\(index \\d+\\) under RecoveryAuthorized [0-9a-f]{64}`), `backup list shows ${id} recovered`);
 });
