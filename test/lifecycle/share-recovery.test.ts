@@ -156,7 +156,7 @@ t.test('two kernels lose their stores; their shares come back from backups throu
     t.equal(printed.groupKey, groupKey, `${id}: the backup is under the ledger's group key`);
     recovered.set(id, { ...printed, sealed });
   }
-  const importCli = (as: string, id: string, file: string, key = 'k') => admin(as, id, ['share', 'import', '--key', key, '--epoch', '0', '--sealed', file]);
+  const importCli = (as: string, id: string, file: string, key = 'k') => admin(as, id, ['share', 'import', '--key-id', key, '--key-epoch', '0', '--sealed', file]);
 
   // Refusals before the decision, and by a role that may not import.
   const early = await importCli('kim', 'n2', recovered.get('n2')!.sealed);
