@@ -169,6 +169,10 @@ t.test('two kernels lose their stores; their shares come back from backups throu
   t.equal(otherKey.code, 3);
   t.match(otherKey.stderr, /^BINDING_MISMATCH: .*holds a share of k epoch 0, not k-other epoch 0/, 'a file of another key than the one named is refused before it is sent');
 
+  const fromEnv = await runCli(['admin', 'share', 'import', '--key-epoch', '0', '--sealed', recovered.get('n2')!.sealed, '--node', cluster.node('n2').admin, '--node-id', 'n2', '--certs', cluster.certs, '--as', 'kim'], { CUSTODY_ADMIN_KEY_ID: 'k' });
+  t.equal(fromEnv.code, 3);
+  t.match(fromEnv.stderr, /^INVALID_ARGUMENT: CUSTODY_ADMIN_KEY_ID is set/, 'the key is named on the command line only, never from the environment');
+
   // Approvers decide RecoveryAuthorized for each lost node, naming what recover-share printed.
   for (const id of lost) {
     const r = recovered.get(id)!;
