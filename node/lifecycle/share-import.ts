@@ -28,6 +28,7 @@
  * a daemon passing a lower one cannot make the kernel number a nonce below one it drew.
  */
 import { CustodyError, isCustodyError } from '../../proto/errors.js';
+import { lifecycle as limits } from '../../proto/limits.js';
 import { consumedKey, recoveriesOf, type ClusterState } from '../../ledger/state.js';
 import { backupRecordKey } from '../../ledger/backup-policy.js';
 import { toHex } from '../../ledger/encoding.js';
@@ -44,6 +45,8 @@ export interface ShareImportOptions {
   readonly kernel: KernelPort;
   readonly exchange: Exchange;
   readonly log: (line: string) => void;
+  /** The pause between ShareRecovered proposals that failed without a verdict (injected in tests). */
+  readonly retryMs?: number;
 }
 
 export interface KernelStatusView {
@@ -89,16 +92,20 @@ async function recordRecovery(o: ShareImportOptions, keyId: string, keyEpoch: nu
   const rec = recoveriesOf(c)[backupRecordKey(keyId, keyEpoch, o.nodeId)];
   const me = c.nodes[o.nodeId];
   if (rec === undefined || me === undefined) return { recordedIndex: 0, recordRefused: `RECOVERY_NOT_AUTHORIZED: this replica records no RecoveryAuthorized of ${o.nodeId} for ${keyId} epoch ${keyEpoch}` };
-  try {
-    const v = await o.ledger.propose({ type: 'ShareRecovered', keyId, keyEpoch, identifier, decisionCid: rec.decisionCid, nodeId: o.nodeId, passport: me.passport });
-    if (v.ok) return { recordedIndex: v.index, recordRefused: '' };
-    o.log(`${o.nodeId}: the ledger refused ShareRecovered of ${keyId} epoch ${keyEpoch}: ${v.reason ?? ''} ${v.detail}`);
-    return { recordedIndex: 0, recordRefused: `${v.reason ?? 'INTERNAL'}: ${v.detail}` };
-  } catch (err) {
-    const why = isCustodyError(err) ? `${err.reason}: ${err.detail}` : `INTERNAL: ${(err as Error).message}`;
-    o.log(`${o.nodeId}: proposing ShareRecovered of ${keyId} epoch ${keyEpoch} failed: ${why}`);
-    return { recordedIndex: 0, recordRefused: why };
+  let why = '';
+  for (let attempt = 1; attempt <= limits.shareRecoveredProposeAttempts; attempt++) {
+    try {
+      const v = await o.ledger.propose({ type: 'ShareRecovered', keyId, keyEpoch, identifier, decisionCid: rec.decisionCid, nodeId: o.nodeId, passport: me.passport });
+      if (v.ok) return { recordedIndex: v.index, recordRefused: '' };
+      o.log(`${o.nodeId}: the ledger refused ShareRecovered of ${keyId} epoch ${keyEpoch}: ${v.reason ?? ''} ${v.detail}`);
+      return { recordedIndex: 0, recordRefused: `${v.reason ?? 'INTERNAL'}: ${v.detail}` };
+    } catch (err) {
+      why = isCustodyError(err) ? `${err.reason}: ${err.detail}` : `INTERNAL: ${(err as Error).message}`;
+      o.log(`${o.nodeId}: proposing ShareRecovered of ${keyId} epoch ${keyEpoch} failed (try ${attempt} of ${limits.shareRecoveredProposeAttempts}): ${why}`);
+    }
+    if (attempt < limits.shareRecoveredProposeAttempts) await new Promise((r) => setTimeout(r, o.retryMs ?? limits.shareRecoveredRetryMs));
   }
+  return { recordedIndex: 0, recordRefused: why };
 }
 
 /** Imports a sealed-share file into this node's kernel (steps 1-4 above). */

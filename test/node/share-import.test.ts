@@ -13,6 +13,7 @@ import {
 } from '../../ledger/index.js';
 import { frostIdentifier } from '../../ledger/signing-set.js';
 import { CustodyError } from '../../proto/errors.js';
+import { lifecycle as lifecycleLimits } from '../../proto/limits.js';
 import { encodeSealedShare } from '../../kernel/recovery.js';
 import type { PublicPackage, RequestBody } from '../../kernel/wire.js';
 import { keys, publicToBytes } from '../../node/lifecycle/participant.js';
@@ -119,4 +120,40 @@ t.test('the file and the ledger are checked before the kernel is asked', async (
   t.equal(await reasonOfCall(importSealedShare(r.o, of('k1', 1))), 'STALE_EPOCH', 'an epoch that is not active');
   t.equal(await reasonOfCall(importSealedShare({ ...r.o, nodeId: 'node-7' }, of('k1', 0))), 'WRONG_RECIPIENT', 'a node that is no participant');
   t.equal(r.calls.length, 0, 'the kernel was never asked');
+});
+
+t.test('a ShareRecovered proposal that fails without a verdict is tried again, a bounded number of times; a ledger refusal is final', async (t) => {
+  const attempts = lifecycleLimits.shareRecoveredProposeAttempts;
+  for (const failures of [attempts - 1, attempts]) {
+    const r = await rig();
+    must(r.s.decide({ kind: 'RecoveryAuthorized', nodeId: r.me, keyId: 'k1', keyEpoch: 0, identifier: r.idOf(r.me), backupCid: new Uint8Array(32).fill(7), groupKey: r.good.commitments[0]!, verifyingShare: r.good.verifyingShares[1]!.point }));
+    await r.exchange.put(keys.publicPackage('k1', 0, 'node-0'), publicToBytes(r.good));
+    let tries = 0;
+    const propose = r.o.ledger.propose.bind(r.o.ledger);
+    const ledger = { ...r.o.ledger, state: r.o.ledger.state, propose: async (e: LedgerEvent) => {
+      tries++;
+      if (tries <= failures) throw new CustodyError('NOT_LEADER', 'no leader yet');
+      return propose(e);
+    } } as LedgerPort;
+    const v = await importSealedShare({ ...r.o, ledger, retryMs: 1 }, r.file);
+    if (failures < attempts) t.ok(v.recordedIndex > 0 && tries === failures + 1, `recorded after ${failures} failed tries`);
+    else t.same([v.recordedIndex, tries, v.recordRefused.startsWith('NOT_LEADER: ')], [0, attempts, true], `given up after ${attempts} tries, saying why; the share stays imported`);
+  }
+  {
+    const r = await rig();
+    must(r.s.decide({ kind: 'RecoveryAuthorized', nodeId: r.me, keyId: 'k1', keyEpoch: 0, identifier: r.idOf(r.me), backupCid: new Uint8Array(32).fill(7), groupKey: r.good.commitments[0]!, verifyingShare: r.good.verifyingShares[1]!.point }));
+    await r.exchange.put(keys.publicPackage('k1', 0, 'node-0'), publicToBytes(r.good));
+    let tries = 0;
+    const ledger = { ...r.o.ledger, state: r.o.ledger.state, propose: async (): Promise<LedgerVerdict> => {
+      tries++;
+      return { ok: false, index: 99, type: 'ShareRecovered', reason: 'BINDING_MISMATCH', detail: 'refused', applied: false, replayed: false };
+    } } as LedgerPort;
+    const v = await importSealedShare({ ...r.o, ledger, retryMs: 1 }, r.file);
+    t.same([v.recordedIndex, tries, v.recordRefused], [0, 1, 'BINDING_MISMATCH: refused'], 'a ledger refusal is not tried again, and is said');
+  }
+  const r = await rig();
+  await r.exchange.put(keys.publicPackage('k1', 0, 'node-0'), publicToBytes(r.good));
+  const v = await importSealedShare({ ...r.o, retryMs: 1 }, r.file);
+  t.same([v.recordedIndex, v.recordRefused.split(':')[0]], [0, 'RECOVERY_NOT_AUTHORIZED'], 'the replica records no decision: not proposed, said');
+  t.equal(r.proposed.length, 0);
 });
