@@ -4,7 +4,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { CustodyError } from '../../proto/errors.js';
-import { node as nodeLimits } from '../../proto/limits.js';
+import { lifecycle as lifecycleLimits, node as nodeLimits } from '../../proto/limits.js';
 import { errorOf } from '../client.js';
 import { channelCredentials, identityOptions, loadTls, type TlsFiles } from '../tls.js';
 import { adminPackage } from './server.js';
@@ -151,7 +151,13 @@ export class AdminClient {
   listBackups(): Promise<BackupListReply> { return this.call('ListBackups', {}); }
   kernelStatus(): Promise<KernelStatusView> { return this.call('KernelStatus', {}); }
   /** Imports a sealed-share file (`custody guardian recover-share`) into this node's kernel. */
-  importShare(sealedShare: Uint8Array): Promise<ShareImportView> { return this.call('ImportShare', { sealedShare: Buffer.from(sealedShare) }); }
+  importShare(sealedShare: Uint8Array): Promise<ShareImportView> {
+    // The node answers after its kernel imported and the ledger took (or gave up on) ShareRecovered:
+    // the deadline covers every try of that proposal, so an import is not reported as failed
+    // because its record took long (node/lifecycle/share-import.ts).
+    const deadlineMs = 30_000 + lifecycleLimits.shareRecoveredProposeAttempts * (nodeLimits.clientTimeoutMsDefault + lifecycleLimits.shareRecoveredRetryMs);
+    return this.call('ImportShare', { sealedShare: Buffer.from(sealedShare) }, deadlineMs);
+  }
   testPolicy(req: { keyId: string; kind: string; tx: Uint8Array; initiator?: string }): Promise<PolicyTestReply> {
     return this.call('TestPolicy', { keyId: req.keyId, kind: req.kind, tx: Buffer.from(req.tx), initiator: req.initiator ?? '' });
   }
