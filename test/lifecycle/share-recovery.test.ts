@@ -230,4 +230,26 @@ t.test('two kernels lose their stores; their shares come back from backups throu
   const shown = await admin('audra', 'n3', ['backup', 'list']);
   t.equal(shown.code, 0, shown.stderr);
   for (const id of lost) t.match(shown.stdout, new RegExp(`key k epoch 0 ${id}: backed up.*\n    recovered from its backup at \\d{4}-.* \\(index \\d+\\) under RecoveryAuthorized [0-9a-f]{64}`), `backup list shows ${id} recovered`);
+
+  // The recovered kernels take part in a refresh: their nodes published their fresh kernels'
+  // transport keys, so the new epoch's packages are sealed to the kernels they have now.
+  await cluster.startKernel('n1');
+  await until('n1\'s daemon reaches its kernel again', async () => {
+    try {
+      return (await kernelStatus('n1')).keys.length === 1 ? true : null;
+    } catch {
+      return null;
+    }
+  }, 120_000);
+  const refresh = await client('kim', 'n1').proposeDecision(JSON.stringify({ kind: 'KeyRefreshed', keyId: 'k', keyEpoch: 1 }));
+  await approve(refresh.cid, ['approver-1', 'approver-2']);
+  await until('epoch 1 published', async () => (await client('audra', 'n1').status()).keys.find((k) => k.id === 'k')?.epochs.includes('1:published'), 240_000);
+  const a1 = await client('kim', 'n1').proposeDecision(JSON.stringify({ kind: 'KeyActivated', keyId: 'k', keyEpoch: 1 }));
+  await approve(a1.cid, ['approver-2', 'approver-3']);
+  await until('epoch 1 active on every node', async () => (await Promise.all(ids.map(async (id) => (await client('audra', id).status()).keys.find((k) => k.id === 'k')?.activeEpoch === 1))).every(Boolean) || null, 120_000);
+  const refreshed = await sign('after-refresh', 'n3');
+  t.equal(refreshed.state, 'Published', `the key signs at the refreshed epoch${refreshed.reason ? ` (ended ${refreshed.reason})` : ''}`);
+  t.equal(refreshed.keyEpoch, 1, 'at epoch 1');
+  await verified('after-refresh');
+  t.equal((await client('audra', 'n2').status()).keys.find((k) => k.id === 'k')!.publicKey, groupKey, 'under the same group key');
 });
