@@ -9,6 +9,8 @@
  * share import` imports it. With n1's kernel down, the two recovered kernels sign an act together:
  * its evidence verifies and the group key is the one made before the disaster. Each node records
  * its import (ShareRecovered) and every replica lists both recoveries in `custody admin backup list`.
+ * Then the key is refreshed with all three kernels and signs at the new epoch: the recovered nodes
+ * published their fresh kernels' transport keys, so the new shares are sealed to them.
  *
  * Refusals on the way, each with its reason code end to end and nothing imported: an import before
  * the decision (RECOVERY_NOT_AUTHORIZED), by a role that may not (ROLE_NOT_ALLOWED), of another
