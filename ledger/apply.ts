@@ -52,8 +52,8 @@ import { ed25519GroupCommitment, frostIdentifier, isGroupElement } from './signi
 import { attestedTime } from './clock-reading.js';
 import { type ProposedEvent, verifyProposed } from './proposer-sig.js';
 import { admissionReceipt, permitReceipt, publicationReceipt, type ReceiptAnchor } from './receipts.js';
-import { type FenceReport, backupsOf, drillsOf, fenceReportsOf } from './state.js';
-import { type BackupRecord, type DrillRecord, backupRecipientsDigest, backupRecordKey, drillRecordKey, validateBackupRecipients } from './backup-policy.js';
+import { type FenceReport, backupsOf, drillsOf, fenceReportsOf, recoveriesOf } from './state.js';
+import { type BackupRecord, type DrillRecord, type RecoveryRecord, backupRecipientsDigest, backupRecordKey, drillRecordKey, validateBackupRecipients } from './backup-policy.js';
 import { type ClusterState, type EpochRecord, type KeyRecord, type LedgerState, type NodeRecord, type OpRecord, type OpState, type PermitRecord, type RuleRecord, type RevocationRecord, revocationsOf, OP_TRANSITIONS, TERMINAL_OP_STATES, clipRuleDetail, consumedKey, keyContextOf } from './state.js';
 
 export type ApplyResult =
@@ -337,6 +337,7 @@ function dispatch(c: ClusterState, e: Exclude<LedgerEvent, { type: 'ClusterGenes
     case 'ClockTick': return clockTick(c, e, ctx);
     case 'KeyBackedUp': return keyBackedUp(c, e, ctx);
     case 'BackupDrilled': return backupDrilled(c, e, ctx);
+    case 'ShareRecovered': return shareRecovered(c, e, ctx);
   }
 }
 
@@ -676,7 +677,7 @@ function governanceAction(c: ClusterState, a: Exclude<DecisionAction, { kind: 'A
       return accept({ ...c, governance: { ...c.governance, backupPolicy } }, `share backups go to ${a.recipients.map((r) => r.label).join(', ')}`);
     }
     case 'RecoveryAuthorized':
-      return recoveryAuthorized(c, a);
+      return recoveryAuthorized(c, a, dCid, ctx);
   }
 }
 
@@ -772,10 +773,11 @@ function backupDrilled(c: ClusterState, e: Extract<LedgerEvent, { type: 'BackupD
  * committed for that epoch, and naming exactly the backup file the ledger records for that
  * participant (RECOVERY_BACKUP_MISSING without one, RECOVERY_BACKUP_MISMATCH for another cid,
  * identifier or group key). The ledger cannot check the verifying share (it records only the
- * group key): that is the approvers' word, and the kernel checks the share against it. Nothing
- * in the state changes; the decision itself is what each kernel follows.
+ * group key): that is the approvers' word, and the kernel checks the share against it. The
+ * decision itself is what each kernel follows; the ledger records it per participant (replacing an
+ * earlier one of the same key epoch and node) so a ShareRecovered can name it.
  */
-function recoveryAuthorized(c: ClusterState, a: Extract<DecisionAction, { kind: 'RecoveryAuthorized' }>): Outcome {
+function recoveryAuthorized(c: ClusterState, a: Extract<DecisionAction, { kind: 'RecoveryAuthorized' }>, dCid: Uint8Array, ctx: Ctx): Outcome {
   const k = own(c.keys, a.keyId);
   if (k === undefined) return refuse('UNKNOWN_KEY', `no key ${a.keyId}`);
   if (k.status === 'retired') return refuse('KEY_NOT_ACTIVE', `key ${a.keyId} is retired`);
@@ -791,7 +793,36 @@ function recoveryAuthorized(c: ClusterState, a: Extract<DecisionAction, { kind: 
   if (rec.identifier !== a.identifier || !bytesEqual(rec.fileCid, a.backupCid)) {
     return refuse('RECOVERY_BACKUP_MISMATCH', `the ledger records backup ${toHex(rec.fileCid)} of ${a.nodeId}'s share of ${a.keyId} epoch ${a.keyEpoch}, not ${toHex(a.backupCid)}`);
   }
-  return { kind: 'accept', cluster: c, effect: `${a.nodeId} may import its share of ${a.keyId} epoch ${a.keyEpoch} from backup ${toHex(a.backupCid)}` };
+  const rk = backupRecordKey(a.keyId, a.keyEpoch, a.nodeId);
+  const recovery: RecoveryRecord = { keyId: a.keyId, keyEpoch: a.keyEpoch, nodeId: a.nodeId, identifier, backupCid: a.backupCid, decisionCid: dCid, authorizedIndex: ctx.index, recovered: null };
+  return { kind: 'accept', cluster: { ...c, recoveries: put(recoveriesOf(c), rk, recovery) }, effect: `${a.nodeId} may import its share of ${a.keyId} epoch ${a.keyEpoch} from backup ${toHex(a.backupCid)}` };
+}
+
+/**
+ * A node reports that its kernel imported its share of a key epoch recovered from its backup
+ * (node/lifecycle/share-import.ts). Accepted only in the proposer's own name (checkProposer), for
+ * an active epoch of a live key, naming the RecoveryAuthorized the ledger recorded last for that
+ * node, key and epoch (RECOVERY_NOT_AUTHORIZED without one, BINDING_MISMATCH for another decision
+ * or identifier), once: the same report again is a replay and changes nothing. The ledger cannot
+ * see the import; what it records is the node's word, signed, beside the decision that allowed it,
+ * so auditors see when and under which decision each share came back.
+ */
+function shareRecovered(c: ClusterState, e: Extract<LedgerEvent, { type: 'ShareRecovered' }>, ctx: Ctx): Outcome {
+  const bad = checkProposer(c, e);
+  if (bad !== null) return bad;
+  const k = own(c.keys, e.keyId);
+  if (k === undefined) return refuse('UNKNOWN_KEY', `no key ${e.keyId}`);
+  if (k.status === 'retired') return refuse('KEY_NOT_ACTIVE', `key ${e.keyId} is retired`);
+  const ep = own(k.epochs, String(e.keyEpoch));
+  if (ep === undefined || ep.status !== 'active') return refuse('STALE_EPOCH', `key ${e.keyId} epoch ${e.keyEpoch} is ${ep?.status ?? 'unknown'}, not active`);
+  const rk = backupRecordKey(e.keyId, e.keyEpoch, e.nodeId);
+  const rec = own(recoveriesOf(c), rk);
+  if (rec === undefined) return refuse('RECOVERY_NOT_AUTHORIZED', `no RecoveryAuthorized names ${e.nodeId} for ${e.keyId} epoch ${e.keyEpoch}`);
+  if (!bytesEqual(rec.decisionCid, e.decisionCid)) return refuse('BINDING_MISMATCH', `the RecoveryAuthorized of ${e.nodeId} for ${e.keyId} epoch ${e.keyEpoch} is ${toHex(rec.decisionCid)}, not ${toHex(e.decisionCid)}`);
+  if (rec.identifier !== e.identifier) return refuse('BINDING_MISMATCH', `${e.nodeId} is identifier ${rec.identifier} in ${e.keyId} epoch ${e.keyEpoch}, not ${e.identifier}`);
+  if (rec.recovered !== null) return { kind: 'replay', ok: true, reason: null, detail: `the recovery of ${e.nodeId}'s share of ${e.keyId} epoch ${e.keyEpoch} is already recorded (index ${rec.recovered.index})` };
+  const next: RecoveryRecord = { ...rec, recovered: { index: ctx.index, stampMs: ctx.stampMs } };
+  return { kind: 'accept', cluster: { ...c, recoveries: put(recoveriesOf(c), rk, next) }, effect: `${e.nodeId} recovered its share of ${e.keyId} epoch ${e.keyEpoch} under decision ${toHex(e.decisionCid)}` };
 }
 
 /**

@@ -81,6 +81,25 @@ export function drillRecordKey(keyId: string, keyEpoch: number): string {
   return `${keyId}\u0000${keyEpoch}`;
 }
 
+/**
+ * A RecoveryAuthorized decision as the ledger records it, per (key, epoch, node), and whether the
+ * node then reported its kernel imported the share (ShareRecovered). A later RecoveryAuthorized of
+ * the same participant replaces the record (the share was lost again).
+ */
+export interface RecoveryRecord {
+  readonly keyId: string;
+  readonly keyEpoch: number;
+  readonly nodeId: string;
+  readonly identifier: string;
+  readonly backupCid: Uint8Array;
+  /** The cid of the RecoveryAuthorized decision. */
+  readonly decisionCid: Uint8Array;
+  /** Ledger index of that decision. */
+  readonly authorizedIndex: number;
+  /** The ShareRecovered that reported the import: its ledger index and stamp; null until then. */
+  readonly recovered: { readonly index: number; readonly stampMs: number } | null;
+}
+
 export const BACKUP_RECIPIENTS_DOMAIN = 'custody-ledger/v1/backup-recipients';
 
 /**

@@ -14,7 +14,8 @@
  *    KeyReady, FencingRecord; two conflicting statements by one node are EquivocationEvidence;
  *  - the operation journal, proposed by a node under its passport: ActSubmitted ... ActSettled,
  *    with ActSigningSetFixed between the permit and the execution (the one signing set of a permit),
- *    and KeyBackedUp (the node wrote the backup of its share of a key epoch, ledger/backup-policy.ts).
+ *    KeyBackedUp (the node wrote the backup of its share of a key epoch, ledger/backup-policy.ts)
+ *    and ShareRecovered (its kernel imported that share, recovered under a RecoveryAuthorized).
  * ClusterGenesis and KeyObjectPublished need no signature: genesis is the root of trust (its cid is
  * the cluster's identity) and KeyObjectPublished is derived entirely from signed KeyReady
  * statements already in the log.
@@ -308,7 +309,13 @@ export type LedgerEvent =
    * verdict, `reportDigest` sha256 of its report, `drilledAtMs` when it ran (ledger/apply.ts
    * backupDrilled).
    */
-  | ({ readonly type: 'BackupDrilled'; readonly keyId: string; readonly keyEpoch: number; readonly backupCids: readonly Uint8Array[]; readonly passed: boolean; readonly reportDigest: Uint8Array; readonly drilledAtMs: number } & Proposer);
+  | ({ readonly type: 'BackupDrilled'; readonly keyId: string; readonly keyEpoch: number; readonly backupCids: readonly Uint8Array[]; readonly passed: boolean; readonly reportDigest: Uint8Array; readonly drilledAtMs: number } & Proposer)
+  /**
+   * The proposing node's kernel imported its share of key `keyId` epoch `keyEpoch` (its FROST
+   * `identifier` there) recovered from its backup, under the RecoveryAuthorized decision
+   * `decisionCid` (node/lifecycle/share-import.ts, kernel/recovery.ts).
+   */
+  | ({ readonly type: 'ShareRecovered'; readonly keyId: string; readonly keyEpoch: number; readonly identifier: string; readonly decisionCid: Uint8Array } & Proposer);
 
 export type EventType = LedgerEvent['type'];
 
@@ -343,6 +350,8 @@ export function eventToCbor(e: LedgerEvent): CborValue {
       return { type: e.type, keyId: e.keyId, keyEpoch: e.keyEpoch, identifier: e.identifier, fileCid: e.fileCid, recipientsDigest: e.recipientsDigest, ...proposerToCbor(e) };
     case 'BackupDrilled':
       return { type: e.type, keyId: e.keyId, keyEpoch: e.keyEpoch, backupCids: [...e.backupCids], passed: e.passed, reportDigest: e.reportDigest, drilledAtMs: e.drilledAtMs, ...proposerToCbor(e) };
+    case 'ShareRecovered':
+      return { type: e.type, keyId: e.keyId, keyEpoch: e.keyEpoch, identifier: e.identifier, decisionCid: e.decisionCid, ...proposerToCbor(e) };
     default:
       return { ...e } as CborValue;
   }
@@ -439,6 +448,10 @@ export function eventFromCbor(v: CborValue): LedgerEvent {
         backupCids: arr(o.backupCids, 'backupCids', limits.nodesMax).map((c, i) => bytes(c, `backupCids[${i}]`, 32)),
         passed: o.passed, reportDigest: bytes(o.reportDigest, 'reportDigest', 32), drilledAtMs: int(o.drilledAtMs, 'drilledAtMs'), ...proposer(o),
       };
+    }
+    case 'ShareRecovered': {
+      const o = obj(v, 'event', ['type', 'keyId', 'keyEpoch', 'identifier', 'decisionCid', ...PROPOSER], ['sig']);
+      return { type, keyId: str(o.keyId, 'keyId'), keyEpoch: int(o.keyEpoch, 'keyEpoch'), identifier: str(o.identifier, 'identifier'), decisionCid: bytes(o.decisionCid, 'decisionCid', 32), ...proposer(o) };
     }
     default:
       throw new ShapeError(`event: unknown type ${String(type)}`);

@@ -8,7 +8,7 @@ import { validateRoster } from './decision.js';
 import { keyReadyCid } from './apply.js';
 import { receiptCid } from './receipts.js';
 import { type CborValue } from './encoding.js';
-import { type EpochRecord, type LedgerState, type OpState, OP_TRANSITIONS, TERMINAL_OP_STATES, backupsOf, drillsOf, fenceReportsOf, revocationsOf } from './state.js';
+import { type EpochRecord, type LedgerState, type OpState, OP_TRANSITIONS, TERMINAL_OP_STATES, backupsOf, drillsOf, fenceReportsOf, recoveriesOf, revocationsOf } from './state.js';
 import { ledger as ledgerLimits } from '../proto/limits.js';
 import { backupRecordKey, drillRecordKey, validateBackupRecipients } from './backup-policy.js';
 import { frostIdentifier } from './signing-set.js';
@@ -61,6 +61,17 @@ export function checkInvariants(s: LedgerState): string[] {
     if (k === undefined || at < 0) bad.push(`backup of ${b.keyId} epoch ${b.keyEpoch} by ${b.nodeId}, who holds no share of it`);
     else if (b.identifier !== frostIdentifier(k.scheme, at + 1)) bad.push(`backup of ${b.keyId} epoch ${b.keyEpoch} by ${b.nodeId} under identifier ${b.identifier}, not its own`);
     if (g.backupPolicy === undefined) bad.push(`backup of ${b.keyId} epoch ${b.keyEpoch} by ${b.nodeId} without any backup policy`);
+  }
+  // Share recoveries (ledger/apply.ts recoveryAuthorized, shareRecovered): every record is of a
+  // participant of an epoch the ledger holds, under its identifier, reported after its decision.
+  for (const [rk, r] of Object.entries(recoveriesOf(c))) {
+    if (rk !== backupRecordKey(r.keyId, r.keyEpoch, r.nodeId)) bad.push(`recovery record ${rk} is filed under another key`);
+    const k = own(c.keys, r.keyId);
+    const e = k === undefined ? undefined : own(k.epochs, String(r.keyEpoch));
+    const at = e === undefined ? -1 : e.participants.indexOf(r.nodeId);
+    if (k === undefined || at < 0) bad.push(`recovery of ${r.keyId} epoch ${r.keyEpoch} by ${r.nodeId}, who holds no share of it`);
+    else if (r.identifier !== frostIdentifier(k.scheme, at + 1)) bad.push(`recovery of ${r.keyId} epoch ${r.keyEpoch} by ${r.nodeId} under identifier ${r.identifier}, not its own`);
+    if (r.recovered !== null && r.recovered.index <= r.authorizedIndex) bad.push(`recovery of ${r.keyId} epoch ${r.keyEpoch} by ${r.nodeId} reported before its decision`);
   }
 
   // Backup drills (ledger/apply.ts backupDrilled): a record is of an epoch the ledger holds, names

@@ -14,7 +14,7 @@
  * keys, and apply never iterates a map to decide anything order-dependent.
  */
 import { ledger as limits, shareBackup as shareBackupLimits, tx as txLimits } from '../proto/limits.js';
-import { type BackupPolicyRecord, type BackupRecord, type DrillRecord, backupRecordKey, drillRecordKey, validateBackupRecipients } from './backup-policy.js';
+import { type BackupPolicyRecord, type BackupRecord, type DrillRecord, type RecoveryRecord, backupRecordKey, drillRecordKey, validateBackupRecipients } from './backup-policy.js';
 import { isReasonCode, type ReasonCode } from '../proto/reasons.js';
 import { type CborValue, decode, digest, encode } from './encoding.js';
 import {
@@ -329,11 +329,22 @@ export interface ClusterState {
   readonly backups?: { readonly [keyEpochNode: string]: BackupRecord };
   /** drillRecordKey(key, epoch) -> the last BackupDrilled of that key epoch (absent: none yet). */
   readonly drills?: { readonly [keyEpoch: string]: DrillRecord };
+  /**
+   * backupRecordKey(key, epoch, node) -> the last RecoveryAuthorized of that participant of that
+   * key epoch and its ShareRecovered, if reported (ledger/apply.ts). Absent and empty mean the
+   * same; the canonical form leaves an empty map out.
+   */
+  readonly recoveries?: { readonly [keyEpochNode: string]: RecoveryRecord };
 }
 
 /** The last backup drill of each key epoch the ledger records. */
 export function drillsOf(c: ClusterState): { readonly [keyEpoch: string]: DrillRecord } {
   return c.drills ?? {};
+}
+
+/** The share recoveries the ledger records. */
+export function recoveriesOf(c: ClusterState): { readonly [keyEpochNode: string]: RecoveryRecord } {
+  return c.recoveries ?? {};
 }
 
 /** The share backups the ledger records. */
@@ -443,6 +454,7 @@ export function stateToCbor(s0: LedgerState, rootForm = false): CborValue {
       ...(fenceReportsOf(c).length > 0 ? { fenceReports: fenceReportsOf(c).map((r) => ({ ...r, reporters: [...r.reporters] })) } : {}),
       ...(Object.keys(backupsOf(c)).length > 0 ? { backups: mapValues(backupsOf(c), (b) => ({ ...b })) } : {}),
       ...(Object.keys(drillsOf(c)).length > 0 ? { drills: mapValues(drillsOf(c), (d) => ({ ...d, backupCids: [...d.backupCids] })) } : {}),
+      ...(Object.keys(recoveriesOf(c)).length > 0 ? { recoveries: mapValues(recoveriesOf(c), (r) => ({ ...r, recovered: r.recovered === null ? null : { ...r.recovered } })) } : {}),
     },
   };
 }
@@ -570,7 +582,7 @@ export function stateFromCbor(v: CborValue): LedgerState {
 }
 
 function clusterFromCbor(v: CborValue): ClusterState {
-  const o = obj(v, 'cluster', ['clusterId', 'genesisCid', 'governance', 'nodes', 'keys', 'ops', 'opCount', 'inFlight', 'archived', 'endedByState', 'permits', 'policyHistory', 'consumed', 'statements', 'evidence'], ['fenceReports', 'backups', 'drills']);
+  const o = obj(v, 'cluster', ['clusterId', 'genesisCid', 'governance', 'nodes', 'keys', 'ops', 'opCount', 'inFlight', 'archived', 'endedByState', 'permits', 'policyHistory', 'consumed', 'statements', 'evidence'], ['fenceReports', 'backups', 'drills', 'recoveries']);
   const ar = obj(o.archived, 'archived', ['count', 'head']);
   const g = obj(o.governance, 'governance', ['epoch', 'headCid', 'roster', 'policy', 'frozen'], ['revoked', 'backupPolicy']);
   const policy = policyFromCbor(g.policy);
@@ -632,6 +644,7 @@ function clusterFromCbor(v: CborValue): ClusterState {
     ...(o.fenceReports === undefined ? {} : { fenceReports: fenceReportsFromCbor(o.fenceReports) }),
     ...(o.backups === undefined ? {} : { backups: backupsFromCbor(o.backups) }),
     ...(o.drills === undefined ? {} : { drills: drillsFromCbor(o.drills) }),
+    ...(o.recoveries === undefined ? {} : { recoveries: recoveriesFromCbor(o.recoveries) }),
   };
 }
 
@@ -681,6 +694,27 @@ function drillsFromCbor(v: CborValue): { readonly [k: string]: DrillRecord } {
   });
   // The canonical form leaves an empty map out: an empty one present is not canonical.
   if (Object.keys(m).length === 0) throw new ShapeError('drills: an empty map is left out');
+  return m;
+}
+
+function recoveriesFromCbor(v: CborValue): { readonly [k: string]: RecoveryRecord } {
+  const m = mapOf(v, 'recoveries', (k, r) => {
+    const ro = obj(r, 'recovery', ['keyId', 'keyEpoch', 'nodeId', 'identifier', 'backupCid', 'decisionCid', 'authorizedIndex', 'recovered']);
+    let recovered: RecoveryRecord['recovered'] = null;
+    if (ro.recovered !== null) {
+      const x = obj(ro.recovered, 'recovery.recovered', ['index', 'stampMs']);
+      recovered = { index: int(x.index, 'recovery.recovered.index'), stampMs: int(x.stampMs, 'recovery.recovered.stampMs') };
+    }
+    const rec: RecoveryRecord = {
+      keyId: str(ro.keyId, 'recovery.keyId'), keyEpoch: int(ro.keyEpoch, 'recovery.keyEpoch'), nodeId: str(ro.nodeId, 'recovery.nodeId'), identifier: str(ro.identifier, 'recovery.identifier'),
+      backupCid: bytes(ro.backupCid, 'recovery.backupCid', 32), decisionCid: bytes(ro.decisionCid, 'recovery.decisionCid', 32),
+      authorizedIndex: int(ro.authorizedIndex, 'recovery.authorizedIndex'), recovered,
+    };
+    if (backupRecordKey(rec.keyId, rec.keyEpoch, rec.nodeId) !== k) throw new ShapeError('recovery: key differs from its record');
+    return rec;
+  });
+  // The canonical form leaves an empty map out: an empty one present is not canonical.
+  if (Object.keys(m).length === 0) throw new ShapeError('recoveries: an empty map is left out');
   return m;
 }
 

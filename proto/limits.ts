@@ -225,6 +225,13 @@ export const lifecycle = {
    */
   shareBackupRetryMs: 10_000,
   /**
+   * After its kernel imported a recovered share, how many times a node proposes ShareRecovered when
+   * the proposal fails without a verdict (no leader, dropped), and the pause between tries. A
+   * refusal by the ledger is final. The import itself is never undone.
+   */
+  shareRecoveredProposeAttempts: 5,
+  shareRecoveredRetryMs: 2_000,
+  /**
    * Reconnecting to a kernel process whose socket closed (the kernel restarted): the first
    * attempt waits kernelReconnectMinMs, each next one twice as long, at most kernelReconnectMaxMs,
    * for as long as the daemon runs. Calls made meanwhile fail at once with REMOTE_TIMEOUT.

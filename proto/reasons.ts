@@ -86,6 +86,7 @@ export const REASONS = {
   BACKUP_RECIPIENTS_MISMATCH: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'the backup names other custodian recipients than the BackupPolicy decision in force' },
   RECOVERY_BACKUP_MISSING: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'a RecoveryAuthorized decision names a participant of a key epoch whose backup the ledger does not record' },
   RECOVERY_BACKUP_MISMATCH: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'a RecoveryAuthorized decision names another backup file, identifier or group key than the ledger records' },
+  PUBLIC_PACKAGE_UNAVAILABLE: { grpc: GrpcStatus.UNAVAILABLE, text: 'no peer serves a public key package of the key epoch that matches the group key and committee the ledger committed (their daemons or kernels may still be starting)' },
   RECOVERY_NOT_AUTHORIZED: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'no RecoveryAuthorized decision this kernel verified names this node, key, epoch and identifier' },
   SHARE_ALREADY_HELD: { grpc: GrpcStatus.ALREADY_EXISTS, text: 'this kernel already holds a share of that key epoch; a recovered share never replaces one' },
 

@@ -6,7 +6,7 @@
 import { CustodyError } from '../../proto/errors.js';
 import { backupRecipientsDigest, backupRecordKey, drillRecordKey } from '../../ledger/backup-policy.js';
 import { bytesEqual, toHex } from '../../ledger/encoding.js';
-import { backupsOf, drillsOf, type LedgerState } from '../../ledger/state.js';
+import { backupsOf, drillsOf, recoveriesOf, type LedgerState } from '../../ledger/state.js';
 import { identifierOf } from '../lifecycle/participant.js';
 import { requireAction, type Operator } from './roles.js';
 
@@ -24,6 +24,11 @@ export interface BackupEntryView {
   /** Hex; '' while the epoch has none. */
   readonly groupKey: string;
   readonly scheme: string;
+  /** The last RecoveryAuthorized of this participant (hex cid), empty when none. */
+  readonly recoveryDecisionCid: string;
+  /** Its ShareRecovered: ledger index and stamp; 0 while not reported. */
+  readonly recoveredIndex: number;
+  readonly recoveredStampMs: number;
 }
 
 export interface BackupDrillView {
@@ -70,10 +75,12 @@ export function backupList(caller: Operator, s: LedgerState): BackupListReply {
     for (const nodeId of e.participants) {
       const rec = backupsOf(c)[backupRecordKey(k.id, e.epoch, nodeId)];
       const current = rec !== undefined && digest !== null && bytesEqual(rec.recipientsDigest, digest);
+      const rcv = recoveriesOf(c)[backupRecordKey(k.id, e.epoch, nodeId)];
       entries.push({
         keyId: k.id, keyEpoch: e.epoch, nodeId, identifier: identifierOf(k.scheme, e.participants, nodeId), backedUp: current,
         fileCid: rec === undefined ? '' : toHex(rec.fileCid), index: rec?.index ?? 0, stampMs: rec?.stampMs ?? 0, earlierPolicy: rec !== undefined && !current,
         threshold: e.threshold, groupKey: e.groupKey === null ? '' : toHex(e.groupKey), scheme: k.scheme,
+        recoveryDecisionCid: rcv === undefined ? '' : toHex(rcv.decisionCid), recoveredIndex: rcv?.recovered?.index ?? 0, recoveredStampMs: rcv?.recovered?.stampMs ?? 0,
       });
     }
   }

@@ -4,12 +4,13 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { CustodyError } from '../../proto/errors.js';
-import { node as nodeLimits } from '../../proto/limits.js';
+import { lifecycle as lifecycleLimits, node as nodeLimits } from '../../proto/limits.js';
 import { errorOf } from '../client.js';
 import { channelCredentials, identityOptions, loadTls, type TlsFiles } from '../tls.js';
 import { adminPackage } from './server.js';
 import type { PolicyReply, PolicyTestReply } from './policy.js';
 import type { BackupListReply } from './backups.js';
+import type { KernelStatusView, ShareImportView } from '../lifecycle/share-import.js';
 import { randomBytes } from 'node:crypto';
 import { encode, fromHex } from '../../ledger/encoding.js';
 import { type DecisionBody, decisionFromCbor, decisionToCbor, signDecision } from '../../ledger/decision.js';
@@ -149,6 +150,15 @@ export class AdminClient {
   getPolicy(): Promise<PolicyReply> { return this.call('GetPolicy', {}); }
   listBackups(): Promise<BackupListReply> { return this.call('ListBackups', {}); }
   recordDrill(d: { keyId: string; keyEpoch: number; backupCids: string[]; passed: boolean; reportDigest: string }): Promise<{ index: number; detail: string }> { return this.call('RecordDrill', d); }
+  kernelStatus(): Promise<KernelStatusView> { return this.call('KernelStatus', {}); }
+  /** Imports a sealed-share file (`custody guardian recover-share`) into this node's kernel. */
+  importShare(sealedShare: Uint8Array): Promise<ShareImportView> {
+    // The node answers after its kernel imported and the ledger took (or gave up on) ShareRecovered:
+    // the deadline covers every try of that proposal, so an import is not reported as failed
+    // because its record took long (node/lifecycle/share-import.ts).
+    const deadlineMs = 30_000 + lifecycleLimits.shareRecoveredProposeAttempts * (nodeLimits.clientTimeoutMsDefault + lifecycleLimits.shareRecoveredRetryMs);
+    return this.call('ImportShare', { sealedShare: Buffer.from(sealedShare) }, deadlineMs);
+  }
   testPolicy(req: { keyId: string; kind: string; tx: Uint8Array; initiator?: string }): Promise<PolicyTestReply> {
     return this.call('TestPolicy', { keyId: req.keyId, kind: req.kind, tx: Buffer.from(req.tx), initiator: req.initiator ?? '' });
   }

@@ -25,10 +25,12 @@ export function isOperatorRole(x: unknown): x is OperatorRole {
   return typeof x === 'string' && (OPERATOR_ROLES as readonly string[]).includes(x);
 }
 
-export type AdminAction = 'read' | 'propose' | 'approve' | 'submit-decision' | 'submit-act' | 'settle-act' | 'fence' | 'backup' | 'transfer-leader';
+export type AdminAction = 'read' | 'propose' | 'approve' | 'submit-decision' | 'submit-act' | 'settle-act' | 'fence' | 'backup' | 'transfer-leader' | 'import-share';
 
 const ACTIONS: { readonly [r in OperatorRole]: readonly AdminAction[] } = {
-  'key-generator': ['read', 'propose'],
+  // Importing a share recovered from its backup is part of a key's lifecycle, like proposing its
+  // ceremonies; what authorizes it is the RecoveryAuthorized decision the kernel checks.
+  'key-generator': ['read', 'propose', 'import-share'],
   custodian: ['read', 'propose', 'submit-act', 'settle-act'],
   approver: ['read', 'propose', 'approve', 'submit-decision', 'fence', 'transfer-leader'],
   // A backup (snapshot save) reads in bulk what an auditor may read one by one; no role that can

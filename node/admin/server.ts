@@ -11,7 +11,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import { fileURLToPath } from 'node:url';
 import type { PeerCertificate } from 'node:tls';
 import { CustodyError, isCustodyError } from '../../proto/errors.js';
-import { ledger as ledgerLimits, node as nodeLimits } from '../../proto/limits.js';
+import { ledger as ledgerLimits, node as nodeLimits, shareBackup as backupLimits } from '../../proto/limits.js';
 import { grpcStatusOf, type ReasonCode } from '../../proto/reasons.js';
 import { REASON_METADATA_KEY } from '../wire.js';
 import { serverCredentials, type TlsMaterial } from '../tls.js';
@@ -20,6 +20,7 @@ import { operatorOf, requireAction, type Operator } from './roles.js';
 import { policyReply, testPolicy } from './policy.js';
 import { backupList } from './backups.js';
 import { revocationInterceptor } from '../revocation.js';
+import type { KernelStatusView, ShareImportView } from '../lifecycle/share-import.js';
 
 export const ADMIN_PROTO_PATH = fileURLToPath(new URL('../../../proto/admin.proto', import.meta.url));
 const loaderOptions: protoLoader.Options = { keepCase: false, longs: Number, enums: String, bytes: Buffer, defaults: true, oneofs: true };
@@ -102,6 +103,11 @@ export interface AdminServerOptions {
   readonly snapshot?: () => AsyncIterable<Buffer>;
   /** The Membership service (node/membership/service.ts), served on the same port. */
   readonly membership?: grpc.UntypedServiceImplementation;
+  /** This node's kernel, for its status and for importing a recovered share (node/lifecycle/share-import.ts). */
+  readonly kernel?: {
+    status(): Promise<KernelStatusView>;
+    importShare(sealedShare: Uint8Array): Promise<ShareImportView>;
+  };
 }
 
 export class AdminServer {
@@ -187,6 +193,19 @@ export class AdminServer {
           keyId: need(r.keyId, 'key_id'), keyEpoch: Number(r.keyEpoch ?? 0), backupCids: cids.map((c, i) => hex32(c, `backup_cids[${i}]`)),
           passed: r.passed === true, reportDigest: hex32(r.reportDigest, 'report_digest'),
         });
+      }),
+      KernelStatus: unary<R, unknown>(async (op) => {
+        requireAction(op, 'read', 'read the kernel\'s status');
+        if (this.o.kernel === undefined) throw new CustodyError('INTERNAL', 'this node serves no kernel');
+        return this.o.kernel.status();
+      }),
+      ImportShare: unary<R, unknown>(async (op, r) => {
+        requireAction(op, 'import-share', 'import a recovered share into the kernel (the key-generator role does)');
+        const f = r.sealedShare;
+        if (!Buffer.isBuffer(f) || f.length === 0) throw new CustodyError('INVALID_ARGUMENT', 'sealed_share is required');
+        if (f.length > backupLimits.sealedShareBytesMax) throw new CustodyError('PAYLOAD_REJECTED', `sealed share file of ${f.length} bytes, more than ${backupLimits.sealedShareBytesMax}`);
+        if (this.o.kernel === undefined) throw new CustodyError('INTERNAL', 'this node serves no kernel');
+        return this.o.kernel.importShare(new Uint8Array(f));
       }),
       TestPolicy: unary<R, unknown>((op, r) => {
         const tx = r.tx;

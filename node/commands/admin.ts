@@ -17,6 +17,7 @@ import { ensureCa } from '../certs.js';
 import { adminSnapshotCommand } from './snapshot.js';
 import { adminPolicyCommand } from './policy.js';
 import { adminBackupCommand } from './backup.js';
+import { adminKernelCommand, adminShareCommand } from './share.js';
 import { leaderCommand, memberCommand, membershipJson, printMembership } from './member.js';
 import { actCommand, approveShown, formatAct, keyCommand } from './act.js';
 import { operatorCommand } from './operator.js';
@@ -298,6 +299,8 @@ export const adminCommand: CommandModule<object, object> = {
     .command(adminSnapshotCommand)
     .command(adminPolicyCommand)
     .command(adminBackupCommand)
+    .command(adminKernelCommand)
+    .command(adminShareCommand)
     .epilogue(`${CONN_HELP}\n\nA refusal prints "REASON: detail" (reason codes of proto/reasons.ts) and exits 3.`)
     .demandCommand(1, 'name an admin command'),
   handler: () => undefined,

@@ -49,6 +49,8 @@ export function formatBackupList(r: BackupListReply): string {
     if (e.backedUp) lines.push(`  ${where}: backed up, cid ${e.fileCid}, at ${new Date(e.stampMs).toISOString()} (index ${e.index})`);
     else if (e.earlierPolicy) lines.push(`  ${where}: MISSING under this policy (last backup ${e.fileCid} at ${new Date(e.stampMs).toISOString()} was to earlier custodians)`);
     else lines.push(`  ${where}: MISSING`);
+    if (e.recoveredIndex > 0) lines.push(`    recovered from its backup at ${new Date(e.recoveredStampMs).toISOString()} (index ${e.recoveredIndex}) under RecoveryAuthorized ${e.recoveryDecisionCid}`);
+    else if (e.recoveryDecisionCid !== '') lines.push(`    recovery authorized (RecoveryAuthorized ${e.recoveryDecisionCid}), import not yet reported`);
   }
   lines.push(`${r.entries.length - r.missing} of ${r.entries.length} shares backed up${r.missing > 0 ? `, ${r.missing} missing` : ''}`);
   const epochs = [...new Map(r.entries.map((e) => [`${e.keyId}\u0000${e.keyEpoch}`, e])).values()];

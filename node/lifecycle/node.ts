@@ -44,6 +44,7 @@ import { LifecycleParticipant } from './participant.js';
 import { Coordinator } from './coordinator.js';
 import { ClockTicker } from './clock.js';
 import { ShareBackups } from './backups.js';
+import { importSealedShare, kernelStatusView } from './share-import.js';
 import { KernelTwin } from './kernel-twin.js';
 import { KernelLink, type KernelLinkStatus } from './kernel-link.js';
 import { type BlobStore, PeerClient, PeerExchange, RemoteClockReader, RemoteCosigner, RemoteParticipant, peerHandlers } from './peer.js';
@@ -171,7 +172,12 @@ export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleC
   const coordinator = new Coordinator({ nodeId: o.nodeId, ledger, exchange, participants: ports, localPublicPackage: (k, e) => participant.ownPublicPackage(k, e), log: o.log, remoteTimeoutMs: cfg.remoteTimeoutMs, signingSetWaitMs: cfg.signingSetWaitMs });
   const backend = new AdminBackend(o.nodeId, ledger, coordinator);
   const server = new AdminServer({
-    listen: cfg.admin, tls: o.tls, backend, log: o.log, peer: peerHandlers({ participant, exchange, isNode: (id) => cfg.peers.has(id), incarnation: o.incarnation ?? '', cosign: (size) => checkpoints.cosign(size), consistency: (size1, size2) => checkpoints.ownConsistency(size1, size2), clockReading: ownReading, ...(o.snapshotCert ? { cosignSnapshot: (index: number) => (o.snapshotCert as SnapshotCertifier).cosign(index) } : {}) }),
+    listen: cfg.admin, tls: o.tls, backend, log: o.log,
+    kernel: {
+      status: () => kernelStatusView(participant.queuedKernel),
+      importShare: (file) => importSealedShare({ nodeId: o.nodeId, ledger, kernel: participant.queuedKernel, exchange, log: o.log }, file),
+    },
+    peer: peerHandlers({ participant, exchange, isNode: (id) => cfg.peers.has(id), incarnation: o.incarnation ?? '', cosign: (size) => checkpoints.cosign(size), consistency: (size1, size2) => checkpoints.ownConsistency(size1, size2), clockReading: ownReading, ...(o.snapshotCert ? { cosignSnapshot: (index: number) => (o.snapshotCert as SnapshotCertifier).cosign(index) } : {}) }),
     snapshot: () => snapshotFileBytes({ nodeId: o.nodeId, driver: o.driver, app: o.app, incarnation: o.incarnation ?? '' }),
     ...(o.membership ? { membership: membershipHandlers(o.membership, o.driver) } : {}),
   });

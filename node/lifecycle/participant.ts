@@ -420,9 +420,16 @@ export class LifecycleParticipant implements ParticipantPort {
     }
   }
 
+  /**
+   * Puts this node's kernel transport key, signed by the node's identity, into the exchange: once,
+   * and again when the kernel's key changed (a fresh kernel after its store was lost, whose share
+   * came back from its backup): later ceremonies seal this node's packages to the key it has now.
+   */
   private async publishTransportKey(c: ClusterState): Promise<void> {
     const key = keys.transport(this.nodeId);
-    if (this.transportPublicKey === null || (await this.o.exchange.get(key)) !== undefined) return;
+    if (this.transportPublicKey === null) return;
+    const published = await this.transportKeyOf(c, this.nodeId).catch(() => null);
+    if (published !== null && bytesEqual(published, this.transportPublicKey)) return;
     const s = signStatement({ clusterId: c.clusterId, nodeId: this.nodeId, kind: 'KernelTransportKey', slot: { nodeId: this.nodeId }, content: { transportPublicKey: this.transportPublicKey } }, this.o.identitySecretKey);
     await this.o.exchange.put(key, encode(statementToCbor(s)));
   }

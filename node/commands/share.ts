@@ -1,0 +1,84 @@
+/**
+ * `custody admin share import` and `custody admin kernel status`: recovering a kernel's share
+ * from its backup, the online steps (README "Recovering a lost kernel's share from its backup").
+ *
+ *   kernel status                      this node's kernel: its transport public key (what the
+ *                                      custodian seals the recovered share to), profile, the
+ *                                      governance index it follows, the key epochs it holds
+ *   share import --key-id K --key-epoch E --sealed FILE
+ *                                      hands the sealed-share file to this node, which forwards
+ *                                      it to its kernel with the key epoch's public package and
+ *                                      the ledger's consumed nonce counter
+ *                                      (node/lifecycle/share-import.ts)
+ *
+ * --key-id and --key-epoch are what the operator expects the file to hold: a file of another key
+ * or epoch is refused here (BINDING_MISMATCH) before anything is sent. Like every command naming a
+ * threshold key, --key-id is read from the command line only (signingKeyId).
+ */
+import { readFile, stat } from 'node:fs/promises';
+import type { Argv } from 'yargs';
+import { CustodyError } from '../../proto/errors.js';
+import { shareBackup as limits } from '../../proto/limits.js';
+import { decodeSealedShare } from '../../kernel/recovery.js';
+import type { KernelStatusView } from '../lifecycle/share-import.js';
+import { connOptions, out, run, signingKeyId, type Cmd, type Conn } from './admin.js';
+
+export function formatKernelStatus(s: KernelStatusView): string {
+  return [
+    `kernel of ${s.nodeId}: profile ${s.profile}, governance index ${s.governanceIndex}${s.frozen ? ', FROZEN' : ''}${s.fenced ? ', FENCED' : ''}`,
+    `  transport public key ${s.transportPublicKey}`,
+    ...(s.keys.length === 0 ? ['  holds no key share'] : s.keys.map((k) => `  key ${k.keyId} epoch ${k.keyEpoch}: identifier ${k.identifier}, consumed counter ${k.consumedCounter}`)),
+  ].join('\n');
+}
+
+const kernelStatus: Cmd<Conn> = {
+  command: 'status',
+  describe: 'this node\'s kernel as it answers now: its X25519 transport public key (what `custody guardian recover-share --to-kernel` seals a recovered share to), profile, governance index, and the key epochs it holds a share of',
+  builder: (y) => connOptions(y)
+    .example('$0 admin kernel status --node 127.0.0.1:7202 --node-id n2 --certs certs --as audra', 'the transport key of n2\'s kernel') as Argv<Conn>,
+  handler: run(async (c, a) => {
+    const s = await c.kernelStatus();
+    out(a.json ? JSON.stringify(s, null, 2) : formatKernelStatus(s));
+  }),
+};
+
+export const adminKernelCommand: Cmd<object> = {
+  command: 'kernel <command>',
+  describe: 'this node\'s kernel: its status and transport public key (status)',
+  builder: (y) => y.command(kernelStatus).demandCommand(1, 'name a kernel command: status') as Argv<object>,
+  handler: () => undefined,
+};
+
+type ImportArgs = Conn & { 'key-id'?: string; 'key-epoch': number; sealed: string };
+
+const shareImport: Cmd<ImportArgs> = {
+  command: 'import',
+  describe: 'import into this node\'s kernel its share recovered from a backup: the sealed-share file `custody guardian recover-share` wrote for this kernel. The kernel accepts it only under a RecoveryAuthorized decision naming this node, key, epoch and identifier, and only if share*G is the decided verifying share; it then signs again, numbering its nonces above the ledger\'s consumed counter. Role: key-generator. Refused with the kernel\'s reason: RECOVERY_NOT_AUTHORIZED, SHARE_ALREADY_HELD, PAYLOAD_REJECTED (a file sealed to another kernel or altered), SHARE_MISMATCH, KEY_NOT_ACTIVE, STALE_EPOCH, WRONG_RECIPIENT',
+  builder: (y) => connOptions(y)
+    .option('key-id', { type: 'string', describe: 'the threshold key the file must be of (its id; command line only, never from the environment)' })
+    .option('key-epoch', { type: 'number', demandOption: true, describe: 'the key epoch the file must be of (the active one)' })
+    .option('sealed', { type: 'string', demandOption: true, describe: 'the sealed-share file (`custody guardian recover-share --out`)' })
+    .example('$0 admin share import --key-id k1 --key-epoch 0 --sealed n2-k1-0.sealed --node 127.0.0.1:7202 --node-id n2 --certs certs --as kim', 'recover n2\'s share of k1') as Argv<ImportArgs>,
+  handler: run(async (c, a) => {
+    const keyId = signingKeyId(a, 'name the key with --key-id');
+    const epoch = a['key-epoch'];
+    if (!Number.isSafeInteger(epoch) || epoch < 0) throw new CustodyError('INVALID_ARGUMENT', `--key-epoch must be a non-negative integer, not ${epoch}`);
+    const size = (await stat(a.sealed)).size;
+    if (size > limits.sealedShareBytesMax) throw new CustodyError('PAYLOAD_REJECTED', `${a.sealed}: ${size} bytes, more than a sealed share's ${limits.sealedShareBytesMax}`);
+    const bytes = new Uint8Array(await readFile(a.sealed));
+    const f = decodeSealedShare(bytes);
+    if (f.keyId !== keyId || f.epoch !== epoch) throw new CustodyError('BINDING_MISMATCH', `${a.sealed} holds a share of ${f.keyId} epoch ${f.epoch}, not ${keyId} epoch ${epoch}`);
+    const r = await c.importShare(bytes);
+    out(a.json ? JSON.stringify(r, null, 2) : [
+      `imported: key ${r.keyId} epoch ${r.keyEpoch}, identifier ${r.identifier}, group key ${r.groupKey}; nonces numbered above ${r.consumedCounter}`,
+      r.recordedIndex > 0 ? `recorded: ShareRecovered at ledger index ${r.recordedIndex}` : `NOT recorded in the ledger (${r.recordRefused}); the share is imported`,
+    ].join('\n'));
+  }),
+};
+
+export const adminShareCommand: Cmd<object> = {
+  command: 'share <command>',
+  describe: 'a kernel\'s key share: import one recovered from its backup (import)',
+  builder: (y) => y.command(shareImport).demandCommand(1, 'name a share command: import') as Argv<object>,
+  handler: () => undefined,
+};
