@@ -36,7 +36,7 @@ import { tx as txLimits } from '../../proto/limits.js';
 import { CustodyError } from '../../proto/errors.js';
 import type { ActCheckContext } from '../../kernel/act-check.js';
 import type { ActSubmittedEvent } from '../../kernel/certificate.js';
-import { checkpointOrigin, consistencyProof, cosignatureSigner, entryLeafHash, formatCheckpoint, inclusionProof, memoryReader, nodeSignerName, parseCheckpoint, parseNote, rootOf, signNote, type EntryCertificate } from '../../ledger/tlog/index.js';
+import { checkpointOrigin, consistencyProof, cosignatureSigner, entryLeafHash, formatCheckpoint, inclusionProof, memoryReader, nodeHash, nodeSignerName, parseCheckpoint, parseNote, rootOf, signNote, type EntryCertificate, type NodeReader } from '../../ledger/tlog/index.js';
 
 export type SignBody = Extract<RequestBody, { kind: 'sign' }>;
 
@@ -332,6 +332,26 @@ const certifiedHistories = new Map<string, readonly Uint8Array[]>();
 type SignBodyOf = Extract<RequestBody, { kind: 'sign' }>;
 
 /**
+ * Perfect-subtree hashes of an append-only history, computed on demand and kept: a complete
+ * subtree never changes as leaves are appended, so a consistency proof costs O(log n) hashes once
+ * warm, as a daemon's stored tree gives it (the kernel bench times the share, not the proof).
+ */
+const subtrees = new WeakMap<readonly Uint8Array[], Map<string, Uint8Array>>();
+function historyReader(leaves: readonly Uint8Array[]): NodeReader {
+  let memo = subtrees.get(leaves);
+  if (memo === undefined) subtrees.set(leaves, (memo = new Map()));
+  const known = memo;
+  const read: NodeReader = (level, index) => {
+    if (level === 0) return leaves[index] as Uint8Array;
+    const k = `${level}/${index}`;
+    let h = known.get(k);
+    if (h === undefined) known.set(k, (h = nodeHash(read(level - 1, 2 * index), read(level - 1, 2 * index + 1))));
+    return h;
+  };
+  return read;
+}
+
+/**
  * Makes `client` send sign requests as a daemon does (node/lifecycle/participant.ts
  * signFollowing): a certificate a Governance made, without a consistency proof, gets the one its
  * kernel needs, from the checkpoint the kernel follows (status followedSize) over that
@@ -353,7 +373,7 @@ export function following<C extends Pick<KernelClient, 'call'>>(client: C): C {
       let sent: SignBodyOf = body as SignBodyOf;
       if (f !== 0 && f !== size && Math.max(f, size) <= leaves.length) {
         const [a, b] = [Math.min(f, size), Math.max(f, size)];
-        sent = { ...sent, certificate: { ...cert, consistency: { size: f, proof: consistencyProof(a, b, memoryReader(leaves.slice(0, b))) } } };
+        sent = { ...sent, certificate: { ...cert, consistency: { size: f, proof: consistencyProof(a, b, historyReader(leaves)) } } };
       }
       try {
         const r = await raw(sent, expect);
