@@ -215,6 +215,7 @@ export class Checkpointer {
       clusterId, nodeId: this.o.nodeId, text, own: `\u2014 ${own.name} ${own.base64}\n`, voters, what: `checkpoint at size ${size}`,
       peers: this.o.peers().map((p) => ({ nodeId: p.nodeId, ask: () => p.cosign(size) })),
       ...(this.o.onDivergence ? { onDivergence: this.o.onDivergence } : {}), log: this.log,
+      retryTransient: { untilMs: this.now() + limits.cosignCallMs, retryMs: limits.cosignRetryMs, now: this.now },
     });
     // What the kernels will check, checked here first (a bug here must not reach them as a refusal).
     const check = certified(note, clusterTrust(clusterId, voters));
@@ -241,6 +242,12 @@ export async function gatherCosignatures(o: {
   readonly what: string;
   readonly onDivergence?: (peer: string) => void;
   readonly log: (line: string) => void;
+  /**
+   * Ask a peer again, every `retryMs`, while its answer is REMOTE_TIMEOUT (no connection yet: a
+   * peer still starting after a restart of every node) and `untilMs` (wall clock) has not passed,
+   * and the quorum is not reached. Without it, every failure is final.
+   */
+  readonly retryTransient?: { readonly untilMs: number; readonly retryMs: number; readonly now: () => number };
 }): Promise<string> {
   const { clusterId, text, voters } = o;
   const lines = [o.own];
@@ -251,15 +258,30 @@ export async function gatherCosignatures(o: {
   const diverged: string[] = [];
   const failed: string[] = [];
   const ourRoot = parseCheckpoint(text).root;
+  let reached = false;
+  const ask = async (p: (typeof peers)[number]): Promise<string> => {
+    for (;;) {
+      try {
+        return await p.ask();
+      } catch (e) {
+        const r = o.retryTransient;
+        if (r === undefined || reached || !isCustodyError(e) || e.reason !== 'REMOTE_TIMEOUT' || r.now() + r.retryMs >= r.untilMs) throw e;
+        await new Promise((res) => setTimeout(res, r.retryMs));
+      }
+    }
+  };
   await new Promise<void>((resolve) => {
     let pending = peers.length;
     const done = (): void => {
-      if (lines.length >= quorum || pending === 0) resolve();
+      if (lines.length >= quorum || pending === 0) {
+        reached = true;
+        resolve();
+      }
     };
     done();
     for (const p of peers) {
       const v = byId.get(p.nodeId)!;
-      p.ask().then((theirs) => {
+      ask(p).then((theirs) => {
         const verifier = nodeVerifier(clusterId, p.nodeId, v.identityKey);
         const line = parseNote(theirs).signatures.find((l) => l.name === verifier.name && l.keyId === verifier.keyId);
         if (line === undefined) throw new CustodyError('NOTE_SIGNATURE_INVALID', `${p.nodeId} answered no signature of its own`);

@@ -565,6 +565,8 @@ export const tlog = {
   cosignApplyWaitMs: 5_000,
   /** Deadline of one peer's cosign call, in ms (the peer's own apply wait plus a round trip). */
   cosignCallMs: 7_000,
+  /** Pause before asking a peer again for its cosignature when it could not be reached (node/checkpoints.ts). */
+  cosignRetryMs: 250,
   /** Snapshot statements (aligned snapshot indexes) a node keeps in memory to cosign, newest kept (node/snapshot-cert.ts). */
   snapshotStatementsKeptMax: 8,
   /** Least time between two attempts to gather a snapshot's certificate, in ms. */
