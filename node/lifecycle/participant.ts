@@ -428,6 +428,8 @@ export class LifecycleParticipant implements ParticipantPort {
   private async publishTransportKey(c: ClusterState): Promise<void> {
     const key = keys.transport(this.nodeId);
     if (this.transportPublicKey === null) return;
+    // Any failure to read the published key (none yet, unreachable, not verifying) means the same
+    // thing here: publish ours. The put below reports its own failure to the caller.
     const published = await this.transportKeyOf(c, this.nodeId).catch(() => null);
     if (published !== null && bytesEqual(published, this.transportPublicKey)) return;
     const s = signStatement({ clusterId: c.clusterId, nodeId: this.nodeId, kind: 'KernelTransportKey', slot: { nodeId: this.nodeId }, content: { transportPublicKey: this.transportPublicKey } }, this.o.identitySecretKey);
@@ -673,6 +675,7 @@ export class LifecycleParticipant implements ParticipantPort {
     // In the kernel queue: the consistency proof depends on the checkpoint the kernel follows,
     // which the signatures before this one in the queue may move.
     const run = this.queue.then(() => this.signFollowing(body, certificate));
+    // The queue only orders calls: this call's error reaches its caller through `run`.
     this.queue = run.catch(() => undefined);
     const r = await run;
     if (r.sigShares.length !== messages.length) throw new CustodyError('INTERNAL', `the kernel returned ${r.sigShares.length} shares for ${messages.length} messages`);

@@ -65,7 +65,7 @@ t.test('property: a kernel follows one history, whatever sequence of checkpoints
   // best make from that branch (or none). Invariant: once the kernel accepted a checkpoint past
   // the fork on one branch, it accepts none past the fork on the other.
   const step = fc.record({ branch: fc.constantFrom('x', 'y'), size: fc.integer({ min: 1, max: 40 }), withProof: fc.boolean(), from: fc.integer({ min: 1, max: 40 }) });
-  fc.assert(fc.property(fc.array(step, { minLength: 1, maxLength: 25 }), (steps) => {
+  const run = fc.check(fc.property(fc.array(step, { minLength: 1, maxLength: 25 }), (steps) => {
     let followed: FollowedCheckpoint | null = null;
     let branchTaken: 'x' | 'y' | null = null;
     for (const s of steps) {
@@ -91,5 +91,5 @@ t.test('property: a kernel follows one history, whatever sequence of checkpoints
     }
     return true;
   }), { numRuns: 500, seed });
-  t.pass('500 runs: no kernel accepted checkpoints past the fork on both branches');
+  t.notOk(run.failed, `no kernel accepted checkpoints past the fork on both branches (${run.numRuns} runs${run.failed ? `; counterexample ${fc.stringify(run.counterexample)}` : ''})`);
 });
