@@ -321,6 +321,7 @@ export class Kernel {
         const id = key.slice(K.followedAll.length);
         return { incarnation: id === '-' ? '' : id, size: (JSON.parse(Buffer.from(value).toString('utf8')) as FollowedCheckpoint).size };
       }),
+      recoveriesPending: Object.entries(this.gov.recoveries ?? {}).map(([keyId, g]) => ({ keyId, epoch: g.epoch, identifier: g.identifier, ledgerIndex: g.index })),
     };
   }
 

@@ -88,6 +88,8 @@ export type ResponseBody =
       governanceIndex: number; frozen: boolean; fenced: boolean;
       /** The certified checkpoint this kernel follows, per cluster incarnation (kernel/certificate.ts checkFollows): its tree size. */
       followed: { incarnation: string; size: number }[];
+      /** The RecoveryAuthorized grants this kernel verified and has not used yet (kernel.ts importShare consumes one). */
+      recoveriesPending: { keyId: string; epoch: number; identifier: string; ledgerIndex: number }[];
     }
   | { kind: 'governance'; governanceIndex: number; applied: number; frozen: boolean; fenced: boolean }
   | { kind: 'dkgRound1'; package: Round1Package }

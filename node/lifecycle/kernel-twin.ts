@@ -112,7 +112,7 @@ export class KernelTwin implements KernelPort {
   private async dispatch(b: RequestBody): Promise<ResponseBody> {
     switch (b.kind) {
       case 'status':
-        return { kind: 'status', nodeId: this.nodeId, profile: 'twin', transportPublicKey: this.transport.publicKey, keys: [], governanceIndex: this.index, frozen: this.frozen, fenced: this.fenced, followed: [...this.followed].map(([incarnation, f]) => ({ incarnation, size: f.size })) };
+        return { kind: 'status', nodeId: this.nodeId, profile: 'twin', transportPublicKey: this.transport.publicKey, keys: [], governanceIndex: this.index, frozen: this.frozen, fenced: this.fenced, followed: [...this.followed].map(([incarnation, f]) => ({ incarnation, size: f.size })), recoveriesPending: [] };
       case 'fence':
         this.fenced = true;
         return { kind: 'governance', governanceIndex: this.index, applied: 0, frozen: this.frozen, fenced: true };

@@ -19,6 +19,14 @@
  *      the RecoveryAuthorized the ledger recorded for it } in its own name (ledger/apply.ts
  *      shareRecovered checks it names that decision, once); the reply says whether the ledger
  *      recorded it (an import is never undone for a report the ledger did not take).
+ *   6. the same file again, after an import whose report was lost (the daemon stopped, or every
+ *      proposal failed): the kernel refuses SHARE_ALREADY_HELD, and the node asks the kernel's
+ *      status. If the kernel holds the share under the decided identifier, has followed the
+ *      RecoveryAuthorized (its governance index reaches the decision's) and holds no unused grant
+ *      for the key any more (only an import consumes one), the import happened under that
+ *      decision, and step 5 runs now: re-running the command completes a lost report. Otherwise
+ *      (the kernel held its share all along, so its grant is still unused) the refusal stands and
+ *      nothing is recorded.
  *
  * Trust: the daemon is not trusted with the share nor for the package. It never sees the share
  * (the package opens only inside the kernel); a package it forged or took from a lying peer is
@@ -108,7 +116,22 @@ async function recordRecovery(o: ShareImportOptions, keyId: string, keyEpoch: nu
   return { recordedIndex: 0, recordRefused: why };
 }
 
-/** Imports a sealed-share file into this node's kernel (steps 1-4 above). */
+/** Step 6: the kernel already holds the share; report it if an import under the decision put it there. */
+async function completeEarlierImport(o: ShareImportOptions, keyId: string, keyEpoch: number, groupKey: string, consumed: number, refusal: CustodyError): Promise<ShareImportView> {
+  const rec = recoveriesOf(cluster(o.ledger))[backupRecordKey(keyId, keyEpoch, o.nodeId)];
+  if (rec === undefined) throw refusal;
+  const st = await o.kernel.call({ kind: 'status' }, 'status');
+  const held = st.keys.find((k) => k.keyId === keyId && k.epoch === kernelEpoch(keyEpoch));
+  const unused = st.recoveriesPending.some((g) => g.keyId === keyId);
+  if (held?.identifier !== rec.identifier || unused || st.governanceIndex < rec.authorizedIndex) {
+    throw new CustodyError('SHARE_ALREADY_HELD', `${refusal.detail}, and not from an import under the RecoveryAuthorized at index ${rec.authorizedIndex} (${unused ? 'the kernel has not used that grant' : held === undefined ? 'the kernel lists no such share' : held.identifier !== rec.identifier ? `its identifier is ${held.identifier}, not ${rec.identifier}` : 'the kernel has not followed that decision'}): nothing recorded`);
+  }
+  o.log(`${o.nodeId}: the kernel already imported its share of ${keyId} epoch ${keyEpoch} under the RecoveryAuthorized at index ${rec.authorizedIndex}; ${rec.recovered === null ? 'reporting it now' : `recorded at index ${rec.recovered.index}`}`);
+  const recorded = rec.recovered !== null ? { recordedIndex: rec.recovered.index, recordRefused: '' } : await recordRecovery(o, keyId, keyEpoch, rec.identifier);
+  return { keyId, keyEpoch, identifier: rec.identifier, groupKey, consumedCounter: consumed, ...recorded };
+}
+
+/** Imports a sealed-share file into this node's kernel (steps 1-4 above; step 6 for the same file again). */
 export async function importSealedShare(o: ShareImportOptions, file: Uint8Array): Promise<ShareImportView> {
   const f = decodeSealedShare(file);
   const c = cluster(o.ledger);
@@ -142,6 +165,7 @@ export async function importSealedShare(o: ShareImportOptions, file: Uint8Array)
       const recorded = await recordRecovery(o, f.keyId, f.epoch, r.identifier);
       return { keyId: f.keyId, keyEpoch: f.epoch, identifier: r.identifier, groupKey: toHex(e.groupKey), consumedCounter: consumed, ...recorded };
     } catch (err) {
+      if (isCustodyError(err) && err.reason === 'SHARE_ALREADY_HELD') return completeEarlierImport(o, f.keyId, f.epoch, toHex(e.groupKey), consumed, err);
       if (!isCustodyError(err) || err.reason !== 'BINDING_MISMATCH') throw err;
       tried.push(`${p}: refused by the kernel: ${err.detail}`);
     }

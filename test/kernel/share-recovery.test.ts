@@ -128,12 +128,15 @@ for (const profile of PROFILES) {
       n1Share.fill(0);
       const otherCtx = recoveryContext(key.keyId, 0, meta.identifier, randomBytes(32));
       t.equal(await reasonOf(importShare({ sealed: await sealTo(new Uint8Array(n2.transportPublicKey), otherCtx, clear) })), 'PAYLOAD_REJECTED', 'the right share sealed under another backup cid');
-      t.same((await n2.client.call({ kind: 'status' }, 'status')).keys, [], 'nothing was imported');
+      const before = await n2.client.call({ kind: 'status' }, 'status');
+      t.same(before.keys, [], 'nothing was imported');
+      t.same(before.recoveriesPending.filter((g) => g.keyId === key.keyId).map((g) => [g.epoch, g.identifier]), [[0, meta.identifier]], 'status lists the grant, unused');
     });
 
     await t.test('the recovered share is imported, starts above the ledger\'s consumed counter, and signs with either peer', async (t) => {
       const r = await importShare();
       t.equal(r.identifier, meta.identifier);
+      t.same((await n2.client.call({ kind: 'status' }, 'status')).recoveriesPending.filter((g) => g.keyId === key.keyId), [], 'the import used the grant: status lists none for the key');
       const st = (await n2.client.call({ kind: 'status' }, 'status')).keys.find((k) => k.keyId === key.keyId)!;
       t.ok(st.active, 'the key is active on n2 again');
       t.ok(st.consumedCounter >= n2Consumed, `consumed counter ${st.consumedCounter} is at least the ledger's ${n2Consumed}`);

@@ -157,3 +157,58 @@ t.test('a ShareRecovered proposal that fails without a verdict is tried again, a
   t.same([v.recordedIndex, v.recordRefused.split(':')[0]], [0, 'RECOVERY_NOT_AUTHORIZED'], 'the replica records no decision: not proposed, said');
   t.equal(r.proposed.length, 0);
 });
+
+t.test('the same file again completes a report the first import lost, only when an import under the decision put the share there', async (t) => {
+  const r = await rig();
+  must(r.s.decide({ kind: 'RecoveryAuthorized', nodeId: r.me, keyId: 'k1', keyEpoch: 0, identifier: r.idOf(r.me), backupCid: new Uint8Array(32).fill(7), groupKey: r.good.commitments[0]!, verifyingShare: r.good.verifyingShares[1]!.point }));
+  await r.exchange.put(keys.publicPackage('k1', 0, 'node-0'), publicToBytes(r.good));
+  const rec = () => recoveriesOf(r.s.state.cluster!)[backupRecordKey('k1', 0, r.me)]!;
+  // The kernel after an import: it holds the share under the decided identifier and has used its grant.
+  const after = { held: r.idOf(r.me), pending: false, governanceIndex: rec().authorizedIndex };
+  let imported = false;
+  const kernel: KernelPort = {
+    call: async (body, expect) => {
+      r.calls.push(body);
+      if (body.kind === 'status') {
+        return {
+          kind: 'status', nodeId: r.me, profile: 'software', transportPublicKey: new Uint8Array(32), governanceIndex: after.governanceIndex, frozen: false, fenced: false, followed: [],
+          keys: [{ keyId: 'k1', epoch: 0, suite: 'ed25519', identifier: after.held, groupPublicKey: r.good.commitments[0]!, active: true, commitmentsAvailable: 0, consumedCounter: 0 }],
+          recoveriesPending: after.pending ? [{ keyId: 'k1', epoch: 0, identifier: r.idOf(r.me), ledgerIndex: rec().authorizedIndex }] : [],
+        } as never;
+      }
+      if (body.kind !== 'importShare' || expect !== 'keyPackage') throw new Error(`unexpected ${body.kind}`);
+      if (imported) throw new CustodyError('SHARE_ALREADY_HELD', `this kernel holds a share of ${body.keyId} epoch ${body.epoch}`);
+      imported = true;
+      return { kind: 'keyPackage', keyId: body.keyId, epoch: body.epoch, suite: 'ed25519', identifier: body.identifier, public: body.public } as never;
+    },
+  };
+  // The first import lands in the kernel; every ShareRecovered proposal fails (as when the daemon stops).
+  const down = { ...r.o.ledger, state: r.o.ledger.state, propose: async (): Promise<LedgerVerdict> => {
+    throw new CustodyError('NOT_LEADER', 'no leader');
+  } } as LedgerPort;
+  const first = await importSealedShare({ ...r.o, kernel, ledger: down, retryMs: 1 }, r.file);
+  t.same([first.recordedIndex, rec().recovered], [0, null], 'the import happened, its report did not');
+
+  // What a kernel that never lost its share, or has not followed the decision, says: refused, nothing proposed.
+  for (const [why, change] of [
+    ['its grant is still unused', () => { after.pending = true; }],
+    ['it lists another identifier', () => { after.held = r.idOf('node-0'); }],
+    ['it has not followed the decision', () => { after.governanceIndex = rec().authorizedIndex - 1; }],
+  ] as const) {
+    const saved = { ...after };
+    change();
+    const e = await importSealedShare({ ...r.o, kernel, retryMs: 1 }, r.file).then(() => null, (x: unknown) => x as CustodyError);
+    t.equal(e?.reason, 'SHARE_ALREADY_HELD', `the kernel holds the share but ${why}: SHARE_ALREADY_HELD`);
+    t.match(e?.detail ?? '', /nothing recorded/);
+    Object.assign(after, saved);
+  }
+  t.equal(r.proposed.length, 0, 'no ShareRecovered was proposed for those');
+
+  const again = await importSealedShare({ ...r.o, kernel, retryMs: 1 }, r.file);
+  t.ok(again.recordedIndex > 0 && again.recordRefused === '', `the same file again records the import (index ${again.recordedIndex})`);
+  t.equal(rec().recovered?.index, again.recordedIndex, 'the ledger holds the report');
+  t.equal(r.proposed.length, 1);
+  const third = await importSealedShare({ ...r.o, kernel, retryMs: 1 }, r.file);
+  t.same([third.recordedIndex, r.proposed.length], [again.recordedIndex, 1], 'once recorded, the same file again says where, and proposes nothing');
+  t.equal(r.calls.filter((c) => c.kind === 'importShare').length, 6, 'every run asked the kernel to import (it is the kernel that refuses)');
+});
