@@ -188,7 +188,7 @@ async function build(dir: string): Promise<Built> {
     const at: LogCursor = { index: app.state.index, nowMs };
     for (let j = 0; j < n; j++) {
       const kind = (done + j) % ED25519_EVERY === 0 ? kinds.ed25519 : kinds.taproot;
-      settledActCommands({ opId: rid(`act-${done + j}`), ...kind, confirmation: `tx-${done + j}` }, { clusterId, proposer, stepMs: 200, custodian: s.keyOf(kind.act.initiator) }, at, commands);
+      settledActCommands({ opId: rid(`act-${done + j}`), ...kind, confirmation: `tx-${done + j}` }, { clusterId, proposer, stepMs: 200, custodian: s.keyOf(kind.act.initiator), sign: (e) => s.signed(e) }, at, commands);
     }
     nowMs = at.nowMs;
     await applyBatch(app, storage, commands, (i, ok, detail) => {

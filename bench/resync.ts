@@ -152,7 +152,7 @@ async function buildJournal(c: DaemonCluster, dir: string, file: string): Promis
     const n = Math.min(BATCH, ACTS - done);
     const commands: Uint8Array[] = [];
     const at: LogCursor = { index: app.state.index, nowMs };
-    for (let j = 0; j < n; j++) settledActCommands({ opId: rid(`act-${done + j}`), act, commitments, signatures, confirmation: `tx-${done + j}` }, { clusterId: s.clusterId, proposer, stepMs: 200, custodian }, at, commands);
+    for (let j = 0; j < n; j++) settledActCommands({ opId: rid(`act-${done + j}`), act, commitments, signatures, confirmation: `tx-${done + j}` }, { clusterId: s.clusterId, proposer, stepMs: 200, custodian, sign: (e) => s.signed(e) }, at, commands);
     nowMs = at.nowMs;
     await applyBatch(app, storage, commands, `act ${done}..`);
     if ((done + n) % Math.max(BATCH, Math.floor(ACTS / 10 / BATCH) * BATCH) === 0 || done + n === ACTS) {

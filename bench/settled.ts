@@ -3,7 +3,7 @@
  * histories feed them to the node's application (bench/archive.ts, bench/resync.ts): Submitted,
  * permit issued, signing set fixed, Executed (with the signature the ledger checks), Published,
  * Settled. Entries are stamped `stepMs` apart; the permit id is the one the ledger derives from
- * the index its ActPermitIssued entry lands at.
+ * the index its ActPermitIssued entry lands at. Each entry carries its proposer's signature.
  */
 import { encodeEvent, permitIdOf, signActRequest, type Act, type LedgerEvent, type SigningSetMember } from '../ledger/index.js';
 import { encodeLedgerCommand } from '../node/ledger-app.js';
@@ -31,6 +31,8 @@ export function settledActCommands(
     readonly clusterId: string; readonly proposer: { readonly nodeId: string; readonly passport: string }; readonly stepMs: number;
     /** The custodian the act's initiator names: signs its request, issued at the submission's stamp. */
     readonly custodian: { readonly id: string; readonly secretKey: Uint8Array };
+    /** Signs an event in the proposer's name (ledger/proposer-sig.ts), as the node's ledger port does: the ledger refuses unsigned ones. */
+    readonly sign: (e: LedgerEvent) => LedgerEvent;
   },
   at: LogCursor,
   out: Uint8Array[],
@@ -40,7 +42,7 @@ export function settledActCommands(
   const cmd = (ev: LedgerEvent): void => {
     at.index++;
     at.nowMs += ctx.stepMs;
-    out.push(encodeLedgerCommand(at.nowMs, encodeEvent(ev)));
+    out.push(encodeLedgerCommand(at.nowMs, encodeEvent(ctx.sign(ev))));
   };
   const request = signActRequest({
     clusterId: ctx.clusterId, custodian: ctx.custodian.id, requestId: opId, issuedMs: at.nowMs + ctx.stepMs,
