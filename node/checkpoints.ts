@@ -165,6 +165,33 @@ export class Checkpointer {
   }
 
   /**
+   * A fresh checkpoint of this node's replica cosigned by a majority of the voters (steps 1-4 of
+   * the header, at the size of its tree now), the inclusion of each entry at ledger indexes
+   * `indexes` (kept types only: node/ledger-tree.ts KEPT_ENTRY_TYPES), and, with
+   * `consistencyFrom`, the consistency proof from that size to the checkpoint's: what a proven
+   * evidence bundle carries (node/lifecycle/evidence-proof.ts).
+   */
+  async evidence(indexes: readonly number[], consistencyFrom?: number): Promise<EntryCertificate & { readonly size: number }> {
+    if (indexes.length < 1 || indexes.length > limits.evidenceEntriesMax || !indexes.every((i) => Number.isSafeInteger(i) && i >= 1)) {
+      throw new CustodyError('INVALID_ARGUMENT', `evidence covers 1..${limits.evidenceEntriesMax} ledger indexes, got ${JSON.stringify(indexes)}`);
+    }
+    const app = this.o.app;
+    const last = Math.max(...indexes);
+    await this.until(() => app.state.index >= last, () => `this node has applied up to ledger index ${app.state.index}, not ${last},`);
+    const size = app.tree.size;
+    if (size === null) throw new CustodyError('ENTRY_NOT_INCLUDED', 'this node\'s store predates its Merkle tree');
+    const voters = this.voters();
+    const note = await this.collect(size, voters);
+    this.cached = { note, size, voters: voters.map((v) => `${v.id}:${toHex(v.identityKey)}`).join(',') };
+    const inclusions = await this.inclusions(indexes, size);
+    if (consistencyFrom === undefined) return { note, inclusions, size };
+    if (!Number.isSafeInteger(consistencyFrom) || consistencyFrom < 1 || consistencyFrom > size) {
+      throw new CustodyError('INVALID_ARGUMENT', `a consistency proof from size ${consistencyFrom} to ${size}`);
+    }
+    return { note, inclusions, size, consistency: { size: consistencyFrom, proof: await this.consistency(consistencyFrom, size) } };
+  }
+
+  /**
    * The RFC 9162 consistency proof from size1 to size2 (size1 <= size2) for a kernel that follows
    * one of the two checkpoints. From this node's own tree; a node that joined by snapshot lacks
    * the nodes left of its tree's base, and asks its peers instead. A proof is checked by the
