@@ -41,6 +41,7 @@ import { cosignatureSigner, openNote, parseNote, signNote } from '../ledger/tlog
 import { checkpointOrigin, clusterTrust, incarnationExtensions, nodeSignerName, nodeVerifier, type EntryCertificate, type EntryInclusion } from '../ledger/tlog/ledger-log.js';
 import type { LedgerApp } from './ledger-app.js';
 import { rosterVoters } from '../ledger/state.js';
+import { STATEMENT_HEADER } from './lifecycle/evidence-proof.js';
 
 /** Another voter, asked to cosign a size of its own replica (node/lifecycle/peer.ts RemoteCosigner). */
 export interface CosignPeer {
@@ -189,6 +190,16 @@ export class Checkpointer {
       throw new CustodyError('INVALID_ARGUMENT', `a consistency proof from size ${consistencyFrom} to ${size}`);
     }
     return { note, inclusions, size, consistency: { size: consistencyFrom, proof: await this.consistency(consistencyFrom, size) } };
+  }
+
+  /**
+   * This node's signed statement over an evidence bundle it exports (evidence-proof.ts
+   * statementText): a note under its identity key, only over a text of that form, never a
+   * checkpoint text.
+   */
+  signStatement(text: string): string {
+    if (!text.startsWith(`${STATEMENT_HEADER}\n`) || !/^[^\n]+\nsha256 [A-Za-z0-9+/]{43}=\n$/.test(text)) throw new CustodyError('INVALID_ARGUMENT', 'a node signs an evidence statement of its one form only');
+    return signNote(text, [this.signer()]);
   }
 
   /**

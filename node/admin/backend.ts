@@ -17,9 +17,9 @@ import type { ReasonCode } from '../../proto/reasons.js';
 import { type CborValue, bytesEqual, decode, encode, fromHex, toHex } from '../../ledger/encoding.js';
 import {
   type DecisionBody, type GovernanceDecision, ShapeError,
-  decisionBodyFromCbor, decisionBodyToCbor, decisionCid, decisionFromCbor, decisionSigningBytes, ed25519Verify, quorumFor, verifyDecision,
+  decisionBodyFromCbor, decisionBodyToCbor, decisionCid, decisionFromCbor, decisionSigningBytes, ed25519Verify, quorumFor, rosterToCbor, verifyDecision,
 } from '../../ledger/decision.js';
-import { actCid, type Act } from '../../ledger/events.js';
+import { actCid, decodeEvent, type Act, type LedgerEntry } from '../../ledger/events.js';
 import { type SignedActRequest, REQUEST_ID_RE, actRequestFromCbor, actRequestToCbor } from '../../ledger/act-request.js';
 import { verifyActRequest } from '../../ledger/act-request-check.js';
 import type { ClusterState, KeyRecord, OpRecord } from '../../ledger/state.js';
@@ -34,7 +34,7 @@ import { assetTable } from '../../ledger/admission.js';
 import { formatUnits, solanaAddress, taprootAddress } from '../../ledger/tx/parse.js';
 import { TX_KINDS, type AssetTable, type TxFacts, type TxKind } from '../../ledger/tx/types.js';
 import { evidenceBundleOf } from '../lifecycle/evidence.js';
-import { provenBundle } from '../lifecycle/evidence-proof.js';
+import { provenBundle, provenBundleText } from '../lifecycle/evidence-proof.js';
 import { clusterTrust, type EntryCertificate } from '../../ledger/tlog/ledger-log.js';
 import { formatPolicy, formatPolicyChain } from '../../ledger/tlog/trust-policy.js';
 import { rosterVoters } from '../../ledger/state.js';
@@ -174,21 +174,27 @@ export interface EvidenceLog {
   rosterEntryIndex(): number | null;
   rosterBefore(index: number): Promise<number | null>;
   keyEntry(keyId: string, epoch: number, what: 'published' | 'activated'): Promise<number | null>;
+  /** A kept applied entry by ledger index (node/ledger-tree.ts entry). */
+  entry(index: number): Promise<LedgerEntry>;
+  /** This node's signed statement over an evidence bundle (Checkpointer.signStatement). */
+  signStatement(text: string): string;
   /** The nodes of the cluster's genesis event (the genesis trust policy's keys). */
   genesisNodes(): readonly { readonly id: string; readonly identityKey: Uint8Array }[];
 }
 
 /** The EvidenceLog of a node: its checkpointer's cosigning and its stored tree's pointers. */
 export function evidenceLogOf(
-  checkpoints: { evidence(indexes: readonly number[], consistencyFrom?: number): Promise<EntryCertificate & { readonly size: number }> },
-  app: { readonly tree: { readonly rosterEntryIndex: number | null; rosterBefore(index: number): Promise<number | null>; keyEntry(keyId: string, epoch: number, what: 'published' | 'activated'): Promise<number | null> } },
+  checkpoints: { evidence(indexes: readonly number[], consistencyFrom?: number): Promise<EntryCertificate & { readonly size: number }>; signStatement(text: string): string },
+  app: { readonly tree: { readonly rosterEntryIndex: number | null; rosterBefore(index: number): Promise<number | null>; keyEntry(keyId: string, epoch: number, what: 'published' | 'activated'): Promise<number | null>; entry(index: number): Promise<{ entry: LedgerEntry }> } },
   genesisNodes: readonly { readonly id: string; readonly identityKey: Uint8Array }[],
 ): EvidenceLog {
   return {
     evidence: (indexes, from) => checkpoints.evidence(indexes, from),
+    signStatement: (text) => checkpoints.signStatement(text),
     rosterEntryIndex: () => app.tree.rosterEntryIndex,
     rosterBefore: (index) => app.tree.rosterBefore(index),
     keyEntry: (keyId, epoch, what) => app.tree.keyEntry(keyId, epoch, what),
+    entry: async (index) => (await app.tree.entry(index)).entry,
     genesisNodes: () => genesisNodes,
   };
 }
@@ -262,8 +268,17 @@ export class AdminBackend {
     }
     const indexes = [...new Set([roster, ...keyEntries, ...own])].sort((a, b) => a - b);
     const cert = await log.evidence(indexes, consistencyFrom);
-    const bundle = provenBundle(evidenceBundleOf(c, op, approval), { state: op.state, reason: op.reason, rule: op.rule }, cert.note, cert.inclusions, cert.consistency);
-    return JSON.stringify(bundle, null, 2);
+    // The roster the act was checked against is the one in force at its submission, which the
+    // bundle proves by its entry: not necessarily the roster in force now.
+    const rosterEvent = decodeEvent((await log.entry(roster)).event);
+    const inForce = rosterEvent.type === 'ClusterGenesis' ? rosterEvent.roster
+      : rosterEvent.type === 'GovernanceDecision' && rosterEvent.decision.body.action.kind === 'ApproversChanged' ? rosterEvent.decision.body.action.roster : null;
+    if (inForce === null) throw new CustodyError('STORAGE_CORRUPT', `the roster pointer names ledger index ${roster}, a ${rosterEvent.type}`);
+    const admission = op.receipts[0] as { governanceEpoch?: unknown } | undefined;
+    const v1 = { ...evidenceBundleOf(c, op, approval), roster: toHex(encode(rosterToCbor(inForce))), rosterEpoch: typeof admission?.governanceEpoch === 'number' ? admission.governanceEpoch : null };
+    const bundle = await provenBundle(v1, { state: op.state, reason: op.reason, rule: op.rule }, cert.note, cert.inclusions, cert.consistency, async (text) => log.signStatement(text));
+    // The file text the auditor verifies is exactly this (provenBundleText), the CLI adds the final newline.
+    return provenBundleText(bundle).slice(0, -1);
   }
 
   /** The admin API holds no node key: it signs nothing on an operator's behalf (fencing is an approver-signed decision, fenceNode). */

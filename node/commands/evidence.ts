@@ -30,7 +30,7 @@ import { verifyEvidenceBundle } from '../../ledger/receipts.js';
 import { actRequestFromCbor } from '../../ledger/act-request.js';
 import { decode, fromHex } from '../../ledger/encoding.js';
 import { verifyBundleSignature, type Bundle } from '../lifecycle/evidence.js';
-import { PROVEN_BUNDLE_FORMAT, verifyConsistentBundles, verifyProvenBundle, type ProvenBundle } from '../lifecycle/evidence-proof.js';
+import { PROVEN_BUNDLE_FORMAT, verifyConsistentBundles, verifyProvenText, type ProvenBundle } from '../lifecycle/evidence-proof.js';
 import { verifyPolicyChain } from '../../ledger/tlog/trust-policy.js';
 import { tlog as limits } from '../../proto/limits.js';
 
@@ -96,10 +96,9 @@ export interface TrustedVerdict {
 export function verifyWithTrust(policyPath: string, files: readonly string[]): TrustedVerdict {
   const chain = verifyPolicyChain(readText(policyPath, 'trust policy', limits.policyChainBytesMax));
   const verified = files.map((file) => {
-    const b = readBundle(file);
-    const v = verifyProvenBundle(b, chain.policy);
+    const v = verifyProvenText(readText(file, 'bundle', limits.evidenceBundleBytesMax), chain.policy);
     if (!v.ok) throw new CustodyError(v.reason, `${file}: ${v.step}: ${v.detail}`);
-    return { file, bundle: b as ProvenBundle, v };
+    return { file, bundle: v.bundle as ProvenBundle, v };
   });
   let consistency: string | null = null;
   if (verified.length === 2) {

@@ -23,9 +23,15 @@
  * the checkpoint's: what lets an auditor holding an older bundle check that both checkpoints lie
  * on one append-only history (verifyConsistentBundles).
  *
+ *   "statement": "<signed note by the exporting node: STATEMENT_HEADER, sha256 of the rest>"
+ * The file is the bundle's one text form: two-space indented JSON and a final newline
+ * (provenBundleText; verifyProvenText refuses any other).
+ *
  * What verifyProvenBundle checks, in order (the first failure is the verdict):
  *   1. the checkpoint: certified by a quorum of the policy's node keys, of the policy's origin,
  *      which must be this cluster's (checkpointOrigin(clusterId)); the policy's witness quorum;
+ *      the statement: signed by a node key of the policy, over the digest of the bundle's other
+ *      fields (so every byte of the bundle is vouched for by at least one node of the policy);
  *   2. each entry: its leaf is at `leafIndex` under the checkpoint's root; its data decodes to one
  *      ledger event; ledger indexes and leaf indexes both increase along the list;
  *   3. the act: exactly one ActSubmitted of the bundle's opId; the bundle's act, request and
@@ -48,14 +54,17 @@
  *      and no receipt.
  *
  * Trust. The policy's node keys, through the quorum, vouch for the checkpoint; the checkpoint's
- * root vouches for the entries; everything else is recomputed from the entries. What remains the
- * cluster majority's word (the nodes that cosigned): that the roster entry is the last roster
+ * root vouches for the entries; everything else is recomputed from the entries, except what the
+ * statement alone covers: the exporting node's word for the explanation texts (a rule's detail)
+ * and the fields below. What remains the cluster majority's word (the nodes that cosigned), or
+ * for a Denied act's verdict the exporting node's: that the roster entry is the last roster
  * change before the act (the ledger applied the act's request and approval against the roster in
  * force), the policy verdict of a Denied act (its reason code and rule are as the ledger recorded
  * them: a denial leaves no entry of its own beyond the ActSubmitted), and the fields a receipt
  * derives from ledger state (rule id, governance epoch). A cosigning majority that lies about
  * these is the threat witnesses answer (C2SP tlog-witness), not this verifier.
  */
+import { createHash } from 'node:crypto';
 import { CustodyError, isCustodyError } from '../../proto/errors.js';
 import { tlog as limits } from '../../proto/limits.js';
 import type { ReasonCode } from '../../proto/reasons.js';
@@ -69,7 +78,7 @@ import { verifyEvidenceBundle } from '../../ledger/receipts.js';
 import type { OpState, RuleRecord } from '../../ledger/state.js';
 import { certified, requireExtends, requireIncluded, type Checkpoint } from '../../ledger/tlog/checkpoint.js';
 import { HASH_BYTES, leafHash } from '../../ledger/tlog/merkle.js';
-import { decodeBase64Strict, encodeBase64 } from '../../ledger/tlog/note.js';
+import { decodeBase64Strict, encodeBase64, openNote } from '../../ledger/tlog/note.js';
 import { checkpointOrigin, entryLeafData } from '../../ledger/tlog/ledger-log.js';
 import { policyTrust, requireWitnesses, type TrustPolicy } from '../../ledger/tlog/trust-policy.js';
 import { verifyBundleSignature, type Bundle } from './evidence.js';
@@ -86,12 +95,29 @@ export interface ProvenLog {
 
 export interface Outcome { readonly state: OpState; readonly reason: ReasonCode | null; readonly rule: RuleRecord | null }
 
-export type ProvenBundle = Omit<Bundle, 'format'> & { readonly format: typeof PROVEN_BUNDLE_FORMAT; readonly outcome: Outcome; readonly log: ProvenLog };
+export type UnsignedProvenBundle = Omit<Bundle, 'format'> & { readonly format: typeof PROVEN_BUNDLE_FORMAT; readonly outcome: Outcome; readonly log: ProvenLog };
+export type ProvenBundle = UnsignedProvenBundle & { readonly statement: string };
 
-/** The v2 bundle of a v1 bundle, the act's outcome, and its entries proven under `checkpoint`. */
-export function provenBundle(b: Bundle, outcome: Outcome, checkpoint: string, inclusions: readonly { leafIndex: number; entry: LedgerEntry; proof: readonly Uint8Array[] }[], consistency?: { size: number; proof: readonly Uint8Array[] }): ProvenBundle {
+/** The first line of the exporting node's statement over a bundle (a signed note). */
+export const STATEMENT_HEADER = 'custody-ledger/evidence-statement/v1';
+
+/**
+ * The text the exporting node signs: the header, then `sha256 <base64>` of the compact JSON of
+ * the bundle without its statement. Its second line is no tree size, so it never parses as a
+ * checkpoint (ledger/tlog/checkpoint.ts), and a node's signature over it is never a cosignature
+ * of a log state.
+ */
+export function statementText(b: UnsignedProvenBundle): string {
+  return `${STATEMENT_HEADER}\nsha256 ${encodeBase64(new Uint8Array(createHash('sha256').update(JSON.stringify(b), 'utf8').digest()))}\n`;
+}
+
+/**
+ * The v2 bundle of a v1 bundle, the act's outcome, and its entries proven under `checkpoint`;
+ * `sign` returns the exporting node's note over statementText.
+ */
+export async function provenBundle(b: Bundle, outcome: Outcome, checkpoint: string, inclusions: readonly { leafIndex: number; entry: LedgerEntry; proof: readonly Uint8Array[] }[], consistency: { size: number; proof: readonly Uint8Array[] } | undefined, sign: (text: string) => Promise<string>): Promise<ProvenBundle> {
   const sorted = [...inclusions].sort((x, y) => x.leafIndex - y.leafIndex);
-  return {
+  const unsigned: UnsignedProvenBundle = {
     ...b,
     format: PROVEN_BUNDLE_FORMAT,
     outcome,
@@ -101,6 +127,30 @@ export function provenBundle(b: Bundle, outcome: Outcome, checkpoint: string, in
       ...(consistency === undefined ? {} : { consistency: { size: consistency.size, proof: consistency.proof.map(encodeBase64) } }),
     },
   };
+  return { ...unsigned, statement: await sign(statementText(unsigned)) };
+}
+
+/** The one text form of a bundle: two-space indented JSON and a final newline (what `custody admin evidence` writes). */
+export function provenBundleText(b: ProvenBundle): string {
+  return `${JSON.stringify(b, null, 2)}\n`;
+}
+
+/**
+ * Verifies a bundle file's text: it must be the bundle's one text form (so no byte of it, not
+ * even whitespace, can change without changing the bundle), then verifyProvenBundle.
+ */
+export function verifyProvenText(text: string, policy: TrustPolicy): ProvenVerdict & { readonly bundle?: ProvenBundle } {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (e) {
+    return { ok: false, step: 'bundle', reason: 'PAYLOAD_REJECTED', detail: `not JSON: ${(e as Error).message}` };
+  }
+  if (parsed === null || typeof parsed !== 'object' || provenBundleText(parsed as ProvenBundle) !== text) {
+    return { ok: false, step: 'bundle', reason: 'PAYLOAD_REJECTED', detail: 'the file is not the bundle\'s canonical text (two-space indented JSON and a final newline)' };
+  }
+  const v = verifyProvenBundle(parsed, policy);
+  return v.ok ? { ...v, bundle: parsed as ProvenBundle } : v;
 }
 
 export type ProvenVerdict =
@@ -168,6 +218,14 @@ function check(bundle: unknown, policy: TrustPolicy): Extract<ProvenVerdict, { o
   at('checkpoint', () => requireWitnesses(lg.checkpoint, policy));
   const cp = cert.checkpoint;
   lines.push(`checkpoint ${cp.origin} size ${cp.size} cosigned by ${cert.signers.length} of ${policy.nodes.length} nodes (quorum ${policy.quorum})${policy.witnesses.length > 0 ? ` and ${policy.witnessQuorum}+ witnesses` : ''}`);
+
+  // The exporting node's statement: one node of the policy vouches for every byte of the bundle
+  // (what no entry proves, such as a Denied act's rule, is that node's word).
+  if (typeof b.statement !== 'string') no('statement', 'PAYLOAD_REJECTED', 'the bundle carries no exporting node\'s statement');
+  const { statement: _s, ...unsigned } = b;
+  const st = at('statement', () => openNote(b.statement, policy.nodes));
+  if (st.text !== statementText(unsigned)) no('statement', 'BINDING_MISMATCH', 'the exporting node\'s statement is over another bundle');
+  lines.push(`exported by ${st.verified.map((v) => v.name.slice(policy.origin.length + 1)).join(', ')}`);
 
   // 2. The entries.
   const included: Included[] = lg.entries.map((x, i) => at(`entry ${i}`, () => {
