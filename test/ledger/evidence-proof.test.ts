@@ -26,7 +26,9 @@ import { fileURLToPath } from 'node:url';
 import { fcRun } from './tlog-fixtures.js';
 import { ScriptedCluster, encodeEvent, type GovernanceDecision, type LedgerEntry, type LedgerEvent, type EventType, type ApplyResult } from '../../ledger/index.js';
 import { rid } from '../../ledger/scenario.js';
-import { bytesEqual } from '../../ledger/encoding.js';
+import { seedOf } from '../../ledger/index.js';
+import { bytesEqual, toHex } from '../../ledger/encoding.js';
+import { ed25519 } from '@noble/curves/ed25519.js';
 import { LedgerTree } from '../../node/ledger-tree.js';
 import { AdminBackend, evidenceLogOf } from '../../node/admin/backend.js';
 import type { LedgerPort } from '../../node/lifecycle/ports.js';
@@ -35,7 +37,7 @@ import {
   provenBundleText, statementText, verifyConsistentBundles, verifyProvenText, type ProvenBundle,
 } from '../../node/lifecycle/evidence-proof.js';
 import {
-  checkpointOrigin, cosignatureSigner, decodeBase64Strict, encodeBase64, entryLeafData, formatCheckpoint, nodeSignerName, parseCheckpoint, parseNote, signNote,
+  addSignatures, checkpointOrigin, cosignatureSigner, decodeBase64Strict, encodeBase64, entryLeafData, formatCheckpoint, formatPolicy, nodeSignerName, parseCheckpoint, parseNote, signNote,
 } from '../../ledger/tlog/index.js';
 import { verifyPolicyChain, type TrustPolicy } from '../../ledger/tlog/trust-policy.js';
 import { refused } from './tlog-fixtures.js';
@@ -66,9 +68,8 @@ class TreeCluster extends ScriptedCluster {
   }
 
   /** The admin backend of node-0 over this ledger, proving with this tree and a majority's cosignatures. */
-  backend(cosigners: readonly number[] = [0, 1]): AdminBackend {
+  backend(cosigners: readonly number[] = [0, 1], tree: LedgerTree = this.tree): AdminBackend {
     const b = new AdminBackend('node-0', { state: () => this.state, act: async () => undefined } as unknown as LedgerPort, { notesOf: () => [], onNote: () => () => {} });
-    const tree = this.tree;
     b.useEvidenceLog(evidenceLogOf({
       evidence: async (indexes, from) => {
         const size = tree.size as number;
@@ -252,6 +253,49 @@ t.test('consistency: equal checkpoints agree; a missing or altered proof, or a f
   t.throws(() => verifyConsistentBundles(a, { ...b, bundle: { ...b.bundle, log: { ...b.bundle.log, consistency: { size: a.checkpoint.size, proof: altered } } } }), refused('TLOG_PROOF_INVALID'));
   const fork = { ...c, checkpoint: { ...c.checkpoint, root: new Uint8Array(32).fill(7) } };
   t.throws(() => verifyConsistentBundles(b, fork), refused('EQUIVOCATION'), 'two roots of one size');
+});
+
+t.test('an act aborted after its signatures were made: its bundle leaves them out, and a bundle that adds their entry is refused', async (t) => {
+  const s = new TreeCluster({ label: 'executed' });
+  s.genesis();
+  for (const r of s.createKey('k1')) if (!r.ok) throw new Error(`setup: ${r.reason}`);
+  for (const r of [s.submit('op-4', s.act('k1', { amount: 1_000n })), s.issuePermit('op-4'), s.execute('op-4'), s.abort('op-4', 'PUBLICATION_DENIED')]) if (!r.ok) throw new Error(`setup: ${r.reason} ${r.detail}`);
+  const backend = s.backend();
+  const policy = verifyPolicyChain(backend.trustPolicy(AUDITOR)).policy;
+  const text = `${await backend.provenEvidence(AUDITOR, rid('op-4'))}\n`;
+  const v = verifyProvenText(text, policy);
+  t.ok(v.ok && v.outcome.state === 'Aborted', `it verifies: ${v.ok ? v.lines.join('; ') : v.detail}`);
+  const b = JSON.parse(text) as ProvenBundle;
+  t.equal(b.signature, undefined, 'no signature block');
+  const executedIndex = s.state.cluster!.ops[rid('op-4')]!.history.find((h) => h.state === 'Executed')!.index;
+  const size = parseCheckpoint(parseNote(b.log.checkpoint).text).size;
+  const { leafIndex, entry } = await s.tree.entry(executedIndex);
+  t.notOk(b.log.entries.some((e) => e.leafIndex === leafIndex), 'the ActExecuted leaf is not among the bundle\'s');
+  const injected = { leafIndex, data: toHex(entryLeafData(entry)), proof: (await s.tree.proof(leafIndex, size)).map(encodeBase64) };
+  const entries = [...b.log.entries, injected].sort((x, y) => x.leafIndex - y.leafIndex);
+  t.match(verifyProvenText(resigned({ ...b, log: { ...b.log, entries } }, s), policy), { ok: false, step: 'signature', reason: 'EVIDENCE_UNPROVEN' });
+});
+
+t.test('a policy that names a witness refuses a checkpoint without its cosignature and accepts one with it', async (t) => {
+  const w = cosignatureSigner('witness.example/w1', seedOf('evidence-proof/witness'), 1_700_000_000);
+  const policy = verifyPolicyChain(formatPolicy({ ...real.policy, witnesses: [w.verifier], witnessQuorum: 1 })).policy;
+  t.match(verifyProvenText(real.texts.get('op-1')!, policy), { ok: false, step: 'checkpoint', reason: 'QUORUM_NOT_MET' });
+  const b = bundleOf('op-1');
+  t.ok(verifyProvenText(resigned({ ...b, log: { ...b.log, checkpoint: addSignatures(b.log.checkpoint, [w]) } }, real.s), policy).ok, 'with the witness\'s cosignature it verifies');
+});
+
+t.test('export refusals: voters changed since genesis (no chain gathered), a node that does not know the roster in force', async (t) => {
+  const s = new TreeCluster({ label: 'members' });
+  s.genesis();
+  t.ok(verifyPolicyChain(s.backend().trustPolicy(AUDITOR)).policy, 'the genesis policy exports');
+  const added = s.decide({ kind: 'NodeAdded', node: { id: 'node-9', identityKey: ed25519.getPublicKey(seedOf('members/node/9')), passport: 'passport-9-0' } });
+  if (!added.ok) throw new Error(`setup: NodeAdded ${added.reason} ${added.detail}`);
+  t.throws(() => s.backend().trustPolicy(AUDITOR), refused('TRUST_POLICY_INVALID'), 'after a roster change the genesis policy alone is not handed out');
+  const r = await scenario({ label: 'snapshot' });
+  const restored = new LedgerTree(null);
+  restored.restore(r.s.tree.snapshotEdge(), r.s.state.height);
+  await t.rejects(r.s.backend([0, 1], restored).provenEvidence(AUDITOR, rid('op-1')), refused('ENTRY_NOT_INCLUDED'), 'a node that joined by snapshot refuses');
+  await t.rejects(r.s.backend().provenEvidence(AUDITOR, 'no-such-act'), refused('UNKNOWN_SESSION'));
 });
 
 // ------------------------------------------------------------------------------------------------
