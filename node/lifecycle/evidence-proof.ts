@@ -38,8 +38,9 @@
  *      approval are exactly its (byte for byte, canonical CBOR);
  *   4. the roster: exactly one roster entry, before the act; the bundle's roster is exactly the
  *      one it set; the custodian's request verifies under it (ledger/act-request-check.ts), and
- *      the approval's approver signatures, roles and quorum verify under it (decision.ts
- *      verifyDecision, at the approval's own governance epoch and issue time);
+ *      an admitted act's approval approves exactly this act and its approver signatures, roles
+ *      and quorum verify under it (decision.ts verifyDecision, at the approval's own governance
+ *      epoch and issue time; a Denied act's verdict says whether its approval held);
  *   5. the key's authority: for an act that was admitted, a KeyObjectPublished and an activation
  *      decision of the act's key and epoch, both before the act (KeyActivated naming the
  *      published keyReadyCid);
@@ -69,7 +70,7 @@ import { CustodyError, isCustodyError } from '../../proto/errors.js';
 import { tlog as limits } from '../../proto/limits.js';
 import type { ReasonCode } from '../../proto/reasons.js';
 import { bytesEqual, decode, encode, fromHex, toHex, type CborValue } from '../../ledger/encoding.js';
-import { decodeEvent, eventCid, actToCbor, type LedgerEvent, type LedgerEntry } from '../../ledger/events.js';
+import { actCid, decodeEvent, eventCid, actToCbor, type LedgerEvent, type LedgerEntry } from '../../ledger/events.js';
 import { actRequestToCbor } from '../../ledger/act-request.js';
 import { verifyActRequest } from '../../ledger/act-request-check.js';
 import { decisionToCbor, rosterToCbor, verifyDecision, type ApproverRoster } from '../../ledger/decision.js';
@@ -210,6 +211,8 @@ function check(bundle: unknown, policy: TrustPolicy): Extract<ProvenVerdict, { o
   if (lg.entries.length < 1 || lg.entries.length > limits.evidenceEntriesMax) no('bundle', 'PAYLOAD_REJECTED', `log.entries: 1 to ${limits.evidenceEntriesMax} entries`);
   const o = b.outcome;
   if (o === null || typeof o !== 'object' || typeof o.state !== 'string') no('bundle', 'PAYLOAD_REJECTED', 'outcome: { state, reason, rule }');
+  if (JSON.stringify(o.rule ?? null) !== JSON.stringify(b.rule ?? null)) no('bundle', 'BINDING_MISMATCH', 'the outcome names another rule than the bundle');
+  if ((o.state === 'Published' || o.state === 'Settled') && o.reason !== null) no('bundle', 'PAYLOAD_REJECTED', `a ${o.state} outcome names no reason code`);
   const lines: string[] = [];
 
   // 1. The checkpoint.
@@ -271,9 +274,17 @@ function check(bundle: unknown, policy: TrustPolicy): Extract<ProvenVerdict, { o
   lines.push(`request signed by custodian ${se.request?.body.custodian} (roster set at ledger index ${re.index})`);
   if (se.approval !== null) {
     const a = se.approval;
+    const x = a.body.action;
+    const binds = x.kind === 'ActApproved' && x.opId === b.opId && bytesEqual(x.actCid, actCid(se.act)) && a.body.clusterId === b.clusterId;
     const v = verifyDecision(a, roster, b.clusterId, a.body.governanceEpoch, a.body.issuedMs);
-    if (!v.ok) return no('approval', v.reason, v.detail);
-    lines.push(`approved by ${v.approvers.join(', ')}`);
+    if (o.state !== 'Denied') {
+      // An admitted act's approval approves exactly it, signed by approvers of the roster in force.
+      if (!binds) no('approval', 'BINDING_MISMATCH', 'the approval does not approve this act in this cluster');
+      if (!v.ok) return no('approval', v.reason, v.detail);
+      lines.push(`approved by ${v.approvers.join(', ')}`);
+    } else {
+      lines.push(binds && v.ok ? `submitted with an approval by ${v.approvers.join(', ')}` : `submitted with an approval that does not hold (${binds ? (v.ok ? '' : v.reason) : 'BINDING_MISMATCH'})`);
+    }
   }
 
   // 5. The key's authority.

@@ -220,6 +220,9 @@ t.test('refused: claims the entries do not prove', async (t) => {
   const p = bundleOf('op-1');
   t.match(verifyProvenText(resigned({ ...p, log: { ...p.log, entries: p.log.entries.filter((_e, i) => i !== 1) } }, real.s), real.policy), { ok: false, step: 'key', reason: 'EVIDENCE_UNPROVEN' }, 'the key\'s publication left out');
   t.match(verifyProvenText(resigned({ ...p, log: { ...p.log, entries: p.log.entries.slice(1) } }, real.s), real.policy), { ok: false, step: 'roster', reason: 'EVIDENCE_UNPROVEN' }, 'the roster entry left out');
+  t.match(verifyProvenText(resigned({ ...p, outcome: { ...p.outcome, rule: { ...p.outcome.rule!, id: 'sol-small' } } }, real.s), real.policy), { ok: false, reason: 'BINDING_MISMATCH' }, 'an outcome naming another rule than the bundle');
+  t.match(verifyProvenText(resigned({ ...p, outcome: { ...p.outcome, reason: 'POLICY_DENIED' } }, real.s), real.policy), { ok: false, reason: 'PAYLOAD_REJECTED' }, 'a published act with a refusal code');
+  t.match(verifyProvenText(resigned({ ...p, outcome: { ...p.outcome, state: 'Settled' } }, real.s), real.policy), { ok: false, step: 'outcome', reason: 'EVIDENCE_UNPROVEN' }, 'a published act called Settled');
   const d = bundleOf('op-2');
   t.match(verifyProvenText(resigned({ ...d, roster: p.roster === d.roster ? d.roster!.replace(/.$/, (c) => (c === '0' ? '1' : '0')) : p.roster }, real.s), real.policy), { ok: false, step: 'roster' }, 'a roster other than the proven one');
 });
