@@ -32,6 +32,12 @@
  * The last certificate's note is kept: a later sign request whose entries it covers reuses it
  * (with proofs computed at its size) instead of asking the peers again, as long as the voter set
  * is the same.
+ *
+ * Evidence (node/lifecycle/evidence-proof.ts) takes the same steps at the tree's size when it is
+ * exported (`evidence`: always a fresh note, the entries of a proven bundle with their proofs and,
+ * asked, a consistency proof from an older bundle's size). `signStatement` is the one other text
+ * a node signs with its identity key here: the statement over an exported bundle's digest, whose
+ * fixed first line no checkpoint has, so it can never stand for a cosignature of a tree head.
  */
 import { CustodyError, isCustodyError } from '../proto/errors.js';
 import { tlog as limits } from '../proto/limits.js';
