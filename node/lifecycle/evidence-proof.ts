@@ -296,14 +296,19 @@ function check(bundle: unknown, policy: TrustPolicy): Extract<ProvenVerdict, { o
     return (x.kind === 'KeyActivated' || x.kind === 'KeyRefreshed' || x.kind === 'KeyReshared') && x.keyId === act.keyId && x.keyEpoch === act.keyEpoch;
   });
   const admitted = o.state !== 'Denied';
-  if (admitted || published.length + activated.length > 0) {
-    if (published.length !== 1 || activated.length !== 1) no('key', 'EVIDENCE_UNPROVEN', `key ${act.keyId} epoch ${act.keyEpoch}: the bundle proves ${published.length} KeyObjectPublished and ${activated.length} activation decisions, not one each`);
-    const pe = published[0] as Included;
-    const ae = activated[0] as Included;
-    if (pe.index >= sub.index || ae.index >= sub.index || ae.index <= pe.index) no('key', 'EVIDENCE_UNPROVEN', 'the key was not published, then activated, before the act');
-    const x = (ae.event as Extract<LedgerEvent, { type: 'GovernanceDecision' }>).decision.body.action;
-    if (x.kind === 'KeyActivated' && !bytesEqual(x.keyReadyCid, (pe.event as Extract<LedgerEvent, { type: 'KeyObjectPublished' }>).keyReadyCid)) no('key', 'BINDING_MISMATCH', 'the activation names another KeyReady set than the publication');
-    lines.push(`key ${act.keyId} epoch ${act.keyEpoch} published at ${pe.index}, ${x.kind} at ${ae.index}`);
+  // An admitted act proves both; a Denied one (perhaps for a key not published or not active) at most one each.
+  if (admitted ? published.length !== 1 || activated.length !== 1 : published.length > 1 || activated.length > 1) {
+    no('key', 'EVIDENCE_UNPROVEN', `key ${act.keyId} epoch ${act.keyEpoch}: the bundle proves ${published.length} KeyObjectPublished and ${activated.length} activation decisions, not one each`);
+  }
+  const pe = published[0];
+  const ae = activated[0];
+  if ((pe !== undefined && pe.index >= sub.index) || (ae !== undefined && ae.index >= sub.index) || (pe !== undefined && ae !== undefined && ae.index <= pe.index)) {
+    no('key', 'EVIDENCE_UNPROVEN', 'the key was not published, then activated, before the act');
+  }
+  if (pe !== undefined || ae !== undefined) {
+    const x = ae === undefined ? undefined : (ae.event as Extract<LedgerEvent, { type: 'GovernanceDecision' }>).decision.body.action;
+    if (x?.kind === 'KeyActivated' && pe !== undefined && !bytesEqual(x.keyReadyCid, (pe.event as Extract<LedgerEvent, { type: 'KeyObjectPublished' }>).keyReadyCid)) no('key', 'BINDING_MISMATCH', 'the activation names another KeyReady set than the publication');
+    lines.push(`key ${act.keyId} epoch ${act.keyEpoch}${pe === undefined ? ' not shown published' : ` published at ${pe.index}`}, ${ae === undefined || x === undefined ? 'not shown activated' : `${x.kind} at ${ae.index}`}`);
   }
   // An act aborted because its permit's node equivocated ends at the EquivocationEvidence entry.
   const equivocation = o.state === 'Aborted' ? included.filter((e) => e.event.type === 'EquivocationEvidence' && e.index > sub.index) : [];

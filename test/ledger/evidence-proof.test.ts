@@ -279,6 +279,24 @@ t.test('an act aborted after its signatures were made: its bundle leaves them ou
   t.match(verifyProvenText(resigned({ ...b, log: { ...b.log, entries } }, s), policy), { ok: false, step: 'signature', reason: 'EVIDENCE_UNPROVEN' });
 });
 
+t.test('a Denied act of a key published but not activated: its bundle proves the publication and verifies', async (t) => {
+  const s = new TreeCluster({ label: 'inactive' });
+  s.genesis();
+  const setup = [s.decide({ kind: 'DkgAuthorized', keyId: 'k2', scheme: 'ed25519', network: 'solana-devnet', threshold: 2, participants: s.nodes.map((n) => n.info.id) }), ...s.runCeremony('k2', 0)];
+  for (const r of setup) if (!r.ok) throw new Error(`setup: ${r.reason} ${r.detail}`);
+  s.submit('op-5', s.act('k2', { amount: 1_000n }));
+  const op = s.state.cluster!.ops[rid('op-5')]!;
+  t.equal(op.state, 'Denied', `the act is Denied ${op.reason}`);
+  const backend = s.backend();
+  const policy = verifyPolicyChain(backend.trustPolicy(AUDITOR)).policy;
+  const v = verifyProvenText(`${await backend.provenEvidence(AUDITOR, rid('op-5'))}\n`, policy);
+  t.ok(v.ok, `it verifies: ${v.ok ? v.lines.join('; ') : `${v.step} ${v.reason} ${v.detail}`}`);
+  if (v.ok) {
+    t.match(v.lines.join('\n'), /key k2 epoch 0 published at \d+, not shown activated/);
+    t.match(v.outcome, { state: 'Denied', reason: op.reason });
+  }
+});
+
 t.test('a policy that names a witness refuses a checkpoint without its cosignature and accepts one with it', async (t) => {
   const w = cosignatureSigner('witness.example/w1', seedOf('evidence-proof/witness'), 1_700_000_000);
   const policy = verifyPolicyChain(formatPolicy({ ...real.policy, witnesses: [w.verifier], witnessQuorum: 1 })).policy;
