@@ -93,8 +93,9 @@ export interface TrustedVerdict {
 }
 
 /** Verifies one or two proven bundles against a trust policy file; throws CustodyError at the first failure. */
-export function verifyWithTrust(policyPath: string, files: readonly string[]): TrustedVerdict {
-  const chain = verifyPolicyChain(readText(policyPath, 'trust policy', limits.policyChainBytesMax));
+export function verifyWithTrust(policyPath: string, files: readonly string[], genesisPath?: string): TrustedVerdict {
+  const pinned = genesisPath === undefined ? undefined : readText(genesisPath, 'pinned genesis policy', limits.policyBytesMax);
+  const chain = verifyPolicyChain(readText(policyPath, 'trust policy', limits.policyChainBytesMax), pinned);
   const verified = files.map((file) => {
     const v = verifyProvenText(readText(file, 'bundle', limits.evidenceBundleBytesMax), chain.policy);
     if (!v.ok) throw new CustodyError(v.reason, `${file}: ${v.step}: ${v.detail}`);
@@ -112,7 +113,7 @@ export function verifyWithTrust(policyPath: string, files: readonly string[]): T
   };
 }
 
-const verify: CommandModule<object, { bundle: string; other?: string; trust?: string; json: boolean }> = {
+const verify: CommandModule<object, { bundle: string; other?: string; trust?: string; genesis?: string; json: boolean }> = {
   command: 'verify <bundle> [other]',
   describe: 'verify an evidence bundle offline: exit 0 if every link holds, else name the first broken link and exit 3; with --trust, against the cluster\'s trust policy (and, given two bundles, that their checkpoints are one append-only history)',
   builder: (y) =>
@@ -120,9 +121,11 @@ const verify: CommandModule<object, { bundle: string; other?: string; trust?: st
       .positional('bundle', { type: 'string', demandOption: true, describe: 'path of the bundle (JSON)' })
       .positional('other', { type: 'string', describe: 'a second proven bundle of the same cluster (with --trust): checks the consistency of the two checkpoints' })
       .option('trust', { type: 'string', describe: 'the cluster\'s trust policy file (custody admin trust export); without it the bundle only vouches for itself' })
+      .option('genesis', { type: 'string', describe: 'the genesis policy you pinned (the first block of an earlier export): the --trust file must start with exactly it' })
       .option('json', { type: 'boolean', default: false, describe: 'print the verdict as JSON' }) as never,
   handler: (a) => {
     if (a.trust === undefined) {
+      if (a.genesis !== undefined) throw new CustodyError('INVALID_ARGUMENT', '--genesis pins the genesis of a --trust policy: pass --trust');
       if (a.other !== undefined) throw new CustodyError('INVALID_ARGUMENT', 'two bundles are compared only against a trust policy: pass --trust');
       const v = verifyEvidenceFile(a.bundle);
       process.stdout.write(a.json
@@ -131,7 +134,7 @@ const verify: CommandModule<object, { bundle: string; other?: string; trust?: st
           + 'self-vouched: the bundle agrees with itself; its roster, keys and receipts are its own word (verify with --trust <policy> for proof under the cluster\'s cosigned log)\n');
       return;
     }
-    const v = verifyWithTrust(a.trust, a.other === undefined ? [a.bundle] : [a.bundle, a.other]);
+    const v = verifyWithTrust(a.trust, a.other === undefined ? [a.bundle] : [a.bundle, a.other], a.genesis);
     if (a.json) {
       process.stdout.write(`${JSON.stringify(v)}\n`);
       return;

@@ -168,7 +168,12 @@ t.test('the three bundles checked through the CLI with the exported policy; two 
   const self = run(join(dir, 'op-1.json'));
   t.equal(self.status, 0, 'without --trust, a v2 bundle is checked as a v1 bundle');
   t.match(self.stdout, /self-vouched/, 'and the verdict says it vouches only for itself');
-  const noProof = run('--trust', policy, join(dir, 'op-1.json'), join(dir, 'op-3.json'));
+  const otherGenesis = join(dir, 'other-genesis.txt');
+  writeFileSync(otherGenesis, real.policyText.replace('quorum 2', 'quorum 3'));
+  const pinned = run('--trust', policy, '--genesis', otherGenesis, join(dir, 'op-1.json'));
+  t.equal(pinned.status, 3, 'a policy that does not start with the pinned genesis is refused');
+  t.match(pinned.stderr, /TRUST_POLICY_INVALID/);
+  const noProof = run('--trust', policy, '--genesis', policy, join(dir, 'op-1.json'), join(dir, 'op-3.json'));
   t.equal(noProof.status, 3, 'two bundles without a consistency proof between them are refused');
   t.match(noProof.stderr, /TLOG_PROOF_INVALID/);
 });
