@@ -32,6 +32,12 @@
  * The last certificate's note is kept: a later sign request whose entries it covers reuses it
  * (with proofs computed at its size) instead of asking the peers again, as long as the voter set
  * is the same.
+ *
+ * Evidence (node/lifecycle/evidence-proof.ts) takes the same steps at the tree's size when it is
+ * exported (`evidence`: always a fresh note, the entries of a proven bundle with their proofs and,
+ * asked, a consistency proof from an older bundle's size). `signStatement` is the one other text
+ * a node signs with its identity key here: the statement over an exported bundle's digest, whose
+ * fixed first line no checkpoint has, so it can never stand for a cosignature of a tree head.
  */
 import { CustodyError, isCustodyError } from '../proto/errors.js';
 import { tlog as limits } from '../proto/limits.js';
@@ -41,6 +47,7 @@ import { cosignatureSigner, openNote, parseNote, signNote } from '../ledger/tlog
 import { checkpointOrigin, clusterTrust, incarnationExtensions, nodeSignerName, nodeVerifier, type EntryCertificate, type EntryInclusion } from '../ledger/tlog/ledger-log.js';
 import type { LedgerApp } from './ledger-app.js';
 import { rosterVoters } from '../ledger/state.js';
+import { STATEMENT_HEADER } from './lifecycle/evidence-proof.js';
 
 /** Another voter, asked to cosign a size of its own replica (node/lifecycle/peer.ts RemoteCosigner). */
 export interface CosignPeer {
@@ -162,6 +169,43 @@ export class Checkpointer {
     const note = await this.collect(size, voters);
     this.cached = { note, size, voters: votersKey };
     return { note, inclusions: await this.inclusions(indexes, size) };
+  }
+
+  /**
+   * A fresh checkpoint of this node's replica cosigned by a majority of the voters (steps 1-4 of
+   * the header, at the size of its tree now), the inclusion of each entry at ledger indexes
+   * `indexes` (kept types only: node/ledger-tree.ts KEPT_ENTRY_TYPES), and, with
+   * `consistencyFrom`, the consistency proof from that size to the checkpoint's: what a proven
+   * evidence bundle carries (node/lifecycle/evidence-proof.ts).
+   */
+  async evidence(indexes: readonly number[], consistencyFrom?: number): Promise<EntryCertificate & { readonly size: number }> {
+    if (indexes.length < 1 || indexes.length > limits.evidenceEntriesMax || !indexes.every((i) => Number.isSafeInteger(i) && i >= 1)) {
+      throw new CustodyError('INVALID_ARGUMENT', `evidence covers 1..${limits.evidenceEntriesMax} ledger indexes, got ${JSON.stringify(indexes)}`);
+    }
+    const app = this.o.app;
+    const last = Math.max(...indexes);
+    await this.until(() => app.state.index >= last, () => `this node has applied up to ledger index ${app.state.index}, not ${last},`);
+    const size = app.tree.size;
+    if (size === null) throw new CustodyError('ENTRY_NOT_INCLUDED', 'this node\'s store predates its Merkle tree');
+    const voters = this.voters();
+    const note = await this.collect(size, voters);
+    this.cached = { note, size, voters: voters.map((v) => `${v.id}:${toHex(v.identityKey)}`).join(',') };
+    const inclusions = await this.inclusions(indexes, size);
+    if (consistencyFrom === undefined) return { note, inclusions, size };
+    if (!Number.isSafeInteger(consistencyFrom) || consistencyFrom < 1 || consistencyFrom > size) {
+      throw new CustodyError('INVALID_ARGUMENT', `a consistency proof from size ${consistencyFrom} to ${size}`);
+    }
+    return { note, inclusions, size, consistency: { size: consistencyFrom, proof: await this.consistency(consistencyFrom, size) } };
+  }
+
+  /**
+   * This node's signed statement over an evidence bundle it exports (evidence-proof.ts
+   * statementText): a note under its identity key, only over a text of that form, never a
+   * checkpoint text.
+   */
+  signStatement(text: string): string {
+    if (!text.startsWith(`${STATEMENT_HEADER}\n`) || !/^[^\n]+\nsha256 [A-Za-z0-9+/]{43}=\n$/.test(text)) throw new CustodyError('INVALID_ARGUMENT', 'a node signs an evidence statement of its one form only');
+    return signNote(text, [this.signer()]);
   }
 
   /**

@@ -13,8 +13,16 @@
  *   archive/tlog/node/<ll>/<i:16>    cold: the root of the perfect subtree of 2^ll leaves starting
  *                                    at leaf i * 2^ll, written as each append completes it
  *   archive/tlog/entry/<index:16>    cold: CBOR { leaf, data }: the leaf position and leaf data of
- *                                    applied ActSubmitted and ActSigningSetFixed entries, by ledger
- *                                    index (what a certificate includes)
+ *                                    applied entries of the KEPT_ENTRY_TYPES, by ledger index (what
+ *                                    a kernel certificate and a proven evidence bundle include)
+ *   archive/tlog/ptr/...             cold: ledger indexes of the entries a proven evidence bundle
+ *                                    names besides an act's own (node/lifecycle/evidence-proof.ts):
+ *       key/<hex keyId>/<epoch:8>/published   the KeyObjectPublished of a key epoch
+ *       key/<hex keyId>/<epoch:8>/activated   its KeyActivated, KeyRefreshed or KeyReshared decision
+ *       roster/<index:16>                     for the roster entry at <index> (ClusterGenesis or an
+ *                                             ApproversChanged decision), the one before it (or null)
+ *   The ledger index of the roster entry in force is kept in tlog/state (`roster`, absent when
+ *   unknown: a node that joined by snapshot knows it from the next roster change on).
  * The cold keys sit under the ledger's archive prefix (raft/storage/leveldb.ts COLD_PREFIX): they
  * grow with the history, are read on demand and never held in memory, and a restore to the empty
  * state deletes them with the archive.
@@ -52,7 +60,7 @@ import { decode, encode } from '../ledger/encoding.js';
 import { CustodyError, assert } from '../proto/errors.js';
 import { CompactTree, HASH_BYTES, consistencyProof, emptyRoot, inclusionProof, nodeHash, type NodeReader } from '../ledger/tlog/merkle.js';
 import { entryLeafData, entryLeafHash } from '../ledger/tlog/ledger-log.js';
-import type { LedgerEntry, EventType } from '../ledger/events.js';
+import { decodeEvent, type LedgerEntry, type EventType } from '../ledger/events.js';
 import type { AppWrite } from '../raft/storage/leveldb.js';
 
 export const TREE_STATE_KEY = 'tlog/state';
@@ -62,7 +70,29 @@ export const nodeKey = (level: number, index: number): string => `${NODE_PREFIX}
 const entryKey = (index: number): string => `${ENTRY_PREFIX}${String(index).padStart(16, '0')}`;
 
 /** The entries a certificate includes: their leaf data is kept so a collector can hand them to kernels. */
-export const KEPT_ENTRY_TYPES: readonly EventType[] = ['ActSubmitted', 'ActSigningSetFixed'];
+export const KEPT_ENTRY_TYPES: readonly EventType[] = [
+  'ActSubmitted', 'ActSigningSetFixed', 'ActPermitIssued', 'ActExecuted', 'ActPublished', 'ActSettled', 'ActAborted',
+  'ClusterGenesis', 'GovernanceDecision', 'KeyObjectPublished', 'EquivocationEvidence',
+];
+
+const PTR_PREFIX = 'archive/tlog/ptr/';
+export const keyPointer = (keyId: string, epoch: number, what: 'published' | 'activated'): string =>
+  `${PTR_PREFIX}key/${Buffer.from(keyId, 'utf8').toString('hex')}/${String(epoch).padStart(8, '0')}/${what}`;
+const ROSTER_LATEST = 'roster';
+export const rosterPointer = (index: number): string => `${PTR_PREFIX}roster/${String(index).padStart(16, '0')}`;
+
+/** The pointers an applied entry sets (see the header), as [key, ledger index] pairs; `latestRoster` is read for a roster change. */
+function pointersOf(entry: LedgerEntry, type: EventType): { key: string; index: number | null }[] {
+  if (type !== 'ClusterGenesis' && type !== 'GovernanceDecision' && type !== 'KeyObjectPublished') return [];
+  const e = decodeEvent(entry.event);
+  if (e.type === 'KeyObjectPublished') return [{ key: keyPointer(e.keyId, e.keyEpoch, 'published'), index: entry.index }];
+  if (e.type === 'ClusterGenesis') return [{ key: ROSTER_LATEST, index: entry.index }];
+  if (e.type !== 'GovernanceDecision') return [];
+  const a = e.decision.body.action;
+  if (a.kind === 'KeyActivated' || a.kind === 'KeyRefreshed' || a.kind === 'KeyReshared') return [{ key: keyPointer(a.keyId, a.keyEpoch, 'activated'), index: entry.index }];
+  if (a.kind === 'ApproversChanged') return [{ key: ROSTER_LATEST, index: entry.index }];
+  return [];
+}
 
 /** Where the cold keys are read (the node's LevelDB; a map in tests), keys relative to the application. */
 export interface TreeStore {
@@ -87,6 +117,8 @@ export class LedgerTree {
   /** null: the store holds a ledger state but no tree (written before the tree existed); nothing is computable. */
   private tree: CompactTree | null = new CompactTree();
   private base = 0;
+  /** Ledger index of the entry that set the approver roster in force; null when unknown. */
+  private rosterIndex: number | null = null;
   /** Without a store (tests, the simulator): every node hash in memory. */
   private readonly memory: Map<string, Uint8Array> | null;
   /** Node hashes and entries of this batch and the one before (maybe not yet on disk). */
@@ -115,9 +147,11 @@ export class LedgerTree {
       // A store from before the tree: its leaves are not known, so it computes nothing (see header).
       this.tree = height === 0 ? new CompactTree() : null;
       this.base = 0;
+      this.rosterIndex = null;
       return;
     }
-    const { base, tree } = decodeTreeState(b);
+    const { base, tree, roster } = decodeTreeState(b);
+    this.rosterIndex = roster;
     if (tree.size !== height) throw new CustodyError('STORAGE_CORRUPT', `the stored Merkle tree holds ${tree.size} leaves and the ledger's chain ${height} entries`);
     this.tree = tree;
     this.base = base;
@@ -141,6 +175,17 @@ export class LedgerTree {
     const leaf = this.tree.size;
     for (const n of this.tree.append(entryLeafHash(entry))) this.put(writes, nodeKey(n.level, n.index), n.hash);
     if (type !== null && KEPT_ENTRY_TYPES.includes(type)) this.put(writes, entryKey(entry.index), encode({ leaf, data: entryLeafData(entry) }));
+    if (type !== null) {
+      for (const p of pointersOf(entry, type)) {
+        if (p.key === ROSTER_LATEST) {
+          // The roster entry before this one, for an act older than this change (a chain, newest first).
+          this.put(writes, rosterPointer(entry.index), encode(this.rosterIndex));
+          this.rosterIndex = entry.index;
+        } else {
+          this.put(writes, p.key, encode(p.index));
+        }
+      }
+    }
     if (stateWrite) writes.push(this.stateWrite());
     return writes;
   }
@@ -152,7 +197,7 @@ export class LedgerTree {
   }
 
   stateWrite(): AppWrite {
-    return { key: TREE_STATE_KEY, value: this.tree === null ? null : encodeTreeState(this.base, this.tree) };
+    return { key: TREE_STATE_KEY, value: this.tree === null ? null : encodeTreeState(this.base, this.tree, this.rosterIndex) };
   }
 
   /** The right edge a snapshot carries (undefined when the tree is unknown). */
@@ -168,6 +213,7 @@ export class LedgerTree {
     this.recent = new Map();
     this.previous = new Map();
     this.memory?.clear();
+    this.rosterIndex = null;
     if (edge === undefined) {
       this.tree = height === 0 ? new CompactTree() : null;
       this.base = 0;
@@ -278,6 +324,29 @@ export class LedgerTree {
     return consistencyProof(size1, size2, reader);
   }
 
+  /** Ledger index of the entry that set the approver roster in force (null when this node does not know it). */
+  get rosterEntryIndex(): number | null {
+    return this.rosterIndex;
+  }
+
+  /** The roster entry that was in force before the one at ledger index `index` (null: none, or not known here). */
+  async rosterBefore(index: number): Promise<number | null> {
+    return this.pointer(rosterPointer(index));
+  }
+
+  /** Ledger index of key `keyId` epoch `epoch`'s KeyObjectPublished or activation decision (null: not kept here). */
+  async keyEntry(keyId: string, epoch: number, what: 'published' | 'activated'): Promise<number | null> {
+    return this.pointer(keyPointer(keyId, epoch, what));
+  }
+
+  private async pointer(key: string): Promise<number | null> {
+    const b = (await this.read([key])).get(key);
+    if (b === undefined) return null;
+    const v = decode(b);
+    if (v !== null && (typeof v !== 'number' || !Number.isSafeInteger(v))) throw new CustodyError('STORAGE_CORRUPT', `Merkle tree pointer ${key} is not a ledger index`);
+    return v;
+  }
+
   /** An applied entry of a kept type (KEPT_ENTRY_TYPES), by ledger index, with its leaf position. */
   async entry(index: number): Promise<{ leafIndex: number; entry: LedgerEntry }> {
     const b = (await this.read([entryKey(index)])).get(entryKey(index));
@@ -294,17 +363,18 @@ export class LedgerTree {
   }
 }
 
-function encodeTreeState(base: number, tree: CompactTree): Uint8Array {
-  return encode({ base, tree: tree.toBytes() });
+function encodeTreeState(base: number, tree: CompactTree, roster: number | null): Uint8Array {
+  return encode(roster === null ? { base, tree: tree.toBytes() } : { base, tree: tree.toBytes(), [ROSTER_LATEST]: roster });
 }
 
-function decodeTreeState(b: Uint8Array): { base: number; tree: CompactTree } {
+function decodeTreeState(b: Uint8Array): { base: number; tree: CompactTree; roster: number | null } {
   try {
-    const o = decode(b) as { base?: unknown; tree?: unknown };
+    const o = decode(b) as { base?: unknown; tree?: unknown; roster?: unknown };
     if (typeof o.base !== 'number' || !Number.isSafeInteger(o.base) || !(o.tree instanceof Uint8Array)) throw new Error('expected { base, tree }');
+    if (o.roster !== undefined && (typeof o.roster !== 'number' || !Number.isSafeInteger(o.roster))) throw new Error('roster: a ledger index');
     const tree = CompactTree.fromBytes(o.tree);
     if (o.base > tree.size) throw new Error(`base ${o.base} above the size ${tree.size}`);
-    return { base: o.base, tree };
+    return { base: o.base, tree, roster: (o.roster as number | undefined) ?? null };
   } catch (e) {
     throw new CustodyError('STORAGE_CORRUPT', `Merkle tree state: ${(e as Error).message}`);
   }

@@ -575,6 +575,20 @@ export const tlog = {
   certificateInclusionsMax: 2,
   /** Largest canonical CBOR of one included entry in a kernel sign request, in bytes (a ledger event and its index and stamp). */
   certificateEntryBytesMax: 256 * 1024 + 1024,
+  /** Largest block of a trust policy (ledger/tlog/trust-policy.ts), in bytes. */
+  policyBytesMax: 64 * 1024,
+  /** Most node keys, and most witness keys, one trust policy names. */
+  policyKeysMax: 64,
+  /** Most blocks (genesis and roster changes) of one trust policy file. */
+  policyChainBlocksMax: 1024,
+  /** Largest trust policy file, in bytes. */
+  policyChainBytesMax: 8 * 1024 * 1024,
+  /** Most log entries one proven evidence bundle includes (ledger/evidence-proof.ts). */
+  evidenceEntriesMax: 16,
+  /** Largest proven evidence bundle file, in bytes. */
+  evidenceBundleBytesMax: 8 * 1024 * 1024,
+  /** Most roster changes an exporting node walks back to find the approver roster in force at an act. */
+  evidenceRosterWalkMax: 1024,
 } as const;
 
 // ---------------------------------------------------------------------------------------------

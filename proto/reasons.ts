@@ -103,6 +103,8 @@ export const REASONS = {
   NOTE_MALFORMED: { grpc: GrpcStatus.INVALID_ARGUMENT, text: 'the signed note or verifier key is malformed' },
   NOTE_SIGNATURE_INVALID: { grpc: GrpcStatus.UNAUTHENTICATED, text: 'a signature from a known key does not verify, or no known key signed the note' },
   TLOG_WITNESS_CONFLICT: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'the checkpoint does not follow the latest one the witness cosigned for that log' },
+  TRUST_POLICY_INVALID: { grpc: GrpcStatus.INVALID_ARGUMENT, text: 'the trust policy file is malformed, or a block of its chain does not follow the one before it' },
+  EVIDENCE_UNPROVEN: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'an evidence bundle claims something its proven log entries do not show' },
 
   // Input and limits.
   FRAME_MALFORMED: { grpc: GrpcStatus.INVALID_ARGUMENT, text: 'the frame could not be decoded' },

@@ -9,6 +9,7 @@
  *   proof.ts       C2SP tlog-proof: one entry's inclusion proof under a cosigned checkpoint
  *   witness.ts     C2SP tlog-witness add-checkpoint: the witness's decision, pure
  *   ledger-log.ts  the cluster event log as a tlog: leaves, origin, node signer names, certificates
+ *   trust-policy.ts  an auditor's trust policy: origin, node keys, quorum, witnesses, its chain
  */
 export * from './merkle.js';
 export * from './note.js';
@@ -16,3 +17,4 @@ export * from './checkpoint.js';
 export * from './proof.js';
 export * from './witness.js';
 export * from './ledger-log.js';
+export * from './trust-policy.js';

@@ -17,9 +17,9 @@ import type { ReasonCode } from '../../proto/reasons.js';
 import { type CborValue, bytesEqual, decode, encode, fromHex, toHex } from '../../ledger/encoding.js';
 import {
   type DecisionBody, type GovernanceDecision, ShapeError,
-  decisionBodyFromCbor, decisionBodyToCbor, decisionCid, decisionFromCbor, decisionSigningBytes, ed25519Verify, quorumFor, verifyDecision,
+  decisionBodyFromCbor, decisionBodyToCbor, decisionCid, decisionFromCbor, decisionSigningBytes, ed25519Verify, quorumFor, rosterToCbor, verifyDecision,
 } from '../../ledger/decision.js';
-import { actCid, type Act } from '../../ledger/events.js';
+import { actCid, decodeEvent, type Act, type LedgerEntry } from '../../ledger/events.js';
 import { type SignedActRequest, REQUEST_ID_RE, actRequestFromCbor, actRequestToCbor } from '../../ledger/act-request.js';
 import { verifyActRequest } from '../../ledger/act-request-check.js';
 import type { ClusterState, KeyRecord, OpRecord } from '../../ledger/state.js';
@@ -34,6 +34,11 @@ import { assetTable } from '../../ledger/admission.js';
 import { formatUnits, solanaAddress, taprootAddress } from '../../ledger/tx/parse.js';
 import { TX_KINDS, type AssetTable, type TxFacts, type TxKind } from '../../ledger/tx/types.js';
 import { evidenceBundleOf } from '../lifecycle/evidence.js';
+import { provenBundle, provenBundleText } from '../lifecycle/evidence-proof.js';
+import { clusterTrust, type EntryCertificate } from '../../ledger/tlog/ledger-log.js';
+import { formatPolicy, formatPolicyChain } from '../../ledger/tlog/trust-policy.js';
+import { rosterVoters } from '../../ledger/state.js';
+import * as limits from '../../proto/limits.js';
 import { type Operator, mayPropose, requireAction } from './roles.js';
 import { approvals as approvalLimits, node as nodeLimits } from '../../proto/limits.js';
 import type { PendingRecord } from '../approvals/book.js';
@@ -160,9 +165,121 @@ export function cborToJson(v: CborValue): unknown {
   return v;
 }
 
+/**
+ * What proven evidence and the trust policy need from the node's Merkle tree and its cosigning
+ * (node/checkpoints.ts Checkpointer.evidence, node/ledger-tree.ts pointers).
+ */
+export interface EvidenceLog {
+  evidence(indexes: readonly number[], consistencyFrom?: number): Promise<EntryCertificate & { readonly size: number }>;
+  rosterEntryIndex(): number | null;
+  rosterBefore(index: number): Promise<number | null>;
+  keyEntry(keyId: string, epoch: number, what: 'published' | 'activated'): Promise<number | null>;
+  /** A kept applied entry by ledger index (node/ledger-tree.ts entry). */
+  entry(index: number): Promise<LedgerEntry>;
+  /** This node's signed statement over an evidence bundle (Checkpointer.signStatement). */
+  signStatement(text: string): string;
+  /** The nodes of the cluster's genesis event (the genesis trust policy's keys). */
+  genesisNodes(): readonly { readonly id: string; readonly identityKey: Uint8Array }[];
+}
+
+/** The EvidenceLog of a node: its checkpointer's cosigning and its stored tree's pointers. */
+export function evidenceLogOf(
+  checkpoints: { evidence(indexes: readonly number[], consistencyFrom?: number): Promise<EntryCertificate & { readonly size: number }>; signStatement(text: string): string },
+  app: { readonly tree: { readonly rosterEntryIndex: number | null; rosterBefore(index: number): Promise<number | null>; keyEntry(keyId: string, epoch: number, what: 'published' | 'activated'): Promise<number | null>; entry(index: number): Promise<{ entry: LedgerEntry }> } },
+  genesisNodes: readonly { readonly id: string; readonly identityKey: Uint8Array }[],
+): EvidenceLog {
+  return {
+    evidence: (indexes, from) => checkpoints.evidence(indexes, from),
+    signStatement: (text) => checkpoints.signStatement(text),
+    rosterEntryIndex: () => app.tree.rosterEntryIndex,
+    rosterBefore: (index) => app.tree.rosterBefore(index),
+    keyEntry: (keyId, epoch, what) => app.tree.keyEntry(keyId, epoch, what),
+    entry: async (index) => (await app.tree.entry(index)).entry,
+    genesisNodes: () => genesisNodes,
+  };
+}
+
 export class AdminBackend {
   /** Decisions this node saw leave the book (applied or refused), newest last, bounded. */
   private readonly settled = new Map<string, PendingDecision>();
+  private log: EvidenceLog | null = null;
+
+  /** Proven evidence and trust policy export (without it, both are refused ENTRY_NOT_INCLUDED). */
+  useEvidenceLog(log: EvidenceLog): void {
+    this.log = log;
+  }
+
+  private evidenceLog(): EvidenceLog {
+    if (this.log === null) throw new CustodyError('ENTRY_NOT_INCLUDED', 'this node keeps no Merkle tree to prove evidence with');
+    return this.log;
+  }
+
+  /**
+   * The cluster's trust policy file (ledger/tlog/trust-policy.ts): the genesis policy, its node
+   * keys those of the genesis event. A cluster whose voters changed since genesis needs the chain
+   * of signed roster changes after it, which this node does not gather: it refuses
+   * TRUST_POLICY_INVALID rather than hand out a policy an auditor could not follow from genesis.
+   */
+  trustPolicy(caller: Operator): string {
+    requireAction(caller, 'read', 'export the trust policy');
+    const c = cluster(this.ledger);
+    const genesis = [...this.evidenceLog().genesisNodes()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    const trust = clusterTrust(c.clusterId, genesis);
+    const text = formatPolicy({ origin: trust.origin, serial: 0, previous: null, nodes: trust.verifiers, quorum: trust.quorum, witnesses: [], witnessQuorum: 0 });
+    const voters = rosterVoters(c.nodes).map((n) => `${n.id}:${toHex(n.identityKey)}`).join(',');
+    if (voters !== genesis.map((n) => `${n.id}:${toHex(n.identityKey)}`).join(',')) {
+      throw new CustodyError('TRUST_POLICY_INVALID', 'the voters changed since genesis: the policy chain after the genesis policy is not exported by this node');
+    }
+    return formatPolicyChain([text]);
+  }
+
+  /**
+   * The proven evidence bundle of an ended or published act (node/lifecycle/evidence-proof.ts):
+   * its entries, the roster entry in force at its submission and its key's authority entries,
+   * each with its inclusion proof under a checkpoint freshly cosigned by a majority of the
+   * voters; with `consistencyFrom`, also the consistency proof from that tree size.
+   */
+  async provenEvidence(caller: Operator, opId: string, consistencyFrom?: number): Promise<string> {
+    requireAction(caller, 'read', 'export evidence');
+    const log = this.evidenceLog();
+    const c = cluster(this.ledger);
+    const op = await this.opOf(opId);
+    if (op === undefined) throw new CustodyError('UNKNOWN_SESSION', `no act ${opId}`);
+    if (!['Published', 'Settled', 'Denied', 'Aborted'].includes(op.state)) throw new CustodyError('INVALID_TRANSITION', `act ${opId} is ${op.state}: its evidence is proven once it is published or has ended`);
+    const approval = op.approval;
+    if (op.approvalCid !== null && (approval === null || !bytesEqual(decisionCid(approval.body), op.approvalCid))) {
+      throw new CustodyError('STORAGE_CORRUPT', `the approval recorded with ${opId} does not match its approval cid`);
+    }
+    const released = op.state === 'Published' || op.state === 'Settled';
+    const submitted = op.history[0]!.index;
+    // The act's own entries; its ActExecuted (the signatures) only once they were released.
+    const own = op.history.filter((h) => h.state !== 'Admitted' && h.state !== 'Denied' && (released || h.state !== 'Executed')).map((h) => h.index);
+    let roster = log.rosterEntryIndex();
+    for (let walked = 0; roster !== null && roster >= submitted; walked++) {
+      if (walked >= limits.tlog.evidenceRosterWalkMax) throw new CustodyError('LIMIT_EXCEEDED', `more than ${limits.tlog.evidenceRosterWalkMax} roster changes since act ${opId}`);
+      roster = await log.rosterBefore(roster);
+    }
+    if (roster === null) throw new CustodyError('ENTRY_NOT_INCLUDED', `this node does not keep the roster entry in force at act ${opId} (it joined later): export from a node that applied it`);
+    const keyEntries: number[] = [];
+    for (const what of ['published', 'activated'] as const) {
+      const i = await log.keyEntry(op.act.keyId, op.act.keyEpoch, what);
+      if (i !== null && i < submitted) keyEntries.push(i);
+      else if (op.state !== 'Denied') throw new CustodyError('ENTRY_NOT_INCLUDED', `this node keeps no ${what} entry of key ${op.act.keyId} epoch ${op.act.keyEpoch} before act ${opId}`);
+    }
+    const indexes = [...new Set([roster, ...keyEntries, ...own])].sort((a, b) => a - b);
+    const cert = await log.evidence(indexes, consistencyFrom);
+    // The roster the act was checked against is the one in force at its submission, which the
+    // bundle proves by its entry: not necessarily the roster in force now.
+    const rosterEvent = decodeEvent((await log.entry(roster)).event);
+    const inForce = rosterEvent.type === 'ClusterGenesis' ? rosterEvent.roster
+      : rosterEvent.type === 'GovernanceDecision' && rosterEvent.decision.body.action.kind === 'ApproversChanged' ? rosterEvent.decision.body.action.roster : null;
+    if (inForce === null) throw new CustodyError('STORAGE_CORRUPT', `the roster pointer names ledger index ${roster}, a ${rosterEvent.type}`);
+    const admission = op.receipts[0] as { governanceEpoch?: unknown } | undefined;
+    const v1 = { ...evidenceBundleOf(c, op, approval), roster: toHex(encode(rosterToCbor(inForce))), rosterEpoch: typeof admission?.governanceEpoch === 'number' ? admission.governanceEpoch : null };
+    const bundle = await provenBundle(v1, { state: op.state, reason: op.reason, rule: op.rule }, cert.note, cert.inclusions, cert.consistency, async (text) => log.signStatement(text));
+    // The file text the auditor verifies is exactly this (provenBundleText), the CLI adds the final newline.
+    return provenBundleText(bundle).slice(0, -1);
+  }
 
   /** The admin API holds no node key: it signs nothing on an operator's behalf (fencing is an approver-signed decision, fenceNode). */
   constructor(readonly nodeId: string, readonly ledger: LedgerPort, private readonly notes: NotesSource) {}

@@ -147,6 +147,8 @@ export class AdminClient {
     return this.fenceNode(a.nodeId, cbor);
   }
   exportEvidence(opId: string): Promise<{ bundleJson: string }> { return this.call('ExportEvidence', { opId }); }
+  exportProvenEvidence(opId: string, consistencyFrom = 0): Promise<{ bundleJson: string }> { return this.call('ExportProvenEvidence', { opId, consistencyFrom }); }
+  exportTrustPolicy(): Promise<{ policy: string }> { return this.call('ExportTrustPolicy', {}); }
   getPolicy(): Promise<PolicyReply> { return this.call('GetPolicy', {}); }
   listBackups(): Promise<BackupListReply> { return this.call('ListBackups', {}); }
   recordDrill(d: { keyId: string; keyEpoch: number; backupCids: string[]; passed: boolean; reportDigest: string }): Promise<{ index: number; detail: string }> { return this.call('RecordDrill', d); }

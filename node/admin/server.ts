@@ -165,6 +165,12 @@ export class AdminServer {
         return decisionView(p, b.needed(p), b.pendingAct(p));
       }),
       ExportEvidence: unary<R, unknown>(async (op, r) => ({ bundleJson: await b.evidence(op, need(r.opId, 'op_id')) })),
+      ExportProvenEvidence: unary<R, unknown>(async (op, r) => {
+        const from = Number(r.consistencyFrom ?? 0);
+        if (!Number.isSafeInteger(from) || from < 0) throw new CustodyError('INVALID_ARGUMENT', 'consistency_from: a tree size');
+        return { bundleJson: await b.provenEvidence(op, need(r.opId, 'op_id'), from === 0 ? undefined : from) };
+      }),
+      ExportTrustPolicy: unary<R, unknown>(async (op) => ({ policy: b.trustPolicy(op) })),
       SaveSnapshot: (call: grpc.ServerWritableStream<R, unknown>) => {
         void (async () => {
           requireAction(caller(call as unknown as Call), 'backup', 'save a snapshot of the cluster (the auditor role does)');

@@ -234,15 +234,57 @@ const fence: Cmd<Conn & { target: string; reason: string; passport: string; 'app
   }),
 };
 
-const evidence: Cmd<Conn & { op: string; out: string }> = {
+const evidence: Cmd<Conn & { op: string; out: string; format: 'v1' | 'v2'; 'consistent-with'?: string }> = {
   command: 'evidence',
-  describe: 'export the evidence bundle of an act (receipts, act, approval, signature) to a file',
-  builder: (y) => connOptions(y).option('op', { type: 'string', demandOption: true }).option('out', { type: 'string', demandOption: true, describe: 'file to write' }),
+  describe: 'export the evidence bundle of an act to a file: v2 (default) proves each of its ledger entries under a checkpoint a majority of the nodes cosigns now (verify with custody evidence verify --trust); v1 is the act\'s receipts and signature block alone',
+  builder: (y) => connOptions(y)
+    .option('op', { type: 'string', demandOption: true })
+    .option('out', { type: 'string', demandOption: true, describe: 'file to write' })
+    .option('format', { choices: ['v1', 'v2'] as const, default: 'v2' as const, describe: 'v2: proven (a published or ended act); v1: self-vouched (any act)' })
+    .option('consistent-with', { type: 'string', describe: 'an older v2 bundle of this cluster: the new bundle also carries the consistency proof from its checkpoint' }),
   handler: run(async (c, a) => {
-    const r = await c.exportEvidence(a.op);
+    if (a.format === 'v1') {
+      if (a['consistent-with'] !== undefined) throw new CustodyError('INVALID_ARGUMENT', '--consistent-with needs --format v2');
+      const r = await c.exportEvidence(a.op);
+      writeFileSync(a.out, r.bundleJson + '\n');
+      out(`evidence bundle (v1, self-vouched) of ${a.op} written to ${a.out}`);
+      return;
+    }
+    let from = 0;
+    if (a['consistent-with'] !== undefined) {
+      let older: { log?: { checkpoint?: unknown } };
+      try {
+        older = JSON.parse(readFileSync(a['consistent-with'], 'utf8')) as typeof older;
+      } catch (e) {
+        throw new CustodyError('INVALID_ARGUMENT', `--consistent-with ${a['consistent-with']}: ${(e as Error).message}`);
+      }
+      const cp = typeof older.log?.checkpoint === 'string' ? older.log.checkpoint.split('\n')[1] : undefined;
+      if (cp === undefined || !/^[1-9][0-9]*$/.test(cp)) throw new CustodyError('INVALID_ARGUMENT', `--consistent-with ${a['consistent-with']}: not a v2 bundle with a checkpoint`);
+      from = Number(cp);
+    }
+    const r = await c.exportProvenEvidence(a.op, from);
     writeFileSync(a.out, r.bundleJson + '\n');
-    out(`evidence bundle of ${a.op} written to ${a.out}`);
+    out(`evidence bundle (v2, proven) of ${a.op} written to ${a.out}`);
   }),
+};
+
+const trustExport: Cmd<Conn & { out: string }> = {
+  command: 'export',
+  describe: 'write the cluster\'s trust policy (origin, node keys, cosignature quorum) to a file: what an auditor verifies proven evidence with',
+  builder: (y) => connOptions(y).option('out', { type: 'string', demandOption: true, describe: 'file to write' }),
+  handler: run(async (c, a) => {
+    const r = await c.exportTrustPolicy();
+    writeFileSync(a.out, r.policy);
+    out(`trust policy written to ${a.out}:`);
+    out(r.policy.trimEnd());
+  }),
+};
+
+const trust: CommandModule<object, object> = {
+  command: 'trust <command>',
+  describe: 'the cluster\'s trust policy for auditors',
+  builder: (y) => y.command(trustExport as never).demandCommand(1, 'name a trust command') as never,
+  handler: () => {},
 };
 
 const operatorCert: Cmd<{ dir: string; id: string; role: OperatorRole; days: number }> = {
@@ -293,6 +335,7 @@ export const adminCommand: CommandModule<object, object> = {
     .command(memberCommand)
     .command(leaderCommand)
     .command(evidence)
+    .command(trust)
     .command(operatorCert)
     .command(operatorCommand)
     .command(approverKey)

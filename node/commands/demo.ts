@@ -23,7 +23,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { CommandModule } from 'yargs';
 import { CustodyError, isCustodyError } from '../../proto/errors.js';
@@ -320,11 +320,50 @@ async function run(a: Args): Promise<void> {
       say(`        receipt chain ${chain.ok ? `ok, admitted by rule ${chain.ruleId ?? '(none)'}` : `BROKEN ${chain.reason}`}; signature ${sig.ok ? `verifies (${b.signature?.ciphersuite === 'taproot' ? 'BIP340' : 'RFC 8032'})` : `${sig.reason}: ${sig.detail}`}`);
       if (cli.status !== 0 || !chain.ok || !sig.ok) throw new CustodyError('SIGNATURE_INVALID', `evidence of ${x.opId} does not verify`);
     }
+    await provenEvidence({ dir, audra, cara, custodian: running.custodians.find((k) => k.id === 'cara')!, acts, deny: await buildSolanaTransfer(contextOf('treasury-ed25519'), [{ address: DEMO_SOL_DESTINATION, amount: 2_000_000n }], DEMO_BLOCKHASH) });
     say(`custody demo: done in ${((Date.now() - t0) / 1000).toFixed(1)} s; everything stopped; files in ${dir}`);
   } finally {
     for (const c of clients) c.close();
     await running.stop();
   }
+}
+
+/**
+ * The auditor's way: the cluster's trust policy exported once, then every act's proven bundle
+ * (v2) checked against it by `custody evidence verify --trust`, a Denied act's too, and the first
+ * and last bundles' checkpoints checked for one append-only history.
+ */
+async function provenEvidence(o: { dir: string; audra: AdminClient; cara: AdminClient; custodian: { id: string; secretKey: Uint8Array }; acts: readonly { name: string; opId: string }[]; deny: Uint8Array }): Promise<void> {
+  const policy = join(o.dir, 'trust-policy.txt');
+  writeFileSync(policy, (await o.audra.exportTrustPolicy()).policy);
+  say(`      the cluster's trust policy (origin, node keys, cosignature quorum): ${policy}`);
+  const denyId = randomBytes(16).toString('hex');
+  const submitDenied = async (): Promise<void> => {
+    let denied: string;
+    try {
+      const v = await o.cara.submitActAs(o.custodian, { requestId: denyId, keyId: 'treasury-ed25519', kind: 'solana', tx: o.deny, declared: { amount: '2000000', destination: DEMO_SOL_DESTINATION } });
+      denied = `${v.state} ${v.reason}`;
+    } catch (e) {
+      if (!isCustodyError(e)) throw e;
+      denied = `refused ${e.reason}`;
+    }
+    say(`      cara submits ${denyId}, 2000000 lamports, above every rule: ${denied}`);
+  };
+  const files: string[] = [];
+  for (const x of [...o.acts, { name: 'deny-sol-1', opId: denyId }]) {
+    if (x.opId === denyId) await submitDenied();
+    // Each bundle after the first also proves its checkpoint extends the first one's.
+    const first = files.length === 0 ? 0 : Number((JSON.parse(readFileSync(files[0]!, 'utf8')) as { log: { checkpoint: string } }).log.checkpoint.split('\n')[1]);
+    const file = join(o.dir, `evidence-${x.name}.v2.json`);
+    writeFileSync(file, `${(await o.audra.exportProvenEvidence(x.opId, first)).bundleJson}\n`);
+    files.push(file);
+    const cli = spawnSync(process.execPath, [CLI_PATH, 'evidence', 'verify', '--trust', policy, file], { encoding: 'utf8' });
+    say(`      ${file}: custody evidence verify --trust: exit ${cli.status}: ${(cli.stdout + cli.stderr).trim()}`);
+    if (cli.status !== 0) throw new CustodyError('EVIDENCE_UNPROVEN', `the proven evidence of ${x.opId} does not verify with the trust policy`);
+  }
+  const both = spawnSync(process.execPath, [CLI_PATH, 'evidence', 'verify', '--trust', policy, files[0]!, files[files.length - 1]!], { encoding: 'utf8' });
+  say(`      custody evidence verify --trust ${policy} <first> <last>: exit ${both.status}: ${(both.stdout + both.stderr).trim().split('\n').pop()}`);
+  if (both.status !== 0) throw new CustodyError('TLOG_PROOF_INVALID', 'the first and last bundles are not one append-only history');
 }
 
 export const demoCommand: CommandModule<object, Args> = {

@@ -1,10 +1,20 @@
 /**
- * `custody evidence verify <bundle.json>`: checks an act's evidence bundle offline, with no
- * cluster. Prints the verified chain and exits 0, or names the first broken link with its reason
- * code and exits 3 (through the CLI's CustodyError handler).
+ * `custody evidence verify [--trust POLICY] <bundle.json> [<older-or-newer.json>]`: checks evidence
+ * bundles offline, with no cluster. Prints the verified chain and exits 0, or names the first
+ * broken link with its reason code and exits 3 (through the CLI's CustodyError handler).
  *
- * The verdict names the policy rule that admitted the act, as the AdmissionReceipt records it.
+ * With --trust (a trust policy file, ledger/tlog/trust-policy.ts, as `custody admin trust export`
+ * writes it), a bundle must be a proven one (custody-ledger/evidence/v2,
+ * node/lifecycle/evidence-proof.ts): its checkpoint cosigned by a quorum of the policy's node
+ * keys, each of its entries included under that checkpoint, and everything it claims derived
+ * from those entries. Given two bundles, their checkpoints must also lie on one append-only
+ * history (an RFC 9162 consistency proof carried by the newer one, or equal roots).
  *
+ * Without --trust (and for v1 bundles, custody-ledger/evidence/v1), the bundle is checked by
+ * itself and the verdict says so: it is self-vouched, since whoever made it chose its roster,
+ * keys and receipts.
+ *
+ * The v1 verdict names the policy rule that admitted the act, as the AdmissionReceipt records it.
  * Links, in order: 0 the bundle itself (format, act, approval, and the custodian's signed request
  * for the act, checked against the bundle's roster), 1 AdmissionReceipt,
  * 2 PermitReceipt, 3 PublicationReceipt (ledger/receipts.ts), then, when the bundle carries one,
@@ -20,6 +30,9 @@ import { verifyEvidenceBundle } from '../../ledger/receipts.js';
 import { actRequestFromCbor } from '../../ledger/act-request.js';
 import { decode, fromHex } from '../../ledger/encoding.js';
 import { verifyBundleSignature, type Bundle } from '../lifecycle/evidence.js';
+import { PROVEN_BUNDLE_FORMAT, verifyConsistentBundles, verifyProvenText, type ProvenBundle } from '../lifecycle/evidence-proof.js';
+import { verifyPolicyChain } from '../../ledger/tlog/trust-policy.js';
+import { tlog as limits } from '../../proto/limits.js';
 
 export type EvidenceVerdict =
   | { readonly ok: true; readonly opId: string; readonly clusterId: string; readonly links: readonly string[]; readonly rule: string | null }
@@ -43,37 +56,91 @@ export function verifyEvidence(bundle: unknown): EvidenceVerdict {
   return { ok: true, opId: b.opId, clusterId: b.clusterId, links, rule: chain.ruleId };
 }
 
-/** Reads and verifies a bundle file; throws CustodyError naming the first broken link. */
-export function verifyEvidenceFile(path: string): Extract<EvidenceVerdict, { ok: true }> {
+function readText(path: string, what: string, max: number): string {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    throw new CustodyError('INVALID_ARGUMENT', `cannot read ${path}: ${(e as Error).message}`);
+    throw new CustodyError('INVALID_ARGUMENT', `cannot read ${what} ${path}: ${(e as Error).message}`);
   }
-  let parsed: unknown;
+  if (Buffer.byteLength(text) > max) throw new CustodyError('LIMIT_EXCEEDED', `${what} ${path} is longer than ${max} bytes`);
+  return text;
+}
+
+function readBundle(path: string): unknown {
+  const text = readText(path, 'bundle', limits.evidenceBundleBytesMax);
   try {
-    parsed = JSON.parse(text);
+    return JSON.parse(text);
   } catch (e) {
     throw new CustodyError('PAYLOAD_REJECTED', `link 0 (bundle): not JSON: ${(e as Error).message}`);
   }
-  const v = verifyEvidence(parsed);
+}
+
+/** Reads and verifies a bundle file by itself (self-vouched); throws CustodyError naming the first broken link. */
+export function verifyEvidenceFile(path: string): Extract<EvidenceVerdict, { ok: true }> {
+  const parsed = readBundle(path);
+  // A v2 bundle carries the v1 fields: checked by themselves, they say as much as a v1 bundle.
+  const asV1 = parsed !== null && typeof parsed === 'object' && (parsed as { format?: unknown }).format === PROVEN_BUNDLE_FORMAT ? { ...(parsed as object), format: 'custody-ledger/evidence/v1' } : parsed;
+  const v = verifyEvidence(asV1);
   if (!v.ok) throw new CustodyError(v.reason, `link ${v.link} (${v.name}) is broken: ${v.detail}`);
   return v;
 }
 
-const verify: CommandModule<object, { bundle: string; json: boolean }> = {
-  command: 'verify <bundle>',
-  describe: 'verify an evidence bundle offline: exit 0 if every link holds, else name the first broken link and exit 3',
+export interface TrustedVerdict {
+  readonly policy: { readonly origin: string; readonly serial: number; readonly blocks: number };
+  readonly bundles: readonly { readonly file: string; readonly opId: string; readonly outcome: string; readonly size: number; readonly lines: readonly string[] }[];
+  readonly consistency: string | null;
+}
+
+/** Verifies one or two proven bundles against a trust policy file; throws CustodyError at the first failure. */
+export function verifyWithTrust(policyPath: string, files: readonly string[], genesisPath?: string): TrustedVerdict {
+  const pinned = genesisPath === undefined ? undefined : readText(genesisPath, 'pinned genesis policy', limits.policyBytesMax);
+  const chain = verifyPolicyChain(readText(policyPath, 'trust policy', limits.policyChainBytesMax), pinned);
+  const verified = files.map((file) => {
+    const v = verifyProvenText(readText(file, 'bundle', limits.evidenceBundleBytesMax), chain.policy);
+    if (!v.ok) throw new CustodyError(v.reason, `${file}: ${v.step}: ${v.detail}`);
+    return { file, bundle: v.bundle as ProvenBundle, v };
+  });
+  let consistency: string | null = null;
+  if (verified.length === 2) {
+    const [a, b] = verified as [typeof verified[0], typeof verified[0]];
+    consistency = verifyConsistentBundles({ bundle: a.bundle, checkpoint: a.v.checkpoint }, { bundle: b.bundle, checkpoint: b.v.checkpoint });
+  }
+  return {
+    policy: { origin: chain.policy.origin, serial: chain.policy.serial, blocks: chain.length },
+    bundles: verified.map(({ file, v }) => ({ file, opId: v.opId, outcome: v.outcome.state, size: v.checkpoint.size, lines: v.lines })),
+    consistency,
+  };
+}
+
+const verify: CommandModule<object, { bundle: string; other?: string; trust?: string; genesis?: string; json: boolean }> = {
+  command: 'verify <bundle> [other]',
+  describe: 'verify an evidence bundle offline: exit 0 if every link holds, else name the first broken link and exit 3; with --trust, against the cluster\'s trust policy (and, given two bundles, that their checkpoints are one append-only history)',
   builder: (y) =>
     y
       .positional('bundle', { type: 'string', demandOption: true, describe: 'path of the bundle (JSON)' })
+      .positional('other', { type: 'string', describe: 'a second proven bundle of the same cluster (with --trust): checks the consistency of the two checkpoints' })
+      .option('trust', { type: 'string', describe: 'the cluster\'s trust policy file (custody admin trust export); without it the bundle only vouches for itself' })
+      .option('genesis', { type: 'string', describe: 'the genesis policy you pinned (the first block of an earlier export): the --trust file must start with exactly it' })
       .option('json', { type: 'boolean', default: false, describe: 'print the verdict as JSON' }) as never,
   handler: (a) => {
-    const v = verifyEvidenceFile(a.bundle);
-    process.stdout.write(a.json
-      ? `${JSON.stringify(v)}\n`
-      : `ok: act ${v.opId} of cluster ${v.clusterId}, admitted by ${v.rule === null ? 'no named rule' : `policy rule ${v.rule}`}: ${v.links.join(' -> ')}\n`);
+    if (a.trust === undefined) {
+      if (a.genesis !== undefined) throw new CustodyError('INVALID_ARGUMENT', '--genesis pins the genesis of a --trust policy: pass --trust');
+      if (a.other !== undefined) throw new CustodyError('INVALID_ARGUMENT', 'two bundles are compared only against a trust policy: pass --trust');
+      const v = verifyEvidenceFile(a.bundle);
+      process.stdout.write(a.json
+        ? `${JSON.stringify({ ...v, trust: 'self-vouched' })}\n`
+        : `ok: act ${v.opId} of cluster ${v.clusterId}, admitted by ${v.rule === null ? 'no named rule' : `policy rule ${v.rule}`}: ${v.links.join(' -> ')}\n`
+          + 'self-vouched: the bundle agrees with itself; its roster, keys and receipts are its own word (verify with --trust <policy> for proof under the cluster\'s cosigned log)\n');
+      return;
+    }
+    const v = verifyWithTrust(a.trust, a.other === undefined ? [a.bundle] : [a.bundle, a.other], a.genesis);
+    if (a.json) {
+      process.stdout.write(`${JSON.stringify(v)}\n`);
+      return;
+    }
+    for (const b of v.bundles) process.stdout.write(`ok: act ${b.opId} (${b.outcome}) proven under ${v.policy.origin} (trust policy serial ${v.policy.serial}): ${b.lines.join('; ')}\n`);
+    if (v.consistency !== null) process.stdout.write(`ok: consistent: ${v.consistency}\n`);
   },
 };
 

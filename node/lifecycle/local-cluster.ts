@@ -36,7 +36,7 @@ import { Coordinator, type CoordinatorPoint } from './coordinator.js';
 import { MemoryExchange, type KernelPort, type ParticipantPort } from './ports.js';
 import { KernelTwin } from './kernel-twin.js';
 import type { ChronicleNote } from './coordinator.js';
-import { AdminBackend, type NotesSource } from '../admin/backend.js';
+import { AdminBackend, evidenceLogOf, type NotesSource } from '../admin/backend.js';
 import { AdminServer } from '../admin/server.js';
 import { ensureCa, issue } from '../certs.js';
 import { loadTls } from '../tls.js';
@@ -306,6 +306,7 @@ export class LocalCluster {
         ...(this.o.point ? { point: (p: CoordinatorPoint, opId: string) => this.o.point?.(id, p, opId) } : {}),
       });
       const admin = new AdminBackend(id, ledger, this.notes);
+      admin.useEvidenceLog(evidenceLogOf(checkpoints, app, this.genesisEvent.nodes));
       this.nodes.push({ id, dir, identitySecretKey: this.seeds.get(id) as Uint8Array, storage, app, driver, ledger, kernel, participant, coordinator, admin, adminServer: null, adminAddress: null, up: true, checkpoints, snapshotCert });
     }
     for (const n of this.nodes) {

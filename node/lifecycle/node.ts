@@ -35,7 +35,7 @@ import { fromHex } from '../../ledger/encoding.js';
 import { decodeEvent, eventCid, type LedgerEvent } from '../../ledger/events.js';
 import type { LedgerApp } from '../ledger-app.js';
 import type { TlsMaterial } from '../tls.js';
-import { AdminBackend } from '../admin/backend.js';
+import { AdminBackend, evidenceLogOf } from '../admin/backend.js';
 import { AdminServer } from '../admin/server.js';
 import { snapshotFileBytes } from '../backup/source.js';
 import type { SnapshotCertifier } from '../snapshot-cert.js';
@@ -171,6 +171,7 @@ export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleC
   const ports = new Map<string, ParticipantPort>([[o.nodeId, participant], ...peerClients.map((p) => [p.nodeId, new RemoteParticipant(p.nodeId, p, cfg.remoteTimeoutMs)] as const)]);
   const coordinator = new Coordinator({ nodeId: o.nodeId, ledger, exchange, participants: ports, localPublicPackage: (k, e) => participant.ownPublicPackage(k, e), log: o.log, remoteTimeoutMs: cfg.remoteTimeoutMs, signingSetWaitMs: cfg.signingSetWaitMs });
   const backend = new AdminBackend(o.nodeId, ledger, coordinator);
+  backend.useEvidenceLog(evidenceLogOf(checkpoints, o.app, genesis.nodes));
   const server = new AdminServer({
     listen: cfg.admin, tls: o.tls, backend, log: o.log,
     kernel: {

@@ -17,10 +17,10 @@ import { ScriptedCluster } from '../../ledger/scenario.js';
 import { apply } from '../../ledger/apply.js';
 import { emptyState } from '../../ledger/state.js';
 import { bytesEqual, decode, encode } from '../../ledger/encoding.js';
-import type { LedgerEntry } from '../../ledger/events.js';
+import { decodeEvent, type EventType, type LedgerEntry } from '../../ledger/events.js';
 import { entryLeafHash, rootOf, verifyInclusion } from '../../ledger/tlog/index.js';
 import { type ColdStore, LedgerApp, encodeLedgerCommand } from '../../node/ledger-app.js';
-import { TREE_STATE_KEY } from '../../node/ledger-tree.js';
+import { KEPT_ENTRY_TYPES, TREE_STATE_KEY } from '../../node/ledger-tree.js';
 import type { AppWrite } from '../../raft/storage/leveldb.js';
 
 const RUNS = Number(process.env.FC_RUNS ?? 40);
@@ -197,7 +197,7 @@ t.test('the tree equals rootOf the applied leaves across batches, lost batches, 
   ), { numRuns: RUNS, ...replay });
 });
 
-t.test('kept act entries read back; a store whose tree disagrees with its ledger is refused', async (t) => {
+t.test('kept entries (act, genesis, governance, key publication) read back; a store whose tree disagrees with its ledger is refused', async (t) => {
   const store = new Store();
   const app = boot(store);
   const cmds = commands([]);
@@ -209,7 +209,7 @@ t.test('kept act entries read back; a store whose tree disagrees with its ledger
   for (let i = 0; i < cmds.length; i++) {
     const e = entryOf(cmds[i] as Uint8Array, i + 1);
     const type = (decode(e.event) as { type?: string }).type;
-    if ((type === 'ActSubmitted' || type === 'ActSigningSetFixed') && leafAt[i] !== null) {
+    if (KEPT_ENTRY_TYPES.includes(type as EventType) && leafAt[i] !== null) {
       const back = await again.tree.entry(i + 1);
       t.ok(bytesEqual(entryLeafHash(back.entry), entryLeafHash(e)), `the ${type} at ${i + 1} reads back as applied`);
       t.equal(back.leafIndex, leafAt[i], `with its leaf position`);
@@ -219,6 +219,23 @@ t.test('kept act entries read back; a store whose tree disagrees with its ledger
     }
   }
   t.ok(kept >= 5, 'the history has act entries');
+  // The roster entry in force and the key pointers survive the restart (tlog/state, cold pointers).
+  let rosterAt: number | null = null;
+  const published: number[] = [];
+  cmds.forEach((c, i) => {
+    if (leafAt[i] === null) return;
+    const ev = decodeEvent(entryOf(c as Uint8Array, i + 1).event);
+    if (ev.type === 'ClusterGenesis' || (ev.type === 'GovernanceDecision' && ev.decision.body.action.kind === 'ApproversChanged')) rosterAt = i + 1;
+    if (ev.type === 'KeyObjectPublished') published.push(i + 1);
+  });
+  t.not(rosterAt, null);
+  t.equal(again.tree.rosterEntryIndex, rosterAt, 'the roster entry in force is known after a restart');
+  t.equal(await again.tree.rosterBefore(rosterAt as unknown as number), null, 'and it has none before it');
+  t.ok(published.length > 0, 'the history publishes a key');
+  for (const i of published) {
+    const ev = decodeEvent(entryOf(cmds[i - 1] as Uint8Array, i).event) as Extract<ReturnType<typeof decodeEvent>, { type: 'KeyObjectPublished' }>;
+    t.equal(await again.tree.keyEntry(ev.keyId, ev.keyEpoch, 'published'), i, `the KeyObjectPublished of ${ev.keyId} epoch ${ev.keyEpoch} is found by its pointer`);
+  }
   t.ok(leafAt.some((l) => l === null), 'and entries the ledger did not chain');
   // A tree state from another point of the history than the ledger state: refused at load.
   const other = new Store();

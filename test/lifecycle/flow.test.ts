@@ -2,7 +2,7 @@
  * The governed lifecycle end to end through the admin API: a 2-of-3 DKG for ed25519 and for
  * Taproot driven through the ledger, activation by 2-of-3 approvers, one signing act per key
  * through the publication gate to Settled, and the evidence bundle verified offline by `custody
- * evidence verify`. The acts carry real transactions: a Solana transfer (one message) and a
+ * evidence verify` and, proven (v2), against the trust policy the cluster exports. The acts carry real transactions: a Solana transfer (one message) and a
  * two-input Taproot PSBT with change back to the key (two messages, one nonce pair and one
  * signature each). Signatures are checked by implementations independent of ours and of the FROST
  * code: OpenSSL Ed25519 (node:crypto) over the Solana message and the wire transaction decoded by
@@ -21,6 +21,8 @@ import { getTransactionDecoder } from '@solana/transactions';
 import { verifyEvidenceBundle } from '../../ledger/receipts.js';
 import { keys as exchangeKeys, publicFromBytes } from '../../node/lifecycle/participant.js';
 import { verifyBundleSignature, type Bundle } from '../../node/lifecycle/evidence.js';
+import { verifyProvenText } from '../../node/lifecycle/evidence-proof.js';
+import { verifyPolicyChain } from '../../ledger/tlog/trust-policy.js';
 import { until } from '../../node/lifecycle/local-cluster.js';
 import { CLI, startHarness, waitAct, type Harness, actTx, rid, submitAs } from './harness.js';
 
@@ -94,6 +96,12 @@ async function signAndSettle(t: Test, h: Harness, opId: string, keyId: string, a
   const settled = await cara.settleAct(opId, `tx-${opId}`);
   t.equal(settled.state, 'Settled');
   t.equal(settled.confirmation, `tx-${opId}`);
+
+  // The proven bundle (v2), checked against the trust policy the cluster exports: its entries under
+  // a checkpoint the nodes cosigned through the real peer service.
+  const policy = verifyPolicyChain((await h.client('audra').exportTrustPolicy()).policy).policy;
+  const proven = verifyProvenText(`${(await h.client('audra').exportProvenEvidence(opId)).bundleJson}\n`, policy);
+  t.ok(proven.ok, `the proven bundle verifies with the exported trust policy: ${proven.ok ? proven.lines.join('; ') : `${proven.step}: ${proven.reason} ${proven.detail}`}`);
 
   const bundle = JSON.parse((await h.client('audra').exportEvidence(opId)).bundleJson) as Bundle;
   t.ok(verifyEvidenceBundle(bundle).ok, 'the receipt chain verifies offline');
