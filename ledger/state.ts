@@ -75,6 +75,12 @@ export interface EpochRecord {
   readonly keyReadyCid: Uint8Array | null;
   readonly groupKey: Uint8Array | null;
   readonly activatedBy: Uint8Array | null;
+  /**
+   * A refresh / reshare epoch: the holders of the epoch redealt that stated RedealReady, in log
+   * order, at most its threshold; the first t of them are the dealers (ledger/dealer-set.ts).
+   * Absent until the first; the canonical form leaves it out, so other epochs keep their root.
+   */
+  readonly dealersReady?: readonly string[];
 }
 
 export type KeyStatus = 'pending' | 'active' | 'retired';
@@ -440,6 +446,7 @@ export function stateToCbor(s0: LedgerState, rootForm = false): CborValue {
       nodes: mapValues(c.nodes, (n) => ({ ...n, fencedPassports: [...n.fencedPassports] })),
       keys: mapValues(c.keys, (k) => ({ ...k, epochs: mapValues(k.epochs, (e) => ({
         ...e, participants: [...e.participants], round1: { ...e.round1 }, ready: mapValues(e.ready, (r) => ({ ...r })),
+        ...(e.dealersReady === undefined || e.dealersReady.length === 0 ? { dealersReady: undefined } : { dealersReady: [...e.dealersReady] }),
       })) })),
       ops: mapValues(c.ops, opToCbor),
       opCount: c.opCount,
@@ -742,7 +749,7 @@ export function permitFromCbor(p: CborValue): PermitRecord {
 }
 
 function epochFromCbor(key: string, v: CborValue): EpochRecord {
-  const o = obj(v, 'epoch', ['epoch', 'threshold', 'participants', 'authorizedBy', 'status', 'round1', 'ready', 'keyReadyCid', 'groupKey', 'activatedBy']);
+  const o = obj(v, 'epoch', ['epoch', 'threshold', 'participants', 'authorizedBy', 'status', 'round1', 'ready', 'keyReadyCid', 'groupKey', 'activatedBy'], ['dealersReady']);
   const epoch = int(o.epoch, 'epoch.epoch');
   if (String(epoch) !== key) throw new ShapeError('epoch: number differs from its key');
   return {
@@ -756,7 +763,15 @@ function epochFromCbor(key: string, v: CborValue): EpochRecord {
     keyReadyCid: nullable(o.keyReadyCid, (x) => bytes(x, 'epoch.keyReadyCid', 32)),
     groupKey: nullable(o.groupKey, (x) => bytes(x, 'epoch.groupKey')),
     activatedBy: nullable(o.activatedBy, (x) => bytes(x, 'epoch.activatedBy', 32)),
+    ...(o.dealersReady === undefined ? {} : { dealersReady: dealersReadyFromCbor(o.dealersReady) }),
   };
+}
+
+function dealersReadyFromCbor(v: CborValue): string[] {
+  const d = uniqueStrings(v, 'epoch.dealersReady', limits.nodesMax);
+  // The canonical form leaves an empty list out: an empty one present is not canonical.
+  if (d.length === 0) throw new ShapeError('epoch.dealersReady: an empty list is left out');
+  return d;
 }
 
 export function opFromCbor(id: string, v: CborValue): OpRecord {
