@@ -53,7 +53,7 @@ import { attestedTime } from './clock-reading.js';
 import { dealersReadyOf, redealDealerSet, redealReadyRefusal } from './dealer-set.js';
 import { type ProposedEvent, verifyProposed } from './proposer-sig.js';
 import { admissionReceipt, permitReceipt, publicationReceipt, type ReceiptAnchor } from './receipts.js';
-import { type FenceReport, backupsOf, drillsOf, fenceReportsOf, recoveriesOf } from './state.js';
+import { type FenceReport, backupsOf, destroyedBackupsOf, drillsOf, fenceReportsOf, recoveriesOf } from './state.js';
 import { type BackupRecord, type DrillRecord, type RecoveryRecord, backupRecipientsDigest, backupRecordKey, drillRecordKey, validateBackupRecipients } from './backup-policy.js';
 import { type ClusterState, type EpochRecord, type KeyRecord, type LedgerState, type NodeRecord, type OpRecord, type OpState, type PermitRecord, type RuleRecord, type RevocationRecord, revocationsOf, OP_TRANSITIONS, TERMINAL_OP_STATES, clipRuleDetail, consumedKey, keyContextOf } from './state.js';
 
@@ -680,7 +680,34 @@ function governanceAction(c: ClusterState, a: Exclude<DecisionAction, { kind: 'A
     }
     case 'RecoveryAuthorized':
       return recoveryAuthorized(c, a, dCid, ctx);
+    case 'BackupsDestroyed':
+      return backupsDestroyed(c, a, dCid, ctx);
   }
+}
+
+/**
+ * KeyRetired ends a key's shares in the kernels but not its backups: the KeyBackedUp records and
+ * the files stay (an institution may have to keep or restore a retired key's material). Only this
+ * decision ends them, per epoch: refused for a key that is not retired (KEY_NOT_RETIRED), an
+ * unknown key (UNKNOWN_KEY), or an epoch with no recorded backup or whose destruction was already
+ * decided (BACKUPS_NOT_FOUND), so the decision names exactly backups that exist. It is recorded
+ * per epoch; the KeyBackedUp records stay for audit, and every node deletes the files of those
+ * epochs it wrote (node/lifecycle/backups.ts).
+ */
+function backupsDestroyed(c: ClusterState, a: Extract<DecisionAction, { kind: 'BackupsDestroyed' }>, dCid: Uint8Array, ctx: Ctx): Outcome {
+  const k = own(c.keys, a.keyId);
+  if (k === undefined) return refuse('UNKNOWN_KEY', `no key ${a.keyId}`);
+  if (k.status !== 'retired') return refuse('KEY_NOT_RETIRED', `key ${a.keyId} is ${k.status}: its backups are destroyed only after KeyRetired`);
+  let destroyed = destroyedBackupsOf(c);
+  for (const epoch of a.epochs) {
+    const rk = drillRecordKey(a.keyId, epoch);
+    const prev = own(destroyed, rk);
+    if (prev !== undefined) return refuse('BACKUPS_NOT_FOUND', `the backups of ${a.keyId} epoch ${epoch} were destroyed by the decision at index ${prev.index}`);
+    const held = Object.values(backupsOf(c)).some((b) => b.keyId === a.keyId && b.keyEpoch === epoch);
+    if (!held) return refuse('BACKUPS_NOT_FOUND', `the ledger records no backup of ${a.keyId} epoch ${epoch}`);
+    destroyed = put(destroyed, rk, { keyId: a.keyId, keyEpoch: epoch, decisionCid: dCid, index: ctx.index, stampMs: ctx.stampMs });
+  }
+  return { kind: 'accept', cluster: { ...c, destroyedBackups: destroyed }, effect: `share backups of ${a.keyId} epochs ${a.epochs.join(', ')} destroyed` };
 }
 
 // ------------------------------------------------------------------------------------------------
