@@ -573,9 +573,10 @@ export class LifecycleParticipant implements ParticipantPort {
     const statement = signStatement({ clusterId: c.clusterId, nodeId: this.nodeId, kind: 'RedealReady', slot: { keyId, keyEpoch: e.epoch }, content: { fromEpoch } }, this.o.identitySecretKey);
     const v = await this.o.ledger.propose({ type: 'RedealReady', statement }).catch((err: unknown) => ({ ok: false, replayed: false, reason: 'REMOTE_TIMEOUT', detail: (err as Error).message }));
     if (v.ok || v.replayed) return;
+    // t other holders answered first: the expected outcome for all but t of them, not a fault.
+    if (v.reason === 'DEALERS_FIXED') return;
     this.o.log(`${this.nodeId}: RedealReady for ${keyId} epoch ${e.epoch} refused: ${v.reason}: ${v.detail}`);
-    // Said on a later pass again, unless the dealers are fixed by then (a refusal that lasts).
-    if (v.reason !== 'DEALERS_FIXED') this.offered.delete(id);
+    this.offered.delete(id); // said again on a later pass
   }
 
   private async anyPublic(keyId: string, epoch: number, nodes: readonly string[]): Promise<Uint8Array | undefined> {

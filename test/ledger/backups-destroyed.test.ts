@@ -91,6 +91,13 @@ t.test('retirement keeps the backups; BackupsDestroyed ends them, once, only for
   const back = stateFromCbor(stateToCbor(s.state));
   t.same(stateRoot(back), stateRoot(s.state), 'the records survive the canonical encoding');
   t.equal(Object.keys(destroyedBackupsOf(back.cluster!)).length, 2);
+  const tampered = (f: (m: { [k: string]: { keyEpoch: number } }) => void) => {
+    const cbor = stateToCbor(s.state) as { cluster: { destroyedBackups: { [k: string]: { keyEpoch: number } } } };
+    f(cbor.cluster.destroyedBackups);
+    return () => stateFromCbor(cbor as never);
+  };
+  t.throws(tampered((m) => { for (const k of Object.keys(m)) delete m[k]; }), { name: 'ShapeError' }, 'an empty map present is not canonical');
+  t.throws(tampered((m) => { m['k1\u00000']!.keyEpoch = 1; }), { name: 'ShapeError' }, 'a record filed under another key epoch is refused');
 
   // While frozen the decision is refused like any governance that is not containment.
   t.ok(s.decide({ kind: 'EmergencyFreeze', reason: 'drill' }).ok);

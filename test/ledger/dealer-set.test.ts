@@ -47,6 +47,14 @@ t.test('the first t holders that say they can deal are the dealers, in the old e
   const back = stateFromCbor(stateToCbor(s.state));
   t.same(back.cluster!.keys['k']!.epochs['1']!.dealersReady, ['node-2', 'node-1'], 'decoded state keeps the dealers');
   t.same(stateRoot(back), stateRoot(s.state), 'same state root after a round trip');
+  // A state whose dealers list is empty (not left out) or names a node twice is not canonical.
+  const withDealers = (d: string[]) => {
+    const cbor = stateToCbor(s.state) as { cluster: { keys: { k: { epochs: { [e: string]: { dealersReady?: string[] } } } } } };
+    cbor.cluster.keys.k.epochs['1']!.dealersReady = d;
+    return () => stateFromCbor(cbor as never);
+  };
+  t.throws(withDealers([]), { name: 'ShapeError' }, 'an empty dealers list present is refused at decode');
+  t.throws(withDealers(['node-1', 'node-1']), { name: 'ShapeError' }, 'a holder listed twice is refused at decode');
   // A replica applying the same log reaches the same set.
   const replica = applyAll(emptyState(), s.log).state;
   t.same(stateRoot(replica), stateRoot(s.state), 'a replica fed the same log has the same root');
