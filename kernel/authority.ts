@@ -399,6 +399,11 @@ export function applyDecision(
       }
       break;
     }
+    case 'BackupsDestroyed':
+      // Nothing for the kernel to erase (it holds no backup; KeyRetired erased its shares): the
+      // ledger's own rule keeps this kernel on the ledger's chain.
+      if (!key(a.keyId).retired) throw new CustodyError('KEY_NOT_RETIRED', `key ${a.keyId} is not retired`);
+      break;
     case 'ActApproved':
     case 'PublicationReleased':
       throw new CustodyError('PAYLOAD_REJECTED', `${a.kind} is an operation-journal approval, not a governance decision`);

@@ -50,9 +50,10 @@ import { requestDeclaredMismatch, verifyActRequest } from './act-request-check.j
 import { type ArchiveReader, type ArchiveRecord, type MemoryArchive, EMPTY_ARCHIVE_HEAD, archiveLink, encodeArchived } from './archive.js';
 import { ed25519GroupCommitment, frostIdentifier, isGroupElement } from './signing-set.js';
 import { attestedTime } from './clock-reading.js';
+import { dealersReadyOf, redealDealerSet, redealReadyRefusal } from './dealer-set.js';
 import { type ProposedEvent, verifyProposed } from './proposer-sig.js';
 import { admissionReceipt, permitReceipt, publicationReceipt, type ReceiptAnchor } from './receipts.js';
-import { type FenceReport, backupsOf, drillsOf, fenceReportsOf, recoveriesOf } from './state.js';
+import { type FenceReport, backupsOf, destroyedBackupsOf, drillsOf, fenceReportsOf, recoveriesOf } from './state.js';
 import { type BackupRecord, type DrillRecord, type RecoveryRecord, backupRecipientsDigest, backupRecordKey, drillRecordKey, validateBackupRecipients } from './backup-policy.js';
 import { type ClusterState, type EpochRecord, type KeyRecord, type LedgerState, type NodeRecord, type OpRecord, type OpState, type PermitRecord, type RuleRecord, type RevocationRecord, revocationsOf, OP_TRANSITIONS, TERMINAL_OP_STATES, clipRuleDetail, consumedKey, keyContextOf } from './state.js';
 
@@ -324,6 +325,7 @@ function dispatch(c: ClusterState, e: Exclude<LedgerEvent, { type: 'ClusterGenes
     case 'GovernanceDecision': return governanceDecision(c, e.decision, ctx);
     case 'DkgRound1Published': return round1(c, e.statement, ctx);
     case 'KeyReady': return keyReady(c, e.statement, ctx);
+    case 'RedealReady': return redealReady(c, e.statement, ctx);
     case 'KeyObjectPublished': return keyObjectPublished(c, e, ctx);
     case 'FencingRecord': return fencing(c, e.statement, ctx);
     case 'EquivocationEvidence': return equivocationEvidence(c, e.first, e.second, ctx);
@@ -678,7 +680,34 @@ function governanceAction(c: ClusterState, a: Exclude<DecisionAction, { kind: 'A
     }
     case 'RecoveryAuthorized':
       return recoveryAuthorized(c, a, dCid, ctx);
+    case 'BackupsDestroyed':
+      return backupsDestroyed(c, a, dCid, ctx);
   }
+}
+
+/**
+ * KeyRetired ends a key's shares in the kernels but not its backups: the KeyBackedUp records and
+ * the files stay (an institution may have to keep or restore a retired key's material). Only this
+ * decision ends them, per epoch: refused for a key that is not retired (KEY_NOT_RETIRED), an
+ * unknown key (UNKNOWN_KEY), or an epoch with no recorded backup or whose destruction was already
+ * decided (BACKUPS_NOT_FOUND), so the decision names exactly backups that exist. It is recorded
+ * per epoch; the KeyBackedUp records stay for audit, and every node deletes the files of those
+ * epochs it wrote (node/lifecycle/backups.ts).
+ */
+function backupsDestroyed(c: ClusterState, a: Extract<DecisionAction, { kind: 'BackupsDestroyed' }>, dCid: Uint8Array, ctx: Ctx): Outcome {
+  const k = own(c.keys, a.keyId);
+  if (k === undefined) return refuse('UNKNOWN_KEY', `no key ${a.keyId}`);
+  if (k.status !== 'retired') return refuse('KEY_NOT_RETIRED', `key ${a.keyId} is ${k.status}: its backups are destroyed only after KeyRetired`);
+  let destroyed = destroyedBackupsOf(c);
+  for (const epoch of a.epochs) {
+    const rk = drillRecordKey(a.keyId, epoch);
+    const prev = own(destroyed, rk);
+    if (prev !== undefined) return refuse('BACKUPS_NOT_FOUND', `the backups of ${a.keyId} epoch ${epoch} were destroyed by the decision at index ${prev.index}`);
+    const held = Object.values(backupsOf(c)).some((b) => b.keyId === a.keyId && b.keyEpoch === epoch);
+    if (!held) return refuse('BACKUPS_NOT_FOUND', `the ledger records no backup of ${a.keyId} epoch ${epoch}`);
+    destroyed = put(destroyed, rk, { keyId: a.keyId, keyEpoch: epoch, decisionCid: dCid, index: ctx.index, stampMs: ctx.stampMs });
+  }
+  return { kind: 'accept', cluster: { ...c, destroyedBackups: destroyed }, effect: `share backups of ${a.keyId} epochs ${a.epochs.join(', ')} destroyed` };
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -982,6 +1011,34 @@ function keyReady(c: ClusterState, s: SignedStatement, ctx: Ctx): Outcome {
   }
   const e: EpochRecord = { ...ce.e, ready: put(ce.e.ready, s.nodeId, { statementCid: statementCid(s), groupKey }) };
   return { kind: 'accept', cluster: recordStatement(withKey(c, withEpoch(ce.k, e)), s), effect: `KeyReady from ${s.nodeId} for ${ce.k.id} epoch ${e.epoch}` };
+}
+
+/**
+ * A holder of the key's active epoch can deal the refresh / reshare the ceremony epoch runs
+ * (ledger/dealer-set.ts has the message flow and the safety argument): accepted from a member of
+ * the ceremony that holds a share of the active epoch, until t holders have said so; the t-th
+ * fixes the dealers, and every later one is refused DEALERS_FIXED.
+ */
+function redealReady(c: ClusterState, s: SignedStatement, ctx: Ctx): Outcome {
+  const early = admitStatement(c, s, 'RedealReady', ctx);
+  if (early !== null) return early;
+  const ce = ceremonyFor(c, s);
+  if (isOutcome(ce)) return ce;
+  let fromEpoch: number;
+  try {
+    const v = obj(s.content, 'content', ['fromEpoch']).fromEpoch;
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new ShapeError('fromEpoch: expected an epoch number');
+    fromEpoch = v;
+  } catch (e) {
+    return refuse('PAYLOAD_REJECTED', (e as Error).message);
+  }
+  const bad = redealReadyRefusal(ce.k, ce.e, s.nodeId, fromEpoch);
+  if (bad !== null) return refuse(bad.reason, bad.detail);
+  const e: EpochRecord = { ...ce.e, dealersReady: [...dealersReadyOf(ce.e), s.nodeId] };
+  const old = own(ce.k.epochs, String(fromEpoch)) as EpochRecord;
+  const fixed = redealDealerSet(old, e);
+  const effect = fixed === null ? `${s.nodeId} can deal ${ce.k.id} epoch ${e.epoch}` : `dealers of ${ce.k.id} epoch ${e.epoch} fixed: ${fixed.join(', ')}`;
+  return { kind: 'accept', cluster: recordStatement(withKey(c, withEpoch(ce.k, e)), s), effect };
 }
 
 function keyObjectPublished(c: ClusterState, ev: Extract<LedgerEvent, { type: 'KeyObjectPublished' }>, _ctx: Ctx): Outcome {

@@ -100,6 +100,20 @@ export interface RecoveryRecord {
   readonly recovered: { readonly index: number; readonly stampMs: number } | null;
 }
 
+/**
+ * A BackupsDestroyed decision as the ledger records it, per (key, epoch) of a retired key
+ * (ledger/apply.ts): after it, every node deletes the backup files of that key epoch it wrote
+ * (node/lifecycle/backups.ts). The KeyBackedUp records stay, so auditors still see what existed.
+ */
+export interface DestroyedRecord {
+  readonly keyId: string;
+  readonly keyEpoch: number;
+  /** The cid of the BackupsDestroyed decision. */
+  readonly decisionCid: Uint8Array;
+  readonly index: number;
+  readonly stampMs: number;
+}
+
 export const BACKUP_RECIPIENTS_DOMAIN = 'custody-ledger/v1/backup-recipients';
 
 /**

@@ -157,7 +157,14 @@ export type DecisionAction =
   | {
       readonly kind: 'RecoveryAuthorized'; readonly nodeId: string; readonly keyId: string; readonly keyEpoch: number; readonly identifier: string;
       readonly backupCid: Uint8Array; readonly groupKey: Uint8Array; readonly verifyingShare: Uint8Array;
-    };
+    }
+  /**
+   * The share backups of retired key `keyId`, epochs `epochs` (distinct, 1 to
+   * shareBackup.destroyEpochsMax), are to be destroyed: KeyRetired keeps them, this decision ends
+   * them. Every node deletes the backup files of those epochs it wrote; the ledger records the
+   * decision per epoch and keeps the KeyBackedUp records (ledger/apply.ts backupsDestroyed).
+   */
+  | { readonly kind: 'BackupsDestroyed'; readonly keyId: string; readonly epochs: readonly number[] };
 
 export type DecisionKind = DecisionAction['kind'];
 
@@ -231,6 +238,8 @@ function actionToCbor(a: DecisionAction): CborValue {
       return { kind: a.kind, policy: policyToCbor(a.policy) };
     case 'BackupPolicy':
       return { kind: a.kind, recipients: a.recipients.map((r) => ({ label: r.label, recipient: r.recipient })) };
+    case 'BackupsDestroyed':
+      return { kind: a.kind, keyId: a.keyId, epochs: [...a.epochs] };
     default:
       return { ...a };
   }
@@ -452,6 +461,13 @@ function actionFromCbor(v: CborValue | undefined): DecisionAction {
         kind, nodeId: str(o.nodeId, 'nodeId'), keyId: str(o.keyId, 'keyId'), keyEpoch: int(o.keyEpoch, 'keyEpoch'), identifier,
         backupCid: bytes(o.backupCid, 'backupCid', 32), groupKey: point(o.groupKey, 'groupKey'), verifyingShare: point(o.verifyingShare, 'verifyingShare'),
       };
+    }
+    case 'BackupsDestroyed': {
+      const o = obj(v, 'action', ['kind', 'keyId', 'epochs']);
+      const epochs = arr(o.epochs, 'epochs', shareBackupLimits.destroyEpochsMax).map((x, i) => int(x, `epochs[${i}]`));
+      if (epochs.length === 0) throw new ShapeError('epochs: at least one');
+      if (new Set(epochs).size !== epochs.length) throw new ShapeError('epochs: an epoch is named twice');
+      return { kind, keyId: str(o.keyId, 'keyId'), epochs };
     }
     default:
       throw new ShapeError(`action: unknown kind ${String(kind)}`);

@@ -11,7 +11,8 @@
  *  - governance, authorized by a GovernanceDecision (ledger/decision.ts) carried in the event:
  *    `GovernanceDecision` whose action kind names the effect (KeyActivated, NodeAdded, ...);
  *  - node statements, signed by a node's identity key (SignedStatement): DkgRound1Published,
- *    KeyReady, FencingRecord; two conflicting statements by one node are EquivocationEvidence;
+ *    KeyReady, RedealReady (a holder can deal a refresh / reshare, ledger/dealer-set.ts),
+ *    FencingRecord; two conflicting statements by one node are EquivocationEvidence;
  *  - the operation journal, proposed by a node under its passport: ActSubmitted ... ActSettled,
  *    with ActSigningSetFixed between the permit and the execution (the one signing set of a permit),
  *    KeyBackedUp (the node wrote the backup of its share of a key epoch, ledger/backup-policy.ts)
@@ -272,6 +273,12 @@ export type LedgerEvent =
   | { readonly type: 'DkgRound1Published'; readonly statement: SignedStatement }
   /** statement.kind 'KeyReady', slot { keyId, keyEpoch }, content { groupKey } */
   | { readonly type: 'KeyReady'; readonly statement: SignedStatement }
+  /**
+   * statement.kind 'RedealReady', slot { keyId, keyEpoch }, content { fromEpoch }: the signer, a
+   * holder of the key's active epoch `fromEpoch`, can deal the refresh / reshare to `keyEpoch`
+   * (its kernel answered with its share's package); the first t fix the dealers (ledger/dealer-set.ts).
+   */
+  | { readonly type: 'RedealReady'; readonly statement: SignedStatement }
   | { readonly type: 'KeyObjectPublished'; readonly keyId: string; readonly keyEpoch: number; readonly keyReadyCid: Uint8Array }
   /** statement.kind 'FencingRecord' by the reporting node, slot { nodeId, passport }, content { reason } */
   | { readonly type: 'FencingRecord'; readonly statement: SignedStatement }
@@ -327,6 +334,7 @@ export function eventToCbor(e: LedgerEvent): CborValue {
       return { type: e.type, decision: decisionToCbor(e.decision) };
     case 'DkgRound1Published':
     case 'KeyReady':
+    case 'RedealReady':
     case 'FencingRecord':
       return { type: e.type, statement: statementToCbor(e.statement) };
     case 'EquivocationEvidence':
@@ -381,6 +389,7 @@ export function eventFromCbor(v: CborValue): LedgerEvent {
     }
     case 'DkgRound1Published':
     case 'KeyReady':
+    case 'RedealReady':
     case 'FencingRecord': {
       const o = obj(v, 'event', ['type', 'statement']);
       return { type, statement: statementFromCbor(o.statement) };

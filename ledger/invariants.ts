@@ -8,7 +8,7 @@ import { validateRoster } from './decision.js';
 import { keyReadyCid } from './apply.js';
 import { receiptCid } from './receipts.js';
 import { type CborValue } from './encoding.js';
-import { type EpochRecord, type LedgerState, type OpState, OP_TRANSITIONS, TERMINAL_OP_STATES, backupsOf, drillsOf, fenceReportsOf, recoveriesOf, revocationsOf } from './state.js';
+import { type EpochRecord, type LedgerState, type OpState, OP_TRANSITIONS, TERMINAL_OP_STATES, backupsOf, destroyedBackupsOf, drillsOf, fenceReportsOf, recoveriesOf, revocationsOf } from './state.js';
 import { ledger as ledgerLimits } from '../proto/limits.js';
 import { backupRecordKey, drillRecordKey, validateBackupRecipients } from './backup-policy.js';
 import { frostIdentifier } from './signing-set.js';
@@ -72,6 +72,14 @@ export function checkInvariants(s: LedgerState): string[] {
     if (k === undefined || at < 0) bad.push(`recovery of ${r.keyId} epoch ${r.keyEpoch} by ${r.nodeId}, who holds no share of it`);
     else if (r.identifier !== frostIdentifier(k.scheme, at + 1)) bad.push(`recovery of ${r.keyId} epoch ${r.keyEpoch} by ${r.nodeId} under identifier ${r.identifier}, not its own`);
     if (r.recovered !== null && r.recovered.index <= r.authorizedIndex) bad.push(`recovery of ${r.keyId} epoch ${r.keyEpoch} by ${r.nodeId} reported before its decision`);
+  }
+
+  // Destroyed backups (ledger/apply.ts backupsDestroyed): only of a retired key, of an epoch with a
+  // recorded backup, whose KeyBackedUp records stay.
+  for (const [dk, d] of Object.entries(destroyedBackupsOf(c))) {
+    if (dk !== drillRecordKey(d.keyId, d.keyEpoch)) bad.push(`destroyed-backups record ${dk} is filed under another key`);
+    if (own(c.keys, d.keyId)?.status !== 'retired') bad.push(`backups of ${d.keyId} epoch ${d.keyEpoch} destroyed while the key is not retired`);
+    if (!Object.values(backupsOf(c)).some((b) => b.keyId === d.keyId && b.keyEpoch === d.keyEpoch)) bad.push(`backups of ${d.keyId} epoch ${d.keyEpoch} destroyed, but none is recorded`);
   }
 
   // Backup drills (ledger/apply.ts backupDrilled): a record is of an epoch the ledger holds, names

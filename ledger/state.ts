@@ -14,7 +14,7 @@
  * keys, and apply never iterates a map to decide anything order-dependent.
  */
 import { ledger as limits, shareBackup as shareBackupLimits, tx as txLimits } from '../proto/limits.js';
-import { type BackupPolicyRecord, type BackupRecord, type DrillRecord, type RecoveryRecord, backupRecordKey, drillRecordKey, validateBackupRecipients } from './backup-policy.js';
+import { type BackupPolicyRecord, type BackupRecord, type DestroyedRecord, type DrillRecord, type RecoveryRecord, backupRecordKey, drillRecordKey, validateBackupRecipients } from './backup-policy.js';
 import { isReasonCode, type ReasonCode } from '../proto/reasons.js';
 import { type CborValue, decode, digest, encode } from './encoding.js';
 import {
@@ -75,6 +75,12 @@ export interface EpochRecord {
   readonly keyReadyCid: Uint8Array | null;
   readonly groupKey: Uint8Array | null;
   readonly activatedBy: Uint8Array | null;
+  /**
+   * A refresh / reshare epoch: the holders of the epoch redealt that stated RedealReady, in log
+   * order, at most its threshold; the first t of them are the dealers (ledger/dealer-set.ts).
+   * Absent until the first; the canonical form leaves it out, so other epochs keep their root.
+   */
+  readonly dealersReady?: readonly string[];
 }
 
 export type KeyStatus = 'pending' | 'active' | 'retired';
@@ -335,6 +341,17 @@ export interface ClusterState {
    * same; the canonical form leaves an empty map out.
    */
   readonly recoveries?: { readonly [keyEpochNode: string]: RecoveryRecord };
+  /**
+   * drillRecordKey(key, epoch) -> the BackupsDestroyed decision that ended the share backups of
+   * that epoch of a retired key (ledger/apply.ts). Absent and empty mean the same; the canonical
+   * form leaves an empty map out.
+   */
+  readonly destroyedBackups?: { readonly [keyEpoch: string]: DestroyedRecord };
+}
+
+/** The key epochs whose share backups a BackupsDestroyed decision ended. */
+export function destroyedBackupsOf(c: ClusterState): { readonly [keyEpoch: string]: DestroyedRecord } {
+  return c.destroyedBackups ?? {};
 }
 
 /** The last backup drill of each key epoch the ledger records. */
@@ -440,6 +457,7 @@ export function stateToCbor(s0: LedgerState, rootForm = false): CborValue {
       nodes: mapValues(c.nodes, (n) => ({ ...n, fencedPassports: [...n.fencedPassports] })),
       keys: mapValues(c.keys, (k) => ({ ...k, epochs: mapValues(k.epochs, (e) => ({
         ...e, participants: [...e.participants], round1: { ...e.round1 }, ready: mapValues(e.ready, (r) => ({ ...r })),
+        ...(e.dealersReady === undefined || e.dealersReady.length === 0 ? { dealersReady: undefined } : { dealersReady: [...e.dealersReady] }),
       })) })),
       ops: mapValues(c.ops, opToCbor),
       opCount: c.opCount,
@@ -455,6 +473,7 @@ export function stateToCbor(s0: LedgerState, rootForm = false): CborValue {
       ...(Object.keys(backupsOf(c)).length > 0 ? { backups: mapValues(backupsOf(c), (b) => ({ ...b })) } : {}),
       ...(Object.keys(drillsOf(c)).length > 0 ? { drills: mapValues(drillsOf(c), (d) => ({ ...d, backupCids: [...d.backupCids] })) } : {}),
       ...(Object.keys(recoveriesOf(c)).length > 0 ? { recoveries: mapValues(recoveriesOf(c), (r) => ({ ...r, recovered: r.recovered === null ? null : { ...r.recovered } })) } : {}),
+      ...(Object.keys(destroyedBackupsOf(c)).length > 0 ? { destroyedBackups: mapValues(destroyedBackupsOf(c), (d) => ({ ...d })) } : {}),
     },
   };
 }
@@ -582,7 +601,7 @@ export function stateFromCbor(v: CborValue): LedgerState {
 }
 
 function clusterFromCbor(v: CborValue): ClusterState {
-  const o = obj(v, 'cluster', ['clusterId', 'genesisCid', 'governance', 'nodes', 'keys', 'ops', 'opCount', 'inFlight', 'archived', 'endedByState', 'permits', 'policyHistory', 'consumed', 'statements', 'evidence'], ['fenceReports', 'backups', 'drills', 'recoveries']);
+  const o = obj(v, 'cluster', ['clusterId', 'genesisCid', 'governance', 'nodes', 'keys', 'ops', 'opCount', 'inFlight', 'archived', 'endedByState', 'permits', 'policyHistory', 'consumed', 'statements', 'evidence'], ['fenceReports', 'backups', 'drills', 'recoveries', 'destroyedBackups']);
   const ar = obj(o.archived, 'archived', ['count', 'head']);
   const g = obj(o.governance, 'governance', ['epoch', 'headCid', 'roster', 'policy', 'frozen'], ['revoked', 'backupPolicy']);
   const policy = policyFromCbor(g.policy);
@@ -645,7 +664,23 @@ function clusterFromCbor(v: CborValue): ClusterState {
     ...(o.backups === undefined ? {} : { backups: backupsFromCbor(o.backups) }),
     ...(o.drills === undefined ? {} : { drills: drillsFromCbor(o.drills) }),
     ...(o.recoveries === undefined ? {} : { recoveries: recoveriesFromCbor(o.recoveries) }),
+    ...(o.destroyedBackups === undefined ? {} : { destroyedBackups: destroyedFromCbor(o.destroyedBackups) }),
   };
+}
+
+function destroyedFromCbor(v: CborValue): { readonly [k: string]: DestroyedRecord } {
+  const m = mapOf(v, 'destroyedBackups', (k, r) => {
+    const ro = obj(r, 'destroyed', ['keyId', 'keyEpoch', 'decisionCid', 'index', 'stampMs']);
+    const rec: DestroyedRecord = {
+      keyId: str(ro.keyId, 'destroyed.keyId'), keyEpoch: int(ro.keyEpoch, 'destroyed.keyEpoch'), decisionCid: bytes(ro.decisionCid, 'destroyed.decisionCid', 32),
+      index: int(ro.index, 'destroyed.index'), stampMs: int(ro.stampMs, 'destroyed.stampMs'),
+    };
+    if (drillRecordKey(rec.keyId, rec.keyEpoch) !== k) throw new ShapeError('destroyed: key differs from its record');
+    return rec;
+  });
+  // The canonical form leaves an empty map out: an empty one present is not canonical.
+  if (Object.keys(m).length === 0) throw new ShapeError('destroyedBackups: an empty map is left out');
+  return m;
 }
 
 function backupPolicyToCbor(p: BackupPolicyRecord): CborValue {
@@ -742,7 +777,7 @@ export function permitFromCbor(p: CborValue): PermitRecord {
 }
 
 function epochFromCbor(key: string, v: CborValue): EpochRecord {
-  const o = obj(v, 'epoch', ['epoch', 'threshold', 'participants', 'authorizedBy', 'status', 'round1', 'ready', 'keyReadyCid', 'groupKey', 'activatedBy']);
+  const o = obj(v, 'epoch', ['epoch', 'threshold', 'participants', 'authorizedBy', 'status', 'round1', 'ready', 'keyReadyCid', 'groupKey', 'activatedBy'], ['dealersReady']);
   const epoch = int(o.epoch, 'epoch.epoch');
   if (String(epoch) !== key) throw new ShapeError('epoch: number differs from its key');
   return {
@@ -756,7 +791,15 @@ function epochFromCbor(key: string, v: CborValue): EpochRecord {
     keyReadyCid: nullable(o.keyReadyCid, (x) => bytes(x, 'epoch.keyReadyCid', 32)),
     groupKey: nullable(o.groupKey, (x) => bytes(x, 'epoch.groupKey')),
     activatedBy: nullable(o.activatedBy, (x) => bytes(x, 'epoch.activatedBy', 32)),
+    ...(o.dealersReady === undefined ? {} : { dealersReady: dealersReadyFromCbor(o.dealersReady) }),
   };
+}
+
+function dealersReadyFromCbor(v: CborValue): string[] {
+  const d = uniqueStrings(v, 'epoch.dealersReady', limits.nodesMax);
+  // The canonical form leaves an empty list out: an empty one present is not canonical.
+  if (d.length === 0) throw new ShapeError('epoch.dealersReady: an empty list is left out');
+  return d;
 }
 
 export function opFromCbor(id: string, v: CborValue): OpRecord {

@@ -537,6 +537,8 @@ export const shareBackup = {
   labelBytesMax: 128,
   /** Largest sealed-share file decoded (kernel/recovery.ts: public facts and one HPKE package of a scalar). */
   sealedShareBytesMax: 4096,
+  /** Most key epochs one BackupsDestroyed decision names. */
+  destroyEpochsMax: 64,
 } as const;
 
 // ---------------------------------------------------------------------------------------------

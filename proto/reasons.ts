@@ -166,6 +166,13 @@ export const REASONS = {
   // The kernel's own policy check (kernel/policy-check.ts): the history-free rules and approvals, before any nonce or share.
   KERNEL_POLICY_REFUSED: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'the kernel\'s own evaluation of the policy in force refuses the act (the detail names the rule and the engine\'s code)' },
   APPROVALS_MISSING: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'the matched policy rule needs approvals the act does not carry: too few distinct group members, or an approval that does not verify, bind the act or is no longer fresh' },
+
+  // Refresh and reshare dealers (ledger/dealer-set.ts): t holders whose kernels answered, fixed by the log.
+  DEALERS_FIXED: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'the dealers of this refresh or reshare are already fixed: t holders of the active epoch stated RedealReady before this one' },
+
+  // Backups of retired keys (ledger/apply.ts BackupsDestroyed): kept until approvers decide their destruction.
+  KEY_NOT_RETIRED: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'the share backups of a key are destroyed only after the key is retired: this key is still live' },
+  BACKUPS_NOT_FOUND: { grpc: GrpcStatus.NOT_FOUND, text: 'the ledger records no share backup of that key epoch, or their destruction was already decided' },
 } as const;
 
 export type ReasonCode = keyof typeof REASONS;

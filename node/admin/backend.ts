@@ -12,6 +12,7 @@
  * What became of a decision after it left the book (applied, refused) is remembered per node,
  * bounded; the ledger keeps the applied ones.
  */
+import { dealersReadyOf } from '../../ledger/dealer-set.js';
 import { CustodyError } from '../../proto/errors.js';
 import type { ReasonCode } from '../../proto/reasons.js';
 import { type CborValue, bytesEqual, decode, encode, fromHex, toHex } from '../../ledger/encoding.js';
@@ -715,6 +716,7 @@ export function keyView(k: KeyRecord, c: ClusterState | null = null) {
     id: k.id, scheme: k.scheme, status: k.status, activeEpoch: k.activeEpoch ?? -1, publicKey: k.publicKey ? toHex(k.publicKey) : '',
     epochs: Object.values(k.epochs).map((e) => `${e.epoch}:${e.status}`),
     network: k.network, address: keyAddress(c, k),
+    dealers: Object.values(k.epochs).flatMap((e) => (dealersReadyOf(e).length === 0 ? [] : [`${e.epoch}:${dealersReadyOf(e).join(',')}`])),
   };
 }
 

@@ -1,12 +1,14 @@
 /**
  * The admin API's view of share backups (ListBackups): the BackupPolicy in force and, for every
  * participant of every active key epoch, whether the ledger records its KeyBackedUp under that
- * policy. Only reads this node's replica; what it lists is what every replica agrees on.
+ * policy; then every recorded backup of a retired key, kept until a BackupsDestroyed decision
+ * (and, after it, the decision that destroyed it). Only reads this node's replica; what it lists
+ * is what every replica agrees on.
  */
 import { CustodyError } from '../../proto/errors.js';
 import { backupRecipientsDigest, backupRecordKey, drillRecordKey } from '../../ledger/backup-policy.js';
 import { bytesEqual, toHex } from '../../ledger/encoding.js';
-import { backupsOf, drillsOf, recoveriesOf, type LedgerState } from '../../ledger/state.js';
+import { backupsOf, destroyedBackupsOf, drillsOf, recoveriesOf, type LedgerState } from '../../ledger/state.js';
 import { identifierOf } from '../lifecycle/participant.js';
 import { requireAction, type Operator } from './roles.js';
 
@@ -29,6 +31,12 @@ export interface BackupEntryView {
   /** Its ShareRecovered: ledger index and stamp; 0 while not reported. */
   readonly recoveredIndex: number;
   readonly recoveredStampMs: number;
+  /** The key is retired: the backup is kept (listed, never counted missing) until a BackupsDestroyed decision. */
+  readonly retired: boolean;
+  /** The BackupsDestroyed decision that ended this epoch's backups (hex cid), empty while they are kept. */
+  readonly destroyDecisionCid: string;
+  /** Its ledger index; 0 while the backups are kept. */
+  readonly destroyedIndex: number;
 }
 
 export interface BackupDrillView {
@@ -81,6 +89,25 @@ export function backupList(caller: Operator, s: LedgerState): BackupListReply {
         fileCid: rec === undefined ? '' : toHex(rec.fileCid), index: rec?.index ?? 0, stampMs: rec?.stampMs ?? 0, earlierPolicy: rec !== undefined && !current,
         threshold: e.threshold, groupKey: e.groupKey === null ? '' : toHex(e.groupKey), scheme: k.scheme,
         recoveryDecisionCid: rcv === undefined ? '' : toHex(rcv.decisionCid), recoveredIndex: rcv?.recovered?.index ?? 0, recoveredStampMs: rcv?.recovered?.stampMs ?? 0,
+        retired: false, destroyDecisionCid: '', destroyedIndex: 0,
+      });
+    }
+  }
+  // A retired key's backups stay until a BackupsDestroyed decision ends them: each recorded
+  // KeyBackedUp of it is listed as kept (or destroyed, with its decision), never as missing.
+  for (const k of keys) {
+    if (k.status !== 'retired') continue;
+    const recs = Object.values(backupsOf(c)).filter((b) => b.keyId === k.id)
+      .sort((a, b) => a.keyEpoch - b.keyEpoch || (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0));
+    for (const rec of recs) {
+      const e = k.epochs[String(rec.keyEpoch)];
+      const gone = destroyedBackupsOf(c)[drillRecordKey(k.id, rec.keyEpoch)];
+      const rcv = recoveriesOf(c)[backupRecordKey(k.id, rec.keyEpoch, rec.nodeId)];
+      entries.push({
+        keyId: k.id, keyEpoch: rec.keyEpoch, nodeId: rec.nodeId, identifier: rec.identifier, backedUp: true, fileCid: toHex(rec.fileCid), index: rec.index, stampMs: rec.stampMs,
+        earlierPolicy: digest === null || !bytesEqual(rec.recipientsDigest, digest), threshold: e?.threshold ?? 0, groupKey: e?.groupKey == null ? '' : toHex(e.groupKey), scheme: k.scheme,
+        recoveryDecisionCid: rcv === undefined ? '' : toHex(rcv.decisionCid), recoveredIndex: rcv?.recovered?.index ?? 0, recoveredStampMs: rcv?.recovered?.stampMs ?? 0,
+        retired: true, destroyDecisionCid: gone === undefined ? '' : toHex(gone.decisionCid), destroyedIndex: gone?.index ?? 0,
       });
     }
   }
@@ -90,7 +117,7 @@ export function backupList(caller: Operator, s: LedgerState): BackupListReply {
     recipientsDigest: digest === null ? '' : toHex(digest),
     policySinceIndex: policy?.sinceIndex ?? 0,
     entries,
-    missing: entries.filter((x) => !x.backedUp).length,
+    missing: entries.filter((x) => !x.backedUp && !x.retired).length,
     drills,
   };
 }

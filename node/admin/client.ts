@@ -34,7 +34,7 @@ export interface ActView {
   /** The custodian's signed request the act is: its signer, id, issue time and canonical CBOR (empty when the act carries none). */
   custodian: string; requestId: string; requestIssuedMs: number | string; request: Buffer;
 }
-export interface KeyView { id: string; scheme: string; status: string; activeEpoch: number; publicKey: string; epochs: string[]; network: string; address: string }
+export interface KeyView { id: string; scheme: string; status: string; activeEpoch: number; publicKey: string; epochs: string[]; network: string; address: string; dealers: string[] }
 export interface AssetView { symbol: string; network: string; mint: string; decimals: number }
 export interface StatusReply {
   nodeId: string; caller: string; term: number; leader: string; commit: number; applied: number; stateRoot: string; clusterId: string;

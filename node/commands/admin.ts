@@ -132,7 +132,7 @@ const status: Cmd<Conn> = {
     out(`cluster ${s.clusterId || '(no genesis)'}; governance epoch ${s.governanceEpoch}, head ${s.governanceHead.slice(0, 16)}; ${s.frozen ? `FROZEN: ${s.frozen}` : 'not frozen'}; state root ${s.stateRoot.slice(0, 16)}`);
     for (const n of s.nodes) out(`  node ${n.id}: ${n.status}${n.equivocated ? ', EQUIVOCATED' : ''}, passport ${n.passport}${n.fenceReporters.length > 0 ? `; fencing reported by ${n.fenceReporters.join(', ')} (${n.fenceReporters.length} of ${n.fenceNeeded} voters)` : ''}`);
     await printMembership(c, a);
-    for (const k of s.keys) out(`  key ${k.id} (${k.scheme}): ${k.status}${k.activeEpoch >= 0 ? ` at epoch ${k.activeEpoch}` : ''}, epochs ${k.epochs.join(' ')}${k.publicKey ? `, public key ${k.publicKey}` : ''}`);
+    for (const k of s.keys) out(`  key ${k.id} (${k.scheme}): ${k.status}${k.activeEpoch >= 0 ? ` at epoch ${k.activeEpoch}` : ''}, epochs ${k.epochs.join(' ')}${(k.dealers ?? []).length > 0 ? `, dealers ${k.dealers.join(' ')}` : ''}${k.publicKey ? `, public key ${k.publicKey}` : ''}`);
     out(`  ${s.acts} signing acts, ${s.height} events in the hash chain`);
   }),
 };

@@ -5,7 +5,11 @@
  *                                      the approval book, `admin decision approve`): the custodians
  *                                      every kernel encrypts its share backups to
  *   list                               for every participant of every active key epoch: its backup
- *                                      under the policy in force (file cid, node, time) or missing
+ *                                      under the policy in force (file cid, node, time) or missing;
+ *                                      then the backups of retired keys, kept or destroyed
+ *   destroy --key-id K --epoch E...    a BackupsDestroyed decision: the backups of a retired key's
+ *                                      epochs end (KeyRetired keeps them); every node deletes the
+ *                                      files of those epochs it wrote
  *   drill --key-id K --guardian-shares F... --backups DIR
  *                                      prove the backups of a key epoch restore: in a throwaway
  *                                      process (node/guardian/drill.ts), rebuild the custodian's
@@ -43,17 +47,26 @@ export function formatBackupList(r: BackupListReply): string {
   const lines: string[] = [];
   if (!r.policyInForce) lines.push('no BackupPolicy in force: no kernel backs up its share (propose one with `custody admin backup policy`)');
   else lines.push(`backup policy since ledger index ${r.policySinceIndex}, recipients ${r.recipientsDigest.slice(0, 16)}: ${r.custodians.map((x) => `${x.label} (${x.recipient})`).join(', ')}`);
-  if (r.entries.length === 0) lines.push('no active key epoch');
+  if (!r.entries.some((e) => e.retired !== true)) lines.push('no active key epoch');
   for (const e of r.entries) {
     const where = `key ${e.keyId} epoch ${e.keyEpoch} ${e.nodeId}`;
+    if (e.retired) {
+      // Older servers leave the fields out: absent means kept.
+      if ((e.destroyedIndex ?? 0) > 0) lines.push(`  ${where}: retired key, backup ${e.fileCid} DESTROYED by BackupsDestroyed ${e.destroyDecisionCid} (index ${e.destroyedIndex})`);
+      else lines.push(`  ${where}: retired key, backup kept, cid ${e.fileCid}, at ${new Date(e.stampMs).toISOString()} (index ${e.index}); destroyed only by a BackupsDestroyed decision`);
+      continue;
+    }
     if (e.backedUp) lines.push(`  ${where}: backed up, cid ${e.fileCid}, at ${new Date(e.stampMs).toISOString()} (index ${e.index})`);
     else if (e.earlierPolicy) lines.push(`  ${where}: MISSING under this policy (last backup ${e.fileCid} at ${new Date(e.stampMs).toISOString()} was to earlier custodians)`);
     else lines.push(`  ${where}: MISSING`);
     if (e.recoveredIndex > 0) lines.push(`    recovered from its backup at ${new Date(e.recoveredStampMs).toISOString()} (index ${e.recoveredIndex}) under RecoveryAuthorized ${e.recoveryDecisionCid}`);
     else if (e.recoveryDecisionCid !== '') lines.push(`    recovery authorized (RecoveryAuthorized ${e.recoveryDecisionCid}), import not yet reported`);
   }
-  lines.push(`${r.entries.length - r.missing} of ${r.entries.length} shares backed up${r.missing > 0 ? `, ${r.missing} missing` : ''}`);
-  const epochs = [...new Map(r.entries.map((e) => [`${e.keyId}\u0000${e.keyEpoch}`, e])).values()];
+  const live = r.entries.filter((e) => e.retired !== true);
+  lines.push(`${live.length - r.missing} of ${live.length} shares backed up${r.missing > 0 ? `, ${r.missing} missing` : ''}`);
+  const kept = r.entries.length - live.length;
+  if (kept > 0) lines.push(`${kept} backups of retired keys listed (${r.entries.filter((e) => e.retired === true && (e.destroyedIndex ?? 0) > 0).length} destroyed by decision)`);
+  const epochs = [...new Map(live.map((e) => [`${e.keyId}\u0000${e.keyEpoch}`, e])).values()];
   for (const e of epochs) {
     const d = (r.drills ?? []).find((x) => x.keyId === e.keyId && x.keyEpoch === e.keyEpoch);
     if (d === undefined) lines.push(`key ${e.keyId} epoch ${e.keyEpoch}: never drilled`);
@@ -106,7 +119,7 @@ export async function expandFiles(paths: readonly string[], what: string, max: n
 
 /** The drill's input from the ledger's list of backups: the participants of one key epoch. */
 export function drillInputOf(r: BackupListReply, keyId: string, epoch: number | undefined, guardianFiles: string[], backupFiles: string[]): DrillInput {
-  const rows = r.entries.filter((e) => e.keyId === keyId);
+  const rows = r.entries.filter((e) => e.keyId === keyId && e.retired !== true);
   if (rows.length === 0) throw new CustodyError('KEY_NOT_ACTIVE', `key ${keyId} has no active epoch the ledger lists`);
   const first = rows[0]!;
   if (epoch !== undefined && epoch !== first.keyEpoch) {
@@ -153,9 +166,27 @@ const drill: Cmd<DrillArgs> = {
   }),
 };
 
+const destroy: Cmd<Conn & { 'key-id': string; epoch: number[]; 'ttl-ms': number }> = {
+  command: 'destroy',
+  describe: 'propose a BackupsDestroyed decision: the share backups of a retired key\'s epochs are to be destroyed (KeyRetired keeps them). Once approvers sign it (`admin decision approve`), every node deletes the backup files of those epochs it wrote and `backup list` shows them destroyed. The ledger refuses it for a key that is not retired (KEY_NOT_RETIRED) or an epoch without a recorded backup or already destroyed (BACKUPS_NOT_FOUND). Copies held elsewhere (off the hosts, with custodians) are the custodians\' to destroy',
+  builder: (y) => connOptions(y)
+    .option('key-id', { type: 'string', demandOption: true, describe: 'the retired key' })
+    .option('epoch', { type: 'number', array: true, demandOption: true, describe: `its key epochs whose backups to destroy (1 to ${limits.destroyEpochsMax})` })
+    .option('ttl-ms', { type: 'number', default: 0, describe: 'how long the decision stays valid (0 = 24 h)' })
+    .example('$0 admin backup destroy --key-id k1 --epoch 0 --epoch 1 --node 127.0.0.1:7201 --node-id n1 --certs certs --as alice', 'destroy the backups of retired key k1, epochs 0 and 1') as Argv<Conn & { 'key-id': string; epoch: number[]; 'ttl-ms': number }>,
+  handler: run(async (c, a) => {
+    const epochs = a.epoch.map((e) => {
+      if (!Number.isSafeInteger(e) || e < 0) throw new CustodyError('INVALID_ARGUMENT', `--epoch ${e}: expected a key epoch number`);
+      return e;
+    });
+    const d = await c.proposeDecision(JSON.stringify({ kind: 'BackupsDestroyed', keyId: a['key-id'], epochs }), a['ttl-ms']);
+    out(a.json ? JSON.stringify({ ...d, bodyCbor: d.bodyCbor.toString('hex') }, null, 2) : formatDecision(d));
+  }),
+};
+
 export const adminBackupCommand: Cmd<object> = {
   command: 'backup <command>',
-  describe: 'backups of the kernels\' key shares: propose the custodians (policy), list what is backed up and what is missing (list), prove the backups restore (drill)',
-  builder: (y) => y.command(policy).command(list).command(drill).demandCommand(1, 'name a backup command: policy, list, drill') as Argv<object>,
+  describe: 'backups of the kernels\' key shares: propose the custodians (policy), list what is backed up and what is missing (list), prove the backups restore (drill), end a retired key\'s backups (destroy)',
+  builder: (y) => y.command(policy).command(list).command(drill).command(destroy).demandCommand(1, 'name a backup command: policy, list, drill, destroy') as Argv<object>,
   handler: () => undefined,
 };

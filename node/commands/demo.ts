@@ -15,7 +15,11 @@
  *      approvers, shown the transaction's display re-derived from its bytes, sign the act before it
  *      is submitted, and that approval releases it at the publication gate; the signed
  *      transactions; settlement with an external confirmation
- *   5. the chronicle with each act's facts and the rule that admitted it; an evidence bundle per
+ *   5. share backups (daemons): a custodian's age identity, a BackupPolicy decided by approvers,
+ *      every kernel's backup written and recorded, the identity split 3-of-5 among guardians, the
+ *      backup folders copied off the hosts, and `custody admin backup drill` rebuilding every
+ *      share of the ed25519 key in a throwaway process, recorded in the ledger and listed
+ *   6. the chronicle with each act's facts and the rule that admitted it; an evidence bundle per
  *      act (its act carries the transaction) written to a named file and checked with
  *      `custody evidence verify` and an independent signature verifier; everything stopped.
  *
@@ -23,7 +27,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { CommandModule } from 'yargs';
 import { CustodyError, isCustodyError } from '../../proto/errors.js';
@@ -42,6 +46,7 @@ import { issueOperatorCert, type OperatorRole } from '../admin/roles.js';
 import { ensureCa } from '../certs.js';
 import { CLI_PATH } from '../cluster.js';
 import { formatAct } from './admin.js';
+import { formatBackupList } from './backup.js';
 import { keyContextOfView, verifiedApproval } from './act.js';
 import { buildSolanaTransfer, buildTaprootPsbt } from '../lifecycle/tx-build.js';
 
@@ -123,6 +128,11 @@ interface Running {
   /** The custodians' request-signing keys (roster role `custodian`). */
   readonly custodians: readonly { id: string; secretKey: Uint8Array }[];
   client(as: string): AdminClient;
+  /**
+   * For the `custody admin ...` commands the demo runs as child processes, and the nodes' share
+   * backup folders; daemons only (nodes in this process write no share backups).
+   */
+  readonly daemons?: { readonly node: string; readonly nodeId: string; readonly certs: string; readonly backupDirs: readonly { id: string; dir: string }[] };
   stop(): Promise<void>;
 }
 
@@ -141,6 +151,7 @@ async function startDaemons(dir: string): Promise<Running> {
     approvers: dc.approvers,
     custodians: dc.custodians,
     client: (as) => dc.client('n1', as),
+    daemons: { node: dc.node('n1').admin, nodeId: 'n1', certs: dc.certs, backupDirs: dc.nodes.map((n) => ({ id: n.id, dir: join(dir, 'data', `${n.id}.share-backups`) })) },
     stop: () => dc.stop(),
   };
 }
@@ -176,7 +187,7 @@ async function run(a: Args): Promise<void> {
   const certs = join(dir, 'certs');
   ensureCa(certs);
   for (const [id, role] of Object.entries(OPERATORS)) issueOperatorCert(certs, id, role);
-  say(`[1/7] certificates in ${certs}: cluster CA, node certificates, operators ${Object.entries(OPERATORS).map(([i, r]) => `${i} (${r})`).join(', ')}`);
+  say(`[1/8] certificates in ${certs}: cluster CA, node certificates, operators ${Object.entries(OPERATORS).map(([i, r]) => `${i} (${r})`).join(', ')}`);
 
   const log = (l: string): void => {
     if (/refused|failed|stopped/.test(l)) say(`      ${l}`);
@@ -195,7 +206,7 @@ async function run(a: Args): Promise<void> {
   }
   const clients: AdminClient[] = [];
   try {
-    say(`[2/7] ${running.what}`);
+    say(`[2/8] ${running.what}`);
     const client = (as: string): AdminClient => {
       const c = running.client(as);
       clients.push(c);
@@ -220,12 +231,12 @@ async function run(a: Args): Promise<void> {
     };
     const audra = client('audra');
     const st = await audra.status();
-    say(`[3/7] genesis of ${st.clusterId}: leader ${st.leader}, ${st.nodes.length} nodes, approvers approver-1..3 (2 of 3 decide), state root ${st.stateRoot.slice(0, 16)}`);
+    say(`[3/8] genesis of ${st.clusterId}: leader ${st.leader}, ${st.nodes.length} nodes, approvers approver-1..3 (2 of 3 decide), state root ${st.stateRoot.slice(0, 16)}`);
 
     const kim = client('kim');
     for (const [keyId, scheme, network] of [['treasury-ed25519', 'ed25519', 'solana-devnet'], ['treasury-taproot', 'taproot', 'bitcoin-regtest']] as const) {
       const d = await kim.proposeDecision(JSON.stringify({ kind: 'DkgAuthorized', keyId, scheme, network, threshold: 2, participants: st.nodes.map((n) => n.id) }));
-      say(`[4/7] kim proposes a 2-of-3 ${scheme} DKG for ${keyId} on ${network}: decision ${d.cid.slice(0, 16)}`);
+      say(`[4/8] kim proposes a 2-of-3 ${scheme} DKG for ${keyId} on ${network}: decision ${d.cid.slice(0, 16)}`);
       await approve(d.cid, ['approver-1', 'approver-2']);
       const deadline = Date.now() + 120_000;
       for (;;) {
@@ -262,7 +273,7 @@ async function run(a: Args): Promise<void> {
     for (const x of acts) {
       const file = join(dir, `${x.name}.${x.kind === 'btc-psbt' ? 'psbt' : 'msg'}`);
       writeFileSync(file, x.tx);
-      say(`[5/7] cara builds ${x.what}: ${file}; her act ${x.name} has request id ${x.opId}`);
+      say(`[5/8] cara builds ${x.what}: ${file}; her act ${x.name} has request id ${x.opId}`);
       let approvalCid = '';
       const rule = DEMO_POLICY.rules.find((r) => r.id === x.rule);
       if (rule?.action.kind === 'REQUIRE_APPROVAL') {
@@ -297,11 +308,15 @@ async function run(a: Args): Promise<void> {
       say(`      ${x.opId}: ${s.state}; confirmation ${s.confirmation}`);
     }
 
-    say('[6/7] the chronicle:');
+    // Share backups to a custodian whose identity is split among guardians, and a drill.
+    if (running.daemons !== undefined) await backupDrill(dir, running.daemons, client, approve);
+    else say('[6/8] share backups: written by `custody node` daemons only; this run has the nodes in this process, so no backup policy and no drill');
+
+    say('[7/8] the chronicle:');
     const ch = await audra.chronicle();
     for (const v of ch.acts) for (const line of formatAct(v).split('\n')) say(`      ${line}`);
 
-    say('[7/7] evidence:');
+    say('[8/8] evidence:');
     for (const x of acts) {
       const json = (await audra.exportEvidence(x.opId)).bundleJson;
       const file = join(dir, `evidence-${x.name}.json`);
@@ -364,6 +379,54 @@ async function provenEvidence(o: { dir: string; audra: AdminClient; cara: AdminC
   const both = spawnSync(process.execPath, [CLI_PATH, 'evidence', 'verify', '--trust', policy, files[0]!, files[files.length - 1]!], { encoding: 'utf8' });
   say(`      custody evidence verify --trust ${policy} <first> <last>: exit ${both.status}: ${(both.stdout + both.stderr).trim().split('\n').pop()}`);
   if (both.status !== 0) throw new CustodyError('TLOG_PROOF_INVALID', 'the first and last bundles are not one append-only history');
+}
+
+/** A `custody` command as a child process; its output, or a refusal naming what failed. */
+function custody(args: readonly string[], what: string): string {
+  const r = spawnSync(process.execPath, [CLI_PATH, ...args], { encoding: 'utf8' });
+  if (r.status !== 0) throw new CustodyError('INTERNAL', `${what}: custody ${args.slice(0, 3).join(' ')} exited ${r.status}: ${(r.stderr || r.stdout).trim()}`);
+  return r.stdout;
+}
+
+/**
+ * Step 6, the backup runbook (README "Key share backups to custodians" and "Drills"): a custodian
+ * age identity, a BackupPolicy decided by approvers, every kernel's backup written and recorded,
+ * the identity split 3-of-5 among guardians and destroyed, the backup folders copied off the
+ * hosts, and `custody admin backup drill` with three guardian files: every share decrypted and
+ * checked in a throwaway process, the drill recorded in the ledger and listed.
+ */
+async function backupDrill(dir: string, d: NonNullable<Running['daemons']>, client: (as: string) => AdminClient, approve: (cid: string, who: string[]) => Promise<void>): Promise<void> {
+  const conn = ['--node', d.node, '--node-id', d.nodeId, '--certs', d.certs];
+  const idFile = join(dir, 'custodian-a.id');
+  const made = custody(['guardian', 'identity', '--out', idFile], 'the custodian identity');
+  const recipient = /^(age1[0-9a-z]{58})$/m.exec(made)?.[1];
+  if (recipient === undefined) throw new CustodyError('INTERNAL', `guardian identity printed no recipient: ${made}`);
+  say(`[6/8] custody guardian identity: custodian-a's age identity in ${idFile}, recipient ${recipient}`);
+  const p = await client('approver-1').proposeDecision(JSON.stringify({ kind: 'BackupPolicy', recipients: [{ label: 'custodian-a', recipient }] }));
+  say(`      approver-1 proposes a BackupPolicy to custodian-a (custody admin backup policy --custodian custodian-a=${recipient.slice(0, 12)}...): decision ${p.cid.slice(0, 16)}`);
+  await approve(p.cid, ['approver-1', 'approver-2']);
+  const audra = client('audra');
+  const deadline = Date.now() + 60_000;
+  let listed = await audra.listBackups();
+  while (listed.missing > 0 || listed.entries.length === 0) {
+    if (Date.now() > deadline) throw new CustodyError('REMOTE_TIMEOUT', `the kernels did not back up their shares: ${listed.missing} missing`);
+    await new Promise((r) => setTimeout(r, 100));
+    listed = await audra.listBackups();
+  }
+  say(`      every kernel encrypted its share of each key to custodian-a; each node wrote the file once and recorded it (KeyBackedUp): ${listed.entries.length} backups, none missing`);
+  const guardians = join(dir, 'guardians');
+  custody(['guardian', 'split', '--identity-file', idFile, '--shares', '5', '--threshold', '3', '--out', guardians, '--label', 'custodian-a'], 'the guardian split');
+  rmSync(idFile);
+  const files = readdirSync(guardians).sort().map((n) => join(guardians, n));
+  say(`      custody guardian split --shares 5 --threshold 3: custodian-a's identity in ${files.length} guardian files (${guardians}); the identity file is destroyed`);
+  const copies = join(dir, 'backup-copies');
+  for (const b of d.backupDirs) cpSync(b.dir, join(copies, b.id), { recursive: true });
+  say(`      the nodes' backup folders copied off the hosts to ${copies}`);
+  const keyId = 'treasury-ed25519';
+  const args = ['admin', 'backup', 'drill', '--key-id', keyId, '--guardian-shares', files[0]!, files[2]!, files[4]!, '--backups', ...d.backupDirs.map((b) => join(copies, b.id)), ...conn, '--as', 'audra'];
+  say(`      custody admin backup drill --key-id ${keyId} --guardian-shares <3 of the 5 guardian files> --backups <the copies> --as audra:`);
+  for (const line of custody(args, 'the backup drill').trimEnd().split('\n')) say(`        | ${line}`);
+  for (const line of formatBackupList(await audra.listBackups()).split('\n')) say(`      ${line}`);
 }
 
 export const demoCommand: CommandModule<object, Args> = {

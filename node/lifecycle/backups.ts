@@ -26,15 +26,22 @@
  *
  * File name: `<keyId>.epoch-<epoch>.<nodeId>.<first 16 hex digits of the recipients digest>.backup`,
  * key and node ids URI-encoded, so a new policy writes a new file beside the old one.
+ *
+ * Retirement and destruction: KeyRetired leaves the files and their KeyBackedUp records in place
+ * (`custody admin backup list` lists them as kept). Once the ledger applies a BackupsDestroyed
+ * decision for epochs of a retired key (ledger/apply.ts backupsDestroyed), this node deletes the
+ * files of those epochs it wrote, under any policy (destroyedFiles names them exactly, by this
+ * naming scheme), and syncs the folder. The decision in the ledger is the record; copies moved off
+ * the hosts are the custodians' to destroy.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isCustodyError } from '../../proto/errors.js';
 import { lifecycle as limits, shareBackup as backupLimits } from '../../proto/limits.js';
-import { backupRecipientsDigest, backupRecordKey } from '../../ledger/backup-policy.js';
+import { type DestroyedRecord, backupRecipientsDigest, backupRecordKey, drillRecordKey } from '../../ledger/backup-policy.js';
 import { bytesEqual, toHex } from '../../ledger/encoding.js';
-import { backupsOf, type ClusterState } from '../../ledger/state.js';
+import { backupsOf, destroyedBackupsOf, type ClusterState } from '../../ledger/state.js';
 import { readShareBackupMeta } from '../../kernel/backup.js';
 import type { SuiteName } from '../../kernel/suites.js';
 import { writeNewSecretFile } from '../guardian/files.js';
@@ -101,6 +108,8 @@ export class ShareBackups {
   private readonly pausedUntil = new Map<string, number>();
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
+  /** Key epochs (drillRecordKey) whose files this process deleted after their BackupsDestroyed. */
+  private readonly destroyed = new Set<string>();
   private readonly rerun = new Rerunner(
     () => this.reconcile(),
     (e) => this.o.log(`${this.o.nodeId}: share backup step failed: ${e.message}`),
@@ -130,6 +139,7 @@ export class ShareBackups {
   private async reconcile(): Promise<void> {
     const c = this.o.ledger.state().cluster;
     if (c === null) return;
+    await this.destroyEnded(c);
     const owed = backupsOwed(c, this.o.nodeId);
     if (owed.length === 0) return;
     await mkdir(this.o.dir, { recursive: true, mode: 0o700 });
@@ -145,6 +155,15 @@ export class ShareBackups {
         this.o.log(`${this.o.nodeId}: backup of ${t.keyId} epoch ${t.keyEpoch} failed (next try in ${limits.shareBackupRetryMs} ms): ${isCustodyError(e) ? `${e.reason}: ${e.detail}` : (e as Error).message}`);
       }
     }
+  }
+
+  /** Deletes the files of every key epoch a BackupsDestroyed decision ended (once per epoch and process). */
+  private async destroyEnded(c: ClusterState): Promise<void> {
+    const ended = Object.values(destroyedBackupsOf(c)).filter((d) => !this.destroyed.has(drillRecordKey(d.keyId, d.keyEpoch)));
+    if (ended.length === 0) return;
+    const deleted = await deleteDestroyedBackups(this.o.dir, this.o.nodeId, ended);
+    for (const f of deleted) this.o.log(`${this.o.nodeId}: deleted backup ${join(this.o.dir, f)} (BackupsDestroyed)`);
+    for (const d of ended) this.destroyed.add(drillRecordKey(d.keyId, d.keyEpoch));
   }
 
   private async backUp(c: ClusterState, t: BackupTarget): Promise<void> {
@@ -176,6 +195,34 @@ export class ShareBackups {
     });
     if (!v.ok) throw new Error(`the ledger refused KeyBackedUp: ${v.reason ?? ''} ${v.detail}`);
   }
+}
+
+/**
+ * The names in `names` that are backup files `nodeId` wrote of the key epochs in `ended`: exactly
+ * backupFileName's form for that key, epoch and node, under any recipients digest.
+ */
+export function destroyedFiles(names: readonly string[], nodeId: string, ended: readonly Pick<DestroyedRecord, 'keyId' | 'keyEpoch'>[]): string[] {
+  const prefixes = ended.map((d) => `${encodeURIComponent(d.keyId)}.epoch-${d.keyEpoch}.${encodeURIComponent(nodeId)}.`);
+  return names.filter((n) => prefixes.some((p) => n.startsWith(p) && /^[0-9a-f]{16}\.backup$/.test(n.slice(p.length))));
+}
+
+/** Deletes from `dir` the backup files `destroyedFiles` names, syncs the folder, returns their names. */
+export async function deleteDestroyedBackups(dir: string, nodeId: string, ended: readonly Pick<DestroyedRecord, 'keyId' | 'keyEpoch'>[]): Promise<string[]> {
+  const names = await readdir(dir).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT') return [] as string[];
+    throw e;
+  });
+  const gone = destroyedFiles(names, nodeId, ended);
+  for (const n of gone) await unlink(join(dir, n));
+  if (gone.length > 0) {
+    const h = await open(dir, 'r');
+    try {
+      await h.sync();
+    } finally {
+      await h.close();
+    }
+  }
+  return gone;
 }
 
 /** The file at `path`, or null when there is none (bounded by shareBackup.fileBytesMax). */

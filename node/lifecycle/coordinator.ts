@@ -22,8 +22,9 @@
  *
  *   Refresh / reshare of key k to epoch n (the same steps, a different round 1)
  *     operators      L GovernanceDecision{KeyRefreshed|KeyReshared k, n}
- *     each node      K redealBegin: t live holders of the active epoch that stay in the new committee
- *                    (participant.ts redealDealers) deal fresh shares of the
+ *     each holder    K publicPackage of the active epoch (its kernel answers and holds its share);
+ *                    L RedealReady{k, n}: the first t fix the dealers (ledger/dealer-set.ts)
+ *     each node      K redealBegin: those t holders deal fresh shares of the
  *                    same secret, sealed to each new member's kernel; X dkg/k/n/round1/<node>;
  *                    L DkgRound1Published{cid of the dealing}
  *     each node      K redealFinish(the dealings addressed to it); L KeyReady{the same group key}

@@ -155,6 +155,7 @@ export class KernelTwin implements KernelPort {
         break;
       }
       case 'KeyRetired': key(a.keyId).retired = true; break;
+      case 'BackupsDestroyed': if (!key(a.keyId).retired) refuse('KEY_NOT_RETIRED', `key ${a.keyId} is not retired`); break;
       case 'NodeRemoved':
         if (a.nodeId === this.nodeId) this.fenced = true;
         this.voters = this.voters.filter((n) => n.id !== a.nodeId);

@@ -34,6 +34,7 @@ import type { Participant, PublicPackage, Round1Package, SealedPackage, SigningC
 import type { Exchange, KernelPort, LedgerPort, NonceOffer, ParticipantPort } from './ports.js';
 import { kernelEpoch } from './kernel-port.js';
 import { Rerunner } from './rerun.js';
+import { dealersReadyOf, redealDealerSet } from '../../ledger/dealer-set.js';
 import { checkpointIncarnation, type EntryCertificate } from '../../ledger/tlog/ledger-log.js';
 import { parseCheckpoint } from '../../ledger/tlog/checkpoint.js';
 import { parseNote } from '../../ledger/tlog/note.js';
@@ -102,25 +103,6 @@ export function identifierOf(suite: SuiteName, participants: readonly string[], 
 }
 
 const sha256 = (b: Uint8Array): Uint8Array => createHash('sha256').update(b).digest();
-
-/**
- * The dealers of a refresh / reshare from epoch `old` to epoch `e`: the first t holders of `old`
- * (in its participant order) that are in the new committee and that the roster shows active and
- * not flagged for equivocation. A holder that is dead is removed from the roster (NodeRemoved)
- * before the reshare that replaces it, so any t live holders can re-deal the key; a dealer must be
- * in the new committee because only committee members run the ceremony.
- *
- * Every member derives the set from its own replica. Should the roster change while the ceremony
- * runs, two members could derive different sets; that cannot yield two different sharings, only a
- * failed ceremony: a dealing is made for one set (its constant term is λ_i·s_i with λ over that
- * set), a dealer deals once per ceremony, and a recipient accepts a dealing only if its constant
- * matches λ over the recipient's own set (redeal.ts check 1). The old epoch stays in force and a
- * new KeyReshared decision starts over.
- */
-export function redealDealers(c: ClusterState, old: EpochRecord, e: EpochRecord): string[] {
-  const live = (id: string): boolean => c.nodes[id]?.status === 'active' && c.nodes[id]?.equivocated !== true;
-  return old.participants.filter((p) => e.participants.includes(p) && live(p)).slice(0, old.threshold);
-}
 
 /** The act's permit as the kernel takes it (kernel/wire.ts Permit). */
 export function kernelPermit(c: ClusterState, op: OpRecord): { keyId: string; keyEpoch: number; requestId: string; messageDigest: Uint8Array; ledgerIndex: number } {
@@ -204,6 +186,8 @@ export class LifecycleParticipant implements ParticipantPort {
   private readonly ceremonies = new Map<string, CeremonyProgress>();
   /** Key epochs whose public package this process has put into the exchange (one per active epoch of a key). */
   private readonly republished = new Set<string>();
+  /** Ceremonies (key/epoch/decision) this node stated RedealReady for in this process. */
+  private readonly offered = new Set<string>();
   private readonly unsubs: (() => void)[] = [];
   private transportPublicKey: Uint8Array | null = null;
   private stopped = false;
@@ -500,7 +484,7 @@ export class LifecycleParticipant implements ParticipantPort {
 
   /**
    * Refresh / reshare of an active key to epoch e (kernel/redeal.ts): t holders of the
-   * active epoch (redealDealers) deal fresh shares of the same secret to the new committee, sealed to each member's
+   * active epoch, fixed by the log from those whose kernels answered (ledger/dealer-set.ts), deal fresh shares of the same secret to the new committee, sealed to each member's
    * kernel. "Round 1" of a redeal is each member's dealing (or, for a member that does not deal,
    * its joining), bound by cid in a DkgRound1Published statement like a DKG round 1; each member
    * then combines the dealings addressed to it and states KeyReady with the (unchanged) group key.
@@ -511,8 +495,14 @@ export class LifecycleParticipant implements ParticipantPort {
     this.ceremonies.set(id, prog);
     const old = c.keys[keyId]?.epochs[String(fromEpoch)];
     if (old === undefined) return;
-    const dealerNodes = redealDealers(c, old, e);
-    if (dealerNodes.length < old.threshold) return; // fewer than t live holders stay: wait for a decision that changes that
+    // The dealers are fixed by the log: the first t holders whose kernels answered and who said so
+    // (RedealReady, ledger/dealer-set.ts). Until then a holder says so once its own kernel answers
+    // with its share's package; a holder whose kernel does not answer is never waited for.
+    const dealerNodes = redealDealerSet(old, e);
+    if (dealerNodes === null) {
+      await this.offerToDeal(c, keyId, fromEpoch, old, e);
+      return;
+    }
     const dealers = dealerNodes.map((n) => identifierOf(scheme, old.participants, n));
     const ceremonyId = `redeal-${keyId}-${e.epoch}-${toHex(e.authorizedBy).slice(0, 16)}`;
     if (!prog.begun) {
@@ -526,10 +516,18 @@ export class LifecycleParticipant implements ParticipantPort {
         committee.push({ identifier: identifierOf(scheme, e.participants, p), nodeId: p, transportPublicKey: tk });
       }
       prog.begun = true;
-      const r = await this.kernelCall({
-        kind: 'redealBegin', ceremonyId, keyId, fromEpoch, toEpoch: e.epoch, dealers, min: e.threshold, committee, suite: scheme,
-        current: publicFromBytes(currentBytes), identifier: identifierOf(scheme, e.participants, this.nodeId),
-      }, 'redealDealt');
+      let r: Extract<Awaited<ReturnType<KernelPort['call']>>, { kind: 'redealDealt' }>;
+      try {
+        r = await this.kernelCall({
+          kind: 'redealBegin', ceremonyId, keyId, fromEpoch, toEpoch: e.epoch, dealers, min: e.threshold, committee, suite: scheme,
+          current: publicFromBytes(currentBytes), identifier: identifierOf(scheme, e.participants, this.nodeId),
+        }, 'redealDealt');
+      } catch (err) {
+        // The kernel did not answer (down, restarting): begin again on a later pass rather than
+        // wait for good for a round 1 this node never published.
+        prog.begun = false;
+        throw err;
+      }
       const bytes = r.dealer === ''
         ? encode({ joined: this.nodeId, keyId, epoch: e.epoch })
         : encode({ dealer: r.dealer, commitments: r.commitments.map((x) => new Uint8Array(x)), packages: r.packages.map((x) => ({ sender: x.sender, recipient: x.recipient, enc: new Uint8Array(x.enc), ciphertext: new Uint8Array(x.ciphertext) })) });
@@ -559,6 +557,26 @@ export class LifecycleParticipant implements ParticipantPort {
       await this.o.exchange.put(keys.publicPackage(keyId, e.epoch, this.nodeId), publicToBytes(kp.public));
       await this.statement(c, 'KeyReady', { keyId, keyEpoch: e.epoch }, { groupKey: new Uint8Array(kp.public.commitments[0] as Uint8Array) });
     }
+  }
+
+  /**
+   * States RedealReady for the ceremony epoch `e` once: only a holder of `old` that is in e's
+   * committee, and only when its own kernel answers with its package of `old` as the ledger
+   * committed it (so it holds the share it would deal).
+   */
+  private async offerToDeal(c: ClusterState, keyId: string, fromEpoch: number, old: EpochRecord, e: EpochRecord): Promise<void> {
+    if (!old.participants.includes(this.nodeId) || dealersReadyOf(e).includes(this.nodeId)) return;
+    const id = `${keyId}/${e.epoch}/${toHex(e.authorizedBy)}`;
+    if (this.offered.has(id)) return;
+    if (await this.ownPublicPackage(keyId, fromEpoch) === undefined) return; // no share to deal: join only
+    this.offered.add(id);
+    const statement = signStatement({ clusterId: c.clusterId, nodeId: this.nodeId, kind: 'RedealReady', slot: { keyId, keyEpoch: e.epoch }, content: { fromEpoch } }, this.o.identitySecretKey);
+    const v = await this.o.ledger.propose({ type: 'RedealReady', statement }).catch((err: unknown) => ({ ok: false, replayed: false, reason: 'REMOTE_TIMEOUT', detail: (err as Error).message }));
+    if (v.ok || v.replayed) return;
+    // t other holders answered first: the expected outcome for all but t of them, not a fault.
+    if (v.reason === 'DEALERS_FIXED') return;
+    this.o.log(`${this.nodeId}: RedealReady for ${keyId} epoch ${e.epoch} refused: ${v.reason}: ${v.detail}`);
+    this.offered.delete(id); // said again on a later pass
   }
 
   private async anyPublic(keyId: string, epoch: number, nodes: readonly string[]): Promise<Uint8Array | undefined> {

@@ -4,7 +4,9 @@
  * every node writes one backup file of its share beside its data folder and records it; every
  * replica shows the three KeyBackedUp records and `custody admin backup list` shows all three
  * present. The files open with each custodian's identity, match the ledger's key (group key,
- * identifier, cid) and any two of the recovered shares interpolate to the group secret.
+ * identifier, cid) and any two of the recovered shares interpolate to the group secret. Then the
+ * key is retired: its backup files and records stay, listed as kept; a BackupsDestroyed decision
+ * (refused KEY_NOT_RETIRED before the retirement) makes every node delete the files it wrote.
  */
 import t from 'tap';
 import { createHash } from 'node:crypto';
@@ -152,4 +154,29 @@ t.test('three daemons back up their shares to the decided custodians and the led
     t.equal((await decryptShareBackup(fresh!, erin!.identity, meta)).length, 32, `${id}: the new custodian opens it`);
     t.equal(await decryptShareBackup(fresh!, cara!.identity, meta).then(() => 'OK', (e: { reason?: string }) => e.reason), 'BACKUP_INVALID', `${id}: a former custodian cannot`);
   }
+
+  // Retirement keeps the backups: files and records stay and are listed as kept.
+  const early = await cli('approver-1', 'n1', ['backup', 'destroy', '--key-id', 'k', '--epoch', '0', '--json']);
+  t.equal(early.code, 0, early.stderr);
+  const earlyCid = (JSON.parse(early.stdout) as { cid: string }).cid;
+  const refused = await approve(earlyCid, ['approver-1', 'approver-2']).then(() => 'submitted', (e: Error) => e.message);
+  t.match(refused, /KEY_NOT_RETIRED/, 'destroying the backups of a live key is refused KEY_NOT_RETIRED when the last approval submits it');
+  const retire = await client('kim', 'n1').proposeDecision(JSON.stringify({ kind: 'KeyRetired', keyId: 'k' }));
+  await approve(retire.cid, ['approver-1', 'approver-2']);
+  await until('k retired on every node', async () => (await Promise.all(ids.map(async (id) => (await audra(id).status()).keys[0]?.status === 'retired'))).every(Boolean) || null, 60_000);
+  for (const id of ids) t.equal(readdirSync(folder(id)).filter((f) => f.endsWith('.backup')).length, 2, `${id}: retirement leaves both backup files`);
+  const kept = await cli('audra', 'n3', ['backup', 'list']);
+  t.equal(kept.code, 0, kept.stderr);
+  for (const id of ids) t.match(kept.stdout, new RegExp(`key k epoch 0 ${id}: retired key, backup kept, cid [0-9a-f]{64}`), `${id}'s backup listed as kept`);
+
+  // A separate decision destroys them: every node deletes the files it wrote.
+  const destroy = await cli('approver-1', 'n1', ['backup', 'destroy', '--key-id', 'k', '--epoch', '0', '--json']);
+  t.equal(destroy.code, 0, destroy.stderr);
+  await approve((JSON.parse(destroy.stdout) as { cid: string }).cid, ['approver-2', 'approver-3']);
+  for (const id of ids) {
+    await until(`${id} deleted its backup files`, async () => readdirSync(folder(id)).filter((f) => f.endsWith('.backup')).length === 0 || null, 60_000);
+  }
+  const gone = await cli('audra', 'n2', ['backup', 'list']);
+  t.equal(gone.code, 0, gone.stderr);
+  for (const id of ids) t.match(gone.stdout, new RegExp(`key k epoch 0 ${id}: retired key, backup [0-9a-f]{64} DESTROYED by BackupsDestroyed [0-9a-f]{64} \\(index \\d+\\)`), `${id}'s backup listed as destroyed, with its decision`);
 });
