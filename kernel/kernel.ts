@@ -76,7 +76,17 @@ export interface KernelOptions {
 }
 
 interface PublicJson { min: number; max: number; commitments: string[]; verifyingShares: Record<string, string> }
-interface EpochRecord { identifier: string; public: PublicJson }
+interface EpochRecord {
+  identifier: string;
+  public: PublicJson;
+  /**
+   * Verifying shares (hex) of identifiers a RepairAuthorized enrolled in the epoch after its
+   * ceremony (kernel/repair.ts), kept beside the ceremony's package: that one stays the package the
+   * ledger's committee holds (refresh and reshare check it), this one extends it for signing and
+   * repair (withEnrolled).
+   */
+  enrolled?: Record<string, string>;
+}
 interface KeyRecord { keyId: string; suite: SuiteName; epochs: Record<string, EpochRecord> }
 interface NonceRecord { epoch: number; hiding: string; binding: string; sealed: string }
 interface FenceRecord { fenced: boolean; passport: string; reason: string }
@@ -194,6 +204,14 @@ function fromWirePublic(p: PublicPackage): PublicKeyPackage {
   if (p.verifyingShares.length !== p.max) throw new CustodyError('PAYLOAD_REJECTED', 'public package: verifying shares do not match max');
   if (p.commitments.length !== p.min) throw new CustodyError('PAYLOAD_REJECTED', 'public package: commitments do not match min');
   return { signers: { min: p.min, max: p.max }, commitments: p.commitments, verifyingShares };
+}
+/** The epoch's package with the enrolled identifiers' verifying shares added (what signing and repair use). */
+function withEnrolled(e: EpochRecord): PublicKeyPackage {
+  const pub = fromPublicJson(e.public);
+  if (e.enrolled === undefined) return pub;
+  const verifyingShares = { ...pub.verifyingShares };
+  for (const [id, y] of Object.entries(e.enrolled)) verifyingShares[id] ??= hexToBytes(y);
+  return { signers: { min: pub.signers.min, max: Math.max(pub.signers.max, Object.keys(verifyingShares).length) }, commitments: pub.commitments, verifyingShares };
 }
 /** Canonical form for comparing packages (verifying shares in identifier order). */
 function canonicalPublic(p: PublicKeyPackage): string {
@@ -840,7 +858,7 @@ export class Kernel {
     if (first <= consumed) throw new CustodyError('NONCE_REUSED', `nonce ${first} of ${permit.keyId} is consumed or burned (consumed up to ${consumed})`);
 
     const suite = suiteOf(rec.suite);
-    const pub = fromPublicJson(e.public);
+    const pub = withEnrolled(e);
     const nonceRecs: NonceRecord[] = [];
     const lists: NonceCommitments[][] = [];
     for (let i = 0; i < n; i++) {
@@ -1070,7 +1088,7 @@ export class Kernel {
     if (!grant.helpers.includes(this.o.nodeId)) throw new CustodyError('REPAIR_NOT_AUTHORIZED', `node ${this.o.nodeId} is not a helper of the repair of ${grant.nodeId} in ${keyId} epoch ${epoch}`);
     const e = (await this.keyRecord(keyId))?.epochs[epoch];
     if (e === undefined) throw new CustodyError('KEY_NOT_ACTIVE', `this kernel holds no share of ${keyId} epoch ${epoch}`);
-    return { me: e.identifier, pub: fromPublicJson(e.public) };
+    return { me: e.identifier, pub: withEnrolled(e) };
   }
 
   /**
@@ -1107,7 +1125,7 @@ export class Kernel {
     }
     for (const [id, d] of deltas) if (id !== me) d.fill(0);
     this.repairDeltas.set(b.keyId, { ceremonyId: b.ceremonyId, helper: me, delta: deltas.get(me)! });
-    return { kind: 'repairDealt', identifier: me, packages };
+    return { kind: 'repairDealt', identifier: me, packages, public: toWirePublic(pub) };
   }
 
   /**
@@ -1202,26 +1220,25 @@ export class Kernel {
 
   /**
    * A RepairAuthorized enrols a new identifier (authority.ts effect 'repairEnrolled'): a kernel
-   * holding the epoch adds its verifying share, interpolated from the recorded ones, to its key
-   * package (kernel/repair.ts expectedVerifyingShare, which first checks that every recorded
+   * holding the epoch records its verifying share, interpolated from the recorded ones, beside its
+   * key package (EpochRecord.enrolled; kernel/repair.ts expectedVerifyingShare, which first checks that every recorded
    * verifying share and the group key lie on one polynomial). A package that fails that check is
    * left as it is: this kernel then helps no repair and signs with no enrolled participant.
    */
   private async enrolOps(e: Extract<Effect, { kind: 'repairEnrolled' }>): Promise<BatchOp[]> {
     const rec = await this.keyRecord(e.keyId);
     const ep = rec?.epochs[e.epoch];
-    if (rec === undefined || ep === undefined || ep.public.verifyingShares[e.identifier] !== undefined) return [];
+    if (rec === undefined || ep === undefined) return [];
     const suite = suiteOf(rec.suite);
-    const pub = fromPublicJson(ep.public);
+    const pub = withEnrolled(ep);
+    if (pub.verifyingShares[e.identifier] !== undefined) return [];
     let Y: Uint8Array;
     try {
       Y = repair.expectedVerifyingShare(suite, pub, e.identifier).toBytes();
     } catch {
       return [];
     }
-    const verifyingShares = { ...pub.verifyingShares, [e.identifier]: Y };
-    const count = Object.keys(verifyingShares).length;
-    ep.public = toPublicJson({ signers: { min: pub.signers.min, max: Math.max(pub.signers.max, count) }, commitments: pub.commitments, verifyingShares });
+    ep.enrolled = { ...(ep.enrolled ?? {}), [e.identifier]: bytesToHex(Y) };
     return [{ type: 'put', key: K.key(e.keyId), value: json(rec) }];
   }
 

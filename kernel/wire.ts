@@ -113,8 +113,11 @@ export type ResponseBody =
   | { kind: 'signatureShares'; identifier: string; sigShares: Uint8Array[]; counters: number[] }
   | { kind: 'reconcile'; consumedCounter: number; burned: number }
   | { kind: 'shareBackup'; keyId: string; epoch: number; identifier: string; file: Uint8Array; recipientsDigest: Uint8Array }
-  /** A helper's deltas (repair step 1), one per other helper, each sealed to it. */
-  | { kind: 'repairDealt'; identifier: string; packages: SealedPackage[] }
+  /**
+   * A helper's deltas (repair step 1), one per other helper, each sealed to it, and the key package
+   * they are bound to (with any enrolled identifier): the one the target's step 3 needs.
+   */
+  | { kind: 'repairDealt'; identifier: string; packages: SealedPackage[]; public: PublicPackage }
   /** A helper's sum (repair step 2), sealed to the target. */
   | { kind: 'repairSummed'; identifier: string; package: SealedPackage };
 

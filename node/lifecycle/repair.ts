@@ -12,8 +12,8 @@
  *      target published before its store was lost; the helpers seal the sums to this one);
  *   2. each helper, once every helper's transport key is published: asks its kernel for its
  *      deltas (repairDeal: the kernel checks the decision, its own share and the helper list) and
- *      puts each, sealed to its recipient kernel, at `.../delta/<from>/<to>`, and its kernel's
- *      public key package at `.../public/<from>`;
+ *      puts each, sealed to its recipient kernel, at `.../delta/<from>/<to>`, and the key package
+ *      its kernel bound them to at `.../public/<from>`;
  *   3. each helper, once it has one delta from every other helper and the target's statement:
  *      asks its kernel for its sum (repairSum) and puts it, sealed to the target's kernel, at
  *      `.../sum/<from>`;
@@ -166,18 +166,17 @@ export class ShareRepairs {
         helpers.push({ nodeId: h, identifier: idOf(h), transportPublicKey: tk });
       }
       p.dealt = true;
-      let dealt: SealedPackage[];
+      let dealt: Extract<Awaited<ReturnType<KernelPort['call']>>, { kind: 'repairDealt' }>;
       try {
-        dealt = (await this.o.kernel.call({ kind: 'repairDeal', ceremonyId, keyId: r.keyId, epoch, helpers }, 'repairDealt')).packages;
+        dealt = await this.o.kernel.call({ kind: 'repairDeal', ceremonyId, keyId: r.keyId, epoch, helpers }, 'repairDealt');
       } catch (e) {
         // Dealt already (this daemon restarted after the kernel answered): the deltas are lost with
         // that answer, and the repair needs a new decision. Anything else is tried again.
         if (!isCustodyError(e) || e.reason !== 'REPLAY_OR_CONFLICT') p.dealt = false;
         throw e;
       }
-      const pub = await this.o.kernel.call({ kind: 'publicPackage', keyId: r.keyId, epoch }, 'keyPackage');
-      await this.o.exchange.put(keys.public(me), publicToBytes(pub.public));
-      for (const d of dealt) {
+      await this.o.exchange.put(keys.public(me), publicToBytes(dealt.public));
+      for (const d of dealt.packages) {
         const to = r.helpers.find((h) => idOf(h) === d.recipient);
         if (to !== undefined) await this.o.exchange.put(keys.delta(me, to), sealedToBytes(d));
       }

@@ -166,21 +166,29 @@ for (const profile of PROFILES) {
       const d = decide({ nodeId: 'n4', identifier: id4, helpers: ['n2', 'n3'] });
       await forward(d);
       const c = cidOf(d);
-      const extended = (await procs['n1']!.client.call({ kind: 'publicPackage', keyId: key.keyId, epoch: 0 }, 'keyPackage')).public;
-      t.equal(extended.verifyingShares.length, 4, 'n1\'s package lists the enrolled identifier\'s verifying share');
-      const fromN2 = (await procs['n2']!.client.call({ kind: 'publicPackage', keyId: key.keyId, epoch: 0 }, 'keyPackage')).public;
+      const committee = (await procs['n1']!.client.call({ kind: 'publicPackage', keyId: key.keyId, epoch: 0 }, 'keyPackage')).public;
+      t.equal(committee.verifyingShares.length, 3, 'n1\'s package of the epoch stays the committee\'s (what a refresh checks)');
       const target: Participant = { nodeId: 'n4', identifier: id4, transportPublicKey: procs['n4']!.transportPublicKey };
       const hs = [part('n2'), part('n3')];
       const dealt = await Promise.all(['n2', 'n3'].map((h) => deal(h, c, hs)));
+      t.equal(dealt[0]!.public.verifyingShares.length, 4, 'the helpers bind their deltas to the package with the enrolled identifier');
       const sums = await Promise.all(['n2', 'n3'].map((h, i) => sum(h, c, dealt[1 - i]!.packages, target)));
-      const r = await procs['n4']!.client.call({ kind: 'repairFinish', ceremonyId: c, keyId: key.keyId, epoch: 0, public: fromN2, sums: sums.map((s) => s.package), ledgerConsumedCounter: 0 }, 'keyPackage');
+      t.equal(await reasonOf(procs['n4']!.client.call({ kind: 'repairFinish', ceremonyId: c, keyId: key.keyId, epoch: 0, public: committee, sums: sums.map((s) => s.package), ledgerConsumedCounter: 0 }, 'keyPackage')), 'BINDING_MISMATCH', 'the committee\'s package names no verifying share of the new identifier');
+      const r = await procs['n4']!.client.call({ kind: 'repairFinish', ceremonyId: c, keyId: key.keyId, epoch: 0, public: dealt[0]!.public, sums: sums.map((s) => s.package), ledgerConsumedCounter: 0 }, 'keyPackage');
       t.equal(r.identifier, id4, 'n4 holds a share under the new identifier');
-      const mine = r.public.verifyingShares.find((v) => v.identifier === id4)!.point;
-      t.ok(Buffer.from(mine).equals(Buffer.from(extended.verifyingShares.find((v) => v.identifier === id4)!.point)), 'its verifying share is the one n1 interpolated');
-      t.ok(Buffer.from(r.public.commitments[0]!).equals(Buffer.from(groupKey)), 'under the same group key');
+      const extended = r.public;
+      const mine = extended.verifyingShares.find((v) => v.identifier === id4)!.point;
+      t.ok(Buffer.from(mine).equals(Buffer.from(dealt[1]!.public.verifyingShares.find((v) => v.identifier === id4)!.point)), 'its verifying share is the one the helpers interpolated');
+      t.ok(Buffer.from(extended.commitments[0]!).equals(Buffer.from(groupKey)), 'under the same group key');
       const msg = randomBytes(32);
       const s = await signAcross(gov, ['n1', 'n4'].map((id) => memberOf(procs[id]!)), key, msg, 0, extended);
       t.ok(independentVerify(suiteName, groupKey, msg, s.signature), 'n1 and the enrolled n4 sign under the group key (independent verifier)');
+    });
+
+    await t.test('a decision naming the target among its helpers is refused by the kernel', async (t) => {
+      // Last: a refused decision leaves the kernel's chain behind the harness's, as the ledger's would be.
+      t.equal(await reasonOf(procs['n2']!.client.call({ kind: 'governance', decisions: [decide({ helpers: ['n1', 'n3'] })] }, 'governance')), 'REPAIR_HELPERS_INVALID');
+      t.equal(await reasonOf(deal('n2', toHex(randomBytes(32)))), 'REPAIR_NOT_AUTHORIZED', 'and it grants nothing');
     });
   });
 }
