@@ -1124,6 +1124,7 @@ export class Kernel {
       throw e;
     }
     for (const [id, d] of deltas) if (id !== me) d.fill(0);
+    this.repairDeltas.get(b.keyId)?.delta.fill(0); // a part kept for an earlier repair of the key, never summed
     this.repairDeltas.set(b.keyId, { ceremonyId: b.ceremonyId, helper: me, delta: deltas.get(me)! });
     return { kind: 'repairDealt', identifier: me, packages, public: toWirePublic(pub) };
   }

@@ -126,7 +126,11 @@ export class ShareRepairs {
     if (c === null) return;
     const me = c.nodes[this.o.nodeId];
     if (me === undefined || me.status !== 'active' || me.equivocated) return;
-    for (const r of repairsUnderWay(c)) {
+    const under = repairsUnderWay(c);
+    // Steps of repairs no longer under way (done, replaced, their epoch superseded) are forgotten.
+    const live = new Set(under.map((r) => toHex(r.decisionCid)));
+    for (const id of [...this.progress.keys()]) if (!live.has(id)) this.progress.delete(id);
+    for (const r of under) {
       const id = toHex(r.decisionCid);
       const p = this.progress.get(id) ?? { announced: false, dealt: false, summed: false, finished: false };
       this.progress.set(id, p);

@@ -147,3 +147,40 @@ t.test('property: changing any one field of an accepted report gets it refused w
   }), { seed, numRuns: 100 });
   ok(t, s.entry(report(s, 'node-2')).result, 'the unchanged report passes after all of them');
 });
+
+t.test('property: a RepairAuthorized is accepted exactly when its helpers, target and identifier follow the rules', async (t) => {
+  t.comment(`FC_SEED=${seed}`);
+  const s = cluster();
+  const participants = ['node-0', 'node-1', 'node-2'];
+  const nodes = ['node-0', 'node-1', 'node-2', 'node-3', 'node-9'];
+  let accepted = 0;
+  fc.assert(fc.property(
+    fc.constantFrom(...nodes),
+    // Helpers drawn as the rules want them half the time, anything the rest.
+    fc.oneof(fc.shuffledSubarray(participants, { minLength: 2, maxLength: 2 }), fc.shuffledSubarray(participants, { minLength: 2 }), fc.array(fc.constantFrom(...nodes), { maxLength: 4 })),
+    fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 6 })),
+    fc.constantFrom(true, true, true, false),
+    (target, helpers, drawn, rightKey) => {
+      // 0: the identifier the rules give the target (its own, or the next one past the participants).
+      const position = drawn !== 0 ? drawn : participants.includes(target) ? participants.indexOf(target) + 1 : participants.length + 1;
+      const action = repair(s, { nodeId: target, helpers, identifier: idAt(position), ...(rightKey ? {} : { groupKey: point(3) }) });
+      const enrolled = Object.values(repairsOf(s.state.cluster!)).filter((r) => r.enrol);
+      const own = participants.indexOf(target);
+      const expected = rightKey && target !== 'node-9'
+        && helpers.length >= 2 && new Set(helpers).size === helpers.length && helpers.every((h) => participants.includes(h)) && !helpers.includes(target)
+        && (own >= 0
+          ? position === own + 1
+          : position > participants.length && !enrolled.some((r) => r.nodeId !== target && r.identifier === idAt(position)) && enrolled.every((r) => r.nodeId !== target || r.identifier === idAt(position)));
+      const before = s.state;
+      const r = s.decide(action);
+      if (r.ok !== expected) {
+        t.comment(`target ${target}, helpers ${helpers.join(',')}, position ${position}, right key ${rightKey}: ${r.ok ? 'accepted' : `${r.reason} ${r.detail}`}`);
+        return false;
+      }
+      if (r.ok) accepted++;
+      if (!r.ok && !bytesEqual(stateRoot({ ...s.state, index: before.index, clockMs: before.clockMs }), stateRoot(before))) return false;
+      return checkInvariants(s.state).length === 0;
+    },
+  ), { seed, numRuns: 200 });
+  t.ok(accepted > 0, `${accepted} of the decisions were accepted: the property saw both verdicts`);
+});
