@@ -68,7 +68,11 @@
  *   - Not a remedy for a stolen share: repair rebuilds the same point of the same polynomial, so
  *     a share that leaked stays valid. A compromised participant is removed by a reshare
  *     (kernel/redeal.ts), not repaired. That a RepairAuthorized decision names the helpers and
- *     the target, and that a kernel never holds two identifiers of one key, is the caller's part.
+ *     the target, and that a kernel never holds two identifiers of one key, is the caller's part:
+ *     the ledger accepts a target only under its own identifier or, for a node holding none, one
+ *     new identifier (ledger/apply.ts repairAuthorized); a kernel takes each step only under the
+ *     decision it verified, in the role it names, and keeps no repaired share beside one it holds
+ *     (kernel.ts repairDeal, repairSum, repairFinish).
  */
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex, randomBytes } from '@noble/hashes/utils.js';
