@@ -51,6 +51,8 @@ export function formatBackupList(r: BackupListReply): string {
     else lines.push(`  ${where}: MISSING`);
     if (e.recoveredIndex > 0) lines.push(`    recovered from its backup at ${new Date(e.recoveredStampMs).toISOString()} (index ${e.recoveredIndex}) under RecoveryAuthorized ${e.recoveryDecisionCid}`);
     else if (e.recoveryDecisionCid !== '') lines.push(`    recovery authorized (RecoveryAuthorized ${e.recoveryDecisionCid}), import not yet reported`);
+    if ((e.repairedIndex ?? 0) > 0) lines.push(`    repaired by its peers at ${new Date(e.repairedStampMs).toISOString()} (index ${e.repairedIndex}) under RepairAuthorized ${e.repairDecisionCid}`);
+    else if ((e.repairDecisionCid ?? '') !== '') lines.push(`    repair authorized (RepairAuthorized ${e.repairDecisionCid}), not yet reported`);
   }
   lines.push(`${r.entries.length - r.missing} of ${r.entries.length} shares backed up${r.missing > 0 ? `, ${r.missing} missing` : ''}`);
   const epochs = [...new Map(r.entries.map((e) => [`${e.keyId}\u0000${e.keyEpoch}`, e])).values()];

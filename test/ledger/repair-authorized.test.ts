@@ -9,12 +9,14 @@
 import t, { type Test } from 'tap';
 import fc from 'fast-check';
 import {
-  ScriptedCluster, backupRecordKey, bytesEqual, checkInvariants, encodeEvent, repairsOf, restore, snapshot, stateRoot,
+  ScriptedCluster, backupRecordKey, bytesEqual, checkInvariants, encodeEvent, repairsOf, restore, snapshot, stateRoot, toHex,
   type ApplyResult, type DecisionAction, type LedgerEvent,
 } from '../../ledger/index.js';
 import { frostIdentifier } from '../../ledger/signing-set.js';
 import { signProposed } from '../../ledger/proposer-sig.js';
 import { ed25519 } from '@noble/curves/ed25519.js';
+import { backupList } from '../../node/admin/backups.js';
+import { formatBackupList } from '../../node/commands/backup.js';
 
 const seed = Number(process.env.FC_SEED ?? Date.now() % 2 ** 31);
 
@@ -63,8 +65,13 @@ t.test('a rebuild is recorded; the node\'s ShareRepaired under it is accepted on
   ok(t, s.decide(repair(s)));
   const at = s.state.index;
   t.match(recordOf(s, 'node-2'), { nodeId: 'node-2', identifier: idAt(3), helpers: ['node-0', 'node-1'], enrol: false, authorizedIndex: at, repaired: null });
+  const auditor = { id: 'audra', role: 'auditor' as const };
+  const entryOf = () => backupList(auditor, s.state).entries.find((e) => e.nodeId === 'node-2');
+  t.match(entryOf(), { repairedIndex: 0, repairDecisionCid: toHex(recordOf(s, 'node-2')!.decisionCid) }, 'backup list: repair authorized, not yet reported');
   const r = s.entry(report(s, 'node-2')).result;
   ok(t, r, 'the report is accepted');
+  t.match(entryOf(), { repairedIndex: s.state.index }, 'backup list shows the repair');
+  t.match(formatBackupList(backupList(auditor, s.state)), /key k1 epoch 0 node-2: MISSING\n {4}repaired by its peers at \d{4}-.* \(index \d+\) under RepairAuthorized [0-9a-f]{64}/, 'and prints it');
   t.match(recordOf(s, 'node-2')!.repaired, { index: s.state.index }, 'the record carries the report');
   t.ok(bytesEqual(recordOf(s, 'node-2')!.repaired!.verifyingShare, point(7)), 'and the verifying share reported');
   t.same(checkInvariants(s.state), []);

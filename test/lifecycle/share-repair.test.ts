@@ -4,7 +4,8 @@
  * kernel started under the running daemon). Approvers decide RepairAuthorized, proposed with
  * `custody admin decision propose`, naming n1 and n2 as helpers; the daemons carry the repair's
  * sealed deltas and sums through the peer exchange, n3's kernel checks the rebuilt share against
- * its verifying share and keeps it, and n3 records ShareRepaired. With n1's kernel down, n2 and the
+ * its verifying share and keeps it, and n3 records ShareRepaired, which `custody admin backup list`
+ * shows on every node. With n1's kernel down, n2 and the
  * repaired n3 sign an act: its evidence verifies and the group key is the one made before the loss.
  * A decision naming too few helpers is refused by the ledger (REPAIR_HELPERS_INVALID).
  */
@@ -116,8 +117,14 @@ t.test('n3\'s kernel loses its store; n1 and n2 repair its share under a decisio
   }, 120_000);
   t.same(repaired.keys.map((k) => [k.keyId, k.keyEpoch, k.identifier]), [['k', 0, identifier]], 'n3 holds its share of k epoch 0 under its own identifier');
   t.ok(repaired.keys[0]!.consumedCounter >= n3Before.keys[0]!.consumedCounter, 'its nonces start at or above the counter the ledger records consumed');
-  await until('n3 records ShareRepaired', async () => /ShareRepaired of k epoch 0 recorded at ledger index \d+/.test(readFileSync(join(dir, 'n3.log'), 'utf8')), 120_000);
-  t.notMatch(readFileSync(join(dir, 'n3.log'), 'utf8'), /refused ShareRepaired/, 'the ledger took n3\'s report');
+  const lists = await until('every replica records n3\'s ShareRepaired', async () => {
+    const ls = await Promise.all(ids.map((id) => client('audra', id).listBackups()));
+    return ls.every((l) => l.entries.some((e) => e.nodeId === 'n3' && e.repairedIndex > 0)) ? ls : null;
+  }, 120_000);
+  for (const l of lists) t.same(l, lists[0], 'every replica lists the same records');
+  t.match(lists[0]!.entries.find((e) => e.nodeId === 'n3'), { repairedIndex: Number, repairDecisionCid: /^[0-9a-f]{64}$/ }, 'n3: ShareRepaired under its RepairAuthorized');
+  const shown = await admin('audra', 'n2', ['backup', 'list']);
+  t.match(shown.stdout, /key k epoch 0 n3: MISSING\n {4}repaired by its peers at \d{4}-.* \(index \d+\) under RepairAuthorized [0-9a-f]{64}/, 'custody admin backup list prints the repair');
 
   // Only n2 and the repaired n3 can sign: n1's kernel is stopped.
   const n1 = cluster.node('n1');
