@@ -2,7 +2,8 @@
  * Share repair across three `custody node` daemons, each with its own kernel process, with no
  * backup: a 2-of-3 key signs; the kernel of n3 loses its store (killed, store deleted, a fresh
  * kernel started under the running daemon). Approvers decide RepairAuthorized, proposed with
- * `custody admin decision propose`, naming n1 and n2 as helpers; the daemons carry the repair's
+ * `custody admin share repair` (which reads n3's identifier and the group key from the ledger),
+ * naming n1 and n2 as helpers; the daemons carry the repair's
  * sealed deltas and sums through the peer exchange, n3's kernel checks the rebuilt share against
  * its verifying share and keeps it, and n3 records ShareRepaired, which `custody admin backup list`
  * shows on every node. With n1's kernel down, n2 and the
@@ -62,8 +63,8 @@ t.test('n3\'s kernel loses its store; n1 and n2 repair its share under a decisio
     const v = await runCli(['evidence', 'verify', f]);
     t.equal(v.code, 0, `${op}: custody evidence verify accepts its bundle ${v.stdout.trim().split('\n')[0] ?? ''} ${v.stderr.trim()}`);
   };
-  const decided = async (action: object): Promise<string> => {
-    const p = await admin('approver-1', 'n1', ['decision', 'propose', '--action-json', JSON.stringify(action), '--json']);
+  const decided = async (args: string[]): Promise<string> => {
+    const p = await admin('approver-1', 'n1', [...args, '--json']);
     if (p.code !== 0) throw new Error(`propose: ${p.stderr}`);
     const cid = (JSON.parse(p.stdout) as { cid: string }).cid;
     try {
@@ -106,11 +107,11 @@ t.test('n3\'s kernel loses its store; n1 and n2 repair its share under a decisio
   }, 120_000);
   t.same(fresh.keys, [], 'n3\'s fresh kernel holds no share');
 
-  const refused = await decided({ kind: 'RepairAuthorized', nodeId: 'n3', keyId: 'k', keyEpoch: 0, identifier, helpers: ['n1'], groupKey });
+  const refused = await decided(['decision', 'propose', '--action-json', JSON.stringify({ kind: 'RepairAuthorized', nodeId: 'n3', keyId: 'k', keyEpoch: 0, identifier, helpers: ['n1'], groupKey })]);
   t.match(refused, /^refused .*REPAIR_HELPERS_INVALID/, 'a decision naming one helper for a 2-of-3 key is refused by the ledger');
 
-  const verdict = await decided({ kind: 'RepairAuthorized', nodeId: 'n3', keyId: 'k', keyEpoch: 0, identifier, helpers: ['n1', 'n2'], groupKey });
-  t.equal(verdict, 'applied', 'RepairAuthorized naming n1 and n2 is applied');
+  const verdict = await decided(['share', 'repair', '--key-id', 'k', '--key-epoch', '0', '--target', 'n3', '--helpers', 'n1,n2']);
+  t.equal(verdict, 'applied', 'RepairAuthorized naming n1 and n2, proposed with custody admin share repair, is applied');
   const repaired = await until('n3\'s kernel holds its repaired share', async () => {
     const s = await kernelStatus('n3');
     return s.keys.length > 0 ? s : null;
