@@ -124,6 +124,27 @@ export interface GovernanceState {
    * Dropped when another epoch of the key is activated or the key is retired. Absent until one.
    */
   recoveries?: Record<string, RecoveryGrant>;
+  /**
+   * Per key, the last RepairAuthorized this kernel verified (kernel/repair.ts), whether this node
+   * is its target, one of its helpers, or neither: a repair step is taken only for the repair it
+   * names. Dropped when another epoch of the key is activated or the key is retired. Absent
+   * until one.
+   */
+  repairs?: Record<string, RepairGrant>;
+}
+
+/** A verified RepairAuthorized (hex for bytes). */
+export interface RepairGrant {
+  /** The decision's cid: the repair's ceremony id, bound into every package of it. */
+  ceremonyId: string;
+  epoch: number;
+  /** The node whose share is rebuilt (or enrolled) and its identifier. */
+  nodeId: string;
+  identifier: string;
+  /** The helpers' node ids, in the decision's order. */
+  helpers: string[];
+  groupKey: string;
+  index: number;
 }
 
 /** A verified RecoveryAuthorized for this node (hex for bytes). */
@@ -230,7 +251,14 @@ export type Effect =
   | { kind: 'rebound'; passport: string }
   /** A NodeFenced decision names this node: it takes no part until a NodeRebound (kernel.ts fence record). */
   | { kind: 'fenced'; passport: string; reason: string }
-  | { kind: 'certificateRevoked'; holder: 'operator' | 'node'; serial: string };
+  | { kind: 'certificateRevoked'; holder: 'operator' | 'node'; serial: string }
+  /**
+   * A RepairAuthorized enrols `identifier` as a new participant of `keyId` epoch `epoch`: a kernel
+   * holding the epoch adds the identifier's verifying share, interpolated from the recorded ones
+   * (kernel/repair.ts expectedVerifyingShare), to its public package, so it signs with the new
+   * participant once that one holds its share.
+   */
+  | { kind: 'repairEnrolled'; keyId: string; epoch: number; identifier: string };
 
 /** Governance actions the ledger accepts under an emergency freeze (leave it, contain a compromise). */
 const ALLOWED_WHILE_FROZEN: readonly string[] = ['Unfreeze', 'EmergencyFreeze', 'ApproversChanged', 'NodeRemoved', 'NodeRebound', 'KeyRetired', 'OperatorRevoked', 'NodeCertificateRevoked', 'NodeFenced'];
@@ -306,12 +334,14 @@ export function applyDecision(
       k.participants = k.pending.participants;
       k.pending = null;
       if (s.recoveries?.[a.keyId] !== undefined) delete s.recoveries[a.keyId];
+      if (s.repairs?.[a.keyId] !== undefined) delete s.repairs[a.keyId];
       effects.push({ kind: 'epochActivated', keyId: a.keyId, epoch: a.keyEpoch });
       break;
     }
     case 'KeyRetired':
       key(a.keyId).retired = true;
       if (s.recoveries?.[a.keyId] !== undefined) delete s.recoveries[a.keyId];
+      if (s.repairs?.[a.keyId] !== undefined) delete s.repairs[a.keyId];
       effects.push({ kind: 'keyRetired', keyId: a.keyId });
       break;
     case 'NodeRemoved':
@@ -404,6 +434,24 @@ export function applyDecision(
       // ledger's own rule keeps this kernel on the ledger's chain.
       if (!key(a.keyId).retired) throw new CustodyError('KEY_NOT_RETIRED', `key ${a.keyId} is not retired`);
       break;
+    case 'RepairAuthorized': {
+      // The ledger accepts it only for the active epoch of a live key, with at least t distinct
+      // participants as helpers and never the target among them (ledger/apply.ts); the same
+      // checks here keep this kernel on the ledger's chain. The helper set is checked against
+      // the key package again at each step (kernel/repair.ts).
+      const k = key(a.keyId);
+      if (k.retired || k.activeEpoch === null) throw new CustodyError('KEY_NOT_ACTIVE', `key ${a.keyId} is not active`);
+      if (a.keyEpoch !== k.activeEpoch) throw new CustodyError('STALE_EPOCH', `key ${a.keyId} epoch ${a.keyEpoch} is not the active epoch ${k.activeEpoch}`);
+      if (new Set(a.helpers).size !== a.helpers.length || a.helpers.length < k.threshold || a.helpers.includes(a.nodeId) || a.helpers.some((h) => !k.participants.includes(h))) {
+        throw new CustodyError('REPAIR_HELPERS_INVALID', `the helpers ${a.helpers.join(', ')} are not ${k.threshold} or more distinct participants of ${a.keyId} other than ${a.nodeId}`);
+      }
+      s.repairs = {
+        ...(s.repairs ?? {}),
+        [a.keyId]: { ceremonyId: toHex(verdict.cid), epoch: a.keyEpoch, nodeId: a.nodeId, identifier: a.identifier, helpers: [...a.helpers], groupKey: toHex(a.groupKey), index: committed.ledgerIndex },
+      };
+      if (!k.participants.includes(a.nodeId)) effects.push({ kind: 'repairEnrolled', keyId: a.keyId, epoch: a.keyEpoch, identifier: a.identifier });
+      break;
+    }
     case 'ActApproved':
     case 'PublicationReleased':
       throw new CustodyError('PAYLOAD_REJECTED', `${a.kind} is an operation-journal approval, not a governance decision`);

@@ -31,7 +31,7 @@ import type { FrostPublic, FrostSecret, NonceCommitments, Nonces } from '@noble/
 import { CustodyError } from '../proto/errors.js';
 import { kernel as limits, tx as txLimits } from '../proto/limits.js';
 import { messagesDigest } from '../ledger/tx/messages.js';
-import { applyDecision, genesisState, withPinnedEras, type GenesisPin, type GovernanceState, type Effect } from './authority.js';
+import { applyDecision, genesisState, withPinnedEras, type GenesisPin, type GovernanceState, type Effect, type RepairGrant } from './authority.js';
 import { checkCertificate, checkFollows, type ActSubmittedEvent, type FollowedCheckpoint } from './certificate.js';
 import { checkpointIncarnation } from '../ledger/tlog/ledger-log.js';
 import { checkSubmittedAct, type ActCheckContext } from './act-check.js';
@@ -40,6 +40,8 @@ import type { KeyContext } from '../ledger/tx/types.js';
 import * as redeal from './redeal.js';
 import { encryptShareBackup, type ShareBackupMeta } from './backup.js';
 import { checkRecoveryPackage, recoveryContext } from './recovery.js';
+import * as repair from './repair.js';
+import { frostIdentifier } from '../ledger/signing-set.js';
 import { backupRecipientsDigest } from '../ledger/backup-policy.js';
 import { counterKey, json, u64, type BatchOp, type KernelStore } from './store.js';
 import { isSuiteName, suiteOf, type PublicKeyPackage, type Rng, type Suite, type SuiteName } from './suites.js';
@@ -74,7 +76,17 @@ export interface KernelOptions {
 }
 
 interface PublicJson { min: number; max: number; commitments: string[]; verifyingShares: Record<string, string> }
-interface EpochRecord { identifier: string; public: PublicJson }
+interface EpochRecord {
+  identifier: string;
+  public: PublicJson;
+  /**
+   * Verifying shares (hex) of identifiers a RepairAuthorized enrolled in the epoch after its
+   * ceremony (kernel/repair.ts), kept beside the ceremony's package: that one stays the package the
+   * ledger's committee holds (refresh and reshare check it), this one extends it for signing and
+   * repair (withEnrolled).
+   */
+  enrolled?: Record<string, string>;
+}
 interface KeyRecord { keyId: string; suite: SuiteName; epochs: Record<string, EpochRecord> }
 interface NonceRecord { epoch: number; hiding: string; binding: string; sealed: string }
 interface FenceRecord { fenced: boolean; passport: string; reason: string }
@@ -193,6 +205,14 @@ function fromWirePublic(p: PublicPackage): PublicKeyPackage {
   if (p.commitments.length !== p.min) throw new CustodyError('PAYLOAD_REJECTED', 'public package: commitments do not match min');
   return { signers: { min: p.min, max: p.max }, commitments: p.commitments, verifyingShares };
 }
+/** The epoch's package with the enrolled identifiers' verifying shares added (what signing and repair use). */
+function withEnrolled(e: EpochRecord): PublicKeyPackage {
+  const pub = fromPublicJson(e.public);
+  if (e.enrolled === undefined) return pub;
+  const verifyingShares = { ...pub.verifyingShares };
+  for (const [id, y] of Object.entries(e.enrolled)) verifyingShares[id] ??= hexToBytes(y);
+  return { signers: { min: pub.signers.min, max: Math.max(pub.signers.max, Object.keys(verifyingShares).length) }, commitments: pub.commitments, verifyingShares };
+}
 /** Canonical form for comparing packages (verifying shares in identifier order). */
 function canonicalPublic(p: PublicKeyPackage): string {
   const j = toPublicJson(p);
@@ -211,6 +231,12 @@ export class Kernel {
   private fence: FenceRecord = { fenced: false, passport: '', reason: '' };
   private transport!: TransportKey;
   private readonly ceremonies = new Map<string, DkgCeremony | RedealCeremony>();
+  /**
+   * Per key, the delta this kernel kept from its repair step 1 (kernel/repair.ts), until its step 2
+   * spends it. Memory only: a kernel that restarts between the steps has none, and that repair is
+   * run again under a new decision (a fresh split reveals nothing an earlier one did not).
+   */
+  private readonly repairDeltas = new Map<string, { ceremonyId: string; helper: string; delta: Uint8Array }>();
   private tail: Promise<unknown> = Promise.resolve();
   private closed = false;
 
@@ -281,6 +307,9 @@ export class Kernel {
       case 'publicPackage': return this.publicPackage(b);
       case 'shareBackup': return this.shareBackup(b);
       case 'importShare': return this.importShare(b);
+      case 'repairDeal': return this.repairDeal(b);
+      case 'repairSum': return this.repairSum(b);
+      case 'repairFinish': return this.repairFinish(b);
     }
   }
 
@@ -379,6 +408,7 @@ export class Kernel {
     }
     // A revocation lives in the governance state persisted with the update; no store change beside it.
     if (e.kind === 'certificateRevoked') return ops;
+    if (e.kind === 'repairEnrolled') return this.enrolOps(e);
     const rec = await this.o.store.getJson<KeyRecord>(K.key(e.keyId));
     if (rec === undefined) return ops;
     const keep = e.kind === 'epochActivated' ? e.epoch : Infinity;
@@ -829,7 +859,7 @@ export class Kernel {
     if (first <= consumed) throw new CustodyError('NONCE_REUSED', `nonce ${first} of ${permit.keyId} is consumed or burned (consumed up to ${consumed})`);
 
     const suite = suiteOf(rec.suite);
-    const pub = fromPublicJson(e.public);
+    const pub = withEnrolled(e);
     const nonceRecs: NonceRecord[] = [];
     const lists: NonceCommitments[][] = [];
     for (let i = 0; i < n; i++) {
@@ -1029,6 +1059,189 @@ export class Kernel {
     } finally {
       share.fill(0);
     }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Share repair (kernel/repair.ts): the message flow, the safety argument and who is trusted for
+  // what are in that module's header. Here: each step only for the repair a RepairAuthorized this
+  // kernel verified names; a helper computes from its own stored share and key package, never
+  // from one the daemon hands it; the target checks share·G against its verifying share in a
+  // package whose digest every sum is bound to.
+  // -------------------------------------------------------------------------------------------
+
+  /** The verified RepairAuthorized for this request (REPAIR_NOT_AUTHORIZED without it), and the key's authority. */
+  private repairGrant(keyId: string, epoch: number, ceremonyId: string): { grant: RepairGrant; plan: repair.RepairPlan; suite: Suite } {
+    const auth = this.gov.keys[keyId];
+    if (auth === undefined || auth.retired || auth.activeEpoch === null) throw new CustodyError('KEY_NOT_ACTIVE', `key ${keyId} is not active`);
+    if (epoch !== auth.activeEpoch) throw new CustodyError('STALE_EPOCH', `epoch ${auth.activeEpoch} of ${keyId} is active, not ${epoch}`);
+    const grant = this.gov.repairs?.[keyId];
+    if (grant === undefined || grant.ceremonyId !== ceremonyId || grant.epoch !== epoch) {
+      throw new CustodyError('REPAIR_NOT_AUTHORIZED', `no RepairAuthorized decision this kernel verified is repair ${ceremonyId} of ${keyId} epoch ${epoch}`);
+    }
+    // Identifiers are the participants' positions in the epoch, as the ledger assigns them
+    // (ledger/signing-set.ts frostIdentifier; the ledger checks every signing set by the same rule).
+    const helpers = grant.helpers.map((h) => frostIdentifier(auth.scheme, auth.participants.indexOf(h) + 1));
+    return { grant, suite: suiteOf(auth.scheme), plan: { ceremonyId, keyId, epoch, helpers, target: grant.identifier } };
+  }
+
+  /** This kernel's share and key package of the epoch, for a helper (KEY_NOT_ACTIVE when it holds none). */
+  private async helperHolding(keyId: string, epoch: number, grant: RepairGrant): Promise<{ me: string; pub: PublicKeyPackage }> {
+    if (!grant.helpers.includes(this.o.nodeId)) throw new CustodyError('REPAIR_NOT_AUTHORIZED', `node ${this.o.nodeId} is not a helper of the repair of ${grant.nodeId} in ${keyId} epoch ${epoch}`);
+    const e = (await this.keyRecord(keyId))?.epochs[epoch];
+    if (e === undefined) throw new CustodyError('KEY_NOT_ACTIVE', `this kernel holds no share of ${keyId} epoch ${epoch}`);
+    return { me: e.identifier, pub: withEnrolled(e) };
+  }
+
+  /**
+   * Repair step 1, a helper: splits λ_i(x)·s_i into one delta per helper (kernel/repair.ts
+   * repairStep1, which first checks s_i·G against this kernel's own verifying share), keeps its
+   * own in memory, and seals each other one to that helper's transport key. The daemon names the
+   * helpers' transport keys; it must name exactly the decision's helpers under their identifiers
+   * (BINDING_MISMATCH). Once per repair (REPLAY_OR_CONFLICT while the kept delta is unspent).
+   */
+  private async repairDeal(b: Body<'repairDeal'>): Promise<ResponseBody> {
+    this.guard();
+    const { grant, plan, suite } = this.repairGrant(b.keyId, b.epoch, b.ceremonyId);
+    const { me, pub } = await this.helperHolding(b.keyId, b.epoch, grant);
+    const named = b.helpers.map((p) => `${p.nodeId}=${p.identifier}`).sort();
+    const decided = grant.helpers.map((h, i) => `${h}=${plan.helpers[i]}`).sort();
+    if (JSON.stringify(named) !== JSON.stringify(decided)) throw new CustodyError('BINDING_MISMATCH', `the helpers named (${named.join(', ')}) are not the decision's (${decided.join(', ')})`);
+    if (this.repairDeltas.get(b.keyId)?.ceremonyId === b.ceremonyId) throw new CustodyError('REPLAY_OR_CONFLICT', `this kernel already dealt its deltas for repair ${b.ceremonyId}`);
+    const share = await this.openShare(b.keyId, b.epoch);
+    let deltas: Map<string, Uint8Array>;
+    try {
+      deltas = repair.repairStep1(suite, pub, plan, me, share);
+    } finally {
+      share.fill(0);
+    }
+    const packages: SealedPackage[] = [];
+    try {
+      for (const p of b.helpers) {
+        if (p.identifier === me) continue;
+        packages.push(await repair.sealRepairPart(suite, pub, 'delta', plan, me, p.identifier, p.transportPublicKey, deltas.get(p.identifier)!));
+      }
+    } catch (e) {
+      for (const d of deltas.values()) d.fill(0);
+      throw e;
+    }
+    for (const [id, d] of deltas) if (id !== me) d.fill(0);
+    this.repairDeltas.get(b.keyId)?.delta.fill(0); // a part kept for an earlier repair of the key, never summed
+    this.repairDeltas.set(b.keyId, { ceremonyId: b.ceremonyId, helper: me, delta: deltas.get(me)! });
+    return { kind: 'repairDealt', identifier: me, packages, public: toWirePublic(pub) };
+  }
+
+  /**
+   * Repair step 2, a helper: its sum over the delta it kept and exactly one delta from every other
+   * helper (each opened under this repair's bindings and this kernel's key package:
+   * REPAIR_PACKAGE_REJECTED otherwise), sealed to the target's transport key. The target must be
+   * the decision's node and identifier (BINDING_MISMATCH). The kept delta is spent either way.
+   */
+  private async repairSum(b: Body<'repairSum'>): Promise<ResponseBody> {
+    this.guard();
+    const { grant, plan, suite } = this.repairGrant(b.keyId, b.epoch, b.ceremonyId);
+    const { me, pub } = await this.helperHolding(b.keyId, b.epoch, grant);
+    if (b.target.nodeId !== grant.nodeId || b.target.identifier !== grant.identifier) {
+      throw new CustodyError('BINDING_MISMATCH', `the target named is ${b.target.nodeId} (${b.target.identifier}), the decision's is ${grant.nodeId} (${grant.identifier})`);
+    }
+    const kept = this.repairDeltas.get(b.keyId);
+    if (kept === undefined || kept.ceremonyId !== b.ceremonyId) throw new CustodyError('REPAIR_PACKAGE_REJECTED', `this kernel dealt no deltas for repair ${b.ceremonyId}`);
+    this.repairDeltas.delete(b.keyId);
+    const parts: repair.RepairPart[] = [{ helper: me, scalar: kept.delta }];
+    try {
+      for (const p of b.deltas) {
+        if (p.recipient !== me) throw new CustodyError('WRONG_RECIPIENT', `a delta for ${p.recipient}, not ${me}`);
+        parts.push(await repair.openRepairPart(suite, pub, 'delta', plan, p.sender, me, this.transport.privateKey, p));
+      }
+      const sigma = repair.repairStep2(suite, pub, plan, me, parts);
+      try {
+        const sealed = await repair.sealRepairPart(suite, pub, 'sigma', plan, me, grant.identifier, b.target.transportPublicKey, sigma);
+        return { kind: 'repairSummed', identifier: me, package: sealed };
+      } finally {
+        sigma.fill(0);
+      }
+    } finally {
+      for (const p of parts) p.scalar.fill(0);
+    }
+  }
+
+  /**
+   * Repair step 3, the target. In order, before anything is stored: not fenced or frozen; the
+   * RepairAuthorized names this node (REPAIR_NOT_AUTHORIZED); no share of the epoch is held
+   * (SHARE_ALREADY_HELD); the public package has the decided group key and the key's threshold,
+   * and lists this node's identifier (BINDING_MISMATCH); every sum opens under this repair and that
+   * package's digest (REPAIR_PACKAGE_REJECTED: a package other than the helpers' own opens none);
+   * share·G is the identifier's verifying share (REPAIR_SHARE_MISMATCH). Then, as for an imported
+   * share, one fsynced batch seals the share under the profile, records the key epoch and sets
+   * the consumed counter to at least the ledger's.
+   */
+  private async repairFinish(b: Body<'repairFinish'>): Promise<ResponseBody> {
+    this.guard();
+    const { grant, plan, suite } = this.repairGrant(b.keyId, b.epoch, b.ceremonyId);
+    if (grant.nodeId !== this.o.nodeId) throw new CustodyError('REPAIR_NOT_AUTHORIZED', `the repair ${b.ceremonyId} rebuilds the share of ${grant.nodeId}, not of ${this.o.nodeId}`);
+    const rec = await this.keyRecord(b.keyId);
+    if (rec?.epochs[b.epoch] !== undefined || (await this.o.store.get(K.share(b.keyId, b.epoch))) !== undefined) {
+      throw new CustodyError('SHARE_ALREADY_HELD', `this kernel holds a share of ${b.keyId} epoch ${b.epoch}`);
+    }
+    const auth = this.gov.keys[b.keyId]!;
+    const pub = fromWirePublic(b.public);
+    if (pub.commitments.length === 0 || bytesToHex(pub.commitments[0]!) !== grant.groupKey) throw new CustodyError('BINDING_MISMATCH', `the public package is not of the group key the decision names`);
+    if (pub.signers.min !== auth.threshold) throw new CustodyError('BINDING_MISMATCH', `the public package is ${pub.signers.min}-of-${pub.signers.max}; ${b.keyId} has threshold ${auth.threshold}`);
+    if (pub.verifyingShares[grant.identifier] === undefined) throw new CustodyError('BINDING_MISMATCH', `the public package lists no verifying share of ${grant.identifier}`);
+    const parts: repair.RepairPart[] = [];
+    try {
+      for (const p of b.sums) {
+        if (p.recipient !== grant.identifier) throw new CustodyError('WRONG_RECIPIENT', `a sum for ${p.recipient}, not ${grant.identifier}`);
+        parts.push(await repair.openRepairPart(suite, pub, 'sigma', plan, p.sender, grant.identifier, this.transport.privateKey, p));
+      }
+      const out = repair.repairStep3(suite, pub, plan, parts);
+      try {
+        try {
+          suite.frost.validateSecret({ identifier: grant.identifier, signingShare: out.share } as FrostSecret, asFrostPublic(out.public));
+        } catch (e) {
+          throw new CustodyError('REPAIR_SHARE_MISMATCH', `the repaired share does not validate against the key package: ${(e as Error).message}`);
+        }
+        const target = Math.max(await this.consumedCounter(b.keyId), b.ledgerConsumedCounter);
+        this.o.vault.counter?.raise(b.keyId, target);
+        const record: KeyRecord = rec ?? { keyId: b.keyId, suite: suite.name, epochs: {} };
+        record.epochs[b.epoch] = { identifier: grant.identifier, public: toPublicJson(out.public) };
+        const ops: BatchOp[] = [
+          { type: 'put', key: K.share(b.keyId, b.epoch), value: this.o.vault.seal(out.share, K.share(b.keyId, b.epoch)) },
+          { type: 'put', key: K.key(b.keyId), value: json(record) },
+          { type: 'put', key: K.consumed(b.keyId), value: u64(target) },
+        ];
+        if (target >= (await this.o.store.getU64('meta/counter'))) ops.push({ type: 'put', key: 'meta/counter', value: u64(target + 1) });
+        await this.o.store.write(ops);
+        return { kind: 'keyPackage', keyId: b.keyId, epoch: b.epoch, suite: suite.name, identifier: grant.identifier, public: toWirePublic(out.public) };
+      } finally {
+        out.share.fill(0);
+      }
+    } finally {
+      for (const p of parts) p.scalar.fill(0);
+    }
+  }
+
+  /**
+   * A RepairAuthorized enrols a new identifier (authority.ts effect 'repairEnrolled'): a kernel
+   * holding the epoch records its verifying share, interpolated from the recorded ones, beside its
+   * key package (EpochRecord.enrolled; kernel/repair.ts expectedVerifyingShare, which first checks that every recorded
+   * verifying share and the group key lie on one polynomial). A package that fails that check is
+   * left as it is: this kernel then helps no repair and signs with no enrolled participant.
+   */
+  private async enrolOps(e: Extract<Effect, { kind: 'repairEnrolled' }>): Promise<BatchOp[]> {
+    const rec = await this.keyRecord(e.keyId);
+    const ep = rec?.epochs[e.epoch];
+    if (rec === undefined || ep === undefined) return [];
+    const suite = suiteOf(rec.suite);
+    const pub = withEnrolled(ep);
+    if (pub.verifyingShares[e.identifier] !== undefined) return [];
+    let Y: Uint8Array;
+    try {
+      Y = repair.expectedVerifyingShare(suite, pub, e.identifier).toBytes();
+    } catch {
+      return [];
+    }
+    ep.enrolled = { ...(ep.enrolled ?? {}), [e.identifier]: bytesToHex(Y) };
+    return [{ type: 'put', key: K.key(e.keyId), value: json(rec) }];
   }
 
   /** Burns every nonce of the key up to the ledger's consumed counter (after a store restore). */

@@ -16,7 +16,8 @@
  *
  * Message flow (every arrow is a sealed package, HPKE RFC 9180 to the recipient kernel's
  * transport key, kernel/transport.ts; the AAD binds ceremony, key, key epoch, suite, target,
- * helper set, sender and recipient, and the purpose separates deltas from sums):
+ * helper set, sender, recipient and the digest of the sender's public key package, and the
+ * purpose separates deltas from sums):
  *   step 1, helper i:   checks s_i·G == Y_i, computes λ_i(x)·s_i and splits it into |H| additive
  *                       deltas δ_ij (all uniformly random but one, which makes the sum exact);
  *                       keeps δ_ii, sends δ_ij to helper j                     (purpose repair-delta)
@@ -67,8 +68,13 @@
  *   - Not a remedy for a stolen share: repair rebuilds the same point of the same polynomial, so
  *     a share that leaked stays valid. A compromised participant is removed by a reshare
  *     (kernel/redeal.ts), not repaired. That a RepairAuthorized decision names the helpers and
- *     the target, and that a kernel never holds two identifiers of one key, is the caller's part.
+ *     the target, and that a kernel never holds two identifiers of one key, is the caller's part:
+ *     the ledger accepts a target only under its own identifier or, for a node holding none, one
+ *     new identifier (ledger/apply.ts repairAuthorized); a kernel takes each step only under the
+ *     decision it verified, in the role it names, and keeps no repaired share beside one it holds
+ *     (kernel.ts repairDeal, repairSum, repairFinish).
  */
+import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex, randomBytes } from '@noble/hashes/utils.js';
 import { CustodyError } from '../proto/errors.js';
 import { kernel as limits } from '../proto/limits.js';
@@ -318,15 +324,30 @@ export function repairStep3(suite: Suite, pub: PublicKeyPackage, plan: RepairPla
   };
 }
 
+/**
+ * sha256 over the public key package in one canonical form (verifying shares in identifier order):
+ * bound into every part, so a part opens only for a kernel that holds the very package its sender
+ * computed from. A target that was handed another package (another group key, threshold or
+ * verifying share, by its daemon) opens no sum at all.
+ */
+export function publicDigest(pub: PublicKeyPackage): string {
+  const ids = Object.keys(pub.verifyingShares).sort();
+  const canonical = JSON.stringify({
+    min: pub.signers.min, max: pub.signers.max, commitments: pub.commitments.map((c) => bytesToHex(c)),
+    verifyingShares: ids.map((id) => [id, bytesToHex(pub.verifyingShares[id]!)]),
+  });
+  return bytesToHex(sha256(new TextEncoder().encode(canonical)));
+}
+
 /** The HPKE context of one part: the AAD binds everything the part's value depends on. */
-function context(suite: Suite, stage: RepairStage, plan: RepairPlan, sender: string, recipient: string): PackageContext {
+function context(suite: Suite, pub: PublicKeyPackage, stage: RepairStage, plan: RepairPlan, sender: string, recipient: string): PackageContext {
   return {
     purpose: stage === 'delta' ? 'repair-delta' : 'repair-sigma',
     ceremonyId: plan.ceremonyId,
     keyId: plan.keyId,
     sender,
     recipient,
-    bind: [suite.name, String(plan.epoch), plan.target, plan.helpers.join(',')],
+    bind: [suite.name, String(plan.epoch), plan.target, plan.helpers.join(','), publicDigest(pub)],
   };
 }
 
@@ -344,7 +365,7 @@ export async function sealRepairPart(
   validatePlan(suite, pub, plan);
   checkRoute(stage, plan, sender, recipient);
   if (decodeScalar(suite, scalar) === null) fail('REPAIR_PACKAGE_REJECTED', `the ${stage} to seal is not a canonical scalar`);
-  return sealTo(recipientTransportKey, context(suite, stage, plan, sender, recipient), scalar);
+  return sealTo(recipientTransportKey, context(suite, pub, stage, plan, sender, recipient), scalar);
 }
 
 /**
@@ -363,7 +384,7 @@ export async function openRepairPart(
   }
   let plain: Uint8Array;
   try {
-    plain = await openFrom(transportPrivateKey, context(suite, stage, plan, sender, recipient), p);
+    plain = await openFrom(transportPrivateKey, context(suite, pub, stage, plan, sender, recipient), p);
   } catch (e) {
     if (e instanceof CustodyError && e.reason === 'WRONG_RECIPIENT') throw e;
     throw new CustodyError('REPAIR_PACKAGE_REJECTED', `the ${stage} from ${sender} does not open under this repair (ceremony, key, epoch, target, helpers)`, { cause: e });

@@ -62,6 +62,20 @@ export type RequestBody =
   /** Import this kernel's share recovered from its backup (kernel/recovery.ts, kernel.ts importShare). */
   | { kind: 'importShare'; keyId: string; epoch: number; identifier: string; public: PublicPackage; sealed: SealedPackage; ledgerConsumedCounter: number }
   /**
+   * Share repair (kernel/repair.ts, kernel.ts repairDeal / repairSum / repairFinish), each step only
+   * for the repair a RepairAuthorized this kernel verified names (`ceremonyId` is its cid, hex).
+   * Step 1, a helper: its deltas, sealed to each other helper (`helpers`: every helper of the
+   * decision with its transport key, this kernel included).
+   */
+  | { kind: 'repairDeal'; ceremonyId: string; keyId: string; epoch: number; helpers: Participant[] }
+  /** Step 2, a helper: its sum over one delta of every other helper, sealed to the target. */
+  | { kind: 'repairSum'; ceremonyId: string; keyId: string; epoch: number; deltas: SealedPackage[]; target: Participant }
+  /**
+   * Step 3, the target: its share from one sum of every helper, checked against its verifying share
+   * in `public` (a helper's package of the epoch) and sealed under the profile. Answered keyPackage.
+   */
+  | { kind: 'repairFinish'; ceremonyId: string; keyId: string; epoch: number; public: PublicPackage; sums: SealedPackage[]; ledgerConsumedCounter: number }
+  /**
    * Every message of one act under one permit (permit.messageDigest = messagesDigest(messages),
    * ledger/tx/messages.ts): message i is signed with this kernel's presigned nonce counters[i]
    * and the commitment list lists[i]; counters rise strictly, every list names the same signers.
@@ -100,7 +114,14 @@ export type ResponseBody =
   /** One signature share per message of the request, in its order, with the counters that signed them. */
   | { kind: 'signatureShares'; identifier: string; sigShares: Uint8Array[]; counters: number[] }
   | { kind: 'reconcile'; consumedCounter: number; burned: number }
-  | { kind: 'shareBackup'; keyId: string; epoch: number; identifier: string; file: Uint8Array; recipientsDigest: Uint8Array };
+  | { kind: 'shareBackup'; keyId: string; epoch: number; identifier: string; file: Uint8Array; recipientsDigest: Uint8Array }
+  /**
+   * A helper's deltas (repair step 1), one per other helper, each sealed to it, and the key package
+   * they are bound to (with any enrolled identifier): the one the target's step 3 needs.
+   */
+  | { kind: 'repairDealt'; identifier: string; packages: SealedPackage[]; public: PublicPackage }
+  /** A helper's sum (repair step 2), sealed to the target. */
+  | { kind: 'repairSummed'; identifier: string; package: SealedPackage };
 
 export interface Response { callId: number; body: ResponseBody }
 
@@ -355,6 +376,32 @@ function validateBody(o: Obj): RequestBody {
           const dob = obj(d, dw);
           return { dealer: str(dob, 'dealer', dw), commitments: points(dob, 'commitments', dw), package: sealed(dob['package'], `${dw}.package`) };
         }),
+      };
+    }
+    case 'repairDeal': {
+      const w = 'repairDeal';
+      const b = obj(o[w], w);
+      return {
+        kind: w, ceremonyId: str(b, 'ceremonyId', w), keyId: str(b, 'keyId', w), epoch: u(b, 'epoch', w, 0, EPOCH_MAX),
+        helpers: arr(b, 'helpers', w, 2, limits.repairHelpersMax).map((p, i) => participant(p, `${w}.helpers[${i}]`)),
+      };
+    }
+    case 'repairSum': {
+      const w = 'repairSum';
+      const b = obj(o[w], w);
+      return {
+        kind: w, ceremonyId: str(b, 'ceremonyId', w), keyId: str(b, 'keyId', w), epoch: u(b, 'epoch', w, 0, EPOCH_MAX),
+        deltas: arr(b, 'deltas', w, 1, limits.repairHelpersMax - 1).map((p, i) => sealed(p, `${w}.deltas[${i}]`)),
+        target: participant(b['target'], `${w}.target`),
+      };
+    }
+    case 'repairFinish': {
+      const w = 'repairFinish';
+      const b = obj(o[w], w);
+      return {
+        kind: w, ceremonyId: str(b, 'ceremonyId', w), keyId: str(b, 'keyId', w), epoch: u(b, 'epoch', w, 0, EPOCH_MAX),
+        public: publicPackage(b['public'], `${w}.public`), sums: arr(b, 'sums', w, 2, limits.repairHelpersMax).map((p, i) => sealed(p, `${w}.sums[${i}]`)),
+        ledgerConsumedCounter: u(b, 'ledgerConsumedCounter', w, 0, INDEX_MAX),
       };
     }
     case 'shareBackup': {

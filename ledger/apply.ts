@@ -29,7 +29,7 @@
  * BackupPolicy in force (ledger/backup-policy.ts).
  */
 import { CustodyError, assert, isCustodyError } from '../proto/errors.js';
-import { drill as drillLimits, ledger as limits } from '../proto/limits.js';
+import { drill as drillLimits, kernel as kernelLimits, ledger as limits } from '../proto/limits.js';
 import type { ReasonCode } from '../proto/reasons.js';
 import { type CborValue, bytesEqual, decode, digest, encode, toHex } from './encoding.js';
 import {
@@ -53,8 +53,8 @@ import { attestedTime } from './clock-reading.js';
 import { dealersReadyOf, redealDealerSet, redealReadyRefusal } from './dealer-set.js';
 import { type ProposedEvent, verifyProposed } from './proposer-sig.js';
 import { admissionReceipt, permitReceipt, publicationReceipt, type ReceiptAnchor } from './receipts.js';
-import { type FenceReport, backupsOf, destroyedBackupsOf, drillsOf, fenceReportsOf, recoveriesOf } from './state.js';
-import { type BackupRecord, type DrillRecord, type RecoveryRecord, backupRecipientsDigest, backupRecordKey, drillRecordKey, validateBackupRecipients } from './backup-policy.js';
+import { type FenceReport, backupsOf, destroyedBackupsOf, drillsOf, fenceReportsOf, recoveriesOf, repairsOf } from './state.js';
+import { type BackupRecord, type DrillRecord, type RecoveryRecord, backupRecipientsDigest, backupRecordKey, drillRecordKey, validateBackupRecipients, type RepairRecord } from './backup-policy.js';
 import { type ClusterState, type EpochRecord, type KeyRecord, type LedgerState, type NodeRecord, type OpRecord, type OpState, type PermitRecord, type RuleRecord, type RevocationRecord, revocationsOf, OP_TRANSITIONS, TERMINAL_OP_STATES, clipRuleDetail, consumedKey, keyContextOf } from './state.js';
 
 export type ApplyResult =
@@ -340,6 +340,7 @@ function dispatch(c: ClusterState, e: Exclude<LedgerEvent, { type: 'ClusterGenes
     case 'KeyBackedUp': return keyBackedUp(c, e, ctx);
     case 'BackupDrilled': return backupDrilled(c, e, ctx);
     case 'ShareRecovered': return shareRecovered(c, e, ctx);
+    case 'ShareRepaired': return shareRepaired(c, e, ctx);
   }
 }
 
@@ -682,6 +683,8 @@ function governanceAction(c: ClusterState, a: Exclude<DecisionAction, { kind: 'A
       return recoveryAuthorized(c, a, dCid, ctx);
     case 'BackupsDestroyed':
       return backupsDestroyed(c, a, dCid, ctx);
+    case 'RepairAuthorized':
+      return repairAuthorized(c, a, dCid, ctx);
   }
 }
 
@@ -852,6 +855,94 @@ function shareRecovered(c: ClusterState, e: Extract<LedgerEvent, { type: 'ShareR
   if (rec.recovered !== null) return { kind: 'replay', ok: true, reason: null, detail: `the recovery of ${e.nodeId}'s share of ${e.keyId} epoch ${e.keyEpoch} is already recorded (index ${rec.recovered.index})` };
   const next: RecoveryRecord = { ...rec, recovered: { index: ctx.index, stampMs: ctx.stampMs } };
   return { kind: 'accept', cluster: { ...c, recoveries: put(recoveriesOf(c), rk, next) }, effect: `${e.nodeId} recovered its share of ${e.keyId} epoch ${e.keyEpoch} under decision ${toHex(e.decisionCid)}` };
+}
+
+// ------------------------------------------------------------------------------------------------
+// Share repair (kernel/repair.ts)
+// ------------------------------------------------------------------------------------------------
+
+/**
+ * A RepairAuthorized decision: the kernels of `helpers` rebuild the share of `nodeId` of an
+ * active key epoch, with no backup. Accepted only for an active epoch of a live key, with the group
+ * key the ledger committed for it (BINDING_MISMATCH), and a helper set of at least the epoch's
+ * threshold of distinct participants on the roster, without the target, at most
+ * kernel.repairHelpersMax (REPAIR_HELPERS_INVALID). The target is either a participant of the
+ * epoch, under its own identifier (a rebuild), or a node of the roster that is none, under an
+ * identifier past the epoch's participants that no other node was enrolled under (an enrolment;
+ * BINDING_MISMATCH otherwise). The ledger records it per (key, epoch, node), replacing an earlier
+ * one, so the node's ShareRepaired can name it; every kernel follows the decision itself.
+ */
+function repairAuthorized(c: ClusterState, a: Extract<DecisionAction, { kind: 'RepairAuthorized' }>, dCid: Uint8Array, ctx: Ctx): Outcome {
+  const k = own(c.keys, a.keyId);
+  if (k === undefined) return refuse('UNKNOWN_KEY', `no key ${a.keyId}`);
+  if (k.status === 'retired') return refuse('KEY_NOT_ACTIVE', `key ${a.keyId} is retired`);
+  const ep = own(k.epochs, String(a.keyEpoch));
+  if (ep === undefined || ep.status !== 'active') return refuse('STALE_EPOCH', `key ${a.keyId} epoch ${a.keyEpoch} is ${ep?.status ?? 'unknown'}, not active`);
+  if (ep.groupKey === null || !bytesEqual(ep.groupKey, a.groupKey)) return refuse('BINDING_MISMATCH', `the group key named is not the one the ledger committed for ${a.keyId} epoch ${a.keyEpoch}`);
+  const target = own(c.nodes, a.nodeId);
+  if (target === undefined || target.status === 'removed') return refuse('UNKNOWN_NODE', `no node ${a.nodeId}`);
+  if (a.helpers.length < ep.threshold) return refuse('REPAIR_HELPERS_INVALID', `${a.helpers.length} helpers cannot repair a share of a ${ep.threshold}-of-${ep.participants.length} key`);
+  if (a.helpers.length > kernelLimits.repairHelpersMax) return refuse('REPAIR_HELPERS_INVALID', `${a.helpers.length} helpers, at most ${kernelLimits.repairHelpersMax}`);
+  const seen = new Set<string>();
+  for (const h of a.helpers) {
+    if (seen.has(h)) return refuse('REPAIR_HELPERS_INVALID', `helper ${h} is listed twice`);
+    seen.add(h);
+    if (h === a.nodeId) return refuse('REPAIR_HELPERS_INVALID', `${h} cannot help repair its own share`);
+    if (!ep.participants.includes(h)) return refuse('REPAIR_HELPERS_INVALID', `helper ${h} holds no share of ${a.keyId} epoch ${a.keyEpoch}`);
+    const n = own(c.nodes, h);
+    if (n === undefined || n.status !== 'active') return refuse('REPAIR_HELPERS_INVALID', `helper ${h} is ${n?.status ?? 'unknown'}: its kernel takes no part`);
+  }
+  const at = ep.participants.indexOf(a.nodeId);
+  const enrol = at < 0;
+  if (!enrol) {
+    const identifier = frostIdentifier(k.scheme, at + 1);
+    if (a.identifier !== identifier) return refuse('BINDING_MISMATCH', `${a.nodeId} is identifier ${identifier} in ${a.keyId} epoch ${a.keyEpoch}, not ${a.identifier}`);
+  } else {
+    // A new identifier: one past the participants, at most the kernels' committee bound, and not
+    // one another node was enrolled under for this epoch (two holders of one point would be one).
+    let position = 0;
+    for (let n = ep.participants.length + 1; n <= kernelLimits.participantsMax; n++) if (frostIdentifier(k.scheme, n) === a.identifier) position = n;
+    if (position === 0) return refuse('BINDING_MISMATCH', `${a.identifier} is not the identifier of a new participant of ${a.keyId} epoch ${a.keyEpoch} (positions ${ep.participants.length + 1} to ${kernelLimits.participantsMax})`);
+    const taken = Object.values(repairsOf(c)).find((r) => r.keyId === a.keyId && r.keyEpoch === a.keyEpoch && r.nodeId !== a.nodeId && r.identifier === a.identifier);
+    if (taken !== undefined) return refuse('BINDING_MISMATCH', `${taken.nodeId} is enrolled under ${a.identifier} in ${a.keyId} epoch ${a.keyEpoch}`);
+    const earlier = own(repairsOf(c), backupRecordKey(a.keyId, a.keyEpoch, a.nodeId));
+    if (earlier !== undefined && earlier.identifier !== a.identifier) return refuse('BINDING_MISMATCH', `${a.nodeId} is enrolled under ${earlier.identifier} in ${a.keyId} epoch ${a.keyEpoch}, not ${a.identifier}`);
+  }
+  const rk = backupRecordKey(a.keyId, a.keyEpoch, a.nodeId);
+  const rec: RepairRecord = { keyId: a.keyId, keyEpoch: a.keyEpoch, nodeId: a.nodeId, identifier: a.identifier, helpers: [...a.helpers], enrol, decisionCid: dCid, authorizedIndex: ctx.index, repaired: null };
+  return { kind: 'accept', cluster: { ...c, repairs: put(repairsOf(c), rk, rec) }, effect: `${a.helpers.join(', ')} may ${enrol ? 'enrol' : 'rebuild the share of'} ${a.nodeId} in ${a.keyId} epoch ${a.keyEpoch}` };
+}
+
+/**
+ * A node reports that its kernel holds its share rebuilt under a RepairAuthorized
+ * (node/lifecycle/repair.ts): in its own name (checkProposer), for an active epoch of a live key,
+ * naming the decision the ledger recorded last for that node, key and epoch
+ * (REPAIR_NOT_AUTHORIZED without one, BINDING_MISMATCH for another decision or identifier), with a
+ * verifying share that is a group element (PAYLOAD_REJECTED). Once: the same report again is a
+ * replay; another verifying share under the same decision is REPLAY_OR_CONFLICT. The kernel
+ * checked share·G against the verifying share before it kept the share; the ledger records the
+ * node's signed word beside the decision.
+ */
+function shareRepaired(c: ClusterState, e: Extract<LedgerEvent, { type: 'ShareRepaired' }>, ctx: Ctx): Outcome {
+  const bad = checkProposer(c, e);
+  if (bad !== null) return bad;
+  const k = own(c.keys, e.keyId);
+  if (k === undefined) return refuse('UNKNOWN_KEY', `no key ${e.keyId}`);
+  if (k.status === 'retired') return refuse('KEY_NOT_ACTIVE', `key ${e.keyId} is retired`);
+  const ep = own(k.epochs, String(e.keyEpoch));
+  if (ep === undefined || ep.status !== 'active') return refuse('STALE_EPOCH', `key ${e.keyId} epoch ${e.keyEpoch} is ${ep?.status ?? 'unknown'}, not active`);
+  const rk = backupRecordKey(e.keyId, e.keyEpoch, e.nodeId);
+  const rec = own(repairsOf(c), rk);
+  if (rec === undefined) return refuse('REPAIR_NOT_AUTHORIZED', `no RepairAuthorized names ${e.nodeId} for ${e.keyId} epoch ${e.keyEpoch}`);
+  if (!bytesEqual(rec.decisionCid, e.decisionCid)) return refuse('BINDING_MISMATCH', `the RepairAuthorized of ${e.nodeId} for ${e.keyId} epoch ${e.keyEpoch} is ${toHex(rec.decisionCid)}, not ${toHex(e.decisionCid)}`);
+  if (rec.identifier !== e.identifier) return refuse('BINDING_MISMATCH', `${e.nodeId} is repaired as identifier ${rec.identifier} in ${e.keyId} epoch ${e.keyEpoch}, not ${e.identifier}`);
+  if (!isGroupElement(k.scheme, e.verifyingShare)) return refuse('PAYLOAD_REJECTED', `the verifying share is not a ${k.scheme} group element`);
+  if (rec.repaired !== null) {
+    if (bytesEqual(rec.repaired.verifyingShare, e.verifyingShare)) return { kind: 'replay', ok: true, reason: null, detail: `the repair of ${e.nodeId}'s share of ${e.keyId} epoch ${e.keyEpoch} is already recorded (index ${rec.repaired.index})` };
+    return refuse('REPLAY_OR_CONFLICT', `the repair of ${e.nodeId}'s share of ${e.keyId} epoch ${e.keyEpoch} is recorded with verifying share ${toHex(rec.repaired.verifyingShare)}`);
+  }
+  const next: RepairRecord = { ...rec, repaired: { index: ctx.index, stampMs: ctx.stampMs, verifyingShare: e.verifyingShare } };
+  return { kind: 'accept', cluster: { ...c, repairs: put(repairsOf(c), rk, next) }, effect: `${e.nodeId} holds its share of ${e.keyId} epoch ${e.keyEpoch} again, rebuilt under decision ${toHex(e.decisionCid)}` };
 }
 
 /**

@@ -114,6 +114,27 @@ export interface DestroyedRecord {
   readonly stampMs: number;
 }
 
+/**
+ * A RepairAuthorized decision as the ledger records it, per (key, epoch, node), and the node's
+ * ShareRepaired once its kernel holds the rebuilt share. A later RepairAuthorized of the same
+ * node and key epoch replaces the record (a repair that failed is run again with other helpers).
+ */
+export interface RepairRecord {
+  readonly keyId: string;
+  readonly keyEpoch: number;
+  readonly nodeId: string;
+  readonly identifier: string;
+  /** The helpers' node ids, as the decision lists them. */
+  readonly helpers: readonly string[];
+  /** True when `nodeId` is not a participant of the epoch: it is enrolled under a new identifier. */
+  readonly enrol: boolean;
+  /** The cid of the RepairAuthorized decision (the repair's ceremony id, hex, in the kernels). */
+  readonly decisionCid: Uint8Array;
+  readonly authorizedIndex: number;
+  /** The ShareRepaired: its ledger index, stamp and the verifying share the node reported; null until then. */
+  readonly repaired: { readonly index: number; readonly stampMs: number; readonly verifyingShare: Uint8Array } | null;
+}
+
 export const BACKUP_RECIPIENTS_DOMAIN = 'custody-ledger/v1/backup-recipients';
 
 /**

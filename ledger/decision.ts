@@ -47,7 +47,7 @@
 import { createPublicKey, createPrivateKey, sign as nodeSign, verify as nodeVerify, type KeyObject } from 'node:crypto';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import type { ReasonCode } from '../proto/reasons.js';
-import { ledger as limits, shareBackup as shareBackupLimits } from '../proto/limits.js';
+import { kernel as kernelLimits, ledger as limits, shareBackup as shareBackupLimits } from '../proto/limits.js';
 import { type BackupRecipient, RECIPIENT_TEXT_BYTES_MAX } from './backup-policy.js';
 import { type CborValue, digest, domainMessage, encode, toHex, bytesEqual } from './encoding.js';
 import { NETWORKS, type Network } from './tx/types.js';
@@ -164,7 +164,19 @@ export type DecisionAction =
    * them. Every node deletes the backup files of those epochs it wrote; the ledger records the
    * decision per epoch and keeps the KeyBackedUp records (ledger/apply.ts backupsDestroyed).
    */
-  | { readonly kind: 'BackupsDestroyed'; readonly keyId: string; readonly epochs: readonly number[] };
+  | { readonly kind: 'BackupsDestroyed'; readonly keyId: string; readonly epochs: readonly number[] }
+  /**
+   * The kernels of `helpers` (at least t current participants of `keyId` epoch `keyEpoch`, node
+   * ids) rebuild the share of `nodeId` under `identifier` with the Repairable Threshold Scheme
+   * (kernel/repair.ts), with no backup: a participant that lost its share (its own identifier), or
+   * a node enrolled as a new participant of the epoch (a new identifier). `groupKey` is the key the
+   * ledger committed for the epoch; the kernels check the repair's public package against it. The
+   * decision's cid names the repair: every package of it is bound to that cid.
+   */
+  | {
+      readonly kind: 'RepairAuthorized'; readonly nodeId: string; readonly keyId: string; readonly keyEpoch: number; readonly identifier: string;
+      readonly helpers: readonly string[]; readonly groupKey: Uint8Array;
+    };
 
 export type DecisionKind = DecisionAction['kind'];
 
@@ -240,6 +252,8 @@ function actionToCbor(a: DecisionAction): CborValue {
       return { kind: a.kind, recipients: a.recipients.map((r) => ({ label: r.label, recipient: r.recipient })) };
     case 'BackupsDestroyed':
       return { kind: a.kind, keyId: a.keyId, epochs: [...a.epochs] };
+    case 'RepairAuthorized':
+      return { ...a, helpers: [...a.helpers] };
     default:
       return { ...a };
   }
@@ -468,6 +482,17 @@ function actionFromCbor(v: CborValue | undefined): DecisionAction {
       if (epochs.length === 0) throw new ShapeError('epochs: at least one');
       if (new Set(epochs).size !== epochs.length) throw new ShapeError('epochs: an epoch is named twice');
       return { kind, keyId: str(o.keyId, 'keyId'), epochs };
+    }
+    case 'RepairAuthorized': {
+      const o = obj(v, 'action', ['kind', 'nodeId', 'keyId', 'keyEpoch', 'identifier', 'helpers', 'groupKey']);
+      const identifier = str(o.identifier, 'identifier', shareBackupLimits.identifierBytesMax);
+      if (!/^[0-9a-f]+$/.test(identifier)) throw new ShapeError('identifier: expected lowercase hex');
+      const groupKey = bytes(o.groupKey, 'groupKey');
+      if (groupKey.length < 32 || groupKey.length > 33) throw new ShapeError('groupKey: expected a 32- or 33-byte group element');
+      return {
+        kind, nodeId: str(o.nodeId, 'nodeId'), keyId: str(o.keyId, 'keyId'), keyEpoch: int(o.keyEpoch, 'keyEpoch'), identifier,
+        helpers: arr(o.helpers, 'helpers', kernelLimits.repairHelpersMax).map((h, i) => str(h, `helpers[${i}]`)), groupKey,
+      };
     }
     default:
       throw new ShapeError(`action: unknown kind ${String(kind)}`);

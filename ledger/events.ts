@@ -15,8 +15,9 @@
  *    FencingRecord; two conflicting statements by one node are EquivocationEvidence;
  *  - the operation journal, proposed by a node under its passport: ActSubmitted ... ActSettled,
  *    with ActSigningSetFixed between the permit and the execution (the one signing set of a permit),
- *    KeyBackedUp (the node wrote the backup of its share of a key epoch, ledger/backup-policy.ts)
- *    and ShareRecovered (its kernel imported that share, recovered under a RecoveryAuthorized).
+ *    KeyBackedUp (the node wrote the backup of its share of a key epoch, ledger/backup-policy.ts),
+ *    ShareRecovered (its kernel imported that share, recovered under a RecoveryAuthorized) and
+ *    ShareRepaired (its kernel's share was rebuilt by helpers under a RepairAuthorized).
  * ClusterGenesis and KeyObjectPublished need no signature: genesis is the root of trust (its cid is
  * the cluster's identity) and KeyObjectPublished is derived entirely from signed KeyReady
  * statements already in the log.
@@ -322,7 +323,14 @@ export type LedgerEvent =
    * `identifier` there) recovered from its backup, under the RecoveryAuthorized decision
    * `decisionCid` (node/lifecycle/share-import.ts, kernel/recovery.ts).
    */
-  | ({ readonly type: 'ShareRecovered'; readonly keyId: string; readonly keyEpoch: number; readonly identifier: string; readonly decisionCid: Uint8Array } & Proposer);
+  | ({ readonly type: 'ShareRecovered'; readonly keyId: string; readonly keyEpoch: number; readonly identifier: string; readonly decisionCid: Uint8Array } & Proposer)
+  /**
+   * The proposing node's kernel holds its share of key `keyId` epoch `keyEpoch` (FROST
+   * `identifier`) rebuilt by the helpers of the RepairAuthorized decision `decisionCid`
+   * (kernel/repair.ts), checked against `verifyingShare` (share·G), which the ledger records: for
+   * an enrolled participant it is the only record of its verifying share.
+   */
+  | ({ readonly type: 'ShareRepaired'; readonly keyId: string; readonly keyEpoch: number; readonly identifier: string; readonly decisionCid: Uint8Array; readonly verifyingShare: Uint8Array } & Proposer);
 
 export type EventType = LedgerEvent['type'];
 
@@ -360,6 +368,8 @@ export function eventToCbor(e: LedgerEvent): CborValue {
       return { type: e.type, keyId: e.keyId, keyEpoch: e.keyEpoch, backupCids: [...e.backupCids], passed: e.passed, reportDigest: e.reportDigest, drilledAtMs: e.drilledAtMs, ...proposerToCbor(e) };
     case 'ShareRecovered':
       return { type: e.type, keyId: e.keyId, keyEpoch: e.keyEpoch, identifier: e.identifier, decisionCid: e.decisionCid, ...proposerToCbor(e) };
+    case 'ShareRepaired':
+      return { type: e.type, keyId: e.keyId, keyEpoch: e.keyEpoch, identifier: e.identifier, decisionCid: e.decisionCid, verifyingShare: e.verifyingShare, ...proposerToCbor(e) };
     default:
       return { ...e } as CborValue;
   }
@@ -461,6 +471,15 @@ export function eventFromCbor(v: CborValue): LedgerEvent {
     case 'ShareRecovered': {
       const o = obj(v, 'event', ['type', 'keyId', 'keyEpoch', 'identifier', 'decisionCid', ...PROPOSER], ['sig']);
       return { type, keyId: str(o.keyId, 'keyId'), keyEpoch: int(o.keyEpoch, 'keyEpoch'), identifier: str(o.identifier, 'identifier'), decisionCid: bytes(o.decisionCid, 'decisionCid', 32), ...proposer(o) };
+    }
+    case 'ShareRepaired': {
+      const o = obj(v, 'event', ['type', 'keyId', 'keyEpoch', 'identifier', 'decisionCid', 'verifyingShare', ...PROPOSER], ['sig']);
+      const verifyingShare = bytes(o.verifyingShare, 'verifyingShare');
+      if (verifyingShare.length < 32 || verifyingShare.length > 33) throw new ShapeError('verifyingShare: expected a 32- or 33-byte group element');
+      return {
+        type, keyId: str(o.keyId, 'keyId'), keyEpoch: int(o.keyEpoch, 'keyEpoch'), identifier: str(o.identifier, 'identifier'),
+        decisionCid: bytes(o.decisionCid, 'decisionCid', 32), verifyingShare, ...proposer(o),
+      };
     }
     default:
       throw new ShapeError(`event: unknown type ${String(type)}`);

@@ -8,7 +8,7 @@ import { validateRoster } from './decision.js';
 import { keyReadyCid } from './apply.js';
 import { receiptCid } from './receipts.js';
 import { type CborValue } from './encoding.js';
-import { type EpochRecord, type LedgerState, type OpState, OP_TRANSITIONS, TERMINAL_OP_STATES, backupsOf, destroyedBackupsOf, drillsOf, fenceReportsOf, recoveriesOf, revocationsOf } from './state.js';
+import { type EpochRecord, type LedgerState, type OpState, OP_TRANSITIONS, TERMINAL_OP_STATES, backupsOf, destroyedBackupsOf, drillsOf, fenceReportsOf, recoveriesOf, revocationsOf, repairsOf } from './state.js';
 import { ledger as ledgerLimits } from '../proto/limits.js';
 import { backupRecordKey, drillRecordKey, validateBackupRecipients } from './backup-policy.js';
 import { frostIdentifier } from './signing-set.js';
@@ -80,6 +80,24 @@ export function checkInvariants(s: LedgerState): string[] {
     if (dk !== drillRecordKey(d.keyId, d.keyEpoch)) bad.push(`destroyed-backups record ${dk} is filed under another key`);
     if (own(c.keys, d.keyId)?.status !== 'retired') bad.push(`backups of ${d.keyId} epoch ${d.keyEpoch} destroyed while the key is not retired`);
     if (!Object.values(backupsOf(c)).some((b) => b.keyId === d.keyId && b.keyEpoch === d.keyEpoch)) bad.push(`backups of ${d.keyId} epoch ${d.keyEpoch} destroyed, but none is recorded`);
+  }
+
+  // Share repairs (ledger/apply.ts repairAuthorized, shareRepaired): every record is of an epoch
+  // the ledger holds; a rebuild is of a participant under its identifier, an enrolment of a node
+  // that is none; helpers are participants; a report follows its decision.
+  for (const [rk, r] of Object.entries(repairsOf(c))) {
+    if (rk !== backupRecordKey(r.keyId, r.keyEpoch, r.nodeId)) bad.push(`repair record ${rk} is filed under another key`);
+    const k = own(c.keys, r.keyId);
+    const e = k === undefined ? undefined : own(k.epochs, String(r.keyEpoch));
+    if (k === undefined || e === undefined) {
+      bad.push(`repair of ${r.keyId} epoch ${r.keyEpoch}, an epoch the ledger does not hold`);
+      continue;
+    }
+    const at = e.participants.indexOf(r.nodeId);
+    if (r.enrol !== (at < 0)) bad.push(`repair of ${r.keyId} epoch ${r.keyEpoch} for ${r.nodeId} recorded as ${r.enrol ? 'an enrolment of a participant' : 'a rebuild of a non-participant'}`);
+    else if (!r.enrol && r.identifier !== frostIdentifier(k.scheme, at + 1)) bad.push(`repair of ${r.keyId} epoch ${r.keyEpoch} for ${r.nodeId} under identifier ${r.identifier}, not its own`);
+    if (r.helpers.some((h) => !e.participants.includes(h) || h === r.nodeId)) bad.push(`repair of ${r.keyId} epoch ${r.keyEpoch} for ${r.nodeId} names a helper that holds no share, or the target`);
+    if (r.repaired !== null && r.repaired.index <= r.authorizedIndex) bad.push(`repair of ${r.keyId} epoch ${r.keyEpoch} for ${r.nodeId} reported before its decision`);
   }
 
   // Backup drills (ledger/apply.ts backupDrilled): a record is of an epoch the ledger holds, names

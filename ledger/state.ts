@@ -14,7 +14,7 @@
  * keys, and apply never iterates a map to decide anything order-dependent.
  */
 import { ledger as limits, shareBackup as shareBackupLimits, tx as txLimits } from '../proto/limits.js';
-import { type BackupPolicyRecord, type BackupRecord, type DestroyedRecord, type DrillRecord, type RecoveryRecord, backupRecordKey, drillRecordKey, validateBackupRecipients } from './backup-policy.js';
+import { type BackupPolicyRecord, type BackupRecord, type DestroyedRecord, type DrillRecord, type RecoveryRecord, backupRecordKey, drillRecordKey, validateBackupRecipients, type RepairRecord } from './backup-policy.js';
 import { isReasonCode, type ReasonCode } from '../proto/reasons.js';
 import { type CborValue, decode, digest, encode } from './encoding.js';
 import {
@@ -347,11 +347,22 @@ export interface ClusterState {
    * form leaves an empty map out.
    */
   readonly destroyedBackups?: { readonly [keyEpoch: string]: DestroyedRecord };
+  /**
+   * backupRecordKey(key, epoch, node) -> the last RepairAuthorized of that node for that key epoch
+   * and its ShareRepaired, if reported (ledger/apply.ts). Absent and empty mean the same; the
+   * canonical form leaves an empty map out.
+   */
+  readonly repairs?: { readonly [keyEpochNode: string]: RepairRecord };
 }
 
 /** The key epochs whose share backups a BackupsDestroyed decision ended. */
 export function destroyedBackupsOf(c: ClusterState): { readonly [keyEpoch: string]: DestroyedRecord } {
   return c.destroyedBackups ?? {};
+}
+
+/** The share repairs the ledger records. */
+export function repairsOf(c: ClusterState): { readonly [keyEpochNode: string]: RepairRecord } {
+  return c.repairs ?? {};
 }
 
 /** The last backup drill of each key epoch the ledger records. */
@@ -474,6 +485,7 @@ export function stateToCbor(s0: LedgerState, rootForm = false): CborValue {
       ...(Object.keys(drillsOf(c)).length > 0 ? { drills: mapValues(drillsOf(c), (d) => ({ ...d, backupCids: [...d.backupCids] })) } : {}),
       ...(Object.keys(recoveriesOf(c)).length > 0 ? { recoveries: mapValues(recoveriesOf(c), (r) => ({ ...r, recovered: r.recovered === null ? null : { ...r.recovered } })) } : {}),
       ...(Object.keys(destroyedBackupsOf(c)).length > 0 ? { destroyedBackups: mapValues(destroyedBackupsOf(c), (d) => ({ ...d })) } : {}),
+      ...(Object.keys(repairsOf(c)).length > 0 ? { repairs: mapValues(repairsOf(c), (r) => ({ ...r, helpers: [...r.helpers], repaired: r.repaired === null ? null : { ...r.repaired } })) } : {}),
     },
   };
 }
@@ -601,7 +613,7 @@ export function stateFromCbor(v: CborValue): LedgerState {
 }
 
 function clusterFromCbor(v: CborValue): ClusterState {
-  const o = obj(v, 'cluster', ['clusterId', 'genesisCid', 'governance', 'nodes', 'keys', 'ops', 'opCount', 'inFlight', 'archived', 'endedByState', 'permits', 'policyHistory', 'consumed', 'statements', 'evidence'], ['fenceReports', 'backups', 'drills', 'recoveries', 'destroyedBackups']);
+  const o = obj(v, 'cluster', ['clusterId', 'genesisCid', 'governance', 'nodes', 'keys', 'ops', 'opCount', 'inFlight', 'archived', 'endedByState', 'permits', 'policyHistory', 'consumed', 'statements', 'evidence'], ['fenceReports', 'backups', 'drills', 'recoveries', 'destroyedBackups', 'repairs']);
   const ar = obj(o.archived, 'archived', ['count', 'head']);
   const g = obj(o.governance, 'governance', ['epoch', 'headCid', 'roster', 'policy', 'frozen'], ['revoked', 'backupPolicy']);
   const policy = policyFromCbor(g.policy);
@@ -665,6 +677,7 @@ function clusterFromCbor(v: CborValue): ClusterState {
     ...(o.drills === undefined ? {} : { drills: drillsFromCbor(o.drills) }),
     ...(o.recoveries === undefined ? {} : { recoveries: recoveriesFromCbor(o.recoveries) }),
     ...(o.destroyedBackups === undefined ? {} : { destroyedBackups: destroyedFromCbor(o.destroyedBackups) }),
+    ...(o.repairs === undefined ? {} : { repairs: repairsFromCbor(o.repairs) }),
   };
 }
 
@@ -729,6 +742,28 @@ function drillsFromCbor(v: CborValue): { readonly [k: string]: DrillRecord } {
   });
   // The canonical form leaves an empty map out: an empty one present is not canonical.
   if (Object.keys(m).length === 0) throw new ShapeError('drills: an empty map is left out');
+  return m;
+}
+
+function repairsFromCbor(v: CborValue): { readonly [k: string]: RepairRecord } {
+  const m = mapOf(v, 'repairs', (k, r) => {
+    const ro = obj(r, 'repair', ['keyId', 'keyEpoch', 'nodeId', 'identifier', 'helpers', 'enrol', 'decisionCid', 'authorizedIndex', 'repaired']);
+    let repaired: RepairRecord['repaired'] = null;
+    if (ro.repaired !== null) {
+      const x = obj(ro.repaired, 'repair.repaired', ['index', 'stampMs', 'verifyingShare']);
+      repaired = { index: int(x.index, 'repair.repaired.index'), stampMs: int(x.stampMs, 'repair.repaired.stampMs'), verifyingShare: bytes(x.verifyingShare, 'repair.repaired.verifyingShare') };
+    }
+    if (typeof ro.enrol !== 'boolean') throw new ShapeError('repair.enrol: expected a boolean');
+    const rec: RepairRecord = {
+      keyId: str(ro.keyId, 'repair.keyId'), keyEpoch: int(ro.keyEpoch, 'repair.keyEpoch'), nodeId: str(ro.nodeId, 'repair.nodeId'), identifier: str(ro.identifier, 'repair.identifier'),
+      helpers: uniqueStrings(ro.helpers, 'repair.helpers', limits.nodesMax), enrol: ro.enrol, decisionCid: bytes(ro.decisionCid, 'repair.decisionCid', 32),
+      authorizedIndex: int(ro.authorizedIndex, 'repair.authorizedIndex'), repaired,
+    };
+    if (backupRecordKey(rec.keyId, rec.keyEpoch, rec.nodeId) !== k) throw new ShapeError('repair: key differs from its record');
+    return rec;
+  });
+  // The canonical form leaves an empty map out: an empty one present is not canonical.
+  if (Object.keys(m).length === 0) throw new ShapeError('repairs: an empty map is left out');
   return m;
 }
 

@@ -225,6 +225,12 @@ export const lifecycle = {
    */
   shareBackupRetryMs: 10_000,
   /**
+   * How often a node looks again at the share repairs under way (node/lifecycle/repair.ts) besides
+   * reacting to the ledger and the exchange: a step whose kernel call failed for a passing reason
+   * (the kernel was restarting) is tried again at this pace.
+   */
+  shareRepairRetryMs: 5_000,
+  /**
    * After its kernel imported a recovered share, how many times a node proposes ShareRecovered when
    * the proposal fails without a verdict (no leader, dropped), and the pause between tries. A
    * refusal by the ledger is final. The import itself is never undone.

@@ -95,6 +95,7 @@ export const REASONS = {
   REPAIR_PACKAGE_REJECTED: { grpc: GrpcStatus.INVALID_ARGUMENT, text: 'a repair delta or sum is malformed, duplicated, missing, or does not open under this repair\'s key, epoch, helpers and target' },
   REPAIR_SHARE_MISMATCH: { grpc: GrpcStatus.DATA_LOSS, text: 'a repaired share (or a helper\'s own share) does not match the verifying share expected for its identifier' },
   REPAIR_PUBLIC_INCONSISTENT: { grpc: GrpcStatus.DATA_LOSS, text: 'the key\'s verifying shares are not one degree t-1 sharing of its group key, so no verifying share can be derived for a new identifier' },
+  REPAIR_NOT_AUTHORIZED: { grpc: GrpcStatus.PERMISSION_DENIED, text: 'no RepairAuthorized decision (as the ledger or this kernel follows governance) names this repair: its ceremony, key, epoch, target or this kernel among its helpers' },
 
   // Transparency log (ledger/tlog/): proofs, checkpoints, signed notes.
   TLOG_PROOF_INVALID: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'a Merkle inclusion or consistency proof does not verify' },

@@ -1,14 +1,15 @@
 /**
  * The admin API's view of share backups (ListBackups): the BackupPolicy in force and, for every
  * participant of every active key epoch, whether the ledger records its KeyBackedUp under that
- * policy; then every recorded backup of a retired key, kept until a BackupsDestroyed decision
- * (and, after it, the decision that destroyed it). Only reads this node's replica; what it lists
- * is what every replica agrees on.
+ * policy, and its last recovery (RecoveryAuthorized, ShareRecovered) and repair (RepairAuthorized,
+ * ShareRepaired); then every recorded backup of a retired key, kept until a BackupsDestroyed
+ * decision (and, after it, the decision that destroyed it). Only reads this node's replica; what
+ * it lists is what every replica agrees on.
  */
 import { CustodyError } from '../../proto/errors.js';
 import { backupRecipientsDigest, backupRecordKey, drillRecordKey } from '../../ledger/backup-policy.js';
 import { bytesEqual, toHex } from '../../ledger/encoding.js';
-import { backupsOf, destroyedBackupsOf, drillsOf, recoveriesOf, type LedgerState } from '../../ledger/state.js';
+import { backupsOf, destroyedBackupsOf, drillsOf, recoveriesOf, type LedgerState, repairsOf } from '../../ledger/state.js';
 import { identifierOf } from '../lifecycle/participant.js';
 import { requireAction, type Operator } from './roles.js';
 
@@ -37,6 +38,11 @@ export interface BackupEntryView {
   readonly destroyDecisionCid: string;
   /** Its ledger index; 0 while the backups are kept. */
   readonly destroyedIndex: number;
+  /** The last RepairAuthorized of this participant (hex cid), empty when none. */
+  readonly repairDecisionCid: string;
+  /** Its ShareRepaired: ledger index and stamp; 0 while not reported. */
+  readonly repairedIndex: number;
+  readonly repairedStampMs: number;
 }
 
 export interface BackupDrillView {
@@ -84,12 +90,14 @@ export function backupList(caller: Operator, s: LedgerState): BackupListReply {
       const rec = backupsOf(c)[backupRecordKey(k.id, e.epoch, nodeId)];
       const current = rec !== undefined && digest !== null && bytesEqual(rec.recipientsDigest, digest);
       const rcv = recoveriesOf(c)[backupRecordKey(k.id, e.epoch, nodeId)];
+      const rep = repairsOf(c)[backupRecordKey(k.id, e.epoch, nodeId)];
       entries.push({
         keyId: k.id, keyEpoch: e.epoch, nodeId, identifier: identifierOf(k.scheme, e.participants, nodeId), backedUp: current,
         fileCid: rec === undefined ? '' : toHex(rec.fileCid), index: rec?.index ?? 0, stampMs: rec?.stampMs ?? 0, earlierPolicy: rec !== undefined && !current,
         threshold: e.threshold, groupKey: e.groupKey === null ? '' : toHex(e.groupKey), scheme: k.scheme,
         recoveryDecisionCid: rcv === undefined ? '' : toHex(rcv.decisionCid), recoveredIndex: rcv?.recovered?.index ?? 0, recoveredStampMs: rcv?.recovered?.stampMs ?? 0,
         retired: false, destroyDecisionCid: '', destroyedIndex: 0,
+        repairDecisionCid: rep === undefined ? '' : toHex(rep.decisionCid), repairedIndex: rep?.repaired?.index ?? 0, repairedStampMs: rep?.repaired?.stampMs ?? 0,
       });
     }
   }
@@ -103,11 +111,13 @@ export function backupList(caller: Operator, s: LedgerState): BackupListReply {
       const e = k.epochs[String(rec.keyEpoch)];
       const gone = destroyedBackupsOf(c)[drillRecordKey(k.id, rec.keyEpoch)];
       const rcv = recoveriesOf(c)[backupRecordKey(k.id, rec.keyEpoch, rec.nodeId)];
+      const rep = repairsOf(c)[backupRecordKey(k.id, rec.keyEpoch, rec.nodeId)];
       entries.push({
         keyId: k.id, keyEpoch: rec.keyEpoch, nodeId: rec.nodeId, identifier: rec.identifier, backedUp: true, fileCid: toHex(rec.fileCid), index: rec.index, stampMs: rec.stampMs,
         earlierPolicy: digest === null || !bytesEqual(rec.recipientsDigest, digest), threshold: e?.threshold ?? 0, groupKey: e?.groupKey == null ? '' : toHex(e.groupKey), scheme: k.scheme,
         recoveryDecisionCid: rcv === undefined ? '' : toHex(rcv.decisionCid), recoveredIndex: rcv?.recovered?.index ?? 0, recoveredStampMs: rcv?.recovered?.stampMs ?? 0,
         retired: true, destroyDecisionCid: gone === undefined ? '' : toHex(gone.decisionCid), destroyedIndex: gone?.index ?? 0,
+        repairDecisionCid: rep === undefined ? '' : toHex(rep.decisionCid), repairedIndex: rep?.repaired?.index ?? 0, repairedStampMs: rep?.repaired?.stampMs ?? 0,
       });
     }
   }

@@ -61,6 +61,8 @@ export function formatBackupList(r: BackupListReply): string {
     else lines.push(`  ${where}: MISSING`);
     if (e.recoveredIndex > 0) lines.push(`    recovered from its backup at ${new Date(e.recoveredStampMs).toISOString()} (index ${e.recoveredIndex}) under RecoveryAuthorized ${e.recoveryDecisionCid}`);
     else if (e.recoveryDecisionCid !== '') lines.push(`    recovery authorized (RecoveryAuthorized ${e.recoveryDecisionCid}), import not yet reported`);
+    if ((e.repairedIndex ?? 0) > 0) lines.push(`    repaired by its peers at ${new Date(e.repairedStampMs).toISOString()} (index ${e.repairedIndex}) under RepairAuthorized ${e.repairDecisionCid}`);
+    else if ((e.repairDecisionCid ?? '') !== '') lines.push(`    repair authorized (RepairAuthorized ${e.repairDecisionCid}), not yet reported`);
   }
   const live = r.entries.filter((e) => e.retired !== true);
   lines.push(`${live.length - r.missing} of ${live.length} shares backed up${r.missing > 0 ? `, ${r.missing} missing` : ''}`);

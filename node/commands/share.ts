@@ -10,6 +10,11 @@
  *                                      it to its kernel with the key epoch's public package and
  *                                      the ledger's consumed nonce counter
  *                                      (node/lifecycle/share-import.ts)
+ *   share repair --key-id K --key-epoch E --target N --helpers H1,H2[,...]
+ *                                      proposes RepairAuthorized: the helpers rebuild N's share
+ *                                      (or enrol N under the next identifier when it holds none),
+ *                                      with N's identifier and the epoch's group key read from
+ *                                      this node's replica (node/lifecycle/repair.ts)
  *
  * --key-id and --key-epoch are what the operator expects the file to hold: a file of another key
  * or epoch is refused here (BINDING_MISMATCH) before anything is sent. Like every command naming a
@@ -21,7 +26,9 @@ import { CustodyError } from '../../proto/errors.js';
 import { shareBackup as limits } from '../../proto/limits.js';
 import { decodeSealedShare } from '../../kernel/recovery.js';
 import type { KernelStatusView } from '../lifecycle/share-import.js';
-import { connOptions, out, run, signingKeyId, type Cmd, type Conn } from './admin.js';
+import { frostIdentifier } from '../../ledger/signing-set.js';
+import type { KeyScheme } from '../../ledger/decision.js';
+import { connOptions, formatDecision, out, run, signingKeyId, type Cmd, type Conn } from './admin.js';
 
 export function formatKernelStatus(s: KernelStatusView): string {
   return [
@@ -76,9 +83,40 @@ const shareImport: Cmd<ImportArgs> = {
   }),
 };
 
+type RepairArgs = Conn & { 'key-id'?: string; 'key-epoch': number; target: string; helpers: string; 'ttl-ms': number };
+
+const shareRepair: Cmd<RepairArgs> = {
+  command: 'repair',
+  describe: 'propose a RepairAuthorized decision: the kernels of --helpers (at least t holders of the key epoch) rebuild the share --target lost, with no backup, or enrol --target under the next identifier when it holds no share of the epoch. The identifier and the group key are taken from this node\'s replica; approvers then approve the printed cid (`custody admin decision approve`), and the nodes run the repair themselves. The ledger refuses too few helpers, a helper that holds no share, the target among them (REPAIR_HELPERS_INVALID), an epoch that is not active (STALE_EPOCH)',
+  builder: (y) => connOptions(y)
+    .option('key-id', { type: 'string', describe: 'the threshold key (its id; command line only, never from the environment)' })
+    .option('key-epoch', { type: 'number', demandOption: true, describe: 'its active epoch' })
+    .option('target', { type: 'string', demandOption: true, describe: 'the node whose share is rebuilt (or which is enrolled)' })
+    .option('helpers', { type: 'string', demandOption: true, describe: 'comma-separated node ids of the holders that rebuild it' })
+    .option('ttl-ms', { type: 'number', default: 0, describe: 'how long the decision stays valid (0 = 24 h)' })
+    .example('$0 admin share repair --key-id k1 --key-epoch 0 --target n3 --helpers n1,n2 --node 127.0.0.1:7201 --node-id n1 --certs certs --as alice', 'propose that n1 and n2 rebuild n3\'s share of k1') as Argv<RepairArgs>,
+  handler: run(async (c, a) => {
+    const keyId = signingKeyId(a, 'name the key with --key-id');
+    const epoch = a['key-epoch'];
+    if (!Number.isSafeInteger(epoch) || epoch < 0) throw new CustodyError('INVALID_ARGUMENT', `--key-epoch must be a non-negative integer, not ${epoch}`);
+    const helpers = a.helpers.split(',').map((h) => h.trim()).filter((h) => h !== '');
+    // Every participant of every active key epoch, with its identifier and the epoch's group key.
+    const entries = (await c.listBackups()).entries.filter((e) => e.keyId === keyId && e.keyEpoch === epoch);
+    if (entries.length === 0) throw new CustodyError('STALE_EPOCH', `key ${keyId} epoch ${epoch} is not an active key epoch on this node's replica`);
+    const held = entries.find((e) => e.nodeId === a.target);
+    const identifier = held?.identifier ?? frostIdentifier(entries[0]!.scheme as KeyScheme, entries.length + 1);
+    const action = { kind: 'RepairAuthorized', nodeId: a.target, keyId, keyEpoch: epoch, identifier, helpers, groupKey: entries[0]!.groupKey };
+    const d = await c.proposeDecision(JSON.stringify(action), a['ttl-ms']);
+    out(a.json ? JSON.stringify({ ...d, bodyCbor: d.bodyCbor.toString('hex') }, null, 2) : [
+      held === undefined ? `enrols ${a.target} in ${keyId} epoch ${epoch} under the new identifier ${identifier}` : `rebuilds the share of ${a.target} in ${keyId} epoch ${epoch} (identifier ${identifier})`,
+      formatDecision(d),
+    ].join('\n'));
+  }),
+};
+
 export const adminShareCommand: Cmd<object> = {
   command: 'share <command>',
-  describe: 'a kernel\'s key share: import one recovered from its backup (import)',
-  builder: (y) => y.command(shareImport).demandCommand(1, 'name a share command: import') as Argv<object>,
+  describe: 'a kernel\'s key share: import one recovered from its backup (import), or have other holders rebuild it (repair)',
+  builder: (y) => y.command(shareImport).command(shareRepair).demandCommand(1, 'name a share command: import, repair') as Argv<object>,
   handler: () => undefined,
 };

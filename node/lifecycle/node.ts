@@ -44,6 +44,7 @@ import { LifecycleParticipant } from './participant.js';
 import { Coordinator } from './coordinator.js';
 import { ClockTicker } from './clock.js';
 import { ShareBackups } from './backups.js';
+import { ShareRepairs } from './repair.js';
 import { importSealedShare, kernelStatusView } from './share-import.js';
 import { KernelTwin } from './kernel-twin.js';
 import { KernelLink, type KernelLinkStatus } from './kernel-link.js';
@@ -191,6 +192,8 @@ export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleC
   const backups = backupDir === null ? null : new ShareBackups({ nodeId: o.nodeId, ledger, kernel: participant.queuedKernel, dir: backupDir, log: o.log });
   if (backups === null) o.log(`node ${o.nodeId}: no backupDir and no data folder: this node writes no share backups`);
   backups?.start();
+  const repairs = new ShareRepairs({ nodeId: o.nodeId, identitySecretKey: cfg.identitySecretKey, ledger, kernel: participant.queuedKernel, exchange, log: o.log });
+  repairs.start();
   // The genesis every node was installed with: the leader proposes it until the ledger has one.
   let stopped = false;
   const genesisTimer = setInterval(() => {
@@ -211,6 +214,7 @@ export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleC
       checkpoints.stop();
       ticker.stop();
       backups?.stop();
+      repairs.stop();
       unprune();
       await participant.stop();
       exchange.close();

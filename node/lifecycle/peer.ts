@@ -14,8 +14,9 @@ import * as grpc from '@grpc/grpc-js';
 import type { PeerCertificate } from 'node:tls';
 import { CustodyError, isCustodyError } from '../../proto/errors.js';
 import { lifecycle as limits, node as nodeLimits } from '../../proto/limits.js';
-import { bytesEqual } from '../../ledger/encoding.js';
-import type { ClusterState } from '../../ledger/state.js';
+import { bytesEqual, toHex } from '../../ledger/encoding.js';
+import { repairsOf, type ClusterState } from '../../ledger/state.js';
+import { backupRecordKey } from '../../ledger/backup-policy.js';
 import { errorOf } from '../client.js';
 import { channelCredentials, identityOptions, type TlsMaterial } from '../tls.js';
 import { INCARNATION_METADATA_KEY, incarnationRefusal } from '../backup/incarnation.js';
@@ -69,6 +70,10 @@ export function blobAuthor(key: string): string | null {
   if (m !== null) return m[1] as string;
   m = new RegExp(`^dkg/.+/\\d+/(?:round1|public)/${id}$`).exec(key);
   if (m !== null) return m[1] as string;
+  // Share repair (repair.ts): repair/<key>/<epoch>/<target>/<decision cid>/{delta/<from>/<to>, sum/<from>, public/<from>, target/<target>}.
+  // The target statement is the target's own.
+  m = new RegExp(`^repair/.+/\\d+/${id}/[0-9a-f]{64}/(?:delta/${id}/${id}|sum/${id}|public/${id}|target/${id})$`).exec(key);
+  if (m !== null) return m[6] !== undefined ? (m[6] === m[1] ? m[6] : null) : ((m[2] ?? m[4] ?? m[5]) as string);
   return null;
 }
 
@@ -119,6 +124,12 @@ export function levelBlobStore(storage: { appValue(k: string): Uint8Array | unde
 function blobEnded(key: string, c: ClusterState): boolean {
   const t = /^transport\/(.+)$/.exec(key);
   if (t !== null) return c.nodes[t[1] as string] === undefined || c.nodes[t[1] as string]?.status === 'removed';
+  const r = /^repair\/(.+)\/(\d+)\/([^/]+)\/([0-9a-f]{64})\//.exec(key);
+  if (r !== null) {
+    // A repair's packages end with its record: replaced by a later decision, or reported done.
+    const rec = repairsOf(c)[backupRecordKey(r[1] as string, Number(r[2]), r[3] as string)];
+    return rec !== undefined && (toHex(rec.decisionCid) !== r[4] || rec.repaired !== null);
+  }
   const d = /^dkg\/(.+)\/(\d+)\/(round1|round2|public)\//.exec(key);
   if (d === null) return false;
   const e = c.keys[d[1] as string]?.epochs[d[2] as string];
