@@ -24,6 +24,9 @@
  *                                      # shares (backups.ts); default beside the data folder,
  *                                      # <dataDir>.share-backups (data/n1 -> data/n1.share-backups):
  *                                      # not inside it, which LevelDB owns and a restore needs empty
+ *   witnesses:                         # optional: C2SP tlog-witnesses this node pushes each
+ *     - url: http://127.0.0.1:7380     # certified checkpoint to (node/witness/pusher.ts); vkey: the
+ *       vkey: witness.example/w1+...   # witness's verifier key (custody witness keygen wrote <key>.vkey)
  */
 import { readFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -50,6 +53,7 @@ import { KernelLink, type KernelLinkStatus } from './kernel-link.js';
 import { type BlobStore, PeerClient, PeerExchange, RemoteClockReader, RemoteCosigner, RemoteParticipant, peerHandlers } from './peer.js';
 import { signClockReading } from '../../ledger/clock-reading.js';
 import { Checkpointer } from '../checkpoints.js';
+import { parseWitnessEndpoints, WitnessPusher, type WitnessEndpoint } from '../witness/pusher.js';
 import type { KernelPort, ParticipantPort } from './ports.js';
 import type { CatalogMetrics } from '../metrics-catalog.js';
 import { countedKernel } from '../kernel-metrics.js';
@@ -68,6 +72,8 @@ export interface LifecycleConfig {
   readonly signingSetWaitMs: number;
   /** Where share backups are written (absolute); null: `<dataDir>.share-backups`. */
   readonly backupDir: string | null;
+  /** The witnesses each certified checkpoint is pushed to (empty: none). */
+  readonly witnesses?: readonly WitnessEndpoint[];
 }
 
 /** Where a node writes its share backups without `backupDir`: beside its data folder, never inside it. */
@@ -114,11 +120,14 @@ export function loadLifecycleConfig(file: string): LifecycleConfig {
   }
   if (genesisEvent.type !== 'ClusterGenesis') throw bad('genesis', `a ${genesisEvent.type}, not a ClusterGenesis`);
   const backupDir = d.backupDir === undefined ? null : resolve(base, s(d.backupDir, 'backupDir'));
-  return { admin: s(d.admin, 'admin'), peers, identitySecretKey: fromHex(seedHex), kernel, genesis, genesisEvent, remoteTimeoutMs, signingSetWaitMs, backupDir };
+  const witnesses = parseWitnessEndpoints(d.witnesses, bad);
+  return { admin: s(d.admin, 'admin'), peers, identitySecretKey: fromHex(seedHex), kernel, genesis, genesisEvent, remoteTimeoutMs, signingSetWaitMs, backupDir, witnesses };
 }
 
 export interface NodeLifecycle {
   readonly adminPort: number;
+  /** The newest certified checkpoint note with the cosignatures of the witnesses that cosigned it (null: none). */
+  witnessed(): string | null;
   /** The link to the kernel process (null with a twin kernel): connected, reconnections, last error. */
   kernel(): KernelLinkStatus | null;
   stop(): Promise<void>;
@@ -148,10 +157,19 @@ export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleC
   });
   // Cosigned checkpoints of this node's replica: what its kernel's sign requests rest on.
   const cosigners = peerClients.map((p) => new RemoteCosigner(p.nodeId, p));
+  // Each certified checkpoint goes to the configured witnesses, the proofs from this node's tree.
+  let consistencyOf: (size1: number, size2: number) => Promise<Uint8Array[]> = () => Promise.reject(new CustodyError('INTERNAL', 'no checkpointer yet'));
+  const pusher = (cfg.witnesses ?? []).length === 0 ? null : new WitnessPusher({
+    witnesses: cfg.witnesses ?? [], consistency: (a, b) => consistencyOf(a, b), log: o.log,
+    onFailure: (witness, reason) => o.metrics?.witnessPushFailures.inc({ witness, reason }),
+    onCosigned: (witness, size) => o.metrics?.witnessCosignedSize.set({ witness }, size),
+  });
   const checkpoints = new Checkpointer({
     nodeId: o.nodeId, identitySecretKey: cfg.identitySecretKey, app: o.app, peers: () => cosigners, log: o.log, incarnation: o.incarnation ?? '',
     onDivergence: (peer) => o.metrics?.checkpointDivergence.inc({ peer }),
+    ...(pusher !== null ? { onCertified: (note: string) => pusher.push(note) } : {}),
   });
+  consistencyOf = (a, b) => checkpoints.consistency(a, b);
   // Signed readings of this node's clock (ledger/clock-reading.ts): for its peers' catch-up ticks and its own.
   const ownReading = () => signClockReading({ clusterId: genesis.clusterId, nodeId: o.nodeId, clockMs: Date.now() }, cfg.identitySecretKey);
   const clockReaders = peerClients.map((p) => new RemoteClockReader(p.nodeId, p, genesis.clusterId));
@@ -202,12 +220,14 @@ export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleC
   o.log(`node ${o.nodeId}: lifecycle serving admin API on ${cfg.admin} (port ${adminPort}), kernel ${cfg.kernel === 'twin' ? 'twin' : cfg.kernel.socket}`);
   return {
     adminPort,
+    witnessed: () => pusher?.witnessed() ?? null,
     kernel: () => link?.state() ?? null,
     async stop() {
       stopped = true;
       clearInterval(genesisTimer);
       coordinator.stop();
       checkpoints.stop();
+      await pusher?.settled();
       ticker.stop();
       backups?.stop();
       unprune();
