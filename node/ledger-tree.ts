@@ -15,6 +15,9 @@
  *   archive/tlog/entry/<index:16>    cold: CBOR { leaf, data }: the leaf position and leaf data of
  *                                    applied ActSubmitted and ActSigningSetFixed entries, by ledger
  *                                    index (what a certificate includes)
+ *   archive/tlog/leaf/<leaf:16>      cold: the leaf data (ledger-log.ts entryLeafData) of every applied
+ *                                    entry but ClockTick, by leaf position: what the audit export
+ *                                    (node/admin/audit.ts) reads, each with its leaf hash
  * The cold keys sit under the ledger's archive prefix (raft/storage/leveldb.ts COLD_PREFIX): they
  * grow with the history, are read on demand and never held in memory, and a restore to the empty
  * state deletes them with the archive.
@@ -58,6 +61,11 @@ import type { AppWrite } from '../raft/storage/leveldb.js';
 export const TREE_STATE_KEY = 'tlog/state';
 const NODE_PREFIX = 'archive/tlog/node/';
 const ENTRY_PREFIX = 'archive/tlog/entry/';
+const LEAF_PREFIX = 'archive/tlog/leaf/';
+const leafKey = (leaf: number): string => `${LEAF_PREFIX}${String(leaf).padStart(16, '0')}`;
+
+/** Entries whose leaf data is not kept for the audit export: the ledger's clock ticks (no one's act or decision). */
+export const UNKEPT_LEAF_TYPES: readonly EventType[] = ['ClockTick'];
 export const nodeKey = (level: number, index: number): string => `${NODE_PREFIX}${String(level).padStart(2, '0')}/${String(index).padStart(16, '0')}`;
 const entryKey = (index: number): string => `${ENTRY_PREFIX}${String(index).padStart(16, '0')}`;
 
@@ -141,6 +149,7 @@ export class LedgerTree {
     const leaf = this.tree.size;
     for (const n of this.tree.append(entryLeafHash(entry))) this.put(writes, nodeKey(n.level, n.index), n.hash);
     if (type !== null && KEPT_ENTRY_TYPES.includes(type)) this.put(writes, entryKey(entry.index), encode({ leaf, data: entryLeafData(entry) }));
+    if (type !== null && !UNKEPT_LEAF_TYPES.includes(type)) this.put(writes, leafKey(leaf), entryLeafData(entry));
     if (stateWrite) writes.push(this.stateWrite());
     return writes;
   }
@@ -276,6 +285,32 @@ export class LedgerTree {
       return h;
     };
     return consistencyProof(size1, size2, reader);
+  }
+
+  /**
+   * The applied entries at leaf positions [from, to) whose leaf data this node keeps (every type
+   * but UNKEPT_LEAF_TYPES, and only leaves it appended itself: none below its base), in order.
+   */
+  async leaves(from: number, to: number): Promise<{ leafIndex: number; entry: LedgerEntry }[]> {
+    const size = this.tree?.size ?? 0;
+    const lo = Math.max(from, this.base, 0);
+    const hi = Math.min(to, size);
+    if (!(lo < hi)) return [];
+    const keys = Array.from({ length: hi - lo }, (_, i) => leafKey(lo + i));
+    const got = await this.read(keys);
+    const out: { leafIndex: number; entry: LedgerEntry }[] = [];
+    keys.forEach((k, i) => {
+      const b = got.get(k);
+      if (b === undefined) return;
+      try {
+        const o = decode(b) as { index?: unknown; stampMs?: unknown; event?: unknown };
+        if (typeof o.index !== 'number' || typeof o.stampMs !== 'number' || !(o.event instanceof Uint8Array)) throw new Error('expected { index, stampMs, event }');
+        out.push({ leafIndex: lo + i, entry: { index: o.index, stampMs: o.stampMs, event: o.event } });
+      } catch (e) {
+        throw new CustodyError('STORAGE_CORRUPT', `stored leaf ${lo + i}: ${(e as Error).message}`);
+      }
+    });
+    return out;
   }
 
   /** An applied entry of a kept type (KEPT_ENTRY_TYPES), by ledger index, with its leaf position. */

@@ -103,6 +103,7 @@ export const REASONS = {
   NOTE_MALFORMED: { grpc: GrpcStatus.INVALID_ARGUMENT, text: 'the signed note or verifier key is malformed' },
   NOTE_SIGNATURE_INVALID: { grpc: GrpcStatus.UNAUTHENTICATED, text: 'a signature from a known key does not verify, or no known key signed the note' },
   TLOG_WITNESS_CONFLICT: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'the checkpoint does not follow the latest one the witness cosigned for that log' },
+  CALL_CANCELLED: { grpc: GrpcStatus.CANCELLED, text: 'the caller cancelled the call before it was answered' },
   WITNESS_UNAVAILABLE: { grpc: GrpcStatus.UNAVAILABLE, text: 'a witness did not answer, or answered something that is not a cosignature of the checkpoint pushed' },
 
   // Input and limits.

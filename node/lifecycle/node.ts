@@ -40,6 +40,7 @@ import type { LedgerApp } from '../ledger-app.js';
 import type { TlsMaterial } from '../tls.js';
 import { AdminBackend } from '../admin/backend.js';
 import { AdminServer } from '../admin/server.js';
+import { AuditRecorder } from '../admin/audit.js';
 import { snapshotFileBytes } from '../backup/source.js';
 import type { SnapshotCertifier } from '../snapshot-cert.js';
 import { DriverLedgerPort } from './driver-ledger.js';
@@ -189,8 +190,25 @@ export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleC
   const ports = new Map<string, ParticipantPort>([[o.nodeId, participant], ...peerClients.map((p) => [p.nodeId, new RemoteParticipant(p.nodeId, p, cfg.remoteTimeoutMs)] as const)]);
   const coordinator = new Coordinator({ nodeId: o.nodeId, ledger, exchange, participants: ports, localPublicPackage: (k, e) => participant.ownPublicPackage(k, e), log: o.log, remoteTimeoutMs: cfg.remoteTimeoutMs, signingSetWaitMs: cfg.signingSetWaitMs });
   const backend = new AdminBackend(o.nodeId, ledger, coordinator);
+  // Every operator call on the admin port is recorded in the log (node/admin/audit.ts).
+  const recorder = new AuditRecorder({
+    nodeId: o.nodeId, log: o.log, propose: (e) => ledger.propose(e), onFailure: () => o.metrics?.auditRecordFailures.inc(),
+    passport: () => {
+      const me = ledger.state().cluster?.nodes[o.nodeId];
+      return me === undefined || me.status === 'removed' ? null : me.passport;
+    },
+  });
   const server = new AdminServer({
     listen: cfg.admin, tls: o.tls, backend, log: o.log,
+    audit: {
+      record: (f) => recorder.record(f),
+      source: {
+        clusterId: () => o.app.state.cluster?.clusterId ?? null,
+        size: () => o.app.tree.size ?? 0,
+        leaves: (from, to) => o.app.tree.leaves(from, to),
+        subscribe: (l) => o.app.subscribe(() => l()),
+      },
+    },
     kernel: {
       status: () => kernelStatusView(participant.queuedKernel),
       importShare: (file) => importSealedShare({ nodeId: o.nodeId, ledger, kernel: participant.queuedKernel, exchange, log: o.log }, file),
