@@ -37,18 +37,23 @@ const logPolicy: CommandModule<object, { genesis: string; out?: string }> = {
     .option('genesis', { type: 'string', demandOption: true, describe: 'the cluster\'s genesis file (hex of the ClusterGenesis event, as `custody init` wrote it)' })
     .option('out', { type: 'string', describe: 'write the policy to this file instead of stdout' }) as never,
   handler: (a) => {
-    let ev;
-    try {
-      ev = decodeEvent(fromHex(readFileSync(a.genesis, 'utf8').trim()));
-    } catch (e) {
-      throw new CustodyError('CONFIG_INVALID', `${a.genesis}: not a genesis file: ${(e as Error).message}`);
-    }
-    if (ev.type !== 'ClusterGenesis') throw new CustodyError('CONFIG_INVALID', `${a.genesis}: a ${ev.type}, not a ClusterGenesis`);
-    const text = `# custody cluster ${ev.clusterId}: checkpoints cosigned by a majority of its genesis nodes\n${formatLogPolicy(clusterTrust(ev.clusterId, ev.nodes))}`;
+    const text = logPolicyFromGenesis(readFileSync(a.genesis, 'utf8'), a.genesis);
     if (a.out !== undefined) writeFileSync(a.out, text);
     else process.stdout.write(text);
   },
 };
+
+/** The log policy of a cluster from its genesis file's text (hex of the ClusterGenesis event). */
+export function logPolicyFromGenesis(hex: string, file = 'genesis'): string {
+  let ev;
+  try {
+    ev = decodeEvent(fromHex(hex.trim()));
+  } catch (e) {
+    throw new CustodyError('CONFIG_INVALID', `${file}: not a genesis file: ${(e as Error).message}`);
+  }
+  if (ev.type !== 'ClusterGenesis') throw new CustodyError('CONFIG_INVALID', `${file}: a ${ev.type}, not a ClusterGenesis`);
+  return `# custody cluster ${ev.clusterId}: checkpoints cosigned by a majority of its genesis nodes\n${formatLogPolicy(clusterTrust(ev.clusterId, ev.nodes))}`;
+}
 
 const serve: CommandModule<object, { listen: string; key: string; state: string; 'log-policy': string[] }> = {
   command: 'serve',
@@ -65,6 +70,10 @@ const serve: CommandModule<object, { listen: string; key: string; state: string;
     const state = WitnessState.open(a.state);
     const log = (l: string): void => void process.stderr.write(`${new Date().toISOString()} ${l}\n`);
     const server = new WitnessServer({ listen: parseListen(a.listen), key, logs, state, log });
+    for (const o of logs.keys()) {
+      const r = state.latest(o);
+      log(`witness: ${o}: ${r === undefined ? 'no checkpoint cosigned yet' : `last cosigned size ${r.size}`}`);
+    }
     let port: number;
     try {
       port = await server.start();
@@ -73,10 +82,6 @@ const serve: CommandModule<object, { listen: string; key: string; state: string;
       throw e;
     }
     log(`witness ${vkeyOf(key.verifier)} listening on ${a.listen} (port ${port}), following ${[...logs.keys()].join(', ')}`);
-    for (const o of logs.keys()) {
-      const r = state.latest(o);
-      log(`witness: ${o}: ${r === undefined ? 'no checkpoint cosigned yet' : `last cosigned size ${r.size}`}`);
-    }
     await new Promise<void>((resolve) => {
       const stop = (): void => {
         process.off('SIGINT', stop);

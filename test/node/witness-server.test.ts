@@ -21,10 +21,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  certified, consistencyProof, ed25519Signer, encodeBase64, leafHash, memoryReader, parseVkey, rootOf, signCheckpoint,
+  certified, checkpointOrigin, consistencyProof, cosignatureSigner, ed25519Signer, encodeBase64, leafHash, memoryReader, nodeSignerName, parseVkey, rootOf, signCheckpoint,
   type CheckpointTrust,
 } from '../../ledger/tlog/index.js';
-import { bytesEqual } from '../../ledger/encoding.js';
+import { bytesEqual, toHex } from '../../ledger/encoding.js';
+import { ScriptedCluster } from '../../ledger/scenario.js';
+import { logPolicyFromGenesis } from '../../node/commands/witness.js';
 import { seedOf } from '../../ledger/index.js';
 import { formatLogPolicy, loadLogPolicies, loadWitnessKey, parseLogPolicy, parseWitnessKey, WitnessState, writeWitnessKey } from '../../node/witness/files.js';
 import { WitnessServer } from '../../node/witness/server.js';
@@ -48,15 +50,20 @@ async function post(port: number, text: string, path = '/add-checkpoint', method
   return { status: r.status, reason: r.headers.get('custody-reason'), type: r.headers.get('content-type'), text: await r.text() };
 }
 
-function setup(t: Test): { dir: string; keyFile: string; policyFile: string; stateDir: string; vkey: string } {
+/** A witness's files; the key from `custody witness keygen` when `viaCli`, else written in process. */
+function setup(t: Test, viaCli = false): { dir: string; keyFile: string; policyFile: string; stateDir: string; vkey: string } {
   const dir = mkdtempSync(join(tmpdir(), 'custody-witness-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const keyFile = join(dir, 'witness.key');
-  const r = spawnSync(process.execPath, [CLI, 'witness', 'keygen', '--name', 'witness.test/w1', '--out', keyFile], { encoding: 'utf8', timeout: 60_000 });
-  if (r.status !== 0) throw new Error(`keygen failed: ${r.stderr}`);
+  let vkey: string;
+  if (viaCli) {
+    const r = spawnSync(process.execPath, [CLI, 'witness', 'keygen', '--name', 'witness.test/w1', '--out', keyFile], { encoding: 'utf8', timeout: 60_000 });
+    if (r.status !== 0) throw new Error(`keygen failed: ${r.stderr}`);
+    vkey = r.stdout.trim();
+  } else vkey = writeWitnessKey(keyFile, 'witness.test/w1', seedOf('witness-server-key'));
   const policyFile = join(dir, 'log.policy');
   writeFileSync(policyFile, formatLogPolicy(TRUST));
-  return { dir, keyFile, policyFile, stateDir: join(dir, 'state'), vkey: r.stdout.trim() };
+  return { dir, keyFile, policyFile, stateDir: join(dir, 'state'), vkey };
 }
 
 /** Starts `custody witness serve` on a free port; resolves with the port once it listens. */
@@ -82,7 +89,7 @@ function stopHard(child: ChildProcess): Promise<void> {
 }
 
 t.test('the witness process: honest sequence cosigned, majority rewrite refused, SIGKILL and restart remembers', async (t) => {
-  const f = setup(t);
+  const f = setup(t, true);
   const wv = parseVkey(f.vkey);
   t.equal(readFileSync(`${f.keyFile}.vkey`, 'utf8').trim(), f.vkey, 'keygen wrote the vkey beside the key');
   let w = await startWitness(t, f);
@@ -173,6 +180,18 @@ t.test('attacker\'s view: corrupt or foreign state, a second process, a readable
   t.throws(() => writeWitnessKey(join(f.dir, 'k2'), 'bad name', seedOf('x')), 'a key name with a space is refused');
   const key = readFileSync(f.keyFile, 'utf8');
   t.throws(() => parseWitnessKey(key.replace(/\+([0-9a-f]{8})\+/, '+00000000+')), { name: 'CustodyError', reason: 'CONFIG_INVALID' }, 'a key whose ID does not match is refused');
+});
+
+t.test('the log policy from a genesis trusts exactly what the cluster\'s nodes cosign', async (t) => {
+  const s = new ScriptedCluster({ label: 'witness-policy' });
+  s.genesis();
+  const policy = parseLogPolicy(logPolicyFromGenesis(toHex(s.log[0]!.event)));
+  t.same([policy.origin, policy.quorum, policy.verifiers.length], [checkpointOrigin(s.clusterId), 2, 3], 'origin of the cluster, majority of three');
+  const cp = { origin: checkpointOrigin(s.clusterId), size: 5, root: rootOf(HONEST.slice(0, 5)), extensions: [] };
+  const signer = (i: number) => cosignatureSigner(nodeSignerName(s.clusterId, s.nodes[i]!.info.id), s.nodes[i]!.secretKey, 1_700_000_000);
+  t.equal(certified(signCheckpoint(cp, [signer(0), signer(2)]), policy).checkpoint.size, 5, 'two node cosignatures, as node/checkpoints.ts makes them, satisfy it');
+  t.throws(() => certified(signCheckpoint(cp, [signer(1)]), policy), { name: 'CustodyError', reason: 'QUORUM_NOT_MET' }, 'one does not');
+  t.throws(() => logPolicyFromGenesis(toHex(s.log[0]!.event).slice(2)), { name: 'CustodyError', reason: 'CONFIG_INVALID' }, 'a damaged genesis file is refused');
 });
 
 t.test('log policy files: strict', async (t) => {
