@@ -162,6 +162,7 @@ export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleC
   let consistencyOf: (size1: number, size2: number) => Promise<Uint8Array[]> = () => Promise.reject(new CustodyError('INTERNAL', 'no checkpointer yet'));
   const pusher = (cfg.witnesses ?? []).length === 0 ? null : new WitnessPusher({
     witnesses: cfg.witnesses ?? [], consistency: (a, b) => consistencyOf(a, b), log: o.log,
+    ...(o.dataDir !== undefined ? { evidenceFile: `${resolve(o.dataDir)}.witnessed.note` } : {}),
     onFailure: (witness, reason) => o.metrics?.witnessPushFailures.inc({ witness, reason }),
     onCosigned: (witness, size) => o.metrics?.witnessCosignedSize.set({ witness }, size),
   });

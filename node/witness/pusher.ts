@@ -10,7 +10,8 @@
  *      the majority-cosigned checkpoint note;
  *   3. 200: the answer must be a cosignature line that verifies, under W's vkey from the node's
  *      configuration, over this checkpoint's text; it is kept (the evidence: `witnessed()` is the
- *      checkpoint note with every witness's line) and `known` becomes the size;
+ *      checkpoint note with every witness's line, also written to `evidenceFile`, where the node
+ *      keeps it as <dataDir>.witnessed.note) and `known` becomes the size;
  *      409 with a size: `known` becomes it and step 2 runs again once (the proof now from there);
  *      a held size above the checkpoint's means W already holds a newer checkpoint of this log
  *      (another node pushed it): nothing to do;
@@ -24,6 +25,7 @@
  * witness (422: the checkpoint does not extend the one it holds) is the alarm this exists for:
  * the majority that certified this checkpoint rewrote history the witness saw.
  */
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { CustodyError, isCustodyError } from '../../proto/errors.js';
 import { witness as limits } from '../../proto/limits.js';
 import { isReasonCode, type ReasonCode } from '../../proto/reasons.js';
@@ -61,6 +63,11 @@ export interface WitnessPusherOptions {
   readonly onFailure?: (witness: string, reason: ReasonCode) => void;
   readonly onCosigned?: (witness: string, size: number) => void;
   readonly log?: (line: string) => void;
+  /**
+   * Where the witnessed checkpoint (witnessed()) is kept across restarts: rewritten (temporary
+   * file, fsync, rename) each time a witness cosigns; read back at start.
+   */
+  readonly evidenceFile?: string;
 }
 
 interface Slot {
@@ -79,6 +86,49 @@ export class WitnessPusher {
   constructor(private readonly o: WitnessPusherOptions) {
     this.log = o.log ?? (() => {});
     this.slots = new Map(o.witnesses.map((w) => [w.verifier.name, { known: 0, running: false, queued: null, idle: [] }]));
+    if (o.evidenceFile !== undefined && existsSync(o.evidenceFile)) this.evidence = this.load(o.evidenceFile);
+  }
+
+  /** The kept note, its witness lines checked again under the configured vkeys (lines of other keys are dropped). */
+  private load(file: string): WitnessPusher['evidence'] {
+    try {
+      const note = readFileSync(file, 'utf8');
+      const parsed = parseNote(note);
+      const size = parseCheckpoint(parsed.text).size;
+      const lines = new Map<string, string>();
+      for (const w of this.o.witnesses) {
+        const l = parsed.signatures.find((x) => x.name === w.verifier.name && x.keyId === w.verifier.keyId);
+        if (l === undefined) continue;
+        const line = `\u2014 ${l.name} ${l.base64}\n`;
+        openNote(`${parsed.text}\n${line}`, [w.verifier]);
+        lines.set(w.verifier.name, line);
+      }
+      const names = new Set(this.o.witnesses.map((w) => w.verifier.name));
+      const nodeLines = parsed.signatures.filter((x) => !names.has(x.name)).map((x) => `\u2014 ${x.name} ${x.base64}\n`).join('');
+      return lines.size === 0 ? null : { text: parsed.text, size, note: `${parsed.text}\n${nodeLines}`, lines };
+    } catch (e) {
+      this.log(`witness: the kept witnessed checkpoint ${file} is not usable, starting without it: ${(e as Error).message}`);
+      return null;
+    }
+  }
+
+  private persist(): void {
+    const f = this.o.evidenceFile;
+    const note = this.witnessed();
+    if (f === undefined || note === null) return;
+    try {
+      const tmp = `${f}.tmp`;
+      const fd = openSync(tmp, 'w', 0o644);
+      try {
+        writeSync(fd, note);
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      renameSync(tmp, f);
+    } catch (e) {
+      this.log(`witness: cannot keep the witnessed checkpoint in ${f}: ${(e as Error).message}`);
+    }
   }
 
   /** Queues `note` (a majority-cosigned checkpoint) for every witness; returns at once. */
@@ -146,6 +196,7 @@ export class WitnessPusher {
         }
         slot.known = size;
         this.keep(text, size, note, w.verifier.name, `${line}\n`);
+        this.persist();
         this.o.onCosigned?.(w.verifier.name, size);
         return;
       }

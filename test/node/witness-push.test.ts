@@ -13,7 +13,7 @@
 import t, { type Test } from 'tap';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ScriptedCluster, rid } from '../../ledger/scenario.js';
@@ -84,8 +84,11 @@ t.test('certified checkpoints reach the witness with proofs; a restarted node ca
   const cosigned: number[] = [];
   let pusher: WitnessPusher | null = null;
   const r = replicas(t, s, (note) => pusher!.push(note));
+  const evidenceDir = mkdtempSync(join(tmpdir(), 'custody-witnessed-'));
+  t.teardown(() => rmSync(evidenceDir, { recursive: true, force: true }));
+  const evidenceFile = join(evidenceDir, 'n0.witnessed.note');
   pusher = new WitnessPusher({
-    witnesses: endpoints, consistency: (a, b) => r.checkpointers[0]!.consistency(a, b),
+    witnesses: endpoints, consistency: (a, b) => r.checkpointers[0]!.consistency(a, b), evidenceFile,
     onFailure: (x, reason) => failures.push([x, reason]), onCosigned: (_x, size) => cosigned.push(size),
   });
   r.feed(afterOp1);
@@ -107,6 +110,15 @@ t.test('certified checkpoints reach the witness with proofs; a restarted node ca
   t.ok(evidence !== null, 'the witnessed checkpoint is kept');
   const c = certified(evidence!, { ...trust, verifiers: [...trust.verifiers, W_VERIFIER], quorum: trust.quorum + 1 });
   t.ok(c.signers.includes(W_NAME) && c.checkpoint.size === second, 'it verifies under the node keys and the witness key, at the newest size');
+  t.equal(readFileSync(evidenceFile, 'utf8'), evidence, 'and is written to the evidence file');
+  t.equal(new WitnessPusher({ witnesses: endpoints, consistency: () => Promise.resolve([]), evidenceFile }).witnessed(), evidence, 'a restarted node reads it back');
+  const line = evidence!.split('\n').find((l) => l.startsWith(`\u2014 ${W_NAME} `))!;
+  const b64 = line.split(' ')[2]!;
+  const flipped = Buffer.from(b64, 'base64');
+  flipped[flipped.length - 1]! ^= 1;
+  writeFileSync(evidenceFile, evidence!.replace(b64, flipped.toString('base64')));
+  t.equal(new WitnessPusher({ witnesses: endpoints, consistency: () => Promise.resolve([]), evidenceFile, log: () => {} }).witnessed(), null, 'a kept file whose witness signature does not verify is not used');
+  writeFileSync(evidenceFile, evidence!);
 
   // A node that restarted knows no witness size: the witness's 409 tells it, and it proves from there.
   s.submit('op-4', s.act('k1', { amount: 9n }));
