@@ -15,6 +15,7 @@
  *  - the ledger refuses an OperatorCall in another node's name or malformed (attacker's view).
  */
 import t from 'tap';
+import fc from 'fast-check';
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -23,6 +24,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type * as grpc from '@grpc/grpc-js';
 import { adminPackage } from '../../node/admin/server.js';
+import type { AuditRecord } from '../../node/admin/audit.js';
+import { formatCef } from '../../node/admin/audit-format.js';
 import { canonicalSerial } from '../../ledger/decision.js';
 import { verifyInclusion } from '../../ledger/tlog/merkle.js';
 import { fromHex } from '../../ledger/encoding.js';
@@ -144,6 +147,28 @@ t.test('the ledger refuses an OperatorCall in another node\'s name, or malformed
   t.same([badReason.ok, !badReason.ok && badReason.reason], [false, 'PAYLOAD_REJECTED'], 'an unknown reason code: malformed');
   const shortDigest = s.entry(call({ argsDigest: new Uint8Array(31) })).result;
   t.same([shortDigest.ok, !shortDigest.ok && shortDigest.reason], [false, 'PAYLOAD_REJECTED'], 'a digest of 31 bytes: malformed');
+});
+
+t.test('property: a CEF line parses back to its record whatever its text holds (no field injection)', async (t) => {
+  // Text with the characters CEF escapes, and words that look like extension keys.
+  const text = fc.array(fc.oneof(fc.string({ maxLength: 6 }), fc.constantFrom('|', '\\', '=', '\n', '\r', ' ', 'cs1=', 'suser=x', ' act=')), { maxLength: 8 }).map((a) => a.join(''));
+  const replay = {
+    ...(process.env.FC_SEED !== undefined ? { seed: Number(process.env.FC_SEED) } : {}),
+    ...(process.env.FC_PATH !== undefined ? { path: process.env.FC_PATH } : {}),
+  };
+  const out = fc.check(fc.property(text, text, text, fc.boolean(), (actor, outcome, method, operator) => {
+    const r = {
+      schema: 'custody-audit/v1', origin: 'custody-ledger/c', leafIndex: 7, leafHash: 'ab'.repeat(32), ledgerIndex: 9, stampMs: 1, time: new Date(1).toISOString(),
+      category: operator ? 'operator' : 'governance', type: operator ? 'OperatorCall' : 'KeyReady', actor, outcome, reason: operator ? 'ROLE_NOT_ALLOWED' : '',
+      event: { method, certSerial: '01', argsDigest: 'cd'.repeat(32), role: 'auditor', verdict: 'refused' },
+    } as AuditRecord;
+    const p = parseCef(formatCef(r));
+    const keys = Object.keys(p.ext).sort();
+    const want = ['cat', 'cn1', 'cn1Label', 'cs1', 'cs1Label', 'cs2', 'cs2Label', 'externalId', 'rt', ...(actor === '' ? [] : ['suser']), ...(outcome === '' ? [] : ['act']), ...(operator ? ['reason', ...(method === '' ? [] : ['cs3']), 'cs3Label', 'cs4', 'cs4Label', 'cs5', 'cs5Label', 'cs6', 'cs6Label', 'outcome'] : [])].sort();
+    return JSON.stringify(keys) === JSON.stringify(want) && (p.ext.suser ?? '') === actor && (p.ext.act ?? '') === outcome && p.header[5] === outcome.replace(/[\r\n]/g, ' ') && (!operator || (p.ext.cs3 ?? '') === method);
+  }), { numRuns: Number(process.env.FC_RUNS ?? 300), ...replay });
+  if (out.failed) t.fail(`counterexample ${JSON.stringify(out.counterexample)}: replay with FC_SEED=${out.seed} FC_PATH=${String(out.counterexamplePath)}`);
+  t.ok(!out.failed, `${out.numRuns} records: every field parses back, no text adds or hides a field`);
 });
 
 t.test('admin calls are recorded; the export validates, parses, follows, and reaches rsyslog', { timeout: 300_000 }, async (t) => {
