@@ -252,9 +252,11 @@ export class AdminServer {
           call.sendMetadata(new grpc.Metadata());
           let cancelled = false;
           let wake: (() => void) | null = null;
+          let drained: (() => void) | null = null;
           call.on('cancelled', () => {
             cancelled = true;
             wake?.();
+            drained?.();
           });
           const unsubscribe = src.subscribe(() => wake?.());
           try {
@@ -265,7 +267,16 @@ export class AdminServer {
                 const clusterId = src.clusterId();
                 for (const l of await src.leaves(next, to)) {
                   if (clusterId === null || l.entry.stampMs < sinceMs) continue;
-                  if (!call.write({ json: JSON.stringify(auditRecord(clusterId, l.leafIndex, l.entry)) })) await new Promise((r) => call.once('drain', r));
+                  if (cancelled) break;
+                  if (!call.write({ json: JSON.stringify(auditRecord(clusterId, l.leafIndex, l.entry)) })) {
+                    // Wait for the client to read, or for it to go away (a cancelled call never drains).
+                    await new Promise<void>((r) => {
+                      drained = r;
+                      call.once('drain', () => r());
+                      if (cancelled) r();
+                    });
+                    drained = null;
+                  }
                 }
                 next = to;
               }
