@@ -24,6 +24,8 @@
  *                                      # shares (backups.ts); default beside the data folder,
  *                                      # <dataDir>.share-backups (data/n1 -> data/n1.share-backups):
  *                                      # not inside it, which LevelDB owns and a restore needs empty
+ *   auditCalls: true                   # optional: record every admin call in the log (OperatorCall,
+ *                                      # node/admin/audit.ts); false serves calls unrecorded
  *   witnesses:                         # optional: C2SP tlog-witnesses this node pushes each
  *     - url: http://127.0.0.1:7380     # certified checkpoint to (node/witness/pusher.ts); vkey: the
  *       vkey: witness.example/w1+...   # witness's verifier key (custody witness keygen wrote <key>.vkey)
@@ -40,7 +42,7 @@ import type { LedgerApp } from '../ledger-app.js';
 import type { TlsMaterial } from '../tls.js';
 import { AdminBackend } from '../admin/backend.js';
 import { AdminServer } from '../admin/server.js';
-import { AuditRecorder } from '../admin/audit.js';
+import { AuditRecorder, type CallFacts } from '../admin/audit.js';
 import { snapshotFileBytes } from '../backup/source.js';
 import type { SnapshotCertifier } from '../snapshot-cert.js';
 import { DriverLedgerPort } from './driver-ledger.js';
@@ -75,6 +77,8 @@ export interface LifecycleConfig {
   readonly backupDir: string | null;
   /** The witnesses each certified checkpoint is pushed to (empty: none). */
   readonly witnesses?: readonly WitnessEndpoint[];
+  /** Whether admin calls are recorded in the log (default true). */
+  readonly auditCalls?: boolean;
 }
 
 /** Where a node writes its share backups without `backupDir`: beside its data folder, never inside it. */
@@ -122,7 +126,9 @@ export function loadLifecycleConfig(file: string): LifecycleConfig {
   if (genesisEvent.type !== 'ClusterGenesis') throw bad('genesis', `a ${genesisEvent.type}, not a ClusterGenesis`);
   const backupDir = d.backupDir === undefined ? null : resolve(base, s(d.backupDir, 'backupDir'));
   const witnesses = parseWitnessEndpoints(d.witnesses, bad);
-  return { admin: s(d.admin, 'admin'), peers, identitySecretKey: fromHex(seedHex), kernel, genesis, genesisEvent, remoteTimeoutMs, signingSetWaitMs, backupDir, witnesses };
+  if (d.auditCalls !== undefined && typeof d.auditCalls !== 'boolean') throw bad('auditCalls', 'true or false');
+  const auditCalls = d.auditCalls !== false;
+  return { admin: s(d.admin, 'admin'), peers, identitySecretKey: fromHex(seedHex), kernel, genesis, genesisEvent, remoteTimeoutMs, signingSetWaitMs, backupDir, witnesses, auditCalls };
 }
 
 export interface NodeLifecycle {
@@ -202,7 +208,7 @@ export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleC
   const server = new AdminServer({
     listen: cfg.admin, tls: o.tls, backend, log: o.log,
     audit: {
-      record: (f) => recorder.record(f),
+      ...(cfg.auditCalls !== false ? { record: (f: CallFacts) => recorder.record(f) } : {}),
       source: {
         clusterId: () => o.app.state.cluster?.clusterId ?? null,
         size: () => o.app.tree.size ?? 0,
