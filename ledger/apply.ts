@@ -341,6 +341,7 @@ function dispatch(c: ClusterState, e: Exclude<LedgerEvent, { type: 'ClusterGenes
     case 'BackupDrilled': return backupDrilled(c, e, ctx);
     case 'ShareRecovered': return shareRecovered(c, e, ctx);
     case 'ShareRepaired': return shareRepaired(c, e, ctx);
+    case 'OperatorCall': return operatorCall(c, e);
   }
 }
 
@@ -943,6 +944,19 @@ function shareRepaired(c: ClusterState, e: Extract<LedgerEvent, { type: 'ShareRe
   }
   const next: RepairRecord = { ...rec, repaired: { index: ctx.index, stampMs: ctx.stampMs, verifyingShare: e.verifyingShare } };
   return { kind: 'accept', cluster: { ...c, repairs: put(repairsOf(c), rk, next) }, effect: `${e.nodeId} holds its share of ${e.keyId} epoch ${e.keyEpoch} again, rebuilt under decision ${toHex(e.decisionCid)}` };
+}
+
+/**
+ * An admin API call a node served (node/admin/audit.ts), recorded so it is in the Merkle tree
+ * (cosigned with every checkpoint) and exported to auditors. Accepted only in the proposer's own
+ * name (checkProposer): a record says which node served the call, and that node signed it. The
+ * ledger cannot see the call; the record is the serving node's word, and the state does not
+ * change (only the chain and the tree grow).
+ */
+function operatorCall(c: ClusterState, e: Extract<LedgerEvent, { type: 'OperatorCall' }>): Outcome {
+  const bad = checkProposer(c, e);
+  if (bad !== null) return bad;
+  return { kind: 'accept', cluster: c, effect: `${e.method} by ${e.operatorId || '(no operator)'} served by ${e.nodeId}: ${e.verdict}${e.reason === '' ? '' : ` ${e.reason}`}` };
 }
 
 /**

@@ -330,7 +330,18 @@ export type LedgerEvent =
    * (kernel/repair.ts), checked against `verifyingShare` (share·G), which the ledger records: for
    * an enrolled participant it is the only record of its verifying share.
    */
-  | ({ readonly type: 'ShareRepaired'; readonly keyId: string; readonly keyEpoch: number; readonly identifier: string; readonly decisionCid: Uint8Array; readonly verifyingShare: Uint8Array } & Proposer);
+  | ({ readonly type: 'ShareRepaired'; readonly keyId: string; readonly keyEpoch: number; readonly identifier: string; readonly decisionCid: Uint8Array; readonly verifyingShare: Uint8Array } & Proposer)
+  /**
+   * One admin API call the proposing node served (node/admin/audit.ts): who (the operator id and
+   * role its client certificate names, the certificate's serial), what (the gRPC method, sha256 of
+   * the request bytes as received), the verdict and its reason code ('' when allowed), and when
+   * (`atMs`, the node's clock as the call ended). `callId` is the node's unique id of the call, so
+   * a record entered twice is recognizable. Recorded, never interpreted: the state does not change.
+   */
+  | ({ readonly type: 'OperatorCall'; readonly callId: string; readonly operatorId: string; readonly role: string; readonly certSerial: string; readonly method: string; readonly argsDigest: Uint8Array; readonly verdict: OperatorVerdict; readonly reason: ReasonCode | ''; readonly atMs: number } & Proposer);
+
+export const OPERATOR_VERDICTS = ['allowed', 'refused'] as const;
+export type OperatorVerdict = (typeof OPERATOR_VERDICTS)[number];
 
 export type EventType = LedgerEvent['type'];
 
@@ -370,6 +381,8 @@ export function eventToCbor(e: LedgerEvent): CborValue {
       return { type: e.type, keyId: e.keyId, keyEpoch: e.keyEpoch, identifier: e.identifier, decisionCid: e.decisionCid, ...proposerToCbor(e) };
     case 'ShareRepaired':
       return { type: e.type, keyId: e.keyId, keyEpoch: e.keyEpoch, identifier: e.identifier, decisionCid: e.decisionCid, verifyingShare: e.verifyingShare, ...proposerToCbor(e) };
+    case 'OperatorCall':
+      return { type: e.type, callId: e.callId, operatorId: e.operatorId, role: e.role, certSerial: e.certSerial, method: e.method, argsDigest: e.argsDigest, verdict: e.verdict, reason: e.reason, atMs: e.atMs, ...proposerToCbor(e) };
     default:
       return { ...e } as CborValue;
   }
@@ -481,9 +494,26 @@ export function eventFromCbor(v: CborValue): LedgerEvent {
         decisionCid: bytes(o.decisionCid, 'decisionCid', 32), verifyingShare, ...proposer(o),
       };
     }
+    case 'OperatorCall': {
+      const o = obj(v, 'event', ['type', 'callId', 'operatorId', 'role', 'certSerial', 'method', 'argsDigest', 'verdict', 'reason', 'atMs', ...PROPOSER], ['sig']);
+      const verdict = oneOf(o.verdict, 'verdict', OPERATOR_VERDICTS);
+      const reason = o.reason;
+      if (reason !== '' && !isReasonCode(reason)) throw new ShapeError('OperatorCall.reason: not a reason code');
+      if ((verdict === 'allowed') !== (reason === '')) throw new ShapeError('OperatorCall: a refused call has a reason code, an allowed one none');
+      return {
+        type, callId: str(o.callId, 'callId'), operatorId: maybeEmpty(o.operatorId, 'operatorId'), role: maybeEmpty(o.role, 'role'),
+        certSerial: maybeEmpty(o.certSerial, 'certSerial'), method: str(o.method, 'method', limits.idBytesMax), argsDigest: bytes(o.argsDigest, 'argsDigest', 32),
+        verdict, reason, atMs: int(o.atMs, 'atMs'), ...proposer(o),
+      };
+    }
     default:
       throw new ShapeError(`event: unknown type ${String(type)}`);
   }
+}
+
+/** Text that may be empty (an OperatorCall of a caller whose certificate names no operator). */
+function maybeEmpty(v: CborValue | undefined, what: string): string {
+  return v === '' ? '' : str(v, what);
 }
 
 function proposer(o: { readonly [k: string]: CborValue | undefined }): Proposer {

@@ -71,6 +71,8 @@ export interface CheckpointerOptions {
   readonly log?: (line: string) => void;
   /** The cluster's incarnation ('' when never restored), named in every checkpoint (ledger-log.ts INCARNATION_EXTENSION). */
   readonly incarnation?: string;
+  /** Each newly certified checkpoint note (a majority cosigned it), e.g. to push it to witnesses (node/witness/pusher.ts). */
+  readonly onCertified?: (note: string) => void;
 }
 
 interface Cached { readonly note: string; readonly size: number; readonly voters: string }
@@ -168,6 +170,7 @@ export class Checkpointer {
     if (size === null) throw new CustodyError('ENTRY_NOT_INCLUDED', 'this node\'s store predates its Merkle tree');
     const note = await this.collect(size, voters);
     this.cached = { note, size, voters: votersKey };
+    this.o.onCertified?.(note);
     return { note, inclusions: await this.inclusions(indexes, size) };
   }
 

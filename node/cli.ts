@@ -18,8 +18,9 @@ import { evidenceCommand } from './commands/evidence.js';
 import { initCommand } from './commands/init.js';
 import { guardianCommand } from './commands/guardian.js';
 import { txCommand } from './commands/tx.js';
+import { witnessCommand } from './commands/witness.js';
 
-const commands: CommandModule<any, any>[] = [simCommand, kernelCommand, nodeCommand, certsCommand, clusterCommand, adminCommand, demoCommand, evidenceCommand, initCommand, guardianCommand, txCommand];
+const commands: CommandModule<any, any>[] = [simCommand, kernelCommand, nodeCommand, certsCommand, clusterCommand, adminCommand, demoCommand, evidenceCommand, initCommand, guardianCommand, txCommand, witnessCommand];
 
 export async function main(argv: string[]): Promise<void> {
   let parser = yargs(hideBin(argv))

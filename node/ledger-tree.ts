@@ -21,6 +21,9 @@
  *       key/<hex keyId>/<epoch:8>/activated   its KeyActivated, KeyRefreshed or KeyReshared decision
  *       roster/<index:16>                     for the roster entry at <index> (ClusterGenesis or an
  *                                             ApproversChanged decision), the one before it (or null)
+ *   archive/tlog/leaf/<leaf:16>      cold: the leaf data (ledger-log.ts entryLeafData) of every applied
+ *                                    entry but ClockTick, by leaf position: what the audit export
+ *                                    (node/admin/audit.ts) reads, each with its leaf hash
  *   The ledger index of the roster entry in force is kept in tlog/state (`roster`, absent when
  *   unknown: a node that joined by snapshot knows it from the next roster change on).
  * The cold keys sit under the ledger's archive prefix (raft/storage/leveldb.ts COLD_PREFIX): they
@@ -66,6 +69,11 @@ import type { AppWrite } from '../raft/storage/leveldb.js';
 export const TREE_STATE_KEY = 'tlog/state';
 const NODE_PREFIX = 'archive/tlog/node/';
 const ENTRY_PREFIX = 'archive/tlog/entry/';
+const LEAF_PREFIX = 'archive/tlog/leaf/';
+const leafKey = (leaf: number): string => `${LEAF_PREFIX}${String(leaf).padStart(16, '0')}`;
+
+/** Entries whose leaf data is not kept for the audit export: the ledger's clock ticks (no one's act or decision). */
+export const UNKEPT_LEAF_TYPES: readonly EventType[] = ['ClockTick'];
 export const nodeKey = (level: number, index: number): string => `${NODE_PREFIX}${String(level).padStart(2, '0')}/${String(index).padStart(16, '0')}`;
 const entryKey = (index: number): string => `${ENTRY_PREFIX}${String(index).padStart(16, '0')}`;
 
@@ -186,6 +194,7 @@ export class LedgerTree {
         }
       }
     }
+    if (type !== null && !UNKEPT_LEAF_TYPES.includes(type)) this.put(writes, leafKey(leaf), entryLeafData(entry));
     if (stateWrite) writes.push(this.stateWrite());
     return writes;
   }
@@ -345,6 +354,32 @@ export class LedgerTree {
     const v = decode(b);
     if (v !== null && (typeof v !== 'number' || !Number.isSafeInteger(v))) throw new CustodyError('STORAGE_CORRUPT', `Merkle tree pointer ${key} is not a ledger index`);
     return v;
+  }
+
+  /**
+   * The applied entries at leaf positions [from, to) whose leaf data this node keeps (every type
+   * but UNKEPT_LEAF_TYPES, and only leaves it appended itself: none below its base), in order.
+   */
+  async leaves(from: number, to: number): Promise<{ leafIndex: number; entry: LedgerEntry }[]> {
+    const size = this.tree?.size ?? 0;
+    const lo = Math.max(from, this.base, 0);
+    const hi = Math.min(to, size);
+    if (!(lo < hi)) return [];
+    const keys = Array.from({ length: hi - lo }, (_, i) => leafKey(lo + i));
+    const got = await this.read(keys);
+    const out: { leafIndex: number; entry: LedgerEntry }[] = [];
+    keys.forEach((k, i) => {
+      const b = got.get(k);
+      if (b === undefined) return;
+      try {
+        const o = decode(b) as { index?: unknown; stampMs?: unknown; event?: unknown };
+        if (typeof o.index !== 'number' || typeof o.stampMs !== 'number' || !(o.event instanceof Uint8Array)) throw new Error('expected { index, stampMs, event }');
+        out.push({ leafIndex: lo + i, entry: { index: o.index, stampMs: o.stampMs, event: o.event } });
+      } catch (e) {
+        throw new CustodyError('STORAGE_CORRUPT', `stored leaf ${lo + i}: ${(e as Error).message}`);
+      }
+    });
+    return out;
   }
 
   /** An applied entry of a kept type (KEPT_ENTRY_TYPES), by ledger index, with its leaf position. */

@@ -100,6 +100,9 @@ export const METRICS: readonly MetricSpec[] = [
 
   // Certified checkpoints (node/checkpoints.ts).
   m('custody_checkpoint_divergence_total', 'counter', 'Cosignatures from a peer that do not verify over the checkpoint this node computed at the same tree size: the two replicas hold different entries', ['peer'], 'catalog'),
+  m('custody_witness_push_failures_total', 'counter', 'Pushes of a cosigned checkpoint to a witness that got no valid cosignature, by reason: TLOG_PROOF_INVALID or EQUIVOCATION means the witness holds a history this checkpoint does not extend', ['witness', 'reason'], 'catalog'),
+  m('custody_audit_record_failures_total', 'counter', 'Admin API calls whose OperatorCall record the log did not take (no leader, a refusal): calls served but not in the audit trail', [], 'catalog'),
+  m('custody_witness_cosigned_size', 'gauge', 'The tree size of the latest checkpoint of this node that a witness cosigned', ['witness'], 'catalog'),
 ];
 
 /**
@@ -168,6 +171,9 @@ export interface CatalogMetrics {
   readonly signingActTransitions: Counter<'state'>;
   readonly ledgerEntriesRefused: Counter<'reason'>;
   readonly checkpointDivergence: Counter<'peer'>;
+  readonly witnessPushFailures: Counter<'witness' | 'reason'>;
+  readonly witnessCosignedSize: Gauge<'witness'>;
+  readonly auditRecordFailures: Counter<string>;
 }
 
 function specOf(name: string): { name: string; help: string; labelNames: string[] } {
@@ -249,6 +255,9 @@ export function registerCatalogMetrics(registry: Registry, sources: CatalogSourc
   // No zero series: the peers are not known here; increase() over a series born at 1 still counts
   // it in the alert (CustodyCheckpointDivergence uses `> 0` on the counter's presence).
   const checkpointDivergence = new Counter({ ...specOf('custody_checkpoint_divergence_total'), registers });
+  const witnessPushFailures = new Counter({ ...specOf('custody_witness_push_failures_total'), registers });
+  const witnessCosignedSize = new Gauge({ ...specOf('custody_witness_cosigned_size'), registers });
+  const auditRecordFailures = new Counter({ ...specOf('custody_audit_record_failures_total'), registers });
 
-  return { splitBrainActive, splitBrainAlarms, observations, rollbackVoteWithheld, equivocationEvidence, statementsRejected, kernelSteps, kernelRefusals, kernelDisconnected, kernelReconnects, signingActTransitions, ledgerEntriesRefused, checkpointDivergence };
+  return { splitBrainActive, splitBrainAlarms, observations, rollbackVoteWithheld, equivocationEvidence, statementsRejected, kernelSteps, kernelRefusals, kernelDisconnected, kernelReconnects, signingActTransitions, ledgerEntriesRefused, checkpointDivergence, witnessPushFailures, witnessCosignedSize, auditRecordFailures };
 }

@@ -600,6 +600,28 @@ export const tlog = {
 } as const;
 
 // ---------------------------------------------------------------------------------------------
+// node/witness/ — the C2SP tlog-witness server and the nodes' pushes to witnesses
+// ---------------------------------------------------------------------------------------------
+export const witness = {
+  /** Largest add-checkpoint request body (old size, proof lines, the checkpoint note), in bytes. */
+  requestBytesMax: tlog.proofTextBytesMax,
+  /** Longest a witness waits for a request's body, in ms, before answering 408. */
+  requestReadMs: 10_000,
+  /** Most logs one witness follows (--log-policy files). */
+  logsMax: 1024,
+  /** Largest log policy file, in bytes. */
+  logPolicyBytesMax: 64 * 1024,
+  /** Largest state file of one log (the latest cosigned checkpoint note and its record), in bytes. */
+  stateFileBytesMax: tlog.noteBytesMax + 4096,
+  /** Most witnesses one node pushes its checkpoints to. */
+  witnessesPerNodeMax: 16,
+  /** Deadline of one push (one HTTP request) to a witness, in ms. */
+  pushCallMs: 10_000,
+  /** Most requests of one push to a witness (a 409 with its size is answered once with a proof from there). */
+  pushAttemptsMax: 3,
+} as const;
+
+// ---------------------------------------------------------------------------------------------
 // Relations between bounds.
 // ---------------------------------------------------------------------------------------------
 function check(cond: boolean, what: string): void {

@@ -106,6 +106,8 @@ export const REASONS = {
   TLOG_WITNESS_CONFLICT: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'the checkpoint does not follow the latest one the witness cosigned for that log' },
   TRUST_POLICY_INVALID: { grpc: GrpcStatus.INVALID_ARGUMENT, text: 'the trust policy file is malformed, or a block of its chain does not follow the one before it' },
   EVIDENCE_UNPROVEN: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'an evidence bundle claims something its proven log entries do not show' },
+  CALL_CANCELLED: { grpc: GrpcStatus.CANCELLED, text: 'the caller cancelled the call before it was answered' },
+  WITNESS_UNAVAILABLE: { grpc: GrpcStatus.UNAVAILABLE, text: 'a witness did not answer, or answered something that is not a cosignature of the checkpoint pushed' },
 
   // Input and limits.
   FRAME_MALFORMED: { grpc: GrpcStatus.INVALID_ARGUMENT, text: 'the frame could not be decoded' },

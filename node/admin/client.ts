@@ -210,6 +210,28 @@ export class AdminClient {
     }
   }
 
+  /**
+   * The node's audit records (ExportAudit) as JSON lines, each passed to `onRecord` in order; with
+   * `follow`, until `signal` aborts. Resolves when the stream ends.
+   */
+  exportAudit(req: { fromLeaf: number; sinceMs: number; follow: boolean }, onRecord: (json: string) => void | Promise<void>, signal?: AbortSignal): Promise<void> {
+    const f = (this.client as unknown as Record<string, (req: object, md: grpc.Metadata, opts: grpc.CallOptions) => grpc.ClientReadableStream<{ json: string }>>)['ExportAudit'] as
+      (req: object, md: grpc.Metadata, opts: grpc.CallOptions) => grpc.ClientReadableStream<{ json: string }>;
+    const s = f.call(this.client, req, new grpc.Metadata(), req.follow ? {} : { deadline: Date.now() + 600_000 });
+    const onAbort = (): void => s.cancel();
+    signal?.addEventListener('abort', onAbort);
+    return (async () => {
+      try {
+        for await (const m of s as AsyncIterable<{ json: string }>) await onRecord(m.json);
+      } catch (e) {
+        if ((e as grpc.ServiceError).code === grpc.status.CANCELLED && signal?.aborted) return;
+        throw errorOf(e as grpc.ServiceError);
+      } finally {
+        signal?.removeEventListener('abort', onAbort);
+      }
+    })();
+  }
+
   close(): void {
     this.client.close();
   }

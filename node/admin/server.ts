@@ -21,6 +21,21 @@ import { policyReply, testPolicy } from './policy.js';
 import { backupList } from './backups.js';
 import { revocationInterceptor } from '../revocation.js';
 import type { KernelStatusView, ShareImportView } from '../lifecycle/share-import.js';
+import { ARGS_DIGEST, argsDigest, auditInterceptor, auditRecord, type CallFacts } from './audit.js';
+import type { LedgerEntry } from '../../ledger/events.js';
+
+/** What the audit export reads: this node's tree and its kept leaves (node/ledger-tree.ts). */
+export interface AuditSource {
+  clusterId(): string | null;
+  /** Leaves in the tree now. */
+  size(): number;
+  leaves(from: number, to: number): Promise<{ leafIndex: number; entry: LedgerEntry }[]>;
+  /** Calls `l` after each applied entry; returns the unsubscribe. */
+  subscribe(l: () => void): () => void;
+}
+
+/** Records read per step of an export. */
+const AUDIT_EXPORT_BATCH = 256;
 
 export const ADMIN_PROTO_PATH = fileURLToPath(new URL('../../../proto/admin.proto', import.meta.url));
 const loaderOptions: protoLoader.Options = { keepCase: false, longs: Number, enums: String, bytes: Buffer, defaults: true, oneofs: true };
@@ -53,12 +68,20 @@ export function guardedAdminService(service = 'Admin'): grpc.ServiceDefinition {
     out[m] = {
       ...d,
       requestDeserialize: (buf: Buffer): unknown => {
-        if (buf.length > nodeLimits.adminRequestBytesMax) return { bad: 'FRAME_TOO_LARGE', detail: `request of ${buf.length} bytes exceeds ${nodeLimits.adminRequestBytesMax}` } satisfies BadFrame;
-        try {
-          return d.requestDeserialize(buf);
-        } catch (e) {
-          return { bad: 'FRAME_MALFORMED', detail: `undecodable request: ${(e as Error).message}` } satisfies BadFrame;
+        if (buf.length > nodeLimits.adminRequestBytesMax) {
+          const big = { bad: 'FRAME_TOO_LARGE', detail: `request of ${buf.length} bytes exceeds ${nodeLimits.adminRequestBytesMax}` } satisfies BadFrame;
+          return Object.defineProperty(big, ARGS_DIGEST, { value: argsDigest(buf), enumerable: false });
         }
+        // Each request carries the digest of its bytes as received, for the operator audit record.
+        const digest = argsDigest(buf);
+        let out: object;
+        try {
+          out = d.requestDeserialize(buf);
+        } catch (e) {
+          out = { bad: 'FRAME_MALFORMED', detail: `undecodable request: ${(e as Error).message}` } satisfies BadFrame;
+        }
+        if (typeof out === 'object' && out !== null) Object.defineProperty(out, ARGS_DIGEST, { value: digest, enumerable: false });
+        return out;
       },
     } as grpc.MethodDefinition<unknown, unknown>;
   }
@@ -108,6 +131,8 @@ export interface AdminServerOptions {
     status(): Promise<KernelStatusView>;
     importShare(sealedShare: Uint8Array): Promise<ShareImportView>;
   };
+  /** Operator audit (audit.ts): `record` takes each Admin and Membership call as it ends; `source` serves ExportAudit. */
+  readonly audit?: { readonly record?: (f: CallFacts) => void; readonly source?: AuditSource };
 }
 
 export class AdminServer {
@@ -120,7 +145,10 @@ export class AdminServer {
     this.server = new grpc.Server({
       'grpc.max_receive_message_length': nodeLimits.adminRequestBytesMax + 1024,
       'grpc.max_send_message_length': 16 * 1024 * 1024,
-      interceptors: [revocationInterceptor(() => b.ledger.state(), (r) => o.log?.(`refused admin call: ${r.reason}: ${r.detail}`))],
+      interceptors: [
+        ...(o.audit?.record ? [auditInterceptor(o.audit.record)] : []),
+        revocationInterceptor(() => b.ledger.state(), (r) => o.log?.(`refused admin call: ${r.reason}: ${r.detail}`)),
+      ],
     });
     type R = Record<string, unknown>;
     this.server.addService(guardedAdminService(), {
@@ -218,6 +246,59 @@ export class AdminServer {
         if (!Buffer.isBuffer(tx)) throw new CustodyError('INVALID_ARGUMENT', 'tx must be bytes');
         return testPolicy(op, b.ledger.state(), { keyId: need(r.keyId, 'key_id'), kind: need(r.kind, 'kind', 16), tx: new Uint8Array(tx), initiator: str(r.initiator ?? '', 'initiator', 128) }, Date.now());
       }),
+      ExportAudit: (call: grpc.ServerWritableStream<R, unknown>) => {
+        void (async () => {
+          requireAction(caller(call as unknown as Call), 'read', 'export the audit records');
+          const src = this.o.audit?.source;
+          if (src === undefined) throw new CustodyError('INTERNAL', 'this node serves no audit export');
+          const follow = call.request.follow === true;
+          const sinceMs = Number(call.request.sinceMs ?? 0);
+          let next = Number(call.request.fromLeaf ?? 0);
+          if (!Number.isSafeInteger(next) || next < 0 || !Number.isSafeInteger(sinceMs) || sinceMs < 0) throw new CustodyError('INVALID_ARGUMENT', 'from_leaf and since_ms must be non-negative integers');
+          call.sendMetadata(new grpc.Metadata());
+          let cancelled = false;
+          let wake: (() => void) | null = null;
+          let drained: (() => void) | null = null;
+          call.on('cancelled', () => {
+            cancelled = true;
+            wake?.();
+            drained?.();
+          });
+          const unsubscribe = src.subscribe(() => wake?.());
+          try {
+            for (;;) {
+              const size = src.size();
+              while (next < size && !cancelled) {
+                const to = Math.min(size, next + AUDIT_EXPORT_BATCH);
+                const clusterId = src.clusterId();
+                for (const l of await src.leaves(next, to)) {
+                  if (clusterId === null || l.entry.stampMs < sinceMs) continue;
+                  if (cancelled) break;
+                  if (!call.write({ json: JSON.stringify(auditRecord(clusterId, l.leafIndex, l.entry)) })) {
+                    // Wait for the client to read, or for it to go away (a cancelled call never drains).
+                    await new Promise<void>((r) => {
+                      drained = r;
+                      call.once('drain', () => r());
+                      if (cancelled) r();
+                    });
+                    drained = null;
+                  }
+                }
+                next = to;
+              }
+              if (!follow || cancelled) break;
+              await new Promise<void>((r) => {
+                wake = r;
+                if (src.size() > next || cancelled) r();
+              });
+              wake = null;
+            }
+          } finally {
+            unsubscribe();
+          }
+          if (!cancelled) call.end();
+        })().catch((e: unknown) => call.emit('error', errorOf(e)));
+      },
       WatchAct: (call: grpc.ServerWritableStream<R, unknown>) => {
         let stop: (() => void) | null = null;
         try {

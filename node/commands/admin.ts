@@ -21,6 +21,7 @@ import { adminKernelCommand, adminShareCommand } from './share.js';
 import { leaderCommand, memberCommand, membershipJson, printMembership } from './member.js';
 import { actCommand, approveShown, formatAct, keyCommand } from './act.js';
 import { operatorCommand } from './operator.js';
+import { auditCommand } from './audit.js';
 
 export { formatAct };
 
@@ -344,6 +345,7 @@ export const adminCommand: CommandModule<object, object> = {
     .command(adminBackupCommand)
     .command(adminKernelCommand)
     .command(adminShareCommand)
+    .command(auditCommand)
     .epilogue(`${CONN_HELP}\n\nA refusal prints "REASON: detail" (reason codes of proto/reasons.ts) and exits 3.`)
     .demandCommand(1, 'name an admin command'),
   handler: () => undefined,

@@ -42,6 +42,7 @@ import { ensureCa, issue } from '../certs.js';
 import { loadTls } from '../tls.js';
 import { until as pollUntil } from '../probe.js';
 import { Checkpointer } from '../checkpoints.js';
+import { AuditRecorder, type CallFacts } from '../admin/audit.js';
 
 export const KERNEL_BIN = fileURLToPath(new URL('../../kernel/bin.js', import.meta.url));
 
@@ -170,6 +171,8 @@ export interface LocalClusterOptions {
    * (same cryptography and refusals, no durability), for hosts without the kernel build.
    */
   readonly kernels?: 'process' | 'twin';
+  /** Record every admin call in the log and serve the audit export (node/admin/audit.ts), as a daemon does. Default off. */
+  readonly audit?: boolean;
   /** Serve each node's admin API on loopback with certificates from this CA directory. */
   readonly certsDir?: string;
 }
@@ -309,6 +312,7 @@ export class LocalCluster {
       admin.useEvidenceLog(evidenceLogOf(checkpoints, app, this.genesisEvent.nodes));
       this.nodes.push({ id, dir, identitySecretKey: this.seeds.get(id) as Uint8Array, storage, app, driver, ledger, kernel, participant, coordinator, admin, adminServer: null, adminAddress: null, up: true, checkpoints, snapshotCert });
     }
+    const recorders = new Map<string, AuditRecorder>();
     for (const n of this.nodes) {
       n.driver.start();
       await n.participant.start();
@@ -316,7 +320,17 @@ export class LocalCluster {
       if (this.o.certsDir !== undefined) {
         ensureCa(this.o.certsDir);
         const files = issue(this.o.certsDir, 'node', n.id, ['127.0.0.1', 'localhost']);
-        n.adminServer = new AdminServer({ listen: '127.0.0.1:0', tls: loadTls({ ca: join(this.o.certsDir, 'ca.crt'), cert: files.cert, key: files.key }), backend: n.admin, log: this.log });
+        const audit = this.o.audit !== true ? undefined : {
+          record: (f: CallFacts) => recorders.get(n.id)?.record(f),
+          source: { clusterId: () => n.app.state.cluster?.clusterId ?? null, size: () => n.app.tree.size ?? 0, leaves: (a: number, b: number) => n.app.tree.leaves(a, b), subscribe: (l: () => void) => n.app.subscribe(() => l()) },
+        };
+        if (audit !== undefined) {
+          recorders.set(n.id, new AuditRecorder({
+            nodeId: n.id, log: this.log, propose: (e) => n.ledger.propose(e),
+            passport: () => n.ledger.state().cluster?.nodes[n.id]?.passport ?? null,
+          }));
+        }
+        n.adminServer = new AdminServer({ listen: '127.0.0.1:0', tls: loadTls({ ca: join(this.o.certsDir, 'ca.crt'), cert: files.cert, key: files.key }), backend: n.admin, log: this.log, ...(audit !== undefined ? { audit } : {}) });
         n.adminAddress = `127.0.0.1:${await n.adminServer.start()}`;
       }
     }

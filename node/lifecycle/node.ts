@@ -24,6 +24,11 @@
  *                                      # shares (backups.ts); default beside the data folder,
  *                                      # <dataDir>.share-backups (data/n1 -> data/n1.share-backups):
  *                                      # not inside it, which LevelDB owns and a restore needs empty
+ *   auditCalls: true                   # optional: record every admin call in the log (OperatorCall,
+ *                                      # node/admin/audit.ts); false serves calls unrecorded
+ *   witnesses:                         # optional: C2SP tlog-witnesses this node pushes each
+ *     - url: http://127.0.0.1:7380     # certified checkpoint to (node/witness/pusher.ts); vkey: the
+ *       vkey: witness.example/w1+...   # witness's verifier key (custody witness keygen wrote <key>.vkey)
  */
 import { readFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -37,6 +42,7 @@ import type { LedgerApp } from '../ledger-app.js';
 import type { TlsMaterial } from '../tls.js';
 import { AdminBackend, evidenceLogOf } from '../admin/backend.js';
 import { AdminServer } from '../admin/server.js';
+import { AuditRecorder, type CallFacts } from '../admin/audit.js';
 import { snapshotFileBytes } from '../backup/source.js';
 import type { SnapshotCertifier } from '../snapshot-cert.js';
 import { DriverLedgerPort } from './driver-ledger.js';
@@ -51,6 +57,7 @@ import { KernelLink, type KernelLinkStatus } from './kernel-link.js';
 import { type BlobStore, PeerClient, PeerExchange, RemoteClockReader, RemoteCosigner, RemoteParticipant, peerHandlers } from './peer.js';
 import { signClockReading } from '../../ledger/clock-reading.js';
 import { Checkpointer } from '../checkpoints.js';
+import { parseWitnessEndpoints, WitnessPusher, type WitnessEndpoint } from '../witness/pusher.js';
 import type { KernelPort, ParticipantPort } from './ports.js';
 import type { CatalogMetrics } from '../metrics-catalog.js';
 import { countedKernel } from '../kernel-metrics.js';
@@ -69,6 +76,10 @@ export interface LifecycleConfig {
   readonly signingSetWaitMs: number;
   /** Where share backups are written (absolute); null: `<dataDir>.share-backups`. */
   readonly backupDir: string | null;
+  /** The witnesses each certified checkpoint is pushed to (empty: none). */
+  readonly witnesses?: readonly WitnessEndpoint[];
+  /** Whether admin calls are recorded in the log (default true). */
+  readonly auditCalls?: boolean;
 }
 
 /** Where a node writes its share backups without `backupDir`: beside its data folder, never inside it. */
@@ -115,11 +126,16 @@ export function loadLifecycleConfig(file: string): LifecycleConfig {
   }
   if (genesisEvent.type !== 'ClusterGenesis') throw bad('genesis', `a ${genesisEvent.type}, not a ClusterGenesis`);
   const backupDir = d.backupDir === undefined ? null : resolve(base, s(d.backupDir, 'backupDir'));
-  return { admin: s(d.admin, 'admin'), peers, identitySecretKey: fromHex(seedHex), kernel, genesis, genesisEvent, remoteTimeoutMs, signingSetWaitMs, backupDir };
+  const witnesses = parseWitnessEndpoints(d.witnesses, bad);
+  if (d.auditCalls !== undefined && typeof d.auditCalls !== 'boolean') throw bad('auditCalls', 'true or false');
+  const auditCalls = d.auditCalls !== false;
+  return { admin: s(d.admin, 'admin'), peers, identitySecretKey: fromHex(seedHex), kernel, genesis, genesisEvent, remoteTimeoutMs, signingSetWaitMs, backupDir, witnesses, auditCalls };
 }
 
 export interface NodeLifecycle {
   readonly adminPort: number;
+  /** The newest certified checkpoint note with the cosignatures of the witnesses that cosigned it (null: none). */
+  witnessed(): string | null;
   /** The link to the kernel process (null with a twin kernel): connected, reconnections, last error. */
   kernel(): KernelLinkStatus | null;
   stop(): Promise<void>;
@@ -149,10 +165,20 @@ export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleC
   });
   // Cosigned checkpoints of this node's replica: what its kernel's sign requests rest on.
   const cosigners = peerClients.map((p) => new RemoteCosigner(p.nodeId, p));
+  // Each certified checkpoint goes to the configured witnesses, the proofs from this node's tree.
+  let consistencyOf: (size1: number, size2: number) => Promise<Uint8Array[]> = () => Promise.reject(new CustodyError('INTERNAL', 'no checkpointer yet'));
+  const pusher = (cfg.witnesses ?? []).length === 0 ? null : new WitnessPusher({
+    witnesses: cfg.witnesses ?? [], consistency: (a, b) => consistencyOf(a, b), log: o.log,
+    ...(o.dataDir !== undefined ? { evidenceFile: `${resolve(o.dataDir)}.witnessed.note` } : {}),
+    onFailure: (witness, reason) => o.metrics?.witnessPushFailures.inc({ witness, reason }),
+    onCosigned: (witness, size) => o.metrics?.witnessCosignedSize.set({ witness }, size),
+  });
   const checkpoints = new Checkpointer({
     nodeId: o.nodeId, identitySecretKey: cfg.identitySecretKey, app: o.app, peers: () => cosigners, log: o.log, incarnation: o.incarnation ?? '',
     onDivergence: (peer) => o.metrics?.checkpointDivergence.inc({ peer }),
+    ...(pusher !== null ? { onCertified: (note: string) => pusher.push(note) } : {}),
   });
+  consistencyOf = (a, b) => checkpoints.consistency(a, b);
   // Signed readings of this node's clock (ledger/clock-reading.ts): for its peers' catch-up ticks and its own.
   const ownReading = () => signClockReading({ clusterId: genesis.clusterId, nodeId: o.nodeId, clockMs: Date.now() }, cfg.identitySecretKey);
   const clockReaders = peerClients.map((p) => new RemoteClockReader(p.nodeId, p, genesis.clusterId));
@@ -173,8 +199,25 @@ export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleC
   const coordinator = new Coordinator({ nodeId: o.nodeId, ledger, exchange, participants: ports, localPublicPackage: (k, e) => participant.ownPublicPackage(k, e), log: o.log, remoteTimeoutMs: cfg.remoteTimeoutMs, signingSetWaitMs: cfg.signingSetWaitMs });
   const backend = new AdminBackend(o.nodeId, ledger, coordinator);
   backend.useEvidenceLog(evidenceLogOf(checkpoints, o.app, genesis.nodes));
+  // Every operator call on the admin port is recorded in the log (node/admin/audit.ts).
+  const recorder = new AuditRecorder({
+    nodeId: o.nodeId, log: o.log, propose: (e) => ledger.propose(e), onFailure: () => o.metrics?.auditRecordFailures.inc(),
+    passport: () => {
+      const me = ledger.state().cluster?.nodes[o.nodeId];
+      return me === undefined || me.status === 'removed' ? null : me.passport;
+    },
+  });
   const server = new AdminServer({
     listen: cfg.admin, tls: o.tls, backend, log: o.log,
+    audit: {
+      ...(cfg.auditCalls !== false ? { record: (f: CallFacts) => recorder.record(f) } : {}),
+      source: {
+        clusterId: () => o.app.state.cluster?.clusterId ?? null,
+        size: () => o.app.tree.size ?? 0,
+        leaves: (from, to) => o.app.tree.leaves(from, to),
+        subscribe: (l) => o.app.subscribe(() => l()),
+      },
+    },
     kernel: {
       status: () => kernelStatusView(participant.queuedKernel),
       importShare: (file) => importSealedShare({ nodeId: o.nodeId, ledger, kernel: participant.queuedKernel, exchange, log: o.log }, file),
@@ -206,12 +249,14 @@ export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleC
   o.log(`node ${o.nodeId}: lifecycle serving admin API on ${cfg.admin} (port ${adminPort}), kernel ${cfg.kernel === 'twin' ? 'twin' : cfg.kernel.socket}`);
   return {
     adminPort,
+    witnessed: () => pusher?.witnessed() ?? null,
     kernel: () => link?.state() ?? null,
     async stop() {
       stopped = true;
       clearInterval(genesisTimer);
       coordinator.stop();
       checkpoints.stop();
+      await pusher?.settled();
       ticker.stop();
       backups?.stop();
       repairs.stop();

@@ -1,7 +1,8 @@
 /**
  * `<node>.lifecycle.yaml` is validated field by field as the daemon starts: relative paths resolve
  * against the file's folder, the two timing options default from proto/limits.ts and are refused
- * CONFIG_INVALID outside their range, and a file that is not a genesis is refused by name.
+ * CONFIG_INVALID outside their range, and a file that is not a genesis is refused by name; admin
+ * calls are recorded unless auditCalls is false, and witnesses are a URL and a vkey each.
  */
 import t from 'tap';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -80,4 +81,21 @@ t.test('a genesis that does not decode, a missing field or a file that is not YA
   const notYaml = join(dir, 'broken.lifecycle.yaml');
   writeFileSync(notYaml, 'admin: [127.0.0.1\n');
   t.throws(() => loadLifecycleConfig(notYaml), { reason: 'CONFIG_INVALID', message: /\(file\)/ });
+});
+
+t.test('auditCalls: on unless false; witnesses: each a URL and the witness\'s vkey', async (t) => {
+  const off = load('');
+  if (typeof off === 'string') throw new Error(off);
+  t.equal(off.auditCalls, false, 'the test clusters write auditCalls: false');
+  const on = load('', written.replace(/^auditCalls: .*\n/m, ''));
+  if (typeof on === 'string') throw new Error(on);
+  t.equal(on.auditCalls, true, 'absent: admin calls are recorded');
+  t.match(load('auditCalls: maybe', written.replace(/^auditCalls: .*\n/m, '')), /^CONFIG_INVALID .*: auditCalls: true or false/);
+  const vkey = 'witness.example/w1+b46481bd+BH+uksXSgTYl3jyslhWnye4C4IluqK4S0jY920W+E6Bv';
+  const w = load(`witnesses:\n  - url: http://127.0.0.1:7380/\n    vkey: ${vkey}`);
+  if (typeof w === 'string') throw new Error(w);
+  t.same(w.witnesses?.map((x) => [x.url, x.verifier.name]), [['http://127.0.0.1:7380', 'witness.example/w1']], 'the URL without its trailing slash, the vkey parsed');
+  t.match(load(`witnesses:\n  - url: http://127.0.0.1:7380\n    vkey: ${vkey.replace('b46481bd', 'b46481be')}`), /^CONFIG_INVALID .*: witnesses\[0\]\.vkey: .*key ID does not match/, 'a vkey whose ID does not match its key');
+  t.match(load('witnesses:\n  - url: ftp://x\n    vkey: a+b+c'), /^CONFIG_INVALID .*: witnesses\[0\]\.url: an http/);
+  t.match(load('witnesses: yes'), /^CONFIG_INVALID .*: witnesses: a list/);
 });

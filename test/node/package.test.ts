@@ -34,7 +34,7 @@ t.test('npm pack: the tarball holds the built binary and what it needs, no tests
   const files = (info?.files ?? []).map((f) => f.path);
   t.ok(files.includes('dist/node/cli.js'), 'the custody binary (dist/node/cli.js)');
   t.ok(['dist/kernel/bin.js', 'dist/kernel/main.js', 'dist/raft/core/raft.js', 'dist/ledger/apply.js'].every((f) => files.includes(f)), 'the kernel, Raft and the ledger');
-  t.same(files.filter((f) => f.startsWith('proto/')).sort(), ['proto/admin.proto', 'proto/kernel.proto', 'proto/raft.proto'], 'the .proto files the services load at run time');
+  t.same(files.filter((f) => f.startsWith('proto/')).sort(), ['proto/admin.proto', 'proto/audit.schema.json', 'proto/kernel.proto', 'proto/raft.proto'], 'the .proto files the services load at run time, and the audit records\' JSON Schema');
   t.ok(files.includes('cluster-configs/systemd/custody-node@.service') && files.includes('cluster-configs/systemd/custody-kernel@.service'), 'the systemd units');
   t.ok(files.includes('cluster-configs/prometheus/alerts.yml'), 'the alert rules and other cluster configs');
   t.same(files.filter((f) => f.endsWith('.test.js')), [], 'no test files');

@@ -75,6 +75,7 @@ t.test('the rules cover the consensus, safety, storage and kernel signals', asyn
     'CustodyLeaderFlapping',
     'CustodyQuorumLost',
     'CustodySplitBrain',
+    'CustodyWitnessRefused',
   ]);
 });
 
@@ -86,9 +87,9 @@ t.test('every alert carries a severity, a summary and a description', async (t) 
   }
 });
 
-t.test('split-brain, equivocation and checkpoint divergence fire on the first evaluation; the other alerts wait out blips', async (t) => {
+t.test('split-brain, equivocation, checkpoint divergence and a witness refusal fire on the first evaluation; the other alerts wait out blips', async (t) => {
   for (const r of alerts) {
-    if (r.alert === 'CustodySplitBrain' || r.alert === 'CustodyEquivocation' || r.alert === 'CustodyCheckpointDivergence') {
+    if (r.alert === 'CustodySplitBrain' || r.alert === 'CustodyEquivocation' || r.alert === 'CustodyCheckpointDivergence' || r.alert === 'CustodyWitnessRefused') {
       t.equal(r.for, undefined, `${r.alert}: evidence is never noise, no for: delay`);
       t.equal(r.labels?.severity, 'page', `${r.alert}: pages`);
     } else {
