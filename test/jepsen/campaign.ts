@@ -40,7 +40,8 @@
  * named by the seed in the system temp folder), so a violation can be re-checked offline.
  *
  * Test-only fault switches (--test-faults) are passed to the daemons in CUSTODY_TEST_FAULTS (see
- * node/test-faults.ts); campaigns with them show the checks catch the bug each switch plants.
+ * node/test-faults.ts); campaigns with them show the checks catch the bug each switch plants
+ * (test/jepsen/switches.test.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -53,6 +54,7 @@ import { SeededRng } from '../../raft/core/rng.js';
 import { jepsen as limits } from '../../proto/limits.js';
 import type { HttpStatus } from '../../node/cluster.js';
 import { Cluster } from '../node/harness.js';
+import { TEST_FAULTS_ENV, TEST_FAULTS_PREFIX, TEST_FAULT_NAMES } from '../../node/test-faults.js';
 import { checkHistory, type CheckResult } from './linearizability.js';
 import { registerModel, type RegisterInput, type RegisterOutput } from './models.js';
 import type { Operation } from './history.js';
@@ -89,6 +91,8 @@ export interface CampaignOptions {
 
 export interface Violation {
   readonly check: 'linearizability' | 'convergence' | 'retry-applied-again';
+  /** Milliseconds after the campaign start when the history first shows it (the completion of the call that cannot be placed, the answer to the resend). */
+  readonly atMs: number;
   readonly detail: string;
 }
 
@@ -174,7 +178,7 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignSummary> 
       const env: string[] = [];
       const s = skews.get(id);
       if (s !== undefined) env.push(`LD_PRELOAD=${FAKETIME_LIB}`, `FAKETIME=+${s}s`, 'FAKETIME_DONT_FAKE_MONOTONIC=1');
-      if (o.testFaults) env.push(`CUSTODY_TEST_FAULTS=${o.testFaults}`);
+      if (o.testFaults) env.push(`${TEST_FAULTS_ENV}=${TEST_FAULTS_PREFIX}${o.testFaults}`);
       return ['ip', 'netns', 'exec', hosts.namespace(id), ...(env.length > 0 ? ['env', ...env] : [])];
     };
     const c = await Cluster.create(holder, 3, {}, { hosts: HOSTS, wrap });
@@ -275,7 +279,7 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignSummary> 
               // A node that had not yet applied the original answers with the original's own
               // application (same index, not flagged duplicate): only another index is a second one.
               if (again.ok && (again.result as { index: number }).index !== first) {
-                found.push({ check: 'retry-applied-again', detail: `${clientId} seq ${seq} (write ${value} to ${key}) acknowledged at index ${first}, sent again, answered with index ${(again.result as { index: number }).index}` });
+                found.push({ check: 'retry-applied-again', atMs: Math.round(now()), detail: `${clientId} seq ${seq} (write ${value} to ${key}) acknowledged at index ${first}, sent again, answered with index ${(again.result as { index: number }).index}` });
               }
               lastComplete = now();
             }
@@ -315,7 +319,7 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignSummary> 
       const conv = await c.converged(undefined, 0, SETTLE_MS);
       log(`campaign: converged at applied ${conv[0]?.applied} root ${conv[0]?.root.slice(0, 16)}`);
     } catch (e) {
-      found.push({ check: 'convergence', detail: (e as Error).message });
+      found.push({ check: 'convergence', atMs: Math.round(now()), detail: (e as Error).message });
     }
 
     const historyFile = o.historyFile ?? join(tmpdir(), `custody-jepsen-${o.seed}-${process.pid}.json`);
@@ -323,9 +327,10 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignSummary> 
     writeFileSync(historyFile, JSON.stringify({ seed: o.seed, seconds: o.seconds, mix: o.mix, testFaults: o.testFaults ?? null, schedule, events, history }));
     const result: CheckResult<RegisterInput, RegisterOutput> = checkHistory(registerModel(null), history, { now: () => performance.now(), timeLimitMs: CHECK_MS });
     for (const k of result.keys) {
-      if (k.verdict === 'violation') found.push({ check: 'linearizability', detail: `key ${k.key}: ${k.explanation.text}` });
+      if (k.verdict === 'violation') found.push({ check: 'linearizability', atMs: Math.round(k.explanation.blocked.completeAt), detail: `key ${k.key}: ${k.explanation.text}` });
     }
-    for (const v of found) log(`VIOLATION (${v.check}): ${v.detail}`);
+    found.sort((a, b) => a.atMs - b.atMs);
+    for (const v of found) log(`VIOLATION (${v.check}) at ${(v.atMs / 1000).toFixed(1)} s: ${v.detail}`);
     const count = (outcome: string): number => history.filter((h) => h.outcome === outcome).length;
     const verdict = found.length > 0 ? 'violation' : result.verdict === 'unknown' ? 'unknown' : 'ok';
     return {
@@ -361,7 +366,8 @@ state after healing, and resent writes for exactly-once application. Needs root 
   --clients C        concurrent client processes (default 6)
   --faults-max F     at most F faults
   --history FILE     where to save the history (default: the temp folder, named by the seed)
-  --test-faults SW   start the daemons with test-only fault switches (node/test-faults.ts)
+  --test-faults SW   start the daemons with test-only fault switches that plant bugs, comma
+                     separated: ${TEST_FAULT_NAMES.join(', ')} (node/test-faults.ts)
   --help             this text
 
 Prints the schedule and progress on stderr, and one line of JSON on stdout:
@@ -416,7 +422,8 @@ async function main(argv: string[]): Promise<number> {
       ...(args.has('test-faults') ? { testFaults: args.get('test-faults') as string } : {}),
     });
     const { found, ...line } = s;
-    process.stdout.write(`${JSON.stringify({ ...line, firstViolation: found[0] ?? null })}\n`);
+    const first = found[0];
+    process.stdout.write(`${JSON.stringify({ ...line, firstViolation: first === undefined ? null : { check: first.check, atMs: first.atMs, detail: first.detail.split('\n')[0] } })}\n`);
     return s.verdict === 'ok' ? 0 : s.verdict === 'violation' ? 1 : 3;
   } catch (e) {
     process.stderr.write(`campaign: ${(e as Error).stack ?? String(e)}\n`);
