@@ -44,7 +44,7 @@
  * (test/jepsen/switches.test.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -60,7 +60,7 @@ import { registerModel, type RegisterInput, type RegisterOutput } from './models
 import type { Operation } from './history.js';
 import {
   FAKETIME_LIB, MIXES, NETNS_HOSTS, NetnsHosts, describeFault, nemesisUnavailable, parseMix, planSchedule, runNemesis,
-  type FaultKind, type NemesisEvent, type Victim,
+  type Fault, type FaultKind, type NemesisEvent, type Victim,
 } from './nemesis.js';
 
 const AGENT = fileURLToPath(new URL('../node/netns-agent.js', import.meta.url));
@@ -85,6 +85,8 @@ export interface CampaignOptions {
   readonly historyFile?: string;
   /** Fault switches for the daemons (node/test-faults.ts), comma separated. */
   readonly testFaults?: string;
+  /** Play this schedule instead of the seed's (a replay of a saved history, or a test's fixed one). */
+  readonly schedule?: readonly Fault[];
   /** Where progress goes (default: stderr). */
   readonly log?: (line: string) => void;
 }
@@ -162,7 +164,7 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignSummary> 
   const unavailable = nemesisUnavailable(o.mix);
   if (unavailable !== null) throw new Error(`campaign cannot run here: ${unavailable}`);
   const clients = o.clients ?? 6;
-  const schedule = planSchedule(o.seed, { seconds: o.seconds, nodes: NODES, mix: o.mix, ...(o.faultsMax !== undefined ? { faultsMax: o.faultsMax } : {}) });
+  const schedule = o.schedule ?? planSchedule(o.seed, { seconds: o.seconds, nodes: NODES, mix: o.mix, ...(o.faultsMax !== undefined ? { faultsMax: o.faultsMax } : {}) });
   const mixName = Object.entries(MIXES).find(([, kinds]) => kinds.length === o.mix.length && kinds.every((k) => o.mix.includes(k)))?.[0] ?? o.mix.join(',');
   log(`campaign: seed ${o.seed}, ${o.seconds} s, mix ${mixName}, ${clients} clients${o.testFaults ? `, test faults ${o.testFaults}` : ''}; schedule (${schedule.length} faults):`);
   for (const f of schedule) log(`  ${describeFault(f)}`);
@@ -200,6 +202,11 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignSummary> 
 
     const victim: Victim = {
       nodes: NODES,
+      leader: async () => {
+        const st = await c.statuses();
+        const l = [...st.values()].find((x) => x.role === 'leader');
+        return l?.id ?? NODES[0];
+      },
       kill: (id) => c.signal(id, 'SIGKILL'),
       start: async (id) => {
         if (!c.children.has(id)) c.start(id);
@@ -366,6 +373,8 @@ state after healing, and resent writes for exactly-once application. Needs root 
   --clients C        concurrent client processes (default 6)
   --faults-max F     at most F faults
   --history FILE     where to save the history (default: the temp folder, named by the seed)
+  --replay FILE      play the schedule saved in a history FILE (its seed, seconds and mix too,
+                     unless given) instead of drawing one
   --test-faults SW   start the daemons with test-only fault switches that plant bugs, comma
                      separated: ${TEST_FAULT_NAMES.join(', ')} (node/test-faults.ts)
   --help             this text
@@ -389,7 +398,19 @@ async function main(argv: string[]): Promise<number> {
     }
     args.set(a.slice(2), argv[++i] as string);
   }
-  const known = new Set(['seconds', 'seed', 'mix', 'clients', 'faults-max', 'history', 'test-faults']);
+  const known = new Set(['seconds', 'seed', 'mix', 'clients', 'faults-max', 'history', 'test-faults', 'replay']);
+  let replay: { seed: number; seconds: number; mix: FaultKind[]; schedule: Fault[] } | null = null;
+  if (args.has('replay')) {
+    try {
+      replay = JSON.parse(readFileSync(args.get('replay') as string, 'utf8')) as { seed: number; seconds: number; mix: FaultKind[]; schedule: Fault[] };
+    } catch (e) {
+      process.stderr.write(`campaign: --replay: ${(e as Error).message}\n`);
+      return 2;
+    }
+    if (!args.has('seconds')) args.set('seconds', String(replay.seconds));
+    if (!args.has('seed')) args.set('seed', String(replay.seed));
+    if (!args.has('mix')) args.set('mix', replay.mix.join(','));
+  }
   const unknown = [...args.keys()].filter((k) => !known.has(k));
   const seconds = Number(args.get('seconds'));
   const seed = args.has('seed') ? Number(args.get('seed')) : Math.floor(Math.random() * 0x7fffffff);
@@ -420,6 +441,7 @@ async function main(argv: string[]): Promise<number> {
       ...(faultsMax !== undefined ? { faultsMax } : {}),
       ...(args.has('history') ? { historyFile: args.get('history') as string } : {}),
       ...(args.has('test-faults') ? { testFaults: args.get('test-faults') as string } : {}),
+      ...(replay !== null ? { schedule: replay.schedule } : {}),
     });
     const { found, ...line } = s;
     const first = found[0];

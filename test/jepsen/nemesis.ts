@@ -24,6 +24,8 @@
  *   skew          the node restarts with its wall clock moved forward by up to
  *                 limits.nemesisSkewSecondsMax seconds (libfaketime, Debian `faketime`, preloaded;
  *                 monotonic time is left alone, as a skewed NTP would); heal: restart unskewed.
+ * A fault's node is drawn from the nodes and `leader`, which names whichever node leads when the
+ * fault begins (Jepsen's :primaries target; the node chosen is printed with the event).
  * Mixes name which kinds a schedule draws from: process (kill, pause, restart-all), partition
  * (isolate, partition, one-way), clock (skew), all.
  *
@@ -56,13 +58,19 @@ export interface Fault {
   /** Milliseconds after the campaign start when it is healed. */
   readonly healAt: number;
   readonly kind: FaultKind;
-  /** The node the fault hits (kill, pause, isolate, skew), or the first of two (partition, one-way: from). */
+  /**
+   * The node the fault hits (kill, pause, isolate, skew), or the first of two (partition, one-way:
+   * from); `leader` means the node that leads when the fault begins (Jepsen's :primaries target).
+   */
   readonly node: string | null;
   /** The other node of a partition, the destination of a one-way drop. */
   readonly peer: string | null;
   /** Seconds the clock moves forward (skew). */
   readonly skewSeconds: number | null;
 }
+
+/** The target naming whichever node leads when the fault begins. */
+export const LEADER = 'leader';
 
 export interface ScheduleOptions {
   readonly seconds: number;
@@ -101,8 +109,8 @@ export function planSchedule(seed: number, o: ScheduleOptions): Fault[] {
     const last = kind === 'restart-all' ? 0 : between(rng, limits.nemesisFaultMsMin, limits.nemesisFaultMsMax);
     const gap = between(rng, limits.nemesisGapMsMin, limits.nemesisGapMsMax);
     if (now + last > end) break;
-    const node = kind === 'restart-all' ? null : rng.pick(o.nodes);
-    const others = o.nodes.filter((n) => n !== node);
+    const node = kind === 'restart-all' ? null : rng.pick([...o.nodes, LEADER]);
+    const others = node === LEADER ? o.nodes : o.nodes.filter((n) => n !== node);
     const peer = kind === 'partition' || kind === 'one-way' ? rng.pick(others) : null;
     const skewSeconds = kind === 'skew' ? between(rng, 1, limits.nemesisSkewSecondsMax) : null;
     out.push({ at: now, healAt: now + last, kind, node, peer, skewSeconds });
@@ -135,6 +143,8 @@ export interface Victim {
   /** Restart the node with its clock this many seconds ahead (null: the true clock). */
   skew(id: string, seconds: number | null): Promise<void>;
   readonly nodes: readonly string[];
+  /** The node that leads now, or any node when none does (the fault still happens). */
+  leader(): Promise<string>;
 }
 
 export interface NemesisEvent {
@@ -152,17 +162,18 @@ export async function runNemesis(schedule: readonly Fault[], v: Victim, now: () 
   const sleepUntil = async (t: number): Promise<void> => {
     while (now() < t && !stop()) await new Promise((r) => setTimeout(r, Math.min(200, Math.max(1, t - now()))));
   };
-  const note = (what: 'fault' | 'heal', f: Fault): void => {
-    const e = { at: Math.round(now()), what, fault: describeFault(f) };
+  const note = (what: 'fault' | 'heal', f: Fault, resolved: string): void => {
+    const e = { at: Math.round(now()), what, fault: `${describeFault(f)}${resolved}` };
     events.push(e);
     log(`nemesis ${(e.at / 1000).toFixed(1)}s ${what}: ${e.fault}`);
   };
   for (const f of schedule) {
     await sleepUntil(f.at);
     if (stop()) break;
-    note('fault', f);
-    const node = f.node as string;
-    const peer = f.peer as string;
+    const node = f.node === LEADER ? await v.leader() : (f.node as string);
+    // A partition of the leader with itself would be no fault: the peer then is another node.
+    const peer = f.peer === node ? (v.nodes.find((n) => n !== node) as string) : (f.peer as string);
+    note('fault', f, node === f.node ? '' : ` (${node})`);
     switch (f.kind) {
       case 'kill': await v.kill(node); break;
       case 'pause': await v.pause(node); break;
@@ -176,7 +187,7 @@ export async function runNemesis(schedule: readonly Fault[], v: Victim, now: () 
       case 'skew': await v.skew(node, f.skewSeconds); break;
     }
     await sleepUntil(f.healAt);
-    note('heal', f);
+    note('heal', f, node === f.node ? '' : ` (${node})`);
     switch (f.kind) {
       case 'kill': await v.start(node); break;
       case 'pause': await v.resume(node); break;
