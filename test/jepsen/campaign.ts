@@ -81,6 +81,8 @@ export interface CampaignOptions {
   readonly seed: number;
   readonly mix: readonly FaultKind[];
   readonly clients?: number;
+  /** Share of calls that are reads (default 0.5). */
+  readonly readShare?: number;
   readonly faultsMax?: number;
   readonly historyFile?: string;
   /** Fault switches for the daemons (node/test-faults.ts), comma separated. */
@@ -207,6 +209,11 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignSummary> 
         const l = [...st.values()].find((x) => x.role === 'leader');
         return l?.id ?? NODES[0];
       },
+      follower: async () => {
+        const st = await c.statuses();
+        const l = [...st.values()].find((x) => x.role === 'leader');
+        return NODES.find((n) => n !== l?.id) ?? NODES[0];
+      },
       kill: (id) => c.signal(id, 'SIGKILL'),
       start: async (id) => {
         if (!c.children.has(id)) c.start(id);
@@ -239,7 +246,7 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignSummary> 
 
     const clientLoop = async (slot: number): Promise<void> => {
       const crng = rng.fork();
-      let home = NODES[slot % NODES.length] as string;
+      const home = NODES[slot % NODES.length] as (typeof NODES)[number];
       let gen = 0;
       let seq = 0;
       let written = 0;
@@ -248,7 +255,7 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignSummary> 
       const invoke = (): number => Math.max(now(), lastComplete + 0.001);
       while (now() < endAt) {
         const key = `k${Math.floor(now() / KEY_EPOCH_MS)}.${crng.int(KEYS_PER_EPOCH)}`;
-        if (crng.chance(0.5)) {
+        if (crng.chance(o.readShare ?? 0.5)) {
           const invokeAt = invoke();
           const r = await agent(home).ask({ op: 'read', key, timeoutMs });
           noteReason(r);
@@ -269,9 +276,9 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignSummary> 
           let r = await agent(home).ask(req);
           noteReason(r);
           if (!r.ok && !DEFINITE_WRITE_REFUSALS.has(r.reason)) {
-            // The outcome is unknown: ask once more, same client id and sequence, on the next node.
-            home = NODES[(NODES.indexOf(home as (typeof NODES)[number]) + 1) % NODES.length] as string;
-            r = await agent(home).ask(req);
+            // The outcome is unknown: ask once more, same client id and sequence, on the next node
+            // (the client stays bound to its own node for its later calls, as Jepsen's clients do).
+            r = await agent(NODES[(NODES.indexOf(home) + 1) % NODES.length] as string).ask(req);
             noteReason(r);
           }
           const completeAt = now();

@@ -71,6 +71,8 @@ export interface Fault {
 
 /** The target naming whichever node leads when the fault begins. */
 export const LEADER = 'leader';
+/** The target naming a node that does not lead when the fault begins (given schedules only; never drawn). */
+export const FOLLOWER = 'follower';
 
 export interface ScheduleOptions {
   readonly seconds: number;
@@ -145,6 +147,8 @@ export interface Victim {
   readonly nodes: readonly string[];
   /** The node that leads now, or any node when none does (the fault still happens). */
   leader(): Promise<string>;
+  /** A node that does not lead now. */
+  follower(): Promise<string>;
 }
 
 export interface NemesisEvent {
@@ -170,7 +174,7 @@ export async function runNemesis(schedule: readonly Fault[], v: Victim, now: () 
   for (const f of schedule) {
     await sleepUntil(f.at);
     if (stop()) break;
-    const node = f.node === LEADER ? await v.leader() : (f.node as string);
+    const node = f.node === LEADER ? await v.leader() : f.node === FOLLOWER ? await v.follower() : (f.node as string);
     // A partition of the leader with itself would be no fault: the peer then is another node.
     const peer = f.peer === node ? (v.nodes.find((n) => n !== node) as string) : (f.peer as string);
     note('fault', f, node === f.node ? '' : ` (${node})`);
