@@ -58,6 +58,7 @@ import { TEST_FAULTS_ENV, TEST_FAULTS_PREFIX, TEST_FAULT_NAMES } from '../../nod
 import { checkHistory, type CheckResult } from './linearizability.js';
 import { registerModel, type RegisterInput, type RegisterOutput } from './models.js';
 import type { Operation } from './history.js';
+import { LEDGER_KINDS, runLedgerCampaign } from './ledger-campaign.js';
 import {
   FAKETIME_LIB, MIXES, NETNS_HOSTS, NetnsHosts, describeFault, nemesisUnavailable, parseMix, planSchedule, runNemesis,
   type Fault, type FaultKind, type NemesisEvent, type Victim,
@@ -382,6 +383,11 @@ state after healing, and resent writes for exactly-once application. Needs root 
   --history FILE     where to save the history (default: the temp folder, named by the seed)
   --replay FILE      play the schedule saved in a history FILE (its seed, seconds and mix too,
                      unless given) instead of drawing one
+  --workload W       register (default): the register workload above, on netns hosts;
+                     ledger: governed signing acts on daemons and kernels on loopback (process
+                     faults only: --mix process), checking that every act ends once, one
+                     signature per permit, no nonce counter reused, equal chronicles and state
+                     roots on every node, and that every evidence bundle verifies
   --test-faults SW   start the daemons with test-only fault switches that plant bugs, comma
                      separated: ${TEST_FAULT_NAMES.join(', ')} (node/test-faults.ts)
   --help             this text
@@ -405,7 +411,7 @@ async function main(argv: string[]): Promise<number> {
     }
     args.set(a.slice(2), argv[++i] as string);
   }
-  const known = new Set(['seconds', 'seed', 'mix', 'clients', 'faults-max', 'history', 'test-faults', 'replay']);
+  const known = new Set(['seconds', 'seed', 'mix', 'clients', 'faults-max', 'history', 'test-faults', 'replay', 'workload']);
   let replay: { seed: number; seconds: number; mix: FaultKind[]; schedule: Fault[] } | null = null;
   if (args.has('replay')) {
     try {
@@ -430,16 +436,39 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`campaign: ${(e as Error).message}\n`);
     return 2;
   }
-  const problems = [
+  const problems: string[] = [
     ...unknown.map((k) => `unknown option --${k}`),
     ...(!(Number.isFinite(seconds) && seconds > 0 && seconds <= limits.campaignSecondsMax) ? [`--seconds must be in (0, ${limits.campaignSecondsMax}]`] : []),
     ...(!Number.isSafeInteger(seed) ? ['--seed must be an integer'] : []),
     ...(clients !== undefined && !(Number.isInteger(clients) && clients >= 1 && clients <= 64) ? ['--clients must be 1..64'] : []),
     ...(faultsMax !== undefined && !(Number.isInteger(faultsMax) && faultsMax >= 0) ? ['--faults-max must be a count'] : []),
   ];
+  const workload = args.get('workload') ?? 'register';
+  if (workload !== 'register' && workload !== 'ledger') problems.push('--workload must be register or ledger');
+  if (workload === 'ledger') {
+    const bad = mix.filter((k) => !LEDGER_KINDS.includes(k));
+    if (bad.length > 0) problems.push(`the ledger workload takes only the process faults (${LEDGER_KINDS.join(', ')}), not ${bad.join(', ')}: use --mix process`);
+    for (const k of ['history', 'test-faults']) if (args.has(k)) problems.push(`--${k} applies to the register workload only`);
+  }
   if (problems.length > 0) {
     process.stderr.write(`campaign: ${problems.join('; ')}\n(--help explains)\n`);
     return 2;
+  }
+  if (workload === 'ledger') {
+    try {
+      const s = await runLedgerCampaign({
+        seconds, seed, mix,
+        ...(clients !== undefined ? { clients } : {}),
+        ...(faultsMax !== undefined ? { faultsMax } : {}),
+        ...(replay !== null ? { schedule: replay.schedule } : {}),
+      });
+      const { found, ...line } = s;
+      process.stdout.write(`${JSON.stringify({ ...line, firstViolation: found[0] ?? null })}\n`);
+      return s.verdict === 'ok' ? 0 : 1;
+    } catch (e) {
+      process.stderr.write(`campaign: ${(e as Error).stack ?? String(e)}\n`);
+      return 3;
+    }
   }
   try {
     const s = await runCampaign({
