@@ -81,6 +81,49 @@ const replicaView = (a: ActView): string => JSON.stringify({
   signingSet: a.signingSet.map((m) => ({ nodeId: m.nodeId, counter: m.counter, nonces: m.nonces.map((n) => n.counter) })), confirmation: a.confirmation,
 });
 
+/**
+ * The replica and custody checks over every node's chronicle (the first is the reference) and the
+ * acts whose submission was acknowledged: admitted-lost, ends-once, one-signature, nonce-reused,
+ * chronicle-diverged (see the module header). Pure; evidence is checked by the caller.
+ */
+export function ledgerViolations(ids: readonly string[], chronicles: readonly (readonly ActView[])[], acknowledged: ReadonlySet<string>): LedgerViolation[] {
+  const found: LedgerViolation[] = [];
+  const acts = chronicles[0] ?? [];
+  const reference = new Map(acts.map((a) => [a.opId, replicaView(a)]));
+  chronicles.forEach((list, i) => {
+    const views = new Map(list.map((a) => [a.opId, replicaView(a)]));
+    if (views.size !== reference.size) found.push({ check: 'chronicle-diverged', detail: `${ids[i]} holds ${views.size} acts, ${ids[0]} ${reference.size}` });
+    for (const [op, v] of views) if (reference.get(op) !== v) found.push({ check: 'chronicle-diverged', detail: `${ids[i]}: act ${op} differs from ${ids[0]}'s` });
+  });
+  const byOp = new Map(acts.map((a) => [a.opId, a]));
+  for (const op of acknowledged) if (!byOp.has(op)) found.push({ check: 'admitted-lost', detail: `act ${op} was acknowledged but is in no chronicle` });
+  const permits = new Map<string, string>();
+  const nonces = new Map<string, string>();
+  for (const a of acts) {
+    const ends = a.history.filter((h) => TERMINAL.includes(h.state));
+    if (ends.length !== 1 || !TERMINAL.includes(a.history[a.history.length - 1]?.state ?? '')) {
+      found.push({ check: 'ends-once', detail: `act ${a.opId}: history ${a.history.map((h) => h.state).join(' > ')}` });
+    }
+    const executed = a.history.filter((h) => h.state === 'Executed').length;
+    if (executed > 1) found.push({ check: 'one-signature', detail: `act ${a.opId} executed ${executed} times` });
+    if (a.permitId !== '') {
+      const other = permits.get(a.permitId);
+      if (other !== undefined) found.push({ check: 'one-signature', detail: `permit ${a.permitId} used by ${other} and ${a.opId}` });
+      permits.set(a.permitId, a.opId);
+    }
+    for (const m of a.signingSet) {
+      const counters = m.nonces.length > 0 ? m.nonces.map((x) => x.counter) : [m.counter];
+      for (const c of counters) {
+        const k = `${m.nodeId}/${a.keyId}/${c}`;
+        const other = nonces.get(k);
+        if (other !== undefined) found.push({ check: 'nonce-reused', detail: `node ${m.nodeId} key ${a.keyId} nonce counter ${c} in ${other} and ${a.opId}` });
+        nonces.set(k, a.opId);
+      }
+    }
+  }
+  return found;
+}
+
 /** Runs the ledger workload under a process-fault schedule (see the module header). */
 export async function runLedgerCampaign(o: LedgerCampaignOptions): Promise<LedgerSummary> {
   const log = o.log ?? ((line: string) => process.stderr.write(`${line}\n`));
@@ -218,40 +261,10 @@ export async function runLedgerCampaign(o: LedgerCampaignOptions): Promise<Ledge
     }
     const chronicles = await Promise.all(ids.map(async (id) => (await (admins.get(id) as AdminClient).chronicle(0)).acts));
     acts = chronicles[0] ?? [];
-    const reference = new Map(acts.map((a) => [a.opId, replicaView(a)]));
-    chronicles.forEach((list, i) => {
-      const views = new Map(list.map((a) => [a.opId, replicaView(a)]));
-      if (views.size !== reference.size) found.push({ check: 'chronicle-diverged', detail: `${ids[i]} holds ${views.size} acts, ${ids[0]} ${reference.size}` });
-      for (const [op, v] of views) if (reference.get(op) !== v) found.push({ check: 'chronicle-diverged', detail: `${ids[i]}: act ${op} differs from ${ids[0]}'s` });
-    });
-    const byOp = new Map(acts.map((a) => [a.opId, a]));
-    for (const op of acknowledged) if (!byOp.has(op)) found.push({ check: 'admitted-lost', detail: `act ${op} was acknowledged but is in no chronicle` });
-    const permits = new Map<string, string>();
-    const nonces = new Map<string, string>();
-    let signatures = 0;
+    found.push(...ledgerViolations(ids, chronicles, acknowledged));
+    const signatures = acts.reduce((n, a) => n + a.signatures.length, 0);
     let evidenceVerified = 0;
     for (const a of acts) {
-      const ends = a.history.filter((h) => TERMINAL.includes(h.state));
-      if (ends.length !== 1 || !TERMINAL.includes(a.history[a.history.length - 1]?.state ?? '')) {
-        found.push({ check: 'ends-once', detail: `act ${a.opId}: history ${a.history.map((h) => h.state).join(' > ')}` });
-      }
-      const executed = a.history.filter((h) => h.state === 'Executed').length;
-      if (executed > 1) found.push({ check: 'one-signature', detail: `act ${a.opId} executed ${executed} times` });
-      if (a.permitId !== '') {
-        const other = permits.get(a.permitId);
-        if (other !== undefined) found.push({ check: 'one-signature', detail: `permit ${a.permitId} used by ${other} and ${a.opId}` });
-        permits.set(a.permitId, a.opId);
-      }
-      signatures += a.signatures.length;
-      for (const m of a.signingSet) {
-        const counters = m.nonces.length > 0 ? m.nonces.map((x) => x.counter) : [m.counter];
-        for (const c of counters) {
-          const k = `${m.nodeId}/${a.keyId}/${c}`;
-          const other = nonces.get(k);
-          if (other !== undefined && other !== a.opId) found.push({ check: 'nonce-reused', detail: `node ${m.nodeId} key ${a.keyId} nonce counter ${c} in ${other} and ${a.opId}` });
-          nonces.set(k, a.opId);
-        }
-      }
       if (a.history.some((h) => h.state === 'Published')) {
         try {
           const bundle = JSON.parse((await (admins.get('n2') as AdminClient).exportEvidence(a.opId)).bundleJson) as unknown;
