@@ -4,7 +4,9 @@
  * them, and a register workload whose every call is recorded and checked.
  *
  *   node dist/test/jepsen/campaign.js --seconds N --seed S [--mix all|process|partition|clock|k1,k2]
- *        [--clients C] [--faults-max F] [--history FILE] [--test-faults SWITCHES]
+ *        [--clients C] [--faults-max F] [--history FILE] [--replay FILE] [--test-faults SWITCHES]
+ *        [--workload register|ledger]
+ * (`--workload ledger` runs ledger-campaign.ts instead: governed acts on daemons and kernels.)
  * prints the schedule and progress on stderr and one line of JSON on stdout:
  *   { seed, seconds, mix, ops, ok, failed, indeterminate, faults, violations, verdict, ... }
  * Exit code 0 when no violation was found, 1 when one was, 2 on a usage error, 3 when the check
