@@ -680,4 +680,10 @@ export const jepsen = {
   nemesisSkewSecondsMax: 600,
   /** Client call timeout (ms) the workloads pass to the node; the gRPC deadline adds the client's margin. */
   workloadCallTimeoutMs: 4_000,
+  /** How long a register key is used before the clients move to fresh keys (bounds the calls per key the checker searches). */
+  workloadKeyEpochMs: 10_000,
+  /** After the last heal, how long the cluster has to elect a leader and converge (and the ledger's acts to end) before that is a violation. */
+  campaignSettleMs: 180_000,
+  /** Time budget of the final linearizability check; past it the campaign answers unknown. */
+  campaignCheckMs: 120_000,
 } as const;

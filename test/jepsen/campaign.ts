@@ -15,7 +15,7 @@
  * Workload (registers). C client processes, each bound to one node (clients are spread over the
  * hosts, inside their namespaces, through test/node/netns-agent.ts), each calling one at a time: a
  * write of a value never written before (Custody.Propose, with a client id and sequence number) or
- * a linearizable read (Custody.Read). Keys rotate every keyEpochMs so that no key collects an
+ * a linearizable read (Custody.Read). Keys rotate every limits.workloadKeyEpochMs so that no key collects an
  * unbounded number of indeterminate writes (the checker's search grows with them). Each call is
  * recorded with its invocation and completion times (performance.now() in this process, taken
  * before the request leaves and after the answer arrives: the real interval lies inside) and its
@@ -69,14 +69,8 @@ import {
 const AGENT = fileURLToPath(new URL('../node/netns-agent.js', import.meta.url));
 const NODES = ['n1', 'n2', 'n3'] as const;
 const HOSTS = NODES.map((n) => NETNS_HOSTS[n] as string);
-/** A key lives this long; then clients move to fresh keys. */
-const KEY_EPOCH_MS = 10_000;
 const KEYS_PER_EPOCH = 3;
 const RESEND_CHANCE = 0.15;
-/** Time the final checks give the healed cluster to elect and converge. */
-const SETTLE_MS = 180_000;
-/** Time budget of the linearizability check. */
-const CHECK_MS = 120_000;
 const DEFINITE_WRITE_REFUSALS = new Set(['INVALID_ARGUMENT', 'LIMIT_EXCEEDED']);
 
 export interface CampaignOptions {
@@ -257,7 +251,7 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignSummary> 
       const proc = (): string => `c${slot}.${gen}`;
       const invoke = (): number => Math.max(now(), lastComplete + 0.001);
       while (now() < endAt) {
-        const key = `k${Math.floor(now() / KEY_EPOCH_MS)}.${crng.int(KEYS_PER_EPOCH)}`;
+        const key = `k${Math.floor(now() / limits.workloadKeyEpochMs)}.${crng.int(KEYS_PER_EPOCH)}`;
         if (crng.chance(o.readShare ?? 0.5)) {
           const invokeAt = invoke();
           const r = await agent(home).ask({ op: 'read', key, timeoutMs });
@@ -332,8 +326,8 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignSummary> 
     // Every fault was healed by runNemesis; make sure every daemon runs (a kill healed by a start).
     for (const id of NODES) if (!c.children.has(id)) c.start(id);
     try {
-      await c.stableLeader(undefined, SETTLE_MS);
-      const conv = await c.converged(undefined, 0, SETTLE_MS);
+      await c.stableLeader(undefined, limits.campaignSettleMs);
+      const conv = await c.converged(undefined, 0, limits.campaignSettleMs);
       log(`campaign: converged at applied ${conv[0]?.applied} root ${conv[0]?.root.slice(0, 16)}`);
     } catch (e) {
       found.push({ check: 'convergence', atMs: Math.round(now()), detail: (e as Error).message });
@@ -342,7 +336,7 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignSummary> 
     const historyFile = o.historyFile ?? join(tmpdir(), `custody-jepsen-${o.seed}-${process.pid}.json`);
     mkdirSync(join(historyFile, '..'), { recursive: true });
     writeFileSync(historyFile, JSON.stringify({ seed: o.seed, seconds: o.seconds, mix: o.mix, testFaults: o.testFaults ?? null, schedule, events, history }));
-    const result: CheckResult<RegisterInput, RegisterOutput> = checkHistory(registerModel(null), history, { now: () => performance.now(), timeLimitMs: CHECK_MS });
+    const result: CheckResult<RegisterInput, RegisterOutput> = checkHistory(registerModel(null), history, { now: () => performance.now(), timeLimitMs: limits.campaignCheckMs });
     for (const k of result.keys) {
       if (k.verdict === 'violation') found.push({ check: 'linearizability', atMs: Math.round(k.explanation.blocked.completeAt), detail: `key ${k.key}: ${k.explanation.text}` });
     }

@@ -34,11 +34,11 @@ import { verifyEvidence } from '../../node/commands/evidence.js';
 import { DaemonCluster } from '../../node/lifecycle/daemon-cluster.js';
 import { until } from '../../node/probe.js';
 import { SeededRng } from '../../raft/core/rng.js';
+import { jepsen as limits } from '../../proto/limits.js';
 import { CLI, OPERATORS, POLICY, actTx, rid, submitAs } from '../lifecycle/harness.js';
 import { MIXES, describeFault, planSchedule, runNemesis, type Fault, type FaultKind, type Victim } from './nemesis.js';
 
 const TERMINAL = ['Settled', 'Denied', 'Aborted'];
-const SETTLE_MS = 300_000;
 
 export interface LedgerCampaignOptions {
   readonly seconds: number;
@@ -235,7 +235,7 @@ export async function runLedgerCampaign(o: LedgerCampaignOptions): Promise<Ledge
 
     const found: LedgerViolation[] = [];
     // Settle what was published, until every act has ended (the coordinator finishes or aborts the rest).
-    const settleDeadline = Date.now() + SETTLE_MS;
+    const settleDeadline = Date.now() + limits.campaignSettleMs;
     let acts: ActView[] = [];
     for (;;) {
       acts = await (admins.get('n1') as AdminClient).chronicle(0).then((r) => r.acts, () => []);
