@@ -15,8 +15,8 @@
  * Workload (registers). C client processes, each bound to one node (clients are spread over the
  * hosts, inside their namespaces, through test/node/netns-agent.ts), each calling one at a time: a
  * write of a value never written before (Custody.Propose, with a client id and sequence number) or
- * a linearizable read (Custody.Read). Keys rotate every limits.workloadKeyEpochMs so that no key collects an
- * unbounded number of indeterminate writes (the checker's search grows with them). Each call is
+ * a linearizable read (Custody.Read). Keys rotate every limits.workloadKeyEpochMs, so that no key
+ * collects an unbounded number of indeterminate writes (the checker's search grows with them). Each call is
  * recorded with its invocation and completion times (performance.now() in this process, taken
  * before the request leaves and after the answer arrives: the real interval lies inside) and its
  * outcome:
