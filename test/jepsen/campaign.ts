@@ -160,6 +160,7 @@ let runs = 0;
 /** Runs one campaign (see the module header) and returns its summary. */
 export async function runCampaign(o: CampaignOptions): Promise<CampaignSummary> {
   const log = o.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  if (o.mix.includes('kill-kernel')) throw new RangeError('the register workload\'s nodes run no kernel: kill-kernel is for --workload ledger');
   const unavailable = nemesisUnavailable(o.mix);
   if (unavailable !== null) throw new Error(`campaign cannot run here: ${unavailable}`);
   const clients = o.clients ?? 6;
@@ -220,6 +221,8 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignSummary> 
       cut: async (id) => hosts.cut(id),
       heal: async (id) => hosts.heal(id),
       block: async (from, to, on) => hosts.block(from, to, on),
+      killKernel: () => Promise.reject(new RangeError('the register workload\'s nodes run no kernel')),
+      startKernel: () => Promise.reject(new RangeError('the register workload\'s nodes run no kernel')),
       skew: async (id, seconds) => {
         await c.signal(id, 'SIGKILL');
         if (seconds === null) skews.delete(id);
@@ -372,8 +375,9 @@ state after healing, and resent writes for exactly-once application. Needs root 
 
   --seconds N        campaign length (faults stop ${limits.nemesisQuietMs / 1000} s before the end)
   --seed S           seed of the fault schedule and the workload's choices (default: random)
-  --mix M            faults to draw from: ${Object.keys(MIXES).join(', ')} (default all), or kinds
-                     separated by commas: kill,pause,restart-all,isolate,partition,one-way,skew
+  --mix M            faults to draw from: ${Object.keys(MIXES).join(', ')} (default all; ledger
+                     for --workload ledger), or kinds separated by commas: kill, pause,
+                     restart-all, isolate, partition, one-way, skew, kill-kernel (ledger only)
   --clients C        concurrent client processes (default 6)
   --faults-max F     at most F faults
   --history FILE     where to save the history (default: the temp folder, named by the seed)
@@ -381,7 +385,7 @@ state after healing, and resent writes for exactly-once application. Needs root 
                      unless given) instead of drawing one
   --workload W       register (default): the register workload above, on netns hosts;
                      ledger: governed signing acts on daemons and kernels on loopback (process
-                     faults only: --mix process), checking that every act ends once, one
+                     faults only: --mix ledger, the default there), checking that every act ends once, one
                      signature per permit, no nonce counter reused, equal chronicles and state
                      roots on every node, and that every evidence bundle verifies
   --test-faults SW   start the daemons with test-only fault switches that plant bugs, comma
@@ -427,7 +431,7 @@ async function main(argv: string[]): Promise<number> {
   const faultsMax = args.has('faults-max') ? Number(args.get('faults-max')) : undefined;
   let mix: FaultKind[];
   try {
-    mix = parseMix(args.get('mix') ?? 'all');
+    mix = parseMix(args.get('mix') ?? (args.get('workload') === 'ledger' ? 'ledger' : 'all'));
   } catch (e) {
     process.stderr.write(`campaign: ${(e as Error).message}\n`);
     return 2;
@@ -441,9 +445,10 @@ async function main(argv: string[]): Promise<number> {
   ];
   const workload = args.get('workload') ?? 'register';
   if (workload !== 'register' && workload !== 'ledger') problems.push('--workload must be register or ledger');
+  if (workload === 'register' && mix.includes('kill-kernel')) problems.push('kill-kernel is for --workload ledger (the register workload\'s nodes run no kernel)');
   if (workload === 'ledger') {
     const bad = mix.filter((k) => !LEDGER_KINDS.includes(k));
-    if (bad.length > 0) problems.push(`the ledger workload takes only the process faults (${LEDGER_KINDS.join(', ')}), not ${bad.join(', ')}: use --mix process`);
+    if (bad.length > 0) problems.push(`the ledger workload takes only process faults (${LEDGER_KINDS.join(', ')}), not ${bad.join(', ')}: use --mix ledger`);
     for (const k of ['history', 'test-faults']) if (args.has(k)) problems.push(`--${k} applies to the register workload only`);
   }
   if (problems.length > 0) {

@@ -7,7 +7,9 @@
  * played by the register workload (campaign.ts); the loopback cluster takes the process faults:
  *   kill          SIGKILL of the node's daemon and its kernel; heal: both started again;
  *   pause         SIGSTOP of the daemon; heal: SIGCONT;
- *   restart-all   SIGKILL of every daemon and kernel, then all started.
+ *   restart-all   SIGKILL of every daemon and kernel, then all started;
+ *   kill-kernel   SIGKILL of the kernel alone; its daemon keeps running and reconnects once the
+ *                 kernel is started again.
  *
  * After the schedule the acts still Published are settled, and the run waits until every act has
  * ended and every node applied the same index with the same state root. Checks (DESIGN §3):
@@ -73,7 +75,7 @@ export interface LedgerSummary {
 }
 
 /** The fault kinds the loopback ledger cluster can take. */
-export const LEDGER_KINDS: readonly FaultKind[] = MIXES.process as readonly FaultKind[];
+export const LEDGER_KINDS: readonly FaultKind[] = MIXES.ledger as readonly FaultKind[];
 
 /** The part of an act every replica must agree on. */
 const replicaView = (a: ActView): string => JSON.stringify({
@@ -183,9 +185,8 @@ export async function runLedgerCampaign(o: LedgerCampaignOptions): Promise<Ledge
       },
       kill: (id) => cluster.kill(id),
       start: async (id) => {
-        if (running(id)) return;
-        await cluster.startKernel(id);
-        cluster.startDaemon(id, CLI);
+        await victim.startKernel(id);
+        if (!running(id)) cluster.startDaemon(id, CLI);
       },
       pause: async (id) => {
         cluster.node(id).daemon?.kill('SIGSTOP');
@@ -197,6 +198,17 @@ export async function runLedgerCampaign(o: LedgerCampaignOptions): Promise<Ledge
       heal: () => Promise.reject(new RangeError('no partitions on the loopback ledger cluster')),
       block: () => Promise.reject(new RangeError('no partitions on the loopback ledger cluster')),
       skew: () => Promise.reject(new RangeError('no clock skew on the loopback ledger cluster')),
+      killKernel: async (id) => {
+        const k = cluster.node(id).kernel;
+        if (k === null || k.proc.exitCode !== null || k.proc.signalCode !== null) return;
+        k.proc.kill('SIGKILL');
+        await k.exited;
+      },
+      startKernel: async (id) => {
+        const k = cluster.node(id).kernel;
+        if (k !== null && k.proc.exitCode === null && k.proc.signalCode === null) return;
+        await cluster.startKernel(id);
+      },
     };
 
     const t0 = performance.now();

@@ -21,13 +21,16 @@
  *   one-way       a blackhole route in one host for another's address: packets from `from` to `to`
  *                 are dropped, the other direction delivered (as an iptables OUTPUT DROP would:
  *                 TCP connections from either side stall, established ones one-sidedly);
+ *   kill-kernel   SIGKILL of the node's secret kernel process alone; heal: the kernel started again
+ *                 (its daemon keeps running and must reconnect; ledger workload only);
  *   skew          the node restarts with its wall clock moved forward by up to
  *                 limits.nemesisSkewSecondsMax seconds (libfaketime, Debian `faketime`, preloaded;
  *                 monotonic time is left alone, as a skewed NTP would); heal: restart unskewed.
  * A fault's node is drawn from the nodes and `leader`, which names whichever node leads when the
  * fault begins (Jepsen's :primaries target; the node chosen is printed with the event).
  * Mixes name which kinds a schedule draws from: process (kill, pause, restart-all), partition
- * (isolate, partition, one-way), clock (skew), all.
+ * (isolate, partition, one-way), clock (skew), all (the seven above but kill-kernel), ledger (process
+ * and kill-kernel).
  *
  * Not simulated here: the loss of writes the OS had not yet fsynced on a power cut. kill -9 keeps
  * the page cache; dropping it needs a block device or FUSE layer under the data directory. The
@@ -42,14 +45,16 @@ import { fileURLToPath } from 'node:url';
 import { SeededRng } from '../../raft/core/rng.js';
 import { jepsen as limits } from '../../proto/limits.js';
 
-export type FaultKind = 'kill' | 'pause' | 'restart-all' | 'isolate' | 'partition' | 'one-way' | 'skew';
-export const FAULT_KINDS: readonly FaultKind[] = ['kill', 'pause', 'restart-all', 'isolate', 'partition', 'one-way', 'skew'];
+export type FaultKind = 'kill' | 'pause' | 'restart-all' | 'isolate' | 'partition' | 'one-way' | 'skew' | 'kill-kernel';
+export const FAULT_KINDS: readonly FaultKind[] = ['kill', 'pause', 'restart-all', 'isolate', 'partition', 'one-way', 'skew', 'kill-kernel'];
 
+/** Named mixes. `all` is every kind the register workload's nodes take (they run no kernel). */
 export const MIXES: Readonly<Record<string, readonly FaultKind[]>> = {
   process: ['kill', 'pause', 'restart-all'],
   partition: ['isolate', 'partition', 'one-way'],
   clock: ['skew'],
-  all: FAULT_KINDS,
+  all: ['kill', 'pause', 'restart-all', 'isolate', 'partition', 'one-way', 'skew'],
+  ledger: ['kill', 'pause', 'restart-all', 'kill-kernel'],
 };
 
 export interface Fault {
@@ -142,6 +147,9 @@ export interface Victim {
   heal(id: string): Promise<void>;
   /** Drop every packet from `from` to `to` (on) or deliver them again (off). */
   block(from: string, to: string, on: boolean): Promise<void>;
+  /** SIGKILL the node's kernel alone, and start it again. */
+  killKernel(id: string): Promise<void>;
+  startKernel(id: string): Promise<void>;
   /** Restart the node with its clock this many seconds ahead (null: the true clock). */
   skew(id: string, seconds: number | null): Promise<void>;
   readonly nodes: readonly string[];
@@ -180,6 +188,7 @@ export async function runNemesis(schedule: readonly Fault[], v: Victim, now: () 
     note('fault', f, node === f.node ? '' : ` (${node})`);
     switch (f.kind) {
       case 'kill': await v.kill(node); break;
+      case 'kill-kernel': await v.killKernel(node); break;
       case 'pause': await v.pause(node); break;
       case 'restart-all':
         await Promise.all(v.nodes.map((n) => v.kill(n)));
@@ -194,6 +203,7 @@ export async function runNemesis(schedule: readonly Fault[], v: Victim, now: () 
     note('heal', f, node === f.node ? '' : ` (${node})`);
     switch (f.kind) {
       case 'kill': await v.start(node); break;
+      case 'kill-kernel': await v.startKernel(node); break;
       case 'pause': await v.resume(node); break;
       case 'restart-all': break;
       case 'isolate': await v.heal(node); break;
