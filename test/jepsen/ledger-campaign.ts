@@ -16,8 +16,8 @@
  *   admitted-lost       an act whose submission was acknowledged is in every node's chronicle;
  *   ends-once           every act ends, once: its history holds exactly one of Settled, Denied,
  *                       Aborted, as its last state;
- *   one-signature       an act is Executed at most once, its permit is no other act's, and it
- *                       carries one signature per message at most;
+ *   one-signature       an act is Executed at most once, its permit is no other act's, and none
+ *                       of its signatures appears in another act;
  *   nonce-reused        no (node, key, nonce counter) appears in two signing sets, in any act;
  *   chronicle-diverged  every node's chronicle (each act's states, signatures, permit, signing set)
  *                       is the same, and so is its state root at one applied index;
@@ -101,6 +101,7 @@ export function ledgerViolations(ids: readonly string[], chronicles: readonly (r
   for (const op of acknowledged) if (!byOp.has(op)) found.push({ check: 'admitted-lost', detail: `act ${op} was acknowledged but is in no chronicle` });
   const permits = new Map<string, string>();
   const nonces = new Map<string, string>();
+  const signatures = new Map<string, string>();
   for (const a of acts) {
     const ends = a.history.filter((h) => TERMINAL.includes(h.state));
     if (ends.length !== 1 || !TERMINAL.includes(a.history[a.history.length - 1]?.state ?? '')) {
@@ -112,6 +113,11 @@ export function ledgerViolations(ids: readonly string[], chronicles: readonly (r
       const other = permits.get(a.permitId);
       if (other !== undefined) found.push({ check: 'one-signature', detail: `permit ${a.permitId} used by ${other} and ${a.opId}` });
       permits.set(a.permitId, a.opId);
+    }
+    for (const sig of a.signatures) {
+      const other = signatures.get(sig);
+      if (other !== undefined) found.push({ check: 'one-signature', detail: `signature ${sig.slice(0, 16)}... in ${other} and ${a.opId}` });
+      signatures.set(sig, a.opId);
     }
     for (const m of a.signingSet) {
       const counters = m.nonces.length > 0 ? m.nonces.map((x) => x.counter) : [m.counter];

@@ -1,8 +1,9 @@
 /**
  * The ledger workload's checks (ledger-campaign.ts ledgerViolations), from the attacker's side:
  * chronicles with a planted fault must be caught, each by its own check, and clean ones pass. An
- * act that ends twice or never, executes twice, shares a permit, reuses a nonce counter of a node
- * and key; a node whose chronicle differs or lacks an act; an acknowledged act that vanished. A
+ * act that ends twice or never, executes twice, shares a permit or a signature, reuses a nonce
+ * counter of a node and key; a node whose chronicle differs or lacks an act; an acknowledged act
+ * that vanished. A
  * property: over random clean chronicles nothing is reported, and copying one nonce counter of a
  * node from one act into another is always reported as nonce-reused.
  *
@@ -23,7 +24,7 @@ function act(op: string, counter: number, over: Partial<Record<keyof ActView, un
   return {
     opId: op, state: 'Settled', reason: '', keyId: 'k', confirmation: `tx-${op}`,
     history: STATES.map((state, index) => ({ state, index })),
-    signatures: ['ab'.repeat(32)], permitId: `permit-${op}`,
+    signatures: [Buffer.from(`signature of ${op}`).toString('hex')], permitId: `permit-${op}`,
     signingSet: ['n1', 'n2'].map((nodeId) => ({ nodeId, identifier: nodeId, hiding: '', binding: '', counter, nonces: [{ counter, hiding: '', binding: '' }] })),
     ...over,
   } as unknown as ActView;
@@ -44,6 +45,7 @@ t.test('each planted fault is caught by its check', async (t) => {
     ['an act that never ends', same([act('a', 1, { state: 'Published', history: history('Submitted', 'Admitted', 'Executed', 'Published') })]), new Set(), ['ends-once']],
     ['an act executed twice', same([act('a', 1, { history: history('Submitted', 'Admitted', 'Executed', 'Executed', 'Published', 'Settled') })]), new Set(), ['one-signature']],
     ['two acts under one permit', same([act('a', 1), act('b', 2, { permitId: 'permit-a' })]), new Set(), ['one-signature']],
+    ['one signature in two acts', same([act('a', 1), act('b', 2)].map((a) => ({ ...a, signatures: ['ef'.repeat(32)] }))), new Set(), ['one-signature']],
     ['a nonce counter of n1 for key k used twice', same([act('a', 1), act('b', 1)]), new Set(), ['nonce-reused']],
     ['n2 holds another signature for an act', [[act('a', 1)], [act('a', 1, { signatures: ['cd'.repeat(32)] })], [act('a', 1)]], new Set(), ['chronicle-diverged']],
     ['n3 lacks an act', [[act('a', 1), act('b', 2)], [act('a', 1), act('b', 2)], [act('a', 1)]], new Set(), ['chronicle-diverged']],
