@@ -17,7 +17,7 @@
  * ones; `raft.faults`, the simulator's switches, makes a daemon refuse to start), and the value
  * must begin with the words `unsafe-test-only:`, so a variable left over with only switch names
  * refuses the start instead of arming anything. An unknown switch name refuses the start too. A
- * node that starts with switches says so on its log, first line.
+ * node that starts with switches says so on its log before it opens its store.
  */
 import { CustodyError } from '../proto/errors.js';
 import type { TestFaults } from '../raft/driver.js';
