@@ -253,7 +253,7 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignSummary> 
       let lastComplete = -Infinity;
       const proc = (): string => `c${slot}.${gen}`;
       const invoke = (): number => Math.max(now(), lastComplete + 0.001);
-      while (now() < endAt) {
+      while (now() < endAt && nemesisFailed === null) {
         const key = `k${Math.floor(now() / limits.workloadKeyEpochMs)}.${crng.int(KEYS_PER_EPOCH)}`;
         if (crng.chance(o.readShare ?? 0.5)) {
           const invokeAt = invoke();
@@ -315,7 +315,13 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignSummary> 
     };
 
     let stopNemesis = false;
-    const nemesis = runNemesis(schedule, victim, now, log, () => stopNemesis);
+    // Settled at once, so a fault that cannot be played stops the clients instead of crashing the
+    // process as an unhandled rejection; its error is thrown when the nemesis is awaited.
+    let nemesisFailed: unknown = null;
+    const nemesis = runNemesis(schedule, victim, now, log, () => stopNemesis || nemesisFailed !== null).catch((e: unknown) => {
+      nemesisFailed = e;
+      return [] as NemesisEvent[];
+    });
     const progress = setInterval(() => log(`campaign: ${(now() / 1000).toFixed(0)} s, ${history.length} calls`), 30_000);
     let events: NemesisEvent[];
     try {
@@ -323,6 +329,7 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignSummary> 
     } finally {
       stopNemesis = true;
       events = await nemesis;
+      if (nemesisFailed !== null) throw nemesisFailed;
       clearInterval(progress);
     }
     log(`campaign: workload done, ${history.length} calls; waiting for the healed cluster to converge`);

@@ -38,7 +38,7 @@ import { until } from '../../node/probe.js';
 import { SeededRng } from '../../raft/core/rng.js';
 import { jepsen as limits } from '../../proto/limits.js';
 import { CLI, OPERATORS, POLICY, actTx, rid, submitAs } from '../lifecycle/harness.js';
-import { MIXES, describeFault, planSchedule, runNemesis, type Fault, type FaultKind, type Victim } from './nemesis.js';
+import { MIXES, describeFault, planSchedule, runNemesis, type Fault, type FaultKind, type NemesisEvent, type Victim } from './nemesis.js';
 
 const TERMINAL = ['Settled', 'Denied', 'Aborted'];
 
@@ -225,7 +225,7 @@ export async function runLedgerCampaign(o: LedgerCampaignOptions): Promise<Ledge
     const loop = async (slot: number): Promise<void> => {
       const crng = rng.fork();
       let n = 0;
-      while (now() < o.seconds * 1000) {
+      while (now() < o.seconds * 1000 && nemesisFailed === null) {
         const via = ids[crng.int(ids.length)] as string;
         const label = `j${o.seed}-${slot}-${++n}`;
         attempted.push(label);
@@ -241,13 +241,20 @@ export async function runLedgerCampaign(o: LedgerCampaignOptions): Promise<Ledge
       }
     };
     let stop = false;
-    const nemesis = runNemesis(schedule, victim, now, log, () => stop);
+    // Settled at once, so a fault that cannot be played stops the clients instead of crashing the
+    // process as an unhandled rejection; its error is thrown when the nemesis is awaited.
+    let nemesisFailed: unknown = null;
+    const nemesis = runNemesis(schedule, victim, now, log, () => stop || nemesisFailed !== null).catch((e: unknown) => {
+      nemesisFailed = e;
+      return [] as NemesisEvent[];
+    });
     try {
       await Promise.all(Array.from({ length: clients }, (_, i) => loop(i)));
     } finally {
       stop = true;
     }
     const events = await nemesis;
+    if (nemesisFailed !== null) throw nemesisFailed;
     for (const id of ids) await victim.start(id);
     log(`ledger campaign: ${attempted.length} acts submitted (${acknowledged.size} acknowledged); settling and waiting for every act to end`);
 
