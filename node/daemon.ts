@@ -38,6 +38,7 @@ import { SnapshotCertifier } from './snapshot-cert.js';
 import { startMembership } from './membership/start.js';
 import { NodeServer } from './server.js';
 import { loadTls } from './tls.js';
+import { testFaultsFromEnv, testFaultsSet } from './test-faults.js';
 import { INCARNATION_KEY, incarnationOf } from './backup/incarnation.js';
 
 export interface RunningNode {
@@ -61,6 +62,9 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
   if (faults.length > 0) {
     throw new CustodyError('CONFIG_INVALID', `${cfg.file}: raft.faults: fault switches (${faults.join(', ')}) exist only for the simulator's checkers; a node refuses to start with any set`);
   }
+  // Test-only switches come from the environment alone (node/test-faults.ts); never from the config.
+  const testFaults = testFaultsFromEnv(process.env);
+  if (testFaultsSet(testFaults).length > 0) log(`node ${cfg.id}: TEST FAULT SWITCHES ARMED (${testFaultsSet(testFaults).join(', ')}): this node plants bugs on purpose and must never hold real data`);
   const tls = loadTls(cfg.tls);
   if (tls.id !== cfg.id || tls.role !== 'node') {
     throw new CustodyError('CONFIG_INVALID', `${cfg.file}: tls.cert: the certificate names ${tls.id} (role ${tls.role ?? 'none'}), not node ${cfg.id}`);
@@ -154,6 +158,7 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
     proposalsPerEntryMax: cfg.raft.proposalsPerEntryMax,
     metrics: metrics.driverHooks,
     guard,
+    ...(testFaultsSet(testFaults).length > 0 ? { testFaults } : {}),
     ...(snapshotCert ? { snapshotCert } : {}),
     onFatal,
     log,

@@ -704,4 +704,30 @@ export const jepsen = {
   checkClockEverySteps: 1024,
   /** Most memo entries of one (known operations, state) compared for a subset of the indeterminate operations linearized. */
   checkDominanceScan: 16,
+  /** Longest campaign `campaign.js --seconds` accepts (a day). */
+  campaignSecondsMax: 86_400,
+  /** Most faults one nemesis schedule holds, whatever its length. */
+  nemesisFaultsMax: 10_000,
+  /** Quiet time at a campaign's start before the first fault, and after the last heal before the final checks. */
+  nemesisQuietMs: 3_000,
+  /** How long one fault lasts before it is healed: drawn uniformly from [min, max]. */
+  nemesisFaultMsMin: 1_500,
+  nemesisFaultMsMax: 8_000,
+  /** Gap between a heal and the next fault: drawn uniformly from [min, max]. */
+  nemesisGapMsMin: 1_000,
+  nemesisGapMsMax: 5_000,
+  /**
+   * Largest clock skew (seconds, forward only) the nemesis gives one node. Forward only: a node
+   * set behind would see its peers' freshly issued certificates as not yet valid, which is a
+   * certificate fault, not a clock fault.
+   */
+  nemesisSkewSecondsMax: 600,
+  /** Client call timeout (ms) the workloads pass to the node; the gRPC deadline adds the client's margin. */
+  workloadCallTimeoutMs: 4_000,
+  /** How long a register key is used before the clients move to fresh keys (bounds the calls per key the checker searches). */
+  workloadKeyEpochMs: 10_000,
+  /** After the last heal, how long the cluster has to elect a leader and converge (and the ledger's acts to end) before that is a violation. */
+  campaignSettleMs: 180_000,
+  /** Time budget of the final linearizability check; past it the campaign answers unknown. */
+  campaignCheckMs: 120_000,
 } as const;

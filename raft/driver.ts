@@ -101,6 +101,13 @@ export interface DriverMetrics {
   snapshotInstalled?(): void;
 }
 
+/** Planted bugs, each on its own switch; set only by node/test-faults.ts (which documents them). */
+export interface TestFaults {
+  readonly ackBeforeFsync: boolean;
+  readonly readWithoutReadIndex: boolean;
+  readonly applyRetryTwice: boolean;
+}
+
 /** A node's durable Raft state: Figure 2's persistent term and vote, and where its log ends. */
 export interface DurableRaftState {
   readonly term: number;
@@ -170,6 +177,8 @@ export interface DriverOptions {
   /** Called when the driver cannot go on (a failed disk write): the process must stop. */
   readonly onFatal: (e: unknown) => void;
   readonly log?: (line: string) => void;
+  /** Planted bugs for the Jepsen campaign's self-test (node/test-faults.ts); absent in production. */
+  readonly testFaults?: TestFaults;
 }
 
 export interface DriverStatus extends Status {
@@ -472,7 +481,7 @@ export class Driver {
       return Promise.resolve(refuse('LIMIT_EXCEEDED', `proposal of ${payload.length} bytes exceeds ${raftLimits.proposalBytesMax}`));
     }
     const digest = digestOf(payload);
-    const known = this.sessionOutcome(clientId, seq, digest);
+    const known = this.o.testFaults?.applyRetryTwice ? null : this.sessionOutcome(clientId, seq, digest);
     if (known) return Promise.resolve(known);
     const key = `${clientId}\u0000${seq}`;
     const existing = this.proposals.get(key);
@@ -501,6 +510,7 @@ export class Driver {
   readIndex(timeoutMs: number): Promise<number> {
     if (this.stopped) return Promise.reject(new CustodyError('PROPOSAL_DROPPED', 'the node is shutting down'));
     if (this.reads.size >= raftLimits.readIndexPendingMax) return Promise.reject(new CustodyError('LIMIT_EXCEEDED', 'too many reads pending'));
+    if (this.o.testFaults?.readWithoutReadIndex) return Promise.resolve(this.appliedIndex);
     const ctx = randomBytes(16);
     const now = this.o.clock.now();
     return new Promise<number>((resolve, reject) => {
@@ -845,7 +855,7 @@ export class Driver {
     const digest = digestOf(cmd.payload);
     const key = `${cmd.clientId}\u0000${cmd.seq}`;
     const s = this.sessions.get(cmd.clientId);
-    if (s && cmd.seq <= s.seq) {
+    if (s && cmd.seq <= s.seq && this.o.testFaults?.applyRetryTwice !== true) {
       // A duplicate of an applied command (a retry or a re-forward): never applied twice.
       acks.push([this.proposals.get(key), this.sessionOutcome(cmd.clientId, cmd.seq, digest) as Outcome]);
       return;
@@ -905,6 +915,8 @@ export class Driver {
         if (r.ok) {
           p.nextTryMs = now + this.retryMs();
           p.lastReason = null;
+          // Planted bug (node/test-faults.ts): answered before any fsync or quorum holds the entry.
+          if (this.o.testFaults?.ackBeforeFsync) this.finish(p, { ok: true, index: r.forwarded ? 0 : r.index, result: new Uint8Array(0), duplicate: false });
         } else {
           // No leader yet, or a transfer in progress: try again soon, until the deadline.
           p.nextTryMs = now + this.o.tickMs * this.o.heartbeatTicks * 2;

@@ -3,7 +3,7 @@
  * and talks to the node on that host, for a test process that stays in the host namespace.
  * Protocol: one JSON request per stdin line, one JSON reply per stdout line, matched by `id`.
  *   { id, op: 'status' }                                  -> the node's /status
- *   { id, op: 'propose', clientId, seq, key, value, timeoutMs }
+ *   { id, op: 'propose', clientId, seq, key, value, timeoutMs } -> { index, duplicate }
  *   { id, op: 'read', key, timeoutMs }
  *   { id, op: 'metrics' }                                 -> the node's /metrics text
  */
@@ -30,7 +30,7 @@ createInterface({ input: process.stdin }).on('line', (line) => {
   };
   if (req.op === 'status') done(fetchStatus(httpAddress, 1_000));
   else if (req.op === 'metrics') done(fetch(`http://${httpAddress}/metrics`, { signal: AbortSignal.timeout(5_000) }).then((r) => r.text()));
-  else if (req.op === 'propose') done(client.propose(req.clientId as string, req.seq as number, req.key as string, Buffer.from(req.value ?? ''), req.timeoutMs).then((r) => ({ index: r.index })));
+  else if (req.op === 'propose') done(client.propose(req.clientId as string, req.seq as number, req.key as string, Buffer.from(req.value ?? ''), req.timeoutMs).then((r) => ({ index: r.index, duplicate: r.duplicate })));
   else if (req.op === 'read') done(client.read(req.key as string, req.timeoutMs).then((r) => ({ index: r.index, found: r.found, value: r.value.toString() })));
   else reply({ id: req.id, ok: false, reason: 'INVALID_ARGUMENT', detail: `unknown op ${req.op}` });
 });
