@@ -77,7 +77,9 @@ const shareImport: Cmd<ImportArgs> = {
     if (f.keyId !== keyId || f.epoch !== epoch) throw new CustodyError('BINDING_MISMATCH', `${a.sealed} holds a share of ${f.keyId} epoch ${f.epoch}, not ${keyId} epoch ${epoch}`);
     const r = await c.importShare(bytes);
     out(a.json ? JSON.stringify(r, null, 2) : [
-      `imported: key ${r.keyId} epoch ${r.keyEpoch}, identifier ${r.identifier}, group key ${r.groupKey}; nonces numbered above ${r.consumedCounter}`,
+      r.earlier
+        ? `already imported: the kernel holds key ${r.keyId} epoch ${r.keyEpoch}, identifier ${r.identifier}, from an earlier import under the RecoveryAuthorized; nothing imported now`
+        : `imported: key ${r.keyId} epoch ${r.keyEpoch}, identifier ${r.identifier}, group key ${r.groupKey}; nonces numbered above ${r.consumedCounter}`,
       r.recordedIndex > 0 ? `recorded: ShareRecovered at ledger index ${r.recordedIndex}` : `NOT recorded in the ledger (${r.recordRefused}); the share is imported`,
     ].join('\n'));
   }),

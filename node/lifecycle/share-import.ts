@@ -77,6 +77,8 @@ export interface ShareImportView {
   readonly recordedIndex: number;
   /** Why the ledger did not record it ("REASON: detail"); empty when it did. */
   readonly recordRefused: string;
+  /** The kernel held the share from an earlier import under the decision (step 6): this call imported nothing. */
+  readonly earlier: boolean;
 }
 
 /** The kernel's status, public facts only (no commitments, no checkpoint it follows). */
@@ -128,7 +130,7 @@ async function completeEarlierImport(o: ShareImportOptions, keyId: string, keyEp
   }
   o.log(`${o.nodeId}: the kernel already imported its share of ${keyId} epoch ${keyEpoch} under the RecoveryAuthorized at index ${rec.authorizedIndex}; ${rec.recovered === null ? 'reporting it now' : `recorded at index ${rec.recovered.index}`}`);
   const recorded = rec.recovered !== null ? { recordedIndex: rec.recovered.index, recordRefused: '' } : await recordRecovery(o, keyId, keyEpoch, rec.identifier);
-  return { keyId, keyEpoch, identifier: rec.identifier, groupKey, consumedCounter: consumed, ...recorded };
+  return { keyId, keyEpoch, identifier: rec.identifier, groupKey, consumedCounter: consumed, ...recorded, earlier: true };
 }
 
 /** Imports a sealed-share file into this node's kernel (steps 1-4 above; step 6 for the same file again). */
@@ -163,7 +165,7 @@ export async function importSealedShare(o: ShareImportOptions, file: Uint8Array)
       const r = await o.kernel.call({ kind: 'importShare', keyId: f.keyId, epoch: kernelEpoch(f.epoch), identifier: f.identifier, public: pub, sealed: f.sealed, ledgerConsumedCounter: consumed }, 'keyPackage');
       o.log(`${o.nodeId}: the kernel imported its share of ${f.keyId} epoch ${f.epoch} (identifier ${r.identifier}) recovered from backup ${toHex(f.backupCid)}, nonces above ${consumed}`);
       const recorded = await recordRecovery(o, f.keyId, f.epoch, r.identifier);
-      return { keyId: f.keyId, keyEpoch: f.epoch, identifier: r.identifier, groupKey: toHex(e.groupKey), consumedCounter: consumed, ...recorded };
+      return { keyId: f.keyId, keyEpoch: f.epoch, identifier: r.identifier, groupKey: toHex(e.groupKey), consumedCounter: consumed, ...recorded, earlier: false };
     } catch (err) {
       if (isCustodyError(err) && err.reason === 'SHARE_ALREADY_HELD') return completeEarlierImport(o, f.keyId, f.epoch, toHex(e.groupKey), consumed, err);
       if (!isCustodyError(err) || err.reason !== 'BINDING_MISMATCH') throw err;

@@ -210,5 +210,6 @@ t.test('the same file again completes a report the first import lost, only when 
   t.equal(r.proposed.length, 1);
   const third = await importSealedShare({ ...r.o, kernel, retryMs: 1 }, r.file);
   t.same([third.recordedIndex, r.proposed.length], [again.recordedIndex, 1], 'once recorded, the same file again says where, and proposes nothing');
+  t.same([first.earlier, again.earlier, third.earlier], [false, true, true], 'the replies say which run imported');
   t.equal(r.calls.filter((c) => c.kind === 'importShare').length, 6, 'every run asked the kernel to import (it is the kernel that refuses)');
 });
