@@ -719,6 +719,20 @@ function backupsDestroyed(c: ClusterState, a: Extract<DecisionAction, { kind: 'B
 // ------------------------------------------------------------------------------------------------
 
 /**
+ * The key and its epoch when the key is live (not retired) and the epoch active; otherwise the
+ * refusal: UNKNOWN_KEY, KEY_NOT_ACTIVE (retired), STALE_EPOCH (any other epoch state). The rule
+ * every backup, recovery and repair record of a key epoch is taken under.
+ */
+function liveEpoch(c: ClusterState, keyId: string, keyEpoch: number): { readonly k: KeyRecord; readonly ep: EpochRecord } | Outcome {
+  const k = own(c.keys, keyId);
+  if (k === undefined) return refuse('UNKNOWN_KEY', `no key ${keyId}`);
+  if (k.status === 'retired') return refuse('KEY_NOT_ACTIVE', `key ${keyId} is retired`);
+  const ep = own(k.epochs, String(keyEpoch));
+  if (ep === undefined || ep.status !== 'active') return refuse('STALE_EPOCH', `key ${keyId} epoch ${keyEpoch} is ${ep?.status ?? 'unknown'}, not active`);
+  return { k, ep };
+}
+
+/**
  * A node records that it wrote the backup of its share of a key epoch (ledger/backup-policy.ts).
  * Accepted only in the proposer's own name (checkProposer), for an epoch that is active and that
  * the proposer holds a share of under the identifier named, and under the BackupPolicy in force
@@ -734,11 +748,9 @@ function keyBackedUp(c: ClusterState, e: Extract<LedgerEvent, { type: 'KeyBacked
   if (!bytesEqual(e.recipientsDigest, backupRecipientsDigest(policy.recipients))) {
     return refuse('BACKUP_RECIPIENTS_MISMATCH', `the backup names recipients ${toHex(e.recipientsDigest)}, the policy in force (index ${policy.sinceIndex}) has ${toHex(backupRecipientsDigest(policy.recipients))}`);
   }
-  const k = own(c.keys, e.keyId);
-  if (k === undefined) return refuse('UNKNOWN_KEY', `no key ${e.keyId}`);
-  if (k.status === 'retired') return refuse('KEY_NOT_ACTIVE', `key ${e.keyId} is retired`);
-  const ep = own(k.epochs, String(e.keyEpoch));
-  if (ep === undefined || ep.status !== 'active') return refuse('STALE_EPOCH', `key ${e.keyId} epoch ${e.keyEpoch} is ${ep?.status ?? 'unknown'}, not active`);
+  const live = liveEpoch(c, e.keyId, e.keyEpoch);
+  if ('kind' in live) return live;
+  const { k, ep } = live;
   const at = ep.participants.indexOf(e.nodeId);
   if (at < 0) return refuse('WRONG_RECIPIENT', `${e.nodeId} holds no share of ${e.keyId} epoch ${e.keyEpoch}`);
   const identifier = frostIdentifier(k.scheme, at + 1);
@@ -768,11 +780,9 @@ function keyBackedUp(c: ClusterState, e: Extract<LedgerEvent, { type: 'KeyBacked
 function backupDrilled(c: ClusterState, e: Extract<LedgerEvent, { type: 'BackupDrilled' }>, ctx: Ctx): Outcome {
   const bad = checkProposer(c, e);
   if (bad !== null) return bad;
-  const k = own(c.keys, e.keyId);
-  if (k === undefined) return refuse('UNKNOWN_KEY', `no key ${e.keyId}`);
-  if (k.status === 'retired') return refuse('KEY_NOT_ACTIVE', `key ${e.keyId} is retired`);
-  const ep = own(k.epochs, String(e.keyEpoch));
-  if (ep === undefined || ep.status !== 'active') return refuse('STALE_EPOCH', `key ${e.keyId} epoch ${e.keyEpoch} is ${ep?.status ?? 'unknown'}, not active`);
+  const live = liveEpoch(c, e.keyId, e.keyEpoch);
+  if ('kind' in live) return live;
+  const { k, ep } = live;
   if (Math.abs(e.drilledAtMs - ctx.stampMs) > drillLimits.recordSkewMs) {
     return refuse('DRILL_RECORD_INVALID', `the drill ran at ${e.drilledAtMs}, more than ${drillLimits.recordSkewMs} ms from the entry's stamp ${ctx.stampMs}`);
   }
@@ -811,11 +821,9 @@ function backupDrilled(c: ClusterState, e: Extract<LedgerEvent, { type: 'BackupD
  * earlier one of the same key epoch and node) so a ShareRecovered can name it.
  */
 function recoveryAuthorized(c: ClusterState, a: Extract<DecisionAction, { kind: 'RecoveryAuthorized' }>, dCid: Uint8Array, ctx: Ctx): Outcome {
-  const k = own(c.keys, a.keyId);
-  if (k === undefined) return refuse('UNKNOWN_KEY', `no key ${a.keyId}`);
-  if (k.status === 'retired') return refuse('KEY_NOT_ACTIVE', `key ${a.keyId} is retired`);
-  const ep = own(k.epochs, String(a.keyEpoch));
-  if (ep === undefined || ep.status !== 'active') return refuse('STALE_EPOCH', `key ${a.keyId} epoch ${a.keyEpoch} is ${ep?.status ?? 'unknown'}, not active`);
+  const live = liveEpoch(c, a.keyId, a.keyEpoch);
+  if ('kind' in live) return live;
+  const { k, ep } = live;
   const at = ep.participants.indexOf(a.nodeId);
   if (at < 0) return refuse('WRONG_RECIPIENT', `${a.nodeId} holds no share of ${a.keyId} epoch ${a.keyEpoch}`);
   const identifier = frostIdentifier(k.scheme, at + 1);
@@ -843,11 +851,9 @@ function recoveryAuthorized(c: ClusterState, a: Extract<DecisionAction, { kind: 
 function shareRecovered(c: ClusterState, e: Extract<LedgerEvent, { type: 'ShareRecovered' }>, ctx: Ctx): Outcome {
   const bad = checkProposer(c, e);
   if (bad !== null) return bad;
-  const k = own(c.keys, e.keyId);
-  if (k === undefined) return refuse('UNKNOWN_KEY', `no key ${e.keyId}`);
-  if (k.status === 'retired') return refuse('KEY_NOT_ACTIVE', `key ${e.keyId} is retired`);
-  const ep = own(k.epochs, String(e.keyEpoch));
-  if (ep === undefined || ep.status !== 'active') return refuse('STALE_EPOCH', `key ${e.keyId} epoch ${e.keyEpoch} is ${ep?.status ?? 'unknown'}, not active`);
+  const live = liveEpoch(c, e.keyId, e.keyEpoch);
+  if ('kind' in live) return live;
+  const { k, ep } = live;
   const rk = backupRecordKey(e.keyId, e.keyEpoch, e.nodeId);
   const rec = own(recoveriesOf(c), rk);
   if (rec === undefined) return refuse('RECOVERY_NOT_AUTHORIZED', `no RecoveryAuthorized names ${e.nodeId} for ${e.keyId} epoch ${e.keyEpoch}`);
@@ -874,11 +880,9 @@ function shareRecovered(c: ClusterState, e: Extract<LedgerEvent, { type: 'ShareR
  * one, so the node's ShareRepaired can name it; every kernel follows the decision itself.
  */
 function repairAuthorized(c: ClusterState, a: Extract<DecisionAction, { kind: 'RepairAuthorized' }>, dCid: Uint8Array, ctx: Ctx): Outcome {
-  const k = own(c.keys, a.keyId);
-  if (k === undefined) return refuse('UNKNOWN_KEY', `no key ${a.keyId}`);
-  if (k.status === 'retired') return refuse('KEY_NOT_ACTIVE', `key ${a.keyId} is retired`);
-  const ep = own(k.epochs, String(a.keyEpoch));
-  if (ep === undefined || ep.status !== 'active') return refuse('STALE_EPOCH', `key ${a.keyId} epoch ${a.keyEpoch} is ${ep?.status ?? 'unknown'}, not active`);
+  const live = liveEpoch(c, a.keyId, a.keyEpoch);
+  if ('kind' in live) return live;
+  const { k, ep } = live;
   if (ep.groupKey === null || !bytesEqual(ep.groupKey, a.groupKey)) return refuse('BINDING_MISMATCH', `the group key named is not the one the ledger committed for ${a.keyId} epoch ${a.keyEpoch}`);
   const target = own(c.nodes, a.nodeId);
   if (target === undefined || target.status === 'removed') return refuse('UNKNOWN_NODE', `no node ${a.nodeId}`);
@@ -927,11 +931,9 @@ function repairAuthorized(c: ClusterState, a: Extract<DecisionAction, { kind: 'R
 function shareRepaired(c: ClusterState, e: Extract<LedgerEvent, { type: 'ShareRepaired' }>, ctx: Ctx): Outcome {
   const bad = checkProposer(c, e);
   if (bad !== null) return bad;
-  const k = own(c.keys, e.keyId);
-  if (k === undefined) return refuse('UNKNOWN_KEY', `no key ${e.keyId}`);
-  if (k.status === 'retired') return refuse('KEY_NOT_ACTIVE', `key ${e.keyId} is retired`);
-  const ep = own(k.epochs, String(e.keyEpoch));
-  if (ep === undefined || ep.status !== 'active') return refuse('STALE_EPOCH', `key ${e.keyId} epoch ${e.keyEpoch} is ${ep?.status ?? 'unknown'}, not active`);
+  const live = liveEpoch(c, e.keyId, e.keyEpoch);
+  if ('kind' in live) return live;
+  const { k, ep } = live;
   const rk = backupRecordKey(e.keyId, e.keyEpoch, e.nodeId);
   const rec = own(repairsOf(c), rk);
   if (rec === undefined) return refuse('REPAIR_NOT_AUTHORIZED', `no RepairAuthorized names ${e.nodeId} for ${e.keyId} epoch ${e.keyEpoch}`);
