@@ -138,7 +138,8 @@ interface Running {
 
 /** Three `custody node` daemons and three `custody kernel` processes (node/lifecycle/daemon-cluster.ts). */
 async function startDaemons(dir: string): Promise<Running> {
-  const dc = await DaemonCluster.create(dir, DEMO_POLICY);
+  // Every admin call is recorded in the log (OperatorCall), as on a production node.
+  const dc = await DaemonCluster.create(dir, DEMO_POLICY, 3, 5_000, { lifecycle: ['auditCalls: true'] });
   for (const [id, role] of Object.entries(OPERATORS)) issueOperatorCert(dc.certs, id, role);
   try {
     await dc.start('audra', CLI_PATH, 30_000);
@@ -336,6 +337,7 @@ async function run(a: Args): Promise<void> {
       if (cli.status !== 0 || !chain.ok || !sig.ok) throw new CustodyError('SIGNATURE_INVALID', `evidence of ${x.opId} does not verify`);
     }
     await provenEvidence({ dir, audra, cara, custodian: running.custodians.find((k) => k.id === 'cara')!, acts, deny: await buildSolanaTransfer(contextOf('treasury-ed25519'), [{ address: DEMO_SOL_DESTINATION, amount: 2_000_000n }], DEMO_BLOCKHASH) });
+    if (running.daemons !== undefined) auditExport(dir, running.daemons);
     say(`custody demo: done in ${((Date.now() - t0) / 1000).toFixed(1)} s; everything stopped; files in ${dir}`);
   } finally {
     for (const c of clients) c.close();
@@ -379,6 +381,21 @@ async function provenEvidence(o: { dir: string; audra: AdminClient; cara: AdminC
   const both = spawnSync(process.execPath, [CLI_PATH, 'evidence', 'verify', '--trust', policy, files[0]!, files[files.length - 1]!], { encoding: 'utf8' });
   say(`      custody evidence verify --trust ${policy} <first> <last>: exit ${both.status}: ${(both.stdout + both.stderr).trim().split('\n').pop()}`);
   if (both.status !== 0) throw new CustodyError('TLOG_PROOF_INVALID', 'the first and last bundles are not one append-only history');
+}
+
+/**
+ * The SIEM's view (README "Operator audit and SIEM export"): `custody admin audit export` as JSON
+ * lines, every record with its leaf in the cosigned Merkle tree; the operator calls of this run
+ * are among them.
+ */
+function auditExport(dir: string, d: NonNullable<Running['daemons']>): void {
+  const file = join(dir, 'audit.jsonl');
+  const out = custody(['admin', 'audit', 'export', '--format', 'jsonl', '--node', d.node, '--node-id', d.nodeId, '--certs', d.certs, '--as', 'audra'], 'the audit export');
+  writeFileSync(file, out);
+  const records = out.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { category: string });
+  const count = (c: string): number => records.filter((r) => r.category === c).length;
+  say(`      custody admin audit export --format jsonl: ${records.length} records in ${file} (${count('chronicle')} chronicle, ${count('governance')} governance, ${count('operator')} operator calls), each with its leaf index and hash`);
+  if (count('operator') === 0) throw new CustodyError('INTERNAL', 'the audit export holds no operator call, though every admin call of this run is recorded');
 }
 
 /** A `custody` command as a child process; its output, or a refusal naming what failed. */
