@@ -8,8 +8,10 @@
  *                         (nineteen calls in twenty are reads here: a cut-off client's write waits
  *                         out its timeout, its reads are what shows the bug);
  *   ackBeforeFsync        the leader's host is cut off; it acknowledges writes no quorum holds, which the next
- *                         leader's log replaces: lost acknowledged writes (linearizability); the
- *                         acknowledgments also name indexes that the resent writes contradict;
+ *                         leader's log replaces: lost acknowledged writes. The acknowledgments name
+ *                         indexes that the resent writes contradict (retry-applied-again), and when
+ *                         a read follows a lost write the history is not linearizable either;
+ *                         which of the two shows first depends on the calls' timing, so either counts;
  *   applyRetryTwice       a resent write is applied a second time, from the first seconds on.
  * Each catch must show within the 12 s of the campaign (the summary's atMs of the first one).
  * The real-process run takes about 20 s per switch. Needs root and `ip netns`.
@@ -41,6 +43,7 @@ for (const [sw, schedule, readShare, checks] of cases) {
     t.equal(s.verdict, 'violation', `the planted bug is found (${s.violations} violations)`);
     t.ok(first !== undefined && checks.includes(first.check), `caught by ${first?.check ?? 'nothing'} (one of ${checks.join(', ')})`);
     t.ok(first !== undefined && first.atMs <= SECONDS * 1000, `shown by the history at ${first?.atMs ?? '-'} ms, within ${SECONDS} s`);
-    if (sw !== 'applyRetryTwice') t.equal(s.linearizability, 'violation', 'the history itself is not linearizable');
+    // Stale reads show only as a history that is not linearizable: that check must be the one.
+    if (sw === 'readWithoutReadIndex') t.equal(s.linearizability, 'violation', 'the history itself is not linearizable');
   });
 }
