@@ -278,7 +278,9 @@ export class Coordinator {
             // their commitments on one kernel would burn the first act's nonce.
             const keyId = op.act.keyId;
             const run = (this.keyQueues.get(keyId) ?? Promise.resolve()).then(() => this.signAct(op.opId)).finally(() => this.running.delete(op.opId));
-            const tail = run.catch(() => undefined);
+            // The queue goes on after a failed act; the failure is logged with its reason (signAct
+            // aborts the act itself where it can, so the ledger records what happened).
+            const tail = run.catch((e: unknown) => this.o.log(`${op.opId}: signing stopped: ${isCustodyError(e) ? `${e.reason}: ${e.detail}` : `INTERNAL: ${(e as Error).message}`}`));
             this.keyQueues.set(keyId, tail);
             void tail.then(() => {
               if (this.keyQueues.get(keyId) === tail) this.keyQueues.delete(keyId);

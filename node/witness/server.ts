@@ -88,6 +88,7 @@ export class WitnessServer {
     const prev = origin === undefined ? Promise.resolve() : (this.chains.get(origin) ?? Promise.resolve());
     const run = prev.then(() => this.decide(body), () => this.decide(body));
     if (origin !== undefined) {
+      // Only the chain's link: `run` itself, with its failure, goes back to the caller below.
       const tail = run.catch(() => undefined);
       this.chains.set(origin, tail);
       void tail.then(() => {

@@ -235,13 +235,13 @@ t.test('refused: claims the entries do not prove', async (t) => {
 t.test('every single-byte change of a real bundle is refused (property over positions)', async (t) => {
   for (const label of ['op-1', 'op-2', 'op-3']) {
     const bytes = Buffer.from(real.texts.get(label)!, 'utf8');
-    fc.assert(fc.property(fc.nat({ max: bytes.length - 1 }), fc.integer({ min: 1, max: 255 }), (at, delta) => {
+    const r = fc.check(fc.property(fc.nat({ max: bytes.length - 1 }), fc.integer({ min: 1, max: 255 }), (at, delta) => {
       const changed = Buffer.from(bytes);
       changed[at] = (changed[at]! + delta) % 256;
       const v = verifyProvenText(changed.toString('utf8'), real.policy);
       return !v.ok;
     }), RUN);
-    t.pass(`${label}: ${RUN.numRuns} single-byte changes over ${bytes.length} bytes, each refused`);
+    t.equal(r.failed, false, `${label}: ${r.numRuns} single-byte changes over ${bytes.length} bytes, each refused${r.failed ? `; accepted: ${fc.defaultReportMessage(r) ?? ''}` : ''}`);
   }
 });
 
@@ -402,7 +402,7 @@ t.test('the node\'s stored tree: every proof over many tree sizes verifies with 
   for (let n = 1; n <= N; n++) roots.push(await tree.rootAt(n));
   // Leaf i is the entry's canonical CBOR { index, stampMs, event } (ledger-log.ts), hashed here with RFC 9162 §2.1.1's 0x00 prefix.
   const leaves = entries.map((e) => sha(new Uint8Array([0]), entryLeafData(e)));
-  await fc.assert(fc.asyncProperty(fc.integer({ min: 1, max: N }), fc.nat(), fc.nat(), async (size, i, j) => {
+  const r = await fc.check(fc.asyncProperty(fc.integer({ min: 1, max: N }), fc.nat(), fc.nat(), async (size, i, j) => {
     const index = i % size;
     const proof = await tree.proof(index, size);
     if (!rfcVerifyInclusion(index, size, leaves[index]!, proof, roots[size]!)) return false;
@@ -419,5 +419,5 @@ t.test('the node\'s stored tree: every proof over many tree sizes verifies with 
     }
     return true;
   }), { ...RUN, numRuns: Math.max(RUN.numRuns, 300) });
-  t.pass(`inclusion and consistency proofs of trees of 1..${N} leaves verify with the transcription`);
+  t.equal(r.failed, false, `inclusion and consistency proofs of trees of 1..${N} leaves verify with the transcription (${r.numRuns} runs)${r.failed ? `: ${fc.defaultReportMessage(r) ?? ''}` : ''}`);
 });

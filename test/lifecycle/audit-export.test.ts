@@ -263,8 +263,11 @@ t.test('admin calls are recorded; the export validates, parses, follows, and rea
   follow.stdout.on('data', (d: Buffer) => (followed += d.toString()));
   await until('the follow stream is open', () => followed.includes(`"leafIndex":${since},`), 60_000);
   await h.client('kim').status();
-  await until('a new record arrives on the open stream', () => followed.split('\n').some((l) => l.includes('"operatorId":"kim"')), 60_000);
-  t.pass('--follow delivered the record of a call made after it started');
+  type Line = { category: string; leafIndex: number; event: { operatorId?: string; method?: string } };
+  const rec = await until('a new record arrives on the open stream', () => followed.split('\n').filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Line).find((r) => r.leafIndex > Number(since) && r.event.operatorId === 'kim') ?? null, 60_000);
+  t.match(rec, { category: 'operator', event: { method: '/custody.admin.v1.Admin/Status' } }, '--follow delivered the record of kim\'s Status call, made after the stream started');
+  t.ok(rec.leafIndex > Number(since), `at leaf ${rec.leafIndex}, past the last exported one (${since})`);
   follow.kill('SIGINT');
 
   // Syslog to a real rsyslogd on loopback, over TCP with octet counting.
