@@ -49,6 +49,7 @@ import { type SignedActRequest, actRequestToCbor } from './act-request.js';
 import { requestDeclaredMismatch, verifyActRequest } from './act-request-check.js';
 import { type ArchiveReader, type ArchiveRecord, type MemoryArchive, EMPTY_ARCHIVE_HEAD, archiveLink, encodeArchived } from './archive.js';
 import { ed25519GroupCommitment, frostIdentifier, isGroupElement } from './signing-set.js';
+import { enrolledPosition, epochSigners } from './signers.js';
 import { attestedTime } from './clock-reading.js';
 import { dealersReadyOf, redealDealerSet, redealReadyRefusal } from './dealer-set.js';
 import { type ProposedEvent, verifyProposed } from './proposer-sig.js';
@@ -905,9 +906,7 @@ function repairAuthorized(c: ClusterState, a: Extract<DecisionAction, { kind: 'R
   } else {
     // A new identifier: one past the participants, at most the kernels' committee bound, and not
     // one another node was enrolled under for this epoch (two holders of one point would be one).
-    let position = 0;
-    for (let n = ep.participants.length + 1; n <= kernelLimits.participantsMax; n++) if (frostIdentifier(k.scheme, n) === a.identifier) position = n;
-    if (position === 0) return refuse('BINDING_MISMATCH', `${a.identifier} is not the identifier of a new participant of ${a.keyId} epoch ${a.keyEpoch} (positions ${ep.participants.length + 1} to ${kernelLimits.participantsMax})`);
+    if (enrolledPosition(k.scheme, ep, a.identifier) === 0) return refuse('BINDING_MISMATCH', `${a.identifier} is not the identifier of a new participant of ${a.keyId} epoch ${a.keyEpoch} (positions ${ep.participants.length + 1} to ${kernelLimits.participantsMax})`);
     const taken = Object.values(repairsOf(c)).find((r) => r.keyId === a.keyId && r.keyEpoch === a.keyEpoch && r.nodeId !== a.nodeId && r.identifier === a.identifier);
     if (taken !== undefined) return refuse('BINDING_MISMATCH', `${taken.nodeId} is enrolled under ${a.identifier} in ${a.keyId} epoch ${a.keyEpoch}`);
     const earlier = own(repairsOf(c), backupRecordKey(a.keyId, a.keyEpoch, a.nodeId));
@@ -1520,15 +1519,18 @@ function actSigningSetFixed(c: ClusterState, e: Extract<LedgerEvent, { type: 'Ac
   if (isOutcome(facts)) return facts;
   const count = facts.messages.length;
   const n = e.commitments.length;
-  if (n < ep.threshold || n > ep.participants.length) return refuse('PAYLOAD_REJECTED', `a signing set of ${n} for a ${ep.threshold}-of-${ep.participants.length} key`);
-  let last = -1;
+  // The holders: the epoch's participants and the nodes enrolled by repair that reported their
+  // share (ledger/signers.ts, which says why an enrolled holder keeps the threshold).
+  const signers = epochSigners(c, k.scheme, k.id, ep);
+  if (n < ep.threshold || n > signers.length) return refuse('PAYLOAD_REJECTED', `a signing set of ${n} for a ${ep.threshold}-of-${ep.participants.length} key with ${signers.length} holders`);
+  let last = 0;
   for (const m of e.commitments) {
-    const at = ep.participants.indexOf(m.nodeId);
-    if (at < 0) return refuse('WRONG_RECIPIENT', `${m.nodeId} holds no share of ${k.id} epoch ${ep.epoch}`);
+    const holder = signers.find((s) => s.nodeId === m.nodeId);
+    if (holder === undefined) return refuse('WRONG_RECIPIENT', `${m.nodeId} holds no share of ${k.id} epoch ${ep.epoch}`);
     // Sorted by identifier, each once: the list has one encoding, so "the same list" is byte equality.
-    if (at <= last) return refuse('PAYLOAD_REJECTED', 'the signing set is not sorted by identifier, or names a signer twice');
-    last = at;
-    if (m.identifier !== frostIdentifier(k.scheme, at + 1)) return refuse('BINDING_MISMATCH', `${m.nodeId} is identifier ${frostIdentifier(k.scheme, at + 1)} in this key epoch`);
+    if (holder.position <= last) return refuse('PAYLOAD_REJECTED', 'the signing set is not sorted by identifier, or names a signer twice');
+    last = holder.position;
+    if (m.identifier !== holder.identifier) return refuse('BINDING_MISMATCH', `${m.nodeId} is identifier ${holder.identifier} in this key epoch`);
     const node = own(c.nodes, m.nodeId);
     if (node === undefined || node.status !== 'active') return refuse('SPLIT_BRAIN_FENCED', `${m.nodeId} is ${node?.status ?? 'unknown'}: its kernel takes no part`);
     if (node.equivocated) return refuse('EQUIVOCATION', `${m.nodeId} is flagged for equivocation`);

@@ -30,7 +30,8 @@ import type { KeyContext, Network, TxFacts, TxKind } from './tx/types.js';
 import { keyContextOf } from './state.js';
 import { ed25519GroupCommitment, frostIdentifier } from './signing-set.js';
 import { type ApplyResult, apply, keyReadyCid } from './apply.js';
-import { type LedgerState, emptyState } from './state.js';
+import { type ClusterState, type LedgerState, emptyState } from './state.js';
+import { epochSigners } from './signers.js';
 import { bytesEqual, toHex } from './encoding.js';
 import { LEDGER_ASSETS } from './asset-table.js';
 import { type ActRequestBody, type SignedActRequest, REQUEST_ID_RE, signActRequest } from './act-request.js';
@@ -576,8 +577,10 @@ export class ScriptedCluster {
     const usable = ep.participants.filter((p) => nodes[p]?.status === 'active' && nodes[p]?.equivocated === false);
     const chosen = signers ?? (usable.length >= ep.threshold ? usable : ep.participants).slice(0, ep.threshold);
     const count = this.messagesOf(op.act).length;
+    const holders = epochSigners(this.state.cluster as ClusterState, scheme, op.act.keyId, ep);
     return chosen.map((nodeId) => {
       const at = ep.participants.indexOf(nodeId);
+      const holder = holders.find((h) => h.nodeId === nodeId);
       const nonces = Array.from({ length: count }, (_, i) => {
         const label = (x: string): Uint8Array => seedOf(`${this.label}/nonce/${opId}/${this.log.length}/${nodeId}/${i}/${x}`);
         if (scheme !== 'ed25519') {
@@ -590,7 +593,7 @@ export class ScriptedCluster {
         this.nonces.set(toHex(hiding), n);
         return { counter: this.log.length * txLimits.messagesPerActMax + i + 1, hiding, binding: ed25519.Point.BASE.multiply(n.e).toBytes() };
       });
-      return { nodeId, identifier: frostIdentifier(scheme, at + 1), nonces };
+      return { nodeId, identifier: holder?.identifier ?? frostIdentifier(scheme, at + 1), nonces };
     });
   }
 

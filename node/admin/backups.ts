@@ -11,6 +11,7 @@ import { backupRecipientsDigest, backupRecordKey, drillRecordKey } from '../../l
 import { bytesEqual, toHex } from '../../ledger/encoding.js';
 import { backupsOf, destroyedBackupsOf, drillsOf, recoveriesOf, type LedgerState, repairsOf } from '../../ledger/state.js';
 import { identifierOf } from '../lifecycle/participant.js';
+import { enrolledPosition } from '../../ledger/signers.js';
 import { requireAction, type Operator } from './roles.js';
 
 export interface BackupEntryView {
@@ -43,6 +44,8 @@ export interface BackupEntryView {
   /** Its ShareRepaired: ledger index and stamp; 0 while not reported. */
   readonly repairedIndex: number;
   readonly repairedStampMs: number;
+  /** A holder enrolled by repair (an identifier past the participants): no backup of its own, never counted missing. Absent from older servers. */
+  readonly enrolled?: boolean;
 }
 
 export interface BackupDrillView {
@@ -98,6 +101,22 @@ export function backupList(caller: Operator, s: LedgerState): BackupListReply {
         recoveryDecisionCid: rcv === undefined ? '' : toHex(rcv.decisionCid), recoveredIndex: rcv?.recovered?.index ?? 0, recoveredStampMs: rcv?.recovered?.stampMs ?? 0,
         retired: false, destroyDecisionCid: '', destroyedIndex: 0,
         repairDecisionCid: rep === undefined ? '' : toHex(rep.decisionCid), repairedIndex: rep?.repaired?.index ?? 0, repairedStampMs: rep?.repaired?.stampMs ?? 0,
+        enrolled: false,
+      });
+    }
+    // Holders enrolled by repair (ledger/signers.ts): listed with their identifiers so an operator
+    // (and `custody admin share repair`) sees every identifier in use. KeyBackedUp covers the
+    // epoch's participants only, so an enrolled share has no backup of its own and is not counted
+    // missing; a reshare to a committee that names the node makes it a participant with backups.
+    const enrolled = Object.values(repairsOf(c)).filter((r) => r.keyId === k.id && r.keyEpoch === e.epoch && r.enrol)
+      .sort((a, b) => enrolledPosition(k.scheme, e, a.identifier) - enrolledPosition(k.scheme, e, b.identifier));
+    for (const rep of enrolled) {
+      entries.push({
+        keyId: k.id, keyEpoch: e.epoch, nodeId: rep.nodeId, identifier: rep.identifier, backedUp: false, fileCid: '', index: 0, stampMs: 0, earlierPolicy: false,
+        threshold: e.threshold, groupKey: e.groupKey === null ? '' : toHex(e.groupKey), scheme: k.scheme,
+        recoveryDecisionCid: '', recoveredIndex: 0, recoveredStampMs: 0, retired: false, destroyDecisionCid: '', destroyedIndex: 0,
+        repairDecisionCid: toHex(rep.decisionCid), repairedIndex: rep.repaired?.index ?? 0, repairedStampMs: rep.repaired?.stampMs ?? 0,
+        enrolled: true,
       });
     }
   }
@@ -118,6 +137,7 @@ export function backupList(caller: Operator, s: LedgerState): BackupListReply {
         recoveryDecisionCid: rcv === undefined ? '' : toHex(rcv.decisionCid), recoveredIndex: rcv?.recovered?.index ?? 0, recoveredStampMs: rcv?.recovered?.stampMs ?? 0,
         retired: true, destroyDecisionCid: gone === undefined ? '' : toHex(gone.decisionCid), destroyedIndex: gone?.index ?? 0,
         repairDecisionCid: rep === undefined ? '' : toHex(rep.decisionCid), repairedIndex: rep?.repaired?.index ?? 0, repairedStampMs: rep?.repaired?.stampMs ?? 0,
+        enrolled: false,
       });
     }
   }
@@ -127,7 +147,7 @@ export function backupList(caller: Operator, s: LedgerState): BackupListReply {
     recipientsDigest: digest === null ? '' : toHex(digest),
     policySinceIndex: policy?.sinceIndex ?? 0,
     entries,
-    missing: entries.filter((x) => !x.backedUp && !x.retired).length,
+    missing: entries.filter((x) => !x.backedUp && !x.retired && !x.enrolled).length,
     drills,
   };
 }

@@ -56,6 +56,12 @@ export function formatBackupList(r: BackupListReply): string {
       else lines.push(`  ${where}: retired key, backup kept, cid ${e.fileCid}, at ${new Date(e.stampMs).toISOString()} (index ${e.index}); destroyed only by a BackupsDestroyed decision`);
       continue;
     }
+    if (e.enrolled === true) {
+      lines.push(`  ${where}: enrolled by repair as identifier ${e.identifier}, no backup of its own (a reshare naming it makes it a participant with backups)`);
+      if ((e.repairedIndex ?? 0) > 0) lines.push(`    holds its share since ${new Date(e.repairedStampMs).toISOString()} (index ${e.repairedIndex}) under RepairAuthorized ${e.repairDecisionCid}; it signs with the other holders`);
+      else lines.push(`    enrolment authorized (RepairAuthorized ${e.repairDecisionCid}), not yet reported`);
+      continue;
+    }
     if (e.backedUp) lines.push(`  ${where}: backed up, cid ${e.fileCid}, at ${new Date(e.stampMs).toISOString()} (index ${e.index})`);
     else if (e.earlierPolicy) lines.push(`  ${where}: MISSING under this policy (last backup ${e.fileCid} at ${new Date(e.stampMs).toISOString()} was to earlier custodians)`);
     else lines.push(`  ${where}: MISSING`);
@@ -64,9 +70,9 @@ export function formatBackupList(r: BackupListReply): string {
     if ((e.repairedIndex ?? 0) > 0) lines.push(`    repaired by its peers at ${new Date(e.repairedStampMs).toISOString()} (index ${e.repairedIndex}) under RepairAuthorized ${e.repairDecisionCid}`);
     else if ((e.repairDecisionCid ?? '') !== '') lines.push(`    repair authorized (RepairAuthorized ${e.repairDecisionCid}), not yet reported`);
   }
-  const live = r.entries.filter((e) => e.retired !== true);
+  const live = r.entries.filter((e) => e.retired !== true && e.enrolled !== true);
   lines.push(`${live.length - r.missing} of ${live.length} shares backed up${r.missing > 0 ? `, ${r.missing} missing` : ''}`);
-  const kept = r.entries.length - live.length;
+  const kept = r.entries.filter((e) => e.retired === true).length;
   if (kept > 0) lines.push(`${kept} backups of retired keys listed (${r.entries.filter((e) => e.retired === true && (e.destroyedIndex ?? 0) > 0).length} destroyed by decision)`);
   const epochs = [...new Map(live.map((e) => [`${e.keyId}\u0000${e.keyEpoch}`, e])).values()];
   for (const e of epochs) {
@@ -121,7 +127,8 @@ export async function expandFiles(paths: readonly string[], what: string, max: n
 
 /** The drill's input from the ledger's list of backups: the participants of one key epoch. */
 export function drillInputOf(r: BackupListReply, keyId: string, epoch: number | undefined, guardianFiles: string[], backupFiles: string[]): DrillInput {
-  const rows = r.entries.filter((e) => e.keyId === keyId && e.retired !== true);
+  // The participants' backups; a holder enrolled by repair has none (formatBackupList).
+  const rows = r.entries.filter((e) => e.keyId === keyId && e.retired !== true && e.enrolled !== true);
   if (rows.length === 0) throw new CustodyError('KEY_NOT_ACTIVE', `key ${keyId} has no active epoch the ledger lists`);
   const first = rows[0]!;
   if (epoch !== undefined && epoch !== first.keyEpoch) {

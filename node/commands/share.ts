@@ -105,8 +105,14 @@ const shareRepair: Cmd<RepairArgs> = {
     // Every participant of every active key epoch, with its identifier and the epoch's group key.
     const entries = (await c.listBackups()).entries.filter((e) => e.keyId === keyId && e.keyEpoch === epoch);
     if (entries.length === 0) throw new CustodyError('STALE_EPOCH', `key ${keyId} epoch ${epoch} is not an active key epoch on this node's replica`);
+    // The target's identifier when it holds one (a participant, or a node enrolled before);
+    // otherwise the first identifier past every one in use (participants and enrolled holders).
     const held = entries.find((e) => e.nodeId === a.target);
-    const identifier = held?.identifier ?? frostIdentifier(entries[0]!.scheme as KeyScheme, entries.length + 1);
+    const scheme = entries[0]!.scheme as KeyScheme;
+    const inUse = new Set(entries.map((e) => e.identifier));
+    let position = 1;
+    while (inUse.has(frostIdentifier(scheme, position))) position++;
+    const identifier = held?.identifier ?? frostIdentifier(scheme, position);
     const action = { kind: 'RepairAuthorized', nodeId: a.target, keyId, keyEpoch: epoch, identifier, helpers, groupKey: entries[0]!.groupKey };
     const d = await c.proposeDecision(JSON.stringify(action), a['ttl-ms']);
     out(a.json ? JSON.stringify({ ...d, bodyCbor: d.bodyCbor.toString('hex') }, null, 2) : [

@@ -98,7 +98,8 @@ import type { ReasonCode } from '../../proto/reasons.js';
 import { bytesEqual, toHex } from '../../ledger/encoding.js';
 import { keyReadyCid } from '../../ledger/apply.js';
 import type { LedgerEvent } from '../../ledger/events.js';
-import type { ClusterState, EpochRecord, OpRecord } from '../../ledger/state.js';
+import type { ClusterState, EpochRecord, KeyRecord, OpRecord } from '../../ledger/state.js';
+import { epochSigners } from '../../ledger/signers.js';
 import { listFor, type SigningSetMember } from '../../ledger/events.js';
 import { lifecycle } from '../../proto/limits.js';
 import { suiteOf, type SuiteName } from '../../kernel/suites.js';
@@ -410,7 +411,11 @@ export class Coordinator {
     }
     await this.o.point?.('act:shares', opId);
     const suite = suiteOf(key.scheme);
-    const pkg = { signers: { min: pub.min, max: pub.max }, commitments: pub.commitments, verifyingShares: Object.fromEntries(pub.verifyingShares.map((v) => [v.identifier, v.point])) };
+    // The participants' verifying shares come from the public package (checked against the
+    // ledger); an enrolled holder's from its ShareRepaired in the ledger (ledger/signers.ts).
+    const verifyingShares: Record<string, Uint8Array> = Object.fromEntries(pub.verifyingShares.map((v) => [v.identifier, v.point]));
+    for (const s of epochSigners(this.o.ledger.state().cluster as ClusterState, key.scheme, key.id, e)) if (s.verifyingShare !== null) verifyingShares[s.identifier] ??= s.verifyingShare;
+    const pkg = { signers: { min: pub.min, max: Math.max(pub.max, Object.keys(verifyingShares).length) }, commitments: pub.commitments, verifyingShares };
     // Each message is aggregated with its own list and its own shares (RFC 9591 §5.3), and each
     // signature is verified under the group key with an independent verifier (BIP 340 for
     // taproot, OpenSSL Ed25519 for ed25519) before anything is proposed.
@@ -451,11 +456,14 @@ export class Coordinator {
     const t = e.threshold;
     // Candidates: participants whose node may take part now (a fenced or equivocating node's
     // kernel takes no part), starting at a point derived from the act so load spreads.
-    const eligible = e.participants.filter((p) => {
+    // The holders are the epoch's participants and the nodes enrolled in it by repair
+    // (ledger/signers.ts), in identifier order.
+    const holders = epochSigners(c0, (c0.keys[op.act.keyId] as KeyRecord).scheme, op.act.keyId, e).map((s) => s.nodeId);
+    const eligible = holders.filter((p) => {
       const n = c0.nodes[p];
       return n !== undefined && n.status === 'active' && !n.equivocated && this.o.participants.has(p);
     });
-    for (const p of e.participants) if (!eligible.includes(p)) this.note(opId, `${p} excluded: ${c0.nodes[p]?.status ?? 'unknown'}`, 'SPLIT_BRAIN_FENCED');
+    for (const p of holders) if (!eligible.includes(p)) this.note(opId, `${p} excluded: ${c0.nodes[p]?.status ?? 'unknown'}`, 'SPLIT_BRAIN_FENCED');
     const start = (op.permitId?.[0] ?? 0) % Math.max(1, eligible.length);
     const order = [...eligible.slice(start), ...eligible.slice(0, start)];
 
@@ -500,7 +508,7 @@ export class Coordinator {
     await this.o.point?.('act:commitments', opId);
 
     // The list, sorted by identifier (RFC 9591 §5.2), goes into the ledger before any share is asked.
-    offers.sort((a, b) => e.participants.indexOf(a.nodeId) - e.participants.indexOf(b.nodeId));
+    offers.sort((a, b) => holders.indexOf(a.nodeId) - holders.indexOf(b.nodeId));
     const commitments = offers.map((x) => ({ nodeId: x.nodeId, identifier: x.identifier, nonces: x.nonces.map((n) => ({ counter: n.counter, hiding: n.hiding, binding: n.binding })) }));
     const v = await this.propose({ type: 'ActSigningSetFixed', opId, permitId: op.permitId as Uint8Array, commitments, ...this.proposer() });
     if (v === null) return false; // not placed: the next pass re-reads the log

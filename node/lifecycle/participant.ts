@@ -26,6 +26,7 @@ import { type CborValue, bytesEqual, decode, digest, encode, toHex } from '../..
 import { type LedgerEvent, decodeEvent, signStatement, statementFromCbor, statementToCbor, verifyStatement } from '../../ledger/events.js';
 import { messagesDigest } from '../../ledger/tx/messages.js';
 import { consumedKey, keyContextOf, type ClusterState, type EpochRecord, type LedgerState, type OpRecord } from '../../ledger/state.js';
+import { epochSigners } from '../../ledger/signers.js';
 import { listFor } from '../../ledger/events.js';
 import { assetTable } from '../../ledger/admission.js';
 import { deriveActFields } from '../../ledger/tx/act.js';
@@ -630,7 +631,8 @@ export class LifecycleParticipant implements ParticipantPort {
         const k = c.keys[op.act.keyId];
         const e = k?.epochs[String(op.act.keyEpoch)];
         if (k === undefined || e === undefined || k.activeEpoch !== op.act.keyEpoch) throw new CustodyError('STALE_EPOCH', `key ${op.act.keyId} epoch ${op.act.keyEpoch} is not active`);
-        if (!e.participants.includes(this.nodeId)) throw new CustodyError('WRONG_RECIPIENT', `${this.nodeId} holds no share of ${k.id} epoch ${e.epoch}`);
+        // A participant of the epoch, or a node enrolled in it by repair (ledger/signers.ts).
+        if (!epochSigners(c, k.scheme, k.id, e).some((s) => s.nodeId === this.nodeId)) throw new CustodyError('WRONG_RECIPIENT', `${this.nodeId} holds no share of ${k.id} epoch ${e.epoch}`);
         return { c, op, e, scheme: k.scheme };
       }
       if (op === undefined && this.o.ledger.act !== undefined) {

@@ -13,6 +13,8 @@ import {
   type ApplyResult, type DecisionAction, type LedgerEvent,
 } from '../../ledger/index.js';
 import { frostIdentifier } from '../../ledger/signing-set.js';
+import { epochSigners, nextEnrolIdentifier } from '../../ledger/signers.js';
+import { consumedKey } from '../../ledger/state.js';
 import { signProposed } from '../../ledger/proposer-sig.js';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { backupList } from '../../node/admin/backups.js';
@@ -190,4 +192,39 @@ t.test('property: a RepairAuthorized is accepted exactly when its helpers, targe
     },
   ), { seed, numRuns: 200 });
   t.ok(accepted > 0, `${accepted} of the decisions were accepted: the property saw both verdicts`);
+});
+
+t.test('an enrolled holder stands in signing sets once its report is recorded, under its identifier, in identifier order', async (t) => {
+  const s = cluster();
+  ok(t, s.decide(repair(s, { nodeId: 'node-3', identifier: idAt(4), helpers: ['node-1', 'node-2'] })));
+  t.same(epochSigners(s.state.cluster!, 'ed25519', 'k1', s.state.cluster!.keys['k1']!.epochs['0']!).map((h) => h.nodeId), ['node-0', 'node-1', 'node-2'], 'before its report the enrolled node is no holder');
+  ok(t, s.submit('a1', s.act('k1')));
+  ok(t, s.issuePermit('a1'));
+  refusedWith(t, s, 'WRONG_RECIPIENT', () => s.fixSigningSet('a1', { commitments: s.signingSet('a1', ['node-0', 'node-3']) }), 'a set naming the enrolled node before its ShareRepaired');
+  ok(t, s.entry(report(s, 'node-3')).result, 'node-3 reports its enrolled share');
+  const holders = epochSigners(s.state.cluster!, 'ed25519', 'k1', s.state.cluster!.keys['k1']!.epochs['0']!);
+  t.same(holders.map((h) => [h.nodeId, h.identifier, h.enrolled]), [['node-0', idAt(1), false], ['node-1', idAt(2), false], ['node-2', idAt(3), false], ['node-3', idAt(4), true]], 'the holders: the participants, then the enrolled node under its identifier');
+  t.same(holders[3]!.verifyingShare, point(7), 'with the verifying share its report carried');
+  const listed = backupList({ id: 'audra', role: 'auditor' }, s.state);
+  t.match(listed.entries.find((e) => e.nodeId === 'node-3'), { identifier: idAt(4), enrolled: true, backedUp: false, repairedIndex: Number }, 'backup list shows the enrolled holder with its identifier');
+  t.equal(listed.missing, 3, 'the enrolled holder is not counted among the missing backups (KeyBackedUp covers participants)');
+  const printed = formatBackupList(listed);
+  t.match(printed, /node-3: enrolled by repair as identifier [0-9a-f]+, no backup of its own.*\n {4}holds its share since .* it signs with the other holders\n/, 'backup list prints the enrolled holder');
+  t.match(printed, /\n0 of 3 shares backed up, 3 missing\n/, 'and counts the participants only');
+  const set = s.signingSet('a1', ['node-0', 'node-3']);
+  t.equal(set[1]!.identifier, idAt(4), 'the enrolled node signs under its enrolled identifier');
+  refusedWith(t, s, 'BINDING_MISMATCH', () => s.fixSigningSet('a1', { commitments: [set[0]!, { ...set[1]!, identifier: idAt(3) }] }), 'the enrolled node under a participant\'s identifier');
+  refusedWith(t, s, 'PAYLOAD_REJECTED', () => s.fixSigningSet('a1', { commitments: [set[1]!, set[0]!] }), 'the set out of identifier order');
+  refusedWith(t, s, 'PAYLOAD_REJECTED', () => s.fixSigningSet('a1', { commitments: [set[1]!] }), 'the enrolled node alone, below the threshold');
+  ok(t, s.fixSigningSet('a1', { commitments: set }), 'node-0 and the enrolled node-3 form the signing set');
+  ok(t, s.execute('a1'), 'the act executes with the signature over the fixed lists');
+  t.ok(s.state.cluster!.consumed[consumedKey('k1', 0, 'node-3')]! >= set[1]!.nonces[0]!.counter, 'the ledger records the enrolled node\'s consumed nonce counter');
+  t.same(checkInvariants(s.state), []);
+
+  // The enrolment run again: until node-3 reports the new repair it is no holder.
+  ok(t, s.decide(repair(s, { nodeId: 'node-3', identifier: idAt(4), helpers: ['node-0', 'node-2'] })));
+  ok(t, s.submit('a2', s.act('k1')));
+  ok(t, s.issuePermit('a2'));
+  refusedWith(t, s, 'WRONG_RECIPIENT', () => s.fixSigningSet('a2', { commitments: s.signingSet('a2', ['node-0', 'node-3']) }), 'a set naming the node whose repair is decided again but not yet reported');
+  t.equal(nextEnrolIdentifier(s.state.cluster!, 'ed25519', 'k1', s.state.cluster!.keys['k1']!.epochs['0']!), idAt(5), 'the next enrolment takes the identifier after node-3\'s');
 });

@@ -9,13 +9,17 @@
  * shows on every node. With n1's kernel down, n2 and the
  * repaired n3 sign an act: its evidence verifies and the group key is the one made before the loss.
  * A decision naming too few helpers is refused by the ledger (REPAIR_HELPERS_INVALID).
+ * Then a replacement host: n4 (a spare daemon and kernel) joins by NodeAdded, is enrolled in the key
+ * epoch by repair under a new identifier (helpers n2 and n3), and, with the kernels of n2 and n3
+ * stopped, signs with n1 an act whose evidence verifies under the same group key.
  */
 import t from 'tap';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decisionBodyFromCbor, decisionSigningBytes, ed25519Sign } from '../../ledger/decision.js';
 import { decode } from '../../ledger/encoding.js';
+import { frostIdentifier } from '../../ledger/signing-set.js';
 import type { ActView, AdminClient } from '../../node/admin/client.js';
 import { issueOperatorCert } from '../../node/admin/roles.js';
 import { DaemonCluster } from '../../node/lifecycle/daemon-cluster.js';
@@ -25,14 +29,14 @@ import { CLI, OPERATORS, POLICY, actTx, labelled, runCli, type LabelledClient } 
 
 t.test('n3\'s kernel loses its store; n1 and n2 repair its share under a decision and it signs under the same group key', { timeout: 900_000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'custody-share-repair-'));
-  const cluster = await DaemonCluster.create(dir, POLICY, 3, 3_000);
-  const ids = cluster.nodes.map((n) => n.id);
+  const cluster = await DaemonCluster.create(dir, POLICY, 3, 3_000, { spares: 1 });
+  const ids = cluster.members.map((n) => n.id);
   for (const [id, role] of Object.entries(OPERATORS)) issueOperatorCert(cluster.certs, id, role);
   const clients: AdminClient[] = [];
   t.teardown(async () => {
     for (const c of clients) c.close();
     await cluster.stop();
-    if (!t.passing()) for (const id of ids) t.comment(`--- ${id}.log (last lines)\n${readFileSync(join(dir, `${id}.log`), 'utf8').split('\n').slice(-40).join('\n')}`);
+    if (!t.passing()) for (const id of [...ids, 'n4'].filter((x) => existsSync(join(dir, `${x}.log`)))) t.comment(`--- ${id}.log (last lines)\n${readFileSync(join(dir, `${id}.log`), 'utf8').split('\n').slice(-40).join('\n')}`);
     rmSync(dir, { recursive: true, force: true });
   });
   const client = (as: string, id: string): LabelledClient => {
@@ -136,4 +140,47 @@ t.test('n3\'s kernel loses its store; n1 and n2 repair its share under a decisio
   t.same(after.signingSet.map((m) => m.nodeId).sort(), ['n2', 'n3'], 'signed by n2 and n3');
   await verified('after-repair');
   for (const id of ids) t.equal((await client('audra', id).status()).keys.find((x) => x.id === 'k')!.publicKey, groupKey, `${id}: the group key is the one made before the loss`);
+
+  // A replacement host: n4 joins by decision and is enrolled in the key epoch by repair.
+  await cluster.startKernel('n1');
+  await cluster.startKernel('n4');
+  cluster.startDaemon('n4', CLI);
+  const added = await decided(['member', 'add', '--id', 'n4', '--identity-key', Buffer.from(cluster.identityKeys.get('n4')!).toString('hex')]);
+  t.equal(added, 'applied', 'NodeAdded n4 is applied');
+  await until('n4 serves the ledger with key k', async () => {
+    try {
+      return (await client('audra', 'n4').status()).keys.some((x) => x.id === 'k') ? true : null;
+    } catch {
+      return null;
+    }
+  }, 180_000);
+  const enrolled = await decided(['share', 'repair', '--key-id', 'k', '--key-epoch', '0', '--target', 'n4', '--helpers', 'n2,n3']);
+  t.equal(enrolled, 'applied', 'RepairAuthorized enrolling n4, proposed with custody admin share repair, is applied');
+  const n4Status = await until('n4\'s kernel holds its enrolled share', async () => {
+    try {
+      const s = await kernelStatus('n4');
+      return s.keys.length > 0 ? s : null;
+    } catch {
+      return null;
+    }
+  }, 180_000);
+  const enrolledId = n4Status.keys[0]!.identifier;
+  t.equal(enrolledId, frostIdentifier('ed25519', 4), 'n4 holds a share under the first identifier past the participants');
+  const listed = await until('every replica records n4\'s ShareRepaired', async () => {
+    const ls = await Promise.all([...ids, 'n4'].map((id) => client('audra', id).listBackups()));
+    return ls.every((l) => l.entries.some((e) => e.nodeId === 'n4' && e.enrolled === true && e.repairedIndex > 0)) ? ls : null;
+  }, 120_000);
+  t.match(listed[0]!.entries.find((e) => e.nodeId === 'n4'), { identifier: enrolledId, enrolled: true }, 'backup list shows n4 enrolled under its identifier');
+  t.equal(listed[0]!.missing, 3, 'with no BackupPolicy the three participants count as missing, the enrolled holder does not');
+
+  // n2's and n3's kernels stop: only n1 and the enrolled n4 can sign.
+  for (const id of ['n2', 'n3']) {
+    cluster.node(id).kernel?.proc.kill('SIGKILL');
+    await cluster.node(id).kernel?.exited;
+  }
+  const replaced = await sign('after-enrolment', 'n1');
+  t.equal(replaced.state, 'Published', `n1 and the enrolled n4 sign${replaced.reason ? ` (ended ${replaced.reason})` : ''}`);
+  t.same(replaced.signingSet.map((m) => m.nodeId), ['n1', 'n4'], 'signed by n1 and n4, in identifier order');
+  await verified('after-enrolment');
+  t.equal((await client('audra', 'n4').status()).keys.find((x) => x.id === 'k')!.publicKey, groupKey, 'n4: the group key is unchanged');
 });
