@@ -3,21 +3,24 @@
  * key signs; approvers decide a BackupPolicy to a custodian whose identity is split among five
  * guardians, and every node backs its share up. Then the kernels of n2 and n3 lose their stores
  * (stopped, store deleted, fresh kernels started under the running daemons): the key cannot sign
- * without them. The custodian's identity is rebuilt from three guardian files; for each lost node
- * `custody admin kernel status` gives its fresh kernel's transport key, `custody guardian
- * recover-share` seals the share to it, approvers decide RecoveryAuthorized, and `custody admin
- * share import` imports it. With n1's kernel down, the two recovered kernels sign an act together:
- * its evidence verifies and the group key is the one made before the disaster. Each node records
- * its import (ShareRecovered) and every replica lists both recoveries in `custody admin backup list`.
- * Then the key is refreshed with all three kernels and signs at the new epoch: the recovered nodes
- * published their fresh kernels' transport keys, so the new shares are sealed to them.
+ * without them. n2 comes back from its backup: the custodian's identity is rebuilt from three of
+ * the five guardian files, `custody admin kernel status` gives the fresh kernel's transport key,
+ * `custody guardian recover-share` seals the share to it, approvers decide RecoveryAuthorized, and
+ * `custody admin share import` imports it (ShareRecovered). n3 is repaired by n1 and the recovered
+ * n2 with no backup (`custody admin share repair`, ShareRepaired). With n1's kernel down, n2 and n3
+ * sign an act together: its signature verifies under OpenSSL (node:crypto) and its evidence with
+ * `custody evidence verify`, under the group key made before the disaster; every replica lists the
+ * recovery and the repair in `custody admin backup list`. Then the key is refreshed with all three
+ * kernels and signs at the new epoch: the nodes published their fresh kernels' transport keys, so
+ * the new shares are sealed to them.
  *
  * Refusals on the way, each with its reason code end to end and nothing imported: an import before
  * the decision (RECOVERY_NOT_AUTHORIZED), by a role that may not (ROLE_NOT_ALLOWED), of another
  * node's file under this node's decision (RECOVERY_NOT_AUTHORIZED), of a file of another key than
- * the operator named (BINDING_MISMATCH), of a share already held (SHARE_ALREADY_HELD).
+ * the operator named (BINDING_MISMATCH); the same import again imports nothing.
  */
 import t from 'tap';
+import { createPublicKey, verify as nodeVerify } from 'node:crypto';
 import { readdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,6 +31,9 @@ import { issueOperatorCert } from '../../node/admin/roles.js';
 import { DaemonCluster } from '../../node/lifecycle/daemon-cluster.js';
 import type { KernelStatusView } from '../../node/lifecycle/share-import.js';
 import { until } from '../../node/probe.js';
+import { parseTransaction } from '../../ledger/tx/parse.js';
+import type { TxKind } from '../../ledger/tx/types.js';
+import { assetTableOf, keyContextOfView } from '../../node/commands/act.js';
 import { CLI, OPERATORS, POLICY, actTx, labelled, runCli, type LabelledClient } from './harness.js';
 
 t.test('two kernels lose their stores; their shares come back from backups through guardians and the key signs under the same group key', { timeout: 1_200_000 }, async (t) => {
@@ -175,8 +181,8 @@ t.test('two kernels lose their stores; their shares come back from backups throu
   t.equal(fromEnv.code, 3);
   t.match(fromEnv.stderr, /^INVALID_ARGUMENT: CUSTODY_ADMIN_KEY_ID is set/, 'the key is named on the command line only, never from the environment');
 
-  // Approvers decide RecoveryAuthorized for each lost node, naming what recover-share printed.
-  for (const id of lost) {
+  // Approvers decide RecoveryAuthorized for n2, naming what recover-share printed; n3 is repaired below.
+  for (const id of ['n2']) {
     const r = recovered.get(id)!;
     const d = await client('approver-1', 'n1').proposeDecision(JSON.stringify({ kind: 'RecoveryAuthorized', nodeId: id, keyId: 'k', keyEpoch: 0, identifier: r.identifier, backupCid: r.backupCid, groupKey: r.groupKey, verifyingShare: r.verifyingShare }));
     await approve(d.cid, ['approver-1', 'approver-2']);
@@ -187,7 +193,7 @@ t.test('two kernels lose their stores; their shares come back from backups throu
   t.equal(swapped.code, 3);
   t.match(swapped.stderr, /^RECOVERY_NOT_AUTHORIZED: /, 'n3\'s sealed share is refused by n2\'s kernel');
 
-  for (const id of lost) {
+  for (const id of ['n2']) {
     // The node forwards the decision to its kernel when its own replica applies it: until then the
     // kernel answers RECOVERY_NOT_AUTHORIZED, and nothing is imported.
     const done = await until(`${id} imports its share`, async () => {
@@ -210,32 +216,55 @@ t.test('two kernels lose their stores; their shares come back from backups throu
     t.same((await kernelStatus(id)).keys.map((k) => [k.keyId, k.keyEpoch, k.identifier]), [['k', 0, recovered.get(id)!.identifier]], `${id}'s kernel still holds one share`);
   }
 
-  // Only the two recovered kernels can sign: n1's kernel is stopped.
+  // n3 has no backup at hand: n1 and the recovered n2 rebuild its share under a RepairAuthorized.
+  const repair = await admin('approver-1', 'n1', ['share', 'repair', '--key-id', 'k', '--key-epoch', '0', '--target', 'n3', '--helpers', 'n1,n2', '--json']);
+  t.equal(repair.code, 0, repair.stderr);
+  const repairCid = (JSON.parse(repair.stdout) as { cid: string }).cid;
+  await approve(repairCid, ['approver-1', 'approver-2']);
+  const n3Repaired = await until('n3\'s kernel holds its repaired share', async () => {
+    try {
+      const s = await kernelStatus('n3');
+      return s.keys.length > 0 ? s : null;
+    } catch {
+      return null;
+    }
+  }, 180_000);
+  t.same(n3Repaired.keys.map((k) => [k.keyId, k.keyEpoch, k.identifier]), [['k', 0, recovered.get('n3')!.identifier]], 'n3\'s kernel holds its share, rebuilt by n1 and n2 under its own identifier');
+
+  // Only n2 (recovered from its backup) and n3 (repaired) can sign: n1's kernel is stopped.
   const n1 = cluster.node('n1');
   n1.kernel?.proc.kill('SIGKILL');
   await n1.kernel?.exited;
   const after = await sign('after-recovery', 'n2');
-  t.equal(after.state, 'Published', `the recovered kernels sign${after.reason ? ` (ended ${after.reason})` : ''}`);
-  t.same(after.signingSet.map((m) => m.nodeId).sort(), ['n2', 'n3'], 'signed by n2 and n3, both recovered');
+  t.equal(after.state, 'Published', `the recovered and the repaired kernel sign${after.reason ? ` (ended ${after.reason})` : ''}`);
+  t.same(after.signingSet.map((m) => m.nodeId).sort(), ['n2', 'n3'], 'signed by n2 (recovered) and n3 (repaired)');
+  // Independently of the product's own checks: the signature over the act's message under OpenSSL.
+  const st = await client('audra', 'n1').status();
+  const messages = parseTransaction(after.kind as TxKind, new Uint8Array(after.tx), keyContextOfView(st.keys.find((x) => x.id === 'k')!), assetTableOf(st.assets)).messages;
+  const openssl = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(groupKey, 'hex').toString('base64url') }, format: 'jwk' });
+  t.equal(after.signatures.length, messages.length, 'one signature per message');
+  messages.forEach((m, i) => t.ok(nodeVerify(null, m, openssl, Buffer.from(after.signatures[i]!, 'hex')), `signature ${i} verifies under OpenSSL (node:crypto) with the group key made before the disaster`));
   await verified('after-recovery');
   for (const id of ids) {
     const k = (await client('audra', id).status()).keys.find((x) => x.id === 'k')!;
     t.equal(k.publicKey, groupKey, `${id}: the group key is the one made before the disaster`);
   }
 
-  // Every replica records both recoveries beside their decisions; backup list shows them.
-  const recoveredLists = await until('every replica records the two recoveries', async () => {
+  // Every replica records the recovery and the repair beside their decisions; backup list shows them.
+  const recoveredLists = await until('every replica records the recovery and the repair', async () => {
     const ls = await Promise.all(ids.map((id) => client('audra', id).listBackups()));
-    return ls.every((l) => l.entries.filter((e) => e.recoveredIndex > 0).length === 2) ? ls : null;
+    return ls.every((l) => l.entries.some((e) => e.nodeId === 'n2' && e.recoveredIndex > 0) && l.entries.some((e) => e.nodeId === 'n3' && e.repairedIndex > 0)) ? ls : null;
   }, 120_000);
   for (const l of recoveredLists) t.same(l, recoveredLists[0], 'every replica lists the same records');
   for (const e of recoveredLists[0]!.entries) {
-    if (lost.includes(e.nodeId)) t.match(e, { recoveredIndex: Number, recoveryDecisionCid: /^[0-9a-f]{64}$/ }, `${e.nodeId}: ShareRecovered under its RecoveryAuthorized`);
-    else t.same([e.recoveredIndex, e.recoveryDecisionCid], [0, ''], `${e.nodeId}: never recovered`);
+    if (e.nodeId === 'n2') t.match(e, { recoveredIndex: Number, recoveryDecisionCid: /^[0-9a-f]{64}$/, repairedIndex: 0 }, 'n2: ShareRecovered under its RecoveryAuthorized');
+    else if (e.nodeId === 'n3') t.match(e, { recoveredIndex: 0, repairedIndex: Number, repairDecisionCid: repairCid }, 'n3: ShareRepaired under its RepairAuthorized');
+    else t.same([e.recoveredIndex, e.recoveryDecisionCid, e.repairedIndex], [0, '', 0], `${e.nodeId}: never recovered or repaired`);
   }
   const shown = await admin('audra', 'n3', ['backup', 'list']);
   t.equal(shown.code, 0, shown.stderr);
-  for (const id of lost) t.match(shown.stdout, new RegExp(`key k epoch 0 ${id}: backed up.*\n    recovered from its backup at \\d{4}-.* \\(index \\d+\\) under RecoveryAuthorized [0-9a-f]{64}`), `backup list shows ${id} recovered`);
+  t.match(shown.stdout, /key k epoch 0 n2: backed up.*\n    recovered from its backup at \d{4}-.* \(index \d+\) under RecoveryAuthorized [0-9a-f]{64}/, 'backup list shows n2 recovered');
+  t.match(shown.stdout, /key k epoch 0 n3: backed up.*\n    repaired by its peers at \d{4}-.* \(index \d+\) under RepairAuthorized [0-9a-f]{64}/, 'backup list shows n3 repaired');
 
   // The recovered kernels take part in a refresh: their nodes published their fresh kernels'
   // transport keys, so the new epoch's packages are sealed to the kernels they have now.
