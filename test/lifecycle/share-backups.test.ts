@@ -7,10 +7,17 @@
  * identifier, cid) and any two of the recovered shares interpolate to the group secret. Then the
  * key is retired: its backup files and records stay, listed as kept; a BackupsDestroyed decision
  * (refused KEY_NOT_RETIRED before the retirement) makes every node delete the files it wrote.
+ *
+ * No share in the clear outside its kernel: every byte each daemon exchanged with its kernel
+ * passes through a recording relay on the kernel's socket, and once the shares are known (opened
+ * from the backups with the custodians' identities) the test scans that traffic and every file
+ * the nodes wrote outside the kernels' own folders (the ledger's LevelDB stores, the logs, the
+ * backup files) for each share, as bytes in either order and as hex.
  */
 import t from 'tap';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { connect, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decisionBodyFromCbor, decisionSigningBytes, ed25519Sign } from '../../ledger/decision.js';
@@ -23,6 +30,19 @@ import { DaemonCluster } from '../../node/lifecycle/daemon-cluster.js';
 import { until } from '../../node/probe.js';
 import { CLI, OPERATORS, POLICY, runCli } from './harness.js';
 import { custodians } from '../ledger/backup-fixtures.js';
+
+/** Every regular file under `root` whose path (and every folder on the way) passes `keep`, with its bytes. */
+function filesUnder(root: string, keep: (path: string) => boolean): { path: string; bytes: Buffer }[] {
+  const out: { path: string; bytes: Buffer }[] = [];
+  for (const name of readdirSync(root)) {
+    const path = join(root, name);
+    if (!keep(path)) continue;
+    const st = lstatSync(path);
+    if (st.isDirectory()) out.push(...filesUnder(path, keep));
+    else if (st.isFile()) out.push({ path, bytes: readFileSync(path) });
+  }
+  return out;
+}
 
 t.test('three daemons back up their shares to the decided custodians and the ledger lists all three', { timeout: 900_000 }, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'custody-share-backups-'));
@@ -41,6 +61,29 @@ t.test('three daemons back up their shares to the decided custodians and the led
     if (!t.passing()) for (const id of ids) t.comment(`--- ${id}.log (last lines)\n${readFileSync(join(dir, `${id}.log`), 'utf8').split('\n').slice(-40).join('\n')}`);
     rmSync(dir, { recursive: true, force: true });
   });
+  // A recording relay on each kernel's socket: the daemon talks to the relay, the relay to the kernel.
+  const traffic: Buffer[] = [];
+  const relays: Server[] = [];
+  for (const id of ids) {
+    const kernelSocket = join(dir, `${id}-kernel`, 'run', 'kernel.sock');
+    const relaySocket = join(dir, `${id}-relay.sock`);
+    const yaml = join(dir, `${id}.lifecycle.yaml`);
+    writeFileSync(yaml, readFileSync(yaml, 'utf8').replace(`kernel: { socket: ${kernelSocket} }`, `kernel: { socket: ${relaySocket} }`));
+    const relay = createServer((daemon) => {
+      const kernel = connect(kernelSocket);
+      daemon.on('data', (b: Buffer) => traffic.push(Buffer.from(b)));
+      kernel.on('data', (b: Buffer) => traffic.push(Buffer.from(b)));
+      daemon.pipe(kernel);
+      kernel.pipe(daemon);
+      // Either side closing or failing (a kernel not yet listening) ends both; the daemon reconnects.
+      const end = (): void => { daemon.destroy(); kernel.destroy(); };
+      daemon.on('error', end).on('close', end);
+      kernel.on('error', end).on('close', end);
+    });
+    await new Promise<void>((res) => relay.listen(relaySocket, res));
+    relays.push(relay);
+  }
+  t.teardown(() => { for (const r of relays) r.close(); });
   await cluster.start('audra', CLI, 120_000);
   const cli = (as: string, id: string, args: string[]) => runCli(['admin', ...args, '--node', cluster.node(id).admin, '--node-id', id, '--certs', cluster.certs, '--as', as]);
   const approve = async (cid: string, who: string[]): Promise<void> => {
@@ -114,6 +157,24 @@ t.test('three daemons back up their shares to the decided custodians and the led
     t.equal(toHex(byCara), toHex(byDana), `${id}: both custodians recover the share`);
     shares.set(i + 1, suite.Fn.fromBytes(byCara));
   }
+  // No share in the clear outside the kernels (the header): the daemons' kernel traffic and every
+  // file outside the kernels' folders. The group key, which the kernels answer in their key
+  // packages and the ledger records, is found in both: the scan sees what it searches.
+  const seen = Buffer.concat(traffic);
+  const written = filesUnder(dir, (path) => !/-kernel$/.test(path) && !path.endsWith('.sock'));
+  t.ok(seen.length > 10_000 && seen.includes(Buffer.from(groupKey)), `the relays recorded the daemons' kernel traffic (${seen.length} bytes, group key included)`);
+  t.ok(written.length > 10 && written.some((f) => f.bytes.includes(Buffer.from(groupKey))), `${written.length} files the nodes wrote, the ledger's among them (group key included)`);
+  for (const [x, share] of shares) {
+    const le = Buffer.from(suite.Fn.toBytes(share));
+    const forms = [le, Buffer.from(le).reverse(), Buffer.from(le.toString('hex')), Buffer.from(Buffer.from(le).reverse().toString('hex'))];
+    t.notOk(forms.some((f) => seen.includes(f)), `share ${x}: not in the daemons' kernel traffic`);
+    const hits = written.filter((file) => forms.some((f) => file.bytes.includes(f))).map((file) => file.path);
+    t.same(hits, [], `share ${x}: in no file outside the kernels (${written.length} files scanned)`);
+    // Inside its kernel's folder the share is stored sealed under the kernel's profile key.
+    const sealedStore = filesUnder(join(dir, `${ids[x - 1]}-kernel`), (path) => !path.endsWith('.sock'));
+    t.same(sealedStore.filter((file) => forms.some((f) => file.bytes.includes(f))).map((file) => file.path), [], `share ${x}: not in the clear in its kernel's store either (${sealedStore.length} files)`);
+  }
+
   // Any two shares are points of the degree-1 polynomial whose constant is the group secret.
   const Fn = suite.Fn;
   for (const [x1, x2] of [[1, 2], [2, 3], [1, 3]] as const) {
