@@ -56,7 +56,7 @@ import { type ProposedEvent, verifyProposed } from './proposer-sig.js';
 import { admissionReceipt, permitReceipt, publicationReceipt, type ReceiptAnchor } from './receipts.js';
 import { type FenceReport, backupsOf, destroyedBackupsOf, drillsOf, fenceReportsOf, recoveriesOf, repairsOf } from './state.js';
 import { type BackupRecord, type DrillRecord, type RecoveryRecord, backupRecipientsDigest, backupRecordKey, drillRecordKey, validateBackupRecipients, type RepairRecord } from './backup-policy.js';
-import { type ClusterState, type EpochRecord, type KeyRecord, type LedgerState, type NodeRecord, type OpRecord, type OpState, type PermitRecord, type RuleRecord, type RevocationRecord, revocationsOf, OP_TRANSITIONS, TERMINAL_OP_STATES, clipRuleDetail, consumedKey, keyContextOf } from './state.js';
+import { type ClusterState, type EpochRecord, type KeyRecord, type LedgerState, type NodeRecord, type OpRecord, type OpState, type PermitRecord, type RuleRecord, type RevocationRecord, revocationsOf, OP_TRANSITIONS, TERMINAL_OP_STATES, clipRuleDetail, consumedKey, keyContextOf, ruleToCbor } from './state.js';
 
 export type ApplyResult =
   | {
@@ -337,6 +337,7 @@ function dispatch(c: ClusterState, e: Exclude<LedgerEvent, { type: 'ClusterGenes
     case 'ActPublished': return actPublished(c, e, ctx);
     case 'ActSettled': return actSettled(c, e, ctx);
     case 'ActAborted': return actAborted(c, e, ctx);
+    case 'ActDenialRecorded': return denialRecorded(c, e, ctx);
     case 'ClockTick': return clockTick(c, e, ctx);
     case 'KeyBackedUp': return keyBackedUp(c, e, ctx);
     case 'BackupDrilled': return backupDrilled(c, e, ctx);
@@ -1616,6 +1617,35 @@ function actSettled(c: ClusterState, e: Extract<LedgerEvent, { type: 'ActSettled
   if (op.state !== 'Published') return refuse('INVALID_TRANSITION', `act ${e.opId} is ${op.state}`);
   ctx.ended.push(op.opId);
   return { kind: 'accept', cluster: putOp(c, { ...op, ...moved(op, 'Settled', ctx), confirmation: e.confirmation }), effect: `act ${op.opId} settled`, extra: { opState: 'Settled' } };
+}
+
+/**
+ * The digest a Denied act's ActDenialRecorded names for the rule record the ledger kept with it
+ * (null when a check outside the rules denied it): SHA-256 under its own domain of the record's
+ * canonical CBOR, so an auditor recomputes it from the rule a bundle shows.
+ */
+export function denialRuleDigest(rule: RuleRecord | null): Uint8Array {
+  return digest('custody-ledger/denial-rule/v1', encode(rule === null ? null : ruleToCbor(rule)));
+}
+
+/**
+ * A Denied act's verdict entered in the log (events.ts ActDenialRecorded), so that evidence of
+ * the denial rests on an entry a quorum cosigns rather than on the exporting node's word
+ * (node/lifecycle/evidence-proof.ts). Accepted only in the proposer's own name, for an act the
+ * ledger recorded Denied (UNKNOWN_SESSION, INVALID_TRANSITION otherwise), naming exactly the
+ * reason code and rule it recorded (BINDING_MISMATCH): every replica checks the entry against its
+ * own record, so the entry can only repeat the ledger's verdict. The state does not change; a
+ * second record of the same verdict is harmless (it says the same), so none is kept to refuse it.
+ */
+function denialRecorded(c: ClusterState, e: Extract<LedgerEvent, { type: 'ActDenialRecorded' }>, ctx: Ctx): Outcome {
+  const bad = checkProposer(c, e);
+  if (bad !== null) return bad;
+  const op = opFor(c, e.opId, ctx);
+  if (isOutcome(op)) return op;
+  if (op.state !== 'Denied') return refuse('INVALID_TRANSITION', `act ${e.opId} is ${op.state}, not Denied`);
+  if (op.reason !== e.reason) return refuse('BINDING_MISMATCH', `act ${e.opId} was denied ${op.reason ?? ''}, not ${e.reason}`);
+  if (!bytesEqual(denialRuleDigest(op.rule), e.ruleDigest)) return refuse('BINDING_MISMATCH', `the rule digest is not that of the rule recorded with act ${e.opId}`);
+  return { kind: 'accept', cluster: c, effect: `denial of act ${e.opId} (${e.reason}${op.rule?.id ? `, rule ${op.rule.id}` : ''}) entered in the log` };
 }
 
 function actAborted(c: ClusterState, e: Extract<LedgerEvent, { type: 'ActAborted' }>, ctx: Ctx): Outcome {

@@ -300,6 +300,13 @@ export type LedgerEvent =
   | ({ readonly type: 'ActSettled'; readonly opId: string; readonly confirmation: string } & Proposer)
   | ({ readonly type: 'ActAborted'; readonly opId: string; readonly reason: ReasonCode } & Proposer)
   /**
+   * A Denied act's verdict, entered after its ActSubmitted so that the log itself (cosigned with
+   * every checkpoint) states it: the reason code and the digest of the rule record the ledger
+   * recorded with the act (denialRuleDigest). The ledger accepts it only when both are what it
+   * recorded (ledger/apply.ts denialRecorded): a node cannot make a denial say anything else.
+   */
+  | ({ readonly type: 'ActDenialRecorded'; readonly opId: string; readonly reason: ReasonCode; readonly ruleDigest: Uint8Array } & Proposer)
+  /**
    * Time passes: a leader's stamp while nothing else happens (ledger/apply.ts stampRefusal).
    * `readings`: voters' signed clock readings (ledger/clock-reading.ts); absent in a tick that
    * carries none (encoded without the field, as before readings existed).
@@ -373,6 +380,8 @@ export function eventToCbor(e: LedgerEvent): CborValue {
       return { type: e.type, opId: e.opId, confirmation: e.confirmation, ...proposerToCbor(e) };
     case 'ActAborted':
       return { type: e.type, opId: e.opId, reason: e.reason, ...proposerToCbor(e) };
+    case 'ActDenialRecorded':
+      return { type: e.type, opId: e.opId, reason: e.reason, ruleDigest: e.ruleDigest, ...proposerToCbor(e) };
     case 'KeyBackedUp':
       return { type: e.type, keyId: e.keyId, keyEpoch: e.keyEpoch, identifier: e.identifier, fileCid: e.fileCid, recipientsDigest: e.recipientsDigest, ...proposerToCbor(e) };
     case 'BackupDrilled':
@@ -460,6 +469,12 @@ export function eventFromCbor(v: CborValue): LedgerEvent {
       const reason = o.reason;
       if (!isReasonCode(reason)) throw new ShapeError('ActAborted.reason: not a reason code');
       return { type, opId: str(o.opId, 'opId'), reason, ...proposer(o) };
+    }
+    case 'ActDenialRecorded': {
+      const o = obj(v, 'event', ['type', 'opId', 'reason', 'ruleDigest', ...PROPOSER], ['sig']);
+      const reason = o.reason;
+      if (!isReasonCode(reason)) throw new ShapeError('ActDenialRecorded.reason: not a reason code');
+      return { type, opId: str(o.opId, 'opId'), reason, ruleDigest: bytes(o.ruleDigest, 'ruleDigest', 32), ...proposer(o) };
     }
     case 'ClockTick': {
       const o = obj(v, 'event', ['type', ...PROPOSER], ['readings', 'sig']);

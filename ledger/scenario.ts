@@ -29,7 +29,7 @@ import { deriveActFields } from './tx/act.js';
 import type { KeyContext, Network, TxFacts, TxKind } from './tx/types.js';
 import { keyContextOf } from './state.js';
 import { ed25519GroupCommitment, frostIdentifier } from './signing-set.js';
-import { type ApplyResult, apply, keyReadyCid } from './apply.js';
+import { type ApplyResult, apply, denialRuleDigest, keyReadyCid } from './apply.js';
 import { type ClusterState, type LedgerState, emptyState } from './state.js';
 import { epochSigners } from './signers.js';
 import { bytesEqual, toHex } from './encoding.js';
@@ -675,6 +675,13 @@ export class ScriptedCluster {
   }
 
   /** One node's fencing report (a FencingRecord it signs); a majority of voters' reports fences. */
+  /** Enters a Denied act's verdict in the log (ActDenialRecorded), as the ledger recorded it unless `over` says otherwise. */
+  recordDenial(label: string, over: { reason?: ReasonCode; ruleDigest?: Uint8Array; opId?: string } = {}, nodeId = 'node-0'): ApplyResult {
+    const opId = over.opId ?? rid(label);
+    const op = this.state.cluster?.ops[opId];
+    return this.entry({ type: 'ActDenialRecorded', opId, reason: over.reason ?? op?.reason ?? 'POLICY_DENIED', ruleDigest: over.ruleDigest ?? denialRuleDigest(op?.rule ?? null), ...this.proposer(nodeId) }).result;
+  }
+
   fence(reporter: string, nodeId: string, passport?: string, reason = 'two leaders seen for one term'): ApplyResult {
     const target = passport ?? this.proposer(nodeId).passport;
     return this.entry({ type: 'FencingRecord', statement: this.statement(reporter, 'FencingRecord', { nodeId, passport: target }, { reason }) }).result;

@@ -21,6 +21,7 @@
  *       key/<hex keyId>/<epoch:8>/activated   its KeyActivated, KeyRefreshed or KeyReshared decision
  *       roster/<index:16>                     for the roster entry at <index> (ClusterGenesis or an
  *                                             ApproversChanged decision), the one before it (or null)
+ *       denial/<hex opId>                     the ActDenialRecorded of a Denied act
  *   archive/tlog/leaf/<leaf:16>      cold: the leaf data (ledger-log.ts entryLeafData) of every applied
  *                                    entry but ClockTick, by leaf position: what the audit export
  *                                    (node/admin/audit.ts) reads, each with its leaf hash
@@ -79,7 +80,7 @@ const entryKey = (index: number): string => `${ENTRY_PREFIX}${String(index).padS
 
 /** The entries a certificate includes: their leaf data is kept so a collector can hand them to kernels. */
 export const KEPT_ENTRY_TYPES: readonly EventType[] = [
-  'ActSubmitted', 'ActSigningSetFixed', 'ActPermitIssued', 'ActExecuted', 'ActPublished', 'ActSettled', 'ActAborted',
+  'ActSubmitted', 'ActSigningSetFixed', 'ActPermitIssued', 'ActExecuted', 'ActPublished', 'ActSettled', 'ActAborted', 'ActDenialRecorded',
   'ClusterGenesis', 'GovernanceDecision', 'KeyObjectPublished', 'EquivocationEvidence',
 ];
 
@@ -88,11 +89,13 @@ export const keyPointer = (keyId: string, epoch: number, what: 'published' | 'ac
   `${PTR_PREFIX}key/${Buffer.from(keyId, 'utf8').toString('hex')}/${String(epoch).padStart(8, '0')}/${what}`;
 const ROSTER_LATEST = 'roster';
 export const rosterPointer = (index: number): string => `${PTR_PREFIX}roster/${String(index).padStart(16, '0')}`;
+export const denialPointer = (opId: string): string => `${PTR_PREFIX}denial/${Buffer.from(opId, 'utf8').toString('hex')}`;
 
 /** The pointers an applied entry sets (see the header), as [key, ledger index] pairs; `latestRoster` is read for a roster change. */
 function pointersOf(entry: LedgerEntry, type: EventType): { key: string; index: number | null }[] {
-  if (type !== 'ClusterGenesis' && type !== 'GovernanceDecision' && type !== 'KeyObjectPublished') return [];
+  if (type !== 'ClusterGenesis' && type !== 'GovernanceDecision' && type !== 'KeyObjectPublished' && type !== 'ActDenialRecorded') return [];
   const e = decodeEvent(entry.event);
+  if (e.type === 'ActDenialRecorded') return [{ key: denialPointer(e.opId), index: entry.index }];
   if (e.type === 'KeyObjectPublished') return [{ key: keyPointer(e.keyId, e.keyEpoch, 'published'), index: entry.index }];
   if (e.type === 'ClusterGenesis') return [{ key: ROSTER_LATEST, index: entry.index }];
   if (e.type !== 'GovernanceDecision') return [];
@@ -346,6 +349,11 @@ export class LedgerTree {
   /** Ledger index of key `keyId` epoch `epoch`'s KeyObjectPublished or activation decision (null: not kept here). */
   async keyEntry(keyId: string, epoch: number, what: 'published' | 'activated'): Promise<number | null> {
     return this.pointer(keyPointer(keyId, epoch, what));
+  }
+
+  /** Ledger index of the (last) ActDenialRecorded of act `opId` (null: none kept here). */
+  async denialEntry(opId: string): Promise<number | null> {
+    return this.pointer(denialPointer(opId));
   }
 
   private async pointer(key: string): Promise<number | null> {

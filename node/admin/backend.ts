@@ -13,7 +13,7 @@
  * bounded; the ledger keeps the applied ones.
  */
 import { dealersReadyOf } from '../../ledger/dealer-set.js';
-import { CustodyError } from '../../proto/errors.js';
+import { CustodyError, isCustodyError } from '../../proto/errors.js';
 import type { ReasonCode } from '../../proto/reasons.js';
 import { type CborValue, bytesEqual, decode, encode, fromHex, toHex } from '../../ledger/encoding.js';
 import {
@@ -25,7 +25,7 @@ import { type SignedActRequest, REQUEST_ID_RE, actRequestFromCbor, actRequestToC
 import { verifyActRequest } from '../../ledger/act-request-check.js';
 import type { ClusterState, KeyRecord, OpRecord } from '../../ledger/state.js';
 import { TERMINAL_OP_STATES, fenceReportsOf, keyContextOf, revocationsOf } from '../../ledger/state.js';
-import { fenceMajority } from '../../ledger/apply.js';
+import { denialRuleDigest, fenceMajority } from '../../ledger/apply.js';
 import { receiptCid } from '../../ledger/receipts.js';
 import type { LedgerVerdict } from '../ledger-app.js';
 import type { LedgerPort } from '../lifecycle/ports.js';
@@ -175,6 +175,8 @@ export interface EvidenceLog {
   rosterEntryIndex(): number | null;
   rosterBefore(index: number): Promise<number | null>;
   keyEntry(keyId: string, epoch: number, what: 'published' | 'activated'): Promise<number | null>;
+  /** Ledger index of a Denied act's ActDenialRecorded, if this node keeps one (node/ledger-tree.ts). */
+  denialEntry(opId: string): Promise<number | null>;
   /** A kept applied entry by ledger index (node/ledger-tree.ts entry). */
   entry(index: number): Promise<LedgerEntry>;
   /** This node's signed statement over an evidence bundle (Checkpointer.signStatement). */
@@ -186,7 +188,7 @@ export interface EvidenceLog {
 /** The EvidenceLog of a node: its checkpointer's cosigning and its stored tree's pointers. */
 export function evidenceLogOf(
   checkpoints: { evidence(indexes: readonly number[], consistencyFrom?: number): Promise<EntryCertificate & { readonly size: number }>; signStatement(text: string): string },
-  app: { readonly tree: { readonly rosterEntryIndex: number | null; rosterBefore(index: number): Promise<number | null>; keyEntry(keyId: string, epoch: number, what: 'published' | 'activated'): Promise<number | null>; entry(index: number): Promise<{ entry: LedgerEntry }> } },
+  app: { readonly tree: { readonly rosterEntryIndex: number | null; rosterBefore(index: number): Promise<number | null>; keyEntry(keyId: string, epoch: number, what: 'published' | 'activated'): Promise<number | null>; denialEntry(opId: string): Promise<number | null>; entry(index: number): Promise<{ entry: LedgerEntry }> } },
   genesisNodes: readonly { readonly id: string; readonly identityKey: Uint8Array }[],
 ): EvidenceLog {
   return {
@@ -195,6 +197,7 @@ export function evidenceLogOf(
     rosterEntryIndex: () => app.tree.rosterEntryIndex,
     rosterBefore: (index) => app.tree.rosterBefore(index),
     keyEntry: (keyId, epoch, what) => app.tree.keyEntry(keyId, epoch, what),
+    denialEntry: (opId) => app.tree.denialEntry(opId),
     entry: async (index) => (await app.tree.entry(index)).entry,
     genesisNodes: () => genesisNodes,
   };
@@ -267,6 +270,10 @@ export class AdminBackend {
       if (i !== null && i < submitted) keyEntries.push(i);
       else if (op.state !== 'Denied') throw new CustodyError('ENTRY_NOT_INCLUDED', `this node keeps no ${what} entry of key ${op.act.keyId} epoch ${op.act.keyEpoch} before act ${opId}`);
     }
+    // A Denied act's verdict as an entry of its own, when the log has one: the verifier then checks
+    // the reason code and rule against it instead of taking this node's word for them.
+    const denial = op.state === 'Denied' ? await log.denialEntry(opId) : null;
+    if (denial !== null && denial > submitted) own.push(denial);
     const indexes = [...new Set([roster, ...keyEntries, ...own])].sort((a, b) => a - b);
     const cert = await log.evidence(indexes, consistencyFrom);
     // The roster the act was checked against is the one in force at its submission, which the
@@ -548,8 +555,28 @@ export class AdminBackend {
     const me = c.nodes[this.nodeId];
     if (me === undefined) throw new CustodyError('UNKNOWN_NODE', `${this.nodeId} is not on the roster`);
     const v = await this.ledger.propose({ type: 'ActSubmitted', opId, act, approval, request, nodeId: me.id, passport: me.passport });
-    if (!v.ok) throw new CustodyError(v.reason ?? 'INTERNAL', `${v.detail}${v.applied ? ` (act ${opId} journaled ${v.opState ?? 'Denied'})` : ''}`);
+    if (!v.ok) {
+      const denied = v.applied && (v.opState ?? 'Denied') === 'Denied';
+      throw new CustodyError(v.reason ?? 'INTERNAL', `${v.detail}${v.applied ? ` (act ${opId} journaled ${v.opState ?? 'Denied'}${denied ? await this.recordDenial(opId, me) : ''})` : ''}`);
+    }
     return { ...(await this.act(caller, opId)), verdict: v };
+  }
+
+  /**
+   * Enters a Denied act's verdict in the log (ActDenialRecorded, ledger/apply.ts denialRecorded),
+   * so its evidence bundle proves the reason and rule by an entry. Says how it went, for the
+   * caller's refusal message: the act is Denied either way, and a missing record only leaves the
+   * verdict to the exporting node's word (the verifier says so).
+   */
+  private async recordDenial(opId: string, me: { id: string; passport: string }): Promise<string> {
+    const op = await this.opOf(opId);
+    if (op === undefined || op.state !== 'Denied') return '';
+    try {
+      const r = await this.ledger.propose({ type: 'ActDenialRecorded', opId, reason: op.reason ?? 'POLICY_DENIED', ruleDigest: denialRuleDigest(op.rule), nodeId: me.id, passport: me.passport });
+      return r.ok ? `; its denial entered in the log at index ${r.index}` : `; its denial was not entered in the log: ${r.reason ?? ''} ${r.detail}`;
+    } catch (e) {
+      return `; its denial was not entered in the log: ${isCustodyError(e) ? e.reason : 'INTERNAL'} ${(e as Error).message}`;
+    }
   }
 
   /** Records a backup drill the caller ran: this node proposes BackupDrilled in its own name, stamped with its clock. */

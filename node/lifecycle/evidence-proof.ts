@@ -18,7 +18,8 @@
  * ApproversChanged decision), the key's KeyObjectPublished and its activation decision
  * (KeyActivated, KeyRefreshed or KeyReshared for the act's key epoch), then the act's own entries
  * (ActSubmitted with the custodian's signed request and the approval, ActPermitIssued,
- * ActSigningSetFixed, ActExecuted once published, ActPublished, ActSettled, ActAborted).
+ * ActSigningSetFixed, ActExecuted once published, ActPublished, ActSettled, ActAborted, and a
+ * Denied act's ActDenialRecorded).
  * `consistency`, when present, is an RFC 9162 consistency proof from the tree of `size` leaves to
  * the checkpoint's: what lets an auditor holding an older bundle check that both checkpoints lie
  * on one append-only history (verifyConsistentBundles).
@@ -51,17 +52,20 @@
  *      which must be the signature block's, and the block verifies (evidence.ts);
  *   7. the outcome: Published / Settled need ActPublished (and ActSettled); Aborted needs the
  *      ActAborted entry, whose reason code is the outcome's (or, for EQUIVOCATION, the
- *      EquivocationEvidence entry that aborted it); Denied needs no later entry of the act
- *      and no receipt.
+ *      EquivocationEvidence entry that aborted it); Denied needs no receipt and no later entry
+ *      of the act but at most its ActDenialRecorded, whose reason code and rule digest must be
+ *      the outcome's.
  *
  * Trust. The policy's node keys, through the quorum, vouch for the checkpoint; the checkpoint's
  * root vouches for the entries; everything else is recomputed from the entries, except what the
  * statement alone covers: the exporting node's word for the explanation texts (a rule's detail)
  * and the fields below. What remains the cluster majority's word (the nodes that cosigned), or
- * for a Denied act's verdict the exporting node's: that the roster entry is the last roster
- * change before the act (the ledger applied the act's request and approval against the roster in
- * force), the policy verdict of a Denied act (its reason code and rule are as the ledger recorded
- * them: a denial leaves no entry of its own beyond the ActSubmitted), and the fields a receipt
+ * for a Denied act without a denial record the exporting node's: that the roster entry is the last
+ * roster change before the act (the ledger applied the act's request and approval against the
+ * roster in force), the policy verdict of a Denied act whose ActDenialRecorded the bundle lacks
+ * (the node that took the submission enters one right after it; the ledger accepts it only as its
+ * own recorded verdict, so when it is included the verdict is the cosigning majority's word), and
+ * the fields a receipt
  * derives from ledger state (rule id, governance epoch). A cosigning majority that lies about
  * these is the threat witnesses answer (C2SP tlog-witness), not this verifier.
  */
@@ -74,9 +78,9 @@ import { actCid, decodeEvent, eventCid, actToCbor, type LedgerEvent, type Ledger
 import { actRequestToCbor } from '../../ledger/act-request.js';
 import { verifyActRequest } from '../../ledger/act-request-check.js';
 import { decisionToCbor, rosterToCbor, verifyDecision, type ApproverRoster } from '../../ledger/decision.js';
-import { artifactDigest } from '../../ledger/apply.js';
+import { artifactDigest, denialRuleDigest } from '../../ledger/apply.js';
 import { verifyEvidenceBundle } from '../../ledger/receipts.js';
-import type { OpState, RuleRecord } from '../../ledger/state.js';
+import { ruleFromCbor, ruleToCbor, type OpState, type RuleRecord } from '../../ledger/state.js';
 import { certified, requireExtends, requireIncluded, type Checkpoint } from '../../ledger/tlog/checkpoint.js';
 import { HASH_BYTES, leafHash } from '../../ledger/tlog/merkle.js';
 import { decodeBase64Strict, encodeBase64, openNote } from '../../ledger/tlog/note.js';
@@ -351,9 +355,23 @@ function check(bundle: unknown, policy: TrustPolicy): Extract<ProvenVerdict, { o
   const types = ['Settled', 'Published', 'Denied', 'Aborted'];
   if (!types.includes(o.state)) no('outcome', 'EVIDENCE_UNPROVEN', `an evidence bundle is of an act that ended or was published, not one ${o.state}`);
   if (o.state === 'Denied') {
-    if (ofAct.length !== 1 || receipts.length !== 0) no('outcome', 'EVIDENCE_UNPROVEN', 'a Denied act has its submission and nothing after it');
+    // Its submission, and at most its ActDenialRecorded after it: nothing else of the act.
+    const denials = ofAct.filter((e) => e.event.type === 'ActDenialRecorded');
+    if (ofAct.length !== 1 + denials.length || denials.length > 1 || receipts.length !== 0) no('outcome', 'EVIDENCE_UNPROVEN', 'a Denied act has its submission, at most its denial record, and nothing else');
     if (typeof o.reason !== 'string') no('outcome', 'PAYLOAD_REJECTED', 'a Denied outcome names its reason code');
-    lines.push(`Denied ${o.reason}${o.rule ? ` by ${o.rule.id === null ? 'default deny' : `rule ${o.rule.id}`} (${o.rule.action})` : ''}, as the ledger recorded it at index ${sub.index}`);
+    const verdict = `Denied ${o.reason}${o.rule ? ` by ${o.rule.id === null ? 'default deny' : `rule ${o.rule.id}`} (${o.rule.action})` : ''}`;
+    const d = denials[0];
+    if (d !== undefined) {
+      // The entry the ledger accepted only as its own verdict (ledger/apply.ts denialRecorded).
+      const de = d.event as Extract<LedgerEvent, { type: 'ActDenialRecorded' }>;
+      if (d.index <= sub.index) no('outcome', 'EVIDENCE_UNPROVEN', 'the denial record is not after the act');
+      if (de.reason !== o.reason) no('outcome', 'EVIDENCE_UNPROVEN', `the outcome names ${String(o.reason)}; the denial entry ${de.reason}`);
+      const rule = at('outcome', () => o.rule === null || o.rule === undefined ? null : ruleFromCbor(ruleToCbor(o.rule)));
+      if (!bytesEqual(denialRuleDigest(rule), de.ruleDigest)) no('outcome', 'EVIDENCE_UNPROVEN', 'the outcome names another rule than the denial entry');
+      lines.push(`${verdict}, entered in the log at index ${d.index} (the act at ${sub.index})`);
+    } else {
+      lines.push(`${verdict}, as the exporting node states the ledger recorded it at index ${sub.index} (no denial entry in the log proves it)`);
+    }
   } else if (o.state === 'Aborted') {
     const ab = has('ActAborted') ?? equivocation[0];
     if (ab === undefined || (has('ActAborted') !== undefined && equivocation.length > 0) || equivocation.length > 1) return no('outcome', 'EVIDENCE_UNPROVEN', 'an Aborted outcome proves the one entry that aborted it: its ActAborted, or the equivocation evidence');
@@ -369,6 +387,7 @@ function check(bundle: unknown, policy: TrustPolicy): Extract<ProvenVerdict, { o
     lines.push(`${o.state}`);
   }
   if (ofAct.some((e) => e.event.type === 'ActAborted') && o.state !== 'Aborted') no('outcome', 'EVIDENCE_UNPROVEN', 'the bundle proves the act aborted');
+  if (ofAct.some((e) => e.event.type === 'ActDenialRecorded') && o.state !== 'Denied') no('outcome', 'EVIDENCE_UNPROVEN', 'the bundle proves the act denied');
   return { ok: true, opId: b.opId, clusterId: b.clusterId, checkpoint: cp, signers: cert.signers, outcome: { state: o.state, reason: o.reason ?? null, rule: o.rule ?? null }, lines };
 }
 

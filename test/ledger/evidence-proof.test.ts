@@ -104,6 +104,9 @@ async function scenario(o: { clusterId?: string; label?: string } = {}): Promise
   const firstSize = s.tree.size as number;
   s.submit('op-2', s.act('k1', { amount: 50_000n }));
   if (s.state.cluster!.ops[rid('op-2')]?.state !== 'Denied') throw new Error('setup: op-2 is not Denied');
+  // The node that took the submission enters the verdict in the log (node/admin/backend.ts).
+  const recorded = s.recordDenial('op-2');
+  if (!recorded.ok) throw new Error(`setup: ActDenialRecorded ${recorded.reason} ${recorded.detail}`);
   const small = s.act('k1', { amount: 1_000n });
   for (const r of [s.submit('op-3', small), s.issuePermit('op-3'), s.abort('op-3', 'REMOTE_TIMEOUT')]) if (!r.ok) throw new Error(`setup: ${r.reason} ${r.detail}`);
   // A roster change after the acts: the export walks back to the roster in force at each act.
@@ -145,7 +148,7 @@ t.test('real bundles verify: published, denied and aborted, each with what prove
     t.equal(denied.outcome.state, 'Denied');
     t.type(denied.outcome.reason, 'string', 'the refusal names its reason code');
     t.not(denied.outcome.rule, null, 'and the rule that decided it');
-    t.match(denied.lines.join('\n'), new RegExp(`Denied ${denied.outcome.reason}`));
+    t.match(denied.lines.join('\n'), new RegExp(`Denied ${denied.outcome.reason} by rule \\S+ \\(\\w+\\), entered in the log at index \\d+`), 'the verdict is proven by its denial entry');
   }
   const aborted = verifyProvenText(real.texts.get('op-3')!, real.policy);
   t.ok(aborted.ok, `op-3: ${aborted.ok ? aborted.lines.join('; ') : `${aborted.step} ${aborted.reason} ${aborted.detail}`}`);
@@ -229,6 +232,13 @@ t.test('refused: claims the entries do not prove', async (t) => {
   t.match(verifyProvenText(resigned({ ...p, outcome: { ...p.outcome, reason: 'POLICY_DENIED' } }, real.s), real.policy), { ok: false, reason: 'PAYLOAD_REJECTED' }, 'a published act with a refusal code');
   t.match(verifyProvenText(resigned({ ...p, outcome: { ...p.outcome, state: 'Settled' } }, real.s), real.policy), { ok: false, step: 'outcome', reason: 'EVIDENCE_UNPROVEN' }, 'a published act called Settled');
   const d = bundleOf('op-2');
+  // The exporting node lies about a Denied act's verdict: the denial entry contradicts it.
+  t.match(verifyProvenText(resigned({ ...d, outcome: { ...d.outcome, reason: 'FROZEN' } }, real.s), real.policy), { ok: false, step: 'outcome', reason: 'EVIDENCE_UNPROVEN' }, 'a Denied act under another reason code than its denial entry');
+  const otherRule = { ...d.outcome.rule!, id: 'sol-small' };
+  t.match(verifyProvenText(resigned({ ...d, rule: otherRule, outcome: { ...d.outcome, rule: otherRule } }, real.s), real.policy), { ok: false, step: 'outcome', reason: 'EVIDENCE_UNPROVEN' }, 'a Denied act under another rule than its denial entry');
+  const unrecorded = verifyProvenText(resigned({ ...d, log: { ...d.log, entries: d.log.entries.filter((x) => !/^[0-9a-f]+$/.test(x.data) || !Buffer.from(x.data, 'hex').includes(Buffer.from('ActDenialRecorded'))) } }, real.s), real.policy);
+  t.ok(unrecorded.ok && /as the exporting node states .*no denial entry in the log proves it/.test(unrecorded.lines.join('\n')), 'without its denial entry the verdict verifies only as the exporting node\'s word, and says so');
+  t.match(verifyProvenText(resigned({ ...d, log: { ...d.log, entries: [...d.log.entries, d.log.entries[d.log.entries.length - 1]!] } }, real.s), real.policy), { ok: false }, 'the denial entry listed twice');
   t.match(verifyProvenText(resigned({ ...d, roster: p.roster === d.roster ? d.roster!.replace(/.$/, (c) => (c === '0' ? '1' : '0')) : p.roster }, real.s), real.policy), { ok: false, step: 'roster' }, 'a roster other than the proven one');
 });
 
