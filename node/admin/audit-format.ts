@@ -29,7 +29,7 @@ export const SYSLOG_SD_ID = 'custody@32473';
 export function cefSeverity(r: AuditRecord): number {
   if (r.type === 'EquivocationEvidence') return 9;
   if (r.type === 'FencingRecord') return 7;
-  if ((r.type === 'OperatorCall' && r.reason !== '') || r.type === 'ActAborted') return 5;
+  if ((r.type === 'OperatorCall' && r.reason !== '') || r.type === 'ActAborted' || r.type === 'ActDenialRecorded') return 5;
   return 3;
 }
 

@@ -201,6 +201,7 @@ function summary(e: LedgerEvent): { actor: string; outcome: string; reason: stri
     case 'GovernanceDecision': return { actor: e.decision.approvals.map((a) => a.approverId).join(','), outcome: e.decision.body.action.kind, reason: '' };
     case 'ClusterGenesis': return { actor: '', outcome: `cluster ${e.clusterId} created`, reason: '' };
     case 'ActAborted': return { actor: e.nodeId, outcome: `act ${e.opId} aborted`, reason: e.reason };
+    case 'ActDenialRecorded': return { actor: e.nodeId, outcome: `act ${e.opId} denied`, reason: e.reason };
     default: {
       const actor = 'nodeId' in e ? e.nodeId : 'statement' in e ? e.statement.nodeId : '';
       const op = 'opId' in e ? ` ${e.opId}` : 'keyId' in e ? ` ${e.keyId}` : '';

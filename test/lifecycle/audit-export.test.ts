@@ -317,7 +317,7 @@ t.test('admin calls are recorded; the export validates, parses, follows, and rea
     const want = recs.find((r) => r.leafIndex === rec.leafIndex);
     if (want === undefined) continue;
     const ok = facility === '13' && version === '1' && app === 'custody' && msgid === want.type && sd.includes(`leafIndex="${want.leafIndex}"`) && sd.includes(`leafHash="${want.leafHash}"`) && sd.startsWith('[custody@32473 ')
-      && validate(rec, SCHEMA).length === 0 && Number(severity) === (want.type === 'OperatorCall' && want.reason !== '' ? 4 : 6);
+      && validate(rec, SCHEMA).length === 0 && Number(severity) === ((want.type === 'OperatorCall' && want.reason !== '') || want.type === 'ActAborted' || want.type === 'ActDenialRecorded' ? 4 : 6);
     if (ok) parsed++;
     else t.fail(`rsyslog parsed a record differently: ${line.slice(0, 300)}`);
   }
