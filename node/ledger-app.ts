@@ -200,18 +200,17 @@ class BatchArchive implements ArchiveReader {
 
 /** The acts and permits an event names: every archive lookup apply can make for it. */
 function namedByEvent(ev: LedgerEvent): { opIds: string[]; permits: string[] } {
-  switch (ev.type) {
-    case 'ActSubmitted': case 'ActPublished': case 'ActSettled': case 'ActAborted': case 'ActPermitIssued':
-      return { opIds: [ev.opId], permits: [] };
-    case 'ActSigningSetFixed': case 'ActExecuted':
-      return { opIds: [ev.opId], permits: [toHex(ev.permitId)] };
-    case 'GovernanceDecision': {
-      const a = ev.decision.body.action;
-      return a.kind === 'PublicationReleased' ? { opIds: [a.opId], permits: [] } : { opIds: [], permits: [] };
-    }
-    default:
-      return { opIds: [], permits: [] };
+  // Every event that names an act (its opId) or a permit is looked up: an act event added later
+  // is then read from the archive without being listed here (a missed lookup stops the node).
+  if (ev.type === 'GovernanceDecision') {
+    const a = ev.decision.body.action;
+    return a.kind === 'PublicationReleased' ? { opIds: [a.opId], permits: [] } : { opIds: [], permits: [] };
   }
+  const named = ev as { opId?: unknown; permitId?: unknown };
+  return {
+    opIds: typeof named.opId === 'string' ? [named.opId] : [],
+    permits: named.permitId instanceof Uint8Array ? [toHex(named.permitId)] : [],
+  };
 }
 
 function storedRecord(b: Uint8Array): { seq: number; record: Uint8Array; act: ArchivedAct } {

@@ -1,6 +1,7 @@
 /**
  * The archive of ended acts on real LevelDB (node/ledger-app.ts with levelColdStore): three
- * drivers apply a history whose acts settle, are denied, abort and are submitted again; every node
+ * drivers apply a history whose acts settle, are denied (and the denial recorded), abort and are
+ * submitted again; every node
  * reaches the root of a direct in-memory apply, keeps only acts in flight in memory, and reads
  * ended acts (and their evidence) back from disk. A restarted node applies nothing twice and still
  * finds its archive; a node that joins after the log was compacted receives the archive with the
@@ -51,6 +52,7 @@ function history(): ScriptedCluster {
   s.submit('aborted-1', s.act('k1', { amount: 7n }));
   s.issuePermit('aborted-1');
   s.abort('aborted-1', 'REMOTE_TIMEOUT');
+  s.recordDenial('denied-1'); // the verdict of an act already archived, checked against the archive
   s.submit('settled-1', act); // the same content again: the original result, from the archive
   s.submit('settled-1', { ...act, amount: 2n }); // other content under the key: REPLAY_OR_CONFLICT
   s.settle('settled-1'); // INVALID_TRANSITION, read from the archive
