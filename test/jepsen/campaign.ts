@@ -249,7 +249,8 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignSummary> 
         const disk = disks.get(id);
         if (disk === undefined) throw new RangeError(`${id}'s data directory is not on lossyfs`);
         await c.signal(id, 'SIGKILL');
-        await disk.cut();
+        const dropped = await disk.cut();
+        log(`nemesis: ${id}'s power cut dropped ${dropped.bytes} unsynced bytes in ${dropped.files} files${dropped.files > 0 ? ` (${dropped.names.join(', ')})` : ''}`);
       },
       skew: async (id, seconds) => {
         await c.signal(id, 'SIGKILL');

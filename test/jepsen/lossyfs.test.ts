@@ -82,8 +82,12 @@ t.test('synced data survives a power cut, unsynced data does not; reads before t
     t.equal(fstatSync(d).size, 100, 'truncated before the cut');
     closeSync(d);
 
-    await m.cut();
+    // a's tail (9), closed (29), b (4) and d (10 000 - 100) are pending; late and c were synced.
+    const pending = { files: 4, bytes: 9 + 29 + 4 + 9_900, names: ['a', 'b', 'closed', 'd'] };
+    t.same(m.unsynced(), pending, 'the files and bytes the cut will drop');
+    t.same(await m.cut(), pending, 'the cut reports them');
     t.equal(m.cuts, 1, 'one cut');
+    t.same(m.unsynced(), { files: 0, bytes: 0, names: [] }, 'nothing pending after the cut');
     t.equal(readFileSync(at('a'), 'utf8'), 'synced', 'after the cut: the synced prefix only');
     t.equal(readFileSync(at('closed'), 'utf8'), '', 'after the cut: closing did not sync (the created name stays, empty)');
     t.equal(readFileSync(at('late'), 'utf8'), 'written, closed', 'after the cut: synced through a later handle');

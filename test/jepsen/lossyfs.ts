@@ -9,7 +9,10 @@
  *   cut()      the power cut: SIGKILL of lossyfs (its memory, the unsynced pages, is gone), the
  *              dead mount detached (fusermount -u -z), and a new lossyfs mounted on the backing
  *              directory, which holds exactly what was synced. Whoever wrote through the mount
- *              must be dead first (the nemesis kills the node before it cuts);
+ *              must be dead first (the nemesis kills the node before it cuts). It answers what
+ *              the cut dropped, as seen from outside: the files whose size through the mount
+ *              differed from their synced size, and by how many bytes (a lower bound: an
+ *              unsynced overwrite inside a file's synced size does not show);
  *   unmount()  a clean unmount (pending pages written, as an orderly shutdown would).
  * Every mount still up when the process exits is detached by an exit hook, and lossyfs leaves
  * its mount by itself when its parent dies, so a failed run leaves no mount behind.
@@ -18,7 +21,8 @@
  * mount that existed when it started: mount before starting it, and after a cut start it again.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 
@@ -30,6 +34,13 @@ const MOUNT_TIMEOUT_MS = 30_000;
 const EXIT_TIMEOUT_MS = 10_000;
 
 const live = new Set<LossyMount>();
+
+/** What a cut drops, as seen from outside: the files (paths under the mount) whose size differs from their synced size, and the bytes between. */
+export interface Unsynced {
+  readonly files: number;
+  readonly bytes: number;
+  readonly names: readonly string[];
+}
 let hooked = false;
 
 /** Why lossyfs cannot mount here, or null when it can (root, /dev/fuse, fusermount, python3-fusepy). */
@@ -98,14 +109,46 @@ export class LossyMount {
   }
 
   /** The power cut (see the module header); the mount is back, holding only what was synced. */
-  async cut(): Promise<void> {
+  async cut(): Promise<Unsynced> {
     const proc = this.proc;
+    const dropped = proc !== null ? this.unsynced() : { files: 0, bytes: 0, names: [] };
     if (proc !== null) {
       await this.exitOf(proc, 'SIGKILL');
       this.detach();
     }
     this.cuts++;
     await this.mount();
+    return dropped;
+  }
+
+  /** Files whose size through the mount is not their synced size, and the bytes between. */
+  unsynced(): Unsynced {
+    let files = 0;
+    let bytes = 0;
+    const names: string[] = [];
+    const walk = (rel: string): void => {
+      for (const e of readdirSync(join(this.mountpoint, rel), { withFileTypes: true })) {
+        const r = join(rel, e.name);
+        if (e.isDirectory()) walk(r);
+        else if (e.isFile()) {
+          let synced = 0;
+          try {
+            synced = statSync(join(this.backing, r)).size;
+          } catch {
+            // Gone from the disk since the listing: nothing of it is pending.
+            continue;
+          }
+          const d = Math.abs(statSync(join(this.mountpoint, r)).size - synced);
+          if (d > 0) {
+            files++;
+            bytes += d;
+            names.push(r);
+          }
+        }
+      }
+    };
+    walk('');
+    return { files, bytes, names: names.sort() };
   }
 
   /** A clean unmount: lossyfs writes what is pending and exits (killed if it does not in time). */
