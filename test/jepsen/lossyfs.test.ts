@@ -193,7 +193,7 @@ t.test('property: before a cut a file reads as written; after it, as it was at i
         }
         const seen = readFileSync(name);
         if (!seen.equals(logical)) {
-          failures.push(`before the cut, after ${JSON.stringify(o)}: read ${seen.length} bytes, wrote ${logical.length}`);
+          failures.push(`before the cut, after ${JSON.stringify(o)}: read ${seen.length} bytes, not the ${logical.length} written`);
           return false;
         }
       }
@@ -201,12 +201,12 @@ t.test('property: before a cut a file reads as written; after it, as it was at i
       await m.cut();
       const after = readFileSync(name);
       if (!after.equals(durable)) {
-        failures.push(`after the cut: ${after.length} bytes, synced ${durable.length}`);
+        failures.push(`after the cut: read ${after.length} bytes, not the ${durable.length} synced`);
         return false;
       }
       return true;
     }), { seed, ...(path !== undefined ? { path } : {}), numRuns: 15 });
-    t.notOk(result.failed, result.failed ? `${failures.at(-1) ?? ''}; ${String(result.counterexample)}; replay with FC_SEED=${result.seed} FC_PATH=${result.counterexamplePath ?? ''}` : `${m.cuts} cuts, every file as written before and as synced after`);
+    t.notOk(result.failed, result.failed ? `${failures.at(-1) ?? ''}; ${JSON.stringify(result.counterexample)}; replay with FC_SEED=${result.seed} FC_PATH=${result.counterexamplePath ?? ''}` : `${m.cuts} cuts, every file as written before and as synced after`);
   });
 });
 
