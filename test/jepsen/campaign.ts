@@ -428,8 +428,9 @@ packages fuse and python3-fusepy (test/setup.sh installs them).
   --replay FILE      play the schedule saved in a history FILE (its seed, seconds and mix too,
                      unless given) instead of drawing one
   --workload W       register (default): the register workload above, on netns hosts;
-                     ledger: governed signing acts on daemons and kernels on loopback (process
-                     faults only: --mix ledger, the default there), checking that every act ends once, one
+                     ledger: governed signing acts on daemons and kernels on loopback (kill,
+                     pause, restart-all and kill-kernel only: --mix ledger, the default there;
+                     no power cuts, partitions or skew), checking that every act ends once, one
                      signature per permit, no nonce counter reused, equal chronicles and state
                      roots on every node, and that every evidence bundle verifies
   --test-faults SW   start the daemons with test-only fault switches that plant bugs, comma
@@ -492,7 +493,7 @@ async function main(argv: string[]): Promise<number> {
   if (workload === 'register' && mix.includes('kill-kernel')) problems.push('kill-kernel is for --workload ledger (the register workload\'s nodes run no kernel)');
   if (workload === 'ledger') {
     const bad = mix.filter((k) => !LEDGER_KINDS.includes(k));
-    if (bad.length > 0) problems.push(`the ledger workload takes only process faults (${LEDGER_KINDS.join(', ')}), not ${bad.join(', ')}: use --mix ledger`);
+    if (bad.length > 0) problems.push(`the ledger workload takes only ${LEDGER_KINDS.join(', ')}, not ${bad.join(', ')}: use --mix ledger`);
     for (const k of ['history', 'test-faults']) if (args.has(k)) problems.push(`--${k} applies to the register workload only`);
   }
   if (problems.length > 0) {
