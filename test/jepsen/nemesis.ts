@@ -34,7 +34,8 @@
  *                 killed and mounted again on what was synced. File data is lost back to each
  *                 file's last fsync; names (create, rename, unlink) are durable at once, a
  *                 simplification the layer documents. The node may be `all`: every node at once,
- *                 the power cut of a whole site, which only the fsyncs of a quorum survive.
+ *                 the power cut of a whole site, after which a write is kept only if the nodes
+ *                 that fsynced it can still form a quorum's log.
  * A fault's node is drawn from the nodes and `leader`, which names whichever node leads when the
  * fault begins (Jepsen's :primaries target; the node chosen is printed with the event), and for a
  * power cut also `all`.
