@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the test suite drives for real (each test names what it needs).
-apt_packages=(openssl softhsm2 prometheus iproute2 etcd-server etcd-client systemd faketime rsyslog)
+apt_packages=(openssl softhsm2 prometheus iproute2 etcd-server etcd-client systemd faketime rsyslog fuse python3-fusepy)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -41,6 +41,11 @@
  * The history (schedule, nemesis events, every call) is saved as JSON to --history (default: a file
  * named by the seed in the system temp folder), so a violation can be re-checked offline.
  *
+ * Power cuts (the `power-cut` kind, in the process and all mixes): each node's data directory is a
+ * lossyfs mount (lossyfs.ts) over a folder beside it (disks/<node> in the cluster's folder), so a
+ * cut loses every write the node had not fsynced. The mounts are made before the daemons start and
+ * left (fusermount -u) when the campaign ends, whether it passed, failed or threw.
+ *
  * Test-only fault switches (--test-faults) are passed to the daemons in CUSTODY_TEST_FAULTS (see
  * node/test-faults.ts); campaigns with them show the checks catch the bug each switch plants
  * (test/jepsen/switches.test.ts).
@@ -61,6 +66,7 @@ import { checkHistory, type CheckResult } from './linearizability.js';
 import { registerModel, type RegisterInput, type RegisterOutput } from './models.js';
 import type { Operation } from './history.js';
 import { LEDGER_KINDS, runLedgerCampaign } from './ledger-campaign.js';
+import { LossyMount } from './lossyfs.js';
 import {
   FAKETIME_LIB, MIXES, NETNS_HOSTS, NetnsHosts, describeFault, nemesisUnavailable, parseMix, planSchedule, runNemesis,
   type Fault, type FaultKind, type NemesisEvent, type Victim,
@@ -161,7 +167,8 @@ let runs = 0;
 export async function runCampaign(o: CampaignOptions): Promise<CampaignSummary> {
   const log = o.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   if (o.mix.includes('kill-kernel')) throw new RangeError('the register workload\'s nodes run no kernel: kill-kernel is for --workload ledger');
-  const unavailable = nemesisUnavailable(o.mix);
+  const powerCuts = o.mix.includes('power-cut') || (o.schedule ?? []).some((f) => f.kind === 'power-cut');
+  const unavailable = nemesisUnavailable(powerCuts && !o.mix.includes('power-cut') ? [...o.mix, 'power-cut'] : o.mix);
   if (unavailable !== null) throw new Error(`campaign cannot run here: ${unavailable}`);
   const clients = o.clients ?? 6;
   const schedule = o.schedule ?? planSchedule(o.seed, { seconds: o.seconds, nodes: NODES, mix: o.mix, ...(o.faultsMax !== undefined ? { faultsMax: o.faultsMax } : {}) });
@@ -184,6 +191,21 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignSummary> 
       return ['ip', 'netns', 'exec', hosts.namespace(id), ...(env.length > 0 ? ['env', ...env] : [])];
     };
     const c = await Cluster.create(holder, 3, {}, { hosts: HOSTS, wrap });
+    const disks = new Map<string, LossyMount>();
+    if (powerCuts) {
+      // Runs before the cluster's own teardown (which removes its folder): the daemons must be
+      // gone before their mounts are left, and the mounts left before the folder is removed.
+      cleanups.push(async () => {
+        await c.killAll();
+        for (const m of disks.values()) await m.unmount();
+      });
+      for (const id of NODES) {
+        const m = new LossyMount(join(c.dir, 'disks', id), c.dataDir(id));
+        disks.set(id, m);
+        await m.mount();
+      }
+      log(`campaign: data directories on lossyfs over ${join(c.dir, 'disks')}`);
+    }
     const agents = new Map<string, Agent>();
     for (const [i, id] of NODES.entries()) {
       const proc = spawn('ip', ['netns', 'exec', hosts.namespace(id), process.execPath, AGENT, `${HOSTS[i]}:7400`, `${HOSTS[i]}:8400`, id,
@@ -223,6 +245,13 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignSummary> 
       block: async (from, to, on) => hosts.block(from, to, on),
       killKernel: () => Promise.reject(new RangeError('the register workload\'s nodes run no kernel')),
       startKernel: () => Promise.reject(new RangeError('the register workload\'s nodes run no kernel')),
+      powerCut: async (id) => {
+        const disk = disks.get(id);
+        if (disk === undefined) throw new RangeError(`${id}'s data directory is not on lossyfs`);
+        await c.signal(id, 'SIGKILL');
+        const dropped = await disk.cut();
+        log(`nemesis: ${id}'s power cut dropped ${dropped.bytes} unsynced bytes in ${dropped.files} files${dropped.files > 0 ? ` (${dropped.names.join(', ')})` : ''}`);
+      },
       skew: async (id, seconds) => {
         await c.signal(id, 'SIGKILL');
         if (seconds === null) skews.delete(id);
@@ -376,23 +405,32 @@ const HELP = `usage: node dist/test/jepsen/campaign.js --seconds N --seed S [opt
 
 Runs three custody node daemons on three hosts in Linux network namespaces, breaks them with a
 seeded nemesis (kill -9, SIGSTOP/SIGCONT, restart of every node, isolation of a host, partitions
-between two hosts, one-way packet drops, forward clock skew with libfaketime), runs a register
-workload against them, and checks the recorded history for linearizability, the nodes for equal
-state after healing, and resent writes for exactly-once application. Needs root and ip netns.
+between two hosts, one-way packet drops, forward clock skew with libfaketime, power cuts that lose
+what a node had not fsynced), runs a register workload against them, and checks the recorded
+history for linearizability, the nodes for equal state after healing, and resent writes for
+exactly-once application. Needs root and ip netns; power cuts need /dev/fuse and the Debian
+packages fuse and python3-fusepy (test/setup.sh installs them).
 
   --seconds N        campaign length (faults stop ${limits.nemesisQuietMs / 1000} s before the end)
   --seed S           seed of the fault schedule and the workload's choices (default: random)
   --mix M            faults to draw from: ${Object.keys(MIXES).join(', ')} (default all; ledger
                      for --workload ledger), or kinds separated by commas: kill, pause,
-                     restart-all, isolate, partition, one-way, skew, kill-kernel (ledger only)
+                     restart-all, isolate, partition, one-way, skew, power-cut, kill-kernel
+                     (ledger only). power-cut (in process and all): kill -9 of one node, or of
+                     every node at once, then every write its data directory had not fsynced
+                     is dropped, then the node starts again. Each data directory is a lossyfs
+                     mount (test/jepsen/lossyfs.py, FUSE) that keeps unsynced file data in its
+                     own memory until fsync; the cut kills it and mounts the synced disk again.
+                     Mounts are left (fusermount -u) when the campaign ends
   --clients C        concurrent client processes (default 6)
   --faults-max F     at most F faults
   --history FILE     where to save the history (default: the temp folder, named by the seed)
   --replay FILE      play the schedule saved in a history FILE (its seed, seconds and mix too,
                      unless given) instead of drawing one
   --workload W       register (default): the register workload above, on netns hosts;
-                     ledger: governed signing acts on daemons and kernels on loopback (process
-                     faults only: --mix ledger, the default there), checking that every act ends once, one
+                     ledger: governed signing acts on daemons and kernels on loopback (kill,
+                     pause, restart-all and kill-kernel only: --mix ledger, the default there;
+                     no power cuts, partitions or skew), checking that every act ends once, one
                      signature per permit, no nonce counter reused, equal chronicles and state
                      roots on every node, and that every evidence bundle verifies
   --test-faults SW   start the daemons with test-only fault switches that plant bugs, comma
@@ -455,7 +493,7 @@ async function main(argv: string[]): Promise<number> {
   if (workload === 'register' && mix.includes('kill-kernel')) problems.push('kill-kernel is for --workload ledger (the register workload\'s nodes run no kernel)');
   if (workload === 'ledger') {
     const bad = mix.filter((k) => !LEDGER_KINDS.includes(k));
-    if (bad.length > 0) problems.push(`the ledger workload takes only process faults (${LEDGER_KINDS.join(', ')}), not ${bad.join(', ')}: use --mix ledger`);
+    if (bad.length > 0) problems.push(`the ledger workload takes only ${LEDGER_KINDS.join(', ')}, not ${bad.join(', ')}: use --mix ledger`);
     for (const k of ['history', 'test-faults']) if (args.has(k)) problems.push(`--${k} applies to the register workload only`);
   }
   if (problems.length > 0) {

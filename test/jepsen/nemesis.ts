@@ -25,16 +25,27 @@
  *                 (its daemon keeps running and must reconnect; ledger workload only);
  *   skew          the node restarts with its wall clock moved forward by up to
  *                 limits.nemesisSkewSecondsMax seconds (libfaketime, Debian `faketime`, preloaded;
- *                 monotonic time is left alone, as a skewed NTP would); heal: restart unskewed.
+ *                 monotonic time is left alone, as a skewed NTP would); heal: restart unskewed;
+ *   power-cut     SIGKILL the node's daemon, then drop every write its data directory had not
+ *                 fsynced; heal: start it again. kill -9 alone keeps the page cache, so it cannot
+ *                 show a missing fsync; this can. The data directory lives on lossyfs (lossyfs.py:
+ *                 a FUSE layer that holds unsynced file data in its own memory, modelled on LazyFS,
+ *                 Ramos et al., VLDB 2024), and the cut is the death of that memory: lossyfs is
+ *                 killed and mounted again on what was synced. File data is lost back to each
+ *                 file's last fsync; names (create, rename, unlink) are durable at once, a
+ *                 simplification the layer documents. The node may be `all`: every node at once,
+ *                 the power cut of a whole site, after which a write is kept only if the nodes
+ *                 that fsynced it can still form a quorum's log.
  * A fault's node is drawn from the nodes and `leader`, which names whichever node leads when the
- * fault begins (Jepsen's :primaries target; the node chosen is printed with the event).
- * Mixes name which kinds a schedule draws from: process (kill, pause, restart-all), partition
- * (isolate, partition, one-way), clock (skew), all (the seven above but kill-kernel), ledger (process
- * and kill-kernel).
+ * fault begins (Jepsen's :primaries target; the node chosen is printed with the event), and for a
+ * power cut also `all`.
+ * Mixes name which kinds a schedule draws from: process (kill, pause, restart-all, power-cut),
+ * partition (isolate, partition, one-way), clock (skew), all (the eight above but kill-kernel),
+ * ledger (kill, pause, restart-all, kill-kernel).
  *
- * Not simulated here: the loss of writes the OS had not yet fsynced on a power cut. kill -9 keeps
- * the page cache; dropping it needs a block device or FUSE layer under the data directory. The
- * deterministic simulator (raft/sim) covers lost unsynced writes and torn writes on its disks.
+ * Not simulated here: torn writes, and the loss of a rename or a new file's name that its
+ * directory's fsync did not cover (lossyfs makes names durable at once). The deterministic
+ * simulator (raft/sim) covers lost unsynced writes and torn writes on its disks.
  *
  * Who is trusted: nothing; the nemesis is the adversary the daemons must survive. Runs as root
  * (namespaces, routes); every namespace is named with a per-run prefix and removed on teardown.
@@ -44,16 +55,17 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { SeededRng } from '../../raft/core/rng.js';
 import { jepsen as limits } from '../../proto/limits.js';
+import { lossyfsUnavailable } from './lossyfs.js';
 
-export type FaultKind = 'kill' | 'pause' | 'restart-all' | 'isolate' | 'partition' | 'one-way' | 'skew' | 'kill-kernel';
-export const FAULT_KINDS: readonly FaultKind[] = ['kill', 'pause', 'restart-all', 'isolate', 'partition', 'one-way', 'skew', 'kill-kernel'];
+export type FaultKind = 'kill' | 'pause' | 'restart-all' | 'isolate' | 'partition' | 'one-way' | 'skew' | 'power-cut' | 'kill-kernel';
+export const FAULT_KINDS: readonly FaultKind[] = ['kill', 'pause', 'restart-all', 'isolate', 'partition', 'one-way', 'skew', 'power-cut', 'kill-kernel'];
 
 /** Named mixes. `all` is every kind the register workload's nodes take (they run no kernel). */
 export const MIXES: Readonly<Record<string, readonly FaultKind[]>> = {
-  process: ['kill', 'pause', 'restart-all'],
+  process: ['kill', 'pause', 'restart-all', 'power-cut'],
   partition: ['isolate', 'partition', 'one-way'],
   clock: ['skew'],
-  all: ['kill', 'pause', 'restart-all', 'isolate', 'partition', 'one-way', 'skew'],
+  all: ['kill', 'pause', 'restart-all', 'isolate', 'partition', 'one-way', 'skew', 'power-cut'],
   ledger: ['kill', 'pause', 'restart-all', 'kill-kernel'],
 };
 
@@ -64,8 +76,9 @@ export interface Fault {
   readonly healAt: number;
   readonly kind: FaultKind;
   /**
-   * The node the fault hits (kill, pause, isolate, skew), or the first of two (partition, one-way:
-   * from); `leader` means the node that leads when the fault begins (Jepsen's :primaries target).
+   * The node the fault hits (kill, pause, isolate, skew, power-cut), or the first of two (partition,
+   * one-way: from); `leader` means the node that leads when the fault begins (Jepsen's :primaries
+   * target); `all` (power-cut only) every node at once.
    */
   readonly node: string | null;
   /** The other node of a partition, the destination of a one-way drop. */
@@ -78,6 +91,8 @@ export interface Fault {
 export const LEADER = 'leader';
 /** The target naming a node that does not lead when the fault begins (given schedules only; never drawn). */
 export const FOLLOWER = 'follower';
+/** The target naming every node at once (power-cut only: the power of the whole site fails). */
+export const ALL_NODES = 'all';
 
 export interface ScheduleOptions {
   readonly seconds: number;
@@ -116,7 +131,7 @@ export function planSchedule(seed: number, o: ScheduleOptions): Fault[] {
     const last = kind === 'restart-all' ? 0 : between(rng, limits.nemesisFaultMsMin, limits.nemesisFaultMsMax);
     const gap = between(rng, limits.nemesisGapMsMin, limits.nemesisGapMsMax);
     if (now + last > end) break;
-    const node = kind === 'restart-all' ? null : rng.pick([...o.nodes, LEADER]);
+    const node = kind === 'restart-all' ? null : rng.pick(kind === 'power-cut' ? [...o.nodes, LEADER, ALL_NODES] : [...o.nodes, LEADER]);
     const others = node === LEADER ? o.nodes : o.nodes.filter((n) => n !== node);
     const peer = kind === 'partition' || kind === 'one-way' ? rng.pick(others) : null;
     const skewSeconds = kind === 'skew' ? between(rng, 1, limits.nemesisSkewSecondsMax) : null;
@@ -152,6 +167,11 @@ export interface Victim {
   startKernel(id: string): Promise<void>;
   /** Restart the node with its clock this many seconds ahead (null: the true clock). */
   skew(id: string, seconds: number | null): Promise<void>;
+  /**
+   * SIGKILL the node's daemon, then drop what its data directory had not fsynced (the daemon stays
+   * down until start). Absent on victims whose data directories are on an ordinary disk.
+   */
+  powerCut?(id: string): Promise<void>;
   readonly nodes: readonly string[];
   /** The node that leads now, or any node when none does (the fault still happens). */
   leader(): Promise<string>;
@@ -183,6 +203,7 @@ export async function runNemesis(schedule: readonly Fault[], v: Victim, now: () 
     await sleepUntil(f.at);
     if (stop()) break;
     const node = f.node === LEADER ? await v.leader() : f.node === FOLLOWER ? await v.follower() : (f.node as string);
+    const cut = f.kind === 'power-cut' ? (node === ALL_NODES ? v.nodes : [node]) : [];
     // A partition of the leader with itself would be no fault: the peer then is another node.
     const peer = f.peer === node ? (v.nodes.find((n) => n !== node) as string) : (f.peer as string);
     note('fault', f, node === f.node ? '' : ` (${node})`);
@@ -198,6 +219,12 @@ export async function runNemesis(schedule: readonly Fault[], v: Victim, now: () 
       case 'partition': await v.block(node, peer, true); await v.block(peer, node, true); break;
       case 'one-way': await v.block(node, peer, true); break;
       case 'skew': await v.skew(node, f.skewSeconds); break;
+      case 'power-cut': {
+        const powerCut = v.powerCut?.bind(v);
+        if (powerCut === undefined) throw new RangeError('this victim\'s data directories cannot lose unsynced writes (no power-cut)');
+        await Promise.all(cut.map((n) => powerCut(n)));
+        break;
+      }
     }
     await sleepUntil(f.healAt);
     note('heal', f, node === f.node ? '' : ` (${node})`);
@@ -210,6 +237,7 @@ export async function runNemesis(schedule: readonly Fault[], v: Victim, now: () 
       case 'partition': await v.block(node, peer, false); await v.block(peer, node, false); break;
       case 'one-way': await v.block(node, peer, false); break;
       case 'skew': await v.skew(node, null); break;
+      case 'power-cut': await Promise.all(cut.map((n) => v.start(n))); break;
     }
   }
   return events;
@@ -223,7 +251,7 @@ export const NETNS_HOSTS: Readonly<Record<string, string>> = { n1: '10.77.0.1', 
 /** libfaketime's preload library on Debian (package `faketime`). */
 export const FAKETIME_LIB = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
 
-/** Why a nemesis cannot run here, or null when it can (root, `ip netns`, libfaketime for skews). */
+/** Why a nemesis cannot run here, or null when it can (root, `ip netns`, libfaketime for skews, lossyfs for power cuts). */
 export function nemesisUnavailable(mix: readonly FaultKind[]): string | null {
   if (typeof process.getuid !== 'function' || process.getuid() !== 0) return 'needs root (network namespaces, routes)';
   const name = `jprobe${process.pid}`;
@@ -231,6 +259,10 @@ export function nemesisUnavailable(mix: readonly FaultKind[]): string | null {
   if (probe.status !== 0) return `ip netns add is not permitted here: ${(probe.stderr || probe.error?.message || '').trim()}`;
   spawnSync('ip', ['netns', 'del', name]);
   if (mix.includes('skew') && !existsSync(FAKETIME_LIB)) return `clock skew needs libfaketime (${FAKETIME_LIB}; Debian package faketime)`;
+  if (mix.includes('power-cut')) {
+    const why = lossyfsUnavailable();
+    if (why !== null) return `power cuts: ${why}`;
+  }
   return null;
 }
 
