@@ -129,7 +129,12 @@ const K = {
   /** The certified checkpoints this kernel follows, one per cluster incarnation (kernel/certificate.ts checkFollows). */
   followedAll: 'tlog/followed/',
   followed: (incarnation: string): string => `tlog/followed/${incarnation === '' ? '-' : incarnation}`,
+  /** The delta a repair helper kept from its step 1, sealed (Kernel.repairDeal), until its step 2 spends it. */
+  repairKept: (id: string): string => `repair/${hexId(id)}`,
 };
+
+/** A kept repair delta as stored (K.repairKept): the ceremony, this helper's identifier, the delta sealed under the profile. */
+interface KeptRepairDelta { ceremonyId: string; helper: string; sealed: string }
 
 /**
  * A used permit (store key `permit/<keyId>/<requestId>`), written in the batch that consumes the
@@ -231,12 +236,6 @@ export class Kernel {
   private fence: FenceRecord = { fenced: false, passport: '', reason: '' };
   private transport!: TransportKey;
   private readonly ceremonies = new Map<string, DkgCeremony | RedealCeremony>();
-  /**
-   * Per key, the delta this kernel kept from its repair step 1 (kernel/repair.ts), until its step 2
-   * spends it. Memory only: a kernel that restarts between the steps has none, and that repair is
-   * run again under a new decision (a fresh split reveals nothing an earlier one did not).
-   */
-  private readonly repairDeltas = new Map<string, { ceremonyId: string; helper: string; delta: Uint8Array }>();
   private tail: Promise<unknown> = Promise.resolve();
   private closed = false;
 
@@ -418,6 +417,9 @@ export class Kernel {
         delete rec.epochs[epoch];
       }
     }
+    // A repair runs on the active epoch only: a part kept before this activation (or retirement)
+    // belongs to a superseded epoch and can never be summed.
+    if ((await this.o.store.get(K.repairKept(e.keyId))) !== undefined) ops.push({ type: 'del', key: K.repairKept(e.keyId) });
     for (const { key, value } of await this.o.store.list(K.nonces(e.keyId), limits.noncesOutstandingMax + 1)) {
       const n = JSON.parse(Buffer.from(value).toString('utf8')) as NonceRecord;
       if (n.epoch < keep) ops.push({ type: 'del', key });
@@ -1095,9 +1097,15 @@ export class Kernel {
   /**
    * Repair step 1, a helper: splits λ_i(x)·s_i into one delta per helper (kernel/repair.ts
    * repairStep1, which first checks s_i·G against this kernel's own verifying share), keeps its
-   * own in memory, and seals each other one to that helper's transport key. The daemon names the
-   * helpers' transport keys; it must name exactly the decision's helpers under their identifiers
+   * own, and seals each other one to that helper's transport key. The daemon names the helpers'
+   * transport keys; it must name exactly the decision's helpers under their identifiers
    * (BINDING_MISMATCH). Once per repair (REPLAY_OR_CONFLICT while the kept delta is unspent).
+   *
+   * The kept delta is stored sealed under the profile, like a share (K.repairKept), in a write
+   * that completes before any sealed delta leaves: a kernel that restarts between its two steps
+   * still sums, so one helper's restart does not stall the repair. It is one additive piece of
+   * λ_i(x)·s_i, worth no more than the share it came from, and it is erased when step 2 spends
+   * it or a later repair of the key replaces it.
    */
   private async repairDeal(b: Body<'repairDeal'>): Promise<ResponseBody> {
     this.guard();
@@ -1106,7 +1114,7 @@ export class Kernel {
     const named = b.helpers.map((p) => `${p.nodeId}=${p.identifier}`).sort();
     const decided = grant.helpers.map((h, i) => `${h}=${plan.helpers[i]}`).sort();
     if (JSON.stringify(named) !== JSON.stringify(decided)) throw new CustodyError('BINDING_MISMATCH', `the helpers named (${named.join(', ')}) are not the decision's (${decided.join(', ')})`);
-    if (this.repairDeltas.get(b.keyId)?.ceremonyId === b.ceremonyId) throw new CustodyError('REPLAY_OR_CONFLICT', `this kernel already dealt its deltas for repair ${b.ceremonyId}`);
+    if ((await this.o.store.getJson<KeptRepairDelta>(K.repairKept(b.keyId)))?.ceremonyId === b.ceremonyId) throw new CustodyError('REPLAY_OR_CONFLICT', `this kernel already dealt its deltas for repair ${b.ceremonyId}`);
     const share = await this.openShare(b.keyId, b.epoch);
     let deltas: Map<string, Uint8Array>;
     try {
@@ -1125,8 +1133,14 @@ export class Kernel {
       throw e;
     }
     for (const [id, d] of deltas) if (id !== me) d.fill(0);
-    this.repairDeltas.get(b.keyId)?.delta.fill(0); // a part kept for an earlier repair of the key, never summed
-    this.repairDeltas.set(b.keyId, { ceremonyId: b.ceremonyId, helper: me, delta: deltas.get(me)! });
+    // Stored before any package leaves; it replaces a part kept for an earlier repair of the key.
+    const own = deltas.get(me)!;
+    try {
+      const kept: KeptRepairDelta = { ceremonyId: b.ceremonyId, helper: me, sealed: bytesToHex(this.o.vault.seal(own, `${K.repairKept(b.keyId)}/${b.ceremonyId}`)) };
+      await this.o.store.write([{ type: 'put', key: K.repairKept(b.keyId), value: json(kept) }]);
+    } finally {
+      own.fill(0);
+    }
     return { kind: 'repairDealt', identifier: me, packages, public: toWirePublic(pub) };
   }
 
@@ -1143,10 +1157,12 @@ export class Kernel {
     if (b.target.nodeId !== grant.nodeId || b.target.identifier !== grant.identifier) {
       throw new CustodyError('BINDING_MISMATCH', `the target named is ${b.target.nodeId} (${b.target.identifier}), the decision's is ${grant.nodeId} (${grant.identifier})`);
     }
-    const kept = this.repairDeltas.get(b.keyId);
+    const kept = await this.o.store.getJson<KeptRepairDelta>(K.repairKept(b.keyId));
     if (kept === undefined || kept.ceremonyId !== b.ceremonyId) throw new CustodyError('REPAIR_PACKAGE_REJECTED', `this kernel dealt no deltas for repair ${b.ceremonyId}`);
-    this.repairDeltas.delete(b.keyId);
-    const parts: repair.RepairPart[] = [{ helper: me, scalar: kept.delta }];
+    // Spent either way: erased before the sum is computed.
+    const delta = this.o.vault.open(hexToBytes(kept.sealed), `${K.repairKept(b.keyId)}/${b.ceremonyId}`);
+    await this.o.store.write([{ type: 'del', key: K.repairKept(b.keyId) }]);
+    const parts: repair.RepairPart[] = [{ helper: me, scalar: delta }];
     try {
       for (const p of b.deltas) {
         if (p.recipient !== me) throw new CustodyError('WRONG_RECIPIENT', `a delta for ${p.recipient}, not ${me}`);

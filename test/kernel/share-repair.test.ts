@@ -118,17 +118,25 @@ for (const profile of PROFILES) {
       t.equal(await reasonOf(finish('n3', c2, sums2)), 'REPAIR_NOT_AUTHORIZED', 'the decision of these sums was replaced');
       t.equal(await reasonOf(finish('n3', c3, sums2)), 'REPAIR_PACKAGE_REJECTED', 'sums of repair c2 presented under repair c3');
       const old = await Promise.all(['n1', 'n2'].map((h) => deal(h, c3)));
-      // Deltas of the previous ceremony, re-dealt for it by a kernel that restarted (memory only).
+      // Deltas of the previous ceremony presented under a new one.
       const d4 = decide();
       await forward(d4);
       const c4 = cidOf(d4);
       await deal('n1', c4);
       t.equal(await reasonOf(sum('n1', c4, old[1]!.packages)), 'REPAIR_PACKAGE_REJECTED', 'n2\'s delta of repair c3 presented to n1 under repair c4');
       await deal('n1', c4).catch(() => undefined);
+      // n1's kernel restarts between its two steps: the delta it kept is in its store, sealed,
+      // and it still sums.
       const d5 = decide();
       await forward(d5);
       const c5 = cidOf(d5);
-      const sums5 = await dealAndSum(c5, ['n1', 'n2'], part('n3'));
+      const dealt5 = await Promise.all(['n1', 'n2'].map((h) => deal(h, c5, [part('n1'), part('n2')])));
+      await procs['n1']!.stop();
+      procs['n1'] = await startKernel(setups[0]!);
+      t.equal(await reasonOf(deal('n1', c5, [part('n1'), part('n2')])), 'REPLAY_OR_CONFLICT', 'after its restart n1 still knows it dealt for this repair');
+      const sums5 = (await Promise.all(['n1', 'n2'].map((h, i) => sum(h, c5, dealt5[1 - i]!.packages, part('n3'))))).map((x) => x.package);
+      t.same(sums5.map((x) => x.sender), [key.identifiers['n1'], key.identifiers['n2']], 'n1 sums after its restart with the delta it kept (the share these sums rebuild is checked below)');
+      t.equal(await reasonOf(sum('n1', c5, dealt5[1]!.packages, part('n3'))), 'REPAIR_PACKAGE_REJECTED', 'the kept delta is spent: a second sum is refused');
       const vs = key.public.verifyingShares.map((v) => (v.identifier === key.identifiers['n1'] ? { ...v, point: key.public.verifyingShares[1]!.point } : v));
       t.equal(await reasonOf(finish('n3', c5, sums5, { ...key.public, verifyingShares: vs })), 'REPAIR_PACKAGE_REJECTED', 'a forged verifying share in the package');
       t.equal(await reasonOf(finish('n3', c5, sums5, { ...key.public, commitments: [key.public.verifyingShares[0]!.point, ...key.public.commitments.slice(1)] })), 'BINDING_MISMATCH', 'another group key');
