@@ -23,8 +23,10 @@
  *      above the ledger's consumed counter), then proposes ShareRepaired in its own name with the
  *      verifying share its kernel matched.
  * Each step is taken once per process; a step whose kernel call failed for a passing reason (its
- * kernel was unreachable) is taken again on the next pass. A repair that cannot complete (a
- * helper's kernel restarted between its steps and lost its kept delta, or a helper cheated and
+ * kernel was unreachable) is taken again on the next pass; a helper's kernel that restarts
+ * between its steps keeps its own delta sealed in its store and sums on. A repair that cannot
+ * complete (a helper's kernel lost its store, or its daemon restarted after dealing and lost the
+ * sealed deltas with the peer exchange, or a helper cheated and
  * the kernel refused the result REPAIR_SHARE_MISMATCH) is run again under a new decision, with
  * another helper set if one is suspect; the ledger keeps only the last decision per target.
  *
