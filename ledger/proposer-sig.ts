@@ -36,7 +36,7 @@ export const PROPOSER_DOMAIN = 'custody-ledger/v1/proposer';
 export type ProposedEvent = Extract<LedgerEvent, Proposer>;
 
 const PROPOSED_TYPES: ReadonlySet<string> = new Set([
-  'ActSubmitted', 'ActPermitIssued', 'ActSigningSetFixed', 'ActExecuted', 'ActPublished', 'ActSettled', 'ActAborted', 'ClockTick', 'KeyBackedUp', 'BackupDrilled', 'ShareRecovered', 'ShareRepaired', 'OperatorCall',
+  'ActSubmitted', 'ActPermitIssued', 'ActSigningSetFixed', 'ActExecuted', 'ActPublished', 'ActSettled', 'ActAborted', 'ClockTick', 'KeyBackedUp', 'BackupDrilled', 'ShareRecovered', 'ShareRepaired', 'OperatorCall', 'TrustPolicySigned',
 ]);
 
 export function isProposed(e: LedgerEvent): e is ProposedEvent {
