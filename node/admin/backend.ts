@@ -39,6 +39,7 @@ import { provenBundle, provenBundleText } from '../lifecycle/evidence-proof.js';
 import { clusterTrust, type EntryCertificate } from '../../ledger/tlog/ledger-log.js';
 import { formatPolicy, formatPolicyChain } from '../../ledger/tlog/trust-policy.js';
 import { rosterVoters } from '../../ledger/state.js';
+import { pendingTrustBlock, trustChainBlocks } from '../../ledger/trust-chain.js';
 import * as limits from '../../proto/limits.js';
 import { type Operator, mayPropose, requireAction } from './roles.js';
 import { approvals as approvalLimits, node as nodeLimits } from '../../proto/limits.js';
@@ -216,22 +217,39 @@ export class AdminBackend {
   }
 
   /**
-   * The cluster's trust policy file (ledger/tlog/trust-policy.ts): the genesis policy, its node
-   * keys those of the genesis event. A cluster whose voters changed since genesis needs the chain
-   * of signed roster changes after it, which this node does not gather: it refuses
-   * TRUST_POLICY_INVALID rather than hand out a policy an auditor could not follow from genesis.
+   * The cluster's trust policy file (ledger/tlog/trust-policy.ts): the genesis policy (the keys of
+   * the genesis event's nodes) and, after each change of the voters, the block the ledger computed
+   * with the signatures of a quorum of the block before it that the ledger recorded
+   * (ledger/trust-chain.ts). The file ends at the last complete block; `waiting` says which
+   * serial still waits for how many signatures ('' when none). With `current`, a waiting block
+   * refuses the export TRUST_POLICY_PENDING instead: the caller wants the policy of the voters in
+   * force, which the last complete block is not.
    */
-  trustPolicy(caller: Operator): string {
+  trustPolicyExport(caller: Operator, current = false): { policy: string; waiting: string } {
     requireAction(caller, 'read', 'export the trust policy');
     const c = cluster(this.ledger);
     const genesis = [...this.evidenceLog().genesisNodes()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     const trust = clusterTrust(c.clusterId, genesis);
     const text = formatPolicy({ origin: trust.origin, serial: 0, previous: null, nodes: trust.verifiers, quorum: trust.quorum, witnesses: [], witnessQuorum: 0 });
-    const voters = rosterVoters(c.nodes).map((n) => `${n.id}:${toHex(n.identityKey)}`).join(',');
-    if (voters !== genesis.map((n) => `${n.id}:${toHex(n.identityKey)}`).join(',')) {
-      throw new CustodyError('TRUST_POLICY_INVALID', 'the voters changed since genesis: the policy chain after the genesis policy is not exported by this node');
+    if (c.trustChain === undefined) {
+      const voters = rosterVoters(c.nodes).map((n) => `${n.id}:${toHex(n.identityKey)}`).join(',');
+      if (voters !== genesis.map((n) => `${n.id}:${toHex(n.identityKey)}`).join(',')) {
+        throw new CustodyError('TRUST_POLICY_INVALID', 'the voters changed since genesis but the ledger holds no policy chain: no chain an auditor could follow from genesis');
+      }
+      return { policy: formatPolicyChain([text]), waiting: '' };
     }
-    return formatPolicyChain([text]);
+    if (c.trustChain.genesis !== text) throw new CustodyError('TRUST_POLICY_INVALID', 'the ledger\'s genesis policy is not the one of the genesis event\'s nodes');
+    const policy = formatPolicyChain(trustChainBlocks(c));
+    const p = pendingTrustBlock(c);
+    const waiting = p === null ? ''
+      : `trust policy serial ${p.serial} waits for ${p.head.quorum - p.signatures.length} more signature(s) of the nodes of serial ${p.head.serial} (${p.signatures.length} of ${p.head.quorum} recorded)`;
+    if (current && p !== null) throw new CustodyError('TRUST_POLICY_PENDING', `${waiting}: the policy of the voters in force is not complete`);
+    return { policy, waiting };
+  }
+
+  /** The trust policy file to the last complete block (trustPolicyExport). */
+  trustPolicy(caller: Operator): string {
+    return this.trustPolicyExport(caller).policy;
   }
 
   /**

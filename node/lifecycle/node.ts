@@ -51,6 +51,7 @@ import { Coordinator } from './coordinator.js';
 import { ClockTicker } from './clock.js';
 import { ShareBackups } from './backups.js';
 import { ShareRepairs } from './repair.js';
+import { TrustPolicySigner } from './trust-chain.js';
 import { importSealedShare, kernelStatusView } from './share-import.js';
 import { KernelTwin } from './kernel-twin.js';
 import { KernelLink, type KernelLinkStatus } from './kernel-link.js';
@@ -237,6 +238,8 @@ export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleC
   backups?.start();
   const repairs = new ShareRepairs({ nodeId: o.nodeId, identitySecretKey: cfg.identitySecretKey, ledger, kernel: participant.queuedKernel, exchange, log: o.log });
   repairs.start();
+  const trustSigner = new TrustPolicySigner({ nodeId: o.nodeId, identitySecretKey: cfg.identitySecretKey, ledger, log: o.log });
+  trustSigner.start();
   // The genesis every node was installed with: the leader proposes it until the ledger has one.
   let stopped = false;
   const genesisTimer = setInterval(() => {
@@ -260,6 +263,7 @@ export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleC
       ticker.stop();
       backups?.stop();
       repairs.stop();
+      trustSigner.stop();
       unprune();
       await participant.stop();
       exchange.close();
