@@ -17,7 +17,9 @@
  *    with ActSigningSetFixed between the permit and the execution (the one signing set of a permit),
  *    KeyBackedUp (the node wrote the backup of its share of a key epoch, ledger/backup-policy.ts),
  *    ShareRecovered (its kernel imported that share, recovered under a RecoveryAuthorized) and
- *    ShareRepaired (its kernel's share was rebuilt by helpers under a RepairAuthorized).
+ *    ShareRepaired (its kernel's share was rebuilt by helpers under a RepairAuthorized) and
+ *    TrustPolicySigned (its cosignature of the trust policy block after a roster change,
+ *    ledger/trust-chain.ts).
  * ClusterGenesis and KeyObjectPublished need no signature: genesis is the root of trust (its cid is
  * the cluster's identity) and KeyObjectPublished is derived entirely from signed KeyReady
  * statements already in the log.

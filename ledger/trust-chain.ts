@@ -12,7 +12,7 @@
  * The block is a function of the ledger. After an accepted governance decision that changes the
  * voters (rosterVoters: NodeAdded, NodeRemoved), the ledger records the chain (trustChainAfter:
  * on the first change, the genesis block computed from the voters before it). From then on,
- * whenever the voters in force differ from the nodes of the chain's last block (its head), the
+ * whenever the policy of the voters in force differs from the chain's last block (its head), the
  * block that waits is
  *
  *   origin   custody-ledger/<clusterId>               (the checkpoint origin)
@@ -72,8 +72,16 @@
  * Bounds: at most ledger.trustChainBlocksMax blocks are kept (LIMIT_EXCEEDED past it; the file
  * format's own bound is larger); a block's signatures are at most its head's node count.
  *
- * Witnesses: the ledger records no witness set, so every block names none; a checkpoint's
- * witness cosignatures are checked by the verifier's own --witness keys (README, "Witnesses").
+ * Witnesses. The ledger records no witness set yet, so every block names none (votersPolicy),
+ * and an auditor checks no witness cosignature through the policy. The block comparison already
+ * covers the whole policy (nodes, quorum, witnesses, witness quorum), so a witness set recorded
+ * by a governance decision (vkeys and a quorum, approved like NodeAdded) changes the waiting
+ * block exactly as a voter change does, with no other signing path. What that needs besides the
+ * decision: proven evidence must carry the witnesses' cosignatures of its checkpoint (today the
+ * export cosigns a fresh checkpoint no witness has seen: node/checkpoints.ts evidence), so a
+ * policy naming witnesses is not produced before the export proves its entries under a witnessed
+ * checkpoint. Until then the witnesses a node pushes to are its lifecycle file's (README,
+ * "Witnesses").
  */
 import { ledger as limits } from '../proto/limits.js';
 import { bytesEqual } from './encoding.js';
@@ -97,6 +105,11 @@ function keysOf(nodes: readonly NoteVerifier[]): string {
   return nodes.map(vkeyOf).join('\n');
 }
 
+/** Whether two policies name the same keys and quorums (serial and previous aside). */
+function samePolicy(a: Pick<TrustPolicy, 'nodes' | 'quorum' | 'witnesses' | 'witnessQuorum'>, b: Pick<TrustPolicy, 'nodes' | 'quorum' | 'witnesses' | 'witnessQuorum'>): boolean {
+  return keysOf(a.nodes) === keysOf(b.nodes) && a.quorum === b.quorum && keysOf(a.witnesses) === keysOf(b.witnesses) && a.witnessQuorum === b.witnessQuorum;
+}
+
 /**
  * The state after an accepted governance decision took `before` to `after`: on the first change
  * of the voters, the chain starts with the genesis block of the voters before it. Later changes
@@ -104,7 +117,7 @@ function keysOf(nodes: readonly NoteVerifier[]): string {
  */
 export function trustChainAfter(before: ClusterState, after: ClusterState): ClusterState {
   if (after.trustChain !== undefined) return after;
-  if (keysOf(votersPolicy(before).nodes) === keysOf(votersPolicy(after).nodes)) return after;
+  if (samePolicy(votersPolicy(before), votersPolicy(after))) return after;
   return { ...after, trustChain: { genesis: genesisPolicyText(before), blocks: [], pending: null } };
 }
 
@@ -131,7 +144,7 @@ export function pendingTrustBlock(c: ClusterState): PendingTrustBlock | null {
   if (headText === null) return null;
   const head = parsePolicy(headText);
   const next = votersPolicy(c);
-  if (keysOf(next.nodes) === keysOf(head.nodes) && next.quorum === head.quorum) return null;
+  if (samePolicy(next, head)) return null;
   const text = formatPolicy({ ...next, serial: head.serial + 1, previous: policyDigest(headText) });
   const digest = policyDigest(text);
   const p = (c.trustChain as TrustChainRecord).pending;
