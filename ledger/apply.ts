@@ -53,7 +53,8 @@ import { attestedTime } from './clock-reading.js';
 import { dealersReadyOf, redealDealerSet, redealReadyRefusal } from './dealer-set.js';
 import { type ProposedEvent, verifyProposed } from './proposer-sig.js';
 import { checkTrustSignature, headKeyOf, pendingTrustBlock, trustChainAfter, trustChainFull, withTrustSignature } from './trust-chain.js';
-import { policyDigest } from './tlog/trust-policy.js';
+import { policyDigest, witnessSetRefusal } from './tlog/trust-policy.js';
+import { checkpointOrigin } from './tlog/ledger-log.js';
 import { admissionReceipt, permitReceipt, publicationReceipt, type ReceiptAnchor } from './receipts.js';
 import { type FenceReport, backupsOf, destroyedBackupsOf, drillsOf, fenceReportsOf, recoveriesOf, repairsOf } from './state.js';
 import { type BackupRecord, type DrillRecord, type RecoveryRecord, backupRecipientsDigest, backupRecordKey, drillRecordKey, validateBackupRecipients, type RepairRecord } from './backup-policy.js';
@@ -689,7 +690,24 @@ function governanceAction(c: ClusterState, a: Exclude<DecisionAction, { kind: 'A
       return backupsDestroyed(c, a, dCid, ctx);
     case 'RepairAuthorized':
       return repairAuthorized(c, a, dCid, ctx);
+    case 'WitnessesChanged':
+      return witnessesChanged(c, a);
   }
+}
+
+/**
+ * The witness set of the trust policy (ledger/trust-chain.ts): checked as a policy's witness lines
+ * (witnessSetRefusal, PAYLOAD_REJECTED otherwise), then recorded; the next block names it.
+ */
+function witnessesChanged(c: ClusterState, a: Extract<DecisionAction, { kind: 'WitnessesChanged' }>): Outcome {
+  const bad = witnessSetRefusal(checkpointOrigin(c.clusterId), a.witnesses, a.quorum);
+  if (bad !== null) return refuse('PAYLOAD_REJECTED', bad);
+  const cluster: ClusterState = { ...c };
+  delete (cluster as { witnesses?: unknown }).witnesses;
+  return {
+    kind: 'accept', cluster: a.witnesses.length === 0 ? cluster : { ...cluster, witnesses: { vkeys: [...a.witnesses], quorum: a.quorum } },
+    effect: a.witnesses.length === 0 ? 'the trust policy names no witness' : `the trust policy names ${a.witnesses.length} witnesses, ${a.quorum} to cosign`,
+  };
 }
 
 /**

@@ -358,6 +358,11 @@ export interface ClusterState {
    * change, so a cluster whose voters never changed keeps its root.
    */
   readonly trustChain?: TrustChainRecord;
+  /**
+   * The witness set of the last WitnessesChanged decision (canonical cosignature/v1 vkeys and how
+   * many must cosign); absent while none is named.
+   */
+  readonly witnesses?: { readonly vkeys: readonly string[]; readonly quorum: number };
 }
 
 /** One node's cosignature/v1 signature (8-byte timestamp || Ed25519) over a trust policy block. */
@@ -513,6 +518,7 @@ export function stateToCbor(s0: LedgerState, rootForm = false): CborValue {
       ...(Object.keys(destroyedBackupsOf(c)).length > 0 ? { destroyedBackups: mapValues(destroyedBackupsOf(c), (d) => ({ ...d })) } : {}),
       ...(Object.keys(repairsOf(c)).length > 0 ? { repairs: mapValues(repairsOf(c), (r) => ({ ...r, helpers: [...r.helpers], repaired: r.repaired === null ? null : { ...r.repaired } })) } : {}),
       ...(c.trustChain === undefined ? {} : { trustChain: trustChainToCbor(c.trustChain) }),
+      ...(c.witnesses === undefined ? {} : { witnesses: { vkeys: [...c.witnesses.vkeys], quorum: c.witnesses.quorum } }),
     },
   };
 }
@@ -640,7 +646,7 @@ export function stateFromCbor(v: CborValue): LedgerState {
 }
 
 function clusterFromCbor(v: CborValue): ClusterState {
-  const o = obj(v, 'cluster', ['clusterId', 'genesisCid', 'governance', 'nodes', 'keys', 'ops', 'opCount', 'inFlight', 'archived', 'endedByState', 'permits', 'policyHistory', 'consumed', 'statements', 'evidence'], ['fenceReports', 'backups', 'drills', 'recoveries', 'destroyedBackups', 'repairs', 'trustChain']);
+  const o = obj(v, 'cluster', ['clusterId', 'genesisCid', 'governance', 'nodes', 'keys', 'ops', 'opCount', 'inFlight', 'archived', 'endedByState', 'permits', 'policyHistory', 'consumed', 'statements', 'evidence'], ['fenceReports', 'backups', 'drills', 'recoveries', 'destroyedBackups', 'repairs', 'trustChain', 'witnesses']);
   const ar = obj(o.archived, 'archived', ['count', 'head']);
   const g = obj(o.governance, 'governance', ['epoch', 'headCid', 'roster', 'policy', 'frozen'], ['revoked', 'backupPolicy']);
   const policy = policyFromCbor(g.policy);
@@ -706,7 +712,15 @@ function clusterFromCbor(v: CborValue): ClusterState {
     ...(o.destroyedBackups === undefined ? {} : { destroyedBackups: destroyedFromCbor(o.destroyedBackups) }),
     ...(o.repairs === undefined ? {} : { repairs: repairsFromCbor(o.repairs) }),
     ...(o.trustChain === undefined ? {} : { trustChain: trustChainFromCbor(o.trustChain) }),
+    ...(o.witnesses === undefined ? {} : { witnesses: witnessesFromCbor(o.witnesses) }),
   };
+}
+
+function witnessesFromCbor(v: CborValue): { vkeys: string[]; quorum: number } {
+  const o = obj(v, 'witnesses', ['vkeys', 'quorum']);
+  const vkeys = arr(o.vkeys, 'witnesses.vkeys', limits.witnessesMax).map((x, i) => str(x, `witnesses.vkeys[${i}]`, limits.textBytesMax));
+  if (vkeys.length === 0) throw new ShapeError('witnesses: kept only when one is named');
+  return { vkeys, quorum: int(o.quorum, 'witnesses.quorum') };
 }
 
 function trustSignaturesToCbor(s: readonly TrustSignature[]): CborValue {

@@ -87,16 +87,17 @@ import { ledger as limits } from '../proto/limits.js';
 import { bytesEqual } from './encoding.js';
 import { clusterTrust } from './tlog/ledger-log.js';
 import { formatPolicy, parsePolicy, policyDigest, type TrustPolicy } from './tlog/trust-policy.js';
-import { openNote, encodeBase64, vkeyOf, type NoteVerifier } from './tlog/note.js';
+import { openNote, encodeBase64, parseVkey, vkeyOf, type NoteVerifier } from './tlog/note.js';
 import { type ClusterState, type TrustBlockRecord, type TrustChainRecord, type TrustSignature, rosterVoters } from './state.js';
 
-/** The policy of the voters in force (no serial or previous yet): nodes sorted by id, a majority quorum. */
+/** The policy in force (no serial or previous yet): the voters sorted by id, a majority quorum, the recorded witnesses. */
 function votersPolicy(c: ClusterState): Pick<TrustPolicy, 'origin' | 'nodes' | 'quorum' | 'witnesses' | 'witnessQuorum'> {
   const t = clusterTrust(c.clusterId, rosterVoters(c.nodes));
-  return { origin: t.origin, nodes: t.verifiers, quorum: t.quorum, witnesses: [], witnessQuorum: 0 };
+  const w = c.witnesses;
+  return { origin: t.origin, nodes: t.verifiers, quorum: t.quorum, witnesses: w === undefined ? [] : w.vkeys.map(parseVkey), witnessQuorum: w?.quorum ?? 0 };
 }
 
-/** The genesis block of a cluster whose voters are those of `c` (serial 0). */
+/** The genesis block of a cluster whose policy is that of `c` (serial 0). */
 export function genesisPolicyText(c: ClusterState): string {
   return formatPolicy({ ...votersPolicy(c), serial: 0, previous: null });
 }

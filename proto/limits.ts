@@ -156,6 +156,8 @@ export const ledger = {
    * LIMIT_EXCEEDED. Below tlog.policyChainBlocksMax, so every chain the ledger keeps exports.
    */
   trustChainBlocksMax: 512,
+  /** Most witnesses a WitnessesChanged decision names (the trust policy's witness lines). */
+  witnessesMax: 16,
   /**
    * The window around the ledger clock in which a custodian's signed act request is accepted
    * (ledger/act-request.ts, ledger/apply.ts actSubmitted): issued at most `actRequestAgeMsMax`
@@ -743,4 +745,4 @@ export const jepsen = {
   /** Time budget of the final linearizability check; past it the campaign answers unknown. */
   campaignCheckMs: 120_000,
 } as const;
-check(ledger.trustChainBlocksMax <= tlog.policyChainBlocksMax && ledger.nodesMax <= tlog.policyKeysMax, 'every trust policy chain the ledger keeps is a policy file verifyPolicyChain accepts');
+check(ledger.trustChainBlocksMax <= tlog.policyChainBlocksMax && ledger.nodesMax <= tlog.policyKeysMax && ledger.witnessesMax <= tlog.policyKeysMax, 'every trust policy chain the ledger keeps is a policy file verifyPolicyChain accepts');

@@ -37,9 +37,10 @@ import { TX_KINDS, type AssetTable, type TxFacts, type TxKind } from '../../ledg
 import { evidenceBundleOf } from '../lifecycle/evidence.js';
 import { provenBundle, provenBundleText } from '../lifecycle/evidence-proof.js';
 import { clusterTrust, type EntryCertificate } from '../../ledger/tlog/ledger-log.js';
-import { formatPolicy, formatPolicyChain } from '../../ledger/tlog/trust-policy.js';
+import { formatPolicy, formatPolicyChain, requireWitnesses } from '../../ledger/tlog/trust-policy.js';
 import { rosterVoters } from '../../ledger/state.js';
 import { pendingTrustBlock, trustChainBlocks } from '../../ledger/trust-chain.js';
+import { parseVkey } from '../../ledger/tlog/note.js';
 import * as limits from '../../proto/limits.js';
 import { type Operator, mayPropose, requireAction } from './roles.js';
 import { approvals as approvalLimits, node as nodeLimits } from '../../proto/limits.js';
@@ -182,6 +183,8 @@ export interface EvidenceLog {
   signStatement(text: string): string;
   /** The nodes of the cluster's genesis event (the genesis trust policy's keys). */
   genesisNodes(): readonly { readonly id: string; readonly identityKey: Uint8Array }[];
+  /** A certified checkpoint note with the lines of the configured witnesses that cosigned it (node/witness/pusher.ts cosign); absent: the node pushes to none. */
+  witness?(note: string): Promise<string | null>;
 }
 
 /** The EvidenceLog of a node: its checkpointer's cosigning and its stored tree's pointers. */
@@ -189,8 +192,10 @@ export function evidenceLogOf(
   checkpoints: { evidence(indexes: readonly number[], consistencyFrom?: number): Promise<EntryCertificate & { readonly size: number }>; signStatement(text: string): string },
   app: { readonly tree: { readonly rosterEntryIndex: number | null; rosterBefore(index: number): Promise<number | null>; keyEntry(keyId: string, epoch: number, what: 'published' | 'activated'): Promise<number | null>; entry(index: number): Promise<{ entry: LedgerEntry }> } },
   genesisNodes: readonly { readonly id: string; readonly identityKey: Uint8Array }[],
+  witness?: (note: string) => Promise<string | null>,
 ): EvidenceLog {
   return {
+    ...(witness === undefined ? {} : { witness }),
     evidence: (indexes, from) => checkpoints.evidence(indexes, from),
     signStatement: (text) => checkpoints.signStatement(text),
     rosterEntryIndex: () => app.tree.rosterEntryIndex,
@@ -286,7 +291,7 @@ export class AdminBackend {
       else if (op.state !== 'Denied') throw new CustodyError('ENTRY_NOT_INCLUDED', `this node keeps no ${what} entry of key ${op.act.keyId} epoch ${op.act.keyEpoch} before act ${opId}`);
     }
     const indexes = [...new Set([roster, ...keyEntries, ...own])].sort((a, b) => a - b);
-    const cert = await log.evidence(indexes, consistencyFrom);
+    const cert = await this.witnessed(c, await log.evidence(indexes, consistencyFrom));
     // The roster the act was checked against is the one in force at its submission, which the
     // bundle proves by its entry: not necessarily the roster in force now.
     const rosterEvent = decodeEvent((await log.entry(roster)).event);
@@ -298,6 +303,22 @@ export class AdminBackend {
     const bundle = await provenBundle(v1, { state: op.state, reason: op.reason, rule: op.rule }, cert.note, cert.inclusions, cert.consistency, async (text) => log.signStatement(text));
     // The file text the auditor verifies is exactly this (provenBundleText), the CLI adds the final newline.
     return provenBundleText(bundle).slice(0, -1);
+  }
+
+  /**
+   * The certificate with the witnesses' cosignatures of its checkpoint, when the ledger records a
+   * witness set (a WitnessesChanged decision, ledger/trust-chain.ts): a trust policy naming them
+   * accepts a checkpoint only with their quorum (requireWitnesses), so the export refuses
+   * WITNESS_UNAVAILABLE or QUORUM_NOT_MET rather than hand out a bundle that cannot verify.
+   */
+  private async witnessed<C extends { readonly note: string; readonly size: number }>(c: ClusterState, cert: C): Promise<C> {
+    const w = c.witnesses;
+    if (w === undefined) return cert;
+    const log = this.evidenceLog();
+    const note = log.witness === undefined ? null : await log.witness(cert.note);
+    if (note === null) throw new CustodyError('WITNESS_UNAVAILABLE', `the trust policy names ${w.vkeys.length} witnesses and no witness this node pushes to cosigned checkpoint size ${cert.size}: check the lifecycle file's witnesses, then export again`);
+    requireWitnesses(note, { origin: '', serial: 0, previous: null, nodes: [], quorum: 0, witnesses: w.vkeys.map(parseVkey), witnessQuorum: w.quorum });
+    return { ...cert, note };
   }
 
   /** The admin API holds no node key: it signs nothing on an operator's behalf (fencing is an approver-signed decision, fenceNode). */

@@ -199,7 +199,7 @@ export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleC
   const ports = new Map<string, ParticipantPort>([[o.nodeId, participant], ...peerClients.map((p) => [p.nodeId, new RemoteParticipant(p.nodeId, p, cfg.remoteTimeoutMs)] as const)]);
   const coordinator = new Coordinator({ nodeId: o.nodeId, ledger, exchange, participants: ports, localPublicPackage: (k, e) => participant.ownPublicPackage(k, e), log: o.log, remoteTimeoutMs: cfg.remoteTimeoutMs, signingSetWaitMs: cfg.signingSetWaitMs });
   const backend = new AdminBackend(o.nodeId, ledger, coordinator);
-  backend.useEvidenceLog(evidenceLogOf(checkpoints, o.app, genesis.nodes));
+  backend.useEvidenceLog(evidenceLogOf(checkpoints, o.app, genesis.nodes, pusher === null ? undefined : (note) => pusher.cosign(note)));
   // Every operator call on the admin port is recorded in the log (node/admin/audit.ts).
   const recorder = new AuditRecorder({
     nodeId: o.nodeId, log: o.log, propose: (e) => ledger.propose(e), onFailure: () => o.metrics?.auditRecordFailures.inc(),

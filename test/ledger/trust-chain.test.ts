@@ -5,7 +5,9 @@
  * node of the new roster that was not in the old one, a signature over a forged block or another
  * serial, a node's cosignature carried in another node's name, a duplicate and a conflicting
  * second signature are refused; a quorum completes the block, and the exported chain verifies
- * with verifyPolicyChain from the pinned genesis through two roster changes.
+ * with verifyPolicyChain from the pinned genesis through two roster changes. A witness set
+ * (WitnessesChanged) is refused unless it can be a policy's witness lines, and makes a new block
+ * that requires the witnesses' cosignatures of a checkpoint.
  */
 import fc from 'fast-check';
 import t from 'tap';
@@ -16,8 +18,8 @@ import { signProposed } from '../../ledger/proposer-sig.js';
 import { restore, snapshot, stateRoot, type ClusterState } from '../../ledger/state.js';
 import { pendingTrustBlock, trustChainBlocks } from '../../ledger/trust-chain.js';
 import { nodeSignerName } from '../../ledger/tlog/ledger-log.js';
-import { cosignatureSigner } from '../../ledger/tlog/note.js';
-import { formatPolicy, formatPolicyChain, parsePolicy, policyDigest, verifyPolicyChain } from '../../ledger/tlog/trust-policy.js';
+import { cosignatureSigner, ed25519Signer, signNote, vkeyOf } from '../../ledger/tlog/note.js';
+import { formatPolicy, formatPolicyChain, parsePolicy, policyDigest, requireWitnesses, verifyPolicyChain } from '../../ledger/tlog/trust-policy.js';
 import { ledger as limits } from '../../proto/limits.js';
 
 const TS = 1_700_000_000;
@@ -210,4 +212,49 @@ t.test('property: whatever the roster changes and which old voters sign, the exp
     }
   }), { seed, numRuns: 25 });
   t.pass(`chains verified from genesis (FC_SEED=${seed})`);
+});
+
+t.test('a witness set is a governance decision: checked as a policy\'s witness lines, and a new block like a roster change', async (t) => {
+  const s = started();
+  const origin = `custody-ledger/${s.clusterId}`;
+  const w1 = cosignatureSigner('witness.example/w1', seedOf('trust-chain/w1'), TS);
+  const w2 = cosignatureSigner('witness.example/w2', seedOf('trust-chain/w2'), TS);
+  const vk = (x: { verifier: Parameters<typeof vkeyOf>[0] }): string => vkeyOf(x.verifier);
+  const refusedSet = (witnesses: string[], quorum: number, why: string): void => {
+    t.match(s.decide({ kind: 'WitnessesChanged', witnesses, quorum }), { ok: false, reason: 'PAYLOAD_REJECTED' }, why);
+  };
+  refusedSet(['not a vkey'], 1, 'a text that is no vkey');
+  refusedSet([vkeyOf(ed25519Signer('witness.example/w1', seedOf('trust-chain/w1')).verifier)], 1, 'an Ed25519 (0x01) key, not a cosignature/v1 one');
+  refusedSet([vkeyOf(cosignatureSigner(`${origin}/node-9`, seedOf('trust-chain/w9'), TS).verifier)], 1, 'a witness named like a node key of the cluster');
+  refusedSet([vk(w1), vkeyOf(cosignatureSigner('witness.example/w1', seedOf('trust-chain/other'), TS).verifier)], 1, 'two witnesses of one name');
+  refusedSet([vk(w1), vk(w2)], 0, 'witnesses and no quorum');
+  refusedSet([vk(w1), vk(w2)], 3, 'a quorum above the witnesses');
+  refusedSet([], 1, 'a quorum and no witness');
+  refusedSet(Array.from({ length: limits.witnessesMax + 1 }, (_, i) => vkeyOf(cosignatureSigner(`witness.example/x${i}`, seedOf(`trust-chain/x${i}`), TS).verifier)), 1, 'more witnesses than the bound (refused at decode)');
+  t.equal(cluster(s).trustChain, undefined, 'nothing recorded');
+
+  t.ok(s.decide({ kind: 'WitnessesChanged', witnesses: [vk(w1), vk(w2)], quorum: 1 }).ok);
+  const p = pendingTrustBlock(cluster(s))!;
+  t.equal(parsePolicy(cluster(s).trustChain!.genesis).witnesses.length, 0, 'the genesis block names none');
+  const next = parsePolicy(p.text);
+  t.same(next.witnesses.map((w) => w.name), ['witness.example/w1', 'witness.example/w2']);
+  t.equal(next.witnessQuorum, 1);
+  t.same(next.nodes.map((v) => v.name), parsePolicy(cluster(s).trustChain!.genesis).nodes.map((v) => v.name), 'the same voters');
+  t.ok(apply(s, signed(s, 'node-0')).ok);
+  t.ok(apply(s, signed(s, 'node-2')).ok);
+  const v = verifyPolicyChain(formatPolicyChain(trustChainBlocks(cluster(s))));
+  t.equal(v.policy.serial, 1);
+  // Under that policy a checkpoint needs a witness's cosignature besides the nodes'.
+  const cp = `${origin}\n5\n${Buffer.alloc(32).toString('base64')}\n`;
+  const nodes = ['node-0', 'node-1'].map((id) => cosignatureSigner(nodeSignerName(s.clusterId, id), secretOf(s, id), TS));
+  t.throws(() => requireWitnesses(signNote(cp, nodes), v.policy), /QUORUM_NOT_MET|witnesses/, 'no witness line: refused');
+  t.doesNotThrow(() => requireWitnesses(signNote(cp, [...nodes, w2]), v.policy), 'one of the two witnesses suffices');
+
+  const back = restore(snapshot(s.state));
+  t.same(stateRoot(back), stateRoot(s.state), 'the witness set survives a snapshot');
+  t.ok(s.decide({ kind: 'WitnessesChanged', witnesses: [], quorum: 0 }).ok, 'the set cleared');
+  t.equal(cluster(s).witnesses, undefined, 'absent again');
+  const cleared = parsePolicy(pendingTrustBlock(cluster(s))!.text);
+  t.equal(cleared.serial, 2);
+  t.same(cleared.witnesses, [], 'the next block names none');
 });
