@@ -10,7 +10,8 @@
  * for.
  *
  * The block is a function of the ledger. After an accepted governance decision that changes the
- * voters (rosterVoters: NodeAdded, NodeRemoved), the ledger records the chain (trustChainAfter:
+ * voters (rosterVoters: NodeAdded, NodeRemoved) or the witnesses (WitnessesChanged, below), the
+ * ledger records the chain (trustChainAfter:
  * on the first change, the genesis block computed from the voters before it). From then on,
  * whenever the policy of the voters in force differs from the chain's last block (its head), the
  * block that waits is
@@ -20,6 +21,7 @@
  *   previous policyDigest(head text)
  *   node     one cosignature/v1 key <origin>/<id> per voter in force, sorted by id
  *   quorum   a majority of them
+ *   witness  one per witness of the set in force, and its witness-quorum (none while none is set)
  *
  * (pendingTrustBlock). Every node computes the same text from its own replica; nobody proposes a
  * text. Two roster changes before the first block completes give one block from the head to the
@@ -72,16 +74,17 @@
  * Bounds: at most ledger.trustChainBlocksMax blocks are kept (LIMIT_EXCEEDED past it; the file
  * format's own bound is larger); a block's signatures are at most its head's node count.
  *
- * Witnesses. The ledger records no witness set yet, so every block names none (votersPolicy),
- * and an auditor checks no witness cosignature through the policy. The block comparison already
- * covers the whole policy (nodes, quorum, witnesses, witness quorum), so a witness set recorded
- * by a governance decision (vkeys and a quorum, approved like NodeAdded) changes the waiting
- * block exactly as a voter change does, with no other signing path. What that needs besides the
- * decision: proven evidence must carry the witnesses' cosignatures of its checkpoint (today the
- * export cosigns a fresh checkpoint no witness has seen: node/checkpoints.ts evidence), so a
- * policy naming witnesses is not produced before the export proves its entries under a witnessed
- * checkpoint. Until then the witnesses a node pushes to are its lifecycle file's (README,
- * "Witnesses").
+ * Witnesses (C2SP tlog-witness). The witness set is a governance decision, WitnessesChanged
+ * (canonical cosignature/v1 vkeys and a quorum, approved like NodeAdded; ledger and kernels check
+ * it with witnessSetRefusal, so a set they accept always formats as a policy's witness lines),
+ * not configuration: each node's lifecycle file only says where it pushes checkpoints. The
+ * ledger keeps the set in force (ClusterState.witnesses) and the waiting block names it, so a
+ * witness change makes a new block exactly as a voter change does, signed the same way by the
+ * head's nodes: the witnesses an auditor requires are vouched for by the previous roster's
+ * majority, never by one node's configuration. Under a block that names witnesses, a checkpoint
+ * needs their quorum's cosignatures (requireWitnesses), so the evidence export pushes its fresh
+ * certified checkpoint to the node's configured witnesses and carries their lines, or refuses
+ * (node/admin/backend.ts witnessed: WITNESS_UNAVAILABLE, QUORUM_NOT_MET).
  */
 import { ledger as limits } from '../proto/limits.js';
 import { bytesEqual } from './encoding.js';
