@@ -141,6 +141,9 @@ t.test('two roster changes: the chain verifies from genesis, a removed node of t
   t.equal(p.head.quorum, 3, 'signed by three of the four nodes of serial 1');
   t.equal(parsePolicy(p.text).quorum, 2, 'three voters remain');
   t.ok(apply(s, signed(s, 'node-3')).ok, 'node-3 is a node of serial 1: it signs serial 2');
+  const asRemoved = signed(s, 'node-1') as Extract<LedgerEvent, { type: 'TrustPolicySigned' }>;
+  t.match(apply(s, signProposed(s.clusterId, { ...asRemoved, sig: undefined }, secretOf(s, 'node-2'))), { ok: false, reason: 'PROPOSER_SIGNATURE_INVALID' }, 'the removed node\'s event signed by another key');
+  t.match(apply(s, signProposed(s.clusterId, { ...asRemoved, passport: 'passport-old', sig: undefined }, secretOf(s, 'node-1'))), { ok: false, reason: 'BINDING_MISMATCH' }, 'under a passport it never held');
   t.ok(apply(s, signed(s, 'node-1')).ok, 'node-1, removed by this change, is a node of serial 1');
   t.equal(pendingTrustBlock(cluster(s))!.signatures.length, 2, 'two of three');
   t.ok(apply(s, signed(s, 'node-2')).ok);
@@ -156,6 +159,19 @@ t.test('two roster changes: the chain verifies from genesis, a removed node of t
   const back = restore(snapshot(s.state));
   t.same(stateRoot(back), stateRoot(s.state), 'the chain survives a snapshot');
   t.equal(formatPolicyChain(trustChainBlocks(back.cluster!)), file);
+});
+
+t.test('the kept chain is bounded: once it holds ledger.trustChainBlocksMax blocks no signature for another is kept', async (t) => {
+  const s = started();
+  addNode(s, 'node-3');
+  t.ok(apply(s, signed(s, 'node-0')).ok);
+  t.ok(apply(s, signed(s, 'node-1')).ok);
+  removeNode(s, 'node-3');
+  const c = cluster(s);
+  const t0 = c.trustChain!;
+  // The head is unchanged (the last block), only the count of kept blocks is at the bound.
+  s.state = { ...s.state, cluster: { ...c, trustChain: { ...t0, blocks: Array.from({ length: limits.trustChainBlocksMax - 1 }, () => t0.blocks[0]!) } } };
+  t.match(apply(s, signed(s, 'node-0')), { ok: false, reason: 'LIMIT_EXCEEDED' });
 });
 
 t.test('a change before the block completes: the old text\'s signatures no longer count', async (t) => {
