@@ -16,6 +16,7 @@ import { ScriptedCluster, seedOf } from '../../ledger/scenario.js';
 import { type LedgerEvent, decodeEvent, encodeEvent } from '../../ledger/events.js';
 import { signProposed } from '../../ledger/proposer-sig.js';
 import { restore, snapshot, stateRoot, type ClusterState } from '../../ledger/state.js';
+import { checkInvariants } from '../../ledger/invariants.js';
 import { pendingTrustBlock, trustChainBlocks } from '../../ledger/trust-chain.js';
 import { nodeSignerName } from '../../ledger/tlog/ledger-log.js';
 import { cosignatureSigner, ed25519Signer, signNote, vkeyOf } from '../../ledger/tlog/note.js';
@@ -156,9 +157,24 @@ t.test('two roster changes: the chain verifies from genesis, a removed node of t
   t.same(v.policy.nodes.map((x) => x.name), ['node-0', 'node-2', 'node-3'].map((id) => nodeSignerName(s.clusterId, id)));
   t.throws(() => verifyPolicyChain(file, formatPolicy({ ...parsePolicy(genesisText), quorum: 3 })), /pinned/, 'another pinned genesis');
 
+  t.same(checkInvariants(s.state), [], 'the invariants hold');
   const back = restore(snapshot(s.state));
   t.same(stateRoot(back), stateRoot(s.state), 'the chain survives a snapshot');
   t.equal(formatPolicyChain(trustChainBlocks(back.cluster!)), file);
+});
+
+t.test('the invariants catch a kept chain that an auditor would refuse', async (t) => {
+  const s = started();
+  addNode(s, 'node-3');
+  t.ok(apply(s, signed(s, 'node-0')).ok);
+  t.ok(apply(s, signed(s, 'node-1')).ok);
+  const c = cluster(s);
+  const t0 = c.trustChain!;
+  const b = t0.blocks[0]!;
+  const forged = { ...s.state, cluster: { ...c, trustChain: { ...t0, blocks: [{ ...b, signatures: b.signatures.slice(0, 1) }] } } };
+  t.match(checkInvariants(forged).join('\n'), /does not verify/, 'a block below its quorum');
+  const swapped = { ...s.state, cluster: { ...c, trustChain: { ...t0, blocks: [{ ...b, signatures: [{ ...b.signatures[0]!, nodeId: 'node-2' }, b.signatures[1]!] }] } } };
+  t.match(checkInvariants(swapped).join('\n'), /does not verify|not/, 'a signature filed under another node');
 });
 
 t.test('the kept chain is bounded: once it holds ledger.trustChainBlocksMax blocks no signature for another is kept', async (t) => {
@@ -221,6 +237,8 @@ t.test('property: whatever the roster changes and which old voters sign, the exp
       }
     }
     const c = cluster(s);
+    const broken = checkInvariants(s.state);
+    if (broken.length > 0) throw new Error(`invariants: ${broken.join('; ')}`);
     const v = verifyPolicyChain(formatPolicyChain(trustChainBlocks(c)), c.trustChain!.genesis);
     if (pendingTrustBlock(c) === null) {
       const voters = Object.values(c.nodes).filter((n) => n.status !== 'removed').map((n) => nodeSignerName(s.clusterId, n.id)).sort();
