@@ -518,7 +518,8 @@ function governanceDecision(c: ClusterState, d: GovernanceDecision, ctx: Ctx): O
     ...r.cluster,
     governance: { ...r.cluster.governance, headCid: v.cid, epoch: bump ? g.epoch + 1 : g.epoch },
   };
-  return { ...r, cluster: trustChainAfter(c, cluster) };
+  const withChain = trustChainAfter(c, cluster);
+  return typeof withChain === 'string' ? refuse('PAYLOAD_REJECTED', withChain) : { ...r, cluster: withChain };
 }
 
 function activeNodeForCeremony(c: ClusterState, id: string): Outcome | null {

@@ -86,6 +86,7 @@
  * certified checkpoint to the node's configured witnesses and carries their lines, or refuses
  * (node/admin/backend.ts witnessed: WITNESS_UNAVAILABLE, QUORUM_NOT_MET).
  */
+import { CustodyError } from '../proto/errors.js';
 import { ledger as limits } from '../proto/limits.js';
 import { bytesEqual } from './encoding.js';
 import { clusterTrust } from './tlog/ledger-log.js';
@@ -116,13 +117,27 @@ function samePolicy(a: Pick<TrustPolicy, 'nodes' | 'quorum' | 'witnesses' | 'wit
 
 /**
  * The state after an accepted governance decision took `before` to `after`: on the first change
- * of the voters, the chain starts with the genesis block of the voters before it. Later changes
- * need nothing here: the waiting block is computed from the head and the voters in force.
+ * of the policy, the chain starts with the genesis block of the policy before it. Later changes
+ * need nothing here: the waiting block is computed from the head and the policy in force. A
+ * string instead: why the decision cannot take effect, because the policy after it would not be
+ * a valid block (a node id that cannot be part of a note key name: a space, a '+', too long), so
+ * every block the ledger computes later formats.
  */
-export function trustChainAfter(before: ClusterState, after: ClusterState): ClusterState {
+export function trustChainAfter(before: ClusterState, after: ClusterState): ClusterState | string {
+  let next: ReturnType<typeof votersPolicy>;
+  try {
+    next = votersPolicy(after);
+    formatPolicy({ ...next, serial: 1, previous: new Uint8Array(32) });
+  } catch (e) {
+    return `the trust policy after it would not be valid: ${e instanceof CustodyError ? e.detail : (e as Error).message}`;
+  }
   if (after.trustChain !== undefined) return after;
-  if (samePolicy(votersPolicy(before), votersPolicy(after))) return after;
-  return { ...after, trustChain: { genesis: genesisPolicyText(before), blocks: [], pending: null } };
+  try {
+    if (samePolicy(votersPolicy(before), next)) return after;
+    return { ...after, trustChain: { genesis: genesisPolicyText(before), blocks: [], pending: null } };
+  } catch (e) {
+    return `the genesis trust policy is not valid: ${e instanceof CustodyError ? e.detail : (e as Error).message}`;
+  }
 }
 
 /** The chain's last completed block's text (the genesis block's before any completed); null while the voters never changed. */

@@ -163,6 +163,16 @@ t.test('two roster changes: the chain verifies from genesis, a removed node of t
   t.equal(formatPolicyChain(trustChainBlocks(back.cluster!)), file);
 });
 
+t.test('a node id that cannot be part of a note key name is refused before it could break a block', async (t) => {
+  const s = started();
+  for (const id of ['node 9', 'node+9', 'node\u00a09']) {
+    const r = s.decide({ kind: 'NodeAdded', node: { id, identityKey: ed25519.getPublicKey(seedOf(`trust-chain/${id}`)), passport: 'p-9' } });
+    t.match(r, { ok: false, reason: 'PAYLOAD_REJECTED' }, JSON.stringify(id));
+  }
+  t.equal(cluster(s).trustChain, undefined, 'nothing changed');
+  t.equal(Object.keys(cluster(s).nodes).length, 3);
+});
+
 t.test('the invariants catch a kept chain that an auditor would refuse', async (t) => {
   const s = started();
   addNode(s, 'node-3');
