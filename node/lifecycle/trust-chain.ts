@@ -32,6 +32,8 @@ export class TrustPolicySigner {
   private readonly o: TrustPolicySignerOptions;
   /** hex digest of each waiting block this process proposed a signature of with a verdict. */
   private readonly done = new Set<string>();
+  /** hex digest of each waiting block whose proposal failed without a verdict (logged once). */
+  private readonly failed = new Set<string>();
   private unsub: (() => void) | null = null;
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
@@ -73,8 +75,16 @@ export class TrustPolicySigner {
     if (this.done.has(id)) return;
     const now = (this.o.now ?? Date.now)();
     const signature = cosignatureSigner(nodeSignerName(c.clusterId, this.o.nodeId), this.o.identitySecretKey, Math.floor(now / 1000)).sign(p.text);
-    // A failed proposal (no verdict) throws here and is tried again on the next pass.
-    const v = await this.o.ledger.propose({ type: 'TrustPolicySigned', serial: p.serial, blockDigest: p.digest, signature, nodeId: this.o.nodeId, passport: me.passport });
+    let v;
+    try {
+      v = await this.o.ledger.propose({ type: 'TrustPolicySigned', serial: p.serial, blockDigest: p.digest, signature, nodeId: this.o.nodeId, passport: me.passport });
+    } catch (e) {
+      // No verdict (no leader; a removed node that no longer reaches one): tried again on the
+      // next pass, logged once per block.
+      if (!this.failed.has(id)) this.o.log(`${this.o.nodeId}: proposing its signature of trust policy serial ${p.serial} failed, trying again: ${(e as Error).message}`);
+      this.failed.add(id);
+      return;
+    }
     this.done.add(id);
     if (v.ok) this.o.log(`${this.o.nodeId}: signed trust policy serial ${p.serial} (ledger index ${v.index})`);
     else this.o.log(`${this.o.nodeId}: the ledger refused its signature of trust policy serial ${p.serial}: ${v.reason ?? ''} ${v.detail}`);

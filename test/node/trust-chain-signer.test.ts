@@ -76,5 +76,6 @@ t.test('the previous roster signs the waiting block, once each; the new node doe
   const v = verifyPolicyChain(formatPolicyChain(trustChainBlocks(s.state.cluster!)), s.state.cluster!.trustChain!.genesis);
   t.equal(v.length, 3);
   t.same(v.policy.nodes.map((x) => x.name.split('/').pop()), ['node-1', 'node-2', 'node-3']);
+  t.equal(logs.filter((l) => /node-1: proposing its signature of trust policy serial 1 failed, trying again/.test(l)).length, 1, 'the failed proposal is logged once');
   t.notOk(logs.some((l) => /refused/.test(l)), `no signature refused: ${logs.filter((l) => /refused/.test(l)).join('; ')}`);
 });
