@@ -11,10 +11,10 @@
  *
  * The block is a function of the ledger. After an accepted governance decision that changes the
  * voters (rosterVoters: NodeAdded, NodeRemoved) or the witnesses (WitnessesChanged, below), the
- * ledger records the chain (trustChainAfter:
- * on the first change, the genesis block computed from the voters before it). From then on,
- * whenever the policy of the voters in force differs from the chain's last block (its head), the
- * block that waits is
+ * ledger records the chain (trustChainAfter: on the first change, the genesis block computed from
+ * the policy before it; a decision after which the policy would not format, e.g. a node id with
+ * a space, is refused PAYLOAD_REJECTED). From then on, whenever the policy in force differs from
+ * the chain's last block (its head), the block that waits is
  *
  *   origin   custody-ledger/<clusterId>               (the checkpoint origin)
  *   serial   head serial + 1
@@ -24,8 +24,8 @@
  *   witness  one per witness of the set in force, and its witness-quorum (none while none is set)
  *
  * (pendingTrustBlock). Every node computes the same text from its own replica; nobody proposes a
- * text. Two roster changes before the first block completes give one block from the head to the
- * voters in force: the signatures gathered for the intermediate text are dropped with it, and
+ * text. Two policy changes before the first block completes give one block from the head to the
+ * policy in force: the signatures gathered for the intermediate text are dropped with it, and
  * every link of the chain is still signed by a quorum of the block before it.
  *
  * Message flow.
@@ -43,7 +43,7 @@
  *      a signer already recorded is a replay (the same bytes) or refused REPLAY_OR_CONFLICT
  *      (other bytes). The signature is kept with the waiting block.
  *   4. When the signatures of quorum(head) distinct nodes of the head are kept, the block joins
- *      the chain with them: it is the new head, and nothing waits until the voters change again.
+ *      the chain with them: it is the new head, and nothing waits until the policy changes again.
  *   5. `custody admin trust export` (node/admin/backend.ts) writes the genesis text and each
  *      completed block as a signed note with its recorded signature lines; verifyPolicyChain
  *      checks exactly what the ledger checked, offline.
