@@ -88,7 +88,7 @@
  */
 import { CustodyError } from '../proto/errors.js';
 import { ledger as limits } from '../proto/limits.js';
-import { bytesEqual } from './encoding.js';
+import { bytesEqual, toHex } from './encoding.js';
 import { clusterTrust } from './tlog/ledger-log.js';
 import { formatPolicy, parsePolicy, policyDigest, type TrustPolicy } from './tlog/trust-policy.js';
 import { openNote, encodeBase64, parseVkey, vkeyOf, type NoteVerifier } from './tlog/note.js';
@@ -110,6 +110,12 @@ function keysOf(nodes: readonly NoteVerifier[]): string {
   return nodes.map(vkeyOf).join('\n');
 }
 
+/** What the policy in force is computed from: the voters' ids and keys, the witness set. */
+function policyInputs(c: ClusterState): string {
+  const w = c.witnesses;
+  return `${rosterVoters(c.nodes).map((n) => `${n.id} ${toHex(n.identityKey)}`).join('\n')}\n${w === undefined ? '' : `${w.vkeys.join('\n')}\n${w.quorum}`}`;
+}
+
 /** Whether two policies name the same keys and quorums (serial and previous aside). */
 function samePolicy(a: Pick<TrustPolicy, 'nodes' | 'quorum' | 'witnesses' | 'witnessQuorum'>, b: Pick<TrustPolicy, 'nodes' | 'quorum' | 'witnesses' | 'witnessQuorum'>): boolean {
   return keysOf(a.nodes) === keysOf(b.nodes) && a.quorum === b.quorum && keysOf(a.witnesses) === keysOf(b.witnesses) && a.witnessQuorum === b.witnessQuorum;
@@ -124,6 +130,8 @@ function samePolicy(a: Pick<TrustPolicy, 'nodes' | 'quorum' | 'witnesses' | 'wit
  * every block the ledger computes later formats.
  */
 export function trustChainAfter(before: ClusterState, after: ClusterState): ClusterState | string {
+  // Most decisions change neither: a comparison of ids and keys, no key is parsed.
+  if (policyInputs(before) === policyInputs(after)) return after;
   let next: ReturnType<typeof votersPolicy>;
   try {
     next = votersPolicy(after);
