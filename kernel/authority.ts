@@ -24,6 +24,8 @@ import {
   type KeyScheme,
 } from '../ledger/decision.js';
 import type { CommittedDecision } from './wire.js';
+import { witnessSetRefusal } from '../ledger/tlog/trust-policy.js';
+import { checkpointOrigin } from '../ledger/tlog/ledger-log.js';
 import { encodeDocument } from '../ledger/policy-engine/index.js';
 import { policyOf, withEra, type PolicyEra } from './policy-check.js';
 import type { Network } from '../ledger/tx/types.js';
@@ -450,6 +452,13 @@ export function applyDecision(
         [a.keyId]: { ceremonyId: toHex(verdict.cid), epoch: a.keyEpoch, nodeId: a.nodeId, identifier: a.identifier, helpers: [...a.helpers], groupKey: toHex(a.groupKey), index: committed.ledgerIndex },
       };
       if (!k.participants.includes(a.nodeId)) effects.push({ kind: 'repairEnrolled', keyId: a.keyId, epoch: a.keyEpoch, identifier: a.identifier });
+      break;
+    }
+    case 'WitnessesChanged': {
+      // Nothing for a kernel to hold (the witnesses matter to auditors, ledger/trust-chain.ts);
+      // the ledger's own check keeps this kernel on the ledger's chain.
+      const bad = witnessSetRefusal(checkpointOrigin(s.clusterId), a.witnesses, a.quorum);
+      if (bad !== null) throw new CustodyError('PAYLOAD_REJECTED', bad);
       break;
     }
     case 'ActApproved':

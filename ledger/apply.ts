@@ -53,6 +53,9 @@ import { enrolledPosition, epochSigners } from './signers.js';
 import { attestedTime } from './clock-reading.js';
 import { dealersReadyOf, redealDealerSet, redealReadyRefusal } from './dealer-set.js';
 import { type ProposedEvent, verifyProposed } from './proposer-sig.js';
+import { checkTrustSignature, headKeyOf, pendingTrustBlock, trustChainAfter, trustChainFull, withTrustSignature } from './trust-chain.js';
+import { policyDigest, witnessSetRefusal } from './tlog/trust-policy.js';
+import { checkpointOrigin } from './tlog/ledger-log.js';
 import { admissionReceipt, permitReceipt, publicationReceipt, type ReceiptAnchor } from './receipts.js';
 import { type FenceReport, backupsOf, destroyedBackupsOf, drillsOf, fenceReportsOf, recoveriesOf, repairsOf } from './state.js';
 import { type BackupRecord, type DrillRecord, type RecoveryRecord, backupRecipientsDigest, backupRecordKey, drillRecordKey, validateBackupRecipients, type RepairRecord } from './backup-policy.js';
@@ -344,6 +347,7 @@ function dispatch(c: ClusterState, e: Exclude<LedgerEvent, { type: 'ClusterGenes
     case 'ShareRecovered': return shareRecovered(c, e, ctx);
     case 'ShareRepaired': return shareRepaired(c, e, ctx);
     case 'OperatorCall': return operatorCall(c, e);
+    case 'TrustPolicySigned': return trustPolicySigned(c, e);
   }
 }
 
@@ -516,7 +520,8 @@ function governanceDecision(c: ClusterState, d: GovernanceDecision, ctx: Ctx): O
     ...r.cluster,
     governance: { ...r.cluster.governance, headCid: v.cid, epoch: bump ? g.epoch + 1 : g.epoch },
   };
-  return { ...r, cluster };
+  const withChain = trustChainAfter(c, cluster);
+  return typeof withChain === 'string' ? refuse('PAYLOAD_REJECTED', withChain) : { ...r, cluster: withChain };
 }
 
 function activeNodeForCeremony(c: ClusterState, id: string): Outcome | null {
@@ -688,7 +693,24 @@ function governanceAction(c: ClusterState, a: Exclude<DecisionAction, { kind: 'A
       return backupsDestroyed(c, a, dCid, ctx);
     case 'RepairAuthorized':
       return repairAuthorized(c, a, dCid, ctx);
+    case 'WitnessesChanged':
+      return witnessesChanged(c, a);
   }
+}
+
+/**
+ * The witness set of the trust policy (ledger/trust-chain.ts): checked as a policy's witness lines
+ * (witnessSetRefusal, PAYLOAD_REJECTED otherwise), then recorded; the next block names it.
+ */
+function witnessesChanged(c: ClusterState, a: Extract<DecisionAction, { kind: 'WitnessesChanged' }>): Outcome {
+  const bad = witnessSetRefusal(checkpointOrigin(c.clusterId), a.witnesses, a.quorum);
+  if (bad !== null) return refuse('PAYLOAD_REJECTED', bad);
+  const cluster: ClusterState = { ...c };
+  delete (cluster as { witnesses?: unknown }).witnesses;
+  return {
+    kind: 'accept', cluster: a.witnesses.length === 0 ? cluster : { ...cluster, witnesses: { vkeys: [...a.witnesses], quorum: a.quorum } },
+    effect: a.witnesses.length === 0 ? 'the trust policy names no witness' : `the trust policy names ${a.witnesses.length} witnesses, ${a.quorum} to cosign`,
+  };
 }
 
 /**
@@ -1295,6 +1317,59 @@ function equivocationEvidence(c: ClusterState, a: SignedStatement, b: SignedStat
   const evId = evidenceId(a, b);
   if (own(c.evidence, evId) !== undefined) return { kind: 'replay', ok: true, reason: null, detail: 'evidence already recorded' };
   return { kind: 'accept', cluster: flagEquivocation(c, a.nodeId, a.kind, evId, ctx), effect: `${a.nodeId} flagged for equivocation (${a.kind})` };
+}
+
+/**
+ * A node of the trust policy chain's head signed the block that waits (ledger/trust-chain.ts has
+ * the message flow, the safety argument and the threat). In the proposer's own name, like every
+ * proposed event, except that a removed node of the head may still sign (it is a voter of the
+ * head); then: the block this replica computes (BINDING_MISMATCH), a node of the head under the
+ * key it names (UNKNOWN_NODE), a valid cosignature/v1 over the block's text by that key
+ * (SIGNATURE_INVALID), once per node (replay; other bytes REPLAY_OR_CONFLICT). A quorum of the
+ * head completes the block.
+ */
+function trustPolicySigned(c: ClusterState, e: Extract<LedgerEvent, { type: 'TrustPolicySigned' }>): Outcome {
+  const n = own(c.nodes, e.nodeId);
+  if (n === undefined) return refuse('UNKNOWN_NODE', `no node ${e.nodeId}`);
+  const bad = n.status === 'removed' ? proposedByRemoved(c, n, e) : checkProposer(c, e);
+  if (bad !== null) return bad;
+  const pending = pendingTrustBlock(c);
+  if (pending === null) {
+    // The block it names may have completed since: its signer's place in it is a replay.
+    const t = c.trustChain;
+    const done = t?.blocks[e.serial - 1];
+    if (done !== undefined && bytesEqual(policyDigest(done.text), e.blockDigest) && done.signatures.some((s) => s.nodeId === e.nodeId)) {
+      return { kind: 'replay', ok: true, reason: null, detail: `trust policy serial ${e.serial} is complete` };
+    }
+    return refuse('INVALID_TRANSITION', `no trust policy block waits for signatures: the chain's head names the voters in force`);
+  }
+  if (e.serial !== pending.serial || !bytesEqual(e.blockDigest, pending.digest)) {
+    return refuse('BINDING_MISMATCH', `the signed block is serial ${e.serial} ${toHex(e.blockDigest)}, the block that waits serial ${pending.serial} ${toHex(pending.digest)}`);
+  }
+  const key = headKeyOf(pending.head, e.nodeId);
+  if (key === undefined || !bytesEqual(key.publicKey, n.identityKey)) return refuse('UNKNOWN_NODE', `${e.nodeId} is no node of trust policy serial ${pending.head.serial}`);
+  if (!checkTrustSignature(key, pending.text, e.signature)) return refuse('SIGNATURE_INVALID', `the signature is not ${key.name}'s cosignature of trust policy serial ${pending.serial}`);
+  const kept = pending.signatures.find((s) => s.nodeId === e.nodeId);
+  if (kept !== undefined) {
+    return bytesEqual(kept.signature, e.signature)
+      ? { kind: 'replay', ok: true, reason: null, detail: `${e.nodeId} already signed trust policy serial ${pending.serial}` }
+      : refuse('REPLAY_OR_CONFLICT', `${e.nodeId} already signed trust policy serial ${pending.serial} with another signature`);
+  }
+  if (trustChainFull(c)) return refuse('LIMIT_EXCEEDED', `the trust policy chain holds ${limits.trustChainBlocksMax} blocks`);
+  const r = withTrustSignature(c, pending, { nodeId: e.nodeId, signature: e.signature });
+  const count = pending.signatures.length + 1;
+  return {
+    kind: 'accept', cluster: r.cluster,
+    effect: r.completed ? `trust policy serial ${pending.serial} complete (${count} of ${pending.head.quorum} signatures)` : `${e.nodeId} signed trust policy serial ${pending.serial} (${count} of ${pending.head.quorum})`,
+  };
+}
+
+/** checkProposer for a removed node: its last passport, not fenced, and its signature. */
+function proposedByRemoved(c: ClusterState, n: NodeRecord, p: ProposedEvent): Outcome | null {
+  if (n.fencedPassports.includes(p.passport)) return refuse('SPLIT_BRAIN_FENCED', `passport ${p.passport} of ${p.nodeId} is fenced`);
+  if (p.passport !== n.passport) return refuse('BINDING_MISMATCH', `${p.nodeId} held another passport`);
+  if (!verifyProposed(c.clusterId, p, n.identityKey)) return refuse('PROPOSER_SIGNATURE_INVALID', `the event is not signed by ${p.nodeId}'s identity key for cluster ${c.clusterId}`);
+  return null;
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -176,7 +176,15 @@ export type DecisionAction =
   | {
       readonly kind: 'RepairAuthorized'; readonly nodeId: string; readonly keyId: string; readonly keyEpoch: number; readonly identifier: string;
       readonly helpers: readonly string[]; readonly groupKey: Uint8Array;
-    };
+    }
+  /**
+   * The witnesses (C2SP tlog-witness) whose cosignatures a checkpoint needs under the cluster's
+   * trust policy: each a cosignature/v1 vkey as `custody witness keygen` prints it, `quorum` of
+   * them (1 to their number; no witness and quorum 0 name none). Replaces the set in force; the
+   * ledger checks the keys (ledger/apply.ts witnessesChanged) and the next trust policy block
+   * names them (ledger/trust-chain.ts).
+   */
+  | { readonly kind: 'WitnessesChanged'; readonly witnesses: readonly string[]; readonly quorum: number };
 
 export type DecisionKind = DecisionAction['kind'];
 
@@ -254,6 +262,8 @@ function actionToCbor(a: DecisionAction): CborValue {
       return { kind: a.kind, keyId: a.keyId, epochs: [...a.epochs] };
     case 'RepairAuthorized':
       return { ...a, helpers: [...a.helpers] };
+    case 'WitnessesChanged':
+      return { kind: a.kind, witnesses: [...a.witnesses], quorum: a.quorum };
     default:
       return { ...a };
   }
@@ -493,6 +503,11 @@ function actionFromCbor(v: CborValue | undefined): DecisionAction {
         kind, nodeId: str(o.nodeId, 'nodeId'), keyId: str(o.keyId, 'keyId'), keyEpoch: int(o.keyEpoch, 'keyEpoch'), identifier,
         helpers: arr(o.helpers, 'helpers', kernelLimits.repairHelpersMax).map((h, i) => str(h, `helpers[${i}]`)), groupKey,
       };
+    }
+    case 'WitnessesChanged': {
+      // Shape only (bounded text): whether each is a witness key is the ledger's verdict at apply.
+      const o = obj(v, 'action', ['kind', 'witnesses', 'quorum']);
+      return { kind, witnesses: arr(o.witnesses, 'witnesses', limits.witnessesMax).map((x, i) => str(x, `witnesses[${i}]`, limits.textBytesMax)), quorum: int(o.quorum, 'quorum') };
     }
     default:
       throw new ShapeError(`action: unknown kind ${String(kind)}`);

@@ -17,7 +17,9 @@
  *    with ActSigningSetFixed between the permit and the execution (the one signing set of a permit),
  *    KeyBackedUp (the node wrote the backup of its share of a key epoch, ledger/backup-policy.ts),
  *    ShareRecovered (its kernel imported that share, recovered under a RecoveryAuthorized) and
- *    ShareRepaired (its kernel's share was rebuilt by helpers under a RepairAuthorized).
+ *    ShareRepaired (its kernel's share was rebuilt by helpers under a RepairAuthorized) and
+ *    TrustPolicySigned (its cosignature of the trust policy block after a roster change,
+ *    ledger/trust-chain.ts).
  * ClusterGenesis and KeyObjectPublished need no signature: genesis is the root of trust (its cid is
  * the cluster's identity) and KeyObjectPublished is derived entirely from signed KeyReady
  * statements already in the log.
@@ -345,7 +347,14 @@ export type LedgerEvent =
    * (`atMs`, the node's clock as the call ended). `callId` is the node's unique id of the call, so
    * a record entered twice is recognizable. Recorded, never interpreted: the state does not change.
    */
-  | ({ readonly type: 'OperatorCall'; readonly callId: string; readonly operatorId: string; readonly role: string; readonly certSerial: string; readonly method: string; readonly argsDigest: Uint8Array; readonly verdict: OperatorVerdict; readonly reason: ReasonCode | ''; readonly atMs: number } & Proposer);
+  | ({ readonly type: 'OperatorCall'; readonly callId: string; readonly operatorId: string; readonly role: string; readonly certSerial: string; readonly method: string; readonly argsDigest: Uint8Array; readonly verdict: OperatorVerdict; readonly reason: ReasonCode | ''; readonly atMs: number } & Proposer)
+  /**
+   * The proposing node, a node of the trust policy chain's head, signed the block that waits
+   * (ledger/trust-chain.ts): `serial` and `blockDigest` (policyDigest of its text) name it,
+   * `signature` is its cosignature/v1 signature over the text (8-byte timestamp || Ed25519) by
+   * its note key `<origin>/<nodeId>`.
+   */
+  | ({ readonly type: 'TrustPolicySigned'; readonly serial: number; readonly blockDigest: Uint8Array; readonly signature: Uint8Array } & Proposer);
 
 export const OPERATOR_VERDICTS = ['allowed', 'refused'] as const;
 export type OperatorVerdict = (typeof OPERATOR_VERDICTS)[number];
@@ -392,6 +401,8 @@ export function eventToCbor(e: LedgerEvent): CborValue {
       return { type: e.type, keyId: e.keyId, keyEpoch: e.keyEpoch, identifier: e.identifier, decisionCid: e.decisionCid, verifyingShare: e.verifyingShare, ...proposerToCbor(e) };
     case 'OperatorCall':
       return { type: e.type, callId: e.callId, operatorId: e.operatorId, role: e.role, certSerial: e.certSerial, method: e.method, argsDigest: e.argsDigest, verdict: e.verdict, reason: e.reason, atMs: e.atMs, ...proposerToCbor(e) };
+    case 'TrustPolicySigned':
+      return { type: e.type, serial: e.serial, blockDigest: e.blockDigest, signature: e.signature, ...proposerToCbor(e) };
     default:
       return { ...e } as CborValue;
   }
@@ -520,6 +531,12 @@ export function eventFromCbor(v: CborValue): LedgerEvent {
         certSerial: maybeEmpty(o.certSerial, 'certSerial'), method: str(o.method, 'method', limits.idBytesMax), argsDigest: bytes(o.argsDigest, 'argsDigest', 32),
         verdict, reason, atMs: int(o.atMs, 'atMs'), ...proposer(o),
       };
+    }
+    case 'TrustPolicySigned': {
+      const o = obj(v, 'event', ['type', 'serial', 'blockDigest', 'signature', ...PROPOSER], ['sig']);
+      const serial = int(o.serial, 'serial');
+      if (serial < 1) throw new ShapeError('serial: a signed trust policy block follows genesis (serial 1 or more)');
+      return { type, serial, blockDigest: bytes(o.blockDigest, 'blockDigest', 32), signature: bytes(o.signature, 'signature', 72), ...proposer(o) };
     }
     default:
       throw new ShapeError(`event: unknown type ${String(type)}`);

@@ -14,6 +14,7 @@
  *   invariants.ts  checkInvariants(state)
  *   scenario.ts    ScriptedCluster, deterministic histories for tests, bench, demo and simulator
  *   act-request.ts, act-request-check.ts   a custodian's signed act request, and who may start an act
+ *   trust-chain.ts the trust policy chain past genesis: the block after a roster or witness change, its signatures
  */
 export * from './encoding.js';
 export * from './decision.js';

@@ -8,10 +8,13 @@ import { validateRoster } from './decision.js';
 import { keyReadyCid } from './apply.js';
 import { receiptCid } from './receipts.js';
 import { type CborValue } from './encoding.js';
-import { type EpochRecord, type LedgerState, type OpState, OP_TRANSITIONS, TERMINAL_OP_STATES, backupsOf, destroyedBackupsOf, drillsOf, fenceReportsOf, recoveriesOf, revocationsOf, repairsOf } from './state.js';
+import { type ClusterState, type EpochRecord, type LedgerState, type OpState, OP_TRANSITIONS, TERMINAL_OP_STATES, backupsOf, destroyedBackupsOf, drillsOf, fenceReportsOf, recoveriesOf, revocationsOf, repairsOf } from './state.js';
 import { ledger as ledgerLimits } from '../proto/limits.js';
 import { backupRecordKey, drillRecordKey, validateBackupRecipients } from './backup-policy.js';
 import { frostIdentifier } from './signing-set.js';
+import { headKeyOf, trustChainBlocks, trustHeadText } from './trust-chain.js';
+import { formatPolicyChain, parsePolicy, verifyPolicyChain, witnessSetRefusal } from './tlog/trust-policy.js';
+import { checkpointOrigin } from './tlog/ledger-log.js';
 
 function own<T>(m: { readonly [k: string]: T }, k: string): T | undefined {
   return Object.hasOwn(m, k) ? m[k] : undefined;
@@ -198,6 +201,34 @@ export function checkInvariants(s: LedgerState): string[] {
     const fenced = n.fencedPassports.includes(n.passport);
     if ((n.status === 'fenced') !== fenced && n.status !== 'removed') bad.push(`node ${n.id} is ${n.status} but its passport is ${fenced ? '' : 'not '}fenced`);
   }
+  bad.push(...checkTrustChain(c));
+  return bad;
+}
+
+/**
+ * The trust policy chain (ledger/trust-chain.ts): absent until the policy first changed (so no
+ * witness set without it); the kept blocks are a chain an auditor accepts from their genesis (each
+ * signed by a quorum of the block before it), within the bound; the signatures kept for the
+ * waiting block are distinct nodes of the head, fewer than its quorum; the witness set formats.
+ */
+function checkTrustChain(c: ClusterState): string[] {
+  const t = c.trustChain;
+  if (t === undefined) return c.witnesses === undefined ? [] : ['a witness set is recorded but no trust policy chain'];
+  const bad: string[] = [];
+  if (t.blocks.length + 1 > ledgerLimits.trustChainBlocksMax) bad.push(`the trust policy chain keeps ${t.blocks.length + 1} blocks`);
+  try {
+    verifyPolicyChain(formatPolicyChain(trustChainBlocks(c)), t.genesis);
+  } catch (e) {
+    bad.push(`the kept trust policy chain does not verify: ${(e as Error).message}`);
+    return bad;
+  }
+  if (t.pending !== null) {
+    const head = parsePolicy(trustHeadText(c) as string);
+    const ids = t.pending.signatures.map((x) => x.nodeId);
+    if (new Set(ids).size !== ids.length || ids.some((id) => headKeyOf(head, id) === undefined)) bad.push('a signature kept for the waiting trust policy block is not of a distinct node of the head');
+    if (ids.length >= head.quorum) bad.push(`${ids.length} signatures kept for a trust policy block the head's quorum ${head.quorum} would have completed`);
+  }
+  if (c.witnesses !== undefined && witnessSetRefusal(checkpointOrigin(c.clusterId), c.witnesses.vkeys, c.witnesses.quorum) !== null) bad.push('the recorded witness set is not a policy\'s witness lines');
   return bad;
 }
 

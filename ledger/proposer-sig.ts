@@ -24,7 +24,8 @@
  *    replayed ActPermitIssued, ActSigningSetFixed, ActExecuted, ActPublished, ActSettled or
  *    ActAborted is refused INVALID_TRANSITION (or is the idempotent replay of an ActSubmitted,
  *    which changes nothing); a replayed ClockTick only moves the clock to a stamp the leader
- *    could give anyway, never backwards.
+ *    could give anyway, never backwards; a replayed TrustPolicySigned finds its signature kept
+ *    (a replay, nothing changes) or names a block that no longer waits (refused).
  */
 import { domainMessage, encode } from './encoding.js';
 import { ed25519Sign, ed25519Verify } from './decision.js';
@@ -36,7 +37,7 @@ export const PROPOSER_DOMAIN = 'custody-ledger/v1/proposer';
 export type ProposedEvent = Extract<LedgerEvent, Proposer>;
 
 const PROPOSED_TYPES: ReadonlySet<string> = new Set([
-  'ActSubmitted', 'ActPermitIssued', 'ActSigningSetFixed', 'ActExecuted', 'ActPublished', 'ActSettled', 'ActAborted', 'ActDenialRecorded', 'ClockTick', 'KeyBackedUp', 'BackupDrilled', 'ShareRecovered', 'ShareRepaired', 'OperatorCall',
+  'ActSubmitted', 'ActPermitIssued', 'ActSigningSetFixed', 'ActExecuted', 'ActPublished', 'ActSettled', 'ActAborted', 'ActDenialRecorded', 'ClockTick', 'KeyBackedUp', 'BackupDrilled', 'ShareRecovered', 'ShareRepaired', 'OperatorCall', 'TrustPolicySigned',
 ]);
 
 export function isProposed(e: LedgerEvent): e is ProposedEvent {

@@ -13,7 +13,7 @@
  * does not change with the previous state. Nothing depends on property order: the encoding sorts
  * keys, and apply never iterates a map to decide anything order-dependent.
  */
-import { ledger as limits, shareBackup as shareBackupLimits, tx as txLimits } from '../proto/limits.js';
+import { ledger as limits, shareBackup as shareBackupLimits, tlog as tlogLimits, tx as txLimits } from '../proto/limits.js';
 import { type BackupPolicyRecord, type BackupRecord, type DestroyedRecord, type DrillRecord, type RecoveryRecord, backupRecordKey, drillRecordKey, validateBackupRecipients, type RepairRecord } from './backup-policy.js';
 import { isReasonCode, type ReasonCode } from '../proto/reasons.js';
 import { type CborValue, decode, digest, encode } from './encoding.js';
@@ -353,6 +353,37 @@ export interface ClusterState {
    * canonical form leaves an empty map out.
    */
   readonly repairs?: { readonly [keyEpochNode: string]: RepairRecord };
+  /**
+   * The trust policy chain past genesis (ledger/trust-chain.ts): absent until the voters first
+   * change, so a cluster whose voters never changed keeps its root.
+   */
+  readonly trustChain?: TrustChainRecord;
+  /**
+   * The witness set of the last WitnessesChanged decision (canonical cosignature/v1 vkeys and how
+   * many must cosign); absent while none is named.
+   */
+  readonly witnesses?: { readonly vkeys: readonly string[]; readonly quorum: number };
+}
+
+/** One node's cosignature/v1 signature (8-byte timestamp || Ed25519) over a trust policy block. */
+export interface TrustSignature {
+  readonly nodeId: string;
+  readonly signature: Uint8Array;
+}
+
+/** A completed block of the trust policy chain: its text and a quorum of the previous block's nodes' signatures, sorted by node id. */
+export interface TrustBlockRecord {
+  readonly text: string;
+  readonly signatures: readonly TrustSignature[];
+}
+
+export interface TrustChainRecord {
+  /** The genesis block's text (serial 0): the voters before the first change. */
+  readonly genesis: string;
+  /** The completed blocks after genesis, serial 1 first. */
+  readonly blocks: readonly TrustBlockRecord[];
+  /** The signatures kept for the waiting block with that block's digest (null: none kept). */
+  readonly pending: { readonly digest: Uint8Array; readonly signatures: readonly TrustSignature[] } | null;
 }
 
 /** The key epochs whose share backups a BackupsDestroyed decision ended. */
@@ -486,6 +517,8 @@ export function stateToCbor(s0: LedgerState, rootForm = false): CborValue {
       ...(Object.keys(recoveriesOf(c)).length > 0 ? { recoveries: mapValues(recoveriesOf(c), (r) => ({ ...r, recovered: r.recovered === null ? null : { ...r.recovered } })) } : {}),
       ...(Object.keys(destroyedBackupsOf(c)).length > 0 ? { destroyedBackups: mapValues(destroyedBackupsOf(c), (d) => ({ ...d })) } : {}),
       ...(Object.keys(repairsOf(c)).length > 0 ? { repairs: mapValues(repairsOf(c), (r) => ({ ...r, helpers: [...r.helpers], repaired: r.repaired === null ? null : { ...r.repaired } })) } : {}),
+      ...(c.trustChain === undefined ? {} : { trustChain: trustChainToCbor(c.trustChain) }),
+      ...(c.witnesses === undefined ? {} : { witnesses: { vkeys: [...c.witnesses.vkeys], quorum: c.witnesses.quorum } }),
     },
   };
 }
@@ -613,7 +646,7 @@ export function stateFromCbor(v: CborValue): LedgerState {
 }
 
 function clusterFromCbor(v: CborValue): ClusterState {
-  const o = obj(v, 'cluster', ['clusterId', 'genesisCid', 'governance', 'nodes', 'keys', 'ops', 'opCount', 'inFlight', 'archived', 'endedByState', 'permits', 'policyHistory', 'consumed', 'statements', 'evidence'], ['fenceReports', 'backups', 'drills', 'recoveries', 'destroyedBackups', 'repairs']);
+  const o = obj(v, 'cluster', ['clusterId', 'genesisCid', 'governance', 'nodes', 'keys', 'ops', 'opCount', 'inFlight', 'archived', 'endedByState', 'permits', 'policyHistory', 'consumed', 'statements', 'evidence'], ['fenceReports', 'backups', 'drills', 'recoveries', 'destroyedBackups', 'repairs', 'trustChain', 'witnesses']);
   const ar = obj(o.archived, 'archived', ['count', 'head']);
   const g = obj(o.governance, 'governance', ['epoch', 'headCid', 'roster', 'policy', 'frozen'], ['revoked', 'backupPolicy']);
   const policy = policyFromCbor(g.policy);
@@ -678,7 +711,57 @@ function clusterFromCbor(v: CborValue): ClusterState {
     ...(o.recoveries === undefined ? {} : { recoveries: recoveriesFromCbor(o.recoveries) }),
     ...(o.destroyedBackups === undefined ? {} : { destroyedBackups: destroyedFromCbor(o.destroyedBackups) }),
     ...(o.repairs === undefined ? {} : { repairs: repairsFromCbor(o.repairs) }),
+    ...(o.trustChain === undefined ? {} : { trustChain: trustChainFromCbor(o.trustChain) }),
+    ...(o.witnesses === undefined ? {} : { witnesses: witnessesFromCbor(o.witnesses) }),
   };
+}
+
+function witnessesFromCbor(v: CborValue): { vkeys: string[]; quorum: number } {
+  const o = obj(v, 'witnesses', ['vkeys', 'quorum']);
+  const vkeys = arr(o.vkeys, 'witnesses.vkeys', limits.witnessesMax).map((x, i) => str(x, `witnesses.vkeys[${i}]`, limits.textBytesMax));
+  if (vkeys.length === 0) throw new ShapeError('witnesses: kept only when one is named');
+  return { vkeys, quorum: int(o.quorum, 'witnesses.quorum') };
+}
+
+function trustSignaturesToCbor(s: readonly TrustSignature[]): CborValue {
+  return s.map((x) => ({ nodeId: x.nodeId, signature: x.signature }));
+}
+
+function trustChainToCbor(t: TrustChainRecord): CborValue {
+  return {
+    genesis: t.genesis,
+    blocks: t.blocks.map((b) => ({ text: b.text, signatures: trustSignaturesToCbor(b.signatures) })),
+    pending: t.pending === null ? null : { digest: t.pending.digest, signatures: trustSignaturesToCbor(t.pending.signatures) },
+  };
+}
+
+function trustSignaturesFromCbor(v: CborValue | undefined, what: string): TrustSignature[] {
+  const out = arr(v, what, limits.nodesMax).map((x, i) => {
+    const so = obj(x, `${what}[${i}]`, ['nodeId', 'signature']);
+    return { nodeId: str(so.nodeId, `${what}[${i}].nodeId`), signature: bytes(so.signature, `${what}[${i}].signature`, 72) };
+  });
+  // Sorted by node id, each once: the one order apply keeps them in.
+  for (let i = 1; i < out.length; i++) if (!((out[i - 1] as TrustSignature).nodeId < (out[i] as TrustSignature).nodeId)) throw new ShapeError(`${what}: node ids are not strictly ascending`);
+  return out;
+}
+
+function trustChainFromCbor(v: CborValue): TrustChainRecord {
+  const o = obj(v, 'trustChain', ['genesis', 'blocks', 'pending']);
+  const text = (x: CborValue | undefined, what: string): string => {
+    if (typeof x !== 'string' || Buffer.byteLength(x) > tlogLimits.policyBytesMax) throw new ShapeError(`${what}: expected a policy block's text`);
+    return x;
+  };
+  const blocks = arr(o.blocks, 'trustChain.blocks', limits.trustChainBlocksMax).map((b, i) => {
+    const bo = obj(b, `trustChain.blocks[${i}]`, ['text', 'signatures']);
+    return { text: text(bo.text, `trustChain.blocks[${i}].text`), signatures: trustSignaturesFromCbor(bo.signatures, `trustChain.blocks[${i}].signatures`) };
+  });
+  const pending = nullable(o.pending, (p) => {
+    const po = obj(p, 'trustChain.pending', ['digest', 'signatures']);
+    const signatures = trustSignaturesFromCbor(po.signatures, 'trustChain.pending.signatures');
+    if (signatures.length === 0) throw new ShapeError('trustChain.pending: kept only with a signature');
+    return { digest: bytes(po.digest, 'trustChain.pending.digest', 32), signatures };
+  });
+  return { genesis: text(o.genesis, 'trustChain.genesis'), blocks, pending };
 }
 
 function destroyedFromCbor(v: CborValue): { readonly [k: string]: DestroyedRecord } {

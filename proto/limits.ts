@@ -151,6 +151,14 @@ export const ledger = {
    */
   clockReadingsMax: 64,
   /**
+   * Most blocks of the trust policy chain the ledger keeps, genesis included (ledger/trust-chain.ts):
+   * one per change of the voters; a signature that would complete one more is refused
+   * LIMIT_EXCEEDED. Below tlog.policyChainBlocksMax, so every chain the ledger keeps exports.
+   */
+  trustChainBlocksMax: 512,
+  /** Most witnesses a WitnessesChanged decision names (the trust policy's witness lines). */
+  witnessesMax: 16,
+  /**
    * The window around the ledger clock in which a custodian's signed act request is accepted
    * (ledger/act-request.ts, ledger/apply.ts actSubmitted): issued at most `actRequestAgeMsMax`
    * before the entry's stamp and at most `actRequestSkewMsMax` after it (the custodian's clock may
@@ -230,6 +238,12 @@ export const lifecycle = {
    * (the kernel was restarting) is tried again at this pace.
    */
   shareRepairRetryMs: 5_000,
+  /**
+   * How often a node of the trust policy chain's head looks again for a block waiting for its
+   * signature (node/lifecycle/trust-chain.ts) besides reacting to the ledger: a proposal that
+   * found no leader is made again at this pace.
+   */
+  trustPolicySignRetryMs: 5_000,
   /**
    * After its kernel imported a recovered share, how many times a node proposes ShareRecovered when
    * the proposal fails without a verdict (no leader, dropped), and the pause between tries. A
@@ -731,3 +745,4 @@ export const jepsen = {
   /** Time budget of the final linearizability check; past it the campaign answers unknown. */
   campaignCheckMs: 120_000,
 } as const;
+check(ledger.trustChainBlocksMax <= tlog.policyChainBlocksMax && ledger.nodesMax <= tlog.policyKeysMax && ledger.witnessesMax <= tlog.policyKeysMax, 'every trust policy chain the ledger keeps is a policy file verifyPolicyChain accepts');

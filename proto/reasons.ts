@@ -108,6 +108,7 @@ export const REASONS = {
   EVIDENCE_UNPROVEN: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'an evidence bundle claims something its proven log entries do not show' },
   CALL_CANCELLED: { grpc: GrpcStatus.CANCELLED, text: 'the caller cancelled the call before it was answered' },
   WITNESS_UNAVAILABLE: { grpc: GrpcStatus.UNAVAILABLE, text: 'a witness did not answer, or answered something that is not a cosignature of the checkpoint pushed' },
+  TRUST_POLICY_PENDING: { grpc: GrpcStatus.FAILED_PRECONDITION, text: 'the trust policy block of the voters in force still waits for signatures of a quorum of the roster before it' },
 
   // Input and limits.
   FRAME_MALFORMED: { grpc: GrpcStatus.INVALID_ARGUMENT, text: 'the frame could not be decoded' },

@@ -38,6 +38,7 @@
  *   formatPolicyChain(blocks) / verifyPolicyChain(file[, pinnedGenesis])   the chain
  *   policyTrust(p)                             the CheckpointTrust of a block's nodes
  *   requireWitnesses(note, p)                  the witness quorum of a block, on a checkpoint note
+ *   witnessSetRefusal(origin, vkeys, quorum)   why a witness set cannot be a policy's (null: it can)
  */
 import { createHash } from 'node:crypto';
 import { CustodyError } from '../../proto/errors.js';
@@ -159,6 +160,33 @@ export function requireWitnesses(note: string, p: TrustPolicy): void {
     if (!(e instanceof CustodyError) || e.reason !== 'NOTE_SIGNATURE_INVALID' || e.detail !== 'no known key signed the note') throw e;
   }
   if (signers.length < p.witnessQuorum) throw new CustodyError('QUORUM_NOT_MET', `checkpoint cosigned by ${signers.length} witnesses of the policy, ${p.witnessQuorum} required`);
+}
+
+/**
+ * Why `vkeys` with `quorum` cannot be the witness lines of a policy of `origin` (null when they
+ * can): each a canonical cosignature/v1 vkey, distinct names, none under `<origin>/` (the node
+ * keys' names), at most policyKeysMax; quorum 1 to their number, or 0 with none. Shared by the
+ * ledger and the kernels (a WitnessesChanged decision), so a set they accept always formats.
+ */
+export function witnessSetRefusal(origin: string, vkeys: readonly string[], quorum: number): string | null {
+  if (vkeys.length > limits.policyKeysMax) return `at most ${limits.policyKeysMax} witnesses`;
+  if (vkeys.length === 0) return quorum === 0 ? null : 'no witness and a witness quorum';
+  if (!Number.isSafeInteger(quorum) || quorum < 1 || quorum > vkeys.length) return `witness quorum ${quorum} with ${vkeys.length} witnesses`;
+  const names = new Set<string>();
+  for (const [i, k] of vkeys.entries()) {
+    let v: NoteVerifier;
+    try {
+      v = parseVkey(k);
+    } catch (e) {
+      return `witness ${i + 1}: ${(e as Error).message}`;
+    }
+    if (vkeyOf(v) !== k) return `witness ${i + 1} is not a canonical vkey`;
+    if (v.type !== SIG_COSIGNATURE_V1) return `witness ${i + 1} is not a cosignature/v1 (type 0x04) key`;
+    if (v.name.startsWith(`${origin}/`)) return `witness ${i + 1} is named like a node key of ${origin}`;
+    if (names.has(v.name)) return `two witnesses are named ${v.name}`;
+    names.add(v.name);
+  }
+  return null;
 }
 
 /**

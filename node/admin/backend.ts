@@ -37,8 +37,10 @@ import { TX_KINDS, type AssetTable, type TxFacts, type TxKind } from '../../ledg
 import { evidenceBundleOf } from '../lifecycle/evidence.js';
 import { provenBundle, provenBundleText } from '../lifecycle/evidence-proof.js';
 import { clusterTrust, type EntryCertificate } from '../../ledger/tlog/ledger-log.js';
-import { formatPolicy, formatPolicyChain } from '../../ledger/tlog/trust-policy.js';
+import { formatPolicy, formatPolicyChain, requireWitnesses } from '../../ledger/tlog/trust-policy.js';
 import { rosterVoters } from '../../ledger/state.js';
+import { pendingTrustBlock, trustChainBlocks } from '../../ledger/trust-chain.js';
+import { parseVkey } from '../../ledger/tlog/note.js';
 import * as limits from '../../proto/limits.js';
 import { type Operator, mayPropose, requireAction } from './roles.js';
 import { approvals as approvalLimits, node as nodeLimits } from '../../proto/limits.js';
@@ -183,6 +185,8 @@ export interface EvidenceLog {
   signStatement(text: string): string;
   /** The nodes of the cluster's genesis event (the genesis trust policy's keys). */
   genesisNodes(): readonly { readonly id: string; readonly identityKey: Uint8Array }[];
+  /** A certified checkpoint note with the lines of the configured witnesses that cosigned it (node/witness/pusher.ts cosign); absent: the node pushes to none. */
+  witness?(note: string): Promise<string | null>;
 }
 
 /** The EvidenceLog of a node: its checkpointer's cosigning and its stored tree's pointers. */
@@ -190,8 +194,10 @@ export function evidenceLogOf(
   checkpoints: { evidence(indexes: readonly number[], consistencyFrom?: number): Promise<EntryCertificate & { readonly size: number }>; signStatement(text: string): string },
   app: { readonly tree: { readonly rosterEntryIndex: number | null; rosterBefore(index: number): Promise<number | null>; keyEntry(keyId: string, epoch: number, what: 'published' | 'activated'): Promise<number | null>; denialEntry(opId: string): Promise<number | null>; entry(index: number): Promise<{ entry: LedgerEntry }> } },
   genesisNodes: readonly { readonly id: string; readonly identityKey: Uint8Array }[],
+  witness?: (note: string) => Promise<string | null>,
 ): EvidenceLog {
   return {
+    ...(witness === undefined ? {} : { witness }),
     evidence: (indexes, from) => checkpoints.evidence(indexes, from),
     signStatement: (text) => checkpoints.signStatement(text),
     rosterEntryIndex: () => app.tree.rosterEntryIndex,
@@ -219,22 +225,39 @@ export class AdminBackend {
   }
 
   /**
-   * The cluster's trust policy file (ledger/tlog/trust-policy.ts): the genesis policy, its node
-   * keys those of the genesis event. A cluster whose voters changed since genesis needs the chain
-   * of signed roster changes after it, which this node does not gather: it refuses
-   * TRUST_POLICY_INVALID rather than hand out a policy an auditor could not follow from genesis.
+   * The cluster's trust policy file (ledger/tlog/trust-policy.ts): the genesis policy (the keys of
+   * the genesis event's nodes) and, after each change of the voters, the block the ledger computed
+   * with the signatures of a quorum of the block before it that the ledger recorded
+   * (ledger/trust-chain.ts). The file ends at the last complete block; `waiting` says which
+   * serial still waits for how many signatures ('' when none). With `current`, a waiting block
+   * refuses the export TRUST_POLICY_PENDING instead: the caller wants the policy of the voters in
+   * force, which the last complete block is not.
    */
-  trustPolicy(caller: Operator): string {
+  trustPolicyExport(caller: Operator, current = false): { policy: string; waiting: string } {
     requireAction(caller, 'read', 'export the trust policy');
     const c = cluster(this.ledger);
     const genesis = [...this.evidenceLog().genesisNodes()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     const trust = clusterTrust(c.clusterId, genesis);
     const text = formatPolicy({ origin: trust.origin, serial: 0, previous: null, nodes: trust.verifiers, quorum: trust.quorum, witnesses: [], witnessQuorum: 0 });
-    const voters = rosterVoters(c.nodes).map((n) => `${n.id}:${toHex(n.identityKey)}`).join(',');
-    if (voters !== genesis.map((n) => `${n.id}:${toHex(n.identityKey)}`).join(',')) {
-      throw new CustodyError('TRUST_POLICY_INVALID', 'the voters changed since genesis: the policy chain after the genesis policy is not exported by this node');
+    if (c.trustChain === undefined) {
+      const voters = rosterVoters(c.nodes).map((n) => `${n.id}:${toHex(n.identityKey)}`).join(',');
+      if (voters !== genesis.map((n) => `${n.id}:${toHex(n.identityKey)}`).join(',')) {
+        throw new CustodyError('TRUST_POLICY_INVALID', 'the voters changed since genesis but the ledger holds no policy chain: no chain an auditor could follow from genesis');
+      }
+      return { policy: formatPolicyChain([text]), waiting: '' };
     }
-    return formatPolicyChain([text]);
+    if (c.trustChain.genesis !== text) throw new CustodyError('TRUST_POLICY_INVALID', 'the ledger\'s genesis policy is not the one of the genesis event\'s nodes');
+    const policy = formatPolicyChain(trustChainBlocks(c));
+    const p = pendingTrustBlock(c);
+    const waiting = p === null ? ''
+      : `trust policy serial ${p.serial} waits for ${p.head.quorum - p.signatures.length} more signature(s) of the nodes of serial ${p.head.serial} (${p.signatures.length} of ${p.head.quorum} recorded)`;
+    if (current && p !== null) throw new CustodyError('TRUST_POLICY_PENDING', `${waiting}: the policy of the voters in force is not complete`);
+    return { policy, waiting };
+  }
+
+  /** The trust policy file to the last complete block (trustPolicyExport). */
+  trustPolicy(caller: Operator): string {
+    return this.trustPolicyExport(caller).policy;
   }
 
   /**
@@ -275,7 +298,7 @@ export class AdminBackend {
     const denial = op.state === 'Denied' ? await log.denialEntry(opId) : null;
     if (denial !== null && denial > submitted) own.push(denial);
     const indexes = [...new Set([roster, ...keyEntries, ...own])].sort((a, b) => a - b);
-    const cert = await log.evidence(indexes, consistencyFrom);
+    const cert = await this.witnessed(c, await log.evidence(indexes, consistencyFrom));
     // The roster the act was checked against is the one in force at its submission, which the
     // bundle proves by its entry: not necessarily the roster in force now.
     const rosterEvent = decodeEvent((await log.entry(roster)).event);
@@ -287,6 +310,22 @@ export class AdminBackend {
     const bundle = await provenBundle(v1, { state: op.state, reason: op.reason, rule: op.rule }, cert.note, cert.inclusions, cert.consistency, async (text) => log.signStatement(text));
     // The file text the auditor verifies is exactly this (provenBundleText), the CLI adds the final newline.
     return provenBundleText(bundle).slice(0, -1);
+  }
+
+  /**
+   * The certificate with the witnesses' cosignatures of its checkpoint, when the ledger records a
+   * witness set (a WitnessesChanged decision, ledger/trust-chain.ts): a trust policy naming them
+   * accepts a checkpoint only with their quorum (requireWitnesses), so the export refuses
+   * WITNESS_UNAVAILABLE or QUORUM_NOT_MET rather than hand out a bundle that cannot verify.
+   */
+  private async witnessed<C extends { readonly note: string; readonly size: number }>(c: ClusterState, cert: C): Promise<C> {
+    const w = c.witnesses;
+    if (w === undefined) return cert;
+    const log = this.evidenceLog();
+    const note = log.witness === undefined ? null : await log.witness(cert.note);
+    if (note === null) throw new CustodyError('WITNESS_UNAVAILABLE', `the trust policy names ${w.vkeys.length} witnesses and no witness this node pushes to cosigned checkpoint size ${cert.size}: check the lifecycle file's witnesses, then export again`);
+    requireWitnesses(note, { origin: '', serial: 0, previous: null, nodes: [], quorum: 0, witnesses: w.vkeys.map(parseVkey), witnessQuorum: w.quorum });
+    return { ...cert, note };
   }
 
   /** The admin API holds no node key: it signs nothing on an operator's behalf (fencing is an approver-signed decision, fenceNode). */

@@ -148,7 +148,7 @@ export class AdminClient {
   }
   exportEvidence(opId: string): Promise<{ bundleJson: string }> { return this.call('ExportEvidence', { opId }); }
   exportProvenEvidence(opId: string, consistencyFrom = 0): Promise<{ bundleJson: string }> { return this.call('ExportProvenEvidence', { opId, consistencyFrom }); }
-  exportTrustPolicy(): Promise<{ policy: string }> { return this.call('ExportTrustPolicy', {}); }
+  exportTrustPolicy(current = false): Promise<{ policy: string; waiting: string }> { return this.call('ExportTrustPolicy', { current }); }
   getPolicy(): Promise<PolicyReply> { return this.call('GetPolicy', {}); }
   listBackups(): Promise<BackupListReply> { return this.call('ListBackups', {}); }
   recordDrill(d: { keyId: string; keyEpoch: number; backupCids: string[]; passed: boolean; reportDigest: string }): Promise<{ index: number; detail: string }> { return this.call('RecordDrill', d); }

@@ -198,7 +198,7 @@ export class AdminServer {
         if (!Number.isSafeInteger(from) || from < 0) throw new CustodyError('INVALID_ARGUMENT', 'consistency_from: a tree size');
         return { bundleJson: await b.provenEvidence(op, need(r.opId, 'op_id'), from === 0 ? undefined : from) };
       }),
-      ExportTrustPolicy: unary<R, unknown>(async (op) => ({ policy: b.trustPolicy(op) })),
+      ExportTrustPolicy: unary<{ current?: boolean }, unknown>(async (op, req) => b.trustPolicyExport(op, req.current === true)),
       SaveSnapshot: (call: grpc.ServerWritableStream<R, unknown>) => {
         void (async () => {
           requireAction(caller(call as unknown as Call), 'backup', 'save a snapshot of the cluster (the auditor role does)');

@@ -269,15 +269,18 @@ const evidence: Cmd<Conn & { op: string; out: string; format: 'v1' | 'v2'; 'cons
   }),
 };
 
-const trustExport: Cmd<Conn & { out: string }> = {
+const trustExport: Cmd<Conn & { out: string; current: boolean }> = {
   command: 'export',
-  describe: 'write the cluster\'s trust policy (origin, node keys, cosignature quorum) to a file: what an auditor verifies proven evidence with',
-  builder: (y) => connOptions(y).option('out', { type: 'string', demandOption: true, describe: 'file to write' }),
+  describe: 'write the cluster\'s trust policy to a file: the genesis policy (origin, node keys, cosignature quorum) and, after each roster change, the block of the new voters signed by a quorum of the roster before it; what an auditor verifies proven evidence with. A block still waiting for signatures is left out (the output says which serial waits for how many), and the file ends at the last complete block',
+  builder: (y) => connOptions(y)
+    .option('out', { type: 'string', demandOption: true, describe: 'file to write' })
+    .option('current', { type: 'boolean', default: false, describe: 'refuse (TRUST_POLICY_PENDING, nothing written) unless the file ends at the block of the voters in force' }),
   handler: run(async (c, a) => {
-    const r = await c.exportTrustPolicy();
+    const r = await c.exportTrustPolicy(a.current);
     writeFileSync(a.out, r.policy);
     out(`trust policy written to ${a.out}:`);
     out(r.policy.trimEnd());
+    if (r.waiting !== '') out(`not included: ${r.waiting}`);
   }),
 };
 

@@ -14,6 +14,8 @@
  * Share backups (kernel.ts shareBackup) go only to the custodians of the BackupPolicy it verified.
  * What it does not have: durability (everything is lost with the process) and an HSM profile.
  */
+import { witnessSetRefusal } from '../../ledger/tlog/trust-policy.js';
+import { checkpointOrigin } from '../../ledger/tlog/ledger-log.js';
 import { CustodyError } from '../../proto/errors.js';
 import { kernel as limits, tx as txLimits } from '../../proto/limits.js';
 import { decode, toHex } from '../../ledger/encoding.js';
@@ -182,6 +184,11 @@ export class KernelTwin implements KernelPort {
         const bad = validateBackupRecipients(a.recipients);
         if (bad !== null) refuse('BACKUP_POLICY_INVALID', bad);
         this.backupPolicy = a.recipients.map((r) => ({ label: r.label, recipient: r.recipient }));
+        break;
+      }
+      case 'WitnessesChanged': {
+        const bad = witnessSetRefusal(checkpointOrigin(this.clusterId), a.witnesses, a.quorum);
+        if (bad !== null) refuse('PAYLOAD_REJECTED', bad);
         break;
       }
       default: break;

@@ -51,6 +51,7 @@ import { Coordinator } from './coordinator.js';
 import { ClockTicker } from './clock.js';
 import { ShareBackups } from './backups.js';
 import { ShareRepairs } from './repair.js';
+import { TrustPolicySigner } from './trust-chain.js';
 import { importSealedShare, kernelStatusView } from './share-import.js';
 import { KernelTwin } from './kernel-twin.js';
 import { KernelLink, type KernelLinkStatus } from './kernel-link.js';
@@ -198,7 +199,7 @@ export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleC
   const ports = new Map<string, ParticipantPort>([[o.nodeId, participant], ...peerClients.map((p) => [p.nodeId, new RemoteParticipant(p.nodeId, p, cfg.remoteTimeoutMs)] as const)]);
   const coordinator = new Coordinator({ nodeId: o.nodeId, ledger, exchange, participants: ports, localPublicPackage: (k, e) => participant.ownPublicPackage(k, e), log: o.log, remoteTimeoutMs: cfg.remoteTimeoutMs, signingSetWaitMs: cfg.signingSetWaitMs });
   const backend = new AdminBackend(o.nodeId, ledger, coordinator);
-  backend.useEvidenceLog(evidenceLogOf(checkpoints, o.app, genesis.nodes));
+  backend.useEvidenceLog(evidenceLogOf(checkpoints, o.app, genesis.nodes, pusher === null ? undefined : (note) => pusher.cosign(note)));
   // Every operator call on the admin port is recorded in the log (node/admin/audit.ts).
   const recorder = new AuditRecorder({
     nodeId: o.nodeId, log: o.log, propose: (e) => ledger.propose(e), onFailure: () => o.metrics?.auditRecordFailures.inc(),
@@ -237,6 +238,8 @@ export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleC
   backups?.start();
   const repairs = new ShareRepairs({ nodeId: o.nodeId, identitySecretKey: cfg.identitySecretKey, ledger, kernel: participant.queuedKernel, exchange, log: o.log });
   repairs.start();
+  const trustSigner = new TrustPolicySigner({ nodeId: o.nodeId, identitySecretKey: cfg.identitySecretKey, ledger, log: o.log });
+  trustSigner.start();
   // The genesis every node was installed with: the leader proposes it until the ledger has one.
   let stopped = false;
   const genesisTimer = setInterval(() => {
@@ -260,6 +263,7 @@ export async function startNodeLifecycle(o: { nodeId: string; config: LifecycleC
       ticker.stop();
       backups?.stop();
       repairs.stop();
+      trustSigner.stop();
       unprune();
       await participant.stop();
       exchange.close();

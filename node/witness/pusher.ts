@@ -146,6 +146,20 @@ export class WitnessPusher {
   }
 
   /**
+   * `note` (a majority-cosigned checkpoint) with the cosignature line of every configured witness
+   * that cosigned it, once every push settled: what proven evidence carries when the trust policy
+   * names witnesses. Null when none did (a witness down, or a newer checkpoint pushed meanwhile:
+   * the caller asks again with a fresh one).
+   */
+  async cosign(note: string): Promise<string | null> {
+    const text = parseNote(note).text;
+    this.push(note);
+    await this.settled();
+    const e = this.evidence;
+    return e === null || e.text !== text ? null : `${note}${[...e.lines.values()].join('')}`;
+  }
+
+  /**
    * The newest checkpoint note a witness cosigned, carrying the nodes' signatures and the
    * cosignature line of every witness that cosigned that same checkpoint (null: none yet).
    */

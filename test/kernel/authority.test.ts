@@ -15,6 +15,7 @@ import { revocationsOf } from '../../ledger/state.js';
 import { ledger as ledgerLimits } from '../../proto/limits.js';
 import type { CommittedDecision } from '../../kernel/wire.js';
 import { custodians, type Custodian } from '../ledger/backup-fixtures.js';
+import { cosignatureSigner, vkeyOf } from '../../ledger/tlog/note.js';
 
 /** Decisions built against the follower's own head, so a refused one never breaks the chain. */
 class Follower {
@@ -217,4 +218,16 @@ t.test('BackupPolicy: a quorum sets the custodians; an invalid list, one approve
   t.equal(f.apply(f.make({ kind: 'EmergencyFreeze', reason: 'drill' }, q)), 'applied');
   t.equal(f.apply(f.make({ kind: 'BackupPolicy', recipients: recipients.slice(0, 1) }, q)), 'FROZEN', 'the ledger refuses it while frozen, so does the kernel');
   t.same(f.state.backupPolicy?.recipients, recipients);
+});
+
+t.test('WitnessesChanged: the kernel follows a set the ledger accepts and refuses one it refuses, keeping its head', async (t) => {
+  const f = new Follower();
+  const w = vkeyOf(cosignatureSigner('witness.example/w1', new Uint8Array(32).fill(9), 1).verifier);
+  const head = f.state.lastCid;
+  t.equal(f.apply(f.make({ kind: 'WitnessesChanged', witnesses: [w], quorum: 2 }, f.genesis.slice(0, 2))), 'PAYLOAD_REJECTED', 'a quorum above the witnesses');
+  t.equal(f.apply(f.make({ kind: 'WitnessesChanged', witnesses: [vkeyOf(cosignatureSigner('custody-ledger/c1/n1', new Uint8Array(32).fill(9), 1).verifier)], quorum: 1 }, f.genesis.slice(0, 2))), 'PAYLOAD_REJECTED', 'a witness named like a node key');
+  t.equal(f.state.lastCid, head, 'a refused set does not move the kernel\'s head');
+  t.equal(f.apply(f.make({ kind: 'WitnessesChanged', witnesses: [w], quorum: 1 }, f.genesis.slice(0, 1))), 'QUORUM_NOT_MET', 'one approver is not a quorum');
+  t.equal(f.apply(f.make({ kind: 'WitnessesChanged', witnesses: [w], quorum: 1 }, f.genesis.slice(0, 2))), 'applied');
+  t.not(f.state.lastCid, head, 'followed: the next decision names it as its parent');
 });

@@ -9,6 +9,9 @@
  * checkpoints one consistency proof joins. Refused: a bundle from a self-made cluster (its own
  * keys, its own receipts), another cluster's bundle, a checkpoint below the quorum, every single
  * byte changed (a property over positions), and a consistency proof that is missing or altered.
+ * After a roster change the trust policy exports to its last complete block and names the one
+ * that waits; once a witness set is decided, an export carries the witness's cosignature of its
+ * checkpoint or refuses (no witness pushed to, none cosigned, a line by another key).
  * The inclusion and consistency proofs are also checked with a second implementation written
  * here from RFC 9162 §2.1.3.2 and §2.1.4.2, over trees of many sizes.
  *
@@ -40,6 +43,8 @@ import {
   addSignatures, checkpointOrigin, cosignatureSigner, decodeBase64Strict, encodeBase64, entryLeafData, formatCheckpoint, formatPolicy, nodeSignerName, parseCheckpoint, parseNote, signNote,
 } from '../../ledger/tlog/index.js';
 import { verifyPolicyChain, type TrustPolicy } from '../../ledger/tlog/trust-policy.js';
+import { vkeyOf } from '../../ledger/tlog/note.js';
+import { pendingTrustBlock } from '../../ledger/trust-chain.js';
 import { refused } from './tlog-fixtures.js';
 
 const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'node', 'cli.js');
@@ -67,8 +72,18 @@ class TreeCluster extends ScriptedCluster {
     return signNote(text, who.map((i) => this.signer(i)));
   }
 
-  /** The admin backend of node-0 over this ledger, proving with this tree and a majority's cosignatures. */
-  backend(cosigners: readonly number[] = [0, 1], tree: LedgerTree = this.tree): AdminBackend {
+  /** The nodes `who` sign the trust policy block that waits (ledger/trust-chain.ts), each in its own name. */
+  signTrustBlock(who: readonly number[]): void {
+    for (const i of who) {
+      const p = pendingTrustBlock(this.state.cluster!);
+      if (p === null) return;
+      const r = this.entry({ type: 'TrustPolicySigned', serial: p.serial, blockDigest: p.digest, signature: this.signer(i).sign(p.text), ...this.proposer(this.nodes[i]!.info.id) }).result;
+      if (!r.ok) throw new Error(`setup: TrustPolicySigned ${r.reason} ${r.detail}`);
+    }
+  }
+
+  /** The admin backend of node-0 over this ledger, proving with this tree and a majority's cosignatures (and `witness`, the pusher's cosign). */
+  backend(cosigners: readonly number[] = [0, 1], tree: LedgerTree = this.tree, witness?: (note: string) => Promise<string | null>): AdminBackend {
     const b = new AdminBackend('node-0', { state: () => this.state, act: async () => undefined } as unknown as LedgerPort, { notesOf: () => [], onNote: () => () => {} });
     b.useEvidenceLog(evidenceLogOf({
       evidence: async (indexes, from) => {
@@ -81,7 +96,7 @@ class TreeCluster extends ScriptedCluster {
         return { note, inclusions, size, ...(from === undefined ? {} : { consistency: { size: from, proof: await tree.consistency(from, size) } }) };
       },
       signStatement: (text) => signNote(text, [this.signer(0)]),
-    }, { tree }, this.nodes.map((n) => n.info)));
+    }, { tree }, this.nodes.map((n) => n.info), witness));
     return b;
   }
 }
@@ -320,13 +335,42 @@ t.test('a policy that names a witness refuses a checkpoint without its cosignatu
   t.ok(verifyProvenText(resigned({ ...b, log: { ...b.log, checkpoint: addSignatures(b.log.checkpoint, [w]) } }, real.s), policy).ok, 'with the witness\'s cosignature it verifies');
 });
 
-t.test('export refusals: voters changed since genesis (no chain gathered), a node that does not know the roster in force', async (t) => {
+t.test('a witness set decided in the ledger: the policy names it, and the export carries the witness\'s cosignature or refuses', async (t) => {
+  const r = await scenario({ label: 'witnessed' });
+  const s = r.s;
+  const w = cosignatureSigner('witness.example/w1', seedOf('evidence-proof/witness'), 1_700_000_000);
+  const stranger = cosignatureSigner('witness.example/w1', seedOf('evidence-proof/not-the-witness'), 1_700_000_000);
+  const decided = s.decide({ kind: 'WitnessesChanged', witnesses: [vkeyOf(w.verifier)], quorum: 1 });
+  if (!decided.ok) throw new Error(`setup: WitnessesChanged ${decided.reason} ${decided.detail}`);
+  s.signTrustBlock([0, 2]);
+  const policy = verifyPolicyChain(s.backend().trustPolicyExport(AUDITOR, true).policy, r.policyText).policy;
+  t.same(policy.witnesses.map((x) => x.name), ['witness.example/w1'], 'serial 1 names the witness');
+  t.match(verifyProvenText(r.texts.get('op-1')!, policy), { ok: false, step: 'checkpoint', reason: 'QUORUM_NOT_MET' }, 'a bundle exported before carries no witness line');
+  const text = `${await s.backend([0, 1], s.tree, async (note) => addSignatures(note, [w])).provenEvidence(AUDITOR, rid('op-1'))}\n`;
+  const v = verifyProvenText(text, policy);
+  t.ok(v.ok, `with the witness's cosignature the new export verifies: ${v.ok ? v.lines[0] : `${v.step} ${v.reason} ${v.detail}`}`);
+  await t.rejects(s.backend().provenEvidence(AUDITOR, rid('op-1')), refused('WITNESS_UNAVAILABLE'), 'a node that pushes to no witness refuses');
+  await t.rejects(s.backend([0, 1], s.tree, async () => null).provenEvidence(AUDITOR, rid('op-1')), refused('WITNESS_UNAVAILABLE'), 'no witness cosigned the checkpoint');
+  await t.rejects(s.backend([0, 1], s.tree, async (note) => addSignatures(note, [stranger])).provenEvidence(AUDITOR, rid('op-1')), refused('QUORUM_NOT_MET'), 'a line under the witness\'s name by another key');
+});
+
+t.test('export after a roster change: the chain to the last complete block, the waiting one named; a node that does not know the roster in force refuses', async (t) => {
   const s = new TreeCluster({ label: 'members' });
   s.genesis();
-  t.ok(verifyPolicyChain(s.backend().trustPolicy(AUDITOR)).policy, 'the genesis policy exports');
+  const genesisText = s.backend().trustPolicy(AUDITOR);
+  t.ok(verifyPolicyChain(genesisText).policy, 'the genesis policy exports');
   const added = s.decide({ kind: 'NodeAdded', node: { id: 'node-9', identityKey: ed25519.getPublicKey(seedOf('members/node/9')), passport: 'passport-9-0' } });
   if (!added.ok) throw new Error(`setup: NodeAdded ${added.reason} ${added.detail}`);
-  t.throws(() => s.backend().trustPolicy(AUDITOR), refused('TRUST_POLICY_INVALID'), 'after a roster change the genesis policy alone is not handed out');
+  const waiting = s.backend().trustPolicyExport(AUDITOR);
+  t.equal(waiting.policy, genesisText, 'while serial 1 waits, the file ends at the genesis block');
+  t.match(waiting.waiting, /^trust policy serial 1 waits for 2 more signature\(s\) of the nodes of serial 0 \(0 of 2 recorded\)$/);
+  t.throws(() => s.backend().trustPolicyExport(AUDITOR, true), refused('TRUST_POLICY_PENDING'), 'asked for the policy of the voters in force: refused');
+  s.signTrustBlock([0, 1]);
+  const done = s.backend().trustPolicyExport(AUDITOR, true);
+  t.equal(done.waiting, '');
+  const chain = verifyPolicyChain(done.policy, genesisText);
+  t.equal(chain.length, 2, 'genesis and the block of the four voters');
+  t.equal(chain.policy.nodes.length, 4);
   const r = await scenario({ label: 'snapshot' });
   const restored = new LedgerTree(null);
   restored.restore(r.s.tree.snapshotEdge(), r.s.state.height);

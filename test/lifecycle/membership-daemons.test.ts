@@ -13,7 +13,10 @@
  *      restarts and rejoins.
  * Then: every act the cluster acknowledged is in every live node's ledger, the live nodes agree on
  * one state root, and acts signed after the replacement verify under the unchanged group keys
- * (node:crypto Ed25519, BIP340 Schnorr).
+ * (node:crypto Ed25519, BIP340 Schnorr). After the replacement, `custody admin trust export
+ * --current` writes the trust policy chain from the genesis exported before any change to the
+ * voters n1, n2, n5 (each block signed by the nodes of the block before it), and `custody evidence
+ * verify --trust ... --genesis ...` proves an act signed after the replacement under it.
  */
 import t from 'tap';
 import { createPublicKey, randomBytes, verify as nodeVerify } from 'node:crypto';
@@ -29,7 +32,7 @@ import { issueOperatorCert } from '../../node/admin/roles.js';
 import { DaemonCluster } from '../../node/lifecycle/daemon-cluster.js';
 import type { MembersReply } from '../../node/commands/member.js';
 import { until } from '../../node/probe.js';
-import { CLI, OPERATORS, POLICY, actTx, labelled, type LabelledClient } from './harness.js';
+import { CLI, OPERATORS, POLICY, actTx, labelled, rid, type LabelledClient } from './harness.js';
 import { parseTransaction } from '../../ledger/tx/parse.js';
 import type { TxKind } from '../../ledger/tx/types.js';
 import { assetTableOf, keyContextOfView } from '../../node/commands/act.js';
@@ -63,7 +66,7 @@ t.test('under load: add a node (learner, then voter), remove one, replace a dead
     for (const c of clients) c.close();
     await cluster.stop();
     // On failure: the daemons' membership, ceremony and kernel lines (the act load would drown them).
-    const notable = /membership|redeal|reshare|ceremony|kernel refused|KeyReady|DkgRound1|withholding|exited|Error/;
+    const notable = /membership|redeal|reshare|ceremony|kernel refused|KeyReady|DkgRound1|withholding|exited|Error|trust policy/;
     if (!t.passing()) for (const n of cluster.nodes) t.comment(`--- ${n.id}.log (membership and ceremonies)\n${(() => { try { return readFileSync(join(dir, `${n.id}.log`), 'utf8').split('\n').filter((l) => notable.test(l)).slice(-60).join('\n'); } catch { return '(none)'; } })()}`);
     if (t.passing() || process.env.CUSTODY_KEEP_TEST_DIR === undefined) rmSync(dir, { recursive: true, force: true });
     else t.comment(`kept ${dir}`);
@@ -81,6 +84,14 @@ t.test('under load: add a node (learner, then voter), remove one, replace a dead
     phaseAt = Date.now();
   };
   const audra = (id: string) => client('audra', id);
+  /** Runs the CLI with `args` as they are. */
+  const custody = (args: string[]): Promise<{ code: number | null; out: string }> => new Promise((res) => {
+    const p = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    p.stderr.on('data', (b: Buffer) => (out += b.toString()));
+    p.on('exit', (code) => res({ code, out }));
+  });
   const members = (id: string) => client('audra', id, 'Membership').call<MembersReply>('ListMembers', {});
 
   /** Runs `custody admin <args>` against node `id` as operator `as`. */
@@ -138,6 +149,12 @@ t.test('under load: add a node (learner, then voter), remove one, replace a dead
     }
   })();
 
+  // The auditor pins the genesis policy before any roster change.
+  const pinned = join(dir, 'trust-genesis.txt');
+  const g = await cli('audra', 'n1', ['trust', 'export', '--current', '--out', pinned]);
+  t.equal(g.code, 0, `the genesis trust policy exports: ${g.out.trim().split('\n')[0]}`);
+  t.match(readFileSync(pinned, 'utf8'), /\nserial 0\n/, 'serial 0: the voters never changed');
+
   // 1. Add n4: a learner first, then a voter.
   const leaderLog = await httpStatus((await audra('n1').status()).leader);
   t.ok(leaderLog.firstIndex > 1, `the leader's log starts at index ${leaderLog.firstIndex}, not 1: a joining node (log empty) can only catch up from a snapshot`);
@@ -183,6 +200,10 @@ t.test('under load: add a node (learner, then voter), remove one, replace a dead
   t.equal(afterRemove.voters, 3, 'three voters again');
   await cluster.kill('n4');
   phase('leadership moved to n4, n4 removed');
+
+  // The trust policy block of n1, n2, n3 needs three of the four nodes of the block before it: the
+  // operator lets it complete before the next voter change (README, trust policy runbook).
+  await eventually('the trust policy block without n4 is complete', async () => (await audra('n1').exportTrustPolicy(true).catch(() => null))?.policy);
 
   // 3. n3 dies for good; replace it with n5, keys included.
   await cluster.kill('n3');
@@ -237,6 +258,27 @@ t.test('under load: add a node (learner, then voter), remove one, replace a dead
   }
 
   phase('one act per key signed after the replacement');
+
+  // The trust policy chain after four roster changes: each block the ledger computed, signed by a
+  // quorum of the nodes of the block before it; an act signed after the replacement is proven
+  // under its last block, the chain followed from the pinned genesis.
+  const policyFile = join(dir, 'trust-policy.txt');
+  const exported = await eventually('the trust policy of n1, n2, n5 is complete', async () => {
+    const r = await cli('audra', 'n2', ['trust', 'export', '--current', '--out', policyFile]);
+    if (r.code !== 0) t.match(r.out, /^TRUST_POLICY_PENDING: trust policy serial \d+ waits for \d+ more signature/m, 'refused only while a block waits');
+    return r.code === 0 ? r : null;
+  }, 60_000);
+  const policyText = readFileSync(policyFile, 'utf8');
+  t.ok(policyText.startsWith(readFileSync(pinned, 'utf8')), 'the chain starts with the pinned genesis');
+  const last = policyText.slice(policyText.lastIndexOf('custody-ledger/trust-policy/v1\n'));
+  t.same([...last.matchAll(/^node \S+\/(n\d)\+/gm)].map((m) => m[1]), ['n1', 'n2', 'n5'], `the last block (${/^serial \d+$/m.exec(last)?.[0] ?? ''} of ${exported.out.match(/^serial /gm)?.length ?? 0} blocks) names the voters in force`);
+  const bundle = join(dir, 'after-ke.json');
+  const ev = await cli('audra', 'n1', ['evidence', '--op', rid('after-ke'), '--out', bundle]);
+  t.equal(ev.code, 0, `proven evidence of after-ke exported: ${ev.out.trim()}`);
+  const verified = await custody(['evidence', 'verify', '--trust', policyFile, '--genesis', pinned, bundle]);
+  t.equal(verified.code, 0, `custody evidence verify --trust: ${verified.out.trim().split('\n')[0]}`);
+  t.match(verified.out, new RegExp(`^ok: act ${rid('after-ke')} \\(Published\\) proven under custody-ledger/\\S+ \\(trust policy serial [1-9]\\d*\\)`, 'm'), 'proven under a policy block after genesis');
+  phase('trust policy chain exported and an act proven under it');
 
   // 4. The rebuilt cluster survives another single failure. n1 leads and stops: n2 and n5 elect a
   // leader and commit. Then n5 leads and restarts while n1 is still down: n2 cannot be elected

@@ -8,7 +8,9 @@
  * 409 and sends the proof from there. Three replicas of a rewritten history (the same cluster, the
  * same node keys, a majority of them) certify their own checkpoint and push it: the witness refuses
  * it (422) and the failure is counted with its reason; a witness that is down, and one that answers
- * a cosignature that does not verify, are failures too and nothing of theirs is kept.
+ * a cosignature that does not verify, are failures too and nothing of theirs is kept. `cosign`
+ * (what proven evidence carries under a policy naming witnesses) returns a fresh certificate
+ * with the witness's line, and null when no witness cosigned it.
  */
 import t, { type Test } from 'tap';
 import { createServer } from 'node:http';
@@ -130,6 +132,15 @@ t.test('certified checkpoints reach the witness with proofs; a restarted node ca
   t.equal(w.state.latest(trust.origin)?.size, r.apps[1]!.state.height, 'a fresh pusher is cosigned after learning the held size from a 409');
   t.same(failures, [], 'without a failure');
 
+  // Proven evidence under a policy naming the witness: a fresh certificate with the witness's line.
+  s.submit('op-5', s.act('k1', { amount: 10n }));
+  r.feed(s.log.length);
+  const c5 = await r.checkpointers[0]!.certificate([submittedIndex(s, 'op-5')]);
+  const withWitness = await pusher.cosign(c5.note);
+  t.ok(withWitness !== null && withWitness.startsWith(c5.note), 'cosign: the certificate\'s note with a line appended');
+  const cw = certified(withWitness!, { ...trust, verifiers: [...trust.verifiers, W_VERIFIER], quorum: trust.quorum + 1 });
+  t.ok(cw.signers.includes(W_NAME) && cw.checkpoint.size === r.apps[0]!.state.height, 'the witness cosigned exactly that checkpoint');
+
   // A majority rewriting history: three replicas of the same cluster (same keys) whose log
   // diverges after op-1 certify their own checkpoint and push it.
   const fork = new ScriptedCluster({ label: 'witness-push' });
@@ -184,6 +195,7 @@ t.test('a witness down, or answering a cosignature that does not verify, is a fa
   await p.settled();
   t.same(failures.sort(), [['witness.test/down', 'WITNESS_UNAVAILABLE'], [W_NAME, 'WITNESS_UNAVAILABLE']], 'both count as failures');
   t.equal(p.witnessed(), null, 'no forged cosignature is kept');
+  t.equal(await p.cosign(cert.note), null, 'cosign: no witness cosigned, so nothing to carry');
   const bad = (f: string, why: string): Error => new Error(`${f}: ${why}`);
   t.throws(() => parseWitnessEndpoints([{ url: 'ftp://x', vkey: 'a' }], bad), /url/, 'a witness URL must be http(s)');
   t.throws(() => parseWitnessEndpoints([{ url: 'http://x:1', vkey: 'w+00000000+AAAA' }], bad), /vkey/, 'a malformed vkey is refused');
