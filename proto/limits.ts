@@ -747,8 +747,7 @@ export const jepsen = {
   workloadDecisionGapMs: 15_000,
   /**
    * How long the ledger workload waits for a refreshed key epoch's ceremony before the next
-   * refresh supersedes it (a ceremony stalls for good when a participant's kernel restarts
-   * during it; a new KeyRefreshed is the operator's remedy).
+   * refresh supersedes it, as an operator would (a member down for long holds the ceremony up).
    */
   workloadCeremonyWaitMs: 30_000,
   /** How often a campaign shows its progress while it waits for the acts to end. */

@@ -399,8 +399,8 @@ export async function runLedgerCampaign(o: LedgerCampaignOptions): Promise<Ledge
     };
     // One step of the refresh cycle, from the key's state: the newest epoch published is
     // activated; one in ceremony is waited for, at most workloadCeremonyWaitMs; past that, or
-    // when none is pending, a new KeyRefreshed is decided (it supersedes a ceremony that
-    // stalled, as an operator's would: a restarted kernel has lost its part in it).
+    // when none is pending, a new KeyRefreshed is decided (it supersedes a ceremony held up by a
+    // member that stays down, as an operator's would).
     const stalled = new Set<number>();
     const refresh = async (grng: SeededRng): Promise<void> => {
       const k = await keyK();
