@@ -154,6 +154,8 @@ interface CeremonyProgress {
   begun: boolean;
   round2Sent: boolean;
   finished: boolean;
+  /** A redeal's round 1 this node's kernel made (its dealing or joining), kept until the log holds its cid. */
+  round1?: Uint8Array;
 }
 
 export interface ParticipantOptions {
@@ -493,8 +495,9 @@ export class LifecycleParticipant implements ParticipantPort {
    * transport key, to which the dealings are sealed, is in its store. A member whose kernel
    * restarted after its round 1 reopens the ceremony with the same request and finishes it with
    * the dealings the log binds by cid (what it combines depends on nothing else), and a daemon
-   * that restarted with its round 1 already in the log goes straight to the finish. A failed
-   * finish (kernel down, KeyReady not placed) is tried again on a later pass.
+   * that restarted with its round 1 already in the log goes straight to the finish. A round 1
+   * whose statement was not placed is stated again, and a failed finish (kernel down, KeyReady
+   * not placed) is tried again, on a later pass.
    */
   private async redealStep(c: ClusterState, keyId: string, scheme: SuiteName, fromEpoch: number, e: EpochRecord): Promise<void> {
     const id = `${keyId}/${e.epoch}`;
@@ -533,27 +536,25 @@ export class LifecycleParticipant implements ParticipantPort {
       // A round 1 of this node already in the log was stated before this daemon restarted: it
       // goes on to finish (the kernel reopens the ceremony below if it restarted too).
       if (e.round1[this.nodeId] === undefined) {
-        const req = await beginRequest();
-        if (req === null) return;
-        prog.begun = true;
-        let r: Extract<Awaited<ReturnType<KernelPort['call']>>, { kind: 'redealDealt' }>;
-        try {
-          r = await this.kernelCall(req, 'redealDealt');
-        } catch (err) {
-          // The kernel did not answer (down, restarting): begin again on a later pass rather than
-          // wait for good for a round 1 this node never published.
-          prog.begun = false;
-          throw err;
+        // The kernel deals (or joins) once; the bytes are kept until the log holds their cid, so
+        // a statement not placed (no leader, a timeout) is stated again on a later pass, the
+        // same round 1, instead of this node waiting for good for a round 1 it never stated.
+        if (prog.round1 === undefined) {
+          const req = await beginRequest();
+          if (req === null) return;
+          // A kernel that does not answer (down, restarting) is asked again on a later pass.
+          const r = await this.kernelCall(req, 'redealDealt');
+          prog.round1 = r.dealer === ''
+            ? encode({ joined: this.nodeId, keyId, epoch: e.epoch })
+            : encode({ dealer: r.dealer, commitments: r.commitments.map((x) => new Uint8Array(x)), packages: r.packages.map((x) => ({ sender: x.sender, recipient: x.recipient, enc: new Uint8Array(x.enc), ciphertext: new Uint8Array(x.ciphertext) })) });
+          this.o.log(`${this.nodeId}: ${r.dealer === '' ? 'joined' : 'dealt'} the ${keyId} epoch ${e.epoch} ceremony; stating its round 1`);
         }
-        const bytes = r.dealer === ''
-          ? encode({ joined: this.nodeId, keyId, epoch: e.epoch })
-          : encode({ dealer: r.dealer, commitments: r.commitments.map((x) => new Uint8Array(x)), packages: r.packages.map((x) => ({ sender: x.sender, recipient: x.recipient, enc: new Uint8Array(x.enc), ciphertext: new Uint8Array(x.ciphertext) })) });
-        await this.o.exchange.put(keys.round1(keyId, e.epoch, this.nodeId), bytes);
-        await this.statement(c, 'DkgRound1Published', { keyId, keyEpoch: e.epoch }, { round1Cid: round1Cid(bytes) });
-        this.o.log(`${this.nodeId}: ${r.dealer === '' ? 'joined' : 'dealt'} the ${keyId} epoch ${e.epoch} ceremony; its round 1 is stated`);
+        await this.o.exchange.put(keys.round1(keyId, e.epoch, this.nodeId), prog.round1);
+        await this.statement(c, 'DkgRound1Published', { keyId, keyEpoch: e.epoch }, { round1Cid: round1Cid(prog.round1) });
         return;
       }
       prog.begun = true;
+      prog.round1 = undefined;
     }
     if (!prog.finished && e.ready[this.nodeId] === undefined) {
       // The ledger takes KeyReady only once every member's round 1 is in the log; a dealer has
