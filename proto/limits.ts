@@ -742,7 +742,32 @@ export const jepsen = {
   workloadKeyEpochMs: 10_000,
   /** After the last heal, how long the cluster has to elect a leader and converge (and the ledger's acts to end) before that is a violation. */
   campaignSettleMs: 180_000,
+  /**
+   * Most acts one ledger-workload client holds open (submitted and not yet ended, or unanswered
+   * and not yet given up): at the bound it waits for one to end before it submits another, so
+   * the acts in flight stay within what the cluster signs whatever the faults (a client that
+   * kept submitting past its timeouts built a backlog longer than the settle window).
+   */
+  workloadOpenActsPerClient: 2,
+  /** How often a ledger-workload client reads the state of its open acts (and settles those published). */
+  workloadActPollMs: 500,
+  /**
+   * How long a ledger-workload client looks for an act whose submission got no answer before it
+   * stops waiting for it (the proposal may still apply: the final checks read every act the
+   * ledger holds, this one included). Longer than one election and a call timeout.
+   */
+  workloadUnansweredActMs: 15_000,
+  /** Gap between two key-refresh decisions the ledger workload proposes while its clients submit acts. */
+  workloadDecisionGapMs: 15_000,
+  /**
+   * How long the ledger workload waits for a refreshed key epoch's ceremony before the next
+   * refresh supersedes it, as an operator would (a member down for long holds the ceremony up).
+   */
+  workloadCeremonyWaitMs: 30_000,
+  /** How often a campaign shows its progress while it waits for the acts to end. */
+  campaignProgressMs: 5_000,
   /** Time budget of the final linearizability check; past it the campaign answers unknown. */
   campaignCheckMs: 120_000,
 } as const;
 check(ledger.trustChainBlocksMax <= tlog.policyChainBlocksMax && ledger.nodesMax <= tlog.policyKeysMax && ledger.witnessesMax <= tlog.policyKeysMax, 'every trust policy chain the ledger keeps is a policy file verifyPolicyChain accepts');
+check(jepsen.workloadOpenActsPerClient >= 1 && jepsen.workloadUnansweredActMs > jepsen.workloadCallTimeoutMs && jepsen.workloadActPollMs < jepsen.workloadUnansweredActMs, 'a ledger-workload client holds at least one act open and looks for an unanswered one longer than a call lasts');

@@ -91,7 +91,9 @@
  *   (the old leader before it learns it lost) is refused by the ledger, identically on every
  *   node. If a member of the fixed set stays unreachable for signingSetWaitMs (its node and
  *   kernel lost, or its nonce burned), the act ends Aborted(REMOTE_TIMEOUT) — never a second set
- *   under P — and the operator resubmits.
+ *   under P — and the operator resubmits. An act not yet executed whose key was retired, or whose
+ *   epoch a refresh or reshare replaced, ends Aborted(KEY_NOT_ACTIVE / STALE_EPOCH) at the next
+ *   pass: the ledger would take none of its steps again.
  */
 import { CustodyError, isCustodyError } from '../../proto/errors.js';
 import type { ReasonCode } from '../../proto/reasons.js';
@@ -144,6 +146,14 @@ const NOTES_PER_OP_MAX = 64;
 /** Refusals a member of a fixed signing set may get over by itself: it is down, restarting or behind. */
 const RETRYABLE: readonly ReasonCode[] = ['REMOTE_TIMEOUT', 'UNKNOWN_SESSION', 'INTERNAL', 'NOT_LEADER', 'PROPOSAL_DROPPED'];
 const NOTED_OPS_MAX = 10_000;
+
+/** Why an act can no longer be signed under its key epoch (the ledger's keyUsable), or null. */
+function unusable(c: ClusterState, op: OpRecord): { reason: ReasonCode; detail: string } | null {
+  const k = c.keys[op.act.keyId];
+  if (k === undefined || k.status !== 'active' || k.activeEpoch === null) return { reason: 'KEY_NOT_ACTIVE', detail: `key ${op.act.keyId} is ${k?.status ?? 'unknown'}` };
+  if (k.activeEpoch !== op.act.keyEpoch) return { reason: 'STALE_EPOCH', detail: `key ${op.act.keyId} is at epoch ${k.activeEpoch}, not ${op.act.keyEpoch}` };
+  return null;
+}
 
 export class Coordinator {
   private readonly o: CoordinatorOptions;
@@ -267,6 +277,16 @@ export class Coordinator {
     for (const id of [...this.gateDenied.keys()]) if (c.ops[id]?.state !== 'Executed') this.gateDenied.delete(id);
     for (const id of [...this.packageWaits.keys()]) if (c.ops[id]?.state !== 'PendingRemote') this.packageWaits.delete(id);
     for (const op of ops) {
+      // An act not yet executed whose key was retired, or whose epoch a refresh or reshare
+      // replaced, can never be: the ledger takes no permit, signing set or execution under that
+      // epoch (keyUsable) and every kernel refuses its permits. It is aborted with the ledger's
+      // reason, instead of its permit being refused on every pass for good (Admitted) or its
+      // signers asked until signingSetWaitMs has passed (PendingRemote).
+      const gone = op.state === 'Executed' ? null : unusable(c, op);
+      if (gone !== null) {
+        await this.abort(op.opId, gone.reason, `${gone.detail}: the act can no longer be signed`);
+        continue;
+      }
       switch (op.state) {
         case 'Admitted':
           if (c.governance.frozen === null) await this.issuePermit(op);

@@ -155,6 +155,8 @@ interface CeremonyProgress {
   begun: boolean;
   round2Sent: boolean;
   finished: boolean;
+  /** A redeal's round 1 this node's kernel made (its dealing or joining), kept until the log holds its cid. */
+  round1?: Uint8Array;
 }
 
 export interface ParticipantOptions {
@@ -489,6 +491,14 @@ export class LifecycleParticipant implements ParticipantPort {
    * kernel. "Round 1" of a redeal is each member's dealing (or, for a member that does not deal,
    * its joining), bound by cid in a DkgRound1Published statement like a DKG round 1; each member
    * then combines the dealings addressed to it and states KeyReady with the (unchanged) group key.
+   *
+   * A restart does not stall the ceremony. A kernel keeps an open ceremony in memory only; its
+   * transport key, to which the dealings are sealed, is in its store. A member whose kernel
+   * restarted after its round 1 reopens the ceremony with the same request and finishes it with
+   * the dealings the log binds by cid (what it combines depends on nothing else), and a daemon
+   * that restarted with its round 1 already in the log goes straight to the finish. A round 1
+   * whose statement was not placed is stated again, and a failed finish (kernel down, KeyReady
+   * not placed) is tried again, on a later pass.
    */
   private async redealStep(c: ClusterState, keyId: string, scheme: SuiteName, fromEpoch: number, e: EpochRecord): Promise<void> {
     const id = `${keyId}/${e.epoch}`;
@@ -506,37 +516,48 @@ export class LifecycleParticipant implements ParticipantPort {
     }
     const dealers = dealerNodes.map((n) => identifierOf(scheme, old.participants, n));
     const ceremonyId = `redeal-${keyId}-${e.epoch}-${toHex(e.authorizedBy).slice(0, 16)}`;
-    if (!prog.begun) {
-      if (e.round1[this.nodeId] !== undefined) return;
+    // What opens the ceremony in the kernel: the same request for its first opening and for a
+    // reopening after the kernel restarted (null while a committee member's transport key or the
+    // current public package is not to be had).
+    const beginRequest = async (): Promise<Extract<Parameters<KernelPort['call']>[0], { kind: 'redealBegin' }> | null> => {
       const currentBytes = await this.o.exchange.get(keys.publicPackage(keyId, fromEpoch, this.nodeId)) ?? await this.anyPublic(keyId, fromEpoch, old.participants);
-      if (currentBytes === undefined) return;
+      if (currentBytes === undefined) return null;
       const committee: Participant[] = [];
       for (const p of e.participants) {
         const tk = await this.transportKeyOf(c, p);
-        if (tk === null) return;
+        if (tk === null) return null;
         committee.push({ identifier: identifierOf(scheme, e.participants, p), nodeId: p, transportPublicKey: tk });
       }
-      prog.begun = true;
-      let r: Extract<Awaited<ReturnType<KernelPort['call']>>, { kind: 'redealDealt' }>;
-      try {
-        r = await this.kernelCall({
-          kind: 'redealBegin', ceremonyId, keyId, fromEpoch, toEpoch: e.epoch, dealers, min: e.threshold, committee, suite: scheme,
-          current: publicFromBytes(currentBytes), identifier: identifierOf(scheme, e.participants, this.nodeId),
-        }, 'redealDealt');
-      } catch (err) {
-        // The kernel did not answer (down, restarting): begin again on a later pass rather than
-        // wait for good for a round 1 this node never published.
-        prog.begun = false;
-        throw err;
+      return {
+        kind: 'redealBegin', ceremonyId, keyId, fromEpoch, toEpoch: e.epoch, dealers, min: e.threshold, committee, suite: scheme,
+        current: publicFromBytes(currentBytes), identifier: identifierOf(scheme, e.participants, this.nodeId),
+      };
+    };
+    if (!prog.begun) {
+      // A round 1 of this node already in the log was stated before this daemon restarted: it
+      // goes on to finish (the kernel reopens the ceremony below if it restarted too).
+      if (e.round1[this.nodeId] === undefined) {
+        // The kernel deals (or joins) once; the bytes are kept until the log holds their cid, so
+        // a statement not placed (no leader, a timeout) is stated again on a later pass, the
+        // same round 1, instead of this node waiting for good for a round 1 it never stated.
+        if (prog.round1 === undefined) {
+          const req = await beginRequest();
+          if (req === null) return;
+          // A kernel that does not answer (down, restarting) is asked again on a later pass.
+          const r = await this.kernelCall(req, 'redealDealt');
+          prog.round1 = r.dealer === ''
+            ? encode({ joined: this.nodeId, keyId, epoch: e.epoch })
+            : encode({ dealer: r.dealer, commitments: r.commitments.map((x) => new Uint8Array(x)), packages: r.packages.map((x) => ({ sender: x.sender, recipient: x.recipient, enc: new Uint8Array(x.enc), ciphertext: new Uint8Array(x.ciphertext) })) });
+          this.o.log(`${this.nodeId}: ${r.dealer === '' ? 'joined' : 'dealt'} the ${keyId} epoch ${e.epoch} ceremony; stating its round 1`);
+        }
+        await this.o.exchange.put(keys.round1(keyId, e.epoch, this.nodeId), prog.round1);
+        await this.statement(c, 'DkgRound1Published', { keyId, keyEpoch: e.epoch }, { round1Cid: round1Cid(prog.round1) });
+        return;
       }
-      const bytes = r.dealer === ''
-        ? encode({ joined: this.nodeId, keyId, epoch: e.epoch })
-        : encode({ dealer: r.dealer, commitments: r.commitments.map((x) => new Uint8Array(x)), packages: r.packages.map((x) => ({ sender: x.sender, recipient: x.recipient, enc: new Uint8Array(x.enc), ciphertext: new Uint8Array(x.ciphertext) })) });
-      await this.o.exchange.put(keys.round1(keyId, e.epoch, this.nodeId), bytes);
-      await this.statement(c, 'DkgRound1Published', { keyId, keyEpoch: e.epoch }, { round1Cid: round1Cid(bytes) });
-      return;
+      prog.begun = true;
+      prog.round1 = undefined;
     }
-    if (!prog.finished) {
+    if (!prog.finished && e.ready[this.nodeId] === undefined) {
       // The ledger takes KeyReady only once every member's round 1 is in the log; a dealer has
       // what it needs before a member that only joins has stated its round 1, so it waits here
       // rather than state KeyReady too early and be refused for good.
@@ -554,9 +575,32 @@ export class LifecycleParticipant implements ParticipantPort {
         deals.push({ dealer: o.dealer, commitments: o.commitments, package: pkg });
       }
       prog.finished = true;
-      const kp = await this.kernelCall({ kind: 'redealFinish', ceremonyId, deals }, 'keyPackage');
-      await this.o.exchange.put(keys.publicPackage(keyId, e.epoch, this.nodeId), publicToBytes(kp.public));
-      await this.statement(c, 'KeyReady', { keyId, keyEpoch: e.epoch }, { groupKey: new Uint8Array(kp.public.commitments[0] as Uint8Array) });
+      try {
+        let kp: Extract<Awaited<ReturnType<KernelPort['call']>>, { kind: 'keyPackage' }>;
+        try {
+          kp = await this.kernelCall({ kind: 'redealFinish', ceremonyId, deals }, 'keyPackage');
+        } catch (err) {
+          if (!isCustodyError(err) || err.reason !== 'UNKNOWN_SESSION') throw err;
+          // The kernel restarted since it opened the ceremony (it keeps ceremonies in memory) or
+          // finished it before this daemon could state KeyReady. Everything the finish needs is in
+          // the log and the exchange: the ceremony is reopened with the same request and finished
+          // with the dealings the log binds. The new share depends only on those dealings, so a
+          // second finish stores the same share. A dealer's kernel deals once more on reopening;
+          // that dealing never leaves this process (the log names this node's first one by cid).
+          const req = await beginRequest();
+          if (req === null) throw err;
+          this.o.log(`${this.nodeId}: the kernel no longer holds the ${keyId} epoch ${e.epoch} ceremony (${err.detail}); reopening it to finish with the dealings in the log`);
+          await this.kernelCall(req, 'redealDealt');
+          kp = await this.kernelCall({ kind: 'redealFinish', ceremonyId, deals }, 'keyPackage');
+        }
+        await this.o.exchange.put(keys.publicPackage(keyId, e.epoch, this.nodeId), publicToBytes(kp.public));
+        await this.statement(c, 'KeyReady', { keyId, keyEpoch: e.epoch }, { groupKey: new Uint8Array(kp.public.commitments[0] as Uint8Array) });
+      } catch (err) {
+        // Not finished (the kernel is down, the statement not placed): finished on a later pass,
+        // never left waiting for good.
+        prog.finished = false;
+        throw err;
+      }
     }
   }
 

@@ -7,7 +7,8 @@
  *   - the leader dies mid-act: the next leader resumes from the ledger and completes the act once;
  *     in the window after the shares and before ActExecuted it re-asks the fixed set and executes
  *     the byte-identical signature; a fixed set with a dead member aborts, never replaced (every
- *     share any kernel produced is recorded and checked).
+ *     share any kernel produced is recorded and checked);
+ *   - the key retired under an act waiting for its permit or its signing: both end KEY_NOT_ACTIVE.
  * Kernels are the in-memory twins here (kernel-twin.ts), so the faults are injected exactly.
  */
 import t, { type Test } from 'tap';
@@ -337,5 +338,33 @@ t.test('concurrent acts on one key all complete, one signature each (a kernel co
     const v = await waitAct(cara, op, 'Published');
     t.equal(v.state, 'Published', `${op} published`);
     t.equal(log.completeSets(op, 2), 1, `${op}: one signing set`);
+  }
+});
+
+t.test('the key is retired while one act waits for its signing and another for its permit: both end KEY_NOT_ACTIVE, none is left open', { timeout: 600_000 }, async (t) => {
+  // The coordinator is held right after the first act's permit (its pass waits at the point), so
+  // the second act is admitted with no permit; the key is retired meanwhile.
+  let release: () => void = () => undefined;
+  const held = new Promise<void>((r) => (release = r));
+  let armed = true;
+  const { h } = await setup(t, async (_node, p, opId) => {
+    if (armed && p === 'act:permit-issued' && opId === rid('retired-a')) {
+      armed = false;
+      await held;
+    }
+  });
+  const cara = h.client('cara');
+  await submitAs(cara, h.custodian, { opId: 'retired-a', keyId: 'k', ...(await actTx(cara, 'k', '10', 'sol-treasury')) });
+  await until('retired-a has its permit', async () => (await cara.showAct(rid('retired-a'))).state === 'PendingRemote' || null, 60_000);
+  await submitAs(cara, h.custodian, { opId: 'retired-b', keyId: 'k', ...(await actTx(cara, 'k', '10', 'sol-treasury')) });
+  t.equal((await cara.showAct(rid('retired-b'))).state, 'Admitted', 'retired-b is admitted and has no permit yet');
+  const d = await h.client('kim').proposeDecision(JSON.stringify({ kind: 'KeyRetired', keyId: 'k' }));
+  await h.approve(d.cid, ['approver-1', 'approver-2']);
+  t.equal((await h.client('audra').status()).keys.find((k) => k.id === 'k')?.status, 'retired', 'key k is retired');
+  release();
+  for (const op of ['retired-a', 'retired-b']) {
+    const v = await waitAct(cara, op, 'Aborted', 60_000);
+    t.same([v.state, v.reason], ['Aborted', 'KEY_NOT_ACTIVE'], `${op} ends Aborted KEY_NOT_ACTIVE`);
+    t.same(v.signatures, [], `${op} has no signature`);
   }
 });

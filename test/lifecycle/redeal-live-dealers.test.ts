@@ -4,8 +4,10 @@
  *
  *  1. n1's kernel is stopped; n1 stays on the roster (its daemon runs). n1 is the first holder, the
  *     one a choice by roster order would make a dealer. A refresh is decided: the ledger fixes n2
- *     and n3 as the dealers while n1's kernel is down, and they deal. When n1's kernel is back it
- *     joins as a recipient, the refresh completes, and an act signs at the new epoch.
+ *     and n3 as the dealers while n1's kernel is down, and they deal. n3's kernel then restarts and
+ *     loses the open ceremony; its daemon reopens it. n1's kernel comes back while the other two
+ *     daemons are stopped: it joins as a recipient, but its round 1 statement finds no quorum and
+ *     is stated again later. The refresh completes, and an act signs at the new epoch.
  *  2. n1's kernel loses its store (deleted; a fresh kernel starts under the running daemon). It
  *     answers but holds no share, so it does not offer to deal: a second refresh is dealt by n2
  *     and n3 again and gives n1 a fresh share of the same key. With n2's kernel stopped, n1 and n3
@@ -91,8 +93,32 @@ t.test('a refresh is dealt by the holders whose kernels answer; a holder without
   t.same(fixed.slice(2).split(',').sort(), ['n2', 'n3'], 'the dealers are n2 and n3: n1\'s kernel did not answer');
   t.same(await until('n1\'s replica shows them', async () => (await keyOn('n1'))?.dealers.find((x) => x.startsWith('1:')) === fixed || null, 60_000), true, 'n1\'s replica shows the same dealers');
   t.ok((await keyOn('n2'))!.epochs.includes('1:ceremony'), 'the ceremony waits for n1 to receive its share');
-  await cluster.startKernel('n1');
+  // n3 has dealt; its kernel restarts before the ceremony can finish and forgets it (a kernel
+  // keeps ceremonies in memory). n3's daemon reopens it and finishes with the dealings in the log.
+  const logOf = (id: string): string => readFileSync(join(dir, `${id}.log`), 'utf8');
+  await until('n3 dealt', () => logOf('n3').includes('n3: dealt the k epoch 1 ceremony') || null, 120_000);
+  await stopKernel('n3');
+  await cluster.startKernel('n3');
+  // n1's kernel comes back while n2's and n3's daemons are stopped (SIGSTOP): it joins the
+  // ceremony, but with no quorum n1's round 1 statement is not placed. It is stated again once
+  // they run again.
+  const signal = (sig: 'SIGSTOP' | 'SIGCONT'): void => {
+    for (const id of ['n2', 'n3']) cluster.node(id).daemon?.kill(sig);
+  };
+  signal('SIGSTOP');
+  try {
+    await cluster.startKernel('n1');
+    await until('n1 joined and its statement failed', () => {
+      const l = logOf('n1');
+      const joined = l.indexOf('n1: joined the k epoch 1 ceremony');
+      return (joined >= 0 && l.indexOf('ceremony step failed', joined) > joined) || null;
+    }, 180_000);
+  } finally {
+    signal('SIGCONT');
+  }
   await activate(1);
+  t.match(logOf('n3'), /n3: the kernel no longer holds the k epoch 1 ceremony .*reopening it/, 'n3 reopened the ceremony its restarted kernel had lost');
+  t.pass('n1 stated its round 1 again after the failed statement, and the refresh completed');
   const a1 = await sign('after-refresh');
   t.equal(a1.state, 'Published', `an act signs at epoch 1${a1.reason ? ` (ended ${a1.reason})` : ''}`);
   t.equal(a1.keyEpoch, 1);
