@@ -117,7 +117,7 @@ t.test('denials carry their reason codes to the CLI', { timeout: 600_000 }, asyn
   t.test('stale epoch: an act naming a key epoch that is not the active one is denied STALE_EPOCH', async (t) => {
     const r = await h.cli('cara', [...await act(rid('stale-1')), '--key-epoch', '1']);
     t.equal(r.code, 3);
-    t.match(r.stderr, new RegExp(`^STALE_EPOCH: key k is at epoch 0, not 1 \\(act ${rid('stale-1')} journaled Denied\\)`, 'm'));
+    t.match(r.stderr, new RegExp(`^STALE_EPOCH: key k is at epoch 0, not 1 \\(act ${rid('stale-1')} journaled Denied; its denial entered in the log at index \\d+\\)`, 'm'));
     const v = await h.client('audra').showAct(rid('stale-1'));
     t.equal(v.state, 'Denied', 'the denial is journaled');
     t.equal(v.reason, 'STALE_EPOCH');
