@@ -205,6 +205,12 @@ export const policyEngine = {
 // node/lifecycle/ — coordinator and participants of the signing acts
 // ---------------------------------------------------------------------------------------------
 export const lifecycle = {
+  /**
+   * A failure that repeats word for word on every pass (a ceremony step while the kernel is down)
+   * is logged once, then once every this many repeats, and its count when another one follows
+   * (node/lifecycle/rerun.ts RepeatedLog).
+   */
+  repeatedFailureLogEvery: 100,
   /** How long a peer may take per lifecycle request (a nonce commitment, a share) by default... */
   remoteTimeoutMsDefault: 5_000,
   /**

@@ -34,7 +34,7 @@ import { suiteOf, type SuiteName } from '../../kernel/suites.js';
 import type { Participant, PublicPackage, Round1Package, SealedPackage, SigningCommitment } from '../../kernel/wire.js';
 import type { Exchange, KernelPort, LedgerPort, NonceOffer, ParticipantPort } from './ports.js';
 import { kernelEpoch } from './kernel-port.js';
-import { Rerunner } from './rerun.js';
+import { RepeatedLog, Rerunner } from './rerun.js';
 import { dealersReadyOf, redealDealerSet } from '../../ledger/dealer-set.js';
 import { checkpointIncarnation, type EntryCertificate } from '../../ledger/tlog/ledger-log.js';
 import { parseCheckpoint } from '../../ledger/tlog/checkpoint.js';
@@ -336,9 +336,12 @@ export class LifecycleParticipant implements ParticipantPort {
   // DKG
   // ---------------------------------------------------------------------------------------------
 
+  /** A ceremony step fails the same way on every pass while the kernel is down: logged once, then counted. */
+  private readonly failures = new RepeatedLog((line) => this.o.log(line), lifecycleLimits.repeatedFailureLogEvery);
+
   private readonly rerun = new Rerunner(
     () => this.reconcile(),
-    (e) => this.o.log(`${this.nodeId}: ceremony step failed: ${e.message}`),
+    (e) => this.failures.note(`${this.nodeId}: ceremony step failed: ${e.message}`),
     () => this.stopped,
   );
 

@@ -33,3 +33,28 @@ export class Rerunner {
     })();
   }
 }
+
+/**
+ * Logs a failure that comes back word for word on every pass once, then once every `every`
+ * repeats, and how many times it came when a different one follows: a node whose kernel is down
+ * retries its ceremony steps many times a second, and an operator needs the first line and the
+ * count, not thousands of copies.
+ */
+export class RepeatedLog {
+  private text = '';
+  private again = 0;
+
+  constructor(private readonly log: (line: string) => void, private readonly every: number) {}
+
+  note(line: string): void {
+    if (line === this.text) {
+      this.again++;
+      if (this.again % this.every === 0) this.log(`${line} (again: ${this.again} times since it was first logged)`);
+      return;
+    }
+    if (this.again > 0 && this.again % this.every !== 0) this.log(`(the failure before came ${this.again} more times: ${this.text})`);
+    this.text = line;
+    this.again = 0;
+    this.log(line);
+  }
+}

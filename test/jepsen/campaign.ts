@@ -430,9 +430,12 @@ packages fuse and python3-fusepy (test/setup.sh installs them).
   --workload W       register (default): the register workload above, on netns hosts;
                      ledger: governed signing acts on daemons and kernels on loopback (kill,
                      pause, restart-all and kill-kernel only: --mix ledger, the default there;
-                     no power cuts, partitions or skew), checking that every act ends once, one
-                     signature per permit, no nonce counter reused, equal chronicles and state
-                     roots on every node, and that every evidence bundle verifies
+                     no power cuts, partitions or skew), at most two open acts per client, with
+                     key refreshes decided and activated while acts run; after the heal it waits
+                     until no act is open (acts still open are a liveness violation), checking
+                     that every act ends once, one signature per permit, no nonce counter reused,
+                     no act executed under a replaced key epoch, equal chronicles and state roots
+                     on every node, and that every evidence bundle verifies
   --test-faults SW   start the daemons with test-only fault switches that plant bugs, comma
                      separated: ${TEST_FAULT_NAMES.join(', ')} (node/test-faults.ts)
   --help             this text
