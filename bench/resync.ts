@@ -64,7 +64,10 @@ const HELP = `node dist/bench/resync.js [options]
   --dir DIR    work in DIR (default: a new temporary directory, removed at the end)
   --keep       keep the temporary directory
   --seeded DIR measure the journal a run kept in DIR (--dir DIR --keep) instead of building one;
-               give that run's --acts too (default: build)
+               give that run's --acts too (default: build). With --keep, the restored cluster
+               (DIR/seeded-<time>) is kept too
+  --restored D with --seeded DIR: measure again on the cluster a --seeded --keep run restored in
+               D (one of DIR/seeded-*), without restoring it again (default: restore)
   --help       this text`;
 if (process.argv.includes('--help')) {
   process.stdout.write(`${HELP}\n`);
@@ -72,6 +75,7 @@ if (process.argv.includes('--help')) {
 }
 const ACTS = Number(arg('acts', '20000'));
 const SEEDED = arg('seeded', '');
+const RESTORED = arg('restored', '');
 const BATCH = Number(arg('batch', '256'));
 const KEEP = process.argv.includes('--keep');
 const CLI = fileURLToPath(new URL('../node/cli.js', import.meta.url));
@@ -89,6 +93,14 @@ function cli(args: string[]): Promise<{ code: number | null; out: string }> {
 }
 
 /** Peak and current resident set of a process, in KiB (Linux /proc). */
+/** CPU seconds a process has used (user and system), from /proc/<pid>/stat. */
+function cpuOf(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const rest = f.slice(f.lastIndexOf(')') + 2).split(' '); // fields from the 3rd on (the name may hold spaces)
+  return (Number(rest[11]) + Number(rest[12])) / 100; // utime and stime, in USER_HZ (100 on Linux)
+}
+
 function rssOf(pid: number): { peakKiB: number; nowKiB: number } {
   const s = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kib = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(s)?.[1] ?? 0);
@@ -196,10 +208,11 @@ async function main(): Promise<void> {
   let c: DaemonCluster;
   let built: { entries: number; seconds: number } = { entries: 0, seconds: 0 };
   let file: string;
+  if (RESTORED !== '' && SEEDED === '') throw new Error('bench: --restored needs --seeded (the directory of the kept journal)');
   if (SEEDED !== '') {
     file = join(SEEDED, 'journal.snap');
-    root = join(SEEDED, `seeded-${Date.now()}`);
-    mkdirSync(root);
+    root = RESTORED !== '' ? RESTORED : join(SEEDED, `seeded-${Date.now()}`);
+    if (RESTORED === '') mkdirSync(root);
     c = await DaemonCluster.restoredFrom(keptCluster(SEEDED), root, 5_000);
     say(`resync bench: the journal kept in ${SEEDED} (${(statSync(file).size / 1048576).toFixed(1)} MiB), 3 daemons, in ${root}`);
   } else {
@@ -217,9 +230,11 @@ async function main(): Promise<void> {
 
   let result: Record<string, unknown> = {};
   try {
-    const restored = await cli(['cluster', 'restore', '--snapshot', file, '--config', root]);
-    if (restored.code !== 0) throw new Error(`bench: cluster restore failed: ${restored.out}`);
-    say(`seeded with custody cluster restore: ${restored.out.trim().split('\n').at(-1) ?? ''}`);
+    if (RESTORED === '') {
+      const restored = await cli(['cluster', 'restore', '--snapshot', file, '--config', root]);
+      if (restored.code !== 0) throw new Error(`bench: cluster restore failed: ${restored.out}`);
+      say(`seeded with custody cluster restore: ${restored.out.trim().split('\n').at(-1) ?? ''}`);
+    } else say(`measuring again on the cluster restored in ${root}`);
     await c.start('audra', CLI, 300_000);
     const probe = c.client('n1', 'audra');
     const leader = await until('a leader', async () => {
@@ -235,6 +250,7 @@ async function main(): Promise<void> {
     await c.startKernel('n3');
     const t0 = performance.now();
     const startedAt = Date.now();
+    const peersCpu0 = c.members.filter((n) => n.id !== 'n3').map((n) => cpuOf(n.daemon?.pid));
     const logFrom = statSync(join(root, 'n3.log')).size; // what n3 logged before the wipe is not read
     const d = c.startDaemon('n3');
     const n3 = c.client('n3', 'audra');
@@ -247,6 +263,7 @@ async function main(): Promise<void> {
       return newest?.state === 'Settled' ? s : null;
     }, 1_800_000, 100);
     const syncMs = performance.now() - t0;
+    const cpu = { n3: cpuOf(d.pid), peers: c.members.filter((n) => n.id !== 'n3').map((n, i) => cpuOf(n.daemon?.pid) - (peersCpu0[i] as number)) };
     const oldest = await n3.showAct(rid('act-0'));
     if (oldest.state !== 'Settled') throw new Error('bench: the oldest act does not read back on the wiped node');
     if (d.pid !== undefined) peakKiB = Math.max(peakKiB, rssOf(d.pid).peakKiB);
@@ -265,10 +282,11 @@ async function main(): Promise<void> {
     say(`n3 phases (s from its start): snapshot in hand ${phases.snapshotInHand ?? '?'}, archive fetched ${phases.archiveFetched ?? '?'}, in sync ${(syncMs / 1000).toFixed(1)}${timing ? `; fetch: ${timing}` : ''}`);
     say(`wiped node n3 in sync after ${(syncMs / 1000).toFixed(1)} s: applied ${caught.applied}, ${fetched ? `archive records ${fetched[1]}..${fetched[2]} fetched from ${fetched[3]}` : 'no archive fetch logged'}; act-0 and act-${ACTS - 1} read back Settled`);
     say(`n3 resident set: peak ${mib(peakKiB)} MiB, now ${mib(now)} MiB`);
-    result = { bench: 'resync', acts: ACTS, buildSeconds: Math.round(built.seconds * 10) / 10, snapshotFileMiB: Math.round(statSync(file).size / 104857.6) / 10, syncSeconds: Math.round(syncMs / 100) / 10, peakRssMiB: mib(peakKiB), rssMiB: mib(now), fetched: fetched ? Number(fetched[2]) + 1 : 0, ...phases };
+    say(`CPU while n3 caught up: n3 ${cpu.n3.toFixed(1)} s, its peers ${cpu.peers.map((x) => x.toFixed(1)).join(' s and ')} s (two cores: at most ${(2 * syncMs / 1000).toFixed(0)} s in all)`);
+    result = { bench: 'resync', acts: ACTS, buildSeconds: Math.round(built.seconds * 10) / 10, snapshotFileMiB: Math.round(statSync(file).size / 104857.6) / 10, syncSeconds: Math.round(syncMs / 100) / 10, peakRssMiB: mib(peakKiB), rssMiB: mib(now), cpuSeconds: { n3: Math.round(cpu.n3 * 10) / 10, peers: cpu.peers.map((x) => Math.round(x * 10) / 10) }, fetched: fetched ? Number(fetched[2]) + 1 : 0, ...phases };
   } finally {
     await c.stop();
-    if (!KEEP && arg('dir', '') === '') rmSync(root, { recursive: true, force: true });
+    if (!KEEP && RESTORED === '' && arg('dir', '') === '') rmSync(root, { recursive: true, force: true });
   }
   say(JSON.stringify(result));
 }

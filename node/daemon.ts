@@ -21,7 +21,7 @@ import { systemClock } from '../raft/transport.js';
 import { faultsSet, type NodeConfig } from './config.js';
 import { KvApp } from './kv.js';
 import { existsSync } from 'node:fs';
-import { type ArchiveSource, LedgerApp, levelColdStore } from './ledger-app.js';
+import { type ArchiveSource, LedgerApp, convertArchiveLayout, levelColdStore } from './ledger-app.js';
 import { lifecycleConfigPath, loadLifecycleConfig, startNodeLifecycle, type LifecycleConfig } from './lifecycle/node.js';
 import { DriverLedgerPort } from './lifecycle/driver-ledger.js';
 import { levelBlobStore } from './lifecycle/peer.js';
@@ -91,6 +91,7 @@ export async function startNode(cfg: NodeConfig, log: (line: string) => void, on
     pause: () => new Promise((res) => setTimeout(res, ledgerLimits.archiveFetchRetryMs)),
   };
   let transportRef: PeerTransport | null = null;
+  if (lifecycleCfg) await convertArchiveLayout(levelColdStore(storage), log);
   const app = lifecycleCfg ? new LedgerApp({ cold: levelColdStore(storage), archiveSource, log }) : new KvApp();
   // This run of the process: peers keep what it says apart from what earlier runs said (rollback answers).
   const boot = newBootId();

@@ -26,12 +26,21 @@
  *
  * The archive (with a ColdStore, as in the node): acts that end (Settled, Denied, Aborted) leave
  * the in-memory state (ledger/archive.ts) and are written in that same batch under
- *   archive/act/<opId>     CBOR { seq, record }   (record: the act with its receipts and permit)
+ *   archive/log/<seq:16>   the canonical record of the act that ended seq-th (0-based): the act
+ *                          with its receipts and permit, the bytes the accumulator hashes
+ *   archive/op/<opId>      CBOR uint: the position its act's record is at
  *   archive/permit/<hex>   the opId whose permit it is
- *   archive/seq/<seq:16>   the opId that ended seq-th (0-based)
  * so the archive is exactly as durable as the applied index: after a crash the node holds the
  * archive of exactly the entries it applied, and re-applies the rest from the log. These keys are
  * cold (raft/storage/leveldb.ts COLD_PREFIX): never loaded into memory, read on demand.
+ * The records sit under their position, in the order they are written, and sort before the two
+ * indexes: a LevelDB level file of new records then overlaps no older record, so compaction moves
+ * records down the levels instead of rewriting them (a wiped node writes a million of them while it
+ * resyncs), and a peer's range is one sequential scan. An index entry is a pointer only: a read
+ * through it takes the record only if the record names the same act (an index entry left by a
+ * record that was never counted, then overwritten at its position, points at another act).
+ * Stores written with the layout before this one (archive/act/<opId> holding { seq, record } and
+ * archive/seq/<seq:16> holding the opId) are converted when the node opens (convertArchiveLayout).
  *
  * apply() is synchronous and the store is not, so before each batch of committed entries the
  * driver calls prepare(): it decodes the batch's events and reads from the store every ended act
@@ -132,10 +141,11 @@ const decisionKey = (index: number): string => `${DECISION_PREFIX}${String(index
 const SNAPSHOT_TAG = 'custody-ledger-app/v1';
 
 const ARCHIVE_PREFIX = 'archive/';
-const ACT_PREFIX = `${ARCHIVE_PREFIX}act/`;
+const LOG_PREFIX = `${ARCHIVE_PREFIX}log/`;
+const OP_PREFIX = `${ARCHIVE_PREFIX}op/`;
 const PERMIT_PREFIX = `${ARCHIVE_PREFIX}permit/`;
-const SEQ_PREFIX = `${ARCHIVE_PREFIX}seq/`;
-const seqKey = (seq: number): string => `${SEQ_PREFIX}${String(seq).padStart(16, '0')}`;
+const logKey = (seq: number): string => `${LOG_PREFIX}${String(seq).padStart(16, '0')}`;
+assert(LOG_PREFIX < OP_PREFIX && OP_PREFIX < PERMIT_PREFIX, 'records sort before the indexes (see the header)');
 
 /**
  * Where ended acts are kept: the node's LevelDB (cold keys, read on demand), or a map in tests.
@@ -213,24 +223,25 @@ function namedByEvent(ev: LedgerEvent): { opIds: string[]; permits: string[] } {
   };
 }
 
-function storedRecord(b: Uint8Array): { seq: number; record: Uint8Array; act: ArchivedAct } {
-  const { seq, record } = storedBytes(b);
+/** A stored record decoded (STORAGE_CORRUPT if it does not decode: it was checked when written). */
+function archivedFrom(record: Uint8Array, seq: number): ArchivedAct {
   try {
-    return { seq, record, act: decodeArchived(record) };
+    return decodeArchived(record);
   } catch (e) {
-    throw new CustodyError('STORAGE_CORRUPT', `archived act: ${(e as Error).message}`);
+    throw new CustodyError('STORAGE_CORRUPT', `archived act at position ${seq}: ${(e as Error).message}`);
   }
 }
 
-/** The position and record bytes of a stored record, without decoding the act (serving and re-hashing need only these). */
-function storedBytes(b: Uint8Array): { seq: number; record: Uint8Array } {
+/** The position an `archive/op/` entry points at. */
+function storedPosition(b: Uint8Array): number {
+  let seq: unknown;
   try {
-    const o = decode(b) as { seq?: unknown; record?: unknown };
-    if (typeof o.seq !== 'number' || !(o.record instanceof Uint8Array)) throw new Error('expected { seq, record }');
-    return { seq: o.seq, record: o.record };
+    seq = decode(b);
   } catch (e) {
-    throw new CustodyError('STORAGE_CORRUPT', `archived act: ${(e as Error).message}`);
+    throw new CustodyError('STORAGE_CORRUPT', `archive index entry: ${(e as Error).message}`);
   }
+  if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 0) throw new CustodyError('STORAGE_CORRUPT', 'archive index entry: not a position');
+  return seq;
 }
 
 export interface LedgerAppOptions {
@@ -369,21 +380,25 @@ export class LedgerApp implements Application {
 
   /** An ended act from disk, if the state counts it (a record fetched for a snapshot not yet installed does not exist). */
   private async readArchived(opId: string): Promise<ArchivedAct | undefined> {
-    const b = await (this.cold as ColdStore).get(ACT_PREFIX + opId);
+    const seq = await this.positionOf(opId);
+    if (seq === null) return undefined;
+    const b = await (this.cold as ColdStore).get(logKey(seq));
     if (b === undefined) return undefined;
-    const r = storedRecord(b);
-    return r.seq < this.visibleCount ? r.act : undefined;
+    const a = archivedFrom(b, seq);
+    return a.op.opId === opId ? a : undefined;
   }
 
-  /** The record stored at position `seq` (the index and the act agreeing), or undefined. Ignores visibility. */
+  /** Where the index puts act `opId`, if that position is counted (the record there may still name another act: see the header). */
+  private async positionOf(opId: string): Promise<number | null> {
+    const i = await (this.cold as ColdStore).get(OP_PREFIX + opId);
+    if (i === undefined) return null;
+    const seq = storedPosition(i);
+    return seq < this.visibleCount ? seq : null;
+  }
+
+  /** The record stored at position `seq`, or undefined. Ignores visibility. */
   private async storedAt(seq: number): Promise<Uint8Array | undefined> {
-    const cold = this.cold as ColdStore;
-    const owner = await cold.get(seqKey(seq));
-    if (owner === undefined) return undefined;
-    const b = await cold.get(ACT_PREFIX + Buffer.from(owner).toString('utf8'));
-    if (b === undefined) return undefined;
-    const r = storedBytes(b);
-    return r.seq === seq ? r.record : undefined;
+    return (this.cold as ColdStore).get(logKey(seq));
   }
 
   /**
@@ -394,10 +409,9 @@ export class LedgerApp implements Application {
   async *archiveRecords(fromSeq: number, toSeq: number): AsyncGenerator<Uint8Array> {
     if (this.cold === null) return;
     assert(Number.isSafeInteger(fromSeq) && Number.isSafeInteger(toSeq) && fromSeq >= 0 && toSeq <= this.visibleCount, `archive range ${fromSeq}..${toSeq} of ${this.visibleCount}`);
-    // A slice at a time: the owners of its positions from one scan of `archive/seq/` that seeks
-    // to the slice's first position, then its acts in one multi-get. (One read of the position
-    // index and one of the act per record cost a thread-pool round trip each: a peer serving a
-    // wiped node spent most of its time waiting on them.)
+    // A slice at a time, from one scan of `archive/log/` that seeks to the slice's first position
+    // (one read per record cost a thread-pool round trip each: a peer serving a wiped node spent
+    // most of its time waiting on them).
     for (let lo = fromSeq; lo < toSeq; lo += ledgerLimits.archiveFetchRecordsMax) {
       const hi = Math.min(toSeq, lo + ledgerLimits.archiveFetchRecordsMax);
       const stored = await this.storedRange(lo, hi);
@@ -409,23 +423,13 @@ export class LedgerApp implements Application {
     }
   }
 
-  /** The records stored at positions lo .. hi-1 (undefined where none, or where the index and the act disagree). Ignores visibility. */
+  /** The records stored at positions lo .. hi-1 (undefined where none), from one scan that seeks to lo. Ignores visibility. */
   private async storedRange(lo: number, hi: number): Promise<(Uint8Array | undefined)[]> {
-    const cold = this.cold as ColdStore;
-    const owners: (string | undefined)[] = new Array<string | undefined>(hi - lo).fill(undefined);
-    for await (const [k, v] of cold.scan(SEQ_PREFIX, { from: seqKey(lo), to: seqKey(hi) })) {
-      const seq = Number(k.slice(SEQ_PREFIX.length));
-      if (Number.isSafeInteger(seq) && seq >= lo && seq < hi) owners[seq - lo] = Buffer.from(v).toString('utf8');
-    }
-    const asked = owners.flatMap((o, i) => (o === undefined ? [] : [[i, ACT_PREFIX + o] as const]));
-    const acts = await cold.getMany(asked.map(([, key]) => key));
     const out: (Uint8Array | undefined)[] = new Array<Uint8Array | undefined>(hi - lo).fill(undefined);
-    asked.forEach(([i], j) => {
-      const b = acts[j];
-      if (b === undefined) return;
-      const r = storedBytes(b);
-      if (r.seq === lo + i) out[i] = r.record;
-    });
+    for await (const [k, v] of (this.cold as ColdStore).scan(LOG_PREFIX, { from: logKey(lo), to: logKey(hi) })) {
+      const seq = Number(k.slice(LOG_PREFIX.length));
+      if (Number.isSafeInteger(seq) && seq >= lo && seq < hi) out[seq - lo] = v;
+    }
     return out;
   }
 
@@ -479,9 +483,8 @@ export class LedgerApp implements Application {
         out.push(recent.op);
         continue;
       }
-      const owner = await this.cold.get(seqKey(seq));
-      const a = owner === undefined ? undefined : await this.readArchived(Buffer.from(owner).toString('utf8'));
-      if (a !== undefined) out.push(a.op);
+      const b = await this.cold.get(logKey(seq));
+      if (b !== undefined) out.push(archivedFrom(b, seq).op);
     }
     return out;
   }
@@ -612,9 +615,13 @@ export class LedgerApp implements Application {
    * whatever was there. Overwriting is harmless because archived acts are final and every node's
    * archive is a prefix of one sequence (Raft log matching: position k is the k-th act to end in
    * the one committed log), so an honest record at k is the same bytes wherever it comes from.
-   * A peer's record is keyed by its act's opId, so a lying peer could name an act this node
-   * already counts; such a record is refused before it is written (checkOverwrite), so records
-   * the state counts are never replaced by unverified ones.
+   * A peer's record is stored under its position, which the state does not count yet, and indexed
+   * by its act's opId: a lying peer could name an act this node already counts, which would move
+   * that act's index entry away from its counted record; such a record is refused before it is
+   * written (checkOverwrite), so no counted record and no index entry of a counted act is replaced
+   * by an unverified one. The index entry an uncounted record leaves behind when (b) overwrites
+   * its position points at a record of another act, and every read through the index takes a
+   * record only if it names the act asked for.
    *
    * Liveness: the leader that sent S counts at least C records (archives only grow), so it can
    * always serve; the node's driver loop waits while the records come (this node alone stops
@@ -846,14 +853,20 @@ export class LedgerApp implements Application {
     return t;
   }
 
-  /** A fetched record must not replace a record (or permit owner) the state counts at another position. */
+  /**
+   * A fetched record must not move an act (or a permit's owner) the state counts at another
+   * position: its index entries would then point away from the counted record.
+   */
   private async checkOverwrite(a: RecordKeys, seq: number, visible: number): Promise<void> {
     const cold = this.cold as ColdStore;
+    // Where the state counts act `opId`: the index's position, if counted and holding that act.
     const counted = async (opId: string): Promise<number | null> => {
-      const b = await cold.get(ACT_PREFIX + opId);
-      if (b === undefined) return null;
-      const r = storedBytes(b);
-      return r.seq < visible ? r.seq : null;
+      const i = await cold.get(OP_PREFIX + opId);
+      if (i === undefined) return null;
+      const at = storedPosition(i);
+      if (at >= visible) return null;
+      const b = await cold.get(logKey(at));
+      return b !== undefined && fetchedKeys(b).opId === opId ? at : null;
     };
     const at = await counted(a.opId);
     if (at !== null && at !== seq) throw new CustodyError('ARCHIVE_RECORD_REJECTED', `record ${seq} names act ${a.opId}, which ended at position ${at}`);
@@ -956,17 +969,17 @@ export function fetchedKeys(record: Uint8Array): RecordKeys {
   let permitId: Uint8Array | null | undefined;
   let hasPermit: boolean | null = null;
   for (let i = 0, n = w.count(top.arg, 2); i < n; i++) {
-    const key = w.text();
-    if (key === 'op') {
+    const key = w.textOf(RECORD_KEYS);
+    if (key === 0) {
       const op = w.head();
       if (op.major !== 5) throw new Error('op is not a map');
       for (let j = 0, n = w.count(op.arg, 2); j < n; j++) {
-        const field = w.text();
-        if (field === 'opId') opId = w.text();
-        else if (field === 'permitId') permitId = w.nullOrBytes();
+        const field = w.textOf(OP_KEYS);
+        if (field === 0) opId = w.text();
+        else if (field === 1) permitId = w.nullOrBytes();
         else w.skip(2);
       }
-    } else if (key === 'permit') {
+    } else if (key === 1) {
       hasPermit = !w.atNull();
       w.skip(1);
     } else {
@@ -977,6 +990,10 @@ export function fetchedKeys(record: Uint8Array): RecordKeys {
   if (opId === null || opId.length === 0 || permitId === undefined || hasPermit === null) throw new Error('not an archived act');
   return { opId, permitId: hasPermit ? permitId : null };
 }
+
+/** The map keys fetchedKeys looks for, as UTF-8 (compared in place: a record has dozens of keys). */
+const RECORD_KEYS = ['op', 'permit'].map((k) => Buffer.from(k, 'utf8'));
+const OP_KEYS = ['opId', 'permitId'].map((k) => Buffer.from(k, 'utf8'));
 
 /** A bounds-checked walk over CBOR items (definite lengths only, as canonical CBOR is). */
 class CborWalk {
@@ -992,6 +1009,15 @@ class CborWalk {
 
   /** The next item's major type and argument (§3.1); an indefinite length or reserved value throws. */
   head(): { major: number; arg: number } {
+    this.read();
+    return { major: this.major, arg: this.arg };
+  }
+
+  /** The last head read (by read): kept in fields, so walking past items allocates nothing. */
+  private major = 0;
+  private arg = 0;
+
+  private read(): void {
     const ib = this.byte();
     const info = ib & 0x1f;
     let arg: number;
@@ -1000,7 +1026,8 @@ class CborWalk {
       arg = 0;
       for (let k = 0; k < 1 << (info - 24); k++) arg = arg * 256 + this.byte();
     } else throw new Error(`additional information ${info}`);
-    return { major: ib >> 5, arg };
+    this.major = ib >> 5;
+    this.arg = arg;
   }
 
   /** `n` items of at least one byte each (`per` per entry): more than the bytes left is refused before any loop. */
@@ -1022,6 +1049,23 @@ class CborWalk {
     return Buffer.from(this.take(h.arg)).toString('utf8');
   }
 
+  /** Past one text item: the index of the name in `names` it equals, or -1. */
+  textOf(names: readonly Uint8Array[]): number {
+    this.read();
+    if (this.major !== 3) throw new Error('expected text');
+    const at = this.pos;
+    const len = this.arg;
+    if (len > this.b.length - at) throw new Error('length runs past the end');
+    this.pos += len;
+    next: for (let i = 0; i < names.length; i++) {
+      const name = names[i] as Uint8Array;
+      if (name.length !== len) continue;
+      for (let j = 0; j < name.length; j++) if (this.b[at + j] !== name[j]) continue next;
+      return i;
+    }
+    return -1;
+  }
+
   atNull(): boolean {
     return this.b[this.pos] === 0xf6;
   }
@@ -1039,14 +1083,15 @@ class CborWalk {
   /** Past one whole item, at nesting depth `depth`. */
   skip(depth: number): void {
     if (depth > 64) throw new Error('nested too deep');
-    const h = this.head();
-    switch (h.major) {
+    this.read();
+    const arg = this.arg;
+    switch (this.major) {
       case 2: case 3:
-        if (h.arg > this.b.length - this.pos) throw new Error('length runs past the end');
-        this.pos += h.arg;
+        if (arg > this.b.length - this.pos) throw new Error('length runs past the end');
+        this.pos += arg;
         return;
-      case 4: for (let i = 0, n = this.count(h.arg, 1); i < n; i++) this.skip(depth + 1); return;
-      case 5: for (let i = 0, n = this.count(h.arg, 2); i < n * 2; i++) this.skip(depth + 1); return;
+      case 4: for (let i = 0, n = this.count(arg, 1); i < n; i++) this.skip(depth + 1); return;
+      case 5: for (let i = 0, n = this.count(arg, 2); i < n * 2; i++) this.skip(depth + 1); return;
       case 6: this.skip(depth + 1); return;
       default: return; // integers and simple values: the head was the whole item
     }
@@ -1055,10 +1100,80 @@ class CborWalk {
 
 /** The keys of one archived record at position `seq` (the layout in the header). */
 function recordWrites(k: RecordKeys, seq: number, record: Uint8Array): AppWrite[] {
-  const owner = Buffer.from(k.opId, 'utf8');
-  const w: AppWrite[] = [{ key: ACT_PREFIX + k.opId, value: encode({ seq, record }) }, { key: seqKey(seq), value: owner }];
-  if (k.permitId !== null) w.push({ key: PERMIT_PREFIX + toHex(k.permitId), value: owner });
+  const w: AppWrite[] = [{ key: logKey(seq), value: record }, { key: OP_PREFIX + k.opId, value: encode(seq) }];
+  if (k.permitId !== null) w.push({ key: PERMIT_PREFIX + toHex(k.permitId), value: Buffer.from(k.opId, 'utf8') });
   return w;
+}
+
+/**
+ * Converts a store's archive from the layout before archive/log/ (see the header) to the current
+ * one, before the node applies or serves anything; returns the records converted. Run at every
+ * start of a ledger node: on a converted or new store it reads two empty ranges.
+ *
+ * Old layout: archive/act/<opId> CBOR { seq, record }, archive/seq/<seq:16> the opId (archive/permit/
+ * is the same in both). A record is taken only where the two agree: an act entry whose position
+ * names another act was left by a record never counted (the position index is rewritten with the
+ * record that is), and is dropped; a position entry left without its act is dropped too (an act
+ * entry whose position entry is missing is kept: the old reads of an act took it alone). Each slice is one atomic batch that writes the new keys and deletes the old ones it
+ * replaces, so a crash leaves a store that is converted up to some act and old past it, and the
+ * next start goes on from there. Nothing is synced here: a lost batch only leaves its slice old,
+ * and the node's first synced write makes every batch before it durable (LevelDB's log is ordered).
+ */
+export async function convertArchiveLayout(cold: ColdStore, log: (line: string) => void = () => {}, slice: number = ledgerLimits.archiveFetchRecordsMax): Promise<number> {
+  const OLD_ACT = `${ARCHIVE_PREFIX}act/`;
+  const OLD_SEQ = `${ARCHIVE_PREFIX}seq/`;
+  const oldSeqKey = (seq: number): string => `${OLD_SEQ}${String(seq).padStart(16, '0')}`;
+  const t0 = performance.now();
+  let converted = 0;
+  let dropped = 0;
+  let from: string | undefined;
+  for (;;) {
+    const acts: [string, Uint8Array][] = [];
+    for await (const kv of cold.scan(OLD_ACT, from !== undefined ? { from } : {})) {
+      acts.push(kv);
+      if (acts.length === slice) break;
+    }
+    if (acts.length === 0) break;
+    if (converted === 0 && dropped === 0) log('archive: this store keeps its archive in the layout before archive/log/; converting it before the node starts');
+    from = `${(acts[acts.length - 1] as [string, Uint8Array])[0]}\0`;
+    const stored = acts.map(([key, v]) => {
+      let o: { seq?: unknown; record?: unknown };
+      try {
+        o = decode(v) as typeof o;
+      } catch (e) {
+        throw new CustodyError('STORAGE_CORRUPT', `${key}: ${(e as Error).message}`);
+      }
+      if (typeof o.seq !== 'number' || !Number.isSafeInteger(o.seq) || o.seq < 0 || !(o.record instanceof Uint8Array)) throw new CustodyError('STORAGE_CORRUPT', `${key}: expected { seq, record }`);
+      return { key, opId: key.slice(OLD_ACT.length), seq: o.seq, record: o.record };
+    });
+    const owners = await cold.getMany(stored.map((a) => oldSeqKey(a.seq)));
+    const writes: AppWrite[] = [];
+    stored.forEach((a, i) => {
+      writes.push({ key: a.key, value: null });
+      const owner = owners[i];
+      if (owner !== undefined && Buffer.from(owner).toString('utf8') !== a.opId) {
+        dropped++;
+        return;
+      }
+      writes.push({ key: logKey(a.seq), value: a.record }, { key: OP_PREFIX + a.opId, value: encode(a.seq) }, { key: oldSeqKey(a.seq), value: null });
+      converted++;
+    });
+    await cold.put(writes, false);
+    if (Math.floor(converted / 100_000) !== Math.floor((converted - stored.length) / 100_000)) log(`archive: converted ${converted} records`);
+  }
+  // Position entries whose act entry is gone name nothing (see above).
+  for (;;) {
+    const orphans: AppWrite[] = [];
+    for await (const [key] of cold.scan(OLD_SEQ)) {
+      orphans.push({ key, value: null });
+      if (orphans.length === slice) break;
+    }
+    if (orphans.length === 0) break;
+    dropped += orphans.length;
+    await cold.put(orphans, false);
+  }
+  if (converted + dropped > 0) log(`archive: converted ${converted} records to the current layout in ${ms(performance.now() - t0)}${dropped > 0 ? `; dropped ${dropped} entries no counted record had (left by records fetched and never counted)` : ''}`);
+  return converted;
 }
 
 /** The application's keys inside the node's store (raft/driver.ts keeps them under `sm/`). */

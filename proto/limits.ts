@@ -30,6 +30,13 @@ export const raft = {
   snapshotChunkBytes: 256 * 1024,
   /** Largest snapshot a follower will assemble in memory. */
   snapshotBytesMax: 512 * 1024 * 1024,
+  /**
+   * LevelDB's write buffer (memtable) per store: writes collect here before they become a level-0
+   * file. LevelDB's own 4 MiB makes a node that writes a million archived records while it resyncs
+   * flush and compact about four times as often; at most two of these are held (one being
+   * flushed), and a small store never fills one.
+   */
+  storeWriteBufferBytes: 16 * 1024 * 1024,
   /** Applied entries kept in the log after a snapshot, so slow followers can still catch up by log. */
   compactionKeepEntries: 1000,
   /** Applied entries between automatic snapshots. */

@@ -22,6 +22,7 @@ import { Level } from 'level';
 import { rm } from 'node:fs/promises';
 import { CustodyError, assert } from '../../proto/errors.js';
 import { MemoryStorage } from '../core/storage.js';
+import { raft as raftLimits } from '../../proto/limits.js';
 import type { ConfState, Entry, HardState, Snapshot, Storage } from '../core/types.js';
 import {
   APP_PREFIX,
@@ -61,7 +62,7 @@ export interface KvDb {
 type Db = KvDb;
 
 function levelDb(dir: string, createIfMissing = true): Db {
-  return new Level<Buffer, Buffer>(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer', createIfMissing }) as unknown as Db;
+  return new Level<Buffer, Buffer>(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer', createIfMissing, writeBufferSize: raftLimits.storeWriteBufferBytes }) as unknown as Db;
 }
 
 /** Application keys kept on disk only (see the contract above). */

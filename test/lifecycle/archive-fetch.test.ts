@@ -21,14 +21,19 @@
  *    ledger archives they are the strict decoder's, and (property) for any bytes a peer may send
  *    (cut short, altered, garbage) the walk ends inside the bytes and, whenever the strict decoder
  *    reads an archived act, agrees with it;
- *  - a peer serves a range from one seek into the position index and one multi-get: the scan
- *    reads exactly the keys of its range, and a position whose index names an act stored at
- *    another position is refused STORAGE_CORRUPT, not served.
+ *  - an index entry left by a refused peer's record, whose position the true record then filled,
+ *    does not make its act archived;
+ *  - a peer serves a range from one seek into the record log: the scan reads exactly the keys of
+ *    its range, the records sort before the indexes, and a counted position without its record is
+ *    refused STORAGE_CORRUPT, not served;
+ *  - a store in the layout before the record log is converted at start: every counted record read
+ *    back as before, entries no counted record had are dropped, and (property) a conversion cut
+ *    off after any batch ends the same when run again.
  *
  * A failure prints fast-check's seed and path; replay it exactly with
  *   FC_SEED=<seed> FC_PATH=<path> npx tap dist/test/lifecycle/archive-fetch.test.js
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import fc from 'fast-check';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -40,7 +45,7 @@ import { ScriptedCluster, solanaAddressOf } from '../../ledger/scenario.js';
 import { emptyState, stateRoot } from '../../ledger/state.js';
 import { decode, encode, toHex } from '../../ledger/encoding.js';
 import { ledger as ledgerLimits } from '../../proto/limits.js';
-import { type ArchiveSource, type ColdStore, LedgerApp, archiveRecordWrites, encodeLedgerCommand, fetchedKeys, levelColdStore } from '../../node/ledger-app.js';
+import { type ArchiveSource, type ColdStore, LedgerApp, archiveRecordWrites, convertArchiveLayout, encodeLedgerCommand, fetchedKeys, levelColdStore } from '../../node/ledger-app.js';
 import { conf } from './ledger-nodes.js';
 import { rid } from '../../ledger/scenario.js';
 
@@ -190,15 +195,19 @@ t.test('archive fetch', async (t) => {
   t.test('a node holding a prefix reads none of the records its state counts, and fetches only the rest', async (t) => {
     const lines: string[] = [];
     const readFrom: number[] = [];
-    // Every read of a position goes through the position index: record where each one starts.
+    // Every read of a position is a read of the record log: record where each one starts.
     const watch = (c: ColdStore): ColdStore => ({
       ...c,
       get: (key) => {
-        if (key.startsWith('archive/seq/')) readFrom.push(Number(key.slice('archive/seq/'.length)));
+        if (key.startsWith('archive/log/')) readFrom.push(Number(key.slice('archive/log/'.length)));
         return c.get(key);
       },
+      getMany: (keys) => {
+        for (const key of keys) if (key.startsWith('archive/log/')) readFrom.push(Number(key.slice('archive/log/'.length)));
+        return c.getMany(keys);
+      },
       scan: (prefix, range) => {
-        if (prefix === 'archive/seq/') readFrom.push(range?.from !== undefined ? Number(range.from.slice(prefix.length)) : 0);
+        if (prefix === 'archive/log/') readFrom.push(range?.from !== undefined ? Number(range.from.slice(prefix.length)) : 0);
         return c.scan(prefix, range);
       },
     });
@@ -287,6 +296,31 @@ t.test('archive fetch', async (t) => {
         await node.storage.close();
       }
     }), { numRuns: RUNS, ...replay });
+  });
+
+  t.test('an act a refused peer named, at a position the true record then filled, is not archived', async (t) => {
+    // The liar answers position 3 with a record of another act (its opId changed): it decodes and
+    // is written with its index entry, the chain refuses it, and the honest peer's record 3 is
+    // written over it. The liar's index entry stays, pointing at a record of another act.
+    const ghost = rid('ghost');
+    const liar: Serve = async (from, n) => (await honest(from, n)).map((r, i) => {
+      if (from + i !== 3) return r;
+      const b = Buffer.from(r);
+      const at = b.indexOf(rid('denied-3'));
+      if (at < 0) throw new Error('the record does not name its act');
+      b.write(ghost, at, 'utf8');
+      return b;
+    });
+    const source = sourceOf([['liar', liar], ['honest', honest]]);
+    const node = await open(source);
+    t.teardown(() => node.storage.close());
+    await install(node, snap);
+    t.equal(node.app.root(), want, 'installed from the honest peer');
+    t.ok((source.asked.get('liar') ?? 0) > 3, 'the liar answered position 3');
+    const left = await node.storage.appRead(`sm/archive/op/${ghost}`);
+    t.equal(left === undefined ? undefined : decode(left), 3, 'the refused record\'s index entry is still in the store');
+    t.equal(await node.app.act(ghost), undefined, 'yet its act reads as never archived: the record at 3 names another act');
+    t.equal((await node.app.act(rid('denied-3')))?.state, 'Denied', 'and the true act at 3 reads back');
   });
 
   t.test('crash midway: fetched records stay invisible, and the next install re-verifies them and fetches the rest', async (t) => {
@@ -422,22 +456,106 @@ t.test('the keys of a fetched record, walked, are the strict decoder\'s', async 
   ), { numRuns: RUNS * 10, ...replay });
 });
 
-t.test('serving reads a range by one seek into the position index', async (t) => {
+t.test('serving reads a range by one seek into the record log', async (t) => {
   const script = history();
   const node = await open();
   t.teardown(() => node.storage.close());
   await applyPrefix(node, script, script.log.length);
-  const seq = (n: number): string => `sm/archive/seq/${String(n).padStart(16, '0')}`;
+  const at = (n: number): string => `sm/archive/log/${String(n).padStart(16, '0')}`;
   const keys: string[] = [];
-  for await (const [k] of node.storage.appScan('sm/archive/seq/', { from: seq(5), to: seq(9) })) keys.push(k);
-  t.same(keys, [5, 6, 7, 8].map(seq), 'the scan reads from its first key up to, not including, its last');
-  await t.rejects(node.storage.appScan('sm/archive/seq/', { from: 'sm/archive/act/' }).next(), /outside/, 'a range outside the prefix is refused');
-  const many = await node.storage.appReadMany(['sm/archive/seq/' + String(3).padStart(16, '0'), 'sm/archive/act/nobody', seq(0)]);
-  t.same(many.map((v) => (v === undefined ? undefined : Buffer.from(v).toString('utf8'))), [rid('denied-3'), undefined, rid('denied-0')], 'a multi-get answers in the order asked, undefined where absent');
+  for await (const [k] of node.storage.appScan('sm/archive/log/', { from: at(5), to: at(9) })) keys.push(k);
+  t.same(keys, [5, 6, 7, 8].map(at), 'the scan reads from its first key up to, not including, its last');
+  await t.rejects(node.storage.appScan('sm/archive/log/', { from: 'sm/archive/op/' }).next(), /outside/, 'a range outside the prefix is refused');
+  const many = await node.storage.appReadMany([`sm/archive/op/${rid('denied-3')}`, 'sm/archive/op/nobody', `sm/archive/op/${rid('denied-0')}`]);
+  t.same(many.map((v) => (v === undefined ? undefined : decode(v))), [3, undefined, 0], 'a multi-get answers in the order asked, undefined where absent; the index holds positions');
   t.same((await node.app.archiveRange(0, ACTS)).map((r) => strictKeys(r).opId), [...Array(ACTS).keys()].map((i) => rid(`denied-${i}`)), 'every record, in position order');
+  let order = '';
+  for await (const [k] of node.storage.appScan('sm/archive/')) {
+    const kind = k.split('/')[2] as string;
+    if (!order.endsWith(kind)) order += `${order === '' ? '' : ' '}${kind}`;
+  }
+  t.equal(order, 'log op tlog', 'the records sort before their index (compaction moves them down instead of rewriting them; denied acts spent no permit)');
 
-  // The position index names an act stored at another position (a corrupt store): refused, not served.
-  await persist(node.storage, [{ key: 'archive/seq/' + String(5).padStart(16, '0'), value: Buffer.from('denied-6', 'utf8') }]);
-  t.equal(await node.app.archiveRange(4, 3).then(() => 'served', reasonOf), 'STORAGE_CORRUPT', 'a position whose index and act disagree');
+  // A counted position whose record is missing (a corrupt store): refused, not served.
+  await persist(node.storage, [{ key: `archive/log/${String(5).padStart(16, '0')}`, value: null }]);
+  t.equal(await node.app.archiveRange(4, 3).then(() => 'served', reasonOf), 'STORAGE_CORRUPT', 'a counted position without its record');
   t.equal((await node.app.archiveRange(0, 5)).length, 5, 'the positions before it are still served');
+});
+
+
+/** Rewrites a store's archive in the layout before archive/log/ (node/ledger-app.ts convertArchiveLayout). */
+async function toOldLayout(node: Node, extra: readonly { key: string; value: Uint8Array | null }[] = []): Promise<void> {
+  const writes: { key: string; value: Uint8Array | null }[] = [];
+  for await (const [k, v] of node.storage.appScan('sm/archive/log/')) {
+    const seq = Number(k.slice('sm/archive/log/'.length));
+    const opId = strictKeys(v).opId;
+    writes.push({ key: k.slice(3), value: null }, { key: `archive/op/${opId}`, value: null });
+    writes.push({ key: `archive/act/${opId}`, value: encode({ seq, record: v }) }, { key: `archive/seq/${String(seq).padStart(16, '0')}`, value: Buffer.from(opId, 'utf8') });
+  }
+  await persist(node.storage, [...writes, ...extra]);
+}
+
+t.test('a store in the layout before the record log is converted at start', async (t) => {
+  const script = history();
+  const source = await open();
+  t.teardown(() => source.storage.close());
+  await applyPrefix(source, script, script.log.length);
+  const records = await source.app.archiveRange(0, ACTS);
+  const ghost = rid('ghost');
+  // A record fetched and never counted, whose position the counted record took (the old position
+  // index names the counted act), and a position entry past the count with no act entry.
+  const leftovers = [
+    { key: `archive/act/${ghost}`, value: encode({ seq: 3, record: records[5] as Uint8Array }) },
+    { key: `archive/seq/${String(ACTS + 4).padStart(16, '0')}`, value: Buffer.from('nobody', 'utf8') },
+  ];
+  const oldKeys = async (node: Node): Promise<number> => {
+    let n = 0;
+    for await (const [k] of node.storage.appScan('sm/archive/')) if (k.startsWith('sm/archive/act/') || k.startsWith('sm/archive/seq/')) n++;
+    return n;
+  };
+  const readsBack = async (t: Test, node: Node, what: string): Promise<void> => {
+    const app = new LedgerApp({ cold: levelColdStore(node.storage) });
+    app.load((k) => node.storage.appValue(`sm/${k}`), function* () {
+      for (const k of node.storage.appKeys()) if (k.startsWith('sm/')) yield k.slice(3);
+    });
+    t.same((await app.archiveRange(0, ACTS)).map((r) => toHex(r)), records.map((r) => toHex(r)), `${what}: every record is served as before`);
+    t.same((await app.endedActs(ACTS)).map((o) => o.opId), [...Array(ACTS).keys()].map((i) => rid(`denied-${i}`)), `${what}: the chronicle reads back`);
+    t.equal((await app.act(rid('denied-7')))?.state, 'Denied', `${what}: an act reads back by its key`);
+    t.equal(await app.act(ghost), undefined, `${what}: the act of the record never counted is not archived`);
+    t.equal(await oldKeys(node), 0, `${what}: no key of the old layout is left`);
+  };
+
+  const node = await open();
+  t.teardown(() => node.storage.close());
+  await applyPrefix(node, script, script.log.length);
+  await toOldLayout(node, leftovers);
+  t.equal(await oldKeys(node), 2 * ACTS + 2, 'the store holds the old layout');
+  const lines: string[] = [];
+  t.equal(await convertArchiveLayout(levelColdStore(node.storage), (l) => lines.push(l)), ACTS, `${ACTS} records converted`);
+  t.match(lines.at(-1) ?? '', /converted 24 records .*dropped 2 entries/, 'the log says what was converted and dropped');
+  await readsBack(t, node, 'converted');
+  t.equal(await convertArchiveLayout(levelColdStore(node.storage)), 0, 'a converted store is left as it is');
+
+  t.test('property: a conversion cut off after any batch ends the same when run again', async (t) => {
+    await fc.assert(fc.asyncProperty(fc.integer({ min: 1, max: 7 }), fc.nat(8), async (slice, cut) => {
+      const n = await open();
+      try {
+        await applyPrefix(n, script, script.log.length);
+        await toOldLayout(n, leftovers);
+        let puts = 0;
+        // The process dies as the batch after `cut` batches would be written (it never lands).
+        const dying = (c: ColdStore): ColdStore => ({ ...c, put: async (w, sync) => {
+          if (puts++ === cut) throw new Error('killed');
+          return c.put(w, sync);
+        } });
+        const first = await convertArchiveLayout(dying(levelColdStore(n.storage)), undefined, slice).then((k) => k, () => -1);
+        const second = await convertArchiveLayout(levelColdStore(n.storage), undefined, slice);
+        if (first >= 0) t.equal(second, 0, 'a conversion that was not cut off leaves nothing to convert');
+        else t.ok(second <= ACTS, `cut after ${cut} batches of ${slice}: the rest (${second}) converted on the next start`);
+        await readsBack(t, n, `slices of ${slice}, cut after ${cut} batches`);
+      } finally {
+        await n.storage.close();
+      }
+    }), { numRuns: RUNS, ...replay });
+  });
 });

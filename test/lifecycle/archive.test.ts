@@ -179,10 +179,11 @@ t.test('a restore checks the archive against its accumulator and replaces what w
   // Restoring the empty state deletes every archived key, in the same batch.
   const writes = await new LedgerApp({ cold: levelColdStore(storage) }).restore(new Uint8Array(0));
   const deletes = writes.filter((w) => w.key.startsWith('archive/') && !w.key.startsWith('archive/tlog/') && w.value === null).length;
-  t.equal(deletes, 3 + 3 + 2, 'the three acts, their order and the two permits are deleted');
+  t.equal(deletes, 3 + 3 + 2, 'the three records, their index entries and the two permits are deleted');
   t.ok(writes.some((w) => w.key.startsWith('archive/tlog/node/') && w.value === null), 'and so is the Merkle tree over the entries');
   await storage.persist({ hardState: null, entries: [], snapshot: null, app: writes.map((w) => ({ key: `sm/${w.key}`, value: w.value })), sync: true });
-  t.equal(await storage.appRead('sm/archive/act/settled-1'), undefined);
+  t.equal(await storage.appRead('sm/archive/log/0000000000000000'), undefined, 'the first record is gone');
+  t.equal(await storage.appRead(`sm/archive/op/${rid('settled-1')}`), undefined, 'and its index entry');
   // And restoring the snapshot fetches them back from a peer that holds them.
   const back = new LedgerApp({ cold: levelColdStore(storage), archiveSource: { peers: () => ['p'], fetch: async (_p, from, n) => records.slice(from, from + Math.min(n, 2)) } });
   const w2 = await back.restore(snap);
