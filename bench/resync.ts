@@ -94,17 +94,33 @@ function cli(args: string[]): Promise<{ code: number | null; out: string }> {
 
 /** Peak and current resident set of a process, in KiB (Linux /proc). */
 /** CPU seconds a process has used (user and system), from /proc/<pid>/stat. */
-function cpuOf(pid: number | undefined): number {
+function cpuOf(pid: number | undefined, file = `/proc/${pid}/stat`): number {
   if (pid === undefined) return 0;
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = readFileSync(file, 'utf8');
   const rest = f.slice(f.lastIndexOf(')') + 2).split(' '); // fields from the 3rd on (the name may hold spaces)
   return (Number(rest[11]) + Number(rest[12])) / 100; // utime and stime, in USER_HZ (100 on Linux)
 }
 
-function rssOf(pid: number): { peakKiB: number; nowKiB: number } {
+/** CPU seconds of a process's threads, summed by thread name (the main thread, the thread pool's, LevelDB's, the GC's). */
+function threadCpuOf(pid: number | undefined): Map<string, number> {
+  const out = new Map<string, number>();
+  if (pid === undefined) return out;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const name = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+      const label = tid === String(pid) ? 'main' : `${name}:${tid}`;
+      out.set(label, (out.get(label) ?? 0) + cpuOf(Number(tid), `/proc/${pid}/task/${tid}/stat`));
+    } catch {
+      // the thread ended between the listing and the read: its time is in no other thread's
+    }
+  }
+  return out;
+}
+
+function rssOf(pid: number): { peakKiB: number; nowKiB: number; anonKiB: number; fileKiB: number } {
   const s = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kib = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(s)?.[1] ?? 0);
-  return { peakKiB: kib('VmHWM'), nowKiB: kib('VmRSS') };
+  return { peakKiB: kib('VmHWM'), nowKiB: kib('VmRSS'), anonKiB: kib('RssAnon'), fileKiB: kib('RssFile') };
 }
 
 /** A script whose cluster is `c`'s: its genesis event is byte for byte the one the daemons start from. */
@@ -263,11 +279,13 @@ async function main(): Promise<void> {
       return newest?.state === 'Settled' ? s : null;
     }, 1_800_000, 100);
     const syncMs = performance.now() - t0;
+    const threads = threadCpuOf(d.pid);
     const cpu = { n3: cpuOf(d.pid), peers: c.members.filter((n) => n.id !== 'n3').map((n, i) => cpuOf(n.daemon?.pid) - (peersCpu0[i] as number)) };
     const oldest = await n3.showAct(rid('act-0'));
     if (oldest.state !== 'Settled') throw new Error('bench: the oldest act does not read back on the wiped node');
     if (d.pid !== undefined) peakKiB = Math.max(peakKiB, rssOf(d.pid).peakKiB);
-    const now = d.pid !== undefined ? rssOf(d.pid).nowKiB : 0;
+    const rss = d.pid !== undefined ? rssOf(d.pid) : { nowKiB: 0, anonKiB: 0, fileKiB: 0 };
+    const now = rss.nowKiB;
     n3.close();
     const log = readFileSync(join(root, 'n3.log')).subarray(logFrom).toString('utf8');
     const fetched = /archive: fetched records (\d+)\.\.(\d+) from (\S+)/.exec(log);
@@ -281,8 +299,9 @@ async function main(): Promise<void> {
     const timing = /archive: fetched records \S+ from \S+ in (.*)$/m.exec(log)?.[1];
     say(`n3 phases (s from its start): snapshot in hand ${phases.snapshotInHand ?? '?'}, archive fetched ${phases.archiveFetched ?? '?'}, in sync ${(syncMs / 1000).toFixed(1)}${timing ? `; fetch: ${timing}` : ''}`);
     say(`wiped node n3 in sync after ${(syncMs / 1000).toFixed(1)} s: applied ${caught.applied}, ${fetched ? `archive records ${fetched[1]}..${fetched[2]} fetched from ${fetched[3]}` : 'no archive fetch logged'}; act-0 and act-${ACTS - 1} read back Settled`);
-    say(`n3 resident set: peak ${mib(peakKiB)} MiB, now ${mib(now)} MiB`);
+    say(`n3 resident set: peak ${mib(peakKiB)} MiB, now ${mib(now)} MiB (${mib(rss.anonKiB)} MiB anonymous, ${mib(rss.fileKiB)} MiB pages of files it maps: LevelDB maps its table files to read them)`);
     say(`CPU while n3 caught up: n3 ${cpu.n3.toFixed(1)} s, its peers ${cpu.peers.map((x) => x.toFixed(1)).join(' s and ')} s (two cores: at most ${(2 * syncMs / 1000).toFixed(0)} s in all)`);
+    say(`n3's threads: ${[...threads].sort((a, b) => b[1] - a[1]).filter(([, v]) => v >= 0.5).map(([k, v]) => `${k} ${v.toFixed(1)} s`).join(', ')}`);
     result = { bench: 'resync', acts: ACTS, buildSeconds: Math.round(built.seconds * 10) / 10, snapshotFileMiB: Math.round(statSync(file).size / 104857.6) / 10, syncSeconds: Math.round(syncMs / 100) / 10, peakRssMiB: mib(peakKiB), rssMiB: mib(now), cpuSeconds: { n3: Math.round(cpu.n3 * 10) / 10, peers: cpu.peers.map((x) => Math.round(x * 10) / 10) }, fetched: fetched ? Number(fetched[2]) + 1 : 0, ...phases };
   } finally {
     await c.stop();
