@@ -37,6 +37,13 @@ export const raft = {
    * flushed), and a small store never fills one.
    */
   storeWriteBufferBytes: 16 * 1024 * 1024,
+  /**
+   * A scan of the store (a peer serving archive records, the node re-hashing what it holds) reads
+   * ahead this many bytes, and takes at most storeScanEntries entries, per trip to LevelDB's
+   * thread: LevelDB's binding reads 16 KiB (a few archived records) per trip by default.
+   */
+  storeScanReadAheadBytes: 1024 * 1024,
+  storeScanEntries: 1024,
   /** Applied entries kept in the log after a snapshot, so slow followers can still catch up by log. */
   compactionKeepEntries: 1000,
   /** Applied entries between automatic snapshots. */

@@ -40,8 +40,9 @@ export function logKeyIndex(k: Uint8Array): number | null {
   return v > BigInt(Number.MAX_SAFE_INTEGER) ? null : Number(v);
 }
 
+const APP_PREFIX_TEXT = APP_PREFIX.toString('utf8');
 export function appKey(key: string): Buffer {
-  return Buffer.concat([APP_PREFIX, Buffer.from(key, 'utf8')]);
+  return Buffer.from(APP_PREFIX_TEXT + key, 'utf8'); // one buffer: every stored application key goes through here
 }
 
 /** Human-readable name of a stored key for error messages. */
@@ -52,7 +53,7 @@ export function describeKey(k: Uint8Array): string {
 }
 
 export function seal(payload: Uint8Array): Buffer {
-  const v = Buffer.alloc(HEADER_BYTES + payload.length);
+  const v = Buffer.allocUnsafe(HEADER_BYTES + payload.length); // every byte is written below
   v[0] = VALUE_VERSION;
   v.writeUInt32BE(crc32c(payload), 1);
   v.set(payload, HEADER_BYTES);
