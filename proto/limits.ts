@@ -128,6 +128,13 @@ export const ledger = {
    */
   archiveFetchAnswersAhead: 2,
   /**
+   * Index entries of archive records written outside the driver's batch (a snapshot's install)
+   * are kept in memory and written in runs of this many records, in LevelDB files apart
+   * from the records (node/ledger-app.ts IndexRuns). At most this many entries are held: a few
+   * hundred bytes each.
+   */
+  archiveIndexRunRecords: 100_000,
+  /**
    * The policy's explanation an act's record keeps beside the rule that decided it (OpRecord.rule):
    * longer details are clipped at a character boundary (ledger/state.ts clipRuleDetail), the same
    * way on every node, so the record stays bounded and identical across replicas.
@@ -713,6 +720,7 @@ check(kernel.repairHelpersMax <= kernel.participantsMax && kernel.repairSealedBy
 check(kernel.nonceBatchMax >= tx.messagesPerActMax && kernel.noncesOutstandingMax >= 2 * tx.messagesPerActMax + kernel.nonceBatchMax, 'a participant presigns a whole act in one batch and holds more than one largest act besides a batch');
 check(tx.messagesPerActMax * (32 + 16 + kernel.participantsMax * (kernel.idBytesMax + 2 * 33 + 16)) + 4 * kernel.idBytesMax + 1024 <= kernel.frameBytesMax, 'one act\'s sign request (every message with a full commitment list) fits a kernel frame');
 check(Math.max(tx.solanaMessageBytesMax, tx.rawBytesMax, 32) <= kernel.messageBytesMax, 'every message an act signs fits a kernel sign request');
+check(ledger.archiveIndexRunRecords >= 1 && ledger.archiveIndexRunRecords * (2 * ledger.idBytesMax + 2 * 64 + 256) <= 64 * 1024 * 1024, 'an index run holds at least one record and at most a few tens of MiB');
 check(ledger.archiveFetchAnswersAhead >= 1 && (ledger.archiveFetchAnswersAhead + 1) * ledger.archiveFetchBytesMax <= 64 * 1024 * 1024, 'an archive fetch asks at least one answer ahead and holds a few MiB of answers');
 check(tlog.certificateEntryBytesMax >= ledger.eventBytesMax + 64 && tx.messagesPerActMax * (32 + 16 + kernel.participantsMax * (kernel.idBytesMax + 2 * 33 + 16)) + 4 * kernel.idBytesMax + 1024 + tlog.noteBytesMax + tlog.certificateInclusionsMax * (tlog.certificateEntryBytesMax + tlog.proofHashesMax * 34 + 16) + tlog.proofHashesMax * 34 + 32 <= kernel.frameBytesMax, 'one act\'s sign request with its entry certificate (a full note, two largest entries, two longest inclusion proofs and the longest consistency proof) fits a kernel frame');
 
