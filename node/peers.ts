@@ -75,6 +75,7 @@ export class PeerTransport implements Transport {
         'grpc.keepalive_permit_without_calls': 1,
         'grpc.initial_reconnect_backoff_ms': nodeLimits.peerReconnectMsMin,
         'grpc.max_reconnect_backoff_ms': nodeLimits.peerReconnectMsMax,
+        'grpc-node.flow_control_window': nodeLimits.peerFlowControlWindowBytes,
       });
       this.peers.set(id, { id, address, client, stream: null, connecting: false, up: false, waitingDrain: false, queue: [], queueBytes: 0, exchange: null, backoffMs: nodeLimits.peerReconnectMsMin, retryTimer: null });
     }

@@ -379,6 +379,15 @@ export const kernel = {
 export const node = {
   /** Largest gRPC message between peers (must hold one full append batch plus framing). */
   peerMessageBytesMax: 4 * 1024 * 1024,
+  /**
+   * HTTP/2 flow-control window a node grants each peer it calls (grpc-js
+   * `grpc-node.flow_control_window`, per stream and per connection; RFC 9113 §6.9). HTTP/2's
+   * default of 64 KiB lets a peer send one archive answer (up to ledger.archiveFetchBytesMax) only
+   * in window-sized pieces, each waiting for this node's event loop to grant the next: answers
+   * asked ahead then stall while the node checks and writes the last. This many bytes in flight per
+   * peer are held at most.
+   */
+  peerFlowControlWindowBytes: 8 * 1024 * 1024,
   /** Largest admin API request. */
   adminRequestBytesMax: 1024 * 1024,
   /** Most bytes of Raft messages packed into one peer stream frame (batching). */
@@ -688,6 +697,7 @@ check(raft.appendBytesMax * 2 <= node.peerMessageBytesMax, 'an append batch must
 check(raft.snapshotChunkBytes * 2 <= node.peerMessageBytesMax, 'a snapshot chunk must fit a peer message');
 check(raft.appendBytesMax + raft.snapshotChunkBytes < node.peerBatchBytesMax && node.peerBatchBytesMax < node.peerMessageBytesMax, 'a peer batch holds a full append and fits a peer message');
 check(raft.proposalBytesMax < node.clientRequestBytesMax, 'a client request holds a full proposal');
+check(node.peerFlowControlWindowBytes >= (ledger.archiveFetchAnswersAhead + 1) * ledger.archiveFetchBytesMax && node.peerFlowControlWindowBytes <= 64 * 1024 * 1024, 'a peer may send every archive answer asked ahead at once, and no more than a few tens of MiB');
 check(node.peerReconnectMsMin < node.peerReconnectMsMax, 'reconnect backoff grows');
 check(raft.inflightBytesMax >= raft.appendBytesMax, 'flow control must admit at least one full append');
 check(raft.compactionKeepEntries < raft.snapshotEveryEntries, 'keep fewer entries than a snapshot interval');
