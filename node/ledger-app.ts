@@ -1179,7 +1179,7 @@ function recordWrites(k: RecordKeys, seq: number, record: Uint8Array): AppWrite[
  */
 class IndexRuns {
   private run: { seq: number; opId: string; permit: string | null }[] = [];
-  /** Records indexed, runs written, and the time spent writing them (sorting, writing, sealing). */
+  /** Records indexed, runs written, and the time spent writing them (sealing included). */
   indexed = 0;
   runs = 0;
   ms = 0;
