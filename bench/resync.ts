@@ -92,8 +92,7 @@ function cli(args: string[]): Promise<{ code: number | null; out: string }> {
   });
 }
 
-/** Peak and current resident set of a process, in KiB (Linux /proc). */
-/** CPU seconds a process has used (user and system), from /proc/<pid>/stat. */
+/** CPU seconds a process (or, with `file`, one of its threads) has used, user and system, from /proc. */
 function cpuOf(pid: number | undefined, file = `/proc/${pid}/stat`): number {
   if (pid === undefined) return 0;
   const f = readFileSync(file, 'utf8');
@@ -101,7 +100,7 @@ function cpuOf(pid: number | undefined, file = `/proc/${pid}/stat`): number {
   return (Number(rest[11]) + Number(rest[12])) / 100; // utime and stime, in USER_HZ (100 on Linux)
 }
 
-/** CPU seconds of a process's threads, summed by thread name (the main thread, the thread pool's, LevelDB's, the GC's). */
+/** CPU seconds of each of a process's threads, labelled `main` or by name and thread id (the thread pool's, LevelDB's, the GC's). */
 function threadCpuOf(pid: number | undefined): Map<string, number> {
   const out = new Map<string, number>();
   if (pid === undefined) return out;
@@ -109,7 +108,7 @@ function threadCpuOf(pid: number | undefined): Map<string, number> {
     try {
       const name = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
       const label = tid === String(pid) ? 'main' : `${name}:${tid}`;
-      out.set(label, (out.get(label) ?? 0) + cpuOf(Number(tid), `/proc/${pid}/task/${tid}/stat`));
+      out.set(label, cpuOf(Number(tid), `/proc/${pid}/task/${tid}/stat`));
     } catch {
       // the thread ended between the listing and the read: its time is in no other thread's
     }
@@ -117,6 +116,7 @@ function threadCpuOf(pid: number | undefined): Map<string, number> {
   return out;
 }
 
+/** Peak and current resident set of a process, and the current split into anonymous and file pages, in KiB (Linux /proc). */
 function rssOf(pid: number): { peakKiB: number; nowKiB: number; anonKiB: number; fileKiB: number } {
   const s = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kib = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(s)?.[1] ?? 0);

@@ -1146,8 +1146,13 @@ class CborWalk {
 
 /** The keys of one archived record at position `seq` (the layout in the header). */
 function recordWrites(k: RecordKeys, seq: number, record: Uint8Array): AppWrite[] {
-  const w: AppWrite[] = [{ key: logKey(seq), value: record }, { key: OP_PREFIX + k.opId, value: encode(seq) }];
-  if (k.permitId !== null) w.push({ key: PERMIT_PREFIX + toHex(k.permitId), value: Buffer.from(k.opId, 'utf8') });
+  return [{ key: logKey(seq), value: record }, ...indexWrites(seq, k.opId, k.permitId === null ? null : toHex(k.permitId))];
+}
+
+/** The index entries of the record of act `opId` at position `seq`, and of its spent permit (hex) if it had one. */
+function indexWrites(seq: number, opId: string, permitHex: string | null): AppWrite[] {
+  const w: AppWrite[] = [{ key: OP_PREFIX + opId, value: encode(seq) }];
+  if (permitHex !== null) w.push({ key: PERMIT_PREFIX + permitHex, value: Buffer.from(opId, 'utf8') });
   return w;
 }
 
@@ -1223,8 +1228,7 @@ class IndexRuns {
     let writes: AppWrite[] = [];
     for (let i = 0; i < run.length; i++) {
       const e = run[i] as (typeof run)[number];
-      writes.push({ key: OP_PREFIX + e.opId, value: encode(e.seq) });
-      if (e.permit !== null) writes.push({ key: PERMIT_PREFIX + e.permit, value: Buffer.from(e.opId, 'utf8') });
+      writes.push(...indexWrites(e.seq, e.opId, e.permit));
       if (writes.length >= INDEX_PUT_ENTRIES || i === run.length - 1) {
         await this.cold.put(writes, sync && i === run.length - 1);
         writes = [];
@@ -1292,7 +1296,8 @@ export async function convertArchiveLayout(cold: ColdStore, log: (line: string) 
         dropped++;
         return;
       }
-      writes.push({ key: logKey(a.seq), value: a.record }, { key: OP_PREFIX + a.opId, value: encode(a.seq) }, { key: oldSeqKey(a.seq), value: null });
+      // The permit entry is the same in both layouts, and stays.
+      writes.push({ key: logKey(a.seq), value: a.record }, ...indexWrites(a.seq, a.opId, null), { key: oldSeqKey(a.seq), value: null });
       converted++;
     });
     await cold.put(writes, false);
